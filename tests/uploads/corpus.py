@@ -1,0 +1,668 @@
+"""An odd and hostile image corpus, built in memory.
+
+Every builder returns the raw bytes of one file. Nothing is read from disk, so
+the corpus can be reused by any test (processing, API, storage) without
+fixtures. ``SAMPLES`` lists the interesting items together with the file name
+a client might send (names are only data: a PNG called ``photo.jpg`` stays a
+PNG) and what the upload pipeline is expected to do with them.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import struct
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from PIL import Image, ImageChops, ImageCms, ImageDraw
+
+RGB = tuple[int, int, int]
+
+# Colours of the quadrant pattern used by orientation tests: each corner is
+# distinct so a test can tell a rotation from a flip.
+TOP_LEFT: RGB = (220, 20, 20)
+TOP_RIGHT: RGB = (20, 180, 20)
+BOTTOM_LEFT: RGB = (20, 20, 220)
+BOTTOM_RIGHT: RGB = (235, 235, 235)
+
+
+# --------------------------------------------------------------------------
+# Small helpers
+
+
+def _save(img: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    img.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def quadrants(width: int = 80, height: int = 60) -> Image.Image:
+    """An RGB image whose four quadrants have the four corner colours."""
+    img = Image.new("RGB", (width, height), BOTTOM_RIGHT)
+    draw = ImageDraw.Draw(img)
+    half_w, half_h = width // 2, height // 2
+    draw.rectangle((0, 0, half_w - 1, half_h - 1), fill=TOP_LEFT)
+    draw.rectangle((half_w, 0, width - 1, half_h - 1), fill=TOP_RIGHT)
+    draw.rectangle((0, half_h, half_w - 1, height - 1), fill=BOTTOM_LEFT)
+    return img
+
+
+def solid(
+    color: RGB | tuple[int, int, int, int] | int,
+    size: tuple[int, int] = (64, 48),
+    mode: str = "RGB",
+) -> Image.Image:
+    return Image.new(mode, size, color)
+
+
+def jpeg(img: Image.Image | None = None, *, quality: int = 90, **params: Any) -> bytes:
+    return _save(
+        img if img is not None else quadrants(), "JPEG", quality=quality, **params
+    )
+
+
+def png(img: Image.Image | None = None, **params: Any) -> bytes:
+    return _save(img if img is not None else quadrants(), "PNG", **params)
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return (
+        struct.pack(">I", len(body))
+        + kind
+        + body
+        + struct.pack(">I", zlib.crc32(kind + body))
+    )
+
+
+def _png_file(
+    width: int, height: int, bit_depth: int, color_type: int, idat: bytes
+) -> bytes:
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", idat)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+# --------------------------------------------------------------------------
+# Broken, empty and not-an-image files
+
+
+def zero_bytes() -> bytes:
+    return b""
+
+
+def truncated_jpeg() -> bytes:
+    """A real photo-ish JPEG cut in the middle of its entropy-coded data."""
+    data = photo_jpeg(320, 240, quality=90)
+    return data[: len(data) // 2]
+
+
+def garbage() -> bytes:
+    return random.Random(7).randbytes(4096)
+
+
+def svg() -> bytes:
+    return (
+        b'<?xml version="1.0" encoding="UTF-8"?>\n'
+        b'<svg xmlns="http://www.w3.org/2000/svg" width="100" height="100">'
+        b'<script>alert("svg")</script><rect width="100" height="100" fill="red"/></svg>\n'
+    )
+
+
+def html() -> bytes:
+    return b"<!DOCTYPE html><html><body><script>alert(document.cookie)</script></body></html>\n"
+
+
+def eps() -> bytes:
+    return (
+        b"%!PS-Adobe-3.0 EPSF-3.0\n"
+        b"%%BoundingBox: 0 0 100 100\n"
+        b"%%EndComments\n"
+        b"newpath 10 10 moveto 90 90 lineto stroke\n"
+        b"showpage\n%%EOF\n"
+    )
+
+
+def psd(width: int = 32, height: int = 24) -> bytes:
+    """A minimal but valid flat RGB Photoshop file (Pillow could read it)."""
+    header = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, height, width, 8, 3)
+    sections = struct.pack(">III", 0, 0, 0)  # colour mode data, resources, layers
+    planes = bytes([200]) * (width * height) + bytes([40]) * (width * height) * 2
+    return header + sections + struct.pack(">H", 0) + planes
+
+
+# --------------------------------------------------------------------------
+# Decompression bombs: only the header claims the huge size
+
+
+def png_bomb(width: int = 100_000, height: int = 100_000) -> bytes:
+    return _png_file(width, height, 8, 0, zlib.compress(b"\x00" * 1024, 9))
+
+
+def gif_bomb(width: int = 65_535, height: int = 65_535) -> bytes:
+    """GIF sizes are 16 bit, so 65535x65535 is the biggest a header can claim."""
+    screen = struct.pack("<HHBBB", width, height, 0, 0, 0)
+    descriptor = b"," + struct.pack("<HHHHB", 0, 0, width, height, 0)
+    lzw = b"\x02" + b"\x02\x4c\x01" + b"\x00"
+    return b"GIF89a" + screen + descriptor + lzw + b";"
+
+
+def jpeg_bomb(width: int = 65_500, height: int = 65_500) -> bytes:
+    """A small valid JPEG whose SOF marker was patched to claim a huge frame."""
+    data = bytearray(jpeg(solid((10, 20, 30), (16, 16)), quality=50))
+    sof = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, sof + 5, height, width)
+    return bytes(data)
+
+
+def gif_frame_bomb(side: int = 1200, frames: int = 40) -> bytes:
+    """Each frame is legal; together they exceed 50 MP (1200*1200*40 = 57.6 MP)."""
+    images = [Image.new("P", (side, side), i % 2) for i in range(frames)]
+    for img in images:
+        img.putpalette([0, 0, 0, 255, 255, 255])
+    return _save(
+        images[0], "GIF", save_all=True, append_images=images[1:], optimize=False
+    )
+
+
+# --------------------------------------------------------------------------
+# Polyglots
+
+
+def gif_with_html_appended() -> bytes:
+    return (
+        _save(solid(1, (8, 8), "P"), "GIF") + b"<html><script>alert(1)</script></html>"
+    )
+
+
+def jpeg_with_script_appended() -> bytes:
+    return jpeg() + b"<script>alert('polyglot')</script>"
+
+
+def html_with_gif_magic() -> bytes:
+    return b"GIF89a<html><body><script>alert(1)</script></body></html>"
+
+
+# --------------------------------------------------------------------------
+# ICC profiles
+
+
+def _mat_mul(
+    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
+) -> list[list[float]]:
+    return [
+        [sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)
+    ]
+
+
+def _mat_vec(a: Sequence[Sequence[float]], v: Sequence[float]) -> list[float]:
+    return [sum(a[i][k] * v[k] for k in range(3)) for i in range(3)]
+
+
+def _mat_inv(m: Sequence[Sequence[float]]) -> list[list[float]]:
+    (a, b, c), (d, e, f), (g, h, i) = m
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    return [
+        [(e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det],
+        [(f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det],
+        [(d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det],
+    ]
+
+
+def _xy_to_xyz(x: float, y: float) -> list[float]:
+    return [x / y, 1.0, (1.0 - x - y) / y]
+
+
+_BRADFORD = [
+    [0.8951, 0.2664, -0.1614],
+    [-0.7502, 1.7135, 0.0367],
+    [0.0389, -0.0685, 1.0296],
+]
+_D50 = [0.9642, 1.0, 0.8249]
+_D65_XY = (0.3127, 0.3290)
+
+
+def rgb_to_xyz_d50(
+    primaries: Sequence[tuple[float, float]], white: tuple[float, float] = _D65_XY
+) -> list[list[float]]:
+    """RGB -> XYZ matrix adapted to the D50 connection space (Bradford)."""
+    cols = [_xy_to_xyz(x, y) for x, y in primaries]
+    p = [[cols[j][i] for j in range(3)] for i in range(3)]
+    white_xyz = _xy_to_xyz(*white)
+    scale = _mat_vec(_mat_inv(p), white_xyz)
+    m = [[p[i][j] * scale[j] for j in range(3)] for i in range(3)]
+    src_cone = _mat_vec(_BRADFORD, white_xyz)
+    dst_cone = _mat_vec(_BRADFORD, _D50)
+    ratio = [
+        [dst_cone[i] / src_cone[i] if i == j else 0.0 for j in range(3)]
+        for i in range(3)
+    ]
+    adapt = _mat_mul(_mat_inv(_BRADFORD), _mat_mul(ratio, _BRADFORD))
+    return _mat_mul(adapt, m)
+
+
+def _s15f16(v: float) -> bytes:
+    return struct.pack(">i", round(v * 65536))
+
+
+def _xyz_tag(xyz: Sequence[float]) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15f16(v) for v in xyz)
+
+
+def _gamma_tag(gamma: float) -> bytes:
+    return b"curv\0\0\0\0" + struct.pack(">IH", 1, round(gamma * 256)) + b"\0\0"
+
+
+def _srgb_trc_tag(points: int = 1024) -> bytes:
+    def decode(v: float) -> float:
+        return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+    samples = [round(decode(i / (points - 1)) * 65535) for i in range(points)]
+    return b"curv\0\0\0\0" + struct.pack(f">I{points}H", points, *samples)
+
+
+def _desc_tag(text: str) -> bytes:
+    ascii_text = text.encode("ascii") + b"\0"
+    body = b"desc\0\0\0\0" + struct.pack(">I", len(ascii_text)) + ascii_text
+    # Empty Unicode and ScriptCode records, as ICC v2 requires them to exist.
+    return body + struct.pack(">II", 0, 0) + struct.pack(">HB", 0, 0) + b"\0" * 67
+
+
+def _text_tag(text: str) -> bytes:
+    return b"text\0\0\0\0" + text.encode("ascii") + b"\0"
+
+
+def icc_rgb_profile(
+    description: str,
+    primaries: Sequence[tuple[float, float]],
+    trc: Literal["srgb"] | float,
+    white: tuple[float, float] = _D65_XY,
+) -> bytes:
+    """Serialise a matrix/TRC ICC v2 display profile."""
+    matrix = rgb_to_xyz_d50(primaries, white)
+    curve = _srgb_trc_tag() if trc == "srgb" else _gamma_tag(trc)
+    white_xyz = _xy_to_xyz(*white)
+    tags: list[tuple[bytes, bytes]] = [
+        (b"desc", _desc_tag(description)),
+        (b"cprt", _text_tag("No copyright, use freely")),
+        (b"wtpt", _xyz_tag(white_xyz)),
+        (b"rXYZ", _xyz_tag([matrix[i][0] for i in range(3)])),
+        (b"gXYZ", _xyz_tag([matrix[i][1] for i in range(3)])),
+        (b"bXYZ", _xyz_tag([matrix[i][2] for i in range(3)])),
+        (b"rTRC", curve),
+        (b"gTRC", curve),
+        (b"bTRC", curve),
+    ]
+    table_size = 4 + 12 * len(tags)
+    offset = 128 + table_size
+    table = struct.pack(">I", len(tags))
+    data = b""
+    shared: dict[bytes, int] = {}
+    for signature, body in tags:
+        if body in shared:  # the three TRCs may point at one curve
+            table += struct.pack(">4sII", signature, shared[body], len(body))
+            continue
+        shared[body] = offset + len(data)
+        table += struct.pack(">4sII", signature, offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = 128 + table_size + len(data)
+    header = (
+        struct.pack(">I", size)
+        + b"none"
+        + struct.pack(">I", 0x02100000)
+        + b"mntrRGB XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 4  # platform
+        + struct.pack(">I", 0)  # flags
+        + b"\0" * 8  # manufacturer, model
+        + b"\0" * 8  # attributes
+        + struct.pack(">I", 0)  # perceptual intent
+        + b"".join(_s15f16(v) for v in _D50)
+        + b"none"
+        + b"\0" * 16  # profile id
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + table + data
+
+
+ADOBE_RGB_PRIMARIES = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
+DISPLAY_P3_PRIMARIES = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
+
+
+def adobe_rgb_profile() -> bytes:
+    return icc_rgb_profile(
+        "Adobe RGB (1998) compatible", ADOBE_RGB_PRIMARIES, 563 / 256
+    )
+
+
+def display_p3_profile() -> bytes:
+    return icc_rgb_profile("Display P3 compatible", DISPLAY_P3_PRIMARIES, "srgb")
+
+
+def srgb_profile() -> bytes:
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+    return profile.tobytes()
+
+
+def jpeg_with_profile(
+    color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)
+) -> bytes:
+    """A flat colour tagged with ``profile``: the pixel values are in that space."""
+    return jpeg(solid(color, size), quality=95, subsampling=0, icc_profile=profile)
+
+
+def png_with_profile(
+    color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)
+) -> bytes:
+    return png(solid(color, size), icc_profile=profile)
+
+
+def cmyk_jpeg(
+    color: tuple[int, int, int, int] = (0, 255, 255, 0),
+    size: tuple[int, int] = (64, 48),
+) -> bytes:
+    """A CMYK JPEG (pure red by default) without a profile: none can be built here."""
+    return jpeg(solid(color, size, "CMYK"), quality=95)
+
+
+# --------------------------------------------------------------------------
+# Modes and bit depths
+
+
+def png_16bit_gray(size: tuple[int, int] = (64, 48)) -> bytes:
+    img = Image.new("I;16", size)
+    img.paste(40000, (0, 0, size[0] // 2, size[1]))
+    img.paste(10000, (size[0] // 2, 0, size[0], size[1]))
+    return png(img)
+
+
+def png_16bit_rgb(
+    size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (65535, 32768, 0)
+) -> bytes:
+    """Pillow cannot write 48-bit RGB PNGs, so the chunks are written by hand."""
+    pixel = struct.pack(">HHH", *color)
+    row = b"\x00" + pixel * size[0]
+    return _png_file(size[0], size[1], 16, 2, zlib.compress(row * size[1]))
+
+
+def png_palette_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Index 0 is fully transparent, the right half is opaque red (index 1)."""
+    img = Image.new("P", size, 0)
+    img.putpalette([0, 0, 0, 255, 0, 0])
+    img.paste(1, (size[0] // 2, 0, size[0], size[1]))
+    return png(img, transparency=0)
+
+
+def gif_palette_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    img = Image.new("P", size, 0)
+    img.putpalette([0, 0, 0, 0, 0, 255])
+    img.paste(1, (size[0] // 2, 0, size[0], size[1]))
+    return _save(img, "GIF", transparency=0)
+
+
+def png_palette(size: tuple[int, int] = (64, 48)) -> bytes:
+    return png(quadrants(*size).convert("P", palette=Image.Palette.ADAPTIVE, colors=8))
+
+
+def png_la(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Grey 128, left half fully transparent."""
+    img = Image.new("LA", size, (128, 255))
+    img.paste((0, 0), (0, 0, size[0] // 2, size[1]))
+    return png(img)
+
+
+def png_rgba(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Green, left half fully transparent (with black colour underneath)."""
+    img = Image.new("RGBA", size, (0, 200, 0, 255))
+    img.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    return png(img)
+
+
+def png_gray(size: tuple[int, int] = (64, 48)) -> bytes:
+    return png(Image.new("L", size, 90))
+
+
+def png_bilevel(size: tuple[int, int] = (64, 48)) -> bytes:
+    img = Image.new("1", size, 1)
+    img.paste(0, (0, 0, size[0] // 2, size[1]))
+    return png(img)
+
+
+def tiff_int32(size: tuple[int, int] = (64, 48)) -> bytes:
+    return _save(Image.new("I", size, 200), "TIFF")
+
+
+def tiff_float(size: tuple[int, int] = (64, 48)) -> bytes:
+    return _save(Image.new("F", size, 0.5), "TIFF")
+
+
+def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
+    """Many tiny frames; the first one is red so tests can tell it apart."""
+    palette = [255, 0, 0] + [v for i in range(1, 256) for v in (0, i, 255 - i)]
+    images = []
+    for i in range(frames):
+        img = Image.new("P", size, 0 if i == 0 else 1 + i % 255)
+        img.putpalette(palette)
+        images.append(img)
+    return _save(
+        images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0
+    )
+
+
+# --------------------------------------------------------------------------
+# EXIF orientation and metadata
+
+# How the stored pixels must be transformed to be displayed, per EXIF value.
+_DISPLAY_TRANSFORM: dict[int, Image.Transpose | None] = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# The inverse of each transform above: what turns the upright picture into the stored one.
+_STORE_TRANSFORM: dict[int, Image.Transpose | None] = {
+    **_DISPLAY_TRANSFORM,
+    6: Image.Transpose.ROTATE_90,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+def oriented_jpeg(orientation: int, size: tuple[int, int] = (80, 60)) -> bytes:
+    """When displayed per its Orientation tag, the red quadrant is top-left and the
+    picture is ``size`` (landscape); the stored pixels are transformed accordingly."""
+    upright = quadrants(*size)
+    transform = _STORE_TRANSFORM[orientation]
+    stored = upright.transpose(transform) if transform is not None else upright
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return jpeg(stored, quality=95, exif=exif.tobytes())
+
+
+XMP_PACKET = (
+    b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+    b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+    b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="Secret Photographer"/>'
+    b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+)
+
+
+def jpeg_with_metadata(size: tuple[int, int] = (80, 60)) -> bytes:
+    """EXIF camera data, a GPS position, XMP, a comment and an sRGB profile."""
+    exif = Image.Exif()
+    exif[0x010F] = "Camera Maker"  # Make
+    exif[0x0110] = "Model 1"  # Model
+    exif[0x0131] = "Editor 2.0"  # Software
+    exif[0x0112] = 1
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (52.0, 22.0, 12.5)
+    gps[3] = "E"
+    gps[4] = (4.0, 53.0, 30.1)
+    return jpeg(
+        quadrants(*size),
+        quality=90,
+        exif=exif.tobytes(),
+        xmp=XMP_PACKET,
+        comment=b"private comment",
+        icc_profile=srgb_profile(),
+    )
+
+
+# --------------------------------------------------------------------------
+# Real-world deliveries
+
+
+def supplier_tiff(size: tuple[int, int] = (3000, 2000)) -> bytes:
+    """An RGBA LZW TIFF with a transparent border, like product shots from suppliers."""
+    img = Image.new("RGBA", size, (0, 0, 0, 0))
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    draw.rectangle(
+        (w // 10, h // 10, w - w // 10, h - h // 10), fill=(30, 90, 200, 255)
+    )
+    draw.ellipse((w // 3, h // 3, 2 * w // 3, 2 * h // 3), fill=(250, 200, 0, 255))
+    return _save(img, "TIFF", compression="tiff_lzw")
+
+
+def icon_tiff(side: int = 192) -> bytes:
+    """A square icon stored rotated 90 degrees counter-clockwise (no extension)."""
+    return _save(quadrants(side, side).transpose(Image.Transpose.ROTATE_90), "TIFF")
+
+
+def bmp(size: tuple[int, int] = (80, 60)) -> bytes:
+    return _save(quadrants(*size), "BMP")
+
+
+def webp(size: tuple[int, int] = (80, 60), *, lossless: bool = True) -> bytes:
+    return _save(quadrants(*size), "WEBP", lossless=lossless)
+
+
+def webp_rgba(size: tuple[int, int] = (64, 48)) -> bytes:
+    img = Image.new("RGBA", size, (0, 0, 255, 255))
+    img.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    return _save(img, "WEBP", lossless=True)
+
+
+def photo(width: int = 4000, height: int = 3000, *, seed: int = 0) -> Image.Image:
+    """Smooth colour gradients with sensor-like noise and a few hard edges: close
+    enough to a photograph for codecs and resamplers to do realistic work."""
+    rng = random.Random(seed)
+    coarse = Image.new("RGB", (8, 6))
+    coarse.putdata(
+        [
+            (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+            for _ in range(48)
+        ]
+    )
+    base = coarse.resize((width, height), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(base)
+    for _ in range(12):
+        x, y = rng.randrange(width), rng.randrange(height)
+        r = rng.randrange(min(width, height) // 20, min(width, height) // 5)
+        fill = (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+        draw.ellipse((x - r, y - r, x + r, y + r), fill=fill)
+    noise = Image.effect_noise((width, height), 10).convert("RGB")
+    return ImageChops.add(base, noise, scale=1.0, offset=-128)
+
+
+def photo_jpeg(
+    width: int = 4000, height: int = 3000, *, quality: int = 90, seed: int = 0
+) -> bytes:
+    return jpeg(photo(width, height, seed=seed), quality=quality)
+
+
+# --------------------------------------------------------------------------
+# The catalogue
+
+Expectation = Literal["ok", "rejected", "error", "rejected_or_error", "ok_or_error"]
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    filename: str  # what a client could send; never trusted
+    build: Callable[[], bytes]
+    expect: Expectation
+    code: str | None = None  # ImageRejected.code when expect == "rejected"
+
+
+SAMPLES: tuple[Sample, ...] = (
+    Sample("zero_bytes", "empty.jpg", zero_bytes, "rejected", "empty"),
+    Sample("truncated_jpeg", "cut.jpg", truncated_jpeg, "ok_or_error"),
+    Sample("garbage", "noise.png", garbage, "rejected", "format"),
+    Sample("svg", "logo.svg", svg, "rejected", "format"),
+    Sample("svg_named_png", "logo.png", svg, "rejected", "format"),
+    Sample("html", "index.html", html, "rejected", "format"),
+    Sample("eps", "drawing.eps", eps, "rejected", "format"),
+    Sample("psd", "layers.psd", psd, "rejected", "format"),
+    Sample("png_bomb", "bomb.png", png_bomb, "rejected", "pixels"),
+    Sample("gif_bomb", "bomb.gif", gif_bomb, "rejected", "pixels"),
+    Sample("jpeg_bomb", "bomb.jpg", jpeg_bomb, "rejected", "pixels"),
+    Sample("gif_frame_bomb", "frames.gif", gif_frame_bomb, "rejected", "pixels"),
+    Sample("gif_with_html", "cat.gif", gif_with_html_appended, "ok"),
+    Sample("jpeg_with_script", "cat.jpg", jpeg_with_script_appended, "ok"),
+    Sample("html_with_gif_magic", "cat.gif", html_with_gif_magic, "rejected_or_error"),
+    Sample("cmyk_jpeg", "print.jpg", cmyk_jpeg, "ok"),
+    Sample(
+        "adobe_rgb_jpeg",
+        "adobe.jpg",
+        lambda: jpeg_with_profile((60, 180, 60), adobe_rgb_profile()),
+        "ok",
+    ),
+    Sample(
+        "display_p3_png",
+        "p3.png",
+        lambda: png_with_profile((220, 60, 40), display_p3_profile()),
+        "ok",
+    ),
+    Sample(
+        "srgb_jpeg",
+        "srgb.jpg",
+        lambda: jpeg_with_profile((60, 120, 180), srgb_profile()),
+        "ok",
+    ),
+    Sample("png_16bit_gray", "deep.png", png_16bit_gray, "ok"),
+    Sample("png_16bit_rgb", "deep-rgb.png", png_16bit_rgb, "ok"),
+    Sample("png_palette", "palette.png", png_palette, "ok"),
+    Sample(
+        "png_palette_transparent", "palette-alpha.png", png_palette_transparent, "ok"
+    ),
+    Sample(
+        "gif_palette_transparent", "palette-alpha.gif", gif_palette_transparent, "ok"
+    ),
+    Sample("png_la", "gray-alpha.png", png_la, "ok"),
+    Sample("png_rgba", "alpha.png", png_rgba, "ok"),
+    Sample("png_gray", "gray.png", png_gray, "ok"),
+    Sample("png_bilevel", "bilevel.png", png_bilevel, "ok"),
+    Sample("tiff_int32", "int.tif", tiff_int32, "ok"),
+    Sample("tiff_float", "float.tif", tiff_float, "ok"),
+    Sample("gif_animated", "anim.gif", gif_animated, "ok"),
+    *(
+        Sample(
+            f"orientation_{o}", f"rotated-{o}.jpg", (lambda o=o: oriented_jpeg(o)), "ok"
+        )  # type: ignore[misc]
+        for o in range(1, 9)
+    ),
+    Sample("jpeg_with_metadata", "gps.jpg", jpeg_with_metadata, "ok"),
+    Sample("png_named_jpg", "photo.jpg", png, "ok"),
+    Sample("jpeg_named_png", "photo.png", jpeg, "ok"),
+    Sample("supplier_tiff", "SUPPLIER_0001.TIF", supplier_tiff, "ok"),
+    Sample("icon_tiff", "icon", icon_tiff, "ok"),
+    Sample("bmp", "paint.bmp", bmp, "ok"),
+    Sample("webp", "modern.webp", webp, "ok"),
+    Sample("webp_rgba", "modern-alpha.webp", webp_rgba, "ok"),
+)
+
+SAMPLES_BY_NAME: dict[str, Sample] = {sample.name: sample for sample in SAMPLES}

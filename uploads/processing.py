@@ -1,0 +1,716 @@
+"""Turn an uploaded image into web renditions, with Pillow only.
+
+The module is deliberately free of Django so it can run anywhere (a view, a
+worker, a management command) and be tested and benchmarked in isolation.
+
+Safety model: :func:`probe` looks at the header only and refuses anything that
+is not one of the allowed formats or that would decode into too many pixels.
+:func:`process` probes first, then decodes once, at the smallest scale the
+largest rendition needs, and derives every smaller rendition from the previous
+one. Outputs are re-encoded from pixels, so nothing from the upload except the
+picture itself (metadata, appended payloads, profiles) reaches them.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, fields
+from typing import Any, BinaryIO, Final
+
+import blurhash
+from PIL import Image, ImageCms, UnidentifiedImageError
+
+__all__ = [
+    "ALLOWED_FORMATS",
+    "DEFAULT_PRESETS",
+    "ImageInfo",
+    "ImageRejected",
+    "Output",
+    "Preset",
+    "ProcessingError",
+    "Result",
+    "probe",
+    "process",
+]
+
+ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
+
+OUTPUT_FORMATS: Final = ("jpeg", "webp", "avif", "png")
+_CONTENT_TYPES: Final = {
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "png": "image/png",
+}
+_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
+
+_ORIENTATION_TAG: Final = 0x0112
+_SWAPS_AXES: Final = frozenset({5, 6, 7, 8})
+_EXIF_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+# Pillow's ROTATE_* constants turn counter-clockwise; presets speak clockwise.
+_CLOCKWISE: Final[dict[int, Image.Transpose]] = {
+    90: Image.Transpose.ROTATE_270,
+    180: Image.Transpose.ROTATE_180,
+    270: Image.Transpose.ROTATE_90,
+}
+
+# Magic numbers of things people upload by mistake, only to word the refusal.
+_KNOWN_SIGNATURES: Final = (
+    (b"8BPS", "a Photoshop document (PSD)"),
+    (b"%!PS", "PostScript/EPS"),
+    (b"\xc5\xd0\xd3\xc6", "PostScript/EPS"),
+    (b"%PDF", "a PDF document"),
+    (b"<svg", "an SVG drawing"),
+    (b"<?xml", "XML (SVG?)"),
+    (b"<!doctype html", "an HTML page"),
+    (b"<html", "an HTML page"),
+)
+
+
+class ImageRejected(Exception):
+    """The upload was refused from its header, before any pixel was decoded.
+
+    ``code`` is one of ``"empty"``, ``"format"``, ``"pixels"``,
+    ``"dimensions"`` or ``"corrupt"``.
+    """
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class ProcessingError(Exception):
+    """The header looked fine but the image could not be decoded or rendered."""
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    format: str
+    width: int  # display size: EXIF orientation applied
+    height: int
+    frames: int
+    mode: str
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    widths: tuple[int, ...] = ()
+    formats: tuple[str, ...] = ("jpeg",)
+    thumbnail: int | None = None
+    fit: tuple[int, int] | None = None
+    size: tuple[int, int] | None = None
+    rotate: int = 0
+    jpeg_quality: int = 82
+    webp_quality: int = 80
+    avif_quality: int = 60
+
+    def __post_init__(self) -> None:
+        if not self.formats or any(f not in OUTPUT_FORMATS for f in self.formats):
+            raise ValueError(
+                f"Preset {self.name!r}: formats must be among {OUTPUT_FORMATS}, got {self.formats}."
+            )
+        if len(set(self.formats)) != len(self.formats):
+            raise ValueError(
+                f"Preset {self.name!r}: duplicate format in {self.formats}."
+            )
+        if any(w <= 0 for w in self.widths) or len(set(self.widths)) != len(
+            self.widths
+        ):
+            raise ValueError(
+                f"Preset {self.name!r}: widths must be distinct positive integers."
+            )
+        if self.thumbnail is not None and self.thumbnail <= 0:
+            raise ValueError(f"Preset {self.name!r}: thumbnail must be positive.")
+        for label, box in (("fit", self.fit), ("size", self.size)):
+            if box is not None and (len(box) != 2 or min(box) <= 0):
+                raise ValueError(
+                    f"Preset {self.name!r}: {label} must be two positive integers."
+                )
+        if self.rotate % 90:
+            # Arbitrary angles would need a background colour and change sizes;
+            # nobody has asked for them.
+            raise ValueError(
+                f"Preset {self.name!r}: rotate must be a multiple of 90 degrees."
+            )
+        for label, quality in (
+            ("jpeg", self.jpeg_quality),
+            ("webp", self.webp_quality),
+            ("avif", self.avif_quality),
+        ):
+            if not 1 <= quality <= 100:
+                raise ValueError(
+                    f"Preset {self.name!r}: {label}_quality must be within 1..100."
+                )
+        if not (self.widths or self.thumbnail or self.fit or self.size):
+            raise ValueError(
+                f"Preset {self.name!r} produces nothing: give widths, thumbnail, fit or size."
+            )
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> Preset:
+        """Build a preset from settings, which only have dicts, lists and scalars."""
+        known = {f.name for f in fields(cls)} - {"name"}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(
+                f"Preset {name!r}: unknown keys {sorted(unknown)}; known keys are {sorted(known)}."
+            )
+        kwargs: dict[str, Any] = dict(data)
+        if "widths" in kwargs:
+            kwargs["widths"] = tuple(int(w) for w in kwargs["widths"])
+        if "formats" in kwargs:
+            formats = kwargs["formats"]
+            kwargs["formats"] = (
+                (formats.lower(),)
+                if isinstance(formats, str)
+                else tuple(f.lower() for f in formats)
+            )
+        for key in ("fit", "size"):
+            if kwargs.get(key) is not None:
+                kwargs[key] = tuple(int(v) for v in kwargs[key])
+        for key in ("thumbnail",):
+            if kwargs.get(key) is not None:
+                kwargs[key] = int(kwargs[key])
+        for key in ("rotate", "jpeg_quality", "webp_quality", "avif_quality"):
+            if key in kwargs:
+                kwargs[key] = int(kwargs[key])
+        return cls(name=name, **kwargs)
+
+
+DEFAULT_PRESETS: dict[str, Preset] = {
+    "web": Preset(
+        "web", widths=(320, 640, 1024, 1600), formats=("webp", "jpeg"), thumbnail=256
+    ),
+    "icon": Preset("icon", rotate=90, size=(128, 128), formats=("jpeg",)),
+    "supplier": Preset("supplier", fit=(600, 400), formats=("jpeg",)),
+}
+
+
+@dataclass(frozen=True)
+class Output:
+    name: str
+    format: str
+    width: int
+    height: int
+    data: bytes
+
+    @property
+    def content_type(self) -> str:
+        return _CONTENT_TYPES[self.format]
+
+    @property
+    def extension(self) -> str:
+        return _EXTENSIONS[self.format]
+
+
+@dataclass(frozen=True)
+class Result:
+    info: ImageInfo
+    outputs: list[Output]
+    placeholder: str
+    dominant_color: str
+
+
+# --------------------------------------------------------------------------
+# Opening and probing
+
+
+def _as_stream(source: bytes | BinaryIO) -> BinaryIO:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return io.BytesIO(source)
+    try:
+        source.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return io.BytesIO(source.read())
+    return source
+
+
+def _formats(allowed_formats: Sequence[str]) -> tuple[str, ...]:
+    Image.init()  # registers every plugin once, so an allowed format is never missed
+    return tuple(f.upper() for f in allowed_formats if f.upper() in Image.OPEN)
+
+
+def _describe_unknown(head: bytes) -> str:
+    lowered = head.lstrip().lower()
+    for signature, label in _KNOWN_SIGNATURES:
+        if lowered.startswith(signature.lower()):
+            return label
+    return "not a recognised image"
+
+
+def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str]) -> Image.Image:
+    """Identify the file like ``Image.open`` does, minus its global pixel limit.
+
+    Only used after ``Image.open`` refused a file as a decompression bomb, to
+    learn the claimed size (for the message) and to honour a caller's
+    ``max_pixels`` that is larger than Pillow's own default.
+    """
+    fp.seek(0)
+    prefix = fp.read(16)
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        if accept is not None and accept(prefix) is not True:
+            continue
+        fp.seek(0)
+        try:
+            return factory(fp, "")
+        except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError):
+            continue
+    raise UnidentifiedImageError("cannot identify image file")
+
+
+def _orientation(img: Image.Image, *, loaded: bool) -> int:
+    # PNG keeps EXIF wherever it likes, possibly after the pixel data; asking
+    # for it before decoding would make Pillow decode the whole image.
+    if img.format == "PNG" and not loaded and "exif" not in img.info:
+        return 1
+    try:
+        value = img.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # noqa: BLE001 - broken EXIF must not sink a fine image
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _pixels_message(width: int, height: int, frames: int, max_pixels: int) -> str:
+    noun = "frame" if frames == 1 else "frames"
+    return f"Image has {width * height * frames} pixels ({width}x{height} x {frames} {noun}); the limit is {max_pixels}."
+
+
+def _open_checked(
+    source: bytes | BinaryIO, max_pixels: int, allowed_formats: Sequence[str]
+) -> tuple[Image.Image, ImageInfo]:
+    """Open ``source`` lazily and apply every header check; the caller closes the image."""
+    fp = _as_stream(source)
+    head = fp.read(64)
+    if not head:
+        raise ImageRejected("The file is empty.", code="empty")
+    formats = _formats(allowed_formats)
+    allowed_text = ", ".join(formats)
+    try:
+        with warnings.catch_warnings():
+            # The explicit max_pixels check below is the real limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            try:
+                img: Image.Image = Image.open(fp, formats=formats)
+            except Image.DecompressionBombError:
+                img = _open_without_pillow_limit(fp, formats)
+    except UnidentifiedImageError:
+        raise ImageRejected(
+            f"Unsupported file type ({_describe_unknown(head)}); allowed formats are {allowed_text}.",
+            code="format",
+        ) from None
+    except Exception as exc:  # noqa: BLE001 - plugins raise all sorts on bad headers
+        raise ImageRejected(
+            f"The image header is corrupt: {exc}", code="corrupt"
+        ) from None
+
+    try:
+        width, height = img.size
+        if width <= 0 or height <= 0:
+            raise ImageRejected(
+                f"Image has invalid dimensions {width}x{height}.", code="dimensions"
+            )
+        if width * height > max_pixels:
+            raise ImageRejected(
+                _pixels_message(width, height, 1, max_pixels), code="pixels"
+            )
+        try:
+            frames = max(1, int(getattr(img, "n_frames", 1)))
+            if frames > 1:
+                img.seek(0)
+        except Exception as exc:  # noqa: BLE001 - same as for the header
+            raise ImageRejected(
+                f"The image frames are corrupt: {exc}", code="corrupt"
+            ) from None
+        if width * height * frames > max_pixels:
+            raise ImageRejected(
+                _pixels_message(width, height, frames, max_pixels), code="pixels"
+            )
+        if _orientation(img, loaded=False) in _SWAPS_AXES:
+            width, height = height, width
+        fmt = img.format or "UNKNOWN"
+        info = ImageInfo(
+            format=fmt, width=width, height=height, frames=frames, mode=img.mode
+        )
+    except BaseException:
+        img.close()
+        raise
+    return img, info
+
+
+def probe(
+    source: bytes | BinaryIO,
+    *,
+    max_pixels: int,
+    allowed_formats: Sequence[str] = ALLOWED_FORMATS,
+) -> ImageInfo:
+    """Identify an upload from its header alone, refusing what must not be decoded.
+
+    Raises only :class:`ImageRejected`.
+    """
+    try:
+        img, info = _open_checked(source, max_pixels, allowed_formats)
+    except ImageRejected:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the contract is "ImageRejected only"
+        raise ImageRejected(
+            f"The image header could not be read: {exc}", code="corrupt"
+        ) from None
+    img.close()
+    return info
+
+
+# --------------------------------------------------------------------------
+# Geometry
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    width: int
+    height: int
+    crop_square: bool = False
+
+    def scale(self, display: tuple[int, int]) -> float:
+        """How much of the display resolution this rendition needs."""
+        dw, dh = display
+        if self.crop_square:
+            return self.width / min(dw, dh)
+        return max(self.width / dw, self.height / dh)
+
+
+def _targets(preset: Preset, display: tuple[int, int]) -> list[_Target]:
+    """Renditions in output order: widths as listed, then thumb, fit, icon."""
+    dw, dh = display
+    targets: list[_Target] = []
+    fitting = [w for w in preset.widths if w <= dw]
+    if preset.widths and not fitting:
+        targets.append(_Target(f"w{dw}", dw, dh))
+    for w in fitting:
+        targets.append(_Target(f"w{w}", w, max(1, round(dh * w / dw))))
+    if preset.thumbnail:
+        side = min(preset.thumbnail, dw, dh)  # never upscaled
+        targets.append(_Target("thumb", side, side, crop_square=True))
+    if preset.fit:
+        scale = min(preset.fit[0] / dw, preset.fit[1] / dh, 1.0)
+        targets.append(
+            _Target("fit", max(1, round(dw * scale)), max(1, round(dh * scale)))
+        )
+    if preset.size:
+        targets.append(_Target("icon", *preset.size))
+    return targets
+
+
+def _square_box(size: tuple[int, int]) -> tuple[float, float, float, float]:
+    w, h = size
+    side = min(w, h)
+    left, top = (w - side) / 2, (h - side) / 2
+    return (left, top, left + side, top + side)
+
+
+# --------------------------------------------------------------------------
+# Pixels
+
+
+def _to_basic_mode(img: Image.Image) -> Image.Image:
+    """Bring any decoded mode to L, LA, RGB, RGBA or CMYK (8 bits per channel)."""
+    mode = img.mode
+    if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        if mode in ("L", "RGB") and img.has_transparency_data:
+            return img.convert("LA" if mode == "L" else "RGBA")
+        return img
+    if mode in ("P", "PA"):
+        return img.convert(
+            "RGBA" if mode == "PA" or img.has_transparency_data else "RGB"
+        )
+    if mode == "1":
+        return img.convert("L")
+    if mode.startswith("I;16"):
+        # 16-bit samples: keep the top byte rather than clipping at 255.
+        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if mode == "I":
+        _low, high = img.getextrema()
+        if isinstance(high, (int, float)) and high > 255:
+            return img.point(lambda v: v * (1 / 256)).convert("L")
+        return img.convert("L")
+    if mode == "F":
+        _low, high = img.getextrema()
+        if isinstance(high, (int, float)) and high <= 1.0:
+            return img.point(lambda v: v * 255).convert("L")  # normalised floats
+        return img.convert("L")
+    if mode in ("La", "RGBa"):
+        return img.convert(mode.upper())
+    return img.convert("RGBA" if "A" in mode else "RGB")
+
+
+_SRGB_LOCK = threading.Lock()
+_SRGB: ImageCms.ImageCmsProfile | None = None
+
+
+def _srgb() -> ImageCms.ImageCmsProfile:
+    global _SRGB
+    with _SRGB_LOCK:
+        if _SRGB is None:
+            _SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+        return _SRGB
+
+
+_PROFILE_SPACE_FOR_MODE: Final = {
+    "RGB": "RGB ",
+    "RGBA": "RGB ",
+    "CMYK": "CMYK",
+    "L": "GRAY",
+}
+
+
+def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
+    """Convert to sRGB RGB/RGBA, honouring the embedded profile when it fits the pixels."""
+    out_mode = "RGBA" if img.mode in ("RGBA", "LA") else "RGB"
+    if icc and img.mode in _PROFILE_SPACE_FOR_MODE:
+        try:
+            profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+            space = profile.profile.xcolor_space
+        except (OSError, ValueError, TypeError):
+            # An unreadable profile is treated as absent: the pixels are still
+            # worth publishing, most likely they are sRGB anyway.
+            profile, space = None, ""
+        if profile is not None and space == _PROFILE_SPACE_FOR_MODE[img.mode]:
+            transform = ImageCms.buildTransform(
+                profile,
+                _srgb(),
+                img.mode,
+                out_mode,
+                renderingIntent=ImageCms.Intent.PERCEPTUAL,
+            )
+            converted = ImageCms.applyTransform(img, transform)
+            assert converted is not None
+            return converted
+    return img if img.mode == out_mode else img.convert(out_mode)
+
+
+def _drop_opaque_alpha(img: Image.Image) -> Image.Image:
+    if img.mode == "RGBA" and img.getchannel("A").getextrema() == (255, 255):
+        return img.convert("RGB")
+    return img
+
+
+def _flatten(img: Image.Image) -> Image.Image:
+    """JPEG has no alpha: composite onto white, which is what pages sit on."""
+    if img.mode != "RGBA":
+        return img
+    background = Image.new("RGB", img.size, (255, 255, 255))
+    background.paste(img, mask=img.getchannel("A"))
+    return background
+
+
+def _encode(img: Image.Image, fmt: str, preset: Preset) -> bytes:
+    buffer = io.BytesIO()
+    if fmt == "jpeg":
+        # Progressive implies optimised Huffman tables in libjpeg, so optimize=True
+        # costs nothing extra; 4:2:0 chroma like every camera and pyvips.
+        _flatten(img).save(
+            buffer,
+            "JPEG",
+            quality=preset.jpeg_quality,
+            optimize=True,
+            progressive=True,
+            subsampling="4:2:0",
+        )
+    elif fmt == "webp":
+        img.save(buffer, "WEBP", quality=preset.webp_quality, method=4)
+    elif fmt == "avif":
+        img.save(buffer, "AVIF", quality=preset.avif_quality, speed=8)
+    else:
+        img.save(buffer, "PNG", compress_level=6)
+    return buffer.getvalue()
+
+
+def _placeholder(img: Image.Image) -> tuple[str, str]:
+    """Blurhash and dominant colour, both from a 32 px copy."""
+    tiny = img.copy()
+    tiny.thumbnail((32, 32), Image.Resampling.BOX)
+    tiny = _flatten(tiny)
+    quantised = tiny.quantize(colors=6, method=Image.Quantize.MEDIANCUT)
+    counts: list[tuple[int, int]] = quantised.getcolors() or [(1, 0)]  # type: ignore[assignment]
+    index = max(counts)[1]
+    palette = quantised.getpalette() or [0, 0, 0]
+    r, g, b = palette[3 * index : 3 * index + 3]
+    x_components, y_components = (4, 3) if tiny.width >= tiny.height else (3, 4)
+    # blurhash.encode closes the image it is given, so it goes last.
+    placeholder = blurhash.encode(tiny, x_components, y_components)
+    return placeholder, f"#{r:02x}{g:02x}{b:02x}"
+
+
+_POOL_LOCK = threading.Lock()
+_POOL: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One small shared pool: Pillow releases the GIL while encoding and
+    resampling, so a thread per core keeps both busy without oversubscribing
+    the machine when several uploads are processed at once."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(
+                max_workers=max(2, min(4, os.cpu_count() or 2)),
+                thread_name_prefix="images",
+            )
+        return _POOL
+
+
+def _plan(
+    stored: tuple[int, int], orientation: int, preset: Preset
+) -> tuple[tuple[int, int], list[_Target], tuple[int, int]]:
+    """Display size, renditions, and the size (in stored orientation) of the one
+    working image every rendition can be derived from without upscaling."""
+    swap = (orientation in _SWAPS_AXES) != (preset.rotate % 180 == 90)
+    display = (stored[1], stored[0]) if swap else stored
+    targets = _targets(preset, display)
+    scale = min(1.0, max(t.scale(display) for t in targets))
+    work = (max(1, round(display[0] * scale)), max(1, round(display[1] * scale)))
+    return display, targets, ((work[1], work[0]) if swap else work)
+
+
+def _render(img: Image.Image, info: ImageInfo, preset: Preset) -> Result:
+    orientation = _orientation(img, loaded=False)
+    _, targets, work_stored = _plan(img.size, orientation, preset)
+    if img.format == "JPEG":
+        # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale: the biggest saving.
+        img.draft(img.mode, work_stored)
+    img.load()
+    late_orientation = _orientation(img, loaded=True)
+    if late_orientation != orientation:
+        # A PNG whose EXIF chunk follows the pixel data: only known now.
+        orientation = late_orientation
+        _, targets, work_stored = _plan(img.size, orientation, preset)
+        swapped = orientation in _SWAPS_AXES
+        info = ImageInfo(
+            info.format,
+            img.height if swapped else img.width,
+            img.width if swapped else img.height,
+            info.frames,
+            info.mode,
+        )
+    return _finish(img, info, preset, orientation, targets, work_stored)
+
+
+def _finish(
+    img: Image.Image,
+    info: ImageInfo,
+    preset: Preset,
+    orientation: int,
+    targets: list[_Target],
+    work_stored: tuple[int, int],
+) -> Result:
+    icc = img.info.get("icc_profile")
+    work = _to_basic_mode(img)
+    if work.size != work_stored:
+        work = work.resize(work_stored, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    if work is not img:
+        img.close()  # release the full decode as early as possible
+    work = _drop_opaque_alpha(_to_srgb(work, icc if isinstance(icc, bytes) else None))
+    if orientation in _EXIF_TRANSPOSE:
+        work = work.transpose(_EXIF_TRANSPOSE[orientation])
+    if preset.rotate % 360:
+        work = work.transpose(_CLOCKWISE[preset.rotate % 360])
+    work.info = {}  # nothing of the upload's metadata may reach an encoder
+
+    pool = _pool()
+    encodes: dict[tuple[str, str], Future[bytes]] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    # Largest first, each from the smallest image already made that is big
+    # enough: the resampling cost then shrinks along the ladder.
+    available: list[Image.Image] = [work]
+    order = sorted(targets, key=lambda t: t.width * t.height, reverse=True)
+    smallest = work
+    for target in order:
+        source = _pick_source(available, target)
+        rendition = _resize(source, target)
+        rendition.info = {}
+        sizes[target.name] = rendition.size
+        for fmt in preset.formats:
+            encodes[(target.name, fmt)] = pool.submit(_encode, rendition, fmt, preset)
+        if not target.crop_square and rendition is not work:
+            available.append(rendition)
+        if rendition.width * rendition.height <= smallest.width * smallest.height:
+            smallest = rendition
+    placeholder, dominant = _placeholder(smallest)
+
+    outputs: list[Output] = []
+    for target in targets:
+        for fmt in preset.formats:
+            data = encodes[(target.name, fmt)].result()
+            width, height = sizes[target.name]
+            outputs.append(
+                Output(
+                    name=target.name, format=fmt, width=width, height=height, data=data
+                )
+            )
+    return Result(
+        info=info, outputs=outputs, placeholder=placeholder, dominant_color=dominant
+    )
+
+
+def _pick_source(available: list[Image.Image], target: _Target) -> Image.Image:
+    def big_enough(img: Image.Image) -> bool:
+        if target.crop_square:
+            return min(img.size) >= target.width
+        return img.width >= target.width and img.height >= target.height
+
+    candidates = [img for img in available if big_enough(img)]
+    return (
+        min(candidates, key=lambda img: img.width * img.height)
+        if candidates
+        else available[0]
+    )
+
+
+def _resize(source: Image.Image, target: _Target) -> Image.Image:
+    size = (target.width, target.height)
+    box = _square_box(source.size) if target.crop_square else None
+    if source.size == size and (box is None or source.width == source.height):
+        return source
+    return source.resize(size, Image.Resampling.LANCZOS, box=box, reducing_gap=2.0)
+
+
+def process(
+    source: bytes | BinaryIO,
+    preset: Preset,
+    *,
+    max_pixels: int = 50_000_000,
+    allowed_formats: Sequence[str] = ALLOWED_FORMATS,
+) -> Result:
+    """Probe, decode once and render every output of ``preset``.
+
+    Raises :class:`ImageRejected` (from the header) or :class:`ProcessingError`.
+    """
+    img, info = _open_checked(source, max_pixels, allowed_formats)
+    try:
+        with warnings.catch_warnings():
+            # A GIF can still describe an oversized disposal area per frame.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            return _render(img, info, preset)
+    except (ImageRejected, ProcessingError):
+        raise
+    except Exception as exc:
+        raise ProcessingError(
+            f"The image could not be decoded: {exc or type(exc).__name__}"
+        ) from exc
+    finally:
+        img.close()
