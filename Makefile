@@ -1,0 +1,73 @@
+# The portal's commands. `make run` and `make test` work on a fresh machine
+# with only Python 3.11: each creates .venv and installs what it needs.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+WEB_CONCURRENCY ?= 4
+PYTEST_ARGS ?=
+
+.PHONY: run test test-fast lint format bench serve worker migrate demo system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@ $(VENV)/.runtime
+
+migrate: $(VENV)/.runtime
+	$(BIN)/python manage.py migrate --no-input
+
+demo: migrate
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py ensure_admin
+
+## make run: the portal with demo content on http://127.0.0.1:8000
+run: demo
+	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
+
+## make serve: gunicorn with several workers (production-style)
+serve: migrate
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
+	$(BIN)/gunicorn portal.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
+		--access-logfile - --timeout 60 --max-requests 2000 --max-requests-jitter 200
+
+## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL)
+worker: migrate
+	$(BIN)/celery -A portal worker --beat --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2} \
+		--schedule=var/celerybeat-schedule
+
+system-deps:
+	bash scripts/install-system-deps.sh
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## make test: everything, including real servers and the browser
+test: $(VENV)/.dev system-deps lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## make test-fast: the unit tests only (no servers, no browser)
+test-fast: $(VENV)/.dev
+	$(BIN)/python -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
+
+## make bench: benchmarks, printing ratios measured side by side
+bench: $(VENV)/.dev system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) var staticfiles test-artifacts

@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from import_export import fields, resources, widgets
+from import_export.admin import ExportActionMixin, ImportExportModelAdmin
+
+from catalog import formats, services
+from catalog.models import Feedback, Person, Product
+from uploads.admin import thumbnail
+
+
+class PhoneWidget(widgets.Widget):
+    """Phones by label in a spreadsheet cell: ``office: 802-867-5309; cell: ...``."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> dict[str, str]:
+        try:
+            return formats.parse_phone(value)
+        except formats.FormatError as exc:
+            raise ValueError(str(exc)) from exc
+
+    def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
+        return formats.format_phone(value or {})
+
+
+class PersonResource(resources.ModelResource):
+    phone = fields.Field(attribute="phone", column_name="phone", widget=PhoneWidget())
+
+    class Meta:
+        model = Person
+        import_id_fields = ("username",)
+        fields = ("name", "username", "phone", "department", "role", "email", "is_active")
+        export_order = fields
+        clean_model_instances = True
+        skip_unchanged = True
+        report_skipped = True
+
+
+class FeedbackResource(resources.ModelResource):
+    class Meta:
+        model = Feedback
+        fields = ("id", "title", "name", "date", "text", "rating", "product", "status", "source", "created_at")
+        export_order = fields
+
+
+@admin.register(Person)
+class PersonAdmin(ImportExportModelAdmin):
+    resource_classes: ClassVar = [PersonResource]
+    list_display: ClassVar = ["photo_thumbnail", "name", "username", "email", "department", "role", "is_active"]
+    list_display_links: ClassVar = ["photo_thumbnail", "name"]
+    list_filter: ClassVar = ["department", "role", "is_active"]
+    search_fields: ClassVar = ["name", "username", "email"]
+    list_select_related: ClassVar = ["photo"]
+    raw_id_fields: ClassVar = ["photo"]
+    readonly_fields: ClassVar = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Person]:
+        return super().get_queryset(request).prefetch_related("photo__renditions")
+
+    @admin.display(description="Photo")
+    def photo_thumbnail(self, person: Person) -> str:
+        return thumbnail(person.photo)
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin[Product]):
+    list_display: ClassVar = ["image_thumbnail", "name", "weight", "image_name", "updated_at"]
+    list_display_links: ClassVar = ["image_thumbnail", "name"]
+    search_fields: ClassVar = ["name", "description", "image_name"]
+    list_select_related: ClassVar = ["image"]
+    raw_id_fields: ClassVar = ["image"]
+    readonly_fields: ClassVar = ["created_at", "updated_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        return super().get_queryset(request).prefetch_related("image__renditions")
+
+    @admin.display(description="Image")
+    def image_thumbnail(self, product: Product) -> str:
+        return thumbnail(product.image)
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
+    resource_classes: ClassVar = [FeedbackResource]
+    list_display: ClassVar = ["title", "name", "date", "rating", "status", "source", "product"]
+    list_filter: ClassVar = ["status", "source", "rating", "date"]
+    search_fields: ClassVar = ["title", "name", "text"]
+    date_hierarchy = "date"
+    list_select_related: ClassVar = ["product"]
+    raw_id_fields: ClassVar = ["product"]
+    readonly_fields: ClassVar = ["source", "created_at", "updated_at"]
+    actions: ClassVar = ["publish", "hide"]
+
+    def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
+        changed = services.feedback_set_status(
+            ids=list(queryset.values_list("pk", flat=True)), status=status
+        )
+        label = Feedback.Status(status).label.lower()
+        self.message_user(request, f"{changed} review(s) {label}.", messages.SUCCESS)
+
+    @admin.action(description="Publish selected reviews", permissions=["change"])
+    def publish(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        self._set_status(request, queryset, Feedback.Status.PUBLISHED)
+
+    @admin.action(description="Hide selected reviews", permissions=["change"])
+    def hide(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:
+        self._set_status(request, queryset, Feedback.Status.HIDDEN)

@@ -1,0 +1,167 @@
+"""The JSON API of people, feedback and products (``/api/v1/``)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db.models import QuerySet
+from django_filters import rest_framework as filters
+from rest_framework import permissions, serializers, throttling, viewsets
+from rest_framework.request import Request
+
+from catalog import selectors, services
+from catalog.models import Feedback, Person, Product
+from uploads.api import ImageSummarySerializer
+
+# --- Shared -------------------------------------------------------------------
+
+
+class FeedbackThrottle(throttling.AnonRateThrottle):
+    """Anonymous review submissions, per client address (API and web form alike)."""
+
+    scope = "feedback"
+
+
+class ModelPermissionsOrCreate(permissions.DjangoModelPermissionsOrAnonReadOnly):
+    """Reads and creates are open; changes need the model permission."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if getattr(view, "action", None) == "create":
+            return True
+        return super().has_permission(request, view)
+
+
+def can_moderate(request: Request, model: type) -> bool:
+    user = request.user
+    opts = model._meta
+    return bool(user and user.is_authenticated and user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
+
+
+# --- People -------------------------------------------------------------------
+
+
+class PersonSerializer(serializers.ModelSerializer[Person]):
+    phone = serializers.DictField(
+        child=serializers.CharField(max_length=40),
+        required=False,
+        help_text='Numbers by label, e.g. {"office": "802-867-5309"}.',
+    )
+    photo = ImageSummarySerializer(read_only=True, allow_null=True)
+    url = serializers.URLField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = Person
+        fields: ClassVar = [
+            "id", "name", "username", "email", "phone", "department", "role",
+            "is_active", "photo", "url", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields: ClassVar = ["created_at", "updated_at"]
+
+
+class PersonFilter(filters.FilterSet):
+    class Meta:
+        model = Person
+        fields: ClassVar = ["department", "role", "is_active"]
+
+
+class PersonViewSet(viewsets.ModelViewSet[Person]):
+    serializer_class = PersonSerializer
+    filterset_class = PersonFilter
+    search_fields: ClassVar = ["name", "username", "email", "department", "role"]
+    ordering_fields: ClassVar = ["name", "username", "department", "role", "created_at"]
+    ordering: ClassVar = ["department", "name"]
+
+    def get_queryset(self) -> QuerySet[Person]:
+        return selectors.people_visible(staff=can_moderate(self.request, Person))
+
+
+# --- Products -----------------------------------------------------------------
+
+
+class ProductSerializer(serializers.ModelSerializer[Product]):
+    image = ImageSummarySerializer(read_only=True, allow_null=True)
+    url = serializers.URLField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = Product
+        fields: ClassVar = [
+            "id", "name", "weight", "description", "image_name", "image", "url",
+            "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields: ClassVar = ["created_at", "updated_at"]
+
+
+class ProductViewSet(viewsets.ModelViewSet[Product]):
+    serializer_class = ProductSerializer
+    filterset_fields: ClassVar = ["image_name"]
+    search_fields: ClassVar = ["name", "description", "image_name"]
+    ordering_fields: ClassVar = ["name", "weight", "created_at"]
+    ordering: ClassVar = ["name"]
+
+    def get_queryset(self) -> QuerySet[Product]:
+        return selectors.products_with_images()
+
+
+# --- Feedback -----------------------------------------------------------------
+
+
+class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
+    date = serializers.DateField(required=False, help_text="Defaults to today.")
+    product = serializers.PrimaryKeyRelatedField(
+        queryset=Product.objects.all(), required=False, allow_null=True
+    )
+
+    class Meta:
+        model = Feedback
+        fields: ClassVar = [
+            "id", "title", "name", "date", "text", "rating", "product", "status",
+            "source", "created_at", "updated_at",
+        ]  # fmt: skip
+        read_only_fields: ClassVar = ["status", "source", "created_at", "updated_at"]
+
+
+class FeedbackModerationSerializer(FeedbackSerializer):
+    status = serializers.ChoiceField(choices=Feedback.Status.choices, required=False)
+
+
+class FeedbackFilter(filters.FilterSet):
+    date_after = filters.DateFilter(field_name="date", lookup_expr="gte")
+    date_before = filters.DateFilter(field_name="date", lookup_expr="lte")
+
+    class Meta:
+        model = Feedback
+        fields: ClassVar = ["status", "source", "rating", "product"]
+
+
+class FeedbackViewSet(viewsets.ModelViewSet[Feedback]):
+    permission_classes: ClassVar = [ModelPermissionsOrCreate]
+    filterset_class = FeedbackFilter
+    search_fields: ClassVar = ["title", "name", "text"]
+    ordering_fields: ClassVar = ["date", "created_at", "rating", "id"]
+    ordering: ClassVar = ["-date", "-id"]
+
+    def get_queryset(self) -> QuerySet[Feedback]:
+        return selectors.feedback_visible(staff=can_moderate(self.request, Feedback))
+
+    def get_serializer_class(self) -> type[FeedbackSerializer]:
+        if self.action in {"update", "partial_update"}:
+            return FeedbackModerationSerializer
+        return FeedbackSerializer
+
+    def get_throttles(self) -> list[throttling.BaseThrottle]:
+        throttles = super().get_throttles()
+        if self.action == "create":
+            throttles.append(FeedbackThrottle())
+        return throttles
+
+    def perform_create(self, serializer: FeedbackSerializer) -> None:  # type: ignore[override]
+        data = serializer.validated_data
+        serializer.instance = services.feedback_submit(
+            title=data.get("title", ""),
+            name=data.get("name", ""),
+            date=data.get("date"),
+            text=data.get("text", ""),
+            rating=data.get("rating"),
+            product=data.get("product"),
+            source=Feedback.Source.API,
+        )

@@ -1,0 +1,213 @@
+"""Reading and writing the file shapes the automation exchanges.
+
+Pure functions, no database: the lab review format, the supplier description
+format, and the people records (CSV / JSON / YAML) of the course's data.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
+PEOPLE_EXTRA_FIELDS = ("email", "is_active")
+
+
+class FormatError(ValueError):
+    """A file that cannot be read as the format it claims; the message says why."""
+
+
+def read_text(raw: bytes) -> str:
+    """Decode a delivered text file: UTF-8 (with or without BOM), CRLF or LF."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"not UTF-8 text (byte {exc.start})") from exc
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+# --- Reviews ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReviewRecord:
+    title: str
+    name: str
+    date: dt.date
+    text: str
+
+
+def parse_review(raw: bytes) -> ReviewRecord:
+    """Line 1 title, line 2 reviewer, line 3 date (YYYY-MM-DD), then the text."""
+    lines = read_text(raw).split("\n")
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if len(lines) < 3:
+        raise FormatError(
+            f"expected at least 3 lines (title, name, date), found {len(lines)}"
+        )
+    title, name, date_text = (line.strip() for line in lines[:3])
+    try:
+        date = dt.date.fromisoformat(date_text)
+    except ValueError as exc:
+        raise FormatError(f"line 3 is not a date in YYYY-MM-DD form: {date_text!r}") from exc
+    text = "\n".join(lines[3:]).strip()
+    return ReviewRecord(title=title, name=name, date=date, text=text)
+
+
+# --- Supplier descriptions ----------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DescriptionRecord:
+    name: str
+    weight: int
+    description: str
+
+
+_WEIGHT = re.compile(r"^\s*(\d+)\s*(?:lbs?\.?)?\s*$", re.IGNORECASE)
+
+
+def parse_weight(value: object) -> int:
+    """``500``, ``"500"`` or ``"500 lbs"`` → 500; anything else is an error."""
+    if isinstance(value, bool):
+        raise FormatError("weight must be a whole number of lbs")
+    if isinstance(value, int):
+        weight = value
+    elif isinstance(value, float) and value.is_integer():
+        weight = int(value)
+    elif isinstance(value, str) and (match := _WEIGHT.match(value)):
+        weight = int(match.group(1))
+    else:
+        raise FormatError(f"weight must be a whole number of lbs, got {value!r}")
+    if weight < 1:
+        raise FormatError("weight must be at least 1 lb")
+    return weight
+
+
+def parse_description(raw: bytes) -> DescriptionRecord:
+    """Line 1 product name, line 2 ``NNN lbs``, then the description."""
+    lines = [line.strip() for line in read_text(raw).split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    if len(lines) < 2:
+        raise FormatError(f"expected at least 2 lines (name, weight), found {len(lines)}")
+    if not lines[0]:
+        raise FormatError("line 1 (the product name) is blank")
+    return DescriptionRecord(
+        name=lines[0],
+        weight=parse_weight(lines[1]),
+        description="\n".join(lines[2:]).strip(),
+    )
+
+
+# --- People -------------------------------------------------------------------
+
+
+def parse_phone(value: object) -> dict[str, str]:
+    """Phone numbers by label from any of the shapes files carry.
+
+    A mapping is taken as it is; a string may be JSON (``{"office": "..."}``),
+    ``label: number; label: number``, or a bare number (labelled ``office``).
+    """
+    if value is None or value == "":
+        return {}
+    if isinstance(value, Mapping):
+        return {str(k).strip(): str(v).strip() for k, v in value.items() if str(v).strip()}
+    text = str(value).strip()
+    if text.startswith("{"):
+        try:
+            return parse_phone(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise FormatError(f"phone is not valid JSON: {text!r}") from exc
+    phones: dict[str, str] = {}
+    for part in re.split(r"[;\n]", text):
+        part = part.strip()
+        if not part:
+            continue
+        label, sep, number = part.partition(":")
+        if sep and not re.fullmatch(r"[\d\s()+.-]*", label):
+            phones[label.strip()] = number.strip()
+        else:
+            phones["office" if "office" not in phones else f"phone{len(phones) + 1}"] = part
+    return phones
+
+
+def format_phone(phones: Mapping[str, str]) -> str:
+    return "; ".join(f"{label}: {number}" for label, number in phones.items())
+
+
+def _truthy(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return str(value).strip().lower() not in {"0", "false", "no", "n", "off", ""}
+
+
+def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
+    """Rows of people as dicts with phone as a label → number mapping."""
+    text = read_text(raw)
+    rows: list[Any]
+    if fmt == "csv":
+        reader = csv.DictReader(io.StringIO(text))
+        if reader.fieldnames is None:
+            raise FormatError("the CSV file is empty")
+        missing = {"name", "username"} - {f.strip().lower() for f in reader.fieldnames}
+        if missing:
+            raise FormatError(f"the CSV header lacks {', '.join(sorted(missing))}")
+        rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+    elif fmt in {"json", "yaml"}:
+        try:
+            rows = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise FormatError(f"not valid {fmt.upper()}: {exc}") from exc
+        if isinstance(rows, Mapping):
+            rows = rows.get("people", [rows])
+        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+            raise FormatError(f"the {fmt.upper()} file must hold a list of people")
+    else:
+        raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
+    people = []
+    for row in rows:
+        person: dict[str, Any] = {
+            key: str(row.get(key) or "").strip() for key in ("name", "username", "email", "department", "role")
+        }
+        person["phone"] = parse_phone(row.get("phone"))
+        if "is_active" in row and row["is_active"] is not None:
+            person["is_active"] = _truthy(row["is_active"])
+        people.append(person)
+    return people
+
+
+def dump_people(people: Iterable[Mapping[str, Any]], fmt: str) -> str:
+    rows = [
+        {
+            "name": p["name"],
+            "username": p["username"],
+            "phone": dict(p["phone"]),
+            "department": p["department"],
+            "role": p["role"],
+            "email": p["email"],
+            "is_active": p["is_active"],
+        }
+        for p in people
+    ]
+    if fmt == "json":
+        return json.dumps(rows, indent=2, ensure_ascii=False) + "\n"
+    if fmt == "yaml":
+        return yaml.safe_dump(rows, sort_keys=False, allow_unicode=True)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=[*PEOPLE_FIELDS, *PEOPLE_EXTRA_FIELDS], lineterminator="\n")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({**row, "phone": format_phone(row["phone"])})
+        return out.getvalue()
+    raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")

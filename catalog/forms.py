@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, ClassVar
+
+from django import forms
+
+from catalog.models import Feedback
+
+
+class FeedbackForm(forms.ModelForm[Feedback]):
+    # Left empty by people (it is hidden); bots that fill every field fill it.
+    website = forms.CharField(required=False, label="Leave this empty", max_length=200)
+    date = forms.DateField(
+        required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today."
+    )
+
+    class Meta:
+        model = Feedback
+        fields: ClassVar = ["title", "name", "date", "rating", "text"]
+        labels: ClassVar = {"name": "Your name", "text": "Your review", "rating": "Rating (1–5)"}
+        widgets: ClassVar = {
+            "text": forms.Textarea(attrs={"rows": 6, "maxlength": 5000}),
+            "rating": forms.NumberInput(attrs={"min": 1, "max": 5}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in ("title", "name", "text"):
+            self.fields[name].required = True
+
+    def clean_date(self) -> dt.date:
+        date = self.cleaned_data.get("date") or dt.date.today()
+        if date > dt.date.today() + dt.timedelta(days=1):
+            raise forms.ValidationError("The date cannot be in the future.")
+        return date
+
+    @property
+    def is_bot(self) -> bool:
+        return bool(self.cleaned_data.get("website"))

@@ -1,0 +1,93 @@
+"""Public pages: the people directory, the catalog, the reviews."""
+
+from __future__ import annotations
+
+import logging
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+
+from catalog import selectors, services
+from catalog.api import FeedbackThrottle
+from catalog.forms import FeedbackForm
+from catalog.models import Feedback
+
+logger = logging.getLogger(__name__)
+
+REVIEWS_PER_PAGE = 10
+PRODUCTS_PER_PAGE = 24
+
+
+def people_directory(request: HttpRequest) -> HttpResponse:
+    query = request.GET.get("q", "")[:100]
+    groups = selectors.people_by_department(query)
+    return render(
+        request,
+        "catalog/people_directory.html",
+        {"groups": groups, "query": query, "count": sum(len(m) for _, m in groups)},
+    )
+
+
+def person_detail(request: HttpRequest, username: str) -> HttpResponse:
+    person = get_object_or_404(selectors.people_visible(), username=username)
+    return render(request, "catalog/person_detail.html", {"person": person})
+
+
+def product_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.products_with_images(), PRODUCTS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "catalog/product_list.html", {"page": page})
+
+
+def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    product = get_object_or_404(selectors.products_with_images(), pk=pk)
+    reviews = selectors.feedback_published().filter(product=product)[:50]
+    return render(request, "catalog/product_detail.html", {"product": product, "reviews": reviews})
+
+
+def review_list(request: HttpRequest) -> HttpResponse:
+    page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(
+        request.GET.get("page")
+    )
+    return render(request, "catalog/review_list.html", {"page": page, "form": FeedbackForm()})
+
+
+def review_submit(request: HttpRequest) -> HttpResponse:
+    """Post/redirect/get: a valid review redirects to the list; an invalid one
+    is shown again with its errors and HTTP 400; too many posts get 429."""
+    if request.method != "POST":
+        return render(request, "catalog/review_form.html", {"form": FeedbackForm()})
+    form = FeedbackForm(request.POST)
+    throttle = FeedbackThrottle()
+    if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+        wait = int(throttle.wait() or 60)
+        response = render(
+            request,
+            "catalog/review_form.html",
+            {"form": form, "throttled": wait},
+            status=429,
+        )
+        response["Retry-After"] = str(wait)
+        return response
+    if not form.is_valid():
+        return render(request, "catalog/review_form.html", {"form": form}, status=400)
+    if form.is_bot:
+        logger.info("review dropped: honeypot field filled")
+        return redirect("catalog:review-list")
+    data = form.cleaned_data
+    review = services.feedback_submit(
+        title=data["title"],
+        name=data["name"],
+        date=data["date"],
+        text=data["text"],
+        rating=data.get("rating"),
+        source=Feedback.Source.WEB,
+    )
+    if review.status == Feedback.Status.PENDING:
+        messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
+    else:
+        messages.success(request, "Thank you! Your review is published.")
+    return redirect("catalog:review-list")

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+import secrets
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
+        "PORTAL_ADMIN_PASSWORD, or a password is generated once, kept in var/admin_password "
+        "and printed."
+    )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username = os.environ.get("PORTAL_ADMIN_USERNAME", "admin")
+        password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
+        kept = settings.VAR_DIR / "admin_password"
+        if not password:
+            if kept.exists():
+                password = kept.read_text().strip()
+            else:
+                password = secrets.token_urlsafe(12)
+                kept.parent.mkdir(parents=True, exist_ok=True)
+                kept.write_text(password)
+                kept.chmod(0o600)
+        users = get_user_model()
+        user = users.objects.filter(username=username).first()
+        if user is None:
+            users.objects.create_superuser(username=username, email="admin@example.com", password=password)
+            state = "created"
+        elif os.environ.get("PORTAL_ADMIN_PASSWORD") or not user.has_usable_password():
+            user.set_password(password)
+            user.is_staff = user.is_superuser = True
+            user.save()
+            state = "updated"
+        else:
+            state = "exists"
+        self.stdout.write(
+            self.style.SUCCESS(f"Admin account {state}: http://127.0.0.1:8000/admin/  user {username!r}  password {password!r}")
+        )

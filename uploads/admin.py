@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from uploads import selectors, services
+from uploads.models import Image, Rendition
+
+
+def thumbnail(image: Image | None, size: int = 64) -> str:
+    """A small preview from the prefetched renditions, or the image's state."""
+    if image is None:
+        return "—"
+    viewable = [r for r in image.renditions.all() if r.format in {"jpeg", "webp", "png"}]
+    candidates = [r for r in viewable if r.name == "thumb"] or viewable
+    if image.is_ready and candidates:
+        smallest = min(candidates, key=lambda r: r.width)
+        return format_html(
+            '<img src="{}" width="{}" height="{}" alt="" style="object-fit: cover; border-radius: 4px">',
+            smallest.url,
+            size,
+            size,
+        )
+    return format_html('<span class="image-status image-status-{}">{}</span>', image.status, image.get_status_display())
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data: Any, initial: Any = None) -> list[Any]:
+        single = super().clean
+        if isinstance(data, list | tuple):
+            return [single(d, initial) for d in data]
+        return [single(data, initial)]
+
+
+class ImageUploadForm(forms.Form):
+    files = MultipleFileField(label="Images", help_text="One or more files: JPEG, PNG, WebP, GIF, TIFF or BMP.")
+    preset = forms.ChoiceField(choices=[])
+    title = forms.CharField(max_length=200, required=False)
+    alt = forms.CharField(max_length=300, required=False, label="Alt text")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        names = sorted(services.presets())
+        self.fields["preset"].choices = [(n, n) for n in names]  # type: ignore[attr-defined]
+        self.fields["preset"].initial = "web"
+
+
+class StatusFilter(admin.SimpleListFilter):
+    """Status, failed first: the ones that need a look."""
+
+    title = "status"
+    parameter_name = "status"
+    ORDER = (Image.Status.FAILED, Image.Status.PENDING, Image.Status.PROCESSING, Image.Status.READY)
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(s.value, s.label) for s in self.ORDER]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Image]) -> QuerySet[Image]:
+        return queryset.filter(status=self.value()) if self.value() else queryset
+
+
+class RenditionInline(admin.TabularInline[Rendition, Image]):
+    model = Rendition
+    extra = 0
+    can_delete = False
+    fields: ClassVar = ["name", "format", "width", "height", "bytes", "link"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="File")
+    def link(self, rendition: Rendition) -> str:
+        return format_html('<a href="{}">{}</a>', rendition.url, rendition.storage_key)
+
+
+@admin.register(Image)
+class ImageAdmin(admin.ModelAdmin[Image]):
+    list_display: ClassVar = ["preview", "__str__", "preset", "status", "dimensions", "bytes", "processing_ms", "created_at"]
+    list_display_links: ClassVar = ["preview", "__str__"]
+    list_filter: ClassVar = [StatusFilter, "preset", "format"]
+    search_fields: ClassVar = ["title", "alt", "original_name", "sha256"]
+    actions: ClassVar = ["reprocess"]
+    inlines: ClassVar = [RenditionInline]
+    fields: ClassVar = [
+        "preview_large", "title", "alt", "preset", "status", "error", "original_name", "file",
+        "sha256", "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
+        "processing_ms", "attempts", "uploaded_by", "created_at", "processed_at",
+    ]  # fmt: skip
+    readonly_fields: ClassVar = [f for f in fields if f not in {"title", "alt"}]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
+        order = Case(
+            *[When(status=s, then=Value(i)) for i, s in enumerate(StatusFilter.ORDER)],
+            output_field=IntegerField(),
+        )
+        return selectors.images_with_renditions().annotate(status_order=order).order_by("status_order", "-created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # New images come through the upload view below, which checks them.
+        return False
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("upload/", self.admin_site.admin_view(self.upload_view), name="uploads_image_upload"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "can_upload": request.user.has_perm("uploads.add_image")}
+        return super().changelist_view(request, extra_context)
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        if not request.user.has_perm("uploads.add_image"):
+            raise PermissionDenied
+        form = ImageUploadForm(request.POST or None, request.FILES or None)
+        status = 200
+        if request.method == "POST" and form.is_valid():
+            done, refused = 0, []
+            for upload in form.cleaned_data["files"]:
+                try:
+                    services.image_upload(
+                        file=upload,
+                        original_name=upload.name,
+                        preset=form.cleaned_data["preset"],
+                        title=form.cleaned_data["title"],
+                        alt=form.cleaned_data["alt"],
+                        user=request.user,
+                    )
+                    done += 1
+                except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
+                    refused.append(f"{upload.name}: {exc}")
+            if done:
+                self.message_user(request, f"{done} image(s) uploaded; processing has started.", messages.SUCCESS)
+            for line in refused:
+                self.message_user(request, f"Refused {line}", messages.ERROR)
+            if not refused:
+                return HttpResponseRedirect(reverse("admin:uploads_image_changelist"))
+            status = 400
+        elif request.method == "POST":
+            status = 400
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": "Upload images",
+        }
+        return render(request, "admin/uploads/image/upload.html", context, status=status)
+
+    @admin.action(description="Reprocess selected images", permissions=["change"])
+    def reprocess(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
+        count = services.image_reprocess(images=list(queryset))
+        self.message_user(request, f"{count} image(s) queued for processing.", messages.SUCCESS)
+
+    @admin.display(description="Preview")
+    def preview(self, image: Image) -> str:
+        return thumbnail(image)
+
+    @admin.display(description="Preview")
+    def preview_large(self, image: Image) -> str:
+        return thumbnail(image, size=192)
+
+    @admin.display(description="Size")
+    def dimensions(self, image: Image) -> str:
+        return f"{image.width}×{image.height}"

@@ -1,0 +1,13 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class UploadsConfig(AppConfig):
+    name = "uploads"
+    verbose_name = "Images"
+
+    def ready(self) -> None:
+        from uploads import signal_handlers
+
+        signal_handlers.register()

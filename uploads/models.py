@@ -1,0 +1,110 @@
+"""Uploaded images and the web-ready renditions made from them.
+
+Pages and the API read everything they show (sizes, formats, URLs) from these
+rows; nothing at render time asks the storage what it holds.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import models
+
+
+class Image(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PROCESSING = "processing", "Processing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    # Server-made, content-addressed key of the original; the user's file name
+    # is data (original_name), never part of a path.
+    file = models.FileField(max_length=255)
+    original_name = models.CharField(max_length=255, blank=True)
+    title = models.CharField(max_length=200, blank=True)
+    alt = models.CharField(max_length=300, blank=True)
+    preset = models.CharField(max_length=32, default="web")
+    sha256 = models.CharField(max_length=64, db_index=True)
+    format = models.CharField(max_length=10)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    frames = models.PositiveIntegerField(default=1)
+    bytes = models.PositiveBigIntegerField()
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    error = models.TextField(blank=True)
+    processing_ms = models.PositiveIntegerField(null=True, blank=True)
+    placeholder = models.CharField(max_length=100, blank=True)
+    dominant_color = models.CharField(max_length=7, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    renditions: models.Manager[Rendition]
+
+    class Meta:
+        ordering: ClassVar = ["-created_at", "-id"]
+        indexes: ClassVar = [models.Index(fields=["status", "updated_at"])]
+
+    def __str__(self) -> str:
+        return self.title or self.original_name or f"Image {self.pk}"
+
+    @property
+    def stem(self) -> str:
+        """The original file name without its extension (how suppliers link files)."""
+        name = self.original_name.rsplit("/", 1)[-1]
+        return name.rsplit(".", 1)[0] if "." in name else name
+
+    @property
+    def is_ready(self) -> bool:
+        return self.status == self.Status.READY
+
+
+class Rendition(models.Model):
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="renditions")
+    name = models.CharField(max_length=32)
+    format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    bytes = models.PositiveBigIntegerField()
+    storage_key = models.CharField(max_length=255)
+
+    class Meta:
+        ordering: ClassVar = ["image_id", "width", "name", "format"]
+        constraints: ClassVar = [
+            models.UniqueConstraint(
+                fields=["image", "name", "format"], name="unique_rendition_per_image"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name}.{self.format} ({self.width}x{self.height})"
+
+    @property
+    def url(self) -> str:
+        # A URL is computed locally by the storage (no request to S3).
+        return default_storage.url(self.storage_key)
+
+    @property
+    def content_type(self) -> str:
+        return CONTENT_TYPES.get(self.format, "application/octet-stream")
+
+
+CONTENT_TYPES = {
+    "jpeg": "image/jpeg",
+    "webp": "image/webp",
+    "avif": "image/avif",
+    "png": "image/png",
+}

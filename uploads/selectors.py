@@ -1,0 +1,54 @@
+"""Reads of images and their renditions, shaped for pages and the API."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from django.db.models import Prefetch, QuerySet
+
+from uploads.models import Image, Rendition
+
+# Best first: a browser takes the first <source> whose type it supports.
+FORMAT_ORDER = ("avif", "webp", "jpeg", "png")
+
+
+def images_with_renditions() -> QuerySet[Image]:
+    return Image.objects.prefetch_related(
+        Prefetch("renditions", queryset=Rendition.objects.order_by("width", "format"))
+    )
+
+
+@dataclass(frozen=True)
+class SourceSet:
+    format: str
+    content_type: str
+    srcset: str
+    fallback: Rendition
+
+
+def source_sets(image: Image, *, variant: str = "main") -> list[SourceSet]:
+    """The renditions of an image grouped by format, best format first.
+
+    ``main`` is the width ladder (or the single output of icon/supplier
+    presets); ``thumb`` the square thumbnail, falling back to the ladder.
+    """
+    renditions = list(image.renditions.all())  # prefetched: no query
+    chosen = [r for r in renditions if (r.name == "thumb") == (variant == "thumb")]
+    if not chosen:
+        chosen = [r for r in renditions if r.name != "thumb"]
+    by_format: dict[str, list[Rendition]] = defaultdict(list)
+    for rendition in chosen:
+        by_format[rendition.format].append(rendition)
+    sets = []
+    for fmt in sorted(by_format, key=lambda f: FORMAT_ORDER.index(f) if f in FORMAT_ORDER else 99):
+        items = sorted(by_format[fmt], key=lambda r: r.width)
+        sets.append(
+            SourceSet(
+                format=fmt,
+                content_type=items[0].content_type,
+                srcset=", ".join(f"{r.url} {r.width}w" for r in items),
+                fallback=items[-1],
+            )
+        )
+    return sets

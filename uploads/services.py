@@ -1,0 +1,242 @@
+"""Writes to images: upload, process, reprocess, delete.
+
+Uploads are checked from the header before anything is stored; the file is
+written under a content-addressed key, then the row is created. Processing is
+started by the ``post_save`` handler once the row commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Iterable
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from uploads import processing, storage
+from uploads.models import Image, Rendition
+
+logger = logging.getLogger(__name__)
+
+
+class ImageTooLarge(Exception):
+    """The upload is over the byte limit (HTTP 413)."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"The file is {size:,} bytes; the limit is {limit:,} bytes "
+            f"({limit / 1024 / 1024:.0f} MB)."
+        )
+        self.size = size
+        self.limit = limit
+
+
+class ImageInvalid(Exception):
+    """The upload is not an image the portal accepts (HTTP 400); says why."""
+
+    def __init__(self, message: str, *, code: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def presets() -> dict[str, processing.Preset]:
+    return {
+        name: processing.Preset.from_dict(name, spec)
+        for name, spec in settings.IMAGE_PRESETS.items()
+    }
+
+
+def preset_get(name: str) -> processing.Preset:
+    available = presets()
+    if name not in available:
+        raise ValidationError(
+            {"preset": f"Unknown preset {name!r}; choose one of {', '.join(sorted(available))}."}
+        )
+    return available[name]
+
+
+def _read_limited(source: IO[bytes] | bytes) -> bytes:
+    limit = settings.IMAGE_MAX_BYTES
+    if isinstance(source, bytes):
+        data = source
+    else:
+        size = getattr(source, "size", None)
+        if size is not None and size > limit:
+            raise ImageTooLarge(size, limit)
+        if hasattr(source, "seek"):
+            source.seek(0)
+        data = source.read(limit + 1)
+    if len(data) > limit:
+        raise ImageTooLarge(getattr(source, "size", None) or len(data), limit)
+    return data
+
+
+def image_upload(
+    *,
+    file: IO[bytes] | bytes,
+    original_name: str,
+    preset: str | None = None,
+    title: str = "",
+    alt: str = "",
+    user: Any = None,
+) -> Image:
+    """Check and store an upload; processing starts once the row commits.
+
+    Raises ImageTooLarge (413) or ImageInvalid / ValidationError (400); a
+    refused upload leaves no row and no object behind.
+    """
+    preset_name = preset or settings.IMAGE_DEFAULT_PRESET
+    preset_get(preset_name)
+    data = _read_limited(file)
+    try:
+        info = processing.probe(data, max_pixels=settings.IMAGE_MAX_PIXELS)
+    except processing.ImageRejected as exc:
+        raise ImageInvalid(str(exc), code=exc.code) from exc
+    sha = hashlib.sha256(data).hexdigest()
+    image = Image(
+        original_name=original_name.replace("\\", "/").rsplit("/", 1)[-1][:255],
+        title=title[:200],
+        alt=alt[:300],
+        preset=preset_name,
+        sha256=sha,
+        format=info.format,
+        width=info.width,
+        height=info.height,
+        frames=info.frames,
+        bytes=len(data),
+        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+    )
+    image.full_clean(exclude=["file"])
+    key = storage.original_key(sha, info.format)
+    image.file.name = storage.put(key, data)
+    try:
+        with transaction.atomic():
+            image.save()
+    except BaseException:
+        storage.delete_unreferenced({image.file.name})
+        raise
+    return image
+
+
+def _outputs_to_rows(image: Image, result: processing.Result) -> list[Rendition]:
+    rows = []
+    for output in result.outputs:
+        key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
+        rows.append(
+            Rendition(
+                image=image,
+                name=output.name,
+                format=output.format,
+                width=output.width,
+                height=output.height,
+                bytes=len(output.data),
+                storage_key=key,
+            )
+        )
+    return rows
+
+
+def image_process(*, image_id: int, force: bool = False) -> Image | None:
+    """Make the image's renditions. Idempotent: a ready image is left alone
+    unless ``force``; a repeated run rewrites nothing (same bytes, same keys).
+
+    Storage and database errors propagate so the task can retry; an image that
+    cannot be decoded ends ``failed`` with the reason, its original kept.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None:
+            return None
+        if image.status == Image.Status.READY and not force:
+            return image
+        image.status = Image.Status.PROCESSING
+        image.attempts += 1
+        image.save(update_fields=["status", "attempts", "updated_at"])
+
+    started = time.monotonic()
+    try:
+        preset = preset_get(image.preset)
+        with image.file.open("rb") as fh:
+            data = fh.read()
+        result = processing.process(data, preset, max_pixels=settings.IMAGE_MAX_PIXELS)
+    except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
+        return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
+    rows = _outputs_to_rows(image, result)
+    elapsed = int((time.monotonic() - started) * 1000)
+
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=image_id)
+        # Old renditions' objects go after commit (signal handler) unless a
+        # new row holds the same content-addressed key.
+        image.renditions.all().delete()
+        Rendition.objects.bulk_create(rows)
+        image.status = Image.Status.READY
+        image.error = ""
+        image.placeholder = result.placeholder
+        image.dominant_color = result.dominant_color
+        image.processing_ms = elapsed
+        image.processed_at = timezone.now()
+        image.save()
+    _log(image, "ready", elapsed)
+    return image
+
+
+def image_mark_failed(*, image_id: int, reason: str, started: float | None = None) -> Image | None:
+    elapsed = int((time.monotonic() - started) * 1000) if started else None
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None:
+            return None
+        image.status = Image.Status.FAILED
+        image.error = reason[:2000]
+        image.processing_ms = elapsed
+        image.processed_at = timezone.now()
+        image.save()
+    _log(image, f"failed: {reason}", elapsed)
+    return image
+
+
+def _log(image: Image, outcome: str, elapsed: int | None) -> None:
+    logger.info(
+        "image id=%s sha256=%s format=%s size=%sx%s bytes=%s preset=%s ms=%s outcome=%s",
+        image.pk,
+        image.sha256[:12],
+        image.format,
+        image.width,
+        image.height,
+        image.bytes,
+        image.preset,
+        elapsed,
+        outcome,
+    )
+
+
+def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> int:
+    """Queue images for processing again (optionally with another preset)."""
+    from uploads.tasks import enqueue_processing
+
+    count = 0
+    for image in images:
+        with transaction.atomic():
+            fields = ["status", "error", "updated_at"]
+            if preset:
+                preset_get(preset)
+                image.preset = preset
+                fields.append("preset")
+            image.status = Image.Status.PENDING
+            image.error = ""
+            image.save(update_fields=fields)
+            enqueue_processing(image.pk, force=True)
+        count += 1
+    return count
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete the row; its files go once the deletion commits (signal handler)."""
+    with transaction.atomic():
+        image.delete()

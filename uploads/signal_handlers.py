@@ -1,0 +1,58 @@
+"""Side effects of saving and deleting images, wired from UploadsConfig.ready().
+
+Saving an image whose file is new or changed queues its processing once the
+transaction commits; deleting an image or a rendition deletes its objects once
+the deletion commits (unless another row still points at the same key).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_delete, post_init, post_save
+
+from uploads import storage
+from uploads.models import Image, Rendition
+
+
+def remember_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
+    instance._loaded_file = instance.file.name if instance.pk else None  # type: ignore[attr-defined]
+
+
+def queue_processing(
+    sender: type[Image], instance: Image, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    if raw:
+        return
+    previous = getattr(instance, "_loaded_file", None)
+    current = instance.file.name
+    instance._loaded_file = current  # type: ignore[attr-defined]
+    if not created and previous == current:
+        return
+    from uploads.tasks import enqueue_processing
+
+    image_id = instance.pk
+    transaction.on_commit(lambda: enqueue_processing(image_id, force=not created))
+    if previous and previous != current:
+        transaction.on_commit(lambda: storage.delete_unreferenced({previous}))
+
+
+def delete_image_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
+    key = instance.file.name
+    if key:
+        transaction.on_commit(lambda: storage.delete_unreferenced({key}))
+
+
+def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs: Any) -> None:
+    key = instance.storage_key
+    transaction.on_commit(lambda: storage.delete_unreferenced({key}))
+
+
+def register() -> None:
+    post_init.connect(remember_file, sender=Image, dispatch_uid="uploads.remember_file")
+    post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
+    post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
+    post_delete.connect(
+        delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file"
+    )
