@@ -304,6 +304,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "FeedbackStatusEnum": "catalog.models.Feedback.Status",
+        "ImageStatusEnum": "uploads.models.Image.Status",
+    },
 }
 
 # --- Auth, i18n ---------------------------------------------------------------

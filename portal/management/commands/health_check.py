@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from portal import services
+
+
+class Command(BaseCommand):
+    help = (
+        "Check CPU usage, free disk, available memory and that localhost resolves to "
+        "127.0.0.1; mail an alert for each failure and exit non-zero if any failed. "
+        "Thresholds: PORTAL_HEALTH_* settings. Cron: * * * * * cd /srv/portal && "
+        ".venv/bin/python manage.py health_check"
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--email", action="append", help="Alert recipient (repeatable).")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        checks = services.health_alert(recipients=options["email"])
+        for check in checks:
+            self.stdout.write(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
+        failed = [check for check in checks if not check.ok]
+        if failed:
+            for check in failed:
+                self.stderr.write(f"{check.subject} ({check.detail})")
+            raise CommandError(f"{len(failed)} check(s) failed.", returncode=1)
+        self.stdout.write("All system checks passed.")

@@ -1,0 +1,361 @@
+"""The feedback API (``/api/v1/feedback/``): who may do what, what visitors see,
+validation, the submission throttle, filters."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.api import FeedbackThrottle
+from catalog.models import Feedback
+from tests.factories import FeedbackFactory, ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/feedback/"
+
+
+def detail(pk: int) -> str:
+    return f"{LIST}{pk}/"
+
+
+def review_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "title": "Great fruit",
+        "name": "Ada",
+        "date": "2024-05-01",
+        "text": "Crisp and sweet.",
+        "rating": 5,
+    }
+    payload.update(overrides)
+    return payload
+
+
+def titles(response: Any) -> set[str]:
+    return {row["title"] for row in response.json()["results"]}
+
+
+# --- Permissions --------------------------------------------------------------
+
+
+def test_a_visitor_can_list_and_read_published_feedback(visitor: APIClient) -> None:
+    review = FeedbackFactory()
+
+    listing = visitor.get(LIST)
+    single = visitor.get(detail(review.pk))
+
+    assert listing.status_code == 200
+    assert listing.json()["count"] == 1
+    assert single.status_code == 200
+    assert single.json()["title"] == review.title
+
+
+def test_a_visitor_can_submit_feedback(visitor: APIClient) -> None:
+    response = visitor.post(LIST, review_payload(), format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["title"] == "Great fruit"
+    assert body["status"] == "published"
+    assert body["source"] == "api"
+    assert Feedback.objects.filter(pk=body["id"]).exists()
+
+
+def test_a_submitted_review_is_trimmed_and_dated_today_when_no_date_is_given(visitor: APIClient) -> None:
+    response = visitor.post(LIST, {"title": "  Spaced  ", "text": " ok "}, format="json")
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["title"] == "Spaced"
+    assert body["text"] == "ok"
+    assert body["date"] == dt.date.today().isoformat()
+
+
+def test_a_visitor_submits_feedback_as_a_form_too(visitor: APIClient) -> None:
+    response = visitor.post(LIST, review_payload(rating=""), format="multipart")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["rating"] is None
+
+
+@pytest.mark.parametrize("method", ["patch", "put", "delete"])
+def test_a_visitor_cannot_change_feedback(visitor: APIClient, method: str) -> None:
+    review = FeedbackFactory()
+
+    response = getattr(visitor, method)(detail(review.pk), review_payload(), format="json")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
+    assert "detail" in response.json()
+    assert Feedback.objects.filter(pk=review.pk, title=review.title).exists()
+
+
+@pytest.mark.parametrize("method", ["patch", "put", "delete"])
+def test_an_outsider_cannot_change_feedback(outsider: APIClient, method: str) -> None:
+    review = FeedbackFactory()
+
+    response = getattr(outsider, method)(detail(review.pk), review_payload(), format="json")
+
+    assert response.status_code == 403
+    assert "detail" in response.json()
+    assert Feedback.objects.filter(pk=review.pk, title=review.title).exists()
+
+
+def test_an_outsider_may_submit_feedback_like_anyone(outsider: APIClient) -> None:
+    response = outsider.post(LIST, review_payload(), format="json")
+
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_and_tokens_with_permissions_edit_and_delete_feedback(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    review = FeedbackFactory(title="Old")
+
+    patched = client.patch(detail(review.pk), {"title": "New"}, format="json")
+    put = client.put(detail(review.pk), review_payload(title="Replaced"), format="json")
+    deleted = client.delete(detail(review.pk))
+
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["title"] == "New"
+    assert put.status_code == 200, put.content
+    assert put.json()["title"] == "Replaced"
+    assert deleted.status_code == 204
+    assert not Feedback.objects.filter(pk=review.pk).exists()
+
+
+# --- Visibility and moderation ------------------------------------------------
+
+
+def test_visitors_see_only_published_feedback(visitor: APIClient) -> None:
+    FeedbackFactory(title="Shown")
+    FeedbackFactory(title="Waiting", status=Feedback.Status.PENDING)
+    hidden = FeedbackFactory(title="Gone", status=Feedback.Status.HIDDEN)
+
+    assert titles(visitor.get(LIST)) == {"Shown"}
+    assert visitor.get(detail(hidden.pk)).status_code == 404
+    assert titles(visitor.get(LIST, {"status": "hidden"})) == set()
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_moderators_see_all_feedback_and_filter_by_status(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    FeedbackFactory(title="Shown")
+    FeedbackFactory(title="Waiting", status=Feedback.Status.PENDING)
+    hidden = FeedbackFactory(title="Gone", status=Feedback.Status.HIDDEN)
+
+    assert titles(client.get(LIST)) == {"Shown", "Waiting", "Gone"}
+    assert titles(client.get(LIST, {"status": "hidden"})) == {"Gone"}
+    assert client.get(detail(hidden.pk)).status_code == 200
+
+
+def test_an_outsider_sees_what_visitors_see(outsider: APIClient) -> None:
+    FeedbackFactory(title="Shown")
+    FeedbackFactory(title="Gone", status=Feedback.Status.HIDDEN)
+
+    assert titles(outsider.get(LIST)) == {"Shown"}
+
+
+def test_a_visitor_cannot_choose_the_status_of_a_new_review(visitor: APIClient) -> None:
+    response = visitor.post(LIST, review_payload(status="hidden", source="import"), format="json")
+
+    assert response.status_code == 201
+    review = Feedback.objects.get(pk=response.json()["id"])
+    assert review.status == Feedback.Status.PUBLISHED
+    assert review.source == Feedback.Source.API
+
+
+def test_new_reviews_wait_for_a_moderator_when_moderation_is_on(visitor: APIClient, settings: Any) -> None:
+    settings.FEEDBACK_MODERATION = True
+
+    response = visitor.post(LIST, review_payload(title="Later"), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["status"] == "pending"
+    assert titles(visitor.get(LIST)) == set()
+
+
+def test_staff_hide_a_review_and_visitors_stop_seeing_it(staff: APIClient, visitor: APIClient) -> None:
+    review = FeedbackFactory(title="Rude")
+    assert titles(visitor.get(LIST)) == {"Rude"}
+
+    response = staff.patch(detail(review.pk), {"status": "hidden"}, format="json")
+
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "hidden"
+    assert titles(visitor.get(LIST)) == set()
+    assert visitor.get(detail(review.pk)).status_code == 404
+
+
+def test_staff_cannot_set_an_unknown_status(staff: APIClient) -> None:
+    review = FeedbackFactory()
+
+    response = staff.patch(detail(review.pk), {"status": "deleted"}, format="json")
+
+    assert response.status_code == 400
+    assert "status" in response.json()
+
+
+# --- Validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"title": "x" * 101}, "title"),
+        ({"name": "x" * 101}, "name"),
+        ({"text": "x" * 5001}, "text"),
+        ({"rating": 0}, "rating"),
+        ({"rating": 6}, "rating"),
+        ({"rating": "five"}, "rating"),
+        ({"date": "2024-13-45"}, "date"),
+        ({"date": "yesterday"}, "date"),
+        ({"product": 999_999}, "product"),
+    ],
+)
+def test_an_invalid_review_is_refused_with_a_message_on_the_field(
+    visitor: APIClient, overrides: dict[str, Any], field: str
+) -> None:
+    response = visitor.post(LIST, review_payload(**overrides), format="json")
+
+    assert response.status_code == 400
+    body = response.json()
+    assert field in body, body
+    assert all(isinstance(message, str) and message for message in body[field])
+    assert not Feedback.objects.exists()
+
+
+def test_the_longest_allowed_review_is_accepted(visitor: APIClient) -> None:
+    response = visitor.post(LIST, review_payload(title="t" * 100, text="x" * 5000), format="json")
+
+    assert response.status_code == 201, response.content
+
+
+def test_a_review_can_name_its_product(visitor: APIClient) -> None:
+    product = ProductFactory()
+
+    response = visitor.post(LIST, review_payload(product=product.pk), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["product"] == product.pk
+
+
+def test_malformed_json_is_a_400_with_a_detail(visitor: APIClient) -> None:
+    response = visitor.post(LIST, "{not json", content_type="application/json")
+
+    assert response.status_code == 400
+    assert "detail" in response.json()
+
+
+# --- Throttle -----------------------------------------------------------------
+
+
+def test_anonymous_submissions_are_throttled_with_retry_after(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "rate", "3/min", raising=False)
+
+    statuses = [visitor.post(LIST, review_payload(), format="json").status_code for _ in range(3)]
+    refused = visitor.post(LIST, review_payload(), format="json")
+
+    assert statuses == [201, 201, 201]
+    assert refused.status_code == 429
+    wait = int(refused["Retry-After"])
+    assert 0 < wait <= 60
+    detail_text = refused.json()["detail"]
+    assert "throttled" in detail_text.lower()
+    assert str(wait) in detail_text
+    assert Feedback.objects.count() == 3
+
+
+def test_the_throttle_also_reads_its_rate_from_the_class_rates(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {**FeedbackThrottle.THROTTLE_RATES, "feedback": "1/hour"})
+
+    first = visitor.post(LIST, review_payload(), format="json")
+    second = visitor.post(LIST, review_payload(), format="json")
+
+    assert first.status_code == 201
+    assert second.status_code == 429
+    assert int(second["Retry-After"]) > 60
+
+
+def test_reading_feedback_is_not_limited_by_the_submission_throttle(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "rate", "1/min", raising=False)
+    visitor.post(LIST, review_payload(), format="json")
+
+    assert visitor.post(LIST, review_payload(), format="json").status_code == 429
+    assert visitor.get(LIST).status_code == 200
+
+
+def test_token_clients_are_not_held_by_the_anonymous_submission_throttle(
+    token_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "rate", "1/min", raising=False)
+
+    statuses = [token_client.post(LIST, review_payload(), format="json").status_code for _ in range(3)]
+
+    assert statuses == [201, 201, 201]
+
+
+# --- Filters, search, ordering -----------------------------------------------
+
+
+def test_feedback_filters_by_rating_and_date(visitor: APIClient) -> None:
+    FeedbackFactory(title="Old five", rating=5, date=dt.date(2023, 1, 1))
+    FeedbackFactory(title="New five", rating=5, date=dt.date(2024, 6, 1))
+    FeedbackFactory(title="New one", rating=1, date=dt.date(2024, 7, 1))
+
+    assert titles(visitor.get(LIST, {"rating": 5})) == {"Old five", "New five"}
+    assert titles(visitor.get(LIST, {"date_after": "2024-01-01"})) == {"New five", "New one"}
+    assert titles(visitor.get(LIST, {"date_before": "2023-12-31"})) == {"Old five"}
+    assert titles(visitor.get(LIST, {"rating": 5, "date_after": "2024-01-01"})) == {"New five"}
+
+
+def test_feedback_filters_by_product(visitor: APIClient) -> None:
+    apple = ProductFactory(name="Apple")
+    FeedbackFactory(title="About apples", product=apple)
+    FeedbackFactory(title="About nothing")
+
+    assert titles(visitor.get(LIST, {"product": apple.pk})) == {"About apples"}
+
+
+def test_an_invalid_filter_value_is_a_400(visitor: APIClient) -> None:
+    response = visitor.get(LIST, {"date_after": "not-a-date"})
+
+    assert response.status_code == 400
+    assert "date_after" in response.json()
+
+
+def test_feedback_search_looks_in_title_name_and_text(visitor: APIClient) -> None:
+    FeedbackFactory(title="Mango madness", text="plain")
+    FeedbackFactory(title="Other", name="Mangold", text="plain")
+    FeedbackFactory(title="Third", text="I love MANGO.")
+    FeedbackFactory(title="Unrelated", name="Bob", text="apples")
+
+    assert titles(visitor.get(LIST, {"search": "mango"})) == {"Mango madness", "Other", "Third"}
+
+
+def test_feedback_is_newest_first_and_orders_on_request(visitor: APIClient) -> None:
+    FeedbackFactory(title="B", date=dt.date(2024, 2, 1), rating=1)
+    FeedbackFactory(title="C", date=dt.date(2024, 3, 1), rating=3)
+    FeedbackFactory(title="A", date=dt.date(2024, 1, 1), rating=5)
+
+    def order(**params: Any) -> list[str]:
+        return [row["title"] for row in visitor.get(LIST, params).json()["results"]]
+
+    assert order() == ["C", "B", "A"]
+    assert order(ordering="date") == ["A", "B", "C"]
+    assert order(ordering="-rating") == ["A", "C", "B"]
+    # An unknown ordering field is ignored rather than an error.
+    assert order(ordering="fingerprint") == ["C", "B", "A"]

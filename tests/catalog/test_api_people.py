@@ -1,0 +1,243 @@
+"""The people API (``/api/v1/people/``): permissions, who is listed, validation,
+filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import Person
+from tests.factories import PersonFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/people/"
+
+
+def detail(pk: int) -> str:
+    return f"{LIST}{pk}/"
+
+
+def person_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": "Grace Hopper",
+        "username": "ghopper",
+        "email": "grace@example.com",
+        "phone": {"office": "802-867-5309", "cell": "802-867-5310"},
+        "department": "Engineering",
+        "role": "Rear Admiral",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def usernames(response: Any) -> set[str]:
+    return {row["username"] for row in response.json()["results"]}
+
+
+# --- Permissions --------------------------------------------------------------
+
+
+def test_a_visitor_can_list_and_read_people(visitor: APIClient) -> None:
+    person = PersonFactory(phone={"office": "802-867-5309"})
+
+    listing = visitor.get(LIST)
+    single = visitor.get(detail(person.pk))
+
+    assert listing.status_code == 200
+    assert listing.json()["count"] == 1
+    assert single.status_code == 200
+    body = single.json()
+    assert body["username"] == person.username
+    assert body["phone"] == {"office": "802-867-5309"}
+    assert body["photo"] is None
+    assert body["url"] == person.get_absolute_url()
+
+
+def test_a_visitor_cannot_create_a_person(visitor: APIClient) -> None:
+    response = visitor.post(LIST, person_payload(), format="json")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_a_visitor_cannot_change_a_person(visitor: APIClient, method: str) -> None:
+    person = PersonFactory(name="Unchanged")
+
+    response = getattr(visitor, method)(detail(person.pk), person_payload(), format="json")
+
+    assert response.status_code == 401
+    person.refresh_from_db()
+    assert person.name == "Unchanged"
+
+
+def test_a_visitor_cannot_delete_a_person(visitor: APIClient) -> None:
+    person = PersonFactory()
+
+    response = visitor.delete(detail(person.pk))
+
+    assert response.status_code == 401
+    assert "detail" in response.json()
+    assert Person.objects.filter(pk=person.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "list"), ("patch", "detail"), ("put", "detail"), ("delete", "detail")],
+)
+def test_an_outsider_cannot_write_people(outsider: APIClient, method: str, path: str) -> None:
+    person = PersonFactory(name="Unchanged")
+    url = LIST if path == "list" else detail(person.pk)
+
+    response = getattr(outsider, method)(url, person_payload(), format="json")
+
+    assert response.status_code == 403
+    assert "detail" in response.json()
+    assert list(Person.objects.values_list("name", flat=True)) == ["Unchanged"]
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_and_tokens_with_permissions_manage_people(request: pytest.FixtureRequest, persona: str) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+
+    created = client.post(LIST, person_payload(), format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+    assert created.json()["phone"] == {"office": "802-867-5309", "cell": "802-867-5310"}
+
+    patched = client.patch(detail(pk), {"role": "Commodore", "phone": {"home": "555"}}, format="json")
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["role"] == "Commodore"
+    assert patched.json()["phone"] == {"home": "555"}
+
+    put = client.put(detail(pk), person_payload(name="G. Hopper"), format="json")
+    assert put.status_code == 200, put.content
+    assert put.json()["name"] == "G. Hopper"
+
+    deleted = client.delete(detail(pk))
+    assert deleted.status_code == 204
+    assert not Person.objects.exists()
+
+
+# --- Visibility ---------------------------------------------------------------
+
+
+def test_visitors_see_only_active_people(visitor: APIClient) -> None:
+    PersonFactory(username="here")
+    gone = PersonFactory(username="gone", is_active=False)
+
+    assert usernames(visitor.get(LIST)) == {"here"}
+    assert visitor.get(detail(gone.pk)).status_code == 404
+    assert usernames(visitor.get(LIST, {"is_active": "false"})) == set()
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_see_inactive_people_too(request: pytest.FixtureRequest, persona: str) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    PersonFactory(username="here")
+    gone = PersonFactory(username="gone", is_active=False)
+
+    assert usernames(client.get(LIST)) == {"here", "gone"}
+    assert usernames(client.get(LIST, {"is_active": "false"})) == {"gone"}
+    assert client.get(detail(gone.pk)).status_code == 200
+
+
+def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(staff: APIClient, visitor: APIClient) -> None:
+    person = PersonFactory(username="leaver")
+
+    response = staff.patch(detail(person.pk), {"is_active": False}, format="json")
+
+    assert response.status_code == 200
+    assert usernames(visitor.get(LIST)) == set()
+
+
+# --- Validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"phone": "802-867-5309"}, "phone"),
+        ({"phone": ["802-867-5309"]}, "phone"),
+        ({"phone": {"office": "9" * 41}}, "phone"),
+        ({"username": ""}, "username"),
+        ({"name": ""}, "name"),
+        ({"email": "not-an-email"}, "email"),
+        ({"department": "d" * 101}, "department"),
+    ],
+)
+def test_an_invalid_person_is_refused_with_a_message_on_the_field(
+    staff: APIClient, overrides: dict[str, Any], field: str
+) -> None:
+    response = staff.post(LIST, person_payload(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert field in response.json(), response.json()
+    assert not Person.objects.exists()
+
+
+def test_a_duplicate_username_is_a_400(staff: APIClient) -> None:
+    PersonFactory(username="ghopper")
+
+    response = staff.post(LIST, person_payload(username="ghopper"), format="json")
+
+    assert response.status_code == 400
+    assert "username" in response.json()
+    assert Person.objects.count() == 1
+
+
+def test_renaming_onto_another_username_is_a_400(staff: APIClient) -> None:
+    PersonFactory(username="taken")
+    person = PersonFactory(username="mine")
+
+    response = staff.patch(detail(person.pk), {"username": "taken"}, format="json")
+
+    assert response.status_code == 400
+    assert "username" in response.json()
+
+
+def test_the_photo_is_read_only(staff: APIClient) -> None:
+    response = staff.post(LIST, person_payload(photo=123), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["photo"] is None
+
+
+# --- Filters, search, ordering -----------------------------------------------
+
+
+def test_people_filter_by_department_and_role(visitor: APIClient) -> None:
+    PersonFactory(username="eng", department="Engineering", role="Engineer")
+    PersonFactory(username="lead", department="Engineering", role="Lead")
+    PersonFactory(username="sales", department="Sales", role="Engineer")
+
+    assert usernames(visitor.get(LIST, {"department": "Engineering"})) == {"eng", "lead"}
+    assert usernames(visitor.get(LIST, {"role": "Engineer"})) == {"eng", "sales"}
+    assert usernames(visitor.get(LIST, {"department": "Engineering", "role": "Lead"})) == {"lead"}
+
+
+def test_people_search_looks_in_name_username_and_email(visitor: APIClient) -> None:
+    PersonFactory(username="ada", name="Ada Lovelace", email="ada@example.com")
+    PersonFactory(username="charles", name="Charles Babbage", email="cb@engine.org")
+    PersonFactory(username="grace", name="Grace Hopper", email="grace@example.com")
+
+    assert usernames(visitor.get(LIST, {"search": "lovelace"})) == {"ada"}
+    assert usernames(visitor.get(LIST, {"search": "engine.org"})) == {"charles"}
+    assert usernames(visitor.get(LIST, {"search": "GRACE"})) == {"grace"}
+
+
+def test_people_are_listed_by_department_then_name_and_order_on_request(visitor: APIClient) -> None:
+    PersonFactory(username="b", name="Bea", department="Sales")
+    PersonFactory(username="a", name="Zed", department="Engineering")
+    PersonFactory(username="c", name="Al", department="Sales")
+
+    def order(**params: Any) -> list[str]:
+        return [row["username"] for row in visitor.get(LIST, params).json()["results"]]
+
+    assert order() == ["a", "c", "b"]
+    assert order(ordering="name") == ["c", "b", "a"]
+    assert order(ordering="-username") == ["c", "b", "a"]

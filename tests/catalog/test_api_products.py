@@ -1,0 +1,173 @@
+"""The products API (``/api/v1/products/``): permissions, validation, filters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from rest_framework.test import APIClient
+
+from catalog.models import Product
+from tests.factories import ProductFactory
+
+pytestmark = pytest.mark.django_db
+
+LIST = "/api/v1/products/"
+
+
+def detail(pk: int) -> str:
+    return f"{LIST}{pk}/"
+
+
+def product_payload(**overrides: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        "name": "Mango",
+        "weight": 300,
+        "description": "Sweet and juicy.",
+        "image_name": "010.jpeg",
+    }
+    payload.update(overrides)
+    return payload
+
+
+def names(response: Any) -> list[str]:
+    return [row["name"] for row in response.json()["results"]]
+
+
+# --- Permissions --------------------------------------------------------------
+
+
+def test_a_visitor_can_list_and_read_products(visitor: APIClient) -> None:
+    product = ProductFactory(name="Apple", weight=500)
+
+    listing = visitor.get(LIST)
+    single = visitor.get(detail(product.pk))
+
+    assert listing.status_code == 200
+    assert names(listing) == ["Apple"]
+    assert single.status_code == 200
+    body = single.json()
+    assert body["weight"] == 500
+    assert body["image"] is None
+    assert body["url"] == product.get_absolute_url()
+
+
+def test_a_visitor_cannot_create_a_product(visitor: APIClient) -> None:
+    response = visitor.post(LIST, product_payload(), format="json")
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
+    assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize("method", ["patch", "put", "delete"])
+def test_a_visitor_cannot_change_or_delete_a_product(visitor: APIClient, method: str) -> None:
+    product = ProductFactory(name="Unchanged")
+
+    response = getattr(visitor, method)(detail(product.pk), product_payload(), format="json")
+
+    assert response.status_code == 401
+    assert list(Product.objects.values_list("name", flat=True)) == ["Unchanged"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("post", "list"), ("patch", "detail"), ("put", "detail"), ("delete", "detail")],
+)
+def test_an_outsider_cannot_write_products(outsider: APIClient, method: str, path: str) -> None:
+    product = ProductFactory(name="Unchanged")
+    url = LIST if path == "list" else detail(product.pk)
+
+    response = getattr(outsider, method)(url, product_payload(), format="json")
+
+    assert response.status_code == 403
+    assert list(Product.objects.values_list("name", flat=True)) == ["Unchanged"]
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_and_tokens_with_permissions_manage_products(request: pytest.FixtureRequest, persona: str) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+
+    created = client.post(LIST, product_payload(), format="json")
+    assert created.status_code == 201, created.content
+    pk = created.json()["id"]
+
+    patched = client.patch(detail(pk), {"weight": "250"}, format="json")
+    assert patched.status_code == 200, patched.content
+    assert patched.json()["weight"] == 250
+
+    put = client.put(detail(pk), product_payload(name="Mango XL", weight=900), format="json")
+    assert put.status_code == 200, put.content
+    assert put.json()["name"] == "Mango XL"
+
+    deleted = client.delete(detail(pk))
+    assert deleted.status_code == 204
+    assert not Product.objects.exists()
+
+
+# --- Validation ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"weight": 0}, "weight"),
+        ({"weight": -5}, "weight"),
+        ({"weight": "heavy"}, "weight"),
+        ({"weight": 1.5}, "weight"),
+        ({"name": ""}, "name"),
+        ({"name": "n" * 201}, "name"),
+        ({"image_name": "i" * 256}, "image_name"),
+    ],
+)
+def test_an_invalid_product_is_refused_with_a_message_on_the_field(
+    staff: APIClient, overrides: dict[str, Any], field: str
+) -> None:
+    response = staff.post(LIST, product_payload(**overrides), format="json")
+
+    assert response.status_code == 400
+    assert field in response.json(), response.json()
+    assert not Product.objects.exists()
+
+
+def test_a_product_needs_a_name_and_a_weight(staff: APIClient) -> None:
+    response = staff.post(LIST, {}, format="json")
+
+    assert response.status_code == 400
+    assert set(response.json()) == {"name", "weight"}
+
+
+def test_the_image_is_read_only(staff: APIClient) -> None:
+    response = staff.post(LIST, product_payload(image=42), format="json")
+
+    assert response.status_code == 201
+    assert response.json()["image"] is None
+
+
+# --- Filters, search, ordering -----------------------------------------------
+
+
+def test_products_filter_by_image_name(visitor: APIClient) -> None:
+    ProductFactory(name="Apple", image_name="001.jpeg")
+    ProductFactory(name="Banana", image_name="002.jpeg")
+
+    assert names(visitor.get(LIST, {"image_name": "002.jpeg"})) == ["Banana"]
+
+
+def test_products_search_looks_in_name_and_description(visitor: APIClient) -> None:
+    ProductFactory(name="Apple", description="Red and crunchy.")
+    ProductFactory(name="Cherry", description="Small and red.")
+    ProductFactory(name="Banana", description="Yellow.")
+
+    assert sorted(names(visitor.get(LIST, {"search": "red"}))) == ["Apple", "Cherry"]
+    assert names(visitor.get(LIST, {"search": "banana"})) == ["Banana"]
+
+
+def test_products_are_listed_by_name_and_order_on_request(visitor: APIClient) -> None:
+    ProductFactory(name="Cherry", weight=10)
+    ProductFactory(name="Apple", weight=500)
+    ProductFactory(name="Banana", weight=200)
+
+    assert names(visitor.get(LIST)) == ["Apple", "Banana", "Cherry"]
+    assert names(visitor.get(LIST, {"ordering": "weight"})) == ["Cherry", "Banana", "Apple"]
+    assert names(visitor.get(LIST, {"ordering": "-name"})) == ["Cherry", "Banana", "Apple"]

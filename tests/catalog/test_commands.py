@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from django.core.management import CommandError, call_command
+
+from catalog.models import Feedback, Person
+
+LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args: str) -> str:
+    out = io.StringIO()
+    call_command(*args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_the_lab_feedback_samples_import_cleanly() -> None:
+    summary = run("import_feedback", str(LAB / "feedback"))
+    assert summary.strip() == "5 reviews created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    review = Feedback.objects.get(name="Katie")
+    assert review.title == "Best experience so far"
+    assert str(review.date) == "2019-12-09"
+    assert review.text.startswith("My friend recommended this place")
+    assert review.source == Feedback.Source.IMPORT
+    assert review.status == Feedback.Status.PUBLISHED
+
+
+def test_importing_the_same_folder_twice_skips_every_duplicate() -> None:
+    run("import_feedback", str(LAB / "feedback"))
+    assert "0 reviews created, 0 updated, 5 skipped" in run("import_feedback", str(LAB / "feedback"))
+    assert Feedback.objects.count() == 5
+
+
+def test_messy_files_are_read_and_broken_ones_rejected_with_reasons(tmp_path: Path) -> None:
+    (tmp_path / "crlf.txt").write_bytes("Nice\r\nAnn\r\n2020-01-02\r\nIt’s fine.\r\n\r\n".encode())
+    (tmp_path / "copy.txt").write_bytes(b"Nice\nAnn\n2020-01-02\nIt\xe2\x80\x99s fine.")
+    (tmp_path / "baddate.txt").write_bytes(b"Title\nBob\nyesterday\ntext")
+    (tmp_path / "short.txt").write_bytes(b"Only a title\n")
+    (tmp_path / "long.txt").write_bytes(b"x" * 101 + b"\nBob\n2020-01-01\ntext")
+    (tmp_path / "notes.md").write_bytes(b"not a review")
+    err = io.StringIO()
+    out = io.StringIO()
+    call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    assert out.getvalue().strip() == "1 reviews created, 0 updated, 1 skipped as duplicates, 3 rejected."
+    assert "rejected baddate.txt: line 3 is not a date" in err.getvalue()
+    assert "rejected short.txt: expected at least 3 lines" in err.getvalue()
+    assert "rejected long.txt: title:" in err.getvalue()
+    assert Feedback.objects.get().text == "It’s fine."
+
+
+def test_imported_reviews_wait_for_moderation_when_it_is_on(settings: object) -> None:
+    settings.FEEDBACK_MODERATION = True  # type: ignore[attr-defined]
+    run("import_feedback", str(LAB / "feedback"))
+    assert set(Feedback.objects.values_list("status", flat=True)) == {Feedback.Status.PENDING}
+
+
+def test_import_feedback_refuses_a_missing_directory(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match="not a directory"):
+        run("import_feedback", str(tmp_path / "nope"))
+
+
+def test_a_large_import_is_done_in_batches(tmp_path: Path) -> None:
+    for i in range(2500):
+        (tmp_path / f"{i:05d}.txt").write_text(f"Title {i}\nName\n2021-02-03\nText {i % 2000}")
+    assert run("import_feedback", str(tmp_path)).startswith("2500 reviews created")
+    assert Feedback.objects.count() == 2500
+
+
+PEOPLE_CSV = """name,username,phone,department,role,extra
+Ada Fernández,afernandez,office: 802-867-5309; cell: 802-867-5310,Engineering,Lead,ignored
+Kofi Mensah,kmensah,802-867-5311,Sales,Associate,
+"""
+
+
+def test_import_people_reads_the_course_csv_with_extra_columns(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE_CSV, encoding="utf-8")
+    assert run("import_people", str(path)).strip() == "2 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    ada = Person.objects.get(username="afernandez")
+    assert ada.phone == {"office": "802-867-5309", "cell": "802-867-5310"}
+    assert ada.name == "Ada Fernández"
+    assert Person.objects.get(username="kmensah").phone == {"office": "802-867-5311"}
+
+
+def test_import_people_updates_by_username(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([{"name": "A", "username": "a", "role": "Dev"}]))
+    run("import_people", str(path))
+    path.write_text(json.dumps([{"name": "A B", "username": "a", "role": "Lead"}]))
+    assert "0 people created, 1 updated" in run("import_people", str(path))
+    person = Person.objects.get()
+    assert (person.name, person.role) == ("A B", "Lead")
+
+
+def test_import_people_rejects_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
+    path = tmp_path / "people.yaml"
+    path.write_text(yaml.safe_dump([{"name": "Ok", "username": "ok"}, {"name": "", "username": "noname"}]))
+    with pytest.raises(CommandError, match="1 row"):
+        run("import_people", str(path))
+    assert list(Person.objects.values_list("username", flat=True)) == ["ok"]
+
+
+def test_import_people_says_why_a_file_cannot_be_read(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text("{not json")
+    with pytest.raises(CommandError, match="not valid JSON"):
+        run("import_people", str(path))
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "yaml"])
+def test_export_then_import_people_round_trips(tmp_path: Path, fmt: str) -> None:
+    source = tmp_path / "people.csv"
+    source.write_text(PEOPLE_CSV, encoding="utf-8")
+    run("import_people", str(source))
+    exported = tmp_path / f"out.{fmt}"
+    call_command("export_people", "--format", fmt, "--output", str(exported), stderr=io.StringIO())
+    before = list(Person.objects.order_by("username").values("name", "username", "phone", "department", "role"))
+    Person.objects.all().delete()
+    run("import_people", str(exported))
+    after = list(Person.objects.order_by("username").values("name", "username", "phone", "department", "role"))
+    assert after == before
+
+
+def test_export_people_json_uses_the_phone_object_shape() -> None:
+    Person.objects.create(name="A", username="a", phone={"office": "1"})
+    data = json.loads(run("export_people", "--format", "json"))
+    assert data[0]["phone"] == {"office": "1"}

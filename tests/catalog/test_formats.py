@@ -1,0 +1,106 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from catalog import formats
+
+
+def test_a_lab_review_reads_title_name_date_and_text() -> None:
+    record = formats.parse_review(b"Great\nJohn\n2017-12-21\nVery good.\nSecond line.")
+    assert record == formats.ReviewRecord("Great", "John", dt.date(2017, 12, 21), "Very good.\nSecond line.")
+
+
+def test_crlf_bom_and_blank_trailing_lines_are_tolerated() -> None:
+    raw = "\ufeffTitle \r\nKatie\r\n2019-12-09\r\nIt’s great\r\n\r\n\r\n".encode()
+    record = formats.parse_review(raw)
+    assert (record.title, record.name, record.text) == ("Title", "Katie", "It’s great")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "at least 3 lines"),
+        (b"Title\nName", "at least 3 lines"),
+        (b"Title\nName\n21/12/2017\ntext", "YYYY-MM-DD"),
+        (b"\xff\xfe\x00bad", "not UTF-8"),
+    ],
+)
+def test_a_broken_review_file_says_why(raw: bytes, reason: str) -> None:
+    with pytest.raises(formats.FormatError, match=reason):
+        formats.parse_review(raw)
+
+
+def test_a_supplier_description_reads_name_weight_and_text() -> None:
+    record = formats.parse_description(b"Apple\r\n500 lbs\r\nCrisp red apples.\r\n")
+    assert record == formats.DescriptionRecord("Apple", 500, "Crisp red apples.")
+
+
+@pytest.mark.parametrize(("value", "weight"), [(500, 500), ("500", 500), ("500 lbs", 500), (" 7 lb ", 7)])
+def test_weights_are_read_from_numbers_and_strings(value: object, weight: int) -> None:
+    assert formats.parse_weight(value) == weight
+
+
+@pytest.mark.parametrize("value", ["heavy", "", 0, -3, "1.5", True, None])
+def test_a_weight_that_is_not_a_positive_whole_number_is_refused(value: object) -> None:
+    with pytest.raises(formats.FormatError):
+        formats.parse_weight(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "phones"),
+    [
+        ({"office": "802-867-5309"}, {"office": "802-867-5309"}),
+        ('{"cell": "555"}', {"cell": "555"}),
+        ("office: 802-867-5309; cell: 802-867-5310", {"office": "802-867-5309", "cell": "802-867-5310"}),
+        ("802-867-5309", {"office": "802-867-5309"}),
+        ("", {}),
+        (None, {}),
+    ],
+)
+def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
+    assert formats.parse_phone(value) == phones
+
+
+PEOPLE = [
+    {
+        "name": "Ada Lovelace",
+        "username": "ada",
+        "phone": {"office": "802-867-5309", "cell": "802-867-5310"},
+        "department": "Engineering",
+        "role": "Lead",
+        "email": "ada@example.com",
+        "is_active": True,
+    },
+    {
+        "name": "Blaise, Pascal",
+        "username": "blaise",
+        "phone": {},
+        "department": "Sales",
+        "role": "",
+        "email": "",
+        "is_active": False,
+    },
+]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "yaml"])
+def test_people_survive_a_dump_and_parse_round_trip(fmt: str) -> None:
+    text = formats.dump_people(PEOPLE, fmt)
+    assert formats.parse_people(text.encode(), fmt) == PEOPLE
+
+
+def test_the_csv_header_is_the_courses_with_extra_columns_after() -> None:
+    header = formats.dump_people(PEOPLE, "csv").splitlines()[0]
+    assert header.startswith("name,username,phone,department,role")
+
+
+def test_a_csv_without_username_column_is_refused() -> None:
+    with pytest.raises(formats.FormatError, match="username"):
+        formats.parse_people(b"name,department\nAda,Eng\n", "csv")
+
+
+def test_a_json_that_is_not_a_list_of_people_is_refused() -> None:
+    with pytest.raises(formats.FormatError, match="list of people"):
+        formats.parse_people(b'"just a string"', "json")

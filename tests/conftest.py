@@ -1,0 +1,93 @@
+"""Fixtures shared by the whole suite: media in a temp dir, a clean cache,
+eager tasks, and the personas of the permission tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.cache import cache
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(autouse=True)
+def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "media", "base_url": "/media/"},
+        },
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache() -> Iterator[None]:
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+# --- Personas -----------------------------------------------------------------
+
+
+@pytest.fixture
+def visitor() -> APIClient:
+    """Anyone on the internet: no account."""
+    return APIClient()
+
+
+@pytest.fixture
+def staff_user(db: None) -> Any:
+    user = UserFactory(username="staff", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"])
+    )
+    return user
+
+
+@pytest.fixture
+def staff(staff_user: Any) -> APIClient:
+    """A staff member logged in to a browser session, with the model permissions."""
+    client = APIClient(enforce_csrf_checks=False)
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture
+def token_client(db: None) -> APIClient:
+    """An external tool with an API token and the model permissions."""
+    user = UserFactory(username="integration-bot")
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"])
+    )
+    token = Token.objects.create(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+@pytest.fixture
+def outsider(db: None) -> APIClient:
+    """Logged in, but with no permissions at all."""
+    user = UserFactory(username="outsider")
+    client = APIClient()
+    client.force_login(user)
+    return client

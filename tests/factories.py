@@ -1,0 +1,70 @@
+"""factory_boy factories for the portal's models."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from catalog.models import Feedback, Person, Product
+
+
+def jpeg_bytes(size: tuple[int, int] = (800, 600), color: tuple[int, int, int] = (200, 60, 40)) -> bytes:
+    """A small JPEG made in memory, with a gradient so encoders have work to do."""
+    img = PILImage.linear_gradient("L").resize(size).convert("RGB")
+    img = PILImage.blend(img, PILImage.new("RGB", size, color), 0.6)
+    out = io.BytesIO()
+    img.save(out, "JPEG", quality=90)
+    return out.getvalue()
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("correct horse battery staple")
+
+
+class PersonFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Person
+
+    name = factory.Faker("name")
+    username = factory.Sequence(lambda n: f"person{n}")
+    email = factory.LazyAttribute(lambda p: f"{p.username}@example.com")
+    phone = factory.LazyFunction(lambda: {"office": "802-867-5309"})
+    department = factory.Iterator(["Engineering", "Sales", "Support"])
+    role = "Engineer"
+
+
+class ProductFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Product
+
+    name = factory.Sequence(lambda n: f"Fruit {n}")
+    weight = 100
+    description = "Fresh fruit."
+    image_name = factory.Sequence(lambda n: f"{n:03d}.jpeg")
+
+
+class FeedbackFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Feedback
+
+    title = factory.Sequence(lambda n: f"Review {n}")
+    name = factory.Faker("first_name")
+    date = factory.LazyFunction(lambda: dt.date(2024, 1, 1))
+    text = factory.Faker("paragraph")
+    status = Feedback.Status.PUBLISHED
+    source = Feedback.Source.WEB
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Feedback:
+        return super()._create(model_class, *args, **kwargs)

@@ -1,0 +1,105 @@
+from __future__ import annotations
+
+import io
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.test import Client
+
+from catalog.models import Feedback, Person, Product
+from uploads.models import Image
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+pytestmark = pytest.mark.django_db
+
+
+def test_pages_carry_security_headers(client: Client) -> None:
+    response = client.get("/")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+    assert "default-src 'self'" in response["Content-Security-Policy"]
+    assert "script-src 'self';" in response["Content-Security-Policy"]
+
+
+def test_admin_login_is_throttled_after_repeated_failures(client: Client, settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
+    for _ in range(3):
+        response = client.post("/admin/login/", {"username": "boss", "password": "wrong"})
+        assert response.status_code == 200
+    response = client.post("/admin/login/", {"username": "boss", "password": "right-password-123"})
+    assert response.status_code == 429
+    assert "the limit is 3" in response.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+def test_admin_login_works_below_the_limit(client: Client) -> None:
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
+    client.post("/admin/login/", {"username": "boss", "password": "wrong"})
+    response = client.post("/admin/login/?next=/admin/", {"username": "boss", "password": "right-password-123"})
+    assert response.status_code == 302
+    assert client.session["_auth_user_id"]
+
+
+def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", "chief")
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "a-long-secret-42")
+    out = io.StringIO()
+    call_command("ensure_admin", stdout=out)
+    user = get_user_model().objects.get(username="chief")
+    assert user.is_superuser
+    assert user.check_password("a-long-secret-42")
+    assert "'chief'" in out.getvalue()
+
+
+def test_seed_demo_loads_people_products_with_processed_images_and_reviews(
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert Person.objects.filter(photo__isnull=False).count() >= 3
+    assert Product.objects.filter(image__status=Image.Status.READY).count() >= 3
+    assert Feedback.objects.filter(status=Feedback.Status.PUBLISHED).count() >= 3
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert "already loaded" in out.getvalue()
+    assert Person.objects.count() == 6
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_DEBUG": "false",
+        "DJANGO_HTTPS": "true",
+        "DJANGO_SECRET_KEY": "x9!" * 20 + "production-grade-secret-key-value",
+        "DJANGO_ALLOWED_HOSTS": "portal.example.com",
+        "PORTAL_VAR_DIR": str(tmp_path),
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path) -> None:
+    env = {**os.environ, "DJANGO_HTTPS": "true", "PORTAL_VAR_DIR": str(tmp_path)}
+    env.pop("DJANGO_SECRET_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode != 0
+    assert "DJANGO_SECRET_KEY must be set" in result.stderr
