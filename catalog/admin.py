@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -42,20 +42,39 @@ class PersonResource(resources.ModelResource):
 class FeedbackResource(resources.ModelResource):
     class Meta:
         model = Feedback
-        fields = ("id", "title", "name", "date", "text", "rating", "product", "status", "source", "created_at")
+        fields = (
+            "id",
+            "title",
+            "name",
+            "date",
+            "text",
+            "rating",
+            "product",
+            "status",
+            "source",
+            "created_at",
+        )
         export_order = fields
 
 
 @admin.register(Person)
 class PersonAdmin(ImportExportModelAdmin):
-    resource_classes: ClassVar = [PersonResource]
-    list_display: ClassVar = ["photo_thumbnail", "name", "username", "email", "department", "role", "is_active"]
-    list_display_links: ClassVar = ["photo_thumbnail", "name"]
-    list_filter: ClassVar = ["department", "role", "is_active"]
-    search_fields: ClassVar = ["name", "username", "email"]
-    list_select_related: ClassVar = ["photo"]
-    raw_id_fields: ClassVar = ["photo"]
-    readonly_fields: ClassVar = ["created_at", "updated_at"]
+    resource_classes = [PersonResource]
+    list_display = [
+        "photo_thumbnail",
+        "name",
+        "username",
+        "email",
+        "department",
+        "role",
+        "is_active",
+    ]
+    list_display_links = ["photo_thumbnail", "name"]
+    list_filter = ["department", "role", "is_active"]
+    search_fields = ["name", "username", "email"]
+    list_select_related = ["photo"]
+    raw_id_fields = ["photo"]
+    readonly_fields = ["created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Person]:
         return super().get_queryset(request).prefetch_related("photo__renditions")
@@ -67,12 +86,12 @@ class PersonAdmin(ImportExportModelAdmin):
 
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin[Product]):
-    list_display: ClassVar = ["image_thumbnail", "name", "weight", "image_name", "updated_at"]
-    list_display_links: ClassVar = ["image_thumbnail", "name"]
-    search_fields: ClassVar = ["name", "description", "image_name"]
-    list_select_related: ClassVar = ["image"]
-    raw_id_fields: ClassVar = ["image"]
-    readonly_fields: ClassVar = ["created_at", "updated_at"]
+    list_display = ["image_thumbnail", "name", "weight", "image_name", "updated_at"]
+    list_display_links = ["image_thumbnail", "name"]
+    search_fields = ["name", "description", "image_name"]
+    list_select_related = ["image"]
+    raw_id_fields = ["image"]
+    readonly_fields = ["created_at", "updated_at"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).prefetch_related("image__renditions")
@@ -84,20 +103,18 @@ class ProductAdmin(admin.ModelAdmin[Product]):
 
 @admin.register(Feedback)
 class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
-    resource_classes: ClassVar = [FeedbackResource]
-    list_display: ClassVar = ["title", "name", "date", "rating", "status", "source", "product"]
-    list_filter: ClassVar = ["status", "source", "rating", "date"]
-    search_fields: ClassVar = ["title", "name", "text"]
+    resource_classes = [FeedbackResource]
+    list_display = ["title", "name", "date", "rating", "status", "source", "product"]
+    list_filter = ["status", "source", "rating", "date"]
+    search_fields = ["title", "name", "text"]
     date_hierarchy = "date"
-    list_select_related: ClassVar = ["product"]
-    raw_id_fields: ClassVar = ["product"]
-    readonly_fields: ClassVar = ["source", "created_at", "updated_at"]
-    actions: ClassVar = ["publish", "hide"]
+    list_select_related = ["product"]
+    raw_id_fields = ["product"]
+    readonly_fields = ["source", "created_at", "updated_at"]
+    actions = ["publish", "hide"]
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
-        changed = services.feedback_set_status(
-            ids=list(queryset.values_list("pk", flat=True)), status=status
-        )
+        changed = services.feedback_set_status(ids=list(queryset.values_list("pk", flat=True)), status=status)
         label = Feedback.Status(status).label.lower()
         self.message_user(request, f"{changed} review(s) {label}.", messages.SUCCESS)
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django_filters import rest_framework as filters
 from rest_framework import permissions, serializers, throttling, viewsets
 from rest_framework.request import Request
@@ -31,10 +31,12 @@ class ModelPermissionsOrCreate(permissions.DjangoModelPermissionsOrAnonReadOnly)
         return super().has_permission(request, view)
 
 
-def can_moderate(request: Request, model: type) -> bool:
+def can_moderate(request: Request, model: type[Model]) -> bool:
     user = request.user
     opts = model._meta
-    return bool(user and user.is_authenticated and user.has_perm(f"{opts.app_label}.change_{opts.model_name}"))
+    return bool(
+        user and user.is_authenticated and user.has_perm(f"{opts.app_label}.change_{opts.model_name}")
+    )
 
 
 # --- People -------------------------------------------------------------------
@@ -51,25 +53,25 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
 
     class Meta:
         model = Person
-        fields: ClassVar = [
+        fields = [
             "id", "name", "username", "email", "phone", "department", "role",
             "is_active", "photo", "url", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields: ClassVar = ["created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
 
 
 class PersonFilter(filters.FilterSet):
     class Meta:
         model = Person
-        fields: ClassVar = ["department", "role", "is_active"]
+        fields = ["department", "role", "is_active"]
 
 
 class PersonViewSet(viewsets.ModelViewSet[Person]):
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
-    search_fields: ClassVar = ["name", "username", "email", "department", "role"]
-    ordering_fields: ClassVar = ["name", "username", "department", "role", "created_at"]
-    ordering: ClassVar = ["department", "name"]
+    search_fields = ["name", "username", "email", "department", "role"]
+    ordering_fields = ["name", "username", "department", "role", "created_at"]
+    ordering = ["department", "name"]
 
     def get_queryset(self) -> QuerySet[Person]:
         return selectors.people_visible(staff=can_moderate(self.request, Person))
@@ -84,19 +86,19 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
 
     class Meta:
         model = Product
-        fields: ClassVar = [
+        fields = [
             "id", "name", "weight", "description", "image_name", "image", "url",
             "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields: ClassVar = ["created_at", "updated_at"]
+        read_only_fields = ["created_at", "updated_at"]
 
 
 class ProductViewSet(viewsets.ModelViewSet[Product]):
     serializer_class = ProductSerializer
-    filterset_fields: ClassVar = ["image_name"]
-    search_fields: ClassVar = ["name", "description", "image_name"]
-    ordering_fields: ClassVar = ["name", "weight", "created_at"]
-    ordering: ClassVar = ["name"]
+    filterset_fields = ["image_name"]
+    search_fields = ["name", "description", "image_name"]
+    ordering_fields = ["name", "weight", "created_at"]
+    ordering = ["name"]
 
     def get_queryset(self) -> QuerySet[Product]:
         return selectors.products_with_images()
@@ -113,11 +115,11 @@ class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
 
     class Meta:
         model = Feedback
-        fields: ClassVar = [
+        fields = [
             "id", "title", "name", "date", "text", "rating", "product", "status",
             "source", "created_at", "updated_at",
         ]  # fmt: skip
-        read_only_fields: ClassVar = ["status", "source", "created_at", "updated_at"]
+        read_only_fields = ["status", "source", "created_at", "updated_at"]
 
 
 class FeedbackModerationSerializer(FeedbackSerializer):
@@ -130,15 +132,15 @@ class FeedbackFilter(filters.FilterSet):
 
     class Meta:
         model = Feedback
-        fields: ClassVar = ["status", "source", "rating", "product"]
+        fields = ["status", "source", "rating", "product"]
 
 
 class FeedbackViewSet(viewsets.ModelViewSet[Feedback]):
-    permission_classes: ClassVar = [ModelPermissionsOrCreate]
+    permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
-    search_fields: ClassVar = ["title", "name", "text"]
-    ordering_fields: ClassVar = ["date", "created_at", "rating", "id"]
-    ordering: ClassVar = ["-date", "-id"]
+    search_fields = ["title", "name", "text"]
+    ordering_fields = ["date", "created_at", "rating", "id"]
+    ordering = ["-date", "-id"]
 
     def get_queryset(self) -> QuerySet[Feedback]:
         return selectors.feedback_visible(staff=can_moderate(self.request, Feedback))

@@ -51,9 +51,7 @@ def parse_review(raw: bytes) -> ReviewRecord:
     while lines and not lines[-1].strip():
         lines.pop()
     if len(lines) < 3:
-        raise FormatError(
-            f"expected at least 3 lines (title, name, date), found {len(lines)}"
-        )
+        raise FormatError(f"expected at least 3 lines (title, name, date), found {len(lines)}")
     title, name, date_text = (line.strip() for line in lines[:3])
     try:
         date = dt.date.fromisoformat(date_text)
@@ -129,8 +127,8 @@ def parse_phone(value: object) -> dict[str, str]:
         except json.JSONDecodeError as exc:
             raise FormatError(f"phone is not valid JSON: {text!r}") from exc
     phones: dict[str, str] = {}
-    for part in re.split(r"[;\n]", text):
-        part = part.strip()
+    for raw_part in re.split(r"[;\n]", text):
+        part = raw_part.strip()
         if not part:
             continue
         label, sep, number = part.partition(":")
@@ -177,7 +175,8 @@ def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
     people = []
     for row in rows:
         person: dict[str, Any] = {
-            key: str(row.get(key) or "").strip() for key in ("name", "username", "email", "department", "role")
+            key: str(row.get(key) or "").strip()
+            for key in ("name", "username", "email", "department", "role")
         }
         person["phone"] = parse_phone(row.get("phone"))
         if "is_active" in row and row["is_active"] is not None:

@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import Any
 
 from django import forms
 
@@ -17,9 +17,9 @@ class FeedbackForm(forms.ModelForm[Feedback]):
 
     class Meta:
         model = Feedback
-        fields: ClassVar = ["title", "name", "date", "rating", "text"]
-        labels: ClassVar = {"name": "Your name", "text": "Your review", "rating": "Rating (1–5)"}
-        widgets: ClassVar = {
+        fields = ["title", "name", "date", "rating", "text"]
+        labels = {"name": "Your name", "text": "Your review", "rating": "Rating (1–5)"}
+        widgets = {
             "text": forms.Textarea(attrs={"rows": 6, "maxlength": 5000}),
             "rating": forms.NumberInput(attrs={"min": 1, "max": 5}),
         }

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from typing import ClassVar
 
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
@@ -30,7 +29,7 @@ class Person(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering: ClassVar = ["department", "name"]
+        ordering = ["department", "name"]
         verbose_name_plural = "people"
 
     def __str__(self) -> str:
@@ -42,9 +41,7 @@ class Person(models.Model):
 
 class Product(models.Model):
     name = models.CharField(max_length=200)
-    weight = models.PositiveIntegerField(
-        help_text="Weight in lbs.", validators=[MinValueValidator(1)]
-    )
+    weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
     description = models.TextField(blank=True)
     # The file name the supplier used; links the product to its image.
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
@@ -59,7 +56,7 @@ class Product(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering: ClassVar = ["name", "id"]
+        ordering = ["name", "id"]
 
     def __str__(self) -> str:
         return self.name
@@ -89,9 +86,7 @@ class Feedback(models.Model):
     product = models.ForeignKey(
         Product, null=True, blank=True, on_delete=models.SET_NULL, related_name="reviews"
     )
-    status = models.CharField(
-        max_length=10, choices=Status.choices, default=Status.PUBLISHED, db_index=True
-    )
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PUBLISHED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
     # Hash of title, name, date and text: how imports recognise a review they already hold.
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
@@ -99,20 +94,20 @@ class Feedback(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
-        ordering: ClassVar = ["-date", "-id"]
+        ordering = ["-date", "-id"]
         verbose_name_plural = "feedback"
-        indexes: ClassVar = [models.Index(fields=["status", "-date", "-id"])]
+        indexes = [models.Index(fields=["status", "-date", "-id"])]
 
     def __str__(self) -> str:
         return self.title or f"Review {self.pk}"
-
-    @staticmethod
-    def make_fingerprint(*, title: str, name: str, date: object, text: str) -> str:
-        payload = "\x1f".join([title, name, str(date), text])
-        return hashlib.sha256(payload.encode()).hexdigest()
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.fingerprint = self.make_fingerprint(
             title=self.title, name=self.name, date=self.date, text=self.text
         )
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @staticmethod
+    def make_fingerprint(*, title: str, name: str, date: object, text: str) -> str:
+        payload = "\x1f".join([title, name, str(date), text])
+        return hashlib.sha256(payload.encode()).hexdigest()

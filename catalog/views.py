@@ -36,9 +36,7 @@ def person_detail(request: HttpRequest, username: str) -> HttpResponse:
 
 
 def product_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.products_with_images(), PRODUCTS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(selectors.products_with_images(), PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "catalog/product_list.html", {"page": page})
 
 
@@ -49,9 +47,7 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def review_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(
-        request.GET.get("page")
-    )
+    page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "catalog/review_list.html", {"page": page, "form": FeedbackForm()})
 
 

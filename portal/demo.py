@@ -7,10 +7,11 @@ import datetime as dt
 import io
 import math
 import random
+from typing import Any
 
 from PIL import Image, ImageDraw, ImageFilter
 
-PEOPLE = [
+PEOPLE: list[dict[str, Any]] = [
     {"name": "Ada Fernández", "username": "afernandez", "email": "ada@example.com",
      "phone": {"office": "802-867-5309", "cell": "802-867-5310"}, "department": "Engineering",
      "role": "Platform Lead", "color": (70, 120, 180)},
@@ -31,7 +32,7 @@ PEOPLE = [
      "color": (190, 140, 60)},
 ]  # fmt: skip
 
-PRODUCTS = [
+PRODUCTS: list[dict[str, Any]] = [
     {"name": "Apple", "weight": 500, "image_name": "001.jpg", "fruit": (200, 30, 40),
      "description": "Crisp red apples picked this week. Sweet, firm and good for baking or eating out of hand."},
     {"name": "Kiwifruit", "weight": 250, "image_name": "005.jpg", "fruit": (120, 90, 50),
@@ -47,12 +48,30 @@ PRODUCTS = [
 ]  # fmt: skip
 
 REVIEWS = [
-    ("Great customer service", "John", "Friendly staff who helped me choose the best mangoes. Will come back!", 5, "Mango"),
+    (
+        "Great customer service",
+        "John",
+        "Friendly staff who helped me choose the best mangoes. Will come back!",
+        5,
+        "Mango",
+    ),
     ("Fresh every time", "Katie", "The apples were crisp and sweet, just as described.", 5, "Apple"),
     ("Good value", "Tom", "Prices are fair and delivery was on time.", 4, None),
-    ("Could be riper", "Anonymous", "The kiwifruit needed a few more days on the counter before they were ready.", 3, "Kiwifruit"),
+    (
+        "Could be riper",
+        "Anonymous",
+        "The kiwifruit needed a few more days on the counter before they were ready.",
+        3,
+        "Kiwifruit",
+    ),
     ("Lemons for days", "Sara", "Ordered a big box of lemons for a party. Every one was juicy.", 5, "Lemon"),
-    ("Slow reply", "Anonymous", "It took two days to hear back about my order, but the fruit was good.", 3, None),
+    (
+        "Slow reply",
+        "Anonymous",
+        "It took two days to hear back about my order, but the fruit was good.",
+        3,
+        None,
+    ),
 ]
 
 
@@ -64,7 +83,7 @@ def _jpeg(img: Image.Image) -> bytes:
 
 def fruit_image(color: tuple[int, int, int], seed: int, size: tuple[int, int] = (1800, 1200)) -> bytes:
     """A still life: a shaded fruit with a leaf on a soft table, drawn in code."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - a drawing, not a secret
     w, h = size
     img = Image.new("RGB", size, (238, 232, 222))
     draw = ImageDraw.Draw(img)
@@ -86,7 +105,10 @@ def fruit_image(color: tuple[int, int, int], seed: int, size: tuple[int, int] = 
     angle = rng.uniform(-0.6, -0.2)
     stem_top = (cx + math.sin(angle) * r * 0.3, cy - r * 1.15)
     draw.line([(cx, cy - r * 0.85), stem_top], fill=(90, 60, 30), width=int(r * 0.07))
-    draw.ellipse([stem_top[0], stem_top[1] - r * 0.18, stem_top[0] + r * 0.55, stem_top[1] + r * 0.1], fill=(60, 140, 60))
+    draw.ellipse(
+        [stem_top[0], stem_top[1] - r * 0.18, stem_top[0] + r * 0.55, stem_top[1] + r * 0.1],
+        fill=(60, 140, 60),
+    )
     noise = Image.effect_noise(size, 6).convert("RGB")
     img = Image.blend(img, noise, 0.04)
     return _jpeg(img.filter(ImageFilter.GaussianBlur(1.2)))

@@ -23,7 +23,9 @@ def _key(request: HttpRequest) -> str:
 
 
 @receiver(user_login_failed, dispatch_uid="portal.count_login_failure")
-def count_failure(sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any) -> None:
+def count_failure(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
     if request is None:
         return
     key = _key(request)

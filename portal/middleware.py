@@ -32,8 +32,6 @@ class SecurityHeadersMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         docs = request.path.startswith("/api/docs")
-        response.headers.setdefault(
-            "Content-Security-Policy", self.csp_docs if docs else self.csp
-        )
+        response.headers.setdefault("Content-Security-Policy", self.csp_docs if docs else self.csp)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response

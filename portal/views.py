@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.static import serve
@@ -41,9 +42,9 @@ def health_view(request: HttpRequest) -> JsonResponse:
     )
 
 
-def media(request: HttpRequest, path: str) -> HttpResponse:
+def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Media files served by the portal itself (embedded set-up, no bucket)."""
-    response = serve(request, path, document_root=settings.MEDIA_ROOT)
+    response: HttpResponseBase = serve(request, path, document_root=str(settings.MEDIA_ROOT))
     if isinstance(response, FileResponse) and path.startswith(("originals/", "renditions/")):
         response["Cache-Control"] = IMMUTABLE
     return response

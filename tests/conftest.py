@@ -57,9 +57,7 @@ def visitor() -> APIClient:
 @pytest.fixture
 def staff_user(db: None) -> Any:
     user = UserFactory(username="staff", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"])
-    )
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"]))
     return user
 
 
@@ -75,9 +73,7 @@ def staff(staff_user: Any) -> APIClient:
 def token_client(db: None) -> APIClient:
     """An external tool with an API token and the model permissions."""
     user = UserFactory(username="integration-bot")
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"])
-    )
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"]))
     token = Token.objects.create(user=user)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")

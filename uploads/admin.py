@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
@@ -29,7 +29,9 @@ def thumbnail(image: Image | None, size: int = 64) -> str:
             size,
             size,
         )
-    return format_html('<span class="image-status image-status-{}">{}</span>', image.status, image.get_status_display())
+    return format_html(
+        '<span class="image-status image-status-{}">{}</span>', image.status, image.get_status_display()
+    )
 
 
 class MultipleFileInput(forms.ClearableFileInput):
@@ -49,7 +51,9 @@ class MultipleFileField(forms.FileField):
 
 
 class ImageUploadForm(forms.Form):
-    files = MultipleFileField(label="Images", help_text="One or more files: JPEG, PNG, WebP, GIF, TIFF or BMP.")
+    files = MultipleFileField(  # type: ignore[assignment]
+        label="Images", help_text="One or more files: JPEG, PNG, WebP, GIF, TIFF or BMP."
+    )
     preset = forms.ChoiceField(choices=[])
     title = forms.CharField(max_length=200, required=False)
     alt = forms.CharField(max_length=300, required=False, label="Alt text")
@@ -79,7 +83,7 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
     model = Rendition
     extra = 0
     can_delete = False
-    fields: ClassVar = ["name", "format", "width", "height", "bytes", "link"]
+    fields = ("name", "format", "width", "height", "bytes", "link")
     readonly_fields = fields
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
@@ -95,25 +99,38 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
 
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin[Image]):
-    list_display: ClassVar = ["preview", "__str__", "preset", "status", "dimensions", "bytes", "processing_ms", "created_at"]
-    list_display_links: ClassVar = ["preview", "__str__"]
-    list_filter: ClassVar = [StatusFilter, "preset", "format"]
-    search_fields: ClassVar = ["title", "alt", "original_name", "sha256"]
-    actions: ClassVar = ["reprocess"]
-    inlines: ClassVar = [RenditionInline]
-    fields: ClassVar = [
+    list_display = [
+        "preview",
+        "__str__",
+        "preset",
+        "status",
+        "dimensions",
+        "bytes",
+        "processing_ms",
+        "created_at",
+    ]
+    list_display_links = ["preview", "__str__"]
+    list_filter = [StatusFilter, "preset", "format"]
+    search_fields = ["title", "alt", "original_name", "sha256"]
+    actions = ["reprocess"]
+    inlines = [RenditionInline]
+    fields = (
         "preview_large", "title", "alt", "preset", "status", "error", "original_name", "file",
         "sha256", "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
         "processing_ms", "attempts", "uploaded_by", "created_at", "processed_at",
-    ]  # fmt: skip
-    readonly_fields: ClassVar = [f for f in fields if f not in {"title", "alt"}]
+    )  # fmt: skip
+    readonly_fields = tuple(f for f in fields if f not in {"title", "alt"})
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         order = Case(
             *[When(status=s, then=Value(i)) for i, s in enumerate(StatusFilter.ORDER)],
             output_field=IntegerField(),
         )
-        return selectors.images_with_renditions().annotate(status_order=order).order_by("status_order", "-created_at")
+        return (
+            selectors.images_with_renditions()
+            .annotate(status_order=order)
+            .order_by("status_order", "-created_at")
+        )
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         # New images come through the upload view below, which checks them.
@@ -125,7 +142,9 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             *super().get_urls(),
         ]
 
-    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         extra_context = {**(extra_context or {}), "can_upload": request.user.has_perm("uploads.add_image")}
         return super().changelist_view(request, extra_context)
 
@@ -150,7 +169,9 @@ class ImageAdmin(admin.ModelAdmin[Image]):
                 except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
                     refused.append(f"{upload.name}: {exc}")
             if done:
-                self.message_user(request, f"{done} image(s) uploaded; processing has started.", messages.SUCCESS)
+                self.message_user(
+                    request, f"{done} image(s) uploaded; processing has started.", messages.SUCCESS
+                )
             for line in refused:
                 self.message_user(request, f"Refused {line}", messages.ERROR)
             if not refused:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -27,7 +27,7 @@ class RenditionSerializer(serializers.ModelSerializer[Rendition]):
 
     class Meta:
         model = Rendition
-        fields: ClassVar = ["name", "format", "width", "height", "bytes", "url"]
+        fields = ["name", "format", "width", "height", "bytes", "url"]
 
 
 class ImageSummarySerializer(serializers.ModelSerializer[Image]):
@@ -38,7 +38,7 @@ class ImageSummarySerializer(serializers.ModelSerializer[Image]):
 
     class Meta:
         model = Image
-        fields: ClassVar = [
+        fields = [
             "id", "status", "width", "height", "alt", "placeholder", "dominant_color",
             "src", "srcset",
         ]  # fmt: skip
@@ -63,7 +63,7 @@ class ImageSerializer(ImageSummarySerializer):
 
     class Meta:
         model = Image
-        fields: ClassVar = [
+        fields = [
             "id", "title", "alt", "original_name", "preset", "status", "error", "sha256",
             "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
             "processing_ms", "src", "srcset", "renditions", "created_at", "processed_at",
@@ -122,11 +122,11 @@ class ImageViewSet(
     viewsets.GenericViewSet[Image],
 ):
     serializer_class = ImageSerializer
-    parser_classes: ClassVar = [parsers.MultiPartParser, parsers.FormParser]
-    filterset_fields: ClassVar = ["status", "preset", "format"]
-    search_fields: ClassVar = ["title", "alt", "original_name"]
-    ordering_fields: ClassVar = ["created_at", "bytes", "width", "height"]
-    ordering: ClassVar = ["-created_at", "-id"]
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    filterset_fields = ["status", "preset", "format"]
+    search_fields = ["title", "alt", "original_name"]
+    ordering_fields = ["created_at", "bytes", "width", "height"]
+    ordering = ["-created_at", "-id"]
 
     def get_queryset(self) -> QuerySet[Image]:
         return selectors.images_with_renditions()

@@ -6,7 +6,6 @@ rows; nothing at render time asks the storage what it holds.
 
 from __future__ import annotations
 
-from typing import ClassVar
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -33,9 +32,7 @@ class Image(models.Model):
     height = models.PositiveIntegerField()
     frames = models.PositiveIntegerField(default=1)
     bytes = models.PositiveBigIntegerField()
-    status = models.CharField(
-        max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True
-    )
+    status = models.CharField(max_length=12, choices=Status.choices, default=Status.PENDING, db_index=True)
     error = models.TextField(blank=True)
     processing_ms = models.PositiveIntegerField(null=True, blank=True)
     placeholder = models.CharField(max_length=100, blank=True)
@@ -52,11 +49,9 @@ class Image(models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
 
-    renditions: models.Manager[Rendition]
-
     class Meta:
-        ordering: ClassVar = ["-created_at", "-id"]
-        indexes: ClassVar = [models.Index(fields=["status", "updated_at"])]
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "updated_at"])]
 
     def __str__(self) -> str:
         return self.title or self.original_name or f"Image {self.pk}"
@@ -82,11 +77,9 @@ class Rendition(models.Model):
     storage_key = models.CharField(max_length=255)
 
     class Meta:
-        ordering: ClassVar = ["image_id", "width", "name", "format"]
-        constraints: ClassVar = [
-            models.UniqueConstraint(
-                fields=["image", "name", "format"], name="unique_rendition_per_image"
-            ),
+        ordering = ["image_id", "width", "name", "format"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "name", "format"], name="unique_rendition_per_image"),
         ]
 
     def __str__(self) -> str:

@@ -29,8 +29,7 @@ class ImageTooLarge(Exception):
 
     def __init__(self, size: int, limit: int) -> None:
         super().__init__(
-            f"The file is {size:,} bytes; the limit is {limit:,} bytes "
-            f"({limit / 1024 / 1024:.0f} MB)."
+            f"The file is {size:,} bytes; the limit is {limit:,} bytes ({limit / 1024 / 1024:.0f} MB)."
         )
         self.size = size
         self.limit = limit
@@ -45,10 +44,7 @@ class ImageInvalid(Exception):
 
 
 def presets() -> dict[str, processing.Preset]:
-    return {
-        name: processing.Preset.from_dict(name, spec)
-        for name, spec in settings.IMAGE_PRESETS.items()
-    }
+    return {name: processing.Preset.from_dict(name, spec) for name, spec in settings.IMAGE_PRESETS.items()}
 
 
 def preset_get(name: str) -> processing.Preset:

@@ -53,6 +53,4 @@ def register() -> None:
     post_init.connect(remember_file, sender=Image, dispatch_uid="uploads.remember_file")
     post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
     post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
-    post_delete.connect(
-        delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file"
-    )
+    post_delete.connect(delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file")

@@ -65,10 +65,7 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
 def referenced(key: str) -> bool:
     from uploads.models import Image, Rendition
 
-    return (
-        Image.objects.filter(Q(file=key)).exists()
-        or Rendition.objects.filter(storage_key=key).exists()
-    )
+    return Image.objects.filter(Q(file=key)).exists() or Rendition.objects.filter(storage_key=key).exists()
 
 
 class MediaS3Storage(S3Storage):

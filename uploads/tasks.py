@@ -34,7 +34,7 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
             services.image_mark_failed(image_id=image_id, reason=f"storage or database error: {exc}")
             return "failed"
-        raise self.retry(exc=exc, countdown=min(2 ** self.request.retries, 60)) from exc
+        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     return image.status if image else "missing"
 
 

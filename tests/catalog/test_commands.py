@@ -82,7 +82,10 @@ Kofi Mensah,kmensah,802-867-5311,Sales,Associate,
 def test_import_people_reads_the_course_csv_with_extra_columns(tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
     path.write_text(PEOPLE_CSV, encoding="utf-8")
-    assert run("import_people", str(path)).strip() == "2 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    assert (
+        run("import_people", str(path)).strip()
+        == "2 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    )
     ada = Person.objects.get(username="afernandez")
     assert ada.phone == {"office": "802-867-5309", "cell": "802-867-5310"}
     assert ada.name == "Ada Fernández"
@@ -121,10 +124,14 @@ def test_export_then_import_people_round_trips(tmp_path: Path, fmt: str) -> None
     run("import_people", str(source))
     exported = tmp_path / f"out.{fmt}"
     call_command("export_people", "--format", fmt, "--output", str(exported), stderr=io.StringIO())
-    before = list(Person.objects.order_by("username").values("name", "username", "phone", "department", "role"))
+    before = list(
+        Person.objects.order_by("username").values("name", "username", "phone", "department", "role")
+    )
     Person.objects.all().delete()
     run("import_people", str(exported))
-    after = list(Person.objects.order_by("username").values("name", "username", "phone", "department", "role"))
+    after = list(
+        Person.objects.order_by("username").values("name", "username", "phone", "department", "role")
+    )
     assert after == before
 
 

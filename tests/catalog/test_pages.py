@@ -14,7 +14,14 @@ pytestmark = pytest.mark.django_db
 
 
 def review_form(**overrides: str) -> dict[str, str]:
-    data = {"title": "Lovely", "name": "Ann", "date": "2024-05-06", "rating": "5", "text": "Fresh fruit.", "website": ""}
+    data = {
+        "title": "Lovely",
+        "name": "Ann",
+        "date": "2024-05-06",
+        "rating": "5",
+        "text": "Fresh fruit.",
+        "website": "",
+    }
     data.update(overrides)
     return data
 
@@ -78,7 +85,11 @@ def test_a_submitted_review_redirects_and_appears(client: Client) -> None:
     assert "Your review is published" in html
     assert "Lovely" in html
     review = Feedback.objects.get()
-    assert (review.source, review.status, review.rating) == (Feedback.Source.WEB, Feedback.Status.PUBLISHED, 5)
+    assert (review.source, review.status, review.rating) == (
+        Feedback.Source.WEB,
+        Feedback.Status.PUBLISHED,
+        5,
+    )
 
 
 def test_an_invalid_review_keeps_what_was_typed_and_says_what_is_wrong(client: Client) -> None:
@@ -112,7 +123,9 @@ def test_reviews_wait_for_moderation_when_it_is_on(client: Client, settings: Any
     assert "Fresh fruit." not in html
 
 
-def test_too_many_reviews_from_one_address_are_throttled(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_many_reviews_from_one_address_are_throttled(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from catalog.api import FeedbackThrottle
 
     monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "2/min"})

@@ -65,10 +65,13 @@ def test_each_tripped_threshold_mails_its_alert_and_exits_non_zero(
     assert message.from_email == "automation@example.com"
 
 
-def test_default_thresholds_give_the_courses_exact_subjects(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_default_thresholds_give_the_courses_exact_subjects(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 93.0)
     monkeypatch.setattr(health.shutil, "disk_usage", lambda path: DiskUsage(100, 90, 10))
-    monkeypatch.setattr(psutil, "virtual_memory", lambda: type("M", (), {"available": 100 * 1024 * 1024})())
+    low_memory = type("Memory", (), {"available": 100 * 1024 * 1024})()
+    monkeypatch.setattr(psutil, "virtual_memory", lambda: low_memory)
     monkeypatch.setattr(socket, "gethostbyname", lambda name: "10.0.0.7")
     code, _ = run_health_check()
     assert code == 1
@@ -96,7 +99,15 @@ def test_the_health_endpoint_answers_200_when_all_is_well(client: Client, passin
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert {c["name"] for c in body["checks"]} == {"database", "storage", "broker", "cpu", "disk", "memory", "localhost"}
+    assert {c["name"] for c in body["checks"]} == {
+        "database",
+        "storage",
+        "broker",
+        "cpu",
+        "disk",
+        "memory",
+        "localhost",
+    }
     assert response["Cache-Control"].startswith("max-age=0")
 
 
@@ -115,7 +126,10 @@ def test_the_health_endpoint_reports_a_broken_storage(client: Client, passing: A
     blocker.write_text("x")
     passing.STORAGES = {
         **passing.STORAGES,
-        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": blocker}},
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": blocker},
+        },
     }
     response = client.get("/health/")
     assert response.status_code == 503

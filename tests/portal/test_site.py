@@ -44,7 +44,9 @@ def test_admin_login_is_throttled_after_repeated_failures(client: Client, settin
 def test_admin_login_works_below_the_limit(client: Client) -> None:
     get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
     client.post("/admin/login/", {"username": "boss", "password": "wrong"})
-    response = client.post("/admin/login/?next=/admin/", {"username": "boss", "password": "right-password-123"})
+    response = client.post(
+        "/admin/login/?next=/admin/", {"username": "boss", "password": "right-password-123"}
+    )
     assert response.status_code == 302
     assert client.session["_auth_user_id"]
 

@@ -16,11 +16,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
-        parser.add_argument("--format", choices=["csv", "json", "yaml"], help="Default: from the file's extension.")
+        parser.add_argument(
+            "--format", choices=["csv", "json", "yaml"], help="Default: from the file's extension."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path: Path = options["file"]
-        fmt = options["format"] or {"yml": "yaml"}.get(path.suffix.lstrip(".").lower(), path.suffix.lstrip(".").lower())
+        fmt = options["format"] or {"yml": "yaml"}.get(
+            path.suffix.lstrip(".").lower(), path.suffix.lstrip(".").lower()
+        )
         try:
             rows = formats.parse_people(path.read_bytes(), fmt)
         except OSError as exc:

@@ -41,5 +41,7 @@ class Command(BaseCommand):
         else:
             state = "exists"
         self.stdout.write(
-            self.style.SUCCESS(f"Admin account {state}: http://127.0.0.1:8000/admin/  user {username!r}  password {password!r}")
+            self.style.SUCCESS(
+                f"Admin account {state}: http://127.0.0.1:8000/admin/  user {username!r}  password {password!r}"
+            )
         )
