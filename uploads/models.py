@@ -6,7 +6,6 @@ rows; nothing at render time asks the storage what it holds.
 
 from __future__ import annotations
 
-
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models

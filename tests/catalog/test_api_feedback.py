@@ -278,7 +278,9 @@ def test_anonymous_submissions_are_throttled_with_retry_after(
 def test_the_throttle_also_reads_its_rate_from_the_class_rates(
     visitor: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {**FeedbackThrottle.THROTTLE_RATES, "feedback": "1/hour"})
+    monkeypatch.setattr(
+        FeedbackThrottle, "THROTTLE_RATES", {**FeedbackThrottle.THROTTLE_RATES, "feedback": "1/hour"}
+    )
 
     first = visitor.post(LIST, review_payload(), format="json")
     second = visitor.post(LIST, review_payload(), format="json")

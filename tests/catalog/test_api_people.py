@@ -101,7 +101,9 @@ def test_an_outsider_cannot_write_people(outsider: APIClient, method: str, path:
 
 
 @pytest.mark.parametrize("persona", ["staff", "token_client"])
-def test_staff_and_tokens_with_permissions_manage_people(request: pytest.FixtureRequest, persona: str) -> None:
+def test_staff_and_tokens_with_permissions_manage_people(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
     client: APIClient = request.getfixturevalue(persona)
 
     created = client.post(LIST, person_payload(), format="json")
@@ -146,7 +148,9 @@ def test_staff_see_inactive_people_too(request: pytest.FixtureRequest, persona: 
     assert client.get(detail(gone.pk)).status_code == 200
 
 
-def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(staff: APIClient, visitor: APIClient) -> None:
+def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(
+    staff: APIClient, visitor: APIClient
+) -> None:
     person = PersonFactory(username="leaver")
 
     response = staff.patch(detail(person.pk), {"is_active": False}, format="json")

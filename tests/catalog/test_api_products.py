@@ -85,7 +85,9 @@ def test_an_outsider_cannot_write_products(outsider: APIClient, method: str, pat
 
 
 @pytest.mark.parametrize("persona", ["staff", "token_client"])
-def test_staff_and_tokens_with_permissions_manage_products(request: pytest.FixtureRequest, persona: str) -> None:
+def test_staff_and_tokens_with_permissions_manage_products(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
     client: APIClient = request.getfixturevalue(persona)
 
     created = client.post(LIST, product_payload(), format="json")

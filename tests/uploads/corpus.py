@@ -59,9 +59,7 @@ def solid(
 
 
 def jpeg(img: Image.Image | None = None, *, quality: int = 90, **params: Any) -> bytes:
-    return _save(
-        img if img is not None else quadrants(), "JPEG", quality=quality, **params
-    )
+    return _save(img if img is not None else quadrants(), "JPEG", quality=quality, **params)
 
 
 def png(img: Image.Image | None = None, **params: Any) -> bytes:
@@ -69,17 +67,10 @@ def png(img: Image.Image | None = None, **params: Any) -> bytes:
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(body))
-        + kind
-        + body
-        + struct.pack(">I", zlib.crc32(kind + body))
-    )
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
 
-def _png_file(
-    width: int, height: int, bit_depth: int, color_type: int, idat: bytes
-) -> bytes:
+def _png_file(width: int, height: int, bit_depth: int, color_type: int, idat: bytes) -> bytes:
     ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return (
         b"\x89PNG\r\n\x1a\n"
@@ -166,9 +157,7 @@ def gif_frame_bomb(side: int = 1200, frames: int = 40) -> bytes:
     images = [Image.new("P", (side, side), i % 2) for i in range(frames)]
     for img in images:
         img.putpalette([0, 0, 0, 255, 255, 255])
-    return _save(
-        images[0], "GIF", save_all=True, append_images=images[1:], optimize=False
-    )
+    return _save(images[0], "GIF", save_all=True, append_images=images[1:], optimize=False)
 
 
 # --------------------------------------------------------------------------
@@ -176,9 +165,7 @@ def gif_frame_bomb(side: int = 1200, frames: int = 40) -> bytes:
 
 
 def gif_with_html_appended() -> bytes:
-    return (
-        _save(solid(1, (8, 8), "P"), "GIF") + b"<html><script>alert(1)</script></html>"
-    )
+    return _save(solid(1, (8, 8), "P"), "GIF") + b"<html><script>alert(1)</script></html>"
 
 
 def jpeg_with_script_appended() -> bytes:
@@ -193,12 +180,8 @@ def html_with_gif_magic() -> bytes:
 # ICC profiles
 
 
-def _mat_mul(
-    a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]
-) -> list[list[float]]:
-    return [
-        [sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)
-    ]
+def _mat_mul(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> list[list[float]]:
+    return [[sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
 
 
 def _mat_vec(a: Sequence[Sequence[float]], v: Sequence[float]) -> list[float]:
@@ -239,10 +222,7 @@ def rgb_to_xyz_d50(
     m = [[p[i][j] * scale[j] for j in range(3)] for i in range(3)]
     src_cone = _mat_vec(_BRADFORD, white_xyz)
     dst_cone = _mat_vec(_BRADFORD, _D50)
-    ratio = [
-        [dst_cone[i] / src_cone[i] if i == j else 0.0 for j in range(3)]
-        for i in range(3)
-    ]
+    ratio = [[dst_cone[i] / src_cone[i] if i == j else 0.0 for j in range(3)] for i in range(3)]
     adapt = _mat_mul(_mat_inv(_BRADFORD), _mat_mul(ratio, _BRADFORD))
     return _mat_mul(adapt, m)
 
@@ -338,9 +318,7 @@ DISPLAY_P3_PRIMARIES = ((0.680, 0.320), (0.265, 0.690), (0.150, 0.060))
 
 
 def adobe_rgb_profile() -> bytes:
-    return icc_rgb_profile(
-        "Adobe RGB (1998) compatible", ADOBE_RGB_PRIMARIES, 563 / 256
-    )
+    return icc_rgb_profile("Adobe RGB (1998) compatible", ADOBE_RGB_PRIMARIES, 563 / 256)
 
 
 def display_p3_profile() -> bytes:
@@ -352,16 +330,12 @@ def srgb_profile() -> bytes:
     return profile.tobytes()
 
 
-def jpeg_with_profile(
-    color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)
-) -> bytes:
+def jpeg_with_profile(color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)) -> bytes:
     """A flat colour tagged with ``profile``: the pixel values are in that space."""
     return jpeg(solid(color, size), quality=95, subsampling=0, icc_profile=profile)
 
 
-def png_with_profile(
-    color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)
-) -> bytes:
+def png_with_profile(color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)) -> bytes:
     return png(solid(color, size), icc_profile=profile)
 
 
@@ -378,15 +352,14 @@ def cmyk_jpeg(
 
 
 def png_16bit_gray(size: tuple[int, int] = (64, 48)) -> bytes:
-    img = Image.new("I;16", size)
-    img.paste(40000, (0, 0, size[0] // 2, size[1]))
-    img.paste(10000, (size[0] // 2, 0, size[0], size[1]))
-    return png(img)
+    """Left half 40000, right half 10000 (out of 65535)."""
+    # Built from raw samples: pasting an int into an I;16 image keeps only 8 bits.
+    half = size[0] // 2
+    row = struct.pack(f"<{size[0]}H", *([40000] * half + [10000] * (size[0] - half)))
+    return png(Image.frombytes("I;16", size, row * size[1]))
 
 
-def png_16bit_rgb(
-    size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (65535, 32768, 0)
-) -> bytes:
+def png_16bit_rgb(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (65535, 32768, 0)) -> bytes:
     """Pillow cannot write 48-bit RGB PNGs, so the chunks are written by hand."""
     pixel = struct.pack(">HHH", *color)
     row = b"\x00" + pixel * size[0]
@@ -452,9 +425,7 @@ def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
         img = Image.new("P", size, 0 if i == 0 else 1 + i % 255)
         img.putpalette(palette)
         images.append(img)
-    return _save(
-        images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0
-    )
+    return _save(images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
 
 
 # --------------------------------------------------------------------------
@@ -529,9 +500,7 @@ def supplier_tiff(size: tuple[int, int] = (3000, 2000)) -> bytes:
     img = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(img)
     w, h = size
-    draw.rectangle(
-        (w // 10, h // 10, w - w // 10, h - h // 10), fill=(30, 90, 200, 255)
-    )
+    draw.rectangle((w // 10, h // 10, w - w // 10, h - h // 10), fill=(30, 90, 200, 255))
     draw.ellipse((w // 3, h // 3, 2 * w // 3, 2 * h // 3), fill=(250, 200, 0, 255))
     return _save(img, "TIFF", compression="tiff_lzw")
 
@@ -560,12 +529,7 @@ def photo(width: int = 4000, height: int = 3000, *, seed: int = 0) -> Image.Imag
     enough to a photograph for codecs and resamplers to do realistic work."""
     rng = random.Random(seed)
     coarse = Image.new("RGB", (8, 6))
-    coarse.putdata(
-        [
-            (rng.randrange(256), rng.randrange(256), rng.randrange(256))
-            for _ in range(48)
-        ]
-    )
+    coarse.putdata([(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(48)])
     base = coarse.resize((width, height), Image.Resampling.BICUBIC)
     draw = ImageDraw.Draw(base)
     for _ in range(12):
@@ -577,9 +541,7 @@ def photo(width: int = 4000, height: int = 3000, *, seed: int = 0) -> Image.Imag
     return ImageChops.add(base, noise, scale=1.0, offset=-128)
 
 
-def photo_jpeg(
-    width: int = 4000, height: int = 3000, *, quality: int = 90, seed: int = 0
-) -> bytes:
+def photo_jpeg(width: int = 4000, height: int = 3000, *, quality: int = 90, seed: int = 0) -> bytes:
     return jpeg(photo(width, height, seed=seed), quality=quality)
 
 
@@ -636,12 +598,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("png_16bit_gray", "deep.png", png_16bit_gray, "ok"),
     Sample("png_16bit_rgb", "deep-rgb.png", png_16bit_rgb, "ok"),
     Sample("png_palette", "palette.png", png_palette, "ok"),
-    Sample(
-        "png_palette_transparent", "palette-alpha.png", png_palette_transparent, "ok"
-    ),
-    Sample(
-        "gif_palette_transparent", "palette-alpha.gif", gif_palette_transparent, "ok"
-    ),
+    Sample("png_palette_transparent", "palette-alpha.png", png_palette_transparent, "ok"),
+    Sample("gif_palette_transparent", "palette-alpha.gif", gif_palette_transparent, "ok"),
     Sample("png_la", "gray-alpha.png", png_la, "ok"),
     Sample("png_rgba", "alpha.png", png_rgba, "ok"),
     Sample("png_gray", "gray.png", png_gray, "ok"),
@@ -650,9 +608,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("tiff_float", "float.tif", tiff_float, "ok"),
     Sample("gif_animated", "anim.gif", gif_animated, "ok"),
     *(
-        Sample(
-            f"orientation_{o}", f"rotated-{o}.jpg", (lambda o=o: oriented_jpeg(o)), "ok"
-        )  # type: ignore[misc]
+        Sample(f"orientation_{o}", f"rotated-{o}.jpg", (lambda o=o: oriented_jpeg(o)), "ok")  # type: ignore[misc]
         for o in range(1, 9)
     ),
     Sample("jpeg_with_metadata", "gps.jpg", jpeg_with_metadata, "ok"),
