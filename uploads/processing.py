@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, cast
 
 import blurhash
 from PIL import Image, ImageCms, UnidentifiedImageError
@@ -213,14 +213,28 @@ class Result:
 # Opening and probing
 
 
+class _Borrowed:
+    """The caller's file, minus ``close()``: Pillow closes the files it reads."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self._raw = raw
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+    def close(self) -> None:
+        pass
+
+
 def _as_stream(source: bytes | BinaryIO) -> BinaryIO:
+    """The whole stream is the image: it is read from its start, whatever its position."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return io.BytesIO(source)
     try:
         source.seek(0)
     except (AttributeError, OSError, ValueError):
         return io.BytesIO(source.read())
-    return source
+    return cast(BinaryIO, _Borrowed(source))
 
 
 def _formats(allowed_formats: Sequence[str]) -> tuple[str, ...]:
@@ -645,11 +659,13 @@ def _resample(
     size: tuple[int, int],
     box: tuple[float, float, float, float] | None = None,
 ) -> Image.Image:
-    """``img.resize(size, LANCZOS, box=box, reducing_gap=2.0)``, pixel for pixel,
-    but the Lanczos pass runs as two horizontal bands on two threads.
+    """``img.resize(size, LANCZOS, box=box, reducing_gap=2.0)``, with the Lanczos
+    pass run as two horizontal bands on two threads.
 
     Pillow's resampler reads neighbours across the band edge from the whole
-    image, so the bands join without a seam.
+    image, so the bands join without a seam. Same filter and geometry; only the
+    8-bit rounding between Pillow's two passes can differ, by a level or so on
+    average, evenly over the image.
     """
     lanczos = Image.Resampling.LANCZOS
     x0, y0, x1, y1 = box if box is not None else (0.0, 0.0, float(img.width), float(img.height))

@@ -1,0 +1,683 @@
+"""Behaviour of the Pillow image pipeline, checked by reopening every output."""
+
+from __future__ import annotations
+
+import functools
+import io
+import threading
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import blurhash
+import pytest
+from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageStat
+
+from tests.uploads import corpus
+from uploads import processing
+from uploads.processing import (
+    DEFAULT_PRESETS,
+    ImageInfo,
+    ImageRejected,
+    Output,
+    Preset,
+    ProcessingError,
+    Result,
+    probe,
+    process,
+)
+
+WEB = DEFAULT_PRESETS["web"]
+RGB = tuple[int, int, int]
+
+
+# --------------------------------------------------------------------------
+# Helpers
+
+
+def opened(output: Output) -> Image.Image:
+    img = Image.open(io.BytesIO(output.data))
+    img.load()
+    return img
+
+
+def only(result: Result, name: str, fmt: str) -> Output:
+    matches = [o for o in result.outputs if o.name == name and o.format == fmt]
+    assert len(matches) == 1, [(o.name, o.format) for o in result.outputs]
+    return matches[0]
+
+
+def rgb_at(img: Image.Image, xy: tuple[int, int]) -> RGB:
+    pixel = img.convert("RGB").getpixel(xy)
+    assert isinstance(pixel, tuple)
+    return (int(pixel[0]), int(pixel[1]), int(pixel[2]))
+
+
+def close_to(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int) -> bool:
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True))
+
+
+def preset(**kwargs: object) -> Preset:
+    return Preset.from_dict("test", kwargs)
+
+
+@functools.cache
+def photo_jpeg(width: int, height: int) -> bytes:
+    return corpus.photo_jpeg(width, height, quality=85)
+
+
+@pytest.fixture(scope="module")
+def web_result() -> Result:
+    return process(photo_jpeg(1800, 1200), WEB)
+
+
+# --------------------------------------------------------------------------
+# Geometry
+
+
+def test_web_preset_renders_every_width_then_the_thumbnail_in_each_format(web_result: Result) -> None:
+    assert [(o.name, o.format) for o in web_result.outputs] == [
+        (name, fmt) for name in ("w320", "w640", "w1024", "w1600", "thumb") for fmt in ("webp", "jpeg")
+    ]
+
+
+@pytest.mark.parametrize("width", [320, 640, 1024, 1600])
+def test_web_widths_keep_the_aspect_ratio_with_rounded_heights(web_result: Result, width: int) -> None:
+    expected = (width, round(1200 * width / 1800))
+    for fmt, pillow_format in (("webp", "WEBP"), ("jpeg", "JPEG")):
+        output = only(web_result, f"w{width}", fmt)
+        img = opened(output)
+        assert img.format == pillow_format
+        assert img.size == expected == (output.width, output.height)
+
+
+def test_thumbnail_is_exactly_256_square(web_result: Result) -> None:
+    for fmt in ("webp", "jpeg"):
+        output = only(web_result, "thumb", fmt)
+        assert opened(output).size == (256, 256) == (output.width, output.height)
+
+
+def test_thumbnail_is_a_centre_cover_crop_of_a_wide_image() -> None:
+    # Three vertical bands: only the middle one may survive a centred square crop.
+    img = Image.new("RGB", (900, 300), (0, 0, 255))
+    img.paste((255, 0, 0), (300, 0, 600, 300))
+    result = process(corpus.png(img), preset(thumbnail=256, formats=["png"]))
+    thumb = opened(only(result, "thumb", "png"))
+    assert thumb.size == (256, 256)
+    for xy in [(2, 2), (253, 2), (128, 128), (2, 253), (253, 253)]:
+        assert close_to(rgb_at(thumb, xy), (255, 0, 0), 8), xy
+
+
+def test_widths_above_the_source_are_skipped_never_upscaled() -> None:
+    result = process(corpus.png(corpus.quadrants(700, 500)), WEB)
+    assert sorted({o.name for o in result.outputs}) == ["thumb", "w320", "w640"]
+    assert opened(only(result, "w640", "jpeg")).size == (640, round(500 * 640 / 700))
+
+
+def test_when_every_width_is_above_the_source_one_rendition_keeps_the_source_width() -> None:
+    result = process(corpus.png(corpus.quadrants(80, 60)), WEB)
+    assert [(o.name, o.width, o.height) for o in result.outputs if o.format == "jpeg"] == [
+        ("w80", 80, 60),
+        ("thumb", 60, 60),  # a thumbnail is not upscaled either
+    ]
+
+
+def test_icon_preset_rotates_clockwise_then_resizes_to_exactly_128() -> None:
+    # Icon deliveries arrive turned a quarter counter-clockwise.
+    result = process(corpus.icon_tiff(), DEFAULT_PRESETS["icon"])
+    assert [(o.name, o.format) for o in result.outputs] == [("icon", "jpeg")]
+    icon = opened(result.outputs[0])
+    assert icon.size == (128, 128)
+    assert close_to(rgb_at(icon, (16, 16)), corpus.TOP_LEFT, 20)
+    assert close_to(rgb_at(icon, (112, 16)), corpus.TOP_RIGHT, 20)
+    assert close_to(rgb_at(icon, (16, 112)), corpus.BOTTOM_LEFT, 20)
+    assert close_to(rgb_at(icon, (112, 112)), corpus.BOTTOM_RIGHT, 20)
+
+
+def test_exact_size_ignores_the_aspect_ratio() -> None:
+    result = process(corpus.png(corpus.quadrants(300, 100)), preset(size=[50, 80], formats=["png"]))
+    assert opened(result.outputs[0]).size == (50, 80)
+
+
+def test_supplier_preset_fits_a_3000x2000_rgba_tiff_into_a_600x400_rgb_jpeg() -> None:
+    result = process(corpus.supplier_tiff(), DEFAULT_PRESETS["supplier"])
+    assert [(o.name, o.format, o.width, o.height) for o in result.outputs] == [("fit", "jpeg", 600, 400)]
+    img = opened(result.outputs[0])
+    assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (600, 400))
+    assert close_to(rgb_at(img, (5, 5)), (255, 255, 255), 4)  # transparent border -> white
+    assert close_to(rgb_at(img, (100, 200)), (30, 90, 200), 12)
+
+
+@pytest.mark.parametrize(
+    ("size", "expected"),
+    [((500, 1000), (200, 400)), ((1200, 400), (600, 200)), ((100, 50), (100, 50))],
+)
+def test_fit_keeps_the_aspect_ratio_and_never_upscales(
+    size: tuple[int, int], expected: tuple[int, int]
+) -> None:
+    result = process(corpus.png(corpus.quadrants(*size)), DEFAULT_PRESETS["supplier"])
+    assert opened(result.outputs[0]).size == expected
+
+
+# --------------------------------------------------------------------------
+# Orientation
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_exif_orientation_lands_the_marked_corner_top_left(orientation: int) -> None:
+    result = process(corpus.oriented_jpeg(orientation), preset(widths=[80], formats=["png", "jpeg"]))
+    assert (result.info.width, result.info.height) == (80, 60)
+    for output in result.outputs:
+        img = opened(output)
+        assert img.size == (80, 60)
+        assert close_to(rgb_at(img, (8, 8)), corpus.TOP_LEFT, 30)
+        assert close_to(rgb_at(img, (72, 8)), corpus.TOP_RIGHT, 30)
+        assert close_to(rgb_at(img, (8, 52)), corpus.BOTTOM_LEFT, 30)
+        assert close_to(rgb_at(img, (72, 52)), corpus.BOTTOM_RIGHT, 30)
+        assert 0x0112 not in img.getexif()
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_probe_reports_the_display_size_of_turned_photos(orientation: int) -> None:
+    info = probe(corpus.oriented_jpeg(orientation), max_pixels=10_000)
+    assert (info.width, info.height) == (80, 60)
+
+
+def test_preset_rotation_is_applied_after_the_exif_orientation() -> None:
+    result = process(corpus.oriented_jpeg(6), preset(widths=[80], rotate=90, formats=["png"]))
+    img = opened(result.outputs[0])
+    assert img.size == (60, 80)
+    # Upright first, then a quarter turn clockwise: the top-left corner moves top-right.
+    assert close_to(rgb_at(img, (52, 8)), corpus.TOP_LEFT, 30)
+    assert close_to(rgb_at(img, (8, 8)), corpus.BOTTOM_LEFT, 30)
+
+
+# --------------------------------------------------------------------------
+# Colour
+
+
+def _srgb_encode(linear: float) -> int:
+    linear = min(1.0, max(0.0, linear))
+    value = 12.92 * linear if linear <= 0.0031308 else 1.055 * linear ** (1 / 2.4) - 0.055
+    return round(value * 255)
+
+
+def _srgb_decode(value: int) -> float:
+    v = value / 255
+    return v / 12.92 if v <= 0.04045 else ((v + 0.055) / 1.055) ** 2.4
+
+
+# Linear RGB -> linear sRGB, both D65: textbook matrices, independent of the
+# corpus code that built the profiles.
+ADOBE_TO_SRGB = ((1.39836, -0.39836, 0.0), (0.0, 1.0, 0.0), (0.0, -0.04293, 1.04293))
+P3_TO_SRGB = ((1.22494, -0.22494, 0.0), (-0.04206, 1.04206, 0.0), (-0.01964, -0.07864, 1.09828))
+
+
+def _expected(color: RGB, matrix: tuple[tuple[float, ...], ...], decode: functools.partial[float]) -> RGB:
+    linear = [decode(c) for c in color]
+    out = [sum(matrix[i][k] * linear[k] for k in range(3)) for i in range(3)]
+    return (_srgb_encode(out[0]), _srgb_encode(out[1]), _srgb_encode(out[2]))
+
+
+def _gamma(gamma: float, value: int) -> float:
+    return (value / 255) ** gamma
+
+
+def _srgb(value: int) -> float:
+    return _srgb_decode(value)
+
+
+PNG_ONLY = Preset("png", widths=(64,), formats=("png",))
+
+
+def test_adobe_rgb_pixels_are_converted_to_srgb() -> None:
+    color = (60, 180, 60)
+    result = process(corpus.jpeg_with_profile(color, corpus.adobe_rgb_profile()), PNG_ONLY)
+    actual = rgb_at(opened(result.outputs[0]), (32, 24))
+    expected = _expected(color, ADOBE_TO_SRGB, functools.partial(_gamma, 563 / 256))
+    assert close_to(actual, expected, 3), (actual, expected)
+    # Adobe RGB green is greener than sRGB can show: red drops to nothing.
+    assert actual[0] < color[0] - 40
+
+
+def test_display_p3_pixels_are_converted_to_srgb() -> None:
+    color = (220, 60, 40)
+    result = process(corpus.png_with_profile(color, corpus.display_p3_profile()), PNG_ONLY)
+    actual = rgb_at(opened(result.outputs[0]), (32, 24))
+    expected = _expected(color, P3_TO_SRGB, functools.partial(_srgb))
+    assert close_to(actual, expected, 3), (actual, expected)
+    assert actual[0] > color[0] + 10
+
+
+def test_an_srgb_profile_leaves_colours_unchanged() -> None:
+    color = (60, 120, 180)
+    result = process(corpus.jpeg_with_profile(color, corpus.srgb_profile()), PNG_ONLY)
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), color, 2)
+
+
+def test_an_unreadable_profile_is_ignored_rather_than_failing_the_upload() -> None:
+    data = corpus.jpeg_with_profile((60, 120, 180), b"not an icc profile at all" * 8)
+    result = process(data, PNG_ONLY)
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (60, 120, 180), 2)
+
+
+def test_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
+    result = process(corpus.cmyk_jpeg((0, 255, 255, 0)), preset(widths=[64], formats=["jpeg", "webp"]))
+    for output in result.outputs:
+        img = opened(output)
+        assert img.mode == "RGB"
+        assert close_to(rgb_at(img, (32, 24)), (255, 0, 0), 12)
+
+
+@pytest.mark.parametrize("name", ["adobe_rgb_jpeg", "display_p3_png", "srgb_jpeg", "jpeg_with_metadata"])
+def test_outputs_carry_no_icc_profile(name: str) -> None:
+    result = process(
+        corpus.SAMPLES_BY_NAME[name].build(), Preset("all", widths=(64,), formats=("jpeg", "webp", "png"))
+    )
+    for output in result.outputs:
+        assert "icc_profile" not in opened(output).info
+
+
+# --------------------------------------------------------------------------
+# Modes and alpha
+
+MODE_CASES = [
+    # sample, point, expected RGB(A) in a PNG output
+    ("png_16bit_gray", (5, 5), (156, 156, 156, 255)),
+    ("png_16bit_gray", (60, 5), (39, 39, 39, 255)),
+    ("png_16bit_rgb", (5, 5), (255, 128, 0, 255)),
+    ("png_palette", (5, 5), (*corpus.TOP_LEFT, 255)),
+    ("png_palette_transparent", (5, 5), (None, None, None, 0)),
+    ("png_palette_transparent", (60, 5), (255, 0, 0, 255)),
+    ("gif_palette_transparent", (5, 5), (None, None, None, 0)),
+    ("gif_palette_transparent", (60, 5), (0, 0, 255, 255)),
+    ("png_la", (5, 5), (None, None, None, 0)),
+    ("png_la", (60, 5), (128, 128, 128, 255)),
+    ("png_rgba", (5, 5), (None, None, None, 0)),
+    ("png_rgba", (60, 5), (0, 200, 0, 255)),
+    ("png_gray", (5, 5), (90, 90, 90, 255)),
+    ("png_bilevel", (5, 5), (0, 0, 0, 255)),
+    ("png_bilevel", (60, 5), (255, 255, 255, 255)),
+    ("tiff_int32", (5, 5), (200, 200, 200, 255)),
+    ("tiff_float", (5, 5), (128, 128, 128, 255)),
+    ("cmyk_jpeg", (5, 5), (255, 0, 0, 255)),
+]
+
+
+@pytest.mark.parametrize(("name", "point", "expected"), MODE_CASES)
+def test_every_input_mode_becomes_sensible_8_bit_output(
+    name: str, point: tuple[int, int], expected: tuple[int | None, ...]
+) -> None:
+    result = process(corpus.SAMPLES_BY_NAME[name].build(), Preset("m", widths=(64,), formats=("png", "jpeg")))
+    png_output = opened(only(result, "w64", "png"))
+    assert png_output.mode in ("RGB", "RGBA")
+    pixel = png_output.convert("RGBA").getpixel(point)
+    assert isinstance(pixel, tuple)
+    for got, want in zip(pixel, expected, strict=True):
+        if want is not None:
+            assert abs(got - want) <= 12, (pixel, expected)
+    jpeg_output = opened(only(result, "w64", "jpeg"))
+    assert jpeg_output.mode == "RGB"
+
+
+@pytest.mark.parametrize("name", ["png_rgba", "png_la", "png_palette_transparent", "webp_rgba"])
+def test_transparent_pixels_become_white_in_jpeg_and_stay_transparent_elsewhere(name: str) -> None:
+    result = process(
+        corpus.SAMPLES_BY_NAME[name].build(), Preset("a", widths=(64,), formats=("jpeg", "webp", "png"))
+    )
+    assert close_to(rgb_at(opened(only(result, "w64", "jpeg")), (5, 5)), (255, 255, 255), 3)
+    for fmt in ("webp", "png"):
+        img = opened(only(result, "w64", fmt))
+        assert img.mode == "RGBA", fmt
+        assert img.getchannel("A").getpixel((5, 5)) == 0
+        assert img.getchannel("A").getpixel((60, 5)) == 255
+
+
+def test_alpha_survives_lossy_webp() -> None:
+    result = process(corpus.png_rgba(), Preset("a", widths=(64,), formats=("webp",), webp_quality=50))
+    img = opened(result.outputs[0])
+    assert "A" in img.getbands()
+    assert img.getchannel("A").getextrema() == (0, 255)
+
+
+def test_opaque_alpha_is_dropped_to_keep_files_small() -> None:
+    result = process(
+        corpus.png(corpus.quadrants().convert("RGBA")), Preset("a", widths=(64,), formats=("png",))
+    )
+    assert opened(result.outputs[0]).mode == "RGB"
+
+
+def test_resizing_alpha_does_not_bleed_the_colour_of_transparent_pixels() -> None:
+    # Transparent pixels are black underneath; a straight (not premultiplied)
+    # resample would darken the green next to them.
+    result = process(corpus.png_rgba((640, 480)), Preset("a", widths=(320,), formats=("png",)))
+    img = opened(result.outputs[0])
+    r, g, b, a = img.getpixel((161, 100))  # type: ignore[misc]
+    if a > 0:
+        assert g >= 190, (r, g, b, a)
+
+
+def test_animated_gif_keeps_only_the_first_frame() -> None:
+    result = process(corpus.gif_animated(), Preset("a", widths=(16,), formats=("webp", "png")))
+    assert result.info.frames == 1000
+    for output in result.outputs:
+        img = opened(output)
+        assert getattr(img, "n_frames", 1) == 1
+        assert close_to(rgb_at(img, (8, 8)), (255, 0, 0), 10)
+
+
+# --------------------------------------------------------------------------
+# Metadata and encoding
+
+
+def test_it_strips_gps_exif_xmp_and_comments_from_every_rendition() -> None:
+    source = corpus.jpeg_with_metadata()
+    assert b"Camera Maker" in source
+    assert b"Secret Photographer" in source
+    result = process(
+        source, Preset("all", widths=(80, 40), thumbnail=32, formats=("jpeg", "webp", "png", "avif"))
+    )
+    assert len(result.outputs) == 12
+    for output in result.outputs:
+        img = opened(output)
+        assert len(img.getexif()) == 0, (output.name, output.format)
+        assert not img.getexif().get_ifd(0x8825)  # GPS
+        for key in ("exif", "xmp", "XML:com.adobe.xmp", "comment", "icc_profile"):
+            assert key not in img.info, (output.name, output.format, key)
+        for secret in (b"Camera Maker", b"Secret Photographer", b"private comment", b"Exif\x00"):
+            assert secret not in output.data
+
+
+def test_jpeg_outputs_are_progressive_rgb(web_result: Result) -> None:
+    # libjpeg always builds optimised Huffman tables for progressive files,
+    # so "progressive" is the observable half of "progressive and optimised".
+    for output in web_result.outputs:
+        if output.format == "jpeg":
+            img = opened(output)
+            assert img.mode == "RGB"
+            assert img.info.get("progressive") or img.info.get("progression")
+
+
+def test_polyglot_payloads_never_reach_the_outputs() -> None:
+    for name in ("gif_with_html", "jpeg_with_script"):
+        result = process(corpus.SAMPLES_BY_NAME[name].build(), WEB)
+        for output in result.outputs:
+            assert b"<script" not in output.data
+            assert b"<html" not in output.data
+
+
+def test_avif_is_produced_only_when_asked_for() -> None:
+    assert all(o.format != "avif" for o in process(corpus.jpeg(), WEB).outputs)
+    result = process(corpus.jpeg(), Preset("a", widths=(64,), formats=("avif",)))
+    img = opened(result.outputs[0])
+    assert img.format == "AVIF"
+    assert img.size == (64, 48)
+
+
+def test_outputs_know_their_content_type_and_extension() -> None:
+    result = process(corpus.jpeg(), Preset("a", widths=(64,), formats=("jpeg", "webp", "avif", "png")))
+    assert [(o.content_type, o.extension) for o in result.outputs] == [
+        ("image/jpeg", "jpg"),
+        ("image/webp", "webp"),
+        ("image/avif", "avif"),
+        ("image/png", "png"),
+    ]
+
+
+def test_qualities_come_from_the_preset() -> None:
+    low = process(
+        photo_jpeg(400, 300),
+        Preset("l", widths=(400,), formats=("jpeg", "webp"), jpeg_quality=30, webp_quality=30),
+    )
+    high = process(
+        photo_jpeg(400, 300),
+        Preset("h", widths=(400,), formats=("jpeg", "webp"), jpeg_quality=95, webp_quality=95),
+    )
+    for a, b in zip(low.outputs, high.outputs, strict=True):
+        assert len(a.data) < len(b.data) / 2, a.format
+
+
+# --------------------------------------------------------------------------
+# Placeholder and dominant colour
+
+
+def test_placeholder_is_a_decodable_blurhash(web_result: Result) -> None:
+    assert blurhash.is_valid_blurhash(web_result.placeholder)
+    assert len(web_result.placeholder) == 28  # 4x3 components
+    decoded = blurhash.decode(web_result.placeholder, 32, 24)
+    assert decoded.size == (32, 24)
+
+
+def test_dominant_colour_is_the_main_colour_of_a_mostly_one_colour_image() -> None:
+    img = Image.new("RGB", (400, 300), (200, 40, 40))
+    ImageDraw.Draw(img).rectangle((20, 20, 120, 90), fill=(20, 20, 230))
+    result = process(corpus.jpeg(img), WEB)
+    colour = result.dominant_color
+    assert len(colour) == 7
+    assert colour.startswith("#")
+    assert close_to(tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5)), (200, 40, 40), 16), colour
+
+
+def test_dominant_colour_of_a_transparent_image_is_taken_on_white() -> None:
+    result = process(corpus.png(Image.new("RGBA", (64, 48), (0, 0, 0, 0))), Preset("a", widths=(64,)))
+    assert result.dominant_color == "#ffffff"
+
+
+# --------------------------------------------------------------------------
+# Hostile input
+
+
+@pytest.fixture
+def no_global_pillow_changes() -> Iterator[None]:
+    before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, list(warnings.filters))
+    yield
+    assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES, list(warnings.filters)) == before
+
+
+def _outcome(data: bytes) -> tuple[str, ImageInfo | Result | Exception]:
+    """What probe-then-process does with ``data``; any other exception escapes."""
+    try:
+        probe(data, max_pixels=50_000_000)
+    except ImageRejected as rejected:
+        return "rejected", rejected
+    try:
+        return "ok", process(data, WEB)
+    except ProcessingError as error:
+        return "error", error
+    except ImageRejected as late:  # probe passed, so process must not refuse
+        return "inconsistent", late
+
+
+ALLOWED_OUTCOMES = {
+    "ok": {"ok"},
+    "rejected": {"rejected"},
+    "error": {"error"},
+    "ok_or_error": {"ok", "error"},
+    "rejected_or_error": {"rejected", "error"},
+}
+
+
+@pytest.mark.usefixtures("no_global_pillow_changes")
+@pytest.mark.parametrize("sample", corpus.SAMPLES, ids=lambda s: s.name)
+def test_the_hostile_corpus_only_ever_raises_the_two_documented_errors(sample: corpus.Sample) -> None:
+    data = sample.build()
+    kind, detail = _outcome(data)
+    assert kind in ALLOWED_OUTCOMES[sample.expect], detail
+    if isinstance(detail, ImageRejected):
+        assert str(detail)
+        assert detail.code == (sample.code or detail.code)
+        with pytest.raises(ImageRejected):
+            process(data, WEB)
+    elif isinstance(detail, ProcessingError):
+        assert str(detail)
+    elif isinstance(detail, Result):
+        assert detail.outputs
+        for output in detail.outputs:
+            opened(output)
+
+
+@pytest.mark.parametrize("name", ["png_bomb", "gif_bomb", "jpeg_bomb", "gif_frame_bomb"])
+def test_bombs_are_rejected_from_the_header_without_decoding(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = corpus.SAMPLES_BY_NAME[name].build()
+
+    def forbidden(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pixel data was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", forbidden)
+    monkeypatch.setattr(Image.Image, "load", forbidden)
+    for call in (lambda: probe(data, max_pixels=50_000_000), lambda: process(data, WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            call()
+        assert caught.value.code == "pixels"
+        assert "the limit is 50000000" in str(caught.value)
+
+
+def test_a_bomb_message_names_the_claimed_size_and_the_limit() -> None:
+    with pytest.raises(
+        ImageRejected,
+        match=r"^Image has 10000000000 pixels \(100000x100000 x 1 frame\); the limit is 50000000\.$",
+    ):
+        probe(corpus.png_bomb(), max_pixels=50_000_000)
+
+
+def test_the_pixel_limit_is_exact() -> None:
+    data = corpus.png(corpus.quadrants(80, 60))
+    assert probe(data, max_pixels=4800).width == 80
+    with pytest.raises(ImageRejected) as caught:
+        probe(data, max_pixels=4799)
+    assert caught.value.code == "pixels"
+
+
+def test_frames_count_towards_the_pixel_limit() -> None:
+    data = corpus.gif_animated()
+    assert probe(data, max_pixels=256_000).frames == 1000
+    with pytest.raises(ImageRejected, match=r"16x16 x 1000 frames"):
+        probe(data, max_pixels=255_999)
+
+
+def test_a_limit_above_pillows_own_is_honoured() -> None:
+    # 20000x10000 is past Pillow's built-in bomb error (2 x 89 MP); the caller's limit rules.
+    info = probe(corpus.png_bomb(20_000, 10_000), max_pixels=300_000_000)
+    assert (info.width, info.height) == (20_000, 10_000)
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [("psd", "PSD"), ("eps", "EPS"), ("svg", "SVG"), ("html", "HTML"), ("zero_bytes", "empty")],
+)
+def test_refusals_say_what_the_file_looked_like(name: str, words: str) -> None:
+    with pytest.raises(ImageRejected, match=words):
+        probe(corpus.SAMPLES_BY_NAME[name].build(), max_pixels=50_000_000)
+
+
+def test_allowed_formats_restrict_what_is_accepted() -> None:
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.bmp(), max_pixels=50_000_000, allowed_formats=("JPEG", "PNG"))
+    assert caught.value.code == "format"
+    assert probe(corpus.bmp(), max_pixels=50_000_000, allowed_formats=("bmp",)).format == "BMP"
+
+
+def test_file_names_mean_nothing_only_content_counts() -> None:
+    sample = corpus.SAMPLES_BY_NAME["png_named_jpg"]
+    assert sample.filename.endswith(".jpg")
+    assert probe(sample.build(), max_pixels=10_000).format == "PNG"
+
+
+def test_a_truncated_jpeg_is_a_processing_error_not_a_crash() -> None:
+    with pytest.raises(ProcessingError, match="truncated"):
+        process(corpus.truncated_jpeg(), WEB)
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False
+
+
+def test_file_objects_work_as_sources(tmp_path: Path) -> None:
+    path = tmp_path / "upload.bin"
+    path.write_bytes(corpus.jpeg())
+    with path.open("rb") as fp:
+        fp.read(10)  # a consumed stream is rewound
+        assert probe(fp, max_pixels=10_000).format == "JPEG"
+        assert process(fp, WEB).outputs
+    assert process(io.BytesIO(corpus.png()), WEB).outputs
+
+
+# --------------------------------------------------------------------------
+# Presets
+
+
+def test_default_presets_are_as_documented() -> None:
+    assert {
+        "web": Preset("web", widths=(320, 640, 1024, 1600), formats=("webp", "jpeg"), thumbnail=256),
+        "icon": Preset("icon", rotate=90, size=(128, 128), formats=("jpeg",)),
+        "supplier": Preset("supplier", fit=(600, 400), formats=("jpeg",)),
+    } == DEFAULT_PRESETS
+
+
+def test_presets_are_built_from_plain_settings() -> None:
+    built = Preset.from_dict(
+        "hero", {"widths": [800, 400], "formats": ["WEBP", "avif"], "thumbnail": 128, "webp_quality": 70}
+    )
+    assert built == Preset(
+        "hero", widths=(800, 400), formats=("webp", "avif"), thumbnail=128, webp_quality=70
+    )
+    assert Preset.from_dict("i", {"size": [64, 64], "rotate": 270}).size == (64, 64)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"widths": [100], "formats": ["gif"]},
+        {"widths": [0]},
+        {"widths": [100], "rotate": 45},
+        {"widths": [100], "jpeg_quality": 0},
+        {"widths": [100], "colour": "red"},
+        {"size": [10]},
+        {},
+    ],
+)
+def test_bad_presets_are_refused_when_built(data: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="Preset 'bad'"):
+        Preset.from_dict("bad", data)
+
+
+# --------------------------------------------------------------------------
+# Implementation guarantees
+
+
+@pytest.mark.parametrize("size", [(800, 560), (640, 448), (333, 233), (999, 699)])
+def test_banded_resampling_matches_pillow_without_a_seam(size: tuple[int, int]) -> None:
+    img = corpus.photo(1000, 700)
+    reference = img.resize(size, Image.Resampling.LANCZOS, reducing_gap=2.0)
+    difference = ImageChops.difference(processing._resample(img, size), reference).convert("L")
+    assert ImageStat.Stat(difference).mean[0] < 0.5
+    seam = size[1] // 2
+    for y in range(seam - 3, seam + 3):
+        assert ImageStat.Stat(difference.crop((0, y, size[0], y + 1))).mean[0] < 0.6, y
+
+
+def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    result = process(photo_jpeg(4000, 3000), WEB)
+    assert set(decoded) == {(2000, 1500)}  # 1/2 scale is enough for 1600 px
+    assert only(result, "w1600", "jpeg").height == 1200
+
+
+def test_concurrent_calls_give_identical_results() -> None:
+    data = photo_jpeg(1800, 1200)
+    results: list[Result] = []
+    threads = [threading.Thread(target=lambda: results.append(process(data, WEB))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    reference = process(data, WEB)
+    assert len(results) == 3
+    for result in results:
+        assert [o.data for o in result.outputs] == [o.data for o in reference.outputs]
