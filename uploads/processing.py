@@ -492,8 +492,9 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 def _encode(img: Image.Image, fmt: str, preset: Preset) -> bytes:
     # Image.save() stores its options on the image object, so two threads
-    # saving one image would swap qualities: each encode gets its own object.
-    img = _flatten(img) if fmt == "jpeg" and img.mode == "RGBA" else img.copy()
+    # saving one image would swap qualities: each encode gets its own object,
+    # sharing the (read-only) pixels rather than copying them.
+    img = _flatten(img) if fmt == "jpeg" and img.mode == "RGBA" else img._new(img.im)
     buffer = io.BytesIO()
     if fmt == "jpeg":
         # Progressive implies optimised Huffman tables in libjpeg, so
