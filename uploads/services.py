@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
@@ -117,6 +118,19 @@ def image_upload(
         storage.delete_unreferenced({image.file.name})
         raise
     return image
+
+
+def image_import(*, data: bytes, original_name: str, preset: str | None = None) -> tuple[Image, bool]:
+    """Upload unless the same bytes were already imported with the same preset.
+
+    Returns (image, created); re-running an import therefore changes nothing.
+    """
+    preset_name = preset or settings.IMAGE_DEFAULT_PRESET
+    sha = hashlib.sha256(data).hexdigest()
+    existing = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk").first()
+    if existing is not None:
+        return existing, False
+    return image_upload(file=data, original_name=original_name, preset=preset_name), True
 
 
 def _outputs_to_rows(image: Image, result: processing.Result) -> list[Rendition]:
@@ -230,6 +244,19 @@ def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> in
             enqueue_processing(image.pk, force=True)
         count += 1
     return count
+
+
+def image_export_files(image: Image) -> list[tuple[str, bytes]]:
+    """The ready image's renditions as (file name, bytes): ``<stem>.<ext>`` when
+    the preset makes one file, ``<stem>-<name>.<ext>`` otherwise."""
+    renditions = list(image.renditions.all())
+    files = []
+    for rendition in renditions:
+        ext = "jpg" if rendition.format == "jpeg" else rendition.format
+        name = image.stem if len(renditions) == 1 else f"{image.stem}-{rendition.name}"
+        with default_storage.open(rendition.storage_key, "rb") as fh:
+            files.append((f"{name}.{ext}", fh.read()))
+    return files
 
 
 def image_delete(*, image: Image) -> None:

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def media_files(settings: Any) -> Any:
+    """The set of files now in the media folder (relative paths)."""
+
+    def files() -> set[str]:
+        root = Path(settings.MEDIA_ROOT)
+        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+
+    return files
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """``with commit(): ...`` runs the block's on-commit callbacks (processing,
+    file deletion) at its end, as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

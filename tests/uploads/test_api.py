@@ -1,0 +1,232 @@
+"""The images API, fed the odd and hostile corpus: every file is either
+processed correctly or refused clearly, never a 5xx, nothing left behind."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+from rest_framework.test import APIClient
+
+from tests.uploads import corpus
+from uploads.models import Image, Rendition
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/images/"
+
+
+def upload(client: APIClient, data: bytes, name: str = "photo.jpg", **fields: str) -> Any:
+    return client.post(URL, {"file": SimpleUploadedFile(name, data), **fields}, format="multipart")
+
+
+@pytest.fixture
+def uploaded(token_client: APIClient, commit: Any) -> Any:
+    """Upload through the API and let the commit run processing."""
+
+    def run(data: bytes, name: str = "photo.jpg", **fields: str) -> Any:
+        with commit():
+            return upload(token_client, data, name, **fields)
+
+    return run
+
+
+@pytest.mark.parametrize("sample", corpus.SAMPLES, ids=lambda s: s.name)
+def test_every_corpus_file_is_processed_or_refused_clearly(
+    uploaded: Any, sample: corpus.Sample, media_files: Any
+) -> None:
+    response = uploaded(sample.build(), sample.filename)
+    assert response.status_code < 500
+    if response.status_code == 400:
+        assert sample.expect in {"rejected", "rejected_or_error"}, response.json()
+        message = response.json()["file"][0]
+        assert len(message) > 10
+        assert Image.objects.count() == 0
+        assert media_files() == set()
+        return
+    assert response.status_code == 201, response.content
+    image = Image.objects.get()
+    if sample.expect == "ok":
+        assert image.status == Image.Status.READY, image.error
+    else:
+        assert image.status in {Image.Status.READY, Image.Status.FAILED}
+    if image.status == Image.Status.FAILED:
+        assert image.error
+        assert image.file.name in media_files()  # the original is kept for staff
+    else:
+        assert image.renditions.count() > 0
+        stored = media_files()
+        assert all(r.storage_key in stored for r in image.renditions.all())
+
+
+def test_a_refusal_names_the_limit_it_broke(token_client: APIClient, settings: Any) -> None:
+    settings.IMAGE_MAX_PIXELS = 1000
+    response = upload(token_client, corpus.jpeg(corpus.quadrants(80, 60)))
+    assert response.status_code == 400
+    assert "1000" in response.json()["file"][0]
+
+
+def test_an_upload_over_the_byte_limit_gets_413_naming_the_limit(
+    token_client: APIClient, settings: Any, media_files: Any
+) -> None:
+    settings.IMAGE_MAX_BYTES = 2000
+    response = upload(token_client, corpus.photo_jpeg(400, 300))
+    assert response.status_code == 413
+    assert "2,000 bytes" in response.json()["detail"]
+    assert Image.objects.count() == 0
+    assert media_files() == set()
+
+
+def test_a_json_body_gets_415(token_client: APIClient) -> None:
+    assert token_client.post(URL, {"file": "x"}, format="json").status_code == 415
+
+
+def test_no_file_gets_400(token_client: APIClient) -> None:
+    response = token_client.post(URL, {"title": "nothing"}, format="multipart")
+    assert response.status_code == 400
+    assert "file" in response.json()
+
+
+def test_an_unknown_preset_gets_400(token_client: APIClient) -> None:
+    response = upload(token_client, corpus.jpeg(), preset="poster")
+    assert response.status_code == 400
+    assert "preset" in response.json()
+
+
+def test_a_visitor_cannot_upload(visitor: APIClient) -> None:
+    assert upload(visitor, corpus.jpeg()).status_code == 401
+
+
+def test_the_upload_answers_with_the_image_and_its_renditions(token_client: APIClient, uploaded: Any) -> None:
+    response = uploaded(corpus.photo_jpeg(2000, 1500), "summer.jpg", title="Summer", alt="A field")
+    assert response.status_code == 201
+    assert response.json()["status"] == "pending"  # answered before processing
+    image_id = response.json()["id"]
+    detail = token_client.get(f"{URL}{image_id}/").json()
+    assert detail["status"] == "ready"
+    assert (detail["title"], detail["alt"], detail["original_name"]) == ("Summer", "A field", "summer.jpg")
+    assert (detail["width"], detail["height"], detail["format"]) == (2000, 1500, "JPEG")
+    names = {(r["name"], r["format"]) for r in detail["renditions"]}
+    assert names == {(f"w{w}", f) for w in (320, 640, 1024, 1600) for f in ("webp", "jpeg")} | {
+        ("thumb", "webp"),
+        ("thumb", "jpeg"),
+    }
+    w640 = next(r for r in detail["renditions"] if r["name"] == "w640" and r["format"] == "jpeg")
+    assert (w640["width"], w640["height"]) == (640, 480)
+    assert w640["url"].startswith("/media/renditions/")
+    assert detail["srcset"].count("w,") == 3
+    assert detail["srcset"].endswith("1600w")
+    assert detail["placeholder"]
+    assert detail["dominant_color"].startswith("#")
+
+
+def test_the_rendition_files_are_what_the_rows_say(uploaded: Any, settings: Any) -> None:
+    uploaded(corpus.photo_jpeg(1200, 800), "a.jpg")
+    for rendition in Rendition.objects.all():
+        with PILImage.open(f"{settings.MEDIA_ROOT}/{rendition.storage_key}") as img:
+            assert img.size == (rendition.width, rendition.height)
+            assert img.format.lower() == rendition.format
+        assert rendition.bytes == (settings.MEDIA_ROOT / rendition.storage_key).stat().st_size
+
+
+def test_the_users_file_name_never_becomes_a_path(uploaded: Any, media_files: Any) -> None:
+    uploaded(corpus.jpeg(), "../../../etc/passwd.jpg")
+    image = Image.objects.get()
+    assert image.original_name == "passwd.jpg"
+    assert image.file.name == f"originals/{image.sha256[:2]}/{image.sha256}.jpg"
+    assert all(path.startswith(("originals/", "renditions/")) for path in media_files())
+
+
+def test_reading_images_asks_the_storage_nothing(
+    uploaded: Any, visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    uploaded(corpus.jpeg(), "a.jpg")
+    uploaded(corpus.png(), "b.png")
+    from django.core.files.storage import storages
+
+    def forbidden(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("storage was asked at render time")
+
+    for method in ("exists", "size", "open", "listdir"):
+        monkeypatch.setattr(storages["default"], method, forbidden)
+    response = visitor.get(URL)
+    assert response.status_code == 200
+    assert response.json()["count"] == 2
+
+
+def test_reprocess_makes_the_same_renditions_again_without_duplicates(
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    before = set(Rendition.objects.values_list("name", "format", "storage_key"))
+    files_before = media_files()
+    with commit():
+        response = token_client.post(f"{URL}{image_id}/reprocess/", {}, format="json")
+    assert response.status_code == 202
+    assert set(Rendition.objects.values_list("name", "format", "storage_key")) == before
+    assert media_files() == files_before
+    assert Image.objects.get().attempts == 2
+
+
+def test_reprocess_with_another_preset_replaces_the_renditions(
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    old_keys = set(Rendition.objects.values_list("storage_key", flat=True))
+    with commit():
+        token_client.post(f"{URL}{image_id}/reprocess/", {"preset": "icon"}, format="json")
+    image = Image.objects.get()
+    assert image.preset == "icon"
+    assert list(image.renditions.values_list("name", "width", "height")) == [("icon", 128, 128)]
+    assert not old_keys & media_files()
+
+
+def test_delete_removes_the_row_and_every_file(
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    assert len(media_files()) > 1
+    with commit():
+        assert token_client.delete(f"{URL}{image_id}/").status_code == 204
+    assert Image.objects.count() == 0
+    assert Rendition.objects.count() == 0
+    assert media_files() == set()
+
+
+def test_the_same_bytes_uploaded_twice_share_files_until_both_are_gone(
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+) -> None:
+    data = corpus.photo_jpeg(700, 500)
+    first = uploaded(data, "one.jpg").json()["id"]
+    second = uploaded(data, "two.jpg").json()["id"]
+    shared = media_files()
+    with commit():
+        token_client.delete(f"{URL}{first}/")
+    assert media_files() == shared
+    with commit():
+        token_client.delete(f"{URL}{second}/")
+    assert media_files() == set()
+
+
+def test_a_file_that_fails_to_decode_ends_failed_with_its_original_kept(
+    uploaded: Any, media_files: Any
+) -> None:
+    data = corpus.jpeg(corpus.quadrants(400, 300))
+    broken = data[:200] + bytes(len(data) - 200)  # header intact, scan data zeroed
+    response = uploaded(broken, "broken.jpg")
+    assert response.status_code == 201
+    image = Image.objects.get()
+    if image.status == Image.Status.FAILED:
+        assert image.error
+        assert media_files() == {image.file.name}
+    else:  # libjpeg may decode zeroed scans as grey; then it must be whole
+        assert image.status == Image.Status.READY
+
+
+def test_images_can_be_filtered_by_status(token_client: APIClient, uploaded: Any) -> None:
+    uploaded(corpus.jpeg(), "ok.jpg")
+    Image.objects.update(status=Image.Status.FAILED, error="x")
+    assert token_client.get(URL, {"status": "failed"}).json()["count"] == 1
+    assert token_client.get(URL, {"status": "ready"}).json()["count"] == 0

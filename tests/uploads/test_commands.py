@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from PIL import Image as PILImage
+
+from tests.uploads import corpus
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def run(commit: Any) -> Any:
+    def run(*args: str) -> tuple[str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        with commit():
+            call_command(*args, stdout=out, stderr=err)
+        return out.getvalue(), err.getvalue()
+
+    return run
+
+
+@pytest.fixture
+def icon_delivery(tmp_path: Path) -> Path:
+    folder = tmp_path / "icons"
+    folder.mkdir()
+    (folder / "ic_edit_location_black_48dp").write_bytes(corpus.icon_tiff())
+    (folder / "ic_add_black_48dp").write_bytes(corpus.icon_tiff(side=96))
+    (folder / "LICENSE").write_text("Apache License 2.0")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "README.md").write_text("# icons")
+    return folder
+
+
+def test_import_images_handles_icons_without_extensions_and_skips_stray_files(
+    icon_delivery: Path, tmp_path: Path, run: Any
+) -> None:
+    export = tmp_path / "out"
+    out, err = run("import_images", str(icon_delivery), "--preset", "icon", "--export", str(export))
+    assert out.startswith("2 images imported, 0 already there, 2 files skipped")
+    assert "skipped LICENSE:" in err
+    assert "skipped README.md:" in err
+    assert sorted(p.name for p in export.iterdir()) == [
+        "ic_add_black_48dp.jpg",
+        "ic_edit_location_black_48dp.jpg",
+    ]
+    with PILImage.open(export / "ic_edit_location_black_48dp.jpg") as icon:
+        assert (icon.format, icon.mode, icon.size) == ("JPEG", "RGB", (128, 128))
+    assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
+
+
+def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> None:
+    run("import_images", str(icon_delivery), "--preset", "icon")
+    out, _ = run("import_images", str(icon_delivery), "--preset", "icon")
+    assert out.startswith("0 images imported, 2 already there")
+    assert Image.objects.count() == 2
+
+
+def test_reprocess_images_can_pick_failed_ones(run: Any, tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(corpus.jpeg())
+    (tmp_path / "b.png").write_bytes(corpus.png())
+    run("import_images", str(tmp_path))
+    Image.objects.filter(original_name="a.jpg").update(status=Image.Status.FAILED, error="boom")
+    out, _ = run("reprocess_images", "--status", "failed")
+    assert out.strip() == "1 images queued for processing."
+    assert set(Image.objects.values_list("status", flat=True)) == {"ready"}

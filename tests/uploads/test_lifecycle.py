@@ -1,0 +1,124 @@
+"""When processing starts and when files go: the signal handlers and services."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.management import call_command
+from django.db import transaction
+
+from tests.uploads import corpus
+from uploads import services
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+
+def test_processing_waits_for_the_commit(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    assert Image.objects.get(pk=image.pk).status == Image.Status.PENDING
+    assert len(callbacks) == 1
+    callbacks[0]()
+    assert Image.objects.get(pk=image.pk).status == Image.Status.READY
+
+
+def test_a_rolled_back_upload_is_never_processed(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+            raise RuntimeError("the caller changed its mind")
+    assert callbacks == []
+    assert Image.objects.count() == 0
+
+
+def test_saving_other_fields_does_not_queue_processing(django_capture_on_commit_callbacks: Any) -> None:
+    image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    with django_capture_on_commit_callbacks() as callbacks:
+        image = Image.objects.get(pk=image.pk)
+        image.title = "New title"
+        image.save()
+    assert callbacks == []
+
+
+def test_replacing_the_file_reprocesses_and_removes_the_old_files(commit: Any, media_files: Any) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    old = media_files()
+    image = Image.objects.get(pk=image.pk)
+    new_data = corpus.photo_jpeg(640, 480, seed=3)
+    with commit():
+        image.file.save("ignored-name.jpg", ContentFile(new_data), save=False)
+        image.save()
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY
+    assert not old & media_files()
+    assert {image.file.name} | set(image.renditions.values_list("storage_key", flat=True)) == media_files()
+
+
+def test_fixture_loading_does_not_trigger_processing(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    fixture = tmp_path / "images.json"
+    fixture.write_text(
+        '[{"model": "uploads.image", "pk": 99, "fields": {"file": "originals/x.jpg", "sha256": "x", '
+        '"format": "JPEG", "width": 1, "height": 1, "bytes": 1, "created_at": "2024-01-01T00:00:00Z", '
+        '"updated_at": "2024-01-01T00:00:00Z"}}]'
+    )
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        call_command("loaddata", str(fixture), stdout=io.StringIO())
+    assert callbacks == []
+    assert Image.objects.get(pk=99).status == Image.Status.PENDING
+
+
+def test_processing_twice_is_harmless(commit: Any) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(700, 500), original_name="a.jpg")
+    keys = set(Image.objects.get(pk=image.pk).renditions.values_list("storage_key", flat=True))
+    again = services.image_process(image_id=image.pk)
+    assert again is not None
+    assert again.attempts == 1  # a ready image is left alone
+    forced = services.image_process(image_id=image.pk, force=True)
+    assert forced is not None
+    assert set(forced.renditions.values_list("storage_key", flat=True)) == keys
+
+
+def test_processing_a_deleted_image_does_nothing() -> None:
+    assert services.image_process(image_id=123456) is None
+
+
+def test_every_processed_image_is_logged(commit: Any, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="uploads"), commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    line = next(r.getMessage() for r in caplog.records if r.name == "uploads.services")
+    assert f"id={image.pk}" in line
+    assert f"sha256={image.sha256[:12]}" in line
+    assert "outcome=ready" in line
+
+
+def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: Any) -> None:
+    from uploads.tasks import sweep_stuck_images
+
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING)
+    settings.IMAGE_STUCK_AFTER_SECONDS = 0
+    assert sweep_stuck_images() == 1
+    assert Image.objects.get(pk=image.pk).status == Image.Status.READY
+    assert sweep_stuck_images() == 0
+
+
+def test_a_storage_outage_during_upload_leaves_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    from uploads import storage
+
+    def broken(key: str, data: bytes) -> str:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(storage, "put", broken)
+    with pytest.raises(OSError, match="disk full"):
+        services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    assert Image.objects.count() == 0
