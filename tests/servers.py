@@ -257,6 +257,43 @@ atexit.register(_close_all)
 
 _T = TypeVar("_T", bound="_Managed")
 
+_OWNER_FILE = ".owner-pid"
+#: Sockets a server creates outside its temp dir, one path a line.
+_LEFTOVERS_FILE = ".leftover-sockets"
+_reaped_bases: set[str] = set()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_stale_dirs(base: str) -> None:
+    """Remove temp dirs left behind by test processes that were killed before
+    their atexit cleanup could run. Dirs whose owner still lives, or that
+    carry no owner file, are left alone."""
+    if base in _reaped_bases:
+        return
+    _reaped_bases.add(base)
+    for owner_file in glob.glob(os.path.join(base, "test-*", _OWNER_FILE)):
+        try:
+            pid = int(Path(owner_file).read_text().strip())
+        except (OSError, ValueError):
+            continue
+        if not _pid_alive(pid):
+            stale = Path(owner_file).parent
+            with contextlib.suppress(OSError):
+                for line in (stale / _LEFTOVERS_FILE).read_text().splitlines():
+                    leftover = Path(line)
+                    if leftover.is_socket():
+                        leftover.unlink()
+            shutil.rmtree(stale, ignore_errors=True)
+
 
 class _Managed:
     """Temp dir, log file, lifecycle and cleanup shared by all servers."""
@@ -274,7 +311,10 @@ class _Managed:
     ) -> None:
         self.startup_timeout = startup_timeout
         self.keep_dir = keep_dir
-        self.dir = Path(tempfile.mkdtemp(prefix=f"test-{self.kind}-", dir=base_dir))
+        base = os.fspath(base_dir) if base_dir is not None else tempfile.gettempdir()
+        _reap_stale_dirs(base)
+        self.dir = Path(tempfile.mkdtemp(prefix=f"test-{self.kind}-", dir=base))
+        (self.dir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
         self.log_path = self.dir / f"{self.kind}.log"
         self.log_path.touch()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -748,6 +788,8 @@ class S3Server(_Managed):
     def _choose_ports(self) -> None:
         ports = [free_port((0, self._GRPC_OFFSET)) for _ in range(4)]
         self.master_port, self.volume_port, self.filer_port, self.port = ports
+        # Lets a later run clean up after this one if it gets SIGKILLed.
+        (self.dir / _LEFTOVERS_FILE).write_text("".join(f"{p}\n" for p in self._socket_paths()))
 
     @property
     def endpoint_url(self) -> str:
@@ -787,16 +829,17 @@ class S3Server(_Managed):
             p + self._GRPC_OFFSET for p in (self.master_port, self.volume_port, self.filer_port, self.port)
         ]
 
+    def _socket_paths(self) -> list[Path]:
+        # weed puts a gRPC unix socket per component in /tmp (whatever TMPDIR
+        # says), named by port only, and leaves it behind when killed.
+        names = zip(("master", "volume", "filer", "s3"), self._grpc_ports(), strict=True)
+        return [Path(f"/tmp/seaweedfs-{name}-grpc-{port}.sock") for name, port in names]  # noqa: S108
+
     def _remove_stale_sockets(self) -> None:
-        # weed puts gRPC unix sockets, named by port, in the system temp dir
-        # and does not remove them when killed.
-        dirs = {"/tmp", tempfile.gettempdir()}  # noqa: S108 - where weed writes them
-        for d in dirs:
-            for port in self._grpc_ports():
-                for path in glob.glob(os.path.join(d, f"seaweedfs-*-{port}.sock")):
-                    with contextlib.suppress(OSError):
-                        if Path(path).is_socket():
-                            os.unlink(path)
+        for path in self._socket_paths():
+            with contextlib.suppress(OSError):
+                if path.is_socket():
+                    path.unlink()
 
     def _launch(self) -> None:
         # The master's raft state makes a restarted master wait ~20 s for an
@@ -809,6 +852,10 @@ class S3Server(_Managed):
         g = self._GRPC_OFFSET
         argv = [
             self.binary,
+            # Without these, weed writes log files to the system temp dir and
+            # reads security/filer toml files from /etc/seaweedfs and $HOME.
+            "-logtostderr",
+            f"-config_dir={self.dir}",
             "server",
             f"-dir={self.data_dir}",
             f"-ip={self.host}",
@@ -833,8 +880,8 @@ class S3Server(_Managed):
             f"-volume.max={self.max_volumes}",
             "-volume.preStopSeconds=0",
         ]
-        # weed reads security.toml/filer.toml from the cwd and from $HOME.
-        env = {**os.environ, "HOME": str(self.dir)}
+        # TMPDIR: weed puts its gRPC unix sockets there (named by port only).
+        env = {**os.environ, "HOME": str(self.dir), "TMPDIR": str(self.dir)}
         self._proc = _spawn(argv, self.log_path, cwd=self.dir, env=env)
 
     def _volumes_registered(self) -> bool:
