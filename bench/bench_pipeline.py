@@ -266,7 +266,9 @@ def main() -> None:
     print(f"Pillow {Image.__version__}, libvips {pyvips.version(0)}.{pyvips.version(1)}.{pyvips.version(2)}")
     print(f"{CORES} CPU cores; pyvips concurrency {pyvips.vips_lib.vips_concurrency_get()}, portal pool size")
     print(f"{processing._pool()._max_workers} threads + the calling thread.")
-    print("Outputs per image: 4 widths + 256 px thumb, each WebP q80 + progressive JPEG q82 (10 files).\n")
+    print("Outputs per image: 4 widths + 256 px thumb, each WebP q80 + progressive JPEG q82 (10 files).")
+    print(f"Load average at start: {os.getloadavg()[0]:.2f} (above ~0.5 the figures are noisy: other work")
+    print("competes for the same cores, and the portal's edge comes from using both cores at once).\n")
 
     images = [("12 MP", 4000, 3000, rounds_12), ("50 MP", 8660, 5773, rounds_50)]
     summary: list[str] = []
@@ -310,6 +312,7 @@ def main() -> None:
                 print(f"    {step:44} {seconds * 1000:7.1f} ms{extra}")
             print()
 
+    print(f"Load average at end: {os.getloadavg()[0]:.2f}\n")
     print("Summary")
     for line in summary:
         print("  " + line)
