@@ -195,6 +195,8 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 }
 # Images left pending/processing longer than this are queued again by the sweep.
 IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600)
+# Objects no row points at are deleted once older than this (see sweep_orphans).
+IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600)
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 DATA_UPLOAD_MAX_MEMORY_SIZE = IMAGE_MAX_BYTES + 1024 * 1024
@@ -254,6 +256,10 @@ CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {
         "task": "uploads.tasks.sweep_stuck_images",
         "schedule": crontab(minute="*"),
+    },
+    "sweep-orphan-files": {
+        "task": "uploads.tasks.sweep_orphan_files",
+        "schedule": crontab(minute=17),
     },
     "health-check": {
         "task": "portal.tasks.health_check",

@@ -9,6 +9,7 @@ from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import path, reverse
+from django.template.defaultfilters import filesizeformat
 from django.utils.html import format_html
 
 from uploads import selectors, services
@@ -94,7 +95,13 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
 
     @admin.display(description="File")
     def link(self, rendition: Rendition) -> str:
-        return format_html('<a href="{}">{}</a>', rendition.url, rendition.storage_key)
+        return format_html(
+            '<a href="{}" title="{}">{}…{}</a>',
+            rendition.url,
+            rendition.storage_key,
+            rendition.storage_key[:22],
+            rendition.storage_key[-10:],
+        )
 
 
 @admin.register(Image)
@@ -199,6 +206,10 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     @admin.display(description="Preview")
     def preview_large(self, image: Image) -> str:
         return thumbnail(image, size=192)
+
+    @admin.display(description="Bytes", ordering="bytes")
+    def size(self, image: Image) -> str:
+        return filesizeformat(image.bytes)
 
     @admin.display(description="Size")
     def dimensions(self, image: Image) -> str:

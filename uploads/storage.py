@@ -7,13 +7,15 @@ same content twice finds the object already there instead of overwriting it.
 
 from __future__ import annotations
 
+import datetime as dt
+import datetime as dt
 import hashlib
 import mimetypes
 from typing import Any
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
-from django.db.models import Q
+from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -62,10 +64,31 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
     return gone
 
 
-def referenced(key: str) -> bool:
-    from uploads.models import Image, Rendition
+def _walk(prefix: str) -> list[str]:
+    try:
+        folders, files = default_storage.listdir(prefix)
+    except FileNotFoundError:
+        return []
+    keys = [f"{prefix}/{name}" for name in files]
+    for folder in folders:
+        keys.extend(_walk(f"{prefix}/{folder}"))
+    return keys
 
-    return Image.objects.filter(Q(file=key)).exists() or Rendition.objects.filter(storage_key=key).exists()
+
+def sweep_orphans(*, grace_seconds: int) -> list[str]:
+    """Delete objects no row points at, older than the grace period.
+
+    Files are written before their rows commit, so a transaction rolled back
+    by its caller, or a worker killed between writing renditions and saving
+    them, leaves objects behind; this finds them. The grace period spares
+    uploads still in flight.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    candidates = set()
+    for key in _walk("originals") + _walk("renditions"):
+        if default_storage.get_modified_time(key) <= cutoff:
+            candidates.add(key)
+    return delete_unreferenced(candidates)
 
 
 class MediaS3Storage(S3Storage):

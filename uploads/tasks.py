@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from uploads import services
+from uploads import services, storage
 from uploads.models import Image
 
 logger = logging.getLogger(__name__)
@@ -58,3 +58,12 @@ def sweep_stuck_images() -> int:
     if stuck:
         logger.warning("re-queued %d stuck images: %s", len(stuck), stuck)
     return len(stuck)
+
+
+@shared_task
+def sweep_orphan_files() -> int:
+    """Delete stored objects that no image or rendition points at any more."""
+    gone = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)
+    if gone:
+        logger.warning("deleted %d orphaned objects", len(gone))
+    return len(gone)

@@ -152,10 +152,6 @@ def browsing(
             "Failed to load resource"
         ):
             return
-        # The admin's pages name no icon, so Chromium asks for /favicon.ico,
-        # which the portal does not serve; the public pages link theirs.
-        if "/admin/" in page.url and message.location.get("url", "").endswith("/favicon.ico"):
-            return
         if message.type == "error":
             state.console_errors.append(f"{page.url}: console error: {message.text} {message.location}")
 

@@ -312,13 +312,6 @@ def test_public_pages_log_no_console_errors(
         browsing.assert_no_console_errors()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "the role and department of a person card are squeezed into a third column and cut off "
-        "(.person-card a is a flex row holding the avatar, the name and the role side by side)"
-    ),
-)
 def test_person_cards_show_the_whole_role_and_department(
     browsing: Browsing, people: dict[str, Person]
 ) -> None:

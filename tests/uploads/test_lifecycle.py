@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import transaction
 
 from tests.uploads import corpus
-from uploads import services
+from uploads import services, storage
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -27,13 +27,30 @@ def test_processing_waits_for_the_commit(django_capture_on_commit_callbacks: Any
     assert Image.objects.get(pk=image.pk).status == Image.Status.READY
 
 
-def test_a_rolled_back_upload_is_never_processed(django_capture_on_commit_callbacks: Any) -> None:
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        with pytest.raises(RuntimeError), transaction.atomic():
-            services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
-            raise RuntimeError("the caller changed its mind")
+def upload_then_roll_back() -> None:
+    with transaction.atomic():
+        services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+        raise RuntimeError("the caller changed its mind")
+
+
+def test_a_rolled_back_upload_is_never_processed_and_its_file_is_swept(
+    django_capture_on_commit_callbacks: Any, media_files: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks, pytest.raises(RuntimeError):
+        upload_then_roll_back()
     assert callbacks == []
     assert Image.objects.count() == 0
+    assert storage.sweep_orphans(grace_seconds=3600) == []  # too young: may be an upload in flight
+    assert len(storage.sweep_orphans(grace_seconds=0)) == 1
+    assert media_files() == set()
+
+
+def test_the_orphan_sweep_keeps_every_file_a_row_points_at(commit: Any, media_files: Any) -> None:
+    with commit():
+        services.image_upload(file=corpus.photo_jpeg(700, 500), original_name="a.jpg")
+    kept = media_files()
+    assert storage.sweep_orphans(grace_seconds=0) == []
+    assert media_files() == kept
 
 
 def test_saving_other_fields_does_not_queue_processing(django_capture_on_commit_callbacks: Any) -> None:
