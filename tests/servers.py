@@ -821,7 +821,17 @@ class S3Server(_Managed):
         )
 
     def create_bucket(self, name: str) -> str:
-        self.client().create_bucket(Bucket=name)
+        """Create ``name`` (fine if it exists already) and return it."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client().create_bucket(Bucket=name)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in (
+                "BucketAlreadyOwnedByYou",
+                "BucketAlreadyExists",
+            ):
+                raise
         return name
 
     def _grpc_ports(self) -> list[int]:

@@ -128,9 +128,12 @@ def test_postgres_restarts_on_the_same_port_with_its_data(pg: PostgresServer) ->
 
 def test_redis_goes_down_and_comes_back_on_the_same_port() -> None:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     with RedisServer() as server:
-        client = server.client(socket_connect_timeout=1)
+        # redis-py retries with a growing backoff by default; fail at once.
+        client = server.client(socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
         assert client.ping() is True
         assert server.url == f"redis://127.0.0.1:{server.port}/0"
         port = server.port
@@ -161,6 +164,7 @@ def test_redis_is_private_to_the_test(redis_server: RedisServer) -> None:
 
 def test_s3_keeps_content_type_and_cache_control(s3: S3Server) -> None:
     bucket = s3.create_bucket("headers")
+    assert s3.create_bucket("headers") == bucket  # idempotent
     client = s3.client()
     client.put_object(
         Bucket=bucket,
