@@ -1,0 +1,471 @@
+"""The supplier report: a PDF listing the products an import processed.
+
+Built in memory with ReportLab's platypus: a title, one card per product
+(``name: …`` / ``weight: N lbs`` and a thumbnail), a summary table and a bar
+chart of the weights. Nothing here touches the database; callers turn their
+products into :class:`ReportItem` rows.
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import io
+import logging
+import math
+import re
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+from PIL import Image as PILImage
+from PIL import ImageOps
+from reportlab.graphics.charts.barcharts import HorizontalBarChart
+from reportlab.graphics.shapes import Drawing, String
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_CENTER, TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import cm, inch
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    HRFlowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Table,
+    TableStyle,
+)
+
+DEFAULT_TITLE_PREFIX = "Processed Update on"
+DEFAULT_AUTHOR = "automation@example.com"
+EMPTY_MESSAGE = "No products were processed."
+NO_IMAGE = "(no image)"
+
+PAGE_SIZE = A4
+MARGIN = 2 * cm
+# Platypus frames pad their content by 6 points on each side.
+FRAME_WIDTH = PAGE_SIZE[0] - 2 * MARGIN - 12
+
+THUMB_BOX = 1.5 * inch
+# Pixels kept per thumbnail: 2x the box at 72 dpi prints sharply at 144 dpi
+# while keeping a 100-product report a few MB at most.
+THUMB_PIXELS = int(THUMB_BOX * 2)
+CARDS_PER_ROW = 2
+
+CHART_BARS_PER_PAGE = 30
+CHART_BAR_PITCH = 16  # points of height per bar, gap included
+CHART_LABEL_CHARS = 32
+
+INK = colors.HexColor("#1f2933")
+MUTED = colors.HexColor("#616e7c")
+ACCENT = colors.HexColor("#2f6f4e")
+RULE = colors.HexColor("#cbd2d9")
+ZEBRA = colors.HexColor("#f3f6f4")
+TOTAL_BG = colors.HexColor("#e3ece6")
+
+logger = logging.getLogger(__name__)
+
+_DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Longer names are cut so one product can never outgrow a page.
+NAME_LIMIT = 250
+
+
+@dataclass(frozen=True)
+class ReportItem:
+    """One processed product as the report shows it."""
+
+    name: str
+    weight: int  # lbs
+    thumbnail: bytes | None  # JPEG/PNG/WebP bytes of the product's image, or None
+
+
+@dataclass(frozen=True)
+class _Fonts:
+    regular: str
+    bold: str
+    # Helvetica's built-in encoding covers Latin-1/cp1252 only; text in other
+    # scripts is replaced rather than allowed to print garbage or raise.
+    unicode: bool
+
+    def text(self, value: str) -> str:
+        """``value`` made printable: control characters become spaces, and
+        with Helvetica, characters outside its encoding become ``?``."""
+        value = _CONTROL.sub(" ", value)
+        if self.unicode:
+            return value
+        return value.encode("cp1252", "replace").decode("cp1252")
+
+
+@functools.cache
+def _fonts() -> _Fonts:
+    """Pick the report's fonts once: DejaVu Sans when installed, else Helvetica.
+
+    DejaVu covers accents, typographic quotes and most scripts suppliers use;
+    ReportLab's own Helvetica is the fallback that always exists.
+    """
+    regular, bold = _DEJAVU_DIR / "DejaVuSans.ttf", _DEJAVU_DIR / "DejaVuSans-Bold.ttf"
+    if regular.is_file():
+        try:
+            pdfmetrics.registerFont(TTFont("ReportSans", str(regular)))
+            bold_name = "ReportSans"
+            if bold.is_file():
+                pdfmetrics.registerFont(TTFont("ReportSans-Bold", str(bold)))
+                bold_name = "ReportSans-Bold"
+            pdfmetrics.registerFontFamily(
+                "ReportSans", normal="ReportSans", bold=bold_name, italic="ReportSans", boldItalic=bold_name
+            )
+            return _Fonts("ReportSans", bold_name, unicode=True)
+        except Exception as exc:  # noqa: BLE001 — a damaged font file must not stop the report
+            logger.warning("Cannot use %s for reports, falling back to Helvetica: %s", regular, exc)
+    return _Fonts("Helvetica", "Helvetica-Bold", unicode=False)
+
+
+def report_title(date: datetime.date, title_prefix: str = DEFAULT_TITLE_PREFIX) -> str:
+    """``Processed Update on March 01, 2023``: the day is zero-padded (``Month DD, YYYY``)."""
+    return f"{title_prefix} {date:%B %d, %Y}"
+
+
+def supplier_report_pdf(
+    items: Sequence[ReportItem],
+    *,
+    date: datetime.date,
+    title_prefix: str = DEFAULT_TITLE_PREFIX,
+    author: str = DEFAULT_AUTHOR,
+) -> bytes:
+    """Build the supplier report and return the PDF's bytes.
+
+    The output depends only on the arguments: ReportLab's invariant mode drops
+    the random document id and the creation date is the report's date.
+    """
+    fonts = _fonts()
+    title = report_title(date, title_prefix)
+    styles = _styles(fonts)
+
+    story: list[Flowable] = [
+        Paragraph(escape(fonts.text(title)), styles["title"]),
+        Paragraph(escape(_summary_line(items)), styles["subtitle"]),
+        HRFlowable(width="100%", thickness=1, color=ACCENT, spaceBefore=2, spaceAfter=14),
+    ]
+    if not items:
+        story.append(Paragraph(EMPTY_MESSAGE, styles["body"]))
+    else:
+        story += _product_cards(items, fonts, styles)
+        story += _summary_table(items, fonts, styles)
+        story += _charts(items, fonts, styles)
+
+    buffer = io.BytesIO()
+    doc = SimpleDocTemplate(
+        buffer,
+        pagesize=PAGE_SIZE,
+        leftMargin=MARGIN,
+        rightMargin=MARGIN,
+        topMargin=MARGIN,
+        bottomMargin=MARGIN,
+        title=fonts.text(title),
+        author=author,
+        subject="Products processed by the supplier import",
+        creator="Online Fruit Store portal",
+        invariant=True,
+    )
+    on_page = _page_decorator(fonts, title, date)
+    doc.build(story, onFirstPage=on_page, onLaterPages=on_page)
+    return buffer.getvalue()
+
+
+# --- Pieces of the story --------------------------------------------------------
+
+
+def _styles(fonts: _Fonts) -> dict[str, ParagraphStyle]:
+    return {
+        "title": ParagraphStyle(
+            "title", fontName=fonts.bold, fontSize=20, leading=25, textColor=INK, spaceAfter=4
+        ),
+        "subtitle": ParagraphStyle(
+            "subtitle", fontName=fonts.regular, fontSize=10, leading=14, textColor=MUTED
+        ),
+        "heading": ParagraphStyle(
+            "heading",
+            fontName=fonts.bold,
+            fontSize=13,
+            leading=17,
+            textColor=ACCENT,
+            spaceBefore=14,
+            spaceAfter=8,
+        ),
+        "body": ParagraphStyle("body", fontName=fonts.regular, fontSize=10, leading=14, textColor=INK),
+        "card": ParagraphStyle("card", fontName=fonts.regular, fontSize=10, leading=15, textColor=INK),
+        "note": ParagraphStyle(
+            "note", fontName=fonts.regular, fontSize=8, leading=10, textColor=MUTED, alignment=TA_CENTER
+        ),
+        "cell": ParagraphStyle("cell", fontName=fonts.regular, fontSize=9, leading=11.5, textColor=INK),
+        "cell_right": ParagraphStyle(
+            "cell_right", fontName=fonts.regular, fontSize=9, leading=11.5, textColor=INK, alignment=TA_RIGHT
+        ),
+    }
+
+
+def _summary_line(items: Sequence[ReportItem]) -> str:
+    count = len(items)
+    noun = "product" if count == 1 else "products"
+    return f"{count} {noun} processed, {sum(i.weight for i in items):,} lbs in total"
+
+
+def _product_cards(
+    items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    """Products as cards, two to a row: thumbnail on the left, name and weight beside it."""
+    thumb_col = THUMB_BOX + 12
+    text_col = FRAME_WIDTH / CARDS_PER_ROW - thumb_col
+    rows: list[list[object]] = []
+    for start in range(0, len(items), CARDS_PER_ROW):
+        row: list[object] = []
+        for item in items[start : start + CARDS_PER_ROW]:
+            # The course's format: "name: Apple<br/>weight: 500 lbs".
+            name = escape(_shorten(fonts.text(item.name), NAME_LIMIT))
+            text = f"name: {name}<br/>weight: {item.weight} lbs"
+            row += [_thumbnail(item.name, item.thumbnail, styles), Paragraph(text, styles["card"])]
+        row += [""] * (2 * CARDS_PER_ROW - len(row))
+        rows.append(row)
+    table = Table(rows, colWidths=[thumb_col, text_col] * CARDS_PER_ROW, hAlign="LEFT")
+    commands: list[tuple[object, ...]] = [
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("ALIGN", (0, 0), (0, -1), "CENTER"),
+        ("ALIGN", (2, 0), (2, -1), "CENTER"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 6),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 6),
+        ("TOPPADDING", (0, 0), (-1, -1), 6),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 6),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.5, RULE),
+    ]
+    table.setStyle(TableStyle(commands))
+    return [Paragraph("Products", styles["heading"]), table]
+
+
+def _thumbnail(name: str, data: bytes | None, styles: dict[str, ParagraphStyle]) -> Flowable:
+    """The product's image fitted into a 1.5 inch box, or a "(no image)" note.
+
+    Pillow decodes whatever the supplier sent (WebP, RGBA PNG, CMYK JPEG…) and
+    ReportLab gets a small RGB JPEG, which it embeds without re-encoding.
+    """
+    if data:
+        try:
+            jpeg, width, height = _thumbnail_jpeg(data)
+        except Exception as exc:  # noqa: BLE001 — Pillow raises many types on broken input; one bad image must not sink the report
+            logger.warning("Report thumbnail of %r skipped: %s", name, exc)
+        else:
+            scale = min(THUMB_BOX / width, THUMB_BOX / height)
+            return Image(io.BytesIO(jpeg), width=width * scale, height=height * scale)
+    placeholder = Table(
+        [[Paragraph(NO_IMAGE, styles["note"])]],
+        colWidths=[THUMB_BOX],
+        rowHeights=[THUMB_BOX * 0.75],
+    )
+    placeholder.setStyle(
+        TableStyle(
+            [
+                ("BACKGROUND", (0, 0), (-1, -1), ZEBRA),
+                ("BOX", (0, 0), (-1, -1), 0.5, RULE),
+                ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+            ]
+        )
+    )
+    return placeholder
+
+
+def _thumbnail_jpeg(data: bytes) -> tuple[bytes, int, int]:
+    with warnings.catch_warnings():
+        # A huge image is a warning below Pillow's bomb limit; treat it as an error.
+        warnings.simplefilter("error", PILImage.DecompressionBombWarning)
+        with PILImage.open(io.BytesIO(data)) as opened:
+            # JPEG can decode straight at a reduced scale: far cheaper for big photos.
+            opened.draft("RGB", (THUMB_PIXELS, THUMB_PIXELS))
+            image = ImageOps.exif_transpose(opened)
+            image.thumbnail((THUMB_PIXELS, THUMB_PIXELS))
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        # Transparent areas go white (the page's colour), not black.
+        rgba = image.convert("RGBA")
+        flat = PILImage.new("RGB", rgba.size, "white")
+        flat.paste(rgba, mask=rgba.getchannel("A"))
+        image = flat
+    else:
+        image = image.convert("RGB")
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=85)
+    return out.getvalue(), image.width, image.height
+
+
+def _summary_table(
+    items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]
+) -> list[Flowable]:
+    header = ["Name", "Weight (lbs)"]
+    body = [
+        [
+            Paragraph(escape(_shorten(fonts.text(i.name), NAME_LIMIT)), styles["cell"]),
+            Paragraph(f"{i.weight:,}", styles["cell_right"]),
+        ]
+        for i in items
+    ]
+    total = ["Total", f"{sum(i.weight for i in items):,}"]
+    table = Table([header, *body, total], colWidths=[FRAME_WIDTH - 4 * cm, 4 * cm], repeatRows=1)
+    last = len(body) + 1
+    commands: list[tuple[object, ...]] = [
+        ("FONTNAME", (0, 0), (-1, 0), fonts.bold),
+        ("FONTSIZE", (0, 0), (-1, -1), 9),
+        ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
+        ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
+        ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+        ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+        ("LEFTPADDING", (0, 0), (-1, -1), 8),
+        ("RIGHTPADDING", (0, 0), (-1, -1), 8),
+        ("TOPPADDING", (0, 0), (-1, -1), 4),
+        ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
+        ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
+        ("FONTNAME", (0, last), (-1, last), fonts.bold),
+        ("BACKGROUND", (0, last), (-1, last), TOTAL_BG),
+        ("LINEABOVE", (0, last), (-1, last), 1, ACCENT),
+        ("BOX", (0, 0), (-1, -1), 0.5, RULE),
+    ]
+    commands += [("BACKGROUND", (0, row), (-1, row), ZEBRA) for row in range(2, last, 2)]
+    table.setStyle(TableStyle(commands))
+    # Keep the heading with the first rows rather than alone at a page's foot.
+    return [CondPageBreak(4 * cm), Paragraph("Summary", styles["heading"]), table]
+
+
+def _charts(items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+    """Bar charts of weight per product, at most one page's worth of bars each.
+
+    Every chart shares one scale so bars compare across pages.
+    """
+    scale_max, step = _nice_scale(max((i.weight for i in items), default=0))
+    chunks = [items[i : i + CHART_BARS_PER_PAGE] for i in range(0, len(items), CHART_BARS_PER_PAGE)]
+    flowables: list[Flowable] = []
+    for number, chunk in enumerate(chunks):
+        first = number * CHART_BARS_PER_PAGE + 1
+        heading = "Weight per product"
+        if len(chunks) > 1:
+            heading += f" ({first}\N{EN DASH}{first + len(chunk) - 1} of {len(items)})"
+        drawing = _bar_chart(chunk, fonts, scale_max, step)
+        flowables.append(KeepTogether([Paragraph(heading, styles["heading"]), drawing]))
+    return flowables
+
+
+def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, step: float) -> Drawing:
+    label_size = 8 if len(chunk) <= 20 else 7
+    labels = [_shorten(fonts.text(i.name), CHART_LABEL_CHARS) for i in chunk]
+    label_width = max(pdfmetrics.stringWidth(label, fonts.regular, label_size) for label in labels)
+    # Names get what they need, up to a third of the width; the bars get the rest.
+    left = min(label_width + 12, FRAME_WIDTH / 3)
+    bottom, top, right = 40, 16, 28
+    plot_height = CHART_BAR_PITCH * len(chunk)
+    drawing = Drawing(FRAME_WIDTH, bottom + plot_height + top)
+
+    chart = HorizontalBarChart()
+    chart.x, chart.y = left, bottom
+    chart.width, chart.height = FRAME_WIDTH - left - right, plot_height
+    chart.data = [[i.weight for i in chunk]]
+    chart.bars[0].fillColor = ACCENT
+    chart.bars[0].strokeColor = None
+    chart.barSpacing = 0
+    chart.groupSpacing = 5
+    chart.barLabelFormat = _thousands
+    chart.barLabels.fontName = fonts.regular
+    chart.barLabels.fontSize = label_size
+    chart.barLabels.fillColor = MUTED
+    chart.barLabels.boxAnchor = "w"
+    chart.barLabels.dx = 3
+
+    chart.categoryAxis.categoryNames = labels
+    chart.categoryAxis.reverseDirection = True  # first product on top, like the table
+    chart.categoryAxis.labels.fontName = fonts.regular
+    chart.categoryAxis.labels.fontSize = label_size
+    chart.categoryAxis.labels.boxAnchor = "e"
+    chart.categoryAxis.labels.dx = -4
+    chart.categoryAxis.strokeColor = MUTED
+    chart.categoryAxis.tickLeft = 0
+
+    chart.valueAxis.valueMin = 0
+    chart.valueAxis.valueMax = scale_max
+    chart.valueAxis.valueStep = step
+    chart.valueAxis.labels.fontName = fonts.regular
+    chart.valueAxis.labels.fontSize = 8
+    chart.valueAxis.labelTextFormat = _thousands
+    chart.valueAxis.strokeColor = MUTED
+    chart.valueAxis.visibleGrid = True
+    chart.valueAxis.gridStrokeColor = RULE
+    chart.valueAxis.gridStrokeWidth = 0.5
+    drawing.add(chart)
+
+    drawing.add(
+        String(
+            left + chart.width / 2,
+            8,
+            "Weight (lbs)",
+            fontName=fonts.bold,
+            fontSize=9,
+            fillColor=INK,
+            textAnchor="middle",
+        )
+    )
+    drawing.add(
+        String(
+            left - 4,
+            bottom + plot_height + 2,
+            "Product",
+            fontName=fonts.bold,
+            fontSize=9,
+            fillColor=INK,
+            textAnchor="end",
+        )
+    )
+    return drawing
+
+
+def _nice_scale(maximum: int) -> tuple[float, float]:
+    """An axis end and step of 1, 2, 2.5 or 5 x 10ⁿ giving about five gridlines."""
+    if maximum <= 0:
+        return 1, 1
+    raw = maximum / 5
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    step = max(step, 1)  # weights are whole pounds
+    # Headroom so the value printed after the longest bar stays inside the plot.
+    end = math.ceil(maximum * 1.08 / step) * step
+    return end, step
+
+
+def _thousands(value: float) -> str:
+    return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _page_decorator(fonts: _Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:
+    """Draw the footer of every page and pin the PDF's dates to the report's date."""
+    stamp = f"D:{date:%Y%m%d}000000+00'00'"
+
+    def decorate(canvas: Canvas, doc: object) -> None:
+        canvas.setDateFormatter(lambda *_: stamp)
+        canvas.saveState()
+        left, right = MARGIN + 6, PAGE_SIZE[0] - MARGIN - 6  # line up with the frame's content
+        y = MARGIN - 0.9 * cm
+        canvas.setStrokeColor(RULE)
+        canvas.setLineWidth(0.5)
+        canvas.line(left, y + 11, right, y + 11)
+        canvas.setFont(fonts.regular, 8)
+        canvas.setFillColor(MUTED)
+        canvas.drawString(left, y, fonts.text(f"Online Fruit Store \N{EM DASH} {title}"))
+        canvas.drawRightString(right, y, f"Page {canvas.getPageNumber()}")
+        canvas.restoreState()
+
+    return decorate

@@ -1,0 +1,269 @@
+"""The supplier report PDF: its text, pages, images and how it renders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import cast
+
+import pytest
+from PIL import Image, ImageDraw
+from pypdf import PdfReader
+from pypdf.generic import DictionaryObject
+
+from catalog import reports
+from catalog.reports import ReportItem, report_title, supplier_report_pdf
+
+DATE = dt.date(2026, 11, 21)
+
+
+def picture(color: tuple[int, ...], *, size: tuple[int, int] = (400, 300), fmt: str = "JPEG") -> bytes:
+    """A small picture: a coloured field with a white disc, in ``fmt``."""
+    mode = "RGBA" if len(color) == 4 else "RGB"
+    image = Image.new(mode, size, color)
+    inset = min(size) // 5
+    ImageDraw.Draw(image).ellipse((inset, inset, size[0] - inset, size[1] - inset), fill="white")
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def fruits() -> list[ReportItem]:
+    return [
+        ReportItem("Apple", 500, picture((200, 30, 40))),
+        ReportItem("Avocado", 210, picture((60, 120, 40), size=(300, 450))),
+        ReportItem("Blackberry", 1200, picture((60, 20, 90))),
+    ]
+
+
+def text_of(pdf: bytes) -> str:
+    """All the PDF's text with runs of whitespace (line breaks too) as one space."""
+    reader = PdfReader(io.BytesIO(pdf))
+    return re.sub(r"\s+", " ", " ".join(page.extract_text() for page in reader.pages))
+
+
+def page_count(pdf: bytes) -> int:
+    return len(PdfReader(io.BytesIO(pdf)).pages)
+
+
+def image_count(pdf: bytes) -> int:
+    """Image XObjects drawn on the pages (each page's resources, summed)."""
+    count = 0
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        resources = page.get("/Resources")
+        if resources is None:
+            continue
+        xobjects = resources.get_object().get("/XObject")
+        if xobjects is None:
+            continue
+        for ref in xobjects.get_object().values():
+            obj = ref.get_object()
+            if isinstance(obj, DictionaryObject) and obj.get("/Subtype") == "/Image":
+                count += 1
+    return count
+
+
+# --- Title ---------------------------------------------------------------------
+
+
+def test_the_title_names_the_month_and_a_zero_padded_day() -> None:
+    assert report_title(DATE) == "Processed Update on November 21, 2026"
+    assert report_title(dt.date(2023, 3, 1)) == "Processed Update on March 01, 2023"
+    assert report_title(dt.date(2023, 3, 1), "Weekly Update on") == "Weekly Update on March 01, 2023"
+
+
+def test_the_pdf_opens_and_shows_the_title_and_every_product() -> None:
+    pdf = supplier_report_pdf(fruits(), date=DATE)
+
+    assert pdf.startswith(b"%PDF-")
+    text = text_of(pdf)
+    assert "Processed Update on November 21, 2026" in text
+    for line in ("name: Apple", "weight: 500 lbs", "name: Avocado", "weight: 210 lbs"):
+        assert line in text
+    assert "name: Blackberry" in text
+    assert "weight: 1200 lbs" in text
+    # The summary table and the chart.
+    assert "Weight (lbs)" in text
+    assert "Total" in text
+    assert "1,910" in text
+
+
+def test_a_zero_padded_date_appears_in_the_pdf() -> None:
+    text = text_of(supplier_report_pdf(fruits(), date=dt.date(2023, 3, 1)))
+    assert "Processed Update on March 01, 2023" in text
+
+
+def test_the_metadata_carries_title_and_author() -> None:
+    meta = PdfReader(io.BytesIO(supplier_report_pdf(fruits(), date=DATE))).metadata
+    assert meta is not None
+    assert meta.title == "Processed Update on November 21, 2026"
+    assert meta.author == "automation@example.com"
+
+    other = supplier_report_pdf(fruits(), date=DATE, author="Online Fruit Store")
+    meta = PdfReader(io.BytesIO(other)).metadata
+    assert meta is not None
+    assert meta.author == "Online Fruit Store"
+
+
+def test_the_same_input_gives_the_same_bytes() -> None:
+    assert supplier_report_pdf(fruits(), date=DATE) == supplier_report_pdf(fruits(), date=DATE)
+
+
+# --- Sizes ---------------------------------------------------------------------
+
+
+def test_an_empty_report_is_one_page_saying_so() -> None:
+    pdf = supplier_report_pdf([], date=DATE)
+    assert page_count(pdf) == 1
+    text = text_of(pdf)
+    assert "Processed Update on November 21, 2026" in text
+    assert "No products were processed." in text
+    assert "name:" not in text
+
+
+def test_three_products_fit_on_a_page_or_two() -> None:
+    assert 1 <= page_count(supplier_report_pdf(fruits(), date=DATE)) <= 2
+
+
+def test_a_hundred_and_twenty_products_paginate_cards_table_and_chart() -> None:
+    thumb = picture((90, 140, 200), size=(120, 90))
+    items = [ReportItem(f"Fruit {n:03d}", n * 7 + 1, thumb if n % 2 else None) for n in range(120)]
+
+    pdf = supplier_report_pdf(items, date=DATE)
+
+    pages = page_count(pdf)
+    assert 8 <= pages <= 40
+    text = text_of(pdf)
+    for n in (0, 59, 119):
+        assert f"name: Fruit {n:03d}" in text
+        assert f"weight: {n * 7 + 1} lbs" in text
+    # The chart is split over pages of at most 30 bars.
+    for part in ("1–30 of 120", "31–60 of 120", "61–90 of 120", "91–120 of 120"):
+        assert f"Weight per product ({part})" in text
+
+
+# --- Thumbnails ----------------------------------------------------------------
+
+
+def test_every_thumbnail_is_embedded() -> None:
+    assert image_count(supplier_report_pdf(fruits(), date=DATE)) >= 3
+
+
+def test_a_broken_or_missing_thumbnail_is_noted_not_fatal() -> None:
+    items = [
+        ReportItem("Broken", 5, b"\xff\xd8\xff\xe0 not really a jpeg"),
+        ReportItem("Truncated", 6, picture((10, 200, 10))[:200]),
+        ReportItem("Missing", 7, None),
+        ReportItem("Fine", 8, picture((10, 10, 200))),
+    ]
+    pdf = supplier_report_pdf(items, date=DATE)
+
+    text = text_of(pdf)
+    assert text.count("(no image)") == 3
+    for name in ("Broken", "Truncated", "Missing", "Fine"):
+        assert f"name: {name}" in text
+    assert image_count(pdf) == 1
+
+
+@pytest.mark.parametrize(
+    ("color", "size", "fmt"),
+    [
+        pytest.param((30, 80, 160), (400, 300), "WEBP", id="webp"),
+        pytest.param((200, 0, 0, 90), (400, 300), "PNG", id="rgba-png"),
+        pytest.param((200, 0, 0, 90), (400, 300), "WEBP", id="rgba-webp"),
+        pytest.param((0, 0, 0), (20, 900), "PNG", id="very-tall"),
+    ],
+)
+def test_webp_and_transparent_thumbnails_are_embedded(
+    color: tuple[int, ...], size: tuple[int, int], fmt: str
+) -> None:
+    thumbnail = picture(color, size=size, fmt=fmt)
+    pdf = supplier_report_pdf([ReportItem("Plum", 40, thumbnail)], date=DATE)
+    assert image_count(pdf) == 1
+    assert "(no image)" not in text_of(pdf)
+
+
+# --- Text ----------------------------------------------------------------------
+
+
+def test_unicode_names_print() -> None:
+    items = [
+        ReportItem("Crème brûlée ’n’ Café", 12, None),
+        ReportItem("Äpfel & <Birnen>", 3, None),
+        ReportItem("Груша 梨", 4, None),
+    ]
+    text = text_of(supplier_report_pdf(items, date=DATE))
+    assert "name: Crème brûlée ’n’ Café" in text
+    assert "name: Äpfel & <Birnen>" in text
+    if reports._fonts().unicode:  # DejaVu installed: Cyrillic prints too
+        assert "name: Груша" in text
+
+
+@pytest.fixture
+def helvetica_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """The report's fonts chosen on a machine without DejaVu."""
+    monkeypatch.setattr(reports, "_DEJAVU_DIR", tmp_path)
+    reports._fonts.cache_clear()
+    yield
+    reports._fonts.cache_clear()
+
+
+@pytest.mark.usefixtures("helvetica_only")
+def test_without_dejavu_helvetica_prints_what_it_can() -> None:
+    items = [ReportItem("Crème brûlée ’n’ Café", 12, None), ReportItem("Груша 梨", 4, None)]
+    pdf = supplier_report_pdf(items, date=DATE)
+
+    resources = cast(DictionaryObject, PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"].get_object())
+    fonts = cast(DictionaryObject, resources["/Font"].get_object())
+    base_fonts = {cast(DictionaryObject, f.get_object())["/BaseFont"] for f in fonts.values()}
+    assert base_fonts <= {"/Helvetica", "/Helvetica-Bold"}
+    text = text_of(pdf)
+    assert "name: Crème brûlée ’n’ Café" in text
+    assert "weight: 4 lbs" in text
+
+
+def test_control_characters_and_very_long_names_do_not_break_the_layout() -> None:
+    items = [
+        ReportItem("Tab\there\x00and\x1bthere", 1, None),
+        ReportItem("X" * 5000, 2, None),
+        ReportItem("word " * 1000, 3, None),
+    ]
+    pdf = supplier_report_pdf(items, date=DATE)
+    assert "name: Tab here and there" in text_of(pdf)
+    assert page_count(pdf) <= 4
+
+
+# --- Rendering -----------------------------------------------------------------
+
+
+def test_the_first_page_renders_to_a_picture(artifacts: Path) -> None:
+    pdftoppm = shutil.which("pdftoppm")
+    if pdftoppm is None:
+        pytest.fail("pdftoppm is not installed: install poppler-utils (make test does) to render the report")
+    out_dir = artifacts / "reports"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pdf_path = out_dir / "supplier-report.pdf"
+    items = [*fruits(), ReportItem("Crème brûlée ’n’ Café", 75, picture((220, 160, 40), fmt="WEBP"))]
+    pdf_path.write_bytes(supplier_report_pdf(items, date=DATE))
+    prefix = out_dir / "supplier-report-page"
+
+    subprocess.run(
+        [pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf_path), str(prefix)],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+
+    png = prefix.with_suffix(".png")
+    assert png.stat().st_size > 5_000
+    with Image.open(png) as image:
+        # A4 at 60 dpi is 496 x 702.
+        assert image.size == pytest.approx((496, 702), abs=2)
+        histogram = image.convert("L").histogram()
+    dark = sum(histogram[:100])
+    assert dark > 1_000, "the rendered page is (nearly) blank"
