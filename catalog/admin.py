@@ -1,14 +1,18 @@
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.urls import path
+from django.utils import timezone
 from import_export import fields, resources, widgets
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 
-from catalog import formats, services
+from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from uploads.admin import thumbnail
 
@@ -99,6 +103,33 @@ class ProductAdmin(admin.ModelAdmin[Product]):
     @admin.display(description="Image")
     def image_thumbnail(self, product: Product) -> str:
         return thumbnail(product.image)
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path("report/", self.admin_site.admin_view(self.report_view), name="catalog_product_report"),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra_context = {**(extra_context or {}), "report_date": timezone.localdate().isoformat()}
+        return super().changelist_view(request, extra_context)
+
+    def report_view(self, request: HttpRequest) -> HttpResponse:
+        """The supplier report (PDF) of the products added or changed on a day."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        raw = request.GET.get("date") or timezone.localdate().isoformat()
+        try:
+            day = dt.date.fromisoformat(raw)
+        except ValueError:
+            return HttpResponseBadRequest(f"date must be YYYY-MM-DD, got {raw!r}", content_type="text/plain")
+        products = selectors.products_with_images().filter(updated_at__date=day).order_by("name")
+        pdf = services.report_build(products=products, date=day)
+        response = HttpResponse(pdf, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="processed-{day.isoformat()}.pdf"'
+        return response
 
 
 @admin.register(Feedback)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db.models import Model, QuerySet
 from django_filters import rest_framework as filters
 from rest_framework import permissions, serializers, throttling, viewsets
 from rest_framework.request import Request
+from rest_framework.validators import UniqueValidator
 
 from catalog import selectors, services
 from catalog.models import Feedback, Person, Product
+from portal.api import schema_class
 from uploads.api import ImageSummarySerializer
 
 # --- Shared -------------------------------------------------------------------
@@ -43,13 +46,23 @@ def can_moderate(request: Request, model: type[Model]) -> bool:
 
 
 class PersonSerializer(serializers.ModelSerializer[Person]):
+    # The username is part of the person's page URL, so no "/" or spaces.
+    username = serializers.CharField(
+        max_length=150,
+        validators=[UnicodeUsernameValidator(), UniqueValidator(queryset=Person.objects.all())],
+        help_text="Letters, digits and @ . + - _ only; unique.",
+    )
     phone = serializers.DictField(
         child=serializers.CharField(max_length=40),
         required=False,
         help_text='Numbers by label, e.g. {"office": "802-867-5309"}.',
     )
     photo = ImageSummarySerializer(read_only=True, allow_null=True)
-    url = serializers.URLField(source="get_absolute_url", read_only=True)
+    url = serializers.CharField(
+        source="get_absolute_url",
+        read_only=True,
+        help_text="Path of the public page, e.g. `/people/ghopper/`.",
+    )
 
     class Meta:
         model = Person
@@ -67,6 +80,7 @@ class PersonFilter(filters.FilterSet):
 
 
 class PersonViewSet(viewsets.ModelViewSet[Person]):
+    schema = schema_class()()
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
@@ -82,7 +96,9 @@ class PersonViewSet(viewsets.ModelViewSet[Person]):
 
 class ProductSerializer(serializers.ModelSerializer[Product]):
     image = ImageSummarySerializer(read_only=True, allow_null=True)
-    url = serializers.URLField(source="get_absolute_url", read_only=True)
+    url = serializers.CharField(
+        source="get_absolute_url", read_only=True, help_text="Path of the public page, e.g. `/catalog/1/`."
+    )
 
     class Meta:
         model = Product
@@ -94,6 +110,7 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
 
 
 class ProductViewSet(viewsets.ModelViewSet[Product]):
+    schema = schema_class()()
     serializer_class = ProductSerializer
     filterset_fields = ["image_name"]
     search_fields = ["name", "description", "image_name"]
@@ -136,6 +153,7 @@ class FeedbackFilter(filters.FilterSet):
 
 
 class FeedbackViewSet(viewsets.ModelViewSet[Feedback]):
+    schema = schema_class()()
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]

@@ -6,3 +6,8 @@ from django.apps import AppConfig
 class CatalogConfig(AppConfig):
     name = "catalog"
     verbose_name = "Catalog"
+
+    def ready(self) -> None:
+        from catalog import signal_handlers
+
+        signal_handlers.register()

@@ -237,7 +237,7 @@ HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example
 
 BROKER_CONFIGURED = bool(env.str("CELERY_BROKER_URL", default=""))
 # No broker: run tasks in-process, right where they are sent (after commit).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://"
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not BROKER_CONFIGURED
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
@@ -287,6 +287,8 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "feedback": FEEDBACK_RATE,
+        # The course's scripts post a folder's worth of files in a burst.
+        "lab": env.str("PORTAL_LAB_RATE", default="300/min"),
         "anon": env.str("PORTAL_API_ANON_RATE", default="600/min"),
         "user": env.str("PORTAL_API_USER_RATE", default="3000/min"),
     },

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from catalog.api import FeedbackViewSet, PersonViewSet, ProductViewSet
+from catalog.lab import LabFeedbackView, LabFruitsView, LabUploadView
 from portal import views
 from portal.login_throttle import throttled_login
 from uploads.api import ImageViewSet
@@ -28,6 +29,10 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The course's web service: with or without the trailing slash.
+    re_path(r"^feedback/?$", LabFeedbackView.as_view(), name="lab-feedback"),
+    re_path(r"^fruits/?$", LabFruitsView.as_view(), name="lab-fruits"),
+    re_path(r"^upload/?$", LabUploadView.as_view(), name="lab-upload"),
     path("", include("django_prometheus.urls")),
     path("", include("catalog.urls")),
 ]

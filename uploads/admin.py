@@ -8,8 +8,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import path, reverse
 from django.template.defaultfilters import filesizeformat
+from django.urls import path, reverse
 from django.utils.html import format_html
 
 from uploads import selectors, services

@@ -8,7 +8,6 @@ same content twice finds the object already there instead of overwriting it.
 from __future__ import annotations
 
 import datetime as dt
-import datetime as dt
 import hashlib
 import mimetypes
 from typing import Any

@@ -22,8 +22,9 @@ def test_processing_waits_for_the_commit(django_capture_on_commit_callbacks: Any
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     assert Image.objects.get(pk=image.pk).status == Image.Status.PENDING
-    assert len(callbacks) == 1
-    callbacks[0]()
+    assert callbacks  # processing is queued, not run
+    for callback in callbacks:
+        callback()
     assert Image.objects.get(pk=image.pk).status == Image.Status.READY
 
 

@@ -1,0 +1,163 @@
+"""The course's web service contract: ``/feedback/``, ``/fruits/``, ``/upload/``.
+
+Clients written for it post JSON, form or multipart bodies with no auth, with or
+without the trailing slash, check for 201 and read ``id``. Browsers asking
+for HTML at the same URLs get the public pages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import parsers, serializers, status, throttling
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog import formats, selectors, services
+from catalog.models import Feedback, Product
+from uploads.api import PayloadTooLarge, check_content_length
+from uploads.services import ImageInvalid, ImageTooLarge, image_upload
+
+
+class LabThrottle(throttling.AnonRateThrottle):
+    scope = "lab"
+
+
+class LabFeedbackSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(read_only=True)
+    title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    date = serializers.DateField(input_formats=["%Y-%m-%d"], format="%Y-%m-%d")
+    feedback = serializers.CharField(
+        source="text", max_length=5000, allow_blank=True, required=False, default=""
+    )
+
+
+class WeightField(serializers.IntegerField):
+    """An integer, or a string holding one (``"500"``, ``"500 lbs"``)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        try:
+            return formats.parse_weight(data)
+        except formats.FormatError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class LabFruitSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField(read_only=True)
+    name = serializers.CharField(max_length=200)
+    weight = WeightField()
+    description = serializers.CharField(allow_blank=True, required=False, default="")
+    image_name = serializers.CharField(max_length=255, allow_blank=True, required=False, default="")
+
+
+class LabUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(allow_empty_file=True)
+
+
+class LabUploadedSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    file = serializers.CharField(help_text="The file name as sent.")
+    image_name = serializers.CharField()
+    status = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+class LabView(APIView):
+    authentication_classes: list[type] = []  # open, and so no CSRF check
+    permission_classes: list[type] = []
+    parser_classes = [parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser]
+    public_page = "home"
+
+    def get_throttles(self) -> list[throttling.BaseThrottle]:
+        return [LabThrottle()] if self.request.method == "POST" else []
+
+    def wants_html(self, request: Request) -> bool:
+        accept = request.META.get("HTTP_ACCEPT", "")
+        return "text/html" in accept and "application/json" not in accept
+
+    def html_redirect(self) -> HttpResponseRedirect:
+        return HttpResponseRedirect(reverse(self.public_page))
+
+
+class LabFeedbackView(LabView):
+    public_page = "catalog:review-list"
+
+    @extend_schema(responses=LabFeedbackSerializer(many=True))
+    def get(self, request: Request) -> Response | HttpResponseRedirect:
+        if self.wants_html(request):
+            return self.html_redirect()
+        reviews = selectors.feedback_published()[:1000]
+        return Response(LabFeedbackSerializer(reviews, many=True).data)
+
+    @extend_schema(request=LabFeedbackSerializer, responses={201: LabFeedbackSerializer})
+    def post(self, request: Request) -> Response:
+        body = LabFeedbackSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        review = services.feedback_submit(
+            title=data["title"],
+            name=data["name"],
+            date=data["date"],
+            text=data["text"],
+            source=Feedback.Source.API,
+        )
+        return Response(LabFeedbackSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class LabFruitsView(LabView):
+    public_page = "catalog:product-list"
+
+    @extend_schema(responses=LabFruitSerializer(many=True))
+    def get(self, request: Request) -> Response | HttpResponseRedirect:
+        if self.wants_html(request):
+            return self.html_redirect()
+        return Response(LabFruitSerializer(Product.objects.order_by("pk")[:1000], many=True).data)
+
+    @extend_schema(request=LabFruitSerializer, responses={201: LabFruitSerializer})
+    def post(self, request: Request) -> Response:
+        body = LabFruitSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        product, _ = services.product_upsert(**body.validated_data)
+        return Response(LabFruitSerializer(product).data, status=status.HTTP_201_CREATED)
+
+
+class LabUploadView(LabView):
+    public_page = "catalog:product-list"
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+
+    serializer_class = LabUploadSerializer
+
+    @extend_schema(exclude=True)
+    def get(self, request: Request) -> HttpResponseRedirect:
+        return self.html_redirect()
+
+    @extend_schema(
+        request={"multipart/form-data": LabUploadSerializer},
+        responses={201: LabUploadedSerializer},
+    )
+    def post(self, request: Request) -> Response:
+        check_content_length(request)
+        body = LabUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["file"]
+        try:
+            image = image_upload(file=upload, original_name=upload.name or "", preset="supplier")
+        except ImageTooLarge as exc:
+            raise PayloadTooLarge(str(exc)) from exc
+        except ImageInvalid as exc:
+            raise serializers.ValidationError({"file": [str(exc)]}) from exc
+        body = {
+            "id": image.pk,
+            "file": image.original_name,
+            "image_name": image.original_name,
+            "status": image.status,
+            "width": image.width,
+            "height": image.height,
+        }
+        return Response(LabUploadedSerializer(body).data, status=status.HTTP_201_CREATED)

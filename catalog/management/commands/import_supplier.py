@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+from tqdm import tqdm
+
+from catalog import selectors, services
+
+
+class Command(BaseCommand):
+    help = (
+        "Import a supplier delivery: DIR/descriptions/*.txt (name, 'N lbs', description) and "
+        "DIR/images/* (linked by file stem; processed with the supplier preset). Then build "
+        "the PDF report and email it. Running it again changes nothing."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("directory", type=Path)
+        parser.add_argument(
+            "--email", action="append", help="Report recipient (repeatable); default: settings."
+        )
+        parser.add_argument("--no-email", action="store_true", help="Build the report but send nothing.")
+        parser.add_argument("--report", type=Path, help="Also write the PDF here.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        directory: Path = options["directory"]
+        if not (directory / "descriptions").is_dir() and not (directory / "images").is_dir():
+            raise CommandError(f"{directory} has neither descriptions/ nor images/.")
+        total = sum(
+            len(list((directory / sub).glob("*")))
+            for sub in ("images", "descriptions")
+            if (directory / sub).is_dir()
+        )
+        with tqdm(total=total, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+            summary = services.supplier_import(directory, progress=bar.update)
+        for name, reason in summary.skipped_files:
+            self.stderr.write(f"skipped {name}: {reason}")
+        for name, reason in summary.products.rejected + summary.images_failed:
+            self.stderr.write(f"rejected {name}: {reason}")
+        products = selectors.products_with_images().filter(pk__in=[p.pk for p in summary.processed])
+        today = timezone.localdate()
+        pdf = services.report_build(products=products.order_by("name"), date=today)
+        if options["report"]:
+            options["report"].write_bytes(pdf)
+        sent = ""
+        if not options["no_email"]:
+            recipients = options["email"] or settings.REPORT_RECIPIENTS
+            services.report_send(pdf=pdf, recipients=recipients, date=today)
+            sent = f" Report mailed to {', '.join(recipients)}."
+        self.stdout.write(summary.line() + sent)

@@ -1,0 +1,28 @@
+"""Catalog side effects of uploads, wired from CatalogConfig.ready().
+
+A product and its image may arrive in either order: when the image comes
+second, the product that names its file is linked once the upload commits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models.signals import post_save
+
+from uploads.models import Image
+
+
+def link_products(
+    sender: type[Image], instance: Image, created: bool, raw: bool = False, **kwargs: Any
+) -> None:
+    if raw or not created:
+        return
+    from catalog.services import product_link_image
+
+    transaction.on_commit(lambda: product_link_image(image=instance))
+
+
+def register() -> None:
+    post_save.connect(link_products, sender=Image, dispatch_uid="catalog.link_products")

@@ -1,0 +1,181 @@
+"""The course's web-service contract, as its clients use it."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from catalog.models import Feedback, Product
+from tests.uploads import corpus
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+REVIEW = {"title": "Great service", "name": "John", "date": "2017-12-21", "feedback": "Very good."}
+
+
+@pytest.mark.parametrize("url", ["/feedback/", "/feedback"])
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
+def test_feedback_is_created_from_json_or_form_with_or_without_slash(
+    client: Client, url: str, as_json: bool
+) -> None:
+    if as_json:
+        response = client.post(url, REVIEW, content_type="application/json")
+    else:
+        response = client.post(url, REVIEW)
+    assert response.status_code == 201
+    body = response.json()
+    assert body == {"id": body["id"], **REVIEW}
+    review = Feedback.objects.get(pk=body["id"])
+    assert (review.text, review.source, review.status) == ("Very good.", "api", "published")
+
+
+def test_feedback_strings_are_trimmed_unknown_keys_ignored_and_blanks_allowed(client: Client) -> None:
+    data = {"title": "  ", "name": " Ann ", "date": "2020-02-02", "feedback": "", "extra": "ignored"}
+    response = client.post("/feedback/", data, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json() == {
+        "id": response.json()["id"],
+        "title": "",
+        "name": "Ann",
+        "date": "2020-02-02",
+        "feedback": "",
+    }
+
+
+def test_feedback_from_multipart_works(client: Client) -> None:
+    response = client.post("/feedback/", {**REVIEW, "attachment": SimpleUploadedFile("x.txt", b"x")})
+    assert response.status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"date": "21/12/2017"}, "date"),
+        ({"date": ""}, "date"),
+        ({"title": "x" * 101}, "title"),
+        ({"feedback": "x" * 5001}, "feedback"),
+    ],
+)
+def test_bad_feedback_gets_400_with_drf_style_messages(
+    client: Client, change: dict[str, str], field: str
+) -> None:
+    response = client.post("/feedback/", {**REVIEW, **change}, content_type="application/json")
+    assert response.status_code == 400
+    assert isinstance(response.json()[field], list)
+    assert Feedback.objects.count() == 0
+
+
+def test_a_missing_date_gets_400(client: Client) -> None:
+    data = {k: v for k, v in REVIEW.items() if k != "date"}
+    response = client.post("/feedback/", data, content_type="application/json")
+    assert response.json() == {"date": ["This field is required."]}
+
+
+def test_broken_json_gets_400(client: Client) -> None:
+    response = client.post("/feedback/", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert "JSON parse error" in response.json()["detail"]
+
+
+def test_get_feedback_lists_published_reviews_as_json(client: Client) -> None:
+    client.post("/feedback/", REVIEW, content_type="application/json")
+    Feedback.objects.create(title="Hidden", name="x", date=dt.date(2020, 1, 1), status="hidden")
+    response = client.get("/feedback/")
+    assert response.status_code == 200
+    assert [r["title"] for r in response.json()] == ["Great service"]
+
+
+def test_a_browser_at_the_lab_urls_gets_the_public_pages(client: Client) -> None:
+    html = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    assert client.get("/feedback/", HTTP_ACCEPT=html)["Location"] == "/reviews/"
+    assert client.get("/fruits/", HTTP_ACCEPT=html)["Location"] == "/catalog/"
+    assert client.get("/upload", HTTP_ACCEPT=html)["Location"] == "/catalog/"
+
+
+@pytest.mark.parametrize("weight", [500, "500", " 500 ", "500 lbs"])
+def test_a_fruit_weight_may_be_a_number_or_a_numeric_string(client: Client, weight: object) -> None:
+    data = {"name": "Apple", "weight": weight, "description": "Red.", "image_name": "001.jpeg"}
+    response = client.post("/fruits/", data, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json() == {
+        "id": response.json()["id"],
+        "name": "Apple",
+        "weight": 500,
+        "description": "Red.",
+        "image_name": "001.jpeg",
+    }
+
+
+@pytest.mark.parametrize("weight", ["heavy", "", 0, -5, "1.5", None])
+def test_a_bad_fruit_weight_gets_400(client: Client, weight: object) -> None:
+    data = {"name": "Apple", "weight": weight, "description": "Red.", "image_name": "001.jpeg"}
+    response = client.post("/fruits/", data, content_type="application/json")
+    assert response.status_code == 400
+    assert "weight" in response.json()
+    assert Product.objects.count() == 0
+
+
+def test_posting_the_same_fruit_twice_updates_rather_than_duplicates(client: Client) -> None:
+    data = {"name": "Apple", "weight": "500", "description": "Red.", "image_name": "001.jpeg"}
+    first = client.post("/fruits", data).json()
+    second = client.post("/fruits", {**data, "weight": "550"}).json()
+    assert first["id"] == second["id"]
+    assert Product.objects.get().weight == 550
+
+
+def test_get_fruits_lists_products(client: Client) -> None:
+    client.post("/fruits/", {"name": "Kiwi", "weight": 250}, content_type="application/json")
+    assert [f["name"] for f in client.get("/fruits").json()] == ["Kiwi"]
+
+
+def test_an_upload_is_stored_with_the_supplier_preset_and_linked(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    client.post(
+        "/fruits/",
+        {"name": "Apple", "weight": 500, "image_name": "001.jpeg"},
+        content_type="application/json",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/upload/", {"file": SimpleUploadedFile("001.jpeg", corpus.photo_jpeg(1200, 800))}
+        )
+    assert response.status_code == 201
+    image = Image.objects.get(pk=response.json()["id"])
+    assert (image.preset, image.status) == ("supplier", "ready")
+    assert list(image.renditions.values_list("format", "width", "height")) == [("jpeg", 600, 400)]
+    assert Product.objects.get().image == image
+
+
+def test_a_description_arriving_after_its_image_links_by_stem(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/upload", {"file": SimpleUploadedFile("007.tiff", corpus.supplier_tiff((300, 200)))})
+    response = client.post("/fruits/", {"name": "Mango", "weight": 300, "image_name": "007.jpeg"})
+    product = Product.objects.get(pk=response.json()["id"])
+    assert product.image is not None
+    assert product.image.original_name == "007.tiff"
+
+
+def test_an_upload_without_a_file_gets_400(client: Client) -> None:
+    response = client.post("/upload/", {})
+    assert response.status_code == 400
+    assert response.json() == {"file": ["No file was submitted."]}
+
+
+def test_an_upload_that_is_not_an_image_gets_400(client: Client) -> None:
+    response = client.post("/upload/", {"file": SimpleUploadedFile("LICENSE", b"Apache License")})
+    assert response.status_code == 400
+    assert "file" in response.json()
+    assert Image.objects.count() == 0
+
+
+def test_lab_endpoints_need_no_csrf_token() -> None:
+    client = Client(enforce_csrf_checks=True)
+    assert client.post("/feedback/", REVIEW).status_code == 201

@@ -1,0 +1,161 @@
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core import mail
+from django.core.management import call_command
+from django.test import Client
+from django.utils import timezone
+from PIL import Image as PILImage
+from pypdf import PdfReader
+
+from catalog.models import Product
+from tests.uploads import corpus
+from uploads.models import Image
+
+LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def delivery(tmp_path: Path) -> Path:
+    """A supplier folder like the real ones: RGBA LZW TIFFs, CRLF text, strays."""
+    folder = tmp_path / "supplier-data"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "images").mkdir()
+    for path in (LAB / "descriptions").glob("*.txt"):
+        (folder / "descriptions" / path.name).write_bytes(path.read_bytes().replace(b"\n", b"\r\n"))
+    (folder / "descriptions" / "010.txt").write_text("Lemon’s best\n200 lbs\nSour.\n", encoding="utf-8")
+    (folder / "descriptions" / "011.txt").write_text("Broken\nheavy\nNo weight.\n")
+    for stem, size in (("001", (1500, 1000)), ("005", (1200, 800)), ("007", (900, 600))):
+        (folder / "images" / f"{stem}.tiff").write_bytes(corpus.supplier_tiff(size))
+    (folder / "images" / "010.jpg").write_bytes(corpus.photo_jpeg(900, 600))
+    (folder / "images" / "LICENSE").write_text("Apache License")
+    (folder / "images" / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "images" / "README").write_text("images for the store")
+    return folder
+
+
+def run(commit: Any, *args: str) -> tuple[str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with commit():
+        call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks: Any) -> Any:
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(delivery: Path, commit: Any) -> None:
+    out, err = run(commit, "import_supplier", str(delivery), "--email", "supplier@example.com")
+    assert out.startswith(
+        "4 products created, 0 updated, 0 unchanged, 1 rejected; 4 images imported, 0 already there, "
+        "0 failed, 2 files skipped."
+    )
+    assert "skipped images/LICENSE" in err
+    assert "rejected descriptions/011.txt: weight must be a whole number" in err
+    apple = Product.objects.select_related("image").get(name="Apple")
+    assert (apple.weight, apple.image_name) == (500, "001.tiff")
+    assert apple.image is not None
+    assert apple.image.status == Image.Status.READY
+    rendition = apple.image.renditions.get()
+    assert (rendition.format, rendition.width, rendition.height) == ("jpeg", 600, 400)
+    assert Product.objects.get(name="Lemon’s best").image is not None
+
+    [message] = mail.outbox
+    assert message.subject == "Upload Completed - Online Fruit Store"
+    assert message.body == (
+        "All fruits are uploaded to our website successfully. A detailed list is attached to this email."
+    )
+    assert message.from_email == "automation@example.com"
+    assert message.to == ["supplier@example.com"]
+    _, pdf, mimetype = message.attachments[0]
+    assert mimetype == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    today = timezone.localdate()
+    assert f"Processed Update on {today:%B %d, %Y}" in text
+    assert "name: Apple" in text
+    assert "weight: 500 lbs" in text
+
+
+def test_the_supplier_rendition_is_an_rgb_jpeg_of_the_tiff(
+    delivery: Path, commit: Any, settings: Any
+) -> None:
+    run(commit, "import_supplier", str(delivery), "--no-email")
+    rendition = Product.objects.get(name="Mango").image.renditions.get()  # type: ignore[union-attr]
+    with PILImage.open(Path(settings.MEDIA_ROOT) / rendition.storage_key) as img:
+        assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (600, 400))
+
+
+def test_importing_the_same_delivery_again_changes_nothing(delivery: Path, commit: Any) -> None:
+    run(commit, "import_supplier", str(delivery), "--no-email")
+    before = list(Product.objects.order_by("pk").values())
+    images_before = list(Image.objects.order_by("pk").values_list("pk", "sha256", "status"))
+    out, _ = run(commit, "import_supplier", str(delivery), "--no-email")
+    assert out.startswith(
+        "0 products created, 0 updated, 4 unchanged, 1 rejected; 0 images imported, 4 already there"
+    )
+    assert list(Product.objects.order_by("pk").values()) == before
+    assert list(Image.objects.order_by("pk").values_list("pk", "sha256", "status")) == images_before
+
+
+def test_a_changed_description_updates_its_product(delivery: Path, commit: Any) -> None:
+    run(commit, "import_supplier", str(delivery), "--no-email")
+    (delivery / "descriptions" / "001.txt").write_text("Apple\n520 lbs\nEven crisper.\n")
+    out, _ = run(commit, "import_supplier", str(delivery), "--no-email")
+    assert out.startswith("0 products created, 1 updated, 3 unchanged")
+    assert Product.objects.get(name="Apple").weight == 520
+
+
+def test_the_report_can_be_written_to_a_file(delivery: Path, commit: Any, tmp_path: Path) -> None:
+    report = tmp_path / "processed.pdf"
+    run(commit, "import_supplier", str(delivery), "--no-email", "--report", str(report))
+    assert report.read_bytes().startswith(b"%PDF")
+    assert mail.outbox == []
+
+
+def test_staff_download_the_report_for_a_day_from_the_admin(
+    delivery: Path, commit: Any, admin_client: Client
+) -> None:
+    run(commit, "import_supplier", str(delivery), "--no-email")
+    today = timezone.localdate()
+    response = admin_client.get("/admin/catalog/product/report/", {"date": today.isoformat()})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/pdf"
+    assert f"processed-{today.isoformat()}.pdf" in response["Content-Disposition"]
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages)
+    assert "name: Kiwifruit" in text
+    old = today - dt.timedelta(days=400)
+    response = admin_client.get("/admin/catalog/product/report/", {"date": old.isoformat()})
+    assert f"Processed Update on {old:%B %d, %Y}" in "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages
+    )
+    assert "name: Kiwifruit" not in "".join(
+        page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages
+    )
+
+
+def test_the_report_download_refuses_a_bad_date(admin_client: Client) -> None:
+    response = admin_client.get("/admin/catalog/product/report/", {"date": "yesterday"})
+    assert response.status_code == 400
+    assert "YYYY-MM-DD" in response.content.decode()
+
+
+def test_the_report_download_needs_staff(client: Client) -> None:
+    response = client.get("/admin/catalog/product/report/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_a_folder_without_deliveries_is_refused(tmp_path: Path) -> None:
+    from django.core.management import CommandError
+
+    with pytest.raises(CommandError, match="neither descriptions/ nor images/"):
+        call_command("import_supplier", str(tmp_path))
