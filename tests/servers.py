@@ -58,7 +58,7 @@ _RESERVED_PORTS = frozenset(
         18080, 18333, 18888, 19333, 25672, 27017,
     }
 )  # fmt: skip
-_issued_ports: set[int] = set()
+_handed_out_ports: set[int] = set()
 _ports_lock = threading.Lock()
 
 
@@ -104,10 +104,10 @@ def free_port(offsets: Sequence[int] = (0,)) -> int:
         for _ in range(500):
             port = rng.randrange(low, high)
             wanted = [port + off for off in offsets]
-            if any(p in _issued_ports or p in _RESERVED_PORTS for p in wanted):
+            if any(p in _handed_out_ports or p in _RESERVED_PORTS for p in wanted):
                 continue
             if all(_bindable(p) for p in wanted):
-                _issued_ports.update(wanted)
+                _handed_out_ports.update(wanted)
                 return port
     raise ServerError(f"no free port (offsets {list(offsets)}) in {low}..{high}")
 
@@ -179,7 +179,7 @@ def _spawn(
             env=dict(env) if env is not None else None,
             # Own process group, so stopping also reaches forked children
             # (celery pool processes) and a Ctrl-C in the terminal does not.
-            start_new_session=True,
+            process_group=0,
             close_fds=True,
             **kwargs,
         )
@@ -636,7 +636,7 @@ class PostgresServer(_Managed):
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.dbname)))
 
     def _shutdown(self) -> None:
-        # SIGINT is PostgreSQL's "fast" shutdown: abort sessions, checkpoint.
+        # SIGINT is PostgreSQL's "fast" shutdown: disconnect clients, checkpoint.
         # SIGQUIT is "immediate", which still cleans up shared memory.
         self._stop_process([(signal.SIGINT, 30), (signal.SIGQUIT, 5)])
 
@@ -1049,17 +1049,17 @@ class SMTPServer(_Managed):
 
         class Handler:
             async def handle_MAIL(
-                self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+                self, server: Any, state: Any, envelope: Any, address: str, options: list[str]
             ) -> str:
                 # Enforced here rather than with aiosmtpd's auth_required,
                 # which warns on every connection that TLS is not required.
-                if outer.username is not None and not session.authenticated:
+                if outer.username is not None and not state.authenticated:
                     return "530 5.7.0 Authentication required"
                 envelope.mail_from = address
                 envelope.mail_options.extend(options)
                 return "250 OK"
 
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            async def handle_DATA(self, server: Any, state: Any, envelope: Any) -> str:
                 content = envelope.original_content or envelope.content
                 if isinstance(content, str):
                     content = content.encode("utf-8")
@@ -1071,7 +1071,7 @@ class SMTPServer(_Managed):
             expected = (self.username.encode(), (self.password or "").encode())
 
             def authenticator(
-                server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+                server: Any, state: Any, envelope: Any, mechanism: str, auth_data: Any
             ) -> AuthResult:
                 ok = (
                     isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == expected
