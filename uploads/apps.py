@@ -8,6 +8,7 @@ class UploadsConfig(AppConfig):
     verbose_name = "Images"
 
     def ready(self) -> None:
-        from uploads import signal_handlers
+        from uploads import metrics, signal_handlers
 
         signal_handlers.register()
+        metrics.register()

@@ -19,7 +19,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from uploads import processing, storage
+from uploads import metrics, processing, storage
 from uploads.models import Image, Rendition
 
 logger = logging.getLogger(__name__)
@@ -223,6 +223,11 @@ def _log(image: Image, outcome: str, elapsed: int | None) -> None:
         image.preset,
         elapsed,
         outcome,
+    )
+    metrics.observe(
+        preset=image.preset,
+        outcome="ready" if outcome == "ready" else "failed",
+        seconds=(elapsed or 0) / 1000,
     )
 
 
