@@ -8,6 +8,7 @@ scrape time, so any web process reports the whole fleet's backlog.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -66,10 +67,9 @@ _collector = QueueDepthCollector()
 
 
 def register() -> None:
-    try:
+    # Registering twice (the app registry reloaded in tests) is a ValueError.
+    with contextlib.suppress(ValueError):
         REGISTRY.register(_collector)
-    except ValueError:  # already registered (app registry reloaded in tests)
-        pass
 
 
 def observe(*, preset: str, outcome: str, seconds: float) -> None:
