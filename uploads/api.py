@@ -6,12 +6,14 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from portal.api import ErrorSerializer, schema_class
 from uploads import selectors, services
 from uploads.models import Image, Rendition
 
@@ -121,6 +123,7 @@ class ImageViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Image],
 ):
+    schema = schema_class()()
     serializer_class = ImageSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
     filterset_fields = ["status", "preset", "format"]
@@ -135,8 +138,11 @@ class ImageViewSet(
         request={"multipart/form-data": ImageUploadSerializer},
         responses={
             201: ImageSerializer,
-            400: OpenApiResponse(description="Not an accepted image, or over the pixel limit."),
-            413: OpenApiResponse(description="Over the byte limit."),
+            400: OpenApiResponse(
+                OpenApiTypes.OBJECT,
+                description='Not an accepted image, or over the pixel limit: `{"file": ["why"]}`.',
+            ),
+            413: OpenApiResponse(ErrorSerializer, description="Over the byte limit."),
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:

@@ -194,6 +194,25 @@ def test_a_duplicate_username_is_a_400(staff: APIClient) -> None:
     assert Person.objects.count() == 1
 
 
+@pytest.mark.parametrize("username", ["image/webp", "a b", "../x", "name?q=1"])
+def test_a_username_that_cannot_be_part_of_a_url_is_a_400(staff: APIClient, username: str) -> None:
+    response = staff.post(LIST, person_payload(username=username), format="json")
+
+    assert response.status_code == 400
+    assert "username" in response.json()
+    assert not Person.objects.exists()
+
+
+def test_renaming_to_a_username_with_a_slash_is_a_400_and_changes_nothing(staff: APIClient) -> None:
+    person = PersonFactory(username="mine")
+
+    response = staff.patch(detail(person.pk), {"username": "mine/yours"}, format="json")
+
+    assert response.status_code == 400
+    person.refresh_from_db()
+    assert person.username == "mine"
+
+
 def test_renaming_onto_another_username_is_a_400(staff: APIClient) -> None:
     PersonFactory(username="taken")
     person = PersonFactory(username="mine")

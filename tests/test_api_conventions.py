@@ -1,0 +1,416 @@
+"""Conventions every endpoint of ``/api/v1/`` keeps: JSON errors and status codes,
+pagination, token auth, a constant number of queries per page, the OpenAPI
+schema and its local Swagger UI."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import yaml
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from drf_spectacular.validation import validate_schema
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from catalog.models import Feedback
+from tests.factories import FeedbackFactory, PersonFactory, ProductFactory, UserFactory, jpeg_bytes
+from uploads.models import Image, Rendition
+
+pytestmark = pytest.mark.django_db
+
+ENDPOINTS = ["/api/v1/people/", "/api/v1/feedback/", "/api/v1/products/", "/api/v1/images/"]
+
+
+def ready_image(n: int) -> Image:
+    """A processed image row with a width ladder, made without Pillow or storage."""
+    image = Image.objects.create(
+        file=f"originals/{n:064x}.jpeg",
+        original_name=f"{n}.jpeg",
+        sha256=f"{n:064x}",
+        format="jpeg",
+        width=1600,
+        height=1200,
+        bytes=100_000,
+        status=Image.Status.READY,
+    )
+    Rendition.objects.bulk_create(
+        Rendition(
+            image=image,
+            name=f"w{width}",
+            format=fmt,
+            width=width,
+            height=width * 3 // 4,
+            bytes=width * 10,
+            storage_key=f"renditions/{n}-{width}.{fmt}",
+        )
+        for width in (320, 640, 1024)
+        for fmt in ("webp", "jpeg")
+    )
+    return image
+
+
+def upload(client: APIClient, data: bytes, name: str = "photo.jpg") -> Any:
+    return client.post(
+        "/api/v1/images/",
+        {"file": SimpleUploadedFile(name, data, content_type="image/jpeg")},
+        format="multipart",
+    )
+
+
+# --- Errors and status codes --------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_an_unknown_id_is_a_json_404(visitor: APIClient, endpoint: str) -> None:
+    response = visitor.get(f"{endpoint}999999/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert isinstance(response.json()["detail"], str)
+
+
+def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:
+    response = visitor.get("/api/v1/people/abc/")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_put_on_a_list_endpoint_is_a_405(token_client: APIClient, endpoint: str) -> None:
+    response = token_client.put(endpoint, {}, format="json")
+
+    assert response.status_code == 405
+    assert "PUT" in response.json()["detail"]
+    assert "GET" in response["Allow"]
+
+
+def test_images_cannot_be_edited_in_place(token_client: APIClient) -> None:
+    image = ready_image(1)
+
+    response = token_client.patch(f"/api/v1/images/{image.pk}/", {"title": "x"}, format="multipart")
+
+    assert response.status_code == 405
+
+
+def test_a_json_body_to_the_images_endpoint_is_a_415(token_client: APIClient) -> None:
+    response = token_client.post("/api/v1/images/", {"file": "aGVsbG8="}, format="json")
+
+    assert response.status_code == 415
+    assert "application/json" in response.json()["detail"]
+
+
+def test_an_upload_over_the_byte_limit_is_a_413(token_client: APIClient, settings: Any) -> None:
+    settings.IMAGE_MAX_BYTES = 2_000
+    data = jpeg_bytes((400, 300))
+    assert len(data) > settings.IMAGE_MAX_BYTES
+
+    response = upload(token_client, data)
+
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    assert "2,000" in detail
+    assert not Image.objects.exists()
+
+
+def test_a_body_far_over_the_byte_limit_is_refused_from_its_header(
+    token_client: APIClient, settings: Any
+) -> None:
+    settings.IMAGE_MAX_BYTES = 1_000
+    data = b"\xff\xd8" + b"\0" * 200_000
+
+    response = upload(token_client, data)
+
+    assert response.status_code == 413
+    assert not Image.objects.exists()
+
+
+def test_a_file_that_is_not_an_image_is_a_400_naming_the_file(token_client: APIClient) -> None:
+    response = upload(token_client, b"<html><script>alert(1)</script></html>", name="evil.jpg")
+
+    assert response.status_code == 400
+    messages = response.json()["file"]
+    assert messages
+    assert all(isinstance(message, str) and message for message in messages)
+    assert not Image.objects.exists()
+
+
+def test_an_upload_without_a_file_is_a_400(token_client: APIClient) -> None:
+    response = token_client.post("/api/v1/images/", {"title": "nothing"}, format="multipart")
+
+    assert response.status_code == 400
+    assert "file" in response.json()
+
+
+def test_a_visitor_cannot_upload_an_image(visitor: APIClient) -> None:
+    response = upload(visitor, jpeg_bytes((64, 48)))
+
+    assert response.status_code == 401
+    assert not Image.objects.exists()
+
+
+def test_an_outsider_cannot_upload_an_image(outsider: APIClient) -> None:
+    response = upload(outsider, jpeg_bytes((64, 48)))
+
+    assert response.status_code == 403
+    assert not Image.objects.exists()
+
+
+def test_a_token_client_uploads_an_image(token_client: APIClient) -> None:
+    response = upload(token_client, jpeg_bytes((64, 48)))
+
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert (body["width"], body["height"], body["format"].lower()) == (64, 48, "jpeg")
+    assert body["original_name"] == "photo.jpg"
+
+
+# --- Pagination ---------------------------------------------------------------
+
+
+def test_lists_are_paginated_twenty_at_a_time(visitor: APIClient) -> None:
+    FeedbackFactory.create_batch(25)
+
+    first = visitor.get("/api/v1/feedback/").json()
+    second = visitor.get(first["next"]).json()
+
+    assert set(first) == {"count", "next", "previous", "results"}
+    assert first["count"] == 25
+    assert len(first["results"]) == 20
+    assert first["previous"] is None
+    assert "page=2" in first["next"]
+    assert len(second["results"]) == 5
+    assert second["next"] is None
+    assert second["previous"] is not None
+    ids = [row["id"] for row in first["results"] + second["results"]]
+    assert len(set(ids)) == 25
+
+
+def test_page_size_is_honoured_up_to_a_hundred(visitor: APIClient) -> None:
+    FeedbackFactory.create_batch(120)
+
+    def size(page_size: int) -> int:
+        return len(visitor.get("/api/v1/feedback/", {"page_size": page_size}).json()["results"])
+
+    assert size(5) == 5
+    assert size(100) == 100
+    assert size(1000) == 100
+
+
+def test_a_page_past_the_end_is_a_404(visitor: APIClient) -> None:
+    FeedbackFactory.create_batch(3)
+
+    response = visitor.get("/api/v1/feedback/", {"page": 999})
+
+    assert response.status_code == 404
+    assert "detail" in response.json()
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_every_list_has_the_same_page_shape(visitor: APIClient, endpoint: str) -> None:
+    body = visitor.get(endpoint).json()
+
+    assert body == {"count": 0, "next": None, "previous": None, "results": []}
+
+
+# --- Token auth ---------------------------------------------------------------
+
+
+def _perms(*codenames: str) -> list[Permission]:
+    return list(Permission.objects.filter(codename__in=codenames))
+
+
+def test_a_valid_token_authenticates_writes(visitor: APIClient) -> None:
+    user = UserFactory(username="tool")
+    user.user_permissions.add(*_perms("add_product"))
+    token = Token.objects.create(user=user)
+
+    response = visitor.post(
+        "/api/v1/products/",
+        {"name": "Kiwi", "weight": 80},
+        format="json",
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+
+    assert response.status_code == 201, response.content
+
+
+def test_a_token_only_grants_the_permissions_of_its_user(visitor: APIClient) -> None:
+    user = UserFactory(username="reader")
+    user.user_permissions.add(*_perms("add_product"))
+    token = Token.objects.create(user=user)
+    product = ProductFactory()
+
+    response = visitor.delete(f"/api/v1/products/{product.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert response.status_code == 403
+
+
+@pytest.mark.parametrize("header", ["Token not-a-real-key", "Token ", "Token a b", "token lowercase-key"])
+def test_a_bad_token_is_a_401_even_on_reads(visitor: APIClient, header: str) -> None:
+    response = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION=header)
+
+    assert response.status_code == 401
+    assert response["WWW-Authenticate"].startswith("Token")
+    assert "detail" in response.json()
+
+
+def test_another_authorization_scheme_is_treated_as_anonymous(visitor: APIClient) -> None:
+    """Only "Token" is the API's scheme; a Bearer header is not ours to judge."""
+    reads = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION="Bearer abc")
+    writes = visitor.post("/api/v1/products/", {"name": "x", "weight": 1}, HTTP_AUTHORIZATION="Bearer abc")
+
+    assert reads.status_code == 200
+    assert writes.status_code == 401
+
+
+def test_a_token_of_an_inactive_user_is_a_401(visitor: APIClient) -> None:
+    user = UserFactory(username="former", is_active=False)
+    token = Token.objects.create(user=user)
+
+    response = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION=f"Token {token.key}")
+
+    assert response.status_code == 401
+
+
+# --- Queries per request ------------------------------------------------------
+
+
+def _queries(client: APIClient, url: str) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200
+    return len(captured.captured_queries)
+
+
+def _feedback(n: int) -> None:
+    FeedbackFactory.create_batch(n, product=ProductFactory())
+
+
+def _people_with_photos(n: int) -> None:
+    for i in range(n):
+        PersonFactory(photo=ready_image(10_000 + Image.objects.count() + i))
+
+
+def _products_with_images(n: int) -> None:
+    for i in range(n):
+        ProductFactory(image=ready_image(20_000 + Image.objects.count() + i))
+
+
+@pytest.mark.parametrize(
+    ("url", "make", "limit"),
+    [
+        ("/api/v1/feedback/?page_size=50", _feedback, 2),
+        ("/api/v1/people/?page_size=50", _people_with_photos, 3),
+        ("/api/v1/products/?page_size=50", _products_with_images, 3),
+        ("/api/v1/images/?page_size=50", lambda n: [ready_image(30_000 + i) for i in range(n)], 3),
+    ],
+)
+def test_an_anonymous_page_costs_a_constant_number_of_queries(
+    visitor: APIClient,
+    django_assert_max_num_queries: Callable[..., Any],
+    url: str,
+    make: Callable[[int], Any],
+    limit: int,
+) -> None:
+    make(10)
+    few = _queries(visitor, url)
+    make(190)
+    many = _queries(visitor, url)
+
+    with django_assert_max_num_queries(limit):
+        visitor.get(url)
+    assert few == many <= limit
+
+
+@pytest.mark.parametrize(
+    ("url", "make", "limit"),
+    [
+        # The token with its user, then the user's and groups' permissions (the
+        # moderation check), then count and page (and renditions).
+        ("/api/v1/feedback/?page_size=50", _feedback, 5),
+        ("/api/v1/people/?page_size=50", _people_with_photos, 6),
+        # Products need no moderation check: no permission queries.
+        ("/api/v1/products/?page_size=50", _products_with_images, 4),
+    ],
+)
+def test_a_token_client_page_costs_a_constant_number_of_queries(
+    token_client: APIClient, url: str, make: Callable[[int], Any], limit: int
+) -> None:
+    make(10)
+    few = _queries(token_client, url)
+    make(190)
+    many = _queries(token_client, url)
+
+    assert few == many <= limit
+
+
+def test_the_visible_subset_costs_no_extra_query(visitor: APIClient) -> None:
+    FeedbackFactory.create_batch(30, status=Feedback.Status.HIDDEN)
+    FeedbackFactory.create_batch(30)
+
+    assert _queries(visitor, "/api/v1/feedback/?page_size=50&rating=5&search=x") <= 2
+
+
+# --- OpenAPI schema and docs --------------------------------------------------
+
+
+def test_the_schema_is_a_valid_openapi_3_document_in_yaml(visitor: APIClient) -> None:
+    response = visitor.get("/api/schema/")
+
+    assert response.status_code == 200
+    assert "openapi" in response["Content-Type"]
+    document = yaml.safe_load(response.content)
+    assert document["openapi"].startswith("3.")
+    validate_schema(document)
+    for endpoint in ENDPOINTS:
+        assert endpoint in document["paths"]
+
+
+def test_the_schema_is_also_served_as_json(visitor: APIClient) -> None:
+    response = visitor.get("/api/schema/", {"format": "json"})
+
+    assert response.status_code == 200
+    document = json.loads(response.content)
+    validate_schema(document)
+    assert {"tokenAuth", "cookieAuth"} <= set(document["components"]["securitySchemes"])
+
+
+def test_the_schema_documents_the_error_responses(visitor: APIClient) -> None:
+    document = json.loads(visitor.get("/api/schema/", {"format": "json"}).content)
+    paths = document["paths"]
+
+    assert {"400", "429"} <= set(paths["/api/v1/feedback/"]["post"]["responses"])
+    assert {"401", "403", "404"} <= set(paths["/api/v1/people/{id}/"]["delete"]["responses"])
+    assert {"400", "413", "415"} <= set(paths["/api/v1/images/"]["post"]["responses"])
+    assert "404" in paths["/api/v1/products/"]["get"]["responses"]
+
+
+def test_the_docs_load_their_assets_from_local_static_files(visitor: APIClient) -> None:
+    response = visitor.get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    html = response.content.decode()
+    assets = re.findall(r"<(?:script|link)\b[^>]*\b(?:src|href)=[\"']([^\"']+)[\"']", html)
+    assert assets, html[:500]
+    assert all(url.startswith("/static/") for url in assets), assets
+    assert not re.search(r"https?://(?!127\.0\.0\.1|localhost|testserver)", html)
+    assert "/api/schema/" in html
+
+
+def test_the_docs_assets_are_served(visitor: APIClient) -> None:
+    html = visitor.get("/api/docs/").content.decode()
+    bundle = re.search(r"src=\"(/static/[^\"]+swagger-ui-bundle\.js)\"", html)
+    assert bundle
+
+    response = visitor.get(bundle.group(1))
+
+    assert response.status_code == 200

@@ -1,0 +1,130 @@
+"""The OpenAPI schema is true to the API: schemathesis generates requests from
+``/api/schema/`` for every ``/api/v1/`` operation, sends them in-process to the
+WSGI app, as an anonymous client and as a token client holding every model
+permission, and checks that no response is a server error and that every
+response has a documented status code, content type and a body matching its
+schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import schemathesis
+from django.contrib.auth.models import Permission
+from django.core import signals
+from django.db import close_old_connections
+from django.db.models import Model
+from hypothesis import HealthCheck, settings
+from rest_framework.authtoken.models import Token
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from catalog.api import FeedbackThrottle
+from catalog.models import Feedback, Person, Product
+from portal.wsgi import application
+from tests.factories import FeedbackFactory, PersonFactory, ProductFactory, UserFactory
+from uploads.models import Image
+
+schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application).include(
+    path_regex=r"^/api/v1/"
+)
+
+# Every documented status code is checked, not only 5xx: the API's schema
+# documents its error responses (see portal.api.schema_class), so an
+# undocumented code or an error body of another shape is a lie worth failing on.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+
+MODELS: dict[str, type[Model]] = {
+    "/api/v1/people/": Person,
+    "/api/v1/feedback/": Feedback,
+    "/api/v1/products/": Product,
+    "/api/v1/images/": Image,
+}
+
+
+@pytest.fixture(autouse=True)
+def _keep_the_test_connection() -> Iterator[None]:
+    """Calling the WSGI app directly fires request_started/finished, whose handler
+    would close the connection holding the test's transaction; Django's own test
+    client detaches it the same way."""
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    yield
+    signals.request_started.connect(close_old_connections)
+    signals.request_finished.connect(close_old_connections)
+
+
+@pytest.fixture(autouse=True)
+def _generous_feedback_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Anonymous creates would otherwise get 429 after ten examples (the throttle
+    has its own tests); keep them reaching validation and the database."""
+    monkeypatch.setattr(FeedbackThrottle, "rate", "100000/min", raising=False)
+
+
+@pytest.fixture
+def _some_rows(db: None) -> None:
+    """A few rows of each kind for detail, update, delete and reprocess to find."""
+    product = ProductFactory()
+    ProductFactory()
+    for _ in range(3):
+        PersonFactory()
+        FeedbackFactory(product=product)
+    for n in range(2):
+        Image.objects.create(
+            file=f"originals/{n:064x}.png",
+            original_name=f"{n}.png",
+            sha256=f"{n:064x}",
+            format="PNG",
+            width=10,
+            height=10,
+            bytes=100,
+            status=Image.Status.READY,
+        )
+
+
+@pytest.fixture(params=["anonymous", "token"])
+def auth_headers(request: pytest.FixtureRequest, db: None) -> dict[str, str]:
+    if request.param == "anonymous":
+        return {}
+    user = UserFactory(username="fuzzer")
+    user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"]))
+    token = Token.objects.create(user=user)
+    return {"Authorization": f"Token {token.key}"}
+
+
+def aim_at_a_row(case: Any) -> None:
+    """Point non-negative generated ids at rows that exist, so updates, deletes and
+    reprocessing get past the 404; negative ids still exercise it."""
+    raw = (case.path_parameters or {}).get("id")
+    if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+        return
+    model = next(m for prefix, m in MODELS.items() if case.path.startswith(prefix))
+    pks = list(model._default_manager.order_by("pk").values_list("pk", flat=True)[:10])
+    if pks:
+        case.path_parameters["id"] = pks[raw % len(pks)]
+
+
+@pytest.mark.slow
+@pytest.mark.django_db
+@pytest.mark.usefixtures("_some_rows")
+@schema.parametrize()
+@settings(
+    max_examples=30,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=list(HealthCheck),
+)
+def test_the_api_keeps_to_its_schema(case: Any, auth_headers: dict[str, str]) -> None:
+    aim_at_a_row(case)
+    case.call_and_validate(headers=auth_headers, checks=CHECKS)
