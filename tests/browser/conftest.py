@@ -5,7 +5,6 @@ turned into test failures."""
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -21,9 +20,17 @@ from tests.factories import jpeg_bytes
 from uploads.models import Image
 from uploads.services import image_upload
 
-# Playwright's sync API runs an event loop in this thread; Django would then
-# refuse ORM calls made by the tests ("SynchronousOnlyOperation").
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+@pytest.fixture(scope="package", autouse=True)
+def _allow_orm_beside_playwright() -> Iterator[None]:
+    """Playwright's sync API runs an event loop in this thread; Django would
+    then refuse the tests' ORM calls ("SynchronousOnlyOperation"). Set for the
+    browser tests only, from before their database set-up to after its
+    teardown."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        yield
+
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -50,16 +57,18 @@ def pytest_runtest_makereport(
     return report
 
 
-@pytest.fixture(scope="session")
+# Package scope: the driver's event loop must stop once the browser tests are
+# done, or Django would refuse the ORM calls of the tests that follow.
+@pytest.fixture(scope="package")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium is not installed at {CHROMIUM} (make system-deps installs it)")
+        pytest.fail(f"Chromium is not installed at {CHROMIUM} (make system-deps installs it)")
     # launch() starts Chromium on a new, empty profile in a temporary folder,
     # deleted again by close(): nothing is kept from one run to the next.
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
