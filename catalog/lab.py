@@ -152,7 +152,7 @@ class LabUploadView(LabView):
             raise PayloadTooLarge(str(exc)) from exc
         except ImageInvalid as exc:
             raise serializers.ValidationError({"file": [str(exc)]}) from exc
-        body = {
+        uploaded = {
             "id": image.pk,
             "file": image.original_name,
             "image_name": image.original_name,
@@ -160,4 +160,4 @@ class LabUploadView(LabView):
             "width": image.width,
             "height": image.height,
         }
-        return Response(LabUploadedSerializer(body).data, status=status.HTTP_201_CREATED)
+        return Response(LabUploadedSerializer(uploaded).data, status=status.HTTP_201_CREATED)
