@@ -19,8 +19,7 @@ from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Product
-from uploads.api import PayloadTooLarge, check_content_length
-from uploads.services import ImageInvalid, ImageTooLarge, image_upload
+from uploads.api import check_content_length, upload_from_request
 
 
 class LabThrottle(throttling.AnonRateThrottle):
@@ -145,13 +144,7 @@ class LabUploadView(LabView):
         check_content_length(request)
         body = LabUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        upload = body.validated_data["file"]
-        try:
-            image = image_upload(file=upload, original_name=upload.name or "", preset="supplier")
-        except ImageTooLarge as exc:
-            raise PayloadTooLarge(str(exc)) from exc
-        except ImageInvalid as exc:
-            raise serializers.ValidationError({"file": [str(exc)]}) from exc
+        image = upload_from_request(request, {**body.validated_data, "preset": "supplier"})
         uploaded = {
             "id": image.pk,
             "file": image.original_name,

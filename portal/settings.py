@@ -9,6 +9,7 @@ to PostgreSQL, S3, SMTP, Redis and Celery.
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 from typing import Any
@@ -130,6 +131,9 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache --------------------------------------------------------------------
 
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portal")}
+if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
+    CACHES["default"]["BACKEND"] = "portal.cache.ResilientRedisCache"
+    CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
 
 # --- Files --------------------------------------------------------------------
 
@@ -249,13 +253,24 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # Longer than the hard time limit, so an unacked task is not handed out twice.
-    "visibility_timeout": CELERY_TASK_TIME_LIMIT * 2,
+    # After this, a task whose worker died unacknowledged is handed out again.
+    # Longer than the hard time limit, so a slow task is not run twice at once.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT * 2),
 }
+# With the broker away, give up publishing quickly: the upload is kept pending
+# and the sweep queues it once the broker is back.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60)
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {
         "task": "uploads.tasks.sweep_stuck_images",
-        "schedule": crontab(minute="*"),
+        "schedule": dt.timedelta(seconds=SWEEP_INTERVAL_SECONDS),
     },
     "sweep-orphan-files": {
         "task": "uploads.tasks.sweep_orphan_files",

@@ -24,6 +24,12 @@ class PayloadTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
+class StorageUnavailable(exceptions.APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "The image store is unavailable; nothing was saved."
+    default_code = "storage_unavailable"
+
+
 class RenditionSerializer(serializers.ModelSerializer[Rendition]):
     url = serializers.CharField(read_only=True)
 
@@ -115,6 +121,8 @@ def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
         raise PayloadTooLarge(str(exc)) from exc
     except services.ImageInvalid as exc:
         raise exceptions.ValidationError({"file": [str(exc)]}, code=exc.code) from exc
+    except services.StorageUnavailable as exc:
+        raise StorageUnavailable(str(exc)) from exc
 
 
 class ImageViewSet(

@@ -36,6 +36,10 @@ class ImageTooLarge(Exception):
         self.limit = limit
 
 
+class StorageUnavailable(Exception):
+    """The file could not be stored (HTTP 503); nothing was saved."""
+
+
 class ImageInvalid(Exception):
     """The upload is not an image the portal accepts (HTTP 400); says why."""
 
@@ -110,7 +114,13 @@ def image_upload(
     )
     image.full_clean(exclude=["file"])
     key = storage.original_key(sha, info.format)
-    image.file.name = storage.put(key, data)
+    try:
+        image.file.name = storage.put(key, data)
+    except storage.UNAVAILABLE as exc:
+        logger.warning("storage unavailable, upload of %r refused: %s", image.original_name, exc)
+        raise StorageUnavailable(
+            "The image store is unavailable; nothing was saved. Please try again shortly."
+        ) from exc
     try:
         with transaction.atomic():
             image.save()

@@ -12,12 +12,15 @@ import hashlib
 import mimetypes
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# What a storage that is briefly away raises (local disk or S3).
+UNAVAILABLE: tuple[type[Exception], ...] = (OSError, BotoCoreError, ClientError)
 
 mimetypes.add_type("image/webp", ".webp")
 mimetypes.add_type("image/avif", ".avif")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from botocore.exceptions import BotoCoreError, ClientError
 from celery import shared_task
 from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from uploads import services, storage
 from uploads.models import Image
@@ -17,7 +17,7 @@ from uploads.models import Image
 logger = logging.getLogger(__name__)
 
 # Errors worth another try: the storage or the database was briefly away.
-TRANSIENT = (OSError, BotoCoreError, ClientError, DatabaseError)
+TRANSIENT: tuple[type[Exception], ...] = (*storage.UNAVAILABLE, DatabaseError)
 MAX_RETRIES = 5
 
 
@@ -38,9 +38,18 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
     return image.status if image else "missing"
 
 
-def enqueue_processing(image_id: int, *, force: bool = False) -> None:
-    """Send the task (or, with no broker, run it here and now)."""
-    process_image.apply_async(args=[image_id], kwargs={"force": force})
+def enqueue_processing(image_id: int, *, force: bool = False) -> bool:
+    """Send the task (or, with no broker, run it here and now).
+
+    With the broker away the image stays pending, and the periodic sweep
+    queues it again: an accepted upload is never lost. Returns whether sent.
+    """
+    try:
+        process_image.apply_async(args=[image_id], kwargs={"force": force})
+    except (OperationalError, OSError) as exc:
+        logger.warning("broker unavailable, image %s left pending for the sweep: %s", image_id, exc)
+        return False
+    return True
 
 
 @shared_task

@@ -137,6 +137,43 @@ def test_a_storage_outage_during_upload_leaves_no_row(monkeypatch: pytest.Monkey
         raise OSError("disk full")
 
     monkeypatch.setattr(storage, "put", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(services.StorageUnavailable, match="nothing was saved"):
         services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     assert Image.objects.count() == 0
+
+
+def test_the_api_answers_503_when_the_store_is_away(
+    token_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    def broken(key: str, data: bytes) -> str:
+        raise OSError("connection refused")
+
+    monkeypatch.setattr(storage, "put", broken)
+    response = token_client.post(
+        "/api/v1/images/", {"file": SimpleUploadedFile("a.jpg", corpus.jpeg())}, format="multipart"
+    )
+    assert response.status_code == 503
+    assert "nothing was saved" in response.json()["detail"]
+    assert Image.objects.count() == 0
+
+
+def test_an_upload_is_kept_pending_when_the_broker_is_away(
+    commit: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    from kombu.exceptions import OperationalError
+
+    from uploads import tasks
+
+    def refused(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("Error 111 connecting to redis")
+
+    monkeypatch.setattr(tasks.process_image, "apply_async", refused)
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    assert Image.objects.get(pk=image.pk).status == Image.Status.PENDING
+    monkeypatch.undo()
+    settings.IMAGE_STUCK_AFTER_SECONDS = 0
+    assert tasks.sweep_stuck_images() == 1
+    assert Image.objects.get(pk=image.pk).status == Image.Status.READY
