@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import psutil
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import default_storage, storages
 from django.db import connection
 
 BODY = "Please check your system and resolve the issue as soon as possible."
@@ -95,7 +95,7 @@ def check_storage() -> Check:
         default_storage.delete(name)
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return Check("storage", False, f"{type(exc).__name__}: {exc}")
-    return Check("storage", True, type(default_storage).__name__)
+    return Check("storage", True, type(storages["default"]).__name__)
 
 
 def check_broker() -> Check:
