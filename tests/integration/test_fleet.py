@@ -90,7 +90,7 @@ def test_a_worker_killed_mid_task_again_and_again_loses_no_image(portal: Fleet) 
         response = portal.upload(corpus.photo_jpeg(3000, 2000, seed=seed), f"p{seed}.jpg")
         assert response.status_code == 201
         ids.append(response.json()["id"])
-    rng = random.Random(7)  # noqa: S311 - timing jitter, not a secret
+    rng = random.Random(7)  # timing jitter, not a secret
     for _ in range(4):
         time.sleep(rng.uniform(0.3, 1.2))
         worker.kill()
