@@ -89,7 +89,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
+# Benchmarks mount a hand-written baseline view beside the portal's URLs.
+ROOT_URLCONF = env.str("DJANGO_ROOT_URLCONF", default="portal.urls")
 WSGI_APPLICATION = "portal.wsgi.application"
 
 TEMPLATES = [
