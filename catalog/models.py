@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
@@ -11,7 +12,8 @@ from django.urls import reverse
 
 class Person(models.Model):
     name = models.CharField(max_length=200)
-    username = models.CharField(max_length=150, unique=True)
+    # Letters, digits and @.+-_ only: it is part of the person's page URL.
+    username = models.CharField(max_length=150, unique=True, validators=[UnicodeUsernameValidator()])
     email = models.EmailField(blank=True)
     # Phone numbers by label, the course's shape: {"office": "802-867-5309"}.
     phone = models.JSONField(default=dict, blank=True)

@@ -139,3 +139,11 @@ def test_export_people_json_uses_the_phone_object_shape() -> None:
     Person.objects.create(name="A", username="a", phone={"office": "1"})
     data = json.loads(run("export_people", "--format", "json"))
     assert data[0]["phone"] == {"office": "1"}
+
+
+def test_a_username_that_cannot_be_a_url_is_rejected_on_import(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([{"name": "Slash", "username": "image/webp"}, {"name": "Ok", "username": "ok"}]))
+    with pytest.raises(CommandError, match="1 row"):
+        run("import_people", str(path))
+    assert list(Person.objects.values_list("username", flat=True)) == ["ok"]
