@@ -14,8 +14,9 @@ declare -A PROBES=(
     [chromium]="/usr/bin/chromium"
     [poppler-utils]="/usr/bin/pdftoppm"
     [fonts-dejavu-core]="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    [wrk]="/usr/bin/wrk"
 )
-ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core)
+ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core wrk)
 
 is_installed() {
     local pkg="$1" probe
