@@ -13,7 +13,6 @@ from rest_framework.validators import UniqueValidator
 
 from catalog import selectors, services
 from catalog.models import Feedback, Person, Product
-from portal.api import schema_class
 from uploads.api import ImageSummarySerializer
 
 # --- Shared -------------------------------------------------------------------
@@ -80,7 +79,6 @@ class PersonFilter(filters.FilterSet):
 
 
 class PersonViewSet(viewsets.ModelViewSet[Person]):
-    schema = schema_class()()
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
@@ -110,7 +108,6 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
 
 
 class ProductViewSet(viewsets.ModelViewSet[Product]):
-    schema = schema_class()()
     serializer_class = ProductSerializer
     filterset_fields = ["image_name"]
     search_fields = ["name", "description", "image_name"]
@@ -153,7 +150,6 @@ class FeedbackFilter(filters.FilterSet):
 
 
 class FeedbackViewSet(viewsets.ModelViewSet[Feedback]):
-    schema = schema_class()()
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]

@@ -30,7 +30,7 @@ class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    date = serializers.DateField(input_formats=["%Y-%m-%d"], format="%Y-%m-%d")
+    date = serializers.DateField(input_formats=["%Y-%m-%d"])
     feedback = serializers.CharField(
         source="text", max_length=5000, allow_blank=True, required=False, default=""
     )

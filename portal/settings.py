@@ -300,7 +300,7 @@ REST_FRAMEWORK = {
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "portal.schema.ErrorDocumentingAutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "feedback": FEEDBACK_RATE,
         # The course's scripts post a folder's worth of files in a burst.

@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from portal.api import ErrorSerializer, schema_class
+from portal.schema import ErrorSerializer
 from uploads import selectors, services
 from uploads.models import Image, Rendition
 
@@ -131,7 +131,6 @@ class ImageViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Image],
 ):
-    schema = schema_class()()
     serializer_class = ImageSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
     filterset_fields = ["status", "preset", "format"]

@@ -1,0 +1,56 @@
+"""The OpenAPI schema: every operation documents the errors it can answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+
+class ErrorSerializer(serializers.Serializer[Any]):
+    """The body of every request-level error (401, 403, 404, 405, 413, 415, 429)."""
+
+    detail = serializers.CharField(help_text="What went wrong, in words.")
+
+
+_INVALID = OpenApiResponse(
+    OpenApiTypes.OBJECT,
+    description='Invalid input: `{"field": ["message", ...]}` per field, or `{"detail": "..."}`.',
+)
+_ERRORS: dict[str, OpenApiResponse] = {
+    "401": OpenApiResponse(ErrorSerializer, description="The token is invalid, or a write needs one."),
+    "403": OpenApiResponse(ErrorSerializer, description="No permission for this change (or no CSRF token)."),
+    "404": OpenApiResponse(ErrorSerializer, description="No such object, or no such page."),
+    "415": OpenApiResponse(ErrorSerializer, description="The body's content type is not accepted."),
+    "429": OpenApiResponse(ErrorSerializer, description="Too many requests; see `Retry-After`."),
+}
+
+
+class ErrorDocumentingAutoSchema(AutoSchema):
+    """drf-spectacular's AutoSchema, plus the error responses each operation can
+    give, so that clients (and schema-driven fuzzers) see every status code
+    documented. The default schema class of every view (settings)."""
+
+    def _error_codes(self) -> list[str]:
+        codes = ["401", "429"]
+        has_body = self.method in {"POST", "PUT", "PATCH"}
+        if has_body or self._is_list_view():
+            codes.append("400")  # an invalid body, or an invalid filter value
+        if self.method not in {"GET", "HEAD", "OPTIONS"}:
+            codes.append("403")
+        if "{" in self.path or self._is_list_view():
+            codes.append("404")  # an unknown id, or a page past the end
+        if has_body:
+            codes.append("415")
+        return codes
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        for code in self._error_codes():
+            if code not in responses:
+                error = _INVALID if code == "400" else _ERRORS[code]
+                responses[code] = self._get_response_for_code(error, code, direction=direction)
+        return dict(sorted(responses.items()))
