@@ -33,13 +33,13 @@ class Result:
     name: str
     value: float
     unit: str
-    target: str  # human-readable, e.g. "<= 2.0x"
+    target: str  # human-readable, e.g. "<= 2.0x"; empty for a figure shown for information
     met: bool
 
     def line(self) -> str:
         value = f"{self.value:.3g}" if not float(self.value).is_integer() else f"{self.value:.0f}"
-        verdict = "met" if self.met else "MISSED"
-        return f"{self.name:58} {value:>9} {self.unit:<7} {self.target:<16} {verdict}"
+        verdict = ("met" if self.met else "MISSED") if self.target else "(information)"
+        return f"{self.name:58} {value:>9} {self.unit:<7} {self.target or '-':<16} {verdict}"
 
 
 def header() -> str:

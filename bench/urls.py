@@ -1,6 +1,7 @@
 """The portal's URLs plus a hand-written baseline view, for the API reads benchmark.
 
-Served only when a benchmark starts the portal with
+Also a sink for uploads, for the upload acknowledgement benchmark. Served only
+when a benchmark starts the portal with
 ``DJANGO_ROOT_URLCONF=bench.urls``; never part of the product's URLs.
 """
 
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt
 
 import portal.urls
 from catalog.models import Feedback
@@ -24,8 +26,18 @@ def baseline_feedback(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"results": list(rows[:50])})
 
 
+@csrf_exempt
+def upload_sink(request: HttpRequest) -> JsonResponse:
+    """Receives a multipart upload as the API does, reads the file and keeps nothing:
+    what carrying the bytes to the web process costs, whatever is done with them."""
+    upload = request.FILES["file"]
+    size = len(upload.read())
+    return JsonResponse({"bytes": size}, status=201)
+
+
 urlpatterns = [
     path("bench/baseline/feedback/", baseline_feedback, name="bench-baseline-feedback"),
+    path("bench/sink/", upload_sink, name="bench-upload-sink"),
     *portal.urls.urlpatterns,
 ]
 handler400 = portal.urls.handler400
