@@ -9,10 +9,10 @@ RUN apt-get update \
  && useradd --create-home --uid 1000 portal
 WORKDIR /srv/portal
 COPY requirements.txt ./
-RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt \
- && touch .venv/.runtime
+RUN python -m venv .venv && .venv/bin/pip install --no-cache-dir -r requirements.txt
 COPY . .
-RUN DJANGO_SECRET_KEY=build .venv/bin/python manage.py collectstatic --no-input --verbosity 0 \
+# Mark the venv current for make, which would otherwise reinstall it.
+RUN touch .venv/.runtime && DJANGO_SECRET_KEY=build .venv/bin/python manage.py collectstatic --no-input --verbosity 0 \
  && chown -R portal:portal /srv/portal
 USER portal
 EXPOSE 8000

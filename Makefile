@@ -34,16 +34,16 @@ demo: migrate
 run: demo
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
-## make serve: gunicorn with several workers (production-style)
-serve: migrate
+## make serve: gunicorn with several workers (run `make migrate` first, once per release)
+serve: $(VENV)/.runtime
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/gunicorn portal.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
 		--access-logfile - --timeout 60 --max-requests 2000 --max-requests-jitter 200
 
 ## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL)
-worker: migrate
+worker: $(VENV)/.runtime
 	$(BIN)/celery -A portal worker --beat --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2} \
-		--schedule=var/celerybeat-schedule
+		--schedule=$${PORTAL_VAR_DIR:-var}/celerybeat-schedule
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -42,6 +42,7 @@ class Fleet:
     web: subprocess.Popen[bytes] | None = None
     web_url: str = ""
     workers: list[CeleryWorker] = field(default_factory=list)
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     token: str = ""
     bucket: str = ""
 
@@ -104,25 +105,23 @@ class Fleet:
         self.token = self.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
         return self
 
-    def start_web(self, workers: int = 2) -> str:
-        port = free_port()
-        log = (self.workdir / "gunicorn.log").open("ab")
-        self.web = subprocess.Popen(
-            [
-                str(BIN / "gunicorn"),
-                "portal.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                str(workers),
-                "--timeout",
-                "60",
-            ],
+    def _make(self, target: str, log_name: str, **variables: str) -> subprocess.Popen[bytes]:
+        """Start a make target as a deployment would, in its own process group."""
+        log = (self.workdir / log_name).open("ab")
+        return subprocess.Popen(
+            ["make", "--no-print-directory", target, *(f"{k}={v}" for k, v in variables.items())],
             cwd=ROOT,
             env=self.env,
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+        )
+
+    def start_web(self, workers: int = 2) -> str:
+        """``make serve``: gunicorn with several workers."""
+        port = free_port()
+        self.web = self._make(
+            "serve", "gunicorn.log", HOST="127.0.0.1", PORT=str(port), WEB_CONCURRENCY=str(workers)
         )
         self.web_url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 60
@@ -134,8 +133,14 @@ class Fleet:
                 break
             time.sleep(0.2)
         raise AssertionError(
-            "gunicorn did not start:\n" + (self.workdir / "gunicorn.log").read_text()[-3000:]
+            "make serve did not start:\n" + (self.workdir / "gunicorn.log").read_text()[-3000:]
         )
+
+    def start_make_worker(self) -> subprocess.Popen[bytes]:
+        """``make worker``: a Celery worker with the beat schedule."""
+        process = self._make("worker", "make-worker.log")
+        self.processes.append(process)
+        return process
 
     def start_worker(self, *, beat: bool = False, concurrency: int = 1) -> CeleryWorker:
         args: tuple[str, ...] = ("--without-mingle", "--without-gossip")
@@ -186,12 +191,13 @@ class Fleet:
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 worker.close()
-        if self.web is not None and self.web.poll() is None:
-            os.killpg(self.web.pid, signal.SIGTERM)
-            try:
-                self.web.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.web.pid, signal.SIGKILL)
+        for process in [*self.processes, *([self.web] if self.web else [])]:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    os.killpg(process.pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

@@ -74,6 +74,15 @@ def test_an_upload_is_processed_by_a_worker_into_the_bucket_and_deleted_with_it(
     assert portal.bucket_keys() == set()
 
 
+def test_make_worker_processes_what_make_serve_accepted(portal: Fleet) -> None:
+    portal.start_make_worker()
+    response = portal.upload(corpus.photo_jpeg(2000, 1500), "made.jpg")
+    assert response.status_code == 201
+    [image] = portal.wait_for_images([response.json()["id"]], timeout=120)
+    assert image["status"] == "ready"
+    assert len(image["renditions"]) == WEB_RENDITIONS
+
+
 def test_the_api_answers_before_processing_whatever_the_size(portal: Fleet) -> None:
     """No worker runs: the upload is acknowledged once stored, not processed."""
     small = portal.upload(corpus.photo_jpeg(400, 300), "small.jpg")
