@@ -112,8 +112,7 @@ class ImageAdmin(admin.ModelAdmin[Image]):
         "preset",
         "status",
         "dimensions",
-        "bytes",
-        "processing_ms",
+        "size",
         "created_at",
     ]
     list_display_links = ["preview", "__str__"]
