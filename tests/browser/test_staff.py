@@ -149,3 +149,28 @@ def test_staff_upload_two_images_see_their_thumbnails_and_reprocess_one(
     expect(page.locator(".field-status .readonly")).to_have_text("Ready")
     browsing.assert_images_loaded(".field-preview_large img")
     browsing.shot("image-detail")
+
+
+def test_staff_download_the_supplier_report_for_a_day(browsing: Browsing, superuser: Any) -> None:
+    import io
+
+    from django.utils import timezone
+    from pypdf import PdfReader
+
+    from catalog.models import Product
+
+    Product.objects.create(name="Mango", weight=300, description="Ripe.", image_name="007.jpeg")
+    _log_in(browsing, superuser)
+    page = browsing.page
+    browsing.visit("/admin/catalog/product/", "products")
+    today = timezone.localdate()
+    expect(page.get_by_label("Report for")).to_have_value(today.isoformat())
+    with page.expect_download() as download_info:
+        page.get_by_role("button", name="Download PDF").click()
+    download = download_info.value
+    assert download.suggested_filename == f"processed-{today.isoformat()}.pdf"
+    path = download.path()
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(path.read_bytes())).pages)
+    assert f"Processed Update on {today:%B %d, %Y}" in text
+    assert "name: Mango" in text
+    assert "weight: 300 lbs" in text

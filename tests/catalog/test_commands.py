@@ -143,7 +143,24 @@ def test_export_people_json_uses_the_phone_object_shape() -> None:
 
 def test_a_username_that_cannot_be_a_url_is_rejected_on_import(tmp_path: Path) -> None:
     path = tmp_path / "people.json"
-    path.write_text(json.dumps([{"name": "Slash", "username": "image/webp"}, {"name": "Ok", "username": "ok"}]))
+    path.write_text(
+        json.dumps([{"name": "Slash", "username": "image/webp"}, {"name": "Ok", "username": "ok"}])
+    )
     with pytest.raises(CommandError, match="1 row"):
         run("import_people", str(path))
     assert list(Person.objects.values_list("username", flat=True)) == ["ok"]
+
+
+def test_the_admin_import_export_resource_round_trips_phones() -> None:
+    import tablib
+
+    from catalog.admin import PersonResource
+
+    Person.objects.create(name="Ada", username="ada", phone={"office": "1", "cell": "2"}, department="Eng")
+    dataset = PersonResource().export()
+    assert "office: 1; cell: 2" in dataset.csv
+    Person.objects.all().delete()
+    result = PersonResource().import_data(tablib.Dataset().load(dataset.csv, format="csv"), dry_run=False)
+    assert not result.has_errors()
+    assert not result.has_validation_errors()
+    assert Person.objects.get(username="ada").phone == {"office": "1", "cell": "2"}
