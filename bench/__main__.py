@@ -1,0 +1,121 @@
+"""Run every benchmark, one after another, and print a summary of every ratio.
+
+    .venv/bin/python -m bench [--only NAME] [--quick]
+
+Each benchmark runs in its own interpreter: the image pipeline's memory figures
+stay clean, and each Django set-up (embedded, or a fleet's) is its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import ROOT, Result, load_average, print_results, read_results
+
+MODULES = {
+    "pipeline": "bench/bench_pipeline.py",
+    "upload_ack": "bench.bench_upload_ack",
+    "api_reads": "bench.bench_api_reads",
+    "import": "bench.bench_import",
+    "pages": "bench.bench_pages",
+}
+
+_IMAGE = re.compile(r"^(\d+ MP): \d+x\d+")
+_RATIO = re.compile(
+    r"^\s+(?P<name>\S.*?)\s+[\d.]+\s+[\d.]+\s+(?P<ratio>[\d.]+)\s+<= (?P<target>[\d.]+)\s+(?P<verdict>met|MISSED)"
+)
+_MEMORY = re.compile(r"peak memory: \+(?P<mb>\d+) MB.*target <= (?P<target>\d+) MB\s+(?P<verdict>met|MISSED)")
+
+
+def pipeline_results(output: str) -> list[Result]:
+    """The figures of bench_pipeline.py, read off its report."""
+    results: list[Result] = []
+    image = ""
+    for line in output.splitlines():
+        if m := _IMAGE.match(line):
+            image = m.group(1)
+        elif m := _RATIO.match(line):
+            results.append(
+                Result(
+                    f"pipeline {image}: portal / {m['name']}",
+                    float(m["ratio"]),
+                    "x",
+                    f"<= {m['target']}x",
+                    m["verdict"] == "met",
+                )
+            )
+        elif m := _MEMORY.search(line):
+            results.append(
+                Result(
+                    f"pipeline {image}: peak memory growth",
+                    float(m["mb"]),
+                    "MB",
+                    f"<= {m['target']} MB",
+                    m["verdict"] == "met",
+                )
+            )
+    return results
+
+
+def run_pipeline(quick: bool) -> tuple[int, list[Result]]:
+    command = [sys.executable, MODULES["pipeline"], *(["--quick"] if quick else [])]
+    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        lines.append(line)
+    code = proc.wait()
+    return code, pipeline_results("".join(lines))
+
+
+def run_module(name: str, quick: bool, results_file: Path) -> tuple[int, list[Result]]:
+    command = [sys.executable, "-m", MODULES[name], "--results", str(results_file)]
+    code = subprocess.run([*command, *(["--quick"] if quick else [])], cwd=ROOT, check=False).returncode
+    return code, read_results(results_file) if code == 0 and results_file.exists() else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(MODULES), action="append", help="run this one (repeatable)")
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions, for a smoke run")
+    args = parser.parse_args()
+    names = [n for n in MODULES if not args.only or n in args.only]
+
+    started = time.monotonic()
+    print(f"Benchmarks: {', '.join(names)}{' (quick)' if args.quick else ''}; {load_average()}")
+    summary: list[Result] = []
+    failed: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        for name in names:
+            print(f"\n{'=' * 30} {name} {'=' * 30}", flush=True)
+            began = time.monotonic()
+            if name == "pipeline":
+                code, results = run_pipeline(args.quick)
+            else:
+                code, results = run_module(name, args.quick, Path(tmp) / f"{name}.json")
+            print(f"[{name}: {time.monotonic() - began:.0f} s, exit {code}]", flush=True)
+            if code != 0 or not results:
+                failed.append(name)
+            summary += results
+
+    print(f"\n{'=' * 30} summary {'=' * 30}")
+    print(f"{time.monotonic() - started:.0f} s in all; at the end: {load_average()}\n")
+    print_results(summary)
+    targets = [r for r in summary if r.target]
+    missed = [r for r in targets if not r.met]
+    print(f"\n{len(targets) - len(missed)} of {len(targets)} targets met", end="")
+    print(f"; missed: {', '.join(r.name for r in missed)}" if missed else "")
+    if failed:
+        print(f"did not complete: {', '.join(failed)}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
