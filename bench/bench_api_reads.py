@@ -2,12 +2,12 @@
 reviews against a hand-written ``JsonResponse`` view, on the same data and server;
 SQL queries per request constant whatever the table and page size.
 
-The portal runs as a fleet on loopback (gunicorn sync workers as ``make serve``
-starts them, PostgreSQL, Redis as the cache, S3) with ``DJANGO_ROOT_URLCONF=
-bench.urls``, which adds the baseline view of ``bench/urls.py`` to the portal's
-URLs. Reviews are seeded with PostgreSQL's COPY (5% of them hidden or pending), then
-vacuumed and analysed as autovacuum would.
-``wrk`` loads each URL in turn (API, baseline, API, baseline), anonymously; the
+The portal runs as a fleet on loopback: ``make serve`` (gunicorn sync workers,
+access log on, workers recycled every ~2,000 requests), PostgreSQL, Redis as the
+cache, S3; with ``DJANGO_ROOT_URLCONF=bench.urls``, which adds the baseline view
+of ``bench/urls.py`` to the portal's URLs. Reviews are seeded with PostgreSQL's
+COPY (5% of them hidden or pending), then vacuumed and analysed as autovacuum
+would. ``wrk`` loads each URL in turn (API, baseline, API, baseline), anonymously; the
 queries are counted in a ``manage.py shell`` on the same database with Django's
 test client and ``CaptureQueriesContext``, on a second request (steady state).
 
@@ -267,7 +267,7 @@ def run(quick: bool) -> list[Result]:
             env = portal.env
             cache = env.get("CACHE_URL", "locmem (per process)")
             print(
-                f"\nLoad: wrk -t2 -c16 -d{seconds}s, gunicorn {WEB_WORKERS} sync workers, 100,000 reviews;"
+                f"\nLoad: wrk -t2 -c16 -d{seconds}s, make serve (gunicorn, {WEB_WORKERS} sync workers), 100,000 reviews;"
                 f" cache {cache} (Redis: the anon and user throttles cost a round trip each per request);"
                 f" PORTAL_API_ANON_RATE={env['PORTAL_API_ANON_RATE']}"
             )

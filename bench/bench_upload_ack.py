@@ -39,9 +39,9 @@ def with_comment(jpeg: bytes, text: str) -> bytes:
     return jpeg[:2] + b"\xff\xfe" + struct.pack(">H", len(payload) + 2) + payload + jpeg[2:]
 
 
-def post(session: requests.Session, url: str, data: bytes, name: str) -> tuple[float, dict[str, object]]:
+def post(client: requests.Session, url: str, data: bytes, name: str) -> tuple[float, dict[str, object]]:
     started = time.perf_counter()
-    response = session.post(url, files={"file": (name, data)}, timeout=120)
+    response = client.post(url, files={"file": (name, data)}, timeout=120)
     elapsed = time.perf_counter() - started
     if response.status_code != 201:
         raise RuntimeError(f"upload refused: {response.status_code} {response.text[:300]}")
@@ -58,7 +58,7 @@ def wait_processed(portal: Fleet, image_id: int, timeout: float = 120) -> str:
 
 
 def series(
-    portal: Fleet, session: requests.Session, images: dict[str, bytes], rounds: int, *, settle: bool, tag: str
+    portal: Fleet, client: requests.Session, images: dict[str, bytes], rounds: int, *, settle: bool, tag: str
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Times of the API's answers, and of the same bytes posted to the sink, by image."""
     api: dict[str, list[float]] = {label: [] for label in images}
@@ -67,9 +67,9 @@ def series(
         order = list(images) if i % 2 == 0 else list(reversed(images))
         for label in order:
             data = with_comment(images[label], f"{tag}-{i}-{label}")
-            elapsed, _ = post(session, f"{portal.web_url}/bench/sink/", data, f"{tag}-{i}.jpg")
+            elapsed, _ = post(client, f"{portal.web_url}/bench/sink/", data, f"{tag}-{i}.jpg")
             sink[label].append(elapsed)
-            elapsed, body = post(session, f"{portal.web_url}/api/v1/images/", data, f"{tag}-{i}.jpg")
+            elapsed, body = post(client, f"{portal.web_url}/api/v1/images/", data, f"{tag}-{i}.jpg")
             api[label].append(elapsed)
             if settle:
                 status = wait_processed(portal, int(str(body["id"])))
@@ -110,12 +110,14 @@ def run(quick: bool) -> list[Result]:
         ):
             portal.start_web(workers=2)
             portal.start_worker()
-            print("Fleet: gunicorn 2 sync workers, 1 Celery worker (concurrency 1), PostgreSQL, Redis, S3")
-            session = requests.Session()
-            session.headers["Authorization"] = f"Token {portal.token}"
-            series(portal, session, images, 2, settle=True, tag="warm")  # first-request costs
+            print(
+                "Fleet: make serve (gunicorn, 2 sync workers), 1 Celery worker (concurrency 1), PostgreSQL, Redis, S3"
+            )
+            client = requests.Session()
+            client.headers["Authorization"] = f"Token {portal.token}"
+            series(portal, client, images, 2, settle=True, tag="warm")  # first-request costs
 
-            times, sink = series(portal, session, images, rounds, settle=True, tag="run")
+            times, sink = series(portal, client, images, rounds, settle=True, tag="run")
             print(f"\nEach upload after the previous one is processed ({rounds} interleaved rounds):")
             print(" POST /api/v1/images/")
             report(times, images)
@@ -166,7 +168,7 @@ def run(quick: bool) -> list[Result]:
                 )
 
             if not quick:
-                busy, _ = series(portal, session, images, 8, settle=False, tag="busy")
+                busy, _ = series(portal, client, images, 8, settle=False, tag="busy")
                 print("\nBack to back, the worker processing the earlier uploads meanwhile (information):")
                 report(busy, images)
                 busy_ratio = statistics.median(busy["12 MP"]) / statistics.median(busy["0.1 MP"])
@@ -180,7 +182,7 @@ def run(quick: bool) -> list[Result]:
                         True,
                     )
                 )
-            session.close()
+            client.close()
     return results
 
 
