@@ -2,20 +2,52 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
-from django.core.exceptions import PermissionDenied
+from django.core.cache import cache
+from django.core.exceptions import EmptyResultSet, PermissionDenied
+from django.core.paginator import Paginator
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
+from django.utils.functional import cached_property
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+
+# Counting a large table is the costliest part of a list page (a scan of
+# every matching row); above this many rows the count is reused for a while.
+LARGE_COUNT = 10_000
+COUNT_TTL_SECONDS = 30
+
+
+class CachedCountPaginator(Paginator):
+    """A paginator whose count of a large result is cached briefly, so the
+    pages of a 100,000-row list cost one indexed query, not a full count.
+    Small results are always counted exactly."""
+
+    @cached_property
+    def count(self) -> int:
+        try:
+            sql = str(self.object_list.query)  # type: ignore[union-attr]
+        except (AttributeError, EmptyResultSet):
+            return super().count
+        key = "api-count:" + hashlib.sha256(sql.encode()).hexdigest()
+        cached = cache.get(key)
+        if cached is not None:
+            return int(cached)
+        count = super().count
+        if count >= LARGE_COUNT:
+            cache.set(key, count, COUNT_TTL_SECONDS)
+        return count
 
 
 class Pagination(pagination.PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+    django_paginator_class = CachedCountPaginator
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

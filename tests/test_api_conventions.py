@@ -414,3 +414,20 @@ def test_the_docs_assets_are_served(visitor: APIClient) -> None:
     response = visitor.get(bundle.group(1))
 
     assert response.status_code == 200
+
+
+@pytest.mark.django_db
+def test_a_large_lists_count_is_reused_briefly_and_a_small_ones_never(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
+) -> None:
+    from portal import api
+
+    FeedbackFactory.create_batch(3)
+    assert visitor.get("/api/v1/feedback/").json()["count"] == 3
+    FeedbackFactory()
+    assert visitor.get("/api/v1/feedback/").json()["count"] == 4  # small: always exact
+    monkeypatch.setattr(api, "LARGE_COUNT", 2)
+    assert visitor.get("/api/v1/feedback/").json()["count"] == 4
+    FeedbackFactory()
+    with django_assert_num_queries(1):  # the page only: the count came from the cache
+        assert visitor.get("/api/v1/feedback/").json()["count"] == 4
