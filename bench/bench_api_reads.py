@@ -40,7 +40,6 @@ WEB_WORKERS = 4  # make serve's WEB_CONCURRENCY
 API_URL = "/api/v1/feedback/?page_size=50"
 BASELINE_URL = "/bench/baseline/feedback/"
 PAGE_SIZES = (10, 50, 100)
-ANON_RATE = "100000/min"
 
 COLUMNS = (
     "title", "name", "date", "text", "rating", "product_id", "status", "source",
@@ -234,7 +233,7 @@ def run(quick: bool) -> list[Result]:
         base = Path(tmp)
         with (
             fleet_servers(base) as servers,
-            fleet(servers, base, DJANGO_ROOT_URLCONF="bench.urls", PORTAL_API_ANON_RATE=ANON_RATE) as portal,
+            fleet(servers, base, DJANGO_ROOT_URLCONF="bench.urls") as portal,
         ):
             print("SQL queries per request (second request of each URL, anonymous):")
             seed(portal, 0, 1_000)
@@ -268,8 +267,7 @@ def run(quick: bool) -> list[Result]:
             cache = env.get("CACHE_URL", "locmem (per process)")
             print(
                 f"\nLoad: wrk -t2 -c16 -d{seconds}s, make serve (gunicorn, {WEB_WORKERS} sync workers), 100,000 reviews;"
-                f" cache {cache} (Redis: the anon and user throttles cost a round trip each per request);"
-                f" PORTAL_API_ANON_RATE={env['PORTAL_API_ANON_RATE']}"
+                f" cache {cache} (reads are not throttled; the cache holds the count of large lists)"
             )
             check_responses(portal)
             for path in (API_URL, BASELINE_URL):  # warm every worker's connection and caches
@@ -278,13 +276,8 @@ def run(quick: bool) -> list[Result]:
             runs = load(portal, seconds, rounds)
             api_rps = statistics.median(r.requests_per_s for r in runs["api"])
             base_rps = statistics.median(r.requests_per_s for r in runs["baseline"])
-            throttled = sum(r.non_2xx for r in runs["api"])
-            per_minute = max(r.requests for r in runs["api"]) * 60 / seconds
-            limit = int(ANON_RATE.split("/", maxsplit=1)[0])
-            print(
-                f"  throttle: at most ~{per_minute:,.0f} API requests/min against {limit:,}/min;"
-                f" {throttled} non-2xx answers (429 would be the throttle)"
-            )
+            failed = sum(r.non_2xx for r in runs["api"])
+            print(f"  {failed} non-2xx answers")
             ratio = api_rps / base_rps
             print(
                 f"  API {api_rps:.1f} req/s, baseline {base_rps:.1f} req/s (medians):"
@@ -298,7 +291,7 @@ def run(quick: bool) -> list[Result]:
                     round(ratio, 2),
                     "x",
                     f">= {TARGET_RATIO}x",
-                    ratio >= TARGET_RATIO and throttled == 0,
+                    ratio >= TARGET_RATIO and failed == 0,
                 ),
             ]
 

@@ -7,14 +7,13 @@ from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, PermissionDenied
-from django.core.paginator import Paginator
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
-
 
 # Counting a large table is the costliest part of a list page (a scan of
 # every matching row); above this many rows the count is reused for a while.

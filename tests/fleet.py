@@ -71,8 +71,6 @@ class Fleet:
             "AWS_SECRET_ACCESS_KEY": s.s3.secret_key,
             "AWS_S3_REGION_NAME": s.s3.region,
             "EMAIL_URL": s.smtp.url,
-            "PORTAL_API_ANON_RATE": "100000/min",
-            "PORTAL_API_USER_RATE": "100000/min",
             **self.extra_env,
         }
         env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
