@@ -29,7 +29,7 @@ class CachedCountPaginator(Paginator):
     @cached_property
     def count(self) -> int:
         try:
-            sql = str(self.object_list.query)  # type: ignore[union-attr]
+            sql = str(self.object_list.query)  # type: ignore[attr-defined]
         except (AttributeError, EmptyResultSet):
             return super().count
         key = "api-count:" + hashlib.sha256(sql.encode()).hexdigest()
