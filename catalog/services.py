@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from catalog import formats, reports
 from catalog.models import Feedback, Person, Product
-from uploads.models import Image
+from uploads.models import Image, file_stem
 
 logger = logging.getLogger(__name__)
 
@@ -194,16 +194,11 @@ def feedback_import_files(
 # --- Products -----------------------------------------------------------------
 
 
-def _stem(file_name: str) -> str:
-    name = file_name.replace("\\", "/").rsplit("/", 1)[-1]
-    return name.rsplit(".", 1)[0] if "." in name else name
-
-
 def image_for_name(image_name: str) -> Image | None:
     """The newest image uploaded under this file name, or under its stem."""
     if not image_name:
         return None
-    stem = _stem(image_name)
+    stem = file_stem(image_name)
     candidates = Image.objects.filter(
         Q(original_name=image_name) | Q(original_name=stem) | Q(original_name__startswith=f"{stem}.")
     ).order_by("-created_at", "-pk")
@@ -220,7 +215,7 @@ def products_for_image(image: Image) -> QuerySet[Product]:
 
 def product_link_image(*, image: Image) -> int:
     """Link the products that name this image's file (the description came first)."""
-    linked = [p.pk for p in products_for_image(image) if _stem(p.image_name) == image.stem]
+    linked = [p.pk for p in products_for_image(image) if file_stem(p.image_name) == image.stem]
     return Product.objects.filter(pk__in=linked).update(image=image, updated_at=timezone.now())
 
 
@@ -241,11 +236,11 @@ def product_upsert(
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
     existing = Product.objects.select_for_update()
     if image_name:
-        stem = _stem(image_name)
+        stem = file_stem(image_name)
         matches = existing.filter(
             Q(image_name=image_name) | Q(image_name__startswith=f"{stem}.") | Q(image_name=stem)
         )
-        product = next((p for p in matches.order_by("pk") if _stem(p.image_name) == stem), None)
+        product = next((p for p in matches.order_by("pk") if file_stem(p.image_name) == stem), None)
     else:
         product = existing.filter(name=name, image_name="").order_by("pk").first()
     created = product is None

@@ -58,8 +58,7 @@ class Image(models.Model):
     @property
     def stem(self) -> str:
         """The original file name without its extension (how suppliers link files)."""
-        name = self.original_name.rsplit("/", 1)[-1]
-        return name.rsplit(".", 1)[0] if "." in name else name
+        return file_stem(self.original_name)
 
     @property
     def is_ready(self) -> bool:
@@ -92,6 +91,12 @@ class Rendition(models.Model):
     @property
     def content_type(self) -> str:
         return CONTENT_TYPES.get(self.format, "application/octet-stream")
+
+
+def file_stem(name: str) -> str:
+    """``images/001.tiff`` → ``001``; a name with no extension is its own stem."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return base.rsplit(".", 1)[0] if "." in base else base
 
 
 CONTENT_TYPES = {
