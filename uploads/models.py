@@ -6,6 +6,8 @@ rows; nothing at render time asks the storage what it holds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
@@ -22,6 +24,9 @@ class Image(models.Model):
     # is data (original_name), never part of a path.
     file = models.FileField(max_length=255)
     original_name = models.CharField(max_length=255, blank=True)
+    # file_stem(original_name), kept on save: products link to images by an
+    # indexed equality on it instead of matching names in Python.
+    name_stem = models.CharField(max_length=255, blank=True, editable=False)
     title = models.CharField(max_length=200, blank=True)
     alt = models.CharField(max_length=300, blank=True)
     preset = models.CharField(max_length=32, default="web")
@@ -47,13 +52,28 @@ class Image(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
+    # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
+    is_demo = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["status", "updated_at"])]
+        indexes = [
+            models.Index(fields=["status", "updated_at"]),
+            # The newest image of a stem: how products find their photo.
+            models.Index(fields=["name_stem", "created_at"], name="uploads_image_stem_idx"),
+            # Sweeps and deletions ask which rows still hold a key.
+            models.Index(fields=["file"], name="uploads_image_file_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title or self.original_name or f"Image {self.pk}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.name_stem = file_stem(self.original_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "original_name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "name_stem"}
+        super().save(*args, **kwargs)
 
     @property
     def stem(self) -> str:
@@ -76,6 +96,8 @@ class Rendition(models.Model):
 
     class Meta:
         ordering = ["image_id", "width", "name", "format"]
+        # Sweeps and deletions ask which rows still hold a key.
+        indexes = [models.Index(fields=["storage_key"], name="uploads_rendition_key_idx")]
         constraints = [
             models.UniqueConstraint(fields=["image", "name", "format"], name="unique_rendition_per_image"),
         ]
