@@ -13,12 +13,13 @@ from rest_framework.validators import UniqueValidator
 
 from catalog import selectors, services
 from catalog.models import Feedback, Person, Product
+from core.throttling import ClientRateThrottle
 from uploads.api import ImageSummarySerializer
 
 # --- Shared -------------------------------------------------------------------
 
 
-class FeedbackThrottle(throttling.AnonRateThrottle):
+class FeedbackThrottle(ClientRateThrottle):
     """Anonymous review submissions, per client address (API and web form alike)."""
 
     scope = "feedback"

@@ -19,10 +19,11 @@ from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Product
-from uploads.api import check_content_length, upload_from_request
+from core.throttling import ClientRateThrottle
+from uploads.api import upload_from_request
 
 
-class LabThrottle(throttling.AnonRateThrottle):
+class LabThrottle(ClientRateThrottle):
     scope = "lab"
 
 
@@ -129,6 +130,7 @@ class LabFruitsView(LabView):
 class LabUploadView(LabView):
     public_page = "catalog:product-list"
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    file_actions = frozenset({"post"})
 
     serializer_class = LabUploadSerializer
 
@@ -141,7 +143,6 @@ class LabUploadView(LabView):
         responses={201: LabUploadedSerializer},
     )
     def post(self, request: Request) -> Response:
-        check_content_length(request)
         body = LabUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         image = upload_from_request(request, {**body.validated_data, "preset": "supplier"})

@@ -1,21 +1,36 @@
 """Health checks: the system checks of the course's monitoring script, and the
-portal's dependencies (database, storage, broker)."""
+portal's dependencies (database, storage, broker).
+
+Two uses with different needs. ``manage.py health_check`` and the staff view
+of ``/health/`` run everything, sample the CPU and say why a check failed. The
+load balancer's probes (``/health/live``, ``/health/ready``) must stay cheap
+under any load and must not fail because the machine is busy, so readiness
+only asks the database and the storage a read-only question, and the answer
+is reused for a few seconds.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
 import shutil
 import socket
-import uuid
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import psutil
 from django.conf import settings
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage, storages
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection
 
+logger = logging.getLogger(__name__)
+
 BODY = "Please check your system and resolve the issue as soon as possible."
+# A key that is never written: asking whether it exists is a read-only round trip.
+PROBE_KEY = "health/probe"
 
 
 @dataclass(frozen=True)
@@ -88,14 +103,30 @@ def check_database() -> Check:
     return Check("database", True, connection.vendor)
 
 
+def _probe(store: Storage) -> None:
+    """A read-only question the store must answer: a folder that exists (or
+    can be made) and is writable, or a bucket that answers a HEAD."""
+    if isinstance(store, FileSystemStorage):
+        path = Path(store.location)
+        while not path.exists() and path != path.parent:
+            path = path.parent
+        if not path.is_dir() or not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+            raise OSError(f"{path} is not a writable folder")
+        return
+    store.exists(PROBE_KEY)
+
+
 def check_storage() -> Check:
-    key = f"health/{uuid.uuid4().hex}.txt"
+    """Both stores (renditions, and the private originals) answer a read."""
+    names = []
     try:
-        name = default_storage.save(key, ContentFile(b"ok"))
-        default_storage.delete(name)
+        for alias in ("default", "originals"):
+            store = storages[alias]
+            _probe(store)
+            names.append(f"{alias}: {type(store).__name__}")
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return Check("storage", False, f"{type(exc).__name__}: {exc}")
-    return Check("storage", True, type(storages["default"]).__name__)
+    return Check("storage", True, ", ".join(names))
 
 
 def check_broker() -> Check:
@@ -118,7 +149,46 @@ SYSTEM_CHECKS: tuple[Callable[[], Check], ...] = (
     check_localhost,
 )
 SERVICE_CHECKS: tuple[Callable[[], Check], ...] = (check_database, check_storage, check_broker)
+READY_CHECKS: tuple[Callable[[], Check], ...] = (check_database, check_storage)
 
 
 def run(checks: tuple[Callable[[], Check], ...]) -> list[Check]:
     return [check() for check in checks]
+
+
+class _ReadinessCache:
+    """The last readiness answer of this process, reused for a few seconds.
+
+    One caller refreshes it while the others keep reading the previous
+    answer, so a storm of probes costs one database and one storage round
+    trip per period, not one per request.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._checks: list[Check] | None = None
+        self._at = 0.0
+
+    def get(self) -> list[Check]:
+        ttl = settings.HEALTH_READY_CACHE_SECONDS
+        if self._checks is not None and time.monotonic() - self._at < ttl:
+            return self._checks
+        if not self._lock.acquire(blocking=self._checks is None):
+            return self._checks or []
+        try:
+            if self._checks is None or time.monotonic() - self._at >= ttl:
+                checks = run(READY_CHECKS)
+                for check in checks:
+                    if not check.ok:
+                        logger.warning("readiness: %s failed: %s", check.name, check.detail)
+                self._checks, self._at = checks, time.monotonic()
+            return self._checks
+        finally:
+            self._lock.release()
+
+    def clear(self) -> None:
+        with self._lock:
+            self._checks, self._at = None, 0.0
+
+
+readiness = _ReadinessCache()

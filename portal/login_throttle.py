@@ -1,58 +1,73 @@
-"""Throttling of the admin login: after a few failed attempts from one address,
-further attempts are refused with 429 until the lockout expires."""
+"""Throttling of the admin login.
+
+Failures are counted per username and client address: after a few failed
+attempts for one account from one address, further attempts for that account
+from that address are refused with 429 until the lockout expires. An attacker
+therefore locks out only their own attempts, never an administrator who signs
+in from elsewhere; the client address is read through the trusted proxies
+only (core.net), so behind a proxy everyone is not one address.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import math
+import time
 from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.contrib.auth.signals import user_login_failed
 from django.core.cache import cache
-from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-
-def _client(request: HttpRequest) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+from core.net import client_ip
 
 
-def _key(request: HttpRequest) -> str:
-    return f"admin-login-failures:{_client(request)}"
+def _key(request: HttpRequest, username: str) -> str:
+    account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    return f"admin-login:{client_ip(request)}:{account}"
 
 
-@receiver(user_login_failed, dispatch_uid="portal.count_login_failure")
 def count_failure(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
+    """``user_login_failed`` handler (connected in PortalConfig.ready())."""
     if request is None:
         return
-    key = _key(request)
-    cache.add(key, 0, timeout=settings.ADMIN_LOGIN_LOCKOUT_SECONDS)
-    try:
-        cache.incr(key)
-    except ValueError:
-        cache.set(key, 1, timeout=settings.ADMIN_LOGIN_LOCKOUT_SECONDS)
+    key = _key(request, str(credentials.get("username", "")))
+    window = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+    state = cache.get(key) or {"failures": 0, "since": time.time()}
+    state["failures"] += 1
+    if state["failures"] >= settings.ADMIN_LOGIN_MAX_FAILURES:
+        state["until"] = time.time() + window
+    cache.set(key, state, timeout=window)
 
 
 def throttled_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-    failures = cache.get(_key(request), 0)
-    if request.method == "POST" and failures >= settings.ADMIN_LOGIN_MAX_FAILURES:
-        minutes = max(1, settings.ADMIN_LOGIN_LOCKOUT_SECONDS // 60)
-        response = render(
-            request,
-            "error.html",
-            {
-                "status": 429,
-                "title": "Too many failed logins",
-                "message": (
-                    f"{failures} failed attempts from your address (the limit is "
-                    f"{settings.ADMIN_LOGIN_MAX_FAILURES}). Try again in {minutes} minutes."
-                ),
-            },
-            status=429,
-        )
-        response["Retry-After"] = str(settings.ADMIN_LOGIN_LOCKOUT_SECONDS)
-        return response
+    if request.method == "POST":
+        state = cache.get(_key(request, request.POST.get("username", ""))) or {}
+        remaining = state.get("until", 0) - time.time()
+        if remaining > 0:
+            return _locked_out(request, state["failures"], math.ceil(remaining))
     return admin.site.login(request, extra_context)
+
+
+def _locked_out(request: HttpRequest, failures: int, seconds: int) -> HttpResponse:
+    minutes = math.ceil(seconds / 60)
+    response = render(
+        request,
+        "error.html",
+        {
+            "status": 429,
+            "title": "Too many failed logins",
+            "message": (
+                f"{failures} failed attempts for this account from your address (the limit is "
+                f"{settings.ADMIN_LOGIN_MAX_FAILURES}). Try again in {minutes} minute"
+                f"{'s' if minutes != 1 else ''}."
+            ),
+        },
+        status=429,
+    )
+    response["Retry-After"] = str(seconds)
+    return response

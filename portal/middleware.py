@@ -1,11 +1,18 @@
-"""Response headers Django's SecurityMiddleware does not set."""
+"""Site-wide middleware: security headers, body limits, dependency errors."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+
+from core import limits
+from portal.errors import dependency_unavailable, error_response
+
+logger = logging.getLogger(__name__)
 
 # Everything is served from here (no CDN); Swagger UI needs its inline start-up script.
 _CSP = "; ".join(
@@ -34,4 +41,65 @@ class SecurityHeadersMiddleware:
         docs = request.path.startswith("/api/docs")
         response.headers.setdefault("Content-Security-Policy", self.csp_docs if docs else self.csp)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+        return response
+
+
+class BodyLimitMiddleware:
+    """Refuses a body over its endpoint's limit with 413 before anything reads
+    it (CSRF, form and JSON parsing come later), and records the limit for the
+    streaming check of file parts."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_view(
+        self, request: HttpRequest, view_func: Callable[..., Any], args: Any, kwargs: Any
+    ) -> HttpResponse | None:
+        files = limits.upload_files_allowed(view_func, request.method or "GET")
+        limit = limits.body_limit(files)
+        request.max_body_bytes = limit  # type: ignore[attr-defined]
+        length = limits.content_length(request)
+        if length is None:
+            return error_response(request, 400, "Bad request", "The Content-Length header is not a number.")
+        if length > limit:
+            return self._too_large(request, limits.RequestTooLarge(length, limit))
+        return None
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if isinstance(exception, limits.RequestTooLarge):
+            return self._too_large(request, exception)
+        return None
+
+    def _too_large(self, request: HttpRequest, exc: limits.RequestTooLarge) -> HttpResponse:
+        # The body is not read: the connection must close, or its unread bytes
+        # would be taken for the next request.
+        response = error_response(request, 413, "Too large", str(exc.detail))
+        response["Connection"] = "close"
+        return response
+
+
+class DependencyErrorMiddleware:
+    """A database, storage or broker that is away: the detail goes to the log,
+    the client gets a plain 503 and a hint when to retry, never exception text."""
+
+    RETRY_AFTER_SECONDS = 30
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        what = dependency_unavailable(exception)
+        if what is None:
+            return None
+        logger.error("%s unavailable answering %s %s", what, request.method, request.path, exc_info=exception)
+        response = error_response(
+            request, 503, "Temporarily unavailable", f"The {what} is unavailable; please try again shortly."
+        )
+        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
         return response

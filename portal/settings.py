@@ -79,6 +79,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    # Before anything reads the body (CSRF reads the form of a POST).
+    "portal.middleware.BodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -86,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "portal.middleware.SecurityHeadersMiddleware",
+    "portal.middleware.DependencyErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -139,7 +142,7 @@ if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache"
 # --- Files --------------------------------------------------------------------
 
 STATIC_URL = "/static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = env.str("DJANGO_MEDIA_URL", default="/media/")
@@ -147,6 +150,13 @@ MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
+
+# Originals are private: in their own bucket (or, if none is named, under the
+# originals/ prefix of the media bucket, which its policy keeps private; see
+# docs/deploy.md), reached only through short-lived signed URLs.
+AWS_PRIVATE_BUCKET_NAME = env.str("AWS_PRIVATE_BUCKET_NAME", default="") or AWS_STORAGE_BUCKET_NAME
+# How long a signed link to an original stays valid.
+ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300)
 
 if USE_S3:
     _media_storage: dict[str, Any] = {
@@ -165,14 +175,30 @@ if USE_S3:
             "signature_version": "s3v4",
         },
     }
+    _originals_storage: dict[str, Any] = {
+        "BACKEND": "uploads.storage.MediaS3Storage",
+        "OPTIONS": {
+            **_media_storage["OPTIONS"],
+            "bucket_name": AWS_PRIVATE_BUCKET_NAME,
+            "custom_domain": None,
+            "querystring_auth": True,
+            "querystring_expire": ORIGINAL_URL_SECONDS,
+        },
+    }
 else:
     _media_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
     }
+    # Outside the media root: nothing serves this folder.
+    _originals_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": Path(env.str("PORTAL_ORIGINALS_ROOT", default=str(VAR_DIR / "private")))},
+    }
 
 STORAGES = {
     "default": _media_storage,
+    "originals": _originals_storage,
     "staticfiles": {
         "BACKEND": env.str(
             "DJANGO_STATICFILES_BACKEND",
@@ -204,7 +230,15 @@ IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=
 IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600)
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-DATA_UPLOAD_MAX_MEMORY_SIZE = IMAGE_MAX_BYTES + 1024 * 1024
+# A body for an endpoint that takes no file is refused above this size (413),
+# before it is read; endpoints that take files have the image byte limit.
+MAX_BODY_BYTES = env.int("PORTAL_MAX_BODY_BYTES", default=1024 * 1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
+FILE_UPLOAD_HANDLERS = [
+    "core.limits.StreamingLimitHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_NUMBER_FILES = 100
 
 # --- Feedback -----------------------------------------------------------------
@@ -237,6 +271,13 @@ HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20
 HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500)
 HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
 HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
+# /health/ shows every check's detail to staff and to callers with this token.
+HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
+# /health/ready reuses its answer this long: a storm of probes costs one check.
+HEALTH_READY_CACHE_SECONDS = env.float("PORTAL_HEALTH_READY_CACHE_SECONDS", default=5.0)
+# /metrics answers to these networks, or to a bearer token.
+METRICS_ALLOWED_NETWORKS = env.list("PORTAL_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # --- Celery -------------------------------------------------------------------
 
@@ -356,7 +397,10 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
 SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = HTTPS
 SECURE_HSTS_PRELOAD = HTTPS
-SECURE_REDIRECT_EXEMPT = [r"^health/$"]
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
+# How many proxies in front of the portal append to X-Forwarded-For; the
+# client address for throttles, lockouts and /metrics is read through them.
+TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
 
 # --- Logging ------------------------------------------------------------------
 

@@ -24,6 +24,9 @@ admin.site.site_title = settings.SITE_NAME
 urlpatterns = [
     path("", views.home, name="home"),
     path("health/", views.health_view, name="health"),
+    path("health/live", views.health_live, name="health-live"),
+    path("health/ready", views.health_ready, name="health-ready"),
+    path("metrics", views.metrics, name="metrics"),
     path("admin/login/", throttled_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
@@ -33,7 +36,6 @@ urlpatterns = [
     re_path(r"^feedback/?$", LabFeedbackView.as_view(), name="lab-feedback"),
     re_path(r"^fruits/?$", LabFruitsView.as_view(), name="lab-fruits"),
     re_path(r"^upload/?$", LabUploadView.as_view(), name="lab-upload"),
-    path("", include("django_prometheus.urls")),
     path("", include("catalog.urls")),
 ]
 

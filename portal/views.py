@@ -1,19 +1,22 @@
-"""Site-wide pages: home, health, error pages, media files."""
+"""Site-wide pages: home, health probes, metrics, error pages, media files."""
 
 from __future__ import annotations
 
-from typing import Any
+import hmac
 
 from django.conf import settings
-from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.static import serve
+from django_prometheus.exports import ExportToDjangoView
 
 from catalog import selectors
+from core.net import client_ip, ip_in_networks
 from portal import health
-from uploads.storage import IMMUTABLE
+from portal.errors import error_response
+from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES
 
 HOME_REVIEWS = 5
 HOME_PEOPLE = 6
@@ -32,8 +35,43 @@ def home(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _bearer_matches(request: HttpRequest, secret: str) -> bool:
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    scheme, _, token = header.partition(" ")
+    return bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), secret)
+
+
+def _summary(checks: list[health.Check]) -> JsonResponse:
+    """What anyone may see: each check's name and whether it passed."""
+    healthy = all(c.ok for c in checks)
+    return JsonResponse(
+        {
+            "status": "ok" if healthy else "unhealthy",
+            "checks": {c.name: "ok" if c.ok else "fail" for c in checks},
+        },
+        status=200 if healthy else 503,
+    )
+
+
+@never_cache
+def health_live(request: HttpRequest) -> JsonResponse:
+    """The process answers. Touches nothing, so it cannot fail under load."""
+    return JsonResponse({"status": "ok"})
+
+
+@never_cache
+def health_ready(request: HttpRequest) -> JsonResponse:
+    """The database and the storage answer (cheap reads, reused for a few seconds)."""
+    return _summary(health.readiness.get())
+
+
 @never_cache
 def health_view(request: HttpRequest) -> JsonResponse:
+    """Staff, or a caller with the health token, get every check with its
+    detail; anyone else the readiness summary."""
+    user = getattr(request, "user", None)
+    if not (_bearer_matches(request, settings.HEALTH_TOKEN) or (user and user.is_staff)):
+        return _summary(health.readiness.get())
     checks = health.run(health.SERVICE_CHECKS + health.SYSTEM_CHECKS)
     healthy = all(c.ok for c in checks)
     return JsonResponse(
@@ -42,32 +80,41 @@ def health_view(request: HttpRequest) -> JsonResponse:
     )
 
 
+def metrics(request: HttpRequest) -> HttpResponse:
+    """Prometheus metrics for the configured networks, or a bearer token."""
+    allowed = ip_in_networks(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
+    if not (allowed or _bearer_matches(request, settings.METRICS_TOKEN)):
+        return error_response(request, 403, "Forbidden", "Metrics are not served to this address.")
+    return ExportToDjangoView(request)
+
+
 def media(request: HttpRequest, path: str) -> HttpResponseBase:
-    """Media files served by the portal itself (embedded set-up, no bucket)."""
+    """Renditions served by the portal itself (embedded set-up, no bucket).
+
+    Only the public prefixes are served: originals live in their own private
+    storage, and even a copy left under the media root is never handed out.
+    """
+    if not path.startswith(PUBLIC_PREFIXES):
+        raise Http404
     response: HttpResponseBase = serve(request, path, document_root=str(settings.MEDIA_ROOT))
-    if isinstance(response, FileResponse) and path.startswith(("originals/", "renditions/")):
+    if isinstance(response, FileResponse):
         response["Cache-Control"] = IMMUTABLE
     return response
 
 
-def _error(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
-    if request.path.startswith("/api/"):
-        return JsonResponse({"detail": message}, status=status)
-    context: dict[str, Any] = {"status": status, "title": title, "message": message}
-    return render(request, "error.html", context, status=status)
-
-
 def page_not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error(request, 404, "Page not found", "There is nothing at this address.")
+    return error_response(request, 404, "Page not found", "There is nothing at this address.")
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    return _error(request, 500, "Something went wrong", "The error has been logged; please try again later.")
+    return error_response(
+        request, 500, "Something went wrong", "The error has been logged; please try again later."
+    )
 
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error(request, 403, "Forbidden", "You do not have permission to see this page.")
+    return error_response(request, 403, "Forbidden", "You do not have permission to see this page.")
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return _error(request, 400, "Bad request", "The request could not be understood.")
+    return error_response(request, 400, "Bad request", "The request could not be understood.")

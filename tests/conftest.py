@@ -27,6 +27,10 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
             "BACKEND": "django.core.files.storage.FileSystemStorage",
             "OPTIONS": {"location": tmp_path / "media", "base_url": "/media/"},
         },
+        "originals": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": tmp_path / "private"},
+        },
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"

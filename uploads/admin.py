@@ -3,16 +3,20 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import render
+from django.http.response import HttpResponseBase
+from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html
 
+from core.limits import accepts_files
 from uploads import selectors, services
+from uploads.api import original_response
 from uploads.models import Image, Rendition
 
 
@@ -121,7 +125,7 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     actions = ["reprocess"]
     inlines = [RenditionInline]
     fields = (
-        "preview_large", "title", "alt", "preset", "status", "error", "original_name", "file",
+        "preview_large", "title", "alt", "preset", "status", "error", "original_name", "original",
         "sha256", "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
         "processing_ms", "attempts", "uploaded_by", "created_at", "processed_at",
     )  # fmt: skip
@@ -138,15 +142,45 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             .order_by("status_order", "-created_at")
         )
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        # New images come through the upload view below, which checks them.
-        return False
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # New images come through the upload view, which checks them.
+        if not request.user.has_perm("uploads.add_image"):
+            raise PermissionDenied
+        return HttpResponseRedirect(reverse("admin:uploads_image_upload"))
 
     def get_urls(self) -> list[Any]:
+        upload = accepts_files(
+            self.admin_site.admin_view(self.upload_view), max_files=settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        )
         return [
-            path("upload/", self.admin_site.admin_view(self.upload_view), name="uploads_image_upload"),
+            path("upload/", upload, name="uploads_image_upload"),
+            path(
+                "<int:object_id>/original/",
+                self.admin_site.admin_view(self.original_view),
+                name="uploads_image_original",
+            ),
             *super().get_urls(),
         ]
+
+    def original_view(self, request: HttpRequest, object_id: int) -> HttpResponseBase:
+        """Download the untouched upload (view permission on images)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        image = get_object_or_404(Image, pk=object_id)
+        return original_response(image)
+
+    @admin.display(description="Original")
+    def original(self, image: Image) -> str:
+        if not image.pk:
+            return "—"
+        return format_html(
+            '<a href="{}">Download {}</a> ({})',
+            reverse("admin:uploads_image_original", args=[image.pk]),
+            image.original_name or "the original",
+            filesizeformat(image.bytes),
+        )
 
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
@@ -174,6 +208,9 @@ class ImageAdmin(admin.ModelAdmin[Image]):
                     done += 1
                 except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
                     refused.append(f"{upload.name}: {exc}")
+                except services.StorageUnavailable as exc:
+                    refused.append(f"{upload.name}: {exc}")
+                    status = 503
             if done:
                 self.message_user(
                     request, f"{done} image(s) uploaded; processing has started.", messages.SUCCESS
@@ -182,7 +219,7 @@ class ImageAdmin(admin.ModelAdmin[Image]):
                 self.message_user(request, f"Refused {line}", messages.ERROR)
             if not refused:
                 return HttpResponseRedirect(reverse("admin:uploads_image_changelist"))
-            status = 400
+            status = max(status, 400)
         elif request.method == "POST":
             status = 400
         context = {

@@ -6,22 +6,20 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponseRedirect
+from django.http.response import HttpResponseBase
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.limits import RequestTooLarge
 from portal.schema import ErrorSerializer
-from uploads import selectors, services
+from uploads import selectors, services, storage
 from uploads.models import Image, Rendition
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The upload is too large."
-    default_code = "too_large"
 
 
 class StorageUnavailable(exceptions.APIException):
@@ -66,17 +64,44 @@ class ImageSummarySerializer(serializers.ModelSerializer[Image]):
         return chosen.fallback.url if chosen else None
 
 
+def may_download_original(request: Request | None) -> bool:
+    user = getattr(request, "user", None)
+    return bool(user and user.is_authenticated and user.has_perm("uploads.view_image"))
+
+
 class ImageSerializer(ImageSummarySerializer):
     renditions = RenditionSerializer(many=True, read_only=True)
+    sha256 = serializers.SerializerMethodField(
+        help_text="The original's hash; only for callers who may download the original."
+    )
+    original = serializers.SerializerMethodField(
+        help_text="Where to download the original; only for callers who may."
+    )
 
     class Meta:
         model = Image
         fields = [
             "id", "title", "alt", "original_name", "preset", "status", "error", "sha256",
             "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
-            "processing_ms", "src", "srcset", "renditions", "created_at", "processed_at",
+            "processing_ms", "src", "srcset", "renditions", "original", "created_at", "processed_at",
         ]  # fmt: skip
         read_only_fields = fields
+
+    def _private(self) -> bool:
+        if "may_download" not in self.context:
+            self.context["may_download"] = may_download_original(self.context.get("request"))
+        return bool(self.context["may_download"])
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_sha256(self, image: Image) -> str | None:
+        return image.sha256 if self._private() else None
+
+    @extend_schema_field(serializers.URLField(allow_null=True))
+    def get_original(self, image: Image) -> str | None:
+        if not self._private():
+            return None
+        request = self.context["request"]
+        return request.build_absolute_uri(reverse("image-original", args=[image.pk]))
 
 
 class ImageUploadSerializer(serializers.Serializer[Any]):
@@ -95,17 +120,6 @@ class ReprocessSerializer(serializers.Serializer[Any]):
     preset = serializers.ChoiceField(choices=sorted(settings.IMAGE_PRESETS), required=False)
 
 
-def check_content_length(request: Request) -> None:
-    """Refuse an oversized body from its header, before reading it."""
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    limit = settings.IMAGE_MAX_BYTES
-    if length > limit + 64 * 1024:
-        raise PayloadTooLarge(str(services.ImageTooLarge(length, limit)))
-
-
 def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
     """Run the upload service, turning its refusals into API errors."""
     try:
@@ -118,7 +132,7 @@ def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
             user=request.user,
         )
     except services.ImageTooLarge as exc:
-        raise PayloadTooLarge(str(exc)) from exc
+        raise RequestTooLarge(exc.size, exc.limit, what="The file") from exc
     except services.ImageInvalid as exc:
         raise exceptions.ValidationError({"file": [str(exc)]}, code=exc.code) from exc
     except services.StorageUnavailable as exc:
@@ -133,6 +147,7 @@ class ImageViewSet(
 ):
     serializer_class = ImageSerializer
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    file_actions = frozenset({"create"})
     filterset_fields = ["status", "preset", "format"]
     search_fields = ["title", "alt", "original_name"]
     ordering_fields = ["created_at", "bytes", "width", "height"]
@@ -153,12 +168,11 @@ class ImageViewSet(
         },
     )
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        check_content_length(request)
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         image = upload_from_request(request, dict(upload.validated_data))
         image = selectors.images_with_renditions().get(pk=image.pk)
-        return Response(ImageSerializer(image).data, status=status.HTTP_201_CREATED)
+        return Response(self.get_serializer(image).data, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)
@@ -177,4 +191,39 @@ class ImageViewSet(
         body.is_valid(raise_exception=True)
         services.image_reprocess(images=[image], preset=body.validated_data.get("preset"))
         image = selectors.images_with_renditions().get(pk=image.pk)
-        return Response(ImageSerializer(image).data, status=status.HTTP_202_ACCEPTED)
+        return Response(self.get_serializer(image).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        responses={
+            (200, "application/octet-stream"): OpenApiResponse(
+                OpenApiTypes.BINARY, description="The original as uploaded (embedded storage)."
+            ),
+            302: OpenApiResponse(description="A short-lived signed URL of the original (S3)."),
+            403: OpenApiResponse(ErrorSerializer, description="No permission to view images."),
+        },
+    )
+    @action(detail=True, methods=["get"], url_path="original", url_name="original")
+    def original(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The untouched upload, metadata and all: only for callers with the
+        view permission on images."""
+        if not request.user.is_authenticated:
+            raise exceptions.NotAuthenticated()
+        if not may_download_original(request):
+            raise exceptions.PermissionDenied()
+        return original_response(self.get_object())
+
+
+def original_response(image: Image) -> HttpResponseBase:
+    """A signed redirect to the original in a bucket, or its bytes streamed."""
+    url = storage.original_url(image.file.name, expires=settings.ORIGINAL_URL_SECONDS)
+    response: HttpResponseBase
+    if url:
+        response = HttpResponseRedirect(url)
+    else:
+        response = FileResponse(
+            image.file.open("rb"),
+            as_attachment=True,
+            filename=image.original_name or image.file.name.rsplit("/", 1)[-1],
+        )
+    response["Cache-Control"] = "private, no-store"
+    return response

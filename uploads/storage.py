@@ -1,5 +1,11 @@
 """Where image files live, and under which keys.
 
+Two stores. Renditions go to the default storage (``STORAGES["default"]``):
+public, served by the portal or straight from a bucket. Originals go to
+``STORAGES["originals"]``: private, never under a public URL (a folder outside
+the media root, or a bucket that refuses anonymous reads); staff download them
+through the admin or the API after a permission check.
+
 Keys are made by the server from the content's hash, so an object's bytes never
 change once written: they are cached for a year as immutable, and writing the
 same content twice finds the object already there instead of overwriting it.
@@ -10,17 +16,31 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import mimetypes
+import os
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
+from django.utils.functional import LazyObject
 from storages.backends.s3 import S3Storage
 
 IMMUTABLE = "public, max-age=31536000, immutable"
+# Originals never change either, but only their owner's browser may keep them.
+PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 # What a storage that is briefly away raises (local disk or S3).
 UNAVAILABLE: tuple[type[Exception], ...] = (OSError, BotoCoreError, ClientError)
+
+ORIGINALS = "originals"
+ORIGINALS_PREFIX = "originals/"
+RENDITIONS_PREFIX = "renditions/"
+# What anyone may read from the public store.
+PUBLIC_PREFIXES = (RENDITIONS_PREFIX,)
+# Keys compared with the database, and deleted, per round trip.
+BATCH = 1000
 
 mimetypes.add_type("image/webp", ".webp")
 mimetypes.add_type("image/avif", ".avif")
@@ -35,46 +55,116 @@ EXTENSIONS = {
 }
 
 
+class _OriginalsStorage(LazyObject):
+    """``STORAGES["originals"]``, looked up on each use so that a change of
+    settings (tests) is seen by the model field that holds it."""
+
+    def _setup(self) -> None:
+        self._wrapped = storages[ORIGINALS]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(storages[ORIGINALS], name)
+
+
+originals_storage: Storage = _OriginalsStorage()  # type: ignore[assignment]
+
+
+def get_originals_storage() -> Storage:
+    """The storage of ``Image.file`` (a callable, so migrations name it)."""
+    return originals_storage
+
+
+def storage_for(key: str) -> Storage:
+    return storages[ORIGINALS] if key.startswith(ORIGINALS_PREFIX) else storages["default"]
+
+
 def original_key(sha256: str, image_format: str) -> str:
     ext = EXTENSIONS.get(image_format.upper(), "bin")
-    return f"originals/{sha256[:2]}/{sha256}.{ext}"
+    return f"{ORIGINALS_PREFIX}{sha256[:2]}/{sha256}.{ext}"
 
 
 def rendition_key(data: bytes, extension: str) -> str:
     digest = hashlib.sha256(data).hexdigest()
-    return f"renditions/{digest[:2]}/{digest}.{extension}"
+    return f"{RENDITIONS_PREFIX}{digest[:2]}/{digest}.{extension}"
 
 
 def put(key: str, data: bytes) -> str:
     """Write the object unless it is there already (same key, same bytes)."""
-    if default_storage.exists(key):
+    store = storage_for(key)
+    if store.exists(key):
         return key
-    return default_storage.save(key, ContentFile(data))
+    return store.save(key, ContentFile(data))
+
+
+def original_url(key: str, *, expires: int) -> str | None:
+    """A short-lived signed URL of an original in a bucket; None when the
+    store has no such URLs (local files are streamed by the portal)."""
+    store = storages[ORIGINALS]
+    if isinstance(store, S3Storage):
+        return store.url(key, expire=expires)
+    return None
+
+
+def _referenced(keys: Iterable[str]) -> set[str]:
+    from uploads.models import Image, Rendition
+
+    keys = list(keys)
+    held = set(Image.objects.filter(file__in=keys).values_list("file", flat=True))
+    held |= set(Rendition.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+    return held
+
+
+def _delete(keys: list[str]) -> None:
+    """Delete keys of one store, a thousand per request on S3."""
+    if not keys:
+        return
+    store = storage_for(keys[0])
+    if isinstance(store, S3Storage):
+        for start in range(0, len(keys), BATCH):
+            chunk = keys[start : start + BATCH]
+            store.bucket.delete_objects(
+                Delete={"Objects": [{"Key": store._normalize_name(k)} for k in chunk], "Quiet": True}
+            )
+        return
+    for key in keys:
+        store.delete(key)
 
 
 def delete_unreferenced(keys: set[str]) -> list[str]:
     """Delete the objects that no image or rendition row points at any more."""
-    from uploads.models import Image, Rendition
-
     if not keys:
         return []
-    held = set(Image.objects.filter(file__in=keys).values_list("file", flat=True))
-    held |= set(Rendition.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
-    gone = sorted(keys - held)
-    for key in gone:
-        default_storage.delete(key)
+    gone = sorted(keys - _referenced(keys))
+    _delete([k for k in gone if k.startswith(ORIGINALS_PREFIX)])
+    _delete([k for k in gone if not k.startswith(ORIGINALS_PREFIX)])
     return gone
 
 
-def _walk(prefix: str) -> list[str]:
-    try:
-        folders, files = default_storage.listdir(prefix)
-    except FileNotFoundError:
-        return []
-    keys = [f"{prefix}/{name}" for name in files]
-    for folder in folders:
-        keys.extend(_walk(f"{prefix}/{folder}"))
-    return keys
+def list_objects(store: Storage, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
+    """Every key under ``prefix`` with its modification time, listed in pages
+    (S3 gives a thousand keys and their times per request: no request per object)."""
+    if isinstance(store, S3Storage):
+        location = store._normalize_name("")
+        strip = len(location) + 1 if location else 0
+        for obj in store.bucket.objects.filter(Prefix=store._normalize_name(prefix)):
+            yield obj.key[strip:], obj.last_modified
+        return
+    if isinstance(store, FileSystemStorage):
+        root = store.path("")
+        for folder, _, files in os.walk(store.path(prefix)):
+            for name in files:
+                path = os.path.join(folder, name)
+                key = os.path.relpath(path, root).replace(os.sep, "/")
+                modified = dt.datetime.fromtimestamp(os.stat(path).st_mtime, tz=dt.UTC)
+                yield key, modified
+        return
+    raise TypeError(f"cannot list a {type(store).__name__}")
+
+
+def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def sweep_orphans(*, grace_seconds: int) -> list[str]:
@@ -83,14 +173,48 @@ def sweep_orphans(*, grace_seconds: int) -> list[str]:
     Files are written before their rows commit, so a transaction rolled back
     by its caller, or a worker killed between writing renditions and saving
     them, leaves objects behind; this finds them. The grace period spares
-    uploads still in flight.
+    uploads still in flight. Storage is listed in pages and compared with the
+    database a batch at a time.
     """
     cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
-    candidates = set()
-    for key in _walk("originals") + _walk("renditions"):
-        if default_storage.get_modified_time(key) <= cutoff:
-            candidates.add(key)
-    return delete_unreferenced(candidates)
+    gone: list[str] = []
+    for prefix in (ORIGINALS_PREFIX, RENDITIONS_PREFIX):
+        listed = list_objects(storage_for(prefix), prefix)
+        old = (key for key, modified in listed if modified <= cutoff)
+        for batch in _batches(old, BATCH):
+            gone.extend(delete_unreferenced(set(batch)))
+    return gone
+
+
+def originals_make_private() -> tuple[int, int]:
+    """Move originals that an older release kept in the public store into the
+    private one. Idempotent. Returns (moved, already private)."""
+    from uploads.models import Image
+
+    public, private = storages["default"], storages[ORIGINALS]
+    if _same_place(public, private):
+        return 0, Image.objects.count()
+    moved = kept = 0
+    for key in Image.objects.values_list("file", flat=True).iterator():
+        if not key:
+            continue
+        if public.exists(key):
+            if not private.exists(key):
+                with public.open(key, "rb") as fh:
+                    private.save(key, ContentFile(fh.read()))
+            public.delete(key)
+            moved += 1
+        else:
+            kept += 1
+    return moved, kept
+
+
+def _same_place(a: Storage, b: Storage) -> bool:
+    if isinstance(a, S3Storage) and isinstance(b, S3Storage):
+        return (a.bucket_name, a.location) == (b.bucket_name, b.location)
+    if isinstance(a, FileSystemStorage) and isinstance(b, FileSystemStorage):
+        return os.path.realpath(a.location) == os.path.realpath(b.location)
+    return False
 
 
 class MediaS3Storage(S3Storage):
@@ -98,8 +222,10 @@ class MediaS3Storage(S3Storage):
 
     def get_object_parameters(self, name: str) -> dict[str, Any]:
         params = super().get_object_parameters(name)
-        if name.startswith(("originals/", "renditions/")):
+        if name.startswith(RENDITIONS_PREFIX):
             params.setdefault("CacheControl", IMMUTABLE)
+        elif name.startswith(ORIGINALS_PREFIX):
+            params.setdefault("CacheControl", PRIVATE_IMMUTABLE)
         content_type, _ = mimetypes.guess_type(name)
         if content_type:
             params.setdefault("ContentType", content_type)

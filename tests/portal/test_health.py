@@ -93,45 +93,128 @@ def test_localhost_resolving_elsewhere_fails_and_127_passes(monkeypatch: pytest.
     assert not health.check_localhost().ok
 
 
+ALL_CHECKS = {"database", "storage", "broker", "cpu", "disk", "memory", "localhost"}
+
+
+@pytest.fixture
+def staff_client(client: Client, staff_user: Any) -> Client:
+    client.force_login(staff_user)
+    return client
+
+
+@pytest.fixture(autouse=True)
+def _fresh_readiness() -> Any:
+    health.readiness.clear()
+    yield
+    health.readiness.clear()
+
+
+def _broken_storage(settings: Any, tmp_path: Any) -> None:
+    blocker = tmp_path / "file-not-dir"
+    blocker.write_text("x")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": blocker / "media"},
+        },
+    }
+
+
 @pytest.mark.django_db
-def test_the_health_endpoint_answers_200_when_all_is_well(client: Client, passing: Any) -> None:
-    response = client.get("/health/")
+def test_staff_see_every_check_with_its_detail(staff_client: Client, passing: Any) -> None:
+    response = staff_client.get("/health/")
     assert response.status_code == 200
     body = response.json()
     assert body["status"] == "ok"
-    assert {c["name"] for c in body["checks"]} == {
-        "database",
-        "storage",
-        "broker",
-        "cpu",
-        "disk",
-        "memory",
-        "localhost",
-    }
+    assert {c["name"] for c in body["checks"]} == ALL_CHECKS
+    assert all(c["detail"] for c in body["checks"])
     assert response["Cache-Control"].startswith("max-age=0")
 
 
 @pytest.mark.django_db
-def test_the_health_endpoint_answers_503_when_a_check_fails(client: Client, passing: Any) -> None:
+def test_a_caller_with_the_health_token_sees_the_details(client: Client, passing: Any) -> None:
+    passing.HEALTH_TOKEN = "s3cret-health-token"
+    response = client.get("/health/", HTTP_AUTHORIZATION="Bearer s3cret-health-token")
+    assert {c["name"] for c in response.json()["checks"]} == ALL_CHECKS
+    wrong = client.get("/health/", HTTP_AUTHORIZATION="Bearer guess")
+    assert "detail" not in wrong.content.decode()
+    assert set(wrong.json()["checks"]) == {"database", "storage"}
+
+
+@pytest.mark.django_db
+def test_the_detailed_report_answers_503_when_a_check_fails(staff_client: Client, passing: Any) -> None:
     passing.HEALTH_MEMORY_MIN_MB = 10**9
-    response = client.get("/health/")
+    response = staff_client.get("/health/")
     assert response.status_code == 503
     failed = [c for c in response.json()["checks"] if not c["ok"]]
     assert [c["name"] for c in failed] == ["memory"]
 
 
 @pytest.mark.django_db
-def test_the_health_endpoint_reports_a_broken_storage(client: Client, passing: Any, tmp_path: Any) -> None:
-    blocker = tmp_path / "file-not-dir"
-    blocker.write_text("x")
-    passing.STORAGES = {
-        **passing.STORAGES,
-        "default": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": blocker},
-        },
-    }
-    response = client.get("/health/")
+def test_anonymous_callers_see_only_names_and_ok_or_fail(
+    client: Client, passing: Any, tmp_path: Any
+) -> None:
+    _broken_storage(passing, tmp_path)
+    for url in ("/health/", "/health/ready"):
+        health.readiness.clear()
+        response = client.get(url)
+        assert response.status_code == 503
+        assert response.json() == {"status": "unhealthy", "checks": {"database": "ok", "storage": "fail"}}
+        assert "file-not-dir" not in response.content.decode()
+        assert "Error" not in response.content.decode()
+
+
+@pytest.mark.django_db
+def test_readiness_does_not_fail_because_the_machine_is_busy(
+    client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    passing.HEALTH_CPU_MAX_PERCENT = 0.0
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    sampled = []
+    monkeypatch.setattr(psutil, "cpu_percent", lambda *a, **k: sampled.append(1) or 100.0)
+    assert client.get("/health/ready").status_code == 200
+    assert client.get("/health/live").status_code == 200
+    assert sampled == []
+
+
+@pytest.mark.django_db
+def test_readiness_reuses_its_answer_for_a_few_seconds(
+    client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = []
+    real = health.check_database
+    monkeypatch.setattr(health, "READY_CHECKS", (lambda: calls.append(1) or real(), health.check_storage))
+    for _ in range(20):
+        assert client.get("/health/ready").status_code == 200
+    assert calls == [1]
+    passing.HEALTH_READY_CACHE_SECONDS = 0
+    client.get("/health/ready")
+    assert calls == [1, 1]
+
+
+@pytest.mark.django_db
+def test_readiness_writes_nothing_to_storage(client: Client, passing: Any, tmp_path: Any) -> None:
+    before = sorted(p for p in tmp_path.rglob("*"))
+    assert client.get("/health/ready").status_code == 200
+    assert sorted(p for p in tmp_path.rglob("*")) == before
+
+
+def test_liveness_touches_nothing(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    # No database access is allowed in this test: a query would error.
+    monkeypatch.setattr(health, "run", lambda *a: pytest.fail("liveness ran a check"))
+    response = client.get("/health/live")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+@pytest.mark.django_db
+def test_the_detailed_report_shows_a_broken_storage_to_staff(
+    staff_client: Client, passing: Any, tmp_path: Any
+) -> None:
+    _broken_storage(passing, tmp_path)
+    response = staff_client.get("/health/")
     assert response.status_code == 503
     storage = next(c for c in response.json()["checks"] if c["name"] == "storage")
     assert storage["ok"] is False
+    assert storage["detail"]

@@ -9,11 +9,15 @@ import pytest
 
 @pytest.fixture
 def media_files(settings: Any) -> Any:
-    """The set of files now in the media folder (relative paths)."""
+    """The set of files now in the media and private folders (their keys)."""
 
     def files() -> set[str]:
-        root = Path(settings.MEDIA_ROOT)
-        return {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()} if root.exists() else set()
+        found = set()
+        for alias in ("default", "originals"):
+            root = Path(settings.STORAGES[alias]["OPTIONS"]["location"])
+            if root.exists():
+                found |= {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()}
+        return found
 
     return files
 
