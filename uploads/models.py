@@ -12,6 +12,8 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
 
+from uploads.storage import get_originals_storage
+
 
 class Image(models.Model):
     class Status(models.TextChoices):
@@ -21,8 +23,9 @@ class Image(models.Model):
         FAILED = "failed", "Failed"
 
     # Server-made, content-addressed key of the original; the user's file name
-    # is data (original_name), never part of a path.
-    file = models.FileField(max_length=255)
+    # is data (original_name), never part of a path. Originals live in the
+    # private store: no public URL ever reaches them.
+    file = models.FileField(max_length=255, storage=get_originals_storage)
     original_name = models.CharField(max_length=255, blank=True)
     # file_stem(original_name), kept on save: products link to images by an
     # indexed equality on it instead of matching names in Python.
