@@ -66,6 +66,13 @@ class BodyLimitMiddleware:
             return error_response(request, 400, "Bad request", "The Content-Length header is not a number.")
         if length > limit:
             return self._too_large(request, limits.RequestTooLarge(length, limit))
+        if files and request.content_type == "multipart/form-data":
+            # Parse here, before CSRF reads the form, so that a file cut off
+            # while it streams is answered with 413 (DRF reuses the parse).
+            try:
+                request.POST  # noqa: B018 - reading it parses the body
+            except limits.RequestTooLarge as exc:
+                return self._too_large(request, exc)
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

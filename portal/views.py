@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import posixpath
 
 from django.conf import settings
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
@@ -94,8 +95,8 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     Only the public prefixes are served: originals live in their own private
     storage, and even a copy left under the media root is never handed out.
     """
-    if not path.startswith(PUBLIC_PREFIXES):
-        raise Http404
+    if posixpath.normpath(path) != path or not path.startswith(PUBLIC_PREFIXES):
+        raise Http404  # "..", "//", "./" and everything outside the public prefixes
     response: HttpResponseBase = serve(request, path, document_root=str(settings.MEDIA_ROOT))
     if isinstance(response, FileResponse):
         response["Cache-Control"] = IMMUTABLE

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -52,6 +54,20 @@ def artifacts() -> Path:
 # --- Personas -----------------------------------------------------------------
 
 
+class BrowserSessionClient(APIClient):
+    """A logged-in browser: CSRF is enforced, and like a page of the site the
+    client sends the token from its cookie with every unsafe request."""
+
+    def __init__(self, **defaults: Any) -> None:
+        super().__init__(enforce_csrf_checks=True, **defaults)
+        self.cookies[settings.CSRF_COOKIE_NAME] = get_random_string(32)
+
+    def generic(self, method: str, path: str, *args: Any, **extra: Any) -> Any:
+        if method.upper() not in {"GET", "HEAD", "OPTIONS", "TRACE"}:
+            extra.setdefault("HTTP_X_CSRFTOKEN", self.cookies[settings.CSRF_COOKIE_NAME].value)
+        return super().generic(method, path, *args, **extra)
+
+
 @pytest.fixture
 def visitor() -> APIClient:
     """Anyone on the internet: no account."""
@@ -68,7 +84,7 @@ def staff_user(db: None) -> Any:
 @pytest.fixture
 def staff(staff_user: Any) -> APIClient:
     """A staff member logged in to a browser session, with the model permissions."""
-    client = APIClient(enforce_csrf_checks=False)
+    client = BrowserSessionClient()
     client.force_login(staff_user)
     return client
 

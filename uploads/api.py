@@ -77,6 +77,9 @@ class ImageSerializer(ImageSummarySerializer):
     original = serializers.SerializerMethodField(
         help_text="Where to download the original; only for callers who may."
     )
+    error = serializers.SerializerMethodField(
+        help_text="Why processing failed; only for callers who may view the original."
+    )
 
     class Meta:
         model = Image
@@ -95,6 +98,10 @@ class ImageSerializer(ImageSummarySerializer):
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_sha256(self, image: Image) -> str | None:
         return image.sha256 if self._private() else None
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_error(self, image: Image) -> str | None:
+        return image.error if self._private() else None
 
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_original(self, image: Image) -> str | None:

@@ -1,0 +1,155 @@
+"""Originals are private: an anonymous visitor who follows every URL the API,
+the pages and the course endpoints expose for an image, and tries the
+guessable ones, never gets the original's bytes or its GPS position."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import storages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
+
+from tests.security.conftest import has_gps_or_camera, local_path, urls_in
+from tests.uploads import corpus
+from uploads import services, storage
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def gps_upload(token_client: APIClient, commit: Any) -> tuple[Image, bytes]:
+    data = corpus.jpeg_with_metadata((900, 700))
+    assert has_gps_or_camera(data)
+    with commit():
+        response = token_client.post(
+            "/api/v1/images/", {"file": _file(data, "holiday.jpg")}, format="multipart"
+        )
+    assert response.status_code == 201, response.content
+    image = Image.objects.get(pk=response.json()["id"])
+    assert image.status == Image.Status.READY
+    return image, data
+
+
+def _file(data: bytes, name: str) -> Any:
+    return SimpleUploadedFile(name, data, content_type="image/jpeg")
+
+
+def _crawl(client: APIClient, start: list[str], limit: int = 400) -> dict[str, Any]:
+    """Follow every same-site URL from the start pages, breadth first."""
+    seen: dict[str, Any] = {}
+    queue = list(start)
+    while queue and len(seen) < limit:
+        url = local_path(queue.pop(0))
+        if url in seen or url.startswith(("/admin", "/static/")):
+            continue
+        response = client.get(url, HTTP_ACCEPT="text/html,application/json;q=0.9")
+        seen[url] = response
+        if response.status_code == 200:
+            queue.extend(u for u in urls_in(response) if local_path(u) not in seen)
+    return seen
+
+
+def _body(response: Any) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_no_url_an_anonymous_visitor_can_follow_returns_the_original(
+    gps_upload: tuple[Image, bytes], visitor: APIClient
+) -> None:
+    image, original = gps_upload
+    start = [
+        "/", "/catalog/", "/people/", "/reviews/", "/api/v1/", "/api/v1/images/",
+        f"/api/v1/images/{image.pk}/", "/api/v1/products/", "/api/v1/people/", "/fruits/", "/feedback/",
+    ]  # fmt: skip
+    crawled = _crawl(visitor, start)
+    renditions = [url for url in crawled if url.startswith("/media/renditions/")]
+    assert len(renditions) >= 4, "the crawl should reach the image's renditions"
+    for url, response in crawled.items():
+        body = _body(response)
+        assert body != original, url
+        assert image.sha256 not in body.decode("latin-1"), f"{url} reveals the original's hash"
+        assert not has_gps_or_camera(body), f"{url} carries GPS or camera data"
+
+
+def test_the_api_shows_the_hash_and_the_download_only_to_permitted_callers(
+    gps_upload: tuple[Image, bytes], visitor: APIClient, token_client: APIClient, outsider: APIClient
+) -> None:
+    image, _ = gps_upload
+    for client in (visitor, outsider):
+        body = client.get(f"/api/v1/images/{image.pk}/").json()
+        assert body["sha256"] is None
+        assert body["original"] is None
+    body = token_client.get(f"/api/v1/images/{image.pk}/").json()
+    assert body["sha256"] == image.sha256
+    assert body["original"].endswith(f"/api/v1/images/{image.pk}/original/")
+
+
+def test_guessable_urls_of_the_original_return_nothing(
+    gps_upload: tuple[Image, bytes], visitor: APIClient
+) -> None:
+    image, original = gps_upload
+    key = image.file.name
+    # Even a copy left in the public media (an older release kept them there)
+    # is never served.
+    storages["default"].save(key, ContentFile(original))
+    guesses = [
+        f"/media/{key}",
+        f"/media/originals/{image.sha256[:2]}/{image.sha256}.jpg",
+        f"/media/../private/{key}",
+        f"/media/%2e%2e/private/{key}",
+        f"/media/renditions/../{key}",
+        f"/media/renditions/%2e%2e/%2e%2e/private/{key}",
+        f"/media//{key}",
+        f"/private/{key}",
+        f"/{key}",
+    ]
+    for url in guesses:
+        response = visitor.get(url)
+        assert response.status_code == 404, url
+        assert _body(response) != original
+    assert visitor.get(f"/api/v1/images/{image.pk}/original/").status_code == 401
+
+
+def test_staff_with_the_view_permission_download_the_untouched_original(
+    gps_upload: tuple[Image, bytes], token_client: APIClient, outsider: APIClient, staff: APIClient
+) -> None:
+    image, original = gps_upload
+    assert outsider.get(f"/api/v1/images/{image.pk}/original/").status_code == 403
+    response = token_client.get(f"/api/v1/images/{image.pk}/original/")
+    assert response.status_code == 200
+    assert _body(response) == original
+    assert "private" in response["Cache-Control"]
+    assert 'filename="holiday.jpg"' in response["Content-Disposition"]
+    admin = staff.get(f"/admin/uploads/image/{image.pk}/original/")
+    assert admin.status_code == 200
+    assert hashlib.sha256(_body(admin)).hexdigest() == image.sha256
+
+
+def test_the_admin_change_page_links_the_download_not_a_media_url(
+    gps_upload: tuple[Image, bytes], staff: APIClient
+) -> None:
+    image, _ = gps_upload
+    page = staff.get(f"/admin/uploads/image/{image.pk}/change/").content.decode()
+    assert f"/admin/uploads/image/{image.pk}/original/" in page
+    assert f"/media/{image.file.name}" not in page
+
+
+def test_an_original_left_in_the_public_media_by_an_older_release_is_moved_once(
+    settings: Any, commit: Any
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.jpeg_with_metadata(), original_name="old.jpg")
+    public, private = storages["default"], storages["originals"]
+    data = private.open(image.file.name).read()
+    private.delete(image.file.name)
+    public.save(image.file.name, ContentFile(data))  # where an older release kept it
+
+    assert storage.originals_make_private() == (1, 0)
+    assert not public.exists(image.file.name)
+    assert private.open(image.file.name).read() == data
+    assert storage.originals_make_private() == (0, 1)

@@ -1,0 +1,261 @@
+"""The doors other than originals: proxies and lockouts, metrics, body
+limits before parsing, CSRF on session writes, and plain answers when a
+dependency is away."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.files.storage import storages
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
+from django.db.backends.utils import CursorWrapper
+from django.test import Client
+from rest_framework.test import APIClient
+
+from catalog.lab import LabThrottle
+from catalog.models import Feedback
+from tests.uploads import corpus
+from uploads import services
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+PROXY = "10.0.0.1"
+
+
+@pytest.fixture
+def boss(settings: Any) -> Any:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    return get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
+
+
+def _login(client: Client, password: str, *, via: str | None = None, username: str = "boss") -> Any:
+    extra = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": via} if via else {}
+    return client.post("/admin/login/", {"username": username, "password": password}, **extra)
+
+
+# --- Lockouts and throttles behind a proxy ------------------------------------------
+
+
+def test_behind_a_proxy_one_attackers_failures_lock_out_only_the_attacker(settings: Any, boss: Any) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    attacker, admin = Client(), Client()
+    for n in range(3):
+        # The attacker forges the left part of the header; the proxy appends
+        # the address it really saw.
+        assert _login(attacker, "guess", via=f"203.0.113.{n}, 198.51.100.7").status_code == 200
+    locked = _login(attacker, "right-password-123", via="203.0.113.20, 198.51.100.7")
+    assert locked.status_code == 429
+    assert 0 < int(locked["Retry-After"]) <= settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+    assert "Try again in 15 minutes" in locked.content.decode()
+    # The administrator comes through the same proxy from another address.
+    assert _login(admin, "right-password-123", via="203.0.113.20").status_code == 302
+
+
+def test_the_lockout_is_per_account_so_a_spray_does_not_lock_others_out(settings: Any, boss: Any) -> None:
+    client = Client()
+    for _ in range(3):
+        _login(client, "guess", username="someone-else")
+    assert _login(client, "right-password-123").status_code == 302
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_lockout_without_trusted_proxies(boss: Any) -> None:
+    client = Client()
+    for n in range(3):
+        client.post(
+            "/admin/login/",
+            {"username": "boss", "password": "guess"},
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+        )
+    response = client.post(
+        "/admin/login/",
+        {"username": "boss", "password": "right-password-123"},
+        HTTP_X_FORWARDED_FOR="192.0.2.99",
+    )
+    assert response.status_code == 429
+
+
+def test_a_forged_forwarded_for_does_not_escape_the_lab_throttle(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(LabThrottle, "THROTTLE_RATES", {**LabThrottle.THROTTLE_RATES, "lab": "3/min"})
+    client = APIClient()
+    codes = [
+        client.post(
+            "/feedback/",
+            {"title": "t", "name": "n", "date": "2020-01-01", "feedback": "x"},
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"192.0.2.{n}",
+        ).status_code
+        for n in range(5)
+    ]
+    assert codes == [201, 201, 201, 429, 429]
+
+
+# --- Metrics --------------------------------------------------------------------------
+
+
+def test_metrics_answer_only_to_the_configured_networks_or_the_token(settings: Any) -> None:
+    client = Client()
+    assert client.get("/metrics").status_code == 200  # the test client is 127.0.0.1
+    outside = client.get("/metrics", REMOTE_ADDR="203.0.113.5")
+    assert outside.status_code == 403
+    assert b"django_http" not in outside.content
+    forged = client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="127.0.0.1")
+    assert forged.status_code == 403
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert (
+        client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer nope").status_code == 403
+    )
+    scraped = client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert scraped.status_code == 200
+    assert b"django_http" in scraped.content
+    settings.METRICS_ALLOWED_NETWORKS = ["203.0.113.0/24"]
+    assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 200
+
+
+# --- Bodies bounded before they are read ------------------------------------------------
+
+
+class ExplodingStream(io.BytesIO):
+    """A body that must not be read."""
+
+    def read(self, *args: Any, **kwargs: Any) -> bytes:
+        raise AssertionError("the body was read")
+
+    readline = read
+
+
+def _post_raw(path: str, size: int, content_type: str = "application/json", **extra: Any) -> Any:
+    client = Client()
+    environ = {"CONTENT_LENGTH": str(size), "CONTENT_TYPE": content_type, "wsgi.input": ExplodingStream()}
+    return client.generic("POST", path, b"", content_type, **{**environ, **extra})
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/feedback/",
+        "/fruits",
+        "/api/v1/feedback/",
+        "/reviews/new/",
+        "/admin/login/",
+        "/api/v1/images/1/reprocess/",
+    ],
+)
+def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(path: str) -> None:
+    response = _post_raw(path, 10 * 1024 * 1024)
+    assert response.status_code == 413
+    assert "1,048,576 bytes (1 MB)" in response.content.decode()
+    assert Feedback.objects.count() == 0
+
+
+def test_the_413_is_json_for_scripts_and_a_page_for_browsers() -> None:
+    script = _post_raw("/feedback/", 2 * 1024 * 1024)
+    assert json.loads(script.content)["detail"].startswith("The request body is 2,097,152 bytes")
+    browser = _post_raw("/reviews/new/", 2 * 1024 * 1024, HTTP_ACCEPT="text/html")
+    assert b"<html" in browser.content
+
+
+def test_upload_endpoints_keep_their_own_limit_from_the_header(settings: Any) -> None:
+    settings.IMAGE_MAX_BYTES = 3 * 1024 * 1024
+    for path in ("/api/v1/images/", "/upload/"):
+        response = _post_raw(path, 5 * 1024 * 1024, "multipart/form-data; boundary=x")
+        assert response.status_code == 413, path
+    # Between the general limit and the upload limit: read, and judged as an image.
+    photo = SimpleUploadedFile("a.jpg", corpus.photo_jpeg(1600, 1200))
+    ok = APIClient().post("/upload/", {"file": photo}, format="multipart")
+    assert ok.status_code == 201
+
+
+def test_a_file_over_the_limit_is_cut_off_while_it_streams(settings: Any, staff: APIClient) -> None:
+    settings.IMAGE_MAX_BYTES = 200_000
+    big = corpus.photo_jpeg(1600, 1200)
+    assert len(big) > 200_000
+    small = corpus.jpeg()
+    files = [SimpleUploadedFile("small.jpg", small), SimpleUploadedFile("big.jpg", big)]
+    # The admin takes many files in one body, so the header alone cannot tell.
+    response = staff.post(
+        "/admin/uploads/image/upload/", {"files": files, "preset": "web"}, format="multipart"
+    )
+    assert response.status_code == 413
+    assert "'big.jpg'" in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+# --- CSRF -----------------------------------------------------------------------------------
+
+
+def test_session_writes_to_the_api_need_the_csrf_token(staff_user: Any) -> None:
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(staff_user)
+    body = {"title": "t", "name": "n", "date": "2020-01-01", "text": "x"}
+    refused = browser.post("/api/v1/feedback/", body, format="json")
+    assert refused.status_code == 403
+    assert "CSRF" in refused.json()["detail"]
+    browser.cookies["csrftoken"] = "a" * 32
+    allowed = browser.post("/api/v1/feedback/", body, format="json", HTTP_X_CSRFTOKEN="a" * 32)
+    assert allowed.status_code == 201
+
+
+# --- No internals in answers --------------------------------------------------------------
+
+
+def _storage_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionRefusedError("connect to s3.internal:8333 refused")
+
+    for alias in ("default", "originals"):
+        for name in ("_save", "_open", "exists"):
+            monkeypatch.setattr(storages[alias], name, refuse)
+
+
+def test_an_unavailable_storage_gives_a_plain_503_everywhere(
+    monkeypatch: pytest.MonkeyPatch, staff: APIClient, token_client: APIClient, commit: Any
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    _storage_away(monkeypatch)
+    upload = {"file": SimpleUploadedFile("b.jpg", corpus.jpeg())}
+    answers = [
+        token_client.post("/api/v1/images/", upload, format="multipart"),
+        APIClient().post(
+            "/upload/", {"file": SimpleUploadedFile("c.jpg", corpus.jpeg())}, format="multipart"
+        ),
+        token_client.get(f"/api/v1/images/{image.pk}/original/"),
+        staff.post(
+            "/admin/uploads/image/upload/",
+            {"files": [SimpleUploadedFile("d.jpg", corpus.jpeg())], "preset": "web"},
+            format="multipart",
+        ),
+    ]
+    for response in answers:
+        text = b"".join(response.streaming_content) if response.streaming else response.content
+        assert response.status_code == 503, (response.request["PATH_INFO"], text[:300])
+        assert b"s3.internal" not in text
+        assert b"ConnectionRefused" not in text
+        assert b"8333" not in text
+        assert b"Traceback" not in text
+    assert Image.objects.count() == 1
+
+
+def test_an_unavailable_database_gives_a_plain_503(
+    monkeypatch: pytest.MonkeyPatch, visitor: APIClient
+) -> None:
+    def away(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError('could not connect to server: Connection refused\n\tIs "db.internal" running?')
+
+    monkeypatch.setattr(CursorWrapper, "execute", away)
+    for url, accept in (
+        ("/reviews/", "text/html"),
+        ("/api/v1/feedback/", "application/json"),
+        ("/fruits/", "*/*"),
+    ):
+        response = visitor.get(url, HTTP_ACCEPT=accept)
+        assert response.status_code == 503, url
+        assert b"db.internal" not in response.content
+        assert b"connect" not in response.content
+        assert response["Retry-After"]
