@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import mimetypes
 import os
 from collections.abc import Iterable, Iterator
@@ -103,6 +104,37 @@ def original_url(key: str, *, expires: int) -> str | None:
     if isinstance(store, S3Storage):
         return store.url(key, expire=expires)
     return None
+
+
+def public_read_policy() -> dict[str, Any]:
+    """The media bucket's policy: anyone may read renditions, nothing else.
+
+    Originals (in their own bucket, or under ``originals/`` of this one) stay
+    readable only with the keys or a signed URL.
+    """
+    store = storages["default"]
+    if not isinstance(store, S3Storage):
+        raise TypeError("media are not in a bucket")
+    prefix = store._normalize_name(RENDITIONS_PREFIX)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PublicRenditions",
+                "Effect": "Allow",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{store.bucket_name}/{prefix}*",
+            }
+        ],
+    }
+
+
+def public_read_policy_apply() -> dict[str, Any]:
+    store = storages["default"]
+    policy = public_read_policy()
+    store.connection.meta.client.put_bucket_policy(Bucket=store.bucket_name, Policy=json.dumps(policy))
+    return policy
 
 
 def _referenced(keys: Iterable[str]) -> set[str]:

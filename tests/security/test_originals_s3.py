@@ -1,0 +1,129 @@
+"""Originals stay private on a real S3 server (SeaweedFS): anonymous reads of
+an original are refused whichever layout is used (a private bucket, or a
+private prefix under the media bucket's policy), renditions are public, and a
+staff member's signed link works and then expires."""
+
+from __future__ import annotations
+
+import io
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from rest_framework.test import APIClient
+
+from tests.security.conftest import has_gps_or_camera
+from tests.servers import S3Server
+from tests.uploads import corpus
+from uploads.models import Image
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db]
+
+LINK_SECONDS = 2
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+def _options(s3: S3Server, bucket: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "BACKEND": "uploads.storage.MediaS3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": s3.endpoint_url,
+            "access_key": s3.access_key,
+            "secret_key": s3.secret_key,
+            "region_name": s3.region,
+            "querystring_auth": False,
+            "file_overwrite": False,
+            "default_acl": None,
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+            **extra,
+        },
+    }
+
+
+@pytest.fixture(params=["private-bucket", "private-prefix"])
+def buckets(request: pytest.FixtureRequest, s3: S3Server, settings: Any) -> tuple[str, str]:
+    """Media in S3 as production sets it up, in one of the two documented layouts."""
+    media = s3.create_bucket(f"media-{request.param}-{time.monotonic_ns()}")
+    private = s3.create_bucket(f"{media}-private") if request.param == "private-bucket" else media
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": _options(s3, media),
+        "originals": _options(
+            s3, private, querystring_auth=True, querystring_expire=LINK_SECONDS, custom_domain=None
+        ),
+    }
+    settings.ORIGINAL_URL_SECONDS = LINK_SECONDS
+    call_command("media_bucket_policy", "--apply", stdout=io.StringIO())
+    return media, private
+
+
+def _anonymous_get(url: str) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310 - loopback test server
+            return response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def test_anonymous_reads_of_an_original_are_refused_and_of_a_rendition_allowed(
+    s3: S3Server, buckets: tuple[str, str], token_client: APIClient, commit: Any
+) -> None:
+    media, private = buckets
+    original = corpus.jpeg_with_metadata((900, 700))
+    with commit():
+        response = token_client.post(
+            "/api/v1/images/", {"file": SimpleUploadedFile("trip.jpg", original)}, format="multipart"
+        )
+    assert response.status_code == 201
+    image = Image.objects.get(pk=response.json()["id"])
+    assert image.status == Image.Status.READY
+
+    key = image.file.name
+    for bucket in {private, media}:
+        status, body = _anonymous_get(f"{s3.endpoint_url}/{bucket}/{key}")
+        assert status in {403, 404}, bucket
+        assert body != original
+    head = s3.client().head_object(Bucket=private, Key=key)
+    assert head["CacheControl"].startswith("private")
+
+    renditions = APIClient().get(f"/api/v1/images/{image.pk}/").json()["renditions"]
+    assert renditions
+    for rendition in renditions:
+        assert rendition["url"].startswith(f"{s3.endpoint_url}/{media}/renditions/")
+        status, body = _anonymous_get(rendition["url"])
+        assert status == 200
+        assert not has_gps_or_camera(body)
+
+
+def test_staff_get_a_signed_link_to_the_original_that_expires(
+    s3: S3Server, buckets: tuple[str, str], token_client: APIClient, commit: Any
+) -> None:
+    original = corpus.jpeg_with_metadata((400, 300))
+    with commit():
+        response = token_client.post(
+            "/api/v1/images/", {"file": SimpleUploadedFile("trip.jpg", original)}, format="multipart"
+        )
+    image_id = response.json()["id"]
+    assert APIClient().get(f"/api/v1/images/{image_id}/original/").status_code == 401
+
+    redirect = token_client.get(f"/api/v1/images/{image_id}/original/")
+    assert redirect.status_code == 302
+    link = redirect["Location"]
+    assert "X-Amz-Signature=" in link
+    status, body = _anonymous_get(link)
+    assert status == 200
+    assert body == original
+    time.sleep(LINK_SECONDS + 1.5)
+    assert _anonymous_get(link)[0] == 403
