@@ -24,6 +24,7 @@ MODULES = {
     "api_reads": "bench.bench_api_reads",
     "import": "bench.bench_import",
     "pages": "bench.bench_pages",
+    "probes": "bench.bench_probes",
 }
 
 _IMAGE = re.compile(r"^(\d+ MP): \d+x\d+")

@@ -21,6 +21,7 @@ import requests
 from tests.servers import CeleryWorker, PostgresServer, RedisServer, S3Server, SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
+HEALTH_TOKEN = "fleet-health-token"
 BIN = Path(sys.executable).parent
 
 
@@ -45,12 +46,14 @@ class Fleet:
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
     token: str = ""
     bucket: str = ""
+    private_bucket: str = ""
 
     def __post_init__(self) -> None:
         name = f"portal_{uuid.uuid4().hex[:8]}"
         with self.servers.postgres.connect() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         self.bucket = self.servers.s3.create_bucket(name.replace("_", "-"))
+        self.private_bucket = self.servers.s3.create_bucket(f"{self.bucket}-private")
         self.database_url = self.servers.postgres.url_for(name)
 
     @property
@@ -66,6 +69,8 @@ class Fleet:
             "CELERY_BROKER_URL": s.redis.url_for(0),
             "CACHE_URL": s.redis.url_for(1),
             "AWS_STORAGE_BUCKET_NAME": self.bucket,
+            "AWS_PRIVATE_BUCKET_NAME": self.private_bucket,
+            "PORTAL_HEALTH_TOKEN": HEALTH_TOKEN,
             "AWS_S3_ENDPOINT_URL": s.s3.endpoint_url,
             "AWS_ACCESS_KEY_ID": s.s3.access_key,
             "AWS_SECRET_ACCESS_KEY": s.s3.secret_key,
@@ -94,6 +99,7 @@ class Fleet:
 
     def setup(self) -> Fleet:
         self.manage("migrate", "--no-input")
+        self.manage("media_bucket_policy", "--apply")
         script = (
             "from django.contrib.auth.models import User;"
             "from rest_framework.authtoken.models import Token;"
@@ -178,11 +184,13 @@ class Fleet:
                 )
             time.sleep(0.5)
 
-    def bucket_keys(self) -> set[str]:
+    def bucket_keys(self, *, bucket: str | None = None) -> set[str]:
+        """The keys in the media and the private bucket (or in one of them)."""
         client = self.servers.s3.client()
         keys: set[str] = set()
-        for page in client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket):
-            keys.update(obj["Key"] for obj in page.get("Contents", []))
+        for name in [bucket] if bucket else [self.bucket, self.private_bucket]:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+                keys.update(obj["Key"] for obj in page.get("Contents", []))
         return keys
 
     def stop(self) -> None:
