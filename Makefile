@@ -28,10 +28,12 @@ migrate: $(VENV)/.runtime
 
 demo: migrate
 	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py ensure_admin
+	$(BIN)/python manage.py ensure_admin --host $(HOST) --port $(PORT)
 
 ## make run: the portal with demo content on http://127.0.0.1:8000
+# collectstatic fills STATIC_ROOT, which WhiteNoise serves (and warns about when missing).
 run: demo
+	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
 ## make serve: gunicorn with several workers (run `make migrate` first, once per release)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db.models import Model, QuerySet
@@ -117,6 +117,31 @@ class ProductViewSet(viewsets.ModelViewSet[Product]):
 
     def get_queryset(self) -> QuerySet[Product]:
         return selectors.products_with_images()
+
+    # Writes go through the services, as on every other path: a product
+    # posted twice (same image file stem) is updated, and images link by stem.
+    def perform_create(self, serializer: ProductSerializer) -> None:  # type: ignore[override]
+        data = serializer.validated_data
+        serializer.instance, _ = services.product_upsert(
+            name=data["name"],
+            weight=data["weight"],
+            description=data.get("description", ""),
+            image_name=data.get("image_name", ""),
+        )
+
+    def perform_update(self, serializer: ProductSerializer) -> None:  # type: ignore[override]
+        product = cast(Product, serializer.instance)  # DRF sets it for updates
+        data = serializer.validated_data
+        serializer.instance = services.product_update(
+            product_id=product.pk,
+            name=data.get("name"),
+            weight=data.get("weight"),
+            description=data.get("description"),
+            image_name=data.get("image_name"),
+        )
+
+    def perform_destroy(self, instance: Product) -> None:
+        services.product_delete(product=instance)
 
 
 # --- Feedback -----------------------------------------------------------------

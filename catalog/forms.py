@@ -4,6 +4,7 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.utils import timezone
 
 from catalog.models import Feedback
 
@@ -30,8 +31,9 @@ class FeedbackForm(forms.ModelForm[Feedback]):
             self.fields[name].required = True
 
     def clean_date(self) -> dt.date:
-        date = self.cleaned_data.get("date") or dt.date.today()
-        if date > dt.date.today() + dt.timedelta(days=1):
+        today = timezone.localdate()
+        date = self.cleaned_data.get("date") or today
+        if date > today + dt.timedelta(days=1):
             raise forms.ValidationError("The date cannot be in the future.")
         return date
 

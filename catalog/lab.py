@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
-from catalog.models import Feedback, Product
+from catalog.models import Feedback
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
 
@@ -27,11 +27,19 @@ class LabThrottle(ClientRateThrottle):
     scope = "lab"
 
 
+class TrimmedDateField(serializers.DateField):
+    """A ``YYYY-MM-DD`` date, trimmed like every other field: course clients
+    post the lines of a file as readlines() gives them, ``"2017-12-21\n"``."""
+
+    def to_internal_value(self, value: Any) -> Any:
+        return super().to_internal_value(value.strip() if isinstance(value, str) else value)
+
+
 class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    date = serializers.DateField(input_formats=["%Y-%m-%d"])
+    date = TrimmedDateField(input_formats=["%Y-%m-%d"])
     feedback = serializers.CharField(
         source="text", max_length=5000, allow_blank=True, required=False, default=""
     )
@@ -117,7 +125,8 @@ class LabFruitsView(LabView):
     def get(self, request: Request) -> Response | HttpResponseRedirect:
         if self.wants_html(request):
             return self.html_redirect()
-        return Response(LabFruitSerializer(Product.objects.order_by("pk")[:1000], many=True).data)
+        fruits = selectors.products_on_display(with_images=False).order_by("pk")[:1000]
+        return Response(LabFruitSerializer(fruits, many=True).data)
 
     @extend_schema(request=LabFruitSerializer, responses={201: LabFruitSerializer})
     def post(self, request: Request) -> Response:

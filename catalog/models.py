@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+
+from uploads.models import file_stem
 
 
 class Person(models.Model):
@@ -27,6 +30,8 @@ class Person(models.Model):
         related_name="+",
     )
     is_active = models.BooleanField(default=True)
+    # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
+    is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -47,6 +52,9 @@ class Product(models.Model):
     description = models.TextField(blank=True)
     # The file name the supplier used; links the product to its image.
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are
+    # the same product, and linking is an indexed equality with Image.name_stem.
+    image_stem = models.CharField(max_length=255, blank=True, editable=False)
     image = models.ForeignKey(
         "uploads.Image",
         null=True,
@@ -54,14 +62,24 @@ class Product(models.Model):
         on_delete=models.SET_NULL,
         related_name="products",
     )
+    # Loaded by `seed_demo`; real products never match or link to demo rows.
+    is_demo = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name", "id"]
+        indexes = [models.Index(fields=["image_stem", "is_demo"], name="catalog_product_stem_idx")]
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.image_stem = file_stem(self.image_name)
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "image_name" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "image_stem"}
+        super().save(*args, **kwargs)
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:product-detail", kwargs={"pk": self.pk})
@@ -90,6 +108,8 @@ class Feedback(models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PUBLISHED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
+    # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
+    is_demo = models.BooleanField(default=False)
     # Hash of title, name, date and text: how imports recognise a review they already hold.
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -103,13 +123,15 @@ class Feedback(models.Model):
     def __str__(self) -> str:
         return self.title or f"Review {self.pk}"
 
-    def save(self, *args: object, **kwargs: object) -> None:
-        self.fingerprint = self.make_fingerprint(
-            title=self.title, name=self.name, date=self.date, text=self.text
-        )
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        self.fingerprint = self.compute_fingerprint()
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "fingerprint"}
+        super().save(*args, **kwargs)
 
-    @staticmethod
-    def make_fingerprint(*, title: str, name: str, date: object, text: str) -> str:
-        payload = "\x1f".join([title, name, str(date), text])
+    def compute_fingerprint(self) -> str:
+        """The one definition of "the same review"; bulk imports, which skip
+        save(), call it too."""
+        payload = "\x1f".join([self.title, self.name, str(self.date), self.text])
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from itertools import groupby
 
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import Exists, Prefetch, Q, QuerySet
 
 from catalog.models import Feedback, Person, Product
-from uploads.models import Rendition
+from uploads.models import Image, Rendition, file_stem
 
 _RENDITIONS = Rendition.objects.order_by("width", "format")
 
@@ -48,6 +48,28 @@ def products_with_images() -> QuerySet[Product]:
     )
 
 
+def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
+    """What the public catalog shows: the real products, or the demo ones
+    while the store has none of its own (one query, no separate check)."""
+    any_real = Exists(Product.objects.filter(is_demo=False))
+    products = products_with_images() if with_images else Product.objects.all()
+    return products.filter(Q(is_demo=False) | ~any_real)
+
+
+def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:
+    """The newest usable image uploaded under this file name's stem
+    (``001.jpeg`` finds ``001.tiff``); demo and real images never mix."""
+    stem = file_stem(image_name.strip())
+    if not stem:
+        return None
+    return (
+        Image.objects.filter(name_stem=stem, is_demo=is_demo)
+        .exclude(status=Image.Status.FAILED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+
+
 def feedback_visible(*, staff: bool = False) -> QuerySet[Feedback]:
     reviews = Feedback.objects.all()
     return reviews if staff else reviews.filter(status=Feedback.Status.PUBLISHED)
@@ -55,3 +77,10 @@ def feedback_visible(*, staff: bool = False) -> QuerySet[Feedback]:
 
 def feedback_published() -> QuerySet[Feedback]:
     return feedback_visible().select_related("product").order_by("-date", "-id")
+
+
+def feedback_position(review: Feedback) -> int:
+    """How many published reviews come before this one in the list's order
+    (newest date first, then newest id)."""
+    ahead = Q(date__gt=review.date) | Q(date=review.date, id__gt=review.pk)
+    return feedback_visible().filter(ahead).count()

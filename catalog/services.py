@@ -13,10 +13,10 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import Q
 from django.utils import timezone
 
-from catalog import formats, reports
+from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
 from uploads.models import Image, file_stem
 
@@ -58,8 +58,14 @@ def person_upsert(
     department: str = "",
     role: str = "",
     is_active: bool | None = None,
+    photo: Image | None = None,
+    is_demo: bool = False,
 ) -> tuple[Person, bool]:
-    """Create the person with this username, or update them. Returns (person, created)."""
+    """Create the person with this username, or update them. Returns (person, created).
+
+    A photo left out keeps the current one. A real write to a demo username
+    makes the person real, so removing the demo content never deletes them.
+    """
     person = Person.objects.select_for_update().filter(username=username).first()
     created = person is None
     if person is None:
@@ -69,8 +75,11 @@ def person_upsert(
     person.phone = dict(phone or {})
     person.department = department
     person.role = role
+    person.is_demo = is_demo
     if is_active is not None:
         person.is_active = is_active
+    if photo is not None:
+        person.photo = photo
     person.full_clean()
     person.save()
     return person, created
@@ -110,12 +119,14 @@ def feedback_submit(
     rating: int | None = None,
     product: Product | None = None,
     source: str = Feedback.Source.WEB,
+    is_demo: bool = False,
 ) -> Feedback:
     """A new review, published at once or pending, as the moderation setting says."""
     feedback = Feedback(
+        is_demo=is_demo,
         title=title.strip(),
         name=name.strip(),
-        date=date or dt.date.today(),
+        date=date or timezone.localdate(),
         text=text.strip(),
         rating=rating,
         product=product,
@@ -167,9 +178,7 @@ def feedback_import_files(
             except ValidationError as exc:
                 summary.rejected.append((path.name, _validation_message(exc)))
                 continue
-            review.fingerprint = Feedback.make_fingerprint(
-                title=review.title, name=review.name, date=review.date, text=review.text
-            )
+            review.fingerprint = review.compute_fingerprint()
             if review.fingerprint in seen:
                 summary.skipped += 1
                 continue
@@ -194,29 +203,22 @@ def feedback_import_files(
 # --- Products -----------------------------------------------------------------
 
 
-def image_for_name(image_name: str) -> Image | None:
-    """The newest image uploaded under this file name, or under its stem."""
-    if not image_name:
-        return None
-    stem = file_stem(image_name)
-    candidates = Image.objects.filter(
-        Q(original_name=image_name) | Q(original_name=stem) | Q(original_name__startswith=f"{stem}.")
-    ).order_by("-created_at", "-pk")
-    return next((img for img in candidates if img.stem == stem), None)
+class _Unset:
+    """Marks an argument not given (``None`` for an image means "no image")."""
 
 
-def products_for_image(image: Image) -> QuerySet[Product]:
-    """Products waiting for this image: no image yet, same file name or stem."""
-    stem = image.stem
-    return Product.objects.filter(image__isnull=True).filter(
-        Q(image_name=image.original_name) | Q(image_name=stem) | Q(image_name__startswith=f"{stem}.")
-    )
+UNSET = _Unset()
 
 
-def product_link_image(*, image: Image) -> int:
-    """Link the products that name this image's file (the description came first)."""
-    linked = [p.pk for p in products_for_image(image) if file_stem(p.image_name) == image.stem]
-    return Product.objects.filter(pk__in=linked).update(image=image, updated_at=timezone.now())
+def _product_save(product: Product, values: Mapping[str, Any]) -> bool:
+    """Apply the values, validate and save; False (and no write) if nothing changed."""
+    if product.pk is not None and all(getattr(product, k) == v for k, v in values.items()):
+        return False
+    for key, value in values.items():
+        setattr(product, key, value)
+    product.full_clean()
+    product.save()
+    return True
 
 
 @transaction.atomic
@@ -227,45 +229,121 @@ def product_upsert(
     description: str = "",
     image_name: str = "",
     image: Image | None = None,
+    is_demo: bool = False,
 ) -> tuple[Product, str]:
-    """Create or update the product with this image name (else this name).
+    """Create or update the product with this image file stem (else this name).
 
-    Returns (product, outcome) with outcome "created", "updated" or "unchanged";
-    an image is linked by file name or stem when none is given.
+    Returns (product, outcome) with outcome "created", "updated" or "unchanged".
+    Without an explicit image the product shows the newest image uploaded
+    under its file stem, so a later photo replaces an earlier one. Demo and
+    real products never match each other.
     """
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
-    existing = Product.objects.select_for_update()
-    if image_name:
-        stem = file_stem(image_name)
-        matches = existing.filter(
-            Q(image_name=image_name) | Q(image_name__startswith=f"{stem}.") | Q(image_name=stem)
-        )
-        product = next((p for p in matches.order_by("pk") if file_stem(p.image_name) == stem), None)
+    stem = file_stem(image_name)
+    candidates = Product.objects.select_for_update().filter(is_demo=is_demo).order_by("pk")
+    if stem:
+        product = candidates.filter(image_stem=stem).first()
     else:
-        product = existing.filter(name=name, image_name="").order_by("pk").first()
+        product = candidates.filter(name=name, image_stem="").first()
     created = product is None
     if product is None:
-        product = Product()
-    image = image or product.image or image_for_name(image_name)
-    new_values = {
+        product = Product(is_demo=is_demo)
+    if image is None:
+        image = selectors.image_latest_for(image_name, is_demo=is_demo) or product.image
+    values = {
         "name": name,
         "weight": weight,
         "description": description,
         "image_name": image_name,
         "image": image,
     }
-    if not created and all(getattr(product, k) == v for k, v in new_values.items()):
-        return product, "unchanged"
-    for key, value in new_values.items():
-        setattr(product, key, value)
-    product.full_clean()
-    product.save()
-    return product, "created" if created else "updated"
+    changed = _product_save(product, values)
+    return product, "created" if created else "updated" if changed else "unchanged"
+
+
+@transaction.atomic
+def product_update(
+    *,
+    product_id: int,
+    name: str | None = None,
+    weight: int | None = None,
+    description: str | None = None,
+    image_name: str | None = None,
+    image: Image | _Unset | None = UNSET,
+) -> Product:
+    """Change the product with this id; arguments left out stay as they are.
+
+    A new image file stem without an explicit image re-links the product to
+    the newest image of that stem (none until it is uploaded).
+    """
+    product = Product.objects.select_for_update().get(pk=product_id)
+    values: dict[str, Any] = {}
+    if name is not None:
+        values["name"] = name.strip()
+    if weight is not None:
+        values["weight"] = weight
+    if description is not None:
+        values["description"] = description.strip()
+    if image_name is not None:
+        values["image_name"] = image_name.strip()
+    if not isinstance(image, _Unset):
+        values["image"] = image
+    elif image_name is not None and file_stem(values["image_name"]) != product.image_stem:
+        values["image"] = selectors.image_latest_for(values["image_name"], is_demo=product.is_demo)
+    _product_save(product, values)
+    return product
+
+
+@transaction.atomic
+def product_link_image(*, image_id: int) -> int:
+    """Show this image on the products that name its file stem, unless they
+    already show a newer one (the description came first, or this is a later
+    photo of the same product). Returns how many products changed."""
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None or not image.name_stem or image.status == Image.Status.FAILED:
+        return 0
+    older = (
+        Q(image__isnull=True)
+        | Q(image__created_at__lt=image.created_at)
+        | Q(image__created_at=image.created_at, image__pk__lt=image.pk)
+    )
+    products = Product.objects.filter(image_stem=image.name_stem, is_demo=image.is_demo).filter(older)
+    return products.update(image=image, updated_at=timezone.now())
+
+
+@transaction.atomic
+def product_delete(*, product: Product) -> None:
+    """Delete the product; its reviews stay, no longer tied to it, and its
+    images stay in the images list."""
+    product.delete()
+
+
+# --- Demo content ---------------------------------------------------------------
+
+
+@transaction.atomic
+def demo_remove() -> dict[str, int]:
+    """Delete every demo row: reviews, products, people and their images (with
+    their files, through the images' own delete path). Real rows stay."""
+    from uploads.services import image_delete
+
+    removed = {
+        "reviews": Feedback.objects.filter(is_demo=True).delete()[0],
+        "products": Product.objects.filter(is_demo=True).delete()[0],
+        "people": Person.objects.filter(is_demo=True).delete()[0],
+        "images": 0,
+    }
+    for image in Image.objects.filter(is_demo=True):
+        image_delete(image=image)
+        removed["images"] += 1
+    return removed
 
 
 # --- Supplier deliveries --------------------------------------------------------
 
 SUPPLIER_PRESET = "supplier"
+# How long an import waits for its images to be processed before reporting.
+SUPPLIER_WAIT_SECONDS = 600
 REPORT_SUBJECT = "Upload Completed - Online Fruit Store"
 REPORT_BODY = (
     "All fruits are uploaded to our website successfully. A detailed list is attached to this email."
@@ -278,15 +356,17 @@ class SupplierSummary:
     images_created: int = 0
     images_existing: int = 0
     images_failed: list[tuple[str, str]] = field(default_factory=list)
+    images_unsettled: list[str] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     processed: list[Product] = field(default_factory=list)
 
     def line(self) -> str:
         p = self.products
+        unsettled = f", {len(self.images_unsettled)} still processing" if self.images_unsettled else ""
         return (
             f"{p.created} products created, {p.updated} updated, {p.skipped} unchanged, "
             f"{len(p.rejected)} rejected; {self.images_created} images imported, "
-            f"{self.images_existing} already there, {len(self.images_failed)} failed, "
+            f"{self.images_existing} already there, {len(self.images_failed)} failed{unsettled}, "
             f"{len(self.skipped_files)} files skipped."
         )
 
@@ -297,17 +377,26 @@ def _visible_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
-def supplier_import(directory: Path, *, progress: Callable[[int], None] | None = None) -> SupplierSummary:
+def supplier_import(
+    directory: Path,
+    *,
+    wait_seconds: float = SUPPLIER_WAIT_SECONDS,
+    progress: Callable[[int], None] | None = None,
+) -> SupplierSummary:
     """Import a supplier's folder: ``descriptions/*.txt`` and ``images/*``.
 
-    Images get the supplier preset and are processed here (the report needs
-    their thumbnails); products are matched to images by file stem. Running it
-    again on the same folder changes nothing.
+    Images get the supplier preset; their processing is started by the upload
+    itself once it commits (a worker, or in-process), never here. Products
+    link to the newest image of their file stem. The import then waits, up to
+    ``wait_seconds``, for its images to be ready or failed, so the report has
+    their thumbnails. Running it again on the same folder changes nothing.
+    Call it outside a transaction: processing starts only after commits.
     """
+    from uploads import selectors as upload_selectors
     from uploads import services as uploads
 
     summary = SupplierSummary()
-    images: dict[str, tuple[str, Image | None]] = {}
+    images: dict[str, tuple[str, Image]] = {}
     for path in _visible_files(directory / "images"):
         try:
             image, created = uploads.image_import(
@@ -316,11 +405,7 @@ def supplier_import(directory: Path, *, progress: Callable[[int], None] | None =
         except (uploads.ImageInvalid, uploads.ImageTooLarge) as exc:
             summary.skipped_files.append((f"images/{path.name}", str(exc)))
         else:
-            if image.status != Image.Status.READY:
-                image = uploads.image_process(image_id=image.pk) or image
-            if image.status == Image.Status.FAILED:
-                summary.images_failed.append((f"images/{path.name}", image.error))
-            images[path.stem] = (path.name, image)
+            images[path.stem] = (f"images/{path.name}", image)
             summary.images_created += created
             summary.images_existing += not created
         if progress:
@@ -329,15 +414,14 @@ def supplier_import(directory: Path, *, progress: Callable[[int], None] | None =
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
+        image_file = images.get(path.stem)
         try:
             record = formats.parse_description(path.read_bytes())
-            image_name, linked = images.get(path.stem, (f"{path.stem}.jpeg", None))
             product, outcome = product_upsert(
                 name=record.name,
                 weight=record.weight,
                 description=record.description,
-                image_name=image_name,
-                image=linked,
+                image_name=image_file[1].original_name if image_file else f"{path.stem}.jpeg",
             )
         except formats.FormatError as exc:
             summary.products.rejected.append((f"descriptions/{path.name}", str(exc)))
@@ -353,6 +437,15 @@ def supplier_import(directory: Path, *, progress: Callable[[int], None] | None =
                 summary.products.skipped += 1
         if progress:
             progress(1)
+    settled = upload_selectors.images_wait_settled([img.pk for _, img in images.values()], wait_seconds)
+    for label, image in images.values():
+        current = settled.get(image.pk)
+        if current is None:
+            continue
+        if current.status == Image.Status.FAILED:
+            summary.images_failed.append((label, current.error))
+        elif current.status != Image.Status.READY:
+            summary.images_unsettled.append(label)
     logger.info("supplier import %s: %s", directory, summary.line())
     return summary
 

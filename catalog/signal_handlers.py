@@ -1,7 +1,8 @@
 """Catalog side effects of uploads, wired from CatalogConfig.ready().
 
 A product and its image may arrive in either order: when the image comes
-second, the product that names its file is linked once the upload commits.
+second, or is a later photo of the same product, the products that name its
+file stem show it once the upload commits. The write is a service.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ def link_products(
         return
     from catalog.services import product_link_image
 
-    transaction.on_commit(lambda: product_link_image(image=instance))
+    # By id: the committed row, with whatever the upload's transaction set.
+    image_id = instance.pk
+    transaction.on_commit(lambda: product_link_image(image_id=image_id))
 
 
 def register() -> None:

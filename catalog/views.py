@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 
 from catalog import selectors, services
 from catalog.api import FeedbackThrottle
@@ -36,7 +38,7 @@ def person_detail(request: HttpRequest, username: str) -> HttpResponse:
 
 
 def product_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.products_with_images(), PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
+    page = Paginator(selectors.products_on_display(), PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "catalog/product_list.html", {"page": page})
 
 
@@ -48,7 +50,20 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def review_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
-    return render(request, "catalog/review_list.html", {"page": page, "form": FeedbackForm()})
+    highlight = request.GET.get("highlight", "")
+    return render(
+        request,
+        "catalog/review_list.html",
+        {"page": page, "form": FeedbackForm(), "highlight": int(highlight) if highlight.isdigit() else None},
+    )
+
+
+def _review_url(review: Feedback) -> str:
+    """Where the list shows this review, marked: the list keeps its order by
+    date, so an old date puts a new review on a later page."""
+    page = selectors.feedback_position(review) // REVIEWS_PER_PAGE + 1
+    query = urlencode({"page": page, "highlight": review.pk} if page > 1 else {"highlight": review.pk})
+    return f"{reverse('catalog:review-list')}?{query}#review-{review.pk}"
 
 
 def review_submit(request: HttpRequest) -> HttpResponse:
@@ -84,6 +99,6 @@ def review_submit(request: HttpRequest) -> HttpResponse:
     )
     if review.status == Feedback.Status.PENDING:
         messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
-    else:
-        messages.success(request, "Thank you! Your review is published.")
-    return redirect("catalog:review-list")
+        return redirect("catalog:review-list")
+    messages.success(request, "Thank you! Your review is published.")
+    return redirect(_review_url(review))

@@ -1,5 +1,12 @@
 """Demo content for `make run`: people, products with images drawn here (no
-downloads), and reviews. Loaded by `manage.py seed_demo`."""
+downloads), and reviews. Loaded by `manage.py seed_demo`, through the same
+services as real data, and taken out by `seed_demo --remove`.
+
+Every demo row is marked ``is_demo``. Demo file names start with ``demo-``, so
+they can never share a stem with the course's numbered files (``001.jpeg`` …
+``999.tiff``) or a supplier's; real products never match or link to demo rows
+anyway.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,8 @@ import math
 import random
 from typing import Any
 
+from django.db import transaction
+from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFilter
 
 PEOPLE: list[dict[str, Any]] = [
@@ -33,17 +42,17 @@ PEOPLE: list[dict[str, Any]] = [
 ]  # fmt: skip
 
 PRODUCTS: list[dict[str, Any]] = [
-    {"name": "Apple", "weight": 500, "image_name": "001.jpg", "fruit": (200, 30, 40),
+    {"name": "Apple", "weight": 500, "image_name": "demo-apple.jpg", "fruit": (200, 30, 40),
      "description": "Crisp red apples picked this week. Sweet, firm and good for baking or eating out of hand."},
-    {"name": "Kiwifruit", "weight": 250, "image_name": "005.jpg", "fruit": (120, 90, 50),
+    {"name": "Kiwifruit", "weight": 250, "image_name": "demo-kiwifruit.jpg", "fruit": (120, 90, 50),
      "description": "Fuzzy brown kiwifruit with bright green flesh, rich in vitamin C."},
-    {"name": "Mango", "weight": 300, "image_name": "007.jpg", "fruit": (245, 170, 40),
+    {"name": "Mango", "weight": 300, "image_name": "demo-mango.jpg", "fruit": (245, 170, 40),
      "description": "Ripe mangoes with golden flesh. Store at room temperature until slightly soft."},
-    {"name": "Lemon", "weight": 200, "image_name": "010.jpg", "fruit": (250, 220, 60),
+    {"name": "Lemon", "weight": 200, "image_name": "demo-lemon.jpg", "fruit": (250, 220, 60),
      "description": "Bright, juicy lemons for cooking, baking and lemonade."},
-    {"name": "Plum", "weight": 150, "image_name": "012.jpg", "fruit": (110, 40, 110),
+    {"name": "Plum", "weight": 150, "image_name": "demo-plum.jpg", "fruit": (110, 40, 110),
      "description": "Dark, sweet plums with a tart skin."},
-    {"name": "Lime", "weight": 180, "image_name": "015.jpg", "fruit": (110, 190, 60),
+    {"name": "Lime", "weight": 180, "image_name": "demo-lime.jpg", "fruit": (110, 190, 60),
      "description": "Small green limes, full of juice and aroma."},
 ]  # fmt: skip
 
@@ -131,5 +140,66 @@ def portrait_image(color: tuple[int, int, int], size: tuple[int, int] = (900, 11
 
 
 def review_dates(count: int) -> list[dt.date]:
-    today = dt.date.today()
+    today = timezone.localdate()
     return [today - dt.timedelta(days=3 * i + 1) for i in range(count)]
+
+
+def is_loaded() -> bool:
+    from catalog.models import Person, Product
+
+    return Product.objects.filter(is_demo=True).exists() or Person.objects.filter(is_demo=True).exists()
+
+
+def _demo_image(*, data: bytes, original_name: str, alt: str) -> Any:
+    """Upload through the images' own service, then mark the row as demo in
+    the same transaction: the link and processing hooks run after commit and
+    read the committed row."""
+    from uploads import services as upload_services
+    from uploads.models import Image as ImageRow
+
+    image = upload_services.image_upload(file=data, original_name=original_name, alt=alt)
+    ImageRow.objects.filter(pk=image.pk).update(is_demo=True)
+    image.is_demo = True
+    return image
+
+
+@transaction.atomic
+def load() -> dict[str, int]:
+    """Load the demo people, products and reviews through the catalog's
+    services; all or nothing. Returns how many of each were loaded."""
+    from catalog import services
+    from catalog.models import Feedback
+
+    for spec in PEOPLE:
+        fields = {k: v for k, v in spec.items() if k != "color"}
+        photo = _demo_image(
+            data=portrait_image(spec["color"]),
+            original_name=f"demo-portrait-{spec['username']}.jpg",
+            alt=f"Portrait of {spec['name']}",
+        )
+        services.person_upsert(**fields, photo=photo, is_demo=True)
+    products = {}
+    for seed, spec in enumerate(PRODUCTS):
+        image = _demo_image(
+            data=fruit_image(spec["fruit"], seed), original_name=spec["image_name"], alt=spec["name"]
+        )
+        products[spec["name"]], _ = services.product_upsert(
+            name=spec["name"],
+            weight=spec["weight"],
+            description=spec["description"],
+            image_name=spec["image_name"],
+            image=image,
+            is_demo=True,
+        )
+    for (title, name, text, rating, product), date in zip(REVIEWS, review_dates(len(REVIEWS)), strict=True):
+        services.feedback_submit(
+            title=title,
+            name=name,
+            date=date,
+            text=text,
+            rating=rating,
+            product=products.get(product) if product else None,
+            source=Feedback.Source.IMPORT,
+            is_demo=True,
+        )
+    return {"people": len(PEOPLE), "products": len(products), "reviews": len(REVIEWS)}

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.db.models import Prefetch, QuerySet
@@ -11,6 +13,33 @@ from uploads.models import Image, Rendition
 
 # Best first: a browser takes the first <source> whose type it supports.
 FORMAT_ORDER = ("avif", "webp", "jpeg", "png")
+
+
+SETTLED = (Image.Status.READY, Image.Status.FAILED)
+# Polling starts fast (in-process processing is done in well under a second)
+# and backs off to this interval for a busy worker.
+WAIT_POLL_MAX_SECONDS = 1.0
+
+
+def images_wait_settled(ids: Iterable[int], timeout: float) -> dict[int, Image]:
+    """The images by id once every one is ready or failed, or once ``timeout``
+    seconds have passed (then some may still be pending or processing).
+
+    Processing runs after the upload commits, in a worker, a thread or this
+    process, so this polls the database. Call it outside a transaction: rows
+    another connection settles stay invisible to an open one.
+    """
+    wanted = set(ids)
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while wanted:
+        unsettled = Image.objects.filter(pk__in=wanted).exclude(status__in=SETTLED).exists()
+        left = deadline - time.monotonic()
+        if not unsettled or left <= 0:
+            break
+        time.sleep(min(delay, left))
+        delay = min(delay * 2, WAIT_POLL_MAX_SECONDS)
+    return Image.objects.in_bulk(wanted)
 
 
 def images_with_renditions() -> QuerySet[Image]:

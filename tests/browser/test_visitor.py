@@ -186,10 +186,12 @@ def test_a_visitor_submits_a_review_and_sees_it_listed(browsing: Browsing) -> No
     _fill_review(browsing, title="Ripe and sweet")
     page.get_by_role("button", name="Send review").click()
 
-    expect(page).to_have_url(re.compile(r"/reviews/$"))
+    expect(page).to_have_url(re.compile(r"/reviews/\?highlight=\d+#review-\d+$"))
     expect(page.get_by_role("status")).to_have_text("Thank you! Your review is published.")
     reviews = page.locator("article.review")
     expect(reviews.locator("h3")).to_have_text(["Ripe and sweet", "An older review"])
+    expect(page.locator("article.review-highlight h3")).to_have_text("Ripe and sweet")
+    expect(page.locator("article.review-highlight .review-badge")).to_have_text("Your review")
     expect(reviews.first.locator(".rating")).to_have_attribute("aria-label", "4 out of 5")
     expect(reviews.first.locator(".meta")).to_contain_text("Jamie Rivera")
     expect(reviews.first).to_contain_text("Will order again.")
@@ -218,7 +220,7 @@ def test_an_invalid_review_shows_the_error_and_keeps_what_was_typed(browsing: Br
     # Correcting the title is enough to send it.
     page.get_by_label("Title").fill("Ripe after all")
     page.get_by_role("button", name="Send review").click()
-    expect(page).to_have_url(re.compile(r"/reviews/$"))
+    expect(page).to_have_url(re.compile(r"/reviews/\?highlight=\d+#review-\d+$"))
     expect(page.locator("article.review h3")).to_have_text(["Ripe after all"])
     browsing.shot("review-corrected")
 

@@ -80,7 +80,10 @@ def test_the_reviews_page_is_paginated(client: Client) -> None:
 
 def test_a_submitted_review_redirects_and_appears(client: Client) -> None:
     response = client.post(reverse("catalog:review-submit"), review_form(), follow=True)
-    assert response.redirect_chain == [(reverse("catalog:review-list"), 302)]
+    review = Feedback.objects.get()
+    assert response.redirect_chain == [
+        (f"{reverse('catalog:review-list')}?highlight={review.pk}#review-{review.pk}", 302)
+    ]
     html = response.content.decode()
     assert "Your review is published" in html
     assert "Lovely" in html

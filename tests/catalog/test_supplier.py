@@ -19,7 +19,9 @@ from uploads.models import Image
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 
-pytestmark = pytest.mark.django_db
+# Transactional: the import runs as in production, each upload committing and
+# its processing starting after the commit, while the import waits for it.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
@@ -41,20 +43,14 @@ def delivery(tmp_path: Path) -> Path:
     return folder
 
 
-def run(commit: Any, *args: str) -> tuple[str, str]:
+def run(*args: str) -> tuple[str, str]:
     out, err = io.StringIO(), io.StringIO()
-    with commit():
-        call_command(*args, stdout=out, stderr=err)
+    call_command(*args, stdout=out, stderr=err)
     return out.getvalue(), err.getvalue()
 
 
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks: Any) -> Any:
-    return lambda: django_capture_on_commit_callbacks(execute=True)
-
-
-def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(delivery: Path, commit: Any) -> None:
-    out, err = run(commit, "import_supplier", str(delivery), "--email", "supplier@example.com")
+def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(delivery: Path) -> None:
+    out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
     assert out.startswith(
         "4 products created, 0 updated, 0 unchanged, 1 rejected; 4 images imported, 0 already there, "
         "0 failed, 2 files skipped."
@@ -85,20 +81,18 @@ def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(deliver
     assert "weight: 500 lbs" in text
 
 
-def test_the_supplier_rendition_is_an_rgb_jpeg_of_the_tiff(
-    delivery: Path, commit: Any, settings: Any
-) -> None:
-    run(commit, "import_supplier", str(delivery), "--no-email")
+def test_the_supplier_rendition_is_an_rgb_jpeg_of_the_tiff(delivery: Path, settings: Any) -> None:
+    run("import_supplier", str(delivery), "--no-email")
     rendition = Product.objects.get(name="Mango").image.renditions.get()  # type: ignore[union-attr]
     with PILImage.open(Path(settings.MEDIA_ROOT) / rendition.storage_key) as img:
         assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (600, 400))
 
 
-def test_importing_the_same_delivery_again_changes_nothing(delivery: Path, commit: Any) -> None:
-    run(commit, "import_supplier", str(delivery), "--no-email")
+def test_importing_the_same_delivery_again_changes_nothing(delivery: Path) -> None:
+    run("import_supplier", str(delivery), "--no-email")
     before = list(Product.objects.order_by("pk").values())
     images_before = list(Image.objects.order_by("pk").values_list("pk", "sha256", "status"))
-    out, _ = run(commit, "import_supplier", str(delivery), "--no-email")
+    out, _ = run("import_supplier", str(delivery), "--no-email")
     assert out.startswith(
         "0 products created, 0 updated, 4 unchanged, 1 rejected; 0 images imported, 4 already there"
     )
@@ -106,25 +100,23 @@ def test_importing_the_same_delivery_again_changes_nothing(delivery: Path, commi
     assert list(Image.objects.order_by("pk").values_list("pk", "sha256", "status")) == images_before
 
 
-def test_a_changed_description_updates_its_product(delivery: Path, commit: Any) -> None:
-    run(commit, "import_supplier", str(delivery), "--no-email")
+def test_a_changed_description_updates_its_product(delivery: Path) -> None:
+    run("import_supplier", str(delivery), "--no-email")
     (delivery / "descriptions" / "001.txt").write_text("Apple\n520 lbs\nEven crisper.\n")
-    out, _ = run(commit, "import_supplier", str(delivery), "--no-email")
+    out, _ = run("import_supplier", str(delivery), "--no-email")
     assert out.startswith("0 products created, 1 updated, 3 unchanged")
     assert Product.objects.get(name="Apple").weight == 520
 
 
-def test_the_report_can_be_written_to_a_file(delivery: Path, commit: Any, tmp_path: Path) -> None:
+def test_the_report_can_be_written_to_a_file(delivery: Path, tmp_path: Path) -> None:
     report = tmp_path / "processed.pdf"
-    run(commit, "import_supplier", str(delivery), "--no-email", "--report", str(report))
+    run("import_supplier", str(delivery), "--no-email", "--report", str(report))
     assert report.read_bytes().startswith(b"%PDF")
     assert mail.outbox == []
 
 
-def test_staff_download_the_report_for_a_day_from_the_admin(
-    delivery: Path, commit: Any, admin_client: Client
-) -> None:
-    run(commit, "import_supplier", str(delivery), "--no-email")
+def test_staff_download_the_report_for_a_day_from_the_admin(delivery: Path, admin_client: Client) -> None:
+    run("import_supplier", str(delivery), "--no-email")
     today = timezone.localdate()
     response = admin_client.get("/admin/catalog/product/report/", {"date": today.isoformat()})
     assert response.status_code == 200

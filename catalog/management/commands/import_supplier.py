@@ -15,8 +15,9 @@ from catalog import selectors, services
 class Command(BaseCommand):
     help = (
         "Import a supplier delivery: DIR/descriptions/*.txt (name, 'N lbs', description) and "
-        "DIR/images/* (linked by file stem; processed with the supplier preset). Then build "
-        "the PDF report and email it. Running it again changes nothing."
+        "DIR/images/* (linked by file stem; processed with the supplier preset, by the worker or "
+        "in-process after each upload commits). Waits for the images to be processed, then builds "
+        "the PDF report and emails it. Running it again changes nothing."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,6 +27,14 @@ class Command(BaseCommand):
         )
         parser.add_argument("--no-email", action="store_true", help="Build the report but send nothing.")
         parser.add_argument("--report", type=Path, help="Also write the PDF here.")
+        parser.add_argument(
+            "--wait",
+            type=float,
+            default=services.SUPPLIER_WAIT_SECONDS,
+            metavar="SECONDS",
+            help="How long to wait for the images to be processed before reporting "
+            f"(default {services.SUPPLIER_WAIT_SECONDS}).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory: Path = options["directory"]
@@ -37,11 +46,15 @@ class Command(BaseCommand):
             if (directory / sub).is_dir()
         )
         with tqdm(total=total, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            summary = services.supplier_import(directory, progress=bar.update)
+            summary = services.supplier_import(directory, wait_seconds=options["wait"], progress=bar.update)
         for name, reason in summary.skipped_files:
             self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in summary.products.rejected + summary.images_failed:
             self.stderr.write(f"rejected {name}: {reason}")
+        for name in summary.images_unsettled:
+            self.stderr.write(
+                f"still processing {name} after {options['wait']:g} s: no thumbnail in the report"
+            )
         products = selectors.products_with_images().filter(pk__in=[p.pk for p in summary.processed])
         today = timezone.localdate()
         pdf = services.report_build(products=products.order_by("name"), date=today)

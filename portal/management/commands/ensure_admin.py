@@ -6,15 +6,31 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
+
+# Addresses a server listens on that a browser cannot open as such.
+ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - mapped, not bound
+
+
+def admin_url(host: str, port: int) -> str:
+    """The admin's address on the server `make run` starts (HOST, PORT)."""
+    host = ANY_ADDRESS.get(host, host)
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}{reverse('admin:index')}"
 
 
 class Command(BaseCommand):
     help = (
         "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
         "PORTAL_ADMIN_PASSWORD, or a password is generated once, kept in var/admin_password "
-        "and printed."
+        "and printed with the admin's URL on --host/--port (those of the server, as make run passes them)."
     )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--host", default="127.0.0.1", help="Host the portal is served on.")
+        parser.add_argument("--port", type=int, default=8000, help="Port the portal is served on.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         username = os.environ.get("PORTAL_ADMIN_USERNAME", "admin")
@@ -42,6 +58,7 @@ class Command(BaseCommand):
             state = "exists"
         self.stdout.write(
             self.style.SUCCESS(
-                f"Admin account {state}: http://127.0.0.1:8000/admin/  user {username!r}  password {password!r}"
+                f"Admin account {state}: {admin_url(options['host'], options['port'])}  "
+                f"user {username!r}  password {password!r}"
             )
         )

@@ -1,0 +1,154 @@
+"""Demo content: marked, named apart from real data, untouched by a supplier's
+run on top of it, hidden from the catalog once real products exist, and
+removed with its files by ``seed_demo --remove``."""
+
+from __future__ import annotations
+
+import io
+import re
+from typing import Any
+
+import pytest
+from django.core.files.storage import default_storage
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.test import Client
+
+from catalog.models import Feedback, Person, Product
+from portal import demo
+from tests.uploads import corpus
+from uploads.models import Image, Rendition
+
+pytestmark = pytest.mark.django_db
+
+NUMBERED = re.compile(r"^\d{1,3}$")
+
+
+@pytest.fixture
+def seeded(django_capture_on_commit_callbacks: Any) -> str:
+    with django_capture_on_commit_callbacks(execute=True):
+        out = io.StringIO()
+        call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def demo_snapshot() -> dict[str, list[tuple[Any, ...]]]:
+    """Every demo row as it is stored, to compare before and after."""
+    return {
+        "people": list(Person.objects.filter(is_demo=True).order_by("pk").values_list()),
+        "products": list(Product.objects.filter(is_demo=True).order_by("pk").values_list()),
+        "reviews": list(Feedback.objects.filter(is_demo=True).order_by("pk").values_list()),
+        "images": list(Image.objects.filter(is_demo=True).order_by("pk").values_list()),
+        "renditions": list(
+            Rendition.objects.filter(image__is_demo=True).order_by("pk").values_list("storage_key")
+        ),
+    }
+
+
+def catalog_cards(client: Client) -> list[str]:
+    html = client.get("/catalog/").content.decode()
+    return re.findall(r'<span class="card-title">([^<]*)</span>', html)
+
+
+def supplier_posts(client: Client, capture: Any) -> dict[str, Image]:
+    """What the course's supplier scripts send: descriptions to /fruits/,
+    then the photos to /upload/."""
+    for name, weight, image_name in (("Watermelon", "500 lbs\n", "010.jpeg"), ("Apple", "300", "001.jpeg")):
+        response = client.post("/fruits/", {"name": name, "weight": weight, "image_name": image_name})
+        assert response.status_code == 201, response.content
+    photos = {}
+    for seed, file_name in enumerate(("010.jpeg", "001.jpeg"), start=1):
+        with capture(execute=True):
+            response = client.post(
+                "/upload/",
+                {"file": SimpleUploadedFile(file_name, corpus.photo_jpeg(900, 600, seed=seed))},
+            )
+        assert response.status_code == 201, response.content
+        photos[file_name] = Image.objects.get(pk=response.json()["id"])
+    return photos
+
+
+def test_demo_rows_are_marked_and_named_apart_from_the_numbered_files(seeded: str) -> None:
+    assert seeded.startswith("Demo content loaded: 6 people, 6 products, 6 reviews.")
+    assert Person.objects.filter(is_demo=True).count() == len(demo.PEOPLE)
+    assert Product.objects.filter(is_demo=True).count() == len(demo.PRODUCTS)
+    assert Feedback.objects.filter(is_demo=True).count() == len(demo.REVIEWS)
+    assert Image.objects.filter(is_demo=True).count() == len(demo.PEOPLE) + len(demo.PRODUCTS)
+    for model in (Person, Product, Feedback, Image):
+        assert not model.objects.filter(is_demo=False).exists(), model
+    stems = [*Image.objects.values_list("name_stem", flat=True)]
+    stems += [*Product.objects.values_list("image_stem", flat=True)]
+    assert all(stem.startswith("demo-") and not NUMBERED.match(stem) for stem in stems), stems
+    # Each demo product shows its own drawn photo, processed.
+    for product in Product.objects.select_related("image"):
+        assert product.image is not None
+        assert product.image.status == Image.Status.READY
+        assert product.image.name_stem == product.image_stem
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert out.getvalue().startswith("Demo content is already loaded.")
+    assert Product.objects.count() == len(demo.PRODUCTS)
+
+
+def test_a_supplier_run_on_top_of_the_demo_leaves_it_untouched_and_fills_the_catalog(
+    seeded: str, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    assert sorted(catalog_cards(client)) == sorted(p["name"] for p in demo.PRODUCTS)
+    before = demo_snapshot()
+
+    photos = supplier_posts(client, django_capture_on_commit_callbacks)
+
+    assert demo_snapshot() == before
+    # The catalog shows exactly the supplier's products, with the supplier's photos.
+    assert catalog_cards(client) == ["Apple", "Watermelon"]
+    assert [f["name"] for f in client.get("/fruits/").json()] == ["Watermelon", "Apple"]
+    watermelon = Product.objects.get(name="Watermelon", is_demo=False)
+    assert (watermelon.is_demo, watermelon.weight, watermelon.image) == (False, 500, photos["010.jpeg"])
+    assert Product.objects.get(name="Apple", is_demo=False).image == photos["001.jpeg"]
+    html = client.get("/catalog/").content.decode()
+    for photo in photos.values():
+        assert photo.renditions.get().storage_key in html
+    for key in Rendition.objects.filter(image__is_demo=True).values_list("storage_key", flat=True):
+        assert key not in html
+
+
+def test_seed_demo_remove_takes_out_every_demo_row_and_file_and_keeps_real_data(
+    seeded: str, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    photos = supplier_posts(client, django_capture_on_commit_callbacks)
+    review = client.post(
+        "/feedback/", {"title": "Sweet", "name": "Ann", "date": "2024-06-01", "feedback": "Yes."}
+    ).json()
+    demo_files = [(image.file.storage, image.file.name) for image in Image.objects.filter(is_demo=True)]
+    demo_keys = list(Rendition.objects.filter(image__is_demo=True).values_list("storage_key", flat=True))
+    assert demo_files
+    assert demo_keys
+    assert all(store.exists(name) for store, name in demo_files)
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--remove", stdout=out)
+
+    assert out.getvalue().strip() == ("Demo content removed: 6 people, 6 products, 6 reviews, 12 images.")
+    for model in (Person, Product, Feedback, Image):
+        assert not model.objects.filter(is_demo=True).exists(), model
+    assert not any(store.exists(name) for store, name in demo_files)
+    assert not any(default_storage.exists(key) for key in demo_keys)
+    # The supplier's products, photos and files and the visitor's review stay.
+    assert sorted(Product.objects.values_list("name", flat=True)) == ["Apple", "Watermelon"]
+    for photo in photos.values():
+        photo.refresh_from_db()
+        assert photo.file.storage.exists(photo.file.name)
+        assert default_storage.exists(photo.renditions.get().storage_key)
+    assert Feedback.objects.filter(pk=review["id"]).exists()
+    assert catalog_cards(client) == ["Apple", "Watermelon"]
+
+
+def test_a_real_import_of_a_demo_username_makes_that_person_real(seeded: str) -> None:
+    from catalog import services
+
+    username = demo.PEOPLE[0]["username"]
+    services.person_upsert(username=username, name="Ada Real", department="Engineering")
+    call_command("seed_demo", "--remove", stdout=io.StringIO())
+    person = Person.objects.get(username=username)
+    assert (person.name, person.is_demo) == ("Ada Real", False)

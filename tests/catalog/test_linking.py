@@ -1,0 +1,233 @@
+"""Products and their images: linked by file stem whichever arrives first, the
+newest photo of a stem winning, demo and real content never mixing; the
+lookups behind it are indexed."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from catalog import selectors, services
+from catalog.models import Product
+from tests.uploads import corpus
+from uploads.models import Image, Rendition
+from uploads.services import image_upload
+
+pytestmark = pytest.mark.django_db
+
+Upload = Callable[..., Image]
+
+
+@pytest.fixture
+def upload(django_capture_on_commit_callbacks: Any) -> Upload:
+    """Upload a small supplier photo and let its commit hooks (processing,
+    linking) run, as after a real commit."""
+    seeds = iter(range(1, 1000))
+
+    def make(name: str) -> Image:
+        with django_capture_on_commit_callbacks(execute=True):
+            image = image_upload(
+                file=corpus.photo_jpeg(300, 200, seed=next(seeds)), original_name=name, preset="supplier"
+            )
+        return Image.objects.get(pk=image.pk)
+
+    return make
+
+
+def image_of(product: Product) -> Image | None:
+    product.refresh_from_db()
+    return product.image
+
+
+# --- Either order ---------------------------------------------------------------
+
+
+def test_an_image_arriving_after_its_description_is_linked(upload: Upload) -> None:
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
+    assert product.image is None
+    image = upload("001.tiff")
+    assert image_of(product) == image
+
+
+def test_a_description_arriving_after_its_image_links_to_it(upload: Upload) -> None:
+    image = upload("005.png")
+    product, _ = services.product_upsert(name="Kiwi", weight=250, image_name="005.jpeg")
+    assert product.image == image
+
+
+def test_an_image_of_another_stem_is_not_linked(upload: Upload) -> None:
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
+    upload("0010.jpeg")
+    upload("001-old.jpeg")
+    assert image_of(product) is None
+
+
+# --- The newest photo wins --------------------------------------------------------
+
+
+def test_a_newer_image_with_the_same_stem_replaces_the_link_and_the_old_one_stays(upload: Upload) -> None:
+    first = upload("007.jpeg")
+    product, _ = services.product_upsert(name="Mango", weight=300, image_name="007.jpeg")
+    assert product.image == first
+    second = upload("007.tiff")
+    assert image_of(product) == second
+    assert Image.objects.filter(pk=first.pk).exists()
+
+
+def test_posting_the_description_again_keeps_the_newest_image(upload: Upload) -> None:
+    upload("010.jpeg")
+    newest = upload("010.jpeg")
+    product, outcome = services.product_upsert(name="Lemon", weight=200, image_name="010.jpeg")
+    assert (product.image, outcome) == (newest, "created")
+    again, outcome = services.product_upsert(name="Lemon", weight=200, image_name="010.jpeg")
+    assert (again.pk, again.image, outcome) == (product.pk, newest, "unchanged")
+
+
+def test_linking_an_older_image_again_does_not_take_the_newer_one_away(upload: Upload) -> None:
+    older = upload("012.jpeg")
+    newer = upload("012.jpeg")
+    product, _ = services.product_upsert(name="Plum", weight=150, image_name="012.jpeg")
+    assert product.image == newer
+    assert services.product_link_image(image_id=older.pk) == 0
+    assert image_of(product) == newer
+
+
+def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_callbacks: Any) -> None:
+    good = upload("015.jpeg")
+    with django_capture_on_commit_callbacks(execute=True):
+        broken = image_upload(file=corpus.truncated_jpeg(), original_name="015.jpeg", preset="supplier")
+    assert Image.objects.get(pk=broken.pk).status == Image.Status.FAILED
+    product, _ = services.product_upsert(name="Lime", weight=180, image_name="015.jpeg")
+    assert product.image == good
+
+
+def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.post("/fruits/", {"name": "Apple", "weight": 500, "image_name": "001.jpeg"})
+    ids = []
+    for seed in (1, 2):
+        with django_capture_on_commit_callbacks(execute=True):
+            response = client.post(
+                "/upload/", {"file": SimpleUploadedFile("001.jpeg", corpus.photo_jpeg(300, 200, seed=seed))}
+            )
+        ids.append(response.json()["id"])
+    assert Product.objects.get().image_id == ids[1]
+    assert Image.objects.filter(pk__in=ids).count() == 2
+
+
+# --- Demo and real never mix ------------------------------------------------------
+
+
+def test_demo_and_real_products_never_match_or_link_each_other(upload: Upload) -> None:
+    demo_image = upload("020.jpeg")
+    Image.objects.filter(pk=demo_image.pk).update(is_demo=True)
+    demo, _ = services.product_upsert(
+        name="Demo fig", weight=10, image_name="020.jpeg", image=demo_image, is_demo=True
+    )
+    real, outcome = services.product_upsert(name="Fig", weight=12, image_name="020.jpeg")
+    assert outcome == "created"
+    assert real.pk != demo.pk
+    assert real.image is None
+    real_image = upload("020.jpeg")
+    assert image_of(real) == real_image
+    assert image_of(demo) == demo_image
+    demo.refresh_from_db()
+    assert (demo.name, demo.weight) == ("Demo fig", 10)
+
+
+# --- Edits by id ------------------------------------------------------------------
+
+
+def test_changing_the_image_name_of_a_product_relinks_it(upload: Upload) -> None:
+    apple_photo = upload("001.jpeg")
+    pear_photo = upload("002.jpeg")
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
+    assert product.image == apple_photo
+    services.product_update(product_id=product.pk, image_name="002.jpg")
+    assert image_of(product) == pear_photo
+    services.product_update(product_id=product.pk, weight=510)
+    assert image_of(product) == pear_photo
+    services.product_update(product_id=product.pk, image_name="003.jpeg")
+    assert image_of(product) is None
+
+
+def test_an_explicit_image_is_kept_whatever_the_name(upload: Upload) -> None:
+    chosen = upload("studio-shot.png")
+    upload("001.jpeg")
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
+    services.product_update(product_id=product.pk, image=chosen)
+    assert image_of(product) == chosen
+
+
+# --- One stored stem, indexed -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "stem"),
+    [("001.jpeg", "001"), ("001.tar.gz", "001.tar"), ("images/001.TIFF", "001"), ("README", "README")],
+)
+def test_the_stem_is_stored_on_images_and_products_alike(upload: Upload, name: str, stem: str) -> None:
+    product, _ = services.product_upsert(name="Thing", weight=1, image_name=name)
+    assert product.image_stem == stem
+    assert upload(name.rsplit("/", 1)[-1]).name_stem == stem
+
+
+def test_the_stems_follow_renames(upload: Upload) -> None:
+    image = upload("001.jpeg")
+    image.original_name = "002.jpeg"
+    image.save(update_fields=["original_name"])
+    assert Image.objects.get(pk=image.pk).name_stem == "002"
+    product = Product.objects.create(name="Apple", weight=1, image_name="003.png")
+    product.image_name = "004.png"
+    product.save(update_fields=["image_name"])
+    assert Product.objects.get(pk=product.pk).image_stem == "004"
+
+
+def test_the_migrations_fill_the_stems_of_existing_rows(upload: Upload) -> None:
+    image = upload("030.jpeg")
+    product, _ = services.product_upsert(name="Date", weight=5, image_name="030.jpeg")
+    Image.objects.filter(pk=image.pk).update(name_stem="")
+    Product.objects.filter(pk=product.pk).update(image_stem="")
+    uploads_0002 = importlib.import_module("uploads.migrations.0002_image_stem_demo_indexes")
+    catalog_0003 = importlib.import_module("catalog.migrations.0003_demo_rows_and_image_stem")
+    uploads_0002.fill_name_stems(apps, None)
+    catalog_0003.fill_image_stems(apps, None)
+    assert Image.objects.get(pk=image.pk).name_stem == "030"
+    assert Product.objects.get(pk=product.pk).image_stem == "030"
+
+
+def query_plan(run: Callable[[], Any]) -> str:
+    """SQLite's plan for the last query ``run`` makes."""
+    with CaptureQueriesContext(connection) as ctx:
+        run()
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {ctx.captured_queries[-1]['sql']}")
+        return " ".join(str(row) for row in cursor.fetchall())
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.parametrize(
+    ("lookup", "index"),
+    [
+        (lambda: selectors.image_latest_for("001.jpeg"), "uploads_image_stem_idx"),
+        (lambda: list(Product.objects.filter(image_stem="001", is_demo=False)), "catalog_product_stem_idx"),
+        (lambda: list(Image.objects.filter(file__in=["originals/ab/x.jpg"])), "uploads_image_file_idx"),
+        (
+            lambda: list(Rendition.objects.filter(storage_key__in=["renditions/ab/x.jpg"])),
+            "uploads_rendition_key_idx",
+        ),
+    ],
+    ids=["image-by-stem", "product-by-stem", "image-by-file", "rendition-by-key"],
+)
+def test_linking_and_sweep_lookups_use_an_index(lookup: Callable[[], Any], index: str) -> None:
+    assert index in query_plan(lookup)
