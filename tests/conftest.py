@@ -3,7 +3,7 @@ eager tasks, and the personas of the permission tests."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,13 @@ def _clean_cache() -> Iterator[None]:
     cache.clear()
     yield
     cache.clear()
+
+
+@pytest.fixture
+def commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
+    """``with commit(): ...`` runs the block's on-commit callbacks (processing,
+    file deletion) at its end, as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
 
 
 @pytest.fixture

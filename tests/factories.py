@@ -11,6 +11,8 @@ from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
 from catalog.models import Feedback, Person, Product
+from uploads import services as upload_services
+from uploads.models import Image
 
 
 def jpeg_bytes(size: tuple[int, int] = (800, 600), color: tuple[int, int, int] = (200, 60, 40)) -> bytes:
@@ -68,3 +70,43 @@ class FeedbackFactory(factory.django.DjangoModelFactory):
     @classmethod
     def _create(cls, model_class: Any, *args: Any, **kwargs: Any) -> Feedback:
         return super()._create(model_class, *args, **kwargs)
+
+
+class ImageFactory(factory.Factory):
+    """A real image: its bytes go through ``image_upload`` (checked and stored),
+    then, unless ``processed=False``, through ``image_process`` into renditions,
+    as a committed upload would. Each image gets bytes of its own (a colour per
+    sequence number), so its own original and renditions; ``size`` sets the
+    JPEG's size, ``file`` replaces the bytes altogether.
+
+    Under ``transactional_db`` the upload's own commit already processes it, so
+    ``processed=False`` leaves it pending only inside a test's transaction.
+    """
+
+    class Meta:
+        model = Image
+
+    class Params:
+        size = (400, 300)
+
+    file = factory.LazyAttributeSequence(
+        lambda o, n: jpeg_bytes(o.size, color=(n * 37 % 256, n * 71 % 256, 255 - n * 13 % 256))
+    )
+    original_name = factory.Sequence(lambda n: f"photo{n:03d}.jpg")
+    preset = "web"
+    title = ""
+    alt = factory.LazyAttribute(lambda o: f"Photo {o.original_name}")
+    processed = True
+
+    @classmethod
+    def _build(cls, model_class: Any, *args: Any, **kwargs: Any) -> Image:
+        raise TypeError("ImageFactory only creates: an image exists once its file is stored")
+
+    @classmethod
+    def _create(cls, model_class: Any, *args: Any, processed: bool = True, **kwargs: Any) -> Image:
+        image = upload_services.image_upload(**kwargs)
+        if processed:
+            done = upload_services.image_process(image_id=image.pk)
+            assert done is not None
+            image = done
+        return image

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +19,3 @@ def media_files(settings: Any) -> Any:
         return found
 
     return files
-
-
-@pytest.fixture
-def commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
-    """``with commit(): ...`` runs the block's on-commit callbacks (processing,
-    file deletion) at its end, as a real commit would."""
-    return lambda: django_capture_on_commit_callbacks(execute=True)
