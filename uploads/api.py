@@ -231,6 +231,9 @@ def original_response(image: Image) -> HttpResponseBase:
             image.file.open("rb"),
             as_attachment=True,
             filename=image.original_name or image.file.name.rsplit("/", 1)[-1],
+            # Bytes to save, not to show: the upload was never checked for
+            # what a browser might make of it.
+            content_type="application/octet-stream",
         )
     response["Cache-Control"] = "private, no-store"
     return response

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import json
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -19,6 +21,7 @@ from rest_framework.test import APIClient
 
 from catalog.lab import LabThrottle
 from catalog.models import Feedback
+from portal import health
 from tests.uploads import corpus
 from uploads import services
 from uploads.models import Image
@@ -259,3 +262,26 @@ def test_an_unavailable_database_gives_a_plain_503(
         assert b"db.internal" not in response.content
         assert b"connect" not in response.content
         assert response["Retry-After"]
+
+
+# --- Probes under load ----------------------------------------------------------------------
+
+
+def test_a_storm_of_probes_costs_one_check_per_period(
+    live_server: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.HEALTH_READY_CACHE_SECONDS = 60
+    health.readiness.clear()
+    runs: list[int] = []
+    checks = health.READY_CHECKS
+    monkeypatch.setattr(health, "READY_CHECKS", (lambda: runs.append(1) or checks[0](), checks[1]))
+
+    def probe(_: int) -> tuple[int, dict[str, Any]]:
+        with urllib.request.urlopen(f"{live_server.url}/health/ready", timeout=30) as response:  # noqa: S310 - loopback
+            return response.status, json.loads(response.read())
+
+    with ThreadPoolExecutor(50) as pool:
+        answers = list(pool.map(probe, range(200)))
+    assert {status for status, _ in answers} == {200}
+    assert all(body == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}} for _, body in answers)
+    assert len(runs) == 1
