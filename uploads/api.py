@@ -49,18 +49,23 @@ class ImageSummarySerializer(serializers.ModelSerializer[Image]):
             "src", "srcset",
         ]  # fmt: skip
 
-    def _sets(self, image: Image) -> list[selectors.SourceSet]:
-        return selectors.source_sets(image) if image.is_ready else []
+    def _universal(self, image: Image) -> selectors.SourceSet | None:
+        """The set every client can show: JPEG, else the first format. Kept for
+        the image being serialized, as ``src`` and ``srcset`` both need it."""
+        cached = getattr(self, "_universal_cache", None)
+        if cached is None or cached[0] is not image:
+            sets = selectors.source_sets(image) if image.is_ready else []
+            chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
+            cached = self._universal_cache = (image, chosen)
+        return cached[1]
 
     def get_srcset(self, image: Image) -> str:
         """The JPEG (else first format) width ladder as an HTML ``srcset``."""
-        sets = self._sets(image)
-        chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
+        chosen = self._universal(image)
         return chosen.srcset if chosen else ""
 
     def get_src(self, image: Image) -> str | None:
-        sets = self._sets(image)
-        chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
+        chosen = self._universal(image)
         return chosen.fallback.url if chosen else None
 
 
@@ -91,9 +96,13 @@ class ImageSerializer(ImageSummarySerializer):
         read_only_fields = fields
 
     def _private(self) -> bool:
-        if "may_download" not in self.context:
-            self.context["may_download"] = may_download_original(self.context.get("request"))
-        return bool(self.context["may_download"])
+        """Whether this caller may see what fetches the original (asked once
+        per response, on the outermost serializer)."""
+        root: Any = self.root or self
+        cached = getattr(root, "_may_download", None)
+        if cached is None:
+            cached = root._may_download = may_download_original(self.context.get("request"))
+        return bool(cached)
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_sha256(self, image: Image) -> str | None:
@@ -222,7 +231,8 @@ class ImageViewSet(
 
 def original_response(image: Image) -> HttpResponseBase:
     """A signed redirect to the original in a bucket, or its bytes streamed."""
-    url = storage.original_url(image.file.name, expires=settings.ORIGINAL_URL_SECONDS)
+    key = image.file.name or ""
+    url = storage.original_url(key, expires=settings.ORIGINAL_URL_SECONDS)
     response: HttpResponseBase
     if url:
         response = HttpResponseRedirect(url)
@@ -230,7 +240,7 @@ def original_response(image: Image) -> HttpResponseBase:
         response = FileResponse(
             image.file.open("rb"),
             as_attachment=True,
-            filename=image.original_name or image.file.name.rsplit("/", 1)[-1],
+            filename=image.original_name or key.rsplit("/", 1)[-1],
             # Bytes to save, not to show: the upload was never checked for
             # what a browser might make of it.
             content_type="application/octet-stream",

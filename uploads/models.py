@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import models
 
+from uploads import processing
 from uploads.storage import get_originals_storage
 
 
@@ -45,6 +46,10 @@ class Image(models.Model):
     placeholder = models.CharField(max_length=100, blank=True)
     dominant_color = models.CharField(max_length=7, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # Tries in a row that never reached an outcome because the worker died or
+    # was killed; at IMAGE_MAX_ATTEMPTS the image ends failed. Reset when a run
+    # starts afresh (upload, reprocess).
+    interruptions = models.PositiveIntegerField(default=0)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
@@ -115,18 +120,10 @@ class Rendition(models.Model):
 
     @property
     def content_type(self) -> str:
-        return CONTENT_TYPES.get(self.format, "application/octet-stream")
+        return processing.content_type(self.format)
 
 
 def file_stem(name: str) -> str:
     """``images/001.tiff`` → ``001``; a name with no extension is its own stem."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     return base.rsplit(".", 1)[0] if "." in base else base
-
-
-CONTENT_TYPES = {
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "png": "image/png",
-}

@@ -33,6 +33,8 @@ __all__ = [
     "Preset",
     "ProcessingError",
     "Result",
+    "content_type",
+    "extension",
     "probe",
     "process",
 ]
@@ -40,13 +42,28 @@ __all__ = [
 ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
 
 OUTPUT_FORMATS: Final = ("jpeg", "webp", "avif", "png")
-_CONTENT_TYPES: Final = {
-    "jpeg": "image/jpeg",
-    "webp": "image/webp",
-    "avif": "image/avif",
-    "png": "image/png",
+# Every format the portal reads or writes, by Pillow's name in lower case:
+# its content type and the file extension its objects are stored under.
+FORMAT_FILES: Final = {
+    "jpeg": ("image/jpeg", "jpg"),
+    "png": ("image/png", "png"),
+    "webp": ("image/webp", "webp"),
+    "avif": ("image/avif", "avif"),
+    "gif": ("image/gif", "gif"),
+    "tiff": ("image/tiff", "tif"),
+    "bmp": ("image/bmp", "bmp"),
 }
-_EXTENSIONS: Final = {"jpeg": "jpg", "webp": "webp", "avif": "avif", "png": "png"}
+
+
+def content_type(image_format: str) -> str:
+    """``"JPEG"`` or ``"jpeg"`` → ``image/jpeg``; unknown formats are plain bytes."""
+    return FORMAT_FILES.get(image_format.lower(), ("application/octet-stream", "bin"))[0]
+
+
+def extension(image_format: str) -> str:
+    """``"JPEG"`` or ``"jpeg"`` → ``jpg``."""
+    return FORMAT_FILES.get(image_format.lower(), ("application/octet-stream", "bin"))[1]
+
 
 _ENCODE_COST: Final = {"avif": 3, "webp": 2, "png": 1, "jpeg": 0}
 
@@ -194,11 +211,11 @@ class Output:
 
     @property
     def content_type(self) -> str:
-        return _CONTENT_TYPES[self.format]
+        return content_type(self.format)
 
     @property
     def extension(self) -> str:
-        return _EXTENSIONS[self.format]
+        return extension(self.format)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import mimetypes
 import os
 from collections.abc import Iterable, Iterator
 from itertools import islice
@@ -28,6 +27,8 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 from django.utils.functional import LazyObject
 from storages.backends.s3 import S3Storage
+
+from uploads import processing
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Originals never change either, but only their owner's browser may keep them.
@@ -43,17 +44,8 @@ PUBLIC_PREFIXES = (RENDITIONS_PREFIX,)
 # Keys compared with the database, and deleted, per round trip.
 BATCH = 1000
 
-mimetypes.add_type("image/webp", ".webp")
-mimetypes.add_type("image/avif", ".avif")
-
-EXTENSIONS = {
-    "JPEG": "jpg",
-    "PNG": "png",
-    "WEBP": "webp",
-    "GIF": "gif",
-    "TIFF": "tif",
-    "BMP": "bmp",
-}
+# The content type of each stored object, from its key's extension.
+_TYPE_BY_EXTENSION = {ext: ctype for ctype, ext in processing.FORMAT_FILES.values()}
 
 
 class _OriginalsStorage(LazyObject):
@@ -80,8 +72,7 @@ def storage_for(key: str) -> Storage:
 
 
 def original_key(sha256: str, image_format: str) -> str:
-    ext = EXTENSIONS.get(image_format.upper(), "bin")
-    return f"{ORIGINALS_PREFIX}{sha256[:2]}/{sha256}.{ext}"
+    return f"{ORIGINALS_PREFIX}{sha256[:2]}/{sha256}.{processing.extension(image_format)}"
 
 
 def rendition_key(data: bytes, extension: str) -> str:
@@ -133,6 +124,8 @@ def public_read_policy() -> dict[str, Any]:
 def public_read_policy_apply() -> dict[str, Any]:
     store = storages["default"]
     policy = public_read_policy()
+    if not isinstance(store, S3Storage):  # for the type checker: the call above refused it
+        raise TypeError("media are not in a bucket")
     store.connection.meta.client.put_bucket_policy(Bucket=store.bucket_name, Policy=json.dumps(policy))
     return policy
 
@@ -258,7 +251,7 @@ class MediaS3Storage(S3Storage):
             params.setdefault("CacheControl", IMMUTABLE)
         elif name.startswith(ORIGINALS_PREFIX):
             params.setdefault("CacheControl", PRIVATE_IMMUTABLE)
-        content_type, _ = mimetypes.guess_type(name)
+        content_type = _TYPE_BY_EXTENSION.get(name.rsplit(".", 1)[-1].lower())
         if content_type:
             params.setdefault("ContentType", content_type)
         return params
