@@ -228,6 +228,13 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600)
 # Objects no row points at are deleted once older than this (see sweep_orphans).
 IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600)
+# An image whose worker dies this many times in a row (a crash, the OOM killer,
+# the hard time limit) ends failed instead of taking more workers down.
+IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
+# Memory ceiling (data segment) of the process that decodes an image: a Celery
+# pool process, or the child the web process forks per image when embedded
+# (the web process itself is never capped). 0 turns it off.
+IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024)
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A body for an endpoint that takes no file is refused above this size (413),
@@ -282,7 +289,8 @@ METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 # --- Celery -------------------------------------------------------------------
 
 BROKER_CONFIGURED = bool(env.str("CELERY_BROKER_URL", default=""))
-# No broker: run tasks in-process, right where they are sent (after commit).
+# No broker: run tasks in-process (after commit; on a background thread when
+# serving, see uploads.dispatch), and the server sweeps (uploads.embedded).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
 CELERY_TASK_ALWAYS_EAGER = not BROKER_CONFIGURED
 CELERY_TASK_EAGER_PROPAGATES = False
@@ -291,6 +299,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Past the soft limit an image ends failed ("took longer than 120 s"); it also
+# bounds decoding in the embedded set-up, where the decoding child is killed.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -8,7 +8,9 @@ class UploadsConfig(AppConfig):
     verbose_name = "Images"
 
     def ready(self) -> None:
-        from uploads import metrics, signal_handlers
+        # Importing the tasks registers them with the Celery app, where
+        # uploads.dispatch finds them by name.
+        from uploads import metrics, signal_handlers, tasks  # noqa: F401
 
         signal_handlers.register()
         metrics.register()

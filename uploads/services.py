@@ -2,11 +2,13 @@
 
 Uploads are checked from the header before anything is stored; the file is
 written under a content-addressed key, then the row is created. Processing is
-started by the ``post_save`` handler once the row commits.
+started by the ``post_save`` handler once the row commits, or by reprocessing,
+both through ``uploads.dispatch``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import time
@@ -19,7 +21,7 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from uploads import metrics, processing, storage
+from uploads import dispatch, metrics, processing, sandbox, storage
 from uploads.models import Image, Rendition
 
 logger = logging.getLogger(__name__)
@@ -161,36 +163,97 @@ def _outputs_to_rows(image: Image, result: processing.Result) -> list[Rendition]
     return rows
 
 
-def image_process(*, image_id: int, force: bool = False) -> Image | None:
-    """Make the image's renditions. Idempotent: a ready image is left alone
-    unless ``force``; a repeated run rewrites nothing (same bytes, same keys).
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
-    Storage and database errors propagate so the task can retry; an image that
-    cannot be decoded ends ``failed`` with the reason, its original kept.
+
+def reason_died(times: int) -> str:
+    return f"Processing was given up: the worker processing it died {_plural(times, 'time')}."
+
+
+def reason_too_slow(seconds: float) -> str:
+    return f"Processing took longer than {seconds:g} s and was stopped."
+
+
+def reason_out_of_memory(limit_mb: int) -> str:
+    limit = f" (limit {limit_mb} MB)" if limit_mb else ""
+    return f"Processing ran out of memory{limit}."
+
+
+def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
+    """Mark the image as being processed; returns (image, whether to go on).
+
+    An image found ``processing`` was being processed when its worker died
+    (or was killed): that counts, and once it has happened IMAGE_MAX_ATTEMPTS
+    times in a row the image ends failed instead of harming another worker.
     """
     with transaction.atomic():
         image = Image.objects.select_for_update().filter(pk=image_id).first()
         if image is None:
-            return None
-        if image.status == Image.Status.READY and not force:
-            return image
+            return None, False
+        if image.status in (Image.Status.READY, Image.Status.FAILED) and not force:
+            # Done already: a duplicate delivery or a late sweep changes nothing.
+            return image, False
+        if image.status == Image.Status.PROCESSING:
+            image.interruptions += 1
+            if image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
+                _set_failed(image, reason_died(image.interruptions), elapsed=None)
+                return image, False
+        else:
+            image.interruptions = 0
         image.status = Image.Status.PROCESSING
         image.attempts += 1
-        image.save(update_fields=["status", "attempts", "updated_at"])
+        image.save(update_fields=["status", "attempts", "interruptions", "updated_at"])
+    return image, True
 
+
+def image_process(*, image_id: int, force: bool = False) -> Image | None:
+    """Make the image's renditions. Idempotent: a ready or failed image is left
+    alone unless ``force``; a repeated run rewrites nothing (same bytes, same keys).
+
+    The image is decoded under the memory ceiling and the time limit (see
+    uploads.sandbox). Storage and database errors propagate so the task can
+    retry; an image that cannot be decoded, or that runs out of memory or time,
+    ends ``failed`` with the reason, its original kept.
+    """
+    while True:
+        image, claimed = _image_claim(image_id=image_id, force=force)
+        if image is None or not claimed:
+            return image
+        try:
+            return _image_render(image)
+        except sandbox.Died as exc:
+            # Counted by the next claim, which gives up at the cap.
+            logger.warning("image id=%s: %s; trying again", image_id, exc)
+
+
+def _image_render(image: Image) -> Image | None:
     started = time.monotonic()
+    limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
     try:
         preset = preset_get(image.preset)
         with image.file.open("rb") as fh:
             data = fh.read()
-        result = processing.process(data, preset, max_pixels=settings.IMAGE_MAX_PIXELS)
+        result = sandbox.process(
+            data,
+            preset,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            memory_limit_mb=limit_mb,
+            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+        )
+        del data
+        rows = _outputs_to_rows(image, result)
     except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
-    rows = _outputs_to_rows(image, result)
+    except sandbox.TimedOut as exc:
+        return image_mark_failed(image_id=image.pk, reason=reason_too_slow(exc.seconds), started=started)
+    except (sandbox.OutOfMemory, MemoryError):
+        # In a confined worker the ceiling may be hit outside decoding too.
+        return image_mark_failed(image_id=image.pk, reason=reason_out_of_memory(limit_mb), started=started)
     elapsed = int((time.monotonic() - started) * 1000)
 
     with transaction.atomic():
-        image = Image.objects.select_for_update().get(pk=image_id)
+        image = Image.objects.select_for_update().get(pk=image.pk)
         # Old renditions' objects go after commit (signal handler) unless a
         # new row holds the same content-addressed key.
         image.renditions.all().delete()
@@ -206,19 +269,70 @@ def image_process(*, image_id: int, force: bool = False) -> Image | None:
     return image
 
 
+def _set_failed(image: Image, reason: str, *, elapsed: int | None) -> None:
+    image.status = Image.Status.FAILED
+    image.error = reason[:2000]
+    image.processing_ms = elapsed
+    image.processed_at = timezone.now()
+    image.save()
+    _log(image, f"failed: {reason}", elapsed)
+
+
 def image_mark_failed(*, image_id: int, reason: str, started: float | None = None) -> Image | None:
     elapsed = int((time.monotonic() - started) * 1000) if started else None
     with transaction.atomic():
         image = Image.objects.select_for_update().filter(pk=image_id).first()
         if image is None:
             return None
-        image.status = Image.Status.FAILED
-        image.error = reason[:2000]
-        image.processing_ms = elapsed
-        image.processed_at = timezone.now()
-        image.save()
-    _log(image, f"failed: {reason}", elapsed)
+        _set_failed(image, reason, elapsed=elapsed)
     return image
+
+
+def image_mark_pending(*, image_id: int) -> None:
+    """A try ended without an outcome and will be retried (a storage outage):
+    the next try must not count it as a worker that died."""
+    Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING).update(
+        status=Image.Status.PENDING, updated_at=timezone.now()
+    )
+
+
+def image_sweep_stuck() -> int:
+    """Process again the images left pending or processing for longer than
+    IMAGE_STUCK_AFTER_SECONDS (a task lost with the broker, a worker that died);
+    one whose worker died IMAGE_MAX_ATTEMPTS times ends failed instead.
+
+    Returns how many images it re-queued or failed.
+    """
+    cutoff = timezone.now() - dt.timedelta(seconds=settings.IMAGE_STUCK_AFTER_SECONDS)
+    waiting = [Image.Status.PENDING, Image.Status.PROCESSING]
+    stuck = list(Image.objects.filter(status__in=waiting, updated_at__lt=cutoff).values_list("pk", flat=True))
+    requeued, failed = [], []
+    for pk in stuck:
+        with transaction.atomic():
+            image = (
+                Image.objects.select_for_update()
+                .filter(pk=pk, status__in=waiting, updated_at__lt=cutoff)
+                .first()
+            )
+            if image is None:
+                continue  # finished meanwhile
+            if (
+                image.status == Image.Status.PROCESSING
+                and image.interruptions + 1 >= settings.IMAGE_MAX_ATTEMPTS
+            ):
+                image.interruptions += 1
+                _set_failed(image, reason_died(image.interruptions), elapsed=None)
+                failed.append(pk)
+                continue
+            # Touched, so the next sweep leaves it alone for another period.
+            image.save(update_fields=["updated_at"])
+            dispatch.process_after_commit(image_id=pk)
+            requeued.append(pk)
+    if requeued:
+        logger.warning("re-queued %d stuck images: %s", len(requeued), requeued)
+    if failed:
+        logger.warning("gave up on %d images whose worker kept dying: %s", len(failed), failed)
+    return len(requeued) + len(failed)
 
 
 def _log(image: Image, outcome: str, elapsed: int | None) -> None:
@@ -242,21 +356,21 @@ def _log(image: Image, outcome: str, elapsed: int | None) -> None:
 
 
 def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> int:
-    """Queue images for processing again (optionally with another preset)."""
-    from uploads.tasks import enqueue_processing
-
+    """Queue images for processing again (optionally with another preset),
+    each with a fresh count of tries; processing starts once each commits."""
     count = 0
     for image in images:
         with transaction.atomic():
-            fields = ["status", "error", "updated_at"]
+            fields = ["status", "error", "interruptions", "updated_at"]
             if preset:
                 preset_get(preset)
                 image.preset = preset
                 fields.append("preset")
             image.status = Image.Status.PENDING
             image.error = ""
+            image.interruptions = 0
             image.save(update_fields=fields)
-            enqueue_processing(image.pk, force=True)
+            dispatch.process_after_commit(image_id=image.pk, force=True)
         count += 1
     return count
 

@@ -1,18 +1,20 @@
-"""Celery tasks: thin wrappers that load by primary key and call a service."""
+"""Celery tasks: thin wrappers that load by primary key and call a service.
+
+Tasks are sent through ``uploads.dispatch`` (by name), never imported by the
+code that starts them.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
+import contextlib
 import logging
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import DatabaseError
-from django.utils import timezone
-from kombu.exceptions import OperationalError
 
 from uploads import services, storage
-from uploads.models import Image
 
 logger = logging.getLogger(__name__)
 
@@ -24,49 +26,32 @@ MAX_RETRIES = 5
 @shared_task(
     bind=True,
     acks_late=True,
+    # A worker that died mid-task hands the image to the next one at once;
+    # image_process counts those deaths and gives up at IMAGE_MAX_ATTEMPTS.
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
 )
 def process_image(self, image_id: int, force: bool = False) -> str:  # type: ignore[no-untyped-def]
     try:
         image = services.image_process(image_id=image_id, force=force)
+    except SoftTimeLimitExceeded:
+        reason = services.reason_too_slow(settings.CELERY_TASK_SOFT_TIME_LIMIT)
+        image = services.image_mark_failed(image_id=image_id, reason=reason)
     except TRANSIENT as exc:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
             services.image_mark_failed(image_id=image_id, reason=f"storage or database error: {exc}")
             return "failed"
+        # Best effort: with the database away the retry counts as a death.
+        with contextlib.suppress(*TRANSIENT):
+            services.image_mark_pending(image_id=image_id)
         raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
     return image.status if image else "missing"
-
-
-def enqueue_processing(image_id: int, *, force: bool = False) -> bool:
-    """Send the task (or, with no broker, run it here and now).
-
-    With the broker away the image stays pending, and the periodic sweep
-    queues it again: an accepted upload is never lost. Returns whether sent.
-    """
-    try:
-        process_image.apply_async(args=[image_id], kwargs={"force": force})
-    except (OperationalError, OSError) as exc:
-        logger.warning("broker unavailable, image %s left pending for the sweep: %s", image_id, exc)
-        return False
-    return True
 
 
 @shared_task
 def sweep_stuck_images() -> int:
     """Queue again the images left pending/processing too long (a lost task)."""
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.IMAGE_STUCK_AFTER_SECONDS)
-    stuck = list(
-        Image.objects.filter(
-            status__in=[Image.Status.PENDING, Image.Status.PROCESSING], updated_at__lt=cutoff
-        ).values_list("pk", flat=True)
-    )
-    for pk in stuck:
-        Image.objects.filter(pk=pk).update(updated_at=timezone.now())
-        enqueue_processing(pk)
-    if stuck:
-        logger.warning("re-queued %d stuck images: %s", len(stuck), stuck)
-    return len(stuck)
+    return services.image_sweep_stuck()
 
 
 @shared_task

@@ -1,0 +1,282 @@
+"""Every upload ends: images that crash, hang or exhaust memory end failed
+after a capped number of tries, and nothing else is harmed.
+
+Outside a Celery worker, images are decoded in a child process under the
+memory ceiling and the time limit (uploads.sandbox); these tests run that for
+real. tests/integration/test_poison.py proves the same on a Celery worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import resource
+import signal
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import pytest
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+from rest_framework.test import APIClient
+
+from tests.uploads import corpus
+from uploads import embedded, sandbox, services, storage, tasks
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+URL = "/api/v1/images/"
+
+
+@pytest.fixture(scope="module")
+def big_flat_png() -> bytes:
+    """16 MP: 64 MB of pixels once decoded, from a 56 kB file."""
+    return corpus.png(PILImage.new("RGB", (4000, 4000), (200, 100, 50)))
+
+
+def upload(commit: Any, data: bytes, name: str = "a.png") -> Image:
+    with commit():
+        image = services.image_upload(file=data, original_name=name)
+    image.refresh_from_db()
+    return image
+
+
+def interrupted(image: Image, *, times: int) -> None:
+    """Leave the image as a worker that died mid-run leaves it, ``times`` runs in a row."""
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING, interruptions=times - 1)
+
+
+# --- Deaths ---------------------------------------------------------------------
+
+
+def test_an_image_found_processing_was_interrupted_and_is_tried_again(commit: Any) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, times=1)
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY
+    assert (image.attempts, image.interruptions) == (2, 1)
+
+
+def test_an_image_whose_worker_died_three_times_ends_failed_without_a_fourth_try(commit: Any) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, times=3)
+    services.image_process(image_id=image.pk)  # finds the third run dead
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    assert image.error == "Processing was given up: the worker processing it died 3 times."
+    assert image.attempts == 1  # no new try was made
+    with image.file.open("rb") as kept:
+        assert kept.read() == corpus.jpeg()  # the original stays, for staff to reprocess
+
+
+def test_the_number_of_tries_is_a_setting(commit: Any, settings: Any) -> None:
+    settings.IMAGE_MAX_ATTEMPTS = 1
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, times=1)
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.error == "Processing was given up: the worker processing it died 1 time."
+
+
+def test_a_late_duplicate_leaves_a_failed_image_alone(commit: Any) -> None:
+    image = upload(commit, corpus.truncated_jpeg(), "cut.jpg")
+    assert image.status == Image.Status.FAILED
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.attempts == 1
+
+
+def test_the_sweep_never_requeues_past_the_cap(commit: Any, settings: Any) -> None:
+    dying = upload(commit, corpus.jpeg(), "dying.jpg")
+    lost = upload(commit, corpus.png(), "lost.png")
+    interrupted(dying, times=3)  # the sweep finds its third run dead
+    interrupted(lost, times=1)
+    settings.IMAGE_STUCK_AFTER_SECONDS = 0
+    with commit():
+        assert tasks.sweep_stuck_images() == 2
+    dying.refresh_from_db()
+    lost.refresh_from_db()
+    assert (dying.status, dying.error) == (
+        Image.Status.FAILED,
+        "Processing was given up: the worker processing it died 3 times.",
+    )
+    assert dying.attempts == 1
+    assert (lost.status, lost.attempts, lost.interruptions) == (Image.Status.READY, 2, 1)
+
+
+def test_reprocessing_starts_a_fresh_count_of_tries(commit: Any) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, times=3)
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    with commit():
+        services.image_reprocess(images=[image])
+    image.refresh_from_db()
+    assert (image.status, image.error, image.interruptions) == (Image.Status.READY, "", 0)
+
+
+def test_a_retried_storage_outage_is_not_counted_as_a_death(commit: Any) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING)
+    services.image_mark_pending(image_id=image.pk)  # what the task does before retrying
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert (image.status, image.interruptions) == (Image.Status.READY, 0)
+
+
+def _forkserver_children() -> list[psutil.Process]:
+    """The decoding children: forked by the fork server, our own child."""
+    found = []
+    for child in psutil.Process().children():
+        with contextlib.suppress(psutil.Error):
+            if "forkserver" in " ".join(child.cmdline()):
+                found.extend(child.children())
+    return found
+
+
+@contextlib.contextmanager
+def every_decoder_killed() -> Iterator[list[int]]:
+    """Kill each decoding child as soon as it appears, as a crashing decoder would die."""
+    killed: list[int] = []
+    done = threading.Event()
+
+    def kill() -> None:
+        while not done.is_set():
+            for child in _forkserver_children():
+                with contextlib.suppress(psutil.Error):
+                    child.kill()
+                    killed.append(child.pid)
+            done.wait(0.005)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    try:
+        yield killed
+    finally:
+        done.set()
+        thread.join()
+
+
+def test_a_decoder_that_dies_every_time_ends_failed_after_three_tries(
+    commit: Any, big_flat_png: bytes
+) -> None:
+    with every_decoder_killed() as killed:
+        image = upload(commit, big_flat_png)
+    assert len(set(killed)) >= 3
+    assert image.status == Image.Status.FAILED
+    assert image.error == "Processing was given up: the worker processing it died 3 times."
+    assert (image.attempts, image.interruptions) == (3, 3)
+    # The process that asked is unharmed and goes on processing.
+    assert upload(commit, corpus.jpeg(), "next.jpg").status == Image.Status.READY
+
+
+# --- Memory and time --------------------------------------------------------------
+
+
+def test_an_image_over_the_memory_ceiling_ends_failed_and_the_caller_is_not_capped(
+    commit: Any, settings: Any, big_flat_png: bytes
+) -> None:
+    settings.IMAGE_MEMORY_LIMIT_MB = 48
+    before = resource.getrlimit(resource.RLIMIT_DATA)
+    image = upload(commit, big_flat_png)
+    assert image.status == Image.Status.FAILED
+    assert image.error == "Processing ran out of memory (limit 48 MB)."
+    assert image.attempts == 1  # not worth another try: the same file, the same ceiling
+    assert resource.getrlimit(resource.RLIMIT_DATA) == before
+    assert upload(commit, corpus.jpeg(), "small.jpg").status == Image.Status.READY
+
+
+def test_the_same_image_under_a_higher_ceiling_is_processed(
+    commit: Any, settings: Any, big_flat_png: bytes
+) -> None:
+    settings.IMAGE_MEMORY_LIMIT_MB = 1024
+    assert upload(commit, big_flat_png).status == Image.Status.READY
+
+
+def test_an_image_over_the_time_limit_is_stopped_and_ends_failed(
+    commit: Any, settings: Any, big_flat_png: bytes
+) -> None:
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0.1
+    image = upload(commit, big_flat_png)
+    assert image.status == Image.Status.FAILED
+    assert image.error == "Processing took longer than 0.1 s and was stopped."
+    assert _forkserver_children() == []  # the decoder was killed, not left running
+
+
+def test_in_a_worker_process_the_soft_time_limit_fails_the_image_with_its_reason(
+    monkeypatch: pytest.MonkeyPatch, big_flat_png: bytes
+) -> None:
+    """A confined process decodes in place; Celery's soft limit arrives as a
+    signal whose handler raises SoftTimeLimitExceeded into whatever runs."""
+    monkeypatch.setattr(sandbox._confinement, "active", True)
+    monkeypatch.setattr(sandbox._confinement, "interrupts", (SoftTimeLimitExceeded,))
+    image = services.image_upload(file=big_flat_png, original_name="slow.png")  # not committed: pending
+
+    def soft_limit(signum: int, frame: Any) -> None:
+        raise SoftTimeLimitExceeded()
+
+    previous = signal.signal(signal.SIGALRM, soft_limit)
+    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    try:
+        assert tasks.process_image.apply(args=[image.pk]).get() == "failed"
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    image.refresh_from_db()
+    assert image.error == "Processing took longer than 120 s and was stopped."
+
+
+# --- A file that fails to decode ----------------------------------------------------
+
+
+def test_a_file_that_fails_to_decode_keeps_its_original_for_staff_to_see_and_reprocess(
+    token_client: APIClient, commit: Any, media_files: Any
+) -> None:
+    data = corpus.truncated_jpeg()
+    with commit():
+        created = token_client.post(URL, {"file": SimpleUploadedFile("cut.jpg", data)}, format="multipart")
+    assert created.status_code == 201, created.content
+    detail = token_client.get(f"{URL}{created.json()['id']}/").json()
+    assert detail["status"] == "failed"
+    assert "truncated" in detail["error"]
+    original = token_client.get(f"{URL}{detail['id']}/original/")
+    assert original.status_code == 200
+    assert b"".join(original.streaming_content) == data
+
+    with commit():
+        again = token_client.post(f"{URL}{detail['id']}/reprocess/", {}, format="json")
+    assert again.status_code == 202
+    image = Image.objects.get(pk=detail["id"])
+    assert (image.status, image.attempts, image.error) == (Image.Status.FAILED, 2, detail["error"])
+    assert b"".join(token_client.get(f"{URL}{image.pk}/original/").streaming_content) == data
+    assert not {path for path in media_files() if path.startswith("renditions/")}
+
+
+# --- The embedded set-up --------------------------------------------------------------
+
+
+def test_importing_the_wsgi_module_outside_a_server_starts_no_thread() -> None:
+    import portal.wsgi  # noqa: F401 - tests and commands import it too
+
+    names = {thread.name for thread in threading.enumerate()}
+    assert not names & {"portal-sweeper", "portal-images"}
+
+
+def test_a_sweep_round_requeues_interrupted_images_and_deletes_orphans(
+    commit: Any, settings: Any, media_files: Any
+) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, times=1)
+    orphan = storage.put("renditions/00/orphan.webp", b"left by a killed run")
+    settings.IMAGE_STUCK_AFTER_SECONDS = 0
+    settings.IMAGE_ORPHAN_GRACE_SECONDS = 0
+    with commit():
+        assert embedded.sweep() == (1, 1)
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY
+    assert orphan not in media_files()

@@ -1,0 +1,99 @@
+"""The embedded set-up looking after itself.
+
+With no broker there is no worker and no Celery beat, so the server process
+(``make run``'s runserver, or gunicorn) does their part: it processes uploads
+on a background thread (see uploads.dispatch) and, at start and every
+SWEEP_INTERVAL_SECONDS, processes again the images an interrupted run left
+behind and deletes orphaned files. Started from portal/wsgi.py when the
+process serves; management commands and tests never start it.
+
+Several server processes on one machine (gunicorn's workers) share the
+``var/`` folder: a lock there lets one of them sweep, and another take over
+when it exits.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+import time
+from typing import IO
+
+from django.conf import settings
+from django.db import close_old_connections
+
+from uploads import dispatch, services, storage
+
+logger = logging.getLogger(__name__)
+
+
+class _State:
+    started = False
+    lock = threading.Lock()
+
+
+_state = _State()
+
+
+def start() -> bool:
+    """Start background processing and the sweeper, once per process.
+
+    Returns whether they run (not with a broker: workers and beat do it).
+    """
+    if settings.BROKER_CONFIGURED:
+        return False
+    with _state.lock:
+        if _state.started:
+            return True
+        _state.started = True
+        dispatch.background_start()
+        threading.Thread(target=_sweep_forever, name="portal-sweeper", daemon=True).start()
+    return True
+
+
+def _forget() -> None:
+    # A forked child has none of its parent's threads (gunicorn --preload).
+    _state.started = False
+
+
+os.register_at_fork(after_in_child=_forget)
+
+
+def sweep() -> tuple[int, int]:
+    """One round: (images re-queued or failed, orphaned objects deleted)."""
+    stuck = services.image_sweep_stuck()
+    orphans = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)
+    if orphans:
+        logger.warning("deleted %d orphaned objects", len(orphans))
+    return stuck, len(orphans)
+
+
+def _leader_lock() -> IO[bytes] | None:
+    """The sweeper's lock in var/, or None while another process holds it."""
+    path = settings.VAR_DIR / "sweeper.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = path.open("ab")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        return None
+    return handle  # held (open) for the life of the process
+
+
+def _sweep_forever() -> None:
+    lock: IO[bytes] | None = None
+    while True:
+        try:
+            lock = lock or _leader_lock()
+            if lock is not None:
+                close_old_connections()
+                sweep()
+        except Exception:
+            # The database or the disk briefly away: try again next round.
+            logger.exception("sweep failed")
+        finally:
+            close_old_connections()
+        time.sleep(settings.SWEEP_INTERVAL_SECONDS)
