@@ -10,10 +10,15 @@ from django.shortcuts import render
 from kombu.exceptions import OperationalError as BrokerError
 
 
+# The course's endpoints answer scripts, whatever they accept.
+JSON_PATHS = ("/api/", "/feedback", "/fruits", "/upload")
+
+
 def wants_json(request: HttpRequest) -> bool:
-    """API paths, and clients that do not ask for HTML (scripts, the course's
-    uploaders), get JSON."""
-    return request.path.startswith("/api/") or "text/html" not in request.META.get("HTTP_ACCEPT", "")
+    """The API, the course's endpoints, and clients that ask for JSON rather
+    than HTML get JSON; everyone else the error page."""
+    accept = request.META.get("HTTP_ACCEPT", "")
+    return request.path.startswith(JSON_PATHS) or ("application/json" in accept and "text/html" not in accept)
 
 
 def error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
