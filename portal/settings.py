@@ -344,14 +344,14 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.DjangoModelPermissionsOrAnonReadOnly",
     ],
-    "DEFAULT_PAGINATION_CLASS": "portal.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 20,
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
-    "DEFAULT_SCHEMA_CLASS": "portal.schema.ErrorDocumentingAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "core.schema.ErrorDocumentingAutoSchema",
     "DEFAULT_THROTTLE_RATES": {
         "feedback": FEEDBACK_RATE,
         # The course's scripts post a folder's worth of files in a burst.
@@ -361,7 +361,7 @@ REST_FRAMEWORK = {
     # request; rate limits per address belong to the proxy); writes that
     # anyone may make are: feedback and the course endpoints.
     "DEFAULT_THROTTLE_CLASSES": [],
-    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

@@ -428,7 +428,7 @@ def test_a_large_lists_count_is_reused_briefly_and_a_small_ones_never(
     from django.core.cache import caches
     from django.core.cache.backends import locmem
 
-    from portal import api
+    from core import api
 
     assert isinstance(caches["default"], locmem.LocMemCache)  # the clock below is its clock
 

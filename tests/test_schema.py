@@ -36,7 +36,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application)
 )
 
 # Every documented status code is checked, not only 5xx: the API's schema
-# documents its error responses (see portal.schema), so an
+# documents its error responses (see core.schema), so an
 # undocumented code or an error body of another shape is a lie worth failing on.
 CHECKS = [
     not_a_server_error,

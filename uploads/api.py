@@ -17,7 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.limits import RequestTooLarge
-from portal.schema import ErrorSerializer
+from core.schema import ErrorSerializer
 from uploads import selectors, services, storage
 from uploads.models import Image, Rendition
 
