@@ -4,7 +4,7 @@ SQL queries per request constant whatever the table and page size.
 
 The portal runs as a fleet on loopback: ``make serve`` (gunicorn sync workers,
 access log on, workers recycled every ~2,000 requests), PostgreSQL, Redis as the
-cache, S3; with ``DJANGO_ROOT_URLCONF=bench.urls``, which adds the baseline view
+cache, S3; with ``DJANGO_SETTINGS_MODULE=bench.settings``, which adds the baseline view
 of ``bench/urls.py`` to the portal's URLs. Reviews are seeded with PostgreSQL's
 COPY (5% of them hidden or pending), then vacuumed and analysed as autovacuum
 would. ``wrk`` loads each URL in turn (API, baseline, API, baseline), anonymously; the
@@ -233,7 +233,7 @@ def run(quick: bool) -> list[Result]:
         base = Path(tmp)
         with (
             fleet_servers(base) as servers,
-            fleet(servers, base, DJANGO_ROOT_URLCONF="bench.urls") as portal,
+            fleet(servers, base, DJANGO_SETTINGS_MODULE="bench.settings") as portal,
         ):
             print("SQL queries per request (second request of each URL, anonymous):")
             seed(portal, 0, 1_000)

@@ -31,7 +31,6 @@ SERVICE_VARS = (
     "CELERY_BROKER_URL",
     "AWS_STORAGE_BUCKET_NAME",
     "EMAIL_URL",
-    "DJANGO_ROOT_URLCONF",
 )
 WORDS = [
     "fresh",

@@ -33,7 +33,6 @@ SERVICE_VARS = (
     "CELERY_BROKER_URL",
     "AWS_STORAGE_BUCKET_NAME",
     "EMAIL_URL",
-    "DJANGO_ROOT_URLCONF",
     "DJANGO_MEDIA_ROOT",
 )
 ROUND_TRIPS = (
@@ -93,6 +92,8 @@ def add_content(people: range, products: range, reviews: range) -> float:
     """Content through the services; returns the seconds it took (image processing included)."""
     import datetime as dt
 
+    from django.utils import timezone
+
     from catalog import services as catalog_services
     from catalog.models import Feedback, Product
     from portal import demo
@@ -131,7 +132,7 @@ def add_content(people: range, products: range, reviews: range) -> float:
         )
         made.append(product)
     catalog = made or list(Product.objects.all())
-    today = dt.date.today()
+    today = timezone.localdate()
     for i in reviews:
         catalog_services.feedback_submit(
             title=f"Review {i}",

@@ -106,7 +106,7 @@ def run(quick: bool) -> list[Result]:
         base = Path(tmp)
         with (
             fleet_servers(base) as servers,
-            fleet(servers, base, DJANGO_ROOT_URLCONF="bench.urls") as portal,
+            fleet(servers, base, DJANGO_SETTINGS_MODULE="bench.settings") as portal,
         ):
             portal.start_web(workers=2)
             portal.start_worker()

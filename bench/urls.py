@@ -2,7 +2,7 @@
 
 Also a sink for uploads, for the upload acknowledgement benchmark. Served only
 when a benchmark starts the portal with
-``DJANGO_ROOT_URLCONF=bench.urls``; never part of the product's URLs.
+``DJANGO_SETTINGS_MODULE=bench.settings``; never part of the product's URLs.
 """
 
 from __future__ import annotations
