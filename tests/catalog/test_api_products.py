@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from catalog.models import Product
 from tests.factories import ProductFactory
+from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
 
@@ -173,3 +174,59 @@ def test_products_are_listed_by_name_and_order_on_request(visitor: APIClient) ->
     assert names(visitor.get(LIST)) == ["Apple", "Banana", "Cherry"]
     assert names(visitor.get(LIST, {"ordering": "weight"})) == ["Cherry", "Banana", "Apple"]
     assert names(visitor.get(LIST, {"ordering": "-name"})) == ["Cherry", "Banana", "Apple"]
+
+
+# --- Through the catalog services ------------------------------------------------
+
+
+@pytest.fixture
+def photo(django_capture_on_commit_callbacks: Any) -> Any:
+    """A supplier photo named ``010.tiff``, processed."""
+    from tests.uploads import corpus
+    from uploads.services import image_upload
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image = image_upload(file=corpus.photo_jpeg(300, 200), original_name="010.tiff", preset="supplier")
+    return Image.objects.get(pk=image.pk)
+
+
+def test_creating_a_product_links_the_image_of_its_file_stem(staff: APIClient, photo: Any) -> None:
+    created = staff.post(LIST, product_payload(image_name="010.jpeg"), format="json")
+
+    assert created.status_code == 201, created.content
+    assert created.json()["image"]["id"] == photo.pk
+    assert Product.objects.get().image == photo
+
+
+def test_creating_a_product_twice_under_one_file_stem_updates_it(staff: APIClient) -> None:
+    first = staff.post(LIST, product_payload(image_name="010.jpeg"), format="json")
+    second = staff.post(LIST, product_payload(image_name="010.png", weight=320), format="json")
+
+    assert second.status_code == 201
+    assert second.json()["id"] == first.json()["id"]
+    assert list(Product.objects.values_list("weight", "image_name")) == [(320, "010.png")]
+
+
+def test_renaming_the_image_file_relinks_and_other_edits_keep_the_image(staff: APIClient, photo: Any) -> None:
+    pk = staff.post(LIST, product_payload(image_name="011.jpeg"), format="json").json()["id"]
+    assert Product.objects.get(pk=pk).image is None
+
+    renamed = staff.patch(detail(pk), {"image_name": "010.jpeg"}, format="json")
+    assert renamed.status_code == 200
+    assert renamed.json()["image"]["id"] == photo.pk
+
+    reweighed = staff.patch(detail(pk), {"weight": 900}, format="json")
+    assert (reweighed.json()["weight"], reweighed.json()["image"]["id"]) == (900, photo.pk)
+
+    replaced = staff.put(detail(pk), product_payload(name=" Mango XL ", image_name="012.jpeg"), format="json")
+    assert replaced.status_code == 200
+    assert (replaced.json()["name"], replaced.json()["image"]) == ("Mango XL", None)
+    assert Product.objects.get(pk=pk).image_stem == "012"
+
+
+def test_the_response_shape_is_unchanged_by_the_services(staff: APIClient, photo: Any) -> None:
+    created = staff.post(LIST, product_payload(), format="json").json()
+    assert list(created) == [
+        "id", "name", "weight", "description", "image_name", "image", "url", "created_at", "updated_at",
+    ]  # fmt: skip
+    assert staff.get(detail(created["id"])).json() == created

@@ -47,6 +47,59 @@ def test_feedback_strings_are_trimmed_unknown_keys_ignored_and_blanks_allowed(cl
     }
 
 
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
+def test_every_feedback_field_is_trimmed_the_date_included(client: Client, as_json: bool) -> None:
+    lines = {"title": "Great service\n", "name": " John\n", "date": "2017-12-21\n", "feedback": "Good.\n"}
+    if as_json:
+        response = client.post("/feedback/", lines, content_type="application/json")
+    else:
+        response = client.post("/feedback/", lines)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "title": "Great service",
+        "name": "John",
+        "date": "2017-12-21",
+        "feedback": "Good.",
+    }
+    review = Feedback.objects.get(pk=body["id"])
+    assert (review.title, review.name, review.date, review.text) == (
+        "Great service",
+        "John",
+        dt.date(2017, 12, 21),
+        "Good.",
+    )
+
+
+@pytest.mark.parametrize("date", ["2017-12-21 x", "2017-12-21\n2018-01-01", "\n"])
+def test_a_date_with_more_than_whitespace_around_it_is_still_refused(client: Client, date: str) -> None:
+    response = client.post("/feedback/", {**REVIEW, "date": date}, content_type="application/json")
+    assert response.status_code == 400
+    assert "date" in response.json()
+
+
+def test_every_fruit_field_is_trimmed_the_weight_included(client: Client) -> None:
+    lines = {"name": "Apple\n", "weight": "500 lbs\n", "description": " Red.\n", "image_name": "001.jpeg\n"}
+    response = client.post("/fruits/", lines, content_type="application/json")
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body == {
+        "id": body["id"],
+        "name": "Apple",
+        "weight": 500,
+        "description": "Red.",
+        "image_name": "001.jpeg",
+    }
+    product = Product.objects.get(pk=body["id"])
+    assert (product.name, product.weight, product.image_name, product.image_stem) == (
+        "Apple",
+        500,
+        "001.jpeg",
+        "001",
+    )
+
+
 def test_feedback_from_multipart_works(client: Client) -> None:
     response = client.post("/feedback/", {**REVIEW, "attachment": SimpleUploadedFile("x.txt", b"x")})
     assert response.status_code == 201

@@ -56,3 +56,26 @@ def test_the_supplier_uploaders_create_products_and_link_their_images(
         assert product.image is not None
         assert product.image.status == Image.Status.READY
         assert product.image.preset == "supplier"
+
+
+def test_a_readlines_feedback_uploader_posting_unstripped_lines_is_accepted(live_server: Any) -> None:
+    ids = run_client("feedback_readlines_client.py", f"{live_server.url}/feedback/", LAB / "feedback")
+    assert len(ids) == 5
+    katie = Feedback.objects.get(pk__in=[int(i) for i in ids], name="Katie")
+    assert katie.date.isoformat() == "2019-12-09"
+    assert katie.title == "Best experience so far"
+    john = Feedback.objects.get(name="John")
+    assert (john.title, john.date.isoformat()) == ("Great Customer Service", "2017-12-21")
+    assert john.text.startswith("The customer service here is very good.")
+    for review in Feedback.objects.all():
+        for value in (review.title, review.name, review.text):
+            assert value == value.strip(), value
+
+
+def test_a_readlines_description_uploader_posting_unstripped_lines_is_accepted(live_server: Any) -> None:
+    ids = run_client("description_readlines_client.py", f"{live_server.url}/fruits/", LAB / "descriptions")
+    assert len(ids) == 3
+    apple = Product.objects.get(name="Apple")
+    assert (apple.weight, apple.image_name) == (500, "001.jpeg")
+    assert apple.description.startswith("Crisp red apples")
+    assert not apple.description.endswith("\n")

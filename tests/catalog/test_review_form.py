@@ -1,0 +1,111 @@
+"""After the reviews form: the poster lands on the page that holds their
+review, marked; "today" is the site's local date everywhere."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterator
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from catalog import services
+from catalog.forms import FeedbackForm
+from catalog.models import Feedback
+from tests.factories import FeedbackFactory
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"title": "Late to the party", "name": "Ann", "rating": "4", "text": "Still good.", "website": ""}
+
+
+def highlighted(html: str) -> list[str]:
+    """Titles of the reviews the page marks."""
+    return re.findall(r'class="review review-highlight"[^>]*>.*?<h3>([^<]*)</h3>', html, re.DOTALL)
+
+
+def test_a_review_with_an_old_date_leads_to_its_page_with_the_review_marked(client: Client) -> None:
+    for i in range(25):
+        FeedbackFactory(title=f"Newer {i:02d}", date=dt.date(2024, 1, 1) + dt.timedelta(days=i))
+    FeedbackFactory(title="Oldest", date=dt.date(2010, 1, 1))
+
+    response = client.post(reverse("catalog:review-submit"), {**FORM, "date": "2015-06-01"})
+
+    review = Feedback.objects.get(title="Late to the party")
+    assert response.status_code == 302
+    assert response["Location"] == f"/reviews/?page=3&highlight={review.pk}#review-{review.pk}"
+    page = client.get(response["Location"]).content.decode()
+    assert "Page 3 of 3" in page
+    assert highlighted(page) == ["Late to the party"]
+    assert f'id="review-{review.pk}"' in page
+    assert "Your review" in page
+    # The list keeps its order by date: the review sits between older and newer.
+    assert page.index("Late to the party") < page.index("Oldest")
+    assert "Newer 00" in page
+
+
+def test_a_review_of_today_leads_to_the_first_page(client: Client) -> None:
+    FeedbackFactory.create_batch(12, date=dt.date(2020, 1, 1))
+    response = client.post(reverse("catalog:review-submit"), FORM)
+    review = Feedback.objects.get(title="Late to the party")
+    assert response["Location"] == f"/reviews/?highlight={review.pk}#review-{review.pk}"
+    assert highlighted(client.get(response["Location"]).content.decode()) == ["Late to the party"]
+
+
+def test_reviews_of_the_same_day_are_placed_by_id(client: Client) -> None:
+    day = dt.date(2022, 3, 3)
+    FeedbackFactory.create_batch(10, date=day)
+    response = client.post(reverse("catalog:review-submit"), {**FORM, "date": day.isoformat()})
+    review = Feedback.objects.get(title="Late to the party")
+    # Newest id first among equal dates: the new review opens page 1.
+    assert response["Location"] == f"/reviews/?highlight={review.pk}#review-{review.pk}"
+
+
+def test_the_list_marks_nothing_without_a_valid_highlight(client: Client) -> None:
+    review = FeedbackFactory(title="Plain")
+    for query in ("", "?highlight=abc", f"?highlight={review.pk + 1000}"):
+        html = client.get(f"/reviews/{query}").content.decode()
+        assert highlighted(html) == [], query
+        assert "Your review" not in html
+
+
+# --- One "today": the site's local date -----------------------------------------
+
+
+@pytest.fixture
+def zone_where_today_differs() -> Iterator[dt.date]:
+    """A time zone whose date differs from the process clock's right now
+    (UTC+14 or UTC-11: one of them always does), activated."""
+    for zone in ("Pacific/Kiritimati", "Pacific/Pago_Pago"):
+        with timezone.override(zone):
+            if timezone.localdate() != dt.date.today():
+                yield timezone.localdate()
+                return
+    pytest.fail("no time zone with another date found")
+
+
+def test_a_review_without_a_date_is_dated_the_sites_today(zone_where_today_differs: dt.date) -> None:
+    review = services.feedback_submit(title="t", name="n", text="x")
+    assert review.date == zone_where_today_differs
+
+
+def test_the_form_defaults_and_limits_the_date_by_the_sites_today(zone_where_today_differs: dt.date) -> None:
+    form = FeedbackForm({"title": "t", "name": "n", "text": "x", "website": ""})
+    assert form.is_valid(), form.errors
+    assert form.cleaned_data["date"] == zone_where_today_differs
+    tomorrow = zone_where_today_differs + dt.timedelta(days=1)
+    assert FeedbackForm({**form.data, "date": tomorrow.isoformat()}).is_valid()
+    too_far = zone_where_today_differs + dt.timedelta(days=2)
+    assert not FeedbackForm({**form.data, "date": too_far.isoformat()}).is_valid()
+
+
+def test_demo_reviews_are_dated_back_from_the_sites_today(zone_where_today_differs: dt.date) -> None:
+    from portal import demo
+
+    assert demo.review_dates(2) == [
+        zone_where_today_differs - dt.timedelta(days=1),
+        zone_where_today_differs - dt.timedelta(days=4),
+    ]
