@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.db import models
 
 from uploads import processing
-from uploads.storage import get_originals_storage
+from uploads.originals import get_originals_storage
 
 
 class Image(models.Model):

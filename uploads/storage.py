@@ -25,10 +25,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
-from django.utils.functional import LazyObject
 from storages.backends.s3 import S3Storage
 
 from uploads import processing
+from uploads.models import Image, Rendition
+from uploads.originals import ORIGINALS
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Originals never change either, but only their owner's browser may keep them.
@@ -36,7 +37,6 @@ PRIVATE_IMMUTABLE = "private, max-age=31536000, immutable"
 # What a storage that is briefly away raises (local disk or S3).
 UNAVAILABLE: tuple[type[Exception], ...] = (OSError, BotoCoreError, ClientError)
 
-ORIGINALS = "originals"
 ORIGINALS_PREFIX = "originals/"
 RENDITIONS_PREFIX = "renditions/"
 # What anyone may read from the public store.
@@ -46,25 +46,6 @@ BATCH = 1000
 
 # The content type of each stored object, from its key's extension.
 _TYPE_BY_EXTENSION = {ext: ctype for ctype, ext in processing.FORMAT_FILES.values()}
-
-
-class _OriginalsStorage(LazyObject):
-    """``STORAGES["originals"]``, looked up on each use so that a change of
-    settings (tests) is seen by the model field that holds it."""
-
-    def _setup(self) -> None:
-        self._wrapped = storages[ORIGINALS]
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(storages[ORIGINALS], name)
-
-
-originals_storage: Storage = _OriginalsStorage()  # type: ignore[assignment]
-
-
-def get_originals_storage() -> Storage:
-    """The storage of ``Image.file`` (a callable, so migrations name it)."""
-    return originals_storage
 
 
 def storage_for(key: str) -> Storage:
@@ -131,7 +112,6 @@ def public_read_policy_apply() -> dict[str, Any]:
 
 
 def _referenced(keys: Iterable[str]) -> set[str]:
-    from uploads.models import Image, Rendition
 
     keys = list(keys)
     held = set(Image.objects.filter(file__in=keys).values_list("file", flat=True))
@@ -214,7 +194,6 @@ def sweep_orphans(*, grace_seconds: int) -> list[str]:
 def originals_make_private() -> tuple[int, int]:
     """Move originals that an older release kept in the public store into the
     private one. Idempotent. Returns (moved, already private)."""
-    from uploads.models import Image
 
     public, private = storages["default"], storages[ORIGINALS]
     if _same_place(public, private):

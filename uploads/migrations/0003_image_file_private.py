@@ -1,5 +1,6 @@
 from django.db import migrations, models
 
+import uploads.originals
 import uploads.storage
 
 
@@ -20,7 +21,7 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name="image",
             name="file",
-            field=models.FileField(max_length=255, storage=uploads.storage.get_originals_storage, upload_to=""),
+            field=models.FileField(max_length=255, storage=uploads.originals.get_originals_storage, upload_to=""),
         ),
         migrations.RunPython(make_originals_private, migrations.RunPython.noop, elidable=True),
     ]
