@@ -146,13 +146,16 @@ class Fleet:
         self.processes.append(process)
         return process
 
-    def start_worker(self, *, beat: bool = False, concurrency: int = 1) -> CeleryWorker:
+    def start_worker(
+        self, *, beat: bool = False, concurrency: int = 1, env: Mapping[str, str] | None = None
+    ) -> CeleryWorker:
+        """A Celery worker; ``env`` adds to the deployment's variables for it alone."""
         args: tuple[str, ...] = ("--without-mingle", "--without-gossip")
         if beat:
             args += ("--beat", f"--schedule={self.workdir / 'beat-schedule'}")
         worker = CeleryWorker(
             "portal",
-            env=self.env,
+            env={**self.env, **(env or {})},
             cwd=ROOT,
             concurrency=concurrency,
             extra_args=args,

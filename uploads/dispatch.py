@@ -54,7 +54,11 @@ def start(*, image_id: int, force: bool = False) -> bool:
         jobs.put((image_id, force))
         return True
     try:
-        current_app.tasks[PROCESS_IMAGE].apply_async(args=[image_id], kwargs={"force": force})
+        # No time limits in the message: the worker's own settings apply (a
+        # sender's would travel in the message and override them).
+        current_app.tasks[PROCESS_IMAGE].apply_async(
+            args=[image_id], kwargs={"force": force}, time_limit=None, soft_time_limit=None
+        )
     except (OperationalError, OSError) as exc:
         logger.warning("broker unavailable, image %s left pending for the sweep: %s", image_id, exc)
         return False

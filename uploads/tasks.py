@@ -35,8 +35,9 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
     try:
         image = services.image_process(image_id=image_id, force=force)
     except SoftTimeLimitExceeded:
-        reason = services.reason_too_slow(settings.CELERY_TASK_SOFT_TIME_LIMIT)
-        image = services.image_mark_failed(image_id=image_id, reason=reason)
+        _, soft_limit = self.request.timelimit or (None, None)
+        seconds = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
+        image = services.image_mark_failed(image_id=image_id, reason=services.reason_too_slow(seconds))
     except TRANSIENT as exc:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
             services.image_mark_failed(image_id=image_id, reason=f"storage or database error: {exc}")

@@ -1,0 +1,167 @@
+"""The embedded set-up heals itself: ``make run``'s server (runserver, no
+broker, SQLite and files under a var folder) killed while it processes an
+upload finishes the job on its next start, with no one doing anything, and
+sweeps orphaned files on the same schedule."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urljoin
+
+import pytest
+import requests
+from PIL import Image as PILImage
+
+from tests.servers import free_port
+from tests.uploads import corpus
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+# Everything that would point the portal at servers: embedded means none.
+NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
+
+
+class Embedded:
+    """``manage.py runserver --noreload`` (what ``make run`` serves with) on a var folder."""
+
+    def __init__(self, var: Path) -> None:
+        self.var = var
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
+        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="portal.settings",
+            PORTAL_VAR_DIR=str(var),
+            PORTAL_IMAGE_STUCK_AFTER_SECONDS="2",
+            PORTAL_SWEEP_INTERVAL_SECONDS="1",
+            PORTAL_IMAGE_ORPHAN_GRACE_SECONDS="60",
+            PYTHONUNBUFFERED="1",
+        )
+        self.server: subprocess.Popen[bytes] | None = None
+        self.token = ""
+
+    def manage(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 0, f"manage.py {args[0]}:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    def setup(self) -> None:
+        self.manage("migrate", "--no-input")
+        script = (
+            "from django.contrib.auth.models import User;"
+            "from rest_framework.authtoken.models import Token;"
+            "u = User.objects.create_superuser('admin', 'admin@example.com', 'embedded-pass-123');"
+            "print(Token.objects.create(user=u).key)"
+        )
+        self.token = self.manage("shell", "-c", script).strip().splitlines()[-1]
+
+    def start(self) -> None:
+        log = (self.var / "runserver.log").open("ab")
+        self.server = subprocess.Popen(
+            [sys.executable, "manage.py", "runserver", "--noreload", f"127.0.0.1:{self.port}"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        wait_until(self._answers, "the server to answer", timeout=60, log=self.log)
+
+    def _answers(self) -> bool:
+        with contextlib.suppress(requests.RequestException):
+            return requests.get(f"{self.url}/api/v1/", timeout=2).status_code == 200
+        assert self.server is not None
+        assert self.server.poll() is None, self.log()
+        return False
+
+    def kill(self) -> None:
+        """SIGKILL the server's whole process group, as a power cut would."""
+        if self.server is not None and self.server.poll() is None:
+            os.killpg(self.server.pid, signal.SIGKILL)
+            self.server.wait(10)
+
+    def log(self) -> str:
+        path = self.var / "runserver.log"
+        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+
+    def api(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Token {self.token}"}
+        return requests.request(method, f"{self.url}{path}", headers=headers, timeout=60, **kwargs)
+
+    def row(self, image_id: int) -> tuple[str, int, int]:
+        """(status, attempts, interruptions) straight from the SQLite file."""
+        with contextlib.closing(sqlite3.connect(self.var / "db.sqlite3", timeout=20)) as db:
+            row = db.execute(
+                "SELECT status, attempts, interruptions FROM uploads_image WHERE id = ?", [image_id]
+            ).fetchone()
+        assert row is not None
+        return row[0], row[1], row[2]
+
+
+def wait_until(probe: Callable[[], bool], what: str, *, timeout: float, log: Callable[[], str] = str) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{log()}")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def portal(tmp_path: Path) -> Iterator[Embedded]:
+    embedded = Embedded(tmp_path / "var")
+    embedded.setup()
+    try:
+        yield embedded
+    finally:
+        embedded.kill()
+
+
+def test_an_upload_interrupted_by_a_killed_server_is_finished_on_the_next_start(portal: Embedded) -> None:
+    portal.start()
+    data = corpus.png(PILImage.new("RGB", (7000, 7000), (30, 90, 160)))  # seconds of work
+    response = portal.api("POST", "/api/v1/images/", files={"file": ("big.png", data)})
+    assert response.status_code == 201, response.text
+    image_id = response.json()["id"]
+    # Answered once stored: processing goes on behind the response.
+    assert response.json()["status"] in {"pending", "processing"}
+    assert response.json()["renditions"] == []
+
+    wait_until(lambda: portal.row(image_id)[0] == "processing", "processing to start", timeout=30)
+    portal.kill()
+    assert portal.row(image_id) == ("processing", 1, 0)
+
+    orphan = portal.var / "media" / "renditions" / "ff" / "orphan.webp"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"left behind by a killed run")
+    an_hour_ago = time.time() - 3600
+    os.utime(orphan, (an_hour_ago, an_hour_ago))
+
+    portal.start()  # no operator action from here on
+    wait_until(
+        lambda: portal.row(image_id)[0] == "ready", "the image to be ready", timeout=90, log=portal.log
+    )
+    assert portal.row(image_id) == ("ready", 2, 1)
+    image = portal.api("GET", f"/api/v1/images/{image_id}/").json()
+    assert len(image["renditions"]) == 10
+    for rendition in image["renditions"]:
+        assert requests.get(urljoin(portal.url, rendition["url"]), timeout=10).status_code == 200
+    wait_until(lambda: not orphan.exists(), "the orphan to be swept", timeout=30, log=portal.log)
