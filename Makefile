@@ -67,6 +67,11 @@ test: $(VENV)/.dev system-deps lint
 test-fast: $(VENV)/.dev
 	$(BIN)/python -m pytest -m "not integration and not browser and not slow" $(PYTEST_ARGS)
 
+## make fuzz: the schema fuzzer alone, with new examples each run (FUZZ_EXAMPLES per operation and caller)
+.PHONY: fuzz
+fuzz: $(VENV)/.dev
+	PORTAL_FUZZ_EXAMPLES=$${FUZZ_EXAMPLES:-1000} PORTAL_FUZZ_RANDOM=1 $(BIN)/python -m pytest tests/test_schema.py $(PYTEST_ARGS)
+
 ## make bench: benchmarks, printing ratios measured side by side
 bench: $(VENV)/.dev system-deps
 	$(BIN)/python -m bench
