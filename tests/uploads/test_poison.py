@@ -90,14 +90,21 @@ def test_a_late_duplicate_leaves_a_failed_image_alone(commit: Any) -> None:
     assert image.attempts == 1
 
 
-def test_the_sweep_never_requeues_past_the_cap(commit: Any, settings: Any) -> None:
+def test_the_sweep_never_requeues_past_the_cap(
+    commit: Any, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
     dying = upload(commit, corpus.jpeg(), "dying.jpg")
     lost = upload(commit, corpus.png(), "lost.png")
     interrupted(dying, times=3)  # the sweep finds its third run dead
     interrupted(lost, times=1)
     settings.IMAGE_STUCK_AFTER_SECONDS = 0
-    with commit():
+    with django_capture_on_commit_callbacks(execute=False) as queued:
         assert tasks.sweep_stuck_images() == 2
+    dying.refresh_from_db()
+    assert dying.status == Image.Status.FAILED  # by the sweep itself, before any task runs
+    assert len(queued) == 1  # only the other one is queued again
+    for start in queued:
+        start()
     dying.refresh_from_db()
     lost.refresh_from_db()
     assert (dying.status, dying.error) == (
