@@ -10,10 +10,14 @@ from typing import Any
 
 from django.conf import settings
 from django.core.files.storage import default_storage
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 
 from uploads import processing
 from uploads.originals import get_originals_storage
+
+_UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
 class Image(models.Model):
@@ -62,6 +66,17 @@ class Image(models.Model):
     processed_at = models.DateTimeField(null=True, blank=True)
     # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
     is_demo = models.BooleanField(default=False)
+    # Where the subject is, as fractions of the displayed image (EXIF
+    # orientation applied): set by staff, or null for the automatic estimate
+    # that processing stores beside it. Cropped renditions keep it in frame.
+    focal_x = models.FloatField(null=True, blank=True, validators=_UNIT)
+    focal_y = models.FloatField(null=True, blank=True, validators=_UNIT)
+    # A fraction of the shorter side: how much around the point to keep.
+    focal_radius = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.001), MaxValueValidator(1.0)]
+    )
+    focal_auto_x = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
+    focal_auto_y = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -71,6 +86,20 @@ class Image(models.Model):
             models.Index(fields=["name_stem", "created_at"], name="uploads_image_stem_idx"),
             # Sweeps and deletions ask which rows still hold a key.
             models.Index(fields=["file"], name="uploads_image_file_idx"),
+        ]
+        constraints = [
+            # A point has both coordinates, inside the picture; a radius needs a point.
+            models.CheckConstraint(
+                condition=(
+                    Q(focal_x__isnull=True, focal_y__isnull=True, focal_radius__isnull=True)
+                    | (
+                        Q(focal_x__isnull=False, focal_y__isnull=False)
+                        & Q(focal_x__gte=0, focal_x__lte=1, focal_y__gte=0, focal_y__lte=1)
+                        & (Q(focal_radius__isnull=True) | Q(focal_radius__gt=0, focal_radius__lte=1))
+                    )
+                ),
+                name="uploads_image_focal_point_valid",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -91,6 +120,20 @@ class Image(models.Model):
     @property
     def is_ready(self) -> bool:
         return self.status == self.Status.READY
+
+    @property
+    def focal_point(self) -> processing.FocalPoint | None:
+        """The focal point staff set, if any."""
+        if self.focal_x is None or self.focal_y is None:
+            return None
+        return processing.FocalPoint(self.focal_x, self.focal_y, self.focal_radius)
+
+    @property
+    def focal_point_auto(self) -> processing.FocalPoint | None:
+        """The estimate made when the image was last processed."""
+        if self.focal_auto_x is None or self.focal_auto_y is None:
+            return None
+        return processing.FocalPoint(self.focal_auto_x, self.focal_auto_y)
 
 
 class Rendition(models.Model):

@@ -9,6 +9,12 @@ is not one of the allowed formats or that would decode into too many pixels.
 largest rendition needs, and derives every smaller rendition from the previous
 one. Outputs are re-encoded from pixels, so nothing from the upload except the
 picture itself (metadata, appended payloads, profiles) reaches them.
+
+Cropped renditions (the square thumbnail, a preset with ``crop``) keep the
+image's focal point in frame: the one given, else an estimate of where the eye
+goes (:func:`estimate_focal_point`), made from the smallest rendition at hand.
+Focal points are fractions (0..1) of the image as displayed: EXIF orientation
+applied, before any rotation a preset asks for.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ from dataclasses import dataclass, fields
 from typing import Any, BinaryIO, Final, cast
 
 import blurhash
-from PIL import Image, ImageCms, UnidentifiedImageError
+import pillow_heif
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFilter, UnidentifiedImageError
 
 __all__ = [
     "ALLOWED_FORMATS",
     "DEFAULT_PRESETS",
+    "FocalPoint",
     "ImageInfo",
     "ImageRejected",
     "Output",
@@ -34,12 +42,22 @@ __all__ = [
     "ProcessingError",
     "Result",
     "content_type",
+    "crop_box",
+    "estimate_focal_point",
     "extension",
     "probe",
     "process",
 ]
 
-ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP")
+# HEIC/HEIF (what phones write by default) is read by pillow-heif, registered
+# here once for every process that imports this module (web, workers, the
+# decoding sandbox). Embedded thumbnails, depth maps and auxiliary images are
+# never used: not loading them saves memory. AVIF is Pillow's own plugin.
+pillow_heif.register_heif_opener(thumbnails=False, depth_images=False, aux_images=False)
+
+# AVIF before HEIF: both are ISO-BMFF files and some AVIF files carry the
+# generic ``mif1`` brand that the HEIF plugin also claims.
+ALLOWED_FORMATS: Final = ("JPEG", "PNG", "WEBP", "GIF", "TIFF", "BMP", "AVIF", "HEIF")
 
 OUTPUT_FORMATS: Final = ("jpeg", "webp", "avif", "png")
 # Every format the portal reads or writes, by Pillow's name in lower case:
@@ -52,6 +70,8 @@ FORMAT_FILES: Final = {
     "gif": ("image/gif", "gif"),
     "tiff": ("image/tiff", "tif"),
     "bmp": ("image/bmp", "bmp"),
+    # Every HEIF that can be decoded here is HEVC-coded: a phone's HEIC.
+    "heif": ("image/heic", "heic"),
 }
 
 
@@ -132,6 +152,9 @@ class Preset:
     thumbnail: int | None = None
     fit: tuple[int, int] | None = None
     size: tuple[int, int] | None = None
+    # With ``size``: fill it, cropping around the focal point, instead of
+    # stretching the picture to it (the course's icons are stretched).
+    crop: bool = False
     rotate: int = 0
     jpeg_quality: int = 82
     webp_quality: int = 80
@@ -151,6 +174,8 @@ class Preset:
         for label, box in (("fit", self.fit), ("size", self.size)):
             if box is not None and (len(box) != 2 or min(box) <= 0):
                 raise ValueError(f"Preset {self.name!r}: {label} must be two positive integers.")
+        if self.crop and self.size is None:
+            raise ValueError(f"Preset {self.name!r}: crop needs a size to fill.")
         if self.rotate % 90:
             # Arbitrary angles would need a background colour and change sizes;
             # nobody has asked for them.
@@ -191,7 +216,14 @@ class Preset:
         for key in ("rotate", "jpeg_quality", "webp_quality", "avif_quality"):
             if key in kwargs:
                 kwargs[key] = int(kwargs[key])
+        if "crop" in kwargs:
+            kwargs["crop"] = bool(kwargs["crop"])
         return cls(name=name, **kwargs)
+
+    @property
+    def crop_names(self) -> tuple[str, ...]:
+        """The renditions cut around the focal point: remade when it moves."""
+        return (("thumb",) if self.thumbnail else ()) + (("icon",) if self.crop else ())
 
 
 DEFAULT_PRESETS: dict[str, Preset] = {
@@ -199,6 +231,31 @@ DEFAULT_PRESETS: dict[str, Preset] = {
     "icon": Preset("icon", rotate=90, size=(128, 128), formats=("jpeg",)),
     "supplier": Preset("supplier", fit=(600, 400), formats=("jpeg",)),
 }
+
+
+@dataclass(frozen=True)
+class FocalPoint:
+    """Where the subject is: ``x``, ``y`` as fractions (0..1) of the displayed
+    image's width and height; ``radius`` (optional) as a fraction of its
+    shorter side. Crops keep the whole circle in frame when it fits."""
+
+    x: float
+    y: float
+    radius: float | None = None
+
+    def __post_init__(self) -> None:
+        if not (0.0 <= self.x <= 1.0 and 0.0 <= self.y <= 1.0):
+            raise ValueError(f"A focal point lies within 0..1 on both axes, got ({self.x}, {self.y}).")
+        if self.radius is not None and not 0.0 < self.radius <= 1.0:
+            raise ValueError(f"A focal radius lies within 0..1 (exclusive of 0), got {self.radius}.")
+
+    def rotated(self, clockwise: int) -> FocalPoint:
+        """The same point once the picture is turned ``clockwise`` degrees."""
+        turns = (clockwise // 90) % 4
+        x, y = self.x, self.y
+        for _ in range(turns):
+            x, y = 1.0 - y, x
+        return FocalPoint(x, y, self.radius)
 
 
 @dataclass(frozen=True)
@@ -224,6 +281,9 @@ class Result:
     outputs: list[Output]
     placeholder: str
     dominant_color: str
+    # Where the eye goes, estimated from the pixels (whatever focal point the
+    # crops were given): the image's automatic focal point.
+    focal_point: FocalPoint = FocalPoint(0.5, 0.5)
 
 
 # --------------------------------------------------------------------------
@@ -339,7 +399,9 @@ def _open_checked(
             raise ImageRejected(_pixels_message(width, height, 1, max_pixels), code="pixels")
         try:
             frames = max(1, int(getattr(img, "n_frames", 1)))
-            if frames > 1:
+            # The first frame is the picture; a HEIF container opens on its
+            # primary image instead, which need not come first.
+            if frames > 1 and img.format != "HEIF":
                 img.seek(0)
         except Exception as exc:  # noqa: BLE001 - same as for the header
             raise ImageRejected(f"The image frames are corrupt: {exc}", code="corrupt") from None
@@ -384,13 +446,13 @@ class _Target:
     name: str
     width: int
     height: int
-    crop_square: bool = False
+    # Filled: cut to its aspect ratio around the focal point, then scaled.
+    crop: bool = False
 
     def scale(self, display: tuple[int, int]) -> float:
-        """How much of the display resolution this rendition needs."""
+        """How much of the display resolution this rendition needs (a crop
+        covers the display's shorter side, a plain rendition the longer)."""
         dw, dh = display
-        if self.crop_square:
-            return self.width / min(dw, dh)
         return max(self.width / dw, self.height / dh)
 
 
@@ -405,20 +467,113 @@ def _targets(preset: Preset, display: tuple[int, int]) -> list[_Target]:
         targets.append(_Target(f"w{w}", w, max(1, round(dh * w / dw))))
     if preset.thumbnail:
         side = min(preset.thumbnail, dw, dh)  # never upscaled
-        targets.append(_Target("thumb", side, side, crop_square=True))
+        targets.append(_Target("thumb", side, side, crop=True))
     if preset.fit:
         scale = min(preset.fit[0] / dw, preset.fit[1] / dh, 1.0)
         targets.append(_Target("fit", max(1, round(dw * scale)), max(1, round(dh * scale))))
     if preset.size:
-        targets.append(_Target("icon", *preset.size))
+        targets.append(_Target("icon", *preset.size, crop=preset.crop))
     return targets
 
 
-def _square_box(size: tuple[int, int]) -> tuple[float, float, float, float]:
+def crop_box(
+    size: tuple[int, int], aspect: tuple[int, int], focal_point: FocalPoint | None = None
+) -> tuple[float, float, float, float]:
+    """The largest box of ``aspect`` (width, height) inside an image of
+    ``size``, centred on the focal point as far as the image's edges allow
+    (on the centre without one): what a filled rendition shows.
+
+    Centring then sliding back inside the image keeps a focal circle that is
+    no larger than the box wholly in it.
+    """
     w, h = size
-    side = min(w, h)
-    left, top = (w - side) / 2, (h - side) / 2
-    return (left, top, left + side, top + side)
+    box_w = min(float(w), h * aspect[0] / aspect[1])
+    box_h = min(float(h), box_w * aspect[1] / aspect[0])
+    fx, fy = (focal_point.x, focal_point.y) if focal_point else (0.5, 0.5)
+    left = min(max(fx * w - box_w / 2, 0.0), w - box_w)
+    top = min(max(fy * h - box_h / 2, 0.0), h - box_h)
+    return (left, top, left + box_w, top + box_h)
+
+
+# --------------------------------------------------------------------------
+# Where the eye goes
+
+# Side of the map the estimate works on: enough to place a crop within a
+# couple of per cent, small enough to cost well under a millisecond or two.
+_ATTENTION_SIDE: Final = 64
+
+
+def _band_mask(channel: Image.Image, low: int, high: int) -> Image.Image:
+    return channel.point([255 if low <= v <= high else 0 for v in range(256)])
+
+
+def _above_mean(channel: Image.Image) -> Image.Image:
+    """What stands out of a map: its excess over the map's own mean, so a
+    texture or a colour spread over the whole picture weighs nothing."""
+    histogram = channel.histogram()
+    total = sum(histogram) or 1
+    mean = sum(i * n for i, n in enumerate(histogram)) / total
+    return channel.point([max(0, round(v - mean)) for v in range(256)])
+
+
+def estimate_focal_point(img: Image.Image) -> FocalPoint:
+    """Guess the subject's position, like libvips' ``attention`` smart crop:
+    on a small copy, add edge energy (a Laplacian of the luminance),
+    saturation (chroma) and skin-like hues, each counted where it rises above
+    its own average; blur the sum into blobs and take the weighted centroid
+    of the strongest. A featureless picture gives its centre.
+    """
+    small = img
+    if max(small.size) > _ATTENTION_SIDE:
+        small = small.copy()
+        small.thumbnail((_ATTENTION_SIDE, _ATTENTION_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
+    small = _flatten(small) if small.mode == "RGBA" else small.convert("RGB")
+    width, height = small.size
+
+    edges = small.convert("L").filter(ImageFilter.FIND_EDGES)
+    # Pillow leaves the outermost pixels of a 3x3 filter unfiltered: they are
+    # no edges.
+    ImageDraw.Draw(edges).rectangle((0, 0, width - 1, height - 1), outline=0)
+    red, green, blue = small.split()
+    chroma = ImageChops.subtract(
+        ImageChops.lighter(ImageChops.lighter(red, green), blue),
+        ImageChops.darker(ImageChops.darker(red, green), blue),
+    )
+    hue, saturation, value = small.convert("HSV").split()
+    # Skin of any complexion: red to orange hues (Pillow's hue runs 0..255),
+    # moderately saturated, not dark.
+    skin = ImageChops.multiply(
+        ImageChops.lighter(_band_mask(hue, 0, 35), _band_mask(hue, 245, 255)),
+        ImageChops.multiply(_band_mask(saturation, 40, 175), _band_mask(value, 70, 255)),
+    )
+    # Halves, so three full-strength maps cannot clip at 255 when added.
+    attention = ImageChops.add(
+        ImageChops.add(_above_mean(edges), _above_mean(chroma), scale=2.0),
+        _above_mean(skin).point(lambda v: v // 2),
+    )
+    attention = attention.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) / 12)))
+
+    values = attention.tobytes()
+    peak = max(values) if values else 0
+    if peak == 0:
+        return FocalPoint(0.5, 0.5)
+    # The centroid of the strongest blobs: one subject is found where it is,
+    # and two of equal weight get a crop centred between them rather than
+    # one chosen by scan order.
+    floor = peak - peak // 4
+    total = sx = sy = 0.0
+    for y in range(height):
+        row = y * width
+        for x in range(width):
+            v = values[row + x]
+            if v >= floor:
+                total += v
+                sx += v * x
+                sy += v * y
+    return FocalPoint(
+        min(1.0, max(0.0, (sx / total + 0.5) / width)),
+        min(1.0, max(0.0, (sy / total + 0.5) / height)),
+    )
 
 
 # --------------------------------------------------------------------------
@@ -557,21 +712,27 @@ def _pool() -> ThreadPoolExecutor:
 
 
 def _plan(
-    stored: tuple[int, int], orientation: int, preset: Preset
+    stored: tuple[int, int], orientation: int, preset: Preset, *, crops_only: bool = False
 ) -> tuple[tuple[int, int], list[_Target], tuple[int, int]]:
     """Display size, renditions, and the size (in stored orientation) of the one
     working image every rendition can be derived from without upscaling."""
     swap = (orientation in _SWAPS_AXES) != (preset.rotate % 180 == 90)
     display = (stored[1], stored[0]) if swap else stored
     targets = _targets(preset, display)
+    if crops_only:
+        targets = [t for t in targets if t.crop]
+        if not targets:
+            raise ValueError(f"Preset {preset.name!r} makes no cropped rendition.")
     scale = min(1.0, max(t.scale(display) for t in targets))
     work = (max(1, round(display[0] * scale)), max(1, round(display[1] * scale)))
     return display, targets, ((work[1], work[0]) if swap else work)
 
 
-def _render(img: Image.Image, info: ImageInfo, preset: Preset) -> Result:
+def _render(
+    img: Image.Image, info: ImageInfo, preset: Preset, focal_point: FocalPoint | None, crops_only: bool
+) -> Result:
     orientation = _orientation(img, loaded=False)
-    _, targets, work_stored = _plan(img.size, orientation, preset)
+    _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if img.format == "JPEG":
         # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale: the biggest saving.
         img.draft(img.mode, work_stored)
@@ -580,7 +741,7 @@ def _render(img: Image.Image, info: ImageInfo, preset: Preset) -> Result:
     if late_orientation != orientation:
         # A PNG whose EXIF chunk follows the pixel data: only known now.
         orientation = late_orientation
-        _, targets, work_stored = _plan(img.size, orientation, preset)
+        _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
         swapped = orientation in _SWAPS_AXES
         info = ImageInfo(
             info.format,
@@ -590,7 +751,13 @@ def _render(img: Image.Image, info: ImageInfo, preset: Preset) -> Result:
             info.mode,
         )
     return _finish(
-        img, info=info, preset=preset, orientation=orientation, targets=targets, work_stored=work_stored
+        img,
+        info=info,
+        preset=preset,
+        orientation=orientation,
+        targets=targets,
+        work_stored=work_stored,
+        focal_point=focal_point,
     )
 
 
@@ -602,6 +769,7 @@ def _finish(
     orientation: int,
     targets: list[_Target],
     work_stored: tuple[int, int],
+    focal_point: FocalPoint | None,
 ) -> Result:
     icc = img.info.get("icc_profile")
     work = _to_basic_mode(img)
@@ -619,23 +787,36 @@ def _finish(
     pool = _pool()
     encodes: dict[tuple[str, str], Future[bytes]] = {}
     sizes: dict[str, tuple[int, int]] = {}
-    # Largest first, each from the smallest image already made that is big
-    # enough: the resampling cost then shrinks along the ladder.
-    available: list[Image.Image] = [work]
-    order = sorted(targets, key=lambda t: t.width * t.height, reverse=True)
-    smallest = work
-    for target in order:
-        source = _pick_source(available, target)
-        rendition = _resize(source, target)
+
+    def encode(target: _Target, rendition: Image.Image) -> None:
         rendition.info = {}
         sizes[target.name] = rendition.size
         # Slowest codec first: the pool is FIFO and the big WebP is the long pole.
         for fmt in sorted(preset.formats, key=_ENCODE_COST.__getitem__, reverse=True):
             encodes[(target.name, fmt)] = pool.submit(_encode, rendition, fmt, preset)
-        if not target.crop_square and rendition is not work:
+
+    def by_area(target: _Target) -> int:
+        return target.width * target.height
+
+    # Whole pictures first, largest first, each from the smallest image already
+    # made that is big enough: the resampling cost then shrinks along the
+    # ladder, and the smallest whole picture is at hand for the estimate of
+    # the focal point (and the placeholder) before any crop is cut.
+    available: list[Image.Image] = [work]
+    smallest = work
+    for target in sorted((t for t in targets if not t.crop), key=by_area, reverse=True):
+        rendition = _resize(_pick_source(available, target), target, None)
+        encode(target, rendition)
+        if rendition is not work:
             available.append(rendition)
         if rendition.width * rendition.height <= smallest.width * smallest.height:
             smallest = rendition
+    # Estimated in the preset's rotated frame, stored in the displayed one.
+    turned = preset.rotate % 360
+    estimate = estimate_focal_point(smallest)
+    focus = focal_point.rotated(turned) if focal_point is not None else estimate
+    for target in sorted((t for t in targets if t.crop), key=by_area, reverse=True):
+        encode(target, _resize(_pick_source(available, target), target, focus))
     placeholder, dominant = _placeholder(smallest)
 
     outputs: list[Output] = []
@@ -644,23 +825,28 @@ def _finish(
             data = encodes[(target.name, fmt)].result()
             width, height = sizes[target.name]
             outputs.append(Output(name=target.name, format=fmt, width=width, height=height, data=data))
-    return Result(info=info, outputs=outputs, placeholder=placeholder, dominant_color=dominant)
+    return Result(
+        info=info,
+        outputs=outputs,
+        placeholder=placeholder,
+        dominant_color=dominant,
+        focal_point=estimate.rotated(-turned),
+    )
 
 
 def _pick_source(available: list[Image.Image], target: _Target) -> Image.Image:
-    def big_enough(img: Image.Image) -> bool:
-        if target.crop_square:
-            return min(img.size) >= target.width
-        return img.width >= target.width and img.height >= target.height
-
-    candidates = [img for img in available if big_enough(img)]
+    # A crop of the target's aspect is as large as the target exactly when
+    # the source is at least as wide and as tall: one test for both kinds.
+    candidates = [img for img in available if img.width >= target.width and img.height >= target.height]
     return min(candidates, key=lambda img: img.width * img.height) if candidates else available[0]
 
 
-def _resize(source: Image.Image, target: _Target) -> Image.Image:
+def _resize(source: Image.Image, target: _Target, focal_point: FocalPoint | None) -> Image.Image:
     size = (target.width, target.height)
-    box = _square_box(source.size) if target.crop_square else None
-    if source.size == size and (box is None or source.width == source.height):
+    if not target.crop:
+        return source if source.size == size else _resample(source, size)
+    box = crop_box(source.size, size, focal_point)
+    if source.size == size:
         return source
     return _resample(source, size, box)
 
@@ -716,11 +902,20 @@ def process(
     *,
     max_pixels: int = 50_000_000,
     allowed_formats: Sequence[str] = ALLOWED_FORMATS,
+    focal_point: FocalPoint | None = None,
+    crops_only: bool = False,
 ) -> Result:
     """Probe, decode once and render every output of ``preset``.
 
+    Crops are cut around ``focal_point``, else around the estimate (which the
+    result carries either way). ``crops_only`` renders just the cropped
+    renditions (``preset.crop_names``), at the scale they need: what a moved
+    focal point changes.
+
     Raises :class:`ImageRejected` (from the header) or :class:`ProcessingError`.
     """
+    if crops_only and not preset.crop_names:
+        raise ValueError(f"Preset {preset.name!r} makes no cropped rendition.")
     img, info = _open_checked(source, max_pixels, allowed_formats)
     try:
         with warnings.catch_warnings():
@@ -728,7 +923,7 @@ def process(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             # blurhash-python still calls Image.getdata, deprecated in Pillow 13.
             warnings.filterwarnings("ignore", category=DeprecationWarning, module="blurhash")
-            return _render(img, info, preset)
+            return _render(img, info, preset, focal_point, crops_only)
     except (ImageRejected, ProcessingError):
         raise
     except Exception as exc:

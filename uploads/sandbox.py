@@ -123,10 +123,18 @@ def exhausted_memory(exc: BaseException) -> bool:
 
 
 def _decode(
-    data: bytes, preset: processing.Preset, *, max_pixels: int, memory_limit_mb: int
+    data: bytes,
+    preset: processing.Preset,
+    *,
+    max_pixels: int,
+    memory_limit_mb: int,
+    focal_point: processing.FocalPoint | None = None,
+    crops_only: bool = False,
 ) -> processing.Result:
     try:
-        return processing.process(data, preset, max_pixels=max_pixels)
+        return processing.process(
+            data, preset, max_pixels=max_pixels, focal_point=focal_point, crops_only=crops_only
+        )
     except (processing.ImageRejected, processing.ProcessingError, MemoryError, RuntimeError) as exc:
         interrupt = next((c for c in _causes(exc) if isinstance(c, _confinement.interrupts)), None)
         if interrupt is not None:
@@ -143,6 +151,8 @@ def process(
     max_pixels: int,
     memory_limit_mb: int,
     time_limit: float | None,
+    focal_point: processing.FocalPoint | None = None,
+    crops_only: bool = False,
 ) -> processing.Result:
     """``processing.process`` under the ceiling and the time limit.
 
@@ -150,12 +160,13 @@ def process(
     Died. In a confined process the caller's own limits apply (Celery's time
     limits), so ``time_limit`` is not used there.
     """
+    options: dict[str, Any] = {"focal_point": focal_point, "crops_only": crops_only}
     if _confinement.active:
-        return _decode(data, preset, max_pixels=max_pixels, memory_limit_mb=memory_limit_mb)
+        return _decode(data, preset, max_pixels=max_pixels, memory_limit_mb=memory_limit_mb, **options)
     receiver, sender = _context.Pipe(duplex=False)
     child = _context.Process(
         target=_child,
-        args=(sender, data, preset, max_pixels, memory_limit_mb),
+        args=(sender, data, preset, max_pixels, memory_limit_mb, options),
         name="image-decoder",
         daemon=True,
     )
@@ -187,12 +198,20 @@ def process(
 
 
 def _child(
-    sender: Connection, data: bytes, preset: processing.Preset, max_pixels: int, memory_limit_mb: int
+    sender: Connection,
+    data: bytes,
+    preset: processing.Preset,
+    max_pixels: int,
+    memory_limit_mb: int,
+    options: dict[str, Any],
 ) -> None:
     _limit_memory(memory_limit_mb)
     outcome: tuple[str, Any]
     try:
-        outcome = ("ok", _decode(data, preset, max_pixels=max_pixels, memory_limit_mb=memory_limit_mb))
+        outcome = (
+            "ok",
+            _decode(data, preset, max_pixels=max_pixels, memory_limit_mb=memory_limit_mb, **options),
+        )
     except OutOfMemory:
         outcome = ("memory", None)
     except processing.ImageRejected as exc:

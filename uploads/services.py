@@ -234,12 +234,14 @@ def _image_render(image: Image) -> Image | None:
         preset = preset_get(image.preset)
         with image.file.open("rb") as fh:
             data = fh.read()
+        focal_point = image.focal_point
         result = sandbox.process(
             data,
             preset,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             memory_limit_mb=limit_mb,
             time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+            focal_point=focal_point,
         )
         del data
         rows = _outputs_to_rows(image, result)
@@ -262,6 +264,8 @@ def _image_render(image: Image) -> Image | None:
         image.error = ""
         image.placeholder = result.placeholder
         image.dominant_color = result.dominant_color
+        image.focal_auto_x, image.focal_auto_y = result.focal_point.x, result.focal_point.y
+        _recrop_if_moved(image, focal_point)
         image.processing_ms = elapsed
         image.processed_at = timezone.now()
         image.save()
@@ -373,6 +377,95 @@ def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> in
             dispatch.process_after_commit(image_id=image.pk, force=True)
         count += 1
     return count
+
+
+@transaction.atomic
+def image_set_focal_point(*, image: Image, focal_point: processing.FocalPoint | None) -> Image:
+    """Set the focal point staff chose, or clear it (None) to go back to the
+    automatic estimate. Once this commits, the cropped renditions of a ready
+    image are cut again around it; the others keep their objects.
+
+    Raises ValidationError for a point outside the picture.
+    """
+    locked = Image.objects.select_for_update().get(pk=image.pk)
+    before = locked.focal_point
+    locked.focal_x = focal_point.x if focal_point else None
+    locked.focal_y = focal_point.y if focal_point else None
+    locked.focal_radius = focal_point.radius if focal_point else None
+    locked.full_clean(exclude=["file"])
+    locked.save(update_fields=["focal_x", "focal_y", "focal_radius", "updated_at"])
+    if locked.focal_point != before and locked.status == Image.Status.READY:
+        image_id = locked.pk
+        transaction.on_commit(lambda: image_recrop(image_id=image_id))
+    return locked
+
+
+def _recrop_if_moved(image: Image, used: processing.FocalPoint | None) -> None:
+    """The focal point was moved while the crops were being cut around the
+    old one: cut them again once the renditions commit."""
+    if image.focal_point != used:
+        image_id = image.pk
+        transaction.on_commit(lambda: image_recrop(image_id=image_id))
+
+
+def image_recrop(*, image_id: int) -> Image | None:
+    """Cut the cropped renditions of a ready image again around its focal
+    point (set, or estimated when it was processed); the width ladder is left
+    alone. Decoding runs under the same ceiling and time limit as processing;
+    should it fail, the old crops stay and the reason is logged.
+    """
+    image = Image.objects.filter(pk=image_id).first()
+    if image is None or image.status != Image.Status.READY:
+        return image  # a run still to come cuts the crops around the new point
+    preset = preset_get(image.preset)
+    if not preset.crop_names:
+        return image
+    used = image.focal_point or image.focal_point_auto
+    try:
+        with image.file.open("rb") as fh:
+            data = fh.read()
+        result = sandbox.process(
+            data,
+            preset,
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
+            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+            focal_point=used,
+            crops_only=True,
+        )
+    except (
+        processing.ImageRejected,
+        processing.ProcessingError,
+        sandbox.TimedOut,
+        sandbox.OutOfMemory,
+        sandbox.Died,
+    ) as exc:
+        logger.warning("image id=%s: crops not remade: %s", image_id, exc)
+        return image
+    rows = _outputs_to_rows(image, result)
+    keys = {row.storage_key for row in rows}
+    try:
+        with transaction.atomic():
+            locked = Image.objects.select_for_update().filter(pk=image_id).first()
+            if (
+                locked is None
+                or locked.status != Image.Status.READY
+                or locked.preset != image.preset
+                or (locked.focal_point or locked.focal_point_auto) != used
+            ):
+                # Changed meanwhile; whatever changed it cuts the crops anew.
+                transaction.on_commit(lambda: storage.delete_unreferenced(keys))
+                return locked
+            # The old objects go after commit (signal handler) unless a new
+            # row holds the same content-addressed key.
+            locked.renditions.filter(name__in=preset.crop_names).delete()
+            Rendition.objects.bulk_create(rows)
+            locked.save(update_fields=["updated_at"])
+    except BaseException:
+        storage.delete_unreferenced(keys)
+        raise
+    logger.info("image id=%s: %s cut again around %s", image_id, ", ".join(preset.crop_names), used)
+    return locked
 
 
 def image_export_files(image: Image) -> list[tuple[str, bytes]]:
