@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -151,3 +153,53 @@ def test_a_folder_without_deliveries_is_refused(tmp_path: Path) -> None:
 
     with pytest.raises(CommandError, match="neither descriptions/ nor images/"):
         call_command("import_supplier", str(tmp_path))
+
+
+@pytest.fixture
+def worker_not_running() -> Iterator[None]:
+    """Processing goes to the (in-memory) broker, as with a Celery worker that
+    has not picked it up yet: nothing in this process runs it."""
+    from portal.celery import app
+
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    yield
+    app.conf.task_always_eager = eager
+
+
+def test_the_import_leaves_processing_to_the_worker_and_reports_what_is_not_done(
+    delivery: Path, worker_not_running: None
+) -> None:
+    started = time.monotonic()
+    out, err = run("import_supplier", str(delivery), "--no-email", "--wait", "0.5")
+    assert time.monotonic() - started < 30
+    assert out.startswith(
+        "4 products created, 0 updated, 0 unchanged, 1 rejected; 4 images imported, 0 already there, "
+        "0 failed, 4 still processing, 2 files skipped."
+    )
+    assert "still processing images/001.tiff after 0.5 s" in err
+    assert set(Image.objects.values_list("status", flat=True)) == {Image.Status.PENDING}
+    # Linked already: the catalog shows the photo once the worker is done.
+    assert Product.objects.get(name="Apple").image == Image.objects.get(original_name="001.tiff")
+
+    # The worker catches up; the same delivery again waits for nothing more.
+    from uploads.services import image_process
+
+    for pk in Image.objects.values_list("pk", flat=True):
+        image_process(image_id=pk)
+    out, err = run("import_supplier", str(delivery), "--no-email", "--wait", "0.5")
+    assert out.startswith(
+        "0 products created, 0 updated, 4 unchanged, 1 rejected; 0 images imported, 4 already there, "
+        "0 failed, 2 files skipped."
+    )
+    assert "still processing" not in err
+
+
+def test_a_photo_that_fails_processing_is_reported_with_its_reason(delivery: Path) -> None:
+    from tests.uploads import corpus
+
+    (delivery / "images" / "005.tiff").write_bytes(corpus.truncated_jpeg())
+    out, err = run("import_supplier", str(delivery), "--no-email")
+    assert "4 images imported, 0 already there, 1 failed, 2 files skipped." in out
+    assert "rejected images/005.tiff: " in err
+    assert Product.objects.get(name="Kiwifruit").image is None
