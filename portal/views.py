@@ -31,7 +31,7 @@ def home(request: HttpRequest) -> HttpResponse:
         {
             "reviews": selectors.feedback_published()[:HOME_REVIEWS],
             "people": selectors.people_visible().order_by("-updated_at")[:HOME_PEOPLE],
-            "products": selectors.products_with_images().order_by("-created_at")[:HOME_PRODUCTS],
+            "products": selectors.products_on_display().order_by("-created_at")[:HOME_PRODUCTS],
         },
     )
 

@@ -45,9 +45,12 @@ def demo_snapshot() -> dict[str, list[tuple[Any, ...]]]:
     }
 
 
-def catalog_cards(client: Client) -> list[str]:
-    html = client.get("/catalog/").content.decode()
-    return re.findall(r'<span class="card-title">([^<]*)</span>', html)
+def catalog_cards(client: Client, path: str = "/catalog/") -> list[str]:
+    """The product names on the catalog's grid (or the home page's)."""
+    html = client.get(path).content.decode()
+    grid = html[html.index('<ul class="grid products">') :]
+    grid = grid[: grid.index("</ul>")]
+    return re.findall(r'<span class="card-title">([^<]*)</span>', grid)
 
 
 def supplier_posts(client: Client, capture: Any) -> dict[str, Image]:
@@ -94,6 +97,7 @@ def test_a_supplier_run_on_top_of_the_demo_leaves_it_untouched_and_fills_the_cat
     seeded: str, client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
     assert sorted(catalog_cards(client)) == sorted(p["name"] for p in demo.PRODUCTS)
+    assert sorted(catalog_cards(client, "/")) == sorted(p["name"] for p in demo.PRODUCTS)
     before = demo_snapshot()
 
     photos = supplier_posts(client, django_capture_on_commit_callbacks)
@@ -101,6 +105,7 @@ def test_a_supplier_run_on_top_of_the_demo_leaves_it_untouched_and_fills_the_cat
     assert demo_snapshot() == before
     # The catalog shows exactly the supplier's products, with the supplier's photos.
     assert catalog_cards(client) == ["Apple", "Watermelon"]
+    assert sorted(catalog_cards(client, "/")) == ["Apple", "Watermelon"]
     assert [f["name"] for f in client.get("/fruits/").json()] == ["Watermelon", "Apple"]
     watermelon = Product.objects.get(name="Watermelon", is_demo=False)
     assert (watermelon.is_demo, watermelon.weight, watermelon.image) == (False, 500, photos["010.jpeg"])
