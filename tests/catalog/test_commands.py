@@ -164,3 +164,27 @@ def test_the_admin_import_export_resource_round_trips_phones() -> None:
     assert not result.has_errors()
     assert not result.has_validation_errors()
     assert Person.objects.get(username="ada").phone == {"office": "1", "cell": "2"}
+
+
+def test_a_review_already_posted_on_the_site_is_recognised_by_the_import(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from catalog import services
+
+    services.feedback_submit(title="Nice", name="Ann", date=dt.date(2020, 1, 2), text="Fine.")
+    (tmp_path / "a.txt").write_text("Nice\nAnn\n2020-01-02\nFine.\n")
+    assert run("import_feedback", str(tmp_path)).strip() == (
+        "0 reviews created, 0 updated, 1 skipped as duplicates, 0 rejected."
+    )
+
+
+def test_an_edited_review_gets_a_fresh_fingerprint_even_when_saving_some_fields() -> None:
+    from tests.factories import FeedbackFactory
+
+    review = FeedbackFactory(title="Old title")
+    old = review.fingerprint
+    review.title = "New title"
+    review.save(update_fields=["title"])
+    stored = Feedback.objects.get(pk=review.pk)
+    assert stored.fingerprint != old
+    assert stored.fingerprint == stored.compute_fingerprint()
