@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.limits import accepts_files
-from uploads import selectors, services
+from uploads import processing, selectors, services
 from uploads.api import original_response
 from uploads.models import Image, Rendition
 
@@ -39,13 +39,20 @@ def thumbnail(image: Image | None, size: int = 64) -> str:
     )
 
 
+# What the file picker offers. Browsers map ``image/*`` to the types the
+# system knows, and many systems know no HEIC/AVIF type: the extensions are
+# named too, or a phone's photos would be greyed out.
+UPLOAD_ACCEPT = "image/*,.heic,.heif,.avif"
+UPLOAD_FORMATS = "JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF or AVIF"
+
+
 class MultipleFileInput(forms.ClearableFileInput):
     allow_multiple_selected = True
 
 
 class MultipleFileField(forms.FileField):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("widget", MultipleFileInput())
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": UPLOAD_ACCEPT}))
         super().__init__(*args, **kwargs)
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
@@ -57,7 +64,7 @@ class MultipleFileField(forms.FileField):
 
 class ImageUploadForm(forms.Form):
     files = MultipleFileField(  # type: ignore[assignment]
-        label="Images", help_text="One or more files: JPEG, PNG, WebP, GIF, TIFF or BMP."
+        label="Images", help_text=f"One or more files: {UPLOAD_FORMATS}."
     )
     preset = forms.ChoiceField(choices=[])
     title = forms.CharField(max_length=200, required=False)
@@ -68,6 +75,41 @@ class ImageUploadForm(forms.Form):
         names = sorted(services.presets())
         self.fields["preset"].choices = [(n, n) for n in names]  # type: ignore[attr-defined]
         self.fields["preset"].initial = "web"
+
+
+FOCAL_FIELDS = ("focal_x", "focal_y", "focal_radius")
+
+
+class ImageChangeForm(forms.ModelForm[Image]):
+    """Title, alt text and the focal point; the editor fills the point's
+    fields when staff click on the picture."""
+
+    class Meta:
+        model = Image
+        fields = ["title", "alt", *FOCAL_FIELDS]
+        widgets = {
+            name: forms.NumberInput(attrs={"step": "any", "min": "0", "max": "1", "class": "vFocalField"})
+            for name in FOCAL_FIELDS
+        }
+        labels = {"focal_x": "Focal point x", "focal_y": "Focal point y", "focal_radius": "Focal radius"}
+        help_texts = {
+            "focal_x": "0 = left edge, 1 = right edge.",
+            "focal_y": "0 = top edge, 1 = bottom edge.",
+            "focal_radius": "Optional: how much around the point to keep, as a share of the shorter side.",
+        }
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        x, y, radius = (data.get(name) for name in FOCAL_FIELDS)
+        if (x is None) != (y is None):
+            raise ValidationError("Give both coordinates of the focal point, or neither.")
+        if radius is not None and x is None:
+            raise ValidationError("A focal radius needs a focal point.")
+        return data
+
+    def focal_point(self) -> processing.FocalPoint | None:
+        x, y, radius = (self.cleaned_data.get(name) for name in FOCAL_FIELDS)
+        return None if x is None or y is None else processing.FocalPoint(x, y, radius)
 
 
 class StatusFilter(admin.SimpleListFilter):
@@ -108,6 +150,19 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
         )
 
 
+def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | None:
+    """A whole (uncropped) rendition of a useful size to click on, from the
+    prefetched renditions."""
+    if not image.is_ready:
+        return None
+    viewable = {"jpeg", "webp", "png"}
+    whole = [r for r in image.renditions.all() if r.format in viewable and r.name not in cropped]
+    if not whole:
+        return None
+    fitting = [r for r in whole if r.width <= 1024]
+    return max(fitting, key=lambda r: r.width) if fitting else min(whole, key=lambda r: r.width)
+
+
 @admin.register(Image)
 class ImageAdmin(admin.ModelAdmin[Image]):
     list_display = [
@@ -124,12 +179,20 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     search_fields = ["title", "alt", "original_name", "sha256"]
     actions = ["reprocess"]
     inlines = [RenditionInline]
+    form = ImageChangeForm
     fields = (
-        "preview_large", "title", "alt", "preset", "status", "error", "original_name", "original",
-        "sha256", "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
-        "processing_ms", "attempts", "uploaded_by", "created_at", "processed_at",
+        "preview_large", "title", "alt", "focal_point_editor", *FOCAL_FIELDS, "preset", "status",
+        "error", "original_name", "original", "sha256", "format", "width", "height", "frames", "bytes",
+        "placeholder", "dominant_color", "processing_ms", "attempts", "uploaded_by", "created_at",
+        "processed_at",
     )  # fmt: skip
-    readonly_fields = tuple(f for f in fields if f not in {"title", "alt"})
+    readonly_fields = tuple(f for f in fields if f not in {"title", "alt", *FOCAL_FIELDS})
+
+    class Media:
+        # The focal point editor: a static script and style sheet (no inline
+        # script: the site's CSP allows scripts from the site only).
+        css = {"all": ["uploads/admin/focal-point.css"]}
+        js = ["uploads/admin/focal-point.js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         order = Case(
@@ -140,6 +203,50 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             selectors.images_with_renditions()
             .annotate(status_order=order)
             .order_by("status_order", "-created_at")
+        )
+
+    def save_model(self, request: HttpRequest, obj: Image, form: Any, change: bool) -> None:
+        """Title and alt text are written alone, so a concurrent processing run
+        keeps what it wrote; the focal point goes through its service, which
+        re-cuts the crops once the change commits."""
+        changed = set(form.changed_data)
+        if not change:
+            super().save_model(request, obj, form, change)
+            return
+        text = [name for name in ("title", "alt") if name in changed]
+        if text:
+            obj.save(update_fields=[*text, "updated_at"])
+        if changed & set(FOCAL_FIELDS):
+            services.image_set_focal_point(image=obj, focal_point=form.focal_point())
+
+    @admin.display(description="Focal point")
+    def focal_point_editor(self, image: Image) -> str:
+        """The picture to click on, the point in force and the square crop it gives."""
+        preset = services.presets().get(image.preset)
+        shown = _editor_rendition(image, preset.crop_names if preset else ())
+        if shown is None:
+            return "Shown once the image is processed."
+        auto = image.focal_point_auto
+        return format_html(
+            '<div class="focal-editor" data-focal-editor data-rotate="{}" data-auto-x="{}" data-auto-y="{}">'
+            '<div class="focal-editor-frame">'
+            '<img class="focal-editor-image" src="{}" width="{}" height="{}" alt="Click the subject">'
+            '<span class="focal-editor-marker" hidden></span>'
+            "</div>"
+            '<figure class="focal-editor-preview"><div class="focal-editor-window">'
+            '<img class="focal-editor-crop" src="{}" alt="">'
+            "</div><figcaption>Square crop</figcaption></figure>"
+            '<p class="help">Click the subject to set the focal point; cropped renditions are cut '
+            'again around it when you save. <span class="focal-editor-state"></span> '
+            '<button type="button" class="button focal-editor-clear">Use the automatic point</button></p>'
+            "</div>",
+            preset.rotate % 360 if preset else 0,
+            "" if auto is None else f"{auto.x:.4f}",
+            "" if auto is None else f"{auto.y:.4f}",
+            shown.url,
+            shown.width,
+            shown.height,
+            shown.url,
         )
 
     def add_view(

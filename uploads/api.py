@@ -5,20 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, mixins, parsers, serializers, status, viewsets
+from rest_framework import exceptions, mixins, parsers, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.limits import RequestTooLarge
 from core.schema import ErrorSerializer
-from uploads import selectors, services, storage
+from uploads import processing, selectors, services, storage
 from uploads.models import Image, Rendition
 
 
@@ -69,6 +70,48 @@ class ImageSummarySerializer(serializers.ModelSerializer[Image]):
         return chosen.fallback.url if chosen else None
 
 
+class FocalPointSerializer(serializers.Serializer[Any]):
+    """Where the subject is; cropped renditions keep it in frame."""
+
+    x = serializers.FloatField(min_value=0.0, max_value=1.0, help_text="0 = left edge, 1 = right edge.")
+    y = serializers.FloatField(min_value=0.0, max_value=1.0, help_text="0 = top edge, 1 = bottom edge.")
+    radius = serializers.FloatField(
+        min_value=0.001,
+        max_value=1.0,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="How much around the point to keep, as a fraction of the shorter side.",
+    )
+    kind = serializers.ChoiceField(
+        choices=["manual", "auto"],
+        read_only=True,
+        help_text="`manual`: set by staff; `auto`: estimated from the pixels when processed.",
+    )
+
+    def to_point(self) -> processing.FocalPoint:
+        data = self.validated_data
+        return processing.FocalPoint(data["x"], data["y"], data.get("radius"))
+
+
+def focal_point_data(image: Image) -> dict[str, Any] | None:
+    """The focal point in force: staff's, else the automatic estimate, else none."""
+    point, kind = image.focal_point, "manual"
+    if point is None:
+        point, kind = image.focal_point_auto, "auto"
+    if point is None:
+        return None
+    return {"x": point.x, "y": point.y, "radius": point.radius, "kind": kind}
+
+
+class ImageUpdateSerializer(serializers.Serializer[Any]):
+    focal_point = FocalPointSerializer(
+        allow_null=True,
+        help_text="The subject's position (coordinates of the displayed image), or null to go back to "
+        "the automatic estimate. Only the cropped renditions are made again.",
+    )
+
+
 def may_download_original(request: Request | None) -> bool:
     user = getattr(request, "user", None)
     return bool(user and user.is_authenticated and user.has_perm("uploads.view_image"))
@@ -85,13 +128,18 @@ class ImageSerializer(ImageSummarySerializer):
     error = serializers.SerializerMethodField(
         help_text="Why processing failed; only for callers who may view the original."
     )
+    focal_point = serializers.SerializerMethodField(
+        help_text="Where the subject is (fractions of the displayed image): set by staff, else "
+        "estimated when processed; null until then."
+    )
 
     class Meta:
         model = Image
         fields = [
             "id", "title", "alt", "original_name", "preset", "status", "error", "sha256",
             "format", "width", "height", "frames", "bytes", "placeholder", "dominant_color",
-            "processing_ms", "src", "srcset", "renditions", "original", "created_at", "processed_at",
+            "processing_ms", "focal_point", "src", "srcset", "renditions", "original", "created_at",
+            "processed_at",
         ]  # fmt: skip
         read_only_fields = fields
 
@@ -112,6 +160,10 @@ class ImageSerializer(ImageSummarySerializer):
     def get_error(self, image: Image) -> str | None:
         return image.error if self._private() else None
 
+    @extend_schema_field(FocalPointSerializer(allow_null=True))
+    def get_focal_point(self, image: Image) -> dict[str, Any] | None:
+        return focal_point_data(image)
+
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_original(self, image: Image) -> str | None:
         if not self._private():
@@ -123,7 +175,7 @@ class ImageSerializer(ImageSummarySerializer):
 class ImageUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(
         allow_empty_file=True,
-        help_text="JPEG, PNG, WebP, GIF, TIFF or BMP; checked by content.",
+        help_text="JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF or AVIF; checked by content.",
     )
     preset = serializers.ChoiceField(
         choices=sorted(settings.IMAGE_PRESETS), default=settings.IMAGE_DEFAULT_PRESET
@@ -162,7 +214,8 @@ class ImageViewSet(
     viewsets.GenericViewSet[Image],
 ):
     serializer_class = ImageSerializer
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser]
+    # JSON for the focal point (an object); uploads are multipart.
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
     file_actions = frozenset({"create"})
     filterset_fields = ["status", "preset", "format"]
     search_fields = ["title", "alt", "original_name"]
@@ -192,6 +245,43 @@ class ImageViewSet(
 
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)
+
+    @extend_schema(request={"application/json": ImageUpdateSerializer}, responses={200: ImageSerializer})
+    def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Change the focal point (the one field that can be changed)."""
+        image = self.get_object()
+        body = ImageUpdateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        point = body.validated_data["focal_point"]
+        focal = processing.FocalPoint(point["x"], point["y"], point.get("radius")) if point else None
+        return self._set_focal_point(image, focal)
+
+    @extend_schema(request=FocalPointSerializer, responses={200: ImageSerializer})
+    @action(
+        detail=True,
+        methods=["post"],
+        url_path="focal-point",
+        url_name="focal-point",
+        parser_classes=[parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser],
+        # Moving a focal point changes an image: the change permission, not add.
+        permission_classes=[permissions.IsAuthenticated],
+    )
+    def focal_point(self, request: Request, pk: str | None = None) -> Response:
+        """Set the focal point; the cropped renditions are cut again around it."""
+        if not request.user.has_perm("uploads.change_image"):
+            raise exceptions.PermissionDenied()
+        image = self.get_object()
+        body = FocalPointSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return self._set_focal_point(image, body.to_point())
+
+    def _set_focal_point(self, image: Image, focal: processing.FocalPoint | None) -> Response:
+        try:
+            services.image_set_focal_point(image=image, focal_point=focal)
+        except DjangoValidationError as exc:
+            raise exceptions.ValidationError({"focal_point": exc.messages}) from exc
+        image = selectors.images_with_renditions().get(pk=image.pk)
+        return Response(self.get_serializer(image).data)
 
     @extend_schema(request=ReprocessSerializer, responses={202: ImageSerializer})
     @action(

@@ -645,3 +645,134 @@ SAMPLES: tuple[Sample, ...] = (
 )
 
 SAMPLES_BY_NAME: dict[str, Sample] = {sample.name: sample for sample in SAMPLES}
+
+
+# --------------------------------------------------------------------------
+# Modern formats: HEIC (as phones write it) and AVIF, made here with
+# pillow-heif and Pillow's own AVIF encoder.
+
+# What a phone puts in a photo's EXIF besides the picture: who made it, where.
+PHONE_MAKE = "Phone Maker"
+PHONE_SERIAL = "SN-0042-PRIVATE"
+
+
+def phone_exif(orientation: int = 1) -> bytes:
+    exif = Image.Exif()
+    exif[0x010F] = PHONE_MAKE  # Make
+    exif[0xA431] = PHONE_SERIAL  # BodySerialNumber
+    exif[0x0112] = orientation
+    gps = exif.get_ifd(0x8825)
+    gps[1] = "N"
+    gps[2] = (52.0, 22.0, 12.5)
+    gps[3] = "E"
+    gps[4] = (4.0, 53.0, 30.1)
+    return exif.tobytes()
+
+
+def heic(img: Image.Image, *, quality: int = 95, **params: Any) -> bytes:
+    import pillow_heif
+
+    # Saving needs the plugin; registering it again changes none of its options.
+    pillow_heif.register_heif_opener()
+    return _save(img, "HEIF", quality=quality, **params)
+
+
+def avif(img: Image.Image, *, quality: int = 95, **params: Any) -> bytes:
+    return _save(img, "AVIF", quality=quality, **params)
+
+
+def _phone_photo(save: Callable[..., bytes], size: tuple[int, int]) -> bytes:
+    """A photo held upright, stored as the sensor saw it (turned a quarter
+    counter-clockwise) with EXIF orientation 6, as phones do; the quadrant
+    colours are Display P3 values, with that profile embedded; EXIF with GPS
+    and a serial number, and XMP."""
+    stored = quadrants(*size).transpose(Image.Transpose.ROTATE_90)
+    return save(stored, exif=phone_exif(orientation=6), icc_profile=display_p3_profile(), xmp=XMP_PACKET)
+
+
+def heic_rotated_p3(size: tuple[int, int] = (96, 72)) -> bytes:
+    return _phone_photo(heic, size)
+
+
+def avif_rotated_p3(size: tuple[int, int] = (96, 72)) -> bytes:
+    return _phone_photo(avif, size)
+
+
+def _half_transparent(size: tuple[int, int]) -> Image.Image:
+    """Left half fully transparent, right half opaque blue."""
+    img = Image.new("RGBA", size, (0, 0, 255, 255))
+    img.paste((0, 0, 0, 0), (0, 0, size[0] // 2, size[1]))
+    return img
+
+
+def heic_alpha(size: tuple[int, int] = (64, 48)) -> bytes:
+    return heic(_half_transparent(size))
+
+
+def avif_alpha(size: tuple[int, int] = (64, 48)) -> bytes:
+    return avif(_half_transparent(size))
+
+
+def heic_photo(width: int = 4000, height: int = 3000, *, quality: int = 80, seed: int = 0) -> bytes:
+    return heic(photo(width, height, seed=seed), quality=quality)
+
+
+# --------------------------------------------------------------------------
+# Subjects away from the centre, for focal points and smart crops
+
+SUBJECT_RED: RGB = (220, 30, 30)
+MARKER_BLUE: RGB = (30, 60, 230)
+
+
+def textured(size: tuple[int, int], *, seed: int = 3) -> Image.Image:
+    """Greyish-brown ground with blotches, diagonal grain and fine noise: edges
+    everywhere, little colour, like a table top or a wall. The same ``seed``
+    gives the same ground, but for the fine noise, which vanishes at any
+    reduced scale."""
+    width, height = size
+    rng = random.Random(seed)
+    coarse = (max(1, width // 16), max(1, height // 16))
+    blotches = Image.new("L", coarse)
+    blotches.putdata([rng.randrange(88, 168) for _ in range(coarse[0] * coarse[1])])
+    blotches = blotches.resize(size, Image.Resampling.BICUBIC)
+    ground = Image.merge(
+        "RGB",
+        [
+            blotches.point(lambda v: int(v * 0.8 + 20)),
+            blotches.point(lambda v: int(v * 0.75 + 15)),
+            blotches.point(lambda v: int(v * 0.7 + 10)),
+        ],
+    )
+    draw = ImageDraw.Draw(ground)
+    step = max(4, width // 40)
+    for x in range(-height, width, step):
+        shade = 100 + rng.randrange(40)
+        draw.line(
+            [(x, 0), (x + height, height)], fill=(shade, shade - 8, shade - 16), width=max(1, width // 200)
+        )
+    noise = Image.effect_noise(size, 20).convert("RGB")
+    return ImageChops.add(ground, noise, scale=1.0, offset=-128)
+
+
+def subject_off_centre(
+    size: tuple[int, int] = (1200, 900),
+    at: tuple[float, float] = (0.85, 0.2),
+    radius: float = 0.06,
+    color: RGB = SUBJECT_RED,
+) -> Image.Image:
+    """A disc (``radius`` a share of the shorter side) centred at ``at``
+    (fractions of width and height) on a textured ground."""
+    img = textured(size)
+    width, height = size
+    cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
+    ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)
+    return img
+
+
+def with_marker(img: Image.Image, at: tuple[float, float], radius: float = 0.04) -> Image.Image:
+    """``img`` with a small blue square at ``at``: what a manual focal point must keep."""
+    marked = img.copy()
+    width, height = marked.size
+    cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
+    ImageDraw.Draw(marked).rectangle((cx - r, cy - r, cx + r, cy + r), fill=MARKER_BLUE)
+    return marked

@@ -1,0 +1,503 @@
+"""Focal points: estimated from the pixels or set by staff, kept in frame by
+every cropped rendition; moving one re-cuts the crops and nothing else."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from typing import Any
+
+import pytest
+from django.contrib.staticfiles import finders
+from django.core.files.storage import default_storage
+from django.test import Client
+from PIL import Image as PILImage
+from rest_framework.test import APIClient
+
+from tests.factories import ImageFactory
+from tests.uploads import corpus
+from uploads import processing, services
+from uploads.models import Image, Rendition
+from uploads.processing import FocalPoint, Preset
+
+RGB = tuple[int, int, int]
+PNG_WEB = Preset("web", widths=(320, 640), formats=("png",), thumbnail=256)
+# A wide picture: a centred square crop leaves out both sides entirely, so a
+# subject at 0.85 across can only be in the thumbnail if the crop went to it.
+WIDE = (1600, 900)
+SUBJECT_AT = (0.85, 0.2)
+SUBJECT_RADIUS = 0.06
+MARKER_AT = (0.1, 0.8)
+# Smaller than the subject: the estimate goes to the red disc, staff may prefer the marker.
+MARKER_RADIUS = 0.025
+
+
+def opened(data: bytes) -> PILImage.Image:
+    img = PILImage.open(io.BytesIO(data))
+    img.load()
+    return img.convert("RGB")
+
+
+def count_near(img: PILImage.Image, color: RGB, tolerance: int = 40) -> int:
+    """How many pixels of ``img`` have ``color`` (within ``tolerance`` per channel)."""
+    masks = [
+        band.point([255 if abs(v - c) <= tolerance else 0 for v in range(256)])
+        for band, c in zip(img.convert("RGB").split(), color, strict=True)
+    ]
+    both = PILImage.new("L", img.size, 255)
+    for mask in masks:
+        both = PILImage.composite(mask, PILImage.new("L", img.size, 0), both)
+    return both.histogram()[255]
+
+
+def disc_area_in_square(source: tuple[int, int], radius: float, side: int) -> float:
+    """Pixels a disc of ``radius`` (share of the shorter side) covers in a
+    ``side`` square thumbnail cut as the largest square of the source."""
+    return math.pi * (radius * side) ** 2
+
+
+def square_shows(thumb: PILImage.Image, color: RGB, radius: float, *, square_disc: bool = False) -> float:
+    """The share of the subject (a disc, or a square) that the thumbnail shows."""
+    side = thumb.width
+    expected = (2 * radius * side) ** 2 if square_disc else disc_area_in_square(WIDE, radius, side)
+    return count_near(thumb, color) / expected
+
+
+def subject_png(size: tuple[int, int] = WIDE, at: tuple[float, float] = SUBJECT_AT) -> bytes:
+    return corpus.png(corpus.subject_off_centre(size, at, SUBJECT_RADIUS))
+
+
+def marked_png(size: tuple[int, int] = WIDE) -> bytes:
+    """The red subject at (0.85, 0.2) and, far from it, a blue marker at (0.1, 0.8)."""
+    img = corpus.subject_off_centre(size, SUBJECT_AT, SUBJECT_RADIUS)
+    return corpus.png(corpus.with_marker(img, MARKER_AT, MARKER_RADIUS))
+
+
+def output(result: processing.Result, name: str, fmt: str = "png") -> PILImage.Image:
+    [found] = [o for o in result.outputs if o.name == name and o.format == fmt]
+    return opened(found.data)
+
+
+# --- The estimate and the crops --------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("size", "at"),
+    [(WIDE, SUBJECT_AT), ((900, 1600), (0.2, 0.85)), ((1600, 900), (0.12, 0.75))],
+    ids=["wide-top-right", "tall-bottom-left", "wide-bottom-left"],
+)
+def test_the_automatic_focal_point_finds_a_subject_far_from_the_centre(
+    size: tuple[int, int], at: tuple[float, float]
+) -> None:
+    result = processing.process(subject_png(size, at), PNG_WEB)
+    assert result.focal_point.x == pytest.approx(at[0], abs=0.04)
+    assert result.focal_point.y == pytest.approx(at[1], abs=0.04)
+    assert square_shows(output(result, "thumb"), corpus.SUBJECT_RED, SUBJECT_RADIUS) > 0.85
+
+
+def test_a_centred_crop_would_miss_the_subject_so_the_check_can_fail() -> None:
+    result = processing.process(subject_png(), PNG_WEB, focal_point=FocalPoint(0.5, 0.5))
+    assert square_shows(output(result, "thumb"), corpus.SUBJECT_RED, SUBJECT_RADIUS) == 0
+
+
+def test_a_manual_focal_point_wins_over_the_estimate() -> None:
+    result = processing.process(marked_png(), PNG_WEB, focal_point=FocalPoint(*MARKER_AT))
+    thumb = output(result, "thumb")
+    assert square_shows(thumb, corpus.MARKER_BLUE, MARKER_RADIUS, square_disc=True) > 0.85
+    assert count_near(thumb, corpus.SUBJECT_RED) == 0
+    # The estimate is still made, and still points at the red subject.
+    assert (result.focal_point.x, result.focal_point.y) == pytest.approx(SUBJECT_AT, abs=0.04)
+
+
+def test_whole_renditions_ignore_the_focal_point() -> None:
+    data = marked_png()
+    plain = processing.process(data, PNG_WEB, focal_point=FocalPoint(*MARKER_AT))
+    other = processing.process(data, PNG_WEB, focal_point=FocalPoint(0.9, 0.9, 0.1))
+    for name in ("w320", "w640"):
+        [a] = [o.data for o in plain.outputs if o.name == name]
+        [b] = [o.data for o in other.outputs if o.name == name]
+        assert a == b
+
+
+def test_an_icon_preset_given_a_crop_keeps_the_point_through_its_rotation() -> None:
+    """Turned a quarter clockwise, the marker at (0.1, 0.8) is near the top of
+    a tall picture: a centred square would leave it out."""
+    icon = Preset("icon", rotate=90, size=(128, 128), crop=True, formats=("png",))
+    result = processing.process(marked_png(), icon, focal_point=FocalPoint(*MARKER_AT))
+    assert [(o.name, o.width, o.height) for o in result.outputs] == [("icon", 128, 128)]
+    shown = output(result, "icon")
+    assert square_shows(shown, corpus.MARKER_BLUE, MARKER_RADIUS, square_disc=True) > 0.8
+    centred = processing.process(marked_png(), icon, focal_point=FocalPoint(0.5, 0.5))
+    assert count_near(output(centred, "icon"), corpus.MARKER_BLUE) == 0
+
+
+def test_a_fill_of_any_shape_keeps_the_estimated_subject() -> None:
+    """A wide fill (3:2) cut from a tall picture whose subject is near its bottom."""
+    fill = Preset("fill", size=(480, 320), crop=True, formats=("png",))
+    result = processing.process(subject_png((900, 1600), (0.3, 0.9)), fill)
+    shown = output(result, "icon")
+    assert shown.size == (480, 320)
+    # The box is 900 x 600 source pixels scaled to 480 x 320; the disc's radius is 54 of them.
+    expected = math.pi * (SUBJECT_RADIUS * 900 * 480 / 900) ** 2
+    assert count_near(shown, corpus.SUBJECT_RED) / expected > 0.85
+
+
+def test_a_stretched_icon_stays_as_the_course_wants_it() -> None:
+    """Without ``crop`` the icon preset still squeezes the whole picture."""
+    result = processing.process(marked_png(), processing.DEFAULT_PRESETS["icon"])
+    icon = output(result, "icon", "jpeg")
+    assert count_near(icon, corpus.MARKER_BLUE) > 0
+    assert count_near(icon, corpus.SUBJECT_RED) > 0
+
+
+def test_only_the_crops_can_be_made_and_they_match_a_full_run() -> None:
+    full = processing.process(marked_png(), PNG_WEB, focal_point=FocalPoint(*MARKER_AT))
+    crops = processing.process(marked_png(), PNG_WEB, focal_point=FocalPoint(*MARKER_AT), crops_only=True)
+    assert [(o.name, o.format) for o in crops.outputs] == [("thumb", "png")]
+    [thumb] = [o for o in full.outputs if o.name == "thumb"]
+    # Made from a smaller decode, so not the same bytes, but the same picture.
+    assert square_shows(output(crops, "thumb"), corpus.MARKER_BLUE, MARKER_RADIUS, square_disc=True) > 0.85
+    assert crops.outputs[0].width == thumb.width == 256
+
+
+def test_a_preset_without_crops_has_none_to_remake() -> None:
+    assert processing.DEFAULT_PRESETS["supplier"].crop_names == ()
+    with pytest.raises(ValueError, match="no cropped rendition"):
+        processing.process(marked_png(), processing.DEFAULT_PRESETS["supplier"], crops_only=True)
+
+
+def test_a_featureless_picture_is_cropped_at_its_centre() -> None:
+    flat = PILImage.new("RGB", (300, 200), (90, 140, 200))
+    assert processing.estimate_focal_point(flat) == FocalPoint(0.5, 0.5)
+
+
+def test_the_estimate_ignores_transparent_ground() -> None:
+    """A subject on a transparent sheet: what is under the alpha never counts."""
+    img = PILImage.new("RGBA", (400, 300), (255, 0, 255, 0))  # loud magenta, fully transparent
+    img.paste((200, 40, 40, 255), (40, 200, 100, 260))
+    point = processing.estimate_focal_point(img)
+    assert (point.x, point.y) == pytest.approx((70 / 400, 230 / 300), abs=0.05)
+
+
+@pytest.mark.parametrize(("x", "y", "radius"), [(-0.1, 0.5, None), (0.5, 1.01, None), (0.5, 0.5, 0.0)])
+def test_a_focal_point_outside_the_picture_is_refused(x: float, y: float, radius: float | None) -> None:
+    with pytest.raises(ValueError, match=r"within 0\.\.1"):
+        FocalPoint(x, y, radius)
+
+
+def test_a_quarter_turn_moves_the_point_with_the_picture() -> None:
+    point = FocalPoint(0.1, 0.8, 0.2)
+
+    def coordinates(p: FocalPoint) -> tuple[float, float, float | None]:
+        return (p.x, p.y, p.radius)
+
+    # A point near the bottom left of a wide picture is near the top left once
+    # the picture is turned clockwise, near the top right once turned upside down.
+    assert coordinates(point.rotated(90)) == pytest.approx((0.2, 0.1, 0.2))
+    assert coordinates(point.rotated(180)) == pytest.approx((0.9, 0.2, 0.2))
+    assert coordinates(point.rotated(270)) == pytest.approx((0.8, 0.9, 0.2))
+    assert coordinates(point.rotated(90).rotated(-90)) == pytest.approx(coordinates(point))
+
+
+@pytest.mark.parametrize(
+    ("size", "aspect", "focal", "box"),
+    [
+        ((1600, 900), (1, 1), FocalPoint(0.85, 0.2), (700.0, 0.0, 1600.0, 900.0)),  # slid back inside
+        ((1600, 900), (1, 1), FocalPoint(0.5, 0.5), (350.0, 0.0, 1250.0, 900.0)),
+        ((1600, 900), (1, 1), None, (350.0, 0.0, 1250.0, 900.0)),
+        ((900, 1600), (3, 2), FocalPoint(0.3, 0.9), (0.0, 1000.0, 900.0, 1600.0)),
+        ((1000, 1000), (2, 1), FocalPoint(0.5, 0.3), (0.0, 50.0, 1000.0, 550.0)),
+    ],
+)
+def test_the_crop_box_is_the_largest_of_its_shape_centred_on_the_point(
+    size: tuple[int, int], aspect: tuple[int, int], focal: FocalPoint | None, box: tuple[float, ...]
+) -> None:
+    assert processing.crop_box(size, aspect, focal) == pytest.approx(box)
+
+
+# --- Stored, shown and moved -----------------------------------------------------------
+
+URL = "/api/v1/images/"
+# JPEG softens the edges of a small flat shape: most of it, not all, stays
+# within the colour tolerance. Out of frame, none of it does.
+JPEG_SHARE = 0.6
+
+
+def stored(key: str) -> PILImage.Image:
+    with default_storage.open(key) as fh:
+        return opened(fh.read())
+
+
+def thumb_of(image: Image) -> Rendition:
+    return image.renditions.get(name="thumb", format="jpeg")
+
+
+@pytest.fixture
+def marked(db: None, commit: Any) -> Image:
+    """A processed web image: the red subject top right, the blue marker bottom left."""
+    picture = corpus.with_marker(
+        corpus.subject_off_centre(WIDE, SUBJECT_AT, SUBJECT_RADIUS), MARKER_AT, MARKER_RADIUS
+    )
+    with commit():
+        image: Image = ImageFactory.create(file=corpus.jpeg(picture, quality=92))
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY
+    return image
+
+
+@pytest.mark.django_db
+def test_processing_stores_the_estimate_and_the_api_shows_it_as_automatic(
+    marked: Image, visitor: APIClient
+) -> None:
+    assert (marked.focal_auto_x, marked.focal_auto_y) == pytest.approx(SUBJECT_AT, abs=0.04)
+    assert marked.focal_x is None
+    body = visitor.get(f"{URL}{marked.pk}/").json()
+    assert body["focal_point"]["kind"] == "auto"
+    assert (body["focal_point"]["x"], body["focal_point"]["y"]) == pytest.approx(SUBJECT_AT, abs=0.04)
+    assert body["focal_point"]["radius"] is None
+    # The stored thumbnail shows the subject.
+    thumb = stored(thumb_of(marked).storage_key)
+    assert count_near(thumb, corpus.SUBJECT_RED) / disc_area_in_square(WIDE, SUBJECT_RADIUS, 256) > JPEG_SHARE
+
+
+@pytest.mark.django_db
+def test_setting_the_point_recuts_only_the_crops(
+    marked: Image, token_client: APIClient, commit: Any, media_files: Any
+) -> None:
+    ladder_before = {(r.pk, r.storage_key) for r in marked.renditions.exclude(name="thumb")}
+    thumbs_before = set(marked.renditions.filter(name="thumb").values_list("storage_key", flat=True))
+    with commit():
+        response = token_client.patch(
+            f"{URL}{marked.pk}/", {"focal_point": {"x": 0.1, "y": 0.8, "radius": 0.05}}, format="json"
+        )
+    assert response.status_code == 200, response.content
+    assert response.json()["focal_point"] == {"x": 0.1, "y": 0.8, "radius": 0.05, "kind": "manual"}
+    marked.refresh_from_db()
+    assert (marked.focal_x, marked.focal_y, marked.focal_radius) == (0.1, 0.8, 0.05)
+    assert (marked.focal_auto_x, marked.focal_auto_y) == pytest.approx(SUBJECT_AT, abs=0.04)  # kept apart
+    # The width ladder: the same rows and the same objects.
+    assert {(r.pk, r.storage_key) for r in marked.renditions.exclude(name="thumb")} == ladder_before
+    # The thumbnails: new objects showing the marker, the old objects gone.
+    thumbs_after = set(marked.renditions.filter(name="thumb").values_list("storage_key", flat=True))
+    assert len(thumbs_after) == 2
+    assert not thumbs_after & thumbs_before
+    files = media_files()
+    assert thumbs_after <= files
+    assert not thumbs_before & files
+    thumb = stored(thumb_of(marked).storage_key)
+    assert count_near(thumb, corpus.MARKER_BLUE) / (2 * MARKER_RADIUS * 256) ** 2 > JPEG_SHARE
+    assert count_near(thumb, corpus.SUBJECT_RED) == 0
+    # What the API lists is what is stored.
+    detail = token_client.get(f"{URL}{marked.pk}/").json()
+    listed = {r["url"] for r in detail["renditions"] if r["name"] == "thumb"}
+    assert listed == {default_storage.url(key) for key in thumbs_after}
+
+
+@pytest.mark.django_db
+def test_clearing_the_point_goes_back_to_the_estimate(
+    marked: Image, token_client: APIClient, commit: Any
+) -> None:
+    with commit():
+        token_client.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
+    with commit():
+        response = token_client.patch(f"{URL}{marked.pk}/", {"focal_point": None}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["focal_point"]["kind"] == "auto"
+    marked.refresh_from_db()
+    assert marked.focal_point is None
+    thumb = stored(thumb_of(marked).storage_key)
+    assert count_near(thumb, corpus.SUBJECT_RED) / disc_area_in_square(WIDE, SUBJECT_RADIUS, 256) > JPEG_SHARE
+    assert count_near(thumb, corpus.MARKER_BLUE) == 0
+
+
+@pytest.mark.django_db
+def test_the_focal_point_action_sets_the_point(marked: Image, staff: APIClient, commit: Any) -> None:
+    with commit():
+        response = staff.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["focal_point"] == {"x": 0.1, "y": 0.8, "radius": None, "kind": "manual"}
+    thumb = stored(thumb_of(Image.objects.get(pk=marked.pk)).storage_key)
+    assert count_near(thumb, corpus.MARKER_BLUE) > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("persona", "status"), [("visitor", 401), ("outsider", 403)], ids=["anonymous", "outsider"]
+)
+@pytest.mark.parametrize("method", ["patch", "post"])
+def test_only_staff_with_the_change_permission_move_a_focal_point(
+    marked: Image, request: pytest.FixtureRequest, persona: str, status: int, method: str
+) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    if method == "patch":
+        response = client.patch(f"{URL}{marked.pk}/", {"focal_point": {"x": 0.1, "y": 0.8}}, format="json")
+    else:
+        response = client.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
+    assert response.status_code == status, response.content
+    marked.refresh_from_db()
+    assert marked.focal_point is None
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"x": 1.5, "y": 0.5}, "x"),
+        ({"x": 0.5}, "y"),
+        ({"x": 0.5, "y": 0.5, "radius": 0}, "radius"),
+        ({"x": "left", "y": 0.5}, "x"),
+    ],
+)
+def test_a_bad_focal_point_gets_400_naming_the_field(
+    marked: Image, token_client: APIClient, body: dict[str, Any], field: str
+) -> None:
+    response = token_client.post(f"{URL}{marked.pk}/focal-point/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json(), response.json()
+    patched = token_client.patch(f"{URL}{marked.pk}/", {"focal_point": body}, format="json")
+    assert patched.status_code == 400
+    assert field in patched.json()["focal_point"], patched.json()
+    marked.refresh_from_db()
+    assert marked.focal_point is None
+
+
+@pytest.mark.django_db
+def test_a_patch_without_a_focal_point_changes_nothing_and_says_why(
+    marked: Image, token_client: APIClient
+) -> None:
+    response = token_client.patch(f"{URL}{marked.pk}/", {"title": "New"}, format="json")
+    assert response.status_code == 400
+    assert "focal_point" in response.json()
+    assert Image.objects.get(pk=marked.pk).title == marked.title
+
+
+@pytest.mark.django_db
+def test_a_point_set_before_processing_is_used_by_it(commit: Any) -> None:
+    image: Image = ImageFactory.create(file=marked_png(), processed=False)
+    services.image_set_focal_point(image=image, focal_point=FocalPoint(*MARKER_AT))
+    done = services.image_process(image_id=image.pk)
+    assert done is not None
+    assert done.status == Image.Status.READY
+    thumb = stored(thumb_of(done).storage_key)
+    assert count_near(thumb, corpus.MARKER_BLUE) / (2 * MARKER_RADIUS * 256) ** 2 > JPEG_SHARE
+
+
+@pytest.mark.django_db
+def test_a_point_outside_the_picture_is_refused_by_the_service(marked: Image) -> None:
+    from django.core.exceptions import ValidationError
+
+    class Loose:  # what a careless caller could pass: no checks of its own
+        x, y, radius = 1.2, 0.5, None
+
+    with pytest.raises(ValidationError):
+        services.image_set_focal_point(image=marked, focal_point=Loose())  # type: ignore[arg-type]
+    marked.refresh_from_db()
+    assert marked.focal_point is None
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_the_focal_point(visitor: APIClient) -> None:
+    schema = visitor.get("/api/schema/?format=json").json()
+    image = schema["components"]["schemas"]["Image"]["properties"]["focal_point"]
+    assert image.get("nullable") or any(
+        part.get("nullable") for part in image.get("allOf", []) + image.get("oneOf", [])
+    ), image
+    paths = schema["paths"]
+    assert "patch" in paths["/api/v1/images/{id}/"]
+    assert "put" not in paths["/api/v1/images/{id}/"]
+    assert "post" in paths["/api/v1/images/{id}/focal-point/"]
+    point = schema["components"]["schemas"]["FocalPoint"]["properties"]
+    assert set(point) == {"x", "y", "radius", "kind"}
+    request = schema["components"]["schemas"]["FocalPointRequest"]["properties"]
+    assert set(request) == {"x", "y", "radius"}
+
+
+# --- The admin's editor --------------------------------------------------------------
+
+
+@pytest.fixture
+def admin_client(staff_user: Any) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+def change_form(client: Client, image: Image) -> dict[str, str]:
+    """The change form's inputs as the page fills them (the renditions
+    inline's management form among them), as a browser would send them."""
+    page = client.get(f"/admin/uploads/image/{image.pk}/change/").content.decode()
+    fields = {}
+    for tag in re.findall(r"<input\b[^>]*>", page):
+        name = re.search(r'name="([^"]+)"', tag)
+        value = re.search(r'value="([^"]*)"', tag)
+        if name and 'type="submit"' not in tag:
+            fields[name.group(1)] = value.group(1) if value else ""
+    return fields
+
+
+@pytest.mark.django_db
+def test_the_change_page_carries_the_editor_with_a_static_script_only(
+    marked: Image, admin_client: Client
+) -> None:
+    response = admin_client.get(f"/admin/uploads/image/{marked.pk}/change/")
+    page = response.content.decode()
+    assert response.status_code == 200
+    [editor] = re.findall(r"<div class=\"focal-editor\"[^>]*>", page)
+    assert f'data-auto-x="{marked.focal_auto_x:.4f}"' in editor
+    assert 'data-rotate="0"' in editor
+    assert 'class="focal-editor-image"' in page
+    for name in ("focal_x", "focal_y", "focal_radius"):
+        assert f'name="{name}"' in page
+    scripts = re.findall(r"<script\b([^>]*)>(.*?)</script>", page, flags=re.S)
+    assert any("uploads/admin/focal-point.js" in attrs for attrs, _ in scripts)
+    # The site's CSP runs no inline script: every script here is a file.
+    assert all("src=" in attrs and not body.strip() for attrs, body in scripts), scripts
+    assert "uploads/admin/focal-point.css" in page
+    assert finders.find("uploads/admin/focal-point.js")
+    assert finders.find("uploads/admin/focal-point.css")
+
+
+@pytest.mark.django_db
+def test_saving_a_point_in_the_admin_recuts_the_thumbnail(
+    marked: Image, admin_client: Client, commit: Any
+) -> None:
+    old = thumb_of(marked).storage_key
+    with commit():
+        response = admin_client.post(
+            f"/admin/uploads/image/{marked.pk}/change/",
+            {
+                **change_form(admin_client, marked),
+                "title": "Desk",
+                "alt": "A desk",
+                "focal_x": "0.1",
+                "focal_y": "0.8",
+                "focal_radius": "",
+            },
+        )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    marked.refresh_from_db()
+    assert (marked.title, marked.focal_x, marked.focal_y, marked.focal_radius) == ("Desk", 0.1, 0.8, None)
+    new = thumb_of(marked).storage_key
+    assert new != old
+    assert count_near(stored(new), corpus.MARKER_BLUE) > 0
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"focal_x": "0.1", "focal_y": ""}, "both coordinates"),
+        ({"focal_x": "", "focal_y": "", "focal_radius": "0.2"}, "needs a focal point"),
+        ({"focal_x": "1.5", "focal_y": "0.5"}, "less than or equal to 1"),
+    ],
+)
+def test_the_admin_explains_a_bad_point(
+    marked: Image, admin_client: Client, fields: dict[str, str], message: str
+) -> None:
+    data = {**change_form(admin_client, marked), "focal_x": "", "focal_y": "", "focal_radius": "", **fields}
+    response = admin_client.post(f"/admin/uploads/image/{marked.pk}/change/", data)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    marked.refresh_from_db()
+    assert marked.focal_point is None
