@@ -199,6 +199,25 @@ def test_a_visitor_submits_a_review_and_sees_it_listed(browsing: Browsing) -> No
     assert Feedback.objects.get(title="Ripe and sweet").status == Feedback.Status.PUBLISHED
 
 
+def test_a_review_with_an_old_date_is_shown_marked_on_its_page(browsing: Browsing) -> None:
+    for i in range(25):
+        FeedbackFactory.create(title=f"Recent {i:02d}", date=dt.date(2024, 1, 1) + dt.timedelta(days=i))
+    page = browsing.page
+    _open_review_form(browsing)
+
+    _fill_review(browsing, title="Remembered late")
+    page.get_by_label("Date").fill("2015-06-01")
+    page.get_by_role("button", name="Send review").click()
+
+    expect(page).to_have_url(re.compile(r"/reviews/\?page=3&highlight=\d+#review-\d+$"))
+    expect(page.get_by_text("Page 3 of 3")).to_be_visible()
+    marked = page.locator("article.review-highlight")
+    expect(marked.locator("h3")).to_have_text("Remembered late")
+    expect(marked).to_be_in_viewport()
+    expect(marked.locator(".review-badge")).to_have_text("Your review")
+    browsing.shot("review-old-date")
+
+
 def test_an_invalid_review_shows_the_error_and_keeps_what_was_typed(browsing: Browsing) -> None:
     page = browsing.page
     _open_review_form(browsing)
