@@ -181,7 +181,7 @@ def test_a_review_already_posted_on_the_site_is_recognised_by_the_import(tmp_pat
 def test_an_edited_review_gets_a_fresh_fingerprint_even_when_saving_some_fields() -> None:
     from tests.factories import FeedbackFactory
 
-    review = FeedbackFactory(title="Old title")
+    review = Feedback.objects.get(pk=FeedbackFactory(title="Old title").pk)
     old = review.fingerprint
     review.title = "New title"
     review.save(update_fields=["title"])
