@@ -776,3 +776,15 @@ def with_marker(img: Image.Image, at: tuple[float, float], radius: float = 0.04)
     cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
     ImageDraw.Draw(marked).rectangle((cx - r, cy - r, cx + r, cy + r), fill=MARKER_BLUE)
     return marked
+
+
+def heic_primary_second(size: tuple[int, int] = (80, 60)) -> bytes:
+    """A HEIF holding two pictures whose primary one (the photo) comes second,
+    after a plain blue one, as burst or edited photos may be stored."""
+    import pillow_heif
+
+    container = pillow_heif.from_pillow(Image.new("RGB", (size[0] // 2, size[1] // 2), (0, 0, 255)))
+    container.add_from_pillow(quadrants(*size))
+    buffer = io.BytesIO()
+    container.save(buffer, quality=95, primary_index=1)
+    return buffer.getvalue()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import io
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +173,37 @@ def test_a_heic_is_checked_without_decoding_and_a_garbled_one_fails_to_decode() 
     # ... but decoding it fails, with the reason.
     with pytest.raises(processing.ProcessingError, match="could not be decoded"):
         processing.process(garbled, WEB)
+
+
+def test_of_several_pictures_in_a_heif_the_primary_one_is_published() -> None:
+    data = corpus.heic_primary_second(size=(80, 60))
+    info = processing.probe(data, max_pixels=1_000_000)
+    assert (info.width, info.height, info.frames) == (80, 60, 2)
+    [w80] = [o for o in processing.process(data, WEB).outputs if o.name == "w80" and o.format == "webp"]
+    img = opened(w80.data)
+    assert img.size == (80, 60)
+    for corner, xy in quadrant_centres(img.size).items():
+        assert close_to(img.getpixel(xy), EXPECTED_P3[corner]), corner
+
+
+def test_importing_the_pipeline_alone_is_enough_to_read_heic() -> None:
+    """Decoding processes (workers, the sandbox) import only uploads.processing:
+    it registers the HEIF plugin itself. A fresh interpreter proves it, as
+    the test process may have registered the plugin to make its samples."""
+    script = (
+        "import sys; from uploads import processing; "
+        "info = processing.probe(sys.stdin.buffer.read(), max_pixels=10**6); "
+        "print(info.format, info.width, info.height)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=corpus.heic_rotated_p3(size=(96, 72)),
+        capture_output=True,
+        cwd=Path(__file__).resolve().parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().split() == ["HEIF", "96", "72"]
 
 
 def test_originals_of_phone_formats_have_their_own_type_and_extension() -> None:
