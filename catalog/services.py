@@ -386,8 +386,10 @@ def supplier_import(
     """Import a supplier's folder: ``descriptions/*.txt`` and ``images/*``.
 
     Images get the supplier preset; their processing is started by the upload
-    itself once it commits (a worker, or in-process), never here. Products
-    link to the newest image of their file stem. The import then waits, up to
+    itself once it commits (a worker, or in-process), never here. Each product
+    shows the image delivered with it (the same bytes delivered before under
+    any name count as that image); a description without one links by its
+    file stem, and later uploads of the stem replace it. The import then waits, up to
     ``wait_seconds``, for its images to be ready or failed, so the report has
     their thumbnails. Running it again on the same folder changes nothing.
     Call it outside a transaction: processing starts only after commits.
@@ -405,7 +407,7 @@ def supplier_import(
         except (uploads.ImageInvalid, uploads.ImageTooLarge) as exc:
             summary.skipped_files.append((f"images/{path.name}", str(exc)))
         else:
-            images[path.stem] = (f"images/{path.name}", image)
+            images[path.stem] = (path.name, image)
             summary.images_created += created
             summary.images_existing += not created
         if progress:
@@ -414,14 +416,15 @@ def supplier_import(
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
-        image_file = images.get(path.stem)
+        file_name, image = images.get(path.stem, (f"{path.stem}.jpeg", None))
         try:
             record = formats.parse_description(path.read_bytes())
             product, outcome = product_upsert(
                 name=record.name,
                 weight=record.weight,
                 description=record.description,
-                image_name=image_file[1].original_name if image_file else f"{path.stem}.jpeg",
+                image_name=file_name,
+                image=image,
             )
         except formats.FormatError as exc:
             summary.products.rejected.append((f"descriptions/{path.name}", str(exc)))
@@ -438,14 +441,14 @@ def supplier_import(
         if progress:
             progress(1)
     settled = upload_selectors.images_wait_settled([img.pk for _, img in images.values()], wait_seconds)
-    for label, image in images.values():
-        current = settled.get(image.pk)
+    for file_name, delivered in images.values():
+        current = settled.get(delivered.pk)
         if current is None:
             continue
         if current.status == Image.Status.FAILED:
-            summary.images_failed.append((label, current.error))
+            summary.images_failed.append((f"images/{file_name}", current.error))
         elif current.status != Image.Status.READY:
-            summary.images_unsettled.append(label)
+            summary.images_unsettled.append(f"images/{file_name}")
     logger.info("supplier import %s: %s", directory, summary.line())
     return summary
 

@@ -202,4 +202,18 @@ def test_a_photo_that_fails_processing_is_reported_with_its_reason(delivery: Pat
     out, err = run("import_supplier", str(delivery), "--no-email")
     assert "4 images imported, 0 already there, 1 failed, 2 files skipped." in out
     assert "rejected images/005.tiff: " in err
-    assert Product.objects.get(name="Kiwifruit").image is None
+    # It stays linked, as delivered: staff see it failed and reprocess or replace it.
+    kiwi = Product.objects.select_related("image").get(name="Kiwifruit")
+    assert kiwi.image is not None
+    assert (kiwi.image.original_name, kiwi.image.status) == ("005.tiff", Image.Status.FAILED)
+
+
+def test_one_photo_delivered_under_two_names_shows_on_both_products(delivery: Path) -> None:
+    (delivery / "images" / "005.tiff").write_bytes((delivery / "images" / "001.tiff").read_bytes())
+    out, _ = run("import_supplier", str(delivery), "--no-email")
+    assert "3 images imported, 1 already there, 0 failed" in out
+    apple = Product.objects.get(name="Apple")
+    kiwi = Product.objects.get(name="Kiwifruit")
+    assert (apple.image_name, kiwi.image_name) == ("001.tiff", "005.tiff")
+    assert apple.image is not None
+    assert kiwi.image == apple.image
