@@ -416,7 +416,7 @@ def supplier_import(
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
-        file_name, image = images.get(path.stem, (f"{path.stem}.jpeg", None))
+        file_name, photo = images.get(path.stem, (f"{path.stem}.jpeg", None))
         try:
             record = formats.parse_description(path.read_bytes())
             product, outcome = product_upsert(
@@ -424,7 +424,7 @@ def supplier_import(
                 weight=record.weight,
                 description=record.description,
                 image_name=file_name,
-                image=image,
+                image=photo,
             )
         except formats.FormatError as exc:
             summary.products.rejected.append((f"descriptions/{path.name}", str(exc)))

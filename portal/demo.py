@@ -14,11 +14,14 @@ import datetime as dt
 import io
 import math
 import random
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFilter
+
+if TYPE_CHECKING:
+    from uploads.models import Image as ImageRow
 
 PEOPLE: list[dict[str, Any]] = [
     {"name": "Ada Fernández", "username": "afernandez", "email": "ada@example.com",
@@ -150,7 +153,7 @@ def is_loaded() -> bool:
     return Product.objects.filter(is_demo=True).exists() or Person.objects.filter(is_demo=True).exists()
 
 
-def _demo_image(*, data: bytes, original_name: str, alt: str) -> Any:
+def _demo_image(*, data: bytes, original_name: str, alt: str) -> ImageRow:
     """Upload through the images' own service, then mark the row as demo in
     the same transaction: the link and processing hooks run after commit and
     read the committed row."""
