@@ -16,6 +16,12 @@ growth of the peak resident set (``VmHWM`` in ``/proc/self/status``, which,
 unlike ``ru_maxrss``, is not inherited from the parent across fork/exec) over
 one ``process()`` call, above a baseline taken after imports, plugin
 registration and reading the input file into memory.
+
+Two more figures: a phone's 12 MP HEIC through the same ``web`` preset,
+against pyvips on the same file when its libvips can decode HEVC (the binary
+wheel usually cannot: it says so), and the cost of the automatic focal point
+estimate, measured on the rendition the pipeline makes it from, as a share of
+the 12 MP JPEG's processing time.
 """
 
 from __future__ import annotations
@@ -50,6 +56,7 @@ CORES = os.cpu_count() or 1
 
 TARGET_VS_PYVIPS = 0.6
 TARGET_VS_NAIVE = 1 / 3
+TARGET_FOCAL_SHARE = 0.10
 TARGET_MB = {"12 MP": 60, "50 MP": 150}
 
 Renditions = list[tuple[str, int, int, int]]  # (format, width, height, bytes)
@@ -240,6 +247,92 @@ def encoder_costs(data: bytes, repeats: int = 7) -> list[tuple[str, float, int]]
     return rows
 
 
+def pyvips_reads(data: bytes) -> str:
+    """Empty when pyvips decodes ``data``; else why not, in a few words."""
+    try:
+        pyvips.Image.thumbnail_buffer(data, 64).copy_memory()
+    except pyvips.Error as exc:
+        lines = [line for line in str(exc).splitlines() if "plugin" in line or "decoder" in line]
+        return (lines[0] if lines else str(exc).splitlines()[0]).strip()[:160]
+    return ""
+
+
+def heic_race(data: bytes, rounds: int, with_vips: bool) -> dict[str, list[float]]:
+    def decode_only(data: bytes) -> Renditions:
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+        return []
+
+    contenders: dict[str, Callable[[bytes], Renditions]] = {
+        "portal process(web), HEIC": portal,
+        "pillow-heif decode alone": decode_only,
+    }
+    if with_vips:
+        contenders["pyvips thumbnail per output, HEIC"] = pyvips_per_output
+        contenders["pyvips thumbnail once + resize, HEIC"] = pyvips_once_then_resize
+    for fn in contenders.values():
+        fn(data)
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    for _ in range(rounds):
+        for name, fn in contenders.items():
+            times[name].append(timed(fn, data))
+    return times
+
+
+def heic_report(rounds: int) -> str:
+    """HEIC decode and processing per 12 MP image; against pyvips if it can."""
+    started = time.perf_counter()
+    data = corpus.heic_photo(4000, 3000)
+    made = time.perf_counter() - started
+    why_not = pyvips_reads(data)
+    times = heic_race(data, rounds, with_vips=not why_not)
+    medians = {name: statistics.median(values) for name, values in times.items()}
+    best = {name: min(values) for name, values in times.items()}
+    portal_median = medians["portal process(web), HEIC"]
+    print(
+        f"12 MP: 4000x3000 HEIC, {len(data) / 1e6:.1f} MB (made in {made:.0f} s), {rounds} interleaved rounds"
+    )
+    print(f"  {'pipeline':34} {'median s':>9} {'best s':>8}   {'portal / this':>13}")
+    for name in times:
+        ratio = portal_median / medians[name]
+        print(f"  {name:34} {medians[name]:9.3f} {best[name]:8.3f}   {ratio:13.2f}  (information)")
+    decode_share = medians["pillow-heif decode alone"] / portal_median
+    print(
+        f"  decoding is {decode_share:.0%} of the portal's time: HEVC has no reduced-scale decode like JPEG's"
+    )
+    if why_not:
+        print(f"  pyvips cannot read HEIC here, so no comparison: {why_not}")
+        return f"12 MP HEIC: portal {portal_median:.2f} s per image; pyvips cannot read HEIC here"
+    vips = medians["pyvips thumbnail per output, HEIC"]
+    return f"12 MP HEIC: portal {portal_median:.2f} s per image, portal/pyvips {portal_median / vips:.2f} (per output)"
+
+
+def focal_share_report(data: bytes, portal_median: float, repeats: int) -> str:
+    """The automatic focal point's cost per image, as a share of the pipeline.
+
+    The pipeline estimates it from its smallest whole rendition (320 px wide
+    for the web preset), so it is timed on exactly that picture.
+    """
+    with Image.open(io.BytesIO(data)) as img:
+        img.draft("RGB", (640, 480))
+        smallest = img.resize((320, round(img.height * 320 / img.width)), Image.Resampling.LANCZOS)
+    processing.estimate_focal_point(smallest)
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        processing.estimate_focal_point(smallest)
+        samples.append(time.perf_counter() - start)
+    median, best = statistics.median(samples), min(samples)
+    share = median / portal_median
+    verdict_text = verdict(share, TARGET_FOCAL_SHARE)
+    name = "auto focal point, share of it"
+    print(
+        f"  {name:34} {median:9.4f} {best:8.4f}   {share:13.3f}  <= {TARGET_FOCAL_SHARE:.2f}  {verdict_text}"
+        f"   ({median * 1000:.1f} ms on a {smallest.width}x{smallest.height} rendition, {repeats} runs)"
+    )
+    return f"12 MP: automatic focal point {median * 1000:.1f} ms, {share:.1%} of the pipeline"
+
+
 # --------------------------------------------------------------------------
 # Report
 
@@ -305,12 +398,19 @@ def main() -> None:
             f"portal/naive {portal_median / medians['naive Pillow (full decode)']:.2f}; peak +{peak_mb:.0f} MB"
         )
 
+        if label == "12 MP":
+            summary.append(focal_share_report(data, portal_median, 20 if args.quick else 200))
+            print()
+
         if label == "12 MP" and not args.quick:
             print("  Step costs at 12 MP (median, one thread unless stated):")
             for step, seconds, size in encoder_costs(data):
                 extra = f"  {size / 1024:.0f} KiB" if size else ""
                 print(f"    {step:44} {seconds * 1000:7.1f} ms{extra}")
             print()
+
+    summary.append(heic_report(3 if args.quick else max(3, args.rounds // 2)))
+    print()
 
     print(f"Load average at end: {os.getloadavg()[0]:.2f}\n")
     print("Summary")
