@@ -153,6 +153,14 @@ def is_loaded() -> bool:
     return Product.objects.filter(is_demo=True).exists() or Person.objects.filter(is_demo=True).exists()
 
 
+def has_real_content() -> bool:
+    """Whether the portal holds people or products of its own: then `make run`
+    does not bring back demo content that was removed."""
+    from catalog.models import Person, Product
+
+    return Product.objects.filter(is_demo=False).exists() or Person.objects.filter(is_demo=False).exists()
+
+
 def _demo_image(*, data: bytes, original_name: str, alt: str) -> ImageRow:
     """Upload through the images' own service, then mark the row as demo in
     the same transaction: the link and processing hooks run after commit and

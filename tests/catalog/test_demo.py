@@ -149,6 +149,19 @@ def test_seed_demo_remove_takes_out_every_demo_row_and_file_and_keeps_real_data(
     assert catalog_cards(client) == ["Apple", "Watermelon"]
 
 
+def test_removed_demo_content_stays_away_once_the_portal_has_its_own(
+    seeded: str, client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    supplier_posts(client, django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--remove", stdout=io.StringIO())
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    assert out.getvalue().startswith("The portal holds people or products of its own")
+    assert not Product.objects.filter(is_demo=True).exists()
+    assert not Person.objects.exists()
+
+
 def test_a_real_import_of_a_demo_username_makes_that_person_real(seeded: str) -> None:
     from catalog import services
 

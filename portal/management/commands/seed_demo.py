@@ -10,8 +10,9 @@ from portal import demo
 
 class Command(BaseCommand):
     help = (
-        "Load demo people, products (with images drawn in code) and reviews, marked as demo; "
-        "does nothing twice. With --remove, delete every demo row and its images instead."
+        "Load demo people, products (with images drawn in code) and reviews, marked as demo, into a "
+        "portal with no people or products of its own; does nothing twice. With --remove, delete "
+        "every demo row and its images instead."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -29,6 +30,9 @@ class Command(BaseCommand):
             return
         if demo.is_loaded():
             self.stdout.write("Demo content is already loaded.")
+            return
+        if demo.has_real_content():
+            self.stdout.write("The portal holds people or products of its own: demo content not loaded.")
             return
         loaded = demo.load()
         self.stdout.write(
