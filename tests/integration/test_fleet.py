@@ -7,9 +7,14 @@ the bucket, the database (through the API) and the mailbox to check them.
 
 from __future__ import annotations
 
-import random
+import contextlib
+import hashlib
+import re
+import socket
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -94,20 +99,44 @@ def test_the_api_answers_before_processing_whatever_the_size(portal: Fleet) -> N
     assert portal.api("GET", "/api/v1/images/?status=pending").json()["count"] == 2
 
 
+def _task_runs(log: str) -> tuple[set[str], set[str]]:
+    """Ids of the processing tasks a worker's log says it received, and finished."""
+    received = set(re.findall(r"process_image\[([0-9a-f-]+)\] received", log))
+    finished = set(re.findall(r"process_image\[([0-9a-f-]+)\] (?:succeeded|raised|retry|ignored)", log))
+    return received, finished
+
+
 def test_a_worker_killed_mid_task_again_and_again_loses_no_image(portal: Fleet) -> None:
-    worker = portal.start_worker(beat=True)
-    ids = []
-    for seed in range(6):
-        response = portal.upload(corpus.photo_jpeg(3000, 2000, seed=seed), f"p{seed}.jpg")
+    def upload(seed: int) -> int:
+        # 12 MP: big enough that processing one takes a couple of seconds.
+        response = portal.upload(corpus.photo_jpeg(4000, 3000, seed=seed), f"p{seed}.jpg")
         assert response.status_code == 201
-        ids.append(response.json()["id"])
-    rng = random.Random(7)  # timing jitter, not a secret
-    for _ in range(4):
-        time.sleep(rng.uniform(0.3, 1.2))
-        worker.kill()
+        return int(response.json()["id"])
+
+    ids = [upload(seed) for seed in range(3)]
+    worker = portal.start_worker(beat=True)
+    killed: list[int] = []  # one kill per image: a few deaths in a row make a poison image
+    deadline = time.monotonic() + 300
+    while len(killed) < 3:
+        assert time.monotonic() < deadline, f"caught only {killed} of {ids} while processing"
+        images = portal.api("GET", "/api/v1/images/?page_size=100").json()["results"]
+        running = [i["id"] for i in images if i["status"] == "processing" and i["id"] not in killed]
+        if not running:
+            if not any(i["status"] == "pending" for i in images) and len(ids) < 10:
+                ids.append(upload(len(ids)))  # all done before a kill landed: one more
+            time.sleep(0.05)
+            continue
+        worker.kill()  # SIGKILL to the worker and its pool; returns once they are gone
+        log = worker.log_since_start()
+        if portal.api("GET", f"/api/v1/images/{running[0]}/").json()["status"] == "processing":
+            # The kill landed mid-task: the row is not finished, and the
+            # worker's log shows a task it received and never finished.
+            received, finished = _task_runs(log)
+            assert received - finished, log[-2000:]
+            killed.append(running[0])
         worker.start()
     images = portal.wait_for_images(ids, timeout=180)
-    assert [img["status"] for img in images] == ["ready"] * len(ids)
+    assert [img["status"] for img in images] == ["ready"] * len(ids), [img["error"] for img in images]
     for image in images:
         names = [(r["name"], r["format"]) for r in image["renditions"]]
         assert len(names) == len(set(names)) == WEB_RENDITIONS
@@ -115,32 +144,138 @@ def test_a_worker_killed_mid_task_again_and_again_loses_no_image(portal: Fleet) 
     assert expected <= portal.bucket_keys()
 
 
-def test_the_s3_server_stopped_during_uploads_gives_clear_errors_and_no_half_records(portal: Fleet) -> None:
-    portal.start_worker()
-    ok = portal.upload(corpus.photo_jpeg(800, 600), "before.jpg")
-    assert ok.status_code == 201
-    portal.wait_for_images([ok.json()["id"]])
-    portal.servers.s3.stop()
+class StorageCut:
+    """A TCP relay in front of the S3 server, transparent until ``arm()``: then
+    the next PUT of an original is held once part of its body has gone
+    through (``held`` is set) until ``release()``, so that the server can be
+    stopped with the object half written. From the hold until ``restore()``
+    the relay takes no new connection: storage is away, even in the moment
+    the server takes to stop."""
+
+    PART = 64 * 1024  # body bytes let through before the hold
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.armed = threading.Event()
+        self.held = threading.Event()
+        self.released = threading.Event()
+        self.sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def arm(self) -> None:
+        self.released.clear()
+        self.armed.set()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def restore(self) -> None:
+        self.held.clear()
+
+    def close(self) -> None:
+        self.released.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                if self.held.is_set():
+                    raise ConnectionRefusedError
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, outgoing: bool) -> None:
+        cutting = False
+        sent_body = 0
+        try:
+            while data := source.recv(65536):
+                if outgoing and self.armed.is_set() and re.match(rb"PUT /[^ ]*/originals/", data):
+                    self.armed.clear()
+                    cutting = True
+                    sent_body = -(data.find(b"\r\n\r\n") + 4)  # counted from the body on
+                target.sendall(data)
+                if cutting:
+                    sent_body += len(data)
+                    if sent_body >= self.PART:
+                        cutting = False
+                        self.held.set()
+                        self.released.wait(120)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+
+def test_the_s3_server_stopped_in_the_middle_of_an_upload_gives_a_clear_error_and_no_half_record(
+    servers: Servers, tmp_path: Path
+) -> None:
+    cut = StorageCut(int(servers.s3.endpoint_url.rsplit(":", 1)[1]))
     try:
-        refused = portal.upload(corpus.photo_jpeg(800, 600, seed=5), "during.jpg")
-        assert refused.status_code == 503
-        assert "nothing was saved" in refused.json()["detail"]
-        listing = portal.api("GET", "/api/v1/images/")
-        assert listing.status_code == 200  # reads need no storage
-        assert listing.json()["count"] == 1
+        with fleet(servers, tmp_path, AWS_S3_ENDPOINT_URL=cut.url) as portal:
+            portal.start_web()
+            portal.start_worker()
+            ok = portal.upload(corpus.photo_jpeg(800, 600), "before.jpg")
+            assert ok.status_code == 201
+            portal.wait_for_images([ok.json()["id"]])
+
+            data = corpus.photo_jpeg(3000, 2000, seed=5)
+            assert len(data) > 4 * StorageCut.PART
+            sha = hashlib.sha256(data).hexdigest()
+            cut.arm()
+            with ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(portal.upload, data, "during.jpg")
+                assert cut.held.wait(60), "the original's PUT never started"
+                servers.s3.stop()  # with part of the object written
+                cut.release()
+                refused = pending.result()
+            try:
+                assert refused.status_code == 503, refused.text
+                assert "nothing was saved" in refused.json()["detail"]
+                listing = portal.api("GET", "/api/v1/images/")
+                assert listing.status_code == 200  # reads need no storage
+                assert [image["original_name"] for image in listing.json()["results"]] == ["before.jpg"]
+            finally:
+                servers.s3.start()
+                cut.restore()
+
+            swept = portal.manage(
+                "shell", "-c", "from uploads import storage; print(storage.sweep_orphans(grace_seconds=0))"
+            ).stdout
+            keys = portal.bucket_keys()
+            assert not {k for k in keys if sha in k}, swept  # no half-written original left
+            after = portal.upload(corpus.photo_jpeg(800, 600, seed=6), "after.jpg")
+            assert after.status_code == 201
+            images = portal.wait_for_images([ok.json()["id"], after.json()["id"]])
+            assert [img["status"] for img in images] == ["ready", "ready"]
+            keys = portal.bucket_keys()
+            for image in images:  # every row has its objects...
+                assert {r["url"].split(f"/{portal.bucket}/", 1)[1] for r in image["renditions"]} <= keys
+            originals = {k for k in keys if k.startswith("originals/")}
+            assert originals == {
+                f"originals/{i['sha256'][:2]}/{i['sha256']}.jpg" for i in images
+            }  # ...and no object lacks a row
     finally:
-        portal.servers.s3.start()
-    after = portal.upload(corpus.photo_jpeg(800, 600, seed=6), "after.jpg")
-    assert after.status_code == 201
-    images = portal.wait_for_images([ok.json()["id"], after.json()["id"]])
-    assert [img["status"] for img in images] == ["ready", "ready"]
-    keys = portal.bucket_keys()
-    for image in images:  # every row has its objects...
-        assert {r["url"].split(f"/{portal.bucket}/", 1)[1] for r in image["renditions"]} <= keys
-    originals = {k for k in keys if k.startswith("originals/")}
-    assert originals == {
-        f"originals/{i['sha256'][:2]}/{i['sha256']}.jpg" for i in images
-    }  # ...and no object lacks a row
+        cut.close()
+        if not servers.s3.running:
+            servers.s3.start()
 
 
 def test_redis_briefly_down_loses_no_upload(portal: Fleet) -> None:
