@@ -7,14 +7,22 @@ from typing import Any, cast
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db.models import Model, QuerySet
 from django_filters import rest_framework as filters
+from drf_spectacular.utils import extend_schema
 from rest_framework import permissions, serializers, throttling, viewsets
+from rest_framework.decorators import action
+from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
 from catalog import selectors, services
 from catalog.models import Feedback, Person, Product
+from core.api import CursorPagination
+from core.filters import FilterBackend
+from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
 from uploads.api import ImageSummarySerializer
+from uploads.rows import ImageRows, rendition_rows, summary_fields
 
 # --- Shared -------------------------------------------------------------------
 
@@ -79,15 +87,55 @@ class PersonFilter(filters.FilterSet):
         fields = ["department", "role", "is_active"]
 
 
-class PersonViewSet(viewsets.ModelViewSet[Person]):
+def phone_text(phone: Any) -> Any:
+    """The phone numbers as ``PersonSerializer.phone`` writes them (text by label)."""
+    if not isinstance(phone, dict):
+        return phone
+    return {str(label): None if number is None else str(number) for label, number in phone.items()}
+
+
+class PersonViewSet(RowReadMixin, viewsets.ModelViewSet[Person]):
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
     ordering_fields = ["name", "username", "department", "role", "created_at"]
     ordering = ["department", "name"]
+    read_fields = (
+        "id", "name", "username", "email", "phone", "department", "role", "is_active",
+        "created_at", "updated_at", *summary_fields("photo"),
+    )  # fmt: skip
 
     def get_queryset(self) -> QuerySet[Person]:
         return selectors.people_visible(staff=can_moderate(self.request, Person))
+
+    def read_variant(self) -> tuple[bool]:
+        return (can_moderate(self.request, Person),)
+
+    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        return rendition_rows(row["photo__id"] for row in rows)
+
+    def represent_rows(
+        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        images, text = ImageRows(related), datetime_formatter()
+        url = url_maker("catalog:person-detail", "username")
+        return [
+            {
+                "id": row["id"],
+                "name": row["name"],
+                "username": row["username"],
+                "email": row["email"],
+                "phone": phone_text(row["phone"]),
+                "department": row["department"],
+                "role": row["role"],
+                "is_active": row["is_active"],
+                "photo": images.summary_of(row, "photo"),
+                "url": url(row["username"]),
+                "created_at": text(row["created_at"]),
+                "updated_at": text(row["updated_at"]),
+            }
+            for row in rows
+        ]
 
 
 # --- Products -----------------------------------------------------------------
@@ -108,15 +156,42 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class ProductViewSet(viewsets.ModelViewSet[Product]):
+class ProductViewSet(RowReadMixin, viewsets.ModelViewSet[Product]):
     serializer_class = ProductSerializer
     filterset_fields = ["image_name"]
     search_fields = ["name", "description", "image_name"]
     ordering_fields = ["name", "weight", "created_at"]
     ordering = ["name"]
+    read_fields = (
+        "id", "name", "weight", "description", "image_name", "created_at", "updated_at",
+        *summary_fields("image"),
+    )  # fmt: skip
 
     def get_queryset(self) -> QuerySet[Product]:
         return selectors.products_with_images()
+
+    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        return rendition_rows(row["image__id"] for row in rows)
+
+    def represent_rows(
+        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        images, text = ImageRows(related), datetime_formatter()
+        url = url_maker("catalog:product-detail", "pk", int)
+        return [
+            {
+                "id": row["id"],
+                "name": row["name"],
+                "weight": row["weight"],
+                "description": row["description"],
+                "image_name": row["image_name"],
+                "image": images.summary_of(row, "image"),
+                "url": url(row["id"]),
+                "created_at": text(row["created_at"]),
+                "updated_at": text(row["updated_at"]),
+            }
+            for row in rows
+        ]
 
     # Writes go through the services, as on every other path: a product
     # posted twice (same image file stem) is updated, and images link by stem.
@@ -175,15 +250,49 @@ class FeedbackFilter(filters.FilterSet):
         fields = ["status", "source", "rating", "product"]
 
 
-class FeedbackViewSet(viewsets.ModelViewSet[Feedback]):
+class FeedbackCursorPagination(CursorPagination):
+    # Newest first, as the numbered pages; the id breaks ties within a day.
+    ordering = ("-date", "-id")
+
+
+class FeedbackViewSet(RowReadMixin, viewsets.ModelViewSet[Feedback]):
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]
     ordering_fields = ["date", "created_at", "rating", "id"]
     ordering = ["-date", "-id"]
+    read_fields = FeedbackSerializer.Meta.fields
 
     def get_queryset(self) -> QuerySet[Feedback]:
         return selectors.feedback_visible(staff=can_moderate(self.request, Feedback))
+
+    def read_variant(self) -> tuple[bool]:
+        return (can_moderate(self.request, Feedback),)
+
+    def represent_rows(self, rows: list[dict[str, Any]], related: Any) -> list[dict[str, Any]]:
+        # values() already names every field as the serializer does ("product"
+        # is the product's id); only dates become text.
+        text = datetime_formatter()
+        for row in rows:
+            row["date"] = row["date"].isoformat()
+            row["created_at"] = text(row["created_at"])
+            row["updated_at"] = text(row["updated_at"])
+        return rows
+
+    @extend_schema(responses=FeedbackSerializer(many=True))
+    @action(
+        detail=False,
+        methods=["get"],
+        url_path="cursor",
+        url_name="cursor",
+        pagination_class=FeedbackCursorPagination,
+        filter_backends=[FilterBackend, SearchFilter],
+    )
+    def cursor(self, request: Request) -> Response:
+        """The list walked with a cursor: newest first, each page one indexed
+        query however deep, and no ``count``. Follow ``next`` from the first
+        page; filters and ``search`` as on the list, no ``ordering``."""
+        return self.list(request)
 
     def get_serializer_class(self) -> type[FeedbackSerializer]:
         if self.action in {"update", "partial_update"}:

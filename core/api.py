@@ -19,12 +19,17 @@ from rest_framework.views import exception_handler as drf_exception_handler
 # every matching row); above this many rows the count is reused for a while.
 LARGE_COUNT = 10_000
 COUNT_TTL_SECONDS = 30
+# Tells clients how old ``count`` may be: 0 when counted for this response.
+COUNT_HEADER = "Count-Cached-For"
 
 
 class CachedCountPaginator(Paginator):
     """A paginator whose count of a large result is cached briefly, so the
     pages of a 100,000-row list cost one indexed query, not a full count.
     Small results are always counted exactly."""
+
+    # Seconds the count may lag behind the table: 0 when counted just now.
+    count_cached_for = 0
 
     @cached_property
     def count(self) -> int:
@@ -35,6 +40,7 @@ class CachedCountPaginator(Paginator):
         key = "api-count:" + hashlib.sha256(sql.encode()).hexdigest()
         cached = cache.get(key)
         if cached is not None:
+            self.count_cached_for = COUNT_TTL_SECONDS
             return int(cached)
         count = super().count
         if count >= LARGE_COUNT:
@@ -47,6 +53,25 @@ class Pagination(pagination.PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 100
     django_paginator_class = CachedCountPaginator
+
+    def get_paginated_response(self, data: Any) -> Response:
+        response = super().get_paginated_response(data)
+        response[COUNT_HEADER] = str(self.count_cached_for)
+        return response
+
+    @property
+    def count_cached_for(self) -> int:
+        paginator = self.page.paginator if self.page is not None else None
+        return paginator.count_cached_for if isinstance(paginator, CachedCountPaginator) else 0
+
+
+class CursorPagination(pagination.CursorPagination):
+    """Pages that cost one indexed query however deep, for walking a very large
+    list: no count, and links carry an opaque cursor instead of a page number."""
+
+    page_size = 20
+    page_size_query_param = "page_size"
+    max_page_size = 100
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

@@ -18,9 +18,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.limits import RequestTooLarge
+from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from uploads import processing, selectors, services, storage
 from uploads.models import Image, Rendition
+from uploads.rows import IMAGE_FIELDS, ImageRows, rendition_rows
 
 
 class StorageUnavailable(exceptions.APIException):
@@ -208,6 +210,7 @@ def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
 
 
 class ImageViewSet(
+    RowReadMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
     mixins.DestroyModelMixin,
@@ -224,6 +227,29 @@ class ImageViewSet(
 
     def get_queryset(self) -> QuerySet[Image]:
         return selectors.images_with_renditions()
+
+    # Lists and details are read as rows (uploads.rows), in the shape of ImageSerializer.
+    read_fields = IMAGE_FIELDS
+
+    def read_variant(self) -> tuple[bool]:
+        return (may_download_original(self.request),)
+
+    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+        return rendition_rows(row["id"] for row in rows)
+
+    def represent_rows(
+        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
+    ) -> list[dict[str, Any]]:
+        images, text = ImageRows(related), datetime_formatter()
+        private = may_download_original(self.request)
+        original = url_maker("image-original", "pk", int)
+
+        def original_url(pk: int) -> str:
+            return self.request.build_absolute_uri(original(pk))
+
+        return [
+            images.full(row, private=private, original_url=original_url, datetime_text=text) for row in rows
+        ]
 
     @extend_schema(
         request={"multipart/form-data": ImageUploadSerializer},

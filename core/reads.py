@@ -1,0 +1,243 @@
+"""Fast reads for the API: list and retrieve answered from ``values()`` rows,
+with conditional GET (an ETag over the rows, ``304`` before any JSON is made)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import orjson
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db.models import QuerySet
+from django.http import Http404
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import patch_vary_headers
+from django.utils.http import RFC3986_SUBDELIMS, parse_etags
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import status, viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from core.api import COUNT_HEADER, COUNT_TTL_SECONDS, LARGE_COUNT, Pagination
+from core.schema import ErrorDocumentingAutoSchema
+
+# Part of every ETag: bumped when a representation changes for the same rows.
+REPRESENTATION_VERSION = "1"
+
+
+# --- Rows to JSON -------------------------------------------------------------
+
+
+def datetime_formatter() -> Callable[[dt.datetime | None], str | None]:
+    """What DRF's ``DateTimeField`` writes (ISO 8601 in the current time zone,
+    ``Z`` for UTC), for rows read with ``values()``."""
+    zone = timezone.get_current_timezone()
+
+    def text(value: dt.datetime | None) -> str | None:
+        if value is None:
+            return None
+        iso = value.astimezone(zone).isoformat()
+        return iso[:-6] + "Z" if iso.endswith("+00:00") else iso
+
+    return text
+
+
+def date_text(value: dt.date | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+# Stand-ins for a value while the URL around it is resolved; unlikely elsewhere in a path.
+_SLOTS: dict[type, Any] = {str: "portalurlslot", int: 7_130_492_685_193}
+
+
+def url_maker(viewname: str, kwarg: str, kind: type = str) -> Callable[[Any], str]:
+    """``value -> reverse(viewname, kwargs={kwarg: value})`` for a page of rows:
+    resolved once, then each URL is the path around the quoted value, as
+    ``reverse`` quotes it. Values ``reverse`` might refuse go through it."""
+    slot = _SLOTS[kind]
+    template = reverse(viewname, kwargs={kwarg: slot})
+    head, _, tail = template.partition(str(slot))
+    safe = RFC3986_SUBDELIMS + "/~:@"
+
+    def url(value: Any) -> str:
+        text = str(value)
+        if not text or "/" in text:
+            return reverse(viewname, kwargs={kwarg: value})
+        return head + quote(text, safe=safe) + tail
+
+    return url
+
+
+# --- Conditional GET ----------------------------------------------------------
+
+
+def etag_for(*parts: Any) -> str:
+    """A strong tag over what a representation is made of: the rows as the
+    database returned them, and whatever else changes the body."""
+    raw = orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
+    return '"' + hashlib.blake2b(raw, digest_size=16).hexdigest() + '"'
+
+
+def etag_matches(request: Request, tag: str) -> bool:
+    """``If-None-Match`` names this tag (weak comparison, as for any GET), or ``*``."""
+    header = request.headers.get("If-None-Match")
+    if not header:
+        return False
+    tags = parse_etags(header)
+    plain = tag.removeprefix("W/")
+    return any(t == "*" or t.removeprefix("W/") == plain for t in tags)
+
+
+_IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The `ETag` of an earlier answer: `304 Not Modified`, with no body, if it still holds.",
+)
+_ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=["200", "304"],
+    description="Tag of this answer, for `If-None-Match`; it differs between callers who see different "
+    "rows or fields.",
+)
+_COUNT_CACHED_FOR = OpenApiParameter(
+    COUNT_HEADER,
+    OpenApiTypes.INT,
+    OpenApiParameter.HEADER,
+    response=["200", "304"],
+    description=f"How many seconds old `count` may be: 0 when counted for this answer; up to "
+    f"{COUNT_TTL_SECONDS} for lists of {LARGE_COUNT:,} rows or more, whose count is reused that long.",
+)
+
+
+class ConditionalReadSchema(ErrorDocumentingAutoSchema):
+    """The schema of a RowReadMixin view: conditional GET on list and retrieve,
+    and how old a list's count may be."""
+
+    def _conditional(self) -> bool:
+        return self.method == "GET" and getattr(self.view, "action", None) in {"list", "retrieve", "cursor"}
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._conditional():
+            parameters += [_IF_NONE_MATCH, _ETAG]
+            if self._is_list_view() and isinstance(self._get_paginator(), Pagination):
+                parameters.append(_COUNT_CACHED_FOR)
+        return parameters
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses = super()._get_response_bodies(direction)
+        if self._conditional():
+            not_modified = OpenApiResponse(
+                description="The `ETag` sent in `If-None-Match` still holds; no body."
+            )
+            responses["304"] = self._get_response_for_code(not_modified, "304", direction=direction)
+        return dict(sorted(responses.items()))
+
+
+class RowReadMixin(viewsets.GenericViewSet[Any]):
+    """``list`` and ``retrieve`` answered from ``values()`` rows instead of model
+    instances run through DRF serializers, with an ETag over those rows.
+
+    The serializer classes stay what the schema documents and what writes use;
+    ``represent_rows`` must build exactly what they would (the tests compare
+    the two on every endpoint). A client that sends back the ETag it got
+    (``If-None-Match``) gets ``304 Not Modified`` with no body, decided before
+    any row is turned into JSON.
+    """
+
+    schema = ConditionalReadSchema()
+    # values() of the listed model: what represent_rows needs.
+    read_fields: ClassVar[Sequence[str]] = ()
+    # --- To fill in -----------------------------------------------------------
+
+    def read_related(self, rows: list[dict[str, Any]]) -> Any:
+        """Rows of other tables the page shows (e.g. renditions): one query, or none."""
+        return None
+
+    def represent_rows(self, rows: list[dict[str, Any]], related: Any) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def read_variant(self) -> Sequence[Any]:
+        """What else changes the body for the same rows (e.g. the caller's permissions)."""
+        return ()
+
+    # --- Reads ----------------------------------------------------------------
+
+    def _values(self, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        return queryset.select_related(None).prefetch_related(None).values(*self.read_fields)
+
+    def _tag(self, rows: Any, related: Any, *extra: Any) -> str:
+        request = self.request
+        return etag_for(
+            REPRESENTATION_VERSION,
+            request.build_absolute_uri(),
+            getattr(request, "accepted_media_type", ""),
+            list(self.read_variant()),
+            extra,
+            rows,
+            related,
+        )
+
+    def _conditional(self, tag: str, build: Callable[[], Response]) -> Response:
+        if etag_matches(self.request, tag):
+            response = Response(status=status.HTTP_304_NOT_MODIFIED)
+        else:
+            response = build()
+        response["ETag"] = tag
+        # Revalidate every time (cheap: a 304); answers differ per caller.
+        response["Cache-Control"] = "private, no-cache"
+        patch_vary_headers(response, ("Authorization", "Cookie"))
+        return response
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        paginator = self.paginator
+        if paginator is None:
+            rows = list(self._values(queryset))
+            related = self.read_related(rows)
+            return self._conditional(
+                self._tag(rows, related), lambda: Response(self.represent_rows(rows, related))
+            )
+        page = paginator.paginate_queryset(self._values(queryset), request, view=self)
+        rows = list(page) if page is not None else []
+        related = self.read_related(rows)
+        count = getattr(getattr(paginator, "page", None), "paginator", None)
+        tag = self._tag(rows, related, count.count if count is not None else None)
+
+        def build() -> Response:
+            return paginator.get_paginated_response(self.represent_rows(rows, related))
+
+        response = self._conditional(tag, build)
+        if isinstance(paginator, Pagination) and COUNT_HEADER not in response:
+            response[COUNT_HEADER] = str(paginator.count_cached_for)
+        return response
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        lookup = self.lookup_url_kwarg or self.lookup_field
+        try:
+            rows = list(self._values(queryset.filter(**{self.lookup_field: self.kwargs[lookup]}))[:2])
+        except (TypeError, ValueError, DjangoValidationError):
+            rows = []
+        if len(rows) != 1:
+            raise Http404
+        related = self.read_related(rows)
+        return self._conditional(
+            self._tag(rows, related), lambda: Response(self.represent_rows(rows, related)[0])
+        )
+
+
+def group_by(rows: Iterable[dict[str, Any]], key: str) -> dict[Any, list[dict[str, Any]]]:
+    """Rows by the value of one column, each group in the order read."""
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(row[key], []).append(row)
+    return groups

@@ -1,0 +1,395 @@
+"""Reads of the API (``/api/v1/``): lists and details are built from rows, and
+say exactly what the serializers would; conditional GET (ETag, 304); how old a
+list's count may be; the cursor-paginated feedback; the JSON renderer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.test import RequestFactory
+from rest_framework.authtoken.models import Token
+from rest_framework.request import Request
+from rest_framework.serializers import BaseSerializer
+from rest_framework.test import APIClient
+
+from catalog.api import FeedbackSerializer, FeedbackViewSet, PersonSerializer, ProductSerializer
+from catalog.models import Feedback, Person, Product
+from catalog.selectors import feedback_visible, people_visible, products_with_images
+from core.renderers import JSONRenderer
+from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
+from uploads import rows
+from uploads.api import ImageSerializer
+from uploads.models import Image, Rendition
+from uploads.selectors import images_with_renditions
+
+pytestmark = pytest.mark.django_db
+
+
+def _content() -> None:
+    """Rows of every kind the representations treat apart."""
+    ready = ImageFactory(size=(700, 500))
+    pending = ImageFactory(size=(80, 60), processed=False)
+    failed = ImageFactory(size=(90, 60), processed=False)
+    Image.objects.filter(pk=failed.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    Image.objects.filter(pk=ready.pk).update(focal_x=0.25, focal_y=0.75, focal_radius=0.1)
+    PersonFactory(username="josé.ñ+1@x", photo=ready, phone={"office": "802-867-5309", "ext": 12})
+    PersonFactory(photo=pending, phone={})
+    PersonFactory(is_active=False)
+    PersonFactory()
+    apple = ProductFactory(name="Apple", image=ready)
+    ProductFactory(name="Banana", image=failed)
+    ProductFactory(name="Cherry")
+    FeedbackFactory(product=apple, rating=5, date=dt.date(2024, 2, 29))
+    FeedbackFactory(rating=None)
+    FeedbackFactory(status=Feedback.Status.HIDDEN)
+    FeedbackFactory(status=Feedback.Status.PENDING, product=apple)
+
+
+def _expected(endpoint: str, user: Any) -> dict[int, Any]:
+    """What the serializers make of every row this caller may see, by id."""
+    request = Request(RequestFactory().get(endpoint))
+    request.user = user
+    staff = user.is_authenticated and user.has_perm("catalog.change_person")
+    serializer: BaseSerializer[Any]
+    if endpoint.endswith("people/"):
+        serializer = PersonSerializer(people_visible(staff=staff), many=True, context={"request": request})
+    elif endpoint.endswith("feedback/"):
+        serializer = FeedbackSerializer(
+            feedback_visible(staff=staff), many=True, context={"request": request}
+        )
+    elif endpoint.endswith("products/"):
+        serializer = ProductSerializer(products_with_images(), many=True, context={"request": request})
+    else:
+        serializer = ImageSerializer(images_with_renditions(), many=True, context={"request": request})
+    rendered = json.loads(JSONRenderer().render(serializer.data))
+    return {item["id"]: item for item in rendered}
+
+
+ENDPOINTS = ["/api/v1/people/", "/api/v1/feedback/", "/api/v1/products/", "/api/v1/images/"]
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+@pytest.mark.parametrize("persona", ["visitor", "token_client"])
+def test_lists_and_details_say_what_the_serializers_would(
+    request: pytest.FixtureRequest, endpoint: str, persona: str
+) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    _content()
+    listing = client.get(endpoint, {"page_size": 100})
+    assert listing.status_code == 200
+    user = Token.objects.get().user if persona == "token_client" else AnonymousUser()
+    expected = _expected(endpoint, user)
+
+    got = {item["id"]: item for item in listing.json()["results"]}
+
+    assert got == expected
+    assert len(got) >= 2
+    for pk, item in expected.items():
+        assert client.get(f"{endpoint}{pk}/").json() == item
+
+
+def test_a_persons_page_url_is_quoted_as_reverse_quotes_it(visitor: APIClient) -> None:
+    person = PersonFactory(username="zoë+o'neil@x")
+
+    body = visitor.get(f"/api/v1/people/{person.pk}/").json()
+
+    assert body["url"] == person.get_absolute_url() == "/people/zo%C3%AB+o'neil@x/"
+
+
+def test_only_permitted_callers_see_what_fetches_an_original(
+    visitor: APIClient, token_client: APIClient
+) -> None:
+    image = ImageFactory(size=(64, 48))
+
+    anonymous = visitor.get(f"/api/v1/images/{image.pk}/")
+    permitted = token_client.get(f"/api/v1/images/{image.pk}/")
+
+    assert (anonymous.json()["sha256"], anonymous.json()["original"]) == (None, None)
+    assert permitted.json()["sha256"] == image.sha256
+    assert permitted.json()["original"].endswith(f"/api/v1/images/{image.pk}/original/")
+    assert anonymous["ETag"] != permitted["ETag"]
+
+
+# --- Rendition URLs -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"custom_domain": "media.example.com"},
+        {"location": "site"},
+    ],
+)
+def test_rendition_urls_are_the_storages_own(settings: Any, options: dict[str, Any]) -> None:
+    image = ImageFactory(size=(700, 500))
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "media",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+                "querystring_auth": False,
+                "addressing_style": "path",
+                **options,
+            },
+        },
+    }
+    renditions = list(Rendition.objects.filter(image=image))
+    url = rows.rendition_url_maker()
+
+    assert renditions
+    assert [url(r.storage_key) for r in renditions] == [r.url for r in renditions]
+
+
+def test_signed_rendition_urls_are_left_to_the_storage(settings: Any) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "media",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+                "querystring_auth": True,
+            },
+        },
+    }
+
+    url = rows.rendition_url_maker()("renditions/ab/abc.webp")
+
+    assert "?" in url
+    assert "Signature=" in url
+
+
+# --- Conditional GET ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_matching_etag_is_a_304_without_a_body(visitor: APIClient, endpoint: str) -> None:
+    _content()
+    first = visitor.get(endpoint)
+    tag = first["ETag"]
+    pk = first.json()["results"][0]["id"]
+    detail = visitor.get(f"{endpoint}{pk}/")
+
+    again = visitor.get(endpoint, HTTP_IF_NONE_MATCH=tag)
+    weak = visitor.get(endpoint, HTTP_IF_NONE_MATCH=f'"other", W/{tag}')
+    other = visitor.get(endpoint, HTTP_IF_NONE_MATCH='"something-else"')
+    detail_again = visitor.get(f"{endpoint}{pk}/", HTTP_IF_NONE_MATCH=detail["ETag"])
+
+    assert tag.startswith('"')
+    assert tag.endswith('"')
+    assert (again.status_code, again.content, again["ETag"]) == (304, b"", tag)
+    assert weak.status_code == 304
+    assert other.status_code == 200
+    assert other.json() == first.json()
+    assert detail["ETag"] != tag
+    assert (detail_again.status_code, detail_again.content) == (304, b"")
+    assert "Authorization" in again["Vary"]
+    assert "Cookie" in again["Vary"]
+    assert again["Cache-Control"] == "private, no-cache"
+
+
+def test_a_304_is_decided_before_any_row_becomes_json(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch, django_assert_max_num_queries: Any
+) -> None:
+    FeedbackFactory.create_batch(3)
+    tag = visitor.get("/api/v1/feedback/")["ETag"]
+
+    def refuse(*args: Any) -> Any:
+        raise AssertionError("serialized for a 304")
+
+    monkeypatch.setattr(FeedbackViewSet, "represent_rows", refuse)
+    with django_assert_max_num_queries(2):
+        response = visitor.get("/api/v1/feedback/", HTTP_IF_NONE_MATCH=tag)
+
+    assert response.status_code == 304
+
+
+Change = Callable[[], Any]
+
+
+def _changes() -> dict[str, tuple[str, Change]]:
+    """Per endpoint: a URL and a change to what it shows."""
+    review = FeedbackFactory(title="Before")
+    person = PersonFactory(photo=ImageFactory(size=(64, 48)))
+    product = ProductFactory(image=ImageFactory(size=(64, 48)))
+    assert product.image is not None
+    assert person.photo is not None
+    image_pk, photo_pk = product.image.pk, person.photo.pk
+    return {
+        "feedback title": (
+            "/api/v1/feedback/",
+            lambda: Feedback.objects.filter(pk=review.pk).update(title="After"),
+        ),
+        "feedback status": (
+            "/api/v1/feedback/",
+            lambda: Feedback.objects.filter(pk=review.pk).update(status=Feedback.Status.HIDDEN),
+        ),
+        "person name": ("/api/v1/people/", lambda: Person.objects.filter(pk=person.pk).update(name="Other")),
+        "person's photo alt text": (
+            "/api/v1/people/",
+            lambda: Image.objects.filter(pk=photo_pk).update(alt="New"),
+        ),
+        "product weight": (
+            "/api/v1/products/",
+            lambda: Product.objects.filter(pk=product.pk).update(weight=7),
+        ),
+        "product picture's renditions": (
+            "/api/v1/products/",
+            lambda: Rendition.objects.filter(image_id=image_pk, format="jpeg").delete(),
+        ),
+        "image focal point": (
+            "/api/v1/images/",
+            lambda: Image.objects.filter(pk=image_pk).update(focal_x=0.1, focal_y=0.2),
+        ),
+        "a new row": ("/api/v1/feedback/", lambda: FeedbackFactory(date=dt.date(2030, 1, 1))),
+    }
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "feedback title",
+        "feedback status",
+        "person name",
+        "person's photo alt text",
+        "product weight",
+        "product picture's renditions",
+        "image focal point",
+        "a new row",
+    ],
+)
+def test_a_change_to_what_a_page_shows_changes_its_etag(visitor: APIClient, change: str) -> None:
+    url, make_change = _changes()[change]
+    before = visitor.get(url)
+    assert visitor.get(url)["ETag"] == before["ETag"]  # stable while nothing changes
+
+    make_change()
+    after = visitor.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert after["ETag"] != before["ETag"]
+    assert after.json() != before.json()
+
+
+def test_moderators_and_visitors_get_different_tags_for_the_same_rows(
+    visitor: APIClient, token_client: APIClient
+) -> None:
+    FeedbackFactory.create_batch(2)
+
+    seen_by_visitor = visitor.get("/api/v1/feedback/")
+    seen_by_moderator = token_client.get("/api/v1/feedback/")
+
+    assert seen_by_visitor.json() == seen_by_moderator.json()
+    assert seen_by_visitor["ETag"] != seen_by_moderator["ETag"]
+    assert (
+        token_client.get("/api/v1/feedback/", HTTP_IF_NONE_MATCH=seen_by_visitor["ETag"]).status_code == 200
+    )
+
+
+def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None:
+    review = FeedbackFactory()
+
+    assert visitor.get(f"/api/v1/feedback/{review.pk}/", HTTP_IF_NONE_MATCH="*").status_code == 304
+    assert visitor.get("/api/v1/feedback/999999/", HTTP_IF_NONE_MATCH="*").status_code == 404
+
+
+# --- Counts -------------------------------------------------------------------
+
+
+def test_a_list_says_how_old_its_count_may_be(visitor: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import api
+
+    FeedbackFactory.create_batch(3)
+    assert visitor.get("/api/v1/feedback/")["Count-Cached-For"] == "0"
+    monkeypatch.setattr(api, "LARGE_COUNT", 2)
+
+    counted = visitor.get("/api/v1/feedback/")
+    reused = visitor.get("/api/v1/feedback/")
+    not_modified = visitor.get("/api/v1/feedback/", HTTP_IF_NONE_MATCH=reused["ETag"])
+
+    assert counted["Count-Cached-For"] == "0"
+    assert reused["Count-Cached-For"] == str(api.COUNT_TTL_SECONDS) == "30"
+    assert not_modified["Count-Cached-For"] == "30"
+
+
+def test_the_schema_documents_conditional_get_and_the_counts_age(visitor: APIClient) -> None:
+    document = json.loads(visitor.get("/api/schema/", {"format": "json"}).content)
+    paths = document["paths"]
+
+    for endpoint in ENDPOINTS:
+        listing = paths[endpoint]["get"]
+        detail = paths[f"{endpoint}{{id}}/"]["get"]
+        for operation in (listing, detail):
+            assert "304" in operation["responses"]
+            assert "If-None-Match" in {p["name"] for p in operation["parameters"]}
+            assert "ETag" in operation["responses"]["200"]["headers"]
+        assert "Count-Cached-For" in listing["responses"]["200"]["headers"]
+        assert "Count-Cached-For" not in detail["responses"]["200"].get("headers", {})
+    schema = document["components"]["schemas"]["PaginatedFeedbackList"]
+    assert set(schema["properties"]) == {"count", "next", "previous", "results"}
+
+
+# --- Cursor pages -------------------------------------------------------------
+
+
+def test_the_cursor_form_walks_every_visible_review_newest_first(
+    visitor: APIClient, django_assert_max_num_queries: Any
+) -> None:
+    for day in range(1, 8):
+        FeedbackFactory.create_batch(3, date=dt.date(2024, 1, day))
+    hidden = FeedbackFactory(status=Feedback.Status.HIDDEN, date=dt.date(2024, 1, 4))
+
+    seen: list[dict[str, Any]] = []
+    url: str | None = "/api/v1/feedback/cursor/?page_size=4"
+    pages = 0
+    while url:
+        with django_assert_max_num_queries(1):
+            body = visitor.get(url).json()
+        assert set(body) == {"next", "previous", "results"}
+        seen += body["results"]
+        url = body["next"]
+        pages += 1
+
+    expected = list(
+        Feedback.objects.filter(status="published").order_by("-date", "-id").values_list("id", flat=True)
+    )
+    assert [row["id"] for row in seen] == expected
+    assert hidden.pk not in expected
+    assert pages == 6
+    assert seen[0] == visitor.get(f"/api/v1/feedback/{seen[0]['id']}/").json()
+
+
+def test_the_cursor_form_filters_like_the_list(visitor: APIClient) -> None:
+    FeedbackFactory.create_batch(3, rating=5)
+    FeedbackFactory.create_batch(2, rating=1)
+
+    body = visitor.get("/api/v1/feedback/cursor/", {"rating": 5}).json()
+    invalid = visitor.get("/api/v1/feedback/cursor/", {"cursor": "not-a-cursor"})
+
+    assert len(body["results"]) == 3
+    assert {row["rating"] for row in body["results"]} == {5}
+    assert invalid.status_code == 404
+    assert "detail" in invalid.json()
+
+
+# --- Renderer -----------------------------------------------------------------
+
+
+def test_the_renderer_writes_integer_keys_as_the_standard_encoder_does() -> None:
+    data = {"phone": {0: ["Not a valid string."]}, "when": dt.date(2024, 5, 1)}
+
+    assert json.loads(JSONRenderer().render(data)) == json.loads(json.dumps(data, default=str))

@@ -1,0 +1,221 @@
+"""Images read as rows, for the API's lists and details.
+
+A page of 50 images with ten renditions each is 550 model instances and as
+many serializer calls; read with ``values()`` it is two queries and plain
+dicts. What the rows become is exactly what ``uploads.api``'s serializers
+make of the same images (the tests compare them): the same source sets
+(``selectors.source_sets``), the same URLs.
+"""
+
+from __future__ import annotations
+
+import re
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, cast
+
+from django.core.files.storage import Storage, storages
+
+from uploads import processing, selectors
+from uploads.models import Image, Rendition
+
+# What an image summary (a person's photo, a product's picture) shows.
+SUMMARY_FIELDS = ("id", "status", "width", "height", "alt", "placeholder", "dominant_color")
+# What a full image shows, with what its focal point is made of.
+IMAGE_FIELDS = (
+    "id", "title", "alt", "original_name", "preset", "status", "error", "sha256", "format", "width",
+    "height", "frames", "bytes", "placeholder", "dominant_color", "processing_ms", "focal_x",
+    "focal_y", "focal_radius", "focal_auto_x", "focal_auto_y", "created_at", "processed_at",
+)  # fmt: skip
+_RENDITION_FIELDS = ("image_id", "name", "format", "width", "height", "bytes", "storage_key")
+_READY = Image.Status.READY.value
+
+
+class RenditionRow:
+    """A rendition as ``source_sets`` and the API read it, from a ``values()`` row."""
+
+    __slots__ = ("bytes", "format", "height", "name", "url", "width")
+
+    def __init__(self, row: dict[str, Any], url: str) -> None:
+        self.name: str = row["name"]
+        self.format: str = row["format"]
+        self.width: int = row["width"]
+        self.height: int = row["height"]
+        self.bytes: int = row["bytes"]
+        self.url = url
+
+    @property
+    def content_type(self) -> str:
+        return processing.content_type(self.format)
+
+
+class _RenditionSet:
+    """Stands in for ``image.renditions`` (prefetched) where ``source_sets`` reads it."""
+
+    __slots__ = ("rows",)
+
+    def __init__(self, rows: list[RenditionRow]) -> None:
+        self.rows = rows
+
+    def all(self) -> list[RenditionRow]:
+        return self.rows
+
+
+class _ImageRenditions:
+    __slots__ = ("renditions",)
+
+    def __init__(self, rows: list[RenditionRow]) -> None:
+        self.renditions = _RenditionSet(rows)
+
+
+# --- URLs ---------------------------------------------------------------------
+
+_PROBES = ("renditions/00/probe.webp", "renditions/ff/other-probe.jpg")
+# Keys the storage would not escape: the content-addressed ones it makes.
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9/._-]*\Z")
+_prefixes: weakref.WeakKeyDictionary[Storage, str | None] = weakref.WeakKeyDictionary()
+
+
+def _url_prefix(storage: Storage) -> str | None:
+    """The base every plain key's URL starts with, if the storage's URLs are
+    base + key (local files, a bucket without signed URLs, a CDN domain):
+    then a page's 500 URLs cost 500 concatenations instead of 500 calls into
+    boto3. None for storages that sign or shard their URLs."""
+    if storage in _prefixes:
+        return _prefixes[storage]
+    prefix: str | None = None
+    urls = [storage.url(probe) for probe in _PROBES]
+    if all(url.endswith(probe) and "?" not in url for url, probe in zip(urls, _PROBES, strict=True)):
+        bases = {url[: -len(probe)] for url, probe in zip(urls, _PROBES, strict=True)}
+        prefix = bases.pop() if len(bases) == 1 else None
+    _prefixes[storage] = prefix
+    return prefix
+
+
+def rendition_url_maker() -> Callable[[str], str]:
+    """``key -> URL`` as ``Rendition.url`` gives it, for the storage of now."""
+    storage = storages["default"]
+    prefix = _url_prefix(storage)
+    if prefix is None:
+        return storage.url
+
+    def url(key: str) -> str:
+        return prefix + key if _PLAIN_KEY.match(key) else storage.url(key)
+
+    return url
+
+
+# --- Reads --------------------------------------------------------------------
+
+
+def rendition_rows(image_ids: Iterable[int | None]) -> dict[int, list[dict[str, Any]]]:
+    """The renditions of these images, one query, in the order the API lists them."""
+    wanted = {pk for pk in image_ids if pk is not None}
+    by_image: dict[int, list[dict[str, Any]]] = {pk: [] for pk in wanted}
+    if not wanted:
+        return by_image
+    rows = (
+        Rendition.objects.filter(image_id__in=wanted).order_by("width", "format").values(*_RENDITION_FIELDS)
+    )
+    for row in rows:
+        by_image[row["image_id"]].append(row)
+    return by_image
+
+
+class ImageRows:
+    """Builds the API's image representations from rows, for one response."""
+
+    def __init__(self, renditions: dict[int, list[dict[str, Any]]]) -> None:
+        url = rendition_url_maker()
+        self.renditions = {
+            pk: [RenditionRow(row, url(row["storage_key"])) for row in rows]
+            for pk, rows in renditions.items()
+        }
+
+    def _sources(self, image: dict[str, Any]) -> tuple[str | None, str]:
+        """``src`` and ``srcset``: the JPEG (else the first format) width ladder."""
+        if image["status"] != _READY:
+            return None, ""
+        holder = cast(Image, _ImageRenditions(self.renditions.get(image["id"], [])))
+        sets = selectors.source_sets(holder)
+        chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
+        if chosen is None:
+            return None, ""
+        return chosen.fallback.url, chosen.srcset
+
+    def summary(self, image: dict[str, Any]) -> dict[str, Any]:
+        """What ``ImageSummarySerializer`` makes of this image."""
+        src, srcset = self._sources(image)
+        return {**{name: image[name] for name in SUMMARY_FIELDS}, "src": src, "srcset": srcset}
+
+    def summary_of(self, row: dict[str, Any], relation: str) -> dict[str, Any] | None:
+        """The summary of the image joined as ``<relation>__*`` columns, or None."""
+        if row[f"{relation}__id"] is None:
+            return None
+        return self.summary({name: row[f"{relation}__{name}"] for name in SUMMARY_FIELDS})
+
+    def full(
+        self,
+        image: dict[str, Any],
+        *,
+        private: bool,
+        original_url: Callable[[int], str],
+        datetime_text: Callable[[Any], str | None],
+    ) -> dict[str, Any]:
+        """What ``ImageSerializer`` makes of this image."""
+        src, srcset = self._sources(image)
+        pk = image["id"]
+        return {
+            "id": pk,
+            "title": image["title"],
+            "alt": image["alt"],
+            "original_name": image["original_name"],
+            "preset": image["preset"],
+            "status": image["status"],
+            "error": image["error"] if private else None,
+            "sha256": image["sha256"] if private else None,
+            "format": image["format"],
+            "width": image["width"],
+            "height": image["height"],
+            "frames": image["frames"],
+            "bytes": image["bytes"],
+            "placeholder": image["placeholder"],
+            "dominant_color": image["dominant_color"],
+            "processing_ms": image["processing_ms"],
+            "focal_point": focal_point(image),
+            "src": src,
+            "srcset": srcset,
+            "renditions": [
+                {
+                    "name": r.name,
+                    "format": r.format,
+                    "width": r.width,
+                    "height": r.height,
+                    "bytes": r.bytes,
+                    "url": r.url,
+                }
+                for r in self.renditions.get(pk, [])
+            ],
+            "original": original_url(pk) if private else None,
+            "created_at": datetime_text(image["created_at"]),
+            "processed_at": datetime_text(image["processed_at"]),
+        }
+
+
+def focal_point(image: dict[str, Any]) -> dict[str, Any] | None:
+    """Staff's focal point, else the automatic estimate, else none (as ``focal_point_data``)."""
+    if image["focal_x"] is not None and image["focal_y"] is not None:
+        return {
+            "x": image["focal_x"],
+            "y": image["focal_y"],
+            "radius": image["focal_radius"],
+            "kind": "manual",
+        }
+    if image["focal_auto_x"] is not None and image["focal_auto_y"] is not None:
+        return {"x": image["focal_auto_x"], "y": image["focal_auto_y"], "radius": None, "kind": "auto"}
+    return None
+
+
+def summary_fields(relation: str) -> Sequence[str]:
+    """The ``values()`` columns of an image summary joined through ``relation``."""
+    return tuple(f"{relation}__{name}" for name in SUMMARY_FIELDS)
