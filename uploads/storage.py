@@ -27,8 +27,9 @@ from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 
-from uploads import processing
-from uploads.models import Image, Rendition
+# models as a module, not its classes: the model's file field opens this
+# module (through STORAGES) while uploads.models is still being imported.
+from uploads import models, processing
 from uploads.originals import ORIGINALS
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -114,8 +115,8 @@ def public_read_policy_apply() -> dict[str, Any]:
 def _referenced(keys: Iterable[str]) -> set[str]:
 
     keys = list(keys)
-    held = set(Image.objects.filter(file__in=keys).values_list("file", flat=True))
-    held |= set(Rendition.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
+    held = set(models.Image.objects.filter(file__in=keys).values_list("file", flat=True))
+    held |= set(models.Rendition.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
     return held
 
 
@@ -197,9 +198,9 @@ def originals_make_private() -> tuple[int, int]:
 
     public, private = storages["default"], storages[ORIGINALS]
     if _same_place(public, private):
-        return 0, Image.objects.count()
+        return 0, models.Image.objects.count()
     moved = kept = 0
-    for key in Image.objects.values_list("file", flat=True).iterator():
+    for key in models.Image.objects.values_list("file", flat=True).iterator():
         if not key:
             continue
         if public.exists(key):
