@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core import limits
-from portal.errors import dependency_unavailable, error_response
+from core.errors import dependency_unavailable, error_response
 
 logger = logging.getLogger(__name__)
 

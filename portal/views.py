@@ -14,9 +14,9 @@ from django.views.static import serve
 from django_prometheus.exports import ExportToDjangoView
 
 from catalog import selectors
+from core.errors import error_response
 from core.net import client_ip, ip_in_networks
 from portal import health
-from portal.errors import error_response
 from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES
 
 HOME_REVIEWS = 5

@@ -9,7 +9,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from kombu.exceptions import OperationalError as BrokerError
 
-
 # The course's endpoints answer scripts, whatever they accept.
 JSON_PATHS = ("/api/", "/feedback", "/fruits", "/upload")
 
