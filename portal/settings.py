@@ -234,6 +234,16 @@ IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
 # pool process, or the child the web process forks per image when embedded
 # (the web process itself is never capped). 0 turns it off.
 IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024)
+# Renditions on demand (/img/<signature>/<id>/<spec>/<format>/, see
+# uploads/ondemand.py and docs/deploy.md for what they can cost): the largest
+# side asked for, the formats, and how many one image may have (each size and
+# format counts once); a pending image is waited for this long before 202; a
+# rendition taking longer than the time limit to make is given up (503).
+IMAGE_ONDEMAND_MAX_SIZE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_SIZE", default=4000)
+IMAGE_ONDEMAND_FORMATS = env.list("PORTAL_IMAGE_ONDEMAND_FORMATS", default=["webp", "jpeg", "avif", "png"])
+IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20)
+IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0)
+IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30)
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A body for an endpoint that takes no file is refused above this size (413),

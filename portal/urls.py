@@ -36,6 +36,7 @@ urlpatterns = [
     re_path(r"^feedback/?$", LabFeedbackView.as_view(), name="lab-feedback"),
     re_path(r"^fruits/?$", LabFruitsView.as_view(), name="lab-fruits"),
     re_path(r"^upload/?$", LabUploadView.as_view(), name="lab-upload"),
+    path("img/", include("uploads.urls")),  # renditions on demand, at signed URLs
     path("", include("catalog.urls")),
 ]
 

@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from core.limits import RequestTooLarge
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
-from uploads import processing, selectors, services, storage
+from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, rendition_rows
 
@@ -343,6 +343,20 @@ class ImageViewSet(
         if not may_download_original(request):
             raise exceptions.PermissionDenied()
         return original_response(self.get_object())
+
+    @extend_schema(parameters=ondemand_api.PARAMETERS, responses=ondemand_api.RESPONSES)
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="url",
+        url_name="rendition-url",
+        permission_classes=[permissions.IsAuthenticated],
+        content_negotiation_class=ondemand_api.ImageFormatNegotiation,
+    )
+    def rendition_url(self, request: Request, pk: str | None = None) -> Response:
+        """A signed URL of a rendition of any size within the limits, made on
+        its first request (see uploads.ondemand)."""
+        return ondemand_api.rendition_url_response(request, pk)
 
 
 def original_response(image: Image) -> HttpResponseBase:

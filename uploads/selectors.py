@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from django.db.models import Prefetch, QuerySet
 
 from uploads.models import Image, Rendition
+from uploads.ondemand import is_on_demand
 
 # Best first: a browser takes the first <source> whose type it supports.
 FORMAT_ORDER = ("avif", "webp", "jpeg", "png")
@@ -62,7 +63,8 @@ def source_sets(image: Image, *, variant: str = "main") -> list[SourceSet]:
     ``main`` is the width ladder (or the single output of icon/supplier
     presets); ``thumb`` the square thumbnail, falling back to the ladder.
     """
-    renditions = list(image.renditions.all())  # prefetched: no query
+    # Prefetched: no query. Renditions made on demand have sizes of their own.
+    renditions = [r for r in image.renditions.all() if not is_on_demand(r.name)]
     chosen = [r for r in renditions if (r.name == "thumb") == (variant == "thumb")]
     if not chosen:
         chosen = [r for r in renditions if r.name != "thumb"]

@@ -1,0 +1,607 @@
+"""Renditions on demand at signed URLs: any size within the limits is made
+once, stored like the others, listed among the image's renditions, and served
+afterwards without processing; anything not signed by the portal is refused
+clearly, never with a 5xx."""
+
+from __future__ import annotations
+
+import io
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from django.core.cache import cache
+from django.test import Client
+from PIL import Image as PILImage
+from rest_framework.test import APIClient
+
+from tests.fleet import Servers, fleet
+from tests.servers import PostgresServer, RedisServer, S3Server, SMTPServer
+from tests.uploads import corpus
+from uploads import ondemand, processing, sandbox, selectors, services, storage
+from uploads.models import Image, Rendition
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def make_image(commit: Any) -> Callable[..., Image]:
+    """An image uploaded and processed as a committed upload would be."""
+
+    def make(data: bytes | None = None, name: str = "photo.jpg") -> Image:
+        with commit():
+            image = services.image_upload(file=data or corpus.photo_jpeg(1200, 900), original_name=name)
+        image.refresh_from_db()
+        assert image.status == Image.Status.READY, image.error
+        return image
+
+    return make
+
+
+@pytest.fixture
+def renders(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The preset name of every decode on demand from now on (the real decode runs)."""
+    seen: list[str] = []
+    real = sandbox.process
+
+    def counted(data: bytes, preset: processing.Preset, **kwargs: Any) -> processing.Result:
+        if preset.name.startswith("on-demand"):
+            seen.append(preset.name)
+        return real(data, preset, **kwargs)
+
+    monkeypatch.setattr(sandbox, "process", counted)
+    return seen
+
+
+def decoded(data: bytes) -> PILImage.Image:
+    img = PILImage.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def media_bytes(settings: Any, url: str) -> bytes:
+    assert url.startswith("/media/"), url
+    return (Path(settings.MEDIA_ROOT) / url.removeprefix("/media/")).read_bytes()
+
+
+# --- Specs and limits ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [
+        ("fill-480x320", ondemand.Spec("fill", 480, 320)),
+        ("width-640", ondemand.Spec("width", 640)),
+        ("max-800x600", ondemand.Spec("max", 800, 600)),
+    ],
+)
+def test_a_spec_is_read_into_its_canonical_name(text: str, spec: ondemand.Spec) -> None:
+    assert ondemand.parse_spec(text) == spec
+    assert spec.name == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["fill-480", "width-640x480", "crop-10x10", "fill-0480x320", "fill-0x10", "width--5", "", "max-1x1/"],
+)
+def test_a_malformed_spec_is_refused_with_the_forms_allowed(text: str) -> None:
+    with pytest.raises(ondemand.SpecInvalid, match="use fill-WxH"):
+        ondemand.parse_spec(text)
+
+
+def test_a_size_over_the_limit_is_refused_naming_the_limit(settings: Any) -> None:
+    settings.IMAGE_ONDEMAND_MAX_SIZE = 2000
+    assert ondemand.parse_spec("fill-2000x10").width == 2000
+    with pytest.raises(ondemand.SpecInvalid, match="2001 px; the largest size made on demand is 2000 px"):
+        ondemand.parse_spec("max-10x2001")
+
+
+def test_formats_are_those_of_the_settings(settings: Any) -> None:
+    assert ondemand.parse_format("JPG") == "jpeg"
+    settings.IMAGE_ONDEMAND_FORMATS = ["webp"]
+    with pytest.raises(ondemand.SpecInvalid, match="made as webp"):
+        ondemand.parse_format("png")
+
+
+@pytest.mark.parametrize(
+    ("spec", "display", "size"),
+    [
+        ("fill-480x320", (1200, 900), (480, 320)),
+        ("fill-1600x400", (800, 600), (800, 200)),  # never upscaled: the shape kept
+        ("fill-100x900", (800, 600), (67, 600)),
+        ("width-640", (1200, 900), (640, 480)),
+        ("width-3000", (1200, 900), (1200, 900)),
+        ("max-300x300", (1200, 900), (300, 225)),
+        ("max-4000x4000", (1200, 900), (1200, 900)),
+    ],
+)
+def test_the_size_is_known_beforehand_and_never_beyond_the_source(
+    spec: str, display: tuple[int, int], size: tuple[int, int]
+) -> None:
+    assert ondemand.parse_spec(spec).size(display) == size
+
+
+# --- Signatures ---------------------------------------------------------------
+
+
+def test_a_signed_url_names_the_image_spec_and_format() -> None:
+    path = ondemand.url_path(42, ondemand.Spec("fill", 480, 320), "webp")
+    signature, rest = path.removeprefix("/img/").split("/", 1)
+    assert rest == "42/fill-480x320/webp/"
+    assert len(signature) >= 40
+    assert ondemand.signature_valid(signature, "42", "fill-480x320", "webp")
+    for other in (
+        ("43", "fill-480x320", "webp"),
+        ("42", "fill-480x321", "webp"),
+        ("42", "fill-480x320", "png"),
+    ):
+        assert not ondemand.signature_valid(signature, *other)
+
+
+def test_a_signature_depends_on_the_secret_key_and_survives_its_rotation(settings: Any) -> None:
+    before = ondemand.signature(1, "width-640", "webp")
+    settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
+    settings.SECRET_KEY = "another-secret-" + "y" * 40
+    assert ondemand.signature(1, "width-640", "webp") != before
+    assert ondemand.signature_valid(before, "1", "width-640", "webp")  # the old key, among the fallbacks
+    settings.SECRET_KEY_FALLBACKS = []
+    assert not ondemand.signature_valid(before, "1", "width-640", "webp")
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    [
+        lambda p: p.replace("/fill-480x320/", "/fill-4000x4000/"),
+        lambda p: p.replace("/webp/", "/png/"),
+        lambda p: "/img/" + "A" * 43 + p[len("/img/") + 43 :],
+        lambda p: p.replace("/img/", "/img/x"),
+    ],
+    ids=["bigger size", "other format", "forged signature", "changed signature"],
+)
+def test_a_tampered_url_is_refused_with_403_and_makes_nothing(
+    client: Client, make_image: Callable[..., Image], renders: list[str], tamper: Callable[[str], str]
+) -> None:
+    image = make_image()
+    path = tamper(ondemand.url_path(image.pk, ondemand.Spec("fill", 480, 320), "webp"))
+    response = client.get(path)
+    assert response.status_code == 403
+    assert "not signed for this image, size and format" in response.content.decode()
+    assert response["Cache-Control"] == "no-store"
+    assert renders == []
+    assert not image.renditions.filter(ondemand.on_demand_names()).exists()
+
+
+def test_another_images_id_under_a_signature_is_refused(
+    client: Client, make_image: Callable[..., Image]
+) -> None:
+    first, second = (
+        make_image(corpus.photo_jpeg(600, 400, seed=1)),
+        make_image(corpus.photo_jpeg(600, 400, seed=2)),
+    )
+    path = ondemand.url_path(first.pk, "width-100", "webp").replace(f"/{first.pk}/", f"/{second.pk}/")
+    assert client.get(path).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/img/", "/img/abc/", "/img/abc/1/fill-10x10/", "/img/a/b/c/d/e/", "/img/sig/1/width-10/webp/extra"],
+)
+def test_an_unsigned_or_incomplete_address_is_a_clear_404(client: Client, path: str) -> None:
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "are handed out by the portal" in response.content.decode()
+
+
+def test_a_non_numeric_id_is_refused_not_looked_up(client: Client) -> None:
+    response = client.get("/img/abc/one/width-10/webp/")
+    assert response.status_code == 403
+
+
+def test_a_script_asking_for_json_gets_json(client: Client) -> None:
+    response = client.get("/img/abc/1/width-10/webp/", HTTP_ACCEPT="application/json")
+    assert response.status_code == 403
+    assert "not signed" in response.json()["detail"]
+
+
+# --- Made once, then served without processing --------------------------------
+
+
+def test_the_first_request_makes_it_and_later_ones_redirect_without_processing(
+    client: Client, make_image: Callable[..., Image], renders: list[str], settings: Any
+) -> None:
+    image = make_image()
+    before = {(r.name, r.format) for r in image.renditions.all()}
+    path = ondemand.url_path(image.pk, "fill-480x320", "webp")
+
+    first = client.get(path)
+    assert first.status_code == 200
+    assert first["Content-Type"] == "image/webp"
+    assert first["Cache-Control"] == "public, max-age=3600"
+    made = decoded(first.content)
+    assert (made.format, made.size) == ("WEBP", (480, 320))
+    assert renders == ["on-demand fill-480x320"]
+
+    rendition = Rendition.objects.get(image=image, name="fill-480x320", format="webp")
+    assert (rendition.width, rendition.height, rendition.bytes) == (480, 320, len(first.content))
+    assert rendition.storage_key == storage.rendition_key(first.content, "webp")
+    assert {(r.name, r.format) for r in image.renditions.all()} == before | {("fill-480x320", "webp")}
+
+    for _ in range(3):
+        again = client.get(path)
+        assert again.status_code == 302
+        assert again["Location"] == rendition.url
+        assert again["Cache-Control"] == "public, max-age=3600"
+    assert renders == ["on-demand fill-480x320"]  # no processing after the first
+    assert media_bytes(settings, rendition.url) == first.content
+    assert client.get(rendition.url)["Cache-Control"] == storage.IMMUTABLE
+
+
+def test_the_trailing_slash_is_optional(client: Client, make_image: Callable[..., Image]) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-200", "jpeg")
+    assert client.get(path.rstrip("/")).status_code == 200
+    assert client.get(path).status_code == 302
+
+
+def test_a_head_request_answers_like_get_and_a_post_is_refused(
+    client: Client, make_image: Callable[..., Image]
+) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-200", "jpeg")
+    assert client.head(path).status_code == 200
+    assert client.post(path).status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("spec", "fmt", "size", "pillow_format"),
+    [
+        ("width-500", "jpeg", (500, 375), "JPEG"),
+        ("width-5000", "png", (1200, 900), "PNG"),  # not upscaled
+        ("max-300x300", "avif", (300, 225), "AVIF"),
+        ("fill-2000x500", "webp", (1200, 300), "WEBP"),  # not upscaled, shape kept
+    ],
+)
+def test_every_operation_and_format_comes_out_as_promised(
+    client: Client,
+    make_image: Callable[..., Image],
+    settings: Any,
+    spec: str,
+    fmt: str,
+    size: tuple[int, int],
+    pillow_format: str,
+) -> None:
+    settings.IMAGE_ONDEMAND_MAX_SIZE = 5000
+    image = make_image()
+    parsed = ondemand.parse_spec(spec)
+    assert parsed.size((image.width, image.height)) == size
+    response = client.get(ondemand.url_path(image.pk, parsed, fmt))
+    assert response.status_code == 200, response.content
+    made = decoded(response.content)
+    assert (made.format, made.size) == (pillow_format, size)
+    assert response["Content-Type"] == processing.content_type(fmt)
+    rendition = image.renditions.get(name=spec, format=fmt)
+    assert (rendition.width, rendition.height) == size
+
+
+def test_a_fill_keeps_the_focal_point_in_frame(client: Client, make_image: Callable[..., Image]) -> None:
+    # Quadrants: red top-left, green top-right, blue bottom-left, white bottom-right.
+    image = make_image(corpus.png(corpus.quadrants(800, 600)), "quadrants.png")
+    services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.9, 0.8))
+    response = client.get(ondemand.url_path(image.pk, "fill-100x100", "png"))
+    assert response.status_code == 200
+    made = decoded(response.content).convert("RGB")
+    # The 600x600 square around (720, 480) is the right part: white below, green above.
+    assert made.getpixel((80, 90)) == corpus.BOTTOM_RIGHT
+    assert made.getpixel((80, 10)) == corpus.TOP_RIGHT
+    services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.05, 0.2))
+    response = client.get(ondemand.url_path(image.pk, "fill-101x100", "png"))
+    left = decoded(response.content).convert("RGB")
+    assert left.getpixel((10, 10)) == corpus.TOP_LEFT
+
+
+def test_metadata_never_reaches_an_on_demand_rendition(
+    client: Client, make_image: Callable[..., Image]
+) -> None:
+    exif = PILImage.Exif()
+    exif[0x010F] = "SecretCam"  # camera maker
+    source = corpus.photo(800, 600)
+    buffer = io.BytesIO()
+    source.save(buffer, "JPEG", exif=exif.tobytes())
+    image = make_image(buffer.getvalue())
+    response = client.get(ondemand.url_path(image.pk, "width-300", "jpeg"))
+    assert b"SecretCam" not in response.content
+    assert not decoded(response.content).getexif()
+
+
+# --- States of the image -------------------------------------------------------
+
+
+def test_a_pending_image_answers_202_with_retry_after(
+    client: Client, django_capture_on_commit_callbacks: Any, settings: Any
+) -> None:
+    settings.IMAGE_ONDEMAND_WAIT_SECONDS = 0
+    with django_capture_on_commit_callbacks(execute=False):
+        image = services.image_upload(file=corpus.photo_jpeg(400, 300), original_name="p.jpg")
+    response = client.get(ondemand.url_path(image.pk, "width-100", "webp"))
+    assert response.status_code == 202
+    assert response["Retry-After"] == "5"
+    assert response["Cache-Control"] == "no-store"
+    assert "still being processed" in response.content.decode()
+    assert not Rendition.objects.filter(image=image).exists()
+
+
+def test_a_failed_image_is_404_with_the_reason(client: Client, commit: Any) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.truncated_jpeg(), original_name="broken.jpg")
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    response = client.get(ondemand.url_path(image.pk, "width-100", "webp"))
+    assert response.status_code == 404
+    assert "failed to process" in response.content.decode()
+
+
+def test_a_deleted_image_is_404(client: Client, make_image: Callable[..., Image]) -> None:
+    image = make_image()
+    image_id = image.pk
+    path = ondemand.url_path(image_id, "width-100", "webp")
+    services.image_delete(image=image)
+    response = client.get(path)
+    assert response.status_code == 404
+    assert f"no image {image_id}" in response.content.decode()
+
+
+def test_a_rendition_that_cannot_be_made_is_a_503_and_leaves_nothing(
+    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any
+) -> None:
+    image = make_image()
+    files = media_files()
+
+    def too_slow(*args: Any, **kwargs: Any) -> processing.Result:
+        raise sandbox.TimedOut(30)
+
+    monkeypatch.setattr(sandbox, "process", too_slow)
+    response = client.get(ondemand.url_path(image.pk, "width-100", "webp"))
+    assert response.status_code == 503
+    assert response["Retry-After"] == "10"
+    assert not image.renditions.filter(name="width-100").exists()
+    assert media_files() == files
+    assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
+
+
+# --- Limits --------------------------------------------------------------------
+
+
+def test_an_image_has_at_most_the_cap_of_on_demand_renditions(
+    client: Client, make_image: Callable[..., Image], settings: Any, renders: list[str]
+) -> None:
+    settings.IMAGE_ONDEMAND_MAX_PER_IMAGE = 2
+    image = make_image()
+    preset_renditions = image.renditions.count()
+    first = ondemand.url_path(image.pk, "width-100", "webp")
+    assert client.get(first).status_code == 200
+    assert client.get(ondemand.url_path(image.pk, "width-100", "jpeg")).status_code == 200
+    over = client.get(ondemand.url_path(image.pk, "width-101", "webp"))
+    assert over.status_code == 403
+    assert "already has 2 renditions made on demand, the most one image may have" in over.content.decode()
+    assert client.get(first).status_code == 302  # the ones made are still served
+    assert image.renditions.count() == preset_renditions + 2
+    assert len(renders) == 2
+
+
+def test_a_url_signed_before_the_limits_were_lowered_is_refused_with_them(
+    client: Client, make_image: Callable[..., Image], settings: Any
+) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-900", "webp")
+    settings.IMAGE_ONDEMAND_MAX_SIZE = 800
+    response = client.get(path)
+    assert response.status_code == 403
+    assert "the largest size made on demand is 800 px" in response.content.decode()
+
+
+def test_on_demand_renditions_stay_out_of_the_pages_srcset(
+    client: Client, make_image: Callable[..., Image]
+) -> None:
+
+    image = make_image()
+    client.get(ondemand.url_path(image.pk, "fill-480x320", "webp"))
+    image = selectors.images_with_renditions().get(pk=image.pk)
+    for source_set in selectors.source_sets(image):
+        assert "480w" not in source_set.srcset
+
+
+def test_reprocessing_drops_them_and_the_next_request_makes_them_again(
+    client: Client, make_image: Callable[..., Image], commit: Any, renders: list[str]
+) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-300", "webp")
+    assert client.get(path).status_code == 200
+    with commit():
+        services.image_reprocess(images=[image])
+    assert not image.renditions.filter(name="width-300").exists()
+    assert client.get(path).status_code == 200
+    assert client.get(path).status_code == 302
+    assert renders.count("on-demand width-300") == 2
+
+
+# --- Once, however many ask -----------------------------------------------------
+# Concurrent requests on a real fleet (PostgreSQL, Redis, S3, several gunicorn
+# workers) are at the end of this file; the in-memory SQLite of unit tests
+# locks whole tables between threads.
+
+
+def test_a_maker_that_lost_the_race_keeps_the_winners_row_and_leaves_no_orphan(
+    make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any, renders: list[str]
+) -> None:
+    """Web processes without a shared cache cannot see each other's claim:
+    both make the rendition, the first to record it wins, the other's object
+    goes (unless it is the very same object)."""
+    image = make_image()
+    spec = ondemand.Spec("fill", 300, 200)
+    monkeypatch.setattr(cache, "add", lambda *args, **kwargs: True)
+    real_render = ondemand._render
+    rival: list[ondemand.Made] = []
+    started: list[bool] = []
+
+    def render_then_lose(image: Image, spec: ondemand.Spec, fmt: str) -> processing.Output:
+        output = real_render(image, spec, fmt)
+        if not started:  # another process records the same rendition meanwhile, from other bytes
+            started.append(True)
+            with monkeypatch.context() as patch:
+                patch.setattr(storage, "rendition_key", lambda data, ext: f"renditions/zz/rival.{ext}")
+                rival.append(ondemand.rendition_get_or_make(image_id=image.pk, spec=spec, fmt=fmt))
+        return output
+
+    monkeypatch.setattr(ondemand, "_render", render_then_lose)
+    made = ondemand.rendition_get_or_make(image_id=image.pk, spec=spec, fmt="webp")
+    assert made.rendition.pk == rival[0].rendition.pk
+    assert made.rendition.storage_key == "renditions/zz/rival.webp"
+    assert made.data is None  # the winner's object is served, not this request's bytes
+    assert Rendition.objects.filter(image=image, name="fill-300x200").count() == 1
+    assert renders == ["on-demand fill-300x200"] * 2
+    referenced = {image.file.name, *image.renditions.values_list("storage_key", flat=True)}
+    assert media_files() == referenced
+
+
+# --- The API hands out the URLs -------------------------------------------------
+
+
+def url_of(client: APIClient, image: Image, **query: str) -> Any:
+    return client.get(f"/api/v1/images/{image.pk}/url/", query)
+
+
+def test_the_api_hands_a_signed_url_to_a_permitted_caller(
+    token_client: APIClient, make_image: Callable[..., Image], client: Client
+) -> None:
+    image = make_image()
+    response = url_of(token_client, image, spec="fill-480x320", format="webp")
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body == {
+        "url": "http://testserver" + ondemand.url_path(image.pk, "fill-480x320", "webp"),
+        "spec": "fill-480x320",
+        "format": "webp",
+        "width": 480,
+        "height": 320,
+        "made": False,
+    }
+    assert client.get(body["url"].removeprefix("http://testserver")).status_code == 200
+    assert url_of(token_client, image, spec="fill-480x320", format="webp").json()["made"] is True
+
+
+def test_the_api_spells_the_format_and_defaults_to_webp(
+    staff: APIClient, make_image: Callable[..., Image]
+) -> None:
+    image = make_image()
+    assert url_of(staff, image, spec="width-300", format="jpg").json()["format"] == "jpeg"
+    assert url_of(staff, image, spec="width-300").json()["format"] == "webp"
+    assert url_of(staff, image, spec="width-3000").json()["width"] == 1200  # not upscaled
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "words"),
+    [
+        ({"spec": "fill-480"}, "spec", "use fill-WxH"),
+        ({"spec": "fill-5000x10"}, "spec", "the largest size made on demand is 4000 px"),
+        ({"spec": "width-10", "format": "gif"}, "format", "made as webp, jpeg, avif, png"),
+        ({}, "spec", "required"),
+    ],
+)
+def test_the_api_refuses_sizes_outside_the_limits_saying_why(
+    token_client: APIClient, make_image: Callable[..., Image], query: dict[str, str], field: str, words: str
+) -> None:
+    response = url_of(token_client, make_image(), **query)
+    assert response.status_code == 400
+    assert words in response.json()[field][0]
+
+
+def test_the_api_says_when_the_image_has_all_it_may_have(
+    token_client: APIClient, make_image: Callable[..., Image], settings: Any, client: Client
+) -> None:
+    settings.IMAGE_ONDEMAND_MAX_PER_IMAGE = 1
+    image = make_image()
+    made = url_of(token_client, image, spec="width-100").json()["url"]
+    client.get(made.removeprefix("http://testserver"))
+    assert url_of(token_client, image, spec="width-100").status_code == 200  # that one is made
+    response = url_of(token_client, image, spec="width-101")
+    assert response.status_code == 400
+    assert "the most one image may have" in response.json()["spec"][0]
+
+
+def test_signed_urls_are_for_authenticated_callers_with_the_view_permission(
+    visitor: APIClient, outsider: APIClient, make_image: Callable[..., Image]
+) -> None:
+    image = make_image()
+    assert url_of(visitor, image, spec="width-100").status_code == 401
+    response = url_of(outsider, image, spec="width-100")
+    assert response.status_code == 403
+    assert "view permission on images" in response.json()["detail"]
+
+
+def test_an_unknown_image_is_404_in_the_api(token_client: APIClient) -> None:
+    assert token_client.get("/api/v1/images/999999/url/", {"spec": "width-10"}).status_code == 404
+    assert token_client.get("/api/v1/images/abc/url/", {"spec": "width-10"}).status_code == 404
+
+
+# --- On a fleet -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    base = tmp_path_factory.mktemp("servers")
+    with (
+        PostgresServer() as postgres,
+        RedisServer(base_dir=base) as redis,
+        S3Server(base_dir=base) as s3,
+        SMTPServer(base_dir=base) as smtp,
+    ):
+        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_concurrent_first_requests_on_a_fleet_make_it_once_into_the_bucket(
+    servers: Servers, tmp_path: Path
+) -> None:
+    with fleet(servers, tmp_path) as portal:
+        portal.start_web(workers=4)
+        portal.start_worker()
+        uploaded = portal.upload(corpus.photo_jpeg(2400, 1600), "wide.jpg")
+        assert uploaded.status_code == 201, uploaded.text
+        image_id = uploaded.json()["id"]
+        [image] = portal.wait_for_images([image_id])
+        assert image["status"] == "ready", image["error"]
+        query = {"spec": "fill-640x480", "format": "webp"}
+        url = portal.api("GET", f"/api/v1/images/{image_id}/url/", params=query).json()["url"]
+        assert url.startswith(portal.web_url + "/img/")
+
+        start = threading.Barrier(8)
+
+        def ask(_: int) -> requests.Response:
+            start.wait(timeout=30)
+            return requests.get(url, allow_redirects=False, timeout=60)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(ask, range(8)))
+        assert sorted(a.status_code for a in answers) == [200] + [302] * 7, [a.text for a in answers]
+        [made] = [a for a in answers if a.status_code == 200]
+        assert made.headers["Content-Type"] == "image/webp"
+        log = (tmp_path / "gunicorn.log").read_text()
+        assert log.count("rendition=fill-640x480.webp") == 1, log[-3000:]
+
+        renditions = portal.api("GET", f"/api/v1/images/{image_id}/").json()["renditions"]
+        [rendition] = [r for r in renditions if r["name"] == "fill-640x480"]
+        assert (rendition["format"], rendition["width"], rendition["height"]) == ("webp", 640, 480)
+        assert {a.headers["Location"] for a in answers if a.status_code == 302} == {rendition["url"]}
+        key = rendition["url"].split(f"/{portal.bucket}/", 1)[1]
+        head = servers.s3.client().head_object(Bucket=portal.bucket, Key=key)
+        assert head["ContentType"] == "image/webp"
+        assert head["CacheControl"] == storage.IMMUTABLE
+        assert requests.get(rendition["url"], timeout=30).content == made.content
+
+        assert portal.api("DELETE", f"/api/v1/images/{image_id}/").status_code == 204
+        assert portal.bucket_keys() == set()

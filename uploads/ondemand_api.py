@@ -1,0 +1,123 @@
+"""``GET /api/v1/images/{id}/url/?spec=…&format=…``: a signed URL of a
+rendition on demand (the action itself is ``ImageViewSet.rendition_url``).
+
+Reading an image is public, but every signed URL lets its holder make the
+portal cut one more rendition, so handing them out is kept to authenticated
+callers with the view permission on images; pages get theirs from the
+``{% picture %}`` tag.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
+from rest_framework import exceptions, generics, serializers
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+
+from core.schema import ErrorSerializer
+from uploads import ondemand
+from uploads.models import Image, Rendition
+
+SPEC_PATTERN = (
+    r"^(fill-[1-9][0-9]{0,5}x[1-9][0-9]{0,5}|max-[1-9][0-9]{0,5}x[1-9][0-9]{0,5}|width-[1-9][0-9]{0,5})$"
+)
+SPEC_HELP = (
+    "`fill-WxH`: exactly that size, cropped around the focal point; `width-W`: that width, the height "
+    "to scale; `max-WxH`: the whole picture inside that box. Never larger than the original (a fill "
+    "that does not fit keeps its shape at the largest size that does). Limits: each side at most "
+    "IMAGE_ONDEMAND_MAX_SIZE px (default 4000); at most IMAGE_ONDEMAND_MAX_PER_IMAGE (default 20) "
+    "sizes-and-formats made per image."
+)
+FORMAT_HELP = "One of IMAGE_ONDEMAND_FORMATS (default webp, jpeg, avif, png); `jpg` means jpeg."
+
+
+class _NoFormatOverride:
+    """The API's settings, minus the ``?format=`` override of the response's
+    renderer: on this endpoint ``format`` names the image's format."""
+
+    def __getattr__(self, name: str) -> Any:
+        return None if name == "URL_FORMAT_OVERRIDE" else getattr(api_settings, name)
+
+
+class ImageFormatNegotiation(DefaultContentNegotiation):
+    settings = _NoFormatOverride()  # type: ignore[assignment]
+
+
+class RenditionUrlQuerySerializer(serializers.Serializer[Any]):
+    spec = serializers.CharField(max_length=40, help_text=SPEC_HELP)
+    format = serializers.CharField(max_length=10, default="webp", help_text=FORMAT_HELP)
+
+    def validate_spec(self, value: str) -> ondemand.Spec:
+        try:
+            return ondemand.parse_spec(value)
+        except ondemand.SpecInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_format(self, value: str) -> str:
+        try:
+            return ondemand.parse_format(value)
+        except ondemand.SpecInvalid as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class RenditionUrlSerializer(serializers.Serializer[Any]):
+    url = serializers.URLField(help_text="The signed URL: made on its first request, then redirected to.")
+    spec = serializers.CharField(help_text="The spec in its canonical spelling (the rendition's name).")
+    format = serializers.CharField()
+    width = serializers.IntegerField(help_text="The rendition's width, known beforehand.")
+    height = serializers.IntegerField(help_text="The rendition's height, known beforehand.")
+    made = serializers.BooleanField(help_text="Whether it exists already (the URL then redirects at once).")
+
+
+PARAMETERS = [
+    OpenApiParameter("spec", OpenApiTypes.STR, required=True, pattern=SPEC_PATTERN, description=SPEC_HELP),
+    OpenApiParameter(
+        "format", OpenApiTypes.STR, enum=["webp", "jpeg", "avif", "png"], description=FORMAT_HELP
+    ),
+]
+RESPONSES = {
+    200: RenditionUrlSerializer,
+    400: OpenApiResponse(
+        OpenApiTypes.OBJECT,
+        description="A size or format outside the limits, or the image has as many renditions on demand as "
+        'it may: `{"spec": ["why"]}` or `{"format": ["why"]}`.',
+    ),
+    401: OpenApiResponse(ErrorSerializer, description="Signed URLs are for authenticated callers."),
+    403: OpenApiResponse(ErrorSerializer, description="No view permission on images."),
+    404: OpenApiResponse(ErrorSerializer, description="No such image."),
+}
+
+
+def rendition_url_response(request: Request, pk: str | None) -> Response:
+    if not request.user.has_perm("uploads.view_image"):
+        raise exceptions.PermissionDenied(
+            "Signed rendition URLs are for callers with the view permission on images."
+        )
+    # Not the viewset's get_object(): its filters would read ?format= as the
+    # image's own format.
+    image = generics.get_object_or_404(Image.objects.all(), pk=pk)
+    query = RenditionUrlQuerySerializer(data=request.query_params)
+    query.is_valid(raise_exception=True)
+    spec: ondemand.Spec = query.validated_data["spec"]
+    fmt: str = query.validated_data["format"]
+    made = Rendition.objects.filter(image=image, name=spec.name, format=fmt).exists()
+    if not made and Rendition.objects.filter(ondemand.on_demand_names(), image=image).count() >= (
+        limit := ondemand.max_per_image()
+    ):
+        raise exceptions.ValidationError({"spec": [str(ondemand.OverLimit(image.pk, limit))]})
+    width, height = spec.size((image.width, image.height))
+    return Response(
+        {
+            "url": request.build_absolute_uri(ondemand.url_path(image.pk, spec, fmt)),
+            "spec": spec.name,
+            "format": fmt,
+            "width": width,
+            "height": height,
+            "made": made,
+        }
+    )
