@@ -74,7 +74,7 @@ fuzz: $(VENV)/.dev
 
 ## make bench: benchmarks, printing ratios measured side by side
 bench: $(VENV)/.dev system-deps
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts

@@ -1,123 +1,103 @@
-"""API reads (SPEC §9.3): ``GET /api/v1/feedback/?page_size=50`` on 100,000
-reviews against a hand-written ``JsonResponse`` view, on the same data and server;
-SQL queries per request constant whatever the table and page size.
+"""API reads (SPEC §9.3): a page of 50 from ``/api/v1/{feedback,people,products,images}/``
+against a hand-written ``values()`` + ``JsonResponse`` view on the same data and server.
 
-The portal runs as a fleet on loopback: ``make serve`` (gunicorn sync workers,
-access log on, workers recycled every ~2,000 requests), PostgreSQL, Redis as the
-cache, S3; with ``DJANGO_SETTINGS_MODULE=bench.settings``, which adds the baseline view
-of ``bench/urls.py`` to the portal's URLs. Reviews are seeded with PostgreSQL's
-COPY (5% of them hidden or pending), then vacuumed and analysed as autovacuum
-would. ``wrk`` loads each URL in turn (API, baseline, API, baseline), anonymously; the
-queries are counted in a ``manage.py shell`` on the same database with Django's
-test client and ``CaptureQueriesContext``, on a second request (steady state).
+The portal runs as a fleet on loopback, with the production settings: ``make serve``
+(gunicorn, 4 sync workers, access log on, workers recycled every ~2,000 requests),
+PostgreSQL, Redis as the cache, S3 for media; ``DJANGO_SETTINGS_MODULE=bench.settings``
+only adds the baseline views of ``bench/urls.py`` to the portal's URLs. Rows are
+written with COPY (``bench/api_data.py``): 100,000 reviews (5% hidden or pending),
+20,000 people and 20,000 products, each with a processed image of ten renditions
+(60,000 images, 600,000 renditions with the loose ones); then vacuumed and analysed
+as autovacuum would.
 
-    .venv/bin/python -m bench.bench_api_reads [--quick]
+Figures:
+
+* SQL queries per request, counted on a COLD cache (cleared before each request:
+  the count of a large list is not there yet) and again warm, for page sizes 10,
+  50 and 100, on a small and on the full data set; the target is at most 3 and
+  the same number everywhere.
+* Requests per second, ``wrk -t2 -c16``, anonymous: each API URL and its baseline
+  in turn, the order swapped every round, for ``ROUNDS`` interleaved rounds. A
+  ratio is computed per round (API / the baseline measured beside it); the table
+  shows the median ratio and its spread (min-max). Targets: >= 0.7 for feedback,
+  people and products, >= 0.6 for images.
+* Conditional GET on the live server: list and detail answer ``304`` with no body
+  to their own ``ETag``, and 304s per second are shown for information.
+
+    .venv/bin/python -m bench.bench_api_reads [--quick] [--report-only]
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import random
 import re
 import shutil
 import statistics
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from bench import Result, fleet_servers, main
+from bench import Result, api_data, fleet_servers, load_average, main, spread
 from tests.fleet import Fleet, fleet
 
-TARGET_RATIO = 0.7
 TARGET_QUERIES = 3
 WEB_WORKERS = 4  # make serve's WEB_CONCURRENCY
-API_URL = "/api/v1/feedback/?page_size=50"
-BASELINE_URL = "/bench/baseline/feedback/"
 PAGE_SIZES = (10, 50, 100)
+ROUNDS = 5
 
-COLUMNS = (
-    "title", "name", "date", "text", "rating", "product_id", "status", "source",
-    "fingerprint", "created_at", "updated_at",
-)  # fmt: skip
-WORDS = [
-    "fresh",
-    "crisp",
-    "sweet",
-    "juicy",
-    "ripe",
-    "delivery",
-    "order",
-    "fruit",
-    "apples",
-    "mangoes",
-    "kiwifruit",
-    "lemons",
-    "service",
-    "friendly",
-    "staff",
-    "price",
-    "value",
-    "box",
-    "week",
-    "store",
-    "quality",
-    "taste",
-    "soft",
-    "firm",
-    "arrived",
-    "late",
-    "early",
-    "great",
-]
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    api: str
+    baseline: str
+    target: float
+
+    def api_url(self, size: int = 50) -> str:
+        return f"{self.api}?page_size={size}"
+
+
+ENDPOINTS = (
+    Endpoint("feedback", "/api/v1/feedback/", "/bench/baseline/feedback/", 0.7),
+    Endpoint("people", "/api/v1/people/", "/bench/baseline/people/", 0.7),
+    Endpoint("products", "/api/v1/products/", "/bench/baseline/products/", 0.7),
+    Endpoint("images", "/api/v1/images/", "/bench/baseline/images/", 0.6),
+)
 
 COUNT_SCRIPT = """
 import json
+from django.core.cache import cache
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 client = Client(HTTP_HOST="127.0.0.1")
 out = {}
 for label, url in URLS:
-    client.get(url)
-    with CaptureQueriesContext(connection) as queries:
-        response = client.get(url)
-    assert response.status_code == 200, (url, response.status_code)
-    out[label] = [q["sql"] for q in queries.captured_queries]
+    counted = []
+    for cold in (True, False):
+        if cold:
+            cache.clear()
+        with CaptureQueriesContext(connection) as queries:
+            response = client.get(url)
+        assert response.status_code == 200, (url, response.status_code)
+        counted.append([q["sql"] for q in queries.captured_queries])
+    out[label] = counted
 print("QUERIES " + json.dumps(out))
 """
 
 
-def seed(portal: Fleet, start: int, stop: int) -> float:
-    """Reviews start..stop-1 by COPY; returns the seconds it took (ANALYZE included)."""
-    rng = random.Random(start)
-    day0 = dt.date(2015, 1, 1)
-    now = dt.datetime.now(dt.UTC)
-    started = time.perf_counter()
-    dbname = portal.database_url.rsplit("/", 1)[1]
-    with portal.servers.postgres.connect(dbname) as conn, conn.cursor() as cur:
-        columns = ", ".join(COLUMNS)
-        with cur.copy(f"COPY catalog_feedback ({columns}) FROM STDIN") as copy:
-            for i in range(start, stop):
-                title = f"Review {i}"
-                name = rng.choice(("John", "Katie", "Tom", "Sara", "Anonymous", "Mei"))
-                date = day0 + dt.timedelta(days=rng.randrange(3650))
-                text = " ".join(rng.choices(WORDS, k=rng.randint(10, 60))).capitalize() + "."
-                status = "published" if i % 20 else rng.choice(("hidden", "pending"))
-                fingerprint = hashlib.sha256("\x1f".join([title, name, str(date), text]).encode()).hexdigest()
-                rating = rng.randint(1, 5) if i % 3 else None
-                copy.write_row(
-                    (title, name, date, text, rating, None, status, "import", fingerprint, now, now)
-                )
-    with portal.servers.postgres.connect(dbname) as conn:
-        # What autovacuum does to a table in service: statistics and the visibility map.
-        conn.execute("VACUUM (ANALYZE) catalog_feedback")
-    return time.perf_counter() - started
+def count_queries(portal: Fleet) -> dict[str, list[list[str]]]:
+    """Per URL: the SQL of a request on a cold cache, then of the next one (warm)."""
+    urls = [(f"{e.name}:{size}", e.api_url(size)) for e in ENDPOINTS for size in PAGE_SIZES]
+    urls += [(f"{e.name}:baseline", e.baseline) for e in ENDPOINTS]
+    script = f"URLS = {urls!r}\n{COUNT_SCRIPT}"
+    out = portal.manage("shell", "-c", script).stdout
+    line = next(x for x in out.splitlines() if x.startswith("QUERIES "))
+    counted: dict[str, list[list[str]]] = json.loads(line.removeprefix("QUERIES "))
+    return counted
 
 
 def explain_ms(portal: Fleet, sql: str) -> tuple[float, str]:
@@ -137,16 +117,6 @@ def explain_ms(portal: Fleet, sql: str) -> tuple[float, str]:
     return statistics.median(times), plan
 
 
-def count_queries(portal: Fleet) -> dict[str, list[str]]:
-    urls = [(f"api:{size}", f"/api/v1/feedback/?page_size={size}") for size in PAGE_SIZES]
-    urls.append(("baseline", BASELINE_URL))
-    script = f"URLS = {urls!r}\n{COUNT_SCRIPT}"
-    out = portal.manage("shell", "-c", script).stdout
-    line = next(x for x in out.splitlines() if x.startswith("QUERIES "))
-    counted: dict[str, list[str]] = json.loads(line.removeprefix("QUERIES "))
-    return counted
-
-
 @dataclass
 class WrkRun:
     url: str
@@ -157,9 +127,10 @@ class WrkRun:
     latency_avg: str
 
 
-def wrk(url: str, seconds: int) -> WrkRun:
+def wrk(url: str, seconds: int, headers: dict[str, str] | None = None) -> WrkRun:
+    extra = [arg for name, value in (headers or {}).items() for arg in ("-H", f"{name}: {value}")]
     out = subprocess.run(
-        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", url],
+        ["wrk", "-t2", "-c16", f"-d{seconds}s", "--latency", *extra, url],
         capture_output=True,
         text=True,
         check=True,
@@ -182,52 +153,113 @@ def wrk(url: str, seconds: int) -> WrkRun:
     )
 
 
-def load(portal: Fleet, seconds: int, rounds: int) -> dict[str, list[WrkRun]]:
-    runs: dict[str, list[WrkRun]] = {"api": [], "baseline": []}
-    for _ in range(rounds):
-        for key, path in (("api", API_URL), ("baseline", BASELINE_URL)):
-            run = wrk(portal.web_url + path, seconds)
-            runs[key].append(run)
-            extra = f", {run.non_2xx} non-2xx" if run.non_2xx else ""
-            extra += f", {run.errors}" if run.errors else ""
-            print(
-                f"  {path:34} {run.requests_per_s:8.1f} req/s  ({run.requests} requests,"
-                f" mean latency {run.latency_avg}{extra})"
-            )
+def timeouts(run: WrkRun) -> int:
+    found = re.search(r"timeout (\d+)", run.errors)
+    return int(found.group(1)) if found else 0
+
+
+def report(run: WrkRun, label: str) -> None:
+    extra = f", {run.non_2xx} non-2xx" if run.non_2xx else ""
+    extra += f", {run.errors}" if run.errors else ""
+    print(
+        f"    {label:44} {run.requests_per_s:8.1f} req/s  ({run.requests} requests, mean latency {run.latency_avg}{extra})"
+    )
+
+
+def load(portal: Fleet, seconds: int, rounds: int) -> dict[str, list[tuple[WrkRun, WrkRun]]]:
+    """Per endpoint and round: (API run, baseline run), measured one after the other."""
+    runs: dict[str, list[tuple[WrkRun, WrkRun]]] = {e.name: [] for e in ENDPOINTS}
+    for round_no in range(rounds):
+        print(f"  round {round_no + 1}/{rounds}; {load_average()}")
+        for endpoint in ENDPOINTS:
+            # Swapped every round: neither side always runs on a warmer (or hotter) machine.
+            order = ("api", "baseline") if round_no % 2 == 0 else ("baseline", "api")
+            measured = {}
+            for side in order:
+                path = endpoint.api_url() if side == "api" else endpoint.baseline
+                measured[side] = wrk(portal.web_url + path, seconds)
+                report(measured[side], path)
+            runs[endpoint.name].append((measured["api"], measured["baseline"]))
     return runs
 
 
 def check_responses(portal: Fleet) -> None:
-    api = requests.get(portal.web_url + API_URL, timeout=30)
-    base = requests.get(portal.web_url + BASELINE_URL, timeout=30)
-    api.raise_for_status()
-    base.raise_for_status()
-    a, b = api.json()["results"], base.json()["results"]
-    if [r["id"] for r in a] != [r["id"] for r in b]:
-        raise RuntimeError("the API and the baseline do not return the same reviews")
-    print(
-        f"  both return the same {len(a)} reviews; bodies {len(api.content):,} B (API, with count and links)"
-        f" and {len(base.content):,} B (baseline)"
+    """The API and its baseline show the same rows, in the same order."""
+    for endpoint in ENDPOINTS:
+        api = requests.get(portal.web_url + endpoint.api_url(), timeout=30)
+        base = requests.get(portal.web_url + endpoint.baseline, timeout=30)
+        api.raise_for_status()
+        base.raise_for_status()
+        a, b = api.json()["results"], base.json()["results"]
+        if not a or [r["id"] for r in a] != [r["id"] for r in b]:
+            raise RuntimeError(f"{endpoint.name}: the API and the baseline do not return the same rows")
+        print(
+            f"  {endpoint.name}: both return the same {len(a)} rows; bodies {len(api.content):,} B (API)"
+            f" and {len(base.content):,} B (baseline)"
+        )
+
+
+def conditional_get(portal: Fleet, seconds: int) -> list[Result]:
+    """304 to a matching ETag, list and detail, and how many the server answers per second."""
+    results = []
+    for endpoint in ENDPOINTS:
+        listing = requests.get(portal.web_url + endpoint.api_url(), timeout=30)
+        pk = listing.json()["results"][0]["id"]
+        detail = requests.get(f"{portal.web_url}{endpoint.api}{pk}/", timeout=30)
+        ok = True
+        for response in (listing, detail):
+            tag = response.headers.get("ETag", "")
+            again = requests.get(response.url, headers={"If-None-Match": tag}, timeout=30)
+            ok = ok and bool(tag) and again.status_code == 304 and again.content == b""
+        results.append(
+            Result(f"{endpoint.name}: list and detail answer 304 to their ETag", int(ok), "yes/no", "1", ok)
+        )
+    feedback = ENDPOINTS[0]
+    tag = requests.get(portal.web_url + feedback.api_url(), timeout=30).headers["ETag"]
+    not_modified = wrk(portal.web_url + feedback.api_url(), seconds, {"If-None-Match": tag})
+    full = wrk(portal.web_url + feedback.api_url(), seconds)
+    report(not_modified, f"{feedback.api_url()} (If-None-Match: its ETag)")
+    report(full, f"{feedback.api_url()} (no If-None-Match)")
+    results.append(
+        Result(
+            "feedback 304 answers / full answers, requests/s",
+            round(not_modified.requests_per_s / full.requests_per_s, 2),
+            "x",
+            "",
+            True,
+        )
     )
+    return results
 
 
-def restart_web(portal: Fleet, **env: str) -> None:
-    portal.stop()
-    portal.workers.clear()
-    portal.web = None
-    portal.extra_env = {**portal.extra_env, **env}
-    portal.start_web(workers=WEB_WORKERS)
-
-
-def queries_table(label: str, counted: dict[str, list[str]]) -> None:
-    cells = "  ".join(f"{key} {len(sqls)}" for key, sqls in counted.items())
-    print(f"  {label:16} {cells}")
+def queries_results(small: dict[str, list[list[str]]], large: dict[str, list[list[str]]]) -> list[Result]:
+    print("  SQL queries per request, cold cache / warm cache:")
+    print(f"    {'URL':34} {'small data':>12} {'full data':>12}")
+    for label, few in small.items():
+        cells = [f"{len(c[0])} / {len(c[1])}" for c in (few, large[label])]
+        print(f"    {label:34} {cells[0]:>12} {cells[1]:>12}")
+    results = []
+    for endpoint in ENDPOINTS:
+        counts = {
+            len(c) for data in (small, large) for size in PAGE_SIZES for c in data[f"{endpoint.name}:{size}"]
+        }
+        worst = max(counts)
+        results.append(
+            Result(
+                f"{endpoint.name}: SQL queries/request, cold and warm (3 sizes x 2 data sets)",
+                worst,
+                "queries",
+                f"<= {TARGET_QUERIES}, constant",
+                worst <= TARGET_QUERIES and len(counts) == 1,
+            )
+        )
+    return results
 
 
 def run(quick: bool) -> list[Result]:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: run scripts/install-system-deps.sh")
-    seconds, rounds = (3, 2) if quick else (10, 2)
+    seconds, rounds = (3, 2) if quick else (10, ROUNDS)
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="bench-reads-") as tmp:
         base = Path(tmp)
@@ -235,80 +267,82 @@ def run(quick: bool) -> list[Result]:
             fleet_servers(base) as servers,
             fleet(servers, base, DJANGO_SETTINGS_MODULE="bench.settings") as portal,
         ):
-            print("SQL queries per request (second request of each URL, anonymous):")
-            seed(portal, 0, 1_000)
+            postgres, dbname = portal.servers.postgres, portal.database_url.rsplit("/", 1)[1]
+            api_data.seed_feedback(postgres, dbname, 0, 1_000)
+            api_data.seed_catalog(postgres, dbname, people=60, products=60, loose_images=60)
             small = count_queries(portal)
-            queries_table("1,000 rows:", small)
-            spent = seed(portal, 1_000, 100_000)
-            print(f"  (99,000 more reviews seeded by COPY in {spent:.1f} s)")
-            large = count_queries(portal)
-            queries_table("100,000 rows:", large)
-            print("  the API's queries at page_size 50, 100,000 rows, with PostgreSQL's own execution time:")
-            for sql in large["api:50"]:
-                ms, plan = explain_ms(portal, sql)
-                print(f"    {ms:6.2f} ms  {plan:18} {sql[:110]}{'...' if len(sql) > 110 else ''}")
-            ms, plan = explain_ms(portal, large["baseline"][0])
-            print(f"  the baseline's query: {ms:.2f} ms, {plan}")
-            api_counts = {len(v) for k, v in {**small, **large}.items() if k.startswith("api:")}
-            worst = max(api_counts)
-            constant = len(api_counts) == 1
-            results.append(
-                Result(
-                    "API feedback SQL queries/request (3 sizes x 2 tables)",
-                    worst,
-                    "queries",
-                    f"<= {TARGET_QUERIES}, constant",
-                    worst <= TARGET_QUERIES and constant,
-                )
+            spent = api_data.seed_feedback(postgres, dbname, 1_000, 100_000)
+            spent += api_data.seed_catalog(
+                postgres, dbname, people=19_940, products=19_940, loose_images=19_940
             )
+            print(
+                f"Data: 100,000 reviews, 20,000 people, 20,000 products, 60,000 images (COPY: {spent:.0f} s)"
+            )
+            large = count_queries(portal)
+            results += queries_results(small, large)
+            print(
+                "  the API's queries at page_size 50, full data, cold cache, PostgreSQL's own execution time:"
+            )
+            for endpoint in ENDPOINTS:
+                for sql in large[f"{endpoint.name}:50"][0]:
+                    ms, plan = explain_ms(portal, sql)
+                    print(f"    {ms:7.2f} ms  {plan:18} {sql[:100]}{'...' if len(sql) > 100 else ''}")
 
             portal.start_web(workers=WEB_WORKERS)
-            env = portal.env
-            cache = env.get("CACHE_URL", "locmem (per process)")
             print(
-                f"\nLoad: wrk -t2 -c16 -d{seconds}s, make serve (gunicorn, {WEB_WORKERS} sync workers), 100,000 reviews;"
-                f" cache {cache} (reads are not throttled; the cache holds the count of large lists)"
+                f"\nLoad: wrk -t2 -c16 -d{seconds}s per run, {rounds} interleaved rounds, make serve"
+                f" (gunicorn, {WEB_WORKERS} sync workers), cache {portal.env.get('CACHE_URL')};"
+                " anonymous (reads are not throttled)"
             )
             check_responses(portal)
-            for path in (API_URL, BASELINE_URL):  # warm every worker's connection and caches
-                for _ in range(WEB_WORKERS * 3):
-                    requests.get(portal.web_url + path, timeout=30).raise_for_status()
-            runs = load(portal, seconds, rounds)
-            api_rps = statistics.median(r.requests_per_s for r in runs["api"])
-            base_rps = statistics.median(r.requests_per_s for r in runs["baseline"])
-            failed = sum(r.non_2xx for r in runs["api"])
-            print(f"  {failed} non-2xx answers")
-            ratio = api_rps / base_rps
-            print(
-                f"  API {api_rps:.1f} req/s, baseline {base_rps:.1f} req/s (medians):"
-                f" API / baseline = {ratio:.2f}   target >= {TARGET_RATIO}"
-            )
-            results += [
-                Result("API feedback page_size=50 requests/s", round(api_rps, 1), "req/s", "", True),
-                Result("baseline JsonResponse view requests/s", round(base_rps, 1), "req/s", "", True),
-                Result(
-                    "API / baseline requests/s (Redis cache, as configured)",
-                    round(ratio, 2),
-                    "x",
-                    f">= {TARGET_RATIO}x",
-                    ratio >= TARGET_RATIO and failed == 0,
-                ),
-            ]
-
-            if not quick:
-                restart_web(portal, CACHE_URL="locmemcache://bench")
-                print("\nThe same with a per-process local-memory cache instead of Redis (information):")
-                for path in (API_URL, BASELINE_URL):
+            for endpoint in ENDPOINTS:  # every worker's connection and caches warm
+                for path in (endpoint.api_url(), endpoint.baseline):
                     for _ in range(WEB_WORKERS * 3):
                         requests.get(portal.web_url + path, timeout=30).raise_for_status()
-                local = load(portal, seconds, 1)
-                local_ratio = local["api"][0].requests_per_s / local["baseline"][0].requests_per_s
-                print(f"  API / baseline = {local_ratio:.2f}")
-                results.append(
-                    Result(
-                        "API / baseline requests/s (local-memory cache)", round(local_ratio, 2), "x", "", True
-                    )
+            runs = load(portal, seconds, rounds)
+            print()
+            for endpoint in ENDPOINTS:
+                pairs = runs[endpoint.name]
+                ratios = [api.requests_per_s / max(baseline.requests_per_s, 0.001) for api, baseline in pairs]
+                api_rps = [api.requests_per_s for api, _ in pairs]
+                base_rps = [baseline.requests_per_s for _, baseline in pairs]
+                # Answers that were not 2xx, or never came (wrk's timeouts, 2 s).
+                failed = sum(api.non_2xx + baseline.non_2xx for api, baseline in pairs)
+                failed += sum(timeouts(api) + timeouts(baseline) for api, baseline in pairs)
+                ratio = statistics.median(ratios)
+                print(
+                    f"  {endpoint.name}: API {statistics.median(api_rps):.1f} req/s, baseline"
+                    f" {statistics.median(base_rps):.1f} req/s (medians); API / baseline {ratio:.2f}"
+                    f" ({spread(ratios)}), target >= {endpoint.target}; {failed} non-2xx or timed out"
                 )
+                results += [
+                    Result(
+                        f"{endpoint.name}: API page_size=50 requests/s",
+                        round(statistics.median(api_rps), 1),
+                        "req/s",
+                        "",
+                        True,
+                        spread(api_rps, 0),
+                    ),
+                    Result(
+                        f"{endpoint.name}: baseline requests/s",
+                        round(statistics.median(base_rps), 1),
+                        "req/s",
+                        "",
+                        True,
+                        spread(base_rps, 0),
+                    ),
+                    Result(
+                        f"{endpoint.name}: API / baseline requests/s",
+                        round(ratio, 2),
+                        "x",
+                        f">= {endpoint.target}x",
+                        ratio >= endpoint.target and failed == 0,
+                        spread(ratios),
+                    ),
+                ]
+            print("\nConditional GET:")
+            results += conditional_get(portal, seconds)
     return results
 
 

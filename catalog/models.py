@@ -38,6 +38,8 @@ class Person(models.Model):
     class Meta:
         ordering = ["department", "name"]
         verbose_name_plural = "people"
+        # The directory's and the API's order: a page without a sort of the table.
+        indexes = [models.Index(fields=["department", "name"], name="catalog_person_directory_idx")]
 
     def __str__(self) -> str:
         return self.name
@@ -69,7 +71,11 @@ class Product(models.Model):
 
     class Meta:
         ordering = ["name", "id"]
-        indexes = [models.Index(fields=["image_stem", "is_demo"], name="catalog_product_stem_idx")]
+        indexes = [
+            models.Index(fields=["image_stem", "is_demo"], name="catalog_product_stem_idx"),
+            # The catalog's and the API's order: a page without a sort of the table.
+            models.Index(fields=["name", "id"], name="catalog_product_name_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name

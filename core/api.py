@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import Any
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.paginator import Paginator
+from django.core.paginator import Page, Paginator
 from django.http import Http404
 from django.utils.functional import cached_property
 from rest_framework import exceptions, pagination
@@ -48,11 +49,33 @@ class CachedCountPaginator(Paginator):
         return count
 
 
+class RowsPaginator(CachedCountPaginator):
+    """Counts a queryset as it is, and reads each page as ``values(*fields)``:
+    the count stays a plain count of the table, without the joins the page's
+    columns need."""
+
+    def __init__(self, object_list: Any, per_page: int, *, fields: Sequence[str] | None = None) -> None:
+        super().__init__(object_list, per_page)
+        self.fields = fields
+
+    # Django's hook for the page made of a slice (absent from the stubs).
+    def _get_page(self, object_list: Any, number: int, paginator: Paginator) -> Page:  # type: ignore[misc]
+        if self.fields is not None:
+            object_list = object_list.values(*self.fields)
+        page: Page = super()._get_page(object_list, number, paginator)  # type: ignore[misc]
+        return page
+
+
 class Pagination(pagination.PageNumberPagination):
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
-    django_paginator_class = CachedCountPaginator
+    # Set by a view that reads its pages as rows (core.reads.RowReadMixin).
+    row_fields: Sequence[str] | None = None
+
+    # DRF calls django_paginator_class(queryset, page_size): a method, to pass the fields on.
+    def django_paginator_class(self, object_list: Any, per_page: int) -> RowsPaginator:  # type: ignore[override]
+        return RowsPaginator(object_list, per_page, fields=self.row_fields)
 
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -156,6 +156,7 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
     schema = ConditionalReadSchema()
     # values() of the listed model: what represent_rows needs.
     read_fields: ClassVar[Sequence[str]] = ()
+
     # --- To fill in -----------------------------------------------------------
 
     def read_related(self, rows: list[dict[str, Any]]) -> Any:
@@ -206,7 +207,14 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             return self._conditional(
                 self._tag(rows, related), lambda: Response(self.represent_rows(rows, related))
             )
-        page = paginator.paginate_queryset(self._values(queryset), request, view=self)
+        if isinstance(paginator, Pagination):
+            # Counted as it is, each page read as rows (core.api.RowsPaginator).
+            paginator.row_fields = self.read_fields
+            page = paginator.paginate_queryset(
+                queryset.select_related(None).prefetch_related(None), request, view=self
+            )
+        else:
+            page = paginator.paginate_queryset(self._values(queryset), request, view=self)
         rows = list(page) if page is not None else []
         related = self.read_related(rows)
         count = getattr(getattr(paginator, "page", None), "paginator", None)
@@ -233,11 +241,3 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         return self._conditional(
             self._tag(rows, related), lambda: Response(self.represent_rows(rows, related)[0])
         )
-
-
-def group_by(rows: Iterable[dict[str, Any]], key: str) -> dict[Any, list[dict[str, Any]]]:
-    """Rows by the value of one column, each group in the order read."""
-    groups: dict[Any, list[dict[str, Any]]] = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row)
-    return groups

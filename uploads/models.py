@@ -81,6 +81,8 @@ class Image(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [
+            # The API's and the admin's list, newest first: a page without a sort of the table.
+            models.Index(fields=["-created_at", "-id"], name="uploads_image_newest_idx"),
             models.Index(fields=["status", "updated_at"]),
             # The newest image of a stem: how products find their photo.
             models.Index(fields=["name_stem", "created_at"], name="uploads_image_stem_idx"),
