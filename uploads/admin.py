@@ -12,19 +12,22 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from core.limits import accepts_files
-from uploads import processing, selectors, services
+from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
 from uploads.models import Image, Rendition
+from uploads.ondemand import is_on_demand
 
 
 def thumbnail(image: Image | None, size: int = 64) -> str:
     """A small preview from the prefetched renditions, or the image's state."""
     if image is None:
         return "—"
-    viewable = [r for r in image.renditions.all() if r.format in {"jpeg", "webp", "png"}]
+    viewable = [
+        r for r in image.renditions.all() if r.format in {"jpeg", "webp", "png"} and not is_on_demand(r.name)
+    ]
     candidates = [r for r in viewable if r.name == "thumb"] or viewable
     if image.is_ready and candidates:
         smallest = min(candidates, key=lambda r: r.width)
@@ -156,7 +159,11 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
     if not image.is_ready:
         return None
     viewable = {"jpeg", "webp", "png"}
-    whole = [r for r in image.renditions.all() if r.format in viewable and r.name not in cropped]
+    whole = [
+        r
+        for r in image.renditions.all()
+        if r.format in viewable and r.name not in cropped and not is_on_demand(r.name)
+    ]
     if not whole:
         return None
     fitting = [r for r in whole if r.width <= 1024]
@@ -182,7 +189,8 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     form = ImageChangeForm
     fields = (
         "preview_large", "title", "alt", "focal_point_editor", *FOCAL_FIELDS, "preset", "status",
-        "error", "original_name", "original", "sha256", "format", "width", "height", "frames", "bytes",
+        "error", "rendition_url", "original_name", "original", "sha256", "format", "width", "height",
+        "frames", "bytes",
         "placeholder", "dominant_color", "processing_ms", "attempts", "uploaded_by", "created_at",
         "processed_at",
     )  # fmt: skip
@@ -191,8 +199,8 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     class Media:
         # The focal point editor: a static script and style sheet (no inline
         # script: the site's CSP allows scripts from the site only).
-        css = {"all": ["uploads/admin/focal-point.css"]}
-        js = ["uploads/admin/focal-point.js"]
+        css = {"all": ["uploads/admin/focal-point.css", "uploads/admin/rendition-url.css"]}
+        js = ["uploads/admin/focal-point.js", "uploads/admin/rendition-url.js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
         order = Case(
@@ -277,6 +285,51 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             raise PermissionDenied
         image = get_object_or_404(Image, pk=object_id)
         return original_response(image)
+
+    @admin.display(description="Rendition URL")
+    def rendition_url(self, image: Image) -> str:
+        """Signed URLs of renditions on demand: those made so far, and a
+        generator for any other size (static script; asks the API)."""
+        if not image.pk:
+            return "—"
+        made = [r for r in image.renditions.all() if is_on_demand(r.name)]
+        links = format_html_join(
+            "",
+            '<li><a href="{}">{} {}</a> ({}×{})</li>',
+            (
+                (ondemand.url_path(image.pk, r.name, r.format), r.name, r.format, r.width, r.height)
+                for r in made
+            ),
+        )
+        formats = format_html_join("", '<option value="{}">{}</option>', ((f, f) for f in ondemand.formats()))
+        return format_html(
+            '<div class="rendition-url" data-rendition-url data-api="{}">'
+            '<div class="rendition-url-form">'
+            '<select class="rendition-url-op" aria-label="Operation">'
+            '<option value="fill">fill (crop around the focal point)</option>'
+            '<option value="width">width</option><option value="max">max (fit inside)</option></select> '
+            '<input type="number" class="rendition-url-width" value="480" min="1" max="{}" aria-label="Width"> '
+            '<span class="rendition-url-by">×</span> '
+            '<input type="number" class="rendition-url-height" value="320" min="1" max="{}" aria-label="Height"> '
+            '<select class="rendition-url-format" aria-label="Format">{}</select> '
+            '<button type="button" class="button rendition-url-get">Get URL</button></div>'
+            '<p class="rendition-url-result" aria-live="polite" hidden>'
+            '<input type="text" class="vTextField rendition-url-value" readonly aria-label="Signed URL"> '
+            '<a class="rendition-url-open" href="#" target="_blank" rel="noopener">Open</a> '
+            '<span class="rendition-url-size"></span></p>'
+            '<p class="errornote rendition-url-error" hidden></p>'
+            '<p class="help">Up to {} px a side; at most {} sizes and formats per image, {} made so far. '
+            "Each is made on its first request, then served like the others.</p>"
+            "{}</div>",
+            reverse("image-rendition-url", args=[image.pk]),
+            ondemand.max_size(),
+            ondemand.max_size(),
+            formats,
+            ondemand.max_size(),
+            ondemand.max_per_image(),
+            len(made),
+            format_html('<ul class="rendition-url-made">{}</ul>', links) if made else "",
+        )
 
     @admin.display(description="Original")
     def original(self, image: Image) -> str:
