@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from celery import current_app
 from django.contrib.auth import get_user_model
-from playwright.sync_api import FilePayload, Locator, Page, expect
+from playwright.sync_api import Browser, FilePayload, Locator, Page, Route, expect
 
 from catalog.models import Person
-from tests.browser.conftest import Browsing
+from tests.browser.conftest import DESKTOP, TIMEOUT_MS, Browsing
 from tests.factories import PersonFactory, jpeg_bytes
+from tests.uploads import corpus
+from uploads import services
 from uploads.models import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -37,6 +40,20 @@ def _log_in(browsing: Browsing, user: Any) -> None:
     expect(page).to_have_url(re.compile(r"/admin/$"))
     expect(page.locator("#user-tools strong")).to_have_text(user.get_short_name() or user.username)
     browsing.shot("admin-index")
+
+
+@pytest.fixture
+def browsing_without_script(browsing: Browsing, browser: Browser) -> Iterator[Browsing]:
+    """Like ``browsing``, in a browser with scripts turned off."""
+    context = browser.new_context(viewport=DESKTOP, base_url=browsing.base_url, java_script_enabled=False)
+    context.set_default_timeout(TIMEOUT_MS)
+    yield Browsing(
+        page=context.new_page(),
+        base_url=browsing.base_url,
+        shots=browsing.shots,
+        test_name=browsing.test_name,
+    )
+    context.close()
 
 
 def _jpeg_file(name: str, size: tuple[int, int], color: tuple[int, int, int]) -> FilePayload:
@@ -86,8 +103,10 @@ def test_staff_log_in_and_see_people_with_photo_thumbnails(
 
 
 def test_staff_upload_two_images_see_their_thumbnails_and_reprocess_one(
-    browsing: Browsing, superuser: Any
+    browsing_without_script: Browsing, superuser: Any
 ) -> None:
+    """The upload form posts as it always did when scripts are off."""
+    browsing = browsing_without_script
     page = browsing.page
     _log_in(browsing, superuser)
 
@@ -174,3 +193,164 @@ def test_staff_download_the_supplier_report_for_a_day(browsing: Browsing, superu
     assert f"Processed Update on {today:%B %d, %Y}" in text
     assert "name: Mango" in text
     assert "weight: 300 lbs" in text
+
+
+# --- Multiple upload with each file's progress, rendition URLs ---------------------
+
+
+@pytest.fixture
+def broker_busy() -> Iterator[None]:
+    """A broker that takes tasks and a worker too busy to take them: uploads
+    stay pending until the test processes them (the in-memory broker keeps the
+    tasks)."""
+    conf = current_app.conf
+    eager = conf.task_always_eager
+    conf.task_always_eager = False
+    yield
+    conf.task_always_eager = eager
+
+
+class HeldUploads:
+    """Holds the API upload of the files named, until released."""
+
+    def __init__(self, names: set[str]) -> None:
+        self.names = names
+        self.held: list[Route] = []
+
+    def __call__(self, route: Route) -> None:
+        body = route.request.post_data_buffer or b""
+        if route.request.method == "POST" and any(f'filename="{n}"'.encode() in body for n in self.names):
+            self.held.append(route)
+        else:
+            route.continue_()
+
+    def release(self) -> None:
+        held, self.held, self.names = self.held, [], set()
+        for route in held:
+            route.continue_()
+
+
+def _forgive_logged_refusal(browsing: Browsing, url_part: str) -> None:
+    """Chromium logs an HTTP 400 the page asked for; the test checks that
+    answer itself, so that one log line is no error of the page."""
+    refusals = [e for e in browsing.console_errors if "status of 400" in e and url_part in e]
+    assert len(refusals) == 1, browsing.console_errors
+    browsing.console_errors.remove(refusals[0])
+
+
+def _upload_row(page: Page, name: str) -> Locator:
+    return page.locator(".upload-file", has_text=name)
+
+
+def test_staff_drop_several_files_and_watch_each_one_upload_then_turn_ready_or_failed(
+    browsing: Browsing, superuser: Any, broker_busy: None
+) -> None:
+    page = browsing.page
+    _log_in(browsing, superuser)
+    browsing.visit("/admin/uploads/image/upload/", "upload-form")
+    page.evaluate("window.__sameDocument = true")
+    held = HeldUploads({"broken.jpg"})
+    page.route("**/api/v1/images/", held)
+
+    page.locator("input[type=file][name=files]").set_input_files(
+        [
+            _jpeg_file("beach.jpg", (1200, 800), (30, 140, 200)),
+            {"name": "broken.jpg", "mimeType": "image/jpeg", "buffer": corpus.truncated_jpeg()},
+            {"name": "notes.jpg", "mimeType": "image/jpeg", "buffer": b"shopping list: apples, pears\n"},
+            _jpeg_file("forest.jpg", (800, 1200), (30, 120, 60)),
+        ]
+    )
+    page.get_by_role("button", name="Upload").click()
+
+    # The first file is in, the second on its way, the others wait their turn.
+    expect(_upload_row(page, "beach.jpg")).to_have_attribute("data-state", "pending")
+    expect(_upload_row(page, "broken.jpg")).to_have_attribute("data-state", "uploading")
+    expect(_upload_row(page, "notes.jpg")).to_have_attribute("data-state", "queued")
+    expect(_upload_row(page, "forest.jpg")).to_have_attribute("data-state", "queued")
+    expect(_upload_row(page, "beach.jpg").locator("progress")).to_have_js_property("value", 100)
+    expect(page.get_by_role("button", name="Upload")).to_be_disabled()
+    browsing.shot("uploading")
+    held.release()
+
+    expect(_upload_row(page, "notes.jpg")).to_have_attribute("data-state", "refused")
+    expect(_upload_row(page, "notes.jpg")).to_contain_text("allowed formats are")
+    expect(_upload_row(page, "forest.jpg")).to_have_attribute("data-state", "pending")
+    expect(page.locator(".upload-progress-summary")).to_have_text("0 ready, 1 refused, 3 to go.")
+    _forgive_logged_refusal(browsing, "/api/v1/images/")
+    browsing.shot("waiting-for-processing")
+    images = {image.original_name: image for image in Image.objects.all()}
+    assert sorted(images) == ["beach.jpg", "broken.jpg", "forest.jpg"]
+    assert {image.status for image in images.values()} == {Image.Status.PENDING}
+
+    # A worker gets to them: the page follows without a reload.
+    for image in images.values():
+        services.image_process(image_id=image.pk)
+    expect(_upload_row(page, "beach.jpg")).to_have_attribute("data-state", "ready", timeout=TIMEOUT_MS)
+    expect(_upload_row(page, "forest.jpg")).to_have_attribute("data-state", "ready", timeout=TIMEOUT_MS)
+    expect(_upload_row(page, "broken.jpg")).to_have_attribute("data-state", "failed", timeout=TIMEOUT_MS)
+    expect(_upload_row(page, "broken.jpg")).to_contain_text("could not be decoded")
+    expect(_upload_row(page, "forest.jpg")).to_contain_text("800×1200")
+    expect(page.locator(".upload-progress-summary")).to_contain_text("2 ready, 1 failed, 1 refused.")
+    browsing.assert_images_loaded(".upload-file[data-state=ready] img", at_least=2)
+    assert page.evaluate("window.__sameDocument") is True
+    expect(page.get_by_role("button", name="Upload")).to_be_enabled()
+    browsing.shot("settled")
+
+    beach = images["beach.jpg"]
+    _upload_row(page, "beach.jpg").get_by_role("link", name="beach.jpg").click()
+    expect(page).to_have_url(re.compile(rf"/admin/uploads/image/{beach.pk}/change/$"))
+    assert beach.uploaded_by == superuser
+
+
+def test_staff_get_a_signed_rendition_url_from_the_images_page(
+    browsing: Browsing, superuser: Any, ready_image: Callable[..., Image]
+) -> None:
+    image = ready_image("harbour.jpg", color=(40, 110, 170))
+    page = browsing.page
+    _log_in(browsing, superuser)
+    browsing.visit(f"/admin/uploads/image/{image.pk}/change/", "image-change")
+    generator = page.locator("[data-rendition-url]")
+    generator.get_by_label("Operation").select_option("fill")
+    generator.get_by_label("Width").fill("300")
+    generator.get_by_label("Height").fill("200")
+    generator.get_by_label("Format").select_option("webp")
+    generator.get_by_role("button", name="Get URL").click()
+    url = generator.get_by_label("Signed URL")
+    expect(url).to_have_value(
+        re.compile(rf"^{re.escape(browsing.base_url)}/img/[^/]+/{image.pk}/fill-300x200/webp/$")
+    )
+    expect(generator.locator(".rendition-url-size")).to_have_text(
+        "300×200 px, webp (made on its first request)"
+    )
+    browsing.shot("signed-url")
+
+    generator.get_by_label("Width").fill("9000")
+    generator.get_by_role("button", name="Get URL").click()
+    expect(generator.locator(".rendition-url-error")).to_contain_text(
+        "the largest size made on demand is 4000 px"
+    )
+    _forgive_logged_refusal(browsing, "/url/?spec=fill-9000x200")
+    browsing.shot("over-the-limit")
+
+    signed = url.input_value()
+    # As a page's <img> would ask for it: made on this first request.
+    size = page.evaluate(
+        """url => new Promise((done, failed) => {
+            const img = new Image();
+            img.onload = () => done([img.naturalWidth, img.naturalHeight]);
+            img.onerror = () => failed(new Error("did not load"));
+            img.src = url;
+        })""",
+        signed,
+    )
+    assert size == [300, 200]
+    rendition = image.renditions.get(name="fill-300x200", format="webp")
+    again = page.request.get(signed, max_redirects=0)
+    assert again.status == 302
+    assert again.headers["location"] == rendition.url
+
+    # Listed on the image's page from now on, as a link that works without a script.
+    browsing.visit(f"/admin/uploads/image/{image.pk}/change/", "listed")
+    made = page.locator(".rendition-url-made a", has_text="fill-300x200 webp")
+    expect(made).to_have_attribute("href", signed.removeprefix(browsing.base_url))
+    expect(page.locator(".field-rendition_url .help")).to_contain_text("1 made so far")
