@@ -8,6 +8,6 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
-        from catalog import signal_handlers
+        from catalog import signal_handlers  # noqa: PLC0415 - it imports models: only once apps are loaded
 
         signal_handlers.register()

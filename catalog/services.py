@@ -12,12 +12,16 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.files.storage import default_storage
+from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
+from uploads import selectors as upload_selectors
+from uploads import services as upload_services
 from uploads.models import Image, file_stem
 
 logger = logging.getLogger(__name__)
@@ -325,8 +329,6 @@ def product_delete(*, product: Product) -> None:
 def demo_remove() -> dict[str, int]:
     """Delete every demo row: reviews, products, people and their images (with
     their files, through the images' own delete path). Real rows stay."""
-    from uploads.services import image_delete
-
     removed = {
         "reviews": Feedback.objects.filter(is_demo=True).delete()[0],
         "products": Product.objects.filter(is_demo=True).delete()[0],
@@ -334,7 +336,7 @@ def demo_remove() -> dict[str, int]:
         "images": 0,
     }
     for image in Image.objects.filter(is_demo=True):
-        image_delete(image=image)
+        upload_services.image_delete(image=image)
         removed["images"] += 1
     return removed
 
@@ -394,17 +396,15 @@ def supplier_import(
     their thumbnails. Running it again on the same folder changes nothing.
     Call it outside a transaction: processing starts only after commits.
     """
-    from uploads import selectors as upload_selectors
-    from uploads import services as uploads
 
     summary = SupplierSummary()
     images: dict[str, tuple[str, Image]] = {}
     for path in _visible_files(directory / "images"):
         try:
-            image, created = uploads.image_import(
+            image, created = upload_services.image_import(
                 data=path.read_bytes(), original_name=path.name, preset=SUPPLIER_PRESET
             )
-        except (uploads.ImageInvalid, uploads.ImageTooLarge) as exc:
+        except (upload_services.ImageInvalid, upload_services.ImageTooLarge) as exc:
             summary.skipped_files.append((f"images/{path.name}", str(exc)))
         else:
             images[path.stem] = (path.name, image)
@@ -455,8 +455,6 @@ def supplier_import(
 
 def report_items(products: Iterable[Product]) -> list[reports.ReportItem]:
     """Name, weight and the supplier-sized thumbnail of each product."""
-    from django.core.files.storage import default_storage
-
     items = []
     for product in products:
         thumbnail = None
@@ -480,8 +478,6 @@ def report_build(*, products: Iterable[Product], date: dt.date | None = None) ->
 
 def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None = None) -> int:
     """Mail the report with the course's subject and body; returns messages sent."""
-    from django.core.mail import EmailMessage
-
     day = date or timezone.localdate()
     message = EmailMessage(
         subject=REPORT_SUBJECT,

@@ -12,6 +12,7 @@ from typing import Any
 from django.db import transaction
 from django.db.models.signals import post_save
 
+from catalog.services import product_link_image
 from uploads.models import Image
 
 
@@ -20,8 +21,6 @@ def link_products(
 ) -> None:
     if raw or not created:
         return
-    from catalog.services import product_link_image
-
     # By id: the committed row, with whatever the upload's transaction set.
     image_id = instance.pk
     transaction.on_commit(lambda: product_link_image(image_id=image_id))

@@ -14,14 +14,16 @@ import datetime as dt
 import io
 import math
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFilter
 
-if TYPE_CHECKING:
-    from uploads.models import Image as ImageRow
+from catalog import services
+from catalog.models import Feedback, Person, Product
+from uploads import services as upload_services
+from uploads.models import Image as ImageRow
 
 PEOPLE: list[dict[str, Any]] = [
     {"name": "Ada Fernández", "username": "afernandez", "email": "ada@example.com",
@@ -148,16 +150,12 @@ def review_dates(count: int) -> list[dt.date]:
 
 
 def is_loaded() -> bool:
-    from catalog.models import Person, Product
-
     return Product.objects.filter(is_demo=True).exists() or Person.objects.filter(is_demo=True).exists()
 
 
 def has_real_content() -> bool:
     """Whether the portal holds people or products of its own: then `make run`
     does not bring back demo content that was removed."""
-    from catalog.models import Person, Product
-
     return Product.objects.filter(is_demo=False).exists() or Person.objects.filter(is_demo=False).exists()
 
 
@@ -165,9 +163,6 @@ def _demo_image(*, data: bytes, original_name: str, alt: str) -> ImageRow:
     """Upload through the images' own service, then mark the row as demo in
     the same transaction: the link and processing hooks run after commit and
     read the committed row."""
-    from uploads import services as upload_services
-    from uploads.models import Image as ImageRow
-
     image = upload_services.image_upload(file=data, original_name=original_name, alt=alt)
     ImageRow.objects.filter(pk=image.pk).update(is_demo=True)
     image.is_demo = True
@@ -178,9 +173,6 @@ def _demo_image(*, data: bytes, original_name: str, alt: str) -> ImageRow:
 def load() -> dict[str, int]:
     """Load the demo people, products and reviews through the catalog's
     services; all or nothing. Returns how many of each were loaded."""
-    from catalog import services
-    from catalog.models import Feedback
-
     for spec in PEOPLE:
         fields = {k: v for k, v in spec.items() if k != "color"}
         photo = _demo_image(

@@ -26,6 +26,8 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection
 
+from portal.celery import app
+
 logger = logging.getLogger(__name__)
 
 BODY = "Please check your system and resolve the issue as soon as possible."
@@ -132,8 +134,6 @@ def check_storage() -> Check:
 def check_broker() -> Check:
     if not settings.BROKER_CONFIGURED:
         return Check("broker", True, "none configured: tasks run in-process")
-    from portal.celery import app
-
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)

@@ -69,7 +69,7 @@ class BrowserSessionClient(APIClient):
         super().__init__(enforce_csrf_checks=True, **defaults)
         self.cookies[settings.CSRF_COOKIE_NAME] = get_random_string(32)
 
-    def generic(self, method: str, path: str, *args: Any, **extra: Any) -> Any:
+    def generic(self, method: str, path: str, *args: Any, **extra: Any) -> Any:  # type: ignore[override]
         if method.upper() not in {"GET", "HEAD", "OPTIONS", "TRACE"}:
             extra.setdefault("HTTP_X_CSRFTOKEN", self.cookies[settings.CSRF_COOKIE_NAME].value)
         return super().generic(method, path, *args, **extra)

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 import yaml
 from django.contrib.auth.models import Permission
+from django.core.cache import caches
+from django.core.cache.backends import locmem
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -20,6 +23,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Feedback
+from core import api
 from tests.factories import (
     FeedbackFactory,
     ImageFactory,
@@ -417,7 +421,6 @@ def test_the_docs_assets_are_served(visitor: APIClient) -> None:
 
 def _later(seconds: float) -> Any:
     """A stand-in for the ``time`` module of the local-memory cache, ``seconds`` ahead."""
-    import time
 
     return type("Later", (), {"time": staticmethod(lambda: time.time() + seconds)})
 
@@ -425,10 +428,6 @@ def _later(seconds: float) -> Any:
 def test_a_large_lists_count_is_reused_briefly_and_a_small_ones_never(
     visitor: APIClient, monkeypatch: pytest.MonkeyPatch, django_assert_num_queries: Any
 ) -> None:
-    from django.core.cache import caches
-    from django.core.cache.backends import locmem
-
-    from core import api
 
     assert isinstance(caches["default"], locmem.LocMemCache)  # the clock below is its clock
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -10,9 +11,11 @@ from typing import Any
 import pytest
 from celery import current_app
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from playwright.sync_api import Browser, FilePayload, Locator, Page, Route, expect
+from pypdf import PdfReader
 
-from catalog.models import Person
+from catalog.models import Person, Product
 from tests.browser.conftest import DESKTOP, TIMEOUT_MS, Browsing
 from tests.factories import PersonFactory, jpeg_bytes
 from tests.uploads import corpus
@@ -171,12 +174,6 @@ def test_staff_upload_two_images_see_their_thumbnails_and_reprocess_one(
 
 
 def test_staff_download_the_supplier_report_for_a_day(browsing: Browsing, superuser: Any) -> None:
-    import io
-
-    from django.utils import timezone
-    from pypdf import PdfReader
-
-    from catalog.models import Product
 
     Product.objects.create(name="Mango", weight=300, description="Ripe.", image_name="007.jpeg")
     _log_in(browsing, superuser)

@@ -9,7 +9,9 @@ from rest_framework.test import APIClient
 
 from catalog.models import Product
 from tests.factories import ProductFactory
+from tests.uploads import corpus
 from uploads.models import Image
+from uploads.services import image_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -182,8 +184,6 @@ def test_products_are_listed_by_name_and_order_on_request(visitor: APIClient) ->
 @pytest.fixture
 def photo(django_capture_on_commit_callbacks: Any) -> Any:
     """A supplier photo named ``010.tiff``, processed."""
-    from tests.uploads import corpus
-    from uploads.services import image_upload
 
     with django_capture_on_commit_callbacks(execute=True):
         image = image_upload(file=corpus.photo_jpeg(300, 200), original_name="010.tiff", preset="supplier")

@@ -20,6 +20,7 @@ from rest_framework.test import APIClient
 from catalog.api import FeedbackSerializer, FeedbackViewSet, PersonSerializer, ProductSerializer
 from catalog.models import Feedback, Person, Product
 from catalog.selectors import feedback_visible, people_visible, products_with_images
+from core import api
 from core.renderers import JSONRenderer
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
 from uploads import rows
@@ -311,7 +312,6 @@ def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None
 
 
 def test_a_list_says_how_old_its_count_may_be(visitor: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import api
 
     FeedbackFactory.create_batch(3)
     assert visitor.get("/api/v1/feedback/")["Count-Cached-For"] == "0"

@@ -1,14 +1,19 @@
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 from pathlib import Path
 
 import pytest
+import tablib
 import yaml
 from django.core.management import CommandError, call_command
 
+from catalog import services
+from catalog.admin import PersonResource
 from catalog.models import Feedback, Person
+from tests.factories import FeedbackFactory
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 
@@ -152,9 +157,6 @@ def test_a_username_that_cannot_be_a_url_is_rejected_on_import(tmp_path: Path) -
 
 
 def test_the_admin_import_export_resource_round_trips_phones() -> None:
-    import tablib
-
-    from catalog.admin import PersonResource
 
     Person.objects.create(name="Ada", username="ada", phone={"office": "1", "cell": "2"}, department="Eng")
     dataset = PersonResource().export()
@@ -167,9 +169,6 @@ def test_the_admin_import_export_resource_round_trips_phones() -> None:
 
 
 def test_a_review_already_posted_on_the_site_is_recognised_by_the_import(tmp_path: Path) -> None:
-    import datetime as dt
-
-    from catalog import services
 
     services.feedback_submit(title="Nice", name="Ann", date=dt.date(2020, 1, 2), text="Fine.")
     (tmp_path / "a.txt").write_text("Nice\nAnn\n2020-01-02\nFine.\n")
@@ -179,7 +178,6 @@ def test_a_review_already_posted_on_the_site_is_recognised_by_the_import(tmp_pat
 
 
 def test_an_edited_review_gets_a_fresh_fingerprint_even_when_saving_some_fields() -> None:
-    from tests.factories import FeedbackFactory
 
     review = Feedback.objects.get(pk=FeedbackFactory(title="Old title").pk)
     old = review.fingerprint

@@ -14,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client
 
+from catalog import services
 from catalog.models import Feedback, Person, Product
 from portal import demo
 from tests.uploads import corpus
@@ -163,7 +164,6 @@ def test_removed_demo_content_stays_away_once_the_portal_has_its_own(
 
 
 def test_a_real_import_of_a_demo_username_makes_that_person_real(seeded: str) -> None:
-    from catalog import services
 
     username = demo.PEOPLE[0]["username"]
     services.person_upsert(username=username, name="Ada Real", department="Engineering")

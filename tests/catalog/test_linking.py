@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -111,7 +112,6 @@ def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_c
 def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
     client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     client.post("/fruits/", {"name": "Apple", "weight": 500, "image_name": "001.jpeg"})
     ids = []

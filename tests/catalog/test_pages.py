@@ -4,9 +4,14 @@ import datetime as dt
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.core.files.storage import storages
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from catalog.api import FeedbackThrottle
 from catalog.models import Feedback
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
 
@@ -128,7 +133,6 @@ def test_reviews_wait_for_moderation_when_it_is_on(client: Client, settings: Any
 def test_too_many_reviews_from_one_address_are_throttled(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog.api import FeedbackThrottle
 
     monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "2/min"})
     for _ in range(2):
@@ -169,8 +173,6 @@ ROUND_TRIPS = (
 
 def forbid_storage_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     """From now on, any round trip to any media store fails the test."""
-    from django.conf import settings
-    from django.core.files.storage import storages
 
     def forbidden(alias: str, name: str) -> Any:
         def call(*args: Any, **kwargs: Any) -> Any:
@@ -200,8 +202,6 @@ def add_content(people: int, products: int, reviews: int) -> None:
 
 def render(client: Client) -> dict[str, tuple[int, str]]:
     """Each list page: the queries it took and its HTML."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
 
     pages = {}
     for name in LIST_PAGES:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from catalog import services
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback
+from portal import demo
 from tests.factories import FeedbackFactory
 
 pytestmark = pytest.mark.django_db
@@ -103,7 +104,6 @@ def test_the_form_defaults_and_limits_the_date_by_the_sites_today(zone_where_tod
 
 
 def test_demo_reviews_are_dated_back_from_the_sites_today(zone_where_today_differs: dt.date) -> None:
-    from portal import demo
 
     assert demo.review_dates(2) == [
         zone_where_today_differs - dt.timedelta(days=1),

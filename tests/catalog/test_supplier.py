@@ -9,15 +9,17 @@ from typing import Any
 
 import pytest
 from django.core import mail
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 from PIL import Image as PILImage
 from pypdf import PdfReader
 
 from catalog.models import Product
+from portal.celery import app
 from tests.uploads import corpus
 from uploads.models import Image
+from uploads.services import image_process
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 
@@ -149,7 +151,6 @@ def test_the_report_download_needs_staff(client: Client) -> None:
 
 
 def test_a_folder_without_deliveries_is_refused(tmp_path: Path) -> None:
-    from django.core.management import CommandError
 
     with pytest.raises(CommandError, match="neither descriptions/ nor images/"):
         call_command("import_supplier", str(tmp_path))
@@ -159,7 +160,6 @@ def test_a_folder_without_deliveries_is_refused(tmp_path: Path) -> None:
 def worker_not_running() -> Iterator[None]:
     """Processing goes to the (in-memory) broker, as with a Celery worker that
     has not picked it up yet: nothing in this process runs it."""
-    from portal.celery import app
 
     eager = app.conf.task_always_eager
     app.conf.task_always_eager = False
@@ -183,7 +183,6 @@ def test_the_import_leaves_processing_to_the_worker_and_reports_what_is_not_done
     assert Product.objects.get(name="Apple").image == Image.objects.get(original_name="001.tiff")
 
     # The worker catches up; the same delivery again waits for nothing more.
-    from uploads.services import image_process
 
     for pk in Image.objects.values_list("pk", flat=True):
         image_process(image_id=pk)
@@ -196,7 +195,6 @@ def test_the_import_leaves_processing_to_the_worker_and_reports_what_is_not_done
 
 
 def test_a_photo_that_fails_processing_is_reported_with_its_reason(delivery: Path) -> None:
-    from tests.uploads import corpus
 
     (delivery / "images" / "005.tiff").write_bytes(corpus.truncated_jpeg())
     out, err = run("import_supplier", str(delivery), "--no-email")

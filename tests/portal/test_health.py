@@ -152,9 +152,7 @@ def test_the_detailed_report_answers_503_when_a_check_fails(staff_client: Client
 
 
 @pytest.mark.django_db
-def test_anonymous_callers_see_only_names_and_ok_or_fail(
-    client: Client, passing: Any, tmp_path: Any
-) -> None:
+def test_anonymous_callers_see_only_names_and_ok_or_fail(client: Client, passing: Any, tmp_path: Any) -> None:
     _broken_storage(passing, tmp_path)
     for url in ("/health/", "/health/ready"):
         health.readiness.clear()
@@ -171,8 +169,13 @@ def test_readiness_does_not_fail_because_the_machine_is_busy(
 ) -> None:
     passing.HEALTH_CPU_MAX_PERCENT = 0.0
     passing.HEALTH_MEMORY_MIN_MB = 10**9
-    sampled = []
-    monkeypatch.setattr(psutil, "cpu_percent", lambda *a, **k: sampled.append(1) or 100.0)
+    sampled: list[float] = []
+
+    def busy(*args: Any, **kwargs: Any) -> float:
+        sampled.append(100.0)
+        return 100.0
+
+    monkeypatch.setattr(psutil, "cpu_percent", busy)
     assert client.get("/health/ready").status_code == 200
     assert client.get("/health/live").status_code == 200
     assert sampled == []
@@ -182,9 +185,14 @@ def test_readiness_does_not_fail_because_the_machine_is_busy(
 def test_readiness_reuses_its_answer_for_a_few_seconds(
     client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    calls = []
+    calls: list[int] = []
     real = health.check_database
-    monkeypatch.setattr(health, "READY_CHECKS", (lambda: calls.append(1) or real(), health.check_storage))
+
+    def counted() -> health.Check:
+        calls.append(1)
+        return real()
+
+    monkeypatch.setattr(health, "READY_CHECKS", (counted, health.check_storage))
     for _ in range(20):
         assert client.get("/health/ready").status_code == 200
     assert calls == [1]

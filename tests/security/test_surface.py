@@ -274,7 +274,12 @@ def test_a_storm_of_probes_costs_one_check_per_period(
     health.readiness.clear()
     runs: list[int] = []
     checks = health.READY_CHECKS
-    monkeypatch.setattr(health, "READY_CHECKS", (lambda: runs.append(1) or checks[0](), checks[1]))
+
+    def counted() -> health.Check:
+        runs.append(1)
+        return checks[0]()
+
+    monkeypatch.setattr(health, "READY_CHECKS", (counted, checks[1]))
 
     def probe(_: int) -> tuple[int, dict[str, Any]]:
         with urllib.request.urlopen(f"{live_server.url}/health/ready", timeout=30) as response:  # noqa: S310 - loopback

@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import pillow_heif
 from PIL import Image, ImageChops, ImageCms, ImageDraw
 
 RGB = tuple[int, int, int]
@@ -670,7 +671,6 @@ def phone_exif(orientation: int = 1) -> bytes:
 
 
 def heic(img: Image.Image, *, quality: int = 95, **params: Any) -> bytes:
-    import pillow_heif
 
     # Saving needs the plugin; registering it again changes none of its options.
     pillow_heif.register_heif_opener()
@@ -783,7 +783,6 @@ def with_marker(img: Image.Image, at: tuple[float, float], radius: float = 0.04)
 def heic_primary_second(size: tuple[int, int] = (80, 60)) -> bytes:
     """A HEIF holding two pictures whose primary one (the photo) comes second,
     after a plain blue one, as burst or edited photos may be stored."""
-    import pillow_heif
 
     container = pillow_heif.from_pillow(Image.new("RGB", (size[0] // 2, size[1] // 2), (0, 0, 255)))
     container.add_from_pillow(quadrants(*size))

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
@@ -147,7 +148,6 @@ def test_reading_images_asks_the_storage_nothing(
 ) -> None:
     uploaded(corpus.jpeg(), "a.jpg")
     uploaded(corpus.png(), "b.png")
-    from django.core.files.storage import storages
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("storage was asked at render time")

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.contrib.staticfiles import finders
+from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.test import Client
 from PIL import Image as PILImage
@@ -385,7 +386,6 @@ def test_a_point_set_before_processing_is_used_by_it(commit: Any) -> None:
 
 @pytest.mark.django_db
 def test_a_point_outside_the_picture_is_refused_by_the_service(marked: Image) -> None:
-    from django.core.exceptions import ValidationError
 
     class Loose:  # what a careless caller could pass: no checks of its own
         x, y, radius = 1.2, 0.5, None
