@@ -228,6 +228,14 @@ class ImageViewSet(
     def get_queryset(self) -> QuerySet[Image]:
         return selectors.images_with_renditions()
 
+    def get_parsers(self) -> list[parsers.BaseParser]:
+        # An upload is a file: a JSON body to create is refused as a media
+        # type (415), not read as fields.
+        method = (self.request.method or "").lower() if self.request else ""
+        if getattr(self, "action_map", {}).get(method) == "create":
+            return [parsers.MultiPartParser(), parsers.FormParser()]
+        return super().get_parsers()
+
     # Lists and details are read as rows (uploads.rows), in the shape of ImageSerializer.
     read_fields = IMAGE_FIELDS
 

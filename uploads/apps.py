@@ -10,7 +10,7 @@ class UploadsConfig(AppConfig):
     def ready(self) -> None:
         # Importing the tasks registers them with the Celery app, where
         # uploads.dispatch finds them by name.
-        from uploads import metrics, signal_handlers, tasks  # noqa: F401
+        from uploads import metrics, signal_handlers, tasks  # noqa: F401, PLC0415 - they import models: only once apps are loaded
 
         signal_handlers.register()
         metrics.register()

@@ -11,9 +11,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from django.db.models import Count, Min
 from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from uploads.models import Image
 
 PROCESSING_SECONDS = Histogram(
     "portal_image_processing_seconds",
@@ -35,10 +38,6 @@ class QueueDepthCollector(Collector):
         yield GaugeMetricFamily("portal_images_oldest_waiting_timestamp_seconds", "")
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        from django.db.models import Count, Min
-
-        from uploads.models import Image
-
         depth = GaugeMetricFamily(
             "portal_images_waiting", "Images not yet processed, by status.", labels=["status"]
         )
