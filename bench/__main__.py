@@ -29,6 +29,7 @@ MODULES = {
     "import": "bench.bench_import",
     "pages": "bench.bench_pages",
     "probes": "bench.bench_probes",
+    "ondemand": "bench.bench_ondemand",
 }
 
 _IMAGE = re.compile(r"^(\d+ MP): \d+x\d+")
