@@ -227,8 +227,9 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
 IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600)
 # Objects no row points at are deleted once older than this (see sweep_orphans).
 IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600)
-# An image whose worker dies this many times in a row (a crash, the OOM killer,
-# the hard time limit) ends failed instead of taking more workers down.
+# An image under which the process decoding it dies this many times (a crash,
+# the OOM killer, the hard time limit) ends failed instead of taking more
+# workers down; a whole worker or server going away is not counted.
 IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
 # Memory ceiling (data segment) of the process that decodes an image: a Celery
 # pool process, or the child the web process forks per image when embedded

@@ -19,6 +19,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from uploads import dispatch, metrics, processing, sandbox, storage
@@ -183,9 +184,9 @@ def reason_out_of_memory(limit_mb: int) -> str:
 def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
     """Mark the image as being processed; returns (image, whether to go on).
 
-    An image found ``processing`` was being processed when its worker died
-    (or was killed): that counts, and once it has happened IMAGE_MAX_ATTEMPTS
-    times in a row the image ends failed instead of harming another worker.
+    An image found ``processing`` was interrupted. Once the process processing
+    it has died under it IMAGE_MAX_ATTEMPTS times (see image_count_death) it
+    ends failed here instead of harming another worker.
     """
     with transaction.atomic():
         image = Image.objects.select_for_update().filter(pk=image_id).first()
@@ -195,10 +196,11 @@ def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
             # Done already: a duplicate delivery or a late sweep changes nothing.
             return image, False
         if image.status == Image.Status.PROCESSING:
-            image.interruptions += 1
             if image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
                 _set_failed(image, reason_died(image.interruptions), elapsed=None)
                 return image, False
+            # Otherwise tried again; a whole worker or server that went away
+            # (a deploy, a lost machine) is not the image's fault and not counted.
         else:
             image.interruptions = 0
         image.status = Image.Status.PROCESSING
@@ -223,8 +225,19 @@ def image_process(*, image_id: int, force: bool = False) -> Image | None:
         try:
             return _image_render(image)
         except sandbox.Died as exc:
-            # Counted by the next claim, which gives up at the cap.
-            logger.warning("image id=%s: %s; trying again", image_id, exc)
+            # The next claim gives up at the cap.
+            logger.warning("image id=%s: %s", image_id, exc)
+            image_count_death(image_id=image_id)
+
+
+def image_count_death(*, image_id: int) -> None:
+    """The process processing the image died under it, as seen by the process
+    that started it and outlived it: a Celery worker's main process (a pool
+    process lost, or killed at the hard time limit), or the process that
+    forked the decoding child. Counted towards IMAGE_MAX_ATTEMPTS."""
+    Image.objects.filter(pk=image_id, status=Image.Status.PROCESSING).update(
+        interruptions=F("interruptions") + 1
+    )
 
 
 def _image_render(image: Image) -> Image | None:
@@ -302,8 +315,9 @@ def image_mark_pending(*, image_id: int) -> None:
 
 def image_sweep_stuck() -> int:
     """Process again the images left pending or processing for longer than
-    IMAGE_STUCK_AFTER_SECONDS (a task lost with the broker, a worker that died);
-    one whose worker died IMAGE_MAX_ATTEMPTS times ends failed instead.
+    IMAGE_STUCK_AFTER_SECONDS (a task lost with the broker, a worker that died
+    or was killed at the hard time limit); one whose worker died under it
+    IMAGE_MAX_ATTEMPTS times ends failed instead.
 
     Returns how many images it re-queued or failed.
     """
@@ -320,11 +334,7 @@ def image_sweep_stuck() -> int:
             )
             if image is None:
                 continue  # finished meanwhile
-            if (
-                image.status == Image.Status.PROCESSING
-                and image.interruptions + 1 >= settings.IMAGE_MAX_ATTEMPTS
-            ):
-                image.interruptions += 1
+            if image.status == Image.Status.PROCESSING and image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
                 _set_failed(image, reason_died(image.interruptions), elapsed=None)
                 failed.append(pk)
                 continue

@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any
 
+from billiard.einfo import ExceptionWithTraceback
+from billiard.exceptions import WorkerLostError
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from celery.worker import state as worker_state
+from celery.worker.request import Request
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, close_old_connections
 
 from uploads import services, storage
 
@@ -23,13 +28,48 @@ TRANSIENT: tuple[type[Exception], ...] = (*storage.UNAVAILABLE, DatabaseError)
 MAX_RETRIES = 5
 
 
+class ProcessImageRequest(Request):
+    """The task as the worker's main process sees it: it outlives a pool
+    process that dies under an image (a crash, the OOM killer, the hard time
+    limit) and counts that death against the image. A whole worker that goes
+    away (a deploy, a lost machine) is not the image's fault: nobody counts."""
+
+    def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
+        exc = exc_info.exception
+        if isinstance(exc, ExceptionWithTraceback):
+            exc = exc.exc
+        if isinstance(exc, WorkerLostError):
+            self._count_death()
+        super().on_failure(exc_info, send_failed_event=send_failed_event, return_ok=return_ok)
+
+    def on_timeout(self, soft: bool, timeout: float) -> None:
+        super().on_timeout(soft, timeout)
+        if not soft:
+            self._count_death()
+
+    def _count_death(self) -> None:
+        if worker_state.should_terminate:
+            return  # a cold shutdown stops every task: not the image's doing
+        image_id = (self.args or [None])[0]
+        close_old_connections()
+        try:
+            services.image_count_death(image_id=image_id)
+        except DatabaseError:
+            # Unrecorded, the death goes uncounted; the image is tried again.
+            logger.exception("could not count the death of image %s's worker", image_id)
+        finally:
+            close_old_connections()
+
+
 @shared_task(
     bind=True,
     acks_late=True,
-    # A worker that died mid-task hands the image to the next one at once;
-    # image_process counts those deaths and gives up at IMAGE_MAX_ATTEMPTS.
+    # A pool process that died mid-task hands the image to the next one at
+    # once; ProcessImageRequest counts those deaths, image_process gives up
+    # at IMAGE_MAX_ATTEMPTS.
     reject_on_worker_lost=True,
     max_retries=MAX_RETRIES,
+    Request=ProcessImageRequest,
 )
 def process_image(self, image_id: int, force: bool = False) -> str:  # type: ignore[no-untyped-def]
     try:

@@ -44,27 +44,41 @@ def upload(commit: Any, data: bytes, name: str = "a.png") -> Image:
     return image
 
 
-def interrupted(image: Image, *, times: int) -> None:
-    """Leave the image as a worker that died mid-run leaves it, ``times`` runs in a row."""
-    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING, interruptions=times - 1)
+def interrupted(image: Image, *, deaths: int) -> None:
+    """Leave the image as its runs leave it when the process processing it
+    dies under it ``deaths`` times in a row (each death counted by the
+    process that outlived it, see image_count_death)."""
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING, interruptions=0)
+    for _ in range(deaths):
+        services.image_count_death(image_id=image.pk)
 
 
 # --- Deaths ---------------------------------------------------------------------
 
 
-def test_an_image_found_processing_was_interrupted_and_is_tried_again(commit: Any) -> None:
+def test_an_image_whose_worker_died_under_it_is_tried_again(commit: Any) -> None:
     image = upload(commit, corpus.jpeg(), "a.jpg")
-    interrupted(image, times=1)
+    interrupted(image, deaths=1)
     services.image_process(image_id=image.pk)
     image.refresh_from_db()
     assert image.status == Image.Status.READY
     assert (image.attempts, image.interruptions) == (2, 1)
 
 
+def test_a_run_cut_short_with_its_whole_server_is_tried_again_without_counting(commit: Any) -> None:
+    """A deploy or a lost machine stops every run: not the image's fault."""
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    for _ in range(5):
+        interrupted(image, deaths=0)
+        services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert (image.status, image.attempts, image.interruptions) == (Image.Status.READY, 6, 0)
+
+
 def test_an_image_whose_worker_died_three_times_ends_failed_without_a_fourth_try(commit: Any) -> None:
     image = upload(commit, corpus.jpeg(), "a.jpg")
-    interrupted(image, times=3)
-    services.image_process(image_id=image.pk)  # finds the third run dead
+    interrupted(image, deaths=3)
+    services.image_process(image_id=image.pk)
     image.refresh_from_db()
     assert image.status == Image.Status.FAILED
     assert image.error == "Processing was given up: the worker processing it died 3 times."
@@ -76,7 +90,7 @@ def test_an_image_whose_worker_died_three_times_ends_failed_without_a_fourth_try
 def test_the_number_of_tries_is_a_setting(commit: Any, settings: Any) -> None:
     settings.IMAGE_MAX_ATTEMPTS = 1
     image = upload(commit, corpus.jpeg(), "a.jpg")
-    interrupted(image, times=1)
+    interrupted(image, deaths=1)
     services.image_process(image_id=image.pk)
     image.refresh_from_db()
     assert image.error == "Processing was given up: the worker processing it died 1 time."
@@ -95,8 +109,8 @@ def test_the_sweep_never_requeues_past_the_cap(
 ) -> None:
     dying = upload(commit, corpus.jpeg(), "dying.jpg")
     lost = upload(commit, corpus.png(), "lost.png")
-    interrupted(dying, times=3)  # the sweep finds its third run dead
-    interrupted(lost, times=1)
+    interrupted(dying, deaths=3)
+    interrupted(lost, deaths=1)
     settings.IMAGE_STUCK_AFTER_SECONDS = 0
     with django_capture_on_commit_callbacks(execute=False) as queued:
         assert tasks.sweep_stuck_images() == 2
@@ -117,7 +131,7 @@ def test_the_sweep_never_requeues_past_the_cap(
 
 def test_reprocessing_starts_a_fresh_count_of_tries(commit: Any) -> None:
     image = upload(commit, corpus.jpeg(), "a.jpg")
-    interrupted(image, times=3)
+    interrupted(image, deaths=3)
     services.image_process(image_id=image.pk)
     image.refresh_from_db()
     assert image.status == Image.Status.FAILED
@@ -268,7 +282,7 @@ def test_a_file_that_fails_to_decode_keeps_its_original_for_staff_to_see_and_rep
 
 
 def test_importing_the_wsgi_module_outside_a_server_starts_no_thread() -> None:
-    import portal.wsgi  # noqa: F401 - tests and commands import it too
+    import portal.wsgi  # noqa: F401, PLC0415 - importing it is what this test does
 
     names = {thread.name for thread in threading.enumerate()}
     assert not names & {"portal-sweeper", "portal-images"}
@@ -278,7 +292,7 @@ def test_a_sweep_round_requeues_interrupted_images_and_deletes_orphans(
     commit: Any, settings: Any, media_files: Any
 ) -> None:
     image = upload(commit, corpus.jpeg(), "a.jpg")
-    interrupted(image, times=1)
+    interrupted(image, deaths=1)
     orphan = storage.put("renditions/00/orphan.webp", b"left by a killed run")
     settings.IMAGE_STUCK_AFTER_SECONDS = 0
     settings.IMAGE_ORPHAN_GRACE_SECONDS = 0
