@@ -82,16 +82,10 @@ def read_results(path: Path) -> list[Result]:
 @contextlib.contextmanager
 def fleet_servers(base: Path) -> Iterator[Servers]:
     """PostgreSQL, Redis, S3 and SMTP on loopback, as the integration suite starts them."""
-    from tests.fleet import Servers
-    from tests.servers import PostgresServer, RedisServer, S3Server, SMTPServer
+    from tests.fleet import running_servers
 
-    with (
-        PostgresServer() as postgres,
-        RedisServer(base_dir=base) as redis,
-        S3Server(base_dir=base) as s3,
-        SMTPServer(base_dir=base) as smtp,
-    ):
-        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+    with running_servers(base) as servers:
+        yield servers
 
 
 def missed(results: Sequence[Result]) -> list[Result]:

@@ -33,6 +33,18 @@ class Servers:
     smtp: SMTPServer
 
 
+@contextlib.contextmanager
+def running_servers(base: Path, *, persistent_redis: bool = False) -> Iterator[Servers]:
+    """PostgreSQL, Redis, S3 and SMTP on loopback, started and stopped together."""
+    with (
+        PostgresServer() as postgres,
+        RedisServer(persistent=persistent_redis, base_dir=base) as redis,
+        S3Server(base_dir=base) as s3,
+        SMTPServer(base_dir=base) as smtp,
+    ):
+        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+
+
 @dataclass
 class Fleet:
     """One portal deployment: its own database, bucket and Redis databases."""

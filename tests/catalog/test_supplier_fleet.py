@@ -15,8 +15,7 @@ from pathlib import Path
 import pytest
 from pypdf import PdfReader
 
-from tests.fleet import ROOT, Fleet, Servers
-from tests.servers import PostgresServer, RedisServer, S3Server, SMTPServer
+from tests.fleet import ROOT, Fleet, Servers, running_servers
 from tests.uploads import corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -26,14 +25,8 @@ LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("servers")
-    with (
-        PostgresServer() as postgres,
-        RedisServer(persistent=True, base_dir=base) as redis,
-        S3Server(base_dir=base) as s3,
-        SMTPServer(base_dir=base) as smtp,
-    ):
-        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+    with running_servers(tmp_path_factory.mktemp("servers"), persistent_redis=True) as servers:
+        yield servers
 
 
 @pytest.fixture

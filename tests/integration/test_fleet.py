@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.fleet import HEALTH_TOKEN, Fleet, Servers, fleet
-from tests.servers import PostgresServer, RedisServer, S3Server, SMTPServer
+from tests.fleet import HEALTH_TOKEN, Fleet, Servers, fleet, running_servers
 from tests.uploads import corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -32,14 +31,8 @@ WEB_RENDITIONS = 10  # 4 widths x (webp, jpeg) + square thumb x (webp, jpeg)
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("servers")
-    with (
-        PostgresServer() as postgres,
-        RedisServer(persistent=True, base_dir=base) as redis,
-        S3Server(base_dir=base) as s3,
-        SMTPServer(base_dir=base) as smtp,
-    ):
-        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+    with running_servers(tmp_path_factory.mktemp("servers"), persistent_redis=True) as servers:
+        yield servers
 
 
 @pytest.fixture
