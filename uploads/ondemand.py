@@ -51,6 +51,11 @@ _CLAIM_MARGIN_SECONDS: Final = 15
 _POLL_MAX_SECONDS: Final = 0.5
 
 
+def _pause(seconds: float) -> None:
+    """Wait between looks at the database (another request is at work)."""
+    time.sleep(seconds)
+
+
 class SpecInvalid(ValueError):
     """The spec or format is malformed or outside the limits; says which limit."""
 
@@ -339,7 +344,7 @@ def _wait_ready(image_id: int) -> Image:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise
-            time.sleep(min(delay, left))
+            _pause(min(delay, left))
             delay = min(delay * 2, _POLL_MAX_SECONDS)
 
 
@@ -362,7 +367,7 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
     delay = 0.05
     while not cache.add(claim_key, claim, timeout=limit + _CLAIM_MARGIN_SECONDS):
         # Someone else is making it: wait for their row (or their claim to lapse).
-        time.sleep(delay)
+        _pause(delay)
         delay = min(delay * 2, _POLL_MAX_SECONDS)
         existing = _find(image_id, spec, fmt)
         if existing is not None:

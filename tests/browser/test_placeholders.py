@@ -189,8 +189,13 @@ def broker_busy() -> Iterator[None]:
 def test_an_image_still_processing_shows_a_placeholder_of_the_box_the_picture_will_fill(
     browsing: Browsing, broker_busy: None, slow_media: SlowMedia
 ) -> None:
-    fresh = services.image_upload(file=striped_jpeg(COLORS[0]), original_name="fresh.jpg", alt="Fresh")
-    again = services.image_upload(file=striped_jpeg(COLORS[1]), original_name="again.jpg", alt="Again")
+    # Square pictures in 3:2 cards: the placeholder takes the card's shape, as the picture will.
+    fresh = services.image_upload(
+        file=striped_jpeg(COLORS[0], (800, 800)), original_name="fresh.jpg", alt="Fresh"
+    )
+    again = services.image_upload(
+        file=striped_jpeg(COLORS[1], (800, 800)), original_name="again.jpg", alt="Again"
+    )
     # Processed once, now waiting to be processed again: it has a blurhash.
     again = services.image_process(image_id=again.pk) or again
     services.image_reprocess(images=[again])

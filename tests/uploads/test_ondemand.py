@@ -467,6 +467,29 @@ def test_a_maker_that_lost_the_race_keeps_the_winners_row_and_leaves_no_orphan(
     assert media_files() == referenced
 
 
+def test_a_request_finding_the_rendition_being_made_waits_for_it_instead_of_making_it_again(
+    make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, renders: list[str]
+) -> None:
+    image = make_image()
+    spec = ondemand.Spec("width", 300)
+    cache.set(f"ondemand:{image.pk}:width-300:webp", "another request", 60)
+    pauses: list[float] = []
+
+    def the_other_request_finishes(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:  # it records its rendition while this one waits
+            output = ondemand._render(image, spec, "webp")
+            key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
+            ondemand._record(image_id=image.pk, spec=spec, fmt="webp", output=output, key=key)
+
+    monkeypatch.setattr(ondemand, "_pause", the_other_request_finishes)
+    made = ondemand.rendition_get_or_make(image_id=image.pk, spec=spec, fmt="webp")
+    assert made.data is None  # found, not made
+    assert made.rendition.name == "width-300"
+    assert len(pauses) == 3
+    assert renders == ["on-demand width-300"]  # the other request's, once
+
+
 # --- The API hands out the URLs -------------------------------------------------
 
 
