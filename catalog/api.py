@@ -22,7 +22,7 @@ from core.filters import FilterBackend
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
 from uploads.api import ImageSummarySerializer
-from uploads.rows import ImageRows, rendition_rows, summary_fields
+from uploads.rows import ImageRows, RenditionsByImage, rendition_rows, summary_fields
 
 # --- Shared -------------------------------------------------------------------
 
@@ -111,12 +111,10 @@ class PersonViewSet(RowReadMixin, viewsets.ModelViewSet[Person]):
     def read_variant(self) -> tuple[bool]:
         return (can_moderate(self.request, Person),)
 
-    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    def read_related(self, rows: list[dict[str, Any]]) -> RenditionsByImage:
         return rendition_rows(row["photo__id"] for row in rows)
 
-    def represent_rows(
-        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def represent_rows(self, rows: list[dict[str, Any]], related: RenditionsByImage) -> list[dict[str, Any]]:
         images, text = ImageRows(related), datetime_formatter()
         url = url_maker("catalog:person-detail", "username")
         return [
@@ -170,12 +168,10 @@ class ProductViewSet(RowReadMixin, viewsets.ModelViewSet[Product]):
     def get_queryset(self) -> QuerySet[Product]:
         return selectors.products_with_images()
 
-    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    def read_related(self, rows: list[dict[str, Any]]) -> RenditionsByImage:
         return rendition_rows(row["image__id"] for row in rows)
 
-    def represent_rows(
-        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def represent_rows(self, rows: list[dict[str, Any]], related: RenditionsByImage) -> list[dict[str, Any]]:
         images, text = ImageRows(related), datetime_formatter()
         url = url_maker("catalog:product-detail", "pk", int)
         return [

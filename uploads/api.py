@@ -22,7 +22,7 @@ from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
-from uploads.rows import IMAGE_FIELDS, ImageRows, rendition_rows
+from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
 
 
 class StorageUnavailable(exceptions.APIException):
@@ -242,12 +242,10 @@ class ImageViewSet(
     def read_variant(self) -> tuple[bool]:
         return (may_download_original(self.request),)
 
-    def read_related(self, rows: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    def read_related(self, rows: list[dict[str, Any]]) -> RenditionsByImage:
         return rendition_rows(row["id"] for row in rows)
 
-    def represent_rows(
-        self, rows: list[dict[str, Any]], related: dict[int, list[dict[str, Any]]]
-    ) -> list[dict[str, Any]]:
+    def represent_rows(self, rows: list[dict[str, Any]], related: RenditionsByImage) -> list[dict[str, Any]]:
         images, text = ImageRows(related), datetime_formatter()
         private = may_download_original(self.request)
         original = url_maker("image-original", "pk", int)

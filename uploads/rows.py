@@ -27,22 +27,29 @@ IMAGE_FIELDS = (
     "height", "frames", "bytes", "placeholder", "dominant_color", "processing_ms", "focal_x",
     "focal_y", "focal_radius", "focal_auto_x", "focal_auto_y", "created_at", "processed_at",
 )  # fmt: skip
-_RENDITION_FIELDS = ("image_id", "name", "format", "width", "height", "bytes", "storage_key")
+# What rendition_rows reads, in this order (RenditionRow unpacks it).
+_RENDITION_FIELDS = ("name", "format", "width", "height", "bytes", "storage_key", "image_id")
 _READY = Image.Status.READY.value
+# Each image's renditions, as rendition_rows reads them.
+RenditionsByImage = dict[int, list[tuple[Any, ...]]]
 
 
 class RenditionRow:
-    """A rendition as ``source_sets`` and the API read it, from a ``values()`` row."""
+    """A rendition as ``source_sets`` and the API read it, from a ``values_list()``
+    row (see ``rendition_rows``); its URL is made when first asked for."""
 
-    __slots__ = ("bytes", "format", "height", "name", "url", "width")
+    __slots__ = ("_url", "_urls", "bytes", "format", "height", "key", "name", "width")
 
-    def __init__(self, row: dict[str, Any], url: str) -> None:
-        self.name: str = row["name"]
-        self.format: str = row["format"]
-        self.width: int = row["width"]
-        self.height: int = row["height"]
-        self.bytes: int = row["bytes"]
-        self.url = url
+    def __init__(self, row: tuple[Any, ...], urls: Callable[[str], str]) -> None:
+        self.name, self.format, self.width, self.height, self.bytes, self.key = row[:6]
+        self._urls = urls
+        self._url: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self._url is None:
+            self._url = self._urls(self.key)
+        return self._url
 
     @property
     def content_type(self) -> str:
@@ -108,37 +115,44 @@ def rendition_url_maker() -> Callable[[str], str]:
 # --- Reads --------------------------------------------------------------------
 
 
-def rendition_rows(image_ids: Iterable[int | None]) -> dict[int, list[dict[str, Any]]]:
-    """The renditions of these images, one query, in the order the API lists them."""
+def rendition_rows(image_ids: Iterable[int | None]) -> RenditionsByImage:
+    """The renditions of these images, one query, in the order the API lists them:
+    ``(name, format, width, height, bytes, storage_key, image_id)`` per rendition."""
     wanted = {pk for pk in image_ids if pk is not None}
-    by_image: dict[int, list[dict[str, Any]]] = {pk: [] for pk in wanted}
+    by_image: RenditionsByImage = {pk: [] for pk in wanted}
     if not wanted:
         return by_image
     rows = (
-        Rendition.objects.filter(image_id__in=wanted).order_by("width", "format").values(*_RENDITION_FIELDS)
+        Rendition.objects.filter(image_id__in=wanted)
+        .order_by("width", "format")
+        .values_list(*_RENDITION_FIELDS)
     )
     for row in rows:
-        by_image[row["image_id"]].append(row)
+        by_image[row[6]].append(row)
     return by_image
 
 
 class ImageRows:
     """Builds the API's image representations from rows, for one response."""
 
-    def __init__(self, renditions: dict[int, list[dict[str, Any]]]) -> None:
-        url = rendition_url_maker()
-        self.renditions = {
-            pk: [RenditionRow(row, url(row["storage_key"])) for row in rows]
-            for pk, rows in renditions.items()
-        }
+    def __init__(self, renditions: RenditionsByImage) -> None:
+        self.renditions = renditions
+        self.urls = rendition_url_maker()
 
     def _sources(self, image: dict[str, Any]) -> tuple[str | None, str]:
         """``src`` and ``srcset``: the JPEG (else the first format) width ladder."""
         if image["status"] != _READY:
             return None, ""
-        holder = cast(Image, _ImageRenditions(self.renditions.get(image["id"], [])))
-        sets = selectors.source_sets(holder)
-        chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
+        rows, urls = self.renditions.get(image["id"], []), self.urls
+        # The JPEG ladder is the same whatever else the image has: grouping
+        # only the JPEG renditions finds it with less work, when there is one.
+        jpeg = [RenditionRow(row, urls) for row in rows if row[1] == "jpeg"]
+        sets = selectors.source_sets(cast(Image, _ImageRenditions(jpeg))) if jpeg else []
+        chosen = next((s for s in sets if s.format == "jpeg"), None)
+        if chosen is None:
+            every = [RenditionRow(row, urls) for row in rows]
+            sets = selectors.source_sets(cast(Image, _ImageRenditions(every)))
+            chosen = next((s for s in sets if s.format == "jpeg"), sets[0] if sets else None)
         if chosen is None:
             return None, ""
         return chosen.fallback.url, chosen.srcset
@@ -164,7 +178,7 @@ class ImageRows:
     ) -> dict[str, Any]:
         """What ``ImageSerializer`` makes of this image."""
         src, srcset = self._sources(image)
-        pk = image["id"]
+        pk, urls = image["id"], self.urls
         return {
             "id": pk,
             "title": image["title"],
@@ -185,14 +199,15 @@ class ImageRows:
             "focal_point": focal_point(image),
             "src": src,
             "srcset": srcset,
+            # (name, format, width, height, bytes, storage_key): see rendition_rows.
             "renditions": [
                 {
-                    "name": r.name,
-                    "format": r.format,
-                    "width": r.width,
-                    "height": r.height,
-                    "bytes": r.bytes,
-                    "url": r.url,
+                    "name": r[0],
+                    "format": r[1],
+                    "width": r[2],
+                    "height": r[3],
+                    "bytes": r[4],
+                    "url": urls(r[5]),
                 }
                 for r in self.renditions.get(pk, [])
             ],
