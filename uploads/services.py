@@ -404,6 +404,10 @@ def image_set_focal_point(*, image: Image, focal_point: processing.FocalPoint | 
     locked.focal_radius = focal_point.radius if focal_point else None
     locked.full_clean(exclude=["file"])
     locked.save(update_fields=["focal_x", "focal_y", "focal_radius", "updated_at"])
+    if locked.focal_point != before:
+        # Fills made on demand (uploads.ondemand) were cut around the old
+        # point: they are made again on their next request.
+        locked.renditions.filter(name__startswith="fill-").delete()
     if locked.focal_point != before and locked.status == Image.Status.READY:
         image_id = locked.pk
         transaction.on_commit(lambda: image_recrop(image_id=image_id))

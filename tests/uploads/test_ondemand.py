@@ -303,6 +303,26 @@ def test_a_fill_keeps_the_focal_point_in_frame(client: Client, make_image: Calla
     assert left.getpixel((10, 10)) == corpus.TOP_LEFT
 
 
+def test_moving_the_focal_point_cuts_the_fills_again_on_their_next_request(
+    client: Client, make_image: Callable[..., Image], commit: Any, media_files: Any
+) -> None:
+    image = make_image(corpus.png(corpus.quadrants(800, 600)), "quadrants.png")
+    fill = ondemand.url_path(image.pk, "fill-100x100", "png")
+    width = ondemand.url_path(image.pk, "width-100", "png")
+    services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.05, 0.2))
+    assert decoded(client.get(fill).content).convert("RGB").getpixel((10, 10)) == corpus.TOP_LEFT
+    assert client.get(width).status_code == 200
+    old_key = image.renditions.get(name="fill-100x100").storage_key
+    with commit():
+        services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.95, 0.2))
+    assert not image.renditions.filter(name="fill-100x100").exists()
+    assert image.renditions.filter(name="width-100").exists()  # not cut around anything: kept
+    assert old_key not in media_files()
+    again = client.get(fill)
+    assert again.status_code == 200
+    assert decoded(again.content).convert("RGB").getpixel((90, 10)) == corpus.TOP_RIGHT
+
+
 def test_metadata_never_reaches_an_on_demand_rendition(
     client: Client, make_image: Callable[..., Image]
 ) -> None:
