@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import transaction
+from kombu.exceptions import OperationalError
 
 from tests.uploads import corpus
-from uploads import services, storage
+from uploads import services, storage, tasks
 from uploads.models import Image
+from uploads.tasks import sweep_stuck_images
 
 pytestmark = pytest.mark.django_db
 
@@ -119,7 +122,6 @@ def test_every_processed_image_is_logged(commit: Any, caplog: pytest.LogCaptureF
 
 
 def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: Any) -> None:
-    from uploads.tasks import sweep_stuck_images
 
     with commit():
         image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
@@ -134,7 +136,6 @@ def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: An
 
 
 def test_a_storage_outage_during_upload_leaves_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
-    from uploads import storage
 
     def broken(key: str, data: bytes) -> str:
         raise OSError("disk full")
@@ -148,7 +149,6 @@ def test_a_storage_outage_during_upload_leaves_no_row(monkeypatch: pytest.Monkey
 def test_the_api_answers_503_when_the_store_is_away(
     token_client: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from django.core.files.uploadedfile import SimpleUploadedFile
 
     def broken(key: str, data: bytes) -> str:
         raise OSError("connection refused")
@@ -165,9 +165,6 @@ def test_the_api_answers_503_when_the_store_is_away(
 def test_an_upload_is_kept_pending_when_the_broker_is_away(
     commit: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
-    from kombu.exceptions import OperationalError
-
-    from uploads import tasks
 
     def refused(*args: Any, **kwargs: Any) -> None:
         raise OperationalError("Error 111 connecting to redis")
