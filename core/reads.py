@@ -19,7 +19,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import RFC3986_SUBDELIMS, parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import status, viewsets
+from rest_framework import pagination, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -123,6 +123,12 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
 
     def _conditional(self) -> bool:
         return self.method == "GET" and getattr(self.view, "action", None) in {"list", "retrieve", "cursor"}
+
+    def get_paginated_name(self, serializer_name: str) -> str:
+        # A cursor page has no count: a component of its own, not the numbered page's.
+        if isinstance(self._get_paginator(), pagination.CursorPagination):
+            return f"CursorPaginated{serializer_name}List"
+        return super().get_paginated_name(serializer_name)
 
     def get_override_parameters(self) -> list[Any]:
         parameters = list(super().get_override_parameters())

@@ -339,8 +339,13 @@ def test_the_schema_documents_conditional_get_and_the_counts_age(visitor: APICli
             assert "ETag" in operation["responses"]["200"]["headers"]
         assert "Count-Cached-For" in listing["responses"]["200"]["headers"]
         assert "Count-Cached-For" not in detail["responses"]["200"].get("headers", {})
-    schema = document["components"]["schemas"]["PaginatedFeedbackList"]
-    assert set(schema["properties"]) == {"count", "next", "previous", "results"}
+    schemas = document["components"]["schemas"]
+    assert set(schemas["PaginatedFeedbackList"]["properties"]) == {"count", "next", "previous", "results"}
+    cursor = paths["/api/v1/feedback/cursor/"]["get"]
+    page = cursor["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+    assert page == "#/components/schemas/CursorPaginatedFeedbackList"
+    assert set(schemas["CursorPaginatedFeedbackList"]["properties"]) == {"next", "previous", "results"}
+    assert "cursor" in {p["name"] for p in cursor["parameters"]}
 
 
 # --- Cursor pages -------------------------------------------------------------
