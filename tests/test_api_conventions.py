@@ -81,11 +81,16 @@ def test_put_on_a_list_endpoint_is_a_405(token_client: APIClient, endpoint: str)
 
 
 def test_images_cannot_be_edited_in_place(token_client: APIClient) -> None:
+    """Only the focal point may be patched; nothing replaces an image whole."""
     image = ImageFactory()
 
-    response = token_client.patch(f"/api/v1/images/{image.pk}/", {"title": "x"}, format="multipart")
-
+    response = token_client.put(f"/api/v1/images/{image.pk}/", {"title": "x"}, format="multipart")
     assert response.status_code == 405
+    response = token_client.patch(f"/api/v1/images/{image.pk}/", {"title": "x"}, format="multipart")
+    assert response.status_code == 400
+    assert "focal_point" in response.json()
+    image.refresh_from_db()
+    assert image.title != "x"
 
 
 def test_a_json_body_to_the_images_endpoint_is_a_415(token_client: APIClient) -> None:
