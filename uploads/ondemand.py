@@ -398,15 +398,7 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
         raise Busy(
             f"{spec.name}.{fmt} of image {image.pk} could not be made now; try again shortly."
         ) from exc
-    key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
-    try:
-        rendition = _record(image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key)
-    except BaseException:
-        storage.delete_unreferenced({key})
-        raise
-    if rendition.storage_key != key:
-        storage.delete_unreferenced({key})
-        return Made(rendition)
+    # Every make is logged, also one that then finds another request's row.
     logger.info(
         "image id=%s rendition=%s.%s size=%sx%s bytes=%s ms=%s outcome=made on demand",
         image.pk,
@@ -417,4 +409,13 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
         len(output.data),
         int((time.monotonic() - started) * 1000),
     )
+    key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
+    try:
+        rendition = _record(image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key)
+    except BaseException:
+        storage.delete_unreferenced({key})
+        raise
+    if rendition.storage_key != key:
+        storage.delete_unreferenced({key})
+        return Made(rendition)
     return Made(rendition, output.data)

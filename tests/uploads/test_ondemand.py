@@ -19,8 +19,7 @@ from django.test import Client
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from tests.fleet import Servers, fleet
-from tests.servers import PostgresServer, RedisServer, S3Server, SMTPServer
+from tests.fleet import Servers, fleet, running_servers
 from tests.uploads import corpus
 from uploads import ondemand, processing, sandbox, selectors, services, storage
 from uploads.models import Image, Rendition
@@ -337,6 +336,22 @@ def test_metadata_never_reaches_an_on_demand_rendition(
     assert not decoded(response.content).getexif()
 
 
+def test_the_api_lists_them_among_the_renditions_but_not_in_the_srcset(
+    token_client: APIClient, make_image: Callable[..., Image], client: Client
+) -> None:
+    image = make_image()
+    assert client.get(ondemand.url_path(image.pk, "width-480", "jpeg")).status_code == 200
+    rendition = image.renditions.get(name="width-480")
+    detail = token_client.get(f"/api/v1/images/{image.pk}/").json()
+    [listed] = [r for r in detail["renditions"] if r["name"] == "width-480"]
+    assert (listed["format"], listed["width"], listed["height"]) == ("jpeg", 480, 360)
+    assert listed["url"] == rendition.url
+    [summary] = token_client.get("/api/v1/images/").json()["results"]
+    for body in (detail, summary):
+        assert " 480w" not in body["srcset"]
+        assert rendition.url not in body["srcset"]
+
+
 # --- States of the image -------------------------------------------------------
 
 
@@ -595,14 +610,8 @@ def test_an_unknown_image_is_404_in_the_api(token_client: APIClient) -> None:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
-    base = tmp_path_factory.mktemp("servers")
-    with (
-        PostgresServer() as postgres,
-        RedisServer(base_dir=base) as redis,
-        S3Server(base_dir=base) as s3,
-        SMTPServer(base_dir=base) as smtp,
-    ):
-        yield Servers(postgres=postgres, redis=redis, s3=s3, smtp=smtp)
+    with running_servers(tmp_path_factory.mktemp("servers")) as servers:
+        yield servers
 
 
 @pytest.mark.integration
