@@ -692,16 +692,18 @@ def test_banded_resampling_matches_pillow_without_a_seam(size: tuple[int, int]) 
 
 
 def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
-    decoded: list[tuple[int, int]] = []
+    decoded: list[tuple[str, tuple[int, int]]] = []
     real_load = ImageFile.ImageFile.load
 
     def spy(self: ImageFile.ImageFile) -> object:
-        decoded.append(self.size)
+        decoded.append((self.mode, self.size))
         return real_load(self)
 
     monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
     result = process(photo_jpeg(4000, 3000), WEB)
-    assert set(decoded) == {(2000, 1500)}  # 1/2 scale is enough for 1600 px
+    # Never whole in colour: the luma alone (1 byte a pixel) at full size, for
+    # detail, and the colour at 1/4 scale, half of 1600 px being all 4:2:0 keeps.
+    assert set(decoded) == {("L", (4000, 3000)), ("YCbCr", (1000, 750))}
     assert only(result, "w1600", "jpeg").height == 1200
 
 

@@ -1,0 +1,109 @@
+"""A colour JPEG reduced by less than twice what libjpeg's reduced-scale
+decode takes off (12 MP to 1600 px) keeps the detail of a full decode: its
+luma is decoded with headroom, its colour at the usual reduced scale."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image, ImageChops, ImageStat
+
+from tests.uploads import corpus
+from uploads import processing
+from uploads.processing import DEFAULT_PRESETS, Output, Result, process
+
+WEB = DEFAULT_PRESETS["web"]
+SIZE = (3300, 2200)  # 1600 px wide is under half of it: libjpeg would decode at 1/2
+WORK = (1600, 1067)
+
+
+def only(result: Result, name: str, fmt: str) -> Output:
+    return next(o for o in result.outputs if o.name == name and o.format == fmt)
+
+
+def mean_difference(a: Image.Image, b: Image.Image, mode: str = "L") -> float:
+    return float(
+        sum(ImageStat.Stat(ImageChops.difference(a.convert(mode), b.convert(mode))).mean) / len(mode)
+    )
+
+
+def full_decode_resized(data: bytes, size: tuple[int, int]) -> Image.Image:
+    with Image.open(io.BytesIO(data)) as img:
+        return img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
+
+
+def test_the_working_picture_has_the_detail_of_a_full_decode() -> None:
+    data = corpus.photo_jpeg(*SIZE)
+    reference = full_decode_resized(data, WORK)
+    with Image.open(io.BytesIO(data)) as img:
+        work = processing._jpeg_luma_apart(img, WORK)
+    assert work is not None
+    assert work.size == WORK
+    assert work.mode == "RGB"
+    # A decode at 1/2 scale then Lanczos is off by about 2 levels on average.
+    assert mean_difference(work, reference) < 1.0
+    assert mean_difference(work, reference, "RGB") < 1.2
+
+
+def test_the_largest_rendition_is_as_close_to_a_full_decode_as_its_codec_allows() -> None:
+    data = corpus.photo_jpeg(*SIZE)
+    reference = full_decode_resized(data, WORK)
+    buffer = io.BytesIO()
+    reference.save(buffer, "WEBP", quality=WEB.webp_quality, method=4)
+    with Image.open(buffer) as encoded:
+        codec_alone = mean_difference(encoded, reference)
+    rendition = only(process(data, WEB), "w1600", "webp")
+    assert (rendition.width, rendition.height) == WORK
+    with Image.open(io.BytesIO(rendition.data)) as img:
+        # From a 1/2-scale decode it was 0.3 further off.
+        assert mean_difference(img, reference) <= codec_alone + 0.15
+
+
+def test_a_small_reduction_decodes_once_as_before() -> None:
+    data = corpus.photo_jpeg(1800, 1200)  # to 1600 px: no reduced-scale decode at all
+    with Image.open(io.BytesIO(data)) as img:
+        assert processing._jpeg_luma_apart(img, (1600, 1067)) is None
+
+
+def test_a_profile_is_honoured_on_the_sharp_path() -> None:
+    color = (40, 200, 90)
+    small = process(corpus.jpeg_with_profile(color, corpus.display_p3_profile(), size=(400, 300)), WEB)
+    large = process(corpus.jpeg_with_profile(color, corpus.display_p3_profile(), size=SIZE), WEB)
+    with (
+        Image.open(io.BytesIO(only(small, "w320", "webp").data)) as a,
+        Image.open(io.BytesIO(only(large, "w1600", "webp").data)) as b,
+    ):
+        expected, got = a.convert("RGB").getpixel((10, 10)), b.convert("RGB").getpixel((800, 500))
+    assert isinstance(expected, tuple)
+    assert isinstance(got, tuple)
+    assert expected != color  # the conversion to sRGB did something
+    assert max(abs(e - g) for e, g in zip(expected, got, strict=True)) <= 3
+
+
+def test_exif_orientation_is_applied_on_the_sharp_path() -> None:
+    upright = corpus.quadrants(*SIZE)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored turned a quarter, shown upright
+    data = corpus.jpeg(upright.transpose(Image.Transpose.ROTATE_90), quality=95, exif=exif.tobytes())
+    rendition = only(process(data, WEB), "w1600", "jpeg")
+    assert (rendition.width, rendition.height) == WORK
+    with Image.open(io.BytesIO(rendition.data)) as img:
+        shown = img.convert("RGB")
+        for (fx, fy), color in (
+            ((0.25, 0.25), corpus.TOP_LEFT),
+            ((0.75, 0.25), corpus.TOP_RIGHT),
+            ((0.25, 0.75), corpus.BOTTOM_LEFT),
+            ((0.75, 0.75), corpus.BOTTOM_RIGHT),
+        ):
+            pixel = shown.getpixel((int(fx * shown.width), int(fy * shown.height)))
+            assert isinstance(pixel, tuple)
+            assert max(abs(p - c) for p, c in zip(pixel, color, strict=True)) <= 12, (fx, fy, pixel)
+
+
+def test_a_file_object_gives_the_same_renditions_as_bytes() -> None:
+    data = corpus.photo_jpeg(*SIZE, seed=5)
+    from_bytes = process(data, WEB)
+    with io.BufferedReader(io.BytesIO(data)) as stream:  # not a BytesIO: read, not shared
+        from_file = process(stream, WEB)
+        assert not stream.closed  # the caller's file is left open
+    assert [o.data for o in from_file.outputs] == [o.data for o in from_bytes.outputs]
