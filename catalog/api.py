@@ -267,10 +267,9 @@ class FeedbackViewSet(RowReadMixin, viewsets.ModelViewSet[Feedback]):
 
     def represent_rows(self, rows: list[dict[str, Any]], related: Any) -> list[dict[str, Any]]:
         # values() already names every field as the serializer does ("product"
-        # is the product's id); only dates become text.
+        # is the product's id), and the renderer writes a date as DRF does.
         text = datetime_formatter()
         for row in rows:
-            row["date"] = row["date"].isoformat()
             row["created_at"] = text(row["created_at"])
             row["updated_at"] = text(row["updated_at"])
         return rows

@@ -11,4 +11,4 @@ class JSONRenderer(ORJSONRenderer):
     a page of rows. Error bodies of list fields have integer keys (``{"0":
     [...]}``), which the standard encoder writes as strings: so does this."""
 
-    options = ORJSONRenderer.options | orjson.OPT_NON_STR_KEYS
+    options = ORJSONRenderer.options | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z

@@ -174,7 +174,7 @@ class ImageRows:
         *,
         private: bool,
         original_url: Callable[[int], str],
-        datetime_text: Callable[[Any], str | None],
+        datetime_text: Callable[[Any], Any],
     ) -> dict[str, Any]:
         """What ``ImageSerializer`` makes of this image."""
         src, srcset = self._sources(image)

@@ -94,6 +94,30 @@ def test_lists_and_details_say_what_the_serializers_would(
         assert client.get(f"{endpoint}{pk}/").json() == item
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/St_Johns"])
+def test_dates_and_times_are_written_as_drf_writes_them(visitor: APIClient, settings: Any, zone: str) -> None:
+    settings.TIME_ZONE = zone
+    review = FeedbackFactory(date=dt.date(2024, 2, 29))
+    Feedback.objects.filter(pk=review.pk).update(
+        created_at=dt.datetime(2024, 3, 1, 12, 30, 0, 0, tzinfo=dt.UTC),
+        updated_at=dt.datetime(2024, 7, 1, 23, 59, 59, 123456, tzinfo=dt.UTC),
+    )
+
+    body = visitor.get(f"/api/v1/feedback/{review.pk}/").json()
+    expected = _expected("/api/v1/feedback/", AnonymousUser())[review.pk]
+
+    assert body == expected
+    assert body["date"] == "2024-02-29"
+    if zone == "UTC":
+        assert (body["created_at"], body["updated_at"]) == (
+            "2024-03-01T12:30:00Z",
+            "2024-07-01T23:59:59.123456Z",
+        )
+    else:
+        assert body["created_at"] == "2024-03-01T09:00:00-03:30"
+        assert body["updated_at"] == "2024-07-01T21:29:59.123456-02:30"
+
+
 def test_a_persons_page_url_is_quoted_as_reverse_quotes_it(visitor: APIClient) -> None:
     person = PersonFactory(username="zoë+o'neil@x")
 
