@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -102,7 +101,7 @@ def test_staff_click_the_subject_see_the_square_crop_and_save_it(
     browsing.shot("automatic-again")
 
 
-def test_the_editor_waits_for_processing(browsing: Browsing, transactional_db: None, settings: Any) -> None:
+def test_the_editor_waits_for_processing(browsing: Browsing, transactional_db: None) -> None:
     image = services.image_upload(file=corpus.jpeg(), original_name="cut.jpg")
     Image.objects.filter(pk=image.pk).update(status=Image.Status.PENDING)
     log_in(browsing)
