@@ -6,12 +6,13 @@ media on the local disk) in a temporary ``PORTAL_VAR_DIR``. Content is made
 through the services, as ``seed_demo`` makes it: people with portraits and
 products with pictures (uploaded, so every image is processed into its
 renditions), and reviews. Each page is requested once to warm up, then once
-measured: SQL queries, and calls on the default storage. ``url`` is counted
+measured on a cold cache (cleared just before): SQL queries, and calls on the
+default storage; the render time is shown for information. ``url`` is counted
 apart, as a URL is computed locally (``FileSystemStorage``, or S3 without
 querystring auth); ``exists``, ``size``, ``open``, ``listdir``, ``save``,
 ``delete`` and the like would each be a round trip to S3 and must be 0.
 
-    .venv/bin/python -m bench.bench_pages [--quick]
+    .venv/bin/python -m bench.bench_pages [--quick] [--report-only]
 """
 
 from __future__ import annotations
@@ -148,6 +149,7 @@ def add_content(people: range, products: range, reviews: range) -> float:
 
 def measure(storage: StorageCalls) -> dict[str, tuple[int, int, int, float]]:
     """Per page: (queries, storage round trips, storage url calls, render ms)."""
+    from django.core.cache import cache
     from django.db import connection
     from django.test import Client
     from django.test.utils import CaptureQueriesContext
@@ -166,6 +168,8 @@ def measure(storage: StorageCalls) -> dict[str, tuple[int, int, int, float]]:
     for page in pages:
         if client.get(page).status_code != 200:
             raise RuntimeError(f"{page} did not answer 200")
+        # Counted on a cold cache: nothing a previous request left there helps.
+        cache.clear()
         storage.reset()
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
