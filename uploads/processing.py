@@ -835,11 +835,14 @@ def _jpeg_luma_apart(img: Image.Image, work: tuple[int, int]) -> Image.Image | N
         return cb, cr
 
     # The colour on the pool (Pillow decodes without the GIL) while this
-    # thread does the luma: the encoders have not started yet.
-    colour_done = _pool().submit(chroma)
+    # thread does the luma: the encoders have not started yet. Not for a
+    # progressive JPEG, whose decoder holds every coefficient of the picture
+    # (36 MB at 12 MP) whatever the scale: one such decode at a time.
+    progressive = bool(img.info.get("progressive") or img.info.get("progression"))
+    colour_done = None if progressive else _pool().submit(chroma)
     luma = decode("L", headroom)
     luma = _resample(luma, work) if luma.size != work else luma
-    cb, cr = colour_done.result()
+    cb, cr = colour_done.result() if colour_done is not None else chroma()
     merged = Image.merge("YCbCr", (luma, cb, cr)).convert("RGB")
     if isinstance(icc, bytes):
         merged.info["icc_profile"] = icc

@@ -5,8 +5,11 @@ luma is decoded with headroom, its colour at the usual reduced scale."""
 from __future__ import annotations
 
 import io
+import threading
+import time
 
-from PIL import Image, ImageChops, ImageStat
+import pytest
+from PIL import Image, ImageChops, ImageFile, ImageStat
 
 from tests.uploads import corpus
 from uploads import processing
@@ -107,3 +110,30 @@ def test_a_file_object_gives_the_same_renditions_as_bytes() -> None:
         from_file = process(stream, WEB)
         assert not stream.closed  # the caller's file is left open
     assert [o.data for o in from_file.outputs] == [o.data for o in from_bytes.outputs]
+
+
+def test_a_progressive_jpeg_is_decoded_once_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Its decoder holds every coefficient of the picture whatever the scale:
+    # two at once would double that.
+    active, most = [0], [0]
+    lock = threading.Lock()
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        if not self.tile:  # decoded already: resize() and split() call load() too
+            return real_load(self)
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        try:
+            time.sleep(0.05)  # long enough for a second decode to start meanwhile
+            return real_load(self)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    data = corpus.jpeg(corpus.photo(*SIZE), quality=90, progressive=True)
+    rendition = only(process(data, WEB), "w1600", "jpeg")
+    assert (rendition.width, rendition.height) == WORK
+    assert most[0] == 1
