@@ -23,6 +23,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 import portal.urls
 from catalog.models import Feedback, Person, Product
+from core.limits import accepts_files
 from uploads.models import Image, Rendition
 
 PAGE = 50
@@ -91,6 +92,7 @@ def baseline_images(request: HttpRequest) -> JsonResponse:
 
 
 @csrf_exempt
+@accepts_files  # the API's own body limit, so the same bytes are let through
 def upload_sink(request: HttpRequest) -> JsonResponse:
     """Receives a multipart upload as the API does, reads the file and keeps nothing:
     what carrying the bytes to the web process costs, whatever is done with them."""
