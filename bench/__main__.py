@@ -30,6 +30,7 @@ MODULES = {
     "pages": "bench.bench_pages",
     "probes": "bench.bench_probes",
     "ondemand": "bench.bench_ondemand",
+    "batch": "bench.bench_batch",
 }
 
 _IMAGE = re.compile(r"^(\d+ MP): \d+x\d+")
