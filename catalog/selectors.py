@@ -3,6 +3,7 @@ page costs a constant number of queries."""
 
 from __future__ import annotations
 
+import functools
 from itertools import groupby
 
 from django.db.models import Exists, Prefetch, Q, QuerySet
@@ -14,6 +15,14 @@ _RENDITIONS = Rendition.objects.order_by("width", "format")
 
 
 def people_visible(*, staff: bool = False) -> QuerySet[Person]:
+    return _people_visible(staff).all()
+
+
+# Built once per process and copied for each use (.all()): building a
+# queryset's filters and relations costs more than copying it, and each API
+# request asks for its queryset twice (the permission check, then the list).
+@functools.cache
+def _people_visible(staff: bool) -> QuerySet[Person]:
     people = Person.objects.select_related("photo").prefetch_related(
         Prefetch("photo__renditions", queryset=_RENDITIONS)
     )
@@ -43,6 +52,11 @@ def people_by_department(query: str = "") -> list[tuple[str, list[Person]]]:
 
 
 def products_with_images() -> QuerySet[Product]:
+    return _products_with_images().all()
+
+
+@functools.cache
+def _products_with_images() -> QuerySet[Product]:
     return Product.objects.select_related("image").prefetch_related(
         Prefetch("image__renditions", queryset=_RENDITIONS)
     )
@@ -71,8 +85,12 @@ def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:
 
 
 def feedback_visible(*, staff: bool = False) -> QuerySet[Feedback]:
-    reviews = Feedback.objects.all()
-    return reviews if staff else reviews.filter(status=Feedback.Status.PUBLISHED)
+    return Feedback.objects.all() if staff else _feedback_published().all()
+
+
+@functools.cache
+def _feedback_published() -> QuerySet[Feedback]:
+    return Feedback.objects.filter(status=Feedback.Status.PUBLISHED)
 
 
 def feedback_published() -> QuerySet[Feedback]:

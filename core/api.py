@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import math
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,32 +22,66 @@ from rest_framework.views import exception_handler as drf_exception_handler
 # every matching row); above this many rows the count is reused for a while.
 LARGE_COUNT = 10_000
 COUNT_TTL_SECONDS = 30
-# Tells clients how old ``count`` may be: 0 when counted for this response.
+# Tells clients how old ``count`` is, in whole seconds: 0 when counted for
+# this response, at most COUNT_TTL_SECONDS.
 COUNT_HEADER = "Count-Cached-For"
+# Counts a process has read from the cache, kept while they are fresh enough:
+# most pages then skip the cache's round trip. Bounded, as keys vary by filter.
+_LOCAL_COUNTS: dict[str, tuple[int, float]] = {}
+_LOCAL_COUNTS_MAX = 1024
+
+
+def forget_counts() -> None:
+    """Drop the counts this process keeps (the shared cache keeps its own)."""
+    _LOCAL_COUNTS.clear()
 
 
 class CachedCountPaginator(Paginator):
     """A paginator whose count of a large result is cached briefly, so the
     pages of a 100,000-row list cost one indexed query, not a full count.
-    Small results are always counted exactly."""
+    Small results are always counted exactly.
 
-    # Seconds the count may lag behind the table: 0 when counted just now.
+    A count is kept with the time it was made, in the shared cache and in the
+    process, and reused until it is ``COUNT_TTL_SECONDS`` old. It is keyed by
+    ``count_key`` when the caller gives one (what determines the queryset), else
+    by the queryset's SQL."""
+
+    # Whole seconds since the count was made: 0 when counted just now.
     count_cached_for = 0
+
+    def __init__(self, object_list: Any, per_page: int, *, count_key: str | None = None) -> None:
+        super().__init__(object_list, per_page)
+        self.count_key = count_key
+
+    def _cache_key(self) -> str | None:
+        identity = self.count_key
+        if identity is None:
+            try:
+                identity = str(self.object_list.query)  # type: ignore[attr-defined]
+            except (AttributeError, EmptyResultSet):
+                return None
+        return "api-count:" + hashlib.sha256(identity.encode()).hexdigest()
 
     @cached_property
     def count(self) -> int:
-        try:
-            sql = str(self.object_list.query)  # type: ignore[attr-defined]
-        except (AttributeError, EmptyResultSet):
+        key = self._cache_key()
+        if key is None:
             return super().count
-        key = "api-count:" + hashlib.sha256(sql.encode()).hexdigest()
-        cached = cache.get(key)
-        if cached is not None:
-            self.count_cached_for = COUNT_TTL_SECONDS
-            return int(cached)
+        now = time.time()
+        kept = _LOCAL_COUNTS.get(key)
+        if kept is None or now - kept[1] >= COUNT_TTL_SECONDS:
+            shared = cache.get(key)
+            kept = (int(shared[0]), float(shared[1])) if isinstance(shared, list | tuple) else None
+            if kept is not None:
+                if len(_LOCAL_COUNTS) >= _LOCAL_COUNTS_MAX:
+                    _LOCAL_COUNTS.clear()
+                _LOCAL_COUNTS[key] = kept
+        if kept is not None and 0 <= now - kept[1] < COUNT_TTL_SECONDS:
+            self.count_cached_for = max(1, math.ceil(now - kept[1]))
+            return kept[0]
         count = super().count
         if count >= LARGE_COUNT:
-            cache.set(key, count, COUNT_TTL_SECONDS)
+            cache.set(key, (count, now), COUNT_TTL_SECONDS)
         return count
 
 
@@ -54,8 +90,15 @@ class RowsPaginator(CachedCountPaginator):
     the count stays a plain count of the table, without the joins the page's
     columns need."""
 
-    def __init__(self, object_list: Any, per_page: int, *, fields: Sequence[str] | None = None) -> None:
-        super().__init__(object_list, per_page)
+    def __init__(
+        self,
+        object_list: Any,
+        per_page: int,
+        *,
+        fields: Sequence[str] | None = None,
+        count_key: str | None = None,
+    ) -> None:
+        super().__init__(object_list, per_page, count_key=count_key)
         self.fields = fields
 
     # Django's hook for the page made of a slice (absent from the stubs).
@@ -72,10 +115,11 @@ class Pagination(pagination.PageNumberPagination):
     max_page_size = 100
     # Set by a view that reads its pages as rows (core.reads.RowReadMixin).
     row_fields: Sequence[str] | None = None
+    count_key: str | None = None
 
     # DRF calls django_paginator_class(queryset, page_size): a method, to pass the fields on.
     def django_paginator_class(self, object_list: Any, per_page: int) -> RowsPaginator:  # type: ignore[override]
-        return RowsPaginator(object_list, per_page, fields=self.row_fields)
+        return RowsPaginator(object_list, per_page, fields=self.row_fields, count_key=self.count_key)
 
     def get_paginated_response(self, data: Any) -> Response:
         response = super().get_paginated_response(data)

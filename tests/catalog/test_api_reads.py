@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +30,14 @@ from uploads.models import Image, Rendition
 from uploads.selectors import images_with_renditions
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _counts_forgotten() -> Iterator[None]:
+    """Counts a process keeps outlive a test's rows; each test starts without them."""
+    api.forget_counts()
+    yield
+    api.forget_counts()
 
 
 def _content() -> None:
@@ -335,19 +344,51 @@ def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None
 # --- Counts -------------------------------------------------------------------
 
 
-def test_a_list_says_how_old_its_count_may_be(visitor: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
-
+def test_a_list_says_how_old_its_count_is(visitor: APIClient, monkeypatch: pytest.MonkeyPatch) -> None:
     FeedbackFactory.create_batch(3)
-    assert visitor.get("/api/v1/feedback/")["Count-Cached-For"] == "0"
+    assert visitor.get("/api/v1/feedback/")["Count-Cached-For"] == "0"  # small: always counted
     monkeypatch.setattr(api, "LARGE_COUNT", 2)
+    start = time.time()
+    monkeypatch.setattr(api, "time", _clock(start))
 
     counted = visitor.get("/api/v1/feedback/")
+    FeedbackFactory()
+    monkeypatch.setattr(api, "time", _clock(start + 12.5))
     reused = visitor.get("/api/v1/feedback/")
     not_modified = visitor.get("/api/v1/feedback/", HTTP_IF_NONE_MATCH=reused["ETag"])
+    monkeypatch.setattr(api, "time", _clock(start + 30))
+    recounted = visitor.get("/api/v1/feedback/")
 
-    assert counted["Count-Cached-For"] == "0"
-    assert reused["Count-Cached-For"] == str(api.COUNT_TTL_SECONDS) == "30"
-    assert not_modified["Count-Cached-For"] == "30"
+    assert (counted["Count-Cached-For"], counted.json()["count"]) == ("0", 3)
+    assert (reused["Count-Cached-For"], reused.json()["count"]) == ("13", 3)
+    assert (not_modified.status_code, not_modified["Count-Cached-For"]) == (304, "13")
+    assert (recounted["Count-Cached-For"], recounted.json()["count"]) == ("0", 4)
+
+
+def test_a_count_is_kept_apart_per_caller_and_filter(
+    visitor: APIClient, token_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "LARGE_COUNT", 1)
+    FeedbackFactory.create_batch(2, rating=5)
+    FeedbackFactory(status=Feedback.Status.HIDDEN, rating=1)
+
+    def count(client: APIClient, **params: Any) -> int:
+        return int(client.get("/api/v1/feedback/", params).json()["count"])
+
+    assert [count(visitor), count(token_client), count(visitor, rating=5), count(token_client, rating=1)] == [
+        2,
+        3,
+        2,
+        1,
+    ]
+    # Paging and ordering do not change what is counted: the count is reused.
+    response = visitor.get("/api/v1/feedback/", {"ordering": "rating", "page_size": 1})
+    assert (response.json()["count"], response["Count-Cached-For"]) == (2, "1")
+
+
+def _clock(at: float) -> Any:
+    """A stand-in for the ``time`` module, stopped at ``at``."""
+    return type("Clock", (), {"time": staticmethod(lambda: at)})
 
 
 def test_the_schema_documents_conditional_get_and_the_counts_age(visitor: APIClient) -> None:
