@@ -231,9 +231,9 @@ IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", defaul
 # the OOM killer, the hard time limit) ends failed instead of taking more
 # workers down; a whole worker or server going away is not counted.
 IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
-# Memory ceiling (data segment) of the process that decodes an image: a Celery
-# pool process, or the child the web process forks per image when embedded
-# (the web process itself is never capped). 0 turns it off.
+# Memory ceiling (data segment) of the child process forked to decode each
+# image (by a Celery pool process, the embedded server or a command, none of
+# which is capped itself). 0 turns it off.
 IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024)
 # Renditions on demand (/img/<signature>/<id>/<spec>/<format>/, see
 # uploads/ondemand.py and docs/deploy.md for what they can cost): the largest
@@ -311,7 +311,7 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Past the soft limit an image ends failed ("took longer than 120 s"); it also
-# bounds decoding in the embedded set-up, where the decoding child is killed.
+# bounds decoding where no worker runs (embedded, commands): the child is killed.
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True

@@ -1,11 +1,11 @@
 """Decoding under a memory ceiling and a time limit, where one bad file can
 harm nothing but the process decoding it.
 
-A Celery pool child is such a process already: ``confine()`` caps its memory
-when it starts, and Celery's time limits stop it. Anywhere else (the embedded
-web server, management commands, tests) ``process()`` decodes in a child
-process forked for the image, capped the same way, killed when it runs past the
-time limit; a crash or an exhausted heap there leaves the caller standing.
+``process()`` decodes each image in a child process forked for it, with its
+data segment capped, and kills it when it runs past the time limit. A crash,
+an exhausted heap or a runaway decode ends there: the caller (a Celery pool
+process, the embedded web server, a management command) stays standing, with
+none of the half-broken state a MemoryError can leave in a long-lived process.
 
 Like ``uploads.processing``, this module knows nothing of Django: the child
 imports only ``uploads.processing`` (and Pillow), and everything it needs
@@ -14,18 +14,25 @@ comes in as arguments.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import multiprocessing
+import os
 import resource
+import signal
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
+from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
 from typing import Any
 
 from PIL import Image
 
 from uploads import processing
 
-__all__ = ["Died", "OutOfMemory", "TimedOut", "confine", "confined", "process"]
+__all__ = ["Died", "OutOfMemory", "TimedOut", "exhausted_memory", "process"]
 
 _MB = 1024 * 1024
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 # A fork server forks each child from a small, single-threaded process that
 # has already imported Pillow: cheap to fork, and safe to fork from a
@@ -35,18 +42,6 @@ _context.set_forkserver_preload(["uploads.sandbox"])
 # Pillow loads its format plugins on first use: once here, so that every
 # child forked from the server starts with them loaded.
 Image.init()
-
-
-class _Confinement:
-    """Set in a Celery pool process by ``confine()``."""
-
-    active = False
-    # What the process's own time limit raises into whatever runs (Celery's
-    # SoftTimeLimitExceeded): not the image's fault, never reported as one.
-    interrupts: tuple[type[BaseException], ...] = ()
-
-
-_confinement = _Confinement()
 
 
 class OutOfMemory(Exception):
@@ -86,17 +81,37 @@ def _limit_memory(limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))
 
 
-def confine(*, memory_limit_mb: int, interrupts: tuple[type[BaseException], ...] = ()) -> None:
-    """Declare this process disposable (a Celery pool child): cap its memory
-    and decode images in it directly from now on. ``interrupts`` are what its
-    time limit raises; they pass through untouched."""
-    _limit_memory(memory_limit_mb)
-    _confinement.active = True
-    _confinement.interrupts = interrupts
+@contextlib.contextmanager
+def _children_allowed() -> Iterator[None]:
+    """Let a Celery pool process start the child.
+
+    Billiard marks its pool processes daemonic, and multiprocessing refuses
+    daemonic processes children lest they be orphaned when it is stopped;
+    this child cannot be: it is reaped before process() returns, and killed
+    with the fork server should its parent be killed (_die_with_parent). The
+    process's key is billiard's own type, which multiprocessing will not hand
+    on: the same bytes go in its own type.
+    """
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    daemon, authkey = config.get("daemon"), config.get("authkey")
+    config["daemon"] = False
+    if authkey is not None:
+        config["authkey"] = AuthenticationString(bytes(authkey))
+    try:
+        yield
+    finally:
+        config["daemon"] = daemon
+        if authkey is not None:
+            config["authkey"] = authkey
 
 
-def confined() -> bool:
-    return _confinement.active
+def _die_with_parent() -> None:
+    """Be killed when the fork server exits, which it does once the process
+    that asked for this child is gone (killed at a Celery hard time limit, say):
+    an orphaned decode must not run on unbounded."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
@@ -136,9 +151,6 @@ def _decode(
             data, preset, max_pixels=max_pixels, focal_point=focal_point, crops_only=crops_only
         )
     except (processing.ImageRejected, processing.ProcessingError, MemoryError, RuntimeError) as exc:
-        interrupt = next((c for c in _causes(exc) if isinstance(c, _confinement.interrupts)), None)
-        if interrupt is not None:
-            raise interrupt from None
         if exhausted_memory(exc):
             raise OutOfMemory(memory_limit_mb) from None
         raise
@@ -157,12 +169,10 @@ def process(
     """``processing.process`` under the ceiling and the time limit.
 
     Raises what ``processing.process`` raises, and OutOfMemory, TimedOut or
-    Died. In a confined process the caller's own limits apply (Celery's time
-    limits), so ``time_limit`` is not used there.
+    Died. Whatever interrupts the wait (Celery's SoftTimeLimitExceeded) kills
+    the child on its way out.
     """
     options: dict[str, Any] = {"focal_point": focal_point, "crops_only": crops_only}
-    if _confinement.active:
-        return _decode(data, preset, max_pixels=max_pixels, memory_limit_mb=memory_limit_mb, **options)
     receiver, sender = _context.Pipe(duplex=False)
     child = _context.Process(
         target=_child,
@@ -170,7 +180,9 @@ def process(
         name="image-decoder",
         daemon=True,
     )
-    child.start()
+    with _children_allowed():
+        child.authkey = os.urandom(32)
+        child.start()
     sender.close()
     try:
         # poll() also returns when the child dies: recv() then finds EOF.
@@ -205,6 +217,7 @@ def _child(
     memory_limit_mb: int,
     options: dict[str, Any],
 ) -> None:
+    _die_with_parent()
     _limit_memory(memory_limit_mb)
     outcome: tuple[str, Any]
     try:

@@ -209,21 +209,22 @@ def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
     return image, True
 
 
-def image_process(*, image_id: int, force: bool = False) -> Image | None:
+def image_process(*, image_id: int, force: bool = False, time_limit: bool = True) -> Image | None:
     """Make the image's renditions. Idempotent: a ready or failed image is left
     alone unless ``force``; a repeated run rewrites nothing (same bytes, same keys).
 
-    The image is decoded under the memory ceiling and the time limit (see
-    uploads.sandbox). Storage and database errors propagate so the task can
-    retry; an image that cannot be decoded, or that runs out of memory or time,
-    ends ``failed`` with the reason, its original kept.
+    The image is decoded under the memory ceiling and, unless the caller
+    enforces its own (a Celery worker's soft time limit: ``time_limit=False``),
+    the time limit; see uploads.sandbox. Storage and database errors propagate
+    so the task can retry; an image that cannot be decoded, or that runs out of
+    memory or time, ends ``failed`` with the reason, its original kept.
     """
     while True:
         image, claimed = _image_claim(image_id=image_id, force=force)
         if image is None or not claimed:
             return image
         try:
-            return _image_render(image)
+            return _image_render(image, time_limit=time_limit)
         except sandbox.Died as exc:
             # The next claim gives up at the cap.
             logger.warning("image id=%s: %s", image_id, exc)
@@ -240,7 +241,7 @@ def image_count_death(*, image_id: int) -> None:
     )
 
 
-def _image_render(image: Image) -> Image | None:
+def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     started = time.monotonic()
     limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
     try:
@@ -253,7 +254,7 @@ def _image_render(image: Image) -> Image | None:
             preset,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             memory_limit_mb=limit_mb,
-            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT if time_limit else None,
             focal_point=focal_point,
         )
         del data
@@ -262,8 +263,7 @@ def _image_render(image: Image) -> Image | None:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
     except sandbox.TimedOut as exc:
         return image_mark_failed(image_id=image.pk, reason=reason_too_slow(exc.seconds), started=started)
-    except (sandbox.OutOfMemory, MemoryError):
-        # In a confined worker the ceiling may be hit outside decoding too.
+    except sandbox.OutOfMemory:
         return image_mark_failed(image_id=image.pk, reason=reason_out_of_memory(limit_mb), started=started)
     elapsed = int((time.monotonic() - started) * 1000)
 

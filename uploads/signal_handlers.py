@@ -2,21 +2,17 @@
 
 Saving an image whose file is new or changed queues its processing once the
 transaction commits; deleting an image or a rendition deletes its objects once
-the deletion commits (unless another row still points at the same key). A
-Celery pool process starting up puts itself under the memory ceiling.
+the deletion commits (unless another row still points at the same key).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
-from celery.signals import worker_process_init
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_init, post_save
 
-from uploads import dispatch, sandbox, storage
+from uploads import dispatch, storage
 from uploads.models import Image, Rendition
 
 
@@ -50,16 +46,8 @@ def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs
     transaction.on_commit(lambda: storage.delete_unreferenced({key}))
 
 
-def confine_worker_process(**kwargs: Any) -> None:
-    sandbox.confine(
-        memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
-        interrupts=(SoftTimeLimitExceeded,),
-    )
-
-
 def register() -> None:
     post_init.connect(remember_file, sender=Image, dispatch_uid="uploads.remember_file")
     post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
     post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
     post_delete.connect(delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file")
-    worker_process_init.connect(confine_worker_process, dispatch_uid="uploads.confine_worker_process")

@@ -30,9 +30,10 @@ MAX_RETRIES = 5
 
 class ProcessImageRequest(Request):
     """The task as the worker's main process sees it: it outlives a pool
-    process that dies under an image (a crash, the OOM killer, the hard time
-    limit) and counts that death against the image. A whole worker that goes
-    away (a deploy, a lost machine) is not the image's fault: nobody counts."""
+    process that dies under an image (killed at the hard time limit, or by the
+    OOM killer) and counts that death against the image, as image_process does
+    for the decoding child. A whole worker that goes away (a deploy, a lost
+    machine) is not the image's fault: nobody counts."""
 
     def on_failure(self, exc_info: Any, send_failed_event: bool = True, return_ok: bool = False) -> None:
         exc = exc_info.exception
@@ -73,7 +74,9 @@ class ProcessImageRequest(Request):
 )
 def process_image(self, image_id: int, force: bool = False) -> str:  # type: ignore[no-untyped-def]
     try:
-        image = services.image_process(image_id=image_id, force=force)
+        # A worker's own soft time limit interrupts the wait (and the decoding
+        # child goes with it); run eagerly, the service enforces the limit.
+        image = services.image_process(image_id=image_id, force=force, time_limit=self.request.is_eager)
     except SoftTimeLimitExceeded:
         _, soft_limit = self.request.timelimit or (None, None)
         seconds = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT

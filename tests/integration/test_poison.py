@@ -1,7 +1,8 @@
-"""Poison images on a real Celery worker: one that exhausts memory, one that
-runs past the time limit, one that gets its worker killed every time, one
-whose worker crashes every time. Each ends failed with its reason after a
-capped number of tries, and the worker goes on with the next image.
+"""Poison images on real Celery workers: one that exhausts memory, one that
+runs past the time limit, one that gets its pool process killed at the hard
+time limit every time, one whose pool process crashes every time, one whose
+decoder crashes every time. Each ends failed with its reason after a capped
+number of tries, and the worker goes on with the next image.
 
 The limits are lowered through each worker's environment, as an operator
 would set them; nothing here marks an image failed.
@@ -108,10 +109,11 @@ def test_an_image_over_the_soft_time_limit_fails_with_the_limit_named(portal: Fl
 def test_an_image_whose_worker_is_killed_every_time_fails_after_the_set_number_of_tries(
     portal: Fleet, poison: bytes
 ) -> None:
-    """The hard time limit kills the pool process outright (set equal to the
-    soft one, it is checked first); the sweep finds the image abandoned and
-    re-queues it, until the last allowed death, when it gives up instead."""
-    limits = {"CELERY_TASK_TIME_LIMIT": "1", "CELERY_TASK_SOFT_TIME_LIMIT": "1"}
+    """With no soft limit, the hard time limit kills the pool process outright;
+    the worker's main process counts the death, the sweep finds the image
+    abandoned and re-queues it, until the last allowed death, when it gives up
+    instead."""
+    limits = {"CELERY_TASK_TIME_LIMIT": "1", "CELERY_TASK_SOFT_TIME_LIMIT": "0"}
     with worker(portal, beat=True, PORTAL_IMAGE_MAX_ATTEMPTS="2", **limits) as celery:
         poisoned = upload(portal, poison, "deadly.png")
         [image] = portal.wait_for_images([poisoned], timeout=60)
@@ -144,9 +146,9 @@ def _pool_processes(celery: CeleryWorker) -> list[psutil.Process]:
 def test_an_image_whose_worker_crashes_every_time_fails_after_three_tries(
     portal: Fleet, capped: CeleryWorker
 ) -> None:
-    """The pool process dies under the image (as under a segfaulting decoder);
-    Celery hands the task straight to a new one, three times (the default),
-    then the image ends failed and the worker processes the next image."""
+    """The pool process itself dies under the image (the OOM killer's pick,
+    say); Celery hands the task straight to a new one, three times (the
+    default), then the image ends failed and the worker processes the next."""
     # Big enough to be caught in the act, small enough for the memory ceiling.
     poisoned = upload(portal, corpus.png(PILImage.new("RGB", (3000, 3000), (90, 30, 160))), "crashing.png")
     crashes = 0
@@ -165,3 +167,38 @@ def test_an_image_whose_worker_crashes_every_time_fails_after_three_tries(
     assert tries(portal, poisoned) == ("failed", 3, 3)
     healthy = upload(portal, corpus.photo_jpeg(800, 600), "after.jpg")
     assert portal.wait_for_images([healthy], timeout=60)[0]["status"] == "ready"
+
+
+def _decoders(celery: CeleryWorker) -> list[psutil.Process]:
+    """The children the pool processes' fork servers made to decode images."""
+    assert celery.pid is not None
+    found = []
+    for process in psutil.Process(celery.pid).children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if "forkserver" in " ".join(process.cmdline()):
+                found.extend(process.children())
+    return found
+
+
+def test_an_image_whose_decoder_crashes_every_time_fails_and_the_pool_process_lives_on(
+    portal: Fleet, capped: CeleryWorker
+) -> None:
+    """The child decoding the image dies every time (as under a segfaulting
+    decoder): the pool process that forked it counts each death and tries
+    again itself, three times, then fails the image and goes on."""
+    pool = {p.pid for p in _pool_processes(capped)}
+    poisoned = upload(portal, corpus.png(PILImage.new("RGB", (3000, 3000), (20, 160, 90))), "segv.png")
+    killed: set[int] = set()
+    deadline = time.monotonic() + 60
+    while tries(portal, poisoned)[0] not in {"ready", "failed"}:
+        assert time.monotonic() < deadline, f"still {tries(portal, poisoned)} after {len(killed)} kills"
+        for decoder in _decoders(capped):
+            with contextlib.suppress(psutil.Error):
+                decoder.kill()
+                killed.add(decoder.pid)
+        time.sleep(0.01)
+    [image] = portal.wait_for_images([poisoned])
+    assert (image["status"], image["error"]) == ("failed", DIED_3_TIMES)
+    assert tries(portal, poisoned) == ("failed", 3, 3)
+    assert len(killed) == 3
+    assert {p.pid for p in _pool_processes(capped)} == pool  # the pool process was never harmed

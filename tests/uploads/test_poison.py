@@ -1,9 +1,9 @@
 """Every upload ends: images that crash, hang or exhaust memory end failed
 after a capped number of tries, and nothing else is harmed.
 
-Outside a Celery worker, images are decoded in a child process under the
-memory ceiling and the time limit (uploads.sandbox); these tests run that for
-real. tests/integration/test_poison.py proves the same on a Celery worker.
+Images are decoded in a child process forked for each, under the memory
+ceiling and the time limit (uploads.sandbox); these tests run that for real.
+tests/integration/test_poison.py proves the same on Celery workers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from tests.uploads import corpus
-from uploads import embedded, sandbox, services, storage, tasks
+from uploads import embedded, services, storage, tasks
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -229,27 +229,27 @@ def test_an_image_over_the_time_limit_is_stopped_and_ends_failed(
     assert _forkserver_children() == []  # the decoder was killed, not left running
 
 
-def test_in_a_worker_process_the_soft_time_limit_fails_the_image_with_its_reason(
-    monkeypatch: pytest.MonkeyPatch, big_flat_png: bytes
+def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
+    big_flat_png: bytes, settings: Any
 ) -> None:
-    """A confined process decodes in place; Celery's soft limit arrives as a
-    signal whose handler raises SoftTimeLimitExceeded into whatever runs."""
-    monkeypatch.setattr(sandbox._confinement, "active", True)
-    monkeypatch.setattr(sandbox._confinement, "interrupts", (SoftTimeLimitExceeded,))
+    """In a Celery worker the service leaves the time limit to Celery, whose
+    soft limit arrives as a signal whose handler raises SoftTimeLimitExceeded
+    into whatever runs: here, the wait for the decoding child."""
+    settings.IMAGE_MEMORY_LIMIT_MB = 1024
     image = services.image_upload(file=big_flat_png, original_name="slow.png")  # not committed: pending
 
     def soft_limit(signum: int, frame: Any) -> None:
         raise SoftTimeLimitExceeded()
 
     previous = signal.signal(signal.SIGALRM, soft_limit)
-    signal.setitimer(signal.ITIMER_REAL, 0.05)
+    signal.setitimer(signal.ITIMER_REAL, 0.3)
     try:
-        assert tasks.process_image.apply(args=[image.pk]).get() == "failed"
+        with pytest.raises(SoftTimeLimitExceeded):
+            services.image_process(image_id=image.pk, time_limit=False)
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
-    image.refresh_from_db()
-    assert image.error == "Processing took longer than 120 s and was stopped."
+    assert _forkserver_children() == []  # the decoder was killed, not left running
 
 
 # --- A file that fails to decode ----------------------------------------------------
