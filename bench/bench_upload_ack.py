@@ -18,7 +18,8 @@ median over the rounds with the spread.
 
 Two states of the worker, both reported:
 
-- idle: before each round the previous upload is left to finish processing;
+- idle: each upload is left to finish processing before the next step, so
+  every step, the floor's too, meets an idle worker;
 - busy: a backlog of uploads, topped up between rounds (untimed), keeps the
   worker processing throughout; the series says how many were still waiting
   at its end, which shows the worker never ran dry.
@@ -145,29 +146,28 @@ class Backlog:
 
 
 def floor_series(bench: Bench, rounds: int, backlog: Backlog | None) -> dict[str, list[float]]:
-    """API, sink and bare put, back to back per round, the order rotating."""
+    """API, sink and bare put, back to back per round, the order rotating.
+
+    Idle: after the API's answer its upload is left to finish processing
+    (untimed) before the next step, so every step, the floor's too, meets
+    an idle worker. Busy: the backlog is topped up before each round."""
     times: dict[str, list[float]] = {"api": [], "sink": [], "put": []}
-    last: list[int] = []
+
+    def api(data: bytes) -> float:
+        elapsed, image_id = bench.upload(bench.client, data)
+        if backlog is None:
+            bench.wait_processed([image_id])
+        return elapsed
+
+    steps: dict[str, Callable[[bytes], float]] = {"api": api, "sink": bench.sink, "put": bench.bare_put}
+    order = list(steps)
     for i in range(rounds):
         if backlog is not None:
             backlog.top_up()
-        else:
-            bench.wait_processed(last)
         data = bench.fresh("floor")
-        steps: dict[str, Callable[[bytes], float]] = {
-            "api": lambda data: _record(last, bench.upload(bench.client, data)),
-            "sink": bench.sink,
-            "put": bench.bare_put,
-        }
-        order = list(steps)
         for name in order[i % 3 :] + order[: i % 3]:
             times[name].append(steps[name](data))
     return times
-
-
-def _record(ids: list[int], answer: tuple[float, int]) -> float:
-    ids[:] = [answer[1]]
-    return answer[0]
 
 
 def burst(bench: Bench, per_uploader: int) -> tuple[list[float], list[int]]:
