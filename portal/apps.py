@@ -1,10 +1,19 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from django.apps import AppConfig
+from django.contrib import admin
+from django.contrib.admin.apps import SimpleAdminConfig
+from django.contrib.admin.checks import check_admin_app, check_dependencies
 from django.contrib.auth.signals import user_login_failed
+from django.core import checks
 
 
 class PortalConfig(AppConfig):
+    # The one for "portal": this module holds the admin's config too.
+    default = True
     name = "portal"
     verbose_name = "Portal"
 
@@ -12,3 +21,25 @@ class PortalConfig(AppConfig):
         from portal import login_throttle  # noqa: PLC0415 - it imports the admin: only once apps are loaded
 
         user_login_failed.connect(login_throttle.count_failure, dispatch_uid="portal.count_login_failure")
+
+
+class PortalAdminConfig(SimpleAdminConfig):
+    """The admin, with its ModelAdmins discovered when the URLconf loads
+    (portal/urls.py) or the admin's checks run rather than at start-up:
+    commands that serve no page (imports, workers) do not import every
+    admin.py and all they import (the API, ReportLab, boto3)."""
+
+    default = False
+
+    def ready(self) -> None:
+        checks.register(check_dependencies, checks.Tags.admin)
+        checks.register(check_discovered_admin, checks.Tags.admin)
+
+
+def check_discovered_admin(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The admin's own check, run on every ModelAdmin: discovered first, as
+    the checks may run before anything has loaded the URLconf."""
+    admin.autodiscover()
+    return check_admin_app(app_configs, **kwargs)

@@ -55,7 +55,8 @@ ADMINS = [("Admin", addr) for addr in env.list("DJANGO_ADMINS", default=[])]
 SITE_NAME = env.str("PORTAL_SITE_NAME", default="The Portal")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The admin without discovery at start-up; see PortalAdminConfig.
+    "portal.apps.PortalAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

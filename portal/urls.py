@@ -18,6 +18,9 @@ router.register("feedback", FeedbackViewSet, basename="feedback")
 router.register("products", ProductViewSet, basename="product")
 router.register("images", ImageViewSet, basename="image")
 
+# Every app's ModelAdmins, before the admin's URLs are built (not done at
+# start-up: see portal.apps.PortalAdminConfig).
+admin.autodiscover()
 admin.site.site_header = settings.SITE_NAME
 admin.site.site_title = settings.SITE_NAME
 

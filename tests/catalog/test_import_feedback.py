@@ -1,0 +1,93 @@
+"""import_feedback beyond the lab samples (tests/catalog/test_commands.py):
+what it checks, that it is all or nothing, and what starting it costs."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+
+from catalog import services
+from catalog.models import Feedback
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.django_db
+
+
+def write_reviews(folder: Path, count: int) -> list[Path]:
+    for i in range(count):
+        (folder / f"{i:05d}.txt").write_text(f"Title {i}\nName\n2021-02-03\nText {i}\n")
+    return sorted(folder.glob("*.txt"))
+
+
+def test_a_text_over_5000_characters_is_rejected_with_the_limit(tmp_path: Path) -> None:
+    (tmp_path / "long.txt").write_text("Title\nName\n2021-02-03\n" + "x" * 5001)
+    (tmp_path / "ok.txt").write_text("Title\nName\n2021-02-03\n" + "x" * 5000)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    assert out.getvalue().strip() == "1 reviews created, 0 updated, 0 skipped as duplicates, 1 rejected."
+    assert (
+        "rejected long.txt: text: Ensure this value has at most 5000 characters (it has 5001)."
+        in err.getvalue()
+    )
+
+
+def test_an_import_stopped_halfway_leaves_no_review_behind(tmp_path: Path) -> None:
+    paths = write_reviews(tmp_path, services.IMPORT_BATCH + 10)
+    batches: list[int] = []
+
+    def interrupted(done: int) -> None:
+        batches.append(done)
+        if len(batches) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        services.feedback_import_files(paths, progress=interrupted)
+    assert batches == [services.IMPORT_BATCH, 10]
+    assert not Feedback.objects.exists()
+
+
+def _in_a_fresh_process(code: str) -> object:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", "import django, json, sys\ndjango.setup()\n" + code],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_starting_a_command_imports_no_admin_or_api_module() -> None:
+    """Django's start-up (every management command's) does not discover the
+    admin: the admin modules import the API, the S3 client and much else."""
+    loaded = _in_a_fresh_process(
+        "print(json.dumps(sorted(m for m in ('catalog.admin', 'uploads.admin', 'uploads.api', 'catalog.api',"
+        " 'rest_framework.serializers') if m in sys.modules)))"
+    )
+    assert loaded == []
+
+
+def test_the_admin_checks_still_see_every_model_admin() -> None:
+    registered = _in_a_fresh_process(
+        "from django.contrib import admin\n"
+        "from django.core import checks\n"
+        "before = len(admin.site._registry)\n"
+        "errors = checks.run_checks(tags=[checks.Tags.admin])\n"
+        "print(json.dumps([before, sorted(m._meta.label for m in admin.site._registry), len(errors)]))"
+    )
+    assert registered[0] == 0  # type: ignore[index]
+    assert {"catalog.Feedback", "catalog.Person", "catalog.Product", "uploads.Image"} <= set(
+        registered[1]  # type: ignore[index]
+    )
+    assert registered[2] == 0  # type: ignore[index]
