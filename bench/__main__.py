@@ -13,7 +13,6 @@ stay clean, and each Django set-up (embedded, or a fleet's) is its own.
 from __future__ import annotations
 
 import argparse
-import re
 import subprocess
 import sys
 import tempfile
@@ -33,57 +32,11 @@ MODULES = {
     "batch": "bench.bench_batch",
 }
 
-_IMAGE = re.compile(r"^(\d+ MP): \d+x\d+")
-_RATIO = re.compile(
-    r"^\s+(?P<name>\S.*?)\s+[\d.]+\s+[\d.]+\s+(?P<ratio>[\d.]+)\s+<= (?P<target>[\d.]+)\s+(?P<verdict>met|MISSED)"
-)
-_MEMORY = re.compile(r"peak memory: \+(?P<mb>\d+) MB.*target <= (?P<target>\d+) MB\s+(?P<verdict>met|MISSED)")
-
-
-def pipeline_results(output: str) -> list[Result]:
-    """The figures of bench_pipeline.py, read off its report."""
-    results: list[Result] = []
-    image = ""
-    for line in output.splitlines():
-        if m := _IMAGE.match(line):
-            image = m.group(1)
-        elif m := _RATIO.match(line):
-            results.append(
-                Result(
-                    f"pipeline {image}: portal / {m['name']}",
-                    float(m["ratio"]),
-                    "x",
-                    f"<= {m['target']}x",
-                    m["verdict"] == "met",
-                )
-            )
-        elif m := _MEMORY.search(line):
-            results.append(
-                Result(
-                    f"pipeline {image}: peak memory growth",
-                    float(m["mb"]),
-                    "MB",
-                    f"<= {m['target']} MB",
-                    m["verdict"] == "met",
-                )
-            )
-    return results
-
-
-def run_pipeline(quick: bool) -> tuple[int, list[Result]]:
-    command = [sys.executable, MODULES["pipeline"], *(["--quick"] if quick else [])]
-    proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    lines = []
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-        lines.append(line)
-    code = proc.wait()
-    return code, pipeline_results("".join(lines))
-
 
 def run_module(name: str, quick: bool, results_file: Path) -> tuple[int, list[Result]]:
-    command = [sys.executable, "-m", MODULES[name], "--results", str(results_file)]
+    module = MODULES[name]
+    runner = [module] if module.endswith(".py") else ["-m", module]
+    command = [sys.executable, *runner, "--results", str(results_file)]
     code = subprocess.run([*command, *(["--quick"] if quick else [])], cwd=ROOT, check=False).returncode
     return code, read_results(results_file) if code == 0 and results_file.exists() else []
 
@@ -108,10 +61,7 @@ def main() -> None:
         for name in names:
             print(f"\n{'=' * 30} {name} {'=' * 30}", flush=True)
             began = time.monotonic()
-            if name == "pipeline":
-                code, results = run_pipeline(args.quick)
-            else:
-                code, results = run_module(name, args.quick, Path(tmp) / f"{name}.json")
+            code, results = run_module(name, args.quick, Path(tmp) / f"{name}.json")
             print(f"[{name}: {time.monotonic() - began:.0f} s, exit {code}]", flush=True)
             if code != 0 or not results:
                 failed.append(name)
