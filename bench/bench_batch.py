@@ -2,16 +2,17 @@
 through ``manage.py import_images``, against pyvips on every core making the
 same outputs.
 
-How the portal parallelises a batch today: ``import_images`` takes the files
-one after another; with no broker configured (the embedded set-up this
-benchmark runs, as ``make run`` does) each image is processed as soon as its
-row commits, on the command's own thread, in a child process forked for the
-image (the memory ceiling and time limit, ``uploads/sandbox.py``), where the
-pipeline spreads one image's resampling and encodes over its small thread
-pool (2 threads + the calling one on 2 cores). So one image at a time, every
-core on that image; no two images at once. With a broker configured the
-command only stores and queues, and the Celery workers' concurrency sets how
-many images run at once.
+How the portal parallelises a batch: ``import_images`` stores the files one
+after another on the command's thread; with no broker configured (the
+embedded set-up this benchmark runs, as ``make run`` does) each image, once
+its row commits, goes to one of ``--jobs`` threads (default: one per core),
+each of which processes its image in a child process forked for it (the
+memory ceiling and the time limit, ``uploads/sandbox.py``), where the
+pipeline spreads that image's resampling and encodes over its small thread
+pool. So two images at once on 2 cores, each child under the per-image
+ceiling, while the command stores the next files. With a broker configured
+the command only stores and queues, and the Celery workers' concurrency sets
+how many images run at once.
 
 The portal's time is the command's whole run as a user sees it (interpreter
 and Django start, SQLite in WAL mode, originals and renditions written to

@@ -6,21 +6,31 @@ the work is done when the call returns), or, once the embedded server has
 called ``background_start()``, on a background thread, so an upload is
 answered as soon as it is stored, as it is with a worker.
 
+A batch (``import_images``) processes several images at once: within
+``concurrently(jobs=N)`` what would run on the caller's thread goes to N
+threads of this process instead, each image decoded in a sandboxed child of
+its own (uploads.sandbox), so N decodes run at once, each under the memory
+ceiling and the time limit.
+
 The Celery task is looked up by name, so neither the services that start
 processing nor the signal handlers import the task module.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import threading
+from collections.abc import Iterator
 
 from celery import current_app
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError
+
+from uploads import sandbox
 
 logger = logging.getLogger(__name__)
 
@@ -36,6 +46,90 @@ class _Background:
 
 _background = _Background()
 
+# How long a stopped batch waits for its threads to finish what cannot be cut
+# short (a rendition's row being written) before leaving them to exit with
+# the process.
+STOP_WAIT_SECONDS = 30
+
+
+class Batch:
+    """Up to ``jobs`` images processed at once, on threads of this process."""
+
+    def __init__(self, jobs: int) -> None:
+        self.jobs = max(1, jobs)
+        self.queue: queue.SimpleQueue[tuple[int, bool] | None] = queue.SimpleQueue()
+        self.stopping = threading.Event()
+        self.submitted: list[int] = []
+        # Daemons: a second Ctrl-C ends the process without waiting for them.
+        self.threads = [
+            threading.Thread(target=self._work, name=f"portal-batch-{i}", daemon=True)
+            for i in range(self.jobs)
+        ]
+
+    def submit(self, image_id: int, force: bool) -> None:
+        self.submitted.append(image_id)
+        self.queue.put((image_id, force))
+
+    def _work(self) -> None:
+        task = current_app.tasks[PROCESS_IMAGE]
+        try:
+            while (job := self.queue.get()) is not None:
+                if self.stopping.is_set():
+                    continue  # left pending, for the sweep
+                image_id, force = job
+                close_old_connections()
+                try:
+                    result = task.apply(args=[image_id], kwargs={"force": force})
+                    if result.failed():
+                        logger.error("processing image %s failed: %r", image_id, result.result)
+                except sandbox.Stopped:
+                    logger.warning("image %s left for the sweep: the batch was stopped", image_id)
+                except Exception:
+                    logger.exception("processing image %s failed", image_id)
+                finally:
+                    close_old_connections()
+        finally:
+            connections.close_all()  # this thread's own
+
+
+class _Batches:
+    current: Batch | None = None
+
+
+_batches = _Batches()
+
+
+@contextlib.contextmanager
+def concurrently(batch: Batch) -> Iterator[Batch]:
+    """Within the block, the images this process would process on the
+    caller's thread go to ``batch``'s threads; leaving it waits until each has
+    ended ready or failed.
+
+    Left by an exception (Ctrl-C), the images not yet started stay pending and
+    those under way are stopped where they are (their decoders killed), both
+    picked up by the sweep; an image whose rows are being written finishes.
+    """
+    if _batches.current is not None:
+        raise RuntimeError("a batch is already running in this process")
+    _batches.current = batch
+    for thread in batch.threads:
+        thread.start()
+    stopped = False
+    try:
+        yield batch
+    except BaseException:
+        stopped = True
+        batch.stopping.set()
+        sandbox.stop_children()
+        raise
+    finally:
+        _batches.current = None
+        for _ in batch.threads:
+            batch.queue.put(None)
+        for thread in batch.threads:
+            thread.join(STOP_WAIT_SECONDS if stopped else None)
+        sandbox.resume_children()
+
 
 def process_after_commit(*, image_id: int, force: bool = False) -> None:
     """Process the image once the current transaction commits (at once
@@ -49,6 +143,10 @@ def start(*, image_id: int, force: bool = False) -> bool:
     With the broker away the image stays pending, and the periodic sweep
     queues it again: an accepted upload is never lost.
     """
+    batch = _batches.current
+    if batch is not None and not settings.BROKER_CONFIGURED:
+        batch.submit(image_id, force)
+        return True
     jobs = _background.jobs
     if jobs is not None and not settings.BROKER_CONFIGURED:
         jobs.put((image_id, force))
@@ -84,6 +182,7 @@ def background_running() -> bool:
 def _forget_background() -> None:
     # A forked child has none of its parent's threads.
     _background.jobs = None
+    _batches.current = None
 
 
 os.register_at_fork(after_in_child=_forget_background)

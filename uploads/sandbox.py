@@ -7,6 +7,12 @@ an exhausted heap or a runaway decode ends there: the caller (a Celery pool
 process, the embedded web server, a management command) stays standing, with
 none of the half-broken state a MemoryError can leave in a long-lived process.
 
+Several threads may call ``process()`` at once (``import_images`` decodes
+one image per core): each call has a child of its own, each child under the
+ceiling. ``stop_children()`` kills every child under way (Ctrl-C) and makes
+their callers raise Stopped; the child itself ignores SIGINT, so a Ctrl-C in
+a terminal reaches the process that decides, not the decoders behind it.
+
 Like ``uploads.processing``, this module knows nothing of Django: the child
 imports only ``uploads.processing`` (and Pillow), and everything it needs
 comes in as arguments.
@@ -20,6 +26,7 @@ import multiprocessing
 import os
 import resource
 import signal
+import threading
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
@@ -29,7 +36,16 @@ from PIL import Image
 
 from uploads import processing
 
-__all__ = ["Died", "OutOfMemory", "TimedOut", "exhausted_memory", "process"]
+__all__ = [
+    "Died",
+    "OutOfMemory",
+    "Stopped",
+    "TimedOut",
+    "exhausted_memory",
+    "process",
+    "resume_children",
+    "stop_children",
+]
 
 _MB = 1024 * 1024
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -66,6 +82,43 @@ class Died(Exception):
     def __init__(self, exitcode: int | None) -> None:
         super().__init__(f"the process decoding the image died (exit code {exitcode})")
         self.exitcode = exitcode
+
+
+class Stopped(BaseException):
+    """This process is stopping (stop_children()): the decoder was killed, or
+    not started. Not an Exception, so that nothing on the way out records the
+    image as failed or its decoder as dead: it stays as it was, for the sweep."""
+
+    def __init__(self) -> None:
+        super().__init__("stopped before the image was processed")
+
+
+class _Children:
+    """The decoding children under way in this process, and whether it is stopping."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running: set[multiprocessing.process.BaseProcess] = set()
+        self.stopping = False
+
+
+_children = _Children()
+
+
+def stop_children() -> None:
+    """Kill every decoding child under way and start no new one until
+    resume_children(); each caller waiting on one raises Stopped."""
+    with _children.lock:
+        _children.stopping = True
+        running = list(_children.running)
+    for child in running:
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            child.kill()
+
+
+def resume_children() -> None:
+    with _children.lock:
+        _children.stopping = False
 
 
 def _limit_memory(limit_mb: int) -> None:
@@ -180,9 +233,25 @@ def process(
         name="image-decoder",
         daemon=True,
     )
-    with _children_allowed():
-        child.authkey = os.urandom(32)
-        child.start()
+    # One start at a time: _children_allowed() changes this process's
+    # multiprocessing state, and stop_children() must see every child.
+    with _children.lock:
+        if _children.stopping:
+            sender.close()
+            receiver.close()
+            raise Stopped
+        try:
+            with _children_allowed():
+                child.authkey = os.urandom(32)
+                child.start()
+        except (EOFError, OSError):
+            # The fork server went with a Ctrl-C sent to the process group.
+            sender.close()
+            receiver.close()
+            if _children.stopping:
+                raise Stopped from None
+            raise
+        _children.running.add(child)
     sender.close()
     try:
         # poll() also returns when the child dies: recv() then finds EOF.
@@ -192,12 +261,16 @@ def process(
             kind, payload = receiver.recv()
         except EOFError:
             child.join()
+            if _children.stopping:
+                raise Stopped from None
             raise Died(child.exitcode) from None
     finally:
         if child.is_alive():
             child.kill()
         child.join()
         receiver.close()
+        with _children.lock:
+            _children.running.discard(child)
     if kind == "ok":
         result: processing.Result = payload
         return result
@@ -218,6 +291,10 @@ def _child(
     options: dict[str, Any],
 ) -> None:
     _die_with_parent()
+    # Ctrl-C in a terminal signals the whole process group: the parent stops
+    # its children itself (stop_children), and tells an interruption from a
+    # crash only if they do not die of the signal first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_limit_mb)
     outcome: tuple[str, Any]
     try:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -9,15 +11,25 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from uploads import services
+from uploads import dispatch, services
 from uploads.models import Image
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 class Command(BaseCommand):
     help = (
         "Upload every file in DIR as an image with the given preset (files that are not "
         "images are reported and skipped; names without an extension are fine). With "
-        "--export, the web-ready files are also written to a folder."
+        "--export, the web-ready files are also written to a folder. With no broker, the "
+        "images are processed here, --jobs at a time, each in a child process of its own "
+        "under the per-image memory ceiling and time limit; with a broker they are queued "
+        "for the workers."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -26,34 +38,66 @@ class Command(BaseCommand):
             "--preset", default=settings.IMAGE_DEFAULT_PRESET, choices=sorted(settings.IMAGE_PRESETS)
         )
         parser.add_argument("--export", type=Path, metavar="DIR", help="Also write the renditions here.")
+        parser.add_argument(
+            "--jobs",
+            type=int,
+            default=_cores(),
+            metavar="N",
+            help="Images processed at once with no broker (default: one per core, %(default)s here).",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         directory: Path = options["directory"]
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
+        if options["jobs"] < 1:
+            raise CommandError("--jobs must be at least 1.")
         export: Path | None = options["export"]
         if export:
             export.mkdir(parents=True, exist_ok=True)
         paths = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-        created = existing = failed = 0
+        images: list[tuple[str, Image]] = []
+        created = existing = 0
         skipped: list[tuple[str, str]] = []
-        for path in tqdm(paths, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
-            try:
-                image, new = services.image_import(
-                    data=path.read_bytes(), original_name=path.name, preset=options["preset"]
-                )
-            except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
-                skipped.append((path.name, str(exc)))
-                continue
-            created += new
-            existing += not new
+        # With a broker the workers process the images (an import only stores
+        # and queues); with none, this process does, on --jobs threads.
+        here = not settings.BROKER_CONFIGURED
+        batch = dispatch.Batch(options["jobs"]) if here else None
+        try:
+            with dispatch.concurrently(batch) if batch else contextlib.nullcontext():
+                for path in tqdm(paths, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
+                    try:
+                        image, new = services.image_import(
+                            data=path.read_bytes(), original_name=path.name, preset=options["preset"]
+                        )
+                    except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
+                        skipped.append((path.name, str(exc)))
+                        continue
+                    created += new
+                    existing += not new
+                    images.append((path.name, image))
+        except KeyboardInterrupt:
+            ids = batch.submitted if batch else [image.pk for _, image in images]
+            statuses = list(Image.objects.filter(pk__in=ids).values_list("status", flat=True))
+            raise CommandError(
+                f"Interrupted: {len(statuses)} images stored of {len(paths)} files, "
+                f"{statuses.count(Image.Status.READY)} ready, {statuses.count(Image.Status.FAILED)} failed; "
+                "the others are processed by the next sweep.",
+                returncode=130,
+            ) from None
+        failed = 0
+        for name, image in images:
             if export:
                 # Export needs the files now, not when a worker gets to them.
                 processed = services.image_process(image_id=image.pk) or image
-                if processed.status != Image.Status.READY:
-                    failed += 1
-                    self.stderr.write(f"failed {path.name}: {processed.error}")
-                    continue
+            elif here:
+                processed = Image.objects.get(pk=image.pk)
+            else:
+                continue
+            if processed.status == Image.Status.FAILED:
+                failed += 1
+                self.stderr.write(f"failed {name}: {processed.error}")
+            elif export and processed.status == Image.Status.READY:
                 for target, data in services.image_export_files(processed):
                     (export / target).write_bytes(data)
         for name, reason in skipped:
