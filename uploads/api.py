@@ -272,8 +272,10 @@ class ImageViewSet(
         upload = ImageUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
         image = upload_from_request(request, dict(upload.validated_data))
-        image = selectors.images_with_renditions().get(pk=image.pk)
-        return Response(self.get_serializer(image).data, status=status.HTTP_201_CREATED)
+        # Just written, with no renditions yet: answered from the row in hand
+        # as reads answer from rows (the same representation), not read back.
+        [body] = self.represent_rows([{name: getattr(image, name) for name in IMAGE_FIELDS}], {})
+        return Response(body, status=status.HTTP_201_CREATED)
 
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)

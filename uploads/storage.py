@@ -13,11 +13,15 @@ same content twice finds the object already there instead of overwriting it.
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
@@ -26,6 +30,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
+from storages.utils import clean_name
 
 # models as a module, not its classes: the model's file field opens this
 # module (through STORAGES) while uploads.models is still being imported.
@@ -62,12 +67,64 @@ def rendition_key(data: bytes, extension: str) -> str:
     return f"{RENDITIONS_PREFIX}{digest[:2]}/{digest}.{extension}"
 
 
-def put(key: str, data: bytes) -> str:
-    """Write the object unless it is there already (same key, same bytes)."""
+def put(key: str, data: bytes, *, sha256: str | None = None) -> str:
+    """Write the object unless it is there already (same key, same bytes).
+
+    ``sha256`` (hex), when the caller has it, is sent along so that a bucket
+    checks the bytes it stores against it.
+    """
+    return _writer(key)(key, data, sha256)
+
+
+@contextlib.contextmanager
+def putting(key: str, data: bytes, *, sha256: str | None = None) -> Iterator[Callable[[], str]]:
+    """``put`` on a thread of its own while the caller goes on (an upload
+    writes its row meanwhile). The function yielded waits for the write and
+    returns the key, or raises what the write raised. Leaving the block, by
+    an exception too, waits until the write has ended, so that whatever the
+    caller does next (deleting an object it no longer needs) comes after it.
+    """
+    write = _writer(key)  # on the caller's thread: its S3 connection is per thread
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-put") as pool:
+        written = pool.submit(write, key, data, sha256)
+        yield written.result
+
+
+def _writer(key: str) -> Callable[[str, bytes, str | None], str]:
     store = storage_for(key)
-    if store.exists(key):
-        return key
-    return store.save(key, ContentFile(data))
+    if isinstance(store, S3Storage):
+        return functools.partial(_s3_put_new, store, store.connection.meta.client)
+
+    def write(key: str, data: bytes, sha256: str | None) -> str:
+        if store.exists(key):
+            return key
+        return store.save(key, ContentFile(data))
+
+    return write
+
+
+def _s3_put_new(store: S3Storage, client: Any, key: str, data: bytes, sha256: str | None) -> str:
+    """One conditional PUT (``If-None-Match: *``): the bucket refuses it when
+    the key is taken, so nothing is ever overwritten, with no HEAD first. The
+    bytes go as they are: no transfer manager, no copy."""
+    name = store._normalize_name(clean_name(key))
+    params = store._get_write_parameters(name)
+    if sha256:
+        # The bucket checks the body against it (BadDigest otherwise), and
+        # botocore computes no checksum of its own.
+        params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+    for attempt in range(2):
+        try:
+            client.put_object(Bucket=store.bucket_name, Key=name, Body=data, IfNoneMatch="*", **params)
+            break
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "PreconditionFailed":
+                break  # there already: the same key holds the same bytes
+            if code == "ConditionalRequestConflict" and attempt == 0:
+                continue  # the same key being written meanwhile: ask again once it is settled
+            raise
+    return key
 
 
 def original_url(key: str, *, expires: int) -> str | None:

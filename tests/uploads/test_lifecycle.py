@@ -135,25 +135,27 @@ def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: An
     assert sweep_stuck_images() == 0
 
 
-def test_a_storage_outage_during_upload_leaves_no_row(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def originals_away(settings: Any, tmp_path: Path) -> None:
+    """The originals' folder cannot be made (a file stands where its parent
+    should be): every write of an original fails as a lost disk would."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {**settings.STORAGES["originals"], "OPTIONS": {"location": blocker / "private"}},
+    }
 
-    def broken(key: str, data: bytes) -> str:
-        raise OSError("disk full")
 
-    monkeypatch.setattr(storage, "put", broken)
+@pytest.mark.usefixtures("originals_away")
+def test_a_storage_outage_during_upload_leaves_no_row() -> None:
     with pytest.raises(services.StorageUnavailable, match="nothing was saved"):
         services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     assert Image.objects.count() == 0
 
 
-def test_the_api_answers_503_when_the_store_is_away(
-    token_client: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-
-    def broken(key: str, data: bytes) -> str:
-        raise OSError("connection refused")
-
-    monkeypatch.setattr(storage, "put", broken)
+@pytest.mark.usefixtures("originals_away")
+def test_the_api_answers_503_when_the_store_is_away(token_client: Any) -> None:
     response = token_client.post(
         "/api/v1/images/", {"file": SimpleUploadedFile("a.jpg", corpus.jpeg())}, format="multipart"
     )

@@ -1,0 +1,132 @@
+"""An upload's original on a real S3 server (SeaweedFS): one request stores it,
+nothing already there is ever overwritten, the bucket checks the bytes
+against their hash, identical uploads share one object, and a row that cannot
+be written takes its object with it."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import IntegrityError
+from rest_framework.test import APIClient
+
+from tests.servers import S3Server
+from tests.uploads import corpus
+from uploads import services, storage
+from uploads.models import Image
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def bucket(s3: S3Server, settings: Any) -> str:
+    """Originals and renditions in a bucket of their own, as production stores them."""
+    name = s3.create_bucket(f"store-{time.monotonic_ns()}")
+    options = {
+        "bucket_name": name,
+        "endpoint_url": s3.endpoint_url,
+        "access_key": s3.access_key,
+        "secret_key": s3.secret_key,
+        "region_name": s3.region,
+        "querystring_auth": False,
+        "file_overwrite": False,
+        "default_acl": None,
+        "addressing_style": "path",
+        "signature_version": "s3v4",
+    }
+    backend = {"BACKEND": "uploads.storage.MediaS3Storage", "OPTIONS": options}
+    settings.STORAGES = {**settings.STORAGES, "default": backend, "originals": backend}
+    return name
+
+
+@pytest.fixture
+def requests_to_bucket(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The S3 operations sent from now on by any client on any thread, by
+    name (each still goes to the server)."""
+    sent: list[str] = []
+    call = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation: str, params: Any) -> Any:
+        sent.append(operation)
+        return call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    return sent
+
+
+def _body(s3: S3Server, bucket: str, key: str) -> bytes:
+    body: bytes = s3.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+    return body
+
+
+def _keys(s3: S3Server, bucket: str) -> set[str]:
+    listed = s3.client().list_objects_v2(Bucket=bucket).get("Contents", [])
+    return {item["Key"] for item in listed}
+
+
+@pytest.mark.django_db
+def test_an_upload_stores_its_original_with_one_put_and_nothing_else(
+    s3: S3Server, bucket: str, requests_to_bucket: list[str], token_client: APIClient
+) -> None:
+    data = corpus.photo_jpeg(640, 480)
+    response = token_client.post(
+        "/api/v1/images/", {"file": SimpleUploadedFile("one.jpg", data)}, format="multipart"
+    )
+    assert response.status_code == 201, response.content
+    assert requests_to_bucket == ["PutObject"]  # no HEAD, no multipart dance
+    key = Image.objects.get().file.name
+    assert _body(s3, bucket, key) == data
+
+
+def test_a_key_already_taken_is_never_overwritten(s3: S3Server, bucket: str) -> None:
+    key = "renditions/00/taken.webp"
+    assert storage.put(key, b"first") == key
+    assert storage.put(key, b"second") == key
+    assert _body(s3, bucket, key) == b"first"
+
+
+def test_the_bucket_refuses_bytes_that_do_not_match_their_hash(s3: S3Server, bucket: str) -> None:
+    data = corpus.jpeg()
+    wrong = hashlib.sha256(data + b"altered").hexdigest()
+    with pytest.raises(ClientError, match="BadDigest"):
+        storage.put("originals/00/altered.jpg", data, sha256=wrong)
+    assert _keys(s3, bucket) == set()
+
+
+@pytest.mark.django_db
+def test_identical_uploads_share_one_object_written_once(
+    s3: S3Server, bucket: str, requests_to_bucket: list[str]
+) -> None:
+    data = corpus.photo_jpeg(500, 400)
+    first = services.image_upload(file=data, original_name="one.jpg")
+    stored = s3.client().head_object(Bucket=bucket, Key=first.file.name)
+    requests_to_bucket.clear()
+    second = services.image_upload(file=data, original_name="two.jpg")
+    assert requests_to_bucket == ["PutObject"]  # refused as already there, with no HEAD first
+    assert second.file.name == first.file.name
+    assert s3.client().head_object(Bucket=bucket, Key=first.file.name)["ETag"] == stored["ETag"]
+    assert {k for k in _keys(s3, bucket) if k.startswith("originals/")} == {first.file.name}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_row_that_cannot_be_written_takes_its_object_with_it(s3: S3Server, bucket: str) -> None:
+    gone = User.objects.create_user("gone")
+    User.objects.filter(pk=gone.pk).delete()  # the instance still says it exists
+    with pytest.raises(IntegrityError):
+        services.image_upload(file=corpus.photo_jpeg(300, 200), original_name="late.jpg", user=gone)
+    assert Image.objects.count() == 0
+    assert _keys(s3, bucket) == set()
