@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import checks
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
@@ -31,6 +32,9 @@ class Command(BaseCommand):
         "under the per-image memory ceiling and time limit; with a broker they are queued "
         "for the workers."
     )
+    # The checks on what this command writes; not those that load every URL,
+    # view and admin (seconds of start-up that a batch pays before any image).
+    requires_system_checks = [checks.Tags.models, checks.Tags.database]
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("directory", type=Path)
