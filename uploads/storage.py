@@ -20,11 +20,14 @@ import functools
 import hashlib
 import json
 import os
+import threading
+import weakref
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import Any
 
+from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
@@ -49,6 +52,8 @@ RENDITIONS_PREFIX = "renditions/"
 PUBLIC_PREFIXES = (RENDITIONS_PREFIX,)
 # Keys compared with the database, and deleted, per round trip.
 BATCH = 1000
+# This thread's S3 clients, by store (see _checksummed_client).
+_clients = threading.local()
 
 # The content type of each stored object, from its key's extension.
 _TYPE_BY_EXTENSION = {ext: ctype for ctype, ext in processing.FORMAT_FILES.values()}
@@ -93,7 +98,7 @@ def putting(key: str, data: bytes, *, sha256: str | None = None) -> Iterator[Cal
 def _writer(key: str) -> Callable[[str, bytes, str | None], str]:
     store = storage_for(key)
     if isinstance(store, S3Storage):
-        return functools.partial(_s3_put_new, store, store.connection.meta.client)
+        return functools.partial(_s3_put_new, store, _checksummed_client(store))
 
     def write(key: str, data: bytes, sha256: str | None) -> str:
         if store.exists(key):
@@ -103,16 +108,40 @@ def _writer(key: str) -> Callable[[str, bytes, str | None], str]:
     return write
 
 
+def _checksummed_client(store: S3Storage) -> Any:
+    """A client of the store's bucket for PUTs that carry their body's SHA-256
+    (see _s3_put_new), kept per thread as the store keeps its own.
+
+    The body is left out of the request's signature: the checksum stands for
+    it, in a signed header, and the bucket checks the bytes against it. Over
+    TLS botocore settles for that by itself; over plain HTTP it would hash
+    the bytes a second time.
+    """
+    clients = _clients.__dict__.setdefault("checksummed", weakref.WeakKeyDictionary())
+    client = clients.get(store)
+    if client is None:
+        base = store.client_config
+        config = base.merge(Config(s3={**(base.s3 or {}), "payload_signing_enabled": False}))
+        client = clients[store] = store._create_session().client(
+            "s3",
+            region_name=store.region_name,
+            use_ssl=store.use_ssl,
+            endpoint_url=store.endpoint_url,
+            config=config,
+            verify=store.verify,
+        )
+    return client
+
+
 def _s3_put_new(store: S3Storage, client: Any, key: str, data: bytes, sha256: str | None) -> str:
     """One conditional PUT (``If-None-Match: *``): the bucket refuses it when
     the key is taken, so nothing is ever overwritten, with no HEAD first. The
-    bytes go as they are: no transfer manager, no copy."""
+    bytes go as they are (no transfer manager, no copy) with their SHA-256,
+    which the bucket checks (BadDigest otherwise)."""
     name = store._normalize_name(clean_name(key))
     params = store._get_write_parameters(name)
-    if sha256:
-        # The bucket checks the body against it (BadDigest otherwise), and
-        # botocore computes no checksum of its own.
-        params["ChecksumSHA256"] = base64.b64encode(bytes.fromhex(sha256)).decode()
+    digest = bytes.fromhex(sha256) if sha256 else hashlib.sha256(data).digest()
+    params["ChecksumSHA256"] = base64.b64encode(digest).decode()
     for attempt in range(2):
         try:
             client.put_object(Bucket=store.bucket_name, Key=name, Body=data, IfNoneMatch="*", **params)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.auth import S3SigV4Auth
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 from django.contrib.auth.models import User
@@ -130,3 +131,25 @@ def test_a_row_that_cannot_be_written_takes_its_object_with_it(s3: S3Server, buc
         services.image_upload(file=corpus.photo_jpeg(300, 200), original_name="late.jpg", user=gone)
     assert Image.objects.count() == 0
     assert _keys(s3, bucket) == set()
+
+
+def test_the_bytes_are_hashed_once_and_the_checksum_signed_in_their_place(
+    s3: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over plain HTTP botocore would hash a signed body again; the put sends
+    the body unsigned with its checksum in a signed header instead."""
+    signed: list[tuple[str, str, list[str]]] = []
+    sign = S3SigV4Auth.add_auth
+
+    def recorded(auth: S3SigV4Auth, request: Any) -> None:
+        sign(auth, request)
+        headers = request.headers["Authorization"].split("SignedHeaders=", 1)[1].split(",", 1)[0]
+        signed.append((request.method, request.headers["X-Amz-Content-SHA256"], headers.split(";")))
+
+    monkeypatch.setattr(S3SigV4Auth, "add_auth", recorded)
+    data = corpus.jpeg()
+    storage.put("originals/00/once.jpg", data, sha256=hashlib.sha256(data).hexdigest())
+    [(method, payload, headers)] = signed
+    assert (method, payload) == ("PUT", "UNSIGNED-PAYLOAD")
+    assert "x-amz-checksum-sha256" in headers
+    assert _body(s3, bucket, "originals/00/once.jpg") == data
