@@ -311,6 +311,15 @@ def _same_place(a: Storage, b: Storage) -> bool:
 class MediaS3Storage(S3Storage):
     """S3 storage that marks content-addressed objects as immutable."""
 
+    def _create_session(self) -> Any:
+        # One per thread, shared by the store's connection and the client of
+        # checksummed PUTs: each new session loads the S3 model again (0.1 s).
+        sessions = _clients.__dict__.setdefault("sessions", weakref.WeakKeyDictionary())
+        session = sessions.get(self)
+        if session is None:
+            session = sessions[self] = super()._create_session()
+        return session
+
     def get_object_parameters(self, name: str) -> dict[str, Any]:
         params = super().get_object_parameters(name)
         if name.startswith(RENDITIONS_PREFIX):
