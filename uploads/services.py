@@ -119,22 +119,19 @@ def image_upload(
     # focal point, unset here) and its uploader is the caller the request
     # authenticated: neither is asked of the database again.
     image.full_clean(exclude=["file", "uploaded_by"], validate_constraints=False)
-    image.file.name = storage.original_key(sha, info.format)
+    key = storage.original_key(sha, info.format)
     try:
-        # The row is written while the original travels to storage; it
-        # commits only once the original is stored, so that no row ever
-        # points at a missing object.
-        with storage.putting(image.file.name, data, sha256=sha) as stored, transaction.atomic():
-            image.save()
-            stored()
+        image.file.name = storage.put(key, data, sha256=sha)
     except storage.UNAVAILABLE as exc:
         logger.warning("storage unavailable, upload of %r refused: %s", image.original_name, exc)
         raise StorageUnavailable(
             "The image store is unavailable; nothing was saved. Please try again shortly."
         ) from exc
+    try:
+        with transaction.atomic():
+            image.save()
     except BaseException:
-        # The write has ended (see storage.putting) and the row is rolled back:
-        # the object goes unless an identical upload's row holds it.
+        # The object goes unless an identical upload's row holds it.
         storage.delete_unreferenced({image.file.name})
         raise
     return image

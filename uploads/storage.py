@@ -14,16 +14,13 @@ same content twice finds the object already there instead of overwriting it.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime as dt
-import functools
 import hashlib
 import json
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -75,37 +72,15 @@ def rendition_key(data: bytes, extension: str) -> str:
 def put(key: str, data: bytes, *, sha256: str | None = None) -> str:
     """Write the object unless it is there already (same key, same bytes).
 
-    ``sha256`` (hex), when the caller has it, is sent along so that a bucket
-    checks the bytes it stores against it.
+    ``sha256`` (hex) saves hashing the bytes again when the caller has it: a
+    bucket is sent it and checks the bytes against it.
     """
-    return _writer(key)(key, data, sha256)
-
-
-@contextlib.contextmanager
-def putting(key: str, data: bytes, *, sha256: str | None = None) -> Iterator[Callable[[], str]]:
-    """``put`` on a thread of its own while the caller goes on (an upload
-    writes its row meanwhile). The function yielded waits for the write and
-    returns the key, or raises what the write raised. Leaving the block, by
-    an exception too, waits until the write has ended, so that whatever the
-    caller does next (deleting an object it no longer needs) comes after it.
-    """
-    write = _writer(key)  # on the caller's thread: its S3 connection is per thread
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="storage-put") as pool:
-        written = pool.submit(write, key, data, sha256)
-        yield written.result
-
-
-def _writer(key: str) -> Callable[[str, bytes, str | None], str]:
     store = storage_for(key)
     if isinstance(store, S3Storage):
-        return functools.partial(_s3_put_new, store, _checksummed_client(store))
-
-    def write(key: str, data: bytes, sha256: str | None) -> str:
-        if store.exists(key):
-            return key
-        return store.save(key, ContentFile(data))
-
-    return write
+        return _s3_put_new(store, _checksummed_client(store), key, data, sha256)
+    if store.exists(key):
+        return key
+    return store.save(key, ContentFile(data))
 
 
 def _checksummed_client(store: S3Storage) -> Any:
