@@ -723,8 +723,15 @@ def _plan(
         targets = [t for t in targets if t.crop]
         if not targets:
             raise ValueError(f"Preset {preset.name!r} makes no cropped rendition.")
-    scale = min(1.0, max(t.scale(display) for t in targets))
-    work = (max(1, round(display[0] * scale)), max(1, round(display[1] * scale)))
+    largest = max(targets, key=lambda t: t.scale(display))
+    scale = min(1.0, largest.scale(display))
+    if scale < 1.0 and not largest.crop:
+        # The largest rendition itself: scaling the display by one factor
+        # can round a side a pixel over (8660x5773 at 1600x1067 would give
+        # 1601 wide), and shaving that pixel off would cost a second pass.
+        work = (largest.width, largest.height)
+    else:
+        work = (max(1, round(display[0] * scale)), max(1, round(display[1] * scale)))
     return display, targets, ((work[1], work[0]) if swap else work)
 
 
@@ -803,7 +810,9 @@ def _jpeg_luma_apart(img: Image.Image, work: tuple[int, int]) -> Image.Image | N
     size, 48 MB of RGB. But the eye, SSIM and every output (JPEG 4:2:0,
     lossy WebP) keep colour at half resolution: so the luma alone (1 byte a
     pixel) is decoded with that headroom, the colour at no less than half of
-    ``work``, each resampled to ``work``, and the two merged.
+    ``work``, each resampled to ``work``, and the two merged. Where the
+    headroom itself is a reduced-scale decode (50 MP to 1600 px: at 1/2),
+    that one decode gives luma and colour both: the file is read once.
     """
     if img.mode != "RGB" or not _ycbcr_coded(img):
         return None
@@ -825,24 +834,46 @@ def _jpeg_luma_apart(img: Image.Image, work: tuple[int, int]) -> Image.Image | N
         part.load()
         return part
 
+    def to_work(band: Image.Image) -> Image.Image:
+        # Half of ``work`` is all the colour a 4:2:0 output keeps: a box
+        # reduction towards it, then a bilinear pass (what libjpeg's own
+        # upsampling does) brings the band to ``work``.
+        factor = int(min(band.width / work[0], band.height / work[1]))
+        band = band.reduce(factor) if factor > 1 else band
+        return band.resize(work, Image.Resampling.BILINEAR)
+
     def chroma() -> tuple[Image.Image, Image.Image]:
-        # Half of ``work`` is all the colour a 4:2:0 output keeps: libjpeg
-        # gets there by a deeper (cheaper) reduction, and a bilinear pass
-        # (what libjpeg's own upsampling does) brings it to ``work``.
+        # libjpeg reaches half of ``work`` by a deeper (cheaper) reduction.
         colour = decode("YCbCr", ((work[0] + 1) // 2, (work[1] + 1) // 2))
-        _, cb, cr = (band.resize(work, Image.Resampling.BILINEAR) for band in colour.split())
+        _, cb, cr = (to_work(band) for band in colour.split())
         colour.close()
         return cb, cr
 
-    # The colour on the pool (Pillow decodes without the GIL) while this
-    # thread does the luma: the encoders have not started yet. Not for a
-    # progressive JPEG, whose decoder holds every coefficient of the picture
-    # (36 MB at 12 MP) whatever the scale: one such decode at a time.
+    # A progressive JPEG's decoder holds every coefficient of the picture
+    # (36 MB at 12 MP) whatever the scale: one such decode at a time, and
+    # none beside a whole colour picture.
     progressive = bool(img.info.get("progressive") or img.info.get("progression"))
-    colour_done = None if progressive else _pool().submit(chroma)
-    luma = decode("L", headroom)
+    if _dct_scale(img.size, headroom) > 1 and not progressive:
+        # Decoded at reduced scale anyway (50 MP to 1600 px: at 1/2), the
+        # picture is small enough to decode once, colour included: reading
+        # the file (Huffman decoding, most of the time at that size) is then
+        # done once instead of twice. The bands are taken out one by one so
+        # that no two whole copies of the picture are held at once.
+        colour = decode("YCbCr", headroom)
+        luma = colour.getchannel(0)
+        colour_done: Future[tuple[Image.Image, Image.Image]] | None = _pool().submit(
+            lambda: (to_work(colour.getchannel(1)), to_work(colour.getchannel(2)))
+        )
+    else:
+        # The colour on the pool (Pillow decodes without the GIL) while this
+        # thread decodes the luma: the encoders have not started yet.
+        colour = None
+        colour_done = None if progressive else _pool().submit(chroma)
+        luma = decode("L", headroom)
     luma = _resample(luma, work) if luma.size != work else luma
     cb, cr = colour_done.result() if colour_done is not None else chroma()
+    if colour is not None:
+        colour.close()
     merged = Image.merge("YCbCr", (luma, cb, cr)).convert("RGB")
     if isinstance(icc, bytes):
         merged.info["icc_profile"] = icc

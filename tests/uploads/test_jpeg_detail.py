@@ -137,3 +137,56 @@ def test_a_progressive_jpeg_is_decoded_once_at_a_time(monkeypatch: pytest.Monkey
     rendition = only(process(data, WEB), "w1600", "jpeg")
     assert (rendition.width, rendition.height) == WORK
     assert most[0] == 1
+
+
+def decodes_counted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, int]]]:
+    """Every JPEG decode from here on, as (mode, size decoded at)."""
+    seen: list[tuple[str, tuple[int, int]]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        if self.tile and self.format == "JPEG":  # not yet decoded: this load decodes
+            seen.append((self.mode, self.size))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return seen
+
+
+# 1800 px to 400: libjpeg alone would decode at 1/4 (450 px), the headroom
+# asks for 1/2 (900 px), where the picture is small enough to decode once.
+DEEP = processing.Preset("deep", widths=(400,), formats=("jpeg",))
+
+
+def test_a_deep_reduction_reads_the_file_once_colour_included(monkeypatch: pytest.MonkeyPatch) -> None:
+    data = corpus.photo_jpeg(1800, 1200, seed=3)
+    reference = full_decode_resized(data, (400, 267))
+    seen = decodes_counted(monkeypatch)
+    with Image.open(io.BytesIO(data)) as img:
+        work = processing._jpeg_luma_apart(img, (400, 267))
+    assert seen == [("YCbCr", (900, 600))]
+    assert work is not None
+    assert work.size == (400, 267)
+    assert mean_difference(work, reference) < 1.0
+    assert mean_difference(work, reference, "RGB") < 1.2
+
+
+def test_a_deep_reduction_of_a_progressive_jpeg_decodes_luma_and_colour_apart(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = corpus.jpeg(corpus.photo(1800, 1200), quality=90, progressive=True)
+    seen = decodes_counted(monkeypatch)
+    rendition = only(process(data, DEEP), "w400", "jpeg")
+    assert (rendition.width, rendition.height) == (400, 267)
+    # No whole colour picture beside the coefficients its decoder holds.
+    assert sorted(seen) == [("L", (900, 600)), ("YCbCr", (225, 150))]
+
+
+def test_the_working_picture_is_the_largest_rendition_when_scaling_would_round_a_pixel_over() -> None:
+    # 1600 / 8660 of 5773 is 1066.6, rounded to 1067; scaling 8660 by
+    # 1067 / 5773 instead gives 1600.6: the working picture is the rendition.
+    display, _, work = processing._plan((8660, 5773), 1, WEB)
+    assert display == (8660, 5773)
+    assert work == (1600, 1067)
+    # Turned by its EXIF orientation, in the stored picture's own axes.
+    assert processing._plan((5773, 8660), 6, WEB)[2] == (1067, 1600)
