@@ -190,3 +190,18 @@ def test_the_working_picture_is_the_largest_rendition_when_scaling_would_round_a
     assert work == (1600, 1067)
     # Turned by its EXIF orientation, in the stored picture's own axes.
     assert processing._plan((5773, 8660), 6, WEB)[2] == (1067, 1600)
+
+
+def test_a_reduction_left_to_the_resampler_resamples_the_luma_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 3000 px to 1600: libjpeg decodes whole either way, and 1.9x is left to
+    # Lanczos. Resampled as RGB, that is four bytes a pixel to resample
+    # instead of one; the colour comes from a second, reduced-scale decode.
+    data = corpus.photo_jpeg(3000, 2000, seed=4)
+    reference = full_decode_resized(data, (1600, 1067))
+    seen = decodes_counted(monkeypatch)
+    with Image.open(io.BytesIO(data)) as img:
+        work = processing._jpeg_luma_apart(img, (1600, 1067))
+    assert sorted(seen) == [("L", (3000, 2000)), ("YCbCr", (1500, 1000))]
+    assert work is not None
+    assert mean_difference(work, reference) < 1.0
+    assert mean_difference(work, reference, "RGB") < 1.2
