@@ -180,3 +180,22 @@ def test_an_upload_is_kept_pending_when_the_broker_is_away(
     with commit():
         assert tasks.sweep_stuck_images() == 1
     assert Image.objects.get(pk=image.pk).status == Image.Status.READY
+
+
+def test_an_upload_is_read_whole_whatever_size_it_states() -> None:
+    data = corpus.photo_jpeg(320, 240)
+    understated = SimpleUploadedFile("a.jpg", data)
+    understated.size = 100
+    image = services.image_upload(file=understated, original_name="a.jpg")
+    assert image.bytes == len(data)
+    with image.file.open("rb") as fh:
+        assert fh.read() == data
+
+
+def test_an_upload_over_the_limit_is_refused_whatever_size_it_states(settings: Any) -> None:
+    settings.IMAGE_MAX_BYTES = 1000
+    understated = SimpleUploadedFile("a.jpg", corpus.photo_jpeg(320, 240))
+    understated.size = 100
+    with pytest.raises(services.ImageTooLarge):
+        services.image_upload(file=understated, original_name="a.jpg")
+    assert Image.objects.count() == 0
