@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
 from catalog import formats, reports, selectors
@@ -320,21 +320,27 @@ def product_update(
     return product
 
 
-@transaction.atomic
 def product_link_image(*, image_id: int) -> int:
     """Show this image on the products that name its file stem, unless they
     already show a newer one (the description came first, or this is a later
-    photo of the same product). Returns how many products changed."""
-    image = Image.objects.filter(pk=image_id).first()
-    if image is None or not image.name_stem or image.status == Image.Status.FAILED:
-        return 0
+    photo of the same product). Returns how many products changed.
+
+    One UPDATE, the image read in subqueries: it runs after every upload
+    commits, where each round trip to the database is felt.
+    """
+    image = Image.objects.filter(pk=image_id).exclude(name_stem="").exclude(status=Image.Status.FAILED)
+
+    def of_image(field: str) -> Subquery:
+        return Subquery(image.values(field)[:1])
+
+    created = of_image("created_at")
     older = (
         Q(image__isnull=True)
-        | Q(image__created_at__lt=image.created_at)
-        | Q(image__created_at=image.created_at, image__pk__lt=image.pk)
+        | Q(image__created_at__lt=created)
+        | Q(image__created_at=created, image__pk__lt=image_id)
     )
-    products = Product.objects.filter(image_stem=image.name_stem, is_demo=image.is_demo).filter(older)
-    return products.update(image=image, updated_at=timezone.now())
+    products = Product.objects.filter(image_stem=of_image("name_stem"), is_demo=of_image("is_demo"))
+    return products.filter(older).update(image_id=image_id, updated_at=timezone.now())
 
 
 @transaction.atomic

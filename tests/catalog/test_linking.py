@@ -63,6 +63,18 @@ def test_a_description_arriving_after_its_image_links_to_it(upload: Upload) -> N
     assert product.image == image
 
 
+def test_linking_after_an_upload_is_one_statement(upload: Upload) -> None:
+    # It runs after every upload commits, on the request's time.
+    product, _ = services.product_upsert(name="Plum", weight=80, image_name="007.jpeg")
+    image = upload("007.jpg")
+    product.image = None
+    product.save()
+    with CaptureQueriesContext(connection) as queries:
+        assert services.product_link_image(image_id=image.pk) == 1
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["UPDATE"]
+    assert image_of(product) == image
+
+
 def test_an_image_of_another_stem_is_not_linked(upload: Upload) -> None:
     product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
     upload("0010.jpeg")
