@@ -834,6 +834,23 @@ class S3Server(_Managed):
                 raise
         return name
 
+    def storage_backend(self, bucket: str, **extra: Any) -> dict[str, Any]:
+        """A ``STORAGES`` entry for ``bucket``, as production configures the
+        portal's S3 store (path-style, SigV4, no ACLs, no overwrites)."""
+        options = {
+            "bucket_name": bucket,
+            "endpoint_url": self.endpoint_url,
+            "access_key": self.access_key,
+            "secret_key": self.secret_key,
+            "region_name": self.region,
+            "querystring_auth": False,
+            "file_overwrite": False,
+            "default_acl": None,
+            "addressing_style": "path",
+            "signature_version": "s3v4",
+        }
+        return {"BACKEND": "uploads.storage.MediaS3Storage", "OPTIONS": {**options, **extra}}
+
     def _grpc_ports(self) -> list[int]:
         return [
             p + self._GRPC_OFFSET for p in (self.master_port, self.volume_port, self.filer_port, self.port)

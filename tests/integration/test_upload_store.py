@@ -37,19 +37,7 @@ def s3() -> Iterator[S3Server]:
 def bucket(s3: S3Server, settings: Any) -> str:
     """Originals and renditions in a bucket of their own, as production stores them."""
     name = s3.create_bucket(f"store-{time.monotonic_ns()}")
-    options = {
-        "bucket_name": name,
-        "endpoint_url": s3.endpoint_url,
-        "access_key": s3.access_key,
-        "secret_key": s3.secret_key,
-        "region_name": s3.region,
-        "querystring_auth": False,
-        "file_overwrite": False,
-        "default_acl": None,
-        "addressing_style": "path",
-        "signature_version": "s3v4",
-    }
-    backend = {"BACKEND": "uploads.storage.MediaS3Storage", "OPTIONS": options}
+    backend = s3.storage_backend(name)
     settings.STORAGES = {**settings.STORAGES, "default": backend, "originals": backend}
     return name
 

@@ -33,25 +33,6 @@ def s3() -> Iterator[S3Server]:
         yield server
 
 
-def _options(s3: S3Server, bucket: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "BACKEND": "uploads.storage.MediaS3Storage",
-        "OPTIONS": {
-            "bucket_name": bucket,
-            "endpoint_url": s3.endpoint_url,
-            "access_key": s3.access_key,
-            "secret_key": s3.secret_key,
-            "region_name": s3.region,
-            "querystring_auth": False,
-            "file_overwrite": False,
-            "default_acl": None,
-            "addressing_style": "path",
-            "signature_version": "s3v4",
-            **extra,
-        },
-    }
-
-
 @pytest.fixture(params=["private-bucket", "private-prefix"])
 def buckets(request: pytest.FixtureRequest, s3: S3Server, settings: Any) -> tuple[str, str]:
     """Media in S3 as production sets it up, in one of the two documented layouts."""
@@ -59,9 +40,9 @@ def buckets(request: pytest.FixtureRequest, s3: S3Server, settings: Any) -> tupl
     private = s3.create_bucket(f"{media}-private") if request.param == "private-bucket" else media
     settings.STORAGES = {
         **settings.STORAGES,
-        "default": _options(s3, media),
-        "originals": _options(
-            s3, private, querystring_auth=True, querystring_expire=LINK_SECONDS, custom_domain=None
+        "default": s3.storage_backend(media),
+        "originals": s3.storage_backend(
+            private, querystring_auth=True, querystring_expire=LINK_SECONDS, custom_domain=None
         ),
     }
     settings.ORIGINAL_URL_SECONDS = LINK_SECONDS

@@ -158,17 +158,34 @@ def decodes_counted(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[in
 DEEP = processing.Preset("deep", widths=(400,), formats=("jpeg",))
 
 
-def test_a_deep_reduction_reads_the_file_once_colour_included(monkeypatch: pytest.MonkeyPatch) -> None:
-    data = corpus.photo_jpeg(1800, 1200, seed=3)
-    reference = full_decode_resized(data, (400, 267))
+@pytest.mark.parametrize(
+    ("size", "work", "decodes"),
+    [
+        # Decoded at 1/2 for its headroom: small enough to decode once,
+        # colour included.
+        ((1800, 1200), (400, 267), [("YCbCr", (900, 600))]),
+        # 3000 px to 1600: libjpeg decodes whole either way and 1.9x is left
+        # to Lanczos. Resampled as RGB, that is four bytes a pixel instead of
+        # one; the colour comes from a second, reduced-scale decode.
+        ((3000, 2000), (1600, 1067), [("L", (3000, 2000)), ("YCbCr", (1500, 1000))]),
+    ],
+)
+def test_the_luma_is_resampled_apart_with_the_fewest_decodes(
+    monkeypatch: pytest.MonkeyPatch,
+    size: tuple[int, int],
+    work: tuple[int, int],
+    decodes: list[tuple[str, tuple[int, int]]],
+) -> None:
+    data = corpus.photo_jpeg(*size, seed=3)
+    reference = full_decode_resized(data, work)
     seen = decodes_counted(monkeypatch)
     with Image.open(io.BytesIO(data)) as img:
-        work = processing._jpeg_luma_apart(img, (400, 267))
-    assert seen == [("YCbCr", (900, 600))]
-    assert work is not None
-    assert work.size == (400, 267)
-    assert mean_difference(work, reference) < 1.0
-    assert mean_difference(work, reference, "RGB") < 1.2
+        picture = processing._jpeg_luma_apart(img, work)
+    assert sorted(seen) == decodes
+    assert picture is not None
+    assert picture.size == work
+    assert mean_difference(picture, reference) < 1.0
+    assert mean_difference(picture, reference, "RGB") < 1.2
 
 
 def test_a_deep_reduction_of_a_progressive_jpeg_decodes_luma_and_colour_apart(
@@ -190,18 +207,3 @@ def test_the_working_picture_is_the_largest_rendition_when_scaling_would_round_a
     assert work == (1600, 1067)
     # Turned by its EXIF orientation, in the stored picture's own axes.
     assert processing._plan((5773, 8660), 6, WEB)[2] == (1067, 1600)
-
-
-def test_a_reduction_left_to_the_resampler_resamples_the_luma_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    # 3000 px to 1600: libjpeg decodes whole either way, and 1.9x is left to
-    # Lanczos. Resampled as RGB, that is four bytes a pixel to resample
-    # instead of one; the colour comes from a second, reduced-scale decode.
-    data = corpus.photo_jpeg(3000, 2000, seed=4)
-    reference = full_decode_resized(data, (1600, 1067))
-    seen = decodes_counted(monkeypatch)
-    with Image.open(io.BytesIO(data)) as img:
-        work = processing._jpeg_luma_apart(img, (1600, 1067))
-    assert sorted(seen) == [("L", (3000, 2000)), ("YCbCr", (1500, 1000))]
-    assert work is not None
-    assert mean_difference(work, reference) < 1.0
-    assert mean_difference(work, reference, "RGB") < 1.2
