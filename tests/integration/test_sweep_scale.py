@@ -13,7 +13,6 @@ from django.core.files.storage import storages
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from tests.security.test_originals_s3 import _options
 from tests.servers import S3Server
 from uploads import storage
 from uploads.models import Image, Rendition
@@ -30,8 +29,8 @@ def bucket(settings: Any) -> Iterator[S3Server]:
         name = s3.create_bucket("sweep-scale")
         settings.STORAGES = {
             **settings.STORAGES,
-            "default": _options(s3, name),
-            "originals": _options(s3, name, querystring_auth=True),
+            "default": s3.storage_backend(name),
+            "originals": s3.storage_backend(name, querystring_auth=True),
         }
         yield s3
 
