@@ -4,6 +4,7 @@ lab endpoints, commands) goes through these functions."""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,8 +15,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage
-from django.db import transaction
-from django.db.models import Q, Subquery
+from django.db import connection, transaction
 from django.utils import timezone
 
 from catalog import formats, reports, selectors
@@ -326,21 +326,43 @@ def product_link_image(*, image_id: int) -> int:
     photo of the same product). Returns how many products changed.
 
     One UPDATE, the image read in subqueries: it runs after every upload
-    commits, where each round trip to the database is felt.
+    commits, on the uploader's time. Written as SQL because building the same
+    statement through the ORM (a join turned into ``pk IN``, four subqueries)
+    costs several times what running it does.
     """
-    image = Image.objects.filter(pk=image_id).exclude(name_stem="").exclude(status=Image.Status.FAILED)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _link_image_sql(),
+            {
+                "image": image_id,
+                "failed": Image.Status.FAILED,
+                "now": connection.ops.adapt_datetimefield_value(timezone.now()),
+            },
+        )
+        return int(cursor.rowcount)
 
-    def of_image(field: str) -> Subquery:
-        return Subquery(image.values(field)[:1])
 
-    created = of_image("created_at")
-    older = (
-        Q(image__isnull=True)
-        | Q(image__created_at__lt=created)
-        | Q(image__created_at=created, image__pk__lt=image_id)
+# Newer means (created_at, id) greater, the order of selectors.image_latest_for.
+_LINK_IMAGE_SQL = """
+UPDATE {products} SET image_id = %(image)s, updated_at = %(now)s
+WHERE image_stem = (
+    SELECT name_stem FROM {images} WHERE id = %(image)s AND name_stem <> '' AND status <> %(failed)s
+  )
+  AND is_demo = (SELECT is_demo FROM {images} WHERE id = %(image)s)
+  AND (
+    {products}.image_id IS NULL
+    OR EXISTS (
+      SELECT 1 FROM {images} AS shown
+      WHERE shown.id = {products}.image_id
+        AND (shown.created_at, shown.id) < (SELECT created_at, id FROM {images} WHERE id = %(image)s)
     )
-    products = Product.objects.filter(image_stem=of_image("name_stem"), is_demo=of_image("is_demo"))
-    return products.filter(older).update(image_id=image_id, updated_at=timezone.now())
+  )
+"""
+
+
+@functools.cache
+def _link_image_sql() -> str:
+    return _LINK_IMAGE_SQL.format(products=Product._meta.db_table, images=Image._meta.db_table)
 
 
 @transaction.atomic

@@ -119,6 +119,9 @@ def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_c
     assert Image.objects.get(pk=broken.pk).status == Image.Status.FAILED
     product, _ = services.product_upsert(name="Lime", weight=180, image_name="015.jpeg")
     assert product.image == good
+    # Linked by id once it has failed (a worker's order), it is still not shown.
+    assert services.product_link_image(image_id=broken.pk) == 0
+    assert image_of(product) == good
 
 
 def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
@@ -233,13 +236,14 @@ def query_plan(run: Callable[[], Any]) -> str:
     [
         (lambda: selectors.image_latest_for("001.jpeg"), "uploads_image_stem_idx"),
         (lambda: list(Product.objects.filter(image_stem="001", is_demo=False)), "catalog_product_stem_idx"),
+        (lambda: services.product_link_image(image_id=1), "catalog_product_stem_idx"),
         (lambda: list(Image.objects.filter(file__in=["originals/ab/x.jpg"])), "uploads_image_file_idx"),
         (
             lambda: list(Rendition.objects.filter(storage_key__in=["renditions/ab/x.jpg"])),
             "uploads_rendition_key_idx",
         ),
     ],
-    ids=["image-by-stem", "product-by-stem", "image-by-file", "rendition-by-key"],
+    ids=["image-by-stem", "product-by-stem", "link-after-upload", "image-by-file", "rendition-by-key"],
 )
 def test_linking_and_sweep_lookups_use_an_index(lookup: Callable[[], Any], index: str) -> None:
     assert index in query_plan(lookup)

@@ -92,6 +92,23 @@ def test_the_api_answers_before_processing_whatever_the_size(portal: Fleet) -> N
     assert portal.api("GET", "/api/v1/images/?status=pending").json()["count"] == 2
 
 
+def test_an_upload_shows_on_the_product_naming_its_stem_the_newest_winning(portal: Fleet) -> None:
+    created = portal.api(
+        "POST", "/api/v1/products/", json={"name": "Fig", "weight": 40, "image_name": "041.jpeg"}
+    )
+    assert created.status_code == 201, created.text
+    older, newer = (
+        portal.upload(corpus.photo_jpeg(300, 200, seed=seed), name).json()["id"]
+        for seed, name in ((1, "041.jpg"), (2, "041.png"))
+    )
+    product = portal.api("GET", f"/api/v1/products/{created.json()['id']}/").json()
+    assert product["image"]["id"] == newer
+    # Linked again (as a late commit would), the older photo takes nothing away.
+    script = f"from catalog.services import product_link_image; print(product_link_image(image_id={older}))"
+    assert portal.manage("shell", "-c", script).stdout.split()[-1] == "0"
+    assert portal.api("GET", f"/api/v1/products/{created.json()['id']}/").json()["image"]["id"] == newer
+
+
 def _task_runs(log: str) -> tuple[set[str], set[str]]:
     """Ids of the processing tasks a worker's log says it received, and finished."""
     received = set(re.findall(r"process_image\[([0-9a-f-]+)\] received", log))
