@@ -24,6 +24,7 @@ import os
 import queue
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 from celery import current_app
 from django.conf import settings
@@ -151,6 +152,14 @@ def start(*, image_id: int, force: bool = False) -> bool:
     if jobs is not None and not settings.BROKER_CONFIGURED:
         jobs.put((image_id, force))
         return True
+    held = _answering.held
+    if held is not None and settings.BROKER_CONFIGURED:
+        held.append((image_id, force))
+        return True
+    return _publish(image_id, force)
+
+
+def _publish(image_id: int, force: bool) -> bool:
     try:
         # No time limits in the message: the worker's own settings apply (a
         # sender's would travel in the message and override them).
@@ -161,6 +170,37 @@ def start(*, image_id: int, force: bool = False) -> bool:
         logger.warning("broker unavailable, image %s left pending for the sweep: %s", image_id, exc)
         return False
     return True
+
+
+class _Answering(threading.local):
+    """Images this thread sends to the broker once the request it is
+    answering has been answered (None: not answering one)."""
+
+    held: list[tuple[int, bool]] | None = None
+
+
+_answering = _Answering()
+
+
+def hold_until_answered(**kwargs: Any) -> None:
+    """On request_started: publishes wait until the answer has gone out.
+
+    The uploader is not kept waiting on the broker (a round trip or two), and
+    the worker does not start decoding on the core that is still answering.
+    A process that dies in between leaves its images pending, for the sweep,
+    as a broker that is away does.
+    """
+    _answering.held = []
+
+
+def publish_held(**kwargs: Any) -> None:
+    """On request_finished (the response sent and closed): send what was held."""
+    held, _answering.held = _answering.held, None
+    for image_id, force in held or ():
+        try:
+            _publish(image_id, force)
+        except Exception:
+            logger.exception("image %s left pending for the sweep: publishing it failed", image_id)
 
 
 def background_start() -> None:

@@ -1,7 +1,8 @@
 """Side effects of saving and deleting images, wired from UploadsConfig.ready().
 
 Saving an image whose file is new or changed queues its processing once the
-transaction commits; deleting an image or a rendition deletes its objects once
+transaction commits (sent to a broker once the request that saved it has been
+answered); deleting an image or a rendition deletes its objects once
 the deletion commits (unless another row still points at the same key).
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.signals import request_finished, request_started
 from django.db import transaction
 from django.db.models.signals import post_delete, post_init, post_save
 
@@ -51,3 +53,5 @@ def register() -> None:
     post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
     post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
     post_delete.connect(delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file")
+    request_started.connect(dispatch.hold_until_answered, dispatch_uid="uploads.hold_until_answered")
+    request_finished.connect(dispatch.publish_held, dispatch_uid="uploads.publish_held")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.db import transaction
+from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 
 from tests.uploads import corpus
@@ -180,6 +183,43 @@ def test_an_upload_is_kept_pending_when_the_broker_is_away(
     with commit():
         assert tasks.sweep_stuck_images() == 1
     assert Image.objects.get(pk=image.pk).status == Image.Status.READY
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the publish is an on-commit hook
+def test_the_broker_hears_of_an_upload_only_once_the_answer_has_gone_out(
+    token_client: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """Driven as a WSGI server drives the portal: the answer is read whole,
+    then closed. The uploader does not wait for the broker."""
+    settings.BROKER_CONFIGURED = True
+    events: list[tuple[str, int]] = []
+    monkeypatch.setattr(
+        tasks.process_image, "apply_async", lambda args, **kwargs: events.append(("published", args[0]))
+    )
+    request = RequestFactory().post(
+        "/api/v1/images/",
+        {"file": SimpleUploadedFile("a.jpg", corpus.jpeg())},
+        **token_client._credentials,
+    )
+    response = WSGIHandler()(request.environ, lambda status, headers: None)
+    answer = json.loads(b"".join(response))
+    assert response.status_code == 201
+    events.append(("answered", answer["id"]))
+    assert events == [("answered", answer["id"])]
+    response.close()
+    assert events == [("answered", answer["id"]), ("published", answer["id"])]
+
+
+def test_processing_started_outside_a_request_is_published_at_once(
+    token_client: Any, commit: Any, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.BROKER_CONFIGURED = True
+    assert token_client.get("/api/v1/images/").status_code == 200  # a request answered before
+    published: list[int] = []
+    monkeypatch.setattr(tasks.process_image, "apply_async", lambda args, **kwargs: published.append(args[0]))
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    assert published == [image.pk]
 
 
 def test_an_upload_is_read_whole_whatever_size_it_states() -> None:
