@@ -132,8 +132,8 @@ def image_upload(
             "The image store is unavailable; nothing was saved. Please try again shortly."
         ) from exc
     try:
-        with transaction.atomic():
-            image.save()
+        # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
+        image.save()
     except BaseException:
         # The object goes unless an identical upload's row holds it.
         storage.delete_unreferenced({image.file.name})
