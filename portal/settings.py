@@ -236,6 +236,11 @@ IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
 # image (by a Celery pool process, the embedded server or a command, none of
 # which is capped itself). 0 turns it off.
 IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024)
+# How far that child's CPU priority is lowered (nice, 0 to 19) when it
+# processes an upload in the background: on a machine that also serves web
+# requests, they come first. Renditions on demand, which a visitor waits for,
+# keep the normal priority. 0 turns it off.
+IMAGE_NICE = env.int("PORTAL_IMAGE_NICE", default=10)
 # Renditions on demand (/img/<signature>/<id>/<spec>/<format>/, see
 # uploads/ondemand.py and docs/deploy.md for what they can cost): the largest
 # side asked for, the formats, and how many one image may have (each size and

@@ -218,8 +218,10 @@ def process(
     time_limit: float | None,
     focal_point: processing.FocalPoint | None = None,
     crops_only: bool = False,
+    nice: int = 0,
 ) -> processing.Result:
-    """``processing.process`` under the ceiling and the time limit.
+    """``processing.process`` under the ceiling and the time limit, in a child
+    whose CPU priority is lowered by ``nice`` (0 to 19; 0 leaves it as is).
 
     Raises what ``processing.process`` raises, and OutOfMemory, TimedOut or
     Died. Whatever interrupts the wait (Celery's SoftTimeLimitExceeded) kills
@@ -229,7 +231,7 @@ def process(
     receiver, sender = _context.Pipe(duplex=False)
     child = _context.Process(
         target=_child,
-        args=(sender, data, preset, max_pixels, memory_limit_mb, options),
+        args=(sender, data, preset, max_pixels, memory_limit_mb, nice, options),
         name="image-decoder",
         daemon=True,
     )
@@ -288,6 +290,7 @@ def _child(
     preset: processing.Preset,
     max_pixels: int,
     memory_limit_mb: int,
+    nice: int,
     options: dict[str, Any],
 ) -> None:
     _die_with_parent()
@@ -296,6 +299,9 @@ def _child(
     # crash only if they do not die of the signal first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _limit_memory(memory_limit_mb)
+    if nice > 0:
+        # Before any thread starts: the encoders' threads inherit it.
+        os.nice(min(nice, 19))
     outcome: tuple[str, Any]
     try:
         outcome = (

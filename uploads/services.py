@@ -264,6 +264,7 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             memory_limit_mb=limit_mb,
             time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT if time_limit else None,
             focal_point=focal_point,
+            nice=settings.IMAGE_NICE,
         )
         del data
         rows = _outputs_to_rows(image, result)
@@ -454,6 +455,7 @@ def image_recrop(*, image_id: int) -> Image | None:
             time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
             focal_point=used,
             crops_only=True,
+            nice=settings.IMAGE_NICE,
         )
     except (
         processing.ImageRejected,

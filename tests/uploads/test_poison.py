@@ -252,6 +252,43 @@ def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
     assert _forkserver_children() == []  # the decoder was killed, not left running
 
 
+# --- Priority ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def decoders_niceness() -> Iterator[dict[int, int]]:
+    """The nice value of each decoding child, as last seen while it ran."""
+    seen: dict[int, int] = {}
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.is_set():
+            for child in _forkserver_children():
+                with contextlib.suppress(psutil.Error):
+                    seen[child.pid] = child.nice()
+            done.wait(0.005)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    try:
+        yield seen
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("nice", [10, 0])
+def test_background_processing_yields_the_cpu_to_web_requests(
+    commit: Any, settings: Any, big_flat_png: bytes, nice: int
+) -> None:
+    settings.IMAGE_NICE = nice
+    with decoders_niceness() as seen:
+        image = upload(commit, big_flat_png)
+    assert image.status == Image.Status.READY
+    assert seen  # the child was seen at work
+    assert set(seen.values()) == {psutil.Process().nice() + nice}
+
+
 # --- A file that fails to decode ----------------------------------------------------
 
 
