@@ -12,7 +12,7 @@ import contextlib
 import resource
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psutil
@@ -161,26 +161,38 @@ def _forkserver_children() -> list[psutil.Process]:
 
 
 @contextlib.contextmanager
-def every_decoder_killed() -> Iterator[list[int]]:
-    """Kill each decoding child as soon as it appears, as a crashing decoder would die."""
-    killed: list[int] = []
+def each_decoder(action: Callable[[psutil.Process], None]) -> Iterator[None]:
+    """Within the block, ``action`` is done to each decoding child while it
+    runs, every 5 ms."""
     done = threading.Event()
 
-    def kill() -> None:
+    def watch() -> None:
         while not done.is_set():
             for child in _forkserver_children():
                 with contextlib.suppress(psutil.Error):
-                    child.kill()
-                    killed.append(child.pid)
+                    action(child)
             done.wait(0.005)
 
-    thread = threading.Thread(target=kill, daemon=True)
+    thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     try:
-        yield killed
+        yield
     finally:
         done.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def every_decoder_killed() -> Iterator[list[int]]:
+    """Kill each decoding child as soon as it appears, as a crashing decoder would die."""
+    killed: list[int] = []
+
+    def kill(child: psutil.Process) -> None:
+        child.kill()
+        killed.append(child.pid)
+
+    with each_decoder(kill):
+        yield killed
 
 
 def test_a_decoder_that_dies_every_time_ends_failed_after_three_tries(
@@ -259,22 +271,8 @@ def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
 def decoders_niceness() -> Iterator[dict[int, int]]:
     """The nice value of each decoding child, as last seen while it ran."""
     seen: dict[int, int] = {}
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.is_set():
-            for child in _forkserver_children():
-                with contextlib.suppress(psutil.Error):
-                    seen[child.pid] = child.nice()
-            done.wait(0.005)
-
-    thread = threading.Thread(target=watch, daemon=True)
-    thread.start()
-    try:
+    with each_decoder(lambda child: seen.update({child.pid: child.nice()})):
         yield seen
-    finally:
-        done.set()
-        thread.join()
 
 
 @pytest.mark.parametrize("nice", [10, 0])
