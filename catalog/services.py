@@ -366,6 +366,18 @@ def _link_image_sql() -> str:
 
 
 @transaction.atomic
+def product_relink_from_failed(*, image_id: int) -> int:
+    """The products showing this image, which has failed, show the newest
+    usable image of their stem instead (none if there is none): a broken
+    later upload never hides the photo before it. Returns how many changed."""
+    changed = 0
+    for product in Product.objects.select_for_update().filter(image_id=image_id):
+        newest = selectors.image_latest_for(product.image_name, is_demo=product.is_demo)
+        changed += _product_save(product, {"image": newest})
+    return changed
+
+
+@transaction.atomic
 def product_delete(*, product: Product) -> None:
     """Delete the product; its reviews stay, no longer tied to it, and its
     images stay in the images list."""

@@ -19,7 +19,7 @@ from catalog import selectors, services
 from catalog.models import Product
 from tests.uploads import corpus
 from uploads.models import Image, Rendition
-from uploads.services import image_upload
+from uploads.services import image_process, image_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -122,6 +122,34 @@ def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_c
     # Linked by id once it has failed (a worker's order), it is still not shown.
     assert services.product_link_image(image_id=broken.pk) == 0
     assert image_of(product) == good
+
+
+def test_a_later_photo_that_fails_gives_the_product_back_the_one_before(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    product, _ = services.product_upsert(name="Pear", weight=170, image_name="016.jpeg")
+    good = upload("016.jpeg")
+    with django_capture_on_commit_callbacks(execute=False):
+        broken = image_upload(file=corpus.truncated_jpeg(), original_name="016.jpg", preset="supplier")
+    # A worker's order: linked when the upload commits, failed when processed.
+    assert services.product_link_image(image_id=broken.pk) == 1
+    assert image_of(product) == broken
+    with django_capture_on_commit_callbacks(execute=True):
+        image_process(image_id=broken.pk)
+    assert Image.objects.get(pk=broken.pk).status == Image.Status.FAILED
+    assert image_of(product) == good
+
+
+def test_a_failed_only_photo_leaves_its_product_without_one(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    product, _ = services.product_upsert(name="Quince", weight=300, image_name="017.jpeg")
+    with django_capture_on_commit_callbacks(execute=False):
+        broken = image_upload(file=corpus.truncated_jpeg(), original_name="017.jpg", preset="supplier")
+    services.product_link_image(image_id=broken.pk)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_process(image_id=broken.pk)
+    assert image_of(product) is None
 
 
 def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
