@@ -190,6 +190,7 @@ def hold_until_answered(**kwargs: Any) -> None:
     A process that dies in between leaves its images pending, for the sweep,
     as a broker that is away does.
     """
+    publish_held()  # what an earlier request left, had its response never been closed
     _answering.held = []
 
 

@@ -17,7 +17,7 @@ from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 
 from tests.uploads import corpus
-from uploads import services, storage, tasks
+from uploads import dispatch, services, storage, tasks
 from uploads.models import Image
 from uploads.tasks import sweep_stuck_images
 
@@ -220,6 +220,21 @@ def test_processing_started_outside_a_request_is_published_at_once(
     with commit():
         image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     assert published == [image.pk]
+
+
+def test_what_a_request_held_is_sent_by_the_next_one_had_its_response_never_been_closed(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    settings.BROKER_CONFIGURED = True
+    published: list[int] = []
+    monkeypatch.setattr(tasks.process_image, "apply_async", lambda args, **kwargs: published.append(args[0]))
+    dispatch.hold_until_answered()
+    assert dispatch.start(image_id=7)
+    assert published == []
+    dispatch.hold_until_answered()  # the next request, with no close in between
+    assert published == [7]
+    dispatch.publish_held()
+    assert published == [7]
 
 
 def test_an_upload_is_read_whole_whatever_size_it_states() -> None:
