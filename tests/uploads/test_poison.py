@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from tests.uploads import corpus
-from uploads import embedded, services, storage, tasks
+from uploads import dispatch, embedded, services, storage, tasks
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -105,20 +105,28 @@ def test_a_late_duplicate_leaves_a_failed_image_alone(commit: Any) -> None:
 
 
 def test_the_sweep_never_requeues_past_the_cap(
-    commit: Any, settings: Any, django_capture_on_commit_callbacks: Any
+    commit: Any, settings: Any, django_capture_on_commit_callbacks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     dying = upload(commit, corpus.jpeg(), "dying.jpg")
     lost = upload(commit, corpus.png(), "lost.png")
     interrupted(dying, deaths=3)
     interrupted(lost, deaths=1)
     settings.IMAGE_STUCK_AFTER_SECONDS = 0
-    with django_capture_on_commit_callbacks(execute=False) as queued:
+    started: list[int] = []
+    start = dispatch.start
+
+    def counted_start(*, image_id: int, force: bool = False) -> bool:
+        started.append(image_id)
+        return start(image_id=image_id, force=force)
+
+    monkeypatch.setattr(dispatch, "start", counted_start)
+    with django_capture_on_commit_callbacks(execute=False) as on_commit:
         assert tasks.sweep_stuck_images() == 2
     dying.refresh_from_db()
     assert dying.status == Image.Status.FAILED  # by the sweep itself, before any task runs
-    assert len(queued) == 1  # only the other one is queued again
-    for start in queued:
-        start()
+    for callback in on_commit:
+        callback()
+    assert started == [lost.pk]  # only the other one is queued again
     dying.refresh_from_db()
     lost.refresh_from_db()
     assert (dying.status, dying.error) == (
