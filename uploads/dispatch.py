@@ -1,5 +1,6 @@
 """Where and when an image is processed: enqueued for a Celery worker when a
-broker is configured, else run in this process.
+broker is configured (from a request, once its answer has gone out), else run
+in this process.
 
 In this process it runs on the caller's thread (management commands, tests:
 the work is done when the call returns), or, once the embedded server has
@@ -139,7 +140,9 @@ def process_after_commit(*, image_id: int, force: bool = False) -> None:
 
 
 def start(*, image_id: int, force: bool = False) -> bool:
-    """Send, queue or run the processing now. Returns whether it was started.
+    """Send, queue or run the processing now; while this thread answers a
+    request, it is sent to the broker once the answer has gone out. Returns
+    whether it was started (or will be).
 
     With the broker away the image stays pending, and the periodic sweep
     queues it again: an accepted upload is never lost.
