@@ -4,12 +4,14 @@ with conditional GET (an ETag over the rows, ``304`` before any JSON is made).""
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
 import orjson
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
 from django.http import Http404
@@ -89,11 +91,23 @@ def url_maker(viewname: str, kwarg: str, kind: type = str) -> Callable[[Any], st
 # --- Conditional GET ----------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=2)
+def _tag_key(secret: str) -> bytes:
+    return hashlib.blake2b(secret.encode(), digest_size=32, person=b"portal.etag").digest()
+
+
 def etag_for(*parts: Any) -> str:
     """A strong tag over what a representation is made of: the rows as the
-    database returned them, and whatever else changes the body."""
+    database returned them, and whatever else changes the body.
+
+    The rows hold columns a caller may not see (an image's sha256, its
+    error), so the hash is keyed with the site's secret: otherwise anyone
+    could rebuild a tag offline from the public fields and a guess at a
+    hidden one, and learn whether the guess was right. Every server of a
+    fleet shares the secret, so they all give the same tag."""
     raw = orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
-    return '"' + hashlib.blake2b(raw, digest_size=16).hexdigest() + '"'
+    digest = hashlib.blake2b(raw, digest_size=16, key=_tag_key(settings.SECRET_KEY))
+    return '"' + digest.hexdigest() + '"'
 
 
 def etag_matches(request: Request, tag: str) -> bool:

@@ -334,6 +334,24 @@ def test_moderators_and_visitors_get_different_tags_for_the_same_rows(
     )
 
 
+def test_a_tag_is_keyed_by_the_sites_secret(visitor: APIClient, settings: Any) -> None:
+    # An image's row holds its sha256, hidden from visitors: an unkeyed hash
+    # of the rows would let anyone with a candidate file confirm it offline.
+    ImageFactory(size=(64, 48))
+    url = "/api/v1/images/"
+    tag = visitor.get(url)["ETag"]
+    secret = settings.SECRET_KEY
+
+    settings.SECRET_KEY = secret + "-another"
+    elsewhere = visitor.get(url)
+    settings.SECRET_KEY = secret
+    again = visitor.get(url)
+
+    assert elsewhere.json() == again.json()
+    assert elsewhere["ETag"] != tag
+    assert again["ETag"] == tag  # servers sharing the secret agree
+
+
 def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None:
     review = FeedbackFactory()
 
