@@ -54,6 +54,10 @@ class Image(models.Model):
     # was killed; at IMAGE_MAX_ATTEMPTS the image ends failed. Reset when a run
     # starts afresh (upload, reprocess).
     interruptions = models.PositiveIntegerField(default=0)
+    # Without a broker: the process whose memory holds the pending work
+    # (host:pid:start), so that its work is taken over as soon as it is gone
+    # (uploads.holders). Empty with a broker, whose queue outlives processes.
+    holder = models.CharField(max_length=200, blank=True, editable=False)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -13,19 +13,22 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from typing import IO, Any
+from typing import IO, Any, Final
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
-from uploads import dispatch, metrics, processing, sandbox, storage
+from uploads import dispatch, holders, metrics, processing, sandbox, storage
 from uploads.models import Image, Rendition
 
 logger = logging.getLogger(__name__)
+
+# The states of an image whose processing is still to come.
+_WAITING: Final = (Image.Status.PENDING, Image.Status.PROCESSING)
 
 
 class ImageTooLarge(Exception):
@@ -118,6 +121,7 @@ def image_upload(
         frames=info.frames,
         bytes=len(data),
         uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+        holder=holders.mine(),
     )
     # Nothing an upload sets can break the table's constraints (they bound the
     # focal point, unset here) and its uploader is the caller the request
@@ -150,6 +154,10 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     sha = hashlib.sha256(data).hexdigest()
     existing = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk").first()
     if existing is not None:
+        # An earlier import killed before its images were processed: this
+        # run finishes them (without a server, nothing else would soon).
+        if existing.status in _WAITING and image_take_over(image_id=existing.pk) == "requeued":
+            existing.refresh_from_db()
         return existing, False
     return image_upload(file=data, original_name=original_name, preset=preset_name), True
 
@@ -213,7 +221,8 @@ def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
             image.interruptions = 0
         image.status = Image.Status.PROCESSING
         image.attempts += 1
-        image.save(update_fields=["status", "attempts", "interruptions", "updated_at"])
+        image.holder = holders.mine()
+        image.save(update_fields=["status", "attempts", "interruptions", "holder", "updated_at"])
     return image, True
 
 
@@ -322,40 +331,54 @@ def image_mark_pending(*, image_id: int) -> None:
     )
 
 
-def image_sweep_stuck() -> int:
-    """Process again the images left pending or processing for longer than
-    IMAGE_STUCK_AFTER_SECONDS (a task lost with the broker, a worker that died
-    or was killed at the hard time limit); one whose worker died under it
-    IMAGE_MAX_ATTEMPTS times ends failed instead.
+def _stuck_before() -> dt.datetime:
+    return timezone.now() - dt.timedelta(seconds=settings.IMAGE_STUCK_AFTER_SECONDS)
 
-    Returns how many images it re-queued or failed.
+
+def _abandoned(image: Image, stuck_before: dt.datetime) -> bool:
+    return image.updated_at < stuck_before or holders.gone(image.holder)
+
+
+def image_take_over(*, image_id: int) -> str | None:
+    """Process again an image left pending or processing by work that was
+    lost: its holder process is gone (uploads.holders), or it has waited
+    IMAGE_STUCK_AFTER_SECONDS (a task lost with the broker, a worker killed
+    at the hard time limit). One whose worker died under it IMAGE_MAX_ATTEMPTS
+    times ends failed instead.
+
+    Returns "requeued", "failed", or None for an image nobody lost.
     """
-    cutoff = timezone.now() - dt.timedelta(seconds=settings.IMAGE_STUCK_AFTER_SECONDS)
-    waiting = [Image.Status.PENDING, Image.Status.PROCESSING]
-    stuck = list(Image.objects.filter(status__in=waiting, updated_at__lt=cutoff).values_list("pk", flat=True))
-    requeued, failed = [], []
-    for pk in stuck:
-        with transaction.atomic():
-            image = (
-                Image.objects.select_for_update()
-                .filter(pk=pk, status__in=waiting, updated_at__lt=cutoff)
-                .first()
-            )
-            if image is None:
-                continue  # finished meanwhile
-            if image.status == Image.Status.PROCESSING and image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
-                _set_failed(image, reason_died(image.interruptions), elapsed=None)
-                failed.append(pk)
-                continue
-            # Touched, so the next sweep leaves it alone for another period.
-            image.save(update_fields=["updated_at"])
-            dispatch.process_after_commit(image_id=pk)
-            requeued.append(pk)
-    if requeued:
-        logger.warning("re-queued %d stuck images: %s", len(requeued), requeued)
-    if failed:
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id, status__in=_WAITING).first()
+        if image is None or not _abandoned(image, _stuck_before()):
+            return None  # finished meanwhile, or still in hand
+        if image.status == Image.Status.PROCESSING and image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
+            _set_failed(image, reason_died(image.interruptions), elapsed=None)
+            return "failed"
+        # Touched and held by this process: the next sweep leaves it alone.
+        image.holder = holders.mine()
+        image.save(update_fields=["holder", "updated_at"])
+        dispatch.process_after_commit(image_id=image_id)
+        return "requeued"
+
+
+def image_sweep_stuck() -> int:
+    """Take over every image whose work was lost (image_take_over): at once
+    where its holder process on this host is gone, else once it has waited
+    IMAGE_STUCK_AFTER_SECONDS. Returns how many images it re-queued or failed.
+    """
+    candidates = Image.objects.filter(status__in=_WAITING).filter(
+        Q(updated_at__lt=_stuck_before()) | Q(holder__startswith=holders.this_host())
+    )
+    outcomes: dict[str | None, list[int]] = {}
+    for image in candidates.only("pk", "holder", "updated_at"):
+        if _abandoned(image, _stuck_before()):
+            outcomes.setdefault(image_take_over(image_id=image.pk), []).append(image.pk)
+    if requeued := outcomes.get("requeued"):
+        logger.warning("re-queued %d images whose processing was lost: %s", len(requeued), requeued)
+    if failed := outcomes.get("failed"):
         logger.warning("gave up on %d images whose worker kept dying: %s", len(failed), failed)
-    return len(requeued) + len(failed)
+    return len(outcomes.get("requeued", ())) + len(outcomes.get("failed", ()))
 
 
 def _log(image: Image, outcome: str, elapsed: int | None) -> None:
@@ -384,7 +407,7 @@ def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> in
     count = 0
     for image in images:
         with transaction.atomic():
-            fields = ["status", "error", "interruptions", "updated_at"]
+            fields = ["status", "error", "interruptions", "holder", "updated_at"]
             if preset:
                 preset_get(preset)
                 image.preset = preset
@@ -392,6 +415,7 @@ def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> in
             image.status = Image.Status.PENDING
             image.error = ""
             image.interruptions = 0
+            image.holder = holders.mine()
             image.save(update_fields=fields)
             dispatch.process_after_commit(image_id=image.pk, force=True)
         count += 1

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import socket
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 
 from tests.uploads import corpus
-from uploads import dispatch, services, storage, tasks
+from uploads import dispatch, holders, services, storage, tasks
 from uploads.models import Image
 from uploads.tasks import sweep_stuck_images
 
@@ -136,6 +139,63 @@ def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: An
     assert image.status == Image.Status.READY
     assert image.interruptions == 0  # no process was seen dying under it: not counted
     assert sweep_stuck_images() == 0
+
+
+@pytest.fixture
+def dead_holder() -> str:
+    """The holder a process that has since been killed recorded."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        holder = holders._me(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    return holder
+
+
+def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(dead_holder: str) -> None:
+    me = holders.mine()
+    host, pid, start = me.rsplit(":", 2)
+
+    assert me == f"{socket.gethostname()}:{os.getpid()}:{start}"
+    assert int(start) > 0
+    assert not holders.gone(me)
+    assert holders.gone(dead_holder)
+    assert holders.gone(f"{host}:{pid}:{int(start) + 1}")  # the pid, given to a newer process
+    assert not holders.gone(f"elsewhere:{dead_holder.split(':', 1)[1]}")  # not ours to judge
+    assert not holders.gone("")
+
+
+def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, dead_holder: str) -> None:
+    with commit():
+        held = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+        alive = services.image_upload(file=corpus.jpeg(quality=80), original_name="b.jpg")
+    Image.objects.filter(pk=held.pk).update(status=Image.Status.PROCESSING, holder=dead_holder)
+    Image.objects.filter(pk=alive.pk).update(status=Image.Status.PENDING, holder=holders.mine())
+
+    with commit():
+        assert sweep_stuck_images() == 1  # long before IMAGE_STUCK_AFTER_SECONDS
+
+    held.refresh_from_db()
+    assert (held.status, held.interruptions) == (Image.Status.READY, 0)
+    assert held.holder == holders.mine()
+    assert Image.objects.get(pk=alive.pk).status == Image.Status.PENDING  # still in hand
+
+
+def test_an_import_run_again_finishes_what_a_killed_run_held(
+    commit: Any, tmp_path: Path, dead_holder: str
+) -> None:
+    (tmp_path / "001.jpeg").write_bytes(corpus.jpeg())
+    with commit():
+        call_command("import_images", str(tmp_path), stdout=io.StringIO())
+    Image.objects.update(status=Image.Status.PROCESSING, holder=dead_holder)
+
+    with commit():
+        call_command("import_images", str(tmp_path), stdout=io.StringIO())
+
+    image = Image.objects.get()
+    assert image.status == Image.Status.READY
+    assert image.renditions.exists()
 
 
 @pytest.fixture
