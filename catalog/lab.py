@@ -19,6 +19,7 @@ from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback
+from core.parsers import JSONParser
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
 
@@ -79,7 +80,7 @@ class LabUploadedSerializer(serializers.Serializer[Any]):
 class LabView(APIView):
     authentication_classes: list[type] = []  # open, and so no CSRF check
     permission_classes: list[type] = []
-    parser_classes = [parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser]
+    parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     public_page = "home"
 
     def get_throttles(self) -> list[throttling.BaseThrottle]:

@@ -81,10 +81,13 @@ class BodyLimitMiddleware:
         return None
 
     def _too_large(self, request: HttpRequest, exc: limits.RequestTooLarge) -> HttpResponse:
-        # The body is not read: the connection must close, or its unread bytes
-        # would be taken for the next request.
+        # The body is not read: the connection must close, or the server
+        # would read all of it before the next request. Not under wsgiref
+        # (runserver): it refuses hop-by-hop headers from the application
+        # (a 500), and reads what is left of the body itself.
         response = error_response(request, 413, "Too large", str(exc.detail))
-        response["Connection"] = "close"
+        if not request.META.get("SERVER_SOFTWARE", "").startswith("WSGIServer/"):
+            response["Connection"] = "close"
         return response
 
 

@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.limits import RequestTooLarge
+from core.parsers import JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from uploads import ondemand_api, processing, selectors, services, storage
@@ -218,7 +219,7 @@ class ImageViewSet(
 ):
     serializer_class = ImageSerializer
     # JSON for the focal point (an object); uploads are multipart.
-    parser_classes = [parsers.MultiPartParser, parsers.FormParser, parsers.JSONParser]
+    parser_classes = [parsers.MultiPartParser, parsers.FormParser, JSONParser]
     file_actions = frozenset({"create"})
     filterset_fields = ["status", "preset", "format"]
     search_fields = ["title", "alt", "original_name"]
@@ -296,7 +297,7 @@ class ImageViewSet(
         methods=["post"],
         url_path="focal-point",
         url_name="focal-point",
-        parser_classes=[parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser],
+        parser_classes=[JSONParser, parsers.FormParser, parsers.MultiPartParser],
         # Moving a focal point changes an image: the change permission, not add.
         permission_classes=[permissions.IsAuthenticated],
     )
@@ -321,7 +322,7 @@ class ImageViewSet(
     @action(
         detail=True,
         methods=["post"],
-        parser_classes=[parsers.JSONParser, parsers.FormParser, parsers.MultiPartParser],
+        parser_classes=[JSONParser, parsers.FormParser, parsers.MultiPartParser],
     )
     def reprocess(self, request: Request, pk: str | None = None) -> Response:
         image = self.get_object()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import pytest
@@ -133,6 +134,24 @@ def test_broken_json_gets_400(client: Client) -> None:
     response = client.post("/feedback/", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert "JSON parse error" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/", "/fruits/"])
+def test_json_nested_past_the_limit_gets_400_not_a_crash(client: Client, url: str) -> None:
+    # Deep enough for the standard library's decoder to run out of stack.
+    body = '{"date": "2024-01-01", "x": ' + "[" * 2000 + "]" * 2000 + "}"
+    response = client.post(url, body, content_type="application/json")
+    assert response.status_code == 400
+    assert "the limit is 32" in response.json()["detail"]
+    assert Feedback.objects.count() == 0
+
+
+@pytest.mark.parametrize(("levels", "status"), [(32, 201), (33, 400)])
+def test_nesting_up_to_the_limit_is_read(client: Client, levels: int, status: int) -> None:
+    # The review itself is one level; a field the endpoint ignores holds the rest.
+    body = json.dumps({**REVIEW, "extra": json.loads("[" * (levels - 1) + "]" * (levels - 1))})
+    response = client.post("/feedback/", body, content_type="application/json")
+    assert response.status_code == status, response.content
 
 
 def test_get_feedback_lists_published_reviews_as_json(client: Client) -> None:

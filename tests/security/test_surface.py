@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+import requests
 from django.contrib.auth import get_user_model
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -161,6 +162,17 @@ def test_the_413_is_json_for_scripts_and_a_page_for_browsers() -> None:
     assert json.loads(script.content)["detail"].startswith("The request body is 2,097,152 bytes")
     browser = _post_raw("/reviews/new/", 2 * 1024 * 1024, HTTP_ACCEPT="text/html")
     assert b"<html" in browser.content
+
+
+def test_the_413_reaches_the_client_through_the_development_server(live_server: Any) -> None:
+    # runserver (wsgiref) refuses hop-by-hop headers such as Connection from
+    # the application: setting one there turned every 413 into a 500.
+    body = b"x" * (2 * 1024 * 1024)
+    refused = requests.post(
+        f"{live_server.url}/feedback/", data=body, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert refused.status_code == 413
+    assert "1,048,576 bytes (1 MB)" in refused.text
 
 
 def test_upload_endpoints_keep_their_own_limit_from_the_header(settings: Any) -> None:
