@@ -19,10 +19,12 @@ applied, before any rotation a preset asks for.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO, Final, cast
@@ -87,6 +89,10 @@ def extension(image_format: str) -> str:
 
 _ENCODE_COST: Final = {"avif": 3, "webp": 2, "png": 1, "jpeg": 0}
 
+# Only the first frame is used, but every frame's header is read to count
+# it against the pixel limit: the count itself is bounded too.
+MAX_FRAMES: Final = 5_000
+
 _ORIENTATION_TAG: Final = 0x0112
 _SWAPS_AXES: Final = frozenset({5, 6, 7, 8})
 _EXIF_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
@@ -122,7 +128,7 @@ class ImageRejected(Exception):
     """The upload was refused from its header, before any pixel was decoded.
 
     ``code`` is one of ``"empty"``, ``"format"``, ``"pixels"``,
-    ``"dimensions"`` or ``"corrupt"``.
+    ``"frames"``, ``"dimensions"`` or ``"corrupt"``.
     """
 
     def __init__(self, message: str, *, code: str) -> None:
@@ -327,7 +333,7 @@ def _describe_unknown(head: bytes) -> str:
     return "not a recognised image"
 
 
-def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str]) -> Image.Image:
+def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str], max_pixels: int) -> Image.Image:
     """Identify the file like ``Image.open`` does, minus its global pixel limit.
 
     Only used after ``Image.open`` refused a file as a decompression bomb, to
@@ -343,6 +349,13 @@ def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str]) -> Image.Im
         fp.seek(0)
         try:
             return factory(fp, "")
+        except Image.DecompressionBombError:
+            # A plugin that checks on its own (GIF, for a frame larger than
+            # its screen): past Pillow's error threshold, twice its warning.
+            bomb = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+            raise ImageRejected(
+                f"Image has more than {bomb} pixels in a frame; the limit is {max_pixels}.", code="pixels"
+            ) from None
         except (SyntaxError, IndexError, TypeError, ValueError, OSError, EOFError):
             continue
     raise UnidentifiedImageError("cannot identify image file")
@@ -365,6 +378,29 @@ def _pixels_message(width: int, height: int, frames: int, max_pixels: int) -> st
     return f"Image has {width * height * frames} pixels ({width}x{height} x {frames} {noun}); the limit is {max_pixels}."
 
 
+def _count_frames(img: Image.Image) -> int:
+    """How many frames the image has, counted no further than MAX_FRAMES + 1.
+
+    GIF and TIFF only know by walking every frame's header (TIFF's walk in
+    Pillow slows with each page: 100,000 tiny pages in 11 MB took minutes),
+    so the walk stops past the limit; other formats state the count.
+    """
+    if img.format == "GIF":
+        # What Pillow's own n_frames does: to the next frame's header
+        # without decoding the one before it.
+        step: Callable[[int], object] = functools.partial(img._seek, update_image=False)  # type: ignore[attr-defined]
+    elif img.format == "TIFF":
+        step = img.seek
+    else:
+        return max(1, int(getattr(img, "n_frames", 1)))
+    count = 1
+    with contextlib.suppress(EOFError):
+        while count <= MAX_FRAMES:
+            step(count)
+            count += 1
+    return count
+
+
 def _open_checked(
     source: bytes | BinaryIO, max_pixels: int, allowed_formats: Sequence[str]
 ) -> tuple[Image.Image, ImageInfo]:
@@ -382,7 +418,9 @@ def _open_checked(
             try:
                 img: Image.Image = Image.open(fp, formats=formats)
             except Image.DecompressionBombError:
-                img = _open_without_pillow_limit(fp, formats)
+                img = _open_without_pillow_limit(fp, formats, max_pixels)
+    except ImageRejected:
+        raise
     except UnidentifiedImageError:
         raise ImageRejected(
             f"Unsupported file type ({_describe_unknown(head)}); allowed formats are {allowed_text}.",
@@ -398,13 +436,17 @@ def _open_checked(
         if width * height > max_pixels:
             raise ImageRejected(_pixels_message(width, height, 1, max_pixels), code="pixels")
         try:
-            frames = max(1, int(getattr(img, "n_frames", 1)))
+            frames = _count_frames(img)
             # The first frame is the picture; a HEIF container opens on its
             # primary image instead, which need not come first.
             if frames > 1 and img.format != "HEIF":
                 img.seek(0)
         except Exception as exc:  # noqa: BLE001 - same as for the header
             raise ImageRejected(f"The image frames are corrupt: {exc}", code="corrupt") from None
+        if frames > MAX_FRAMES:
+            raise ImageRejected(
+                f"The image has more than {MAX_FRAMES:,} frames; the limit is {MAX_FRAMES:,}.", code="frames"
+            )
         if width * height * frames > max_pixels:
             raise ImageRejected(_pixels_message(width, height, frames, max_pixels), code="pixels")
         if _orientation(img, loaded=False) in _SWAPS_AXES:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import struct
 import threading
 import warnings
 from collections.abc import Iterator
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import blurhash
 import pytest
-from PIL import Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat
+from PIL import GifImagePlugin, Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat, TiffImagePlugin
 
 from tests.uploads import corpus
 from uploads import processing
@@ -591,6 +592,45 @@ def test_frames_count_towards_the_pixel_limit() -> None:
     assert probe(data, max_pixels=256_000).frames == 1000
     with pytest.raises(ImageRejected, match=r"16x16 x 1000 frames"):
         probe(data, max_pixels=255_999)
+
+
+def _pages(kind: str, count: int) -> bytes:
+    pages = [Image.new("L", (2, 2), i % 256) for i in range(count)]
+    return corpus._save(pages[0], kind, save_all=True, append_images=pages[1:])
+
+
+@pytest.mark.parametrize("kind", ["TIFF", "GIF"])
+def test_frames_are_counted_no_further_than_their_limit(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    # Tiny frames stay far below the pixel limit; counting them is the cost.
+    monkeypatch.setattr(processing, "MAX_FRAMES", 50)
+    assert probe(_pages(kind, 50), max_pixels=10**6).frames == 50
+    seeks: list[int] = []
+    plugin = TiffImagePlugin.TiffImageFile if kind == "TIFF" else GifImagePlugin.GifImageFile
+    walk = plugin.seek if kind == "TIFF" else plugin._seek
+    monkeypatch.setattr(
+        plugin, walk.__name__, lambda img, frame, *a, **k: seeks.append(frame) or walk(img, frame, *a, **k)
+    )
+
+    with pytest.raises(ImageRejected) as caught:
+        probe(_pages(kind, 400), max_pixels=10**6)
+
+    assert caught.value.code == "frames"
+    assert str(caught.value) == "The image has more than 50 frames; the limit is 50."
+    assert max(seeks) == 50  # frame 51 (index 50) shows there are more; no further
+
+
+def test_a_gif_frame_past_pillows_own_limit_is_refused_with_ours() -> None:
+    # A 1x1 screen whose first frame claims 20000x20000: Pillow's GIF reader
+    # raises its own bomb error while opening.
+    screen = struct.pack("<HHBBB", 1, 1, 0, 0, 0)
+    descriptor = b"," + struct.pack("<HHHHB", 0, 0, 20_000, 20_000, 0)
+    data = b"GIF89a" + screen + descriptor + b"\x02\x02\x4c\x01\x00;"
+
+    with pytest.raises(ImageRejected) as caught:
+        probe(data, max_pixels=50_000_000)
+
+    assert caught.value.code == "pixels"
+    assert str(caught.value).endswith("the limit is 50000000.")
 
 
 def test_a_limit_above_pillows_own_is_honoured() -> None:
