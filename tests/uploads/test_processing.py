@@ -9,6 +9,7 @@ import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import blurhash
 import pytest
@@ -607,9 +608,12 @@ def test_frames_are_counted_no_further_than_their_limit(monkeypatch: pytest.Monk
     seeks: list[int] = []
     plugin = TiffImagePlugin.TiffImageFile if kind == "TIFF" else GifImagePlugin.GifImageFile
     walk = plugin.seek if kind == "TIFF" else plugin._seek
-    monkeypatch.setattr(
-        plugin, walk.__name__, lambda img, frame, *a, **k: seeks.append(frame) or walk(img, frame, *a, **k)
-    )
+
+    def counted(img: Image.Image, frame: int, *args: Any, **kwargs: Any) -> Any:
+        seeks.append(frame)
+        return walk(img, frame, *args, **kwargs)
+
+    monkeypatch.setattr(plugin, walk.__name__, counted)
 
     with pytest.raises(ImageRejected) as caught:
         probe(_pages(kind, 400), max_pixels=10**6)
