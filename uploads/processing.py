@@ -675,17 +675,23 @@ def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
             # worth publishing, most likely they are sRGB anyway.
             profile, space = None, ""
         if profile is not None and space == _PROFILE_SPACE_FOR_MODE[img.mode]:
-            transform = ImageCms.buildTransform(
-                profile,
-                _SRGB,
-                img.mode,
-                out_mode,
-                renderingIntent=ImageCms.Intent.PERCEPTUAL,
-            )
-            converted = ImageCms.applyTransform(img, transform)
-            if converted is None:  # only happens with inPlace=True
-                raise ProcessingError("Colour conversion to sRGB failed.")
-            return converted
+            try:
+                transform = ImageCms.buildTransform(
+                    profile,
+                    _SRGB,
+                    img.mode,
+                    out_mode,
+                    renderingIntent=ImageCms.Intent.PERCEPTUAL,
+                )
+            except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+                # Parsed, but not usable for a conversion (a damaged tag
+                # table, a named-colour profile): absent, as above.
+                transform = None
+            if transform is not None:
+                converted = ImageCms.applyTransform(img, transform)
+                if converted is None:  # only happens with inPlace=True
+                    raise ProcessingError("Colour conversion to sRGB failed.")
+                return converted
     return img if img.mode == out_mode else img.convert(out_mode)
 
 

@@ -288,6 +288,14 @@ def test_an_unreadable_profile_is_ignored_rather_than_failing_the_upload() -> No
     assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (60, 120, 180), 2)
 
 
+def test_a_profile_that_parses_but_cannot_convert_is_ignored() -> None:
+    damaged = bytearray(corpus.srgb_profile())
+    damaged[132:200] = b"\xff" * 68  # the tag table
+    data = corpus.jpeg_with_profile((60, 120, 180), bytes(damaged))
+    result = process(data, PNG_ONLY)
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (60, 120, 180), 2)
+
+
 def test_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
     result = process(corpus.cmyk_jpeg((0, 255, 255, 0)), preset(widths=[64], formats=["jpeg", "webp"]))
     for output in result.outputs:
