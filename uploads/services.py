@@ -293,6 +293,9 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
         Rendition.objects.bulk_create(rows)
         image.status = Image.Status.READY
         image.error = ""
+        # The header can mislead: a PNG's EXIF orientation may follow its
+        # pixels, and only the decode finds it.
+        image.width, image.height = result.info.width, result.info.height
         image.placeholder = result.placeholder
         image.dominant_color = result.dominant_color
         image.focal_auto_x, image.focal_auto_y = result.focal_point.x, result.focal_point.y

@@ -67,6 +67,18 @@ def png(img: Image.Image | None = None, **params: Any) -> bytes:
     return _save(img if img is not None else quadrants(), "PNG", **params)
 
 
+def png_exif_after_pixels(orientation: int, size: tuple[int, int] = (400, 300)) -> bytes:
+    """A PNG whose eXIf chunk (the orientation) comes after its pixel data,
+    where the format allows it: its header alone cannot tell how it turns."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    tiff = exif.tobytes()[len(b"Exif\0\0") :]
+    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
+    data = png(quadrants(*size))
+    end = data.rindex(b"IEND") - 4
+    return data[:end] + chunk + data[end:]
+
+
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 

@@ -141,6 +141,17 @@ def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: An
     assert sweep_stuck_images() == 0
 
 
+def test_a_png_turned_by_exif_after_its_pixels_gets_the_size_it_is_shown_at(commit: Any) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.png_exif_after_pixels(6), original_name="a.png")
+    image.refresh_from_db()
+    largest = image.renditions.order_by("-width").first()
+    assert image.status == Image.Status.READY
+    assert largest is not None
+    assert (image.width, image.height) == (300, 400)
+    assert (largest.width, largest.height) == (300, 400)
+
+
 @pytest.fixture
 def dead_holder() -> str:
     """The holder a process that has since been killed recorded."""
