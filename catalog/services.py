@@ -274,6 +274,10 @@ def product_upsert(
     created = product is None
     if product is None:
         product = Product(is_demo=is_demo)
+    if image is not None and Image.objects.filter(pk=image.pk, status=Image.Status.FAILED).exists():
+        # Delivered with the description but broken: it would hide the
+        # photo before it, which its failure already gave back.
+        image = None
     if image is None:
         image = selectors.image_latest_for(image_name, is_demo=is_demo) or product.image
     values = {
@@ -366,15 +370,24 @@ def _link_image_sql() -> str:
 
 
 @transaction.atomic
-def product_relink_from_failed(*, image_id: int) -> int:
-    """The products showing this image, which has failed, show the newest
-    usable image of their stem instead (none if there is none): a broken
-    later upload never hides the photo before it. Returns how many changed."""
+def product_relink(*, product_ids: Iterable[int]) -> int:
+    """These products show the newest usable image of their stem (none if
+    there is none). Returns how many changed.
+
+    For products whose image has failed (a broken later upload never hides
+    the photo before it) or has been deleted (the one before it shows again).
+    """
     changed = 0
-    for product in Product.objects.select_for_update().filter(image_id=image_id):
+    for product in Product.objects.select_for_update().filter(pk__in=list(product_ids)):
         newest = selectors.image_latest_for(product.image_name, is_demo=product.is_demo)
         changed += _product_save(product, {"image": newest})
     return changed
+
+
+def product_relink_from_failed(*, image_id: int) -> int:
+    """The products showing this image, which has failed, show the newest
+    usable image of their stem instead."""
+    return product_relink(product_ids=Product.objects.filter(image_id=image_id).values_list("pk", flat=True))
 
 
 @transaction.atomic

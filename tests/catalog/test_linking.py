@@ -19,7 +19,7 @@ from catalog import selectors, services
 from catalog.models import Product
 from tests.uploads import corpus
 from uploads.models import Image, Rendition
-from uploads.services import image_process, image_upload
+from uploads.services import image_delete, image_mark_failed, image_process, image_reprocess, image_upload
 
 pytestmark = pytest.mark.django_db
 
@@ -150,6 +150,56 @@ def test_a_failed_only_photo_leaves_its_product_without_one(
     with django_capture_on_commit_callbacks(execute=True):
         image_process(image_id=broken.pk)
     assert image_of(product) is None
+
+
+def test_a_photo_delivered_with_its_description_but_broken_hides_nothing(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    # A later delivery of the same folder: its photo fails before its
+    # description is read, so its failure had no product to give back.
+    good = upload("018.jpeg")
+    product, _ = services.product_upsert(name="Fig", weight=60, image_name="018.jpeg", image=good)
+    with django_capture_on_commit_callbacks(execute=True):
+        broken = image_upload(file=corpus.truncated_jpeg(), original_name="018.jpeg", preset="supplier")
+    assert Image.objects.get(pk=broken.pk).status == Image.Status.FAILED
+
+    services.product_upsert(name="Fig", weight=60, image_name="018.jpeg", image=broken)
+
+    assert image_of(product) == good
+
+
+def test_deleting_the_photo_a_product_shows_gives_it_the_one_before(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    older = upload("019.jpeg")
+    product, _ = services.product_upsert(name="Date", weight=40, image_name="019.jpeg")
+    newer = upload("019.png")
+    assert image_of(product) == newer
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=newer)
+    assert image_of(product) == older
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=older)
+    assert image_of(product) is None
+
+
+def test_a_failed_photo_processed_again_is_shown_again(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    older = upload("021.jpeg")
+    product, _ = services.product_upsert(name="Lychee", weight=20, image_name="021.jpeg")
+    newer = upload("021.jpeg")
+    # Failed for a reason that passes (a memory limit since raised).
+    with django_capture_on_commit_callbacks(execute=True):
+        image_mark_failed(image_id=newer.pk, reason="Processing ran out of memory.")
+    assert image_of(product) == older
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image_reprocess(images=Image.objects.filter(pk=newer.pk))
+
+    assert Image.objects.get(pk=newer.pk).status == Image.Status.READY
+    assert image_of(product) == newer
 
 
 def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
