@@ -214,7 +214,12 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         """What determines the rows counted: this view, what the caller may see
         (``read_variant``) and the parameters other than the page and its
         order. Cheaper to make than the count query's SQL."""
-        ignored = {paginator.page_query_param, paginator.page_size_query_param, "format", "ordering"}
+        ignored = {paginator.page_query_param, paginator.page_size_query_param, "ordering"}
+        # The renderer's switch, where it is one (on images it is a filter).
+        negotiator_settings = getattr(self.get_content_negotiator(), "settings", None)
+        switch = getattr(negotiator_settings, "URL_FORMAT_OVERRIDE", None)
+        if switch:
+            ignored.add(switch)
         params = sorted(
             (name, value)
             for name, values in self.request.query_params.lists()

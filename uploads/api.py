@@ -221,6 +221,9 @@ class ImageViewSet(
     # JSON for the focal point (an object); uploads are multipart.
     parser_classes = [parsers.MultiPartParser, parsers.FormParser, JSONParser]
     file_actions = frozenset({"create"})
+    # ``?format=`` filters by the image's format here, as on its url action;
+    # the response's format is chosen by the Accept header alone.
+    content_negotiation_class = ondemand_api.ImageFormatNegotiation
     filterset_fields = ["status", "preset", "format"]
     search_fields = ["title", "alt", "original_name"]
     ordering_fields = ["created_at", "bytes", "width", "height"]

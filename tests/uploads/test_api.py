@@ -11,6 +11,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from core import api
 from tests.uploads import corpus
 from uploads.models import Image, Rendition
 
@@ -235,6 +236,24 @@ def test_a_file_that_fails_to_decode_ends_failed_with_its_original_kept(
     detail = token_client.get(f"{URL}{image.pk}/").json()
     assert (detail["status"], detail["renditions"]) == ("failed", [])
     assert detail["error"] == image.error
+
+
+def test_images_can_be_filtered_by_format_with_counts_kept_apart(
+    token_client: APIClient, uploaded: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api, "LARGE_COUNT", 1)  # counts kept, per filter
+    uploaded(corpus.jpeg(), "a.jpg")
+    uploaded(corpus.png(), "b.png")
+    uploaded(corpus.png(corpus.solid((9, 9, 9))), "c.png")
+
+    def listed(**params: str) -> tuple[str, int, list[str]]:
+        response = token_client.get(URL, params)
+        body = response.json()
+        return response["Content-Type"], body["count"], sorted(r["format"] for r in body["results"])
+
+    assert listed() == ("application/json", 3, ["JPEG", "PNG", "PNG"])
+    assert listed(format="PNG") == ("application/json", 2, ["PNG", "PNG"])
+    assert listed(format="JPEG") == ("application/json", 1, ["JPEG"])
 
 
 def test_images_can_be_filtered_by_status(token_client: APIClient, uploaded: Any) -> None:
