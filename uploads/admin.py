@@ -60,9 +60,10 @@ class MultipleFileField(forms.FileField):
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
         single = super().clean
-        if isinstance(data, list | tuple):
+        if isinstance(data, list | tuple) and data:
             return [single(d, initial) for d in data]
-        return [single(data, initial)]
+        # No file at all: the single field's own "required" error.
+        return [single(None if isinstance(data, list | tuple) else data, initial)]
 
 
 class ImageUploadForm(forms.Form):

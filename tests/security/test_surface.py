@@ -201,6 +201,13 @@ def test_a_file_over_the_limit_is_cut_off_while_it_streams(settings: Any, staff:
     assert Image.objects.count() == 0
 
 
+def test_the_admin_upload_with_no_file_says_so(staff: APIClient) -> None:
+    response = staff.post("/admin/uploads/image/upload/", {"preset": "web"}, format="multipart")
+    assert response.status_code == 400
+    assert "This field is required." in response.content.decode()
+    assert Image.objects.count() == 0
+
+
 # --- CSRF -----------------------------------------------------------------------------------
 
 
