@@ -110,6 +110,20 @@ def parse_description(raw: bytes) -> DescriptionRecord:
 # --- People -------------------------------------------------------------------
 
 
+# What a person's field may hold in JSON or YAML: anything else (a list, a
+# mapping, YAML's aliases nested into a billion items) is refused, not printed.
+_SCALARS = (str, int, float)
+
+
+def _text(row: Mapping[str, Any], key: str, number: int) -> str:
+    value = row.get(key)
+    if value is None or value is False:
+        return ""
+    if not isinstance(value, _SCALARS):
+        raise FormatError(f"person {number}: {key} must be text, not {type(value).__name__}")
+    return str(value).strip()
+
+
 def parse_phone(value: object) -> dict[str, str]:
     """Phone numbers by label from any of the shapes files carry.
 
@@ -119,7 +133,17 @@ def parse_phone(value: object) -> dict[str, str]:
     if value is None or value == "":
         return {}
     if isinstance(value, Mapping):
-        return {str(k).strip(): str(v).strip() for k, v in value.items() if str(v).strip()}
+        labelled = {}
+        for label, number in value.items():
+            if number is None:
+                continue
+            if not isinstance(number, _SCALARS):
+                raise FormatError(f"the phone number for {str(label)[:40]!r} must be text")
+            if str(number).strip():
+                labelled[str(label).strip()] = str(number).strip()
+        return labelled
+    if not isinstance(value, _SCALARS):
+        raise FormatError("phone must be text or a mapping of label to number")
     text = str(value).strip()
     if text.startswith("{"):
         try:
@@ -160,12 +184,17 @@ def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
         missing = {"name", "username"} - {f.strip().lower() for f in reader.fieldnames}
         if missing:
             raise FormatError(f"the CSV header lacks {', '.join(sorted(missing))}")
-        rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+        try:
+            rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
+        except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+            raise FormatError(f"not valid CSV (line {reader.line_num}): {exc}") from exc
     elif fmt in {"json", "yaml"}:
         try:
             rows = json.loads(text) if fmt == "json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise FormatError(f"not valid {fmt.upper()}: {exc}") from exc
+        except RecursionError:
+            raise FormatError(f"not valid {fmt.upper()}: nested too deep") from None
         if isinstance(rows, Mapping):
             rows = rows.get("people", [rows])
         if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
@@ -173,12 +202,14 @@ def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
     else:
         raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
     people = []
-    for row in rows:
+    for number, row in enumerate(rows, start=1):
         person: dict[str, Any] = {
-            key: str(row.get(key) or "").strip()
-            for key in ("name", "username", "email", "department", "role")
+            key: _text(row, key, number) for key in ("name", "username", "email", "department", "role")
         }
-        person["phone"] = parse_phone(row.get("phone"))
+        try:
+            person["phone"] = parse_phone(row.get("phone"))
+        except FormatError as exc:
+            raise FormatError(f"person {number}: {exc}") from None
         if "is_active" in row and row["is_active"] is not None:
             person["is_active"] = _truthy(row["is_active"])
         people.append(person)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
@@ -57,6 +58,7 @@ def test_a_weight_that_is_not_a_positive_whole_number_is_refused(value: object) 
         ("802-867-5309", {"office": "802-867-5309"}),
         ("", {}),
         (None, {}),
+        ({"office": None, "cell": 555}, {"cell": "555"}),
     ],
 )
 def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
@@ -104,3 +106,28 @@ def test_a_csv_without_username_column_is_refused() -> None:
 def test_a_json_that_is_not_a_list_of_people_is_refused() -> None:
     with pytest.raises(formats.FormatError, match="list of people"):
         formats.parse_people(b'"just a string"', "json")
+
+
+def _laughs(levels: int) -> bytes:
+    """YAML whose aliases nest into 9**levels items in a few hundred bytes."""
+    lines = ['l0: &l0 "lol"']
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels + 1)]
+    lines.append(f"people: [{{name: *l{levels}, username: x}}]")
+    return "\n".join(lines).encode()
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt", "reason"),
+    [
+        (_laughs(9), "yaml", "person 1: name must be text, not list"),
+        (b'[{"name": "Ada", "username": "ada", "phone": {"office": ["1", "2"]}}]', "json", "must be text"),
+        (b"[" * 100_000 + b"]" * 100_000, "json", "nested too deep"),
+        (b"name,username\n" + b"x" * 200_000 + b",y\n", "csv", "field larger than field limit (131072)"),
+    ],
+    ids=["yaml-aliases", "nested-phone", "deep-json", "huge-csv-field"],
+)
+def test_people_files_that_are_not_text_where_text_belongs_are_refused(
+    raw: bytes, fmt: str, reason: str
+) -> None:
+    with pytest.raises(formats.FormatError, match=re.escape(reason)):
+        formats.parse_people(raw, fmt)
