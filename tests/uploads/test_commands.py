@@ -54,6 +54,30 @@ def test_import_images_handles_icons_without_extensions_and_skips_stray_files(
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
 
 
+def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run: Any) -> None:
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    colours = {"photo.jpg": (200, 0, 0), "photo.png": (0, 200, 0), "photo.tiff": (0, 0, 200)}
+    for name, colour in colours.items():
+        kind = {"jpg": "JPEG", "png": "PNG", "tiff": "TIFF"}[name.split(".")[1]]
+        (folder / name).write_bytes(corpus._save(corpus.solid(colour, (48, 32)), kind))
+
+    out, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
+
+    assert out.startswith("3 images imported")
+    assert sorted(p.name for p in export.iterdir()) == ["photo-png.jpg", "photo-tiff.jpg", "photo.jpg"]
+    assert "exported photo.png as photo-png.jpg: photo.jpg came from another file" in err
+    for exported, source in [
+        ("photo.jpg", "photo.jpg"),
+        ("photo-png.jpg", "photo.png"),
+        ("photo-tiff.jpg", "photo.tiff"),
+    ]:
+        with PILImage.open(export / exported) as img:
+            pixel = img.convert("RGB").getpixel((10, 10))
+        assert isinstance(pixel, tuple)
+        assert all(abs(a - b) <= 12 for a, b in zip(pixel, colours[source], strict=True)), (exported, pixel)
+
+
 def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> None:
     run("import_images", str(icon_delivery), "--preset", "icon")
     out, _ = run("import_images", str(icon_delivery), "--preset", "icon")

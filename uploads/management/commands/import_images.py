@@ -90,6 +90,7 @@ class Command(BaseCommand):
                 returncode=130,
             ) from None
         failed = 0
+        written: set[str] = set()
         for name, image in images:
             if export:
                 # Export needs the files now, not when a worker gets to them.
@@ -103,7 +104,10 @@ class Command(BaseCommand):
                 self.stderr.write(f"failed {name}: {processed.error}")
             elif export and processed.status == Image.Status.READY:
                 for target, data in services.image_export_files(processed):
-                    (export / target).write_bytes(data)
+                    unique = _unique_name(target, name, written)
+                    if unique != target:
+                        self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
+                    (export / unique).write_bytes(data)
         for name, reason in skipped:
             self.stderr.write(f"skipped {name}: {reason}")
         self.stdout.write(
@@ -112,3 +116,17 @@ class Command(BaseCommand):
             + (f"; renditions written to {export}" if export else "")
             + "."
         )
+
+
+def _unique_name(target: str, source: str, written: set[str]) -> str:
+    """``target``, or, when another file of this run already took it (one
+    stem, several formats: photo.png and photo.tiff), the same name with the
+    source's extension added: ``photo-tiff.jpg``."""
+    unique, count = target, 1
+    base, _, ext = target.rpartition(".")
+    source_ext = Path(source).suffix.lstrip(".").lower() or "file"
+    while unique in written:
+        count += 1
+        unique = f"{base}-{source_ext}.{ext}" if count == 2 else f"{base}-{source_ext}-{count}.{ext}"
+    written.add(unique)
+    return unique
