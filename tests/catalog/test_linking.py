@@ -168,13 +168,19 @@ def test_a_photo_delivered_with_its_description_but_broken_hides_nothing(
     assert image_of(product) == good
 
 
+def two_photos(upload: Upload, stem: str) -> tuple[Product, Image, Image]:
+    """A product of this stem, showing the newer of two photos."""
+    older = upload(f"{stem}.jpeg")
+    product, _ = services.product_upsert(name=f"Fruit {stem}", weight=40, image_name=f"{stem}.jpeg")
+    newer = upload(f"{stem}.png")
+    assert image_of(product) == newer
+    return product, older, newer
+
+
 def test_deleting_the_photo_a_product_shows_gives_it_the_one_before(
     upload: Upload, django_capture_on_commit_callbacks: Any
 ) -> None:
-    older = upload("019.jpeg")
-    product, _ = services.product_upsert(name="Date", weight=40, image_name="019.jpeg")
-    newer = upload("019.png")
-    assert image_of(product) == newer
+    product, older, newer = two_photos(upload, "019")
 
     with django_capture_on_commit_callbacks(execute=True):
         image_delete(image=newer)
@@ -187,9 +193,7 @@ def test_deleting_the_photo_a_product_shows_gives_it_the_one_before(
 def test_a_failed_photo_processed_again_is_shown_again(
     upload: Upload, django_capture_on_commit_callbacks: Any
 ) -> None:
-    older = upload("021.jpeg")
-    product, _ = services.product_upsert(name="Lychee", weight=20, image_name="021.jpeg")
-    newer = upload("021.jpeg")
+    product, older, newer = two_photos(upload, "021")
     # Failed for a reason that passes (a memory limit since raised).
     with django_capture_on_commit_callbacks(execute=True):
         image_mark_failed(image_id=newer.pk, reason="Processing ran out of memory.")
