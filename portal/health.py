@@ -54,8 +54,8 @@ def check_cpu() -> Check:
     return Check(
         "cpu",
         usage <= limit,
-        f"CPU usage {usage:.0f}% (limit {limit:.0f}%)",
-        f"Error - CPU usage is over {limit:.0f}%",
+        f"CPU usage {usage:.0f}% (limit {limit:g}%)",
+        f"Error - CPU usage is over {limit:g}%",
     )
 
 
@@ -66,8 +66,8 @@ def check_disk() -> Check:
     return Check(
         "disk",
         free >= limit,
-        f"{free:.0f}% of disk free on {settings.HEALTH_DISK_PATH} (minimum {limit:.0f}%)",
-        f"Error - Available disk space is less than {limit:.0f}%",
+        f"{free:.0f}% of disk free on {settings.HEALTH_DISK_PATH} (minimum {limit:g}%)",
+        f"Error - Available disk space is less than {limit:g}%",
     )
 
 

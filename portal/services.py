@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -13,16 +14,32 @@ from portal import health
 logger = logging.getLogger(__name__)
 
 
-def health_alert(*, recipients: Sequence[str] | None = None) -> list[health.Check]:
+@dataclass
+class HealthOutcome:
+    checks: list[health.Check]
+    # Alerts the mail server did not take, with its reason.
+    undelivered: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[health.Check]:
+        return [check for check in self.checks if not check.ok]
+
+
+def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     """Run the system checks and mail one alert per failing check.
 
-    Returns every check run, passed or failed.
+    A mail server that is away loses no alert but its own: each is tried,
+    and the ones not sent are returned with the reason.
     """
-    checks = health.run(health.SYSTEM_CHECKS)
-    failed = [check for check in checks if not check.ok]
+    outcome = HealthOutcome(health.run(health.SYSTEM_CHECKS))
     to = list(recipients or settings.HEALTH_RECIPIENTS)
-    for check in failed:
+    for check in outcome.failed:
         logger.warning("health check failed: %s (%s)", check.name, check.detail)
-        if to:
+        if not to:
+            continue
+        try:
             send_mail(check.subject, health.BODY, settings.DEFAULT_FROM_EMAIL, to)
-    return checks
+        except OSError as exc:  # smtplib's errors included
+            logger.error("health alert not mailed: %s: %s", check.subject, exc)
+            outcome.undelivered.append(f"{check.subject}: {exc or type(exc).__name__}")
+    return outcome

@@ -8,4 +8,4 @@ from portal import services
 @shared_task
 def health_check() -> list[str]:
     """The system checks every minute from Celery beat; alerts go by email."""
-    return [check.name for check in services.health_alert() if not check.ok]
+    return [check.name for check in services.health_alert().failed]

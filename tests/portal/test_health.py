@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from portal import health
+from tests.servers import free_port
 
 BODY = "Please check your system and resolve the issue as soon as possible."
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -63,6 +64,31 @@ def test_each_tripped_threshold_mails_its_alert_and_exits_non_zero(
     assert message.body == BODY
     assert message.to == ["oncall@example.com"]
     assert message.from_email == "automation@example.com"
+
+
+def test_a_mail_server_that_is_away_loses_no_alert_but_its_own(passing: Any) -> None:
+    # A real SMTP connection to a port nobody listens on.
+    passing.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", free_port()
+    passing.HEALTH_CPU_MAX_PERCENT = -1.0
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    out, err = io.StringIO(), io.StringIO()
+
+    with pytest.raises(CommandError) as failed:
+        call_command("health_check", stdout=out, stderr=err)
+
+    assert failed.value.returncode == 1
+    assert out.getvalue().count("FAIL") == 2  # every check still reported
+    not_mailed = [line for line in err.getvalue().splitlines() if line.startswith("alert not mailed:")]
+    assert len(not_mailed) == 2  # each alert tried
+    assert "Error - CPU usage is over -1%" in not_mailed[0]
+
+
+def test_a_threshold_is_quoted_as_set(passing: Any) -> None:
+    passing.HEALTH_DISK_MIN_PERCENT = 100.5
+    code, _ = run_health_check()
+    assert code == 1
+    assert [m.subject for m in mail.outbox] == ["Error - Available disk space is less than 100.5%"]
 
 
 def test_default_thresholds_give_the_courses_exact_subjects(

@@ -19,12 +19,13 @@ class Command(BaseCommand):
         parser.add_argument("--email", action="append", help="Alert recipient (repeatable).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        checks = services.health_alert(recipients=options["email"])
-        for check in checks:
+        outcome = services.health_alert(recipients=options["email"])
+        for check in outcome.checks:
             self.stdout.write(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
-        failed = [check for check in checks if not check.ok]
-        if failed:
-            for check in failed:
-                self.stderr.write(f"{check.subject} ({check.detail})")
-            raise CommandError(f"{len(failed)} check(s) failed.", returncode=1)
+        for check in outcome.failed:
+            self.stderr.write(f"{check.subject} ({check.detail})")
+        for alert in outcome.undelivered:
+            self.stderr.write(f"alert not mailed: {alert}")
+        if outcome.failed:
+            raise CommandError(f"{len(outcome.failed)} check(s) failed.", returncode=1)
         self.stdout.write("All system checks passed.")
