@@ -541,8 +541,13 @@ def report_items(products: Iterable[Product]) -> list[reports.ReportItem]:
                 default=None,
             )
             if rendition is not None:
-                with default_storage.open(rendition.storage_key, "rb") as fh:
-                    thumbnail = fh.read()
+                try:
+                    with default_storage.open(rendition.storage_key, "rb") as fh:
+                        thumbnail = fh.read()
+                except OSError as exc:  # S3's missing key included
+                    # Lost from the store: the report shows "(no image)" for
+                    # it rather than no report at all.
+                    logger.warning("report: rendition %s unreadable: %s", rendition.storage_key, exc)
         items.append(reports.ReportItem(name=product.name, weight=product.weight, thumbnail=thumbnail))
     return items
 

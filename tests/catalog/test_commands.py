@@ -50,14 +50,16 @@ def test_messy_files_are_read_and_broken_ones_rejected_with_reasons(tmp_path: Pa
     (tmp_path / "short.txt").write_bytes(b"Only a title\n")
     (tmp_path / "long.txt").write_bytes(b"x" * 101 + b"\nBob\n2020-01-01\ntext")
     (tmp_path / "notes.md").write_bytes(b"not a review")
+    (tmp_path / "SHOUT.TXT").write_bytes(b"Loud\nCy\n2020-01-03\nALL CAPS NAME.")
     err = io.StringIO()
     out = io.StringIO()
-    call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
-    assert out.getvalue().strip() == "1 reviews created, 0 updated, 1 skipped as duplicates, 3 rejected."
+    with pytest.raises(CommandError, match="3 file"):
+        call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    assert out.getvalue().strip() == "2 reviews created, 0 updated, 1 skipped as duplicates, 3 rejected."
     assert "rejected baddate.txt: line 3 is not a date" in err.getvalue()
     assert "rejected short.txt: expected at least 3 lines" in err.getvalue()
     assert "rejected long.txt: title:" in err.getvalue()
-    assert Feedback.objects.get().text == "It’s fine."
+    assert sorted(Feedback.objects.values_list("text", flat=True)) == ["ALL CAPS NAME.", "It’s fine."]
 
 
 def test_imported_reviews_wait_for_moderation_when_it_is_on(settings: object) -> None:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from catalog import services
 from catalog.models import Feedback
@@ -31,7 +31,9 @@ def test_a_text_over_5000_characters_is_rejected_with_the_limit(tmp_path: Path) 
     (tmp_path / "long.txt").write_text("Title\nName\n2021-02-03\n" + "x" * 5001)
     (tmp_path / "ok.txt").write_text("Title\nName\n2021-02-03\n" + "x" * 5000)
     out, err = io.StringIO(), io.StringIO()
-    call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    with pytest.raises(CommandError) as rejected:
+        call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    assert rejected.value.returncode == 2  # what landed stays; a cron job learns not all did
     assert out.getvalue().strip() == "1 reviews created, 0 updated, 0 skipped as duplicates, 1 rejected."
     assert (
         "rejected long.txt: text: Ensure this value has at most 5000 characters (it has 5001)."

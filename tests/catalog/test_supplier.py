@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core import mail
+from django.core.files.storage import storages
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
@@ -17,6 +18,7 @@ from pypdf import PdfReader
 
 from catalog.models import Product
 from portal.celery import app
+from tests.servers import free_port
 from tests.uploads import corpus
 from uploads.models import Image
 from uploads.services import image_process
@@ -47,10 +49,38 @@ def delivery(tmp_path: Path) -> Path:
     return folder
 
 
-def run(*args: str) -> tuple[str, str]:
+def run(*args: str, code: int = 2) -> tuple[str, str]:
+    """Run the command; the delivery holds a broken description, so unless a
+    test says otherwise it exits 2 (what landed stays, cron learns not all did)."""
     out, err = io.StringIO(), io.StringIO()
-    call_command(*args, stdout=out, stderr=err)
+    returned = 0
+    try:
+        call_command(*args, stdout=out, stderr=err)
+    except CommandError as exc:
+        returned = exc.returncode
+    assert returned == code, err.getvalue()
     return out.getvalue(), err.getvalue()
+
+
+def test_a_clean_delivery_exits_zero_and_a_mail_outage_loses_only_the_mail(
+    delivery: Path, settings: Any
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    out, _ = run("import_supplier", str(delivery), "--no-email", code=0)
+    assert out.startswith("4 products created, 0 updated, 0 unchanged, 0 rejected")
+
+    # A real SMTP connection to a port nobody listens on.
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", free_port()
+    out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com", code=2)
+    assert out.startswith("0 products created, 0 updated, 4 unchanged, 0 rejected")  # the summary still
+    assert "report not mailed: " in err
+    assert "Report mailed" not in out
+
+    settings.REPORT_RECIPIENTS = []
+    out, err = run("import_supplier", str(delivery), code=0)
+    assert "report not mailed: no recipients" in err
+    assert "Report mailed" not in out
 
 
 def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(delivery: Path) -> None:
@@ -117,6 +147,22 @@ def test_the_report_can_be_written_to_a_file(delivery: Path, tmp_path: Path) -> 
     run("import_supplier", str(delivery), "--no-email", "--report", str(report))
     assert report.read_bytes().startswith(b"%PDF")
     assert mail.outbox == []
+
+
+def test_a_thumbnail_lost_from_the_store_leaves_a_gap_not_a_crash(delivery: Path, tmp_path: Path) -> None:
+    run("import_supplier", str(delivery), "--no-email")
+    apple = Product.objects.select_related("image").get(name="Apple")
+    assert apple.image is not None
+    lost = apple.image.renditions.get().storage_key
+    storages["default"].delete(lost)
+    report = tmp_path / "again.pdf"
+
+    out, _ = run("import_supplier", str(delivery), "--no-email", "--report", str(report))
+
+    assert out.startswith("0 products created")
+    pages = "".join(page.extract_text() for page in PdfReader(report).pages)
+    assert "Apple" in pages
+    assert "(no image)" in pages
 
 
 def test_staff_download_the_report_for_a_day_from_the_admin(delivery: Path, admin_client: Client) -> None:

@@ -32,10 +32,14 @@ class Command(BaseCommand):
         # scandir knows each entry's type from the listing: no stat per file.
         with os.scandir(directory) as entries:
             paths = sorted(
-                Path(entry.path) for entry in entries if entry.name.endswith(".txt") and entry.is_file()
+                Path(entry.path)
+                for entry in entries
+                if entry.name.lower().endswith(".txt") and entry.is_file()
             )
         with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
             summary = services.feedback_import_files(paths, progress=bar.update)
         for name, reason in summary.rejected:
             self.stderr.write(f"rejected {name}: {reason}")
         self.stdout.write(summary.line("reviews"))
+        if summary.rejected:
+            raise CommandError(f"{len(summary.rejected)} file(s) rejected.", returncode=2)

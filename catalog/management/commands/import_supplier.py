@@ -60,9 +60,26 @@ class Command(BaseCommand):
         pdf = services.report_build(products=products.order_by("name"), date=today)
         if options["report"]:
             options["report"].write_bytes(pdf)
-        sent = ""
+        sent, mailed = "", True
         if not options["no_email"]:
             recipients = options["email"] or settings.REPORT_RECIPIENTS
-            services.report_send(pdf=pdf, recipients=recipients, date=today)
-            sent = f" Report mailed to {', '.join(recipients)}."
+            if not recipients:
+                self.stderr.write("report not mailed: no recipients (--email or PORTAL_REPORT_RECIPIENTS)")
+            else:
+                try:
+                    services.report_send(pdf=pdf, recipients=recipients, date=today)
+                    sent = f" Report mailed to {', '.join(recipients)}."
+                except OSError as exc:  # smtplib's errors included
+                    self.stderr.write(f"report not mailed: {exc or type(exc).__name__}")
+                    mailed = False
         self.stdout.write(summary.line() + sent)
+        # What did land stays; the exit code tells a cron job that not all did.
+        problems = len(summary.products.rejected) + len(summary.images_failed) + (not mailed)
+        if problems:
+            raise CommandError(
+                f"{len(summary.products.rejected)} description(s) rejected, "
+                f"{len(summary.images_failed)} image(s) failed"
+                + ("" if mailed else ", report not mailed")
+                + ".",
+                returncode=2,
+            )
