@@ -116,6 +116,8 @@ class Command(BaseCommand):
             + (f"; renditions written to {export}" if export else "")
             + "."
         )
+        if failed:  # the others landed; a cron job learns not all did
+            raise CommandError(f"{failed} image(s) failed.", returncode=2)
 
 
 def _unique_name(target: str, source: str, written: set[str]) -> str:
