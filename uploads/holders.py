@@ -8,9 +8,11 @@ the image had waited IMAGE_STUCK_AFTER_SECONDS. So the process records itself
 on the row (``Image.holder``) when it takes the work, and the sweep and a
 re-run import take over at once the work of a holder that is gone.
 
-A holder is ``host:pid:start``: the start time (from /proc, where there is
-one) tells a dead process from a new one that was given the same pid. Only
-holders on this host can be judged; any other holder is taken as alive.
+A holder is ``node:pid:start``. The node is the host name, the kernel's boot
+id and the pid namespace: only holders whose pids mean the same processes as
+ours are judged (not another container's, not a machine's of the same name);
+any other holder is taken as alive. The start time (from /proc, where it is
+readable) tells a dead process from a new one given the same pid.
 With a broker, the queue outlives every process, and no holder is recorded.
 """
 
@@ -26,21 +28,39 @@ from django.conf import settings
 _PROC = Path("/proc")
 
 
+def _read(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+@functools.cache
+def _node() -> str:
+    """Where pids mean the same processes: this host name, this boot of its
+    kernel and this pid namespace. Two containers (their own pid namespaces)
+    or two machines called alike never judge each other's processes."""
+    boot = _read(_PROC / "sys" / "kernel" / "random" / "boot_id")[:8]
+    try:
+        namespace = os.readlink(_PROC / "self" / "ns" / "pid").removeprefix("pid:").strip("[]")
+    except OSError:
+        namespace = ""
+    return "/".join(part for part in (socket.gethostname(), boot, namespace) if part)
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot; None if it has
-    ended (or is a zombie waiting to be reaped). "" where /proc is missing."""
-    if not _PROC.is_dir():
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            pass
-        return ""
+    ended (or is a zombie waiting to be reaped); "" if it runs but its start
+    cannot be read (no /proc, or one that hides other users' processes)."""
     try:
-        stat = (_PROC / str(pid) / "stat").read_text()
-    except OSError:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return None
+    except PermissionError:
+        pass  # it runs, as another user
+    stat = _read(_PROC / str(pid) / "stat")
+    if not stat:
+        return ""
     # The command name, in parentheses, may itself hold spaces and ")".
     fields = stat[stat.rindex(")") + 2 :].split()
     if fields[0] in ("Z", "X"):
@@ -50,7 +70,7 @@ def _start_time(pid: int) -> str | None:
 
 @functools.cache
 def _me(pid: int) -> str:
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid) or ''}"
+    return f"{_node()}:{pid}:{_start_time(pid) or ''}"
 
 
 def mine() -> str:
@@ -59,12 +79,13 @@ def mine() -> str:
 
 
 def this_host() -> str:
-    """What every holder on this host starts with."""
-    return socket.gethostname() + ":"
+    """What every holder this process can judge starts with."""
+    return _node() + ":"
 
 
 def gone(holder: str) -> bool:
-    """Whether ``holder`` is a process of this host that no longer runs."""
+    """Whether ``holder`` is a process of this host (and pid namespace) that
+    no longer runs."""
     if not holder.startswith(this_host()):
         return False
     try:

@@ -166,14 +166,20 @@ def dead_holder() -> str:
 
 def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(dead_holder: str) -> None:
     me = holders.mine()
-    host, pid, start = me.rsplit(":", 2)
+    node, pid, start = me.rsplit(":", 2)
+    _, dead_pid, dead_start = dead_holder.rsplit(":", 2)
 
-    assert me == f"{socket.gethostname()}:{os.getpid()}:{start}"
+    assert node.startswith(socket.gethostname() + "/")
+    assert pid == str(os.getpid())
     assert int(start) > 0
     assert not holders.gone(me)
     assert holders.gone(dead_holder)
-    assert holders.gone(f"{host}:{pid}:{int(start) + 1}")  # the pid, given to a newer process
-    assert not holders.gone(f"elsewhere:{dead_holder.split(':', 1)[1]}")  # not ours to judge
+    assert holders.gone(f"{node}:{pid}:{int(start) + 1}")  # the pid, given to a newer process
+    # Not ours to judge: another machine, or another pid namespace (a
+    # container) on this one, where the same pid is another process.
+    assert not holders.gone(f"elsewhere:{dead_pid}:{dead_start}")
+    assert not holders.gone(f"{socket.gethostname()}:{dead_pid}:{dead_start}")
+    assert not holders.gone(f"{node}0:{dead_pid}:{dead_start}")
     assert not holders.gone("")
 
 
