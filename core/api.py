@@ -156,4 +156,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, list):
+        # Raised with a bare message (DRF's search filter, on a null
+        # character): an object like every other error body, not a list.
+        exc = exceptions.ValidationError({"detail": " ".join(str(m) for m in exc.detail)})
     return drf_exception_handler(exc, context)

@@ -73,6 +73,13 @@ def test_an_unknown_id_is_a_json_404(visitor: APIClient, endpoint: str) -> None:
     assert isinstance(response.json()["detail"], str)
 
 
+@pytest.mark.parametrize("endpoint", ENDPOINTS)
+def test_a_search_with_a_null_character_is_a_400_object(visitor: APIClient, endpoint: str) -> None:
+    response = visitor.get(endpoint, {"search": "a\x00b"})
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Null characters are not allowed."}
+
+
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:
     response = visitor.get("/api/v1/people/abc/")
 
