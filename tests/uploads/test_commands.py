@@ -62,9 +62,12 @@ def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run
         kind = {"jpg": "JPEG", "png": "PNG", "tiff": "TIFF"}[name.split(".")[1]]
         (folder / name).write_bytes(corpus._save(corpus.solid(colour, (48, 32)), kind))
 
+    (folder / "same.jpg").write_bytes((folder / "photo.jpg").read_bytes())
+
     out, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
 
-    assert out.startswith("3 images imported")
+    assert out.startswith("3 images imported, 1 already there")
+    assert "not exported same.jpg: the same file as photo.jpg" in err
     assert sorted(p.name for p in export.iterdir()) == ["photo-png.jpg", "photo-tiff.jpg", "photo.jpg"]
     assert "exported photo.png as photo-png.jpg: photo.jpg came from another file" in err
     for exported, source in [

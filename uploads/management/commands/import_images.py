@@ -91,6 +91,7 @@ class Command(BaseCommand):
             ) from None
         failed = 0
         written: set[str] = set()
+        exported: dict[int, str] = {}  # image id: the file it was exported for
         for name, image in images:
             if export:
                 # Export needs the files now, not when a worker gets to them.
@@ -103,6 +104,10 @@ class Command(BaseCommand):
                 failed += 1
                 self.stderr.write(f"failed {name}: {processed.error}")
             elif export and processed.status == Image.Status.READY:
+                if processed.pk in exported:
+                    self.stderr.write(f"not exported {name}: the same file as {exported[processed.pk]}")
+                    continue
+                exported[processed.pk] = name
                 for target, data in services.image_export_files(processed):
                     unique = _unique_name(target, name, written)
                     if unique != target:
