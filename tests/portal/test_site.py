@@ -62,6 +62,47 @@ def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch: pytest
     assert "'chief'" in out.getvalue()
 
 
+@pytest.fixture
+def default_admin(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No credentials in the environment, a var folder of the test's own."""
+    settings.VAR_DIR = tmp_path
+    monkeypatch.delenv("PORTAL_ADMIN_USERNAME", raising=False)
+    monkeypatch.delenv("PORTAL_ADMIN_PASSWORD", raising=False)
+    return tmp_path / "admin_password"
+
+
+def ensure_admin() -> str:
+    out = io.StringIO()
+    call_command("ensure_admin", stdout=out)
+    return out.getvalue()
+
+
+def test_ensure_admin_prints_a_kept_password_that_works_each_time(default_admin: Path) -> None:
+    first, second = ensure_admin(), ensure_admin()
+    password = default_admin.read_text().strip()
+    assert f"created: http://127.0.0.1:8000/admin/  user 'admin'  password {password!r}" in first
+    assert f"exists: http://127.0.0.1:8000/admin/  user 'admin'  password {password!r}" in second
+    assert get_user_model().objects.get(username="admin").check_password(password)
+
+
+def test_ensure_admin_never_prints_a_password_it_did_not_set(default_admin: Path) -> None:
+    get_user_model().objects.create_superuser("admin", "a@example.com", "chosen-by-hand-77")
+    text = ensure_admin()
+    assert "its password was set elsewhere and is not shown" in text
+    assert "password '" not in text
+    assert get_user_model().objects.get(username="admin").check_password("chosen-by-hand-77")
+    assert not default_admin.exists()
+
+
+def test_ensure_admin_makes_an_existing_plain_user_an_admin(default_admin: Path) -> None:
+    get_user_model().objects.create_user("admin", "a@example.com", "plain-user-pass-99")
+    text = ensure_admin()
+    user = get_user_model().objects.get(username="admin")
+    assert (user.is_staff, user.is_superuser) == (True, True)
+    assert "Admin account updated" in text
+    assert user.check_password("plain-user-pass-99")  # theirs still
+
+
 def test_seed_demo_loads_people_products_with_processed_images_and_reviews(
     django_capture_on_commit_callbacks: Any,
 ) -> None:

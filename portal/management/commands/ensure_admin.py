@@ -34,31 +34,50 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         username = os.environ.get("PORTAL_ADMIN_USERNAME", "admin")
-        password = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
+        chosen = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         kept = settings.VAR_DIR / "admin_password"
-        if not password:
-            if kept.exists():
-                password = kept.read_text().strip()
-            else:
-                password = secrets.token_urlsafe(12)
-                kept.parent.mkdir(parents=True, exist_ok=True)
-                kept.write_text(password)
-                kept.chmod(0o600)
+        url = admin_url(options["host"], options["port"])
         users = get_user_model()
         user = users.objects.filter(username=username).first()
+        password = chosen or (kept.read_text().strip() if kept.exists() else "")
+        if user is not None and user.has_usable_password() and not chosen:
+            # Its password is whoever set it last: printed only if it is the one kept here.
+            promoted = self._make_admin(user)
+            if password and user.check_password(password):
+                self._report("updated" if promoted else "exists", url, username, password)
+            else:
+                self.stdout.write(
+                    self.style.SUCCESS(
+                        f"Admin account {'updated' if promoted else 'exists'}: {url}  user {username!r}  "
+                        "(its password was set elsewhere and is not shown; "
+                        "set PORTAL_ADMIN_PASSWORD to replace it)"
+                    )
+                )
+            return
+        if not password:
+            password = secrets.token_urlsafe(12)
+            kept.parent.mkdir(parents=True, exist_ok=True)
+            kept.write_text(password)
+            kept.chmod(0o600)
         if user is None:
             users.objects.create_superuser(username=username, email="admin@example.com", password=password)
             state = "created"
-        elif os.environ.get("PORTAL_ADMIN_PASSWORD") or not user.has_usable_password():
+        else:
             user.set_password(password)
-            user.is_staff = user.is_superuser = True
+            self._make_admin(user)
             user.save()
             state = "updated"
-        else:
-            state = "exists"
+        self._report(state, url, username, password)
+
+    def _make_admin(self, user: Any) -> bool:
+        """Staff and superuser, active; whether it was not all that already."""
+        if user.is_staff and user.is_superuser and user.is_active:
+            return False
+        user.is_staff = user.is_superuser = user.is_active = True
+        user.save(update_fields=["is_staff", "is_superuser", "is_active"])
+        return True
+
+    def _report(self, state: str, url: str, username: str, password: str) -> None:
         self.stdout.write(
-            self.style.SUCCESS(
-                f"Admin account {state}: {admin_url(options['host'], options['port'])}  "
-                f"user {username!r}  password {password!r}"
-            )
+            self.style.SUCCESS(f"Admin account {state}: {url}  user {username!r}  password {password!r}")
         )
