@@ -360,10 +360,14 @@ def _charts(items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, Paragr
 
 def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, step: float) -> Drawing:
     label_size = 8 if len(chunk) <= 20 else 7
-    labels = [_shorten(fonts.text(i.name), CHART_LABEL_CHARS) for i in chunk]
+    # Names get what they need, up to a third of the width (cut to fit it:
+    # wide letters fill it in fewer characters); the bars get the rest.
+    room = FRAME_WIDTH / 3 - 12
+    labels = [
+        _fit(_shorten(fonts.text(i.name), CHART_LABEL_CHARS), fonts.regular, label_size, room) for i in chunk
+    ]
     label_width = max(pdfmetrics.stringWidth(label, fonts.regular, label_size) for label in labels)
-    # Names get what they need, up to a third of the width; the bars get the rest.
-    left = min(label_width + 12, FRAME_WIDTH / 3)
+    left = label_width + 12
     bottom, top, right = 40, 16, 28
     plot_height = CHART_BAR_PITCH * len(chunk)
     drawing = Drawing(FRAME_WIDTH, bottom + plot_height + top)
@@ -448,6 +452,13 @@ def _thousands(value: float) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
+
+
+def _fit(text: str, font: str, size: float, width: float) -> str:
+    """``text``, cut with an ellipsis until it is no wider than ``width`` points."""
+    while len(text) > 1 and pdfmetrics.stringWidth(text, font, size) > width:
+        text = _shorten(text, len(text) - 1)
+    return text
 
 
 def _page_decorator(fonts: _Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
+from reportlab.pdfbase import pdfmetrics
 
 from catalog import reports
 from catalog.reports import ReportItem, report_title, supplier_report_pdf
@@ -236,6 +237,22 @@ def test_control_characters_and_very_long_names_do_not_break_the_layout() -> Non
     pdf = supplier_report_pdf(items, date=DATE)
     assert "name: Tab here and there" in text_of(pdf)
     assert page_count(pdf) <= 4
+
+
+@pytest.mark.parametrize("name", ["W" * 200, "GOLDEN DELICIOUS APPLES WASHINGTON STATE"])
+def test_chart_labels_are_cut_to_the_room_they_have(name: str) -> None:
+    fonts = reports._fonts()
+    drawing = reports._bar_chart([ReportItem(name, 5, None), ReportItem("Fig", 2, None)], fonts, 10, 2)
+    [chart] = [shape for shape in drawing.contents if hasattr(shape, "categoryAxis")]
+    labels = chart.categoryAxis.categoryNames
+    widest = max(
+        pdfmetrics.stringWidth(label, fonts.regular, chart.categoryAxis.labels.fontSize) for label in labels
+    )
+    # Right-aligned 4 pt left of the axis: every label starts inside the frame.
+    assert chart.x - 4 - widest >= 0
+    assert chart.x <= reports.FRAME_WIDTH / 3
+    assert labels[1] == "Fig"
+    assert labels[0].endswith("\N{HORIZONTAL ELLIPSIS}") or labels[0] == name
 
 
 # --- Rendering -----------------------------------------------------------------
