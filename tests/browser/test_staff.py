@@ -307,6 +307,7 @@ def test_staff_get_a_signed_rendition_url_from_the_images_page(
     _log_in(browsing, superuser)
     browsing.visit(f"/admin/uploads/image/{image.pk}/change/", "image-change")
     generator = page.locator("[data-rendition-url]")
+    expect(generator.locator(".rendition-url-error")).to_be_hidden()  # no empty red box before an error
     generator.get_by_label("Operation").select_option("fill")
     generator.get_by_label("Width").fill("300")
     generator.get_by_label("Height").fill("200")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from PIL import Image as PILImage
+from PIL import ImageChops
 from playwright.sync_api import expect
 
 from catalog.models import Feedback, Person, Product
@@ -308,6 +311,52 @@ def test_home_and_catalog_fit_a_phone_screen_without_sideways_scrolling(
     expect(
         page.get_by_role("navigation", name="Main").get_by_role("link", name="Reviews")
     ).to_be_in_viewport()
+
+
+LONG_WORD = "Supercalifragilisticexpialidociousnessfruitwithoutanyspacesinthenameatall"
+
+
+@pytest.mark.parametrize("kind", ["product", "person", "catalog", "people"])
+def test_a_name_without_spaces_never_widens_a_phone_screen(browsing: Browsing, kind: str) -> None:
+    product = ProductFactory.create(name=LONG_WORD, weight=2)
+    PersonFactory.create(
+        name=LONG_WORD, username="longname", department="Engineering", email=f"{LONG_WORD}@example.com"
+    )
+    path = {
+        "product": f"/catalog/{product.pk}/",
+        "person": "/people/longname/",
+        "catalog": "/catalog/",
+        "people": "/people/",
+    }[kind]
+    page = browsing.page
+    page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    browsing.visit(path, "phone")
+    widths = page.evaluate(
+        "() => ({scroll: document.scrollingElement.scrollWidth, inner: window.innerWidth})"
+    )
+    assert widths["scroll"] <= widths["inner"], f"{path} scrolls sideways on a phone: {widths}"
+    # Broken onto lines, not cut off by its card: the whole name is there to read.
+    for named in page.get_by_text(LONG_WORD, exact=True).all():
+        hidden = named.evaluate("e => e.scrollWidth - e.clientWidth")
+        assert hidden <= 1, f"{hidden} px of the name cut off on {path}"
+
+
+def test_a_card_shows_where_the_keyboard_is(browsing: Browsing, products: dict[str, Product]) -> None:
+    browsing.visit("/catalog/", "catalog")
+    page = browsing.page
+    card = page.locator(".card").first
+    before = card.screenshot()
+    card.locator("a").focus()
+    page.keyboard.press("Shift+Tab")  # focus by keyboard: :focus-visible
+    page.keyboard.press("Tab")
+    expect(card.locator("a")).to_be_focused()
+    after = card.screenshot()
+    browsing.shot("focused-card")
+    # A ring, not a pixel or two: hundreds of pixels change clearly.
+    with PILImage.open(io.BytesIO(before)) as a, PILImage.open(io.BytesIO(after)) as b:
+        diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB")).convert("L")
+    changed = sum(diff.point(lambda v: 255 if v > 60 else 0).histogram()[255:])
+    assert changed > 500, f"focus changed only {changed} pixels"
 
 
 def test_public_pages_log_no_console_errors(
