@@ -115,6 +115,19 @@ def test_a_person_without_a_photo_shows_their_initial(browsing: Browsing, people
     expect(page.locator(".profile-photo img")).to_have_count(0)
 
 
+def test_a_person_whose_photo_failed_shows_their_initial(
+    browsing: Browsing, people: dict[str, Person], ready_image: Callable[..., Image]
+) -> None:
+    photo = ready_image("broken.jpg", color=(90, 90, 90))
+    Image.objects.filter(pk=photo.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    Person.objects.filter(pk=people["bob"].pk).update(photo=photo)
+    for path in ("/people/bob/", "/people/"):
+        browsing.visit(path, "failed-photo")
+        card = browsing.page.locator(".profile-photo, .card:has-text('Bob Barker')").first
+        expect(card.locator(".initials")).to_have_text("B")
+        expect(card.locator("img")).to_have_count(0)
+
+
 def test_a_visitor_browses_the_catalog_to_a_product_and_its_reviews(
     browsing: Browsing, products: dict[str, Product]
 ) -> None:
