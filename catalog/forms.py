@@ -29,6 +29,8 @@ class FeedbackForm(forms.ModelForm[Feedback]):
         super().__init__(*args, **kwargs)
         for name in ("title", "name", "text"):
             self.fields[name].required = True
+        # The model's field says min 0 (a positive integer) over the widget's 1.
+        self.fields["rating"].widget.attrs["min"] = 1
 
     def clean_date(self) -> dt.date:
         today = timezone.localdate()

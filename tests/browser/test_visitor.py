@@ -246,6 +246,10 @@ def test_an_invalid_review_shows_the_error_and_keeps_what_was_typed(browsing: Br
     expect(title).to_have_count(1)
     expect(title.locator("label")).to_contain_text("Title")
     expect(title.locator(".field-error")).to_have_text("This field is required.")
+    # Read out with the field by a screen reader, as is the help of another.
+    expect(page.get_by_label("Title")).to_have_accessible_description("This field is required.")
+    expect(page.get_by_label("Date")).to_have_accessible_description("Defaults to today.")
+    expect(page.get_by_label("Rating (1–5)")).to_have_attribute("min", "1")
     expect(page.get_by_label("Your name")).to_have_value("Jamie Rivera")
     expect(page.get_by_label("Rating (1–5)")).to_have_value("4")
     expect(page.get_by_label("Your review")).to_have_value("The pears arrived ripe.\nWill order again.")
