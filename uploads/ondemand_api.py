@@ -101,6 +101,11 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
     # Not the viewset's get_object(): its filters would read ?format= as the
     # image's own format.
     image = generics.get_object_or_404(Image.objects.all(), pk=pk)
+    if image.status == Image.Status.FAILED:
+        # Its URL would only answer 404: nothing is made from an image that failed.
+        raise exceptions.ValidationError(
+            {"detail": f"Image {image.pk} failed to process; reprocess it before asking for renditions."}
+        )
     query = RenditionUrlQuerySerializer(data=request.query_params)
     query.is_valid(raise_exception=True)
     spec: ondemand.Spec = query.validated_data["spec"]

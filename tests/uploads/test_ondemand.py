@@ -590,6 +590,19 @@ def test_the_api_says_when_the_image_has_all_it_may_have(
     assert "the most one image may have" in response.json()["spec"][0]
 
 
+def test_no_url_is_signed_for_an_image_that_failed(
+    token_client: APIClient, make_image: Callable[..., Image]
+) -> None:
+    image = make_image()
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    response = url_of(token_client, image, spec="width-100")
+    assert response.status_code == 400
+    assert (
+        response.json()["detail"]
+        == f"Image {image.pk} failed to process; reprocess it before asking for renditions."
+    )
+
+
 def test_signed_urls_are_for_authenticated_callers_with_the_view_permission(
     visitor: APIClient, outsider: APIClient, make_image: Callable[..., Image]
 ) -> None:
