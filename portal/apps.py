@@ -9,6 +9,9 @@ from django.contrib.admin.apps import SimpleAdminConfig
 from django.contrib.admin.checks import check_admin_app, check_dependencies
 from django.contrib.auth.signals import user_login_failed
 from django.core import checks
+from django.db.backends.signals import connection_created
+
+from portal import sqlite
 
 
 class PortalConfig(AppConfig):
@@ -21,6 +24,7 @@ class PortalConfig(AppConfig):
         from portal import login_throttle  # noqa: PLC0415 - it imports the admin: only once apps are loaded
 
         user_login_failed.connect(login_throttle.count_failure, dispatch_uid="portal.count_login_failure")
+        connection_created.connect(sqlite.unicode_like, dispatch_uid="portal.sqlite_unicode_like")
 
 
 class PortalAdminConfig(SimpleAdminConfig):

@@ -253,6 +253,21 @@ def test_people_search_looks_in_name_username_and_email(visitor: APIClient) -> N
     assert usernames(visitor.get(LIST, {"search": "GRACE"})) == {"grace"}
 
 
+def test_people_search_ignores_case_beyond_english_letters(visitor: APIClient, client: Any) -> None:
+    PersonFactory(username="sasha", name="Александра Иванова")
+    PersonFactory(username="ada", name="Ada Fernández")
+    PersonFactory(username="bob", name="Bob 50%_off")
+
+    assert usernames(visitor.get(LIST, {"search": "александра"})) == {"sasha"}
+    assert usernames(visitor.get(LIST, {"search": "АЛЕКСАНДРА"})) == {"sasha"}
+    assert usernames(visitor.get(LIST, {"search": "FERNÁNDEZ"})) == {"ada"}
+    # LIKE's own wildcards in a search are plain characters.
+    assert usernames(visitor.get(LIST, {"search": "50%_"})) == {"bob"}
+    assert usernames(visitor.get(LIST, {"search": "5_%"})) == set()
+    page = client.get("/people/", {"q": "александра"}).content.decode()
+    assert "Александра Иванова" in page
+
+
 def test_people_are_listed_by_department_then_name_and_order_on_request(visitor: APIClient) -> None:
     PersonFactory(username="b", name="Bea", department="Sales")
     PersonFactory(username="a", name="Zed", department="Engineering")
