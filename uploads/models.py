@@ -57,7 +57,9 @@ class Image(models.Model):
     # Without a broker: the process whose memory holds the pending work
     # (host:pid:start), so that its work is taken over as soon as it is gone
     # (uploads.holders). Empty with a broker, whose queue outlives processes.
-    holder = models.CharField(max_length=200, blank=True, editable=False)
+    # A database default too: servers of the previous release, which know
+    # nothing of it, go on inserting while a rolling deploy migrates.
+    holder = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,

@@ -15,7 +15,7 @@ from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
-from django.db import transaction
+from django.db import connection, transaction
 from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 
@@ -181,6 +181,23 @@ def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(dead_holder
     assert not holders.gone(f"{socket.gethostname()}:{dead_pid}:{dead_start}")
     assert not holders.gone(f"{node}0:{dead_pid}:{dead_start}")
     assert not holders.gone("")
+
+
+def test_a_server_of_the_previous_release_can_still_insert_images() -> None:
+    # It knows nothing of the holder column: a rolling deploy migrates under it.
+    image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    columns = [f.column for f in Image._meta.concrete_fields if f.column not in ("id", "holder")]
+    values = list(
+        Image.objects.filter(pk=image.pk)
+        .values_list(*[f.attname for f in Image._meta.concrete_fields if f.column in columns])
+        .get()
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO uploads_image ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",  # noqa: S608 - the model's own column names
+            values,
+        )
+    assert Image.objects.exclude(pk=image.pk).get().holder == ""
 
 
 def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, dead_holder: str) -> None:

@@ -13,6 +13,6 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='holder',
-            field=models.CharField(blank=True, editable=False, max_length=200),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=200),
         ),
     ]
