@@ -18,9 +18,14 @@ class FeedbackForm(forms.ModelForm[Feedback]):
 
     class Meta:
         model = Feedback
-        fields = ["title", "name", "date", "rating", "text"]
+        fields = ["product", "title", "name", "date", "rating", "text"]
         labels = {"name": "Your name", "text": "Your review", "rating": "Rating (1–5)"}
+        # Set by the product page's "Review this product" link, not chosen here.
+        error_messages = {
+            "product": {"invalid_choice": "The product you were reviewing is no longer in the catalog."}
+        }
         widgets = {
+            "product": forms.HiddenInput,
             "text": forms.Textarea(attrs={"rows": 6, "maxlength": 5000}),
             "rating": forms.NumberInput(attrs={"min": 1, "max": 5}),
         }

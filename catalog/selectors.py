@@ -97,8 +97,11 @@ def feedback_published() -> QuerySet[Feedback]:
     return feedback_visible().select_related("product").order_by("-date", "-id")
 
 
-def feedback_position(review: Feedback) -> int:
+def feedback_position(review: Feedback, *, of_product: bool = False) -> int:
     """How many published reviews come before this one in the list's order
-    (newest date first, then newest id)."""
+    (newest date first, then newest id): in the whole list, or among the
+    reviews of its product."""
     ahead = Q(date__gt=review.date) | Q(date=review.date, id__gt=review.pk)
+    if of_product:
+        ahead &= Q(product_id=review.product_id)
     return feedback_visible().filter(ahead).count()

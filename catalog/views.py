@@ -14,11 +14,13 @@ from django.urls import reverse
 from catalog import selectors, services
 from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
-from catalog.models import Feedback
+from catalog.models import Feedback, Product
 
 logger = logging.getLogger(__name__)
 
 REVIEWS_PER_PAGE = 10
+# A product's page lists its newest reviews, up to this many.
+PRODUCT_REVIEWS = 50
 PRODUCTS_PER_PAGE = 24
 
 
@@ -44,33 +46,61 @@ def product_list(request: HttpRequest) -> HttpResponse:
 
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(selectors.products_with_images(), pk=pk)
-    reviews = selectors.feedback_published().filter(product=product)[:50]
-    return render(request, "catalog/product_detail.html", {"product": product, "reviews": reviews})
+    reviews = selectors.feedback_published().filter(product=product)[:PRODUCT_REVIEWS]
+    return render(
+        request,
+        "catalog/product_detail.html",
+        {"product": product, "reviews": reviews, "highlight": _highlight(request)},
+    )
 
 
 def review_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
-    highlight = request.GET.get("highlight", "")
     return render(
         request,
         "catalog/review_list.html",
-        {"page": page, "form": FeedbackForm(), "highlight": int(highlight) if highlight.isdigit() else None},
+        {"page": page, "form": FeedbackForm(), "highlight": _highlight(request)},
     )
 
 
+def _highlight(request: HttpRequest) -> int | None:
+    """The review a page marks as the visitor's own (``?highlight=ID``)."""
+    highlight = request.GET.get("highlight", "")
+    return int(highlight) if highlight.isdigit() else None
+
+
 def _review_url(review: Feedback) -> str:
-    """Where the list shows this review, marked: the list keeps its order by
-    date, so an old date puts a new review on a later page."""
+    """Where a page shows this review, marked: its product's page when that
+    lists it, else the list of reviews. Both keep their order by date, so an
+    old date puts a new review further down, or on a later page."""
+    if review.product_id is not None and (
+        selectors.feedback_position(review, of_product=True) < PRODUCT_REVIEWS
+    ):
+        query = urlencode({"highlight": review.pk})
+        return f"{reverse('catalog:product-detail', kwargs={'pk': review.product_id})}?{query}#review-{review.pk}"
     page = selectors.feedback_position(review) // REVIEWS_PER_PAGE + 1
     query = urlencode({"page": page, "highlight": review.pk} if page > 1 else {"highlight": review.pk})
     return f"{reverse('catalog:review-list')}?{query}#review-{review.pk}"
+
+
+def _review_form_context(form: FeedbackForm) -> dict[str, object]:
+    """The form, and the product it reviews when it names one that exists
+    (a product gone since is reported as the form's error instead)."""
+    product_id = str(form["product"].value() or "")
+    product = Product.objects.filter(pk=product_id).first() if product_id.isdigit() else None
+    return {"form": form, "product": product}
 
 
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one
     is shown again with its errors and HTTP 400; too many posts get 429."""
     if request.method != "POST":
-        return render(request, "catalog/review_form.html", {"form": FeedbackForm()})
+        # "Review this product" on a product's page links here with ?product=ID.
+        form = FeedbackForm(initial={"product": request.GET.get("product", "")})
+        context = _review_form_context(form)
+        if context["product"] is None:  # no product, or one that is gone: a review of the store
+            context["form"] = FeedbackForm()
+        return render(request, "catalog/review_form.html", context)
     form = FeedbackForm(request.POST)
     throttle = FeedbackThrottle()
     if not throttle.allow_request(request, None):  # type: ignore[arg-type]
@@ -78,13 +108,13 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         response = render(
             request,
             "catalog/review_form.html",
-            {"form": form, "throttled": wait},
+            {**_review_form_context(form), "throttled": wait},
             status=429,
         )
         response["Retry-After"] = str(wait)
         return response
     if not form.is_valid():
-        return render(request, "catalog/review_form.html", {"form": form}, status=400)
+        return render(request, "catalog/review_form.html", _review_form_context(form), status=400)
     if form.is_bot:
         logger.info("review dropped: honeypot field filled")
         return redirect("catalog:review-list")
@@ -95,10 +125,11 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         date=data["date"],
         text=data["text"],
         rating=data.get("rating"),
+        product=data.get("product"),
         source=Feedback.Source.WEB,
     )
     if review.status == Feedback.Status.PENDING:
         messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
-        return redirect("catalog:review-list")
+        return redirect(review.product.get_absolute_url() if review.product else "catalog:review-list")
     messages.success(request, "Thank you! Your review is published.")
     return redirect(_review_url(review))

@@ -234,6 +234,26 @@ def test_a_review_with_an_old_date_is_shown_marked_on_its_page(browsing: Browsin
     browsing.shot("review-old-date")
 
 
+def test_a_visitor_reviews_a_product_from_its_page(browsing: Browsing) -> None:
+    pear = ProductFactory.create(name="Bartlett Pears")
+    FeedbackFactory.create(title="Juicy pears", product=pear, date=dt.date(2024, 3, 2))
+    page = browsing.page
+    browsing.visit(pear.get_absolute_url(), "product-before-review")
+
+    page.get_by_role("link", name="Review this product").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Review Bartlett Pears")
+    browsing.shot("product-review-form")
+    _fill_review(browsing, title="Ripe and sweet")
+    page.get_by_role("button", name="Send review").click()
+
+    expect(page).to_have_url(re.compile(rf"/catalog/{pear.pk}/\?highlight=\d+#review-\d+$"))
+    expect(page.get_by_role("status")).to_have_text("Thank you! Your review is published.")
+    expect(page.locator("article.review h3")).to_have_text(["Ripe and sweet", "Juicy pears"])
+    expect(page.locator("article.review-highlight .review-badge")).to_have_text("Your review")
+    browsing.shot("product-reviewed")
+    assert Feedback.objects.get(title="Ripe and sweet").product == pear
+
+
 def test_an_invalid_review_shows_the_error_and_keeps_what_was_typed(browsing: Browsing) -> None:
     page = browsing.page
     _open_review_form(browsing)

@@ -11,6 +11,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from catalog import views
 from catalog.api import FeedbackThrottle
 from catalog.models import Feedback
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
@@ -160,6 +161,65 @@ def test_a_product_page_shows_its_published_reviews(client: Client) -> None:
     assert "300 lbs" in html
     assert "Juicy mangoes" in html
     assert "Secret" not in html
+
+
+def test_a_visitor_reviews_a_product_from_its_page(client: Client) -> None:
+    product = ProductFactory(name="Mango")
+    page = client.get(product.get_absolute_url()).content.decode()
+    link = f"{reverse('catalog:review-submit')}?product={product.pk}"
+    assert f'href="{link}"' in page
+    form = client.get(link).content.decode()
+    assert "<h1>Review Mango</h1>" in form
+    assert f'name="product" value="{product.pk}"' in form
+
+    response = client.post(reverse("catalog:review-submit"), review_form(product=str(product.pk)))
+    review = Feedback.objects.get()
+    assert review.product == product
+    assert response["Location"] == f"{product.get_absolute_url()}?highlight={review.pk}#review-{review.pk}"
+    html = client.get(response["Location"]).content.decode()
+    assert "Your review" in html
+    assert "Fresh fruit." in html
+
+
+def test_a_review_of_a_product_whose_page_lists_it_no_more_goes_to_the_list(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "PRODUCT_REVIEWS", 1)
+    product = ProductFactory()
+    FeedbackFactory(product=product, date=dt.date(2024, 6, 1))
+    response = client.post(reverse("catalog:review-submit"), review_form(product=str(product.pk)))
+    review = Feedback.objects.get(title="Lovely")
+    assert (
+        response["Location"] == f"{reverse('catalog:review-list')}?highlight={review.pk}#review-{review.pk}"
+    )
+
+
+def test_a_pending_review_of_a_product_returns_to_its_page(client: Client, settings: Any) -> None:
+    settings.FEEDBACK_MODERATION = True
+    product = ProductFactory()
+    response = client.post(reverse("catalog:review-submit"), review_form(product=str(product.pk)))
+    assert response["Location"] == product.get_absolute_url()
+
+
+def test_a_review_of_a_product_gone_meanwhile_says_so_and_keeps_the_text(client: Client) -> None:
+    product = ProductFactory(name="Mango")
+    gone = product.pk
+    product.delete()
+    response = client.post(reverse("catalog:review-submit"), review_form(product=str(gone)))
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "no longer in the catalog" in html
+    assert "Fresh fruit." in html
+    assert Feedback.objects.count() == 0
+
+
+@pytest.mark.parametrize("product", ["999999", "99999999999999999999999", "x"])
+def test_a_link_to_a_product_that_is_not_there_opens_the_plain_form(client: Client, product: str) -> None:
+    response = client.get(reverse("catalog:review-submit"), {"product": product})
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "<h1>Write a review</h1>" in html
+    assert 'name="product" value' not in html
 
 
 LIST_PAGES = ("home", "catalog:product-list", "catalog:review-list", "catalog:people-directory")
