@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import transaction
 from django.db.models import Model, QuerySet
 from django_filters import rest_framework as filters
-from drf_spectacular.utils import extend_schema
-from rest_framework import permissions, serializers, throttling, viewsets
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
@@ -16,8 +17,8 @@ from rest_framework.response import Response
 from rest_framework.validators import UniqueValidator
 
 from catalog import selectors, services
-from catalog.models import Feedback, Person, Product
-from core.api import CursorPagination
+from catalog.models import Feedback, Person, Product, validate_not_future
+from core.api import ConcurrentWritesMixin, CursorPagination
 from core.filters import FilterBackend
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
@@ -79,6 +80,9 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
             "is_active", "photo", "url", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+        # Left out of a form or multipart body, a boolean reads as false;
+        # a person created that way is listed, as one created from JSON is.
+        extra_kwargs = {"is_active": {"default": True}}
 
 
 class PersonFilter(filters.FilterSet):
@@ -94,7 +98,7 @@ def phone_text(phone: Any) -> Any:
     return {str(label): None if number is None else str(number) for label, number in phone.items()}
 
 
-class PersonViewSet(RowReadMixin, viewsets.ModelViewSet[Person]):
+class PersonViewSet(ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Person]):
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
@@ -191,13 +195,38 @@ class ProductViewSet(RowReadMixin, viewsets.ModelViewSet[Product]):
 
     # Writes go through the services, as on every other path: a product
     # posted twice (same image file stem) is updated, and images link by stem.
-    def perform_create(self, serializer: ProductSerializer) -> None:  # type: ignore[override]
+    @extend_schema(
+        responses={
+            201: ProductSerializer,
+            200: OpenApiResponse(
+                ProductSerializer,
+                description="A product with this image file stem (or, without one, this name) "
+                "existed and was updated: this needs the change permission too.",
+            ),
+        }
+    )
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        serializer.instance, _ = services.product_upsert(
-            name=data["name"],
-            weight=data["weight"],
-            description=data.get("description", ""),
-            image_name=data.get("image_name", ""),
+        with transaction.atomic():
+            product, outcome = services.product_upsert(
+                name=data["name"],
+                weight=data["weight"],
+                description=data.get("description", ""),
+                image_name=data.get("image_name", ""),
+            )
+            if outcome != "created" and not request.user.has_perm("catalog.change_product"):
+                raise exceptions.PermissionDenied(
+                    f"Product {product.pk} has this image file stem (or name); "
+                    "changing it needs the permission to change products."
+                )
+        serializer.instance = product
+        created = outcome == "created"
+        return Response(
+            serializer.data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers=self.get_success_headers(serializer.data) if created else None,
         )
 
     def perform_update(self, serializer: ProductSerializer) -> None:  # type: ignore[override]
@@ -219,7 +248,9 @@ class ProductViewSet(RowReadMixin, viewsets.ModelViewSet[Product]):
 
 
 class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
-    date = serializers.DateField(required=False, help_text="Defaults to today.")
+    date = serializers.DateField(
+        required=False, validators=[validate_not_future], help_text="Defaults to today; not in the future."
+    )
     product = serializers.PrimaryKeyRelatedField(
         queryset=Product.objects.all(), required=False, allow_null=True
     )
@@ -251,7 +282,7 @@ class FeedbackCursorPagination(CursorPagination):
     ordering = ("-date", "-id")
 
 
-class FeedbackViewSet(RowReadMixin, viewsets.ModelViewSet[Feedback]):
+class FeedbackViewSet(ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Feedback]):
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]

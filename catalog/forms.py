@@ -38,11 +38,8 @@ class FeedbackForm(forms.ModelForm[Feedback]):
         self.fields["rating"].widget.attrs["min"] = 1
 
     def clean_date(self) -> dt.date:
-        today = timezone.localdate()
-        date = self.cleaned_data.get("date") or today
-        if date > today + dt.timedelta(days=1):
-            raise forms.ValidationError("The date cannot be in the future.")
-        return date
+        # The model's validators then check the day (not in the future).
+        return self.cleaned_data.get("date") or timezone.localdate()
 
     @property
     def is_bot(self) -> bool:

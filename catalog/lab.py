@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
-from catalog.models import Feedback
+from catalog.models import Feedback, validate_not_future
 from core.parsers import JSONParser
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
@@ -40,7 +40,7 @@ class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    date = TrimmedDateField(input_formats=["%Y-%m-%d"])
+    date = TrimmedDateField(input_formats=["%Y-%m-%d"], validators=[validate_not_future])
     feedback = serializers.CharField(
         source="text", max_length=5000, allow_blank=True, required=False, default=""
     )

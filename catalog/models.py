@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from uploads.models import file_stem
+
+
+def validate_not_future(value: dt.date) -> None:
+    """A review's day has come: today where its writer is, which may be a
+    day past the server's today."""
+    if value > timezone.localdate() + dt.timedelta(days=1):
+        raise ValidationError("The date cannot be in the future.", code="future")
 
 
 class Person(models.Model):
@@ -104,7 +114,7 @@ class Feedback(models.Model):
 
     title = models.CharField(max_length=100, blank=True)
     name = models.CharField("reviewer name", max_length=100, blank=True)
-    date = models.DateField()
+    date = models.DateField(validators=[validate_not_future])
     text = models.TextField(blank=True, validators=[MaxLengthValidator(5000)])
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]

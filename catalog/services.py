@@ -152,7 +152,9 @@ def feedback_set_status(*, ids: Sequence[int], status: str) -> int:
 IMPORT_BATCH = 1000
 # What a review file supplies; status, source and the rest are set here, so
 # only these need checking against the model's rules.
-_IMPORTED_FIELDS = tuple(f for f in Feedback._meta.concrete_fields if f.name in ("title", "name", "text"))
+_IMPORTED_FIELDS = tuple(
+    f for f in Feedback._meta.concrete_fields if f.name in ("title", "name", "date", "text")
+)
 
 
 def _review_from_file(raw: bytes, *, status: str) -> Feedback:

@@ -6,15 +6,17 @@ import hashlib
 import math
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.core.cache import cache
-from django.core.exceptions import EmptyResultSet, PermissionDenied
+from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Page, Paginator
+from django.db import IntegrityError, transaction
+from django.db.models import Model
 from django.http import Http404
 from django.utils.functional import cached_property
-from rest_framework import exceptions, pagination
+from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -141,19 +143,75 @@ class CursorPagination(pagination.CursorPagination):
     max_page_size = 100
 
 
+class Conflict(exceptions.APIException):
+    """A write that lost a race with another one (HTTP 409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "Another change to the same data was made at the same time; reload it and try again."
+    default_code = "conflict"
+
+
+class ConcurrentWritesMixin:
+    """Creates and updates of a model viewset that hold when two requests
+    write the same row at once.
+
+    - An update re-reads its row locked (``SELECT … FOR UPDATE``; SQLite's
+      IMMEDIATE transactions serialize writers) and applies only the fields
+      it was sent, so a concurrent update of other fields is not overwritten
+      with what was read before it, and a row deleted meanwhile answers 404
+      instead of being written back.
+    - A unique value taken by another request between validation and the
+      write is refused as validation would have refused it (400 naming the
+      field), not as a database error.
+    """
+
+    def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        self._save(serializer)
+
+    def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        stale = cast(Model, serializer.instance)  # DRF sets it for updates
+        with transaction.atomic():
+            current = type(stale)._default_manager.select_for_update().filter(pk=stale.pk).first()
+            if current is None:
+                raise exceptions.NotFound()
+            serializer.instance = current
+            self._save(serializer)
+
+    def _save(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except IntegrityError:
+            # Validated again now, the same data names the field it clashes on.
+            view = cast(Any, self)  # a GenericAPIView's
+            again = view.get_serializer(
+                serializer.instance, data=view.request.data, partial=serializer.partial
+            )
+            again.is_valid(raise_exception=True)
+            raise Conflict() from None
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus Django's ValidationError as a 400 with field messages.
 
     Every error body is JSON: ``{"detail": "..."}`` for request-level errors, or
-    ``{"field": ["message", ...]}`` for invalid fields, as DRF does.
+    ``{"field": ["message", ...]}`` for invalid fields, as DRF does. A row that
+    is gone by the time a write reaches it is a 404, a write that lost a race
+    a 409, and a 429 names the limit it enforces.
     """
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             exc = exceptions.ValidationError(exc.message_dict)
         else:
             exc = exceptions.ValidationError({"detail": exc.messages})
-    elif isinstance(exc, Http404):
+    elif isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound()
+    elif isinstance(exc, IntegrityError):
+        exc = Conflict()
+    elif isinstance(exc, exceptions.Throttled) and getattr(context.get("request"), "throttled_limits", None):
+        limits = " and ".join(context["request"].throttled_limits)
+        wait = getattr(exc, "wait", None)
+        exc = exceptions.Throttled(wait, detail=f"Too many requests from this client: the limit is {limits}.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, list):

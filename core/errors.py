@@ -4,7 +4,7 @@ and for scripts, the error page for browsers; never exception text."""
 from __future__ import annotations
 
 from botocore.exceptions import BotoCoreError, ClientError
-from django.db import DatabaseError
+from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from kombu.exceptions import OperationalError as BrokerError
@@ -29,7 +29,12 @@ def error_response(request: HttpRequest, status: int, title: str, message: str) 
 
 
 def dependency_unavailable(exc: BaseException) -> str | None:
-    """Which dependency an exception says is away, in words for the client."""
+    """Which dependency an exception says is away, in words for the client.
+
+    A broken constraint or a value the column cannot hold is the request's
+    doing (or the code's), not an outage: retrying it would not help."""
+    if isinstance(exc, IntegrityError | DataError):
+        return None
     if isinstance(exc, DatabaseError):
         return "database"
     if isinstance(exc, BrokerError):

@@ -11,7 +11,7 @@ from rest_framework import serializers
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
-    """The body of every request-level error (401, 403, 404, 405, 413, 415, 429)."""
+    """The body of every request-level error (401, 403, 404, 405, 409, 413, 415, 429)."""
 
     detail = serializers.CharField(help_text="What went wrong, in words.")
 
@@ -24,6 +24,10 @@ _ERRORS: dict[str, OpenApiResponse] = {
     "401": OpenApiResponse(ErrorSerializer, description="The token is invalid, or a write needs one."),
     "403": OpenApiResponse(ErrorSerializer, description="No permission for this change (or no CSRF token)."),
     "404": OpenApiResponse(ErrorSerializer, description="No such object, or no such page."),
+    "409": OpenApiResponse(
+        ErrorSerializer, description="Another change to the same data was made at the same time; retry."
+    ),
+    "413": OpenApiResponse(ErrorSerializer, description="The body is over its limit, which the message names."),
     "415": OpenApiResponse(ErrorSerializer, description="The body's content type is not accepted."),
     "429": OpenApiResponse(ErrorSerializer, description="Too many requests; see `Retry-After`."),
 }
@@ -44,7 +48,7 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         if "{" in self.path or self._is_list_view():
             codes.append("404")  # an unknown id, or a page past the end
         if has_body:
-            codes.append("415")
+            codes += ["409", "413", "415"]
         return codes
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:

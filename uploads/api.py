@@ -326,11 +326,13 @@ class ImageViewSet(
         detail=True,
         methods=["post"],
         parser_classes=[JSONParser, parsers.FormParser, parsers.MultiPartParser],
+        # Reprocessing changes an image: the change permission, not add.
+        permission_classes=[permissions.IsAuthenticated],
     )
     def reprocess(self, request: Request, pk: str | None = None) -> Response:
-        image = self.get_object()
         if not request.user.has_perm("uploads.change_image"):
             raise exceptions.PermissionDenied()
+        image = self.get_object()
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.image_reprocess(images=[image], preset=body.validated_data.get("preset"))
