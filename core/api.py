@@ -20,6 +20,8 @@ from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core.errors import RETRY_AFTER_SECONDS
+
 # Counting a large table is the costliest part of a list page (a scan of
 # every matching row); above this many rows the count is reused for a while.
 LARGE_COUNT = 10_000
@@ -218,4 +220,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # Raised with a bare message (DRF's search filter, on a null
         # character): an object like every other error body, not a list.
         exc = exceptions.ValidationError({"detail": " ".join(str(m) for m in exc.detail)})
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and response.status_code == status.HTTP_503_SERVICE_UNAVAILABLE:
+        # A dependency away: when to try again, as the middleware's 503s say.
+        response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
+    return response

@@ -9,6 +9,9 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from kombu.exceptions import OperationalError as BrokerError
 
+# When to try again after a 503 for a dependency that is away.
+RETRY_AFTER_SECONDS = 30
+
 # The course's endpoints answer scripts, whatever they accept.
 JSON_PATHS = ("/api/", "/feedback", "/fruits", "/upload")
 

@@ -27,7 +27,9 @@ _ERRORS: dict[str, OpenApiResponse] = {
     "409": OpenApiResponse(
         ErrorSerializer, description="Another change to the same data was made at the same time; retry."
     ),
-    "413": OpenApiResponse(ErrorSerializer, description="The body is over its limit, which the message names."),
+    "413": OpenApiResponse(
+        ErrorSerializer, description="The body is over its limit, which the message names."
+    ),
     "415": OpenApiResponse(ErrorSerializer, description="The body's content type is not accepted."),
     "429": OpenApiResponse(ErrorSerializer, description="Too many requests; see `Retry-After`."),
 }

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from core import limits
-from core.errors import dependency_unavailable, error_response
+from core.errors import RETRY_AFTER_SECONDS, dependency_unavailable, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,6 @@ class DependencyErrorMiddleware:
     """A database, storage or broker that is away: the detail goes to the log,
     the client gets a plain 503 and a hint when to retry, never exception text."""
 
-    RETRY_AFTER_SECONDS = 30
-
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
@@ -123,5 +121,5 @@ class DependencyErrorMiddleware:
         response = error_response(
             request, 503, "Temporarily unavailable", f"The {what} is unavailable; please try again shortly."
         )
-        response["Retry-After"] = str(self.RETRY_AFTER_SECONDS)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
         return response

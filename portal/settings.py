@@ -157,6 +157,9 @@ USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
 AWS_PRIVATE_BUCKET_NAME = env.str("AWS_PRIVATE_BUCKET_NAME", default="") or AWS_STORAGE_BUCKET_NAME
 # How long a signed link to an original stays valid.
 ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300)
+# How long S3 may take to connect or to answer, per try (two tries): well
+# under gunicorn's --timeout, so a hung store is a 503, not a killed worker.
+STORAGE_TIMEOUT_SECONDS = env.int("PORTAL_STORAGE_TIMEOUT_SECONDS", default=10)
 
 if USE_S3:
     _media_storage: dict[str, Any] = {

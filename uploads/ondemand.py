@@ -272,7 +272,10 @@ def _count(image: Image) -> int:
 
 
 def _find(image_id: int, spec: Spec, fmt: str) -> Rendition | None:
-    return Rendition.objects.filter(image_id=image_id, name=spec.name, format=fmt).first()
+    """The rendition, unless its image has failed since (it is kept for a
+    reprocess, but no longer shown, as the API shows none)."""
+    renditions = Rendition.objects.filter(image_id=image_id, name=spec.name, format=fmt)
+    return renditions.exclude(image__status=Image.Status.FAILED).first()
 
 
 @transaction.atomic
@@ -366,6 +369,10 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
     deadline = time.monotonic() + limit + _CLAIM_MARGIN_SECONDS
     delay = 0.05
     while not cache.add(claim_key, claim, timeout=limit + _CLAIM_MARGIN_SECONDS):
+        if cache.get(claim_key) is None:
+            # No claim to wait for: it lapsed just now, or the cache is away
+            # (and its add says no). Made here; the unique constraint keeps one row.
+            break
         # Someone else is making it: wait for their row (or their claim to lapse).
         _pause(delay)
         delay = min(delay * 2, _POLL_MAX_SECONDS)

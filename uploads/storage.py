@@ -26,6 +26,7 @@ from typing import Any
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.utils import timezone
@@ -284,7 +285,22 @@ def _same_place(a: Storage, b: Storage) -> bool:
 
 
 class MediaS3Storage(S3Storage):
-    """S3 storage that marks content-addressed objects as immutable."""
+    """S3 storage that marks content-addressed objects as immutable, and
+    gives up on a store that does not answer well within a web worker's
+    timeout (``STORAGE_TIMEOUT_SECONDS`` a try, two tries), so a hung store
+    is answered with a 503 like one that refuses connections."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        timeout = settings.STORAGE_TIMEOUT_SECONDS
+        base: Config = getattr(self, "client_config")  # noqa: B009 (untyped in django-storages)
+        self.client_config = base.merge(
+            Config(
+                connect_timeout=timeout,
+                read_timeout=timeout,
+                retries={"max_attempts": 2, "mode": "standard"},
+            )
+        )
 
     def _create_session(self) -> Any:
         # One per thread, shared by the store's connection and the client of

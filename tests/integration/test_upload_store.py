@@ -6,6 +6,9 @@ be written takes its object with it."""
 from __future__ import annotations
 
 import hashlib
+import os
+import signal
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -141,3 +144,39 @@ def test_the_bytes_are_hashed_once_and_the_checksum_signed_in_their_place(
     assert (method, payload) == ("PUT", "UNSIGNED-PAYLOAD")
     assert "x-amz-checksum-sha256" in headers
     assert _body(s3, bucket, "originals/00/once.jpg") == data
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_hung_store_is_answered_503_with_retry_after_well_within_a_workers_timeout(
+    s3: S3Server, bucket: str, token_client: APIClient, settings: Any
+) -> None:
+    """A store that takes connections and never answers (frozen) is given up
+    on after its timeout, twice, not after botocore's 60 s a try that
+    gunicorn (--timeout 60) kills the worker over."""
+    settings.STORAGE_TIMEOUT_SECONDS = 2
+    answers: list[Any] = []
+    upload = threading.Thread(
+        target=lambda: answers.append(
+            token_client.post(
+                "/api/v1/images/",
+                {"file": SimpleUploadedFile("hung.jpg", corpus.photo_jpeg(64, 48))},
+                format="multipart",
+            )
+        ),
+        daemon=True,
+    )
+    assert s3.pid is not None
+    os.kill(s3.pid, signal.SIGSTOP)
+    try:
+        upload.start()
+        upload.join(30)  # half of gunicorn's timeout
+        answered_in_time = not upload.is_alive()
+    finally:
+        os.kill(s3.pid, signal.SIGCONT)
+    upload.join(120)
+    assert answered_in_time, "the upload still waited on the frozen store after 30 s"
+    [response] = answers
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "30"
+    assert "nothing was saved" in response.json()["detail"]
+    assert not Image.objects.exists()

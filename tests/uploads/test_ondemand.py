@@ -379,6 +379,37 @@ def test_a_failed_image_is_404_with_the_reason(client: Client, commit: Any) -> N
     assert "failed to process" in response.content.decode()
 
 
+def test_a_rendition_made_before_its_image_failed_is_no_longer_served(
+    client: Client, make_image: Callable[..., Image]
+) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-100", "webp")
+    assert client.get(path).status_code == 200
+    assert client.get(path).status_code == 302
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED, error="reprocessed: broken")
+
+    response = client.get(path)
+    assert response.status_code == 404
+    assert "failed to process" in response.content.decode()
+
+
+def test_with_the_cache_away_the_first_request_makes_it_instead_of_waiting(
+    client: Client, make_image: Callable[..., Image], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = make_image()
+    settings.CACHES = {
+        "default": {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": "redis://127.0.0.1:1/0"}
+    }
+
+    def waits(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds} s for a claim that nobody holds")
+
+    monkeypatch.setattr(ondemand, "_pause", waits)
+    response = client.get(ondemand.url_path(image.pk, "width-100", "webp"))
+    assert response.status_code == 200, response.content
+    assert Rendition.objects.filter(image=image, name="width-100").count() == 1
+
+
 def test_a_deleted_image_is_404(client: Client, make_image: Callable[..., Image]) -> None:
     image = make_image()
     image_id = image.pk
