@@ -29,10 +29,11 @@ from typing import Any
 
 from celery import current_app
 from django.conf import settings
-from django.db import close_old_connections, connections, transaction
+from django.db import DatabaseError, close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError
 
-from uploads import sandbox
+from uploads import holders, sandbox
+from uploads.models import WAITING, Image
 
 logger = logging.getLogger(__name__)
 
@@ -171,6 +172,9 @@ def _publish(image_id: int, force: bool) -> bool:
         )
     except (OperationalError, OSError) as exc:
         logger.warning("broker unavailable, image %s left pending for the sweep: %s", image_id, exc)
+        # Marked, the next sweep takes it over at once, not after the cut-off.
+        with contextlib.suppress(DatabaseError):
+            Image.objects.filter(pk=image_id, status__in=WAITING).update(holder=holders.UNQUEUED)
         return False
     return True
 

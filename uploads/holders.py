@@ -83,9 +83,16 @@ def this_host() -> str:
     return _node() + ":"
 
 
+# Recorded on an image whose task the broker did not take (it was away): no
+# process holds it, so the next sweep on any host takes it over.
+UNQUEUED = "unqueued"
+
+
 def gone(holder: str) -> bool:
     """Whether ``holder`` is a process of this host (and pid namespace) that
-    no longer runs."""
+    no longer runs, or nobody (UNQUEUED)."""
+    if holder == UNQUEUED:
+        return True
     if not holder.startswith(this_host()):
         return False
     try:

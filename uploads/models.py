@@ -6,7 +6,7 @@ rows; nothing at render time asks the storage what it holds.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from django.conf import settings
 from django.core.files.storage import default_storage
@@ -142,6 +142,10 @@ class Image(models.Model):
         if self.focal_auto_x is None or self.focal_auto_y is None:
             return None
         return processing.FocalPoint(self.focal_auto_x, self.focal_auto_y)
+
+
+# An image some process is to take up, or has: what the sweep looks after.
+WAITING: Final = (Image.Status.PENDING, Image.Status.PROCESSING)
 
 
 class Rendition(models.Model):

@@ -13,7 +13,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Iterable
-from typing import IO, Any, Final
+from typing import IO, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,12 +23,11 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from uploads import dispatch, holders, metrics, processing, sandbox, storage
-from uploads.models import Image, Rendition
+from uploads.models import WAITING, Image, Rendition
 
 logger = logging.getLogger(__name__)
 
 # The states of an image whose processing is still to come.
-_WAITING: Final = (Image.Status.PENDING, Image.Status.PROCESSING)
 
 
 class ImageTooLarge(Exception):
@@ -156,7 +155,7 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     if existing is not None:
         # An earlier import killed before its images were processed: this
         # run finishes them (without a server, nothing else would soon).
-        if existing.status in _WAITING and image_take_over(image_id=existing.pk) == "requeued":
+        if existing.status in WAITING and image_take_over(image_id=existing.pk) == "requeued":
             existing.refresh_from_db()
         return existing, False
     return image_upload(file=data, original_name=original_name, preset=preset_name), True
@@ -261,6 +260,7 @@ def image_count_death(*, image_id: int) -> None:
 def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     started = time.monotonic()
     limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
+    rendered = (image.preset, image.file.name)
     try:
         preset = preset_get(image.preset)
         with image.file.open("rb") as fh:
@@ -286,7 +286,15 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     elapsed = int((time.monotonic() - started) * 1000)
 
     with transaction.atomic():
-        image = Image.objects.select_for_update().get(pk=image.pk)
+        current = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if current is None or (current.preset, current.file.name) != rendered:
+            # Deleted, or given another preset or file while this ran: what
+            # was made is not its renditions. A run for what it is now
+            # writes those (or has), so this one's objects go, unless shared.
+            transaction.on_commit(lambda: storage.delete_unreferenced({row.storage_key for row in rows}))
+            logger.info("image id=%s: changed while processed; this run's renditions dropped", image.pk)
+            return current
+        image = current
         # Old renditions' objects go after commit (signal handler) unless a
         # new row holds the same content-addressed key.
         image.renditions.all().delete()
@@ -352,7 +360,7 @@ def image_take_over(*, image_id: int) -> str | None:
     Returns "requeued", "failed", or None for an image nobody lost.
     """
     with transaction.atomic():
-        image = Image.objects.select_for_update().filter(pk=image_id, status__in=_WAITING).first()
+        image = Image.objects.select_for_update().filter(pk=image_id, status__in=WAITING).first()
         if image is None or not _abandoned(image, _stuck_before()):
             return None  # finished meanwhile, or still in hand
         if image.status == Image.Status.PROCESSING and image.interruptions >= settings.IMAGE_MAX_ATTEMPTS:
@@ -367,11 +375,14 @@ def image_take_over(*, image_id: int) -> str | None:
 
 def image_sweep_stuck() -> int:
     """Take over every image whose work was lost (image_take_over): at once
-    where its holder process on this host is gone, else once it has waited
+    where its holder process on this host is gone or the broker never took
+    its task, else once it has waited
     IMAGE_STUCK_AFTER_SECONDS. Returns how many images it re-queued or failed.
     """
-    candidates = Image.objects.filter(status__in=_WAITING).filter(
-        Q(updated_at__lt=_stuck_before()) | Q(holder__startswith=holders.this_host())
+    candidates = Image.objects.filter(status__in=WAITING).filter(
+        Q(updated_at__lt=_stuck_before())
+        | Q(holder__startswith=holders.this_host())
+        | Q(holder=holders.UNQUEUED)
     )
     outcomes: dict[str | None, list[int]] = {}
     for image in candidates.only("pk", "holder", "updated_at"):

@@ -25,7 +25,16 @@ logger = logging.getLogger(__name__)
 
 # Errors worth another try: the storage or the database was briefly away.
 TRANSIENT: tuple[type[Exception], ...] = (*storage.UNAVAILABLE, DatabaseError)
-MAX_RETRIES = 5
+# Tries again after 1, 2, 4 … seconds, at most RETRY_MAX_DELAY apart: about
+# 8 minutes in all, so that a store's or a database's failover (minutes, not
+# seconds) does not fail the images uploaded during it.
+MAX_RETRIES = 10
+RETRY_MAX_DELAY = 120
+
+
+def retry_delay(retries: int) -> int:
+    """Seconds before try ``retries + 2`` of an image whose store was away."""
+    return int(min(2**retries, RETRY_MAX_DELAY))
 
 
 class ProcessImageRequest(Request):
@@ -88,7 +97,7 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
         # Best effort: with the database away the retry counts as a death.
         with contextlib.suppress(*TRANSIENT):
             services.image_mark_pending(image_id=image_id)
-        raise self.retry(exc=exc, countdown=min(2**self.request.retries, 60)) from exc
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
     return image.status if image else "missing"
 
 

@@ -20,8 +20,8 @@ from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 
 from tests.uploads import corpus
-from uploads import dispatch, holders, services, storage, tasks
-from uploads.models import Image
+from uploads import dispatch, holders, sandbox, services, storage, tasks
+from uploads.models import Image, Rendition
 from uploads.tasks import sweep_stuck_images
 
 pytestmark = pytest.mark.django_db
@@ -273,7 +273,8 @@ def test_an_upload_is_kept_pending_when_the_broker_is_away(
         image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     assert Image.objects.get(pk=image.pk).status == Image.Status.PENDING
     monkeypatch.undo()
-    settings.IMAGE_STUCK_AFTER_SECONDS = 0
+    # Taken over by the next sweep, not only once it has waited the cut-off.
+    settings.IMAGE_STUCK_AFTER_SECONDS = 3600
     with commit():
         assert tasks.sweep_stuck_images() == 1
     assert Image.objects.get(pk=image.pk).status == Image.Status.READY
@@ -348,3 +349,42 @@ def test_an_upload_over_the_limit_is_refused_whatever_size_it_states(settings: A
     with pytest.raises(services.ImageTooLarge):
         services.image_upload(file=understated, original_name="a.jpg")
     assert Image.objects.count() == 0
+
+
+def _meanwhile_processing(monkeypatch: pytest.MonkeyPatch, change: Any) -> None:
+    """While the image is decoded, ``change`` runs: another request's write in
+    the middle of a run, made deterministic."""
+    real = sandbox.process
+
+    def process_while_changed(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        change()
+        return result
+
+    monkeypatch.setattr(sandbox, "process", process_while_changed)
+
+
+def test_a_run_whose_image_got_another_preset_meanwhile_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, media_files: Any, commit: Any
+) -> None:
+    image = services.image_upload(file=corpus.photo_jpeg(900, 600), original_name="a.jpg")  # pending
+    before = media_files()
+    _meanwhile_processing(monkeypatch, lambda: Image.objects.filter(pk=image.pk).update(preset="icon"))
+
+    with commit():
+        services.image_process(image_id=image.pk)
+
+    assert not Rendition.objects.filter(image=image).exists()  # the web renditions of an icon image: dropped
+    assert media_files() == before  # and their files with them
+    assert Image.objects.get(pk=image.pk).status != Image.Status.READY
+
+
+def test_a_run_whose_image_was_deleted_meanwhile_ends_quietly_and_leaves_no_file(
+    monkeypatch: pytest.MonkeyPatch, media_files: Any, commit: Any
+) -> None:
+    image = services.image_upload(file=corpus.photo_jpeg(900, 600), original_name="a.jpg")  # pending
+    _meanwhile_processing(monkeypatch, lambda: services.image_delete(image=Image.objects.get(pk=image.pk)))
+
+    with commit():
+        assert services.image_process(image_id=image.pk) is None
+    assert media_files() == set()

@@ -1,0 +1,42 @@
+"""The worker's timing: periodic runs that do not pile up behind a backlog,
+and retries that outlast a store's failover."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from celery.schedules import crontab
+from django.conf import settings
+
+from uploads import tasks
+
+
+def period_seconds(schedule: dt.timedelta | crontab) -> float:
+    if isinstance(schedule, dt.timedelta):
+        return schedule.total_seconds()
+    # The entries here fire at some minutes of every hour of every day.
+    assert len(schedule.hour) == 24
+    assert len(schedule.day_of_week) == 7
+    return 3600 / len(schedule.minute)
+
+
+def test_every_periodic_run_expires_by_the_time_the_next_is_due() -> None:
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        expires = entry.get("options", {}).get("expires")
+        assert expires is not None, f"{name} has no expiry: missed runs would arrive together"
+        assert 0 < expires <= period_seconds(entry["schedule"]), name
+
+
+def test_the_health_check_runs_each_minute_and_expires_within_it() -> None:
+    entry = settings.CELERY_BEAT_SCHEDULE["health-check"]
+    assert period_seconds(entry["schedule"]) == 60
+    assert entry["options"]["expires"] <= 60
+
+
+def test_retries_of_an_image_whose_store_was_away_outlast_a_failover_of_five_minutes() -> None:
+    delays = [tasks.retry_delay(n) for n in range(tasks.MAX_RETRIES)]
+    assert delays == sorted(delays)
+    assert sum(delays) >= 5 * 60
+    assert max(delays) <= tasks.RETRY_MAX_DELAY
+    # A retry waiting longer than the broker's visibility timeout would be delivered twice.
+    assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > tasks.RETRY_MAX_DELAY
