@@ -261,10 +261,14 @@ def _render(image: Image, spec: Spec, fmt: str) -> processing.Output:
         max_pixels=settings.IMAGE_MAX_PIXELS,
         memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
         time_limit=settings.IMAGE_ONDEMAND_TIME_LIMIT_SECONDS,
-        focal_point=image.focal_point or image.focal_point_auto,
+        focal_point=_cut_around(image),
     )
     [output] = result.outputs
     return output
+
+
+def _cut_around(image: Image) -> processing.FocalPoint | None:
+    return image.focal_point or image.focal_point_auto
 
 
 def _count(image: Image) -> int:
@@ -279,7 +283,15 @@ def _find(image_id: int, spec: Spec, fmt: str) -> Rendition | None:
 
 
 @transaction.atomic
-def _record(*, image_id: int, spec: Spec, fmt: str, output: processing.Output, key: str) -> Rendition:
+def _record(
+    *,
+    image_id: int,
+    spec: Spec,
+    fmt: str,
+    output: processing.Output,
+    key: str,
+    cut_around: processing.FocalPoint | None,
+) -> Rendition:
     """The row of a rendition just stored; the one already there if another
     request recorded it first. The image row is locked, so the count of its
     on-demand renditions cannot be passed by requests for different sizes."""
@@ -288,6 +300,9 @@ def _record(*, image_id: int, spec: Spec, fmt: str, output: processing.Output, k
         raise Gone(f"Image {image_id} no longer exists.")
     if image.status != Image.Status.READY:
         raise NotReady(f"Image {image_id} is being processed again.")
+    if spec.op == "fill" and _cut_around(image) != cut_around:
+        # Staff moved the focal point while this was cut around the old one.
+        raise NotReady(f"The focal point of image {image_id} moved; it is cut again on the next request.")
     existing = _find(image_id, spec, fmt)
     if existing is not None:
         return existing
@@ -418,7 +433,9 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
     )
     key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
     try:
-        rendition = _record(image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key)
+        rendition = _record(
+            image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key, cut_around=_cut_around(image)
+        )
     except BaseException:
         storage.delete_unreferenced({key})
         raise

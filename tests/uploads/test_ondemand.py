@@ -322,6 +322,34 @@ def test_moving_the_focal_point_cuts_the_fills_again_on_their_next_request(
     assert decoded(again.content).convert("RGB").getpixel((90, 10)) == corpus.TOP_RIGHT
 
 
+def test_a_fill_cut_while_the_focal_point_moved_is_not_kept(
+    client: Client, make_image: Callable[..., Image], commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = make_image(corpus.png(corpus.quadrants(800, 600)), "quadrants.png")
+    services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.05, 0.2))
+    fill = ondemand.url_path(image.pk, "fill-100x100", "png")
+    real = sandbox.process
+
+    def staff_move_it_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        with commit():
+            services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.95, 0.2))
+        return result
+
+    monkeypatch.setattr(sandbox, "process", staff_move_it_meanwhile)
+    cut_around_the_old_point = client.get(fill)
+    assert cut_around_the_old_point.status_code == 202
+    assert "moved" in cut_around_the_old_point.content.decode()
+    assert not image.renditions.filter(name="fill-100x100").exists()
+    assert storage.sweep_orphans(grace_seconds=0) == []  # its file went with it
+
+    monkeypatch.undo()
+    again = client.get(fill)
+    assert again.status_code == 200
+    assert decoded(again.content).convert("RGB").getpixel((90, 10)) == corpus.TOP_RIGHT
+    assert client.get(fill).status_code == 302
+
+
 def test_metadata_never_reaches_an_on_demand_rendition(
     client: Client, make_image: Callable[..., Image]
 ) -> None:
@@ -546,7 +574,9 @@ def test_a_request_finding_the_rendition_being_made_waits_for_it_instead_of_maki
         if len(pauses) == 3:  # it records its rendition while this one waits
             output = ondemand._render(image, spec, "webp")
             key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
-            ondemand._record(image_id=image.pk, spec=spec, fmt="webp", output=output, key=key)
+            ondemand._record(
+                image_id=image.pk, spec=spec, fmt="webp", output=output, key=key, cut_around=None
+            )
 
     monkeypatch.setattr(ondemand, "_pause", the_other_request_finishes)
     made = ondemand.rendition_get_or_make(image_id=image.pk, spec=spec, fmt="webp")
