@@ -178,6 +178,22 @@ class Rendition(models.Model):
         return processing.content_type(self.format)
 
 
+class ReplacedObject(models.Model):
+    """A rendition's object that its image no longer uses (processed again, or
+    cut around a new focal point), kept a while after: a browser or proxy may
+    hold a redirect to it (see uploads.storage.REPLACED_KEEP_SECONDS). The
+    orphan sweep deletes it after that; deleting its image deletes it at once."""
+
+    key = models.CharField(max_length=255, unique=True)
+    # A plain number, not a foreign key: the row outlives nothing, it only
+    # lets the image's deletion find its replaced objects.
+    image_id = models.PositiveBigIntegerField(db_index=True)
+    replaced_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 def file_stem(name: str) -> str:
     """``images/001.tiff`` → ``001``; a name with no extension is its own stem."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]

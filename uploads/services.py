@@ -295,8 +295,8 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             logger.info("image id=%s: changed while processed; this run's renditions dropped", image.pk)
             return current
         image = current
-        # Old renditions' objects go after commit (signal handler) unless a
-        # new row holds the same content-addressed key.
+        # Old renditions' objects are kept a while after commit (a cached
+        # redirect may point at them), then swept; see the signal handler.
         image.renditions.all().delete()
         Rendition.objects.bulk_create(rows)
         image.status = Image.Status.READY
@@ -518,8 +518,8 @@ def image_recrop(*, image_id: int) -> Image | None:
                 # Changed meanwhile; whatever changed it cuts the crops anew.
                 transaction.on_commit(lambda: storage.delete_unreferenced(keys))
                 return locked
-            # The old objects go after commit (signal handler) unless a new
-            # row holds the same content-addressed key.
+            # The old objects are kept a while after commit, then swept
+            # (signal handler), unless a new row holds the same key.
             locked.renditions.filter(name__in=preset.crop_names).delete()
             Rendition.objects.bulk_create(rows)
             locked.save(update_fields=["updated_at"])

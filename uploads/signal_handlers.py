@@ -2,8 +2,9 @@
 
 Saving an image whose file is new or changed queues its processing once the
 transaction commits (sent to a broker once the request that saved it has been
-answered); deleting an image or a rendition deletes its objects once
-the deletion commits (unless another row still points at the same key).
+answered); deleting an image deletes its objects once the deletion commits
+(unless another row still points at the same key). A rendition replaced while
+its image stays keeps its object for a while (uploads.storage.rendition_released).
 """
 
 from __future__ import annotations
@@ -38,14 +39,15 @@ def queue_processing(
 
 
 def delete_image_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
-    key = instance.file.name
+    key, image_id = instance.file.name, instance.pk
     if key:
         transaction.on_commit(lambda: storage.delete_unreferenced({key}))
+    transaction.on_commit(lambda: storage.replaced_delete(image_id=image_id))
 
 
 def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs: Any) -> None:
-    key = instance.storage_key
-    transaction.on_commit(lambda: storage.delete_unreferenced({key}))
+    key, image_id = instance.storage_key, instance.image_id
+    transaction.on_commit(lambda: storage.rendition_released(key, image_id=image_id))
 
 
 def register() -> None:

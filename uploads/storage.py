@@ -50,6 +50,9 @@ RENDITIONS_PREFIX = "renditions/"
 PUBLIC_PREFIXES = (RENDITIONS_PREFIX,)
 # Keys compared with the database, and deleted, per round trip.
 BATCH = 1000
+# How long a replaced rendition's object outlives its row: a redirect to it
+# (uploads.views) may be kept this long by browsers and proxies.
+REPLACED_KEEP_SECONDS = 3600
 # This thread's S3 clients, by store (see _checksummed_client).
 _clients = threading.local()
 
@@ -208,6 +211,36 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
     return gone
 
 
+def rendition_released(key: str, *, image_id: int) -> None:
+    """A rendition row is gone: if its image still exists (processed again, a
+    fill cut anew), its object stays for REPLACED_KEEP_SECONDS; otherwise it
+    goes now, as does every object the image replaced earlier."""
+    if models.Image.objects.filter(pk=image_id).exists():
+        replaced_keep({key}, image_id=image_id)
+    else:
+        delete_unreferenced({key})
+
+
+def replaced_keep(keys: set[str], *, image_id: int) -> None:
+    unused = keys - _referenced(keys)
+    if unused:
+        models.ReplacedObject.objects.bulk_create(
+            [models.ReplacedObject(key=k, image_id=image_id, replaced_at=timezone.now()) for k in unused],
+            update_conflicts=True,
+            unique_fields=["key"],
+            update_fields=["image_id", "replaced_at"],
+        )
+
+
+def replaced_delete(*, image_id: int) -> list[str]:
+    """Delete now the objects a deleted image replaced (its own privacy
+    outweighs a cached redirect)."""
+    rows = models.ReplacedObject.objects.filter(image_id=image_id)
+    keys = set(rows.values_list("key", flat=True))
+    rows.delete()
+    return delete_unreferenced(keys)
+
+
 def list_objects(store: Storage, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
     """Every key under ``prefix`` with its modification time, listed in pages
     (S3 gives a thousand keys and their times per request: no request per object)."""
@@ -241,14 +274,19 @@ def sweep_orphans(*, grace_seconds: int) -> list[str]:
     Files are written before their rows commit, so a transaction rolled back
     by its caller, or a worker killed between writing renditions and saving
     them, leaves objects behind; this finds them. The grace period spares
-    uploads still in flight. Storage is listed in pages and compared with the
+    uploads still in flight; a replaced rendition's object is kept until
+    REPLACED_KEEP_SECONDS have passed since it was replaced. Storage is listed in pages and compared with the
     database a batch at a time.
     """
-    cutoff = timezone.now() - dt.timedelta(seconds=grace_seconds)
+    now = timezone.now()
+    cutoff = now - dt.timedelta(seconds=grace_seconds)
+    replaced = models.ReplacedObject.objects
+    replaced.filter(replaced_at__lte=now - dt.timedelta(seconds=REPLACED_KEEP_SECONDS)).delete()
+    kept = set(replaced.values_list("key", flat=True))
     gone: list[str] = []
     for prefix in (ORIGINALS_PREFIX, RENDITIONS_PREFIX):
         listed = list_objects(storage_for(prefix), prefix)
-        old = (key for key, modified in listed if modified <= cutoff)
+        old = (key for key, modified in listed if modified <= cutoff and key not in kept)
         for batch in _batches(old, BATCH):
             gone.extend(delete_unreferenced(set(batch)))
     return gone

@@ -7,13 +7,14 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_safe
 
 from core.errors import wants_json
-from uploads import ondemand
+from uploads import ondemand, storage
 
 # The rendition behind a signed URL changes only when its image is processed
 # again or its focal point moves (a fill is cut anew): browsers and proxies may
 # keep the answer for an hour, the rendition itself (at the redirect's
-# target) for a year.
-MAX_AGE_SECONDS = 3600
+# target) for a year. A replaced rendition's object is kept as long as a
+# redirect to it may be.
+MAX_AGE_SECONDS = storage.REPLACED_KEEP_SECONDS
 RETRY_PENDING_SECONDS = 5
 RETRY_BUSY_SECONDS = 10
 

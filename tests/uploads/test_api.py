@@ -13,7 +13,8 @@ from rest_framework.test import APIClient
 
 from core import api
 from tests.uploads import corpus
-from uploads.models import Image, Rendition
+from uploads import storage
+from uploads.models import Image, Rendition, ReplacedObject
 
 pytestmark = pytest.mark.django_db
 
@@ -175,7 +176,7 @@ def test_reprocess_makes_the_same_renditions_again_without_duplicates(
 
 
 def test_reprocess_with_another_preset_replaces_the_renditions(
-    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any, sweep_after: Any
 ) -> None:
     image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
     old_keys = set(Rendition.objects.values_list("storage_key", flat=True))
@@ -184,6 +185,9 @@ def test_reprocess_with_another_preset_replaces_the_renditions(
     image = Image.objects.get()
     assert image.preset == "icon"
     assert list(image.renditions.values_list("name", "width", "height")) == [("icon", 128, 128)]
+    # A cached redirect may still point at the old objects: they stay an hour.
+    assert old_keys <= media_files()
+    assert sweep_after(storage.REPLACED_KEEP_SECONDS) == sorted(old_keys)
     assert not old_keys & media_files()
 
 
@@ -197,6 +201,21 @@ def test_delete_removes_the_row_and_every_file(
     assert Image.objects.count() == 0
     assert Rendition.objects.count() == 0
     assert media_files() == set()
+
+
+def test_deleting_an_image_deletes_at_once_the_objects_it_replaced(
+    token_client: APIClient, uploaded: Any, commit: Any, media_files: Any
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    with commit():
+        token_client.post(f"{URL}{image_id}/reprocess/", {"preset": "icon"}, format="json")
+    kept = ReplacedObject.objects.filter(image_id=image_id)
+    assert set(kept.values_list("key", flat=True)) <= media_files()
+    assert kept.count() > 1
+    with commit():
+        assert token_client.delete(f"{URL}{image_id}/").status_code == 204
+    assert media_files() == set()
+    assert not ReplacedObject.objects.exists()
 
 
 def test_the_same_bytes_uploaded_twice_share_files_until_both_are_gone(

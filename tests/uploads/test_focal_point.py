@@ -18,7 +18,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import ImageFactory
 from tests.uploads import corpus
-from uploads import processing, services
+from uploads import processing, services, storage
 from uploads.models import Image, Rendition
 from uploads.processing import FocalPoint, Preset
 
@@ -264,7 +264,7 @@ def test_processing_stores_the_estimate_and_the_api_shows_it_as_automatic(
 
 @pytest.mark.django_db
 def test_setting_the_point_recuts_only_the_crops(
-    marked: Image, token_client: APIClient, commit: Any, media_files: Any
+    marked: Image, token_client: APIClient, commit: Any, media_files: Any, sweep_after: Any
 ) -> None:
     ladder_before = {(r.pk, r.storage_key) for r in marked.renditions.exclude(name="thumb")}
     thumbs_before = set(marked.renditions.filter(name="thumb").values_list("storage_key", flat=True))
@@ -279,13 +279,15 @@ def test_setting_the_point_recuts_only_the_crops(
     assert (marked.focal_auto_x, marked.focal_auto_y) == pytest.approx(SUBJECT_AT, abs=0.04)  # kept apart
     # The width ladder: the same rows and the same objects.
     assert {(r.pk, r.storage_key) for r in marked.renditions.exclude(name="thumb")} == ladder_before
-    # The thumbnails: new objects showing the marker, the old objects gone.
+    # The thumbnails: new objects showing the marker; the old objects are
+    # kept for the redirects that may be cached, then swept.
     thumbs_after = set(marked.renditions.filter(name="thumb").values_list("storage_key", flat=True))
     assert len(thumbs_after) == 2
     assert not thumbs_after & thumbs_before
     files = media_files()
-    assert thumbs_after <= files
-    assert not thumbs_before & files
+    assert thumbs_after | thumbs_before <= files
+    assert sweep_after(storage.REPLACED_KEEP_SECONDS) == sorted(thumbs_before)
+    assert not thumbs_before & media_files()
     thumb = stored(thumb_of(marked).storage_key)
     assert count_near(thumb, corpus.MARKER_BLUE) / (2 * MARKER_RADIUS * 256) ** 2 > JPEG_SHARE
     assert count_near(thumb, corpus.SUBJECT_RED) == 0

@@ -72,10 +72,13 @@ def test_saving_other_fields_does_not_queue_processing(django_capture_on_commit_
     assert callbacks == []
 
 
-def test_replacing_the_file_reprocesses_and_removes_the_old_files(commit: Any, media_files: Any) -> None:
+def test_replacing_the_file_reprocesses_and_removes_the_old_files(
+    commit: Any, media_files: Any, sweep_after: Any
+) -> None:
     with commit():
         image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
     old = media_files()
+    old_original = image.file.name
     image = Image.objects.get(pk=image.pk)
     new_data = corpus.photo_jpeg(640, 480, seed=3)
     with commit():
@@ -83,6 +86,11 @@ def test_replacing_the_file_reprocesses_and_removes_the_old_files(commit: Any, m
         image.save()
     image.refresh_from_db()
     assert image.status == Image.Status.READY
+    # The original goes at once (private: no redirect points at it); the old
+    # renditions once no cached redirect may point at them.
+    assert old & media_files() == old - {old_original}
+    assert sweep_after(storage.REPLACED_KEEP_SECONDS - 60) == []
+    assert sweep_after(60) == sorted(old - {old_original})
     assert not old & media_files()
     assert {image.file.name} | set(image.renditions.values_list("storage_key", flat=True)) == media_files()
 

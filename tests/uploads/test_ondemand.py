@@ -303,7 +303,7 @@ def test_a_fill_keeps_the_focal_point_in_frame(client: Client, make_image: Calla
 
 
 def test_moving_the_focal_point_cuts_the_fills_again_on_their_next_request(
-    client: Client, make_image: Callable[..., Image], commit: Any, media_files: Any
+    client: Client, make_image: Callable[..., Image], commit: Any, media_files: Any, sweep_after: Any
 ) -> None:
     image = make_image(corpus.png(corpus.quadrants(800, 600)), "quadrants.png")
     fill = ondemand.url_path(image.pk, "fill-100x100", "png")
@@ -316,6 +316,8 @@ def test_moving_the_focal_point_cuts_the_fills_again_on_their_next_request(
         services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.95, 0.2))
     assert not image.renditions.filter(name="fill-100x100").exists()
     assert image.renditions.filter(name="width-100").exists()  # not cut around anything: kept
+    assert old_key in media_files()  # for the redirects to it that may be cached
+    assert old_key in sweep_after(storage.REPLACED_KEEP_SECONDS)  # with the preset's crops cut anew
     assert old_key not in media_files()
     again = client.get(fill)
     assert again.status_code == 200
