@@ -3,22 +3,29 @@
 Clients written for it post JSON, form or multipart bodies with no auth, with or
 without the trailing slash, check for 201 and read ``id``. Browsers asking
 for HTML at the same URLs get the public pages.
+
+Reviews may be posted from anywhere, as through the public form. Products and
+images change what every visitor sees, so without credentials they are taken
+only from ``LAB_WRITE_NETWORKS`` (where the suppliers' scripts run); from
+elsewhere a write needs a token with the model permissions.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
+from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import parsers, serializers, status, throttling
+from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, validate_not_future
+from core.net import client_ip, ip_in_networks
 from core.parsers import JSONParser
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
@@ -77,11 +84,42 @@ class LabUploadedSerializer(serializers.Serializer[Any]):
     height = serializers.IntegerField()
 
 
+class LabWriteAllowed(permissions.BasePermission):
+    """Reads and reviews for anyone; a write to the catalog or its images from
+    the configured networks, or with a token whose user holds the view's
+    ``write_permissions``."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        perms = getattr(view, "write_permissions", ())
+        if request.method in permissions.SAFE_METHODS or not perms:
+            return True
+        if ip_in_networks(client_ip(request), settings.LAB_WRITE_NETWORKS):
+            return True
+        if request.user.is_authenticated and request.user.has_perms(perms):
+            return True
+        self.message = (
+            f"Without credentials, {request.path} takes writes only from PORTAL_LAB_WRITE_NETWORKS "
+            f"({', '.join(settings.LAB_WRITE_NETWORKS) or 'none'}); from elsewhere send a token "
+            f"whose user has the permissions {', '.join(perms)}."
+        )
+        return False
+
+
 class LabView(APIView):
-    authentication_classes: list[type] = []  # open, and so no CSRF check
-    permission_classes: list[type] = []
+    # A token, never a session: the endpoints stay free of CSRF checks.
+    authentication_classes = [authentication.TokenAuthentication]
+    permission_classes = [LabWriteAllowed]
+    write_permissions: tuple[str, ...] = ()
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     public_page = "home"
+
+    def permission_denied(
+        self, request: Request, message: str | None = None, code: str | None = None
+    ) -> NoReturn:
+        if request.authenticators and not request.successful_authenticator:
+            # Say what would do, not DRF's bare "credentials were not provided".
+            raise exceptions.NotAuthenticated(message, code)
+        super().permission_denied(request, message, code)
 
     def get_throttles(self) -> list[throttling.BaseThrottle]:
         return [LabThrottle()] if self.request.method == "POST" else []
@@ -121,6 +159,8 @@ class LabFeedbackView(LabView):
 
 class LabFruitsView(LabView):
     public_page = "catalog:product-list"
+    # A post updates the product of the same file stem, if there is one.
+    write_permissions = ("catalog.add_product", "catalog.change_product")
 
     @extend_schema(responses=LabFruitSerializer(many=True))
     def get(self, request: Request) -> Response | HttpResponseRedirect:
@@ -139,6 +179,7 @@ class LabFruitsView(LabView):
 
 class LabUploadView(LabView):
     public_page = "catalog:product-list"
+    write_permissions = ("uploads.add_image",)
     parser_classes = [parsers.MultiPartParser, parsers.FormParser]
     file_actions = frozenset({"post"})
 

@@ -304,6 +304,13 @@ HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
 HEALTH_READY_CACHE_SECONDS = env.float("PORTAL_HEALTH_READY_CACHE_SECONDS", default=5.0)
 # /metrics answers to these networks, or to a bearer token.
 METRICS_ALLOWED_NETWORKS = env.list("PORTAL_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+# Where the course's /fruits/ and /upload/ take writes without credentials:
+# loopback and the private ranges (the company's own network), not the
+# internet, where anyone could rewrite the catalog. Elsewhere: a token.
+LAB_WRITE_NETWORKS = env.list(
+    "PORTAL_LAB_WRITE_NETWORKS",
+    default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
+)
 METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # --- Celery -------------------------------------------------------------------

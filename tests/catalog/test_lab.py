@@ -251,3 +251,44 @@ def test_an_upload_that_is_not_an_image_gets_400(client: Client) -> None:
 def test_lab_endpoints_need_no_csrf_token() -> None:
     client = Client(enforce_csrf_checks=True)
     assert client.post("/feedback/", REVIEW).status_code == 201
+
+
+OUTSIDE = "203.0.113.5"  # an address on the internet, outside every default network
+FRUIT = {"name": "Banana", "weight": "500", "description": "Ripe.", "image_name": "010.jpeg"}
+
+
+def test_from_outside_the_lab_networks_the_catalog_takes_no_anonymous_writes(client: Client) -> None:
+    Product.objects.create(name="Banana", weight=5, description="The real text.", image_name="010.jpeg")
+    refused = client.post("/fruits/", FRUIT, content_type="application/json", REMOTE_ADDR=OUTSIDE)
+    assert refused.status_code == 401  # credentials would do
+    assert refused["WWW-Authenticate"] == "Token"
+    detail = refused.json()["detail"]
+    assert "PORTAL_LAB_WRITE_NETWORKS" in detail
+    assert "catalog.change_product" in detail
+    assert Product.objects.get().description == "The real text."
+    upload = SimpleUploadedFile("010.png", corpus.png(corpus.quadrants(40, 30)))
+    assert client.post("/upload/", {"file": upload}, REMOTE_ADDR=OUTSIDE).status_code == 401
+    assert not Image.objects.exists()
+    # Reads, and reviews (open to anyone, as through the public form), still work.
+    assert client.get("/fruits/", REMOTE_ADDR=OUTSIDE).status_code == 200
+    assert client.post("/feedback/", REVIEW, REMOTE_ADDR=OUTSIDE).status_code == 201
+
+
+def test_from_outside_a_token_with_the_permissions_may_write(token_client: Any, commit: Any) -> None:
+    written = token_client.post("/fruits/", FRUIT, format="json", REMOTE_ADDR=OUTSIDE)
+    assert written.status_code == 201, written.content
+    upload = SimpleUploadedFile("010.jpeg", corpus.photo_jpeg(300, 200))
+    with commit():
+        uploaded = token_client.post("/upload/", {"file": upload}, format="multipart", REMOTE_ADDR=OUTSIDE)
+    assert uploaded.status_code == 201
+    assert Product.objects.get().image == Image.objects.get()
+
+
+def test_the_lab_networks_are_a_setting(client: Client, settings: Any) -> None:
+    settings.LAB_WRITE_NETWORKS = ["203.0.113.0/24"]
+    assert (
+        client.post("/fruits/", FRUIT, content_type="application/json", REMOTE_ADDR=OUTSIDE).status_code
+        == 201
+    )
+    loopback = client.post("/fruits/", FRUIT, content_type="application/json")
+    assert loopback.status_code == 401  # loopback no more
