@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import unicodedata
 from typing import Any
 
 from django.conf import settings
@@ -25,7 +26,10 @@ from core.net import client_ip
 
 
 def _key(request: HttpRequest, username: str) -> str:
-    account = hashlib.sha256(username.strip().lower().encode()).hexdigest()[:32]
+    # As the login form reads it (NFKC): a fullwidth "admin" signs in as "admin", so it
+    # must count, and be refused, as "admin".
+    account = unicodedata.normalize("NFKC", username).strip().casefold()
+    account = hashlib.sha256(account.encode()).hexdigest()[:32]
     return f"admin-login:{client_ip(request)}:{account}"
 
 

@@ -68,6 +68,18 @@ def test_the_lockout_is_per_account_so_a_spray_does_not_lock_others_out(settings
     assert _login(client, "right-password-123").status_code == 302
 
 
+@pytest.mark.parametrize("spelling", ["ｂｏｓｓ", "BOSS", " boss "], ids=["fullwidth", "upper", "spaced"])
+def test_another_spelling_of_the_username_neither_escapes_nor_resets_the_lockout(
+    boss: Any, spelling: str
+) -> None:
+    client = Client()
+    for _ in range(3):
+        assert _login(client, "guess", username=spelling).status_code == 200
+    # The login form reads the fullwidth spelling as "boss": every spelling is one account.
+    assert _login(client, "right-password-123", username=spelling).status_code == 429
+    assert _login(client, "right-password-123").status_code == 429
+
+
 def test_a_forged_forwarded_for_does_not_escape_the_lockout_without_trusted_proxies(boss: Any) -> None:
     client = Client()
     for n in range(3):
