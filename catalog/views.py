@@ -15,6 +15,7 @@ from catalog import selectors, services
 from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback, Product
+from core.errors import methods
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +25,7 @@ PRODUCT_REVIEWS = 50
 PRODUCTS_PER_PAGE = 24
 
 
+@methods("GET")
 def people_directory(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
     groups = selectors.people_by_department(query)
@@ -34,16 +36,19 @@ def people_directory(request: HttpRequest) -> HttpResponse:
     )
 
 
+@methods("GET")
 def person_detail(request: HttpRequest, username: str) -> HttpResponse:
     person = get_object_or_404(selectors.people_visible(), username=username)
     return render(request, "catalog/person_detail.html", {"person": person})
 
 
+@methods("GET")
 def product_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.products_on_display(), PRODUCTS_PER_PAGE).get_page(request.GET.get("page"))
     return render(request, "catalog/product_list.html", {"page": page})
 
 
+@methods("GET")
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(selectors.products_with_images(), pk=pk)
     reviews = selectors.feedback_published().filter(product=product)[:PRODUCT_REVIEWS]
@@ -54,6 +59,7 @@ def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
+@methods("GET")
 def review_list(request: HttpRequest) -> HttpResponse:
     page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
@@ -63,10 +69,19 @@ def review_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def _id(text: str) -> int | None:
+    """A row id given in an address, read as the form's field reads it, or
+    None for anything else ("²" is a digit to str.isdigit(), not to int())."""
+    try:
+        number = int(text)
+    except ValueError:
+        return None
+    return number if 0 < number < 2**63 else None
+
+
 def _highlight(request: HttpRequest) -> int | None:
     """The review a page marks as the visitor's own (``?highlight=ID``)."""
-    highlight = request.GET.get("highlight", "")
-    return int(highlight) if highlight.isdigit() else None
+    return _id(request.GET.get("highlight", ""))
 
 
 def _review_url(review: Feedback) -> str:
@@ -86,11 +101,12 @@ def _review_url(review: Feedback) -> str:
 def _review_form_context(form: FeedbackForm) -> dict[str, object]:
     """The form, and the product it reviews when it names one that exists
     (a product gone since is reported as the form's error instead)."""
-    product_id = str(form["product"].value() or "")
-    product = Product.objects.filter(pk=product_id).first() if product_id.isdigit() else None
+    product_id = _id(str(form["product"].value() or ""))
+    product = Product.objects.filter(pk=product_id).first() if product_id is not None else None
     return {"form": form, "product": product}
 
 
+@methods("GET", "POST")
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one
     is shown again with its errors and HTTP 400; too many posts get 429."""

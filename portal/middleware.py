@@ -1,4 +1,4 @@
-"""Site-wide middleware: security headers, body limits, dependency errors."""
+"""Site-wide middleware: security headers, addresses, body limits, dependency errors."""
 
 from __future__ import annotations
 
@@ -54,6 +54,22 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+class NullCharacterMiddleware:
+    """Refuses an address with a null character (``%00``) with 400: no page
+    wants one, and PostgreSQL cannot even compare text with it."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        query = request.GET
+        if "\x00" in request.path or any("\x00" in k or "\x00" in "".join(query.getlist(k)) for k in query):
+            return error_response(
+                request, 400, "Bad request", "Null characters are not allowed in an address."
+            )
+        return self.get_response(request)
 
 
 class BodyLimitMiddleware:

@@ -51,6 +51,9 @@ def _secret_key() -> str:
 SECRET_KEY = _secret_key()
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
+# Where a sign-in with no (or a refused) ?next= lands: staff sign in for the admin.
+LOGIN_REDIRECT_URL = "/admin/"
 ADMINS = [("Admin", addr) for addr in env.list("DJANGO_ADMINS", default=[])]
 SITE_NAME = env.str("PORTAL_SITE_NAME", default="The Portal")
 
@@ -80,6 +83,7 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "portal.middleware.NullCharacterMiddleware",
     # Before anything reads the body (CSRF reads the form of a POST).
     "portal.middleware.BodyLimitMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

@@ -14,7 +14,7 @@ from django.views.static import serve
 from django_prometheus.exports import ExportToDjangoView
 
 from catalog import selectors
-from core.errors import error_response
+from core.errors import error_response, methods
 from core.net import client_ip, ip_in_networks
 from portal import health
 from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES
@@ -24,6 +24,7 @@ HOME_PEOPLE = 6
 HOME_PRODUCTS = 8
 
 
+@methods("GET")
 def home(request: HttpRequest) -> HttpResponse:
     return render(
         request,
@@ -115,6 +116,18 @@ def server_error(request: HttpRequest) -> HttpResponse:
 
 def permission_denied(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     return error_response(request, 403, "Forbidden", "You do not have permission to see this page.")
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    """A form sent without its security token: most often a page left open
+    until its cookie expired, or cookies blocked."""
+    return error_response(
+        request,
+        403,
+        "Form expired",
+        "This form could not be checked (its security cookie is missing or expired). "
+        "Go back, reload the page and send it again; this site needs cookies for forms.",
+    )
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:

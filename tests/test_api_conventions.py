@@ -77,7 +77,7 @@ def test_an_unknown_id_is_a_json_404(visitor: APIClient, endpoint: str) -> None:
 def test_a_search_with_a_null_character_is_a_400_object(visitor: APIClient, endpoint: str) -> None:
     response = visitor.get(endpoint, {"search": "a\x00b"})
     assert response.status_code == 400
-    assert response.json() == {"detail": "Null characters are not allowed."}
+    assert response.json() == {"detail": "Null characters are not allowed in an address."}
 
 
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:

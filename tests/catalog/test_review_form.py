@@ -16,7 +16,7 @@ from catalog import services
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback
 from portal import demo
-from tests.factories import FeedbackFactory
+from tests.factories import FeedbackFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -67,10 +67,42 @@ def test_reviews_of_the_same_day_are_placed_by_id(client: Client) -> None:
 
 def test_the_list_marks_nothing_without_a_valid_highlight(client: Client) -> None:
     review = FeedbackFactory(title="Plain")
-    for query in ("", "?highlight=abc", f"?highlight={review.pk + 1000}"):
-        html = client.get(f"/reviews/{query}").content.decode()
-        assert highlighted(html) == [], query
-        assert "Your review" not in html
+    for query in (
+        "",
+        "?highlight=abc",
+        f"?highlight={review.pk + 1000}",
+        "?highlight=²",
+        "?highlight=" + "9" * 30,
+    ):
+        response = client.get(f"/reviews/{query}")
+        assert response.status_code == 200, query
+        assert highlighted(response.content.decode()) == [], query
+        assert "Your review" not in response.content.decode()
+
+
+@pytest.mark.parametrize("odd", ["²", "①", "9" * 30, "-1", "1.5"])
+def test_an_odd_id_in_an_address_is_ignored_not_an_error(client: Client, odd: str) -> None:
+    product = ProductFactory()
+    FeedbackFactory(title="Kept", product=product)
+    assert client.get(f"/catalog/{product.pk}/", {"highlight": odd}).status_code == 200
+    form = client.get("/reviews/new/", {"product": odd})
+    assert form.status_code == 200
+    assert "Reviewing" not in form.content.decode()
+    posted = client.post(
+        "/reviews/new/", {"product": odd, "title": "T", "name": "N", "text": "Fine.", "rating": 5}
+    )
+    assert posted.status_code == 400
+    assert "no longer in the catalog" in posted.content.decode()
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["/people/?q=%00", "/people/a%00b/", "/reviews/?page=%00", "/catalog/?x%00=1", "/admin/login/?next=%00"],
+)
+def test_a_null_character_in_an_address_is_a_400_that_says_so(client: Client, address: str) -> None:
+    response = client.get(address)
+    assert response.status_code == 400
+    assert "Null characters are not allowed" in response.content.decode()
 
 
 # --- One "today": the site's local date -----------------------------------------

@@ -29,6 +29,59 @@ def test_pages_carry_security_headers(client: Client) -> None:
     assert "script-src 'self';" in response["Content-Security-Policy"]
 
 
+PAGES = ["/", "/people/", "/catalog/", "/reviews/"]
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch", "trace"])
+@pytest.mark.parametrize("url", [*PAGES, "/reviews/new/"])
+def test_a_page_answers_a_method_it_does_not_take_with_405_naming_those_it_does(
+    client: Client, url: str, method: str
+) -> None:
+    response = getattr(client, method)(url)
+    assert response.status_code == 405
+    allowed = "GET, HEAD, POST, OPTIONS" if url == "/reviews/new/" else "GET, HEAD, OPTIONS"
+    assert response["Allow"] == allowed
+    assert f"This page answers {allowed}, not {method.upper()}." in response.content.decode()
+    assert "<html" in response.content.decode()  # the site's error page
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_options_on_a_page_lists_its_methods_without_the_page(client: Client, url: str) -> None:
+    response = client.options(url)
+    assert response.status_code == 200
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.content == b""
+    assert client.head(url).status_code == 200
+
+
+def test_a_form_sent_without_its_csrf_cookie_gets_the_sites_page_saying_what_to_do() -> None:
+    response = Client(enforce_csrf_checks=True).post("/reviews/new/", {"title": "Hi"})
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "reload the page and send it again" in html
+    assert "DEBUG" not in html
+    assert Feedback.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["/feedbackx", "/fruitsalad/", "/uploads-old/"])
+def test_a_browser_gets_the_error_page_at_addresses_that_only_start_like_the_course_endpoints(
+    client: Client, url: str
+) -> None:
+    response = client.get(url, HTTP_ACCEPT="text/html")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_signing_in_with_a_refused_next_lands_on_the_admin(client: Client) -> None:
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
+    response = client.post(
+        "/admin/login/",
+        {"username": "boss", "password": "right-password-123", "next": "https://evil.example/"},
+    )
+    assert response.status_code == 302
+    assert response["Location"] == "/admin/"
+
+
 def test_admin_login_is_throttled_after_repeated_failures(client: Client, settings: Any) -> None:
     settings.ADMIN_LOGIN_MAX_FAILURES = 3
     get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
