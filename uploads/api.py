@@ -146,6 +146,13 @@ class ImageSerializer(ImageSummarySerializer):
         ]  # fmt: skip
         read_only_fields = fields
 
+    def to_representation(self, instance: Image) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_representation(instance)
+        if instance.status == Image.Status.FAILED:
+            # What an earlier run made is no longer served (uploads.ondemand).
+            data["renditions"] = []
+        return data
+
     def _private(self) -> bool:
         """Whether this caller may see what fetches the original (asked once
         per response, on the outermost serializer)."""

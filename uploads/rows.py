@@ -30,6 +30,7 @@ IMAGE_FIELDS = (
 # What rendition_rows reads, in this order (RenditionRow unpacks it).
 _RENDITION_FIELDS = ("name", "format", "width", "height", "bytes", "storage_key", "image_id")
 _READY = Image.Status.READY.value
+_FAILED = Image.Status.FAILED.value
 # Each image's renditions, as rendition_rows reads them.
 RenditionsByImage = dict[int, list[tuple[Any, ...]]]
 
@@ -209,7 +210,9 @@ class ImageRows:
                     "bytes": r[4],
                     "url": urls(r[5]),
                 }
-                for r in self.renditions.get(pk, [])
+                # A failed image's renditions (of an earlier run) are not
+                # served, so not listed; see ImageSerializer.
+                for r in (self.renditions.get(pk, []) if image["status"] != _FAILED else [])
             ],
             "original": original_url(pk) if private else None,
             "created_at": datetime_text(image["created_at"]),

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from core import api
 from tests.uploads import corpus
-from uploads import storage
+from uploads import services, storage
 from uploads.models import Image, Rendition, ReplacedObject
 
 pytestmark = pytest.mark.django_db
@@ -255,6 +255,19 @@ def test_a_file_that_fails_to_decode_ends_failed_with_its_original_kept(
     detail = token_client.get(f"{URL}{image.pk}/").json()
     assert (detail["status"], detail["renditions"]) == ("failed", [])
     assert detail["error"] == image.error
+
+
+def test_an_image_that_failed_after_a_good_run_lists_none_of_that_runs_renditions(
+    uploaded: Any, token_client: APIClient
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    assert token_client.get(f"{URL}{image_id}/").json()["renditions"]
+    services.image_mark_failed(image_id=image_id, reason="The reprocess took too long.")
+    assert Rendition.objects.filter(image_id=image_id).exists()  # kept, for a reprocess to replace
+    detail = token_client.get(f"{URL}{image_id}/").json()
+    (listed,) = token_client.get(URL).json()["results"]
+    for shown in (detail, listed):
+        assert (shown["status"], shown["renditions"], shown["src"]) == ("failed", [], None)
 
 
 def test_images_can_be_filtered_by_format_with_counts_kept_apart(
