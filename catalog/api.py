@@ -14,9 +14,10 @@ from rest_framework.decorators import action
 from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
-from catalog import selectors, services
+from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product, validate_not_future
 from core.api import ConcurrentWritesMixin, CursorPagination
 from core.filters import FilterBackend
@@ -54,6 +55,28 @@ def can_moderate(request: Request, model: type[Model]) -> bool:
 # --- People -------------------------------------------------------------------
 
 
+class _FormText(str):
+    """A form's ``phone=…`` (JSON bodies send an object)."""
+
+
+class PhoneField(serializers.DictField):
+    """Numbers by label. A form may send them as ``phone.<label>=<number>``,
+    or as one text (``office: 802-555-0100; cell: …``), as files do."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        if html.is_html_input(dictionary) and self.field_name in dictionary:
+            return _FormText(dictionary.get(self.field_name))
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data: Any) -> dict[str, str]:
+        if isinstance(data, _FormText):
+            try:
+                data = formats.parse_phone(data)
+            except formats.FormatError as exc:
+                raise serializers.ValidationError(str(exc)) from exc
+        return cast(dict[str, str], super().to_internal_value(data))
+
+
 class PersonSerializer(serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
     username = serializers.CharField(
@@ -61,10 +84,11 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         validators=[UnicodeUsernameValidator(), UniqueValidator(queryset=Person.objects.all())],
         help_text="Letters, digits and @ . + - _ only; unique.",
     )
-    phone = serializers.DictField(
+    phone = PhoneField(
         child=serializers.CharField(max_length=40),
         required=False,
-        help_text='Numbers by label, e.g. {"office": "802-867-5309"}.',
+        help_text='Numbers by label, e.g. {"office": "802-867-5309"}; a form may send '
+        "`phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
     )
     photo = ImageSummarySerializer(read_only=True, allow_null=True)
     url = serializers.CharField(

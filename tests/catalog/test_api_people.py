@@ -184,6 +184,40 @@ def test_an_invalid_person_is_refused_with_a_message_on_the_field(
     assert not Person.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("sent", "stored"),
+    [
+        (
+            {"phone.office": "802-555-0100", "phone.cell": "802-555-0199"},
+            {"office": "802-555-0100", "cell": "802-555-0199"},
+        ),
+        (
+            {"phone": "office: 802-555-0100; cell: 802-555-0199"},
+            {"office": "802-555-0100", "cell": "802-555-0199"},
+        ),
+        ({"phone": "802-555-0100"}, {"office": "802-555-0100"}),
+    ],
+    ids=["labelled-keys", "text", "bare-number"],
+)
+def test_a_form_body_sets_the_phone_numbers_it_sends(
+    token_client: APIClient, sent: dict[str, str], stored: dict[str, str]
+) -> None:
+    body = {"name": "Grace Hopper", "username": "ghopper", **sent}
+    response = token_client.post(LIST, body, format="multipart")
+    assert response.status_code == 201, response.content
+    assert response.json()["phone"] == stored
+    assert Person.objects.get().phone == stored
+
+
+def test_a_phone_text_that_names_no_number_is_a_400(token_client: APIClient) -> None:
+    response = token_client.post(
+        LIST, {"name": "G", "username": "g", "phone": '{"office": [1]}'}, format="multipart"
+    )
+    assert response.status_code == 400
+    assert "phone" in response.json()
+    assert not Person.objects.exists()
+
+
 def test_a_duplicate_username_is_a_400(staff: APIClient) -> None:
     PersonFactory(username="ghopper")
 
