@@ -14,10 +14,12 @@ same content twice finds the object already there instead of overwriting it.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import json
 import os
+import secrets
 import threading
 import weakref
 from collections.abc import Iterable, Iterator
@@ -82,9 +84,35 @@ def put(key: str, data: bytes, *, sha256: str | None = None) -> str:
     store = storage_for(key)
     if isinstance(store, S3Storage):
         return _s3_put_new(store, _checksummed_client(store), key, data, sha256)
+    if isinstance(store, FileSystemStorage):
+        return _local_put(store, key, data)
     if store.exists(key):
         return key
     return store.save(key, ContentFile(data))
+
+
+def _local_put(store: FileSystemStorage, key: str, data: bytes) -> str:
+    """Write to a temporary name beside the key, then rename it into place, so
+    a write cut short (a full disk) never leaves a truncated file at a key
+    that later writes would take for the same bytes. A file already at the
+    key with another size is such a leftover and is replaced."""
+    path = store.path(key)
+    try:
+        if os.path.getsize(path) == len(data):
+            return key
+    except FileNotFoundError:
+        pass
+    # Named after the key, with a suffix no key has; one a killed process
+    # left behind is swept as an orphan.
+    temporary = f"{key}.{secrets.token_hex(8)}.part"
+    try:
+        temporary = store.save(temporary, ContentFile(data))
+        os.replace(store.path(temporary), path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(store.path(temporary))
+        raise
+    return key
 
 
 def _checksummed_client(store: S3Storage) -> Any:

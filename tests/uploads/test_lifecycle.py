@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import io
 import json
 import os
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
@@ -250,6 +254,63 @@ def originals_away(settings: Any, tmp_path: Path) -> None:
         **settings.STORAGES,
         "originals": {**settings.STORAGES["originals"], "OPTIONS": {"location": blocker / "private"}},
     }
+
+
+class DiskFullStorage(FileSystemStorage):
+    """Local files on a disk that fills up halfway through each write (while
+    ``full``): Django's own write path runs, and the disk answers ENOSPC."""
+
+    full = True
+
+    def _save(self, name: str, content: Any) -> str:
+        if not type(self).full:
+            return super()._save(name, content)
+        return super()._save(name, _HalfWritten(content.read()))
+
+
+class _HalfWritten(ContentFile):
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        data = self.read()
+        yield data[: len(data) // 2]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@pytest.fixture
+def disk_full(settings: Any) -> Iterator[type[DiskFullStorage]]:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {**settings.STORAGES["originals"], "BACKEND": f"{__name__}.DiskFullStorage"},
+    }
+    DiskFullStorage.full = True
+    yield DiskFullStorage
+    DiskFullStorage.full = True
+
+
+def test_a_write_cut_short_by_a_full_disk_leaves_nothing_at_the_key(
+    disk_full: type[DiskFullStorage], media_files: Any
+) -> None:
+    data = corpus.jpeg()
+    key = storage.original_key(hashlib.sha256(data).hexdigest(), "JPEG")
+    with pytest.raises(OSError, match="No space left"):
+        storage.put(key, data)
+    assert media_files() == set()
+
+    disk_full.full = False
+    assert storage.put(key, data) == key
+    with storage.storage_for(key).open(key, "rb") as fh:
+        assert fh.read() == data
+
+
+def test_a_truncated_file_left_at_a_key_is_written_again(media_files: Any) -> None:
+    data = corpus.jpeg()
+    key = storage.original_key(hashlib.sha256(data).hexdigest(), "JPEG")
+    store = storage.storage_for(key)
+    Path(store.path(key)).parent.mkdir(parents=True)
+    Path(store.path(key)).write_bytes(data[:100])
+    storage.put(key, data)
+    with store.open(key, "rb") as fh:
+        assert fh.read() == data
+    assert media_files() == {key}
 
 
 @pytest.mark.usefixtures("originals_away")
