@@ -435,6 +435,8 @@ class SupplierSummary:
     images_created: int = 0
     images_existing: int = 0
     images_failed: list[tuple[str, str]] = field(default_factory=list)
+    # Refused before storing: broken, over a limit, unreadable.
+    images_rejected: list[tuple[str, str]] = field(default_factory=list)
     images_unsettled: list[str] = field(default_factory=list)
     skipped_files: list[tuple[str, str]] = field(default_factory=list)
     processed: list[Product] = field(default_factory=list)
@@ -442,18 +444,13 @@ class SupplierSummary:
     def line(self) -> str:
         p = self.products
         unsettled = f", {len(self.images_unsettled)} still processing" if self.images_unsettled else ""
+        rejected = f", {len(self.images_rejected)} rejected" if self.images_rejected else ""
         return (
             f"{p.created} products created, {p.updated} updated, {p.skipped} unchanged, "
             f"{len(p.rejected)} rejected; {self.images_created} images imported, "
-            f"{self.images_existing} already there, {len(self.images_failed)} failed{unsettled}, "
+            f"{self.images_existing} already there{rejected}, {len(self.images_failed)} failed{unsettled}, "
             f"{len(self.skipped_files)} files skipped."
         )
-
-
-def _visible_files(folder: Path) -> list[Path]:
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
 
 
 def supplier_import(
@@ -476,20 +473,29 @@ def supplier_import(
 
     summary = SupplierSummary()
     images: dict[str, tuple[str, Image]] = {}
-    for path in _visible_files(directory / "images"):
+    descriptions = upload_services.listed_files(directory / "descriptions")
+    # A file a description names by its stem was meant as that product's photo.
+    described = {p.stem for p in descriptions if p.suffix.lower() == ".txt"}
+    for path in upload_services.listed_files(directory / "images"):
+        label = f"images/{path.name}"
         try:
             image, created = upload_services.image_import(
                 data=path.read_bytes(), original_name=path.name, preset=SUPPLIER_PRESET
             )
+        except OSError as exc:
+            summary.images_rejected.append((label, f"cannot be read: {exc.strerror or exc}"))
         except (upload_services.ImageInvalid, upload_services.ImageTooLarge) as exc:
-            summary.skipped_files.append((f"images/{path.name}", str(exc)))
+            if path.stem in described or upload_services.image_refusal_is_rejection(path.name, exc):
+                summary.images_rejected.append((label, str(exc)))
+            else:
+                summary.skipped_files.append((label, str(exc)))
         else:
             images[path.stem] = (path.name, image)
             summary.images_created += created
             summary.images_existing += not created
         if progress:
             progress(1)
-    for path in _visible_files(directory / "descriptions"):
+    for path in descriptions:
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
@@ -502,6 +508,10 @@ def supplier_import(
                 description=record.description,
                 image_name=file_name,
                 image=photo,
+            )
+        except OSError as exc:
+            summary.products.rejected.append(
+                (f"descriptions/{path.name}", f"cannot be read: {exc.strerror or exc}")
             )
         except formats.FormatError as exc:
             summary.products.rejected.append((f"descriptions/{path.name}", str(exc)))

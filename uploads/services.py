@@ -11,8 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import os
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
@@ -51,6 +53,40 @@ class ImageInvalid(Exception):
     def __init__(self, message: str, *, code: str) -> None:
         super().__init__(message)
         self.code = code
+
+
+# The names the accepted formats go by: a file so named that is refused was
+# meant as an image, not a stray file beside the images.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".webp", ".gif", ".tif", ".tiff", ".bmp"}
+    | {".avif", ".heic", ".heif"}
+)
+
+
+def image_refusal_is_rejection(name: str, exc: ImageInvalid | ImageTooLarge) -> bool:
+    """Whether an import that refused this file failed at something it was
+    asked to do (a broken photo, one over a limit: the run exits 2) rather
+    than passing over a stray file (a LICENSE beside the photos: skipped).
+
+    A file is taken for an image when its name says so, or when its content
+    was recognised as one (only its header or size was wrong).
+    """
+    if isinstance(exc, ImageInvalid) and exc.code in ("format", "empty"):
+        return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    return True
+
+
+def listed_files(folder: Path) -> list[Path]:
+    """The files of a folder an import reads, sorted: hidden ones (.DS_Store)
+    and sub-folders left out; a link to nothing kept, so that the import
+    reports it instead of passing over it in silence."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if not p.name.startswith(".") and (p.is_file() or (p.is_symlink() and not p.exists()))
+    )
 
 
 def presets() -> dict[str, processing.Preset]:

@@ -263,3 +263,36 @@ def test_one_photo_delivered_under_two_names_shows_on_both_products(delivery: Pa
     assert (apple.image_name, kiwi.image_name) == ("001.tiff", "005.tiff")
     assert apple.image is not None
     assert kiwi.image == apple.image
+
+
+def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(delivery: Path, settings: Any) -> None:
+    settings.IMAGE_MAX_PIXELS = 5_000_000
+    (delivery / "descriptions" / "011.txt").unlink()
+    (delivery / "images" / "010.jpg").write_bytes(corpus.garbage())  # the photo of a description
+    (delivery / "descriptions" / "012.txt").write_text("Pear\n100 lbs\nSweet.\n")
+    (delivery / "images" / "012").write_bytes(corpus.garbage())  # no extension, but described
+    (delivery / "images" / "huge.png").write_bytes(corpus.png_bomb())
+    (delivery / "images" / "unreadable.jpg").symlink_to("/proc/self/mem")  # EIO, even for root
+    (delivery / "descriptions" / "013.txt").symlink_to("/proc/self/mem")
+    out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
+    assert out.startswith(
+        "5 products created, 0 updated, 0 unchanged, 1 rejected; 3 images imported, 0 already there, "
+        "4 rejected, 0 failed, 2 files skipped."
+    )
+    assert "rejected images/010.jpg: Unsupported file type" in err
+    assert "rejected images/012: Unsupported file type" in err
+    assert "rejected images/huge.png: Image has 10000000000 pixels" in err
+    assert "rejected images/unreadable.jpg: cannot be read: Input/output error" in err
+    assert "rejected descriptions/013.txt: cannot be read: Input/output error" in err
+    assert "skipped images/LICENSE" in err
+    assert "skipped images/README" in err
+    assert Product.objects.get(name="Lemon’s best").image is None
+
+
+def test_images_still_processing_after_the_wait_fail_the_run(
+    delivery: Path, worker_not_running: None
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    with pytest.raises(CommandError, match="4 image\\(s\\) still processing") as raised:
+        call_command("import_supplier", str(delivery), "--no-email", "--wait", "0.2", stdout=io.StringIO())
+    assert raised.value.returncode == 2

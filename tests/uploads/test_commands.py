@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from tests.uploads import corpus
@@ -96,3 +96,28 @@ def test_reprocess_images_can_pick_failed_ones(run: Any, tmp_path: Path) -> None
     out, _ = run("reprocess_images", "--status", "failed")
     assert out.strip() == "1 images queued for processing."
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
+
+
+def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(
+    icon_delivery: Path, commit: Any, settings: Any
+) -> None:
+    settings.IMAGE_MAX_PIXELS = 1_000_000
+    (icon_delivery / "broken.jpg").write_bytes(corpus.garbage())
+    (icon_delivery / "huge").write_bytes(corpus.png_bomb())
+    (icon_delivery / "empty.png").write_bytes(corpus.zero_bytes())
+    # Listed as a file, but reading it fails (EIO), even for root.
+    (icon_delivery / "unreadable.jpg").symlink_to("/proc/self/mem")
+    (icon_delivery / "moved.jpg").symlink_to(icon_delivery / "nowhere.jpg")
+    out, err = io.StringIO(), io.StringIO()
+    with commit(), pytest.raises(CommandError, match="5 file") as raised:
+        call_command("import_images", str(icon_delivery), "--preset", "icon", stdout=out, stderr=err)
+    assert raised.value.returncode == 2
+    # What could be read and checked landed; strays are still only skipped.
+    assert out.getvalue().startswith("2 images imported, 0 already there, 2 files skipped, 5 rejected.")
+    assert "skipped LICENSE:" in err.getvalue()
+    assert "rejected broken.jpg: Unsupported file type" in err.getvalue()
+    assert "rejected huge: Image has 10000000000 pixels" in err.getvalue()
+    assert "rejected empty.png: The file is empty." in err.getvalue()
+    assert "rejected unreadable.jpg: cannot be read: Input/output error" in err.getvalue()
+    assert "rejected moved.jpg: cannot be read: No such file or directory" in err.getvalue()
+    assert Image.objects.count() == 2

@@ -49,7 +49,7 @@ class Command(BaseCommand):
             summary = services.supplier_import(directory, wait_seconds=options["wait"], progress=bar.update)
         for name, reason in summary.skipped_files:
             self.stderr.write(f"skipped {name}: {reason}")
-        for name, reason in summary.products.rejected + summary.images_failed:
+        for name, reason in summary.products.rejected + summary.images_rejected + summary.images_failed:
             self.stderr.write(f"rejected {name}: {reason}")
         for name in summary.images_unsettled:
             self.stderr.write(
@@ -74,12 +74,14 @@ class Command(BaseCommand):
                     mailed = False
         self.stdout.write(summary.line() + sent)
         # What did land stays; the exit code tells a cron job that not all did.
-        problems = len(summary.products.rejected) + len(summary.images_failed) + (not mailed)
+        counts = (
+            (len(summary.products.rejected), "description(s) rejected"),
+            (len(summary.images_rejected), "image file(s) rejected"),
+            (len(summary.images_failed), "image(s) failed"),
+            (len(summary.images_unsettled), "image(s) still processing"),
+        )
+        problems = [f"{count} {what}" for count, what in counts if count]
+        if not mailed:
+            problems.append("report not mailed")
         if problems:
-            raise CommandError(
-                f"{len(summary.products.rejected)} description(s) rejected, "
-                f"{len(summary.images_failed)} image(s) failed"
-                + ("" if mailed else ", report not mailed")
-                + ".",
-                returncode=2,
-            )
+            raise CommandError(", ".join(problems) + ".", returncode=2)

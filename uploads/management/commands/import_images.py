@@ -26,7 +26,8 @@ def _cores() -> int:
 class Command(BaseCommand):
     help = (
         "Upload every file in DIR as an image with the given preset (files that are not "
-        "images are reported and skipped; names without an extension are fine). With "
+        "images are reported and skipped; names without an extension are fine; a photo "
+        "that is broken, over a limit or unreadable is rejected, exit 2). With "
         "--export, the web-ready files are also written to a folder. With no broker, the "
         "images are processed here, --jobs at a time, each in a child process of its own "
         "under the per-image memory ceiling and time limit; with a broker they are queued "
@@ -59,10 +60,11 @@ class Command(BaseCommand):
         export: Path | None = options["export"]
         if export:
             export.mkdir(parents=True, exist_ok=True)
-        paths = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
+        paths = services.listed_files(directory)
         images: list[tuple[str, Image]] = []
         created = existing = 0
         skipped: list[tuple[str, str]] = []
+        rejected: list[tuple[str, str]] = []
         # With a broker the workers process the images (an import only stores
         # and queues); with none, this process does, on --jobs threads.
         here = not settings.BROKER_CONFIGURED
@@ -71,11 +73,20 @@ class Command(BaseCommand):
             with dispatch.concurrently(batch) if batch else contextlib.nullcontext():
                 for path in tqdm(paths, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
                     try:
+                        data = path.read_bytes()
+                    except OSError as exc:
+                        rejected.append((path.name, f"cannot be read: {exc.strerror or exc}"))
+                        continue
+                    try:
                         image, new = services.image_import(
-                            data=path.read_bytes(), original_name=path.name, preset=options["preset"]
+                            data=data, original_name=path.name, preset=options["preset"]
                         )
-                    except (services.ImageInvalid, services.ImageTooLarge, ValidationError) as exc:
-                        skipped.append((path.name, str(exc)))
+                    except (services.ImageInvalid, services.ImageTooLarge) as exc:
+                        refused = rejected if services.image_refusal_is_rejection(path.name, exc) else skipped
+                        refused.append((path.name, str(exc)))
+                        continue
+                    except ValidationError as exc:
+                        rejected.append((path.name, " ".join(exc.messages)))
                         continue
                     created += new
                     existing += not new
@@ -115,14 +126,28 @@ class Command(BaseCommand):
                     (export / unique).write_bytes(data)
         for name, reason in skipped:
             self.stderr.write(f"skipped {name}: {reason}")
+        for name, reason in rejected:
+            self.stderr.write(f"rejected {name}: {reason}")
         self.stdout.write(
             f"{created} images imported, {existing} already there, {len(skipped)} files skipped"
+            + (f", {len(rejected)} rejected" if rejected else "")
             + (f", {failed} failed" if failed else "")
             + (f"; renditions written to {export}" if export else "")
             + "."
         )
-        if failed:  # the others landed; a cron job learns not all did
-            raise CommandError(f"{failed} image(s) failed.", returncode=2)
+        if rejected or failed:  # the others landed; a cron job learns not all did
+            raise CommandError(
+                ", ".join(
+                    part
+                    for part in (
+                        f"{len(rejected)} file(s) rejected" if rejected else "",
+                        f"{failed} image(s) failed" if failed else "",
+                    )
+                    if part
+                )
+                + ".",
+                returncode=2,
+            )
 
 
 def _unique_name(target: str, source: str, written: set[str]) -> str:
