@@ -174,7 +174,8 @@ def _truthy(value: object) -> bool:
 
 
 def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
-    """Rows of people as dicts with phone as a label → number mapping."""
+    """Rows of people as dicts of the fields the file carries, phone as a
+    label → number mapping."""
     text = read_text(raw)
     rows: list[Any]
     if fmt == "csv":
@@ -203,14 +204,20 @@ def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
         raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
     people = []
     for number, row in enumerate(rows, start=1):
+        # Only what the file carries: a column or key it lacks (the course's
+        # CSV has no email) leaves the stored value alone, as does a blank
+        # is_active cell.
         person: dict[str, Any] = {
-            key: _text(row, key, number) for key in ("name", "username", "email", "department", "role")
+            key: _text(row, key, number)
+            for key in ("name", "username", "email", "department", "role")
+            if key in ("name", "username") or key in row
         }
-        try:
-            person["phone"] = parse_phone(row.get("phone"))
-        except FormatError as exc:
-            raise FormatError(f"person {number}: {exc}") from None
-        if "is_active" in row and row["is_active"] is not None:
+        if "phone" in row:
+            try:
+                person["phone"] = parse_phone(row["phone"])
+            except FormatError as exc:
+                raise FormatError(f"person {number}: {exc}") from None
+        if row.get("is_active") is not None and str(row["is_active"]).strip() != "":
             person["is_active"] = _truthy(row["is_active"])
         people.append(person)
     return people

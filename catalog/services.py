@@ -57,28 +57,34 @@ def person_upsert(
     *,
     username: str,
     name: str,
-    email: str = "",
+    email: str | None = None,
     phone: Mapping[str, str] | None = None,
-    department: str = "",
-    role: str = "",
+    department: str | None = None,
+    role: str | None = None,
     is_active: bool | None = None,
     photo: Image | None = None,
     is_demo: bool = False,
 ) -> tuple[Person, bool]:
     """Create the person with this username, or update them. Returns (person, created).
 
-    A photo left out keeps the current one. A real write to a demo username
-    makes the person real, so removing the demo content never deletes them.
+    A field left out (None) keeps what the person has, or gets its default
+    for a new person: a file that lacks a column does not erase it. A real
+    write to a demo username makes the person real, so removing the demo
+    content never deletes them.
     """
     person = Person.objects.select_for_update().filter(username=username).first()
     created = person is None
     if person is None:
         person = Person(username=username)
     person.name = name
-    person.email = email
-    person.phone = dict(phone or {})
-    person.department = department
-    person.role = role
+    if email is not None:
+        person.email = email
+    if phone is not None:
+        person.phone = dict(phone)
+    if department is not None:
+        person.department = department
+    if role is not None:
+        person.role = role
     person.is_demo = is_demo
     if is_active is not None:
         person.is_active = is_active

@@ -109,6 +109,43 @@ def test_import_people_updates_by_username(tmp_path: Path) -> None:
     assert (person.name, person.role) == ("A B", "Lead")
 
 
+def test_import_people_leaves_alone_what_the_file_does_not_carry(tmp_path: Path) -> None:
+    Person.objects.create(
+        name="Ada",
+        username="ada",
+        email="ada@example.com",
+        phone={"office": "802-867-5309"},
+        department="Engineering",
+        role="Lead",
+    )
+    path = tmp_path / "people.csv"
+    # The course's header: no email column.
+    path.write_text("name,username,phone,department,role\nAda F,ada,802-867-5310,Sales,Associate\n")
+    assert "0 people created, 1 updated" in run("import_people", str(path))
+    ada = Person.objects.get()
+    assert (ada.name, ada.email, ada.phone) == ("Ada F", "ada@example.com", {"office": "802-867-5310"})
+    assert (ada.department, ada.role) == ("Sales", "Associate")
+
+    path.write_text("name,username,is_active\nAda Fernández,ada,\nKofi,kofi,\n")
+    assert "1 people created, 1 updated" in run("import_people", str(path))
+    ada = Person.objects.get(username="ada")
+    assert ada.name == "Ada Fernández"
+    assert (ada.email, ada.phone, ada.department, ada.role) == (
+        "ada@example.com",
+        {"office": "802-867-5310"},
+        "Sales",
+        "Associate",
+    )
+    assert ada.is_active  # a blank cell is no answer
+    kofi = Person.objects.get(username="kofi")
+    assert (kofi.email, kofi.phone, kofi.department, kofi.is_active) == ("", {}, "", True)
+
+    path.write_text("name,username,is_active,department\nAda,ada,no,\n")
+    run("import_people", str(path))
+    ada = Person.objects.get(username="ada")
+    assert (ada.is_active, ada.department, ada.role) == (False, "", "Associate")  # a blank cell given clears
+
+
 def test_import_people_rejects_bad_rows_and_keeps_good_ones(tmp_path: Path) -> None:
     path = tmp_path / "people.yaml"
     path.write_text(yaml.safe_dump([{"name": "Ok", "username": "ok"}, {"name": "", "username": "noname"}]))

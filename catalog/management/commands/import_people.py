@@ -11,7 +11,8 @@ from catalog import formats, services
 class Command(BaseCommand):
     help = (
         "Create or update people from a CSV, JSON or YAML file (matched by username). "
-        "CSV header: name,username,phone,department,role (extra columns allowed)."
+        "CSV header: name,username,phone,department,role (extra columns allowed). Fields the "
+        "file does not carry (a missing column, a blank is_active cell) are left as they are."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
