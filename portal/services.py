@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.mail import send_mail
 
-from portal import health
+from portal import health, mail
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             continue
         try:
             send_mail(check.subject, health.BODY, settings.DEFAULT_FROM_EMAIL, to)
+        except mail.RecipientsRefused as exc:  # taken for the others
+            logger.error("health alert %s: %s", check.subject, exc)
+            outcome.undelivered.append(f"{check.subject}: {exc}")
         except OSError as exc:  # smtplib's errors included
             logger.error("health alert not mailed: %s: %s", check.subject, exc)
             outcome.undelivered.append(f"{check.subject}: {exc or type(exc).__name__}")

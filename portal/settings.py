@@ -282,7 +282,10 @@ ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", defa
 # --- Email --------------------------------------------------------------------
 
 _email = env.email_url("EMAIL_URL", default="filemail://")
-EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+# SMTP through the portal's backend, which reports recipients the server refused.
+EMAIL_BACKEND = {"django.core.mail.backends.smtp.EmailBackend": "portal.mail.EmailBackend"}.get(
+    _email["EMAIL_BACKEND"], _email["EMAIL_BACKEND"]
+)
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)

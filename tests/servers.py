@@ -970,7 +970,8 @@ class SMTPServer(_Managed):
     """An SMTP sink that keeps every message it receives.
 
     Runs in a thread of this process. With ``username``/``password`` it
-    advertises and requires AUTH (without TLS).
+    advertises and requires AUTH (without TLS). The addresses in ``refuse``
+    are answered 550 at RCPT, as a server refuses an unknown mailbox.
     """
 
     kind = "smtp"
@@ -981,12 +982,14 @@ class SMTPServer(_Managed):
         port: int | None = None,
         username: str | None = None,
         password: str | None = None,
+        refuse: Iterable[str] = (),
         startup_timeout: float = 10.0,
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
     ) -> None:
         super().__init__(startup_timeout=startup_timeout, base_dir=base_dir, keep_dir=keep_dir)
         self.host = HOST
+        self.refuse = {address.lower() for address in refuse}
         self._ports_fixed = port is not None
         self.port = port if port is not None else free_port()
         self.username = username
@@ -1074,6 +1077,16 @@ class SMTPServer(_Managed):
                     return "530 5.7.0 Authentication required"
                 envelope.mail_from = address
                 envelope.mail_options.extend(options)
+                return "250 OK"
+
+            async def handle_RCPT(
+                self, server: Any, state: Any, envelope: Any, address: str, options: list[str]
+            ) -> str:
+                if address.lower() in outer.refuse:
+                    outer._log(f"RCPT {address} refused")
+                    return "550 5.1.1 No such user here"
+                envelope.rcpt_tos.append(address)
+                envelope.rcpt_options.extend(options)
                 return "250 OK"
 
             async def handle_DATA(self, server: Any, state: Any, envelope: Any) -> str:

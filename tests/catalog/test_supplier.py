@@ -18,7 +18,7 @@ from pypdf import PdfReader
 
 from catalog.models import Product
 from portal.celery import app
-from tests.servers import free_port
+from tests.servers import SMTPServer, free_port
 from tests.uploads import corpus
 from uploads.models import Image
 from uploads.services import image_process
@@ -296,3 +296,25 @@ def test_images_still_processing_after_the_wait_fail_the_run(
     with pytest.raises(CommandError, match="4 image\\(s\\) still processing") as raised:
         call_command("import_supplier", str(delivery), "--no-email", "--wait", "0.2", stdout=io.StringIO())
     assert raised.value.returncode == 2
+
+
+def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
+    delivery: Path, settings: Any
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "portal.mail.EmailBackend"
+    with SMTPServer(refuse=["bad@example.com"]) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        out, err = run(
+            "import_supplier",
+            str(delivery),
+            "--email",
+            "bad@example.com",
+            "--email",
+            "ops@example.com",
+            code=2,
+        )
+        [message] = smtp.wait_for(1)
+    assert message.envelope_to == ["ops@example.com"]
+    assert out.rstrip().endswith("Report mailed to ops@example.com.")
+    assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err

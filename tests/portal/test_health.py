@@ -12,7 +12,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from portal import health
-from tests.servers import free_port
+from tests.servers import SMTPServer, free_port
 
 BODY = "Please check your system and resolve the issue as soon as possible."
 DiskUsage = namedtuple("DiskUsage", "total used free")
@@ -252,3 +252,28 @@ def test_the_detailed_report_shows_a_broken_storage_to_staff(
     storage = next(c for c in response.json()["checks"] if c["name"] == "storage")
     assert storage["ok"] is False
     assert storage["detail"]
+
+
+def test_an_alert_refused_for_one_recipient_says_so(passing: Any) -> None:
+    passing.EMAIL_BACKEND = "portal.mail.EmailBackend"
+    passing.HEALTH_CPU_MAX_PERCENT = -1.0
+    with SMTPServer(refuse=["gone@example.com"]) as smtp:
+        passing.EMAIL_HOST, passing.EMAIL_PORT = smtp.host, smtp.port
+        out, err = io.StringIO(), io.StringIO()
+        with pytest.raises(CommandError) as failed:
+            call_command(
+                "health_check",
+                "--email",
+                "gone@example.com",
+                "--email",
+                "oncall@example.com",
+                stdout=out,
+                stderr=err,
+            )
+        [message] = smtp.wait_for(1)
+    assert failed.value.returncode == 1
+    assert message.envelope_to == ["oncall@example.com"]
+    assert (
+        "alert not mailed: Error - CPU usage is over -1%: not mailed to gone@example.com: 550 5.1.1 No such user here"
+        in err.getvalue()
+    )

@@ -10,6 +10,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from catalog import selectors, services
+from portal import mail
 
 
 class Command(BaseCommand):
@@ -69,6 +70,10 @@ class Command(BaseCommand):
                 try:
                     services.report_send(pdf=pdf, recipients=recipients, date=today)
                     sent = f" Report mailed to {', '.join(recipients)}."
+                except mail.RecipientsRefused as exc:  # taken for the others
+                    sent = f" Report mailed to {', '.join(exc.accepted)}."
+                    self.stderr.write(f"report {exc}")
+                    mailed = False
                 except OSError as exc:  # smtplib's errors included
                     self.stderr.write(f"report not mailed: {exc or type(exc).__name__}")
                     mailed = False
