@@ -3,6 +3,9 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import resource
+import signal
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -225,3 +228,38 @@ def test_an_edited_review_gets_a_fresh_fingerprint_even_when_saving_some_fields(
     stored = Feedback.objects.get(pk=review.pk)
     assert stored.fingerprint != old
     assert stored.fingerprint == stored.compute_fingerprint()
+
+
+@pytest.fixture
+def file_size_limit() -> Iterator[Callable[[int], None]]:
+    """``file_size_limit(n)``: writes of this process past n bytes of a file
+    fail (EFBIG), as on a disk that fills up; lifted at the test's end."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal's kill
+    yield lambda limit: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, handler)
+
+
+def test_an_export_that_cannot_be_written_leaves_the_previous_file_whole(
+    tmp_path: Path, file_size_limit: Callable[[int], None]
+) -> None:
+    for i in range(50):
+        Person.objects.create(name=f"Person {i}", username=f"p{i}", department="Sales")
+    path = tmp_path / "people.csv"
+    call_command("export_people", "-o", str(path), stderr=io.StringIO())
+    previous = path.read_bytes()
+    Person.objects.create(name="Newcomer", username="new")
+
+    file_size_limit(len(previous) // 2)
+    with pytest.raises(
+        CommandError, match=r"Cannot write .*people\.csv: File too large; the previous file is unchanged"
+    ):
+        call_command("export_people", "-o", str(path), stderr=io.StringIO())
+    assert path.read_bytes() == previous
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["people.csv"]
+
+
+def test_an_export_to_a_missing_folder_says_so(tmp_path: Path) -> None:
+    with pytest.raises(CommandError, match=r"no folder .*missing"):
+        call_command("export_people", "-o", str(tmp_path / "missing" / "people.csv"), stderr=io.StringIO())

@@ -1,9 +1,13 @@
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+import stat
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from catalog import formats
 from catalog.models import Person
@@ -26,7 +30,31 @@ class Command(BaseCommand):
             options["format"],
         )
         if options["output"]:
-            options["output"].write_text(text, encoding="utf-8")
+            _write_replacing(options["output"], text.encode("utf-8"))
             self.stderr.write(f"{people.count()} people written to {options['output']}.")
         else:
             self.stdout.write(text, ending="")
+
+
+def _write_replacing(path: Path, data: bytes) -> None:
+    """Write beside the file, then rename over it: a write that fails (a full
+    disk) leaves the previous export whole instead of truncated."""
+    if not path.parent.is_dir():
+        raise CommandError(f"Cannot write {path}: no folder {path.parent}.")
+    temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        # Created as any new file is (the umask applies); an export it
+        # replaces keeps its permissions.
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with open(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(path.stat().st_mode))
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        kept = "; the previous file is unchanged" if path.exists() else ""
+        raise CommandError(f"Cannot write {path}: {exc.strerror or exc}{kept}.") from exc
