@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -23,6 +24,25 @@ PEOPLE_EXTRA_FIELDS = ("email", "is_active")
 
 class FormatError(ValueError):
     """A file that cannot be read as the format it claims; the message says why."""
+
+
+# The most a review file may hold. The longest valid review is 5,200
+# characters (title and name 100 each, text 5,000): at most 4 bytes each in
+# UTF-8, 20,800 bytes, a third of this with its lines and spaces.
+REVIEW_MAX_BYTES = 64 * 1024
+# A description as long as the API would take in one request.
+DESCRIPTION_MAX_BYTES = 1024 * 1024
+
+
+def read_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of a delivered file of at most ``limit`` bytes; a larger one
+    raises FormatError after reading only past the limit, not the whole file.
+    OSError when it cannot be read."""
+    with path.open("rb") as fh:
+        raw = fh.read(limit + 1)
+    if len(raw) > limit:
+        raise FormatError(f"larger than {limit:,} bytes, the most {what} may take")
+    return raw
 
 
 def read_text(raw: bytes) -> str:

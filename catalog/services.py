@@ -207,7 +207,8 @@ def feedback_import_files(
         batch: list[Feedback] = []
         for path in paths[start : start + IMPORT_BATCH]:
             try:
-                review = _review_from_file(path.read_bytes(), status=status)
+                raw = formats.read_file(path, formats.REVIEW_MAX_BYTES, "a review file")
+                review = _review_from_file(raw, status=status)
             except (OSError, formats.FormatError) as exc:
                 summary.rejected.append((path.name, str(exc)))
                 continue
@@ -507,7 +508,8 @@ def supplier_import(
             continue
         file_name, photo = images.get(path.stem, (f"{path.stem}.jpeg", None))
         try:
-            record = formats.parse_description(path.read_bytes())
+            raw = formats.read_file(path, formats.DESCRIPTION_MAX_BYTES, "a description file")
+            record = formats.parse_description(raw)
             product, outcome = product_upsert(
                 name=record.name,
                 weight=record.weight,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -39,6 +40,25 @@ def test_a_text_over_5000_characters_is_rejected_with_the_limit(tmp_path: Path) 
         "rejected long.txt: text: Ensure this value has at most 5000 characters (it has 5001)."
         in err.getvalue()
     )
+
+
+def test_a_huge_file_is_rejected_with_the_limit_without_being_read_whole(tmp_path: Path) -> None:
+    # The longest valid review, in 4-byte characters, is taken.
+    (tmp_path / "longest.txt").write_text(
+        f"{'😀' * 100}\n{'😀' * 100}\n2021-02-03\n{'😀' * 5000}\n", encoding="utf-8"
+    )
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as fh:  # a review, then a gigabyte of nothing (sparse: no disk used)
+        fh.write(b"Title\nName\n2021-02-03\nText\n")
+        fh.truncate(1024**3)
+    peak_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 file"):
+        call_command("import_feedback", str(tmp_path), stdout=io.StringIO(), stderr=err)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before) / 1024
+    assert "rejected huge.txt: larger than 65,536 bytes, the most a review file may take" in err.getvalue()
+    assert grown_mb < 100
+    assert Feedback.objects.get().name == "😀" * 100
 
 
 def test_an_import_stopped_halfway_leaves_no_review_behind(tmp_path: Path) -> None:

@@ -318,3 +318,12 @@ def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
     assert message.envelope_to == ["ops@example.com"]
     assert out.rstrip().endswith("Report mailed to ops@example.com.")
     assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err
+
+
+def test_a_description_file_over_the_limit_is_rejected_unread(delivery: Path) -> None:
+    with (delivery / "descriptions" / "012.txt").open("wb") as fh:
+        fh.write(b"Pear\n100 lbs\n")
+        fh.truncate(1024**3)  # sparse: no disk used
+    _, err = run("import_supplier", str(delivery), "--no-email")
+    assert "rejected descriptions/012.txt: larger than 1,048,576 bytes, the most a description file" in err
+    assert not Product.objects.filter(name="Pear").exists()
