@@ -1,16 +1,21 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from uploads import services
+from uploads import holders, services
 from uploads.models import Image
 
 
 class Command(BaseCommand):
-    help = "Queue images for processing again: all, those with a status, or given ids; optionally with another preset."
+    help = (
+        "Queue images for processing again: all, those with a status, or given ids; optionally "
+        "with another preset. Exits 2 when the broker did not take some (the sweep queues them "
+        "once it is back)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("ids", nargs="*", type=int)
@@ -23,5 +28,29 @@ class Command(BaseCommand):
             images = images.filter(pk__in=options["ids"])
         if options["status"]:
             images = images.filter(status=options["status"])
-        count = services.image_reprocess(images=images.iterator(), preset=options["preset"])
-        self.stdout.write(f"{count} images queued for processing.")
+        ids: list[int] = []
+
+        def noted() -> Iterator[Image]:
+            for image in images.iterator():
+                ids.append(image.pk)
+                yield image
+
+        count = services.image_reprocess(images=noted(), preset=options["preset"])
+        # The ones the broker refused are marked so (uploads.dispatch): say
+        # so, rather than count them as queued.
+        unqueued = sum(
+            Image.objects.filter(pk__in=ids[start : start + 1000], holder=holders.UNQUEUED).count()
+            for start in range(0, len(ids), 1000)
+        )
+        if not unqueued:
+            self.stdout.write(f"{count} images queued for processing.")
+            return
+        self.stdout.write(
+            f"{count - unqueued} images queued for processing, {unqueued} left pending: "
+            "the broker did not take them."
+        )
+        raise CommandError(
+            f"{unqueued} image(s) not queued, the broker is unavailable; the sweep queues them "
+            f"once it is back (every {settings.SWEEP_INTERVAL_SECONDS} s).",
+            returncode=2,
+        )
