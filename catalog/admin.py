@@ -83,6 +83,15 @@ class PersonAdmin(ImportExportModelAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[Person]:
         return super().get_queryset(request).prefetch_related("photo__renditions")
 
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """An export hands over everyone's email and phones: it needs the view
+        permission (django-import-export alone checks one configurable code)."""
+        return self.has_view_permission(request)
+
+    def has_import_permission(self, request: HttpRequest) -> bool:
+        """An import creates people and overwrites existing ones."""
+        return self.has_add_permission(request) and self.has_change_permission(request)
+
     @admin.display(description="Photo")
     def photo_thumbnail(self, person: Person) -> str:
         return thumbnail(person.photo)
@@ -172,6 +181,10 @@ class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
     raw_id_fields = ["product"]
     readonly_fields = ["source", "is_demo", "created_at", "updated_at"]
     actions = ["publish", "hide"]
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        """An export hands over every review, hidden ones included."""
+        return self.has_view_permission(request)
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
         changed = services.feedback_set_status(ids=list(queryset.values_list("pk", flat=True)), status=status)

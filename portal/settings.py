@@ -445,6 +445,13 @@ TIME_ZONE = env.str("TZ", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
+# --- Admin imports and exports ------------------------------------------------
+
+# Unset, django-import-export lets every staff member import and export every
+# model; the catalog's admins also ask for add as well as change to import.
+IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
+IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+
 # --- Security -----------------------------------------------------------------
 
 SECURE_CONTENT_TYPE_NOSNIFF = True

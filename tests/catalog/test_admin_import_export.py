@@ -1,0 +1,119 @@
+"""Imports and exports in the admin: an export hands over every person's
+email and phones and every review (hidden ones too), an import creates and
+overwrites people, so each needs the model permissions, not just staff."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from catalog.models import Feedback, Person
+from tests.factories import FeedbackFactory, PersonFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+PERSON_IMPORT = "/admin/catalog/person/import/"
+PERSON_PROCESS_IMPORT = "/admin/catalog/person/process_import/"
+PERSON_EXPORT = "/admin/catalog/person/export/"
+FEEDBACK_EXPORT = "/admin/catalog/feedback/export/"
+CSV = (
+    "name,username,phone,department,role,email,is_active\nAda,ada,office: 1,Eng,Engineer,ada@example.com,1\n"
+)
+
+
+def staff_with(*codenames: str) -> Client:
+    user = UserFactory(username="clerk", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="catalog", codename__in=codenames)
+    )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def choice(page: str, label: str) -> str:
+    """The value of the format option labelled ``label`` in a form."""
+    match = re.search(rf'<option value="(\d+)"[^>]*>{label}</option>', page)
+    assert match, f"no {label} option"
+    return match.group(1)
+
+
+def export(client: Client, url: str) -> Any:
+    """The export form sent as it comes: every column ticked, as CSV."""
+    page = client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    columns = re.findall(r'type="checkbox" name="(\w+resource_\w+)"', html)
+    return client.post(url, {"format": choice(html, "csv"), "resource": "0", **dict.fromkeys(columns, "on")})
+
+
+def preview(client: Client, content: str = CSV) -> Any:
+    page = client.get(PERSON_IMPORT)
+    assert page.status_code == 200
+    upload = SimpleUploadedFile("people.csv", content.encode(), content_type="text/csv")
+    return client.post(PERSON_IMPORT, {"format": choice(page.content.decode(), "csv"), "import_file": upload})
+
+
+def confirm_data(page: str) -> dict[str, str]:
+    fields = ("import_file_name", "original_file_name", "format", "resource")
+    found = {}
+    for name in fields:
+        match = re.search(rf'name="{name}" value="([^"]*)"', page)
+        if match:
+            found[name] = match.group(1)
+    return found
+
+
+@pytest.fixture
+def people_and_reviews() -> None:
+    PersonFactory(username="grace", email="grace@example.com", phone={"cell": "802-555-0100"})
+    FeedbackFactory(title="Quietly hidden", status=Feedback.Status.HIDDEN)
+
+
+@pytest.mark.usefixtures("people_and_reviews")
+@pytest.mark.parametrize("url", [PERSON_IMPORT, PERSON_EXPORT, FEEDBACK_EXPORT])
+def test_staff_without_permissions_can_neither_import_nor_export(url: str) -> None:
+    client = staff_with()
+    assert client.get(url).status_code == 403
+    assert client.post(url, {"format": "0"}).status_code == 403
+
+
+def test_staff_without_permissions_cannot_confirm_an_import() -> None:
+    client = staff_with()
+    response = client.post(
+        PERSON_PROCESS_IMPORT,
+        {"import_file_name": "x", "original_file_name": "people.csv", "format": "0", "resource": "0"},
+    )
+    assert response.status_code == 403
+    assert not Person.objects.exists()
+
+
+@pytest.mark.usefixtures("people_and_reviews")
+def test_the_view_permission_lets_staff_export_but_not_import() -> None:
+    client = staff_with("view_person", "view_feedback")
+    people = export(client, PERSON_EXPORT)
+    reviews = export(client, FEEDBACK_EXPORT)
+    assert people.status_code == 200
+    assert "grace@example.com" in people.content.decode()
+    assert reviews.status_code == 200
+    assert "Quietly hidden" in reviews.content.decode()
+    assert client.get(PERSON_IMPORT).status_code == 403
+
+
+@pytest.mark.parametrize("one_of_them", ["add_person", "change_person"])
+def test_importing_people_needs_both_add_and_change(one_of_them: str) -> None:
+    assert staff_with("view_person", one_of_them).get(PERSON_IMPORT).status_code == 403
+
+
+def test_add_and_change_let_staff_import_people() -> None:
+    client = staff_with("view_person", "add_person", "change_person")
+    page = preview(client)
+    assert page.status_code == 200
+    response = client.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode()))
+    assert response.status_code == 302
+    assert Person.objects.get(username="ada").phone == {"office": "1"}
