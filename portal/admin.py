@@ -1,0 +1,81 @@
+"""API tokens in the admin.
+
+A key is a password: DRF's own token admin lists every key to whoever may
+view tokens, and lets whoever may add one make it for any user, a superuser
+included, then act as them through the API. Here a key is shown once, to the
+one who made it; staff make tokens for themselves, superusers for anyone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import models
+from django.forms import ModelChoiceField
+from django.http import HttpRequest, HttpResponse
+from django.utils.html import format_html
+from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
+from rest_framework.authtoken.models import Token, TokenProxy
+
+# As much of a key as pages show: enough to tell two tokens apart.
+KEY_PREFIX_LENGTH = 6
+
+
+def key_prefix(token: Token) -> str:
+    return f"{token.key[:KEY_PREFIX_LENGTH]}…" if token.key else ""
+
+
+# DRF names a token by its key, and the admin names objects in breadcrumbs,
+# delete confirmations (a user's too), messages and the action log.
+Token.__str__ = key_prefix  # type: ignore[assignment,method-assign]
+
+if admin.site.is_registered(TokenProxy):
+    admin.site.unregister(TokenProxy)
+
+
+@admin.register(TokenProxy)
+class TokenAdmin(StockTokenAdmin):
+    list_display = ("prefix", "user", "created")
+    readonly_fields = ("prefix", "created")
+
+    @admin.display(description="Key")
+    def prefix(self, token: Token) -> str:
+        return key_prefix(token)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return ("user",) if obj is None else ("prefix", "user", "created")
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {"user": request.user.pk}
+
+    def formfield_for_foreignkey(
+        self, db_field: models.ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField[Any] | None:
+        """Staff who are not superusers may make a token for themselves only."""
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = db_field.related_model._default_manager.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        """A token is made or deleted, never edited: moving one's own token
+        to another user would hand over that user's access."""
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if not super().has_delete_permission(request, obj):
+            return False
+        return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
+
+    def response_add(
+        self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        response = super().response_add(request, obj, post_url_continue)
+        self.message_user(
+            request,
+            format_html(
+                "The key of {}: <code>{}</code>. Copy it now: it is not shown again.", obj.user, obj.key
+            ),
+            messages.SUCCESS,
+        )
+        return response

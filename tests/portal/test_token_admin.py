@@ -1,0 +1,115 @@
+"""API tokens in the admin: a key is a password, shown once to whoever made
+it; staff make tokens for themselves, superusers for anyone."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth.models import Permission
+from django.test import Client
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKENS = "/admin/authtoken/tokenproxy/"
+ADD = f"{TOKENS}add/"
+
+
+def staff_with(*codenames: str, username: str = "clerk") -> Any:
+    user = UserFactory(username=username, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="authtoken", codename__in=codenames)
+    )
+    return user
+
+
+def logged_in(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def boss() -> Any:
+    return UserFactory(username="boss", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def boss_token(boss: Any) -> Token:
+    return Token.objects.create(user=boss)
+
+
+def test_keys_are_not_listed_nor_shown_on_a_token_s_page(boss: Any, boss_token: Token) -> None:
+    client = logged_in(staff_with("view_tokenproxy"))
+    listing = client.get(TOKENS)
+    page = client.get(f"{TOKENS}{boss.pk}/change/")
+    assert listing.status_code == page.status_code == 200
+    assert boss_token.key not in listing.content.decode()
+    assert boss_token.key[:6] in listing.content.decode()
+    assert boss_token.key not in page.content.decode()
+
+
+def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Token) -> None:
+    response = logged_in(boss).get(f"/admin/auth/user/{boss.pk}/delete/")
+    assert response.status_code == 200
+    assert boss_token.key not in response.content.decode()
+
+
+def test_staff_make_a_token_for_themselves_and_see_its_key_once() -> None:
+    clerk = staff_with("add_tokenproxy", "view_tokenproxy")
+    client = logged_in(clerk)
+    response = client.post(ADD, {"user": clerk.pk}, follow=True)
+    key = Token.objects.get(user=clerk).key
+    assert response.status_code == 200
+    assert key in response.content.decode()
+    assert key not in client.get(TOKENS).content.decode()
+    assert key not in LogEntry.objects.get().object_repr
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/people/").status_code == 200
+
+
+def test_staff_cannot_make_a_token_for_someone_else(boss: Any) -> None:
+    client = logged_in(staff_with("add_tokenproxy", "view_tokenproxy"))
+    response = client.post(ADD, {"user": boss.pk})
+    assert response.status_code == 200
+    assert "Select a valid choice" in response.content.decode()
+    assert not Token.objects.exists()
+
+
+def test_a_superuser_makes_a_token_for_anyone(boss: Any) -> None:
+    clerk = staff_with()
+    response = logged_in(boss).post(ADD, {"user": clerk.pk}, follow=True)
+    assert Token.objects.get(user=clerk).key in response.content.decode()
+
+
+def test_a_token_cannot_be_moved_to_another_user(boss: Any) -> None:
+    clerk = staff_with("add_tokenproxy", "change_tokenproxy", "view_tokenproxy")
+    mine = Token.objects.create(user=clerk)
+    response = logged_in(clerk).post(f"{TOKENS}{clerk.pk}/change/", {"user": boss.pk})
+    assert response.status_code == 403
+    assert Token.objects.get(key=mine.key).user == clerk
+
+
+def test_staff_delete_their_own_token_only(boss: Any, boss_token: Token) -> None:
+    clerk = staff_with("delete_tokenproxy", "view_tokenproxy")
+    Token.objects.create(user=clerk)
+    client = logged_in(clerk)
+    assert client.post(f"{TOKENS}{boss.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"{TOKENS}{clerk.pk}/delete/", {"post": "yes"}).status_code == 302
+    assert list(Token.objects.values_list("user__username", flat=True)) == ["boss"]
+
+
+def test_a_superuser_deletes_anyone_s_token(boss: Any) -> None:
+    clerk = staff_with()
+    Token.objects.create(user=clerk)
+    response = logged_in(boss).post(f"{TOKENS}{clerk.pk}/delete/", {"post": "yes"}, follow=True)
+    assert response.status_code == 200
+    assert not Token.objects.exists()
+    assert not re.search(r"[0-9a-f]{40}", response.content.decode())
