@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
@@ -15,6 +16,7 @@ from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from uploads.admin import thumbnail
+from uploads.models import file_stem
 
 
 class PhoneWidget(widgets.Widget):
@@ -97,8 +99,23 @@ class PersonAdmin(ImportExportModelAdmin):
         return thumbnail(person.photo)
 
 
+class ProductForm(forms.ModelForm[Product]):
+    def clean(self) -> dict[str, Any]:
+        """A new product whose image file stem (else name) another product
+        already has is refused: the add form never overwrites that one."""
+        data = super().clean() or {}
+        if self.instance.pk is None and "name" in data:
+            image_name = data.get("image_name", "")
+            existing = selectors.products_same_as(name=data["name"], image_name=image_name).first()
+            if existing is not None:
+                field = "image_name" if file_stem(image_name) else "name"
+                self.add_error(field, services.product_taken_message(existing, image_name=image_name))
+        return data
+
+
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin[Product]):
+    form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
     list_display_links = ["image_thumbnail", "name"]
     list_filter = ["is_demo"]
@@ -111,9 +128,9 @@ class ProductAdmin(admin.ModelAdmin[Product]):
         return super().get_queryset(request).prefetch_related("image__renditions")
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
-        """Through the services, as every other path: adding a product whose
-        image file stem is already known updates that product, and an image
-        left empty links by file stem."""
+        """Through the services, as every other path: an image left empty
+        links by file stem. Adding never updates another product (the form
+        refused a taken file stem or name)."""
         data = form.cleaned_data
         if change:
             image_given = "image" in form.changed_data
@@ -126,7 +143,7 @@ class ProductAdmin(admin.ModelAdmin[Product]):
                 image=data["image"] if image_given else services.UNSET,
             )
         else:
-            product, _ = services.product_upsert(
+            product = services.product_create(
                 name=data["name"],
                 weight=data["weight"],
                 description=data["description"],

@@ -70,6 +70,17 @@ def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
     return products.filter(Q(is_demo=False) | ~any_real)
 
 
+def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> QuerySet[Product]:
+    """The product a write of this name and image file name is about, oldest
+    first: the one with the same file stem, else (without a file name) the
+    same name; demo and real products never match each other."""
+    products = Product.objects.filter(is_demo=is_demo).order_by("pk")
+    stem = file_stem(image_name.strip())
+    if stem:
+        return products.filter(image_stem=stem)
+    return products.filter(name=name.strip(), image_stem="")
+
+
 def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:
     """The newest usable image uploaded under this file name's stem
     (``001.jpeg`` finds ``001.tiff``); demo and real images never mix."""

@@ -274,12 +274,8 @@ def product_upsert(
     real products never match each other.
     """
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
-    stem = file_stem(image_name)
-    candidates = Product.objects.select_for_update().filter(is_demo=is_demo).order_by("pk")
-    if stem:
-        product = candidates.filter(image_stem=stem).first()
-    else:
-        product = candidates.filter(name=name, image_stem="").first()
+    same = selectors.products_same_as(name=name, image_name=image_name, is_demo=is_demo)
+    product = same.select_for_update().first()
     created = product is None
     if product is None:
         product = Product(is_demo=is_demo)
@@ -298,6 +294,35 @@ def product_upsert(
     }
     changed = _product_save(product, values)
     return product, "created" if created else "updated" if changed else "unchanged"
+
+
+def product_taken_message(product: Product, *, image_name: str) -> str:
+    """Why a new product cannot be added beside this one."""
+    stem = file_stem(image_name.strip())
+    what = f"the image file stem “{stem}”" if stem else "this name and no image file name"
+    return f"Product “{product.name}” (id {product.pk}) already has {what}: change that product instead."
+
+
+@transaction.atomic
+def product_create(
+    *,
+    name: str,
+    weight: int,
+    description: str = "",
+    image_name: str = "",
+    image: Image | None = None,
+) -> Product:
+    """Add a product, never update one: a product with this image file stem
+    (else this name) already there is a ValidationError naming it, and
+    nothing is written. Linking is that of ``product_upsert``."""
+    product, outcome = product_upsert(
+        name=name, weight=weight, description=description, image_name=image_name, image=image
+    )
+    if outcome != "created":
+        # Added meanwhile by someone else: undo the update.
+        field = "image_name" if file_stem(image_name.strip()) else "name"
+        raise ValidationError({field: product_taken_message(product, image_name=image_name)})
+    return product
 
 
 @transaction.atomic

@@ -1,14 +1,19 @@
 """Staff adding and editing products in the admin: the same services as every
-other path, so a product links to its photo by file stem and is not doubled."""
+other path, so a product links to its photo by file stem; adding one never
+doubles nor overwrites another."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
+from django.core.exceptions import ValidationError
 from django.test import Client
 
+from catalog import services
 from catalog.models import Product
+from tests.factories import UserFactory
 from tests.uploads import corpus
 from uploads.models import Image
 from uploads.services import image_upload
@@ -50,13 +55,46 @@ def test_a_product_added_in_the_admin_links_the_photo_of_its_file_stem(
     assert (product.name, product.image) == ("Mango", photos["010.tiff"])
 
 
-def test_adding_a_product_under_a_known_file_stem_updates_that_product(
+def test_adding_a_product_under_a_known_file_stem_is_refused_naming_that_product(
     admin_client: Client, photos: dict[str, Image]
 ) -> None:
     admin_client.post(ADD, form())
+    first = Product.objects.get()
     response = admin_client.post(ADD, form(name="Mango XL", weight="320", image_name="010.png"))
-    assert response.status_code == 302
-    assert list(Product.objects.values_list("name", "weight", "image_name")) == [("Mango XL", 320, "010.png")]
+    assert response.status_code == 200
+    assert (
+        f"Product “Mango” (id {first.pk}) already has the image file stem “010”" in response.content.decode()
+    )
+    assert list(Product.objects.values_list("name", "weight", "image_name")) == [("Mango", 300, "010.jpeg")]
+
+
+def test_adding_a_product_under_a_known_name_without_a_file_is_refused(admin_client: Client) -> None:
+    admin_client.post(ADD, form(image_name=""))
+    response = admin_client.post(ADD, form(image_name="", weight="999"))
+    assert response.status_code == 200
+    assert "already has this name and no image file name" in response.content.decode()
+    assert list(Product.objects.values_list("weight", flat=True)) == [300]
+
+
+def test_staff_who_may_only_add_products_cannot_overwrite_one(admin_client: Client) -> None:
+    admin_client.post(ADD, form())
+    clerk = UserFactory(username="clerk", is_staff=True)
+    clerk.user_permissions.set(Permission.objects.filter(codename="add_product"))
+    client = Client()
+    client.force_login(clerk)
+    response = client.post(ADD, form(name="Not a mango", description="Overwritten."))
+    assert response.status_code == 200
+    assert list(Product.objects.values_list("name", "description")) == [("Mango", "Ripe.")]
+
+
+def test_a_product_added_meanwhile_under_the_same_file_stem_is_not_overwritten() -> None:
+    """The form's check and the write are apart: the service refuses again."""
+    first = services.product_create(name="Mango", weight=300, image_name="010.jpeg")
+    with pytest.raises(ValidationError) as refused:
+        services.product_create(name="Mango XL", weight=320, image_name="010.png")
+    assert "already has the image file stem “010”" in str(refused.value.message_dict["image_name"])
+    first.refresh_from_db()
+    assert (first.name, first.weight, Product.objects.count()) == ("Mango", 300, 1)
 
 
 def test_renaming_the_file_in_the_admin_relinks_the_photo(
