@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from django import forms
@@ -18,6 +19,9 @@ from catalog.models import Feedback, Person, Product
 from uploads.admin import thumbnail
 from uploads.models import file_stem
 
+# As long as the API lets a number be.
+PHONE_NUMBER_MAX_LENGTH = 40
+
 
 class PhoneWidget(widgets.Widget):
     """Phones by label in a spreadsheet cell: ``office: 802-867-5309; cell: ...``."""
@@ -29,7 +33,11 @@ class PhoneWidget(widgets.Widget):
             raise ValueError(str(exc)) from exc
 
     def render(self, value: Any, obj: Any = None, **kwargs: Any) -> str:
-        return formats.format_phone(value or {})
+        try:
+            return formats.format_phone(formats.parse_phone(value))
+        except formats.FormatError:
+            # A shape saved before the admin checked it: exported as it is.
+            return json.dumps(value)
 
 
 class PersonResource(resources.ModelResource):
@@ -63,8 +71,27 @@ class FeedbackResource(resources.ModelResource):
         export_order = fields
 
 
+class PersonForm(forms.ModelForm[Person]):
+    def clean_phone(self) -> dict[str, str]:
+        """Numbers by label, in the shape every other path stores and the
+        export and the API read: a bare number is the office one."""
+        try:
+            phones = formats.parse_phone(self.cleaned_data.get("phone"))
+        except formats.FormatError as exc:
+            raise forms.ValidationError(
+                f'Enter phone numbers by label, e.g. {{"office": "802-867-5309"}}: {exc}.'
+            ) from exc
+        for label, number in phones.items():
+            if len(number) > PHONE_NUMBER_MAX_LENGTH:
+                raise forms.ValidationError(
+                    f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters."
+                )
+        return phones
+
+
 @admin.register(Person)
 class PersonAdmin(ImportExportModelAdmin):
+    form = PersonForm
     resource_classes = [PersonResource]
     list_display = [
         "photo_thumbnail",

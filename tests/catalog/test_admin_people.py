@@ -1,0 +1,81 @@
+"""Staff editing people in the admin: phone numbers are kept in the one shape
+every path stores and the export and the API read, numbers by label."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from catalog.models import Person
+from tests.factories import PersonFactory
+
+pytestmark = pytest.mark.django_db
+
+ADD = "/admin/catalog/person/add/"
+
+
+def form(phone: Any) -> dict[str, str]:
+    return {
+        "name": "Grace Hopper",
+        "username": "ghopper",
+        "email": "grace@example.com",
+        "phone": phone if isinstance(phone, str) else json.dumps(phone),
+        "department": "Engineering",
+        "role": "Admiral",
+        "is_active": "on",
+    }
+
+
+@pytest.mark.parametrize(
+    ("phone", "stored"),
+    [
+        (
+            {"office": "802-867-5309", "cell": " 802-867-5310 "},
+            {"office": "802-867-5309", "cell": "802-867-5310"},
+        ),
+        ('"802-555"', {"office": "802-555"}),
+        ({"office": 8028675309, "fax": ""}, {"office": "8028675309"}),
+        ("", {}),
+    ],
+)
+def test_phones_are_stored_as_numbers_by_label(
+    admin_client: Client, phone: Any, stored: dict[str, str]
+) -> None:
+    response = admin_client.post(ADD, form(phone))
+    assert response.status_code == 302
+    assert Person.objects.get().phone == stored
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ([1, 2, 3], "phone must be text or a mapping of label to number"),
+        ({"office": {"ext": "12"}}, "the phone number for &#x27;office&#x27; must be text"),
+        ({"office": ["802-867-5309"]}, "the phone number for &#x27;office&#x27; must be text"),
+        ({"office": "8" * 41}, "The &#x27;office&#x27; number is longer than 40 characters."),
+    ],
+)
+def test_other_shapes_of_phone_are_refused_with_the_reason(
+    admin_client: Client, phone: Any, reason: str
+) -> None:
+    response = admin_client.post(ADD, form(phone))
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Enter phone numbers by label" in page or "number is longer" in page
+    assert reason in page
+    assert not Person.objects.exists()
+
+
+def test_people_export_even_with_a_phone_saved_in_another_shape(admin_client: Client) -> None:
+    PersonFactory(username="ada", phone={"office": "1"})
+    PersonFactory(username="odd", phone=[1, 2, 3])
+    page = admin_client.get("/admin/catalog/person/export/")
+    response = admin_client.post(
+        "/admin/catalog/person/export/",
+        {"format": "0", "resource": "0", "personresource_username": "on", "personresource_phone": "on"},
+    )
+    assert page.status_code == response.status_code == 200
+    assert response.content.decode().splitlines()[1:] == ["ada,office: 1", 'odd,"[1, 2, 3]"']
