@@ -352,6 +352,7 @@ class ImageAdmin(admin.ModelAdmin[Image]):
     def upload_view(self, request: HttpRequest) -> HttpResponse:
         if not request.user.has_perm("uploads.add_image"):
             raise PermissionDenied
+        can_view = self.has_view_or_change_permission(request)
         form = ImageUploadForm(request.POST or None, request.FILES or None)
         status = 200
         if request.method == "POST" and form.is_valid():
@@ -379,7 +380,9 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             for line in refused:
                 self.message_user(request, f"Refused {line}", messages.ERROR)
             if not refused:
-                return HttpResponseRedirect(reverse("admin:uploads_image_changelist"))
+                # As the admin does after an add: the list only for those who may see it.
+                done_url = "admin:uploads_image_changelist" if can_view else "admin:index"
+                return HttpResponseRedirect(reverse(done_url))
             status = max(status, 400)
         elif request.method == "POST":
             status = 400
@@ -388,6 +391,7 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             "opts": self.model._meta,
             "form": form,
             "title": "Upload images",
+            "has_view_permission": can_view,
         }
         return render(request, "admin/uploads/image/upload.html", context, status=status)
 

@@ -77,10 +77,13 @@
     uploaded(image) {
       this.id = image.id;
       this.bar.value = 100;
-      const link = element("a", "upload-file-name", this.file.name);
-      link.href = this.changeUrl.replace("/0/", "/" + image.id + "/");
-      this.name.replaceWith(link);
-      this.name = link;
+      // No page to link to for staff who may upload images but not see them.
+      if (this.changeUrl) {
+        const link = element("a", "upload-file-name", this.file.name);
+        link.href = this.changeUrl.replace("/0/", "/" + image.id + "/");
+        this.name.replaceWith(link);
+        this.name = link;
+      }
       this.show(image);
     }
 
@@ -243,9 +246,11 @@
       clearInterval(ticker);
       summary(section, rows);
       submit.disabled = false;
-      const more = element("a", "upload-progress-done", "See every image");
-      more.href = form.dataset.changelistUrl;
-      section.querySelector(".upload-progress-summary").append(" ", more);
+      if (form.dataset.changelistUrl) {
+        const more = element("a", "upload-progress-done", "See every image");
+        more.href = form.dataset.changelistUrl;
+        section.querySelector(".upload-progress-summary").append(" ", more);
+      }
     });
   }
 
