@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 from typing import Any
@@ -8,7 +9,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.urls import path
 from django.utils import timezone
 from import_export import fields, resources, widgets
@@ -16,6 +17,7 @@ from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
+from core.imports import ImportExpired
 from uploads.admin import thumbnail
 from uploads.models import file_stem
 
@@ -120,6 +122,25 @@ class PersonAdmin(ImportExportModelAdmin):
     def has_import_permission(self, request: HttpRequest) -> bool:
         """An import creates people and overwrites existing ones."""
         return self.has_add_permission(request) and self.has_change_permission(request)
+
+    def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        """A confirmation whose file is gone (it waited too long, or was
+        imported already) gets the import page again, saying so."""
+        try:
+            return super().process_import(request, **kwargs)
+        except ImportExpired:
+            self.message_user(
+                request,
+                "This import expired or was already done; nothing was imported. Upload the file again.",
+                messages.ERROR,
+            )
+            # The confirmation carries no file: without its fields, the import
+            # page is the empty form.
+            fresh = copy.copy(request)
+            fresh.method, fresh.POST = "GET", QueryDict()
+            response = self.import_action(fresh)
+            response.status_code = 400
+            return response
 
     @admin.display(description="Photo")
     def photo_thumbnail(self, person: Person) -> str:

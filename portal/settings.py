@@ -451,6 +451,12 @@ USE_TZ = True
 # model; the catalog's admins also ask for add as well as change to import.
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
+# Between an import's preview and its confirmation (which another server may
+# answer) the file waits in the shared cache, or without one (embedded, one
+# machine) in IMPORT_FILES_DIR; either way for IMPORT_FILES_SECONDS at most.
+IMPORT_EXPORT_TMP_STORAGE_CLASS = "core.imports.ImportFileStorage"
+IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600)
+IMPORT_FILES_DIR = VAR_DIR / "imports"
 
 # --- Security -----------------------------------------------------------------
 

@@ -36,6 +36,7 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
         "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+    settings.IMPORT_FILES_DIR = tmp_path / "imports"
 
 
 @pytest.fixture(autouse=True)

@@ -4,7 +4,11 @@ overwrites people, so each needs the model permissions, not just staff."""
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
+import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -117,3 +121,83 @@ def test_add_and_change_let_staff_import_people() -> None:
     response = client.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode()))
     assert response.status_code == 302
     assert Person.objects.get(username="ada").phone == {"office": "1"}
+
+
+# --- Between the preview and the confirmation ------------------------------------
+
+
+@pytest.fixture
+def importer() -> Client:
+    return staff_with("view_person", "add_person", "change_person")
+
+
+def test_an_import_is_confirmed_by_another_server_through_the_shared_cache(
+    importer: Client, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(tmp_path / "shared-cache"),
+        }
+    }
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "server-a"))
+    (tmp_path / "server-a").mkdir()
+    confirmation = confirm_data(preview(importer).content.decode())
+    # The other server has a temp folder of its own.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "server-b"))
+    response = importer.post(PERSON_PROCESS_IMPORT, confirmation)
+    assert response.status_code == 302
+    assert Person.objects.filter(username="ada").exists()
+    assert not any((tmp_path / "server-a").iterdir())
+    assert not settings.IMPORT_FILES_DIR.exists()
+
+
+def test_without_a_shared_cache_every_worker_of_the_machine_reads_the_file(
+    importer: Client, settings: Any
+) -> None:
+    confirmation = confirm_data(preview(importer).content.decode())
+    assert [p.name for p in settings.IMPORT_FILES_DIR.iterdir()] == [confirmation["import_file_name"]]
+    assert importer.post(PERSON_PROCESS_IMPORT, confirmation).status_code == 302
+    assert not any(settings.IMPORT_FILES_DIR.iterdir())
+
+
+def test_an_import_confirmed_too_late_is_refused_asking_for_the_file_again(
+    importer: Client, settings: Any
+) -> None:
+    confirmation = confirm_data(preview(importer).content.decode())
+    settings.IMPORT_FILES_SECONDS = 0
+    response = importer.post(PERSON_PROCESS_IMPORT, confirmation)
+    assert response.status_code == 400
+    assert "Upload the file again" in response.content.decode()
+    assert 'name="import_file"' in response.content.decode()
+    assert not Person.objects.exists()
+
+
+def test_an_import_confirmed_twice_is_done_once(importer: Client) -> None:
+    confirmation = confirm_data(preview(importer).content.decode())
+    assert importer.post(PERSON_PROCESS_IMPORT, confirmation).status_code == 302
+    Person.objects.all().delete()
+    response = importer.post(PERSON_PROCESS_IMPORT, confirmation)
+    assert response.status_code == 400
+    assert not Person.objects.exists()
+
+
+def test_previews_never_confirmed_are_swept(importer: Client, settings: Any) -> None:
+    old = confirm_data(preview(importer).content.decode())["import_file_name"]
+    path = settings.IMPORT_FILES_DIR / old
+    stale = time.time() - settings.IMPORT_FILES_SECONDS - 1
+    os.utime(path, (stale, stale))
+    preview(importer)
+    assert not path.exists()
+    assert len(list(settings.IMPORT_FILES_DIR.iterdir())) == 1
+
+
+def test_a_confirmation_reads_no_file_but_its_own(importer: Client, tmp_path: Path) -> None:
+    other = tmp_path / "other.csv"
+    other.write_text(CSV)
+    confirmation = confirm_data(preview(importer).content.decode())
+    for name in (str(other), "../other.csv"):
+        response = importer.post(PERSON_PROCESS_IMPORT, {**confirmation, "import_file_name": name})
+        assert response.status_code == 400
+    assert other.exists()
+    assert not Person.objects.exists()
