@@ -17,6 +17,7 @@ from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
+from core.admin_actions import refuse_invalid_selection
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 from uploads.models import file_stem
@@ -250,6 +251,12 @@ class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export hands over every review, hidden ones included."""
         return self.has_view_permission(request)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refused = refuse_invalid_selection(request, self.opts)
+        return refused or super().response_action(request, queryset, *args, **kwargs)
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
         changed = services.feedback_set_status(ids=list(queryset.values_list("pk", flat=True)), status=status)

@@ -14,6 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core.admin_actions import refuse_invalid_selection
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
@@ -394,6 +395,12 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             "has_view_permission": can_view,
         }
         return render(request, "admin/uploads/image/upload.html", context, status=status)
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refused = refuse_invalid_selection(request, self.opts)
+        return refused or super().response_action(request, queryset, *args, **kwargs)
 
     @admin.action(description="Reprocess selected images", permissions=["change"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
