@@ -104,12 +104,17 @@ class ImageChangeForm(forms.ModelForm[Image]):
         }
 
     def clean(self) -> dict[str, Any]:
+        """Each error on the field to fill in: a field in error is left out of
+        the model's checks, whose constraint would repeat it by its name."""
         data = super().clean() or {}
+        if any(name in self.errors for name in FOCAL_FIELDS):
+            return data  # a value out of range: said on its field already
         x, y, radius = (data.get(name) for name in FOCAL_FIELDS)
         if (x is None) != (y is None):
-            raise ValidationError("Give both coordinates of the focal point, or neither.")
-        if radius is not None and x is None:
-            raise ValidationError("A focal radius needs a focal point.")
+            missing = "focal_x" if x is None else "focal_y"
+            self.add_error(missing, "Give both coordinates of the focal point, or neither.")
+        elif radius is not None and x is None:
+            self.add_error("focal_radius", "A focal radius needs a focal point.")
         return data
 
     def focal_point(self) -> processing.FocalPoint | None:

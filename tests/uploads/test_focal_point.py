@@ -492,6 +492,7 @@ def test_saving_a_point_in_the_admin_recuts_the_thumbnail(
         ({"focal_x": "0.1", "focal_y": ""}, "both coordinates"),
         ({"focal_x": "", "focal_y": "", "focal_radius": "0.2"}, "needs a focal point"),
         ({"focal_x": "1.5", "focal_y": "0.5"}, "less than or equal to 1"),
+        ({"focal_x": "0.5", "focal_y": "-1", "focal_radius": "0.2"}, "greater than or equal to 0"),
     ],
 )
 def test_the_admin_explains_a_bad_point(
@@ -501,5 +502,6 @@ def test_the_admin_explains_a_bad_point(
     response = admin_client.post(f"/admin/uploads/image/{marked.pk}/change/", data)
     assert response.status_code == 200
     assert message in response.content.decode()
+    assert "uploads_image_focal_point_valid" not in response.content.decode()
     marked.refresh_from_db()
     assert marked.focal_point is None
