@@ -43,6 +43,11 @@ class TokenAdmin(StockTokenAdmin):
     def prefix(self, token: Token) -> str:
         return key_prefix(token)
 
+    def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
+        """Staff see (and so may delete, one by one or in bulk) their own token only."""
+        tokens = super().get_queryset(request)
+        return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk)
+
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("user",) if obj is None else ("prefix", "user", "created")
 

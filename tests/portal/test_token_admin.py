@@ -46,13 +46,18 @@ def boss_token(boss: Any) -> Token:
 
 
 def test_keys_are_not_listed_nor_shown_on_a_token_s_page(boss: Any, boss_token: Token) -> None:
-    client = logged_in(staff_with("view_tokenproxy"))
+    clerk = staff_with("view_tokenproxy")
+    own = Token.objects.create(user=clerk)
+    client = logged_in(clerk)
     listing = client.get(TOKENS)
-    page = client.get(f"{TOKENS}{boss.pk}/change/")
+    page = client.get(f"{TOKENS}{clerk.pk}/change/")
     assert listing.status_code == page.status_code == 200
-    assert boss_token.key not in listing.content.decode()
-    assert boss_token.key[:6] in listing.content.decode()
-    assert boss_token.key not in page.content.decode()
+    assert own.key not in listing.content.decode()
+    assert own.key[:6] in listing.content.decode()
+    assert own.key not in page.content.decode()
+    # Another user's token is not even listed, nor its page shown.
+    assert boss_token.key[:6] not in listing.content.decode()
+    assert client.get(f"{TOKENS}{boss.pk}/change/").status_code == 302  # "does not exist"
 
 
 def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Token) -> None:
@@ -101,7 +106,8 @@ def test_staff_delete_their_own_token_only(boss: Any, boss_token: Token) -> None
     clerk = staff_with("delete_tokenproxy", "view_tokenproxy")
     Token.objects.create(user=clerk)
     client = logged_in(clerk)
-    assert client.post(f"{TOKENS}{boss.pk}/delete/", {"post": "yes"}).status_code == 403
+    assert client.post(f"{TOKENS}{boss.pk}/delete/", {"post": "yes"}).status_code in {302, 403}
+    assert Token.objects.filter(user=boss).exists()
     assert client.post(f"{TOKENS}{clerk.pk}/delete/", {"post": "yes"}).status_code == 302
     assert list(Token.objects.values_list("user__username", flat=True)) == ["boss"]
 
@@ -113,3 +119,15 @@ def test_a_superuser_deletes_anyone_s_token(boss: Any) -> None:
     assert response.status_code == 200
     assert not Token.objects.exists()
     assert not re.search(r"[0-9a-f]{40}", response.content.decode())
+
+
+def test_staff_see_and_bulk_delete_their_own_token_only(boss: Any, boss_token: Token) -> None:
+    clerk = staff_with("delete_tokenproxy", "view_tokenproxy")
+    Token.objects.create(user=clerk)
+    client = logged_in(clerk)
+    listed = client.get(TOKENS).content.decode()
+    assert "clerk" in listed
+    assert boss_token.key[:6] not in listed
+    every = [str(boss.pk), str(clerk.pk)]
+    client.post(TOKENS, {"action": "delete_selected", "_selected_action": every, "post": "yes"})
+    assert Token.objects.filter(user=boss).exists()
