@@ -59,14 +59,46 @@ def check_cpu() -> Check:
     )
 
 
+def _existing(path: Path) -> Path:
+    """The path, or the nearest folder above it that exists (not made yet)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def _disk_paths() -> list[Path]:
+    """``HEALTH_DISK_PATH``, and each other disk the portal writes to: the
+    local stores and an SQLite database (the embedded set-up's var/), one
+    path per filesystem."""
+    candidates = [Path(settings.HEALTH_DISK_PATH)]
+    for alias in ("default", "originals"):
+        store = storages[alias]
+        if isinstance(store, FileSystemStorage):
+            candidates.append(Path(store.location))
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        candidates.append(Path(str(database["NAME"])).parent)
+    paths, devices = [], set()
+    for candidate in candidates:
+        path = _existing(candidate.resolve())
+        device = path.stat().st_dev
+        if device not in devices:
+            devices.add(device)
+            paths.append(path)
+    return paths
+
+
 def check_disk() -> Check:
     limit = settings.HEALTH_DISK_MIN_PERCENT
-    usage = shutil.disk_usage(settings.HEALTH_DISK_PATH)
-    free = 100 * usage.free / usage.total
+    free, path = min(
+        (100 * usage.free / usage.total, path)
+        for path in _disk_paths()
+        if (usage := shutil.disk_usage(path)).total
+    )
     return Check(
         "disk",
         free >= limit,
-        f"{free:.0f}% of disk free on {settings.HEALTH_DISK_PATH} (minimum {limit:g}%)",
+        f"{free:.0f}% of disk free on {path} (minimum {limit:g}%)",
         f"Error - Available disk space is less than {limit:g}%",
     )
 
@@ -96,26 +128,28 @@ def check_localhost() -> Check:
 
 
 def check_database() -> Check:
+    subject = "Error - The database is unavailable"
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        return Check("database", False, f"{type(exc).__name__}: {exc}")
-    return Check("database", True, connection.vendor)
+        return Check("database", False, f"{type(exc).__name__}: {exc}", subject)
+    return Check("database", True, connection.vendor, subject)
 
 
 def _probe(store: Storage) -> None:
     """A read-only question the store must answer: a folder that exists (or
     can be made) and is writable, or a bucket that answers a HEAD."""
     if isinstance(store, FileSystemStorage):
-        path = Path(store.location)
-        while not path.exists() and path != path.parent:
-            path = path.parent
+        path = _existing(Path(store.location))
         if not path.is_dir() or not os.access(path, os.R_OK | os.W_OK | os.X_OK):
             raise OSError(f"{path} is not a writable folder")
         return
     store.exists(PROBE_KEY)
+
+
+STORAGE_SUBJECT = "Error - The file store is unavailable"
 
 
 def check_storage() -> Check:
@@ -127,19 +161,20 @@ def check_storage() -> Check:
             _probe(store)
             names.append(f"{alias}: {type(store).__name__}")
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        return Check("storage", False, f"{type(exc).__name__}: {exc}")
-    return Check("storage", True, ", ".join(names))
+        return Check("storage", False, f"{type(exc).__name__}: {exc}", STORAGE_SUBJECT)
+    return Check("storage", True, ", ".join(names), STORAGE_SUBJECT)
 
 
 def check_broker() -> Check:
+    subject = "Error - The task queue is unavailable"
     if not settings.BROKER_CONFIGURED:
-        return Check("broker", True, "none configured: tasks run in-process")
+        return Check("broker", True, "none configured: tasks run in-process", subject)
     try:
         with app.connection_for_write() as conn:
             conn.ensure_connection(max_retries=1, timeout=2)
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
-        return Check("broker", False, f"{type(exc).__name__}: {exc}")
-    return Check("broker", True, "reachable")
+        return Check("broker", False, f"{type(exc).__name__}: {exc}", subject)
+    return Check("broker", True, "reachable", subject)
 
 
 SYSTEM_CHECKS: tuple[Callable[[], Check], ...] = (

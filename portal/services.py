@@ -26,12 +26,13 @@ class HealthOutcome:
 
 
 def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
-    """Run the system checks and mail one alert per failing check.
+    """Run the system checks and the portal's own (database, file store,
+    task queue), and mail one alert per failing check.
 
     A mail server that is away loses no alert but its own: each is tried,
     and the ones not sent are returned with the reason.
     """
-    outcome = HealthOutcome(health.run(health.SYSTEM_CHECKS))
+    outcome = HealthOutcome(health.run(health.SYSTEM_CHECKS + health.SERVICE_CHECKS))
     to = list(recipients or settings.HEALTH_RECIPIENTS)
     for check in outcome.failed:
         logger.warning("health check failed: %s (%s)", check.name, check.detail)

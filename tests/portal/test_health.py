@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import io
+import os
 import socket
+import subprocess
+import sys
 from collections import namedtuple
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -14,13 +18,15 @@ from django.test import Client
 from portal import health
 from tests.servers import SMTPServer, free_port
 
+ROOT = Path(__file__).resolve().parent.parent.parent
 BODY = "Please check your system and resolve the issue as soon as possible."
 DiskUsage = namedtuple("DiskUsage", "total used free")
 
 
 @pytest.fixture
-def passing(settings: Any) -> Any:
-    """Thresholds this machine meets whatever it is doing."""
+def passing(settings: Any, db: None) -> Any:
+    """Thresholds this machine meets whatever it is doing (and the database,
+    which the checks ask too)."""
     settings.HEALTH_CPU_MAX_PERCENT = 100.0
     settings.HEALTH_DISK_MIN_PERCENT = 0.0
     settings.HEALTH_MEMORY_MIN_MB = 0
@@ -92,7 +98,7 @@ def test_a_threshold_is_quoted_as_set(passing: Any) -> None:
 
 
 def test_default_thresholds_give_the_courses_exact_subjects(
-    settings: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Any, monkeypatch: pytest.MonkeyPatch, db: None
 ) -> None:
     monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 93.0)
     monkeypatch.setattr(health.shutil, "disk_usage", lambda path: DiskUsage(100, 90, 10))
@@ -277,3 +283,55 @@ def test_an_alert_refused_for_one_recipient_says_so(passing: Any) -> None:
         "alert not mailed: Error - CPU usage is over -1%: not mailed to gone@example.com: 550 5.1.1 No such user here"
         in err.getvalue()
     )
+
+
+def test_the_disk_the_portal_writes_to_is_checked_too(passing: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The media folder fills up while the disk of HEALTH_DISK_PATH has room."""
+    passing.HEALTH_DISK_PATH = "/dev/shm"  # noqa: S108 - only measured: a tmpfs, not the media folder's disk
+    passing.HEALTH_DISK_MIN_PERCENT = 20.0
+    media = Path(passing.STORAGES["default"]["OPTIONS"]["location"])
+    full = _existing_parent(media)
+    real = health.shutil.disk_usage
+    monkeypatch.setattr(
+        health.shutil, "disk_usage", lambda path: DiskUsage(100, 99, 1) if Path(path) == full else real(path)
+    )
+    code, out = run_health_check()
+    assert code == 1
+    assert f"FAIL disk: 1% of disk free on {full} (minimum 20%)" in out
+    assert [m.subject for m in mail.outbox] == ["Error - Available disk space is less than 20%"]
+
+
+def _existing_parent(path: Path) -> Path:
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    return path
+
+
+def test_a_database_and_a_task_queue_that_are_away_are_alerts(tmp_path: Path) -> None:
+    """The command as cron runs it, against servers that do not answer."""
+    env = {
+        **os.environ,
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
+        "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "PORTAL_HEALTH_CPU_MAX_PERCENT": "101",
+        "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
+        "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
+        "PORTAL_HEALTH_RECIPIENTS": "",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", "health_check"],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "FAIL database: OperationalError" in done.stdout
+    assert "FAIL broker:" in done.stdout
+    assert "Error - The database is unavailable" in done.stderr
+    assert "Error - The task queue is unavailable" in done.stderr
+    assert "ok   storage" in done.stdout

@@ -9,8 +9,9 @@ from portal import services
 
 class Command(BaseCommand):
     help = (
-        "Check CPU usage, free disk, available memory and that localhost resolves to "
-        "127.0.0.1; mail an alert for each failure and exit non-zero if any failed. "
+        "Check CPU usage, free disk, available memory, that localhost resolves to "
+        "127.0.0.1, and that the database, the file store and the task queue answer; "
+        "mail an alert for each failure and exit non-zero if any failed. "
         "Thresholds: PORTAL_HEALTH_* settings. Cron: * * * * * cd /srv/portal && "
         ".venv/bin/python manage.py health_check"
     )
