@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.cache import caches
 from rest_framework import throttling
 from rest_framework.request import Request
 
@@ -19,6 +20,11 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
 
     A request it refuses carries the limit it broke (``throttled_limits``),
     so that the 429 can name it."""
+
+    def __init__(self) -> None:
+        # Shared by every worker of the machine, whatever the default cache.
+        self.cache = caches["shared"]
+        super().__init__()
 
     def get_ident(self, request: Request) -> str:
         return client_ip(request)

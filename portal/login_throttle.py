@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib import admin
-from django.core.cache import cache
+from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
@@ -41,16 +41,16 @@ def count_failure(
         return
     key = _key(request, str(credentials.get("username", "")))
     window = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
-    state = cache.get(key) or {"failures": 0, "since": time.time()}
+    state = caches["shared"].get(key) or {"failures": 0, "since": time.time()}
     state["failures"] += 1
     if state["failures"] >= settings.ADMIN_LOGIN_MAX_FAILURES:
         state["until"] = time.time() + window
-    cache.set(key, state, timeout=window)
+    caches["shared"].set(key, state, timeout=window)
 
 
 def throttled_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
     if request.method == "POST":
-        state = cache.get(_key(request, request.POST.get("username", ""))) or {}
+        state = caches["shared"].get(_key(request, request.POST.get("username", ""))) or {}
         remaining = state.get("until", 0) - time.time()
         if remaining > 0:
             return _locked_out(request, state["failures"], math.ceil(remaining))

@@ -142,6 +142,18 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://portal")}
 if CACHES["default"]["BACKEND"] == "django.core.cache.backends.redis.RedisCache":
     CACHES["default"]["BACKEND"] = "portal.cache.ResilientRedisCache"
     CACHES["default"].setdefault("OPTIONS", {}).update({"socket_connect_timeout": 1, "socket_timeout": 1})
+# What every process of the machine must count alike (admin lockouts, rate
+# limits): the default cache when it is shared, else a folder of var/ that
+# every worker of `make serve` reads (one process's memory would let each
+# worker count its own failures).
+CACHES["shared"] = (
+    CACHES["default"]
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else {
+        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        "LOCATION": str(VAR_DIR / "cache" / "shared"),
+    }
+)
 
 # --- Files --------------------------------------------------------------------
 

@@ -6,8 +6,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +34,7 @@ from uploads.models import Image
 pytestmark = pytest.mark.django_db
 
 PROXY = "10.0.0.1"
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @pytest.fixture
@@ -78,6 +83,35 @@ def test_another_spelling_of_the_username_neither_escapes_nor_resets_the_lockout
     # The login form reads the fullwidth spelling as "boss": every spelling is one account.
     assert _login(client, "right-password-123", username=spelling).status_code == 429
     assert _login(client, "right-password-123").status_code == 429
+
+
+FAIL_ELSEWHERE = """
+import django
+django.setup()
+from django.test import RequestFactory
+from portal import login_throttle
+request = RequestFactory().post("/admin/login/", REMOTE_ADDR="127.0.0.1")
+for _ in range(3):
+    login_throttle.count_failure(None, {"username": "boss"}, request=request)
+"""
+
+
+def test_failures_counted_by_another_process_of_the_machine_lock_the_account(
+    boss: Any, settings: Any
+) -> None:
+    """``make serve`` runs several workers; with no shared cache configured,
+    each one's memory would count only its own failures."""
+    assert settings.CACHES["default"]["BACKEND"].endswith("LocMemCache")  # the embedded set-up
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        "PORTAL_ADMIN_LOGIN_MAX_FAILURES": "3",
+    }
+    env.pop("CACHE_URL", None)
+    subprocess.run([sys.executable, "-c", FAIL_ELSEWHERE], cwd=ROOT, env=env, check=True, timeout=120)
+    response = Client().post("/admin/login/", {"username": "boss", "password": "right-password-123"})
+    assert response.status_code == 429
 
 
 def test_a_forged_forwarded_for_does_not_escape_the_lockout_without_trusted_proxies(boss: Any) -> None:
