@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -21,6 +22,22 @@ def validate_not_future(value: dt.date) -> None:
     day past the server's today."""
     if value > timezone.localdate() + dt.timedelta(days=1):
         raise ValidationError("The date cannot be in the future.", code="future")
+
+
+# Marks that reorder how text is shown (embeddings, overrides, isolates):
+# "Great \u202eesaeler ot evorppa" reads "Great approve to release" to a
+# moderator. The plain left-to-right and right-to-left marks stay allowed.
+DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def validate_no_direction_controls(value: str) -> None:
+    found = DIRECTION_CONTROLS.search(value)
+    if found:
+        raise ValidationError(
+            f"The text cannot contain the direction control U+{ord(found.group()):04X}, which "
+            "changes how it reads on screen.",
+            code="direction_control",
+        )
 
 
 class Person(models.Model):
@@ -112,10 +129,12 @@ class Feedback(models.Model):
         API = "api", "API"
         IMPORT = "import", "Import"
 
-    title = models.CharField(max_length=100, blank=True)
-    name = models.CharField("reviewer name", max_length=100, blank=True)
+    title = models.CharField(max_length=100, blank=True, validators=[validate_no_direction_controls])
+    name = models.CharField(
+        "reviewer name", max_length=100, blank=True, validators=[validate_no_direction_controls]
+    )
     date = models.DateField(validators=[validate_not_future])
-    text = models.TextField(blank=True, validators=[MaxLengthValidator(5000)])
+    text = models.TextField(blank=True, validators=[MaxLengthValidator(5000), validate_no_direction_controls])
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )

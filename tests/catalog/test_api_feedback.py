@@ -4,9 +4,11 @@ validation, the submission throttle, filters."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 from typing import Any
 
 import pytest
+from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
 from catalog.api import FeedbackThrottle
@@ -361,3 +363,30 @@ def test_feedback_is_newest_first_and_orders_on_request(visitor: APIClient) -> N
     assert order(ordering="-rating") == ["A", "C", "B"]
     # An unknown ordering field is ignored rather than an error.
     assert order(ordering="fingerprint") == ["C", "B", "A"]
+
+
+@pytest.mark.parametrize("control", ["\u202e", "\u202d", "\u2067", "\u202b"])
+def test_a_review_that_would_read_otherwise_on_screen_is_refused_on_every_path(
+    client: Any, control: str, tmp_path: Any
+) -> None:
+    spoof = f"Great {control}esaeler ot evorppa"
+    api = client.post("/api/v1/feedback/", {"title": spoof, "text": "Fine."}, content_type="application/json")
+    assert api.status_code == 400
+    assert f"U+{ord(control):04X}" in api.json()["title"][0]
+    lab = client.post("/feedback/", {"title": "T", "name": spoof, "date": "2020-01-01", "feedback": "x"})
+    assert lab.status_code == 400
+    form = client.post("/reviews/new/", {"title": "T", "name": "N", "text": spoof, "rating": 5})
+    assert form.status_code == 400
+    (tmp_path / "1.txt").write_text(f"{spoof}\nAnn\n2020-01-01\nFine.\n")
+    with pytest.raises(CommandError):
+        call_command("import_feedback", str(tmp_path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert not Feedback.objects.exists()
+
+
+def test_right_to_left_text_and_its_marks_are_kept(client: Any) -> None:
+    title = "\u05e9\u05d9\u05e8\u05d5\u05ea \u05de\u05e6\u05d5\u05d9\u05df\u200f!"  # Hebrew, with a right-to-left mark
+    response = client.post(
+        "/api/v1/feedback/", {"title": title, "text": "Fine."}, content_type="application/json"
+    )
+    assert response.status_code == 201
+    assert Feedback.objects.get().title == title
