@@ -145,7 +145,7 @@ def image_upload(
         raise ImageInvalid(str(exc), code=exc.code) from exc
     sha = hashlib.sha256(data).hexdigest()
     image = Image(
-        original_name=original_name.replace("\\", "/").rsplit("/", 1)[-1][:255],
+        original_name=_fit_name(original_name.replace("\\", "/").rsplit("/", 1)[-1], 255),
         title=title[:200],
         alt=alt[:300],
         preset=preset_name,
@@ -178,6 +178,17 @@ def image_upload(
         storage.delete_unreferenced({image.file.name})
         raise
     return image
+
+
+def _fit_name(name: str, limit: int) -> str:
+    """The file name cut to ``limit`` characters, its extension kept (the
+    stem is what suppliers link by; the extension says what the file is)."""
+    if len(name) <= limit:
+        return name
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return name[:limit]
+    return f"{stem[: limit - len(extension) - 1]}.{extension}"
 
 
 def image_import(*, data: bytes, original_name: str, preset: str | None = None) -> tuple[Image, bool]:

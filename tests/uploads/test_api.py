@@ -293,3 +293,9 @@ def test_images_can_be_filtered_by_status(token_client: APIClient, uploaded: Any
     Image.objects.update(status=Image.Status.FAILED, error="x")
     assert token_client.get(URL, {"status": "failed"}).json()["count"] == 1
     assert token_client.get(URL, {"status": "ready"}).json()["count"] == 0
+
+
+def test_a_long_file_name_is_cut_before_its_extension() -> None:
+    image = services.image_upload(file=corpus.png(), original_name="a" * 300 + ".png")
+    assert image.original_name == "a" * 251 + ".png"
+    assert Image.objects.get().stem == "a" * 251
