@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import socket
@@ -86,8 +87,33 @@ def test_a_mail_server_that_is_away_loses_no_alert_but_its_own(passing: Any) -> 
     assert failed.value.returncode == 1
     assert out.getvalue().count("FAIL") == 2  # every check still reported
     not_mailed = [line for line in err.getvalue().splitlines() if line.startswith("alert not mailed:")]
-    assert len(not_mailed) == 2  # each alert tried
+    assert len(not_mailed) == 2  # each alert reported
     assert "Error - CPU usage is over -1%" in not_mailed[0]
+
+
+def test_a_mail_server_that_does_not_answer_is_waited_for_once_not_once_per_alert(passing: Any) -> None:
+    """It takes connections and says nothing: each alert would wait EMAIL_TIMEOUT."""
+    silent = socket.create_server(("127.0.0.1", 0))
+    silent.listen(8)
+    silent.settimeout(0.2)
+    passing.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+    passing.EMAIL_TIMEOUT = 1
+    passing.HEALTH_CPU_MAX_PERCENT = -1.0
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    accepted = []
+    with silent, contextlib.suppress(TimeoutError):
+        while True:
+            accepted.append(silent.accept()[0])
+    for connection in accepted:
+        connection.close()
+    assert len(accepted) == 1
+    not_mailed = [line for line in err.getvalue().splitlines() if line.startswith("alert not mailed:")]
+    assert len(not_mailed) == 3  # none lost without a word
 
 
 def test_a_threshold_is_quoted_as_set(passing: Any) -> None:
