@@ -8,6 +8,8 @@ from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
 from PIL import Image as PILImage
 
 from catalog.models import Feedback, Person, Product
@@ -110,3 +112,19 @@ class ImageFactory(factory.Factory):
             assert done is not None
             image = done
         return image
+
+
+def staff_with(app_label: str, *codenames: str, username: str = "clerk") -> Any:
+    """A staff member holding only these permissions of one app."""
+    user = UserFactory(username=username, is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
+    )
+    return user
+
+
+def logged_in(user: Any) -> Client:
+    """A browser signed in as ``user``."""
+    client = Client()
+    client.force_login(user)
+    return client

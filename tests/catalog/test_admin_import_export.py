@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from catalog.models import Feedback, Person
-from tests.factories import FeedbackFactory, PersonFactory, UserFactory
+from tests.factories import FeedbackFactory, PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
 
@@ -28,16 +27,6 @@ FEEDBACK_EXPORT = "/admin/catalog/feedback/export/"
 CSV = (
     "name,username,phone,department,role,email,is_active\nAda,ada,office: 1,Eng,Engineer,ada@example.com,1\n"
 )
-
-
-def staff_with(*codenames: str) -> Client:
-    user = UserFactory(username="clerk", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="catalog", codename__in=codenames)
-    )
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def choice(page: str, label: str) -> str:
@@ -82,13 +71,13 @@ def people_and_reviews() -> None:
 @pytest.mark.usefixtures("people_and_reviews")
 @pytest.mark.parametrize("url", [PERSON_IMPORT, PERSON_EXPORT, FEEDBACK_EXPORT])
 def test_staff_without_permissions_can_neither_import_nor_export(url: str) -> None:
-    client = staff_with()
+    client = logged_in(staff_with("catalog"))
     assert client.get(url).status_code == 403
     assert client.post(url, {"format": "0"}).status_code == 403
 
 
 def test_staff_without_permissions_cannot_confirm_an_import() -> None:
-    client = staff_with()
+    client = logged_in(staff_with("catalog"))
     response = client.post(
         PERSON_PROCESS_IMPORT,
         {"import_file_name": "x", "original_file_name": "people.csv", "format": "0", "resource": "0"},
@@ -99,7 +88,7 @@ def test_staff_without_permissions_cannot_confirm_an_import() -> None:
 
 @pytest.mark.usefixtures("people_and_reviews")
 def test_the_view_permission_lets_staff_export_but_not_import() -> None:
-    client = staff_with("view_person", "view_feedback")
+    client = logged_in(staff_with("catalog", "view_person", "view_feedback"))
     people = export(client, PERSON_EXPORT)
     reviews = export(client, FEEDBACK_EXPORT)
     assert people.status_code == 200
@@ -111,11 +100,11 @@ def test_the_view_permission_lets_staff_export_but_not_import() -> None:
 
 @pytest.mark.parametrize("one_of_them", ["add_person", "change_person"])
 def test_importing_people_needs_both_add_and_change(one_of_them: str) -> None:
-    assert staff_with("view_person", one_of_them).get(PERSON_IMPORT).status_code == 403
+    assert logged_in(staff_with("catalog", "view_person", one_of_them)).get(PERSON_IMPORT).status_code == 403
 
 
 def test_add_and_change_let_staff_import_people() -> None:
-    client = staff_with("view_person", "add_person", "change_person")
+    client = logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
     page = preview(client)
     assert page.status_code == 200
     response = client.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode()))
@@ -128,7 +117,7 @@ def test_add_and_change_let_staff_import_people() -> None:
 
 @pytest.fixture
 def importer() -> Client:
-    return staff_with("view_person", "add_person", "change_person")
+    return logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
 
 
 def test_an_import_is_confirmed_by_another_server_through_the_shared_cache(

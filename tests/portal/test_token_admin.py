@@ -8,31 +8,15 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
-from django.contrib.auth.models import Permission
-from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from tests.factories import UserFactory
+from tests.factories import UserFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
 
 TOKENS = "/admin/authtoken/tokenproxy/"
 ADD = f"{TOKENS}add/"
-
-
-def staff_with(*codenames: str, username: str = "clerk") -> Any:
-    user = UserFactory(username=username, is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="authtoken", codename__in=codenames)
-    )
-    return user
-
-
-def logged_in(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -46,7 +30,7 @@ def boss_token(boss: Any) -> Token:
 
 
 def test_keys_are_not_listed_nor_shown_on_a_token_s_page(boss: Any, boss_token: Token) -> None:
-    clerk = staff_with("view_tokenproxy")
+    clerk = staff_with("authtoken", "view_tokenproxy")
     own = Token.objects.create(user=clerk)
     client = logged_in(clerk)
     listing = client.get(TOKENS)
@@ -67,7 +51,7 @@ def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Tok
 
 
 def test_staff_make_a_token_for_themselves_and_see_its_key_once() -> None:
-    clerk = staff_with("add_tokenproxy", "view_tokenproxy")
+    clerk = staff_with("authtoken", "add_tokenproxy", "view_tokenproxy")
     client = logged_in(clerk)
     response = client.post(ADD, {"user": clerk.pk}, follow=True)
     key = Token.objects.get(user=clerk).key
@@ -81,7 +65,7 @@ def test_staff_make_a_token_for_themselves_and_see_its_key_once() -> None:
 
 
 def test_staff_cannot_make_a_token_for_someone_else(boss: Any) -> None:
-    client = logged_in(staff_with("add_tokenproxy", "view_tokenproxy"))
+    client = logged_in(staff_with("authtoken", "add_tokenproxy", "view_tokenproxy"))
     response = client.post(ADD, {"user": boss.pk})
     assert response.status_code == 200
     assert "Select a valid choice" in response.content.decode()
@@ -89,13 +73,13 @@ def test_staff_cannot_make_a_token_for_someone_else(boss: Any) -> None:
 
 
 def test_a_superuser_makes_a_token_for_anyone(boss: Any) -> None:
-    clerk = staff_with()
+    clerk = staff_with("authtoken")
     response = logged_in(boss).post(ADD, {"user": clerk.pk}, follow=True)
     assert Token.objects.get(user=clerk).key in response.content.decode()
 
 
 def test_a_token_cannot_be_moved_to_another_user(boss: Any) -> None:
-    clerk = staff_with("add_tokenproxy", "change_tokenproxy", "view_tokenproxy")
+    clerk = staff_with("authtoken", "add_tokenproxy", "change_tokenproxy", "view_tokenproxy")
     mine = Token.objects.create(user=clerk)
     response = logged_in(clerk).post(f"{TOKENS}{clerk.pk}/change/", {"user": boss.pk})
     assert response.status_code == 403
@@ -103,7 +87,7 @@ def test_a_token_cannot_be_moved_to_another_user(boss: Any) -> None:
 
 
 def test_staff_delete_their_own_token_only(boss: Any, boss_token: Token) -> None:
-    clerk = staff_with("delete_tokenproxy", "view_tokenproxy")
+    clerk = staff_with("authtoken", "delete_tokenproxy", "view_tokenproxy")
     Token.objects.create(user=clerk)
     client = logged_in(clerk)
     assert client.post(f"{TOKENS}{boss.pk}/delete/", {"post": "yes"}).status_code in {302, 403}
@@ -113,7 +97,7 @@ def test_staff_delete_their_own_token_only(boss: Any, boss_token: Token) -> None
 
 
 def test_a_superuser_deletes_anyone_s_token(boss: Any) -> None:
-    clerk = staff_with()
+    clerk = staff_with("authtoken")
     Token.objects.create(user=clerk)
     response = logged_in(boss).post(f"{TOKENS}{clerk.pk}/delete/", {"post": "yes"}, follow=True)
     assert response.status_code == 200
@@ -122,7 +106,7 @@ def test_a_superuser_deletes_anyone_s_token(boss: Any) -> None:
 
 
 def test_staff_see_and_bulk_delete_their_own_token_only(boss: Any, boss_token: Token) -> None:
-    clerk = staff_with("delete_tokenproxy", "view_tokenproxy")
+    clerk = staff_with("authtoken", "delete_tokenproxy", "view_tokenproxy")
     Token.objects.create(user=clerk)
     client = logged_in(clerk)
     listed = client.get(TOKENS).content.decode()

@@ -6,11 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from tests.factories import UserFactory
+from tests.factories import logged_in, staff_with
 from tests.uploads import corpus
 from uploads.models import Image
 
@@ -20,23 +19,13 @@ UPLOAD = "/admin/uploads/image/upload/"
 IMAGES = "/admin/uploads/image/"
 
 
-def staff_with(*codenames: str) -> Client:
-    user = UserFactory(username="uploader", is_staff=True)
-    user.user_permissions.set(
-        Permission.objects.filter(content_type__app_label="uploads", codename__in=codenames)
-    )
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def upload(client: Client, commit: Any) -> Any:
     with commit():
         return client.post(UPLOAD, {"files": [SimpleUploadedFile("a.jpg", corpus.jpeg())], "preset": "web"})
 
 
 def test_staff_who_may_only_add_images_land_on_the_admin_index_after_an_upload(commit: Any) -> None:
-    client = staff_with("add_image")
+    client = logged_in(staff_with("uploads", "add_image", username="uploader"))
     response = upload(client, commit)
     assert response.status_code == 302
     assert response["Location"] == "/admin/"
@@ -47,7 +36,7 @@ def test_staff_who_may_only_add_images_land_on_the_admin_index_after_an_upload(c
 
 
 def test_the_upload_page_links_nowhere_they_may_not_go() -> None:
-    client = staff_with("add_image")
+    client = logged_in(staff_with("uploads", "add_image", username="uploader"))
     page = client.get(UPLOAD).content.decode()
     assert client.get(IMAGES).status_code == 403
     assert f'href="{IMAGES}"' not in page
@@ -56,7 +45,7 @@ def test_the_upload_page_links_nowhere_they_may_not_go() -> None:
 
 
 def test_staff_who_may_see_images_go_back_to_the_list(commit: Any) -> None:
-    client = staff_with("add_image", "view_image")
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
     page = client.get(UPLOAD).content.decode()
     assert f'data-changelist-url="{IMAGES}"' in page
     assert f'href="{IMAGES}"' in page
