@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from django.conf import settings
 from django.core.mail import send_mail
 
-from portal import health, mail
+from core import mail
+from portal import health
 
 logger = logging.getLogger(__name__)
 

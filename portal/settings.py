@@ -295,7 +295,7 @@ ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", defa
 
 _email = env.email_url("EMAIL_URL", default="filemail://")
 # SMTP through the portal's backend, which reports recipients the server refused.
-EMAIL_BACKEND = {"django.core.mail.backends.smtp.EmailBackend": "portal.mail.EmailBackend"}.get(
+EMAIL_BACKEND = {"django.core.mail.backends.smtp.EmailBackend": "core.mail.EmailBackend"}.get(
     _email["EMAIL_BACKEND"], _email["EMAIL_BACKEND"]
 )
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")

@@ -302,7 +302,7 @@ def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
     delivery: Path, settings: Any
 ) -> None:
     (delivery / "descriptions" / "011.txt").unlink()
-    settings.EMAIL_BACKEND = "portal.mail.EmailBackend"
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
     with SMTPServer(refuse=["bad@example.com"]) as smtp:
         settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
         out, err = run(

@@ -287,7 +287,7 @@ def test_the_detailed_report_shows_a_broken_storage_to_staff(
 
 
 def test_an_alert_refused_for_one_recipient_says_so(passing: Any) -> None:
-    passing.EMAIL_BACKEND = "portal.mail.EmailBackend"
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
     passing.HEALTH_CPU_MAX_PERCENT = -1.0
     with SMTPServer(refuse=["gone@example.com"]) as smtp:
         passing.EMAIL_HOST, passing.EMAIL_PORT = smtp.host, smtp.port

@@ -10,7 +10,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from catalog import selectors, services
-from portal import mail
+from core import mail
 
 
 class Command(BaseCommand):
