@@ -67,6 +67,11 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
     return decorate
 
 
+class DependencyUnavailable(Exception):
+    """Raised where a part the portal needs did not answer (its message says
+    which, and that nothing was saved)."""
+
+
 def dependency_unavailable(exc: BaseException) -> str | None:
     """Which dependency an exception says is away, in words for the client.
 

@@ -24,6 +24,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, metrics, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition
 
@@ -43,7 +44,7 @@ class ImageTooLarge(Exception):
         self.limit = limit
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(DependencyUnavailable):
     """The file could not be stored (HTTP 503); nothing was saved."""
 
 

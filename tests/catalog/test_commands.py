@@ -3,8 +3,11 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import os
 import resource
 import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -17,8 +20,10 @@ from catalog import services
 from catalog.admin import PersonResource
 from catalog.models import Feedback, Person
 from tests.factories import FeedbackFactory
+from tests.servers import free_port
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 pytestmark = pytest.mark.django_db
 
@@ -263,3 +268,31 @@ def test_an_export_that_cannot_be_written_leaves_the_previous_file_whole(
 def test_an_export_to_a_missing_folder_says_so(tmp_path: Path) -> None:
     with pytest.raises(CommandError, match=r"no folder .*missing"):
         call_command("export_people", "-o", str(tmp_path / "missing" / "people.csv"), stderr=io.StringIO())
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["import_feedback", str(LAB / "feedback")], ["export_people", "--format", "json"], ["reprocess_images"]],
+    ids=["import_feedback", "export_people", "reprocess_images"],
+)
+def test_a_database_that_is_away_is_one_line_and_exit_1_not_a_traceback(
+    tmp_path: Path, command: list[str]
+) -> None:
+    env = {
+        **os.environ,
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
+    }
+    done = subprocess.run(
+        [sys.executable, "manage.py", *command],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr
+    assert "CommandError: The database is unavailable: " in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -7,13 +7,14 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from catalog import formats
 from catalog.models import Person
+from core.commands import Command as PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = "Write the staff directory as CSV, JSON or YAML (to stdout, or --output FILE)."
 
     def add_arguments(self, parser: CommandParser) -> None:

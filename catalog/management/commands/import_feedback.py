@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import Any
 
 from django.core import checks
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from catalog import services
+from core.commands import Command as PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Import every *.txt review in DIR (line 1 title, 2 name, 3 date YYYY-MM-DD, then the "
         "text). Exact duplicates are skipped; unreadable files are reported and left out."

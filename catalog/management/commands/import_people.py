@@ -3,12 +3,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from catalog import formats, services
+from core.commands import Command as PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Create or update people from a CSV, JSON or YAML file (matched by username). "
         "CSV header: name,username,phone,department,role (extra columns allowed). Fields the "

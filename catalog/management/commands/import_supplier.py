@@ -5,15 +5,16 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 from tqdm import tqdm
 
 from catalog import selectors, services
 from core import mail
+from core.commands import Command as PortalCommand
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Import a supplier delivery: DIR/descriptions/*.txt (name, 'N lbs', description) and "
         "DIR/images/* (linked by file stem; processed with the supplier preset, by the worker or "

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 from django.urls import reverse
+
+from core.commands import Command as PortalCommand
 
 # Addresses a server listens on that a browser cannot open as such.
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - mapped, not bound
@@ -21,7 +23,7 @@ def admin_url(host: str, port: int) -> str:
     return f"http://{host}:{port}{reverse('admin:index')}"
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
         "PORTAL_ADMIN_PASSWORD, or a password is generated once, kept in var/admin_password "

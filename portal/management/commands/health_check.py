@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import Command as PortalCommand
 from portal import services
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Check CPU usage, free disk, available memory, that localhost resolves to "
         "127.0.0.1, and that the database, the file store and the task queue answer; "

@@ -2,13 +2,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import CommandParser
 
 from catalog import services
+from core.commands import Command as PortalCommand
 from portal import demo
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Load demo people, products (with images drawn in code) and reviews, marked as demo, into a "
         "portal with no people or products of its own; does nothing twice. With --remove, delete "

@@ -9,9 +9,10 @@ from typing import Any
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
+from core.commands import Command as PortalCommand
 from uploads import dispatch, services
 from uploads.models import Image
 
@@ -23,7 +24,7 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Upload every file in DIR as an image with the given preset (files that are not "
         "images are reported and skipped; names without an extension are fine; a photo "

@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand
-
+from core.commands import Command as PortalCommand
 from uploads import storage
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Move originals kept in the public media store (by an older release, or before a private "
         "bucket was configured) into the private store. Safe to run again."

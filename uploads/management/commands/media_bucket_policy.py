@@ -3,12 +3,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import Command as PortalCommand
 from uploads import storage
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Print the media bucket's policy (anyone may read renditions/, nothing else), or apply it "
         "with --apply. Originals stay private either way."

@@ -4,13 +4,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import Command as PortalCommand
 from uploads import holders, services
 from uploads.models import Image
 
 
-class Command(BaseCommand):
+class Command(PortalCommand):
     help = (
         "Queue images for processing again: all, those with a status, or given ids; optionally "
         "with another preset. Exits 2 when the broker did not take some (the sweep queues them "
