@@ -14,6 +14,7 @@ from django.urls import path
 from django.utils import timezone
 from import_export import fields, resources, widgets
 from import_export.admin import ExportActionMixin, ImportExportModelAdmin
+from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
@@ -96,6 +97,8 @@ class PersonForm(forms.ModelForm[Person]):
 class PersonAdmin(ImportExportModelAdmin):
     form = PersonForm
     resource_classes = [PersonResource]
+    # The formats import_people reads; an HTML table is for export only.
+    import_formats = [base_formats.CSV, base_formats.TSV, base_formats.JSON, base_formats.YAML]
     list_display = [
         "photo_thumbnail",
         "name",

@@ -112,6 +112,18 @@ def test_add_and_change_let_staff_import_people() -> None:
     assert Person.objects.get(username="ada").phone == {"office": "1"}
 
 
+def test_people_are_imported_from_the_formats_the_command_reads_and_exported_to_more() -> None:
+    client = logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
+    imports = re.findall(
+        r"<option value=\"\d+\"[^>]*>(\w+)</option>", client.get(PERSON_IMPORT).content.decode()
+    )
+    assert imports == ["csv", "tsv", "json", "yaml"]
+    exports = re.findall(
+        r"<option value=\"\d+\"[^>]*>(\w+)</option>", client.get(PERSON_EXPORT).content.decode()
+    )
+    assert "html" in exports
+
+
 # --- Between the preview and the confirmation ------------------------------------
 
 
