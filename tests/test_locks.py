@@ -1,0 +1,63 @@
+"""core.locks: on PostgreSQL a transaction-level advisory lock on the key's
+number; nothing to do on SQLite, whose IMMEDIATE transactions already take
+turns."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.db.transaction import TransactionManagementError
+from django.test.utils import CaptureQueriesContext
+
+from core import locks
+
+
+@pytest.fixture
+def postgres_locks(monkeypatch: pytest.MonkeyPatch, db: None) -> list[int]:
+    """The lock numbers taken, the test database taken for PostgreSQL by
+    core.locks alone (SQLite is given a pg_advisory_xact_lock to run)."""
+    taken: list[int] = []
+    connection.ensure_connection()
+    connection.connection.create_function("pg_advisory_xact_lock", 1, taken.append)
+    monkeypatch.setattr(locks, "connections", {"default": _Postgres()})
+    return taken
+
+
+class _Postgres:
+    """The default connection, reporting itself as PostgreSQL."""
+
+    vendor = "postgresql"
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(connection, name)
+
+
+def test_a_key_has_the_same_lock_number_in_every_process() -> None:
+    # hash() would differ from one process to the next.
+    assert locks.lock_id("catalog.feedback-import") == locks.lock_id("catalog.feedback-import")
+    assert locks.lock_id("catalog.feedback-import") == -149407200201980544
+    assert locks.lock_id("a") != locks.lock_id("b")
+    assert -(2**63) <= locks.lock_id("uploads.image:x") < 2**63
+
+
+def test_on_postgresql_the_lock_is_an_advisory_lock_of_the_transaction(postgres_locks: list[int]) -> None:
+    with CaptureQueriesContext(connection) as queries, locks.serialized("some key"):
+        pass
+    assert [q["sql"] for q in queries if "advisory" in q["sql"]] == [
+        f"SELECT pg_advisory_xact_lock({locks.lock_id('some key')})"
+    ]
+    assert postgres_locks == [locks.lock_id("some key")]
+
+
+@pytest.mark.django_db
+def test_on_sqlite_there_is_nothing_to_take() -> None:
+    with CaptureQueriesContext(connection) as queries, locks.serialized("some key"):
+        pass
+    assert [q["sql"] for q in queries if "advisory" in q["sql"]] == []
+
+
+def test_outside_a_transaction_the_lock_is_refused() -> None:
+    """It would end with the statement that took it."""
+    assert not connection.in_atomic_block
+    with pytest.raises(TransactionManagementError):
+        locks.hold("some key")
