@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
+from core import locks
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -156,6 +157,7 @@ def feedback_set_status(*, ids: Sequence[int], status: str) -> int:
 
 
 IMPORT_BATCH = 1000
+FEEDBACK_IMPORT_LOCK = "catalog.feedback-import"
 # What a review file supplies; status, source and the rest are set here, so
 # only these need checking against the model's rules.
 _IMPORTED_FIELDS = tuple(
@@ -198,8 +200,10 @@ def feedback_import_files(
 
     One transaction: an interrupted import leaves nothing behind, and the
     database syncs once instead of once a batch. Each batch asks once which of
-    its fingerprints are already held.
+    its fingerprints are already held. Two imports at once take turns: the
+    second waits for the first to commit, then skips what it added.
     """
+    locks.hold(FEEDBACK_IMPORT_LOCK)
     summary = ImportSummary()
     status = _initial_status()
     seen: set[str] = set()
@@ -274,6 +278,10 @@ def product_upsert(
     real products never match each other.
     """
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
+    # A row not there yet cannot be locked: two writers of the same new
+    # product would each create it. They take turns on its key instead.
+    stem = file_stem(image_name)
+    locks.hold(f"catalog.product:{is_demo}:" + (f"stem:{stem}" if stem else f"name:{name}"))
     same = selectors.products_same_as(name=name, image_name=image_name, is_demo=is_demo)
     product = same.select_for_update().first()
     created = product is None

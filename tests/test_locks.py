@@ -1,15 +1,21 @@
 """core.locks: on PostgreSQL a transaction-level advisory lock on the key's
-number; nothing to do on SQLite, whose IMMEDIATE transactions already take
-turns."""
+number, taken by each import's check-then-insert; nothing to do on SQLite,
+whose IMMEDIATE transactions already take turns. tests/integration/
+test_import_overlap.py runs two imports at once on a real PostgreSQL."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 from django.db import connection
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
+from catalog import services
 from core import locks
+from tests.uploads import corpus
+from uploads import services as upload_services
 
 
 @pytest.fixture
@@ -61,3 +67,28 @@ def test_outside_a_transaction_the_lock_is_refused() -> None:
     assert not connection.in_atomic_block
     with pytest.raises(TransactionManagementError):
         locks.hold("some key")
+
+
+def test_a_feedback_import_holds_the_feedback_import_lock(postgres_locks: list[int], tmp_path: Path) -> None:
+    (tmp_path / "1.txt").write_text("Title\nName\n2021-02-03\nText\n")
+    services.feedback_import_files([tmp_path / "1.txt"])
+    assert postgres_locks == [locks.lock_id(services.FEEDBACK_IMPORT_LOCK)]
+
+
+def test_writers_of_one_product_take_one_lock(postgres_locks: list[int]) -> None:
+    services.product_upsert(name="Apple", weight=100, image_name="001.jpeg")
+    services.product_upsert(name="Green apple", weight=120, image_name="001.png")
+    services.product_upsert(name="Pear", weight=100, image_name="002.jpeg")
+    services.product_upsert(name="Pear", weight=100)
+    first, again, other, by_name = postgres_locks
+    assert first == again
+    assert len({first, other, by_name}) == 3
+
+
+def test_an_image_import_locks_the_bytes_it_adds(postgres_locks: list[int]) -> None:
+    data = corpus.png()
+    _, created = upload_services.image_import(data=data, original_name="a.png")
+    _, again = upload_services.image_import(data=data, original_name="b.png")
+    assert (created, again) == (True, False)
+    # The second found the row before storing anything: no lock to take.
+    assert len(postgres_locks) == 1

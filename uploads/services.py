@@ -8,12 +8,13 @@ both through ``uploads.dispatch``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import logging
 import os
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -24,6 +25,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from core import locks
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, metrics, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition
@@ -137,6 +139,37 @@ def image_upload(
     Raises ImageTooLarge (413) or ImageInvalid / ValidationError (400); a
     refused upload leaves no row and no object behind.
     """
+    image = _image_stored(
+        file=file, original_name=original_name, preset=preset, title=title, alt=alt, user=user
+    )
+    with _dropped_unless_saved(image):
+        # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
+        image.save()
+    return image
+
+
+@contextlib.contextmanager
+def _dropped_unless_saved(image: Image) -> Iterator[None]:
+    """On an error, the object stored for the image goes, unless an identical
+    upload's row holds it."""
+    try:
+        yield
+    except BaseException:
+        if image.file.name:
+            storage.delete_unreferenced({image.file.name})
+        raise
+
+
+def _image_stored(
+    *,
+    file: IO[bytes] | bytes,
+    original_name: str,
+    preset: str | None = None,
+    title: str = "",
+    alt: str = "",
+    user: Any = None,
+) -> Image:
+    """The checked upload with its object stored, its row not yet saved."""
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     preset_get(preset_name)
     data = _read_limited(file)
@@ -171,13 +204,6 @@ def image_upload(
         raise StorageUnavailable(
             "The image store is unavailable; nothing was saved. Please try again shortly."
         ) from exc
-    try:
-        # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
-        image.save()
-    except BaseException:
-        # The object goes unless an identical upload's row holds it.
-        storage.delete_unreferenced({image.file.name})
-        raise
     return image
 
 
@@ -199,14 +225,24 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     """
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     sha = hashlib.sha256(data).hexdigest()
-    existing = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk").first()
-    if existing is not None:
-        # An earlier import killed before its images were processed: this
-        # run finishes them (without a server, nothing else would soon).
-        if existing.status in WAITING and image_take_over(image_id=existing.pk) == "requeued":
-            existing.refresh_from_db()
-        return existing, False
-    return image_upload(file=data, original_name=original_name, preset=preset_name), True
+    imported = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk")
+    existing = imported.first()
+    if existing is None:
+        # Stored before the transaction: a slow store holds no lock.
+        image = _image_stored(file=data, original_name=original_name, preset=preset_name)
+        # Another import of the same bytes at once (a cron run that overlaps
+        # the last one) waits here, then finds this row.
+        with _dropped_unless_saved(image), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
+            existing = imported.first()
+            if existing is None:
+                image.save()
+        if existing is None:
+            return image, True
+    # An earlier import killed before its images were processed: this
+    # run finishes them (without a server, nothing else would soon).
+    if existing.status in WAITING and image_take_over(image_id=existing.pk) == "requeued":
+        existing.refresh_from_db()
+    return existing, False
 
 
 def _outputs_to_rows(image: Image, result: processing.Result) -> list[Rendition]:
