@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import json
@@ -8,7 +9,7 @@ import resource
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -235,20 +236,22 @@ def test_an_edited_review_gets_a_fresh_fingerprint_even_when_saving_some_fields(
     assert stored.fingerprint == stored.compute_fingerprint()
 
 
-@pytest.fixture
-def file_size_limit() -> Iterator[Callable[[int], None]]:
-    """``file_size_limit(n)``: writes of this process past n bytes of a file
-    fail (EFBIG), as on a disk that fills up; lifted at the test's end."""
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes of this process past ``limit`` bytes of a file fail (EFBIG), as
+    on a disk that fills up. Lifted as the block ends: pytest's own report
+    (a file, in CI) is written by this process too."""
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
     handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # the error, not the signal's kill
-    yield lambda limit: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
-    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
-    signal.signal(signal.SIGXFSZ, handler)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
-def test_an_export_that_cannot_be_written_leaves_the_previous_file_whole(
-    tmp_path: Path, file_size_limit: Callable[[int], None]
-) -> None:
+def test_an_export_that_cannot_be_written_leaves_the_previous_file_whole(tmp_path: Path) -> None:
     for i in range(50):
         Person.objects.create(name=f"Person {i}", username=f"p{i}", department="Sales")
     path = tmp_path / "people.csv"
@@ -256,9 +259,11 @@ def test_an_export_that_cannot_be_written_leaves_the_previous_file_whole(
     previous = path.read_bytes()
     Person.objects.create(name="Newcomer", username="new")
 
-    file_size_limit(len(previous) // 2)
-    with pytest.raises(
-        CommandError, match=r"Cannot write .*people\.csv: File too large; the previous file is unchanged"
+    with (
+        pytest.raises(
+            CommandError, match=r"Cannot write .*people\.csv: File too large; the previous file is unchanged"
+        ),
+        file_size_limit(len(previous) // 2),
     ):
         call_command("export_people", "-o", str(path), stderr=io.StringIO())
     assert path.read_bytes() == previous
