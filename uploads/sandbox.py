@@ -54,6 +54,9 @@ _PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # has already imported Pillow: cheap to fork, and safe to fork from a
 # multi-threaded web server (which a plain fork is not).
 _context = multiprocessing.get_context("forkserver")
+# How long a start that found the fork server gone waits to learn that the
+# process is stopping (a Ctrl-C) before it reports the failure.
+FORK_SERVER_GONE_WAIT_SECONDS = 5.0
 _context.set_forkserver_preload(["uploads.sandbox"])
 # Pillow loads its format plugins on first use: once here, so that every
 # child forked from the server starts with them loaded.
@@ -100,6 +103,9 @@ class _Children:
         self.lock = threading.Lock()
         self.running: set[multiprocessing.process.BaseProcess] = set()
         self.stopping = False
+        # Set before the lock is taken: a start that failed waits on it
+        # while holding the lock (see process()).
+        self.stopped = threading.Event()
 
 
 _children = _Children()
@@ -108,6 +114,7 @@ _children = _Children()
 def stop_children() -> None:
     """Kill every decoding child under way and start no new one until
     resume_children(); each caller waiting on one raises Stopped."""
+    _children.stopped.set()
     with _children.lock:
         _children.stopping = True
         running = list(_children.running)
@@ -119,6 +126,7 @@ def stop_children() -> None:
 def resume_children() -> None:
     with _children.lock:
         _children.stopping = False
+        _children.stopped.clear()
 
 
 def _limit_memory(limit_mb: int) -> None:
@@ -247,10 +255,13 @@ def process(
                 child.authkey = os.urandom(32)
                 child.start()
         except (EOFError, OSError):
-            # The fork server went with a Ctrl-C sent to the process group.
+            # The fork server went with a Ctrl-C sent to the process group;
+            # the main thread, interrupted by the same signal, stops the
+            # children a moment later. Until then this is no failure of the
+            # image (a broken pipe would have marked it failed).
             sender.close()
             receiver.close()
-            if _children.stopping:
+            if _children.stopping or _children.stopped.wait(FORK_SERVER_GONE_WAIT_SECONDS):
                 raise Stopped from None
             raise
         _children.running.add(child)

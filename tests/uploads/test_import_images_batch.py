@@ -158,10 +158,10 @@ def test_ctrl_c_leaves_every_image_whole_and_the_sweep_finishes_them(tmp_path: P
     assert [p.pid for p in family if p.is_running() and p.status() != psutil.STATUS_ZOMBIE] == []
     found = rows(var_dir)
     assert found  # at least the two under way were stored
-    for name, status, _, renditions in found:
+    for name, status, error, renditions in found:
         # Renditions exist only for a finished image; nothing is half-made.
         assert (status == "ready") == (renditions > 0), (name, status, renditions)
-        assert status in ("pending", "processing", "ready"), (name, status)
+        assert status in ("pending", "processing", "ready"), (name, status, error)
     swept = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", "from uploads import embedded; print(embedded.sweep())"],
         cwd=ROOT,
