@@ -18,7 +18,7 @@ from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
-from core.admin_actions import refuse_invalid_selection
+from core.admin_actions import ValidSelectionMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 from uploads.models import file_stem
@@ -94,7 +94,7 @@ class PersonForm(forms.ModelForm[Person]):
 
 
 @admin.register(Person)
-class PersonAdmin(ImportExportModelAdmin):
+class PersonAdmin(ValidSelectionMixin, ImportExportModelAdmin):
     form = PersonForm
     resource_classes = [PersonResource]
     # The formats import_people reads; an HTML table is for export only.
@@ -166,7 +166,7 @@ class ProductForm(forms.ModelForm[Product]):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin[Product]):
+class ProductAdmin(ValidSelectionMixin, admin.ModelAdmin[Product]):
     form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
     list_display_links = ["image_thumbnail", "name"]
@@ -240,7 +240,7 @@ class ProductAdmin(admin.ModelAdmin[Product]):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
+class FeedbackAdmin(ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]):
     resource_classes = [FeedbackResource]
     list_display = ["title", "name", "date", "rating", "status", "source", "product"]
     list_filter = ["status", "source", "rating", "date", "is_demo"]
@@ -254,12 +254,6 @@ class FeedbackAdmin(ExportActionMixin, admin.ModelAdmin[Feedback]):
     def has_export_permission(self, request: HttpRequest) -> bool:
         """An export hands over every review, hidden ones included."""
         return self.has_view_permission(request)
-
-    def response_action(
-        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
-    ) -> HttpResponse | None:
-        refused = refuse_invalid_selection(request, self.opts)
-        return refused or super().response_action(request, queryset, *args, **kwargs)
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
         changed = services.feedback_set_status(ids=list(queryset.values_list("pk", flat=True)), status=status)

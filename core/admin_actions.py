@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.admin import helpers
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.db.models.options import Options
 from django.http import HttpRequest, HttpResponse
 
@@ -19,3 +22,16 @@ def refuse_invalid_selection(request: HttpRequest, opts: Options) -> HttpRespons
     except ValidationError:
         return error_response(request, 400, "Bad request", "The selected items are not valid ids.")
     return None
+
+
+class ValidSelectionMixin:
+    """For a ModelAdmin: its actions, stock "delete selected" included, answer
+    a tampered selection with 400."""
+
+    opts: Options
+
+    def response_action(
+        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
+    ) -> HttpResponse | None:
+        refused = refuse_invalid_selection(request, self.opts)
+        return refused or super().response_action(request, queryset, *args, **kwargs)  # type: ignore[misc]

@@ -14,7 +14,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from core.admin_actions import refuse_invalid_selection
+from core.admin_actions import ValidSelectionMixin
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
@@ -178,7 +178,7 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 
 
 @admin.register(Image)
-class ImageAdmin(admin.ModelAdmin[Image]):
+class ImageAdmin(ValidSelectionMixin, admin.ModelAdmin[Image]):
     list_display = [
         "preview",
         "__str__",
@@ -400,12 +400,6 @@ class ImageAdmin(admin.ModelAdmin[Image]):
             "has_view_permission": can_view,
         }
         return render(request, "admin/uploads/image/upload.html", context, status=status)
-
-    def response_action(
-        self, request: HttpRequest, queryset: QuerySet[Any], *args: Any, **kwargs: Any
-    ) -> HttpResponse | None:
-        refused = refuse_invalid_selection(request, self.opts)
-        return refused or super().response_action(request, queryset, *args, **kwargs)
 
     @admin.action(description="Reprocess selected images", permissions=["change"])
     def reprocess(self, request: HttpRequest, queryset: QuerySet[Image]) -> None:
