@@ -23,6 +23,7 @@ from core.api import ConcurrentWritesMixin, CursorPagination
 from core.filters import FilterBackend
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
+from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character
 from uploads.api import ImageSummarySerializer
 from uploads.rows import ImageRows, RenditionsByImage, rendition_rows, summary_fields
 
@@ -74,7 +75,10 @@ class PhoneField(serializers.DictField):
                 data = formats.parse_phone(data)
             except formats.FormatError as exc:
                 raise serializers.ValidationError(str(exc)) from exc
-        return cast(dict[str, str], super().to_internal_value(data))
+        phones = cast(dict[str, str], super().to_internal_value(data))
+        if any(holds_null_character(label) for label in phones):  # the child checks the numbers
+            raise serializers.ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")
+        return phones
 
 
 class PersonSerializer(serializers.ModelSerializer[Person]):

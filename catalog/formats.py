@@ -6,6 +6,7 @@ format, and the people records (CSV / JSON / YAML) of the course's data.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import datetime as dt
 import io
@@ -46,11 +47,21 @@ def read_file(path: Path, limit: int, what: str) -> bytes:
 
 
 def read_text(raw: bytes) -> str:
-    """Decode a delivered text file: UTF-8 (with or without BOM), CRLF or LF."""
+    """Decode a delivered text file: UTF-8 (with or without BOM), or UTF-16
+    with its BOM (what Windows calls "Unicode"); CRLF or LF. Null characters
+    are refused: no database column takes them, and they mark UTF-16 saved
+    without its BOM."""
+    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode(encoding)
     except UnicodeDecodeError as exc:
-        raise FormatError(f"not UTF-8 text (byte {exc.start})") from exc
+        name = "UTF-16" if encoding == "utf-16" else "UTF-8"
+        raise FormatError(f"not {name} text (byte {exc.start}); save the file as UTF-8") from exc
+    if "\0" in text:
+        hint = "; it looks like UTF-16 without a byte order mark" if raw.count(0) * 4 >= len(raw) else ""
+        raise FormatError(
+            f"holds a null character (character {text.index(chr(0)) + 1}){hint}; save the file as UTF-8"
+        )
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 

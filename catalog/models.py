@@ -14,6 +14,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from core.validation import NullCharactersRefused
 from uploads.models import file_stem
 
 
@@ -40,7 +41,7 @@ def validate_no_direction_controls(value: str) -> None:
         )
 
 
-class Person(models.Model):
+class Person(NullCharactersRefused, models.Model):
     name = models.CharField(max_length=200)
     # Letters, digits and @.+-_ only: it is part of the person's page URL.
     username = models.CharField(max_length=150, unique=True, validators=[UnicodeUsernameValidator()])
@@ -75,7 +76,7 @@ class Person(models.Model):
         return reverse("catalog:person-detail", kwargs={"username": self.username})
 
 
-class Product(models.Model):
+class Product(NullCharactersRefused, models.Model):
     name = models.CharField(max_length=200)
     weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
     description = models.TextField(blank=True)
@@ -118,7 +119,7 @@ class Product(models.Model):
         return reverse("catalog:product-detail", kwargs={"pk": self.pk})
 
 
-class Feedback(models.Model):
+class Feedback(NullCharactersRefused, models.Model):
     class Status(models.TextChoices):
         PUBLISHED = "published", "Published"
         PENDING = "pending", "Pending moderation"

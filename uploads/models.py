@@ -14,13 +14,14 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from core.validation import NullCharactersRefused
 from uploads import processing
 from uploads.originals import get_originals_storage
 
 _UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 
-class Image(models.Model):
+class Image(NullCharactersRefused, models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         PROCESSING = "processing", "Processing"

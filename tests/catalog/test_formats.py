@@ -25,12 +25,24 @@ def test_crlf_bom_and_blank_trailing_lines_are_tolerated() -> None:
         (b"", "at least 3 lines"),
         (b"Title\nName", "at least 3 lines"),
         (b"Title\nName\n21/12/2017\ntext", "YYYY-MM-DD"),
-        (b"\xff\xfe\x00bad", "not UTF-8"),
+        (b"\xff\xfeT\x00\x00\xd8", r"not UTF-16 text \(byte 4\)"),
+        (b"Title\xe9\nName\n2020-01-01\ntext", r"not UTF-8 text \(byte 5\); save the file as UTF-8"),
+        ("Title\nName\n2020-01-01\ntext".encode("utf-16-le"), "looks like UTF-16 without a byte order mark"),
+        (b"Title\x00\nName\n2020-01-01\ntext", r"holds a null character \(character 6\); save"),
     ],
 )
 def test_a_broken_review_file_says_why(raw: bytes, reason: str) -> None:
     with pytest.raises(formats.FormatError, match=reason):
         formats.parse_review(raw)
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
+def test_utf16_with_its_byte_order_mark_is_read(codec: str) -> None:
+    raw = "Tìtle\r\nKatie\r\n2019-12-09\r\nIt’s great".encode(codec)
+    if codec == "utf-16-be":
+        raw = b"\xfe\xff" + raw
+    record = formats.parse_review(raw)
+    assert (record.title, record.name, record.text) == ("Tìtle", "Katie", "It’s great")
 
 
 def test_a_supplier_description_reads_name_weight_and_text() -> None:
