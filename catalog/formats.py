@@ -102,7 +102,8 @@ class DescriptionRecord:
     description: str
 
 
-_WEIGHT = re.compile(r"^\s*(\d+)\s*(?:lbs?\.?)?\s*$", re.IGNORECASE)
+# Written without flags so that the API schema can give it as a pattern.
+WEIGHT_PATTERN = re.compile(r"^\s*(\d+)\s*(?:[Ll][Bb][Ss]?\.?)?\s*$")
 
 
 def parse_weight(value: object) -> int:
@@ -113,7 +114,7 @@ def parse_weight(value: object) -> int:
         weight = value
     elif isinstance(value, float) and value.is_integer():
         weight = int(value)
-    elif isinstance(value, str) and (match := _WEIGHT.match(value)):
+    elif isinstance(value, str) and (match := WEIGHT_PATTERN.match(value)):
         weight = int(match.group(1))
     else:
         raise FormatError(f"weight must be a whole number of lbs, got {value!r}")

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import extend_schema
 from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
 from rest_framework.request import Request
@@ -61,6 +62,20 @@ class WeightField(serializers.IntegerField):
             return formats.parse_weight(data)
         except formats.FormatError as exc:
             raise serializers.ValidationError(str(exc)) from exc
+
+
+class WeightFieldSchema(OpenApiSerializerFieldExtension):
+    """In the schema, what the field takes (a number or such a string) apart
+    from what it answers (always a number)."""
+
+    target_class = WeightField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        number = {"type": "integer", "minimum": 1}
+        if direction == "response":
+            return number
+        text = {"type": "string", "pattern": formats.WEIGHT_PATTERN.pattern, "example": "500 lbs"}
+        return {"oneOf": [number, text], "description": 'Weight in lbs: 500, "500" or "500 lbs".'}
 
 
 class LabFruitSerializer(serializers.Serializer[Any]):

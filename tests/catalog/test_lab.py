@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 from typing import Any
 
+import jsonschema
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
@@ -169,15 +171,27 @@ def test_a_browser_at_the_lab_urls_gets_the_public_pages(client: Client) -> None
     assert client.get("/upload", HTTP_ACCEPT=html)["Location"] == "/catalog/"
 
 
-@pytest.mark.parametrize("weight", [500, "500", " 500 ", "500 lbs"])
+@functools.cache
+def fruit_weight_schemas() -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the API's schema says ``/fruits/`` takes, and answers, as ``weight``."""
+    schemas = Client().get("/api/schema/?format=json").json()["components"]["schemas"]
+    return schemas["LabFruitRequest"]["properties"]["weight"], schemas["LabFruit"]["properties"]["weight"]
+
+
+@pytest.mark.parametrize("weight", [500, "500", " 500 ", "500 lbs", "7 LB"])
 def test_a_fruit_weight_may_be_a_number_or_a_numeric_string(client: Client, weight: object) -> None:
     data = {"name": "Apple", "weight": weight, "description": "Red.", "image_name": "001.jpeg"}
     response = client.post("/fruits/", data, content_type="application/json")
     assert response.status_code == 201
+    taken, answered = fruit_weight_schemas()
+    jsonschema.validate(weight, taken)  # the schema says so too
+    jsonschema.validate(response.json()["weight"], answered)
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(str(response.json()["weight"]), answered)  # always a number back
     assert response.json() == {
         "id": response.json()["id"],
         "name": "Apple",
-        "weight": 500,
+        "weight": int(str(weight).split()[0]),
         "description": "Red.",
         "image_name": "001.jpeg",
     }
@@ -190,6 +204,8 @@ def test_a_bad_fruit_weight_gets_400(client: Client, weight: object) -> None:
     assert response.status_code == 400
     assert "weight" in response.json()
     assert Product.objects.count() == 0
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(weight, fruit_weight_schemas()[0])
 
 
 def test_posting_the_same_fruit_twice_updates_rather_than_duplicates(client: Client) -> None:
