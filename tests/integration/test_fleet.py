@@ -109,6 +109,28 @@ def test_an_upload_shows_on_the_product_naming_its_stem_the_newest_winning(porta
     assert portal.api("GET", f"/api/v1/products/{created.json()['id']}/").json()["image"]["id"] == newer
 
 
+# What beat does with a schedule's entry: send its task with its options.
+SEND_AS_BEAT_DOES = (
+    "from django.conf import settings; from portal.celery import app; "
+    "entry = settings.CELERY_BEAT_SCHEDULE[{name!r}]; app.send_task(entry['task'], **entry['options'])"
+)
+
+
+def test_a_scheduled_run_waits_for_one_image_not_for_the_backlog(portal: Fleet) -> None:
+    """Beat's runs have a queue of their own that every worker takes from in
+    turn with the images' queue: sent behind a backlog of uploads, the health
+    check runs next, not after the backlog."""
+    backlog = [
+        portal.upload(corpus.photo_jpeg(1600, 1200, seed=i), f"b{i}.jpg").json()["id"] for i in range(8)
+    ]
+    portal.manage("shell", "-c", SEND_AS_BEAT_DOES.format(name="health-check"))
+    worker = portal.start_worker()
+    portal.wait_for_images(backlog, timeout=300)
+    done = re.findall(r"Task ([\w.]+)\[[0-9a-f-]+\] succeeded", worker.log_since_start())
+    assert "portal.tasks.health_check" in done, done
+    assert done.index("portal.tasks.health_check") <= 2, done
+
+
 def _task_runs(log: str) -> tuple[set[str], set[str]]:
     """Ids of the processing tasks a worker's log says it received, and finished."""
     received = set(re.findall(r"process_image\[([0-9a-f-]+)\] received", log))
