@@ -342,7 +342,7 @@ class FeedbackViewSet(ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet
         pagination_class=FeedbackCursorPagination,
         filter_backends=[FilterBackend, SearchFilter],
     )
-    def cursor(self, request: Request) -> Response:
+    def cursor(self, request: Request, **kwargs: Any) -> Response:
         """The list walked with a cursor: newest first, each page one indexed
         query however deep, and no ``count``. Follow ``next`` from the first
         page; filters and ``search`` as on the list, no ``ordering``."""

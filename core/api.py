@@ -205,7 +205,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         if hasattr(exc, "error_dict"):
             exc = exceptions.ValidationError(exc.message_dict)
         else:
-            exc = exceptions.ValidationError({"detail": exc.messages})
+            exc = exceptions.ValidationError({"detail": " ".join(exc.messages)})
     elif isinstance(exc, Http404 | ObjectDoesNotExist):
         exc = exceptions.NotFound()
     elif isinstance(exc, IntegrityError):

@@ -1,9 +1,14 @@
-"""The API's JSON renderer."""
+"""The API's JSON renderer, and how a request picks a renderer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import orjson
 from drf_orjson_renderer.renderers import ORJSONRenderer
+from rest_framework import exceptions
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 
 
 class JSONRenderer(ORJSONRenderer):
@@ -12,3 +17,17 @@ class JSONRenderer(ORJSONRenderer):
     [...]}``), which the standard encoder writes as strings: so does this."""
 
     options = ORJSONRenderer.options | orjson.OPT_NON_STR_KEYS | orjson.OPT_UTC_Z
+
+
+class ContentNegotiation(DefaultContentNegotiation):
+    """DRF's, except that a ``?format=`` or suffix no renderer has is a 406
+    naming those there are, not a 404 that says an existing object is not
+    found."""
+
+    def filter_renderers(self, renderers: Iterable[BaseRenderer], format: str) -> list[BaseRenderer]:
+        renderers = list(renderers)
+        chosen = [renderer for renderer in renderers if renderer.format == format]
+        if not chosen:
+            known = ", ".join(dict.fromkeys(str(renderer.format) for renderer in renderers))
+            raise exceptions.NotAcceptable(f"There is no format {format!r} here; use one of: {known}.")
+        return chosen

@@ -432,6 +432,7 @@ REST_FRAMEWORK = {
     # anyone may make are: feedback and the course endpoints.
     "DEFAULT_THROTTLE_CLASSES": [],
     "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "core.renderers.ContentNegotiation",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {

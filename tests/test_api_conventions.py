@@ -15,6 +15,7 @@ import yaml
 from django.contrib.auth.models import Permission
 from django.core.cache import caches
 from django.core.cache.backends import locmem
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -78,6 +79,53 @@ def test_a_search_with_a_null_character_is_a_400_object(visitor: APIClient, endp
     response = visitor.get(endpoint, {"search": "a\x00b"})
     assert response.status_code == 400
     assert response.json() == {"detail": "Null characters are not allowed in an address."}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("get", "/api/v1/feedback/cursor{}", None),
+        ("get", "/api/v1/images/{id}/original{}", None),
+        ("get", "/api/v1/images/{id}/url{}?spec=width-40", None),
+        ("post", "/api/v1/images/{id}/focal-point{}", {"x": 0.5, "y": 0.5}),
+        ("post", "/api/v1/images/{id}/reprocess{}", {}),
+    ],
+)
+def test_an_action_answers_with_a_format_suffix_as_without(
+    token_client: APIClient, method: str, path: str, body: dict[str, float] | None
+) -> None:
+    image = ImageFactory(size=(64, 48))
+    send = getattr(token_client, method)
+    kwargs = {"format": "json"} if body is not None else {}
+
+    plain = send(path.format("/", id=image.pk), body, **kwargs)
+    suffixed = send(path.format(".json", id=image.pk), body, **kwargs)
+
+    assert plain.status_code < 400, plain.content
+    assert suffixed.status_code == plain.status_code, suffixed.content
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/api/v1/products/{id}/?format=yaml", "/api/v1/products/{id}.yaml", "/api/v1/products/?format=xml"],
+)
+def test_a_format_there_is_no_renderer_for_is_a_406_naming_those_there_are(
+    visitor: APIClient, path: str
+) -> None:
+    product = ProductFactory()
+
+    response = visitor.get(path.format(id=product.pk))
+
+    assert response.status_code == 406
+    assert response.json()["detail"].endswith("use one of: json, api.")
+    assert visitor.get(f"/api/v1/products/{product.pk}/?format=json").status_code == 200
+
+
+def test_a_bare_django_validation_error_is_a_400_whose_detail_is_a_string() -> None:
+    response = api.exception_handler(DjangoValidationError(["Bad cursor.", "Try again."]), {})
+
+    assert response is not None
+    assert (response.status_code, response.data) == (400, {"detail": "Bad cursor. Try again."})
 
 
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:

@@ -311,7 +311,7 @@ class ImageViewSet(
         # Moving a focal point changes an image: the change permission, not add.
         permission_classes=[permissions.IsAuthenticated],
     )
-    def focal_point(self, request: Request, pk: str | None = None) -> Response:
+    def focal_point(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """Set the focal point; the cropped renditions are cut again around it."""
         if not request.user.has_perm("uploads.change_image"):
             raise exceptions.PermissionDenied()
@@ -336,7 +336,7 @@ class ImageViewSet(
         # Reprocessing changes an image: the change permission, not add.
         permission_classes=[permissions.IsAuthenticated],
     )
-    def reprocess(self, request: Request, pk: str | None = None) -> Response:
+    def reprocess(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         if not request.user.has_perm("uploads.change_image"):
             raise exceptions.PermissionDenied()
         image = self.get_object()
@@ -356,7 +356,7 @@ class ImageViewSet(
         },
     )
     @action(detail=True, methods=["get"], url_path="original", url_name="original")
-    def original(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+    def original(self, request: Request, pk: str | None = None, **kwargs: Any) -> HttpResponseBase:
         """The untouched upload, metadata and all: only for callers with the
         view permission on images."""
         if not request.user.is_authenticated:
@@ -374,7 +374,7 @@ class ImageViewSet(
         permission_classes=[permissions.IsAuthenticated],
         content_negotiation_class=ondemand_api.ImageFormatNegotiation,
     )
-    def rendition_url(self, request: Request, pk: str | None = None) -> Response:
+    def rendition_url(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """A signed URL of a rendition of any size within the limits, made on
         its first request (see uploads.ondemand)."""
         return ondemand_api.rendition_url_response(request, pk)

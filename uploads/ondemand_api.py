@@ -14,11 +14,11 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics, serializers
-from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from core.renderers import ContentNegotiation
 from core.schema import ErrorSerializer
 from uploads import ondemand
 from uploads.models import Image, Rendition
@@ -44,7 +44,7 @@ class _NoFormatOverride:
         return None if name == "URL_FORMAT_OVERRIDE" else getattr(api_settings, name)
 
 
-class ImageFormatNegotiation(DefaultContentNegotiation):
+class ImageFormatNegotiation(ContentNegotiation):
     settings = _NoFormatOverride()  # type: ignore[assignment]
 
 
