@@ -79,6 +79,13 @@ def content_length(request: HttpRequest) -> int | None:
         return None
 
 
+def body_unmeasured(request: HttpRequest) -> bool:
+    """Whether a body comes in chunks with no Content-Length, which Django
+    would read as empty."""
+    encoding = request.META.get("HTTP_TRANSFER_ENCODING", "").lower()
+    return "chunked" in encoding and not request.META.get("CONTENT_LENGTH")
+
+
 class StreamingLimitHandler(FileUploadHandler):
     """Counts each uploaded file's bytes as they arrive and stops the upload
     as soon as one is over the file limit, or the body over its endpoint's."""

@@ -81,6 +81,19 @@ class BodyLimitMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
+        # Checked before any middleware reads the header (the metrics' counts
+        # it as a number).
+        if limits.content_length(request) is None:
+            return error_response(request, 400, "Bad request", "The Content-Length header is not a number.")
+        if limits.body_unmeasured(request):
+            # Django reads a body of the length the header gives: without
+            # one, a chunked body would be taken as empty.
+            return error_response(
+                request,
+                411,
+                "Length required",
+                "Send the body with a Content-Length header; a chunked body is not read.",
+            )
         return self.get_response(request)
 
     def process_view(
@@ -89,9 +102,7 @@ class BodyLimitMiddleware:
         files = limits.upload_files_allowed(view_func, request.method or "GET")
         limit = limits.body_limit(files)
         request.max_body_bytes = limit  # type: ignore[attr-defined]
-        length = limits.content_length(request)
-        if length is None:
-            return error_response(request, 400, "Bad request", "The Content-Length header is not a number.")
+        length = limits.content_length(request) or 0
         if length > limit:
             return self._too_large(request, limits.RequestTooLarge(length, limit))
         if files and request.content_type == "multipart/form-data":

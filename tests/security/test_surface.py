@@ -203,6 +203,22 @@ def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read(path: str) 
     assert Feedback.objects.count() == 0
 
 
+@pytest.mark.parametrize("path", ["/feedback/", "/api/v1/feedback/", "/reviews/new/"])
+def test_a_content_length_that_is_not_a_number_is_a_400_before_anything_reads_it(path: str) -> None:
+    response = _post_raw(path, 0, CONTENT_LENGTH="abc")
+    assert response.status_code == 400
+    assert "The Content-Length header is not a number." in response.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/feedback/", "/api/v1/feedback/", "/api/v1/images/"])
+def test_a_chunked_body_without_a_length_is_a_411_not_an_empty_record(path: str) -> None:
+    # Django reads as much body as Content-Length says: none, here.
+    response = _post_raw(path, 0, CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+    assert response.status_code == 411
+    assert "Content-Length" in json.loads(response.content)["detail"]
+    assert Feedback.objects.count() == 0
+
+
 def test_the_413_is_json_for_scripts_and_a_page_for_browsers() -> None:
     script = _post_raw("/feedback/", 2 * 1024 * 1024)
     assert json.loads(script.content)["detail"].startswith("The request body is 2,097,152 bytes")
