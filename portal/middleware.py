@@ -7,7 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponsePermanentRedirect
+from django.middleware import common
+from django.utils.http import escape_leading_slashes
 
 from core import limits
 from core.errors import RETRY_AFTER_SECONDS, dependency_unavailable, error_response
@@ -54,6 +56,24 @@ class SecurityHeadersMiddleware:
         response.headers.setdefault("Content-Security-Policy", csp)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
+
+
+class CommonMiddleware(common.CommonMiddleware):
+    """Django's, except that the redirect adding a missing slash keeps a
+    write's method and body (308). A 301 makes clients send a GET instead:
+    a review posted to ``/api/v1/feedback`` was lost without a word."""
+
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+        answer = super().process_response(request, response)
+        ours = answer is not response and isinstance(answer, HttpResponsePermanentRedirect)
+        if ours and request.method not in ("GET", "HEAD"):
+            answer.status_code = 308
+        return answer
+
+    def get_full_path_with_slash(self, request: HttpRequest) -> str:
+        # Django refuses to redirect a write when DEBUG is on, as a 301 would
+        # lose it; a 308 does not.
+        return escape_leading_slashes(request.get_full_path(force_append_slash=True))
 
 
 class NullCharacterMiddleware:

@@ -128,6 +128,22 @@ def test_a_bare_django_validation_error_is_a_400_whose_detail_is_a_string() -> N
     assert (response.status_code, response.data) == (400, {"detail": "Bad cursor. Try again."})
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_write_without_the_trailing_slash_is_redirected_keeping_its_method(
+    token_client: APIClient, settings: Any, debug: bool
+) -> None:
+    settings.DEBUG = debug  # Django's own redirect raised there instead
+    review = {"title": "No slash", "name": "Ann", "text": "Kept."}
+
+    redirected = token_client.post("/api/v1/feedback", review, format="json")
+    followed = token_client.post("/api/v1/feedback", review, format="json", follow=True)
+
+    assert (redirected.status_code, redirected["Location"]) == (308, "/api/v1/feedback/")
+    assert followed.status_code == 201
+    assert Feedback.objects.filter(title="No slash").count() == 1
+    assert token_client.get("/api/v1/feedback").status_code == 301  # a read may become a GET
+
+
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:
     response = visitor.get("/api/v1/people/abc/")
 
