@@ -11,7 +11,6 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
-from rest_framework.filters import SearchFilter
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils import html
@@ -20,7 +19,7 @@ from rest_framework.validators import UniqueValidator
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product, validate_not_future
 from core.api import ConcurrentWritesMixin, CursorPagination
-from core.filters import FilterBackend
+from core.filters import FilterBackend, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
 from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from django.db.models import QuerySet
 from django_filters import rest_framework as django_filters
+from rest_framework import exceptions, filters
 from rest_framework.request import Request
 
 if TYPE_CHECKING:
@@ -30,3 +31,25 @@ class FilterBackend(django_filters.DjangoFilterBackend):
         if not any(param.startswith(name) for param in given for name in names):
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's, with a bound on the words of a search: each word is a test of
+    every searched field, and a thousand of them is a query the database
+    refuses (SQLite: "Expression tree is too large"), which would read as an
+    outage instead of a bad request."""
+
+    max_terms = 20
+    search_description = f"Words to find in the searched fields, at most {max_terms}; each must match."
+
+    def get_search_terms(self, request: Request) -> list[str]:
+        terms = list(super().get_search_terms(request))
+        if len(terms) > self.max_terms:
+            raise exceptions.ValidationError(
+                {
+                    self.search_param: [
+                        f"At most {self.max_terms} words may be searched for; {len(terms)} were given."
+                    ]
+                }
+            )
+        return terms

@@ -418,7 +418,7 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": [
         # django-filter's, skipped when no filter is asked for.
         "core.filters.FilterBackend",
-        "rest_framework.filters.SearchFilter",
+        "core.filters.SearchFilter",
         "rest_framework.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "core.schema.ErrorDocumentingAutoSchema",

@@ -144,6 +144,15 @@ def test_a_write_without_the_trailing_slash_is_redirected_keeping_its_method(
     assert token_client.get("/api/v1/feedback").status_code == 301  # a read may become a GET
 
 
+@pytest.mark.parametrize("endpoint", [*ENDPOINTS, "/api/v1/feedback/cursor/"])
+def test_a_search_of_too_many_words_is_a_400_naming_the_limit(visitor: APIClient, endpoint: str) -> None:
+    response = visitor.get(endpoint, {"search": "a " * 1000})
+
+    assert response.status_code == 400
+    assert response.json() == {"search": ["At most 20 words may be searched for; 1000 were given."]}
+    assert visitor.get(endpoint, {"search": " ".join(["a"] * 20)}).status_code == 200
+
+
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:
     response = visitor.get("/api/v1/people/abc/")
 
