@@ -490,6 +490,27 @@ def test_the_schema_documents_the_error_responses(visitor: APIClient) -> None:
     assert "404" in paths["/api/v1/products/"]["get"]["responses"]
 
 
+def test_the_schema_marks_open_exactly_the_operations_an_anonymous_caller_may_use(visitor: APIClient) -> None:
+    """``{}`` among an operation's security means no credentials are needed;
+    asked without any (from the portal's own host), each operation is refused
+    with 401 or 403 exactly where the schema leaves it out."""
+    document = json.loads(visitor.get("/api/schema/", {"format": "json"}).content)
+    ids = {"people": PersonFactory().pk, "feedback": FeedbackFactory().pk, "products": ProductFactory().pk}
+    ids["images"] = ImageFactory(size=(64, 48)).pk
+    checked = 0
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            kind = path.split("/")[3] if path.startswith("/api/v1/") else ""
+            url = path.replace("{id}", str(ids.get(kind, 1)))
+            response = getattr(visitor, method)(url, {"spec": "width-40"} if method == "get" else {})
+            open_ = {} in operation.get("security", [{}])
+            assert open_ is not (response.status_code in (401, 403)), (method, path, response.status_code)
+            checked += 1
+    assert checked > 30
+
+
 def test_the_docs_load_their_assets_from_local_static_files(visitor: APIClient) -> None:
     response = visitor.get("/api/docs/")
 

@@ -355,12 +355,16 @@ class ImageViewSet(
             403: OpenApiResponse(ErrorSerializer, description="No permission to view images."),
         },
     )
-    @action(detail=True, methods=["get"], url_path="original", url_name="original")
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="original",
+        url_name="original",
+        permission_classes=[permissions.IsAuthenticated],
+    )
     def original(self, request: Request, pk: str | None = None, **kwargs: Any) -> HttpResponseBase:
         """The untouched upload, metadata and all: only for callers with the
         view permission on images."""
-        if not request.user.is_authenticated:
-            raise exceptions.NotAuthenticated()
         if not may_download_original(request):
             raise exceptions.PermissionDenied()
         return original_response(self.get_object())
