@@ -11,6 +11,7 @@ from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
+from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils import html
@@ -80,6 +81,16 @@ class PhoneField(serializers.DictField):
         return phones
 
 
+class GivenBooleanField(serializers.BooleanField):
+    """A boolean that a body which leaves it out does not give. DRF reads a
+    boolean missing from a form or multipart body as false: a person created
+    that way was inactive, and a PUT without it deactivated them, while a
+    PUT without any other field keeps it. Left out, a new person gets the
+    model's default and an update keeps the value."""
+
+    default_empty_html = empty
+
+
 class PersonSerializer(serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
     username = serializers.CharField(
@@ -92,6 +103,9 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         required=False,
         help_text='Numbers by label, e.g. {"office": "802-867-5309"}; a form may send '
         "`phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
+    )
+    is_active = GivenBooleanField(
+        required=False, help_text="Listed in the directory. A new person is active unless told otherwise."
     )
     photo = ImageSummarySerializer(read_only=True, allow_null=True)
     url = serializers.CharField(
@@ -107,9 +121,6 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
             "is_active", "photo", "url", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
-        # Left out of a form or multipart body, a boolean reads as false;
-        # a person created that way is listed, as one created from JSON is.
-        extra_kwargs = {"is_active": {"default": True}}
 
 
 class PersonFilter(filters.FilterSet):

@@ -183,6 +183,22 @@ def test_a_person_created_from_a_form_body_is_active_as_from_json(token_client: 
     assert Person.objects.filter(is_active=True).count() == 2
 
 
+@pytest.mark.parametrize("body", ["json", "multipart"])
+def test_a_put_that_leaves_out_is_active_keeps_it_as_it_keeps_other_fields(
+    token_client: APIClient, body: str
+) -> None:
+    person = PersonFactory(is_active=False, role="Boss")
+
+    response = token_client.put(
+        f"/api/v1/people/{person.pk}/", {"name": "A2", "username": person.username}, format=body
+    )
+
+    assert response.status_code == 200, response.content
+    person.refresh_from_db()
+    assert (person.name, person.role, person.is_active) == ("A2", "Boss", False)
+    assert response.json()["is_active"] is False
+
+
 # --- Dates of reviews ----------------------------------------------------------------
 
 
