@@ -91,12 +91,18 @@ class GivenBooleanField(serializers.BooleanField):
     default_empty_html = empty
 
 
+def _username_characters(value: str) -> None:
+    # Called, not given as a pattern: the schema would carry its \w, which
+    # is ASCII alone in JSON Schema, while usernames may be in any script.
+    UnicodeUsernameValidator()(value)
+
+
 class PersonSerializer(serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
     username = serializers.CharField(
         max_length=150,
-        validators=[UnicodeUsernameValidator(), UniqueValidator(queryset=Person.objects.all())],
-        help_text="Letters, digits and @ . + - _ only; unique.",
+        validators=[_username_characters, UniqueValidator(queryset=Person.objects.all())],
+        help_text="Letters (of any script), digits and @ . + - _ only; unique.",
     )
     phone = PhoneField(
         child=serializers.CharField(max_length=40),
