@@ -19,7 +19,7 @@ from rest_framework.validators import UniqueValidator
 
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product, validate_not_future
-from core.api import ConcurrentWritesMixin, CursorPagination
+from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import FilterBackend, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
@@ -142,7 +142,7 @@ def phone_text(phone: Any) -> Any:
     return {str(label): None if number is None else str(number) for label, number in phone.items()}
 
 
-class PersonViewSet(ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Person]):
+class PersonViewSet(CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Person]):
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
@@ -202,7 +202,7 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         read_only_fields = ["created_at", "updated_at"]
 
 
-class ProductViewSet(RowReadMixin, viewsets.ModelViewSet[Product]):
+class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[Product]):
     serializer_class = ProductSerializer
     filterset_fields = ["image_name"]
     search_fields = ["name", "description", "image_name"]
@@ -326,7 +326,9 @@ class FeedbackCursorPagination(CursorPagination):
     ordering = ("-date", "-id")
 
 
-class FeedbackViewSet(ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Feedback]):
+class FeedbackViewSet(
+    CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Feedback]
+):
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]

@@ -153,6 +153,18 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class CreatedLocationMixin:
+    """A 201 names the new object's address in the API in ``Location``. DRF
+    takes the ``url`` field of the body, which here is the public page."""
+
+    def get_success_headers(self, data: Any) -> dict[str, str]:
+        try:
+            pk = data["id"]
+        except (TypeError, KeyError):
+            return {}
+        return {"Location": self.reverse_action("detail", args=[pk])}  # type: ignore[attr-defined]
+
+
 class ConcurrentWritesMixin:
     """Creates and updates of a model viewset that hold when two requests
     write the same row at once.

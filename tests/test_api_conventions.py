@@ -153,6 +153,28 @@ def test_a_search_of_too_many_words_is_a_400_naming_the_limit(visitor: APIClient
     assert visitor.get(endpoint, {"search": " ".join(["a"] * 20)}).status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "body", "body_format"),
+    [
+        ("/api/v1/people/", {"name": "Ann", "username": "ann"}, "json"),
+        ("/api/v1/feedback/", {"title": "T", "name": "N", "text": "x"}, "json"),
+        ("/api/v1/products/", {"name": "Fig", "weight": 3}, "json"),
+        ("/api/v1/images/", {"file": None}, "multipart"),
+    ],
+)
+def test_a_201_names_the_new_objects_address_in_the_api(
+    token_client: APIClient, endpoint: str, body: dict[str, Any], body_format: str
+) -> None:
+    if "file" in body:
+        body = {"file": SimpleUploadedFile("a.jpg", jpeg_bytes(), content_type="image/jpeg")}
+
+    created = token_client.post(endpoint, body, format=body_format)
+
+    assert created.status_code == 201, created.content
+    assert created["Location"] == f"http://testserver{endpoint}{created.json()['id']}/"
+    assert token_client.get(created["Location"]).json()["id"] == created.json()["id"]
+
+
 def test_a_non_numeric_id_is_a_json_404(visitor: APIClient) -> None:
     response = visitor.get("/api/v1/people/abc/")
 

@@ -17,6 +17,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from core.api import CreatedLocationMixin
 from core.limits import RequestTooLarge
 from core.parsers import JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -218,6 +219,7 @@ def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
 
 
 class ImageViewSet(
+    CreatedLocationMixin,
     RowReadMixin,
     mixins.ListModelMixin,
     mixins.RetrieveModelMixin,
@@ -286,7 +288,7 @@ class ImageViewSet(
         # Just written, with no renditions yet: answered from the row in hand
         # as reads answer from rows (the same representation), not read back.
         [body] = self.represent_rows([{name: getattr(image, name) for name in IMAGE_FIELDS}], {})
-        return Response(body, status=status.HTTP_201_CREATED)
+        return Response(body, status=status.HTTP_201_CREATED, headers=self.get_success_headers(body))
 
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)

@@ -158,7 +158,7 @@ def test_posting_an_existing_product_needs_the_change_permission() -> None:
 
     new = adder.post("/api/v1/products/", {**body, "image_name": "011.jpeg"}, format="json")
     assert new.status_code == 201
-    assert new["Location"].endswith(f"/catalog/{new.json()['id']}/")
+    assert new["Location"] == f"http://testserver/api/v1/products/{new.json()['id']}/"
 
     updated = client_with("add_product", "change_product").post("/api/v1/products/", body, format="json")
     assert updated.status_code == 200
