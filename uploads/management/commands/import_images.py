@@ -14,6 +14,7 @@ from tqdm import tqdm
 
 from core.commands import Command as PortalCommand
 from uploads import dispatch, services
+from uploads.management.commands import _unqueued
 from uploads.models import Image
 
 
@@ -32,7 +33,7 @@ class Command(PortalCommand):
         "--export, the web-ready files are also written to a folder. With no broker, the "
         "images are processed here, --jobs at a time, each in a child process of its own "
         "under the per-image memory ceiling and time limit; with a broker they are queued "
-        "for the workers."
+        "for the workers (those it does not take stay pending for the sweep, exit 2)."
     )
     # The checks on what this command writes; not those that load every URL,
     # view and admin (seconds of start-up that a batch pays before any image).
@@ -125,6 +126,9 @@ class Command(PortalCommand):
                     if unique != target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
                     (export / unique).write_bytes(data)
+        # Images the broker refused wait for the sweep (after --export, none:
+        # this process made their renditions).
+        unqueued = 0 if here else _unqueued.unqueued([image.pk for _, image in images])
         for name, reason in skipped:
             self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in rejected:
@@ -133,16 +137,18 @@ class Command(PortalCommand):
             f"{created} images imported, {existing} already there, {len(skipped)} files skipped"
             + (f", {len(rejected)} rejected" if rejected else "")
             + (f", {failed} failed" if failed else "")
+            + (f", {_unqueued.left_pending(unqueued)}" if unqueued else "")
             + (f"; renditions written to {export}" if export else "")
             + "."
         )
-        if rejected or failed:  # the others landed; a cron job learns not all did
+        if rejected or failed or unqueued:  # the others landed; a cron job learns not all did
             raise CommandError(
                 ", ".join(
                     part
                     for part in (
                         f"{len(rejected)} file(s) rejected" if rejected else "",
                         f"{failed} image(s) failed" if failed else "",
+                        _unqueued.reason(unqueued) if unqueued else "",
                     )
                     if part
                 )

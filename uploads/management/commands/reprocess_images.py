@@ -7,7 +7,8 @@ from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
 from core.commands import Command as PortalCommand
-from uploads import holders, services
+from uploads import services
+from uploads.management.commands import _unqueued
 from uploads.models import Image
 
 
@@ -39,19 +40,11 @@ class Command(PortalCommand):
         count = services.image_reprocess(images=noted(), preset=options["preset"])
         # The ones the broker refused are marked so (uploads.dispatch): say
         # so, rather than count them as queued.
-        unqueued = sum(
-            Image.objects.filter(pk__in=ids[start : start + 1000], holder=holders.UNQUEUED).count()
-            for start in range(0, len(ids), 1000)
-        )
+        unqueued = _unqueued.unqueued(ids)
         if not unqueued:
             self.stdout.write(f"{count} images queued for processing.")
             return
         self.stdout.write(
-            f"{count - unqueued} images queued for processing, {unqueued} left pending: "
-            "the broker did not take them."
+            f"{count - unqueued} images queued for processing, {_unqueued.left_pending(unqueued)}."
         )
-        raise CommandError(
-            f"{unqueued} image(s) not queued, the broker is unavailable; the sweep queues them "
-            f"once it is back (every {settings.SWEEP_INTERVAL_SECONDS} s).",
-            returncode=2,
-        )
+        raise CommandError(f"{_unqueued.reason(unqueued)}.", returncode=2)
