@@ -16,6 +16,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from pypdf import PdfReader
 
+from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
 from tests.servers import SMTPServer, free_port
@@ -147,6 +148,47 @@ def test_the_report_can_be_written_to_a_file(delivery: Path, tmp_path: Path) -> 
     run("import_supplier", str(delivery), "--no-email", "--report", str(report))
     assert report.read_bytes().startswith(b"%PDF")
     assert mail.outbox == []
+
+
+def test_a_report_path_that_cannot_be_written_is_refused_before_anything_is_imported(
+    delivery: Path, tmp_path: Path
+) -> None:
+    report = tmp_path / "missing" / "processed.pdf"
+    with pytest.raises(CommandError) as refused:
+        call_command(
+            "import_supplier", str(delivery), "--email", "supplier@example.com", "--report", str(report)
+        )
+    assert refused.value.returncode == 1
+    assert str(refused.value) == f"Cannot write {report}: no folder {report.parent}. Nothing was imported."
+    assert (Product.objects.count(), Image.objects.count(), mail.outbox) == (0, 0, [])
+
+    with pytest.raises(CommandError, match="it is a folder"):
+        call_command("import_supplier", str(delivery), "--no-email", "--report", str(tmp_path))
+    assert list(tmp_path.iterdir()) == [delivery]  # the check leaves nothing behind
+
+
+def test_a_report_that_cannot_be_written_after_the_import_is_still_mailed(
+    delivery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "reports"
+    folder.mkdir()
+    report = folder / "processed.pdf"
+    build = catalog_services.report_build
+
+    def folder_gone(**kwargs: Any) -> bytes:  # removed while the import ran
+        folder.rmdir()
+        return build(**kwargs)
+
+    monkeypatch.setattr(catalog_services, "report_build", folder_gone)
+    out, err = run(
+        "import_supplier", str(delivery), "--email", "supplier@example.com", "--report", str(report)
+    )
+    assert f"report not written to {report}: no folder {folder}" in err
+    assert "Traceback" not in err
+    assert out.rstrip().endswith("Report mailed to supplier@example.com.")
+    [message] = mail.outbox
+    assert message.attachments[0][1].startswith(b"%PDF")
+    assert Product.objects.count() == 4
 
 
 def test_a_thumbnail_lost_from_the_store_leaves_a_gap_not_a_crash(delivery: Path, tmp_path: Path) -> None:

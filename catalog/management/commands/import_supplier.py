@@ -10,7 +10,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from catalog import selectors, services
-from core import mail
+from core import files, mail
 from core.commands import Command as PortalCommand
 
 
@@ -28,7 +28,9 @@ class Command(PortalCommand):
             "--email", action="append", help="Report recipient (repeatable); default: settings."
         )
         parser.add_argument("--no-email", action="store_true", help="Build the report but send nothing.")
-        parser.add_argument("--report", type=Path, help="Also write the PDF here.")
+        parser.add_argument(
+            "--report", type=Path, help="Also write the PDF here (checked before the import starts)."
+        )
         parser.add_argument(
             "--wait",
             type=float,
@@ -42,6 +44,14 @@ class Command(PortalCommand):
         directory: Path = options["directory"]
         if not (directory / "descriptions").is_dir() and not (directory / "images").is_dir():
             raise CommandError(f"{directory} has neither descriptions/ nor images/.")
+        report: Path | None = options["report"]
+        if report:
+            # A mistyped path is told before anything is imported or mailed
+            # (run again, the mail would go twice).
+            try:
+                files.check_writable(report)
+            except files.NotWritten as exc:
+                raise CommandError(f"{exc} Nothing was imported.") from exc
         total = sum(
             len(list((directory / sub).glob("*")))
             for sub in ("images", "descriptions")
@@ -60,8 +70,6 @@ class Command(PortalCommand):
         products = selectors.products_with_images().filter(pk__in=[p.pk for p in summary.processed])
         today = timezone.localdate()
         pdf = services.report_build(products=products.order_by("name"), date=today)
-        if options["report"]:
-            options["report"].write_bytes(pdf)
         sent, mailed = "", True
         if not options["no_email"]:
             recipients = options["email"] or settings.REPORT_RECIPIENTS
@@ -78,6 +86,13 @@ class Command(PortalCommand):
                 except OSError as exc:  # smtplib's errors included
                     self.stderr.write(f"report not mailed: {exc or type(exc).__name__}")
                     mailed = False
+        written = True
+        if report:  # after the mail: a disk that fills up meanwhile does not stop it
+            try:
+                files.write_replacing(report, pdf)
+            except files.NotWritten as exc:
+                self.stderr.write(f"report not written to {exc.path}: {exc.reason}")
+                written = False
         self.stdout.write(summary.line() + sent)
         # What did land stays; the exit code tells a cron job that not all did.
         counts = (
@@ -89,5 +104,7 @@ class Command(PortalCommand):
         problems = [f"{count} {what}" for count, what in counts if count]
         if not mailed:
             problems.append("report not mailed")
+        if not written:
+            problems.append("report not written")
         if problems:
             raise CommandError(", ".join(problems) + ".", returncode=2)
