@@ -22,16 +22,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import psutil
+from botocore.exceptions import ClientError
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import connection
+from storages.backends.s3 import S3Storage
 
 from portal.celery import app
 
 logger = logging.getLogger(__name__)
 
 BODY = "Please check your system and resolve the issue as soon as possible."
-# A key that is never written: asking whether it exists is a read-only round trip.
+# A key that is never written: asking for it is a read-only round trip.
 PROBE_KEY = "health/probe"
 
 
@@ -138,15 +140,37 @@ def check_database() -> Check:
     return Check("database", True, connection.vendor, subject)
 
 
+class StoreMissing(Exception):
+    """A store that answers but is not there: its bucket does not exist."""
+
+
 def _probe(store: Storage) -> None:
     """A read-only question the store must answer: a folder that exists (or
-    can be made) and is writable, or a bucket that answers a HEAD."""
+    can be made) and is writable, or a bucket that exists."""
     if isinstance(store, FileSystemStorage):
         path = _existing(Path(store.location))
         if not path.is_dir() or not os.access(path, os.R_OK | os.W_OK | os.X_OK):
             raise OSError(f"{path} is not a writable folder")
         return
+    if isinstance(store, S3Storage):
+        _probe_bucket(store)
+        return
     store.exists(PROBE_KEY)
+
+
+def _probe_bucket(store: S3Storage) -> None:
+    """GET a key that is never written: one round trip, whose error says which
+    is missing, the key (the bucket answers) or the bucket. A HEAD's 404 has
+    no body to tell them apart, and listing the buckets costs more and needs
+    a permission the portal has no other use for."""
+    key = store._normalize_name(PROBE_KEY)  # under the store's location, as its files are
+    try:
+        store.connection.meta.client.get_object(Bucket=store.bucket_name, Key=key)["Body"].close()
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            raise StoreMissing(f"the bucket {store.bucket_name} does not exist") from exc
+        if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+            raise
 
 
 STORAGE_SUBJECT = "Error - The file store is unavailable"
@@ -155,11 +179,14 @@ STORAGE_SUBJECT = "Error - The file store is unavailable"
 def check_storage() -> Check:
     """Both stores (renditions, and the private originals) answer a read."""
     names = []
+    alias = "default"
     try:
         for alias in ("default", "originals"):
             store = storages[alias]
             _probe(store)
             names.append(f"{alias}: {type(store).__name__}")
+    except StoreMissing as exc:
+        return Check("storage", False, f"{alias}: {exc}", STORAGE_SUBJECT)
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return Check("storage", False, f"{type(exc).__name__}: {exc}", STORAGE_SUBJECT)
     return Check("storage", True, ", ".join(names), STORAGE_SUBJECT)
