@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
+from django.contrib.auth.password_validation import validate_password
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
@@ -115,6 +116,40 @@ def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch: pytest
     assert "'chief'" in out.getvalue()
 
 
+@pytest.mark.parametrize(
+    ("username", "password", "reason"),
+    [
+        ("boss", "x", "This password is too short. It must contain at least 8 characters."),
+        ("boss", "password", "This password is too common."),
+        ("chiefofstaff", "chiefofstaff1", "The password is too similar to the username."),
+    ],
+)
+def test_ensure_admin_refuses_a_chosen_password_the_validators_refuse(
+    monkeypatch: pytest.MonkeyPatch, username: str, password: str, reason: str
+) -> None:
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", username)
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", password)
+    out = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("ensure_admin", stdout=out)
+    assert refused.value.returncode == 1
+    assert str(refused.value).startswith("PORTAL_ADMIN_PASSWORD is refused, nothing was changed: ")
+    assert reason in str(refused.value)
+    assert out.getvalue() == ""
+    assert not get_user_model().objects.filter(username=username).exists()
+
+
+def test_ensure_admin_leaves_an_existing_admin_alone_when_the_chosen_password_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    get_user_model().objects.create_superuser("boss", "boss@example.com", "right-password-123")
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", "boss")
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "x")
+    with pytest.raises(CommandError, match="too short"):
+        call_command("ensure_admin", stdout=io.StringIO())
+    assert get_user_model().objects.get(username="boss").check_password("right-password-123")
+
+
 @pytest.fixture
 def default_admin(settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """No credentials in the environment, a var folder of the test's own."""
@@ -136,6 +171,7 @@ def test_ensure_admin_prints_a_kept_password_that_works_each_time(default_admin:
     assert f"created: http://127.0.0.1:8000/admin/  user 'admin'  password {password!r}" in first
     assert f"exists: http://127.0.0.1:8000/admin/  user 'admin'  password {password!r}" in second
     assert get_user_model().objects.get(username="admin").check_password(password)
+    validate_password(password, get_user_model().objects.get(username="admin"))  # raises if refused
 
 
 def test_ensure_admin_never_prints_a_password_it_did_not_set(default_admin: Path) -> None:

@@ -6,10 +6,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import CommandParser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
 from django.urls import reverse
 
 from core.commands import Command as PortalCommand
+
+ADMIN_EMAIL = "admin@example.com"
 
 # Addresses a server listens on that a browser cannot open as such.
 ANY_ADDRESS = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}  # noqa: S104 - mapped, not bound
@@ -26,8 +30,9 @@ def admin_url(host: str, port: int) -> str:
 class Command(PortalCommand):
     help = (
         "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
-        "PORTAL_ADMIN_PASSWORD, or a password is generated once, kept in var/admin_password "
-        "and printed with the admin's URL on --host/--port (those of the server, as make run passes them)."
+        "PORTAL_ADMIN_PASSWORD (which must pass the password validators), or a password is "
+        "generated once, kept in var/admin_password and printed with the admin's URL on "
+        "--host/--port (those of the server, as make run passes them)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -61,8 +66,15 @@ class Command(PortalCommand):
             kept.parent.mkdir(parents=True, exist_ok=True)
             kept.write_text(password)
             kept.chmod(0o600)
+        # The validators judge it against the account it is for (a password
+        # like the user name is refused); a generated one passes them.
+        try:
+            validate_password(password, user or users(username=username, email=ADMIN_EMAIL))
+        except ValidationError as exc:
+            source = "PORTAL_ADMIN_PASSWORD" if chosen else f"The password in {kept}"
+            raise CommandError(f"{source} is refused, nothing was changed: {' '.join(exc.messages)}") from exc
         if user is None:
-            users.objects.create_superuser(username=username, email="admin@example.com", password=password)
+            users.objects.create_superuser(username=username, email=ADMIN_EMAIL, password=password)
             state = "created"
         else:
             user.set_password(password)
