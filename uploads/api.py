@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
+from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, parsers, permissions, serializers, status, viewsets
@@ -218,6 +219,22 @@ def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
         raise StorageUnavailable(str(exc)) from exc
 
 
+class ImageFilter(filters.FilterSet):
+    format = filters.CharFilter(
+        method="by_format",
+        help_text="The original's format, in any case: `jpeg` (or `jpg`), `png`, `webp`, `gif`, `tiff`…",
+    )
+
+    class Meta:
+        model = Image
+        fields = ["status", "preset", "format"]
+
+    def by_format(self, queryset: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
+        # Stored as Pillow names them (JPEG, PNG): an exact match keeps the index.
+        wanted = value.strip().upper()
+        return queryset.filter(format={"JPG": "JPEG", "TIF": "TIFF"}.get(wanted, wanted))
+
+
 class ImageViewSet(
     CreatedLocationMixin,
     RowReadMixin,
@@ -233,7 +250,7 @@ class ImageViewSet(
     # ``?format=`` filters by the image's format here, as on its url action;
     # the response's format is chosen by the Accept header alone.
     content_negotiation_class = ondemand_api.ImageFormatNegotiation
-    filterset_fields = ["status", "preset", "format"]
+    filterset_class = ImageFilter
     search_fields = ["title", "alt", "original_name"]
     ordering_fields = ["created_at", "bytes", "width", "height"]
     ordering = ["-created_at", "-id"]

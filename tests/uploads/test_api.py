@@ -286,6 +286,9 @@ def test_images_can_be_filtered_by_format_with_counts_kept_apart(
     assert listed() == ("application/json", 3, ["JPEG", "PNG", "PNG"])
     assert listed(format="PNG") == ("application/json", 2, ["PNG", "PNG"])
     assert listed(format="JPEG") == ("application/json", 1, ["JPEG"])
+    # Named as the on-demand URLs name formats: any case, jpg for jpeg.
+    assert listed(format="png") == ("application/json", 2, ["PNG", "PNG"])
+    assert listed(format="jpg") == listed(format=" Jpeg ") == ("application/json", 1, ["JPEG"])
 
 
 def test_images_can_be_filtered_by_status(token_client: APIClient, uploaded: Any) -> None:
