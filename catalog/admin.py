@@ -7,7 +7,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.urls import path
@@ -21,7 +21,6 @@ from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
-from uploads.models import file_stem
 
 # As long as the API lets a number be.
 PHONE_NUMBER_MAX_LENGTH = 40
@@ -153,15 +152,20 @@ class PersonAdmin(ValidSelectionMixin, ImportExportModelAdmin):
 
 class ProductForm(forms.ModelForm[Product]):
     def clean(self) -> dict[str, Any]:
-        """A new product whose image file stem (else name) another product
-        already has is refused: the add form never overwrites that one."""
+        """A product given the image file stem (else name) that another
+        product already has is refused, added or changed: the form never
+        overwrites that one nor pairs with it. The admin's transaction keeps
+        the check's lock until the save."""
         data = super().clean() or {}
-        if self.instance.pk is None and "name" in data:
-            image_name = data.get("image_name", "")
-            existing = selectors.products_same_as(name=data["name"], image_name=image_name).first()
-            if existing is not None:
-                field = "image_name" if file_stem(image_name) else "name"
-                self.add_error(field, services.product_taken_message(existing, image_name=image_name))
+        if "name" in data and "image_name" in data:
+            try:
+                services.product_check_free(
+                    name=data["name"],
+                    image_name=data["image_name"],
+                    product=None if self.instance.pk is None else self.instance,
+                )
+            except ValidationError as exc:
+                self.add_error(None, exc)
         return data
 
 
@@ -181,8 +185,9 @@ class ProductAdmin(ValidSelectionMixin, admin.ModelAdmin[Product]):
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         """Through the services, as every other path: an image left empty
-        links by file stem. Adding never updates another product (the form
-        refused a taken file stem or name)."""
+        links by file stem. Neither adding nor changing touches another
+        product (the form refused a taken file stem or name); a change makes
+        a demo product real."""
         data = form.cleaned_data
         if change:
             image_given = "image" in form.changed_data

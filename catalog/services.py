@@ -260,6 +260,14 @@ def _product_save(product: Product, values: Mapping[str, Any]) -> bool:
     return True
 
 
+def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
+    """What a write of this product is matched by, as ``selectors.products_same_as``
+    matches it: the image file stem, else the name. Writers of one key take turns
+    on it (``core.locks``)."""
+    stem = file_stem(image_name.strip())
+    return f"catalog.product:{is_demo}:" + (f"stem:{stem}" if stem else f"name:{name.strip()}")
+
+
 @transaction.atomic
 def product_upsert(
     *,
@@ -280,8 +288,7 @@ def product_upsert(
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
     # A row not there yet cannot be locked: two writers of the same new
     # product would each create it. They take turns on its key instead.
-    stem = file_stem(image_name)
-    locks.hold(f"catalog.product:{is_demo}:" + (f"stem:{stem}" if stem else f"name:{name}"))
+    locks.hold(_product_key(name=name, image_name=image_name, is_demo=is_demo))
     same = selectors.products_same_as(name=name, image_name=image_name, is_demo=is_demo)
     product = same.select_for_update().first()
     created = product is None
@@ -309,6 +316,32 @@ def product_taken_message(product: Product, *, image_name: str) -> str:
     stem = file_stem(image_name.strip())
     what = f"the image file stem “{stem}”" if stem else "this name and no image file name"
     return f"Product “{product.name}” (id {product.pk}) already has {what}: change that product instead."
+
+
+@transaction.atomic
+def product_check_free(*, name: str, image_name: str, product: Product | None = None) -> None:
+    """Refuse a real product of this name and image file name beside another
+    that a POST of them would update: a ValidationError on the field, naming
+    that product. ``product`` is the one being changed (None for a new one).
+
+    Holds the lock ``product_upsert`` takes for them, so inside the caller's
+    transaction no import adds that product between this check and the write.
+    A change that keeps what a real product is matched by makes no new pair
+    and is not checked (two products paired before stay editable).
+    """
+    key = _product_key(name=name, image_name=image_name, is_demo=False)
+    locks.hold(key)
+    if product is not None and key == _product_key(
+        name=product.name, image_name=product.image_name, is_demo=product.is_demo
+    ):
+        return
+    others = selectors.products_same_as(name=name, image_name=image_name)
+    if product is not None:
+        others = others.exclude(pk=product.pk)
+    other = others.first()
+    if other is not None:
+        field = "image_name" if file_stem(image_name.strip()) else "name"
+        raise ValidationError({field: product_taken_message(other, image_name=image_name)})
 
 
 @transaction.atomic
@@ -346,22 +379,40 @@ def product_update(
     """Change the product with this id; arguments left out stay as they are.
 
     A new image file stem without an explicit image re-links the product to
-    the newest image of that stem (none until it is uploaded).
+    the newest image of that stem (none until it is uploaded). A write here
+    is a real one (the API's, the admin's): a demo product becomes real, so
+    removing the demo content never deletes it, and shows the real images of
+    its stem. A change that would give the product the image file stem (else,
+    without one, the name) of another real product is refused as
+    ``product_check_free`` says: a POST of it could update only one of them.
     """
+
+    def final(product: Product) -> tuple[str, str]:
+        return (
+            product.name if name is None else name.strip(),
+            product.image_name if image_name is None else image_name.strip(),
+        )
+
+    # In product_upsert's order, the key before the row (else the two could
+    # wait on each other); the key depends on the row, so it is read twice.
+    new_name, new_image_name = final(Product.objects.get(pk=product_id))
+    locks.hold(_product_key(name=new_name, image_name=new_image_name, is_demo=False))
     product = Product.objects.select_for_update().get(pk=product_id)
-    values: dict[str, Any] = {}
+    new_name, new_image_name = final(product)
+    product_check_free(name=new_name, image_name=new_image_name, product=product)
+    values: dict[str, Any] = {"is_demo": False}
     if name is not None:
-        values["name"] = name.strip()
+        values["name"] = new_name
     if weight is not None:
         values["weight"] = weight
     if description is not None:
         values["description"] = description.strip()
     if image_name is not None:
-        values["image_name"] = image_name.strip()
+        values["image_name"] = new_image_name
     if not isinstance(image, _Unset):
         values["image"] = image
-    elif image_name is not None and file_stem(values["image_name"]) != product.image_stem:
-        values["image"] = selectors.image_latest_for(values["image_name"], is_demo=product.is_demo)
+    elif product.is_demo or file_stem(new_image_name) != product.image_stem:
+        values["image"] = selectors.image_latest_for(new_image_name)
     _product_save(product, values)
     return product
 

@@ -92,3 +92,15 @@ def test_an_image_import_locks_the_bytes_it_adds(postgres_locks: list[int]) -> N
     assert (created, again) == (True, False)
     # The second found the row before storing anything: no lock to take.
     assert len(postgres_locks) == 1
+
+
+def test_an_edit_takes_the_lock_of_the_product_it_makes(postgres_locks: list[int]) -> None:
+    """So an import adding that product waits for the edit, then finds it."""
+    product, _ = services.product_upsert(name="Apple", weight=100, image_name="001.jpeg")
+    del postgres_locks[:]
+    services.product_update(product_id=product.pk, image_name="003.png")
+    by_edit = set(postgres_locks)
+    plum, outcome = services.product_upsert(name="Plum", weight=100, image_name="003.jpeg")
+    assert (plum.pk, outcome) == (product.pk, "updated")
+    assert len(by_edit) == 1
+    assert set(postgres_locks) == by_edit

@@ -123,3 +123,90 @@ def test_an_invalid_product_is_refused_with_the_form_errors(admin_client: Client
     assert response.status_code == 200
     assert "Ensure this value is greater than or equal to 1." in response.content.decode()
     assert not Product.objects.exists()
+
+
+def test_changing_a_product_to_the_file_stem_of_another_is_refused_naming_that_product(
+    admin_client: Client,
+) -> None:
+    admin_client.post(ADD, form())
+    admin_client.post(ADD, form(name="Apple", weight="500", image_name="011.jpeg"))
+    mango, apple = Product.objects.order_by("pk")
+    response = admin_client.post(change(apple.pk), form(name="Apple", weight="500", image_name="010.png"))
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert errors == {
+        "image_name": [
+            f"Product “Mango” (id {mango.pk}) already has the image file stem “010”: change that product instead."
+        ]
+    }
+    assert list(Product.objects.order_by("pk").values_list("name", "image_name")) == [
+        ("Mango", "010.jpeg"),
+        ("Apple", "011.jpeg"),
+    ]
+
+
+def test_changing_a_product_without_a_file_to_the_name_of_another_without_one_is_refused(
+    admin_client: Client,
+) -> None:
+    admin_client.post(ADD, form(image_name=""))
+    admin_client.post(ADD, form(name="Papaya", image_name=""))
+    mango, papaya = Product.objects.order_by("pk")
+    response = admin_client.post(change(papaya.pk), form(image_name=""))
+    assert response.status_code == 200
+    assert f"Product “Mango” (id {mango.pk}) already has this name and no image file name" in str(
+        response.context["adminform"].form.errors["name"]
+    )
+    assert list(Product.objects.order_by("pk").values_list("name", flat=True)) == ["Mango", "Papaya"]
+
+
+def test_a_change_that_keeps_the_file_stem_is_saved(admin_client: Client) -> None:
+    admin_client.post(ADD, form())
+    product = Product.objects.get()
+    response = admin_client.post(change(product.pk), form(image_name="010.png", weight="310"))
+    assert response.status_code == 302
+    product.refresh_from_db()
+    assert (product.image_name, product.weight) == ("010.png", 310)
+
+
+def test_a_demo_product_changed_in_the_admin_becomes_real(
+    admin_client: Client, photos: dict[str, Image]
+) -> None:
+    demo_image = photos["studio.png"]
+    Image.objects.filter(pk=demo_image.pk).update(is_demo=True)
+    demo, _ = services.product_upsert(
+        name="Demo mango", weight=3, image_name="studio.png", image=demo_image, is_demo=True
+    )
+    response = admin_client.post(
+        change(demo.pk),
+        form(name="Demo mango", weight="4", image_name="studio.png", image=str(demo_image.pk)),
+    )
+    assert response.status_code == 302
+    demo.refresh_from_db()
+    # Real now: it shows the real photos of its stem (there are none), not
+    # the demo one that `seed_demo --remove` deletes.
+    assert (demo.is_demo, demo.weight, demo.image) == (False, 4, None)
+
+
+def test_a_demo_product_cannot_be_changed_to_the_file_stem_of_a_real_one(admin_client: Client) -> None:
+    real = services.product_create(name="Mango", weight=300, image_name="010.jpeg")
+    demo, _ = services.product_upsert(name="Demo mango", weight=3, image_name="demo-mango.jpg", is_demo=True)
+    response = admin_client.post(change(demo.pk), form(name="Demo mango", weight="3", image_name="010.png"))
+    assert response.status_code == 200
+    assert f"(id {real.pk}) already has the image file stem “010”" in str(
+        response.context["adminform"].form.errors["image_name"]
+    )
+    assert Product.objects.filter(pk=demo.pk, is_demo=True, image_name="demo-mango.jpg").exists()
+
+
+def test_a_product_changed_to_a_file_stem_taken_meanwhile_is_refused_by_the_service() -> None:
+    """The admin's check and the API's are the service's own, under the lock
+    an import takes for that stem."""
+    mango = services.product_create(name="Mango", weight=300, image_name="010.jpeg")
+    apple = services.product_create(name="Apple", weight=500, image_name="011.jpeg")
+    with pytest.raises(ValidationError) as refused:
+        services.product_update(product_id=apple.pk, image_name="010.png", weight=1)
+    assert f"(id {mango.pk}) already has the image file stem “010”" in str(
+        refused.value.message_dict["image_name"]
+    )
+    apple.refresh_from_db()
+    assert (apple.image_name, apple.weight) == ("011.jpeg", 500)

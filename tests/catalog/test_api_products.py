@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pytest
+from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from catalog.models import Product
@@ -231,3 +233,107 @@ def test_the_response_shape_is_unchanged_by_the_services(staff: APIClient, photo
         "id", "name", "weight", "description", "image_name", "image", "url", "created_at", "updated_at",
     ]  # fmt: skip
     assert staff.get(detail(created["id"])).json() == created
+
+
+# --- One product per file stem (else name), whatever the edit -----------------------
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_giving_a_product_the_file_stem_of_another_is_refused_naming_that_product(
+    staff: APIClient, method: str
+) -> None:
+    apple = staff.post(LIST, product_payload(name="Apple", weight=5, image_name="500.jpg"), format="json")
+    pear = staff.post(LIST, product_payload(name="Pear", weight=4, image_name="501.jpg"), format="json")
+    assert (apple.status_code, pear.status_code) == (201, 201)
+    apple_id, pear_id = apple.json()["id"], pear.json()["id"]
+
+    body = (
+        {"image_name": "500.png"} if method == "patch" else product_payload(name="Pear", image_name="500.png")
+    )
+    response = getattr(staff, method)(detail(pear_id), body, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "image_name": [
+            f"Product “Apple” (id {apple_id}) already has the image file stem “500”: change that product instead."
+        ]
+    }
+    assert list(Product.objects.order_by("pk").values_list("name", "image_name")) == [
+        ("Apple", "500.jpg"),
+        ("Pear", "501.jpg"),
+    ]
+
+
+def test_a_product_keeps_its_own_file_stem_under_another_extension(staff: APIClient) -> None:
+    pk = staff.post(LIST, product_payload(image_name="500.jpg"), format="json").json()["id"]
+
+    response = staff.patch(detail(pk), {"image_name": "500.png", "weight": 7}, format="json")
+
+    assert response.status_code == 200
+    assert list(Product.objects.values_list("image_name", "weight")) == [("500.png", 7)]
+
+
+def test_without_a_file_name_a_product_cannot_take_the_name_of_another_without_one(staff: APIClient) -> None:
+    """A POST without a file name updates the product of that name: there
+    can be only one."""
+    pear = staff.post(LIST, product_payload(name="Pear", image_name=""), format="json").json()
+    plum = staff.post(LIST, product_payload(name="Plum", image_name="502.jpg"), format="json").json()
+
+    response = staff.patch(detail(plum["id"]), {"name": "Pear", "image_name": ""}, format="json")
+
+    assert response.status_code == 400
+    assert response.json() == {
+        "name": [
+            f"Product “Pear” (id {pear['id']}) already has this name and no image file name: "
+            "change that product instead."
+        ]
+    }
+    assert Product.objects.get(pk=plum["id"]).image_name == "502.jpg"
+    # With a file name of its own, the name is free to share.
+    assert staff.patch(detail(plum["id"]), {"name": "Pear"}, format="json").status_code == 200
+
+
+@pytest.fixture
+def demo_loaded(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=io.StringIO())
+
+
+def test_an_edited_demo_product_becomes_real_and_a_post_of_its_stem_updates_it(
+    staff: APIClient, demo_loaded: None, django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        real_photo = image_upload(file=corpus.photo_jpeg(300, 200), original_name="007.jpeg")
+    edited = Product.objects.filter(is_demo=True).order_by("pk").last()
+    assert edited is not None
+
+    response = staff.patch(detail(edited.pk), {"image_name": "007.jpg"}, format="json")
+    assert response.status_code == 200
+    # Real now: it shows the real photo of its stem, not its demo one.
+    assert response.json()["image"]["id"] == real_photo.pk
+    edited.refresh_from_db()
+    assert (edited.is_demo, edited.image_stem) == (False, "007")
+
+    again = staff.post(LIST, {"name": "Lime", "weight": 3, "image_name": "007.jpg"}, format="json")
+    assert again.status_code == 200
+    assert again.json()["id"] == edited.pk
+    assert Product.objects.filter(image_stem="007").count() == 1
+
+    call_command("seed_demo", "--remove", stdout=io.StringIO())
+    assert list(Product.objects.values_list("pk", "name", "weight")) == [(edited.pk, "Lime", 3)]
+
+
+def test_a_demo_product_cannot_be_given_the_file_stem_of_a_real_one(
+    staff: APIClient, demo_loaded: None
+) -> None:
+    real = staff.post(LIST, product_payload(image_name="007.jpg"), format="json").json()
+    demo_product = Product.objects.filter(is_demo=True).order_by("pk").first()
+    assert demo_product is not None
+
+    response = staff.patch(detail(demo_product.pk), {"image_name": "007.png"}, format="json")
+
+    assert response.status_code == 400
+    assert f"(id {real['id']}) already has the image file stem “007”" in response.json()["image_name"][0]
+    assert Product.objects.filter(
+        pk=demo_product.pk, is_demo=True, image_stem=demo_product.image_stem
+    ).exists()
