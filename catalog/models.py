@@ -154,7 +154,11 @@ class Feedback(NullCharactersRefused, models.Model):
     class Meta:
         ordering = ["-date", "-id"]
         verbose_name_plural = "feedback"
-        indexes = [models.Index(fields=["status", "-date", "-id"])]
+        indexes = [
+            models.Index(fields=["status", "-date", "-id"]),
+            # The list of every status (moderators, token clients), walked by date and id.
+            models.Index(fields=["-date", "-id"], name="catalog_feedback_date_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.title or f"Review {self.pk}"

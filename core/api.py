@@ -5,22 +5,30 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from base64 import b64decode, b64encode
 from collections.abc import Sequence
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
+from urllib import parse
 
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.paginator import Page, Paginator
 from django.db import IntegrityError, transaction
-from django.db.models import Model
+from django.db.models import Model, Q, QuerySet
 from django.http import Http404
 from django.utils.functional import cached_property
 from rest_framework import exceptions, pagination, serializers, status
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core.errors import RETRY_AFTER_SECONDS
+
+if TYPE_CHECKING:
+    from rest_framework.views import APIView
 
 # Counting a large table is the costliest part of a list page (a scan of
 # every matching row); above this many rows the count is reused for a while.
@@ -136,13 +144,155 @@ class Pagination(pagination.PageNumberPagination):
         return paginator.count_cached_for if isinstance(paginator, CachedCountPaginator) else 0
 
 
+@dataclass(frozen=True)
+class Keyset:
+    """Where a cursor page starts: after the row whose ordering key is
+    ``position`` (its values as text), or before it when ``reverse``. Without
+    a position, the first page of the list (the last one when ``reverse``)."""
+
+    reverse: bool = False
+    position: tuple[str, ...] | None = None
+
+
 class CursorPagination(pagination.CursorPagination):
     """Pages that cost one indexed query however deep, for walking a very large
-    list: no count, and links carry an opaque cursor instead of a page number."""
+    list: no count, and links carry an opaque cursor instead of a page number.
+
+    The cursor holds the whole ordering key of the row a page follows (a
+    keyset), and the page is the rows after that key in the list's order: one
+    seek through an index on the ordering, however many rows share its first
+    field. (DRF's own cursor holds the first field only and steps over the
+    rows that share it with an offset, capped at ``offset_cutoff``: past that
+    many equal first fields it stops advancing.) The ordering's fields must
+    not be null; the primary key ends it, added when the ordering does not
+    name it, so that no two rows share a key."""
 
     page_size = 20
     page_size_query_param = "page_size"
     max_page_size = 100
+
+    def get_ordering(self, request: Request, queryset: QuerySet[Any, Any], view: APIView) -> tuple[str, ...]:
+        ordering = super().get_ordering(request, queryset, view)
+        pk = queryset.model._meta.pk.name
+        ordering = tuple(
+            field.replace("pk", pk) if field.lstrip("-") == "pk" else field for field in ordering
+        )
+        if pk not in {field.lstrip("-") for field in ordering}:
+            sign = "-" if ordering[-1].startswith("-") else ""
+            ordering += (sign + pk,)
+        return ordering
+
+    def paginate_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Any, Any], request: Request, view: APIView | None = None
+    ) -> list[Any] | None:
+        self.request = request
+        page_size = self.get_page_size(request)
+        if not page_size:
+            return None
+        self.page_size = page_size
+        self.base_url = request.build_absolute_uri()
+        self.ordering = self.get_ordering(request, queryset, view)  # type: ignore[arg-type]
+        keyset = self.decode_keyset(request)
+        order = _reversed(self.ordering) if keyset.reverse else self.ordering
+        queryset = queryset.order_by(*order)
+        if keyset.position is not None:
+            queryset = queryset.filter(_after(order, self._bounds(queryset, keyset.position)))
+        rows = list(queryset[: page_size + 1])
+        page = rows[:page_size]
+        if keyset.reverse:
+            page.reverse()
+        further, started = len(rows) > page_size, keyset.position is not None
+        self.has_next, self.has_previous = (started, further) if keyset.reverse else (further, started)
+        self.page = page
+        self.display_page_controls = (self.has_next or self.has_previous) and self.template is not None
+        return page
+
+    def get_next_link(self) -> str | None:
+        if not self.has_next:
+            return None
+        # An empty page (nothing before a reverse cursor's row): the first page follows it.
+        position = self._position(self.page[-1]) if self.page else None
+        return self.encode_keyset(Keyset(reverse=False, position=position))
+
+    def get_previous_link(self) -> str | None:
+        if not self.has_previous:
+            return None
+        # An empty page (nothing after a cursor's row): the last page precedes it.
+        position = self._position(self.page[0]) if self.page else None
+        return self.encode_keyset(Keyset(reverse=True, position=position))
+
+    def decode_keyset(self, request: Request) -> Keyset:
+        """The request's cursor, as DRF writes one (``r`` and ``p`` in a base64
+        query string) with one ``p`` per field of the ordering; 404 when it is
+        not one."""
+        encoded = request.query_params.get(self.cursor_query_param)
+        if encoded is None:
+            return Keyset()
+        try:
+            tokens = parse.parse_qs(
+                b64decode(encoded.encode("ascii")).decode("ascii"), keep_blank_values=True
+            )
+        except ValueError:
+            raise exceptions.NotFound(self.invalid_cursor_message) from None
+        reverse = tokens.pop("r", ["0"])
+        position = tokens.pop("p", None)
+        if tokens or reverse not in (["0"], ["1"]):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        if position is not None and len(position) != len(self.ordering):
+            raise exceptions.NotFound(self.invalid_cursor_message)
+        return Keyset(reverse=reverse == ["1"], position=None if position is None else tuple(position))
+
+    def encode_keyset(self, keyset: Keyset) -> str:
+        tokens: dict[str, Any] = {}
+        if keyset.reverse:
+            tokens["r"] = "1"
+        if keyset.position is not None:
+            tokens["p"] = keyset.position
+        base_url = cast(str, self.base_url)
+        if not tokens:
+            return remove_query_param(base_url, self.cursor_query_param)
+        encoded = b64encode(parse.urlencode(tokens, doseq=True).encode("ascii")).decode("ascii")
+        return replace_query_param(base_url, self.cursor_query_param, encoded)
+
+    def _position(self, row: Any) -> tuple[str, ...]:
+        names = [field.lstrip("-") for field in self.ordering]
+        if isinstance(row, dict):
+            return tuple(str(row[name]) for name in names)
+        return tuple(str(getattr(row, name)) for name in names)
+
+    def _bounds(self, queryset: QuerySet[Any, Any], position: tuple[str, ...]) -> list[Any]:
+        """A cursor's values as the ordering's fields hold them; 404 for one
+        they could not hold (which a query would fail on, not just miss)."""
+        bounds = []
+        for field_name, text in zip(self.ordering, position, strict=True):
+            field = queryset.model._meta.get_field(field_name.lstrip("-"))
+            try:
+                value = field.to_python(text)
+            except (DjangoValidationError, TypeError, ValueError):
+                value = None
+            if value is None:
+                raise exceptions.NotFound(self.invalid_cursor_message)
+            bounds.append(value)
+        return bounds
+
+
+def _reversed(ordering: Sequence[str]) -> tuple[str, ...]:
+    return tuple(field[1:] if field.startswith("-") else "-" + field for field in ordering)
+
+
+def _after(ordering: Sequence[str], bounds: Sequence[Any]) -> Q:
+    """Rows after the key ``bounds`` in ``ordering``: a later first field, or
+    the same and a later second, and so on. Led by the first field's bound
+    (``date <= d AND (date < d OR (date = d AND id < i))``), which an index
+    on the ordering seeks to."""
+    names = [field.lstrip("-") for field in ordering]
+    after = Q()
+    for depth, field in enumerate(ordering):
+        lookup = "lt" if field.startswith("-") else "gt"
+        same = dict(zip(names[:depth], bounds, strict=False))
+        after |= Q(**same, **{f"{names[depth]}__{lookup}": bounds[depth]})
+    first_lookup = "lte" if ordering[0].startswith("-") else "gte"
+    return Q(**{f"{names[0]}__{first_lookup}": bounds[0]}) & after
 
 
 class Conflict(exceptions.APIException):

@@ -4,6 +4,7 @@ list's count may be; the cursor-paginated feedback; the JSON renderer."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import time
@@ -12,7 +13,9 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 from rest_framework.serializers import BaseSerializer
@@ -472,6 +475,131 @@ def test_the_cursor_form_filters_like_the_list(visitor: APIClient) -> None:
     assert {row["rating"] for row in body["results"]} == {5}
     assert invalid.status_code == 404
     assert "detail" in invalid.json()
+
+
+def _walk(client: APIClient, url: str | None, link: str) -> list[dict[str, Any]]:
+    """Every page from ``url`` on, following ``link`` (``next`` or
+    ``previous``) until there is none."""
+    pages: list[dict[str, Any]] = []
+    while url:
+        assert len(pages) < 50, "the walk does not end"
+        pages.append(client.get(url).json())
+        url = pages[-1][link]
+    return pages
+
+
+def _ids(pages: list[dict[str, Any]]) -> list[int]:
+    return [row["id"] for page in pages for row in page["results"]]
+
+
+def test_the_cursor_form_walks_a_day_of_more_reviews_than_an_offset_could_skip(
+    visitor: APIClient, token_client: APIClient, django_assert_max_num_queries: Any
+) -> None:
+    day = dt.date(2020, 5, 5)
+    Feedback.objects.bulk_create(Feedback(title=f"Review {n}", date=day) for n in range(1_150))
+    FeedbackFactory(date=day, status=Feedback.Status.HIDDEN)
+    FeedbackFactory(date=day - dt.timedelta(days=1))
+    FeedbackFactory(date=day + dt.timedelta(days=1))
+    url = "/api/v1/feedback/cursor/?page_size=100&date_after=2020-05-05&date_before=2020-05-05"
+    published = Feedback.objects.filter(date=day, status="published").values_list("id", flat=True)
+    every = Feedback.objects.filter(date=day).values_list("id", flat=True)
+
+    with django_assert_max_num_queries(1):
+        visitor.get(url)
+    forward = _walk(visitor, url, "next")
+    backward = _walk(visitor, forward[-1]["previous"], "previous")
+    moderated = _walk(token_client, url, "next")
+
+    assert _ids(forward) == sorted(published, reverse=True)
+    assert len(forward) == 12
+    assert backward == forward[-2::-1]
+    assert _ids(moderated) == sorted(every, reverse=True)
+
+
+def test_the_cursor_form_pages_back_and_forth_over_the_same_rows(visitor: APIClient) -> None:
+    for day in range(1, 4):
+        FeedbackFactory.create_batch(3, date=dt.date(2024, 1, day))
+    url = "/api/v1/feedback/cursor/?page_size=4"
+
+    first = visitor.get(url).json()
+    second = visitor.get(first["next"]).json()
+    third = visitor.get(second["next"]).json()
+    back = visitor.get(third["previous"]).json()
+    again = visitor.get(back["previous"]).json()
+
+    assert (first["previous"], third["next"]) == (None, None)
+    assert [len(page["results"]) for page in (first, second, third)] == [4, 4, 1]
+    assert back == second
+    assert again["results"] == first["results"]
+    assert again["previous"] is None
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")
+@pytest.mark.parametrize(
+    ("caller", "index"),
+    [("visitor", "catalog_fee_status_95413d_idx"), ("token_client", "catalog_feedback_date_idx")],
+)
+def test_a_cursor_page_is_read_through_an_index_on_date_and_id(
+    request: pytest.FixtureRequest, caller: str, index: str
+) -> None:
+    client: APIClient = request.getfixturevalue(caller)
+    FeedbackFactory.create_batch(3)
+    second = client.get("/api/v1/feedback/cursor/?page_size=2").json()["next"]
+
+    with CaptureQueriesContext(connection) as captured:
+        client.get(second)
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN QUERY PLAN {captured.captured_queries[-1]['sql']}")
+        plan = " ".join(str(row) for row in cursor.fetchall())
+
+    assert f"USING INDEX {index}" in plan
+    assert "TEMP B-TREE" not in plan
+
+
+def _cursor(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        pytest.param("not-a-cursor", id="not base64"),
+        pytest.param("é", id="not ascii"),
+        *(
+            pytest.param(_cursor(text), id=text)
+            for text in [
+                "p=2020-05-05",  # the date alone, as DRF's own cursor holds it
+                "o=100&p=2020-05-05",
+                "p=2020-05-05&p=7&p=7",
+                "p=2020-02-30&p=7",
+                "p=&p=7",
+                "p=2020-05-05&p=seven",
+                "r=2&p=2020-05-05&p=7",
+                "r=1&r=1&p=2020-05-05&p=7",
+                "p=2020-05-05&p=7&admin=1",
+            ]
+        ),
+    ],
+)
+def test_a_tampered_cursor_is_not_found(visitor: APIClient, cursor: str) -> None:
+    FeedbackFactory.create_batch(3)
+
+    response = visitor.get("/api/v1/feedback/cursor/", {"cursor": cursor})
+
+    assert (response.status_code, response.json()) == (404, {"detail": "Invalid cursor"})
+
+
+def test_a_cursor_at_a_row_that_is_gone_goes_on_after_its_place(visitor: APIClient) -> None:
+    older = FeedbackFactory(date=dt.date(2024, 1, 1))
+    newer = FeedbackFactory(date=dt.date(2024, 1, 3))
+    gone = f"p=2024-01-02&p={newer.pk + 1}"
+
+    after = visitor.get("/api/v1/feedback/cursor/", {"cursor": _cursor(gone)}).json()
+    before = visitor.get("/api/v1/feedback/cursor/", {"cursor": _cursor(f"r=1&{gone}")}).json()
+
+    assert [row["id"] for row in after["results"]] == [older.pk]
+    assert [row["id"] for row in before["results"]] == [newer.pk]
+    assert (after["next"], before["previous"]) == (None, None)
 
 
 # --- Renderer -----------------------------------------------------------------
