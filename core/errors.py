@@ -62,6 +62,10 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
             response["Allow"] = allow
             return response
 
+        if names <= {"GET", "HEAD", "OPTIONS"}:
+            # A page that takes no writes has no form to protect: a POST to it
+            # is a 405 saying so, not a 403 saying the form expired.
+            checked.csrf_exempt = True  # type: ignore[attr-defined]
         return checked
 
     return decorate

@@ -46,6 +46,17 @@ def test_a_page_answers_a_method_it_does_not_take_with_405_naming_those_it_does(
     assert "<html" in response.content.decode()  # the site's error page
 
 
+@pytest.mark.parametrize("method", ["post", "put", "delete"])
+@pytest.mark.parametrize("url", PAGES)
+def test_a_write_to_a_page_that_takes_none_is_a_405_even_without_a_csrf_cookie(url: str, method: str) -> None:
+    browser = Client(enforce_csrf_checks=True)  # no cookie, no token: as a script sends it
+    response = getattr(browser, method)(url)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    # A page that takes writes still checks the form first.
+    assert browser.post("/reviews/new/", {"title": "Hi"}).status_code == 403
+
+
 @pytest.mark.parametrize("url", PAGES)
 def test_options_on_a_page_lists_its_methods_without_the_page(client: Client, url: str) -> None:
     response = client.options(url)
