@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +15,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
-from uploads.models import Image
+from uploads.models import Image, Rendition
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -28,6 +29,59 @@ def test_pages_carry_security_headers(client: Client) -> None:
     assert response["Referrer-Policy"] == "same-origin"
     assert "default-src 'self'" in response["Content-Security-Policy"]
     assert "script-src 'self';" in response["Content-Security-Policy"]
+
+
+def img_sources(response: Any) -> list[str]:
+    policy = dict(part.strip().split(" ", 1) for part in response["Content-Security-Policy"].split(";"))
+    return policy["img-src"].split()
+
+
+def test_images_served_by_the_portal_itself_need_no_other_source(client: Client) -> None:
+    assert img_sources(client.get("/")) == ["'self'", "data:", "blob:"]
+
+
+@pytest.mark.parametrize(
+    ("options", "origin"),
+    [
+        ({}, "http://127.0.0.1:14080"),
+        ({"custom_domain": "media.example.com"}, "https://media.example.com"),
+    ],
+    ids=["bucket-endpoint", "cdn-domain"],
+)
+def test_the_policy_lets_pages_show_images_from_the_bucket_they_point_at(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch, options: dict[str, Any], origin: str
+) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "portal-media",
+                "endpoint_url": "http://127.0.0.1:14080",
+                "access_key": "key",
+                "secret_key": "secret",
+                "region_name": "us-east-1",
+                "querystring_auth": False,
+                "addressing_style": "path",
+                **options,
+            },
+        },
+    }
+
+    def no_network(self: socket.socket, address: Any) -> None:
+        raise AssertionError(f"the policy asked {address} something")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    response = client.get("/")
+    # Where an <img> of a page, and a redirect of /img/ to a rendition, lead.
+    rendition_url = Rendition(storage_key="renditions/ab/abcdef.webp").url
+    assert rendition_url.startswith(f"{origin}/")
+    assert img_sources(response) == ["'self'", "data:", "blob:", origin]
+
+
+def test_the_policy_lets_pages_show_images_from_an_absolute_media_url(client: Client, settings: Any) -> None:
+    settings.MEDIA_URL = "https://cdn.example.com/media/"
+    assert img_sources(client.get("/"))[-1] == "https://cdn.example.com"
 
 
 PAGES = ["/", "/people/", "/catalog/", "/reviews/"]
