@@ -44,8 +44,7 @@ serve: $(VENV)/.runtime
 
 ## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL)
 worker: $(VENV)/.runtime
-	$(BIN)/celery -A portal worker --beat --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2} \
-		--schedule=$${PORTAL_VAR_DIR:-var}/celerybeat-schedule
+	$(BIN)/celery -A portal worker --beat --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2}
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -366,6 +366,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60)
+# Where beat keeps when each entry last ran, whoever starts it (`make worker`,
+# `celery -A portal beat`); its scheduler makes the folder.
+CELERY_BEAT_SCHEDULER = "portal.celery:Scheduler"
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # The scheduled runs have a queue of their own, and every worker takes from
 # both queues in turn (a worker started without -Q consumes every queue named
 # here): a sweep or a health check waits for one image, not for a backlog of

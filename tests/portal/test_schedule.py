@@ -4,10 +4,13 @@ and retries that outlast a store's failover."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
+from celery.beat import Service
 from celery.schedules import crontab
 from django.conf import settings
 
+from portal.celery import app
 from uploads import tasks
 
 
@@ -40,3 +43,20 @@ def test_retries_of_an_image_whose_store_was_away_outlast_a_failover_of_five_min
     assert max(delays) <= tasks.RETRY_MAX_DELAY
     # A retry waiting longer than the broker's visibility timeout would be delivered twice.
     assert settings.CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] > tasks.RETRY_MAX_DELAY
+
+
+def test_beat_starts_where_its_schedules_folder_does_not_exist_yet(tmp_path: Path) -> None:
+    # A fresh checkout, or the image (built without var/). The scheduler is
+    # the configured one, which `worker --beat` and `beat` both start.
+    schedule = tmp_path / "var" / "celerybeat-schedule"
+    service = Service(app, schedule_filename=str(schedule), scheduler_cls=app.conf.beat_scheduler)
+    scheduler = service.get_scheduler()
+    try:
+        assert "health-check" in scheduler.schedule
+    finally:
+        scheduler.close()
+    assert list(schedule.parent.iterdir())
+
+
+def test_beat_keeps_its_schedule_in_the_var_folder() -> None:
+    assert Path(app.conf.beat_schedule_filename) == Path(settings.VAR_DIR) / "celerybeat-schedule"
