@@ -16,5 +16,7 @@ RUN touch .venv/.runtime && DJANGO_SECRET_KEY=build .venv/bin/python manage.py c
  && chown -R portal:portal /srv/portal
 USER portal
 EXPOSE 8000
-HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/api/v1/').status != 200)"
+# The liveness probe answers by address over plain HTTP, whatever DJANGO_HTTPS and
+# DJANGO_ALLOWED_HOSTS say (a page would be a 400 or a redirect there).
+HEALTHCHECK --interval=30s --timeout=5s CMD python -c "import urllib.request,sys; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/health/live').status != 200)"
 CMD ["make", "serve"]

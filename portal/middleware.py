@@ -1,4 +1,4 @@
-"""Site-wide middleware: security headers, addresses, body limits, dependency errors."""
+"""Site-wide middleware: probes, security headers, addresses, body limits, dependency errors."""
 
 from __future__ import annotations
 
@@ -11,12 +11,52 @@ from django.conf import settings
 from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponsePermanentRedirect
 from django.middleware import common
+from django.urls import resolve, reverse
+from django.utils.functional import cached_property
 from django.utils.http import escape_leading_slashes
 
 from core import limits
 from core.errors import RETRY_AFTER_SECONDS, dependency_unavailable, error_response
 
 logger = logging.getLogger(__name__)
+
+# What a load balancer and Prometheus ask for (see ProbeMiddleware).
+PROBES = ("health-live", "health-ready", "metrics")
+
+
+class ProbeMiddleware:
+    """Answers the probes and the metrics scrape whatever the Host and the
+    scheme, before host validation and the HTTPS redirect run.
+
+    A load balancer asks each server by its address over plain HTTP, and
+    Prometheus scrapes gunicorn directly: ALLOWED_HOSTS would refuse them
+    (400) and SECURE_SSL_REDIRECT send them away (301), so a healthy server
+    would be taken out of rotation. None of these views builds a URL from
+    the Host, and /metrics keeps its own check of the caller's network or
+    token. Only these exact paths: every other page stays strict.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    @cached_property
+    def paths(self) -> frozenset[str]:
+        return frozenset(reverse(name) for name in PROBES)
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path not in self.paths:
+            return self.get_response(request)
+        match = request.resolver_match = resolve(request.path_info)
+        try:
+            response: HttpResponse = match.func(request, *match.args, **match.kwargs)
+        except Exception as exc:
+            # Not through the other middleware: answer an outage as they would.
+            unavailable = dependency_error_response(request, exc)
+            if unavailable is None:
+                raise
+            return unavailable
+        return response
+
 
 # Everything is served from here (no CDN); Swagger UI needs its inline start-up script.
 _CSP = "; ".join(
@@ -181,12 +221,17 @@ class DependencyErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
-        what = dependency_unavailable(exception)
-        if what is None:
-            return None
-        logger.error("%s unavailable answering %s %s", what, request.method, request.path, exc_info=exception)
-        response = error_response(
-            request, 503, "Temporarily unavailable", f"The {what} is unavailable; please try again shortly."
-        )
-        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
-        return response
+        return dependency_error_response(request, exception)
+
+
+def dependency_error_response(request: HttpRequest, exception: Exception) -> HttpResponse | None:
+    """503 for an exception that says a dependency is away; None for any other."""
+    what = dependency_unavailable(exception)
+    if what is None:
+        return None
+    logger.error("%s unavailable answering %s %s", what, request.method, request.path, exc_info=exception)
+    response = error_response(
+        request, 503, "Temporarily unavailable", f"The {what} is unavailable; please try again shortly."
+    )
+    response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+    return response

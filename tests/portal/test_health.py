@@ -361,3 +361,48 @@ def test_a_database_and_a_task_queue_that_are_away_are_alerts(tmp_path: Path) ->
     assert "Error - The database is unavailable" in done.stderr
     assert "Error - The task queue is unavailable" in done.stderr
     assert "ok   storage" in done.stdout
+
+
+# --- Probes behind a load balancer ------------------------------------------------
+
+
+@pytest.fixture
+def production_hosts(settings: Any) -> Any:
+    """DJANGO_HTTPS=true and DJANGO_ALLOWED_HOSTS=portal.example.com."""
+    settings.ALLOWED_HOSTS = ["portal.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    return settings
+
+
+# A load balancer asks each server by its address, over plain HTTP.
+BY_ADDRESS = {"HTTP_HOST": "10.0.0.5:8000"}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", ["/health/live", "/health/ready", "/metrics"])
+def test_probes_answer_a_load_balancer_asking_by_address_over_plain_http(
+    client: Client, passing: Any, production_hosts: Any, url: str
+) -> None:
+    assert client.get(url, **BY_ADDRESS).status_code == 200
+    assert client.get(url, HTTP_HOST="portal.example.com").status_code == 200
+
+
+@pytest.mark.django_db
+def test_every_other_page_keeps_the_host_check_and_the_https_redirect(
+    client: Client, production_hosts: Any
+) -> None:
+    assert client.get("/", **BY_ADDRESS).status_code == 400
+    assert client.get("/health/", **BY_ADDRESS).status_code == 400
+    assert client.get("/health/live/", **BY_ADDRESS).status_code == 400
+    response = client.get("/", HTTP_HOST="portal.example.com")
+    assert (response.status_code, response["Location"]) == (301, "https://portal.example.com/")
+
+
+@pytest.mark.django_db
+def test_metrics_asked_by_address_still_refuse_an_outside_caller(
+    client: Client, production_hosts: Any
+) -> None:
+    response = client.get("/metrics", REMOTE_ADDR="203.0.113.5", **BY_ADDRESS)
+    assert response.status_code == 403
+    assert b"django_http" not in response.content

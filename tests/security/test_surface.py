@@ -340,6 +340,7 @@ def test_an_unavailable_database_gives_a_plain_503(
         ("/reviews/", "text/html"),
         ("/api/v1/feedback/", "application/json"),
         ("/fruits/", "*/*"),
+        ("/metrics", "*/*"),
     ):
         response = visitor.get(url, HTTP_ACCEPT=accept)
         assert response.status_code == 503, url
