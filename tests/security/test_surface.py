@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import urllib.request
@@ -21,11 +22,12 @@ from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
 from django.db.backends.utils import CursorWrapper
-from django.test import Client
+from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from catalog.lab import LabThrottle
 from catalog.models import Feedback
+from core.net import client_ip
 from portal import health
 from tests.uploads import corpus
 from uploads import services
@@ -46,6 +48,33 @@ def boss(settings: Any) -> Any:
 def _login(client: Client, password: str, *, via: str | None = None, username: str = "boss") -> Any:
     extra = {"REMOTE_ADDR": PROXY, "HTTP_X_FORWARDED_FOR": via} if via else {}
     return client.post("/admin/login/", {"username": username, "password": password}, **extra)
+
+
+# --- The documented proxy -----------------------------------------------------------
+
+BROWSER = "198.51.100.7"
+# What nginx puts for its variables when a browser at BROWSER, which sends no
+# forwarding header of its own, asks for https://portal.example.com/.
+NGINX_VALUES = {"$host": "portal.example.com", "$scheme": "https", "$proxy_add_x_forwarded_for": BROWSER}
+
+
+def documented_proxy_headers() -> dict[str, str]:
+    """The headers docs/deploy.md's nginx sets on the way to gunicorn, as WSGI sees them."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    lines = re.findall(r"^\s*proxy_set_header\s+(\S+)\s+(\S+);", text, re.MULTILINE)
+    return {"HTTP_" + name.upper().replace("-", "_"): NGINX_VALUES.get(value, value) for name, value in lines}
+
+
+def test_pages_answer_through_the_documented_proxy_and_know_the_browsers_address(settings: Any) -> None:
+    # DJANGO_HTTPS=true, DJANGO_ALLOWED_HOSTS=portal.example.com, PORTAL_TRUSTED_PROXY_COUNT=1.
+    settings.ALLOWED_HOSTS = ["portal.example.com"]
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.TRUSTED_PROXY_COUNT = 1
+    headers = {"REMOTE_ADDR": PROXY, **documented_proxy_headers()}
+    response = Client().get("/", **headers)
+    assert response.status_code == 200, response.get("Location")
+    assert client_ip(RequestFactory().get("/", **headers)) == BROWSER
 
 
 # --- Lockouts and throttles behind a proxy ------------------------------------------
