@@ -292,6 +292,48 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
     assert "no issues" in result.stdout
 
 
+HSTS_PROBE = """
+import django
+django.setup()
+from django.test import Client
+response = Client().get("/no-such-page/", secure=True, HTTP_HOST="portal.example.com")
+print(response["Strict-Transport-Security"])
+"""
+
+
+@pytest.mark.parametrize(
+    ("switches", "header"),
+    [
+        ({}, "max-age=31536000"),
+        (
+            {"DJANGO_HSTS_INCLUDE_SUBDOMAINS": "true", "DJANGO_HSTS_PRELOAD": "true"},
+            "max-age=31536000; includeSubDomains; preload",
+        ),
+        ({"DJANGO_HSTS_SECONDS": "600"}, "max-age=600"),
+    ],
+)
+def test_hsts_reaches_subdomains_and_the_preload_list_only_when_asked(
+    tmp_path: Path, switches: dict[str, str], header: str
+) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "DJANGO_HTTPS": "true",
+        "DJANGO_SECRET_KEY": "x9!" * 20 + "production-grade-secret-key-value",
+        "DJANGO_ALLOWED_HOSTS": "portal.example.com",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        **switches,
+    }
+    for name in ("DJANGO_HSTS_SECONDS", "DJANGO_HSTS_INCLUDE_SUBDOMAINS", "DJANGO_HSTS_PRELOAD"):
+        if name not in switches:
+            env.pop(name, None)
+    result = subprocess.run(
+        [sys.executable, "-c", HSTS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == header
+
+
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path) -> None:
     env = {**os.environ, "DJANGO_HTTPS": "true", "PORTAL_VAR_DIR": str(tmp_path)}
     env.pop("DJANGO_SECRET_KEY", None)
