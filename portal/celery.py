@@ -1,16 +1,19 @@
 """The Celery application.
 
 With no ``CELERY_BROKER_URL`` configured, tasks run eagerly in the web process
-(the embedded default); with a broker they go to ``make worker``.
+(the embedded default); with a broker they go to ``make worker``, which
+refuses to start without one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 from celery.beat import PersistentScheduler
+from django.conf import settings
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
 
@@ -28,3 +31,15 @@ class Scheduler(PersistentScheduler):
     def setup_schedule(self) -> None:
         Path(self.schedule_filename).parent.mkdir(parents=True, exist_ok=True)
         super().setup_schedule()
+
+
+@signals.celeryd_init.connect(dispatch_uid="portal.celery.refuse_without_broker")
+def refuse_without_broker(**kwargs: Any) -> None:
+    """A worker needs the broker the web processes send to. Without
+    CELERY_BROKER_URL it would wait on a queue in its own memory, which no one
+    else can reach, while the web processes run every task themselves."""
+    if not settings.BROKER_CONFIGURED:
+        raise SystemExit(
+            "No CELERY_BROKER_URL: set it to the broker the web processes use "
+            "(e.g. redis://redis.internal:6379/0) to start a worker."
+        )
