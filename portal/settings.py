@@ -85,6 +85,10 @@ MIDDLEWARE = [
     "portal.middleware.ProbeMiddleware",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Outside everything that may answer early (a null character, a body
+    # over its limit, a host not allowed): every page carries the headers.
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "portal.middleware.SecurityHeadersMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "portal.middleware.NullCharacterMiddleware",
     # Before anything reads the body (CSRF reads the form of a POST).
@@ -94,8 +98,6 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "portal.middleware.SecurityHeadersMiddleware",
     "portal.middleware.DependencyErrorMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]

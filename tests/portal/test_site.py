@@ -22,8 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 pytestmark = pytest.mark.django_db
 
 
-def test_pages_carry_security_headers(client: Client) -> None:
-    response = client.get("/")
+@pytest.mark.parametrize(
+    ("url", "extra", "status"),
+    [
+        ("/", {}, 200),
+        ("/nowhere/", {}, 404),
+        ("/people/?q=%00", {}, 400),  # answered by a middleware, before the view
+        ("/", {"HTTP_HOST": "evil.example"}, 400),  # a host not allowed
+        ("/reviews/new/", {"CONTENT_LENGTH": "abc"}, 400),
+    ],
+)
+def test_pages_carry_security_headers(client: Client, url: str, extra: dict[str, str], status: int) -> None:
+    response = client.get(url, **extra)
+    assert response.status_code == status
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["X-Frame-Options"] == "DENY"
     assert response["Referrer-Policy"] == "same-origin"
