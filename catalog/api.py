@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Model, QuerySet
+from django.utils.text import normalize_newlines
 from django_filters import rest_framework as filters
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
@@ -291,7 +292,19 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
 # --- Feedback -----------------------------------------------------------------
 
 
+class ReviewTextField(serializers.CharField):
+    """A review's text with LF line breaks before its length is checked, as
+    the model keeps it: a form body carries each line break as CRLF."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return normalize_newlines(super().to_internal_value(data))
+
+
 class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
+    serializer_field_mapping = {
+        **serializers.ModelSerializer.serializer_field_mapping,
+        models.TextField: ReviewTextField,
+    }
     date = serializers.DateField(
         required=False, validators=[validate_not_future], help_text="Defaults to today; not in the future."
     )

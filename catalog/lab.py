@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
+from catalog.api import ReviewTextField
 from catalog.models import Feedback, validate_not_future
 from core.net import client_ip, ip_in_networks
 from core.parsers import JSONParser
@@ -49,9 +50,7 @@ class LabFeedbackSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     date = TrimmedDateField(input_formats=["%Y-%m-%d"], validators=[validate_not_future])
-    feedback = serializers.CharField(
-        source="text", max_length=5000, allow_blank=True, required=False, default=""
-    )
+    feedback = ReviewTextField(source="text", max_length=5000, allow_blank=True, required=False, default="")
 
 
 class WeightField(serializers.IntegerField):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Collection
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -13,6 +14,7 @@ from django.core.validators import MaxLengthValidator, MaxValueValidator, MinVal
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import normalize_newlines
 
 from core.validation import NullCharactersRefused
 from uploads.models import file_stem
@@ -169,6 +171,15 @@ class Feedback(NullCharactersRefused, models.Model):
         if update_fields is not None:
             kwargs["update_fields"] = {*update_fields, "fingerprint"}
         super().save(*args, **kwargs)
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """The text is kept with LF line breaks, as imports read files: a
+        browser sends each line break of a textarea as CRLF, though its
+        ``maxlength`` counted it as one character, and so does the length
+        check here."""
+        if isinstance(self.text, str) and not (exclude and "text" in exclude):
+            self.text = normalize_newlines(self.text)
+        super().clean_fields(exclude)
 
     def compute_fingerprint(self) -> str:
         """The one definition of "the same review"; bulk imports, which skip

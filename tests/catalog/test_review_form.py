@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.test import Client
@@ -93,6 +95,52 @@ def test_an_odd_id_in_an_address_is_ignored_not_an_error(client: Client, odd: st
     )
     assert posted.status_code == 400
     assert "no longer in the catalog" in posted.content.decode()
+
+
+# --- Line breaks as a browser sends them ---------------------------------------
+
+# 5,000 characters in a textarea (its maxlength counts a line break as one),
+# posted by the browser with each of its 50 line breaks as CRLF.
+PARAGRAPHS = "\n".join(["x" * 98] * 51)[: 5000 - 1] + "."
+FORM_ENCODED = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    ("address", "fields", "user"),
+    [
+        ("/reviews/new/", {**FORM, "text": ""}, None),
+        (
+            "/admin/catalog/feedback/add/",
+            {"title": "T", "name": "N", "date": "2024-01-02", "status": "published", "text": ""},
+            "admin",
+        ),
+        ("/api/v1/feedback/", {"title": "T", "name": "N", "text": ""}, None),
+        ("/feedback/", {"title": "T", "name": "N", "date": "2024-01-02", "feedback": ""}, None),
+    ],
+    ids=["public-form", "admin", "api", "lab"],
+)
+def test_a_text_the_browser_allowed_is_taken_from_a_form_and_kept_with_lf(
+    client: Client, admin_user: Any, address: str, fields: dict[str, str], user: str | None
+) -> None:
+    assert len(PARAGRAPHS) == 5000
+    assert PARAGRAPHS.count("\n") == 50
+    if user:
+        client.force_login(admin_user)
+    text_field = "feedback" if "feedback" in fields else "text"
+    body = urlencode({**fields, text_field: PARAGRAPHS.replace("\n", "\r\n")})
+
+    response = client.post(address, body, content_type=FORM_ENCODED)
+
+    assert response.status_code in (201, 302), response.content.decode()[:2000]
+    assert Feedback.objects.get().text == PARAGRAPHS
+
+
+def test_a_text_over_5000_characters_with_line_breaks_counted_once_is_refused(client: Client) -> None:
+    body = urlencode({**FORM, "text": (PARAGRAPHS + "!").replace("\n", "\r\n")})
+    response = client.post("/reviews/new/", body, content_type=FORM_ENCODED)
+    assert response.status_code == 400
+    assert "at most 5000 characters (it has 5001)" in response.content.decode()
+    assert not Feedback.objects.exists()
 
 
 @pytest.mark.parametrize(
