@@ -13,13 +13,17 @@ from typing import Any
 from django.contrib import admin, messages
 from django.db import models
 from django.forms import ModelChoiceField
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 # As much of a key as pages show: enough to tell two tokens apart.
 KEY_PREFIX_LENGTH = 6
+# Where a new key waits, in its maker's session, for the next page to show it.
+NEW_KEY_SESSION_KEY = "portal.new_token_key"
 
 
 def key_prefix(token: Token) -> str:
@@ -75,12 +79,51 @@ class TokenAdmin(StockTokenAdmin):
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
     ) -> HttpResponse:
-        response = super().response_add(request, obj, post_url_continue)
-        self.message_user(
-            request,
-            format_html(
-                "The key of {}: <code>{}</code>. Copy it now: it is not shown again.", obj.user, obj.key
-            ),
-            messages.SUCCESS,
+        """The new key waits in its maker's session, kept on the server, for the
+        page the add leads to: a message added here would ride the redirect in
+        the messages cookie, through every proxy and cookie jar on the way."""
+        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), "key": obj.key}
+        return super().response_add(request, obj, post_url_continue)
+
+    def response_post_save_add(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
+        """Without the view permission, to the add page (where the key shows),
+        not the admin's home page."""
+        if not self.has_view_or_change_permission(request):
+            return HttpResponseRedirect(
+                reverse("admin:authtoken_tokenproxy_add", current_app=self.admin_site.name)
+            )
+        return super().response_post_save_add(request, obj)
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        return self._show_new_key(request, super().changelist_view(request, extra_context))
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        return self._show_new_key(
+            request, super().changeform_view(request, object_id, form_url, extra_context)
         )
+
+    def _show_new_key(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        """A page fetched and about to be rendered shows the key waiting in
+        the session, once: its messages are read into this page, not stored
+        in the cookie (as a redirect's, or a popup's, would be)."""
+        if request.method == "GET" and isinstance(response, TemplateResponse) and not response.is_rendered:
+            new = request.session.pop(NEW_KEY_SESSION_KEY, None)
+            if new:
+                self.message_user(
+                    request,
+                    format_html(
+                        "The key of {}: <code>{}</code>. Copy it now: it is not shown again.",
+                        new["user"],
+                        new["key"],
+                    ),
+                    messages.SUCCESS,
+                )
         return response

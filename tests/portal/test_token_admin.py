@@ -8,6 +8,8 @@ from typing import Any
 
 import pytest
 from django.contrib.admin.models import LogEntry
+from django.contrib.messages.storage.cookie import CookieStorage
+from django.http import HttpRequest, HttpResponse
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -62,6 +64,40 @@ def test_staff_make_a_token_for_themselves_and_see_its_key_once() -> None:
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/people/").status_code == 200
+
+
+def messages_in_cookie(response: HttpResponse) -> str:
+    """The text of the messages a response sets in the messages cookie."""
+    morsel = response.cookies.get("messages")
+    if morsel is None or not morsel.value:
+        return ""
+    return " ".join(str(m) for m in CookieStorage(HttpRequest())._decode(morsel.value) or [])
+
+
+def test_a_new_key_travels_in_no_cookie_and_shows_on_the_next_page_only() -> None:
+    clerk = staff_with("authtoken", "add_tokenproxy", "view_tokenproxy")
+    client = logged_in(clerk)
+
+    added = client.post(ADD, {"user": clerk.pk})
+    key = Token.objects.get(user=clerk).key
+    assert added.status_code == 302
+    assert "was added successfully" in messages_in_cookie(added)
+    assert key not in messages_in_cookie(added)
+    assert key not in str(added.cookies)
+
+    shown = client.get(added["Location"])
+    assert key in shown.content.decode()
+    assert key not in messages_in_cookie(shown)
+    assert key not in str(shown.cookies)
+    assert key not in client.get(added["Location"]).content.decode()
+
+
+def test_staff_who_may_only_add_tokens_see_the_new_key_on_the_add_page() -> None:
+    clerk = staff_with("authtoken", "add_tokenproxy")
+    client = logged_in(clerk)
+    response = client.post(ADD, {"user": clerk.pk}, follow=True)
+    assert response.redirect_chain == [(ADD, 302)]
+    assert Token.objects.get(user=clerk).key in response.content.decode()
 
 
 def test_staff_cannot_make_a_token_for_someone_else(boss: Any) -> None:
