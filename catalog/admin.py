@@ -74,22 +74,50 @@ class FeedbackResource(resources.ModelResource):
         export_order = fields
 
 
-class PersonForm(forms.ModelForm[Person]):
-    def clean_phone(self) -> dict[str, str]:
-        """Numbers by label, in the shape every other path stores and the
-        export and the API read: a bare number is the office one."""
+PHONE_SHAPE = "office: 802-867-5309; cell: 802-867-5310"
+
+
+class PhoneFormField(forms.Field):
+    """Numbers by label typed as the importers read them (labelled text, a
+    bare number, or JSON), and shown back as labelled text."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault(
+            "help_text",
+            f"Numbers by label, e.g. “{PHONE_SHAPE}”; a bare number is the office one. "
+            'JSON such as {"office": "802-867-5309"} is read too.',
+        )
+        kwargs.setdefault("widget", forms.TextInput(attrs={"class": "vTextField"}))
+        super().__init__(**kwargs)
+
+    def prepare_value(self, value: Any) -> str:
+        if value is None or isinstance(value, str):  # nothing, or the text as it was typed
+            return value or ""
         try:
-            phones = formats.parse_phone(self.cleaned_data.get("phone"))
+            return formats.format_phone(formats.parse_phone(value))
+        except formats.FormatError:
+            # A shape saved before the admin checked it: shown as it is.
+            return json.dumps(value)
+
+    def to_python(self, value: Any) -> dict[str, str]:
+        """In the shape every other path stores and the export and the API read."""
+        try:
+            phones = formats.parse_phone(value)
         except formats.FormatError as exc:
             raise forms.ValidationError(
-                f'Enter phone numbers by label, e.g. {{"office": "802-867-5309"}}: {exc}.'
+                f"Enter phone numbers by label, e.g. “{PHONE_SHAPE}”: {exc}.", code="invalid"
             ) from exc
         for label, number in phones.items():
             if len(number) > PHONE_NUMBER_MAX_LENGTH:
                 raise forms.ValidationError(
-                    f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters."
+                    f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters.",
+                    code="max_length",
                 )
         return phones
+
+
+class PersonForm(forms.ModelForm[Person]):
+    phone = PhoneFormField(required=False)
 
 
 @admin.register(Person)

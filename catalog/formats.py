@@ -159,7 +159,8 @@ def _text(row: Mapping[str, Any], key: str, number: int) -> str:
 def parse_phone(value: object) -> dict[str, str]:
     """Phone numbers by label from any of the shapes files carry.
 
-    A mapping is taken as it is; a string may be JSON (``{"office": "..."}``),
+    A mapping is taken as it is; a string may be JSON (``{"office": "..."}``;
+    a JSON list or quoted string is read as JSON too, so a list is refused),
     ``label: number; label: number``, or a bare number (labelled ``office``).
     """
     if value is None or value == "":
@@ -177,11 +178,13 @@ def parse_phone(value: object) -> dict[str, str]:
     if not isinstance(value, _SCALARS):
         raise FormatError("phone must be text or a mapping of label to number")
     text = str(value).strip()
-    if text.startswith("{"):
+    if text.startswith(("{", "[", '"')):
         try:
             return parse_phone(json.loads(text))
         except json.JSONDecodeError as exc:
-            raise FormatError(f"phone is not valid JSON: {text!r}") from exc
+            raise FormatError(f"phone is not valid JSON: {text[:80]!r}") from exc
+        except RecursionError:
+            raise FormatError("phone is not valid JSON: nested too deep") from None
     phones: dict[str, str] = {}
     for raw_part in re.split(r"[;\n]", text):
         part = raw_part.strip()

@@ -37,6 +37,9 @@ def form(phone: Any) -> dict[str, str]:
             {"office": "802-867-5309", "cell": "802-867-5310"},
         ),
         ('"802-555"', {"office": "802-555"}),
+        ("office: 802-555-1234", {"office": "802-555-1234"}),
+        ("office: 555; cell: 556", {"office": "555", "cell": "556"}),
+        ("802-555-1234", {"office": "802-555-1234"}),
         ({"office": 8028675309, "fax": ""}, {"office": "8028675309"}),
         ("", {}),
     ],
@@ -56,6 +59,7 @@ def test_phones_are_stored_as_numbers_by_label(
         ({"office": {"ext": "12"}}, "the phone number for &#x27;office&#x27; must be text"),
         ({"office": ["802-867-5309"]}, "the phone number for &#x27;office&#x27; must be text"),
         ({"office": "8" * 41}, "The &#x27;office&#x27; number is longer than 40 characters."),
+        ('{"office": 555', "phone is not valid JSON: &#x27;{&quot;office&quot;: 555&#x27;"),
     ],
 )
 def test_other_shapes_of_phone_are_refused_with_the_reason(
@@ -80,3 +84,31 @@ def test_people_export_even_with_a_phone_saved_in_another_shape(admin_client: Cl
     assert page.status_code == response.status_code == 200
     # Listed in the admin's order (department, then name): the factory's names are random.
     assert sorted(response.content.decode().splitlines()[1:]) == ["ada,office: 1", 'odd,"[1, 2, 3]"']
+
+
+def test_the_phone_field_says_the_shape_it_reads(admin_client: Client) -> None:
+    page = admin_client.get(ADD).content.decode()
+    assert "Numbers by label, e.g. “office: 802-867-5309; cell: 802-867-5310”" in page
+    refused = admin_client.post(ADD, form('{"office": 555')).content.decode()
+    assert "Enter phone numbers by label, e.g. “office: 802-867-5309; cell: 802-867-5310”" in refused
+    assert "Enter a valid JSON" not in refused
+
+
+def test_the_change_page_shows_the_phones_as_labelled_text(admin_client: Client) -> None:
+    person = PersonFactory(phone={"office": "802-867-5309", "cell": "802-867-5310"})
+    page = admin_client.get(f"/admin/catalog/person/{person.pk}/change/").content.decode()
+    assert 'value="office: 802-867-5309; cell: 802-867-5310"' in page
+    # Saved back unchanged, the numbers are as they were.
+    response = admin_client.post(
+        f"/admin/catalog/person/{person.pk}/change/",
+        {**form("office: 802-867-5309; cell: 802-867-5310"), "username": person.username},
+    )
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.phone == {"office": "802-867-5309", "cell": "802-867-5310"}
+
+
+def test_a_phone_saved_in_another_shape_is_shown_as_json(admin_client: Client) -> None:
+    person = PersonFactory(phone=[1, 2, 3])
+    page = admin_client.get(f"/admin/catalog/person/{person.pk}/change/").content.decode()
+    assert 'value="[1, 2, 3]"' in page

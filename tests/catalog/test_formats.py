@@ -71,10 +71,25 @@ def test_a_weight_that_is_not_a_positive_whole_number_is_refused(value: object) 
         ("", {}),
         (None, {}),
         ({"office": None, "cell": 555}, {"cell": "555"}),
+        ('"802-867-5309"', {"office": "802-867-5309"}),
     ],
 )
 def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
     assert formats.parse_phone(value) == phones
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("[1, 2, 3]", "phone must be text or a mapping"),
+        ('{"office": 555', "phone is not valid JSON"),
+        ("[" * 100_000, "nested too deep"),
+    ],
+    ids=["list", "broken-json", "deep-json"],
+)
+def test_a_phone_text_that_is_no_phones_is_refused_with_the_reason(value: str, reason: str) -> None:
+    with pytest.raises(formats.FormatError, match=reason):
+        formats.parse_phone(value)
 
 
 PEOPLE = [
