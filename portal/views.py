@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import os
 import posixpath
 
 from django.conf import settings
@@ -11,12 +12,14 @@ from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.static import serve
-from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from catalog import selectors
 from core.errors import error_response, methods
 from core.net import client_ip, ip_in_networks
 from portal import health
+from uploads import metrics as upload_metrics
 from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES
 
 HOME_REVIEWS = 5
@@ -87,7 +90,19 @@ def metrics(request: HttpRequest) -> HttpResponse:
     allowed = ip_in_networks(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
     if not (allowed or _bearer_matches(request, settings.METRICS_TOKEN)):
         return error_response(request, 403, "Forbidden", "Metrics are not served to this address.")
-    return ExportToDjangoView(request)
+    return HttpResponse(generate_latest(_metrics_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def _metrics_registry() -> CollectorRegistry:
+    """The process's registry; with PROMETHEUS_MULTIPROC_DIR (several
+    gunicorn workers), one that gathers every process's files instead, plus
+    the figures read from the database at scrape time, which are in no file."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return REGISTRY
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    upload_metrics.register(registry)
+    return registry
 
 
 def media(request: HttpRequest, path: str) -> HttpResponseBase:

@@ -1,47 +1,60 @@
 """Prometheus metrics of image processing, served at /metrics with the rest.
 
-Processing time and failures are counted where processing runs (the web
-process when embedded, the workers with Celery; set PROMETHEUS_MULTIPROC_DIR
-to gather several processes). The queue depth is read from the database at
-scrape time, so any web process reports the whole fleet's backlog.
+Every figure is read from the database at scrape time, so any web process
+reports the whole fleet: the queue, and what the workers did, wherever they
+ran (no worker serves metrics of its own, and none is lost when a worker
+restarts). Processing is reported over a sliding window, as gauges, not as
+counters a process keeps: a Prometheus that samples them at least once per
+window sees each image in WINDOW / interval samples, so ratios of their sums
+over time (the service levels in docs/deploy.md) weigh every image alike.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import datetime as dt
+from collections.abc import Iterable, Iterator
 
-from django.db.models import Count, Min
-from prometheus_client import REGISTRY, Counter, Histogram
+from django.conf import settings
+from django.db.models import Count, F, Min, Q, Sum
+from django.utils import timezone
+from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from uploads.models import Image
 
-PROCESSING_SECONDS = Histogram(
-    "portal_image_processing_seconds",
-    "Time to make an image's renditions, by preset and outcome.",
-    ["preset", "outcome"],
-    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120),
-)
-PROCESSING_FAILURES = Counter(
-    "portal_image_processing_failures_total",
-    "Images that ended failed, by preset.",
-    ["preset"],
-)
+# Processing that ended this long ago or less is reported.
+WINDOW = dt.timedelta(minutes=5)
+# The service level's bound on the time from upload to renditions: uploads
+# are reported once they are this old, when whether they met it is known.
+READY_WITHIN = dt.timedelta(seconds=60)
+OUTCOMES = (Image.Status.READY.value, Image.Status.FAILED.value)
 
 
-class QueueDepthCollector(Collector):
+def _family(name: str, documentation: str, labels: Iterable[str] = ()) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, documentation, labels=list(labels))
+
+
+class ImageCollector(Collector):
     def describe(self) -> Iterator[GaugeMetricFamily]:
         # Without it, registering would call collect(): a query at start-up.
-        yield GaugeMetricFamily("portal_images_waiting", "", labels=["status"])
-        yield GaugeMetricFamily("portal_images_oldest_waiting_timestamp_seconds", "")
+        yield _family("portal_images_waiting", "", ["status"])
+        yield _family("portal_images_oldest_waiting_timestamp_seconds", "")
+        yield _family("portal_images_accepted", "", ["preset"])
+        yield _family("portal_images_ready_within_60s", "", ["preset"])
+        yield _family("portal_images_processed", "", ["preset", "outcome"])
+        yield _family("portal_images_processing_seconds", "", ["preset", "outcome"])
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        depth = GaugeMetricFamily(
-            "portal_images_waiting", "Images not yet processed, by status.", labels=["status"]
-        )
-        oldest = GaugeMetricFamily(
+        now = timezone.now()
+        yield from self._queue()
+        yield from self._uploads(now)
+        yield from self._processed(now)
+
+    def _queue(self) -> Iterator[GaugeMetricFamily]:
+        depth = _family("portal_images_waiting", "Images not yet processed, by status.", ["status"])
+        oldest = _family(
             "portal_images_oldest_waiting_timestamp_seconds",
             "Creation time of the oldest image still waiting (0 when none).",
         )
@@ -61,17 +74,84 @@ class QueueDepthCollector(Collector):
         yield depth
         yield oldest
 
+    def _uploads(self, now: dt.datetime) -> Iterator[GaugeMetricFamily]:
+        """The uploads accepted in the window that ended READY_WITHIN ago: all
+        of them, and those whose renditions were ready within READY_WITHIN
+        (one still waiting, or failed, counts as late)."""
+        accepted = _family(
+            "portal_images_accepted",
+            "Images accepted in the 5 minutes that ended 60 s ago, by preset.",
+            ["preset"],
+        )
+        in_time = _family(
+            "portal_images_ready_within_60s",
+            "Of portal_images_accepted, those ready within 60 s of their upload, by preset.",
+            ["preset"],
+        )
+        end = now - READY_WITHIN
+        rows = (
+            Image.objects.filter(created_at__gt=end - WINDOW, created_at__lte=end)
+            .values("preset")
+            .annotate(
+                n=Count("pk"),
+                ready=Count(
+                    "pk",
+                    filter=Q(status=Image.Status.READY, processed_at__lte=F("created_at") + READY_WITHIN),
+                ),
+            )
+        )
+        found = {row["preset"]: row for row in rows}
+        for preset in _presets(found):
+            row = found.get(preset, {"n": 0, "ready": 0})
+            accepted.add_metric([preset], row["n"])
+            in_time.add_metric([preset], row["ready"])
+        yield accepted
+        yield in_time
 
-_collector = QueueDepthCollector()
+    def _processed(self, now: dt.datetime) -> Iterator[GaugeMetricFamily]:
+        """The images whose processing ended in the window, and the time it took."""
+        processed = _family(
+            "portal_images_processed",
+            "Images whose processing ended in the last 5 minutes, by preset and outcome.",
+            ["preset", "outcome"],
+        )
+        seconds = _family(
+            "portal_images_processing_seconds",
+            "Time spent making the renditions of portal_images_processed "
+            "(none counted for an image whose worker died), by preset and outcome.",
+            ["preset", "outcome"],
+        )
+        since = now - WINDOW
+        rows = (
+            # A row is saved when its processing ends, so updated_at is at
+            # least processed_at: the condition on it lets the (status,
+            # updated_at) index find the few recent rows.
+            Image.objects.filter(status__in=OUTCOMES, updated_at__gt=since, processed_at__gt=since)
+            .values("preset", "status")
+            .annotate(n=Count("pk"), ms=Sum("processing_ms"))
+        )
+        found = {(row["preset"], row["status"]): row for row in rows}
+        for preset in _presets(p for p, _ in found):
+            for outcome in OUTCOMES:
+                row = found.get((preset, outcome), {"n": 0, "ms": 0})
+                processed.add_metric([preset, outcome], row["n"])
+                seconds.add_metric([preset, outcome], (row["ms"] or 0) / 1000)
+        yield processed
+        yield seconds
 
 
-def register() -> None:
+def _presets(found: Iterable[str]) -> list[str]:
+    """The configured presets, so their series exist before any image uses
+    them, and any other an image was made with."""
+    return sorted({*settings.IMAGE_PRESETS, *found})
+
+
+_collector = ImageCollector()
+
+
+def register(registry: CollectorRegistry = REGISTRY) -> None:
+    """Serve these figures from the registry (the default one, where the app
+    puts them at start-up, or the one a multiprocess scrape builds)."""
     # Registering twice (the app registry reloaded in tests) is a ValueError.
     with contextlib.suppress(ValueError):
-        REGISTRY.register(_collector)
-
-
-def observe(*, preset: str, outcome: str, seconds: float) -> None:
-    PROCESSING_SECONDS.labels(preset=preset, outcome=outcome).observe(seconds)
-    if outcome == "failed":
-        PROCESSING_FAILURES.labels(preset=preset).inc()
+        registry.register(_collector)

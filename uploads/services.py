@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from core import locks
 from core.errors import DependencyUnavailable
-from uploads import dispatch, holders, metrics, processing, sandbox, storage
+from uploads import dispatch, holders, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition
 
 logger = logging.getLogger(__name__)
@@ -491,11 +491,6 @@ def _log(image: Image, outcome: str, elapsed: int | None) -> None:
         image.preset,
         elapsed,
         outcome,
-    )
-    metrics.observe(
-        preset=image.preset,
-        outcome="ready" if outcome == "ready" else "failed",
-        seconds=(elapsed or 0) / 1000,
     )
 
 

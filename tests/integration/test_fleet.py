@@ -381,3 +381,22 @@ def test_health_reports_every_dependency(portal: Fleet) -> None:
     assert checks["storage"]["detail"] == "default: MediaS3Storage, originals: MediaS3Storage"
     ready = requests.get(f"{portal.web_url}/health/ready", timeout=30)
     assert ready.json() == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
+
+
+def test_the_web_hosts_report_what_the_workers_processed(servers: Servers, tmp_path: Path) -> None:
+    """gunicorn in multiprocess mode, as deployed: its /metrics, the only
+    address Prometheus scrapes, reports the images a Celery worker made and
+    the queue, read from the database."""
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    with fleet(servers, tmp_path, PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)) as deployment:
+        deployment.start_web()
+        deployment.start_worker()
+        responses = [deployment.upload(corpus.photo_jpeg(400, 300, seed=n), f"m{n}.jpg") for n in range(3)]
+        images = deployment.wait_for_images([r.json()["id"] for r in responses])
+        assert {image["status"] for image in images} == {"ready"}
+        text = requests.get(f"{deployment.web_url}/metrics", timeout=30).text
+    assert 'portal_images_processed{outcome="ready",preset="web"} 3.0' in text
+    assert 'portal_images_waiting{status="pending"} 0.0' in text
+    assert text.count("# TYPE portal_images_oldest_waiting_timestamp_seconds gauge") == 1
+    assert "django_http_requests_total_by_method_total" in text  # the processes' own files
