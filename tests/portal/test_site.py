@@ -282,15 +282,25 @@ def test_seed_demo_loads_people_products_with_processed_images_and_reviews(
     assert Person.objects.count() == 6
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
+def production_env(var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a production host, as docs/deploy.md sets it; the
+    HSTS switches only as ``extra`` gives them."""
     env = {
         **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
         "DJANGO_DEBUG": "false",
         "DJANGO_HTTPS": "true",
         "DJANGO_SECRET_KEY": "x9!" * 20 + "production-grade-secret-key-value",
         "DJANGO_ALLOWED_HOSTS": "portal.example.com",
-        "PORTAL_VAR_DIR": str(tmp_path),
+        "PORTAL_VAR_DIR": str(var_dir),
     }
+    for name in ("DJANGO_HSTS_SECONDS", "DJANGO_HSTS_INCLUDE_SUBDOMAINS", "DJANGO_HSTS_PRELOAD"):
+        env.pop(name, None)
+    return {**env, **extra}
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
+    env = production_env(tmp_path)
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
         cwd=ROOT,
@@ -326,18 +336,7 @@ print(response["Strict-Transport-Security"])
 def test_hsts_reaches_subdomains_and_the_preload_list_only_when_asked(
     tmp_path: Path, switches: dict[str, str], header: str
 ) -> None:
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "DJANGO_HTTPS": "true",
-        "DJANGO_SECRET_KEY": "x9!" * 20 + "production-grade-secret-key-value",
-        "DJANGO_ALLOWED_HOSTS": "portal.example.com",
-        "PORTAL_VAR_DIR": str(tmp_path),
-        **switches,
-    }
-    for name in ("DJANGO_HSTS_SECONDS", "DJANGO_HSTS_INCLUDE_SUBDOMAINS", "DJANGO_HSTS_PRELOAD"):
-        if name not in switches:
-            env.pop(name, None)
+    env = production_env(tmp_path, **switches)
     result = subprocess.run(
         [sys.executable, "-c", HSTS_PROBE], cwd=ROOT, env=env, capture_output=True, text=True, check=False
     )
