@@ -432,3 +432,48 @@ def test_person_cards_show_the_whole_role_and_department(
         })"""
     )
     assert not clipped, f"text cut off in person cards: {clipped}"
+
+
+FOCUSABLE = "a[href], button, input:not([type=hidden]):not([tabindex='-1']), textarea, select"
+
+
+def _focus_ring_pixels(page: Any, element: Any) -> int:
+    """How many pixels around an element change clearly when the keyboard
+    focuses it."""
+    element.scroll_into_view_if_needed()
+    page.evaluate("document.activeElement?.blur()")
+    box = element.bounding_box()
+    assert box is not None
+    margin = 8
+    clip = {
+        "x": max(box["x"] - margin, 0),
+        "y": max(box["y"] - margin, 0),
+        "width": box["width"] + 2 * margin,
+        "height": box["height"] + 2 * margin,
+    }
+    before = page.screenshot(clip=clip, animations="disabled")
+    element.evaluate("e => e.focus()")
+    assert element.evaluate("e => e.matches(':focus-visible')")
+    after = page.screenshot(clip=clip, animations="disabled")
+    with PILImage.open(io.BytesIO(before)) as a, PILImage.open(io.BytesIO(after)) as b:
+        diff = ImageChops.difference(a.convert("RGB"), b.convert("RGB")).convert("L")
+    return sum(diff.point(lambda v: 255 if v > 60 else 0).histogram()[255:])
+
+
+@pytest.mark.parametrize("path", ["/", "/people/", "/reviews/new/"])
+def test_every_link_and_control_shows_where_the_keyboard_is(
+    browsing: Browsing, path: str, products: dict[str, Product], people: dict[str, Person]
+) -> None:
+    browsing.visit(path, "page")
+    page = browsing.page
+    if page.locator("main img").count():
+        browsing.assert_images_loaded("main img")
+    page.keyboard.press("Tab")  # the keyboard is in use: focus shows as :focus-visible
+    elements = page.locator(f"body {FOCUSABLE}").filter(visible=True).all()
+    assert any(e.evaluate("e => !!e.closest('.site-header')") for e in elements)
+    faint = {}
+    for element in elements:
+        changed = _focus_ring_pixels(page, element)
+        if changed < 150:
+            faint[element.evaluate("e => e.outerHTML.slice(0, 80)")] = changed
+    assert not faint, f"focus hardly shows on {path}: {faint}"
