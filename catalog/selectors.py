@@ -4,9 +4,11 @@ page costs a constant number of queries."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterable
 from itertools import groupby
+from typing import NamedTuple
 
-from django.db.models import Exists, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, Prefetch, Q, QuerySet
 
 from catalog.models import Feedback, Person, Product
 from uploads.models import Image, Rendition, file_stem
@@ -40,14 +42,33 @@ def people_search(query: str = "") -> QuerySet[Person]:
             | Q(department__icontains=query)
             | Q(role__icontains=query)
         )
-    return people.order_by("department", "name")
+    # People without a department (shown as "Other") come after every department.
+    return people.alias(no_department=Q(department="")).order_by("no_department", "department", "name")
 
 
-def people_by_department(query: str = "") -> list[tuple[str, list[Person]]]:
-    people = people_search(query)
+class Department(NamedTuple):
+    name: str
+    people: list[Person]
+    size: int  # everyone in it the search finds, on this page and the others
+
+
+def people_by_department(people: Iterable[Person], *, query: str = "") -> list[Department]:
+    """A page of the directory (people in ``people_search`` order) grouped by
+    department, each with its size across all pages: one query."""
+    groups = [
+        (department, list(members)) for department, members in groupby(people, key=lambda p: p.department)
+    ]
+    if not groups:
+        return []
+    sizes = dict(
+        people_search(query)
+        .filter(department__in=[department for department, _ in groups])
+        .order_by()
+        .values_list("department")
+        .annotate(size=Count("pk"))
+    )
     return [
-        (department or "Other", list(members))
-        for department, members in groupby(people, key=lambda p: p.department)
+        Department(department or "Other", members, sizes.get(department, 0)) for department, members in groups
     ]
 
 

@@ -23,16 +23,18 @@ REVIEWS_PER_PAGE = 10
 # A product's page lists its newest reviews, up to this many.
 PRODUCT_REVIEWS = 50
 PRODUCTS_PER_PAGE = 24
+PEOPLE_PER_PAGE = 48
 
 
 @methods("GET")
 def people_directory(request: HttpRequest) -> HttpResponse:
     query = request.GET.get("q", "")[:100]
-    groups = selectors.people_by_department(query)
+    page = Paginator(selectors.people_search(query), PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
+    groups = selectors.people_by_department(page.object_list, query=query)
     return render(
         request,
         "catalog/people_directory.html",
-        {"groups": groups, "query": query, "count": sum(len(m) for _, m in groups)},
+        {"page": page, "groups": groups, "query": query, "count": page.paginator.count},
     )
 
 

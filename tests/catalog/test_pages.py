@@ -50,6 +50,41 @@ def test_the_directory_search_narrows_the_list(client: Client) -> None:
     assert "1 result for" in html
 
 
+def test_the_directory_is_paginated_keeping_the_search_and_the_grouping(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "PEOPLE_PER_PAGE", 3)
+    for name in ("Ann", "Bea", "Cid", "Dee"):
+        PersonFactory(name=f"{name} Lee", department="Engineering")
+    PersonFactory(name="Eve Lee", department="Sales")
+    PersonFactory(name="Not Matching", department="Engineering")
+    first = client.get(reverse("catalog:people-directory"), {"q": "lee"}).content.decode()
+    assert "5 results for" in first
+    assert "Page 1 of 2" in first
+    assert first.count('class="card person-card"') == 3
+    assert 'href="?q=lee&amp;page=2"' in first
+    second = client.get(reverse("catalog:people-directory"), {"q": "lee", "page": 2}).content.decode()
+    assert second.count('class="card person-card"') == 2
+    # The department is named again where its people go on, sized across pages.
+    assert '<bdi>Engineering</bdi> <span class="count">4</span>' in second
+    assert second.index("Dee Lee") < second.index("Sales") < second.index("Eve Lee")
+    assert "Not Matching" not in first + second
+    assert 'href="?q=lee&amp;page=1"' in second
+
+
+def test_people_without_a_department_are_listed_last_as_other(client: Client) -> None:
+    PersonFactory(name="Aaron Nodept", department="")
+    PersonFactory(name="Zoe Sales", department="Sales")
+    PersonFactory(name="Amy Engineer", department="Engineering")
+    html = client.get(reverse("catalog:people-directory")).content.decode()
+    assert (
+        html.index("Amy Engineer")
+        < html.index("Zoe Sales")
+        < html.index("Other")
+        < html.index("Aaron Nodept")
+    )
+
+
 def test_a_person_page_shows_phones_by_label(client: Client) -> None:
     person = PersonFactory(phone={"office": "802-867-5309", "cell": "802-867-5310"}, role="Lead")
     html = client.get(person.get_absolute_url()).content.decode()
