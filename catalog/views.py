@@ -101,8 +101,7 @@ def _review_url(review: Feedback) -> str:
 
 
 def _review_form_context(form: FeedbackForm) -> dict[str, object]:
-    """The form, and the product it reviews when it names one that exists
-    (a product gone since is reported as the form's error instead)."""
+    """The form, and the product it reviews when it names one that exists."""
     product_id = _id(str(form["product"].value() or ""))
     product = Product.objects.filter(pk=product_id).first() if product_id is not None else None
     return {"form": form, "product": product}
@@ -132,6 +131,16 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         response["Retry-After"] = str(wait)
         return response
     if not form.is_valid():
+        if "product" in form.errors:
+            # The product went while the visitor wrote: keep what they typed,
+            # without the product, so sending it again posts a review of the store.
+            without_product = request.POST.copy()
+            without_product["product"] = ""
+            form = FeedbackForm(without_product)
+            form.is_valid()  # the other fields' errors, if any, shown as well
+            return render(
+                request, "catalog/review_form.html", {"form": form, "product_gone": True}, status=400
+            )
         return render(request, "catalog/review_form.html", _review_form_context(form), status=400)
     if form.is_bot:
         logger.info("review dropped: honeypot field filled")

@@ -245,6 +245,8 @@ def test_a_review_of_a_product_gone_meanwhile_says_so_and_keeps_the_text(client:
     html = response.content.decode()
     assert "no longer in the catalog" in html
     assert "Fresh fruit." in html
+    assert "<h1>Write a review</h1>" in html
+    assert 'name="product" value' not in html  # sent again, it reviews the store
     assert Feedback.objects.count() == 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Iterator
+from html import unescape
 from typing import Any
 from urllib.parse import urlencode
 
@@ -141,6 +142,39 @@ def test_a_text_over_5000_characters_with_line_breaks_counted_once_is_refused(cl
     assert response.status_code == 400
     assert "at most 5000 characters (it has 5001)" in response.content.decode()
     assert not Feedback.objects.exists()
+
+
+def fields(html: str) -> dict[str, str]:
+    """What a browser would send back from the page's form, as it stands."""
+    sent = {}
+    for tag in re.findall(r"<input [^>]*>", html):
+        name, value = re.search(r'name="(\w+)"', tag), re.search(r'value="([^"]*)"', tag)
+        if name:
+            sent[name.group(1)] = value.group(1) if value else ""
+    sent.update(re.findall(r'<textarea [^>]*name="(\w+)"[^>]*>\s*([^<]*)</textarea>', html))
+    return {name: unescape(value) for name, value in sent.items()}
+
+
+def test_a_review_of_a_product_deleted_while_it_was_written_can_be_sent_as_a_review_of_the_store(
+    client: Client,
+) -> None:
+    product = ProductFactory(name="Mango")
+    form = client.get("/reviews/new/", {"product": product.pk}).content.decode()
+    assert fields(form)["product"] == str(product.pk)
+    product.delete()
+
+    again = client.post("/reviews/new/", {**fields(form), **FORM})
+    assert again.status_code == 400
+    html = again.content.decode()
+    assert "no longer in the catalog" in html
+    kept = fields(html)
+    assert (kept["title"], kept["name"], kept["text"]) == ("Late to the party", "Ann", "Still good.")
+    assert kept.get("product", "") == ""
+
+    sent = client.post("/reviews/new/", kept)
+    assert sent.status_code == 302
+    review = Feedback.objects.get()
+    assert (review.title, review.text, review.product) == ("Late to the party", "Still good.", None)
 
 
 @pytest.mark.parametrize(
