@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -13,8 +14,9 @@ from django.urls import reverse
 
 from catalog import views
 from catalog.api import FeedbackThrottle
-from catalog.models import Feedback
+from catalog.models import Feedback, Product
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
+from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
 
@@ -196,6 +198,23 @@ def test_a_product_page_shows_its_published_reviews(client: Client) -> None:
     assert "300 lbs" in html
     assert "Juicy mangoes" in html
     assert "Secret" not in html
+
+
+def test_a_product_without_a_usable_image_says_it_has_no_photo_wherever_it_shows(client: Client) -> None:
+    ProductFactory(name="Bare")
+    broken = ImageFactory()
+    Image.objects.filter(pk=broken.pk).update(status=Image.Status.FAILED)
+    ProductFactory(name="Broken", image=broken)
+    for product in Product.objects.all():
+        html = client.get(product.get_absolute_url()).content.decode()
+        box = re.search(r'<div class="product-image">(.*?)</div>', html, re.DOTALL)
+        assert box is not None
+        assert "No photo" in box.group(1), product.name
+        assert 'role="img"' not in box.group(1)
+    for page in ("home", "catalog:product-list"):
+        html = client.get(reverse(page)).content.decode()
+        assert html.count('class="picture-placeholder picture-missing') == 2, page
+        assert 'aria-label="Broken"' not in html
 
 
 def test_a_visitor_reviews_a_product_from_its_page(client: Client) -> None:

@@ -131,6 +131,28 @@ def test_a_new_pending_image_shows_a_neutral_box_of_its_shape(
     assert "background-image" not in html
 
 
+def test_no_image_renders_a_box_that_says_there_is_no_photo() -> None:
+    html = Template("{% load images %}{% picture image alt='Lime' %}").render(Context({"image": None}))
+    assert html.startswith('<span class="picture-placeholder picture-missing ')
+    assert ">No photo</span>" in html
+    assert "aspect-ratio: 3 / 2" in html
+    assert 'data-status="none"' in html
+    assert "Lime" not in html
+
+
+def test_a_failed_image_says_there_is_no_photo_rather_than_looking_like_it_loads(commit: Any) -> None:
+    image = uploaded(commit)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    html = render(image, alt="Lime")
+    assert ">No photo</span>" in html
+    assert 'data-status="failed"' in html
+    assert "aspect-ratio: 2000 / 1500" in html
+    assert 'role="img"' not in html
+    assert "Lime" not in html
+    assert "<picture" not in html
+    assert 'aspect-ratio: 1 / 1"' in render(image, variant="thumb")
+
+
 def test_a_placeholder_keeps_the_shape_and_refuses_a_broken_hash() -> None:
     assert placeholders.tiny_size(1600, 1200) == (32, 24)
     assert placeholders.tiny_size(600, 1200) == (16, 32)

@@ -6,6 +6,10 @@ its dominant colour) shown while it is processed and while it loads.
 instead of the preset's ladder: signed URLs of renditions made on demand, at
 1x and, where the original has the pixels, for denser screens; nothing is made
 until a browser asks.
+
+With no image, or one that failed to process, it renders a box of the same
+place that says "No photo" in words, rather than a hole or a grey box that
+looks as if something were still loading.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ register = template.Library()
 # far as the original allows.
 DENSITIES = (1, 2)
 PENDING_COLOR = "#d9dde3"
+NO_PHOTO = "No photo"
+# The shape of the "No photo" box when the image's own is unknown (a card's).
+NO_PHOTO_SHAPE = (3, 2)
 
 
 @dataclass(frozen=True)
@@ -68,6 +75,23 @@ def _on_demand(image: Image, spec: ondemand.Spec) -> tuple[list[Source], str, st
     return sources, ondemand.url_path(image.pk, spec, fallback), srcset(fallback), size
 
 
+def _no_photo(image: Image | None, *, variant: str, css_class: str) -> str:
+    if variant == "thumb":
+        width, height = 1, 1
+    elif image is not None and image.width and image.height:
+        width, height = image.width, image.height
+    else:
+        width, height = NO_PHOTO_SHAPE
+    context = {
+        "missing": NO_PHOTO,
+        "css_class": css_class,
+        "width": width,
+        "height": height,
+        "status": image.status if image is not None else "none",
+    }
+    return render_to_string("uploads/picture.html", context)
+
+
 @register.simple_tag
 def picture(
     image: Image | None,
@@ -78,8 +102,8 @@ def picture(
     eager: bool = False,
     spec: str = "",
 ) -> str:
-    if image is None:
-        return ""
+    if image is None or image.status == Image.Status.FAILED:
+        return _no_photo(image, variant=variant, css_class=css_class)
     text = image.alt if alt is None else alt
     context: dict[str, object] = {"css_class": css_class, "alt": text, "status": image.status}
     # A malformed spec raises here: a template's mistake, for its author to see.
@@ -92,12 +116,11 @@ def picture(
             width, height = 1, 1
         else:
             width, height = image.width or 4, image.height or 3
-        failed = image.status == Image.Status.FAILED
         context.update(
             placeholder=True,
             width=width,
             height=height,
-            label=text or ("Image failed to process" if failed else "Image processing"),
+            label=text or "Image processing",
             style=_placeholder_style(image, width, height),
         )
         return render_to_string("uploads/picture.html", context)
