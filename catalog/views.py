@@ -53,21 +53,33 @@ def product_list(request: HttpRequest) -> HttpResponse:
 @methods("GET")
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
     product = get_object_or_404(selectors.products_with_images(), pk=pk)
-    reviews = selectors.feedback_published().filter(product=product)[:PRODUCT_REVIEWS]
+    reviews = selectors.feedback_published().filter(product=product)
     return render(
         request,
         "catalog/product_detail.html",
-        {"product": product, "reviews": reviews, "highlight": _highlight(request)},
+        {
+            "product": product,
+            "reviews": reviews[:PRODUCT_REVIEWS],
+            "review_count": reviews.count(),
+            "highlight": _highlight(request),
+        },
     )
 
 
 @methods("GET")
 def review_list(request: HttpRequest) -> HttpResponse:
-    page = Paginator(selectors.feedback_published(), REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
+    """All published reviews, or with ``?product=ID`` those of one product
+    (its page shows only the newest); an unknown product is a 404."""
+    reviews = selectors.feedback_published()
+    product = None
+    if request.GET.get("product"):
+        product = get_object_or_404(Product, pk=_id(request.GET["product"]) or 0)
+        reviews = reviews.filter(product=product)
+    page = Paginator(reviews, REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
         request,
         "catalog/review_list.html",
-        {"page": page, "form": FeedbackForm(), "highlight": _highlight(request)},
+        {"page": page, "product": product, "form": FeedbackForm(), "highlight": _highlight(request)},
     )
 
 
@@ -88,15 +100,22 @@ def _highlight(request: HttpRequest) -> int | None:
 
 def _review_url(review: Feedback) -> str:
     """Where a page shows this review, marked: its product's page when that
-    lists it, else the list of reviews. Both keep their order by date, so an
-    old date puts a new review further down, or on a later page."""
-    if review.product_id is not None and (
-        selectors.feedback_position(review, of_product=True) < PRODUCT_REVIEWS
-    ):
-        query = urlencode({"highlight": review.pk})
-        return f"{reverse('catalog:product-detail', kwargs={'pk': review.product_id})}?{query}#review-{review.pk}"
-    page = selectors.feedback_position(review) // REVIEWS_PER_PAGE + 1
-    query = urlencode({"page": page, "highlight": review.pk} if page > 1 else {"highlight": review.pk})
+    lists it, else the list of the product's reviews, or of all reviews. Each
+    keeps its order by date, so an old date puts a new review further down,
+    or on a later page."""
+    params: dict[str, int] = {}
+    if review.product_id is not None:
+        position = selectors.feedback_position(review, of_product=True)
+        if position < PRODUCT_REVIEWS:
+            query = urlencode({"highlight": review.pk})
+            return f"{reverse('catalog:product-detail', kwargs={'pk': review.product_id})}?{query}#review-{review.pk}"
+        params["product"] = review.product_id
+    else:
+        position = selectors.feedback_position(review)
+    page = position // REVIEWS_PER_PAGE + 1
+    if page > 1:
+        params["page"] = page
+    query = urlencode({**params, "highlight": review.pk})
     return f"{reverse('catalog:review-list')}?{query}#review-{review.pk}"
 
 

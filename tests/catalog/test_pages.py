@@ -243,9 +243,59 @@ def test_a_review_of_a_product_whose_page_lists_it_no_more_goes_to_the_list(
     FeedbackFactory(product=product, date=dt.date(2024, 6, 1))
     response = client.post(reverse("catalog:review-submit"), review_form(product=str(product.pk)))
     review = Feedback.objects.get(title="Lovely")
-    assert (
-        response["Location"] == f"{reverse('catalog:review-list')}?highlight={review.pk}#review-{review.pk}"
+    assert response["Location"] == (
+        f"{reverse('catalog:review-list')}?product={product.pk}&highlight={review.pk}#review-{review.pk}"
     )
+    html = client.get(response["Location"]).content.decode()
+    assert "Your review" in html
+    assert "Fresh fruit." in html
+
+
+def test_a_product_page_counts_its_reviews_and_links_to_those_it_leaves_out(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "PRODUCT_REVIEWS", 2)
+    product = ProductFactory(name="Mango")
+    for day in range(1, 4):
+        FeedbackFactory(product=product, title=f"Day {day}", date=dt.date(2024, 5, day))
+    FeedbackFactory(product=product, title="Hidden", status=Feedback.Status.HIDDEN)
+    html = client.get(product.get_absolute_url()).content.decode()
+    assert "The newest 2 of 3 reviews." in html
+    assert f'href="{reverse("catalog:review-list")}?product={product.pk}"' in html
+    assert "Day 3" in html
+    assert "Day 1" not in html
+
+    monkeypatch.setattr(views, "PRODUCT_REVIEWS", 50)
+    html = client.get(product.get_absolute_url()).content.decode()
+    assert "3 reviews" in html
+    assert "?product=" not in html.replace(f"/reviews/new/?product={product.pk}", "")
+
+
+def test_the_reviews_page_lists_one_products_reviews_page_by_page(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "REVIEWS_PER_PAGE", 2)
+    mango, lime = ProductFactory(name="Mango"), ProductFactory(name="Lime")
+    for day in range(1, 4):
+        FeedbackFactory(product=mango, title=f"Mango day {day}", date=dt.date(2024, 5, day))
+    FeedbackFactory(product=lime, title="Lime review")
+    FeedbackFactory(title="Store review")
+    first = client.get(reverse("catalog:review-list"), {"product": mango.pk}).content.decode()
+    assert "<h1>Reviews of Mango</h1>" in first
+    assert "3 reviews, newest first." in first
+    assert "Mango day 3" in first
+    assert "Lime review" not in first
+    assert "Store review" not in first
+    assert "Page 1 of 2" in first
+    assert f'href="?product={mango.pk}&amp;page=2"' in first
+    second = client.get(reverse("catalog:review-list"), {"product": mango.pk, "page": 2}).content.decode()
+    assert "Mango day 1" in second
+    assert "Mango day 3" not in second
+
+
+@pytest.mark.parametrize("product", ["999999", "x", "9" * 30])
+def test_the_reviews_of_a_product_that_is_not_there_are_a_404(client: Client, product: str) -> None:
+    assert client.get(reverse("catalog:review-list"), {"product": product}).status_code == 404
 
 
 def test_a_pending_review_of_a_product_returns_to_its_page(client: Client, settings: Any) -> None:

@@ -15,7 +15,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from catalog import services
+from catalog import services, views
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback
 from portal import demo
@@ -49,6 +49,31 @@ def test_a_review_with_an_old_date_leads_to_its_page_with_the_review_marked(clie
     # The list keeps its order by date: the review sits between older and newer.
     assert page.index("Late to the party") < page.index("Oldest")
     assert "Newer 00" in page
+
+
+def test_an_old_review_of_a_product_its_page_leaves_out_is_marked_among_the_products_reviews(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(views, "PRODUCT_REVIEWS", 5)
+    product = ProductFactory()
+    for i in range(12):
+        FeedbackFactory(
+            title=f"Newer {i:02d}", product=product, date=dt.date(2024, 1, 1) + dt.timedelta(days=i)
+        )
+    FeedbackFactory.create_batch(15, date=dt.date(2024, 6, 1))  # of other things, newer still
+
+    response = client.post(
+        reverse("catalog:review-submit"), {**FORM, "product": product.pk, "date": "2015-06-01"}
+    )
+
+    review = Feedback.objects.get(title="Late to the party")
+    assert (
+        response["Location"]
+        == f"/reviews/?product={product.pk}&page=2&highlight={review.pk}#review-{review.pk}"
+    )
+    page = client.get(response["Location"]).content.decode()
+    assert "Page 2 of 2" in page
+    assert highlighted(page) == ["Late to the party"]
 
 
 def test_a_review_of_today_leads_to_the_first_page(client: Client) -> None:
