@@ -373,3 +373,36 @@ def test_staff_get_a_signed_rendition_url_from_the_images_page(
     made = page.locator(".rendition-url-made a", has_text="fill-300x200 webp")
     expect(made).to_have_attribute("href", signed.removeprefix(browsing.base_url))
     expect(page.locator(".field-rendition_url .help")).to_contain_text("1 made so far")
+
+
+def test_a_long_name_without_spaces_wraps_in_the_admin_instead_of_widening_the_page(
+    browsing: Browsing, superuser: Any
+) -> None:
+    long_name = "X" * 200
+    product = Product.objects.create(name=long_name, weight=1)
+    person = PersonFactory.create(name="N" * 200, username="longname")
+    page = browsing.page
+    _log_in(browsing, superuser)
+    for path in (
+        f"/admin/catalog/product/{product.pk}/change/",
+        f"/admin/catalog/person/{person.pk}/change/",
+        f"/admin/catalog/product/{product.pk}/delete/",
+        f"/admin/catalog/product/{product.pk}/history/",
+    ):
+        browsing.visit(path, "long-name")
+        width = page.evaluate("document.scrollingElement.scrollWidth")
+        assert width <= DESKTOP["width"], f"{path} is {width}px wide"
+        # The name's text stays clear of the buttons Django floats beside it.
+        clashes = page.evaluate(
+            """() => {
+                const tools = document.querySelector('.object-tools');
+                if (!tools) return 0;
+                const b = tools.getBoundingClientRect();
+                const text = document.createRange();
+                text.selectNodeContents(document.querySelector('#content > h2'));
+                return [...text.getClientRects()].filter(r =>
+                    r.left < b.right && b.left < r.right && r.top < b.bottom && b.top < r.bottom
+                ).length;
+            }"""
+        )
+        assert clashes == 0, f"the name runs under the buttons on {path}"
