@@ -477,3 +477,17 @@ def test_every_link_and_control_shows_where_the_keyboard_is(
         if changed < 150:
             faint[element.evaluate("e => e.outerHTML.slice(0, 80)")] = changed
     assert not faint, f"focus hardly shows on {path}: {faint}"
+
+
+def test_a_photo_still_being_processed_is_round_like_the_photo_it_stands_for(
+    browsing: Browsing, people: dict[str, Person]
+) -> None:
+    Image.objects.filter(pk=people["ada"].photo_id).update(status=Image.Status.PENDING)
+    browsing.visit("/people/", "pending-photo")
+    placeholder = browsing.page.locator(".person-card", has_text="Ada Lovelace").locator(".avatar")
+    expect(placeholder).to_have_attribute("data-status", "pending")
+    shape = placeholder.evaluate(
+        "e => ({radius: getComputedStyle(e).borderTopLeftRadius, box: e.getBoundingClientRect().toJSON()})"
+    )
+    assert shape["radius"] == "50%", shape
+    assert shape["box"]["width"] == shape["box"]["height"] == 56, shape
