@@ -68,7 +68,7 @@ def test_the_directory_is_paginated_keeping_the_search_and_the_grouping(
     second = client.get(reverse("catalog:people-directory"), {"q": "lee", "page": 2}).content.decode()
     assert second.count('class="card person-card"') == 2
     # The department is named again where its people go on, sized across pages.
-    assert '<bdi>Engineering</bdi> <span class="count">4</span>' in second
+    assert '<bdi>Engineering</bdi></h2> <p class="count">4 people</p>' in second
     assert second.index("Dee Lee") < second.index("Sales") < second.index("Eve Lee")
     assert "Not Matching" not in first + second
     assert 'href="?q=lee&amp;page=1"' in second
@@ -422,6 +422,39 @@ def test_the_home_page_shows_latest_reviews_and_people(client: Client) -> None:
     html = client.get(reverse("home")).content.decode()
     assert "Top notch" in html
     assert "Grace Hopper" in html
+
+
+def test_a_card_names_its_product_or_person_once_to_a_screen_reader(client: Client) -> None:
+    product = ProductFactory(name="Lime", image=ImageFactory(alt="A lime"))
+    PersonFactory(name="Grace Hopper", photo=ImageFactory(size=(120, 160)))
+    for page in ("home", "catalog:product-list", "catalog:people-directory"):
+        html = client.get(reverse(page)).content.decode()
+        cards = re.findall(r'<li class="card.*?</li>', html, re.DOTALL)
+        assert cards, page
+        for card in cards:
+            assert re.findall(r'<img [^>]*alt="([^"]*)"', card) == [""], (page, card)
+    # Beside its name on its own page, the picture has its own alt text.
+    html = client.get(product.get_absolute_url()).content.decode()
+    assert 'alt="Lime"' in html
+
+
+def test_review_titles_are_the_headings_below_the_pages_title(client: Client) -> None:
+    FeedbackFactory(title="Crunchy")
+    html = client.get(reverse("catalog:review-list")).content.decode()
+    assert "<h2>Crunchy</h2>" in html
+    assert "<h3" not in html
+    home = client.get(reverse("home")).content.decode()
+    assert "<h2>Latest reviews</h2>" in home
+    assert "<h3>Crunchy</h3>" in home
+
+
+def test_a_department_heading_is_its_name_alone(client: Client) -> None:
+    PersonFactory.create_batch(2, department="Engineering")
+    PersonFactory(department="Sales")
+    html = client.get(reverse("catalog:people-directory")).content.decode()
+    assert re.findall(r"<h2>(.*?)</h2>", html) == ["<bdi>Engineering</bdi>", "<bdi>Sales</bdi>"]
+    assert '<p class="count">2 people</p>' in html
+    assert '<p class="count">1 person</p>' in html
 
 
 def test_an_unknown_page_gets_the_sites_404_page(client: Client) -> None:

@@ -77,6 +77,15 @@ def test_a_pending_image_renders_a_sized_placeholder(django_capture_on_commit_ca
     assert 'data-status="pending"' in html
 
 
+def test_a_decorative_pending_image_is_not_announced(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=False):
+        image = services.image_upload(file=corpus.photo_jpeg(400, 300), original_name="p.jpg", alt="Soon")
+    html = render(image, alt="")
+    assert 'aria-hidden="true"' in html
+    assert "role=" not in html
+    assert "aria-label" not in html
+
+
 def test_alt_text_is_escaped(commit: Any) -> None:
     image = Image.objects.prefetch_related("renditions").get(pk=uploaded(commit).pk)
     template = Template("{% load images %}{% picture image alt=alt %}")

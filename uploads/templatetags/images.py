@@ -105,7 +105,14 @@ def picture(
     if image is None or image.status == Image.Status.FAILED:
         return _no_photo(image, variant=variant, css_class=css_class)
     text = image.alt if alt is None else alt
-    context: dict[str, object] = {"css_class": css_class, "alt": text, "status": image.status}
+    context: dict[str, object] = {
+        "css_class": css_class,
+        "alt": text,
+        "status": image.status,
+        # alt="" given: the picture only illustrates what the text beside it
+        # says (a card's title), so its placeholder is not announced either.
+        "decorative": alt == "",
+    }
     # A malformed spec raises here: a template's mistake, for its author to see.
     wanted = ondemand.parse_spec(spec) if spec else None
     sets = selectors.source_sets(image, variant=variant) if image.is_ready and not wanted else []
