@@ -121,6 +121,26 @@ def test_the_reviews_page_is_paginated(client: Client) -> None:
     assert "Review number 00" in third
 
 
+def test_each_list_names_its_page_links_after_its_order(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("REVIEWS_PER_PAGE", "PRODUCTS_PER_PAGE", "PEOPLE_PER_PAGE"):
+        monkeypatch.setattr(views, name, 1)
+    for n in range(3):
+        FeedbackFactory(date=dt.date(2024, 1, 1 + n))
+        ProductFactory()
+        PersonFactory()
+    labels = {}
+    for page in ("catalog:review-list", "catalog:product-list", "catalog:people-directory"):
+        html = client.get(reverse(page), {"page": 2}).content.decode()
+        labels[page] = re.findall(r'rel="(?:prev|next)">([^<]*)</a>', html)
+    assert labels == {
+        "catalog:review-list": ["← Newer", "Older →"],
+        "catalog:product-list": ["← Previous", "Next →"],
+        "catalog:people-directory": ["← Previous", "Next →"],
+    }
+
+
 def test_a_submitted_review_redirects_and_appears(client: Client) -> None:
     response = client.post(reverse("catalog:review-submit"), review_form(), follow=True)
     review = Feedback.objects.get()
