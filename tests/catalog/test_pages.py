@@ -477,6 +477,23 @@ def test_a_department_heading_is_its_name_alone(client: Client) -> None:
     assert '<p class="count">1 person</p>' in html
 
 
+def test_empty_pages_say_so_in_a_sentence(client: Client) -> None:
+    home = client.get(reverse("home")).content.decode()
+    assert "<h2>People</h2>" not in home
+    directory = client.get(reverse("catalog:people-directory")).content.decode()
+    assert "The directory is empty." in directory
+    assert "No one matches" not in directory
+    catalog = client.get(reverse("catalog:product-list")).content.decode()
+    assert "<p>The catalog is empty.</p>" in catalog
+    assert '<ul class="grid' not in catalog  # a sentence across the page, not squeezed into a card's cell
+
+    PersonFactory(name="Ada Lovelace")
+    searched = client.get(reverse("catalog:people-directory"), {"q": "zzz"}).content.decode()
+    assert "No one matches “zzz”." in searched
+    assert "0 results" not in searched
+    assert "<h2>People</h2>" in client.get(reverse("home")).content.decode()
+
+
 def test_an_unknown_page_gets_the_sites_404_page(client: Client) -> None:
     response = client.get("/no/such/page/")
     assert response.status_code == 404
