@@ -609,14 +609,17 @@ def image_recrop(*, image_id: int) -> Image | None:
     return locked
 
 
-def image_export_files(image: Image) -> list[tuple[str, bytes]]:
+def image_export_files(image: Image, *, stem: str | None = None) -> list[tuple[str, bytes]]:
     """The ready image's renditions as (file name, bytes): ``<stem>.<ext>`` when
-    the preset makes one file, ``<stem>-<name>.<ext>`` otherwise."""
+    the preset makes one file, ``<stem>-<name>.<ext>`` otherwise. The stem is
+    the image's own file name's unless given: the same bytes stored earlier
+    under another name are exported for the file in hand under its name."""
+    stem = stem or image.stem
     renditions = list(image.renditions.all())
     files = []
     for rendition in renditions:
         ext = "jpg" if rendition.format == "jpeg" else rendition.format
-        name = image.stem if len(renditions) == 1 else f"{image.stem}-{rendition.name}"
+        name = stem if len(renditions) == 1 else f"{stem}-{rendition.name}"
         with default_storage.open(rendition.storage_key, "rb") as fh:
             files.append((f"{name}.{ext}", fh.read()))
     return files

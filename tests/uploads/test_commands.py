@@ -54,6 +54,23 @@ def test_import_images_handles_icons_without_extensions_and_skips_stray_files(
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
 
 
+def test_a_file_already_uploaded_under_another_name_is_exported_under_the_folders_name(
+    icon_delivery: Path, tmp_path: Path, run: Any
+) -> None:
+    export = tmp_path / "out"
+    (icon_delivery / "ic_add_black_48dp").rename(icon_delivery / "renamed_icon")
+    run("import_images", str(icon_delivery), "--preset", "icon")  # stored under the old names
+    (icon_delivery / "renamed_icon").rename(icon_delivery / "ic_add_black_48dp")
+
+    out, _ = run("import_images", str(icon_delivery), "--preset", "icon", "--export", str(export))
+
+    assert out.startswith("0 images imported, 2 already there")
+    assert sorted(p.name for p in export.iterdir()) == [
+        "ic_add_black_48dp.jpg",
+        "ic_edit_location_black_48dp.jpg",
+    ]
+
+
 def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run: Any) -> None:
     folder, export = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from core.commands import Command as PortalCommand
 from uploads import dispatch, services
 from uploads.management.commands import _unqueued
-from uploads.models import Image
+from uploads.models import Image, file_stem
 
 
 def _cores() -> int:
@@ -121,7 +121,7 @@ class Command(PortalCommand):
                     self.stderr.write(f"not exported {name}: the same file as {exported[processed.pk]}")
                     continue
                 exported[processed.pk] = name
-                for target, data in services.image_export_files(processed):
+                for target, data in services.image_export_files(processed, stem=file_stem(name)):
                     unique = _unique_name(target, name, written)
                     if unique != target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
