@@ -105,10 +105,7 @@ def test_an_action_answers_with_a_format_suffix_as_without(
     assert suffixed.status_code == plain.status_code, suffixed.content
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["/api/v1/products/{id}/?format=yaml", "/api/v1/products/{id}.yaml", "/api/v1/products/?format=xml"],
-)
+@pytest.mark.parametrize("path", ["/api/v1/products/{id}/?format=yaml", "/api/v1/products/?format=xml"])
 def test_a_format_there_is_no_renderer_for_is_a_406_naming_those_there_are(
     visitor: APIClient, path: str
 ) -> None:
@@ -119,6 +116,20 @@ def test_a_format_there_is_no_renderer_for_is_a_406_naming_those_there_are(
     assert response.status_code == 406
     assert response.json()["detail"].endswith("use one of: json, api.")
     assert visitor.get(f"/api/v1/products/{product.pk}/?format=json").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1/products/{id}.yaml", "/api/v1/feedback/0.5/", "/api/v1/people/1.5"]
+)
+def test_a_suffix_there_is_no_renderer_for_is_an_address_that_does_not_exist(
+    visitor: APIClient, path: str
+) -> None:
+    product = ProductFactory()
+
+    response = visitor.get(path.format(id=product.pk))
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Not found."}
 
 
 def test_a_bare_django_validation_error_is_a_400_whose_detail_is_a_string() -> None:
