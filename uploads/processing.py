@@ -498,23 +498,58 @@ class _Target:
         return max(self.width / dw, self.height / dh)
 
 
+# The longest side each format's renditions may have (measured with Pillow
+# 13): libwebp's limit, libjpeg's JPEG_MAX_DIMENSION, and libavif's default
+# decoding limit (its encoder goes to 65536, but nothing could read that back);
+# PNG has no practical limit.
+_MAX_SIDE: Final = {"webp": 16383, "jpeg": 65500, "avif": 32768}
+
+
+def _max_side(formats: Sequence[str]) -> int | None:
+    """The longest side a rendition encoded in every one of ``formats`` may have."""
+    limits = [_MAX_SIDE[f] for f in formats if f in _MAX_SIDE]
+    return min(limits) if limits else None
+
+
+def _within(size: tuple[int, int], limit: int | None) -> tuple[int, int]:
+    """``size``, scaled down with its aspect ratio until its longer side is at most ``limit``."""
+    width, height = size
+    if limit is None or max(width, height) <= limit:
+        return size
+    if width >= height:
+        return limit, max(1, min(limit, round(height * limit / width)))
+    return max(1, min(limit, round(width * limit / height))), limit
+
+
 def _targets(preset: Preset, display: tuple[int, int]) -> list[_Target]:
-    """Renditions in output order: widths as listed, then thumb, fit, icon."""
+    """Renditions in output order: widths as listed, then thumb, fit, icon.
+
+    No rendition is larger than the preset's encoders accept: a width whose
+    height would be too tall for them is made at the largest size that fits,
+    named after the width it then has (like the one rendition of an image
+    narrower than every width), and made once if several widths come to it.
+    """
     dw, dh = display
+    limit = _max_side(preset.formats)
     targets: list[_Target] = []
     fitting = [w for w in preset.widths if w <= dw]
-    if preset.widths and not fitting:
-        targets.append(_Target(f"w{dw}", dw, dh))
-    for w in fitting:
-        targets.append(_Target(f"w{w}", w, max(1, round(dh * w / dw))))
+    sizes = [(dw, dh)] if preset.widths and not fitting else []
+    sizes += [(w, max(1, round(dh * w / dw))) for w in fitting]
+    for size in sizes:
+        # From the display size, not the rounded width, so the aspect stays true.
+        width, height = size if _within(size, limit) == size else _within(display, limit)
+        if all(t.name != f"w{width}" for t in targets):
+            targets.append(_Target(f"w{width}", width, height))
     if preset.thumbnail:
         side = min(preset.thumbnail, dw, dh)  # never upscaled
+        side = min(side, limit) if limit else side
         targets.append(_Target("thumb", side, side, crop=True))
     if preset.fit:
         scale = min(preset.fit[0] / dw, preset.fit[1] / dh, 1.0)
-        targets.append(_Target("fit", max(1, round(dw * scale)), max(1, round(dh * scale))))
+        fit = (max(1, round(dw * scale)), max(1, round(dh * scale)))
+        targets.append(_Target("fit", *_within(fit, limit)))
     if preset.size:
-        targets.append(_Target("icon", *preset.size, crop=preset.crop))
+        targets.append(_Target("icon", *_within(preset.size, limit), crop=preset.crop))
     return targets
 
 

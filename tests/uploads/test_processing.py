@@ -124,6 +124,52 @@ def test_when_every_width_is_above_the_source_one_rendition_keeps_the_source_wid
     ]
 
 
+def test_a_tall_narrow_image_gets_every_rendition_within_the_webp_limit() -> None:
+    # Band of colour at the top and bottom: both ends must survive the shrink.
+    img = Image.new("RGB", (800, 30000), (255, 255, 255))
+    img.paste((255, 0, 0), (0, 0, 800, 1000))
+    img.paste((0, 0, 255), (0, 29000, 800, 30000))
+    data = corpus.png(img)
+    del img
+    result = process(data, WEB)
+    # w640 would be 640x24000, over WebP's 16383: it is made at the largest
+    # size that fits, named after its real width; w320 fits as it is.
+    assert [(o.name, o.format, o.width, o.height) for o in result.outputs] == [
+        ("w320", "webp", 320, 12000),
+        ("w320", "jpeg", 320, 12000),
+        ("w437", "webp", 437, 16383),
+        ("w437", "jpeg", 437, 16383),
+        ("thumb", "webp", 256, 256),
+        ("thumb", "jpeg", 256, 256),
+    ]
+    for output in result.outputs:
+        assert opened(output).size == (output.width, output.height)
+    shrunk = opened(only(result, "w437", "jpeg"))
+    assert close_to(rgb_at(shrunk, (218, 100)), (255, 0, 0), 12)
+    assert close_to(rgb_at(shrunk, (218, 16283)), (0, 0, 255), 12)
+
+
+@pytest.mark.parametrize(
+    ("size", "formats", "expected"),
+    [
+        ((1, 20000), ["webp", "jpeg"], [("w1", 1, 16383), ("thumb", 1, 1)]),
+        ((200, 20000), ["webp"], [("w164", 164, 16383), ("thumb", 200, 200)]),
+        ((200, 20000), ["jpeg", "png"], [("w200", 200, 20000), ("thumb", 200, 200)]),
+        ((1, 40000), ["avif"], [("w1", 1, 32768), ("thumb", 1, 1)]),
+    ],
+)
+def test_a_rendition_too_tall_for_a_codec_is_made_at_the_largest_size_it_takes(
+    size: tuple[int, int], formats: list[str], expected: list[tuple[str, int, int]]
+) -> None:
+    data = corpus.png(Image.new("L", size, 128))
+    result = process(data, preset(widths=[320, 640], thumbnail=256, formats=formats))
+    for fmt in formats:
+        made = [(o.name, o.width, o.height) for o in result.outputs if o.format == fmt]
+        assert made == expected
+    for output in result.outputs:
+        assert opened(output).size == (output.width, output.height)
+
+
 def test_icon_preset_rotates_clockwise_then_resizes_to_exactly_128() -> None:
     # Icon deliveries arrive turned a quarter counter-clockwise.
     result = process(corpus.icon_tiff(), DEFAULT_PRESETS["icon"])
