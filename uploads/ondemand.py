@@ -49,6 +49,9 @@ _SALT: Final = "uploads.ondemand"
 # How long the maker of a rendition holds its claim beyond the time limit.
 _CLAIM_MARGIN_SECONDS: Final = 15
 _POLL_MAX_SECONDS: Final = 0.5
+# How long a rendition that could not be made is remembered as such (the
+# image reprocessed starts afresh): requests meanwhile are refused at once.
+_UNMAKEABLE_SECONDS: Final = 3600
 
 
 def _pause(seconds: float) -> None:
@@ -77,6 +80,11 @@ class NotReady(Exception):
 
 class Gone(Exception):
     """The image does not exist, or failed to process."""
+
+
+class Unmakeable(Exception):
+    """This image cannot give this rendition (its decoder or an encoder
+    refused it): asking again would fail the same way."""
 
 
 class Busy(Exception):
@@ -163,6 +171,21 @@ def parse_spec(text: str) -> Spec:
             f"{spec.name} asks for {largest} px; the largest size made on demand is {max_size()} px."
         )
     return spec
+
+
+def check_size(spec: Spec, display: tuple[int, int]) -> tuple[int, int]:
+    """The size ``spec`` gives an image of ``display`` size, within the
+    largest-side limit (a width-W of a tall image can pass it in height).
+
+    Raises SpecInvalid naming the size and the limit.
+    """
+    size = spec.size(display)
+    if max(size) > max_size():
+        raise SpecInvalid(
+            f"{spec.name} of this {display[0]}x{display[1]} image would be {size[0]}x{size[1]} px; the "
+            f"largest side made on demand is {max_size()} px (ask for max-{spec.width}x{max_size()} instead)."
+        )
+    return size
 
 
 def parse_format(text: str) -> str:
@@ -372,12 +395,17 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
     Concurrent first requests make it once: one of them claims the making (a
     cache entry, shared by every web process when CACHE_URL is set), the
     others wait for its row; the unique constraint keeps one row whatever
-    happens. Raises Gone (404), NotReady (202), OverLimit (403) or Busy (503).
+    happens. Raises Gone (404), NotReady (202), OverLimit (403), SpecInvalid
+    (403: outside the limits for this image), Unmakeable (422) or Busy (503).
     """
     existing = _find(image_id, spec, fmt)
     if existing is not None:
         return Made(existing)
     image = _wait_ready(image_id)
+    check_size(spec, (image.width, image.height))
+    failed = cache.get(_unmakeable_key(image, spec, fmt))
+    if failed is not None:
+        raise Unmakeable(failed)
     limit = settings.IMAGE_ONDEMAND_TIME_LIMIT_SECONDS
     claim_key = f"ondemand:{image_id}:{spec.name}:{fmt}"
     claim = uuid.uuid4().hex
@@ -408,13 +436,22 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
             cache.delete(claim_key)
 
 
+def _unmakeable_key(image: Image, spec: Spec, fmt: str) -> str:
+    processed = image.processed_at.timestamp() if image.processed_at else 0
+    return f"ondemand-unmakeable:{image.pk}:{processed}:{spec.name}:{fmt}"
+
+
 def _make(image: Image, spec: Spec, fmt: str) -> Made:
     started = time.monotonic()
     try:
         output = _render(image, spec, fmt)
     except (processing.ImageRejected, processing.ProcessingError) as exc:
+        # The image's fault, not the moment's: the same request would fail
+        # again, so it is refused (and not tried again) rather than retried.
         logger.warning("image id=%s: %s.%s not made: %s", image.pk, spec.name, fmt, exc)
-        raise Busy(f"{spec.name}.{fmt} of image {image.pk} could not be made.") from exc
+        message = f"{spec.name}.{fmt} cannot be made of image {image.pk}; ask for another size or format."
+        cache.set(_unmakeable_key(image, spec, fmt), message, timeout=_UNMAKEABLE_SECONDS)
+        raise Unmakeable(message) from exc
     except (sandbox.TimedOut, sandbox.OutOfMemory, sandbox.Died) as exc:
         logger.warning("image id=%s: %s.%s not made: %s", image.pk, spec.name, fmt, exc)
         raise Busy(

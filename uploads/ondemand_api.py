@@ -110,6 +110,10 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
     query.is_valid(raise_exception=True)
     spec: ondemand.Spec = query.validated_data["spec"]
     fmt: str = query.validated_data["format"]
+    try:
+        ondemand.check_size(spec, (image.width, image.height))
+    except ondemand.SpecInvalid as exc:
+        raise exceptions.ValidationError({"spec": [str(exc)]}) from exc
     made = Rendition.objects.filter(image=image, name=spec.name, format=fmt).exists()
     if not made and Rendition.objects.filter(ondemand.on_demand_names(), image=image).count() >= (
         limit := ondemand.max_per_image()

@@ -60,6 +60,11 @@ def rendition(request: HttpRequest, signature: str, image_id: str, spec: str, fm
         return _refuse(request, 202, f"{exc} Try again shortly.", retry_after=RETRY_PENDING_SECONDS)
     except ondemand.OverLimit as exc:
         return _refuse(request, 403, str(exc))
+    except ondemand.SpecInvalid as exc:
+        # Too large for this image: signed before the limit was checked against it.
+        return _refuse(request, 403, f"{exc} Limits: {ondemand.limits_text()}.")
+    except ondemand.Unmakeable as exc:
+        return _refuse(request, 422, str(exc))
     except ondemand.Busy as exc:
         return _refuse(request, 503, str(exc), retry_after=RETRY_BUSY_SECONDS)
     response: HttpResponseBase

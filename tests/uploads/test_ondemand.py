@@ -23,6 +23,7 @@ from tests.fleet import Servers, fleet, running_servers
 from tests.uploads import corpus
 from uploads import ondemand, processing, sandbox, selectors, services, storage
 from uploads.models import Image, Rendition
+from uploads.templatetags import images
 
 pytestmark = pytest.mark.django_db
 
@@ -468,6 +469,33 @@ def test_a_rendition_that_cannot_be_made_is_a_503_and_leaves_nothing(
     assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
 
 
+def test_a_rendition_the_image_cannot_give_is_refused_for_good_not_retried(
+    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any
+) -> None:
+    image = make_image()
+    files = media_files()
+    calls: list[str] = []
+
+    def refused(data: bytes, preset: processing.Preset, **kwargs: Any) -> processing.Result:
+        calls.append(preset.name)
+        raise processing.ProcessingError("encoding error 5: Image size exceeds WebP limit of 16383 pixels")
+
+    monkeypatch.setattr(sandbox, "process", refused)
+    path = ondemand.url_path(image.pk, "width-100", "webp")
+    for _ in range(3):
+        response = client.get(path)
+        assert response.status_code == 422
+        assert "Retry-After" not in response
+        assert f"width-100.webp cannot be made of image {image.pk}" in response.content.decode()
+        assert "WebP" not in response.content.decode()  # no decoder's text in the answer
+    assert calls == ["on-demand width-100"]  # remembered: the original is not decoded again
+    assert not image.renditions.filter(name="width-100").exists()
+    assert media_files() == files
+    # Another size of the same image is still tried.
+    assert client.get(ondemand.url_path(image.pk, "width-101", "webp")).status_code == 422
+    assert len(calls) == 2
+
+
 # --- Limits --------------------------------------------------------------------
 
 
@@ -497,6 +525,49 @@ def test_a_url_signed_before_the_limits_were_lowered_is_refused_with_them(
     response = client.get(path)
     assert response.status_code == 403
     assert "the largest size made on demand is 800 px" in response.content.decode()
+
+
+@pytest.fixture
+def tall(make_image: Callable[..., Image]) -> Image:
+    """A 50x5000 image: width-50 of it would be 5000 px tall, past the 4000 px limit."""
+    return make_image(corpus.png(PILImage.new("L", (50, 5000), 128)), name="tall.png")
+
+
+def test_a_width_that_would_make_a_side_over_the_limit_is_refused_naming_both(
+    client: Client, tall: Image, renders: list[str]
+) -> None:
+    with pytest.raises(ondemand.SpecInvalid, match="would be 50x5000 px; the largest side made on demand"):
+        ondemand.check_size(ondemand.parse_spec("width-50"), (50, 5000))
+    assert ondemand.check_size(ondemand.parse_spec("width-40"), (50, 5000)) == (40, 4000)
+    # A URL signed before this was checked: refused like one past a lowered limit, nothing decoded.
+    response = client.get(ondemand.url_path(tall.pk, "width-50", "jpeg"))
+    assert response.status_code == 403
+    assert "width-50 of this 50x5000 image would be 50x5000 px" in response.content.decode()
+    assert "4000 px" in response.content.decode()
+    assert renders == []
+    assert client.get(ondemand.url_path(tall.pk, "width-40", "jpeg")).status_code == 200
+    made = tall.renditions.get(name="width-40")
+    assert (made.width, made.height) == (40, 4000)
+
+
+def test_the_api_signs_no_width_that_would_make_a_side_over_the_limit(
+    token_client: APIClient, tall: Image
+) -> None:
+    response = url_of(token_client, tall, spec="width-50", format="jpeg")
+    assert response.status_code == 400
+    message = response.json()["spec"][0]
+    assert "would be 50x5000 px" in message
+    assert "the largest side made on demand is 4000 px" in message
+    assert url_of(token_client, tall, spec="width-40").json()["height"] == 4000
+    assert url_of(token_client, tall, spec="max-50x4000").json()["width"] == 40
+
+
+def test_a_page_asking_for_a_width_too_tall_gets_it_within_the_limit(client: Client, tall: Image) -> None:
+    html = images.picture(tall, spec="width-50")
+    assert "width-50" not in html
+    assert ondemand.url_path(tall.pk, "max-50x4000", "jpeg") in html
+    assert 'width="40" height="4000"' in html
+    assert client.get(ondemand.url_path(tall.pk, "max-50x4000", "jpeg")).status_code == 200
 
 
 def test_on_demand_renditions_stay_out_of_the_pages_srcset(

@@ -53,11 +53,15 @@ def _placeholder_style(image: Image, width: int, height: int) -> str:
 def _on_demand(image: Image, spec: ondemand.Spec) -> tuple[list[Source], str, str, tuple[int, int]]:
     """Sources, the <img>'s src and srcset, and its size, for a spec."""
     display = (image.width, image.height)
+    if max(spec.size(display)) > ondemand.max_size():
+        # A width-W of a tall image would pass the largest side in height:
+        # that width, or as much of it as fits, within the limit instead.
+        spec = ondemand.Spec("max", spec.width, ondemand.max_size())
     size = spec.size(display)
     ladder: list[tuple[ondemand.Spec, float]] = []
     for factor in DENSITIES:
         dense = spec.scaled(factor)
-        if max(dense.width, dense.height) > ondemand.max_size():
+        if max(dense.width, dense.height, *dense.size(display)) > ondemand.max_size():
             break
         dense_size = dense.size(display)
         density = round(dense_size[0] / size[0], 2)
