@@ -667,10 +667,19 @@ def _to_basic_mode(img: Image.Image) -> Image.Image:
     if mode in ("P", "PA"):
         return img.convert("RGBA" if mode == "PA" or img.has_transparency_data else "RGB")
     if mode == "1":
-        return img.convert("L")
+        return img.convert("LA" if img.has_transparency_data else "L")
     if mode.startswith("I;16"):
         # 16-bit samples: keep the top byte rather than clipping at 255.
-        return img.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+        wide = img.convert("I")
+        grey = wide.point(lambda v: v * (1 / 256)).convert("L")
+        key = img.info.get("transparency")
+        if isinstance(key, int):
+            # The transparent sample (tRNS) is matched on all 16 bits; Pillow's
+            # own conversion to LA compares it with the value clipped to 8.
+            above = wide.point(lambda v: (v - key) * 255).convert("L")
+            below = wide.point(lambda v: (key - v) * 255).convert("L")
+            grey.putalpha(ImageChops.lighter(above, below))
+        return grey
     if mode == "I":
         _low, high = img.getextrema()
         if isinstance(high, (int, float)) and high > 255:

@@ -372,6 +372,14 @@ def png_16bit_gray(size: tuple[int, int] = (64, 48)) -> bytes:
     return png(Image.frombytes("I;16", size, row * size[1]))
 
 
+def png_16bit_gray_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Left half 40000, transparent by tRNS; right half 39936, opaque: the
+    same top byte, so only the full 16 bits tell them apart."""
+    half = size[0] // 2
+    row = struct.pack(f"<{size[0]}H", *([40000] * half + [39936] * (size[0] - half)))
+    return png(Image.frombytes("I;16", size, row * size[1]), transparency=40000)
+
+
 def png_16bit_rgb(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] = (65535, 32768, 0)) -> bytes:
     """Pillow cannot write 48-bit RGB PNGs, so the chunks are written by hand."""
     pixel = struct.pack(">HHH", *color)
@@ -420,6 +428,13 @@ def png_bilevel(size: tuple[int, int] = (64, 48)) -> bytes:
     img = Image.new("1", size, 1)
     img.paste(0, (0, 0, size[0] // 2, size[1]))
     return png(img)
+
+
+def png_bilevel_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    """1-bit: left half black, transparent by tRNS; right half white, opaque."""
+    img = Image.new("1", size, 0)
+    img.paste(1, (size[0] // 2, 0, size[0], size[1]))
+    return png(img, transparency=0)
 
 
 def tiff_int32(size: tuple[int, int] = (64, 48)) -> bytes:
@@ -633,6 +648,7 @@ SAMPLES: tuple[Sample, ...] = (
     ),
     Sample("png_16bit_gray", "deep.png", png_16bit_gray, "ok"),
     Sample("png_16bit_rgb", "deep-rgb.png", png_16bit_rgb, "ok"),
+    Sample("png_16bit_gray_transparent", "deep-alpha.png", png_16bit_gray_transparent, "ok"),
     Sample("png_palette", "palette.png", png_palette, "ok"),
     Sample("png_palette_transparent", "palette-alpha.png", png_palette_transparent, "ok"),
     Sample("gif_palette_transparent", "palette-alpha.gif", gif_palette_transparent, "ok"),
@@ -640,6 +656,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("png_rgba", "alpha.png", png_rgba, "ok"),
     Sample("png_gray", "gray.png", png_gray, "ok"),
     Sample("png_bilevel", "bilevel.png", png_bilevel, "ok"),
+    Sample("png_bilevel_transparent", "bilevel-alpha.png", png_bilevel_transparent, "ok"),
     Sample("tiff_int32", "int.tif", tiff_int32, "ok"),
     Sample("tiff_float", "float.tif", tiff_float, "ok"),
     Sample("gif_animated", "anim.gif", gif_animated, "ok"),

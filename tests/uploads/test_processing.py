@@ -379,6 +379,10 @@ MODE_CASES = [
     ("png_gray", (5, 5), (90, 90, 90, 255)),
     ("png_bilevel", (5, 5), (0, 0, 0, 255)),
     ("png_bilevel", (60, 5), (255, 255, 255, 255)),
+    ("png_bilevel_transparent", (5, 5), (None, None, None, 0)),
+    ("png_bilevel_transparent", (60, 5), (255, 255, 255, 255)),
+    ("png_16bit_gray_transparent", (5, 5), (None, None, None, 0)),
+    ("png_16bit_gray_transparent", (60, 5), (156, 156, 156, 255)),
     ("tiff_int32", (5, 5), (200, 200, 200, 255)),
     ("tiff_float", (5, 5), (128, 128, 128, 255)),
     ("cmyk_jpeg", (5, 5), (255, 0, 0, 255)),
@@ -401,7 +405,17 @@ def test_every_input_mode_becomes_sensible_8_bit_output(
     assert jpeg_output.mode == "RGB"
 
 
-@pytest.mark.parametrize("name", ["png_rgba", "png_la", "png_palette_transparent", "webp_rgba"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "png_rgba",
+        "png_la",
+        "png_palette_transparent",
+        "webp_rgba",
+        "png_bilevel_transparent",
+        "png_16bit_gray_transparent",
+    ],
+)
 def test_transparent_pixels_become_white_in_jpeg_and_stay_transparent_elsewhere(name: str) -> None:
     result = process(
         corpus.SAMPLES_BY_NAME[name].build(), Preset("a", widths=(64,), formats=("jpeg", "webp", "png"))
