@@ -447,7 +447,10 @@ def _open_checked(
             raise ImageRejected(
                 f"The image has more than {MAX_FRAMES:,} frames; the limit is {MAX_FRAMES:,}.", code="frames"
             )
-        if width * height * frames > max_pixels:
+        # Animation frames (GIF, WebP, APNG) share the first frame's canvas
+        # and all count; of a TIFF's pages (a pyramid's smaller levels, a
+        # scan's other sheets) only the first is ever decoded, checked above.
+        if img.format != "TIFF" and width * height * frames > max_pixels:
             raise ImageRejected(_pixels_message(width, height, frames, max_pixels), code="pixels")
         if _orientation(img, loaded=False) in _SWAPS_AXES:
             width, height = height, width

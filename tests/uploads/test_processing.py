@@ -663,6 +663,27 @@ def test_frames_count_towards_the_pixel_limit() -> None:
         probe(data, max_pixels=255_999)
 
 
+def test_only_the_first_page_of_a_tiff_counts_towards_the_pixel_limit() -> None:
+    # Page 1 is the picture and the only page decoded; the others (here a
+    # pyramid's smaller levels) are not multiplied by its size.
+    pages = [Image.new("RGB", (400 >> level, 300 >> level), (200, 90, 40)) for level in range(4)]
+    data = corpus._save(pages[0], "TIFF", save_all=True, append_images=pages[1:])
+    info = probe(data, max_pixels=120_000)
+    assert (info.width, info.height, info.frames) == (400, 300, 4)
+    assert opened(only(process(data, WEB, max_pixels=120_000), "w320", "jpeg")).size == (320, 240)
+    with pytest.raises(ImageRejected, match=r"^Image has 120000 pixels \(400x300 x 1 frame\)"):
+        probe(data, max_pixels=119_999)
+
+
+def test_a_pyramidal_tiff_is_accepted_at_the_size_of_its_full_resolution() -> None:
+    pyvips = pytest.importorskip("pyvips")
+    picture = pyvips.Image.black(4000, 3000).new_from_image([200, 90, 40]).cast("uchar")
+    data = picture.copy(interpretation="srgb").tiffsave_buffer(tile=True, pyramid=True, compression="deflate")
+    info = probe(data, max_pixels=50_000_000)
+    assert (info.format, info.width, info.height) == ("TIFF", 4000, 3000)
+    assert info.frames > 1
+
+
 def _pages(kind: str, count: int) -> bytes:
     pages = [Image.new("L", (2, 2), i % 256) for i in range(count)]
     return corpus._save(pages[0], kind, save_all=True, append_images=pages[1:])
