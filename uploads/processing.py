@@ -333,6 +333,25 @@ def _describe_unknown(head: bytes) -> str:
     return "not a recognised image"
 
 
+def _unreadable_format(fp: BinaryIO, head: bytes, formats: Sequence[str]) -> tuple[str, str] | None:
+    """The accepted format whose signature the file starts with, although it
+    could not be opened, and the reason that format's reader gave."""
+    for fmt in formats:
+        factory, accept = Image.OPEN[fmt]
+        claimed = accept(head[:16]) if accept is not None else False
+        if not claimed or isinstance(claimed, str):
+            continue
+        fp.seek(0)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                factory(fp, "").close()
+        except Exception as exc:  # noqa: BLE001 - only its wording is wanted
+            return fmt, str(exc)
+        return fmt, ""
+    return None
+
+
 def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str], max_pixels: int) -> Image.Image:
     """Identify the file like ``Image.open`` does, minus its global pixel limit.
 
@@ -422,6 +441,14 @@ def _open_checked(
     except ImageRejected:
         raise
     except UnidentifiedImageError:
+        unreadable = _unreadable_format(fp, head, formats)
+        if unreadable is not None:
+            fmt, reason = unreadable
+            raise ImageRejected(
+                f"The {fmt} file is damaged or uses a variant that cannot be read"
+                + (f": {reason}." if reason else "."),
+                code="corrupt",
+            ) from None
         raise ImageRejected(
             f"Unsupported file type ({_describe_unknown(head)}); allowed formats are {allowed_text}.",
             code="format",

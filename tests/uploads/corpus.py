@@ -185,6 +185,27 @@ def jpeg_with_script_appended() -> bytes:
     return jpeg() + b"<script>alert('polyglot')</script>"
 
 
+def png_bad_header_checksum() -> bytes:
+    """A PNG whose IHDR checksum is zeroed: its signature says PNG, its reader refuses it."""
+    data = png()
+    return data[:29] + b"\0" * 4 + data[33:]
+
+
+def tiff_unreadable(interpretation: str = "lab", size: tuple[int, int] = (64, 48)) -> bytes:
+    """A TIFF made with libvips in a layout Pillow does not read: Lab,
+    CMYK with alpha, float RGB or 16-bit grey with alpha."""
+    import pyvips  # noqa: PLC0415 - a dev requirement, only needed here
+
+    bands, sample, values = {
+        "lab": (3, "float", [50, 20, 10]),
+        "cmyk": (5, "uchar", [10, 200, 30, 0, 255]),
+        "scrgb": (3, "float", [0.2, 0.5, 0.8]),
+        "grey16": (2, "ushort", [30000, 65535]),
+    }[interpretation]
+    img = pyvips.Image.black(*size, bands=bands).new_from_image(values).cast(sample)
+    return bytes(img.copy(interpretation=interpretation).tiffsave_buffer())
+
+
 def html_with_gif_magic() -> bytes:
     return b"GIF89a<html><body><script>alert(1)</script></body></html>"
 
@@ -626,7 +647,9 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("gif_frame_bomb", "frames.gif", gif_frame_bomb, "rejected", "pixels"),
     Sample("gif_with_html", "cat.gif", gif_with_html_appended, "ok"),
     Sample("jpeg_with_script", "cat.jpg", jpeg_with_script_appended, "ok"),
-    Sample("html_with_gif_magic", "cat.gif", html_with_gif_magic, "rejected", "format"),
+    Sample("html_with_gif_magic", "cat.gif", html_with_gif_magic, "rejected", "corrupt"),
+    Sample("png_bad_header_checksum", "crc.png", png_bad_header_checksum, "rejected", "corrupt"),
+    Sample("tiff_lab", "lab.tif", tiff_unreadable, "rejected", "corrupt"),
     Sample("cmyk_jpeg", "print.jpg", cmyk_jpeg, "ok"),
     Sample(
         "adobe_rgb_jpeg",

@@ -37,7 +37,12 @@ def uploaded(token_client: APIClient, commit: Any) -> Any:
 
 
 # Words a refusal's message must contain, per ImageRejected code.
-REFUSAL_WORDS = {"empty": "empty", "format": "allowed formats are", "pixels": "the limit is"}
+REFUSAL_WORDS = {
+    "empty": "empty",
+    "format": "allowed formats are",
+    "pixels": "the limit is",
+    "corrupt": "is damaged or uses a variant that cannot be read",
+}
 
 
 @pytest.mark.parametrize("sample", corpus.SAMPLES, ids=lambda s: s.name)

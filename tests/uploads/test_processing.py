@@ -741,6 +741,36 @@ def test_refusals_say_what_the_file_looked_like(name: str, words: str) -> None:
         probe(corpus.SAMPLES_BY_NAME[name].build(), max_pixels=50_000_000)
 
 
+@pytest.mark.parametrize(
+    ("data", "start"),
+    [
+        (corpus.png_bad_header_checksum, "The PNG file is damaged or uses a variant that cannot be read: "),
+        *(
+            (functools.partial(corpus.tiff_unreadable, kind), "The TIFF file is damaged or uses a variant")
+            for kind in ("lab", "cmyk", "scrgb", "grey16")
+        ),
+    ],
+)
+def test_a_file_of_an_accepted_format_that_cannot_be_read_is_not_called_another_type(
+    data: Any, start: str
+) -> None:
+    for call in (lambda: probe(data(), max_pixels=50_000_000), lambda: process(data(), WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            call()
+        assert caught.value.code == "corrupt"
+        assert str(caught.value).startswith(start), caught.value
+        assert "Unsupported" not in str(caught.value)
+
+
+def test_a_file_of_no_accepted_format_is_called_an_unsupported_type() -> None:
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.garbage(), max_pixels=50_000_000)
+    assert caught.value.code == "format"
+    assert str(caught.value).startswith(
+        "Unsupported file type (not a recognised image); allowed formats are "
+    )
+
+
 def test_allowed_formats_restrict_what_is_accepted() -> None:
     with pytest.raises(ImageRejected) as caught:
         probe(corpus.bmp(), max_pixels=50_000_000, allowed_formats=("JPEG", "PNG"))
