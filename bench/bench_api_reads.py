@@ -25,7 +25,8 @@ Figures:
   with an API error, is missed. Targets: >= 0.7 for feedback, people and
   products, >= 0.6 for images.
 * Conditional GET on the live server: list and detail answer ``304`` with no body
-  to their own ``ETag``, and 304s per second are shown for information.
+  to their own ``ETag``; 304s per second against full answers to the same URL, over
+  interleaved rounds, are shown for information.
 
     .venv/bin/python -m bench.bench_api_reads [--quick] [--report-only]
 """
@@ -217,8 +218,9 @@ def check_responses(portal: Fleet) -> None:
         )
 
 
-def conditional_get(portal: Fleet, seconds: int) -> list[Result]:
-    """304 to a matching ETag, list and detail, and how many the server answers per second."""
+def conditional_get(portal: Fleet, seconds: int, rounds: int) -> list[Result]:
+    """304 to a matching ETag, list and detail, and how many 304s the server answers per
+    second against full answers to the same URL (the median of ``rounds`` interleaved rounds)."""
     results = []
     for endpoint in ENDPOINTS:
         listing = requests.get(portal.web_url + endpoint.api_url(), timeout=30)
@@ -233,18 +235,27 @@ def conditional_get(portal: Fleet, seconds: int) -> list[Result]:
             Result(f"{endpoint.name}: list and detail answer 304 to their ETag", int(ok), "yes/no", "1", ok)
         )
     feedback = ENDPOINTS[0]
-    tag = requests.get(portal.web_url + feedback.api_url(), timeout=30).headers["ETag"]
-    not_modified = wrk(portal.web_url + feedback.api_url(), seconds, {"If-None-Match": tag})
-    full = wrk(portal.web_url + feedback.api_url(), seconds)
-    report(not_modified, f"{feedback.api_url()} (If-None-Match: its ETag)")
-    report(full, f"{feedback.api_url()} (no If-None-Match)")
+    url = portal.web_url + feedback.api_url()
+    tag = requests.get(url, timeout=30).headers["ETag"]
+    ratios = []
+    for round_no in range(rounds):
+        # Interleaved and swapped every round, as the reads above.
+        order = (True, False) if round_no % 2 == 0 else (False, True)
+        measured = {}
+        for conditional in order:
+            measured[conditional] = wrk(url, seconds, {"If-None-Match": tag} if conditional else None)
+            label = "If-None-Match: its ETag" if conditional else "no If-None-Match"
+            report(measured[conditional], f"{feedback.api_url()} ({label})")
+        if not void((measured[True], measured[False])):
+            ratios.append(measured[True].requests_per_s / measured[False].requests_per_s)
     results.append(
         Result(
             "feedback 304 answers / full answers, requests/s",
-            round(not_modified.requests_per_s / full.requests_per_s, 2),
+            round(statistics.median(ratios or [0.0]), 2),
             "x",
             "",
             True,
+            spread(ratios or [0.0]),
         )
     )
     return results
@@ -364,7 +375,7 @@ def run(quick: bool) -> list[Result]:
                     ),
                 ]
             print("\nConditional GET:")
-            results += conditional_get(portal, seconds)
+            results += conditional_get(portal, seconds, rounds)
     return results
 
 
