@@ -2,26 +2,26 @@
 
 Built in memory with ReportLab's platypus: a title, one card per product
 (``name: …`` / ``weight: N lbs`` and a thumbnail), a summary table and a bar
-chart of the weights. Nothing here touches the database; callers turn their
-products into :class:`ReportItem` rows.
+chart of the weights. Names in any script print through
+:mod:`catalog.report_text` (a font per script, right-to-left order, shaping).
+Nothing here touches the database; callers turn their products into
+:class:`ReportItem` rows.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import io
 import logging
 import math
-import re
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 from PIL import Image as PILImage
 from PIL import ImageOps
+from reportlab.graphics import renderPDF
 from reportlab.graphics.charts.barcharts import HorizontalBarChart
 from reportlab.graphics.shapes import Drawing, String
 from reportlab.lib import colors
@@ -29,8 +29,6 @@ from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm, inch
-from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
@@ -43,6 +41,9 @@ from reportlab.platypus import (
     Table,
     TableStyle,
 )
+
+from catalog import report_text
+from catalog.report_text import Fonts, TextBlock
 
 DEFAULT_TITLE_PREFIX = "Processed Update on"
 DEFAULT_AUTHOR = "automation@example.com"
@@ -73,8 +74,6 @@ TOTAL_BG = colors.HexColor("#e3ece6")
 
 logger = logging.getLogger(__name__)
 
-_DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 # Longer names are cut so one product can never outgrow a page.
 NAME_LIMIT = 250
 
@@ -86,47 +85,6 @@ class ReportItem:
     name: str
     weight: int  # lbs
     thumbnail: bytes | None  # JPEG/PNG/WebP bytes of the product's image, or None
-
-
-@dataclass(frozen=True)
-class _Fonts:
-    regular: str
-    bold: str
-    # Helvetica's built-in encoding covers Latin-1/cp1252 only; text in other
-    # scripts is replaced rather than allowed to print garbage or raise.
-    unicode: bool
-
-    def text(self, value: str) -> str:
-        """``value`` made printable: control characters become spaces, and
-        with Helvetica, characters outside its encoding become ``?``."""
-        value = _CONTROL.sub(" ", value)
-        if self.unicode:
-            return value
-        return value.encode("cp1252", "replace").decode("cp1252")
-
-
-@functools.cache
-def _fonts() -> _Fonts:
-    """Pick the report's fonts once: DejaVu Sans when installed, else Helvetica.
-
-    DejaVu covers accents, typographic quotes and most scripts suppliers use;
-    ReportLab's own Helvetica is the fallback that always exists.
-    """
-    regular, bold = _DEJAVU_DIR / "DejaVuSans.ttf", _DEJAVU_DIR / "DejaVuSans-Bold.ttf"
-    if regular.is_file():
-        try:
-            pdfmetrics.registerFont(TTFont("ReportSans", str(regular)))
-            bold_name = "ReportSans"
-            if bold.is_file():
-                pdfmetrics.registerFont(TTFont("ReportSans-Bold", str(bold)))
-                bold_name = "ReportSans-Bold"
-            pdfmetrics.registerFontFamily(
-                "ReportSans", normal="ReportSans", bold=bold_name, italic="ReportSans", boldItalic=bold_name
-            )
-            return _Fonts("ReportSans", bold_name, unicode=True)
-        except Exception as exc:  # noqa: BLE001 — a damaged font file must not stop the report
-            logger.warning("Cannot use %s for reports, falling back to Helvetica: %s", regular, exc)
-    return _Fonts("Helvetica", "Helvetica-Bold", unicode=False)
 
 
 def report_title(date: datetime.date, title_prefix: str = DEFAULT_TITLE_PREFIX) -> str:
@@ -146,19 +104,19 @@ def supplier_report_pdf(
     The output depends only on the arguments: ReportLab's invariant mode drops
     the random document id and the creation date is the report's date.
     """
-    fonts = _fonts()
+    fonts = report_text.fonts()
     title = report_title(date, title_prefix)
     styles = _styles(fonts)
 
     story: list[Flowable] = [
-        Paragraph(escape(fonts.text(title)), styles["title"]),
+        TextBlock([title], size=20, leading=25, color=INK, bold=True, space_after=4),
         Paragraph(escape(_summary_line(items)), styles["subtitle"]),
         HRFlowable(width="100%", thickness=1, color=ACCENT, spaceBefore=2, spaceAfter=14),
     ]
     if not items:
         story.append(Paragraph(EMPTY_MESSAGE, styles["body"]))
     else:
-        story += _product_cards(items, fonts, styles)
+        story += _product_cards(items, styles)
         story += _summary_table(items, fonts, styles)
         story += _charts(items, fonts, styles)
 
@@ -170,7 +128,7 @@ def supplier_report_pdf(
         rightMargin=MARGIN,
         topMargin=MARGIN,
         bottomMargin=MARGIN,
-        title=fonts.text(title),
+        title=report_text.clean(title),
         author=author,
         subject="Products processed by the supplier import",
         creator="Online Fruit Store portal",
@@ -184,31 +142,26 @@ def supplier_report_pdf(
 # --- Pieces of the story --------------------------------------------------------
 
 
-def _styles(fonts: _Fonts) -> dict[str, ParagraphStyle]:
+def _styles(fonts: Fonts) -> dict[str, ParagraphStyle]:
+    """Styles of the report's own words (headings, numbers): its first font has them."""
+    regular, bold = fonts.primary(bold=False), fonts.primary(bold=True)
     return {
-        "title": ParagraphStyle(
-            "title", fontName=fonts.bold, fontSize=20, leading=25, textColor=INK, spaceAfter=4
-        ),
-        "subtitle": ParagraphStyle(
-            "subtitle", fontName=fonts.regular, fontSize=10, leading=14, textColor=MUTED
-        ),
+        "subtitle": ParagraphStyle("subtitle", fontName=regular, fontSize=10, leading=14, textColor=MUTED),
         "heading": ParagraphStyle(
             "heading",
-            fontName=fonts.bold,
+            fontName=bold,
             fontSize=13,
             leading=17,
             textColor=ACCENT,
             spaceBefore=14,
             spaceAfter=8,
         ),
-        "body": ParagraphStyle("body", fontName=fonts.regular, fontSize=10, leading=14, textColor=INK),
-        "card": ParagraphStyle("card", fontName=fonts.regular, fontSize=10, leading=15, textColor=INK),
+        "body": ParagraphStyle("body", fontName=regular, fontSize=10, leading=14, textColor=INK),
         "note": ParagraphStyle(
-            "note", fontName=fonts.regular, fontSize=8, leading=10, textColor=MUTED, alignment=TA_CENTER
+            "note", fontName=regular, fontSize=8, leading=10, textColor=MUTED, alignment=TA_CENTER
         ),
-        "cell": ParagraphStyle("cell", fontName=fonts.regular, fontSize=9, leading=11.5, textColor=INK),
         "cell_right": ParagraphStyle(
-            "cell_right", fontName=fonts.regular, fontSize=9, leading=11.5, textColor=INK, alignment=TA_RIGHT
+            "cell_right", fontName=regular, fontSize=9, leading=11.5, textColor=INK, alignment=TA_RIGHT
         ),
     }
 
@@ -219,9 +172,7 @@ def _summary_line(items: Sequence[ReportItem]) -> str:
     return f"{count} {noun} processed, {sum(i.weight for i in items):,} lbs in total"
 
 
-def _product_cards(
-    items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]
-) -> list[Flowable]:
+def _product_cards(items: Sequence[ReportItem], styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     """Products as cards, two to a row: thumbnail on the left, name and weight beside it."""
     thumb_col = THUMB_BOX + 12
     text_col = FRAME_WIDTH / CARDS_PER_ROW - thumb_col
@@ -229,10 +180,11 @@ def _product_cards(
     for start in range(0, len(items), CARDS_PER_ROW):
         row: list[object] = []
         for item in items[start : start + CARDS_PER_ROW]:
-            # The course's format: "name: Apple<br/>weight: 500 lbs".
-            name = escape(_shorten(fonts.text(item.name), NAME_LIMIT))
-            text = f"name: {name}<br/>weight: {item.weight} lbs"
-            row += [_thumbnail(item.name, item.thumbnail, styles), Paragraph(text, styles["card"])]
+            # The course's format: "name: Apple" over "weight: 500 lbs".
+            name = report_text.isolate(_shorten(item.name, NAME_LIMIT))
+            lines = [f"name: {name}", f"weight: {item.weight} lbs"]
+            text = TextBlock(lines, size=10, leading=15, color=INK)
+            row += [_thumbnail(item.name, item.thumbnail, styles), text]
         row += [""] * (2 * CARDS_PER_ROW - len(row))
         rows.append(row)
     table = Table(rows, colWidths=[thumb_col, text_col] * CARDS_PER_ROW, hAlign="LEFT")
@@ -304,12 +256,12 @@ def _thumbnail_jpeg(data: bytes) -> tuple[bytes, int, int]:
 
 
 def _summary_table(
-    items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]
+    items: Sequence[ReportItem], fonts: Fonts, styles: dict[str, ParagraphStyle]
 ) -> list[Flowable]:
     header = ["Name", "Weight (lbs)"]
     body = [
         [
-            Paragraph(escape(_shorten(fonts.text(i.name), NAME_LIMIT)), styles["cell"]),
+            TextBlock([_shorten(i.name, NAME_LIMIT)], size=9, leading=11.5, color=INK),
             Paragraph(f"{i.weight:,}", styles["cell_right"]),
         ]
         for i in items
@@ -318,7 +270,8 @@ def _summary_table(
     table = Table([header, *body, total], colWidths=[FRAME_WIDTH - 4 * cm, 4 * cm], repeatRows=1)
     last = len(body) + 1
     commands: list[tuple[object, ...]] = [
-        ("FONTNAME", (0, 0), (-1, 0), fonts.bold),
+        ("FONTNAME", (0, 0), (-1, -1), fonts.primary(bold=False)),
+        ("FONTNAME", (0, 0), (-1, 0), fonts.primary(bold=True)),
         ("FONTSIZE", (0, 0), (-1, -1), 9),
         ("TEXTCOLOR", (0, 0), (-1, 0), colors.white),
         ("BACKGROUND", (0, 0), (-1, 0), ACCENT),
@@ -329,7 +282,7 @@ def _summary_table(
         ("TOPPADDING", (0, 0), (-1, -1), 4),
         ("BOTTOMPADDING", (0, 0), (-1, -1), 4),
         ("LINEBELOW", (0, 0), (-1, -1), 0.25, RULE),
-        ("FONTNAME", (0, last), (-1, last), fonts.bold),
+        ("FONTNAME", (0, last), (-1, last), fonts.primary(bold=True)),
         ("BACKGROUND", (0, last), (-1, last), TOTAL_BG),
         ("LINEABOVE", (0, last), (-1, last), 1, ACCENT),
         ("BOX", (0, 0), (-1, -1), 0.5, RULE),
@@ -340,7 +293,7 @@ def _summary_table(
     return [CondPageBreak(4 * cm), Paragraph("Summary", styles["heading"]), table]
 
 
-def _charts(items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
+def _charts(items: Sequence[ReportItem], fonts: Fonts, styles: dict[str, ParagraphStyle]) -> list[Flowable]:
     """Bar charts of weight per product, at most one page's worth of bars each.
 
     Every chart shares one scale so bars compare across pages.
@@ -353,20 +306,43 @@ def _charts(items: Sequence[ReportItem], fonts: _Fonts, styles: dict[str, Paragr
         heading = "Weight per product"
         if len(chunks) > 1:
             heading += f" ({first}\N{EN DASH}{first + len(chunk) - 1} of {len(items)})"
-        drawing = _bar_chart(chunk, fonts, scale_max, step)
-        flowables.append(KeepTogether([Paragraph(heading, styles["heading"]), drawing]))
+        chart = _bar_chart(chunk, fonts, scale_max, step)
+        flowables.append(KeepTogether([Paragraph(heading, styles["heading"]), chart]))
     return flowables
 
 
-def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, step: float) -> Drawing:
+class BarChart(Flowable):  # type: ignore[misc]  # ReportLab has no type hints
+    """A chart drawing with the product names beside its bars.
+
+    The names are drawn by :mod:`catalog.report_text` rather than as the
+    axis's labels, which ReportLab prints in one font and left to right.
+    """
+
+    def __init__(self, drawing: Drawing, labels: list[tuple[report_text.Line, float, float]]) -> None:
+        super().__init__()
+        self.drawing = drawing
+        self.labels = labels  # each name's line, right edge and baseline
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        return self.drawing.width, self.drawing.height
+
+    def draw(self) -> None:
+        renderPDF.draw(self.drawing, self.canv, 0, 0)
+        self.canv.setFillColor(INK)
+        for line, right, baseline in self.labels:
+            line.draw(self.canv, right - line.width, baseline)
+
+
+def _bar_chart(chunk: Sequence[ReportItem], fonts: Fonts, scale_max: float, step: float) -> BarChart:
     label_size = 8 if len(chunk) <= 20 else 7
+    regular, bold = fonts.primary(bold=False), fonts.primary(bold=True)
     # Names get what they need, up to a third of the width (cut to fit it:
     # wide letters fill it in fewer characters); the bars get the rest.
     room = FRAME_WIDTH / 3 - 12
     labels = [
-        _fit(_shorten(fonts.text(i.name), CHART_LABEL_CHARS), fonts.regular, label_size, room) for i in chunk
+        report_text.fit(_shorten(i.name, CHART_LABEL_CHARS), size=label_size, width=room) for i in chunk
     ]
-    label_width = max(pdfmetrics.stringWidth(label, fonts.regular, label_size) for label in labels)
+    label_width = max(label.width for label in labels)
     left = label_width + 12
     bottom, top, right = 40, 16, 28
     plot_height = CHART_BAR_PITCH * len(chunk)
@@ -381,25 +357,21 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, ste
     chart.barSpacing = 0
     chart.groupSpacing = 5
     chart.barLabelFormat = _thousands
-    chart.barLabels.fontName = fonts.regular
+    chart.barLabels.fontName = regular
     chart.barLabels.fontSize = label_size
     chart.barLabels.fillColor = MUTED
     chart.barLabels.boxAnchor = "w"
     chart.barLabels.dx = 3
 
-    chart.categoryAxis.categoryNames = labels
+    chart.categoryAxis.categoryNames = [""] * len(chunk)  # drawn by BarChart
     chart.categoryAxis.reverseDirection = True  # first product on top, like the table
-    chart.categoryAxis.labels.fontName = fonts.regular
-    chart.categoryAxis.labels.fontSize = label_size
-    chart.categoryAxis.labels.boxAnchor = "e"
-    chart.categoryAxis.labels.dx = -4
     chart.categoryAxis.strokeColor = MUTED
     chart.categoryAxis.tickLeft = 0
 
     chart.valueAxis.valueMin = 0
     chart.valueAxis.valueMax = scale_max
     chart.valueAxis.valueStep = step
-    chart.valueAxis.labels.fontName = fonts.regular
+    chart.valueAxis.labels.fontName = regular
     chart.valueAxis.labels.fontSize = 8
     chart.valueAxis.labelTextFormat = _thousands
     chart.valueAxis.strokeColor = MUTED
@@ -413,7 +385,7 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, ste
             left + chart.width / 2,
             8,
             "Weight (lbs)",
-            fontName=fonts.bold,
+            fontName=bold,
             fontSize=9,
             fillColor=INK,
             textAnchor="middle",
@@ -424,13 +396,20 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: _Fonts, scale_max: float, ste
             left - 4,
             bottom + plot_height + 2,
             "Product",
-            fontName=fonts.bold,
+            fontName=bold,
             fontSize=9,
             fillColor=INK,
             textAnchor="end",
         )
     )
-    return drawing
+    # Each name right-aligned 4 points left of the axis, centred on its bar
+    # (categories split the plot's height evenly, the first on top).
+    pitch = plot_height / len(chunk)
+    placed = [
+        (label, left - 4, bottom + plot_height - (n + 0.5) * pitch - 0.35 * label_size)
+        for n, label in enumerate(labels)
+    ]
+    return BarChart(drawing, placed)
 
 
 def _nice_scale(maximum: int) -> tuple[float, float]:
@@ -454,16 +433,10 @@ def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
 
 
-def _fit(text: str, font: str, size: float, width: float) -> str:
-    """``text``, cut with an ellipsis until it is no wider than ``width`` points."""
-    while len(text) > 1 and pdfmetrics.stringWidth(text, font, size) > width:
-        text = _shorten(text, len(text) - 1)
-    return text
-
-
-def _page_decorator(fonts: _Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:
+def _page_decorator(fonts: Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:
     """Draw the footer of every page and pin the PDF's dates to the report's date."""
     stamp = f"D:{date:%Y%m%d}000000+00'00'"
+    footer = report_text.line(f"Online Fruit Store \N{EM DASH} {report_text.isolate(title)}", size=8)
 
     def decorate(canvas: Canvas, doc: object) -> None:
         canvas.setDateFormatter(lambda *_: stamp)
@@ -473,9 +446,9 @@ def _page_decorator(fonts: _Fonts, title: str, date: datetime.date) -> Callable[
         canvas.setStrokeColor(RULE)
         canvas.setLineWidth(0.5)
         canvas.line(left, y + 11, right, y + 11)
-        canvas.setFont(fonts.regular, 8)
         canvas.setFillColor(MUTED)
-        canvas.drawString(left, y, fonts.text(f"Online Fruit Store \N{EM DASH} {title}"))
+        footer.draw(canvas, left, y)
+        canvas.setFont(fonts.primary(bold=False), 8)
         canvas.drawRightString(right, y, f"Page {canvas.getPageNumber()}")
         canvas.restoreState()
 

@@ -14,9 +14,11 @@ declare -A PROBES=(
     [chromium]="/usr/bin/chromium"
     [poppler-utils]="/usr/bin/pdftoppm"
     [fonts-dejavu-core]="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    [fonts-noto-ui-core]="/usr/share/fonts/truetype/noto/NotoSansDevanagariUI-Regular.ttf"
+    [fonts-wqy-microhei]="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
     [wrk]="/usr/bin/wrk"
 )
-ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core wrk)
+ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei wrk)
 
 is_installed() {
     local pkg="$1" probe

@@ -7,7 +7,8 @@ import io
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+import unicodedata
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import cast
 
@@ -15,9 +16,8 @@ import pytest
 from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
-from reportlab.pdfbase import pdfmetrics
 
-from catalog import reports
+from catalog import report_text, reports
 from catalog.reports import ReportItem, report_title, supplier_report_pdf
 
 DATE = dt.date(2026, 11, 21)
@@ -201,23 +201,36 @@ def test_unicode_names_print() -> None:
     text = text_of(supplier_report_pdf(items, date=DATE))
     assert "name: Crème brûlée ’n’ Café" in text
     assert "name: Äpfel & <Birnen>" in text
-    if reports._fonts().unicode:  # DejaVu installed: Cyrillic prints too
-        assert "name: Груша" in text
+    assert "name: Груша 梨" in text
 
 
 @pytest.fixture
-def helvetica_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """The report's fonts chosen on a machine without DejaVu."""
-    monkeypatch.setattr(reports, "_DEJAVU_DIR", tmp_path)
-    reports._fonts.cache_clear()
-    yield
-    reports._fonts.cache_clear()
+def fonts_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Makes the named font folders empty, as on a machine without their packages."""
+
+    def missing(*folders: str) -> None:
+        for folder in folders:
+            monkeypatch.setattr(report_text, folder, tmp_path)
+        report_text.fonts.cache_clear()
+
+    yield missing
+    report_text.fonts.cache_clear()
+
+
+@pytest.fixture
+def helvetica_only(fonts_missing: Callable[..., None]) -> None:
+    """The report's fonts chosen on a machine without any of its fonts."""
+    fonts_missing("DEJAVU_DIR", "NOTO_DIR", "WQY_DIR")
 
 
 @pytest.mark.usefixtures("helvetica_only")
-def test_without_dejavu_helvetica_prints_what_it_can() -> None:
+def test_without_any_font_helvetica_prints_what_it_can(caplog: pytest.LogCaptureFixture) -> None:
     items = [ReportItem("Crème brûlée ’n’ Café", 12, None), ReportItem("Груша 梨", 4, None)]
     pdf = supplier_report_pdf(items, date=DATE)
+
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("fonts-dejavu-core" in m for m in messages), messages
+    assert "No report font is installed: the report prints Latin-1 text in Helvetica only" in messages
 
     resources = cast(DictionaryObject, PdfReader(io.BytesIO(pdf)).pages[0]["/Resources"].get_object())
     fonts = cast(DictionaryObject, resources["/Font"].get_object())
@@ -241,42 +254,179 @@ def test_control_characters_and_very_long_names_do_not_break_the_layout() -> Non
 
 @pytest.mark.parametrize("name", ["W" * 200, "GOLDEN DELICIOUS APPLES WASHINGTON STATE"])
 def test_chart_labels_are_cut_to_the_room_they_have(name: str) -> None:
-    fonts = reports._fonts()
-    drawing = reports._bar_chart([ReportItem(name, 5, None), ReportItem("Fig", 2, None)], fonts, 10, 2)
-    [chart] = [shape for shape in drawing.contents if hasattr(shape, "categoryAxis")]
-    labels = chart.categoryAxis.categoryNames
-    widest = max(
-        pdfmetrics.stringWidth(label, fonts.regular, chart.categoryAxis.labels.fontSize) for label in labels
-    )
+    fonts = report_text.fonts()
+    flowable = reports._bar_chart([ReportItem(name, 5, None), ReportItem("Fig", 2, None)], fonts, 10, 2)
+    [chart] = [shape for shape in flowable.drawing.contents if hasattr(shape, "categoryAxis")]
+    labels = [label.text for label, _, _ in flowable.labels]
     # Right-aligned 4 pt left of the axis: every label starts inside the frame.
-    assert chart.x - 4 - widest >= 0
+    for label, right, _ in flowable.labels:
+        assert right == chart.x - 4
+        assert right - label.width >= 0
     assert chart.x <= reports.FRAME_WIDTH / 3
     assert labels[1] == "Fig"
     assert labels[0].endswith("\N{HORIZONTAL ELLIPSIS}") or labels[0] == name
 
 
+# --- Scripts -------------------------------------------------------------------
+
+PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param("梨子 Pear", id="chinese"),
+        pytest.param("りんご", id="japanese"),
+        pytest.param("사과 배", id="korean"),
+        pytest.param("תפוח עץ", id="hebrew"),
+        pytest.param("केला", id="devanagari"),
+        pytest.param("มะม่วง", id="thai"),
+    ],
+)
+def test_names_in_every_script_are_embedded_glyphs_that_copy_as_text(name: str) -> None:
+    pdf = supplier_report_pdf([ReportItem(name, 7, None)], date=DATE)
+    # pypdf reads a mark placed back over its letter (Devanagari, Thai) as a gap.
+    text = re.sub(r"\s", "", text_of(pdf))
+    # A character the fonts lack is drawn as the box at code 0, which copies
+    # as U+0000 rather than as itself.
+    for word in name.split():
+        assert text.count(word) == 3, text  # card, table, chart
+    assert "\x00" not in text
+    for font in fonts_of(pdf):
+        descriptor = cast(DictionaryObject, font["/FontDescriptor"].get_object())
+        assert "/FontFile2" in descriptor, f"{font['/BaseFont']} is not embedded"
+
+
+def test_arabic_names_print_joined_and_copy_as_their_letters() -> None:
+    pdf = supplier_report_pdf([ReportItem("تفاح أحمر", 7, None)], date=DATE)
+    text = text_of(pdf)
+    # The joined (contextual) forms are presentation forms: the letters
+    # printed one by one would copy back unchanged.
+    assert re.search("[\ufe70-\ufeff]{3}", text)
+    assert unicodedata.normalize("NFKC", text).count("تفاح") == 3
+
+
+def test_devanagari_signs_are_placed_and_conjuncts_copy_as_their_letters() -> None:
+    pdf = supplier_report_pdf([ReportItem("किशमिश क्षीर", 7, None)], date=DATE)
+    text = re.sub(r"\s", "", text_of(pdf))
+    # The i sign is drawn before its consonant (copied in drawing order), and
+    # the conjunct, one glyph of no character, copies as its three letters.
+    assert "िकश" in text
+    assert "क्ष" in text
+    assert not PRIVATE_USE.search(text)
+
+
+def test_a_title_prefix_in_any_script_prints_too() -> None:
+    pdf = supplier_report_pdf(fruits(), date=DATE, title_prefix="梨 Update on")
+    assert "梨 Update on November 21, 2026" in text_of(pdf)
+    meta = PdfReader(io.BytesIO(pdf)).metadata
+    assert meta is not None
+    assert meta.title == "梨 Update on November 21, 2026"
+
+
+def test_a_missing_cjk_font_is_logged_and_the_rest_still_prints(
+    fonts_missing: Callable[..., None], caplog: pytest.LogCaptureFixture
+) -> None:
+    fonts_missing("WQY_DIR")
+    pdf = supplier_report_pdf([ReportItem("梨 Pear", 7, None), ReportItem("सेब", 3, None)], date=DATE)
+
+    text = text_of(pdf)
+    assert "Pear" in text
+    assert "सेब" in text
+    assert "梨" not in text
+    messages = [record.getMessage() for record in caplog.records]
+    assert any("fonts-wqy-microhei" in m and "Chinese, Japanese, Korean" in m for m in messages), messages
+    assert any("U+68A8" in m for m in messages), messages
+
+
+def test_a_damaged_font_file_is_logged_and_skipped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (tmp_path / "wqy-microhei.ttc").write_bytes(b"ttcf" + bytes(range(256)) * 4)
+    monkeypatch.setattr(report_text, "WQY_DIR", tmp_path)
+    report_text.fonts.cache_clear()
+    try:
+        pdf = supplier_report_pdf([ReportItem("梨 Pear", 7, None)], date=DATE)
+    finally:
+        report_text.fonts.cache_clear()
+
+    assert "Pear" in text_of(pdf)
+    messages = [record.getMessage() for record in caplog.records]
+    assert any(m.startswith(f"Cannot use report font {tmp_path}") for m in messages), messages
+
+
+def fonts_of(pdf: bytes) -> list[DictionaryObject]:
+    found = []
+    for page in PdfReader(io.BytesIO(pdf)).pages:
+        resources = cast(DictionaryObject, page["/Resources"].get_object())
+        for ref in cast(DictionaryObject, resources["/Font"].get_object()).values():
+            font = cast(DictionaryObject, ref.get_object())
+            if font["/Subtype"] == "/TrueType":
+                found.append(font)
+    assert found
+    return found
+
+
 # --- Rendering -----------------------------------------------------------------
 
 
-def test_the_first_page_renders_to_a_picture(artifacts: Path) -> None:
-    pdftoppm = shutil.which("pdftoppm")
-    if pdftoppm is None:
+def pdftoppm() -> str:
+    path = shutil.which("pdftoppm")
+    if path is None:
         pytest.fail("pdftoppm is not installed: install poppler-utils (make test does) to render the report")
-    out_dir = artifacts / "reports"
+    return path
+
+
+def render_first_page(pdf: bytes, out_dir: Path, *, dpi: int = 60) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     pdf_path = out_dir / "supplier-report.pdf"
-    items = [*fruits(), ReportItem("Crème brûlée ’n’ Café", 75, picture((220, 160, 40), fmt="WEBP"))]
-    pdf_path.write_bytes(supplier_report_pdf(items, date=DATE))
+    pdf_path.write_bytes(pdf)
     prefix = out_dir / "supplier-report-page"
-
     subprocess.run(
-        [pdftoppm, "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf_path), str(prefix)],
+        [pdftoppm(), "-png", "-r", str(dpi), "-f", "1", "-l", "1", "-singlefile", str(pdf_path), str(prefix)],
         check=True,
         capture_output=True,
         timeout=60,
     )
+    return prefix.with_suffix(".png")
 
-    png = prefix.with_suffix(".png")
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param("梨子", "苹果", id="chinese"),
+        pytest.param("りんご", "みかん", id="japanese"),
+        pytest.param("사과", "포도", id="korean"),
+        pytest.param("تفاح", "رمان", id="arabic"),
+        pytest.param("תאנה", "תפוח", id="hebrew"),
+        pytest.param("केला", "अनार", id="devanagari"),
+        pytest.param("มะม่วง", "มะละกอ", id="thai"),
+    ],
+)
+def test_two_names_in_a_script_render_differently_not_as_the_same_boxes(
+    first: str, second: str, tmp_path: Path
+) -> None:
+    # Same number of characters: drawn as missing-glyph boxes, both reports
+    # would be the same picture.
+    pixels = []
+    for name in (first, second):
+        png = render_first_page(supplier_report_pdf([ReportItem(name, 7, None)], date=DATE), tmp_path / name)
+        with Image.open(png) as image:
+            pixels.append(image.convert("L").tobytes())
+    assert pixels[0] != pixels[1]
+
+
+def test_the_first_page_renders_to_a_picture(artifacts: Path) -> None:
+    items = [
+        *fruits(),
+        ReportItem("Crème brûlée ’n’ Café", 75, picture((220, 160, 40), fmt="WEBP")),
+        ReportItem("梨子 Pear りんご 사과", 20, None),
+        ReportItem("تفاح أحمر", 30, picture((160, 30, 40))),
+        ReportItem("תפוח עץ (ירוק)", 40, None),
+        ReportItem("किशमिश क्षीर", 50, None),
+    ]
+    # Kept as an artifact to look at: every script above should read right.
+    png = render_first_page(supplier_report_pdf(items, date=DATE), artifacts / "reports")
     assert png.stat().st_size > 5_000
     with Image.open(png) as image:
         # A4 at 60 dpi is 496 x 702.

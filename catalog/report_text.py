@@ -1,0 +1,705 @@
+"""Text in any script for the supplier report: a font per run, bidi, shaping.
+
+ReportLab alone draws a string in one font, character by character and left
+to right: Chinese, Japanese and Korean print as empty boxes (DejaVu Sans has
+no ideographs), Arabic letters do not join, Devanagari vowel signs do not
+move before their consonant, and Hebrew or Arabic words run the wrong way.
+Its own right-to-left support needs rlbidi, which is not on PyPI, and its
+paragraph shaping takes one font per word. So the report lays out the text
+it prints itself:
+
+1. python-bidi's implementation of the Unicode bidirectional algorithm gives
+   every character its embedding level (the paragraph's direction comes from
+   its first strong letter);
+2. every character gets the first installed font of the chain that has it
+   (DejaVu Sans, then Noto Sans UI per Indic and South-East Asian script,
+   then WenQuanYi Micro Hei for CJK), loaded the first time one needs it;
+3. HarfBuzz (uharfbuzz) shapes each run of one font and one level;
+4. lines are broken in logical order, at spaces or between ideographs, and
+   each line's runs are put in visual order (rule L2);
+5. the glyphs are drawn through ReportLab's shaped strings, so ReportLab
+   still subsets and embeds the fonts; a glyph that no character maps to
+   (a conjunct, a ligature) is given the text it stands for in the font's
+   ToUnicode map, so the PDF's text can be copied and searched.
+
+A missing font file is logged once with the Debian package that installs it
+and its script prints as boxes; with no font at all the report falls back to
+Helvetica, which prints Latin-1 and replaces the rest with ``?``.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import logging
+import re
+import threading
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import uharfbuzz
+from bidi import algorithm as bidi_algorithm
+from reportlab.lib.colors import Color
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import ShapeData, ShapedStr, TTFont
+from reportlab.pdfgen.canvas import Canvas
+from reportlab.platypus import Flowable
+
+logger = logging.getLogger(__name__)
+
+DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
+NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
+WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
+
+ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# Characters the bidi algorithm drops (rule X9): they take their neighbour's level.
+_X9_REMOVED = frozenset(bidi_algorithm.X9_REMOVED)
+_JOINERS = frozenset("\u200c\u200d\u034f")
+FSI, PDI = "\u2068", "\u2069"
+# python-bidi implements the algorithm before isolates (Unicode 6.3): the
+# layout resolves them itself, one level deep, and drops the marks.
+_ISOLATE_MARKS = re.compile("[\u2066-\u2069]")
+_ISOLATED = re.compile("\u2068([^\u2069]*)\u2069?")
+
+
+@dataclass(frozen=True)
+class FontFile:
+    """One font of the chain and the Debian package that installs it."""
+
+    package: str
+    scripts: str  # what prints as boxes without it, for the log line
+    regular: Path
+    bold: Path | None = None  # None: the regular face serves bold text too
+
+
+def _noto_ui(script: str) -> FontFile:
+    return FontFile(
+        "fonts-noto-ui-core",
+        script,
+        NOTO_DIR / f"NotoSans{script}UI-Regular.ttf",
+        NOTO_DIR / f"NotoSans{script}UI-Bold.ttf",
+    )
+
+
+def font_chain() -> list[FontFile]:
+    """The fonts tried for each character, in order (read at call time, so a
+    test can point the folders elsewhere)."""
+    return [
+        FontFile(
+            "fonts-dejavu-core",
+            "Latin, Greek, Cyrillic, Arabic, Hebrew",
+            DEJAVU_DIR / "DejaVuSans.ttf",
+            DEJAVU_DIR / "DejaVuSans-Bold.ttf",
+        ),
+        *(
+            _noto_ui(script)
+            for script in (
+                "Devanagari",
+                "Bengali",
+                "Gujarati",
+                "Gurmukhi",
+                "Oriya",
+                "Tamil",
+                "Telugu",
+                "Kannada",
+                "Malayalam",
+                "Sinhala",
+                "Thai",
+                "Lao",
+                "Khmer",
+                "Myanmar",
+            )
+        ),
+        # Chinese (simplified and traditional), Japanese kana and Korean hangul
+        # in 5 MB; Noto Sans CJK would be 90 MB.
+        FontFile("fonts-wqy-microhei", "Chinese, Japanese, Korean", WQY_DIR / "wqy-microhei.ttc"),
+    ]
+
+
+# --- Fonts ------------------------------------------------------------------------
+
+
+class _ShapingFont(TTFont):
+    """A TrueType font whose shaped glyphs keep the text they stand for.
+
+    ReportLab subsets by character: a glyph that no character maps to gets a
+    private-use code point here (as ReportLab's own shaping does), and the
+    PDF's ToUnicode map says which text that code stands for instead of the
+    meaningless private code.
+    """
+
+    def __init__(self, name: str, path: Path) -> None:
+        super().__init__(name, str(path))
+        data = path.read_bytes()
+        self.hb_font = uharfbuzz.Font(uharfbuzz.Face(uharfbuzz.Blob(data), 0))
+        self.covered = frozenset(self.face.charToGlyph)
+        self._private: dict[int, int] = {}  # glyph id -> private code point
+        self._next_private = 0xE000
+        self.stands_for: dict[int, str] = {}  # private code point -> text
+
+    def code_for(self, glyph: int, text: str) -> int:
+        """A character that ReportLab maps to ``glyph``, made up when the font
+        has none; ``text`` is what the glyph shows, for copying."""
+        code = self._private.get(glyph)
+        if code is None:
+            chars = self.face.glyphToChar.get(glyph)
+            if chars:  # a presentation form, a mirrored bracket: copied as such
+                return int(chars[0])
+            code = self._next_private
+            while code in self.face.charToGlyph:
+                code += 1
+            self._next_private = code + 1
+            self._private[glyph] = code
+            self.face.charToGlyph[code] = glyph
+            self.face.glyphToChar.setdefault(glyph, []).append(code)
+            self.face.charWidths[code] = self.face._pdfScale(self.hb_font.get_glyph_h_advance(glyph))
+        if text and not self.stands_for.get(code):
+            self.stands_for[code] = text
+        return code
+
+    def addObjects(self, doc: Any) -> None:
+        state = self.state.get(doc)
+        if state is None:
+            super().addObjects(doc)
+            return
+        internal = [self.getSubsetInternalName(n, doc)[1:] for n in range(len(state.subsets))]
+        subsets = [list(subset) for subset in state.subsets]
+        super().addObjects(doc)
+        # ReportLab's map writes each code's own character, as four hex digits:
+        # wrong for made-up codes and for characters past U+FFFF.
+        pdf_fonts = doc.idToObject["BasicFonts"].dict
+        for name, subset in zip(internal, subsets, strict=True):
+            base_font = pdf_fonts[name].BaseFont
+            stream = doc.idToObject["toUnicodeCMap:" + base_font]
+            stream.content = _to_unicode_cmap(base_font, [self.stands_for.get(c, chr(c)) for c in subset])
+
+
+def _to_unicode_cmap(name: str, texts: Sequence[str]) -> str:
+    entries = [
+        f"<{code:02X}> <{text.encode('utf-16-be').hex().upper()}>" for code, text in enumerate(texts) if text
+    ]
+    blocks = []
+    for start in range(0, len(entries), 100):  # at most 100 per block (PDF 1.7, 9.10.3)
+        chunk = entries[start : start + 100]
+        blocks += [f"{len(chunk)} beginbfchar", *chunk, "endbfchar"]
+    return "\n".join(
+        [
+            "/CIDInit /ProcSet findresource begin",
+            "12 dict begin",
+            "begincmap",
+            f"/CIDSystemInfo << /Registry ({name}) /Ordering ({name}) /Supplement 0 >> def",
+            f"/CMapName /{name} def",
+            "/CMapType 2 def",
+            "1 begincodespacerange",
+            f"<00> <{len(texts) - 1:02X}>",
+            "endcodespacerange",
+            *blocks,
+            "endcmap",
+            "CMapName currentdict /CMap defineresource pop",
+            "end",
+            "end",
+        ]
+    )
+
+
+@dataclass(eq=False)
+class _Face:
+    """A font as the layout uses it: a shaping TrueType font or Helvetica."""
+
+    name: str
+    ttf: _ShapingFont | None = None
+
+    def covers(self, char: str) -> bool:
+        if self.ttf is not None:
+            return ord(char) in self.ttf.covered
+        return char.encode("cp1252", "ignore") != b""
+
+
+@dataclass
+class _Chain:
+    """The fonts of one weight, loaded the first time a character needs them."""
+
+    weight: str  # "regular" or "bold"
+    pending: list[FontFile]
+    faces: list[_Face] = field(default_factory=list)
+    uncovered: set[str] = field(default_factory=set)
+
+    def load_next(self) -> bool:
+        """Load the next installed font of the chain; False when none is left."""
+        while self.pending:
+            spec = self.pending.pop(0)
+            path = spec.bold if self.weight == "bold" and spec.bold is not None else spec.regular
+            face = _load(path, spec)
+            if face is not None:
+                self.faces.append(face)
+                return True
+        return False
+
+    def face_for(self, char: str) -> _Face | None:
+        for face in self.faces:
+            if face.covers(char):
+                return face
+        with _loading:  # the embedded server builds reports on several threads
+            for face in self.faces:
+                if face.covers(char):
+                    return face
+            while self.load_next():
+                if self.faces[-1].covers(char):
+                    return self.faces[-1]
+        if char not in self.uncovered and not char.isspace():
+            self.uncovered.add(char)
+            logger.warning(
+                "No report font has U+%04X %s: it prints as a box",
+                ord(char),
+                unicodedata.name(char, "(unnamed)"),
+            )
+        return None
+
+
+_loading = threading.Lock()
+
+
+@functools.cache
+def _load(path: Path, spec: FontFile) -> _Face | None:
+    if not path.is_file():
+        logger.warning(
+            "Report font %s is missing (install the Debian package %s): %s text prints as boxes",
+            path,
+            spec.package,
+            spec.scripts,
+        )
+        return None
+    name = f"Report-{path.stem}"
+    try:
+        font = _ShapingFont(name, path)
+        pdfmetrics.registerFont(font)
+    except Exception as exc:  # noqa: BLE001 — a damaged font file raises anything; the report goes on without it
+        logger.warning(
+            "Cannot use report font %s (%s): %s text prints as boxes: %s",
+            path,
+            spec.package,
+            spec.scripts,
+            exc,
+        )
+        return None
+    return _Face(name, font)
+
+
+@dataclass
+class Fonts:
+    regular: _Chain
+    bold: _Chain
+    helvetica: bool = False
+
+    @property
+    def unicode(self) -> bool:
+        """Whether a TrueType font prints (else Helvetica's Latin-1 only)."""
+        return not self.helvetica
+
+    def chain(self, bold: bool) -> _Chain:
+        return self.bold if bold else self.regular
+
+    def primary(self, bold: bool) -> str:
+        """The font of the text that needs no fallback (headings, numbers)."""
+        return self.chain(bold).faces[0].name
+
+
+@functools.cache
+def fonts() -> Fonts:
+    """The report's font chains, the first installed font of each loaded."""
+    regular, bold = _Chain("regular", font_chain()), _Chain("bold", font_chain())
+    if regular.load_next():
+        if not bold.load_next():
+            bold.faces.append(regular.faces[0])
+        return Fonts(regular, bold)
+    logger.warning("No report font is installed: the report prints Latin-1 text in Helvetica only")
+    return Fonts(
+        _Chain("regular", [], [_Face("Helvetica")]),
+        _Chain("bold", [], [_Face("Helvetica-Bold")]),
+        helvetica=True,
+    )
+
+
+def clean(text: str) -> str:
+    """Control characters (tabs, escapes) print as spaces."""
+    return _CONTROL.sub(" ", text)
+
+
+def isolate(text: str) -> str:
+    """``text`` marked to take its own direction inside a longer line, as a
+    first-strong isolate (FSI … PDI): ``name: תפוח (ירוק)`` keeps the name's
+    parentheses with the name instead of sending the last one to the line's end."""
+    return FSI + _ISOLATE_MARKS.sub("", text) + PDI
+
+
+# --- Layout -----------------------------------------------------------------------
+
+
+@dataclass
+class _Run:
+    face: _Face
+    level: int
+    text: str  # in visual order: ShapedStr for a TrueType face
+    width: float  # points
+
+
+@dataclass
+class Line:
+    """One line of text, its runs in visual order, ready to draw."""
+
+    runs: list[_Run]
+    size: float
+
+    @property
+    def width(self) -> float:
+        return sum(run.width for run in self.runs)
+
+    @property
+    def text(self) -> str:
+        return "".join(run.text for run in self.runs)
+
+    def draw(self, canvas: Canvas, x: float, y: float) -> None:
+        # One text object: readers copy the line as one, not a line per run.
+        text = canvas.beginText(x, y)
+        for run in self.runs:
+            text.setFont(run.face.name, self.size)
+            text.textOut(run.text)
+        canvas.drawText(text)
+
+
+def _resolve(text: str) -> tuple[str, tuple[int, ...]]:
+    """``text`` without isolate marks, and each character's embedding level.
+
+    An isolate counts as one neutral character in the text around it (rule
+    X5c) and inside is a paragraph of its own, raised to the next level of
+    its direction above the outer paragraph's."""
+    if FSI not in text:
+        text = _ISOLATE_MARKS.sub("", text)
+        return text, _levels(text)
+    outer = _ISOLATED.sub("\N{OBJECT REPLACEMENT CHARACTER}", text)
+    outer = _ISOLATE_MARKS.sub("", outer)
+    outer_levels = iter(_levels(outer))
+    base = bidi_algorithm.get_base_level(outer)
+    chars: list[str] = []
+    levels: list[int] = []
+    position = 0
+    for match in _ISOLATED.finditer(text):
+        before = _ISOLATE_MARKS.sub("", text[position : match.start()])
+        chars.append(before)
+        levels += [next(outer_levels) for _ in before]
+        next(outer_levels)  # the isolate's stand-in
+        inner = _ISOLATE_MARKS.sub("", match.group(1))
+        inner_base = bidi_algorithm.get_base_level(inner)
+        raised = (base + 1) | 1 if inner_base else (base + 2) & ~1
+        chars.append(inner)
+        levels += [level - inner_base + raised for level in _levels(inner)]
+        position = match.end()
+    after = _ISOLATE_MARKS.sub("", text[position:])
+    chars.append(after)
+    levels += [next(outer_levels) for _ in after]
+    return "".join(chars), tuple(levels)
+
+
+@functools.lru_cache(maxsize=4096)
+def _levels(text: str) -> tuple[int, ...]:
+    """Each character's resolved embedding level (rules P2 to I2)."""
+    storage = bidi_algorithm.get_empty_storage()
+    base = bidi_algorithm.get_base_level(text)
+    storage["base_level"] = base
+    storage["base_dir"] = "LR"[base]
+    bidi_algorithm.get_embedding_levels(text, storage)
+    bidi_algorithm.explicit_embed_and_overrides(storage)
+    bidi_algorithm.resolve_weak_types(storage)
+    bidi_algorithm.resolve_neutral_types(storage, False)
+    bidi_algorithm.resolve_implicit_levels(storage, False)
+    resolved = iter(char["level"] for char in storage["chars"])
+    levels, previous = [], base
+    for char in text:
+        if unicodedata.bidirectional(char) not in _X9_REMOVED:
+            previous = next(resolved, previous)
+        levels.append(previous)
+    return tuple(levels)
+
+
+def _continues(char: str) -> bool:
+    """A mark or joiner, drawn in its base character's font if it can be."""
+    return unicodedata.category(char)[0] == "M" or char in _JOINERS
+
+
+class _Paragraph:
+    """One paragraph in one size and weight: fonts chosen, levels resolved."""
+
+    def __init__(self, text: str, size: float, bold: bool) -> None:
+        self.text, self.levels = _resolve(clean(text))
+        self.size = size
+        chain = fonts().chain(bold)
+        self.faces: list[_Face] = []
+        current = chain.faces[0]
+        for i, char in enumerate(self.text):
+            # Marks, spaces, digits and punctuation stay in the run's font when it has them.
+            neutral = _continues(char) or not unicodedata.category(char).startswith("L")
+            if i == 0 or not (neutral and current.covers(char)):
+                current = chain.face_for(char) or current
+            self.faces.append(current)
+        if fonts().helvetica:
+            self.text = self.text.encode("cp1252", "replace").decode("cp1252")
+
+    def runs(self, start: int, end: int) -> list[tuple[int, int]]:
+        """Spans of one font and one level within [start, end), in logical order."""
+        spans: list[tuple[int, int]] = []
+        for i in range(start, end):
+            if spans and self.faces[i] is self.faces[i - 1] and self.levels[i] == self.levels[i - 1]:
+                spans[-1] = (spans[-1][0], i + 1)
+            else:
+                spans.append((i, i + 1))
+        return spans
+
+    def shape(self, start: int, end: int) -> _Run:
+        """The span [start, end) of one font and level, shaped (glyphs in visual order)."""
+        face, level = self.faces[start], self.levels[start]
+        if face.ttf is None:
+            text = self.text[start:end]
+            if level % 2:
+                text = text[::-1]
+            return _Run(face, level, text, pdfmetrics.stringWidth(text, face.name, self.size))
+        font = face.ttf
+        buffer = uharfbuzz.Buffer()
+        # The whole paragraph as context: Arabic joins and marks attach across runs.
+        buffer.add_str(self.text, start, end - start)
+        buffer.direction = "rtl" if level % 2 else "ltr"
+        buffer.guess_segment_properties()
+        uharfbuzz.shape(font.hb_font, buffer, {})
+        glyphs = list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
+        # What each cluster shows: its characters not drawn by a glyph of their own.
+        starts = sorted({info.cluster for info, _ in glyphs} | {end})
+        leftover = {a: list(self.text[a:b]) for a, b in itertools.pairwise(starts)}
+        own: list[int | None] = []  # the cluster's character a glyph is the usual glyph of
+        for info, _ in glyphs:
+            mapped = font.face.glyphToChar.get(info.codepoint, ())
+            code = next((c for c in mapped if chr(c) in leftover[info.cluster]), None)
+            if code is not None:
+                leftover[info.cluster].remove(chr(code))
+            own.append(code)
+        chars, shape_data = [], []
+        scale = font.face._pdfScale
+        for (info, pos), usual in zip(glyphs, own, strict=True):
+            if info.codepoint == 0:
+                # No glyph: ReportLab draws the font's box for a character it lacks.
+                code = ord(self.text[info.cluster])
+                width = scale(pos.x_advance)
+            else:
+                if usual is not None:
+                    code = usual
+                else:  # a conjunct, ligature or contextual form: its cluster's rest
+                    code = font.code_for(info.codepoint, "".join(leftover[info.cluster]))
+                    leftover[info.cluster] = []
+                width = font.face.charWidths[code]
+            chars.append(chr(code))
+            shape_data.append(
+                ShapeData(
+                    info.cluster,
+                    scale(pos.x_advance),
+                    scale(pos.y_advance),
+                    scale(pos.x_offset),
+                    scale(pos.y_offset),
+                    width,
+                )
+            )
+        shaped = ShapedStr("".join(chars), shapeData=shape_data)
+        width = sum(data.x_advance for data in shape_data) * self.size / 1000
+        return _Run(face, level, shaped, width)
+
+    def line(self, start: int, end: int) -> Line:
+        """The characters [start, end) as one line, runs in visual order."""
+        while end > start and self.text[end - 1].isspace():
+            end -= 1  # trailing spaces are not drawn (rule L1)
+        runs: list[_Run] = []
+        for run in _visual_order([self.shape(a, b) for a, b in self.runs(start, end)]):
+            if runs and runs[-1].face is run.face:  # "name: " and a name, both Latin
+                last = runs[-1]
+                runs[-1] = _Run(run.face, last.level, last.text + run.text, last.width + run.width)
+            else:
+                runs.append(run)
+        return Line(runs, self.size)
+
+    def advances(self) -> list[float]:
+        """Each character's share of the width, its cluster's advance on its first one."""
+        widths = [0.0] * len(self.text)
+        for a, b in self.runs(0, len(self.text)):
+            run = self.shape(a, b)
+            data = getattr(run.text, "__shapeData__", None)
+            if data is None:  # Helvetica
+                for i in range(a, b):
+                    widths[i] = pdfmetrics.stringWidth(self.text[i], run.face.name, self.size)
+                continue
+            for glyph in data:
+                widths[glyph.cluster] += glyph.x_advance * self.size / 1000
+        return widths
+
+
+def _visual_order(runs: list[_Run]) -> list[_Run]:
+    """Rule L2: from the highest level down to the lowest odd one, reverse
+    every sequence of runs at that level or higher."""
+    if not runs:
+        return runs
+    levels = [run.level for run in runs]
+    odd = [level for level in levels if level % 2]
+    if not odd:
+        return runs
+    ordered = list(runs)
+    for level in range(max(levels), min(odd) - 1, -1):
+        i = 0
+        while i < len(ordered):
+            if ordered[i].level < level:
+                i += 1
+                continue
+            j = i
+            while j < len(ordered) and ordered[j].level >= level:
+                j += 1
+            ordered[i:j] = ordered[i:j][::-1]
+            i = j
+    return ordered
+
+
+def _break_before(text: str, i: int) -> bool:
+    """Whether a line may start at ``text[i]``: after a space, or next to an
+    ideograph, kana or hangul, which break anywhere."""
+    before, char = text[i - 1], text[i]
+    if char.isspace():
+        return False
+    if before.isspace():
+        return True
+    wide = unicodedata.east_asian_width
+    if wide(char) in "WF" and unicodedata.category(char).startswith("L"):
+        return True
+    return wide(before) in "WF" and not unicodedata.category(char).startswith("P")
+
+
+def _grapheme_start(text: str, i: int) -> bool:
+    """Whether an overlong word may be cut before ``text[i]``: not inside a
+    character's marks, nor after a joiner or a virama (a conjunct)."""
+    char, before = text[i], text[i - 1]
+    return not (_continues(char) or before in _JOINERS or unicodedata.combining(before) == 9)
+
+
+def wrap(text: str, *, size: float, width: float, bold: bool = False) -> list[Line]:
+    """``text`` broken into lines no wider than ``width`` points: at spaces or
+    between ideographs, and a word wider than a line between its characters."""
+    paragraph = _Paragraph(text, size, bold)
+    chars, count = paragraph.text, len(paragraph.text)
+    advances = paragraph.advances()
+    lines: list[Line] = []
+    start = 0
+    while True:
+        while start < count and chars[start].isspace():
+            start += 1
+        if start >= count:
+            break
+        used = drawn = 0.0  # width of chars[start:i], and without its trailing spaces
+        best_break = best_cut = None
+        i = start
+        while i < count:
+            if i > start:
+                if drawn > width:
+                    break
+                if _break_before(chars, i):
+                    best_break = i
+                if _grapheme_start(chars, i):
+                    best_cut = i
+            used += advances[i]
+            if not chars[i].isspace():
+                drawn = used
+            i += 1
+        if i == count and drawn <= width:
+            lines.append(paragraph.line(start, count))
+            break
+        stop = best_break or best_cut or _next_cut(chars, start)
+        lines.append(paragraph.line(start, stop))
+        start = stop
+    return lines or [paragraph.line(0, 0)]
+
+
+def _next_cut(chars: str, start: int) -> int:
+    """The end of the character (with its marks) at ``start``."""
+    return next((i for i in range(start + 1, len(chars)) if _grapheme_start(chars, i)), len(chars))
+
+
+def line(text: str, *, size: float, bold: bool = False) -> Line:
+    """``text`` on one line, however long."""
+    paragraph = _Paragraph(text, size, bold)
+    return paragraph.line(0, len(paragraph.text))
+
+
+def fit(text: str, *, size: float, width: float, bold: bool = False) -> Line:
+    """``text`` on one line, cut with an ellipsis until it is no wider than ``width``."""
+    whole = line(text, size=size, bold=bold)
+    if whole.width <= width:
+        return whole
+    paragraph = _Paragraph(text, size, bold)
+    chars = paragraph.text
+    cuts = [i for i in range(1, len(chars)) if _grapheme_start(chars, i)]
+    low, high, best = 0, len(cuts) - 1, None
+    while low <= high:  # the longest cut that fits
+        middle = (low + high) // 2
+        candidate = line(chars[: cuts[middle]].rstrip() + ELLIPSIS, size=size, bold=bold)
+        if candidate.width <= width:
+            best, low = candidate, middle + 1
+        else:
+            high = middle - 1
+    return best or line(chars[:1] + ELLIPSIS, size=size, bold=bold)
+
+
+# --- Flowable ---------------------------------------------------------------------
+
+
+class TextBlock(Flowable):  # type: ignore[misc]  # ReportLab has no type hints
+    """Paragraphs of any script, wrapped to the width the frame or cell gives."""
+
+    def __init__(
+        self,
+        paragraphs: Sequence[str],
+        *,
+        size: float,
+        leading: float,
+        color: Color,
+        bold: bool = False,
+        align: str = "left",
+        space_after: float = 0,
+    ) -> None:
+        super().__init__()
+        self.paragraphs = list(paragraphs)
+        self.size, self.leading, self.color = size, leading, color
+        self.bold, self.align = bold, align
+        self.spaceAfter = space_after
+        self._lines: list[Line] = []
+        self._wrapped_for: float | None = None
+
+    def wrap(self, availWidth: float, availHeight: float) -> tuple[float, float]:
+        if self._wrapped_for != availWidth:
+            self._lines = [
+                line
+                for paragraph in self.paragraphs
+                for line in wrap(paragraph, size=self.size, width=availWidth, bold=self.bold)
+            ]
+            self._wrapped_for = availWidth
+        self.width = availWidth
+        self.height = self.leading * len(self._lines)
+        return self.width, self.height
+
+    def draw(self) -> None:
+        canvas = self.canv
+        canvas.setFillColor(self.color)
+        # The first baseline sits where a Paragraph of this leading puts it.
+        y = self.height - self.size
+        for text_line in self._lines:
+            x = 0.0
+            if self.align == "right":
+                x = self.width - text_line.width
+            elif self.align == "center":
+                x = (self.width - text_line.width) / 2
+            text_line.draw(canvas, x, y)
+            y -= self.leading

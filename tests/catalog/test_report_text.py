@@ -1,0 +1,155 @@
+"""The report's text layout: fonts per script, right-to-left order, shaping, wrapping."""
+
+from __future__ import annotations
+
+import pytest
+
+from catalog import report_text
+from catalog.report_text import isolate, line, wrap
+
+
+def faces(text: str) -> list[str]:
+    return [run.face.name for run in line(text, size=10).runs]
+
+
+# --- Fonts ---------------------------------------------------------------------
+
+
+def test_each_script_gets_a_font_that_has_it() -> None:
+    assert faces("Apple") == ["Report-DejaVuSans"]
+    assert faces("梨") == ["Report-wqy-microhei"]
+    assert faces("사과") == ["Report-wqy-microhei"]
+    assert faces("सेब") == ["Report-NotoSansDevanagariUI-Regular"]
+    assert faces("มะม่วง") == ["Report-NotoSansThaiUI-Regular"]
+    # One run per font, spaces and digits staying with the run they are in.
+    assert faces("Pear 梨子 2") == ["Report-DejaVuSans", "Report-wqy-microhei"]
+
+
+def test_bold_text_takes_the_bold_face_and_ideographs_the_only_one() -> None:
+    runs = line("Pear 梨", size=10, bold=True).runs
+    assert [run.face.name for run in runs] == ["Report-DejaVuSans-Bold", "Report-wqy-microhei"]
+
+
+def test_a_character_no_font_has_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    report_text.fonts.cache_clear()  # a chain that has not met the character yet
+    line("\N{RED APPLE} one", size=10)
+    line("\N{RED APPLE} two", size=10)
+    warnings = [r.getMessage() for r in caplog.records if "U+1F34E" in r.getMessage()]
+    assert warnings == ["No report font has U+1F34E RED APPLE: it prints as a box"]
+
+
+# --- Direction -----------------------------------------------------------------
+
+
+def test_hebrew_runs_right_to_left_inside_latin() -> None:
+    assert line("abc שלום def", size=10).text == "abc םולש def"
+
+
+def test_a_hebrew_paragraph_puts_its_first_word_on_the_right() -> None:
+    # Right-to-left paragraph: the number, a left-to-right run, comes after
+    # (left of) the first word.
+    assert line("שלום 123", size=10).text == "123 םולש"
+
+
+def test_an_isolated_name_keeps_its_parentheses() -> None:
+    name = "תפוח (ירוק)"
+    assert line(f"name: {isolate(name)}", size=10).text == "name: (קורי) חופת"
+    # Not isolated, the closing parenthesis follows the left-to-right line.
+    assert line(f"name: {name}", size=10).text == "name: קורי) חופת)"
+
+
+def test_an_isolate_mark_inside_a_name_is_dropped() -> None:
+    assert line(f"x {isolate('a' + report_text.PDI + 'b' + report_text.FSI)}", size=10).text == "x ab"
+
+
+# --- Shaping -------------------------------------------------------------------
+
+
+def test_arabic_letters_take_their_joined_forms() -> None:
+    text = line("تفاح", size=10).text
+    # Final, medial, medial, initial forms (U+FExx), drawn right to left.
+    assert [f"{ord(c):04X}" for c in text] == ["062D", "FE8E", "FED4", "FE97"]
+
+
+def test_the_devanagari_i_sign_is_drawn_before_its_consonant() -> None:
+    run = line("कि", size=10).runs[0]
+    font = run.face.ttf
+    assert font is not None
+    # The sign's glyph comes first, the consonant second.
+    assert run.text[1] == "क"
+    assert font.stands_for.get(ord(run.text[0]), run.text[0]) == "ि"
+
+
+def test_a_conjunct_glyph_stands_for_its_letters() -> None:
+    run = line("क्ष", size=10).runs[0]
+    font = run.face.ttf
+    assert font is not None
+    assert len(run.text) == 1  # one glyph for three characters
+    glyph = run.text[0]
+    assert 0xE000 <= ord(glyph) <= 0xF8FF
+    assert font.stands_for[ord(glyph)] == "क्ष"
+
+
+# --- Lines ---------------------------------------------------------------------
+
+
+def test_ideographs_wrap_without_spaces() -> None:
+    text = "苹果香蕉梨子葡萄西瓜草莓樱桃芒果菠萝柠檬橙子桃子"
+    lines = wrap(text, size=12, width=100)
+    assert len(lines) >= 3
+    assert all(text_line.width <= 100 for text_line in lines)
+    assert "".join(text_line.text for text_line in lines) == text
+
+
+def test_words_wrap_at_spaces_and_an_overlong_word_between_letters() -> None:
+    lines = wrap("Golden Delicious " + "X" * 40, size=10, width=80)
+    texts = [text_line.text for text_line in lines]
+    assert texts[0] == "Golden"
+    assert texts[1] == "Delicious"
+    assert "".join(texts[2:]) == "X" * 40
+    assert all(text_line.width <= 80 for text_line in lines)
+
+
+def test_a_right_to_left_paragraph_starts_on_the_first_line() -> None:
+    words = ["אחד", "שתיים", "שלוש", "ארבע", "חמש", "שש", "שבע"]
+    lines = wrap(" ".join(words), size=10, width=60)
+    assert len(lines) > 1
+    # Each line reads right to left: its first word is drawn last (rightmost).
+    assert lines[0].text.endswith(words[0][::-1])
+    assert lines[-1].text.startswith(words[-1][::-1])
+
+
+def test_a_conjunct_is_not_cut_when_a_word_is_too_long() -> None:
+    lines = wrap("क्ष" * 30, size=10, width=40)
+    assert len(lines) > 1
+    for text_line in lines:
+        font = text_line.runs[0].face.ttf
+        assert font is not None
+        # Every glyph is a whole conjunct: no bare virama at a line's end.
+        assert {font.stands_for.get(ord(glyph)) for glyph in text_line.text} == {"क्ष"}
+
+
+def test_fit_cuts_with_an_ellipsis_at_the_end_of_the_reading() -> None:
+    fitted = report_text.fit("תפוח עץ ירוק גדול מאוד", size=10, width=60)
+    assert fitted.width <= 60
+    # Right to left, the text's end (and so the ellipsis) is on the left.
+    assert fitted.text.startswith(report_text.ELLIPSIS)
+    assert fitted.text.endswith("חופת")
+
+
+def test_a_latin_word_after_ideographs_moves_whole_to_the_next_line() -> None:
+    ideographs = "苹果香蕉梨子葡萄西瓜"
+    room = line(ideographs + "Ap", size=10).width + 0.5
+    assert [text_line.text for text_line in wrap(ideographs + "Apple", size=10, width=room)] == [
+        ideographs,
+        "Apple",
+    ]
+
+
+def test_fit_does_not_cut_a_vowel_sign_off_its_letter() -> None:
+    for width in range(20, 60, 2):
+        fitted = report_text.fit("कि" * 12, size=10, width=width)
+        assert fitted.text.endswith(report_text.ELLIPSIS)
+        shown = fitted.text[:-1]
+        # Each letter is drawn with its sign (a glyph of its own, before it).
+        assert shown.count("क") * 2 == len(shown), width
