@@ -16,11 +16,12 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
+from django.urls import reverse
 from django.utils import timezone
 
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
-from core import locks
+from core import locks, mail
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -518,6 +519,12 @@ REPORT_SUBJECT = "Upload Completed - Online Fruit Store"
 REPORT_BODY = (
     "All fruits are uploaded to our website successfully. A detailed list is attached to this email."
 )
+# When the PDF is larger than the mail server takes.
+REPORT_TOO_LARGE_BODY = (
+    "All fruits are uploaded to our website successfully. The detailed list is not attached: "
+    "with the report ({size:,} bytes) this email would be larger than the mail server takes{limit}.\n\n"
+    "Staff can download the day's report from the admin: {path}\n"
+)
 
 
 @dataclass
@@ -660,8 +667,19 @@ def report_build(*, products: Iterable[Product], date: dt.date | None = None) ->
     return reports.supplier_report_pdf(report_items(products), date=date or timezone.localdate())
 
 
-def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None = None) -> int:
-    """Mail the report with the course's subject and body; returns messages sent."""
+@dataclass(frozen=True)
+class ReportMail:
+    """What report_send mailed: the report attached, or why it is not."""
+
+    not_attached: str = ""
+
+
+def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None = None) -> ReportMail:
+    """Mail the report with the course's subject and body.
+
+    A report larger than the mail server takes is left out: the recipients
+    still learn that the import ran, and where to download the report.
+    """
     day = date or timezone.localdate()
     message = EmailMessage(
         subject=REPORT_SUBJECT,
@@ -670,4 +688,13 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
         to=list(recipients),
     )
     message.attach(f"processed-{day.isoformat()}.pdf", pdf, "application/pdf")
-    return message.send()
+    try:
+        message.send()
+    except mail.MessageTooLarge as exc:
+        limit = f" ({exc.limit:,} bytes)" if exc.limit else ""
+        path = f"{reverse('admin:catalog_product_report')}?date={day.isoformat()}"
+        message.body = REPORT_TOO_LARGE_BODY.format(size=len(pdf), limit=limit, path=path)
+        message.attachments = []
+        message.send()
+        return ReportMail(not_attached=str(exc))
+    return ReportMail()

@@ -2,7 +2,9 @@
 
 smtplib hands back the recipients a server refused while it took the message
 for the others; Django's backend drops them, so a report refused for one
-address of two would count as mailed to both.
+address of two would count as mailed to both. A message larger than the
+server takes is told apart from other refusals (:class:`MessageTooLarge`), so
+a caller can send a smaller one instead.
 """
 
 from __future__ import annotations
@@ -32,6 +34,23 @@ class RecipientsRefused(smtplib.SMTPRecipientsRefused):
         )
 
 
+class MessageTooLarge(smtplib.SMTPException):
+    """The server does not take a message this large (it answered 552);
+    ``limit`` is the size it advertises (ESMTP SIZE), if any."""
+
+    def __init__(self, size: int, limit: int | None, reply: str = "") -> None:
+        super().__init__(size, limit, reply)
+        self.size = size
+        self.limit = limit
+        self.reply = reply
+
+    def __str__(self) -> str:
+        text = f"the message is {self.size:,} bytes"
+        if self.limit:
+            text += f", the mail server takes at most {self.limit:,} bytes"
+        return text + (f" ({self.reply})" if self.reply else "")
+
+
 def reason(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return f"{code} {text}".strip()
@@ -39,7 +58,8 @@ def reason(code: int, reply: bytes | str) -> str:
 
 class EmailBackend(SMTPEmailBackend):
     """Django's SMTP backend, raising RecipientsRefused (an OSError, like
-    smtplib's errors) when only some recipients were taken."""
+    smtplib's errors) when only some recipients were taken, and
+    MessageTooLarge when the server does not take a message that large."""
 
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():
@@ -48,9 +68,19 @@ class EmailBackend(SMTPEmailBackend):
         from_email = sanitize_address(email_message.from_email, encoding)
         recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
         message: Any = email_message.message()
+        data = message.as_bytes(linesep="\r\n")
         connection: Any = self.connection
         try:
-            refused = connection.sendmail(from_email, recipients, message.as_bytes(linesep="\r\n"))
+            try:
+                # smtplib gives the size in MAIL FROM when the server advertises
+                # a limit (ESMTP SIZE): a message over it is refused before its data.
+                refused = connection.sendmail(from_email, recipients, data)
+            except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                # 552: "exceeded storage allocation", the size refusal (RFC 5321).
+                if exc.smtp_code != 552:
+                    raise
+                limit = int(connection.esmtp_features.get("size") or 0) or None
+                raise MessageTooLarge(len(data), limit, reason(exc.smtp_code, exc.smtp_error)) from exc
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise

@@ -971,7 +971,11 @@ class SMTPServer(_Managed):
 
     Runs in a thread of this process. With ``username``/``password`` it
     advertises and requires AUTH (without TLS). The addresses in ``refuse``
-    are answered 550 at RCPT, as a server refuses an unknown mailbox.
+    are answered 550 at RCPT, as a server refuses an unknown mailbox. A
+    message over ``max_message_bytes`` is answered 552: refused at MAIL FROM
+    by the size the server advertises (ESMTP SIZE), or with
+    ``advertise_size=False``, after its data was sent, as servers that do not
+    advertise one do.
     """
 
     kind = "smtp"
@@ -983,6 +987,8 @@ class SMTPServer(_Managed):
         username: str | None = None,
         password: str | None = None,
         refuse: Iterable[str] = (),
+        max_message_bytes: int | None = None,
+        advertise_size: bool = True,
         startup_timeout: float = 10.0,
         base_dir: str | os.PathLike[str] | None = None,
         keep_dir: bool = False,
@@ -990,6 +996,8 @@ class SMTPServer(_Managed):
         super().__init__(startup_timeout=startup_timeout, base_dir=base_dir, keep_dir=keep_dir)
         self.host = HOST
         self.refuse = {address.lower() for address in refuse}
+        self.max_message_bytes = max_message_bytes
+        self.advertise_size = advertise_size
         self._ports_fixed = port is not None
         self.port = port if port is not None else free_port()
         self.username = username
@@ -1093,6 +1101,10 @@ class SMTPServer(_Managed):
                 content = envelope.original_content or envelope.content
                 if isinstance(content, str):
                     content = content.encode("utf-8")
+                limit = outer.max_message_bytes
+                if limit is not None and len(content) > limit:
+                    outer._log(f"DATA of {len(content)} bytes refused")
+                    return "552 5.3.4 Message size exceeds fixed maximum message size"
                 outer._record(envelope.mail_from, list(envelope.rcpt_tos), content)
                 return "250 Message accepted for delivery"
 
@@ -1117,6 +1129,8 @@ class SMTPServer(_Managed):
             port=self.port,
             ready_timeout=self.startup_timeout,
             decode_data=False,
+            # aiosmtpd's default: SIZE 33554432 (32 MiB), advertised.
+            data_size_limit=(self.max_message_bytes or 2**25) if self.advertise_size else None,
             **kwargs,
         )
         try:

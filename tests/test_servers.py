@@ -350,3 +350,19 @@ def test_celery_worker_reports_a_broken_app_with_its_log(tmp_path: Path) -> None
     with pytest.raises(ServerError, match="no such thing"):
         worker.start()
     worker.close()
+
+
+@pytest.mark.parametrize("advertise", [True, False])
+def test_smtp_refuses_a_message_over_its_size_limit(advertise: bool) -> None:
+    with SMTPServer(max_message_bytes=2_000, advertise_size=advertise) as server:
+        with smtplib.SMTP("127.0.0.1", server.port, timeout=5) as client:
+            client.ehlo()
+            assert client.has_extn("size") is advertise
+            message = _message("Big")
+            message.set_content("x" * 3_000)
+            with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as refused:
+                client.send_message(message)
+            assert refused.value.smtp_code == 552
+            client.send_message(_message("Small"))
+        [received] = server.wait_for(1, timeout=5)
+    assert received["Subject"] == "Small"

@@ -362,6 +362,37 @@ def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
     assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err
 
 
+@pytest.mark.parametrize("advertised", [True, False], ids=["size-advertised", "refused-after-data"])
+def test_a_report_too_large_for_the_mail_server_is_mailed_without_it_saying_where_it_is(
+    delivery: Path, settings: Any, advertised: bool
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(max_message_bytes=20_000, advertise_size=advertised) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        out, err = run("import_supplier", str(delivery), "--email", "buyers@example.com", code=2)
+        [message] = smtp.wait_for(1)
+
+    today = timezone.localdate()
+    assert message["Subject"] == "Upload Completed - Online Fruit Store"
+    assert message.envelope_to == ["buyers@example.com"]
+    assert list(message.iter_attachments()) == []
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    assert text.startswith("All fruits are uploaded to our website successfully.")
+    assert "A detailed list is attached" not in text
+    if advertised:  # the server's limit, when it says it
+        assert "larger than the mail server takes (20,000 bytes)" in text
+    assert f"/admin/catalog/product/report/?date={today.isoformat()}" in text
+    assert out.rstrip().endswith("Report mailed to buyers@example.com without the PDF.")
+    assert "report not attached: the message is " in err
+    if advertised:
+        assert "the mail server takes at most 20,000 bytes" in err
+    else:
+        assert "(552 5.3.4 Message size exceeds fixed maximum message size)" in err
+
+
 def test_a_description_file_over_the_limit_is_rejected_unread(delivery: Path) -> None:
     with (delivery / "descriptions" / "012.txt").open("wb") as fh:
         fh.write(b"Pear\n100 lbs\n")

@@ -70,15 +70,19 @@ class Command(PortalCommand):
         products = selectors.products_with_images().filter(pk__in=[p.pk for p in summary.processed])
         today = timezone.localdate()
         pdf = services.report_build(products=products.order_by("name"), date=today)
-        sent, mailed = "", True
+        sent, mailed, attached = "", True, True
         if not options["no_email"]:
             recipients = options["email"] or settings.REPORT_RECIPIENTS
             if not recipients:
                 self.stderr.write("report not mailed: no recipients (--email or PORTAL_REPORT_RECIPIENTS)")
             else:
                 try:
-                    services.report_send(pdf=pdf, recipients=recipients, date=today)
+                    outcome = services.report_send(pdf=pdf, recipients=recipients, date=today)
                     sent = f" Report mailed to {', '.join(recipients)}."
+                    if outcome.not_attached:
+                        sent = f" Report mailed to {', '.join(recipients)} without the PDF."
+                        self.stderr.write(f"report not attached: {outcome.not_attached}")
+                        attached = False
                 except mail.RecipientsRefused as exc:  # taken for the others
                     sent = f" Report mailed to {', '.join(exc.accepted)}."
                     self.stderr.write(f"report {exc}")
@@ -104,6 +108,8 @@ class Command(PortalCommand):
         problems = [f"{count} {what}" for count, what in counts if count]
         if not mailed:
             problems.append("report not mailed")
+        if not attached:
+            problems.append("report too large to attach")
         if not written:
             problems.append("report not written")
         if problems:
