@@ -362,6 +362,35 @@ def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
     assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err
 
 
+def test_the_report_mail_reads_right_for_its_recipients(delivery: Path, settings: Any) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    (delivery / "descriptions" / "012.txt").write_text("梨 Nashi\n30 lbs\nCrisp.\n", encoding="utf-8")
+    (delivery / "descriptions" / "013.txt").write_text("تفاح أحمر\n40 lbs\nRed.\n", encoding="utf-8")
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    settings.DEFAULT_FROM_EMAIL = "Obststand Müller <automation@example.com>"
+    with SMTPServer() as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        run("import_supplier", str(delivery), "--email", "Jürgen Weiß <buyers@example.com>", code=0)
+        [message] = smtp.wait_for(1)
+
+    assert message["Subject"] == "Upload Completed - Online Fruit Store"
+    assert message["From"] == "Obststand Müller <automation@example.com>"
+    assert message["To"] == "Jürgen Weiß <buyers@example.com>"
+    assert message.envelope_to == ["buyers@example.com"]
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    assert body.get_content().strip() == (
+        "All fruits are uploaded to our website successfully. A detailed list is attached to this email."
+    )
+    [attachment] = message.iter_attachments()
+    assert attachment.get_content_type() == "application/pdf"
+    assert attachment.get_filename() == f"processed-{timezone.localdate().isoformat()}.pdf"
+    pdf = attachment.get_content()
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf)).pages)
+    assert "name: 梨 Nashi" in text
+    assert "weight: 40 lbs" in text
+
+
 @pytest.mark.parametrize("advertised", [True, False], ids=["size-advertised", "refused-after-data"])
 def test_a_report_too_large_for_the_mail_server_is_mailed_without_it_saying_where_it_is(
     delivery: Path, settings: Any, advertised: bool
