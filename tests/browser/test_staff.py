@@ -14,10 +14,11 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import Browser, FilePayload, Locator, Page, Route, expect
 from pypdf import PdfReader
+from rest_framework.authtoken.models import Token
 
 from catalog.models import Person, Product
 from tests.browser.conftest import DESKTOP, TIMEOUT_MS, Browsing
-from tests.factories import PersonFactory, jpeg_bytes
+from tests.factories import FeedbackFactory, PersonFactory, jpeg_bytes
 from tests.uploads import corpus
 from uploads import services
 from uploads.models import Image
@@ -406,3 +407,94 @@ def test_a_long_name_without_spaces_wraps_in_the_admin_instead_of_widening_the_p
             }"""
         )
         assert clashes == 0, f"the name runs under the buttons on {path}"
+
+
+# Every column of a change list stays within 16em (plus its padding), whatever
+# it holds: this much, at the admin's 13px, with room to spare.
+WIDEST_COLUMN_PX = 300
+UNBROKEN = "Extraordinarilylongproductname" * 10
+
+
+def test_change_lists_wrap_long_values_in_columns_of_bounded_width(
+    browsing: Browsing, superuser: Any, ready_image: Callable[..., Image]
+) -> None:
+    """A 200-character name, an unbroken email or file name, a user's long
+    name and a 5,000-character review each wrap in a column of bounded width
+    (or, the review's text, are cut short) instead of widening the list until
+    it scrolls in its box; the whole value is a click away."""
+    product = Product.objects.create(name=UNBROKEN[:200], weight=3, image_name=UNBROKEN[:251] + ".jpg")
+    PersonFactory.create(name=UNBROKEN[:200], username="longname", email=UNBROKEN[:60] + "@example.com")
+    FeedbackFactory.create(title="Long unbroken", text="y" * 5000, product=product)
+    image = ready_image(UNBROKEN[:250] + ".jpg")
+    Token.objects.create(user=get_user_model().objects.create_user("u" * 150, password=PASSWORD))
+    page = browsing.page
+    _log_in(browsing, superuser)
+    for path in (
+        "/admin/catalog/person/",
+        "/admin/catalog/product/",
+        "/admin/catalog/feedback/",
+        "/admin/uploads/image/",
+        "/admin/authtoken/tokenproxy/",
+    ):
+        browsing.visit(path, "long-values")
+        layout = page.evaluate(
+            """() => ({
+                columns: [...document.querySelectorAll('#result_list thead th')].map(
+                    th => [th.textContent.trim(), Math.round(th.getBoundingClientRect().width)]),
+                clipped: [...document.querySelectorAll('#result_list td, #result_list tbody th')]
+                    .filter(cell => cell.scrollWidth > cell.clientWidth + 1)
+                    .map(cell => cell.className),
+            })"""
+        )
+        wide = [(name, width) for name, width in layout["columns"] if width > WIDEST_COLUMN_PX]
+        assert not wide, f"columns wider than {WIDEST_COLUMN_PX}px on {path}: {wide}"
+        assert not layout["clipped"], f"values overflow their cells on {path}: {layout['clipped']}"
+
+    # The review's row shows the start of its text; its page, the whole text.
+    browsing.visit("/admin/catalog/feedback/", "review-excerpt")
+    row = _row(page, "Long unbroken")
+    excerpt = row.locator(".review-excerpt").inner_text()
+    assert excerpt.startswith("yyyy"), excerpt[:20]
+    assert excerpt.endswith("…"), excerpt[-20:]
+    assert len(excerpt) <= 100, len(excerpt)
+    row.get_by_role("link").click()
+    expect(page.get_by_label("Text")).to_have_value("y" * 5000)
+
+    # A read-only value as long wraps within its row instead of being cut off.
+    browsing.visit(f"/admin/uploads/image/{image.pk}/change/", "long-file-name")
+    cut = page.evaluate(
+        """() => [...document.querySelectorAll('.form-row .readonly')].filter(value => {
+            const row = value.closest('.form-row').getBoundingClientRect();
+            return value.getBoundingClientRect().right > row.right + 1 || value.scrollWidth > value.clientWidth + 1;
+        }).map(value => value.closest('.form-row').className)"""
+    )
+    assert not cut, f"read-only values cut off at the row's edge: {cut}"
+
+
+def test_on_a_tablet_a_change_list_has_the_width_beside_the_sidebar_and_its_title_shows(
+    browsing: Browsing, superuser: Any
+) -> None:
+    """Up to 1024px the filters go below the list, not beside it, and the
+    buttons above the list keep clear of its title."""
+    PersonFactory.create(name="Ada Lovelace", username="ada", department="Engineering")
+    Product.objects.create(name="Honeycrisp Apples", weight=500)
+    page = browsing.page
+    page.set_viewport_size({"width": 768, "height": 1024})
+    _log_in(browsing, superuser)
+    for path in ("/admin/catalog/person/", "/admin/catalog/product/"):
+        browsing.visit(path, "tablet")
+        boxes = page.evaluate(
+            """() => Object.fromEntries(['#changelist-form .results', '#changelist-filter', '#content > h1',
+                '.object-tools'].map(s => [s, document.querySelector(s).getBoundingClientRect().toJSON()]))"""
+        )
+        results, filters = boxes["#changelist-form .results"], boxes["#changelist-filter"]
+        title, tools = boxes["#content > h1"], boxes[".object-tools"]
+        assert results["width"] >= 400, f"the list is {results['width']}px wide on {path}"
+        assert filters["top"] >= results["bottom"], f"the filters sit beside the list on {path}"
+        overlap = (
+            title["left"] < tools["right"]
+            and tools["left"] < title["right"]
+            and title["top"] < tools["bottom"]
+            and tools["top"] < title["bottom"]
+        )
+        assert not overlap, f"the buttons cover the title on {path}: {title} {tools}"
