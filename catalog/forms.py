@@ -26,7 +26,10 @@ class FeedbackForm(forms.ModelForm[Feedback]):
         }
         widgets = {
             "product": forms.HiddenInput,
-            "text": forms.Textarea(attrs={"rows": 6, "maxlength": 5000}),
+            # dir=auto: a review typed in a right-to-left script reads as it will be shown.
+            "title": forms.TextInput(attrs={"dir": "auto"}),
+            "name": forms.TextInput(attrs={"dir": "auto"}),
+            "text": forms.Textarea(attrs={"rows": 6, "maxlength": 5000, "dir": "auto"}),
             "rating": forms.NumberInput(attrs={"min": 1, "max": 5}),
         }
 

@@ -112,6 +112,10 @@ def test_a_person_without_a_photo_shows_their_initial(browsing: Browsing, people
     expect(page.get_by_role("heading", level=1)).to_have_text("Grace Hopper")
     expect(page.locator(".profile-photo .initials")).to_have_text("G")
     expect(page.locator(".profile-photo img")).to_have_count(0)
+    # An initial is a capital, whatever the name starts with.
+    PersonFactory.create(name="élodie durand", username="elodie", department="Sales")
+    browsing.visit("/people/", "initial-capital")
+    expect(page.locator(".person-card", has_text="élodie durand").locator(".initials")).to_have_text("É")
 
 
 def test_a_person_whose_photo_failed_shows_their_initial(
@@ -490,3 +494,42 @@ def test_a_photo_still_being_processed_is_round_like_the_photo_it_stands_for(
     )
     assert shape["radius"] == "50%", shape
     assert shape["box"]["width"] == shape["box"]["height"] == 56, shape
+
+
+# Where the first and the last character of an element's text are drawn.
+ENDS_JS = """e => {
+    const text = document.createTreeWalker(e, NodeFilter.SHOW_TEXT);
+    const nodes = [];
+    while (text.nextNode()) if (text.currentNode.data.trim()) nodes.push(text.currentNode);
+    const range = document.createRange();
+    const first = nodes[0], last = nodes[nodes.length - 1];
+    range.setStart(first, 0); range.setEnd(first, 1);
+    const start = range.getBoundingClientRect();
+    range.setStart(last, last.data.trimEnd().length - 1); range.setEnd(last, last.data.trimEnd().length);
+    const end = range.getBoundingClientRect();
+    return {start: start.left, end: end.left, startRight: start.right, boxRight: e.getBoundingClientRect().right};
+}"""
+
+
+def test_names_and_reviews_in_a_right_to_left_script_read_right_to_left(browsing: Browsing) -> None:
+    """Text that starts in Arabic reads from the right: a closing mark ends it
+    on the left, and a Latin word in a name comes after the Arabic, instead
+    of being laid out left to right like the page around it."""
+    product = ProductFactory.create(name="برتقال Valencia")
+    FeedbackFactory.create(
+        title="رائع!", name="علي", text="اشتريت ثلاثة كيلو من البرتقال. جيد جدا!", product=product
+    )
+    PersonFactory.create(name="علي Hassan", username="ali", department="Sales")
+    page = browsing.page
+    browsing.visit(product.get_absolute_url(), "rtl-product")
+    review = page.locator("article.review")
+    for element in (page.locator("article.product h1"), review.locator("h3"), review.locator("p[dir]")):
+        ends = element.evaluate(ENDS_JS)
+        assert ends["end"] < ends["start"], f"{element.inner_text()!r} does not end on the left: {ends}"
+    # A paragraph of it starts at the right edge, where it is read from.
+    ends = review.locator("p[dir]").evaluate(ENDS_JS)
+    assert abs(ends["startRight"] - ends["boxRight"]) <= 1, ends
+
+    browsing.visit("/people/", "rtl-person")
+    ends = page.locator(".person-card .card-title").evaluate(ENDS_JS)
+    assert ends["end"] < ends["start"], f"the name does not end on the left: {ends}"

@@ -28,7 +28,7 @@ FORM = {"title": "Late to the party", "name": "Ann", "rating": "4", "text": "Sti
 
 def highlighted(html: str) -> list[str]:
     """Titles of the reviews the page marks."""
-    return re.findall(r'class="review review-highlight"[^>]*>.*?<h[23]>([^<]*)</h[23]>', html, re.DOTALL)
+    return re.findall(r'class="review review-highlight"[^>]*>.*?<h[23][^>]*>([^<]*)</h[23]>', html, re.DOTALL)
 
 
 def test_a_review_with_an_old_date_leads_to_its_page_with_the_review_marked(client: Client) -> None:
