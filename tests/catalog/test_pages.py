@@ -461,11 +461,11 @@ def test_a_card_names_its_product_or_person_once_to_a_screen_reader(client: Clie
 def test_review_titles_are_the_headings_below_the_pages_title(client: Client) -> None:
     FeedbackFactory(title="Crunchy")
     html = client.get(reverse("catalog:review-list")).content.decode()
-    assert "<h2 dir=\"auto\">Crunchy</h2>" in html
+    assert '<h2 dir="auto">Crunchy</h2>' in html
     assert "<h3" not in html
     home = client.get(reverse("home")).content.decode()
     assert "<h2>Latest reviews</h2>" in home
-    assert "<h3 dir=\"auto\">Crunchy</h3>" in home
+    assert '<h3 dir="auto">Crunchy</h3>' in home
 
 
 def test_a_department_heading_is_its_name_alone(client: Client) -> None:
