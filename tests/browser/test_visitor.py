@@ -533,3 +533,59 @@ def test_names_and_reviews_in_a_right_to_left_script_read_right_to_left(browsing
     browsing.visit("/people/", "rtl-person")
     ends = page.locator(".person-card .card-title").evaluate(ENDS_JS)
     assert ends["end"] < ends["start"], f"the name does not end on the left: {ends}"
+
+
+# Each person card's avatar (initial or photo) and text block, in px from the card's top.
+CARD_GEOMETRY_JS = """() => [...document.querySelectorAll('.person-card')].map(card => {
+    const box = card.getBoundingClientRect();
+    const avatar = card.querySelector('.avatar').getBoundingClientRect();
+    const lines = [...card.querySelectorAll('.card-title, .card-sub')].map(e => e.getBoundingClientRect());
+    const top = Math.min(...lines.map(r => r.top)), bottom = Math.max(...lines.map(r => r.bottom));
+    return {
+        name: card.querySelector('.card-title').textContent.slice(0, 20),
+        avatarMiddle: (avatar.top + avatar.bottom) / 2 - box.top,
+        textMiddle: (top + bottom) / 2 - box.top,
+        pastRight: Math.max(...lines.map(r => r.right)) - box.right,
+        hidden: [...card.querySelectorAll('.card-title, .card-sub')].some(e => e.scrollWidth > e.clientWidth),
+    };
+})"""
+
+
+@pytest.mark.parametrize("width", [1280, 768, 375, 320])
+def test_a_person_cards_initial_is_centred_against_a_long_name_that_wraps_inside_it(
+    browsing: Browsing, width: int, people: dict[str, Person]
+) -> None:
+    """Beside a name of 80 letters without a space, or of many words, the
+    initial (or photo) sits level with the middle of the name and role, and
+    the name wraps inside its card; so in every card of a row stretched to
+    the tallest one."""
+    PersonFactory.create(name="W" + "w" * 78 + "Z", username="unbroken", department="Engineering")
+    PersonFactory.create(
+        name="Maximilian Alexander Konstantin Friedrich von Hohenzollern-Sigmaringen the Third",
+        username="spaced",
+        department="Engineering",
+        role="Principal Distinguished Senior Staff Engineer",
+    )
+    page = browsing.page
+    page.set_viewport_size({"width": width, "height": 900})
+    browsing.visit("/people/", f"long-names-{width}")
+    cards = page.evaluate(CARD_GEOMETRY_JS)
+    assert len(cards) == 5
+    for card in cards:
+        assert abs(card["avatarMiddle"] - card["textMiddle"]) <= 1, f"initial off-centre at {width}px: {card}"
+        assert card["pastRight"] <= 0, f"name past its card's edge at {width}px: {card}"
+        assert not card["hidden"], f"name cut off at {width}px: {card}"
+
+
+def test_on_a_tablet_a_products_name_keeps_a_readable_column_beside_its_picture(
+    browsing: Browsing, products: dict[str, Product]
+) -> None:
+    page = browsing.page
+    page.set_viewport_size({"width": 768, "height": 1024})
+    browsing.visit(products["apple"].get_absolute_url(), "tablet")
+    title = page.locator("article.product h1").bounding_box()
+    picture = page.locator("article.product .product-image").bounding_box()
+    assert title is not None
+    assert picture is not None
+    assert title["x"] > picture["x"] + picture["width"], "the name is no longer beside the picture"
+    assert title["width"] >= 256, f"the name has a column {title['width']}px wide"
