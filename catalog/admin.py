@@ -21,6 +21,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
+from core.admin_filters import TypedValuesFilter
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 
@@ -140,7 +141,7 @@ class PersonAdmin(ValidSelectionMixin, ImportExportModelAdmin):
         "is_active",
     ]
     list_display_links = ["photo_thumbnail", "name"]
-    list_filter = ["department", "role", "is_active", "is_demo"]
+    list_filter = [("department", TypedValuesFilter), ("role", TypedValuesFilter), "is_active", "is_demo"]
     search_fields = ["name", "username", "email"]
     list_select_related = ["photo"]
     raw_id_fields = ["photo"]

@@ -4,8 +4,10 @@ every path stores and the export and the API read, numbers by label."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import factory
 import pytest
 from django.test import Client
 
@@ -15,6 +17,7 @@ from tests.factories import PersonFactory
 pytestmark = pytest.mark.django_db
 
 ADD = "/admin/catalog/person/add/"
+CHANGELIST = "/admin/catalog/person/"
 
 
 def form(phone: Any) -> dict[str, str]:
@@ -112,3 +115,22 @@ def test_a_phone_saved_in_another_shape_is_shown_as_json(admin_client: Client) -
     person = PersonFactory(phone=[1, 2, 3])
     page = admin_client.get(f"/admin/catalog/person/{person.pk}/change/").content.decode()
     assert 'value="[1, 2, 3]"' in page
+
+
+def _filter_is_open(html: str, title: str) -> bool:
+    found = re.search(rf'<details data-filter-title="{title}"( open)?>', html)
+    assert found, f"no {title} filter"
+    return found.group(1) is not None
+
+
+def test_a_filter_with_a_screenful_of_roles_starts_folded(admin_client: Client) -> None:
+    """Thousands of people may have as many roles: the role filter is folded
+    past a screenful of them, open while one is chosen; a short one stays open."""
+    PersonFactory.create_batch(30, department="Sales", role=factory.Sequence(lambda n: f"Role {n}"))
+    html = admin_client.get(CHANGELIST).content.decode()
+    assert not _filter_is_open(html, "role")
+    assert _filter_is_open(html, "department")
+    assert html.count("?role=Role+") == 30  # every role is still there, a click away
+
+    chosen = admin_client.get(CHANGELIST, {"role": "Role 7"}).content.decode()
+    assert _filter_is_open(chosen, "role")
