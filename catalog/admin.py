@@ -22,6 +22,7 @@ from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.admin_filters import TypedValuesFilter
+from core.admin_limits import SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 
@@ -126,7 +127,7 @@ class PersonForm(forms.ModelForm[Person]):
 
 
 @admin.register(Person)
-class PersonAdmin(ValidSelectionMixin, ImportExportModelAdmin):
+class PersonAdmin(SearchLimitMixin, ValidSelectionMixin, ImportExportModelAdmin):
     form = PersonForm
     resource_classes = [PersonResource]
     # The formats import_people reads; an HTML table is for export only.
@@ -203,7 +204,7 @@ class ProductForm(forms.ModelForm[Product]):
 
 
 @admin.register(Product)
-class ProductAdmin(ValidSelectionMixin, admin.ModelAdmin[Product]):
+class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, admin.ModelAdmin[Product]):
     form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
     list_display_links = ["image_thumbnail", "name"]
@@ -278,7 +279,7 @@ class ProductAdmin(ValidSelectionMixin, admin.ModelAdmin[Product]):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]):
+class FeedbackAdmin(SearchLimitMixin, ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]):
     resource_classes = [FeedbackResource]
     list_display = ["review", "name", "date", "rating", "status", "source", "product"]
     list_filter = ["status", "source", "rating", "date", "is_demo"]

@@ -33,23 +33,28 @@ class FilterBackend(django_filters.DjangoFilterBackend):
         return super().filter_queryset(request, queryset, view)
 
 
-class SearchFilter(filters.SearchFilter):
-    """DRF's, with a bound on the words of a search: each word is a test of
-    every searched field, and a thousand of them is a query the database
-    refuses (SQLite: "Expression tree is too large"), which would read as an
-    outage instead of a bad request."""
+# The words a search may have, in the API and the admin alike: each word is
+# a test of every searched field, and a thousand of them is a query the
+# database refuses (SQLite: "Expression tree is too large"), which would read
+# as an outage instead of a bad request.
+MAX_SEARCH_TERMS = 20
 
-    max_terms = 20
-    search_description = f"Words to find in the searched fields, at most {max_terms}; each must match."
+
+def too_many_search_terms(count: int) -> str | None:
+    """Why a search of ``count`` words is refused, or None when it is not."""
+    if count > MAX_SEARCH_TERMS:
+        return f"At most {MAX_SEARCH_TERMS} words may be searched for; {count} were given."
+    return None
+
+
+class SearchFilter(filters.SearchFilter):
+    """DRF's, with a bound on the words of a search (MAX_SEARCH_TERMS)."""
+
+    search_description = f"Words to find in the searched fields, at most {MAX_SEARCH_TERMS}; each must match."
 
     def get_search_terms(self, request: Request) -> list[str]:
         terms = list(super().get_search_terms(request))
-        if len(terms) > self.max_terms:
-            raise exceptions.ValidationError(
-                {
-                    self.search_param: [
-                        f"At most {self.max_terms} words may be searched for; {len(terms)} were given."
-                    ]
-                }
-            )
+        refused = too_many_search_terms(len(terms))
+        if refused:
+            raise exceptions.ValidationError({self.search_param: [refused]})
         return terms

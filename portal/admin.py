@@ -1,9 +1,12 @@
-"""API tokens in the admin.
+"""The admin's pages of models no app of the portal defines: API tokens, users and groups.
 
 A key is a password: DRF's own token admin lists every key to whoever may
 view tokens, and lets whoever may add one make it for any user, a superuser
 included, then act as them through the API. Here a key is shown once, to the
 one who made it; staff make tokens for themselves, superusers for anyone.
+
+Users and groups keep Django's pages, held to the search limit of every
+other list (core.admin_limits).
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.auth import admin as auth_admin
+from django.contrib.auth.models import Group, User
 from django.db import models
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
@@ -19,6 +24,8 @@ from django.urls import reverse
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
+
+from core.admin_limits import SearchLimitMixin
 
 # As much of a key as pages show: enough to tell two tokens apart.
 KEY_PREFIX_LENGTH = 6
@@ -39,7 +46,7 @@ if admin.site.is_registered(TokenProxy):
 
 
 @admin.register(TokenProxy)
-class TokenAdmin(StockTokenAdmin):
+class TokenAdmin(SearchLimitMixin, StockTokenAdmin):
     list_display = ("prefix", "user", "created")
     readonly_fields = ("prefix", "created")
 
@@ -127,3 +134,18 @@ class TokenAdmin(StockTokenAdmin):
                     messages.SUCCESS,
                 )
         return response
+
+
+for stock in (User, Group):
+    if admin.site.is_registered(stock):
+        admin.site.unregister(stock)
+
+
+@admin.register(User)
+class UserAdmin(SearchLimitMixin, auth_admin.UserAdmin[User]):
+    pass
+
+
+@admin.register(Group)
+class GroupAdmin(SearchLimitMixin, auth_admin.GroupAdmin):
+    pass
