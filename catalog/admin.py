@@ -22,7 +22,7 @@ from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.admin_filters import TypedValuesFilter
-from core.admin_limits import SearchLimitMixin
+from core.admin_limits import DateHierarchyMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 
@@ -279,7 +279,9 @@ class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, admin.ModelAdmin[Produ
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(SearchLimitMixin, ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]):
+class FeedbackAdmin(
+    DateHierarchyMixin, SearchLimitMixin, ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]
+):
     resource_classes = [FeedbackResource]
     list_display = ["review", "name", "date", "rating", "status", "source", "product"]
     list_filter = ["status", "source", "rating", "date", "is_demo"]

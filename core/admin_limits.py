@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from django.contrib.admin.views.main import SEARCH_VAR
+from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.http import HttpRequest, HttpResponse
 from django.utils.text import smart_split
 from django_stubs_ext import StrOrPromise
@@ -35,3 +36,18 @@ class SearchLimitMixin:
                 return error_response(request, 400, "Bad request", refused)
         response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
         return response
+
+
+class DateHierarchyMixin:
+    """For a ModelAdmin with a ``date_hierarchy``: a drill-down to a year,
+    month or day too large for a date (``?date__year=10**30``) is refused as
+    the admin refuses any filter it cannot apply. Django turns the ValueError
+    of ``year=10000`` into that, but not the OverflowError of a number past a
+    C long, which was a 500."""
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        try:
+            changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
+        except OverflowError as exc:
+            raise IncorrectLookupParameters(exc) from exc
+        return changelist

@@ -54,3 +54,35 @@ def test_a_phrase_in_quotes_counts_as_one_word_as_the_search_reads_it(admin_clie
 def test_the_search_box_states_the_limit(admin_client: Client, settings: Any) -> None:
     page = admin_client.get("/admin/catalog/product/").content.decode()
     assert "at most 20 words" in page
+
+
+def lists_with_a_date_hierarchy() -> list[tuple[str, str]]:
+    admin.autodiscover()
+    return sorted(
+        (
+            reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist"),
+            model_admin.date_hierarchy,
+        )
+        for model, model_admin in admin.site._registry.items()
+        if model_admin.date_hierarchy
+    )
+
+
+HUGE = "9" * 30
+
+
+@pytest.mark.parametrize(("changelist", "field"), lists_with_a_date_hierarchy())
+@pytest.mark.parametrize(
+    "drill_down",
+    [{"year": HUGE}, {"year": "2024", "month": HUGE}, {"year": "2024", "month": "1", "day": HUGE}],
+    ids=["year", "month", "day"],
+)
+def test_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
+    admin_client: Client, changelist: str, field: str, drill_down: dict[str, str]
+) -> None:
+    params = {f"{field}__{part}": value for part, value in drill_down.items()}
+
+    response = admin_client.get(changelist, params)
+    # What the admin answers for a filter it cannot apply (?date__year=10000 too).
+    assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1")
+    assert admin_client.get(changelist, {f"{field}__year": "10000"})["Location"] == f"{changelist}?e=1"
