@@ -306,7 +306,7 @@ class FeedbackAdmin(
         return self.has_view_permission(request)
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
-        changed = services.feedback_set_status(ids=list(queryset.values_list("pk", flat=True)), status=status)
+        changed = services.feedback_set_status(reviews=queryset, status=status)
         label = Feedback.Status(status).label.lower()
         self.message_user(request, f"{changed} review(s) {label}.", messages.SUCCESS)
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
 
 from catalog.models import Feedback
@@ -47,3 +50,32 @@ def test_the_stock_delete_action_on_ids_that_are_not_ids_is_a_bad_request(
     assert response.status_code == 400
     assert "not valid ids" in response.content.decode()
     assert type(kept).objects.filter(pk=kept.pk).exists()
+
+
+@pytest.fixture
+def few_sql_variables() -> Iterator[int]:
+    """SQLite takes a bounded number of values in one statement (32,766 in
+    its own builds, 250,000 in Debian's): lowered on the test's connection so
+    that a few hundred reviews stand for a selection past it."""
+    connection.ensure_connection()
+    sqlite = connection.connection
+    before = sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)
+    try:
+        yield 100
+    finally:
+        sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="a limit of SQLite's")
+def test_publishing_every_review_selected_across_pages_is_one_statement_whatever_their_number(
+    admin_client: Client, few_sql_variables: int
+) -> None:
+    hidden = FeedbackFactory.create_batch(few_sql_variables + 50, status=Feedback.Status.HIDDEN)
+
+    response = admin_client.post(
+        REVIEWS,
+        {"action": "publish", "select_across": "1", "index": "0", "_selected_action": [str(hidden[0].pk)]},
+    )
+
+    assert response.status_code == 302
+    assert Feedback.objects.filter(status=Feedback.Status.PUBLISHED).count() == len(hidden)
