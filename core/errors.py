@@ -4,6 +4,7 @@ and for scripts, the error page for browsers; never exception text."""
 from __future__ import annotations
 
 import functools
+import sqlite3
 from collections.abc import Callable
 from typing import Any
 
@@ -76,12 +77,54 @@ class DependencyUnavailable(Exception):
     which, and that nothing was saved)."""
 
 
+# SQLite's words for a statement past one of its limits (most have no code
+# of their own: SQLITE_ERROR), by how its message starts, and ours for them.
+SQLITE_LIMITS = {
+    "too many SQL variables": "too many values",
+    "Expression tree is too large": "too many conditions",
+    "parser stack overflow": "too many conditions",
+    "LIKE or GLOB pattern too complex": "a search pattern too long",
+    "string or blob too big": "a value too long",
+    "too many terms in compound SELECT": "too many parts",
+    "too many terms in ORDER BY clause": "too many sort keys",
+    "too many columns": "too many columns",
+}
+# PostgreSQL's SQLSTATE class 54, "program limit exceeded".
+POSTGRES_LIMITS = {
+    "54001": "too many conditions",  # statement_too_complex: "stack depth limit exceeded"
+    "54011": "too many columns",
+    "54023": "too many arguments",
+}
+POSTGRES_LIMIT = "a value or a query too large"  # 54000: index row size, tsvector or tsquery too long…
+
+
+def database_limit(exc: BaseException) -> str | None:
+    """Which of the database's limits a statement went past, in words for the
+    client; None for any other error.
+
+    Such a statement fails again whenever it is sent: the request's size or
+    shape is at fault, not the database, which is up. The request paths that
+    can reach a limit check their input first and name the limit themselves;
+    this catches the rest."""
+    if not isinstance(exc, DatabaseError):
+        return None
+    cause = exc.__cause__
+    sqlstate = getattr(cause, "sqlstate", None)  # psycopg's errors carry it
+    if isinstance(sqlstate, str) and sqlstate.startswith("54"):
+        return POSTGRES_LIMITS.get(sqlstate, POSTGRES_LIMIT)
+    if isinstance(cause, sqlite3.Error):
+        message = str(cause)
+        return next((words for start, words in SQLITE_LIMITS.items() if message.startswith(start)), None)
+    return None
+
+
 def dependency_unavailable(exc: BaseException) -> str | None:
     """Which dependency an exception says is away, in words for the client.
 
-    A broken constraint or a value the column cannot hold is the request's
-    doing (or the code's), not an outage: retrying it would not help."""
-    if isinstance(exc, IntegrityError | DataError):
+    A broken constraint, a value the column cannot hold or a statement past
+    the database's limits is the request's doing (or the code's), not an
+    outage: retrying it would not help."""
+    if isinstance(exc, IntegrityError | DataError) or database_limit(exc):
         return None
     if isinstance(exc, DatabaseError):
         return "database"

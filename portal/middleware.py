@@ -16,7 +16,7 @@ from django.utils.functional import cached_property
 from django.utils.http import escape_leading_slashes
 
 from core import limits
-from core.errors import RETRY_AFTER_SECONDS, dependency_unavailable, error_response
+from core.errors import RETRY_AFTER_SECONDS, database_limit, dependency_unavailable, error_response
 
 logger = logging.getLogger(__name__)
 
@@ -212,7 +212,9 @@ class BodyLimitMiddleware:
 
 class DependencyErrorMiddleware:
     """A database, storage or broker that is away: the detail goes to the log,
-    the client gets a plain 503 and a hint when to retry, never exception text."""
+    the client gets a plain 503 and a hint when to retry, never exception text.
+    A query the database refuses for its size or shape is no outage: a 400
+    naming the kind of limit."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
@@ -221,6 +223,23 @@ class DependencyErrorMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        limit = database_limit(exception)
+        if limit is not None:
+            # Logged in full: the path that let the request this far should
+            # check it first, and name the limit it sets.
+            logger.warning(
+                "query past the database's limits answering %s %s",
+                request.method,
+                request.path,
+                exc_info=exception,
+            )
+            return error_response(
+                request,
+                400,
+                "Bad request",
+                f"This request asks the database for more than it allows ({limit}); "
+                "narrow it (fewer words, values or selected items) and send it again.",
+            )
         return dependency_error_response(request, exception)
 
 
