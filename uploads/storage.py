@@ -364,7 +364,8 @@ class MediaS3Storage(S3Storage):
             Config(
                 connect_timeout=timeout,
                 read_timeout=timeout,
-                retries={"max_attempts": 2, "mode": "standard"},
+                # Two tries in all ("max_attempts" would count the retries alone: three).
+                retries={"total_max_attempts": 2, "mode": "standard"},
             )
         )
 

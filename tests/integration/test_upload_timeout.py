@@ -1,0 +1,113 @@
+"""A bucket that takes requests but whose answers do not come back in time:
+on a real S3 server (SeaweedFS) behind a relay on loopback that holds back
+its answers."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.servers import HOST, S3Server
+from tests.uploads import corpus
+from uploads import storage
+
+pytestmark = [pytest.mark.integration]
+
+TIMEOUT_SECONDS = 1
+# The start of a request, as the relay sees it come in.
+REQUEST_LINE = re.compile(rb"(GET|HEAD|PUT|POST|DELETE) /")
+# botocore asks to send a body (Expect: 100-continue) and waits this long
+# for the go-ahead before it sends it anyway.
+EXPECT_WAIT_SECONDS = 1
+
+
+class AnswerHoldingRelay:
+    """A TCP relay in front of a server. Requests always go through at once;
+    while ``holding`` is set, the server's answers are swallowed: a store that
+    does what it is asked but whose answers never come back in time."""
+
+    def __init__(self, port: int) -> None:
+        self.target = (HOST, port)
+        self.holding = threading.Event()
+        # The method of each request it passed on, in order.
+        self.requests: list[str] = []
+        self.listener = socket.create_server((HOST, 0))
+        self.port = self.listener.getsockname()[1]
+        self._sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.target)
+                self._sockets += [client, server]
+                threading.Thread(target=self._pipe, args=(client, server, False), daemon=True).start()
+                threading.Thread(target=self._pipe, args=(server, client, True), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket, answers: bool) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                request = REQUEST_LINE.match(data)
+                if not answers and request:
+                    self.requests.append(request[1].decode())
+                if not (answers and self.holding.is_set()):
+                    sink.sendall(data)
+        for end in (source, sink):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            with contextlib.suppress(OSError):
+                sock.close()
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[S3Server]:
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def relay(s3: S3Server) -> Iterator[AnswerHoldingRelay]:
+    relay = AnswerHoldingRelay(s3.port)
+    yield relay
+    relay.close()
+
+
+@pytest.fixture
+def bucket(s3: S3Server, relay: AnswerHoldingRelay, settings: Any) -> str:
+    """Originals and renditions in a bucket of their own, reached through the relay."""
+    name = s3.create_bucket(f"timeout-{time.monotonic_ns()}")
+    backend = s3.storage_backend(name, endpoint_url=relay.url)
+    settings.STORAGES = {**settings.STORAGES, "default": backend, "originals": backend}
+    settings.STORAGE_TIMEOUT_SECONDS = TIMEOUT_SECONDS
+    return name
+
+
+def test_a_store_that_does_not_answer_in_time_is_asked_twice_as_documented(
+    s3: S3Server, bucket: str, relay: AnswerHoldingRelay
+) -> None:
+    relay.holding.set()
+
+    started = time.monotonic()
+    with pytest.raises(storage.UNAVAILABLE):
+        storage.put("originals/00/unanswered.jpg", corpus.photo_jpeg(64, 48))
+    elapsed = time.monotonic() - started
+
+    assert relay.requests == ["PUT", "PUT"]
+    # Each try waits for the go-ahead to send the body, then for the answer;
+    # botocore pauses up to a second between them.
+    assert elapsed < 2 * (EXPECT_WAIT_SECONDS + TIMEOUT_SECONDS) + 1 + 0.5, elapsed
