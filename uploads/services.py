@@ -201,6 +201,8 @@ def _image_stored(
         image.file.name = storage.put(key, data, sha256=sha)
     except storage.UNAVAILABLE as exc:
         logger.warning("storage unavailable, upload of %r refused: %s", image.original_name, exc)
+        # A bucket that timed out may have stored the bytes all the same.
+        storage.discard_unconfirmed(key)
         raise StorageUnavailable(
             "The image store is unavailable; nothing was saved. Please try again shortly."
         ) from exc

@@ -18,6 +18,7 @@ import contextlib
 import datetime as dt
 import hashlib
 import json
+import logging
 import os
 import secrets
 import threading
@@ -31,6 +32,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
+from django.db import DatabaseError
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
@@ -39,6 +41,8 @@ from storages.utils import clean_name
 # module (through STORAGES) while uploads.models is still being imported.
 from uploads import models, processing
 from uploads.originals import ORIGINALS
+
+logger = logging.getLogger(__name__)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 # Originals never change either, but only their owner's browser may keep them.
@@ -55,7 +59,12 @@ BATCH = 1000
 # How long a replaced rendition's object outlives its row: a redirect to it
 # (uploads.views) may be kept this long by browsers and proxies.
 REPLACED_KEEP_SECONDS = 3600
-# This thread's S3 clients, by store (see _checksummed_client).
+# How long taking back a write the bucket did not confirm may hold its
+# caller: to connect, then to be answered, one try (see discard_unconfirmed).
+DISCARD_TIMEOUT_SECONDS = 1
+# What may keep it from deleting: the store, or the rows it asks first.
+_DISCARD_FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, DatabaseError)
+# This thread's S3 clients, by purpose and store (see _client).
 _clients = threading.local()
 
 # The content type of each stored object, from its key's extension.
@@ -115,29 +124,59 @@ def _local_put(store: FileSystemStorage, key: str, data: bytes) -> str:
     return key
 
 
+def _client(store: S3Storage, purpose: str, config: Config) -> Any:
+    """A client of the store's bucket with ``config`` over the store's own,
+    kept per thread and purpose as the store keeps its client."""
+    clients = _clients.__dict__.setdefault(purpose, weakref.WeakKeyDictionary())
+    client = clients.get(store)
+    if client is None:
+        client = clients[store] = store._create_session().client(
+            "s3",
+            region_name=store.region_name,
+            use_ssl=store.use_ssl,
+            endpoint_url=store.endpoint_url,
+            config=store.client_config.merge(config),
+            verify=store.verify,
+        )
+    return client
+
+
 def _checksummed_client(store: S3Storage) -> Any:
-    """A client of the store's bucket for PUTs that carry their body's SHA-256
-    (see _s3_put_new), kept per thread as the store keeps its own.
+    """A client for PUTs that carry their body's SHA-256 (see _s3_put_new).
 
     The body is left out of the request's signature: the checksum stands for
     it, in a signed header, and the bucket checks the bytes against it. Over
     TLS botocore settles for that by itself; over plain HTTP it would hash
     the bytes a second time.
     """
-    clients = _clients.__dict__.setdefault("checksummed", weakref.WeakKeyDictionary())
-    client = clients.get(store)
-    if client is None:
-        base = store.client_config
-        config = base.merge(Config(s3={**(base.s3 or {}), "payload_signing_enabled": False}))
-        client = clients[store] = store._create_session().client(
-            "s3",
-            region_name=store.region_name,
-            use_ssl=store.use_ssl,
-            endpoint_url=store.endpoint_url,
-            config=config,
-            verify=store.verify,
-        )
-    return client
+    s3 = store.client_config.s3 or {}
+    return _client(store, "checksummed", Config(s3={**s3, "payload_signing_enabled": False}))
+
+
+def discard_unconfirmed(key: str) -> None:
+    """Delete the object of a write to a bucket that failed (timed out, cut
+    off, refused) unless a row holds it (an identical upload's): the bucket
+    may have stored it all the same.
+
+    One prompt request (DISCARD_TIMEOUT_SECONDS to connect and as many to be
+    answered, no second try), for the caller to make before it answers: the
+    client cannot send the same file again meanwhile, which the delete would
+    take from under it. What it misses (a store too slow for this request
+    too, a write that lands later still) the orphan sweep deletes once
+    IMAGE_ORPHAN_GRACE_SECONDS old.
+    """
+    store = storage_for(key)
+    if not isinstance(store, S3Storage):
+        return  # a local write cut short leaves nothing at its key (_local_put)
+    timeout = min(DISCARD_TIMEOUT_SECONDS, settings.STORAGE_TIMEOUT_SECONDS)
+    prompt = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
+    try:
+        if not _referenced({key}):
+            _client(store, "prompt", prompt).delete_object(
+                Bucket=store.bucket_name, Key=store._normalize_name(clean_name(key))
+            )
+    except _DISCARD_FAILURES as exc:
+        logger.warning("unconfirmed write of %s left to the orphan sweep: %s", key, exc)
 
 
 def _s3_put_new(store: S3Storage, client: Any, key: str, data: bytes, sha256: str | None) -> str:

@@ -1,6 +1,8 @@
 """A bucket that takes requests but whose answers do not come back in time:
-on a real S3 server (SeaweedFS) behind a relay on loopback that holds back
-its answers."""
+an upload is refused (503) and the original the bucket may have stored all
+the same is deleted before the answer, not left to the orphan sweep an hour
+later. On a real S3 server (SeaweedFS) behind a relay on loopback that holds
+back its answers."""
 
 from __future__ import annotations
 
@@ -13,10 +15,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from rest_framework.test import APIClient
 
 from tests.servers import HOST, S3Server
 from tests.uploads import corpus
 from uploads import storage
+from uploads.models import Image
 
 pytestmark = [pytest.mark.integration]
 
@@ -36,8 +41,9 @@ class AnswerHoldingRelay:
     def __init__(self, port: int) -> None:
         self.target = (HOST, port)
         self.holding = threading.Event()
-        # The method of each request it passed on, in order.
+        # The method of each request it passed on, in order, and when.
         self.requests: list[str] = []
+        self.times: list[float] = []
         self.listener = socket.create_server((HOST, 0))
         self.port = self.listener.getsockname()[1]
         self._sockets: list[socket.socket] = [self.listener]
@@ -62,6 +68,7 @@ class AnswerHoldingRelay:
                 request = REQUEST_LINE.match(data)
                 if not answers and request:
                     self.requests.append(request[1].decode())
+                    self.times.append(time.monotonic())
                 if not (answers and self.holding.is_set()):
                     sink.sendall(data)
         for end in (source, sink):
@@ -97,6 +104,16 @@ def bucket(s3: S3Server, relay: AnswerHoldingRelay, settings: Any) -> str:
     return name
 
 
+def _originals(s3: S3Server, bucket: str) -> set[str]:
+    """Asked of the server itself, not through the relay."""
+    listed = s3.client().list_objects_v2(Bucket=bucket, Prefix="originals/").get("Contents", [])
+    return {item["Key"] for item in listed}
+
+
+def _upload(client: APIClient, data: bytes, name: str) -> Any:
+    return client.post("/api/v1/images/", {"file": SimpleUploadedFile(name, data)}, format="multipart")
+
+
 def test_a_store_that_does_not_answer_in_time_is_asked_twice_as_documented(
     s3: S3Server, bucket: str, relay: AnswerHoldingRelay
 ) -> None:
@@ -111,3 +128,57 @@ def test_a_store_that_does_not_answer_in_time_is_asked_twice_as_documented(
     # Each try waits for the go-ahead to send the body, then for the answer;
     # botocore pauses up to a second between them.
     assert elapsed < 2 * (EXPECT_WAIT_SECONDS + TIMEOUT_SECONDS) + 1 + 0.5, elapsed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_original_stored_but_not_confirmed_in_time_is_deleted_before_the_503(
+    s3: S3Server, bucket: str, relay: AnswerHoldingRelay, token_client: APIClient
+) -> None:
+    relay.holding.set()
+
+    response = _upload(token_client, corpus.photo_jpeg(320, 240), "unconfirmed.jpg")
+    answered = time.monotonic()
+
+    assert response.status_code == 503, response.content
+    assert "nothing was saved" in response.json()["detail"]
+    assert not Image.objects.exists()
+    assert relay.requests == ["PUT", "PUT", "DELETE"]
+    assert _originals(s3, bucket) == set()
+    # The DELETE held the answer one short try at most (it has no body: no
+    # go-ahead to wait for).
+    assert answered - relay.times[-1] < storage.DISCARD_TIMEOUT_SECONDS + 0.5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_object_of_an_identical_earlier_upload_stays(
+    s3: S3Server, bucket: str, relay: AnswerHoldingRelay, token_client: APIClient
+) -> None:
+    data = corpus.photo_jpeg(320, 240)
+    first = _upload(token_client, data, "first.jpg")
+    assert first.status_code == 201, first.content
+    [key] = _originals(s3, bucket)
+
+    relay.holding.set()
+    again = _upload(token_client, data, "again.jpg")
+
+    assert again.status_code == 503, again.content
+    assert _originals(s3, bucket) == {key}
+    assert list(Image.objects.values_list("file", flat=True)) == [key]
+    assert "DELETE" not in relay.requests
+
+
+@pytest.mark.django_db(transaction=True)
+def test_once_the_store_answers_again_the_same_upload_is_stored_and_kept(
+    s3: S3Server, bucket: str, relay: AnswerHoldingRelay, token_client: APIClient
+) -> None:
+    data = corpus.photo_jpeg(320, 240)
+    relay.holding.set()
+    assert _upload(token_client, data, "late.jpg").status_code == 503
+
+    relay.holding.clear()
+    retried = _upload(token_client, data, "late.jpg")
+
+    assert retried.status_code == 201, retried.content
+    key = Image.objects.get().file.name
+    assert _originals(s3, bucket) == {key}
+    assert s3.client().get_object(Bucket=bucket, Key=key)["Body"].read() == data
