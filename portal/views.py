@@ -7,6 +7,7 @@ import os
 import posixpath
 
 from django.conf import settings
+from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
@@ -146,4 +147,15 @@ def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
 
 
 def bad_request(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
-    return error_response(request, 400, "Bad request", "The request could not be understood.")
+    return error_response(request, 400, "Bad request", _refusal(exception))
+
+
+def _refusal(exception: Exception | None) -> str:
+    """Why a request is refused, naming the limit when it broke one a client
+    can keep to; nothing of the exception's own text."""
+    if isinstance(exception, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return f"At most {limit:,} parameters may be sent in an address or a form, each repeat counted."
+    if isinstance(exception, TooManyFilesSent):
+        return f"At most {settings.DATA_UPLOAD_MAX_NUMBER_FILES:,} files may be sent at once."
+    return "The request could not be understood."

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.test import Client
 
@@ -316,6 +317,7 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path: Path) -> None:
 HSTS_PROBE = """
 import django
 django.setup()
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 response = Client().get("/no-such-page/", secure=True, HTTP_HOST="portal.example.com")
 print(response["Strict-Transport-Security"])
@@ -352,3 +354,47 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path: Path
     )
     assert result.returncode != 0
     assert "DJANGO_SECRET_KEY must be set" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "accept", "detail"),
+    [
+        ("/api/v1/people/", "application/json", True),
+        ("/reviews/", "text/html", False),
+    ],
+    ids=["api", "page"],
+)
+def test_an_address_of_too_many_parameters_is_a_400_naming_the_limit(
+    client: Client, url: str, accept: str, detail: bool
+) -> None:
+    many = "&".join(f"department=d{n}" for n in range(1001))
+
+    response = client.get(f"{url}?{many}", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 400
+    message = "At most 1,000 parameters may be sent in an address or a form, each repeat counted."
+    if detail:
+        assert response.json() == {"detail": message}
+    else:
+        assert message in response.content.decode()
+    assert client.get(f"{url}?{many.rsplit('&', 1)[0]}", HTTP_ACCEPT=accept).status_code == 200
+
+
+def test_a_form_of_too_many_fields_is_a_400_naming_the_limit(client: Client) -> None:
+    fields = {"title": "T", "name": "N", "date": "2024-01-02", "feedback": "x"}
+    fields |= {f"extra{n}": "" for n in range(1000)}
+
+    response = client.post("/feedback/", fields)
+
+    assert response.status_code == 400
+    assert "At most 1,000 parameters" in response.json()["detail"]
+
+
+def test_an_upload_of_too_many_files_is_a_400_naming_the_limit(staff: Any) -> None:
+    files = [SimpleUploadedFile(f"{n}.jpg", b"x") for n in range(101)]
+
+    response = staff.post("/api/v1/images/", {"file": files}, format="multipart")
+
+    assert response.status_code == 400
+    assert response.json() == {"detail": "At most 100 files may be sent at once."}
+    assert not Image.objects.exists()
