@@ -11,6 +11,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.cache import cache, caches
+from django.db import connection
 from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -53,6 +54,34 @@ def commit(django_capture_on_commit_callbacks: Any) -> Callable[[], Any]:
     """``with commit(): ...`` runs the block's on-commit callbacks (processing,
     file deletion) at its end, as a real commit would."""
     return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+# How many compiled statements sqlite3 keeps per connection (its default;
+# Django sets none).
+STATEMENT_CACHE_SIZE = 128
+
+
+@pytest.fixture
+def sqlite_limit(db: None) -> Iterator[Callable[[int, int], None]]:
+    """``sqlite_limit(category, value)`` lowers one of SQLite's limits
+    (``sqlite3.SQLITE_LIMIT_*``) on the test's connection until the test
+    ends, so that a small request goes past it."""
+    connection.ensure_connection()
+    raw = connection.connection
+    before: dict[int, int] = {}
+
+    def lower(category: int, value: int) -> None:
+        before.setdefault(category, raw.getlimit(category))
+        raw.setlimit(category, value)
+        # sqlite3 keeps the connection's last statements compiled, and one
+        # compiled under the old limit is not checked again (another test's
+        # search of as many words): push them out with others.
+        for n in range(STATEMENT_CACHE_SIZE):
+            raw.execute(f"SELECT {n}")
+
+    yield lower
+    for category, value in before.items():
+        raw.setlimit(category, value)
 
 
 @pytest.fixture

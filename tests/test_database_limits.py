@@ -7,7 +7,7 @@ test_database_limits_postgres.py has PostgreSQL's."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +24,6 @@ pytestmark = [
     pytest.mark.django_db,
     pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's limits, set on its connection"),
 ]
-
-
-@pytest.fixture
-def sqlite_limit() -> Iterator[Callable[[int, int], None]]:
-    """``sqlite_limit(category, value)`` lowers one of SQLite's limits on the
-    test's connection until the test ends."""
-    connection.ensure_connection()
-    raw = connection.connection
-    before: dict[int, int] = {}
-
-    def lower(category: int, value: int) -> None:
-        before.setdefault(category, raw.getlimit(category))
-        raw.setlimit(category, value)
-
-    yield lower
-    for category, value in before.items():
-        raw.setlimit(category, value)
 
 
 def refused(sql: str, params: list[Any]) -> DatabaseError:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -52,25 +52,15 @@ def test_the_stock_delete_action_on_ids_that_are_not_ids_is_a_bad_request(
     assert type(kept).objects.filter(pk=kept.pk).exists()
 
 
-@pytest.fixture
-def few_sql_variables() -> Iterator[int]:
-    """SQLite takes a bounded number of values in one statement (32,766 in
-    its own builds, 250,000 in Debian's): lowered on the test's connection so
-    that a few hundred reviews stand for a selection past it."""
-    connection.ensure_connection()
-    sqlite = connection.connection
-    before = sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)
-    try:
-        yield 100
-    finally:
-        sqlite.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, before)
-
-
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="a limit of SQLite's")
 def test_publishing_every_review_selected_across_pages_is_one_statement_whatever_their_number(
-    admin_client: Client, few_sql_variables: int
+    admin_client: Client, sqlite_limit: Callable[[int, int], None]
 ) -> None:
-    hidden = FeedbackFactory.create_batch(few_sql_variables + 50, status=Feedback.Status.HIDDEN)
+    """SQLite takes a bounded number of values in one statement (32,766 in
+    its own builds, 250,000 in Debian's): lowered to 100 here, so that 150
+    reviews stand for a selection past it."""
+    sqlite_limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 100)
+    hidden = FeedbackFactory.create_batch(150, status=Feedback.Status.HIDDEN)
 
     response = admin_client.post(
         REVIEWS,
