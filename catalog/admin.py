@@ -21,6 +21,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
+from core.admin_export import ExportSelectionMixin
 from core.admin_filters import TypedValuesFilter
 from core.admin_limits import DateHierarchyMixin, SearchLimitMixin
 from core.imports import ImportExpired
@@ -280,7 +281,12 @@ class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, admin.ModelAdmin[Produ
 
 @admin.register(Feedback)
 class FeedbackAdmin(
-    DateHierarchyMixin, SearchLimitMixin, ValidSelectionMixin, ExportActionMixin, admin.ModelAdmin[Feedback]
+    DateHierarchyMixin,
+    SearchLimitMixin,
+    ValidSelectionMixin,
+    ExportSelectionMixin,
+    ExportActionMixin,
+    admin.ModelAdmin[Feedback],
 ):
     resource_classes = [FeedbackResource]
     list_display = ["review", "name", "date", "rating", "status", "source", "product"]
