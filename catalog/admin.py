@@ -21,7 +21,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
-from core.admin_export import ExportSelectionMixin
+from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import TypedValuesFilter
 from core.admin_limits import DateHierarchyMixin, SearchLimitMixin
 from core.imports import ImportExpired
@@ -128,7 +128,7 @@ class PersonForm(forms.ModelForm[Person]):
 
 
 @admin.register(Person)
-class PersonAdmin(SearchLimitMixin, ValidSelectionMixin, ImportExportModelAdmin):
+class PersonAdmin(SearchLimitMixin, ValidSelectionMixin, StreamedExportMixin, ImportExportModelAdmin):
     form = PersonForm
     resource_classes = [PersonResource]
     # The formats import_people reads; an HTML table is for export only.

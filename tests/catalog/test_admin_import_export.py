@@ -18,10 +18,14 @@ from urllib.parse import quote_plus
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
+from catalog.admin import FeedbackResource, PersonResource
 from catalog.models import Feedback, Person
-from tests.factories import FeedbackFactory, PersonFactory, logged_in, staff_with
+from core import admin_export
+from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
 
@@ -97,9 +101,9 @@ def test_the_view_permission_lets_staff_export_but_not_import() -> None:
     people = export(client, PERSON_EXPORT)
     reviews = export(client, FEEDBACK_EXPORT)
     assert people.status_code == 200
-    assert "grace@example.com" in people.content.decode()
+    assert "grace@example.com" in people.getvalue().decode()
     assert reviews.status_code == 200
-    assert "Quietly hidden" in reviews.content.decode()
+    assert "Quietly hidden" in reviews.getvalue().decode()
     assert client.get(PERSON_IMPORT).status_code == 403
 
 
@@ -266,7 +270,7 @@ def export_from_action(client: Client, changelist: str, selection: dict[str, Any
 
 def exported_ids(response: Any) -> list[int]:
     assert response.status_code == 200, response.content[:500]
-    rows = list(csv.DictReader(io.StringIO(b"".join(response).decode())))
+    rows = list(csv.DictReader(io.StringIO(response.getvalue().decode())))
     return sorted(int(row["id"]) for row in rows)
 
 
@@ -331,3 +335,92 @@ def test_an_export_page_address_with_filters_that_do_not_fit_is_a_bad_request(
     for response in (client.get(f"{FEEDBACK_EXPORT}?{query}"), client.post(f"{FEEDBACK_EXPORT}?{query}")):
         assert response.status_code == 400
         assert "do not fit the list" in response.content.decode()
+
+
+def export_post(client: Client, url: str, fmt: str) -> Any:
+    """The export form of ``url`` sent as it comes, every column ticked, in ``fmt``."""
+    html = client.get(url).content.decode()
+    columns = re.findall(r'type="checkbox" name="(\w+resource_\w+)"', html)
+    return client.post(url, {"format": choice(html, fmt), "resource": "0", **dict.fromkeys(columns, "on")})
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+@pytest.mark.parametrize(
+    ("url", "make", "resource"),
+    [(FEEDBACK_EXPORT, FeedbackFactory, FeedbackResource), (PERSON_EXPORT, PersonFactory, PersonResource)],
+    ids=["reviews", "people"],
+)
+def test_a_large_export_is_sent_a_chunk_of_rows_at_a_time_as_the_library_writes_it_whole(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, fmt: str, url: str, make: Any, resource: Any
+) -> None:
+    monkeypatch.setattr(admin_export, "CHUNK_ROWS", 4)
+    make.create_batch(10)
+    response = export_post(admin_client, url, fmt)
+    assert response.status_code == 200
+    assert response.streaming
+    pieces = list(response.streaming_content)
+    assert len(pieces) == 1 + 3  # the headers, then three chunks of at most 4 rows
+    whole = resource().export(queryset=resource._meta.model.objects.all()).export(fmt)
+    delimiter = "\t" if fmt == "tsv" else ","
+
+    def rows(text: str) -> list[list[str]]:
+        parsed = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
+        return [parsed[0], *sorted(parsed[1:])]
+
+    assert rows(b"".join(pieces).decode()) == rows(whole)
+
+
+def test_staff_export_only_the_columns_they_ticked_in_a_streamed_export(admin_client: Client) -> None:
+    FeedbackFactory(title="Crisp", rating=4)
+    html = admin_client.get(FEEDBACK_EXPORT).content.decode()
+    ticked = {"format": choice(html, "csv"), "resource": "0"}
+    ticked |= {"feedbackresource_title": "on", "feedbackresource_rating": "on"}
+    response = admin_client.post(FEEDBACK_EXPORT, ticked)
+    assert response.getvalue().decode().splitlines() == ["title,rating", "Crisp,4"]
+
+
+def test_a_people_export_reads_no_renditions_whatever_the_number_of_people(admin_client: Client) -> None:
+    """The list shows each photo's thumbnail; an export has no use for them."""
+    for photo in (ImageFactory(size=(64, 48)), ImageFactory(size=(64, 48))):
+        PersonFactory(photo=photo)
+    with CaptureQueriesContext(connection) as queries:
+        response = export_post(admin_client, PERSON_EXPORT, "csv")
+        assert len(response.getvalue().decode().splitlines()) == 3
+    assert not [q["sql"] for q in queries.captured_queries if "uploads_rendition" in q["sql"]]
+
+
+@pytest.fixture
+def small_limits(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(admin_export, "BUFFERED_MAX_ROWS", 3)
+    monkeypatch.setattr(admin_export, "STREAMED_MAX_ROWS", 6)
+
+
+@pytest.mark.usefixtures("small_limits")
+@pytest.mark.parametrize("fmt", ["json", "yaml", "html"])
+def test_an_export_too_large_to_build_in_memory_is_refused_in_other_formats_than_csv_or_tsv(
+    admin_client: Client, fmt: str
+) -> None:
+    FeedbackFactory.create_batch(4)
+    page = admin_client.get(FEEDBACK_EXPORT).content.decode()
+    assert "An export of more than 3 rows is written as CSV or TSV only; this one has 4." in page
+    response = export_post(admin_client, FEEDBACK_EXPORT, fmt)
+    assert response.status_code == 400
+    assert "An export of more than 3 rows is written as CSV or TSV only; this one has 4." in (
+        response.content.decode()
+    )
+    assert export_post(admin_client, FEEDBACK_EXPORT, "csv").status_code == 200
+
+
+@pytest.mark.usefixtures("small_limits")
+def test_an_export_past_the_row_limit_is_refused_saying_so_and_how_to_export_in_parts(
+    admin_client: Client,
+) -> None:
+    FeedbackFactory.create_batch(5, date=dt.date(2024, 1, 1))
+    FeedbackFactory.create_batch(2, date=dt.date(2023, 1, 1))
+    limit = "An export has at most 6 rows; this one has 7. Filter the list (by date, for instance)"
+    assert limit in admin_client.get(FEEDBACK_EXPORT).content.decode()
+    response = export_post(admin_client, FEEDBACK_EXPORT, "csv")
+    assert response.status_code == 400
+    assert limit in response.content.decode()
+    in_parts = export_post(admin_client, f"{FEEDBACK_EXPORT}?date__year=2024", "csv")
+    assert len(in_parts.getvalue().decode().splitlines()) == 1 + 5
