@@ -23,6 +23,7 @@ from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import TypedValuesFilter
+from core.admin_import import BatchedModelResource, ImportPreviewMixin
 from core.admin_limits import DateHierarchyMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
@@ -50,7 +51,7 @@ class PhoneWidget(widgets.Widget):
             return json.dumps(value)
 
 
-class PersonResource(resources.ModelResource):
+class PersonResource(BatchedModelResource):
     phone = fields.Field(attribute="phone", column_name="phone", widget=PhoneWidget())
 
     class Meta:
@@ -128,7 +129,9 @@ class PersonForm(forms.ModelForm[Person]):
 
 
 @admin.register(Person)
-class PersonAdmin(SearchLimitMixin, ValidSelectionMixin, StreamedExportMixin, ImportExportModelAdmin):
+class PersonAdmin(
+    SearchLimitMixin, ValidSelectionMixin, ImportPreviewMixin, StreamedExportMixin, ImportExportModelAdmin
+):
     form = PersonForm
     resource_classes = [PersonResource]
     # The formats import_people reads; an HTML table is for export only.

@@ -16,7 +16,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+import factory
 import pytest
+from django.conf import settings
+from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
@@ -24,7 +27,7 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.admin import FeedbackResource, PersonResource
 from catalog.models import Feedback, Person
-from core import admin_export
+from core import admin_export, admin_import
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -424,3 +427,142 @@ def test_an_export_past_the_row_limit_is_refused_saying_so_and_how_to_export_in_
     assert limit in response.content.decode()
     in_parts = export_post(admin_client, f"{FEEDBACK_EXPORT}?date__year=2024", "csv")
     assert len(in_parts.getvalue().decode().splitlines()) == 1 + 5
+
+
+# --- Imports of many rows -----------------------------------------------------
+
+HEADER = "name,username,phone,department,role,email,is_active\n"
+
+
+def people_csv(count: int, *, start: int = 0, prefix: str = "bulk") -> str:
+    return HEADER + "".join(
+        f"Person {i},{prefix}{i:05},office: 802-555-{i % 10000:04},Sales,Clerk,{prefix}{i}@example.com,1\n"
+        for i in range(start, start + count)
+    )
+
+
+def import_queries(client: Client, content: str) -> tuple[int, int]:
+    """The queries of an import's preview and of its confirmation."""
+    with CaptureQueriesContext(connection) as previewing:
+        page = preview(client, content)
+    assert page.status_code == 200, page.content.decode()[-2000:]
+    with CaptureQueriesContext(connection) as confirming:
+        assert client.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode())).status_code == 302
+    return len(previewing.captured_queries), len(confirming.captured_queries)
+
+
+def test_an_import_of_many_people_asks_the_database_little_more_than_one_of_a_few(
+    importer: Client,
+) -> None:
+    """Read before the rows, written in batches (SQLite takes some 90 rows an
+    INSERT): not five queries a row."""
+    PersonFactory.create_batch(3, username=factory.Sequence(lambda n: f"bulk{n % 3:05}"))
+    few = import_queries(importer, people_csv(5))
+    many = import_queries(importer, people_csv(300, start=5))
+    assert many[0] - few[0] <= 5
+    assert many[1] - few[1] <= 10
+    assert Person.objects.filter(username__startswith="bulk").count() == 305
+
+
+def test_an_import_in_several_batches_writes_every_row_and_logs_each(
+    importer: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(PersonResource._meta, "batch_size", 7)
+    PersonFactory(username="bulk00002", name="Old name", email="old@example.com", role="Keeper")
+    before = Person.objects.get(username="bulk00002").updated_at
+    page = preview(importer, people_csv(20))
+    assert "20 rows: 19 new, 1 to update, 0 unchanged." in page.content.decode()
+    assert importer.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode())).status_code == 302
+    assert Person.objects.count() == 20
+    updated = Person.objects.get(username="bulk00002")
+    assert (updated.name, updated.email, updated.role) == ("Person 2", "bulk2@example.com", "Clerk")
+    assert updated.updated_at > before
+    assert LogEntry.objects.filter(object_repr__startswith="Person ").count() == 20
+
+
+def test_an_unchanged_person_is_left_as_stored(importer: Client) -> None:
+    page = preview(importer, people_csv(2))
+    importer.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode()))
+    stamps = dict(Person.objects.values_list("username", "updated_at"))
+    page = preview(importer, people_csv(2))
+    assert "2 rows: 0 new, 0 to update, 2 unchanged." in page.content.decode()
+    importer.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode()))
+    assert dict(Person.objects.values_list("username", "updated_at")) == stamps
+
+
+def test_a_file_naming_a_person_twice_is_refused_on_the_second_row(importer: Client) -> None:
+    content = people_csv(3) + "Another,bulk00001,,Sales,Clerk,x@example.com,1\n"
+    page = preview(importer, content)
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "bulk00001 is on row 2 already: a file gives each once." in html
+    assert not confirm_data(html)
+    assert not Person.objects.exists()
+
+
+def test_a_bad_row_among_thousands_is_named_and_nothing_is_imported(importer: Client) -> None:
+    rows = people_csv(2000).splitlines(keepends=True)
+    rows.insert(1500, "Bad,bad,office: 1,Sales,Clerk,not-an-email,1\n")
+    page = preview(importer, "".join(rows))
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "1 of 2,001 rows failed to validate; nothing was imported." in html
+    assert "Enter a valid email address." in html
+    assert not confirm_data(html)
+    assert not Person.objects.exists()
+
+
+def test_the_preview_of_a_large_file_lists_its_first_rows_and_counts_them_all(importer: Client) -> None:
+    page = preview(importer, people_csv(250))
+    html = page.content.decode()
+    assert "250 rows: 250 new, 0 to update, 0 unchanged. The first 100 are shown." in html
+    assert html.count('<tr class="new">') == 100
+    assert "bulk00099" in html
+    assert "bulk00100" not in html
+
+
+def test_a_file_of_many_bad_rows_lists_the_first_and_counts_them_all(importer: Client) -> None:
+    content = people_csv(150).replace("@example.com", "-at-example.com")
+    html = preview(importer, content).content.decode()
+    assert "150 of 150 rows failed to validate; nothing was imported. The first 100 are shown." in html
+    assert html.count("Enter a valid email address.") == 100
+
+
+def test_an_import_finds_every_stored_person_however_many_the_file_names(
+    importer: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read a few keys a query (SQLite refuses some 32,000 parameters in one)."""
+    monkeypatch.setattr(admin_import, "KEYS_PER_QUERY", 7)
+    for i in range(20):
+        PersonFactory(username=f"bulk{i:05}", name="Before")
+    page = preview(importer, people_csv(20))
+    assert "20 rows: 0 new, 20 to update, 0 unchanged." in page.content.decode()
+    assert importer.post(PERSON_PROCESS_IMPORT, confirm_data(page.content.decode())).status_code == 302
+    assert set(Person.objects.values_list("name", flat=True)) == {f"Person {i}" for i in range(20)}
+
+
+def test_an_import_file_larger_than_a_form_is_taken(importer: Client) -> None:
+    """Some 9,000 rows of people fill the 1 MB of a form's body."""
+    wide = "x" * 180
+    content = HEADER + "".join(
+        f"{wide} {i},wide{i:05},office: 802-555-0100; cell: 802-555-0101,{wide[:90]},{wide[:90]},"
+        f"wide{i}@example.com,1\n"
+        for i in range(2500)
+    )
+    assert len(content.encode()) > settings.MAX_BODY_BYTES
+    page = preview(importer, content)
+    assert page.status_code == 200
+    assert "2,500 rows: 2,500 new" in page.content.decode()
+
+
+def test_a_file_of_more_rows_than_an_import_takes_is_refused_naming_the_limit(
+    importer: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(admin_import, "MAX_ROWS", 30)
+    page = preview(importer, people_csv(31))
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "A file has at most 30 rows; this one has 31. Import it in parts." in html
+    assert not confirm_data(html)
+    assert preview(importer, people_csv(30)).status_code == 200
+    assert not Person.objects.exists()
