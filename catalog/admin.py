@@ -21,6 +21,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
+from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import TypedValuesFilter
 from core.admin_import import BatchedModelResource, ImportPreviewMixin
@@ -130,7 +131,12 @@ class PersonForm(forms.ModelForm[Person]):
 
 @admin.register(Person)
 class PersonAdmin(
-    SearchLimitMixin, ValidSelectionMixin, ImportPreviewMixin, StreamedExportMixin, ImportExportModelAdmin
+    SearchLimitMixin,
+    ValidSelectionMixin,
+    CountedDeleteMixin,
+    ImportPreviewMixin,
+    StreamedExportMixin,
+    ImportExportModelAdmin,
 ):
     form = PersonForm
     resource_classes = [PersonResource]
@@ -208,7 +214,7 @@ class ProductForm(forms.ModelForm[Product]):
 
 
 @admin.register(Product)
-class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, admin.ModelAdmin[Product]):
+class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Product]):
     form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
     list_display_links = ["image_thumbnail", "name"]
@@ -287,6 +293,7 @@ class FeedbackAdmin(
     DateHierarchyMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
+    CountedDeleteMixin,
     ExportSelectionMixin,
     ExportActionMixin,
     admin.ModelAdmin[Feedback],

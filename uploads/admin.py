@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_actions import ValidSelectionMixin
+from core.admin_delete import CountedDeleteMixin
 from core.admin_limits import SearchLimitMixin
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
@@ -179,7 +180,7 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 
 
 @admin.register(Image)
-class ImageAdmin(SearchLimitMixin, ValidSelectionMixin, admin.ModelAdmin[Image]):
+class ImageAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Image]):
     list_display = [
         "preview",
         "__str__",

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import html
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from django.db import connection
@@ -16,6 +20,7 @@ from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
 pytestmark = pytest.mark.django_db
 
 REVIEWS = "/admin/catalog/feedback/"
+FORM = "application/x-www-form-urlencoded"
 
 
 def test_hiding_the_selected_reviews(admin_client: Client) -> None:
@@ -69,3 +74,83 @@ def test_publishing_every_review_selected_across_pages_is_one_statement_whatever
 
     assert response.status_code == 302
     assert Feedback.objects.filter(status=Feedback.Status.PUBLISHED).count() == len(hidden)
+
+
+# --- Deleting thousands -------------------------------------------------------
+
+
+def confirm_form(page: str) -> str:
+    """The confirmation's form as a browser sends it (its hidden fields)."""
+    form = page[page.index('<form method="post"', page.index('id="content"')) :]
+    form = form[: form.index("</form>")]
+    fields = re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form)
+    return urlencode([(name, html.unescape(value)) for name, value in fields])
+
+
+def ask_to_delete(client: Client, changelist: str, **selection: Any) -> Any:
+    return client.post(changelist, {"action": "delete_selected", "index": "0", **selection})
+
+
+def confirm(client: Client, changelist: str, page: Any) -> Any:
+    return client.post(changelist, confirm_form(page.content.decode()), content_type=FORM)
+
+
+@pytest.fixture
+def many_reviews() -> list[int]:
+    """More reviews than Django lets a form post fields (1,000)."""
+    Feedback.objects.bulk_create(
+        Feedback(title=f"Review {i}", date=dt.date(2024 if i % 2 else 2023, 1, 1), text="Fine.")
+        for i in range(1100)
+    )
+    return sorted(Feedback.objects.values_list("pk", flat=True))
+
+
+def test_deleting_every_review_selected_across_pages_is_confirmed_by_counts(
+    admin_client: Client, many_reviews: list[int]
+) -> None:
+    page = ask_to_delete(
+        admin_client, REVIEWS, select_across="1", _selected_action=[str(pk) for pk in many_reviews[-100:]]
+    )
+    assert page.status_code == 200
+    html_page = page.content.decode()
+    assert "Are you sure you want to delete the 1,100 selected feedback?" in html_page
+    assert "<li>Feedback: 1,100</li>" in html_page
+    assert "Review 5" not in html_page  # counted, not listed
+    assert len(parse_qsl(confirm_form(html_page))) < 110
+    assert confirm(admin_client, REVIEWS, page).status_code == 302
+    assert not Feedback.objects.exists()
+
+
+def test_deleting_every_review_of_a_filtered_list_deletes_those_only(
+    admin_client: Client, many_reviews: list[int]
+) -> None:
+    changelist = f"{REVIEWS}?date__year=2024"
+    page = ask_to_delete(
+        admin_client, changelist, select_across="1", _selected_action=[str(many_reviews[-1])]
+    )
+    assert "<li>Feedback: 550</li>" in page.content.decode()
+    assert confirm(admin_client, changelist, page).status_code == 302
+    assert set(Feedback.objects.values_list("date__year", flat=True)) == {2023}
+    assert Feedback.objects.count() == 550
+
+
+def test_a_selection_that_grew_after_its_confirmation_is_not_deleted(
+    admin_client: Client, many_reviews: list[int]
+) -> None:
+    page = ask_to_delete(admin_client, REVIEWS, select_across="1", _selected_action=[str(many_reviews[-1])])
+    FeedbackFactory(title="Written meanwhile")
+    again = confirm(admin_client, REVIEWS, page)
+    assert again.status_code == 200
+    assert "it now holds 1,101 rows. Nothing was deleted; confirm again." in again.content.decode()
+    assert Feedback.objects.count() == 1101
+    assert confirm(admin_client, REVIEWS, again).status_code == 302
+    assert not Feedback.objects.exists()
+
+
+def test_a_few_reviews_are_listed_one_by_one_before_they_are_deleted(admin_client: Client) -> None:
+    reviews = FeedbackFactory.create_batch(3)
+    page = ask_to_delete(admin_client, REVIEWS, _selected_action=[str(r.pk) for r in reviews[:2]])
+    html_page = page.content.decode()
+    assert all(r.title in html_page for r in reviews[:2])
+    assert confirm(admin_client, REVIEWS, page).status_code == 302
+    assert list(Feedback.objects.all()) == [reviews[2]]
