@@ -1,0 +1,255 @@
+"""Writes that meet on a fleet: four gunicorn processes (and a Celery worker
+where images are processed) against one PostgreSQL and one S3 store.
+
+Each test sends its requests at once (threads released together from a
+barrier) and checks the end state in the database and the buckets: every
+answer a 2xx or a 4xx naming the reason, one row per key, every row with its
+objects and no object without its row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pytest
+import requests
+
+from tests.fleet import Fleet, Servers, fleet, running_servers
+from tests.uploads import corpus
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Servers]:
+    with running_servers(tmp_path_factory.mktemp("servers")) as servers:
+        yield servers
+
+
+@pytest.fixture(scope="module")
+def portal(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+    """One deployment for the module, each test writing keys of its own:
+    four web processes serve four requests at the same moment."""
+    with fleet(
+        servers,
+        tmp_path_factory.mktemp("fleet"),
+        PORTAL_FEEDBACK_RATE="100000/min",
+        PORTAL_LAB_RATE="100000/min",
+    ) as deployment:
+        deployment.start_web(workers=4)
+        yield deployment
+
+
+@pytest.fixture(scope="module")
+def worker(portal: Fleet) -> Fleet:
+    """The deployment with a Celery worker processing its images."""
+    portal.start_worker()
+    return portal
+
+
+def at_once(calls: Sequence[Callable[[], T]]) -> list[T]:
+    """Run the calls on threads of their own, released together."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call: Callable[[], T]) -> T:
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def sql(portal: Fleet, query: str, *params: Any) -> list[tuple[Any, ...]]:
+    with portal.servers.postgres.connect(dbname=_dbname(portal)) as conn:
+        return list(conn.execute(query, params).fetchall())
+
+
+def _dbname(portal: Fleet) -> str:
+    return portal.database_url.rsplit("/", 1)[1]
+
+
+def statuses(responses: Sequence[requests.Response]) -> Counter[int]:
+    return Counter(r.status_code for r in responses)
+
+
+def lab_post(portal: Fleet, body: dict[str, Any]) -> Callable[[], requests.Response]:
+    # No credentials: the course's scripts post from the loopback.
+    return lambda: requests.post(f"{portal.web_url}/fruits/", json=body, timeout=60)
+
+
+def wait_for(portal: Fleet, what: str, probe: Callable[[], bool], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not probe():
+        if time.monotonic() > deadline:
+            busy = sql(
+                portal,
+                "SELECT state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity "
+                "WHERE datname = %s AND state <> 'idle'",
+                _dbname(portal),
+            )
+            raise AssertionError(f"{what}: not in {timeout} s; the database's connections: {busy}")
+        time.sleep(0.01)
+
+
+# --- /fruits/ -------------------------------------------------------------------
+
+
+def test_fruits_posted_at_once_make_one_product_per_stem_holding_one_post_whole(portal: Fleet) -> None:
+    stems = [f"fr{n:02d}" for n in range(6)]
+    bodies = [
+        {
+            "name": f"Fruit {stem} v{version}",
+            "weight": 100 * version + n,
+            "description": f"Posted as version {version} of {stem}.",
+            "image_name": f"{stem}.{'jpeg' if version % 2 else 'png'}",
+        }
+        for version in range(1, 6)
+        for n, stem in enumerate(stems)
+    ]
+    # Without a file name, the name is what a post is matched by.
+    bodies += [{"name": "Nameless fig", "weight": w, "description": f"w{w}"} for w in range(1, 7)]
+
+    responses = at_once([lab_post(portal, body) for body in bodies])
+
+    assert statuses(responses) == {201: len(bodies)}, [r.text for r in responses if r.status_code != 201]
+    ids_by_key: dict[str, set[int]] = {}
+    for body, response in zip(bodies, responses, strict=True):
+        key = body.get("image_name", "").split(".")[0] or body["name"]
+        ids_by_key.setdefault(key, set()).add(response.json()["id"])
+    # Every post of a stem was answered with the one product of that stem.
+    assert all(len(ids) == 1 for ids in ids_by_key.values()), ids_by_key
+    assert len(set.union(*ids_by_key.values())) == len(stems) + 1
+    rows = sql(
+        portal,
+        "SELECT image_stem, name, weight, description, image_name FROM catalog_product "
+        "WHERE image_stem = ANY(%s) OR name = 'Nameless fig'",
+        stems,
+    )
+    assert sorted(row[0] for row in rows) == ["", *stems]
+    # Each product holds one post whole (the last to commit), never the
+    # name of one post and the weight of another.
+    posted = {
+        (
+            b.get("image_name", "").split(".")[0],
+            b["name"],
+            b["weight"],
+            b["description"],
+            b.get("image_name", ""),
+        )
+        for b in bodies
+    }
+    assert set(rows) <= posted, set(rows) - posted
+
+
+# --- API: people and products -----------------------------------------------------
+
+
+def test_people_added_at_once_with_one_username_make_one_person(portal: Fleet) -> None:
+    responses = at_once(
+        [
+            (lambda n=n: portal.api("POST", "/api/v1/people/", json={"name": f"Ada {n}", "username": "ada"}))
+            for n in range(12)
+        ]
+    )
+    assert statuses(responses) == {201: 1, 400: 11}, [r.text for r in responses]
+    assert all("username" in r.json() for r in responses if r.status_code == 400)
+    [winner] = [r.json() for r in responses if r.status_code == 201]
+    assert sql(portal, "SELECT id, name FROM catalog_person WHERE username = 'ada'") == [
+        (winner["id"], winner["name"])
+    ]
+
+
+def test_people_renamed_at_once_to_one_username_leave_one_with_it(portal: Fleet) -> None:
+    ids = [
+        portal.api("POST", "/api/v1/people/", json={"name": f"P {n}", "username": f"pr{n}"}).json()["id"]
+        for n in range(8)
+    ]
+    responses = at_once(
+        [(lambda i=i: portal.api("PATCH", f"/api/v1/people/{i}/", json={"username": "taken"})) for i in ids]
+    )
+    assert statuses(responses) == {200: 1, 400: 7}, [r.text for r in responses]
+    assert all("username" in r.json() for r in responses if r.status_code == 400)
+    assert sql(portal, "SELECT count(*) FROM catalog_person WHERE username = 'taken'") == [(1,)]
+    assert sql(portal, "SELECT count(*) FROM catalog_person WHERE id = ANY(%s)", ids) == [(8,)]
+
+
+def test_products_posted_or_changed_at_once_to_one_stem_leave_one_product_with_it(portal: Fleet) -> None:
+    def post(n: int) -> requests.Response:
+        body = {"name": f"Kiwi {n}", "weight": n + 1, "image_name": f"kw.{'png' if n % 2 else 'jpeg'}"}
+        return portal.api("POST", "/api/v1/products/", json=body)
+
+    posted = at_once([(lambda n=n: post(n)) for n in range(8)])
+    assert statuses(posted) == {201: 1, 200: 7}, [r.text for r in posted]
+    assert len({r.json()["id"] for r in posted}) == 1
+
+    ids = [
+        portal.api(
+            "POST", "/api/v1/products/", json={"name": f"Other {n}", "weight": 5, "image_name": f"ot{n}.png"}
+        ).json()["id"]
+        for n in range(6)
+    ]
+    changed = at_once(
+        [
+            (lambda i=i: portal.api("PATCH", f"/api/v1/products/{i}/", json={"image_name": "pa.png"}))
+            for i in ids
+        ]
+    )
+    assert statuses(changed) == {200: 1, 400: 5}, [r.text for r in changed]
+    assert all("image_name" in r.json() for r in changed if r.status_code == 400)
+    assert sql(
+        portal,
+        "SELECT image_stem, count(*) FROM catalog_product WHERE image_stem IN ('kw', 'pa') GROUP BY 1 ORDER BY 1",
+    ) == [
+        ("kw", 1),
+        ("pa", 1),
+    ]
+
+
+# --- Images -----------------------------------------------------------------------
+
+
+def settled_keys(portal: Fleet) -> set[str]:
+    """The buckets' keys once no image (of an earlier test too) waits to be processed."""
+    waiting = "SELECT count(*) FROM uploads_image WHERE status IN ('pending', 'processing')"
+    wait_for(portal, "earlier images processed", lambda: sql(portal, waiting) == [(0,)], timeout=120)
+    return portal.bucket_keys()
+
+
+def object_keys(portal: Fleet, image: dict[str, Any]) -> set[str]:
+    """The keys of the image's original and renditions."""
+    keys = {r["url"].split(f"/{portal.bucket}/", 1)[1] for r in image["renditions"]}
+    return keys | {f"originals/{image['sha256'][:2]}/{image['sha256']}.jpg"}
+
+
+def test_the_same_photo_uploaded_and_deleted_at_once_keeps_the_objects_of_every_copy_left(
+    worker: Fleet,
+) -> None:
+    portal = worker
+    before = settled_keys(portal)
+    data = corpus.photo_jpeg(900, 600, seed=21)
+    uploaded = at_once([(lambda n=n: portal.upload(data, f"same{n}.jpg")) for n in range(8)])
+    assert statuses(uploaded) == {201: 8}, [r.text for r in uploaded]
+    copies = portal.wait_for_images([r.json()["id"] for r in uploaded])
+    assert {c["status"] for c in copies} == {"ready"}
+
+    # Six copies deleted while six more arrive.
+    deletes = [(lambda i=c["id"]: portal.api("DELETE", f"/api/v1/images/{i}/")) for c in copies[:6]]
+    uploads = [(lambda n=n: portal.upload(data, f"again{n}.jpg")) for n in range(6)]
+    responses = at_once([*deletes, *uploads])
+    assert statuses(responses) == {204: 6, 201: 6}, [r.text for r in responses]
+
+    left = portal.wait_for_images([c["id"] for c in copies[6:]] + [r.json()["id"] for r in responses[6:]])
+    assert {c["status"] for c in left} == {"ready"}
+    keys = portal.bucket_keys()
+    assert all(object_keys(portal, c) <= keys for c in left)
+    # The copies share their objects: the last deletion takes them.
+    for copy in left:
+        assert portal.api("DELETE", f"/api/v1/images/{copy['id']}/").status_code == 204
+    assert portal.bucket_keys() == before
