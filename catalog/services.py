@@ -271,7 +271,11 @@ def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
     matches it: the image file stem, else the name. Writers of one key take turns
     on it (``core.locks``)."""
     stem = file_stem(image_name.strip())
-    return f"catalog.product:{is_demo}:" + (f"stem:{stem}" if stem else f"name:{name.strip()}")
+    return _stem_key(stem, is_demo=is_demo) if stem else f"catalog.product:{is_demo}:name:{name.strip()}"
+
+
+def _stem_key(stem: str, *, is_demo: bool) -> str:
+    return f"catalog.product:{is_demo}:stem:{stem}"
 
 
 @transaction.atomic
@@ -423,16 +427,34 @@ def product_update(
     return product
 
 
+@transaction.atomic
 def product_link_image(*, image_id: int) -> int:
     """Show this image on the products that name its file stem, unless they
     already show a newer one (the description came first, or this is a later
     photo of the same product). Returns how many products changed.
 
-    One UPDATE, the image read in subqueries: it runs after every upload
-    commits, on the uploader's time. Written as SQL because building the same
+    Writers of the stem's products take turns with this on the stem's key
+    (``product_upsert``, ``product_update``): a product added for the stem at
+    this moment is committed, then linked here, rather than missed by the
+    UPDATE while its writer found no image yet. The image row is locked
+    meanwhile: a deletion of it waits, then detaches the products.
+
+    The link is one UPDATE, the image read in subqueries: it runs after every
+    upload commits, on the uploader's time. Written as SQL because building the same
     statement through the ORM (a join turned into ``pk IN``, four subqueries)
     costs several times what running it does.
     """
+    image = (
+        Image.objects.select_for_update(no_key=True)
+        .filter(pk=image_id)
+        .exclude(name_stem="")
+        .values_list("name_stem", "is_demo")
+        .first()
+    )
+    if image is None:
+        return 0
+    stem, is_demo = image
+    locks.hold(_stem_key(stem, is_demo=is_demo))
     with connection.cursor() as cursor:
         cursor.execute(
             _link_image_sql(),

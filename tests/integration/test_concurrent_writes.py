@@ -2,13 +2,18 @@
 where images are processed) against one PostgreSQL and one S3 store.
 
 Each test sends its requests at once (threads released together from a
-barrier) and checks the end state in the database and the buckets: every
-answer a 2xx or a 4xx naming the reason, one row per key, every row with its
-objects and no object without its row.
+barrier), or, where two writes meet only in a window of a few milliseconds,
+widens that window the way a busy database does: a lock taken from a
+connection of the test's own holds one writer at a chosen statement until
+the other has reached the point where they meet. Then it checks the end
+state in the database and the buckets: every answer a 2xx or a 4xx naming
+the reason, one row per key, every row with its objects and no object
+without its row.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import Counter
@@ -84,6 +89,20 @@ def lab_post(portal: Fleet, body: dict[str, Any]) -> Callable[[], requests.Respo
     return lambda: requests.post(f"{portal.web_url}/fruits/", json=body, timeout=60)
 
 
+def lab_upload(portal: Fleet, data: bytes, name: str) -> Callable[[], requests.Response]:
+    return lambda: requests.post(f"{portal.web_url}/upload/", files={"file": (name, data)}, timeout=60)
+
+
+def lock_waiters(portal: Fleet) -> int:
+    """How many of the deployment's connections wait for a lock."""
+    [(count,)] = sql(
+        portal,
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
+        _dbname(portal),
+    )
+    return int(count)
+
+
 def wait_for(portal: Fleet, what: str, probe: Callable[[], bool], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not probe():
@@ -96,6 +115,17 @@ def wait_for(portal: Fleet, what: str, probe: Callable[[], bool], timeout: float
             )
             raise AssertionError(f"{what}: not in {timeout} s; the database's connections: {busy}")
         time.sleep(0.01)
+
+
+@contextlib.contextmanager
+def held(portal: Fleet, statement: str, *params: Any) -> Iterator[None]:
+    """The locks ``statement`` takes, held by a transaction of the test's own
+    for the block: the writers that need them wait meanwhile, as they would
+    for a slow transaction."""
+    with portal.servers.postgres.connect(dbname=_dbname(portal), autocommit=False) as conn:
+        conn.execute(statement, params)
+        yield
+        conn.commit()
 
 
 # --- /fruits/ -------------------------------------------------------------------
@@ -146,6 +176,26 @@ def test_fruits_posted_at_once_make_one_product_per_stem_holding_one_post_whole(
         for b in bodies
     }
     assert set(rows) <= posted, set(rows) - posted
+
+
+def test_a_fruit_and_its_photo_posted_at_once_are_linked_whichever_commits_first(portal: Fleet) -> None:
+    """The product is being added (its writer found no photo of its stem)
+    when its photo's upload commits and links the products of its stem: the
+    link waits for the product, then finds it."""
+    photo = corpus.jpeg(corpus.solid(color=(200, 120, 30)))
+    [(ids,)] = sql(portal, "SELECT pg_get_serial_sequence('catalog_product', 'id')")
+    with ThreadPoolExecutor(2) as pool:
+        # The product's INSERT waits for its id, the sequence held by the test.
+        with held(portal, f"ALTER SEQUENCE {ids} INCREMENT BY 1"):
+            fruit = pool.submit(lab_post(portal, {"name": "Quince", "weight": 40, "image_name": "qu1.jpeg"}))
+            wait_for(portal, "the product's INSERT waits", lambda: lock_waiters(portal) >= 1)
+            upload = pool.submit(lab_upload(portal, photo, "qu1.jpg"))
+            wait_for(portal, "the upload ends or waits", lambda: upload.done() or lock_waiters(portal) >= 2)
+        assert fruit.result().status_code == 201, fruit.result().text
+        assert upload.result().status_code == 201, upload.result().text
+    product = portal.api("GET", f"/api/v1/products/{fruit.result().json()['id']}/").json()
+    assert product["image"] is not None, "the product shows no image, though its photo is there"
+    assert product["image"]["id"] == upload.result().json()["id"]
 
 
 # --- API: people and products -----------------------------------------------------
