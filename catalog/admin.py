@@ -256,6 +256,14 @@ class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, ad
         obj._state.adding = False
         obj.refresh_from_db()
 
+    def delete_model(self, request: HttpRequest, obj: Product) -> None:
+        services.product_delete(product=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
+        # Through the service, one by one in one order: two bulk deletions never wait on each other.
+        for product in queryset.order_by("pk"):
+            services.product_delete(product=product)
+
     @admin.display(description="Image")
     def image_thumbnail(self, product: Product) -> str:
         return thumbnail(product.image)

@@ -7,6 +7,7 @@ from django import forms
 from django.utils import timezone
 
 from catalog.models import Feedback
+from catalog.services import PRODUCT_GONE_MESSAGE
 
 
 class FeedbackForm(forms.ModelForm[Feedback]):
@@ -21,9 +22,7 @@ class FeedbackForm(forms.ModelForm[Feedback]):
         fields = ["product", "title", "name", "date", "rating", "text"]
         labels = {"name": "Your name", "text": "Your review", "rating": "Rating (1–5)"}
         # Set by the product page's "Review this product" link, not chosen here.
-        error_messages = {
-            "product": {"invalid_choice": "The product you were reviewing is no longer in the catalog."}
-        }
+        error_messages = {"product": {"invalid_choice": PRODUCT_GONE_MESSAGE}}
         widgets = {
             "product": forms.HiddenInput,
             # dir=auto: a review typed in a right-to-left script reads as it will be shown.

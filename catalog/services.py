@@ -118,6 +118,9 @@ def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
 # --- Feedback -----------------------------------------------------------------
 
 
+PRODUCT_GONE_MESSAGE = "The product you were reviewing is no longer in the catalog."
+
+
 def _initial_status() -> str:
     return Feedback.Status.PENDING if settings.FEEDBACK_MODERATION else Feedback.Status.PUBLISHED
 
@@ -134,7 +137,17 @@ def feedback_submit(
     source: str = Feedback.Source.WEB,
     is_demo: bool = False,
 ) -> Feedback:
-    """A new review, published at once or pending, as the moderation setting says."""
+    """A new review, published at once or pending, as the moderation setting says.
+
+    The product is locked until the review commits: a deletion of it waits,
+    then finds the review to detach. One deleted before is a ValidationError
+    on ``product``.
+    """
+    if (
+        product is not None
+        and not Product.objects.select_for_update(no_key=True).filter(pk=product.pk).exists()
+    ):
+        raise ValidationError({"product": PRODUCT_GONE_MESSAGE}, code="product_gone")
     feedback = Feedback(
         is_demo=is_demo,
         title=title.strip(),
@@ -514,8 +527,14 @@ def product_relink_from_failed(*, image_id: int) -> int:
 @transaction.atomic
 def product_delete(*, product: Product) -> None:
     """Delete the product; its reviews stay, no longer tied to it, and its
-    images stay in the images list."""
-    product.delete()
+    images stay in the images list.
+
+    The row is locked before the deletion gathers the reviews to detach: one
+    being written meanwhile (``feedback_submit``) commits first and is
+    detached too, instead of breaking the deletion."""
+    locked = Product.objects.select_for_update().filter(pk=product.pk).first()
+    if locked is not None:  # else deleted meanwhile: nothing left to do
+        locked.delete()
 
 
 # --- Demo content ---------------------------------------------------------------

@@ -6,6 +6,7 @@ import logging
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -126,6 +127,17 @@ def _review_form_context(form: FeedbackForm) -> dict[str, object]:
     return {"form": form, "product": product}
 
 
+def _review_product_gone(request: HttpRequest) -> HttpResponse:
+    """The product went while the visitor wrote: the form again with what
+    they typed, without the product, so sending it again posts a review of
+    the store."""
+    without_product = request.POST.copy()
+    without_product["product"] = ""
+    form = FeedbackForm(without_product)
+    form.is_valid()  # the other fields' errors, if any, shown as well
+    return render(request, "catalog/review_form.html", {"form": form, "product_gone": True}, status=400)
+
+
 @methods("GET", "POST")
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one
@@ -151,29 +163,26 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         return response
     if not form.is_valid():
         if "product" in form.errors:
-            # The product went while the visitor wrote: keep what they typed,
-            # without the product, so sending it again posts a review of the store.
-            without_product = request.POST.copy()
-            without_product["product"] = ""
-            form = FeedbackForm(without_product)
-            form.is_valid()  # the other fields' errors, if any, shown as well
-            return render(
-                request, "catalog/review_form.html", {"form": form, "product_gone": True}, status=400
-            )
+            return _review_product_gone(request)
         return render(request, "catalog/review_form.html", _review_form_context(form), status=400)
     if form.is_bot:
         logger.info("review dropped: honeypot field filled")
         return redirect("catalog:review-list")
     data = form.cleaned_data
-    review = services.feedback_submit(
-        title=data["title"],
-        name=data["name"],
-        date=data["date"],
-        text=data["text"],
-        rating=data.get("rating"),
-        product=data.get("product"),
-        source=Feedback.Source.WEB,
-    )
+    try:
+        review = services.feedback_submit(
+            title=data["title"],
+            name=data["name"],
+            date=data["date"],
+            text=data["text"],
+            rating=data.get("rating"),
+            product=data.get("product"),
+            source=Feedback.Source.WEB,
+        )
+    except ValidationError as exc:
+        if "product" in getattr(exc, "error_dict", {}):  # deleted since the form checked it
+            return _review_product_gone(request)
+        raise
     if review.status == Feedback.Status.PENDING:
         messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
         return redirect(review.product.get_absolute_url() if review.product else "catalog:review-list")

@@ -11,8 +11,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.test import APIClient
 
-from catalog.api import FeedbackThrottle
-from catalog.models import Feedback
+from catalog.api import FeedbackThrottle, FeedbackViewSet
+from catalog.models import Feedback, Product
 from tests.factories import FeedbackFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -247,6 +247,27 @@ def test_a_review_can_name_its_product(visitor: APIClient) -> None:
 
     assert response.status_code == 201
     assert response.json()["product"] == product.pk
+
+
+def test_a_review_of_a_product_deleted_after_its_check_is_a_400_naming_the_product(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted between the serializer's check and the write (another
+    request's deletion): no review is written against a product that is gone."""
+    product = ProductFactory()
+    create = FeedbackViewSet.perform_create
+
+    def deleted_meanwhile(view: FeedbackViewSet, serializer: Any) -> None:
+        Product.objects.filter(pk=product.pk).delete()
+        create(view, serializer)
+
+    monkeypatch.setattr(FeedbackViewSet, "perform_create", deleted_meanwhile)
+
+    response = visitor.post(LIST, review_payload(product=product.pk), format="json")
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {"product": ["The product you were reviewing is no longer in the catalog."]}
+    assert not Feedback.objects.exists()
 
 
 def test_malformed_json_is_a_400_with_a_detail(visitor: APIClient) -> None:

@@ -248,3 +248,23 @@ def test_demo_reviews_are_dated_back_from_the_sites_today(zone_where_today_diffe
         zone_where_today_differs - dt.timedelta(days=1),
         zone_where_today_differs - dt.timedelta(days=4),
     ]
+
+
+def test_a_review_of_a_product_deleted_after_the_form_checked_it_is_refused_the_same_way(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted between the form's check and the write (another request's
+    deletion): the review is not written against a product that is gone."""
+    product = ProductFactory(name="Mango")
+
+    def deleted_meanwhile(form: FeedbackForm) -> bool:
+        product.delete()
+        return False  # the check the view makes right before the write
+
+    monkeypatch.setattr(FeedbackForm, "is_bot", property(deleted_meanwhile))
+
+    response = client.post("/reviews/new/", {**FORM, "product": product.pk})
+
+    assert response.status_code == 400
+    assert "no longer in the catalog" in response.content.decode()
+    assert not Feedback.objects.exists()

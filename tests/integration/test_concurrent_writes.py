@@ -30,6 +30,8 @@ from tests.uploads import corpus
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 T = TypeVar("T")
+# Why a review of a product deleted meanwhile is refused.
+GONE = "The product you were reviewing is no longer in the catalog."
 
 
 @pytest.fixture(scope="module")
@@ -260,6 +262,56 @@ def test_products_posted_or_changed_at_once_to_one_stem_leave_one_product_with_i
         ("kw", 1),
         ("pa", 1),
     ]
+
+
+# --- Reviews of a product being deleted ---------------------------------------------
+
+
+def review_form_post(portal: Fleet, product: int, title: str) -> Callable[[], requests.Response]:
+    """The public review form, as a browser sends it."""
+    session = requests.Session()
+    session.get(f"{portal.web_url}/reviews/new/?product={product}", timeout=60)
+    form = {
+        "csrfmiddlewaretoken": session.cookies["csrftoken"],
+        "product": str(product),
+        "title": title,
+        "name": "Bo",
+        "text": "Sweet and fresh.",
+        "rating": "5",
+    }
+    return lambda: session.post(
+        f"{portal.web_url}/reviews/new/", data=form, allow_redirects=False, timeout=60
+    )
+
+
+def test_reviews_posted_while_their_product_is_deleted_are_kept_or_refused_naming_it(portal: Fleet) -> None:
+    """Each round deletes a product while reviews of it arrive through the
+    API and the form: the deletion goes through, and each review is kept
+    (detached from the product) or refused because the product is gone."""
+    for round_ in range(8):
+        title = f"Round {round_}"
+        product = portal.api(
+            "POST", "/api/v1/products/", json={"name": f"Doomed {round_}", "weight": 3}
+        ).json()
+        body = {"title": title, "name": "Bo", "text": "Good fruit.", "rating": 5, "product": product["id"]}
+        api_post = lambda: requests.post(f"{portal.web_url}/api/v1/feedback/", json=body, timeout=60)  # noqa: B023, E731 - run in this round
+        calls = [api_post] * 10 + [review_form_post(portal, product["id"], title) for _ in range(5)]
+        calls.append(lambda: portal.api("DELETE", f"/api/v1/products/{product['id']}/"))  # noqa: B023 - run in this round
+
+        *reviews, deleted = at_once(calls)
+
+        assert deleted.status_code == 204, deleted.text
+        api, form = reviews[:10], reviews[10:]
+        assert set(statuses(api)) <= {201, 400}, [r.text for r in api]
+        assert all(
+            r.json() == {"product": [GONE]} or "Invalid pk" in r.text for r in api if r.status_code == 400
+        ), [r.text for r in api]
+        assert set(statuses(form)) <= {302, 400}, [(r.status_code, r.text[:300]) for r in form]
+        assert all(GONE in r.text for r in form if r.status_code == 400)
+        kept = sql(portal, "SELECT product_id FROM catalog_feedback WHERE title = %s", title)
+        assert len(kept) == statuses(api)[201] + statuses(form)[302]
+        assert {product_id for (product_id,) in kept} <= {None}
+        assert sql(portal, "SELECT count(*) FROM catalog_product WHERE id = %s", product["id"]) == [(0,)]
 
 
 # --- Images -----------------------------------------------------------------------
