@@ -628,6 +628,12 @@ def image_export_files(image: Image, *, stem: str | None = None) -> list[tuple[s
 
 
 def image_delete(*, image: Image) -> None:
-    """Delete the row; its files go once the deletion commits (signal handler)."""
+    """Delete the row; its files go once the deletion commits (signal handler).
+
+    The row is locked before the deletion gathers what points at it: a
+    processing run committing renditions meanwhile commits first, and its
+    renditions go with the image instead of breaking the deletion."""
     with transaction.atomic():
-        image.delete()
+        locked = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if locked is not None:  # else deleted meanwhile: nothing left to do
+            locked.delete()

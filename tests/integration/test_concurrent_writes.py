@@ -355,3 +355,22 @@ def test_the_same_photo_uploaded_and_deleted_at_once_keeps_the_objects_of_every_
     for copy in left:
         assert portal.api("DELETE", f"/api/v1/images/{copy['id']}/").status_code == 204
     assert portal.bucket_keys() == before
+
+
+def test_an_image_deleted_while_its_renditions_are_committed_goes_with_them(worker: Fleet) -> None:
+    """The deletion meets the processing run's last transaction, which holds
+    the image row while it writes the renditions."""
+    portal = worker
+    before = settled_keys(portal)
+    with ThreadPoolExecutor(1) as pool:
+        with held(portal, "LOCK TABLE uploads_rendition IN SHARE MODE"):
+            image_id = portal.upload(corpus.photo_jpeg(800, 600, seed=11), "busy.jpg").json()["id"]
+            wait_for(portal, "the renditions' INSERT waits", lambda: lock_waiters(portal) >= 1)
+            deleting = pool.submit(portal.api, "DELETE", f"/api/v1/images/{image_id}/")
+            wait_for(portal, "the deletion waits", lambda: lock_waiters(portal) >= 2)
+        deleted = deleting.result()
+    assert deleted.status_code == 204, deleted.text
+    assert sql(portal, "SELECT count(*) FROM uploads_image WHERE id = %s", image_id) == [(0,)]
+    assert sql(portal, "SELECT count(*) FROM uploads_rendition WHERE image_id = %s", image_id) == [(0,)]
+    # Its objects went once the deletion committed.
+    wait_for(portal, "the objects go", lambda: portal.bucket_keys() == before, timeout=10)
