@@ -212,15 +212,16 @@ class ImageAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admi
         js = ["uploads/admin/focal-point.js", "uploads/admin/rendition-url.js"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Image]:
-        order = Case(
+        return selectors.images_with_renditions()
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        """Failed first, then newest first within a status. The change list
+        orders by this, whatever order the queryset came in."""
+        status_order = Case(
             *[When(status=s, then=Value(i)) for i, s in enumerate(StatusFilter.ORDER)],
             output_field=IntegerField(),
         )
-        return (
-            selectors.images_with_renditions()
-            .annotate(status_order=order)
-            .order_by("status_order", "-created_at")
-        )
+        return [status_order.asc(), "-created_at", "-id"]
 
     def save_model(self, request: HttpRequest, obj: Image, form: Any, change: bool) -> None:
         """Title and alt text are written alone, so a concurrent processing run
