@@ -154,3 +154,47 @@ def test_a_few_reviews_are_listed_one_by_one_before_they_are_deleted(admin_clien
     assert all(r.title in html_page for r in reviews[:2])
     assert confirm(admin_client, REVIEWS, page).status_code == 302
     assert list(Feedback.objects.all()) == [reviews[2]]
+
+
+def test_publishing_the_selected_reviews(admin_client: Client) -> None:
+    waiting = FeedbackFactory(status=Feedback.Status.PENDING)
+    hidden = FeedbackFactory(status=Feedback.Status.HIDDEN)
+    left = FeedbackFactory(status=Feedback.Status.PENDING)
+    selection = {"action": "publish", "_selected_action": [str(waiting.pk), str(hidden.pk)]}
+    response = admin_client.post(REVIEWS, selection, follow=True)
+    assert "2 review(s) published." in response.content.decode()
+    statuses = dict(Feedback.objects.values_list("pk", "status"))
+    assert statuses == {waiting.pk: "published", hidden.pk: "published", left.pk: "pending"}
+
+
+def _listed(client: Client, **query: str) -> set[str]:
+    response = client.get(REVIEWS, query)
+    assert response.status_code == 200
+    return {review.title for review in response.context["cl"].result_list}
+
+
+def test_the_review_list_filters_by_status_date_and_rating(admin_client: Client) -> None:
+    FeedbackFactory(title="Old and glowing", date=dt.date(2023, 5, 2), rating=5)
+    FeedbackFactory(title="Hidden rant", date=dt.date(2024, 3, 9), rating=1, status=Feedback.Status.HIDDEN)
+    FeedbackFactory(title="Waiting", date=dt.date(2024, 3, 20), rating=None, status=Feedback.Status.PENDING)
+    page = admin_client.get(REVIEWS).content.decode()
+    for link in ("?status__exact=hidden", "?rating=5", "?rating__isnull=True", "?date__gte="):
+        assert f'href="{link}' in page, link
+    assert _listed(admin_client, status__exact="hidden") == {"Hidden rant"}
+    assert _listed(admin_client, status__exact="pending") == {"Waiting"}
+    assert _listed(admin_client, rating="5") == {"Old and glowing"}
+    assert _listed(admin_client, rating__isnull="True") == {"Waiting"}
+    assert _listed(admin_client, date__gte="2024-03-10", date__lt="2024-03-31") == {"Waiting"}
+
+
+def test_the_review_list_walks_down_the_dates_year_by_month(admin_client: Client) -> None:
+    FeedbackFactory(title="Spring 2023", date=dt.date(2023, 5, 2))
+    FeedbackFactory(title="March 2024", date=dt.date(2024, 3, 9))
+    FeedbackFactory(title="April 2024", date=dt.date(2024, 4, 1))
+    years = admin_client.get(REVIEWS).content.decode()
+    assert 'href="?date__year=2023"' in years
+    assert 'href="?date__year=2024"' in years
+    months = admin_client.get(REVIEWS, {"date__year": "2024"}).content.decode()
+    assert 'href="?date__month=3&amp;date__year=2024"' in months
+    assert _listed(admin_client, date__year="2024") == {"March 2024", "April 2024"}
+    assert _listed(admin_client, date__year="2024", date__month="3") == {"March 2024"}

@@ -134,3 +134,30 @@ def test_a_filter_with_a_screenful_of_roles_starts_folded(admin_client: Client) 
 
     chosen = admin_client.get(CHANGELIST, {"role": "Role 7"}).content.decode()
     assert _filter_is_open(chosen, "role")
+
+
+def _people(client: Client, **query: str) -> set[str]:
+    response = client.get(CHANGELIST, query)
+    assert response.status_code == 200
+    return {person.username for person in response.context["cl"].result_list}
+
+
+def test_the_people_list_is_searched_by_name_username_and_email(admin_client: Client) -> None:
+    PersonFactory(name="Ada Lovelace", username="alovelace", email="countess@example.org")
+    PersonFactory(name="Grace Hopper", username="ghopper", email="grace@navy.example")
+    PersonFactory(name="Alan Turing", username="aturing", email="alan@example.com", role="Lovelace scholar")
+    assert _people(admin_client, q="lovelace") == {"alovelace"}  # the name, not the role
+    assert _people(admin_client, q="ghopp") == {"ghopper"}
+    assert _people(admin_client, q="navy.example") == {"ghopper"}
+
+
+def test_the_people_list_filters_by_department_and_role(admin_client: Client) -> None:
+    PersonFactory(username="ada", department="Engineering", role="Lead")
+    PersonFactory(username="kofi", department="Engineering", role="Developer")
+    PersonFactory(username="mia", department="Sales", role="Lead")
+    page = admin_client.get(CHANGELIST).content.decode()
+    assert 'href="?department=Sales"' in page
+    assert 'href="?role=Developer"' in page
+    assert _people(admin_client, department="Engineering") == {"ada", "kofi"}
+    assert _people(admin_client, role="Lead") == {"ada", "mia"}
+    assert _people(admin_client, department="Engineering", role="Lead") == {"ada"}
