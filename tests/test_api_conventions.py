@@ -4,6 +4,7 @@ schema and its local Swagger UI."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import time
@@ -17,6 +18,7 @@ from django.core.cache import caches
 from django.core.cache.backends import locmem
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from drf_spectacular.validation import validate_schema
@@ -352,6 +354,20 @@ def test_a_valid_token_authenticates_writes(visitor: APIClient) -> None:
         {"name": "Kiwi", "weight": 80},
         format="json",
         HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+
+    assert response.status_code == 201, response.content
+
+
+def test_drf_create_token_issues_the_key_a_tool_writes_with(visitor: APIClient) -> None:
+    user = UserFactory(username="uploader-bot")
+    user.user_permissions.add(*_perms("add_product"))
+    out = io.StringIO()
+    call_command("drf_create_token", "uploader-bot", stdout=out)
+    [key] = re.findall(r"Generated token (\w+) for user uploader-bot", out.getvalue())
+
+    response = visitor.post(
+        "/api/v1/products/", {"name": "Kiwi", "weight": 80}, format="json", HTTP_AUTHORIZATION=f"Token {key}"
     )
 
     assert response.status_code == 201, response.content

@@ -115,6 +115,21 @@ def test_reprocess_images_can_pick_failed_ones(run: Any, tmp_path: Path) -> None
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
 
 
+def test_reprocess_images_can_switch_the_preset_of_the_images_it_picks(run: Any, tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(corpus.jpeg(corpus.quadrants(800, 600)))
+    (tmp_path / "b.png").write_bytes(corpus.png(corpus.quadrants(800, 600)))
+    run("import_images", str(tmp_path))
+    a = Image.objects.get(original_name="a.jpg")
+    out, _ = run("reprocess_images", str(a.pk), "--preset", "icon")
+    assert out.strip() == "1 images queued for processing."
+    a.refresh_from_db()
+    assert (a.preset, a.status) == ("icon", "ready")
+    assert list(a.renditions.values_list("name", "format", "width", "height")) == [("icon", "jpeg", 128, 128)]
+    b = Image.objects.get(original_name="b.png")
+    assert b.preset == "web"
+    assert b.renditions.filter(name="w640").exists()
+
+
 def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(
     icon_delivery: Path, commit: Any, settings: Any
 ) -> None:
