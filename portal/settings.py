@@ -538,8 +538,15 @@ LOGGING = {
             "level": "ERROR",
             "propagate": False,
         },
+        # Errors outside a request reach ADMINS too: background processing,
+        # publishing to the broker, the sweeps. The portal's own errors are
+        # an outage answered 503 (mailed above as that request's error) or
+        # an alert the mail server refused, so they are not mailed again.
         "portal": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "catalog": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
-        "uploads": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "catalog": {"handlers": ["console", "mail_admins"], "level": LOG_LEVEL, "propagate": False},
+        "uploads": {"handlers": ["console", "mail_admins"], "level": LOG_LEVEL, "propagate": False},
+        # A task that raised: a worker takes over the root and "celery"
+        # loggers' handlers for its own output, but leaves this one's.
+        "celery.app.trace": {"handlers": ["mail_admins"]},
     },
 }

@@ -1,0 +1,97 @@
+"""Errors in production: the client gets a plain 500 that tells nothing of
+the failure, and ADMINS get a mail with the traceback, whether the error
+happened answering a request or in the background (a task, publishing to the
+broker)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from celery import current_app
+from django.core import mail
+from django.test import Client
+
+from catalog import selectors
+from uploads import dispatch
+
+pytestmark = pytest.mark.django_db
+
+ADMIN = "ops@example.com"
+# What an exception could give away: an internal host and a secret.
+INSIDE = "db-7.internal:5432 password=hunter2"
+
+
+@pytest.fixture
+def production(settings: Any) -> None:
+    settings.DEBUG = False
+    settings.ADMINS = [("Ops", ADMIN)]
+
+
+def _explode(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError(f"could not reach {INSIDE}")
+
+
+def _mailed_to_admins() -> list[mail.EmailMessage]:
+    return [m for m in mail.outbox if m.to == [ADMIN]]
+
+
+@pytest.mark.usefixtures("production")
+@pytest.mark.parametrize(
+    ("url", "broken", "accept"),
+    [
+        ("/", "feedback_published", "text/html"),
+        ("/api/v1/feedback/", "feedback_visible", "application/json"),
+    ],
+    ids=["page", "api"],
+)
+def test_a_request_that_fails_is_a_plain_500_and_its_traceback_is_mailed_to_the_admins(
+    monkeypatch: pytest.MonkeyPatch, url: str, broken: str, accept: str
+) -> None:
+    monkeypatch.setattr(selectors, broken, _explode)
+    response = Client(raise_request_exception=False).get(url, HTTP_ACCEPT=accept)
+
+    assert response.status_code == 500
+    assert response["Content-Type"].startswith(accept)
+    body = response.content.decode()
+    assert "db-7" not in body
+    assert "hunter2" not in body
+    assert "RuntimeError" not in body
+    [message] = _mailed_to_admins()
+    assert url in message.subject
+    assert f"RuntimeError at {url}\ncould not reach db-7.internal:5432" in message.body
+    assert "in _explode" in message.body  # the traceback
+
+
+@pytest.mark.usefixtures("production")
+def test_a_task_that_fails_unexpectedly_is_mailed_to_the_admins() -> None:
+    # An id that is no id: the task cannot even look the image up.
+    result = current_app.tasks[dispatch.PROCESS_IMAGE].apply(args=["not-an-id"])
+
+    assert result.failed()
+    [message] = _mailed_to_admins()
+    assert "uploads.tasks.process_image" in message.subject
+    assert "ValueError" in message.body
+    assert "in process_image" in message.body  # the traceback
+
+
+@pytest.mark.usefixtures("production")
+def test_an_upload_that_could_not_be_handed_to_the_broker_is_mailed_to_the_admins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(dispatch, "_publish", _explode)
+    dispatch.hold_until_answered()
+    dispatch._answering.held = [(41, False)]
+    dispatch.publish_held()
+
+    [message] = _mailed_to_admins()
+    assert "image 41 left pending for the sweep" in message.subject
+    assert "RuntimeError\ncould not reach db-7.internal:5432" in message.body
+    assert "in _explode" in message.body  # the traceback
+
+
+def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
+    settings.DEBUG = True
+    settings.ADMINS = [("Ops", ADMIN)]
+    current_app.tasks[dispatch.PROCESS_IMAGE].apply(args=["not-an-id"])
+    assert _mailed_to_admins() == []
