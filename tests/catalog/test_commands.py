@@ -46,6 +46,21 @@ def test_the_lab_feedback_samples_import_cleanly() -> None:
     assert review.status == Feedback.Status.PUBLISHED
 
 
+@pytest.mark.parametrize(("command", "kind"), [("import_feedback", "feedback"), ("import_people", "people")])
+def test_an_import_is_logged_in_one_line(
+    command: str, kind: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = LAB / "feedback"
+    if command == "import_people":
+        source = tmp_path / "people.csv"
+        source.write_text(PEOPLE_CSV, encoding="utf-8")
+    with caplog.at_level("INFO", logger="catalog"):
+        summary = run(command, str(source))
+    assert " created, 0 updated" in summary
+    lines = [r.getMessage() for r in caplog.records if " import" in r.getMessage()]
+    assert lines == [f"{kind} import: {summary.strip()}"]
+
+
 def test_importing_the_same_folder_twice_skips_every_duplicate() -> None:
     run("import_feedback", str(LAB / "feedback"))
     assert "0 reviews created, 0 updated, 5 skipped" in run("import_feedback", str(LAB / "feedback"))

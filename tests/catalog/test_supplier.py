@@ -84,6 +84,14 @@ def test_a_clean_delivery_exits_zero_and_a_mail_outage_loses_only_the_mail(
     assert "Report mailed" not in out
 
 
+def test_a_supplier_import_is_logged_in_one_line(delivery: Path, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level("INFO", logger="catalog"):
+        out, _ = run("import_supplier", str(delivery), "--no-email")
+    lines = [r.getMessage() for r in caplog.records if "supplier import" in r.getMessage()]
+    assert lines == [f"supplier import {delivery}: {out.strip()}"]
+    assert "products created" in out
+
+
 def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(delivery: Path) -> None:
     out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
     assert out.startswith(

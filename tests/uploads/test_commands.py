@@ -105,6 +105,16 @@ def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> N
     assert Image.objects.count() == 2
 
 
+def test_an_image_import_is_logged_in_one_line(
+    run: Any, icon_delivery: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="uploads"):
+        out, _ = run("import_images", str(icon_delivery), "--preset", "icon")
+    lines = [r.getMessage() for r in caplog.records if "image import" in r.getMessage()]
+    assert lines == [f"image import {icon_delivery}: {out.strip()}"]
+    assert out.startswith("2 images imported, 0 already there, 2 files skipped")
+
+
 def test_reprocess_images_can_pick_failed_ones(run: Any, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(corpus.jpeg())
     (tmp_path / "b.png").write_bytes(corpus.png())

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from core.commands import Command as PortalCommand
 from uploads import dispatch, services
 from uploads.management.commands import _unqueued
 from uploads.models import Image, file_stem
+
+logger = logging.getLogger(__name__)
 
 
 def _cores() -> int:
@@ -133,7 +136,7 @@ class Command(PortalCommand):
             self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in rejected:
             self.stderr.write(f"rejected {name}: {reason}")
-        self.stdout.write(
+        summary = (
             f"{created} images imported, {existing} already there, {len(skipped)} files skipped"
             + (f", {len(rejected)} rejected" if rejected else "")
             + (f", {failed} failed" if failed else "")
@@ -141,6 +144,9 @@ class Command(PortalCommand):
             + (f"; renditions written to {export}" if export else "")
             + "."
         )
+        # The log line of the import, as each image has its own.
+        logger.info("image import %s: %s", directory, summary)
+        self.stdout.write(summary)
         if rejected or failed or unqueued:  # the others landed; a cron job learns not all did
             raise CommandError(
                 ", ".join(
