@@ -42,9 +42,11 @@ serve: $(VENV)/.runtime
 	$(BIN)/gunicorn portal.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
 		--access-logfile - --timeout 60 --max-requests 2000 --max-requests-jitter 200
 
-## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL)
+## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL);
+## `make worker BEAT=no` on every other worker host, as one beat runs the schedule
+BEAT ?= yes
 worker: $(VENV)/.runtime
-	$(BIN)/celery -A portal worker --beat --loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2}
+	$(BIN)/celery -A portal worker $(if $(filter yes,$(BEAT)),--beat )--loglevel=INFO --concurrency=$${CELERY_CONCURRENCY:-2}
 
 system-deps:
 	bash scripts/install-system-deps.sh

@@ -1,0 +1,54 @@
+"""The containers run the make targets the tests run (`make serve`, `make
+worker`, `make migrate`), so what is deployed is what is tested; of the
+workers, exactly one runs the beat schedule."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _make_dry_run(*args: str) -> str:
+    """What ``make ARGS`` would run (the venv taken as installed)."""
+    result = subprocess.run(
+        ["make", "--no-print-directory", "-n", "-o", ".venv/.runtime", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _portal_services() -> dict[str, Any]:
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    return {name: service for name, service in services.items() if "build" in service}
+
+
+def test_every_container_of_the_portal_runs_a_make_target() -> None:
+    services = _portal_services()
+    assert set(services) == {"migrate", "web", "worker-beat", "worker"}
+    for name, service in services.items():
+        command = service["command"]
+        assert command[0] == "make", f"{name} runs {command}"
+        assert _make_dry_run(*command[1:]).strip(), name
+    [cmd] = re.findall(r"^CMD (.+)$", (ROOT / "Dockerfile").read_text(), re.M)
+    assert json.loads(cmd) == ["make", "serve"]
+
+
+def test_of_the_workers_one_runs_the_beat_schedule_and_the_others_do_not() -> None:
+    services = _portal_services()
+    runs = {name: _make_dry_run(*services[name]["command"][1:]) for name in ("worker-beat", "worker")}
+    for run in runs.values():
+        assert ".venv/bin/celery -A portal worker " in run
+        assert "--concurrency=${CELERY_CONCURRENCY:-2}" in run
+    assert "--beat" in runs["worker-beat"]
+    assert "--beat" not in runs["worker"]
