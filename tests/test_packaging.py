@@ -1,10 +1,12 @@
-"""The containers run the make targets the tests run (`make serve`, `make
-worker`, `make migrate`), so what is deployed is what is tested; of the
-workers, exactly one runs the beat schedule."""
+"""The two commands the README opens with, what CI runs, and the containers:
+each runs a make target the tests run (`make serve`, `make worker`, `make
+migrate`), so what is deployed is what is tested; of the workers, exactly one
+runs the beat schedule."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -26,6 +28,24 @@ def _make_dry_run(*args: str) -> str:
     )
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def test_the_readme_opens_with_make_run_and_make_test() -> None:
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"```\w*\n(.*?)```", readme, re.S)
+    assert block, "no command block"
+    headings = [line for line in readme[: block.start()].splitlines() if line.startswith("#")]
+    assert headings == ["# The portal"]  # the title, a paragraph, then the commands
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines() if line.strip()]
+    assert commands == ["make run", "make test"]
+
+
+def test_ci_runs_make_test_and_nothing_else() -> None:
+    script = ROOT / ".ci" / "run"
+    assert os.access(script, os.X_OK)
+    lines = [line.strip() for line in script.read_text().splitlines()]
+    commands = [line for line in lines if line and not line.startswith(("#", "set ", "cd "))]
+    assert commands == ["make test"]
 
 
 def _portal_services() -> dict[str, Any]:
