@@ -61,6 +61,26 @@ def test_an_import_is_logged_in_one_line(
     assert lines == [f"{kind} import: {summary.strip()}"]
 
 
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_feedback_import_shows_a_progress_bar_on_a_terminal_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    run("import_feedback", str(LAB / "feedback"))
+    bar = terminal.getvalue()
+    assert "100%" in bar
+    assert "5/5" in bar
+    assert "file/s" in bar
+
+    log = io.StringIO()  # cron's: a file, not a terminal
+    monkeypatch.setattr(sys, "stderr", log)
+    run("import_feedback", str(LAB / "feedback"))
+    assert log.getvalue() == ""
+
+
 def test_importing_the_same_folder_twice_skips_every_duplicate() -> None:
     run("import_feedback", str(LAB / "feedback"))
     assert "0 reviews created, 0 updated, 5 skipped" in run("import_feedback", str(LAB / "feedback"))
