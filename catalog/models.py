@@ -1,4 +1,9 @@
-"""People (the staff directory), customer feedback and the store's products."""
+"""People (the staff directory), customer feedback and the store's products.
+
+A column added after the first release is nullable or has a database default
+(``db_default``): servers of an older release, which know nothing of it, go on
+inserting rows while a rolling upgrade migrates (docs/deploy.md).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +66,7 @@ class Person(NullCharactersRefused, models.Model):
     )
     is_active = models.BooleanField(default=True)
     # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
-    is_demo = models.BooleanField(default=False)
+    is_demo = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -86,7 +91,7 @@ class Product(NullCharactersRefused, models.Model):
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
     # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are
     # the same product, and linking is an indexed equality with Image.name_stem.
-    image_stem = models.CharField(max_length=255, blank=True, editable=False)
+    image_stem = models.CharField(max_length=255, blank=True, default="", db_default="", editable=False)
     image = models.ForeignKey(
         "uploads.Image",
         null=True,
@@ -95,7 +100,7 @@ class Product(NullCharactersRefused, models.Model):
         related_name="products",
     )
     # Loaded by `seed_demo`; real products never match or link to demo rows.
-    is_demo = models.BooleanField(default=False)
+    is_demo = models.BooleanField(default=False, db_default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -147,7 +152,7 @@ class Feedback(NullCharactersRefused, models.Model):
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PUBLISHED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
     # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
-    is_demo = models.BooleanField(default=False)
+    is_demo = models.BooleanField(default=False, db_default=False)
     # Hash of title, name, date and text: how imports recognise a review they already hold.
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)

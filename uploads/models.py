@@ -2,6 +2,10 @@
 
 Pages and the API read everything they show (sizes, formats, URLs) from these
 rows; nothing at render time asks the storage what it holds.
+
+A column added after the first release is nullable or has a database default
+(``db_default``): servers of an older release, which know nothing of it, go on
+inserting rows while a rolling upgrade migrates (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ class Image(NullCharactersRefused, models.Model):
     original_name = models.CharField(max_length=255, blank=True)
     # file_stem(original_name), kept on save: products link to images by an
     # indexed equality on it instead of matching names in Python.
-    name_stem = models.CharField(max_length=255, blank=True, editable=False)
+    name_stem = models.CharField(max_length=255, blank=True, default="", db_default="", editable=False)
     title = models.CharField(max_length=200, blank=True)
     alt = models.CharField(max_length=300, blank=True)
     preset = models.CharField(max_length=32, default="web")
@@ -54,12 +58,10 @@ class Image(NullCharactersRefused, models.Model):
     # Tries in a row that never reached an outcome because the worker died or
     # was killed; at IMAGE_MAX_ATTEMPTS the image ends failed. Reset when a run
     # starts afresh (upload, reprocess).
-    interruptions = models.PositiveIntegerField(default=0)
+    interruptions = models.PositiveIntegerField(default=0, db_default=0)
     # Without a broker: the process whose memory holds the pending work
     # (host:pid:start), so that its work is taken over as soon as it is gone
     # (uploads.holders). Empty with a broker, whose queue outlives processes.
-    # A database default too: servers of the previous release, which know
-    # nothing of it, go on inserting while a rolling deploy migrates.
     holder = models.CharField(max_length=200, blank=True, default="", db_default="", editable=False)
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -72,7 +74,7 @@ class Image(NullCharactersRefused, models.Model):
     updated_at = models.DateTimeField(auto_now=True)
     processed_at = models.DateTimeField(null=True, blank=True)
     # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
-    is_demo = models.BooleanField(default=False)
+    is_demo = models.BooleanField(default=False, db_default=False)
     # Where the subject is, as fractions of the displayed image (EXIF
     # orientation applied): set by staff, or null for the automatic estimate
     # that processing stores beside it. Cropped renditions keep it in frame.

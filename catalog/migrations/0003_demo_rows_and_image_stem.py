@@ -27,23 +27,23 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='feedback',
             name='is_demo',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
             model_name='person',
             name='is_demo',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
             model_name='product',
             name='image_stem',
-            field=models.CharField(blank=True, editable=False, max_length=255),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=255),
         ),
         migrations.RunPython(fill_image_stems, migrations.RunPython.noop, elidable=True),
         migrations.AddField(
             model_name='product',
             name='is_demo',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddIndex(
             model_name='product',

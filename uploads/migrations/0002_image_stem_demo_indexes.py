@@ -29,12 +29,12 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='image',
             name='is_demo',
-            field=models.BooleanField(default=False),
+            field=models.BooleanField(db_default=False, default=False),
         ),
         migrations.AddField(
             model_name='image',
             name='name_stem',
-            field=models.CharField(blank=True, editable=False, max_length=255),
+            field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=255),
         ),
         migrations.RunPython(fill_name_stems, migrations.RunPython.noop, elidable=True),
         migrations.AddIndex(
