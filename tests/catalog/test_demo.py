@@ -51,7 +51,7 @@ def catalog_cards(client: Client, path: str = "/catalog/") -> list[str]:
     html = client.get(path).content.decode()
     grid = html[html.index('<ul class="grid products">') :]
     grid = grid[: grid.index("</ul>")]
-    return re.findall(r'<span class="card-title">([^<]*)</span>', grid)
+    return re.findall(r'<span class="card-title"[^>]*>([^<]*)</span>', grid)
 
 
 def supplier_posts(client: Client, capture: Any) -> dict[str, Image]:
