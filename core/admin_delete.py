@@ -73,6 +73,14 @@ def delete_selected(modeladmin: Any, request: HttpRequest, queryset: QuerySet[An
     total = queryset.count()
     if total <= LISTED_MAX:
         return actions.delete_selected(modeladmin, request, queryset)  # type: ignore[no-any-return]
+    limit = getattr(modeladmin, "delete_selected_max", None)
+    if limit is not None and total > limit:
+        return _refused(
+            modeladmin,
+            request,
+            queryset,
+            f"{modeladmin.delete_selected_limit.format(max=limit)} This selection has {total:,}.",
+        )
     counts, protected = deletion_counts(queryset)
     perms_lacking = sorted(
         str(model._meta.verbose_name_plural)
@@ -117,8 +125,27 @@ def delete_selected(modeladmin: Any, request: HttpRequest, queryset: QuerySet[An
     return TemplateResponse(request, "admin/delete_selected_counted.html", context)
 
 
+def _refused(modeladmin: Any, request: HttpRequest, queryset: QuerySet[Any], reason: str) -> HttpResponse:
+    context = {
+        **modeladmin.admin_site.each_context(request),
+        "title": f"Cannot delete {model_ngettext(queryset)}",
+        "subtitle": None,
+        "too_many": reason,
+        "opts": modeladmin.model._meta,
+        "media": modeladmin.media,
+    }
+    request.current_app = modeladmin.admin_site.name
+    return TemplateResponse(request, "admin/delete_selected_counted.html", context, status=400)
+
+
 class CountedDeleteMixin:
-    """For a ModelAdmin: "Delete selected" confirms a large selection by counts."""
+    """For a ModelAdmin: "Delete selected" confirms a large selection by
+    counts. An admin whose rows each take long to delete (their files with
+    them) sets ``delete_selected_max``, and ``delete_selected_limit`` to say
+    so to staff (``{max}`` in it is the number)."""
+
+    delete_selected_max: int | None = None
+    delete_selected_limit = ""
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         found: dict[str, Any] = super().get_actions(request)  # type: ignore[misc]

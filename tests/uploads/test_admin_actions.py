@@ -9,6 +9,8 @@ from django.test import Client
 
 from core import admin_delete
 from tests.factories import ImageFactory
+from uploads import admin as uploads_admin
+from uploads.admin import ImageAdmin
 from uploads.models import Image, Rendition
 
 pytestmark = pytest.mark.django_db
@@ -38,3 +40,41 @@ def test_deleting_more_images_than_are_listed_counts_their_renditions_too(
     assert response.status_code == 302
     assert not Image.objects.exists()
     assert not Rendition.objects.exists()
+
+
+@pytest.fixture
+def two_images() -> list[Image]:
+    return [ImageFactory.create(size=(64, 48)) for _ in range(2)]
+
+
+def test_more_images_than_are_deleted_at_a_time_are_refused_saying_so(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, two_images: list[Image]
+) -> None:
+    monkeypatch.setattr(admin_delete, "LISTED_MAX", 1)
+    monkeypatch.setattr(ImageAdmin, "delete_selected_max", 1)
+    selection = {
+        "action": "delete_selected",
+        "index": "0",
+        "_selected_action": [str(i.pk) for i in two_images],
+    }
+    for step in ({}, {"post": "yes", "rows": "2"}):
+        response = admin_client.post("/admin/uploads/image/", {**selection, **step})
+        assert response.status_code == 400
+        assert "Images are deleted at most 1 at a time here" in response.content.decode()
+        assert "This selection has 2." in response.content.decode()
+    assert Image.objects.count() == 2
+
+
+def test_more_images_than_are_reprocessed_at_a_time_are_refused_pointing_to_the_command(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, two_images: list[Image]
+) -> None:
+    monkeypatch.setattr(uploads_admin, "REPROCESS_MAX", 1)
+    selection = {"action": "reprocess", "index": "0", "_selected_action": [str(i.pk) for i in two_images]}
+    response = admin_client.post("/admin/uploads/image/", selection)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "Images are reprocessed at most 1 at a time here; this selection has 2." in page
+    assert "manage.py reprocess_images takes any number" in page
+    assert set(Image.objects.values_list("status", flat=True)) == {Image.Status.READY}
+    one = {**selection, "_selected_action": [str(two_images[0].pk)]}
+    assert admin_client.post("/admin/uploads/image/", one).status_code == 302
