@@ -1,14 +1,17 @@
 """core.locks: on PostgreSQL a transaction-level advisory lock on the key's
 number, taken by each import's check-then-insert; nothing to do on SQLite,
-whose IMMEDIATE transactions already take turns. tests/integration/
-test_import_overlap.py runs two imports at once on a real PostgreSQL."""
+whose IMMEDIATE transactions already take turns. Shared locks for writers of
+stored objects, held alone by their deletion. tests/integration/
+test_import_overlap.py runs two imports at once on a real PostgreSQL, and
+tests/integration/test_concurrent_writes.py meets writes on a fleet."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -16,6 +19,7 @@ from catalog import services
 from core import locks
 from tests.uploads import corpus
 from uploads import services as upload_services
+from uploads import storage
 
 
 @pytest.fixture
@@ -25,6 +29,8 @@ def postgres_locks(monkeypatch: pytest.MonkeyPatch, db: None) -> list[int]:
     taken: list[int] = []
     connection.ensure_connection()
     connection.connection.create_function("pg_advisory_xact_lock", 1, taken.append)
+    for shared in ("pg_advisory_lock_shared", "pg_advisory_xact_lock_shared", "pg_advisory_unlock_shared"):
+        connection.connection.create_function(shared, 1, lambda number: None)
     monkeypatch.setattr(locks, "connections", {"default": _Postgres()})
     return taken
 
@@ -104,3 +110,65 @@ def test_an_edit_takes_the_lock_of_the_product_it_makes(postgres_locks: list[int
     assert (plum.pk, outcome) == (product.pk, "updated")
     assert len(by_edit) == 1
     assert set(postgres_locks) == by_edit
+
+
+def _lock_calls(queries: CaptureQueriesContext, function: str) -> list[int]:
+    """The lock numbers passed to ``function``, in the order of the calls."""
+    numbers = []
+    for query in queries:
+        if f"{function}(" in query["sql"]:
+            numbers += [int(n) for n in re.findall(r"CAST\((-?\d+) AS bigint\)", query["sql"])]
+    return numbers
+
+
+def _position(queries: CaptureQueriesContext, fragment: str) -> int:
+    return next(i for i, query in enumerate(queries) if fragment in query["sql"])
+
+
+# Outside a transaction, as in a request: the test's own would hold the locks.
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_shares_the_key_of_its_original_until_its_row_is_saved(postgres_locks: list[int]) -> None:
+    with CaptureQueriesContext(connection) as queries:
+        image = upload_services.image_upload(file=corpus.png(), original_name="a.png")
+    key = locks.lock_id(f"uploads.object:{image.file.name}")
+    # (Its processing, run here once the row commits, shares its renditions' keys too.)
+    assert _lock_calls(queries, "pg_advisory_lock_shared")[0] == key
+    assert _lock_calls(queries, "pg_advisory_unlock_shared").count(key) == 1
+    taken = _position(queries, "pg_advisory_lock_shared")
+    saved = _position(queries, 'INSERT INTO "uploads_image"')
+    released = _position(queries, f"pg_advisory_unlock_shared(column1)) FROM (VALUES (CAST({key} AS")
+    assert taken < saved < released
+
+
+def test_inside_a_transaction_the_shared_keys_are_held_until_it_ends(postgres_locks: list[int]) -> None:
+    """What the block writes commits with the caller's transaction: released
+    before that, a deletion could miss it."""
+    with CaptureQueriesContext(connection) as queries, transaction.atomic(), locks.shared(["k"]):
+        pass
+    assert _lock_calls(queries, "pg_advisory_xact_lock_shared") == [locks.lock_id("k")]
+    assert _lock_calls(queries, "pg_advisory_unlock_shared") == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shared_keys_are_released_when_the_block_fails(postgres_locks: list[int]) -> None:
+    with CaptureQueriesContext(connection) as queries, pytest.raises(RuntimeError), locks.shared(["k"]):
+        raise RuntimeError
+    assert _lock_calls(queries, "pg_advisory_unlock_shared") == [locks.lock_id("k")]
+
+
+def test_a_deletion_holds_its_keys_alone_before_it_asks_which_are_still_used(
+    postgres_locks: list[int],
+) -> None:
+    keys = {"renditions/aa/one.webp", "originals/bb/two.jpg"}
+    with CaptureQueriesContext(connection) as queries:
+        storage.delete_unreferenced(keys)
+    assert postgres_locks == sorted(locks.lock_id(f"uploads.object:{key}") for key in keys)
+    assert _position(queries, "pg_advisory_xact_lock") < _position(queries, 'FROM "uploads_image"')
+
+
+def test_many_keys_are_taken_in_one_order_a_few_hundred_a_statement(postgres_locks: list[int]) -> None:
+    keys = [f"key {n}" for n in range(1200)]
+    with CaptureQueriesContext(connection) as queries, locks.exclusive(reversed(keys)):
+        pass
+    assert postgres_locks == sorted(locks.lock_id(key) for key in keys)
+    assert len([q for q in queries if "pg_advisory_xact_lock" in q["sql"]]) == 3

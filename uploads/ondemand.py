@@ -468,14 +468,16 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
         len(output.data),
         int((time.monotonic() - started) * 1000),
     )
-    key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
-    try:
-        rendition = _record(
-            image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key, cut_around=_cut_around(image)
-        )
-    except BaseException:
-        storage.delete_unreferenced({key})
-        raise
+    key = storage.rendition_key(output.data, output.extension)
+    with storage.writing({key}):
+        storage.put(key, output.data)
+        try:
+            rendition = _record(
+                image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key, cut_around=_cut_around(image)
+            )
+        except BaseException:
+            storage.delete_unreferenced({key})
+            raise
     if rendition.storage_key != key:
         storage.delete_unreferenced({key})
         return Made(rendition)

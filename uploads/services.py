@@ -139,12 +139,14 @@ def image_upload(
     Raises ImageTooLarge (413) or ImageInvalid / ValidationError (400); a
     refused upload leaves no row and no object behind.
     """
-    image = _image_stored(
+    image, data, key = _image_checked(
         file=file, original_name=original_name, preset=preset, title=title, alt=alt, user=user
     )
-    with _dropped_unless_saved(image):
-        # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
-        image.save()
+    with storage.writing({key}):
+        _image_store(image, data, key)
+        with _dropped_unless_saved(image):
+            # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
+            image.save()
     return image
 
 
@@ -160,7 +162,7 @@ def _dropped_unless_saved(image: Image) -> Iterator[None]:
         raise
 
 
-def _image_stored(
+def _image_checked(
     *,
     file: IO[bytes] | bytes,
     original_name: str,
@@ -168,8 +170,9 @@ def _image_stored(
     title: str = "",
     alt: str = "",
     user: Any = None,
-) -> Image:
-    """The checked upload with its object stored, its row not yet saved."""
+) -> tuple[Image, bytes, str]:
+    """The checked upload, its bytes and the key of its file (already its
+    file's name); nothing stored yet."""
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     preset_get(preset_name)
     data = _read_limited(file)
@@ -196,9 +199,14 @@ def _image_stored(
     # focal point, unset here) and its uploader is the caller the request
     # authenticated: neither is asked of the database again.
     image.full_clean(exclude=["file", "uploaded_by"], validate_constraints=False)
-    key = storage.original_key(sha, info.format)
+    key = image.file.name = storage.original_key(sha, info.format)
+    return image, data, key
+
+
+def _image_store(image: Image, data: bytes, key: str) -> None:
+    """Store the checked upload's bytes under its file's key."""
     try:
-        image.file.name = storage.put(key, data, sha256=sha)
+        storage.put(key, data, sha256=image.sha256)
     except storage.UNAVAILABLE as exc:
         logger.warning("storage unavailable, upload of %r refused: %s", image.original_name, exc)
         # A bucket that timed out may have stored the bytes all the same.
@@ -206,7 +214,6 @@ def _image_stored(
         raise StorageUnavailable(
             "The image store is unavailable; nothing was saved. Please try again shortly."
         ) from exc
-    return image
 
 
 def _fit_name(name: str, limit: int) -> str:
@@ -230,14 +237,16 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     imported = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk")
     existing = imported.first()
     if existing is None:
-        # Stored before the transaction: a slow store holds no lock.
-        image = _image_stored(file=data, original_name=original_name, preset=preset_name)
-        # Another import of the same bytes at once (a cron run that overlaps
-        # the last one) waits here, then finds this row.
-        with _dropped_unless_saved(image), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
-            existing = imported.first()
-            if existing is None:
-                image.save()
+        image, data, key = _image_checked(file=data, original_name=original_name, preset=preset_name)
+        with storage.writing({key}):
+            # Stored before the transaction: a slow store holds no lock.
+            _image_store(image, data, key)
+            # Another import of the same bytes at once (a cron run that overlaps
+            # the last one) waits here, then finds this row.
+            with _dropped_unless_saved(image), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
+                existing = imported.first()
+                if existing is None:
+                    image.save()
         if existing is None:
             return image, True
     # An earlier import killed before its images were processed: this
@@ -247,10 +256,17 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     return existing, False
 
 
-def _outputs_to_rows(image: Image, result: processing.Result) -> list[Rendition]:
+def _outputs_keyed(result: processing.Result) -> list[tuple[processing.Output, str]]:
+    """Each output with the key it is stored under."""
+    return [(output, storage.rendition_key(output.data, output.extension)) for output in result.outputs]
+
+
+def _outputs_to_rows(image: Image, keyed: list[tuple[processing.Output, str]]) -> list[Rendition]:
+    """Store the outputs; their rows, not saved. Call it inside
+    ``storage.writing`` of their keys, and save the rows there too."""
     rows = []
-    for output in result.outputs:
-        key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
+    for output, key in keyed:
+        storage.put(key, output.data)
         rows.append(
             Rendition(
                 image=image,
@@ -362,41 +378,42 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             nice=settings.IMAGE_NICE,
         )
         del data
-        rows = _outputs_to_rows(image, result)
     except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
     except sandbox.TimedOut as exc:
         return image_mark_failed(image_id=image.pk, reason=reason_too_slow(exc.seconds), started=started)
     except sandbox.OutOfMemory:
         return image_mark_failed(image_id=image.pk, reason=reason_out_of_memory(limit_mb), started=started)
-    elapsed = int((time.monotonic() - started) * 1000)
-
-    with transaction.atomic():
-        current = Image.objects.select_for_update().filter(pk=image.pk).first()
-        if current is None or (current.preset, current.file.name) != rendered:
-            # Deleted, or given another preset or file while this ran: what
-            # was made is not its renditions. A run for what it is now
-            # writes those (or has), so this one's objects go, unless shared.
-            transaction.on_commit(lambda: storage.delete_unreferenced({row.storage_key for row in rows}))
-            logger.info("image id=%s: changed while processed; this run's renditions dropped", image.pk)
-            return current
-        image = current
-        # Old renditions' objects are kept a while after commit (a cached
-        # redirect may point at them), then swept; see the signal handler.
-        image.renditions.all().delete()
-        Rendition.objects.bulk_create(rows)
-        image.status = Image.Status.READY
-        image.error = ""
-        # The header can mislead: a PNG's EXIF orientation may follow its
-        # pixels, and only the decode finds it.
-        image.width, image.height = result.info.width, result.info.height
-        image.placeholder = result.placeholder
-        image.dominant_color = result.dominant_color
-        image.focal_auto_x, image.focal_auto_y = result.focal_point.x, result.focal_point.y
-        _recrop_if_moved(image, focal_point)
-        image.processing_ms = elapsed
-        image.processed_at = timezone.now()
-        image.save()
+    keyed = _outputs_keyed(result)
+    with storage.writing(key for _, key in keyed):
+        rows = _outputs_to_rows(image, keyed)
+        elapsed = int((time.monotonic() - started) * 1000)
+        with transaction.atomic():
+            current = Image.objects.select_for_update().filter(pk=image.pk).first()
+            if current is None or (current.preset, current.file.name) != rendered:
+                # Deleted, or given another preset or file while this ran: what
+                # was made is not its renditions. A run for what it is now
+                # writes those (or has), so this one's objects go, unless shared.
+                transaction.on_commit(lambda: storage.delete_unreferenced({row.storage_key for row in rows}))
+                logger.info("image id=%s: changed while processed; this run's renditions dropped", image.pk)
+                return current
+            image = current
+            # Old renditions' objects are kept a while after commit (a cached
+            # redirect may point at them), then swept; see the signal handler.
+            image.renditions.all().delete()
+            Rendition.objects.bulk_create(rows)
+            image.status = Image.Status.READY
+            image.error = ""
+            # The header can mislead: a PNG's EXIF orientation may follow its
+            # pixels, and only the decode finds it.
+            image.width, image.height = result.info.width, result.info.height
+            image.placeholder = result.placeholder
+            image.dominant_color = result.dominant_color
+            image.focal_auto_x, image.focal_auto_y = result.focal_point.x, result.focal_point.y
+            _recrop_if_moved(image, focal_point)
+            image.processing_ms = elapsed
+            image.processed_at = timezone.now()
+            image.save()
     _log(image, "ready", elapsed)
     return image
 
@@ -585,28 +602,30 @@ def image_recrop(*, image_id: int) -> Image | None:
     ) as exc:
         logger.warning("image id=%s: crops not remade: %s", image_id, exc)
         return image
-    rows = _outputs_to_rows(image, result)
-    keys = {row.storage_key for row in rows}
-    try:
-        with transaction.atomic():
-            locked = Image.objects.select_for_update().filter(pk=image_id).first()
-            if (
-                locked is None
-                or locked.status != Image.Status.READY
-                or locked.preset != image.preset
-                or (locked.focal_point or locked.focal_point_auto) != used
-            ):
-                # Changed meanwhile; whatever changed it cuts the crops anew.
-                transaction.on_commit(lambda: storage.delete_unreferenced(keys))
-                return locked
-            # The old objects are kept a while after commit, then swept
-            # (signal handler), unless a new row holds the same key.
-            locked.renditions.filter(name__in=preset.crop_names).delete()
-            Rendition.objects.bulk_create(rows)
-            locked.save(update_fields=["updated_at"])
-    except BaseException:
-        storage.delete_unreferenced(keys)
-        raise
+    keyed = _outputs_keyed(result)
+    keys = {key for _, key in keyed}
+    with storage.writing(keys):
+        rows = _outputs_to_rows(image, keyed)
+        try:
+            with transaction.atomic():
+                locked = Image.objects.select_for_update().filter(pk=image_id).first()
+                if (
+                    locked is None
+                    or locked.status != Image.Status.READY
+                    or locked.preset != image.preset
+                    or (locked.focal_point or locked.focal_point_auto) != used
+                ):
+                    # Changed meanwhile; whatever changed it cuts the crops anew.
+                    transaction.on_commit(lambda: storage.delete_unreferenced(keys))
+                    return locked
+                # The old objects are kept a while after commit, then swept
+                # (signal handler), unless a new row holds the same key.
+                locked.renditions.filter(name__in=preset.crop_names).delete()
+                Rendition.objects.bulk_create(rows)
+                locked.save(update_fields=["updated_at"])
+        except BaseException:
+            storage.delete_unreferenced(keys)
+            raise
     logger.info("image id=%s: %s cut again around %s", image_id, ", ".join(preset.crop_names), used)
     return locked
 

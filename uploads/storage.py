@@ -9,6 +9,12 @@ through the admin or the API after a permission check.
 Keys are made by the server from the content's hash, so an object's bytes never
 change once written: they are cached for a year as immutable, and writing the
 same content twice finds the object already there instead of overwriting it.
+
+So one object may be the file of several rows (the same photo uploaded twice,
+the same rendition of both). A writer that stores an object and then commits
+a row pointing at it does both inside ``writing(keys)``; ``delete_unreferenced``
+waits for such writers of its keys, then sees their rows, or they wait for it
+and store the object again.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from django.db import DatabaseError
 from django.utils import timezone
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
+
+from core import locks
 
 # models as a module, not its classes: the model's file field opens this
 # module (through STORAGES) while uploads.models is still being imported.
@@ -244,8 +252,19 @@ def public_read_policy_apply() -> dict[str, Any]:
     return policy
 
 
-def _referenced(keys: Iterable[str]) -> set[str]:
+def _object_locks(keys: Iterable[str]) -> list[str]:
+    return [f"uploads.object:{key}" for key in keys]
 
+
+@contextlib.contextmanager
+def writing(keys: Iterable[str]) -> Iterator[None]:
+    """Around storing objects and committing the rows that point at them (see
+    the module's docstring): no deletion of those keys runs in between."""
+    with locks.shared(_object_locks(keys)):
+        yield
+
+
+def _referenced(keys: Iterable[str]) -> set[str]:
     keys = list(keys)
     held = set(models.Image.objects.filter(file__in=keys).values_list("file", flat=True))
     held |= set(models.Rendition.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True))
@@ -272,9 +291,11 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
     """Delete the objects that no image or rendition row points at any more."""
     if not keys:
         return []
-    gone = sorted(keys - _referenced(keys))
-    _delete([k for k in gone if k.startswith(ORIGINALS_PREFIX)])
-    _delete([k for k in gone if not k.startswith(ORIGINALS_PREFIX)])
+    # After the writers of these keys under way: their rows are committed then.
+    with locks.exclusive(_object_locks(keys)):
+        gone = sorted(keys - _referenced(keys))
+        _delete([k for k in gone if k.startswith(ORIGINALS_PREFIX)])
+        _delete([k for k in gone if not k.startswith(ORIGINALS_PREFIX)])
     return gone
 
 

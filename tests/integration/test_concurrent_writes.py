@@ -374,3 +374,61 @@ def test_an_image_deleted_while_its_renditions_are_committed_goes_with_them(work
     assert sql(portal, "SELECT count(*) FROM uploads_rendition WHERE image_id = %s", image_id) == [(0,)]
     # Its objects went once the deletion committed.
     wait_for(portal, "the objects go", lambda: portal.bucket_keys() == before, timeout=10)
+
+
+def test_a_photo_uploaded_again_while_its_first_copy_is_deleted_keeps_its_original(worker: Fleet) -> None:
+    """The copies share one original: the deletion of the first must not
+    take it from under the second, stored but not yet committed."""
+    portal = worker
+    data = corpus.photo_jpeg(600, 400, seed=12)
+    [first] = portal.wait_for_images([portal.upload(data, "first.jpg").json()["id"]])
+    [(uploader,)] = sql(portal, "SELECT id FROM auth_user WHERE username = 'fleet'")
+    with ThreadPoolExecutor(2) as pool:
+        # The second upload's INSERT checks its uploader at commit: held back
+        # there, after its original is stored.
+        with held(portal, "SELECT 1 FROM auth_user WHERE id = %s FOR UPDATE", uploader):
+            again = pool.submit(portal.upload, data, "second.jpg")
+            wait_for(portal, "the second copy's INSERT waits", lambda: lock_waiters(portal) >= 1)
+            deleting = pool.submit(portal.api, "DELETE", f"/api/v1/images/{first['id']}/")
+            # Done, or (once the storage waits for the writer) waiting for the second's commit.
+            wait_for(
+                portal, "the deletion ends or waits", lambda: deleting.done() or lock_waiters(portal) >= 2
+            )
+        second = again.result()
+        assert deleting.result().status_code == 204, deleting.result().text
+    assert second.status_code == 201, second.text
+    sha = second.json()["sha256"]
+    original = f"originals/{sha[:2]}/{sha}.jpg"
+    assert original in portal.bucket_keys(bucket=portal.private_bucket), "the second copy lost its original"
+    [image] = portal.wait_for_images([second.json()["id"]], timeout=60)
+    assert image["status"] == "ready", image["error"]
+    assert object_keys(portal, image) <= portal.bucket_keys()
+
+
+def test_a_photo_processed_again_while_its_first_copy_is_deleted_keeps_its_renditions(worker: Fleet) -> None:
+    """The copies' renditions are the same objects: the second's run stores
+    them (finding them there) before it commits their rows, and the
+    deletion of the first must not take them in between."""
+    portal = worker
+    data = corpus.photo_jpeg(3000, 2000, seed=13)
+    [first] = portal.wait_for_images([portal.upload(data, "first.jpg").json()["id"]])
+    second = portal.upload(data, "second.jpg").json()["id"]
+    claimed = "SELECT status FROM uploads_image WHERE id = %s"
+    wait_for(
+        portal,
+        "the second copy is being processed",
+        lambda: sql(portal, claimed, second) == [("processing",)],
+    )
+    with ThreadPoolExecutor(1) as pool:
+        # Its run, once its objects are stored, waits for the row to commit theirs.
+        with held(portal, "SELECT 1 FROM uploads_image WHERE id = %s FOR UPDATE", second):
+            wait_for(portal, "the run waits to commit its renditions", lambda: lock_waiters(portal) >= 1)
+            deleting = pool.submit(portal.api, "DELETE", f"/api/v1/images/{first['id']}/")
+            wait_for(
+                portal, "the deletion ends or waits", lambda: deleting.done() or lock_waiters(portal) >= 2
+            )
+        assert deleting.result().status_code == 204, deleting.result().text
+    [image] = portal.wait_for_images([second], timeout=60)
+    assert image["status"] == "ready", image["error"]
+    missing = object_keys(portal, image) - portal.bucket_keys()
+    assert not missing, f"the ready copy lost {len(missing)} of its objects"
