@@ -1,16 +1,77 @@
 """Migration operations for a portal upgraded while it serves (docs/deploy.md,
-"Upgrading"): servers of the release before keep running until the migration
-is done, on tables a year of use has filled."""
+"Upgrading"): servers of an older release keep reading and writing the tables,
+which a year of use has filled, until the migration is done.
+
+On PostgreSQL a migration runs in one transaction, and every lock a statement
+takes is held until it commits: a column added (ACCESS EXCLUSIVE on the table)
+followed by a fill of a large table or an index build stops every reader for
+all of it. So a migration that does more than instant changes to a large table
+is not atomic (``atomic = False``) and is made of these operations, each of
+which is short or takes no lock that stops the others, and each of which can
+run again after an interrupted run (which records nothing):
+
+- ``AddColumn``: ``AddField`` in a short transaction of its own, skipped when
+  the column is there;
+- ``fill_in_batches``: a data migration in batches of a transaction each;
+- ``AddIndexConcurrently``: the index built without blocking writes;
+- ``AddCheckConstraint``: the constraint checked against existing rows
+  without blocking reads or writes.
+
+Elsewhere than PostgreSQL (the embedded SQLite) they do what the plain
+operation does.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, cast
 
-from django.db import models
+from django.db import NotSupportedError, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.operations import AddConstraint, AddField, AddIndex
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
+
+BATCH_SIZE = 1000
+
+
+def _postgresql(connection: BaseDatabaseWrapper) -> bool:
+    return connection.vendor == "postgresql"
+
+
+def _columns(schema_editor: BaseDatabaseSchemaEditor, table: str) -> set[str]:
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        return {c.name for c in connection.introspection.get_table_description(cursor, table)}
+
+
+def _constraints(schema_editor: BaseDatabaseSchemaEditor, table: str) -> set[str]:
+    """The names of the table's constraints and indexes."""
+    connection = schema_editor.connection
+    with connection.cursor() as cursor:
+        return set(connection.introspection.get_constraints(cursor, table))
+
+
+def _present(
+    schema_editor: BaseDatabaseSchemaEditor,
+    name: str,
+    names: Callable[[BaseDatabaseSchemaEditor, str], set[str]],
+    model: type[models.Model],
+    *,
+    collected: bool = False,
+) -> bool:
+    """Whether the table of ``model`` has ``name`` among ``names``; when the
+    SQL is only collected (``sqlmigrate``), ``collected``, so that it shows
+    what a first run does."""
+    if schema_editor.collect_sql:
+        return collected
+    return name in names(schema_editor, model._meta.db_table)
+
+
+def _outside_a_transaction(schema_editor: BaseDatabaseSchemaEditor, operation: Operation) -> None:
+    if schema_editor.connection.in_atomic_block:
+        raise NotSupportedError(f"{operation.describe()}: the migration must say atomic = False.")
 
 
 def column_defaults(schema_editor: BaseDatabaseSchemaEditor, table: str) -> dict[str, Any]:
@@ -51,7 +112,9 @@ class RestoreDatabaseDefaults(Operation):
             field = model._meta.get_field(name)
             # Asked afresh for each: on SQLite, altering one column rebuilds
             # the table, which gives every column its declared default.
-            if column_defaults(schema_editor, model._meta.db_table)[field.column] is not None:
+            if not schema_editor.collect_sql and (
+                column_defaults(schema_editor, model._meta.db_table)[field.column] is not None
+            ):
                 continue
             without = field.clone()
             without.db_default = models.NOT_PROVIDED
@@ -74,3 +137,195 @@ class RestoreDatabaseDefaults(Operation):
     @property
     def migration_name_fragment(self) -> str:
         return f"{self.model_name}_database_defaults"
+
+
+class AddColumn(AddField):
+    """``AddField`` for a migration that is not atomic: the column is added
+    (and on SQLite the table rebuilt) in a transaction of its own, and a run
+    after an interrupted one finds it there and goes on. Give the field a
+    ``db_default``: on PostgreSQL 11 and later the column is then added without
+    rewriting the table, and older servers can insert rows without it."""
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        column = model._meta.get_field(self.name).column
+        if _present(schema_editor, column, _columns, model):
+            return
+        with transaction.atomic(using=schema_editor.connection.alias):
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        column = model._meta.get_field(self.name).column
+        if not _present(schema_editor, column, _columns, model, collected=True):
+            return
+        with transaction.atomic(using=schema_editor.connection.alias):
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+def fill_in_batches(
+    model: type[models.Model],
+    *,
+    source: str,
+    target: str,
+    value: Callable[[Any], Any],
+    rows: models.Q | None = None,
+    batch_size: int | None = None,
+) -> int:
+    """Set ``target`` to ``value(source)`` on every row (of those ``rows``
+    selects), ``batch_size`` rows at a time in primary-key order, each batch in
+    a transaction of its own: a writer waits at most for one batch, never for
+    the whole table. For a ``RunPython(..., atomic=False)`` of a migration that
+    is not atomic. Returns the number of rows set (``batch_size`` defaults to
+    ``BATCH_SIZE``)."""
+
+    size = batch_size or BATCH_SIZE
+    manager = model._default_manager
+    connection = transaction.get_connection(manager.db)
+    meta = model._meta
+    quote = connection.ops.quote_name
+    pk_column = meta.pk.column
+    target_field = cast(models.Field, meta.get_field(target))
+    update = "UPDATE {table} SET {target} = CASE {pk} {cases} END WHERE {pk} IN ({keys})"
+    queryset = manager.filter(rows) if rows is not None else manager.all()
+    done, last = 0, None
+    while True:
+        with transaction.atomic(using=manager.db):
+            page = queryset.filter(pk__gt=last) if last is not None else queryset
+            batch = list(page.order_by("pk").values_list("pk", source)[:size])
+            if not batch:
+                return done
+            params: list[Any] = []
+            for pk, current in batch:
+                params += [pk, target_field.get_db_prep_save(value(current), connection)]
+            params += [pk for pk, _ in batch]
+            sql = update.format(
+                table=quote(meta.db_table),
+                target=quote(target_field.column),
+                pk=quote(pk_column),
+                cases=" ".join(["WHEN %s THEN %s"] * len(batch)),
+                keys=", ".join(["%s"] * len(batch)),
+            )
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+        done += len(batch)
+        last = batch[-1][0]
+
+
+class AddIndexConcurrently(AddIndex):
+    """``AddIndex`` that on PostgreSQL builds the index concurrently: writes go
+    on while it is built, where a plain build blocks them for all of it. The
+    migration must not be atomic. A run after an interrupted one keeps an index
+    that was finished and builds again one that was not (PostgreSQL leaves it
+    behind, marked invalid)."""
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if not _postgresql(schema_editor.connection):
+            if not _present(schema_editor, self.index.name, _constraints, model):
+                super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        _outside_a_transaction(schema_editor, self)
+        if schema_editor.collect_sql:
+            schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+            return
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+                " WHERE c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
+                [self.index.name],
+            )
+            found = cursor.fetchone()
+        if found is not None and found[0]:
+            return
+        if found is not None:
+            schema_editor.remove_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+        schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if not _postgresql(schema_editor.connection):
+            if _present(schema_editor, self.index.name, _constraints, model, collected=True):
+                super().database_backwards(app_label, schema_editor, from_state, to_state)
+            return
+        _outside_a_transaction(schema_editor, self)
+        # DROP INDEX CONCURRENTLY IF EXISTS: nothing when it is gone already.
+        schema_editor.remove_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+
+    def describe(self) -> str:
+        return f"{super().describe()} concurrently"
+
+
+class AddCheckConstraint(AddConstraint):
+    """``AddConstraint`` of a check that on PostgreSQL is added ``NOT VALID``
+    (new rows are checked at once; the table is locked only for that instant)
+    and then validated against the existing rows in a step that blocks neither
+    reads nor writes. The migration must not be atomic; a run after an
+    interrupted one validates the constraint it finds."""
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        present = _present(schema_editor, self.constraint.name, _constraints, model)
+        if not _postgresql(schema_editor.connection):
+            if not present:
+                with transaction.atomic(using=schema_editor.connection.alias):
+                    super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        _outside_a_transaction(schema_editor, self)
+        quote = schema_editor.quote_name
+        table, name = quote(model._meta.db_table), quote(self.constraint.name)
+        if not present:
+            schema_editor.execute(
+                f"{self.constraint.create_sql(model, schema_editor)} NOT VALID", params=None
+            )
+        schema_editor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}", params=None)
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+            return
+        if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
+            with transaction.atomic(using=schema_editor.connection.alias):
+                super().database_backwards(app_label, schema_editor, from_state, to_state)

@@ -7,11 +7,19 @@ from typing import Any
 
 import pytest
 from django.db import connection, models
+from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
-from django.db.migrations.operations import AddField
+from django.db.migrations.operations import AddConstraint, AddField, AddIndex, CreateModel
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Feedback, Person, Product
-from core.migration_operations import RestoreDatabaseDefaults
+from core import migration_operations
+from core.migration_operations import (
+    AddCheckConstraint,
+    AddColumn,
+    AddIndexConcurrently,
+    RestoreDatabaseDefaults,
+)
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
 from tests.uploads import corpus
 from uploads import services
@@ -118,6 +126,90 @@ def test_a_column_an_earlier_copy_of_a_migration_left_without_its_default_gets_i
     assert None not in defaults().values()
     assert sorted(defaults()) == sorted(fields)
     # Run again, it finds nothing to do (and changes nothing).
-    with connection.schema_editor(collect_sql=True) as editor:
+    with CaptureQueriesContext(connection) as queries, connection.schema_editor() as editor:
         operation.database_forwards(model._meta.app_label, editor, state, state)
-    assert editor.collected_sql == []
+    assert not [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith(("ALTER", "CREATE", "DROP"))
+    ]
+
+
+def _ours() -> list[tuple[tuple[str, str], Any]]:
+    return sorted((key, m) for key, m in _loader().disk_migrations.items() if key[0] in APPS)
+
+
+def test_migrations_build_indexes_and_check_constraints_on_existing_tables_without_blocking() -> None:
+    # On a table created in an earlier migration (a year of rows, servers
+    # serving), an index or a check is built without holding a lock for its
+    # whole run, in a migration that is not atomic, and a column such a
+    # migration adds can be added again after an interruption.
+    offenders = []
+    for key, migration in _ours():
+        created = {op.name.lower() for op in migration.operations if isinstance(op, CreateModel)}
+        for op in migration.operations:
+            name = f"{key[0]}.{key[1]}: {op.describe()}"
+            if getattr(op, "model_name", None) in created:
+                continue
+            if isinstance(op, AddIndex) and not isinstance(op, AddIndexConcurrently):
+                offenders.append(f"{name}: use AddIndexConcurrently")
+            elif (
+                isinstance(op, AddConstraint)
+                and isinstance(op.constraint, models.CheckConstraint)
+                and not isinstance(op, AddCheckConstraint)
+            ):
+                offenders.append(f"{name}: use AddCheckConstraint")
+            elif isinstance(op, AddIndexConcurrently | AddCheckConstraint) and migration.atomic:
+                offenders.append(f"{name}: the migration must say atomic = False")
+            elif isinstance(op, AddField) and not isinstance(op, AddColumn) and not migration.atomic:
+                offenders.append(f"{name}: use AddColumn in a migration that is not atomic")
+    assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_stem_fills_go_forwards_in_batches_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(migration_operations, "BATCH_SIZE", 2)
+    before = [("catalog", "0002_username_validator"), ("uploads", "0001_initial")]
+    after = [("catalog", "0003_demo_rows_and_image_stem"), ("uploads", "0002_image_stem_demo_indexes")]
+    names = ["uploads/042.jpg", "C:\\photos\\Kiwi.Gold.png", "noext", "", ".jpg"]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
+        for n, name in enumerate(names):
+            OldImage.objects.create(
+                file=f"originals/{n}.jpg", original_name=name, sha256="0" * 64, format="JPEG",
+                width=1, height=1, bytes=1,
+            )  # fmt: skip
+            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name)
+
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)
+
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        images = new.get_model("uploads", "Image").objects.order_by("pk")
+        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        stems = ["042", "Kiwi.Gold", "noext", "", ""]
+        assert list(images.values_list("name_stem", flat=True)) == stems
+        assert list(products.values_list("image_stem", flat=True)) == stems
+        assert not images.filter(is_demo=True).exists()
+        assert not products.filter(is_demo=True).exists()
+        # Four named rows a table, two at a time: two batches, an UPDATE each.
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert sum('"uploads_image"' in sql for sql in updates) == 2
+        assert sum('"catalog_product"' in sql for sql in updates) == 2
+
+        MigrationExecutor(connection).migrate(before)
+
+        with connection.cursor() as cursor:
+            image_columns = {
+                c.name for c in connection.introspection.get_table_description(cursor, "uploads_image")
+            }
+            product_columns = {
+                c.name for c in connection.introspection.get_table_description(cursor, "catalog_product")
+            }
+        assert not {"name_stem", "is_demo"} & image_columns
+        assert not {"image_stem", "is_demo"} & product_columns
+        assert list(OldProduct.objects.order_by("pk").values_list("image_name", flat=True)) == names
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())

@@ -2,6 +2,8 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddColumn, AddIndexConcurrently, fill_in_batches
+
 
 def _stem(name):
     # As uploads.models.file_stem at the time of writing (a migration keeps its own copy).
@@ -11,41 +13,42 @@ def _stem(name):
 
 def fill_image_stems(apps, schema_editor):
     Product = apps.get_model("catalog", "Product")
-    products = list(Product.objects.exclude(image_name="").only("pk", "image_name"))
-    for product in products:
-        product.image_stem = _stem(product.image_name)
-    Product.objects.bulk_update(products, ["image_stem"], batch_size=1000)
+    fill_in_batches(Product, source="image_name", target="image_stem", value=_stem, rows=~models.Q(image_name=""))
 
 
 class Migration(migrations.Migration):
+    # Not one transaction: the lock each new column takes would be held through
+    # the fill and the index build, stopping every reader of the tables for all
+    # of it (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('catalog', '0002_username_validator'),
     ]
 
     operations = [
-        migrations.AddField(
+        AddColumn(
             model_name='feedback',
             name='is_demo',
             field=models.BooleanField(db_default=False, default=False),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='person',
             name='is_demo',
             field=models.BooleanField(db_default=False, default=False),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='product',
             name='image_stem',
             field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=255),
         ),
-        migrations.RunPython(fill_image_stems, migrations.RunPython.noop, elidable=True),
-        migrations.AddField(
+        migrations.RunPython(fill_image_stems, migrations.RunPython.noop, atomic=False, elidable=True),
+        AddColumn(
             model_name='product',
             name='is_demo',
             field=models.BooleanField(db_default=False, default=False),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='product',
             index=models.Index(fields=['image_stem', 'is_demo'], name='catalog_product_stem_idx'),
         ),

@@ -2,8 +2,13 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # Not one transaction: each index is built concurrently, without blocking
+    # writes to a table a year of use has filled (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('catalog', '0003_demo_rows_and_image_stem'),
@@ -11,11 +16,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='person',
             index=models.Index(fields=['department', 'name'], name='catalog_person_directory_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='product',
             index=models.Index(fields=['name', 'id'], name='catalog_product_name_idx'),
         ),

@@ -2,15 +2,20 @@
 
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # Not one transaction: each index is built concurrently, without blocking
+    # writes to a table a year of use has filled (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('catalog', '0006_review_direction_controls'),
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='feedback',
             index=models.Index(fields=['-date', '-id'], name='catalog_feedback_date_idx'),
         ),

@@ -3,6 +3,8 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from core.migration_operations import AddColumn, AddIndexConcurrently, fill_in_batches
+
 
 def _stem(name):
     # As uploads.models.file_stem at the time of writing (a migration keeps its own copy).
@@ -12,13 +14,14 @@ def _stem(name):
 
 def fill_name_stems(apps, schema_editor):
     Image = apps.get_model("uploads", "Image")
-    images = list(Image.objects.only("pk", "original_name"))
-    for image in images:
-        image.name_stem = _stem(image.original_name)
-    Image.objects.bulk_update(images, ["name_stem"], batch_size=1000)
+    fill_in_batches(Image, source="original_name", target="name_stem", value=_stem, rows=~models.Q(original_name=""))
 
 
 class Migration(migrations.Migration):
+    # Not one transaction: the lock each new column takes would be held through
+    # the fill and the index builds, stopping every reader of the images for
+    # all of it (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('uploads', '0001_initial'),
@@ -26,26 +29,26 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='is_demo',
             field=models.BooleanField(db_default=False, default=False),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='name_stem',
             field=models.CharField(blank=True, db_default='', default='', editable=False, max_length=255),
         ),
-        migrations.RunPython(fill_name_stems, migrations.RunPython.noop, elidable=True),
-        migrations.AddIndex(
+        migrations.RunPython(fill_name_stems, migrations.RunPython.noop, atomic=False, elidable=True),
+        AddIndexConcurrently(
             model_name='image',
             index=models.Index(fields=['name_stem', 'created_at'], name='uploads_image_stem_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='image',
             index=models.Index(fields=['file'], name='uploads_image_file_idx'),
         ),
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='rendition',
             index=models.Index(fields=['storage_key'], name='uploads_rendition_key_idx'),
         ),

@@ -4,8 +4,14 @@ import django.core.validators
 from django.conf import settings
 from django.db import migrations, models
 
+from core.migration_operations import AddCheckConstraint, AddColumn
+
 
 class Migration(migrations.Migration):
+    # Not one transaction: the lock the new columns take would be held while the
+    # constraint is checked against every image, stopping their readers; it is
+    # checked in a step that blocks nobody (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('uploads', '0004_image_interruptions'),
@@ -13,32 +19,32 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='focal_auto_x',
             field=models.FloatField(blank=True, editable=False, null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='focal_auto_y',
             field=models.FloatField(blank=True, editable=False, null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='focal_radius',
             field=models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0.001), django.core.validators.MaxValueValidator(1.0)]),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='focal_x',
             field=models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
-        migrations.AddField(
+        AddColumn(
             model_name='image',
             name='focal_y',
             field=models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
         ),
-        migrations.AddConstraint(
+        AddCheckConstraint(
             model_name='image',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('focal_radius__isnull', True), ('focal_x__isnull', True), ('focal_y__isnull', True)), models.Q(('focal_x__isnull', False), ('focal_y__isnull', False), ('focal_x__gte', 0), ('focal_x__lte', 1), ('focal_y__gte', 0), ('focal_y__lte', 1), models.Q(('focal_radius__isnull', True), models.Q(('focal_radius__gt', 0), ('focal_radius__lte', 1)), _connector='OR')), _connector='OR'), name='uploads_image_focal_point_valid'),
         ),

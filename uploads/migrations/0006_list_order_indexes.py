@@ -3,8 +3,13 @@
 from django.conf import settings
 from django.db import migrations, models
 
+from core.migration_operations import AddIndexConcurrently
+
 
 class Migration(migrations.Migration):
+    # Not one transaction: each index is built concurrently, without blocking
+    # writes to a table a year of use has filled (core.migration_operations).
+    atomic = False
 
     dependencies = [
         ('uploads', '0005_image_focal_point'),
@@ -12,7 +17,7 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.AddIndex(
+        AddIndexConcurrently(
             model_name='image',
             index=models.Index(fields=['-created_at', '-id'], name='uploads_image_newest_idx'),
         ),
