@@ -9,7 +9,11 @@ PORT ?= 8000
 WEB_CONCURRENCY ?= 4
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint format bench serve worker migrate demo system-deps clean
+.PHONY: install run test test-fast lint format bench serve worker migrate demo system-deps clean
+
+## make: installs the requirements this release pins into .venv (after a git pull, before make migrate)
+.DEFAULT_GOAL := install
+install: $(VENV)/.runtime
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
