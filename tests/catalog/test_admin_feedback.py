@@ -13,6 +13,7 @@ from urllib.parse import parse_qsl, urlencode
 import pytest
 from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Feedback
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
@@ -198,3 +199,19 @@ def test_the_review_list_walks_down_the_dates_year_by_month(admin_client: Client
     assert 'href="?date__month=3&amp;date__year=2024"' in months
     assert _listed(admin_client, date__year="2024") == {"March 2024", "April 2024"}
     assert _listed(admin_client, date__year="2024", date__month="3") == {"March 2024"}
+
+
+def test_the_list_offers_every_rating_without_reading_every_review_for_them(admin_client: Client) -> None:
+    FeedbackFactory(rating=4, title="Four stars")
+    FeedbackFactory(rating=None, title="No stars")
+    with CaptureQueriesContext(connection) as queries:
+        page = admin_client.get(REVIEWS).content.decode()
+    assert not [
+        q["sql"] for q in queries.captured_queries if 'DISTINCT "catalog_feedback"."rating"' in q["sql"]
+    ]
+    for rating in range(1, 6):
+        assert f'href="?rating={rating}"' in page
+    assert 'href="?rating__isnull=True"' in page
+    fours = admin_client.get(f"{REVIEWS}?rating=4").content.decode()
+    assert "Four stars" in fours
+    assert "No stars" not in fours
