@@ -18,7 +18,7 @@ from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -119,6 +119,11 @@ class LabWriteAllowed(permissions.BasePermission):
         return False
 
 
+# A plain JSON list has no pages: ``GET /feedback/`` and ``GET /fruits/`` list
+# this many, the newest, and point at the API for the rest.
+LIST_LIMIT = 1000
+
+
 class LabView(APIView):
     # A token, never a session: the endpoints stay free of CSRF checks.
     authentication_classes = [authentication.TokenAuthentication]
@@ -126,6 +131,7 @@ class LabView(APIView):
     write_permissions: tuple[str, ...] = ()
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     public_page = "home"
+    api_list: str  # the URL name of the API list a cut-short GET points at
 
     def permission_denied(
         self, request: Request, message: str | None = None, code: str | None = None
@@ -145,16 +151,55 @@ class LabView(APIView):
     def html_redirect(self) -> HttpResponseRedirect:
         return HttpResponseRedirect(reverse(self.public_page))
 
+    def listing(
+        self, items: list[Any], serializer: type[serializers.Serializer[Any]], *, cut: bool, total: Any
+    ) -> Response:
+        """The course's plain JSON list of ``items``. One ``cut`` short says so
+        in its headers: ``X-Total-Count``, the whole number (``total()``), and a
+        ``Link`` to the API list that walks through every one."""
+        response = Response(serializer(items, many=True).data)
+        if cut:
+            response["X-Total-Count"] = str(total())
+            response["Link"] = f'<{self.request.build_absolute_uri(reverse(self.api_list))}>; rel="alternate"'
+        return response
+
+
+# The headers of a list cut short, in the schema.
+CUT_LIST_HEADERS = [
+    OpenApiParameter(
+        "X-Total-Count",
+        int,
+        OpenApiParameter.HEADER,
+        response=True,
+        description=f"Only on a list cut short at {LIST_LIMIT}: how many there are in all.",
+    ),
+    OpenApiParameter(
+        "Link",
+        str,
+        OpenApiParameter.HEADER,
+        response=True,
+        description='Only on a list cut short: `<URL>; rel="alternate"`, the API list that walks through every one.',
+    ),
+]
+
 
 class LabFeedbackView(LabView):
     public_page = "catalog:review-list"
+    api_list = "feedback-cursor"
 
-    @extend_schema(responses=LabFeedbackSerializer(many=True))
+    @extend_schema(
+        responses=LabFeedbackSerializer(many=True),
+        parameters=CUT_LIST_HEADERS,
+        description=f"The newest {LIST_LIMIT} published reviews, newest first.",
+    )
     def get(self, request: Request) -> Response | HttpResponseRedirect:
         if self.wants_html(request):
             return self.html_redirect()
-        reviews = selectors.feedback_published()[:1000]
-        return Response(LabFeedbackSerializer(reviews, many=True).data)
+        reviews = selectors.feedback_published()
+        newest = list(reviews[: LIST_LIMIT + 1])
+        return self.listing(
+            newest[:LIST_LIMIT], LabFeedbackSerializer, cut=len(newest) > LIST_LIMIT, total=reviews.count
+        )
 
     @extend_schema(request=LabFeedbackSerializer, responses={201: LabFeedbackSerializer})
     def post(self, request: Request) -> Response:
@@ -175,13 +220,23 @@ class LabFruitsView(LabView):
     public_page = "catalog:product-list"
     # A post updates the product of the same file stem, if there is one.
     write_permissions = ("catalog.add_product", "catalog.change_product")
+    api_list = "product-list"
 
-    @extend_schema(responses=LabFruitSerializer(many=True))
+    @extend_schema(
+        responses=LabFruitSerializer(many=True),
+        parameters=CUT_LIST_HEADERS,
+        description=f"The products on display in the order they were added; past {LIST_LIMIT}, the newest {LIST_LIMIT}.",
+    )
     def get(self, request: Request) -> Response | HttpResponseRedirect:
         if self.wants_html(request):
             return self.html_redirect()
-        fruits = selectors.products_on_display(with_images=False).order_by("pk")[:1000]
-        return Response(LabFruitSerializer(fruits, many=True).data)
+        # In the order they were added, as the course listed them; past the
+        # limit, the newest (a product just posted is among them).
+        fruits = selectors.products_on_display(with_images=False)
+        newest = list(fruits.order_by("-pk")[: LIST_LIMIT + 1])
+        return self.listing(
+            newest[:LIST_LIMIT][::-1], LabFruitSerializer, cut=len(newest) > LIST_LIMIT, total=fruits.count
+        )
 
     @extend_schema(request=LabFruitSerializer, responses={201: LabFruitSerializer})
     def post(self, request: Request) -> Response:

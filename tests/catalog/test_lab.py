@@ -235,6 +235,53 @@ def test_get_fruits_lists_products(client: Client) -> None:
     assert client.get("/fruits").json() == [{"id": created["id"], **fruit}]
 
 
+@pytest.fixture
+def list_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """The course's lists cut short at 3 instead of 1,000, to stay quick."""
+    monkeypatch.setattr("catalog.lab.LIST_LIMIT", 3)
+    return 3
+
+
+def test_a_feedback_list_past_the_limit_has_the_newest_and_says_where_the_rest_are(
+    client: Client, list_limit: int
+) -> None:
+    for day in range(1, 6):
+        client.post("/feedback/", {**REVIEW, "date": f"2024-01-0{day}"}, content_type="application/json")
+    response = client.get("/feedback/")
+    assert [r["date"] for r in response.json()] == ["2024-01-05", "2024-01-04", "2024-01-03"]
+    assert response["X-Total-Count"] == "5"
+    url, rel = response["Link"].split("; ")
+    assert rel == 'rel="alternate"'
+    assert url == "<http://testserver/api/v1/feedback/cursor/>"
+    walked = client.get(url.strip("<>")).json()["results"]
+    assert [r["date"] for r in walked] == [f"2024-01-0{day}" for day in range(5, 0, -1)]
+
+
+def test_a_fruit_list_past_the_limit_has_the_newest_in_the_order_they_were_added(
+    client: Client, list_limit: int
+) -> None:
+    posted = [
+        client.post("/fruits/", {**FRUIT, "name": f"Fruit {n}", "image_name": f"{n:03}.jpeg"}).json()["id"]
+        for n in range(5)
+    ]
+    response = client.get("/fruits/")
+    assert [f["id"] for f in response.json()] == posted[2:]
+    assert response["X-Total-Count"] == "5"
+    assert response["Link"] == '<http://testserver/api/v1/products/>; rel="alternate"'
+    assert client.get("/api/v1/products/").json()["count"] == 5
+
+
+def test_a_list_within_the_limit_has_no_paging_headers(client: Client, list_limit: int) -> None:
+    for n in range(3):
+        client.post("/fruits/", {**FRUIT, "name": f"Fruit {n}", "image_name": f"{n:03}.jpeg"})
+        client.post("/feedback/", REVIEW, content_type="application/json")
+    for url in ("/feedback/", "/fruits/"):
+        response = client.get(url)
+        assert len(response.json()) == 3
+        assert not response.has_header("X-Total-Count")
+        assert not response.has_header("Link")
+
+
 def test_an_upload_is_stored_with_the_supplier_preset_and_linked(
     client: Client, django_capture_on_commit_callbacks: Any
 ) -> None:
