@@ -4,15 +4,20 @@ Saving an image whose file is new or changed queues its processing once the
 transaction commits (sent to a broker once the request that saved it has been
 answered); deleting an image deletes its objects once the deletion commits
 (unless another row still points at the same key). A rendition replaced while
-its image stays keeps its object for a while (uploads.storage.rendition_released).
+its image stays keeps its object for a while (uploads.storage.released).
+
+The rows a transaction deletes let their objects go together once it commits:
+one round of statements and store requests, not one per rendition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.core.signals import request_finished, request_started
-from django.db import transaction
+from django.db import connections, router, transaction
 from django.db.models.signals import post_delete, post_init, post_save
 
 from uploads import dispatch, storage
@@ -38,16 +43,59 @@ def queue_processing(
         transaction.on_commit(lambda: storage.delete_unreferenced({previous}))
 
 
+@dataclass
+class _Released:
+    """What the rows deleted in one transaction let go once it commits."""
+
+    images: set[int] = field(default_factory=set)
+    files: set[str] = field(default_factory=set)
+    renditions: dict[int, set[str]] = field(default_factory=dict)
+    done: bool = False
+
+    def run(self) -> None:
+        self.done = True
+        storage.released(images=self.images, files=self.files, renditions=self.renditions)
+
+
+def _release(model: type[Any], add: Callable[[_Released], None]) -> None:
+    """``add`` a deleted row's objects to the collection of the current
+    transaction, whose one on-commit callback is registered with its first
+    row; outside a transaction, let them go at once."""
+    using = router.db_for_write(model)
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        alone = _Released()
+        add(alone)
+        alone.run()
+        return
+    pending: _Released | None = getattr(connection, "_uploads_released", None)
+    # A collection whose transaction was rolled back never runs: its callback
+    # is no longer among the connection's.
+    if (
+        pending is None
+        or pending.done
+        or not any(entry[1] == pending.run for entry in connection.run_on_commit)
+    ):
+        pending = _Released()
+        connection._uploads_released = pending  # type: ignore[attr-defined]
+        transaction.on_commit(pending.run, using=using)
+    add(pending)
+
+
 def delete_image_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
-    key, image_id = instance.file.name, instance.pk
-    if key:
-        transaction.on_commit(lambda: storage.delete_unreferenced({key}))
-    transaction.on_commit(lambda: storage.replaced_delete(image_id=image_id))
+    image_id, key = instance.pk, instance.file.name
+
+    def add(pending: _Released) -> None:
+        pending.images.add(image_id)
+        if key:
+            pending.files.add(key)
+
+    _release(sender, add)
 
 
 def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs: Any) -> None:
-    key, image_id = instance.storage_key, instance.image_id
-    transaction.on_commit(lambda: storage.rendition_released(key, image_id=image_id))
+    image_id, key = instance.image_id, instance.storage_key
+    _release(sender, lambda pending: pending.renditions.setdefault(image_id, set()).add(key))
 
 
 def register() -> None:

@@ -299,14 +299,25 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
     return gone
 
 
-def rendition_released(key: str, *, image_id: int) -> None:
-    """A rendition row is gone: if its image still exists (processed again, a
-    fill cut anew), its object stays for REPLACED_KEEP_SECONDS; otherwise it
-    goes now, as does every object the image replaced earlier."""
-    if models.Image.objects.filter(pk=image_id).exists():
-        replaced_keep({key}, image_id=image_id)
-    else:
-        delete_unreferenced({key})
+def released(*, images: set[int], files: set[str], renditions: dict[int, set[str]]) -> list[str]:
+    """Rows deleted together are gone: the ``images`` (ids) with their
+    ``files``, and the ``renditions`` (keys by image id). A rendition whose
+    image still exists (processed again, a fill cut anew) keeps its object
+    for REPLACED_KEEP_SECONDS; every other object goes now, in one round of
+    statements and store requests, as does every object the deleted images
+    replaced earlier. Returns the keys deleted."""
+    staying = set(models.Image.objects.filter(pk__in=images | set(renditions)).values_list("pk", flat=True))
+    gone = set(files)
+    for image_id, keys in renditions.items():
+        if image_id in staying:
+            replaced_keep(keys, image_id=image_id)
+        else:
+            gone |= keys
+    # Their own privacy outweighs a cached redirect.
+    replaced = models.ReplacedObject.objects.filter(image_id__in=images - staying)
+    gone |= set(replaced.values_list("key", flat=True))
+    replaced.delete()
+    return delete_unreferenced(gone)
 
 
 def replaced_keep(keys: set[str], *, image_id: int) -> None:
@@ -318,15 +329,6 @@ def replaced_keep(keys: set[str], *, image_id: int) -> None:
             unique_fields=["key"],
             update_fields=["image_id", "replaced_at"],
         )
-
-
-def replaced_delete(*, image_id: int) -> list[str]:
-    """Delete now the objects a deleted image replaced (its own privacy
-    outweighs a cached redirect)."""
-    rows = models.ReplacedObject.objects.filter(image_id=image_id)
-    keys = set(rows.values_list("key", flat=True))
-    rows.delete()
-    return delete_unreferenced(keys)
 
 
 def list_objects(store: Storage, prefix: str) -> Iterator[tuple[str, dt.datetime]]:

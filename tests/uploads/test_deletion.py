@@ -1,0 +1,78 @@
+"""What deleting images lets go once the deletion commits, and in how many steps."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.factories import ImageFactory
+from uploads import services
+from uploads.models import Image, Rendition
+
+pytestmark = pytest.mark.django_db
+
+
+def _at_commit(capture: Any, delete: Callable[[], None]) -> int:
+    """Run ``delete``, then its on-commit callbacks as a commit would; the
+    number of statements the callbacks ran."""
+    with capture() as callbacks:
+        delete()
+    with CaptureQueriesContext(connection) as queries:
+        for callback in callbacks:
+            callback()
+    return len(queries.captured_queries)
+
+
+def _delete_each(images: Iterable[Image]) -> Callable[[], None]:
+    def delete() -> None:
+        with transaction.atomic():
+            for image in images:
+                services.image_delete(image=image)
+
+    return delete
+
+
+def test_an_image_lets_its_objects_go_in_as_many_statements_however_many_renditions_it_has(
+    django_capture_on_commit_callbacks: Any, media_files: Any
+) -> None:
+    many, one = ImageFactory(size=(900, 600), preset="web"), ImageFactory(size=(900, 600), preset="icon")
+    assert many.renditions.count() > one.renditions.count() == 1
+    statements = [
+        _at_commit(django_capture_on_commit_callbacks, _delete_each([image])) for image in (one, many)
+    ]
+    assert statements[0] == statements[1]
+    assert media_files() == set()
+
+
+def test_images_deleted_in_one_transaction_let_their_objects_go_together(
+    django_capture_on_commit_callbacks: Any, media_files: Any
+) -> None:
+    alone = ImageFactory(size=(900, 600))
+    three = [ImageFactory(size=(900, 600)) for _ in range(3)]
+    statements = _at_commit(django_capture_on_commit_callbacks, _delete_each([alone]))
+    assert _at_commit(django_capture_on_commit_callbacks, _delete_each(three)) == statements
+    assert media_files() == set()
+    assert not Rendition.objects.exists()
+
+
+def test_a_deletion_rolled_back_lets_nothing_go_and_the_next_one_still_does(
+    django_capture_on_commit_callbacks: Any, media_files: Any
+) -> None:
+    kept, deleted = ImageFactory(size=(900, 600)), ImageFactory(size=(900, 600))
+    kept_files = {kept.file.name, *kept.renditions.values_list("storage_key", flat=True)}
+
+    def changed_their_mind() -> None:
+        with transaction.atomic():
+            services.image_delete(image=kept)
+            raise RuntimeError("changed their mind")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        with pytest.raises(RuntimeError):
+            changed_their_mind()
+        services.image_delete(image=deleted)
+    assert Image.objects.get() == kept
+    assert media_files() == kept_files
