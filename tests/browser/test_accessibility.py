@@ -1,0 +1,264 @@
+"""The public pages checked by axe-core against WCAG 2.1 A and AA, and by
+keyboard and zoom where a rule engine cannot see: on a phone and a desktop,
+with the demo content and with an empty site, and the review form shown
+again with its errors.
+
+axe-core comes inside the pip package and is run in the page: the checks ask
+nothing of the network, and the tests make sure of it."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from axe_playwright_python.sync_playwright import Axe
+from django.core.management import call_command
+from playwright.sync_api import Browser, Page, ViewportSize, expect
+
+from catalog.models import Person, Product
+from tests.browser.conftest import Browsing
+from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
+from uploads.models import Image
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+VIEWPORTS: dict[str, ViewportSize] = {
+    "phone": {"width": 390, "height": 844},
+    "desktop": {"width": 1280, "height": 900},
+}
+# The success criteria of WCAG 2.1 levels A and AA; axe's best practices and
+# experimental rules are left out.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+FAILING_IMPACTS = {"serious", "critical"}
+AXE = Axe()
+
+
+@pytest.fixture
+def demo_site(django_capture_on_commit_callbacks: Any) -> None:
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=io.StringIO())
+    assert Person.objects.exists()
+    assert Product.objects.filter(image__isnull=False).exists()
+    # What the demo has none of: a person without a photo, a product without
+    # a picture, a photo still being processed, a review in a right-to-left
+    # script.
+    PersonFactory.create(
+        name="Grace Hopper", username="grace", department="Engineering", role="Compiler Lead"
+    )
+    ProductFactory.create(name="Bartlett Pears", weight=300)
+    photo = Person.objects.filter(photo__isnull=False).order_by("-pk").values_list("photo", flat=True).first()
+    Image.objects.filter(pk=photo).update(status=Image.Status.PENDING)
+    FeedbackFactory.create(title="תפוחים טובים", name="נועה", text="פריכים ומתוקים.", rating=4)
+
+
+def _public_pages(*, demo: bool) -> dict[str, str]:
+    pages = {
+        "home": "/",
+        "people": "/people/",
+        "people-search": "/people/?q=engineer",
+        "people-no-result": "/people/?q=nobody-by-this-name",
+        "catalog": "/catalog/",
+        "reviews": "/reviews/",
+        "review-form": "/reviews/new/",
+    }
+    if demo:
+        person = Person.objects.filter(is_active=True, photo__isnull=False).order_by("pk").first()
+        product = Product.objects.filter(image__isnull=False).order_by("pk").first()
+        assert person is not None
+        assert product is not None
+        pages |= {
+            "person": f"/people/{person.username}/",
+            "product": product.get_absolute_url(),
+            "product-review-form": f"/reviews/new/?product={product.pk}",
+            "reviews-page-2": "/reviews/?page=2",
+            "person-without-photo": "/people/grace/",
+            "product-without-picture": Product.objects.get(name="Bartlett Pears").get_absolute_url(),
+        }
+    return pages
+
+
+def _violations(browsing: Browsing) -> list[str]:
+    """Runs axe on the page as it is; returns the serious and critical
+    violations, one line per element, and checks that axe fetched nothing."""
+    page = browsing.page
+    requests_before = len(browsing.requests)
+    results = AXE.run(
+        page, options={"runOnly": {"type": "tag", "values": WCAG_21_AA}, "resultTypes": ["violations"]}
+    )
+    assert browsing.requests[requests_before:] == [], "axe made requests"
+    found = []
+    for violation in results.response["violations"]:
+        if violation["impact"] not in FAILING_IMPACTS:
+            continue
+        for node in violation["nodes"]:
+            found.append(
+                f"{page.url} [{page.viewport_size}] {violation['id']} ({violation['impact']}): "
+                f"{node['failureSummary'].splitlines()[-1].strip()} :: {node['html'][:160]}"
+            )
+    return found
+
+
+def _audit(browsing: Browsing, pages: dict[str, str]) -> list[str]:
+    page = browsing.page
+    found: list[str] = []
+    for viewport_name, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        for name, path in pages.items():
+            browsing.visit(path, f"{viewport_name}-{name}")
+            found += _violations(browsing)
+        # The review form as it comes back with its errors.
+        browsing.visit("/reviews/new/", f"{viewport_name}-review-form-again")
+        page.get_by_label("Your name").fill("Jamie Rivera")
+        page.get_by_label("Rating (1–5)").fill("9")
+        page.get_by_role("button", name="Send review").click()
+        expect(page.locator(".field.has-error").first).to_be_visible()
+        browsing.shot(f"{viewport_name}-review-form-errors")
+        found += _violations(browsing)
+        # Corrected and sent: the list with its thank-you and the review marked.
+        page.get_by_label("Title").fill(f"Sent from a {viewport_name}")
+        page.get_by_label("Rating (1–5)").fill("4")
+        page.get_by_label("Your review").fill("Arrived ripe.")
+        page.get_by_role("button", name="Send review").click()
+        expect(page.locator("article.review-highlight")).to_be_visible()
+        browsing.shot(f"{viewport_name}-review-sent")
+        found += _violations(browsing)
+        # A page that is not there.
+        response = page.goto(browsing.base_url + "/catalog/999999/")
+        assert response is not None
+        assert response.status == 404
+        browsing.shot(f"{viewport_name}-not-found")
+        found += _violations(browsing)
+    # Nothing but the portal itself: axe and the pages load nothing from elsewhere.
+    outside = [url for url in browsing.requests if not url.startswith((browsing.base_url, "data:"))]
+    assert not outside, f"requests outside the portal: {outside}"
+    return found
+
+
+def test_the_public_pages_with_the_demo_content_pass_axe(browsing: Browsing, demo_site: None) -> None:
+    found = _audit(browsing, _public_pages(demo=True))
+    assert not found, "accessibility violations:\n" + "\n".join(found)
+
+
+def test_the_public_pages_of_an_empty_site_pass_axe(browsing: Browsing) -> None:
+    found = _audit(browsing, _public_pages(demo=False))
+    assert not found, "accessibility violations:\n" + "\n".join(found)
+
+
+# --- What axe cannot see -------------------------------------------------------
+
+TABBABLE = (
+    "a[href], button:not([disabled]), input:not([type=hidden]):not([disabled]), select:not([disabled]), "
+    "textarea:not([disabled]), [tabindex]:not([tabindex='-1'])"
+)
+# Each control the keyboard can reach, in the order of the page, as a short
+# description; hidden ones and those taken out of the tab order left out.
+TAB_STOPS_JS = f"""() => [...document.querySelectorAll({TABBABLE!r})]
+    .filter(e => e.tabIndex >= 0 && e.checkVisibility({{visibilityProperty: true}}) && !e.closest('[aria-hidden=true], [inert]'))
+    .map(e => e.outerHTML.slice(0, 90))"""
+FOCUSED_JS = """() => {
+    const e = document.activeElement;
+    if (!e || e === document.body) return null;
+    const box = e.getBoundingClientRect();
+    const x = Math.min(Math.max(box.left + box.width / 2, 0), innerWidth - 1);
+    const y = Math.min(Math.max(box.top + Math.min(box.height / 2, 10), 0), innerHeight - 1);
+    const top = document.elementFromPoint(x, y);
+    return {
+        html: e.outerHTML.slice(0, 90),
+        inView: box.bottom > 0 && box.top < innerHeight && box.right > 0 && box.left < innerWidth,
+        onTop: !!top && (e === top || e.contains(top) || top.contains(e)),
+    };
+}"""
+
+
+def _walk_by_keyboard(browsing: Browsing) -> list[str]:
+    """Tabs through the page from its top; returns what went wrong: a control
+    missed or reached out of the page's order, or focus on something out of
+    sight or covered by another element."""
+    page = browsing.page
+    expected: list[str] = page.evaluate(TAB_STOPS_JS)
+    page.evaluate("document.activeElement?.blur(); window.scrollTo(0, 0)")
+    reached: list[str] = []
+    problems = []
+    # A date field takes three presses (month, day, year): count it once.
+    for _ in range(3 * len(expected) + 3):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(FOCUSED_JS)
+        if focused is None or (reached and focused["html"] == reached[0]):
+            break  # past the last control: out of the page
+        if not (focused["inView"] and focused["onTop"]):
+            problems.append(f"{page.url}: focus on {focused['html']} is out of sight or covered")
+        if not reached or focused["html"] != reached[-1]:
+            reached.append(focused["html"])
+    if reached != expected:
+        problems.append(f"{page.url}: the keyboard reached\n  {reached}\nin place of\n  {expected}")
+    return problems
+
+
+def _lost_content(page: Page) -> list[str]:
+    """Sideways scrolling or text cut off by its box."""
+    return page.evaluate(
+        """() => {
+        const lost = [];
+        const root = document.scrollingElement;
+        if (root.scrollWidth > root.clientWidth + 1) lost.push(`page ${root.scrollWidth} px wide in ${root.clientWidth}`);
+        for (const e of document.body.querySelectorAll('*')) {
+            const style = getComputedStyle(e);
+            if (!e.checkVisibility() || e.closest('.skip, .hp')) continue;
+            const clips = ['hidden', 'clip'].includes(style.overflowX) || ['hidden', 'clip'].includes(style.overflowY);
+            if (clips && e.textContent.trim() && !e.matches('picture, img, .picture-placeholder')
+                && (e.scrollWidth > e.clientWidth + 1 || e.scrollHeight > e.clientHeight + 1)) {
+                lost.push(`cut off: ${e.outerHTML.slice(0, 90)}`);
+            }
+        }
+        return lost;
+    }"""
+    )
+
+
+def test_every_public_page_by_keyboard_and_at_twice_the_zoom(
+    browsing: Browsing, browser: Browser, live_server: Any, demo_site: None
+) -> None:
+    pages = _public_pages(demo=True)
+    page = browsing.page
+    problems: list[str] = []
+    for viewport_name, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        for name, path in pages.items():
+            browsing.visit(path, f"{viewport_name}-{name}")
+            problems += _walk_by_keyboard(browsing)
+    # 200 % zoom of a 1280 px window: 640 CSS pixels at two device pixels each.
+    zoomed = browser.new_context(viewport={"width": 640, "height": 450}, device_scale_factor=2)
+    try:
+        zoomed_page = zoomed.new_page()
+        for name, path in pages.items():
+            zoomed_page.goto(live_server.url + path)
+            zoomed_page.screenshot(
+                path=browsing.shots / f"{browsing.test_name}-zoom-{name}.png", full_page=True
+            )
+            problems += [f"{path} at 200 %: {lost}" for lost in _lost_content(zoomed_page)]
+    finally:
+        zoomed.close()
+    assert not problems, "\n".join(problems)
+
+
+@pytest.fixture
+def processing_photo(ready_image: Callable[..., Image]) -> Person:
+    """A person whose photo is still being processed: its placeholder shimmers."""
+    photo = ready_image("ada.jpg", color=(40, 90, 160))
+    Image.objects.filter(pk=photo.pk).update(status=Image.Status.PENDING)
+    return PersonFactory.create(name="Ada Lovelace", username="ada", department="Engineering", photo=photo)
+
+
+def test_nothing_moves_for_a_visitor_who_asks_for_less_motion(
+    browsing: Browsing, processing_photo: Person
+) -> None:
+    page = browsing.page
+    running = "() => document.getAnimations().filter(a => a.playState === 'running').length"
+    browsing.visit("/people/", "motion")
+    assert page.evaluate(running) > 0, "nothing animates: the check below would prove nothing"
+    page.emulate_media(reduced_motion="reduce")
+    for path in ("/", "/people/", "/people/ada/"):
+        browsing.visit(path, "reduced-motion")
+        assert page.evaluate(running) == 0, f"{path} animates for a visitor who asked for less motion"
