@@ -262,3 +262,27 @@ def test_nothing_moves_for_a_visitor_who_asks_for_less_motion(
     for path in ("/", "/people/", "/people/ada/"):
         browsing.visit(path, "reduced-motion")
         assert page.evaluate(running) == 0, f"{path} animates for a visitor who asked for less motion"
+
+
+def test_the_rating_stars_stand_out_from_their_background(browsing: Browsing) -> None:
+    """A rating is a picture of stars (role img): WCAG 1.4.11 asks 3:1 of it
+    against what is behind it, which axe leaves for a person to judge."""
+    FeedbackFactory.create(title="Crunchy", rating=4)
+    browsing.visit("/", "ratings-home")
+    browsing.visit("/reviews/", "ratings")
+    ratios = browsing.page.evaluate(
+        """() => {
+        const rgb = c => c.match(/[\\d.]+/g).map(Number);
+        const lum = ([r, g, b]) => [r, g, b].map(v => v / 255)
+            .map(v => v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4)
+            .reduce((sum, v, i) => sum + v * [0.2126, 0.7152, 0.0722][i], 0);
+        return [...document.querySelectorAll('.rating')].map(star => {
+            let back = star;
+            while (back && rgb(getComputedStyle(back).backgroundColor)[3] === 0) back = back.parentElement;
+            const [a, b] = [lum(rgb(getComputedStyle(star).color)), lum(rgb(getComputedStyle(back || document.body).backgroundColor))];
+            return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+        });
+    }"""
+    )
+    assert ratios, "no ratings on the page"
+    assert min(ratios) >= 3, f"stars at a contrast of {min(ratios):.2f}:1"
