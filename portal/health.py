@@ -11,6 +11,7 @@ is reused for a few seconds.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -50,6 +51,38 @@ class Check:
         return data
 
 
+def _cpu_subject() -> str:
+    return f"Error - CPU usage is over {settings.HEALTH_CPU_MAX_PERCENT:g}%"
+
+
+def _disk_subject() -> str:
+    return f"Error - Available disk space is less than {settings.HEALTH_DISK_MIN_PERCENT:g}%"
+
+
+def _memory_subject() -> str:
+    return f"Error - Available memory is less than {settings.HEALTH_MEMORY_MIN_MB}MB"
+
+
+def _measured(name: str, subject: Callable[[], str]) -> Callable[[Callable[[], Check]], Callable[[], Check]]:
+    """A check whose measurement itself fails (/proc unreadable, a disk that
+    cannot be stat'ed) fails, with the error, instead of stopping the run:
+    the other checks are still made and reported, and its alert still goes,
+    since a value no one can read is no reason to think it is fine."""
+
+    def wrap(check: Callable[[], Check]) -> Callable[[], Check]:
+        @functools.wraps(check)
+        def guarded() -> Check:
+            try:
+                return check()
+            except Exception as exc:  # noqa: BLE001 - any failure to measure means unhealthy
+                return Check(name, False, f"not measured: {type(exc).__name__}: {exc}", subject())
+
+        return guarded
+
+    return wrap
+
+
+@_measured("cpu", _cpu_subject)
 def check_cpu() -> Check:
     limit = settings.HEALTH_CPU_MAX_PERCENT
     usage = psutil.cpu_percent(interval=0.5)
@@ -57,7 +90,7 @@ def check_cpu() -> Check:
         "cpu",
         usage <= limit,
         f"CPU usage {usage:.0f}% (limit {limit:g}%)",
-        f"Error - CPU usage is over {limit:g}%",
+        _cpu_subject(),
     )
 
 
@@ -90,6 +123,7 @@ def _disk_paths() -> list[Path]:
     return paths
 
 
+@_measured("disk", _disk_subject)
 def check_disk() -> Check:
     limit = settings.HEALTH_DISK_MIN_PERCENT
     free, path = min(
@@ -101,10 +135,11 @@ def check_disk() -> Check:
         "disk",
         free >= limit,
         f"{free:.0f}% of disk free on {path} (minimum {limit:g}%)",
-        f"Error - Available disk space is less than {limit:g}%",
+        _disk_subject(),
     )
 
 
+@_measured("memory", _memory_subject)
 def check_memory() -> Check:
     limit = settings.HEALTH_MEMORY_MIN_MB
     available = psutil.virtual_memory().available / 1024 / 1024
@@ -112,7 +147,7 @@ def check_memory() -> Check:
         "memory",
         available >= limit,
         f"{available:.0f} MB of memory available (minimum {limit} MB)",
-        f"Error - Available memory is less than {limit}MB",
+        _memory_subject(),
     )
 
 

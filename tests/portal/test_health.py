@@ -406,3 +406,46 @@ def test_metrics_asked_by_address_still_refuse_an_outside_caller(
     response = client.get("/metrics", REMOTE_ADDR="203.0.113.5", **BY_ADDRESS)
     assert response.status_code == 403
     assert b"django_http" not in response.content
+
+
+def _unreadable(path: str) -> Any:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise PermissionError(13, "Permission denied", path)
+
+    return fail
+
+
+@pytest.mark.parametrize(
+    ("target", "attribute", "failure", "subject"),
+    [
+        (
+            psutil,
+            "virtual_memory",
+            "memory: not measured: PermissionError",
+            "Error - Available memory is less than 0MB",
+        ),
+        (psutil, "cpu_percent", "cpu: not measured: PermissionError", "Error - CPU usage is over 100%"),
+        (
+            health.shutil,
+            "disk_usage",
+            "disk: not measured: PermissionError",
+            "Error - Available disk space is less than 0%",
+        ),
+    ],
+)
+def test_a_value_that_cannot_be_read_fails_its_check_and_the_others_still_run(
+    passing: Any, monkeypatch: pytest.MonkeyPatch, target: Any, attribute: str, failure: str, subject: str
+) -> None:
+    """/proc not readable (a hardened container), a disk that cannot be stat'ed."""
+    monkeypatch.setattr(target, attribute, _unreadable("/proc/meminfo"))
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("health_check", stdout=out, stderr=err)
+    assert failed.value.returncode == 1
+    lines = out.getvalue().splitlines()
+    assert [line for line in lines if line.startswith("FAIL")] == [
+        f"FAIL {failure}: [Errno 13] Permission denied: '/proc/meminfo'"
+    ]
+    assert sum(line.startswith("ok") for line in lines) == len(ALL_CHECKS) - 1
+    assert [m.subject for m in mail.outbox] == [subject]
+    assert subject in err.getvalue()
