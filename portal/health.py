@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import shutil
 import socket
@@ -49,6 +50,14 @@ class Check:
         data = asdict(self)
         data.pop("subject")
         return data
+
+
+def _shown(value: float, *, up: bool) -> str:
+    """A measured value to one decimal, rounded away from the limit's side it
+    is on: 80.04% of CPU over a limit of 80% shows as 80.1%, 19.96% of free
+    disk under a minimum of 20% as 19.9%, never as the limit it failed."""
+    tenths = math.ceil(value * 10) if up else math.floor(value * 10)
+    return f"{tenths / 10:.1f}".removesuffix(".0")
 
 
 def _cpu_subject() -> str:
@@ -89,7 +98,7 @@ def check_cpu() -> Check:
     return Check(
         "cpu",
         usage <= limit,
-        f"CPU usage {usage:.0f}% (limit {limit:g}%)",
+        f"CPU usage {_shown(usage, up=True)}% (limit {limit:g}%)",
         _cpu_subject(),
     )
 
@@ -134,7 +143,7 @@ def check_disk() -> Check:
     return Check(
         "disk",
         free >= limit,
-        f"{free:.0f}% of disk free on {path} (minimum {limit:g}%)",
+        f"{_shown(free, up=False)}% of disk free on {path} (minimum {limit:g}%)",
         _disk_subject(),
     )
 
@@ -146,7 +155,7 @@ def check_memory() -> Check:
     return Check(
         "memory",
         available >= limit,
-        f"{available:.0f} MB of memory available (minimum {limit} MB)",
+        f"{_shown(available, up=False)} MB of memory available (minimum {limit} MB)",
         _memory_subject(),
     )
 

@@ -449,3 +449,55 @@ def test_a_value_that_cannot_be_read_fails_its_check_and_the_others_still_run(
     assert sum(line.startswith("ok") for line in lines) == len(ALL_CHECKS) - 1
     assert [m.subject for m in mail.outbox] == [subject]
     assert subject in err.getvalue()
+
+
+def _memory(mb: float) -> Any:
+    return lambda: type("Memory", (), {"available": mb * 1024 * 1024})()
+
+
+@pytest.mark.parametrize(
+    ("attribute", "value", "line"),
+    [
+        # Just past each limit: the value shown is not the limit itself.
+        ("cpu_percent", lambda interval=None: 80.4, "FAIL cpu: CPU usage 80.4% (limit 80%)"),
+        ("cpu_percent", lambda interval=None: 80.01, "FAIL cpu: CPU usage 80.1% (limit 80%)"),
+        ("virtual_memory", _memory(499.7), "FAIL memory: 499.7 MB of memory available (minimum 500 MB)"),
+        ("virtual_memory", _memory(499.99), "FAIL memory: 499.9 MB of memory available (minimum 500 MB)"),
+        # On each limit: passes ("over 80%", "less than 500MB").
+        ("cpu_percent", lambda interval=None: 80.0, "ok   cpu: CPU usage 80% (limit 80%)"),
+        ("virtual_memory", _memory(500), "ok   memory: 500 MB of memory available (minimum 500 MB)"),
+        ("virtual_memory", _memory(500.04), "ok   memory: 500 MB of memory available (minimum 500 MB)"),
+    ],
+)
+def test_a_value_at_the_edge_is_shown_on_its_side_of_the_limit(
+    passing: Any, monkeypatch: pytest.MonkeyPatch, attribute: str, value: Any, line: str
+) -> None:
+    if attribute == "cpu_percent":
+        passing.HEALTH_CPU_MAX_PERCENT = 80.0
+    else:
+        passing.HEALTH_MEMORY_MIN_MB = 500
+    monkeypatch.setattr(psutil, attribute, value)
+    code, out = run_health_check()
+    assert line in out.splitlines()
+    assert code == (1 if line.startswith("FAIL") else 0)
+
+
+@pytest.mark.parametrize(
+    ("free", "line"),
+    [
+        (19.6, "FAIL disk: 19.6% of disk free on {path} (minimum 20%)"),
+        (19.99, "FAIL disk: 19.9% of disk free on {path} (minimum 20%)"),
+        (20.0, "ok   disk: 20% of disk free on {path} (minimum 20%)"),
+    ],
+)
+def test_free_disk_at_the_edge_is_shown_on_its_side_of_the_limit(
+    passing: Any, monkeypatch: pytest.MonkeyPatch, free: float, line: str
+) -> None:
+    passing.HEALTH_DISK_MIN_PERCENT = 20.0
+    monkeypatch.setattr(
+        health.shutil, "disk_usage", lambda path: DiskUsage(10000, 10000 - free * 100, free * 100)
+    )
+    code, out = run_health_check()
+    [disk] = [row for row in out.splitlines() if " disk: " in row]
+    assert disk == line.format(path=disk.rpartition(" on ")[2].partition(" (")[0])
+    assert code == (1 if line.startswith("FAIL") else 0)
