@@ -452,7 +452,8 @@ def test_a_value_that_cannot_be_read_fails_its_check_and_the_others_still_run(
 
 
 def _memory(mb: float) -> Any:
-    return lambda: type("Memory", (), {"available": mb * 1024 * 1024})()
+    """psutil.virtual_memory with ``mb`` available."""
+    return type("Memory", (), {"available": mb * 1024 * 1024})
 
 
 @pytest.mark.parametrize(
