@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from django.conf import settings
-from django.core.mail import send_mail
+from django.core.cache import caches
+from django.core.mail import EmailMessage
+from django.utils import timezone
 
 from core import mail
 from portal import health
 
 logger = logging.getLogger(__name__)
+
+RESOLVED_PREFIX = "Resolved - "
 
 
 @dataclass
@@ -20,39 +26,147 @@ class HealthOutcome:
     checks: list[health.Check]
     # Alerts the mail server did not take, with its reason.
     undelivered: list[str] = field(default_factory=list)
+    # Checks still failing whose alert went out lately: not mailed again
+    # this run, with when the next reminder is due.
+    held: list[str] = field(default_factory=list)
+    # Checks passing again, whose recovery was mailed.
+    resolved: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[health.Check]:
         return [check for check in self.checks if not check.ok]
 
 
+def _state_key(check: health.Check) -> str:
+    return f"health-alert:{settings.HEALTH_HOST}:{check.name}"
+
+
+def _recall(check: health.Check) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] | None = caches["shared"].get(_state_key(check))
+    except Exception as exc:  # noqa: BLE001 - without memory, every run mails (as the course's script)
+        logger.warning("health alert state of %s not read: %s", check.name, exc)
+        return None
+    return state
+
+
+def _keep(check: health.Check, state: dict[str, Any] | None) -> None:
+    """Remember what was mailed for the check (None: nothing to remember).
+    A store that cannot be written (a full disk under var/, the very thing
+    an alert may be about) costs the memory, never the alert."""
+    try:
+        if state is None:
+            caches["shared"].delete(_state_key(check))
+        else:
+            caches["shared"].set(_state_key(check), state, timeout=None)
+    except Exception as exc:  # noqa: BLE001 - the alert matters more than its memory
+        logger.warning("health alert state of %s not kept: %s", check.name, exc)
+
+
+def _alert(check: health.Check, to: list[str], lines: list[str]) -> EmailMessage:
+    """The course's alert (its subject, its body first) with, after it, what
+    tells a fleet's alerts apart: the host, and what was measured."""
+    body = "\n".join(
+        [health.BODY, "", f"Host: {settings.HEALTH_HOST}", f"{check.name}: {check.detail}", *lines]
+    )
+    return EmailMessage(
+        check.subject,
+        body + "\n",
+        settings.DEFAULT_FROM_EMAIL,
+        to,
+        headers={"X-Portal-Host": settings.HEALTH_HOST, "X-Portal-Check": check.name},
+    )
+
+
+def _resolved(check: health.Check, to: list[str], state: dict[str, Any]) -> EmailMessage:
+    """The alert last mailed (its subject, whatever the limit is now), resolved."""
+    subject = RESOLVED_PREFIX + str(state["subject"]).removeprefix("Error - ")
+    since: dt.datetime = state["since"]
+    body = "\n".join(
+        [
+            f"The {check.name} check passes again: {check.detail}.",
+            "",
+            f"Host: {settings.HEALTH_HOST}",
+            f"Failing since: {since:%Y-%m-%d %H:%M %Z}",
+        ]
+    )
+    return EmailMessage(
+        subject,
+        body + "\n",
+        settings.DEFAULT_FROM_EMAIL,
+        to,
+        headers={"X-Portal-Host": settings.HEALTH_HOST, "X-Portal-Check": check.name},
+    )
+
+
 def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     """Run the system checks and the portal's own (database, file store,
-    task queue), and mail one alert per failing check.
+    task queue), and mail their alerts.
+
+    A check that stays failed is mailed when it starts failing, then once
+    every ``HEALTH_REMIND_MINUTES`` while it still fails (every run when
+    that is 0), and once more when it passes again: a check run every
+    minute by beat or cron does not mail the same alert every minute. What
+    was mailed is kept per host and check in the shared cache, so every
+    process of a host (cron, beat's worker) counts alike.
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
-    for the server again).
+    for the server again), and are tried again on the next run.
     """
     outcome = HealthOutcome(health.run(health.SYSTEM_CHECKS + health.SERVICE_CHECKS))
     to = list(recipients or settings.HEALTH_RECIPIENTS)
+    now = timezone.now()
+    remind = dt.timedelta(minutes=settings.HEALTH_REMIND_MINUTES)
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None]] = []
+    for check in outcome.checks:
+        state = _recall(check)
+        if check.ok:
+            if state is not None and state.get("mailed") and to:
+                due.append((check, _resolved(check, to, state), None))
+            elif state is not None:
+                _keep(check, None)
+            continue
+        logger.warning("health check failed: %s (%s)", check.name, check.detail)
+        state = {"since": now, "mailed": None, **(state or {}), "subject": check.subject}
+        if not to:
+            _keep(check, state)
+            continue
+        mailed: dt.datetime | None = state["mailed"]
+        if mailed is not None and remind and now < mailed + remind:
+            next_at = mailed + remind
+            outcome.held.append(
+                f"{check.subject}: mailed at {mailed:%H:%M %Z}, reminder at {next_at:%H:%M %Z} if it still fails"
+            )
+            _keep(check, state)
+            continue
+        lines = [] if mailed is None else [f"Failing since: {state['since']:%Y-%m-%d %H:%M %Z}"]
+        due.append((check, _alert(check, to, lines), state))
+
     # A mail server that does not answer is not asked again for each alert:
     # every minute's run would outlast the minute (EMAIL_TIMEOUT per alert).
     away: str | None = None
-    for check in outcome.failed:
-        logger.warning("health check failed: %s (%s)", check.name, check.detail)
-        if not to:
-            continue
+    for check, message, state in due:
         if away is not None:
-            outcome.undelivered.append(f"{check.subject}: {away}")
+            outcome.undelivered.append(f"{message.subject}: {away}")
+            if state is not None:
+                _keep(check, state)
             continue
         try:
-            send_mail(check.subject, health.BODY, settings.DEFAULT_FROM_EMAIL, to)
+            message.send()
         except mail.RecipientsRefused as exc:  # taken for the others
-            logger.error("health alert %s: %s", check.subject, exc)
-            outcome.undelivered.append(f"{check.subject}: {exc}")
+            logger.error("health alert %s: %s", message.subject, exc)
+            outcome.undelivered.append(f"{message.subject}: {exc}")
         except OSError as exc:  # smtplib's errors included
-            logger.error("health alert not mailed: %s: %s", check.subject, exc)
+            logger.error("health alert not mailed: %s: %s", message.subject, exc)
             away = f"{exc or type(exc).__name__}"
-            outcome.undelivered.append(f"{check.subject}: {away}")
+            outcome.undelivered.append(f"{message.subject}: {away}")
+            if state is not None:
+                _keep(check, state)
+            continue
+        if state is None:  # the recovery went out
+            _keep(check, None)
+            outcome.resolved.append(str(message.subject))
+        else:
+            _keep(check, {**state, "mailed": now})
     return outcome

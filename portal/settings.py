@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -322,6 +323,11 @@ HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20
 HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500)
 HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
 HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
+# A check that stays failed is mailed again this often (0: at every run, as
+# the course's script did), and once when it passes again.
+HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=60)
+# The host named in the alerts: a fleet's hosts all send the same subjects.
+HEALTH_HOST = env.str("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
 # /health/ shows every check's detail to staff and to callers with this token.
 HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
 # /health/ready reuses its answer this long: a storm of probes costs one check.

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import io
 import os
 import socket
@@ -15,8 +16,9 @@ import pytest
 from django.core import mail
 from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 
-from portal import health
+from portal import health, tasks
 from tests.servers import SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -68,7 +70,7 @@ def test_each_tripped_threshold_mails_its_alert_and_exits_non_zero(
     assert "FAIL" in out
     assert [m.subject for m in mail.outbox] == [subject]
     message = mail.outbox[0]
-    assert message.body == BODY
+    assert message.body.split("\n\n")[0] == BODY  # the course's body, then what was measured where
     assert message.to == ["oncall@example.com"]
     assert message.from_email == "automation@example.com"
 
@@ -141,7 +143,7 @@ def test_default_thresholds_give_the_courses_exact_subjects(
             "Error - localhost cannot be resolved to 127.0.0.1",
         ]
     )
-    assert {m.body for m in mail.outbox} == {BODY}
+    assert {m.body.split("\n\n")[0] for m in mail.outbox} == {BODY}
 
 
 def test_localhost_resolving_elsewhere_fails_and_127_passes(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -502,3 +504,167 @@ def test_free_disk_at_the_edge_is_shown_on_its_side_of_the_limit(
     [disk] = [row for row in out.splitlines() if " disk: " in row]
     assert disk == line.format(path=disk.rpartition(" on ")[2].partition(" (")[0])
     assert code == (1 if line.startswith("FAIL") else 0)
+
+
+# --- Alerts of a check run every minute ------------------------------------------
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """``clock.now``: the time the alerts see; move it on with ``clock.now += …``."""
+
+    class Clock:
+        now = timezone.now()
+
+    monkeypatch.setattr(timezone, "now", lambda: Clock.now)
+    return Clock
+
+
+def test_a_check_that_stays_failed_is_mailed_once_reminded_hourly_and_resolved_once(
+    passing: Any, clock: Any
+) -> None:
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    subject = f"Error - Available memory is less than {10**9}MB"
+    assert run_health_check()[0] == 1
+    assert [m.subject for m in mail.outbox] == [subject]
+
+    start = clock.now
+    for minutes in (1, 2, 30, 59):  # beat's runs of the next hour
+        clock.now = start + dt.timedelta(minutes=minutes, seconds=59)
+        code, out = run_health_check()
+        assert code == 1  # still unhealthy, and says so
+        assert "FAIL memory" in out
+        assert f"alert already mailed: {subject}: mailed at " in out
+    assert len(mail.outbox) == 1
+
+    clock.now = start + dt.timedelta(minutes=60)
+    assert run_health_check()[0] == 1
+    assert [m.subject for m in mail.outbox] == [subject, subject]
+    assert "Failing since: " in mail.outbox[1].body
+
+    clock.now += dt.timedelta(minutes=1)
+    passing.HEALTH_MEMORY_MIN_MB = 0
+    code, out = run_health_check()
+    assert code == 0
+    assert f"recovery mailed: Resolved - Available memory is less than {10**9}MB" in out
+    resolved = mail.outbox[2]
+    assert resolved.subject == "Resolved - Available memory is less than 1000000000MB"
+    assert resolved.body.startswith("The memory check passes again: ")
+
+    for _ in range(3):
+        clock.now += dt.timedelta(minutes=1)
+        assert run_health_check()[0] == 0
+    assert len(mail.outbox) == 3
+
+    passing.HEALTH_MEMORY_MIN_MB = 10**9  # fails anew: mailed at once
+    clock.now += dt.timedelta(minutes=1)
+    run_health_check()
+    assert [m.subject for m in mail.outbox[3:]] == [subject]
+
+
+def test_a_reminder_interval_of_zero_mails_at_every_run(passing: Any, clock: Any) -> None:
+    passing.HEALTH_REMIND_MINUTES = 0
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    for _ in range(3):
+        clock.now += dt.timedelta(minutes=1)
+        run_health_check()
+    assert len(mail.outbox) == 3
+
+
+def test_each_check_is_counted_on_its_own(passing: Any, clock: Any) -> None:
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    run_health_check()
+    clock.now += dt.timedelta(minutes=1)
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0  # a second check starts failing
+    run_health_check()
+    assert [m.subject for m in mail.outbox] == [
+        f"Error - Available memory is less than {10**9}MB",
+        "Error - Available disk space is less than 101%",
+    ]
+
+
+def test_beats_runs_mail_a_lasting_failure_once(passing: Any, clock: Any) -> None:
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    for _ in range(5):
+        assert tasks.health_check.apply().get() == ["memory"]
+        clock.now += dt.timedelta(minutes=1)
+    assert len(mail.outbox) == 1
+
+
+def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(passing: Any, clock: Any) -> None:
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens yet
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert "alert not mailed: Error - Available memory" in err.getvalue()
+    with SMTPServer() as smtp:
+        passing.EMAIL_HOST, passing.EMAIL_PORT = smtp.host, smtp.port
+        clock.now += dt.timedelta(minutes=1)
+        run_health_check()
+        [message] = smtp.wait_for(1)
+        clock.now += dt.timedelta(minutes=1)
+        run_health_check()
+        assert len(smtp.messages) == 1
+    assert message["subject"] == f"Error - Available memory is less than {10**9}MB"
+
+
+def test_the_alert_names_its_host_and_what_was_measured(passing: Any) -> None:
+    """A fleet's hosts send the same subjects: the host is in a header and
+    on a line after the course's body, as it arrives over SMTP."""
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.HEALTH_HOST = "worker-3.example.internal"
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    with SMTPServer() as smtp:
+        passing.EMAIL_HOST, passing.EMAIL_PORT = smtp.host, smtp.port
+        run_health_check()
+        [message] = smtp.wait_for(1)
+    assert message["subject"] == "Error - Available disk space is less than 101%"
+    assert message["X-Portal-Host"] == "worker-3.example.internal"
+    assert message["X-Portal-Check"] == "disk"
+    lines = message.get_content().splitlines()
+    assert lines[0] == BODY
+    assert "Host: worker-3.example.internal" in lines
+    assert any(line.startswith("disk: ") and line.endswith("(minimum 101%)") for line in lines)
+
+
+def test_the_host_defaults_to_the_machines_name() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.conf import settings; print(settings.HEALTH_HOST)",
+        ],
+        check=True,
+        cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if k != "PORTAL_HEALTH_HOST"},
+        capture_output=True,
+        text=True,
+    )
+    assert done.stdout.splitlines()[-1] == socket.gethostname()
+
+
+def test_an_alert_goes_out_when_what_was_mailed_cannot_be_kept(
+    passing: Any, tmp_path: Path, clock: Any
+) -> None:
+    """The state lives under var/ in the embedded set-up: a full or broken
+    disk there, the very thing the alert may be about, costs its memory
+    (every run mails, as the course's script did), never the alert."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    passing.CACHES = {
+        **passing.CACHES,
+        "shared": {
+            "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+            "LOCATION": str(blocker / "cache"),
+        },
+    }
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    for _ in range(2):
+        code, _ = run_health_check()
+        clock.now += dt.timedelta(minutes=1)
+        assert code == 1
+    assert [m.subject for m in mail.outbox] == [f"Error - Available memory is less than {10**9}MB"] * 2

@@ -12,7 +12,8 @@ class Command(PortalCommand):
     help = (
         "Check CPU usage, free disk, available memory, that localhost resolves to "
         "127.0.0.1, and that the database, the file store and the task queue answer; "
-        "mail an alert for each failure and exit non-zero if any failed. "
+        "mail an alert for each failure (again every PORTAL_HEALTH_REMIND_MINUTES while "
+        "it fails, and once when it passes again) and exit non-zero if any failed. "
         "Thresholds: PORTAL_HEALTH_* settings. Cron: * * * * * cd /srv/portal && "
         ".venv/bin/python manage.py health_check"
     )
@@ -28,6 +29,10 @@ class Command(PortalCommand):
             self.stderr.write(f"{check.subject} ({check.detail})")
         for alert in outcome.undelivered:
             self.stderr.write(f"alert not mailed: {alert}")
+        for alert in outcome.held:
+            self.stdout.write(f"alert already mailed: {alert}")
+        for subject in outcome.resolved:
+            self.stdout.write(f"recovery mailed: {subject}")
         if outcome.failed:
             raise CommandError(f"{len(outcome.failed)} check(s) failed.", returncode=1)
         self.stdout.write("All system checks passed.")
