@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import socket
 from typing import Any
 
 from django.conf import settings
@@ -51,6 +52,32 @@ class MessageTooLarge(smtplib.SMTPException):
         return text + (f" ({self.reply})" if self.reply else "")
 
 
+class ServerUnavailable(smtplib.SMTPException):
+    """The mail server could not be reached, or stopped answering: which
+    server, and why (a time-out names the limit it ran into)."""
+
+    def __init__(self, server: str, why: str) -> None:
+        super().__init__(server, why)
+        self.server = server
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"the mail server {self.server} {self.why}"
+
+
+def _unavailable(host: str, port: int, timeout: float | None, exc: OSError) -> ServerUnavailable:
+    cause = exc.__context__ if isinstance(exc, smtplib.SMTPServerDisconnected) else exc
+    if isinstance(cause, TimeoutError):
+        why = f"did not answer within {timeout:g} s (EMAIL_TIMEOUT)" if timeout else "did not answer in time"
+    elif isinstance(cause, ConnectionRefusedError):
+        why = "refused the connection"
+    elif isinstance(cause, socket.gaierror):
+        why = f"does not resolve ({cause.strerror or cause})"
+    else:
+        why = f"is unavailable ({cause or type(cause).__name__})"
+    return ServerUnavailable(f"{host}:{port}", why)
+
+
 def reason(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return f"{code} {text}".strip()
@@ -58,8 +85,29 @@ def reason(code: int, reply: bytes | str) -> str:
 
 class EmailBackend(SMTPEmailBackend):
     """Django's SMTP backend, raising RecipientsRefused (an OSError, like
-    smtplib's errors) when only some recipients were taken, and
-    MessageTooLarge when the server does not take a message that large."""
+    smtplib's errors) when only some recipients were taken,
+    MessageTooLarge when the server does not take a message that large, and
+    ServerUnavailable, naming the server and the time-out, when it cannot be
+    reached or stops answering (smtplib says "Connection unexpectedly
+    closed: timed out" of a server that never closed anything)."""
+
+    # What a server that is away, refusing or silent raises, as opposed to
+    # the replies of one that answers.
+    AWAY = (TimeoutError, ConnectionError, socket.gaierror, smtplib.SMTPServerDisconnected)
+
+    def open(self) -> bool | None:
+        try:
+            return super().open()
+        except self.AWAY as exc:
+            raise _unavailable(self.host, self.port, self.timeout, exc) from exc
+
+    def send_messages(self, email_messages: Any) -> int:
+        try:
+            return super().send_messages(email_messages)
+        except ServerUnavailable:
+            raise
+        except self.AWAY as exc:
+            raise _unavailable(self.host, self.port, self.timeout, exc) from exc
 
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -437,3 +438,29 @@ def test_a_description_file_over_the_limit_is_rejected_unread(delivery: Path) ->
     _, err = run("import_supplier", str(delivery), "--no-email")
     assert "rejected descriptions/012.txt: larger than 1,048,576 bytes, the most a description file" in err
     assert not Product.objects.filter(name="Pear").exists()
+
+
+@pytest.fixture
+def silent_smtp(settings: Any) -> Iterator[socket.socket]:
+    """A mail server that takes connections and never says a word."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        silent.listen(8)
+        settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+        settings.EMAIL_TIMEOUT = 1
+        yield silent
+
+
+def test_a_mail_server_that_never_answers_costs_the_import_its_timeout_not_for_ever(
+    delivery: Path, silent_smtp: socket.socket
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    started = time.monotonic()
+    out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com", code=2)
+    assert time.monotonic() - started < 30
+    port = silent_smtp.getsockname()[1]
+    assert (
+        f"report not mailed: the mail server 127.0.0.1:{port} did not answer within 1 s (EMAIL_TIMEOUT)"
+        in err
+    )
+    assert out.startswith("4 products created")

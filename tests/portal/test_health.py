@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from collections import namedtuple
 from pathlib import Path
 from typing import Any
@@ -668,3 +670,58 @@ def test_an_alert_goes_out_when_what_was_mailed_cannot_be_kept(
         clock.now += dt.timedelta(minutes=1)
         assert code == 1
     assert [m.subject for m in mail.outbox] == [f"Error - Available memory is less than {10**9}MB"] * 2
+
+
+def _stalling_smtp(listener: socket.socket) -> None:
+    """Answers like a mail server until it has the message, then says
+    nothing more (a relay stuck on its queue)."""
+    connection, _ = listener.accept()
+    with connection, connection.makefile("rb") as lines:
+        connection.sendall(b"220 mail.example.com ESMTP\r\n")
+        in_data = False
+        for line in lines:
+            if in_data:
+                if line == b".\r\n":
+                    time.sleep(5)  # the message is in; its reply never comes
+                    return
+                continue
+            if line.upper().startswith(b"DATA"):
+                in_data = True
+                connection.sendall(b"354 go ahead\r\n")
+            else:
+                connection.sendall(b"250 ok\r\n")
+
+
+def test_a_mail_server_that_stops_answering_mid_message_is_named_with_the_time_out(passing: Any) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    server = threading.Thread(target=_stalling_smtp, args=(listener,), daemon=True)
+    server.start()
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    passing.EMAIL_TIMEOUT = 1
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    err = io.StringIO()
+    started = time.monotonic()
+    with listener, pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert time.monotonic() - started < 10
+    port = passing.EMAIL_PORT
+    assert (
+        f"alert not mailed: Error - Available memory is less than {10**9}MB: "
+        f"the mail server 127.0.0.1:{port} did not answer within 1 s (EMAIL_TIMEOUT)"
+    ) in err.getvalue()
+
+
+def test_a_mail_server_that_is_not_there_is_named(passing: Any) -> None:
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", free_port()
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert f"the mail server 127.0.0.1:{passing.EMAIL_PORT} refused the connection" in err.getvalue()
+    passing.EMAIL_HOST = "mail.invalid"  # a name that never resolves (RFC 6761)
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert f"the mail server mail.invalid:{passing.EMAIL_PORT} does not resolve" in err.getvalue()
