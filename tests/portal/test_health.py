@@ -725,3 +725,15 @@ def test_a_mail_server_that_is_not_there_is_named(passing: Any) -> None:
     with pytest.raises(CommandError):
         call_command("health_check", stdout=io.StringIO(), stderr=err)
     assert f"the mail server mail.invalid:{passing.EMAIL_PORT} does not resolve" in err.getvalue()
+
+
+@pytest.mark.django_db
+def test_the_detailed_report_names_a_value_that_cannot_be_read(
+    staff_client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(psutil, "virtual_memory", _unreadable("/proc/meminfo"))
+    response = staff_client.get("/health/")
+    assert response.status_code == 503
+    [memory] = [c for c in response.json()["checks"] if not c["ok"]]
+    assert memory["name"] == "memory"
+    assert memory["detail"] == "not measured: PermissionError: [Errno 13] Permission denied: '/proc/meminfo'"
