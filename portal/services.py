@@ -63,18 +63,20 @@ def _keep(check: health.Check, state: dict[str, Any] | None) -> None:
         logger.warning("health alert state of %s not kept: %s", check.name, exc)
 
 
-def _alert(check: health.Check, to: list[str], lines: list[str]) -> EmailMessage:
-    """The course's alert (its subject, its body first) with, after it, what
-    tells a fleet's alerts apart: the host, and what was measured."""
-    body = "\n".join(
-        [health.BODY, "", f"Host: {settings.HEALTH_HOST}", f"{check.name}: {check.detail}", *lines]
-    )
+def _headers(check: health.Check, **more: str) -> dict[str, str]:
+    """What tells a fleet's alerts apart, where no reader of the course's
+    body looks: the host, the check and what was measured."""
+    headers = {"X-Portal-Host": settings.HEALTH_HOST, "X-Portal-Check": check.name, **more}
+    headers["X-Portal-Detail"] = " ".join(check.detail.split())
+    return headers
+
+
+def _alert(check: health.Check, to: list[str], since: dt.datetime | None = None) -> EmailMessage:
+    """The course's alert: its subject and its body, exactly; a reminder
+    says in a header since when the check fails."""
+    more = {"X-Portal-Failing-Since": f"{since:%Y-%m-%d %H:%M %Z}"} if since else {}
     return EmailMessage(
-        check.subject,
-        body + "\n",
-        settings.DEFAULT_FROM_EMAIL,
-        to,
-        headers={"X-Portal-Host": settings.HEALTH_HOST, "X-Portal-Check": check.name},
+        check.subject, health.BODY, settings.DEFAULT_FROM_EMAIL, to, headers=_headers(check, **more)
     )
 
 
@@ -90,22 +92,17 @@ def _resolved(check: health.Check, to: list[str], state: dict[str, Any]) -> Emai
             f"Failing since: {since:%Y-%m-%d %H:%M %Z}",
         ]
     )
-    return EmailMessage(
-        subject,
-        body + "\n",
-        settings.DEFAULT_FROM_EMAIL,
-        to,
-        headers={"X-Portal-Host": settings.HEALTH_HOST, "X-Portal-Check": check.name},
-    )
+    return EmailMessage(subject, body + "\n", settings.DEFAULT_FROM_EMAIL, to, headers=_headers(check))
 
 
 def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     """Run the system checks and the portal's own (database, file store,
     task queue), and mail their alerts.
 
-    A check that stays failed is mailed when it starts failing, then once
-    every ``HEALTH_REMIND_MINUTES`` while it still fails (every run when
-    that is 0), and once more when it passes again: a check run every
+    By default, as the course's script, each failing check is mailed at
+    every run. With ``HEALTH_REMIND_MINUTES``, a check that stays failed is
+    mailed when it starts failing, then once every that many minutes while
+    it still fails, and once more when it passes again: a check run every
     minute by beat or cron does not mail the same alert every minute. What
     was mailed is kept per host and check in the shared cache, so every
     process of a host (cron, beat's worker) counts alike.
@@ -120,7 +117,7 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     remind = dt.timedelta(minutes=settings.HEALTH_REMIND_MINUTES)
     due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None]] = []
     for check in outcome.checks:
-        state = _recall(check)
+        state = _recall(check) if remind else None
         if check.ok:
             if state is not None and state.get("mailed") and to:
                 due.append((check, _resolved(check, to, state), None))
@@ -128,6 +125,10 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
                 _keep(check, None)
             continue
         logger.warning("health check failed: %s (%s)", check.name, check.detail)
+        if not remind:  # the course's script: each failure at every run, nothing remembered
+            if to:
+                due.append((check, _alert(check, to), None))
+            continue
         state = {"since": now, "mailed": None, **(state or {}), "subject": check.subject}
         if not to:
             _keep(check, state)
@@ -140,8 +141,7 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             )
             _keep(check, state)
             continue
-        lines = [] if mailed is None else [f"Failing since: {state['since']:%Y-%m-%d %H:%M %Z}"]
-        due.append((check, _alert(check, to, lines), state))
+        due.append((check, _alert(check, to, None if mailed is None else state["since"]), state))
 
     # A mail server that does not answer is not asked again for each alert:
     # every minute's run would outlast the minute (EMAIL_TIMEOUT per alert).
@@ -164,9 +164,9 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             if state is not None:
                 _keep(check, state)
             continue
-        if state is None:  # the recovery went out
+        if check.ok:  # the recovery went out
             _keep(check, None)
             outcome.resolved.append(str(message.subject))
-        else:
+        elif state is not None:
             _keep(check, {**state, "mailed": now})
     return outcome

@@ -323,9 +323,9 @@ HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20
 HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500)
 HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
 HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
-# A check that stays failed is mailed again this often (0: at every run, as
-# the course's script did), and once when it passes again.
-HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=60)
+# A check that stays failed is mailed again this often, and once when it
+# passes again (0: at every run, and nothing more, as the course's script).
+HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0)
 # The host named in the alerts: a fleet's hosts all send the same subjects.
 HEALTH_HOST = env.str("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
 # /health/ shows every check's detail to staff and to callers with this token.
