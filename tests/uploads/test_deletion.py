@@ -39,7 +39,10 @@ def _delete_each(images: Iterable[Image]) -> Callable[[], None]:
 def test_an_image_lets_its_objects_go_in_as_many_statements_however_many_renditions_it_has(
     django_capture_on_commit_callbacks: Any, media_files: Any
 ) -> None:
-    many, one = ImageFactory(size=(900, 600), preset="web"), ImageFactory(size=(900, 600), preset="icon")
+    many, one = (
+        ImageFactory.create(size=(900, 600), preset="web"),
+        ImageFactory.create(size=(900, 600), preset="icon"),
+    )
     assert many.renditions.count() > one.renditions.count() == 1
     statements = [
         _at_commit(django_capture_on_commit_callbacks, _delete_each([image])) for image in (one, many)
@@ -51,8 +54,8 @@ def test_an_image_lets_its_objects_go_in_as_many_statements_however_many_renditi
 def test_images_deleted_in_one_transaction_let_their_objects_go_together(
     django_capture_on_commit_callbacks: Any, media_files: Any
 ) -> None:
-    alone = ImageFactory(size=(900, 600))
-    three = [ImageFactory(size=(900, 600)) for _ in range(3)]
+    alone = ImageFactory.create(size=(900, 600))
+    three = [ImageFactory.create(size=(900, 600)) for _ in range(3)]
     statements = _at_commit(django_capture_on_commit_callbacks, _delete_each([alone]))
     assert _at_commit(django_capture_on_commit_callbacks, _delete_each(three)) == statements
     assert media_files() == set()
@@ -62,7 +65,7 @@ def test_images_deleted_in_one_transaction_let_their_objects_go_together(
 def test_a_deletion_rolled_back_lets_nothing_go_and_the_next_one_still_does(
     django_capture_on_commit_callbacks: Any, media_files: Any
 ) -> None:
-    kept, deleted = ImageFactory(size=(900, 600)), ImageFactory(size=(900, 600))
+    kept, deleted = ImageFactory.create(size=(900, 600)), ImageFactory.create(size=(900, 600))
     kept_files = {kept.file.name, *kept.renditions.values_list("storage_key", flat=True)}
 
     def changed_their_mind() -> None:
