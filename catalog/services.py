@@ -624,7 +624,9 @@ def supplier_import(
         label = f"images/{path.name}"
         try:
             image, created = upload_services.image_import(
-                data=path.read_bytes(), original_name=path.name, preset=SUPPLIER_PRESET
+                data=upload_services.image_file_read(path=path),
+                original_name=path.name,
+                preset=SUPPLIER_PRESET,
             )
         except OSError as exc:
             summary.images_rejected.append((label, f"cannot be read: {exc.strerror or exc}"))

@@ -79,6 +79,22 @@ def image_refusal_is_rejection(name: str, exc: ImageInvalid | ImageTooLarge) -> 
     return True
 
 
+def image_file_read(*, path: Path) -> bytes:
+    """The bytes of a file an import takes for an image. One over the byte
+    limit raises ImageTooLarge having read no more than the limit: a 3 GB
+    file left in a folder was read into memory whole before it was refused.
+    OSError when it cannot be read."""
+    limit = settings.IMAGE_MAX_BYTES
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limit:
+            raise ImageTooLarge(size, limit)
+        data = fh.read(limit + 1)
+    if len(data) > limit:  # it grew since, or is not a regular file
+        raise ImageTooLarge(len(data), limit)
+    return data
+
+
 def listed_files(folder: Path) -> list[Path]:
     """The files of a folder an import reads, sorted: hidden ones (.DS_Store)
     and sub-folders left out; a link to nothing kept, so that the import

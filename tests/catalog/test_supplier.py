@@ -4,6 +4,7 @@ import datetime as dt
 import io
 import socket
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -464,3 +465,19 @@ def test_a_mail_server_that_never_answers_costs_the_import_its_timeout_not_for_e
         in err
     )
     assert out.startswith("4 products created")
+
+
+def test_a_photo_far_over_the_byte_limit_is_rejected_without_being_read(
+    delivery: Path, settings: Any
+) -> None:
+    settings.IMAGE_MAX_BYTES = 1024 * 1024
+    with (delivery / "images" / "020.jpg").open("wb") as fh:  # sparse: no disk, 200 MB to read
+        fh.truncate(200 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        _, err = run("import_supplier", str(delivery), "--no-email")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "rejected images/020.jpg: The file is 209,715,200 bytes; the limit is 1,048,576 bytes" in err
+    assert peak < 50 * 1024 * 1024, f"{peak:,} bytes allocated"

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import tracemalloc
 from pathlib import Path
 from typing import Any
 
@@ -162,4 +163,22 @@ def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(
     assert "rejected empty.png: The file is empty." in err.getvalue()
     assert "rejected unreadable.jpg: cannot be read: Input/output error" in err.getvalue()
     assert "rejected moved.jpg: cannot be read: No such file or directory" in err.getvalue()
+    assert Image.objects.count() == 2
+
+
+def test_a_file_far_over_the_byte_limit_is_rejected_without_being_read(
+    icon_delivery: Path, run: Any, settings: Any
+) -> None:
+    settings.IMAGE_MAX_BYTES = 1024 * 1024
+    with (icon_delivery / "huge.jpg").open("wb") as fh:  # sparse: no disk, 200 MB to read
+        fh.truncate(200 * 1024 * 1024)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CommandError, match="1 file") as raised:
+            run("import_images", str(icon_delivery), "--preset", "icon")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert raised.value.returncode == 2
+    assert peak < 50 * 1024 * 1024, f"{peak:,} bytes allocated"
     assert Image.objects.count() == 2

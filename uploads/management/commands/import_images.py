@@ -78,9 +78,12 @@ class Command(PortalCommand):
             with dispatch.concurrently(batch) if batch else contextlib.nullcontext():
                 for path in tqdm(paths, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
                     try:
-                        data = path.read_bytes()
+                        data = services.image_file_read(path=path)
                     except OSError as exc:
                         rejected.append((path.name, f"cannot be read: {exc.strerror or exc}"))
+                        continue
+                    except services.ImageTooLarge as exc:
+                        rejected.append((path.name, str(exc)))
                         continue
                     try:
                         image, new = services.image_import(
