@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
-from core import locks, mail
+from core import dropfolder, locks, mail
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -617,10 +617,16 @@ def supplier_import(
 
     summary = SupplierSummary()
     images: dict[str, tuple[str, Image]] = {}
-    descriptions = upload_services.listed_files(directory / "descriptions")
+    listed = dropfolder.listing(directory / "descriptions")
+    descriptions = listed.files
+    summary.skipped_files += [(f"descriptions/{name}", reason) for name, reason in listed.skipped]
+    summary.products.rejected += [(f"descriptions/{name}", reason) for name, reason in listed.rejected]
     # A file a description names by its stem was meant as that product's photo.
     described = {p.stem for p in descriptions if p.suffix.lower() == ".txt"}
-    for path in upload_services.listed_files(directory / "images"):
+    listed = dropfolder.listing(directory / "images")
+    summary.skipped_files += [(f"images/{name}", reason) for name, reason in listed.skipped]
+    summary.images_rejected += [(f"images/{name}", reason) for name, reason in listed.rejected]
+    for path in listed.files:
         label = f"images/{path.name}"
         try:
             image, created = upload_services.image_import(

@@ -95,19 +95,6 @@ def image_file_read(*, path: Path) -> bytes:
     return data
 
 
-def listed_files(folder: Path) -> list[Path]:
-    """The files of a folder an import reads, sorted: hidden ones (.DS_Store)
-    and sub-folders left out; a link to nothing kept, so that the import
-    reports it instead of passing over it in silence."""
-    if not folder.is_dir():
-        return []
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if not p.name.startswith(".") and (p.is_file() or (p.is_symlink() and not p.exists()))
-    )
-
-
 def presets() -> dict[str, processing.Preset]:
     return {name: processing.Preset.from_dict(name, spec) for name, spec in settings.IMAGE_PRESETS.items()}
 

@@ -148,7 +148,8 @@ def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(
     (icon_delivery / "broken.jpg").write_bytes(corpus.garbage())
     (icon_delivery / "huge").write_bytes(corpus.png_bomb())
     (icon_delivery / "empty.png").write_bytes(corpus.zero_bytes())
-    # Listed as a file, but reading it fails (EIO), even for root.
+    # Reading it would fail (EIO), even for root; a link out of the folder
+    # is not followed at all.
     (icon_delivery / "unreadable.jpg").symlink_to("/proc/self/mem")
     (icon_delivery / "moved.jpg").symlink_to(icon_delivery / "nowhere.jpg")
     out, err = io.StringIO(), io.StringIO()
@@ -161,7 +162,7 @@ def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(
     assert "rejected broken.jpg: Unsupported file type" in err.getvalue()
     assert "rejected huge: Image has 10000000000 pixels" in err.getvalue()
     assert "rejected empty.png: The file is empty." in err.getvalue()
-    assert "rejected unreadable.jpg: cannot be read: Input/output error" in err.getvalue()
+    assert "rejected unreadable.jpg: a link to a file outside the folder" in err.getvalue()
     assert "rejected moved.jpg: cannot be read: No such file or directory" in err.getvalue()
     assert Image.objects.count() == 2
 

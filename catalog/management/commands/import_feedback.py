@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -10,13 +9,15 @@ from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
 from catalog import services
+from core import dropfolder
 from core.commands import Command as PortalCommand
 
 
 class Command(PortalCommand):
     help = (
         "Import every *.txt review in DIR (line 1 title, 2 name, 3 date YYYY-MM-DD, then the "
-        "text). Exact duplicates are skipped; unreadable files are reported and left out."
+        "text). Exact duplicates are skipped; unreadable files are rejected, other files skipped, "
+        "each named with the reason."
     )
     # The checks on what this command writes; not those that load every URL,
     # view and admin module of the site (run by `check`, `runserver`, `migrate`),
@@ -30,15 +31,16 @@ class Command(PortalCommand):
         directory: Path = options["directory"]
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
-        # scandir knows each entry's type from the listing: no stat per file.
-        with os.scandir(directory) as entries:
-            paths = sorted(
-                Path(entry.path)
-                for entry in entries
-                if entry.name.lower().endswith(".txt") and entry.is_file()
-            )
+        listing = dropfolder.listing(directory)
+        paths = [path for path in listing.files if path.suffix.lower() == ".txt"]
+        skipped = listing.skipped + [
+            (path.name, "not a .txt review") for path in listing.files if path.suffix.lower() != ".txt"
+        ]
         with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
             summary = services.feedback_import_files(paths, progress=bar.update)
+        summary.rejected[:0] = listing.rejected
+        for name, reason in skipped:
+            self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in summary.rejected:
             self.stderr.write(f"rejected {name}: {reason}")
         self.stdout.write(summary.line("reviews"))

@@ -13,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
+from core import dropfolder
 from core.commands import Command as PortalCommand
 from uploads import dispatch, services
 from uploads.management.commands import _unqueued
@@ -65,11 +66,12 @@ class Command(PortalCommand):
         export: Path | None = options["export"]
         if export:
             export.mkdir(parents=True, exist_ok=True)
-        paths = services.listed_files(directory)
+        listing = dropfolder.listing(directory)
+        paths = listing.files
         images: list[tuple[str, Image]] = []
         created = existing = 0
-        skipped: list[tuple[str, str]] = []
-        rejected: list[tuple[str, str]] = []
+        skipped: list[tuple[str, str]] = listing.skipped
+        rejected: list[tuple[str, str]] = listing.rejected
         # With a broker the workers process the images (an import only stores
         # and queues); with none, this process does, on --jobs threads.
         here = not settings.BROKER_CONFIGURED

@@ -1,0 +1,123 @@
+"""The folders the imports read, which other programs fill: a supplier's
+upload still under way, a copy that a cron run overlaps, a desktop's litter.
+
+An import takes from such a folder the regular files whose names are UTF-8
+text without control characters, that are no upload's or editor's temporary
+file, that have not changed for ``IMPORT_SETTLE_SECONDS`` (a file still being
+written would be imported cut short), and that lie in the folder: a link is
+followed only to a file of the same folder, since a link planted in a drop
+folder would otherwise publish any file the portal can read. Hidden files
+(``.DS_Store``, ``._photo.jpg``, an uploader's ``.photo.jpg.XXXXXX``) are
+passed over without a word, as ``ls`` does; every other file left out is
+named with the reason, either skipped (not meant for the import, or left for
+the next run) or rejected (meant for it and not taken: the run exits 2).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+import time
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+
+# Temporary files of uploads and editors: renamed or deleted once the work is
+# done (a browser's or FTP client's .part, WinSCP's .filepart, Chrome's
+# .crdownload, Office's ~$lock, an editor's backup~).
+TEMPORARY = re.compile(
+    r"^~\$|~$|\.(part|partial|filepart|crdownload|download|tmp|temp|swp)$",
+    re.IGNORECASE,
+)
+# Characters that would break a name across lines, or hide in it.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp"})
+
+
+@dataclass
+class Listing:
+    files: list[Path] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+
+
+def shown(name: str) -> str:
+    """A file name on one line as it can be printed and logged: bytes that
+    are not UTF-8 as ``\\xff``, control characters escaped (``\\n``)."""
+    text = os.fsencode(name).decode("utf-8", "backslashreplace")
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNPRINTABLE else ch
+        for ch in text
+    )
+
+
+def _name_problem(name: str) -> str | None:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return "its name is not UTF-8 text; rename the file"
+    if any(unicodedata.category(ch) in _UNPRINTABLE for ch in name):
+        return "its name holds a control character (a line break, a tab); rename the file"
+    return None
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def listing(folder: Path, *, now: float | None = None) -> Listing:
+    """What an import takes from ``folder`` (sorted by name), and what it
+    leaves out with the reason. An empty listing when there is no folder."""
+    found = Listing()
+    if not folder.is_dir():
+        return found
+    settle = settings.IMPORT_SETTLE_SECONDS
+    now = time.time() if now is None else now
+    inside = folder.resolve()
+    with os.scandir(folder) as entries:
+        names = sorted(entry.name for entry in entries)
+    for name in names:
+        if name.startswith("."):
+            continue
+        label, path = shown(name), folder / name
+        problem = _name_problem(name)
+        if problem:
+            found.rejected.append((label, problem))
+            continue
+        if TEMPORARY.search(name):
+            found.skipped.append((label, "a temporary file of an upload or an editor"))
+            continue
+        try:
+            info = path.stat()  # follows a link, as reading it would
+            if path.is_symlink() and not path.resolve(strict=True).is_relative_to(inside):
+                found.rejected.append(
+                    (label, "a link to a file outside the folder; copy the file in instead")
+                )
+                continue
+        except OSError as exc:  # a link to nothing, or a loop of links
+            found.rejected.append((label, f"cannot be read: {exc.strerror or exc}"))
+            continue
+        if stat.S_ISDIR(info.st_mode):
+            found.skipped.append((label, "a folder (folders in it are not read)"))
+            continue
+        if not stat.S_ISREG(info.st_mode):
+            found.rejected.append((label, f"cannot be read: {_kind(info.st_mode)}, not a file"))
+            continue
+        age = now - info.st_mtime
+        if settle and abs(age) < settle:
+            found.skipped.append(
+                (
+                    label,
+                    f"changed {max(age, 0):.0f} s ago, maybe still being written; "
+                    f"left for the next run (files are taken {settle:g} s after their last change)",
+                )
+            )
+            continue
+        found.files.append(path)
+    return found
