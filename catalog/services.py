@@ -75,6 +75,9 @@ def person_upsert(
     write to a demo username makes the person real, so removing the demo
     content never deletes them.
     """
+    # A row not there yet is not locked by select_for_update: two imports
+    # at once (a cron run that overlaps the last) would each insert it.
+    locks.hold(f"catalog.person:{username}")
     person = Person.objects.select_for_update().filter(username=username).first()
     created = person is None
     if person is None:

@@ -31,7 +31,7 @@ NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_B
 TEMPLATE = "portal_migrated"
 
 # Set up and connected, each run says it is ready and waits for the word.
-# OVERLAP_SLOW_INSERT delays each new image's or product's INSERT by that many
+# OVERLAP_SLOW_INSERT delays each new image's, product's or person's INSERT by that many
 # seconds, as a busy database would: the step between the check and the
 # insert is otherwise too short for two runs to meet in it every time.
 AT_THE_BARRIER = textwrap.dedent(
@@ -43,7 +43,7 @@ AT_THE_BARRIER = textwrap.dedent(
     from django.db import connection
     connection.ensure_connection()
     if os.environ.get("OVERLAP_SLOW_INSERT"):
-        from catalog.models import Product
+        from catalog.models import Person, Product
         from uploads.models import Image
         def slowed(save):
             def slow_save(self, *args, **kwargs):
@@ -53,6 +53,7 @@ AT_THE_BARRIER = textwrap.dedent(
             return slow_save
         Image.save = slowed(Image.save)
         Product.save = slowed(Product.save)
+        Person.save = slowed(Person.save)
     Path(os.environ["OVERLAP_READY"]).touch()
     while not Path(os.environ["OVERLAP_GO"]).exists():
         time.sleep(0.002)
@@ -210,3 +211,18 @@ def test_two_supplier_imports_at_once_add_each_product_once(postgres: PostgresSe
     # Each description created its product in one run and found it unchanged in the other.
     assert sum(created for created, _, _ in reports) == 50
     assert all(updated == 0 and created + unchanged == 50 for created, updated, unchanged in reports)
+
+
+def test_two_people_imports_at_once_add_each_person_once(postgres: PostgresServer, tmp_path: Path) -> None:
+    people = tmp_path / "people.csv"
+    rows = [f"Person {i},user{i:03d},802-867-{i:04d},Sales,Clerk" for i in range(30)]
+    people.write_text("name,username,phone,department,role\n" + "\n".join(rows) + "\n")
+    overlap = Overlap(postgres, "people", tmp_path)
+
+    results = overlap.twice_at_once("import_people", str(people), OVERLAP_SLOW_INSERT="0.1")
+
+    assert overlap.count("SELECT count(*) FROM catalog_person") == 30
+    reports = _numbers(r"(\d+) people created, (\d+) updated", results)
+    # Each row created its person in one run and updated it in the other.
+    assert sum(created for created, _ in reports) == 30
+    assert all(created + updated == 30 for created, updated in reports)
