@@ -9,6 +9,8 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -336,3 +338,20 @@ def test_a_database_that_is_away_is_one_line_and_exit_1_not_a_traceback(
     assert "Traceback" not in done.stderr
     assert "CommandError: The database is unavailable: " in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_import_people_refuses_a_pipe_instead_of_waiting_for_ever(tmp_path: Path) -> None:
+    pipe = tmp_path / "people.csv"
+    os.mkfifo(pipe)
+
+    def writer_after_a_while() -> None:
+        # Lets a run that waits on the pipe go on (and fail the test) instead of hanging.
+        time.sleep(3)
+        with contextlib.suppress(OSError):  # nobody reading: the run did not wait
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+
+    threading.Thread(target=writer_after_a_while, daemon=True).start()
+    started = time.monotonic()
+    with pytest.raises(CommandError, match=r"Cannot read .*people\.csv: not a regular file"):
+        run("import_people", str(pipe))
+    assert time.monotonic() - started < 2

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +31,7 @@ class Command(PortalCommand):
             path.suffix.lstrip(".").lower(), path.suffix.lstrip(".").lower()
         )
         try:
-            rows = formats.parse_people(path.read_bytes(), fmt)
+            rows = formats.parse_people(_read(path), fmt)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
         except formats.FormatError as exc:
@@ -39,3 +42,15 @@ class Command(PortalCommand):
         self.stdout.write(summary.line("people"))
         if summary.rejected:
             raise CommandError(f"{len(summary.rejected)} row(s) rejected.", returncode=2)
+
+
+def _read(path: Path) -> bytes:
+    # Opened without waiting: a named pipe in the file's place would hang a
+    # cron run for ever, waiting for a writer.
+    with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
+        mode = os.fstat(fh.fileno()).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, "not a regular file (a named pipe or a device)", str(path))
+        return fh.read()
