@@ -568,9 +568,16 @@ def test_the_docs_load_their_assets_from_local_static_files(visitor: APIClient) 
     html = response.content.decode()
     assets = re.findall(r"<(?:script|link)\b[^>]*\b(?:src|href)=[\"']([^\"']+)[\"']", html)
     assert assets, html[:500]
-    assert all(url.startswith("/static/") for url in assets), assets
+    # Static files, and the page's start-up script, which the page serves.
+    assert all(url.startswith(("/static/", "/api/docs/?")) for url in assets), assets
     assert not re.search(r"https?://(?!127\.0\.0\.1|localhost|testserver)", html)
-    assert "/api/schema/" in html
+    # Its start-up script is a file of its own (no inline script), which
+    # loads the schema from here.
+    start = re.search(r"<script src=\"(/api/docs/\?[^\"]*script=[^\"]*)\"", html)
+    assert start, html
+    script = visitor.get(start.group(1).replace("&amp;", "&"))
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "/api/schema/" in script.content.decode()
 
 
 def test_the_docs_assets_are_served(visitor: APIClient) -> None:
