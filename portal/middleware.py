@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.storage import storages
 from django.http import HttpRequest, HttpResponse, HttpResponseBase, HttpResponsePermanentRedirect
 from django.middleware import common
@@ -58,24 +60,17 @@ class ProbeMiddleware:
         return response
 
 
-# Everything is served from here (no CDN); Swagger UI needs its inline start-up script.
-_CSP = "; ".join(
-    [
-        "default-src 'self'",
-        "img-src 'self' data: blob:{media}",
-        "style-src 'self' 'unsafe-inline'",
-        "script-src 'self'{docs}",
-        "object-src 'none'",
-        "base-uri 'self'",
-        "frame-ancestors 'none'",
-        "form-action 'self'",
-    ]
-)
-
-
 # The admin's export page (django-import-export) has one inline handler, its
 # "Select all" box: allowed by its hash alone, not inline script at large.
-_EXPORT_TOGGLE = " 'unsafe-hashes' 'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"
+_EXPORT_TOGGLE = "'unsafe-hashes' 'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"
+
+# A source an operator may add (PORTAL_CSP_IMG_SOURCES): a host with an
+# optional scheme, port and path. Nothing that could end the directive (``;``,
+# ``,``, spaces) or widen it to every host (``*``, ``https:``).
+_SOURCE = re.compile(
+    r"^(?:[a-z][a-z0-9+.-]*://)?(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(?:\d+|\*))?(?:/[^\s;,'\"]*)?$", re.I
+)
+_REPORT_URI = re.compile(r"^(?:https?://[^\s;,'\"]+|/[^\s;,'\"]*)$")
 
 
 def _origin(url: str) -> str:
@@ -90,30 +85,87 @@ def _origin(url: str) -> str:
 def media_origins() -> list[str]:
     """Where the site's images come from besides itself: the origin of the
     media storage's URLs (a bucket's endpoint, its CDN domain), which is also
-    where ``/img/`` redirects, and MEDIA_URL's if it is absolute. Making a
-    URL asks the bucket nothing: it is string work on the storage's settings."""
-    found = [_origin(storages["default"].url("renditions/probe.webp")), _origin(settings.MEDIA_URL)]
+    where ``/img/`` redirects, and MEDIA_URL's if it is absolute, then the
+    sources PORTAL_CSP_IMG_SOURCES adds. Making a URL asks the bucket
+    nothing: it is string work on the storage's settings."""
+    for source in settings.CSP_IMG_SOURCES:
+        if not _SOURCE.match(source):
+            raise ImproperlyConfigured(
+                f"PORTAL_CSP_IMG_SOURCES: {source!r} is not an origin such as https://media.example.com"
+            )
+    found = [
+        _origin(storages["default"].url("renditions/probe.webp")),
+        _origin(settings.MEDIA_URL),
+        *settings.CSP_IMG_SOURCES,
+    ]
     return list(dict.fromkeys(o for o in found if o))
 
 
+def content_security_policy(*, script: str = "") -> str:
+    """The policy of the site's pages: everything from the site itself (no
+    CDN), images also from the media origins, no inline script (``script``
+    adds the sources one page needs), no plugins, no framing, forms posted
+    only here. Style attributes are allowed, style elements are not: pictures
+    carry their own placeholder colour, blurhash and shape in one (values per
+    image, which no static sheet can hold); an attribute has no selectors, so
+    it cannot read the page the way an injected sheet can, and what it may
+    load is bounded by img-src."""
+    directives = [
+        "default-src 'self'",
+        " ".join(["img-src 'self' data:", *media_origins()]),
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        f"script-src 'self' {script}".strip(),
+        "object-src 'none'",
+        "base-uri 'self'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+    return "; ".join(directives + _reporting())
+
+
+# A JSON answer is never a page: it may load, run or be framed by nothing.
+JSON_POLICY = "default-src 'none'; frame-ancestors 'none'"
+
+
+def _reporting() -> list[str]:
+    uri = settings.CSP_REPORT_URI
+    if not uri:
+        return []
+    if not _REPORT_URI.match(uri):
+        raise ImproperlyConfigured(f"PORTAL_CSP_REPORT_URI: {uri!r} is not an http(s) URL or a path")
+    return [f"report-uri {uri}"]
+
+
+def _is_json(response: HttpResponseBase) -> bool:
+    kind = response.headers.get("Content-Type", "").split(";")[0].strip()
+    return kind == "application/json" or kind.endswith("+json")
+
+
 class SecurityHeadersMiddleware:
+    """The Content-Security-Policy (enforced, or with PORTAL_CSP_REPORT_ONLY
+    only reported) and the Permissions-Policy of every answer. A view that
+    sets its own policy keeps it."""
+
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
-        media = "".join(f" {origin}" for origin in media_origins())
-        self.csp = _CSP.format(media=media, docs="")
-        self.csp_docs = _CSP.format(media=media, docs=" 'unsafe-inline'")
-        self.csp_export = _CSP.format(media=media, docs=_EXPORT_TOGGLE)
+        self.header = (
+            "Content-Security-Policy-Report-Only" if settings.CSP_REPORT_ONLY else "Content-Security-Policy"
+        )
+        self.page = content_security_policy()
+        self.export = content_security_policy(script=_EXPORT_TOGGLE)
+        self.json = "; ".join([JSON_POLICY, *_reporting()])
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
         path = request.path
-        if path.startswith("/api/docs"):
-            csp = self.csp_docs
+        if _is_json(response):
+            csp = self.json
         elif path.startswith("/admin/") and path.endswith("/export/"):
-            csp = self.csp_export
+            csp = self.export
         else:
-            csp = self.csp
-        response.headers.setdefault("Content-Security-Policy", csp)
+            csp = self.page
+        response.headers.setdefault(self.header, csp)
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         return response
 

@@ -515,6 +515,14 @@ SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS e
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", default=False)
 SECURE_HSTS_PRELOAD = env.bool("DJANGO_HSTS_PRELOAD", default=False)
 SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
+# Content-Security-Policy (portal.middleware.SecurityHeadersMiddleware):
+# report-only sends it as Content-Security-Policy-Report-Only, so that a
+# policy (or a new page) can be tried on real traffic first; images may come
+# from the media storage's origin and these sources too (a second CDN
+# domain); violations are posted to the report URI when one is set.
+CSP_REPORT_ONLY = env.bool("PORTAL_CSP_REPORT_ONLY", default=False)
+CSP_IMG_SOURCES = env.list("PORTAL_CSP_IMG_SOURCES", default=[])
+CSP_REPORT_URI = env.str("PORTAL_CSP_REPORT_URI", default="")
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 # How many proxies in front of the portal append to X-Forwarded-For; the
 # client address for throttles, lockouts and /metrics is read through them.

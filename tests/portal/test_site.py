@@ -49,7 +49,7 @@ def img_sources(response: Any) -> list[str]:
 
 
 def test_images_served_by_the_portal_itself_need_no_other_source(client: Client) -> None:
-    assert img_sources(client.get("/")) == ["'self'", "data:", "blob:"]
+    assert img_sources(client.get("/")) == ["'self'", "data:"]
 
 
 @pytest.mark.parametrize(
@@ -88,7 +88,7 @@ def test_the_policy_lets_pages_show_images_from_the_bucket_they_point_at(
     # Where an <img> of a page, and a redirect of /img/ to a rendition, lead.
     rendition_url = Rendition(storage_key="renditions/ab/abcdef.webp").url
     assert rendition_url.startswith(f"{origin}/")
-    assert img_sources(response) == ["'self'", "data:", "blob:", origin]
+    assert img_sources(response) == ["'self'", "data:", origin]
 
 
 def test_the_policy_lets_pages_show_images_from_an_absolute_media_url(client: Client, settings: Any) -> None:
