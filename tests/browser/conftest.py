@@ -1,6 +1,6 @@
 """Playwright fixtures: one headless Chromium for the run, a fresh context and
 page per test, screenshots of every step and of a failure, and console errors
-turned into test failures."""
+and Content-Security-Policy violations turned into test failures."""
 
 from __future__ import annotations
 
@@ -43,6 +43,17 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+# Runs in every document before the page's own scripts (Playwright's init
+# scripts are outside the page's policy) and hands each violation of it,
+# enforced or report-only, to the test.
+CSP_LISTENER = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.portalCspViolation(
+    `${document.location.href}: ${e.effectiveDirective} (${e.disposition}) refused ` +
+    `${e.blockedURI || "inline"} at ${e.sourceFile}:${e.lineNumber} sample ${JSON.stringify(e.sample)}`
+  );
+}, true);
+"""
 DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 TIMEOUT_MS = 15_000
 
@@ -86,6 +97,7 @@ class Browsing:
     shots: Path
     test_name: str
     console_errors: list[str] = field(default_factory=list)
+    csp_violations: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     documents: set[str] = field(default_factory=set)
     step: int = 0
@@ -107,7 +119,17 @@ class Browsing:
         return path
 
     def assert_no_console_errors(self) -> None:
+        self.assert_no_csp_violations()
         assert not self.console_errors, "the page logged errors:\n" + "\n".join(self.console_errors)
+
+    def assert_no_csp_violations(self) -> None:
+        # A round trip first: a violation the page just reported reaches the
+        # test before the answer to this does.
+        if not self.page.is_closed():
+            self.page.evaluate("() => 0")
+        assert not self.csp_violations, "Content-Security-Policy violations:\n" + "\n".join(
+            self.csp_violations
+        )
 
     def assert_images_loaded(self, selector: str = "img", *, at_least: int = 1) -> int:
         """Scroll each matching image into view (they load lazily) and wait
@@ -151,8 +173,18 @@ def browsing(
         old.unlink(missing_ok=True)
     context = browser.new_context(viewport=DESKTOP, base_url=live_server.url)
     context.set_default_timeout(TIMEOUT_MS)
+    violations: list[str] = []
+
+    def on_violation(text: str) -> None:
+        # A function of its own: Playwright cannot wrap a built-in method.
+        violations.append(text)
+
+    context.expose_function("portalCspViolation", on_violation)
+    context.add_init_script(CSP_LISTENER)
     page = context.new_page()
-    state = Browsing(page=page, base_url=live_server.url, shots=shots, test_name=test_name)
+    state = Browsing(
+        page=page, base_url=live_server.url, shots=shots, test_name=test_name, csp_violations=violations
+    )
 
     def on_console(message: ConsoleMessage) -> None:
         # A page answered with an error status on purpose (a form shown again
