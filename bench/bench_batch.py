@@ -67,12 +67,7 @@ def embedded_env(var_dir: Path) -> dict[str, str]:
     """The embedded set-up (``make run``): none of a fleet's variables."""
     fleet_only = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
     env = {k: v for k, v in os.environ.items() if k not in fleet_only}
-    # The folders are written just before each import: no wait for files still being written.
-    env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        PORTAL_VAR_DIR=str(var_dir),
-        PORTAL_IMPORT_SETTLE_SECONDS="0",
-    )
+    env.update(DJANGO_SETTINGS_MODULE="portal.settings", PORTAL_VAR_DIR=str(var_dir))
     return env
 
 

@@ -103,8 +103,6 @@ def portal_env(var_dir: Path, database_url: str | None = None) -> dict[str, str]
         DJANGO_SETTINGS_MODULE="portal.settings",
         DJANGO_SECRET_KEY="bench-secret-" + "x" * 40,
         PORTAL_VAR_DIR=str(var_dir),
-        # The folders are written just before each import: no wait for files still being written.
-        PORTAL_IMPORT_SETTLE_SECONDS="0",
     )
     if database_url:
         env["DATABASE_URL"] = database_url

@@ -491,9 +491,11 @@ IMPORT_EXPORT_TMP_STORAGE_CLASS = "core.imports.ImportFileStorage"
 IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600)
 IMPORT_FILES_DIR = VAR_DIR / "imports"
 # The folders import_feedback, import_images and import_supplier read are
-# filled by other programs: a file changed more recently than this may still
-# be being written, and is left for the next run (core.dropfolder). 0: off.
-IMPORT_SETTLE_SECONDS = env.float("PORTAL_IMPORT_SETTLE_SECONDS", default=60)
+# filled by other programs: with this set, a file changed more recently may
+# still be being written, and is left for the next run (core.dropfolder).
+# 0 (the default): every file is taken, as the course's scripts do, run
+# once the folder is filled.
+IMPORT_SETTLE_SECONDS = env.float("PORTAL_IMPORT_SETTLE_SECONDS", default=0)
 
 # --- Security -----------------------------------------------------------------
 

@@ -3,7 +3,6 @@ eager tasks, and the personas of the permission tests."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,6 @@ from rest_framework.test import APIClient
 from tests.factories import UserFactory
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-# Tests fill an import's folder just before running it (here or in a
-# manage.py process they start); those of files still being written set the
-# wait themselves.
-os.environ.setdefault("PORTAL_IMPORT_SETTLE_SECONDS", "0")
 
 
 @pytest.fixture(autouse=True)
@@ -44,7 +38,6 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
     }
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     settings.IMPORT_FILES_DIR = tmp_path / "imports"
-    settings.IMPORT_SETTLE_SECONDS = 0
 
 
 @pytest.fixture(autouse=True)
