@@ -7,7 +7,6 @@ import json
 import os
 import resource
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -23,6 +22,7 @@ from catalog import services
 from catalog.admin import PersonResource
 from catalog.models import Feedback, Person
 from tests.factories import FeedbackFactory
+from tests.processes import manage_py
 from tests.servers import free_port
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
@@ -325,15 +325,7 @@ def test_a_database_that_is_away_is_one_line_and_exit_1_not_a_traceback(
         "PORTAL_VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
     }
-    done = subprocess.run(
-        [sys.executable, "manage.py", *command],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = manage_py(*command, env=env)
     assert done.returncode == 1
     assert "Traceback" not in done.stderr
     assert "CommandError: The database is unavailable: " in done.stderr

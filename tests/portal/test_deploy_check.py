@@ -6,11 +6,12 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from django.conf import settings
+
+from tests.processes import manage_py
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 DEPLOY = (ROOT / "docs" / "deploy.md").read_text()
@@ -29,15 +30,7 @@ def _check_deploy(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[s
         DATABASE_URL="postgres://portal:secret@db.internal:5432/portal",
         **extra,
     )
-    return subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return manage_py("check", "--deploy", "--fail-level", "WARNING", env=env)
 
 
 @pytest.mark.slow

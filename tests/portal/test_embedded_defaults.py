@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
+
+from tests.processes import manage_py
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -65,15 +65,7 @@ def test_a_fresh_machine_gets_sqlite_in_wal_mode_media_and_mail_under_var_and_th
     }
     var = tmp_path / "var"
     env["PORTAL_VAR_DIR"] = str(var)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", PROBE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = manage_py("shell", "-c", PROBE, env=env)
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
 

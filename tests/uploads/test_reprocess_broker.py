@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.processes import manage_py
 from tests.servers import free_port
 from tests.uploads import corpus
-from tests.uploads.test_import_images_batch import ROOT, migrated, portal_env, rows, var_dir
+from tests.uploads.test_import_images_batch import migrated, portal_env, rows, var_dir
 
 __all__ = ["migrated", "var_dir"]  # fixtures
 
@@ -18,15 +18,7 @@ pytestmark = pytest.mark.slow
 
 
 def manage(var_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "manage.py", *args],
-        cwd=ROOT,
-        env=portal_env(var_dir, **env),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    return manage_py(*args, env=portal_env(var_dir, **env), timeout=300)
 
 
 def test_images_the_broker_did_not_take_are_not_counted_as_queued(tmp_path: Path, var_dir: Path) -> None:
