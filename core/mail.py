@@ -67,7 +67,9 @@ class ServerUnavailable(smtplib.SMTPException):
 
 def _unavailable(host: str, port: int, timeout: float | None, exc: OSError) -> ServerUnavailable:
     cause = exc.__context__ if isinstance(exc, smtplib.SMTPServerDisconnected) else exc
-    if isinstance(cause, TimeoutError):
+    if cause is None:  # smtplib found the connection closed: no socket error under it
+        why = f"closed the connection ({exc})"
+    elif isinstance(cause, TimeoutError):
         why = f"did not answer within {timeout:g} s (EMAIL_TIMEOUT)" if timeout else "did not answer in time"
     elif isinstance(cause, ConnectionRefusedError):
         why = "refused the connection"

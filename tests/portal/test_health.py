@@ -737,6 +737,28 @@ def test_a_mail_server_that_is_not_there_is_named(passing: Any) -> None:
     assert f"the mail server mail.invalid:{passing.EMAIL_PORT} does not resolve" in err.getvalue()
 
 
+def _hanging_up(listener: socket.socket) -> None:
+    """Takes the connection and closes it at once, without a greeting (a
+    server at its connection limit, a firewall that resets)."""
+    connection, _ = listener.accept()
+    connection.close()
+
+
+def test_a_mail_server_that_hangs_up_is_named_with_what_it_did(passing: Any) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_hanging_up, args=(listener,), daemon=True).start()
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    err = io.StringIO()
+    with listener, pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert (
+        f"the mail server 127.0.0.1:{passing.EMAIL_PORT} closed the connection (Connection unexpectedly closed)"
+    ) in err.getvalue()
+    assert "NoneType" not in err.getvalue()
+
+
 @pytest.mark.django_db
 def test_the_detailed_report_names_a_value_that_cannot_be_read(
     staff_client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
