@@ -66,7 +66,8 @@ _EXPORT_TOGGLE = "'unsafe-hashes' 'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWW
 
 # A source an operator may add (PORTAL_CSP_IMG_SOURCES): a host with an
 # optional scheme, port and path. Nothing that could end the directive (``;``,
-# ``,``, spaces) or widen it to every host (``*``, ``https:``).
+# ``,``, spaces) or widen it to every host (``*``, ``https:``). Both are
+# matched whole: ``$`` alone lets a final line break through, which ends the header.
 _SOURCE = re.compile(
     r"^(?:[a-z][a-z0-9+.-]*://)?(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(?:\d+|\*))?(?:/[^\s;,'\"]*)?$", re.I
 )
@@ -89,7 +90,7 @@ def media_origins() -> list[str]:
     sources PORTAL_CSP_IMG_SOURCES adds. Making a URL asks the bucket
     nothing: it is string work on the storage's settings."""
     for source in settings.CSP_IMG_SOURCES:
-        if not _SOURCE.match(source):
+        if not _SOURCE.fullmatch(source):
             raise ImproperlyConfigured(
                 f"PORTAL_CSP_IMG_SOURCES: {source!r} is not an origin such as https://media.example.com"
             )
@@ -132,7 +133,7 @@ def _reporting() -> list[str]:
     uri = settings.CSP_REPORT_URI
     if not uri:
         return []
-    if not _REPORT_URI.match(uri):
+    if not _REPORT_URI.fullmatch(uri):
         raise ImproperlyConfigured(f"PORTAL_CSP_REPORT_URI: {uri!r} is not an http(s) URL or a path")
     return [f"report-uri {uri}"]
 

@@ -163,6 +163,9 @@ def test_configured_image_sources_join_the_media_origin(client: Client, settings
         ("CSP_IMG_SOURCES", ["'unsafe-inline'"]),
         ("CSP_REPORT_URI", "https://csp.example.com/r; script-src *"),
         ("CSP_REPORT_URI", "javascript:alert(1)"),
+        # A line break left at the end (a value read from a file) would end the header.
+        ("CSP_IMG_SOURCES", ["https://cdn.example.com\n"]),
+        ("CSP_REPORT_URI", "/csp-report\n"),
     ],
 )
 def test_a_setting_that_would_widen_or_break_the_policy_stops_the_start(
