@@ -95,7 +95,8 @@ def listing(folder: Path, *, now: float | None = None) -> Listing:
             continue
         try:
             info = path.stat()  # follows a link, as reading it would
-            if path.is_symlink() and not path.resolve(strict=True).is_relative_to(inside):
+            # Of the folder itself: its sub-folders are not read, by a link either.
+            if path.is_symlink() and path.resolve(strict=True).parent != inside:
                 found.rejected.append(
                     (label, "a link to a file outside the folder; copy the file in instead")
                 )

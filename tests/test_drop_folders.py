@@ -14,6 +14,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from catalog.models import Feedback, Product
+from core import dropfolder
 from tests.uploads import corpus
 from uploads.models import Image
 
@@ -182,3 +183,17 @@ def test_a_review_still_being_written_is_left_for_the_next_run(tmp_path: Path, s
     assert out.startswith("1 reviews created")
     assert "skipped 002.txt: changed 0 s ago, maybe still being written" in err
     assert list(Feedback.objects.values_list("title", flat=True)) == ["Fine"]
+
+
+def test_a_link_is_followed_to_a_file_of_the_same_folder_only(tmp_path: Path, settings: Any) -> None:
+    settings.IMPORT_SETTLE_SECONDS = 0
+    folder = tmp_path / "feedback"
+    (folder / "inner").mkdir(parents=True)
+    (folder / "001.txt").write_text(REVIEW)
+    (folder / "inner" / "kept.txt").write_text(REVIEW)
+    (folder / "sibling.txt").symlink_to("001.txt")
+    (folder / "nested.txt").symlink_to(Path("inner") / "kept.txt")
+    found = dropfolder.listing(folder)
+    assert [path.name for path in found.files] == ["001.txt", "sibling.txt"]
+    assert ("nested.txt", "a link to a file outside the folder; copy the file in instead") in found.rejected
+    assert ("inner", "a folder (folders in it are not read)") in found.skipped
