@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,28 +38,31 @@ class HealthOutcome:
         return [check for check in self.checks if not check.ok]
 
 
-def _state_key(check: health.Check) -> str:
-    return f"health-alert:{settings.HEALTH_HOST}:{check.name}"
+def _state_key(check: health.Check, to: Sequence[str]) -> str:
+    """Per host, check and recipients: a one-off run mailing someone else
+    (``--email``) changes nothing of what the usual recipients were sent."""
+    recipients = hashlib.blake2b(",".join(sorted(to)).encode(), digest_size=8).hexdigest()
+    return f"health-alert:{settings.HEALTH_HOST}:{check.name}:{recipients}"
 
 
-def _recall(check: health.Check) -> dict[str, Any] | None:
+def _recall(check: health.Check, to: Sequence[str]) -> dict[str, Any] | None:
     try:
-        state: dict[str, Any] | None = caches["shared"].get(_state_key(check))
+        state: dict[str, Any] | None = caches["shared"].get(_state_key(check, to))
     except Exception as exc:  # noqa: BLE001 - without memory, every run mails (as the course's script)
         logger.warning("health alert state of %s not read: %s", check.name, exc)
         return None
     return state
 
 
-def _keep(check: health.Check, state: dict[str, Any] | None) -> None:
+def _keep(check: health.Check, to: Sequence[str], state: dict[str, Any] | None) -> None:
     """Remember what was mailed for the check (None: nothing to remember).
     A store that cannot be written (a full disk under var/, the very thing
     an alert may be about) costs the memory, never the alert."""
     try:
         if state is None:
-            caches["shared"].delete(_state_key(check))
+            caches["shared"].delete(_state_key(check, to))
         else:
-            caches["shared"].set(_state_key(check), state, timeout=None)
+            caches["shared"].set(_state_key(check, to), state, timeout=None)
     except Exception as exc:  # noqa: BLE001 - the alert matters more than its memory
         logger.warning("health alert state of %s not kept: %s", check.name, exc)
 
@@ -104,8 +108,8 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     mailed when it starts failing, then once every that many minutes while
     it still fails, and once more when it passes again: a check run every
     minute by beat or cron does not mail the same alert every minute. What
-    was mailed is kept per host and check in the shared cache, so every
-    process of a host (cron, beat's worker) counts alike.
+    was mailed is kept per host, check and recipients in the shared cache,
+    so every process of a host (cron, beat's worker) counts alike.
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
@@ -117,12 +121,12 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     remind = dt.timedelta(minutes=settings.HEALTH_REMIND_MINUTES)
     due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None]] = []
     for check in outcome.checks:
-        state = _recall(check) if remind else None
+        state = _recall(check, to) if remind else None
         if check.ok:
             if state is not None and state.get("mailed") and to:
                 due.append((check, _resolved(check, to, state), None))
             elif state is not None:
-                _keep(check, None)
+                _keep(check, to, None)
             continue
         logger.warning("health check failed: %s (%s)", check.name, check.detail)
         if not remind:  # the course's script: each failure at every run, nothing remembered
@@ -131,7 +135,7 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             continue
         state = {"since": now, "mailed": None, **(state or {}), "subject": check.subject}
         if not to:
-            _keep(check, state)
+            _keep(check, to, state)
             continue
         mailed: dt.datetime | None = state["mailed"]
         if mailed is not None and remind and now < mailed + remind:
@@ -139,7 +143,7 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             outcome.held.append(
                 f"{check.subject}: mailed at {mailed:%H:%M %Z}, reminder at {next_at:%H:%M %Z} if it still fails"
             )
-            _keep(check, state)
+            _keep(check, to, state)
             continue
         due.append((check, _alert(check, to, None if mailed is None else state["since"]), state))
 
@@ -150,7 +154,7 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
         if away is not None:
             outcome.undelivered.append(f"{message.subject}: {away}")
             if state is not None:
-                _keep(check, state)
+                _keep(check, to, state)
             continue
         try:
             message.send()
@@ -162,11 +166,11 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             away = f"{exc or type(exc).__name__}"
             outcome.undelivered.append(f"{message.subject}: {away}")
             if state is not None:
-                _keep(check, state)
+                _keep(check, to, state)
             continue
         if check.ok:  # the recovery went out
-            _keep(check, None)
+            _keep(check, to, None)
             outcome.resolved.append(str(message.subject))
         elif state is not None:
-            _keep(check, {**state, "mailed": now})
+            _keep(check, to, {**state, "mailed": now})
     return outcome

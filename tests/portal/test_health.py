@@ -585,6 +585,22 @@ def test_by_default_each_failure_is_mailed_at_every_run_and_nothing_more(passing
     assert len(mail.outbox) == 3
 
 
+def test_a_one_off_run_to_someone_else_changes_nothing_of_what_the_usual_recipients_get(
+    reminding: Any, clock: Any
+) -> None:
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    run_health_check()
+    clock.now += dt.timedelta(minutes=1)
+    run_health_check("--email", "me@example.com")  # someone looking into it
+    assert [m.to for m in mail.outbox] == [["ops@example.com"], ["me@example.com"]]
+    clock.now += dt.timedelta(minutes=1)
+    reminding.HEALTH_MEMORY_MIN_MB = 0
+    run_health_check("--email", "me@example.com")
+    run_health_check()
+    resolved = [m.to for m in mail.outbox if m.subject.startswith("Resolved - ")]
+    assert resolved == [["me@example.com"], ["ops@example.com"]]
+
+
 def test_each_check_is_counted_on_its_own(reminding: Any, clock: Any) -> None:
     reminding.HEALTH_MEMORY_MIN_MB = 10**9
     run_health_check()
