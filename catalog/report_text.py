@@ -13,10 +13,13 @@ it prints itself:
    its first strong letter);
 2. every character gets the first installed font of the chain that has it
    (DejaVu Sans, then Noto Sans UI per Indic and South-East Asian script,
-   then WenQuanYi Micro Hei for CJK), loaded the first time one needs it;
+   then WenQuanYi Micro Hei for CJK, then Symbola for emoji), loaded the
+   first time one needs it;
 3. HarfBuzz (uharfbuzz) shapes each run of one font and one level;
-4. lines are broken in logical order, at spaces or between ideographs, and
-   each line's runs are put in visual order (rule L2);
+4. lines are broken in logical order, at spaces or between ideographs (not
+   before a closing mark nor after an opening one, the Japanese and Chinese
+   rule), each line's runs are put in visual order (rule L2), and a
+   right-to-left paragraph's lines start at the right;
 5. the glyphs are drawn through ReportLab's shaped strings, so ReportLab
    still subsets and embeds the fonts; a glyph that no character maps to
    (a conjunct, a ligature) is given the text it stands for in the font's
@@ -53,6 +56,7 @@ logger = logging.getLogger(__name__)
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
 WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
+SYMBOLA_DIR = Path("/usr/share/fonts/truetype/ancient-scripts")
 
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -117,6 +121,9 @@ def font_chain() -> list[FontFile]:
         # Chinese (simplified and traditional), Japanese kana and Korean hangul
         # in 5 MB; Noto Sans CJK would be 90 MB.
         FontFile("fonts-wqy-microhei", "Chinese, Japanese, Korean", WQY_DIR / "wqy-microhei.ttc"),
+        # Emoji and symbols as outlines, one colour like the text around them
+        # (colour emoji fonts are bitmaps a PDF font cannot carry); up to Unicode 9.
+        FontFile("fonts-symbola", "emoji and symbols", SYMBOLA_DIR / "Symbola_hint.ttf"),
     ]
 
 
@@ -353,6 +360,7 @@ class Line:
 
     runs: list[_Run]
     size: float
+    rtl: bool = False  # its paragraph's direction: where its lines start
 
     @property
     def width(self) -> float:
@@ -371,15 +379,16 @@ class Line:
         canvas.drawText(text)
 
 
-def _resolve(text: str) -> tuple[str, tuple[int, ...]]:
-    """``text`` without isolate marks, and each character's embedding level.
+def _resolve(text: str) -> tuple[str, tuple[int, ...], int]:
+    """``text`` without isolate marks, each character's embedding level, and
+    the paragraph's (0 left to right, 1 right to left).
 
     An isolate counts as one neutral character in the text around it (rule
     X5c) and inside is a paragraph of its own, raised to the next level of
     its direction above the outer paragraph's."""
     if FSI not in text:
         text = _ISOLATE_MARKS.sub("", text)
-        return text, _levels(text)
+        return text, _levels(text), bidi_algorithm.get_base_level(text)
     outer = _ISOLATED.sub("\N{OBJECT REPLACEMENT CHARACTER}", text)
     outer = _ISOLATE_MARKS.sub("", outer)
     outer_levels = iter(_levels(outer))
@@ -401,7 +410,7 @@ def _resolve(text: str) -> tuple[str, tuple[int, ...]]:
     after = _ISOLATE_MARKS.sub("", text[position:])
     chars.append(after)
     levels += [next(outer_levels) for _ in after]
-    return "".join(chars), tuple(levels)
+    return "".join(chars), tuple(levels), base
 
 
 @functools.lru_cache(maxsize=4096)
@@ -434,7 +443,7 @@ class _Paragraph:
     """One paragraph in one size and weight: fonts chosen, levels resolved."""
 
     def __init__(self, text: str, size: float, bold: bool) -> None:
-        self.text, self.levels = _resolve(clean(text))
+        self.text, self.levels, self.base_level = _resolve(clean(text))
         self.size = size
         chain = fonts().chain(bold)
         self.faces: list[_Face] = []
@@ -524,7 +533,7 @@ class _Paragraph:
                 runs[-1] = _Run(run.face, last.level, last.text + run.text, last.width + run.width)
             else:
                 runs.append(run)
-        return Line(runs, self.size)
+        return Line(runs, self.size, rtl=bool(self.base_level))
 
     def advances(self) -> list[float]:
         """Each character's share of the width, its cluster's advance on its first one."""
@@ -565,16 +574,32 @@ def _visual_order(runs: list[_Run]) -> list[_Run]:
     return ordered
 
 
+# Kinsoku: what a line of Japanese or Chinese never starts with (closing
+# marks, small kana, the length mark, iteration marks) and never ends with
+# (opening marks), as JIS X 4051 has it.
+_NO_LINE_START = frozenset(
+    "、。，．・：；？！‼⁇⁈⁉ー～…‥〜゠"
+    "」』）］｝〕〉》】〙〗〟’”｠»"
+    "ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶㇰㇱㇲㇳㇴㇵㇶㇷㇸㇹㇺㇻㇼㇽㇾㇿ"
+    "々〻ゝゞヽヾ"
+    ",.:;?!)]}%"
+)
+_NO_LINE_END = frozenset("「『（［｛〔〈《【〘〖〝‘“｟«([{")
+
+
 def _break_before(text: str, i: int) -> bool:
     """Whether a line may start at ``text[i]``: after a space, or next to an
-    ideograph, kana or hangul, which break anywhere."""
+    ideograph, kana or hangul, which break anywhere, but never before a
+    closing mark nor after an opening one."""
     before, char = text[i - 1], text[i]
     if char.isspace():
         return False
     if before.isspace():
         return True
+    if char in _NO_LINE_START or before in _NO_LINE_END:
+        return False
     wide = unicodedata.east_asian_width
-    if wide(char) in "WF" and unicodedata.category(char).startswith("L"):
+    if wide(char) in "WF" and (unicodedata.category(char).startswith("L") or char in _NO_LINE_END):
         return True
     return wide(before) in "WF" and not unicodedata.category(char).startswith("P")
 
@@ -667,7 +692,7 @@ class TextBlock(Flowable):  # type: ignore[misc]  # ReportLab has no type hints
         leading: float,
         color: Color,
         bold: bool = False,
-        align: str = "left",
+        align: str = "start",
         space_after: float = 0,
     ) -> None:
         super().__init__()
@@ -697,7 +722,8 @@ class TextBlock(Flowable):  # type: ignore[misc]  # ReportLab has no type hints
         y = self.height - self.size
         for text_line in self._lines:
             x = 0.0
-            if self.align == "right":
+            # "start": where the paragraph's direction starts its lines.
+            if self.align == "right" or (self.align == "start" and text_line.rtl):
                 x = self.width - text_line.width
             elif self.align == "center":
                 x = (self.width - text_line.width) / 2

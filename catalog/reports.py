@@ -261,7 +261,8 @@ def _summary_table(
     header = ["Name", "Weight (lbs)"]
     body = [
         [
-            TextBlock([_shorten(i.name, NAME_LIMIT)], size=9, leading=11.5, color=INK),
+            # One edge for the column and its heading, whatever each name's direction.
+            TextBlock([_shorten(i.name, NAME_LIMIT)], size=9, leading=11.5, color=INK, align="left"),
             Paragraph(f"{i.weight:,}", styles["cell_right"]),
         ]
         for i in items

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from pypdf import PdfReader
+from reportlab.lib.colors import black
+from reportlab.pdfgen.canvas import Canvas
 
 from catalog import report_text
 from catalog.report_text import isolate, line, wrap
@@ -30,12 +35,22 @@ def test_bold_text_takes_the_bold_face_and_ideographs_the_only_one() -> None:
     assert [run.face.name for run in runs] == ["Report-DejaVuSans-Bold", "Report-wqy-microhei"]
 
 
+def test_emoji_take_the_symbol_font_and_the_text_around_them_stays() -> None:
+    assert faces("Apple \N{RED APPLE} crisp") == [
+        "Report-DejaVuSans",
+        "Report-Symbola_hint",
+        "Report-DejaVuSans",
+    ]
+    assert faces("\N{BANANA}\N{GRAPES}") == ["Report-Symbola_hint"]
+
+
 def test_a_character_no_font_has_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     report_text.fonts.cache_clear()  # a chain that has not met the character yet
-    line("\N{RED APPLE} one", size=10)
-    line("\N{RED APPLE} two", size=10)
-    warnings = [r.getMessage() for r in caplog.records if "U+1F34E" in r.getMessage()]
-    assert warnings == ["No report font has U+1F34E RED APPLE: it prints as a box"]
+    # Mango (Unicode 11) is newer than the emoji font.
+    line("\N{MANGO} one", size=10)
+    line("\N{MANGO} two", size=10)
+    warnings = [r.getMessage() for r in caplog.records if "U+1F96D" in r.getMessage()]
+    assert warnings == ["No report font has U+1F96D MANGO: it prints as a box"]
 
 
 # --- Direction -----------------------------------------------------------------
@@ -153,3 +168,52 @@ def test_fit_does_not_cut_a_vowel_sign_off_its_letter() -> None:
         shown = fitted.text[:-1]
         # Each letter is drawn with its sign (a glyph of its own, before it).
         assert shown.count("क") * 2 == len(shown), width
+
+
+# Japanese and Chinese: what a line may not start or end with.
+KINSOKU_TEXT = "りんごを買いました。「とても美味しい」と言っていました。ちょっと、ーっと待って！"
+
+
+# From four characters a line: narrower, "と、ーっ" is cut as an overlong word is.
+@pytest.mark.parametrize("width", range(50, 130, 6))
+def test_no_line_starts_with_a_closing_mark_or_ends_with_an_opening_one(width: int) -> None:
+    lines = [text_line.text for text_line in wrap(KINSOKU_TEXT, size=12, width=width)]
+    assert "".join(lines) == KINSOKU_TEXT
+    for text_line in lines[1:]:
+        assert text_line[0] not in "、。」！ーょっ", lines
+    for text_line in lines[:-1]:
+        assert text_line[-1] != "「", lines
+
+
+def test_an_opening_mark_after_ideographs_may_start_a_line() -> None:
+    before = "美味しいりんご"
+    room = line(before + "「と", size=12).width - 0.5
+    lines = [text_line.text for text_line in wrap(before + "「とても」", size=12, width=room)]
+    assert lines[0] == before
+
+
+def drawn_at(block: report_text.TextBlock, width: float) -> list[float]:
+    """Where each line of ``block`` starts, drawn in a frame ``width`` wide."""
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=(width, 200))
+    block.wrapOn(canvas, width, 200)
+    block.drawOn(canvas, 0, 0)
+    canvas.save()
+    starts: list[float] = []
+
+    def visit(text: str, cm: list[float], tm: list[float], *_: object) -> None:
+        if text.strip():
+            starts.append(round(tm[4], 1))
+
+    PdfReader(io.BytesIO(out.getvalue())).pages[0].extract_text(visitor_text=visit)
+    return starts
+
+
+def test_a_right_to_left_paragraph_starts_at_the_right_and_a_left_to_right_one_at_the_left() -> None:
+    hebrew = report_text.TextBlock(["עדכון מעובד"], size=12, leading=15, color=black)
+    english = report_text.TextBlock(["Processed Update"], size=12, leading=15, color=black)
+    width = 300.0
+    assert drawn_at(english, width) == [0.0]
+    [start] = drawn_at(hebrew, width)
+    assert start == pytest.approx(width - line("עדכון מעובד", size=12).width, abs=0.5)
+    assert start > width / 2

@@ -220,7 +220,7 @@ def fonts_missing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[C
 @pytest.fixture
 def helvetica_only(fonts_missing: Callable[..., None]) -> None:
     """The report's fonts chosen on a machine without any of its fonts."""
-    fonts_missing("DEJAVU_DIR", "NOTO_DIR", "WQY_DIR")
+    fonts_missing("DEJAVU_DIR", "NOTO_DIR", "WQY_DIR", "SYMBOLA_DIR")
 
 
 @pytest.mark.usefixtures("helvetica_only")
@@ -281,6 +281,7 @@ PRIVATE_USE = re.compile("[\ue000-\uf8ff]")
         pytest.param("תפוח עץ", id="hebrew"),
         pytest.param("केला", id="devanagari"),
         pytest.param("มะม่วง", id="thai"),
+        pytest.param("\N{RED APPLE} Apple", id="emoji"),
     ],
 )
 def test_names_in_every_script_are_embedded_glyphs_that_copy_as_text(name: str) -> None:
