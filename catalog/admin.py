@@ -25,7 +25,7 @@ from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import TypedValuesFilter
 from core.admin_import import BatchedModelResource, ImportPreviewMixin
-from core.admin_limits import DateHierarchyMixin, SearchLimitMixin
+from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 
@@ -307,6 +307,7 @@ class RatingFilter(admin.AllValuesFieldListFilter):
 
 @admin.register(Feedback)
 class FeedbackAdmin(
+    IndexOrderedMixin,
     DateHierarchyMixin,
     SearchLimitMixin,
     ValidSelectionMixin,

@@ -165,6 +165,12 @@ class Feedback(NullCharactersRefused, models.Model):
             models.Index(fields=["status", "-date", "-id"]),
             # The list of every status (moderators, token clients), walked by date and id.
             models.Index(fields=["-date", "-id"], name="catalog_feedback_date_idx"),
+            # The admin's list sorted by a column, either way (core.admin_limits.IndexOrderedChangeList).
+            models.Index(fields=["title", "id"], name="catalog_feedback_title_idx"),
+            models.Index(fields=["name", "id"], name="catalog_feedback_name_idx"),
+            models.Index(fields=["rating", "id"], name="catalog_feedback_rating_idx"),
+            models.Index(fields=["status", "id"], name="catalog_feedback_status_id_idx"),
+            models.Index(fields=["source", "id"], name="catalog_feedback_source_idx"),
         ]
 
     def __str__(self) -> str:

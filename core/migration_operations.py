@@ -15,7 +15,9 @@ run again after an interrupted run (which records nothing):
 - ``fill_in_batches``: a data migration in batches of a transaction each;
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
-  without blocking reads or writes.
+  without blocking reads or writes;
+- ``AddTrigramIndexConcurrently``: on PostgreSQL only, a trigram index for
+  searches of a word inside a text, built without blocking writes.
 
 Elsewhere than PostgreSQL (the embedded SQLite) they do what the plain
 operation does.
@@ -26,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from django.db import NotSupportedError, models, transaction
+from django.db import DatabaseError, NotSupportedError, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
 from django.db.migrations.operations import AddConstraint, AddField, AddIndex
@@ -72,6 +74,18 @@ def _present(
 def _outside_a_transaction(schema_editor: BaseDatabaseSchemaEditor, operation: Operation) -> None:
     if schema_editor.connection.in_atomic_block:
         raise NotSupportedError(f"{operation.describe()}: the migration must say atomic = False.")
+
+
+def _pg_index_valid(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool | None:
+    """Whether the index ``name`` is valid; None when there is none."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+            " WHERE c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
+            [name],
+        )
+        found = cursor.fetchone()
+    return None if found is None else bool(found[0])
 
 
 def column_defaults(schema_editor: BaseDatabaseSchemaEditor, table: str) -> dict[str, Any]:
@@ -249,16 +263,10 @@ class AddIndexConcurrently(AddIndex):
         if schema_editor.collect_sql:
             schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
             return
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                " WHERE c.relname = %s AND pg_catalog.pg_table_is_visible(c.oid)",
-                [self.index.name],
-            )
-            found = cursor.fetchone()
-        if found is not None and found[0]:
+        valid = _pg_index_valid(schema_editor, self.index.name)
+        if valid:
             return
-        if found is not None:
+        if valid is not None:
             schema_editor.remove_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
         schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
 
@@ -329,3 +337,108 @@ class AddCheckConstraint(AddConstraint):
         if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
             with transaction.atomic(using=schema_editor.connection.alias):
                 super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+# Django's ``icontains`` on PostgreSQL compares UPPER(column::text): the index
+# is of that expression, so that the admin's search uses it as it is.
+TRIGRAM_INDEX = "CREATE INDEX CONCURRENTLY {name} ON {table} USING gin ((UPPER({column}::text)) gin_trgm_ops)"
+TRIGRAM_REFUSED = (
+    "{role} may not create the extension pg_trgm in database {database}, which the search index "
+    "{name} needs. PostgreSQL 13 and later let the database's owner create it: make {role} the owner "
+    '(ALTER DATABASE "{database}" OWNER TO "{role}"), or have a superuser run '
+    '"CREATE EXTENSION IF NOT EXISTS pg_trgm;" in that database; then run migrate again.'
+)
+
+
+class AddTrigramIndexConcurrently(Operation):
+    """On PostgreSQL, a trigram index (pg_trgm, GIN) of ``field`` built
+    concurrently, which serves the admin's search of a word inside the text
+    (``icontains``) where a plain index serves none. The extension is created
+    first if it is missing (``CREATE EXTENSION IF NOT EXISTS pg_trgm``: trusted
+    since PostgreSQL 13, so the database's owner may). The migration must not
+    be atomic; a run after an interrupted one builds again an index left
+    invalid. Elsewhere (SQLite) it does nothing; it changes no state, and
+    going back drops the index and leaves the extension."""
+
+    reversible = True
+    reduces_to_sql = False
+
+    def __init__(self, model_name: str, name: str, field: str) -> None:
+        self.model_name = model_name
+        self.name = name
+        self.field = field
+
+    def deconstruct(self) -> tuple[str, list[Any], dict[str, Any]]:
+        return (
+            self.__class__.__name__,
+            [],
+            {"model_name": self.model_name, "name": self.name, "field": self.field},
+        )
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        pass
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = to_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model) or not _postgresql(
+            schema_editor.connection
+        ):
+            return
+        _outside_a_transaction(schema_editor, self)
+        self._create_extension(schema_editor)
+        quote = schema_editor.quote_name
+        if not schema_editor.collect_sql:
+            valid = _pg_index_valid(schema_editor, self.name)
+            if valid:
+                return
+            if valid is not None:
+                schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(self.name)}", params=None)
+        column = model._meta.get_field(self.field).column
+        schema_editor.execute(
+            TRIGRAM_INDEX.format(
+                name=quote(self.name), table=quote(model._meta.db_table), column=quote(column)
+            ),
+            params=None,
+        )
+
+    def _create_extension(self, schema_editor: BaseDatabaseSchemaEditor) -> None:
+        connection = schema_editor.connection
+        try:
+            schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm", params=None)
+        except DatabaseError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) != "42501":  # insufficient_privilege
+                raise
+            settings = connection.settings_dict
+            raise DatabaseError(
+                TRIGRAM_REFUSED.format(role=settings["USER"], database=settings["NAME"], name=self.name)
+            ) from exc
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = from_state.apps.get_model(app_label, self.model_name)
+        if not self.allow_migrate_model(schema_editor.connection.alias, model) or not _postgresql(
+            schema_editor.connection
+        ):
+            return
+        _outside_a_transaction(schema_editor, self)
+        schema_editor.execute(
+            f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(self.name)}", params=None
+        )
+
+    def describe(self) -> str:
+        return f"Create trigram index {self.name} on {self.model_name}.{self.field} concurrently (PostgreSQL)"
+
+    @property
+    def migration_name_fragment(self) -> str:
+        return self.name.lower()

@@ -7,7 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Case, IntegerField, QuerySet, Value, When
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
@@ -17,11 +17,11 @@ from django.utils.html import format_html, format_html_join
 
 from core.admin_actions import ValidSelectionMixin
 from core.admin_delete import CountedDeleteMixin
-from core.admin_limits import SearchLimitMixin
+from core.admin_limits import IndexOrderedMixin, SearchLimitMixin
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
-from uploads.models import Image, Rendition
+from uploads.models import ATTENTION_ORDER, Image, Rendition, attention_order
 from uploads.ondemand import is_on_demand
 
 
@@ -136,7 +136,7 @@ class StatusFilter(admin.SimpleListFilter):
 
     title = "status"
     parameter_name = "status"
-    ORDER = (Image.Status.FAILED, Image.Status.PENDING, Image.Status.PROCESSING, Image.Status.READY)
+    ORDER = tuple(Image.Status(s) for s in ATTENTION_ORDER)
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
         return [(s.value, s.label) for s in self.ORDER]
@@ -187,7 +187,9 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 
 
 @admin.register(Image)
-class ImageAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Image]):
+class ImageAdmin(
+    IndexOrderedMixin, SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Image]
+):
     list_display = [
         "preview",
         "__str__",
@@ -232,11 +234,7 @@ class ImageAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admi
     def get_ordering(self, request: HttpRequest) -> list[Any]:
         """Failed first, then newest first within a status. The change list
         orders by this, whatever order the queryset came in."""
-        status_order = Case(
-            *[When(status=s, then=Value(i)) for i, s in enumerate(StatusFilter.ORDER)],
-            output_field=IntegerField(),
-        )
-        return [status_order.asc(), "-created_at", "-id"]
+        return [attention_order().asc(), "-created_at", "-id"]
 
     def save_model(self, request: HttpRequest, obj: Image, form: Any, change: bool) -> None:
         """Title and alt text are written alone, so a concurrent processing run

@@ -16,13 +16,26 @@ from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Case, F, Q, Value, When
 
 from core.validation import NullCharactersRefused
 from uploads import processing
 from uploads.originals import get_originals_storage
 
 _UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
+
+
+# The statuses in the order the admin lists them: the ones that need a look first.
+ATTENTION_ORDER: Final = ("failed", "pending", "processing", "ready")
+
+
+def attention_order() -> Case:
+    """An image's place in ATTENTION_ORDER; an index holds it, with the
+    admin's order within a status."""
+    return Case(
+        *[When(status=status, then=Value(i)) for i, status in enumerate(ATTENTION_ORDER)],
+        output_field=models.IntegerField(),
+    )
 
 
 class Image(NullCharactersRefused, models.Model):
@@ -97,6 +110,14 @@ class Image(NullCharactersRefused, models.Model):
             models.Index(fields=["name_stem", "created_at"], name="uploads_image_stem_idx"),
             # Sweeps and deletions ask which rows still hold a key.
             models.Index(fields=["file"], name="uploads_image_file_idx"),
+            # The admin's list: failed first, then newest first within a status.
+            models.Index(
+                attention_order(), F("created_at").desc(), F("id").desc(), name="uploads_image_attention_idx"
+            ),
+            # The admin's list sorted by a column, either way (core.admin_limits.IndexOrderedChangeList).
+            models.Index(fields=["bytes", "id"], name="uploads_image_bytes_idx"),
+            models.Index(fields=["preset", "id"], name="uploads_image_preset_idx"),
+            models.Index(fields=["status", "id"], name="uploads_image_status_id_idx"),
         ]
         constraints = [
             # A point has both coordinates, inside the picture; a radius needs a point.

@@ -1,0 +1,246 @@
+"""On PostgreSQL, with a year of rows, the admin's lists of reviews and
+images read what a page shows through an index: a search of a word inside
+the text, each sortable column either way, and the default order. The
+planner chooses on its own, on statistics of realistic row counts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth.models import AnonymousUser
+from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import Model
+from django.db.utils import ConnectionHandler
+from django.test import RequestFactory
+from psycopg import sql
+
+from catalog.models import Feedback
+from tests.servers import PostgresServer
+from uploads.models import Image
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db]
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
+REVIEWS, PRODUCTS, IMAGES = 100_000, 20_000, 60_000
+
+
+def migrate(url: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
+    env.update(DJANGO_SETTINGS_MODULE="portal.settings", DATABASE_URL=url, PORTAL_VAR_DIR=str(tmp))
+    return subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def year(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> PostgresServer:
+    """The portal's database migrated, then a year of reviews and images, analysed."""
+    result = migrate(postgres.url, tmp_path_factory.mktemp("var"))
+    assert result.returncode == 0, result.stderr
+    with postgres.connect() as conn:
+        conn.execute(
+            """
+            INSERT INTO catalog_product (name, weight, description, image_name, image_stem, is_demo,
+                created_at, updated_at)
+            SELECT 'Product ' || g, 1 + g %% 50, '', g || '.jpeg', g::text, false, now(), now()
+            FROM generate_series(1, %(products)s) g
+            """,
+            {"products": PRODUCTS},
+        )
+        conn.execute(
+            """
+            INSERT INTO catalog_feedback (title, name, date, text, rating, product_id, status, source, is_demo,
+                fingerprint, created_at, updated_at)
+            SELECT 'Review ' || md5(g::text), 'Reader ' || substr(md5((g * 7)::text), 1, 8),
+                date '2025-01-01' + g %% 365, md5((g * 3)::text) || ' tasted fine, would buy again',
+                1 + g %% 5, 1 + g %% %(products)s, (ARRAY['published', 'pending', 'hidden'])[1 + g %% 3],
+                (ARRAY['web', 'api', 'import'])[1 + g %% 3], false, md5(g::text) || md5(g::text), now(), now()
+            FROM generate_series(1, %(reviews)s) g
+            """,
+            {"reviews": REVIEWS, "products": PRODUCTS},
+        )
+        conn.execute(
+            """
+            INSERT INTO uploads_image (file, original_name, name_stem, title, alt, preset, sha256, format,
+                width, height, frames, bytes, status, error, placeholder, dominant_color, attempts,
+                interruptions, holder, created_at, updated_at, is_demo)
+            SELECT 'originals/' || md5(g::text), 'supplier/' || g || '.jpeg', g::text,
+                'Photo ' || md5((g * 5)::text), 'A ' || md5((g * 11)::text), 'web',
+                md5(g::text) || md5((g + 1)::text), 'JPEG', 640, 480, 1, (g * 7919) %% 5000000,
+                (ARRAY['ready', 'ready', 'ready', 'failed', 'pending'])[1 + g %% 5], '', '', '', 1, 0, '',
+                now() - g * interval '1 minute', now(), false
+            FROM generate_series(1, %(images)s) g
+            """,
+            {"images": IMAGES},
+        )
+        # As autovacuum leaves a table: statistics, and the trigram indexes' pending entries merged.
+        conn.execute("VACUUM ANALYZE")
+    return postgres
+
+
+@pytest.fixture
+def database(year: PostgresServer, django_db_blocker: Any) -> Iterator[BaseDatabaseWrapper]:
+    """A Django connection of its own to it (the suite's is SQLite)."""
+    handler = ConnectionHandler(
+        {
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": year.dbname,
+                "USER": year.user,
+                "PASSWORD": year.password,
+                "HOST": year.host,
+                "PORT": year.port,
+            }
+        }
+    )
+    with django_db_blocker.unblock():
+        wrapper = handler["default"]
+        yield wrapper
+        wrapper.close()
+
+
+class Staff(AnonymousUser):
+    is_active = is_staff = is_superuser = True  # type: ignore[assignment]  # a staff member with every permission, no row
+
+    def has_perm(self, perm: str, obj: Any = None) -> bool:
+        return True
+
+
+def plan(database: BaseDatabaseWrapper, model: type[Model], params: dict[str, str]) -> str:
+    """PostgreSQL's plan of the query of the first page of the list."""
+    admin.autodiscover()
+    request = RequestFactory().get("/", params)
+    request.user = Staff()
+    changelist = admin.site._registry[model].get_changelist_instance(request)
+    query = changelist.queryset[: changelist.list_per_page].query
+    statement, values = query.get_compiler(connection=database).as_sql()
+    with database.cursor() as cursor:
+        cursor.execute(f"EXPLAIN {statement}", values)
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+@pytest.mark.parametrize(
+    ("model", "indexes"),
+    [
+        (
+            Feedback,
+            ["catalog_feedback_title_trgm", "catalog_feedback_name_trgm", "catalog_feedback_text_trgm"],
+        ),
+        (
+            Image,
+            [
+                "uploads_image_title_trgm",
+                "uploads_image_alt_trgm",
+                "uploads_image_original_name_trgm",
+                "uploads_image_sha256_trgm",
+            ],
+        ),
+    ],
+    ids=["reviews", "images"],
+)
+def test_a_search_of_a_word_inside_the_text_reads_the_trigram_indexes(
+    database: BaseDatabaseWrapper, model: type[Model], indexes: list[str]
+) -> None:
+    shown = plan(database, model, {"q": "c0ffee"})
+
+    assert f"Seq Scan on {model._meta.db_table}" not in shown, shown
+    for index in indexes:
+        assert f"Bitmap Index Scan on {index}" in shown, shown
+
+
+def sortable(model: type[Model]) -> list[tuple[str, str]]:
+    """Each sortable column's ``o`` parameter, both ways, and its name, as
+    the list numbers its columns (the selection box first)."""
+    admin.autodiscover()
+    model_admin = admin.site._registry[model]
+    request = RequestFactory().get("/")
+    request.user = Staff()
+    columns = list(model_admin.get_list_display(request))
+    if model_admin.get_actions(request):
+        columns.insert(0, "action_checkbox")
+    found = []
+    lookup = SimpleNamespace(lookup_opts=model._meta, model_admin=model_admin)
+    for i, name in enumerate(columns):
+        if ChangeList.get_ordering_field(lookup, name) is not None:  # type: ignore[arg-type]
+            found += [(f"{sign}{i}", f"{name} {'descending' if sign else 'ascending'}") for sign in ("", "-")]
+    return found
+
+
+# Sorting by the product runs through the products' own order (name, id): no
+# index of the reviews serves it.
+REVIEW_ORDERS = [(o, name) for o, name in sortable(Feedback) if not name.startswith("product ")]
+
+
+@pytest.mark.parametrize(
+    ("model", "order"),
+    [
+        (Feedback, ""),
+        *[(Feedback, o) for o, _ in REVIEW_ORDERS],
+        (Image, ""),
+        *[(Image, o) for o, _ in sortable(Image)],
+    ],
+    ids=[
+        "reviews default",
+        *[f"reviews by {name}" for _, name in REVIEW_ORDERS],
+        "images default",
+        *[f"images by {name}" for _, name in sortable(Image)],
+    ],
+)
+def test_a_page_of_the_list_sorted_by_a_column_either_way_is_read_in_index_order(
+    database: BaseDatabaseWrapper, model: type[Model], order: str
+) -> None:
+    shown = plan(database, model, {"o": order} if order else {})
+
+    assert f"Seq Scan on {model._meta.db_table}" not in shown, shown
+    assert "Sort" not in shown, shown
+    assert "Index Scan" in shown, shown
+
+
+def test_the_sort_by_size_is_read_from_the_index_of_size_and_id(database: BaseDatabaseWrapper) -> None:
+    size = next(o for o, name in sortable(Image) if name == "size ascending")
+
+    assert "Index Scan using uploads_image_bytes_idx" in plan(database, Image, {"o": size})
+    assert "Index Scan Backward using uploads_image_bytes_idx" in plan(database, Image, {"o": f"-{size}"})
+
+
+def test_the_owner_of_the_database_creates_the_extension_and_another_role_is_told_what_to_do(
+    postgres: PostgresServer, tmp_path: Path
+) -> None:
+    with postgres.connect(dbname="postgres") as conn:
+        for role in ("owner", "guest"):
+            conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'secret'").format(sql.Identifier(role)))
+        conn.execute("CREATE DATABASE owned OWNER owner")
+        conn.execute("CREATE DATABASE borrowed")
+    with postgres.connect(dbname="borrowed") as conn:
+        conn.execute("GRANT ALL ON SCHEMA public TO guest")
+    address = f"{postgres.host}:{postgres.port}"
+
+    owned = migrate(f"postgres://owner:secret@{address}/owned", tmp_path)
+    borrowed = migrate(f"postgres://guest:secret@{address}/borrowed", tmp_path)
+
+    assert owned.returncode == 0, owned.stderr
+    assert borrowed.returncode != 0
+    assert "guest may not create the extension pg_trgm in database borrowed" in borrowed.stderr
+    assert "CREATE EXTENSION IF NOT EXISTS pg_trgm;" in borrowed.stderr
