@@ -191,7 +191,7 @@ class PersonAdmin(
 
     @admin.display(description="Photo")
     def photo_thumbnail(self, person: Person) -> str:
-        return thumbnail(person.photo)
+        return thumbnail(person.photo, alt=person.name)
 
 
 class ProductForm(forms.ModelForm[Product]):
@@ -266,7 +266,7 @@ class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, ad
 
     @admin.display(description="Image")
     def image_thumbnail(self, product: Product) -> str:
-        return thumbnail(product.image)
+        return thumbnail(product.image, alt=product.name)
 
     def get_urls(self) -> list[Any]:
         return [

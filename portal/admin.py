@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, User
 from django.db import models
@@ -141,9 +142,19 @@ for stock in (User, Group):
         admin.site.unregister(stock)
 
 
+class LabelledSplitDateTime(AdminSplitDateTime):
+    """Django's date and time boxes, each named by its label: Django's widget
+    prints "Date:" and "Time:" as bare text, and the field's own label
+    names neither box (a field of two boxes is a fieldset since Django 5)."""
+
+    # In portal/templates: the forms' renderer looks in the apps' templates only.
+    template_name = "admin/widgets/split_datetime_labelled.html"
+
+
 @admin.register(User)
 class UserAdmin(SearchLimitMixin, auth_admin.UserAdmin[User]):
-    pass
+    # A user's last login and joining date: the only date and time a page edits.
+    formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
 
 
 @admin.register(Group)

@@ -457,6 +457,9 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Examples in plain text: the default colouring draws numbers at 3.45:1
+    # on its dark ground, under the 4.5:1 of WCAG 1.4.3.
+    "SWAGGER_UI_SETTINGS": {"syntaxHighlight": {"activated": False}},
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "FeedbackStatusEnum": "catalog.models.Feedback.Status",

@@ -25,8 +25,11 @@ from uploads.models import ATTENTION_ORDER, Image, Rendition, attention_order
 from uploads.ondemand import is_on_demand
 
 
-def thumbnail(image: Image | None, size: int = 64) -> str:
-    """A small preview from the prefetched renditions, or the image's state."""
+def thumbnail(image: Image | None, size: int = 64, *, alt: str = "") -> str:
+    """A small preview from the prefetched renditions, or the image's state.
+
+    ``alt`` names what the preview stands for where it is a row's link (a
+    list's first column); elsewhere it repeats the text beside it."""
     if image is None:
         return "—"
     viewable = [
@@ -36,10 +39,11 @@ def thumbnail(image: Image | None, size: int = 64) -> str:
     if image.is_ready and candidates:
         smallest = min(candidates, key=lambda r: r.width)
         return format_html(
-            '<img src="{}" width="{}" height="{}" alt="" style="object-fit: cover; border-radius: 4px">',
+            '<img src="{}" width="{}" height="{}" alt="{}" style="object-fit: cover; border-radius: 4px">',
             smallest.url,
             size,
             size,
+            alt,
         )
     return format_html(
         '<span class="image-status image-status-{}">{}</span>', image.status, image.get_status_display()
@@ -448,7 +452,7 @@ class ImageAdmin(
 
     @admin.display(description="Preview")
     def preview(self, image: Image) -> str:
-        return thumbnail(image)
+        return thumbnail(image, alt=str(image))
 
     @admin.display(description="Preview")
     def preview_large(self, image: Image) -> str:
