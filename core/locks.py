@@ -10,19 +10,47 @@ share a key while they write what a row of theirs will point at and commit
 that row; a deleter holds the key alone, so it waits for them and then sees
 their rows.
 
-On PostgreSQL this is a transaction-level advisory lock: nothing is written,
-and it goes with the transaction even when the process dies. It needs READ
+On PostgreSQL these are advisory locks: nothing is written, and they go with
+the transaction (or the session) even when the process dies. They need READ
 COMMITTED (Django's default), so that the statements after the wait see what
-the other transaction committed. On SQLite the portal's transactions are
-IMMEDIATE: each takes the database's one write lock at BEGIN and holds it
-until it ends, so the block is serialized already.
+the other transaction committed.
+
+On SQLite the portal's transactions are IMMEDIATE: each takes the database's
+one write lock at BEGIN and holds it until it ends, so ``serialized`` and
+``hold`` have nothing more to take. ``shared`` and ``exclusive`` guard blocks
+that are not one transaction (an object written to a store, then a row
+committed), so there they are OS file locks (``flock``) on files of a folder
+beside the database, ``<database>-locks/`` (SQLite means one machine): a key
+locks one of ``LOCK_FILES`` files, chosen by its number, so the folder stays
+that small. Keys that share a file wait for each other now and then, which
+costs a moment and never a wrong answer. The kernel releases a process's locks
+when it dies. Like the advisory locks, they are a thread's own: the threads of
+one process wait for each other, a thread never waits for itself on a file it
+holds, and one that asks alone for a file it shares waits for the other
+sharers only (the kernel lets its shared hold go meanwhile). A block that
+takes keys while it holds others waits holding them; on PostgreSQL the
+deadlock detector ends a wait in a circle, here nothing does, which is why
+``uploads.storage.writing`` puts off its own deletions until it lets its keys go.
+An exclusive block also runs in a transaction of its own (IMMEDIATE, taken
+after the files, so the order is always files then database): a sharer inside
+a transaction lets its files go at the end of its block, and its transaction,
+still holding the write lock, keeps the deleter's check waiting until it ends
+(up to the database's timeout: the portal shares keys outside transactions,
+so that such a sharer never waits for a deleter that waits for it).
+An in-memory database (the tests') is one process's alone: nothing is taken,
+and an exclusive block runs as it is.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
+import os
+import threading
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
@@ -82,10 +110,16 @@ def _take(cursor: Any, function: str, numbers: list[int]) -> None:
 @contextmanager
 def exclusive(keys: Iterable[str], *, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """Run the block holding the keys alone: it waits for their sharers
-    (``shared``) to end, and they wait for it. On PostgreSQL the block runs in
-    a transaction of its own (or the caller's) holding the keys until it
-    ends; elsewhere nothing is taken and the block runs as it is."""
+    (``shared``) to end, and they wait for it. The block runs in a transaction
+    of its own (or the caller's). On PostgreSQL the keys are held until that
+    transaction ends; on a SQLite file until the block ends, the transaction
+    taken after them. Elsewhere (an in-memory SQLite database too) nothing is
+    taken and the block runs as it is."""
     connection = connections[using]
+    if connection.vendor == "sqlite" and lock_dir(connection) is not None:
+        with _files(connection, _ordered_ids(keys), fcntl.LOCK_EX), transaction.atomic(using=using):
+            yield
+        return
     if connection.vendor != "postgresql":
         yield
         return
@@ -103,11 +137,16 @@ def shared(keys: Iterable[str], *, using: str = DEFAULT_DB_ALIAS) -> Iterator[No
     Outside a transaction the block needs none (a slow write to a store holds
     no transaction open): the locks are the session's, released at the end of
     the block, once whatever the block wrote has committed. Inside one, what
-    the block writes commits with that transaction, so the locks are held
-    until it ends. Nothing to take on SQLite.
+    the block writes commits with that transaction, so on PostgreSQL the locks
+    are held until it ends; on SQLite that transaction's write lock keeps an
+    exclusive holder waiting until then, and the files go with the block.
     """
     connection = connections[using]
     numbers = _ordered_ids(keys)
+    if connection.vendor == "sqlite":
+        with _files(connection, numbers, fcntl.LOCK_SH):
+            yield
+        return
     if connection.vendor != "postgresql" or not numbers:
         yield
         return
@@ -131,3 +170,83 @@ def _release_shared(connection: Any, numbers: list[int]) -> None:
     except DatabaseError:
         # A session's locks end with it: closed, it can keep none for ever.
         connection.close()
+
+
+# How many lock files a SQLite database's keys are spread over: few enough
+# that a deletion of a thousand keys holds them all open at once.
+LOCK_FILES = 64
+
+
+@dataclass
+class _Held:
+    """One lock file open on this thread, and how often each way it is held."""
+
+    fd: int
+    shared: int = 0
+    exclusive: int = 0
+
+
+class _Files(threading.local):
+    def __init__(self) -> None:
+        self.held: dict[str, _Held] = {}
+
+
+_files_held = _Files()
+
+
+def lock_dir(connection: Any) -> Path | None:
+    """The folder of a SQLite database's lock files, beside it; None for an
+    in-memory database, which no other process opens."""
+    if connection.is_in_memory_db():
+        return None
+    return Path(f"{connection.settings_dict['NAME']}-locks")
+
+
+@contextmanager
+def _files(connection: Any, numbers: list[int], mode: int) -> Iterator[None]:
+    """Hold the lock files of the numbers (``flock`` ``mode``) for the block,
+    taken in one order (the files', sorted) by every taker."""
+    folder = lock_dir(connection)
+    if folder is None or not numbers:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [str(folder / f"{n:02x}") for n in sorted({number % LOCK_FILES for number in numbers})]
+    with ExitStack() as stack:
+        for path in paths:
+            _file_take(path, mode)
+            stack.callback(_file_release, path, mode)
+        yield
+
+
+def _file_take(path: str, mode: int) -> None:
+    held = _files_held.held.get(path)
+    if held is None:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, mode)
+        except BaseException:
+            os.close(fd)
+            raise
+        held = _files_held.held[path] = _Held(fd)
+    elif mode == fcntl.LOCK_EX and not held.exclusive:
+        # Held shared by this thread: alone now, like a PostgreSQL session
+        # that asks for a key it shares.
+        fcntl.flock(held.fd, fcntl.LOCK_EX)
+    if mode == fcntl.LOCK_EX:
+        held.exclusive += 1
+    else:
+        held.shared += 1
+
+
+def _file_release(path: str, mode: int) -> None:
+    held = _files_held.held[path]
+    if mode == fcntl.LOCK_EX:
+        held.exclusive -= 1
+    else:
+        held.shared -= 1
+    if not held.shared and not held.exclusive:
+        del _files_held.held[path]
+        os.close(held.fd)  # the lock goes with the file's last descriptor
+    elif mode == fcntl.LOCK_EX and not held.exclusive:
+        fcntl.flock(held.fd, fcntl.LOCK_SH)

@@ -1,13 +1,20 @@
 """core.locks: on PostgreSQL a transaction-level advisory lock on the key's
 number, taken by each import's check-then-insert; nothing to do on SQLite,
 whose IMMEDIATE transactions already take turns. Shared locks for writers of
-stored objects, held alone by their deletion. tests/integration/
-test_import_overlap.py runs two imports at once on a real PostgreSQL, and
-tests/integration/test_concurrent_writes.py meets writes on a fleet."""
+stored objects, held alone by their deletion: advisory locks on PostgreSQL,
+file locks beside a SQLite database. tests/integration/
+test_import_overlap.py runs two imports at once on a real PostgreSQL,
+tests/integration/test_concurrent_writes.py meets writes on a fleet, and
+tests/integration/test_embedded.py an upload and a deletion in two processes
+on SQLite."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -172,3 +179,103 @@ def test_many_keys_are_taken_in_one_order_a_few_hundred_a_statement(postgres_loc
         pass
     assert postgres_locks == sorted(locks.lock_id(key) for key in keys)
     assert len([q for q in queries if "pg_advisory_xact_lock" in q["sql"]]) == 3
+
+
+# --- SQLite: file locks ------------------------------------------------------------
+
+
+class _SQLiteFile:
+    vendor = "sqlite"
+
+    def __init__(self, name: str) -> None:
+        self.settings_dict = {"NAME": name}
+
+    def is_in_memory_db(self) -> bool:
+        return False
+
+
+def test_the_lock_files_of_a_sqlite_database_are_in_a_folder_beside_it(tmp_path: Path) -> None:
+    assert locks.lock_dir(_SQLiteFile(str(tmp_path / "db.sqlite3"))) == tmp_path / "db.sqlite3-locks"
+
+
+@pytest.mark.django_db
+def test_an_in_memory_sqlite_database_takes_no_file() -> None:
+    """No other process opens it."""
+    assert connection.is_in_memory_db()
+    assert locks.lock_dir(connection) is None
+
+
+@pytest.fixture
+def lock_files(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, db: None) -> Path:
+    """The test database's lock folder, as if it were a file."""
+    folder = tmp_path / "db.sqlite3-locks"
+    monkeypatch.setattr(locks, "lock_dir", lambda connection: folder)
+    return folder
+
+
+def _lock_file(folder: Path, key: str) -> Path:
+    return folder / f"{locks.lock_id(key) % locks.LOCK_FILES:02x}"
+
+
+@contextlib.contextmanager
+def _other_open(path: Path) -> Iterator[int]:
+    """The file opened apart, as another process would."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _can_take(path: Path, mode: int) -> bool:
+    with _other_open(path) as fd:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def test_on_sqlite_a_sharer_keeps_deleters_out_but_not_other_sharers(lock_files: Path) -> None:
+    path = _lock_file(lock_files, "k")
+    with locks.shared(["k"]):
+        assert not _can_take(path, fcntl.LOCK_EX)
+        assert _can_take(path, fcntl.LOCK_SH)
+    assert _can_take(path, fcntl.LOCK_EX)
+
+
+def test_on_sqlite_a_deleter_holds_its_keys_alone_in_a_transaction(lock_files: Path) -> None:
+    path = _lock_file(lock_files, "k")
+    with locks.exclusive(["j", "k"]):
+        assert connection.in_atomic_block
+        assert not _can_take(path, fcntl.LOCK_SH)
+        assert not _can_take(_lock_file(lock_files, "j"), fcntl.LOCK_SH)
+    assert _can_take(path, fcntl.LOCK_EX)
+
+
+def test_on_sqlite_a_thread_takes_again_what_it_holds(lock_files: Path) -> None:
+    """As a PostgreSQL session never waits for itself: a writer whose row
+    failed deletes what it stored while it still shares the key."""
+    path = _lock_file(lock_files, "k")
+    with locks.shared(["k"]):
+        with locks.shared(["k"]), locks.exclusive(["k"]):
+            assert not _can_take(path, fcntl.LOCK_SH)
+        # Shared again, not let go.
+        assert _can_take(path, fcntl.LOCK_SH)
+        assert not _can_take(path, fcntl.LOCK_EX)
+    assert _can_take(path, fcntl.LOCK_EX)
+
+
+def test_on_sqlite_the_files_are_let_go_when_the_block_fails(lock_files: Path) -> None:
+    path = _lock_file(lock_files, "k")
+    with pytest.raises(RuntimeError), locks.shared(["k"]):
+        raise RuntimeError
+    with pytest.raises(RuntimeError), locks.exclusive(["k"]):
+        raise RuntimeError
+    assert _can_take(path, fcntl.LOCK_EX)
+
+
+def test_on_sqlite_many_keys_take_a_bounded_number_of_files(lock_files: Path) -> None:
+    with locks.exclusive([f"key {n}" for n in range(1200)]):
+        taken = sorted(p.name for p in lock_files.iterdir())
+    assert taken == [f"{n:02x}" for n in range(locks.LOCK_FILES)]

@@ -169,3 +169,93 @@ def test_an_upload_interrupted_by_a_killed_server_is_finished_on_the_next_start(
     for rendition in image["renditions"]:
         assert requests.get(urljoin(portal.url, rendition["url"]), timeout=10).status_code == 200
     wait_until(lambda: not orphan.exists(), "the orphan to be swept", timeout=30, log=portal.log)
+
+
+# An upload of bytes already stored, held (by a pipe from the test) after
+# storing its original and before committing its row; processing is left out.
+HELD_UPLOAD = """
+import sys
+from tests.uploads import corpus
+from uploads import dispatch, services
+dispatch.start = lambda **kwargs: True
+store = services._image_store
+def store_and_wait(image, data, key):
+    store(image, data, key)
+    print("stored", flush=True)
+    sys.stdin.readline()
+services._image_store = store_and_wait
+image = services.image_upload(file=corpus.png(), original_name="again.png")
+print(image.pk, image.file.name, flush=True)
+"""
+
+
+def _waits_for_a_file_lock(pid: int) -> bool:
+    """Whether the process waits in the kernel for an ``flock`` (a line of
+    /proc/locks that begins with "->")."""
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1:3] == ["->", "FLOCK"] and fields[5] == str(pid):
+            return True
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/locks").exists(), reason="the kernel's lock table is read from /proc")
+def test_a_deletion_waits_for_an_upload_of_the_same_bytes_in_another_process(portal: Embedded) -> None:
+    """The last image of some bytes is deleted (its original with it) while
+    another process uploads the same bytes: stored (found there) and about
+    to commit its row. The deletion waits for that row, then keeps the
+    original it points at."""
+    first_id, key = portal.manage(
+        "shell",
+        "-c",
+        "from tests.uploads import corpus; from uploads import services;"
+        "image = services.image_upload(file=corpus.png(), original_name='first.png');"
+        "print(image.pk, image.file.name)",
+    ).split()[-2:]
+    original = portal.var / "private" / key
+    assert original.exists()
+
+    upload = subprocess.Popen(
+        [sys.executable, "manage.py", "shell", "--no-imports", "-c", HELD_UPLOAD],
+        cwd=ROOT,
+        env=portal.env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert upload.stdout is not None
+        assert upload.stdin is not None
+        assert upload.stdout.readline() == "stored\n"
+        deletion = subprocess.Popen(
+            [
+                sys.executable,
+                "manage.py",
+                "shell",
+                "--no-imports",
+                "-c",
+                f"from uploads.models import Image; Image.objects.get(pk={first_id}).delete()",
+            ],
+            cwd=ROOT,
+            env=portal.env,
+        )
+        # Done, or waiting for the upload's lock: either way past its check.
+        wait_until(
+            lambda: deletion.poll() is not None or _waits_for_a_file_lock(deletion.pid),
+            "the deletion to end or wait",
+            timeout=60,
+        )
+        upload.stdin.write("go\n")
+        upload.stdin.flush()
+        second_id, second_key = upload.stdout.readline().split()
+        assert upload.wait(60) == 0
+        assert deletion.wait(60) == 0
+    finally:
+        upload.kill()
+
+    assert second_key == key
+    with contextlib.closing(sqlite3.connect(portal.var / "db.sqlite3")) as db:
+        assert db.execute("SELECT id FROM uploads_image WHERE file = ?", [key]).fetchall() == [
+            (int(second_id),)
+        ]
+    assert original.exists(), "the committed row points at an original that was deleted"
