@@ -256,12 +256,37 @@ def _object_locks(keys: Iterable[str]) -> list[str]:
     return [f"uploads.object:{key}" for key in keys]
 
 
+class _Writing(threading.local):
+    """This thread's ``writing`` blocks under way, and what they deleted."""
+
+    def __init__(self) -> None:
+        self.depth = 0
+        self.deletions: set[str] = set()
+
+
+_writing = _Writing()
+
+
 @contextlib.contextmanager
 def writing(keys: Iterable[str]) -> Iterator[None]:
     """Around storing objects and committing the rows that point at them (see
-    the module's docstring): no deletion of those keys runs in between."""
-    with locks.shared(_object_locks(keys)):
-        yield
+    the module's docstring): no deletion of those keys runs in between.
+
+    What the block deletes (``delete_unreferenced``: a writer whose row
+    failed drops what it stored) goes once its keys are let go: asked for
+    alone while held shared, they would be waited for holding the others,
+    and a deletion of several keys that waits for this block would wait in
+    a circle with it (on SQLite nothing would end that wait)."""
+    outermost = not _writing.depth
+    _writing.depth += 1
+    try:
+        with locks.shared(_object_locks(keys)):
+            yield
+    finally:
+        _writing.depth -= 1
+        if outermost and _writing.deletions:
+            deletions, _writing.deletions = _writing.deletions, set()
+            delete_unreferenced(deletions)
 
 
 def _referenced(keys: Iterable[str]) -> set[str]:
@@ -288,8 +313,13 @@ def _delete(keys: list[str]) -> None:
 
 
 def delete_unreferenced(keys: set[str]) -> list[str]:
-    """Delete the objects that no image or rendition row points at any more."""
+    """Delete the objects that no image or rendition row points at any more.
+    Within a ``writing`` block, once the block ends (and then nothing is
+    returned)."""
     if not keys:
+        return []
+    if _writing.depth:
+        _writing.deletions |= keys
         return []
     # After the writers of these keys under way: their rows are committed then.
     with locks.exclusive(_object_locks(keys)):
