@@ -30,7 +30,8 @@ holds, and one that asks alone for a file it shares waits for the other
 sharers only (the kernel lets its shared hold go meanwhile). A block that
 takes keys while it holds others waits holding them; on PostgreSQL the
 deadlock detector ends a wait in a circle, here nothing does, which is why
-``uploads.storage.writing`` puts off its own deletions until it lets its keys go.
+``uploads.storage.writing`` runs what its block starts (a deletion, an image's
+processing) once it lets its keys go.
 An exclusive block also runs in a transaction of its own (IMMEDIATE, taken
 after the files, so the order is always files then database): a sharer inside
 a transaction lets its files go at the end of its block, and its transaction,

@@ -147,6 +147,22 @@ def test_an_upload_shares_the_key_of_its_original_until_its_row_is_saved(postgre
     assert taken < saved < released
 
 
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_processed_in_its_own_thread_is_processed_once_it_lets_its_key_go(
+    postgres_locks: list[int],
+) -> None:
+    """Processing shares its renditions' keys: taken while the original's is
+    held, they would be waited for holding it, in a circle with a deletion
+    that holds one of them and waits for the original's."""
+    with CaptureQueriesContext(connection) as queries:
+        image = upload_services.image_upload(file=corpus.png(), original_name="a.png")
+    image.refresh_from_db()
+    assert image.status == image.Status.READY
+    key = locks.lock_id(f"uploads.object:{image.file.name}")
+    released = _position(queries, f"pg_advisory_unlock_shared(column1)) FROM (VALUES (CAST({key} AS")
+    assert released < _position(queries, 'INSERT INTO "uploads_rendition"')
+
+
 def test_inside_a_transaction_the_shared_keys_are_held_until_it_ends(postgres_locks: list[int]) -> None:
     """What the block writes commits with the caller's transaction: released
     before that, a deletion could miss it."""

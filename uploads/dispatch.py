@@ -32,7 +32,7 @@ from django.conf import settings
 from django.db import DatabaseError, close_old_connections, connections, transaction
 from kombu.exceptions import OperationalError
 
-from uploads import holders, sandbox
+from uploads import holders, sandbox, storage
 from uploads.models import WAITING, Image
 
 logger = logging.getLogger(__name__)
@@ -136,8 +136,10 @@ def concurrently(batch: Batch) -> Iterator[Batch]:
 
 def process_after_commit(*, image_id: int, force: bool = False) -> None:
     """Process the image once the current transaction commits (at once
-    outside one): a rolled-back upload is never processed."""
-    transaction.on_commit(lambda: start(image_id=image_id, force=force))
+    outside one): a rolled-back upload is never processed. Committed inside
+    a ``storage.writing`` block (an upload's), once that ends: processing
+    run in this thread takes keys of its own."""
+    transaction.on_commit(lambda: storage.after_writing(lambda: start(image_id=image_id, force=force)))
 
 
 def start(*, image_id: int, force: bool = False) -> bool:

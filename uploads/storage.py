@@ -29,7 +29,7 @@ import os
 import secrets
 import threading
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
@@ -257,11 +257,11 @@ def _object_locks(keys: Iterable[str]) -> list[str]:
 
 
 class _Writing(threading.local):
-    """This thread's ``writing`` blocks under way, and what they deleted."""
+    """This thread's ``writing`` blocks under way, and what waits for them."""
 
     def __init__(self) -> None:
         self.depth = 0
-        self.deletions: set[str] = set()
+        self.after: list[Callable[[], object]] = []
 
 
 _writing = _Writing()
@@ -272,11 +272,12 @@ def writing(keys: Iterable[str]) -> Iterator[None]:
     """Around storing objects and committing the rows that point at them (see
     the module's docstring): no deletion of those keys runs in between.
 
-    What the block deletes (``delete_unreferenced``: a writer whose row
-    failed drops what it stored) goes once its keys are let go: asked for
-    alone while held shared, they would be waited for holding the others,
-    and a deletion of several keys that waits for this block would wait in
-    a circle with it (on SQLite nothing would end that wait)."""
+    What the block starts that takes keys of its own (a deletion of what a
+    writer whose row failed stored, the processing of an upload run in this
+    thread) runs once the block's keys are let go (``after_writing``): taken
+    while these are held, other keys would be waited for holding them, in a
+    circle with a deletion of several keys that waits for this block (on
+    SQLite nothing would end that wait)."""
     outermost = not _writing.depth
     _writing.depth += 1
     try:
@@ -284,9 +285,18 @@ def writing(keys: Iterable[str]) -> Iterator[None]:
             yield
     finally:
         _writing.depth -= 1
-        if outermost and _writing.deletions:
-            deletions, _writing.deletions = _writing.deletions, set()
-            delete_unreferenced(deletions)
+        if outermost:
+            calls, _writing.after = _writing.after, []
+            for call in calls:
+                call()
+
+
+def after_writing(call: Callable[[], object]) -> None:
+    """Call now, or once this thread's ``writing`` block under way ends."""
+    if _writing.depth:
+        _writing.after.append(call)
+    else:
+        call()
 
 
 def _referenced(keys: Iterable[str]) -> set[str]:
@@ -319,7 +329,7 @@ def delete_unreferenced(keys: set[str]) -> list[str]:
     if not keys:
         return []
     if _writing.depth:
-        _writing.deletions |= keys
+        after_writing(lambda: delete_unreferenced(keys))
         return []
     # After the writers of these keys under way: their rows are committed then.
     with locks.exclusive(_object_locks(keys)):
