@@ -10,9 +10,10 @@ import codecs
 import csv
 import datetime as dt
 import io
+import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,18 +52,62 @@ def read_text(raw: bytes) -> str:
     with its BOM (what Windows calls "Unicode"); CRLF or LF. Null characters
     are refused: no database column takes them, and they mark UTF-16 saved
     without its BOM."""
-    encoding = "utf-16" if raw[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) else "utf-8-sig"
+    return "".join(text_chunks([raw]))
+
+
+def _not_text(exc: UnicodeDecodeError, offset: int, *, utf16: bool) -> FormatError:
+    """The error for bytes that are not text, at ``offset`` plus where in
+    what the decoder was given they are."""
+    name = "UTF-16" if utf16 else "UTF-8"
+    return FormatError(f"not {name} text (byte {offset + exc.start}); save the file as UTF-8")
+
+
+def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
+    """``read_text`` of a file read a chunk at a time, as the chunks come:
+    the same text (line breaks as LF), refused with the same message. A null
+    character is told at the end, once the whole file has shown whether it
+    is UTF-16 without its BOM (and whether it is text at all)."""
+    source = iter(chunks)
+    head = b""
+    for chunk in source:  # the first bytes tell the encoding
+        head += chunk
+        if len(head) >= 3:
+            break
+    utf16 = head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    # UTF-8's offsets are told after its BOM, as bytes.decode("utf-8-sig") tells them.
+    bom = 3 if not utf16 and head[:3] == codecs.BOM_UTF8 else 0
+    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()
+    head = head[bom:]
+    fed = zeros = decoded = 0
+    null_at: int | None = None
+    carry = ""  # a CR that may be the first half of a CRLF
+    for chunk in itertools.chain([head], source):
+        try:
+            text = decoder.decode(chunk, final=False)
+        except UnicodeDecodeError as exc:
+            raise _not_text(exc, fed - len(decoder.getstate()[0]), utf16=utf16) from exc
+        fed += len(chunk)
+        zeros += chunk.count(0)
+        if null_at is None and "\0" in text:
+            null_at = decoded + text.index("\0")
+        decoded += len(text)
+        text = carry + text
+        carry = "\r" if text.endswith("\r") else ""
+        text = text[: len(text) - len(carry)]
+        if text:
+            yield text.replace("\r\n", "\n").replace("\r", "\n")
     try:
-        text = raw.decode(encoding)
+        text = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        name = "UTF-16" if encoding == "utf-16" else "UTF-8"
-        raise FormatError(f"not {name} text (byte {exc.start}); save the file as UTF-8") from exc
-    if "\0" in text:
-        hint = "; it looks like UTF-16 without a byte order mark" if raw.count(0) * 4 >= len(raw) else ""
-        raise FormatError(
-            f"holds a null character (character {text.index(chr(0)) + 1}){hint}; save the file as UTF-8"
-        )
-    return text.replace("\r\n", "\n").replace("\r", "\n")
+        raise _not_text(exc, fed - len(decoder.getstate()[0]), utf16=utf16) from exc
+    if null_at is None and "\0" in text:
+        null_at = decoded + text.index("\0")
+    if null_at is not None:
+        hint = "; it looks like UTF-16 without a byte order mark" if zeros * 4 >= bom + fed else ""
+        raise FormatError(f"holds a null character (character {null_at + 1}){hint}; save the file as UTF-8")
+    text = (carry + text).replace("\r\n", "\n").replace("\r", "\n")
+    if text:
+        yield text
 
 
 # --- Reviews ------------------------------------------------------------------
@@ -211,51 +256,102 @@ def _truthy(value: object) -> bool:
 def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
     """Rows of people as dicts of the fields the file carries, phone as a
     label → number mapping."""
-    text = read_text(raw)
-    rows: list[Any]
-    if fmt == "csv":
-        reader = csv.DictReader(io.StringIO(text))
+    return list(people_rows([raw], fmt))
+
+
+def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
+    """``parse_people`` of a file read a chunk at a time. A CSV file's people
+    come as its lines are read, so a file of any size takes the memory of a
+    few lines; JSON and YAML are parsed whole. A file that is not valid
+    raises the FormatError ``parse_people`` raises, after the people before
+    the fault: read it through once before acting on its people."""
+    text = text_chunks(chunks)
+    try:
+        if fmt == "csv":
+            yield from _csv_people(_lines(text))
+        elif fmt in {"json", "yaml"}:
+            yield from _document_people("".join(text), fmt)
+        else:
+            raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
+    except FormatError:
+        # Told first, as when the file was decoded whole before parsing:
+        # bytes further on that are not text.
+        for _ in text:
+            pass
+        raise
+
+
+def _lines(text: Iterable[str]) -> Iterator[str]:
+    """The lines of text that comes in pieces, each with its LF."""
+    pending = ""
+    for piece in text:
+        lines = (pending + piece).split("\n")
+        pending = lines.pop()
+        for line in lines:
+            yield line + "\n"
+    if pending:
+        yield pending
+
+
+def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    reader = csv.DictReader(lines)
+    fault: FormatError | None = None
+    try:
         if reader.fieldnames is None:
             raise FormatError("the CSV file is empty")
         missing = {"name", "username"} - {f.strip().lower() for f in reader.fieldnames}
         if missing:
             raise FormatError(f"the CSV header lacks {', '.join(sorted(missing))}")
-        try:
-            rows = [{(k or "").strip().lower(): v for k, v in row.items()} for row in reader]
-        except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
-            raise FormatError(f"not valid CSV (line {reader.line_num}): {exc}") from exc
-    elif fmt in {"json", "yaml"}:
-        try:
-            rows = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-        except (json.JSONDecodeError, yaml.YAMLError) as exc:
-            raise FormatError(f"not valid {fmt.upper()}: {exc}") from exc
-        except RecursionError:
-            raise FormatError(f"not valid {fmt.upper()}: nested too deep") from None
-        if isinstance(rows, Mapping):
-            rows = rows.get("people", [rows])
-        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
-            raise FormatError(f"the {fmt.upper()} file must hold a list of people")
-    else:
-        raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
-    people = []
-    for number, row in enumerate(rows, start=1):
-        # Only what the file carries: a column or key it lacks (the course's
-        # CSV has no email) leaves the stored value alone, as does a blank
-        # is_active cell.
-        person: dict[str, Any] = {
-            key: _text(row, key, number)
-            for key in ("name", "username", "email", "department", "role")
-            if key in ("name", "username") or key in row
-        }
-        if "phone" in row:
+        for number, row in enumerate(reader, start=1):
+            if fault is not None:
+                continue
             try:
-                person["phone"] = parse_phone(row["phone"])
+                person = _person({(k or "").strip().lower(): v for k, v in row.items()}, number)
             except FormatError as exc:
-                raise FormatError(f"person {number}: {exc}") from None
-        if row.get("is_active") is not None and str(row["is_active"]).strip() != "":
-            person["is_active"] = _truthy(row["is_active"])
-        people.append(person)
-    return people
+                # A fault of the CSV itself further on is told first, as
+                # when every row was read before any was checked.
+                fault = exc
+                continue
+            yield person
+    except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
+        raise FormatError(f"not valid CSV (line {reader.line_num}): {exc}") from exc
+    if fault is not None:
+        raise fault
+
+
+def _document_people(text: str, fmt: str) -> Iterator[dict[str, Any]]:
+    rows: Any
+    try:
+        rows = json.loads(text) if fmt == "json" else yaml.safe_load(text)
+    except (json.JSONDecodeError, yaml.YAMLError) as exc:
+        raise FormatError(f"not valid {fmt.upper()}: {exc}") from exc
+    except RecursionError:
+        raise FormatError(f"not valid {fmt.upper()}: nested too deep") from None
+    if isinstance(rows, Mapping):
+        rows = rows.get("people", [rows])
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise FormatError(f"the {fmt.upper()} file must hold a list of people")
+    people = [_person(row, number) for number, row in enumerate(rows, start=1)]
+    yield from people
+
+
+def _person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
+    # Only what the file carries: a column or key it lacks (the course's
+    # CSV has no email) leaves the stored value alone, as does a blank
+    # is_active cell.
+    person: dict[str, Any] = {
+        key: _text(row, key, number)
+        for key in ("name", "username", "email", "department", "role")
+        if key in ("name", "username") or key in row
+    }
+    if "phone" in row:
+        try:
+            person["phone"] = parse_phone(row["phone"])
+        except FormatError as exc:
+            raise FormatError(f"person {number}: {exc}") from None
+    if row.get("is_active") is not None and str(row["is_active"]).strip() != "":
+        person["is_active"] = _truthy(row["is_active"])
+    return person
 
 
 def dump_people(people: Iterable[Mapping[str, Any]], fmt: str) -> str:

@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 import time
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -347,3 +348,37 @@ def test_import_people_refuses_a_pipe_instead_of_waiting_for_ever(tmp_path: Path
     with pytest.raises(CommandError, match=r"Cannot read .*people\.csv: not a regular file"):
         run("import_people", str(pipe))
     assert time.monotonic() - started < 2
+
+
+def big_people_csv(path: Path, *, people: int, padding: int) -> None:
+    """The course's CSV with an extra column of ``padding`` characters a row
+    (ignored by the import): a large file of few people."""
+    with path.open("w", encoding="utf-8") as fh:
+        fh.write("name,username,phone,department,role,notes\n")
+        for i in range(people):
+            fh.write(f"Person {i},p{i},802-867-{i:04},Sales,Associate,{'n' * padding}\n")
+
+
+def test_import_people_streams_a_large_file_in_little_memory(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    big_people_csv(path, people=400, padding=128 * 1024 - 100)  # 50 MB
+    assert path.stat().st_size > 50_000_000
+    tracemalloc.start()
+    try:
+        out = run("import_people", str(path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out.strip() == "400 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    assert peak < 10 * 1024 * 1024, f"peak {peak:,} bytes"
+    assert Person.objects.get(username="p399").phone == {"office": "802-867-0399"}
+
+
+def test_a_fault_at_the_end_of_a_large_people_file_leaves_everyone_as_they_were(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    big_people_csv(path, people=300, padding=10_000)
+    with path.open("ab") as fh:
+        fh.write(b"Last,last,\xff\n")  # not UTF-8, past the first megabyte read
+    with pytest.raises(CommandError, match=r"people\.csv: not UTF-8 text \(byte \d+\)"):
+        run("import_people", str(path))
+    assert not Person.objects.exists()

@@ -1,15 +1,21 @@
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.core.management.base import CommandError, CommandParser
 
 from catalog import formats, services
 from core.commands import Command as PortalCommand
+
+# How much of the file is read at a time: a file of any size is imported in
+# the memory of a few of these (a CSV file; JSON and YAML are parsed whole).
+CHUNK_BYTES = 256 * 1024
 
 
 class Command(PortalCommand):
@@ -31,12 +37,17 @@ class Command(PortalCommand):
             path.suffix.lstrip(".").lower(), path.suffix.lstrip(".").lower()
         )
         try:
-            rows = formats.parse_people(_read(path), fmt)
+            with _open(path) as fh:
+                # Read through once, writing nothing, so that a fault anywhere
+                # in the file leaves every person as they were.
+                for _ in formats.people_rows(_chunks(fh), fmt):
+                    pass
+                fh.seek(0)
+                summary = services.people_import(formats.people_rows(_chunks(fh), fmt))
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
         except formats.FormatError as exc:
             raise CommandError(f"{path.name}: {exc}") from exc
-        summary = services.people_import(rows)
         for label, reason in summary.rejected:
             self.stderr.write(f"rejected {label}: {reason}")
         self.stdout.write(summary.line("people"))
@@ -44,7 +55,8 @@ class Command(PortalCommand):
             raise CommandError(f"{len(summary.rejected)} row(s) rejected.", returncode=2)
 
 
-def _read(path: Path) -> bytes:
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[IO[bytes]]:
     # Opened without waiting: a named pipe in the file's place would hang a
     # cron run for ever, waiting for a writer.
     with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as fh:
@@ -53,4 +65,9 @@ def _read(path: Path) -> bytes:
             raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         if not stat.S_ISREG(mode):
             raise OSError(errno.EINVAL, "not a regular file (a named pipe or a device)", str(path))
-        return fh.read()
+        yield fh
+
+
+def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
+    while chunk := fh.read(CHUNK_BYTES):
+        yield chunk
