@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import itertools
 import json
+import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from core import dropfolder
 
 PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
 PEOPLE_EXTRA_FIELDS = ("email", "is_active")
@@ -39,9 +42,12 @@ DESCRIPTION_MAX_BYTES = 1024 * 1024
 def read_file(path: Path, limit: int, what: str) -> bytes:
     """The bytes of a delivered file of at most ``limit`` bytes; a larger one
     raises FormatError after reading only past the limit, not the whole file.
-    OSError when it cannot be read."""
+    ChangedWhileRead when it was written to while it was read, OSError when
+    it cannot be read."""
     with path.open("rb") as fh:
+        before = os.fstat(fh.fileno())
         raw = fh.read(limit + 1)
+        dropfolder.check_unchanged(path, fh.fileno(), before)
     if len(raw) > limit:
         raise FormatError(f"larger than {limit:,} bytes, the most {what} may take")
     return raw

@@ -38,6 +38,8 @@ class ImportSummary:
     updated: int = 0
     skipped: int = 0
     rejected: list[tuple[str, str]] = field(default_factory=list)
+    # Files written to while they were read: taken by the next run.
+    left: list[tuple[str, str]] = field(default_factory=list)
 
     def line(self, noun: str) -> str:
         return (
@@ -235,6 +237,9 @@ def feedback_import_files(
             try:
                 raw = formats.read_file(path, formats.REVIEW_MAX_BYTES, "a review file")
                 review = _review_from_file(raw, status=status)
+            except dropfolder.ChangedWhileRead as exc:
+                summary.left.append((path.name, str(exc)))
+                continue
             except (OSError, formats.FormatError) as exc:
                 summary.rejected.append((path.name, str(exc)))
                 continue
@@ -637,6 +642,8 @@ def supplier_import(
                 original_name=path.name,
                 preset=SUPPLIER_PRESET,
             )
+        except dropfolder.ChangedWhileRead as exc:
+            summary.skipped_files.append((label, str(exc)))
         except OSError as exc:
             summary.images_rejected.append((label, f"cannot be read: {exc.strerror or exc}"))
         except (upload_services.ImageInvalid, upload_services.ImageTooLarge) as exc:
@@ -665,6 +672,8 @@ def supplier_import(
                 image_name=file_name,
                 image=photo,
             )
+        except dropfolder.ChangedWhileRead as exc:
+            summary.skipped_files.append((f"descriptions/{path.name}", str(exc)))
         except OSError as exc:
             summary.products.rejected.append(
                 (f"descriptions/{path.name}", f"cannot be read: {exc.strerror or exc}")

@@ -11,6 +11,9 @@ folder would otherwise publish any file the portal can read. Hidden files
 passed over without a word, as ``ls`` does; every other file left out is
 named with the reason, either skipped (not meant for the import, or left for
 the next run) or rejected (meant for it and not taken: the run exits 2).
+The wait cannot see a writer that goes on after the listing: the readers
+compare the file as they opened it with the file once read
+(``check_unchanged``), and leave one that changed for the next run.
 """
 
 from __future__ import annotations
@@ -122,3 +125,32 @@ def listing(folder: Path, *, now: float | None = None) -> Listing:
             continue
         found.files.append(path)
     return found
+
+
+CHANGED_WHILE_READ = "changed while it was being read; left for the next run"
+
+
+class ChangedWhileRead(Exception):
+    """A file written to while an import read it: what was read may be cut
+    short or mixed, so it is not imported this run."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        super().__init__(CHANGED_WHILE_READ)
+
+
+def check_unchanged(path: Path, fd: int, before: os.stat_result) -> None:
+    """Raise ChangedWhileRead if the file open as ``fd``, ``before`` being
+    its ``os.fstat`` from before the read, has changed since (its size or its
+    time of last change), or ``path`` no longer names it (replaced, removed).
+    What the settle wait cannot see: a writer that went on after the file
+    was listed. No second read: the descriptor and the path are asked."""
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise ChangedWhileRead(path)
+    try:
+        now = path.stat()
+    except OSError:
+        raise ChangedWhileRead(path) from None
+    if (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino):
+        raise ChangedWhileRead(path)

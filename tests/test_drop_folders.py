@@ -4,15 +4,19 @@ names, and files still being written (core.dropfolder)."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
 
+from catalog import formats
 from catalog.models import Feedback, Product
 from core import dropfolder
 from tests.uploads import corpus
@@ -197,3 +201,119 @@ def test_a_link_is_followed_to_a_file_of_the_same_folder_only(tmp_path: Path, se
     assert [path.name for path in found.files] == ["001.txt", "sibling.txt"]
     assert ("nested.txt", "a link to a file outside the folder; copy the file in instead") in found.rejected
     assert ("inner", "a folder (folders in it are not read)") in found.skipped
+
+
+@contextlib.contextmanager
+def appended_while_read(path: Path) -> Iterator[threading.Event]:
+    """A program that goes on writing ``path`` after an import listed it: from
+    the moment this process has the file open, a byte at a time until it is
+    closed. The event is set once the writer has written to it."""
+    wrote, done = threading.Event(), threading.Event()
+
+    def is_open() -> bool:
+        return any(os.path.realpath(fd.path) == str(path) for fd in os.scandir("/proc/self/fd"))
+
+    def writer() -> None:
+        while not done.is_set() and not is_open():
+            pass
+        with path.open("ab", buffering=0) as fh:
+            while not done.is_set() and is_open():
+                fh.write(b"\n")
+                wrote.set()
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        yield wrote
+    finally:
+        done.set()
+        thread.join()
+
+
+def big_photo(path: Path) -> None:
+    """A photo with 20 MB of metadata after it: read for a while."""
+    path.write_bytes(corpus.png(corpus.quadrants(80, 60)) + b"\0" * (20 * 1024 * 1024))
+
+
+def test_a_file_written_to_after_it_was_opened_is_told_by_its_descriptor_and_path(tmp_path: Path) -> None:
+    path = tmp_path / "001.txt"
+    path.write_text(REVIEW)
+    with path.open("rb") as fh:
+        before = os.fstat(fh.fileno())
+        fh.read()
+        dropfolder.check_unchanged(path, fh.fileno(), before)  # as it was: no error
+        with path.open("a") as writer:
+            writer.write("More.\n")
+        with pytest.raises(dropfolder.ChangedWhileRead, match=r"^changed while it was being read; left"):
+            dropfolder.check_unchanged(path, fh.fileno(), before)
+    with path.open("rb") as fh:
+        before = os.fstat(fh.fileno())
+        fh.read()
+        replacement = tmp_path / "002.txt"
+        replacement.write_bytes(path.read_bytes())  # the same bytes, another file
+        replacement.replace(path)
+        with pytest.raises(dropfolder.ChangedWhileRead):
+            dropfolder.check_unchanged(path, fh.fileno(), before)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("settle", [0, 60])
+def test_a_photo_written_to_while_it_is_read_is_left_for_the_next_run(
+    tmp_path: Path, settings: Any, commit: Any, settle: int
+) -> None:
+    settings.IMPORT_SETTLE_SECONDS = settle
+    settings.IMAGE_MAX_BYTES = 64 * 1024 * 1024
+    folder = tmp_path / "icons"
+    folder.mkdir()
+    big_photo(folder / "001.png")
+    age(folder / "001.png", 3600)
+    with commit(), appended_while_read(folder / "001.png") as wrote:
+        code, out, err = run("import_images", str(folder), "--preset", "icon")
+    assert wrote.is_set()
+    assert code == 0, err  # nothing failed: the file comes with the next run
+    assert out.startswith("0 images imported, 0 already there, 1 files skipped."), out
+    assert "skipped 001.png: changed while it was being read; left for the next run" in err
+    assert not Image.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_review_written_to_while_it_is_read_is_left_for_the_next_run(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings.IMPORT_SETTLE_SECONDS = 0
+    # Room for a review that is read for a while.
+    monkeypatch.setattr(formats, "REVIEW_MAX_BYTES", 64 * 1024 * 1024)
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "001.txt").write_text(REVIEW + "Very good apples. " * 1_000_000)
+    (folder / "002.txt").write_text(REVIEW.replace("Fine", "Also fine"))
+    with appended_while_read(folder / "001.txt") as wrote:
+        code, out, err = run("import_feedback", str(folder))
+    assert wrote.is_set()
+    assert code == 0, err
+    assert out.startswith("1 reviews created"), out
+    assert "skipped 001.txt: changed while it was being read; left for the next run" in err
+    assert list(Feedback.objects.values_list("title", flat=True)) == ["Also fine"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_photo_written_to_while_it_is_read_is_left_for_the_next_run(
+    tmp_path: Path, settings: Any
+) -> None:
+    settings.IMPORT_SETTLE_SECONDS = 0
+    settings.IMAGE_MAX_BYTES = 64 * 1024 * 1024
+    folder = tmp_path / "supplier-data"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "images").mkdir()
+    (folder / "descriptions" / "001.txt").write_text("Apple\n50 lbs\nRed.\n")
+    big_photo(folder / "images" / "001.png")
+    with appended_while_read(folder / "images" / "001.png") as wrote:
+        code, out, err = run("import_supplier", str(folder), "--no-email", "--wait", "30")
+    assert wrote.is_set()
+    assert code == 0, err
+    assert out.startswith(
+        "1 products created, 0 updated, 0 unchanged, 0 rejected; 0 images imported, 0 already there, "
+        "0 failed, 1 files skipped."
+    ), out
+    assert "skipped images/001.png: changed while it was being read; left for the next run" in err
+    assert not Image.objects.exists()

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import locks
+from core import dropfolder, locks
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition
@@ -83,14 +83,16 @@ def image_file_read(*, path: Path) -> bytes:
     """The bytes of a file an import takes for an image. One over the byte
     limit raises ImageTooLarge having read no more than the limit: a 3 GB
     file left in a folder was read into memory whole before it was refused.
-    OSError when it cannot be read."""
+    ChangedWhileRead when it was written to while it was read (it is not
+    imported this run); OSError when it cannot be read."""
     limit = settings.IMAGE_MAX_BYTES
     with path.open("rb") as fh:
-        size = os.fstat(fh.fileno()).st_size
-        if size > limit:
-            raise ImageTooLarge(size, limit)
+        before = os.fstat(fh.fileno())
+        if before.st_size > limit:
+            raise ImageTooLarge(before.st_size, limit)
         data = fh.read(limit + 1)
-    if len(data) > limit:  # it grew since, or is not a regular file
+        dropfolder.check_unchanged(path, fh.fileno(), before)
+    if len(data) > limit:  # not a regular file
         raise ImageTooLarge(len(data), limit)
     return data
 

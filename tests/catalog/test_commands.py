@@ -382,3 +382,31 @@ def test_a_fault_at_the_end_of_a_large_people_file_leaves_everyone_as_they_were(
     with pytest.raises(CommandError, match=r"people\.csv: not UTF-8 text \(byte \d+\)"):
         run("import_people", str(path))
     assert not Person.objects.exists()
+
+
+def test_a_people_file_written_to_while_it_is_read_is_not_imported(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    big_people_csv(path, people=200, padding=100_000)  # 20 MB: read for a while
+    done = threading.Event()
+
+    def writer() -> None:
+        # A program still writing the file: it appends once the import has it open.
+        while not done.is_set():
+            if any(os.path.realpath(fd.path) == str(path) for fd in os.scandir("/proc/self/fd")):
+                with path.open("a", encoding="utf-8") as fh:
+                    fh.write("Late,late,,,\n")
+                return
+
+    thread = threading.Thread(target=writer, daemon=True)
+    thread.start()
+    try:
+        with pytest.raises(CommandError, match=r"changed while it was being read") as raised:
+            run("import_people", str(path))
+    finally:
+        done.set()
+        thread.join()
+    if raised.value.returncode == 1:  # seen on the read that checks the file, before any write
+        assert "nothing was imported" in str(raised.value)
+        assert not Person.objects.exists()
+    else:  # seen on the read that imports: the people read before are kept
+        assert raised.value.returncode == 2

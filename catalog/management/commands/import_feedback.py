@@ -39,6 +39,7 @@ class Command(PortalCommand):
         with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
             summary = services.feedback_import_files(paths, progress=bar.update)
         summary.rejected[:0] = listing.rejected
+        skipped += summary.left
         for name, reason in skipped:
             self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in summary.rejected:

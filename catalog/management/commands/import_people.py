@@ -11,6 +11,7 @@ from typing import IO, Any
 from django.core.management.base import CommandError, CommandParser
 
 from catalog import formats, services
+from core import dropfolder
 from core.commands import Command as PortalCommand
 
 # How much of the file is read at a time: a file of any size is imported in
@@ -36,21 +37,51 @@ class Command(PortalCommand):
         fmt = options["format"] or {"yml": "yaml"}.get(
             path.suffix.lstrip(".").lower(), path.suffix.lstrip(".").lower()
         )
+        faults: list[Exception] = []  # the file changed after it was checked
+
+        def rows(fh: IO[bytes]) -> Iterator[dict[str, Any]]:
+            try:
+                yield from formats.people_rows(_chunks(fh), fmt)
+            except formats.FormatError as exc:  # checked before: it has changed since
+                faults.append(exc)
+
         try:
             with _open(path) as fh:
+                before = os.fstat(fh.fileno())
                 # Read through once, writing nothing, so that a fault anywhere
                 # in the file leaves every person as they were.
-                for _ in formats.people_rows(_chunks(fh), fmt):
-                    pass
+                try:
+                    for _ in formats.people_rows(_chunks(fh), fmt):
+                        pass
+                except formats.FormatError:
+                    # The fault of a file changed meanwhile may be the change's.
+                    dropfolder.check_unchanged(path, fh.fileno(), before)
+                    raise
+                dropfolder.check_unchanged(path, fh.fileno(), before)
                 fh.seek(0)
-                summary = services.people_import(formats.people_rows(_chunks(fh), fmt))
+                summary = services.people_import(rows(fh))
+                try:
+                    dropfolder.check_unchanged(path, fh.fileno(), before)
+                except dropfolder.ChangedWhileRead as exc:
+                    faults.append(exc)
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from exc
         except formats.FormatError as exc:
             raise CommandError(f"{path.name}: {exc}") from exc
+        except dropfolder.ChangedWhileRead as exc:
+            raise CommandError(
+                f"Cannot read {path}: it changed while it was being read; nothing was imported. "
+                "Run the import again once the file is written."
+            ) from exc
         for label, reason in summary.rejected:
             self.stderr.write(f"rejected {label}: {reason}")
         self.stdout.write(summary.line("people"))
+        if faults:
+            raise CommandError(
+                f"{path} changed while it was being read: the people above were read before it "
+                "did. Run the import again once the file is written.",
+                returncode=2,
+            )
         if summary.rejected:
             raise CommandError(f"{len(summary.rejected)} row(s) rejected.", returncode=2)
 

@@ -81,6 +81,9 @@ class Command(PortalCommand):
                 for path in tqdm(paths, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr):
                     try:
                         data = services.image_file_read(path=path)
+                    except dropfolder.ChangedWhileRead as exc:
+                        skipped.append((path.name, str(exc)))
+                        continue
                     except OSError as exc:
                         rejected.append((path.name, f"cannot be read: {exc.strerror or exc}"))
                         continue
