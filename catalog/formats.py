@@ -14,6 +14,7 @@ import itertools
 import json
 import os
 import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +42,13 @@ DESCRIPTION_MAX_BYTES = 1024 * 1024
 
 def read_file(path: Path, limit: int, what: str) -> bytes:
     """The bytes of a delivered file of at most ``limit`` bytes; a larger one
-    raises FormatError after reading only past the limit, not the whole file.
-    ChangedWhileRead when it was written to while it was read, OSError when
-    it cannot be read."""
+    raises FormatError unread (or, grown meanwhile, after reading only past
+    the limit). ChangedWhileRead when it was written to while it was read,
+    OSError when it cannot be read."""
     with path.open("rb") as fh:
         before = os.fstat(fh.fileno())
+        if stat.S_ISREG(before.st_mode) and before.st_size > limit:
+            raise FormatError(f"larger than {limit:,} bytes, the most {what} may take")
         raw = fh.read(limit + 1)
         dropfolder.check_unchanged(path, fh.fileno(), before)
     if len(raw) > limit:

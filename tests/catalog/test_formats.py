@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from pathlib import Path
 
 import pytest
 
@@ -158,3 +159,21 @@ def test_people_files_that_are_not_text_where_text_belongs_are_refused(
 ) -> None:
     with pytest.raises(formats.FormatError, match=re.escape(reason)):
         formats.parse_people(raw, fmt)
+
+
+def bytes_read() -> int:
+    """What this process has read from files so far (``rchar``)."""
+    for line in Path("/proc/self/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/self/io")
+
+
+def test_a_delivered_file_over_its_limit_is_refused_unread(tmp_path: Path) -> None:
+    path = tmp_path / "001.txt"
+    with path.open("wb") as fh:  # sparse: no disk
+        fh.truncate(1024 * 1024 * 1024)
+    before = bytes_read()
+    with pytest.raises(formats.FormatError, match=r"^larger than 1,048,576 bytes, the most a description"):
+        formats.read_file(path, formats.DESCRIPTION_MAX_BYTES, "a description file")
+    assert bytes_read() - before < 64 * 1024
