@@ -292,14 +292,18 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
 
 def _lines(text: Iterable[str]) -> Iterator[str]:
     """The lines of text that comes in pieces, each with its LF."""
-    pending = ""
+    pending: list[str] = []  # a line in pieces: joined once, however many
     for piece in text:
-        lines = (pending + piece).split("\n")
-        pending = lines.pop()
-        for line in lines:
-            yield line + "\n"
+        *lines, rest = piece.split("\n")
+        if lines:
+            lines[0] = "".join([*pending, lines[0]])
+            pending = []
+            for line in lines:
+                yield line + "\n"
+        if rest:
+            pending.append(rest)
     if pending:
-        yield pending
+        yield "".join(pending)
 
 
 def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

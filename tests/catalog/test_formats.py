@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import re
 from pathlib import Path
@@ -177,3 +178,36 @@ def test_a_delivered_file_over_its_limit_is_refused_unread(tmp_path: Path) -> No
     with pytest.raises(formats.FormatError, match=r"^larger than 1,048,576 bytes, the most a description"):
         formats.read_file(path, formats.DESCRIPTION_MAX_BYTES, "a description file")
     assert bytes_read() - before < 64 * 1024
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'name,username,phone\r\nAda,ada,"office: 1\r\ncell: 2"\r\nKofi,kofi,3\r\n',
+        codecs.BOM_UTF8 + "name,username\nJosé,jose\n".encode(),
+        "name,username\r\nJosé,jose\r\n".encode("utf-16"),
+        b"name,username\nAda,ada\nBad,\xe2\x82\n",  # cut short in a character
+        codecs.BOM_UTF8 + b"name,username\nAda,ada\xff\n",
+        b"name,username\nAda,ada,\0\n" + b"x" * 10,
+        b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 200_000 + b"\n",
+    ],
+    ids=["crlf-in-quotes", "utf8-bom", "utf16", "cut-character", "not-utf8", "null", "fault-order"],
+)
+def test_people_read_a_byte_at_a_time_are_those_read_whole(raw: bytes) -> None:
+    def outcome(chunks: list[bytes]) -> object:
+        try:
+            return list(formats.people_rows(chunks, "csv"))
+        except formats.FormatError as exc:
+            return str(exc)
+
+    whole = outcome([raw])
+    assert outcome([raw[i : i + 1] for i in range(len(raw))]) == whole
+    assert outcome([raw[i : i + 3] for i in range(0, len(raw), 3)]) == whole
+
+
+def test_a_fault_of_the_csv_further_on_is_told_before_a_bad_row() -> None:
+    raw = b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 200_000 + b"\n"
+    with pytest.raises(
+        formats.FormatError, match=r"^not valid CSV \(line 2\): field larger than field limit"
+    ):
+        list(formats.people_rows([raw[i : i + 1000] for i in range(0, len(raw), 1000)], "csv"))
