@@ -20,6 +20,10 @@ from portal import health
 logger = logging.getLogger(__name__)
 
 RESOLVED_PREFIX = "Resolved - "
+# With reminders, how long a check that failed again after passing (one that
+# flaps) must pass at every run before its recovery is believed and mailed;
+# and how long a recovery is watched before a new failure counts as new.
+SETTLE = dt.timedelta(minutes=3)
 
 
 @dataclass
@@ -30,6 +34,9 @@ class HealthOutcome:
     # Checks still failing whose alert went out lately: not mailed again
     # this run, with when the next reminder is due.
     held: list[str] = field(default_factory=list)
+    # Checks passing again after flapping, whose recovery waits until they
+    # have passed for SETTLE.
+    settling: list[str] = field(default_factory=list)
     # Checks passing again, whose recovery was mailed.
     resolved: list[str] = field(default_factory=list)
 
@@ -84,6 +91,31 @@ def _alert(check: health.Check, to: list[str], since: dt.datetime | None = None)
     )
 
 
+def _recurring(
+    check: health.Check, to: list[str], state: dict[str, Any], remind: dt.timedelta
+) -> EmailMessage:
+    """The alert of a check that keeps failing again after passing: the
+    course's subject, and a body that says it flaps, mailed once per
+    reminder interval however often it flips in between."""
+    since: dt.datetime = state["since"]
+    recurring = f"failed again {state['recurred']} time(s) after passing since the last alert"
+    minutes = remind.total_seconds() / 60
+    body = "\n".join(
+        [
+            health.BODY,
+            "",
+            f"The {check.name} check keeps recurring (flapping): it {recurring}.",
+            f"Failing since: {since:%Y-%m-%d %H:%M %Z}. Host: {settings.HEALTH_HOST}.",
+            f"This alert is mailed at most once every {minutes:g} minutes while it flaps; its recovery "
+            f"once it has passed for {SETTLE.total_seconds() / 60:g} minutes.",
+        ]
+    )
+    more = {"X-Portal-Failing-Since": f"{since:%Y-%m-%d %H:%M %Z}", "X-Portal-Recurring": recurring}
+    return EmailMessage(
+        check.subject, body + "\n", settings.DEFAULT_FROM_EMAIL, to, headers=_headers(check, **more)
+    )
+
+
 def _resolved(check: health.Check, to: list[str], state: dict[str, Any]) -> EmailMessage:
     """The alert last mailed (its subject, whatever the limit is now), resolved."""
     subject = RESOLVED_PREFIX + str(state["subject"]).removeprefix("Error - ")
@@ -111,6 +143,12 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     was mailed is kept per host, check and recipients in the shared cache,
     so every process of a host (cron, beat's worker) counts alike.
 
+    A check that fails again before it has passed for ``SETTLE`` after an
+    alert (one that flaps, as a CPU at 79% and 81% on alternate minutes) is
+    still one failure: its alerts keep to one per reminder interval, saying
+    that it keeps recurring, and its recovery waits until it has passed at
+    every run for ``SETTLE``.
+
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
     for the server again), and are tried again on the next run.
@@ -119,42 +157,30 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
     to = list(recipients or settings.HEALTH_RECIPIENTS)
     now = timezone.now()
     remind = dt.timedelta(minutes=settings.HEALTH_REMIND_MINUTES)
-    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None]] = []
+    # Each message, with the state to keep once it is sent and if it is not
+    # (None: nothing to remember for that check).
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]] = []
     for check in outcome.checks:
-        state = _recall(check, to) if remind else None
-        if check.ok:
-            if state is not None and state.get("mailed") and to:
-                due.append((check, _resolved(check, to, state), None))
-            elif state is not None:
-                _keep(check, to, None)
-            continue
-        logger.warning("health check failed: %s (%s)", check.name, check.detail)
+        if not check.ok:
+            logger.warning("health check failed: %s (%s)", check.name, check.detail)
         if not remind:  # the course's script: each failure at every run, nothing remembered
-            if to:
-                due.append((check, _alert(check, to), None))
+            if not check.ok and to:
+                due.append((check, _alert(check, to), None, None))
             continue
-        state = {"since": now, "mailed": None, **(state or {}), "subject": check.subject}
-        if not to:
-            _keep(check, to, state)
+        state = _recall(check, to)
+        if check.ok:
+            if state is not None:
+                _passing(check, to, state, now, outcome, due)
             continue
-        mailed: dt.datetime | None = state["mailed"]
-        if mailed is not None and remind and now < mailed + remind:
-            next_at = mailed + remind
-            outcome.held.append(
-                f"{check.subject}: mailed at {mailed:%H:%M %Z}, reminder at {next_at:%H:%M %Z} if it still fails"
-            )
-            _keep(check, to, state)
-            continue
-        due.append((check, _alert(check, to, None if mailed is None else state["since"]), state))
+        _failing(check, to, state, now, remind, outcome, due)
 
     # A mail server that does not answer is not asked again for each alert:
     # every minute's run would outlast the minute (EMAIL_TIMEOUT per alert).
     away: str | None = None
-    for check, message, state in due:
+    for check, message, sent, unsent in due:
         if away is not None:
             outcome.undelivered.append(f"{message.subject}: {away}")
-            if state is not None:
-                _keep(check, to, state)
+            _keep(check, to, unsent)
             continue
         try:
             message.send()
@@ -165,12 +191,77 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
             logger.error("health alert not mailed: %s: %s", message.subject, exc)
             away = f"{exc or type(exc).__name__}"
             outcome.undelivered.append(f"{message.subject}: {away}")
-            if state is not None:
-                _keep(check, to, state)
+            _keep(check, to, unsent)
             continue
         if check.ok:  # the recovery went out
-            _keep(check, to, None)
             outcome.resolved.append(str(message.subject))
-        elif state is not None:
-            _keep(check, to, {**state, "mailed": now})
+        _keep(check, to, sent)
     return outcome
+
+
+def _failing(
+    check: health.Check,
+    to: list[str],
+    state: dict[str, Any] | None,
+    now: dt.datetime,
+    remind: dt.timedelta,
+    outcome: HealthOutcome,
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
+    """A failing check, with reminders: mailed when it starts, then once per
+    reminder interval, whether it failed all along or passed in between."""
+    state = {"since": now, "mailed": None, "recurred": 0, **(state or {}), "subject": check.subject}
+    if state.get("passing_since") is not None:  # it passed, not for long enough: it recurs
+        state["recurred"] += 1
+        state["flapping"] = True
+    state["passing_since"], state["resolved"] = None, False
+    if not to:
+        _keep(check, to, state)
+        return
+    mailed: dt.datetime | None = state["mailed"]
+    if mailed is not None and now < mailed + remind:
+        next_at = mailed + remind
+        recurring = f", failed again {state['recurred']} time(s) since" if state["recurred"] else ""
+        outcome.held.append(
+            f"{check.subject}: mailed at {mailed:%H:%M %Z}{recurring}, "
+            f"reminder at {next_at:%H:%M %Z} if it still fails"
+        )
+        _keep(check, to, state)
+        return
+    if mailed is None:
+        message = _alert(check, to)
+    elif state["recurred"]:
+        message = _recurring(check, to, state, remind)
+    else:
+        message = _alert(check, to, state["since"])
+    due.append((check, message, {**state, "mailed": now, "recurred": 0}, state))
+
+
+def _passing(
+    check: health.Check,
+    to: list[str],
+    state: dict[str, Any],
+    now: dt.datetime,
+    outcome: HealthOutcome,
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
+    """A check passing again, with reminders: its recovery is mailed at once
+    after a steady failure, and once it has passed for ``SETTLE`` after one
+    that recurred; what was mailed is forgotten once it has passed that long."""
+    if not state.get("mailed") or not to:  # nothing was mailed, nothing to resolve
+        _keep(check, to, None)
+        return
+    passing_since: dt.datetime = state.get("passing_since") or now
+    settled = now - passing_since >= SETTLE
+    state = {**state, "passing_since": passing_since}
+    if state.get("resolved"):
+        _keep(check, to, None if settled else state)
+        return
+    if state.get("flapping") and not settled:
+        outcome.settling.append(
+            f"{RESOLVED_PREFIX}{str(state['subject']).removeprefix('Error - ')}: passing since "
+            f"{passing_since:%H:%M %Z}, mailed once it has passed for {SETTLE.total_seconds() / 60:g} minutes"
+        )
+        _keep(check, to, state)
+        return
+    due.append((check, _resolved(check, to, state), None if settled else {**state, "resolved": True}, state))

@@ -572,6 +572,68 @@ def test_a_check_that_stays_failed_is_mailed_once_reminded_hourly_and_resolved_o
     assert [m.subject for m in mail.outbox[3:]] == [subject]
 
 
+def test_a_flapping_check_mails_one_alert_per_reminder_interval_and_its_recovery_once_settled(
+    reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CPU at 81% and 79% on alternate minutes, against a limit of 80%."""
+    reminding.HEALTH_CPU_MAX_PERCENT = 80.0
+    cpu = {"usage": 81.0}
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: cpu["usage"])
+    start = clock.now
+    sent: list[tuple[int, Any]] = []
+    for minute in range(121):  # two hours of beat's runs
+        clock.now = start + dt.timedelta(minutes=minute)
+        cpu["usage"] = 81.0 if minute % 2 == 0 else 79.0
+        before = len(mail.outbox)
+        run_health_check()
+        sent += [(minute, message) for message in mail.outbox[before:]]
+    alert, resolved = "Error - CPU usage is over 80%", "Resolved - CPU usage is over 80%"
+    assert [(minute, m.subject) for minute, m in sent] == [
+        (0, alert),  # it starts failing
+        (1, resolved),  # passes at once after a failure: believed, as for a steady one
+        (60, alert),  # one alert per reminder interval, however often it flips
+        (120, alert),
+    ]
+    assert sent[0][1].body == BODY  # the first alert is the course's
+    for _, recurring in sent[2:]:
+        assert recurring.body != BODY
+        assert recurring.body.startswith(BODY)
+        assert "keeps recurring (flapping)" in recurring.body
+        assert recurring.extra_headers["X-Portal-Recurring"] == (
+            "failed again 30 time(s) after passing since the last alert"
+        )
+        assert recurring.extra_headers["X-Portal-Failing-Since"] == f"{start:%Y-%m-%d %H:%M %Z}"
+
+    cpu["usage"] = 79.0  # it settles
+    outputs = []
+    for minute in range(121, 126):
+        clock.now = start + dt.timedelta(minutes=minute)
+        outputs.append(run_health_check())
+    assert [code for code, _ in outputs] == [0] * 5
+    assert "recovery held: Resolved - CPU usage is over 80%: passing since" in outputs[0][1]
+    assert [m.subject for m in mail.outbox[len(sent) :]] == [resolved]  # at minute 124, 3 minutes on
+    assert "recovery mailed: Resolved - CPU usage is over 80%" in outputs[3][1]
+
+    clock.now = start + dt.timedelta(minutes=126)  # a new failure, after the recovery settled
+    cpu["usage"] = 81.0
+    run_health_check()
+    assert mail.outbox[-1].subject == alert
+    assert mail.outbox[-1].body == BODY
+
+
+def test_a_steady_failure_with_reminders_mails_the_courses_alert_each_time(
+    reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: 1.0)
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    for _ in range(37):  # a run every 5 minutes for three hours
+        run_health_check()
+        clock.now += dt.timedelta(minutes=5)
+    assert len(mail.outbox) == 4  # at 0, 60, 120 and 180 minutes
+    assert {m.body for m in mail.outbox} == {BODY}
+    assert not any("X-Portal-Recurring" in m.extra_headers for m in mail.outbox)
+
+
 def test_by_default_each_failure_is_mailed_at_every_run_and_nothing_more(passing: Any, clock: Any) -> None:
     """The course's script: an alert per failing check at every run, no
     recovery mail, nothing remembered between runs."""
