@@ -4,14 +4,19 @@ smtplib hands back the recipients a server refused while it took the message
 for the others; Django's backend drops them, so a report refused for one
 address of two would count as mailed to both. A message larger than the
 server takes is told apart from other refusals (:class:`MessageTooLarge`), so
-a caller can send a smaller one instead.
+a caller can send a smaller one instead. A :class:`Deadline` bounds the
+whole sending, however slowly the server answers.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import smtplib
 import socket
+import threading
+import time
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -80,6 +85,28 @@ def _unavailable(host: str, port: int, timeout: float | None, exc: OSError) -> S
     return ServerUnavailable(f"{host}:{port}", why)
 
 
+@dataclass(frozen=True)
+class Deadline:
+    """When a sending must be over (``time.monotonic()``), and the limit it
+    stands for, as an error names it. EMAIL_TIMEOUT bounds each read from the
+    server; a server answering one byte at a time never runs into it."""
+
+    at: float
+    limit: str
+
+    @classmethod
+    def for_a_run(cls) -> Deadline | None:
+        """Twice EMAIL_TIMEOUT for everything one run mails: a server that
+        answers in time for each read still has this much for the whole."""
+        if not settings.EMAIL_TIMEOUT:
+            return None
+        seconds = 2 * settings.EMAIL_TIMEOUT
+        return cls(time.monotonic() + seconds, f"{seconds:g} s (twice EMAIL_TIMEOUT)")
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+
 def reason(code: int, reply: bytes | str) -> str:
     text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
     return f"{code} {text}".strip()
@@ -91,17 +118,92 @@ class EmailBackend(SMTPEmailBackend):
     MessageTooLarge when the server does not take a message that large, and
     ServerUnavailable, naming the server and the time-out, when it cannot be
     reached or stops answering (smtplib says "Connection unexpectedly
-    closed: timed out" of a server that never closed anything)."""
+    closed: timed out" of a server that never closed anything).
+
+    With a ``deadline`` (:class:`Deadline`), the connection is shut once it
+    is past, whatever the server is doing, and ServerUnavailable names the
+    limit."""
 
     # What a server that is away, refusing or silent raises, as opposed to
     # the replies of one that answers.
     AWAY = (TimeoutError, ConnectionError, socket.gaierror, smtplib.SMTPServerDisconnected)
 
+    def __init__(self, *args: Any, deadline: Deadline | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadline = deadline
+        self._timer: threading.Timer | None = None
+        self._expired = threading.Event()
+        self._socket: socket.socket | None = None
+
+    @property
+    def connection_class(self) -> Any:
+        """smtplib's class, telling this backend its socket as soon as it is
+        made: the server's greeting is read before the connection is."""
+        backend = self
+
+        class Connection(super().connection_class):  # type: ignore[misc]
+            def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+                backend._socket = super()._get_socket(host, port, timeout)
+                return backend._socket
+
+        return Connection
+
+    def _arm(self) -> None:
+        if self.deadline is None or self._timer is not None:
+            return
+        remaining = self.deadline.remaining()
+        if remaining <= 0:
+            self._expired.set()
+            raise self._late()
+        self._timer = threading.Timer(remaining, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        """Past the deadline: shut the connection, so that whatever waits on
+        the server (a read, a write, the TLS handshake) returns at once."""
+        self._expired.set()
+        connections: list[Any] = [getattr(self, "_partial_connection", None), self.connection]
+        sockets = [getattr(connection, "sock", None) for connection in connections] + [self._socket]
+        for sock in sockets:
+            if sock is not None:
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _late(self) -> ServerUnavailable:
+        assert self.deadline is not None  # noqa: S101 - only called with one
+        return ServerUnavailable(
+            f"{self.host}:{self.port}", f"did not take the mail within {self.deadline.limit}"
+        )
+
+    def _failed(self, exc: OSError) -> ServerUnavailable:
+        if self._expired.is_set():
+            return self._late()
+        return _unavailable(self.host, self.port, self.timeout, exc)
+
     def open(self) -> bool | None:
+        self._arm()
         try:
             return super().open()
-        except self.AWAY as exc:
-            raise _unavailable(self.host, self.port, self.timeout, exc) from exc
+        except OSError as exc:
+            self._disarm()
+            if self._socket is not None:  # a greeting that never came leaves it open
+                self._socket.close()
+            if isinstance(exc, self.AWAY):
+                raise self._failed(exc) from exc
+            raise
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._disarm()
+            self._socket = None
 
     def send_messages(self, email_messages: Any) -> int:
         try:
@@ -109,7 +211,7 @@ class EmailBackend(SMTPEmailBackend):
         except ServerUnavailable:
             raise
         except self.AWAY as exc:
-            raise _unavailable(self.host, self.port, self.timeout, exc) from exc
+            raise self._failed(exc) from exc
 
     def _send(self, email_message: EmailMessage) -> bool:
         if not email_message.recipients():

@@ -11,7 +11,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.cache import caches
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.utils import timezone
 
 from core import mail
@@ -151,7 +151,9 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
-    for the server again), and are tried again on the next run.
+    for the server again), and are tried again on the next run. The run's
+    mail as a whole stops after twice EMAIL_TIMEOUT, however slowly the
+    server keeps answering.
     """
     outcome = HealthOutcome(health.run(health.SYSTEM_CHECKS + health.SERVICE_CHECKS))
     to = list(recipients or settings.HEALTH_RECIPIENTS)
@@ -176,12 +178,16 @@ def health_alert(*, recipients: Sequence[str] | None = None) -> HealthOutcome:
 
     # A mail server that does not answer is not asked again for each alert:
     # every minute's run would outlast the minute (EMAIL_TIMEOUT per alert).
+    # One that answers too slowly to time out is given twice EMAIL_TIMEOUT for
+    # the whole run's mail.
     away: str | None = None
+    deadline = mail.Deadline.for_a_run()
     for check, message, sent, unsent in due:
         if away is not None:
             outcome.undelivered.append(f"{message.subject}: {away}")
             _keep(check, to, unsent)
             continue
+        message.connection = get_connection(deadline=deadline)
         try:
             message.send()
         except mail.RecipientsRefused as exc:  # taken for the others

@@ -837,6 +837,41 @@ def test_a_mail_server_that_hangs_up_is_named_with_what_it_did(passing: Any) -> 
     assert "NoneType" not in err.getvalue()
 
 
+def _trickling_smtp(listener: socket.socket, left: threading.Event) -> None:
+    """Greets one byte at a time, each well within EMAIL_TIMEOUT of the last,
+    a greeting that never ends (continuation lines), for 20 s at most; sets
+    ``left`` when the client goes away before that."""
+    connection, _ = listener.accept()
+    with connection:
+        for byte in b"220-mail.example.com is slow today\r\n" * 6:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:  # the client shut the connection
+                left.set()
+                return
+            time.sleep(0.1)  # the pace of the trickle, not a synchronisation
+
+
+def test_a_mail_server_that_trickles_is_given_twice_email_timeout_for_the_whole_run(passing: Any) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    left = threading.Event()
+    threading.Thread(target=_trickling_smtp, args=(listener, left), daemon=True).start()
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    passing.EMAIL_TIMEOUT = 1  # no read waits that long
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    err = io.StringIO()
+    with listener, pytest.raises(CommandError) as failed:
+        call_command("health_check", stdout=io.StringIO(), stderr=err)
+    assert failed.value.returncode == 1
+    assert left.wait(timeout=30), "the run kept reading the trickle"
+    late = f"the mail server 127.0.0.1:{passing.EMAIL_PORT} did not take the mail within 2 s (twice EMAIL_TIMEOUT)"
+    not_mailed = [line for line in err.getvalue().splitlines() if line.startswith("alert not mailed:")]
+    assert len(not_mailed) == 2
+    assert all(line.endswith(late) for line in not_mailed), not_mailed
+
+
 @pytest.mark.django_db
 def test_the_detailed_report_names_a_value_that_cannot_be_read(
     staff_client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
