@@ -88,6 +88,17 @@ def _pg_index_valid(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool 
     return None if found is None else bool(found[0])
 
 
+def _pg_index_wanted(schema_editor: BaseDatabaseSchemaEditor, name: str) -> bool:
+    """Whether the index ``name`` is still to be built: it is not there, or a
+    build cut short left it behind marked invalid (dropped here, concurrently)."""
+    valid = _pg_index_valid(schema_editor, name)
+    if valid is False:
+        schema_editor.execute(
+            f"DROP INDEX CONCURRENTLY IF EXISTS {schema_editor.quote_name(name)}", params=None
+        )
+    return not valid
+
+
 def column_defaults(schema_editor: BaseDatabaseSchemaEditor, table: str) -> dict[str, Any]:
     """Each column of ``table`` and its default in the database (None: none)."""
     connection = schema_editor.connection
@@ -263,12 +274,8 @@ class AddIndexConcurrently(AddIndex):
         if schema_editor.collect_sql:
             schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
             return
-        valid = _pg_index_valid(schema_editor, self.index.name)
-        if valid:
-            return
-        if valid is not None:
-            schema_editor.remove_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
-        schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
+        if _pg_index_wanted(schema_editor, self.index.name):
+            schema_editor.add_index(model, self.index, concurrently=True)  # type: ignore[call-arg]
 
     def database_backwards(
         self,
@@ -393,12 +400,8 @@ class AddTrigramIndexConcurrently(Operation):
         _outside_a_transaction(schema_editor, self)
         self._create_extension(schema_editor)
         quote = schema_editor.quote_name
-        if not schema_editor.collect_sql:
-            valid = _pg_index_valid(schema_editor, self.name)
-            if valid:
-                return
-            if valid is not None:
-                schema_editor.execute(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(self.name)}", params=None)
+        if not schema_editor.collect_sql and not _pg_index_wanted(schema_editor, self.name):
+            return
         column = model._meta.get_field(self.field).column
         schema_editor.execute(
             TRIGRAM_INDEX.format(
