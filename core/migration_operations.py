@@ -106,22 +106,36 @@ def column_defaults(schema_editor: BaseDatabaseSchemaEditor, table: str) -> dict
         return {c.name: c.default for c in connection.introspection.get_table_description(cursor, table)}
 
 
-class RestoreDatabaseDefaults(Operation):
+def _allowed_model(
+    operation: Any, app_label: str, schema_editor: BaseDatabaseSchemaEditor, state: ProjectState
+) -> Any:
+    """The operation's model as ``state`` has it (a historical model), or
+    None where the database router keeps the model off this database."""
+    model = state.apps.get_model(app_label, operation.model_name)
+    return model if operation.allow_migrate_model(schema_editor.connection.alias, model) else None
+
+
+class _DatabaseOnly(Operation):
+    """An operation on the database alone: the migration state stays as it is."""
+
+    reversible = True
+    reduces_to_sql = False
+    model_name: str
+
+    def state_forwards(self, app_label: str, state: ProjectState) -> None:
+        pass
+
+
+class RestoreDatabaseDefaults(_DatabaseOnly):
     """Give each of ``fields`` the database default (``db_default``) that the
     migration state declares, where the database lacks it: a database migrated
     by an earlier copy of the migration that added the column, before it
     declared one. Elsewhere it does nothing; it changes no state, and going
     back leaves the default in place."""
 
-    reversible = True
-    reduces_to_sql = False
-
     def __init__(self, model_name: str, fields: Sequence[str]) -> None:
         self.model_name = model_name
         self.fields = list(fields)
-
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        pass
 
     def database_forwards(
         self,
@@ -130,8 +144,8 @@ class RestoreDatabaseDefaults(Operation):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
             return
         for name in self.fields:
             field = model._meta.get_field(name)
@@ -263,8 +277,8 @@ class AddIndexConcurrently(AddIndex):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
             return
         if not _postgresql(schema_editor.connection):
             if not _present(schema_editor, self.index.name, _constraints, model):
@@ -284,8 +298,8 @@ class AddIndexConcurrently(AddIndex):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        model = _allowed_model(self, app_label, schema_editor, from_state)
+        if model is None:
             return
         if not _postgresql(schema_editor.connection):
             if _present(schema_editor, self.index.name, _constraints, model, collected=True):
@@ -313,8 +327,8 @@ class AddCheckConstraint(AddConstraint):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
             return
         present = _present(schema_editor, self.constraint.name, _constraints, model)
         if not _postgresql(schema_editor.connection):
@@ -338,8 +352,8 @@ class AddCheckConstraint(AddConstraint):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model):
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
             return
         if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
             with transaction.atomic(using=schema_editor.connection.alias):
@@ -357,7 +371,7 @@ TRIGRAM_REFUSED = (
 )
 
 
-class AddTrigramIndexConcurrently(Operation):
+class AddTrigramIndexConcurrently(_DatabaseOnly):
     """On PostgreSQL, a trigram index (pg_trgm, GIN) of ``field`` built
     concurrently, which serves the admin's search of a word inside the text
     (``icontains``) where a plain index serves none. The extension is created
@@ -366,9 +380,6 @@ class AddTrigramIndexConcurrently(Operation):
     be atomic; a run after an interrupted one builds again an index left
     invalid. Elsewhere (SQLite) it does nothing; it changes no state, and
     going back drops the index and leaves the extension."""
-
-    reversible = True
-    reduces_to_sql = False
 
     def __init__(self, model_name: str, name: str, field: str) -> None:
         self.model_name = model_name
@@ -382,9 +393,6 @@ class AddTrigramIndexConcurrently(Operation):
             {"model_name": self.model_name, "name": self.name, "field": self.field},
         )
 
-    def state_forwards(self, app_label: str, state: ProjectState) -> None:
-        pass
-
     def database_forwards(
         self,
         app_label: str,
@@ -392,10 +400,8 @@ class AddTrigramIndexConcurrently(Operation):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = to_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model) or not _postgresql(
-            schema_editor.connection
-        ):
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None or not _postgresql(schema_editor.connection):
             return
         _outside_a_transaction(schema_editor, self)
         self._create_extension(schema_editor)
@@ -429,10 +435,8 @@ class AddTrigramIndexConcurrently(Operation):
         from_state: ProjectState,
         to_state: ProjectState,
     ) -> None:
-        model = from_state.apps.get_model(app_label, self.model_name)
-        if not self.allow_migrate_model(schema_editor.connection.alias, model) or not _postgresql(
-            schema_editor.connection
-        ):
+        model = _allowed_model(self, app_label, schema_editor, from_state)
+        if model is None or not _postgresql(schema_editor.connection):
             return
         _outside_a_transaction(schema_editor, self)
         schema_editor.execute(
