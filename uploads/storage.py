@@ -283,12 +283,30 @@ def writing(keys: Iterable[str]) -> Iterator[None]:
     try:
         with locks.shared(_object_locks(keys)):
             yield
-    finally:
+    except BaseException:
         _writing.depth -= 1
         if outermost:
-            calls, _writing.after = _writing.after, []
-            for call in calls:
-                call()
+            _run_after(raising=False)  # the block's own error is the one to hear of
+        raise
+    _writing.depth -= 1
+    if outermost:
+        _run_after(raising=True)
+
+
+def _run_after(*, raising: bool) -> None:
+    """Run what waited for this thread's writing block, every call even when
+    one fails (a failed deletion must not leave an upload unprocessed); the
+    first failure is raised once all have run, if ``raising``."""
+    calls, _writing.after = _writing.after, []
+    first: Exception | None = None
+    for call in calls:
+        try:
+            call()
+        except Exception as exc:
+            logger.exception("what waited for a write failed: %s", exc)
+            first = first or exc
+    if first is not None and raising:
+        raise first
 
 
 def after_writing(call: Callable[[], object]) -> None:

@@ -90,3 +90,28 @@ def test_a_writer_deletes_what_it_stored_once_it_lets_its_keys_go() -> None:
         assert storage.delete_unreferenced({key}) == []
         assert storage.storage_for(key).exists(key)
     assert not storage.storage_for(key).exists(key)
+
+
+@pytest.mark.django_db
+def test_everything_waiting_for_a_write_runs_and_the_writes_own_error_is_the_one_raised() -> None:
+    ran: list[str] = []
+
+    def fails() -> None:
+        ran.append("fails")
+        raise OSError("the store is away")
+
+    def write(*, own_error: bool) -> None:
+        with storage.writing({"k"}):
+            storage.after_writing(fails)
+            storage.after_writing(lambda: ran.append("then"))
+            if own_error:
+                raise ValueError("the write's own")
+
+    with pytest.raises(ValueError, match="the write's own"):
+        write(own_error=True)
+    assert ran == ["fails", "then"]
+
+    ran.clear()
+    with pytest.raises(OSError, match="the store is away"):
+        write(own_error=False)
+    assert ran == ["fails", "then"]
