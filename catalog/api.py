@@ -203,9 +203,25 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         read_only_fields = ["created_at", "updated_at"]
 
 
+class ProductFilter(filters.FilterSet):
+    on_display = filters.BooleanFilter(
+        method="filter_on_display",
+        label="true: only the products the public catalog (and `GET /fruits/`) shows; false: only the "
+        "others (the demo products, once the store has products of its own).",
+    )
+
+    class Meta:
+        model = Product
+        fields = ["image_name"]
+
+    def filter_on_display(self, queryset: QuerySet[Product], name: str, value: bool) -> QuerySet[Product]:
+        shown = selectors.on_display()
+        return queryset.filter(shown) if value else queryset.exclude(shown)
+
+
 class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[Product]):
     serializer_class = ProductSerializer
-    filterset_fields = ["image_name"]
+    filterset_class = ProductFilter
     search_fields = ["name", "description", "image_name"]
     ordering_fields = ["name", "weight", "created_at"]
     ordering = ["name"]

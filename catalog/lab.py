@@ -132,6 +132,7 @@ class LabView(APIView):
     parser_classes = [JSONParser, parsers.FormParser, parsers.MultiPartParser]
     public_page = "home"
     api_list: str  # the URL name of the API list a cut-short GET points at
+    api_list_query = ""  # and its query, so that it lists the same rows
 
     def permission_denied(
         self, request: Request, message: str | None = None, code: str | None = None
@@ -160,7 +161,8 @@ class LabView(APIView):
         response = Response(serializer(items, many=True).data)
         if cut:
             response["X-Total-Count"] = str(total())
-            response["Link"] = f'<{self.request.build_absolute_uri(reverse(self.api_list))}>; rel="alternate"'
+            url = self.request.build_absolute_uri(reverse(self.api_list) + self.api_list_query)
+            response["Link"] = f'<{url}>; rel="alternate"'
         return response
 
 
@@ -221,6 +223,7 @@ class LabFruitsView(LabView):
     # A post updates the product of the same file stem, if there is one.
     write_permissions = ("catalog.add_product", "catalog.change_product")
     api_list = "product-list"
+    api_list_query = "?on_display=true"
 
     @extend_schema(
         responses=LabFruitSerializer(many=True),

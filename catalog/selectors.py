@@ -83,12 +83,16 @@ def _products_with_images() -> QuerySet[Product]:
     )
 
 
+def on_display() -> Q:
+    """The products the public catalog shows: the real ones, or the demo ones
+    while the store has none of its own (in the same query, no separate check)."""
+    return Q(is_demo=False) | Q(~Exists(Product.objects.filter(is_demo=False)))
+
+
 def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
-    """What the public catalog shows: the real products, or the demo ones
-    while the store has none of its own (one query, no separate check)."""
-    any_real = Exists(Product.objects.filter(is_demo=False))
+    """What the public catalog shows (``on_display``)."""
     products = products_with_images() if with_images else Product.objects.all()
-    return products.filter(Q(is_demo=False) | ~any_real)
+    return products.filter(on_display())
 
 
 def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> QuerySet[Product]:

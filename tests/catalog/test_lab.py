@@ -267,8 +267,24 @@ def test_a_fruit_list_past_the_limit_has_the_newest_in_the_order_they_were_added
     response = client.get("/fruits/")
     assert [f["id"] for f in response.json()] == posted[2:]
     assert response["X-Total-Count"] == "5"
-    assert response["Link"] == '<http://testserver/api/v1/products/>; rel="alternate"'
-    assert client.get("/api/v1/products/").json()["count"] == 5
+    assert response["Link"] == '<http://testserver/api/v1/products/?on_display=true>; rel="alternate"'
+    assert client.get("/api/v1/products/?on_display=true").json()["count"] == 5
+
+
+def test_the_list_a_cut_fruit_list_points_at_holds_what_it_counts_and_no_demo_product(
+    client: Client, list_limit: int
+) -> None:
+    demo = Product.objects.create(name="Demo pear", weight=1, image_name="pear.jpeg", is_demo=True)
+    for n in range(5):
+        client.post("/fruits/", {**FRUIT, "name": f"Fruit {n}", "image_name": f"{n:03}.jpeg"})
+    response = client.get("/fruits/")
+    url = response["Link"].split(";")[0].strip("<>")
+    walked = client.get(url).json()
+    assert walked["count"] == int(response["X-Total-Count"]) == 5
+    assert demo.pk not in {p["id"] for p in walked["results"]}
+    # The API's whole list has the demo product too; the filter's other side, it alone.
+    assert client.get("/api/v1/products/").json()["count"] == 6
+    assert [p["id"] for p in client.get("/api/v1/products/?on_display=false").json()["results"]] == [demo.pk]
 
 
 def test_a_list_within_the_limit_has_no_paging_headers(client: Client, list_limit: int) -> None:
