@@ -32,12 +32,15 @@ takes keys while it holds others waits holding them; on PostgreSQL the
 deadlock detector ends a wait in a circle, here nothing does, which is why
 ``uploads.storage.writing`` runs what its block starts (a deletion, an image's
 processing) once it lets its keys go.
-An exclusive block also runs in a transaction of its own (IMMEDIATE, taken
-after the files, so the order is always files then database): a sharer inside
-a transaction lets its files go at the end of its block, and its transaction,
-still holding the write lock, keeps the deleter's check waiting until it ends
-(up to the database's timeout: the portal shares keys outside transactions,
-so that such a sharer never waits for a deleter that waits for it).
+An exclusive holder, once it has the files, also waits for the database's
+write lock in an empty transaction (IMMEDIATE, so the order is always files
+then database): a sharer inside a transaction lets its files go at the end of
+its block, and its transaction, still holding the write lock, keeps the
+deleter waiting until it ends (up to the database's timeout: the portal shares
+keys outside transactions, so that such a sharer never waits for a deleter
+that waits for it). Then the block runs outside a transaction (or in the
+caller's): it sees what that sharer committed, and a deleter that deletes from
+a slow store keeps no other writer of the database waiting meanwhile.
 An in-memory database (the tests') is one process's alone: nothing is taken,
 and an exclusive block runs as it is.
 """
@@ -111,14 +114,19 @@ def _take(cursor: Any, function: str, numbers: list[int]) -> None:
 @contextmanager
 def exclusive(keys: Iterable[str], *, using: str = DEFAULT_DB_ALIAS) -> Iterator[None]:
     """Run the block holding the keys alone: it waits for their sharers
-    (``shared``) to end, and they wait for it. The block runs in a transaction
-    of its own (or the caller's). On PostgreSQL the keys are held until that
-    transaction ends; on a SQLite file until the block ends, the transaction
-    taken after them. Elsewhere (an in-memory SQLite database too) nothing is
-    taken and the block runs as it is."""
+    (``shared``) to end, and they wait for it. On PostgreSQL the block runs in
+    a transaction of its own (or the caller's), and the keys are held until
+    it ends. On a SQLite file they are held until the block ends, and the
+    block runs as it is, once the transaction that held the database's write
+    lock when the files were taken has ended (it waits for the lock, then
+    lets it go), so that it holds no other writer up. Elsewhere (an in-memory SQLite database too)
+    nothing is taken and the block runs as it is."""
     connection = connections[using]
     if connection.vendor == "sqlite" and lock_dir(connection) is not None:
-        with _files(connection, _ordered_ids(keys), fcntl.LOCK_EX), transaction.atomic(using=using):
+        with _files(connection, _ordered_ids(keys), fcntl.LOCK_EX):
+            # BEGIN IMMEDIATE waits for the transaction that holds the write lock.
+            with transaction.atomic(using=using):
+                pass
             yield
         return
     if connection.vendor != "postgresql":

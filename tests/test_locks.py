@@ -11,14 +11,19 @@ on SQLite."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import fcntl
 import os
 import re
+import sqlite3
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -294,3 +299,77 @@ def test_on_sqlite_many_keys_take_a_bounded_number_of_files(lock_files: Path) ->
     with locks.exclusive([f"key {n}" for n in range(1200)]):
         taken = sorted(p.name for p in lock_files.iterdir())
     assert taken == [f"{n:02x}" for n in range(locks.LOCK_FILES)]
+
+
+# --- SQLite: the database beside the files -----------------------------------------
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, django_db_blocker: Any) -> Iterator[tuple[str, Path]]:
+    """A database alias with the portal's SQLite settings on a file (the test
+    database is in memory), holding a table ``rows``; each thread opens its
+    own connection to it, as another process would."""
+    default = connections.settings[DEFAULT_DB_ALIAS]
+    if default["ENGINE"] != "django.db.backends.sqlite3":
+        pytest.skip("SQLite's locking")
+    path = tmp_path / "db.sqlite3"
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        db.execute("CREATE TABLE rows (key TEXT)")
+    alias = "sqlite_file"
+    connections.settings[alias] = {**copy.deepcopy(default), "NAME": str(path)}
+    try:
+        with django_db_blocker.unblock():
+            yield alias, path
+    finally:
+        connections[alias].close()
+        del connections[alias]
+        del connections.settings[alias]
+
+
+def test_on_a_sqlite_file_a_deleter_keeps_no_other_writer_waiting(sqlite_file: tuple[str, Path]) -> None:
+    """Its block deletes from a store, which can take a while: holding the
+    database's write lock meanwhile, it would keep every writer waiting, and
+    failing once the database's timeout is up."""
+    alias, path = sqlite_file
+    # No wait at all (timeout=0): the write lock is free, or this fails ("database is locked").
+    with (
+        locks.exclusive(["k"], using=alias),
+        contextlib.closing(sqlite3.connect(path, timeout=0, isolation_level=None)) as other,
+    ):
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("INSERT INTO rows VALUES ('other')")
+        other.execute("COMMIT")
+    assert not connections[alias].in_atomic_block
+
+
+def test_on_a_sqlite_file_a_deleter_waits_for_a_sharer_s_transaction_then_sees_its_row(
+    sqlite_file: tuple[str, Path],
+) -> None:
+    """A sharer inside a transaction lets its files go at the end of its
+    block, before its row commits: the deleter waits for that transaction
+    (the database's write lock), then its check sees the row."""
+    alias, _ = sqlite_file
+    waiting_or_checked = threading.Event()
+
+    def deleter() -> list[str]:
+        connection = connections[alias]  # this thread's own
+        try:
+            connection.ensure_connection()
+            # A BEGIN (for the write lock) is the deleter waiting for the sharer's transaction.
+            connection.connection.set_trace_callback(
+                lambda sql: waiting_or_checked.set() if sql.startswith("BEGIN") else None
+            )
+            with locks.exclusive(["k"], using=alias), connection.cursor() as cursor:
+                cursor.execute("SELECT key FROM rows")
+                return [key for (key,) in cursor.fetchall()]
+        finally:
+            waiting_or_checked.set()
+            connection.close()
+
+    with ThreadPoolExecutor(1) as pool:
+        with transaction.atomic(using=alias):
+            with locks.shared(["k"], using=alias), connections[alias].cursor() as cursor:
+                cursor.execute("INSERT INTO rows VALUES ('shared')")
+            checked = pool.submit(deleter)
+            waiting_or_checked.wait()
+        assert checked.result() == ["shared"]
