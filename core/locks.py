@@ -29,9 +29,15 @@ one process wait for each other, a thread never waits for itself on a file it
 holds, and one that asks alone for a file it shares waits for the other
 sharers only (the kernel lets its shared hold go meanwhile). A block that
 takes keys while it holds others waits holding them; on PostgreSQL the
-deadlock detector ends a wait in a circle, here nothing does, which is why
-``uploads.storage.writing`` runs what its block starts (a deletion, an image's
-processing) once it lets its keys go.
+deadlock detector ends a wait in a circle. Here a circle needs a thread that
+takes a file while it holds one after it in the files' order, so such a take
+waits no longer than the database's timeout, then fails (``OperationalError``,
+as a wait for SQLite's write lock does) and its block lets its files go; a
+take in order waits as long as it must. ``uploads.storage.writing`` still runs
+what its block starts (a deletion, an image's processing) once it lets its
+keys go, so that no wait is spent that way. (A thread that asks alone for a
+file it shares, while it holds one after it, is not bounded: the kernel has
+let its shared hold go by then.)
 An exclusive holder, once it has the files, also waits for the database's
 write lock in an empty transaction (IMMEDIATE, so the order is always files
 then database): a sharer inside a transaction lets its files go at the end of
@@ -51,13 +57,14 @@ import fcntl
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, OperationalError, connections, transaction
 from django.db.transaction import TransactionManagementError
 
 
@@ -221,19 +228,23 @@ def _files(connection: Any, numbers: list[int], mode: int) -> Iterator[None]:
         return
     folder.mkdir(parents=True, exist_ok=True)
     paths = [str(folder / f"{n:02x}") for n in sorted({number % LOCK_FILES for number in numbers})]
+    patience = float(connection.settings_dict.get("OPTIONS", {}).get("timeout", 5))
     with ExitStack() as stack:
         for path in paths:
-            _file_take(path, mode)
+            _file_take(path, mode, patience)
             stack.callback(_file_release, path, mode)
         yield
 
 
-def _file_take(path: str, mode: int) -> None:
+def _file_take(path: str, mode: int, patience: float) -> None:
     held = _files_held.held.get(path)
     if held is None:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, mode)
+            if any(other > path and Path(other).parent == Path(path).parent for other in _files_held.held):
+                _flock_within(fd, mode, path, patience)
+            else:
+                fcntl.flock(fd, mode)
         except BaseException:
             os.close(fd)
             raise
@@ -246,6 +257,25 @@ def _file_take(path: str, mode: int) -> None:
         held.exclusive += 1
     else:
         held.shared += 1
+
+
+def _flock_within(fd: int, mode: int, path: str, patience: float) -> None:
+    """Take the lock out of the files' order: the one wait that can be part
+    of a circle, so it ends after ``patience`` seconds."""
+    deadline = time.monotonic() + patience
+    pause = 0.001
+    while True:
+        try:
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                raise OperationalError(
+                    f"gave up the lock file {path} after {patience:g} s (the database's timeout): "
+                    "this block holds lock files after it, and the holder may be waiting for them"
+                ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
 
 def _file_release(path: str, mode: int) -> None:

@@ -17,13 +17,14 @@ import os
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
@@ -373,3 +374,102 @@ def test_on_a_sqlite_file_a_deleter_waits_for_a_sharer_s_transaction_then_sees_i
             checked = pool.submit(deleter)
             waiting_or_checked.wait()
         assert checked.result() == ["shared"]
+
+
+def _keys_in_two_files() -> tuple[str, str]:
+    """Two keys whose lock files come one before the other."""
+    first = "key 0"
+    later = next(
+        f"key {n}"
+        for n in range(1, 1000)
+        if locks.lock_id(f"key {n}") % locks.LOCK_FILES > locks.lock_id(first) % locks.LOCK_FILES
+    )
+    return first, later
+
+
+PATIENCE = 0.2
+
+
+@pytest.fixture
+def impatient_sqlite_file(sqlite_file: tuple[str, Path]) -> tuple[str, Path]:
+    """The SQLite file with a short timeout."""
+    alias, path = sqlite_file
+    connections.settings[alias].setdefault("OPTIONS", {})["timeout"] = PATIENCE
+    return alias, path.parent / f"{path.name}-locks"
+
+
+def _waiting_on(path: Path) -> bool:
+    """Whether a take of the file is blocked, as the kernel lists it."""
+    inode = os.stat(path).st_ino
+    return any(
+        fields[1] == "->" and fields[6].endswith(f":{inode}")
+        for fields in (line.split() for line in Path("/proc/locks").read_text().splitlines())
+    )
+
+
+def test_on_a_sqlite_file_two_blocks_that_wait_for_each_other_do_not_wait_for_ever(
+    impatient_sqlite_file: tuple[str, Path],
+) -> None:
+    """One shares the first file and asks for the later one alone, the other
+    the other way round: the take out of the files' order gives up after the
+    database's timeout and its block lets its files go, so the other goes on."""
+    alias, folder = impatient_sqlite_file
+    first, later = _keys_in_two_files()
+    holding = threading.Barrier(2)
+    outcomes: dict[str, object] = {}
+
+    def take(held: str, wanted: str) -> None:
+        try:
+            with locks.shared([held], using=alias):
+                holding.wait()
+                with locks.exclusive([wanted], using=alias):
+                    outcomes[held] = "done"
+        except OperationalError as exc:
+            outcomes[held] = exc
+        finally:
+            connections[alias].close()
+
+    # Daemons: were the circle never broken, they would not keep the tests from ending.
+    threads = [
+        threading.Thread(target=take, args=pair, daemon=True) for pair in ((first, later), (later, first))
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "each waits for the other"
+    assert outcomes[first] == "done"
+    assert isinstance(outcomes[later], OperationalError)
+    assert re.search(
+        r"gave up the lock file .* after 0\.2 s \(the database's timeout\)", str(outcomes[later])
+    )
+    assert _can_take(_lock_file(folder, first), fcntl.LOCK_EX)
+    assert _can_take(_lock_file(folder, later), fcntl.LOCK_EX)
+
+
+def test_on_a_sqlite_file_a_take_in_the_files_order_waits_as_long_as_it_must(
+    impatient_sqlite_file: tuple[str, Path],
+) -> None:
+    """No circle can go through it: it is not given up."""
+    alias, folder = impatient_sqlite_file
+    first, later = _keys_in_two_files()
+    with locks.shared([later], using=alias):
+        pass  # the file exists
+    path = _lock_file(folder, later)
+
+    def take() -> str:
+        try:
+            with locks.shared([first], using=alias), locks.shared([later], using=alias):
+                return "done"
+        finally:
+            connections[alias].close()
+
+    with _other_open(path) as fd, ThreadPoolExecutor(1) as pool:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        taken = pool.submit(take)
+        while not _waiting_on(path):
+            assert not taken.done(), taken.exception()
+        time.sleep(PATIENCE * 3)  # past the wait a take out of order has
+        assert not taken.done()
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        assert taken.result(timeout=30) == "done"
