@@ -15,6 +15,7 @@ import json
 import os
 import re
 import stat
+import sys
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -269,17 +270,19 @@ def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
 
 
 def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
-    """``parse_people`` of a file read a chunk at a time. A CSV file's people
-    come as its lines are read, so a file of any size takes the memory of a
-    few lines; JSON and YAML are parsed whole. A file that is not valid
-    raises the FormatError ``parse_people`` raises, after the people before
-    the fault: read it through once before acting on its people."""
+    """``parse_people`` of a file read a chunk at a time. People come as the
+    file is read (a CSV line, a JSON or YAML list item at a time), so a file
+    of any size takes the memory of a few of its people. A file that is not
+    valid raises the FormatError ``parse_people`` raises, after the people
+    before the fault: read it through once before acting on its people."""
     text = text_chunks(chunks)
     try:
         if fmt == "csv":
             yield from _csv_people(_lines(text))
-        elif fmt in {"json", "yaml"}:
-            yield from _document_people("".join(text), fmt)
+        elif fmt == "json":
+            yield from _document_people(_json_rows(text), fmt)
+        elif fmt == "yaml":
+            yield from _document_people(_yaml_rows(text), fmt)
         else:
             raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
     except FormatError:
@@ -332,20 +335,448 @@ def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
         raise fault
 
 
-def _document_people(text: str, fmt: str) -> Iterator[dict[str, Any]]:
-    rows: Any
+def _document_people(rows: Iterator[object], fmt: str) -> Iterator[dict[str, Any]]:
+    """The people of the rows a JSON or YAML file lists, told as when the
+    whole file was parsed before any row was checked: a fault of the file
+    itself first (``rows`` raises it), then a row that is not a person at
+    all, then the first person with a fault."""
+    not_a_person = False
+    fault: FormatError | None = None
+    for number, row in enumerate(rows, start=1):
+        if not isinstance(row, Mapping):
+            not_a_person = True
+            continue
+        if not_a_person or fault is not None:
+            continue  # read on: the rest of the file may not be valid
+        try:
+            person = _person(row, number)
+        except FormatError as exc:
+            fault = exc
+            continue
+        yield person
+    if not_a_person:
+        raise _not_people(fmt)
+    if fault is not None:
+        raise fault
+
+
+def _not_people(fmt: str) -> FormatError:
+    return FormatError(f"the {fmt.upper()} file must hold a list of people")
+
+
+def _twice(fmt: str) -> FormatError:
+    # Its people were taken as the file was read: the list named last,
+    # which would be the one, cannot take their place.
+    return FormatError(f'the {fmt.upper()} file names "people" more than once')
+
+
+def _too_long(exc: ValueError) -> str:
+    """What a value Python refuses to read says, in the terms of the file."""
+    if str(exc).startswith("Exceeds the limit"):  # int("9" * 5000)
+        return f"a number longer than {sys.get_int_max_str_digits():,} digits"
+    return str(exc)
+
+
+# The keys of a file's mapping that can matter: the list of people, or the
+# fields of the one person it is.
+_DOCUMENT_KEYS = frozenset({"people", *PEOPLE_FIELDS, *PEOPLE_EXTRA_FIELDS})
+
+
+# --- People in JSON -----------------------------------------------------------
+
+
+_JSON_DECODER = json.JSONDecoder()
+_JSON_NOT_SPACE = re.compile(r"[^ \t\n\r]")
+# How close to the end of what has been read a fault of a value may be and
+# still be the value cut short there ("tru", "-Infinit", "\u00").
+_JSON_CUT = 16
+
+
+class _JsonReader:
+    """JSON text that comes in pieces, read a value at a time with the
+    decoder ``json.loads`` uses, its faults told as ``json.loads`` tells them
+    (line, column and character of the whole text)."""
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text = text
+        self._buffer = ""
+        self._at = 0  # where the reader is in the buffer
+        self._base = 0  # characters of the text before the buffer
+        self._lines = 0  # line breaks before the buffer
+        self._line_start = 0  # where the line the buffer starts in starts
+        self._eof = False
+
+    def _more(self) -> bool:
+        """Read the next piece, dropping what has been read; False at the end."""
+        piece = None if self._eof else next(self._text, None)
+        if piece is None:
+            self._eof = True
+            return False
+        done = self._at
+        if (last := self._buffer.rfind("\n", 0, done)) >= 0:
+            self._line_start = self._base + last + 1
+        self._lines += self._buffer.count("\n", 0, done)
+        self._base += done
+        self._buffer = self._buffer[done:] + piece
+        self._at = 0
+        return True
+
+    def error(self, message: str, at: int | None = None) -> FormatError:
+        at = self._at if at is None else at
+        line = self._lines + self._buffer.count("\n", 0, at) + 1
+        last = self._buffer.rfind("\n", 0, at)
+        column = at - last if last >= 0 else self._base + at - self._line_start + 1
+        return FormatError(f"not valid JSON: {message}: line {line} column {column} (char {self._base + at})")
+
+    def peek(self, *, space: bool = False) -> str:
+        """The next character but spaces ("" at the end); with ``space``, the
+        next character."""
+        while True:
+            if not space:
+                found = _JSON_NOT_SPACE.search(self._buffer, self._at)
+                self._at = found.start() if found else len(self._buffer)
+            if self._at < len(self._buffer):
+                return self._buffer[self._at]
+            if not self._more():
+                return ""
+
+    def take(self) -> None:
+        """Step over the character ``peek`` returned."""
+        self._at += 1
+
+    def value(self) -> object:
+        """The next value, read whole."""
+        self.peek()
+        while True:
+            try:
+                value, end = _JSON_DECODER.raw_decode(self._buffer, self._at)
+            except json.JSONDecodeError as exc:
+                cut = exc.pos >= len(self._buffer) - _JSON_CUT or exc.msg.startswith("Unterminated string")
+                if self._eof or not cut:
+                    raise self.error(exc.msg, exc.pos) from None
+            except ValueError as exc:
+                raise self.error(_too_long(exc)) from None
+            else:
+                # A number at the end may go on ("1" of "1.5e3").
+                if self._eof or end <= len(self._buffer) - 3:
+                    self._at = end
+                    return value
+            # Cut short by the end of what has been read: read as much again.
+            wanted = 2 * (len(self._buffer) - self._at) + 1
+            while len(self._buffer) - self._at < wanted and self._more():
+                pass
+
+    def items(self) -> Iterator[object]:
+        """The values of the list whose "[" was just taken."""
+        if self.peek() == "]":
+            self.take()
+            return
+        while True:
+            yield self.value()
+            char = self.peek()
+            if char not in (",", "]"):
+                raise self.error("Expecting ',' delimiter")
+            self.take()
+            if char == "]":
+                return
+
+    def end(self) -> None:
+        """Check that nothing but spaces follows the document."""
+        if self.peek():
+            raise self.error("Extra data")
+
+
+def _json_rows(text: Iterator[str]) -> Iterator[object]:
+    """The items of a JSON file's list of people (its top-level list, or the
+    "people" list of its top-level object, or the object itself), decoded one
+    at a time; the file's faults raised as ``json.loads`` finds them."""
+    reader = _JsonReader(text)
     try:
-        rows = json.loads(text) if fmt == "json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as exc:
-        raise FormatError(f"not valid {fmt.upper()}: {exc}") from exc
+        if reader.peek(space=True) == "\ufeff":
+            raise reader.error("Unexpected UTF-8 BOM (decode using utf-8-sig)")
+        first = reader.peek()
+        if first == "[":
+            reader.take()
+            yield from reader.items()
+            reader.end()
+        elif first == "{":
+            reader.take()
+            yield from _json_object_rows(reader)
+        else:
+            reader.value()
+            reader.end()
+            raise _not_people("json")
     except RecursionError:
-        raise FormatError(f"not valid {fmt.upper()}: nested too deep") from None
-    if isinstance(rows, Mapping):
-        rows = rows.get("people", [rows])
-    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
-        raise FormatError(f"the {fmt.upper()} file must hold a list of people")
-    people = [_person(row, number) for number, row in enumerate(rows, start=1)]
-    yield from people
+        raise FormatError("not valid JSON: nested too deep") from None
+
+
+def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
+    """The rows of a top-level object whose "{" was just taken: the items of
+    its "people" list as they come, or else the object itself (only the keys
+    a person may have are kept)."""
+    fields: dict[str, object] = {}
+    listed = twice = False
+    char = reader.peek()
+    done = char == "}"
+    if done:
+        reader.take()
+    while not done:
+        if char != '"':
+            raise reader.error("Expecting property name enclosed in double quotes")
+        key = reader.value()
+        if reader.peek() != ":":
+            raise reader.error("Expecting ':' delimiter")
+        reader.take()
+        twice = twice or (key == "people" and listed)
+        if key == "people" and reader.peek() == "[":
+            reader.take()
+            fields.pop("people", None)
+            items = reader.items()
+            if not listed:
+                listed = True
+                yield from items
+            for _ in items:  # a second list, read through
+                pass
+        else:
+            value = reader.value()
+            if key in _DOCUMENT_KEYS:
+                fields[str(key)] = value
+        char = reader.peek()
+        if char not in (",", "}"):
+            raise reader.error("Expecting ',' delimiter")
+        reader.take()
+        done = char == "}"
+        char = reader.peek()
+    reader.end()
+    if twice:
+        raise _twice("json")
+    if listed:
+        return
+    if "people" in fields:
+        raise _not_people("json")  # not a list: a list starts with "["
+    yield fields
+
+
+# --- People in YAML -----------------------------------------------------------
+
+
+# How much of a line around a fault a YAML error shows, either side (PyYAML
+# shows up to 37 characters).
+_YAML_CONTEXT = 40
+
+
+class _YamlText:
+    """Text that comes in pieces, as a file ``yaml.SafeLoader`` reads. Named
+    as ``yaml.safe_load`` names the text it is given, so that a fault is told
+    in the same words."""
+
+    name = "<unicode string>"
+
+    def __init__(self, text: Iterator[str]) -> None:
+        self._text = text
+
+    def read(self, size: int = -1, /) -> str:
+        return next(self._text, "")
+
+
+class _YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` reading text in pieces, keeping in memory the
+    piece being read and a line's worth of what came before: a fault shows
+    the line it is on, as when the whole text is read."""
+
+    def update(self, length: int) -> None:
+        if self.raw_buffer is None:  # the whole text is in the buffer
+            return
+        kept = max(0, self.pointer - _YAML_CONTEXT)
+        self.buffer = self.buffer[kept:]
+        self.pointer -= kept
+        while len(self.buffer) - self.pointer < length:
+            if not self.eof:
+                self.update_raw()
+            data = self.raw_buffer
+            self.check_printable(data)
+            self.buffer += data
+            self.raw_buffer = ""
+            if self.eof:
+                self.buffer += "\0"
+                self.raw_buffer = None
+                break
+
+    def node(self, key: Any = None) -> Any:
+        """The next node, whole (the value of ``key``'s, if given)."""
+        return self.compose_node(None, key)  # type: ignore[arg-type]  # the stubs want an index
+
+    def get_mark(self) -> yaml.Mark:
+        if len(self.buffer) - self.pointer <= _YAML_CONTEXT:
+            self.update(_YAML_CONTEXT + 1)
+        start = max(0, self.pointer - _YAML_CONTEXT)
+        around = self.buffer[start : self.pointer + _YAML_CONTEXT + 1]
+        return yaml.Mark(self.name, self.index, self.line, self.column, around, self.pointer - start)
+
+
+def _yaml_rows(text: Iterator[str]) -> Iterator[object]:
+    """The items of a YAML file's list of people (its top-level list, or the
+    "people" list of its top-level mapping, or the mapping itself), composed
+    and constructed one at a time by ``yaml.SafeLoader``: the same values,
+    refused for the same faults, as ``yaml.safe_load`` of the whole text.
+    Anchors stay defined to the end of the document, so an alias may name a
+    node of an earlier item."""
+    loader: _YamlLoader | None = None
+    try:
+        loader = _YamlLoader(_YamlText(text))  # reads the first piece
+        yield from _YamlDocument(loader).rows()
+    except yaml.YAMLError as exc:
+        raise FormatError(f"not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise FormatError("not valid YAML: nested too deep") from None
+    except FormatError:
+        raise
+    except ValueError as exc:  # a date that is none, a number too long to read
+        raise FormatError(f"not valid YAML: {_too_long(exc)}") from exc
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+_YAML_MERGE = "tag:yaml.org,2002:merge"
+
+
+class _YamlDocument:
+    """The one document of a YAML stream, its rows read as they come.
+
+    ``yaml.safe_load`` composes the whole document before it constructs any
+    of it: a fault of the text is told before a value that cannot be
+    constructed. So the first fault of a construction is kept, nothing more
+    is constructed, and it is raised once the document has been read.
+    """
+
+    def __init__(self, loader: _YamlLoader) -> None:
+        self.loader = loader
+        self.fault: Exception | None = None
+
+    def rows(self) -> Iterator[object]:
+        loader = self.loader
+        loader.get_event()  # the stream's start
+        if loader.check_event(yaml.StreamEndEvent):
+            raise _not_people("yaml")  # an empty file is None
+        loader.get_event()  # the document's start
+        start = loader.peek_event()
+        if self._streams(start, yaml.SequenceStartEvent):
+            loader.get_event()
+            yield from self._items()
+            self._end(start)
+        elif self._streams(start, yaml.MappingStartEvent):
+            loader.get_event()
+            yield from self._mapping_rows(start)
+        else:  # anything else is read whole
+            rows = self._construct(loader.node())
+            self._end(start)
+            if isinstance(rows, Mapping):
+                rows = rows.get("people", [rows])
+            if not isinstance(rows, list):
+                raise _not_people("yaml")
+            yield from rows
+
+    def _construct(self, node: Any) -> Any:
+        """The value of ``node`` (None after a fault, which is kept)."""
+        if self.fault is not None:
+            return None
+        try:
+            return self.loader.construct_document(node)
+        except (yaml.YAMLError, ValueError, RecursionError) as exc:
+            self.fault = exc
+            return None
+
+    def _end(self, start: Any) -> None:
+        """Read to the end of the stream, which must hold one document, then
+        raise the fault of a construction, if any."""
+        loader = self.loader
+        loader.get_event()  # the document's end
+        if not loader.check_event(yaml.StreamEndEvent):
+            event = loader.get_event()
+            raise yaml.composer.ComposerError(
+                "expected a single document in the stream",
+                start.start_mark,
+                "but found another document",
+                event.start_mark,
+            )
+        if self.fault is not None:
+            raise self.fault
+
+    def _streams(self, event: Any, kind: type[yaml.Event]) -> bool:
+        """Whether ``event`` starts a plain list or mapping (``kind``): one
+        without an anchor (which would have to be kept whole) or a tag (which
+        makes it something else, or refuses it) is read an item at a time."""
+        if not isinstance(event, kind):
+            return False
+        found: Any = event  # a collection's start: with a tag, and implicit or not
+        if found.anchor is not None:
+            return False
+        sequence = kind is yaml.SequenceStartEvent
+        tag = found.tag
+        if tag is None or tag == "!":
+            node = yaml.SequenceNode if sequence else yaml.MappingNode
+            tag = self.loader.resolve(node, None, found.implicit)
+        plain = self.loader.DEFAULT_SEQUENCE_TAG if sequence else self.loader.DEFAULT_MAPPING_TAG
+        return bool(tag == plain)
+
+    def _items(self) -> Iterator[object]:
+        """The items of the list whose start was just read, each alone."""
+        loader = self.loader
+        while not loader.check_event(yaml.SequenceEndEvent):
+            item = self._construct(loader.node())
+            if self.fault is None:
+                yield item
+        loader.get_event()
+
+    def _mapping_rows(self, start: Any) -> Iterator[object]:
+        """The rows of a top-level mapping whose start was just read: the
+        items of its "people" list as they come, or else the mapping itself.
+        Each key and value is constructed as a mapping of its own (so that a
+        merge key merges, and an unhashable key is refused, as in the whole
+        mapping); only what a person may have is kept."""
+        loader = self.loader
+        explicit: dict[object, object] = {}
+        merged: dict[object, object] = {}
+        listed = twice = False
+        while not loader.check_event(yaml.MappingEndEvent):
+            key_node = loader.node()
+            is_people = (
+                isinstance(key_node, yaml.ScalarNode)
+                and key_node.tag != _YAML_MERGE
+                and self._construct(key_node) == "people"
+            )
+            twice = twice or (is_people and listed)
+            if is_people and self._streams(loader.peek_event(), yaml.SequenceStartEvent):
+                loader.get_event()
+                explicit.pop("people", None)
+                items = self._items()
+                if not listed:
+                    listed = True
+                    yield from items
+                for _ in items:  # a second list, read through
+                    pass
+                continue
+            value_node = loader.node(key_node)
+            pair = yaml.MappingNode(
+                "tag:yaml.org,2002:map", [(key_node, value_node)], start.start_mark, value_node.end_mark
+            )
+            fields = self._construct(pair) or {}
+            kept = {key: value for key, value in fields.items() if key in _DOCUMENT_KEYS}
+            (merged if key_node.tag == _YAML_MERGE else explicit).update(kept)
+        loader.get_event()
+        self._end(start)
+        if twice:
+            raise _twice("yaml")
+        if listed:
+            return
+        rows = {**merged, **explicit}
+        if "people" not in rows:
+            yield rows
+        elif isinstance(rows["people"], list):
+            yield from rows["people"]
+        else:
+            raise _not_people("yaml")
 
 
 def _person(row: Mapping[str, Any], number: int) -> dict[str, Any]:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import codecs
+import collections
 import datetime as dt
+import json
 import re
+import tracemalloc
 from pathlib import Path
 
 import pytest
+import yaml
 
 from catalog import formats
 
@@ -211,3 +215,184 @@ def test_a_fault_of_the_csv_further_on_is_told_before_a_bad_row() -> None:
         formats.FormatError, match=r"^not valid CSV \(line 2\): field larger than field limit"
     ):
         list(formats.people_rows([raw[i : i + 1000] for i in range(0, len(raw), 1000)], "csv"))
+
+
+def people_in_pieces(raw: bytes, size: int, fmt: str) -> object:
+    """The people of ``raw`` read ``size`` bytes at a time, or the fault."""
+    try:
+        return list(formats.people_rows([raw[i : i + size] for i in range(0, len(raw), size)], fmt))
+    except formats.FormatError as exc:
+        return str(exc)
+
+
+ADA = {"name": "Ada", "username": "ada"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt", "people"),
+    [
+        (b'[{"name": "Ada", "username": "ada"}]', "json", [ADA]),
+        (b'{"source": [1, {"x": "]"}], "people": [{"name": "Ada", "username": "ada"}]}', "json", [ADA]),
+        (b'{"name": "Ada", "username": "ada", "notes": {"people": 1}}', "json", [ADA]),
+        (b'{"people": null, "people": [{"name": "Ada", "username": "ada"}]}', "json", [ADA]),
+        (b" [ ] ", "json", []),
+        (
+            b'{"name": "Ada", "username": "ada", "role": NaN, "department": 1' + b"0" * 30 + b"}",
+            "json",
+            [{**ADA, "role": "nan", "department": "1" + "0" * 30}],
+        ),
+        (b"- name: Ada\n  username: ada\n", "yaml", [ADA]),
+        (b"meta: [1, 2]\npeople:\n- name: Ada\n  username: ada\n", "yaml", [ADA]),
+        (b"name: Ada\nusername: ada\n", "yaml", [ADA]),
+        (
+            b"base: &base {department: Eng}\n<<: *base\nname: Ada\nusername: ada\n",
+            "yaml",
+            [{**ADA, "department": "Eng"}],
+        ),
+        (
+            b"- &ada {name: Ada, username: ada}\n- <<: *ada\n  username: ada2\n",
+            "yaml",
+            [
+                ADA,
+                {**ADA, "username": "ada2"},
+            ],
+        ),
+        (b"people: &all [{name: Ada, username: ada}]\n", "yaml", [ADA]),
+        (b"---\n[]\n...\n", "yaml", []),
+    ],
+    ids=[
+        "json-list",
+        "json-people-key",
+        "json-one-person",
+        "json-last-people-key",
+        "json-empty",
+        "json-nan-and-big-int",
+        "yaml-list",
+        "yaml-people-key",
+        "yaml-one-person",
+        "yaml-merge-at-the-top",
+        "yaml-alias-to-an-earlier-person",
+        "yaml-anchored-list",
+        "yaml-explicit-document",
+    ],
+)
+def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
+    raw: bytes, fmt: str, people: list[dict[str, str]]
+) -> None:
+    for size in (1, 7, len(raw) or 1):
+        assert people_in_pieces(raw, size, fmt) == people
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt", "reason"),
+    [
+        (b'[{"name": "Ada", "username": "ada"}, 5]', "json", "the JSON file must hold a list of people"),
+        (b'{"people": {"name": "Ada"}}', "json", "the JSON file must hold a list of people"),
+        (b"", "yaml", "the YAML file must hold a list of people"),
+        (b"people: 5\n", "yaml", "the YAML file must hold a list of people"),
+        (b'[{"name": ["x"], "username": "a"}, 5]', "json", "the JSON file must hold a list of people"),
+        (b'[{"name": ["x"], "username": "a"}, 5', "json", "not valid JSON: Expecting ',' delimiter: line 1"),
+        (b"- name: [x]\n  username: a\n- 5\n", "yaml", "the YAML file must hold a list of people"),
+        (
+            b"- name: Ada\n  username: a\n- x: !!python/name:os.system\n- [",
+            "yaml",
+            "not valid YAML: while parsing",
+        ),
+        (
+            b"- name: Ada\n  username: a\n- x: !!python/name:os.system\n",
+            "yaml",
+            "could not determine a constructor",
+        ),
+        (b"- name: Ada\n  username: a\n---\n- 1\n", "yaml", "expected a single document in the stream"),
+        (b"- {name: Ada, username: a}\n- *nobody\n", "yaml", "found undefined alias 'nobody'"),
+        (b'{"people": [], "people": []}', "json", 'the JSON file names "people" more than once'),
+        (b"people: []\npeople: []\n", "yaml", 'the YAML file names "people" more than once'),
+        (b'[{"name": 1' + b"0" * 5000 + b', "username": "a"}]', "json", "a number longer than 4,300 digits"),
+        (b"- {name: 1" + b"0" * 5000 + b", username: a}\n", "yaml", "a number longer than 4,300 digits"),
+        (b"- {name: Ada, username: a, born: 2020-13-45}\n", "yaml", "not valid YAML: month must be in 1..12"),
+    ],
+    ids=[
+        "json-not-a-person",
+        "json-people-not-a-list",
+        "yaml-empty",
+        "yaml-people-not-a-list",
+        "json-not-a-person-before-a-bad-person",
+        "json-fault-of-the-text-first",
+        "yaml-not-a-person-before-a-bad-person",
+        "yaml-fault-of-the-text-first",
+        "yaml-python-tag",
+        "yaml-two-documents",
+        "yaml-undefined-alias",
+        "json-people-twice",
+        "yaml-people-twice",
+        "json-long-number",
+        "yaml-long-number",
+        "yaml-no-such-date",
+    ],
+)
+def test_json_and_yaml_people_files_are_refused_for_what_they_are(raw: bytes, fmt: str, reason: str) -> None:
+    for size in (1, 7, len(raw) or 1):
+        fault = people_in_pieces(raw, size, fmt)
+        assert isinstance(fault, str), fault
+        assert reason in fault
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "  \n ",
+        "[",
+        '[\n  {"name": "Ada",\n   "username": "ada"}\n  {}]',
+        '{"name": "Ada",}',
+        '{"name" "Ada"}',
+        '{"people": [1 2]}',
+        '[{"name": "Ada\n"}]',
+        '[{"name": "\\u00"}]',
+        "[1,]",
+        "[] []",
+        "[-Infinit]",
+        '[{"name": "' + "x" * 300 + '"}, {"name": "' + "y" * 300,
+    ],
+)
+def test_a_json_people_file_read_in_pieces_is_refused_in_the_words_of_json_loads(text: str) -> None:
+    with pytest.raises(json.JSONDecodeError) as raised:
+        json.loads(text)
+    raw = text.encode()
+    for size in (1, 3, 64, len(raw) or 1):
+        assert people_in_pieces(raw, size, "json") == f"not valid JSON: {raised.value}"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "- name: Ada\n  username: [ada\n",
+        "people:\n- {name: " + "x" * 100 + ", username: y: z}\n",
+        "- name: Ada\n  username: \x01\n",
+        "- name: Ada\n" + "  notes: " + "n" * 500 + "\n" + "  bad: : :\n",
+        "- &a {name: Ada}\n- &a {name: Bea}\n",
+    ],
+)
+def test_a_yaml_people_file_read_in_pieces_is_refused_in_the_words_of_safe_load(text: str) -> None:
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml.safe_load(text)
+    raw = text.encode()
+    for size in (1, 3, 64, len(raw) or 1):
+        assert people_in_pieces(raw, size, "yaml") == f"not valid YAML: {raised.value}"
+
+
+def test_a_large_yaml_people_file_is_read_in_little_memory() -> None:
+    # PyYAML reads about 1 MB in 3 s under tracemalloc: 800 KB, which held
+    # whole (twice) with its nodes takes some 2.5 MB.
+    lines = ("    " + "n" * 200 + "\n") * 100
+    raw = "".join(f"- name: Person {i}\n  username: p{i}\n  notes: |\n{lines}" for i in range(40)).encode()
+    assert len(raw) > 800_000
+    tracemalloc.start()
+    try:
+        people = formats.people_rows((raw[i : i + 32 * 1024] for i in range(0, len(raw), 32 * 1024)), "yaml")
+        last = collections.deque(people, maxlen=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert last == collections.deque([{"name": "Person 39", "username": "p39"}])
+    assert peak < len(raw) / 2, f"peak {peak:,} bytes"

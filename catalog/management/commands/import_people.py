@@ -15,7 +15,7 @@ from core import dropfolder
 from core.commands import Command as PortalCommand
 
 # How much of the file is read at a time: a file of any size is imported in
-# the memory of a few of these (a CSV file; JSON and YAML are parsed whole).
+# the memory of a few of these and of a few of its people.
 CHUNK_BYTES = 256 * 1024
 
 
