@@ -449,7 +449,7 @@ def product_update(
 
 
 @transaction.atomic
-def product_link_image(*, image_id: int) -> int:
+def product_link_image(*, image: Image) -> int:
     """Show this image on the products that name its file stem, unless they
     already show a newer one (the description came first, or this is a later
     photo of the same product). Returns how many products changed.
@@ -460,27 +460,28 @@ def product_link_image(*, image_id: int) -> int:
     UPDATE while its writer found no image yet. The image row is locked
     meanwhile: a deletion of it waits, then detaches the products.
 
-    The link is one UPDATE, the image read in subqueries: it runs after every
-    upload commits, on the uploader's time. Written as SQL because building the same
-    statement through the ORM (a join turned into ``pk IN``, four subqueries)
-    costs several times what running it does.
+    It runs after every upload commits, on the uploader's time: two
+    statements. The first locks the image row and takes the stem's key (the
+    stem is the image's own, so the key is known before the row is read); the
+    link is one UPDATE, the image read in subqueries. Written as SQL because
+    building the same statements through the ORM (a join turned into ``pk
+    IN``, four subqueries) costs several times what running them does.
     """
-    image = (
-        Image.objects.select_for_update(no_key=True)
-        .filter(pk=image_id)
-        .exclude(name_stem="")
-        .values_list("name_stem", "is_demo")
-        .first()
-    )
-    if image is None:
+    stem, is_demo = image.name_stem, image.is_demo
+    if not stem:
         return 0
-    stem, is_demo = image
-    locks.hold(_stem_key(stem, is_demo=is_demo))
     with connection.cursor() as cursor:
+        # No row (deleted meanwhile, or its stem is no longer this one): nothing to link.
+        cursor.execute(
+            _lock_image_sql(locks.hold_expression(_stem_key(stem, is_demo=is_demo))),
+            {"image": image.pk, "stem": stem, "is_demo": is_demo},
+        )
+        if cursor.fetchone() is None:
+            return 0
         cursor.execute(
             _link_image_sql(),
             {
-                "image": image_id,
+                "image": image.pk,
                 "failed": Image.Status.FAILED,
                 "now": connection.ops.adapt_datetimefield_value(timezone.now()),
             },
@@ -504,6 +505,14 @@ WHERE image_stem = (
     )
   )
 """
+
+
+def _lock_image_sql(hold: str) -> str:
+    lock = " FOR NO KEY UPDATE" if connection.features.has_select_for_no_key_update else ""
+    return (
+        f"SELECT {hold} FROM {Image._meta.db_table}"  # noqa: S608 - a table name and a lock of core.locks
+        f" WHERE id = %(image)s AND name_stem = %(stem)s AND is_demo = %(is_demo)s{lock}"
+    )
 
 
 @functools.cache

@@ -35,9 +35,8 @@ def link_products(
     usable_again = was == Image.Status.FAILED and instance.status != Image.Status.FAILED
     if not created and not usable_again:
         return
-    # By id: the committed row, with whatever the upload's transaction set.
-    image_id = instance.pk
-    transaction.on_commit(lambda: product_link_image(image_id=image_id))
+    # The committed row is linked, with whatever the upload's transaction set.
+    transaction.on_commit(lambda: product_link_image(image=instance))
 
 
 def relink_from_failed(

@@ -125,6 +125,24 @@ def test_an_edit_takes_the_lock_of_the_product_it_makes(postgres_locks: list[int
     assert set(postgres_locks) == by_edit
 
 
+def test_linking_an_upload_takes_the_stems_key_in_the_statement_that_locks_the_image(
+    postgres_locks: list[int],
+) -> None:
+    """It runs after every upload commits, on the uploader's time: the key
+    comes with the read, not in a round trip of its own."""
+    image = upload_services.image_upload(file=corpus.png(), original_name="001.png")
+    product, _ = services.product_upsert(name="Apple", weight=100, image_name="001.jpeg")
+    product.image = None
+    product.save()
+    del postgres_locks[:]
+    with CaptureQueriesContext(connection) as queries:
+        assert services.product_link_image(image=image) == 1
+    statements = [q["sql"] for q in queries if q["sql"].split()[0] not in ("SAVEPOINT", "RELEASE")]
+    assert [s.split()[0] for s in statements] == ["SELECT", "UPDATE"]
+    assert f"pg_advisory_xact_lock({locks.lock_id('catalog.product:False:stem:001')})" in statements[0]
+    assert postgres_locks == [locks.lock_id("catalog.product:False:stem:001")]
+
+
 def _lock_calls(queries: CaptureQueriesContext, function: str) -> list[int]:
     """The lock numbers passed to ``function``, in the order of the calls."""
     numbers = []

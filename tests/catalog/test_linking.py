@@ -66,13 +66,13 @@ def test_a_description_arriving_after_its_image_links_to_it(upload: Upload) -> N
 
 def test_linking_after_an_upload_is_a_read_of_the_image_and_one_update(upload: Upload) -> None:
     # It runs after every upload commits, on the request's time. (The read
-    # locks the image and, on PostgreSQL, the stem's key comes between.)
+    # locks the image and, on PostgreSQL, takes the stem's key too.)
     product, _ = services.product_upsert(name="Plum", weight=80, image_name="007.jpeg")
     image = upload("007.jpg")
     product.image = None
     product.save()
     with CaptureQueriesContext(connection) as queries:
-        assert services.product_link_image(image_id=image.pk) == 1
+        assert services.product_link_image(image=image) == 1
     statements = [q["sql"].split()[0] for q in queries.captured_queries]
     assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == ["SELECT", "UPDATE"]
     assert image_of(product) == image
@@ -111,7 +111,7 @@ def test_linking_an_older_image_again_does_not_take_the_newer_one_away(upload: U
     newer = upload("012.jpeg")
     product, _ = services.product_upsert(name="Plum", weight=150, image_name="012.jpeg")
     assert product.image == newer
-    assert services.product_link_image(image_id=older.pk) == 0
+    assert services.product_link_image(image=older) == 0
     assert image_of(product) == newer
 
 
@@ -122,8 +122,8 @@ def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_c
     assert Image.objects.get(pk=broken.pk).status == Image.Status.FAILED
     product, _ = services.product_upsert(name="Lime", weight=180, image_name="015.jpeg")
     assert product.image == good
-    # Linked by id once it has failed (a worker's order), it is still not shown.
-    assert services.product_link_image(image_id=broken.pk) == 0
+    # Linked once it has failed (a worker's order), it is still not shown.
+    assert services.product_link_image(image=broken) == 0
     assert image_of(product) == good
 
 
@@ -135,7 +135,7 @@ def test_a_later_photo_that_fails_gives_the_product_back_the_one_before(
     with django_capture_on_commit_callbacks(execute=False):
         broken = image_upload(file=corpus.truncated_jpeg(), original_name="016.jpg", preset="supplier")
     # A worker's order: linked when the upload commits, failed when processed.
-    assert services.product_link_image(image_id=broken.pk) == 1
+    assert services.product_link_image(image=broken) == 1
     assert image_of(product) == broken
     with django_capture_on_commit_callbacks(execute=True):
         image_process(image_id=broken.pk)
@@ -149,7 +149,7 @@ def test_a_failed_only_photo_leaves_its_product_without_one(
     product, _ = services.product_upsert(name="Quince", weight=300, image_name="017.jpeg")
     with django_capture_on_commit_callbacks(execute=False):
         broken = image_upload(file=corpus.truncated_jpeg(), original_name="017.jpg", preset="supplier")
-    services.product_link_image(image_id=broken.pk)
+    services.product_link_image(image=broken)
     with django_capture_on_commit_callbacks(execute=True):
         image_process(image_id=broken.pk)
     assert image_of(product) is None
@@ -318,7 +318,7 @@ def query_plan(run: Callable[[], Any]) -> str:
 
 def _link_an_image() -> None:
     image = ImageFactory(original_name="001.jpeg", processed=False)
-    services.product_link_image(image_id=image.pk)
+    services.product_link_image(image=image)
 
 
 @pytest.mark.skipif(connection.vendor != "sqlite", reason="reads SQLite's query plan")

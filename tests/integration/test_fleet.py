@@ -104,7 +104,10 @@ def test_an_upload_shows_on_the_product_naming_its_stem_the_newest_winning(porta
     product = portal.api("GET", f"/api/v1/products/{created.json()['id']}/").json()
     assert product["image"]["id"] == newer
     # Linked again (as a late commit would), the older photo takes nothing away.
-    script = f"from catalog.services import product_link_image; print(product_link_image(image_id={older}))"
+    script = (
+        "from catalog.services import product_link_image; from uploads.models import Image;"
+        f" print(product_link_image(image=Image.objects.get(pk={older})))"
+    )
     assert portal.manage("shell", "-c", script).stdout.split()[-1] == "0"
     assert portal.api("GET", f"/api/v1/products/{created.json()['id']}/").json()["image"]["id"] == newer
 
