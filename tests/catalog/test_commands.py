@@ -385,15 +385,6 @@ def big_people_json(path: Path, *, people: int, padding: int) -> None:
         fh.write("]\n")
 
 
-def big_people_yaml(path: Path, *, people: int, padding: int) -> None:
-    """The YAML of ``big_people_json``, the notes in lines of 1,000 characters."""
-    lines = ("    " + "n" * 1000 + "\n") * (padding // 1000)
-    with path.open("w", encoding="utf-8") as fh:
-        fh.write("people:\n")
-        for i in range(people):
-            fh.write(f"- name: Person {i}\n  username: p{i}\n  phone: 802-867-{i:04}\n  notes: |\n{lines}")
-
-
 def _import_peak(path: Path) -> tuple[str, int]:
     tracemalloc.start()
     try:
@@ -411,19 +402,6 @@ def test_import_people_streams_a_large_json_file_in_little_memory(tmp_path: Path
     assert out.strip() == "400 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
     assert peak < 10 * 1024 * 1024, f"peak {peak:,} bytes"
     assert Person.objects.get(username="p399").phone == {"office": "802-867-0399"}
-
-
-@pytest.mark.slow
-def test_import_people_streams_a_large_yaml_file_in_little_memory(tmp_path: Path) -> None:
-    # PyYAML reads about 1 MB in 3 s under tracemalloc: 5 MB, where the whole
-    # text held (twice) and its nodes take some 15 MB.
-    path = tmp_path / "people.yaml"
-    big_people_yaml(path, people=40, padding=128 * 1024 - 100)
-    assert path.stat().st_size > 5_000_000
-    out, peak = _import_peak(path)
-    assert out.strip() == "40 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
-    assert peak < 4 * 1024 * 1024, f"peak {peak:,} bytes"
-    assert Person.objects.get(username="p39").phone == {"office": "802-867-0039"}
 
 
 def test_a_fault_at_the_end_of_a_large_json_people_file_leaves_everyone_as_they_were(tmp_path: Path) -> None:
