@@ -21,6 +21,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
+from portal.broker import transport_for
+
 # Lets annotations such as ModelAdmin[Person] run, not only type-check.
 django_stubs_ext.monkeypatch()
 
@@ -349,6 +351,8 @@ BROKER_CONFIGURED = bool(env.str("CELERY_BROKER_URL", default=""))
 # No broker: run tasks in-process (after commit; on a background thread when
 # serving, see uploads.dispatch), and the server sweeps (uploads.embedded).
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
+# On Redis, a worker that loses it reconnects whatever it was doing (portal.broker).
+CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 CELERY_TASK_ALWAYS_EAGER = not BROKER_CONFIGURED
 CELERY_TASK_EAGER_PROPAGATES = False
 CELERY_RESULT_BACKEND = None
