@@ -255,6 +255,8 @@ SYSTEM_CHECKS: tuple[Callable[[], Check], ...] = (
     check_localhost,
 )
 SERVICE_CHECKS: tuple[Callable[[], Check], ...] = (check_database, check_storage, check_broker)
+# The checks of what every host of a fleet shares, whichever host runs them.
+SHARED_CHECK_NAMES = frozenset({"database", "storage", "broker"})
 READY_CHECKS: tuple[Callable[[], Check], ...] = (check_database, check_storage)
 
 

@@ -20,6 +20,7 @@ import environ
 from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
+from kombu.common import Broadcast
 
 from portal.broker import transport_for
 
@@ -391,7 +392,21 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 # instead of arriving together (the same alert mailed once a minute missed).
 CELERY_TASK_DEFAULT_QUEUE = "celery"
 SCHEDULED_QUEUE = "scheduled"
-CELERY_TASK_QUEUES = [Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, SCHEDULED_QUEUE)]
+# What each worker host checks of itself (CPU, disk, memory, localhost) is
+# sent to every worker at once: a fanout exchange, which each worker takes
+# from through a queue of its own. The checks every host shares (database,
+# file store, task queue) are run once, by whichever worker takes them.
+# Celery does not declare a broadcast queue when it sends to it (that would
+# make the sender a queue of its own); its exchange is declared instead, so
+# that Redis knows it is a fanout one.
+# A worker consuming it reconnects after losing Redis through portal.broker's
+# channel; kombu's own stops such a worker for good.
+HOSTS_QUEUE = "hosts"
+_hosts = Broadcast(HOSTS_QUEUE)
+CELERY_TASK_QUEUES = [
+    *(Queue(name, routing_key=name) for name in (CELERY_TASK_DEFAULT_QUEUE, SCHEDULED_QUEUE)),
+    _hosts,
+]
 CELERY_BEAT_SCHEDULE = {
     "sweep-stuck-images": {
         "task": "uploads.tasks.sweep_stuck_images",
@@ -407,6 +422,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "portal.tasks.health_check",
         "schedule": crontab(minute="*"),
         "options": {"expires": 60, "queue": SCHEDULED_QUEUE},
+    },
+    "health-check-hosts": {
+        "task": "portal.tasks.health_check_host",
+        "schedule": crontab(minute="*"),
+        "options": {"expires": 60, "queue": HOSTS_QUEUE, "declare": [_hosts.exchange]},
     },
 }
 

@@ -2,10 +2,19 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from portal import services
+from portal import health, services
 
 
 @shared_task
 def health_check() -> list[str]:
-    """The system checks every minute from Celery beat; alerts go by email."""
-    return [check.name for check in services.health_alert().failed]
+    """The checks every host shares (database, file store, task queue),
+    every minute from Celery beat, on whichever worker takes it; alerts go
+    by email."""
+    return [check.name for check in services.health_alert(checks=health.SERVICE_CHECKS).failed]
+
+
+@shared_task
+def health_check_host() -> list[str]:
+    """The system checks (CPU, disk, memory, localhost) of the host that runs
+    it: beat sends it to every worker (settings.HOSTS_QUEUE)."""
+    return [check.name for check in services.health_alert(checks=health.SYSTEM_CHECKS).failed]

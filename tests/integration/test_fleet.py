@@ -21,6 +21,7 @@ import pytest
 import requests
 
 from tests.fleet import HEALTH_TOKEN, Fleet, Servers, fleet, running_servers
+from tests.servers import CeleryWorker
 from tests.uploads import corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -403,3 +404,52 @@ def test_the_web_hosts_report_what_the_workers_processed(servers: Servers, tmp_p
     assert 'portal_images_waiting{status="pending"} 0.0' in text
     assert text.count("# TYPE portal_images_oldest_waiting_timestamp_seconds gauge") == 1
     assert "django_http_requests_total_by_method_total" in text  # the processes' own files
+
+
+def _wait_for_task(workers: list[CeleryWorker], task: str, *, timeout: float = 60) -> list[int]:
+    """How many runs of ``task`` each worker's log says succeeded, once one has."""
+    pattern = re.compile(rf"Task {re.escape(task)}\[[0-9a-f-]+\] succeeded")
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [len(pattern.findall(worker.log_since_start())) for worker in workers]
+        if any(runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.2)
+
+
+def test_beat_has_every_worker_host_check_itself_and_one_check_what_they_share(
+    servers: Servers, tmp_path: Path
+) -> None:
+    """Two worker hosts, each short of disk, whose file store is away: each
+    host mails its own disk alert, and the store's alert is mailed once."""
+    recipient = f"ops-{time.monotonic_ns()}@example.com"
+    with fleet(
+        servers,
+        tmp_path,
+        PORTAL_HEALTH_RECIPIENTS=recipient,
+        PORTAL_HEALTH_CPU_MAX_PERCENT="100",
+        PORTAL_HEALTH_MEMORY_MIN_MB="0",
+        PORTAL_HEALTH_DISK_MIN_PERCENT="101",
+    ) as deployment:
+        absent = {"AWS_STORAGE_BUCKET_NAME": f"absent-{time.monotonic_ns()}"}
+        workers = [
+            deployment.start_worker(env={**absent, "PORTAL_HEALTH_HOST": host})
+            for host in ("worker-a", "worker-b")
+        ]
+        for entry in ("health-check-hosts", "health-check"):
+            deployment.manage("shell", "-c", SEND_AS_BEAT_DOES.format(name=entry))
+        host_runs = [_wait_for_task([worker], "portal.tasks.health_check_host")[0] for worker in workers]
+        shared_runs = _wait_for_task(workers, "portal.tasks.health_check")
+    assert host_runs == [1, 1]  # each worker, once
+    assert sum(shared_runs) == 1
+    alerts = sorted(
+        (message["Subject"], message["X-Portal-Host"])
+        for message in servers.smtp.messages
+        if message.envelope_to == [recipient]
+    )
+    disk = "Error - Available disk space is less than 101%"
+    assert [(subject, host) for subject, host in alerts if subject == disk] == [
+        (disk, "worker-a"),
+        (disk, "worker-b"),
+    ]
+    assert [subject for subject, _ in alerts if subject != disk] == ["Error - The file store is unavailable"]

@@ -1,5 +1,6 @@
 """A worker that loses Redis while it runs a task reconnects and goes on
-consuming, with the portal's own configuration (its transport, its queues)."""
+consuming, with the portal's own configuration (its transport, its queues,
+the broadcast one among them)."""
 
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ def test_a_worker_that_loses_redis_mid_task_reconnects_and_goes_on(tmp_path: Pat
             extra_args=("--without-mingle", "--without-gossip", "--include=tests.portal.held_tasks"),
             base_dir=tmp_path,
         ) as worker:
+            assert "exchange=hosts(fanout)" in worker.log_since_start()  # beat's per-host runs
             flag = tmp_path / "finish"
             sender.send_task("tests.portal.held_tasks.hold", args=[str(flag)], queue="celery")
             worker.wait_for_log("tests.portal.held_tasks.hold[")

@@ -678,9 +678,35 @@ def test_each_check_is_counted_on_its_own(reminding: Any, clock: Any) -> None:
 def test_beats_runs_mail_a_lasting_failure_once(reminding: Any, clock: Any) -> None:
     reminding.HEALTH_MEMORY_MIN_MB = 10**9
     for _ in range(5):
-        assert tasks.health_check.apply().get() == ["memory"]
+        assert tasks.health_check_host.apply().get() == ["memory"]
         clock.now += dt.timedelta(minutes=1)
     assert len(mail.outbox) == 1
+
+
+def test_beats_host_task_checks_the_host_and_its_shared_task_what_the_hosts_share(
+    passing: Any, tmp_path: Path
+) -> None:
+    """Every worker runs the first, one worker the second: a shared check
+    fails once per run, not once per worker."""
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    _broken_storage(passing, tmp_path)
+    assert tasks.health_check_host.apply().get() == ["disk"]
+    assert tasks.health_check.apply().get() == ["storage"]
+    assert [m.subject for m in mail.outbox] == [
+        "Error - Available disk space is less than 101%",
+        "Error - The file store is unavailable",
+    ]
+
+
+def test_a_shared_checks_alerts_are_counted_once_whichever_host_runs_it(
+    reminding: Any, clock: Any, tmp_path: Path
+) -> None:
+    _broken_storage(reminding, tmp_path)
+    for host in ("worker-1", "worker-2", "worker-1"):  # beat's runs go to any worker
+        reminding.HEALTH_HOST = host
+        tasks.health_check.apply()
+        clock.now += dt.timedelta(minutes=1)
+    assert [m.subject for m in mail.outbox] == ["Error - The file store is unavailable"]
 
 
 def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(reminding: Any, clock: Any) -> None:

@@ -36,6 +36,19 @@ def test_the_health_check_runs_each_minute_and_expires_within_it() -> None:
     assert entry["options"]["expires"] <= 60
 
 
+def test_each_hosts_health_check_goes_to_every_worker_and_the_shared_one_to_one() -> None:
+    hosts = settings.CELERY_BEAT_SCHEDULE["health-check-hosts"]
+    assert hosts["task"] == "portal.tasks.health_check_host"
+    assert period_seconds(hosts["schedule"]) == 60
+    # A fanout exchange, which a worker started without -Q (make worker) consumes
+    # through a queue of its own: one delivery per worker.
+    queue = app.amqp.queues[hosts["options"]["queue"]]
+    assert queue.exchange.type == "fanout"
+    assert queue in app.amqp.queues.consume_from.values()
+    shared = app.amqp.queues[settings.CELERY_BEAT_SCHEDULE["health-check"]["options"]["queue"]]
+    assert shared.exchange.type == "direct"
+
+
 def test_retries_of_an_image_whose_store_was_away_outlast_a_failover_of_five_minutes() -> None:
     delays = [tasks.retry_delay(n) for n in range(tasks.MAX_RETRIES)]
     assert delays == sorted(delays)
