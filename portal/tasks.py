@@ -13,7 +13,10 @@ def health_check() -> list[str]:
     return [check.name for check in services.health_alert(checks=health.SERVICE_CHECKS).failed]
 
 
-@shared_task
+# Acknowledged on receipt: one handed back (a worker that stopped with it
+# unacknowledged) would go out to every worker again, and the next minute's
+# run checks anyway.
+@shared_task(acks_late=False)
 def health_check_host() -> list[str]:
     """The system checks (CPU, disk, memory, localhost) of the host that runs
     it: beat sends it to every worker (settings.HOSTS_QUEUE)."""

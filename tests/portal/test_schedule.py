@@ -10,6 +10,7 @@ from celery.beat import Service
 from celery.schedules import crontab
 from django.conf import settings
 
+from portal import tasks as portal_tasks
 from portal.celery import app
 from uploads import tasks
 
@@ -47,6 +48,14 @@ def test_each_hosts_health_check_goes_to_every_worker_and_the_shared_one_to_one(
     assert queue in app.amqp.queues.consume_from.values()
     shared = app.amqp.queues[settings.CELERY_BEAT_SCHEDULE["health-check"]["options"]["queue"]]
     assert shared.exchange.type == "direct"
+
+
+def test_a_hosts_health_check_is_acknowledged_on_receipt() -> None:
+    """Handed back unacknowledged (its worker stopped), a broadcast would go
+    out to every worker again, where tasks are otherwise acknowledged once done."""
+    assert settings.CELERY_TASK_ACKS_LATE
+    assert settings.CELERY_BEAT_SCHEDULE["health-check-hosts"]["task"] == portal_tasks.health_check_host.name
+    assert portal_tasks.health_check_host.acks_late is False
 
 
 def test_retries_of_an_image_whose_store_was_away_outlast_a_failover_of_five_minutes() -> None:
