@@ -5,15 +5,27 @@ Views that take files say so with ``accepts_files`` (function views) or a
 Every other view gets ``MAX_BODY_BYTES``. The limit is checked from
 ``Content-Length`` before anything parses the body, and again while file
 parts stream in, so a body that lies about its length is cut off too.
+
+The handlers that keep an uploaded file's bytes (in memory or in a temporary
+file) hash them as they arrive, and give the file they make the digest: the
+hash then costs nothing once the body is in, where it waits on the network.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.core.files.uploadhandler import FileUploadHandler
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import (
+    FileUploadHandler,
+    MemoryFileUploadHandler,
+    TemporaryFileUploadHandler,
+)
 from django.http import HttpRequest
 from rest_framework import exceptions, status
 
@@ -112,3 +124,65 @@ class StreamingLimitHandler(FileUploadHandler):
 
     def file_complete(self, file_size: int) -> None:
         return None
+
+
+@dataclass(frozen=True)
+class ReceivedDigest:
+    """The SHA-256 of the bytes a file's upload handler stored, and how many."""
+
+    sha256: str
+    size: int
+
+
+# The attribute of an uploaded file its digest rides on.
+_DIGEST_ATTRIBUTE = "_received_digest"
+
+
+class _Digesting(FileUploadHandler):
+    """Hashes the bytes of each file this handler keeps as they arrive, and
+    gives the file it makes their digest (see ``received_digest``)."""
+
+    def new_file(self, *args: Any, **kwargs: Any) -> None:
+        # Before the handler's own: the memory one stops the chain there.
+        self.hash = hashlib.sha256()
+        super().new_file(*args, **kwargs)
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        passed: bytes | None = super().receive_data_chunk(raw_data, start)
+        if passed is None:  # kept here, not passed on to the next handler
+            self.hash.update(raw_data)
+        return passed
+
+    def file_complete(self, file_size: int) -> UploadedFile | None:
+        upload: UploadedFile | None = super().file_complete(file_size)
+        if upload is not None:
+            setattr(upload, _DIGEST_ATTRIBUTE, ReceivedDigest(self.hash.hexdigest(), file_size))
+        return upload
+
+
+class DigestingMemoryFileUploadHandler(_Digesting, MemoryFileUploadHandler):
+    """Django's handler for small files, which hashes them as they arrive."""
+
+
+class DigestingTemporaryFileUploadHandler(_Digesting, TemporaryFileUploadHandler):
+    """Django's handler for large files, which hashes them as they arrive."""
+
+
+def received_digest(upload: object) -> ReceivedDigest | None:
+    """The digest the upload handler computed of ``upload``'s bytes as they
+    arrived, taken off it: it is given once. Only while the file is as the
+    handler left it (unread, at its start, of the size hashed); None
+    otherwise, and for anything else: hash what is read."""
+    digest = getattr(upload, _DIGEST_ATTRIBUTE, None)
+    if not isinstance(digest, ReceivedDigest) or not isinstance(upload, UploadedFile):
+        return None
+    delattr(upload, _DIGEST_ATTRIBUTE)
+    try:
+        handle = upload.file
+        if handle is None or handle.closed or handle.tell() != 0:
+            return None
+        size = handle.seek(0, os.SEEK_END)
+        handle.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return digest if size == digest.size else None

@@ -25,7 +25,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from core import dropfolder, locks
+from core import dropfolder, limits, locks
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition
@@ -180,12 +180,17 @@ def _image_checked(
     file's name); nothing stored yet."""
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     preset_get(preset_name)
+    # Hashed as it arrived when it is an upload its handler left untouched.
+    received = limits.received_digest(file)
     data = _read_limited(file)
     try:
         info = processing.probe(data, max_pixels=settings.IMAGE_MAX_PIXELS)
     except processing.ImageRejected as exc:
         raise ImageInvalid(str(exc), code=exc.code) from exc
-    sha = hashlib.sha256(data).hexdigest()
+    if received is not None and received.size == len(data):
+        sha = received.sha256
+    else:
+        sha = hashlib.sha256(data).hexdigest()
     image = Image(
         original_name=_fit_name(original_name.replace("\\", "/").rsplit("/", 1)[-1], 255),
         title=title[:200],

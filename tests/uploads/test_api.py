@@ -3,15 +3,18 @@ processed correctly or refused clearly, never a 5xx, nothing left behind."""
 
 from __future__ import annotations
 
+import hashlib
+import types
 from typing import Any
 
 import pytest
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import RequestFactory
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
-from core import api
+from core import api, limits
 from tests.uploads import corpus
 from uploads import services, storage
 from uploads.models import Image, Rendition, ReplacedObject
@@ -88,6 +91,74 @@ def test_an_upload_over_the_byte_limit_gets_413_naming_the_limit(
     assert "2,000 bytes" in response.json()["detail"]
     assert Image.objects.count() == 0
     assert media_files() == set()
+
+
+@pytest.mark.parametrize("kept", ["in memory", "in a temporary file"])
+def test_an_upload_is_hashed_as_it_arrives_not_again_once_read(
+    token_client: APIClient, settings: Any, monkeypatch: pytest.MonkeyPatch, kept: str
+) -> None:
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10**8 if kept == "in memory" else 0
+    data = corpus.photo_jpeg(400, 300)
+    hashed: list[int] = []
+
+    def sha256(content: bytes = b"") -> Any:
+        hashed.append(len(content))
+        return hashlib.sha256(content)
+
+    monkeypatch.setattr(services, "hashlib", types.SimpleNamespace(sha256=sha256))
+    response = upload(token_client, data)
+    assert response.status_code == 201, response.content
+    assert hashed == []
+    image = Image.objects.get()
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert image.file.name == storage.original_key(image.sha256, "JPEG")
+
+
+def _parsed(data: bytes, settings: Any, *, in_memory: bool) -> Any:
+    """The file a multipart request carrying ``data`` is parsed into."""
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 10**8 if in_memory else 0
+    request = RequestFactory().post("/", {"file": SimpleUploadedFile("photo.jpg", data)})
+    return request.FILES["file"]
+
+
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_a_received_digest_is_given_only_for_the_file_as_its_handler_left_it(
+    settings: Any, in_memory: bool
+) -> None:
+    data = corpus.photo_jpeg(200, 150)
+    digest = limits.ReceivedDigest(hashlib.sha256(data).hexdigest(), len(data))
+    assert limits.received_digest(_parsed(data, settings, in_memory=in_memory)) == digest
+
+    taken = _parsed(data, settings, in_memory=in_memory)
+    assert limits.received_digest(taken) == digest
+    assert limits.received_digest(taken) is None  # given once
+
+    read = _parsed(data, settings, in_memory=in_memory)
+    read.read(10)
+    assert limits.received_digest(read) is None
+
+    written = _parsed(data, settings, in_memory=in_memory)
+    written.seek(0, 2)
+    written.write(b"more")
+    written.seek(0)
+    assert limits.received_digest(written) is None
+
+    assert limits.received_digest(SimpleUploadedFile("photo.jpg", data)) is None
+    assert limits.received_digest(data) is None
+
+
+def test_an_upload_changed_after_it_arrived_is_hashed_as_stored(settings: Any, media_files: Any) -> None:
+    data = corpus.photo_jpeg(200, 150)
+    other = corpus.photo_jpeg(200, 150, seed=7)
+    assert len(other) != len(data) or other != data
+    changed = _parsed(data, settings, in_memory=False)
+    changed.seek(0)
+    changed.truncate()
+    changed.write(other)
+    changed.seek(0)
+    image = services.image_upload(file=changed, original_name="photo.jpg")
+    assert image.sha256 == hashlib.sha256(other).hexdigest()
+    assert storages["originals"].open(image.file.name).read() == other
 
 
 def test_a_json_body_gets_415(token_client: APIClient) -> None:
