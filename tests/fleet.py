@@ -34,10 +34,12 @@ class Servers:
 
 
 @contextlib.contextmanager
-def running_servers(base: Path, *, persistent_redis: bool = False) -> Iterator[Servers]:
+def running_servers(
+    base: Path, *, persistent_redis: bool = False, postgres_settings: Mapping[str, str] | None = None
+) -> Iterator[Servers]:
     """PostgreSQL, Redis, S3 and SMTP on loopback, started and stopped together."""
     with (
-        PostgresServer() as postgres,
+        PostgresServer(settings=postgres_settings) as postgres,
         RedisServer(persistent=persistent_redis, base_dir=base) as redis,
         S3Server(base_dir=base) as s3,
         SMTPServer(base_dir=base) as smtp,

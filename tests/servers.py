@@ -640,6 +640,11 @@ class PostgresServer(_Managed):
         # SIGQUIT is "immediate", which still cleans up shared memory.
         self._stop_process([(signal.SIGINT, 30), (signal.SIGQUIT, 5)])
 
+    def crash(self) -> None:
+        """Stop at once, as a crash would (``pg_ctl stop -m immediate``): no
+        checkpoint, clients cut off; the next ``start()`` recovers from the WAL."""
+        self._stop_process([(signal.SIGQUIT, 10), (signal.SIGKILL, 5)])
+
 
 # --------------------------------------------------------------------------
 # Redis
