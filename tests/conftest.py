@@ -41,12 +41,24 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _clean_cache() -> Iterator[None]:
+def _clean_cache(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Each test starts with empty caches. Without CACHE_URL, the shared
+    cache is a folder of var/ that every test run of the checkout would
+    share: another run beside this one, clearing it at each of its tests,
+    would wipe what a test keeps there between two steps (the health
+    alerts' memory). Each test has a folder of its own instead."""
+    shared = settings.CACHES["shared"]
+    in_a_folder = shared["BACKEND"].endswith("FileBasedCache")
+    if in_a_folder:
+        location = tmp_path_factory.mktemp("var") / "cache" / "shared"
+        settings.CACHES = {**settings.CACHES, "shared": {**shared, "LOCATION": str(location)}}
+    else:
+        caches["shared"].clear()
     cache.clear()
-    caches["shared"].clear()
     yield
     cache.clear()
-    caches["shared"].clear()
+    if not in_a_folder:
+        caches["shared"].clear()
 
 
 @pytest.fixture

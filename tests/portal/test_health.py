@@ -572,6 +572,33 @@ def test_a_check_that_stays_failed_is_mailed_once_reminded_hourly_and_resolved_o
     assert [m.subject for m in mail.outbox[3:]] == [subject]
 
 
+def test_another_test_run_of_the_checkout_does_not_wipe_what_was_mailed(reminding: Any, clock: Any) -> None:
+    """Runs of the suite side by side (a fleet test beside this file): each
+    test of the other run clears its shared cache as it starts and ends."""
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    run_health_check()
+    env = {k: v for k, v in os.environ.items() if k not in {"PORTAL_VAR_DIR", "CACHE_URL"}}
+    subprocess.run(
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from django.core.cache import caches; caches['shared'].clear()",
+        ],
+        check=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        timeout=120,
+    )
+    clock.now += dt.timedelta(minutes=1)
+    code, out = run_health_check()
+    assert code == 1
+    assert "alert already mailed: Error - Available memory" in out
+    assert len(mail.outbox) == 1
+
+
 def test_a_flapping_check_mails_one_alert_per_reminder_interval_and_its_recovery_once_settled(
     reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -134,7 +134,8 @@ def test_failures_counted_by_another_process_of_the_machine_lock_the_account(
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "PORTAL_VAR_DIR": str(settings.VAR_DIR),
+        # The var/ of this test's shared cache (var/cache/shared).
+        "PORTAL_VAR_DIR": str(Path(settings.CACHES["shared"]["LOCATION"]).parent.parent),
         "PORTAL_ADMIN_LOGIN_MAX_FAILURES": "3",
     }
     env.pop("CACHE_URL", None)
