@@ -159,8 +159,10 @@ CACHES["shared"] = (
     CACHES["default"]
     if CACHES["default"]["BACKEND"].endswith("RedisCache")
     else {
-        "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+        # A folder that drops expired entries before live ones when full.
+        "BACKEND": "portal.cache.SharedFileCache",
         "LOCATION": str(VAR_DIR / "cache" / "shared"),
+        "OPTIONS": {"MAX_ENTRIES": 10_000},
     }
 )
 

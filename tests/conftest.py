@@ -48,7 +48,7 @@ def _clean_cache(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Ite
     would wipe what a test keeps there between two steps (the health
     alerts' memory). Each test has a folder of its own instead."""
     shared = settings.CACHES["shared"]
-    in_a_folder = shared["BACKEND"].endswith("FileBasedCache")
+    in_a_folder = "LOCATION" in shared and not shared["BACKEND"].endswith("RedisCache")
     if in_a_folder:
         location = tmp_path_factory.mktemp("var") / "cache" / "shared"
         settings.CACHES = {**settings.CACHES, "shared": {**shared, "LOCATION": str(location)}}
