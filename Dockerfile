@@ -5,7 +5,7 @@ FROM python:3.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 HOST=0.0.0.0 PORT=8000
 RUN apt-get update \
  && apt-get install -y --no-install-recommends make \
-    fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-symbola \
+    fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-noto-color-emoji fonts-symbola \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --create-home --uid 1000 portal
 WORKDIR /srv/portal

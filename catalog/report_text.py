@@ -13,8 +13,10 @@ it prints itself:
    its first strong letter);
 2. every character gets the first installed font of the chain that has it
    (DejaVu Sans, then Noto Sans UI per Indic and South-East Asian script,
-   then WenQuanYi Micro Hei for CJK, then Symbola for emoji), loaded the
-   first time one needs it;
+   then WenQuanYi Micro Hei for CJK, then Symbola for symbols), loaded the
+   first time one needs it; an emoji (a character shown as emoji by default
+   or asked for with U+FE0F, with its skin tone, flag pair, keycap or
+   zero-width-joined parts) takes Noto Color Emoji instead;
 3. HarfBuzz (uharfbuzz) shapes each run of one font and one level;
 4. lines are broken in logical order, at spaces or between ideographs (not
    before a closing mark nor after an opening one, the Japanese and Chinese
@@ -23,7 +25,10 @@ it prints itself:
 5. the glyphs are drawn through ReportLab's shaped strings, so ReportLab
    still subsets and embeds the fonts; a glyph that no character maps to
    (a conjunct, a ligature) is given the text it stands for in the font's
-   ToUnicode map, so the PDF's text can be copied and searched.
+   ToUnicode map, so the PDF's text can be copied and searched;
+6. a PDF font cannot carry the colour emoji font's bitmaps, so each colour
+   glyph (one for a whole sequence) is drawn as its PNG from the font, over
+   its characters written as invisible text, which copy and search as such.
 
 A missing font file is logged once with the Debian package that installs it
 and its script prints as boxes; with no font at all the report falls back to
@@ -32,7 +37,9 @@ Helvetica, which prints Latin-1 and replaces the rest with ``?``.
 
 from __future__ import annotations
 
+import bisect
 import functools
+import io
 import itertools
 import logging
 import re
@@ -45,7 +52,9 @@ from typing import Any
 
 import uharfbuzz
 from bidi import algorithm as bidi_algorithm
+from PIL import Image as PILImage
 from reportlab.lib.colors import Color
+from reportlab.lib.utils import ImageReader
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import ShapeData, ShapedStr, TTFont
 from reportlab.pdfgen.canvas import Canvas
@@ -57,6 +66,7 @@ DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
 NOTO_DIR = Path("/usr/share/fonts/truetype/noto")
 WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
 SYMBOLA_DIR = Path("/usr/share/fonts/truetype/ancient-scripts")
+COLOR_EMOJI_DIR = Path("/usr/share/fonts/truetype/noto")
 
 ELLIPSIS = "\N{HORIZONTAL ELLIPSIS}"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -78,6 +88,12 @@ class FontFile:
     scripts: str  # what prints as boxes without it, for the log line
     regular: Path
     bold: Path | None = None  # None: the regular face serves bold text too
+    color: bool = False  # bitmaps drawn as images: emoji sequences only
+    without: str = ""  # what happens without it, when not boxes
+
+    @property
+    def missing(self) -> str:
+        return self.without or f"{self.scripts} text prints as boxes"
 
 
 def _noto_ui(script: str) -> FontFile:
@@ -121,8 +137,15 @@ def font_chain() -> list[FontFile]:
         # Chinese (simplified and traditional), Japanese kana and Korean hangul
         # in 5 MB; Noto Sans CJK would be 90 MB.
         FontFile("fonts-wqy-microhei", "Chinese, Japanese, Korean", WQY_DIR / "wqy-microhei.ttc"),
-        # Emoji and symbols as outlines, one colour like the text around them
-        # (colour emoji fonts are bitmaps a PDF font cannot carry); up to Unicode 9.
+        # Emoji as a phone shows them, up to Unicode 15: a PNG per glyph.
+        FontFile(
+            "fonts-noto-color-emoji",
+            "colour emoji",
+            COLOR_EMOJI_DIR / "NotoColorEmoji.ttf",
+            color=True,
+            without="emoji print as Symbola's outlines in the text's colour, up to Unicode 9",
+        ),
+        # Symbols, and emoji without the colour font, as outlines in the text's colour.
         FontFile("fonts-symbola", "emoji and symbols", SYMBOLA_DIR / "Symbola_hint.ttf"),
     ]
 
@@ -147,25 +170,45 @@ class _ShapingFont(TTFont):
         self._private: dict[int, int] = {}  # glyph id -> private code point
         self._next_private = 0xE000
         self.stands_for: dict[int, str] = {}  # private code point -> text
+        self._invisible: dict[tuple[str, float], int] = {}  # text and width -> private code point
+        self._made_up = threading.Lock()
 
     def code_for(self, glyph: int, text: str) -> int:
         """A character that ReportLab maps to ``glyph``, made up when the font
         has none; ``text`` is what the glyph shows, for copying."""
-        code = self._private.get(glyph)
-        if code is None:
-            chars = self.face.glyphToChar.get(glyph)
-            if chars:  # a presentation form, a mirrored bracket: copied as such
-                return int(chars[0])
-            code = self._next_private
-            while code in self.face.charToGlyph:
-                code += 1
-            self._next_private = code + 1
-            self._private[glyph] = code
-            self.face.charToGlyph[code] = glyph
-            self.face.glyphToChar.setdefault(glyph, []).append(code)
-            self.face.charWidths[code] = self.face._pdfScale(self.hb_font.get_glyph_h_advance(glyph))
-        if text and not self.stands_for.get(code):
-            self.stands_for[code] = text
+        with self._made_up:  # a glyph keeps one code, and no two share one
+            code = self._private.get(glyph)
+            if code is None:
+                chars = self.face.glyphToChar.get(glyph)
+                if chars:  # a presentation form, a mirrored bracket: copied as such
+                    return int(chars[0])
+                code = self._next_private
+                while code in self.face.charToGlyph:
+                    code += 1
+                self._next_private = code + 1
+                self._private[glyph] = code
+                self.face.charToGlyph[code] = glyph
+                self.face.glyphToChar.setdefault(glyph, []).append(code)
+                self.face.charWidths[code] = self.face._pdfScale(self.hb_font.get_glyph_h_advance(glyph))
+            if text and not self.stands_for.get(code):
+                self.stands_for[code] = text
+            return code
+
+    def invisible_code(self, text: str, width: float) -> int:
+        """A made-up character ``width`` wide (thousandths of the size) that
+        copies as ``text``: written as invisible text under a colour emoji's
+        picture, as wide as it, so that the emoji copies as itself."""
+        with self._made_up:  # one code a text, however many reports are drawn at once
+            code = self._invisible.get((text, width))
+            if code is None:
+                code = self._next_private
+                while code in self.face.charToGlyph:
+                    code += 1
+                self._next_private = code + 1
+                self._invisible[text, width] = code
+                self.face.charToGlyph[code] = self.face.charToGlyph.get(32, 0)  # a blank glyph
+                self.face.charWidths[code] = width
+                self.stands_for[code] = text
         return code
 
     def addObjects(self, doc: Any) -> None:
@@ -213,14 +256,86 @@ def _to_unicode_cmap(name: str, texts: Sequence[str]) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Picture:
+    """A colour glyph's PNG and where it sits: from the pen on the baseline, in ems."""
+
+    image: ImageReader
+    left: float
+    bottom: float
+    width: float
+    height: float
+
+
+class _ColorFont:
+    """A colour emoji font (CBDT/CBLC): HarfBuzz shapes it and hands each
+    glyph's PNG over; ReportLab never sees it."""
+
+    def __init__(self, path: Path) -> None:
+        face = uharfbuzz.Face(uharfbuzz.Blob(path.read_bytes()), 0)
+        if not face.has_color_png:
+            raise ValueError("the font has no colour bitmaps (CBDT)")
+        self.hb_font = uharfbuzz.Font(face)
+        self.upem = face.upem
+        self.covered = frozenset(face.unicodes)
+        self._pictures: dict[int, _Picture | None] = {}
+        self._lock = threading.Lock()
+
+    def is_emoji(self, char: str) -> bool:
+        """Whether ``char`` can start an emoji of this font (digits, ``#`` and
+        ``*`` only as a keycap; joiners and selectors never)."""
+        return ord(char) in self.covered and ord(char) > 0x7F and char not in _EMOJI_PARTS
+
+    def picture(self, glyph: int) -> _Picture | None:
+        """Glyph ``glyph``'s image, decoded once (None: the glyph has none)."""
+        if glyph in self._pictures:
+            return self._pictures[glyph]
+        with self._lock:
+            if glyph not in self._pictures:
+                self._pictures[glyph] = self._decode(glyph)
+        return self._pictures[glyph]
+
+    def _decode(self, glyph: int) -> _Picture | None:
+        png = self.hb_font.get_glyph_color_png(glyph)
+        extents = self.hb_font.get_glyph_extents(glyph)
+        if png is None or not png.data or extents is None or not extents.width:
+            return None
+        try:
+            with PILImage.open(io.BytesIO(png.data)) as decoded:
+                image = ImageReader(decoded.convert("RGBA"))
+        except (OSError, ValueError) as exc:
+            logger.warning("Colour emoji glyph %d has no readable PNG (%s): it is left out", glyph, exc)
+            return None
+        image.getRGBData()  # decoded here, once, rather than by each report
+        em = self.upem
+        return _Picture(
+            image,
+            left=extents.x_bearing / em,
+            bottom=(extents.y_bearing + extents.height) / em,  # height runs downwards
+            width=extents.width / em,
+            height=-extents.height / em,
+        )
+
+
 @dataclass(eq=False)
 class _Face:
-    """A font as the layout uses it: a shaping TrueType font or Helvetica."""
+    """A font as the layout uses it: a shaping TrueType font, Helvetica, or a
+    colour emoji font whose characters are written invisibly in ``ttf``."""
 
     name: str
     ttf: _ShapingFont | None = None
+    color: _ColorFont | None = None
+
+    @property
+    def pdf_font(self) -> str:
+        """The font the run's text is written in."""
+        if self.color is not None and self.ttf is not None:
+            return self.ttf.fontName
+        return self.name
 
     def covers(self, char: str) -> bool:
+        if self.color is not None:
+            return False  # emoji sequences only, found by the paragraph
         if self.ttf is not None:
             return ord(char) in self.ttf.covered
         return char.encode("cp1252", "ignore") != b""
@@ -238,13 +353,34 @@ class _Chain:
     def load_next(self) -> bool:
         """Load the next installed font of the chain; False when none is left."""
         while self.pending:
-            spec = self.pending.pop(0)
-            path = spec.bold if self.weight == "bold" and spec.bold is not None else spec.regular
-            face = _load(path, spec)
-            if face is not None:
-                self.faces.append(face)
+            if self._add(self.pending.pop(0)):
                 return True
         return False
+
+    def _add(self, spec: FontFile) -> bool:
+        path = spec.bold if self.weight == "bold" and spec.bold is not None else spec.regular
+        face = _load(path, spec)
+        if face is None:
+            return False
+        if face.color is not None:
+            text = self.faces[0].ttf if self.faces else None
+            if text is None:  # nothing to write the emoji's text in
+                return False
+            face = _Face(face.name, text, face.color)
+        self.faces.append(face)
+        return True
+
+    def color_face(self) -> _Face | None:
+        """The colour emoji font, loaded now if the chain has one installed."""
+        for face in self.faces:
+            if face.color is not None:
+                return face
+        with _loading:
+            for spec in [spec for spec in self.pending if spec.color]:
+                self.pending.remove(spec)
+                if self._add(spec):
+                    return self.faces[-1]
+        return None
 
     def face_for(self, char: str) -> _Face | None:
         for face in self.faces:
@@ -274,22 +410,24 @@ _loading = threading.Lock()
 def _load(path: Path, spec: FontFile) -> _Face | None:
     if not path.is_file():
         logger.warning(
-            "Report font %s is missing (install the Debian package %s): %s text prints as boxes",
+            "Report font %s is missing (install the Debian package %s): %s",
             path,
             spec.package,
-            spec.scripts,
+            spec.missing,
         )
         return None
     name = f"Report-{path.stem}"
     try:
+        if spec.color:
+            return _Face(name, color=_ColorFont(path))
         font = _ShapingFont(name, path)
         pdfmetrics.registerFont(font)
     except Exception as exc:  # noqa: BLE001 — a damaged font file raises anything; the report goes on without it
         logger.warning(
-            "Cannot use report font %s (%s): %s text prints as boxes: %s",
+            "Cannot use report font %s (%s): %s: %s",
             path,
             spec.package,
-            spec.scripts,
+            spec.missing,
             exc,
         )
         return None
@@ -343,7 +481,116 @@ def isolate(text: str) -> str:
     return FSI + _ISOLATE_MARKS.sub("", text) + PDI
 
 
+# --- Emoji ------------------------------------------------------------------------
+
+# Emoji_Presentation=Yes (Unicode 15.0 emoji-data.txt, ranges merged): shown
+# as emoji without U+FE0F. Python 3.11's unicodedata (Unicode 14) knows
+# neither the property nor Unicode 15's emoji.
+_EMOJI_PRESENTATION = (
+    (0x231A, 0x231B), (0x23E9, 0x23EC), (0x23F0, 0x23F0), (0x23F3, 0x23F3), (0x25FD, 0x25FE),
+    (0x2614, 0x2615), (0x2648, 0x2653), (0x267F, 0x267F), (0x2693, 0x2693), (0x26A1, 0x26A1),
+    (0x26AA, 0x26AB), (0x26BD, 0x26BE), (0x26C4, 0x26C5), (0x26CE, 0x26CE), (0x26D4, 0x26D4),
+    (0x26EA, 0x26EA), (0x26F2, 0x26F3), (0x26F5, 0x26F5), (0x26FA, 0x26FA), (0x26FD, 0x26FD),
+    (0x2705, 0x2705), (0x270A, 0x270B), (0x2728, 0x2728), (0x274C, 0x274C), (0x274E, 0x274E),
+    (0x2753, 0x2755), (0x2757, 0x2757), (0x2795, 0x2797), (0x27B0, 0x27B0), (0x27BF, 0x27BF),
+    (0x2B1B, 0x2B1C), (0x2B50, 0x2B50), (0x2B55, 0x2B55), (0x1F004, 0x1F004), (0x1F0CF, 0x1F0CF),
+    (0x1F18E, 0x1F18E), (0x1F191, 0x1F19A), (0x1F1E6, 0x1F1FF), (0x1F201, 0x1F201),
+    (0x1F21A, 0x1F21A), (0x1F22F, 0x1F22F), (0x1F232, 0x1F236), (0x1F238, 0x1F23A),
+    (0x1F250, 0x1F251), (0x1F300, 0x1F320), (0x1F32D, 0x1F335), (0x1F337, 0x1F37C),
+    (0x1F37E, 0x1F393), (0x1F3A0, 0x1F3CA), (0x1F3CF, 0x1F3D3), (0x1F3E0, 0x1F3F0),
+    (0x1F3F4, 0x1F3F4), (0x1F3F8, 0x1F43E), (0x1F440, 0x1F440), (0x1F442, 0x1F4FC),
+    (0x1F4FF, 0x1F53D), (0x1F54B, 0x1F54E), (0x1F550, 0x1F567), (0x1F57A, 0x1F57A),
+    (0x1F595, 0x1F596), (0x1F5A4, 0x1F5A4), (0x1F5FB, 0x1F64F), (0x1F680, 0x1F6C5),
+    (0x1F6CC, 0x1F6CC), (0x1F6D0, 0x1F6D2), (0x1F6D5, 0x1F6D7), (0x1F6DC, 0x1F6DF),
+    (0x1F6EB, 0x1F6EC), (0x1F6F4, 0x1F6FC), (0x1F7E0, 0x1F7EB), (0x1F7F0, 0x1F7F0),
+    (0x1F90C, 0x1F93A), (0x1F93C, 0x1F945), (0x1F947, 0x1F9FF), (0x1FA70, 0x1FA7C),
+    (0x1FA80, 0x1FA88), (0x1FA90, 0x1FABD), (0x1FABF, 0x1FAC5), (0x1FACE, 0x1FADB),
+    (0x1FAE0, 0x1FAE8), (0x1FAF0, 0x1FAF8),
+)  # fmt: skip
+_PRESENTATION_STARTS = [start for start, _ in _EMOJI_PRESENTATION]
+_ZWJ, _TEXT_STYLE, _EMOJI_STYLE, _KEYCAP = "\u200d", "\ufe0e", "\ufe0f", "\u20e3"
+_CANCEL_TAG = "\U000e007f"
+_EMOJI_PARTS = frozenset((_ZWJ, _TEXT_STYLE, _EMOJI_STYLE, _KEYCAP))
+_KEYCAP_BASES = frozenset("0123456789#*")
+
+
+def _emoji_presentation(char: str) -> bool:
+    code = ord(char)
+    i = bisect.bisect_right(_PRESENTATION_STARTS, code) - 1
+    return i >= 0 and code <= _EMOJI_PRESENTATION[i][1]
+
+
+def _regional(char: str) -> bool:
+    """A regional indicator: two of them are a flag."""
+    return "\U0001f1e6" <= char <= "\U0001f1ff"
+
+
+def _modifier(char: str) -> bool:
+    """A skin tone, part of the emoji before it."""
+    return "\U0001f3fb" <= char <= "\U0001f3ff"
+
+
+def _tag(char: str) -> bool:
+    """A tag character: a subdivision flag's letters and its end."""
+    return "\U000e0020" <= char <= _CANCEL_TAG
+
+
+def _may_hold_emoji(text: str) -> bool:
+    return any(_emoji_presentation(char) or char in (_EMOJI_STYLE, _KEYCAP) for char in text)
+
+
+def _emoji_element(text: str, i: int, font: _ColorFont) -> tuple[int, bool] | None:
+    """The end of the emoji element at ``text[i]`` (a flag pair, a keycap, or an
+    emoji with its style, skin tone or tags) and whether it shows as emoji."""
+    n, char = len(text), text[i]
+    if _regional(char):
+        return (i + 2 if i + 1 < n and _regional(text[i + 1]) else i + 1), True
+    if char in _KEYCAP_BASES:
+        end = i + 1 + (i + 1 < n and text[i + 1] == _EMOJI_STYLE)
+        return (end + 1, True) if end < n and text[end] == _KEYCAP else None
+    if not font.is_emoji(char):
+        return None
+    end, shown = i + 1, _emoji_presentation(char)
+    if end < n and text[end] == _TEXT_STYLE:
+        return end + 1, False
+    if end < n and (text[end] == _EMOJI_STYLE or _modifier(text[end])):
+        end, shown = end + 1, True
+    while end < n and _tag(text[end]):
+        end, shown = end + 1, True
+    return end, shown
+
+
+def _emoji_ends(text: str, font: _ColorFont) -> dict[int, int]:
+    """Where each emoji sequence of ``text`` starts, and where it ends: its
+    elements joined by U+200D ZERO WIDTH JOINER (emoji ZWJ sequences)."""
+    ends: dict[int, int] = {}
+    i = 0
+    while i < len(text):
+        element = _emoji_element(text, i, font)
+        if element is None:
+            i += 1
+            continue
+        end, shown = element
+        while end + 1 < len(text) and text[end] == _ZWJ:
+            joined = _emoji_element(text, end + 1, font)
+            if joined is None:
+                break
+            end, shown = joined[0], True
+        if shown:
+            ends[i] = end
+        i = end
+    return ends
+
+
 # --- Layout -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Placed:
+    """A colour glyph's picture, ``x`` points right of its run's start."""
+
+    x: float
+    picture: _Picture
 
 
 @dataclass
@@ -352,6 +599,7 @@ class _Run:
     level: int
     text: str  # in visual order: ShapedStr for a TrueType face
     width: float  # points
+    pictures: list[_Placed] = field(default_factory=list)  # a colour face's glyphs
 
 
 @dataclass
@@ -373,10 +621,30 @@ class Line:
     def draw(self, canvas: Canvas, x: float, y: float) -> None:
         # One text object: readers copy the line as one, not a line per run.
         text = canvas.beginText(x, y)
+        pictures: list[tuple[float, _Picture]] = []
+        start = x
         for run in self.runs:
-            text.setFont(run.face.name, self.size)
-            text.textOut(run.text)
+            text.setFont(run.face.pdf_font, self.size)
+            if run.face.color is not None:
+                # The emoji's characters, invisible (mode 3), under their pictures.
+                text.setTextRenderMode(3)
+                text.textOut(run.text)
+                text.setTextRenderMode(0)
+                pictures += [(start + placed.x, placed.picture) for placed in run.pictures]
+            else:
+                text.textOut(run.text)
+            start += run.width
         canvas.drawText(text)
+        size = self.size
+        for left, picture in pictures:
+            canvas.drawImage(
+                picture.image,
+                left + picture.left * size,
+                y + picture.bottom * size,
+                picture.width * size,
+                picture.height * size,
+                mask="auto",
+            )
 
 
 def _resolve(text: str) -> tuple[str, tuple[int, ...], int]:
@@ -447,13 +715,24 @@ class _Paragraph:
         self.size = size
         chain = fonts().chain(bold)
         self.faces: list[_Face] = []
+        color = chain.color_face() if _may_hold_emoji(self.text) else None
+        emoji = _emoji_ends(self.text, color.color) if color is not None and color.color is not None else {}
         current = chain.faces[0]
-        for i, char in enumerate(self.text):
+        i = 0
+        while i < len(self.text):
+            end = emoji.get(i)
+            if end is not None and color is not None:
+                current = color
+                self.faces += [current] * (end - i)
+                i = end
+                continue
+            char = self.text[i]
             # Marks, spaces, digits and punctuation stay in the run's font when it has them.
             neutral = _continues(char) or not unicodedata.category(char).startswith("L")
             if i == 0 or not (neutral and current.covers(char)):
                 current = chain.face_for(char) or current
             self.faces.append(current)
+            i += 1
         if fonts().helvetica:
             self.text = self.text.encode("cp1252", "replace").decode("cp1252")
 
@@ -475,6 +754,8 @@ class _Paragraph:
             if level % 2:
                 text = text[::-1]
             return _Run(face, level, text, pdfmetrics.stringWidth(text, face.name, self.size))
+        if face.color is not None:
+            return self._shape_color(start, end, face, face.ttf, face.color)
         font = face.ttf
         buffer = uharfbuzz.Buffer()
         # The whole paragraph as context: Arabic joins and marks attach across runs.
@@ -522,6 +803,33 @@ class _Paragraph:
         width = sum(data.x_advance for data in shape_data) * self.size / 1000
         return _Run(face, level, shaped, width)
 
+    def _shape_color(self, start: int, end: int, face: _Face, text: _ShapingFont, color: _ColorFont) -> _Run:
+        """Emoji sequences shaped in the colour font (one glyph each, joined by
+        its ligatures), their pictures placed and their characters written in
+        ``text`` as blank glyphs of the same advances."""
+        level = self.levels[start]
+        buffer = uharfbuzz.Buffer()
+        buffer.add_str(self.text, start, end - start)
+        buffer.direction = "rtl" if level % 2 else "ltr"
+        buffer.guess_segment_properties()
+        uharfbuzz.shape(color.hb_font, buffer, {})
+        glyphs = list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
+        starts = sorted({info.cluster for info, _ in glyphs} | {end})
+        shows = {a: self.text[a:b] for a, b in itertools.pairwise(starts)}
+        to_points = self.size / color.upem
+        chars, shape_data, pictures = [], [], []
+        pen = 0.0
+        for info, pos in glyphs:
+            advance = pos.x_advance * 1000 / color.upem
+            # A second glyph of one cluster copies as a zero width space.
+            chars.append(chr(text.invisible_code(shows.pop(info.cluster, "") or "\u200b", advance)))
+            shape_data.append(ShapeData(info.cluster, advance, 0, 0, 0, advance))
+            picture = color.picture(info.codepoint)
+            if picture is not None:
+                pictures.append(_Placed(pen + pos.x_offset * to_points, picture))
+            pen += pos.x_advance * to_points
+        return _Run(face, level, ShapedStr("".join(chars), shapeData=shape_data), pen, pictures)
+
     def line(self, start: int, end: int) -> Line:
         """The characters [start, end) as one line, runs in visual order."""
         while end > start and self.text[end - 1].isspace():
@@ -530,7 +838,8 @@ class _Paragraph:
         for run in _visual_order([self.shape(a, b) for a, b in self.runs(start, end)]):
             if runs and runs[-1].face is run.face:  # "name: " and a name, both Latin
                 last = runs[-1]
-                runs[-1] = _Run(run.face, last.level, last.text + run.text, last.width + run.width)
+                pictures = last.pictures + [_Placed(last.width + p.x, p.picture) for p in run.pictures]
+                runs[-1] = _Run(run.face, last.level, last.text + run.text, last.width + run.width, pictures)
             else:
                 runs.append(run)
         return Line(runs, self.size, rtl=bool(self.base_level))
@@ -589,10 +898,10 @@ _NO_LINE_END = frozenset("「『（［｛〔〈《【〘〖〝‘“｟«([{")
 
 def _break_before(text: str, i: int) -> bool:
     """Whether a line may start at ``text[i]``: after a space, or next to an
-    ideograph, kana or hangul, which break anywhere, but never before a
-    closing mark nor after an opening one."""
+    ideograph, kana, hangul or emoji, which break anywhere, but never before
+    a closing mark nor after an opening one, nor inside a character."""
     before, char = text[i - 1], text[i]
-    if char.isspace():
+    if char.isspace() or not _grapheme_start(text, i):
         return False
     if before.isspace():
         return True
@@ -606,9 +915,20 @@ def _break_before(text: str, i: int) -> bool:
 
 def _grapheme_start(text: str, i: int) -> bool:
     """Whether an overlong word may be cut before ``text[i]``: not inside a
-    character's marks, nor after a joiner or a virama (a conjunct)."""
+    character's marks, nor after a joiner or a virama (a conjunct), nor
+    inside an emoji (its skin tone, its tags, a flag's pair of letters)."""
     char, before = text[i], text[i - 1]
-    return not (_continues(char) or before in _JOINERS or unicodedata.combining(before) == 9)
+    if _continues(char) or before in _JOINERS or unicodedata.combining(before) == 9:
+        return False
+    if _modifier(char) or _tag(char):
+        return False
+    if _regional(char) and _regional(before):
+        # Flags pair up from the first letter: cut only after an even count.
+        count = 0
+        while i - count - 1 >= 0 and _regional(text[i - count - 1]):
+            count += 1
+        return count % 2 == 0
+    return True
 
 
 def wrap(text: str, *, size: float, width: float, bold: bool = False) -> list[Line]:
@@ -675,7 +995,7 @@ def fit(text: str, *, size: float, width: float, bold: bool = False) -> Line:
             best, low = candidate, middle + 1
         else:
             high = middle - 1
-    return best or line(chars[:1] + ELLIPSIS, size=size, bold=bold)
+    return best or line(chars[: _next_cut(chars, 0)] + ELLIPSIS, size=size, bold=bold)
 
 
 # --- Flowable ---------------------------------------------------------------------

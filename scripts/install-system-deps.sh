@@ -16,10 +16,11 @@ declare -A PROBES=(
     [fonts-dejavu-core]="/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     [fonts-noto-ui-core]="/usr/share/fonts/truetype/noto/NotoSansDevanagariUI-Regular.ttf"
     [fonts-wqy-microhei]="/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
+    [fonts-noto-color-emoji]="/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
     [fonts-symbola]="/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"
     [wrk]="/usr/bin/wrk"
 )
-ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-symbola wrk)
+ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-noto-color-emoji fonts-symbola wrk)
 
 is_installed() {
     local pkg="$1" probe

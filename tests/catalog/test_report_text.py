@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from pypdf import PdfReader
@@ -35,22 +36,104 @@ def test_bold_text_takes_the_bold_face_and_ideographs_the_only_one() -> None:
     assert [run.face.name for run in runs] == ["Report-DejaVuSans-Bold", "Report-wqy-microhei"]
 
 
-def test_emoji_take_the_symbol_font_and_the_text_around_them_stays() -> None:
+def test_emoji_take_the_colour_font_and_the_text_around_them_stays() -> None:
     assert faces("Apple \N{RED APPLE} crisp") == [
         "Report-DejaVuSans",
-        "Report-Symbola_hint",
+        "Report-NotoColorEmoji",
         "Report-DejaVuSans",
     ]
-    assert faces("\N{BANANA}\N{GRAPES}") == ["Report-Symbola_hint"]
+    assert faces("\N{BANANA}\N{GRAPES}") == ["Report-NotoColorEmoji"]
+    # Shown as text by default, or asked for as text (U+FE0E): an outline.
+    assert faces("\N{HOT PEPPER}") == ["Report-Symbola_hint"]
+    assert faces("\N{UMBRELLA WITH RAIN DROPS}\ufe0e") == ["Report-DejaVuSans"]
+    # Asked for as emoji (U+FE0F), or shown so by default: in colour.
+    assert faces("\N{HOT PEPPER}\ufe0f") == ["Report-NotoColorEmoji"]
+    assert faces("\N{UMBRELLA WITH RAIN DROPS}") == ["Report-NotoColorEmoji"]
+
+
+# Unicode 11, 13, a zero-width-joined sequence (woman, scientist), a skin
+# tone, a flag (two regional indicators) and a keycap.
+MANGO, BLUEBERRIES = "\N{MANGO}", "\N{BLUEBERRIES}"
+SCIENTIST = "\N{WOMAN}\N{ZERO WIDTH JOINER}\N{MICROSCOPE}"
+THUMBS_UP = "\N{THUMBS UP SIGN}\N{EMOJI MODIFIER FITZPATRICK TYPE-4}"
+JAPAN = "\N{REGIONAL INDICATOR SYMBOL LETTER J}\N{REGIONAL INDICATOR SYMBOL LETTER P}"
+KEYCAP_ONE = "1\ufe0f\N{COMBINING ENCLOSING KEYCAP}"
+EMOJI = [MANGO, BLUEBERRIES, SCIENTIST, THUMBS_UP, JAPAN, KEYCAP_ONE]
+
+
+@pytest.mark.parametrize("emoji", EMOJI)
+def test_an_emoji_sequence_is_one_colour_picture_as_wide_as_the_font_says(emoji: str) -> None:
+    [run] = line(emoji, size=10).runs
+    assert run.face.name == "Report-NotoColorEmoji"
+    assert len(run.pictures) == 1
+    [placed] = run.pictures
+    # Noto Color Emoji: 2550 of 2048 units a glyph, its picture as wide.
+    assert run.width == pytest.approx(10 * 2550 / 2048)
+    assert placed.picture.width * 10 == pytest.approx(run.width, abs=0.1)
+
+
+def test_an_emoji_in_a_right_to_left_paragraph_sits_between_its_words() -> None:
+    text_line = line(f"תפוח {MANGO} עץ", size=10)
+    assert text_line.rtl
+    assert [run.face.name for run in text_line.runs] == [
+        "Report-DejaVuSans",
+        "Report-NotoColorEmoji",
+        "Report-DejaVuSans",
+    ]
+    # The first word is drawn last (rightmost).
+    assert text_line.runs[2].text.endswith("חופת")
+
+
+@pytest.mark.parametrize("width", range(20, 90, 5))
+def test_lines_break_between_emoji_never_inside_one(width: int) -> None:
+    text = "".join(EMOJI * 3)
+    lines = wrap(text, size=10, width=width)
+    assert len(lines) > 1
+    copied = []
+    for text_line in lines:
+        [run] = text_line.runs
+        font = run.face.ttf
+        assert font is not None
+        # Each glyph's invisible text is a whole sequence.
+        copied += [font.stands_for[ord(glyph)] for glyph in run.text]
+        assert text_line.width <= max(width, 10 * 2550 / 2048 + 0.01)
+    assert copied == EMOJI * 3
+
+
+def test_fit_cuts_after_a_whole_emoji() -> None:
+    for width in range(15, 60, 3):
+        fitted = report_text.fit(SCIENTIST * 6, size=10, width=width)
+        emoji_run = fitted.runs[0]
+        assert emoji_run.face.name == "Report-NotoColorEmoji"
+        font = emoji_run.face.ttf
+        assert font is not None
+        assert {font.stands_for[ord(glyph)] for glyph in emoji_run.text} == {SCIENTIST}
+
+
+def test_without_the_colour_font_emoji_print_in_symbola_and_it_is_logged_once(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(report_text, "COLOR_EMOJI_DIR", tmp_path)
+    report_text.fonts.cache_clear()
+    try:
+        assert faces("\N{RED APPLE} crisp") == ["Report-Symbola_hint", "Report-DejaVuSans"]
+        assert faces("\N{BANANA}") == ["Report-Symbola_hint"]
+    finally:
+        report_text.fonts.cache_clear()
+    messages = [r.getMessage() for r in caplog.records if "fonts-noto-color-emoji" in r.getMessage()]
+    assert messages == [
+        f"Report font {tmp_path / 'NotoColorEmoji.ttf'} is missing (install the Debian package "
+        "fonts-noto-color-emoji): emoji print as Symbola's outlines in the text's colour, up to Unicode 9"
+    ]
 
 
 def test_a_character_no_font_has_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
     report_text.fonts.cache_clear()  # a chain that has not met the character yet
-    # Mango (Unicode 11) is newer than the emoji font.
-    line("\N{MANGO} one", size=10)
-    line("\N{MANGO} two", size=10)
-    warnings = [r.getMessage() for r in caplog.records if "U+1F96D" in r.getMessage()]
-    assert warnings == ["No report font has U+1F96D MANGO: it prints as a box"]
+    # Symbols for Legacy Computing (Unicode 13): in none of the fonts.
+    line("\N{BLOCK SEXTANT-1} one", size=10)
+    line("\N{BLOCK SEXTANT-1} two", size=10)
+    warnings = [r.getMessage() for r in caplog.records if "U+1FB00" in r.getMessage()]
+    assert warnings == ["No report font has U+1FB00 BLOCK SEXTANT-1: it prints as a box"]
 
 
 # --- Direction -----------------------------------------------------------------

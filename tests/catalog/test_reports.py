@@ -435,3 +435,75 @@ def test_the_first_page_renders_to_a_picture(artifacts: Path) -> None:
         histogram = image.convert("L").histogram()
     dark = sum(histogram[:100])
     assert dark > 1_000, "the rendered page is (nearly) blank"
+
+
+# --- Colour emoji --------------------------------------------------------------
+
+SCIENTIST = "\N{WOMAN}\N{ZERO WIDTH JOINER}\N{MICROSCOPE}"
+EMOJI_NAME = (
+    "Mango \N{MANGO} Blueberries \N{BLUEBERRIES} Scientist "
+    + SCIENTIST
+    + " Thumbs \N{THUMBS UP SIGN}\N{EMOJI MODIFIER FITZPATRICK TYPE-4}"
+    + " Japan \N{REGIONAL INDICATOR SYMBOL LETTER J}\N{REGIONAL INDICATOR SYMBOL LETTER P}"
+)
+EMOJI_WORDS = [word for word in EMOJI_NAME.split() if not word.isascii()]
+
+
+def has_emoji(word: str) -> bool:
+    """Whether ``word`` holds a character past the punctuation (an ellipsis)."""
+    return any(ord(char) >= 0x2100 for char in word)
+
+
+def word_boxes(pdf_path: Path) -> list[tuple[str, tuple[float, float, float, float]]]:
+    """Each word pdftotext reads on the first page, with its box in points."""
+    html = subprocess.run(
+        ["pdftotext", "-bbox", "-f", "1", "-l", "1", str(pdf_path), "-"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    pattern = r'<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)</word>'
+    return [
+        (word, (float(x0), float(y0), float(x1), float(y1)))
+        for x0, y0, x1, y1, word in re.findall(pattern, html)
+    ]
+
+
+def coloured_share(image: Image.Image, box: tuple[float, float, float, float], dpi: int) -> float:
+    """The share of the pixels in ``box`` (points) that are vivid: saturated and
+    not dark, which neither text-coloured outlines nor grey boxes are."""
+    scale = dpi / 72
+    region = image.crop(tuple(round(v * scale) for v in box)).convert("HSV").tobytes()
+    saturations, values = region[1::3], region[2::3]
+    vivid = sum(1 for s, v in zip(saturations, values, strict=True) if s > 90 and v > 110)
+    return vivid / len(values)
+
+
+def test_emoji_of_any_version_print_in_colour_and_copy_as_themselves(artifacts: Path) -> None:
+    pdf = supplier_report_pdf([ReportItem(EMOJI_NAME, 7, None)], date=DATE)
+    dpi = 100
+    png = render_first_page(pdf, artifacts / "reports-emoji", dpi=dpi)
+    boxes = word_boxes(png.with_name("supplier-report.pdf"))
+
+    with Image.open(png) as page:
+        for word, box in boxes:
+            # Where pdftotext finds an emoji (or a part of one), it is in colour.
+            if has_emoji(word):
+                assert coloured_share(page, box, dpi) > 0.1, word
+            # The text around them: dark letters, not colour.
+            if word in ("Mango", "Japan"):
+                assert coloured_share(page, box, dpi) < 0.02, word
+    # pdftotext reads each emoji back, sequences whole: card and table, in order.
+    found = [word for word, _ in boxes if has_emoji(word)]
+    assert found[:10] == EMOJI_WORDS * 2, found
+    # The words around the emoji still lay out: the table's row reads whole.
+    text = text_of(pdf)
+    assert EMOJI_NAME in text
+
+
+def test_a_joined_emoji_sequence_is_one_picture_not_its_parts() -> None:
+    pdf = supplier_report_pdf([ReportItem(f"Lab {SCIENTIST}", 7, None)], date=DATE)
+    # Drawn in the card, the table and the chart: one image, its picture.
+    assert image_count(pdf) == 1
+    assert text_of(pdf).count(SCIENTIST) == 3
