@@ -370,6 +370,16 @@ def _twice(fmt: str) -> FormatError:
     return FormatError(f'the {fmt.upper()} file names "people" more than once')
 
 
+def _people_list(items: Iterator[object], *, first: bool) -> Iterator[object]:
+    """The items of a "people" list as they come if it is the file's first;
+    a later one is read through (to find the file's faults) and refused
+    once the file is read."""
+    if first:
+        yield from items
+    for _ in items:
+        pass
+
+
 def _too_long(exc: ValueError) -> str:
     """What a value Python refuses to read says, in the terms of the file."""
     if str(exc).startswith("Exceeds the limit"):  # int("9" * 5000)
@@ -531,12 +541,8 @@ def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
         if key == "people" and reader.peek() == "[":
             reader.take()
             fields.pop("people", None)
-            items = reader.items()
-            if not listed:
-                listed = True
-                yield from items
-            for _ in items:  # a second list, read through
-                pass
+            yield from _people_list(reader.items(), first=not listed)
+            listed = True
         else:
             value = reader.value()
             if key in _DOCUMENT_KEYS:
@@ -750,12 +756,8 @@ class _YamlDocument:
             if is_people and self._streams(loader.peek_event(), yaml.SequenceStartEvent):
                 loader.get_event()
                 explicit.pop("people", None)
-                items = self._items()
-                if not listed:
-                    listed = True
-                    yield from items
-                for _ in items:  # a second list, read through
-                    pass
+                yield from _people_list(self._items(), first=not listed)
+                listed = True
                 continue
             value_node = loader.node(key_node)
             pair = yaml.MappingNode(

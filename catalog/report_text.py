@@ -757,13 +757,7 @@ class _Paragraph:
         if face.color is not None:
             return self._shape_color(start, end, face, face.ttf, face.color)
         font = face.ttf
-        buffer = uharfbuzz.Buffer()
-        # The whole paragraph as context: Arabic joins and marks attach across runs.
-        buffer.add_str(self.text, start, end - start)
-        buffer.direction = "rtl" if level % 2 else "ltr"
-        buffer.guess_segment_properties()
-        uharfbuzz.shape(font.hb_font, buffer, {})
-        glyphs = list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
+        glyphs = self._glyphs(font.hb_font, start, end, level)
         # What each cluster shows: its characters not drawn by a glyph of their own.
         starts = sorted({info.cluster for info, _ in glyphs} | {end})
         leftover = {a: list(self.text[a:b]) for a, b in itertools.pairwise(starts)}
@@ -803,17 +797,22 @@ class _Paragraph:
         width = sum(data.x_advance for data in shape_data) * self.size / 1000
         return _Run(face, level, shaped, width)
 
+    def _glyphs(self, hb_font: Any, start: int, end: int, level: int) -> list[tuple[Any, Any]]:
+        """HarfBuzz's glyphs of the run, with their positions. The whole
+        paragraph is the context: Arabic joins and marks attach across runs."""
+        buffer = uharfbuzz.Buffer()
+        buffer.add_str(self.text, start, end - start)
+        buffer.direction = "rtl" if level % 2 else "ltr"
+        buffer.guess_segment_properties()
+        uharfbuzz.shape(hb_font, buffer, {})
+        return list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
+
     def _shape_color(self, start: int, end: int, face: _Face, text: _ShapingFont, color: _ColorFont) -> _Run:
         """Emoji sequences shaped in the colour font (one glyph each, joined by
         its ligatures), their pictures placed and their characters written in
         ``text`` as blank glyphs of the same advances."""
         level = self.levels[start]
-        buffer = uharfbuzz.Buffer()
-        buffer.add_str(self.text, start, end - start)
-        buffer.direction = "rtl" if level % 2 else "ltr"
-        buffer.guess_segment_properties()
-        uharfbuzz.shape(color.hb_font, buffer, {})
-        glyphs = list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
+        glyphs = self._glyphs(color.hb_font, start, end, level)
         starts = sorted({info.cluster for info, _ in glyphs} | {end})
         shows = {a: self.text[a:b] for a, b in itertools.pairwise(starts)}
         to_points = self.size / color.upem
