@@ -416,18 +416,28 @@ class _JsonReader:
         self._line_start = 0  # where the line the buffer starts in starts
         self._eof = False
 
-    def _more(self) -> bool:
-        """Read the next piece, dropping what has been read; False at the end."""
-        piece = None if self._eof else next(self._text, None)
-        if piece is None:
-            self._eof = True
+    def _more(self, wanted: int = 0) -> bool:
+        """Read the next piece, and more until ``wanted`` characters are
+        unread, dropping what has been read; False at the end. The buffer is
+        put together once: a piece at a time would copy a long value once
+        per piece."""
+        pieces: list[str] = []
+        unread = len(self._buffer) - self._at
+        while not self._eof and (not pieces or unread < wanted):
+            piece = next(self._text, None)
+            if piece is None:
+                self._eof = True
+                break
+            pieces.append(piece)
+            unread += len(piece)
+        if not pieces:
             return False
         done = self._at
         if (last := self._buffer.rfind("\n", 0, done)) >= 0:
             self._line_start = self._base + last + 1
         self._lines += self._buffer.count("\n", 0, done)
         self._base += done
-        self._buffer = self._buffer[done:] + piece
+        self._buffer = "".join([self._buffer[done:], *pieces])
         self._at = 0
         return True
 
@@ -472,9 +482,7 @@ class _JsonReader:
                     self._at = end
                     return value
             # Cut short by the end of what has been read: read as much again.
-            wanted = 2 * (len(self._buffer) - self._at) + 1
-            while len(self._buffer) - self._at < wanted and self._more():
-                pass
+            self._more(2 * (len(self._buffer) - self._at) + 1)
 
     def items(self) -> Iterator[object]:
         """The values of the list whose "[" was just taken."""

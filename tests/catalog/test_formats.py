@@ -396,3 +396,23 @@ def test_a_large_yaml_people_file_is_read_in_little_memory() -> None:
         tracemalloc.stop()
     assert last == collections.deque([{"name": "Person 39", "username": "p39"}])
     assert peak < len(raw) / 2, f"peak {peak:,} bytes"
+
+
+def test_a_long_json_value_is_put_together_once_per_doubling_not_once_per_piece(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Joining each piece to what came before copied the value so far once
+    # per piece: a value of a few hundred MB took minutes, where json.loads
+    # takes a second.
+    builds = 0
+    more = formats._JsonReader._more
+
+    def counted(self: formats._JsonReader, *args: int) -> bool:
+        nonlocal builds
+        builds += 1
+        return more(self, *args)
+
+    monkeypatch.setattr(formats._JsonReader, "_more", counted)
+    raw = b'[{"name": "Ada", "username": "ada", "notes": "' + b"n" * 400_000 + b'"}]'
+    assert people_in_pieces(raw, 100, "json") == [ADA]
+    assert builds < 40, f"{builds:,} times for {len(raw) // 100:,} pieces"
