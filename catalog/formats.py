@@ -260,6 +260,10 @@ def format_phone(phones: Mapping[str, str]) -> str:
 def _truthy(value: object) -> bool:
     if isinstance(value, bool):
         return value
+    if not isinstance(value, _SCALARS):
+        # A list, mapping or date is never one of the words for no. Not
+        # spelt out to check: YAML's aliases make a short file a huge one.
+        return True
     return str(value).strip().lower() not in {"0", "false", "no", "n", "off", ""}
 
 
@@ -803,8 +807,9 @@ def _person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
             person["phone"] = parse_phone(row["phone"])
         except FormatError as exc:
             raise FormatError(f"person {number}: {exc}") from None
-    if row.get("is_active") is not None and str(row["is_active"]).strip() != "":
-        person["is_active"] = _truthy(row["is_active"])
+    active = row.get("is_active")
+    if active is not None and (not isinstance(active, _SCALARS) or str(active).strip() != ""):
+        person["is_active"] = _truthy(active)
     return person
 
 

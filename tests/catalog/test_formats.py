@@ -416,3 +416,20 @@ def test_a_long_json_value_is_put_together_once_per_doubling_not_once_per_piece(
     raw = b'[{"name": "Ada", "username": "ada", "notes": "' + b"n" * 400_000 + b'"}]'
     assert people_in_pieces(raw, 100, "json") == [ADA]
     assert builds < 40, f"{builds:,} times for {len(raw) // 100:,} pieces"
+
+
+def test_a_yaml_is_active_made_of_aliases_is_not_spelt_out() -> None:
+    # Six lines that name a list of a list ... of ten each: spelt out (to
+    # look for "no" or "off") it is megabytes, and each further line ten
+    # times more, from a file of a few hundred bytes.
+    lines = ["- name: Ada", "  username: ada", "  l0: &l0 [" + ", ".join(["lol"] * 10) + "]"]
+    lines += [f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, 6)]
+    raw = "\n".join([*lines, "  is_active: *l5", ""]).encode()
+    tracemalloc.start()
+    try:
+        people = people_in_pieces(raw, len(raw), "yaml")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert people == [{**ADA, "is_active": True}]
+    assert peak < 50 * len(raw) + 200_000, f"peak {peak:,} bytes"
