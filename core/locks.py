@@ -35,9 +35,11 @@ waits no longer than the database's timeout, then fails (``OperationalError``,
 as a wait for SQLite's write lock does) and its block lets its files go; a
 take in order waits as long as it must. ``uploads.storage.writing`` still runs
 what its block starts (a deletion, an image's processing) once it lets its
-keys go, so that no wait is spent that way. (A thread that asks alone for a
-file it shares, while it holds one after it, is not bounded: the kernel has
-let its shared hold go by then.)
+keys go, so that no wait is spent that way. A thread that asks alone for a
+file it shares, while it holds one after it, is not bounded, and can be one of
+a circle: by the time it would give up, the kernel has let its shared hold of
+that file go, which could not be taken back without another wait. No caller
+does so.
 An exclusive holder, once it has the files, also waits for the database's
 write lock in an empty transaction (IMMEDIATE, so the order is always files
 then database): a sharer inside a transaction lets its files go at the end of

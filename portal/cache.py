@@ -64,7 +64,9 @@ class SharedFileCache(FileBasedCache):
     entries, live or not, so a few hundred failed logins under other names
     would have dropped a lockout with them. Here a full folder first drops
     what has expired (a lockout or rate window over, read from the file's
-    own expiry), and only if it is still full Django's random third.
+    own expiry), and only if it is still full Django's random third, which
+    may hold a lockout: ``CACHE_URL`` (Redis) is the cache of a site that
+    many clients reach.
     """
 
     def _cull(self) -> None:
