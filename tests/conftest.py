@@ -12,6 +12,7 @@ from django.conf import settings
 from django.contrib.auth.models import Permission
 from django.core.cache import cache, caches
 from django.db import connection
+from django.test import override_settings
 from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -40,25 +41,29 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
     settings.IMPORT_FILES_DIR = tmp_path / "imports"
 
 
-@pytest.fixture(autouse=True)
-def _clean_cache(settings: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Each test starts with empty caches. Without CACHE_URL, the shared
-    cache is a folder of var/ that every test run of the checkout would
-    share: another run beside this one, clearing it at each of its tests,
-    would wipe what a test keeps there between two steps (the health
-    alerts' memory). Each test has a folder of its own instead."""
+@pytest.fixture(scope="session", autouse=True)
+def _shared_cache_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Without CACHE_URL, the shared cache is a folder of var/ that every
+    test run of the checkout would share: another run beside this one,
+    clearing it at each of its tests, would wipe what a test keeps there
+    between two steps (the health alerts' memory). Each run has a folder of
+    its own instead (set once: a test that changes CACHES gets it back)."""
     shared = settings.CACHES["shared"]
-    in_a_folder = "LOCATION" in shared and not shared["BACKEND"].endswith("RedisCache")
-    if in_a_folder:
-        location = tmp_path_factory.mktemp("var") / "cache" / "shared"
-        settings.CACHES = {**settings.CACHES, "shared": {**shared, "LOCATION": str(location)}}
-    else:
-        caches["shared"].clear()
+    if "LOCATION" not in shared or shared["BACKEND"].endswith("RedisCache"):
+        yield
+        return
+    location = tmp_path_factory.mktemp("var") / "cache" / "shared"
+    with override_settings(CACHES={**settings.CACHES, "shared": {**shared, "LOCATION": str(location)}}):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _clean_cache(_shared_cache_of_this_run: None) -> Iterator[None]:
     cache.clear()
+    caches["shared"].clear()
     yield
     cache.clear()
-    if not in_a_folder:
-        caches["shared"].clear()
+    caches["shared"].clear()
 
 
 @pytest.fixture
