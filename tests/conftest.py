@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from django.conf import settings
 from django.contrib.auth.models import Permission
-from django.core.cache import cache, caches
+from django.core.cache import caches
 from django.db import connection
 from django.test import override_settings
 from django.utils.crypto import get_random_string
@@ -43,27 +43,52 @@ def _media_in_tmp(settings: Any, tmp_path: Path) -> None:
 
 @pytest.fixture(scope="session", autouse=True)
 def _shared_cache_of_this_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """Without CACHE_URL, the shared cache is a folder of var/ that every
-    test run of the checkout would share: another run beside this one,
-    clearing it at each of its tests, would wipe what a test keeps there
-    between two steps (the health alerts' memory). Each run has a folder of
-    its own instead (set once: a test that changes CACHES gets it back)."""
-    shared = settings.CACHES["shared"]
-    if "LOCATION" not in shared or shared["BACKEND"].endswith("RedisCache"):
+    """What the run keeps in its caches, apart from any other run's. Without
+    CACHE_URL, the shared cache is a folder of var/ that every test run of
+    the checkout would share: another run beside this one, clearing it at
+    each of its tests, would wipe what a test keeps there between two steps
+    (the health alerts' memory). Each run has a folder of its own instead.
+    With CACHE_URL on Redis, each run has a key prefix of its own, and only
+    its own keys are cleared: a run never empties the Redis database of
+    another run, or of the site it was pointed at. Set once: a test that
+    changes CACHES gets it back."""
+    configured = settings.CACHES
+    if any(_is_redis(config) for config in configured.values()):
+        prefix = f"test-run-{get_random_string(12)}"
+        ours = {name: {**config, "KEY_PREFIX": prefix} for name, config in configured.items()}
+    elif "LOCATION" in configured["shared"]:
+        location = tmp_path_factory.mktemp("var") / "cache" / "shared"
+        ours = {**configured, "shared": {**configured["shared"], "LOCATION": str(location)}}
+    else:
+        ours = configured
+    with override_settings(CACHES=ours):
         yield
+
+
+def _is_redis(config: dict[str, Any]) -> bool:
+    return str(config["BACKEND"]).endswith("RedisCache")
+
+
+def _clear(name: str) -> None:
+    """Empty a cache of the run: a Redis one by its run's key prefix alone
+    (``clear()`` would empty the whole Redis database)."""
+    store = caches[name]
+    if not _is_redis(settings.CACHES[name]):
+        store.clear()
         return
-    location = tmp_path_factory.mktemp("var") / "cache" / "shared"
-    with override_settings(CACHES={**settings.CACHES, "shared": {**shared, "LOCATION": str(location)}}):
-        yield
+    client = store._cache.get_client(write=True)  # type: ignore[attr-defined]
+    keys = list(client.scan_iter(match=f"{store.key_prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
 def _clean_cache(_shared_cache_of_this_run: None) -> Iterator[None]:
-    cache.clear()
-    caches["shared"].clear()
+    for name in ("default", "shared"):
+        _clear(name)
     yield
-    cache.clear()
-    caches["shared"].clear()
+    for name in ("default", "shared"):
+        _clear(name)
 
 
 @pytest.fixture
