@@ -385,3 +385,11 @@ def test_the_lab_networks_are_a_setting(client: Client, settings: Any) -> None:
     )
     loopback = client.post("/fruits/", FRUIT, content_type="application/json")
     assert loopback.status_code == 401  # loopback no more
+
+
+@pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 10**30])
+def test_an_integer_past_64_bits_is_kept_whole(client: Client, number: int) -> None:
+    body = json.dumps({**REVIEW, "title": number})
+    response = client.post("/feedback/", body, content_type="application/json")
+    assert response.status_code == 201, response.content
+    assert Feedback.objects.get().title == str(number)
