@@ -8,11 +8,19 @@ answering every request with a 500.
 
 from __future__ import annotations
 
+import fcntl
 import logging
-from collections.abc import Callable
+import os
+import pickle
+import tempfile
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from typing import Any, TypeVar
 
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -43,6 +51,20 @@ def _default(key: Any, default: Any = None, *args: Any, **kwargs: Any) -> Any:
     return default
 
 
+# INCRBY of an entry that exists, in one step: Django's asks EXISTS, then
+# INCRBY, and an entry that expired between the two came back as a count
+# that never expires.
+INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('incrby', KEYS[1], ARGV[1]) end"
+
+
+def _incr_existing(cache: RedisCache, key: Any, delta: int = 1, version: int | None = None) -> int:
+    key = cache.make_and_validate_key(key, version=version)
+    value = cache._cache.get_client(key, write=True).eval(INCR_EXISTING, 1, key, delta)
+    if value is None:
+        raise ValueError(f"Key '{key}' not found.")
+    return int(value)
+
+
 class ResilientRedisCache(RedisCache):
     get = _degrade(_default)(RedisCache.get)
     set = _degrade(lambda *a, **k: None)(RedisCache.set)
@@ -50,7 +72,7 @@ class ResilientRedisCache(RedisCache):
     delete = _degrade(lambda *a, **k: False)(RedisCache.delete)
     touch = _degrade(lambda *a, **k: False)(RedisCache.touch)
     has_key = _degrade(lambda *a, **k: False)(RedisCache.has_key)
-    incr = _degrade(lambda key, delta=1, *a, **k: delta)(RedisCache.incr)
+    incr = _degrade(lambda key, delta=1, *a, **k: delta)(_incr_existing)
     get_many = _degrade(lambda *a, **k: {})(RedisCache.get_many)
     set_many = _degrade(lambda keys, *a, **k: list(keys))(RedisCache.set_many)
     delete_many = _degrade(lambda *a, **k: None)(RedisCache.delete_many)
@@ -68,6 +90,43 @@ class SharedFileCache(FileBasedCache):
     may hold a lockout: ``CACHE_URL`` (Redis) is the cache of a site that
     many clients reach.
     """
+
+    def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        # Django's looks for the entry, then writes it: two workers adding
+        # at once both wrote, and the second reset what the first counted.
+        with self._locked():
+            return super().add(key, value, timeout, version)
+
+    def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
+        """Django's reads the entry, then writes it: of two workers counting
+        at once, one count was lost. Here both happen under the folder's
+        lock, and the entry keeps the expiry it had."""
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        with self._locked():
+            try:
+                with open(fname, "rb") as f:
+                    expiry = pickle.load(f)  # noqa: S301 - the folder's own entries, as Django reads them
+                    value = pickle.loads(zlib.decompress(f.read()))  # noqa: S301
+            except (FileNotFoundError, EOFError):
+                expiry, value = 0, None
+            if expiry is not None and expiry < time.time():
+                raise ValueError(f"Key '{key}' not found.")
+            value += delta
+            fd, tmp_path = tempfile.mkstemp(dir=self._dir)  # type: ignore[attr-defined]
+            with open(fd, "wb") as f:
+                f.write(pickle.dumps(expiry, self.pickle_protocol))
+                f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
+            os.replace(tmp_path, fname)  # readers see the old entry or the new, never half of one
+        return value
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The folder's lock (a file that is no entry), which every process
+        of the machine takes for an add or an incr."""
+        self._createdir()  # type: ignore[attr-defined]  # the folder may have been deleted
+        with open(os.path.join(self._dir, "counts.lock"), "ab") as lock:  # type: ignore[attr-defined]
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield  # closing the file releases the lock
 
     def _cull(self) -> None:
         files = self._list_cache_files()  # type: ignore[attr-defined]  # Django's own, not in the stubs
