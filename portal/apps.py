@@ -7,7 +7,6 @@ from django.apps import AppConfig
 from django.contrib import admin
 from django.contrib.admin.apps import SimpleAdminConfig
 from django.contrib.admin.checks import check_admin_app, check_dependencies
-from django.contrib.auth.signals import user_login_failed
 from django.core import checks
 from django.db.backends.signals import connection_created
 
@@ -21,9 +20,6 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
-        from portal import login_throttle  # noqa: PLC0415 - it imports the admin: only once apps are loaded
-
-        user_login_failed.connect(login_throttle.count_failure, dispatch_uid="portal.count_login_failure")
         connection_created.connect(sqlite.unicode_like, dispatch_uid="portal.sqlite_unicode_like")
 
 

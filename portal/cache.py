@@ -87,8 +87,10 @@ class SharedFileCache(FileBasedCache):
     would have dropped a lockout with them. Here a full folder first drops
     what has expired (a lockout or rate window over, read from the file's
     own expiry), and only if it is still full Django's random third, which
-    may hold a lockout: ``CACHE_URL`` (Redis) is the cache of a site that
-    many clients reach.
+    may hold a lockout. One address writes at most about 200 entries in a
+    lockout window (its limit across accounts), so that takes failed logins
+    from some fifty addresses at once: ``CACHE_URL`` (Redis) is the cache of
+    a site that many clients reach.
     """
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:

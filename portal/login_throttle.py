@@ -1,19 +1,36 @@
 """Throttling of the admin login.
 
-Failures are counted per username and client address: after a few failed
-attempts for one account from one address, further attempts for that account
-from that address are refused with 429 until the lockout expires. An attacker
-therefore locks out only their own attempts, never an administrator who signs
-in from elsewhere; the client address is read through the trusted proxies
-only (core.net), so behind a proxy everyone is not one address.
+Failed attempts are counted per username and client address: after a few
+for one account from one address, further attempts for that account from
+that address are refused with 429 until the window that began with the
+first of them is over. An attacker therefore locks out only their own
+attempts, never an administrator who signs in from elsewhere; the client
+address is read through the trusted proxies only (core.net), so behind a
+proxy everyone is not one address.
+
+They are also counted per address across all accounts: past a generous
+limit, every attempt from that address is refused, so one address cannot
+try a password on thousands of accounts, nor fill the shared cache with
+an entry for each.
+
+Each attempt takes its place in the counts before its password is checked
+(an atomic add and incr in the shared cache): attempts sent at once, each
+waiting on the slow password hash, cannot all pass before the first
+failure is counted. An attempt that signs in gives its place back, so
+signing in never locks an account; the failures before it stay counted
+for their window, so someone behind the same address who signs in gives
+an attacker no fresh guesses. With the shared cache away (Redis down)
+nothing is counted and every attempt goes to the password check.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
 import unicodedata
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -25,39 +42,79 @@ from django.shortcuts import render
 from core.net import client_ip
 
 
-def _key(request: HttpRequest, username: str) -> str:
+@dataclass(frozen=True)
+class AttemptCount:
+    """The failed attempts of one address, or of one account from one address."""
+
+    key: str
+    limit: int
+    whose: str  # as the refusal names it: "for this account from your address"
+
+    def take(self, request: HttpRequest) -> HttpResponse | None:
+        """Counts this attempt, or answers 429 if the count is at its limit."""
+        shared = caches["shared"]
+        window = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+        failures = shared.get(self.key, 0)
+        if failures < self.limit:
+            # The window's first attempt sets when it ends, for Retry-After.
+            shared.add(f"{self.key}:ends", time.time() + window, timeout=window)
+            shared.add(self.key, 0, timeout=window)
+            try:
+                if shared.incr(self.key) <= self.limit:
+                    return None
+            except ValueError:  # the window ended between add and incr: this is the next one's first
+                shared.add(self.key, 1, timeout=window)
+                return None
+            self.give_back()  # attempts sent at the same time took the last places
+            failures = self.limit
+        ends = shared.get(f"{self.key}:ends", time.time() + window)
+        return _locked_out(request, self, failures, max(1, math.ceil(ends - time.time())))
+
+    def give_back(self) -> None:
+        with contextlib.suppress(ValueError):  # its window is over
+            caches["shared"].decr(self.key)
+
+
+def attempt_counts(request: HttpRequest, username: str) -> list[AttemptCount]:
     # As the login form reads it (NFKC): a fullwidth "admin" signs in as "admin", so it
     # must count, and be refused, as "admin".
     account = unicodedata.normalize("NFKC", username).strip().casefold()
     account = hashlib.sha256(account.encode()).hexdigest()[:32]
-    return f"admin-login:{client_ip(request)}:{account}"
-
-
-def count_failure(
-    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
-) -> None:
-    """``user_login_failed`` handler (connected in PortalConfig.ready())."""
-    if request is None:
-        return
-    key = _key(request, str(credentials.get("username", "")))
-    window = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
-    state = caches["shared"].get(key) or {"failures": 0, "since": time.time()}
-    state["failures"] += 1
-    if state["failures"] >= settings.ADMIN_LOGIN_MAX_FAILURES:
-        state["until"] = time.time() + window
-    caches["shared"].set(key, state, timeout=window)
+    address = client_ip(request)
+    per_account = AttemptCount(
+        f"admin-login:{address}:{account}",
+        settings.ADMIN_LOGIN_MAX_FAILURES,
+        "for this account from your address",
+    )
+    if settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS <= 0:
+        return [per_account]
+    # The address first: past its limit, no entry is written for one more account.
+    return [
+        AttemptCount(
+            f"admin-login:{address}", settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS, "from your address"
+        ),
+        per_account,
+    ]
 
 
 def throttled_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
-    if request.method == "POST":
-        state = caches["shared"].get(_key(request, request.POST.get("username", ""))) or {}
-        remaining = state.get("until", 0) - time.time()
-        if remaining > 0:
-            return _locked_out(request, state["failures"], math.ceil(remaining))
-    return admin.site.login(request, extra_context)
+    if request.method != "POST":
+        return admin.site.login(request, extra_context)
+    counts = attempt_counts(request, request.POST.get("username", ""))
+    for n, count in enumerate(counts):
+        refused = count.take(request)
+        if refused is not None:
+            for taken in counts[:n]:
+                taken.give_back()
+            return refused
+    response = admin.site.login(request, extra_context)
+    if response.status_code == 302:  # signed in (a failed attempt shows the form again)
+        for count in counts:
+            count.give_back()
+    return response
 
 
-def _locked_out(request: HttpRequest, failures: int, seconds: int) -> HttpResponse:
+def _locked_out(request: HttpRequest, count: AttemptCount, failures: int, seconds: int) -> HttpResponse:
     minutes = math.ceil(seconds / 60)
     response = render(
         request,
@@ -66,9 +123,8 @@ def _locked_out(request: HttpRequest, failures: int, seconds: int) -> HttpRespon
             "status": 429,
             "title": "Too many failed logins",
             "message": (
-                f"{failures} failed attempts for this account from your address (the limit is "
-                f"{settings.ADMIN_LOGIN_MAX_FAILURES}). Try again in {minutes} minute"
-                f"{'s' if minutes != 1 else ''}."
+                f"{failures} failed attempts {count.whose} (the limit is {count.limit}). "
+                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
             ),
         },
         status=429,

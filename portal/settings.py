@@ -302,6 +302,9 @@ FEEDBACK_MODERATION = env.bool("PORTAL_FEEDBACK_MODERATION", default=False)
 FEEDBACK_RATE = env.str("PORTAL_FEEDBACK_RATE", default="10/min")
 ADMIN_LOGIN_MAX_FAILURES = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES", default=5)
 ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900)
+# Failed admin logins from one address across all accounts in a window (0: no
+# limit): far above what honest typos behind one NAT reach, far below a spray.
+ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", default=100)
 
 # --- Email --------------------------------------------------------------------
 

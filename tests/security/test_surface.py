@@ -120,8 +120,9 @@ django.setup()
 from django.test import RequestFactory
 from portal import login_throttle
 request = RequestFactory().post("/admin/login/", REMOTE_ADDR="127.0.0.1")
-for _ in range(3):
-    login_throttle.count_failure(None, {"username": "boss"}, request=request)
+for _ in range(3):  # attempts of that process's, counted before their passwords are checked
+    for count in login_throttle.attempt_counts(request, "boss"):
+        count.take(request)
 """
 
 

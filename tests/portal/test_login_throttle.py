@@ -1,0 +1,148 @@
+"""The admin login's lockout: per account and address, per address, and
+held when attempts arrive at the same time."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings as django_settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.backends import ModelBackend
+from django.core.cache import caches
+from django.test import Client, RequestFactory, override_settings
+
+from portal.login_throttle import attempt_counts
+from tests.servers import RedisServer
+
+RIGHT = "right-password-123"
+
+
+@pytest.fixture(params=["folder", "redis"])
+def shared_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The shared cache of the run (a folder without CACHE_URL), or Redis."""
+    if request.param == "folder":
+        yield django_settings.CACHES["shared"]["BACKEND"]
+        return
+    with RedisServer(base_dir=tmp_path) as redis:
+        shared = {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": redis.url}
+        # Undone before the server stops: the suite's clean-up clears the shared cache.
+        with override_settings(CACHES={**django_settings.CACHES, "shared": shared}):
+            yield shared["BACKEND"]
+            caches["shared"].clear()
+
+
+def _login(username: str, password: str, address: str = "127.0.0.1") -> Any:
+    return Client().post("/admin/login/", {"username": username, "password": password}, REMOTE_ADDR=address)
+
+
+@pytest.mark.django_db(transaction=True)  # the attempts' threads see the account
+def test_attempts_sent_at_once_get_no_more_password_checks_than_the_limit(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    attempts = 8
+    checked: list[str] = []
+    refused: list[int] = []
+    progress = threading.Condition()
+    check_password = ModelBackend.authenticate
+
+    def slow_check(backend: ModelBackend, request: Any, **credentials: Any) -> Any:
+        # As when each hash takes long: every check waits until all the
+        # attempts are either checking their password or refused.
+        with progress:
+            checked.append(credentials["username"])
+            progress.notify_all()
+            progress.wait_for(lambda: len(checked) + len(refused) == attempts, timeout=60)
+        return check_password(backend, request, **credentials)
+
+    def attempt(n: int) -> int:
+        status: int = _login("boss", f"guess-{n}").status_code
+        if status == 429:
+            with progress:
+                refused.append(n)
+                progress.notify_all()
+        return status
+
+    monkeypatch.setattr(ModelBackend, "authenticate", slow_check)
+    with ThreadPoolExecutor(attempts) as pool:
+        statuses = list(pool.map(attempt, range(attempts)))
+    assert len(checked) == 3
+    assert sorted(statuses) == [200] * 3 + [429] * 5
+    locked = _login("boss", RIGHT)
+    assert locked.status_code == 429
+    assert "3 failed attempts for this account from your address (the limit is 3)" in locked.content.decode()
+    assert 0 < int(locked["Retry-After"]) <= settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+
+
+@pytest.mark.django_db
+def test_signing_in_again_and_again_never_locks_the_account(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    assert [_login("boss", RIGHT).status_code for _ in range(5)] == [302] * 5
+
+
+@pytest.mark.django_db
+def test_signing_in_leaves_the_failures_before_it_counted(settings: Any) -> None:
+    """Someone behind the same address who signs in gives an attacker no fresh guesses."""
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    assert _login("boss", "guess").status_code == 200
+    assert _login("boss", "guess").status_code == 200
+    assert _login("boss", RIGHT).status_code == 302
+    assert _login("boss", "guess").status_code == 200
+    assert _login("boss", RIGHT).status_code == 429
+
+
+# --- Per address ----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_one_address_trying_many_accounts_is_refused_past_its_own_limit(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 4
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    for n in range(4):
+        assert _login(f"user{n}", "Summer2024!", address="203.0.113.9").status_code == 200
+    refused = _login("boss", RIGHT, address="203.0.113.9")
+    assert refused.status_code == 429
+    assert "4 failed attempts from your address (the limit is 4)" in refused.content.decode()
+    assert 0 < int(refused["Retry-After"]) <= settings.ADMIN_LOGIN_LOCKOUT_SECONDS
+    # The administrator elsewhere is not concerned.
+    assert _login("boss", RIGHT, address="198.51.100.7").status_code == 302
+
+
+@pytest.mark.django_db
+def test_past_the_address_limit_no_entry_is_written_for_another_account(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    for n in range(2):
+        _login(f"user{n}", "Summer2024!")
+    assert _login("user2", "Summer2024!").status_code == 429
+    request = RequestFactory().post("/admin/login/")  # 127.0.0.1, as the test client
+    per_account = attempt_counts(request, "user2")[-1]
+    assert not caches["shared"].has_key(per_account.key)
+
+
+@pytest.mark.django_db
+def test_a_sign_in_does_not_count_toward_the_address_limit(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    assert [_login("boss", RIGHT).status_code for _ in range(3)] == [302] * 3
+    assert _login("user0", "guess").status_code == 200
+
+
+@pytest.mark.django_db
+def test_an_address_limit_of_zero_is_none(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 0
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    for n in range(10):
+        assert _login(f"user{n}", "guess").status_code == 200
+    assert _login("boss", RIGHT).status_code == 302
+
+
+def test_the_address_limit_is_100_by_default() -> None:
+    assert django_settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS == 100
