@@ -967,6 +967,18 @@ def wrap(text: str, *, size: float, width: float, bold: bool = False) -> list[Li
     return lines or [paragraph.line(0, 0)]
 
 
+def shorten(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` characters with an ellipsis, before a
+    whole character: a cut inside an emoji sequence would show another emoji
+    (a woman for a woman scientist, a letter for half a flag)."""
+    if len(text) <= limit:
+        return text
+    cut = limit - 1
+    while cut > 0 and not _grapheme_start(text, cut):
+        cut -= 1
+    return text[: cut or limit - 1].rstrip() + ELLIPSIS
+
+
 def _next_cut(chars: str, start: int) -> int:
     """The end of the character (with its marks) at ``start``."""
     return next((i for i in range(start + 1, len(chars)) if _grapheme_start(chars, i)), len(chars))

@@ -43,7 +43,7 @@ from reportlab.platypus import (
 )
 
 from catalog import report_text
-from catalog.report_text import Fonts, TextBlock
+from catalog.report_text import Fonts, TextBlock, shorten
 
 DEFAULT_TITLE_PREFIX = "Processed Update on"
 DEFAULT_AUTHOR = "automation@example.com"
@@ -181,7 +181,7 @@ def _product_cards(items: Sequence[ReportItem], styles: dict[str, ParagraphStyle
         row: list[object] = []
         for item in items[start : start + CARDS_PER_ROW]:
             # The course's format: "name: Apple" over "weight: 500 lbs".
-            name = report_text.isolate(_shorten(item.name, NAME_LIMIT))
+            name = report_text.isolate(shorten(item.name, NAME_LIMIT))
             lines = [f"name: {name}", f"weight: {item.weight} lbs"]
             text = TextBlock(lines, size=10, leading=15, color=INK)
             row += [_thumbnail(item.name, item.thumbnail, styles), text]
@@ -262,7 +262,7 @@ def _summary_table(
     body = [
         [
             # One edge for the column and its heading, whatever each name's direction.
-            TextBlock([_shorten(i.name, NAME_LIMIT)], size=9, leading=11.5, color=INK, align="left"),
+            TextBlock([shorten(i.name, NAME_LIMIT)], size=9, leading=11.5, color=INK, align="left"),
             Paragraph(f"{i.weight:,}", styles["cell_right"]),
         ]
         for i in items
@@ -340,9 +340,7 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: Fonts, scale_max: float, step
     # Names get what they need, up to a third of the width (cut to fit it:
     # wide letters fill it in fewer characters); the bars get the rest.
     room = FRAME_WIDTH / 3 - 12
-    labels = [
-        report_text.fit(_shorten(i.name, CHART_LABEL_CHARS), size=label_size, width=room) for i in chunk
-    ]
+    labels = [report_text.fit(shorten(i.name, CHART_LABEL_CHARS), size=label_size, width=room) for i in chunk]
     label_width = max(label.width for label in labels)
     left = label_width + 12
     bottom, top, right = 40, 16, 28
@@ -428,10 +426,6 @@ def _nice_scale(maximum: int) -> tuple[float, float]:
 
 def _thousands(value: float) -> str:
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
-
-
-def _shorten(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[: limit - 1].rstrip() + "\N{HORIZONTAL ELLIPSIS}"
 
 
 def _page_decorator(fonts: Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:

@@ -507,3 +507,29 @@ def test_a_joined_emoji_sequence_is_one_picture_not_its_parts() -> None:
     # Drawn in the card, the table and the chart: one image, its picture.
     assert image_count(pdf) == 1
     assert text_of(pdf).count(SCIENTIST) == 3
+
+
+@pytest.mark.parametrize(
+    "emoji",
+    [
+        pytest.param(SCIENTIST, id="joined"),
+        pytest.param("\N{THUMBS UP SIGN}\N{EMOJI MODIFIER FITZPATRICK TYPE-4}", id="skin-tone"),
+        pytest.param(
+            "\N{REGIONAL INDICATOR SYMBOL LETTER J}\N{REGIONAL INDICATOR SYMBOL LETTER P}", id="flag"
+        ),
+        pytest.param(
+            "\N{WAVING BLACK FLAG}\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f", id="tags"
+        ),
+        pytest.param("1\ufe0f\N{COMBINING ENCLOSING KEYCAP}", id="keycap"),
+    ],
+)
+def test_a_chart_label_is_cut_before_an_emoji_not_inside_it(emoji: str, artifacts: Path) -> None:
+    # The label keeps 31 characters: the 31st is the emoji's first part.
+    before = "Lab " + "i" * 26  # narrow: the label fits its room
+    pdf = supplier_report_pdf([ReportItem(f"{before}{emoji} and more", 7, None)], date=DATE)
+    render_first_page(pdf, artifacts / "reports-emoji-cut", dpi=80)
+    text = text_of(pdf)
+    assert f"{before}\N{HORIZONTAL ELLIPSIS}" in text  # the chart's label, without a part of it
+    assert text.count(emoji) == 2  # whole in the card and the table
+    # One picture: the emoji's, not another one that its first part shows.
+    assert image_count(pdf) == 1
