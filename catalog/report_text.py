@@ -797,13 +797,20 @@ class _Paragraph:
         width = sum(data.x_advance for data in shape_data) * self.size / 1000
         return _Run(face, level, shaped, width)
 
-    def _glyphs(self, hb_font: Any, start: int, end: int, level: int) -> list[tuple[Any, Any]]:
+    def _glyphs(
+        self, hb_font: Any, start: int, end: int, level: int, *, characters: bool = False
+    ) -> list[tuple[Any, Any]]:
         """HarfBuzz's glyphs of the run, with their positions. The whole
-        paragraph is the context: Arabic joins and marks attach across runs."""
+        paragraph is the context: Arabic joins and marks attach across runs.
+        With ``characters``, a glyph's cluster is its own character's unless
+        a ligature took in more, rather than its whole grapheme's (which
+        HarfBuzz merges when it turns an emoji round in right-to-left text)."""
         buffer = uharfbuzz.Buffer()
         buffer.add_str(self.text, start, end - start)
         buffer.direction = "rtl" if level % 2 else "ltr"
         buffer.guess_segment_properties()
+        if characters:
+            buffer.cluster_level = uharfbuzz.BufferClusterLevel.CHARACTERS
         uharfbuzz.shape(hb_font, buffer, {})
         return list(zip(buffer.glyph_infos, buffer.glyph_positions, strict=True))
 
@@ -812,7 +819,9 @@ class _Paragraph:
         its ligatures), their pictures placed and their characters written in
         ``text`` as blank glyphs of the same advances."""
         level = self.levels[start]
-        glyphs = self._glyphs(color.hb_font, start, end, level)
+        # A sequence the font has no picture for (a woman joined to an apple)
+        # is its parts' pictures, each copying as its own characters.
+        glyphs = self._glyphs(color.hb_font, start, end, level, characters=True)
         starts = sorted({info.cluster for info, _ in glyphs} | {end})
         shows = {a: self.text[a:b] for a, b in itertools.pairwise(starts)}
         to_points = self.size / color.upem

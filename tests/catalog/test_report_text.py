@@ -100,6 +100,23 @@ def test_lines_break_between_emoji_never_inside_one(width: int) -> None:
     assert copied == EMOJI * 3
 
 
+@pytest.mark.parametrize(
+    "sequence",
+    [
+        pytest.param("\N{WOMAN}\N{ZERO WIDTH JOINER}\N{RED APPLE}", id="joined"),
+        pytest.param("\N{RED APPLE}\N{EMOJI MODIFIER FITZPATRICK TYPE-4}", id="skin-tone"),
+    ],
+)
+@pytest.mark.parametrize("around", ["{} crisp", "תפוח {} עץ"], ids=["ltr", "rtl"])
+def test_a_sequence_the_font_draws_as_its_parts_copies_as_itself(sequence: str, around: str) -> None:
+    [run] = [run for run in line(around.format(sequence), size=10).runs if run.face.color is not None]
+    assert len(run.pictures) == 2
+    font = run.face.ttf
+    assert font is not None
+    # Each picture copies as its own characters, and nothing more.
+    assert "".join(font.stands_for[ord(glyph)] for glyph in run.text) == sequence
+
+
 def test_fit_cuts_after_a_whole_emoji() -> None:
     for width in range(15, 60, 3):
         fitted = report_text.fit(SCIENTIST * 6, size=10, width=width)
