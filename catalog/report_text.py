@@ -45,6 +45,7 @@ import logging
 import re
 import threading
 import unicodedata
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -636,15 +637,38 @@ class Line:
             start += run.width
         canvas.drawText(text)
         size = self.size
+        with _drawn_lock:
+            drawn = _drawn_pictures.setdefault(canvas, {})
+        page = canvas.getPageNumber()
         for left, picture in pictures:
-            canvas.drawImage(
-                picture.image,
+            place = (
                 left + picture.left * size,
                 y + picture.bottom * size,
                 picture.width * size,
                 picture.height * size,
-                mask="auto",
             )
+            earlier = drawn.get(picture)
+            if earlier is not None and earlier[0] == page:
+                # Drawn on this page already: the same image again, where
+                # drawImage would hash its pixels once more to find it. (Its
+                # first use on a page goes through drawImage, which marks the
+                # page as one with images.)
+                canvas.saveState()
+                canvas.transform(place[2], 0, 0, place[3], place[0], place[1])
+                canvas.doForm(earlier[1])
+                canvas.restoreState()
+                continue
+            found: dict[str, Any] = {"name": None}
+            canvas.drawImage(picture.image, *place, mask="auto", extraReturn=found)
+            drawn[picture] = (page, found["name"])
+
+
+# The image name each canvas gave a colour glyph's picture, and the page it
+# was first drawn on there.
+_drawn_pictures: weakref.WeakKeyDictionary[Canvas, dict[_Picture, tuple[int, str]]] = (
+    weakref.WeakKeyDictionary()
+)
+_drawn_lock = threading.Lock()
 
 
 def _resolve(text: str) -> tuple[str, tuple[int, ...], int]:

@@ -117,6 +117,36 @@ def test_a_sequence_the_font_draws_as_its_parts_copies_as_itself(sequence: str, 
     assert "".join(font.stands_for[ord(glyph)] for glyph in run.text) == sequence
 
 
+def test_an_emoji_drawn_again_on_a_page_reuses_its_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    # drawImage hashes the pixels each time it is called to find the image:
+    # for a page of emoji, most of the report's time.
+    looked_up: list[int] = []
+    draw_image = Canvas.drawImage
+
+    def counting(canvas: Canvas, *args: object, **kwargs: object) -> object:
+        looked_up.append(canvas.getPageNumber())
+        return draw_image(canvas, *args, **kwargs)
+
+    monkeypatch.setattr(Canvas, "drawImage", counting)
+    out = io.BytesIO()
+    canvas = Canvas(out)
+    mangoes = line(MANGO * 40, size=10)
+    mangoes.draw(canvas, 10, 700)
+    mangoes.draw(canvas, 10, 680)
+    canvas.showPage()
+    mangoes.draw(canvas, 10, 700)
+    canvas.save()
+    assert looked_up == [1, 2]  # once a page
+    # Every mango is still drawn, each page naming the one image it uses.
+    draws, images = [], []
+    for page in PdfReader(io.BytesIO(out.getvalue())).pages:
+        contents = page.get_contents()
+        assert contents is not None
+        draws.append(contents.get_data().count(b" Do"))
+        images.append(len(page.images))
+    assert (draws, images) == ([80, 40], [1, 1])
+
+
 def test_fit_cuts_after_a_whole_emoji() -> None:
     for width in range(15, 60, 3):
         fitted = report_text.fit(SCIENTIST * 6, size=10, width=width)
