@@ -4,12 +4,15 @@ the broadcast one among them)."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import time
 from pathlib import Path
 
 import pytest
 from celery import Celery
+from kombu import Connection, Consumer, Exchange, Queue
 
 from portal import broker
 from tests.servers import CeleryWorker, RedisServer
@@ -63,6 +66,26 @@ def test_a_worker_that_loses_redis_mid_task_reconnects_and_goes_on(tmp_path: Pat
             assert worker.running
             assert "Unrecoverable error" not in worker.log_since_start()
         sender.close()
+
+
+def test_a_channel_consuming_a_broadcast_queue_closes_at_once_when_redis_is_gone(tmp_path: Path) -> None:
+    with (
+        RedisServer(base_dir=tmp_path) as redis,
+        Connection(redis.url, transport=broker.transport_for(redis.url)) as conn,
+    ):
+        channel = conn.channel()
+        queues = [
+            Queue("bcast.test", Exchange("hosts", type="fanout"), auto_delete=True),
+            Queue("celery", Exchange("celery"), "celery"),
+        ]
+        Consumer(channel, queues, callbacks=[lambda body, message: None]).consume()
+        with contextlib.suppress(socket.timeout):
+            conn.drain_events(timeout=0.2)  # leaves a BRPOP waiting for its reply
+        redis.stop()
+        # Redis keeps the broadcast binding and the BRPOP goes unanswered: the
+        # channel is closed all the same, the first time it is asked.
+        channel.close()
+        assert channel.closed
 
 
 def test_the_portal_reaches_redis_through_its_own_transport_and_anything_else_as_named() -> None:
