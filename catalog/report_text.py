@@ -168,6 +168,7 @@ class _ShapingFont(TTFont):
         data = path.read_bytes()
         self.hb_font = uharfbuzz.Font(uharfbuzz.Face(uharfbuzz.Blob(data), 0))
         self.covered = frozenset(self.face.charToGlyph)
+        self.blank = self.face.charToGlyph.get(32, 0)  # a space's glyph: drawn for invisible characters
         self._private: dict[int, int] = {}  # glyph id -> private code point
         self._next_private = 0xE000
         self.stands_for: dict[int, str] = {}  # private code point -> text
@@ -207,7 +208,7 @@ class _ShapingFont(TTFont):
                     code += 1
                 self._next_private = code + 1
                 self._invisible[text, width] = code
-                self.face.charToGlyph[code] = self.face.charToGlyph.get(32, 0)  # a blank glyph
+                self.face.charToGlyph[code] = self.blank
                 self.face.charWidths[code] = width
                 self.stands_for[code] = text
         return code
@@ -800,10 +801,16 @@ class _Paragraph:
                 code = ord(self.text[info.cluster])
                 width = scale(pos.x_advance)
             else:
+                shown = "".join(leftover[info.cluster])
                 if usual is not None:
                     code = usual
+                elif info.codepoint == font.blank and shown and not shown.isspace():
+                    # HarfBuzz's blank for a joiner or a variation selector:
+                    # copied as it, where the blank's own character is a space.
+                    code = font.invisible_code(shown, scale(pos.x_advance))
+                    leftover[info.cluster] = []
                 else:  # a conjunct, ligature or contextual form: its cluster's rest
-                    code = font.code_for(info.codepoint, "".join(leftover[info.cluster]))
+                    code = font.code_for(info.codepoint, shown)
                     leftover[info.cluster] = []
                 width = font.face.charWidths[code]
             chars.append(chr(code))

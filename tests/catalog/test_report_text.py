@@ -235,6 +235,26 @@ def test_a_conjunct_glyph_stands_for_its_letters() -> None:
     assert font.stands_for[ord(glyph)] == "क्ष"
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", id="persian-zwnj"),
+        pytest.param("Rain \N{UMBRELLA WITH RAIN DROPS}\ufe0e now", id="text-style"),
+        pytest.param("a\ufe0fb", id="selector-on-a-letter"),
+    ],
+)
+def test_an_invisible_character_copies_as_itself_not_as_a_space(text: str) -> None:
+    [run] = line(text, size=10).runs
+    font = run.face.ttf
+    assert font is not None
+    copied = "".join(font.stands_for.get(ord(glyph), glyph) for glyph in run.text)
+    # The words stay whole: the joiner or selector is there, no space is added.
+    assert copied.count(" ") == text.count(" ")
+    assert [char for char in copied if char in "\u200c\ufe0e\ufe0f"] == [
+        char for char in text if char in "\u200c\ufe0e\ufe0f"
+    ]
+
+
 # --- Lines ---------------------------------------------------------------------
 
 
