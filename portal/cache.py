@@ -93,6 +93,35 @@ class SharedFileCache(FileBasedCache):
     a site that many clients reach.
     """
 
+    def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]
+        try:
+            with open(fname, "rb") as f:
+                if not self._is_expired(f):
+                    return pickle.loads(zlib.decompress(f.read()))  # noqa: S301 - as Django reads them
+        except FileNotFoundError:
+            pass
+        except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
+            self._drop_unreadable(fname, exc)
+        return default
+
+    def _is_expired(self, f: Any) -> bool:
+        """An entry whose expiry cannot be read is dropped as if expired."""
+        try:
+            return bool(super()._is_expired(f))  # type: ignore[misc]
+        except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
+            f.close()
+            self._drop_unreadable(f.name, exc)
+            return True
+
+    def _drop_unreadable(self, fname: str, exc: Exception) -> None:
+        """An entry cut short or garbled (a file system that crashed, a copy
+        of var/ from another machine or Python) is deleted and read as
+        missing: a count kept in it would otherwise answer every login of
+        its account with a 500, and a full folder could not be culled."""
+        logger.warning("unreadable shared cache entry %s dropped: %r", fname, exc)
+        self._delete(fname)  # type: ignore[attr-defined]
+
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         # Django's looks for the entry, then writes it: two workers adding
         # at once both wrote, and the second reset what the first counted.
@@ -110,6 +139,9 @@ class SharedFileCache(FileBasedCache):
                     expiry = pickle.load(f)  # noqa: S301 - the folder's own entries, as Django reads them
                     value = pickle.loads(zlib.decompress(f.read()))  # noqa: S301
             except (FileNotFoundError, EOFError):
+                expiry, value = 0, None
+            except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
+                self._drop_unreadable(fname, exc)
                 expiry, value = 0, None
             if expiry is not None and expiry < time.time():
                 raise ValueError(f"Key '{key}' not found.")

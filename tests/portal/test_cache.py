@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import pickle
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -156,3 +157,38 @@ def test_redis_never_turns_an_entry_that_expires_while_counted_into_one_that_nev
         with contextlib.suppress(ValueError):  # it may find the entry gone
             shared.incr("failures")
         assert redis.client().ttl(key) != -1  # -1: kept for ever; -2: gone
+
+
+# --- Entries that cannot be read -----------------------------------------------------
+
+GARBLED = {
+    "garbage": b"not a cache entry \x00\xff",
+    "cut short": pickle.dumps(9e18) + zlib.compress(pickle.dumps(3))[:3],
+    "a newer pickle": b"\x80\x09garbage",
+}
+
+
+@pytest.mark.parametrize("content", GARBLED.values(), ids=GARBLED.keys())
+def test_an_unreadable_entry_in_the_shared_folder_reads_as_missing_and_is_dropped(
+    tmp_path: Path, content: bytes
+) -> None:
+    shared = _folder_cache(tmp_path, max_entries=10)
+    entry = Path(shared._key_to_file("failures"))  # type: ignore[attr-defined]
+    entry.write_bytes(content)
+    assert shared.get("failures", "missing") == "missing"
+    assert not entry.exists()
+    entry.write_bytes(content)
+    with pytest.raises(ValueError, match="not found"):
+        shared.incr("failures")
+    assert not entry.exists()
+    assert shared.add("failures", 0, timeout=600) is True
+    assert shared.incr("failures") == 1
+
+
+def test_a_full_shared_folder_with_an_unreadable_entry_is_still_culled(tmp_path: Path) -> None:
+    shared = _folder_cache(tmp_path, max_entries=3)
+    for n in range(3):
+        shared.set(f"rate-{n}", n, timeout=-1)
+    Path(shared._key_to_file("rate-0")).write_bytes(b"garbage")  # type: ignore[attr-defined]
+    shared.set("lockout", 5, timeout=600)
+    assert shared.get("lockout") == 5

@@ -146,3 +146,18 @@ def test_an_address_limit_of_zero_is_none(settings: Any) -> None:
 
 def test_the_address_limit_is_100_by_default() -> None:
     assert django_settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS == 100
+
+
+@pytest.mark.django_db
+def test_a_garbled_count_in_the_shared_folder_is_counted_anew_not_a_server_error(settings: Any) -> None:
+    if settings.CACHES["shared"]["BACKEND"].endswith("RedisCache"):
+        pytest.skip("the shared cache is Redis (CACHE_URL)")
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    request = RequestFactory().post("/admin/login/")  # 127.0.0.1, as the test client
+    shared = caches["shared"]
+    for count in attempt_counts(request, "boss"):
+        shared.set(count.key, 1, timeout=600)
+        Path(shared._key_to_file(count.key)).write_bytes(b"garbage")  # type: ignore[attr-defined]
+    assert _login("boss", "guess").status_code == 200
+    assert _login("boss", "guess").status_code == 200
+    assert _login("boss", "guess").status_code == 429
