@@ -33,6 +33,25 @@ def client_ip(request: HttpRequest) -> str:
         return remote
 
 
+def address_block(address: str) -> str:
+    """The block of addresses one client holds, for counting what it does.
+
+    An IPv4 address is its own block; an IPv6 one is its /64 network, which
+    a provider hands to a single line: counted address by address, one
+    client would have 2**64 fresh counts. An IPv4 address written as IPv6
+    (``::ffff:203.0.113.9``) is the IPv4 address.
+    """
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def ip_in_networks(address: str, networks: Iterable[str]) -> bool:
     try:
         ip = ipaddress.ip_address(address)

@@ -6,7 +6,9 @@ that address are refused with 429 until the window that began with the
 first of them is over. An attacker therefore locks out only their own
 attempts, never an administrator who signs in from elsewhere; the client
 address is read through the trusted proxies only (core.net), so behind a
-proxy everyone is not one address.
+proxy everyone is not one address. An IPv6 address counts as its /64
+network, which one client holds whole: address by address, it would have
+more fresh counts than it could ever use.
 
 They are also counted per address across all accounts: past a generous
 limit, every attempt from that address is refused, so one address cannot
@@ -39,7 +41,7 @@ from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from core.net import client_ip
+from core.net import address_block, client_ip
 
 
 @dataclass(frozen=True)
@@ -80,7 +82,7 @@ def attempt_counts(request: HttpRequest, username: str) -> list[AttemptCount]:
     # must count, and be refused, as "admin".
     account = unicodedata.normalize("NFKC", username).strip().casefold()
     account = hashlib.sha256(account.encode()).hexdigest()[:32]
-    address = client_ip(request)
+    address = address_block(client_ip(request))
     per_account = AttemptCount(
         f"admin-login:{address}:{account}",
         settings.ADMIN_LOGIN_MAX_FAILURES,

@@ -161,3 +161,36 @@ def test_a_garbled_count_in_the_shared_folder_is_counted_anew_not_a_server_error
     assert _login("boss", "guess").status_code == 200
     assert _login("boss", "guess").status_code == 200
     assert _login("boss", "guess").status_code == 429
+
+
+# --- IPv6 -----------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_an_ipv6_client_gets_no_fresh_guesses_from_the_other_addresses_of_its_network(settings: Any) -> None:
+    """A provider hands one line a /64: its 2**64 addresses are one client's."""
+    settings.ADMIN_LOGIN_MAX_FAILURES = 3
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    statuses = [_login("boss", "guess", address=f"2001:db8:1:2::{n:x}").status_code for n in range(5)]
+    assert statuses == [200] * 3 + [429] * 2
+    assert _login("boss", RIGHT, address="2001:db8:1:2:ffff::1").status_code == 429
+    # The administrator on another line is not concerned.
+    assert _login("boss", RIGHT, address="2001:db8:1:3::1").status_code == 302
+
+
+@pytest.mark.django_db
+def test_an_ipv6_network_is_one_address_for_the_limit_across_accounts(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 3
+    for n in range(3):
+        assert _login(f"user{n}", "guess", address=f"2001:db8:1:2::{n + 1:x}").status_code == 200
+    refused = _login("user9", "guess", address="2001:db8:1:2::abcd")
+    assert refused.status_code == 429
+    assert "3 failed attempts from your address (the limit is 3)" in refused.content.decode()
+
+
+@pytest.mark.django_db
+def test_an_ipv4_address_written_as_ipv6_counts_as_the_ipv4_address(settings: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    assert _login("boss", "guess", address="203.0.113.9").status_code == 200
+    assert _login("boss", "guess", address="::ffff:203.0.113.9").status_code == 200
+    assert _login("boss", "guess", address="203.0.113.9").status_code == 429
