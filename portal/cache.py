@@ -8,6 +8,7 @@ answering every request with a 500.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import logging
 import os
@@ -147,10 +148,16 @@ class SharedFileCache(FileBasedCache):
                 raise ValueError(f"Key '{key}' not found.")
             value += delta
             fd, tmp_path = tempfile.mkstemp(dir=self._dir)  # type: ignore[attr-defined]
-            with open(fd, "wb") as f:
-                f.write(pickle.dumps(expiry, self.pickle_protocol))
-                f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
-            os.replace(tmp_path, fname)  # readers see the old entry or the new, never half of one
+            try:
+                with open(fd, "wb") as f:
+                    f.write(pickle.dumps(expiry, self.pickle_protocol))
+                    f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
+                os.replace(tmp_path, fname)  # readers see the old entry or the new, never half of one
+            except BaseException:
+                # A full disk: no stray file left (neither clear() nor a cull would find it).
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(tmp_path)
+                raise
         return value
 
     @contextmanager

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import pickle
+import tempfile
 import zlib
 from pathlib import Path
 from typing import Any
@@ -192,3 +194,24 @@ def test_a_full_shared_folder_with_an_unreadable_entry_is_still_culled(tmp_path:
     Path(shared._key_to_file("rate-0")).write_bytes(b"garbage")  # type: ignore[attr-defined]
     shared.set("lockout", 5, timeout=600)
     assert shared.get("lockout") == 5
+
+
+def test_an_incr_on_a_full_disk_leaves_the_entry_as_it_was_and_no_stray_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shared = _folder_cache(tmp_path, max_entries=10)
+    shared.add("failures", 2, timeout=600)
+    before = sorted(tmp_path.iterdir())
+    mkstemp = tempfile.mkstemp
+
+    def on_a_full_disk(**kwargs: Any) -> tuple[int, str]:
+        fd, path = mkstemp(**kwargs)
+        os.close(fd)
+        return os.open("/dev/full", os.O_WRONLY), path  # every write: no space left
+
+    monkeypatch.setattr(tempfile, "mkstemp", on_a_full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        shared.incr("failures")
+    monkeypatch.undo()
+    assert sorted(tmp_path.iterdir()) == before
+    assert shared.get("failures") == 2
