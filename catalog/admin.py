@@ -21,6 +21,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
+from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import TypedValuesFilter
@@ -214,7 +215,9 @@ class ProductForm(forms.ModelForm[Product]):
 
 
 @admin.register(Product)
-class ProductAdmin(SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Product]):
+class ProductAdmin(
+    EstimatedCountMixin, SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Product]
+):
     form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
     list_display_links = ["image_thumbnail", "name"]
@@ -307,6 +310,7 @@ class RatingFilter(admin.AllValuesFieldListFilter):
 
 @admin.register(Feedback)
 class FeedbackAdmin(
+    EstimatedCountMixin,
     IndexOrderedMixin,
     DateHierarchyMixin,
     SearchLimitMixin,

@@ -16,6 +16,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from core.admin_actions import ValidSelectionMixin
+from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_limits import IndexOrderedMixin, SearchLimitMixin
 from core.limits import accepts_files
@@ -192,7 +193,12 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 
 @admin.register(Image)
 class ImageAdmin(
-    IndexOrderedMixin, SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Image]
+    EstimatedCountMixin,
+    IndexOrderedMixin,
+    SearchLimitMixin,
+    ValidSelectionMixin,
+    CountedDeleteMixin,
+    admin.ModelAdmin[Image],
 ):
     list_display = [
         "preview",

@@ -1,0 +1,188 @@
+"""How the admin's lists of large tables count their rows.
+
+Counting a table on PostgreSQL reads every row of it: a list of 100,000
+reviews spent longer on its count than on its page. The whole table's count
+(a list with no search and no filter) comes instead from the planner's
+estimate, which PostgreSQL keeps up to date as it analyses the table, and the
+page says "about"; a filtered list is counted for real (through an index,
+most of the time), and small tables and SQLite always are.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, cast
+
+from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
+from django.db import connections
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.utils.functional import cached_property
+
+from core.api import LARGE_COUNT
+
+# The planner's own reckoning (PostgreSQL's estimate_rel_size): the rows per
+# page the last analysis found, times the pages the table has now, so that
+# rows added since are in it. reltuples < 0: never analysed, nothing known.
+_ESTIMATE = """
+    SELECT CASE
+        WHEN c.reltuples < 0 THEN NULL
+        WHEN c.relpages = 0 THEN c.reltuples
+        ELSE c.reltuples / c.relpages * (pg_relation_size(c.oid) / current_setting('block_size')::integer)
+    END
+    FROM pg_class c WHERE c.oid = to_regclass(%s)
+"""
+
+
+def is_whole_table(queryset: Any) -> bool:
+    """Whether ``queryset`` counts as its whole table: no condition, no
+    distinct, no grouping, no slice."""
+    if not isinstance(queryset, QuerySet):
+        return False
+    query = queryset.query
+    return not (query.where or query.distinct or query.group_by or query.combinator or query.is_sliced)
+
+
+def table_estimate(queryset: Any) -> int | None:
+    """The planner's estimate of the rows of ``queryset``, on PostgreSQL,
+    when the queryset is its whole table; else None, as for a table never
+    analysed."""
+    if not is_whole_table(queryset):
+        return None
+    connection = connections[queryset.db]
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_ESTIMATE, [connection.ops.quote_name(queryset.model._meta.db_table)])
+        row = cursor.fetchone()
+    if row is None or row[0] is None:
+        return None
+    return round(row[0])
+
+
+class PastTheEnd(Exception):
+    """A page after the list's last one, which is ``last``."""
+
+    def __init__(self, last: int) -> None:
+        super().__init__(f"The list ends on page {last}.")
+        self.last = last
+
+
+class EstimatedCountPaginator(Paginator):
+    """Counts a whole table of more than ``estimate_above`` rows by the
+    planner's estimate (``estimated`` then says so); anything else for real.
+
+    The estimate may be short or long of the truth, so a page is not held to
+    the pages it makes: any page is read, and what it finds settles the
+    count. A page less than full is the last one, and gives the exact count;
+    a full page at or past the estimated end looks for one row more. A page
+    past the end raises PastTheEnd with the last page (counted then, once),
+    as does a page past the end of a list counted for real."""
+
+    estimate_above: ClassVar[int] = LARGE_COUNT
+    _estimated = False
+
+    @cached_property
+    def count(self) -> int:
+        estimate = table_estimate(self.object_list)
+        if estimate is not None and estimate > self.estimate_above:
+            self._estimated = True
+            return estimate
+        counted: int = super().count
+        return counted
+
+    def _settle(self, count: int, *, estimated: bool) -> None:
+        self.__dict__["count"] = count
+        self.__dict__.pop("num_pages", None)
+        self._estimated = estimated
+
+    @property
+    def estimated(self) -> bool:
+        """Whether ``count`` is the planner's estimate (counting decides it)."""
+        _ = self.count
+        return self._estimated
+
+    def _whole_number(self, number: Any) -> int:
+        """Django's checks of a page number, but for the last page."""
+        try:
+            if isinstance(number, float) and not number.is_integer():
+                raise ValueError
+            number = int(number)
+        except (TypeError, ValueError) as exc:
+            raise PageNotAnInteger(self.error_messages["invalid_page"]) from exc
+        if number < 1:
+            raise EmptyPage(self.error_messages["min_page"])
+        return number
+
+    def page(self, number: Any) -> Page:
+        number = self._whole_number(number)
+        if not self.estimated:
+            if number > self.num_pages:
+                raise PastTheEnd(self.num_pages)
+            return super().page(number)
+        # Only a queryset is estimated (table_estimate).
+        queryset = cast("QuerySet[Any]", self.object_list)
+        bottom = (number - 1) * self.per_page
+        top = bottom + self.per_page
+        rows = queryset[bottom:top]
+        found = len(rows)
+        if found == 0 and number > 1:
+            self._settle(queryset.count(), estimated=False)
+            raise PastTheEnd(self.num_pages)
+        if found < self.per_page:
+            self._settle(bottom + found, estimated=False)
+        elif number >= math.ceil(self.count / self.per_page):
+            if queryset[top:].exists():
+                self._settle(max(self.count, top + 1), estimated=True)
+            else:
+                self._settle(top, estimated=False)
+        return self._get_page(rows, number, self)  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def about(self) -> int:
+        """The estimate as a page tells it: to two significant figures."""
+        if self.count < 100:
+            return self.count
+        return round(self.count, 1 - int(math.log10(self.count)))
+
+
+class EstimatedCountMixin:
+    """For a ModelAdmin of a large table: its unfiltered list is counted by
+    the planner's estimate (see EstimatedCountPaginator), and a filtered or
+    searched one does not count the whole table besides ("N results" and
+    a link to show all, instead of "N results (M total)")."""
+
+    paginator: ClassVar[type] = EstimatedCountPaginator
+    show_full_result_count = False
+
+    def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        """The list's count as its page settled it (the last page's is exact),
+        and whether the list is its whole table (a search box then tells no
+        count of results: the list shows them all)."""
+        changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
+        changelist.unfiltered = is_whole_table(changelist.queryset)  # type: ignore[attr-defined]
+        paginator = changelist.paginator
+        if isinstance(paginator, EstimatedCountPaginator) and changelist.result_count != paginator.count:
+            changelist.result_count = paginator.count
+            changelist.multi_page = paginator.count > changelist.list_per_page
+            changelist.can_show_all = paginator.count <= changelist.list_max_show_all
+        return changelist
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        """A page past the end leads to the last page."""
+        try:
+            response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
+        except PastTheEnd as end:
+            query = request.GET.copy()
+            query[PAGE_VAR] = str(end.last)
+            return HttpResponseRedirect(f"{request.path}?{query.urlencode()}")
+        if isinstance(response, TemplateResponse) and response.context_data:
+            changelist = response.context_data.get("cl")
+            paginator = getattr(changelist, "paginator", None)
+            if isinstance(paginator, EstimatedCountPaginator) and paginator.estimated:
+                response.context_data["selection_note_all"] = f"All (about {paginator.about:,}) selected"
+        return response
