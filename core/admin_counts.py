@@ -79,7 +79,8 @@ class EstimatedCountPaginator(Paginator):
     count. A page less than full is the last one, and gives the exact count;
     a full page at or past the estimated end looks for one row more. A page
     past the end raises PastTheEnd with the last page (counted then, once),
-    as does a page past the end of a list counted for real."""
+    as does a page past the end of a list counted for real, or a page far
+    past the estimate."""
 
     estimate_above: ClassVar[int] = LARGE_COUNT
     _estimated = False
@@ -126,6 +127,12 @@ class EstimatedCountPaginator(Paginator):
         queryset = cast("QuerySet[Any]", self.object_list)
         bottom = (number - 1) * self.per_page
         top = bottom + self.per_page
+        if bottom > 2 * self.count:
+            # No link leads that far past the estimate (nor may an offset be
+            # past what the database reads): where does the list end?
+            self._settle(queryset.count(), estimated=False)
+            if number > self.num_pages:
+                raise PastTheEnd(self.num_pages)
         rows = queryset[bottom:top]
         found = len(rows)
         if found == 0 and number > 1:

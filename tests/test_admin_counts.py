@@ -194,6 +194,18 @@ def test_a_page_past_the_end_of_an_estimated_list_leads_to_the_last_page(
     assert response["Location"] == f"{REVIEWS}?p=2&o=3"
 
 
+@pytest.mark.parametrize("far", ["3000", "9" * 30])
+def test_a_page_far_past_an_estimate_is_counted_and_leads_to_the_last_page(
+    admin_client: Client, estimate: Any, reviews: None, far: str
+) -> None:
+    estimate(100_000)
+
+    response = admin_client.get(REVIEWS, {"p": far})
+
+    assert response.status_code == 302
+    assert response["Location"] == f"{REVIEWS}?p=2"
+
+
 def test_a_page_past_the_end_of_an_exact_list_leads_to_the_last_page(
     admin_client: Client, reviews: None
 ) -> None:
