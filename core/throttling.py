@@ -1,4 +1,5 @@
-"""Rate limits keyed on the real client address (see core.net)."""
+"""Rate limits keyed on the real client address (see core.net), an IPv6
+client's being its /64 network (core.net.address_block)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from django.core.cache import caches
 from rest_framework import throttling
 from rest_framework.request import Request
 
-from core.net import client_ip
+from core.net import address_block, client_ip
 
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
@@ -27,7 +28,7 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
         super().__init__()
 
     def get_ident(self, request: Request) -> str:
-        return client_ip(request)
+        return address_block(client_ip(request))
 
     def allow_request(self, request: Request, view: Any) -> bool:
         if super().allow_request(request, view):

@@ -176,6 +176,22 @@ def test_a_forged_forwarded_for_does_not_escape_the_lab_throttle(monkeypatch: py
     assert codes == [201, 201, 201, 429, 429]
 
 
+def test_an_ipv6_client_does_not_escape_the_lab_throttle_through_its_other_addresses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A provider hands one line a /64: its 2**64 addresses are one client's."""
+    monkeypatch.setattr(LabThrottle, "THROTTLE_RATES", {**LabThrottle.THROTTLE_RATES, "lab": "3/min"})
+    client = APIClient()
+    review = {"title": "t", "name": "n", "date": "2020-01-01", "feedback": "x"}
+    codes = [
+        client.post("/feedback/", review, format="json", REMOTE_ADDR=f"2001:db8:1:2::{n + 1:x}").status_code
+        for n in range(5)
+    ]
+    assert codes == [201, 201, 201, 429, 429]
+    other_line = client.post("/feedback/", review, format="json", REMOTE_ADDR="2001:db8:1:3::1")
+    assert other_line.status_code == 201
+
+
 # --- Metrics --------------------------------------------------------------------------
 
 
