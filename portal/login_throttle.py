@@ -44,13 +44,20 @@ from django.shortcuts import render
 from core.net import address_block, client_ip
 
 
-@dataclass(frozen=True)
+@dataclass
 class AttemptCount:
     """The failed attempts of one address, or of one account from one address."""
 
     key: str
     limit: int
     whose: str  # as the refusal names it: "for this account from your address"
+    # When the window this attempt was counted in ends (what gives it back
+    # checks it is still that window's count).
+    taken_in: float | None = None
+
+    @property
+    def _ends_key(self) -> str:
+        return f"{self.key}:ends"
 
     def take(self, request: HttpRequest) -> HttpResponse | None:
         """Counts this attempt, or answers 429 if the count is at its limit."""
@@ -59,8 +66,9 @@ class AttemptCount:
         failures = shared.get(self.key, 0)
         if failures < self.limit:
             # The window's first attempt sets when it ends, for Retry-After.
-            shared.add(f"{self.key}:ends", time.time() + window, timeout=window)
+            shared.add(self._ends_key, time.time() + window, timeout=window)
             shared.add(self.key, 0, timeout=window)
+            self.taken_in = shared.get(self._ends_key)
             try:
                 if shared.incr(self.key) <= self.limit:
                     return None
@@ -69,12 +77,18 @@ class AttemptCount:
                 return None
             self.give_back()  # attempts sent at the same time took the last places
             failures = self.limit
-        ends = shared.get(f"{self.key}:ends", time.time() + window)
+        ends = shared.get(self._ends_key, time.time() + window)
         return _locked_out(request, self, failures, max(1, math.ceil(ends - time.time())))
 
     def give_back(self) -> None:
+        """Uncounts this attempt, in the window it was counted in only: an
+        attempt that outlived its window (a slow sign-in at its very end)
+        would otherwise take a place off the next window's count."""
+        shared = caches["shared"]
+        if shared.get(self._ends_key) != self.taken_in:
+            return
         with contextlib.suppress(ValueError):  # its window is over
-            caches["shared"].decr(self.key)
+            shared.decr(self.key)
 
 
 def attempt_counts(request: HttpRequest, username: str) -> list[AttemptCount]:

@@ -16,7 +16,7 @@ from django.contrib.auth.backends import ModelBackend
 from django.core.cache import caches
 from django.test import Client, RequestFactory, override_settings
 
-from portal.login_throttle import attempt_counts
+from portal.login_throttle import AttemptCount, attempt_counts
 from tests.servers import RedisServer
 
 RIGHT = "right-password-123"
@@ -194,3 +194,19 @@ def test_an_ipv4_address_written_as_ipv6_counts_as_the_ipv4_address(settings: An
     assert _login("boss", "guess", address="203.0.113.9").status_code == 200
     assert _login("boss", "guess", address="::ffff:203.0.113.9").status_code == 200
     assert _login("boss", "guess", address="203.0.113.9").status_code == 429
+
+
+def test_an_attempt_that_outlives_its_window_gives_nothing_back_to_the_next() -> None:
+    """A sign-in counted at the very end of a window, and done after it, must
+    not take a place off the count of the window that began meanwhile."""
+    request = RequestFactory().post("/admin/login/")
+    slow, first_of_next = (AttemptCount("admin-login:203.0.113.9", 5, "from your address") for _ in range(2))
+    assert slow.take(request) is None
+    caches["shared"].delete_many(
+        ["admin-login:203.0.113.9", "admin-login:203.0.113.9:ends"]
+    )  # the window ends
+    assert first_of_next.take(request) is None
+    slow.give_back()  # signed in, at last
+    assert caches["shared"].get("admin-login:203.0.113.9") == 1
+    first_of_next.give_back()
+    assert caches["shared"].get("admin-login:203.0.113.9") == 0
