@@ -10,10 +10,11 @@ to PostgreSQL, S3, SMTP, Redis and Celery.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import secrets
 import socket
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import django_stubs_ext
 import environ
@@ -29,7 +30,46 @@ django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
-env = environ.Env()
+# The built-in types, for annotations inside _Env, whose methods take their names.
+_Int: TypeAlias = int
+_Float: TypeAlias = float
+
+
+class _Env(environ.Env):
+    """django-environ's, where every number is read with the range it is valid
+    in. A value out of it, or not a number at all, stops the start with a
+    message naming the variable, the value and the range, instead of doing
+    something odd much later (a login limit of 0 refuses every admin login).
+    The minimum is required, so no number is read without a range.
+    """
+
+    def int(self, var: str, *, default: _Int, minimum: _Int, maximum: _Int | None = None) -> _Int:
+        return _Int(self._number(var, _Int, default, minimum, maximum))
+
+    def float(self, var: str, *, default: _Float, minimum: _Float, maximum: _Float | None = None) -> _Float:
+        return self._number(var, _Float, default, minimum, maximum)
+
+    def _number(
+        self, var: str, cast: type[_Float], default: _Float, minimum: _Float, maximum: _Float | None
+    ) -> _Float:
+        valid = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        if var not in self.ENVIRON:
+            value, shown = default, str(default)
+        else:
+            shown = self.str(var).strip()
+            try:
+                value = cast(shown)
+            except ValueError:
+                value = math.nan
+            if not math.isfinite(value):
+                kind = "a whole number" if cast is _Int else "a number"
+                raise ImproperlyConfigured(f"{var} must be {kind}, {valid}; it is {shown!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            raise ImproperlyConfigured(f"{var} must be {valid}; it is {shown}")
+        return value
+
+
+env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
 
@@ -141,7 +181,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         }
     )
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60, minimum=0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -183,10 +223,10 @@ USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
 # docs/deploy.md), reached only through short-lived signed URLs.
 AWS_PRIVATE_BUCKET_NAME = env.str("AWS_PRIVATE_BUCKET_NAME", default="") or AWS_STORAGE_BUCKET_NAME
 # How long a signed link to an original stays valid.
-ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300)
+ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300, minimum=1)
 # How long S3 may take to connect or to answer, per try (two tries): well
 # under gunicorn's --timeout, so a hung store is a 503, not a killed worker.
-STORAGE_TIMEOUT_SECONDS = env.int("PORTAL_STORAGE_TIMEOUT_SECONDS", default=10)
+STORAGE_TIMEOUT_SECONDS = env.int("PORTAL_STORAGE_TIMEOUT_SECONDS", default=10, minimum=1)
 
 if USE_S3:
     _media_storage: dict[str, Any] = {
@@ -241,8 +281,8 @@ SERVE_MEDIA = env.bool("PORTAL_SERVE_MEDIA", default=not USE_S3)
 
 # --- Images -------------------------------------------------------------------
 
-IMAGE_MAX_BYTES = env.int("PORTAL_IMAGE_MAX_BYTES", default=25 * 1024 * 1024)
-IMAGE_MAX_PIXELS = env.int("PORTAL_IMAGE_MAX_PIXELS", default=50_000_000)
+IMAGE_MAX_BYTES = env.int("PORTAL_IMAGE_MAX_BYTES", default=25 * 1024 * 1024, minimum=1)
+IMAGE_MAX_PIXELS = env.int("PORTAL_IMAGE_MAX_PIXELS", default=50_000_000, minimum=1)
 IMAGE_AVIF = env.bool("PORTAL_IMAGE_AVIF", default=False)
 IMAGE_DEFAULT_PRESET = "web"
 IMAGE_PRESETS: dict[str, dict[str, Any]] = {
@@ -255,37 +295,37 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "supplier": {"fit": [600, 400], "formats": ["jpeg"]},
 }
 # Images left pending/processing longer than this are queued again by the sweep.
-IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600)
+IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600, minimum=0)
 # Objects no row points at are deleted once older than this (see sweep_orphans).
-IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600)
+IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600, minimum=0)
 # An image under which the process decoding it dies this many times (a crash,
 # the OOM killer, the hard time limit) ends failed instead of taking more
 # workers down; a whole worker or server going away is not counted.
-IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3)
+IMAGE_MAX_ATTEMPTS = env.int("PORTAL_IMAGE_MAX_ATTEMPTS", default=3, minimum=1)
 # Memory ceiling (data segment) of the child process forked to decode each
 # image (by a Celery pool process, the embedded server or a command, none of
 # which is capped itself). 0 turns it off.
-IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024)
+IMAGE_MEMORY_LIMIT_MB = env.int("PORTAL_IMAGE_MEMORY_LIMIT_MB", default=1024, minimum=0)
 # How far that child's CPU priority is lowered (nice, 0 to 19) when it
 # processes an upload in the background: on a machine that also serves web
 # requests, they come first. Renditions on demand, which a visitor waits for,
 # keep the normal priority. 0 turns it off.
-IMAGE_NICE = env.int("PORTAL_IMAGE_NICE", default=10)
+IMAGE_NICE = env.int("PORTAL_IMAGE_NICE", default=10, minimum=0, maximum=19)
 # Renditions on demand (/img/<signature>/<id>/<spec>/<format>/, see
 # uploads/ondemand.py and docs/deploy.md for what they can cost): the largest
 # side asked for, the formats, and how many one image may have (each size and
 # format counts once); a pending image is waited for this long before 202; a
 # rendition taking longer than the time limit to make is given up (503).
-IMAGE_ONDEMAND_MAX_SIZE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_SIZE", default=4000)
+IMAGE_ONDEMAND_MAX_SIZE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_SIZE", default=4000, minimum=1)
 IMAGE_ONDEMAND_FORMATS = env.list("PORTAL_IMAGE_ONDEMAND_FORMATS", default=["webp", "jpeg", "avif", "png"])
-IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20)
-IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0)
-IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30)
+IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20, minimum=1)
+IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0, minimum=0)
+IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30, minimum=1)
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A body for an endpoint that takes no file is refused above this size (413),
 # before it is read; endpoints that take files have the image byte limit.
-MAX_BODY_BYTES = env.int("PORTAL_MAX_BODY_BYTES", default=1024 * 1024)
+MAX_BODY_BYTES = env.int("PORTAL_MAX_BODY_BYTES", default=1024 * 1024, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MAX_BODY_BYTES
 FILE_UPLOAD_HANDLERS = [
     "core.limits.StreamingLimitHandler",
@@ -300,11 +340,13 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100
 # When on, new reviews wait for a moderator; by default they publish at once.
 FEEDBACK_MODERATION = env.bool("PORTAL_FEEDBACK_MODERATION", default=False)
 FEEDBACK_RATE = env.str("PORTAL_FEEDBACK_RATE", default="10/min")
-ADMIN_LOGIN_MAX_FAILURES = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES", default=5)
-ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900)
+ADMIN_LOGIN_MAX_FAILURES = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900, minimum=1)
 # Failed admin logins from one address across all accounts in a window (0: no
 # limit): far above what honest typos behind one NAT reach, far below a spray.
-ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", default=100)
+ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int(
+    "PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", default=100, minimum=0
+)
 
 # --- Email --------------------------------------------------------------------
 
@@ -320,27 +362,27 @@ EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="automation@example.com")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 REPORT_RECIPIENTS = env.list("PORTAL_REPORT_RECIPIENTS", default=["supplier@example.com"])
 
 # --- Health -------------------------------------------------------------------
 
-HEALTH_CPU_MAX_PERCENT = env.float("PORTAL_HEALTH_CPU_MAX_PERCENT", default=80.0)
-HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20.0)
-HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500)
+HEALTH_CPU_MAX_PERCENT = env.float("PORTAL_HEALTH_CPU_MAX_PERCENT", default=80.0, minimum=0, maximum=100)
+HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20.0, minimum=0, maximum=100)
+HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500, minimum=0)
 HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
 HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
 # A check that stays failed is mailed again this often, and once when it
 # passes again (0: at every run, and nothing more, as the course's script).
-HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0)
+HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0, minimum=0)
 # The host named in the alerts: a fleet's hosts all send the same subjects.
 HEALTH_HOST = env.str("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
 # /health/ shows every check's detail to staff and to callers with this token.
 HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
 # /health/ready reuses its answer this long: a storm of probes costs one check.
-HEALTH_READY_CACHE_SECONDS = env.float("PORTAL_HEALTH_READY_CACHE_SECONDS", default=5.0)
+HEALTH_READY_CACHE_SECONDS = env.float("PORTAL_HEALTH_READY_CACHE_SECONDS", default=5.0, minimum=0)
 # /metrics answers to these networks, or to a bearer token.
 METRICS_ALLOWED_NETWORKS = env.list("PORTAL_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 # Where the course's /fruits/ and /upload/ take writes without credentials:
@@ -369,14 +411,26 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Past the soft limit an image ends failed ("took longer than 120 s"); it also
 # bounds decoding where no worker runs (embedded, commands): the child is killed.
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
+# 0: no soft limit, the hard one alone.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120, minimum=0)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180, minimum=1)
+if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
+    # The hard limit would kill the pool process first: an image too slow
+    # would be counted as a death and tried again, never failed as too slow.
+    raise ImproperlyConfigured(
+        f"CELERY_TASK_SOFT_TIME_LIMIT must be less than CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}), "
+        f"or 0 for none; it is {CELERY_TASK_SOFT_TIME_LIMIT}"
+    )
+# After this, a task whose worker died unacknowledged is handed out again.
+# Longer than the hard time limit, so a slow task is not run twice at once.
+_visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT * 2, minimum=1)
+if _visibility_timeout <= CELERY_TASK_TIME_LIMIT:
+    raise ImproperlyConfigured(
+        f"CELERY_VISIBILITY_TIMEOUT must be more than CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}); "
+        f"it is {_visibility_timeout}"
+    )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {
-    # After this, a task whose worker died unacknowledged is handed out again.
-    # Longer than the hard time limit, so a slow task is not run twice at once.
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT * 2),
-}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 # With the broker away, give up publishing quickly: the upload is kept pending
 # and the sweep queues it once the broker is back.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
@@ -386,7 +440,7 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60)
+SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)
 # Where beat keeps when each entry last ran, whoever starts it (`make worker`,
 # `celery -A portal beat`); its scheduler makes the folder.
 CELERY_BEAT_SCHEDULER = "portal.celery:Scheduler"
@@ -521,14 +575,14 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 # answer) the file waits in the shared cache, or without one (embedded, one
 # machine) in IMPORT_FILES_DIR; either way for IMPORT_FILES_SECONDS at most.
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "core.imports.ImportFileStorage"
-IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600)
+IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600, minimum=1)
 IMPORT_FILES_DIR = VAR_DIR / "imports"
 # The folders import_feedback, import_images and import_supplier read are
 # filled by other programs: with this set, a file changed more recently may
 # still be being written, and is left for the next run (core.dropfolder).
 # 0 (the default): every file is taken, as the course's scripts do, run
 # once the folder is filled.
-IMPORT_SETTLE_SECONDS = env.float("PORTAL_IMPORT_SETTLE_SECONDS", default=0)
+IMPORT_SETTLE_SECONDS = env.float("PORTAL_IMPORT_SETTLE_SECONDS", default=0, minimum=0)
 
 # --- Security -----------------------------------------------------------------
 
@@ -541,7 +595,7 @@ SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS
 SECURE_SSL_REDIRECT = HTTPS and env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if HTTPS else None
-SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0)
+SECURE_HSTS_SECONDS = env.int("DJANGO_HSTS_SECONDS", default=31536000 if HTTPS else 0, minimum=0)
 # Both reach beyond this site, so they are opt-in: includeSubDomains makes
 # browsers refuse plain HTTP on every subdomain, and preload, once the domain
 # is submitted, is built into browsers and takes months to undo. `check
@@ -561,7 +615,7 @@ CSP_REPORT_URI = env.str("PORTAL_CSP_REPORT_URI", default="")
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 # How many proxies in front of the portal append to X-Forwarded-For; the
 # client address for throttles, lockouts and /metrics is read through them.
-TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0)
+TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0, minimum=0)
 
 # --- Logging ------------------------------------------------------------------
 

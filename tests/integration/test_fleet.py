@@ -429,7 +429,7 @@ def test_beat_has_every_worker_host_check_itself_and_one_check_what_they_share(
         PORTAL_HEALTH_RECIPIENTS=recipient,
         PORTAL_HEALTH_CPU_MAX_PERCENT="100",
         PORTAL_HEALTH_MEMORY_MIN_MB="0",
-        PORTAL_HEALTH_DISK_MIN_PERCENT="101",
+        PORTAL_HEALTH_DISK_MIN_PERCENT="100",
     ) as deployment:
         absent = {"AWS_STORAGE_BUCKET_NAME": f"absent-{time.monotonic_ns()}"}
         workers = [

@@ -353,7 +353,7 @@ def test_a_database_and_a_task_queue_that_are_away_are_alerts(tmp_path: Path) ->
         "PORTAL_VAR_DIR": str(tmp_path),
         "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
         "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "PORTAL_HEALTH_CPU_MAX_PERCENT": "101",
+        "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
         "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
         "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
         "PORTAL_HEALTH_RECIPIENTS": "",

@@ -1,0 +1,227 @@
+"""Every number the settings read from the environment has a range: a value
+out of it, or not a number at all, stops the start with a message naming the
+variable, the value and the range, instead of doing something odd much later
+(a login limit of 0 refusing every admin login)."""
+
+from __future__ import annotations
+
+import ast
+import os
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SETTINGS = ROOT / "portal" / "settings.py"
+POSTGRES = {"DATABASE_URL": "postgres://portal:x@127.0.0.1:5432/portal"}
+
+# (environment, the message it stops the start with)
+REFUSED: list[tuple[dict[str, str], str]] = [
+    ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
+    ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "0"}, "PORTAL_STORAGE_TIMEOUT_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_IMAGE_MAX_BYTES": "0"}, "PORTAL_IMAGE_MAX_BYTES must be at least 1; it is 0"),
+    ({"PORTAL_IMAGE_MAX_PIXELS": "-5"}, "PORTAL_IMAGE_MAX_PIXELS must be at least 1; it is -5"),
+    (
+        {"PORTAL_IMAGE_STUCK_AFTER_SECONDS": "-1"},
+        "PORTAL_IMAGE_STUCK_AFTER_SECONDS must be at least 0; it is -1",
+    ),
+    (
+        {"PORTAL_IMAGE_ORPHAN_GRACE_SECONDS": "-1"},
+        "PORTAL_IMAGE_ORPHAN_GRACE_SECONDS must be at least 0; it is -1",
+    ),
+    ({"PORTAL_IMAGE_MAX_ATTEMPTS": "0"}, "PORTAL_IMAGE_MAX_ATTEMPTS must be at least 1; it is 0"),
+    ({"PORTAL_IMAGE_MEMORY_LIMIT_MB": "-1"}, "PORTAL_IMAGE_MEMORY_LIMIT_MB must be at least 0; it is -1"),
+    ({"PORTAL_IMAGE_NICE": "20"}, "PORTAL_IMAGE_NICE must be from 0 to 19; it is 20"),
+    ({"PORTAL_IMAGE_ONDEMAND_MAX_SIZE": "0"}, "PORTAL_IMAGE_ONDEMAND_MAX_SIZE must be at least 1; it is 0"),
+    (
+        {"PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE": "0"},
+        "PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE must be at least 1; it is 0",
+    ),
+    (
+        {"PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS": "-0.5"},
+        "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS must be at least 0; it is -0.5",
+    ),
+    (
+        {"PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "0"},
+        "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS must be at least 1; it is 0",
+    ),
+    ({"PORTAL_MAX_BODY_BYTES": "0"}, "PORTAL_MAX_BODY_BYTES must be at least 1; it is 0"),
+    ({"PORTAL_ADMIN_LOGIN_MAX_FAILURES": "0"}, "PORTAL_ADMIN_LOGIN_MAX_FAILURES must be at least 1; it is 0"),
+    (
+        {"PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS": "0"},
+        "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS must be at least 1; it is 0",
+    ),
+    (
+        {"PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS": "-1"},
+        "PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS must be at least 0; it is -1",
+    ),
+    ({"EMAIL_TIMEOUT": "0"}, "EMAIL_TIMEOUT must be at least 1; it is 0"),
+    (
+        {"PORTAL_HEALTH_CPU_MAX_PERCENT": "101"},
+        "PORTAL_HEALTH_CPU_MAX_PERCENT must be from 0 to 100; it is 101",
+    ),
+    (
+        {"PORTAL_HEALTH_DISK_MIN_PERCENT": "-1"},
+        "PORTAL_HEALTH_DISK_MIN_PERCENT must be from 0 to 100; it is -1",
+    ),
+    ({"PORTAL_HEALTH_MEMORY_MIN_MB": "-1"}, "PORTAL_HEALTH_MEMORY_MIN_MB must be at least 0; it is -1"),
+    ({"PORTAL_HEALTH_REMIND_MINUTES": "-60"}, "PORTAL_HEALTH_REMIND_MINUTES must be at least 0; it is -60"),
+    (
+        {"PORTAL_HEALTH_READY_CACHE_SECONDS": "-1"},
+        "PORTAL_HEALTH_READY_CACHE_SECONDS must be at least 0; it is -1",
+    ),
+    ({"CELERY_TASK_SOFT_TIME_LIMIT": "-1"}, "CELERY_TASK_SOFT_TIME_LIMIT must be at least 0; it is -1"),
+    ({"CELERY_TASK_TIME_LIMIT": "0"}, "CELERY_TASK_TIME_LIMIT must be at least 1; it is 0"),
+    ({"CELERY_VISIBILITY_TIMEOUT": "0"}, "CELERY_VISIBILITY_TIMEOUT must be at least 1; it is 0"),
+    ({"PORTAL_SWEEP_INTERVAL_SECONDS": "0"}, "PORTAL_SWEEP_INTERVAL_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_IMPORT_FILES_SECONDS": "0"}, "PORTAL_IMPORT_FILES_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_IMPORT_SETTLE_SECONDS": "-1"}, "PORTAL_IMPORT_SETTLE_SECONDS must be at least 0; it is -1"),
+    ({"DJANGO_HSTS_SECONDS": "-1"}, "DJANGO_HSTS_SECONDS must be at least 0; it is -1"),
+    ({"PORTAL_TRUSTED_PROXY_COUNT": "-1"}, "PORTAL_TRUSTED_PROXY_COUNT must be at least 0; it is -1"),
+    # Not a number at all.
+    ({"PORTAL_IMAGE_NICE": "high"}, "PORTAL_IMAGE_NICE must be a whole number, from 0 to 19; it is 'high'"),
+    (
+        {"PORTAL_IMAGE_MAX_ATTEMPTS": "2.5"},
+        "PORTAL_IMAGE_MAX_ATTEMPTS must be a whole number, at least 1; it is '2.5'",
+    ),
+    ({"PORTAL_IMAGE_MAX_BYTES": ""}, "PORTAL_IMAGE_MAX_BYTES must be a whole number, at least 1; it is ''"),
+    (
+        {"PORTAL_HEALTH_CPU_MAX_PERCENT": "80%"},
+        "PORTAL_HEALTH_CPU_MAX_PERCENT must be a number, from 0 to 100; it is '80%'",
+    ),
+    (
+        {"PORTAL_HEALTH_READY_CACHE_SECONDS": "inf"},
+        "PORTAL_HEALTH_READY_CACHE_SECONDS must be a number, at least 0; it is 'inf'",
+    ),
+    (
+        {"PORTAL_IMPORT_SETTLE_SECONDS": "nan"},
+        "PORTAL_IMPORT_SETTLE_SECONDS must be a number, at least 0; it is 'nan'",
+    ),
+    # Two settings that must agree.
+    (
+        {"CELERY_TASK_SOFT_TIME_LIMIT": "180", "CELERY_TASK_TIME_LIMIT": "180"},
+        "CELERY_TASK_SOFT_TIME_LIMIT must be less than CELERY_TASK_TIME_LIMIT (180), or 0 for none; it is 180",
+    ),
+    (
+        {"CELERY_TASK_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "600"},
+        "CELERY_VISIBILITY_TIMEOUT must be more than CELERY_TASK_TIME_LIMIT (600); it is 600",
+    ),
+]
+
+# (environment, setting, its value): the edges of each range, and 0 where it turns a feature off.
+ACCEPTED: list[tuple[dict[str, str], str, Any]] = [
+    ({"PORTAL_ADMIN_LOGIN_MAX_FAILURES": "1"}, "ADMIN_LOGIN_MAX_FAILURES", 1),
+    ({"PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS": "0"}, "ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS", 0),
+    ({"PORTAL_HEALTH_REMIND_MINUTES": "0"}, "HEALTH_REMIND_MINUTES", 0),
+    ({"DJANGO_HSTS_SECONDS": "0"}, "SECURE_HSTS_SECONDS", 0),
+    ({"PORTAL_TRUSTED_PROXY_COUNT": "0"}, "TRUSTED_PROXY_COUNT", 0),
+    ({"PORTAL_IMAGE_MEMORY_LIMIT_MB": "0"}, "IMAGE_MEMORY_LIMIT_MB", 0),
+    ({"PORTAL_IMAGE_NICE": "0"}, "IMAGE_NICE", 0),
+    ({"PORTAL_IMAGE_NICE": " 19 "}, "IMAGE_NICE", 19),
+    ({"PORTAL_HEALTH_CPU_MAX_PERCENT": "100"}, "HEALTH_CPU_MAX_PERCENT", 100.0),
+    ({"PORTAL_HEALTH_DISK_MIN_PERCENT": "0"}, "HEALTH_DISK_MIN_PERCENT", 0.0),
+    ({"PORTAL_IMPORT_SETTLE_SECONDS": "1.5"}, "IMPORT_SETTLE_SECONDS", 1.5),
+    ({"PORTAL_IMAGE_STUCK_AFTER_SECONDS": "0"}, "IMAGE_STUCK_AFTER_SECONDS", 0),
+    ({"CELERY_TASK_SOFT_TIME_LIMIT": "0", "CELERY_TASK_TIME_LIMIT": "1"}, "CELERY_TASK_SOFT_TIME_LIMIT", 0),
+    ({"CELERY_TASK_SOFT_TIME_LIMIT": "179"}, "CELERY_TASK_SOFT_TIME_LIMIT", 179),
+    (
+        {"CELERY_TASK_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "601"},
+        "CELERY_BROKER_TRANSPORT_OPTIONS",
+        {"visibility_timeout": 601},
+    ),
+]
+
+
+def shown(environment: dict[str, str]) -> str:
+    return ",".join(f"{name}={value}" for name, value in environment.items() if name != "DATABASE_URL")
+
+
+def numbers_read() -> set[str]:
+    """The variables settings.py reads with env.int or env.float."""
+    tree = ast.parse(SETTINGS.read_text(), filename=str(SETTINGS))
+    return {
+        node.args[0].value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and ast.unparse(node.func) in {"env.int", "env.float"}
+        and isinstance(node.args[0], ast.Constant)
+    }
+
+
+def load_settings(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) -> dict[str, Any]:
+    """The settings module run afresh with ``environment``, as a process
+    starting with it would run it (the loaded settings stay as they are)."""
+    monkeypatch.setenv("DJANGO_SECRET_KEY", "a-key-for-the-test")  # none written to var/
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    return runpy.run_path(str(SETTINGS))
+
+
+def test_each_number_read_from_the_environment_is_refused_out_of_its_range_here() -> None:
+    assert numbers_read() == {name for environment, _ in REFUSED for name in environment} - {"DATABASE_URL"}
+
+
+@pytest.mark.parametrize(("environment", "message"), REFUSED, ids=[shown(env) for env, _ in REFUSED])
+def test_a_number_out_of_its_range_stops_the_start_naming_the_variable_value_and_range(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, environment)
+    assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("environment", "name", "value"), ACCEPTED, ids=[shown(env) for env, _, _ in ACCEPTED]
+)
+def test_the_edges_of_each_range_and_the_zeros_that_turn_a_feature_off_are_taken(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], name: str, value: Any
+) -> None:
+    assert load_settings(monkeypatch, environment)[name] == value
+
+
+def test_the_defaults_are_within_their_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in numbers_read():
+        monkeypatch.delenv(name, raising=False)
+    loaded = load_settings(monkeypatch, POSTGRES)
+    assert loaded["ADMIN_LOGIN_MAX_FAILURES"] == 5
+    assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 360}
+
+
+@pytest.mark.parametrize(
+    ("environment", "message"),
+    [
+        (
+            {"PORTAL_ADMIN_LOGIN_MAX_FAILURES": "0"},
+            "PORTAL_ADMIN_LOGIN_MAX_FAILURES must be at least 1; it is 0",
+        ),
+        ({"EMAIL_TIMEOUT": "thirty"}, "EMAIL_TIMEOUT must be a whole number, at least 1; it is 'thirty'"),
+    ],
+    ids=["out of range", "not a number"],
+)
+def test_a_process_started_with_a_number_out_of_its_range_exits_with_the_message(
+    tmp_path: Path, environment: dict[str, str], message: str
+) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        **environment,
+    }
+    started = subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert started.returncode != 0
+    assert (
+        started.stderr.strip().splitlines()[-1] == f"django.core.exceptions.ImproperlyConfigured: {message}"
+    )
