@@ -422,13 +422,10 @@ if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:
         f"or 0 for none; it is {CELERY_TASK_SOFT_TIME_LIMIT}"
     )
 # After this, a task whose worker died unacknowledged is handed out again.
-# Longer than the hard time limit, so a slow task is not run twice at once.
+# Longer than the hard time limit by default, so a slow task is not handed
+# out again while it runs; shorter is allowed, and hands a dead worker's
+# tasks out sooner.
 _visibility_timeout = env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT * 2, minimum=1)
-if _visibility_timeout <= CELERY_TASK_TIME_LIMIT:
-    raise ImproperlyConfigured(
-        f"CELERY_VISIBILITY_TIMEOUT must be more than CELERY_TASK_TIME_LIMIT ({CELERY_TASK_TIME_LIMIT}); "
-        f"it is {_visibility_timeout}"
-    )
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": _visibility_timeout}
 # With the broker away, give up publishing quickly: the upload is kept pending
