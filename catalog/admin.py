@@ -126,8 +126,25 @@ class PhoneFormField(forms.Field):
         return phones
 
 
+def _check_chosen_image(form: forms.ModelForm[Any], field: str) -> None:
+    """A newly chosen image deleted since the form found it is an error on
+    its field; else it is kept until the admin's transaction commits the
+    save (``services.image_chosen_check``)."""
+    image = form.cleaned_data.get(field)
+    if image is not None and field in form.changed_data:
+        try:
+            services.image_chosen_check(image=image, field=field)
+        except ValidationError as exc:
+            form.add_error(None, exc)
+
+
 class PersonForm(forms.ModelForm[Person]):
     phone = PhoneFormField(required=False)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        _check_chosen_image(self, "photo")
+        return data
 
 
 @admin.register(Person)
@@ -211,6 +228,7 @@ class ProductForm(forms.ModelForm[Product]):
                 )
             except ValidationError as exc:
                 self.add_error(None, exc)
+        _check_chosen_image(self, "image")
         return data
 
 

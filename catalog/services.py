@@ -54,6 +54,18 @@ def _validation_message(exc: ValidationError) -> str:
     return " ".join(exc.messages)
 
 
+IMAGE_GONE_MESSAGE = "The image was deleted meanwhile; choose another."
+
+
+def image_chosen_check(*, image: Image, field: str = "image") -> None:
+    """Refuse an image deleted since it was chosen (a ValidationError on
+    ``field``); else keep it until the transaction commits the product or
+    person that points at it (``image_keep``): a deletion of it waits, then
+    detaches them, instead of failing their commit with a server error."""
+    if not upload_services.image_keep(image_id=image.pk):
+        raise ValidationError({field: IMAGE_GONE_MESSAGE}, code="image_gone")
+
+
 # --- People -------------------------------------------------------------------
 
 
@@ -97,6 +109,8 @@ def person_upsert(
     if is_active is not None:
         person.is_active = is_active
     if photo is not None:
+        if photo.pk != person.photo_id:
+            image_chosen_check(image=photo, field="photo")
         person.photo = photo
     person.full_clean()
     person.save()
@@ -276,10 +290,24 @@ class _Unset:
 UNSET = _Unset()
 
 
+def _image_latest_kept(image_name: str, *, is_demo: bool = False) -> Image | None:
+    """``selectors.image_latest_for``, kept as ``image_chosen_check`` keeps
+    an image: one deleted meanwhile gives way to the newest left."""
+    while True:
+        image = selectors.image_latest_for(image_name, is_demo=is_demo)
+        # Not kept: its deletion has committed, and the next read skips it.
+        if image is None or upload_services.image_keep(image_id=image.pk):
+            return image
+
+
 def _product_save(product: Product, values: Mapping[str, Any]) -> bool:
-    """Apply the values, validate and save; False (and no write) if nothing changed."""
+    """Apply the values, validate and save; False (and no write) if nothing changed.
+    A new image is checked and kept (``image_chosen_check``)."""
     if product.pk is not None and all(getattr(product, k) == v for k, v in values.items()):
         return False
+    image = values.get("image")
+    if image is not None and image.pk != product.image_id:
+        image_chosen_check(image=image)
     for key, value in values.items():
         setattr(product, key, value)
     product.full_clean()
@@ -330,7 +358,7 @@ def product_upsert(
         # photo before it, which its failure already gave back.
         image = None
     if image is None:
-        image = selectors.image_latest_for(image_name, is_demo=is_demo) or product.image
+        image = _image_latest_kept(image_name, is_demo=is_demo) or product.image
     values = {
         "name": name,
         "weight": weight,
@@ -443,7 +471,7 @@ def product_update(
     if not isinstance(image, _Unset):
         values["image"] = image
     elif product.is_demo or file_stem(new_image_name) != product.image_stem:
-        values["image"] = selectors.image_latest_for(new_image_name)
+        values["image"] = _image_latest_kept(new_image_name)
     _product_save(product, values)
     return product
 
@@ -530,7 +558,7 @@ def product_relink(*, product_ids: Iterable[int]) -> int:
     """
     changed = 0
     for product in Product.objects.select_for_update().filter(pk__in=list(product_ids)):
-        newest = selectors.image_latest_for(product.image_name, is_demo=product.is_demo)
+        newest = _image_latest_kept(product.image_name, is_demo=product.is_demo)
         changed += _product_save(product, {"image": newest})
     return changed
 

@@ -21,8 +21,9 @@ from typing import IO, Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
+from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from core import dropfolder, limits, locks
@@ -654,6 +655,27 @@ def image_export_files(image: Image, *, stem: str | None = None) -> list[tuple[s
         with default_storage.open(rendition.storage_key, "rb") as fh:
             files.append((f"{name}.{ext}", fh.read()))
     return files
+
+
+def image_keep(*, image_id: int) -> bool:
+    """Whether the image is still there; if it is, it stays until the current
+    transaction ends. For a write that makes a row point at it: a deletion of
+    the image waits for that write to commit, then finds the new reference
+    and clears it. Unlocked, the deletion would go ahead under the write,
+    which would then fail as it commits, when the database checks references.
+
+    On PostgreSQL the lock is FOR KEY SHARE, the one that check takes at
+    commit: a deletion waits for it, an update of the image's columns does
+    not. SQLite's writers take turns on the whole database."""
+    if not connection.in_atomic_block:
+        raise TransactionManagementError("image_keep() needs a transaction (transaction.atomic).")
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT 1 FROM {Image._meta.db_table} WHERE id = %s{lock}",  # noqa: S608 - the table's name
+            [image_id],
+        )
+        return cursor.fetchone() is not None
 
 
 def image_delete(*, image: Image) -> None:
