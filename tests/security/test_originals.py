@@ -5,20 +5,29 @@ guessable ones, never gets the original's bytes or its GPS position."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
+from tests.conftest import BrowserSessionClient
+from tests.factories import UserFactory
 from tests.security.conftest import has_gps_or_camera, local_path, urls_in
 from tests.uploads import corpus
 from uploads import services, storage
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -123,11 +132,16 @@ def test_staff_with_the_view_permission_download_the_untouched_original(
     response = token_client.get(f"/api/v1/images/{image.pk}/original/")
     assert response.status_code == 200
     assert _body(response) == original
-    assert "private" in response["Cache-Control"]
-    assert 'filename="holiday.jpg"' in response["Content-Disposition"]
     admin = staff.get(f"/admin/uploads/image/{image.pk}/original/")
     assert admin.status_code == 200
     assert hashlib.sha256(_body(admin)).hexdigest() == image.sha256
+    for download in (response, admin):
+        # Saved, never shown (a browser is not to sniff the unchecked bytes)
+        # and never kept by a cache.
+        directives = {part.strip() for part in download["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, download["Cache-Control"]
+        assert download["Content-Disposition"] == 'attachment; filename="holiday.jpg"'
+        assert download["Content-Type"] == "application/octet-stream"
 
 
 def test_the_admin_change_page_links_the_download_not_a_media_url(
@@ -153,3 +167,116 @@ def test_an_original_left_in_the_public_media_by_an_older_release_is_moved_once(
     assert not public.exists(image.file.name)
     assert private.open(image.file.name).read() == data
     assert storage.originals_make_private() == (0, 1)
+
+
+def _user_with(username: str, *codenames: str, is_staff: bool = False) -> Any:
+    user = UserFactory(username=username, is_staff=is_staff)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="uploads", codename__in=codenames)
+    )
+    return user
+
+
+def test_staff_without_the_view_permission_cannot_download_from_the_admin(
+    gps_upload: tuple[Image, bytes],
+) -> None:
+    image, original = gps_upload
+    client = BrowserSessionClient()
+    client.force_login(_user_with("clerk", is_staff=True))
+    response = client.get(f"/admin/uploads/image/{image.pk}/original/")
+    assert response.status_code == 403
+    assert _body(response) != original
+
+
+def test_callers_who_may_change_an_image_but_not_view_it_get_no_hash_error_or_download(
+    gps_upload: tuple[Image, bytes],
+) -> None:
+    image, _ = gps_upload
+    Image.objects.filter(pk=image.pk).update(error="Decoded from /srv/private/secret-path.jpg")
+    client = APIClient()
+    client.force_login(_user_with("editor", "change_image"))
+    response = client.patch(
+        f"/api/v1/images/{image.pk}/", {"focal_point": {"x": 0.2, "y": 0.3}}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["focal_point"]["x"] == 0.2  # the change was made and answered
+    assert (body["sha256"], body["error"], body["original"]) == (None, None, None)
+
+
+def test_only_permitted_callers_see_why_an_image_failed(
+    gps_upload: tuple[Image, bytes], visitor: APIClient, outsider: APIClient, token_client: APIClient
+) -> None:
+    image, _ = gps_upload
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED, error="Decoded from /srv/secret.jpg")
+    for client in (visitor, outsider):
+        assert client.get(f"/api/v1/images/{image.pk}/").json()["error"] is None
+        assert client.get("/api/v1/images/").json()["results"][0]["error"] is None
+    assert token_client.get(f"/api/v1/images/{image.pk}/").json()["error"] == "Decoded from /srv/secret.jpg"
+
+
+# A link to an original as the settings of an S3 set-up make it, signed on the
+# spot (no server: signing needs only the keys).
+SIGN_ORIGINAL = """
+import django
+django.setup()
+from uploads import storage
+print(storage.original_url("originals/ab/abcdef.jpg", expires=storage.settings.ORIGINAL_URL_SECONDS))
+print(storage.storages["originals"].get_object_parameters("originals/ab/abcdef.jpg")["CacheControl"])
+"""
+
+
+def test_links_to_originals_are_signed_short_lived_and_never_on_the_public_domain(tmp_path: Path) -> None:
+    """Whatever the media bucket's own links are (unsigned, on a CDN domain),
+    an original's link is signed, expires after PORTAL_ORIGINAL_URL_SECONDS
+    and points at the bucket; its object is stored as private."""
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "AWS_STORAGE_BUCKET_NAME": "media",
+        "AWS_S3_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "key",
+        "AWS_SECRET_ACCESS_KEY": "secret",
+        "AWS_S3_REGION_NAME": "us-east-1",
+        "AWS_S3_CUSTOM_DOMAIN": "cdn.example.com",
+        "AWS_QUERYSTRING_AUTH": "false",
+        "PORTAL_ORIGINAL_URL_SECONDS": "123",
+    }
+    env.pop("AWS_PRIVATE_BUCKET_NAME", None)
+    result = subprocess.run(
+        [sys.executable, "-c", SIGN_ORIGINAL],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    url, cache_control = result.stdout.splitlines()
+    assert url.startswith("http://127.0.0.1:9/media/originals/ab/abcdef.jpg?"), url
+    assert "X-Amz-Signature=" in url
+    assert "X-Amz-Expires=123&" in url + "&"
+    assert cache_control.startswith("private")
+
+
+def test_a_link_to_an_original_lasts_as_long_as_it_is_asked_to(settings: Any) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "private",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret",
+                "region_name": "us-east-1",
+                "querystring_auth": True,
+                "querystring_expire": 3600,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    url = storage.original_url("originals/ab/abcdef.jpg", expires=30) or ""
+    assert "X-Amz-Expires=30&" in url + "&"
