@@ -313,6 +313,29 @@ def test_adobe_rgb_pixels_are_converted_to_srgb() -> None:
     assert actual[0] < color[0] - 40
 
 
+def test_a_large_adobe_rgb_jpeg_decoded_at_reduced_scale_is_converted_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Luma and colour decoded apart (see test_a_large_jpeg_is_decoded_at_reduced_scale):
+    # the profile must follow the merged picture into the conversion.
+    decoded: list[str] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        decoded.append(self.mode)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    color = (60, 180, 60)
+    data = corpus.jpeg_with_profile(color, corpus.adobe_rgb_profile(), size=(4000, 3000))
+    result = process(data, Preset("png", widths=(1600,), formats=("png",)))
+    assert "L" in decoded  # the path under test
+    actual = rgb_at(opened(result.outputs[0]), (800, 600))
+    expected = _expected(color, ADOBE_TO_SRGB, functools.partial(_gamma, 563 / 256))
+    assert close_to(actual, expected, 3), (actual, expected)
+    assert "icc_profile" not in opened(result.outputs[0]).info
+
+
 def test_display_p3_pixels_are_converted_to_srgb() -> None:
     color = (220, 60, 40)
     result = process(corpus.png_with_profile(color, corpus.display_p3_profile()), PNG_ONLY)
