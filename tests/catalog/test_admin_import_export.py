@@ -197,12 +197,16 @@ def test_an_import_confirmed_twice_is_done_once(importer: Client) -> None:
 
 def test_previews_never_confirmed_are_swept(importer: Client, settings: Any) -> None:
     old = confirm_data(preview(importer).content.decode())["import_file_name"]
+    waiting = confirm_data(preview(importer).content.decode())
     path = settings.IMPORT_FILES_DIR / old
     stale = time.time() - settings.IMPORT_FILES_SECONDS - 1
     os.utime(path, (stale, stale))
     preview(importer)
     assert not path.exists()
-    assert len(list(settings.IMPORT_FILES_DIR.iterdir())) == 1
+    # A preview still within its lifetime stays for its confirmation.
+    assert (settings.IMPORT_FILES_DIR / waiting["import_file_name"]).exists()
+    assert len(list(settings.IMPORT_FILES_DIR.iterdir())) == 2
+    assert importer.post(PERSON_PROCESS_IMPORT, waiting).status_code == 302
 
 
 def test_a_confirmation_reads_no_file_but_its_own(importer: Client, tmp_path: Path) -> None:
