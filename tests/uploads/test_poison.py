@@ -23,7 +23,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from tests.uploads import corpus
-from uploads import dispatch, embedded, services, storage, tasks
+from uploads import dispatch, embedded, processing, sandbox, services, storage, tasks
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -239,6 +239,20 @@ def test_the_same_image_under_a_higher_ceiling_is_processed(
     assert upload(commit, big_flat_png).status == Image.Status.READY
 
 
+def test_an_image_over_a_pixel_limit_lowered_since_its_upload_is_refused_by_its_decoder(
+    commit: Any, settings: Any
+) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    assert image.status == Image.Status.READY
+    pixels = image.width * image.height
+    settings.IMAGE_MAX_PIXELS = pixels - 1
+    with commit():
+        services.image_reprocess(images=[image])
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    assert image.error.endswith(f"the limit is {pixels - 1}."), image.error
+
+
 def test_an_image_over_the_time_limit_is_stopped_and_ends_failed(
     commit: Any, settings: Any, big_flat_png: bytes
 ) -> None:
@@ -247,6 +261,33 @@ def test_an_image_over_the_time_limit_is_stopped_and_ends_failed(
     assert image.status == Image.Status.FAILED
     assert image.error == "Processing took longer than 0.1 s and was stopped."
     assert _forkserver_children() == []  # the decoder was killed, not left running
+
+
+def test_a_decoder_that_never_ends_is_killed_at_the_time_limit_not_waited_for(big_flat_png: bytes) -> None:
+    """A decode stuck for good (here: a decoder stopped as soon as it starts)
+    does not hold its caller past the time limit."""
+
+    def stuck(signum: int, frame: Any) -> None:
+        raise AssertionError("the caller waited for a decoder that never ends")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.setitimer(signal.ITIMER_REAL, 60)  # a net under a hang, not a measure of speed
+    try:
+        with each_decoder(lambda child: child.suspend()), pytest.raises(sandbox.TimedOut):
+            sandbox.process(
+                big_flat_png,
+                processing.Preset("small", widths=(64,)),
+                max_pixels=50_000_000,
+                memory_limit_mb=1024,
+                time_limit=0.2,
+            )
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        left = _forkserver_children()
+        for child in left:
+            child.kill()
+    assert left == []  # killed by the caller
 
 
 def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
