@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ImageFactory
 from uploads import services, storage
-from uploads.models import Image, Rendition
+from uploads.models import Image, Rendition, ReplacedObject
 
 pytestmark = pytest.mark.django_db
 
@@ -115,3 +115,21 @@ def test_everything_waiting_for_a_write_runs_and_the_writes_own_error_is_the_one
     with pytest.raises(OSError, match="the store is away"):
         write(own_error=False)
     assert ran == ["fails", "then"]
+
+
+def test_deleting_an_image_lets_go_at_once_the_renditions_it_replaced_earlier(
+    commit: Any, media_files: Any
+) -> None:
+    """A replaced rendition is kept for a while for cached redirects to it,
+    but not past its image: the deleted picture is gone from the store."""
+    image = ImageFactory.create(size=(900, 600), preset="web")
+    before = set(image.renditions.values_list("storage_key", flat=True))
+    with commit():
+        services.image_reprocess(images=[image], preset="icon")
+    replaced = set(ReplacedObject.objects.values_list("key", flat=True))
+    assert replaced
+    assert replaced <= before <= media_files()  # kept for now
+    with commit():
+        services.image_delete(image=Image.objects.get(pk=image.pk))
+    assert media_files() == set()
+    assert not ReplacedObject.objects.exists()

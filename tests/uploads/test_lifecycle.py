@@ -153,6 +153,21 @@ def test_the_sweep_requeues_images_stuck_in_processing(settings: Any, commit: An
     assert sweep_stuck_images() == 0
 
 
+def test_an_image_a_live_process_is_working_on_is_not_taken_from_it(commit: Any) -> None:
+    """The sweep lists candidates, then takes each over under its row's lock:
+    one that turns out to be fresh, in the hands of a live process, is left
+    alone at that point too."""
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.PROCESSING, holder=holders.mine())
+    with commit():
+        assert services.image_take_over(image_id=image.pk) is None
+        assert sweep_stuck_images() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.PROCESSING
+    assert image.attempts == 1  # not run again
+
+
 def test_a_png_turned_by_exif_after_its_pixels_gets_the_size_it_is_shown_at(commit: Any) -> None:
     with commit():
         image = services.image_upload(file=corpus.png_exif_after_pixels(6), original_name="a.png")
