@@ -804,3 +804,25 @@ def test_concurrent_first_requests_on_a_fleet_make_it_once_into_the_bucket(
 
         assert portal.api("DELETE", f"/api/v1/images/{image_id}/").status_code == 204
         assert portal.bucket_keys() == set()
+
+
+def test_a_rendition_on_demand_is_decoded_under_the_limits_of_the_settings(
+    client: Client, make_image: Callable[..., Image], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoding child's memory ceiling, time limit and pixel limit (each
+    proven in tests/uploads/test_poison.py) are the settings' for a rendition
+    made on its first request too."""
+    image = make_image()
+    settings.IMAGE_MEMORY_LIMIT_MB = 321
+    settings.IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = 7
+    settings.IMAGE_MAX_PIXELS = 12_345_678
+    limits: list[dict[str, Any]] = []
+    real = sandbox.process
+
+    def spy(*args: Any, **kwargs: Any) -> processing.Result:
+        limits.append({name: kwargs[name] for name in ("memory_limit_mb", "time_limit", "max_pixels")})
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sandbox, "process", spy)
+    assert client.get(ondemand.url_path(image.pk, "width-100", "webp")).status_code == 200
+    assert limits == [{"memory_limit_mb": 321, "time_limit": 7, "max_pixels": 12_345_678}]
