@@ -24,7 +24,7 @@ from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
-from core.admin_filters import TypedValuesFilter
+from core.admin_filters import KnownValuesFilter, TypedValuesFilter
 from core.admin_import import BatchedModelResource, ImportPreviewMixin
 from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
@@ -317,13 +317,11 @@ class ProductAdmin(
         return response
 
 
-class RatingFilter(admin.AllValuesFieldListFilter):
-    """By rating, 1 to 5 or none (the values the model allows), without a
-    query for the values the reviews have: one that read every review."""
+class RatingFilter(KnownValuesFilter):
+    """By rating, 1 to 5 or none: the values the model allows."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.lookup_choices = [*range(1, 6), None]  # type: ignore[assignment]
+    def known_values(self) -> list[Any]:
+        return [*range(1, 6), None]
 
 
 @admin.register(Feedback)

@@ -18,6 +18,7 @@ from django.utils.html import format_html, format_html_join
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
+from core.admin_filters import KnownValuesFilter
 from core.admin_limits import IndexOrderedMixin, SearchLimitMixin
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
@@ -150,6 +151,20 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset.filter(status=self.value()) if self.value() else queryset
 
 
+class PresetFilter(KnownValuesFilter):
+    """By preset: those the settings name."""
+
+    def known_values(self) -> list[Any]:
+        return sorted(services.presets())
+
+
+class FormatFilter(KnownValuesFilter):
+    """By the original's format: those an upload is accepted in."""
+
+    def known_values(self) -> list[Any]:
+        return sorted(processing.ALLOWED_FORMATS)
+
+
 class RenditionInline(admin.TabularInline[Rendition, Image]):
     model = Rendition
     extra = 0
@@ -210,7 +225,7 @@ class ImageAdmin(
         "created_at",
     ]
     list_display_links = ["preview", "__str__"]
-    list_filter = [StatusFilter, "preset", "format"]
+    list_filter = [StatusFilter, ("preset", PresetFilter), ("format", FormatFilter)]
     search_fields = ["title", "alt", "original_name", "sha256"]
     actions = ["reprocess"]
     # Each image takes its original's and its renditions' files with it, some

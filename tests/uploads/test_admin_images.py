@@ -6,11 +6,15 @@ from __future__ import annotations
 import re
 
 import pytest
+from django.conf import settings
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ImageFactory
 from tests.uploads import corpus
 from uploads.models import Image
+from uploads.processing import ALLOWED_FORMATS
 
 pytestmark = pytest.mark.django_db
 
@@ -81,3 +85,33 @@ def test_renditions_are_shown_but_cannot_be_changed_added_or_removed(
     response = admin_client.post(url, data)
     assert response.status_code == 302
     assert list(ready.renditions.order_by("pk").values_list("pk", "name", "width", "storage_key")) == before
+
+
+def test_the_preset_and_format_filters_offer_the_known_ones_without_reading_every_image(
+    admin_client: Client,
+) -> None:
+    ImageFactory.create(original_name="icon.jpg", preset="icon", processed=False)
+    ImageFactory.create(original_name="web.jpg", processed=False)
+    with CaptureQueriesContext(connection) as ran:
+        page = admin_client.get(IMAGES).content.decode()
+
+    assert not [q["sql"] for q in ran.captured_queries if "DISTINCT" in q["sql"]]
+    # Every preset of the settings and every format an upload is accepted in,
+    # those no image has included, as a filter of choices lists each one.
+    assert re.findall(r'href="\?preset=(\w+)"', page) == sorted(settings.IMAGE_PRESETS)
+    assert re.findall(r'href="\?format=(\w+)"', page) == sorted(ALLOWED_FORMATS)
+    assert _listed(admin_client, preset="icon") == ["icon.jpg"]
+    assert _listed(admin_client, format="JPEG") == ["web.jpg", "icon.jpg"]
+    assert _listed(admin_client, format="PNG") == []
+
+
+def test_a_chosen_preset_the_settings_no_longer_name_is_listed_as_chosen(admin_client: Client) -> None:
+    ImageFactory.create(original_name="old.jpg", processed=False)
+    Image.objects.update(preset="poster")
+
+    response = admin_client.get(IMAGES, {"preset": "poster"})
+
+    assert [image.original_name for image in response.context["cl"].result_list] == ["old.jpg"]
+    chosen = re.search(r'<li class="selected">\s*<a href="\?preset=(\w+)"', response.content.decode())
+    assert chosen, "no chosen preset"
+    assert chosen.group(1) == "poster"
