@@ -22,6 +22,7 @@ from catalog import formats, selectors, services
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
+from core.admin_dates import DateDrillDownMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import KnownValuesFilter, TypedValuesFilter
@@ -329,6 +330,7 @@ class FeedbackAdmin(
     EstimatedCountMixin,
     IndexOrderedMixin,
     DateHierarchyMixin,
+    DateDrillDownMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
     CountedDeleteMixin,

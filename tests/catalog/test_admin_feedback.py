@@ -16,6 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Feedback
+from core.admin_dates import walk_dates
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -199,6 +200,64 @@ def test_the_review_list_walks_down_the_dates_year_by_month(admin_client: Client
     assert 'href="?date__month=3&amp;date__year=2024"' in months
     assert _listed(admin_client, date__year="2024") == {"March 2024", "April 2024"}
     assert _listed(admin_client, date__year="2024", date__month="3") == {"March 2024"}
+
+
+def _drill_down(page: str) -> list[str]:
+    """The drill-down's links to a period, as their query strings."""
+    bar = re.search(r'<nav class="toplinks">(.*?)</nav>', page, re.S)
+    assert bar, "no drill-down"
+    links = re.findall(r'<a href="\?([^"]*)">', bar.group(1))
+    return [html.unescape(link) for link in links]
+
+
+def test_the_drill_down_lists_the_periods_with_reviews_without_reading_every_review(
+    admin_client: Client,
+) -> None:
+    for day in (dt.date(2021, 6, 1), dt.date(2024, 1, 1), dt.date(2024, 2, 29), dt.date(2024, 2, 29)):
+        FeedbackFactory(date=day)
+    FeedbackFactory(date=dt.date(2024, 12, 31), status=Feedback.Status.HIDDEN)
+
+    pages, ran = [], []
+    for query in (
+        {},
+        {"date__year": "2024"},
+        {"date__year": "2024", "date__month": "2"},
+        {"status__exact": "hidden"},
+    ):
+        with CaptureQueriesContext(connection) as queries:
+            pages.append(admin_client.get(REVIEWS, query).content.decode())
+        ran += [q["sql"] for q in queries.captured_queries]  # before the next request clears them
+    years, months, days, hidden = pages
+
+    assert len(ran) >= 4 * 3
+    assert not [sql for sql in ran if "DISTINCT" in sql]
+    # The years with reviews, not those between them.
+    assert _drill_down(years) == ["date__year=2021", "date__year=2024"]
+    assert _drill_down(months) == [
+        "date__month=1&date__year=2024",
+        "date__month=2&date__year=2024",
+        "date__month=12&date__year=2024",
+    ]
+    assert _drill_down(days) == ["date__day=29&date__month=2&date__year=2024"]
+    # A filtered list drills down into its own reviews: all on one day, shown at once.
+    assert _drill_down(hidden) == ["date__day=31&date__month=12&date__year=2024&status__exact=hidden"]
+
+
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+@pytest.mark.parametrize("order", ["ASC", "DESC"])
+def test_the_walk_of_the_dates_finds_what_dates_finds(kind: str, order: str) -> None:
+    days = [dt.date(2019, 12, 31), dt.date(2020, 1, 1), dt.date(2020, 2, 29), dt.date(2020, 3, 1)]
+    days += [dt.date(2020, 3, 1), dt.date(2020, 3, 31), dt.date(2023, 7, 14), dt.date(2023, 7, 15)]
+    for i, day in enumerate(days):
+        FeedbackFactory(date=day, status=Feedback.Status.HIDDEN if i % 2 else Feedback.Status.PUBLISHED)
+
+    for reviews in (
+        Feedback.objects.all(),
+        Feedback.objects.filter(status=Feedback.Status.HIDDEN),
+        Feedback.objects.filter(date__year=2020),
+        Feedback.objects.filter(date__year=2022),
+    ):
+        assert walk_dates(reviews, "date", kind, order) == list(reviews.dates("date", kind, order))
 
 
 def test_the_list_offers_every_rating_without_reading_every_review_for_them(admin_client: Client) -> None:
