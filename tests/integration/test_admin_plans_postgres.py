@@ -1,11 +1,13 @@
 """On PostgreSQL, with a year of rows, the admin's lists of reviews and
 images read what a page shows through an index: a search of a word inside
-the text, each sortable column either way, and the default order; and no
-list of a large table counts the whole table to show it. The planner
-chooses on its own, on statistics of realistic row counts."""
+the text, each sortable column either way, and the default order; no list
+of a large table counts the whole table to show it, nor reads it whole for
+anything else (its filters, the drill-down by date). The planner chooses on
+its own, on statistics of realistic row counts."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 import subprocess
@@ -29,6 +31,7 @@ from psycopg import sql
 
 from catalog.models import Feedback, Person, Product
 from core.admin_counts import EstimatedCountPaginator, table_estimate
+from core.admin_dates import walk_dates
 from tests.servers import PostgresServer
 from uploads.models import Image
 
@@ -61,7 +64,8 @@ def postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture(scope="module")
 def year(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> PostgresServer:
-    """The portal's database migrated, then a year of reviews and images, analysed."""
+    """The portal's database migrated, then a year of reviews and images
+    (those ready with their renditions), analysed."""
     result = migrate(postgres.url, tmp_path_factory.mktemp("var"))
     assert result.returncode == 0, result.stderr
     with postgres.connect() as conn:
@@ -99,6 +103,15 @@ def year(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> 
             FROM generate_series(1, %(images)s) g
             """,
             {"images": IMAGES},
+        )
+        conn.execute(
+            """
+            INSERT INTO uploads_rendition (image_id, name, format, width, height, bytes, storage_key)
+            SELECT i.id, r.name, r.format, r.width, r.width * 3 / 4, 20000, 'renditions/' || i.sha256 || '/' || r.name
+            FROM uploads_image i
+            CROSS JOIN (VALUES ('thumb', 'jpeg', 256), ('w640', 'webp', 640)) AS r (name, format, width)
+            WHERE i.status = 'ready'
+            """
         )
         # As autovacuum leaves a table: statistics, and the trigram indexes' pending entries merged.
         conn.execute("VACUUM ANALYZE")
@@ -329,3 +342,67 @@ def test_a_small_table_and_a_table_never_analysed_are_counted(database: BaseData
         assert table_estimate(products) == PRODUCTS
     finally:
         connections["default"] = suite
+
+
+# Every table of the three lists that grows with the site.
+LARGE_TABLES = ("catalog_feedback", "catalog_product", "uploads_image", "uploads_rendition")
+
+
+def whole_table_reads(database: BaseDatabaseWrapper, statements: list[str]) -> list[str]:
+    """The statements whose plan reads a large table whole (a sequential
+    scan of it), each with its plan; every one of them is explained."""
+    found = []
+    with database.cursor() as cursor:
+        for statement in statements:
+            cursor.execute(f"EXPLAIN {statement}")
+            shown = "\n".join(row[0] for row in cursor.fetchall())
+            if any(f"Seq Scan on {table} " in shown for table in LARGE_TABLES):
+                found.append(f"{statement}\n{shown}")
+    return found
+
+
+@pytest.mark.parametrize(("model", "told", "filtered", "found"), LARGE, ids=["reviews", "products", "images"])
+def test_no_statement_of_the_list_of_a_large_table_reads_a_whole_table(
+    database: BaseDatabaseWrapper, model: type[Model], told: str, filtered: dict[str, str], found: str
+) -> None:
+    text, statements = changelist_page(database, model, {})
+
+    assert told in text
+    assert len(statements) >= 2, statements
+    assert not whole_table_reads(database, statements)
+
+
+def test_the_drill_down_of_the_reviews_reads_the_months_and_days_from_the_index(
+    database: BaseDatabaseWrapper,
+) -> None:
+    months = [dt.date(2025, m, 1).strftime("%B 2025") for m in range(1, 13)]
+    # A year of reviews: the list starts with that year's months.
+    text, statements = changelist_page(database, Feedback, {})
+    year, in_year = changelist_page(database, Feedback, {"date__year": "2025"})
+    march, in_march = changelist_page(database, Feedback, {"date__year": "2025", "date__month": "3"})
+
+    assert " ".join(months) in text
+    assert f"All dates {' '.join(months)}" in year
+    assert "2025 March 1 March 2 March 3" in march
+    assert "March 31" in march
+    # The year's page counts its rows, every review here: only its drill-down is asked of the index.
+    walks = [s for s in [*statements, *in_year, *in_march] if s.startswith("WITH RECURSIVE")]
+    assert len(walks) == 3
+    assert not whole_table_reads(database, walks)
+
+
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+def test_the_walk_of_the_dates_of_every_review_reads_the_index(
+    database: BaseDatabaseWrapper, kind: str
+) -> None:
+    suite = connections["default"]
+    connections["default"] = database
+    try:
+        reviews = Feedback.objects.all()
+        with CaptureQueriesContext(database) as ran:
+            found = walk_dates(reviews, "date", kind)
+        assert found == list(reviews.dates("date", kind))
+    finally:
+        connections["default"] = suite
+    assert len(found) == {"year": 1, "month": 12, "day": 365}[kind]
+    assert not whole_table_reads(database, [query["sql"] for query in ran])
