@@ -562,6 +562,26 @@ class PostgresServer(_Managed):
             **kwargs,
         )
 
+    def django_connection(self, **options: Any) -> Any:
+        """A Django connection of its own to the cluster's database (the
+        suite's is SQLite), with ``options`` as its OPTIONS."""
+        from django.db.utils import ConnectionHandler
+
+        handler = ConnectionHandler(
+            {
+                "default": {
+                    "ENGINE": "django.db.backends.postgresql",
+                    "NAME": self.dbname,
+                    "USER": self.user,
+                    "PASSWORD": self.password,
+                    "HOST": self.host,
+                    "PORT": self.port,
+                    "OPTIONS": options,
+                }
+            }
+        )
+        return handler["default"]
+
     def _env(self) -> dict[str, str]:
         # PG* variables from the caller's environment would steer initdb and
         # the server; start from nothing.

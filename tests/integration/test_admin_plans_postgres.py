@@ -8,10 +8,8 @@ its own, on statistics of realistic row counts."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -24,7 +22,6 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.models import Model
-from django.db.utils import ConnectionHandler
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from psycopg import sql
@@ -32,28 +29,18 @@ from psycopg import sql
 from catalog.models import Feedback, Person, Product
 from core.admin_counts import EstimatedCountPaginator, table_estimate
 from core.admin_dates import walk_dates
+from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 from uploads.models import Image
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.django_db]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 REVIEWS, PRODUCTS, IMAGES = 100_000, 20_000, 60_000
 
 
 def migrate(url: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-    env.update(DJANGO_SETTINGS_MODULE="portal.settings", DATABASE_URL=url, PORTAL_VAR_DIR=str(tmp))
-    return subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    return manage_py("migrate", "--no-input", env=portal_env(tmp, DATABASE_URL=url), timeout=600)
 
 
 @pytest.fixture(scope="module")
@@ -121,20 +108,8 @@ def year(postgres: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> 
 @pytest.fixture
 def database(year: PostgresServer, django_db_blocker: Any) -> Iterator[BaseDatabaseWrapper]:
     """A Django connection of its own to it (the suite's is SQLite)."""
-    handler = ConnectionHandler(
-        {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": year.dbname,
-                "USER": year.user,
-                "PASSWORD": year.password,
-                "HOST": year.host,
-                "PORT": year.port,
-            }
-        }
-    )
     with django_db_blocker.unblock():
-        wrapper = handler["default"]
+        wrapper = year.django_connection()
         yield wrapper
         wrapper.close()
 

@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.db import DatabaseError
 from django.db.backends.base.base import BaseDatabaseWrapper
-from django.db.utils import ConnectionHandler
 
 from core.errors import POSTGRES_LIMIT, database_limit, dependency_unavailable
 from tests.servers import PostgresServer
@@ -25,20 +24,8 @@ def postgres() -> Iterator[PostgresServer]:
 
 def _connect(server: PostgresServer) -> BaseDatabaseWrapper:
     """A Django connection of its own to ``server`` (the suite's is SQLite)."""
-    handler = ConnectionHandler(
-        {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": server.dbname,
-                "USER": server.user,
-                "PASSWORD": server.password,
-                "HOST": server.host,
-                "PORT": server.port,
-                "OPTIONS": {"connect_timeout": 5},
-            }
-        }
-    )
-    return handler["default"]
+    connection: BaseDatabaseWrapper = server.django_connection(connect_timeout=5)
+    return connection
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ import pytest
 import requests
 from PIL import Image as PILImage
 
+from tests.processes import portal_env
 from tests.servers import free_port
 from tests.uploads import corpus
 
@@ -28,7 +29,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Everything that would point the portal at servers: embedded means none.
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 
 
 class Embedded:
@@ -38,11 +38,8 @@ class Embedded:
         self.var = var
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="portal.settings",
-            PORTAL_VAR_DIR=str(var),
+        self.env = portal_env(
+            var,
             # Far beyond the test: work the killed server held is taken over
             # because its holder is gone, not because it waited long enough.
             PORTAL_IMAGE_STUCK_AFTER_SECONDS="3600",
@@ -50,6 +47,7 @@ class Embedded:
             PORTAL_IMAGE_ORPHAN_GRACE_SECONDS="60",
             PYTHONUNBUFFERED="1",
         )
+        self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         self.server: subprocess.Popen[bytes] | None = None
         self.token = ""
 

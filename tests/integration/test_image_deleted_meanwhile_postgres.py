@@ -17,9 +17,6 @@ while the image is deleted: the interleaving is forced, not hoped for.
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,13 +27,13 @@ from typing import Any
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connections
-from django.db.utils import ConnectionHandler
 from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Person, Product
 from tests.factories import ImageFactory, UserFactory, jpeg_bytes
+from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 from uploads import services as upload_services
 from uploads.models import Image
@@ -44,7 +41,6 @@ from uploads.models import Image
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 # Long enough for a loaded machine; a wait that ends by it is a failure.
 PATIENCE = 60
 
@@ -52,21 +48,8 @@ PATIENCE = 60
 @pytest.fixture(scope="module")
 def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
     with PostgresServer() as server:
-        env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-        env.update(
-            DJANGO_SETTINGS_MODULE="portal.settings",
-            DATABASE_URL=server.url,
-            PORTAL_VAR_DIR=str(tmp_path_factory.mktemp("var")),
-        )
-        result = subprocess.run(
-            [sys.executable, "manage.py", "migrate", "--no-input"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
+        result = manage_py("migrate", "--no-input", env=env, timeout=600)
         assert result.returncode == 0, result.stderr
         yield server
 
@@ -75,19 +58,7 @@ def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServe
 def on_postgres(server: PostgresServer) -> Iterator[None]:
     """The current thread's default database is ``server`` for the block
     (the suite's is SQLite); each thread has a connection of its own."""
-    handler = ConnectionHandler(
-        {
-            "default": {
-                "ENGINE": "django.db.backends.postgresql",
-                "NAME": server.dbname,
-                "USER": server.user,
-                "PASSWORD": server.password,
-                "HOST": server.host,
-                "PORT": server.port,
-            }
-        }
-    )
-    wrapper = handler["default"]
+    wrapper = server.django_connection()
     before = connections["default"]
     connections["default"] = wrapper
     try:

@@ -9,7 +9,6 @@ them.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -21,13 +20,13 @@ from pathlib import Path
 import pytest
 from psycopg import sql
 
+from tests.processes import portal_env
 from tests.servers import PostgresServer
 from tests.uploads import corpus
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 TEMPLATE = "portal_migrated"
 
 # Set up and connected, each run says it is ready and waits for the word.
@@ -89,14 +88,7 @@ def _create(server: PostgresServer, dbname: str, template: str | None = None) ->
 
 
 def _env(database_url: str, var: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-    env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
-        DATABASE_URL=database_url,
-        PORTAL_VAR_DIR=str(var),
-        PYTHONUNBUFFERED="1",
-    )
-    return env
+    return portal_env(var, DATABASE_URL=database_url, PYTHONUNBUFFERED="1")
 
 
 class Overlap:

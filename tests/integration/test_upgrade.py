@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 import time
@@ -23,12 +22,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.processes import portal_env
 from tests.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-NOT_EMBEDDED = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 PAUSE = 4242  # the advisory lock a fill's UPDATE waits on, while the test holds it
 # The columns of uploads_image in the first release, as its servers insert them.
 FIRST_RELEASE_IMAGE = (
@@ -51,13 +50,7 @@ class Portal:
         self.name = name
         with server.connect(dbname="postgres") as conn:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        self.env = {k: v for k, v in os.environ.items() if k not in NOT_EMBEDDED}
-        self.env.update(
-            DJANGO_SETTINGS_MODULE="portal.settings",
-            DATABASE_URL=server.url_for(name),
-            PORTAL_VAR_DIR=str(var),
-            PYTHONUNBUFFERED="1",
-        )
+        self.env = portal_env(var, DATABASE_URL=server.url_for(name), PYTHONUNBUFFERED="1")
 
     def start(self, *args: str) -> subprocess.Popen[str]:
         return subprocess.Popen(

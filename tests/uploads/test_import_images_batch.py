@@ -22,19 +22,13 @@ import psutil
 import pytest
 from PIL import Image as PILImage
 
+from tests.processes import portal_env
 from tests.uploads import corpus
 
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "batch_probe.py"
-FLEET_ONLY = ("DATABASE_URL", "CELERY_BROKER_URL", "CACHE_URL", "AWS_STORAGE_BUCKET_NAME", "EMAIL_URL")
 
 pytestmark = pytest.mark.slow
-
-
-def portal_env(var_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in FLEET_ONLY}
-    env.update(DJANGO_SETTINGS_MODULE="portal.settings", PORTAL_VAR_DIR=str(var_dir), **extra)
-    return env
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import manage_py
+from tests.processes import manage_py, portal_env
 from tests.servers import free_port
 from tests.uploads import corpus
-from tests.uploads.test_import_images_batch import migrated, portal_env, rows, var_dir
+from tests.uploads.test_import_images_batch import migrated, rows, var_dir
 
 __all__ = ["migrated", "var_dir"]  # fixtures
 
