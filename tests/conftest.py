@@ -18,6 +18,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import UserFactory
+from tests.servers import RedisServer
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -89,6 +90,20 @@ def _clean_cache(_shared_cache_of_this_run: None) -> Iterator[None]:
     yield
     for name in ("default", "shared"):
         _clear(name)
+
+
+@pytest.fixture(params=["folder", "redis"])
+def shared_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The shared cache of the run (a folder without CACHE_URL), or Redis."""
+    if request.param == "folder":
+        yield settings.CACHES["shared"]["BACKEND"]
+        return
+    with RedisServer(base_dir=tmp_path) as redis:
+        shared = {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": redis.url}
+        # Undone before the server stops: the suite's clean-up clears the shared cache.
+        with override_settings(CACHES={**settings.CACHES, "shared": shared}):
+            yield shared["BACKEND"]
+            caches["shared"].clear()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ held when attempts arrive at the same time."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -14,26 +13,11 @@ from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
 from django.core.cache import caches
-from django.test import Client, RequestFactory, override_settings
+from django.test import Client, RequestFactory
 
 from portal.login_throttle import AttemptCount, attempt_counts
-from tests.servers import RedisServer
 
 RIGHT = "right-password-123"
-
-
-@pytest.fixture(params=["folder", "redis"])
-def shared_cache(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The shared cache of the run (a folder without CACHE_URL), or Redis."""
-    if request.param == "folder":
-        yield django_settings.CACHES["shared"]["BACKEND"]
-        return
-    with RedisServer(base_dir=tmp_path) as redis:
-        shared = {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": redis.url}
-        # Undone before the server stops: the suite's clean-up clears the shared cache.
-        with override_settings(CACHES={**django_settings.CACHES, "shared": shared}):
-            yield shared["BACKEND"]
-            caches["shared"].clear()
 
 
 def _login(username: str, password: str, address: str = "127.0.0.1") -> Any:
