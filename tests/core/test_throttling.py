@@ -1,0 +1,172 @@
+"""The rate limits of the open feedback endpoints: held when a client's
+posts arrive at the same time, on the shared folder and on Redis, and
+passing every post (with a warning) while Redis is away."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.core.cache import caches
+from django.test import Client, override_settings
+from rest_framework.test import APIClient
+
+from catalog.api import FeedbackThrottle
+from catalog.lab import LabThrottle
+from catalog.models import Feedback
+from core.throttling import ClientRateThrottle
+from tests.servers import free_port
+
+LAB_REVIEW = {"title": "t", "name": "n", "date": "2020-01-01", "feedback": "x"}
+API_REVIEW = {"title": "t", "name": "n", "date": "2020-01-01", "text": "x", "rating": 5}
+FORM_REVIEW = {**API_REVIEW, "website": ""}
+
+
+def _lab(address: str) -> int:
+    return APIClient().post("/feedback/", LAB_REVIEW, format="json", REMOTE_ADDR=address).status_code
+
+
+def _api(address: str) -> int:
+    return APIClient().post("/api/v1/feedback/", API_REVIEW, format="json", REMOTE_ADDR=address).status_code
+
+
+def _form(address: str) -> int:
+    status = Client().post("/reviews/new/", FORM_REVIEW, REMOTE_ADDR=address).status_code
+    return 201 if status == 302 else status  # a review taken redirects to the list
+
+
+POSTS: dict[str, tuple[type[ClientRateThrottle], str, Callable[[str], int]]] = {
+    "lab": (LabThrottle, "lab", _lab),
+    "api": (FeedbackThrottle, "feedback", _api),
+    "form": (FeedbackThrottle, "feedback", _form),
+}
+
+
+def _limit(
+    monkeypatch: pytest.MonkeyPatch, throttle: type[ClientRateThrottle], scope: str, rate: str
+) -> None:
+    monkeypatch.setattr(throttle, "THROTTLE_RATES", {**throttle.THROTTLE_RATES, scope: rate})
+
+
+@pytest.mark.parametrize("endpoint", list(POSTS))
+@pytest.mark.django_db(transaction=True)  # the posts' threads write their reviews
+def test_posts_sent_at_once_get_no_more_through_than_the_limit(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    throttle, scope, post = POSTS[endpoint]
+    _limit(monkeypatch, throttle, scope, "3/min")
+    posts = 8
+    # Every post, once it has made its first read or count in the shared
+    # cache, waits there until all the others have made theirs: all of them
+    # are being decided at once, as when a burst reaches several workers.
+    together = threading.Barrier(posts, timeout=60)
+    poster = threading.local()
+    backend = type(caches["shared"])
+
+    def first_call_waits(method: Callable[..., Any]) -> Callable[..., Any]:
+        def wrapper(cache: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(cache, *args, **kwargs)
+            finally:
+                if getattr(poster, "first_call", False):
+                    poster.first_call = False
+                    together.wait()
+
+        return wrapper
+
+    for name in ("get", "incr"):
+        monkeypatch.setattr(backend, name, first_call_waits(getattr(backend, name)))
+    # Once decided, the posts go on one at a time: the test database (SQLite
+    # in memory) takes no reader beside a writer.
+    in_turn = threading.Lock()
+    decide = ClientRateThrottle.allow_request
+
+    def decide_then_wait_turn(instance: ClientRateThrottle, request: Any, view: Any) -> bool:
+        allowed = decide(instance, request, view)
+        in_turn.acquire()
+        poster.has_turn = True
+        return allowed
+
+    monkeypatch.setattr(ClientRateThrottle, "allow_request", decide_then_wait_turn)
+    statuses: list[int] = []
+
+    def send() -> None:
+        poster.first_call, poster.has_turn = True, False
+        try:
+            statuses.append(post("203.0.113.7"))
+        finally:
+            if poster.has_turn:
+                in_turn.release()
+
+    threads = [threading.Thread(target=send) for _ in range(posts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [201] * 3 + [429] * 5
+    assert Feedback.objects.count() == 3
+
+
+@pytest.mark.parametrize("endpoint", list(POSTS))
+@pytest.mark.django_db
+def test_the_limit_is_the_client_s_and_a_refusal_says_when_a_place_frees_up(
+    endpoint: str, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    throttle, scope, post = POSTS[endpoint]
+    _limit(monkeypatch, throttle, scope, "2/min")
+    now = [1_000_000.0]
+    monkeypatch.setattr(ClientRateThrottle, "timer", staticmethod(lambda: now[0]))
+    assert [post("203.0.113.7") for _ in range(2)] == [201, 201]
+    now[0] += 45
+    assert post("203.0.113.7") == 429
+    assert post("198.51.100.4") == 201  # another client has a limit of its own
+    refused = (
+        APIClient().post("/feedback/", LAB_REVIEW, format="json", REMOTE_ADDR="203.0.113.7")
+        if endpoint == "lab"
+        else APIClient().post("/api/v1/feedback/", API_REVIEW, format="json", REMOTE_ADDR="203.0.113.7")
+    )
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "15"  # the window opened by the first post ends
+    assert "the limit is 2 per minute" in refused.json()["detail"]
+    assert Feedback.objects.count() == 3
+
+
+@pytest.mark.django_db
+def test_a_history_kept_by_the_former_throttle_is_no_count_and_no_error(
+    monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    _limit(monkeypatch, LabThrottle, "lab", "2/min")
+    caches["shared"].set("throttle_lab_203.0.113.7", [1_000_000.0, 999_999.0], timeout=60)
+    assert [_lab("203.0.113.7") for _ in range(3)] == [201, 201, 429]
+
+
+@pytest.mark.django_db
+def test_with_redis_away_every_post_passes_with_a_warning(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    _limit(monkeypatch, LabThrottle, "lab", "2/min")
+    away = {
+        "BACKEND": "portal.cache.ResilientRedisCache",
+        "LOCATION": f"redis://127.0.0.1:{free_port()}/0",  # nothing listens there
+        "OPTIONS": {"socket_connect_timeout": 0.2},
+    }
+    with (
+        override_settings(CACHES={**settings.CACHES, "shared": away}),
+        caplog.at_level(logging.WARNING, logger="portal.cache"),
+    ):
+        assert [_lab("203.0.113.7") for _ in range(4)] == [201] * 4
+    assert "cache unavailable" in caplog.text
+    assert Feedback.objects.count() == 4
+
+
+@pytest.mark.django_db
+def test_reads_have_no_throttle() -> None:
+    """Each throttle is a round trip to the shared cache: the lists and
+    details (benchmarked) make none."""
+    client = APIClient()
+    for path in ("/api/v1/feedback/", "/feedback/"):
+        view = client.get(path).renderer_context["view"]
+        assert view.get_throttles() == []
