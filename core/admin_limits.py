@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, ClassVar
 
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -44,9 +45,21 @@ class DateHierarchyMixin:
     month or day too large for a date (``?date__year=10**30``) is refused as
     the admin refuses any filter it cannot apply. Django turns the ValueError
     of ``year=10000`` into that, but not the OverflowError of a number past a
-    C long, which was a 500."""
+    C long, which was a 500. Nor the ValueError of the year after 9999, the
+    end of a drill-down to the year 9999 (``?date__year=9999``)."""
+
+    date_hierarchy: ClassVar[str | None]
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        field = self.date_hierarchy
+        year = request.GET.get(f"{field}__year")
+        if year is not None and not any(f"{field}__{part}" in request.GET for part in ("month", "day")):
+            try:
+                last = int(year) >= dt.MAXYEAR
+            except ValueError:
+                last = False  # not a year: the admin refuses it itself
+            if last:
+                raise IncorrectLookupParameters(f"No year after {year} to end the drill-down at.")
         try:
             changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
         except OverflowError as exc:

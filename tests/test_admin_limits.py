@@ -74,8 +74,16 @@ HUGE = "9" * 30
 @pytest.mark.parametrize(("changelist", "field"), lists_with_a_date_hierarchy())
 @pytest.mark.parametrize(
     "drill_down",
-    [{"year": HUGE}, {"year": "2024", "month": HUGE}, {"year": "2024", "month": "1", "day": HUGE}],
-    ids=["year", "month", "day"],
+    [
+        {"year": HUGE},
+        {"year": "2024", "month": HUGE},
+        {"year": "2024", "month": "1", "day": HUGE},
+        # The last year, month and day there are: no date after them ends the drill-down.
+        {"year": "9999"},
+        {"year": "9999", "month": "12"},
+        {"year": "9999", "month": "12", "day": "31"},
+    ],
+    ids=["year", "month", "day", "last-year", "last-month", "last-day"],
 )
 def test_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
     admin_client: Client, changelist: str, field: str, drill_down: dict[str, str]
