@@ -61,7 +61,8 @@ class _Env(environ.Env):
                 value = cast(shown)
             except ValueError:
                 value = math.nan
-            if not math.isfinite(value):
+            # A whole number is finite, however long (too long for a float, even).
+            if isinstance(value, _Float) and not math.isfinite(value):
                 kind = "a whole number" if cast is _Int else "a number"
                 raise ImproperlyConfigured(f"{var} must be {kind}, {valid}; it is {shown!r}")
         if value < minimum or (maximum is not None and value > maximum):

@@ -103,6 +103,11 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         {"PORTAL_IMPORT_SETTLE_SECONDS": "nan"},
         "PORTAL_IMPORT_SETTLE_SECONDS must be a number, at least 0; it is 'nan'",
     ),
+    # A whole number past any float, and past the range.
+    (
+        {"PORTAL_IMAGE_NICE": "1" + "0" * 400},
+        f"PORTAL_IMAGE_NICE must be from 0 to 19; it is 1{'0' * 400}",
+    ),
     # Two settings that must agree.
     (
         {"CELERY_TASK_SOFT_TIME_LIMIT": "180", "CELERY_TASK_TIME_LIMIT": "180"},
