@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ImageFactory
@@ -133,3 +134,22 @@ def test_deleting_an_image_lets_go_at_once_the_renditions_it_replaced_earlier(
         services.image_delete(image=Image.objects.get(pk=image.pk))
     assert media_files() == set()
     assert not ReplacedObject.objects.exists()
+
+
+def test_an_image_is_kept_for_a_write_within_a_transaction_and_a_deleted_one_is_not() -> None:
+    image = ImageFactory.create()
+    gone = ImageFactory.create()
+    services.image_delete(image=gone)
+
+    with transaction.atomic():
+        assert services.image_keep(image_id=image.pk)
+        assert not services.image_keep(image_id=gone.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_keeping_an_image_outside_a_transaction_is_refused_as_it_would_keep_nothing() -> None:
+    # In autocommit the lock would end with its own statement, before the write.
+    image = ImageFactory.create()
+
+    with pytest.raises(TransactionManagementError, match=r"needs a transaction \(transaction.atomic\)"):
+        services.image_keep(image_id=image.pk)
