@@ -438,7 +438,10 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "interval_max": 0.5,
 }
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60, minimum=1)
+# At most a day: what the sweep queues (an upload kept pending while the
+# broker was away) waits for it no longer; and beat's interval and the run's
+# expiry are durations, which a number of many digits overflowed at start.
+SWEEP_INTERVAL_SECONDS = env.int("PORTAL_SWEEP_INTERVAL_SECONDS", default=60, minimum=1, maximum=86_400)
 # Where beat keeps when each entry last ran, whoever starts it (`make worker`,
 # `celery -A portal beat`); its scheduler makes the folder.
 CELERY_BEAT_SCHEDULER = "portal.celery:Scheduler"

@@ -79,7 +79,14 @@ REFUSED: list[tuple[dict[str, str], str]] = [
     ({"CELERY_TASK_SOFT_TIME_LIMIT": "-1"}, "CELERY_TASK_SOFT_TIME_LIMIT must be at least 0; it is -1"),
     ({"CELERY_TASK_TIME_LIMIT": "0"}, "CELERY_TASK_TIME_LIMIT must be at least 1; it is 0"),
     ({"CELERY_VISIBILITY_TIMEOUT": "0"}, "CELERY_VISIBILITY_TIMEOUT must be at least 1; it is 0"),
-    ({"PORTAL_SWEEP_INTERVAL_SECONDS": "0"}, "PORTAL_SWEEP_INTERVAL_SECONDS must be at least 1; it is 0"),
+    (
+        {"PORTAL_SWEEP_INTERVAL_SECONDS": "0"},
+        "PORTAL_SWEEP_INTERVAL_SECONDS must be from 1 to 86400; it is 0",
+    ),
+    (
+        {"PORTAL_SWEEP_INTERVAL_SECONDS": "1" + "0" * 20},
+        f"PORTAL_SWEEP_INTERVAL_SECONDS must be from 1 to 86400; it is 1{'0' * 20}",
+    ),
     ({"PORTAL_IMPORT_FILES_SECONDS": "0"}, "PORTAL_IMPORT_FILES_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_IMPORT_SETTLE_SECONDS": "-1"}, "PORTAL_IMPORT_SETTLE_SECONDS must be at least 0; it is -1"),
     ({"DJANGO_HSTS_SECONDS": "-1"}, "DJANGO_HSTS_SECONDS must be at least 0; it is -1"),
@@ -124,6 +131,7 @@ ACCEPTED: list[tuple[dict[str, str], str, Any]] = [
     ({"PORTAL_TRUSTED_PROXY_COUNT": "0"}, "TRUSTED_PROXY_COUNT", 0),
     ({"PORTAL_IMAGE_MEMORY_LIMIT_MB": "0"}, "IMAGE_MEMORY_LIMIT_MB", 0),
     ({"PORTAL_IMAGE_NICE": "0"}, "IMAGE_NICE", 0),
+    ({"PORTAL_SWEEP_INTERVAL_SECONDS": "86400"}, "SWEEP_INTERVAL_SECONDS", 86400),
     ({"PORTAL_IMAGE_NICE": " 19 "}, "IMAGE_NICE", 19),
     ({"PORTAL_HEALTH_CPU_MAX_PERCENT": "100"}, "HEALTH_CPU_MAX_PERCENT", 100.0),
     ({"PORTAL_HEALTH_DISK_MIN_PERCENT": "0"}, "HEALTH_DISK_MIN_PERCENT", 0.0),
