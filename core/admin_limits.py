@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -43,7 +44,8 @@ class SearchLimitMixin:
 class DateHierarchyMixin:
     """For a ModelAdmin with a ``date_hierarchy``: a drill-down to a year,
     month or day too large for a date (``?date__year=10**30``) is refused as
-    the admin refuses any filter it cannot apply. Django turns the ValueError
+    the admin refuses any filter it cannot apply, in the list and in the
+    export page that takes the list's filters. Django turns the ValueError
     of ``year=10000`` into that, but not the OverflowError of a number past a
     C long, which was a 500. Nor the ValueError of the year after 9999, the
     end of a drill-down to the year 9999 (``?date__year=9999``)."""
@@ -51,6 +53,14 @@ class DateHierarchyMixin:
     date_hierarchy: ClassVar[str | None]
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
+        changelist: ChangeList = self._drill_down(request, super().get_changelist_instance)  # type: ignore[misc]
+        return changelist
+
+    def get_export_queryset(self, request: HttpRequest) -> Any:
+        """(django-import-export's export, for an admin that has it.)"""
+        return self._drill_down(request, super().get_export_queryset)  # type: ignore[misc]
+
+    def _drill_down(self, request: HttpRequest, build: Callable[[HttpRequest], Any]) -> Any:
         field = self.date_hierarchy
         year = request.GET.get(f"{field}__year")
         if year is not None and not any(f"{field}__{part}" in request.GET for part in ("month", "day")):
@@ -61,10 +71,9 @@ class DateHierarchyMixin:
             if last:
                 raise IncorrectLookupParameters(f"No year after {year} to end the drill-down at.")
         try:
-            changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
+            return build(request)
         except OverflowError as exc:
             raise IncorrectLookupParameters(exc) from exc
-        return changelist
 
 
 class IndexOrderedChangeList(ChangeList):

@@ -70,9 +70,7 @@ def lists_with_a_date_hierarchy() -> list[tuple[str, str]]:
 
 HUGE = "9" * 30
 
-
-@pytest.mark.parametrize(("changelist", "field"), lists_with_a_date_hierarchy())
-@pytest.mark.parametrize(
+DRILL_DOWNS_PAST_ANY_DATE = pytest.mark.parametrize(
     "drill_down",
     [
         {"year": HUGE},
@@ -85,6 +83,10 @@ HUGE = "9" * 30
     ],
     ids=["year", "month", "day", "last-year", "last-month", "last-day"],
 )
+
+
+@pytest.mark.parametrize(("changelist", "field"), lists_with_a_date_hierarchy())
+@DRILL_DOWNS_PAST_ANY_DATE
 def test_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
     admin_client: Client, changelist: str, field: str, drill_down: dict[str, str]
 ) -> None:
@@ -94,3 +96,16 @@ def test_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
     # What the admin answers for a filter it cannot apply (?date__year=10000 too).
     assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1")
     assert admin_client.get(changelist, {f"{field}__year": "10000"})["Location"] == f"{changelist}?e=1"
+
+
+@DRILL_DOWNS_PAST_ANY_DATE
+def test_the_export_of_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
+    admin_client: Client, drill_down: dict[str, str]
+) -> None:
+    # The export page takes the list's filters from its address, as the list does.
+    params = {f"date__{part}": value for part, value in drill_down.items()}
+
+    response = admin_client.get("/admin/catalog/feedback/export/", params)
+
+    assert response.status_code == 400
+    assert "address do not fit the list" in response.content.decode()
