@@ -224,7 +224,7 @@ USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
 # docs/deploy.md), reached only through short-lived signed URLs.
 AWS_PRIVATE_BUCKET_NAME = env.str("AWS_PRIVATE_BUCKET_NAME", default="") or AWS_STORAGE_BUCKET_NAME
 # How long a signed link to an original stays valid.
-ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300, minimum=1)
+ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300, minimum=1, maximum=604_800)
 # How long S3 may take to connect or to answer, per try (two tries): well
 # under gunicorn's --timeout, so a hung store is a 503, not a killed worker.
 STORAGE_TIMEOUT_SECONDS = env.int("PORTAL_STORAGE_TIMEOUT_SECONDS", default=10, minimum=1)
@@ -296,9 +296,13 @@ IMAGE_PRESETS: dict[str, dict[str, Any]] = {
     "supplier": {"fit": [600, 400], "formats": ["jpeg"]},
 }
 # Images left pending/processing longer than this are queued again by the sweep.
-IMAGE_STUCK_AFTER_SECONDS = env.int("PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600, minimum=0)
+IMAGE_STUCK_AFTER_SECONDS = env.int(
+    "PORTAL_IMAGE_STUCK_AFTER_SECONDS", default=600, minimum=0, maximum=31_536_000
+)
 # Objects no row points at are deleted once older than this (see sweep_orphans).
-IMAGE_ORPHAN_GRACE_SECONDS = env.int("PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600, minimum=0)
+IMAGE_ORPHAN_GRACE_SECONDS = env.int(
+    "PORTAL_IMAGE_ORPHAN_GRACE_SECONDS", default=3600, minimum=0, maximum=31_536_000
+)
 # An image under which the process decoding it dies this many times (a crash,
 # the OOM killer, the hard time limit) ends failed instead of taking more
 # workers down; a whole worker or server going away is not counted.
@@ -342,7 +346,9 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100
 FEEDBACK_MODERATION = env.bool("PORTAL_FEEDBACK_MODERATION", default=False)
 FEEDBACK_RATE = env.str("PORTAL_FEEDBACK_RATE", default="10/min")
 ADMIN_LOGIN_MAX_FAILURES = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
-ADMIN_LOGIN_LOCKOUT_SECONDS = env.int("PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900, minimum=1)
+ADMIN_LOGIN_LOCKOUT_SECONDS = env.int(
+    "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900, minimum=1, maximum=31_536_000
+)
 # Failed admin logins from one address across all accounts in a window (0: no
 # limit): far above what honest typos behind one NAT reach, far below a spray.
 ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int(
@@ -377,7 +383,7 @@ HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
 HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
 # A check that stays failed is mailed again this often, and once when it
 # passes again (0: at every run, and nothing more, as the course's script).
-HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0, minimum=0)
+HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0, minimum=0, maximum=525_600)
 # The host named in the alerts: a fleet's hosts all send the same subjects.
 HEALTH_HOST = env.str("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
 # /health/ shows every check's detail to staff and to callers with this token.
@@ -576,7 +582,7 @@ IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "change"
 # answer) the file waits in the shared cache, or without one (embedded, one
 # machine) in IMPORT_FILES_DIR; either way for IMPORT_FILES_SECONDS at most.
 IMPORT_EXPORT_TMP_STORAGE_CLASS = "core.imports.ImportFileStorage"
-IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600, minimum=1)
+IMPORT_FILES_SECONDS = env.int("PORTAL_IMPORT_FILES_SECONDS", default=3600, minimum=1, maximum=31_536_000)
 IMPORT_FILES_DIR = VAR_DIR / "imports"
 # The folders import_feedback, import_images and import_supplier read are
 # filled by other programs: with this set, a file changed more recently may

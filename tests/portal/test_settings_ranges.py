@@ -22,18 +22,43 @@ POSTGRES = {"DATABASE_URL": "postgres://portal:x@127.0.0.1:5432/portal"}
 
 # (environment, the message it stops the start with)
 REFUSED: list[tuple[dict[str, str], str]] = [
+    # Durations past what a date, S3's signed links or a sensible site takes.
+    (
+        {"PORTAL_ORIGINAL_URL_SECONDS": "604801"},
+        "PORTAL_ORIGINAL_URL_SECONDS must be from 1 to 604800; it is 604801",
+    ),
+    (
+        {"PORTAL_IMAGE_STUCK_AFTER_SECONDS": "31536001"},
+        "PORTAL_IMAGE_STUCK_AFTER_SECONDS must be from 0 to 31536000; it is 31536001",
+    ),
+    (
+        {"PORTAL_IMAGE_ORPHAN_GRACE_SECONDS": "31536001"},
+        "PORTAL_IMAGE_ORPHAN_GRACE_SECONDS must be from 0 to 31536000; it is 31536001",
+    ),
+    (
+        {"PORTAL_IMPORT_FILES_SECONDS": "31536001"},
+        "PORTAL_IMPORT_FILES_SECONDS must be from 1 to 31536000; it is 31536001",
+    ),
+    (
+        {"PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS": "31536001"},
+        "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS must be from 1 to 31536000; it is 31536001",
+    ),
+    (
+        {"PORTAL_HEALTH_REMIND_MINUTES": "525601"},
+        "PORTAL_HEALTH_REMIND_MINUTES must be from 0 to 525600; it is 525601",
+    ),
     ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
-    ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be from 1 to 604800; it is 0"),
     ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "0"}, "PORTAL_STORAGE_TIMEOUT_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MAX_BYTES": "0"}, "PORTAL_IMAGE_MAX_BYTES must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MAX_PIXELS": "-5"}, "PORTAL_IMAGE_MAX_PIXELS must be at least 1; it is -5"),
     (
         {"PORTAL_IMAGE_STUCK_AFTER_SECONDS": "-1"},
-        "PORTAL_IMAGE_STUCK_AFTER_SECONDS must be at least 0; it is -1",
+        "PORTAL_IMAGE_STUCK_AFTER_SECONDS must be from 0 to 31536000; it is -1",
     ),
     (
         {"PORTAL_IMAGE_ORPHAN_GRACE_SECONDS": "-1"},
-        "PORTAL_IMAGE_ORPHAN_GRACE_SECONDS must be at least 0; it is -1",
+        "PORTAL_IMAGE_ORPHAN_GRACE_SECONDS must be from 0 to 31536000; it is -1",
     ),
     ({"PORTAL_IMAGE_MAX_ATTEMPTS": "0"}, "PORTAL_IMAGE_MAX_ATTEMPTS must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MEMORY_LIMIT_MB": "-1"}, "PORTAL_IMAGE_MEMORY_LIMIT_MB must be at least 0; it is -1"),
@@ -55,7 +80,7 @@ REFUSED: list[tuple[dict[str, str], str]] = [
     ({"PORTAL_ADMIN_LOGIN_MAX_FAILURES": "0"}, "PORTAL_ADMIN_LOGIN_MAX_FAILURES must be at least 1; it is 0"),
     (
         {"PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS": "0"},
-        "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS must be at least 1; it is 0",
+        "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS must be from 1 to 31536000; it is 0",
     ),
     (
         {"PORTAL_ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS": "-1"},
@@ -71,7 +96,10 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         "PORTAL_HEALTH_DISK_MIN_PERCENT must be from 0 to 100; it is -1",
     ),
     ({"PORTAL_HEALTH_MEMORY_MIN_MB": "-1"}, "PORTAL_HEALTH_MEMORY_MIN_MB must be at least 0; it is -1"),
-    ({"PORTAL_HEALTH_REMIND_MINUTES": "-60"}, "PORTAL_HEALTH_REMIND_MINUTES must be at least 0; it is -60"),
+    (
+        {"PORTAL_HEALTH_REMIND_MINUTES": "-60"},
+        "PORTAL_HEALTH_REMIND_MINUTES must be from 0 to 525600; it is -60",
+    ),
     (
         {"PORTAL_HEALTH_READY_CACHE_SECONDS": "-1"},
         "PORTAL_HEALTH_READY_CACHE_SECONDS must be at least 0; it is -1",
@@ -87,7 +115,7 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         {"PORTAL_SWEEP_INTERVAL_SECONDS": "1" + "0" * 20},
         f"PORTAL_SWEEP_INTERVAL_SECONDS must be from 1 to 86400; it is 1{'0' * 20}",
     ),
-    ({"PORTAL_IMPORT_FILES_SECONDS": "0"}, "PORTAL_IMPORT_FILES_SECONDS must be at least 1; it is 0"),
+    ({"PORTAL_IMPORT_FILES_SECONDS": "0"}, "PORTAL_IMPORT_FILES_SECONDS must be from 1 to 31536000; it is 0"),
     ({"PORTAL_IMPORT_SETTLE_SECONDS": "-1"}, "PORTAL_IMPORT_SETTLE_SECONDS must be at least 0; it is -1"),
     ({"DJANGO_HSTS_SECONDS": "-1"}, "DJANGO_HSTS_SECONDS must be at least 0; it is -1"),
     ({"PORTAL_TRUSTED_PROXY_COUNT": "-1"}, "PORTAL_TRUSTED_PROXY_COUNT must be at least 0; it is -1"),
