@@ -3,7 +3,9 @@ failing, and a folder of var/ that keeps what is still current.
 
 The cache holds throttle counters, the admin lockout and what health alerts
 were mailed: losing them for the minute Redis is away is better than
-answering every request with a 500.
+answering every request with a 500. A Redis that hangs instead of refusing
+(a network partition) costs a process one timeout, not one per call: after
+a call fails, the cache is left alone for ``OPEN_SECONDS``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import pickle
 import tempfile
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
@@ -33,15 +36,91 @@ F = TypeVar("F", bound=Callable[..., Any])
 UNAVAILABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
+# How long a process leaves Redis alone after a call found it away: every
+# cache call meanwhile answers its fallback at once, instead of each waiting
+# out socket_timeout against a Redis that hangs.
+OPEN_SECONDS = 5.0
+
+
+class _Breaker:
+    """Whether one Redis is worth asking, shared by the threads of a process.
+
+    Closed, every call asks. A call that finds Redis away opens it: for
+    ``OPEN_SECONDS`` no call asks. Then one call asks again (the others keep
+    their fallback while it does): an answer closes it, another failure
+    opens it again.
+    """
+
+    clock = staticmethod(time.monotonic)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._open_until: float | None = None  # None: closed
+        self._trying = False
+
+    def allows(self) -> bool:
+        with self._lock:
+            if self._open_until is None:
+                return True
+            if self._trying or self.clock() < self._open_until:
+                return False
+            self._trying = True
+            return True
+
+    def failed(self) -> bool:
+        """Opens it (again); True if it was not open already, so that one
+        warning says so."""
+        with self._lock:
+            opened = self._open_until is None or self._trying
+            self._open_until = self.clock() + OPEN_SECONDS
+            self._trying = False
+            return opened
+
+    def answered(self) -> bool:
+        """Closes it; True if it was open."""
+        with self._lock:
+            was_open = self._open_until is not None
+            self._open_until = None
+            self._trying = False
+            return was_open
+
+
+_breakers: dict[tuple[str, ...], _Breaker] = {}
+_breakers_lock = threading.Lock()
+
+
+def _breaker_of(servers: Any) -> _Breaker:
+    """The breaker of a Redis, one per process: Django makes a cache object
+    per thread, and the default and shared caches may be the same Redis."""
+    key = tuple(servers)
+    with _breakers_lock:
+        return _breakers.setdefault(key, _Breaker())
+
+
 def _degrade(fallback: Callable[..., Any]) -> Callable[[F], F]:
     def decorate(method: F) -> F:
         @wraps(method)
         def wrapper(self: ResilientRedisCache, *args: Any, **kwargs: Any) -> Any:
+            breaker = _breaker_of(self._servers)
+            if not breaker.allows():
+                return fallback(*args, **kwargs)
+            failed = False
             try:
                 return method(self, *args, **kwargs)
             except UNAVAILABLE as exc:
-                logger.warning("cache unavailable (%s): %s skipped", exc, method.__name__)
+                failed = True
+                if breaker.failed():
+                    logger.warning(
+                        "cache unavailable (%s): %s skipped, as is every cache call of this process for %g s",
+                        exc,
+                        method.__name__,
+                        OPEN_SECONDS,
+                    )
                 return fallback(*args, **kwargs)
+            finally:
+                # Anything else is an answer, "not found" of an incr included.
+                if not failed and breaker.answered():
+                    logger.info("cache available again")
 
         return wrapper  # type: ignore[return-value]
 
@@ -67,6 +146,8 @@ def _incr_existing(cache: RedisCache, key: Any, delta: int = 1, version: int | N
 
 
 class ResilientRedisCache(RedisCache):
+    _servers: list[str]  # Django's own, not in the stubs
+
     get = _degrade(_default)(RedisCache.get)
     set = _degrade(lambda *a, **k: None)(RedisCache.set)
     add = _degrade(lambda *a, **k: False)(RedisCache.add)

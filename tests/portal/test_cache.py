@@ -1,11 +1,15 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import pickle
+import socket
 import tempfile
+import threading
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +17,8 @@ import pytest
 from django.core.cache import caches
 from redis import Redis
 
-from portal.cache import ResilientRedisCache, SharedFileCache
+from portal import cache as portal_cache
+from portal.cache import OPEN_SECONDS, ResilientRedisCache, SharedFileCache
 from tests.servers import RedisServer, free_port
 
 
@@ -26,6 +31,162 @@ def test_a_redis_cache_that_is_away_degrades_instead_of_failing() -> None:
     assert cache.incr("lock") == 1
     assert cache.decr("lock") == -1
     assert cache.get_many(["a", "b"]) == {}
+
+
+# --- A Redis that hangs ---------------------------------------------------------------
+
+
+class Blackhole:
+    """A Redis that takes connections and never answers, as one behind a
+    network partition: every call to it waits out its socket timeout."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.url = f"redis://127.0.0.1:{self.listener.getsockname()[1]}/0"
+        self.connections: list[socket.socket] = []
+        self.received = 0
+
+    def seen(self) -> tuple[int, int]:
+        """The connections made to it so far, and the bytes sent to it."""
+        self.listener.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                self.connections.append(self.listener.accept()[0])
+        for connection in self.connections:
+            connection.setblocking(False)
+            with contextlib.suppress(BlockingIOError, ConnectionResetError):  # nothing more; a client gone
+                while data := connection.recv(65536):
+                    self.received += len(data)
+        return len(self.connections), self.received
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.close()
+        self.listener.close()
+
+
+class Clock:
+    now = 1000.0
+
+
+@pytest.fixture
+def blackhole() -> Iterator[Blackhole]:
+    hole = Blackhole()
+    yield hole
+    hole.close()
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    """The breakers' clock, which only the test moves; no breaker of an
+    earlier test is left."""
+    clock = Clock()
+    monkeypatch.setattr(portal_cache, "_breakers", {})
+    monkeypatch.setattr(portal_cache._Breaker, "clock", staticmethod(lambda: clock.now))
+    return clock
+
+
+def _hanging(url: str, timeout: float = 0.2) -> ResilientRedisCache:
+    return ResilientRedisCache(
+        url, {"OPTIONS": {"socket_connect_timeout": timeout, "socket_timeout": timeout}}
+    )
+
+
+def _every_call(cache: ResilientRedisCache) -> list[Any]:
+    return [
+        cache.get("throttle", "fallback"),
+        cache.set("throttle", [1, 2]),
+        cache.add("lock", 1),
+        cache.incr("lock"),
+        cache.decr("lock", 2),
+        cache.delete("lock"),
+        cache.touch("lock"),
+        cache.has_key("lock"),
+        cache.get_many(["a", "b"]),
+        cache.set_many({"a": 1, "b": 2}),
+        cache.delete_many(["a", "b"]),
+        cache.get_or_set("count", 7),
+    ]
+
+
+FALLBACKS: list[Any] = ["fallback", None, False, 1, -2, False, False, False, {}, ["a", "b"], None, 7]
+
+
+def test_a_redis_that_hangs_costs_one_timeout_and_then_no_call_asks_it(
+    blackhole: Blackhole, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    cache = _hanging(blackhole.url)
+    with caplog.at_level(logging.WARNING, logger="portal.cache"):
+        assert cache.get("throttle", "fallback") == "fallback"  # waits out its timeout
+        first = blackhole.seen()
+        assert first[0] == 1
+        assert first[1] > 0
+        for _ in range(3):
+            clock.now += (OPEN_SECONDS - 0.1) / 3
+            assert _every_call(cache) == FALLBACKS
+        other_thread_s = _hanging(blackhole.url)  # Django's cache object of another thread
+        assert _every_call(other_thread_s) == FALLBACKS
+    assert blackhole.seen() == first
+    warnings = [r.getMessage() for r in caplog.records if "cache unavailable" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "get skipped, as is every cache call of this process for 5 s" in warnings[0]
+
+
+def test_after_a_while_one_call_asks_a_hanging_redis_again(blackhole: Blackhole, clock: Clock) -> None:
+    cache = _hanging(blackhole.url)
+    assert cache.get("throttle", "fallback") == "fallback"
+    clock.now += OPEN_SECONDS
+    assert cache.add("lock", 1) is False  # tries again, waits out its timeout
+    assert blackhole.seen()[0] == 2
+    tried = blackhole.seen()
+    clock.now += OPEN_SECONDS - 0.1
+    assert _every_call(cache) == FALLBACKS  # opened again
+    assert blackhole.seen() == tried
+
+
+def test_while_one_call_asks_again_the_other_threads_keep_their_fallback(
+    blackhole: Blackhole, clock: Clock
+) -> None:
+    cache = _hanging(blackhole.url)
+    assert cache.get("throttle", "fallback") == "fallback"
+    assert blackhole.seen()[0] == 1
+    clock.now += OPEN_SECONDS
+    slow = _hanging(blackhole.url, timeout=60)
+    trying = threading.Thread(target=slow.get, args=("throttle",))
+    trying.start()
+    blackhole.listener.setblocking(True)
+    blackhole.listener.settimeout(60)
+    connection, _ = blackhole.listener.accept()  # the thread's try is under way
+    blackhole.connections.append(connection)
+    try:
+        assert _every_call(cache) == FALLBACKS
+        assert blackhole.seen()[0] == 2
+    finally:
+        connection.shutdown(socket.SHUT_RDWR)  # the try fails at once
+        trying.join(timeout=60)
+    assert not trying.is_alive()
+    assert cache.get("throttle", "fallback") == "fallback"
+    assert blackhole.seen()[0] == 2  # opened again by the thread's failure
+
+
+def test_a_redis_that_is_back_is_asked_again_and_closes_the_breaker(
+    tmp_path: Path, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with RedisServer(base_dir=tmp_path) as redis:
+        cache = _hanging(redis.url)
+        redis.stop()
+        assert cache.get("throttle", "fallback") == "fallback"
+        redis.start()
+        redis.client().set(cache.make_and_validate_key("throttle"), 3)
+        clock.now += OPEN_SECONDS - 0.1
+        assert cache.get("throttle", "fallback") == "fallback"  # not asked yet
+        clock.now += 0.1
+        with caplog.at_level(logging.INFO, logger="portal.cache"):
+            assert cache.get("throttle", "fallback") == 3
+        assert "cache available again" in caplog.text
+        assert cache.add("lock", 1) is True
+        assert cache.incr("lock") == 2
+        assert redis.client().get(cache.make_and_validate_key("lock")) == b"2"
 
 
 def _folder_cache(location: Path, max_entries: int) -> SharedFileCache:
