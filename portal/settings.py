@@ -69,6 +69,22 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(f"{var} must be {valid}; it is {shown}")
         return value
 
+    def rate(self, var: str, *, default: str) -> str:
+        """A rate limit as the throttles read it: a count of at least 1, per
+        second, minute, hour or day (``10/min``; DRF reads only the first
+        letter of the period). Anything else would answer every post it
+        limits with a 500."""
+        shown = self.str(var, default=default).strip()
+        count, _, period = shown.partition("/")
+        count, period = count.strip(), period.strip()
+        if not (
+            count.isascii() and count.isdigit() and int(count) >= 1 and period[:1] in ("s", "m", "h", "d")
+        ):
+            raise ImproperlyConfigured(
+                f"{var} must be a count of at least 1 per s, min, hour or day (as 10/min); it is {shown!r}"
+            )
+        return f"{int(count)}/{period}"
+
 
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -344,7 +360,7 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 100
 
 # When on, new reviews wait for a moderator; by default they publish at once.
 FEEDBACK_MODERATION = env.bool("PORTAL_FEEDBACK_MODERATION", default=False)
-FEEDBACK_RATE = env.str("PORTAL_FEEDBACK_RATE", default="10/min")
+FEEDBACK_RATE = env.rate("PORTAL_FEEDBACK_RATE", default="10/min")
 ADMIN_LOGIN_MAX_FAILURES = env.int("PORTAL_ADMIN_LOGIN_MAX_FAILURES", default=5, minimum=1)
 ADMIN_LOGIN_LOCKOUT_SECONDS = env.int(
     "PORTAL_ADMIN_LOGIN_LOCKOUT_SECONDS", default=900, minimum=1, maximum=31_536_000
@@ -530,7 +546,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "feedback": FEEDBACK_RATE,
         # The course's scripts post a folder's worth of files in a burst.
-        "lab": env.str("PORTAL_LAB_RATE", default="300/min"),
+        "lab": env.rate("PORTAL_LAB_RATE", default="300/min"),
     },
     # Reads are not throttled here (each check is a cache round trip on every
     # request; rate limits per address belong to the proxy); writes that

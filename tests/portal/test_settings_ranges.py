@@ -262,3 +262,26 @@ def test_a_process_started_with_a_number_out_of_its_range_exits_with_the_message
     assert (
         started.stderr.strip().splitlines()[-1] == f"django.core.exceptions.ImproperlyConfigured: {message}"
     )
+
+
+@pytest.mark.parametrize("variable", ["PORTAL_FEEDBACK_RATE", "PORTAL_LAB_RATE"])
+@pytest.mark.parametrize("rate", ["10/fortnight", "0/min", "abc", "1.5/min", "10/Min", "-1/min", "10/"])
+def test_a_rate_limit_the_throttles_cannot_read_stops_the_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, rate: str
+) -> None:
+    """Read by DRF only at a post, it answered every post it limits with a 500."""
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, {variable: rate})
+    assert str(refused.value) == (
+        f"{variable} must be a count of at least 1 per s, min, hour or day (as 10/min); it is {rate!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("rate", "read"), [("10/min", "10/min"), (" 5 / hour ", "5/hour"), ("1/s", "1/s"), ("2/day", "2/day")]
+)
+def test_a_rate_limit_is_read_as_the_throttles_read_it(
+    monkeypatch: pytest.MonkeyPatch, rate: str, read: str
+) -> None:
+    loaded = load_settings(monkeypatch, {"PORTAL_FEEDBACK_RATE": rate, "PORTAL_LAB_RATE": rate})
+    assert loaded["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"] == {"feedback": read, "lab": read}
