@@ -64,6 +64,11 @@ class AttemptCount:
         shared = caches["shared"]
         window = settings.ADMIN_LOGIN_LOCKOUT_SECONDS
         failures = shared.get(self.key, 0)
+        if isinstance(failures, bool) or not isinstance(failures, int):
+            # No count: a record of the former counting ({"failures", "since"}),
+            # under the key the count has now. Counted anew, not a 500 at each attempt.
+            shared.delete(self.key)
+            failures = 0
         if failures < self.limit:
             # The window's first attempt sets when it ends, for Retry-After.
             shared.add(self._ends_key, time.time() + window, timeout=window)

@@ -194,3 +194,17 @@ def test_an_attempt_that_outlives_its_window_gives_nothing_back_to_the_next() ->
     assert caches["shared"].get("admin-login:203.0.113.9") == 1
     first_of_next.give_back()
     assert caches["shared"].get("admin-login:203.0.113.9") == 0
+
+
+@pytest.mark.django_db
+def test_failures_kept_by_the_former_counting_are_counted_anew_not_a_server_error(
+    settings: Any, shared_cache: str
+) -> None:
+    """The count of an account from an address was once kept as a record of
+    its failures and when they began, under the key its count has now: a
+    lockout of that time still in the shared cache is no count."""
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    request = RequestFactory().post("/admin/login/")
+    per_account = attempt_counts(request, "boss")[-1]
+    caches["shared"].set(per_account.key, {"failures": 9, "since": 1_000_000.0}, timeout=600)
+    assert [_login("boss", "guess").status_code for _ in range(3)] == [200, 200, 429]
