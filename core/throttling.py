@@ -99,7 +99,8 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
         """Seconds until the client's window ends and its count starts anew."""
         duration = self.duration or 1
         ends = self.cache.get(self._ends_key)
-        if not isinstance(ends, int | float):  # expired or never written: a whole period
+        # Expired, never written or garbled (NaN, infinite): a whole period.
+        if not isinstance(ends, int | float) or not math.isfinite(ends):
             ends = self.now + duration
         return float(min(duration, max(1, math.ceil(ends - self.now))))
 

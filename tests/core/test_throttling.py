@@ -170,3 +170,16 @@ def test_reads_have_no_throttle() -> None:
     for path in ("/api/v1/feedback/", "/feedback/"):
         view = client.get(path).renderer_context["view"]
         assert view.get_throttles() == []
+
+
+@pytest.mark.parametrize("ends", [float("nan"), float("inf"), "soon"])
+@pytest.mark.django_db
+def test_a_window_end_that_cannot_be_read_makes_a_refusal_wait_the_whole_period(
+    ends: Any, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    _limit(monkeypatch, LabThrottle, "lab", "1/min")
+    assert _lab("203.0.113.7") == 201
+    caches["shared"].set("throttle-window_lab_203.0.113.7:ends", ends, timeout=60)
+    refused = APIClient().post("/feedback/", LAB_REVIEW, format="json", REMOTE_ADDR="203.0.113.7")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "60"
