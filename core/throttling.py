@@ -79,6 +79,8 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
             return int(self.cache.incr(self.key))
         except ValueError:  # no window open
             pass
+        except TypeError:  # an entry that is no count (any cache's answer): dropped, a window opens anew
+            self.cache.delete(self.key)
         # The first of a window: when it ends first (for Retry-After), then
         # the count, which one request only can add.
         duration = self.duration or 1

@@ -28,6 +28,7 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.filebased import FileBasedCache
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 logger = logging.getLogger(__name__)
@@ -139,7 +140,13 @@ INCR_EXISTING = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('i
 
 def _incr_existing(cache: RedisCache, key: Any, delta: int = 1, version: int | None = None) -> int:
     key = cache.make_and_validate_key(key, version=version)
-    value = cache._cache.get_client(key, write=True).eval(INCR_EXISTING, 1, key, delta)
+    try:
+        value = cache._cache.get_client(key, write=True).eval(INCR_EXISTING, 1, key, delta)
+    except RedisResponseError as exc:
+        # An entry that is no count: TypeError, as Django's other caches answer.
+        if "not an integer" in str(exc) or str(exc).startswith("WRONGTYPE"):
+            raise TypeError(f"Key '{key}' holds no count: {exc}") from exc
+        raise
     if value is None:
         raise ValueError(f"Key '{key}' not found.")
     return int(value)

@@ -172,6 +172,16 @@ def test_reads_have_no_throttle() -> None:
         assert view.get_throttles() == []
 
 
+@pytest.mark.parametrize("entry", ["x", [1_000_000.0], None], ids=["text", "list", "none"])
+@pytest.mark.django_db
+def test_an_entry_that_is_no_count_under_a_client_s_key_opens_a_window_anew_not_a_server_error(
+    entry: Any, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    _limit(monkeypatch, LabThrottle, "lab", "2/min")
+    caches["shared"].set("throttle-window_lab_203.0.113.7", entry, timeout=60)
+    assert [_lab("203.0.113.7") for _ in range(3)] == [201, 201, 429]
+
+
 @pytest.mark.parametrize("ends", [float("nan"), float("inf"), "soon"])
 @pytest.mark.django_db
 def test_a_window_end_that_cannot_be_read_makes_a_refusal_wait_the_whole_period(
