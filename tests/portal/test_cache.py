@@ -189,6 +189,22 @@ def test_a_redis_that_is_back_is_asked_again_and_closes_the_breaker(
         assert redis.client().get(cache.make_and_validate_key("lock")) == b"2"
 
 
+def test_a_redis_that_is_away_leaves_another_redis_asked(
+    blackhole: Blackhole, tmp_path: Path, clock: Clock
+) -> None:
+    """One breaker per Redis: a process whose shared cache is one Redis and
+    whose default cache another keeps the one that answers."""
+    away = _hanging(blackhole.url)
+    assert away.get("throttle", "fallback") == "fallback"
+    with RedisServer(base_dir=tmp_path) as redis:
+        other = _hanging(redis.url)
+        assert other.add("lock", 1) is True
+        assert other.incr("lock") == 2
+        assert redis.client().get(other.make_and_validate_key("lock")) == b"2"
+    assert away.get("throttle", "fallback") == "fallback"  # still left alone
+    assert blackhole.seen()[0] == 1
+
+
 def _folder_cache(location: Path, max_entries: int) -> SharedFileCache:
     return SharedFileCache(str(location), {"OPTIONS": {"MAX_ENTRIES": max_entries}})
 
