@@ -186,30 +186,47 @@ class SharedFileCache(FileBasedCache):
         fname = self._key_to_file(key, version)  # type: ignore[attr-defined]
         try:
             with open(fname, "rb") as f:
-                if not self._is_expired(f):
+                if self._is_expired(f):
+                    return default
+                try:
                     return pickle.loads(zlib.decompress(f.read()))  # noqa: S301 - as Django reads them
+                except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
+                    self._drop(f, exc)
         except FileNotFoundError:
             pass
-        except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
-            self._drop_unreadable(fname, exc)
         return default
 
     def _is_expired(self, f: Any) -> bool:
-        """An entry whose expiry cannot be read is dropped as if expired."""
+        """Django's, where an entry whose expiry cannot be read is dropped as
+        if expired, and only the entry read is (see _drop)."""
         try:
-            return bool(super()._is_expired(f))  # type: ignore[misc]
+            expiry = pickle.load(f)  # noqa: S301 - as Django reads them
+            expired = expiry is not None and expiry < time.time()
+        except EOFError:
+            expired = True  # an empty file, as Django reads it
         except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
-            f.close()
-            self._drop_unreadable(f.name, exc)
+            self._drop(f, exc)
             return True
+        if expired:
+            self._drop(f)
+        return expired
 
-    def _drop_unreadable(self, fname: str, exc: Exception) -> None:
-        """An entry cut short or garbled (a file system that crashed, a copy
-        of var/ from another machine or Python) is deleted and read as
-        missing: a count kept in it would otherwise answer every login of
-        its account with a 500, and a full folder could not be culled."""
-        logger.warning("unreadable shared cache entry %s dropped: %r", fname, exc)
-        self._delete(fname)  # type: ignore[attr-defined]
+    def _drop(self, f: Any, unreadable: Exception | None = None) -> None:
+        """Deletes the entry open in ``f`` if it is still the one at its name.
+
+        A get or a cull reads without the folder's lock: the entry it found
+        expired (or garbled) may have been replaced meanwhile by an add of
+        another process, a window or lockout that has just begun, which
+        deleting by name would have dropped. An entry cut short or garbled
+        (a file system that crashed, a copy of var/ from another machine or
+        Python) is read as missing: a count kept in it would otherwise
+        answer every login of its account with a 500, and a full folder
+        could not be culled."""
+        if unreadable is not None:
+            logger.warning("unreadable shared cache entry %s dropped: %r", f.name, unreadable)
+        with contextlib.suppress(FileNotFoundError):  # deleted meanwhile
+            if os.stat(f.name).st_ino == os.fstat(f.fileno()).st_ino:
+                os.remove(f.name)
 
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         # Django's looks for the entry, then writes it: two workers adding
@@ -225,12 +242,15 @@ class SharedFileCache(FileBasedCache):
         with self._locked():
             try:
                 with open(fname, "rb") as f:
-                    expiry = pickle.load(f)  # noqa: S301 - the folder's own entries, as Django reads them
-                    value = pickle.loads(zlib.decompress(f.read()))  # noqa: S301
-            except (FileNotFoundError, EOFError):
-                expiry, value = 0, None
-            except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
-                self._drop_unreadable(fname, exc)
+                    try:
+                        expiry = pickle.load(f)  # noqa: S301 - the folder's own entries, as Django reads them
+                        value = pickle.loads(zlib.decompress(f.read()))  # noqa: S301
+                    except EOFError:
+                        expiry, value = 0, None
+                    except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
+                        self._drop(f, exc)
+                        expiry, value = 0, None
+            except FileNotFoundError:
                 expiry, value = 0, None
             if expiry is not None and expiry < time.time():
                 raise ValueError(f"Key '{key}' not found.")

@@ -373,6 +373,22 @@ def test_a_full_shared_folder_with_an_unreadable_entry_is_still_culled(tmp_path:
     assert shared.get("lockout") == 5
 
 
+@pytest.mark.parametrize("content", [b"", b"garbage"], ids=["expired", "unreadable"])
+def test_a_reader_that_finds_an_entry_expired_or_unreadable_leaves_the_one_that_replaced_it(
+    tmp_path: Path, content: bytes
+) -> None:
+    """A process reading an entry without the folder's lock (a get, a cull)
+    may open it just before another process's add replaces it: what it
+    deletes is the entry it read, never the window that opened meanwhile."""
+    shared = _folder_cache(tmp_path, max_entries=10)
+    entry = Path(shared._key_to_file("failures"))  # type: ignore[attr-defined]
+    entry.write_bytes(content)
+    with entry.open("rb") as read_before:
+        assert shared.add("failures", 1, timeout=600) is True
+        assert shared._is_expired(read_before)  # type: ignore[attr-defined]
+    assert shared.incr("failures") == 2
+
+
 def test_an_incr_on_a_full_disk_leaves_the_entry_as_it_was_and_no_stray_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
