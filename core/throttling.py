@@ -15,6 +15,16 @@ from core.net import address_block, client_ip
 _PERIODS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 
 
+def seconds_until(ends: Any, now: float, period: int) -> int:
+    """The wait for a Retry-After: seconds from ``now`` until a window of
+    ``period`` seconds ends at ``ends`` (as read from the shared cache), from
+    1 to ``period``; the whole period when the end is expired, never written
+    or garbled (NaN, infinite, no number)."""
+    if isinstance(ends, bool) or not isinstance(ends, int | float) or not math.isfinite(ends):
+        return period
+    return min(period, max(1, math.ceil(ends - now)))
+
+
 class ClientRateThrottle(throttling.AnonRateThrottle):
     """DRF's anonymous throttle, with the client read through trusted proxies
     only (DRF's own reading trusts any X-Forwarded-For, which a client can
@@ -99,12 +109,7 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
 
     def wait(self) -> float:
         """Seconds until the client's window ends and its count starts anew."""
-        duration = self.duration or 1
-        ends = self.cache.get(self._ends_key)
-        # Expired, never written or garbled (NaN, infinite): a whole period.
-        if not isinstance(ends, int | float) or not math.isfinite(ends):
-            ends = self.now + duration
-        return float(min(duration, max(1, math.ceil(ends - self.now))))
+        return float(seconds_until(self.cache.get(self._ends_key), self.now, self.duration or 1))
 
     def limit_text(self) -> str:
         """The rate in words: ``10/min`` is "10 per minute"."""

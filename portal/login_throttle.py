@@ -42,6 +42,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.net import address_block, client_ip
+from core.throttling import seconds_until
 
 
 @dataclass
@@ -82,8 +83,9 @@ class AttemptCount:
                 return None
             self.give_back()  # attempts sent at the same time took the last places
             failures = self.limit
-        ends = shared.get(self._ends_key, time.time() + window)
-        return _locked_out(request, self, failures, max(1, math.ceil(ends - time.time())))
+        return _locked_out(
+            request, self, failures, seconds_until(shared.get(self._ends_key), time.time(), window)
+        )
 
     def give_back(self) -> None:
         """Uncounts this attempt, in the window it was counted in only: an

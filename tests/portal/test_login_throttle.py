@@ -208,3 +208,16 @@ def test_failures_kept_by_the_former_counting_are_counted_anew_not_a_server_erro
     per_account = attempt_counts(request, "boss")[-1]
     caches["shared"].set(per_account.key, {"failures": 9, "since": 1_000_000.0}, timeout=600)
     assert [_login("boss", "guess").status_code for _ in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.parametrize("ends", [float("nan"), float("inf"), "soon"])
+@pytest.mark.django_db
+def test_a_lockout_whose_end_cannot_be_read_waits_the_whole_window(settings: Any, ends: Any) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 1
+    settings.ADMIN_LOGIN_LOCKOUT_SECONDS = 600
+    assert _login("boss", "guess").status_code == 200
+    per_account = attempt_counts(RequestFactory().post("/admin/login/"), "boss")[-1]
+    caches["shared"].set(f"{per_account.key}:ends", ends, timeout=600)
+    refused = _login("boss", "guess")
+    assert refused.status_code == 429
+    assert refused["Retry-After"] == "600"
