@@ -85,23 +85,23 @@ class ClientRateThrottle(throttling.AnonRateThrottle):
 
     def _take_place(self) -> int:
         """This request's place in its client's window, counted atomically."""
-        try:
-            return int(self.cache.incr(self.key))
-        except ValueError:  # no window open
-            pass
-        except TypeError:  # an entry that is no count (any cache's answer): dropped, a window opens anew
-            self.cache.delete(self.key)
-        # The first of a window: when it ends first (for Retry-After), then
-        # the count, which one request only can add.
         duration = self.duration or 1
-        self.cache.add(self._ends_key, self.now + duration, timeout=duration)
-        if self.cache.add(self.key, 1, timeout=duration):
-            return 1
-        try:
-            return int(self.cache.incr(self.key))
-        except ValueError:  # the window ended meanwhile: this is the next one's first
-            self.cache.add(self.key, 1, timeout=duration)
-            return 1
+        # A window may end between two steps, and another request open the
+        # next one: each turn starts over, counting in whatever window is open.
+        for _ in range(3):
+            try:
+                return int(self.cache.incr(self.key))
+            except ValueError:  # no window open
+                pass
+            except TypeError:  # an entry that is no count (any cache's answer): dropped, a window opens anew
+                self.cache.delete(self.key)
+            # The first of a window: when it ends first (for Retry-After), then
+            # the count, which one request only can add.
+            self.cache.add(self._ends_key, self.now + duration, timeout=duration)
+            if self.cache.add(self.key, 1, timeout=duration):
+                return 1
+        # Windows that end as fast as they open (a cache that keeps nothing): not counted.
+        return 1
 
     @property
     def _ends_key(self) -> str:

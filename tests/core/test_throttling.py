@@ -193,3 +193,30 @@ def test_a_window_end_that_cannot_be_read_makes_a_refusal_wait_the_whole_period(
     refused = APIClient().post("/feedback/", LAB_REVIEW, format="json", REMOTE_ADDR="203.0.113.7")
     assert refused.status_code == 429
     assert refused["Retry-After"] == "60"
+
+
+@pytest.mark.django_db
+def test_a_post_that_finds_a_window_ending_and_another_opening_counts_in_the_new_one(
+    monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    """The post finds a window open (its add loses), then ended (its incr
+    finds none), and another post opens the next one before it can: it is
+    the second of that window, not a first beside the other's."""
+    _limit(monkeypatch, LabThrottle, "lab", "1/min")
+    backend = type(caches["shared"])
+    add = backend.add
+    calls: list[str] = []
+
+    def add_with_rival(cache: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+        is_count = "throttle-window_lab_" in str(key) and not str(key).endswith(":ends")
+        if is_count and not calls:
+            calls.append("found")
+            return False  # a window open, which ends before the incr that follows
+        if is_count and calls == ["found"]:
+            calls.append("rival")
+            assert _lab("203.0.113.7") == 201  # opens the next window first
+        return add(cache, key, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "add", add_with_rival)
+    assert _lab("203.0.113.7") == 429
+    assert calls == ["found", "rival"]
