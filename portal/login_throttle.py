@@ -71,21 +71,28 @@ class AttemptCount:
             shared.delete(self.key)
             failures = 0
         if failures < self.limit:
-            # The window's first attempt sets when it ends, for Retry-After.
-            shared.add(self._ends_key, time.time() + window, timeout=window)
-            shared.add(self.key, 0, timeout=window)
-            self.taken_in = shared.get(self._ends_key)
-            try:
-                if shared.incr(self.key) <= self.limit:
-                    return None
-            except ValueError:  # the window ended between add and incr: this is the next one's first
-                shared.add(self.key, 1, timeout=window)
+            place = self._place(window)
+            if place <= self.limit:
                 return None
             self.give_back()  # attempts sent at the same time took the last places
             failures = self.limit
         return _locked_out(
             request, self, failures, seconds_until(shared.get(self._ends_key), time.time(), window)
         )
+
+    def _place(self, window: int) -> int:
+        """This attempt's place in the count of its window."""
+        shared = caches["shared"]
+        # The window may end between add and incr, and another attempt open
+        # the next one: each turn starts over, in whatever window is open.
+        for _ in range(3):
+            # The window's first attempt sets when it ends, for Retry-After.
+            shared.add(self._ends_key, time.time() + window, timeout=window)
+            shared.add(self.key, 0, timeout=window)
+            self.taken_in = shared.get(self._ends_key)
+            with contextlib.suppress(ValueError):
+                return int(shared.incr(self.key))
+        return 1  # windows that end as fast as they open: not counted
 
     def give_back(self) -> None:
         """Uncounts this attempt, in the window it was counted in only: an

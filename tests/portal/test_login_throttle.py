@@ -221,3 +221,32 @@ def test_a_lockout_whose_end_cannot_be_read_waits_the_whole_window(settings: Any
     refused = _login("boss", "guess")
     assert refused.status_code == 429
     assert refused["Retry-After"] == "600"
+
+
+@pytest.mark.django_db
+def test_an_attempt_that_finds_its_window_ended_and_the_next_opened_is_counted_in_that_one(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, shared_cache: str
+) -> None:
+    settings.ADMIN_LOGIN_MAX_FAILURES = 1
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 0
+    backend = type(caches["shared"])
+    incr, add = backend.incr, backend.add
+    steps: list[str] = []
+
+    def incr_as_the_window_ends(cache: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+        if not steps and str(key).startswith("admin-login:"):
+            steps.append("ended")
+            cache.delete_many([key, f"{key}:ends"])
+            raise ValueError(key)  # the window ended between this attempt's add and incr
+        return incr(cache, key, *args, **kwargs)
+
+    def add_after_another(cache: Any, key: Any, *args: Any, **kwargs: Any) -> Any:
+        if steps == ["ended"] and str(key).startswith("admin-login:"):
+            steps.append("opened")
+            assert _login("boss", "guess").status_code == 200  # another attempt opens the next window
+        return add(cache, key, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "incr", incr_as_the_window_ends)
+    monkeypatch.setattr(backend, "add", add_after_another)
+    assert _login("boss", "guess").status_code == 429
+    assert steps == ["ended", "opened"]
