@@ -447,7 +447,7 @@ def test_beat_has_every_worker_host_check_itself_and_one_check_what_they_share(
         for message in servers.smtp.messages
         if message.envelope_to == [recipient]
     )
-    disk = "Error - Available disk space is less than 101%"
+    disk = "Error - Available disk space is less than 100%"
     assert [(subject, host) for subject, host in alerts if subject == disk] == [
         (disk, "worker-a"),
         (disk, "worker-b"),
