@@ -281,7 +281,7 @@ def test_the_list_of_a_large_table_tells_the_planners_estimate_without_counting_
 
     assert not counts_of_the_whole(model._meta.db_table, statements), statements
     assert told in text
-    assert "results" not in text
+    assert not re.search(r"\d[\d,]* results? \(", text), "a filtered count was shown"
 
 
 @pytest.mark.parametrize(("model", "told", "filtered", "found"), LARGE, ids=["reviews", "products", "images"])
@@ -292,7 +292,7 @@ def test_a_filtered_list_of_a_large_table_counts_what_it_shows_and_not_the_table
 
     assert not counts_of_the_whole(model._meta.db_table, statements), statements
     assert found in text
-    assert "total" not in text
+    assert not re.search(r"\d[\d,]* total", text), "the whole table was counted"
 
 
 def test_a_small_table_and_a_table_never_analysed_are_counted(database: BaseDatabaseWrapper) -> None:
