@@ -20,9 +20,10 @@ from portal import health
 logger = logging.getLogger(__name__)
 
 RESOLVED_PREFIX = "Resolved - "
-# With reminders, how long a check that failed again after passing (one that
-# flaps) must pass at every run before its recovery is believed and mailed;
-# and how long a recovery is watched before a new failure counts as new.
+# With reminders, how long a check must pass at every run after an alert
+# before its recovery is believed and mailed: a first pass may be the start
+# of a flap (failing again at the next run), which only the runs after it
+# tell. A failure before then is the same one, recurring.
 SETTLE = dt.timedelta(minutes=3)
 
 
@@ -34,8 +35,8 @@ class HealthOutcome:
     # Checks still failing whose alert went out lately: not mailed again
     # this run, with when the next reminder is due.
     held: list[str] = field(default_factory=list)
-    # Checks passing again after flapping, whose recovery waits until they
-    # have passed for SETTLE.
+    # Checks passing again, whose recovery waits until they have passed for
+    # SETTLE.
     settling: list[str] = field(default_factory=list)
     # Checks passing again, whose recovery was mailed.
     resolved: list[str] = field(default_factory=list)
@@ -145,16 +146,16 @@ def health_alert(
     By default, as the course's script, each failing check is mailed at
     every run. With ``HEALTH_REMIND_MINUTES``, a check that stays failed is
     mailed when it starts failing, then once every that many minutes while
-    it still fails, and once more when it passes again: a check run every
-    minute by beat or cron does not mail the same alert every minute. What
+    it still fails, and once more when it has passed again at every run for
+    ``SETTLE``: a check run every minute by beat or cron does not mail the
+    same alert every minute, nor a recovery it takes back a minute later. What
     was mailed is kept per host, check and recipients in the shared cache,
     so every process of a host (cron, beat's worker) counts alike.
 
     A check that fails again before it has passed for ``SETTLE`` after an
     alert (one that flaps, as a CPU at 79% and 81% on alternate minutes) is
     still one failure: its alerts keep to one per reminder interval, saying
-    that it keeps recurring, and its recovery waits until it has passed at
-    every run for ``SETTLE``.
+    that it keeps recurring, and no recovery is mailed until it holds.
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
@@ -226,7 +227,6 @@ def _failing(
     state = {"since": now, "mailed": None, "recurred": 0, **(state or {}), "subject": check.subject}
     if state.get("passing_since") is not None:  # it passed, not for long enough: it recurs
         state["recurred"] += 1
-        state["flapping"] = True
     state["passing_since"], state["resolved"] = None, False
     if not to:
         _keep(check, to, state)
@@ -258,23 +258,23 @@ def _passing(
     outcome: HealthOutcome,
     due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]],
 ) -> None:
-    """A check passing again, with reminders: its recovery is mailed at once
-    after a steady failure, and once it has passed for ``SETTLE`` after one
-    that recurred; what was mailed is forgotten once it has passed that long."""
+    """A check passing again, with reminders: its recovery is mailed once it
+    has passed at every run for ``SETTLE`` (held until then), and what was
+    mailed is forgotten with it."""
     if not state.get("mailed") or not to:  # nothing was mailed, nothing to resolve
         _keep(check, to, None)
         return
     passing_since: dt.datetime = state.get("passing_since") or now
     settled = now - passing_since >= SETTLE
     state = {**state, "passing_since": passing_since}
-    if state.get("resolved"):
+    if state.get("resolved"):  # kept by a release that mailed a first pass at once: mailed already
         _keep(check, to, None if settled else state)
         return
-    if state.get("flapping") and not settled:
+    if not settled:
         outcome.settling.append(
             f"{RESOLVED_PREFIX}{str(state['subject']).removeprefix('Error - ')}: passing since "
             f"{passing_since:%H:%M %Z}, mailed once it has passed for {SETTLE.total_seconds() / 60:g} minutes"
         )
         _keep(check, to, state)
         return
-    due.append((check, _resolved(check, to, state), None if settled else {**state, "resolved": True}, state))
+    due.append((check, _resolved(check, to, state), None, state))

@@ -22,6 +22,7 @@ from django.test import Client
 from django.utils import timezone
 
 from portal import health, tasks
+from tests.processes import manage_py, portal_env
 from tests.servers import SMTPServer, free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -560,8 +561,14 @@ def test_a_check_that_stays_failed_is_mailed_once_reminded_hourly_and_resolved_o
     assert mail.outbox[1].body == BODY
     assert mail.outbox[1].extra_headers["X-Portal-Failing-Since"] == f"{start:%Y-%m-%d %H:%M %Z}"
 
-    clock.now += dt.timedelta(minutes=1)
     reminding.HEALTH_MEMORY_MIN_MB = 0
+    for _ in range(3):  # passing again, held until it has passed for 3 minutes
+        clock.now += dt.timedelta(minutes=1)
+        code, out = run_health_check()
+        assert code == 0
+        assert f"recovery held: Resolved - Available memory is less than {10**9}MB: passing since" in out
+    assert len(mail.outbox) == 2
+    clock.now += dt.timedelta(minutes=1)
     code, out = run_health_check()
     assert code == 0
     assert f"recovery mailed: Resolved - Available memory is less than {10**9}MB" in out
@@ -624,13 +631,12 @@ def test_a_flapping_check_mails_one_alert_per_reminder_interval_and_its_recovery
         sent += [(minute, message) for message in mail.outbox[before:]]
     alert, resolved = "Error - CPU usage is over 80%", "Resolved - CPU usage is over 80%"
     assert [(minute, m.subject) for minute, m in sent] == [
-        (0, alert),  # it starts failing
-        (1, resolved),  # passes at once after a failure: believed, as for a steady one
+        (0, alert),  # it starts failing; no recovery before it has held
         (60, alert),  # one alert per reminder interval, however often it flips
         (120, alert),
     ]
     assert sent[0][1].body == BODY  # the first alert is the course's
-    for _, recurring in sent[2:]:
+    for _, recurring in sent[1:]:
         assert recurring.body != BODY
         assert recurring.body.startswith(BODY)
         assert "keeps recurring (flapping)" in recurring.body
@@ -654,6 +660,147 @@ def test_a_flapping_check_mails_one_alert_per_reminder_interval_and_its_recovery
     run_health_check()
     assert mail.outbox[-1].subject == alert
     assert mail.outbox[-1].body == BODY
+
+
+@pytest.fixture
+def smtp(reminding: Any) -> Any:
+    """A real mail server on loopback that the alerts go to."""
+    reminding.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer() as server:
+        reminding.EMAIL_HOST, reminding.EMAIL_PORT = server.host, server.port
+        yield server
+
+
+def _flapping_cpu(settings: Any, monkeypatch: pytest.MonkeyPatch) -> dict[str, float]:
+    """The CPU usage each run measures (set ``["usage"]``), against a limit of 80%."""
+    settings.HEALTH_CPU_MAX_PERCENT = 80.0
+    cpu = {"usage": 0.0}
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: cpu["usage"])
+    return cpu
+
+
+def test_a_flapping_check_mails_no_recovery_until_it_has_held(
+    smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail, pass, fail, pass on consecutive runs, then it passes for good:
+    one alert, and one recovery once it has passed at every run for 3
+    minutes, as the mail server receives them."""
+    cpu = _flapping_cpu(reminding, monkeypatch)
+    start = clock.now
+    received: list[tuple[int, str]] = []
+    outputs: list[str] = []
+    for minute, usage in enumerate([81.0, 79.0, 81.0, 79.0, 81.0, 79.0, 79.0, 79.0, 79.0, 79.0]):
+        clock.now = start + dt.timedelta(minutes=minute)
+        cpu["usage"] = usage
+        before = len(smtp.messages)
+        outputs.append(run_health_check()[1])
+        received += [(minute, str(message["subject"])) for message in smtp.messages[before:]]
+    assert received == [
+        (0, "Error - CPU usage is over 80%"),
+        (8, "Resolved - CPU usage is over 80%"),  # passing since minute 5, 3 minutes on
+    ]
+    for minute in (1, 3, 5, 6, 7):
+        assert "recovery held: Resolved - CPU usage is over 80%: passing since" in outputs[minute]
+    assert "recovery mailed: Resolved - CPU usage is over 80%" in outputs[8]
+    assert "alert already mailed: Error - CPU usage is over 80%" in outputs[4]
+    resolved = smtp.messages[1]
+    assert resolved["X-Portal-Check"] == "cpu"
+    assert f"Failing since: {start:%Y-%m-%d %H:%M %Z}" in resolved.get_content()
+
+
+def test_a_steady_failure_is_resolved_once_it_has_held_too(smtp: Any, reminding: Any, clock: Any) -> None:
+    """Whether a first pass is the end of a failure or the start of a flap
+    is known only from the runs after it: every recovery waits until held."""
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    start = clock.now
+    for minute in range(5):
+        clock.now = start + dt.timedelta(minutes=minute)
+        run_health_check()
+    reminding.HEALTH_MEMORY_MIN_MB = 0
+    counts = []
+    for minute in range(5, 10):
+        clock.now = start + dt.timedelta(minutes=minute)
+        run_health_check()
+        counts.append(len(smtp.messages))
+    assert counts == [1, 1, 1, 2, 2]  # passing since minute 5: resolved at minute 8, once
+    assert [m["subject"] for m in smtp.messages] == [
+        f"Error - Available memory is less than {10**9}MB",
+        f"Resolved - Available memory is less than {10**9}MB",
+    ]
+
+
+def test_two_checks_flapping_at_once_each_mail_one_alert_and_one_recovery_once_held(
+    smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The CPU fails on even minutes, the memory on odd ones, for an hour
+    and a half; then both pass."""
+    cpu = _flapping_cpu(reminding, monkeypatch)
+    start = clock.now
+    received: list[tuple[int, str, str]] = []
+    for minute in range(95):
+        clock.now = start + dt.timedelta(minutes=minute)
+        flapping = minute < 90
+        cpu["usage"] = 81.0 if flapping and minute % 2 == 0 else 79.0
+        reminding.HEALTH_MEMORY_MIN_MB = 10**9 if flapping and minute % 2 == 1 else 0
+        before = len(smtp.messages)
+        run_health_check()
+        received += [
+            (minute, str(message["X-Portal-Check"]), str(message["subject"]))
+            for message in smtp.messages[before:]
+        ]
+    cpu_alert, memory_alert = (
+        "Error - CPU usage is over 80%",
+        f"Error - Available memory is less than {10**9}MB",
+    )
+    assert received == [
+        (0, "cpu", cpu_alert),
+        (1, "memory", memory_alert),
+        (60, "cpu", cpu_alert),  # the reminder, saying it keeps recurring
+        (61, "memory", memory_alert),
+        (92, "cpu", "Resolved - CPU usage is over 80%"),  # passing since minute 89
+        (93, "memory", f"Resolved - Available memory is less than {10**9}MB"),  # since minute 90
+    ]
+    for reminder in (smtp.messages[2], smtp.messages[3]):
+        assert reminder["X-Portal-Recurring"] == "failed again 30 time(s) after passing since the last alert"
+
+
+def test_a_recovery_held_mid_flap_is_mailed_by_the_next_process(
+    smtp: Any, reminding: Any, clock: Any, tmp_path: Path
+) -> None:
+    """What was mailed lives in the shared cache: cron's next run (a process
+    of its own) mails the recovery the earlier runs held."""
+    var = tmp_path / "var"
+    reminding.CACHES = {
+        **reminding.CACHES,
+        "shared": {"BACKEND": "portal.cache.SharedFileCache", "LOCATION": str(var / "cache" / "shared")},
+    }
+    reminding.HEALTH_HOST = "web-1"
+    start = timezone.now() - dt.timedelta(minutes=10)
+    for minute, limit in enumerate([10**9, 0, 10**9, 0]):  # fail, pass, fail, pass
+        clock.now = start + dt.timedelta(minutes=minute)
+        reminding.HEALTH_MEMORY_MIN_MB = limit
+        run_health_check()
+    assert [m["subject"] for m in smtp.messages] == [f"Error - Available memory is less than {10**9}MB"]
+
+    done = manage_py(
+        "health_check",
+        env=portal_env(
+            var,
+            EMAIL_URL=f"smtp://{smtp.host}:{smtp.port}",
+            PORTAL_HEALTH_HOST="web-1",
+            PORTAL_HEALTH_RECIPIENTS="ops@example.com",
+            PORTAL_HEALTH_REMIND_MINUTES="60",
+            PORTAL_HEALTH_CPU_MAX_PERCENT="100",
+            PORTAL_HEALTH_DISK_MIN_PERCENT="0",
+            PORTAL_HEALTH_MEMORY_MIN_MB="0",
+        ),
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"recovery mailed: Resolved - Available memory is less than {10**9}MB" in done.stdout
+    assert [m["subject"] for m in smtp.messages] == [
+        f"Error - Available memory is less than {10**9}MB",
+        f"Resolved - Available memory is less than {10**9}MB",
+    ]
 
 
 def test_a_steady_failure_with_reminders_mails_the_courses_alert_each_time(
@@ -690,10 +837,11 @@ def test_a_one_off_run_to_someone_else_changes_nothing_of_what_the_usual_recipie
     clock.now += dt.timedelta(minutes=1)
     run_health_check("--email", "me@example.com")  # someone looking into it
     assert [m.to for m in mail.outbox] == [["ops@example.com"], ["me@example.com"]]
-    clock.now += dt.timedelta(minutes=1)
     reminding.HEALTH_MEMORY_MIN_MB = 0
-    run_health_check("--email", "me@example.com")
-    run_health_check()
+    for minutes in (1, 3):  # passing again, and 3 minutes on: held until then
+        clock.now += dt.timedelta(minutes=minutes)
+        run_health_check("--email", "me@example.com")
+        run_health_check()
     resolved = [m.to for m in mail.outbox if m.subject.startswith("Resolved - ")]
     assert resolved == [["me@example.com"], ["ops@example.com"]]
 

@@ -13,7 +13,7 @@ class Command(PortalCommand):
         "Check CPU usage, free disk, available memory, that localhost resolves to "
         "127.0.0.1, and that the database, the file store and the task queue answer; "
         "mail an alert for each failure (again every PORTAL_HEALTH_REMIND_MINUTES while "
-        "it fails, and once when it passes again) and exit non-zero if any failed. "
+        "it fails, and once it has passed again for 3 minutes) and exit non-zero if any failed. "
         "Thresholds: PORTAL_HEALTH_* settings. Cron: * * * * * cd /srv/portal && "
         ".venv/bin/python manage.py health_check"
     )
