@@ -17,6 +17,7 @@ import random
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -157,6 +158,21 @@ def has_real_content() -> bool:
     """Whether the portal holds people or products of its own: then `make run`
     does not bring back demo content that was removed."""
     return Product.objects.filter(is_demo=False).exists() or Person.objects.filter(is_demo=False).exists()
+
+
+def process_photos_without_auto_point() -> int:
+    """Process again, through the upload pipeline, the demo photos processed
+    before images had an automatic focal point (a demo loaded by an older
+    version): their crops were cut around the centre and staff saw no
+    automatic point. Processing keeps a focal point staff set and cuts the
+    crops around it; it only adds the estimate. Returns how many were queued;
+    none once they have their point, so a repeated run changes nothing."""
+    missing = ImageRow.objects.filter(
+        Q(focal_auto_x__isnull=True) | Q(focal_auto_y__isnull=True),
+        is_demo=True,
+        status=ImageRow.Status.READY,
+    ).order_by("pk")
+    return upload_services.image_reprocess(images=missing)
 
 
 def _demo_image(*, data: bytes, original_name: str, alt: str) -> ImageRow:

@@ -18,6 +18,8 @@ from catalog import services
 from catalog.models import Feedback, Person, Product
 from portal import demo
 from tests.uploads import corpus
+from uploads import processing, storage
+from uploads import services as upload_services
 from uploads.models import Image, Rendition
 
 pytestmark = pytest.mark.django_db
@@ -170,3 +172,65 @@ def test_a_real_import_of_a_demo_username_makes_that_person_real(seeded: str) ->
     call_command("seed_demo", "--remove", stdout=io.StringIO())
     person = Person.objects.get(username=username)
     assert (person.name, person.is_demo) == ("Ada Real", False)
+
+
+def thumb_key(image: Image) -> str:
+    return image.renditions.get(name="thumb", format="jpeg").storage_key
+
+
+def as_an_upload(image: Image) -> tuple[processing.FocalPoint, str]:
+    """The automatic point and the square thumbnail's key that processing the
+    image's original as an upload gives, its crops cut around staff's point
+    when set."""
+    with image.file.open("rb") as fh:
+        result = processing.process(
+            fh.read(), upload_services.preset_get(image.preset), focal_point=image.focal_point
+        )
+    thumb = next(o for o in result.outputs if (o.name, o.format) == ("thumb", "jpeg"))
+    return result.focal_point, storage.rendition_key(thumb.data, thumb.extension)
+
+
+def test_a_demo_loaded_before_automatic_focal_points_gets_them_as_an_upload_does(
+    seeded: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    images = list(Image.objects.filter(is_demo=True).order_by("pk"))
+    centre = processing.FocalPoint(0.5, 0.5)
+    staff_point = processing.FocalPoint(0.3, 0.2, 0.1)
+    # As an older version left them: crops cut around the centre, no
+    # automatic point; one photo with a point staff set since.
+    with django_capture_on_commit_callbacks(execute=True):
+        for image in images:
+            upload_services.image_set_focal_point(image=image, focal_point=centre)
+    Image.objects.filter(is_demo=True).update(
+        focal_x=None, focal_y=None, focal_radius=None, focal_auto_x=None, focal_auto_y=None
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        upload_services.image_set_focal_point(image=images[0], focal_point=staff_point)
+    portrait = images[1]
+    centred_thumb = thumb_key(portrait)
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=out)
+
+    assert out.getvalue().splitlines() == [
+        "Demo content is already loaded.",
+        f"{len(images)} demo photos without an automatic focal point sent for processing again.",
+    ]
+    for image in images:
+        image.refresh_from_db()
+        assert image.status == Image.Status.READY
+        point, thumb = as_an_upload(image)
+        assert image.focal_point_auto == point, image.original_name
+        assert thumb_key(image) == thumb, image.original_name
+    assert images[0].focal_point == staff_point
+    # The portrait's square is no longer the one cut around the centre.
+    assert portrait.focal_point_auto != centre
+    assert thumb_key(portrait) != centred_thumb
+
+    before = demo_snapshot()
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", stdout=out)
+    assert out.getvalue() == "Demo content is already loaded.\n"
+    assert demo_snapshot() == before

@@ -12,8 +12,9 @@ from portal import demo
 class Command(PortalCommand):
     help = (
         "Load demo people, products (with images drawn in code) and reviews, marked as demo, into a "
-        "portal with no people or products of its own; does nothing twice. With --remove, delete "
-        "every demo row and its images instead."
+        "portal with no people or products of its own; does nothing twice, but processes again the "
+        "demo photos an older version left without an automatic focal point. With --remove, "
+        "delete every demo row and its images instead."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -31,6 +32,10 @@ class Command(PortalCommand):
             return
         if demo.is_loaded():
             self.stdout.write("Demo content is already loaded.")
+            if processed := demo.process_photos_without_auto_point():
+                self.stdout.write(
+                    f"{processed} demo photos without an automatic focal point sent for processing again."
+                )
             return
         if demo.has_real_content():
             self.stdout.write("The portal holds people or products of its own: demo content not loaded.")
