@@ -4,16 +4,21 @@ Counting a table on PostgreSQL reads every row of it: a list of 100,000
 reviews spent longer on its count than on its page. The whole table's count
 (a list with no search and no filter) comes instead from the planner's
 estimate, which PostgreSQL keeps up to date as it analyses the table, and the
-page says "about"; a filtered list is counted for real (through an index,
-most of the time), and small tables and SQLite always are.
+page says "about". A filtered list is counted for real up to ``count_up_to``
+rows (10,000), and no further: a filter that keeps most of the table (a year
+of the drill-down that holds nearly every review) would read all it keeps.
+Past that the page says "about N" (the planner's estimate of the filtered
+rows, on PostgreSQL) or "more than 10,000", and pages as the whole table's
+list does. Small tables and SQLite are counted exactly, filtered up to that bound.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, ClassVar, cast
 
-from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.contrib.admin.views.main import ALL_VAR, PAGE_VAR, ChangeList
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
 from django.db.models import QuerySet
@@ -62,6 +67,15 @@ def table_estimate(queryset: Any) -> int | None:
     return round(row[0])
 
 
+def filtered_estimate(queryset: QuerySet[Any]) -> int | None:
+    """The planner's estimate of the rows of ``queryset``, on PostgreSQL
+    (EXPLAIN, which plans the statement and reads no row); else None."""
+    if connections[queryset.db].vendor != "postgresql":
+        return None
+    plan = json.loads(queryset.order_by().explain(format="json"))
+    return round(plan[0]["Plan"]["Plan Rows"])
+
+
 class PastTheEnd(Exception):
     """A page after the list's last one, which is ``last``."""
 
@@ -72,7 +86,12 @@ class PastTheEnd(Exception):
 
 class EstimatedCountPaginator(Paginator):
     """Counts a whole table of more than ``estimate_above`` rows by the
-    planner's estimate (``estimated`` then says so); anything else for real.
+    planner's estimate (``estimated`` then says so); any other whole table for
+    real, and a filtered list up to ``count_up_to`` rows: more are estimated
+    too, by the planner or at more than that.
+    A list staff asked to show whole (``show_all_up_to`` rows at most) is
+    counted up to that many, so that an estimate far too high (the table
+    shrank since its last analysis) does not hide that it can be.
 
     The estimate may be short or long of the truth, so a page is not held to
     the pages it makes: any page is read, and what it finds settles the
@@ -83,16 +102,42 @@ class EstimatedCountPaginator(Paginator):
     past the estimate."""
 
     estimate_above: ClassVar[int] = LARGE_COUNT
+    count_up_to: ClassVar[int] = LARGE_COUNT
+    show_all_up_to: int | None = None
     _estimated = False
+    # The bound a list was counted up to and found more than, if it was.
+    _more_than: int | None = None
+
+    def _count_up_to(self, bound: int) -> int:
+        """The rows of the list, or bound + 1 if it has more: it reads no
+        more rows than that (in any order: ORDER BY could sort them all)."""
+        queryset = cast("QuerySet[Any]", self.object_list)
+        return queryset.order_by()[: bound + 1].count()
 
     @cached_property
     def count(self) -> int:
+        queryset = isinstance(self.object_list, QuerySet) and not self.object_list.query.is_sliced
+        if queryset and self.show_all_up_to is not None:
+            rows = self._count_up_to(self.show_all_up_to)
+            if rows <= self.show_all_up_to:
+                return rows
         estimate = table_estimate(self.object_list)
         if estimate is not None and estimate > self.estimate_above:
             self._estimated = True
             return estimate
-        counted: int = super().count
-        return counted
+        if not queryset or is_whole_table(self.object_list):
+            # A table never analysed, or small, or on SQLite.
+            counted: int = super().count
+            return counted
+        rows = self._count_up_to(self.count_up_to)
+        if rows <= self.count_up_to:
+            return rows
+        self._estimated = True
+        estimate = filtered_estimate(cast("QuerySet[Any]", self.object_list))
+        if estimate is not None and estimate >= rows:
+            return estimate
+        self._more_than = self.count_up_to
+        return rows
 
     def _settle(self, count: int, *, estimated: bool) -> None:
         self.__dict__["count"] = count
@@ -154,6 +199,14 @@ class EstimatedCountPaginator(Paginator):
             return self.count
         return round(self.count, 1 - int(math.log10(self.count)))
 
+    @property
+    def told(self) -> str:
+        """An estimated count as a page tells it: "about 100,000", or "more
+        than 10,000" for a list counted that far and estimated no further."""
+        if self._more_than is not None:
+            return f"more than {self._more_than:,}"
+        return f"about {self.about:,}"
+
 
 class EstimatedCountMixin:
     """For a ModelAdmin of a large table: its unfiltered list is counted by
@@ -163,6 +216,15 @@ class EstimatedCountMixin:
 
     paginator: ClassVar[type] = EstimatedCountPaginator
     show_full_result_count = False
+
+    def get_paginator(
+        self, request: HttpRequest, queryset: Any, per_page: int, *args: Any, **kwargs: Any
+    ) -> Any:
+        """A list staff asked to show whole is counted as far as it can be shown."""
+        paginator = super().get_paginator(request, queryset, per_page, *args, **kwargs)  # type: ignore[misc]
+        if isinstance(paginator, EstimatedCountPaginator) and ALL_VAR in request.GET:
+            paginator.show_all_up_to = self.list_max_show_all  # type: ignore[attr-defined]
+        return paginator
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         """The list's count as its page settled it (the last page's is exact),
@@ -191,5 +253,5 @@ class EstimatedCountMixin:
             changelist = response.context_data.get("cl")
             paginator = getattr(changelist, "paginator", None)
             if isinstance(paginator, EstimatedCountPaginator) and paginator.estimated:
-                response.context_data["selection_note_all"] = f"All (about {paginator.about:,}) selected"
+                response.context_data["selection_note_all"] = f"All ({paginator.told}) selected"
         return response

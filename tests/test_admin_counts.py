@@ -10,11 +10,14 @@ import re
 from typing import Any
 
 import pytest
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Feedback, Product
 from core import admin_counts
 from core.admin_counts import EstimatedCountPaginator, PastTheEnd
+from core.admin_delete import LISTED_MAX
 from tests.factories import FeedbackFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
@@ -238,3 +241,144 @@ def test_a_filtered_list_of_reviews_tells_its_results_without_counting_the_table
     assert "3 results ( Show all )" in text
     assert not re.search(r"\d[\d,]* total", text), "the whole table was counted"
     assert "3 feedback" in text
+
+
+@pytest.fixture
+def page_and_a_half() -> None:
+    """150 reviews: one page of 100 and a half."""
+    FeedbackFactory.create_batch(150)
+
+
+def show_all_link(page: str) -> str:
+    found = re.search(r'href="([^"]*)" class="showall"', page)
+    assert found, "no link to show all"
+    return found.group(1).replace("&amp;", "&")
+
+
+def test_show_all_of_a_list_estimated_far_too_high_shows_every_row(
+    admin_client: Client, estimate: Any, page_and_a_half: None
+) -> None:
+    estimate(100_000)  # stale: the table has 150 rows
+
+    # The last page finds the list's end, and offers to show it all.
+    page = admin_client.get(REVIEWS, {"p": "2"}).content.decode()
+    response = admin_client.get(f"{REVIEWS}{show_all_link(page)}")
+
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    assert len(changelist.result_list) == 150
+    assert "150 feedback" in visible_text(response.content.decode())
+    assert 'class="showall"' not in response.content.decode()
+
+
+@pytest.mark.parametrize("page", [{}, {"p": "1"}, {"p": "1000"}])
+def test_show_all_of_any_page_of_a_list_estimated_far_too_high_shows_every_row(
+    admin_client: Client, estimate: Any, page_and_a_half: None, page: dict[str, str]
+) -> None:
+    estimate(100_000)
+
+    response = admin_client.get(REVIEWS, {"all": "", **page}, follow=True)
+
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 150
+
+
+def test_the_last_page_link_of_a_list_estimated_far_too_high_leads_to_its_last_rows(
+    admin_client: Client, estimate: Any, page_and_a_half: None
+) -> None:
+    estimate(100_000)
+    first = admin_client.get(REVIEWS)
+    last = max(int(n) for n in re.findall(r'href="\?p=(\d+)"', first.content.decode()))
+
+    response = admin_client.get(REVIEWS, {"p": str(last)}, follow=True)
+
+    assert response.status_code == 200
+    assert len(response.context["cl"].result_list) == 50
+    assert "150 feedback" in visible_text(response.content.decode())
+
+
+@pytest.fixture
+def count_up_to(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A filtered list is counted up to 100 rows (10,000 in use): a page."""
+    monkeypatch.setattr(EstimatedCountPaginator, "count_up_to", 100)
+    return 100
+
+
+def test_a_filtered_list_is_counted_up_to_a_bound(count_up_to: int) -> None:
+    ProductFactory.create_batch(12)
+    filtered = Product.objects.filter(pk__gt=0).order_by("id")
+
+    class Smaller(EstimatedCountPaginator):
+        count_up_to = 10
+
+    with CaptureQueriesContext(connection) as ran:
+        paginator = Smaller(filtered, 5)
+        assert paginator.count == 11
+    assert paginator.estimated
+    assert paginator.told == "more than 10"
+    assert [q["sql"] for q in ran if "COUNT(" in q["sql"].upper()] == [
+        q["sql"] for q in ran if "LIMIT 11" in q["sql"]
+    ]
+    assert Smaller(filtered, 5).page(3).paginator.count == 12  # the last page finds the end
+
+
+def test_a_filtered_list_of_reviews_past_the_bound_tells_more_than_it(
+    admin_client: Client, estimate: Any, reviews: None, count_up_to: int
+) -> None:
+    estimate(100_000)
+
+    with CaptureQueriesContext(connection) as ran:
+        response = admin_client.get(REVIEWS, {"q": "Review"})
+
+    text = visible_text(response.content.decode())
+    assert "more than 100 results ( Show all )" in text
+    assert "more than 100 feedback" in text
+    assert "Select all (more than 100) feedback" in text
+    assert "All (more than 100) selected" in text
+    assert not re.search(r"\b101 (results|feedback|total)", text), "the list was counted whole"
+    counts = [q["sql"] for q in ran if "COUNT(" in q["sql"].upper()]
+    assert counts, "nothing was counted"
+    assert all("LIMIT 101" in statement for statement in counts), counts
+    last = visible_text(admin_client.get(REVIEWS, {"q": "Review", "p": "2"}).content.decode())
+    assert "101 results ( Show all )" in last
+    assert "101 feedback" in last
+
+
+def test_a_filtered_list_of_reviews_within_the_bound_is_counted_exactly(
+    admin_client: Client, estimate: Any, reviews: None, count_up_to: int
+) -> None:
+    estimate(100_000)
+    Feedback.objects.filter(pk__in=Feedback.objects.order_by("pk").values("pk")[:50]).update(
+        status=Feedback.Status.HIDDEN
+    )
+
+    text = visible_text(admin_client.get(REVIEWS, {"status__exact": "hidden"}).content.decode())
+
+    assert "50 results ( Show all )" in text
+    assert "more than" not in text
+
+
+def test_every_review_selected_across_a_list_past_the_bound_is_acted_on_and_counted(
+    admin_client: Client, estimate: Any, count_up_to: int
+) -> None:
+    estimate(100_000)
+    FeedbackFactory.create_batch(LISTED_MAX + 20, status=Feedback.Status.PUBLISHED)
+    FeedbackFactory.create_batch(3, status=Feedback.Status.HIDDEN)
+    changelist = f"{REVIEWS}?status__exact=published"
+    one = str(Feedback.objects.filter(status=Feedback.Status.PUBLISHED).first().pk)  # type: ignore[union-attr]
+
+    asked = admin_client.post(
+        changelist,
+        {"action": "delete_selected", "index": "0", "select_across": "1", "_selected_action": [one]},
+    )
+    hidden = admin_client.post(
+        changelist,
+        {"action": "hide", "index": "0", "select_across": "1", "_selected_action": [one]},
+        follow=True,
+    )
+
+    assert (
+        f"Are you sure you want to delete the {LISTED_MAX + 20} selected feedback?" in asked.content.decode()
+    )
+    assert f"{LISTED_MAX + 20} review(s) hidden." in hidden.content.decode()
+    assert Feedback.objects.filter(status=Feedback.Status.HIDDEN).count() == LISTED_MAX + 23
