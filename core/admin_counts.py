@@ -18,6 +18,7 @@ import json
 import math
 from typing import Any, ClassVar, cast
 
+from django.contrib.admin.options import ShowFacets
 from django.contrib.admin.views.main import ALL_VAR, PAGE_VAR, ChangeList
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
@@ -212,10 +213,13 @@ class EstimatedCountMixin:
     """For a ModelAdmin of a large table: its unfiltered list is counted by
     the planner's estimate (see EstimatedCountPaginator), and a filtered or
     searched one does not count the whole table besides ("N results" and
-    a link to show all, instead of "N results (M total)")."""
+    a link to show all, instead of "N results (M total)"). Its filters
+    offer no "Show counts": those count the rows of each of their choices,
+    each a read of every row the list shows."""
 
     paginator: ClassVar[type] = EstimatedCountPaginator
     show_full_result_count = False
+    show_facets = ShowFacets.NEVER
 
     def get_paginator(
         self, request: HttpRequest, queryset: Any, per_page: int, *args: Any, **kwargs: Any

@@ -382,3 +382,24 @@ def test_every_review_selected_across_a_list_past_the_bound_is_acted_on_and_coun
     )
     assert f"{LISTED_MAX + 20} review(s) hidden." in hidden.content.decode()
     assert Feedback.objects.filter(status=Feedback.Status.HIDDEN).count() == LISTED_MAX + 23
+
+
+@pytest.mark.parametrize("changelist", [REVIEWS, "/admin/catalog/product/", "/admin/uploads/image/"])
+def test_the_lists_of_large_tables_offer_no_counts_of_their_filters(
+    admin_client: Client, reviews: None, changelist: str
+) -> None:
+    offered = admin_client.get(changelist).content.decode()
+    with CaptureQueriesContext(connection) as ran:
+        asked = admin_client.get(changelist, {"_facets": "True"})
+
+    assert "Show counts" not in offered
+    assert asked.status_code == 200
+    assert "Hide counts" not in asked.content.decode()
+    assert not asked.context["cl"].add_facets
+    # A facet is a count of each choice: COUNT(...) FILTER (WHERE ...), or COUNT(CASE WHEN ...).
+    facets = [q["sql"] for q in ran if re.search(r"COUNT\((CASE WHEN|.*?\) FILTER \(WHERE)", q["sql"])]
+    assert not facets
+
+
+def test_the_list_of_people_still_offers_counts_of_its_filters(admin_client: Client) -> None:
+    assert "Show counts" in admin_client.get("/admin/catalog/person/").content.decode()
