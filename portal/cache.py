@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import math
 import os
 import pickle
 import tempfile
@@ -128,6 +129,13 @@ def _degrade(fallback: Callable[..., Any]) -> Callable[[F], F]:
     return decorate
 
 
+def _finite(number: float) -> bool:
+    try:
+        return math.isfinite(number)
+    except OverflowError:  # an int past any float
+        return False
+
+
 def _default(key: Any, default: Any = None, *args: Any, **kwargs: Any) -> Any:
     return default
 
@@ -183,33 +191,54 @@ class SharedFileCache(FileBasedCache):
     """
 
     def get(self, key: Any, default: Any = None, version: int | None = None) -> Any:
-        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]
+        entry = self._read(self._key_to_file(key, version))  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        return default if entry is None else entry[1]
+
+    def _read(self, fname: str) -> tuple[float | None, Any] | None:
+        """The expiry and value of the entry at ``fname``; None if there is
+        none, or it has expired or cannot be read (either dropped)."""
         try:
             with open(fname, "rb") as f:
-                if self._is_expired(f):
-                    return default
+                live, expiry = self._expiry_if_live(f)
+                if not live:
+                    return None
                 try:
-                    return pickle.loads(zlib.decompress(f.read()))  # noqa: S301 - as Django reads them
+                    return expiry, pickle.loads(zlib.decompress(f.read()))  # noqa: S301 - as Django reads them
                 except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
                     self._drop(f, exc)
+                    return None
         except FileNotFoundError:
-            pass
-        return default
+            return None
 
     def _is_expired(self, f: Any) -> bool:
         """Django's, where an entry whose expiry cannot be read is dropped as
         if expired, and only the entry read is (see _drop)."""
+        return not self._expiry_if_live(f)[0]
+
+    def _expiry_if_live(self, f: Any) -> tuple[bool, float | None]:
+        """Whether the entry open in ``f`` is live, and its expiry: the time
+        it ends, or None for one that never does (Django's ``timeout=None``,
+        as the health alerts' memory is written). An entry that has ended or
+        whose expiry is no time (text, NaN, infinite, an object of another
+        layout) is dropped: NaN or infinity would keep a lockout for good,
+        text failed an incr, and an object may answer a comparison with
+        anything (a numpy array, whose truth is an error)."""
         try:
             expiry = pickle.load(f)  # noqa: S301 - as Django reads them
-            expired = expiry is not None and expiry < time.time()
         except EOFError:
-            expired = True  # an empty file, as Django reads it
+            expiry = 0.0  # an empty file, as Django reads it
         except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
             self._drop(f, exc)
-            return True
-        if expired:
+            return False, None
+        if expiry is None:
+            return True, None
+        if isinstance(expiry, bool) or not isinstance(expiry, int | float) or not _finite(expiry):
+            self._drop(f, ValueError(f"expiry {expiry!r} is no time"))
+            return False, None
+        if expiry < time.time():
             self._drop(f)
-        return expired
+            return False, None
+        return True, float(expiry)
 
     def _drop(self, f: Any, unreadable: Exception | None = None) -> None:
         """Deletes the entry open in ``f`` if it is still the one at its name.
@@ -240,33 +269,41 @@ class SharedFileCache(FileBasedCache):
         lock, and the entry keeps the expiry it had."""
         fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
         with self._locked():
-            try:
-                with open(fname, "rb") as f:
-                    try:
-                        expiry = pickle.load(f)  # noqa: S301 - the folder's own entries, as Django reads them
-                        value = pickle.loads(zlib.decompress(f.read()))  # noqa: S301
-                    except EOFError:
-                        expiry, value = 0, None
-                    except Exception as exc:  # noqa: BLE001 - garbled bytes unpickle into any error
-                        self._drop(f, exc)
-                        expiry, value = 0, None
-            except FileNotFoundError:
-                expiry, value = 0, None
-            if expiry is not None and expiry < time.time():
+            entry = self._read(fname)
+            if entry is None:
                 raise ValueError(f"Key '{key}' not found.")
+            expiry, value = entry
             value += delta
-            fd, tmp_path = tempfile.mkstemp(dir=self._dir)  # type: ignore[attr-defined]
-            try:
-                with open(fd, "wb") as f:
-                    f.write(pickle.dumps(expiry, self.pickle_protocol))
-                    f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
-                os.replace(tmp_path, fname)  # readers see the old entry or the new, never half of one
-            except BaseException:
-                # A full disk: no stray file left (neither clear() nor a cull would find it).
-                with contextlib.suppress(FileNotFoundError):
-                    os.remove(tmp_path)
-                raise
+            self._replace(fname, expiry, value)
         return value
+
+    def touch(self, key: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
+        """Django's unpickles the entry unguarded, so an entry that cannot be
+        read answered with an error, and rewrites it where it lies. Here it
+        is read as every other read is, and replaced whole under the
+        folder's lock, as an incr replaces it."""
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        with self._locked():
+            entry = self._read(fname)
+            if entry is None:
+                return False
+            self._replace(fname, self.get_backend_timeout(timeout), entry[1])
+        return True
+
+    def _replace(self, fname: str, expiry: float | None, value: Any) -> None:
+        """Writes the entry at ``fname`` whole: readers see the old entry or
+        the new, never half of one."""
+        fd, tmp_path = tempfile.mkstemp(dir=self._dir)  # type: ignore[attr-defined]
+        try:
+            with open(fd, "wb") as f:
+                f.write(pickle.dumps(expiry, self.pickle_protocol))
+                f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
+            os.replace(tmp_path, fname)
+        except BaseException:
+            # A full disk: no stray file left (neither clear() nor a cull would find it).
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(tmp_path)
+            raise
 
     @contextmanager
     def _locked(self) -> Iterator[None]:

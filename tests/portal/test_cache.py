@@ -8,11 +8,13 @@ import pickle
 import socket
 import tempfile
 import threading
+import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pytest
 from django.core.cache import caches
 from redis import Redis
@@ -408,3 +410,100 @@ def test_an_incr_on_a_full_disk_leaves_the_entry_as_it_was_and_no_stray_file(
     monkeypatch.undo()
     assert sorted(tmp_path.iterdir()) == before
     assert shared.get("failures") == 2
+
+
+NO_TIME = {
+    "text": "soon",
+    "NaN": float("nan"),
+    "infinite": float("inf"),
+    "an int past any float": 10**400,
+    "true": True,
+    "an array": numpy.array([1.0, 2.0]),
+}
+
+
+def _write_entry(shared: SharedFileCache, key: str, expiry: Any, value: Any = 3) -> Path:
+    entry = Path(shared._key_to_file(key))  # type: ignore[attr-defined]
+    entry.write_bytes(pickle.dumps(expiry) + zlib.compress(pickle.dumps(value)))
+    return entry
+
+
+def _incr(shared: SharedFileCache) -> str:
+    with pytest.raises(ValueError, match="not found"):
+        shared.incr("failures")
+    return "not found"
+
+
+# Each read path of the folder, and what it answers for a missing entry.
+READS: dict[str, tuple[Any, Any]] = {
+    "get": (lambda shared: shared.get("failures", "missing"), "missing"),
+    "get_many": (lambda shared: shared.get_many(["failures"]), {}),
+    "has_key": (lambda shared: shared.has_key("failures"), False),
+    "incr": (_incr, "not found"),
+    "touch": (lambda shared: shared.touch("failures", 600), False),
+    "add": (lambda shared: shared.add("failures", 0, timeout=600), True),
+}
+
+
+@pytest.mark.parametrize(("read", "missing"), READS.values(), ids=READS.keys())
+@pytest.mark.parametrize("expiry", NO_TIME.values(), ids=NO_TIME.keys())
+def test_an_entry_whose_expiry_is_no_time_reads_as_missing_and_is_dropped(
+    tmp_path: Path, expiry: Any, read: Any, missing: Any
+) -> None:
+    shared = _folder_cache(tmp_path, max_entries=10)
+    entry = _write_entry(shared, "failures", expiry)
+    assert read(shared) == missing
+    if read is READS["add"][0]:
+        assert shared.get("failures") == 0
+    else:
+        assert not entry.exists()
+    shared.add("failures", 0, timeout=600)
+    assert shared.incr("failures") == 1
+
+
+@pytest.mark.parametrize("expiry", NO_TIME.values(), ids=NO_TIME.keys())
+def test_a_full_shared_folder_with_an_entry_whose_expiry_is_no_time_is_still_culled(
+    tmp_path: Path, expiry: Any
+) -> None:
+    shared = _folder_cache(tmp_path, max_entries=3)
+    for n in range(3):
+        shared.set(f"rate-{n}", n, timeout=600)
+    _write_entry(shared, "rate-0", expiry)
+    shared.set("lockout", 5, timeout=600)
+    assert [shared.get(key) for key in ("lockout", "rate-0", "rate-1", "rate-2")] == [5, None, 1, 2]
+
+
+def test_an_entry_that_never_expires_is_kept_by_every_read(tmp_path: Path) -> None:
+    """Django's own layout for ``timeout=None`` (the health alerts' memory)."""
+    shared = _folder_cache(tmp_path, max_entries=3)
+    shared.set("alerted", 2, timeout=None)
+    assert shared.get("alerted") == 2
+    assert shared.has_key("alerted")
+    assert shared.add("alerted", 0) is False
+    assert shared.incr("alerted") == 3
+    assert shared.touch("alerted", None) is True
+    for n in range(2):
+        shared.set(f"over-{n}", n, timeout=-1)
+    shared.set("lockout", 5, timeout=600)  # the folder full: a cull keeps it
+    assert shared.get("alerted") == 3
+    assert shared.get("over-0") is None
+    with open(shared._key_to_file("alerted"), "rb") as f:  # type: ignore[attr-defined]
+        assert pickle.load(f) is None  # noqa: S301 - written by the test
+
+
+def test_a_touch_of_an_unreadable_entry_reads_as_missing_and_drops_it(tmp_path: Path) -> None:
+    shared = _folder_cache(tmp_path, max_entries=10)
+    entry = Path(shared._key_to_file("failures"))  # type: ignore[attr-defined]
+    entry.write_bytes(pickle.dumps(9e18) + b"garbage")
+    assert shared.touch("failures", 600) is False
+    assert not entry.exists()
+
+
+def test_a_touch_in_the_shared_folder_moves_the_expiry_and_keeps_the_value(tmp_path: Path) -> None:
+    shared = _folder_cache(tmp_path, max_entries=10)
+    shared.set("failures", 4, timeout=600)
+    assert shared.touch("failures", 60) is True
+    assert _expiry(shared, "failures") < time.time() + 61
+    assert shared.get("failures") == 4
+    assert shared.touch("failures", -1) is True  # ended at once
+    assert shared.get("failures") is None

@@ -3,11 +3,14 @@ held when attempts arrive at the same time."""
 
 from __future__ import annotations
 
+import pickle
 import threading
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import numpy
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
@@ -250,3 +253,35 @@ def test_an_attempt_that_finds_its_window_ended_and_the_next_opened_is_counted_i
     monkeypatch.setattr(backend, "add", add_after_another)
     assert _login("boss", "guess").status_code == 429
     assert steps == ["ended", "opened"]
+
+
+# An expiry that is no time, as something other than this cache (or an older
+# layout) may have written it: NaN or infinity never ended, and an object
+# whose comparison answers an array has no truth at all.
+NO_TIME = {
+    "NaN": float("nan"),
+    "infinite": float("inf"),
+    "text": "soon",
+    "an array": numpy.array([1.0, 2.0]),
+}
+
+
+@pytest.mark.parametrize("expiry", NO_TIME.values(), ids=NO_TIME.keys())
+@pytest.mark.parametrize("whose", ["account", "address"])
+@pytest.mark.django_db
+def test_a_lockout_whose_expiry_in_the_shared_folder_is_no_time_is_counted_anew(
+    settings: Any, expiry: Any, whose: str
+) -> None:
+    """Such a lockout was kept for good (NaN, infinity), or answered every
+    login of its account with a 500 (an array)."""
+    if settings.CACHES["shared"]["BACKEND"].endswith("RedisCache"):
+        pytest.skip("the shared cache is Redis (CACHE_URL)")
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    per_address, per_account = attempt_counts(RequestFactory().post("/admin/login/"), "boss")
+    count = per_account if whose == "account" else per_address
+    shared = caches["shared"]
+    shared.set(count.key, 2, timeout=600)  # at the limit
+    entry = Path(shared._key_to_file(count.key))  # type: ignore[attr-defined]
+    entry.write_bytes(pickle.dumps(expiry) + zlib.compress(pickle.dumps(2)))
+    assert [_login("boss", "guess").status_code for _ in range(3)] == [200, 200, 429]
