@@ -50,7 +50,11 @@ class _Breaker:
     Closed, every call asks. A call that finds Redis away opens it: for
     ``OPEN_SECONDS`` no call asks. Then one call asks again (the others keep
     their fallback while it does): an answer closes it, another failure
-    opens it again.
+    opens it again. A call that ends in neither (SystemExit,
+    KeyboardInterrupt, a worker's time limit, anything not an Exception)
+    leaves it as it found it; and a call that asks again and never says how
+    it went (interrupted before it could) holds the others back for
+    ``OPEN_SECONDS`` at most, not for good.
     """
 
     clock = staticmethod(time.monotonic)
@@ -58,24 +62,37 @@ class _Breaker:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._open_until: float | None = None  # None: closed
-        self._trying = False
+        self._trying: object | None = None  # the call that asks again, while open
 
-    def allows(self) -> bool:
+    @contextmanager
+    def asking(self) -> Iterator[bool]:
+        """Whether this call may ask Redis, for the length of the block."""
+        me = object()
         with self._lock:
-            if self._open_until is None:
-                return True
-            if self._trying or self.clock() < self._open_until:
-                return False
-            self._trying = True
-            return True
+            found = self._open_until
+            now = self.clock()
+            if found is None:
+                allowed = True
+            elif now < found:
+                allowed = False
+            else:
+                # Held until it fails or answers, or until OPEN_SECONDS pass.
+                self._trying, self._open_until = me, now + OPEN_SECONDS
+                allowed = True
+        try:
+            yield allowed
+        finally:
+            with self._lock:
+                if self._trying is me:  # it neither failed nor answered
+                    self._trying, self._open_until = None, found
 
     def failed(self) -> bool:
         """Opens it (again); True if it was not open already, so that one
         warning says so."""
         with self._lock:
-            opened = self._open_until is None or self._trying
+            opened = self._open_until is None or self._trying is not None
             self._open_until = self.clock() + OPEN_SECONDS
-            self._trying = False
+            self._trying = None
             return opened
 
     def answered(self) -> bool:
@@ -83,7 +100,7 @@ class _Breaker:
         with self._lock:
             was_open = self._open_until is not None
             self._open_until = None
-            self._trying = False
+            self._trying = None
             return was_open
 
 
@@ -104,29 +121,34 @@ def _degrade(fallback: Callable[..., Any]) -> Callable[[F], F]:
         @wraps(method)
         def wrapper(self: ResilientRedisCache, *args: Any, **kwargs: Any) -> Any:
             breaker = _breaker_of(self._servers)
-            if not breaker.allows():
-                return fallback(*args, **kwargs)
-            failed = False
-            try:
-                return method(self, *args, **kwargs)
-            except UNAVAILABLE as exc:
-                failed = True
-                if breaker.failed():
-                    logger.warning(
-                        "cache unavailable (%s): %s skipped, as is every cache call of this process for %g s",
-                        exc,
-                        method.__name__,
-                        OPEN_SECONDS,
-                    )
-                return fallback(*args, **kwargs)
-            finally:
-                # Anything else is an answer, "not found" of an incr included.
-                if not failed and breaker.answered():
-                    logger.info("cache available again")
+            with breaker.asking() as allowed:
+                if not allowed:
+                    return fallback(*args, **kwargs)
+                try:
+                    result = method(self, *args, **kwargs)
+                except UNAVAILABLE as exc:
+                    if breaker.failed():
+                        logger.warning(
+                            "cache unavailable (%s): %s skipped, as is every cache call of this process for %g s",
+                            exc,
+                            method.__name__,
+                            OPEN_SECONDS,
+                        )
+                    return fallback(*args, **kwargs)
+                except Exception:
+                    _answered(breaker)  # an answer all the same, "not found" of an incr included
+                    raise
+                _answered(breaker)
+                return result
 
         return wrapper  # type: ignore[return-value]
 
     return decorate
+
+
+def _answered(breaker: _Breaker) -> None:
+    if breaker.answered():
+        logger.info("cache available again")
 
 
 def _finite(number: float) -> bool:

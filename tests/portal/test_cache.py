@@ -17,6 +17,7 @@ from typing import Any
 import numpy
 import pytest
 from django.core.cache import caches
+from django.core.cache.backends.redis import RedisCacheClient
 from redis import Redis
 
 from portal import cache as portal_cache
@@ -169,6 +170,76 @@ def test_while_one_call_asks_again_the_other_threads_keep_their_fallback(
     assert not trying.is_alive()
     assert cache.get("throttle", "fallback") == "fallback"
     assert blackhole.seen()[0] == 2  # opened again by the thread's failure
+
+
+def _asking_in_a_thread(blackhole: Blackhole) -> tuple[threading.Thread, socket.socket]:
+    """A call of another thread that asks the hanging Redis and waits for
+    its answer (60 s), once it is under way."""
+    blackhole.seen()  # the connections made before it
+    slow = _hanging(blackhole.url, timeout=60)
+    trying = threading.Thread(target=slow.get, args=("throttle",))
+    trying.start()
+    blackhole.listener.setblocking(True)
+    blackhole.listener.settimeout(60)
+    connection, _ = blackhole.listener.accept()
+    blackhole.connections.append(connection)
+    return trying, connection
+
+
+def _answer_at_last(trying: threading.Thread, connection: socket.socket) -> None:
+    connection.shutdown(socket.SHUT_RDWR)  # the try fails at once
+    trying.join(timeout=60)
+    assert not trying.is_alive()
+
+
+def test_a_call_that_asks_again_and_never_says_how_it_went_holds_the_others_back_for_a_while_only(
+    blackhole: Blackhole, clock: Clock
+) -> None:
+    """As one interrupted right after it was let through, or waiting on a
+    Redis that never answers: the breaker stayed open for good."""
+    cache = _hanging(blackhole.url)
+    assert cache.get("throttle", "fallback") == "fallback"
+    clock.now += OPEN_SECONDS
+    trying, connection = _asking_in_a_thread(blackhole)
+    try:
+        clock.now += OPEN_SECONDS - 0.1
+        assert _every_call(cache) == FALLBACKS
+        assert blackhole.seen()[0] == 2
+        clock.now += 0.1
+        assert cache.get("throttle", "fallback") == "fallback"  # asks again, waits out its timeout
+        assert blackhole.seen()[0] == 3
+        assert _every_call(cache) == FALLBACKS  # opened again by its failure
+        assert blackhole.seen()[0] == 3
+    finally:
+        _answer_at_last(trying, connection)
+
+
+@pytest.mark.parametrize("interrupt", [SystemExit, KeyboardInterrupt, GeneratorExit])
+def test_a_call_that_asks_again_and_is_interrupted_leaves_the_breaker_as_it_found_it(
+    blackhole: Blackhole, clock: Clock, monkeypatch: pytest.MonkeyPatch, interrupt: type[BaseException]
+) -> None:
+    """Neither closed, every thread then asking a Redis that hangs, nor kept
+    open: the next call asks again, alone."""
+    cache = _hanging(blackhole.url)
+    assert cache.get("throttle", "fallback") == "fallback"
+    clock.now += OPEN_SECONDS
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise interrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(RedisCacheClient, "get", interrupted)
+        with pytest.raises(interrupt):
+            cache.get("throttle", "fallback")
+    trying, connection = _asking_in_a_thread(blackhole)  # asks again
+    try:
+        assert _every_call(cache) == FALLBACKS  # alone
+        assert blackhole.seen()[0] == 2
+    finally:
+        _answer_at_last(trying, connection)
+    clock.now += OPEN_SECONDS
+    assert cache.get("throttle", "fallback") == "fallback"  # and after a while, asks again
+    assert blackhole.seen()[0] == 3
 
 
 def test_a_redis_that_is_back_is_asked_again_and_closes_the_breaker(
