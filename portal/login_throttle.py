@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import math
+import pickle
 import time
 import unicodedata
 from dataclasses import dataclass
@@ -99,10 +100,18 @@ class AttemptCount:
         attempt that outlived its window (a slow sign-in at its very end)
         would otherwise take a place off the next window's count."""
         shared = caches["shared"]
-        if shared.get(self._ends_key) != self.taken_in:
+        if not _same_end(shared.get(self._ends_key), self.taken_in):
             return
         with contextlib.suppress(ValueError):  # its window is over
             shared.decr(self.key)
+
+
+def _same_end(read: Any, taken_in: Any) -> bool:
+    """Whether a window's end, as read again, is the one an attempt was
+    counted in. Compared as stored, not with ==: an end that reads as NaN is
+    not equal to itself (signing in kept its place in the count), and one
+    that reads as an array compares into an array with no truth (a 500)."""
+    return pickle.dumps(read) == pickle.dumps(taken_in)
 
 
 def attempt_counts(request: HttpRequest, username: str) -> list[AttemptCount]:

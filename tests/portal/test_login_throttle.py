@@ -285,3 +285,19 @@ def test_a_lockout_whose_expiry_in_the_shared_folder_is_no_time_is_counted_anew(
     entry = Path(shared._key_to_file(count.key))  # type: ignore[attr-defined]
     entry.write_bytes(pickle.dumps(expiry) + zlib.compress(pickle.dumps(2)))
     assert [_login("boss", "guess").status_code for _ in range(3)] == [200, 200, 429]
+
+
+@pytest.mark.parametrize("ends", [float("nan"), numpy.array([1.0, 2.0])], ids=["NaN", "an array"])
+@pytest.mark.django_db
+def test_signing_in_never_locks_the_account_whatever_its_window_s_end_reads_as(
+    settings: Any, shared_cache: str, ends: Any
+) -> None:
+    """NaN is not NaN: each sign-in found its window's end changed and kept
+    its place, so signing in locked the account; an array compared into an
+    array with no truth, a 500."""
+    settings.ADMIN_LOGIN_MAX_FAILURES = 2
+    settings.ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = 2
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    for count in attempt_counts(RequestFactory().post("/admin/login/"), "boss"):
+        caches["shared"].set(f"{count.key}:ends", ends, timeout=600)
+    assert [_login("boss", RIGHT).status_code for _ in range(4)] == [302] * 4
