@@ -623,12 +623,29 @@ def _above_mean(channel: Image.Image) -> Image.Image:
     return channel.point([max(0, round(v - mean)) for v in range(256)])
 
 
+def _without_spans(channel: Image.Image) -> Image.Image:
+    """``channel`` less the rows and columns where it lights up more than
+    half of the picture's width or height: a table top, a floor, a wall or
+    the line of a horizon spans the frame, a subject does not."""
+    width, height = channel.size
+    lit = channel.point([255 if v else 0 for v in range(256)])
+    most = [255 if v > 127 else 0 for v in range(256)]
+    rows = lit.resize((1, height), Image.Resampling.BOX).point(most)
+    columns = lit.resize((width, 1), Image.Resampling.BOX).point(most)
+    spans = ImageChops.lighter(
+        rows.resize((width, height), Image.Resampling.NEAREST),
+        columns.resize((width, height), Image.Resampling.NEAREST),
+    )
+    return ImageChops.subtract(channel, spans)
+
+
 def estimate_focal_point(img: Image.Image) -> FocalPoint:
     """Guess the subject's position, like libvips' ``attention`` smart crop:
     on a small copy, add edge energy (a Laplacian of the luminance),
-    saturation (chroma) and skin-like hues, each counted where it rises above
-    its own average; blur the sum into blobs and take the weighted centroid
-    of the strongest. A featureless picture gives its centre.
+    saturation (chroma, against its surroundings) and skin-like hues, each
+    counted where it rises above its own average, edges and skin only where
+    they do not span the frame; blur the sum into blobs and take the weighted
+    centroid of the strongest. A featureless picture gives its centre.
     """
     small = img
     if max(small.size) > _ATTENTION_SIDE:
@@ -646,6 +663,9 @@ def estimate_focal_point(img: Image.Image) -> FocalPoint:
         ImageChops.lighter(ImageChops.lighter(red, green), blue),
         ImageChops.darker(ImageChops.darker(red, green), blue),
     )
+    # Colour counts as it differs from its surroundings: a tan table or a
+    # gradient backdrop is as colourful as the fruit or the face before it.
+    chroma = ImageChops.difference(chroma, chroma.filter(ImageFilter.GaussianBlur(min(width, height) / 2)))
     hue, saturation, value = small.convert("HSV").split()
     # Skin of any complexion: red to orange hues (Pillow's hue runs 0..255),
     # moderately saturated, not dark.
@@ -653,10 +673,13 @@ def estimate_focal_point(img: Image.Image) -> FocalPoint:
         ImageChops.lighter(_band_mask(hue, 0, 35), _band_mask(hue, 245, 255)),
         ImageChops.multiply(_band_mask(saturation, 40, 175), _band_mask(value, 70, 255)),
     )
+    # Skin-like hues across the frame are a surface (a wooden floor, a beige
+    # wall), and edges across it the line where two surfaces meet: only what
+    # stays of them once such spans are taken out can be a subject.
     # Halves, so three full-strength maps cannot clip at 255 when added.
     attention = ImageChops.add(
-        ImageChops.add(_above_mean(edges), _above_mean(chroma), scale=2.0),
-        _above_mean(skin).point(lambda v: v // 2),
+        ImageChops.add(_without_spans(_above_mean(edges)), _above_mean(chroma), scale=2.0),
+        _above_mean(_without_spans(skin)).point(lambda v: v // 2),
     )
     attention = attention.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) / 12)))
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pillow_heif
-from PIL import Image, ImageChops, ImageCms, ImageDraw
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps
 
 RGB = tuple[int, int, int]
 
@@ -830,6 +830,58 @@ def with_marker(img: Image.Image, at: tuple[float, float], radius: float = 0.04)
     cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
     ImageDraw.Draw(marked).rectangle((cx - r, cy - r, cx + r, cy + r), fill=MARKER_BLUE)
     return marked
+
+
+# Tan and beige surfaces pass for skin; a subject stands before them.
+BEIGE_WALL: RGB = (205, 185, 160)
+SKIN: RGB = (238, 200, 170)
+
+
+def on_floor(
+    size: tuple[int, int] = (1200, 800),
+    at: tuple[float, float] = (0.3, 0.62),
+    radius: float = 0.07,
+    color: RGB = SUBJECT_RED,
+    floor_from: float = 0.55,
+) -> Image.Image:
+    """A disc (as in :func:`subject_off_centre`) standing on a wooden floor:
+    a pale wall above, tan boards with grain across the whole width below
+    ``floor_from`` (a share of the height)."""
+    width, height = size
+    img = Image.new("RGB", size, (226, 228, 232))
+    wood = ImageOps.colorize(textured(size).convert("L"), black=(95, 62, 30), white=(240, 205, 160))
+    top = int(height * floor_from)
+    img.paste(wood.crop((0, top, width, height)), (0, top))
+    cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
+    ImageDraw.Draw(img).ellipse((cx - r, cy - r, cx + r, cy + r), fill=color)
+    return img
+
+
+def face(
+    size: tuple[int, int] = (1000, 800),
+    at: tuple[float, float] = (0.65, 0.4),
+    radius: float = 0.18,
+    wall: RGB = BEIGE_WALL,
+    desk: RGB | None = None,
+) -> Image.Image:
+    """A face before a wall: an oval of skin ``radius`` (a share of the
+    shorter side) high and 0.8 of that wide, centred at ``at``, with hair,
+    eyes and a mouth; with ``desk``, a band of that colour across the bottom
+    30 per cent."""
+    width, height = size
+    img = Image.new("RGB", size, wall)
+    draw = ImageDraw.Draw(img)
+    if desk is not None:
+        draw.rectangle((0, int(height * 0.7), width, height), fill=desk)
+    cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
+    draw.ellipse((cx - r * 0.8, cy - r, cx + r * 0.8, cy + r), fill=SKIN)
+    draw.chord((cx - r * 0.85, cy - r * 1.1, cx + r * 0.85, cy + r * 0.3), 180, 360, fill=(50, 40, 35))
+    for eye in (-0.3, 0.3):
+        draw.ellipse(
+            (cx + (eye - 0.1) * r, cy + r * 0.05, cx + (eye + 0.1) * r, cy + r * 0.15), fill=(40, 30, 30)
+        )
+    draw.chord((cx - r * 0.3, cy + r * 0.35, cx + r * 0.3, cy + r * 0.6), 0, 180, fill=(170, 60, 60))
+    return img
 
 
 def heic_primary_second(size: tuple[int, int] = (80, 60)) -> bytes:

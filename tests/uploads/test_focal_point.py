@@ -16,6 +16,7 @@ from django.test import Client
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from portal import demo
 from tests.factories import ImageFactory
 from tests.uploads import corpus
 from uploads import processing, services, storage
@@ -179,6 +180,71 @@ def test_the_estimate_ignores_transparent_ground() -> None:
     img.paste((200, 40, 40, 255), (40, 200, 100, 260))
     point = processing.estimate_focal_point(img)
     assert (point.x, point.y) == pytest.approx((70 / 400, 230 / 300), abs=0.05)
+
+
+def decoded(data: bytes) -> PILImage.Image:
+    img = PILImage.open(io.BytesIO(data))
+    img.load()
+    return img
+
+
+def inside_oval(
+    point: FocalPoint, size: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]
+) -> bool:
+    """Whether ``point`` falls in the oval of ``radii`` (pixels) about ``centre`` (pixels)."""
+    dx = (point.x * size[0] - centre[0]) / radii[0]
+    dy = (point.y * size[1] - centre[1]) / radii[1]
+    return dx * dx + dy * dy <= 1
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+@pytest.mark.parametrize("product", demo.PRODUCTS, ids=[p["name"] for p in demo.PRODUCTS])
+def test_the_estimate_finds_a_fruit_on_a_tan_table(product: dict[str, Any], seed: int) -> None:
+    """The table is as tan as skin and spans the frame: a surface, not the
+    subject. The fruit's oval is as ``fruit_image`` draws it."""
+    size = (1800, 1200)
+    point = processing.estimate_focal_point(decoded(demo.fruit_image(product["fruit"], seed, size)))
+    radius = size[1] * 0.28
+    assert inside_oval(point, size, (size[0] * 0.5, size[1] * 0.48), (radius, radius * 0.95)), point
+
+
+@pytest.mark.parametrize("person", demo.PEOPLE, ids=[p["username"] for p in demo.PEOPLE])
+def test_the_estimate_stays_on_a_face_before_any_backdrop(person: dict[str, Any]) -> None:
+    """Some backdrops are as skin-coloured as the face (``portrait_image``
+    draws the face's oval from 0.3 to 0.7 across, 0.18 to 0.6 down)."""
+    size = (900, 1100)
+    point = processing.estimate_focal_point(decoded(demo.portrait_image(person["color"], size)))
+    assert inside_oval(point, size, (size[0] * 0.5, size[1] * 0.39), (size[0] * 0.2, size[1] * 0.21)), point
+
+
+@pytest.mark.parametrize(
+    ("at", "color"),
+    [((0.3, 0.62), corpus.SUBJECT_RED), ((0.7, 0.66), (40, 160, 60)), ((0.55, 0.8), (40, 160, 60))],
+    ids=["red-left", "green-right", "green-low"],
+)
+def test_the_estimate_finds_a_small_object_on_a_wooden_floor(at: tuple[float, float], color: RGB) -> None:
+    size, radius = (1200, 800), 0.07
+    point = processing.estimate_focal_point(corpus.on_floor(size, at, radius, color))
+    r = radius * min(size)
+    assert inside_oval(point, size, (at[0] * size[0], at[1] * size[1]), (r, r)), point
+
+
+@pytest.mark.parametrize(
+    ("at", "wall", "desk"),
+    [
+        ((0.65, 0.4), corpus.BEIGE_WALL, None),
+        ((0.35, 0.4), (150, 170, 190), corpus.BEIGE_WALL),
+        ((0.5, 0.35), corpus.BEIGE_WALL, (120, 90, 60)),
+    ],
+    ids=["beige-wall", "blue-wall-beige-desk", "beige-wall-brown-desk"],
+)
+def test_the_estimate_finds_a_face_before_a_beige_wall_or_desk(
+    at: tuple[float, float], wall: RGB, desk: RGB | None
+) -> None:
+    size, radius = (1000, 800), 0.18
+    point = processing.estimate_focal_point(corpus.face(size, at, radius, wall, desk))
+    r = radius * min(size)
+    assert inside_oval(point, size, (at[0] * size[0], at[1] * size[1]), (r * 0.8, r)), point
 
 
 @pytest.mark.parametrize(("x", "y", "radius"), [(-0.1, 0.5, None), (0.5, 1.01, None), (0.5, 0.5, 0.0)])
