@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 from django.contrib.admin.utils import get_fields_from_path
 from django.contrib.admin.views.main import ChangeList
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 from django.db.models import DateField, DateTimeField, QuerySet
 from django.db.models.expressions import RawSQL
@@ -68,8 +69,13 @@ def walk_dates(
     # The column of the walk's last step: only this module's text goes in.
     after = RawSQL(steps[kind].format(day=f"{walk}.{day}"), (), output_field=DateField())  # noqa: S611
     then = earliest.filter(**{f"{field_name}__gte": after})[:1]
-    first_sql, first_params = first.query.get_compiler(using=queryset.db).as_sql()
-    then_sql, then_params = then.query.get_compiler(using=queryset.db).as_sql()
+    try:
+        first_sql, first_params = first.query.get_compiler(using=queryset.db).as_sql()
+        then_sql, then_params = then.query.get_compiler(using=queryset.db).as_sql()
+    except EmptyResultSet:
+        # A filter no row can match, such as a number past its column's
+        # range (?rating=-1): the ORM runs no statement for it, nor does this.
+        return []
     # This module's text, and the ORM's statements with their placeholders.
     statement = (
         f"WITH RECURSIVE {walk} ({day}) AS ("  # noqa: S608

@@ -189,6 +189,26 @@ def test_the_review_list_filters_by_status_date_and_rating(admin_client: Client)
     assert _listed(admin_client, date__gte="2024-03-10", date__lt="2024-03-31") == {"Waiting"}
 
 
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"rating": "-1"},
+        {"rating__exact": "9" * 20},
+        {"product__id__exact": "9" * 20},
+        {"date__month": "9" * 20},
+        {"date__day": "-" + "9" * 20},
+    ],
+    ids=["negative-rating", "huge-rating", "huge-product", "huge-month", "huge-day"],
+)
+def test_a_filter_by_a_number_no_column_can_hold_lists_no_review(
+    admin_client: Client, query: dict[str, str]
+) -> None:
+    FeedbackFactory(title="Fine", date=dt.date(2024, 3, 9), rating=4)
+
+    # The drill-down by date, above the list, finds no period either.
+    assert _listed(admin_client, **query) == set()
+
+
 def test_the_review_list_walks_down_the_dates_year_by_month(admin_client: Client) -> None:
     FeedbackFactory(title="Spring 2023", date=dt.date(2023, 5, 2))
     FeedbackFactory(title="March 2024", date=dt.date(2024, 3, 9))
@@ -256,6 +276,8 @@ def test_the_walk_of_the_dates_finds_what_dates_finds(kind: str, order: str) -> 
         Feedback.objects.filter(status=Feedback.Status.HIDDEN),
         Feedback.objects.filter(date__year=2020),
         Feedback.objects.filter(date__year=2022),
+        # A number out of its column's range: the ORM knows no row matches.
+        Feedback.objects.filter(rating=-1),
     ):
         assert walk_dates(reviews, "date", kind, order) == list(reviews.dates("date", kind, order))
 
