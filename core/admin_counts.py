@@ -18,7 +18,7 @@ import json
 import math
 from typing import Any, ClassVar, cast
 
-from django.contrib.admin.options import ShowFacets
+from django.contrib.admin.options import IncorrectLookupParameters, ShowFacets
 from django.contrib.admin.views.main import ALL_VAR, PAGE_VAR, ChangeList
 from django.core.paginator import EmptyPage, Page, PageNotAnInteger, Paginator
 from django.db import connections
@@ -77,8 +77,11 @@ def filtered_estimate(queryset: QuerySet[Any]) -> int | None:
     return round(plan[0]["Plan"]["Plan Rows"])
 
 
-class PastTheEnd(Exception):
-    """A page after the list's last one, which is ``last``."""
+class PastTheEnd(EmptyPage):
+    """A page after the list's last one, which is ``last``. An empty page as
+    Django's paginator raises it, so that any view paging with it (the
+    admin's autocomplete) answers a page past the end as it would with
+    Django's: 404, not a 500."""
 
     def __init__(self, last: int) -> None:
         super().__init__(f"The list ends on page {last}.")
@@ -234,7 +237,14 @@ class EstimatedCountMixin:
         """The list's count as its page settled it (the last page's is exact),
         and whether the list is its whole table (a search box then tells no
         count of results: the list shows them all)."""
-        changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
+        try:
+            changelist: ChangeList = super().get_changelist_instance(request)  # type: ignore[misc]
+        except IncorrectLookupParameters as exc:
+            # The list takes any invalid page for a bad filter (?e=1); a page
+            # past the end leads to the last page instead (changelist_view).
+            if isinstance(exc.__context__, PastTheEnd):
+                raise exc.__context__ from None
+            raise
         changelist.unfiltered = is_whole_table(changelist.queryset)  # type: ignore[attr-defined]
         paginator = changelist.paginator
         if isinstance(paginator, EstimatedCountPaginator) and changelist.result_count != paginator.count:

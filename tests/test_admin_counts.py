@@ -141,6 +141,18 @@ def test_a_page_past_the_end_of_an_exact_count_names_the_last_page() -> None:
     assert end.value.last == 3
 
 
+@pytest.mark.parametrize("page", ["2", "10000", "9" * 20])
+def test_the_search_for_a_product_to_link_answers_a_page_past_the_end_as_not_found(
+    admin_client: Client, page: str
+) -> None:
+    ProductFactory.create_batch(3)
+    search = {"app_label": "catalog", "model_name": "feedback", "field_name": "product", "term": ""}
+
+    assert len(admin_client.get("/admin/autocomplete/", search).json()["results"]) == 3
+    # As with Django's own paginator, not a 500.
+    assert admin_client.get("/admin/autocomplete/", {**search, "page": page}).status_code == 404
+
+
 @pytest.mark.parametrize(("rows", "shown"), [(100_000, 100_000), (123_456, 120_000), (10_499, 10_000)])
 def test_an_estimate_is_told_to_two_figures(estimate: Any, rows: int, shown: int) -> None:
     estimate(rows)
