@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import posixpath
@@ -114,7 +115,14 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """
     if posixpath.normpath(path) != path or not path.startswith(PUBLIC_PREFIXES):
         raise Http404  # "..", "//", "./" and everything outside the public prefixes
-    response: HttpResponseBase = serve(request, path, document_root=str(settings.MEDIA_ROOT))
+    try:
+        response: HttpResponseBase = serve(request, path, document_root=str(settings.MEDIA_ROOT))
+    except OSError as exc:
+        # A name longer than the file system takes names no file: not found,
+        # not a file store that is down (any other error still is one).
+        if exc.errno != errno.ENAMETOOLONG:
+            raise
+        raise Http404 from exc
     if isinstance(response, FileResponse):
         response["Cache-Control"] = IMMUTABLE
     return response

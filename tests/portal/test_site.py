@@ -398,3 +398,16 @@ def test_an_upload_of_too_many_files_is_a_400_naming_the_limit(staff: Any) -> No
     assert response.status_code == 400
     assert response.json() == {"detail": "At most 100 files may be sent at once."}
     assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["renditions/" + "x" * 300 + ".webp", "renditions/" + "/".join(["y" * 200] * 25) + ".webp"],
+    ids=["name", "path"],
+)
+def test_a_media_address_too_long_for_any_file_is_not_found(client: Client, settings: Any, path: str) -> None:
+    # The folder is there: the name itself is what the file system refuses.
+    (Path(settings.MEDIA_ROOT) / "renditions").mkdir(parents=True, exist_ok=True)
+
+    # Longer than the file system takes: no such file, not a file store that is down (503).
+    assert client.get(f"/media/{path}").status_code == 404
