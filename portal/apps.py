@@ -30,6 +30,7 @@ class PortalAdminConfig(SimpleAdminConfig):
     admin.py and all they import (the API, ReportLab, boto3)."""
 
     default = False
+    default_site = "portal.admin_site.PortalAdminSite"
 
     def ready(self) -> None:
         checks.register(check_dependencies, checks.Tags.admin)

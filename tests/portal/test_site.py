@@ -16,6 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
+from tests.factories import FeedbackFactory
 from uploads.models import Image, Rendition
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -411,3 +412,18 @@ def test_a_media_address_too_long_for_any_file_is_not_found(client: Client, sett
 
     # Longer than the file system takes: no such file, not a file store that is down (503).
     assert client.get(f"/media/{path}").status_code == 404
+
+
+@pytest.mark.parametrize("page", ["change", "delete", "history"])
+@pytest.mark.parametrize("model", ["catalog/feedback", "auth/user"])
+def test_an_admin_page_asked_for_an_empty_field_to_name_its_choice_by_is_a_bad_request(
+    admin_client: Client, admin_user: Any, model: str, page: str
+) -> None:
+    pk = admin_user.pk if model == "auth/user" else FeedbackFactory().pk
+    address = f"/admin/{model}/{pk}/{page}/"
+    assert admin_client.get(address, {"_to_field": "id", "_popup": "1"}).status_code == 200
+
+    # As for a field it may not name (?_to_field=password), not a 500.
+    assert admin_client.get(address, {"_to_field": "", "_popup": "1"}).status_code == 400
+    assert admin_client.post(address, {"_to_field": "", "_popup": "1"}).status_code == 400
+    assert admin_client.get(f"/admin/{model}/add/", {"_to_field": ""}).status_code == 400

@@ -1,0 +1,34 @@
+"""The admin's site: Django's, with the checks every admin page needs."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar, cast
+
+from django.contrib import admin
+from django.contrib.admin.exceptions import DisallowedModelAdminToField
+from django.contrib.admin.options import TO_FIELD_VAR
+from django.http import HttpRequest
+from django.http.response import HttpResponseBase
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+class PortalAdminSite(admin.AdminSite):
+    def admin_view(self, view: View, cacheable: bool = False) -> View:
+        """Every page of the admin refuses an empty ``_to_field`` (the field
+        a pop-up names its choice by) as it refuses any field it may not
+        reference: 400. Django checks only a name that is not empty, and the
+        change and delete pages then looked up a field named "" (a 500)."""
+        inner = super().admin_view(view, cacheable)
+
+        @functools.wraps(inner)
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
+            if to_field == "":
+                raise DisallowedModelAdminToField("The field name in _to_field is empty.")
+            response: HttpResponseBase = inner(request, *args, **kwargs)
+            return response
+
+        return cast("View", checked)
