@@ -25,6 +25,7 @@ from import_export import resources
 from import_export.instance_loaders import ModelInstanceLoader
 
 from core.limits import accepts_files
+from core.validation import holds_null_character
 
 # Keys asked for in one query (SQLite allows some 32,000 parameters a query).
 KEYS_PER_QUERY = 2000
@@ -60,9 +61,14 @@ class KeyedInstanceLoader(ModelInstanceLoader):
 
     def _key(self, row: dict[str, Any]) -> Any:
         try:
-            return self.key.clean(row)
+            key = self.key.clean(row)
         except ValueError:
             return None  # not a key at all: the row's own import says why
+        if holds_null_character(key):
+            # No stored row has it, and PostgreSQL cannot even compare text
+            # with it: the row's own check names the field.
+            return None
+        return key
 
     def get_instance(self, row: dict[str, Any]) -> Model | None:
         return self.stored.get(self.key.clean(row))

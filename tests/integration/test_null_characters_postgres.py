@@ -1,0 +1,92 @@
+"""On PostgreSQL, which stores no null character in text and cannot even
+compare text with one, a null character anywhere in what a client or a file
+gives is refused as the bad input it is, naming the field; never a 500."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connections
+from django.test import Client
+
+from catalog.models import Person
+from tests.factories import UserFactory
+from tests.processes import manage_py, portal_env
+from tests.servers import PostgresServer
+
+pytestmark = [pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
+        result = manage_py("migrate", "--no-input", env=env, timeout=600)
+        assert result.returncode == 0, result.stderr
+        yield server
+
+
+@contextlib.contextmanager
+def on_postgres(server: PostgresServer) -> Iterator[None]:
+    """The default database is ``server`` for the block (the suite's is SQLite)."""
+    wrapper = server.django_connection()
+    before = connections["default"]
+    connections["default"] = wrapper
+    try:
+        yield
+    finally:
+        wrapper.close()
+        connections["default"] = before
+
+
+@pytest.fixture
+def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[PostgresServer]:
+    """The test on the migrated database, emptied of what the last test wrote."""
+    with django_db_blocker.unblock(), on_postgres(postgres):
+        with postgres.connect() as conn:
+            conn.execute(
+                "TRUNCATE catalog_product, catalog_feedback, catalog_person, uploads_image,"
+                " uploads_rendition, auth_user CASCADE"
+            )
+        yield postgres
+
+
+@pytest.fixture
+def staff(database: PostgresServer) -> Client:
+    client = Client()
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    return client
+
+
+PEOPLE = "name,username,phone,department,role,email,is_active\n"
+
+
+@pytest.mark.parametrize(
+    ("row", "error"),
+    [
+        # The key: the people stored are looked up by it before the rows.
+        ("Ada,ada\0,office: 1,Eng,Engineer,ada@example.com,1", "Enter a valid username."),
+        ("Ada\0,ada,office: 1,Eng,Engineer,ada@example.com,1", "Null characters are not allowed."),
+    ],
+    ids=["key", "name"],
+)
+def test_an_import_of_people_with_a_null_character_names_the_row_and_writes_nothing(
+    staff: Client, row: str, error: str
+) -> None:
+    page = staff.get("/admin/catalog/person/import/").content.decode()
+    csv = re.search(r'<option value="(\d+)"[^>]*>csv</option>', page)
+    assert csv
+    upload = SimpleUploadedFile("people.csv", (PEOPLE + row + "\n").encode(), content_type="text/csv")
+
+    response = staff.post("/admin/catalog/person/import/", {"format": csv.group(1), "import_file": upload})
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "1 of 1 rows failed to validate" in page
+    assert error in page
+    assert not Person.objects.exists()
