@@ -9,8 +9,12 @@ from typing import Any, TypeVar, cast
 from django.contrib import admin
 from django.contrib.admin.exceptions import DisallowedModelAdminToField
 from django.contrib.admin.options import TO_FIELD_VAR
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
+from django.utils.text import smart_split
+
+from core.errors import error_response
+from core.filters import too_many_search_terms
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -32,3 +36,13 @@ class PortalAdminSite(admin.AdminSite):
             return response
 
         return cast("View", checked)
+
+    def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
+        """The search of a link's choice (a product for a review, a user for
+        a token) holds to the words a list's search does (SearchLimitMixin):
+        SQLite refuses the query of a thousand words, a 500."""
+        # Split as the admin's search splits it (a quoted phrase is one word).
+        refused = too_many_search_terms(sum(1 for _ in smart_split(request.GET.get("term", ""))))
+        if refused:
+            return error_response(request, 400, "Bad request", refused)
+        return super().autocomplete_view(request)

@@ -109,3 +109,20 @@ def test_the_export_of_a_drill_down_past_any_date_is_refused_as_any_bad_filter(
 
     assert response.status_code == 400
     assert "address do not fit the list" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("app_label", "model_name", "field_name"),
+    [("catalog", "feedback", "product"), ("catalog", "person", "photo"), ("authtoken", "tokenproxy", "user")],
+)
+def test_a_search_for_a_choice_of_too_many_words_is_a_400_naming_the_limit(
+    admin_client: Client, app_label: str, model_name: str, field_name: str
+) -> None:
+    """The search of a link's choice (autocomplete) reads as the list's search does."""
+    search = {"app_label": app_label, "model_name": model_name, "field_name": field_name}
+    words = " ".join(["a"] * 20)
+
+    assert admin_client.get("/admin/autocomplete/", {**search, "term": words}).status_code == 200
+    response = admin_client.get("/admin/autocomplete/", {**search, "term": " ".join(["a"] * 2000)})
+    assert response.status_code == 400
+    assert "At most 20 words may be searched for; 2000 were given." in response.content.decode()
