@@ -1,6 +1,7 @@
-"""On PostgreSQL, which stores no null character in text and cannot even
-compare text with one, a null character anywhere in what a client or a file
-gives is refused as the bad input it is, naming the field; never a 500."""
+"""On PostgreSQL, odd input is refused as the bad input it is, or finds
+nothing, never a 500: a null character (PostgreSQL stores none in text and
+cannot even compare text with one) is refused naming the field; a number no
+column can hold finds no row; a page past the end is not found."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from django.db import connections
 from django.test import Client
 
 from catalog.models import Person
-from tests.factories import UserFactory
+from tests.factories import FeedbackFactory, ProductFactory, UserFactory
 from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 
@@ -90,3 +91,32 @@ def test_an_import_of_people_with_a_null_character_names_the_row_and_writes_noth
     assert "1 of 1 rows failed to validate" in page
     assert error in page
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"rating": "-1"},
+        {"rating__exact": "9" * 20},
+        {"product__id__exact": "9" * 20},
+        {"date__month": "9" * 20},
+    ],
+    ids=["negative-rating", "huge-rating", "huge-product", "huge-month"],
+)
+def test_the_review_list_filtered_by_a_number_no_column_can_hold_lists_no_review(
+    staff: Client, query: dict[str, str]
+) -> None:
+    FeedbackFactory(rating=4)
+
+    response = staff.get("/admin/catalog/feedback/", query)
+
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == []
+
+
+def test_the_search_for_a_product_to_link_answers_a_page_past_the_end_as_not_found(staff: Client) -> None:
+    ProductFactory.create_batch(3)
+    search = {"app_label": "catalog", "model_name": "feedback", "field_name": "product", "term": ""}
+
+    assert len(staff.get("/admin/autocomplete/", search).json()["results"]) == 3
+    assert staff.get("/admin/autocomplete/", {**search, "page": "2"}).status_code == 404
