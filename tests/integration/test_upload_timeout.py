@@ -125,9 +125,12 @@ def test_a_store_that_does_not_answer_in_time_is_asked_twice_as_documented(
     elapsed = time.monotonic() - started
 
     assert relay.requests == ["PUT", "PUT"]
-    # Each try waits for the go-ahead to send the body, then for the answer;
-    # botocore pauses up to a second between them.
-    assert elapsed < 2 * (EXPECT_WAIT_SECONDS + TIMEOUT_SECONDS) + 1 + 0.5, elapsed
+    # Each try waits for the go-ahead to send the body, then TIMEOUT_SECONDS
+    # for the answer, and botocore pauses up to a second between them: about
+    # 5 s. The bound leaves room for a loaded machine (7 s was seen), and
+    # stays below what one try alone waits for its answer when the setting
+    # is not applied (the default, 10 s).
+    assert elapsed < 10, elapsed
 
 
 @pytest.mark.django_db(transaction=True)
@@ -145,8 +148,9 @@ def test_an_original_stored_but_not_confirmed_in_time_is_deleted_before_the_503(
     assert relay.requests == ["PUT", "PUT", "DELETE"]
     assert _originals(s3, bucket) == set()
     # The DELETE held the answer one short try at most (it has no body: no
-    # go-ahead to wait for).
-    assert answered - relay.times[-1] < storage.DISCARD_TIMEOUT_SECONDS + 0.5
+    # go-ahead to wait for), with room for a loaded machine: far below
+    # botocore's own timeout (60 s), which a delete without one would wait.
+    assert answered - relay.times[-1] < storage.DISCARD_TIMEOUT_SECONDS + 3
 
 
 @pytest.mark.django_db(transaction=True)
