@@ -232,6 +232,8 @@ def _failing(
         _keep(check, to, state)
         return
     mailed: dt.datetime | None = state["mailed"]
+    if mailed is not None and mailed > now:  # the clock was set back since: mailed now, as far as it can tell
+        mailed = state["mailed"] = now
     if mailed is not None and now < mailed + remind:
         next_at = mailed + remind
         recurring = f", failed again {state['recurred']} time(s) since" if state["recurred"] else ""
@@ -264,7 +266,9 @@ def _passing(
     if not state.get("mailed") or not to:  # nothing was mailed, nothing to resolve
         _keep(check, to, None)
         return
-    passing_since: dt.datetime = state.get("passing_since") or now
+    # A pass the clock dates after now (it was set back since) counts from now,
+    # not from a time that may be hours off.
+    passing_since: dt.datetime = min(state.get("passing_since") or now, now)
     settled = now - passing_since >= SETTLE
     state = {**state, "passing_since": passing_since}
     if state.get("resolved"):  # kept by a release that mailed a first pass at once: mailed already

@@ -729,6 +729,40 @@ def test_a_steady_failure_is_resolved_once_it_has_held_too(smtp: Any, reminding:
     ]
 
 
+def test_a_clock_set_back_holds_neither_a_recovery_nor_a_reminder_for_the_hours_it_was_off(
+    reminding: Any, clock: Any
+) -> None:
+    """A clock a day ahead (a machine booted before its time was synced)
+    that is set right: what the runs remembered dates from tomorrow."""
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    subject = f"Error - Available memory is less than {10**9}MB"
+    right = clock.now
+    clock.now = right + dt.timedelta(days=1)
+    run_health_check()  # the alert, mailed "tomorrow"
+    reminding.HEALTH_MEMORY_MIN_MB = 0
+    clock.now += dt.timedelta(minutes=1)
+    run_health_check()  # a first pass, "tomorrow"
+    for minute in range(4):  # the clock is set right: it keeps passing
+        clock.now = right + dt.timedelta(minutes=minute)
+        code, out = run_health_check()
+    assert code == 0
+    assert f"recovery mailed: Resolved - Available memory is less than {10**9}MB" in out
+    assert [m.subject for m in mail.outbox] == [
+        subject,
+        "Resolved - Available memory is less than 1000000000MB",
+    ]
+
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9  # fails anew, and the clock jumps back again
+    clock.now = right + dt.timedelta(days=1, minutes=10)
+    run_health_check()
+    reminders = []
+    for minute in (10, 11, 69, 70, 71):
+        clock.now = right + dt.timedelta(minutes=minute)
+        run_health_check()
+        reminders.append(len(mail.outbox))
+    assert reminders == [3, 3, 3, 4, 4]  # held an hour from when the clock was set right, not a day
+
+
 def test_two_checks_flapping_at_once_each_mail_one_alert_and_one_recovery_once_held(
     smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
