@@ -347,5 +347,10 @@ class SharedFileCache(FileBasedCache):
                     live += not self._is_expired(f)  # type: ignore[attr-defined]  # deletes an expired file
             except FileNotFoundError:
                 continue  # deleted meanwhile
+            except OSError as exc:
+                # One it may not open (another user's): live, for all it can
+                # tell, and no reason to refuse every write of the folder.
+                logger.warning("shared cache entry %s not read by the cull: %s", name, exc)
+                live += 1
         if live >= self._max_entries:
             super()._cull()  # type: ignore[misc]

@@ -446,6 +446,27 @@ def test_a_full_shared_folder_with_an_unreadable_entry_is_still_culled(tmp_path:
     assert shared.get("lockout") == 5
 
 
+def test_a_full_shared_folder_with_an_entry_that_cannot_be_opened_still_takes_new_entries(
+    tmp_path: Path,
+) -> None:
+    """An entry the process may not open (written by another user, as a
+    health check run from root's crontab writes its memory): every write of
+    a full folder culls, and the cull opened each entry."""
+    shared = _folder_cache(tmp_path, max_entries=3)
+    for n in range(3):
+        shared.set(f"rate-{n}", n, timeout=-1)
+    entry = Path(shared._key_to_file("rate-0"))  # type: ignore[attr-defined]
+    entry.unlink()
+    entry.symlink_to(entry.name)  # opening it fails (ELOOP) whoever asks, root included
+    with pytest.raises(OSError, match="symbolic links"):
+        entry.open("rb")
+
+    shared.set("lockout", 5, timeout=600)
+
+    assert shared.get("lockout") == 5
+    assert not Path(shared._key_to_file("rate-1")).exists()  # type: ignore[attr-defined]  # the expired ones went
+
+
 @pytest.mark.parametrize("content", [b"", b"garbage"], ids=["expired", "unreadable"])
 def test_a_reader_that_finds_an_entry_expired_or_unreadable_leaves_the_one_that_replaced_it(
     tmp_path: Path, content: bytes
