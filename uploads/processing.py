@@ -762,6 +762,13 @@ _PROFILE_SPACE_FOR_MODE: Final = {
 
 def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     """Convert to sRGB RGB/RGBA, honouring the embedded profile when it fits the pixels."""
+    if icc and img.mode == "LA":
+        # Grey with alpha and a grey profile (a scanner's or a renderer's
+        # PNG): LittleCMS takes no alpha from grey to colour, so the grey is
+        # converted alone and the alpha put back.
+        grey = _to_srgb(img.getchannel("L"), icc)
+        grey.putalpha(img.getchannel("A"))
+        return grey
     out_mode = "RGBA" if img.mode in ("RGBA", "LA") else "RGB"
     if icc and img.mode in _PROFILE_SPACE_FOR_MODE:
         try:

@@ -292,6 +292,44 @@ def _text_tag(text: str) -> bytes:
     return b"text\0\0\0\0" + text.encode("ascii") + b"\0"
 
 
+def _icc_profile(color_space: bytes, tags: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """Serialise an ICC v2 display profile of ``color_space`` from its tags."""
+    table_size = 4 + 12 * len(tags)
+    offset = 128 + table_size
+    table = struct.pack(">I", len(tags))
+    data = b""
+    shared: dict[bytes, int] = {}
+    for signature, body in tags:
+        if body in shared:  # the three TRCs may point at one curve
+            table += struct.pack(">4sII", signature, shared[body], len(body))
+            continue
+        shared[body] = offset + len(data)
+        table += struct.pack(">4sII", signature, offset + len(data), len(body))
+        data += body + b"\0" * (-len(body) % 4)
+    size = 128 + table_size + len(data)
+    header = (
+        struct.pack(">I", size)
+        + b"none"
+        + struct.pack(">I", 0x02100000)
+        + b"mntr"
+        + color_space
+        + b"XYZ "
+        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
+        + b"acsp"
+        + b"\0" * 4  # platform
+        + struct.pack(">I", 0)  # flags
+        + b"\0" * 8  # manufacturer, model
+        + b"\0" * 8  # attributes
+        + struct.pack(">I", 0)  # perceptual intent
+        + b"".join(_s15f16(v) for v in _D50)
+        + b"none"
+        + b"\0" * 16  # profile id
+        + b"\0" * 28
+    )
+    assert len(header) == 128
+    return header + table + data
+
+
 def icc_rgb_profile(
     description: str,
     primaries: Sequence[tuple[float, float]],
@@ -313,38 +351,18 @@ def icc_rgb_profile(
         (b"gTRC", curve),
         (b"bTRC", curve),
     ]
-    table_size = 4 + 12 * len(tags)
-    offset = 128 + table_size
-    table = struct.pack(">I", len(tags))
-    data = b""
-    shared: dict[bytes, int] = {}
-    for signature, body in tags:
-        if body in shared:  # the three TRCs may point at one curve
-            table += struct.pack(">4sII", signature, shared[body], len(body))
-            continue
-        shared[body] = offset + len(data)
-        table += struct.pack(">4sII", signature, offset + len(data), len(body))
-        data += body + b"\0" * (-len(body) % 4)
-    size = 128 + table_size + len(data)
-    header = (
-        struct.pack(">I", size)
-        + b"none"
-        + struct.pack(">I", 0x02100000)
-        + b"mntrRGB XYZ "
-        + struct.pack(">6H", 2024, 1, 1, 0, 0, 0)
-        + b"acsp"
-        + b"\0" * 4  # platform
-        + struct.pack(">I", 0)  # flags
-        + b"\0" * 8  # manufacturer, model
-        + b"\0" * 8  # attributes
-        + struct.pack(">I", 0)  # perceptual intent
-        + b"".join(_s15f16(v) for v in _D50)
-        + b"none"
-        + b"\0" * 16  # profile id
-        + b"\0" * 28
-    )
-    assert len(header) == 128
-    return header + table + data
+    return _icc_profile(b"RGB ", tags)
+
+
+def icc_gray_profile(description: str, gamma: float) -> bytes:
+    """A grey ICC v2 profile whose tone curve is a plain ``gamma``."""
+    tags = [
+        (b"desc", _desc_tag(description)),
+        (b"cprt", _text_tag("No copyright, use freely")),
+        (b"wtpt", _xyz_tag(_D50)),
+        (b"kTRC", _gamma_tag(gamma)),
+    ]
+    return _icc_profile(b"GRAY", tags)
 
 
 ADOBE_RGB_PRIMARIES = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
@@ -371,6 +389,16 @@ def jpeg_with_profile(color: RGB, profile: bytes, size: tuple[int, int] = (64, 4
 
 def png_with_profile(color: RGB, profile: bytes, size: tuple[int, int] = (64, 48)) -> bytes:
     return png(solid(color, size), icc_profile=profile)
+
+
+def png_gray_with_profile(mode: str = "LA", grey: int = 128, size: tuple[int, int] = (64, 48)) -> bytes:
+    """Grey ``grey`` in a linear grey space (tone curve 1.0, as scanners and
+    renderers write): a browser shows it far lighter than the same value in
+    sRGB. In ``LA`` the left half is fully transparent."""
+    img = Image.new(mode, size, (grey, 255) if mode == "LA" else grey)
+    if mode == "LA":
+        img.paste((0, 0), (0, 0, size[0] // 2, size[1]))
+    return png(img, icc_profile=icc_gray_profile("Linear grey", 1.0))
 
 
 def cmyk_jpeg(

@@ -365,6 +365,19 @@ def test_a_profile_that_parses_but_cannot_convert_is_ignored() -> None:
     assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (60, 120, 180), 2)
 
 
+@pytest.mark.parametrize("mode", ["L", "LA"])
+def test_grey_pixels_with_a_grey_profile_are_converted_with_or_without_alpha(mode: str) -> None:
+    result = process(corpus.png_gray_with_profile(mode, 128), PNG_ONLY)
+    img = opened(result.outputs[0])
+    # Linear 128/255 is sRGB 188: what a colour-managed browser shows.
+    expected = _srgb_encode(128 / 255)
+    assert close_to(rgb_at(img, (60, 24)), (expected,) * 3, 2), rgb_at(img, (60, 24))
+    if mode == "LA":
+        assert img.mode == "RGBA"
+        assert img.getchannel("A").getpixel((5, 24)) == 0
+        assert img.getchannel("A").getpixel((60, 24)) == 255
+
+
 def test_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
     result = process(corpus.cmyk_jpeg((0, 255, 255, 0)), preset(widths=[64], formats=["jpeg", "webp"]))
     for output in result.outputs:
