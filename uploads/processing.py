@@ -385,6 +385,10 @@ def _orientation(img: Image.Image, *, loaded: bool) -> int:
     # for it before decoding would make Pillow decode the whole image.
     if img.format == "PNG" and not loaded and "exif" not in img.info:
         return 1
+    if img.format == "TIFF":
+        # Pillow's TIFF reader applies the Orientation tag itself: the size
+        # from the header, the pixels as it decodes them.
+        return 1
     try:
         value = img.getexif().get(_ORIENTATION_TAG, 1)
     except Exception:  # noqa: BLE001 - broken EXIF must not sink a fine image

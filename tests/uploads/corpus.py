@@ -540,7 +540,7 @@ def _shown_at(orientation: int, x: int, y: int, shown: tuple[int, int]) -> tuple
     return across, down
 
 
-def oriented_jpeg(orientation: int, size: tuple[int, int] = (80, 60)) -> bytes:
+def oriented_stored(orientation: int, size: tuple[int, int] = (80, 60)) -> Image.Image:
     """When displayed per its Orientation tag, the picture is ``size`` (landscape)
     with the quadrant colours in place (red top-left); the stored pixels are laid
     out pixel by pixel as the tag says a camera would have written them."""
@@ -553,9 +553,21 @@ def oriented_jpeg(orientation: int, size: tuple[int, int] = (80, 60)) -> bytes:
     for y in range(stored.height):
         for x in range(stored.width):
             stored_px[x, y] = upright_px[_shown_at(orientation, x, y, size)]
+    return stored
+
+
+def oriented_jpeg(orientation: int, size: tuple[int, int] = (80, 60)) -> bytes:
     exif = Image.Exif()
     exif[0x0112] = orientation
-    return jpeg(stored, quality=95, exif=exif.tobytes())
+    return jpeg(oriented_stored(orientation, size), quality=95, exif=exif.tobytes())
+
+
+def oriented_tiff(orientation: int, compression: str = "raw", size: tuple[int, int] = (80, 60)) -> bytes:
+    """``oriented_jpeg`` as a TIFF, whose Orientation is a tag of its own
+    (the same number), uncompressed or LZW (which another decoder reads)."""
+    return _save(
+        oriented_stored(orientation, size), "TIFF", tiffinfo={0x0112: orientation}, compression=compression
+    )
 
 
 XMP_PACKET = (

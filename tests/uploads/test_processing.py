@@ -250,6 +250,15 @@ def test_each_exif_orientation_lands_the_marked_corner_top_left(orientation: int
         assert 0x0112 not in img.getexif()
 
 
+@pytest.mark.parametrize("compression", ["raw", "tiff_lzw"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_each_tiff_orientation_lands_the_marked_corner_top_left(orientation: int, compression: str) -> None:
+    data = corpus.oriented_tiff(orientation, compression)
+    info = probe(data, max_pixels=10_000)
+    assert (info.width, info.height) == (80, 60)
+    assert_upright(opened(process(data, preset(widths=[80], formats=["png"])).outputs[0]))
+
+
 @pytest.mark.parametrize("orientation", [5, 6, 7, 8])
 def test_probe_reports_the_display_size_of_turned_photos(orientation: int) -> None:
     info = probe(corpus.oriented_jpeg(orientation), max_pixels=10_000)
