@@ -390,10 +390,23 @@ def _orientation(img: Image.Image, *, loaded: bool) -> int:
         # from the header, the pixels as it decodes them.
         return 1
     try:
-        value = img.getexif().get(_ORIENTATION_TAG, 1)
+        value = _exif_orientation(img)
     except Exception:  # noqa: BLE001 - broken EXIF must not sink a fine image
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _exif_orientation(img: Image.Image) -> object:
+    """The EXIF Orientation tag, and nothing else: Pillow's ``getexif()``
+    falls back on XMP's ``tiff:Orientation``, which no browser applies, so a
+    picture whose only orientation is a stale XMP one (an editor turned the
+    pixels and dropped the EXIF) would be turned again."""
+    data = img.info.get("exif")
+    if not isinstance(data, bytes):
+        return 1
+    exif = Image.Exif()
+    exif.load(data)
+    return exif.get(_ORIENTATION_TAG, 1)
 
 
 def _pixels_message(width: int, height: int, frames: int, max_pixels: int) -> str:
@@ -910,6 +923,11 @@ def _render(
             )
         # libjpeg decodes straight at 1/2, 1/4 or 1/8 scale: the biggest saving.
         img.draft(img.mode, work_stored)
+    if img.format == "TIFF":
+        # Pillow's TIFF reader turns the pixels as it decodes them by the
+        # orientation it finds, XMP's included (see _exif_orientation): the
+        # XMP goes first. None of it would reach a rendition anyway.
+        img.info.pop("xmp", None)
     img.load()
     late_orientation = _orientation(img, loaded=True)
     if late_orientation != orientation:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pillow_heif
-from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps
+from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageOps, PngImagePlugin
 
 RGB = tuple[int, int, int]
 
@@ -576,6 +576,36 @@ XMP_PACKET = (
     b'<rdf:Description xmlns:dc="http://purl.org/dc/elements/1.1/" dc:creator="Secret Photographer"/>'
     b'</rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
 )
+
+
+def xmp_orientation_packet(orientation: int) -> bytes:
+    return (
+        b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="'
+        + str(orientation).encode()
+        + b'"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>'
+    )
+
+
+def xmp_oriented(fmt: str, orientation: int = 6, size: tuple[int, int] = (80, 60)) -> bytes:
+    """An upright picture (red top-left) whose only orientation is XMP's
+    ``tiff:Orientation``, as an editor that dropped the EXIF but kept the XMP
+    leaves it. Browsers read the EXIF tag alone: they show it as stored. The
+    JPEG has EXIF (a camera maker) without an Orientation tag."""
+    img = quadrants(*size)
+    xmp = xmp_orientation_packet(orientation)
+    if fmt == "JPEG":
+        exif = Image.Exif()
+        exif[0x010F] = "Camera Maker"
+        return jpeg(img, quality=95, exif=exif.tobytes(), xmp=xmp)
+    if fmt == "PNG":
+        info = PngImagePlugin.PngInfo()
+        info.add_itxt("XML:com.adobe.xmp", xmp.decode())
+        return png(img, pnginfo=info)
+    if fmt == "TIFF":
+        return _save(img, fmt, tiffinfo={700: xmp})  # XMLPacket
+    return _save(img, fmt, xmp=xmp, lossless=True)
 
 
 def jpeg_with_metadata(size: tuple[int, int] = (80, 60)) -> bytes:

@@ -265,6 +265,25 @@ def test_probe_reports_the_display_size_of_turned_photos(orientation: int) -> No
     assert (info.width, info.height) == (80, 60)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "TIFF"])
+def test_an_orientation_only_in_xmp_is_not_applied_as_no_browser_applies_it(fmt: str) -> None:
+    data = corpus.xmp_oriented(fmt, 6)
+    with Image.open(io.BytesIO(data)) as stored:
+        # The trap: Pillow's own reading takes the XMP value for the EXIF one.
+        assert stored.getexif().get(0x0112) == 6
+    info = probe(data, max_pixels=10_000)
+    assert (info.width, info.height) == (80, 60)
+    result = process(data, preset(widths=[80], formats=["png"]))
+    assert_upright(opened(result.outputs[0]))
+
+
+def test_an_exif_orientation_wins_over_a_stale_xmp_one() -> None:
+    stored = Image.open(io.BytesIO(corpus.oriented_jpeg(6)))
+    exif = stored.getexif()
+    data = corpus.jpeg(stored, quality=95, exif=exif.tobytes(), xmp=corpus.xmp_orientation_packet(3))
+    assert_upright(opened(process(data, preset(widths=[80], formats=["png"])).outputs[0]))
+
+
 def test_preset_rotation_is_applied_after_the_exif_orientation() -> None:
     result = process(corpus.oriented_jpeg(6), preset(widths=[80], rotate=90, formats=["png"]))
     img = opened(result.outputs[0])
