@@ -320,6 +320,51 @@ def _as_stream(source: bytes | BinaryIO) -> BinaryIO:
     return cast(BinaryIO, _Borrowed(source))
 
 
+_PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
+_PNG_TEXT_CHUNKS: Final = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+
+
+def _without_png_text(fp: BinaryIO) -> BinaryIO:
+    """A PNG minus its text chunks (comments, XMP, ImageMagick's raw
+    profiles) when one of them is compressed; else ``fp`` itself, nothing
+    copied.
+
+    Pillow refuses a PNG whose text unpacks past 1 MB (a bomb, or the
+    notorious bloated Photoshop XMP that ImageMagick hex-encodes), after
+    the pixels as well as before them, where browsers show the picture and
+    never unpack the text. None of it reaches a rendition anyway. Only the
+    chunk headers are read to find out; a damaged chunk table ends the
+    search and is left for the reader to judge.
+    """
+    fp.seek(len(_PNG_SIGNATURE))
+    spans: list[tuple[int, int]] = []
+    compressed = False
+    while True:
+        start = fp.tell()
+        header = fp.read(8)
+        if len(header) < 8:
+            break
+        length, kind = int.from_bytes(header[:4], "big"), header[4:]
+        end = start + 12 + length  # length, type, data, CRC
+        if kind in _PNG_TEXT_CHUNKS:
+            spans.append((start, end))
+            compressed = compressed or kind != b"tEXt"
+        if kind == b"IEND":
+            break
+        fp.seek(end)
+    fp.seek(0)
+    if not compressed:
+        return fp
+    data = fp.read()
+    kept: list[bytes] = []
+    at = 0
+    for start, end in spans:
+        kept.append(data[at:start])
+        at = end
+    kept.append(data[at:])
+    return io.BytesIO(b"".join(kept))
+
+
 def _formats(allowed_formats: Sequence[str]) -> tuple[str, ...]:
     Image.init()  # registers every plugin once, so an allowed format is never missed
     return tuple(f.upper() for f in allowed_formats if f.upper() in Image.OPEN)
@@ -445,6 +490,8 @@ def _open_checked(
     head = fp.read(64)
     if not head:
         raise ImageRejected("The file is empty.", code="empty")
+    if head.startswith(_PNG_SIGNATURE):
+        fp = _without_png_text(fp)
     formats = _formats(allowed_formats)
     allowed_text = ", ".join(formats)
     try:

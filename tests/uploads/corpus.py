@@ -173,6 +173,22 @@ def gif_frame_bomb(side: int = 1200, frames: int = 40) -> bytes:
     return _save(images[0], "GIF", save_all=True, append_images=images[1:], optimize=False)
 
 
+def png_with_big_text(
+    kind: Literal["zTXt", "iTXt"] = "zTXt", *, after_pixels: bool = False, size: tuple[int, int] = (64, 48)
+) -> bytes:
+    """A flat red PNG carrying a compressed text chunk that unpacks to 4 MB,
+    before or after its pixel data: ImageMagick's hex "Raw profile" of a
+    bloated Photoshop XMP, or a bomb. Browsers never unpack it."""
+    text = zlib.compress(b"0f" * (2 * 1024 * 1024), 9)
+    if kind == "zTXt":
+        body = b"Raw profile type xmp\0\0" + text
+    else:  # keyword, compressed, method, no language, no translated keyword
+        body = b"XML:com.adobe.xmp\0\1\0\0\0" + text
+    data = png(solid((200, 30, 30), size))
+    cut = data.rindex(b"IEND") - 4 if after_pixels else data.index(b"IDAT") - 4
+    return data[:cut] + _png_chunk(kind.encode(), body) + data[cut:]
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 
@@ -718,6 +734,13 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("gif_with_html", "cat.gif", gif_with_html_appended, "ok"),
     Sample("jpeg_with_script", "cat.jpg", jpeg_with_script_appended, "ok"),
     Sample("html_with_gif_magic", "cat.gif", html_with_gif_magic, "rejected", "corrupt"),
+    Sample("png_big_ztxt", "bloated.png", png_with_big_text, "ok"),
+    Sample(
+        "png_big_itxt_after_pixels",
+        "bloated-xmp.png",
+        lambda: png_with_big_text("iTXt", after_pixels=True),
+        "ok",
+    ),
     Sample("png_bad_header_checksum", "crc.png", png_bad_header_checksum, "rejected", "corrupt"),
     Sample("tiff_lab", "lab.tif", tiff_unreadable, "rejected", "corrupt"),
     Sample("cmyk_jpeg", "print.jpg", cmyk_jpeg, "ok"),

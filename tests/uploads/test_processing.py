@@ -13,7 +13,17 @@ from typing import Any
 
 import blurhash
 import pytest
-from PIL import GifImagePlugin, Image, ImageChops, ImageDraw, ImageFile, ImageOps, ImageStat, TiffImagePlugin
+from PIL import (
+    GifImagePlugin,
+    Image,
+    ImageChops,
+    ImageDraw,
+    ImageFile,
+    ImageOps,
+    ImageStat,
+    PngImagePlugin,
+    TiffImagePlugin,
+)
 
 from tests.uploads import corpus
 from uploads import processing
@@ -848,6 +858,28 @@ def test_file_names_mean_nothing_only_content_counts() -> None:
     sample = corpus.SAMPLES_BY_NAME["png_named_jpg"]
     assert sample.filename.endswith(".jpg")
     assert probe(sample.build(), max_pixels=10_000).format == "PNG"
+
+
+@pytest.mark.parametrize("kind", ["zTXt", "iTXt"])
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_a_png_whose_text_unpacks_huge_is_shown_as_browsers_show_it(kind: str, after_pixels: bool) -> None:
+    data = corpus.png_with_big_text(kind, after_pixels=after_pixels)  # type: ignore[arg-type]
+    info = probe(data, max_pixels=10_000)
+    assert (info.format, info.width, info.height) == ("PNG", 64, 48)
+    result = process(data, preset(widths=[64], formats=["png"]))
+    img = opened(result.outputs[0])
+    assert close_to(rgb_at(img, (32, 24)), (200, 30, 30), 2)
+    assert not img.text  # type: ignore[attr-defined]
+
+
+def test_a_png_with_small_text_and_a_profile_is_read_as_before() -> None:
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "small", zip=True)
+    info.add_itxt("Title", "small too", zip=True)
+    data = corpus.png(corpus.solid((60, 180, 60)), pnginfo=info, icc_profile=corpus.adobe_rgb_profile())
+    result = process(data, PNG_ONLY)
+    expected = _expected((60, 180, 60), ADOBE_TO_SRGB, functools.partial(_gamma, 563 / 256))
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), expected, 3)
 
 
 def test_a_truncated_jpeg_is_a_processing_error_not_a_crash() -> None:
