@@ -540,12 +540,16 @@ def _open_checked(
             )
         # Animation frames (GIF, WebP, APNG) share the first frame's canvas
         # and all count; of a TIFF's pages (a pyramid's smaller levels, a
-        # scan's other sheets) only the first is ever decoded, checked above.
-        if img.format != "TIFF" and width * height * frames > max_pixels:
+        # scan's other sheets) and of a multi-picture JPEG's pictures (a
+        # camera's preview, a phone's depth or gain map) only the first is
+        # ever decoded, checked above.
+        if img.format not in ("TIFF", "MPO") and width * height * frames > max_pixels:
             raise ImageRejected(_pixels_message(width, height, frames, max_pixels), code="pixels")
         if _orientation(img, loaded=False) in _SWAPS_AXES:
             width, height = height, width
-        fmt = img.format or "UNKNOWN"
+        # Pillow calls a JPEG with a Multi-Picture extension "MPO"; it is a
+        # JPEG to browsers, to its owner and here (stored, named, filtered).
+        fmt = "JPEG" if img.format == "MPO" else img.format or "UNKNOWN"
         info = ImageInfo(format=fmt, width=width, height=height, frames=frames, mode=img.mode)
     except BaseException:
         img.close()
@@ -956,7 +960,7 @@ def _render(
 ) -> Result:
     orientation = _orientation(img, loaded=False)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
-    if img.format == "JPEG":
+    if info.format == "JPEG":
         sharp = _jpeg_luma_apart(img, work_stored)
         if sharp is not None:
             return _finish(

@@ -679,6 +679,16 @@ def webp_rgba(size: tuple[int, int] = (64, 48)) -> bytes:
     return _save(img, "WEBP", lossless=True)
 
 
+def jpeg_with_preview(size: tuple[int, int] = (80, 60), preview: tuple[int, int] = (40, 30)) -> bytes:
+    """A camera JPEG (the quadrants) followed by a smaller blue picture in a
+    Multi-Picture Format extension, as cameras store a large preview and
+    phones a depth or gain map. Browsers show the first picture; Pillow
+    calls the file "MPO"."""
+    return _save(
+        quadrants(*size), "MPO", quality=95, save_all=True, append_images=[solid((0, 0, 255), preview)]
+    )
+
+
 def photo(width: int = 4000, height: int = 3000, *, seed: int = 0) -> Image.Image:
     """Smooth colour gradients with sensor-like noise and a few hard edges: close
     enough to a photograph for codecs and resamplers to do realistic work."""
@@ -786,6 +796,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("supplier_tiff", "SUPPLIER_0001.TIF", supplier_tiff, "ok"),
     Sample("icon_tiff", "icon", icon_tiff, "ok"),
     Sample("bmp", "paint.bmp", bmp, "ok"),
+    Sample("jpeg_with_preview", "camera.jpg", jpeg_with_preview, "ok"),
     Sample("webp", "modern.webp", webp, "ok"),
     Sample("webp_rgba", "modern-alpha.webp", webp_rgba, "ok"),
 )

@@ -75,6 +75,17 @@ def test_every_corpus_file_is_processed_or_refused_clearly(
         assert all(r.storage_key in stored for r in image.renditions.all())
 
 
+def test_a_jpeg_with_a_preview_is_stored_and_listed_as_a_jpeg(uploaded: Any, token_client: APIClient) -> None:
+    response = uploaded(corpus.jpeg_with_preview(), "camera.jpg")
+    assert response.status_code == 201, response.content
+    image = Image.objects.get()
+    assert image.status == Image.Status.READY, image.error
+    assert image.format == "JPEG"
+    assert str(image.file.name).endswith(".jpg")
+    listed = token_client.get(URL, {"format": "jpeg"}).json()
+    assert [item["id"] for item in listed["results"]] == [image.id]
+
+
 def test_a_refusal_names_the_limit_it_broke(token_client: APIClient, settings: Any) -> None:
     settings.IMAGE_MAX_PIXELS = 1000
     response = upload(token_client, corpus.jpeg(corpus.quadrants(80, 60)))

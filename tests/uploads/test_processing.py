@@ -800,6 +800,38 @@ def test_a_gif_frame_past_pillows_own_limit_is_refused_with_ours() -> None:
     assert str(caught.value).endswith("the limit is 50000000.")
 
 
+def test_a_jpeg_with_a_preview_is_a_jpeg_whose_first_picture_alone_counts() -> None:
+    data = corpus.jpeg_with_preview((80, 60), (40, 30))
+    with Image.open(io.BytesIO(data)) as raw:
+        assert raw.format == "MPO"  # Pillow's name for it
+    info = probe(data, max_pixels=80 * 60)
+    assert (info.format, info.width, info.height) == ("JPEG", 80, 60)
+    with pytest.raises(ImageRejected) as refused:
+        probe(data, max_pixels=80 * 60 - 1)
+    assert refused.value.code == "pixels"
+    result = process(data, preset(widths=[80], formats=["png"]), max_pixels=80 * 60)
+    assert result.info.format == "JPEG"
+    assert_upright(opened(result.outputs[0]))
+
+
+def test_a_large_jpeg_with_a_preview_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
+    decoded: list[tuple[str, tuple[int, int]]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        decoded.append((self.mode, self.size))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    small = preset(widths=[320], formats=["png"])
+    process(corpus.jpeg(corpus.quadrants(2400, 1800)), small)
+    plain, decoded[:] = list(decoded), []
+    result = process(corpus.jpeg_with_preview((2400, 1800), (640, 480)), small)
+    assert decoded == plain  # as the same JPEG without the preview: never at full size
+    assert all(size != (2400, 1800) for _, size in decoded), decoded
+    assert_upright(opened(result.outputs[0]).resize((80, 60)))
+
+
 def test_a_limit_above_pillows_own_is_honoured() -> None:
     # 20000x10000 is past Pillow's built-in bomb error (2 x 89 MP); the caller's limit rules.
     before = Image.MAX_IMAGE_PIXELS
