@@ -828,6 +828,103 @@ _PROFILE_SPACE_FOR_MODE: Final = {
 }
 
 
+_BRADFORD: Final = ((0.8951, 0.2664, -0.1614), (-0.7502, 1.7135, 0.0367), (0.0389, -0.0685, 1.0296))
+_D50: Final = (0.9642, 1.0, 0.8249)
+_SRGB_CHROMATICITY: Final = (0.3127, 0.3290, 0.64, 0.33, 0.30, 0.60, 0.15, 0.06)
+
+Matrix = Sequence[Sequence[float]]
+
+
+def _mul(a: Matrix, b: Matrix) -> list[list[float]]:
+    return [[sum(a[i][k] * b[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+
+
+def _inverse(m: Matrix) -> list[list[float]]:
+    (a, b, c), (d, e, f), (g, h, i) = m
+    det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+    cofactors = [
+        [e * i - f * h, c * h - b * i, b * f - c * e],
+        [f * g - d * i, a * i - c * g, c * d - a * f],
+        [d * h - e * g, b * g - a * h, a * e - b * d],
+    ]
+    return [[v / det for v in row] for row in cofactors]
+
+
+def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
+    """An ICC profile made of a PNG's gAMA and cHRM chunks, which describe
+    its colours where it has no profile (iCCP) and no sRGB chunk (either
+    overrides them): browsers colour-manage by them, as a pure power curve
+    and, without cHRM, sRGB's primaries. None where there is nothing to go by
+    or the values make no sense."""
+    if "icc_profile" in info or "srgb" in info or not ("gamma" in info or "chromaticity" in info):
+        return None
+    try:
+        gamma = float(info.get("gamma", 0.0))
+        if "gamma" in info:
+            if not 0.01 <= gamma <= 10:
+                return None
+            # A power curve: v -> v ** (1 / gamma), the exponent in 8.8 fixed point.
+            curve = b"curv\0\0\0\0" + (1).to_bytes(4, "big") + round(256 / gamma).to_bytes(2, "big") + b"\0\0"
+        else:  # sRGB's own curve, as a parametric one
+            params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
+            curve = b"para\0\0\0\0" + (3).to_bytes(2, "big") + b"\0\0" + b"".join(_s15f16(v) for v in params)
+        if grey:
+            return _icc(b"GRAY", [(b"wtpt", _xyz(_D50)), (b"kTRC", curve)])
+        wx, wy, *primaries = (float(v) for v in info.get("chromaticity", _SRGB_CHROMATICITY))
+        columns = [
+            [x / y, 1.0, (1 - x - y) / y] for x, y in zip(primaries[::2], primaries[1::2], strict=True)
+        ]
+        rgb = [[columns[j][i] for j in range(3)] for i in range(3)]
+        white = [wx / wy, 1.0, (1 - wx - wy) / wy]
+        scale = [sum(row[k] * white[k] for k in range(3)) for row in _inverse(rgb)]
+        to_xyz = [[rgb[i][j] * scale[j] for j in range(3)] for i in range(3)]
+        # Bradford-adapted from the PNG's white to D50, as ICC v2 colorants are.
+        cone = [[sum(row[k] * v[k] for k in range(3)) for row in _BRADFORD] for v in (white, _D50)]
+        ratio = [[cone[1][i] / cone[0][i] if i == j else 0.0 for j in range(3)] for i in range(3)]
+        to_d50 = _mul(_mul(_inverse(_BRADFORD), _mul(ratio, _BRADFORD)), to_xyz)
+        colorants = [
+            (tag, _xyz([to_d50[i][j] for i in range(3)])) for j, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))
+        ]
+    except (ArithmeticError, TypeError, ValueError):  # a white or primary at y = 0, absurd values
+        return None
+    return _icc(
+        b"RGB ", [(b"wtpt", _xyz(_D50)), *colorants, (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
+    )
+
+
+def _s15f16(value: float) -> bytes:
+    return round(value * 65536).to_bytes(4, "big", signed=True)
+
+
+def _xyz(values: Sequence[float]) -> bytes:
+    return b"XYZ \0\0\0\0" + b"".join(_s15f16(v) for v in values)
+
+
+def _icc(space: bytes, tags: Sequence[tuple[bytes, bytes]]) -> bytes:
+    """A minimal ICC v2 display profile of ``space`` (LittleCMS needs no more)."""
+    table = len(tags).to_bytes(4, "big")
+    data = b""
+    offset = 128 + 4 + 12 * len(tags)
+    for signature, body in tags:
+        table += signature + (offset + len(data)).to_bytes(4, "big") + len(body).to_bytes(4, "big")
+        data += body + b"\0" * (-len(body) % 4)
+    size = 128 + len(table) + len(data)
+    header = (
+        size.to_bytes(4, "big")
+        + b"\0" * 4
+        + (0x02100000).to_bytes(4, "big")
+        + b"mntr"
+        + space
+        + b"XYZ "
+        + b"\0" * 12  # date
+        + b"acsp"
+        + b"\0" * 28  # platform, flags, device, attributes, intent
+        + b"".join(_s15f16(v) for v in _D50)  # the connection space's white
+        + b"\0" * 48  # creator, profile id, reserved
+    )
+    return header + table + data
+
+
 def _to_srgb(img: Image.Image, icc: bytes | None) -> Image.Image:
     """Convert to sRGB RGB/RGBA, honouring the embedded profile when it fits the pixels."""
     if icc and img.mode == "LA":
@@ -1127,6 +1224,8 @@ def _finish(
 ) -> Result:
     icc = img.info.get("icc_profile")
     work = _to_basic_mode(img)
+    if img.format == "PNG" and not isinstance(icc, bytes):
+        icc = _icc_from_png_chunks(img.info, grey=work.mode in ("L", "LA"))
     if work.size != work_stored:
         work = _resample(work, work_stored)
     if work is not img:

@@ -417,6 +417,30 @@ def png_gray_with_profile(mode: str = "LA", grey: int = 128, size: tuple[int, in
     return png(img, icc_profile=icc_gray_profile("Linear grey", 1.0))
 
 
+def png_with_gamma(
+    color: RGB | int,
+    gamma: float,
+    primaries: Sequence[tuple[float, float]] | None = None,
+    *,
+    srgb_chunk: bool = False,
+    size: tuple[int, int] = (64, 48),
+) -> bytes:
+    """A flat colour (an int: grey) described by gAMA (and cHRM with
+    ``primaries``, D65 white) instead of an ICC profile, as older tools and
+    renderers write; browsers colour-manage by them. An sRGB chunk, which
+    overrides both, is added with ``srgb_chunk``."""
+    img = solid(color, size, "L") if isinstance(color, int) else solid(color, size)
+    chunks = _png_chunk(b"gAMA", struct.pack(">I", round(gamma * 100_000)))
+    if primaries is not None:
+        points = (_D65_XY, *primaries)
+        chunks += _png_chunk(b"cHRM", struct.pack(">8I", *(round(v * 100_000) for xy in points for v in xy)))
+    if srgb_chunk:
+        chunks += _png_chunk(b"sRGB", b"\0")
+    data = png(img)
+    cut = data.index(b"IDAT") - 4
+    return data[:cut] + chunks + data[cut:]
+
+
 def cmyk_jpeg(
     color: tuple[int, int, int, int] = (0, 255, 255, 0),
     size: tuple[int, int] = (64, 48),

@@ -416,6 +416,27 @@ def test_grey_pixels_with_a_grey_profile_are_converted_with_or_without_alpha(mod
         assert img.getchannel("A").getpixel((60, 24)) == 255
 
 
+@pytest.mark.parametrize("grey", [True, False])
+def test_a_png_gamma_without_a_profile_is_honoured_as_browsers_do(grey: bool) -> None:
+    data = corpus.png_with_gamma(128 if grey else (128, 128, 128), 1.0)  # linear samples
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    expected = _srgb_encode(128 / 255)  # 188
+    assert close_to(actual, (expected,) * 3, 2), actual
+
+
+def test_png_chromaticities_and_gamma_without_a_profile_are_converted_to_srgb() -> None:
+    color = (220, 60, 40)
+    data = corpus.png_with_gamma(color, 1 / 2.2, corpus.DISPLAY_P3_PRIMARIES)
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    expected = _expected(color, P3_TO_SRGB, functools.partial(_gamma, 2.2))
+    assert close_to(actual, expected, 3), (actual, expected)
+
+
+def test_an_srgb_chunk_overrides_a_png_gamma_as_the_format_says() -> None:
+    data = corpus.png_with_gamma((128, 60, 200), 1.0, corpus.DISPLAY_P3_PRIMARIES, srgb_chunk=True)
+    assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (128, 60, 200), 1)
+
+
 def test_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
     result = process(corpus.cmyk_jpeg((0, 255, 255, 0)), preset(widths=[64], formats=["jpeg", "webp"]))
     for output in result.outputs:
