@@ -1055,6 +1055,12 @@ def _plan(
 def _render(
     img: Image.Image, info: ImageInfo, preset: Preset, focal_point: FocalPoint | None, crops_only: bool
 ) -> Result:
+    if img.format == "PNG" and info.frames > 1 and img.info.get("default_image"):
+        # An animated PNG may start with a still for viewers without
+        # animation (its "default image"), which browsers never show: they
+        # start at the animation's first frame. Reaching it decodes the
+        # still, so it is done here, never in a header check.
+        img.seek(1)
     orientation = _orientation(img, loaded=False)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if info.format == "JPEG":

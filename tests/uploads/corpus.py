@@ -545,6 +545,15 @@ def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
     return _save(images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
 
 
+def apng_with_default_image(size: tuple[int, int] = (80, 60)) -> bytes:
+    """An animated PNG whose first picture, a plain yellow still, is only its
+    "default image" for viewers without animation: browsers start at the
+    animation's first frame, the quadrants, then black."""
+    still = solid((255, 255, 0), size)
+    frames = [quadrants(*size), solid((0, 0, 0), size)]
+    return png(still, save_all=True, append_images=frames, default_image=True, duration=500)
+
+
 # --------------------------------------------------------------------------
 # EXIF orientation and metadata
 
@@ -810,6 +819,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("tiff_int32", "int.tif", tiff_int32, "ok"),
     Sample("tiff_float", "float.tif", tiff_float, "ok"),
     Sample("gif_animated", "anim.gif", gif_animated, "ok"),
+    Sample("apng_with_default_image", "anim.png", apng_with_default_image, "ok"),
     *(
         Sample(f"orientation_{o}", f"rotated-{o}.jpg", (lambda o=o: oriented_jpeg(o)), "ok")  # type: ignore[misc]
         for o in range(1, 9)

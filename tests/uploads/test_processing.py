@@ -574,6 +574,25 @@ def test_animated_gif_keeps_only_the_first_frame() -> None:
 # Metadata and encoding
 
 
+def test_an_animated_png_shows_its_first_frame_not_its_still_for_old_viewers(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = corpus.apng_with_default_image()
+    decoded: list[tuple[int, int]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        decoded.append(self.size)
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    assert probe(data, max_pixels=80 * 60 * 3).frames == 3
+    assert decoded == []  # the header check decodes no frame to reach the first one
+    result = process(data, preset(widths=[80], formats=["png", "webp"]))
+    for output in result.outputs:
+        assert_upright(opened(output))
+
+
 def test_it_strips_gps_exif_xmp_and_comments_from_every_rendition() -> None:
     source = corpus.jpeg_with_metadata()
     assert b"Camera Maker" in source
