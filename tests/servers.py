@@ -30,7 +30,7 @@ import threading
 import time
 import urllib.request
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -581,6 +581,21 @@ class PostgresServer(_Managed):
             }
         )
         return handler["default"]
+
+    @contextlib.contextmanager
+    def as_default(self) -> Iterator[None]:
+        """The current thread's default database is this cluster's for the
+        block (the suite's is SQLite), on a connection of its own."""
+        from django.db import connections
+
+        wrapper = self.django_connection()
+        before = connections["default"]
+        connections["default"] = wrapper
+        try:
+            yield
+        finally:
+            wrapper.close()
+            connections["default"] = before
 
     def _env(self) -> dict[str, str]:
         # PG* variables from the caller's environment would steer initdb and

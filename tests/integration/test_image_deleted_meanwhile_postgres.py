@@ -16,10 +16,9 @@ while the image is deleted: the interleaving is forced, not hoped for.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,6 @@ from rest_framework.test import APIClient
 from catalog import services
 from catalog.models import Person, Product
 from tests.factories import ImageFactory, UserFactory, jpeg_bytes
-from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 from uploads import services as upload_services
 from uploads.models import Image
@@ -43,41 +41,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parent.parent.parent
 # Long enough for a loaded machine; a wait that ends by it is a failure.
 PATIENCE = 60
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
-        result = manage_py("migrate", "--no-input", env=env, timeout=600)
-        assert result.returncode == 0, result.stderr
-        yield server
-
-
-@contextlib.contextmanager
-def on_postgres(server: PostgresServer) -> Iterator[None]:
-    """The current thread's default database is ``server`` for the block
-    (the suite's is SQLite); each thread has a connection of its own."""
-    wrapper = server.django_connection()
-    before = connections["default"]
-    connections["default"] = wrapper
-    try:
-        yield
-    finally:
-        wrapper.close()
-        connections["default"] = before
-
-
-@pytest.fixture
-def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[PostgresServer]:
-    """The test's thread on the migrated database, emptied of what the last test wrote."""
-    with django_db_blocker.unblock(), on_postgres(postgres):
-        with postgres.connect() as conn:
-            conn.execute(
-                "TRUNCATE catalog_product, catalog_feedback, catalog_person, uploads_image,"
-                " uploads_rendition, auth_user CASCADE"
-            )
-        yield postgres
 
 
 class Paused:
@@ -114,7 +77,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         try:
-            with on_postgres(self.server), connections["default"].execute_wrapper(self.paused):
+            with self.server.as_default(), connections["default"].execute_wrapper(self.paused):
                 self.result = self.call()
         except Exception as exc:  # noqa: BLE001 - handed to the test by outcome()
             self.error = exc
@@ -202,14 +165,14 @@ def admin_change(product: Product, image: Image) -> Callable[[], Any]:
 
 
 def test_an_image_chosen_in_the_admin_and_deleted_before_the_save_is_a_form_error(
-    database: PostgresServer,
+    postgres_database: PostgresServer,
 ) -> None:
     chosen = photo("chosen.jpeg")
     product = Product.objects.create(name="Pear", weight=2, image_name="pear.jpeg")
     paused = Paused(*FOUND_BY_ID)
-    writer = Writer(database, paused, admin_change(product, chosen))
+    writer = Writer(postgres_database, paused, admin_change(product, chosen))
 
-    assert not deleted_meanwhile(database, paused, writer, chosen)
+    assert not deleted_meanwhile(postgres_database, paused, writer, chosen)
 
     response = writer.outcome()
     assert response.status_code == 200, response.status_code
@@ -220,14 +183,14 @@ def test_an_image_chosen_in_the_admin_and_deleted_before_the_save_is_a_form_erro
 
 
 def test_an_image_deleted_while_the_admin_saves_it_is_detached_after_the_save(
-    database: PostgresServer,
+    postgres_database: PostgresServer,
 ) -> None:
     chosen = photo("chosen.jpeg")
     product = Product.objects.create(name="Pear", weight=2, image_name="pear.jpeg")
     paused = Paused(*WRITING)
-    writer = Writer(database, paused, admin_change(product, chosen))
+    writer = Writer(postgres_database, paused, admin_change(product, chosen))
 
-    waited = deleted_meanwhile(database, paused, writer, chosen)
+    waited = deleted_meanwhile(postgres_database, paused, writer, chosen)
 
     assert writer.outcome().status_code == 302
     assert waited, "the deletion did not wait for the save"
@@ -240,7 +203,7 @@ def test_an_image_deleted_while_the_admin_saves_it_is_detached_after_the_save(
     "held", [FOUND_BY_ID, ('UPDATE "catalog_person" SET "name" =',)], ids=["found", "writing"]
 )
 def test_a_photo_chosen_for_a_person_in_the_admin_and_deleted_meanwhile_is_an_error_or_detached(
-    database: PostgresServer, held: tuple[str, ...]
+    postgres_database: PostgresServer, held: tuple[str, ...]
 ) -> None:
     chosen = photo("face.jpeg")
     person = Person.objects.create(name="Ada", username="ada")
@@ -254,9 +217,9 @@ def test_a_photo_chosen_for_a_person_in_the_admin_and_deleted_meanwhile_is_an_er
         )
 
     paused = Paused(*held)
-    writer = Writer(database, paused, post)
+    writer = Writer(postgres_database, paused, post)
 
-    waited = deleted_meanwhile(database, paused, writer, chosen)
+    waited = deleted_meanwhile(postgres_database, paused, writer, chosen)
 
     response = writer.outcome()
     if held is FOUND_BY_ID:
@@ -274,7 +237,7 @@ def test_a_photo_chosen_for_a_person_in_the_admin_and_deleted_meanwhile_is_an_er
 
 @pytest.mark.parametrize("held", [FOUND_BY_STEM, WRITING], ids=["found", "writing"])
 def test_a_product_given_a_file_name_through_the_api_while_its_image_is_deleted_shows_the_one_before(
-    database: PostgresServer, held: tuple[str, ...]
+    postgres_database: PostgresServer, held: tuple[str, ...]
 ) -> None:
     older, newer = photo("plum.jpeg"), photo("plum.png")
     product = Product.objects.create(name="Plum", weight=3, image_name="other.jpeg")
@@ -286,9 +249,9 @@ def test_a_product_given_a_file_name_through_the_api_while_its_image_is_deleted_
         return client.patch(f"/api/v1/products/{product.pk}/", {"image_name": "plum.png"}, format="json")
 
     paused = Paused(*held)
-    writer = Writer(database, paused, patch)
+    writer = Writer(postgres_database, paused, patch)
 
-    waited = deleted_meanwhile(database, paused, writer, newer)
+    waited = deleted_meanwhile(postgres_database, paused, writer, newer)
 
     response = writer.outcome()
     assert response.status_code == 200, response.content
@@ -331,14 +294,14 @@ def kiwi_imported_whole() -> None:
 
 
 def test_a_supplier_photo_deleted_before_its_product_is_saved_is_one_line_of_the_import(
-    database: PostgresServer, delivery: Path
+    postgres_database: PostgresServer, delivery: Path
 ) -> None:
     err = StringIO()
     # Held as it checks the fig's photo, about to save the fig.
     paused = Paused('FROM "uploads_image" WHERE', '"uploads_image"."status" =')
-    writer = Writer(database, paused, import_supplier(delivery, err))
+    writer = Writer(postgres_database, paused, import_supplier(delivery, err))
 
-    assert not deleted_meanwhile(database, paused, writer, fig_photo)
+    assert not deleted_meanwhile(postgres_database, paused, writer, fig_photo)
 
     with pytest.raises(CommandError, match="1 description"):
         writer.outcome()
@@ -348,14 +311,14 @@ def test_a_supplier_photo_deleted_before_its_product_is_saved_is_one_line_of_the
 
 
 def test_a_supplier_photo_deleted_while_its_product_is_saved_is_detached_after_the_save(
-    database: PostgresServer, delivery: Path
+    postgres_database: PostgresServer, delivery: Path
 ) -> None:
     err = StringIO()
     # Held as it adds the fig, its photo in hand.
     paused = Paused('INSERT INTO "catalog_product"')
-    writer = Writer(database, paused, import_supplier(delivery, err))
+    writer = Writer(postgres_database, paused, import_supplier(delivery, err))
 
-    waited = deleted_meanwhile(database, paused, writer, fig_photo)
+    waited = deleted_meanwhile(postgres_database, paused, writer, fig_photo)
 
     writer.outcome()
     assert waited, "the deletion did not wait for the save"
@@ -369,7 +332,7 @@ def test_a_supplier_photo_deleted_while_its_product_is_saved_is_detached_after_t
 
 @pytest.mark.parametrize("held", [FOUND_BY_STEM, WRITING], ids=["found", "writing"])
 def test_products_relinked_after_a_deletion_skip_an_image_deleted_meanwhile(
-    database: PostgresServer, held: tuple[str, ...]
+    postgres_database: PostgresServer, held: tuple[str, ...]
 ) -> None:
     first, second, third = photo("quince.jpeg"), photo("quince.png"), photo("quince.webp")
     product = Product.objects.create(name="Quince", weight=1, image_name="quince.jpeg")
@@ -379,9 +342,9 @@ def test_products_relinked_after_a_deletion_skip_an_image_deleted_meanwhile(
     # Deleting the photo shown relinks the product to the newest one left
     # once the deletion commits: held as it does, the second is deleted.
     paused = Paused(*held)
-    writer = Writer(database, paused, lambda: upload_services.image_delete(image=third))
+    writer = Writer(postgres_database, paused, lambda: upload_services.image_delete(image=third))
 
-    waited = deleted_meanwhile(database, paused, writer, second)
+    waited = deleted_meanwhile(postgres_database, paused, writer, second)
 
     writer.outcome()
     assert waited == (held is WRITING)
@@ -391,15 +354,17 @@ def test_products_relinked_after_a_deletion_skip_an_image_deleted_meanwhile(
 
 
 def test_an_upload_deleted_while_it_is_linked_to_its_products_is_detached_after_the_link(
-    database: PostgresServer,
+    postgres_database: PostgresServer,
 ) -> None:
     product = Product.objects.create(name="Lime", weight=1, image_name="lime.jpeg")
     # The link after the upload commits locks the image first, then writes.
     paused = Paused("UPDATE catalog_product SET image_id")
     # (Processed as it commits: the factory's own processing would find it gone.)
-    writer = Writer(database, paused, lambda: ImageFactory.create(original_name="lime.png", processed=False))
+    writer = Writer(
+        postgres_database, paused, lambda: ImageFactory.create(original_name="lime.png", processed=False)
+    )
 
-    waited = deleted_meanwhile(database, paused, writer, lambda: Image.objects.get(name_stem="lime"))
+    waited = deleted_meanwhile(postgres_database, paused, writer, lambda: Image.objects.get(name_stem="lime"))
 
     writer.outcome()
     assert waited, "the deletion did not wait for the link"

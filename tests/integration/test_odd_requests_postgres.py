@@ -5,60 +5,22 @@ column can hold finds no row; a page past the end is not found."""
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connections
 from django.test import Client
 
 from catalog.models import Person
+from tests.catalog.test_admin_feedback import NUMBERS_NO_COLUMN_HOLDS
 from tests.factories import FeedbackFactory, ProductFactory, UserFactory
-from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration]
 
 
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
-        result = manage_py("migrate", "--no-input", env=env, timeout=600)
-        assert result.returncode == 0, result.stderr
-        yield server
-
-
-@contextlib.contextmanager
-def on_postgres(server: PostgresServer) -> Iterator[None]:
-    """The default database is ``server`` for the block (the suite's is SQLite)."""
-    wrapper = server.django_connection()
-    before = connections["default"]
-    connections["default"] = wrapper
-    try:
-        yield
-    finally:
-        wrapper.close()
-        connections["default"] = before
-
-
 @pytest.fixture
-def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[PostgresServer]:
-    """The test on the migrated database, emptied of what the last test wrote."""
-    with django_db_blocker.unblock(), on_postgres(postgres):
-        with postgres.connect() as conn:
-            conn.execute(
-                "TRUNCATE catalog_product, catalog_feedback, catalog_person, uploads_image,"
-                " uploads_rendition, auth_user CASCADE"
-            )
-        yield postgres
-
-
-@pytest.fixture
-def staff(database: PostgresServer) -> Client:
+def staff(postgres_database: PostgresServer) -> Client:
     client = Client()
     client.force_login(UserFactory(is_staff=True, is_superuser=True))
     return client
@@ -93,16 +55,7 @@ def test_an_import_of_people_with_a_null_character_names_the_row_and_writes_noth
     assert not Person.objects.exists()
 
 
-@pytest.mark.parametrize(
-    "query",
-    [
-        {"rating": "-1"},
-        {"rating__exact": "9" * 20},
-        {"product__id__exact": "9" * 20},
-        {"date__month": "9" * 20},
-    ],
-    ids=["negative-rating", "huge-rating", "huge-product", "huge-month"],
-)
+@NUMBERS_NO_COLUMN_HOLDS
 def test_the_review_list_filtered_by_a_number_no_column_can_hold_lists_no_review(
     staff: Client, query: dict[str, str]
 ) -> None:

@@ -78,6 +78,20 @@ def photo_jpeg(width: int, height: int) -> bytes:
     return corpus.photo_jpeg(width, height, quality=85)
 
 
+@pytest.fixture
+def decoded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, tuple[int, int]]]:
+    """What the test decodes: the mode and size of each picture Pillow loads."""
+    loads: list[tuple[str, tuple[int, int]]] = []
+    real_load = ImageFile.ImageFile.load
+
+    def spy(self: ImageFile.ImageFile) -> object:
+        loads.append((self.mode, self.size))
+        return real_load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    return loads
+
+
 @pytest.fixture(scope="module")
 def web_result() -> Result:
     return process(photo_jpeg(1800, 1200), WEB)
@@ -352,22 +366,14 @@ def test_adobe_rgb_pixels_are_converted_to_srgb() -> None:
 
 
 def test_a_large_adobe_rgb_jpeg_decoded_at_reduced_scale_is_converted_too(
-    monkeypatch: pytest.MonkeyPatch,
+    decoded: list[tuple[str, tuple[int, int]]],
 ) -> None:
     # Luma and colour decoded apart (see test_a_large_jpeg_is_decoded_at_reduced_scale):
     # the profile must follow the merged picture into the conversion.
-    decoded: list[str] = []
-    real_load = ImageFile.ImageFile.load
-
-    def spy(self: ImageFile.ImageFile) -> object:
-        decoded.append(self.mode)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
     color = (60, 180, 60)
     data = corpus.jpeg_with_profile(color, corpus.adobe_rgb_profile(), size=(4000, 3000))
     result = process(data, Preset("png", widths=(1600,), formats=("png",)))
-    assert "L" in decoded  # the path under test
+    assert "L" in {mode for mode, _ in decoded}  # the path under test
     actual = rgb_at(opened(result.outputs[0]), (800, 600))
     expected = _expected(color, ADOBE_TO_SRGB, functools.partial(_gamma, 563 / 256))
     assert close_to(actual, expected, 3), (actual, expected)
@@ -575,17 +581,9 @@ def test_animated_gif_keeps_only_the_first_frame() -> None:
 
 
 def test_an_animated_png_shows_its_first_frame_not_its_still_for_old_viewers(
-    monkeypatch: pytest.MonkeyPatch,
+    decoded: list[tuple[str, tuple[int, int]]],
 ) -> None:
     data = corpus.apng_with_default_image()
-    decoded: list[tuple[int, int]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def spy(self: ImageFile.ImageFile) -> object:
-        decoded.append(self.size)
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
     assert probe(data, max_pixels=80 * 60 * 3).frames == 3
     assert decoded == []  # the header check decodes no frame to reach the first one
     result = process(data, preset(widths=[80], formats=["png", "webp"]))
@@ -854,15 +852,9 @@ def test_a_jpeg_with_a_preview_is_a_jpeg_whose_first_picture_alone_counts() -> N
     assert_upright(opened(result.outputs[0]))
 
 
-def test_a_large_jpeg_with_a_preview_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
-    decoded: list[tuple[str, tuple[int, int]]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def spy(self: ImageFile.ImageFile) -> object:
-        decoded.append((self.mode, self.size))
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+def test_a_large_jpeg_with_a_preview_is_decoded_at_reduced_scale(
+    decoded: list[tuple[str, tuple[int, int]]],
+) -> None:
     small = preset(widths=[320], formats=["png"])
     process(corpus.jpeg(corpus.quadrants(2400, 1800)), small)
     plain, decoded[:] = list(decoded), []
@@ -1024,15 +1016,7 @@ def test_banded_resampling_matches_pillow_without_a_seam(size: tuple[int, int]) 
         assert ImageStat.Stat(difference.crop((0, y, size[0], y + 1))).mean[0] < 0.6, y
 
 
-def test_a_large_jpeg_is_decoded_at_reduced_scale(monkeypatch: pytest.MonkeyPatch) -> None:
-    decoded: list[tuple[str, tuple[int, int]]] = []
-    real_load = ImageFile.ImageFile.load
-
-    def spy(self: ImageFile.ImageFile) -> object:
-        decoded.append((self.mode, self.size))
-        return real_load(self)
-
-    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+def test_a_large_jpeg_is_decoded_at_reduced_scale(decoded: list[tuple[str, tuple[int, int]]]) -> None:
     result = process(photo_jpeg(4000, 3000), WEB)
     # Never whole in colour: the luma alone (1 byte a pixel) at full size, for
     # detail, and the colour at 1/4 scale, half of 1600 px being all 4:2:0 keeps.
