@@ -120,6 +120,26 @@ def _recurring(
     )
 
 
+def _anew(check: health.Check, to: list[str], passed: dt.datetime, now: dt.datetime) -> EmailMessage:
+    """The alert of a check that fails again at the first run in SETTLE or
+    more after one that saw it pass: the course's subject, and a body that
+    says why no recovery came between this failure and the last."""
+    body = "\n".join(
+        [
+            health.BODY,
+            "",
+            f"The {check.name} check fails again, as a new failure: it passed at the run of "
+            f"{passed:%Y-%m-%d %H:%M %Z}, and no run saw whether it kept passing until this one "
+            "(its recovery, had it held, was not mailed).",
+            f"Failing since: {now:%Y-%m-%d %H:%M %Z}. Host: {settings.HEALTH_HOST}.",
+        ]
+    )
+    more = {"X-Portal-Last-Passed": f"{passed:%Y-%m-%d %H:%M %Z}"}
+    return EmailMessage(
+        check.subject, body + "\n", settings.DEFAULT_FROM_EMAIL, to, headers=_headers(check, **more)
+    )
+
+
 def _resolved(check: health.Check, to: list[str], state: dict[str, Any]) -> EmailMessage:
     """The alert last mailed (its subject, whatever the limit is now), resolved."""
     subject = RESOLVED_PREFIX + str(state["subject"]).removeprefix("Error - ")
@@ -155,7 +175,11 @@ def health_alert(
     A check that fails again before it has passed for ``SETTLE`` after an
     alert (one that flaps, as a CPU at 79% and 81% on alternate minutes) is
     still one failure: its alerts keep to one per reminder interval, saying
-    that it keeps recurring, and no recovery is mailed until it holds.
+    that it keeps recurring, and no recovery is mailed until it holds. That
+    is, failing less than ``SETTLE`` after the last run that saw it pass: a
+    failure found ``SETTLE`` or more after it (no run between, the host was
+    off) may have followed a recovery no run saw, and is a new one, mailed at
+    once, saying when it last passed.
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
@@ -224,10 +248,20 @@ def _failing(
 ) -> None:
     """A failing check, with reminders: mailed when it starts, then once per
     reminder interval, whether it failed all along or passed in between."""
+    passed: dt.datetime | None = None
+    if state is not None and state.get("passing_since") is not None:
+        # The last run that saw it pass (a state kept by an older release
+        # knows only the first). Failing less than SETTLE after it, it
+        # passed not for long enough: the same failure, recurring. Later, it
+        # may have held in between, unseen by any run (the host was off,
+        # cron stopped): a new failure, whose alert goes out at once.
+        last_pass: dt.datetime = state.get("passed_at") or state["passing_since"]
+        if now - last_pass >= SETTLE:
+            state, passed = None, last_pass
     state = {"since": now, "mailed": None, "recurred": 0, **(state or {}), "subject": check.subject}
     if state.get("passing_since") is not None:  # it passed, not for long enough: it recurs
         state["recurred"] += 1
-    state["passing_since"], state["resolved"] = None, False
+    state["passing_since"], state["passed_at"], state["resolved"] = None, None, False
     if not to:
         _keep(check, to, state)
         return
@@ -243,7 +277,9 @@ def _failing(
         )
         _keep(check, to, state)
         return
-    if mailed is None:
+    if mailed is None and passed is not None:
+        message = _anew(check, to, passed, now)
+    elif mailed is None:
         message = _alert(check, to)
     elif state["recurred"]:
         message = _recurring(check, to, state, remind)
@@ -270,7 +306,7 @@ def _passing(
     # not from a time that may be hours off.
     passing_since: dt.datetime = min(state.get("passing_since") or now, now)
     settled = now - passing_since >= SETTLE
-    state = {**state, "passing_since": passing_since}
+    state = {**state, "passing_since": passing_since, "passed_at": now}
     if state.get("resolved"):  # kept by a release that mailed a first pass at once: mailed already
         _keep(check, to, None if settled else state)
         return

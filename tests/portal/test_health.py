@@ -708,6 +708,67 @@ def test_a_flapping_check_mails_no_recovery_until_it_has_held(
     assert f"Failing since: {start:%Y-%m-%d %H:%M %Z}" in resolved.get_content()
 
 
+def test_a_failure_after_hours_without_a_run_since_a_pass_is_a_new_one_mailed_at_once(
+    smtp: Any, reminding: Any, clock: Any
+) -> None:
+    """It fails, passes at one run, then no run for six hours (the host was
+    off), then it fails: it may have held in between, which no run saw. With
+    daily reminders, the old failure's reminder would hold it for a day."""
+    reminding.HEALTH_REMIND_MINUTES = 24 * 60
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    subject = f"Error - Available memory is less than {10**9}MB"
+    start = clock.now
+    run_health_check()
+    reminding.HEALTH_MEMORY_MIN_MB = 0
+    clock.now = start + dt.timedelta(minutes=1)
+    assert "recovery held: " in run_health_check()[1]
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    back = clock.now = start + dt.timedelta(hours=6, minutes=1)
+    code, out = run_health_check()
+    assert code == 1
+    assert "alert already mailed" not in out
+    assert [m["subject"] for m in smtp.messages] == [subject, subject]
+    anew = smtp.messages[1]
+    content = anew.get_content()
+    assert content.startswith(BODY + "\n\n")
+    assert "keeps recurring" not in content
+    assert anew["X-Portal-Recurring"] is None
+    assert f"passed at the run of {start + dt.timedelta(minutes=1):%Y-%m-%d %H:%M %Z}" in content
+    assert f"Failing since: {back:%Y-%m-%d %H:%M %Z}." in content
+    assert anew["X-Portal-Last-Passed"] == f"{start + dt.timedelta(minutes=1):%Y-%m-%d %H:%M %Z}"
+
+    reminding.HEALTH_MEMORY_MIN_MB = 0  # it passes again, and holds: resolved, failing since its return
+    for minute in range(1, 5):
+        clock.now = back + dt.timedelta(minutes=minute)
+        run_health_check()
+    assert [m["subject"] for m in smtp.messages[2:]] == [
+        f"Resolved - Available memory is less than {10**9}MB"
+    ]
+    assert f"Failing since: {back:%Y-%m-%d %H:%M %Z}" in smtp.messages[2].get_content()
+
+
+def test_a_failure_soon_after_the_last_passing_run_still_recurs_though_a_run_was_missed(
+    smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Passing at minutes 1 to 3, no run at 4, failing at 5: less than 3
+    minutes after the last run that saw it pass, a flap, however long since
+    the pass began."""
+    cpu = _flapping_cpu(reminding, monkeypatch)
+    start = clock.now
+    outputs = {}
+    for minute, usage in [(0, 81.0), (1, 79.0), (2, 79.0), (3, 79.0), (5, 81.0), (60, 81.0)]:
+        clock.now = start + dt.timedelta(minutes=minute)
+        cpu["usage"] = usage
+        outputs[minute] = run_health_check()[1]
+    assert "alert already mailed: Error - CPU usage is over 80%: mailed at " in outputs[5]
+    assert "failed again 1 time(s) since" in outputs[5]
+    assert [m["subject"] for m in smtp.messages] == ["Error - CPU usage is over 80%"] * 2
+    assert (
+        smtp.messages[1]["X-Portal-Recurring"] == "failed again 1 time(s) after passing since the last alert"
+    )
+    assert f"Failing since: {start:%Y-%m-%d %H:%M %Z}" in smtp.messages[1].get_content()
+
+
 def test_a_steady_failure_is_resolved_once_it_has_held_too(smtp: Any, reminding: Any, clock: Any) -> None:
     """Whether a first pass is the end of a failure or the start of a flap
     is known only from the runs after it: every recovery waits until held."""
