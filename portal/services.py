@@ -176,10 +176,10 @@ def health_alert(
     alert (one that flaps, as a CPU at 79% and 81% on alternate minutes) is
     still one failure: its alerts keep to one per reminder interval, saying
     that it keeps recurring, and no recovery is mailed until it holds. That
-    is, failing less than ``SETTLE`` after the last run that saw it pass: a
-    failure found ``SETTLE`` or more after it (no run between, the host was
-    off) may have followed a recovery no run saw, and is a new one, mailed at
-    once, saying when it last passed.
+    holds for a failure found within a reminder interval (``SETTLE`` at
+    least) of the last run that saw it pass: one found later (no run
+    between, the host was off) may have followed a recovery no run saw, and
+    is a new one, mailed at once, saying when it last passed.
 
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
@@ -251,12 +251,14 @@ def _failing(
     passed: dt.datetime | None = None
     if state is not None and state.get("passing_since") is not None:
         # The last run that saw it pass (a state kept by an older release
-        # knows only the first). Failing less than SETTLE after it, it
-        # passed not for long enough: the same failure, recurring. Later, it
-        # may have held in between, unseen by any run (the host was off,
-        # cron stopped): a new failure, whose alert goes out at once.
+        # knows only the first). Failing within a reminder interval of it,
+        # it is the same failure, recurring: a flap seen by runs a minute
+        # apart or by cron every few minutes alike. Later, it may have held
+        # in between, unseen by any run (the host was off, cron stopped): a
+        # new failure, whose alert goes out at once rather than at a
+        # reminder that may be a day away.
         last_pass: dt.datetime = state.get("passed_at") or state["passing_since"]
-        if now - last_pass >= SETTLE:
+        if now - last_pass >= max(SETTLE, remind):
             state, passed = None, last_pass
     state = {"since": now, "mailed": None, "recurred": 0, **(state or {}), "subject": check.subject}
     if state.get("passing_since") is not None:  # it passed, not for long enough: it recurs

@@ -712,9 +712,9 @@ def test_a_failure_after_hours_without_a_run_since_a_pass_is_a_new_one_mailed_at
     smtp: Any, reminding: Any, clock: Any
 ) -> None:
     """It fails, passes at one run, then no run for six hours (the host was
-    off), then it fails: it may have held in between, which no run saw. With
-    daily reminders, the old failure's reminder would hold it for a day."""
-    reminding.HEALTH_REMIND_MINUTES = 24 * 60
+    off), then it fails: it may have held in between, which no run saw. The
+    old failure's reminder would have held it for up to an hour more."""
+    reminding.HEALTH_REMIND_MINUTES = 60
     reminding.HEALTH_MEMORY_MIN_MB = 10**9
     subject = f"Error - Available memory is less than {10**9}MB"
     start = clock.now
@@ -766,6 +766,25 @@ def test_a_failure_soon_after_the_last_passing_run_still_recurs_though_a_run_was
     assert (
         smtp.messages[1]["X-Portal-Recurring"] == "failed again 1 time(s) after passing since the last alert"
     )
+    assert f"Failing since: {start:%Y-%m-%d %H:%M %Z}" in smtp.messages[1].get_content()
+
+
+def test_a_check_flapping_under_cron_every_five_minutes_is_one_failure(
+    smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Runs 5 minutes apart that find it failing and passing in turn: each
+    failure comes more than 3 minutes after a pass, yet well within the
+    hourly reminder of it, so it is the same failure recurring, mailed once
+    an hour, not a new alert every 10 minutes."""
+    cpu = _flapping_cpu(reminding, monkeypatch)
+    start = clock.now
+    for run in range(24):  # two hours
+        clock.now = start + dt.timedelta(minutes=5 * run)
+        cpu["usage"] = 81.0 if run % 2 == 0 else 79.0
+        run_health_check()
+    assert [m["subject"] for m in smtp.messages] == ["Error - CPU usage is over 80%"] * 2
+    assert smtp.messages[0]["X-Portal-Recurring"] is None
+    assert smtp.messages[1]["X-Portal-Recurring"] is not None
     assert f"Failing since: {start:%Y-%m-%d %H:%M %Z}" in smtp.messages[1].get_content()
 
 
