@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
-from core import dropfolder, locks, mail
+from core import dropfolder, locks, mail, validation
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -89,6 +89,7 @@ def person_upsert(
     write to a demo username makes the person real, so removing the demo
     content never deletes them.
     """
+    validation.check_storable(username=username)
     # A row not there yet is not locked by select_for_update: two imports
     # at once (a cron run that overlaps the last) would each insert it.
     locks.hold(f"catalog.person:{username}")
@@ -345,6 +346,7 @@ def product_upsert(
     real products never match each other.
     """
     name, description, image_name = name.strip(), description.strip(), image_name.strip()
+    validation.check_storable(name=name, image_name=image_name)
     # A row not there yet cannot be locked: two writers of the same new
     # product would each create it. They take turns on its key instead.
     locks.hold(_product_key(name=name, image_name=image_name, is_demo=is_demo))

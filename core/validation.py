@@ -2,31 +2,72 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from django.core.exceptions import ValidationError
 
 NULL_CHARACTER_MESSAGE = "Null characters are not allowed."
+# DRF's words for what its text fields refuse.
+SURROGATE_MESSAGE = "Surrogate characters are not allowed: U+{code:X}."
+# Half of a UTF-16 pair, alone: what JSON's and YAML's escapes (``"\ud800"``)
+# make of a pair cut in two. No UTF-8 holds it: the database driver fails to
+# send it, and PostgreSQL's jsonb refuses its escape.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _texts(value: object) -> Iterator[str]:
+    """A text, or every key and text inside JSON."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _texts(key)
+            yield from _texts(item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _texts(item)
 
 
 def holds_null_character(value: object) -> bool:
     """Whether a text, or any key or text inside JSON, holds a null character."""
-    if isinstance(value, str):
-        return "\0" in value
-    if isinstance(value, dict):
-        return any(holds_null_character(k) or holds_null_character(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(holds_null_character(item) for item in value)
-    return False
+    return any("\0" in text for text in _texts(value))
+
+
+def surrogate_message(value: object) -> str | None:
+    """The refusal of a text, or JSON, holding a lone surrogate; else None."""
+    for text in _texts(value):
+        if found := _SURROGATE.search(text):
+            return SURROGATE_MESSAGE.format(code=ord(found.group()))
+    return None
+
+
+def _refusal(value: object) -> ValidationError | None:
+    if holds_null_character(value):
+        return ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")
+    if message := surrogate_message(value):
+        return ValidationError(message, code="surrogate_characters_not_allowed")
+    return None
+
+
+def check_storable(**values: object) -> None:
+    """Refuse, as ``full_clean()`` would, the values a write looks a row up
+    by before it can clean them (a username, a product's name): PostgreSQL
+    refuses a null character in the query itself, and no driver sends a
+    lone surrogate, so the lookup would fail as an error of the database."""
+    errors = {name: [error] for name, value in values.items() if (error := _refusal(value))}
+    if errors:
+        raise ValidationError(errors)
 
 
 class NullCharactersRefused:
-    """Model mixin: ``clean_fields()`` refuses a null character in any field,
-    JSON included. Forms and DRF refuse them in text, but imports and JSON
-    bodies reach the models by other roads, and PostgreSQL stores neither a
-    null in text nor ``\\u0000`` in jsonb: the write would fail as an error
-    of the database instead of a refusal that names the field."""
+    """Model mixin: ``clean_fields()`` refuses a null character or a lone
+    surrogate in any field, JSON included. Forms and DRF refuse them in
+    text, but imports and JSON bodies reach the models by other roads, and
+    PostgreSQL stores neither a null in text nor ``\\u0000`` in jsonb (nor
+    a surrogate anywhere): the write would fail as an error of the database
+    instead of a refusal that names the field."""
 
     def clean_fields(self, exclude: Collection[str] | None = None) -> None:
         errors: dict[str, Any] = {}
@@ -37,9 +78,7 @@ class NullCharactersRefused:
         for field in self._meta.concrete_fields:  # type: ignore[attr-defined]
             if field.name in errors or (exclude and field.name in exclude):
                 continue
-            if holds_null_character(getattr(self, field.attname)):
-                errors[field.name] = [
-                    ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")
-                ]
+            if error := _refusal(getattr(self, field.attname)):
+                errors[field.name] = [error]
         if errors:
             raise ValidationError(errors)

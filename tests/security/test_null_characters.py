@@ -1,11 +1,12 @@
-"""A null character reaches no row by any road: forms and DRF refuse it in text,
-and the models refuse it everywhere else (JSON escapes, phone labels, imports).
-PostgreSQL would store neither, so it must be a refusal naming the field, not a
-database error."""
+"""A null character, or a lone surrogate, reaches no row by any road: forms and
+DRF refuse them in text, and the models refuse them everywhere else (JSON
+escapes, phone labels, imports). PostgreSQL would store neither, so it must be
+a refusal naming the field, not a database error."""
 
 from __future__ import annotations
 
 import json
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -69,3 +70,29 @@ def test_the_course_endpoint_refuses_a_null_in_a_description(client: Client) -> 
     assert response.status_code == 400
     assert "Null characters are not allowed." in response.content.decode()
     assert not Product.objects.filter(name="Kiwi").exists()
+
+
+@pytest.mark.parametrize(
+    "person",
+    [
+        {"name": "Ann\ud800", "username": "ann"},
+        {"name": "Ann", "username": "ann\udc80"},
+        {"name": "Ann", "username": "ann", "phone": {"office\ud83d": "1"}},
+        {"name": "Ann", "username": "ann", "phone": {"office": "1\ude00"}},
+    ],
+    ids=["name", "username", "phone label", "phone number"],
+)
+def test_import_people_refuses_a_lone_surrogate_escaped_in_json(
+    tmp_path: Path, person: dict[str, object]
+) -> None:
+    # Half of an emoji's UTF-16 pair, as a JSON writer that cut the pair in two escapes it.
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([person, {"name": "Bo", "username": "bo"}]))
+    err = StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_people", str(path), stderr=err)
+
+    assert raised.value.returncode == 2
+    assert "Surrogate characters are not allowed: U+D" in err.getvalue()
+    assert list(Person.objects.values_list("username", flat=True)) == ["bo"]

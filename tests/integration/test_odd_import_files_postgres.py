@@ -1,0 +1,69 @@
+"""Odd files in the bulk imports on PostgreSQL, which refuses what SQLite
+stores (a null character in text, a lone surrogate anywhere): each is a line
+of the import naming the person and the field, the other rows imported, never
+a traceback with the rows before it written."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from catalog.models import Person
+from tests.integration.test_image_deleted_meanwhile_postgres import on_postgres
+from tests.processes import manage_py, portal_env
+from tests.servers import PostgresServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
+    with PostgresServer() as server:
+        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
+        result = manage_py("migrate", "--no-input", env=env, timeout=600)
+        assert result.returncode == 0, result.stderr
+        yield server
+
+
+@pytest.fixture
+def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[PostgresServer]:
+    """The test's thread on the migrated database, emptied of what the last test wrote."""
+    with django_db_blocker.unblock(), on_postgres(postgres):
+        with postgres.connect() as conn:
+            conn.execute("TRUNCATE catalog_product, catalog_person, uploads_image CASCADE")
+        yield postgres
+
+
+@pytest.mark.parametrize(
+    ("person", "refusal"),
+    [
+        ({"name": "Ann", "username": "ann\u0000"}, "username: Null characters are not allowed."),
+        ({"name": "Ann\ud800", "username": "ann"}, "name: Surrogate characters are not allowed: U+D800."),
+        ({"name": "Ann", "username": "ann\udc80"}, "username: Surrogate characters are not allowed: U+DC80."),
+        (
+            {"name": "Ann", "username": "ann", "phone": {"office": "1\udc80"}},
+            "phone: Surrogate characters are not allowed: U+DC80.",
+        ),
+    ],
+    ids=["null in a username", "surrogate in a name", "surrogate in a username", "surrogate in a phone"],
+)
+def test_import_people_refuses_text_postgresql_cannot_store_and_imports_the_others(
+    database: PostgresServer, tmp_path: Path, person: dict[str, object], refusal: str
+) -> None:
+    # A JSON file's escapes (\u0000, half of a UTF-16 pair) reach the rows, which no decoding refused.
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([{"name": "Al", "username": "al"}, person, {"name": "Bo", "username": "bo"}]))
+    err = StringIO()
+
+    with pytest.raises(CommandError) as raised:
+        call_command("import_people", str(path), stdout=StringIO(), stderr=err)
+
+    assert raised.value.returncode == 2
+    assert refusal in err.getvalue()
+    assert sorted(Person.objects.values_list("username", flat=True)) == ["al", "bo"]
