@@ -159,6 +159,9 @@ class DescriptionRecord:
 
 # Written without flags so that the API schema can give it as a pattern.
 WEIGHT_PATTERN = re.compile(r"^\s*(\d+)\s*(?:[Ll][Bb][Ss]?\.?)?\s*$")
+# The most a weight may be: what PostgreSQL's integer column holds (SQLite's
+# holds more, which a move to PostgreSQL would then refuse).
+WEIGHT_MAX = 2_147_483_647
 
 
 def parse_weight(value: object) -> int:
@@ -170,11 +173,15 @@ def parse_weight(value: object) -> int:
     elif isinstance(value, float) and value.is_integer():
         weight = int(value)
     elif isinstance(value, str) and (match := WEIGHT_PATTERN.match(value)):
-        weight = int(match.group(1))
+        digits = match.group(1).lstrip("0") or "0"
+        # Longer is too heavy, and past 4,300 digits more than int() reads.
+        weight = int(digits) if len(digits) <= len(str(WEIGHT_MAX)) else WEIGHT_MAX + 1
     else:
         raise FormatError(f"weight must be a whole number of lbs, got {value!r}")
     if weight < 1:
         raise FormatError("weight must be at least 1 lb")
+    if weight > WEIGHT_MAX:
+        raise FormatError(f"weight must be at most {WEIGHT_MAX:,} lbs")
     return weight
 
 

@@ -56,12 +56,18 @@ def test_a_supplier_description_reads_name_weight_and_text() -> None:
     assert record == formats.DescriptionRecord("Apple", 500, "Crisp red apples.")
 
 
-@pytest.mark.parametrize(("value", "weight"), [(500, 500), ("500", 500), ("500 lbs", 500), (" 7 lb ", 7)])
+@pytest.mark.parametrize(
+    ("value", "weight"),
+    [(500, 500), ("500", 500), ("500 lbs", 500), (" 7 lb ", 7), ("0002147483647 lbs", 2_147_483_647)],
+)
 def test_weights_are_read_from_numbers_and_strings(value: object, weight: int) -> None:
     assert formats.parse_weight(value) == weight
 
 
-@pytest.mark.parametrize("value", ["heavy", "", 0, -3, "1.5", True, None])
+@pytest.mark.parametrize(
+    "value",
+    ["heavy", "", 0, -3, "1.5", True, None, 2_147_483_648, "2147483648 lbs", "9" * 5000, 1e300],
+)
 def test_a_weight_that_is_not_a_positive_whole_number_is_refused(value: object) -> None:
     with pytest.raises(formats.FormatError):
         formats.parse_weight(value)

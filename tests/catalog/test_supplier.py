@@ -442,6 +442,17 @@ def test_a_description_file_over_the_limit_is_rejected_unread(delivery: Path) ->
     assert not Product.objects.filter(name="Pear").exists()
 
 
+def test_a_weight_past_the_most_a_product_holds_is_a_rejected_description(delivery: Path) -> None:
+    # Longer than int() reads (4,300 digits), and one past PostgreSQL's integer column.
+    (delivery / "descriptions" / "012.txt").write_text(f"Pear\n{'9' * 5000} lbs\nHeavy.\n")
+    (delivery / "descriptions" / "013.txt").write_text("Quince\n2147483648 lbs\nHeavy.\n")
+    _, err = run("import_supplier", str(delivery), "--no-email")
+    assert "rejected descriptions/012.txt: weight must be at most 2,147,483,647 lbs" in err
+    assert "rejected descriptions/013.txt: weight must be at most 2,147,483,647 lbs" in err
+    assert not Product.objects.filter(name__in=["Pear", "Quince"]).exists()
+    assert Product.objects.filter(name="Lemon’s best").exists()
+
+
 @pytest.fixture
 def silent_smtp(settings: Any) -> Iterator[socket.socket]:
     """A mail server that takes connections and never says a word."""
