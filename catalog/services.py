@@ -669,7 +669,7 @@ def supplier_import(
     summary.skipped_files += [(f"descriptions/{name}", reason) for name, reason in listed.skipped]
     summary.products.rejected += [(f"descriptions/{name}", reason) for name, reason in listed.rejected]
     # A file a description names by its stem was meant as that product's photo.
-    described = {p.stem for p in descriptions if p.suffix.lower() == ".txt"}
+    described = {file_stem(p.name) for p in descriptions if p.suffix.lower() == ".txt"}
     listed = dropfolder.listing(directory / "images")
     summary.skipped_files += [(f"images/{name}", reason) for name, reason in listed.skipped]
     summary.images_rejected += [(f"images/{name}", reason) for name, reason in listed.rejected]
@@ -686,12 +686,14 @@ def supplier_import(
         except OSError as exc:
             summary.images_rejected.append((label, f"cannot be read: {exc.strerror or exc}"))
         except (upload_services.ImageInvalid, upload_services.ImageTooLarge) as exc:
-            if path.stem in described or upload_services.image_refusal_is_rejection(path.name, exc):
+            if file_stem(path.name) in described or upload_services.image_refusal_is_rejection(
+                path.name, exc
+            ):
                 summary.images_rejected.append((label, str(exc)))
             else:
                 summary.skipped_files.append((label, str(exc)))
         else:
-            images[path.stem] = (path.name, image)
+            images[file_stem(path.name)] = (path.name, image)
             summary.images_created += created
             summary.images_existing += not created
         if progress:
@@ -700,7 +702,7 @@ def supplier_import(
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
-        file_name, photo = images.get(path.stem, (f"{path.stem}.jpeg", None))
+        file_name, photo = images.get(file_stem(path.name), (f"{path.stem}.jpeg", None))
         try:
             raw = formats.read_file(path, formats.DESCRIPTION_MAX_BYTES, "a description file")
             record = formats.parse_description(raw)

@@ -3,6 +3,7 @@ an older release go on writing while the new schema goes in."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
 import pytest
@@ -214,6 +215,50 @@ def test_the_stem_fills_go_forwards_in_batches_and_back(monkeypatch: pytest.Monk
         assert not {"name_stem", "is_demo"} & image_columns
         assert not {"image_stem", "is_demo"} & product_columns
         assert list(OldProduct.objects.order_by("pk").values_list("image_name", flat=True)) == names
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stems_kept_in_another_unicode_form_are_brought_to_one() -> None:
+    # Stems stored as the names came: "é" as one character (NFC) or, from a
+    # Mac, as "e" and a combining accent (NFD), which no longer match.
+    before = [
+        ("catalog", "0009_feedback_search_and_sort_indexes"),
+        ("uploads", "0010_image_search_and_sort_indexes"),
+    ]
+    after = [
+        ("catalog", "0010_product_stem_one_unicode_form"),
+        ("uploads", "0011_image_stem_one_unicode_form"),
+    ]
+    names = [unicodedata.normalize("NFD", "café.jpg"), "crème.jpg", "042.jpg"]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
+        for n, name in enumerate(names):
+            stem = name.rsplit(".", 1)[0]
+            OldImage.objects.create(
+                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
+                format="JPEG", width=1, height=1, bytes=1,
+            )  # fmt: skip
+            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)
+
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        images = new.get_model("uploads", "Image").objects.order_by("pk")
+        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        stems = ["café", "crème", "042"]
+        assert list(images.values_list("name_stem", flat=True)) == stems
+        assert list(products.values_list("image_stem", flat=True)) == stems
+        # Of the two rows a table that can change, in one batch each.
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert sum('"uploads_image"' in sql for sql in updates) == 1
+        assert sum('"catalog_product"' in sql for sql in updates) == 1
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -10,6 +10,7 @@ inserting rows while a rolling upgrade migrates (docs/deploy.md).
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any, Final
 
 from django.conf import settings
@@ -219,6 +220,10 @@ class ReplacedObject(models.Model):
 
 
 def file_stem(name: str) -> str:
-    """``images/001.tiff`` → ``001``; a name with no extension is its own stem."""
+    """``images/001.tiff`` → ``001``; a name with no extension is its own stem.
+
+    In one Unicode form (NFC): a Mac writes the "é" of a file name as an
+    "e" and a combining accent, most other systems and typed text as one
+    character, and a photo and its description are one product either way."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return base.rsplit(".", 1)[0] if "." in base else base
+    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)

@@ -5,6 +5,7 @@ import io
 import socket
 import time
 import tracemalloc
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -315,6 +316,30 @@ def test_one_photo_delivered_under_two_names_shows_on_both_products(delivery: Pa
     assert (apple.image_name, kiwi.image_name) == ("001.tiff", "005.tiff")
     assert apple.image is not None
     assert kiwi.image == apple.image
+
+
+def test_a_photo_links_to_its_description_whichever_unicode_form_their_names_are_in(tmp_path: Path) -> None:
+    # A Mac writes "é" in a file name as "e" and a combining accent (NFD);
+    # most other systems, and a typed name, as one character (NFC).
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first / "images", first / "descriptions", second / "descriptions"):
+        folder.mkdir(parents=True)
+    for stem in ("café", "brûlée"):
+        (first / "images" / f"{unicodedata.normalize('NFD', stem)}.jpg").write_bytes(
+            corpus.photo_jpeg(90, 60)
+        )
+    (first / "descriptions" / "café.txt").write_text("Coffee\n1 lbs\nBeans.\n")
+    (second / "descriptions" / "brûlée.txt").write_text("Crème brûlée\n1 lbs\nSweet.\n")
+
+    run("import_supplier", str(first), "--no-email", code=0)
+    run("import_supplier", str(second), "--no-email", code=0)
+
+    coffee = Product.objects.get(name="Coffee")
+    assert coffee.image is not None
+    assert unicodedata.normalize("NFC", coffee.image.original_name) == "café.jpg"
+    cream = Product.objects.get(name="Crème brûlée")
+    assert cream.image is not None
+    assert unicodedata.normalize("NFC", cream.image.original_name) == "brûlée.jpg"
 
 
 def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(delivery: Path, settings: Any) -> None:
