@@ -24,6 +24,7 @@ from django.utils import timezone
 from import_export import resources
 from import_export.instance_loaders import ModelInstanceLoader
 
+from core import validation
 from core.limits import accepts_files
 from core.validation import holds_null_character
 
@@ -74,6 +75,23 @@ class KeyedInstanceLoader(ModelInstanceLoader):
         return self.stored.get(self.key.clean(row))
 
 
+def _unstorable(dataset: Any) -> str | None:
+    """Why a file cannot be imported, if a header or a value holds a null
+    character or a lone surrogate (JSON's and YAML's escapes ``\\u0000``,
+    ``\\ud800``): PostgreSQL refuses them in the very query that looks the
+    rows up, and no page shows a surrogate, so each would be a server error."""
+    headers = list(dataset.headers or ())
+    for column, header in enumerate(headers, start=1):
+        if message := validation.unstorable(header):
+            return f"The header of column {column}: {message}"
+    for number, row in enumerate(dataset, start=1):
+        for column, value in enumerate(row):
+            if message := validation.unstorable(value):
+                name = headers[column] if column < len(headers) else f"column {column + 1}"
+                return f"Row {number}, {name}: {message}"
+    return None
+
+
 class _Undiffed:
     """The diff of a row past those a preview shows: none (the library's
     renders each field twice and compares them, a third of a row's time)."""
@@ -97,15 +115,20 @@ class BatchedModelResource(resources.ModelResource):
         batch_size = BATCH_ROWS
 
     def import_data(self, dataset: Any, *args: Any, **kwargs: Any) -> Any:
-        """A file of more than ``MAX_ROWS`` rows: refused before its first row."""
-        if len(dataset) <= MAX_ROWS:
+        """A file of more than ``MAX_ROWS`` rows, or with text no database
+        stores: refused before its first row."""
+        refusal: str | None
+        if len(dataset) > MAX_ROWS:
+            refusal = (
+                f"A file has at most {MAX_ROWS:,} rows; this one has {len(dataset):,}. Import it in parts."
+            )
+        else:
+            refusal = _unstorable(dataset)
+        if refusal is None:
             return super().import_data(dataset, *args, **kwargs)
         result = self.get_result_class()()
         result.total_rows = len(dataset)
-        refusal = ValueError(
-            f"A file has at most {MAX_ROWS:,} rows; this one has {len(dataset):,}. Import it in parts."
-        )
-        result.append_base_error(self.get_error_result_class()(refusal))
+        result.append_base_error(self.get_error_result_class()(ValueError(refusal)))
         return result
 
     def before_import(self, dataset: Any, **kwargs: Any) -> None:

@@ -43,6 +43,14 @@ def surrogate_message(value: object) -> str | None:
     return None
 
 
+def unstorable(value: object) -> str | None:
+    """Why no database column stores a text, or JSON: a null character or
+    a lone surrogate in it; else None."""
+    if holds_null_character(value):
+        return NULL_CHARACTER_MESSAGE
+    return surrogate_message(value)
+
+
 def _refusal(value: object) -> ValidationError | None:
     if holds_null_character(value):
         return ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")

@@ -1,7 +1,8 @@
 """Odd files in the bulk imports on PostgreSQL, which refuses what SQLite
 stores (a null character in text, a lone surrogate anywhere): each is a line
-of the import naming the person and the field, the other rows imported, never
-a traceback with the rows before it written."""
+of import_people naming the person and the field, the other rows imported,
+or the admin's refusal of the file naming the row; never a traceback or a
+server error with the rows before it written."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
 from catalog.models import Person
+from tests.catalog.test_admin_import_export import PERSON_IMPORT, choice
+from tests.factories import logged_in, staff_with
 from tests.integration.test_image_deleted_meanwhile_postgres import on_postgres
 from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
@@ -67,3 +71,34 @@ def test_import_people_refuses_text_postgresql_cannot_store_and_imports_the_othe
     assert raised.value.returncode == 2
     assert refusal in err.getvalue()
     assert sorted(Person.objects.values_list("username", flat=True)) == ["al", "bo"]
+
+
+@pytest.mark.parametrize(
+    ("people", "refusal"),
+    [
+        ([{"name": "Ann", "username": "ann\u0000"}], "Row 1, username: Null characters are not allowed."),
+        (
+            [{"name": "Bo", "username": "bo"}, {"name": "Ann\ud800", "username": "ann"}],
+            "Row 2, name: Surrogate characters are not allowed: U+D800.",
+        ),
+        (
+            [{"name": "Ann", "username": "ann\udc80"}],
+            "Row 1, username: Surrogate characters are not allowed: U+DC80.",
+        ),
+    ],
+    ids=["null in a username", "surrogate in a name", "surrogate in a username"],
+)
+def test_the_admin_import_refuses_a_file_with_text_postgresql_cannot_store(
+    database: PostgresServer, people: list[dict[str, str]], refusal: str
+) -> None:
+    client = logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
+    page = client.get(PERSON_IMPORT)
+    upload = SimpleUploadedFile("people.json", json.dumps(people).encode(), content_type="application/json")
+
+    response = client.post(
+        PERSON_IMPORT, {"format": choice(page.content.decode(), "json"), "import_file": upload}
+    )
+
+    assert response.status_code == 400
+    assert refusal in response.content.decode()
+    assert not Person.objects.exists()
