@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from import_export import resources
+from import_export import resources, widgets
 from import_export.instance_loaders import ModelInstanceLoader
 
 from core import validation
@@ -106,8 +106,21 @@ class _Undiffed:
         return []
 
 
+class TextWidget(widgets.CharWidget):
+    """Text, as the library's CharWidget reads it; a list or a mapping of a
+    JSON or YAML file is refused, where the library stored its printout
+    (``['Ada', 'Lovelace']``) as the text."""
+
+    def clean(self, value: Any, row: Any = None, **kwargs: Any) -> Any:
+        if isinstance(value, (list, tuple, dict)):
+            raise ValueError(f"must be text, not {'a list' if not isinstance(value, dict) else 'a mapping'}")
+        return super().clean(value, row, **kwargs)
+
+
 class BatchedModelResource(resources.ModelResource):
     """A ModelResource with one import id field whose rows are written in batches."""
+
+    WIDGETS_MAP = {**resources.ModelResource.WIDGETS_MAP, "CharField": TextWidget, "TextField": TextWidget}
 
     class Meta:
         instance_loader_class = KeyedInstanceLoader

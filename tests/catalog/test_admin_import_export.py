@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import json
 import os
 import re
 import tempfile
@@ -569,4 +570,24 @@ def test_a_file_of_more_rows_than_an_import_takes_is_refused_naming_the_limit(
     assert "A file has at most 30 rows; this one has 31. Import it in parts." in html
     assert not confirm_data(html)
     assert preview(importer, people_csv(30)).status_code == 200
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "person",
+    [{"name": ["Ada", "Lovelace"], "username": "ada"}, {"name": "Ada", "username": "ada", "role": {"a": 1}}],
+    ids=["list", "mapping"],
+)
+def test_a_list_or_mapping_where_text_goes_is_a_refused_row_not_its_printout(
+    importer: Client, person: dict[str, object]
+) -> None:
+    page = importer.get(PERSON_IMPORT)
+    upload = SimpleUploadedFile("people.json", json.dumps([person]).encode(), content_type="application/json")
+
+    response = importer.post(
+        PERSON_IMPORT, {"format": choice(page.content.decode(), "json"), "import_file": upload}
+    )
+
+    assert response.status_code == 400
+    assert "must be text, not" in response.content.decode()
     assert not Person.objects.exists()
