@@ -72,6 +72,26 @@ def test_a_file_already_uploaded_under_another_name_is_exported_under_the_folder
     ]
 
 
+def test_a_rendition_that_cannot_be_written_is_named_and_the_others_are_exported(
+    tmp_path: Path, run: Any
+) -> None:
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    long = "L" * 250 + ".jpg"  # a name the file system takes, but not with "-thumb" added
+    (folder / long).write_bytes(corpus.jpeg(corpus.solid((200, 0, 0), (48, 32))))
+    (folder / "short.jpg").write_bytes(corpus.jpeg(corpus.solid((0, 200, 0), (48, 32))))
+
+    with pytest.raises(CommandError) as raised:
+        run("import_images", str(folder), "--export", str(export))
+
+    assert raised.value.returncode == 2
+    assert "rendition(s) not exported" in str(raised.value)
+    written = sorted(p.name for p in export.iterdir())
+    assert "short-thumb.jpg" in written
+    assert all(name.startswith("short-") for name in written)
+    assert Image.objects.filter(status=Image.Status.READY).count() == 2
+
+
 def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run: Any) -> None:
     folder, export = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

@@ -113,7 +113,7 @@ class Command(PortalCommand):
                 "the others are processed by the next sweep.",
                 returncode=130,
             ) from None
-        failed = 0
+        failed = unexported = 0
         written: set[str] = set()
         exported: dict[int, str] = {}  # image id: the file it was exported for
         for name, image in images:
@@ -136,7 +136,11 @@ class Command(PortalCommand):
                     unique = _unique_name(target, name, written)
                     if unique != target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
-                    (export / unique).write_bytes(data)
+                    try:
+                        (export / unique).write_bytes(data)
+                    except OSError as exc:  # a name too long with its suffix, a full disk
+                        unexported += 1
+                        self.stderr.write(f"not exported {name} as {unique}: {exc.strerror or exc}")
         # Images the broker refused wait for the sweep (after --export, none:
         # this process made their renditions).
         unqueued = 0 if here else _unqueued.unqueued([image.pk for _, image in images])
@@ -148,6 +152,7 @@ class Command(PortalCommand):
             f"{created} images imported, {existing} already there, {len(skipped)} files skipped"
             + (f", {len(rejected)} rejected" if rejected else "")
             + (f", {failed} failed" if failed else "")
+            + (f", {unexported} renditions not exported" if unexported else "")
             + (f", {_unqueued.left_pending(unqueued)}" if unqueued else "")
             + (f"; renditions written to {export}" if export else "")
             + "."
@@ -155,13 +160,14 @@ class Command(PortalCommand):
         # The log line of the import, as each image has its own.
         logger.info("image import %s: %s", directory, summary)
         self.stdout.write(summary)
-        if rejected or failed or unqueued:  # the others landed; a cron job learns not all did
+        if rejected or failed or unexported or unqueued:  # the others landed; a cron job learns not all did
             raise CommandError(
                 ", ".join(
                     part
                     for part in (
                         f"{len(rejected)} file(s) rejected" if rejected else "",
                         f"{failed} image(s) failed" if failed else "",
+                        f"{unexported} rendition(s) not exported" if unexported else "",
                         _unqueued.reason(unqueued) if unqueued else "",
                     )
                     if part
