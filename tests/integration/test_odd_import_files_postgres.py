@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from catalog.models import Person
+from catalog import services
+from catalog.models import Person, Product
 from tests.catalog.test_admin_import_export import PERSON_IMPORT, choice
 from tests.factories import logged_in, staff_with
 from tests.integration.test_image_deleted_meanwhile_postgres import on_postgres
@@ -102,3 +104,20 @@ def test_the_admin_import_refuses_a_file_with_text_postgresql_cannot_store(
     assert response.status_code == 400
     assert refusal in response.content.decode()
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("values", "field"),
+    [({"name": "Kiwi\u0000"}, "name"), ({"name": "Kiwi", "image_name": "kiwi\ud800.jpg"}, "image_name")],
+    ids=["null in a name", "surrogate in an image name"],
+)
+def test_a_product_looked_up_by_text_postgresql_cannot_store_is_refused_naming_the_field(
+    database: PostgresServer, values: dict[str, str], field: str
+) -> None:
+    # Every road to it refuses such text before (forms, DRF, the files' decoding);
+    # the lookup by name or stem that comes before full_clean() refuses it too.
+    with pytest.raises(ValidationError) as raised:
+        services.product_upsert(weight=1, **values)
+
+    assert field in raised.value.message_dict
+    assert not Product.objects.exists()
