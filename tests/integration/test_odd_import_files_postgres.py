@@ -7,10 +7,8 @@ server error with the rows before it written."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from io import StringIO
 from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -21,29 +19,9 @@ from catalog import services
 from catalog.models import Person, Product
 from tests.catalog.test_admin_import_export import PERSON_IMPORT, choice
 from tests.factories import logged_in, staff_with
-from tests.integration.test_image_deleted_meanwhile_postgres import on_postgres
-from tests.processes import manage_py, portal_env
 from tests.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    with PostgresServer() as server:
-        env = portal_env(tmp_path_factory.mktemp("var"), DATABASE_URL=server.url)
-        result = manage_py("migrate", "--no-input", env=env, timeout=600)
-        assert result.returncode == 0, result.stderr
-        yield server
-
-
-@pytest.fixture
-def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[PostgresServer]:
-    """The test's thread on the migrated database, emptied of what the last test wrote."""
-    with django_db_blocker.unblock(), on_postgres(postgres):
-        with postgres.connect() as conn:
-            conn.execute("TRUNCATE catalog_product, catalog_person, uploads_image CASCADE")
-        yield postgres
 
 
 @pytest.mark.parametrize(
@@ -60,7 +38,7 @@ def database(postgres: PostgresServer, django_db_blocker: Any) -> Iterator[Postg
     ids=["null in a username", "surrogate in a name", "surrogate in a username", "surrogate in a phone"],
 )
 def test_import_people_refuses_text_postgresql_cannot_store_and_imports_the_others(
-    database: PostgresServer, tmp_path: Path, person: dict[str, object], refusal: str
+    postgres_database: PostgresServer, tmp_path: Path, person: dict[str, object], refusal: str
 ) -> None:
     # A JSON file's escapes (\u0000, half of a UTF-16 pair) reach the rows, which no decoding refused.
     path = tmp_path / "people.json"
@@ -91,7 +69,7 @@ def test_import_people_refuses_text_postgresql_cannot_store_and_imports_the_othe
     ids=["null in a username", "surrogate in a name", "surrogate in a username"],
 )
 def test_the_admin_import_refuses_a_file_with_text_postgresql_cannot_store(
-    database: PostgresServer, people: list[dict[str, str]], refusal: str
+    postgres_database: PostgresServer, people: list[dict[str, str]], refusal: str
 ) -> None:
     client = logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
     page = client.get(PERSON_IMPORT)
@@ -112,7 +90,7 @@ def test_the_admin_import_refuses_a_file_with_text_postgresql_cannot_store(
     ids=["null in a name", "surrogate in an image name"],
 )
 def test_a_product_looked_up_by_text_postgresql_cannot_store_is_refused_naming_the_field(
-    database: PostgresServer, values: dict[str, str], field: str
+    postgres_database: PostgresServer, values: dict[str, str], field: str
 ) -> None:
     # Every road to it refuses such text before (forms, DRF, the files' decoding);
     # the lookup by name or stem that comes before full_clean() refuses it too.
