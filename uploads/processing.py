@@ -1060,7 +1060,7 @@ def _render(
         # animation (its "default image"), which browsers never show: they
         # start at the animation's first frame. Reaching it decodes the
         # still, so it is done here, never in a header check.
-        img.seek(1)
+        _to_first_animation_frame(img)
     orientation = _orientation(img, loaded=False)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if info.format == "JPEG":
@@ -1105,6 +1105,18 @@ def _render(
         work_stored=work_stored,
         focal_point=focal_point,
     )
+
+
+def _to_first_animation_frame(img: Image.Image) -> None:
+    """Decode an animated PNG's first animation frame, past its default
+    image; when the animation is broken (a frame missing, cut short or
+    larger than the canvas), decode the default image instead, as a viewer
+    without animation shows it: the picture is still whole."""
+    try:
+        img.seek(1)
+        img.load()
+    except (EOFError, SyntaxError, OSError, ValueError):
+        img.seek(0)
 
 
 def _ycbcr_coded(img: Image.Image) -> bool:

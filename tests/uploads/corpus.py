@@ -554,6 +554,33 @@ def apng_with_default_image(size: tuple[int, int] = (80, 60)) -> bytes:
     return png(still, save_all=True, append_images=frames, default_image=True, duration=500)
 
 
+def apng_with_broken_animation(fault: str, size: tuple[int, int] = (80, 60)) -> bytes:
+    """:func:`apng_with_default_image` whose animation is broken after its
+    whole default image, the yellow still: its frames ``"missing"``, its
+    first frame ``"oversized"`` (larger than the canvas) or its first
+    frame's data ``"corrupt"``."""
+    data = apng_with_default_image(size)
+    chunks: list[tuple[bytes, bytes]] = []
+    at = 8
+    while at < len(data):
+        length = int.from_bytes(data[at : at + 4], "big")
+        chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
+        at += 12 + length
+    first_frame = next(i for i, (kind, _) in enumerate(chunks) if kind == b"fcTL")
+    if fault == "missing":
+        chunks = [*chunks[:first_frame], chunks[-1]]
+    elif fault == "oversized":
+        sequence, width, height = struct.unpack(">III", chunks[first_frame][1][:12])
+        body = struct.pack(">III", sequence, width * 2, height * 2) + chunks[first_frame][1][12:]
+        chunks[first_frame] = (b"fcTL", body)
+    elif fault == "corrupt":
+        kind, body = chunks[first_frame + 1]
+        chunks[first_frame + 1] = (kind, body[:4] + b"not a zlib stream" * 4)
+    else:
+        raise ValueError(fault)
+    return data[:8] + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+
+
 # --------------------------------------------------------------------------
 # EXIF orientation and metadata
 

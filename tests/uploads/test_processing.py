@@ -591,6 +591,21 @@ def test_an_animated_png_shows_its_first_frame_not_its_still_for_old_viewers(
         assert_upright(opened(output))
 
 
+def _decode_frame(data: bytes, frame: int) -> None:
+    with Image.open(io.BytesIO(data)) as img:
+        img.seek(frame)
+        img.load()
+
+
+@pytest.mark.parametrize("fault", ["missing", "oversized", "corrupt"])
+def test_an_animated_png_whose_animation_is_broken_shows_its_whole_still(fault: str) -> None:
+    data = corpus.apng_with_broken_animation(fault)
+    with pytest.raises((EOFError, SyntaxError, OSError)):  # the animation is broken indeed
+        _decode_frame(data, 1)
+    result = process(data, preset(widths=[80], formats=["png"]))
+    assert close_to(rgb_at(opened(result.outputs[0]), (40, 30)), (255, 255, 0), 2)
+
+
 def test_it_strips_gps_exif_xmp_and_comments_from_every_rendition() -> None:
     source = corpus.jpeg_with_metadata()
     assert b"Camera Maker" in source
