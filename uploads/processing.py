@@ -854,8 +854,8 @@ def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
     """An ICC profile made of a PNG's gAMA and cHRM chunks, which describe
     its colours where it has no profile (iCCP) and no sRGB chunk (either
     overrides them): browsers colour-manage by them, as a pure power curve
-    and, without cHRM, sRGB's primaries. None where there is nothing to go by
-    or the values make no sense."""
+    and, without cHRM or with one that makes no sense, sRGB's primaries.
+    None where there is nothing to go by or the values make no sense."""
     if "icc_profile" in info or "srgb" in info or not ("gamma" in info or "chromaticity" in info):
         return None
     try:
@@ -868,28 +868,39 @@ def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
         else:  # sRGB's own curve, as a parametric one
             params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
             curve = b"para\0\0\0\0" + (3).to_bytes(2, "big") + b"\0\0" + b"".join(_s15f16(v) for v in params)
-        if grey:
-            return _icc(b"GRAY", [(b"wtpt", _xyz(_D50)), (b"kTRC", curve)])
-        wx, wy, *primaries = (float(v) for v in info.get("chromaticity", _SRGB_CHROMATICITY))
-        columns = [
-            [x / y, 1.0, (1 - x - y) / y] for x, y in zip(primaries[::2], primaries[1::2], strict=True)
-        ]
-        rgb = [[columns[j][i] for j in range(3)] for i in range(3)]
-        white = [wx / wy, 1.0, (1 - wx - wy) / wy]
-        scale = [sum(row[k] * white[k] for k in range(3)) for row in _inverse(rgb)]
-        to_xyz = [[rgb[i][j] * scale[j] for j in range(3)] for i in range(3)]
-        # Bradford-adapted from the PNG's white to D50, as ICC v2 colorants are.
-        cone = [[sum(row[k] * v[k] for k in range(3)) for row in _BRADFORD] for v in (white, _D50)]
-        ratio = [[cone[1][i] / cone[0][i] if i == j else 0.0 for j in range(3)] for i in range(3)]
-        to_d50 = _mul(_mul(_inverse(_BRADFORD), _mul(ratio, _BRADFORD)), to_xyz)
-        colorants = [
-            (tag, _xyz([to_d50[i][j] for i in range(3)])) for j, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))
-        ]
-    except (ArithmeticError, TypeError, ValueError):  # a white or primary at y = 0, absurd values
+    except (ArithmeticError, TypeError, ValueError):
         return None
+    if grey:
+        return _icc(b"GRAY", [(b"wtpt", _xyz(_D50)), (b"kTRC", curve)])
+    try:
+        colorants = _colorants(info.get("chromaticity", _SRGB_CHROMATICITY))
+    except (ArithmeticError, TypeError, ValueError):  # a white or primary at y = 0, absurd values
+        if "gamma" not in info:
+            return None
+        # The gamma still holds: browsers take sRGB's primaries in place of
+        # chromaticities that make no sense.
+        colorants = _colorants(_SRGB_CHROMATICITY)
     return _icc(
         b"RGB ", [(b"wtpt", _xyz(_D50)), *colorants, (b"rTRC", curve), (b"gTRC", curve), (b"bTRC", curve)]
     )
+
+
+def _colorants(chromaticity: Sequence[Any]) -> list[tuple[bytes, bytes]]:
+    """The rXYZ, gXYZ and bXYZ tags of a white point and three primaries
+    (x, y each); ArithmeticError or ValueError when they make no sense."""
+    wx, wy, *primaries = (float(v) for v in chromaticity)
+    columns = [[x / y, 1.0, (1 - x - y) / y] for x, y in zip(primaries[::2], primaries[1::2], strict=True)]
+    rgb = [[columns[j][i] for j in range(3)] for i in range(3)]
+    white = [wx / wy, 1.0, (1 - wx - wy) / wy]
+    scale = [sum(row[k] * white[k] for k in range(3)) for row in _inverse(rgb)]
+    to_xyz = [[rgb[i][j] * scale[j] for j in range(3)] for i in range(3)]
+    # Bradford-adapted from the PNG's white to D50, as ICC v2 colorants are.
+    cone = [[sum(row[k] * v[k] for k in range(3)) for row in _BRADFORD] for v in (white, _D50)]
+    ratio = [[cone[1][i] / cone[0][i] if i == j else 0.0 for j in range(3)] for i in range(3)]
+    to_d50 = _mul(_mul(_inverse(_BRADFORD), _mul(ratio, _BRADFORD)), to_xyz)
+    return [
+        (tag, _xyz([to_d50[i][j] for i in range(3)])) for j, tag in enumerate((b"rXYZ", b"gXYZ", b"bXYZ"))
+    ]
 
 
 def _s15f16(value: float) -> bytes:

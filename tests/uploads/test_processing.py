@@ -438,6 +438,21 @@ def test_png_chromaticities_and_gamma_without_a_profile_are_converted_to_srgb() 
     assert close_to(actual, expected, 3), (actual, expected)
 
 
+@pytest.mark.parametrize(
+    "primaries",
+    [
+        ((0.64, 0.0), (0.30, 0.60), (0.15, 0.06)),  # a primary at y = 0
+        ((0.30, 0.60), (0.30, 0.60), (0.30, 0.60)),  # three times the same primary
+    ],
+)
+def test_a_png_gamma_holds_when_its_chromaticities_make_no_sense(
+    primaries: tuple[tuple[float, float], ...],
+) -> None:
+    data = corpus.png_with_gamma((128, 128, 128), 1.0, primaries)  # linear samples
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as with sRGB's primaries
+
+
 def test_an_srgb_chunk_overrides_a_png_gamma_as_the_format_says() -> None:
     data = corpus.png_with_gamma((128, 60, 200), 1.0, corpus.DISPLAY_P3_PRIMARIES, srgb_chunk=True)
     assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (128, 60, 200), 1)
