@@ -13,6 +13,8 @@ run again after an interrupted run (which records nothing):
 - ``AddColumn``: ``AddField`` in a short transaction of its own, skipped when
   the column is there;
 - ``fill_in_batches``: a data migration in batches of a transaction each;
+- ``StemsInOneForm``: file-name stems brought to Unicode's composed form,
+  in batches;
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
   without blocking reads or writes;
@@ -25,13 +27,14 @@ operation does.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
 from django.db import DatabaseError, NotSupportedError, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
-from django.db.migrations.operations import AddConstraint, AddField, AddIndex
+from django.db.migrations.operations import AddConstraint, AddField, AddIndex, RunPython
 from django.db.migrations.operations.base import Operation
 from django.db.migrations.state import ProjectState
 
@@ -261,6 +264,35 @@ def fill_in_batches(
                 cursor.execute(sql, params)
         done += len(batch)
         last = batch[-1][0]
+
+
+def nfc_stem(name: str) -> str:
+    """A file name's stem (no folder, no extension) in Unicode's composed
+    form (NFC): uploads.models.file_stem when the stored stems were brought
+    to one form, kept here as it was then for the migrations that did it."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+
+
+class StemsInOneForm(RunPython):
+    """Set each ``target`` stem to ``nfc_stem(source)`` where it may change,
+    in batches (``fill_in_batches``): only stems with a character past
+    printable ASCII are written; the others are read, not written. For a
+    migration that is not atomic."""
+
+    def __init__(self, model: str, *, source: str, target: str) -> None:
+        app_label, model_name = model.split(".")
+
+        def stems_in_one_form(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+            fill_in_batches(
+                apps.get_model(app_label, model_name),
+                source=source,
+                target=target,
+                value=nfc_stem,
+                rows=models.Q(**{f"{target}__regex": r"[^ -~]"}),
+            )
+
+        super().__init__(stems_in_one_form, RunPython.noop, atomic=False, elidable=True)
 
 
 class AddIndexConcurrently(AddIndex):

@@ -1,21 +1,6 @@
-import unicodedata
+from django.db import migrations
 
-from django.db import migrations, models
-
-from core.migration_operations import fill_in_batches
-
-
-def _stem(name):
-    # As uploads.models.file_stem at the time of writing (a migration keeps its own copy).
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
-
-
-def stems_in_one_form(apps, schema_editor):
-    # Only stems with a character past printable ASCII can change: the others
-    # are read, not written.
-    Product = apps.get_model("catalog", "Product")
-    fill_in_batches(Product, source="image_name", target="image_stem", value=_stem, rows=models.Q(image_stem__regex=r"[^ -~]"))
+from core.migration_operations import StemsInOneForm
 
 
 class Migration(migrations.Migration):
@@ -28,5 +13,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(stems_in_one_form, migrations.RunPython.noop, atomic=False, elidable=True),
+        StemsInOneForm("catalog.Product", source="image_name", target="image_stem"),
     ]
