@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from core.validation import NullCharactersRefused
-from uploads.models import file_stem
+from uploads.models import STEM_MAX_LENGTH, file_stem
 
 
 def validate_not_future(value: dt.date) -> None:
@@ -91,7 +91,9 @@ class Product(NullCharactersRefused, models.Model):
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
     # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are
     # the same product, and linking is an indexed equality with Image.name_stem.
-    image_stem = models.CharField(max_length=255, blank=True, default="", db_default="", editable=False)
+    image_stem = models.CharField(
+        max_length=STEM_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
     image = models.ForeignKey(
         "uploads.Image",
         null=True,

@@ -268,10 +268,12 @@ def fill_in_batches(
 
 def nfc_stem(name: str) -> str:
     """A file name's stem (no folder, no extension) in Unicode's composed
-    form (NFC): uploads.models.file_stem when the stored stems were brought
-    to one form, kept here as it was then for the migrations that did it."""
+    form (NFC), cut to the 255 characters of the stems' columns (NFC writes
+    a few characters as two or three): uploads.models.file_stem when the
+    stored stems were brought to one form, kept here as it was then for the
+    migrations that did it."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)[:255]
 
 
 class StemsInOneForm(RunPython):

@@ -28,6 +28,9 @@ _UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
 
 # The statuses in the order the admin lists them: the ones that need a look first.
 ATTENTION_ORDER: Final = ("failed", "pending", "processing", "ready")
+# The most characters of a file-name stem: the columns of Image.name_stem and
+# Product.image_stem.
+STEM_MAX_LENGTH: Final = 255
 
 
 def attention_order() -> Case:
@@ -53,7 +56,9 @@ class Image(NullCharactersRefused, models.Model):
     original_name = models.CharField(max_length=255, blank=True)
     # file_stem(original_name), kept on save: products link to images by an
     # indexed equality on it instead of matching names in Python.
-    name_stem = models.CharField(max_length=255, blank=True, default="", db_default="", editable=False)
+    name_stem = models.CharField(
+        max_length=STEM_MAX_LENGTH, blank=True, default="", db_default="", editable=False
+    )
     title = models.CharField(max_length=200, blank=True)
     alt = models.CharField(max_length=300, blank=True)
     preset = models.CharField(max_length=32, default="web")
@@ -220,10 +225,14 @@ class ReplacedObject(models.Model):
 
 
 def file_stem(name: str) -> str:
-    """``images/001.tiff`` → ``001``; a name with no extension is its own stem.
+    """``images/001.tiff`` → ``001``; a name with no extension is its own stem,
+    of at most ``STEM_MAX_LENGTH`` characters.
 
     In one Unicode form (NFC): a Mac writes the "é" of a file name as an
     "e" and a combining accent, most other systems and typed text as one
     character, and a photo and its description are one product either way."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
-    return unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+    stem = unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+    # NFC lengthens a few characters (Devanagari "क़", U+0958, is two in it):
+    # the stem of a name of 255 characters is cut to the columns that hold it.
+    return stem[:STEM_MAX_LENGTH]

@@ -282,6 +282,16 @@ def test_the_stem_is_stored_on_images_and_products_alike(upload: Upload, name: s
     assert upload(name.rsplit("/", 1)[-1]).name_stem == stem
 
 
+def test_a_stem_longer_in_one_unicode_form_fits_its_column_and_still_links(upload: Upload) -> None:
+    # NFC writes Devanagari "क़" (U+0958) as two characters: a name of 255
+    # would have a stem of 500, which PostgreSQL's column refuses.
+    name = "\u0958" * 250 + ".jpeg"
+    product, _ = services.product_upsert(name="Qila", weight=1, image_name=name)
+    image = upload(name)
+    assert len(product.image_stem) == len(image.name_stem) == 255
+    assert image_of(product) == image
+
+
 def test_the_stems_follow_renames(upload: Upload) -> None:
     image = upload("001.jpeg")
     image.original_name = "002.jpeg"

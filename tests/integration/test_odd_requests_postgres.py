@@ -6,15 +6,18 @@ column can hold finds no row; a page past the end is not found."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from catalog.models import Person
+from catalog.models import Person, Product
 from tests.catalog.test_admin_feedback import NUMBERS_NO_COLUMN_HOLDS
 from tests.factories import FeedbackFactory, ProductFactory, UserFactory
 from tests.servers import PostgresServer
+from tests.uploads import corpus
+from uploads.models import Image
 
 pytestmark = [pytest.mark.integration]
 
@@ -73,3 +76,21 @@ def test_the_search_for_a_product_to_link_answers_a_page_past_the_end_as_not_fou
 
     assert len(staff.get("/admin/autocomplete/", search).json()["results"]) == 3
     assert staff.get("/admin/autocomplete/", {**search, "page": "2"}).status_code == 404
+
+
+def test_a_file_name_longer_in_one_unicode_form_is_stored_and_linked(
+    postgres_database: PostgresServer, django_capture_on_commit_callbacks: Any
+) -> None:
+    # NFC writes Devanagari "क़" (U+0958) as two characters: the stem of a
+    # name of 255 is cut to its column, not refused by it as a server error.
+    name = "\u0958" * 250 + ".jpeg"
+    client = Client(raise_request_exception=False)
+
+    fruit = client.post(
+        "/fruits/", {"name": "Qila", "weight": 3, "image_name": name}, content_type="application/json"
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = client.post("/upload/", {"file": SimpleUploadedFile(name, corpus.photo_jpeg(120, 80))})
+
+    assert (fruit.status_code, upload.status_code) == (201, 201)
+    assert Product.objects.get().image == Image.objects.get()
