@@ -16,6 +16,7 @@ import os
 import re
 import stat
 import sys
+import unicodedata
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +174,8 @@ def parse_weight(value: object) -> int:
     elif isinstance(value, float) and value.is_integer():
         weight = int(value)
     elif isinstance(value, str) and (match := WEIGHT_PATTERN.match(value)):
-        digits = match.group(1).lstrip("0") or "0"
+        # \d is a digit of any script (Arabic-Indic, fullwidth), its zeros too: read as ASCII.
+        digits = "".join(str(unicodedata.digit(c)) for c in match.group(1)).lstrip("0") or "0"
         # Longer is too heavy, and past 4,300 digits more than int() reads.
         weight = int(digits) if len(digits) <= len(str(WEIGHT_MAX)) else WEIGHT_MAX + 1
     else:

@@ -58,7 +58,16 @@ def test_a_supplier_description_reads_name_weight_and_text() -> None:
 
 @pytest.mark.parametrize(
     ("value", "weight"),
-    [(500, 500), ("500", 500), ("500 lbs", 500), (" 7 lb ", 7), ("0002147483647 lbs", 2_147_483_647)],
+    [
+        (500, 500),
+        ("500", 500),
+        ("500 lbs", 500),
+        (" 7 lb ", 7),
+        ("0002147483647 lbs", 2_147_483_647),
+        # Digits of other scripts, leading zeros and all: fullwidth, Arabic-Indic.
+        ("\uff10" * 12 + "\uff15\uff10 lbs", 50),
+        ("\u0660" * 12 + "\u0665", 5),
+    ],
 )
 def test_weights_are_read_from_numbers_and_strings(value: object, weight: int) -> None:
     assert formats.parse_weight(value) == weight
