@@ -38,6 +38,21 @@ def check_writable(path: Path) -> None:
     probe.unlink()
 
 
+def write_whole(path: Path, data: bytes) -> None:
+    """Write ``path`` under its own name; a write that fails part way (a full
+    disk) removes what it wrote instead of leaving a file cut short. The
+    OSError goes on to the caller. Unlike ``write_replacing``, no longer name
+    is needed beside it: a name as long as the file system takes is written."""
+    fh = path.open("wb")  # a name refused, a folder in its way: nothing written
+    try:
+        with fh:
+            fh.write(data)
+    except OSError:
+        with contextlib.suppress(OSError):
+            path.unlink()
+        raise
+
+
 def write_replacing(path: Path, data: bytes) -> None:
     """Write beside the file, then rename over it: a write that fails (a full
     disk) leaves the previous file whole instead of truncated."""

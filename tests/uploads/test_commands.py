@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import io
+import resource
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from tests.uploads import corpus
+from uploads import services
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -203,3 +206,31 @@ def test_a_file_far_over_the_byte_limit_is_rejected_without_being_read(
     assert raised.value.returncode == 2
     assert peak < 50 * 1024 * 1024, f"{peak:,} bytes allocated"
     assert Image.objects.count() == 2
+
+
+def test_a_rendition_cut_short_by_a_full_disk_is_not_left_in_the_export(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / "photo.jpg").write_bytes(corpus.photo_jpeg(300, 200))
+    export_files = services.image_export_files
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+
+    def files_on_a_full_disk(*args: Any, **kwargs: Any) -> Iterator[tuple[str, bytes]]:
+        # Past 100 bytes a write fails (EFBIG, as ENOSPC would) after
+        # writing what fits: a file cut short, as on a full disk.
+        for target, data in export_files(*args, **kwargs):
+            resource.setrlimit(resource.RLIMIT_FSIZE, (100, hard))
+            try:
+                yield target, data
+            finally:
+                resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+    monkeypatch.setattr(services, "image_export_files", files_on_a_full_disk)
+
+    with pytest.raises(CommandError) as raised:
+        run("import_images", str(folder), "--export", str(export))
+
+    assert "rendition(s) not exported" in str(raised.value)
+    assert list(export.iterdir()) == []

@@ -13,7 +13,7 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 from tqdm import tqdm
 
-from core import dropfolder
+from core import dropfolder, files
 from core.commands import Command as PortalCommand
 from uploads import dispatch, services
 from uploads.management.commands import _unqueued
@@ -137,7 +137,7 @@ class Command(PortalCommand):
                     if unique != target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
                     try:
-                        (export / unique).write_bytes(data)
+                        files.write_whole(export / unique, data)
                     except OSError as exc:  # a name too long with its suffix, a full disk
                         unexported += 1
                         self.stderr.write(f"not exported {name} as {unique}: {exc.strerror or exc}")
