@@ -606,6 +606,9 @@ class _YamlText:
         return next(self._text, "")
 
 
+_SURROGATE_HALF = re.compile("[\ud800-\udfff]")
+
+
 class _YamlLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` reading text in pieces, keeping in memory the
     piece being read and a line's worth of what came before: a fault shows
@@ -629,6 +632,16 @@ class _YamlLoader(yaml.SafeLoader):
                 self.raw_buffer = None
                 break
 
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        """A text, with an emoji or another character past U+FFFF escaped as
+        JSON escapes it, as two halves (``"\\ud83d\\ude00"``), read as that
+        character, as ``json.loads`` reads it (PyYAML leaves the halves, which
+        no database stores); a half alone stays, to be refused."""
+        text = super().construct_yaml_str(node)
+        if not _SURROGATE_HALF.search(text):
+            return text
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
     def node(self, key: Any = None) -> Any:
         """The next node, whole (the value of ``key``'s, if given)."""
         return self.compose_node(None, key)  # type: ignore[arg-type]  # the stubs want an index
@@ -639,6 +652,9 @@ class _YamlLoader(yaml.SafeLoader):
         start = max(0, self.pointer - _YAML_CONTEXT)
         around = self.buffer[start : self.pointer + _YAML_CONTEXT + 1]
         return yaml.Mark(self.name, self.index, self.line, self.column, around, self.pointer - start)
+
+
+_YamlLoader.add_constructor("tag:yaml.org,2002:str", _YamlLoader.construct_yaml_str)
 
 
 def _yaml_rows(text: Iterator[str]) -> Iterator[object]:

@@ -274,6 +274,8 @@ ADA = {"name": "Ada", "username": "ada"}
         ),
         (b"people: &all [{name: Ada, username: ada}]\n", "yaml", [ADA]),
         (b"---\n[]\n...\n", "yaml", []),
+        # JSON's escape of a character past U+FFFF, in two halves, as json.loads reads it.
+        (b'- {name: "Ada \\ud83d\\ude00", username: ada}\n', "yaml", [{**ADA, "name": "Ada \U0001f600"}]),
     ],
     ids=[
         "json-list",
@@ -289,6 +291,7 @@ ADA = {"name": "Ada", "username": "ada"}
         "yaml-alias-to-an-earlier-person",
         "yaml-anchored-list",
         "yaml-explicit-document",
+        "yaml-escaped-emoji",
     ],
 )
 def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
