@@ -853,21 +853,22 @@ def _inverse(m: Matrix) -> list[list[float]]:
 def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
     """An ICC profile made of a PNG's gAMA and cHRM chunks, which describe
     its colours where it has no profile (iCCP) and no sRGB chunk (either
-    overrides them): browsers colour-manage by them, as a pure power curve
-    and, without cHRM or with one that makes no sense, sRGB's primaries.
-    None where there is nothing to go by or the values make no sense."""
-    if "icc_profile" in info or "srgb" in info or not ("gamma" in info or "chromaticity" in info):
+    overrides them): browsers colour-manage by gAMA, as a pure power curve,
+    with cHRM's primaries or, without cHRM or with one that makes no sense,
+    sRGB's. A cHRM without gAMA is ignored, and so is a gAMA alone close to
+    1/2.2 (libpng's test: within 5 % once multiplied by 2.2), the way sRGB
+    was written before the sRGB chunk. None where there is nothing to go by
+    or the values make no sense."""
+    if "icc_profile" in info or "srgb" in info or "gamma" not in info:
         return None
     try:
-        gamma = float(info.get("gamma", 0.0))
-        if "gamma" in info:
-            if not 0.01 <= gamma <= 10:
-                return None
-            # A power curve: v -> v ** (1 / gamma), the exponent in 8.8 fixed point.
-            curve = b"curv\0\0\0\0" + (1).to_bytes(4, "big") + round(256 / gamma).to_bytes(2, "big") + b"\0\0"
-        else:  # sRGB's own curve, as a parametric one
-            params = (2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045)
-            curve = b"para\0\0\0\0" + (3).to_bytes(2, "big") + b"\0\0" + b"".join(_s15f16(v) for v in params)
+        gamma = float(info["gamma"])
+        if not 0.01 <= gamma <= 10:
+            return None
+        if "chromaticity" not in info and 0.95 <= gamma * 2.2 <= 1.05:
+            return None
+        # A power curve: v -> v ** (1 / gamma), the exponent in 8.8 fixed point.
+        curve = b"curv\0\0\0\0" + (1).to_bytes(4, "big") + round(256 / gamma).to_bytes(2, "big") + b"\0\0"
     except (ArithmeticError, TypeError, ValueError):
         return None
     if grey:
@@ -875,8 +876,6 @@ def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
     try:
         colorants = _colorants(info.get("chromaticity", _SRGB_CHROMATICITY))
     except (ArithmeticError, TypeError, ValueError):  # a white or primary at y = 0, absurd values
-        if "gamma" not in info:
-            return None
         # The gamma still holds: browsers take sRGB's primaries in place of
         # chromaticities that make no sense.
         colorants = _colorants(_SRGB_CHROMATICITY)

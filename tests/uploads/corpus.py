@@ -420,7 +420,7 @@ def png_gray_with_profile(mode: str = "LA", grey: int = 128, size: tuple[int, in
 
 def png_with_gamma(
     color: RGB | int,
-    gamma: float,
+    gamma: float | None,
     primaries: Sequence[tuple[float, float]] | None = None,
     *,
     srgb_chunk: bool = False,
@@ -428,10 +428,10 @@ def png_with_gamma(
 ) -> bytes:
     """A flat colour (an int: grey) described by gAMA (and cHRM with
     ``primaries``, D65 white) instead of an ICC profile, as older tools and
-    renderers write; browsers colour-manage by them. An sRGB chunk, which
-    overrides both, is added with ``srgb_chunk``."""
+    renderers write; browsers colour-manage by them. No gAMA with ``gamma``
+    None. An sRGB chunk, which overrides both, is added with ``srgb_chunk``."""
     img = solid(color, size, "L") if isinstance(color, int) else solid(color, size)
-    chunks = _png_chunk(b"gAMA", struct.pack(">I", round(gamma * 100_000)))
+    chunks = b"" if gamma is None else _png_chunk(b"gAMA", struct.pack(">I", round(gamma * 100_000)))
     if primaries is not None:
         points = (_D65_XY, *primaries)
         chunks += _png_chunk(b"cHRM", struct.pack(">8I", *(round(v * 100_000) for xy in points for v in xy)))

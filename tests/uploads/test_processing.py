@@ -453,6 +453,35 @@ def test_a_png_gamma_holds_when_its_chromaticities_make_no_sense(
     assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as with sRGB's primaries
 
 
+@pytest.mark.parametrize("gamma", [0.4319, 0.45455, 0.4772])
+@pytest.mark.parametrize("grey", [True, False])
+def test_a_png_gamma_alone_close_to_1_over_2_2_is_taken_for_srgb_as_browsers_do(
+    gamma: float, grey: bool
+) -> None:
+    # libpng's test: within 5 % of 1/2.2 once multiplied by 2.2. As a power
+    # curve 20 would come out as 12.
+    data = corpus.png_with_gamma(20 if grey else (20, 20, 20), gamma)
+    assert rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)) == (20, 20, 20)
+
+
+@pytest.mark.parametrize("gamma", [0.4318, 0.4773])
+def test_a_png_gamma_alone_further_from_1_over_2_2_is_a_power_curve(gamma: float) -> None:
+    data = corpus.png_with_gamma((20, 20, 20), gamma)
+    expected = _srgb_encode(_gamma(1 / gamma, 20))
+    assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (expected,) * 3, 1)
+
+
+def test_a_png_gamma_of_1_over_2_2_with_chromaticities_stays_a_power_curve() -> None:
+    data = corpus.png_with_gamma((20, 20, 20), 0.45455, ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)))
+    expected = _srgb_encode(_gamma(2.2, 20))  # 12
+    assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (expected,) * 3, 1)
+
+
+def test_png_chromaticities_without_a_gamma_are_ignored_as_browsers_do() -> None:
+    data = corpus.png_with_gamma((220, 60, 40), None, corpus.DISPLAY_P3_PRIMARIES)
+    assert rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)) == (220, 60, 40)
+
+
 def test_an_srgb_chunk_overrides_a_png_gamma_as_the_format_says() -> None:
     data = corpus.png_with_gamma((128, 60, 200), 1.0, corpus.DISPLAY_P3_PRIMARIES, srgb_chunk=True)
     assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (128, 60, 200), 1)
