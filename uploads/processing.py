@@ -850,16 +850,26 @@ def _inverse(m: Matrix) -> list[list[float]]:
     return [[v / det for v in row] for row in cofactors]
 
 
+def _readable_profile(icc: object) -> bool:
+    if not isinstance(icc, bytes):
+        return False
+    try:
+        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+    except (OSError, ValueError, TypeError):
+        return False
+    return True
+
+
 def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
     """An ICC profile made of a PNG's gAMA and cHRM chunks, which describe
-    its colours where it has no profile (iCCP) and no sRGB chunk (either
-    overrides them): browsers colour-manage by gAMA, as a pure power curve,
+    its colours where it has no readable profile (iCCP) and no sRGB chunk
+    (either overrides them): browsers colour-manage by gAMA, as a pure power curve,
     with cHRM's primaries or, without cHRM or with one that makes no sense,
     sRGB's. A cHRM without gAMA is ignored, and so is a gAMA alone close to
     1/2.2 (libpng's test: within 5 % once multiplied by 2.2), the way sRGB
     was written before the sRGB chunk. None where there is nothing to go by
     or the values make no sense."""
-    if "icc_profile" in info or "srgb" in info or "gamma" not in info:
+    if "srgb" in info or "gamma" not in info:
         return None
     try:
         gamma = float(info["gamma"])
@@ -1252,7 +1262,9 @@ def _finish(
 ) -> Result:
     icc = img.info.get("icc_profile")
     work = _to_basic_mode(img)
-    if img.format == "PNG" and not isinstance(icc, bytes):
+    if img.format == "PNG" and not _readable_profile(icc):
+        # A profile that cannot be read (damaged, not compressed right) is
+        # skipped by browsers for what gAMA and cHRM say.
         icc = _icc_from_png_chunks(img.info, grey=work.mode in ("L", "LA"))
     if work.size != work_stored:
         work = _resample(work, work_stored)

@@ -424,12 +424,14 @@ def png_with_gamma(
     primaries: Sequence[tuple[float, float]] | None = None,
     *,
     srgb_chunk: bool = False,
+    iccp: bytes | None = None,
     size: tuple[int, int] = (64, 48),
 ) -> bytes:
     """A flat colour (an int: grey) described by gAMA (and cHRM with
     ``primaries``, D65 white) instead of an ICC profile, as older tools and
     renderers write; browsers colour-manage by them. No gAMA with ``gamma``
-    None. An sRGB chunk, which overrides both, is added with ``srgb_chunk``."""
+    None. An sRGB chunk, which overrides both, is added with ``srgb_chunk``,
+    an iCCP chunk of body ``iccp`` (name, method, compressed profile) too."""
     img = solid(color, size, "L") if isinstance(color, int) else solid(color, size)
     chunks = b"" if gamma is None else _png_chunk(b"gAMA", struct.pack(">I", round(gamma * 100_000)))
     if primaries is not None:
@@ -437,6 +439,8 @@ def png_with_gamma(
         chunks += _png_chunk(b"cHRM", struct.pack(">8I", *(round(v * 100_000) for xy in points for v in xy)))
     if srgb_chunk:
         chunks += _png_chunk(b"sRGB", b"\0")
+    if iccp is not None:
+        chunks += _png_chunk(b"iCCP", iccp)
     data = png(img)
     cut = data.index(b"IDAT") - 4
     return data[:cut] + chunks + data[cut:]

@@ -7,6 +7,7 @@ import io
 import struct
 import threading
 import warnings
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -480,6 +481,27 @@ def test_a_png_gamma_of_1_over_2_2_with_chromaticities_stays_a_power_curve() -> 
 def test_png_chromaticities_without_a_gamma_are_ignored_as_browsers_do() -> None:
     data = corpus.png_with_gamma((220, 60, 40), None, corpus.DISPLAY_P3_PRIMARIES)
     assert rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)) == (220, 60, 40)
+
+
+@pytest.mark.parametrize(
+    "iccp",
+    [
+        b"Damaged\0\0" + zlib.compress(b"not a profile" * 20),
+        b"Not compressed\0\0" + b"not a zlib stream" * 4,
+        b"Empty\0\0" + zlib.compress(b""),
+    ],
+    ids=["damaged", "not compressed", "empty"],
+)
+def test_a_png_gamma_holds_where_its_profile_cannot_be_read(iccp: bytes) -> None:
+    data = corpus.png_with_gamma((128, 128, 128), 1.0, iccp=iccp)  # linear samples
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
+
+
+def test_a_readable_png_profile_still_overrides_its_gamma() -> None:
+    iccp = b"sRGB\0\0" + zlib.compress(corpus.srgb_profile())
+    data = corpus.png_with_gamma((128, 128, 128), 1.0, iccp=iccp)
+    assert close_to(rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)), (128, 128, 128), 1)
 
 
 def test_an_srgb_chunk_overrides_a_png_gamma_as_the_format_says() -> None:
