@@ -609,8 +609,31 @@ class _YamlText:
 _SURROGATE_HALF = re.compile("[\ud800-\udfff]")
 
 
-class _YamlLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` reading text in pieces, keeping in memory the
+class YamlLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` reading a text, with an emoji or another character
+    past U+FFFF escaped as JSON escapes it, as two halves
+    (``"\\ud83d\\ude00"``), as that character, as ``json.loads`` reads it
+    (PyYAML leaves the halves, which no database stores); a half alone stays,
+    to be refused."""
+
+    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+        text = super().construct_yaml_str(node)
+        if not _SURROGATE_HALF.search(text):
+            return text
+        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
+YamlLoader.add_constructor("tag:yaml.org,2002:str", YamlLoader.construct_yaml_str)
+
+
+def load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` of ``text``, its texts read as ``people_rows`` reads
+    them (``YamlLoader``)."""
+    return yaml.load(text, Loader=YamlLoader)  # noqa: S506  # a SafeLoader
+
+
+class _YamlLoader(YamlLoader):
+    """``YamlLoader`` reading text in pieces, keeping in memory the
     piece being read and a line's worth of what came before: a fault shows
     the line it is on, as when the whole text is read."""
 
@@ -632,16 +655,6 @@ class _YamlLoader(yaml.SafeLoader):
                 self.raw_buffer = None
                 break
 
-    def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
-        """A text, with an emoji or another character past U+FFFF escaped as
-        JSON escapes it, as two halves (``"\\ud83d\\ude00"``), read as that
-        character, as ``json.loads`` reads it (PyYAML leaves the halves, which
-        no database stores); a half alone stays, to be refused."""
-        text = super().construct_yaml_str(node)
-        if not _SURROGATE_HALF.search(text):
-            return text
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
-
     def node(self, key: Any = None) -> Any:
         """The next node, whole (the value of ``key``'s, if given)."""
         return self.compose_node(None, key)  # type: ignore[arg-type]  # the stubs want an index
@@ -652,9 +665,6 @@ class _YamlLoader(yaml.SafeLoader):
         start = max(0, self.pointer - _YAML_CONTEXT)
         around = self.buffer[start : self.pointer + _YAML_CONTEXT + 1]
         return yaml.Mark(self.name, self.index, self.line, self.column, around, self.pointer - start)
-
-
-_YamlLoader.add_constructor("tag:yaml.org,2002:str", _YamlLoader.construct_yaml_str)
 
 
 def _yaml_rows(text: Iterator[str]) -> Iterator[object]:

@@ -224,8 +224,8 @@ class ImportPreviewMixin:
     """For a ModelAdmin with django-import-export's import (put before the
     library's mixin): the import page takes a file as large as other uploads
     (not the 1 MB of a form, some 9,000 rows of people), the preview of a
-    large file lists its first rows and counts the others, and a file a row
-    of which is refused answers 400."""
+    large file lists its first rows and counts the others, and a file refused
+    (one it cannot read, or a row of which is refused) answers 400."""
 
     import_template_name = "admin/import.html"
     model: Any
@@ -241,6 +241,9 @@ class ImportPreviewMixin:
     def import_action(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         response: HttpResponse = super().import_action(request, **kwargs)  # type: ignore[misc]
         context = getattr(response, "context_data", None) or {}
+        form = context.get("form")
+        if request.method == "POST" and form is not None and form.errors:
+            response.status_code = 400  # a file the import cannot read, or none
         result = context.get("result")
         if result is not None:
             context["result"] = PreviewOf(result)

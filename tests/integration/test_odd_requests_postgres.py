@@ -35,19 +35,19 @@ PEOPLE = "name,username,phone,department,role,email,is_active\n"
 @pytest.mark.parametrize(
     ("row", "error"),
     [
-        # The key: the people stored are looked up by it before the rows.
+        # The key: the people stored would be looked up by it before the rows.
         (
             "Ada,ada\0,office: 1,Eng,Engineer,ada@example.com,1",
-            "Row 1, username: Null characters are not allowed.",
+            "people.csv: holds a null character (character 60); save the file as UTF-8",
         ),
         (
             "Ada\0,ada,office: 1,Eng,Engineer,ada@example.com,1",
-            "Row 1, name: Null characters are not allowed.",
+            "people.csv: holds a null character (character 56); save the file as UTF-8",
         ),
     ],
     ids=["key", "name"],
 )
-def test_an_import_of_people_with_a_null_character_names_the_row_and_writes_nothing(
+def test_an_import_of_people_with_a_null_character_is_refused_whole_saying_where(
     staff: Client, row: str, error: str
 ) -> None:
     page = staff.get("/admin/catalog/person/import/").content.decode()
@@ -58,7 +58,7 @@ def test_an_import_of_people_with_a_null_character_names_the_row_and_writes_noth
     response = staff.post("/admin/catalog/person/import/", {"format": csv.group(1), "import_file": upload})
 
     assert response.status_code == 400
-    assert error in response.content.decode()  # the file refused whole, naming the row
+    assert error in response.content.decode()  # refused as import_people refuses it, before any query
     assert not Person.objects.exists()
 
 
