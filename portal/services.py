@@ -120,7 +120,7 @@ def _recurring(
     )
 
 
-def _anew(check: health.Check, to: list[str], passed: dt.datetime, now: dt.datetime) -> EmailMessage:
+def _anew(check: health.Check, to: list[str], passed: dt.datetime, since: dt.datetime) -> EmailMessage:
     """The alert of a check that fails again at the first run in SETTLE or
     more after one that saw it pass: the course's subject, and a body that
     says why no recovery came between this failure and the last."""
@@ -131,7 +131,7 @@ def _anew(check: health.Check, to: list[str], passed: dt.datetime, now: dt.datet
             f"The {check.name} check fails again, as a new failure: it passed at the run of "
             f"{passed:%Y-%m-%d %H:%M %Z}, and no run saw whether it kept passing until this one "
             "(its recovery, had it held, was not mailed).",
-            f"Failing since: {now:%Y-%m-%d %H:%M %Z}. Host: {settings.HEALTH_HOST}.",
+            f"Failing since: {since:%Y-%m-%d %H:%M %Z}. Host: {settings.HEALTH_HOST}.",
         ]
     )
     more = {"X-Portal-Last-Passed": f"{passed:%Y-%m-%d %H:%M %Z}"}
@@ -261,6 +261,8 @@ def _failing(
         if now - last_pass >= max(SETTLE, remind):
             state, passed = None, last_pass
     state = {"since": now, "mailed": None, "recurred": 0, **(state or {}), "subject": check.subject}
+    if passed is not None:  # kept until its alert is mailed: one not taken is retried as it was
+        state["last_passed"] = passed
     if state.get("passing_since") is not None:  # it passed, not for long enough: it recurs
         state["recurred"] += 1
     state["passing_since"], state["passed_at"], state["resolved"] = None, None, False
@@ -279,15 +281,16 @@ def _failing(
         )
         _keep(check, to, state)
         return
+    passed = state.get("last_passed")
     if mailed is None and passed is not None:
-        message = _anew(check, to, passed, now)
+        message = _anew(check, to, passed, state["since"])
     elif mailed is None:
         message = _alert(check, to)
     elif state["recurred"]:
         message = _recurring(check, to, state, remind)
     else:
         message = _alert(check, to, state["since"])
-    due.append((check, message, {**state, "mailed": now, "recurred": 0}, state))
+    due.append((check, message, {**state, "mailed": now, "recurred": 0, "last_passed": None}, state))
 
 
 def _passing(

@@ -747,6 +747,38 @@ def test_a_failure_after_hours_without_a_run_since_a_pass_is_a_new_one_mailed_at
     assert f"Failing since: {back:%Y-%m-%d %H:%M %Z}" in smtp.messages[2].get_content()
 
 
+def test_a_new_failure_the_mail_server_did_not_take_is_mailed_next_run_as_a_new_one(
+    reminding: Any, clock: Any
+) -> None:
+    """The alert of a failure found hours after the last pass, refused by
+    the mail server, is tried again at the next run: still saying when the
+    check last passed and since when it fails."""
+    reminding.EMAIL_BACKEND = "core.mail.EmailBackend"
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    start = clock.now
+    with SMTPServer() as smtp:
+        reminding.EMAIL_HOST, reminding.EMAIL_PORT = smtp.host, smtp.port
+        run_health_check()
+        smtp.wait_for(1)
+        reminding.HEALTH_MEMORY_MIN_MB = 0
+        clock.now = start + dt.timedelta(minutes=1)
+        assert "recovery held: " in run_health_check()[1]
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    reminding.EMAIL_HOST, reminding.EMAIL_PORT = "127.0.0.1", free_port()  # nobody listens
+    back = clock.now = start + dt.timedelta(hours=6)
+    with pytest.raises(CommandError):
+        call_command("health_check", stdout=io.StringIO(), stderr=io.StringIO())
+    with SMTPServer() as smtp:
+        reminding.EMAIL_HOST, reminding.EMAIL_PORT = smtp.host, smtp.port
+        clock.now = back + dt.timedelta(minutes=1)
+        run_health_check()
+        [anew] = smtp.wait_for(1)
+    passed = f"{start + dt.timedelta(minutes=1):%Y-%m-%d %H:%M %Z}"
+    assert anew["X-Portal-Last-Passed"] == passed
+    assert f"passed at the run of {passed}" in anew.get_content()
+    assert f"Failing since: {back:%Y-%m-%d %H:%M %Z}." in anew.get_content()
+
+
 def test_a_failure_soon_after_the_last_passing_run_still_recurs_though_a_run_was_missed(
     smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
