@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,6 +64,32 @@ def _recall(check: health.Check, to: Sequence[str]) -> dict[str, Any] | None:
         logger.warning("health alert state of %s not read: %s", check.name, exc)
         return None
     return state
+
+
+def _claim(check: health.Check, to: Sequence[str], run: str) -> bool:
+    """Whether this run may decide and mail what the check's state calls
+    for: False while another run does (cron on every host runs the shared
+    checks at the same minute, each would read the same state and mail the
+    same alert). Held at most as long as a run's mail may take, should the
+    run die holding it. A store that cannot be asked (the claim neither
+    taken nor found) costs the memory, never the alert."""
+    key = _state_key(check, to) + ":claim"
+    try:
+        if caches["shared"].add(key, run, timeout=2 * settings.EMAIL_TIMEOUT + 60):
+            return True
+        return caches["shared"].get(key) in (None, run)
+    except Exception as exc:  # noqa: BLE001 - the alert matters more than its memory
+        logger.warning("health alert claim of %s not taken: %s", check.name, exc)
+        return True
+
+
+def _unclaim(check: health.Check, to: Sequence[str], run: str) -> None:
+    key = _state_key(check, to) + ":claim"
+    try:
+        if caches["shared"].get(key) == run:
+            caches["shared"].delete(key)
+    except Exception as exc:  # noqa: BLE001 - it expires
+        logger.warning("health alert claim of %s not released: %s", check.name, exc)
 
 
 def _keep(check: health.Check, to: Sequence[str], state: dict[str, Any] | None) -> None:
@@ -181,6 +208,10 @@ def health_alert(
     between, the host was off) may have followed a recovery no run saw, and
     is a new one, mailed at once, saying when it last passed.
 
+    Two runs at once (cron on every host, for the checks they share) mail
+    a check's alert once: the run that claims it first decides for it, the
+    other leaves it be.
+
     A mail server that is away loses no alert silently: the ones not sent
     are returned with the reason (after the first failure, without waiting
     for the server again), and are tried again on the next run. The run's
@@ -194,20 +225,51 @@ def health_alert(
     # Each message, with the state to keep once it is sent and if it is not
     # (None: nothing to remember for that check).
     due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]] = []
-    for check in outcome.checks:
-        if not check.ok:
-            logger.warning("health check failed: %s (%s)", check.name, check.detail)
-        if not remind:  # the course's script: each failure at every run, nothing remembered
-            if not check.ok and to:
-                due.append((check, _alert(check, to), None, None))
-            continue
-        state = _recall(check, to)
-        if check.ok:
-            if state is not None:
-                _passing(check, to, state, now, outcome, due)
-            continue
-        _failing(check, to, state, now, remind, outcome, due)
+    run = uuid.uuid4().hex
+    claimed: list[health.Check] = []
+    try:
+        for check in outcome.checks:
+            if not check.ok:
+                logger.warning("health check failed: %s (%s)", check.name, check.detail)
+            if not remind:  # the course's script: each failure at every run, nothing remembered
+                if not check.ok and to:
+                    due.append((check, _alert(check, to), None, None))
+                continue
+            if not _claim(check, to, run):
+                if not check.ok:
+                    outcome.held.append(f"{check.subject}: left to another run at the same time")
+                continue
+            claimed.append(check)
+            _decide(check, to, now, remind, outcome, due)
+        _send(to, outcome, due)
+    finally:
+        for check in claimed:
+            _unclaim(check, to, run)
+    return outcome
 
+
+def _decide(
+    check: health.Check,
+    to: list[str],
+    now: dt.datetime,
+    remind: dt.timedelta,
+    outcome: HealthOutcome,
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
+    """What the check's state calls for, with reminders, added to ``due``."""
+    state = _recall(check, to)
+    if check.ok:
+        if state is not None:
+            _passing(check, to, state, now, outcome, due)
+        return
+    _failing(check, to, state, now, remind, outcome, due)
+
+
+def _send(
+    to: list[str],
+    outcome: HealthOutcome,
+    due: list[tuple[health.Check, EmailMessage, dict[str, Any] | None, dict[str, Any] | None]],
+) -> None:
     # A mail server that does not answer is not asked again for each alert:
     # every minute's run would outlast the minute (EMAIL_TIMEOUT per alert).
     # One that answers too slowly to time out is given twice EMAIL_TIMEOUT for
@@ -234,7 +296,6 @@ def health_alert(
         if check.ok:  # the recovery went out
             outcome.resolved.append(str(message.subject))
         _keep(check, to, sent)
-    return outcome
 
 
 def _failing(

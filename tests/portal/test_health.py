@@ -17,11 +17,12 @@ from typing import Any
 import psutil
 import pytest
 from django.core import mail
+from django.core.mail.backends import locmem
 from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from portal import health, tasks
+from portal import health, services, tasks
 from tests.processes import manage_py, portal_env
 from tests.servers import SMTPServer, free_port
 
@@ -1036,6 +1037,50 @@ def test_a_shared_checks_alerts_are_counted_once_whichever_host_runs_it(
         tasks.health_check.apply()
         clock.now += dt.timedelta(minutes=1)
     assert [m.subject for m in mail.outbox] == ["Error - The file store is unavailable"]
+
+
+def test_two_runs_at_once_mail_a_shared_checks_alert_once(
+    reminding: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cron on every host runs the database check at the same minute: the
+    second run reads the check's state while the first is still mailing its
+    alert, and must not mail it again."""
+    down = health.Check("database", False, "OperationalError: away", "Error - The database is unavailable")
+    first_decides, second_done = threading.Event(), threading.Event()
+    recall, send = services._recall, locmem.EmailBackend.send_messages
+
+    def recalled(check: health.Check, to: Any) -> Any:
+        state = recall(check, to)
+        if threading.current_thread().name == "first":
+            first_decides.set()
+        return state
+
+    def sent(backend: Any, messages: Any) -> int:
+        if threading.current_thread().name == "first":  # still mailing when the second run reads
+            second_done.wait(timeout=10)
+        return send(backend, messages)
+
+    monkeypatch.setattr(services, "_recall", recalled)
+    monkeypatch.setattr(locmem.EmailBackend, "send_messages", sent)
+    outcomes: dict[str, services.HealthOutcome] = {}
+
+    def run(name: str) -> None:
+        outcomes[name] = services.health_alert(checks=(lambda: down,))
+
+    first = threading.Thread(target=run, args=("first",), name="first")
+    first.start()
+    assert first_decides.wait(timeout=10)
+    second = threading.Thread(target=run, args=("second",), name="second")
+    second.start()
+    second.join()
+    second_done.set()
+    first.join()
+    assert [m.subject for m in mail.outbox] == ["Error - The database is unavailable"]
+    assert outcomes["second"].held == [
+        "Error - The database is unavailable: left to another run at the same time"
+    ]
+    assert "mailed at " in services.health_alert(checks=(lambda: down,)).held[0]  # the next run, alone
+    assert len(mail.outbox) == 1
 
 
 def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(reminding: Any, clock: Any) -> None:
