@@ -128,7 +128,7 @@ class ImageRejected(Exception):
     """The upload was refused from its header, before any pixel was decoded.
 
     ``code`` is one of ``"empty"``, ``"format"``, ``"pixels"``,
-    ``"frames"``, ``"dimensions"`` or ``"corrupt"``.
+    ``"frames"``, ``"chunks"``, ``"dimensions"`` or ``"corrupt"``.
     """
 
     def __init__(self, message: str, *, code: str) -> None:
@@ -322,6 +322,13 @@ def _as_stream(source: bytes | BinaryIO) -> BinaryIO:
 
 _PNG_SIGNATURE: Final = b"\x89PNG\r\n\x1a\n"
 _PNG_TEXT_CHUNKS: Final = frozenset({b"tEXt", b"zTXt", b"iTXt"})
+_PNG_DATA_CHUNKS: Final = frozenset({b"IDAT", b"fdAT"})
+# A real PNG has a few dozen chunks besides its pixel data (an animated one,
+# one more per frame), and an encoder splits the pixel data into chunks of
+# kilobytes. Every chunk is a step in Python, in the walk below and in
+# Pillow's reader: 22 MB of empty chunks took seconds to read.
+MAX_PNG_CHUNKS: Final = 10_000
+MAX_PNG_DATA_CHUNKS: Final = 100_000
 
 
 def _without_png_text(fp: BinaryIO) -> BinaryIO:
@@ -334,11 +341,14 @@ def _without_png_text(fp: BinaryIO) -> BinaryIO:
     the pixels as well as before them, where browsers show the picture and
     never unpack the text. None of it reaches a rendition anyway. Only the
     chunk headers are read to find out; a damaged chunk table ends the
-    search and is left for the reader to judge.
+    search and is left for the reader to judge. A PNG of more chunks than
+    MAX_PNG_CHUNKS besides its pixel data, or MAX_PNG_DATA_CHUNKS of pixel
+    data, is refused on the way.
     """
     fp.seek(len(_PNG_SIGNATURE))
     spans: list[tuple[int, int]] = []
     compressed = False
+    others = data_chunks = 0
     while True:
         start = fp.tell()
         header = fp.read(8)
@@ -346,6 +356,22 @@ def _without_png_text(fp: BinaryIO) -> BinaryIO:
             break
         length, kind = int.from_bytes(header[:4], "big"), header[4:]
         end = start + 12 + length  # length, type, data, CRC
+        if kind in _PNG_DATA_CHUNKS:
+            data_chunks += 1
+            if data_chunks > MAX_PNG_DATA_CHUNKS:
+                raise ImageRejected(
+                    f"The PNG's pixel data is split into more than {MAX_PNG_DATA_CHUNKS:,} chunks; "
+                    f"the limit is {MAX_PNG_DATA_CHUNKS:,}.",
+                    code="chunks",
+                )
+        else:
+            others += 1
+            if others > MAX_PNG_CHUNKS:
+                raise ImageRejected(
+                    f"The PNG has more than {MAX_PNG_CHUNKS:,} chunks besides its pixel data; "
+                    f"the limit is {MAX_PNG_CHUNKS:,}.",
+                    code="chunks",
+                )
         if kind in _PNG_TEXT_CHUNKS:
             spans.append((start, end))
             compressed = compressed or kind != b"tEXt"

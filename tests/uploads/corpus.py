@@ -190,6 +190,25 @@ def png_with_big_text(
     return data[:cut] + _png_chunk(kind.encode(), body) + data[cut:]
 
 
+def png_with_many_chunks(
+    count: int = 2_000_000, *, after_pixels: bool = False, data: bytes | None = None
+) -> bytes:
+    """A flat red PNG (or the PNG ``data``) carrying ``count`` empty private
+    chunks before (or after) its pixel data: 12 bytes each, 2 million in
+    24 MB, where a real PNG has a few dozen chunks."""
+    data = data if data is not None else png(solid((200, 30, 30), (64, 48)))
+    cut = data.rindex(b"IEND") - 4 if after_pixels else data.index(b"IDAT") - 4
+    return data[:cut] + _png_chunk(b"prIv", b"") * count + data[cut:]
+
+
+def png_with_split_pixels(count: int, size: tuple[int, int] = (64, 48)) -> bytes:
+    """A flat red PNG whose pixel data is the usual zlib stream followed by
+    ``count`` - 1 empty IDAT chunks, all of which a reader walks."""
+    data = png(solid((200, 30, 30), size))
+    cut = data.rindex(b"IEND") - 4
+    return data[:cut] + _png_chunk(b"IDAT", b"") * (count - 1) + data[cut:]
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 
@@ -816,6 +835,7 @@ SAMPLES: tuple[Sample, ...] = (
         lambda: png_with_big_text("iTXt", after_pixels=True),
         "ok",
     ),
+    Sample("png_many_chunks", "chunks.png", lambda: png_with_many_chunks(20_000), "rejected", "chunks"),
     Sample("png_bad_header_checksum", "crc.png", png_bad_header_checksum, "rejected", "corrupt"),
     Sample("tiff_lab", "lab.tif", tiff_unreadable, "rejected", "corrupt"),
     Sample("cmyk_jpeg", "print.jpg", cmyk_jpeg, "ok"),

@@ -44,6 +44,7 @@ REFUSAL_WORDS = {
     "empty": "empty",
     "format": "allowed formats are",
     "pixels": "the limit is",
+    "chunks": "the limit is 10,000",
     "corrupt": "is damaged or uses a variant that cannot be read",
 }
 

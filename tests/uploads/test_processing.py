@@ -1017,6 +1017,53 @@ def test_a_png_whose_text_unpacks_huge_is_shown_as_browsers_show_it(kind: str, a
     assert not img.text  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("after_pixels", [False, True])
+def test_a_png_of_millions_of_empty_chunks_is_refused_naming_the_limit(after_pixels: bool) -> None:
+    data = corpus.png_with_many_chunks(2_000_000, after_pixels=after_pixels)
+    for check in (functools.partial(probe, max_pixels=10_000), functools.partial(process, preset=WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            check(data)
+        assert caught.value.code == "chunks"
+        assert str(caught.value) == (
+            "The PNG has more than 10,000 chunks besides its pixel data; the limit is 10,000."
+        )
+
+
+def test_a_png_at_the_chunk_limit_is_read_and_one_more_is_refused() -> None:
+    # IHDR and IEND count; the pixel data does not.
+    data = corpus.png_with_many_chunks(processing.MAX_PNG_CHUNKS - 2)
+    assert probe(data, max_pixels=10_000).format == "PNG"
+    result = process(data, preset(widths=[64], formats=["png"]))
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (200, 30, 30), 2)
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.png_with_many_chunks(processing.MAX_PNG_CHUNKS - 1), max_pixels=10_000)
+    assert caught.value.code == "chunks"
+
+
+def test_a_png_whose_pixel_data_is_split_into_too_many_chunks_is_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processing, "MAX_PNG_DATA_CHUNKS", 500)
+    data = corpus.png_with_split_pixels(500)
+    result = process(data, preset(widths=[64], formats=["png"]))
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), (200, 30, 30), 2)
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.png_with_split_pixels(501), max_pixels=10_000)
+    assert caught.value.code == "chunks"
+    assert str(caught.value) == "The PNG's pixel data is split into more than 500 chunks; the limit is 500."
+
+
+def test_a_png_with_big_text_among_many_chunks_still_loses_its_text() -> None:
+    # IHDR, zTXt and IEND, then as many private chunks as the limit leaves.
+    data = corpus.png_with_many_chunks(
+        processing.MAX_PNG_CHUNKS - 3, after_pixels=True, data=corpus.png_with_big_text("zTXt")
+    )
+    result = process(data, preset(widths=[64], formats=["png"]))
+    img = opened(result.outputs[0])
+    assert close_to(rgb_at(img, (32, 24)), (200, 30, 30), 2)
+    assert not img.text  # type: ignore[attr-defined]
+
+
 def test_a_png_with_small_text_and_a_profile_is_read_as_before() -> None:
     info = PngImagePlugin.PngInfo()
     info.add_text("Comment", "small", zip=True)
