@@ -150,21 +150,21 @@ def image_upload(
     )
     with storage.writing({key}):
         _image_store(image, data, key)
-        with _dropped_unless_saved(image):
+        with _dropped_unless_saved(key):
             # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
             image.save()
     return image
 
 
 @contextlib.contextmanager
-def _dropped_unless_saved(image: Image) -> Iterator[None]:
-    """On an error, the object stored for the image goes, unless an identical
-    upload's row holds it."""
+def _dropped_unless_saved(key: str | None) -> Iterator[None]:
+    """On an error, the object stored under ``key`` for an image goes, unless
+    a row holds it (an identical upload's)."""
     try:
         yield
     except BaseException:
-        if image.file.name:
-            storage.delete_unreferenced({image.file.name})
+        if key:
+            storage.delete_unreferenced({key})
         raise
 
 
@@ -254,7 +254,7 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
             _image_store(image, data, key)
             # Another import of the same bytes at once (a cron run that overlaps
             # the last one) waits here, then finds this row.
-            with _dropped_unless_saved(image), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
+            with _dropped_unless_saved(key), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
                 existing = imported.first()
                 if existing is None:
                     image.save()
@@ -388,7 +388,6 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             focal_point=focal_point,
             nice=settings.IMAGE_NICE,
         )
-        del data
     except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
     except sandbox.TimedOut as exc:
@@ -396,7 +395,20 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     except sandbox.OutOfMemory:
         return image_mark_failed(image_id=image.pk, reason=reason_out_of_memory(limit_mb), started=started)
     keyed = _outputs_keyed(result)
-    with storage.writing(key for _, key in keyed):
+    # An image stored before its format was read as it is now (a JPEG
+    # carrying a preview was "MPO", its original kept as .bin) is brought up
+    # to date: its original copied under the key of its format, the row
+    # pointed at the copy, the old object deleted once that has committed.
+    rekeyed = None
+    if result.info.format != image.format:
+        rekeyed = storage.original_key(image.sha256, result.info.format)
+    with (
+        storage.writing([key for _, key in keyed] + ([rekeyed] if rekeyed else [])),
+        _dropped_unless_saved(rekeyed),
+    ):
+        if rekeyed:
+            storage.put(rekeyed, data, sha256=image.sha256)
+        del data
         rows = _outputs_to_rows(image, keyed)
         elapsed = int((time.monotonic() - started) * 1000)
         with transaction.atomic():
@@ -405,7 +417,8 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
                 # Deleted, or given another preset or file while this ran: what
                 # was made is not its renditions. A run for what it is now
                 # writes those (or has), so this one's objects go, unless shared.
-                transaction.on_commit(lambda: storage.delete_unreferenced({row.storage_key for row in rows}))
+                made = {row.storage_key for row in rows} | ({rekeyed} if rekeyed else set())
+                transaction.on_commit(lambda: storage.delete_unreferenced(made))
                 logger.info("image id=%s: changed while processed; this run's renditions dropped", image.pk)
                 return current
             image = current
@@ -425,8 +438,22 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             image.processing_ms = elapsed
             image.processed_at = timezone.now()
             image.save()
+            if rekeyed:
+                _image_rekey(image, key=rekeyed, image_format=result.info.format)
     _log(image, "ready", elapsed)
     return image
+
+
+def _image_rekey(image: Image, *, key: str, image_format: str) -> None:
+    """Point the image at its original copied under ``key``; the object at its
+    old key goes once this commits, unless another row holds it. Updated
+    without a save, whose signal would queue processing again: the renditions
+    just made are the copy's."""
+    old = image.file.name
+    Image.objects.filter(pk=image.pk).update(file=key, format=image_format)
+    image.file.name, image.format = key, image_format
+    if old:
+        transaction.on_commit(lambda: storage.delete_unreferenced({old}))
 
 
 def _set_failed(image: Image, reason: str, *, elapsed: int | None) -> None:

@@ -22,6 +22,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import RequestFactory
 from kombu.exceptions import OperationalError
+from PIL import Image as PILImage
 
 from tests.uploads import corpus
 from uploads import dispatch, holders, sandbox, services, storage, tasks
@@ -472,3 +473,83 @@ def test_a_run_whose_image_was_deleted_meanwhile_ends_quietly_and_leaves_no_file
     with commit():
         assert services.image_process(image_id=image.pk) is None
     assert media_files() == set()
+
+
+def _stored_as_mpo(commit: Any) -> tuple[Image, bytes]:
+    """A JPEG carrying a preview, as it was stored before it was read as a
+    JPEG: format MPO, its original under a .bin key, its renditions made."""
+    data = corpus.jpeg_with_preview()
+    with PILImage.open(io.BytesIO(data)) as opened:
+        assert opened.format == "MPO"
+    with commit():
+        image = services.image_upload(file=data, original_name="camera.jpg")
+    old_key = storage.original_key(image.sha256, "MPO")
+    storage.put(old_key, data)
+    storage.storage_for(image.file.name).delete(image.file.name)
+    Image.objects.filter(pk=image.pk).update(file=old_key, format="MPO")
+    return Image.objects.get(pk=image.pk), data
+
+
+def test_reprocessing_an_image_stored_as_mpo_stores_it_as_the_jpeg_it_is(
+    commit: Any, media_files: Any
+) -> None:
+    image, data = _stored_as_mpo(commit)
+    assert str(image.file.name).endswith(".bin")
+    old_renditions = set(image.renditions.values_list("pk", flat=True))
+    with commit():
+        services.image_reprocess(images=[image])
+    image.refresh_from_db()
+    assert (image.status, image.format) == (Image.Status.READY, "JPEG")
+    assert image.file.name == storage.original_key(image.sha256, "JPEG")
+    assert image.file.name.endswith(".jpg")
+    with image.file.open("rb") as fh:
+        assert fh.read() == data
+    assert storage.original_key(image.sha256, "MPO") not in media_files()
+    assert image.file.name in media_files()
+    renditions = image.renditions.all()
+    assert renditions
+    assert not old_renditions & {r.pk for r in renditions}
+    assert {r.storage_key for r in renditions} <= media_files()
+
+
+def test_an_mpo_image_whose_reprocessing_fails_half_way_keeps_its_original_and_leaves_no_copy(
+    commit: Any, media_files: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image, _ = _stored_as_mpo(commit)
+    old_key = image.file.name
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise OSError("the database went away")
+
+    monkeypatch.setattr(services, "_recrop_if_moved", broken)
+    with commit(), pytest.raises(OSError, match="went away"):
+        services.image_process(image_id=image.pk, force=True)
+    image.refresh_from_db()
+    assert (image.format, image.file.name) == ("MPO", old_key)
+    assert old_key in media_files()
+    assert storage.original_key(image.sha256, "JPEG") not in media_files()
+    monkeypatch.undo()
+    with commit():
+        services.image_process(image_id=image.pk, force=True)
+    image.refresh_from_db()
+    assert (image.status, image.format) == (Image.Status.READY, "JPEG")
+    assert old_key not in media_files()
+
+
+def test_an_mpo_original_another_row_holds_is_kept_when_one_of_them_is_reprocessed(
+    commit: Any, media_files: Any
+) -> None:
+    image, data = _stored_as_mpo(commit)
+    with commit():
+        twin = services.image_upload(file=data, original_name="camera.jpg", preset="icon")
+    Image.objects.filter(pk=twin.pk).update(file=image.file.name, format="MPO")
+    with commit():
+        services.image_reprocess(images=[image])
+    twin.refresh_from_db()
+    assert (twin.format, twin.file.name) == ("MPO", storage.original_key(image.sha256, "MPO"))
+    assert twin.file.name in media_files()
+    with commit():
+        services.image_reprocess(images=[twin])
+    twin.refresh_from_db()
+    assert twin.file.name == storage.original_key(image.sha256, "JPEG")
+    assert storage.original_key(image.sha256, "MPO") not in media_files()
