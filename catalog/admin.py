@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 from typing import Any
 
@@ -362,9 +361,11 @@ class ProductAdmin(
             raise PermissionDenied
         raw = request.GET.get("date") or timezone.localdate().isoformat()
         try:
-            day = dt.date.fromisoformat(raw)
-        except ValueError:
-            return HttpResponseBadRequest(f"date must be YYYY-MM-DD, got {raw!r}", content_type="text/plain")
+            day = formats.parse_date(raw)
+        except formats.FormatError:
+            return HttpResponseBadRequest(
+                f"date must be {formats.DATE_FORM}, got {raw!r}", content_type="text/plain"
+            )
         products = selectors.products_with_images().filter(updated_at__date=day).order_by("name")
         pdf = services.report_build(products=products, date=day)
         response = HttpResponse(pdf, content_type="application/pdf")

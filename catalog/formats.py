@@ -132,8 +132,25 @@ class ReviewRecord:
     text: str
 
 
+# A review's date as the course's endpoint reads it (``strptime``): four
+# digits, a dash, a month and a day of one or two digits (``2024-01-02``,
+# ``2024-1-2``). Every path reads it with ``parse_date``: the week and ordinal
+# forms that ``date.fromisoformat`` reads on Python 3.11 (``20240102``,
+# ``2024-W01-1``) are refused by all of them alike.
+DATE_FORM = "YYYY-MM-DD"
+
+
+def parse_date(value: str) -> dt.date:
+    """A review's date in ``DATE_FORM``, around which spaces and line breaks
+    are trimmed (course clients send a file's lines as they read them)."""
+    try:
+        return dt.datetime.strptime(value.strip(), "%Y-%m-%d").date()
+    except ValueError as exc:
+        raise FormatError(f"not a date in {DATE_FORM} form: {value.strip()!r}") from exc
+
+
 def parse_review(raw: bytes) -> ReviewRecord:
-    """Line 1 title, line 2 reviewer, line 3 date (YYYY-MM-DD), then the text."""
+    """Line 1 title, line 2 reviewer, line 3 date (``DATE_FORM``), then the text."""
     lines = read_text(raw).split("\n")
     while lines and not lines[-1].strip():
         lines.pop()
@@ -141,9 +158,9 @@ def parse_review(raw: bytes) -> ReviewRecord:
         raise FormatError(f"expected at least 3 lines (title, name, date), found {len(lines)}")
     title, name, date_text = (line.strip() for line in lines[:3])
     try:
-        date = dt.date.fromisoformat(date_text)
-    except ValueError as exc:
-        raise FormatError(f"line 3 is not a date in YYYY-MM-DD form: {date_text!r}") from exc
+        date = parse_date(date_text)
+    except FormatError as exc:
+        raise FormatError(f"line 3 is {exc}") from exc
     text = "\n".join(lines[3:]).strip()
     return ReviewRecord(title=title, name=name, date=date, text=text)
 

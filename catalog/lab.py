@@ -12,6 +12,7 @@ elsewhere a write needs a token with the model permissions.
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -39,17 +40,24 @@ class LabThrottle(ClientRateThrottle):
 
 class TrimmedDateField(serializers.DateField):
     """A ``YYYY-MM-DD`` date, trimmed like every other field: course clients
-    post the lines of a file as readlines() gives them, ``"2017-12-21\n"``."""
+    post the lines of a file as readlines() gives them, ``"2017-12-21\n"``.
+    Read as ``import_feedback`` reads a review file's date, so that a file
+    it takes is a body this takes, and the reverse."""
 
-    def to_internal_value(self, value: Any) -> Any:
-        return super().to_internal_value(value.strip() if isinstance(value, str) else value)
+    def to_internal_value(self, value: Any) -> dt.date:
+        if not isinstance(value, str):
+            self.fail("invalid", format=formats.DATE_FORM)
+        try:
+            return formats.parse_date(value)
+        except formats.FormatError:
+            self.fail("invalid", format=formats.DATE_FORM)
 
 
 class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
     title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    date = TrimmedDateField(input_formats=["%Y-%m-%d"], validators=[validate_not_future])
+    date = TrimmedDateField(validators=[validate_not_future])
     feedback = ReviewTextField(source="text", max_length=5000, allow_blank=True, required=False, default="")
 
 

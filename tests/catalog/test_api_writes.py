@@ -229,6 +229,39 @@ def test_an_imported_review_dated_in_the_future_is_rejected_with_the_reason(tmp_
     assert summary.rejected == [("001.txt", "date: The date cannot be in the future.")]
 
 
+@pytest.mark.parametrize(
+    ("date", "day"),
+    [
+        ("2024-01-02", dt.date(2024, 1, 2)),
+        ("2024-1-2", dt.date(2024, 1, 2)),  # strptime's month and day of one digit
+        # What date.fromisoformat() reads too on Python 3.11, and no client of
+        # the course's endpoint could send.
+        ("20240102", None),
+        ("2024-W01-2", None),
+        ("2024W012", None),
+        ("2024-W01", None),
+        ("02/01/2024", None),
+    ],
+)
+def test_a_review_date_is_read_alike_from_a_file_and_from_a_post(
+    visitor: APIClient, tmp_path: Any, date: str, day: dt.date | None
+) -> None:
+    (tmp_path / "001.txt").write_text(f"From a file\nAnn\n{date}\nGood.\n")
+    summary = feedback_import_files([tmp_path / "001.txt"])
+    body = {"title": "Posted", "name": "Bob", "date": date, "feedback": "Good."}
+    response = visitor.post("/feedback/", body, format="json")
+    if day is None:
+        assert summary.rejected == [("001.txt", f"line 3 is not a date in YYYY-MM-DD form: {date!r}")]
+        assert response.status_code == 400, response.content
+        assert response.json()["date"] == [
+            "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+        ]
+        assert not Feedback.objects.exists()
+    else:
+        assert (summary.created, response.status_code) == (1, 201), (summary.rejected, response.content)
+        assert list(Feedback.objects.values_list("date", flat=True)) == [day, day]
+
+
 # --- What a refusal says ----------------------------------------------------------------
 
 

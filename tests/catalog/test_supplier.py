@@ -243,6 +243,16 @@ def test_the_report_download_refuses_a_bad_date(admin_client: Client) -> None:
     assert "YYYY-MM-DD" in response.content.decode()
 
 
+@pytest.mark.parametrize("date", ["20240102", "2024-W01-2", "2024W012"])
+def test_the_report_download_reads_its_date_as_reviews_are_read(admin_client: Client, date: str) -> None:
+    refused = admin_client.get("/admin/catalog/product/report/", {"date": date})
+    assert refused.status_code == 400
+    assert refused.content.decode() == f"date must be YYYY-MM-DD, got {date!r}"
+    taken = admin_client.get("/admin/catalog/product/report/", {"date": "2024-1-2"})
+    assert taken.status_code == 200
+    assert 'filename="processed-2024-01-02.pdf"' in taken["Content-Disposition"]
+
+
 def test_the_report_download_needs_staff(client: Client) -> None:
     response = client.get("/admin/catalog/product/report/")
     assert response.status_code == 302
