@@ -266,7 +266,26 @@ class PersonAdmin(
         return thumbnail(person.photo, alt=person.name)
 
 
+class WeightFormField(forms.IntegerField):
+    """A weight read as every other path reads it (``formats.parse_weight``):
+    ``500``, ``500 lbs``, the digits of any script; 1 to ``WEIGHT_MAX``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.update(min_value=1, max_value=formats.WEIGHT_MAX)
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> int | None:
+        if value in self.empty_values:
+            return None
+        try:
+            return formats.parse_weight(value)
+        except formats.FormatError as exc:
+            raise forms.ValidationError(f"The {exc}.", code="invalid") from exc
+
+
 class ProductForm(forms.ModelForm[Product]):
+    weight = WeightFormField(help_text="Weight in lbs.")
+
     def clean(self) -> dict[str, Any]:
         """A product given the image file stem (else name) that another
         product already has is refused, added or changed: the form never

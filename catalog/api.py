@@ -9,6 +9,7 @@ from django.db import models, transaction
 from django.db.models import Model, QuerySet
 from django.utils.text import normalize_newlines
 from django_filters import rest_framework as filters
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
@@ -188,7 +189,38 @@ class PersonViewSet(CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, v
 # --- Products -----------------------------------------------------------------
 
 
+class WeightField(serializers.IntegerField):
+    """A weight in lbs: an integer, or a string holding one (``"500"``,
+    ``"500 lbs"``, in digits of any script), read as every other path reads
+    it (``formats.parse_weight``)."""
+
+    def to_internal_value(self, data: Any) -> int:
+        try:
+            return formats.parse_weight(data)
+        except formats.FormatError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+
+class WeightFieldSchema(OpenApiSerializerFieldExtension):
+    """In the schema, what the field takes (a number or such a string) apart
+    from what it answers (always a number)."""
+
+    target_class = WeightField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        number = {"type": "integer", "minimum": 1, "maximum": formats.WEIGHT_MAX}
+        if direction == "response":
+            return {**number, "description": "Weight in lbs."}
+        text = {"type": "string", "pattern": formats.weight_pattern().pattern, "example": "500 lbs"}
+        return {
+            "oneOf": [number, text],
+            "description": f'Weight in lbs, 1 to {formats.WEIGHT_MAX:,}: 500, "500" or "500 lbs", '
+            "the digits of any script.",
+        }
+
+
 class ProductSerializer(serializers.ModelSerializer[Product]):
+    weight = WeightField()
     image = ImageSummarySerializer(read_only=True, allow_null=True)
     url = serializers.CharField(
         source="get_absolute_url", read_only=True, help_text="Path of the public page, e.g. `/catalog/1/`."

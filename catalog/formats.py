@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import csv
 import datetime as dt
+import functools
 import io
 import itertools
 import json
@@ -175,23 +176,62 @@ class DescriptionRecord:
     description: str
 
 
-# Written without flags so that the API schema can give it as a pattern.
-WEIGHT_PATTERN = re.compile(r"^\s*(\d+)\s*(?:[Ll][Bb][Ss]?\.?)?\s*$")
 # The most a weight may be: what PostgreSQL's integer column holds (SQLite's
 # holds more, which a move to PostgreSQL would then refuse).
 WEIGHT_MAX = 2_147_483_647
 
 
+def _characters(chars: list[str]) -> str:
+    """A pattern matching one of ``chars`` that ECMA-262 (the API schema's
+    dialect, with or without its ``u`` flag) and Python read alike: a class
+    of ``\\uXXXX`` ranges for the Basic Multilingual Plane, the characters
+    past it each as an alternative of its own (a class of them is two UTF-16
+    halves to ECMA-262 without ``u``, a range of them out of order)."""
+    ranges: list[list[int]] = []
+    for code in sorted(ord(c) for c in chars if ord(c) <= 0xFFFF):
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1][1] = code
+        else:
+            ranges.append([code, code])
+    parts = [f"\\u{a:04X}" if a == b else f"\\u{a:04X}-\\u{b:04X}" for a, b in ranges]
+    beyond = sorted(c for c in chars if ord(c) > 0xFFFF)
+    return f"(?:[{''.join(parts)}]|{'|'.join(beyond)})" if beyond else f"[{''.join(parts)}]"
+
+
+@functools.cache
+def weight_pattern() -> re.Pattern[str]:
+    """What a weight given as text may be: ``500``, ``500 lbs``, ``7 LB.``.
+
+    The digits are those of any script (Arabic-Indic, fullwidth), the spaces any
+    Unicode space, as ``int()`` reads them, and the course's clients read a
+    weight with ``int()``. Written out as characters, not ``\\d`` and ``\\s``,
+    which are ASCII alone in the schema's dialect, so that the pattern the
+    API publishes takes what the server takes. The spaces before the unit are
+    inside its optional group: two runs of spaces side by side took time
+    growing with the square of their length to refuse."""
+    digits: list[str] = []
+    spaces: list[str] = []
+    for code in range(sys.maxunicode + 1):
+        char = chr(code)
+        if char.isdecimal():
+            digits.append(char)
+        elif char.isspace():
+            spaces.append(char)
+    digit, space = _characters(digits), _characters(spaces)
+    return re.compile(f"^{space}*({digit}+)(?:{space}*[Ll][Bb][Ss]?\\.?)?{space}*$")
+
+
 def parse_weight(value: object) -> int:
-    """``500``, ``"500"`` or ``"500 lbs"`` → 500; anything else is an error."""
+    """``500``, ``"500"`` or ``"500 lbs"`` → 500; anything else is an error.
+    Every path that writes a product reads its weight with this."""
     if isinstance(value, bool):
         raise FormatError("weight must be a whole number of lbs")
     if isinstance(value, int):
         weight = value
     elif isinstance(value, float) and value.is_integer():
         weight = int(value)
-    elif isinstance(value, str) and (match := WEIGHT_PATTERN.match(value)):
-        # \d is a digit of any script (Arabic-Indic, fullwidth), its zeros too: read as ASCII.
+    elif isinstance(value, str) and (match := weight_pattern().fullmatch(value)):
+        # Digits of any script (Arabic-Indic, fullwidth), their zeros too: read as ASCII.
         digits = "".join(str(unicodedata.digit(c)) for c in match.group(1)).lstrip("0") or "0"
         # Longer is too heavy, and past 4,300 digits more than int() reads.
         weight = int(digits) if len(digits) <= len(str(WEIGHT_MAX)) else WEIGHT_MAX + 1

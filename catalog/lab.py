@@ -18,7 +18,6 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.http import HttpResponseRedirect
 from django.urls import reverse
-from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
 from rest_framework.request import Request
@@ -26,7 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from catalog import formats, selectors, services
-from catalog.api import ReviewTextField
+from catalog.api import ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
 from core.net import client_ip, ip_in_networks
 from core.parsers import JSONParser
@@ -59,30 +58,6 @@ class LabFeedbackSerializer(serializers.Serializer[Any]):
     name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
     date = TrimmedDateField(validators=[validate_not_future])
     feedback = ReviewTextField(source="text", max_length=5000, allow_blank=True, required=False, default="")
-
-
-class WeightField(serializers.IntegerField):
-    """An integer, or a string holding one (``"500"``, ``"500 lbs"``)."""
-
-    def to_internal_value(self, data: Any) -> int:
-        try:
-            return formats.parse_weight(data)
-        except formats.FormatError as exc:
-            raise serializers.ValidationError(str(exc)) from exc
-
-
-class WeightFieldSchema(OpenApiSerializerFieldExtension):
-    """In the schema, what the field takes (a number or such a string) apart
-    from what it answers (always a number)."""
-
-    target_class = WeightField
-
-    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        number = {"type": "integer", "minimum": 1}
-        if direction == "response":
-            return number
-        text = {"type": "string", "pattern": formats.WEIGHT_PATTERN.pattern, "example": "500 lbs"}
-        return {"oneOf": [number, text], "description": 'Weight in lbs: 500, "500" or "500 lbs".'}
 
 
 class LabFruitSerializer(serializers.Serializer[Any]):

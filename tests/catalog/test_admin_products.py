@@ -13,7 +13,8 @@ from django.test import Client
 
 from catalog import services
 from catalog.models import Product
-from tests.factories import UserFactory
+from tests.catalog.weights import TOO_HEAVY, WEIGHTS
+from tests.factories import ProductFactory, UserFactory
 from tests.uploads import corpus
 from uploads.models import Image
 from uploads.services import image_upload
@@ -121,7 +122,8 @@ def test_a_photo_chosen_in_the_admin_is_kept(admin_client: Client, photos: dict[
 def test_an_invalid_product_is_refused_with_the_form_errors(admin_client: Client) -> None:
     response = admin_client.post(ADD, form(weight="0"))
     assert response.status_code == 200
-    assert "Ensure this value is greater than or equal to 1." in response.content.decode()
+    # In the words of every other path that reads a weight.
+    assert "The weight must be at least 1 lb." in response.content.decode()
     assert not Product.objects.exists()
 
 
@@ -210,3 +212,21 @@ def test_a_product_changed_to_a_file_stem_taken_meanwhile_is_refused_by_the_serv
     )
     apple.refresh_from_db()
     assert (apple.image_name, apple.weight) == ("011.jpeg", 500)
+
+
+@pytest.mark.parametrize(("weight", "expected"), [*WEIGHTS, (TOO_HEAVY, None)])
+def test_a_weight_typed_in_the_admin_is_read_as_every_other_path_reads_it(
+    admin_client: Client, weight: str, expected: int | None
+) -> None:
+    added = admin_client.post(ADD, form(weight=weight))
+    product = ProductFactory(weight=1, image_name="020.jpeg")
+    changed = admin_client.post(change(product.pk), form(name="Kiwi", weight=weight, image_name="020.jpeg"))
+    product.refresh_from_db()
+    if expected is None:
+        assert (added.status_code, changed.status_code) == (200, 200)
+        assert "weight" in added.context["adminform"].form.errors
+        assert not Product.objects.filter(name="Mango").exists()
+        assert product.weight == 1
+    else:
+        assert (added.status_code, changed.status_code) == (302, 302)
+        assert Product.objects.get(name="Mango").weight == product.weight == expected

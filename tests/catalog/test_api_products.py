@@ -10,6 +10,7 @@ from django.core.management import call_command
 from rest_framework.test import APIClient
 
 from catalog.models import Product
+from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.factories import ProductFactory
 from tests.uploads import corpus
 from uploads.models import Image
@@ -135,6 +136,24 @@ def test_an_invalid_product_is_refused_with_a_message_on_the_field(
     assert response.status_code == 400
     assert field in response.json(), response.json()
     assert not Product.objects.exists()
+
+
+@pytest.mark.parametrize(("weight", "expected"), [*WEIGHTS, (TOO_HEAVY, None), (2_147_483_648, None)])
+def test_a_weight_is_read_as_a_supplier_description_and_fruits_read_it(
+    token_client: APIClient, weight: str | int, expected: int | None
+) -> None:
+    created = token_client.post(LIST, product_payload(weight=weight), format="json")
+    product = ProductFactory(weight=1)
+    changed = token_client.patch(detail(product.pk), {"weight": weight}, format="json")
+    product.refresh_from_db()
+    if expected is None:
+        assert (created.status_code, changed.status_code) == (400, 400), (created.content, changed.content)
+        assert "weight" in created.json()
+        assert not Product.objects.filter(name="Mango").exists()
+        assert product.weight == 1
+    else:
+        assert (created.status_code, changed.status_code) == (201, 200), (created.content, changed.content)
+        assert created.json()["weight"] == product.weight == expected
 
 
 def test_a_product_needs_a_name_and_a_weight(staff: APIClient) -> None:

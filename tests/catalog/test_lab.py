@@ -8,11 +8,14 @@ import json
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
+from catalog import formats
 from catalog.models import Feedback, Product
+from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.uploads import corpus
 from uploads.models import Image
 
@@ -219,6 +222,36 @@ def test_a_bad_fruit_weight_gets_400(client: Client, weight: object) -> None:
     assert Product.objects.count() == 0
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(weight, fruit_weight_schemas()[0])
+
+
+@pytest.mark.parametrize(("weight", "expected"), [*WEIGHTS, (TOO_HEAVY, None)])
+def test_a_fruit_weight_is_read_as_a_supplier_description_reads_it(
+    client: Client, weight: str, expected: int | None
+) -> None:
+    data = {"name": "Apple", "weight": weight, "description": "Red.", "image_name": "001.jpeg"}
+    response = client.post("/fruits/", data, content_type="application/json")
+    if expected is None:
+        assert response.status_code == 400, response.content
+        assert "weight" in response.json()
+        assert not Product.objects.exists()
+    else:
+        assert response.status_code == 201, response.content
+        assert Product.objects.get().weight == expected
+
+
+@pytest.mark.parametrize("request_schema", ["LabFruitRequest", "ProductRequest", "PatchedProductRequest"])
+def test_the_schema_takes_the_weights_the_server_takes(client: Client, request_schema: str) -> None:
+    """Checked in the schema's own dialect (ECMA-262, where \\d and \\s differ
+    from Python's): a client validating a body against it sends every weight
+    the server reads, and only those."""
+    schemas = client.get("/api/schema/?format=json").json()["components"]["schemas"]
+    weight = schemas[request_schema]["properties"]["weight"]
+    validator = jsonschema_rs.validator_for(weight)
+    taken = {value: validator.is_valid(value) for value, _ in WEIGHTS}
+    assert taken == {value: expected is not None for value, expected in WEIGHTS}
+    assert validator.is_valid(formats.WEIGHT_MAX)
+    assert not validator.is_valid(formats.WEIGHT_MAX + 1)
+    assert f"{formats.WEIGHT_MAX:,}" in weight["description"]
 
 
 def test_posting_the_same_fruit_twice_updates_rather_than_duplicates(client: Client) -> None:

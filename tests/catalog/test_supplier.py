@@ -22,6 +22,7 @@ from pypdf import PdfReader
 from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
+from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.servers import SMTPServer, free_port
 from tests.uploads import corpus
 from uploads.models import Image
@@ -486,6 +487,19 @@ def test_a_weight_past_the_most_a_product_holds_is_a_rejected_description(delive
     assert "rejected descriptions/013.txt: weight must be at most 2,147,483,647 lbs" in err
     assert not Product.objects.filter(name__in=["Pear", "Quince"]).exists()
     assert Product.objects.filter(name="Lemon’s best").exists()
+
+
+def test_a_description_weight_is_read_as_the_endpoints_and_the_admin_read_it(tmp_path: Path) -> None:
+    (tmp_path / "descriptions").mkdir()
+    cases = [*WEIGHTS, (TOO_HEAVY, None)]
+    for number, (weight, _) in enumerate(cases, start=100):
+        (tmp_path / "descriptions" / f"{number}.txt").write_text(f"Fruit {number}\n{weight}\nRipe.\n")
+    summary = catalog_services.supplier_import(tmp_path, wait_seconds=0)
+    stored = dict(Product.objects.values_list("name", "weight"))
+    assert {name: stored.get(f"Fruit {name}") for name in range(100, 100 + len(cases))} == {
+        number: expected for number, (_, expected) in enumerate(cases, start=100)
+    }
+    assert len(summary.products.rejected) == sum(expected is None for _, expected in cases)
 
 
 @pytest.fixture
