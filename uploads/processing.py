@@ -31,7 +31,16 @@ from typing import Any, BinaryIO, Final, cast
 
 import blurhash
 import pillow_heif
-from PIL import Image, ImageChops, ImageCms, ImageDraw, ImageFile, ImageFilter, UnidentifiedImageError
+from PIL import (
+    Image,
+    ImageChops,
+    ImageCms,
+    ImageDraw,
+    ImageFile,
+    ImageFilter,
+    PngImagePlugin,
+    UnidentifiedImageError,
+)
 
 __all__ = [
     "ALLOWED_FORMATS",
@@ -1101,12 +1110,13 @@ def _plan(
 def _render(
     img: Image.Image, info: ImageInfo, preset: Preset, focal_point: FocalPoint | None, crops_only: bool
 ) -> Result:
+    frame_box = None
     if img.format == "PNG" and info.frames > 1 and img.info.get("default_image"):
         # An animated PNG may start with a still for viewers without
         # animation (its "default image"), which browsers never show: they
         # start at the animation's first frame. Reaching it decodes the
         # still, so it is done here, never in a header check.
-        _to_first_animation_frame(img)
+        frame_box = _to_first_animation_frame(img)
     orientation = _orientation(img, loaded=False)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if info.format == "JPEG":
@@ -1150,19 +1160,45 @@ def _render(
         targets=targets,
         work_stored=work_stored,
         focal_point=focal_point,
+        frame_box=frame_box,
     )
 
 
-def _to_first_animation_frame(img: Image.Image) -> None:
+def _to_first_animation_frame(img: Image.Image) -> tuple[int, int, int, int] | None:
     """Decode an animated PNG's first animation frame, past its default
-    image; when the animation is broken (a frame missing, cut short or
-    larger than the canvas), decode the default image instead, as a viewer
-    without animation shows it: the picture is still whole."""
+    image, and return the box it covers on the canvas: the rest of the
+    canvas is transparent. When the animation is broken (a frame missing,
+    cut short or larger than the canvas), decode the default image instead,
+    as a viewer without animation shows it: the picture is still whole
+    (None).
+
+    The default image is no part of the animation: browsers start the
+    first frame on a transparent canvas, so nothing of the still may show
+    around that frame or through its transparent pixels. Pillow draws the
+    frame over the still: the frame's own pixels are taken as they are
+    (blending over nothing leaves a pixel as it is; Pillow's blending would
+    square a half-transparent pixel's alpha), and the caller clears the
+    canvas around them, in a mode with alpha where the file has none.
+    """
     try:
         img.seek(1)
+        img.blend_op = PngImagePlugin.Blend.OP_SOURCE  # type: ignore[attr-defined]
         img.load()
     except (EOFError, SyntaxError, OSError, ValueError):
         img.seek(0)
+        return None
+    x0, y0, x1, y1 = img.info["bbox"]
+    return (int(x0), int(y0), int(x1), int(y1))
+
+
+def _transparent_outside(img: Image.Image, box: tuple[int, int, int, int]) -> Image.Image:
+    """``img`` (L, LA, RGB or RGBA) with every pixel outside ``box``
+    transparent black: nothing of what was there is kept."""
+    if box == (0, 0, img.width, img.height):
+        return img
+    canvas = Image.new("LA" if img.mode in ("L", "LA") else "RGBA", img.size)
+    canvas.paste(img.crop(box).convert(canvas.mode), box[:2])
+    return canvas
 
 
 def _ycbcr_coded(img: Image.Image) -> bool:
@@ -1285,9 +1321,12 @@ def _finish(
     targets: list[_Target],
     work_stored: tuple[int, int],
     focal_point: FocalPoint | None,
+    frame_box: tuple[int, int, int, int] | None = None,
 ) -> Result:
     icc = img.info.get("icc_profile")
     work = _to_basic_mode(img)
+    if frame_box is not None:
+        work = _transparent_outside(work, frame_box)
     if img.format == "PNG" and not _readable_profile(icc):
         # A profile that cannot be read (damaged, not compressed right) is
         # skipped by browsers for what gAMA and cHRM say.

@@ -578,18 +578,44 @@ def apng_with_default_image(size: tuple[int, int] = (80, 60)) -> bytes:
     return png(still, save_all=True, append_images=frames, default_image=True, duration=500)
 
 
-def apng_with_broken_animation(fault: str, size: tuple[int, int] = (80, 60)) -> bytes:
-    """:func:`apng_with_default_image` whose animation is broken after its
-    whole default image, the yellow still: its frames ``"missing"``, its
-    first frame ``"oversized"`` (larger than the canvas) or its first
-    frame's data ``"corrupt"``."""
-    data = apng_with_default_image(size)
+def apng_with_first_frame(frame: Image.Image, at: tuple[int, int], *, over: bool = False) -> bytes:
+    """An animated PNG whose default image, an opaque yellow still of 80x60
+    in ``frame``'s mode, is no part of the animation, and whose first frame
+    is ``frame`` placed at ``at``, replacing what is beneath it or, with
+    ``over``, blended over it. Browsers start the animation on a transparent
+    canvas: none of the still shows."""
+    still = Image.new(frame.mode, (80, 60), "yellow")
+    chunks = _png_chunks(
+        png(still, save_all=True, append_images=[still, still], default_image=True, duration=500)
+    )
+    pixels = b"".join(body for kind, body in _png_chunks(png(frame)) if kind == b"IDAT")
+    first = next(i for i, (kind, _) in enumerate(chunks) if kind == b"fcTL")
+    sequence = struct.unpack(">I", chunks[first][1][:4])[0]
+    delay, dispose_op, blend_op = (1, 1), 0, int(over)
+    control = struct.pack(">IIIIIHHBB", sequence, *frame.size, *at, *delay, dispose_op, blend_op)
+    chunks[first] = (b"fcTL", control)
+    chunks[first + 1] = (b"fdAT", chunks[first + 1][1][:4] + pixels)
+    return b"\x89PNG\r\n\x1a\n" + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+
+
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """A PNG file's chunks, each as its type and its data."""
     chunks: list[tuple[bytes, bytes]] = []
     at = 8
     while at < len(data):
         length = int.from_bytes(data[at : at + 4], "big")
         chunks.append((data[at + 4 : at + 8], data[at + 8 : at + 8 + length]))
         at += 12 + length
+    return chunks
+
+
+def apng_with_broken_animation(fault: str, size: tuple[int, int] = (80, 60)) -> bytes:
+    """:func:`apng_with_default_image` whose animation is broken after its
+    whole default image, the yellow still: its frames ``"missing"``, its
+    first frame ``"oversized"`` (larger than the canvas) or its first
+    frame's data ``"corrupt"``."""
+    data = apng_with_default_image(size)
+    chunks = _png_chunks(data)
     first_frame = next(i for i, (kind, _) in enumerate(chunks) if kind == b"fcTL")
     if fault == "missing":
         chunks = [*chunks[:first_frame], chunks[-1]]

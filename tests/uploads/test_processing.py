@@ -657,6 +657,35 @@ def test_an_animated_png_shows_its_first_frame_not_its_still_for_old_viewers(
         assert_upright(opened(output))
 
 
+@pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
+def test_an_animated_pngs_first_frame_smaller_than_its_still_shows_none_of_the_still(mode: str) -> None:
+    frame = Image.new(mode, (20, 10), "blue")
+    data = corpus.apng_with_first_frame(frame, (40, 30), over=True)
+    result = process(data, preset(widths=[80], formats=["png", "webp", "jpeg"]))
+    for output in result.outputs:
+        img = opened(output).convert("RGBA")
+        assert img.size == (80, 60)
+        shown = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+        colour = shown.getpixel((45, 35))
+        assert close_to(colour, rgb_at(frame.convert("RGB"), (0, 0)), 12), (output.format, colour)
+        # Outside the frame the canvas is transparent, shown on the page's white.
+        assert close_to(shown.getpixel((5, 5)), (255, 255, 255), 4), (output.format, shown.getpixel((5, 5)))
+        if output.format == "png":
+            assert img.getpixel((5, 5)) == (0, 0, 0, 0)  # nothing of the still is kept
+        elif output.format == "webp":
+            assert img.getchannel("A").getpixel((5, 5)) == 0
+
+
+def test_an_animated_pngs_half_transparent_first_frame_blends_over_nothing_of_the_still() -> None:
+    frame = Image.new("RGBA", (80, 60), (0, 0, 255, 128))
+    data = corpus.apng_with_first_frame(frame, (0, 0), over=True)
+    result = process(data, preset(widths=[80], formats=["png", "jpeg"]))
+    png_output = opened(only(result, "w80", "png")).convert("RGBA")
+    assert close_to(png_output.getpixel((40, 30)), (0, 0, 255, 128), 2), png_output.getpixel((40, 30))
+    # JPEG: half blue on white, as a page shows it.
+    assert close_to(rgb_at(opened(only(result, "w80", "jpeg")), (40, 30)), (127, 127, 255), 8)
+
+
 def _decode_frame(data: bytes, frame: int) -> None:
     with Image.open(io.BytesIO(data)) as img:
         img.seek(frame)
