@@ -103,6 +103,9 @@ _ENCODE_COST: Final = {"avif": 3, "webp": 2, "png": 1, "jpeg": 0}
 MAX_FRAMES: Final = 5_000
 
 _ORIENTATION_TAG: Final = 0x0112
+# A TIFF header, either byte order; and what Pillow puts before a PNG's EXIF.
+_TIFF_HEADERS: Final = (b"II*\0", b"MM\0*")
+_PNG_EXIF_PREFIX: Final = b"Exif\0\0"
 _SWAPS_AXES: Final = frozenset({5, 6, 7, 8})
 _EXIF_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
     2: Image.Transpose.FLIP_LEFT_RIGHT,
@@ -483,6 +486,12 @@ def _exif_orientation(img: Image.Image) -> object:
     pixels and dropped the EXIF) would be turned again."""
     data = img.info.get("exif")
     if not isinstance(data, bytes):
+        return 1
+    if img.format == "PNG" and not data.startswith(_TIFF_HEADERS, len(_PNG_EXIF_PREFIX)):
+        # An eXIf chunk holds EXIF from its TIFF header on. Pillow puts the
+        # "Exif\0\0" of a JPEG's APP1 segment in front of it, and reads one
+        # the file itself starts with so (written as a JPEG's would be) just
+        # the same: Chromium finds no EXIF there and shows the PNG as stored.
         return 1
     exif = Image.Exif()
     exif.load(data)

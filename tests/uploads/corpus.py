@@ -71,13 +71,23 @@ def png(img: Image.Image | None = None, **params: Any) -> bytes:
 def png_exif_after_pixels(orientation: int, size: tuple[int, int] = (400, 300)) -> bytes:
     """A PNG whose eXIf chunk (the orientation) comes after its pixel data,
     where the format allows it: its header alone cannot tell how it turns."""
+    return with_png_chunk(png(quadrants(*size)), b"eXIf", exif_orientation_tiff(orientation), before=b"IEND")
+
+
+def exif_orientation_tiff(orientation: int) -> bytes:
+    """EXIF holding an Orientation tag, as an eXIf chunk holds it: from the
+    TIFF header on, without the ``Exif\\0\\0`` a JPEG's APP1 starts with."""
     exif = Image.Exif()
     exif[0x0112] = orientation
-    tiff = exif.tobytes()[len(b"Exif\0\0") :]
-    chunk = struct.pack(">I", len(tiff)) + b"eXIf" + tiff + struct.pack(">I", zlib.crc32(b"eXIf" + tiff))
-    data = png(quadrants(*size))
-    end = data.rindex(b"IEND") - 4
-    return data[:end] + chunk + data[end:]
+    return exif.tobytes()[len(b"Exif\0\0") :]
+
+
+def with_png_chunk(data: bytes, kind: bytes, body: bytes, *, before: bytes) -> bytes:
+    """The PNG file ``data`` with one more chunk, put before its first ``before`` chunk."""
+    chunks = _png_chunks(data)
+    at = next(i for i, (each, _) in enumerate(chunks) if each == before)
+    chunks.insert(at, (kind, body))
+    return _PNG_SIGNATURE + b"".join(_png_chunk(each, content) for each, content in chunks)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:
@@ -595,7 +605,10 @@ def apng_with_first_frame(frame: Image.Image, at: tuple[int, int], *, over: bool
     control = struct.pack(">IIIIIHHBB", sequence, *frame.size, *at, *delay, dispose_op, blend_op)
     chunks[first] = (b"fcTL", control)
     chunks[first + 1] = (b"fdAT", chunks[first + 1][1][:4] + pixels)
-    return b"\x89PNG\r\n\x1a\n" + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+    return _PNG_SIGNATURE + b"".join(_png_chunk(kind, body) for kind, body in chunks)
+
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:

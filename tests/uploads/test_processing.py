@@ -309,6 +309,22 @@ def test_an_exif_orientation_wins_over_a_stale_xmp_one() -> None:
     assert_upright(opened(process(data, preset(widths=[80], formats=["png"])).outputs[0]))
 
 
+@pytest.mark.parametrize("animated", [False, True], ids=["png", "apng"])
+def test_a_png_exif_chunk_starting_as_a_jpegs_exif_does_is_not_applied_as_browsers_do_not(
+    animated: bool,
+) -> None:
+    """An eXIf chunk starts with the TIFF header; one that starts with the
+    ``Exif\\0\\0`` of a JPEG's APP1 segment is no EXIF to Chromium."""
+    upright = corpus.apng_with_default_image() if animated else corpus.png()
+    tiff = corpus.exif_orientation_tiff(6)
+    turned = corpus.with_png_chunk(upright, b"eXIf", tiff, before=b"IDAT")
+    assert opened(process(turned, preset(widths=[80], formats=["png"])).outputs[0]).size == (60, 80)
+    data = corpus.with_png_chunk(upright, b"eXIf", b"Exif\0\0" + tiff, before=b"IDAT")
+    info = probe(data, max_pixels=80 * 60 * 3)
+    assert (info.width, info.height) == (80, 60)
+    assert_upright(opened(process(data, preset(widths=[80], formats=["png"])).outputs[0]))
+
+
 def test_preset_rotation_is_applied_after_the_exif_orientation() -> None:
     result = process(corpus.oriented_jpeg(6), preset(widths=[80], rotate=90, formats=["png"]))
     img = opened(result.outputs[0])
