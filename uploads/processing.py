@@ -463,11 +463,15 @@ def _open_without_pillow_limit(fp: BinaryIO, formats: Sequence[str], max_pixels:
     raise UnidentifiedImageError("cannot identify image file")
 
 
-def _orientation(img: Image.Image, *, loaded: bool) -> int:
-    # PNG keeps EXIF wherever it likes, possibly after the pixel data; asking
-    # for it before decoding would make Pillow decode the whole image.
-    if img.format == "PNG" and not loaded and "exif" not in img.info:
-        return 1
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation browsers apply, asked before any pixel data is
+    decoded. A PNG's eXIf chunk counts only before the first IDAT chunk (the
+    PNG specification, HTML's image presentation, Chromium): a picture on
+    screen does not turn once drawn. Pillow has read exactly those chunks
+    when it opens the file; one after the pixel data would reach ``info``
+    only as it decodes (an animated PNG's hidden still, when it seeks past
+    it), and is not looked for.
+    """
     if img.format == "TIFF":
         # Pillow's TIFF reader applies the Orientation tag itself: the size
         # from the header, the pixels as it decodes them.
@@ -589,7 +593,7 @@ def _open_checked(
         # ever decoded, checked above.
         if img.format not in ("TIFF", "MPO") and width * height * frames > max_pixels:
             raise ImageRejected(_pixels_message(width, height, frames, max_pixels), code="pixels")
-        if _orientation(img, loaded=False) in _SWAPS_AXES:
+        if _orientation(img) in _SWAPS_AXES:
             width, height = height, width
         # Pillow calls a JPEG with a Multi-Picture extension "MPO"; it is a
         # JPEG to browsers, to its owner and here (stored, named, filtered).
@@ -1119,6 +1123,8 @@ def _plan(
 def _render(
     img: Image.Image, info: ImageInfo, preset: Preset, focal_point: FocalPoint | None, crops_only: bool
 ) -> Result:
+    # Before any pixel data is decoded: a PNG's EXIF read later does not count.
+    orientation = _orientation(img)
     frame_box = None
     if img.format == "PNG" and info.frames > 1 and img.info.get("default_image"):
         # An animated PNG may start with a still for viewers without
@@ -1126,7 +1132,6 @@ def _render(
         # start at the animation's first frame. Reaching it decodes the
         # still, so it is done here, never in a header check.
         frame_box = _to_first_animation_frame(img)
-    orientation = _orientation(img, loaded=False)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if info.format == "JPEG":
         sharp = _jpeg_luma_apart(img, work_stored)
@@ -1148,19 +1153,6 @@ def _render(
         # XMP goes first. None of it would reach a rendition anyway.
         img.info.pop("xmp", None)
     img.load()
-    late_orientation = _orientation(img, loaded=True)
-    if late_orientation != orientation:
-        # A PNG whose EXIF chunk follows the pixel data: only known now.
-        orientation = late_orientation
-        _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
-        swapped = orientation in _SWAPS_AXES
-        info = ImageInfo(
-            info.format,
-            img.height if swapped else img.width,
-            img.width if swapped else img.height,
-            info.frames,
-            info.mode,
-        )
     return _finish(
         img,
         info=info,

@@ -325,6 +325,26 @@ def test_a_png_exif_chunk_starting_as_a_jpegs_exif_does_is_not_applied_as_browse
     assert_upright(opened(process(data, preset(widths=[80], formats=["png"])).outputs[0]))
 
 
+@pytest.mark.parametrize(
+    ("animated", "before"),
+    [(False, b"IEND"), (True, b"fcTL"), (True, b"IEND")],
+    ids=["png", "apng-before-its-first-frame", "apng-at-its-end"],
+)
+def test_a_png_exif_chunk_after_its_first_pixel_data_is_not_applied_as_browsers_do_not(
+    animated: bool, before: bytes
+) -> None:
+    """Only an eXIf chunk before the first IDAT counts (the PNG and HTML
+    specifications, Chromium): a picture shown cannot turn once drawn. An
+    animated PNG's hidden still is that first pixel data, too."""
+    upright = corpus.apng_with_default_image() if animated else corpus.png()
+    data = corpus.with_png_chunk(upright, b"eXIf", corpus.exif_orientation_tiff(6), before=before)
+    info = probe(data, max_pixels=80 * 60 * 3)
+    assert (info.width, info.height) == (80, 60)
+    result = process(data, preset(widths=[80], formats=["png"]))
+    assert (result.info.width, result.info.height) == (80, 60)
+    assert_upright(opened(result.outputs[0]))
+
+
 def test_preset_rotation_is_applied_after_the_exif_orientation() -> None:
     result = process(corpus.oriented_jpeg(6), preset(widths=[80], rotate=90, formats=["png"]))
     img = opened(result.outputs[0])
