@@ -96,14 +96,24 @@ def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
 
 
 def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> QuerySet[Product]:
-    """The product a write of this name and image file name is about, oldest
-    first: the one with the same file stem, else (without a file name) the
-    same name; demo and real products never match each other."""
-    products = Product.objects.filter(is_demo=is_demo).order_by("pk")
-    stem = file_stem(image_name.strip())
+    """The product a write of this name and image file name is about: the one
+    with the same file stem, else (without a file name) the same name; demo
+    and real products never match each other.
+
+    Several may match: products added apart before their stems were kept in
+    one Unicode form (``café`` typed, ``café`` from a Mac) share one since
+    (docs/stems.md). The first is then the one with this very file name,
+    else the oldest, so a write always lands on the same one."""
+    products = Product.objects.filter(is_demo=is_demo)
+    image_name = image_name.strip()
+    stem = file_stem(image_name)
     if stem:
-        return products.filter(image_stem=stem)
-    return products.filter(name=name.strip(), image_stem="")
+        return (
+            products.filter(image_stem=stem)
+            .alias(same_name=Q(image_name=image_name))
+            .order_by("-same_name", "pk")
+        )
+    return products.filter(name=name.strip(), image_stem="").order_by("pk")
 
 
 def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:

@@ -5,6 +5,7 @@ lookups behind it are indexed."""
 from __future__ import annotations
 
 import importlib
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -267,6 +268,50 @@ def test_an_explicit_image_is_kept_whatever_the_name(upload: Upload) -> None:
     product, _ = services.product_upsert(name="Apple", weight=500, image_name="001.jpeg")
     services.product_update(product_id=product.pk, image=chosen)
     assert image_of(product) == chosen
+
+
+# --- Products that share a stem ----------------------------------------------------
+
+CAFE = "café.jpeg"
+CAFE_FROM_A_MAC = unicodedata.normalize("NFD", CAFE)
+
+
+def products_sharing_a_stem() -> tuple[Product, Product]:
+    """Two products added apart before their stems were kept in one Unicode
+    form: since then both have the stem "café"."""
+    typed = Product.objects.create(name="Coffee", weight=100, image_name=CAFE)
+    from_a_mac = Product.objects.create(name="Mac coffee", weight=100, image_name=CAFE_FROM_A_MAC)
+    assert typed.image_stem == from_a_mac.image_stem == "café"
+    return typed, from_a_mac
+
+
+def test_a_post_of_a_stem_two_products_share_updates_the_one_of_its_file_name() -> None:
+    typed, from_a_mac = products_sharing_a_stem()
+
+    mac, mac_outcome = services.product_upsert(name="Mac coffee", weight=7, image_name=CAFE_FROM_A_MAC)
+    pc, pc_outcome = services.product_upsert(name="Coffee", weight=3, image_name=CAFE)
+
+    assert (mac, mac_outcome, pc, pc_outcome) == (from_a_mac, "updated", typed, "updated")
+    assert [(p.name, p.weight, p.image_name) for p in Product.objects.order_by("pk")] == [
+        ("Coffee", 3, CAFE),
+        ("Mac coffee", 7, CAFE_FROM_A_MAC),
+    ]
+
+
+def test_a_post_of_a_stem_two_products_share_under_a_third_name_updates_the_oldest() -> None:
+    typed, from_a_mac = products_sharing_a_stem()
+
+    product, _ = services.product_upsert(name="Coffee", weight=4, image_name="café.png")
+
+    assert product == typed
+    from_a_mac.refresh_from_db()
+    assert (from_a_mac.weight, from_a_mac.image_name) == (100, CAFE_FROM_A_MAC)
+
+
+def test_a_photo_of_a_stem_two_products_share_shows_on_both(upload: Upload) -> None:
+    typed, from_a_mac = products_sharing_a_stem()
+    image = upload(CAFE_FROM_A_MAC)
+    assert image_of(typed) == image_of(from_a_mac) == image
 
 
 # --- One stored stem, indexed -------------------------------------------------------

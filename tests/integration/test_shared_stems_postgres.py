@@ -1,0 +1,46 @@
+"""On PostgreSQL, products whose image file stems are one (added apart before
+stems were kept in one Unicode form) are written one at a time, never a 500:
+a post updates the one of its file name, an upload shows on both."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+
+from catalog.models import Product
+from tests.factories import ProductFactory
+from tests.servers import PostgresServer
+from tests.uploads import corpus
+from uploads.models import Image
+
+pytestmark = [pytest.mark.integration]
+
+CAFE = "café.jpeg"
+CAFE_FROM_A_MAC = unicodedata.normalize("NFD", CAFE)
+
+
+def test_a_post_and_an_upload_of_a_stem_two_products_share(
+    postgres_database: PostgresServer, django_capture_on_commit_callbacks: Any
+) -> None:
+    typed = ProductFactory(name="Coffee", image_name=CAFE)
+    from_a_mac = ProductFactory(name="Mac coffee", image_name=CAFE_FROM_A_MAC)
+    client = Client(raise_request_exception=False)
+
+    fruit = client.post(
+        "/fruits/",
+        {"name": "Mac coffee", "weight": 7, "image_name": CAFE_FROM_A_MAC},
+        content_type="application/json",
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        upload = client.post("/upload/", {"file": SimpleUploadedFile(CAFE, corpus.photo_jpeg(120, 80))})
+
+    assert (fruit.status_code, fruit.json()["id"], upload.status_code) == (201, from_a_mac.pk, 201)
+    image = Image.objects.get()
+    assert list(Product.objects.order_by("pk").values_list("pk", "weight", "image_id")) == [
+        (typed.pk, 100, image.pk),
+        (from_a_mac.pk, 7, image.pk),
+    ]
