@@ -15,6 +15,8 @@ run again after an interrupted run (which records nothing):
 - ``fill_in_batches``: a data migration in batches of a transaction each;
 - ``StemsInOneForm``: file-name stems brought to Unicode's composed form,
   in batches;
+- ``LongStemsApart``: stems cut to their column told apart by a digest of
+  the whole, in batches;
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
   without blocking reads or writes;
@@ -27,6 +29,7 @@ operation does.
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, cast
@@ -295,6 +298,39 @@ class StemsInOneForm(RunPython):
             )
 
         super().__init__(stems_in_one_form, RunPython.noop, atomic=False, elidable=True)
+
+
+def nfc_stem_apart(name: str) -> str:
+    """``nfc_stem``, but a stem that NFC makes longer than its column is cut
+    to its first 238 characters, a "~" and 16 hex digits of the SHA-256 of the
+    whole stem: names that differ only past the cut are two stems.
+    uploads.models.file_stem when catalog 0011 / uploads 0012 kept the stems
+    so cut apart, kept here as it was then."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+    if len(stem) <= 255:
+        return stem
+    return f"{stem[:238]}~{hashlib.sha256(stem.encode()).hexdigest()[:16]}"
+
+
+class LongStemsApart(RunPython):
+    """Set each ``target`` stem of the column's full length (the only ones
+    that may have been cut) to ``nfc_stem_apart(source)``, in batches
+    (``fill_in_batches``). For a migration that is not atomic."""
+
+    def __init__(self, model: str, *, source: str, target: str) -> None:
+        app_label, model_name = model.split(".")
+
+        def long_stems_apart(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+            fill_in_batches(
+                apps.get_model(app_label, model_name),
+                source=source,
+                target=target,
+                value=nfc_stem_apart,
+                rows=models.Q(**{f"{target}__regex": r"^.{255}$"}),
+            )
+
+        super().__init__(long_stems_apart, RunPython.noop, atomic=False, elidable=True)
 
 
 class AddIndexConcurrently(AddIndex):

@@ -25,7 +25,7 @@ from core.migration_operations import (
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
 from tests.uploads import corpus
 from uploads import services
-from uploads.models import Image
+from uploads.models import Image, file_stem
 
 APPS = ("catalog", "uploads")
 FIRST_RELEASE = [("catalog", "0001_initial"), ("uploads", "0001_initial")]
@@ -167,6 +167,43 @@ def test_migrations_build_indexes_and_check_constraints_on_existing_tables_witho
             elif isinstance(op, AddField) and not isinstance(op, AddColumn) and not migration.atomic:
                 offenders.append(f"{name}: use AddColumn in a migration that is not atomic")
     assert offenders == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_stems_cut_to_their_column_are_told_apart() -> None:
+    # Kept cut to their 255 characters by the release before, the stems of
+    # names that NFC makes longer ("क़", U+0958, is two characters in it).
+    before = [
+        ("catalog", "0010_product_stem_one_unicode_form"),
+        ("uploads", "0011_image_stem_one_unicode_form"),
+    ]
+    after = [("catalog", "0011_product_long_stems_apart"), ("uploads", "0012_image_long_stems_apart")]
+    names = ["\u0958" * 128 + "a.jpg", "\u0958" * 128 + "b.jpg", "crème.jpg", "x" * 255]
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
+        for n, name in enumerate(names):
+            stem = migration_operations.nfc_stem(name)
+            OldImage.objects.create(
+                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
+                format="JPEG", width=1, height=1, bytes=1,
+            )  # fmt: skip
+            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+
+        MigrationExecutor(connection).migrate(after)
+
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        images = new.get_model("uploads", "Image").objects.order_by("pk")
+        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        stems = [file_stem(name) for name in names]
+        assert len(set(stems)) == 4
+        assert list(images.values_list("name_stem", flat=True)) == stems
+        assert list(products.values_list("image_stem", flat=True)) == stems
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)

@@ -10,6 +10,7 @@ inserting rows while a rolling upgrade migrates (docs/deploy.md).
 
 from __future__ import annotations
 
+import hashlib
 import unicodedata
 from typing import Any, Final
 
@@ -31,6 +32,8 @@ ATTENTION_ORDER: Final = ("failed", "pending", "processing", "ready")
 # The most characters of a file-name stem: the columns of Image.name_stem and
 # Product.image_stem.
 STEM_MAX_LENGTH: Final = 255
+# The hex digits of the digest that ends a stem cut to STEM_MAX_LENGTH.
+STEM_DIGEST_LENGTH: Final = 16
 
 
 def attention_order() -> Case:
@@ -233,6 +236,11 @@ def file_stem(name: str) -> str:
     character, and a photo and its description are one product either way."""
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     stem = unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
+    if len(stem) <= STEM_MAX_LENGTH:
+        return stem
     # NFC lengthens a few characters (Devanagari "क़", U+0958, is two in it):
-    # the stem of a name of 255 characters is cut to the columns that hold it.
-    return stem[:STEM_MAX_LENGTH]
+    # the stem of a name of 255 characters is cut to the columns that hold it,
+    # its end a digest of the whole, so names that differ only past the cut
+    # stay two stems, two products.
+    digest = hashlib.sha256(stem.encode()).hexdigest()[:STEM_DIGEST_LENGTH]
+    return f"{stem[: STEM_MAX_LENGTH - STEM_DIGEST_LENGTH - 1]}~{digest}"

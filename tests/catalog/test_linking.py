@@ -337,6 +337,19 @@ def test_a_stem_longer_in_one_unicode_form_fits_its_column_and_still_links(uploa
     assert image_of(product) == image
 
 
+def test_names_that_differ_only_past_the_cut_of_their_stems_are_two_products(upload: Upload) -> None:
+    # Cut to 255 characters, the stems of these two would be one.
+    qila, qalam = ("\u0958" * 128 + end + ".jpeg" for end in ("a", "b"))
+    first, _ = services.product_upsert(name="Qila", weight=1, image_name=qila)
+    second, outcome = services.product_upsert(name="Qalam", weight=2, image_name=qalam)
+    qila_photo, qalam_photo = upload(qila), upload(qalam)
+
+    assert outcome == "created"
+    assert len(first.image_stem) == len(second.image_stem) == 255
+    assert (image_of(first), image_of(second)) == (qila_photo, qalam_photo)
+    assert first.image_name == qila
+
+
 def test_the_stems_follow_renames(upload: Upload) -> None:
     image = upload("001.jpeg")
     image.original_name = "002.jpeg"

@@ -44,3 +44,30 @@ def test_a_post_and_an_upload_of_a_stem_two_products_share(
         (typed.pk, 100, image.pk),
         (from_a_mac.pk, 7, image.pk),
     ]
+
+
+def test_two_names_that_differ_only_past_the_cut_of_their_stems_are_two_products(
+    postgres_database: PostgresServer, django_capture_on_commit_callbacks: Any
+) -> None:
+    # NFC writes Devanagari "क़" (U+0958) as two characters: cut to its
+    # column, the stem of each name would be the same 255 characters.
+    names = ["\u0958" * 128 + "a.jpeg", "\u0958" * 128 + "b.jpeg"]
+    client = Client(raise_request_exception=False)
+
+    fruits = [
+        client.post(
+            "/fruits/",
+            {"name": f"Qila {n}", "weight": 3, "image_name": name},
+            content_type="application/json",
+        )
+        for n, name in enumerate(names)
+    ]
+    with django_capture_on_commit_callbacks(execute=True):
+        uploads = [
+            client.post("/upload/", {"file": SimpleUploadedFile(name, corpus.photo_jpeg(120, 80, seed=n))})
+            for n, name in enumerate(names)
+        ]
+
+    assert [r.status_code for r in fruits + uploads] == [201] * 4
+    linked = Product.objects.order_by("pk").values_list("image_name", "image__original_name")
+    assert list(linked) == [(name, name) for name in names]
