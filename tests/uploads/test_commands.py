@@ -122,6 +122,29 @@ def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run
         assert all(abs(a - b) <= 12 for a, b in zip(pixel, colours[source], strict=True)), (exported, pixel)
 
 
+def test_files_whose_names_differ_only_in_case_are_exported_for_a_folder_that_ignores_it(
+    tmp_path: Path, run: Any
+) -> None:
+    # On macOS or a Windows share, "a.jpg" written after "A.jpg" overwrites it.
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    colours = {"A.jpg": (200, 0, 0), "a.jpg": (0, 200, 0), "Café.png": (0, 0, 200), "CAFÉ.png": (0, 200, 200)}
+    for name, colour in colours.items():
+        kind = "PNG" if name.endswith(".png") else "JPEG"
+        (folder / name).write_bytes(corpus._save(corpus.solid(colour, (48, 32)), kind))
+
+    _, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
+
+    exported = sorted(p.name for p in export.iterdir())
+    assert exported == ["A.jpg", "CAFÉ.jpg", "Café-png.jpg", "a-jpg.jpg"]
+    assert len({name.casefold() for name in exported}) == 4
+    assert (
+        "exported a.jpg as a-jpg.jpg: A.jpg came from another file, "
+        "and a folder that ignores case (macOS, Windows) takes a.jpg for it"
+    ) in err
+    assert "exported Café.png as Café-png.jpg: CAFÉ.jpg came from another file" in err
+
+
 def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> None:
     run("import_images", str(icon_delivery), "--preset", "icon")
     out, _ = run("import_images", str(icon_delivery), "--preset", "icon")

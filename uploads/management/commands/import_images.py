@@ -114,7 +114,7 @@ class Command(PortalCommand):
                 returncode=130,
             ) from None
         failed = unexported = 0
-        written: set[str] = set()
+        written: dict[str, str] = {}  # case-folded name: the name written
         exported: dict[int, str] = {}  # image id: the file it was exported for
         for name, image in images:
             if export:
@@ -133,9 +133,14 @@ class Command(PortalCommand):
                     continue
                 exported[processed.pk] = name
                 for target, data in services.image_export_files(processed, stem=file_stem(name)):
-                    unique = _unique_name(target, name, written)
-                    if unique != target:
+                    unique, taken = _unique_name(target, name, written)
+                    if taken == target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
+                    elif taken:
+                        self.stderr.write(
+                            f"exported {name} as {unique}: {taken} came from another file, "
+                            f"and a folder that ignores case (macOS, Windows) takes {target} for it"
+                        )
                     try:
                         files.write_whole(export / unique, data)
                     except OSError as exc:  # a name too long with its suffix, a full disk
@@ -177,15 +182,19 @@ class Command(PortalCommand):
             )
 
 
-def _unique_name(target: str, source: str, written: set[str]) -> str:
+def _unique_name(target: str, source: str, written: dict[str, str]) -> tuple[str, str]:
     """``target``, or, when another file of this run already took it (one
     stem, several formats: photo.png and photo.tiff), the same name with the
-    source's extension added: ``photo-tiff.jpg``."""
+    source's extension added: ``photo-tiff.jpg``; with the name it clashed
+    with ("" if none). Names are compared as a folder that ignores case
+    compares them (macOS, Windows): after ``A.jpg``, ``a.jpg`` is taken too.
+    ``written`` holds the names taken, by their case-folded form."""
     unique, count = target, 1
     base, _, ext = target.rpartition(".")
     source_ext = Path(source).suffix.lstrip(".").lower() or "file"
-    while unique in written:
+    taken = written.get(target.casefold(), "")
+    while unique.casefold() in written:
         count += 1
         unique = f"{base}-{source_ext}.{ext}" if count == 2 else f"{base}-{source_ext}-{count}.{ext}"
-    written.add(unique)
-    return unique
+    written[unique.casefold()] = unique
+    return unique, taken
