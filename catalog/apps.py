@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.apps import AppConfig
+from django.core import checks
 
 
 class CatalogConfig(AppConfig):
@@ -8,6 +9,9 @@ class CatalogConfig(AppConfig):
     verbose_name = "Catalog"
 
     def ready(self) -> None:
-        from catalog import signal_handlers  # noqa: PLC0415 - it imports models: only once apps are loaded
+        # They import models: only once apps are loaded.
+        from catalog import signal_handlers  # noqa: PLC0415
+        from catalog.checks import check_products_sharing_a_stem  # noqa: PLC0415
 
         signal_handlers.register()
+        checks.register(check_products_sharing_a_stem, checks.Tags.database)

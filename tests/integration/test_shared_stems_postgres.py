@@ -1,6 +1,7 @@
 """On PostgreSQL, products whose image file stems are one (added apart before
 stems were kept in one Unicode form) are written one at a time, never a 500:
-a post updates the one of its file name, an upload shows on both."""
+a post updates the one of its file name, an upload shows on both, and the
+database check names them."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import unicodedata
 from typing import Any
 
 import pytest
+from django.core import checks
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
@@ -44,6 +46,11 @@ def test_a_post_and_an_upload_of_a_stem_two_products_share(
         (typed.pk, 100, image.pk),
         (from_a_mac.pk, 7, image.pk),
     ]
+    [shared] = [m.msg for m in checks.run_checks(databases=["default"]) if m.id == "catalog.W001"]
+    assert (
+        shared
+        == f"Products {typed.pk} “Coffee”, {from_a_mac.pk} “Mac coffee” share the image file stem “café”."
+    )
 
 
 def test_two_names_that_differ_only_past_the_cut_of_their_stems_are_two_products(
