@@ -4,7 +4,6 @@ import copy
 import json
 from typing import Any
 
-import tablib
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -26,7 +25,7 @@ from core.admin_dates import DateDrillDownMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import KnownValuesFilter, TypedValuesFilter
-from core.admin_import import BatchedModelResource, ImportPreviewMixin
+from core.admin_import import BatchedModelResource, ImportPreviewMixin, dataset_of_rows
 from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
@@ -115,18 +114,27 @@ class PeopleTSV(PeopleTextFormat, base_formats.TSV):
     pass
 
 
-class PeopleJSON(PeopleTextFormat, base_formats.JSON):
-    pass
+class PeopleDocumentFormat(PeopleTextFormat):
+    """JSON or YAML read by ``import_people``'s reader: a list of people, a
+    mapping whose ``people`` is that list, or one person; each person's keys
+    in any order, a key one lacks leaving that field as it is. A file it
+    refuses is refused in its words ("not valid JSON: ...")."""
 
-
-class PeopleYAML(PeopleTextFormat, base_formats.YAML):
-    """YAML as ``import_people`` reads it: an emoji escaped as JSON escapes
-    it (``"\\ud83d\\ude00"``) is that character; a half alone is refused."""
+    document: str
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
-        dataset = tablib.Dataset()
-        dataset.dict = formats.load_yaml(text)  # as the library's YAML format sets it
-        return dataset
+        return dataset_of_rows(formats.document_rows(text, self.document))
+
+
+class PeopleJSON(PeopleDocumentFormat, base_formats.JSON):
+    document = "json"
+
+
+class PeopleYAML(PeopleDocumentFormat, base_formats.YAML):
+    """An emoji escaped as JSON escapes it (``"\\ud83d\\ude00"``) is that
+    character; a half alone is refused."""
+
+    document = "yaml"
 
 
 PHONE_SHAPE = "office: 802-867-5309; cell: 802-867-5310"

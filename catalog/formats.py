@@ -363,6 +363,26 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
         raise
 
 
+def document_rows(text: str, fmt: str) -> list[Mapping[str, Any]]:
+    """The people of a JSON or YAML file's text as the file writes them (a
+    mapping each, its values unchecked), found as ``people_rows`` finds them:
+    the file's list of people, the ``people`` list of its mapping, or the one
+    person the mapping is. A file that is not valid, or holds anything else,
+    raises the FormatError ``people_rows`` raises."""
+    if fmt == "json":
+        rows = list(_json_rows(iter([text])))
+    elif fmt == "yaml":
+        rows = list(_yaml_rows(iter([text])))
+    else:
+        raise FormatError(f"unknown format {fmt!r}; use json or yaml")
+    people: list[Mapping[str, Any]] = []
+    for row in rows:
+        if not isinstance(row, Mapping):
+            raise _not_people(fmt)
+        people.append(row)
+    return people
+
+
 def _lines(text: Iterable[str]) -> Iterator[str]:
     """The lines of text that comes in pieces, each with its LF."""
     pending: list[str] = []  # a line in pieces: joined once, however many
@@ -681,12 +701,6 @@ class YamlLoader(yaml.SafeLoader):
 
 
 YamlLoader.add_constructor("tag:yaml.org,2002:str", YamlLoader.construct_yaml_str)
-
-
-def load_yaml(text: str) -> Any:
-    """``yaml.safe_load`` of ``text``, its texts read as ``people_rows`` reads
-    them (``YamlLoader``)."""
-    return yaml.load(text, Loader=YamlLoader)  # noqa: S506  # a SafeLoader
 
 
 class _YamlLoader(YamlLoader):

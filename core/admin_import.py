@@ -15,8 +15,10 @@ key the file repeats is refused on the row that repeats it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+import tablib
 from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
@@ -92,6 +94,28 @@ def _unstorable(dataset: Any) -> str | None:
     return None
 
 
+class _Absent(str):
+    """The value of a key a row of a JSON or YAML file does not give: blank
+    where the row is shown, and its field left as it is stored."""
+
+
+ABSENT = _Absent()
+
+
+def dataset_of_rows(rows: Sequence[Mapping[Any, Any]]) -> tablib.Dataset:
+    """The dataset of rows that each give their own keys in their own order
+    (the library's takes the first row's keys as the columns, and each row's
+    values in the order the row gives them): a column for every key, in the
+    order first given; a key a row lacks is ``ABSENT`` there."""
+    dataset = tablib.Dataset()
+    headers = list(dict.fromkeys(key for row in rows for key in row))
+    if headers:
+        dataset.headers = headers
+    for row in rows:
+        dataset.append([row.get(key, ABSENT) for key in headers])
+    return dataset
+
+
 class _Undiffed:
     """The diff of a row past those a preview shows: none (the library's
     renders each field twice and compares them, a third of a row's time)."""
@@ -165,6 +189,15 @@ class BatchedModelResource(resources.ModelResource):
             raise ValidationError(
                 {field.attribute: f"{key} is on row {first} already: a file gives each once."}
             )
+
+    def import_field(
+        self, field: Any, instance: Model, row: dict[str, Any], *args: Any, **kwargs: Any
+    ) -> None:
+        """A field whose key the row lacks keeps what is stored (a new
+        object's default), as a column the file lacks does."""
+        if isinstance(row.get(field.column_name), _Absent):
+            return
+        super().import_field(field, instance, row, *args, **kwargs)
 
     def get_diff_class(self) -> Any:
         # Rows past those a preview shows need no diff.

@@ -1,0 +1,123 @@
+"""The admin's import of people reads the shapes of file ``import_people``
+reads, and refuses the files it refuses, in the same words: a JSON or YAML
+file that is a list of people, a mapping whose ``people`` is that list, or one
+person."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import pytest
+from django.core.management import CommandError
+from django.test import Client
+
+from catalog.models import Person
+from tests.catalog.test_admin_import_export import confirm_data
+from tests.catalog.test_admin_import_text import admin_import, admin_preview, command_import
+from tests.factories import PersonFactory, logged_in, staff_with
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def importer() -> Client:
+    return logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
+
+
+def stored() -> set[tuple[str, str, str, str]]:
+    return set(Person.objects.values_list("username", "name", "department", "role"))
+
+
+BROKEN = {
+    "JSON cut short": ("people.json", b'[{"name": "Ann", "username": "ann"'),
+    "JSON without a comma": ("people.json", b'[{"name": "Ann" "username": "ann"}]'),
+    "JSON with extra data": ("people.json", b'[{"name": "Ann", "username": "ann"}] []'),
+    "YAML with an open list": ("people.yaml", b"- name: Ann\n  username: [ann\n"),
+    "YAML with an open quote": ("people.yaml", b'- name: "Ann\n'),
+    "YAML of two documents": ("people.yaml", b"- {name: Ann, username: ann}\n---\n- {}\n"),
+    "JSON of a number": ("people.json", b"3"),
+    "JSON whose people is no list": ("people.json", b'{"people": "ann"}'),
+    "JSON of lists": ("people.json", b'[["Ann", "ann"]]'),
+    "YAML of texts": ("people.yaml", b"- Ann\n- ann\n"),
+    "YAML naming people twice": ("people.yaml", b"people: [{name: Ann, username: ann}]\npeople: []\n"),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), BROKEN.values(), ids=BROKEN.keys())
+def test_a_file_import_people_cannot_read_is_refused_in_its_words(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    with pytest.raises(CommandError) as refused:
+        command_import(tmp_path, name, content)
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert str(refused.value) in text  # "people.json: not valid JSON: Expecting ',' delimiter: line 1 ..."
+    assert "encountered while trying to read file" not in text
+    assert not confirm_data(page.content.decode())
+    assert not Person.objects.exists()
+
+
+SHAPES = {
+    "JSON mapping with a people list": (
+        "people.json",
+        b'{"source": "HR", "people": [{"name": "Ann", "username": "ann", "role": "Chef"}]}',
+    ),
+    "JSON of one person": ("people.json", b'{"name": "Ann", "username": "ann", "role": "Chef"}'),
+    "YAML mapping with a people list": (
+        "people.yaml",
+        b"source: HR\npeople:\n  - name: Ann\n    username: ann\n    role: Chef\n",
+    ),
+    "YAML of one person": ("people.yaml", b"name: Ann\nusername: ann\nrole: Chef\n"),
+    "YAML people list with an anchor": (
+        "people.yaml",
+        b"people: &all\n  - {name: Ann, username: ann, role: Chef}\n",
+    ),
+    "JSON whose people give their keys in another order": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "role": "Chef"}, {"role": "Cook", "username": "bob", "name": "Bob"}]',
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), SHAPES.values(), ids=SHAPES.keys())
+def test_the_admin_imports_the_people_of_every_shape_import_people_reads(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    command_import(tmp_path, name, content)
+    by_command = stored()
+    Person.objects.all().delete()
+
+    admin_import(importer, name, content)
+
+    assert ("ann", "Ann", "", "Chef") in by_command
+    assert stored() == by_command
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        (
+            "people.json",
+            b'[{"name": "Ann", "username": "ann", "role": "Chef"}, {"username": "bob", "name": "Bob"}]',
+        ),
+        ("people.yaml", b"- {name: Ann, username: ann, role: Chef}\n- {username: bob, name: Bob}\n"),
+    ],
+    ids=["JSON", "YAML"],
+)
+def test_a_person_whose_row_lacks_a_key_keeps_that_field_as_import_people_keeps_it(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    PersonFactory(username="bob", name="Robert", department="Sales", role="Boss")
+    command_import(tmp_path, name, content)
+    by_command = stored()
+    Person.objects.all().delete()
+    PersonFactory(username="bob", name="Robert", department="Sales", role="Boss")
+
+    admin_import(importer, name, content)
+
+    assert ("bob", "Bob", "Sales", "Boss") in by_command
+    assert stored() == by_command
