@@ -106,11 +106,22 @@ class PeopleTextFormat(base_formats.TextFormat):
         return super().create_dataset(text, **kwargs)
 
 
-class PeopleCSV(PeopleTextFormat, base_formats.CSV):
+class PeopleTableFormat(PeopleTextFormat):
+    """CSV or TSV whose headers are read as ``import_people`` reads a CSV's:
+    in any case, with spaces around them."""
+
+    def dataset_of(self, text: str, **kwargs: Any) -> Any:
+        dataset = super().dataset_of(text, **kwargs)
+        if dataset.headers:
+            dataset.headers = [formats.csv_header(header) for header in dataset.headers]
+        return dataset
+
+
+class PeopleCSV(PeopleTableFormat, base_formats.CSV):
     pass
 
 
-class PeopleTSV(PeopleTextFormat, base_formats.TSV):
+class PeopleTSV(PeopleTableFormat, base_formats.TSV):
     pass
 
 

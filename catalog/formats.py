@@ -399,20 +399,26 @@ def _lines(text: Iterable[str]) -> Iterator[str]:
         yield "".join(pending)
 
 
+def csv_header(name: str | None) -> str:
+    """The field a CSV column's header names: in any case, with spaces
+    around it (``Name``, `` username ``)."""
+    return (name or "").strip().lower()
+
+
 def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     reader = csv.DictReader(lines)
     fault: FormatError | None = None
     try:
         if reader.fieldnames is None:
             raise FormatError("the CSV file is empty")
-        missing = {"name", "username"} - {f.strip().lower() for f in reader.fieldnames}
+        missing = {"name", "username"} - {csv_header(f) for f in reader.fieldnames}
         if missing:
             raise FormatError(f"the CSV header lacks {', '.join(sorted(missing))}")
         for number, row in enumerate(reader, start=1):
             if fault is not None:
                 continue
             try:
-                person = _person({(k or "").strip().lower(): v for k, v in row.items()}, number)
+                person = _person({csv_header(k): v for k, v in row.items()}, number)
             except FormatError as exc:
                 # A fault of the CSV itself further on is told first, as
                 # when every row was read before any was checked.
