@@ -651,6 +651,7 @@ LOGGING = {
     },
     "filters": {
         "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        "disallowed_host_as_warning": {"()": "portal.log.DisallowedHostAsWarning"},
     },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
@@ -666,6 +667,15 @@ LOGGING = {
         "django.request": {
             "handlers": ["console", "mail_admins"],
             "level": "ERROR",
+            "propagate": False,
+        },
+        # A request for another site's host (scanners send them all day):
+        # one warning line with the host and the path, never mailed. The
+        # other django.security events stay errors with their traceback.
+        "django.security.DisallowedHost": {
+            "handlers": ["console"],
+            "level": "WARNING",
+            "filters": ["disallowed_host_as_warning"],
             "propagate": False,
         },
         # Errors outside a request reach ADMINS too: background processing,

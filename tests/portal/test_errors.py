@@ -1,10 +1,15 @@
 """Errors in production: the client gets a plain 500 that tells nothing of
 the failure, and ADMINS get a mail with the traceback, whether the error
 happened answering a request or in the background (a task, publishing to the
-broker)."""
+broker). A request a scanner sends for a host of another site is a
+warning of one line, never mailed."""
 
 from __future__ import annotations
 
+import io
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -95,3 +100,41 @@ def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
     settings.ADMINS = [("Ops", ADMIN)]
     current_app.tasks[dispatch.PROCESS_IMAGE].apply(args=["not-an-id"])
     assert _mailed_to_admins() == []
+
+
+@contextmanager
+def _console() -> Iterator[io.StringIO]:
+    """What the portal's configured console handler writes meanwhile."""
+    [console] = [h for h in logging.getLogger("django").handlers if h.name == "console"]
+    assert isinstance(console, logging.StreamHandler)
+    written = io.StringIO()
+    stream = console.setStream(written)
+    try:
+        yield written
+    finally:
+        console.setStream(stream)
+
+
+@pytest.mark.usefixtures("production")
+def test_a_request_for_a_host_not_allowed_is_one_warning_line_and_is_not_mailed() -> None:
+    with _console() as written:
+        response = Client().get("/wp-login.php%0Aforged", HTTP_HOST="scanner.example")
+
+    assert response.status_code == 400
+    [line] = written.getvalue().splitlines()
+    assert " WARNING django.security.DisallowedHost " in line
+    assert "'scanner.example'" in line
+    assert "'/wp-login.php\\nforged'" in line  # a line break in the path stays in its line
+    assert _mailed_to_admins() == []
+
+
+@pytest.mark.usefixtures("production")
+def test_other_suspicious_requests_are_still_errors_with_their_traceback(settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
+    with _console() as written:
+        response = Client().get("/reviews/?a=1&b=2&c=3")
+
+    assert response.status_code == 400
+    output = written.getvalue()
+    assert " ERROR django.security.TooManyFieldsSent " in output
+    assert "Traceback" in output

@@ -1,0 +1,26 @@
+"""Filters of the portal's logging configuration (settings.LOGGING)."""
+
+from __future__ import annotations
+
+import logging
+
+
+class DisallowedHostAsWarning(logging.Filter):
+    """A request for a host not in ALLOWED_HOSTS, as one warning line.
+
+    Scanners send them all day, each answered 400: Django logs each as an
+    error with its traceback, which buries the errors worth reading (and
+    mails ADMINS wherever their handler takes errors). The host and the path
+    are written as Python literals, so that a line break or any control
+    character sent in them stays inside the line.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        if request is not None:
+            host = request._get_raw_host()  # Django's own, not in the stubs: the host it refused
+            record.msg = "host %r not allowed (ALLOWED_HOSTS): %s %r"
+            record.args = (host, request.method, request.path)
+        record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
+        record.exc_info = record.exc_text = None
+        return True
