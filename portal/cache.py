@@ -279,11 +279,37 @@ class SharedFileCache(FileBasedCache):
             if os.stat(f.name).st_ino == os.fstat(f.fileno()).st_ino:
                 os.remove(f.name)
 
+    def set(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> None:
+        """Django's, where the entry takes its place under the folder's lock
+        (only that: the cull and the writing come before it). A touch reads
+        an entry and writes it back under that lock: a set of another
+        process in between was lost, the value read put back over it."""
+        self._createdir()  # type: ignore[attr-defined]  # the folder may have been deleted
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        self._cull()
+        self._replace(fname, self.get_backend_timeout(timeout), value, lock=True)
+
     def add(self, key: Any, value: Any, timeout: Any = DEFAULT_TIMEOUT, version: int | None = None) -> bool:
         # Django's looks for the entry, then writes it: two workers adding
         # at once both wrote, and the second reset what the first counted.
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
         with self._locked():
-            return super().add(key, value, timeout, version)
+            if self.has_key(key, version):
+                return False
+            self._cull()
+            self._replace(fname, self.get_backend_timeout(timeout), value)
+        return True
+
+    def delete(self, key: Any, version: int | None = None) -> bool:
+        # Under the folder's lock, as a set: a touch would put back what it deleted.
+        with self._locked():
+            return super().delete(key, version)
+
+    def clear(self) -> None:
+        # Under the folder's lock, as a set: a touch would put back an entry it deleted.
+        if os.path.exists(self._dir):  # type: ignore[attr-defined]  # Django's own, not in the stubs
+            with self._locked():
+                super().clear()
 
     def incr(self, key: Any, delta: int = 1, version: int | None = None) -> int:
         """Django's reads the entry, then writes it: of two workers counting
@@ -303,7 +329,9 @@ class SharedFileCache(FileBasedCache):
         """Django's unpickles the entry unguarded, so an entry that cannot be
         read answered with an error, and rewrites it where it lies. Here it
         is read as every other read is, and replaced whole under the
-        folder's lock, as an incr replaces it."""
+        folder's lock, as an incr replaces it: every other write of the
+        folder takes that lock too, so none lands between the read and the
+        write, to be undone by the value read."""
         fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
         with self._locked():
             entry = self._read(fname)
@@ -312,15 +340,17 @@ class SharedFileCache(FileBasedCache):
             self._replace(fname, self.get_backend_timeout(timeout), entry[1])
         return True
 
-    def _replace(self, fname: str, expiry: float | None, value: Any) -> None:
+    def _replace(self, fname: str, expiry: float | None, value: Any, *, lock: bool = False) -> None:
         """Writes the entry at ``fname`` whole: readers see the old entry or
-        the new, never half of one."""
+        the new, never half of one. With ``lock``, it takes its place under
+        the folder's lock (a caller that holds it already passes none)."""
         fd, tmp_path = tempfile.mkstemp(dir=self._dir)  # type: ignore[attr-defined]
         try:
             with open(fd, "wb") as f:
                 f.write(pickle.dumps(expiry, self.pickle_protocol))
                 f.write(zlib.compress(pickle.dumps(value, self.pickle_protocol)))
-            os.replace(tmp_path, fname)
+            with self._locked() if lock else contextlib.nullcontext():
+                os.replace(tmp_path, fname)
         except BaseException:
             # A full disk: no stray file left (neither clear() nor a cull would find it).
             with contextlib.suppress(FileNotFoundError):
@@ -330,9 +360,15 @@ class SharedFileCache(FileBasedCache):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         """The folder's lock (a file that is no entry), which every process
-        of the machine takes for an add or an incr."""
-        self._createdir()  # type: ignore[attr-defined]  # the folder may have been deleted
-        with open(os.path.join(self._dir, "counts.lock"), "ab") as lock:  # type: ignore[attr-defined]
+        of the machine takes to write an entry or delete one. Not reentrant:
+        a second take in the same process waits for the first for good."""
+        path = os.path.join(self._dir, "counts.lock")  # type: ignore[attr-defined]
+        try:
+            lock = open(path, "ab")  # noqa: SIM115 - closed below
+        except FileNotFoundError:  # the folder deleted: made again only then, as every set takes the lock
+            self._createdir()  # type: ignore[attr-defined]
+            lock = open(path, "ab")  # noqa: SIM115 - closed below
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield  # closing the file releases the lock
 

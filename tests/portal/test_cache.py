@@ -291,7 +291,7 @@ def test_a_full_shared_folder_drops_what_has_expired_and_keeps_what_is_current(t
         shared.set(f"rate-{n}", n, timeout=600)  # the folder full each time
     assert shared.get("lockout") == {"failures": 5}
     assert [shared.get(f"rate-{n}") for n in range(8)] == list(range(8))
-    assert len(list(tmp_path.iterdir())) == 9
+    assert len(list(tmp_path.glob("*.djcache"))) == 9  # the entries, not the lock beside them
 
 
 def test_the_portal_s_shared_folder_keeps_a_lockout_through_a_flood_of_failed_logins(
@@ -599,3 +599,58 @@ def test_a_touch_in_the_shared_folder_moves_the_expiry_and_keeps_the_value(tmp_p
     assert shared.get("failures") == 4
     assert shared.touch("failures", -1) is True  # ended at once
     assert shared.get("failures") is None
+
+
+# A write of another process between a touch's read and its write, each in
+# a process of its own: what the other process wrote, and what it leaves.
+WRITES_DURING_A_TOUCH: dict[str, tuple[Any, Any]] = {
+    "set": (lambda shared: shared.set("session", "written after", timeout=600), "written after"),
+    "delete": (lambda shared: shared.delete("session"), None),
+    "clear": (lambda shared: shared.clear(), None),
+}
+
+
+def _write_once_it_may(go: Any, reached: Any, location: str, write: str) -> None:
+    """Writes the entry once told to go; ``reached`` says it has written it
+    or waits for the folder's lock to do so, whichever comes first."""
+    shared = _folder_cache(Path(location), max_entries=10)
+    go.wait()
+    locked = shared._locked
+
+    @contextlib.contextmanager
+    def signalling() -> Iterator[None]:
+        reached.set()
+        with locked():
+            yield
+
+    shared._locked = signalling  # type: ignore[method-assign]
+    WRITES_DURING_A_TOUCH[write][0](shared)
+    reached.set()
+
+
+@pytest.mark.parametrize("write", WRITES_DURING_A_TOUCH.keys())
+def test_a_touch_never_puts_back_what_it_read_over_a_write_of_another_process(
+    tmp_path: Path, write: str
+) -> None:
+    """A touch reads the entry and writes it back with its new expiry: a
+    set, delete or clear of another process between the two was lost, the
+    value read put back over it (a session written again, then touched by a
+    request of the same visitor that read it before)."""
+    toucher = _folder_cache(tmp_path, max_entries=10)
+    toucher.set("session", "read before", timeout=600)
+    go, reached = FORK.Event(), FORK.Event()
+    writer = FORK.Process(target=_write_once_it_may, args=(go, reached, str(tmp_path), write), daemon=True)
+    writer.start()  # before the touch takes the lock: a process forked meanwhile would hold it too
+    read = toucher._read
+
+    def read_then_let_the_other_process_write(fname: str) -> Any:
+        entry = read(fname)
+        go.set()
+        assert reached.wait(timeout=60)
+        return entry
+
+    toucher._read = read_then_let_the_other_process_write  # type: ignore[method-assign]
+    assert toucher.touch("session", 1200) is True
+    writer.join(timeout=60)
+    assert writer.exitcode == 0
+    assert _folder_cache(tmp_path, max_entries=10).get("session") == WRITES_DURING_A_TOUCH[write][1]
