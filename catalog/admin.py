@@ -420,8 +420,8 @@ class RatingFilter(KnownValuesFilter):
 
 @admin.register(Feedback)
 class FeedbackAdmin(
-    EstimatedCountMixin,
     IndexOrderedMixin,
+    EstimatedCountMixin,
     DateHierarchyMixin,
     DateDrillDownMixin,
     SearchLimitMixin,

@@ -166,12 +166,27 @@ class EstimatedCountPaginator(Paginator):
             raise EmptyPage(self.error_messages["min_page"])
         return number
 
+    def rows(self, queryset: QuerySet[Any], bottom: int, top: int) -> Any:
+        """The rows of the list from ``bottom`` up to ``top``."""
+        return queryset[bottom:top]
+
+    def more_after(self, queryset: QuerySet[Any], top: int) -> bool:
+        """Whether the list has a row past its first ``top``."""
+        return queryset[top:].exists()
+
     def page(self, number: Any) -> Page:
         number = self._whole_number(number)
         if not self.estimated:
             if number > self.num_pages:
                 raise PastTheEnd(self.num_pages)
-            return super().page(number)
+            if not isinstance(self.object_list, QuerySet):
+                return super().page(number)
+            # Django's page, its rows read by rows().
+            bottom = (number - 1) * self.per_page
+            top = bottom + self.per_page
+            if top + self.orphans >= self.count:
+                top = self.count
+            return self._get_page(self.rows(self.object_list, bottom, top), number, self)  # type: ignore[attr-defined,no-any-return]
         # Only a queryset is estimated (table_estimate).
         queryset = cast("QuerySet[Any]", self.object_list)
         bottom = (number - 1) * self.per_page
@@ -182,7 +197,7 @@ class EstimatedCountPaginator(Paginator):
             self._settle(queryset.count(), estimated=False)
             if number > self.num_pages:
                 raise PastTheEnd(self.num_pages)
-        rows = queryset[bottom:top]
+        rows = self.rows(queryset, bottom, top)
         found = len(rows)
         if found == 0 and number > 1:
             self._settle(queryset.count(), estimated=False)
@@ -190,7 +205,7 @@ class EstimatedCountPaginator(Paginator):
         if found < self.per_page:
             self._settle(bottom + found, estimated=False)
         elif number >= math.ceil(self.count / self.per_page):
-            if queryset[top:].exists():
+            if self.more_after(queryset, top):
                 self._settle(max(self.count, top + 1), estimated=True)
             else:
                 self._settle(top, estimated=False)

@@ -8,11 +8,14 @@ from typing import Any, ClassVar
 
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
-from django.db.models import OrderBy
+from django.core.exceptions import FieldDoesNotExist
+from django.db import connections
+from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.text import smart_split
 from django_stubs_ext import StrOrPromise
 
+from core.admin_counts import EstimatedCountPaginator
 from core.errors import error_response
 from core.filters import MAX_SEARCH_TERMS, too_many_search_terms
 
@@ -97,9 +100,83 @@ class IndexOrderedChangeList(ChangeList):
         return total
 
 
+def nullable_relation_order(queryset: QuerySet[Any]) -> tuple[str, bool] | None:
+    """The nullable foreign key whose related model's order, then the primary
+    key the same way, is the order of ``queryset`` (``product, pk`` or
+    ``-product, -pk``), and whether descending; else None."""
+    order = queryset.query.order_by
+    if len(order) != 2:
+        return None
+    first, last = order
+    if not (isinstance(first, str) and isinstance(last, str)):
+        return None
+    descending = first.startswith("-")
+    name = first.removeprefix("-")
+    if last != ("-pk" if descending else "pk"):
+        return None
+    try:
+        field = queryset.model._meta.get_field(name)
+    except FieldDoesNotExist:
+        return None
+    if not (field.many_to_one and field.null):
+        return None
+    return name, descending
+
+
+class IndexOrderedPaginator(EstimatedCountPaginator):
+    """A list sorted by a nullable foreign key (reviews by product) is sorted
+    by the related rows' order over an outer join, which no index serves: the
+    database reads and sorts both tables for each page. Its page is read in
+    two parts instead, each read in the order of an index: the rows with a
+    related row (an inner join, walked along the related table's index of its
+    order and each one's rows by the index of the key), and the rows without
+    one (by id). The parts come in the order the database sorts an empty key in
+    (PostgreSQL: last going up, first going down; SQLite the other way), so
+    that a page reads as the list's one query, which a list short enough for
+    one page runs, would show it."""
+
+    def rows(self, queryset: QuerySet[Any], bottom: int, top: int) -> Any:
+        parts = self._parts(queryset)
+        if parts is None:
+            return super().rows(queryset, bottom, top)
+        first, second = parts
+        rows = list(first[bottom:top])
+        if len(rows) == top - bottom:
+            return rows
+        # The first part ends on this page, or before it.
+        end = bottom + len(rows) if rows else first.count()
+        return rows + list(second[max(bottom - end, 0) : top - end])
+
+    def more_after(self, queryset: QuerySet[Any], top: int) -> bool:
+        if self._parts(queryset) is None:
+            return super().more_after(queryset, top)
+        return bool(self.rows(queryset, top, top + 1))
+
+    @staticmethod
+    def _parts(queryset: QuerySet[Any]) -> tuple[QuerySet[Any], QuerySet[Any]] | None:
+        found = nullable_relation_order(queryset)
+        if found is None:
+            return None
+        name, descending = found
+        # Django makes the join of the related rows an inner one for this condition.
+        related = queryset.filter(**{f"{name}__isnull": False})
+        unrelated = queryset.filter(**{f"{name}__isnull": True}).order_by("-pk" if descending else "pk")
+        # Without the outer join of a related row there is not, which would
+        # keep the planner from reading them in the order of an index.
+        joined = unrelated.query.select_related
+        if isinstance(joined, dict) and name in joined:
+            unrelated.query.select_related = {k: v for k, v in joined.items() if k != name} or False
+        empty_first = connections[queryset.db].features.nulls_order_largest == descending
+        return (unrelated, related) if empty_first else (related, unrelated)
+
+
 class IndexOrderedMixin:
     """For a ModelAdmin of a large table whose sortable columns have an index
-    of (column, id): see IndexOrderedChangeList."""
+    of (column, id): see IndexOrderedChangeList, and IndexOrderedPaginator for
+    a column of a nullable foreign key. Before EstimatedCountMixin, whose
+    paginator this one is."""
+
+    paginator: ClassVar[type] = IndexOrderedPaginator
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return IndexOrderedChangeList

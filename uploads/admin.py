@@ -208,8 +208,8 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 
 @admin.register(Image)
 class ImageAdmin(
-    EstimatedCountMixin,
     IndexOrderedMixin,
+    EstimatedCountMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
     CountedDeleteMixin,

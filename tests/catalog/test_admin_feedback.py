@@ -15,6 +15,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from catalog.admin import FeedbackAdmin
 from catalog.models import Feedback
 from core.admin_dates import walk_dates
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
@@ -301,3 +302,52 @@ def test_the_list_offers_every_rating_without_reading_every_review_for_them(admi
     fours = admin_client.get(f"{REVIEWS}?rating=4").content.decode()
     assert "Four stars" in fours
     assert "No stars" not in fours
+
+
+def _pages_by_product(client: Client, order: str) -> tuple[list[str], list[str]]:
+    """The titles of every page of the list sorted by product (the seventh
+    column, after the selection box), in the order shown, and the statements
+    that read them."""
+    titles: list[str] = []
+    statements: list[str] = []
+    page = 1
+    while True:
+        with CaptureQueriesContext(connection) as ran:
+            response = client.get(REVIEWS, {"o": order, "p": str(page)})
+        assert response.status_code == 200
+        changelist = response.context["cl"]
+        titles += [review.title for review in changelist.result_list]
+        statements += [query["sql"] for query in ran]
+        if page >= changelist.paginator.num_pages:
+            return titles, statements
+        page += 1
+
+
+@pytest.mark.parametrize("order", ["7", "-7"], ids=["ascending", "descending"])
+def test_the_review_list_sorted_by_product_pages_by_product_name_and_reads_no_outer_join_in_that_order(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    monkeypatch.setattr(FeedbackAdmin, "list_per_page", 3)
+    cherry, apple, banana = (ProductFactory(name=name) for name in ("Cherry", "Apple", "Banana"))
+    for title, product in [
+        ("cherry 1", cherry),
+        ("none 1", None),
+        ("apple 1", apple),
+        ("banana 1", banana),
+        ("none 2", None),
+        ("apple 2", apple),
+        ("cherry 2", cherry),
+        ("none 3", None),
+    ]:
+        FeedbackFactory(title=title, product=product)
+    # SQLite sorts an empty product first going up, as its one query of a short list does.
+    up = ["none 1", "none 2", "none 3", "apple 1", "apple 2", "banana 1", "cherry 1", "cherry 2"]
+
+    titles, statements = _pages_by_product(admin_client, order)
+
+    assert titles == (up if order == "7" else up[::-1])
+    assert [r.title for r in Feedback.objects.order_by(f"{order[:-1]}product", f"{order[:-1]}pk")] == titles
+    sorted_over_outer_join = [
+        s for s in statements if "LEFT OUTER JOIN" in s and 'ORDER BY "catalog_product"."name"' in s
+    ]
+    assert not sorted_over_outer_join
