@@ -316,7 +316,13 @@ def nfc_stem_apart(name: str) -> str:
 class LongStemsApart(RunPython):
     """Set each ``target`` stem of the column's full length (the only ones
     that may have been cut) to ``nfc_stem_apart(source)``, in batches
-    (``fill_in_batches``). For a migration that is not atomic."""
+    (``fill_in_batches``). For a migration that is not atomic.
+
+    Reversed, such a stem that ends in a digest is cut again (``nfc_stem``),
+    as the release before keeps it: left with its digest, that release
+    would look up a post of its name by the cut stem, miss the product and
+    add a second one. A name whose stem is of the column's length and ends
+    so by itself is its own stem either way."""
 
     def __init__(self, model: str, *, source: str, target: str) -> None:
         app_label, model_name = model.split(".")
@@ -330,7 +336,16 @@ class LongStemsApart(RunPython):
                 rows=models.Q(**{f"{target}__regex": r"^.{255}$"}),
             )
 
-        super().__init__(long_stems_apart, RunPython.noop, atomic=False, elidable=True)
+        def long_stems_cut(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+            fill_in_batches(
+                apps.get_model(app_label, model_name),
+                source=source,
+                target=target,
+                value=nfc_stem,
+                rows=models.Q(**{f"{target}__regex": r"^.{238}~[0-9a-f]{16}$"}),
+            )
+
+        super().__init__(long_stems_apart, long_stems_cut, atomic=False, elidable=True)
 
 
 class AddIndexConcurrently(AddIndex):
