@@ -389,4 +389,10 @@ class SharedFileCache(FileBasedCache):
                 logger.warning("shared cache entry %s not read by the cull: %s", name, exc)
                 live += 1
         if live >= self._max_entries:
+            if self._cull_frequency == 0:  # type: ignore[attr-defined]  # Django's own, not in the stubs
+                # CULL_FREQUENCY 0 empties the folder. Django's cull calls
+                # clear() for it, which takes the folder's lock: from an add,
+                # which holds it already, that waited for good.
+                FileBasedCache.clear(self)
+                return
             super()._cull()  # type: ignore[misc]

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import multiprocessing
 import os
@@ -654,3 +655,18 @@ def test_a_touch_never_puts_back_what_it_read_over_a_write_of_another_process(
     writer.join(timeout=60)
     assert writer.exitcode == 0
     assert _folder_cache(tmp_path, max_entries=10).get("session") == WRITES_DURING_A_TOUCH[write][1]
+
+
+def test_an_add_to_a_full_shared_folder_that_empties_when_full_does_not_wait_for_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CULL_FREQUENCY 0 (Django's "empty the folder when full"): an add
+    culls holding the folder's lock, and the cull's clear took it again."""
+    shared = SharedFileCache(str(tmp_path), {"OPTIONS": {"MAX_ENTRIES": 2, "CULL_FREQUENCY": 0}})
+    shared.set("a", 1, timeout=600)
+    shared.set("b", 2, timeout=600)
+    # One process alone: a lock it would wait for is one it holds itself.
+    flock = fcntl.flock
+    monkeypatch.setattr(fcntl, "flock", lambda f, op: flock(f, op | fcntl.LOCK_NB))
+    assert shared.add("c", 3, timeout=600)
+    assert (shared.get("a"), shared.get("b"), shared.get("c")) == (None, None, 3)
