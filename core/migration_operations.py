@@ -333,7 +333,9 @@ class LongStemsApart(RunPython):
                 source=source,
                 target=target,
                 value=nfc_stem_apart,
-                rows=models.Q(**{f"{target}__regex": r"^.{255}$"}),
+                # (?s): a line break is a character of the stem too (SQLite
+                # matches with Python's re, whose "." skips it otherwise).
+                rows=models.Q(**{f"{target}__regex": r"(?s)^.{255}$"}),
             )
 
         def long_stems_cut(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
@@ -342,7 +344,7 @@ class LongStemsApart(RunPython):
                 source=source,
                 target=target,
                 value=nfc_stem,
-                rows=models.Q(**{f"{target}__regex": r"^.{238}~[0-9a-f]{16}$"}),
+                rows=models.Q(**{f"{target}__regex": r"(?s)^.{238}~[0-9a-f]{16}$"}),
             )
 
         super().__init__(long_stems_apart, long_stems_cut, atomic=False, elidable=True)
