@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, cast
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -20,6 +21,7 @@ from rest_framework.utils import html
 from rest_framework.validators import UniqueValidator
 
 from catalog import formats, selectors, services
+from catalog.forms import ReviewDateFormField
 from catalog.models import Feedback, Person, Product, validate_not_future
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import FilterBackend, SearchFilter
@@ -348,12 +350,29 @@ class ReviewTextField(serializers.CharField):
         return normalize_newlines(super().to_internal_value(data))
 
 
+class ReviewDateField(serializers.DateField):
+    """A review's date read by ``formats.parse_date``, the one rule of every
+    path; ``exact`` here, as the schema gives it (``format: date``). Django's
+    reading, which DRF's field uses, took what ``date.fromisoformat`` takes on
+    Python 3.11 too (``20240102``, ``2024-W01-2``)."""
+
+    exact = True
+
+    def to_internal_value(self, value: Any) -> dt.date:
+        if not isinstance(value, str):
+            self.fail("invalid", format=formats.DATE_FORM)
+        try:
+            return formats.parse_date(value, exact=self.exact)
+        except formats.FormatError:
+            self.fail("invalid", format=formats.DATE_FORM)
+
+
 class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.TextField: ReviewTextField,
     }
-    date = serializers.DateField(
+    date = ReviewDateField(
         required=False, validators=[validate_not_future], help_text="Defaults to today; not in the future."
     )
     product = serializers.PrimaryKeyRelatedField(
@@ -373,9 +392,15 @@ class FeedbackModerationSerializer(FeedbackSerializer):
     status = serializers.ChoiceField(choices=Feedback.Status.choices, required=False)
 
 
+class ReviewDateFilter(filters.DateFilter):
+    """A day to filter reviews by, read as the API reads a review's date."""
+
+    field_class = ReviewDateFormField
+
+
 class FeedbackFilter(filters.FilterSet):
-    date_after = filters.DateFilter(field_name="date", lookup_expr="gte")
-    date_before = filters.DateFilter(field_name="date", lookup_expr="lte")
+    date_after = ReviewDateFilter(field_name="date", lookup_expr="gte", exact=True)
+    date_before = ReviewDateFilter(field_name="date", lookup_expr="lte", exact=True)
 
     class Meta:
         model = Feedback

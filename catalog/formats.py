@@ -137,17 +137,25 @@ class ReviewRecord:
 # digits, a dash, a month and a day of one or two digits (``2024-01-02``,
 # ``2024-1-2``). Every path reads it with ``parse_date``: the week and ordinal
 # forms that ``date.fromisoformat`` reads on Python 3.11 (``20240102``,
-# ``2024-W01-1``) are refused by all of them alike.
+# ``2024-W01-1``) and the forms of a locale (``10/25/2006``) are refused by
+# all of them alike. The API, whose schema says ``format: date`` (RFC 3339's
+# full-date), takes it ``exact``: the ten characters of ``2024-01-02`` alone.
 DATE_FORM = "YYYY-MM-DD"
 
 
-def parse_date(value: str) -> dt.date:
+def parse_date(value: str, *, exact: bool = False) -> dt.date:
     """A review's date in ``DATE_FORM``, around which spaces and line breaks
-    are trimmed (course clients send a file's lines as they read them)."""
+    are trimmed (course clients send a file's lines as they read them); or,
+    ``exact``, in that form to the character: untrimmed, its month and day
+    of two digits."""
+    text = value if exact else value.strip()
     try:
-        return dt.datetime.strptime(value.strip(), "%Y-%m-%d").date()
-    except ValueError as exc:
-        raise FormatError(f"not a date in {DATE_FORM} form: {value.strip()!r}") from exc
+        day = dt.datetime.strptime(text, "%Y-%m-%d").date()
+    except ValueError:
+        day = None
+    if day is None or (exact and day.isoformat() != text):
+        raise FormatError(f"not a date in {DATE_FORM} form: {text!r}")
+    return day
 
 
 def parse_review(raw: bytes) -> ReviewRecord:

@@ -4,10 +4,36 @@ import datetime as dt
 from typing import Any
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from catalog import formats
 from catalog.models import Feedback
 from catalog.services import PRODUCT_GONE_MESSAGE
+
+
+class ReviewDateFormField(forms.DateField):
+    """A review's date read by ``formats.parse_date``, the rule of every path,
+    in place of the forms of the locale (``DATE_INPUT_FORMATS``: ``10/25/2006``,
+    which reads another day where the day comes first). A date picker sends
+    ``YYYY-MM-DD``; typed, it is trimmed and takes a month or day of one digit,
+    unless ``exact`` (the API's filters, as its schema gives them)."""
+
+    def __init__(self, *, exact: bool = False, **kwargs: Any) -> None:
+        self.exact = exact
+        super().__init__(**kwargs)
+
+    def to_python(self, value: Any) -> dt.date | None:
+        if value in self.empty_values:
+            return None
+        if isinstance(value, dt.datetime):
+            return value.date()
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return formats.parse_date(str(value), exact=self.exact)
+        except formats.FormatError:
+            raise ValidationError(f"Enter a date in {formats.DATE_FORM} form.", code="invalid") from None
 
 
 class FeedbackForm(forms.ModelForm[Feedback]):

@@ -12,7 +12,6 @@ elsewhere a write needs a token with the model permissions.
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, NoReturn
 
 from django.conf import settings
@@ -24,8 +23,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog import formats, selectors, services
-from catalog.api import ReviewTextField, WeightField
+from catalog import selectors, services
+from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
 from core.net import client_ip, ip_in_networks
 from core.parsers import JSONParser
@@ -37,19 +36,13 @@ class LabThrottle(ClientRateThrottle):
     scope = "lab"
 
 
-class TrimmedDateField(serializers.DateField):
+class TrimmedDateField(ReviewDateField):
     """A ``YYYY-MM-DD`` date, trimmed like every other field: course clients
     post the lines of a file as readlines() gives them, ``"2017-12-21\n"``.
     Read as ``import_feedback`` reads a review file's date, so that a file
     it takes is a body this takes, and the reverse."""
 
-    def to_internal_value(self, value: Any) -> dt.date:
-        if not isinstance(value, str):
-            self.fail("invalid", format=formats.DATE_FORM)
-        try:
-            return formats.parse_date(value)
-        except formats.FormatError:
-            self.fail("invalid", format=formats.DATE_FORM)
+    exact = False
 
 
 class LabFeedbackSerializer(serializers.Serializer[Any]):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from catalog.api import FeedbackThrottle, FeedbackViewSet
@@ -411,3 +412,81 @@ def test_right_to_left_text_and_its_marks_are_kept(client: Any) -> None:
     )
     assert response.status_code == 201
     assert Feedback.objects.get().title == title
+
+
+# --- A review's date as the schema gives it -----------------------------------
+
+# What the schema's ``format: date`` (RFC 3339's full-date, 2024-01-02) is
+# not, and Django's reading took: what date.fromisoformat() reads on Python
+# 3.11, a month or day of one digit, a trailing line break, a locale's form.
+NOT_FULL_DATES = [
+    "20240102",
+    "2024-W01-2",
+    "2024W012",
+    "2024-1-2",
+    " 2024-01-02",
+    "2024-01-02\n",
+    "10/25/2006",
+    "2024-01-02T00:00:00",
+]
+WRONG_FORM = "Date has wrong format. Use one of these formats instead: YYYY-MM-DD."
+
+
+@pytest.mark.parametrize("date", NOT_FULL_DATES)
+def test_a_review_date_is_written_through_the_api_only_as_its_schema_gives_it(
+    visitor: APIClient, staff: APIClient, date: str
+) -> None:
+    review = FeedbackFactory(date=dt.date(2024, 5, 1))
+
+    posted = visitor.post(LIST, review_payload(date=date), format="json")
+    patched = staff.patch(detail(review.pk), {"date": date}, format="json")
+    put = staff.put(detail(review.pk), review_payload(date=date), format="json")
+
+    for response in (posted, patched, put):
+        assert response.status_code == 400, response.content
+        assert response.json() == {"date": [WRONG_FORM]}
+    assert list(Feedback.objects.values_list("date", flat=True)) == [dt.date(2024, 5, 1)]
+
+
+def test_a_review_date_written_through_the_api_is_a_full_date_not_past_tomorrow(
+    visitor: APIClient, staff: APIClient
+) -> None:
+    review = FeedbackFactory(date=dt.date(2024, 5, 1))
+    too_far = (timezone.localdate() + dt.timedelta(days=2)).isoformat()
+
+    posted = visitor.post(LIST, review_payload(date="2024-01-02"), format="json")
+    patched = staff.patch(detail(review.pk), {"date": "2023-12-31"}, format="json")
+    future = [
+        visitor.post(LIST, review_payload(date=too_far), format="json"),
+        staff.patch(detail(review.pk), {"date": too_far}, format="json"),
+    ]
+
+    assert (posted.status_code, posted.json()["date"]) == (201, "2024-01-02")
+    assert (patched.status_code, patched.json()["date"]) == (200, "2023-12-31")
+    for response in future:
+        assert response.status_code == 400, response.content
+        assert response.json() == {"date": ["The date cannot be in the future."]}
+
+
+@pytest.mark.parametrize("date", NOT_FULL_DATES)
+@pytest.mark.parametrize("name", ["date_after", "date_before"])
+def test_the_date_filters_take_a_day_only_as_the_schema_gives_it(
+    visitor: APIClient, name: str, date: str
+) -> None:
+    FeedbackFactory(date=dt.date(2024, 1, 2))
+
+    for address in (LIST, f"{LIST}cursor/"):
+        response = visitor.get(address, {name: date})
+
+        assert response.status_code == 400, (address, response.content)
+        assert response.json() == {name: ["Enter a date in YYYY-MM-DD form."]}
+
+
+def test_the_schema_gives_a_review_date_and_its_filters_as_full_dates(visitor: APIClient) -> None:
+    schema = visitor.get("/api/schema/", {"format": "json"}).json()
+    review = schema["components"]["schemas"]["Feedback"]["properties"]["date"]
+    parameters = {p["name"]: p["schema"] for p in schema["paths"][LIST]["get"]["parameters"]}
+
+    assert (review["type"], review["format"]) == ("string", "date")
+    for name in ("date_after", "date_before"):
+        assert parameters[name] == {"type": "string", "format": "date"}

@@ -451,3 +451,25 @@ def test_a_yaml_is_active_made_of_aliases_is_not_spelt_out() -> None:
         tracemalloc.stop()
     assert people == [{**ADA, "is_active": True}]
     assert peak < 50 * len(raw) + 200_000, f"peak {peak:,} bytes"
+
+
+@pytest.mark.parametrize(
+    ("text", "trimmed", "exact"),
+    [
+        ("2024-01-02", dt.date(2024, 1, 2), dt.date(2024, 1, 2)),
+        ("2024-1-2", dt.date(2024, 1, 2), None),
+        (" 2024-01-02\n", dt.date(2024, 1, 2), None),
+        ("20240102", None, None),
+        ("2024-W01-2", None, None),
+        ("10/25/2006", None, None),
+    ],
+)
+def test_a_review_date_is_read_trimmed_or_exact(
+    text: str, trimmed: dt.date | None, exact: dt.date | None
+) -> None:
+    for wanted, strict in ((trimmed, False), (exact, True)):
+        if wanted is None:
+            with pytest.raises(formats.FormatError, match="not a date in YYYY-MM-DD form"):
+                formats.parse_date(text, exact=strict)
+        else:
+            assert formats.parse_date(text, exact=strict) == wanted
