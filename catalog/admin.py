@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
 from django.urls import path
@@ -18,6 +19,7 @@ from import_export.admin import ExportActionMixin, ImportExportModelAdmin
 from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
+from catalog.forms import ReviewDateFormField
 from catalog.models import Feedback, Person, Product
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
@@ -440,6 +442,9 @@ class FeedbackAdmin(
     raw_id_fields = ["product"]
     readonly_fields = ["source", "is_demo", "created_at", "updated_at"]
     actions = ["publish", "hide"]
+    # The date read as on every other path, not in the locale's forms; the
+    # calendar beside the box writes it as YYYY-MM-DD.
+    formfield_overrides = {models.DateField: {"form_class": ReviewDateFormField}}
 
     @admin.display(description="Review", ordering="title")
     def review(self, review: Feedback) -> str:

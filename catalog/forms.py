@@ -39,7 +39,7 @@ class ReviewDateFormField(forms.DateField):
 class FeedbackForm(forms.ModelForm[Feedback]):
     # Left empty by people (it is hidden); bots that fill every field fill it.
     website = forms.CharField(required=False, label="Leave this empty", max_length=200)
-    date = forms.DateField(
+    date = ReviewDateFormField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today."
     )
 

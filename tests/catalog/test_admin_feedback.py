@@ -14,6 +14,7 @@ import pytest
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from catalog.admin import FeedbackAdmin
 from catalog.models import Feedback
@@ -351,3 +352,50 @@ def test_the_review_list_sorted_by_product_pages_by_product_name_and_reads_no_ou
         s for s in statements if "LEFT OUTER JOIN" in s and 'ORDER BY "catalog_product"."name"' in s
     ]
     assert not sorted_over_outer_join
+
+
+# --- A review's date as every path reads it ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("date", "day"),
+    [
+        ("2024-01-02", dt.date(2024, 1, 2)),
+        (" 2024-1-2 ", dt.date(2024, 1, 2)),
+        ("10/25/2006", None),
+        ("01/02/2024", None),
+        ("20240102", None),
+        ("2024-W01-2", None),
+    ],
+)
+def test_a_review_date_is_changed_in_the_admin_as_every_path_reads_it(
+    admin_client: Client, date: str, day: dt.date | None
+) -> None:
+    review = FeedbackFactory(title="Dated", date=dt.date(2023, 5, 2))
+    change = f"{REVIEWS}{review.pk}/change/"
+    assert 'value="2023-05-02"' in admin_client.get(change).content.decode()  # as the calendar writes it
+    fields = {"title": "Dated", "name": review.name, "text": review.text, "status": review.status}
+
+    response = admin_client.post(change, {**fields, "date": date})
+
+    review.refresh_from_db()
+    if day is None:
+        assert response.status_code == 200
+        assert "Enter a date in YYYY-MM-DD form." in response.content.decode()
+        assert review.date == dt.date(2023, 5, 2)
+    else:
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert review.date == day
+
+
+def test_a_review_date_past_tomorrow_is_refused_in_the_admin(admin_client: Client) -> None:
+    review = FeedbackFactory(date=dt.date(2023, 5, 2))
+    too_far = timezone.localdate() + dt.timedelta(days=2)
+    fields = {"title": review.title, "name": review.name, "text": review.text, "status": review.status}
+
+    response = admin_client.post(f"{REVIEWS}{review.pk}/change/", {**fields, "date": too_far.isoformat()})
+
+    assert response.status_code == 200
+    assert "The date cannot be in the future." in response.content.decode()
+    review.refresh_from_db()
+    assert review.date == dt.date(2023, 5, 2)

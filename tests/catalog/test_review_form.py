@@ -268,3 +268,34 @@ def test_a_review_of_a_product_deleted_after_the_form_checked_it_is_refused_the_
     assert response.status_code == 400
     assert "no longer in the catalog" in response.content.decode()
     assert not Feedback.objects.exists()
+
+
+# --- A review's date as every path reads it -------------------------------------
+
+# The date picker sends 2024-01-02; typed, a date is read as the course's
+# endpoint and a review file read it, not in the locale's forms (10/25/2006,
+# which reads another day where the day comes first).
+TYPED_DATES = [
+    ("2024-01-02", dt.date(2024, 1, 2)),
+    (" 2024-1-2 ", dt.date(2024, 1, 2)),
+    ("10/25/2006", None),
+    ("01/02/2024", None),
+    ("Oct 25 2006", None),
+    ("20240102", None),
+    ("2024-W01-2", None),
+]
+
+
+@pytest.mark.parametrize(("date", "day"), TYPED_DATES)
+def test_the_review_form_reads_a_date_as_every_path_does(
+    client: Client, date: str, day: dt.date | None
+) -> None:
+    response = client.post("/reviews/new/", {**FORM, "date": date})
+
+    if day is None:
+        assert response.status_code == 400
+        assert "Enter a date in YYYY-MM-DD form." in response.content.decode()
+        assert not Feedback.objects.exists()
+    else:
+        assert response.status_code == 302, response.content.decode()[:2000]
+        assert Feedback.objects.get().date == day
