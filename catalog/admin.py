@@ -6,6 +6,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
@@ -420,6 +421,21 @@ class RatingFilter(KnownValuesFilter):
         return [*range(1, 6), None]
 
 
+class ReviewDateListFilter(admin.DateFieldListFilter):
+    """By date, its links' days (``?date__gte=2024-01-02``) read as the API's
+    filters read a day: a day in another form (``20240102``, which Django's
+    reading took) is refused as the admin refuses any filter it cannot apply."""
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any] | None:
+        for values in self.used_parameters.values():
+            for value in values if isinstance(values, list) else [values]:
+                try:
+                    formats.parse_date(str(value), exact=True)
+                except formats.FormatError as exc:
+                    raise IncorrectLookupParameters(exc) from exc
+        return super().queryset(request, queryset)
+
+
 @admin.register(Feedback)
 class FeedbackAdmin(
     IndexOrderedMixin,
@@ -435,7 +451,7 @@ class FeedbackAdmin(
 ):
     resource_classes = [FeedbackResource]
     list_display = ["review", "name", "date", "rating", "status", "source", "product"]
-    list_filter = ["status", "source", ("rating", RatingFilter), "date", "is_demo"]
+    list_filter = ["status", "source", ("rating", RatingFilter), ("date", ReviewDateListFilter), "is_demo"]
     search_fields = ["title", "name", "text"]
     date_hierarchy = "date"
     list_select_related = ["product"]

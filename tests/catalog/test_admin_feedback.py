@@ -399,3 +399,17 @@ def test_a_review_date_past_tomorrow_is_refused_in_the_admin(admin_client: Clien
     assert "The date cannot be in the future." in response.content.decode()
     review.refresh_from_db()
     assert review.date == dt.date(2023, 5, 2)
+
+
+@pytest.mark.parametrize("day", ["20240102", "2024-W01-2", "2024-1-2", "10/25/2006"])
+def test_the_review_list_filters_by_a_day_only_as_its_links_give_it(admin_client: Client, day: str) -> None:
+    FeedbackFactory(title="New year", date=dt.date(2024, 1, 5))
+    assert _listed(admin_client, date__gte="2024-01-02", date__lt="2024-01-09") == {"New year"}
+
+    for query in ({"date__gte": day}, {"date__gte": "2024-01-02", "date__lt": day}):
+        listed = admin_client.get(REVIEWS, query)
+        exported = admin_client.get(f"{REVIEWS}export/", query)
+
+        # Refused as the admin refuses any filter it cannot apply.
+        assert (listed.status_code, listed["Location"]) == (302, f"{REVIEWS}?e=1"), query
+        assert exported.status_code == 400, query
