@@ -41,6 +41,9 @@ class HealthOutcome:
     settling: list[str] = field(default_factory=list)
     # Checks passing again, whose recovery was mailed.
     resolved: list[str] = field(default_factory=list)
+    # Checks another run was deciding for at the same time (it may mail an
+    # alert, hold it or find the check passing): which run, since when.
+    left: list[str] = field(default_factory=list)
 
     @property
     def failed(self) -> list[health.Check]:
@@ -66,27 +69,54 @@ def _recall(check: health.Check, to: Sequence[str]) -> dict[str, Any] | None:
     return state
 
 
-def _claim(check: health.Check, to: Sequence[str], run: str) -> bool:
-    """Whether this run may decide and mail what the check's state calls
-    for: False while another run does (cron on every host runs the shared
-    checks at the same minute, each would read the same state and mail the
-    same alert). Held at most as long as a run's mail may take, should the
-    run die holding it. A store that cannot be asked (the claim neither
-    taken nor found) costs the memory, never the alert."""
+def _claim(check: health.Check, to: Sequence[str], claim: dict[str, Any]) -> Any:
+    """None when this run may decide and mail what the check's state calls
+    for, else the claim of the run that does (cron on every host runs the
+    shared checks at the same minute, each would read the same state and
+    mail the same alert). The claim names its run, host and start, so the
+    runs it holds off can say who decides and until when it may hold: at
+    most as long as a run's mail may take, should the run die holding it. A
+    store that cannot be asked (the claim neither taken nor found) costs the
+    memory, never the alert."""
     key = _state_key(check, to) + ":claim"
     try:
-        if caches["shared"].add(key, run, timeout=2 * settings.EMAIL_TIMEOUT + 60):
-            return True
-        return caches["shared"].get(key) in (None, run)
+        if caches["shared"].add(key, claim, timeout=_claim_seconds()):
+            return None
+        held = caches["shared"].get(key)
     except Exception as exc:  # noqa: BLE001 - the alert matters more than its memory
         logger.warning("health alert claim of %s not taken: %s", check.name, exc)
-        return True
+        return None
+    return None if held is None or _claim_run(held) == claim["run"] else held
+
+
+def _claim_seconds() -> int:
+    """How long a claim holds if its run never lets go of it."""
+    return 2 * settings.EMAIL_TIMEOUT + 60
+
+
+def _claim_run(held: Any) -> Any:
+    """The run a claim stands for: a dict names it, an older release's claim
+    is the run's id alone."""
+    return held.get("run") if isinstance(held, dict) else held
+
+
+def _left(check: health.Check, held: Any) -> str:
+    """What a run held off a check by another's claim says: who decides for
+    it, not what it decided (it may mail the alert, hold it back as mailed
+    lately, or find the check passing on its host)."""
+    if isinstance(held, dict) and {"host", "started", "until"} <= held.keys():
+        return (
+            f"{check.subject}: being handled by the run on {held['host']} that started at "
+            f"{held['started']:%H:%M:%S %Z} (its claim lapses at {held['until']:%H:%M:%S %Z} "
+            "should that run have died)"
+        )
+    return f"{check.subject}: being handled by another run"  # claimed by an older release
 
 
 def _unclaim(check: health.Check, to: Sequence[str], run: str) -> None:
     key = _state_key(check, to) + ":claim"
     try:
-        if caches["shared"].get(key) == run:
+        if _claim_run(caches["shared"].get(key)) == run:
             caches["shared"].delete(key)
     except Exception as exc:  # noqa: BLE001 - it expires
         logger.warning("health alert claim of %s not released: %s", check.name, exc)
@@ -218,6 +248,7 @@ def health_alert(
     mail as a whole stops after twice EMAIL_TIMEOUT, however slowly the
     server keeps answering.
     """
+    started = timezone.now()
     outcome = HealthOutcome(health.run(checks))
     to = list(recipients or settings.HEALTH_RECIPIENTS)
     now = timezone.now()
@@ -235,9 +266,16 @@ def health_alert(
                 if not check.ok and to:
                     due.append((check, _alert(check, to), None, None))
                 continue
-            if not _claim(check, to, run):
+            claim = {
+                "run": run,
+                "host": settings.HEALTH_HOST,
+                "started": started,
+                "until": timezone.now() + dt.timedelta(seconds=_claim_seconds()),
+            }
+            held = _claim(check, to, claim)
+            if held is not None:
                 if not check.ok:
-                    outcome.held.append(f"{check.subject}: left to another run at the same time")
+                    outcome.left.append(_left(check, held))
                 continue
             claimed.append(check)
             _decide(check, to, now, remind, outcome, due)

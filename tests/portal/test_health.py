@@ -1076,11 +1076,76 @@ def test_two_runs_at_once_mail_a_shared_checks_alert_once(
     second_done.set()
     first.join()
     assert [m.subject for m in mail.outbox] == ["Error - The database is unavailable"]
-    assert outcomes["second"].held == [
-        "Error - The database is unavailable: left to another run at the same time"
+    assert outcomes["second"].held == []
+    assert [line.split(" that started at ")[0] for line in outcomes["second"].left] == [
+        f"Error - The database is unavailable: being handled by the run on {reminding.HEALTH_HOST}"
     ]
     assert "mailed at " in services.health_alert(checks=(lambda: down,)).held[0]  # the next run, alone
     assert len(mail.outbox) == 1
+
+
+def test_a_run_held_off_by_one_that_saw_the_check_pass_does_not_say_it_was_mailed(
+    reminding: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first host reaches the database, the second does not: the second
+    is left the check while the first decides, and no alert was mailed."""
+    up = health.Check("database", True, "answers", "Error - The database is unavailable")
+    down = health.Check("database", False, "OperationalError: away", "Error - The database is unavailable")
+    first_decides, second_done = threading.Event(), threading.Event()
+    recall = services._recall
+
+    def recalled(check: health.Check, to: Any) -> Any:
+        if threading.current_thread().name == "first":  # still deciding while the second runs
+            first_decides.set()
+            second_done.wait(timeout=10)
+        return recall(check, to)
+
+    monkeypatch.setattr(services, "_recall", recalled)
+    reminding.HEALTH_HOST = "web-1"
+    first = threading.Thread(target=services.health_alert, kwargs={"checks": (lambda: up,)}, name="first")
+    first.start()
+    try:
+        assert first_decides.wait(timeout=10)
+        reminding.HEALTH_HOST = "web-2"
+        second = services.health_alert(checks=(lambda: down,))
+    finally:
+        second_done.set()
+        first.join()
+    assert mail.outbox == []
+    assert second.held == []
+    [left] = second.left
+    assert left.startswith(
+        "Error - The database is unavailable: being handled by the run on web-1 that started at "
+    )
+
+
+class Killed(BaseException):
+    """The run's process ended where it stood (a kill, an OOM)."""
+
+
+def test_a_check_claimed_by_a_run_that_died_names_that_run_and_claims_no_mail(
+    reminding: Any, clock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _broken_storage(reminding, tmp_path)
+    reminding.HEALTH_HOST = "worker-1"
+    started = clock.now
+    with monkeypatch.context() as killed:
+        killed.setattr(services, "_send", lambda *args: (_ for _ in ()).throw(Killed()))
+        killed.setattr(services, "_unclaim", lambda *args: None)  # it never got that far
+        with pytest.raises(Killed):
+            services.health_alert(checks=health.SERVICE_CHECKS)
+    reminding.HEALTH_HOST = "worker-2"
+    clock.now += dt.timedelta(seconds=30)
+    code, out = run_health_check()
+    lapses = started + dt.timedelta(seconds=2 * reminding.EMAIL_TIMEOUT + 60)
+    assert code == 1
+    assert mail.outbox == []
+    assert "alert already mailed" not in out
+    assert (
+        "left to another run: Error - The file store is unavailable: being handled by the run on worker-1 "
+        f"that started at {started:%H:%M:%S %Z} (its claim lapses at {lapses:%H:%M:%S %Z} "
+        "should that run have died)"
+    ) in out
 
 
 def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(reminding: Any, clock: Any) -> None:

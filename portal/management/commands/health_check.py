@@ -31,6 +31,8 @@ class Command(PortalCommand):
             self.stderr.write(f"alert not mailed: {alert}")
         for alert in outcome.held:
             self.stdout.write(f"alert already mailed: {alert}")
+        for alert in outcome.left:
+            self.stdout.write(f"left to another run: {alert}")
         for recovery in outcome.settling:
             self.stdout.write(f"recovery held: {recovery}")
         for subject in outcome.resolved:
