@@ -301,13 +301,24 @@ class SharedFileCache(FileBasedCache):
         return True
 
     def delete(self, key: Any, version: int | None = None) -> bool:
-        # Under the folder's lock, as a set: a touch would put back what it deleted.
+        """Django's, under the folder's lock, as a set: a touch would put
+        back what it deleted. A missing entry answers False without taking
+        the lock, as a get answers its default: in a folder this process may
+        not write to (another user's, a read-only disk) the lock file cannot
+        be made, and there is nothing to write. An entry there to delete is
+        refused as a set is (PermissionError). No touch is lost by not
+        waiting: one holds an entry that exists all along."""
+        fname = self._key_to_file(key, version)  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        if not os.path.exists(fname):  # as Django's asks
+            return False
         with self._locked():
             return super().delete(key, version)
 
     def clear(self) -> None:
-        # Under the folder's lock, as a set: a touch would put back an entry it deleted.
-        if os.path.exists(self._dir):  # type: ignore[attr-defined]  # Django's own, not in the stubs
+        # Under the folder's lock, as a set: a touch would put back an entry
+        # it deleted. A folder without entries has nothing to write: cleared
+        # without the lock, which a read-only folder could not give.
+        if self._list_cache_files():  # type: ignore[attr-defined]  # Django's own, not in the stubs
             with self._locked():
                 super().clear()
 

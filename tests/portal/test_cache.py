@@ -6,6 +6,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import pwd
 import socket
 import tempfile
 import threading
@@ -670,3 +671,60 @@ def test_an_add_to_a_full_shared_folder_that_empties_when_full_does_not_wait_for
     monkeypatch.setattr(fcntl, "flock", lambda f, op: flock(f, op | fcntl.LOCK_NB))
     assert shared.add("c", 3, timeout=600)
     assert (shared.get("a"), shared.get("b"), shared.get("c")) == (None, None, 3)
+
+
+@contextlib.contextmanager
+def _may_not_write(folder: Path) -> Iterator[None]:
+    """The folder as a process sees it that may only read it (another user's,
+    as the one a health check run from root's crontab makes): read-only, and
+    for root, who writes anywhere, read with nobody's rights meanwhile."""
+    folder.chmod(0o555)
+    try:
+        if os.geteuid() != 0:
+            yield
+            return
+        nobody = pwd.getpwnam("nobody")
+        os.setegid(nobody.pw_gid)
+        os.seteuid(nobody.pw_uid)
+        try:
+            yield
+        finally:
+            os.seteuid(0)
+            os.setegid(0)
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.fixture
+def readable_folder() -> Iterator[Path]:
+    """A folder that nobody may reach (pytest's own are root's alone)."""
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        folder.chmod(0o755)
+        yield folder
+
+
+def test_a_delete_in_a_folder_this_process_may_not_write_answers_as_the_reads_do(
+    readable_folder: Path,
+) -> None:
+    """A missing entry is not deleted (False), as a get of it answers its
+    default, though the folder's lock cannot be made there; an entry there
+    to delete is refused as a set is."""
+    shared = _folder_cache(readable_folder, max_entries=10)
+    shared.set("health-alert", {"mailed": True}, timeout=None)
+    (readable_folder / "counts.lock").unlink()  # a folder no write has locked yet
+    with _may_not_write(readable_folder):
+        assert shared.get("missing", "default") == "default"
+        assert shared.delete("missing") is False
+        with pytest.raises(PermissionError):
+            shared.set("missing", 1)
+        with pytest.raises(PermissionError):
+            shared.delete("health-alert")
+    assert shared.get("health-alert") == {"mailed": True}
+
+
+def test_clearing_an_empty_folder_this_process_may_not_write_leaves_it_be(readable_folder: Path) -> None:
+    shared = _folder_cache(readable_folder, max_entries=10)
+    with _may_not_write(readable_folder):
+        shared.clear()
+    assert list(readable_folder.iterdir()) == []
