@@ -145,6 +145,46 @@ def test_files_whose_names_differ_only_in_case_are_exported_for_a_folder_that_ig
     assert "exported Café.png as Café-png.jpg: CAFÉ.jpg came from another file" in err
 
 
+def test_exported_names_clash_as_a_macs_folder_compares_them_and_no_more(tmp_path: Path, run: Any) -> None:
+    """A Mac's folder (APFS, case-insensitive) folds case fully: STRASSE is
+    straße there, and a final sigma is a sigma; the Turkish dotted capital
+    and dotless small i are letters of their own, on Windows too."""
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    names = [
+        "STRASSE.jpg",
+        "straße.png",
+        "ΟΔΟΣ.jpg",
+        "οδος.png",
+        "İzmir.jpg",
+        "izmir.png",
+        "ılık.jpg",
+        "Ilık.png",
+    ]
+    for n, name in enumerate(names):
+        kind = "PNG" if name.endswith(".png") else "JPEG"
+        (folder / name).write_bytes(corpus._save(corpus.solid((30 * n, 0, 200), (48, 32)), kind))
+
+    _, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
+
+    assert sorted(p.name for p in export.iterdir()) == sorted(
+        [
+            "STRASSE.jpg",
+            "straße-png.jpg",
+            "ΟΔΟΣ.jpg",
+            "οδος-png.jpg",
+            "İzmir.jpg",
+            "izmir.jpg",
+            "ılık.jpg",
+            "Ilık.jpg",
+        ]
+    )
+    assert "exported straße.png as straße-png.jpg: STRASSE.jpg came from another file" in err
+    assert "exported οδος.png as οδος-png.jpg: ΟΔΟΣ.jpg came from another file" in err
+    assert "izmir" not in err
+    assert "lık" not in err
+
+
 def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> None:
     run("import_images", str(icon_delivery), "--preset", "icon")
     out, _ = run("import_images", str(icon_delivery), "--preset", "icon")

@@ -188,7 +188,22 @@ def _unique_name(target: str, source: str, written: dict[str, str]) -> tuple[str
     source's extension added: ``photo-tiff.jpg``; with the name it clashed
     with ("" if none). Names are compared as a folder that ignores case
     compares them (macOS, Windows): after ``A.jpg``, ``a.jpg`` is taken too.
-    ``written`` holds the names taken, by their case-folded form."""
+    ``written`` holds the names taken, by their case-folded form.
+
+    The fold is Python's full case folding of the NFC name, which is what
+    APFS (a Mac's disk, case-insensitive by default) compares: canonical
+    decomposition, then CaseFolding.txt's C and F mappings. So ``straße``
+    is ``STRASSE`` there (ß folds to ss), the Greek final sigma (U+03C2)
+    is the sigma and its capital, and the Turkish capital I with a dot
+    (U+0130, folded to i and a combining dot) is neither ``i`` nor ``I``,
+    nor is the dotless i (U+0131). NTFS upper-cases each UTF-16 unit by
+    its volume's table instead, and takes fewer names for one: ``straße``
+    and ``STRASSE`` are two there, so are the final sigma and the capital,
+    and the dotless i is not ``I`` either. Every pair NTFS takes for one
+    name the full fold takes for one too, so a name that clashes on
+    neither keeps its own, and one that clashes on a Mac only is renamed:
+    a simple fold (no ß to ss) would let ``straße.jpg`` overwrite
+    ``STRASSE.jpg`` on a Mac."""
     unique, count = target, 1
     base, _, ext = target.rpartition(".")
     source_ext = Path(source).suffix.lstrip(".").lower() or "file"
