@@ -388,7 +388,32 @@ def document_rows(text: str, fmt: str) -> list[Mapping[str, Any]]:
         if not isinstance(row, Mapping):
             raise _not_people(fmt)
         people.append(row)
-    return people
+    return [_document_person(row, number) for number, row in enumerate(people, start=1)]
+
+
+def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """The keys of ``row`` a person may have (``people_rows`` reads no
+    other), its text as the file gives it; a list or a mapping where text
+    goes refused in ``people_rows``'s words. YAML's aliases make a short file
+    of a list nested into a billion items, which printing or walking it
+    would take hours and gigabytes to spell out: it is never read further."""
+    person: dict[str, Any] = {}
+    for key, value in row.items():
+        if key not in PEOPLE_FIELDS and key not in PEOPLE_EXTRA_FIELDS:
+            continue
+        person[key] = value
+        if not isinstance(value, (list, tuple, Mapping)):
+            continue
+        if key == "phone":
+            try:
+                parse_phone(value)
+            except FormatError as exc:
+                raise FormatError(f"person {number}: {exc}") from None
+        elif key == "is_active":
+            person[key] = _truthy(value)  # as people_rows reads it: yes
+        else:
+            _text(row, key, number)
+    return person
 
 
 def _lines(text: Iterable[str]) -> Iterator[str]:

@@ -125,3 +125,44 @@ def test_a_person_whose_row_lacks_a_key_keeps_that_field_as_import_people_keeps_
 
     assert ("bob", "Bob", "Sales", "Boss") in by_command
     assert stored() == by_command
+
+
+def _aliased(levels: int) -> bytes:
+    """A YAML person whose lists, each ten times the one before by aliases,
+    spell out 10 ** ``levels`` items from a few hundred bytes."""
+    lines = [b"- x0: &l0 [x, x, x, x, x, x, x, x, x, x]"]
+    for level in range(1, levels):
+        lines.append(f"  x{level}: &l{level} [{', '.join([f'*l{level - 1}'] * 10)}]".encode())
+    return b"\n".join(lines) + b"\n"
+
+
+ALIASED = {
+    "as the name": _aliased(5) + b"  username: ann\n  name: *l4\n",
+    "as the role": _aliased(5) + b"  name: Ann\n  username: ann\n  role: *l4\n",
+    "in the phone": _aliased(5) + b"  name: Ann\n  username: ann\n  phone: {office: *l4}\n",
+}
+
+
+@pytest.mark.parametrize("content", ALIASED.values(), ids=ALIASED.keys())
+def test_a_list_of_aliases_where_text_goes_is_refused_in_import_peoples_words_unprinted(
+    importer: Client, tmp_path: Path, content: bytes
+) -> None:
+    with pytest.raises(CommandError) as refused:
+        command_import(tmp_path, "people.yaml", content)
+
+    page = admin_preview(importer, "people.yaml", content)
+
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert str(refused.value) in text  # "people.yaml: person 1: name must be text, not list"
+    assert "['x', 'x'" not in text
+    assert not confirm_data(page.content.decode())
+
+
+def test_keys_no_person_has_are_left_unread(importer: Client) -> None:
+    content = _aliased(5) + b"  name: Ann\n  username: ann\n  nickname: *l4\n  is_active: *l4\n"
+
+    admin_import(importer, "people.yaml", content)
+
+    assert stored() == {("ann", "Ann", "", "")}
+    assert Person.objects.get().is_active
