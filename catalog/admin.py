@@ -22,6 +22,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
 from catalog.models import Feedback, Person, Product
+from core import admin_import
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_dates import DateDrillDownMixin
@@ -137,7 +138,7 @@ class PeopleDocumentFormat(PeopleTextFormat):
     document: str
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
-        return dataset_of_rows(formats.document_rows(text, self.document))
+        return dataset_of_rows(formats.document_rows(text, self.document, max_rows=admin_import.MAX_ROWS))
 
 
 class PeopleJSON(PeopleDocumentFormat, base_formats.JSON):

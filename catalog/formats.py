@@ -371,18 +371,23 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
         raise
 
 
-def document_rows(text: str, fmt: str) -> list[Mapping[str, Any]]:
+def document_rows(text: str, fmt: str, *, max_rows: int | None = None) -> list[Mapping[str, Any]]:
     """The people of a JSON or YAML file's text as the file writes them (a
     mapping each, its values unchecked), found as ``people_rows`` finds them:
     the file's list of people, the ``people`` list of its mapping, or the one
     person the mapping is. A file that is not valid, or holds anything else,
-    raises the FormatError ``people_rows`` raises."""
+    raises the FormatError ``people_rows`` raises. A file of more than
+    ``max_rows`` people is refused once that many have been read, not after
+    reading millions (``[{}, {}, ...]``)."""
     if fmt == "json":
-        rows = list(_json_rows(iter([text])))
+        found = _json_rows(iter([text]))
     elif fmt == "yaml":
-        rows = list(_yaml_rows(iter([text])))
+        found = _yaml_rows(iter([text]))
     else:
         raise FormatError(f"unknown format {fmt!r}; use json or yaml")
+    rows = list(found if max_rows is None else itertools.islice(found, max_rows + 1))
+    if max_rows is not None and len(rows) > max_rows:
+        raise FormatError(f"A file has at most {max_rows:,} rows; this one has more. Import it in parts.")
     people: list[Mapping[str, Any]] = []
     for row in rows:
         if not isinstance(row, Mapping):

@@ -6,6 +6,7 @@ person; CSV headers in any case, with spaces around them."""
 from __future__ import annotations
 
 import html
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,22 @@ def test_keys_no_person_has_are_left_unread(importer: Client) -> None:
 
     assert stored() == {("ann", "Ann", "", "")}
     assert Person.objects.get().is_active
+
+
+@pytest.mark.parametrize("name", ["people.json", "people.yaml"])
+def test_a_json_or_yaml_file_of_more_rows_than_an_import_takes_is_refused_once_past_the_limit(
+    importer: Client, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    monkeypatch.setattr("core.admin_import.MAX_ROWS", 30)
+    people = [{"name": f"P {i}", "username": f"p{i}"} for i in range(31)]
+    # Read no further than the limit: millions of "{}" took minutes and gigabytes to count.
+    content = (json.dumps(people)[:-1] + ", {}" * 1000 + ", [").encode()
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert "A file has at most 30 rows; this one has more. Import it in parts." in text
+    assert not confirm_data(page.content.decode())
+    assert admin_preview(importer, name, json.dumps(people[:30]).encode()).status_code == 200
+    assert not Person.objects.exists()
