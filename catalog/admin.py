@@ -115,6 +115,9 @@ class PeopleTableFormat(PeopleTextFormat):
     in any case, with spaces around them."""
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
+        # Millions of lines took seconds and gigabytes to read before they were counted.
+        if formats.table_rows_over(text, self.get_format().DEFAULT_DELIMITER, admin_import.MAX_ROWS):
+            raise formats.too_many_rows(admin_import.MAX_ROWS)
         dataset = super().dataset_of(text, **kwargs)
         if dataset.headers:
             dataset.headers = [formats.csv_header(header) for header in dataset.headers]

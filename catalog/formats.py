@@ -387,13 +387,29 @@ def document_rows(text: str, fmt: str, *, max_rows: int | None = None) -> list[M
         raise FormatError(f"unknown format {fmt!r}; use json or yaml")
     rows = list(found if max_rows is None else itertools.islice(found, max_rows + 1))
     if max_rows is not None and len(rows) > max_rows:
-        raise FormatError(f"A file has at most {max_rows:,} rows; this one has more. Import it in parts.")
+        raise too_many_rows(max_rows)
     people: list[Mapping[str, Any]] = []
     for row in rows:
         if not isinstance(row, Mapping):
             raise _not_people(fmt)
         people.append(row)
     return [_document_person(row, number) for number, row in enumerate(people, start=1)]
+
+
+def too_many_rows(max_rows: int) -> FormatError:
+    """The refusal of a file found to hold more than ``max_rows`` rows."""
+    return FormatError(f"A file has at most {max_rows:,} rows; this one has more. Import it in parts.")
+
+
+def table_rows_over(text: str, delimiter: str, max_rows: int) -> bool:
+    """Whether a CSV or TSV file's text holds more than ``max_rows`` rows
+    besides its header (blank lines aside, as tablib reads it), found by
+    reading no more than one past them."""
+    records = (row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row)
+    try:
+        return sum(1 for _ in itertools.islice(records, max_rows + 2)) > max_rows + 1
+    except csv.Error:
+        return False  # told by the reading of the file itself
 
 
 def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:

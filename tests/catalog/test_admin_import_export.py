@@ -567,7 +567,7 @@ def test_a_file_of_more_rows_than_an_import_takes_is_refused_naming_the_limit(
     page = preview(importer, people_csv(31))
     assert page.status_code == 400
     html = page.content.decode()
-    assert "A file has at most 30 rows; this one has 31. Import it in parts." in html
+    assert "A file has at most 30 rows; this one has more. Import it in parts." in html
     assert not confirm_data(html)
     assert preview(importer, people_csv(30)).status_code == 200
     assert not Person.objects.exists()

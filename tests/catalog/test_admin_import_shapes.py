@@ -169,20 +169,35 @@ def test_keys_no_person_has_are_left_unread(importer: Client) -> None:
     assert Person.objects.get().is_active
 
 
-@pytest.mark.parametrize("name", ["people.json", "people.yaml"])
-def test_a_json_or_yaml_file_of_more_rows_than_an_import_takes_is_refused_once_past_the_limit(
+def _people_file(name: str, count: int, tail: str = "") -> bytes:
+    people = [{"name": f"P {i}", "username": f"p{i}"} for i in range(count)]
+    if name.endswith((".json", ".yaml")):
+        return (json.dumps(people)[:-1] + tail + "]").encode()
+    sep = "\t" if name.endswith(".tsv") else ","
+    lines = [f"name{sep}username", *(f"{p['name']}{sep}{p['username']}" for p in people)]
+    return ("\n".join(lines) + "\n\n" + tail).encode()
+
+
+# Past the limit, what no reading of the whole file takes: a fault, or a row that is no person.
+PAST_THE_LIMIT = {
+    "people.json": ", {}" * 1000 + ", [",
+    "people.yaml": ", {}" * 1000 + ", [",
+    "people.csv": "x,y\n" * 1000 + '"',
+    "people.tsv": "x\ty\n" * 1000 + '"',
+}
+
+
+@pytest.mark.parametrize("name", PAST_THE_LIMIT)
+def test_a_file_of_more_rows_than_an_import_takes_is_refused_once_past_the_limit(
     importer: Client, monkeypatch: pytest.MonkeyPatch, name: str
 ) -> None:
     monkeypatch.setattr("core.admin_import.MAX_ROWS", 30)
-    people = [{"name": f"P {i}", "username": f"p{i}"} for i in range(31)]
-    # Read no further than the limit: millions of "{}" took minutes and gigabytes to count.
-    content = (json.dumps(people)[:-1] + ", {}" * 1000 + ", [").encode()
 
-    page = admin_preview(importer, name, content)
+    page = admin_preview(importer, name, _people_file(name, 31, PAST_THE_LIMIT[name]))
 
     assert page.status_code == 400
     text = html.unescape(page.content.decode())
     assert "A file has at most 30 rows; this one has more. Import it in parts." in text
     assert not confirm_data(page.content.decode())
-    assert admin_preview(importer, name, json.dumps(people[:30]).encode()).status_code == 200
+    assert admin_preview(importer, name, _people_file(name, 30)).status_code == 200
     assert not Person.objects.exists()
