@@ -414,8 +414,9 @@ def table_rows_over(text: str, delimiter: str, max_rows: int) -> bool:
 
 def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
     """The keys of ``row`` a person may have (``people_rows`` reads no
-    other), its text as the file gives it; a list or a mapping where text
-    goes refused in ``people_rows``'s words. YAML's aliases make a short file
+    other), its text as the file gives it; a value that is not text where
+    text goes read as ``people_rows`` reads it (``false`` is blank, a YAML
+    date or a list refused in its words). YAML's aliases make a short file
     of a list nested into a billion items, which printing or walking it
     would take hours and gigabytes to spell out: it is never read further."""
     person: dict[str, Any] = {}
@@ -423,6 +424,10 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
         if key not in PEOPLE_FIELDS and key not in PEOPLE_EXTRA_FIELDS:
             continue
         person[key] = value
+        if key not in ("phone", "is_active"):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, _SCALARS)):
+                person[key] = _text(row, key, number)
+            continue
         if not isinstance(value, (list, tuple, Mapping)):
             continue
         if key == "phone":
@@ -430,10 +435,8 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
                 parse_phone(value)
             except FormatError as exc:
                 raise FormatError(f"person {number}: {exc}") from None
-        elif key == "is_active":
-            person[key] = _truthy(value)  # as people_rows reads it: yes
         else:
-            _text(row, key, number)
+            person[key] = _truthy(value)  # as people_rows reads it: yes
     return person
 
 

@@ -201,3 +201,37 @@ def test_a_file_of_more_rows_than_an_import_takes_is_refused_once_past_the_limit
     assert not confirm_data(page.content.decode())
     assert admin_preview(importer, name, _people_file(name, 30)).status_code == 200
     assert not Person.objects.exists()
+
+
+NOT_TEXT = {
+    "JSON false as the department": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "department": false}]',
+    ),
+    "JSON true as the role": ("people.json", b'[{"name": "Ann", "username": "ann", "role": true}]'),
+    "YAML date as the name": ("people.yaml", b"- {name: 2024-01-01, username: ann}\n"),
+    "YAML bytes as the name": ("people.yaml", b"- {name: !!binary aGk=, username: ann}\n"),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), NOT_TEXT.values(), ids=NOT_TEXT.keys())
+def test_a_value_that_is_no_text_where_text_goes_is_read_as_import_people_reads_it(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    try:
+        command_import(tmp_path, name, content)
+    except CommandError as exc:
+        refusal: str | None = str(exc)
+    else:
+        refusal = None
+    by_command = stored()
+    Person.objects.all().delete()
+
+    if refusal is None:
+        admin_import(importer, name, content)
+        assert stored() == by_command  # ("ann", "Ann", "", ""), not "False"
+    else:
+        page = admin_preview(importer, name, content)
+        assert page.status_code == 400
+        assert refusal in html.unescape(page.content.decode())  # "person 1: name must be text, not date"
+        assert not Person.objects.exists()
