@@ -372,16 +372,22 @@ class SharedFileCache(FileBasedCache):
     def _locked(self) -> Iterator[None]:
         """The folder's lock (a file that is no entry), which every process
         of the machine takes to write an entry or delete one. Not reentrant:
-        a second take in the same process waits for the first for good."""
+        a second take in the same process waits for the first for good.
+
+        Opened to read, which is all a lock needs: a lock file another user
+        made (a health check from root's crontab, 0644) stops no write of
+        the web's user to a folder both may write."""
         path = os.path.join(self._dir, "counts.lock")  # type: ignore[attr-defined]
         try:
-            lock = open(path, "ab")  # noqa: SIM115 - closed below
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
         except FileNotFoundError:  # the folder deleted: made again only then, as every set takes the lock
             self._createdir()  # type: ignore[attr-defined]
-            lock = open(path, "ab")  # noqa: SIM115 - closed below
-        with lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            yield  # closing the file releases the lock
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # which releases the lock
 
     def _cull(self) -> None:
         files = self._list_cache_files()  # type: ignore[attr-defined]  # Django's own, not in the stubs

@@ -674,23 +674,30 @@ def test_an_add_to_a_full_shared_folder_that_empties_when_full_does_not_wait_for
 
 
 @contextlib.contextmanager
+def _as_nobody() -> Iterator[None]:
+    """Root, who writes anywhere, acting with nobody's rights meanwhile."""
+    nobody = pwd.getpwnam("nobody")
+    os.setegid(nobody.pw_gid)
+    os.seteuid(nobody.pw_uid)
+    try:
+        yield
+    finally:
+        os.seteuid(0)
+        os.setegid(0)
+
+
+@contextlib.contextmanager
 def _may_not_write(folder: Path) -> Iterator[None]:
     """The folder as a process sees it that may only read it (another user's,
     as the one a health check run from root's crontab makes): read-only, and
-    for root, who writes anywhere, read with nobody's rights meanwhile."""
+    for root, read with nobody's rights meanwhile."""
     folder.chmod(0o555)
     try:
         if os.geteuid() != 0:
             yield
             return
-        nobody = pwd.getpwnam("nobody")
-        os.setegid(nobody.pw_gid)
-        os.seteuid(nobody.pw_uid)
-        try:
+        with _as_nobody():
             yield
-        finally:
-            os.seteuid(0)
-            os.setegid(0)
     finally:
         folder.chmod(0o755)
 
@@ -728,3 +735,20 @@ def test_clearing_an_empty_folder_this_process_may_not_write_leaves_it_be(readab
     with _may_not_write(readable_folder):
         shared.clear()
     assert list(readable_folder.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user takes root")
+def test_a_lock_file_another_user_made_does_not_stop_this_ones_writes(readable_folder: Path) -> None:
+    """A folder both may write (a group's), whose lock file root made first
+    (a health check from root's crontab), 0644 as its umask leaves it: the
+    web's user still takes the lock, which needs no write to the file."""
+    readable_folder.chmod(0o777)
+    shared = _folder_cache(readable_folder, max_entries=10)
+    shared.set("health-alert", {"mailed": True}, timeout=None)
+    assert (readable_folder / "counts.lock").stat().st_uid == 0
+    with _as_nobody():
+        shared.set("login", 1, timeout=60)
+        assert shared.add("window", 1, timeout=60)
+        assert shared.incr("window") == 2
+        assert shared.delete("login")
+    assert shared.get("health-alert") == {"mailed": True}
