@@ -7,6 +7,7 @@ format, and the people records (CSV / JSON / YAML) of the course's data.
 from __future__ import annotations
 
 import codecs
+import collections
 import csv
 import datetime as dt
 import functools
@@ -18,7 +19,7 @@ import re
 import stat
 import sys
 import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -352,21 +353,29 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
     file is read (a CSV line, a JSON or YAML list item at a time), so a file
     of any size takes the memory of a few of its people. A file that is not
     valid raises the FormatError ``parse_people`` raises, after the people
-    before the fault: read it through once before acting on its people."""
-    text = text_chunks(chunks)
+    before the fault: read it through once before acting on its people.
+    ``chunks`` that can be read again (a list, not an iterator) let libyaml
+    read a YAML file (see ``_yaml_rows``)."""
+    texts = [text_chunks(chunks)]
+
+    def again() -> Iterator[str]:
+        texts.append(text_chunks(chunks))
+        return texts[-1]
+
     try:
         if fmt == "csv":
-            yield from _csv_people(_lines(text))
+            yield from _csv_people(_lines(texts[0]))
         elif fmt == "json":
-            yield from _document_people(_json_rows(text), fmt)
+            yield from _document_people(_json_rows(texts[0]), fmt)
         elif fmt == "yaml":
-            yield from _document_people(_yaml_rows(text), fmt)
+            rows = _yaml_rows(texts[0], None if isinstance(chunks, Iterator) else again)
+            yield from _document_people(rows, fmt)
         else:
             raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
     except FormatError:
         # Told first, as when the file was decoded whole before parsing:
         # bytes further on that are not text.
-        for _ in text:
+        for _ in texts[-1]:
             pass
         raise
 
@@ -382,7 +391,7 @@ def document_rows(text: str, fmt: str, *, max_rows: int | None = None) -> list[M
     if fmt == "json":
         found = _json_rows(iter([text]))
     elif fmt == "yaml":
-        found = _yaml_rows(iter([text]))
+        found = _yaml_rows(iter([text]), lambda: iter([text]))
     else:
         raise FormatError(f"unknown format {fmt!r}; use json or yaml")
     rows = list(found if max_rows is None else itertools.islice(found, max_rows + 1))
@@ -730,37 +739,79 @@ def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
 # How much of a line around a fault a YAML error shows, either side (PyYAML
 # shows up to 37 characters).
 _YAML_CONTEXT = 40
+# How much of the text read libyaml's reader keeps: 16 KB of bytes, as many
+# characters at most, and the line being read (a fault is shown in it).
+_YAML_RECENT = 64 * 1024
 
 
 class _YamlText:
     """Text that comes in pieces, as a file ``yaml.SafeLoader`` reads. Named
     as ``yaml.safe_load`` names the text it is given, so that a fault is told
-    in the same words."""
+    in the same words. With ``recent``, the last of the text read is kept,
+    to show where a fault libyaml tells (which shows none) is."""
 
     name = "<unicode string>"
 
-    def __init__(self, text: Iterator[str]) -> None:
+    def __init__(self, text: Iterator[str], *, recent: bool = False) -> None:
         self._text = text
+        self._recent: collections.deque[tuple[int, str]] | None = collections.deque() if recent else None
+        self._read = 0  # characters read
 
     def read(self, size: int = -1, /) -> str:
-        return next(self._text, "")
+        piece = next(self._text, "")
+        if self._recent is not None and piece:
+            self._recent.append((self._read, piece))
+            self._read += len(piece)
+            # libyaml reads 16 KB ahead of where it is: what lies further
+            # back than that and a line's worth is not kept.
+            while self._read - self._recent[0][0] - len(self._recent[0][1]) > _YAML_RECENT:
+                self._recent.popleft()
+        return piece
+
+    def mark(self, mark: Any) -> Any:
+        """``mark`` (libyaml's, which holds no text) with the text around
+        it, as the pure-Python reader marks a place, if that text is kept."""
+        if self._recent is None or mark is None or mark.buffer is not None:
+            return mark
+        start = max(0, mark.index - _YAML_CONTEXT)
+        end = mark.index + _YAML_CONTEXT + 1
+        if not self._recent or start < self._recent[0][0]:
+            return mark
+        around = "".join(
+            piece[max(0, start - at) : end - at]
+            for at, piece in self._recent
+            if at < end and at + len(piece) > start
+        )
+        return yaml.Mark(mark.name, mark.index, mark.line, mark.column, around, mark.index - start)
+
+    def marked(self, exc: Exception) -> Exception:
+        """``exc`` with the text around its places, if libyaml told it."""
+        if isinstance(exc, yaml.MarkedYAMLError):
+            exc.context_mark = self.mark(exc.context_mark)
+            exc.problem_mark = self.mark(exc.problem_mark)
+        return exc
 
 
 _SURROGATE_HALF = re.compile("[\ud800-\udfff]")
 
 
+def _joined_pairs(text: str) -> str:
+    """``text`` with each pair of surrogate halves (an emoji escaped as JSON
+    escapes it, ``"\\ud83d\\ude00"``) as the character they make, as
+    ``json.loads`` reads them (PyYAML leaves the halves, which no database
+    stores); a half alone stays, to be refused."""
+    if not _SURROGATE_HALF.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+
+
 class YamlLoader(yaml.SafeLoader):
     """``yaml.SafeLoader`` reading a text, with an emoji or another character
-    past U+FFFF escaped as JSON escapes it, as two halves
-    (``"\\ud83d\\ude00"``), as that character, as ``json.loads`` reads it
-    (PyYAML leaves the halves, which no database stores); a half alone stays,
-    to be refused."""
+    past U+FFFF escaped as JSON escapes it, as two halves, as that character
+    (``_joined_pairs``)."""
 
     def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
-        text = super().construct_yaml_str(node)
-        if not _SURROGATE_HALF.search(text):
-            return text
-        return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+        return _joined_pairs(super().construct_yaml_str(node))
 
 
 YamlLoader.add_constructor("tag:yaml.org,2002:str", YamlLoader.construct_yaml_str)
@@ -801,19 +852,92 @@ class _YamlLoader(YamlLoader):
         return yaml.Mark(self.name, self.index, self.line, self.column, around, self.pointer - start)
 
 
-def _yaml_rows(text: Iterator[str]) -> Iterator[object]:
+try:
+    from yaml._yaml import CParser
+except ImportError:  # PyYAML built without libyaml: its pure-Python reader alone
+    _CYamlLoader: type[Any] | None = None
+else:
+
+    class _LibYamlLoader(
+        CParser, yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
+    ):
+        """``YamlLoader`` whose text is read by libyaml, some twenty times as
+        fast, in pieces as ``_YamlLoader`` reads it (``yaml.CSafeLoader`` is
+        this but that it composes a whole document at a time in C)."""
+
+        def __init__(self, stream: _YamlText) -> None:
+            CParser.__init__(self, stream)
+            yaml.composer.Composer.__init__(self)
+            yaml.constructor.SafeConstructor.__init__(self)
+            yaml.resolver.Resolver.__init__(self)
+
+        def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
+            return _joined_pairs(super().construct_yaml_str(node))
+
+        def node(self, key: Any = None) -> Any:
+            """The next node, whole (the value of ``key``'s, if given)."""
+            return self.compose_node(None, key)  # type: ignore[arg-type]  # the stubs want an index
+
+    _LibYamlLoader.add_constructor(  # type: ignore[type-var]  # the stubs know PyYAML's own loaders alone
+        "tag:yaml.org,2002:str", _LibYamlLoader.construct_yaml_str
+    )
+    _CYamlLoader = _LibYamlLoader
+
+
+class _ReadAgain(Exception):  # not an error: a way out of a reading
+    """Raised by libyaml's reading of a text that the pure-Python reader
+    reads otherwise."""
+
+
+def _pure_python_reads(exc: yaml.YAMLError) -> bool:
+    """Whether libyaml's ``exc`` is one the pure-Python reader does not
+    raise, or raises in its own words: an escaped surrogate half (which it
+    takes, to be joined to its pair) and a character libyaml refuses as
+    unprintable (a byte order mark within the text, which it takes)."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        return True
+    return (
+        isinstance(exc, yaml.scanner.ScannerError)
+        and exc.problem == "found invalid Unicode character escape code"
+    )
+
+
+def _yaml_rows(text: Iterator[str], again: Callable[[], Iterator[str]] | None = None) -> Iterator[object]:
     """The items of a YAML file's list of people (its top-level list, or the
     "people" list of its top-level mapping, or the mapping itself), composed
     and constructed one at a time by ``yaml.SafeLoader``: the same values,
     refused for the same faults, as ``yaml.safe_load`` of the whole text.
     Anchors stay defined to the end of the document, so an alias may name a
-    node of an earlier item."""
-    loader: _YamlLoader | None = None
+    node of an earlier item.
+
+    Read by libyaml where PyYAML has it and the text can be read ``again``
+    from its start: a text libyaml reads otherwise (an escaped emoji) is
+    then read again by the pure-Python reader, past the rows already given.
+    A fault libyaml finds is told in its words, at the same line and column."""
+    if _CYamlLoader is None or again is None:
+        yield from _yaml_read(_YamlLoader, _YamlText(text))
+        return
+    given = 0
     try:
-        loader = _YamlLoader(_YamlText(text))  # reads the first piece
-        yield from _YamlDocument(loader).rows()
+        for row in _yaml_read(_CYamlLoader, _YamlText(text, recent=True)):
+            yield row
+            given += 1
+        return
+    except _ReadAgain:
+        pass
+    yield from itertools.islice(_yaml_read(_YamlLoader, _YamlText(again())), given, None)
+
+
+def _yaml_read(kind: type[Any], text: _YamlText) -> Iterator[object]:
+    """``_yaml_rows`` read by a loader of ``kind``."""
+    loader: Any = None
+    try:
+        loader = kind(text)  # the pure-Python one reads the first piece
+        yield from _YamlDocument(loader, text).rows()
     except yaml.YAMLError as exc:
-        raise FormatError(f"not valid YAML: {exc}") from exc
+        if kind is _CYamlLoader and _pure_python_reads(exc):
+            raise _ReadAgain from exc
+        raise FormatError(f"not valid YAML: {text.marked(exc)}") from exc
     except RecursionError:
         raise FormatError("not valid YAML: nested too deep") from None
     except FormatError:
@@ -837,8 +961,9 @@ class _YamlDocument:
     is constructed, and it is raised once the document has been read.
     """
 
-    def __init__(self, loader: _YamlLoader) -> None:
-        self.loader = loader
+    def __init__(self, loader: Any, text: _YamlText) -> None:
+        self.loader = loader  # a _YamlLoader or a _CYamlLoader
+        self.text = text
         self.fault: Exception | None = None
 
     def rows(self) -> Iterator[object]:
@@ -871,7 +996,7 @@ class _YamlDocument:
         try:
             return self.loader.construct_document(node)
         except (yaml.YAMLError, ValueError, RecursionError) as exc:
-            self.fault = exc
+            self.fault = self.text.marked(exc)  # its place shown while the text is at hand
             return None
 
     def _end(self, start: Any) -> None:

@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import re
 import tracemalloc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -381,6 +382,12 @@ def test_a_json_people_file_read_in_pieces_is_refused_in_the_words_of_json_loads
         assert people_in_pieces(raw, size, "json") == f"not valid JSON: {raised.value}"
 
 
+def yaml_fault(text: str, loader: type) -> yaml.YAMLError:
+    with pytest.raises(yaml.YAMLError) as raised:
+        yaml.load(text, Loader=loader)  # noqa: S506  # a safe loader
+    return raised.value
+
+
 @pytest.mark.parametrize(
     "text",
     [
@@ -391,23 +398,91 @@ def test_a_json_people_file_read_in_pieces_is_refused_in_the_words_of_json_loads
         "- &a {name: Ada}\n- &a {name: Bea}\n",
     ],
 )
-def test_a_yaml_people_file_read_in_pieces_is_refused_in_the_words_of_safe_load(text: str) -> None:
-    with pytest.raises(yaml.YAMLError) as raised:
-        yaml.safe_load(text)
+def test_a_yaml_people_file_read_in_pieces_is_refused_in_the_words_of_safe_load(
+    text: str, yaml_reader: str
+) -> None:
+    # libyaml's words for a fault its scanner or parser finds, with the line
+    # of each place named shown as the pure-Python reader shows it; the
+    # pure-Python composer's (an anchor twice), or reader's (a character
+    # libyaml refuses: the file is read again), for the others.
+    fault = yaml_fault(text, yaml.SafeLoader)
+    if yaml_reader == "libyaml":
+        found = yaml_fault(text, yaml.CSafeLoader)
+        if isinstance(found, (yaml.scanner.ScannerError, yaml.parser.ParserError)):
+            for place in ("context_mark", "problem_mark"):
+                if (mark := getattr(found, place)) is not None:
+                    shown = yaml.Mark(mark.name, mark.index, mark.line, mark.column, text, mark.index)
+                    setattr(found, place, shown)
+            fault = found
     raw = text.encode()
     for size in (1, 3, 64, len(raw) or 1):
-        assert people_in_pieces(raw, size, "yaml") == f"not valid YAML: {raised.value}"
+        assert people_in_pieces(raw, size, "yaml") == f"not valid YAML: {fault}"
 
 
-def test_a_large_yaml_people_file_is_read_in_little_memory() -> None:
+def test_a_yaml_fault_libyaml_finds_shows_the_line_it_is_on(yaml_reader: str) -> None:
+    raw = b"- name: Ada\n  username: ada\n" * 5000 + b"- name: Bea\n  username: [bea\n"
+    fault = people_in_pieces(raw, 1000, "yaml")
+    assert fault == (
+        "not valid YAML: while parsing a flow sequence\n"
+        '  in "<unicode string>", line 10002, column 13:\n'
+        "      username: [bea\n"
+        "                ^\n"
+        + (
+            "did not find expected ',' or ']'\n"
+            if yaml_reader == "libyaml"
+            else "expected ',' or ']', but got '<stream end>'\n"
+        )
+        + '  in "<unicode string>", line 10003, column 1:\n'
+        "    \n"
+        "    ^"
+    )
+
+
+@pytest.mark.parametrize("size", [1, 7, 1000])
+@pytest.mark.parametrize("again", [True, False], ids=["list", "iterator"])
+def test_an_emoji_escaped_far_into_a_yaml_file_is_read_as_near_its_start(
+    size: int, again: bool, yaml_reader: str
+) -> None:
+    # libyaml refuses an escaped surrogate half: the file is read again by
+    # the pure-Python reader, past the people already given.
+    raw = b"- {name: Ada, username: ada}\n" * 50 + b'- {name: "Bea \\ud83d\\ude00", username: bea}\n'
+    pieces = [raw[i : i + size] for i in range(0, len(raw), size)]
+    people = list(formats.people_rows(pieces if again else iter(pieces), "yaml"))
+    assert people == [ADA] * 50 + [{"name": "Bea \U0001f600", "username": "bea"}]
+    rows = formats.document_rows(raw.decode(), "yaml")
+    assert rows[-1] == {"name": "Bea \U0001f600", "username": "bea"}
+    assert len(rows) == 51
+
+
+def test_a_yaml_people_file_is_read_by_libyaml_where_pyyaml_has_it(
+    yaml_reader: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kinds: list[type] = []
+    read = formats._yaml_read
+
+    def recorded(kind: type, text: formats._YamlText) -> Iterator[object]:
+        kinds.append(kind)
+        return read(kind, text)
+
+    monkeypatch.setattr(formats, "_yaml_read", recorded)
+    raw = b"- name: Ada\n  username: ada\n"
+    assert formats.parse_people(raw, "yaml") == [ADA]
+    assert formats.document_rows(raw.decode(), "yaml") == [ADA]
+    expected = formats._CYamlLoader if yaml_reader == "libyaml" else formats._YamlLoader
+    assert kinds == [expected, expected]
+
+
+@pytest.mark.parametrize("again", [True, False], ids=["list", "iterator"])
+def test_a_large_yaml_people_file_is_read_in_little_memory(again: bool) -> None:
     # PyYAML reads about 1 MB in 3 s under tracemalloc: 800 KB, which held
     # whole (twice) with its nodes takes some 2.5 MB.
     lines = ("    " + "n" * 200 + "\n") * 100
     raw = "".join(f"- name: Person {i}\n  username: p{i}\n  notes: |\n{lines}" for i in range(40)).encode()
     assert len(raw) > 800_000
+    pieces = [raw[i : i + 32 * 1024] for i in range(0, len(raw), 32 * 1024)]
     tracemalloc.start()
     try:
-        people = formats.people_rows((raw[i : i + 32 * 1024] for i in range(0, len(raw), 32 * 1024)), "yaml")
+        people = formats.people_rows(pieces if again else iter(pieces), "yaml")
         last = collections.deque(people, maxlen=1)
         peak = tracemalloc.get_traced_memory()[1]
     finally:

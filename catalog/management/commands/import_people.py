@@ -41,7 +41,7 @@ class Command(PortalCommand):
 
         def rows(fh: IO[bytes]) -> Iterator[dict[str, Any]]:
             try:
-                yield from formats.people_rows(_chunks(fh), fmt)
+                yield from formats.people_rows(_Chunks(fh), fmt)
             except formats.FormatError as exc:  # checked before: it has changed since
                 faults.append(exc)
 
@@ -51,7 +51,7 @@ class Command(PortalCommand):
                 # Read through once, writing nothing, so that a fault anywhere
                 # in the file leaves every person as they were.
                 try:
-                    for _ in formats.people_rows(_chunks(fh), fmt):
+                    for _ in formats.people_rows(_Chunks(fh), fmt):
                         pass
                 except formats.FormatError:
                     # The fault of a file changed meanwhile may be the change's.
@@ -99,6 +99,14 @@ def _open(path: Path) -> Iterator[IO[bytes]]:
         yield fh
 
 
-def _chunks(fh: IO[bytes]) -> Iterator[bytes]:
-    while chunk := fh.read(CHUNK_BYTES):
-        yield chunk
+class _Chunks:
+    """The file's bytes a chunk at a time, from its start each time they are
+    read (as the reader of a YAML file may)."""
+
+    def __init__(self, fh: IO[bytes]) -> None:
+        self._fh = fh
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._fh.seek(0)
+        while chunk := self._fh.read(CHUNK_BYTES):
+            yield chunk
