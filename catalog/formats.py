@@ -413,12 +413,16 @@ def too_many_rows(max_rows: int) -> FormatError:
 def table_rows_over(text: str, delimiter: str, max_rows: int) -> bool:
     """Whether a CSV or TSV file's text holds more than ``max_rows`` rows
     besides its header (blank lines aside, as tablib reads it), found by
-    reading no more than one past them."""
-    records = (row for row in csv.reader(io.StringIO(text), delimiter=delimiter) if row)
+    reading no more than one past them. A file the reading cannot take (a
+    field over ``csv.field_size_limit()``) is refused as ``import_people``
+    refuses it: the table's own reading named no more than the exception."""
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+    records = (row for row in reader if row)
     try:
         return sum(1 for _ in itertools.islice(records, max_rows + 2)) > max_rows + 1
-    except csv.Error:
-        return False  # told by the reading of the file itself
+    except csv.Error as exc:
+        kind = "TSV" if delimiter == "\t" else "CSV"
+        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
 
 
 def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:

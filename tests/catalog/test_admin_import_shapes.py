@@ -235,3 +235,25 @@ def test_a_value_that_is_no_text_where_text_goes_is_read_as_import_people_reads_
         assert page.status_code == 400
         assert refusal in html.unescape(page.content.decode())  # "person 1: name must be text, not date"
         assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize("name", ["people.csv", "people.tsv"])
+def test_a_table_with_a_field_past_the_csv_field_limit_is_refused_naming_that_limit(
+    importer: Client, tmp_path: Path, name: str
+) -> None:
+    kind = name.rsplit(".", 1)[1].upper()
+    sep = "\t" if kind == "TSV" else ","
+    content = f'name{sep}username\n"A{"x" * 200_000}"{sep}ann\n'.encode()
+    if kind == "CSV":
+        with pytest.raises(CommandError) as refused:
+            command_import(tmp_path, name, content)
+        assert "field larger than field limit (131072)" in str(refused.value)
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert f"{name}: not valid {kind} (line 2): field larger than field limit (131072)" in text
+    assert "encountered while trying to read file" not in text
+    assert not confirm_data(page.content.decode())
+    assert not Person.objects.exists()
