@@ -104,13 +104,20 @@ def _left(check: health.Check, held: Any) -> str:
     """What a run held off a check by another's claim says: who decides for
     it, not what it decided (it may mail the alert, hold it back as mailed
     lately, or find the check passing on its host)."""
-    if isinstance(held, dict) and {"host", "started", "until"} <= held.keys():
+    if (
+        isinstance(held, dict)
+        and isinstance(held.get("host"), str)
+        and isinstance(held.get("started"), dt.datetime)
+        and isinstance(held.get("until"), dt.datetime)
+    ):
         return (
             f"{check.subject}: being handled by the run on {held['host']} that started at "
             f"{held['started']:%H:%M:%S %Z} (its claim lapses at {held['until']:%H:%M:%S %Z} "
             "should that run have died)"
         )
-    return f"{check.subject}: being handled by another run"  # claimed by an older release
+    # Claimed by an older release, or a claim not of this shape (another
+    # release's, a store shared with another program): never a failed run.
+    return f"{check.subject}: being handled by another run"
 
 
 def _unclaim(check: health.Check, to: Sequence[str], run: str) -> None:

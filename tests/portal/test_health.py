@@ -17,6 +17,7 @@ from typing import Any
 import psutil
 import pytest
 from django.core import mail
+from django.core.cache import caches
 from django.core.mail.backends import locmem
 from django.core.management import CommandError, call_command
 from django.test import Client
@@ -1347,3 +1348,25 @@ def test_the_detailed_report_names_a_value_that_cannot_be_read(
     [memory] = [c for c in response.json()["checks"] if not c["ok"]]
     assert memory["name"] == "memory"
     assert memory["detail"] == "not measured: PermissionError: [Errno 13] Permission denied: '/proc/meminfo'"
+
+
+GARBLED_CLAIMS = {
+    "times as text": {"run": "r", "host": "web-1", "started": "09:00", "until": "09:02"},
+    "times missing": {"run": "r", "host": "web-1", "started": None, "until": None},
+    "a host alone": {"host": "web-1"},
+}
+
+
+@pytest.mark.parametrize("claim", GARBLED_CLAIMS.values(), ids=GARBLED_CLAIMS.keys())
+def test_a_claim_that_cannot_be_read_holds_the_check_off_as_another_run_s_without_failing_the_run(
+    reminding: Any, tmp_path: Path, claim: dict[str, Any]
+) -> None:
+    _broken_storage(reminding, tmp_path)
+    key = services._state_key(health.check_storage(), list(reminding.HEALTH_RECIPIENTS)) + ":claim"
+    caches["shared"].set(key, claim, timeout=60)
+
+    code, out = run_health_check()
+
+    assert code == 1
+    assert mail.outbox == []
+    assert "left to another run: Error - The file store is unavailable: being handled by another run" in out
