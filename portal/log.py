@@ -12,15 +12,24 @@ class DisallowedHostAsWarning(logging.Filter):
     error with its traceback, which buries the errors worth reading (and
     mails ADMINS wherever their handler takes errors). The host and the path
     are written as Python literals, so that a line break or any control
-    character sent in them stays inside the line.
+    character sent in them stays inside the line, and each is cut to
+    ``SHOWN`` characters, so that a line stays a line.
     """
+
+    SHOWN = 200
 
     def filter(self, record: logging.LogRecord) -> bool:
         request = getattr(record, "request", None)
         if request is not None:
             host = request._get_raw_host()  # Django's own, not in the stubs: the host it refused
             record.msg = "host %r not allowed (ALLOWED_HOSTS): %s %r"
-            record.args = (host, request.method, request.path)
+            record.args = (self._cut(host), request.method, self._cut(request.path))
         record.levelno, record.levelname = logging.WARNING, logging.getLevelName(logging.WARNING)
         record.exc_info = record.exc_text = None
         return True
+
+    @classmethod
+    def _cut(cls, text: str) -> str:
+        if len(text) <= cls.SHOWN:
+            return text
+        return f"{text[: cls.SHOWN]}… ({len(text):,} characters)"

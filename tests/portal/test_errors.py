@@ -129,6 +129,18 @@ def test_a_request_for_a_host_not_allowed_is_one_warning_line_and_is_not_mailed(
 
 
 @pytest.mark.usefixtures("production")
+def test_a_request_for_a_long_host_not_allowed_is_a_short_line() -> None:
+    with _console() as written:
+        response = Client().get("/" + "p" * 5000, HTTP_HOST="h" * 10_000 + ".example")
+
+    assert response.status_code == 400
+    [line] = written.getvalue().splitlines()
+    assert len(line) < 800
+    assert "'" + "h" * 200 + "… (10,008 characters)'" in line
+    assert "… (5,001 characters)'" in line
+
+
+@pytest.mark.usefixtures("production")
 def test_other_suspicious_requests_are_still_errors_with_their_traceback(settings: Any) -> None:
     settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 2
     with _console() as written:
