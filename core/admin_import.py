@@ -277,6 +277,11 @@ class ImportPreviewMixin:
         form = context.get("form")
         if request.method == "POST" and form is not None and form.errors:
             response.status_code = 400  # a file the import cannot read, or none
+            if "fields_list" in context and not context["fields_list"]:
+                # The library names the columns only of a file it read: the
+                # page of one refused said "will import the following fields:"
+                # and none.
+                context["fields_list"] = self._fields_list(request, form)
         result = context.get("result")
         if result is not None:
             context["result"] = PreviewOf(result)
@@ -284,3 +289,12 @@ class ImportPreviewMixin:
             if result.has_errors() or result.has_validation_errors():
                 response.status_code = 400
         return response
+
+    def _fields_list(self, request: HttpRequest, form: Any) -> list[tuple[str, list[str]]]:
+        """Each resource's name and the columns it imports, as the import page lists them."""
+        kwargs = self.get_import_resource_kwargs(request=request, form=form)  # type: ignore[attr-defined]
+        resources = [cls(**kwargs) for cls in self.get_import_resource_classes(request)]  # type: ignore[attr-defined]
+        return [
+            (resource.get_display_name(), [field.column_name for field in resource.get_user_visible_fields()])
+            for resource in resources
+        ]

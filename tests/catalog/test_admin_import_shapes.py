@@ -257,3 +257,22 @@ def test_a_table_with_a_field_past_the_csv_field_limit_is_refused_naming_that_li
     assert "encountered while trying to read file" not in text
     assert not confirm_data(page.content.decode())
     assert not Person.objects.exists()
+
+
+REFUSED_WHOLE = {
+    "JSON without a comma": ("people.json", b'[{"name": "Ann" "username": "ann"}]'),
+    "Latin-1 CSV": ("people.csv", "name,username\nJosé,jose\n".encode("latin-1")),
+    "UTF-16 CSV without its byte order mark": ("people.csv", "name,username\nAnn,ann\n".encode("utf-16-le")),
+    "YAML list where a name goes": ("people.yaml", b"- name: [Ann, Lee]\n  username: ann\n"),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), REFUSED_WHOLE.values(), ids=REFUSED_WHOLE.keys())
+def test_the_page_of_a_refused_file_still_names_the_columns_an_import_reads(
+    importer: Client, name: str, content: bytes
+) -> None:
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    # The page says which columns a file may have, the more so once one was refused.
+    assert "<code>name, username, phone, department, role, email, is_active</code>" in page.content.decode()
