@@ -29,7 +29,7 @@ from core.admin_dates import DateDrillDownMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import KnownValuesFilter, TypedValuesFilter
-from core.admin_import import BatchedModelResource, ImportPreviewMixin, dataset_of_rows
+from core.admin_import import ABSENT, BatchedModelResource, ImportPreviewMixin, dataset_of_rows
 from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
@@ -104,10 +104,25 @@ class PeopleTextFormat(base_formats.TextFormat):
     def create_dataset(self, in_stream: Any, **kwargs: Any) -> Any:
         if isinstance(in_stream, bytes):
             in_stream = formats.read_text(in_stream)
-        return self.dataset_of(in_stream, **kwargs)
+        return people_of(self.dataset_of(in_stream, **kwargs))
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
         return super().create_dataset(text, **kwargs)
+
+
+def people_of(dataset: Any) -> Any:
+    """The dataset of the people a file's rows give, each read with
+    ``formats.person_fields`` as ``import_people`` reads it: the same values
+    (trimmed, is_active's words for no) stored alike. A row the command
+    refuses refuses the file, in its words."""
+    if not len(dataset):
+        return dataset  # the header alone: its columns are checked as they are
+    return dataset_of_rows(
+        [
+            formats.person_fields({key: value for key, value in row.items() if value is not ABSENT}, number)
+            for number, row in enumerate(dataset.dict, start=1)
+        ]
+    )
 
 
 class PeopleTableFormat(PeopleTextFormat):

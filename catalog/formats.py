@@ -488,7 +488,7 @@ def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             if fault is not None:
                 continue
             try:
-                person = _person({csv_header(k): v for k, v in row.items()}, number)
+                person = person_fields({csv_header(k): v for k, v in row.items()}, number)
             except FormatError as exc:
                 # A fault of the CSV itself further on is told first, as
                 # when every row was read before any was checked.
@@ -515,7 +515,7 @@ def _document_people(rows: Iterator[object], fmt: str) -> Iterator[dict[str, Any
         if not_a_person or fault is not None:
             continue  # read on: the rest of the file may not be valid
         try:
-            person = _person(row, number)
+            person = person_fields(row, number)
         except FormatError as exc:
             fault = exc
             continue
@@ -1091,10 +1091,17 @@ class _YamlDocument:
             raise _not_people("yaml")
 
 
-def _person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
-    # Only what the file carries: a column or key it lacks (the course's
-    # CSV has no email) leaves the stored value alone, as does a blank
-    # is_active cell.
+def person_fields(row: Mapping[str, Any], number: int) -> dict[str, Any]:
+    """The fields of person ``number`` as a file's row gives them (its keys
+    the fields' names), read as every import of a file reads them, to store
+    as ``services.person_upsert`` takes them: text trimmed of spaces, tabs
+    and line breaks around it (a non-breaking space too), a name and a
+    username always (blank when the row lacks them), phones by label, and
+    is_active yes unless one of the words for no.
+
+    Only what the file carries: a column or key it lacks (the course's CSV
+    has no email) leaves the stored value alone, as does a blank is_active
+    cell."""
     person: dict[str, Any] = {
         key: _text(row, key, number)
         for key in ("name", "username", "email", "department", "role")

@@ -42,6 +42,7 @@ BROKEN = {
     "JSON of lists": ("people.json", b'[["Ann", "ann"]]'),
     "YAML of texts": ("people.yaml", b"- Ann\n- ann\n"),
     "YAML naming people twice": ("people.yaml", b"people: [{name: Ann, username: ann}]\npeople: []\n"),
+    "CSV with a phone that is no JSON": ("people.csv", b'name,username,phone\nAnn,ann,"{""office"": 5"\n'),
 }
 
 
@@ -276,3 +277,90 @@ def test_the_page_of_a_refused_file_still_names_the_columns_an_import_reads(
     assert page.status_code == 400
     # The page says which columns a file may have, the more so once one was refused.
     assert "<code>name, username, phone, department, role, email, is_active</code>" in page.content.decode()
+
+
+def everyone() -> set[tuple[object, ...]]:
+    return {
+        (p.username, p.name, p.email, json.dumps(p.phone), p.department, p.role, p.is_active)
+        for p in Person.objects.all()
+    }
+
+
+HEADER = "name,username,email,phone,department,role,is_active\n"
+VALUES = {
+    "spaces around": HEADER + "  Ann  ,  ann  ,  a@b.co  ,  1  ,  Eng  ,  Chef  ,  no  \n",
+    "no-break spaces around": HEADER + "\u00a0Ann\u00a0,\u00a0ann\u00a0,\u00a0a@b.co\u00a0,1,"
+    "\u00a0Eng\u00a0,\u00a0Chef\u00a0,\u00a0off\u00a0\n",
+    "tabs around": HEADER + "\tAnn\t,\tann\t,\ta@b.co\t,\t1\t,\tEng\t,\tChef\t,\t0\t\n",
+    "line breaks around": HEADER + '"\nAnn\n","\nann\n","\na@b.co\n","\n1\n","\nEng\n","\nChef\n","\nno\n"\n',
+    "line breaks inside": HEADER + '"A\nB",ann,,,"E\nF","C\nD",\n',
+    "empty cells": HEADER + "Ann,ann,,,,,\n",
+    "cells of spaces only": HEADER + "Ann,ann,  ,  ,  ,  ,  \n",
+    "columns missing": "name,username\nAnn,ann\n",
+    "an email in capitals": HEADER + "Ann,ann,ANN@EXAMPLE.COM,,Eng,Chef,yes\n",
+    "is_active a word not for no": HEADER + "Ann,ann,,,,,maybe\n",
+    "100,000 line breaks after the name": 'name,username\n"A' + "\n" * 100_000 + '",ann\n',
+    "JSON with spaces around": '[{"name": " Ann ", "username": "ann\\t", "department": "\\u00a0Eng\\n",'
+    ' "role": " ", "email": " a@b.co ", "is_active": " N "}]',
+    "JSON with nulls": '[{"name": "Ann", "username": "ann", "email": null, "phone": null,'
+    ' "department": null, "role": null, "is_active": null}]',
+    "YAML with spaces around": "- {name: ' Ann ', username: \"\\tann\", role: \" Chef\\n\", is_active: ' off '}\n",
+}
+
+
+@pytest.mark.parametrize("before", [False, True], ids=["new", "stored"])
+@pytest.mark.parametrize("content", VALUES.values(), ids=VALUES.keys())
+def test_each_value_is_stored_as_import_people_stores_it(
+    importer: Client, tmp_path: Path, content: str, before: bool
+) -> None:
+    name = {"[": "people.json", "-": "people.yaml"}.get(content[0], "people.csv")
+
+    def start() -> None:
+        Person.objects.all().delete()
+        if before:
+            PersonFactory(
+                username="ann", name="Old", email="old@example.com", phone={"cell": "9"},
+                department="Sales", role="Boss", is_active=False,
+            )  # fmt: skip
+
+    start()
+    command_import(tmp_path, name, content.encode())
+    by_command = everyone()
+    start()
+
+    admin_import(importer, name, content.encode())
+
+    (person,) = by_command  # trimmed by the command: "Ann", not "  Ann  "
+    assert all(value == value.strip() for value in person if isinstance(value, str))
+    assert everyone() == by_command
+
+
+REFUSED_ROWS = {
+    "a name of spaces": ("people.csv", b"name,username\n  \t ,ann\n", "This field cannot be blank."),
+    "a JSON person without a name": (
+        "people.json",
+        b'[{"username": "ann", "role": "Chef"}]',
+        "This field cannot be blank.",
+    ),
+    "a username with a space inside": (
+        "people.csv",
+        b"name,username\nAnn, a nn \n",
+        "Enter a valid username.",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), REFUSED_ROWS.values(), ids=REFUSED_ROWS.keys())
+def test_a_row_import_people_rejects_once_read_is_refused_by_the_admin(
+    importer: Client, tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    PersonFactory(username="ann", name="Ann", department="Sales", role="Boss")
+    with pytest.raises(CommandError, match=r"1 row\(s\) rejected"):
+        command_import(tmp_path, name, content)
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    assert reason in page.content.decode()
+    assert not confirm_data(page.content.decode())
+    assert stored() == {("ann", "Ann", "Sales", "Boss")}
