@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from core import mail
 from portal import health
+from uploads import holders
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +76,9 @@ def _claim(check: health.Check, to: Sequence[str], claim: dict[str, Any]) -> Any
     shared checks at the same minute, each would read the same state and
     mail the same alert). The claim names its run, host and start, so the
     runs it holds off can say who decides and until when it may hold: at
-    most as long as a run's mail may take, should the run die holding it. A
+    most as long as a run's mail may take, should the run die holding it.
+    It names its process too: a claim of this host whose process has ended
+    (killed, out of memory) is taken over at once rather than waited out. A
     store that cannot be asked (the claim neither taken nor found) costs the
     memory, never the alert."""
     key = _state_key(check, to) + ":claim"
@@ -83,14 +86,56 @@ def _claim(check: health.Check, to: Sequence[str], claim: dict[str, Any]) -> Any
         if caches["shared"].add(key, claim, timeout=_claim_seconds()):
             return None
         held = caches["shared"].get(key)
+        if held is not None and _claim_run(held) != claim["run"] and _died(held):
+            dead = held
+            held = _take_over(key, dead, claim)
+            if held is None:
+                logger.info(
+                    "health alert claim of %s taken over from %s, which has ended",
+                    check.name,
+                    dead["process"],
+                )
     except Exception as exc:  # noqa: BLE001 - the alert matters more than its memory
         logger.warning("health alert claim of %s not taken: %s", check.name, exc)
         return None
     return None if held is None or _claim_run(held) == claim["run"] else held
 
 
+def _died(held: Any) -> bool:
+    """Whether a claim is of a run on this host whose process has ended (its
+    pid gone, or given to a newer process). Another host's processes cannot
+    be seen, nor those of another pid namespace (a container) or boot of this
+    one: their claims, and those of older releases (no process named), hold
+    until they lapse."""
+    return (
+        isinstance(held, dict)
+        and isinstance(held.get("run"), str)
+        and held.get("host") == settings.HEALTH_HOST
+        and isinstance(held.get("process"), str)
+        and holders.gone(held["process"])
+    )
+
+
+def _take_over(key: str, dead: dict[str, Any], claim: dict[str, Any]) -> Any:
+    """Takes the dead run's claim at ``key`` for ``claim``'s run: None if
+    taken, else the claim that holds the check now. Of the runs that find
+    the same dead claim, only the one that adds the entry naming it takes it
+    over (the others are held off by that one); it then puts its claim in
+    place of the dead one, unless that one has gone meanwhile (lapsed, and
+    maybe claimed anew by a run that decides now)."""
+    shared = caches["shared"]
+    if not shared.add(f"{key}:{dead['run']}", claim, timeout=_claim_seconds()):
+        return shared.get(f"{key}:{dead['run']}") or shared.get(key)
+    if _claim_run(shared.get(key)) == dead["run"]:
+        shared.delete(key)
+    if shared.add(key, claim, timeout=_claim_seconds()):
+        return None
+    return shared.get(key)
+
+
 def _claim_seconds() -> int:
-    """How long a claim holds if its run never lets go of it."""
+    """How long a claim holds if its run never lets go of it (and no run
+    can see that its process has ended)."""
     return 2 * settings.EMAIL_TIMEOUT + 60
 
 
@@ -276,6 +321,7 @@ def health_alert(
             claim = {
                 "run": run,
                 "host": settings.HEALTH_HOST,
+                "process": holders.this_process(),
                 "started": started,
                 "until": timezone.now() + dt.timedelta(seconds=_claim_seconds()),
             }

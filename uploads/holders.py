@@ -14,6 +14,8 @@ ours are judged (not another container's, not a machine's of the same name);
 any other holder is taken as alive. The start time (from /proc, where it is
 readable) tells a dead process from a new one given the same pid.
 With a broker, the queue outlives every process, and no holder is recorded.
+The health alerts' claims on a check record their run's process the same way
+(``this_process``), broker or not.
 """
 
 from __future__ import annotations
@@ -73,9 +75,14 @@ def _me(pid: int) -> str:
     return f"{_node()}:{pid}:{_start_time(pid) or ''}"
 
 
+def this_process() -> str:
+    """This process, as ``gone`` judges it."""
+    return _me(os.getpid())
+
+
 def mine() -> str:
     """This process, as recorded on the images it takes; "" with a broker."""
-    return "" if settings.BROKER_CONFIGURED else _me(os.getpid())
+    return "" if settings.BROKER_CONFIGURED else this_process()
 
 
 def this_host() -> str:

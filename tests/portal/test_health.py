@@ -10,6 +10,7 @@ import sys
 import threading
 import time
 from collections import namedtuple
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -26,6 +27,7 @@ from django.utils import timezone
 from portal import health, services, tasks
 from tests.processes import manage_py, portal_env
 from tests.servers import SMTPServer, free_port
+from uploads import holders
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 BODY = "Please check your system and resolve the issue as soon as possible."
@@ -1147,6 +1149,170 @@ def test_a_check_claimed_by_a_run_that_died_names_that_run_and_claims_no_mail(
         f"that started at {started:%H:%M:%S %Z} (its claim lapses at {lapses:%H:%M:%S %Z} "
         "should that run have died)"
     ) in out
+
+
+def test_a_check_claimed_by_a_run_killed_on_this_host_is_mailed_by_the_next_run_at_once(
+    reminding: Any, tmp_path: Path
+) -> None:
+    """cron's run is killed (an OOM) while it mails: the next run of the host
+    does not wait out the claim that run left."""
+    var = tmp_path / "var"
+    reminding.CACHES = {
+        **reminding.CACHES,
+        "shared": {"BACKEND": "portal.cache.SharedFileCache", "LOCATION": str(var / "cache" / "shared")},
+    }
+    reminding.HEALTH_HOST = "web-1"
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    with socket.create_server(("127.0.0.1", 0)) as mail_server:  # takes the connection, never answers
+        mail_server.settimeout(60)
+        killed = subprocess.Popen(
+            [sys.executable, "manage.py", "health_check"],
+            cwd=ROOT,
+            env=portal_env(
+                var,
+                EMAIL_URL=f"smtp://127.0.0.1:{mail_server.getsockname()[1]}",
+                PORTAL_HEALTH_HOST="web-1",
+                PORTAL_HEALTH_RECIPIENTS="ops@example.com",
+                PORTAL_HEALTH_REMIND_MINUTES="60",
+                PORTAL_HEALTH_CPU_MAX_PERCENT="100",
+                PORTAL_HEALTH_DISK_MIN_PERCENT="0",
+                PORTAL_HEALTH_MEMORY_MIN_MB=str(10**9),
+            ),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            connection, _ = mail_server.accept()  # its checks claimed and decided, it mails
+            connection.close()
+        finally:
+            killed.kill()
+            killed.wait()
+
+    code, out = run_health_check()
+
+    assert code == 1
+    assert "left to another run" not in out
+    assert [m.subject for m in mail.outbox] == [f"Error - Available memory is less than {10**9}MB"]
+
+
+@pytest.fixture
+def ended_process() -> str:
+    """A process of this host that has since been killed, as a claim names it."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        process = holders._me(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    return process
+
+
+@pytest.fixture
+def running_process() -> Iterator[str]:
+    """A process of this host that runs, as a claim names it."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        yield holders._me(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _claimed_by(settings: Any, check: health.Check, **claim: Any) -> None:
+    now = timezone.now()
+    key = services._state_key(check, list(settings.HEALTH_RECIPIENTS)) + ":claim"
+    claim = {"run": "another", "host": settings.HEALTH_HOST, "started": now, "until": now, **claim}
+    caches["shared"].set(key, claim, timeout=60)
+
+
+DATABASE_DOWN = health.Check(
+    "database", False, "OperationalError: away", "Error - The database is unavailable"
+)
+
+
+def test_a_check_claimed_by_an_ended_process_of_this_host_is_taken_over_and_mailed(
+    reminding: Any, ended_process: str
+) -> None:
+    _claimed_by(reminding, DATABASE_DOWN, process=ended_process)
+    outcome = services.health_alert(checks=(lambda: DATABASE_DOWN,))
+    assert outcome.left == []
+    assert [m.subject for m in mail.outbox] == ["Error - The database is unavailable"]
+    assert "mailed at " in services.health_alert(checks=(lambda: DATABASE_DOWN,)).held[0]  # its claim let go
+
+
+def test_a_claim_whose_pid_now_belongs_to_a_newer_process_is_taken_over(
+    reminding: Any, running_process: str
+) -> None:
+    node, pid, start = running_process.rsplit(":", 2)
+    _claimed_by(reminding, DATABASE_DOWN, process=f"{node}:{pid}:{int(start) - 1}")
+    outcome = services.health_alert(checks=(lambda: DATABASE_DOWN,))
+    assert outcome.left == []
+    assert [m.subject for m in mail.outbox] == ["Error - The database is unavailable"]
+
+
+@pytest.mark.parametrize(
+    "whose",
+    ["a process that runs", "an ended process of another host", "an older release (no process named)"],
+)
+def test_a_claim_of_a_run_that_may_still_be_mailing_holds(
+    reminding: Any, running_process: str, ended_process: str, whose: str
+) -> None:
+    claim = {
+        "a process that runs": {"process": running_process},
+        "an ended process of another host": {"process": ended_process, "host": "web-2"},
+        "an older release (no process named)": {},
+    }[whose]
+    _claimed_by(reminding, DATABASE_DOWN, **claim)
+    outcome = services.health_alert(checks=(lambda: DATABASE_DOWN,))
+    assert mail.outbox == []
+    assert [line.split(" that started at ")[0] for line in outcome.left] == [
+        f"Error - The database is unavailable: being handled by the run on {claim.get('host', reminding.HEALTH_HOST)}"
+    ]
+
+
+def test_two_runs_finding_the_same_ended_claim_mail_its_alert_once(
+    reminding: Any, ended_process: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both runs find the claim ended before either takes it over, and the
+    one that decides reads the check's state only once the other has
+    decided too or given up: a second taker would mail the alert again."""
+    _claimed_by(reminding, DATABASE_DOWN, process=ended_process)
+    both_found_it = threading.Barrier(2, timeout=10)
+    other_decides_or_ended = threading.Event()
+    deciding: list[str] = []
+    died, recall = services._died, services._recall
+
+    def found(held: Any) -> bool:
+        ended = died(held)
+        both_found_it.wait()
+        return ended
+
+    def recalled(check: health.Check, to: Any) -> Any:
+        deciding.append(threading.current_thread().name)
+        if len(deciding) == 1:
+            other_decides_or_ended.wait(timeout=10)
+        else:
+            other_decides_or_ended.set()
+        return recall(check, to)
+
+    monkeypatch.setattr(services, "_died", found)
+    monkeypatch.setattr(services, "_recall", recalled)
+    outcomes: list[services.HealthOutcome] = []
+
+    def run() -> None:
+        try:
+            outcomes.append(services.health_alert(checks=(lambda: DATABASE_DOWN,)))
+        finally:
+            other_decides_or_ended.set()
+
+    runs = [threading.Thread(target=run) for _ in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    assert len(deciding) == 1
+    assert [m.subject for m in mail.outbox] == ["Error - The database is unavailable"]
+    assert sorted(len(outcome.left) for outcome in outcomes) == [0, 1]
 
 
 def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(reminding: Any, clock: Any) -> None:
