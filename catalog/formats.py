@@ -209,13 +209,17 @@ def _characters(chars: list[str]) -> str:
 
 @functools.cache
 def weight_pattern() -> re.Pattern[str]:
-    """What a weight given as text may be: ``500``, ``500 lbs``, ``7 LB.``.
+    """What a weight given as text may be: ``500``, ``500 lbs``, ``7 LB.``,
+    ``+500``.
 
     The digits are those of any script (Arabic-Indic, fullwidth), the spaces any
-    Unicode space, as ``int()`` reads them, and the course's clients read a
-    weight with ``int()``. Written out as characters, not ``\\d`` and ``\\s``,
-    which are ASCII alone in the schema's dialect, so that the pattern the
-    API publishes takes what the server takes. The spaces before the unit are
+    Unicode space, a plus sign before the digits, as ``int()`` reads them, and
+    the course's clients read a weight with ``int()``. Not its underscores
+    between digits (``1_000``): a weight is not written so, and they are
+    refused as ``1,000`` is, named as separators. Written out as characters,
+    not ``\\d`` and ``\\s``, which are ASCII alone in the schema's dialect,
+    so that the pattern the API publishes takes what the server takes (a
+    minus sign too, refused as less than 1 lb). The spaces before the unit are
     inside its optional group: two runs of spaces side by side took time
     growing with the square of their length to refuse."""
     digits: list[str] = []
@@ -227,12 +231,26 @@ def weight_pattern() -> re.Pattern[str]:
         elif char.isspace():
             spaces.append(char)
     digit, space = _characters(digits), _characters(spaces)
-    return re.compile(f"^{space}*({digit}+)(?:{space}*[Ll][Bb][Ss]?\\.?)?{space}*$")
+    return re.compile(f"^{space}*\\+?({digit}+)(?:{space}*[Ll][Bb][Ss]?\\.?)?{space}*$")
+
+
+# A separator between digits (``1_000``, ``1,000``): told apart in a refusal.
+_THOUSANDS = re.compile(r"(?<=\d)[_,](?=\d)")
+
+
+def _negative(text: str) -> bool:
+    """Whether ``text`` is a weight but for a minus sign before its digits,
+    as ``int()`` reads it (``-5``, ``-5 lbs``): refused as the number -5 is."""
+    unsigned = text.lstrip()
+    return (
+        unsigned[:1] == "-" and unsigned[1:2].isdecimal() and bool(weight_pattern().fullmatch(unsigned[1:]))
+    )
 
 
 def parse_weight(value: object) -> int:
-    """``500``, ``"500"`` or ``"500 lbs"`` → 500; anything else is an error.
-    Every path that writes a product reads its weight with this."""
+    """``500``, ``"500"``, ``"+500"`` or ``"500 lbs"`` → 500; anything else
+    is an error. Every path that writes a product reads its weight with this.
+    ``"-5"`` is refused as ``-5`` is, as less than 1 lb."""
     if isinstance(value, bool):
         raise FormatError("weight must be a whole number of lbs")
     if isinstance(value, int):
@@ -244,6 +262,10 @@ def parse_weight(value: object) -> int:
         digits = "".join(str(unicodedata.digit(c)) for c in match.group(1)).lstrip("0") or "0"
         # Longer is too heavy, and past 4,300 digits more than int() reads.
         weight = int(digits) if len(digits) <= len(str(WEIGHT_MAX)) else WEIGHT_MAX + 1
+    elif isinstance(value, str) and _negative(value):
+        raise FormatError("weight must be at least 1 lb")
+    elif isinstance(value, str) and weight_pattern().fullmatch(_THOUSANDS.sub("", value)):
+        raise FormatError(f"weight must be a whole number of lbs without separators, got {value!r}")
     else:
         raise FormatError(f"weight must be a whole number of lbs, got {value!r}")
     if weight < 1:

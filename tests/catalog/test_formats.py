@@ -68,6 +68,10 @@ def test_a_supplier_description_reads_name_weight_and_text() -> None:
         # Digits of other scripts, leading zeros and all: fullwidth, Arabic-Indic.
         ("\uff10" * 12 + "\uff15\uff10 lbs", 50),
         ("\u0660" * 12 + "\u0665", 5),
+        # A plus sign, as int() reads it.
+        ("+5", 5),
+        (" +5 lbs ", 5),
+        ("+\uff15\uff10\uff10 lbs", 500),
     ],
 )
 def test_weights_are_read_from_numbers_and_strings(value: object, weight: int) -> None:
@@ -81,6 +85,31 @@ def test_weights_are_read_from_numbers_and_strings(value: object, weight: int) -
 def test_a_weight_that_is_not_a_positive_whole_number_is_refused(value: object) -> None:
     with pytest.raises(formats.FormatError):
         formats.parse_weight(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("-5", "weight must be at least 1 lb"),
+        (" -5 lbs", "weight must be at least 1 lb"),
+        ("-0", "weight must be at least 1 lb"),
+        ("-\u0665", "weight must be at least 1 lb"),
+        ("- 5", "weight must be a whole number of lbs, got '- 5'"),
+        ("-+5", "weight must be a whole number of lbs, got '-+5'"),
+        ("+-5", "weight must be a whole number of lbs, got '+-5'"),
+        ("++5", "weight must be a whole number of lbs, got '++5'"),
+        ("1_000", "weight must be a whole number of lbs without separators, got '1_000'"),
+        ("1,000 lbs", "weight must be a whole number of lbs without separators, got '1,000 lbs'"),
+        ("1__000", "weight must be a whole number of lbs, got '1__000'"),
+        ("_1000", "weight must be a whole number of lbs, got '_1000'"),
+    ],
+)
+def test_a_refused_weight_is_told_the_rule_it_broke(value: str, message: str) -> None:
+    """A negative number is refused as the number -5 is; a number written
+    with separators, which no path takes, is told so."""
+    with pytest.raises(formats.FormatError) as refused:
+        formats.parse_weight(value)
+    assert str(refused.value) == message
 
 
 @pytest.mark.parametrize(

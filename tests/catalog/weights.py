@@ -14,6 +14,18 @@ WEIGHTS: list[tuple[str, int | None]] = [
     ("\U0001d7d3\U0001d7ce lb", 50),
     ("500\u3000lbs", 500),  # an ideographic space
     ("2147483647", 2_147_483_647),
+    # A plus sign before the digits, as int() reads it; not apart from them,
+    # twice, nor a fullwidth one, which int() refuses.
+    ("+5 lbs", 5),
+    (" +\u0665\u0660\u0660", 500),
+    ("+ 5", None),
+    ("++5", None),
+    ("\uff0b5", None),
+    ("5+", None),
+    # A minus sign, less than 1 lb.
+    ("-5", None),
+    ("-5 lbs", None),
+    ("+-5", None),
     # Not a whole number of lbs, or too heavy.
     ("1_000", None),
     ("\u0665.\u0660", None),
