@@ -309,10 +309,21 @@ class PersonAdmin(
 
 class WeightFormField(forms.IntegerField):
     """A weight read as every other path reads it (``formats.parse_weight``):
-    ``500``, ``500 lbs``, the digits of any script; 1 to ``WEIGHT_MAX``."""
+    ``500``, ``500 lbs``, the digits of any script; 1 to ``WEIGHT_MAX``.
+
+    Typed in a text box, not a number box: a browser would refuse ``500 lbs``
+    or fullwidth digits before the server reads them, and its spinner offers
+    negative numbers. A stored weight shows as its digits alone."""
+
+    widget = forms.TextInput(attrs={"inputmode": "numeric"})
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.update(min_value=1, max_value=formats.WEIGHT_MAX)
+        kwargs.update(min_value=1, max_value=formats.WEIGHT_MAX, localize=False)
+        kwargs.setdefault(
+            "help_text",
+            f"Weight in lbs, a whole number from 1 to {formats.WEIGHT_MAX:,}: 500 or 500 lbs, "
+            "in the digits of any script.",
+        )
         super().__init__(**kwargs)
 
     def to_python(self, value: Any) -> int | None:
@@ -325,7 +336,7 @@ class WeightFormField(forms.IntegerField):
 
 
 class ProductForm(forms.ModelForm[Product]):
-    weight = WeightFormField(help_text="Weight in lbs.")
+    weight = WeightFormField()
 
     def clean(self) -> dict[str, Any]:
         """A product given the image file stem (else name) that another

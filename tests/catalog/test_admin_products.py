@@ -4,6 +4,7 @@ doubles nor overwrites another."""
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
 from typing import Any
 
 import pytest
@@ -11,7 +12,7 @@ from django.contrib.auth.models import Permission
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from catalog import services
+from catalog import formats, services
 from catalog.models import Product
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.factories import ProductFactory, UserFactory
@@ -230,3 +231,46 @@ def test_a_weight_typed_in_the_admin_is_read_as_every_other_path_reads_it(
     else:
         assert (added.status_code, changed.status_code) == (302, 302)
         assert Product.objects.get(name="Mango").weight == product.weight == expected
+
+
+class Inputs(HTMLParser):
+    """The attributes of a page's ``<input>`` elements, by name."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.found: dict[str, dict[str, str | None]] = {}
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "input":
+            self.found[str(dict(attrs).get("name"))] = dict(attrs)
+
+
+def test_the_weight_is_typed_in_a_text_box_showing_the_stored_digits(admin_client: Client) -> None:
+    """Not a number box, which a browser fills with digits alone, refusing
+    ``500 lbs`` before the server reads it; the stored weight in plain
+    digits, which saved again stay the weight."""
+    product = ProductFactory(name="Melon", weight=1_234_567, image_name="020.jpeg")
+    response = admin_client.get(change(product.pk))
+    page = response.content.decode()
+    box = Inputs(page).found["weight"]
+    assert (box["type"], box["inputmode"], box["value"]) == ("text", "numeric", "1234567")
+    assert not {"min", "max", "step"} & set(box)
+    assert f"a whole number from 1 to {formats.WEIGHT_MAX:,}: 500 or 500 lbs" in page
+    saved = admin_client.post(
+        change(product.pk), form(name="Melon", weight=box["value"], image_name="020.jpeg")
+    )
+    product.refresh_from_db()
+    assert (saved.status_code, product.weight) == (302, 1_234_567)
+
+
+@pytest.mark.parametrize(("typed", "stored"), [("+5 lbs", 5), ("\u0665\u0660\u0660 lbs", 500)])
+def test_a_weight_typed_as_text_in_the_admin_is_stored_as_its_number(
+    admin_client: Client, typed: str, stored: int
+) -> None:
+    product = ProductFactory(name="Melon", weight=1, image_name="020.jpeg")
+    response = admin_client.post(change(product.pk), form(name="Melon", weight=typed, image_name="020.jpeg"))
+    product.refresh_from_db()
+    assert (response.status_code, product.weight) == (302, stored)
+    shown = Inputs(admin_client.get(change(product.pk)).content.decode()).found["weight"]
+    assert shown["value"] == str(stored)
