@@ -755,13 +755,68 @@ def _without_spans(channel: Image.Image) -> Image.Image:
     return ImageChops.subtract(channel, spans)
 
 
+# Lookup tables: any value at all, and more than half of full scale.
+_LIT: Final = [255 if v else 0 for v in range(256)]
+_MOST: Final = [255 if v > 127 else 0 for v in range(256)]
+
+
+def _row_spans(lit: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
+    """For each row of a 0/255 map (a one pixel wide column of them): whether
+    it is lit over more than half of its length, at its start, at its end.
+    Either of the two outermost pixels makes an end, so that a frame's soft
+    or dark last pixel does not hide a side."""
+    width, height = lit.size
+    box = Image.Resampling.BOX
+    return (
+        lit.resize((1, height), box).point(_MOST),
+        lit.crop((0, 0, 2, height)).resize((1, height), box),
+        lit.crop((width - 2, 0, width, height)).resize((1, height), box),
+    )
+
+
+def _without_surfaces(channel: Image.Image) -> Image.Image:
+    """``channel`` less the rows and columns where it lights up more than
+    half of the picture's width or height and runs across it: a table top, a
+    floor, a wall or the line of a horizon does; a subject, even a face that
+    fills most of the frame, stops short of one side at least.
+
+    A line runs across when it reaches both sides, or one side along which
+    a span runs the other way: the wall beside a person's shoulders reaches
+    only the top, where the wall spans the frame from side to side.
+    """
+    width, height = channel.size
+    lit = channel.point(_LIT)
+    rows, left, right = _row_spans(lit)
+    columns, top, bottom = _row_spans(lit.transpose(Image.Transpose.TRANSPOSE))
+    across = ImageChops.darker(rows, ImageChops.darker(left, right))
+    down = ImageChops.darker(columns, ImageChops.darker(top, bottom))
+
+    def spanned(line: Image.Image, *, start: bool) -> bool:
+        ends = line.tobytes()
+        return any(ends[:2] if start else ends[-2:])
+
+    reach_across, reach_down = across, down
+    for side, spans_along in ((left, spanned(down, start=True)), (right, spanned(down, start=False))):
+        if spans_along:
+            reach_across = ImageChops.lighter(reach_across, ImageChops.darker(rows, side))
+    for side, spans_along in ((top, spanned(across, start=True)), (bottom, spanned(across, start=False))):
+        if spans_along:
+            reach_down = ImageChops.lighter(reach_down, ImageChops.darker(columns, side))
+    spans = ImageChops.lighter(
+        reach_across.resize((width, height), Image.Resampling.NEAREST),
+        reach_down.transpose(Image.Transpose.TRANSPOSE).resize((width, height), Image.Resampling.NEAREST),
+    ).point(_LIT)
+    return ImageChops.subtract(channel, spans)
+
+
 def estimate_focal_point(img: Image.Image) -> FocalPoint:
     """Guess the subject's position, like libvips' ``attention`` smart crop:
     on a small copy, add edge energy (a Laplacian of the luminance),
     saturation (chroma, against its surroundings) and skin-like hues, each
     counted where it rises above its own average, edges and skin only where
-    they do not span the frame; blur the sum into blobs and take the weighted
-    centroid of the strongest. A featureless picture gives its centre.
+    they do not run across the frame (a close-up face wider than half of it
+    still counts); blur the sum into blobs and take the weighted centroid of
+    the strongest. A featureless picture gives its centre.
     """
     small = img
     if max(small.size) > _ATTENTION_SIDE:
@@ -791,11 +846,12 @@ def estimate_focal_point(img: Image.Image) -> FocalPoint:
     )
     # Skin-like hues across the frame are a surface (a wooden floor, a beige
     # wall), and edges across it the line where two surfaces meet: only what
-    # stays of them once such spans are taken out can be a subject.
+    # stays of them once such spans are taken out can be a subject. A face
+    # close up is as wide, but stops short of a side: its skin stays.
     # Halves, so three full-strength maps cannot clip at 255 when added.
     attention = ImageChops.add(
         ImageChops.add(_without_spans(_above_mean(edges)), _above_mean(chroma), scale=2.0),
-        _above_mean(_without_spans(skin)).point(lambda v: v // 2),
+        _above_mean(_without_surfaces(skin)).point(lambda v: v // 2),
     )
     attention = attention.filter(ImageFilter.GaussianBlur(max(1.0, min(width, height) / 12)))
 

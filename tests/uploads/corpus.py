@@ -1092,8 +1092,9 @@ def face(
     radius: float = 0.18,
     wall: RGB = BEIGE_WALL,
     desk: RGB | None = None,
+    skin: RGB = SKIN,
 ) -> Image.Image:
-    """A face before a wall: an oval of skin ``radius`` (a share of the
+    """A face before a wall: an oval of ``skin`` ``radius`` (a share of the
     shorter side) high and 0.8 of that wide, centred at ``at``, with hair,
     eyes and a mouth; with ``desk``, a band of that colour across the bottom
     30 per cent."""
@@ -1103,7 +1104,7 @@ def face(
     if desk is not None:
         draw.rectangle((0, int(height * 0.7), width, height), fill=desk)
     cx, cy, r = at[0] * width, at[1] * height, radius * min(width, height)
-    draw.ellipse((cx - r * 0.8, cy - r, cx + r * 0.8, cy + r), fill=SKIN)
+    draw.ellipse((cx - r * 0.8, cy - r, cx + r * 0.8, cy + r), fill=skin)
     draw.chord((cx - r * 0.85, cy - r * 1.1, cx + r * 0.85, cy + r * 0.3), 180, 360, fill=(50, 40, 35))
     for eye in (-0.3, 0.3):
         draw.ellipse(
@@ -1111,6 +1112,36 @@ def face(
         )
     draw.chord((cx - r * 0.3, cy + r * 0.35, cx + r * 0.3, cy + r * 0.6), 0, 180, fill=(170, 60, 60))
     return img
+
+
+# Complexions from fair to dark, and backdrops that are no skin: a portrait
+# studio's grey, blue, green, near-black and near-white.
+COMPLEXIONS: tuple[RGB, ...] = (SKIN, (224, 172, 105), (198, 134, 90), (120, 80, 55))
+BACKDROPS: tuple[RGB, ...] = (
+    (150, 170, 190),
+    (128, 128, 128),
+    (110, 140, 110),
+    (40, 45, 60),
+    (235, 235, 235),
+)
+
+
+def close_up(
+    size: tuple[int, int] = (1000, 800),
+    at: tuple[float, float] = (0.35, 0.39),
+    width_share: float = 0.55,
+    seed: int = 0,
+) -> Image.Image:
+    """A :func:`face` ``width_share`` of the picture's width wide (so as high
+    as 2.5 times that over the shorter side), centred at ``at``, of a
+    complexion and before a backdrop the ``seed`` picks, with film grain."""
+    rng = random.Random(seed)
+    width, height = size
+    radius = width_share * width / (1.6 * min(size))
+    img = face(size, at, radius, wall=rng.choice(BACKDROPS), skin=rng.choice(COMPLEXIONS))
+    grain = np.random.default_rng(seed).normal(128, 8, (height, width))
+    noise = Image.fromarray(grain.clip(0, 255).astype(np.uint8)).convert("RGB")
+    return ImageChops.add(img, noise, scale=1.0, offset=-128)
 
 
 def heic_primary_second(size: tuple[int, int] = (80, 60)) -> bytes:

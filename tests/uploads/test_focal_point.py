@@ -247,6 +247,43 @@ def test_the_estimate_finds_a_face_before_a_beige_wall_or_desk(
     assert inside_oval(point, size, (at[0] * size[0], at[1] * size[1]), (r * 0.8, r)), point
 
 
+def in_central_third(
+    point: FocalPoint, size: tuple[int, int], centre: tuple[float, float], half: tuple[float, float]
+) -> bool:
+    """Whether ``point`` falls in the middle third, across and down, of a box
+    of ``half`` its width and height (pixels) about ``centre`` (fractions)."""
+    return (
+        abs(point.x - centre[0]) * size[0] <= half[0] / 3
+        and abs(point.y - centre[1]) * size[1] <= half[1] / 3
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("width_share", [0.5, 0.6, 0.7, 0.8])
+@pytest.mark.parametrize(
+    ("size", "at"),
+    [
+        ((1000, 800), (0.35, 0.39)),
+        ((1000, 800), (0.65, 0.42)),
+        ((1000, 800), (0.6, 0.6)),
+        ((800, 1000), (0.42, 0.58)),
+        ((800, 1000), (0.65, 0.42)),
+    ],
+    ids=["wide-up-left", "wide-up-right", "wide-low-right", "tall-low-left", "tall-up-right"],
+)
+def test_the_estimate_stays_on_a_face_that_fills_most_of_the_frame(
+    size: tuple[int, int], at: tuple[float, float], width_share: float, seed: int
+) -> None:
+    """A close-up is wider than half the frame, yet no surface: it stops
+    short of a side at least, so its skin and its lines count. The point stays
+    in the middle third, across and down, of the face's oval (hair included),
+    where a crop cut around it keeps both eyes and the mouth; before, the
+    skin's widest rows were dropped and it slid down to the chin."""
+    point = processing.estimate_focal_point(corpus.close_up(size, at, width_share, seed))
+    half_width = width_share * size[0] / 2
+    assert in_central_third(point, size, at, (half_width, half_width / 0.8)), point
+
+
 @pytest.mark.parametrize(("x", "y", "radius"), [(-0.1, 0.5, None), (0.5, 1.01, None), (0.5, 0.5, 0.0)])
 def test_a_focal_point_outside_the_picture_is_refused(x: float, y: float, radius: float | None) -> None:
     with pytest.raises(ValueError, match=r"within 0\.\.1"):
