@@ -954,14 +954,17 @@ def _inverse(m: Matrix) -> list[list[float]]:
     return [[v / det for v in row] for row in cofactors]
 
 
-def _readable_profile(icc: object) -> bool:
+def _png_profile_applies(icc: object, *, grey: bool) -> bool:
+    """Whether a PNG's iCCP profile is one browsers go by: readable, and of
+    the PNG's colour space (a grey profile on colour pixels, or a colour one
+    on grey pixels, is dropped by libpng as the PNG specification says)."""
     if not isinstance(icc, bytes):
         return False
     try:
-        ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        space = ImageCms.ImageCmsProfile(io.BytesIO(icc)).profile.xcolor_space
     except (OSError, ValueError, TypeError):
         return False
-    return True
+    return bool(space == ("GRAY" if grey else "RGB "))
 
 
 def _icc_from_png_chunks(info: Mapping[Any, Any], grey: bool) -> bytes | None:
@@ -1384,10 +1387,12 @@ def _finish(
     work = _to_basic_mode(img)
     if frame_box is not None:
         work = _transparent_outside(work, frame_box)
-    if img.format == "PNG" and not _readable_profile(icc):
-        # A profile that cannot be read (damaged, not compressed right) is
-        # skipped by browsers for what gAMA and cHRM say.
-        icc = _icc_from_png_chunks(img.info, grey=work.mode in ("L", "LA"))
+    grey = work.mode in ("L", "LA")
+    if img.format == "PNG" and not _png_profile_applies(icc, grey=grey):
+        # A profile that cannot be read (damaged, not compressed right) or is
+        # of the other colour space is skipped by browsers for what gAMA and
+        # cHRM say.
+        icc = _icc_from_png_chunks(img.info, grey=grey)
     if work.size != work_stored:
         work = _resample(work, work_stored)
     if work is not img:

@@ -534,6 +534,25 @@ def test_a_png_gamma_holds_where_its_profile_cannot_be_read(iccp: bytes) -> None
     assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
 
 
+@pytest.mark.parametrize(
+    ("color", "profile"),
+    [
+        ((128, 128, 128), lambda: corpus.icc_gray_profile("Grey", 2.2)),
+        (128, corpus.srgb_profile),
+    ],
+    ids=["grey profile on colour", "colour profile on grey"],
+)
+def test_a_png_gamma_holds_where_its_profile_is_of_another_colour_space(
+    color: int | tuple[int, int, int], profile: Any
+) -> None:
+    # libpng drops such an iCCP ("Gray color space not permitted on RGB PNG"),
+    # and browsers go by the gAMA after it.
+    iccp = b"Other\0\0" + zlib.compress(profile())
+    data = corpus.png_with_gamma(color, 1.0, iccp=iccp)  # linear samples
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
+
+
 def test_a_readable_png_profile_still_overrides_its_gamma() -> None:
     iccp = b"sRGB\0\0" + zlib.compress(corpus.srgb_profile())
     data = corpus.png_with_gamma((128, 128, 128), 1.0, iccp=iccp)
