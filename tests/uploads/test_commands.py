@@ -181,6 +181,22 @@ def test_exported_names_clash_as_a_macs_folder_compares_them_and_no_more(tmp_pat
     )
     assert "exported straße.png as straße-png.jpg: STRASSE.jpg came from another file" in err
     assert "exported οδος.png as οδος-png.jpg: ΟΔΟΣ.jpg came from another file" in err
+
+
+def test_exported_names_whose_folds_differ_only_in_unicode_form_clash(tmp_path: Path, run: Any) -> None:
+    """Folded, "ΐ" (one character) is iota, diaeresis, acute, and "Ϊ́" (the
+    capital with a diaeresis, then an acute: no one character is both) is
+    the small iota with a diaeresis, then an acute: one letter in two
+    Unicode forms, which a Mac's folder compares as one."""
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    for n, (name, kind) in enumerate([("\u0390.jpg", "JPEG"), ("\u03aa\u0301.png", "PNG")]):
+        (folder / name).write_bytes(corpus._save(corpus.solid((90 * n, 0, 200), (48, 32)), kind))
+
+    _, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
+
+    assert sorted(p.name for p in export.iterdir()) == ["\u0390.jpg", "\u03aa\u0301-png.jpg"]
+    assert "exported \u03aa\u0301.png as \u03aa\u0301-png.jpg: \u0390.jpg came from another file" in err
     assert "izmir" not in err
     assert "lık" not in err
 

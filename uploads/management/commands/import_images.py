@@ -4,6 +4,7 @@ import contextlib
 import logging
 import os
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +115,7 @@ class Command(PortalCommand):
                 returncode=130,
             ) from None
         failed = unexported = 0
-        written: dict[str, str] = {}  # case-folded name: the name written
+        written: dict[str, str] = {}  # folded name (_folded): the name written
         exported: dict[int, str] = {}  # image id: the file it was exported for
         for name, image in images:
             if export:
@@ -188,11 +189,11 @@ def _unique_name(target: str, source: str, written: dict[str, str]) -> tuple[str
     source's extension added: ``photo-tiff.jpg``; with the name it clashed
     with ("" if none). Names are compared as a folder that ignores case
     compares them (macOS, Windows): after ``A.jpg``, ``a.jpg`` is taken too.
-    ``written`` holds the names taken, by their case-folded form.
+    ``written`` holds the names taken, by their folded form (``_folded``).
 
-    The fold is Python's full case folding of the NFC name, which is what
-    APFS (a Mac's disk, case-insensitive by default) compares: canonical
-    decomposition, then CaseFolding.txt's C and F mappings. So ``straße``
+    The fold is Python's full case folding between canonical decompositions,
+    which is what APFS (a Mac's disk, case-insensitive by default) compares:
+    canonical decomposition, then CaseFolding.txt's C and F mappings. So ``straße``
     is ``STRASSE`` there (ß folds to ss), the Greek final sigma (U+03C2)
     is the sigma and its capital, and the Turkish capital I with a dot
     (U+0130, folded to i and a combining dot) is neither ``i`` nor ``I``,
@@ -207,9 +208,17 @@ def _unique_name(target: str, source: str, written: dict[str, str]) -> tuple[str
     unique, count = target, 1
     base, _, ext = target.rpartition(".")
     source_ext = Path(source).suffix.lstrip(".").lower() or "file"
-    taken = written.get(target.casefold(), "")
-    while unique.casefold() in written:
+    taken = written.get(_folded(target), "")
+    while _folded(unique) in written:
         count += 1
         unique = f"{base}-{source_ext}.{ext}" if count == 2 else f"{base}-{source_ext}-{count}.{ext}"
-    written[unique.casefold()] = unique
+    written[_folded(unique)] = unique
     return unique, taken
+
+
+def _folded(name: str) -> str:
+    """``name`` as a Mac's folder compares it: decomposed, case-folded and
+    decomposed again (Unicode's canonical caseless match), for a fold may
+    give one letter in another form ("ΐ" folds to iota, diaeresis, acute;
+    "Ϊ́" to the small iota with a diaeresis, then an acute)."""
+    return unicodedata.normalize("NFD", unicodedata.normalize("NFD", name).casefold())
