@@ -1,9 +1,12 @@
 from __future__ import annotations
 
 import copy
+import csv
+import io
 import json
 from typing import Any
 
+import tablib
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -130,10 +133,22 @@ class PeopleTableFormat(PeopleTextFormat):
     in any case, with spaces around them."""
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
+        delimiter = self.get_format().DEFAULT_DELIMITER
         # Millions of lines took seconds and gigabytes to read before they were counted.
-        if formats.table_rows_over(text, self.get_format().DEFAULT_DELIMITER, admin_import.MAX_ROWS):
+        if formats.table_rows_over(text, delimiter, admin_import.MAX_ROWS):
             raise formats.too_many_rows(admin_import.MAX_ROWS)
-        dataset = super().dataset_of(text, **kwargs)
+        # Read as tablib reads it (the first line the header, blank lines
+        # skipped, a short row filled with blanks), but a cell past the
+        # header's is left out, as import_people leaves it: tablib refused
+        # the whole file for it ("'InvalidDimensions' encountered while
+        # trying to read file"), a comma at the end of each row included.
+        dataset = tablib.Dataset()
+        for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
+            if number == 0:
+                dataset.headers = row
+            elif row:
+                width = len(dataset.headers or ())
+                dataset.append((row + [""] * width)[:width] if width else row)
         if dataset.headers:
             dataset.headers = [formats.csv_header(header) for header in dataset.headers]
         return dataset

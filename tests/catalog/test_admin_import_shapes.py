@@ -364,3 +364,32 @@ def test_a_row_import_people_rejects_once_read_is_refused_by_the_admin(
     assert reason in page.content.decode()
     assert not confirm_data(page.content.decode())
     assert stored() == {("ann", "Ann", "Sales", "Boss")}
+
+
+LONG_ROWS = {
+    "CSV with a cell past the header": (
+        "people.csv",
+        b"name,username,role\nAnn,ann,Chef,extra\nBob,bob,Cook\n",
+    ),
+    "CSV with a comma after each row": ("people.csv", b"name,username,role\nAnn,ann,Chef,\nBob,bob,Cook,\n"),
+    "TSV with a cell past the header": (
+        "people.tsv",
+        b"name\tusername\trole\nAnn\tann\tChef\textra\nBob\tbob\tCook\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), LONG_ROWS.values(), ids=LONG_ROWS.keys())
+def test_cells_past_the_header_are_left_out_as_import_people_leaves_them(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    command_import(tmp_path, name.replace(".tsv", ".csv"), content.replace(b"\t", b","))
+    by_command = stored()
+    assert by_command == {("ann", "Ann", "", "Chef"), ("bob", "Bob", "", "Cook")}
+    Person.objects.all().delete()
+
+    admin_import(
+        importer, name, content
+    )  # was refused: "'InvalidDimensions' encountered while trying to read file"
+
+    assert stored() == by_command
