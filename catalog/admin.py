@@ -149,8 +149,10 @@ class PeopleTableFormat(PeopleTextFormat):
             elif row:
                 width = len(dataset.headers or ())
                 dataset.append((row + [""] * width)[:width] if width else row)
-        if dataset.headers:
-            dataset.headers = [formats.csv_header(header) for header in dataset.headers]
+        # A column the rows are read by lacking: refused as import_people
+        # refuses it, where each row was refused for a blank username.
+        formats.check_csv_header(dataset.headers or (), "TSV" if delimiter == "\t" else "CSV")
+        dataset.headers = [formats.csv_header(header) for header in dataset.headers]
         return dataset
 
 

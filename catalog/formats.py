@@ -497,15 +497,21 @@ def csv_header(name: str | None) -> str:
     return (name or "").strip().lower()
 
 
+def check_csv_header(headers: Iterable[str | None], kind: str = "CSV") -> None:
+    """Refuse a header (as ``csv_header`` reads it) without a column of the
+    name or of the username, which every person has."""
+    missing = {"name", "username"} - {csv_header(header) for header in headers}
+    if missing:
+        raise FormatError(f"the {kind} header lacks {', '.join(sorted(missing))}")
+
+
 def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     reader = csv.DictReader(lines)
     fault: FormatError | None = None
     try:
         if reader.fieldnames is None:
             raise FormatError("the CSV file is empty")
-        missing = {"name", "username"} - {csv_header(f) for f in reader.fieldnames}
-        if missing:
-            raise FormatError(f"the CSV header lacks {', '.join(sorted(missing))}")
+        check_csv_header(reader.fieldnames)
         for number, row in enumerate(reader, start=1):
             if fault is not None:
                 continue

@@ -43,6 +43,9 @@ BROKEN = {
     "YAML of texts": ("people.yaml", b"- Ann\n- ann\n"),
     "YAML naming people twice": ("people.yaml", b"people: [{name: Ann, username: ann}]\npeople: []\n"),
     "CSV with a phone that is no JSON": ("people.csv", b'name,username,phone\nAnn,ann,"{""office"": 5"\n'),
+    "CSV without a username column": ("people.csv", b"name,role\nAnn,Chef\nBob,Cook\n"),
+    "CSV without a name column": ("people.csv", b"Username\nann\n"),
+    "CSV of a header without a username": ("people.csv", b"name\n"),
 }
 
 
