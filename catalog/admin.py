@@ -485,9 +485,9 @@ class ReviewDateListFilter(admin.DateFieldListFilter):
 
 @admin.register(Feedback)
 class FeedbackAdmin(
+    DateHierarchyMixin,
     IndexOrderedMixin,
     EstimatedCountMixin,
-    DateHierarchyMixin,
     DateDrillDownMixin,
     SearchLimitMixin,
     ValidSelectionMixin,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist
@@ -13,6 +14,7 @@ from django.db import connections
 from django.db.models import OrderBy, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils.text import smart_split
+from django.utils.timezone import make_aware
 from django_stubs_ext import StrOrPromise
 
 from core.admin_counts import EstimatedCountPaginator
@@ -44,16 +46,105 @@ class SearchLimitMixin:
         return response
 
 
+DRILL_DOWN_PARTS = ("year", "month", "day")
+
+
+def drill_down_start(changelist: ChangeList) -> datetime | None:
+    """The first moment of the period a list's drill-down is at, as Django
+    reads it (``?date__year=9999&date__month=12``: 9999-12-01 00:00), when
+    that period is the last of the calendar: Django bounds it by the first
+    moment of the next, which no date holds. Else None, for Django to bound
+    (or refuse) as it does."""
+    field = changelist.date_hierarchy
+    if not field:
+        return None
+    parts = [changelist.filter_params.get(f"{field}__{part}") for part in DRILL_DOWN_PARTS]
+    year, month, day = (values[-1] if values else None for values in parts)
+    if year is None:
+        return None
+    try:
+        start = datetime(
+            int(year), int(month if month is not None else 1), int(day if day is not None else 1)
+        )
+    except (ValueError, OverflowError):
+        return None  # not a date: Django refuses it
+    try:
+        _period_end(start, by_day=day is not None, by_month=month is not None)
+    except (ValueError, OverflowError):
+        return start
+    return None
+
+
+def _period_end(start: datetime, *, by_day: bool, by_month: bool) -> datetime:
+    """The first moment after the period from ``start``, as Django reckons it."""
+    if by_day:
+        return start + timedelta(days=1)
+    if by_month:
+        return (start + timedelta(days=32)).replace(day=1)
+    return start.replace(year=start.year + 1)
+
+
+class OpenEndedDrillDownChangeList(ChangeList):
+    """A list whose drill-down is at the calendar's last year, month or day
+    (9999, 9999-12, 9999-12-31) shows what is on or after its first day, the
+    end of the calendar being the end of the period. Django bounds a period
+    by the first day of the next one, which is past any date: a ValueError or
+    an OverflowError, which the admin answered as a filter it cannot apply
+    (or a 500) for reviews that are there."""
+
+    _open_start: datetime | None = None
+
+    def get_filters(self, request: HttpRequest) -> Any:
+        self._open_start = drill_down_start(self)
+        try:
+            specs, has_filters, found, duplicates, active = super().get_filters(request)
+        finally:
+            start, self._open_start = self._open_start, None
+        lookup_params: dict[str, Any] = found
+        if start is not None:
+            lookup_params[f"{self.date_hierarchy}__gte"] = [make_aware(start) if settings.USE_TZ else start]
+        return specs, has_filters, lookup_params, duplicates, active
+
+    def get_filters_params(self, params: Any = None) -> Any:
+        """Without the drill-down's year, month and day while the filters
+        are read, for Django not to bound the period itself."""
+        lookup_params = super().get_filters_params(params)
+        if params is None and self._open_start is not None:
+            for part in DRILL_DOWN_PARTS:
+                lookup_params.pop(f"{self.date_hierarchy}__{part}", None)
+        return lookup_params
+
+
+# One class for each list's own (built once, as a class should be).
+_OPEN_ENDED: dict[type[ChangeList], type[ChangeList]] = {}
+
+
+def open_ended(changelist: type[ChangeList]) -> type[ChangeList]:
+    """``changelist`` whose drill-down reaches the calendar's end (see
+    OpenEndedDrillDownChangeList)."""
+    if issubclass(changelist, OpenEndedDrillDownChangeList):
+        return changelist
+    if changelist not in _OPEN_ENDED:
+        name = f"OpenEnded{changelist.__name__}"
+        _OPEN_ENDED[changelist] = type(name, (OpenEndedDrillDownChangeList, changelist), {})
+    return _OPEN_ENDED[changelist]
+
+
 class DateHierarchyMixin:
     """For a ModelAdmin with a ``date_hierarchy``: a drill-down to a year,
     month or day too large for a date (``?date__year=10**30``) is refused as
     the admin refuses any filter it cannot apply, in the list and in the
     export page that takes the list's filters. Django turns the ValueError
     of ``year=10000`` into that, but not the OverflowError of a number past a
-    C long, which was a 500. Nor the ValueError of the year after 9999, the
-    end of a drill-down to the year 9999 (``?date__year=9999``)."""
+    C long, which was a 500. The calendar's last year, month and day list
+    their rows (see OpenEndedDrillDownChangeList). Before any mixin whose
+    ``get_changelist`` does not call on (IndexOrderedMixin)."""
 
     date_hierarchy: ClassVar[str | None]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        changelist: type[ChangeList] = super().get_changelist(request, **kwargs)  # type: ignore[misc]
+        return open_ended(changelist)
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         changelist: ChangeList = self._drill_down(request, super().get_changelist_instance)  # type: ignore[misc]
@@ -64,15 +155,6 @@ class DateHierarchyMixin:
         return self._drill_down(request, super().get_export_queryset)  # type: ignore[misc]
 
     def _drill_down(self, request: HttpRequest, build: Callable[[HttpRequest], Any]) -> Any:
-        field = self.date_hierarchy
-        year = request.GET.get(f"{field}__year")
-        if year is not None and not any(f"{field}__{part}" in request.GET for part in ("month", "day")):
-            try:
-                last = int(year) >= dt.MAXYEAR
-            except ValueError:
-                last = False  # not a year: the admin refuses it itself
-            if last:
-                raise IncorrectLookupParameters(f"No year after {year} to end the drill-down at.")
         try:
             return build(request)
         except OverflowError as exc:

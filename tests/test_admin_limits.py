@@ -76,12 +76,11 @@ DRILL_DOWNS_PAST_ANY_DATE = pytest.mark.parametrize(
         {"year": HUGE},
         {"year": "2024", "month": HUGE},
         {"year": "2024", "month": "1", "day": HUGE},
-        # The last year, month and day there are: no date after them ends the drill-down.
-        {"year": "9999"},
-        {"year": "9999", "month": "12"},
-        {"year": "9999", "month": "12", "day": "31"},
+        {"year": "10000"},
+        {"year": "9999", "month": "13"},
+        {"year": "9999", "month": "12", "day": "32"},
     ],
-    ids=["year", "month", "day", "last-year", "last-month", "last-day"],
+    ids=["year", "month", "day", "year-after-the-last", "month-after-the-last", "day-after-the-last"],
 )
 
 

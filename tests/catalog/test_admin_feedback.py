@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from catalog.admin import FeedbackAdmin
 from catalog.models import Feedback
+from core.admin_counts import EstimatedCountPaginator
 from core.admin_dates import walk_dates
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
 
@@ -268,6 +269,95 @@ def test_the_drill_down_lists_the_periods_with_reviews_without_reading_every_rev
     assert _drill_down(days) == ["date__day=29&date__month=2&date__year=2024"]
     # A filtered list drills down into its own reviews: all on one day, shown at once.
     assert _drill_down(hidden) == ["date__day=31&date__month=12&date__year=2024&status__exact=hidden"]
+
+
+def reviews_at_the_calendar_s_ends() -> None:
+    """Reviews on the first and last days a date can be, and between."""
+    FeedbackFactory(title="First day", date=dt.date(1, 1, 1))
+    FeedbackFactory(title="Now", date=dt.date(2024, 3, 9))
+    FeedbackFactory(title="Last June", date=dt.date(9999, 6, 1))
+    FeedbackFactory(title="Last day", date=dt.date(9999, 12, 31))
+
+
+# A drill-down at the calendar's ends: the reviews it lists, and its links onwards.
+DRILL_DOWNS_AT_THE_CALENDAR_S_ENDS = pytest.mark.parametrize(
+    ("query", "listed", "links"),
+    [
+        (
+            {},
+            {"First day", "Now", "Last June", "Last day"},
+            ["date__year=1", "date__year=2024", "date__year=9999"],
+        ),
+        (
+            {"date__year": "9999"},
+            {"Last June", "Last day"},
+            ["date__month=6&date__year=9999", "date__month=12&date__year=9999"],
+        ),
+        (
+            {"date__year": "9999", "date__month": "12"},
+            {"Last day"},
+            ["date__day=31&date__month=12&date__year=9999"],
+        ),
+        ({"date__year": "9999", "date__month": "12", "date__day": "31"}, {"Last day"}, []),
+        (
+            {"date__year": "9999", "date__month": "6"},
+            {"Last June"},
+            ["date__day=1&date__month=6&date__year=9999"],
+        ),
+        ({"date__year": "1"}, {"First day"}, ["date__month=1&date__year=1"]),
+        ({"date__year": "1", "date__month": "1", "date__day": "1"}, {"First day"}, []),
+        # With the date filter's own bounds (which Django's links onwards leave behind).
+        (
+            {"date__year": "9999", "date__lt": "9999-12-31"},
+            {"Last June"},
+            ["date__month=6&date__year=9999"],
+        ),
+        (
+            {"date__gte": "9999-12-31"},
+            {"Last day"},
+            ["date__day=31&date__month=12&date__year=9999"],
+        ),
+        (
+            {"date__lt": "0001-01-02"},
+            {"First day"},
+            ["date__day=1&date__month=1&date__year=1"],
+        ),
+    ],
+    ids=[
+        "years",
+        "last-year",
+        "last-month",
+        "last-day",
+        "month-of-the-last-year",
+        "first-year",
+        "first-day",
+        "last-year-before-its-last-day",
+        "filter-from-the-last-day",
+        "filter-before-the-second-day",
+    ],
+)
+
+
+@DRILL_DOWNS_AT_THE_CALENDAR_S_ENDS
+def test_a_drill_down_at_the_calendar_s_ends_lists_its_reviews(
+    admin_client: Client,
+    monkeypatch: pytest.MonkeyPatch,
+    query: dict[str, str],
+    listed: set[str],
+    links: list[str],
+) -> None:
+    reviews_at_the_calendar_s_ends()
+    # Counted up to one review: more are counted as a list past the bound is.
+    monkeypatch.setattr(EstimatedCountPaginator, "count_up_to", 1)
+
+    response = admin_client.get(REVIEWS, query)
+
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    assert {review.title for review in changelist.result_list} == listed
+    assert changelist.result_count == len(listed)
+    page = response.content.decode()
+    assert _drill_down(page) == links
 
 
 @pytest.mark.parametrize("kind", ["year", "month", "day"])

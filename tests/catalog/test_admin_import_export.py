@@ -29,6 +29,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog.admin import FeedbackResource, PersonResource
 from catalog.models import Feedback, Person
 from core import admin_export, admin_import
+from tests.catalog.test_admin_feedback import reviews_at_the_calendar_s_ends
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -432,6 +433,17 @@ def test_an_export_past_the_row_limit_is_refused_saying_so_and_how_to_export_in_
     assert limit in response.content.decode()
     in_parts = export_post(admin_client, f"{FEEDBACK_EXPORT}?date__year=2024", "csv")
     assert len(in_parts.getvalue().decode().splitlines()) == 1 + 5
+
+
+def test_the_export_of_the_last_year_exports_its_reviews(admin_client: Client) -> None:
+    reviews_at_the_calendar_s_ends()
+
+    response = export_post(admin_client, f"{FEEDBACK_EXPORT}?date__year=9999", "csv")
+
+    assert response.status_code == 200
+    rows = "".join(part.decode() for part in response.streaming_content).splitlines()
+    assert len(rows) == 1 + 2
+    assert all("9999-" in row for row in rows[1:])
 
 
 # --- Imports of many rows -----------------------------------------------------

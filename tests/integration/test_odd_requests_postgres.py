@@ -13,7 +13,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from catalog.models import Person, Product
-from tests.catalog.test_admin_feedback import NUMBERS_NO_COLUMN_HOLDS
+from core.admin_counts import EstimatedCountPaginator
+from tests.catalog.test_admin_feedback import (
+    DRILL_DOWNS_AT_THE_CALENDAR_S_ENDS,
+    NUMBERS_NO_COLUMN_HOLDS,
+    _drill_down,
+    reviews_at_the_calendar_s_ends,
+)
 from tests.factories import FeedbackFactory, ProductFactory, UserFactory
 from tests.servers import PostgresServer
 from tests.uploads import corpus
@@ -72,6 +78,24 @@ def test_the_review_list_filtered_by_a_number_no_column_can_hold_lists_no_review
 
     assert response.status_code == 200
     assert list(response.context["cl"].result_list) == []
+
+
+@DRILL_DOWNS_AT_THE_CALENDAR_S_ENDS
+def test_a_drill_down_at_the_calendar_s_ends_lists_its_reviews(
+    staff: Client, monkeypatch: pytest.MonkeyPatch, query: dict[str, str], listed: set[str], links: list[str]
+) -> None:
+    reviews_at_the_calendar_s_ends()
+    # Past one review, the list is counted by the planner's estimate of what it keeps (EXPLAIN).
+    monkeypatch.setattr(EstimatedCountPaginator, "count_up_to", 1)
+
+    response = staff.get("/admin/catalog/feedback/", query)
+
+    assert response.status_code == 200
+    changelist = response.context["cl"]
+    assert {review.title for review in changelist.result_list} == listed
+    counted = changelist.result_count
+    assert counted == len(listed) or (changelist.paginator.estimated and counted > len(listed))
+    assert _drill_down(response.content.decode()) == links
 
 
 def test_the_search_for_a_product_to_link_answers_a_page_past_the_end_as_not_found(staff: Client) -> None:
