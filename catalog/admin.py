@@ -39,6 +39,8 @@ from uploads.admin import thumbnail
 
 # As long as the API lets a number be.
 PHONE_NUMBER_MAX_LENGTH = 40
+# The code of the import form's error for a file of no people.
+NO_PEOPLE = "no_people"
 # Characters of a review's text its row in the list shows.
 REVIEW_EXCERPT_LENGTH = 100
 
@@ -107,10 +109,18 @@ class PeopleTextFormat(base_formats.TextFormat):
     def create_dataset(self, in_stream: Any, **kwargs: Any) -> Any:
         if isinstance(in_stream, bytes):
             in_stream = formats.read_text(in_stream)
-        return people_of(self.dataset_of(in_stream, **kwargs))
+        people = people_of(self.dataset_of(in_stream, **kwargs))
+        if not len(people):
+            raise NoPeople
+        return people
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
         return super().create_dataset(text, **kwargs)
+
+
+class NoPeople(Exception):
+    """A file that holds no people (a CSV header alone, ``[]``), which
+    ``import_people`` imports as nobody, saying so."""
 
 
 def people_of(dataset: Any) -> Any:
@@ -134,6 +144,8 @@ class PeopleTableFormat(PeopleTextFormat):
 
     def dataset_of(self, text: str, **kwargs: Any) -> Any:
         delimiter = self.get_format().DEFAULT_DELIMITER
+        # An empty file, or a header without name or username, refused as import_people refuses it.
+        formats.check_table_header(text, delimiter)
         # Millions of lines took seconds and gigabytes to read before they were counted.
         if formats.table_rows_over(text, delimiter, admin_import.MAX_ROWS):
             raise formats.too_many_rows(admin_import.MAX_ROWS)
@@ -149,9 +161,6 @@ class PeopleTableFormat(PeopleTextFormat):
             elif row:
                 width = len(dataset.headers or ())
                 dataset.append((row + [""] * width)[:width] if width else row)
-        # A column the rows are read by lacking: refused as import_people
-        # refuses it, where each row was refused for a blank username.
-        formats.check_csv_header(dataset.headers or (), "TSV" if delimiter == "\t" else "CSV")
         dataset.headers = [formats.csv_header(header) for header in dataset.headers]
         return dataset
 
@@ -292,13 +301,34 @@ class PersonAdmin(
         """An import creates people and overwrites existing ones."""
         return self.has_add_permission(request) and self.has_change_permission(request)
 
+    def create_import_form(self, request: HttpRequest) -> Any:
+        """An empty file is read, to be refused in the words of
+        ``import_people`` ("the CSV file is empty"), not the form's."""
+        form = super().create_import_form(request)
+        form.fields["import_file"].allow_empty_file = True
+        return form
+
     def add_data_read_fail_error_to_form(self, form: Any, e: Exception) -> None:
         """A file that is not text as ``import_people`` reads it: refused in
         the words of ``import_people`` (the library names only the exception)."""
         if isinstance(e, formats.FormatError):
             form.add_error("import_file", f"{form.cleaned_data['import_file'].name}: {e}")
+        elif isinstance(e, NoPeople):
+            # Ends the import here; import_action tells it as import_people does.
+            form.add_error("import_file", ValidationError(NO_PEOPLE, code=NO_PEOPLE))
         else:
             super().add_data_read_fail_error_to_form(form, e)
+
+    def import_action(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        """A file of no people is no fault: the import page again, telling
+        what ``import_people`` tells of it ("0 people created, ...")."""
+        response = super().import_action(request, **kwargs)
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        if form is not None and form.has_error("import_file", code=NO_PEOPLE):
+            del form.errors["import_file"]
+            response.status_code = 200
+            self.message_user(request, services.ImportSummary().line("people"), messages.INFO)
+        return response
 
     def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         """A confirmation whose file is gone (it waited too long, or was

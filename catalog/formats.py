@@ -19,7 +19,7 @@ import re
 import stat
 import sys
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -497,21 +497,35 @@ def csv_header(name: str | None) -> str:
     return (name or "").strip().lower()
 
 
-def check_csv_header(headers: Iterable[str | None], kind: str = "CSV") -> None:
-    """Refuse a header (as ``csv_header`` reads it) without a column of the
-    name or of the username, which every person has."""
-    missing = {"name", "username"} - {csv_header(header) for header in headers}
+def _check_header(fieldnames: Sequence[str] | None, kind: str) -> None:
+    """That a table's first line (``fieldnames``; None: the file has no
+    line) names the columns every person needs; else the FormatError
+    ``import_people`` refuses its file with."""
+    if fieldnames is None:
+        raise FormatError(f"the {kind} file is empty")
+    missing = {"name", "username"} - {csv_header(f) for f in fieldnames}
     if missing:
         raise FormatError(f"the {kind} header lacks {', '.join(sorted(missing))}")
+
+
+def check_table_header(text: str, delimiter: str) -> None:
+    """That a CSV or TSV file's text names, on its first line, the columns
+    every person needs, as ``import_people`` checks a CSV's: an empty file
+    or a header that lacks one is refused in its words."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
+    try:
+        fieldnames = reader.fieldnames
+    except csv.Error as exc:
+        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
+    _check_header(fieldnames, kind)
 
 
 def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
     reader = csv.DictReader(lines)
     fault: FormatError | None = None
     try:
-        if reader.fieldnames is None:
-            raise FormatError("the CSV file is empty")
-        check_csv_header(reader.fieldnames)
+        _check_header(reader.fieldnames, "CSV")
         for number, row in enumerate(reader, start=1):
             if fault is not None:
                 continue

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import html
 import json
+import re
+from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import CommandError
+from django.core.management import CommandError, call_command
 from django.test import Client
 
 from catalog.models import Person
@@ -43,8 +45,15 @@ BROKEN = {
     "YAML of texts": ("people.yaml", b"- Ann\n- ann\n"),
     "YAML naming people twice": ("people.yaml", b"people: [{name: Ann, username: ann}]\npeople: []\n"),
     "CSV with a phone that is no JSON": ("people.csv", b'name,username,phone\nAnn,ann,"{""office"": 5"\n'),
-    "CSV without a username column": ("people.csv", b"name,role\nAnn,Chef\nBob,Cook\n"),
-    "CSV without a name column": ("people.csv", b"Username\nann\n"),
+    # An empty file: "the CSV file is empty", not the form's "The submitted file is empty."
+    "CSV that is empty": ("people.csv", b""),
+    "JSON that is empty": ("people.json", b""),
+    "YAML that is empty": ("people.yaml", b""),
+    # A column every person needs, missing: "the CSV header lacks username", not each row's fault.
+    "CSV without a username column": ("people.csv", b"name,phone\nAnn,\n"),
+    "CSV without a name column": ("people.csv", b"username\nann\n"),
+    "CSV of a header without name and username": ("people.csv", b"department\n"),
+    "CSV without a username column, two rows": ("people.csv", b"name,role\nAnn,Chef\nBob,Cook\n"),
     "CSV of a header without a username": ("people.csv", b"name\n"),
 }
 
@@ -396,3 +405,89 @@ def test_cells_past_the_header_are_left_out_as_import_people_leaves_them(
     )  # was refused: "'InvalidDimensions' encountered while trying to read file"
 
     assert stored() == by_command
+
+
+NOBODY = {
+    "CSV of a header only": ("people.csv", b"name,username,phone\n"),
+    "TSV of a header only": ("people.tsv", b"name\tusername\tphone\n"),
+    "JSON of an empty list": ("people.json", b"[]"),
+    "YAML whose people are none": ("people.yaml", b"people: []\n"),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), NOBODY.values(), ids=NOBODY.keys())
+def test_a_file_of_no_people_is_told_in_import_peoples_words(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    path = tmp_path / name.replace(".tsv", ".csv")
+    path.write_bytes(content.replace(b"\t", b","))
+    out = StringIO()
+    call_command("import_people", str(path), stdout=out, stderr=StringIO())
+    told = out.getvalue().strip()  # "0 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 200
+    text = html.unescape(page.content.decode())
+    assert told.startswith("0 people created")
+    assert f'<li class="info">{told}</li>' in text
+    assert "No valid data to import" not in text
+    assert not confirm_data(page.content.decode())
+    assert not Person.objects.exists()
+
+
+WITHOUT_A_KEY = {
+    "TSV without a username column": (
+        "people.tsv",
+        b"name\tphone\nAnn\t\n",
+        "people.tsv: the TSV header lacks username",
+    ),
+    "TSV that is empty": ("people.tsv", b"", "people.tsv: the TSV file is empty"),
+}
+
+
+@pytest.mark.parametrize(("name", "content", "error"), WITHOUT_A_KEY.values(), ids=WITHOUT_A_KEY.keys())
+def test_a_tsv_file_import_people_would_refuse_as_a_csv_is_refused_naming_tsv(
+    importer: Client, tmp_path: Path, name: str, content: bytes, error: str
+) -> None:
+    # import_people takes no TSV: the admin refuses it as the command refuses its CSV.
+    with pytest.raises(CommandError) as refused:
+        command_import(tmp_path, "people.csv", content.replace(b"\t", b","))
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    assert str(refused.value).replace("CSV", "TSV").replace(".csv", ".tsv") == error
+    assert error in html.unescape(page.content.decode())
+
+
+PEOPLE_WITHOUT_A_KEY = {
+    "JSON person without a username": ("people.json", b'[{"name": "Ann"}]', "username"),
+    "JSON person without a name": ("people.json", b'[{"username": "ann"}]', "name"),
+    "YAML person without a username": ("people.yaml", b"- name: Ann\n", "username"),
+    "YAML person without a name": ("people.yaml", b"- username: ann\n", "name"),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "key"), PEOPLE_WITHOUT_A_KEY.values(), ids=PEOPLE_WITHOUT_A_KEY.keys()
+)
+def test_a_person_without_a_key_every_person_needs_is_refused_for_the_same_reason(
+    importer: Client, tmp_path: Path, name: str, content: bytes, key: str
+) -> None:
+    """A JSON or YAML file has no columns: each person lacking one is
+    refused, by import_people on its error output and by the admin on the
+    row, for the same reason."""
+    (tmp_path / name).write_bytes(content)
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_people", str(tmp_path / name), stdout=StringIO(), stderr=err)
+    _label, reason = err.getvalue().strip().removeprefix("rejected ").split(": ", 1)
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    assert reason == f"{key}: This field cannot be blank."
+    cells = re.findall(r"<td[^>]*>(.*?)</td>", page.content.decode(), re.S)
+    assert any(key in cell and "This field cannot be blank." in cell for cell in cells)
+    assert not Person.objects.exists()
