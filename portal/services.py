@@ -105,14 +105,14 @@ def _died(held: Any) -> bool:
     """Whether a claim is of a run on this host whose process has ended (its
     pid gone, or given to a newer process). Another host's processes cannot
     be seen, nor those of another pid namespace (a container) or boot of this
-    one: their claims, and those of older releases (no process named), hold
-    until they lapse."""
+    one: their claims, those of older releases (no process named) and those
+    naming it in text of another shape, hold until they lapse."""
     return (
         isinstance(held, dict)
         and isinstance(held.get("run"), str)
         and held.get("host") == settings.HEALTH_HOST
         and isinstance(held.get("process"), str)
-        and holders.gone(held["process"])
+        and holders.ended(held["process"])
     )
 
 

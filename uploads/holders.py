@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import socket
 from pathlib import Path
 
@@ -95,17 +96,25 @@ def this_host() -> str:
 UNQUEUED = "unqueued"
 
 
+# A holder as ``_me`` writes it: node, pid (a positive number a pid_t
+# holds), start time (clock ticks, or none where /proc hides it).
+_HOLDER = re.compile(r"(?P<node>[^:]*):(?P<pid>[1-9][0-9]{0,8}):(?P<start>[0-9]*)", re.ASCII)
+
+
+def ended(process: str) -> bool:
+    """Whether ``process`` (as ``this_process`` names one) is a process of
+    this host (and pid namespace) that no longer runs. Text of any other
+    shape (a pid that is none, a start that is no time, a field too many)
+    is nobody's to judge: taken as alive, as another host's process is."""
+    match = _HOLDER.fullmatch(process)
+    if match is None or match["node"] != _node():
+        return False
+    now = _start_time(int(match["pid"]))
+    # A start time that differs: the pid was given to a new process.
+    return now is None or (match["start"] != "" and now not in ("", match["start"]))
+
+
 def gone(holder: str) -> bool:
     """Whether ``holder`` is a process of this host (and pid namespace) that
-    no longer runs, or nobody (UNQUEUED)."""
-    if holder == UNQUEUED:
-        return True
-    if not holder.startswith(this_host()):
-        return False
-    try:
-        _, pid, start = holder.rsplit(":", 2)
-        now = _start_time(int(pid))
-    except ValueError:
-        return False
-    # A start time that differs: the pid was given to a new process.
-    return now is None or (start != "" and now not in ("", start))
+    no longer runs (``ended``), or nobody (UNQUEUED)."""
+    return holder == UNQUEUED or ended(holder)

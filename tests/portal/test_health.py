@@ -1270,6 +1270,30 @@ def test_a_claim_of_a_run_that_may_still_be_mailing_holds(
     ]
 
 
+@pytest.mark.parametrize(
+    "garbled",
+    [
+        "{node}:99999999999999999999:{start}",  # a pid past any process's
+        "{node}:-4194304:{start}",  # a process group, none of which runs
+        "{node}:{pid}:noon",  # a start time that is no time
+        "{node}:extra:{pid}:{start}",  # a field too many
+        "unqueued",  # an image's holder, no process
+    ],
+)
+def test_a_claim_naming_its_process_in_garbled_text_holds(
+    reminding: Any, ended_process: str, garbled: str
+) -> None:
+    """Not judged ended (nor an error that lets the run decide beside it):
+    it holds until it lapses, as a claim of an older release does."""
+    node, pid, start = ended_process.rsplit(":", 2)
+    _claimed_by(reminding, DATABASE_DOWN, process=garbled.format(node=node, pid=pid, start=start))
+    outcome = services.health_alert(checks=(lambda: DATABASE_DOWN,))
+    assert mail.outbox == []
+    assert [line.split(" that started at ")[0] for line in outcome.left] == [
+        f"Error - The database is unavailable: being handled by the run on {reminding.HEALTH_HOST}"
+    ]
+
+
 def test_two_runs_finding_the_same_ended_claim_mail_its_alert_once(
     reminding: Any, ended_process: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

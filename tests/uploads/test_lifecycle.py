@@ -210,6 +210,11 @@ def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(dead_holder
     assert not holders.gone(f"{socket.gethostname()}:{dead_pid}:{dead_start}")
     assert not holders.gone(f"{node}0:{dead_pid}:{dead_start}")
     assert not holders.gone("")
+    # Nobody's to judge either: a holder in garbled text (an edited row), not
+    # an error that would stop the sweep.
+    assert not holders.gone(f"{node}:99999999999999999999:{dead_start}")
+    assert not holders.gone(f"{node}:-{dead_pid}:{dead_start}")
+    assert not holders.gone(f"{node}:extra:{dead_pid}:{dead_start}")
 
 
 def test_a_server_of_the_previous_release_can_still_insert_images() -> None:
