@@ -1184,6 +1184,7 @@ def _render(
 ) -> Result:
     # Before any pixel data is decoded: a PNG's EXIF read later does not count.
     orientation = _orientation(img)
+    grey_alpha = _png_grey_alpha_as_rgba(img)
     frame_box = None
     if img.format == "PNG" and info.frames > 1 and img.info.get("default_image"):
         # An animated PNG may start with a still for viewers without
@@ -1221,6 +1222,19 @@ def _render(
         work_stored=work_stored,
         focal_point=focal_point,
         frame_box=frame_box,
+        grey_alpha=grey_alpha,
+    )
+
+
+def _png_grey_alpha_as_rgba(img: Image.Image) -> bool:
+    """Whether ``img``, not yet decoded, is a PNG of grey and alpha at 16
+    bits (colour type 4), which Pillow decodes as RGBA: grey all the same
+    to libpng and browsers, which take a grey profile for it, never a
+    colour one."""
+    return (
+        isinstance(img, ImageFile.ImageFile)
+        and img.format == "PNG"
+        and any(t[3] == "LA;16B" for t in img.tile)
     )
 
 
@@ -1382,9 +1396,12 @@ def _finish(
     work_stored: tuple[int, int],
     focal_point: FocalPoint | None,
     frame_box: tuple[int, int, int, int] | None = None,
+    grey_alpha: bool = False,
 ) -> Result:
     icc = img.info.get("icc_profile")
     work = _to_basic_mode(img)
+    if grey_alpha and work.mode == "RGBA":
+        work = work.convert("LA")  # its three channels alike: no sample changes
     if frame_box is not None:
         work = _transparent_outside(work, frame_box)
     grey = work.mode in ("L", "LA")

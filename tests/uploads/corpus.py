@@ -510,6 +510,13 @@ def png_16bit_rgb(size: tuple[int, int] = (64, 48), color: tuple[int, int, int] 
     return _png_file(size[0], size[1], 16, 2, zlib.compress(row * size[1]))
 
 
+def png_16bit_gray_alpha(grey: int, size: tuple[int, int] = (64, 48)) -> bytes:
+    """Grey ``grey`` (16 bits), opaque, in a PNG of grey and alpha at 16 bits
+    (colour type 4), which Pillow reads as RGBA and cannot write."""
+    row = b"\x00" + struct.pack(">HH", grey, 65535) * size[0]
+    return _png_file(size[0], size[1], 16, 4, zlib.compress(row * size[1]))
+
+
 def png_palette_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
     """Index 0 is fully transparent, the right half is opaque red (index 1)."""
     img = Image.new("P", size, 0)

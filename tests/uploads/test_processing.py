@@ -553,6 +553,23 @@ def test_a_png_gamma_holds_where_its_profile_is_of_another_colour_space(
     assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
 
 
+@pytest.mark.parametrize(
+    ("profile", "gamma"),
+    [(lambda: corpus.icc_gray_profile("Linear grey", 1.0), 0.45455), (corpus.srgb_profile, 1.0)],
+    ids=["grey profile", "colour profile"],
+)
+def test_a_16_bit_grey_png_with_alpha_takes_a_grey_profile_as_a_grey_png_does(
+    profile: Any, gamma: float
+) -> None:
+    """Pillow reads it as RGBA, yet it is grey to libpng and browsers: its
+    grey profile holds (over the gAMA), a colour one is dropped for the gAMA."""
+    data = corpus.png_16bit_gray_alpha(128 * 257)  # linear samples, by the profile or the gAMA
+    data = corpus.with_png_chunk(data, b"gAMA", struct.pack(">I", round(gamma * 100_000)), before=b"IDAT")
+    data = corpus.with_png_chunk(data, b"iCCP", b"P\0\0" + zlib.compress(profile()), before=b"IDAT")
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
+
+
 def test_a_readable_png_profile_still_overrides_its_gamma() -> None:
     iccp = b"sRGB\0\0" + zlib.compress(corpus.srgb_profile())
     data = corpus.png_with_gamma((128, 128, 128), 1.0, iccp=iccp)
