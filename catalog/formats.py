@@ -144,6 +144,19 @@ class ReviewRecord:
 DATE_FORM = "YYYY-MM-DD"
 
 
+# How much of a refused value an error quotes: a line of a megabyte quoted
+# whole made an error as long, on the page and in the log.
+QUOTED = 60
+
+
+def _quoted(value: object) -> str:
+    """``value`` as an error quotes it (its repr), cut to ``QUOTED``
+    characters with the length it had."""
+    if isinstance(value, str) and len(value) > QUOTED:
+        return f"{value[:QUOTED]!r}… ({len(value):,} characters)"
+    return repr(value)
+
+
 def parse_date(value: str, *, exact: bool = False) -> dt.date:
     """A review's date in ``DATE_FORM``, around which spaces and line breaks
     are trimmed (course clients send a file's lines as they read them); or,
@@ -155,7 +168,7 @@ def parse_date(value: str, *, exact: bool = False) -> dt.date:
     except ValueError:
         day = None
     if day is None or (exact and day.isoformat() != text):
-        raise FormatError(f"not a date in {DATE_FORM} form: {text!r}")
+        raise FormatError(f"not a date in {DATE_FORM} form: {_quoted(text)}")
     return day
 
 
@@ -265,9 +278,9 @@ def parse_weight(value: object) -> int:
     elif isinstance(value, str) and _negative(value):
         raise FormatError("weight must be at least 1 lb")
     elif isinstance(value, str) and weight_pattern().fullmatch(_THOUSANDS.sub("", value)):
-        raise FormatError(f"weight must be a whole number of lbs without separators, got {value!r}")
+        raise FormatError(f"weight must be a whole number of lbs without separators, got {_quoted(value)}")
     else:
-        raise FormatError(f"weight must be a whole number of lbs, got {value!r}")
+        raise FormatError(f"weight must be a whole number of lbs, got {_quoted(value)}")
     if weight < 1:
         raise FormatError("weight must be at least 1 lb")
     if weight > WEIGHT_MAX:

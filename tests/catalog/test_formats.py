@@ -6,7 +6,7 @@ import datetime as dt
 import json
 import re
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -110,6 +110,25 @@ def test_a_refused_weight_is_told_the_rule_it_broke(value: str, message: str) ->
     with pytest.raises(formats.FormatError) as refused:
         formats.parse_weight(value)
     assert str(refused.value) == message
+
+
+@pytest.mark.parametrize(
+    ("read", "value"),
+    [
+        (formats.parse_weight, "+" + "5" * 50_000 + " kg"),
+        (formats.parse_weight, "1_000" * 10_000),
+        (formats.parse_date, "2024-01-02" * 10_000),
+    ],
+    ids=["weight", "weight with separators", "date"],
+)
+def test_a_long_refused_value_is_quoted_cut_with_its_length(
+    read: Callable[[str], object], value: str
+) -> None:
+    with pytest.raises(formats.FormatError) as refused:
+        read(value)
+    message = str(refused.value)
+    assert len(message) < 200
+    assert f"{value[:60]!r}… ({len(value):,} characters)" in message
 
 
 @pytest.mark.parametrize(
