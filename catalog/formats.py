@@ -30,6 +30,7 @@ from core import dropfolder
 
 PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
 PEOPLE_EXTRA_FIELDS = ("email", "is_active")
+PERSON_COLUMNS = PEOPLE_FIELDS + PEOPLE_EXTRA_FIELDS
 
 
 class FormatError(ValueError):
@@ -516,9 +517,15 @@ def _check_header(fieldnames: Sequence[str] | None, kind: str) -> None:
     ``import_people`` refuses its file with."""
     if fieldnames is None:
         raise FormatError(f"the {kind} file is empty")
-    missing = {"name", "username"} - {csv_header(f) for f in fieldnames}
+    columns = [csv_header(f) for f in fieldnames]
+    missing = {"name", "username"} - set(columns)
     if missing:
         raise FormatError(f"the {kind} header lacks {', '.join(sorted(missing))}")
+    # A column read twice: the later one took its place unseen (a name of
+    # "Bea" for "Ann", or a username blank though given).
+    twice = sorted(c for c, n in collections.Counter(columns).items() if n > 1 and c in PERSON_COLUMNS)
+    if twice:
+        raise FormatError(f"the {kind} header names {', '.join(twice)} twice")
 
 
 def check_table_header(text: str, delimiter: str) -> None:

@@ -55,6 +55,9 @@ BROKEN = {
     "CSV of a header without name and username": ("people.csv", b"department\n"),
     "CSV without a username column, two rows": ("people.csv", b"name,role\nAnn,Chef\nBob,Cook\n"),
     "CSV of a header without a username": ("people.csv", b"name\n"),
+    # A column given twice: the later one took its place ("Bea", or a blank username).
+    "CSV naming name twice": ("people.csv", b"name,name,username\nAnn,Bea,ann\n"),
+    "CSV naming username twice, in other case": ("people.csv", b"name,username, Username \nAnn,ann,\n"),
 }
 
 
