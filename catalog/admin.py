@@ -130,10 +130,13 @@ def people_of(dataset: Any) -> Any:
     refuses refuses the file, in its words."""
     if not len(dataset):
         return dataset  # the header alone: its columns are checked as they are
+    # People without a key (``[{}]``) make a dataset without columns, whose
+    # rows are no mappings: each is a person of no fields.
+    rows = dataset.dict if dataset.headers else [{} for _ in range(len(dataset))]
     return dataset_of_rows(
         [
             formats.person_fields({key: value for key, value in row.items() if value is not ABSENT}, number)
-            for number, row in enumerate(dataset.dict, start=1)
+            for number, row in enumerate(rows, start=1)
         ]
     )
 

@@ -199,6 +199,16 @@ class BatchedModelResource(resources.ModelResource):
             return
         super().import_field(field, instance, row, *args, **kwargs)
 
+    def skip_row(
+        self, instance: Model, original: Model | None, row: Any, import_validation_errors: Any = None
+    ) -> bool:
+        """A row that would make a new object is never unchanged: the
+        library skipped one whose values were all blank (``,`` under the
+        header, ``{}``) before the model's check, where it is refused."""
+        if instance.pk is None:
+            return False
+        return bool(super().skip_row(instance, original, row, import_validation_errors))
+
     def get_diff_class(self) -> Any:
         # Rows past those a preview shows need no diff.
         if getattr(self, "row_number", 0) > PREVIEW_ROWS:

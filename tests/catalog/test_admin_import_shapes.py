@@ -494,3 +494,41 @@ def test_a_person_without_a_key_every_person_needs_is_refused_for_the_same_reaso
     cells = re.findall(r"<td[^>]*>(.*?)</td>", page.content.decode(), re.S)
     assert any(key in cell and "This field cannot be blank." in cell for cell in cells)
     assert not Person.objects.exists()
+
+
+PEOPLE_OF_BLANKS = {
+    "CSV row of blank cells": ("people.csv", b"name,username\n,\n", 1),
+    "CSV row of spaces after a person": ("people.csv", b"name,username\nAnn,ann\n , \n", 2),
+    "JSON person of blank values": ("people.json", b'[{"name": "", "username": ""}]', 1),
+    "JSON person of no keys": ("people.json", b"[{}]", 1),
+    "JSON of one person of no keys": ("people.json", b"{}", 1),
+    "YAML person of no keys": ("people.yaml", b"- {}\n", 1),
+}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "number"), PEOPLE_OF_BLANKS.values(), ids=PEOPLE_OF_BLANKS.keys()
+)
+def test_a_person_of_blanks_alone_is_refused_as_import_people_refuses_it(
+    importer: Client, tmp_path: Path, name: str, content: bytes, number: int
+) -> None:
+    """Nothing given but blanks: refused for the name and the username, not
+    skipped as a row that changes nothing (nor "'AttributeError' encountered
+    while trying to read file" for a person of no keys)."""
+    (tmp_path / name).write_bytes(content)
+    err = StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_people", str(tmp_path / name), stdout=StringIO(), stderr=err)
+    reason = "name: This field cannot be blank.; username: This field cannot be blank."
+    assert f"rejected row {number}: {reason}" in err.getvalue()
+    Person.objects.all().delete()
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    assert not confirm_data(page.content.decode())
+    said = re.findall(
+        r'validation-error-field-label">(\w+)</span>\s*<ul>\s*<li>([^<]*)</li>', page.content.decode()
+    )
+    assert said == [("name", "This field cannot be blank."), ("username", "This field cannot be blank.")]
+    assert not Person.objects.exists()
