@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, ClassVar
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
@@ -12,7 +13,7 @@ from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
 from django.core.exceptions import FieldDoesNotExist
 from django.db import connections
 from django.db.models import OrderBy, QuerySet
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.text import smart_split
 from django.utils.timezone import make_aware
 from django_stubs_ext import StrOrPromise
@@ -105,6 +106,23 @@ class OpenEndedDrillDownChangeList(ChangeList):
             lookup_params[f"{self.date_hierarchy}__gte"] = [make_aware(start) if settings.USE_TZ else start]
         return specs, has_filters, lookup_params, duplicates, active
 
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        """With a link to clear the filters that keeps the drill-down as its
+        own links give it (``?date__year=2024``): Django's kept the bounds it
+        turns a drill-down into (``?date__gte=2024-01-01 00:00:00``), which a
+        date filter that takes days alone refuses."""
+        queryset = super().get_queryset(request, exclude_parameters)
+        field = self.date_hierarchy
+        if field and f"{field}__year" in self.filter_params:
+            kept = QueryDict(self.clear_all_filters_qs.removeprefix("?"), mutable=True)
+            for bound in (f"{field}__gte", f"{field}__lt"):
+                kept.pop(bound, None)
+            for part in DRILL_DOWN_PARTS:
+                if f"{field}__{part}" in self.filter_params:
+                    kept.setlist(f"{field}__{part}", self.filter_params[f"{field}__{part}"])
+            self.clear_all_filters_qs = f"?{urlencode(sorted(kept.lists()), doseq=True)}"
+        return queryset
+
     def get_filters_params(self, params: Any = None) -> Any:
         """Without the drill-down's year, month and day while the filters
         are read, for Django not to bound the period itself."""
@@ -137,7 +155,8 @@ class DateHierarchyMixin:
     export page that takes the list's filters. Django turns the ValueError
     of ``year=10000`` into that, but not the OverflowError of a number past a
     C long, which was a 500. The calendar's last year, month and day list
-    their rows (see OpenEndedDrillDownChangeList). Before any mixin whose
+    their rows, and the link to clear the filters keeps the drill-down (see
+    OpenEndedDrillDownChangeList). Before any mixin whose
     ``get_changelist`` does not call on (IndexOrderedMixin)."""
 
     date_hierarchy: ClassVar[str | None]
