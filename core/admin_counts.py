@@ -112,10 +112,12 @@ class EstimatedCountPaginator(Paginator):
     # The bound a list was counted up to and found more than, if it was.
     _more_than: int | None = None
 
-    def _count_up_to(self, bound: int) -> int:
-        """The rows of the list, or bound + 1 if it has more: it reads no
-        more rows than that (in any order: ORDER BY could sort them all)."""
-        queryset = cast("QuerySet[Any]", self.object_list)
+    def _count_up_to(self, bound: int, queryset: QuerySet[Any] | None = None) -> int:
+        """The rows of the list (or of ``queryset``, a part of it), or
+        bound + 1 if it has more: it reads no more rows than that (in any
+        order: ORDER BY could sort them all)."""
+        if queryset is None:
+            queryset = cast("QuerySet[Any]", self.object_list)
         return queryset.order_by()[: bound + 1].count()
 
     @cached_property

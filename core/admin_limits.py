@@ -234,19 +234,49 @@ class IndexOrderedPaginator(EstimatedCountPaginator):
     one (by id). The parts come in the order the database sorts an empty key in
     (PostgreSQL: last going up, first going down; SQLite the other way), so
     that a page reads as the list's one query, which a list short enough for
-    one page runs, would show it."""
+    one page runs, would show it.
+
+    A page past the first part starts in the second where the first part's
+    rows end. The first part is counted for that up to ``count_up_to`` rows,
+    as the list is: a page past that many rows, which would read them all
+    to skip them, reads instead that count of them, and none of the first
+    part at all when it ends before the page. Only a first part longer than
+    that is read to its end, by the page's own offset, and then counted no
+    further than that offset."""
+
+    # The list whose first part was sized, and its rows (None: more than count_up_to).
+    _sized: tuple[QuerySet[Any], int | None] | None = None
 
     def rows(self, queryset: QuerySet[Any], bottom: int, top: int) -> Any:
         parts = self._parts(queryset)
         if parts is None:
             return super().rows(queryset, bottom, top)
         first, second = parts
-        rows = list(first[bottom:top])
-        if len(rows) == top - bottom:
-            return rows
-        # The first part ends on this page, or before it.
-        end = bottom + len(rows) if rows else first.count()
+        end = self._first_size(queryset, first, bottom)
+        rows: list[Any] = []
+        if end is None or bottom < end:
+            rows = list(first[bottom:top])
+            if len(rows) == top - bottom:
+                return rows
+            if rows:
+                end = bottom + len(rows)
+            elif end is None:
+                # The first part ends at or before this page, past count_up_to rows.
+                end = self._count_up_to(bottom, first)
         return rows + list(second[max(bottom - end, 0) : top - end])
+
+    def _first_size(self, queryset: QuerySet[Any], first: QuerySet[Any], bottom: int) -> int | None:
+        """The rows of the first part when a count of at most ``count_up_to``
+        rows finds them, counted once for a page that far down (a page
+        before reads its rows, which tell where the part ends); else None."""
+        if self._sized is not None and self._sized[0] is queryset:
+            return self._sized[1]
+        if bottom < self.count_up_to:
+            return None
+        counted = self._count_up_to(self.count_up_to, first)
+        size = counted if counted <= self.count_up_to else None
+        self._sized = (queryset, size)
+        return size
 
     def more_after(self, queryset: QuerySet[Any], top: int) -> bool:
         if self._parts(queryset) is None:

@@ -475,6 +475,57 @@ def test_the_review_list_sorted_by_product_pages_by_product_name_and_reads_no_ou
     assert not sorted_over_outer_join
 
 
+def _reviews_by_product(names: dict[str, int], empty: int) -> list[str]:
+    """Reviews of the products named (so many each) and of none, titled by
+    product and number; their titles in the order of the list sorted by
+    product going up."""
+    named = []
+    for name, reviews in names.items():
+        product = ProductFactory(name=name)
+        for i in range(1, reviews + 1):
+            FeedbackFactory(title=f"{name.lower()} {i}", product=product)
+            named.append(f"{name.lower()} {i}")
+    nothing = [f"none {i}" for i in range(1, empty + 1)]
+    for title in nothing:
+        FeedbackFactory(title=title, product=None)
+    return named + nothing if connection.features.nulls_order_largest else nothing + named
+
+
+@pytest.mark.parametrize("bound", [1, 2, 3, 4, 5, 100])
+@pytest.mark.parametrize("order", ["7", "-7"], ids=["ascending", "descending"])
+def test_the_review_list_sorted_by_product_shows_the_same_pages_whatever_it_counts_up_to(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch, order: str, bound: int
+) -> None:
+    monkeypatch.setattr(FeedbackAdmin, "list_per_page", 3)
+    monkeypatch.setattr(EstimatedCountPaginator, "count_up_to", bound)
+    up = _reviews_by_product({"Apple": 2, "Banana": 3, "Cherry": 1}, empty=4)
+
+    titles, _ = _pages_by_product(admin_client, order)
+
+    assert titles == (up if order == "7" else up[::-1])
+
+
+def test_a_page_of_the_review_list_sorted_by_product_past_its_reviews_of_no_product_counts_them_up_to_the_bound(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackAdmin, "list_per_page", 3)
+    monkeypatch.setattr(EstimatedCountPaginator, "count_up_to", 3)
+    up = _reviews_by_product({"Apple": 2, "Banana": 3, "Cherry": 1}, empty=3)
+    # The direction the three reviews of no product come first in.
+    order = "-7" if connection.features.nulls_order_largest else "7"
+
+    for page, shown in [(2, slice(3, 6)), (3, slice(6, 9))]:
+        with CaptureQueriesContext(connection) as ran:
+            response = admin_client.get(REVIEWS, {"o": order, "p": str(page)})
+        titles = [review.title for review in response.context["cl"].result_list]
+        assert titles == (up if order == "7" else up[::-1])[shown]
+        of_none = [q["sql"] for q in ran if '"catalog_feedback"."product_id" IS NULL' in q["sql"]]
+        # Counted once, up to the bound, and none of their rows read to be skipped.
+        assert len(of_none) == 1, of_none
+        assert of_none[0].startswith("SELECT COUNT(*)"), of_none
+        assert "LIMIT 4" in of_none[0], of_none
+
+
 # --- A review's date as every path reads it ---------------------------------------
 
 

@@ -262,6 +262,31 @@ def test_a_page_of_the_reviews_sorted_by_product_is_read_in_index_order(
         assert f"using {index}" in plans, plans
 
 
+@pytest.mark.parametrize("page", ["101", "500", "901"])
+def test_a_late_page_of_the_reviews_sorted_by_product_reads_no_more_reviews_of_no_product_than_it_counts_up_to(
+    database: BaseDatabaseWrapper, page: str
+) -> None:
+    order = next(o for o, name in sortable(Feedback) if name == "product ascending")
+    # Going down, the 10,000 reviews of no product come first, and these
+    # pages are past them.
+    text, statements = changelist_page(database, Feedback, {"o": f"-{order}", "p": page})
+    of_none = [s for s in statements if '"catalog_feedback"."product_id" IS NULL' in s]
+
+    bottom = (int(page) - 1) * 100
+    suite = connections["default"]
+    connections["default"] = database
+    try:
+        reviews = Feedback.objects.order_by("-product", "-pk")
+        expected = list(reviews.values_list("title", flat=True)[bottom : bottom + 100])
+    finally:
+        connections["default"] = suite
+    shown = re.findall(r"Review [0-9a-f]{32}", text)
+    assert shown == expected
+    assert of_none, statements
+    read = sum(rows_read(database, statement)[1] for statement in of_none)
+    assert read <= EstimatedCountPaginator.count_up_to + 1, of_none
+
+
 def test_the_owner_of_the_database_creates_the_extension_and_another_role_is_told_what_to_do(
     postgres: PostgresServer, tmp_path: Path
 ) -> None:
