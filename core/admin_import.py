@@ -282,6 +282,28 @@ class ImportPreviewMixin:
         return urls
 
     def import_action(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        """(A file the preview refuses, or that fails it, is deleted from the
+        import files at once: only a preview that asks for the confirmation
+        keeps its file for it.)"""
+        kept = False
+        try:
+            response = self._import_preview(request, **kwargs)
+            kept = response.status_code == 200 and bool(
+                (getattr(response, "context_data", None) or {}).get("confirm_form")
+            )
+        finally:
+            if not kept:
+                self._discard_import_file(request)
+        return response
+
+    def _discard_import_file(self, request: HttpRequest) -> None:
+        upload = request.FILES.get("import_file")
+        name = getattr(upload, "tmp_storage_name", None)
+        if name:
+            storage = self.get_tmp_storage_class()(name=name, **self.get_tmp_storage_class_kwargs())  # type: ignore[attr-defined]
+            storage.remove()
+
+    def _import_preview(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         response: HttpResponse = super().import_action(request, **kwargs)  # type: ignore[misc]
         context = getattr(response, "context_data", None) or {}
         form = context.get("form")

@@ -211,6 +211,70 @@ def test_previews_never_confirmed_are_swept(importer: Client, settings: Any) -> 
     assert importer.post(PERSON_PROCESS_IMPORT, waiting).status_code == 302
 
 
+def import_files(settings: Any, tmp_path: Path) -> list[str]:
+    """Every file an import keeps between its preview and its confirmation,
+    wherever it may be: the import files' folder, the shared cache, and the
+    server's temp folder (django-import-export's own default)."""
+    found = []
+    for folder in (settings.IMPORT_FILES_DIR, tmp_path / "shared-cache", tmp_path / "temp"):
+        if folder.exists():
+            found += [str(path) for path in folder.rglob("*") if path.is_file()]
+    return found
+
+
+@pytest.fixture(params=["folder", "shared cache"])
+def where(
+    request: pytest.FixtureRequest, settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """Import files kept in the folder (no shared cache) or in the shared cache."""
+    if request.param == "shared cache":
+        settings.CACHES = {
+            "default": {
+                "BACKEND": "django.core.cache.backends.filebased.FileBasedCache",
+                "LOCATION": str(tmp_path / "shared-cache"),
+            }
+        }
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))
+    return str(request.param)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "name,username\nAda,ada\nAda again,ada\n",  # a row refused
+        "name,username\nAda\x00,ada\n",  # a null character, refused before the rows
+        "nickname\nAda\n",  # no name or username column
+        "",  # an empty file
+    ],
+    ids=["refused row", "null character", "no name column", "empty"],
+)
+def test_a_refused_preview_leaves_no_file(
+    importer: Client, settings: Any, tmp_path: Path, where: str, content: str
+) -> None:
+    before = import_files(settings, tmp_path)
+
+    page = preview(importer, content)
+
+    assert page.status_code == 400
+    assert not confirm_data(page.content.decode())
+    assert import_files(settings, tmp_path) == before
+
+
+def test_a_preview_keeps_its_file_until_its_confirmation_deletes_it(
+    importer: Client, settings: Any, tmp_path: Path, where: str
+) -> None:
+    before = import_files(settings, tmp_path)
+    confirmation = confirm_data(preview(importer).content.decode())
+    kept = import_files(settings, tmp_path)
+    assert len(kept) == len(before) + 1
+    if where == "folder":
+        assert kept == [str(settings.IMPORT_FILES_DIR / confirmation["import_file_name"])]
+
+    assert importer.post(PERSON_PROCESS_IMPORT, confirmation).status_code == 302
+    assert import_files(settings, tmp_path) == before
+
+
 def test_a_confirmation_reads_no_file_but_its_own(importer: Client, tmp_path: Path) -> None:
     other = tmp_path / "other.csv"
     other.write_text(CSV)
