@@ -6,7 +6,9 @@ another server cannot read it, and a preview never confirmed leaves people's
 data there for good. Here the file goes to the cache when the cache is shared
 (Redis: every server reads it, and it expires); with a cache of each process
 (the embedded set-up, one machine) to a private folder that every worker of
-the machine reads, swept of files past their time.
+the machine reads, swept of files past their time by each preview and by the
+embedded set-up's sweeper. A preview that asks for no confirmation (its file
+refused) keeps no file at all (core.admin_import).
 """
 
 from __future__ import annotations
@@ -42,15 +44,29 @@ def _folder() -> Path:
     return Path(settings.IMPORT_FILES_DIR)
 
 
-def _sweep(folder: Path, lifetime: float) -> None:
-    """Delete the files of imports never confirmed."""
+def _sweep(folder: Path, lifetime: float) -> int:
+    """Delete the files of imports never confirmed; how many."""
     cutoff = time.time() - lifetime
+    swept = 0
     for path in folder.iterdir():
         try:
             if NAME.fullmatch(path.name) and path.stat().st_mtime < cutoff:
                 path.unlink()
+                swept += 1
         except FileNotFoundError:
             pass  # swept by another worker meanwhile
+    return swept
+
+
+def sweep_expired() -> int:
+    """Delete the files of imports previewed and never confirmed, past their
+    lifetime; how many. Each preview sweeps them too, but a last preview
+    never confirmed would wait for another import: the embedded set-up's
+    sweeper calls this every round. (The shared cache expires its own.)"""
+    folder = _folder()
+    if _shared_cache() or not folder.is_dir():
+        return 0
+    return _sweep(folder, settings.IMPORT_FILES_SECONDS)
 
 
 class ImportFileStorage(BaseStorage):

@@ -4,7 +4,8 @@ With no broker there is no worker and no Celery beat, so the server process
 (``make run``'s runserver, or gunicorn) does their part: it processes uploads
 on a background thread (see uploads.dispatch) and, at start and every
 SWEEP_INTERVAL_SECONDS, processes again the images an interrupted run left
-behind and deletes orphaned files. Started from portal/wsgi.py when the
+behind and deletes orphaned files, and the files of admin imports previewed
+and never confirmed, past their time. Started from portal/wsgi.py when the
 process serves; management commands and tests never start it.
 
 Several server processes on one machine (gunicorn's workers) share the
@@ -24,6 +25,7 @@ from typing import IO
 from django.conf import settings
 from django.db import close_old_connections
 
+from core import imports
 from uploads import dispatch, services, storage
 
 logger = logging.getLogger(__name__)
@@ -67,6 +69,7 @@ def sweep() -> tuple[int, int]:
     orphans = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
+    imports.sweep_expired()
     return stuck, len(orphans)
 
 

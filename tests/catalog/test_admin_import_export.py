@@ -31,6 +31,7 @@ from catalog.models import Feedback, Person
 from core import admin_export, admin_import
 from tests.catalog.test_admin_feedback import reviews_at_the_calendar_s_ends
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, logged_in, staff_with
+from uploads import embedded
 
 pytestmark = pytest.mark.django_db
 
@@ -273,6 +274,23 @@ def test_a_preview_keeps_its_file_until_its_confirmation_deletes_it(
 
     assert importer.post(PERSON_PROCESS_IMPORT, confirmation).status_code == 302
     assert import_files(settings, tmp_path) == before
+
+
+def test_the_sweeper_deletes_a_last_preview_never_confirmed_once_past_its_time(
+    importer: Client, settings: Any
+) -> None:
+    old = confirm_data(preview(importer).content.decode())
+    waiting = confirm_data(preview(importer).content.decode())
+    path = settings.IMPORT_FILES_DIR / old["import_file_name"]
+    stale = time.time() - settings.IMPORT_FILES_SECONDS - 1
+    os.utime(path, (stale, stale))
+
+    embedded.sweep()  # a round of the embedded set-up's sweeper, no import since
+
+    assert [p.name for p in settings.IMPORT_FILES_DIR.iterdir()] == [waiting["import_file_name"]]
+    assert importer.post(PERSON_PROCESS_IMPORT, old).status_code == 400
+    assert importer.post(PERSON_PROCESS_IMPORT, waiting).status_code == 302
+    assert not any(settings.IMPORT_FILES_DIR.iterdir())
 
 
 def test_a_confirmation_reads_no_file_but_its_own(importer: Client, tmp_path: Path) -> None:
