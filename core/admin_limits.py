@@ -134,18 +134,19 @@ class OpenEndedDrillDownChangeList(ChangeList):
 
 
 # One class for each list's own (built once, as a class should be).
-_OPEN_ENDED: dict[type[ChangeList], type[ChangeList]] = {}
+_MIXED: dict[tuple[type[ChangeList], type[ChangeList]], type[ChangeList]] = {}
 
 
-def open_ended(changelist: type[ChangeList]) -> type[ChangeList]:
-    """``changelist`` whose drill-down reaches the calendar's end (see
-    OpenEndedDrillDownChangeList)."""
-    if issubclass(changelist, OpenEndedDrillDownChangeList):
+def mixed(extra: type[ChangeList], changelist: type[ChangeList]) -> type[ChangeList]:
+    """``changelist`` doing what ``extra`` adds to a ChangeList too, so that
+    the mixins of one ModelAdmin that each bring a ChangeList combine in any
+    order (one class per pair, made once)."""
+    if issubclass(changelist, extra):
         return changelist
-    if changelist not in _OPEN_ENDED:
-        name = f"OpenEnded{changelist.__name__}"
-        _OPEN_ENDED[changelist] = type(name, (OpenEndedDrillDownChangeList, changelist), {})
-    return _OPEN_ENDED[changelist]
+    if (extra, changelist) not in _MIXED:
+        name = f"{extra.__name__}With{changelist.__name__}"
+        _MIXED[extra, changelist] = type(name, (extra, changelist), {})
+    return _MIXED[extra, changelist]
 
 
 class DateHierarchyMixin:
@@ -156,14 +157,13 @@ class DateHierarchyMixin:
     of ``year=10000`` into that, but not the OverflowError of a number past a
     C long, which was a 500. The calendar's last year, month and day list
     their rows, and the link to clear the filters keeps the drill-down (see
-    OpenEndedDrillDownChangeList). Before any mixin whose
-    ``get_changelist`` does not call on (IndexOrderedMixin)."""
+    OpenEndedDrillDownChangeList)."""
 
     date_hierarchy: ClassVar[str | None]
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         changelist: type[ChangeList] = super().get_changelist(request, **kwargs)  # type: ignore[misc]
-        return open_ended(changelist)
+        return mixed(OpenEndedDrillDownChangeList, changelist)
 
     def get_changelist_instance(self, request: HttpRequest) -> ChangeList:
         changelist: ChangeList = self._drill_down(request, super().get_changelist_instance)  # type: ignore[misc]
@@ -310,4 +310,5 @@ class IndexOrderedMixin:
     paginator: ClassVar[type] = IndexOrderedPaginator
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
-        return IndexOrderedChangeList
+        changelist: type[ChangeList] = super().get_changelist(request, **kwargs)  # type: ignore[misc]
+        return mixed(IndexOrderedChangeList, changelist)

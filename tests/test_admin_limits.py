@@ -10,6 +10,14 @@ from django.contrib import admin
 from django.test import Client
 from django.urls import reverse
 
+from catalog.models import Feedback
+from core.admin_limits import (
+    DateHierarchyMixin,
+    IndexOrderedChangeList,
+    IndexOrderedMixin,
+    OpenEndedDrillDownChangeList,
+)
+
 pytestmark = pytest.mark.django_db
 
 
@@ -125,3 +133,17 @@ def test_a_search_for_a_choice_of_too_many_words_is_a_400_naming_the_limit(
     response = admin_client.get("/admin/autocomplete/", {**search, "term": " ".join(["a"] * 2000)})
     assert response.status_code == 400
     assert "At most 20 words may be searched for; 2000 were given." in response.content.decode()
+
+
+@pytest.mark.parametrize("swapped", [False, True], ids=["as listed", "swapped"])
+def test_the_mixins_bringing_a_changelist_combine_in_either_order(rf: Any, swapped: bool) -> None:
+    mixins = (IndexOrderedMixin, DateHierarchyMixin) if swapped else (DateHierarchyMixin, IndexOrderedMixin)
+    model_admin_class = type("ReviewsAdmin", (*mixins, admin.ModelAdmin), {"date_hierarchy": "date"})
+    model_admin = model_admin_class(Feedback, admin.site)
+
+    changelist = model_admin.get_changelist(rf.get("/"))
+
+    # Neither drops the other: the list orders by its index and reaches the calendar's end.
+    assert issubclass(changelist, IndexOrderedChangeList)
+    assert issubclass(changelist, OpenEndedDrillDownChangeList)
+    assert model_admin.get_changelist(rf.get("/")) is changelist
