@@ -3,6 +3,7 @@ eager tasks, and the personas of the permission tests."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from rest_framework.test import APIClient
 from portal import cache as portal_cache
 from tests.factories import UserFactory
 from tests.servers import RedisServer
+from uploads import holders
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 
@@ -206,3 +208,16 @@ def outsider(db: None) -> APIClient:
     client = APIClient()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def ended_process() -> str:
+    """A process of this host that has since been killed, as an image's
+    holder or a health check's claim names it."""
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        process = holders._me(child.pid)
+    finally:
+        child.kill()
+        child.wait()
+    return process

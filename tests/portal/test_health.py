@@ -1196,18 +1196,6 @@ def test_a_check_claimed_by_a_run_killed_on_this_host_is_mailed_by_the_next_run_
 
 
 @pytest.fixture
-def ended_process() -> str:
-    """A process of this host that has since been killed, as a claim names it."""
-    child = subprocess.Popen(["sleep", "60"])
-    try:
-        process = holders._me(child.pid)
-    finally:
-        child.kill()
-        child.wait()
-    return process
-
-
-@pytest.fixture
 def running_process() -> Iterator[str]:
     """A process of this host that runs, as a claim names it."""
     child = subprocess.Popen(["sleep", "60"])

@@ -8,7 +8,6 @@ import io
 import json
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -181,28 +180,16 @@ def test_a_png_with_exif_after_its_pixels_keeps_the_size_it_is_shown_at(commit: 
     assert (largest.width, largest.height) == (320, 240)  # the widest of the ladder that fits
 
 
-@pytest.fixture
-def dead_holder() -> str:
-    """The holder a process that has since been killed recorded."""
-    child = subprocess.Popen(["sleep", "60"])
-    try:
-        holder = holders._me(child.pid)
-    finally:
-        child.kill()
-        child.wait()
-    return holder
-
-
-def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(dead_holder: str) -> None:
+def test_a_holder_is_gone_once_its_process_ends_or_its_pid_is_reused(ended_process: str) -> None:
     me = holders.mine()
     node, pid, start = me.rsplit(":", 2)
-    _, dead_pid, dead_start = dead_holder.rsplit(":", 2)
+    _, dead_pid, dead_start = ended_process.rsplit(":", 2)
 
     assert node.startswith(socket.gethostname() + "/")
     assert pid == str(os.getpid())
     assert int(start) > 0
     assert not holders.gone(me)
-    assert holders.gone(dead_holder)
+    assert holders.gone(ended_process)
     assert holders.gone(f"{node}:{pid}:{int(start) + 1}")  # the pid, given to a newer process
     # Not ours to judge: another machine, or another pid namespace (a
     # container) on this one, where the same pid is another process.
@@ -234,11 +221,11 @@ def test_a_server_of_the_previous_release_can_still_insert_images() -> None:
     assert Image.objects.exclude(pk=image.pk).get().holder == ""
 
 
-def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, dead_holder: str) -> None:
+def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, ended_process: str) -> None:
     with commit():
         held = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
         alive = services.image_upload(file=corpus.jpeg(quality=80), original_name="b.jpg")
-    Image.objects.filter(pk=held.pk).update(status=Image.Status.PROCESSING, holder=dead_holder)
+    Image.objects.filter(pk=held.pk).update(status=Image.Status.PROCESSING, holder=ended_process)
     Image.objects.filter(pk=alive.pk).update(status=Image.Status.PENDING, holder=holders.mine())
 
     with commit():
@@ -251,12 +238,12 @@ def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, 
 
 
 def test_an_import_run_again_finishes_what_a_killed_run_held(
-    commit: Any, tmp_path: Path, dead_holder: str
+    commit: Any, tmp_path: Path, ended_process: str
 ) -> None:
     (tmp_path / "001.jpeg").write_bytes(corpus.jpeg())
     with commit():
         call_command("import_images", str(tmp_path), stdout=io.StringIO())
-    Image.objects.update(status=Image.Status.PROCESSING, holder=dead_holder)
+    Image.objects.update(status=Image.Status.PROCESSING, holder=ended_process)
 
     with commit():
         call_command("import_images", str(tmp_path), stdout=io.StringIO())
