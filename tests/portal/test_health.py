@@ -879,6 +879,21 @@ def test_a_clock_set_back_holds_neither_a_recovery_nor_a_reminder_for_the_hours_
     assert reminders == [3, 3, 3, 4, 4]  # held an hour from when the clock was set right, not a day
 
 
+def web_1_env(var: Path, email_url: str, *, memory_min_mb: int) -> dict[str, str]:
+    """A ``health_check`` of its own on host web-1, reminding hourly, whose
+    memory check fails below ``memory_min_mb`` and no other check fails."""
+    return portal_env(
+        var,
+        EMAIL_URL=email_url,
+        PORTAL_HEALTH_HOST="web-1",
+        PORTAL_HEALTH_RECIPIENTS="ops@example.com",
+        PORTAL_HEALTH_REMIND_MINUTES="60",
+        PORTAL_HEALTH_CPU_MAX_PERCENT="100",
+        PORTAL_HEALTH_DISK_MIN_PERCENT="0",
+        PORTAL_HEALTH_MEMORY_MIN_MB=str(memory_min_mb),
+    )
+
+
 def test_two_checks_flapping_at_once_each_mail_one_alert_and_one_recovery_once_held(
     smtp: Any, reminding: Any, clock: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -934,16 +949,7 @@ def test_a_recovery_held_mid_flap_is_mailed_by_the_next_process(
 
     done = manage_py(
         "health_check",
-        env=portal_env(
-            var,
-            EMAIL_URL=f"smtp://{smtp.host}:{smtp.port}",
-            PORTAL_HEALTH_HOST="web-1",
-            PORTAL_HEALTH_RECIPIENTS="ops@example.com",
-            PORTAL_HEALTH_REMIND_MINUTES="60",
-            PORTAL_HEALTH_CPU_MAX_PERCENT="100",
-            PORTAL_HEALTH_DISK_MIN_PERCENT="0",
-            PORTAL_HEALTH_MEMORY_MIN_MB="0",
-        ),
+        env=web_1_env(var, f"smtp://{smtp.host}:{smtp.port}", memory_min_mb=0),
     )
     assert done.returncode == 0, done.stderr
     assert f"recovery mailed: Resolved - Available memory is less than {10**9}MB" in done.stdout
@@ -1168,16 +1174,7 @@ def test_a_check_claimed_by_a_run_killed_on_this_host_is_mailed_by_the_next_run_
         killed = subprocess.Popen(
             [sys.executable, "manage.py", "health_check"],
             cwd=ROOT,
-            env=portal_env(
-                var,
-                EMAIL_URL=f"smtp://127.0.0.1:{mail_server.getsockname()[1]}",
-                PORTAL_HEALTH_HOST="web-1",
-                PORTAL_HEALTH_RECIPIENTS="ops@example.com",
-                PORTAL_HEALTH_REMIND_MINUTES="60",
-                PORTAL_HEALTH_CPU_MAX_PERCENT="100",
-                PORTAL_HEALTH_DISK_MIN_PERCENT="0",
-                PORTAL_HEALTH_MEMORY_MIN_MB=str(10**9),
-            ),
+            env=web_1_env(var, f"smtp://127.0.0.1:{mail_server.getsockname()[1]}", memory_min_mb=10**9),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
