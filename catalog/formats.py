@@ -152,10 +152,16 @@ QUOTED = 60
 
 def _quoted(value: object) -> str:
     """``value`` as an error quotes it (its repr), cut to ``QUOTED``
-    characters with the length it had."""
-    if isinstance(value, str) and len(value) > QUOTED:
-        return f"{value[:QUOTED]!r}… ({len(value):,} characters)"
-    return repr(value)
+    characters with the length it had: a text's own characters, or those of
+    the repr of anything else (a list or mapping of a JSON body)."""
+    if isinstance(value, str):
+        if len(value) > QUOTED:
+            return f"{value[:QUOTED]!r}… ({len(value):,} characters)"
+        return repr(value)
+    shown = repr(value)
+    if len(shown) > QUOTED:
+        return f"{shown[:QUOTED]}… ({len(shown):,} characters)"
+    return shown
 
 
 def parse_date(value: str, *, exact: bool = False) -> dt.date:

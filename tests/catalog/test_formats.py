@@ -131,6 +131,24 @@ def test_a_long_refused_value_is_quoted_cut_with_its_length(
     assert f"{value[:60]!r}… ({len(value):,} characters)" in message
 
 
+@pytest.mark.parametrize("value", [[1] * 100_000, {"lbs": "5" * 100_000}], ids=["list", "mapping"])
+def test_a_long_refused_weight_of_no_text_is_quoted_cut_with_its_length(value: object) -> None:
+    """A JSON body's weight may be a list or a mapping of a megabyte."""
+    with pytest.raises(formats.FormatError) as refused:
+        formats.parse_weight(value)
+    message = str(refused.value)
+    assert len(message) < 200
+    assert (
+        message
+        == f"weight must be a whole number of lbs, got {repr(value)[:60]}… ({len(repr(value)):,} characters)"
+    )
+
+
+def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
+    with pytest.raises(formats.FormatError, match=r"^weight must be a whole number of lbs, got \['x'\]$"):
+        formats.parse_weight(["x"])
+
+
 @pytest.mark.parametrize(
     ("value", "phones"),
     [
