@@ -13,6 +13,7 @@ refused) keeps no file at all (core.admin_import).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import uuid
@@ -21,6 +22,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.cache import cache
 from import_export.tmp_storages import BaseStorage
+
+logger = logging.getLogger(__name__)
 
 CACHE_PREFIX = "import-file:"
 # Names this storage makes: a client sends them back in the confirmation, so
@@ -62,11 +65,18 @@ def sweep_expired() -> int:
     """Delete the files of imports previewed and never confirmed, past their
     lifetime; how many. Each preview sweeps them too, but a last preview
     never confirmed would wait for another import: the embedded set-up's
-    sweeper calls this every round. (The shared cache expires its own.)"""
+    sweeper calls this every round. (The shared cache expires its own.)
+
+    A folder that cannot be read is told in a line each round, not a
+    traceback: nothing else is wrong, and the rest of the round is done."""
     folder = _folder()
-    if _shared_cache() or not folder.is_dir():
+    if _shared_cache():
         return 0
-    return _sweep(folder, settings.IMPORT_FILES_SECONDS)
+    try:
+        return _sweep(folder, settings.IMPORT_FILES_SECONDS) if folder.is_dir() else 0
+    except OSError as exc:
+        logger.warning("cannot sweep the import files in %s: %s", folder, exc.strerror or exc)
+        return 0
 
 
 class ImportFileStorage(BaseStorage):

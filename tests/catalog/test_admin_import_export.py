@@ -293,6 +293,28 @@ def test_the_sweeper_deletes_a_last_preview_never_confirmed_once_past_its_time(
     assert not any(settings.IMPORT_FILES_DIR.iterdir())
 
 
+def test_a_sweep_round_tells_an_unreadable_import_folder_in_a_line_and_ends(
+    importer: Client, settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    preview(importer)
+    folder = settings.IMPORT_FILES_DIR
+    listing = Path.iterdir
+
+    def denied(path: Path) -> Any:
+        # The tests run as root, whom no folder's mode keeps out.
+        if path == folder:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+
+    assert embedded.sweep() == (0, 0)
+
+    [record] = [r for r in caplog.records if r.name == "core.imports"]
+    assert (record.levelname, record.exc_info) == ("WARNING", None)
+    assert record.getMessage() == f"cannot sweep the import files in {folder}: Permission denied"
+
+
 def test_a_confirmation_reads_no_file_but_its_own(importer: Client, tmp_path: Path) -> None:
     other = tmp_path / "other.csv"
     other.write_text(CSV)
