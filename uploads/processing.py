@@ -822,7 +822,9 @@ def estimate_focal_point(img: Image.Image) -> FocalPoint:
     if max(small.size) > _ATTENTION_SIDE:
         small = small.copy()
         small.thumbnail((_ATTENTION_SIDE, _ATTENTION_SIDE), Image.Resampling.BOX, reducing_gap=2.0)
-    small = _flatten(small) if small.mode == "RGBA" else small.convert("RGB")
+    # What lies under full transparency is no subject: a picture with alpha
+    # (grey, a palette's too) is seen on white, as an RGBA one is.
+    small = _flatten(small.convert("RGBA")) if small.has_transparency_data else small.convert("RGB")
     width, height = small.size
 
     edges = small.convert("L").filter(ImageFilter.FIND_EDGES)

@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.test import Client
 from PIL import Image as PILImage
+from PIL import ImageDraw
 from rest_framework.test import APIClient
 
 from portal import demo
@@ -180,6 +181,29 @@ def test_the_estimate_ignores_transparent_ground() -> None:
     img.paste((200, 40, 40, 255), (40, 200, 100, 260))
     point = processing.estimate_focal_point(img)
     assert (point.x, point.y) == pytest.approx((70 / 400, 230 / 300), abs=0.05)
+
+
+@pytest.mark.parametrize("mode", ["LA", "P"])
+def test_the_estimate_ignores_transparent_ground_of_grey_and_palette_pictures(mode: str) -> None:
+    """A grey or palette picture with alpha, given as it is decoded and as
+    small as the estimate reads it: a ring under full transparency is no
+    subject, the dark disc shown is."""
+    size = width, height = (60, 45)
+    # The palette's colours: the ground, the ring's inside and edge (all
+    # hidden), the disc.
+    colours = [(255, 0, 255, 0), (255, 255, 255, 0), (0, 0, 0, 0), (20, 20, 20, 255)]
+    img = PILImage.new("P", size, 0)
+    img.putpalette([value for colour in colours for value in colour], rawmode="RGBA")
+    draw = ImageDraw.Draw(img)
+    draw.ellipse((0.7 * width, 0.05 * height, 0.95 * width, 0.4 * height), fill=1, outline=2, width=2)
+    draw.ellipse((0.05 * width, 0.6 * height, 0.3 * width, 0.95 * height), fill=3)
+    if mode == "LA":
+        img = img.convert("RGBA").convert("LA")
+    assert img.mode == mode
+
+    point = processing.estimate_focal_point(img)
+
+    assert inside_oval(point, size, (0.175 * width, 0.775 * height), (0.125 * width, 0.175 * height))
 
 
 def decoded(data: bytes) -> PILImage.Image:
