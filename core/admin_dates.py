@@ -67,7 +67,8 @@ def walk_dates(
     earliest = queryset.order_by(field_name).values_list(field_name, flat=True)
     first = earliest.filter(**{f"{field_name}__isnull": False})[:1]
     # The column of the walk's last step: only this module's text goes in.
-    after = RawSQL(steps[kind].format(day=f"{walk}.{day}"), (), output_field=DateField())  # noqa: S611
+    step = steps[kind].format(day=f"{walk}.{day}")
+    after = RawSQL(step, (), output_field=DateField())  # noqa: S611
     then = earliest.filter(**{f"{field_name}__gte": after})[:1]
     try:
         first_sql, first_params = first.query.get_compiler(using=queryset.db).as_sql()
@@ -77,10 +78,13 @@ def walk_dates(
         # range (?rating=-1): the ORM runs no statement for it, nor does this.
         return []
     # This module's text, and the ORM's statements with their placeholders.
+    # Each step goes forward, or the walk ends: past 9999 SQLite's DATE()
+    # gives NULL, or on some builds a text of five digits, which sorts
+    # before the last date and would find it again for ever.
     statement = (
         f"WITH RECURSIVE {walk} ({day}) AS ("  # noqa: S608
         f"SELECT ({first_sql}) "
-        f"UNION ALL SELECT ({then_sql}) FROM {walk} WHERE {walk}.{day} IS NOT NULL"
+        f"UNION ALL SELECT ({then_sql}) FROM {walk} WHERE {walk}.{day} IS NOT NULL AND {step} > {walk}.{day}"
         f") SELECT {day} FROM {walk} WHERE {day} IS NOT NULL"
     )
     with connection.cursor() as cursor:

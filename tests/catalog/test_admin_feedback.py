@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from catalog.admin import FeedbackAdmin
 from catalog.models import Feedback
+from core import admin_dates
 from core.admin_counts import EstimatedCountPaginator
 from core.admin_dates import walk_dates
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
@@ -585,3 +586,58 @@ def test_the_review_list_filters_by_a_day_only_as_its_links_give_it(admin_client
         # Refused as the admin refuses any filter it cannot apply.
         assert (listed.status_code, listed["Location"]) == (302, f"{REVIEWS}?e=1"), query
         assert exported.status_code == 400, query
+
+
+def five_digit_years(day: str, *modifiers: str) -> str | None:
+    """SQLite's DATE() for the drill-down's steps, as a build that writes a
+    year past 9999 in five digits (SQLite leaves it undefined) gives them."""
+    date = dt.date.fromisoformat(day)
+    year, month, number = date.year, date.month, date.day
+    for modifier in modifiers:
+        if modifier == "start of year":
+            month = number = 1
+        elif modifier == "start of month":
+            number = 1
+        elif modifier == "+1 years":
+            year += 1
+        elif modifier == "+1 months":
+            year, month = (year + 1, 1) if month == 12 else (year, month + 1)
+        elif modifier == "+1 days":
+            if date == dt.date.max:
+                year, month, number = 10000, 1, 1
+            else:
+                after = date + dt.timedelta(days=1)
+                year, month, number = after.year, after.month, after.day
+        else:
+            return None
+    return f"{year:04}-{month:02}-{number:02}"
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="SQLite's DATE() alone is undefined past 9999")
+@pytest.mark.parametrize("kind", ["year", "month", "day"])
+def test_the_walk_of_the_dates_ends_where_a_date_past_9999_has_five_digits(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for day in (dt.date(2024, 5, 1), dt.date(9999, 12, 31)):
+        FeedbackFactory(date=day)
+    connection.ensure_connection()
+    sqlite = connection.connection
+    # Under a name of its own: SQLite's DATE() cannot be had back once replaced.
+    for arguments in (2, 3):
+        sqlite.create_function("FIVE_DIGIT_DATE", arguments, five_digit_years, deterministic=True)
+    steps = {k: v.replace("DATE(", "FIVE_DIGIT_DATE(") for k, v in admin_dates._NEXT_PERIOD["sqlite"].items()}
+    monkeypatch.setitem(admin_dates._NEXT_PERIOD, "sqlite", steps)
+    calls = 0
+
+    def stop_a_walk_without_end() -> int:
+        nonlocal calls
+        calls += 1
+        return int(calls > 10_000)
+
+    sqlite.set_progress_handler(stop_a_walk_without_end, 100)
+    try:
+        found = walk_dates(Feedback.objects.all(), "date", kind)
+    finally:
+        sqlite.set_progress_handler(None, 0)
+
+    assert found == list(Feedback.objects.dates("date", kind))
