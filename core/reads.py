@@ -272,8 +272,17 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             page = paginator.paginate_queryset(self._values(queryset), request, view=self)
         rows = list(page) if page is not None else []
         related = self.read_related(rows)
+        # What the page says besides its rows: a numbered page's count, or a
+        # cursor page's links, which its rows alone do not decide (a row
+        # added after the last one gives the same rows a ``next``).
         count = getattr(getattr(paginator, "page", None), "paginator", None)
-        tag = self._tag(rows, related, count.count if count is not None else None)
+        if count is not None:
+            envelope: Any = count.count
+        elif page is not None and isinstance(paginator, pagination.CursorPagination):
+            envelope = (paginator.get_next_link(), paginator.get_previous_link())
+        else:
+            envelope = None
+        tag = self._tag(rows, related, envelope)
 
         def build() -> Response:
             return paginator.get_paginated_response(self.represent_rows(rows, related))

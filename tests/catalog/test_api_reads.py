@@ -602,6 +602,23 @@ def test_a_cursor_at_a_row_that_is_gone_goes_on_after_its_place(visitor: APIClie
     assert (after["next"], before["previous"]) == (None, None)
 
 
+def test_a_cursor_page_whose_rows_stay_but_whose_links_change_is_not_a_304(visitor: APIClient) -> None:
+    # The page's rows are the same, but a review dated before them now
+    # follows them: a client holding the old answer must learn of ``next``.
+    FeedbackFactory.create_batch(3, date=dt.date(2024, 1, 2))
+    url = "/api/v1/feedback/cursor/?page_size=3"
+    before = visitor.get(url)
+    assert before.json()["next"] is None
+
+    FeedbackFactory(date=dt.date(2000, 1, 1))
+    after = visitor.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+
+    assert after.status_code == 200
+    assert after["ETag"] != before["ETag"]
+    assert after.json()["results"] == before.json()["results"]
+    assert after.json()["next"] is not None
+
+
 # --- Renderer -----------------------------------------------------------------
 
 
