@@ -266,6 +266,12 @@ class ImageViewSet(
             return [parsers.MultiPartParser(), parsers.FormParser()]
         return super().get_parsers()
 
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
+        # The original is its bytes whatever the client accepts (the schema
+        # gives them as application/octet-stream, which a client built from
+        # it asks for): no 406; a refusal is JSON, as everywhere else.
+        return super().perform_content_negotiation(request, force=force or self.action == "original")
+
     # Lists and details are read as rows (uploads.rows), in the shape of ImageSerializer.
     read_fields = IMAGE_FIELDS
 

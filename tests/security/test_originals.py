@@ -144,6 +144,26 @@ def test_staff_with_the_view_permission_download_the_untouched_original(
         assert download["Content-Type"] == "application/octet-stream"
 
 
+@pytest.mark.parametrize("accept", ["application/octet-stream", "image/jpeg", "image/*"])
+def test_a_download_asking_for_bytes_gets_them_and_its_refusals_stay_json(
+    gps_upload: tuple[Image, bytes], token_client: APIClient, outsider: APIClient, accept: str
+) -> None:
+    # The schema gives the download as application/octet-stream: a client
+    # built from it asks for that, and is not to be told 406.
+    image, original = gps_upload
+
+    response = token_client.get(f"/api/v1/images/{image.pk}/original/", HTTP_ACCEPT=accept)
+    refused = outsider.get(f"/api/v1/images/{image.pk}/original/", HTTP_ACCEPT=accept)
+    missing = token_client.get("/api/v1/images/999999/original/", HTTP_ACCEPT=accept)
+
+    assert response.status_code == 200
+    assert _body(response) == original
+    assert response["Content-Type"] == "application/octet-stream"
+    assert (refused.status_code, refused["Content-Type"]) == (403, "application/json")
+    assert "detail" in refused.json()
+    assert (missing.status_code, missing.json()) == (404, {"detail": "Not found."})
+
+
 def test_the_admin_change_page_links_the_download_not_a_media_url(
     gps_upload: tuple[Image, bytes], staff: APIClient
 ) -> None:
