@@ -367,6 +367,20 @@ class ReviewDateField(serializers.DateField):
             self.fail("invalid", format=formats.DATE_FORM)
 
 
+class ProductIdField(serializers.PrimaryKeyRelatedField[Product]):
+    """A product by its id. A number with a fraction is refused: the lookup
+    would cut ``1.5`` down to product 1 and tie the review to it unasked."""
+
+    default_error_messages = {
+        "not_whole": "A product id is a whole number, not {value}.",
+    }
+
+    def to_internal_value(self, data: Any) -> Product:
+        if isinstance(data, float) and not data.is_integer():
+            self.fail("not_whole", value=data)
+        return super().to_internal_value(data)
+
+
 class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
@@ -375,9 +389,7 @@ class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
     date = ReviewDateField(
         required=False, validators=[validate_not_future], help_text="Defaults to today; not in the future."
     )
-    product = serializers.PrimaryKeyRelatedField(
-        queryset=Product.objects.all(), required=False, allow_null=True
-    )
+    product = ProductIdField(queryset=Product.objects.all(), required=False, allow_null=True)
 
     class Meta:
         model = Feedback

@@ -250,6 +250,33 @@ def test_a_review_can_name_its_product(visitor: APIClient) -> None:
     assert response.json()["product"] == product.pk
 
 
+@pytest.mark.parametrize("given", [1.5, 1.999])
+def test_a_product_id_with_a_fraction_is_a_400_not_the_product_it_rounds_down_to(
+    visitor: APIClient, token_client: APIClient, given: float
+) -> None:
+    product = ProductFactory()
+    review = FeedbackFactory()
+    given += product.pk - 1
+
+    created = visitor.post(LIST, review_payload(product=given), format="json")
+    changed = token_client.patch(f"{LIST}{review.pk}/", {"product": given}, format="json")
+
+    assert created.status_code == 400, created.content
+    assert "product" in created.json()
+    assert changed.status_code == 400, changed.content
+    assert "product" in changed.json()
+    assert not Feedback.objects.filter(product=product).exists()
+
+
+def test_a_product_id_written_as_a_whole_float_names_that_product(visitor: APIClient) -> None:
+    product = ProductFactory()
+
+    response = visitor.post(LIST, review_payload(product=float(product.pk)), format="json")
+
+    assert response.status_code == 201, response.content
+    assert response.json()["product"] == product.pk
+
+
 def test_a_review_of_a_product_deleted_after_its_check_is_a_400_naming_the_product(
     visitor: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
