@@ -19,6 +19,7 @@ import re
 import stat
 import sys
 import unicodedata
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -319,6 +320,31 @@ def parse_description(raw: bytes) -> DescriptionRecord:
 _SCALARS = (str, int, float)
 
 
+class _GivenTwice(dict[Any, Any]):
+    """A mapping of a JSON or YAML file that gives ``keys``, which an import
+    reads, more than once: it holds the last one's value, as ``json.loads``
+    and ``yaml.safe_load`` keep it, for the person it is to be refused."""
+
+    def __init__(self, keys: Iterable[str], items: Mapping[Any, Any] | None = None) -> None:
+        super().__init__(items or {})
+        self.keys_twice = tuple(keys)
+
+
+def _twice_given(keys: Iterable[object]) -> list[str]:
+    """Those of ``keys`` that an import reads and that come more than once.
+    A key no import reads may repeat, as a CSV column may: nothing of it is
+    stored, whichever value is kept."""
+    counts = collections.Counter(key for key in keys if isinstance(key, str) and key in PERSON_COLUMNS)
+    return sorted(key for key, count in counts.items() if count > 1)
+
+
+def _check_given_once(row: Mapping[str, Any], number: int) -> None:
+    """That person ``number`` gave each key an import reads once: given
+    twice, the later value took the place of the first unseen."""
+    if isinstance(row, _GivenTwice):
+        raise FormatError(f"person {number} gives {', '.join(row.keys_twice)} twice")
+
+
 def _text(row: Mapping[str, Any], key: str, number: int) -> str:
     value = row.get(key)
     if value is None or value is False:
@@ -474,6 +500,7 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
     date or a list refused in its words). YAML's aliases make a short file
     of a list nested into a billion items, which printing or walking it
     would take hours and gigabytes to spell out: it is never read further."""
+    _check_given_once(row, number)
     person: dict[str, Any] = {}
     for key, value in row.items():
         if key not in PEOPLE_FIELDS and key not in PEOPLE_EXTRA_FIELDS:
@@ -629,7 +656,16 @@ _DOCUMENT_KEYS = frozenset({"people", *PEOPLE_FIELDS, *PEOPLE_EXTRA_FIELDS})
 # --- People in JSON -----------------------------------------------------------
 
 
-_JSON_DECODER = json.JSONDecoder()
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object as ``json.loads`` makes it, the last value of a key given
+    twice kept; one giving a key an import reads twice says so."""
+    mapping = dict(pairs)
+    if len(mapping) < len(pairs) and (twice := _twice_given(key for key, _ in pairs)):
+        return _GivenTwice(twice, mapping)
+    return mapping
+
+
+_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_json_object)
 _JSON_NOT_SPACE = re.compile(r"[^ \t\n\r]")
 # How close to the end of what has been read a fault of a value may be and
 # still be the value cut short there ("tru", "-Infinit", "\u00").
@@ -767,6 +803,7 @@ def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
     its "people" list as they come, or else the object itself (only the keys
     a person may have are kept)."""
     fields: dict[str, object] = {}
+    repeated: set[str] = set()
     listed = twice = False
     char = reader.peek()
     done = char == "}"
@@ -788,6 +825,8 @@ def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
         else:
             value = reader.value()
             if key in _DOCUMENT_KEYS:
+                if key in fields and key in PERSON_COLUMNS:
+                    repeated.add(str(key))
                 fields[str(key)] = value
         char = reader.peek()
         if char not in (",", "}"):
@@ -802,7 +841,7 @@ def _json_object_rows(reader: _JsonReader) -> Iterator[object]:
         return
     if "people" in fields:
         raise _not_people("json")  # not a list: a list starts with "["
-    yield fields
+    yield _GivenTwice(sorted(repeated), fields) if repeated else fields
 
 
 # --- People in YAML -----------------------------------------------------------
@@ -877,16 +916,69 @@ def _joined_pairs(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
 
 
-class YamlLoader(yaml.SafeLoader):
+_YAML_MERGE = "tag:yaml.org,2002:merge"
+_YAML_STR = "tag:yaml.org,2002:str"
+
+
+class _OnceConstructor(yaml.constructor.SafeConstructor):
+    """``yaml.constructor.SafeConstructor`` whose mapping that gives a key an
+    import reads more than once is a ``_GivenTwice``.
+
+    Only the keys a mapping gives itself count, and those of a mapping merged
+    into it (``<<``) that it does not give: a merged key that the mapping
+    gives again is overridden, as YAML defines, not given twice. The mapping
+    is told as it was written: merging rewrites it, its merged keys then
+    looking given (an alias to it constructs it again)."""
+
+    _written: weakref.WeakKeyDictionary[yaml.Node, tuple[str, ...]] | None = None
+
+    def _given_twice(self, node: yaml.MappingNode) -> tuple[str, ...]:
+        if self._written is None:
+            self._written = weakref.WeakKeyDictionary()
+        if (twice := self._written.get(node)) is not None:
+            return twice
+        own = [
+            key.value
+            for key, _ in node.value
+            if isinstance(key, yaml.ScalarNode) and key.tag == _YAML_STR and key.value in PERSON_COLUMNS
+        ]
+        found = set(_twice_given(own))
+        for key, value in node.value:
+            if key.tag == _YAML_MERGE:
+                merged = value.value if isinstance(value, yaml.SequenceNode) else [value]
+                for source in merged:
+                    if isinstance(source, yaml.MappingNode):
+                        found.update(set(self._given_twice(source)) - set(own))
+        self._written[node] = twice = tuple(sorted(found))
+        return twice
+
+    def flatten_mapping(self, node: yaml.MappingNode) -> None:
+        self._given_twice(node)  # before merging rewrites it
+        super().flatten_mapping(node)
+
+    def construct_yaml_map(self, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:  # type: ignore[override]
+        twice = self._given_twice(node)
+        data: dict[Any, Any] = _GivenTwice(twice) if twice else {}
+        yield data
+        data.update(self.construct_mapping(node))
+
+
+_OnceConstructor.add_constructor(  # type: ignore[type-var]  # the stubs know PyYAML's own loaders alone
+    "tag:yaml.org,2002:map", _OnceConstructor.construct_yaml_map
+)
+
+
+class YamlLoader(_OnceConstructor, yaml.SafeLoader):
     """``yaml.SafeLoader`` reading a text, with an emoji or another character
     past U+FFFF escaped as JSON escapes it, as two halves, as that character
-    (``_joined_pairs``)."""
+    (``_joined_pairs``), and a mapping giving a key an import reads twice
+    telling it (``_OnceConstructor``)."""
 
     def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
         return _joined_pairs(super().construct_yaml_str(node))
 
 
-YamlLoader.add_constructor("tag:yaml.org,2002:str", YamlLoader.construct_yaml_str)
+YamlLoader.add_constructor(_YAML_STR, YamlLoader.construct_yaml_str)
 
 
 class _YamlLoader(YamlLoader):
@@ -930,9 +1022,7 @@ except ImportError:  # PyYAML built without libyaml: its pure-Python reader alon
     _CYamlLoader: type[Any] | None = None
 else:
 
-    class _LibYamlLoader(
-        CParser, yaml.composer.Composer, yaml.constructor.SafeConstructor, yaml.resolver.Resolver
-    ):
+    class _LibYamlLoader(CParser, yaml.composer.Composer, _OnceConstructor, yaml.resolver.Resolver):
         """``YamlLoader`` whose text is read by libyaml, some twenty times as
         fast, in pieces as ``_YamlLoader`` reads it (``yaml.CSafeLoader`` is
         this but that it composes a whole document at a time in C)."""
@@ -940,7 +1030,7 @@ else:
         def __init__(self, stream: _YamlText) -> None:
             CParser.__init__(self, stream)
             yaml.composer.Composer.__init__(self)
-            yaml.constructor.SafeConstructor.__init__(self)
+            _OnceConstructor.__init__(self)
             yaml.resolver.Resolver.__init__(self)
 
         def construct_yaml_str(self, node: yaml.ScalarNode) -> str:
@@ -951,7 +1041,7 @@ else:
             return self.compose_node(None, key)  # type: ignore[arg-type]  # the stubs want an index
 
     _LibYamlLoader.add_constructor(  # type: ignore[type-var]  # the stubs know PyYAML's own loaders alone
-        "tag:yaml.org,2002:str", _LibYamlLoader.construct_yaml_str
+        _YAML_STR, _LibYamlLoader.construct_yaml_str
     )
     _CYamlLoader = _LibYamlLoader
 
@@ -1019,9 +1109,6 @@ def _yaml_read(kind: type[Any], text: _YamlText) -> Iterator[object]:
     finally:
         if loader is not None:
             loader.dispose()
-
-
-_YAML_MERGE = "tag:yaml.org,2002:merge"
 
 
 class _YamlDocument:
@@ -1118,10 +1205,14 @@ class _YamlDocument:
         items of its "people" list as they come, or else the mapping itself.
         Each key and value is constructed as a mapping of its own (so that a
         merge key merges, and an unhashable key is refused, as in the whole
-        mapping); only what a person may have is kept."""
+        mapping); only what a person may have is kept. A key an import reads
+        given twice, or twice in a mapping merged in and not given, is told
+        as ``_OnceConstructor`` tells it."""
         loader = self.loader
         explicit: dict[object, object] = {}
         merged: dict[object, object] = {}
+        given_twice: set[str] = set()
+        merged_twice: set[str] = set()
         listed = twice = False
         while not loader.check_event(yaml.MappingEndEvent):
             key_node = loader.node()
@@ -1143,7 +1234,13 @@ class _YamlDocument:
             )
             fields = self._construct(pair) or {}
             kept = {key: value for key, value in fields.items() if key in _DOCUMENT_KEYS}
-            (merged if key_node.tag == _YAML_MERGE else explicit).update(kept)
+            if key_node.tag == _YAML_MERGE:
+                merged.update(kept)
+                if isinstance(fields, _GivenTwice):
+                    merged_twice.update(fields.keys_twice)
+            else:
+                given_twice.update(str(key) for key in kept if key in explicit and key in PERSON_COLUMNS)
+                explicit.update(kept)
         loader.get_event()
         self._end(start)
         if twice:
@@ -1151,8 +1248,9 @@ class _YamlDocument:
         if listed:
             return
         rows = {**merged, **explicit}
+        given_twice.update(merged_twice - explicit.keys())
         if "people" not in rows:
-            yield rows
+            yield _GivenTwice(sorted(given_twice), rows) if given_twice else rows
         elif isinstance(rows["people"], list):
             yield from rows["people"]
         else:
@@ -1170,6 +1268,7 @@ def person_fields(row: Mapping[str, Any], number: int) -> dict[str, Any]:
     Only what the file carries: a column or key it lacks (the course's CSV
     has no email) leaves the stored value alone, as does a blank is_active
     cell."""
+    _check_given_once(row, number)
     person: dict[str, Any] = {
         key: _text(row, key, number)
         for key in ("name", "username", "email", "department", "role")

@@ -58,6 +58,14 @@ BROKEN = {
     # A column given twice: the later one took its place ("Bea", or a blank username).
     "CSV naming name twice": ("people.csv", b"name,name,username\nAnn,Bea,ann\n"),
     "CSV naming username twice, in other case": ("people.csv", b"name,username, Username \nAnn,ann,\n"),
+    # A key given twice, likewise: "person 1 gives name twice".
+    "JSON person giving name twice": ("people.json", b'[{"name": "Ann", "username": "ann", "name": "Bea"}]'),
+    "JSON of one person giving name twice": (
+        "people.json",
+        b'{"name": "Ann", "username": "ann", "name": "Bea"}',
+    ),
+    "YAML person giving name twice": ("people.yaml", b"- {name: Ann, username: ann, name: Bea}\n"),
+    "YAML of one person giving name twice": ("people.yaml", b"name: Ann\nusername: ann\nname: Bea\n"),
 }
 
 
@@ -100,6 +108,14 @@ SHAPES = {
     "CSV header in capitals": ("people.csv", b"Name,USERNAME,Role\nAnn,ann,Chef\n"),
     "CSV header with spaces": ("people.csv", b" name , username ,role \nAnn,ann,Chef\n"),
     "TSV header in capitals": ("people.tsv", b"NAME\tUserName\tROLE\nAnn\tann\tChef\n"),
+    "JSON person giving a key no import reads twice": (
+        "people.json",
+        b'[{"name": "Ann", "note": "a", "username": "ann", "role": "Chef", "note": "b"}]',
+    ),
+    "YAML person giving again a key merged in": (
+        "people.yaml",
+        b"base: &base {name: Base, role: Chef}\npeople:\n  - {<<: *base, name: Ann, username: ann}\n",
+    ),
 }
 
 
@@ -142,6 +158,35 @@ def test_a_person_whose_row_lacks_a_key_keeps_that_field_as_import_people_keeps_
 
     assert ("bob", "Bob", "Sales", "Boss") in by_command
     assert stored() == by_command
+
+
+GIVEN_TWICE_LATER = {
+    "JSON": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "role": "Chef"}, {"name": "Bob", "username": "bob", "name": "Bea"}]',
+    ),
+    "YAML": (
+        "people.yaml",
+        b"- {name: Ann, username: ann, role: Chef}\n- {name: Bob, username: bob, username: bea}\n",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "content"), GIVEN_TWICE_LATER.values(), ids=GIVEN_TWICE_LATER.keys())
+def test_a_person_giving_a_key_twice_leaves_everyone_as_they_were(
+    importer: Client, tmp_path: Path, name: str, content: bytes
+) -> None:
+    PersonFactory(username="ann", name="Ann", department="Sales", role="Boss")
+    with pytest.raises(CommandError, match=r"^people\.\w+: person 2 gives (name|username) twice$"):
+        command_import(tmp_path, name, content)
+    assert stored() == {("ann", "Ann", "Sales", "Boss")}
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    assert "person 2 gives" in html.unescape(page.content.decode())
+    assert not confirm_data(page.content.decode())
+    assert stored() == {("ann", "Ann", "Sales", "Boss")}
 
 
 def _aliased(levels: int) -> bytes:

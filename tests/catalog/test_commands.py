@@ -208,6 +208,50 @@ def test_import_people_says_why_a_file_cannot_be_read(tmp_path: Path) -> None:
         run("import_people", str(path))
 
 
+@pytest.mark.parametrize(
+    ("name", "content", "error"),
+    [
+        (
+            "people.json",
+            '{"people": [{"name": "Ann", "username": "ann"}, {"role": "a", "name": "Bob", "username": "bob", "role": "b"}]}',
+            "people.json: person 2 gives role twice",
+        ),
+        (
+            "people.yaml",
+            "name: Ann\nusername: ann\nemail: a@example.com\nemail: b@example.com\n",
+            "people.yaml: person 1 gives email twice",
+        ),
+    ],
+    ids=["json-people-list", "yaml-one-person"],
+)
+def test_import_people_refuses_a_person_giving_a_key_twice_importing_nobody(
+    tmp_path: Path, name: str, content: str, error: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    with pytest.raises(CommandError) as refused:
+        run("import_people", str(path))
+    assert str(refused.value) == error
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("people.json", '[{"name": "Ann", "id": 1, "username": "ann", "id": 2}]'),
+        ("people.yaml", "- {name: Ann, id: 1, username: ann, id: 2}\n"),
+    ],
+    ids=["json", "yaml"],
+)
+def test_import_people_takes_a_person_giving_a_key_no_import_reads_twice(
+    tmp_path: Path, name: str, content: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    assert "1 people created" in run("import_people", str(path))
+    assert Person.objects.get().name == "Ann"
+
+
 @pytest.mark.parametrize("fmt", ["csv", "json", "yaml"])
 def test_export_then_import_people_round_trips(tmp_path: Path, fmt: str) -> None:
     source = tmp_path / "people.csv"

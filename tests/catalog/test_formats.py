@@ -422,6 +422,145 @@ def test_json_and_yaml_people_files_are_refused_for_what_they_are(raw: bytes, fm
         assert reason in fault
 
 
+GIVEN_TWICE = {
+    "json-list": (
+        b'[{"name": "Ann", "username": "ann", "name": "Bea"}]',
+        "json",
+        "person 1 gives name twice",
+    ),
+    "json-people-key": (
+        b'{"people": [{"name": "Ada", "username": "ada"}, {"role": "a", "name": "B", "username": "b", "role": "b"}]}',
+        "json",
+        "person 2 gives role twice",
+    ),
+    "json-one-person": (
+        b'{"name": "Ann", "username": "ann", "name": "Bea", "username": "bea"}',
+        "json",
+        "person 1 gives name, username twice",
+    ),
+    "yaml-list": (b"- {name: Ann, username: ann, name: Bea}\n", "yaml", "person 1 gives name twice"),
+    "yaml-people-key": (
+        b"people:\n- {name: Ada, username: ada}\n- name: Ann\n  username: ann\n  'is_active': no\n  is_active: yes\n",
+        "yaml",
+        "person 2 gives is_active twice",
+    ),
+    "yaml-one-person": (b"name: Ann\nusername: ann\nname: Bea\n", "yaml", "person 1 gives name twice"),
+    "yaml-twice-in-what-is-merged": (
+        b"- {<<: {name: Ann, name: Bea}, username: ann}\n",
+        "yaml",
+        "person 1 gives name twice",
+    ),
+    "yaml-one-person-twice-in-what-is-merged": (
+        b"<<: {name: Ann, name: Bea}\nusername: ann\n",
+        "yaml",
+        "person 1 gives name twice",
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "fmt", "reason"), GIVEN_TWICE.values(), ids=GIVEN_TWICE.keys())
+@pytest.mark.usefixtures("yaml_reader")  # each YAML reader
+def test_a_person_giving_a_key_an_import_reads_twice_is_refused_naming_it(
+    raw: bytes, fmt: str, reason: str
+) -> None:
+    # The later value took the place of the first unseen ("Bea" for "Ann").
+    for size in (1, 7, len(raw)):
+        assert people_in_pieces(raw, size, fmt) == reason
+    with pytest.raises(formats.FormatError, match=f"^{reason}$"):
+        formats.document_rows(raw.decode(), fmt)
+
+
+GIVEN_ONCE = {
+    "json-a-key-no-import-reads-twice": (
+        b'[{"name": "Ada", "notes": 1, "username": "ada", "notes": 2}]',
+        "json",
+        [ADA],
+    ),
+    "json-one-person-a-key-no-import-reads-twice": (
+        b'{"name": "Ada", "source": "HR", "username": "ada", "source": "IT"}',
+        "json",
+        [ADA],
+    ),
+    "json-a-nested-key-twice": (
+        b'[{"name": "Ada", "username": "ada", "phone": {"office": "1", "office": "2"}}]',
+        "json",
+        [{**ADA, "phone": {"office": "2"}}],
+    ),
+    "yaml-a-key-no-import-reads-twice": (
+        b"- {name: Ada, notes: 1, username: ada, notes: 2}\n",
+        "yaml",
+        [ADA],
+    ),
+    "yaml-a-nested-key-twice": (
+        b"- {name: Ada, username: ada, phone: {office: 1, office: 2}, x: {name: a, name: b}}\n",
+        "yaml",
+        [{**ADA, "phone": {"office": "2"}}],
+    ),
+    # A merged key given again is overridden, as YAML defines, not given twice.
+    "yaml-a-merged-key-given-again": (
+        b"- &base {name: Base, username: ada, role: Lead}\n- {<<: *base, name: Ada, role: Dev}\n",
+        "yaml",
+        [{"name": "Base", "username": "ada", "role": "Lead"}, {**ADA, "role": "Dev"}],
+    ),
+    "yaml-a-key-twice-in-what-is-merged-given-again": (
+        b"- {<<: {name: Ann, name: Bea}, username: ada, name: Ada}\n",
+        "yaml",
+        [ADA],
+    ),
+    "yaml-keys-of-two-merged-mappings": (
+        b"- {<<: [{name: Ada}, {name: Bea}], username: ada}\n",
+        "yaml",
+        [ADA],
+    ),
+    # Merging rewrites the mapping merged in: its merged keys then looked given.
+    "yaml-an-alias-to-what-was-merged": (
+        b"- {<<: &ada {<<: {name: Ann}, name: Ada, username: ada}, role: Dev}\n- *ada\n",
+        "yaml",
+        [{**ADA, "role": "Dev"}, ADA],
+    ),
+    "yaml-one-person-a-merged-key-given-again": (
+        b"base: &base {name: Base, role: Dev}\n<<: *base\nname: Ada\nusername: ada\n",
+        "yaml",
+        [{**ADA, "role": "Dev"}],
+    ),
+}
+
+
+@pytest.mark.parametrize(("raw", "fmt", "people"), GIVEN_ONCE.values(), ids=GIVEN_ONCE.keys())
+@pytest.mark.usefixtures("yaml_reader")  # each YAML reader
+def test_a_key_no_import_reads_or_a_merged_one_may_come_again(
+    raw: bytes, fmt: str, people: list[dict[str, str]]
+) -> None:
+    for size in (1, 7, len(raw)):
+        assert people_in_pieces(raw, size, fmt) == people
+    assert len(formats.document_rows(raw.decode(), fmt)) == len(people)
+
+
+@pytest.mark.parametrize(
+    ("raw", "fmt", "reason"),
+    [
+        (
+            b'[{"name": "A", "name": "B", "username": "a"}, 5]',
+            "json",
+            "the JSON file must hold a list of people",
+        ),
+        (b'[{"name": "A", "name": "B", "username": "a"}, [', "json", "not valid JSON: Expecting value"),
+        (b"- {name: A, name: B, username: a}\n- 5\n", "yaml", "the YAML file must hold a list of people"),
+        (b"- {name: A, name: B, username: a}\n- [\n", "yaml", "not valid YAML: while parsing"),
+    ],
+    ids=["json-not-a-person", "json-fault-of-the-text", "yaml-not-a-person", "yaml-fault-of-the-text"],
+)
+def test_a_fault_of_the_file_further_on_is_told_before_a_key_given_twice(
+    raw: bytes, fmt: str, reason: str
+) -> None:
+    for size in (1, 7, len(raw)):
+        fault = people_in_pieces(raw, size, fmt)
+        assert isinstance(fault, str)
+        assert fault.startswith(reason), fault
+    with pytest.raises(formats.FormatError, match=f"^{re.escape(reason)}"):
+        formats.document_rows(raw.decode(), fmt)
+
+
 @pytest.mark.parametrize(
     "text",
     [
