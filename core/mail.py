@@ -16,14 +16,42 @@ import smtplib
 import socket
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.core.mail.message import EmailMessage, sanitize_address
+from django.core.validators import validate_email
 
 logger = logging.getLogger(__name__)
+
+
+ADDRESS_FORM = "one address each, such as name@example.com or Name <name@example.com>"
+
+
+def address_refused(addresses: Iterable[str]) -> str | None:
+    """Why mail cannot go to one of ``addresses`` (the first found), or None.
+
+    Asked before the work whose outcome is mailed: Django's SMTP backend
+    refuses a list in one text (``a@x.com,b@x.com``) or a blank address only
+    as it sends, with a ValueError that no caller expects, after an import
+    has run; and a blank address is dropped without a word, so a message to
+    it alone counted as mailed. An address whose part before the @ is not
+    ASCII is refused too: Django's mail would write it in a form no server
+    delivers."""
+    for address in addresses:
+        if "\n" in address or "\r" in address:
+            return f"not an email address: {address!r} holds a line break ({ADDRESS_FORM})"
+        try:
+            sanitize_address(address, "utf-8")
+            validate_email(parseaddr(address)[1])
+        except (ValueError, ValidationError):
+            return f"not an email address: {address!r} ({ADDRESS_FORM})"
+    return None
 
 
 class RecipientsRefused(smtplib.SMTPRecipientsRefused):

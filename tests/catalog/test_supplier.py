@@ -179,6 +179,41 @@ def test_a_report_path_that_cannot_be_written_is_refused_before_anything_is_impo
     assert list(tmp_path.iterdir()) == [delivery]  # the check leaves nothing behind
 
 
+# What a mail server is never asked about: several addresses in one
+# (Django's SMTP backend fails on them only as it sends, after the import),
+# a blank one (dropped without a word: "Report mailed to ." and no mail), a
+# line break, text that is no address.
+BAD_ADDRESSES = ["a@example.com,b@example.com", "", "a@example.com\nBcc: b@example.com", "buyers"]
+
+
+@pytest.mark.parametrize("address", BAD_ADDRESSES)
+def test_a_recipient_that_is_no_address_is_refused_before_anything_is_imported(
+    delivery: Path, settings: Any, address: str
+) -> None:
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer() as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        with pytest.raises(CommandError) as refused:
+            call_command("import_supplier", str(delivery), "--email", "ops@example.com", "--email", address)
+    assert refused.value.returncode == 1
+    assert str(refused.value) == (
+        f"--email: not an email address: {address!r}"
+        + (" holds a line break" if "\n" in address else "")
+        + " (one address each, such as name@example.com or Name <name@example.com>). Nothing was imported."
+    )
+    assert (Product.objects.count(), Image.objects.count(), smtp.messages) == (0, 0, [])
+
+
+def test_recipients_of_the_setting_are_checked_as_well(delivery: Path, settings: Any) -> None:
+    settings.REPORT_RECIPIENTS = ["buyers@example.com;qa@example.com"]
+    with pytest.raises(CommandError, match=r"^PORTAL_REPORT_RECIPIENTS: not an email address: ") as refused:
+        call_command("import_supplier", str(delivery))
+    assert refused.value.returncode == 1
+    assert (Product.objects.count(), mail.outbox) == (0, [])
+    # Not mailed, not asked.
+    run("import_supplier", str(delivery), "--no-email")
+
+
 def test_a_report_that_cannot_be_written_after_the_import_is_still_mailed(
     delivery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -328,6 +328,30 @@ def test_an_alert_refused_for_one_recipient_says_so(passing: Any) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("args", "setting", "source"),
+    [
+        (["--email", "ops@example.com", "--email", "a@example.com,b@example.com"], [], "--email"),
+        (["--email", ""], [], "--email"),
+        ([], ["ops@example.com;oncall@example.com"], "PORTAL_HEALTH_RECIPIENTS"),
+    ],
+)
+def test_a_recipient_that_is_no_address_is_refused_naming_where_it_came_from(
+    passing: Any, args: list[str], setting: list[str], source: str
+) -> None:
+    """Django's SMTP backend fails on it only as it sends (a traceback, no
+    alert mailed), and drops a blank one without a word (counted as mailed)."""
+    passing.EMAIL_BACKEND = "core.mail.EmailBackend"
+    passing.HEALTH_CPU_MAX_PERCENT = -1.0
+    passing.HEALTH_RECIPIENTS = setting or passing.HEALTH_RECIPIENTS
+    with SMTPServer() as smtp:
+        passing.EMAIL_HOST, passing.EMAIL_PORT = smtp.host, smtp.port
+        with pytest.raises(CommandError, match=f"^{source}: not an email address: ") as refused:
+            call_command("health_check", *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert refused.value.returncode == 1
+    assert smtp.messages == []
+
+
 def test_the_disk_the_portal_writes_to_is_checked_too(passing: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     """The media folder fills up while the disk of HEALTH_DISK_PATH has room."""
     passing.HEALTH_DISK_PATH = "/dev/shm"  # noqa: S108 - only measured: a tmpfs, not the media folder's disk

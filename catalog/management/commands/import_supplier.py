@@ -52,6 +52,13 @@ class Command(PortalCommand):
                 files.check_writable(report)
             except files.NotWritten as exc:
                 raise CommandError(f"{exc} Nothing was imported.") from exc
+        recipients: list[str] = []
+        if not options["no_email"]:
+            source = "--email" if options["email"] else "PORTAL_REPORT_RECIPIENTS"
+            recipients = options["email"] or settings.REPORT_RECIPIENTS
+            # Told now, as a mistyped report path is: the mail goes after the import.
+            if refused := mail.address_refused(recipients):
+                raise CommandError(f"{source}: {refused}. Nothing was imported.")
         total = sum(
             len(list((directory / sub).glob("*")))
             for sub in ("images", "descriptions")
@@ -72,7 +79,6 @@ class Command(PortalCommand):
         pdf = services.report_build(products=products.order_by("name"), date=today)
         sent, mailed, attached = "", True, True
         if not options["no_email"]:
-            recipients = options["email"] or settings.REPORT_RECIPIENTS
             if not recipients:
                 self.stderr.write("report not mailed: no recipients (--email or PORTAL_REPORT_RECIPIENTS)")
             else:

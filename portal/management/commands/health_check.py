@@ -2,8 +2,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
+from core import mail
 from core.commands import Command as PortalCommand
 from portal import services
 
@@ -22,7 +24,14 @@ class Command(PortalCommand):
         parser.add_argument("--email", action="append", help="Alert recipient (repeatable).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        outcome = services.health_alert(recipients=options["email"])
+        recipients = options["email"] or settings.HEALTH_RECIPIENTS
+        # Told before the checks run: Django's mail would fail on such an
+        # address only as it sends, with no alert mailed, or drop a blank one
+        # without a word.
+        if refused := mail.address_refused(recipients):
+            source = "--email" if options["email"] else "PORTAL_HEALTH_RECIPIENTS"
+            raise CommandError(f"{source}: {refused}. Nothing was checked.", returncode=1)
+        outcome = services.health_alert(recipients=recipients)
         for check in outcome.checks:
             self.stdout.write(f"{'ok  ' if check.ok else 'FAIL'} {check.name}: {check.detail}")
         for check in outcome.failed:
