@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -184,14 +185,28 @@ class LabFeedbackView(LabView):
         body = LabFeedbackSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         data = body.validated_data
-        review = services.feedback_submit(
-            title=data["title"],
-            name=data["name"],
-            date=data["date"],
-            text=data["text"],
-            source=Feedback.Source.API,
-        )
+        try:
+            review = services.feedback_submit(
+                title=data["title"],
+                name=data["name"],
+                date=data["date"],
+                text=data["text"],
+                source=Feedback.Source.API,
+            )
+        except ValidationError as exc:
+            raise _as_sent(exc, body) from exc
         return Response(LabFeedbackSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+def _as_sent(exc: ValidationError, body: serializers.Serializer[Any]) -> exceptions.ValidationError:
+    """The model's refusal, each field named as the client sent it: the
+    review's text is ``feedback`` in the course's body, ``text`` in the model."""
+    if not hasattr(exc, "error_dict"):
+        return exceptions.ValidationError({"detail": " ".join(exc.messages)})  # as core.api words it
+    sent = {field.source: name for name, field in body.fields.items()}
+    return exceptions.ValidationError(
+        {sent.get(key, key): errors for key, errors in exc.message_dict.items()}
+    )
 
 
 class LabFruitsView(LabView):
