@@ -95,6 +95,24 @@ def test_a_rendition_that_cannot_be_written_is_named_and_the_others_are_exported
     assert Image.objects.filter(status=Image.Status.READY).count() == 2
 
 
+@pytest.mark.parametrize(
+    ("where", "why"),
+    [("file", "it is a file"), ("file/out", "Not a directory")],
+    ids=["a-file", "under-a-file"],
+)
+def test_an_export_folder_that_cannot_be_made_is_refused_before_anything_is_imported(
+    icon_delivery: Path, tmp_path: Path, where: str, why: str
+) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    export = tmp_path / where
+    with pytest.raises(CommandError) as refused:
+        call_command("import_images", str(icon_delivery), "--export", str(export), stdout=io.StringIO())
+    assert refused.value.returncode == 1
+    assert str(refused.value) == f"Cannot make the --export folder {export}: {why}. Nothing was imported."
+    assert Image.objects.count() == 0
+    assert (tmp_path / "file").read_text() == "not a folder"
+
+
 def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run: Any) -> None:
     folder, export = tmp_path / "in", tmp_path / "out"
     folder.mkdir()

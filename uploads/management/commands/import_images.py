@@ -66,7 +66,15 @@ class Command(PortalCommand):
             raise CommandError("--jobs must be at least 1.")
         export: Path | None = options["export"]
         if export:
-            export.mkdir(parents=True, exist_ok=True)
+            # Told before any image is stored, not as a traceback after.
+            why = "it is a file" if export.exists() and not export.is_dir() else ""
+            try:
+                if not why:
+                    export.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:  # a file on the way, no permission, a read-only disk
+                why = exc.strerror or str(exc)
+            if why:
+                raise CommandError(f"Cannot make the --export folder {export}: {why}. Nothing was imported.")
         listing = dropfolder.listing(directory)
         paths = listing.files
         images: list[tuple[str, Image]] = []
