@@ -25,7 +25,7 @@ from import_export.formats import base_formats
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
 from catalog.models import Feedback, Person, Product
-from core import admin_import
+from core import admin_import, spreadsheets
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_dates import DateDrillDownMixin
@@ -157,13 +157,16 @@ class PeopleTableFormat(PeopleTextFormat):
         # header's is left out, as import_people leaves it: tablib refused
         # the whole file for it ("'InvalidDimensions' encountered while
         # trying to read file"), a comma at the end of each row included.
+        # A cell the export marked as text for a spreadsheet is read as it
+        # was stored, as import_people reads it.
         dataset = tablib.Dataset()
         for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
             if number == 0:
                 dataset.headers = row
             elif row:
                 width = len(dataset.headers or ())
-                dataset.append((row + [""] * width)[:width] if width else row)
+                cells = [spreadsheets.read_text(cell) for cell in row]
+                dataset.append((cells + [""] * width)[:width] if width else cells)
         dataset.headers = [formats.csv_header(header) for header in dataset.headers]
         return dataset
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from core import dropfolder
+from core import dropfolder, spreadsheets
 
 PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
 PEOPLE_EXTRA_FIELDS = ("email", "is_active")
@@ -583,7 +583,9 @@ def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
             if fault is not None:
                 continue
             try:
-                person = person_fields({csv_header(k): v for k, v in row.items()}, number)
+                # A cell the admin's export marked as text for a spreadsheet: as it was stored.
+                cells = {csv_header(k): spreadsheets.read_text(v) for k, v in row.items()}
+                person = person_fields(cells, number)
             except FormatError as exc:
                 # A fault of the CSV itself further on is told first, as
                 # when every row was read before any was checked.

