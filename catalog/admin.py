@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import copy
 import csv
 import io
 import json
@@ -13,7 +12,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, QueryDict
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import path
 from django.utils import timezone
 from django.utils.html import format_html
@@ -338,22 +337,23 @@ class PersonAdmin(
 
     def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
         """A confirmation whose file is gone (it waited too long, or was
-        imported already) gets the import page again, saying so."""
+        imported already) gets the import page again, saying so; so does one
+        whose file its format does not read (a preview's CSV file confirmed
+        as TSV)."""
         try:
             return super().process_import(request, **kwargs)
         except ImportExpired:
-            self.message_user(
+            return self.import_page_again(
                 request,
                 "This import expired or was already done; nothing was imported. Upload the file again.",
-                messages.ERROR,
             )
-            # The confirmation carries no file: without its fields, the import
-            # page is the empty form.
-            fresh = copy.copy(request)
-            fresh.method, fresh.POST = "GET", QueryDict()
-            response = self.import_action(fresh)
-            response.status_code = 400
-            return response
+        except (formats.FormatError, NoPeople) as exc:
+            reason = str(exc) if isinstance(exc, formats.FormatError) else "no people in that format"
+            return self.import_page_again(
+                request,
+                f"This confirmation does not fit its preview ({reason}): nothing was imported. "
+                "Confirm the import from its preview, or upload the file again.",
+            )
 
     @admin.display(description="Photo")
     def photo_thumbnail(self, person: Person) -> str:

@@ -15,14 +15,18 @@ key the file repeats is refused on the row that repeats it.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import tablib
-from django.core.exceptions import ValidationError
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.views.decorators.http import require_POST
 from import_export import resources, widgets
 from import_export.instance_loaders import ModelInstanceLoader
 
@@ -294,6 +298,54 @@ class ImportPreviewMixin:
         finally:
             if not kept:
                 self._discard_import_file(request)
+        return response
+
+    @method_decorator(require_POST)
+    def process_import(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        """A confirmation that does not fit a preview (a format or resource
+        the import does not have, a field left out) imports nothing and gets
+        the import page again (400) saying why; the preview's own
+        confirmation is still taken. The library looked the format and the
+        resource up as they came: an index past its lists was a 500, and a
+        negative one counted from their end."""
+        if not self.has_import_permission(request):  # type: ignore[attr-defined]
+            raise PermissionDenied
+        unfit = self._unfit_confirmation(request)
+        if unfit:
+            return self.import_page_again(
+                request,
+                f"This confirmation does not fit its preview ({unfit}): nothing was imported. "
+                "Confirm the import from its preview, or upload the file again.",
+            )
+        response: HttpResponse = super().process_import(request, **kwargs)  # type: ignore[misc]
+        return response
+
+    def _unfit_confirmation(self, request: HttpRequest) -> str | None:
+        """Why the confirmation's fields are not those of a preview, or None."""
+        form = self.create_confirm_form(request)  # type: ignore[attr-defined]
+        if not form.is_valid():
+            return "; ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+        given = {
+            "format": (form.cleaned_data["format"], len(self.get_import_formats())),  # type: ignore[attr-defined]
+            # Left out, the library takes the first.
+            "resource": (
+                form.cleaned_data.get("resource") or "0",
+                len(self.get_import_resource_classes(request)),  # type: ignore[attr-defined]
+            ),
+        }
+        for name, (value, count) in given.items():
+            if not (value.isascii() and value.isdigit() and int(value) < count):
+                return f"{name} {value!r} is not one of the import's"
+        return None
+
+    def import_page_again(self, request: HttpRequest, message: str) -> HttpResponse:
+        """The empty import page (400), saying ``message``."""
+        self.message_user(request, message, messages.ERROR)  # type: ignore[attr-defined]
+        # Without the fields of the request, the import page is the empty form.
+        fresh = copy.copy(request)
+        fresh.method, fresh.POST = "GET", QueryDict()
+        response = self.import_action(fresh)
+        response.status_code = 400
         return response
 
     def _discard_import_file(self, request: HttpRequest) -> None:

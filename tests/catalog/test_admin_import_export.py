@@ -12,6 +12,7 @@ import os
 import re
 import tempfile
 import time
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -188,6 +189,36 @@ def test_an_import_confirmed_too_late_is_refused_asking_for_the_file_again(
     assert "Upload the file again" in response.content.decode()
     assert 'name="import_file"' in response.content.decode()
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("tampered", "reason"),
+    [
+        ({"format": "99"}, "format '99' is not one of the import's"),
+        ({"format": "abc"}, "format 'abc' is not one of the import's"),
+        ({"format": "-1"}, "format '-1' is not one of the import's"),
+        ({"resource": "9"}, "resource '9' is not one of the import's"),
+        ({"resource": "x"}, "resource 'x' is not one of the import's"),
+        ({"format": ""}, "format: This field is required"),
+        ({"import_file_name": ""}, "import_file_name: This field is required"),
+        # The file of a CSV preview read as TSV: one column, named by the whole header.
+        ({"format": "1"}, "the TSV header lacks name"),
+    ],
+)
+def test_a_confirmation_that_does_not_fit_its_preview_imports_nothing_saying_why(
+    importer: Client, tampered: dict[str, str], reason: str
+) -> None:
+    confirmation = confirm_data(preview(importer).content.decode())
+    response = importer.post(PERSON_PROCESS_IMPORT, {**confirmation, **tampered})
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert reason in unescape(page)
+    assert "nothing was imported" in page
+    assert 'name="import_file"' in page
+    assert not Person.objects.exists()
+    # The preview's own confirmation is still taken.
+    assert importer.post(PERSON_PROCESS_IMPORT, confirmation).status_code == 302
+    assert Person.objects.get().username == "ada"
 
 
 def test_an_import_confirmed_twice_is_done_once(importer: Client) -> None:
