@@ -1099,6 +1099,23 @@ def _drop_opaque_alpha(img: Image.Image) -> Image.Image:
     return img
 
 
+def _clear_hidden_colour(img: Image.Image) -> Image.Image:
+    """``img`` with its fully transparent pixels made transparent black.
+
+    Editors "erase" by making pixels transparent and keep their colour; no
+    viewer shows it, but encoders store it as it is (lossy WebP and AVIF
+    roughly, PNG exactly). A resampled rendition loses it (Pillow resamples
+    premultiplied), one at the upload's own size would hand it out whole.
+    """
+    if img.mode not in ("RGBA", "LA"):
+        return img
+    alpha = img.getchannel("A")
+    if alpha.getextrema()[0] != 0:
+        return img
+    img.paste(0, mask=alpha.point(lambda a: 255 if a == 0 else 0))
+    return img
+
+
 def _flatten(img: Image.Image) -> Image.Image:
     """JPEG has no alpha: composite onto white, which is what pages sit on."""
     if img.mode != "RGBA":
@@ -1416,7 +1433,7 @@ def _finish(
         work = _resample(work, work_stored)
     if work is not img:
         img.close()  # release the full decode as early as possible
-    work = _drop_opaque_alpha(_to_srgb(work, icc if isinstance(icc, bytes) else None))
+    work = _clear_hidden_colour(_drop_opaque_alpha(_to_srgb(work, icc if isinstance(icc, bytes) else None)))
     if orientation in _EXIF_TRANSPOSE:
         work = work.transpose(_EXIF_TRANSPOSE[orientation])
     if preset.rotate % 360:

@@ -791,6 +791,54 @@ def test_it_strips_gps_exif_xmp_and_comments_from_every_rendition() -> None:
             assert secret not in output.data
 
 
+def _erased(mode: str, size: tuple[int, int]) -> Image.Image:
+    """A flat green picture whose right half was "erased" as editors do:
+    made fully transparent, with what was there (a photo) still in its
+    colour channels."""
+    width, height = size
+    img = corpus.photo(width, height).convert("RGB")
+    img.paste((0, 200, 0), (0, 0, width // 2, height))
+    alpha = Image.new("L", size, 255)
+    alpha.paste(0, (width // 2, 0, width, height))
+    img = img.convert("L") if mode == "LA" else img
+    img.putalpha(alpha)
+    return img
+
+
+def _under_transparency(img: Image.Image) -> ImageStat.Stat:
+    """The colour under the fully transparent pixels inside the erased half,
+    away from its edge (where lossy codecs smear the visible half over)."""
+    img = img.convert("RGBA")
+    width, height = img.size
+    box = (round(width * 0.65), round(height * 0.1), round(width * 0.95), round(height * 0.9))
+    mask = Image.new("L", img.size, 0)
+    mask.paste(img.getchannel("A").crop(box).point(lambda a: 255 if a == 0 else 0), box[:2])
+    return ImageStat.Stat(img.convert("RGB"), mask=mask)
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"), [("RGBA", "PNG"), ("RGBA", "WEBP"), ("LA", "PNG"), ("RGBA", "TIFF")]
+)
+def test_what_was_erased_to_transparency_never_reaches_a_rendition(mode: str, fmt: str) -> None:
+    buffer = io.BytesIO()
+    _erased(mode, (320, 240)).save(
+        buffer, fmt, **({"lossless": True, "exact": True} if fmt == "WEBP" else {})
+    )
+    assert min(_under_transparency(Image.open(buffer)).stddev) > 30  # the photo is there
+
+    # At the upload's own size nothing is resampled, then downscaled.
+    result = process(buffer.getvalue(), preset(widths=[320, 160], formats=["png", "webp", "avif"]))
+    assert len(result.outputs) == 6
+    for output in result.outputs:
+        hidden = _under_transparency(opened(output))
+        assert hidden.count[0] > 1000, (output.name, output.format)
+        if output.format == "png":  # lossless: exactly the transparent black it was given
+            assert hidden.extrema == [(0, 0)] * 3, (output.name, hidden.extrema)
+        else:  # lossy: black give or take a level, and flat
+            assert max(hidden.mean) <= 2, (output.name, output.format, hidden.mean)
+            assert max(hidden.stddev) <= 3, (output.name, output.format, hidden.stddev)
+
+
 def test_jpeg_outputs_are_progressive_rgb(web_result: Result) -> None:
     # libjpeg always builds optimised Huffman tables for progressive files,
     # so "progressive" is the observable half of "progressive and optimised".
