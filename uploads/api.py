@@ -412,7 +412,8 @@ class ImageViewSet(
 def original_response(image: Image) -> HttpResponseBase:
     """A signed redirect to the original in a bucket, or its bytes streamed."""
     key = image.file.name or ""
-    url = storage.original_url(key, expires=settings.ORIGINAL_URL_SECONDS)
+    filename = image.original_name or key.rsplit("/", 1)[-1]
+    url = storage.original_url(key, expires=settings.ORIGINAL_URL_SECONDS, filename=filename)
     response: HttpResponseBase
     if url:
         response = HttpResponseRedirect(url)
@@ -420,7 +421,7 @@ def original_response(image: Image) -> HttpResponseBase:
         response = FileResponse(
             image.file.open("rb"),
             as_attachment=True,
-            filename=image.original_name or key.rsplit("/", 1)[-1],
+            filename=filename,
             # Bytes to save, not to show: the upload was never checked for
             # what a browser might make of it.
             content_type="application/octet-stream",

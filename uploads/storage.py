@@ -40,6 +40,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import DatabaseError
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from storages.backends.s3 import S3Storage
 from storages.utils import clean_name
 
@@ -210,12 +211,24 @@ def _s3_put_new(store: S3Storage, client: Any, key: str, data: bytes, sha256: st
     return key
 
 
-def original_url(key: str, *, expires: int) -> str | None:
+def original_url(key: str, *, expires: int, filename: str = "") -> str | None:
     """A short-lived signed URL of an original in a bucket; None when the
-    store has no such URLs (local files are streamed by the portal)."""
+    store has no such URLs (local files are streamed by the portal).
+
+    The bucket answers it as the portal streams a local original: bytes to
+    save (never to show: the upload was never checked for what a browser
+    might make of it), under ``filename``. The name goes in the signed
+    link, not on the object, which identical uploads of other names share.
+    """
     store = storages[ORIGINALS]
     if isinstance(store, S3Storage):
-        return store.url(key, expire=expires)
+        parameters = {
+            "ResponseContentType": "application/octet-stream",
+            "ResponseContentDisposition": content_disposition_header(
+                True, filename or key.rsplit("/", 1)[-1]
+            ),
+        }
+        return store.url(key, parameters=parameters, expire=expires)
     return None
 
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth.models import Permission
@@ -300,3 +301,26 @@ def test_a_link_to_an_original_lasts_as_long_as_it_is_asked_to(settings: Any) ->
     }
     url = storage.original_url("originals/ab/abcdef.jpg", expires=30) or ""
     assert "X-Amz-Expires=30&" in url + "&"
+
+
+def test_a_signed_link_to_an_original_saves_it_under_the_uploaded_name(settings: Any) -> None:
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "private",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret",
+                "region_name": "us-east-1",
+                "querystring_auth": True,
+                "signature_version": "s3v4",
+            },
+        },
+    }
+    query = parse_qs(
+        urlsplit(storage.original_url("originals/ab/abcdef.jpg", expires=30, filename="Été.jpg") or "").query
+    )
+    assert query["response-content-disposition"] == ["attachment; filename*=utf-8''%C3%89t%C3%A9.jpg"]
+    assert query["response-content-type"] == ["application/octet-stream"]

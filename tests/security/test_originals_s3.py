@@ -108,3 +108,32 @@ def test_staff_get_a_signed_link_to_the_original_that_expires(
     assert body == original
     time.sleep(LINK_SECONDS + 1.5)
     assert _anonymous_get(link)[0] == 403
+
+
+def test_a_signed_link_saves_the_original_under_its_uploaded_name_as_the_local_download_does(
+    s3: S3Server, buckets: tuple[str, str], token_client: APIClient, commit: Any
+) -> None:
+    """The same bytes uploaded twice are one object; each image's link names its own upload."""
+    original = corpus.jpeg_with_metadata((400, 300))
+    ids = []
+    for name in ("trip.jpg", "Été à Paris.jpg"):
+        with commit():
+            response = token_client.post(
+                "/api/v1/images/", {"file": SimpleUploadedFile(name, original)}, format="multipart"
+            )
+        assert response.status_code == 201
+        ids.append(response.json()["id"])
+    for image_id, disposition in zip(
+        ids,
+        [
+            'attachment; filename="trip.jpg"',
+            "attachment; filename*=utf-8''%C3%89t%C3%A9%20%C3%A0%20Paris.jpg",
+        ],
+        strict=True,
+    ):
+        link = token_client.get(f"/api/v1/images/{image_id}/original/")["Location"]
+        with urllib.request.urlopen(link, timeout=10) as response:  # noqa: S310 - loopback test server
+            assert response.read() == original
+            # Saved, never shown: the upload was never checked for what a browser might make of it.
+            assert response.headers["Content-Disposition"] == disposition
+            assert response.headers["Content-Type"] == "application/octet-stream"
