@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import QuerySet
-from django.http import FileResponse, HttpResponseRedirect
+from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django_filters import rest_framework as filters
@@ -26,6 +27,8 @@ from core.schema import ErrorSerializer
 from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
+
+logger = logging.getLogger(__name__)
 
 
 class StorageUnavailable(exceptions.APIException):
@@ -378,6 +381,9 @@ class ImageViewSet(
             ),
             302: OpenApiResponse(description="A short-lived signed URL of the original (S3)."),
             403: OpenApiResponse(ErrorSerializer, description="No permission to view images."),
+            404: OpenApiResponse(
+                ErrorSerializer, description="No such image, or its original is missing from the store."
+            ),
         },
     )
     @action(
@@ -392,7 +398,11 @@ class ImageViewSet(
         view permission on images."""
         if not may_download_original(request):
             raise exceptions.PermissionDenied()
-        return original_response(self.get_object())
+        image = self.get_object()
+        try:
+            return original_response(image)
+        except Http404 as exc:  # its file lost: said in words (a bare 404 says "no such image")
+            raise exceptions.NotFound(str(exc)) from exc
 
     @extend_schema(parameters=ondemand_api.PARAMETERS, responses=ondemand_api.RESPONSES)
     @action(
@@ -418,8 +428,16 @@ def original_response(image: Image) -> HttpResponseBase:
     if url:
         response = HttpResponseRedirect(url)
     else:
+        try:
+            opened = image.file.open("rb")
+        except FileNotFoundError as exc:
+            # Lost from the store (restored from an older backup, deleted by
+            # hand): asking again will not bring it back, unlike a store
+            # that is briefly away (503).
+            logger.error("image id=%s: original %s missing from the store", image.pk, key)
+            raise Http404(f"The original of image {image.pk} is missing from the image store.") from exc
         response = FileResponse(
-            image.file.open("rb"),
+            opened,
             as_attachment=True,
             filename=filename,
             # Bytes to save, not to show: the upload was never checked for

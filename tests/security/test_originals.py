@@ -165,6 +165,19 @@ def test_a_download_asking_for_bytes_gets_them_and_its_refusals_stay_json(
     assert (missing.status_code, missing.json()) == (404, {"detail": "Not found."})
 
 
+def test_an_original_missing_from_the_store_is_not_found_rather_than_a_store_to_try_again(
+    gps_upload: tuple[Image, bytes], token_client: APIClient, staff: APIClient
+) -> None:
+    image, _ = gps_upload
+    storages["originals"].delete(image.file.name)
+    response = token_client.get(f"/api/v1/images/{image.pk}/original/")
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"The original of image {image.pk} is missing from the image store."
+    assert "Retry-After" not in response
+    admin = staff.get(f"/admin/uploads/image/{image.pk}/original/")
+    assert admin.status_code == 404
+
+
 def test_the_admin_change_page_links_the_download_not_a_media_url(
     gps_upload: tuple[Image, bytes], staff: APIClient
 ) -> None:
