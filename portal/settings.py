@@ -23,6 +23,7 @@ from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from kombu.common import Broadcast
 
+from core.mail import address_refused
 from portal.broker import transport_for
 
 # Lets annotations such as ModelAdmin[Person] run, not only type-check.
@@ -85,6 +86,17 @@ class _Env(environ.Env):
             )
         return f"{int(count)}/{period}"
 
+    def addresses(self, var: str, *, default: list[str]) -> list[str]:
+        """Mail addresses separated by commas, each one Django's mail can
+        send to (empty: none). Django's SMTP backend refuses any other only
+        as it sends, with a ValueError: the health checks Celery beat sends
+        every minute would fail at each run, mailing nothing, as would the
+        errors mailed to the admins."""
+        addresses: list[str] = self.list(var, default=default)
+        if refused := address_refused(addresses):
+            raise ImproperlyConfigured(f"{var}: {refused}")
+        return addresses
+
 
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -116,7 +128,7 @@ CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 # Where a sign-in with no (or a refused) ?next= lands: staff sign in for the admin.
 LOGIN_REDIRECT_URL = "/admin/"
-ADMINS = [("Admin", addr) for addr in env.list("DJANGO_ADMINS", default=[])]
+ADMINS = [("Admin", addr) for addr in env.addresses("DJANGO_ADMINS", default=[])]
 SITE_NAME = env.str("PORTAL_SITE_NAME", default="The Portal")
 
 INSTALLED_APPS = [
@@ -388,7 +400,7 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="automation@example.com")
 SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
-REPORT_RECIPIENTS = env.list("PORTAL_REPORT_RECIPIENTS", default=["supplier@example.com"])
+REPORT_RECIPIENTS = env.addresses("PORTAL_REPORT_RECIPIENTS", default=["supplier@example.com"])
 
 # --- Health -------------------------------------------------------------------
 
@@ -396,7 +408,7 @@ HEALTH_CPU_MAX_PERCENT = env.float("PORTAL_HEALTH_CPU_MAX_PERCENT", default=80.0
 HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20.0, minimum=0, maximum=100)
 HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500, minimum=0)
 HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
-HEALTH_RECIPIENTS = env.list("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
+HEALTH_RECIPIENTS = env.addresses("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
 # A check that stays failed is mailed again this often, and once when it
 # passes again (0: at every run, and nothing more, as the course's script).
 HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0, minimum=0, maximum=525_600)

@@ -285,3 +285,70 @@ def test_a_rate_limit_is_read_as_the_throttles_read_it(
 ) -> None:
     loaded = load_settings(monkeypatch, {"PORTAL_FEEDBACK_RATE": rate, "PORTAL_LAB_RATE": rate})
     assert loaded["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"] == {"feedback": read, "lab": read}
+
+
+ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
+
+
+@pytest.mark.parametrize(
+    "variable", ["PORTAL_HEALTH_RECIPIENTS", "PORTAL_REPORT_RECIPIENTS", "DJANGO_ADMINS"]
+)
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        ("ops@example.com;oncall@example.com", "'ops@example.com;oncall@example.com'"),
+        ("ops@example.com, ", "' '"),
+        ("ops@example.com,oncall", "'oncall'"),
+    ],
+    ids=["two in one", "a blank", "no @"],
+)
+def test_a_mail_address_django_cannot_send_to_stops_the_start_naming_the_variable_and_address(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refused: str
+) -> None:
+    """Django's mail refuses it only as it sends: the health checks beat
+    sends every minute failed at each run with a ValueError, mailing nothing."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {variable: value})
+    assert str(stopped.value) == f"{variable}: not an email address: {refused} {ADDRESS_FORM}"
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("ops@example.com", ["ops@example.com"]),
+        (
+            " ops@example.com , On Call <oncall@example.com>",
+            [" ops@example.com ", " On Call <oncall@example.com>"],
+        ),
+        ("", []),
+    ],
+    ids=["one", "two", "none"],
+)
+def test_mail_addresses_separated_by_commas_are_taken(
+    monkeypatch: pytest.MonkeyPatch, value: str, read: list[str]
+) -> None:
+    loaded = load_settings(
+        monkeypatch,
+        {"PORTAL_HEALTH_RECIPIENTS": value, "PORTAL_REPORT_RECIPIENTS": value, "DJANGO_ADMINS": value},
+    )
+    assert (loaded["HEALTH_RECIPIENTS"], loaded["REPORT_RECIPIENTS"]) == (read, read)
+    assert loaded["ADMINS"] == [("Admin", address) for address in read]
+
+
+def test_a_process_started_with_a_mail_address_django_cannot_send_to_exits_with_the_message(
+    tmp_path: Path,
+) -> None:
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "PORTAL_HEALTH_RECIPIENTS": "ops@example.com;oncall@example.com",
+    }
+    started = subprocess.run(
+        [sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    assert started.returncode != 0
+    assert started.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: PORTAL_HEALTH_RECIPIENTS: not an email address: "
+        f"'ops@example.com;oncall@example.com' {ADDRESS_FORM}"
+    )
