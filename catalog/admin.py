@@ -488,7 +488,7 @@ class ProductAdmin(
             day = formats.parse_date(raw)
         except formats.FormatError:
             return HttpResponseBadRequest(
-                f"date must be {formats.DATE_FORM}, got {raw!r}", content_type="text/plain"
+                f"date must be {formats.DATE_FORM}, got {formats.quoted(raw)}", content_type="text/plain"
             )
         products = selectors.products_with_images().filter(updated_at__date=day).order_by("name")
         pdf = services.report_build(products=products, date=day)

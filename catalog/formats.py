@@ -151,7 +151,7 @@ DATE_FORM = "YYYY-MM-DD"
 QUOTED = 60
 
 
-def _quoted(value: object) -> str:
+def quoted(value: object) -> str:
     """``value`` as an error quotes it (its repr), cut to ``QUOTED``
     characters with the length it had: a text's own characters, or those of
     the repr of anything else (a list or mapping of a JSON body)."""
@@ -176,7 +176,7 @@ def parse_date(value: str, *, exact: bool = False) -> dt.date:
     except ValueError:
         day = None
     if day is None or (exact and day.isoformat() != text):
-        raise FormatError(f"not a date in {DATE_FORM} form: {_quoted(text)}")
+        raise FormatError(f"not a date in {DATE_FORM} form: {quoted(text)}")
     return day
 
 
@@ -286,9 +286,9 @@ def parse_weight(value: object) -> int:
     elif isinstance(value, str) and _negative(value):
         raise FormatError("weight must be at least 1 lb")
     elif isinstance(value, str) and weight_pattern().fullmatch(_THOUSANDS.sub("", value)):
-        raise FormatError(f"weight must be a whole number of lbs without separators, got {_quoted(value)}")
+        raise FormatError(f"weight must be a whole number of lbs without separators, got {quoted(value)}")
     else:
-        raise FormatError(f"weight must be a whole number of lbs, got {_quoted(value)}")
+        raise FormatError(f"weight must be a whole number of lbs, got {quoted(value)}")
     if weight < 1:
         raise FormatError("weight must be at least 1 lb")
     if weight > WEIGHT_MAX:

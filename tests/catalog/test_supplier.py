@@ -289,6 +289,14 @@ def test_the_report_download_reads_its_date_as_reviews_are_read(admin_client: Cl
     assert 'filename="processed-2024-01-02.pdf"' in taken["Content-Disposition"]
 
 
+def test_the_report_download_quotes_a_long_refused_date_cut_with_its_length(admin_client: Client) -> None:
+    """As every other refused value is quoted: the whole of it made a page as long."""
+    date = "2024-01-02" + "x" * 9_990
+    response = admin_client.get("/admin/catalog/product/report/", {"date": date})
+    assert response.status_code == 400
+    assert response.content.decode() == f"date must be YYYY-MM-DD, got {date[:60]!r}… (10,000 characters)"
+
+
 def test_the_report_download_needs_staff(client: Client) -> None:
     response = client.get("/admin/catalog/product/report/")
     assert response.status_code == 302
