@@ -119,7 +119,9 @@ class StreamedExportMixin:
     def export_action(self, request: HttpRequest) -> HttpResponse:
         """A filter in the URL that does not fit its field (an id that is not
         a number, an unknown field) is the client's mistake: 400 naming it;
-        so is a format the export is too large for (said on the page)."""
+        so is a format the export is too large for (said on the page), and a
+        form the page refuses (a format it does not have, no column ticked:
+        the page again with its errors, as an import refuses a file)."""
         try:
             response: HttpResponse = super().export_action(request)  # type: ignore[misc]
         except IncorrectLookupParameters:
@@ -130,7 +132,9 @@ class StreamedExportMixin:
                 "The filters in this page's address do not fit the list: a field it does not have, "
                 "or a value of the wrong kind (an id that is not a number).",
             )
-        if getattr(request, "export_too_large", False):
+        form = (getattr(response, "context_data", None) or {}).get("form")
+        refused = request.method == "POST" and form is not None and bool(form.errors)
+        if refused or getattr(request, "export_too_large", False):
             response.status_code = 400
         return response
 

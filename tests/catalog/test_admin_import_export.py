@@ -489,6 +489,32 @@ def export_post(client: Client, url: str, fmt: str) -> Any:
     return client.post(url, {"format": choice(html, fmt), "resource": "0", **dict.fromkeys(columns, "on")})
 
 
+@pytest.mark.parametrize("url", [FEEDBACK_EXPORT, PERSON_EXPORT], ids=["reviews", "people"])
+@pytest.mark.parametrize(
+    ("fmt", "ticked", "error"),
+    [
+        ("99", True, "Select a valid choice. 99 is not one of the available choices."),
+        ("csv", False, "Select at least 1 field for"),
+    ],
+    ids=["a format it does not have", "no column ticked"],
+)
+def test_an_export_form_sent_wrong_is_refused_with_its_page_and_errors(
+    admin_client: Client, url: str, fmt: str, ticked: bool, error: str
+) -> None:
+    """As an import refuses a file it cannot read: 400, not a 200 that exported nothing."""
+    FeedbackFactory()
+    page = admin_client.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    columns = re.findall(r'type="checkbox" name="(\w+resource_\w+)"', html) if ticked else []
+    fields = {"format": choice(html, fmt) if fmt == "csv" else fmt, "resource": "0"}
+    response = admin_client.post(url, {**fields, **dict.fromkeys(columns, "on")})
+    assert response.status_code == 400
+    assert response["Content-Type"].startswith("text/html")
+    assert error in unescape(response.content.decode())
+    assert 'name="format"' in response.content.decode()
+
+
 @pytest.mark.parametrize("fmt", ["csv", "tsv"])
 @pytest.mark.parametrize(
     ("url", "make", "resource"),
