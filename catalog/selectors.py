@@ -119,7 +119,7 @@ def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> Qu
 def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:
     """The newest usable image uploaded under this file name's stem
     (``001.jpeg`` finds ``001.tiff``); demo and real images never mix."""
-    stem = file_stem(image_name.strip())
+    stem = file_stem(image_name)
     if not stem:
         return None
     return (

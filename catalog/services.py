@@ -320,7 +320,7 @@ def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
     """What a write of this product is matched by, as ``selectors.products_same_as``
     matches it: the image file stem, else the name. Writers of one key take turns
     on it (``core.locks``)."""
-    stem = file_stem(image_name.strip())
+    stem = file_stem(image_name)
     return _stem_key(stem, is_demo=is_demo) if stem else f"catalog.product:{is_demo}:name:{name.strip()}"
 
 
@@ -374,7 +374,7 @@ def product_upsert(
 
 def product_taken_message(product: Product, *, image_name: str) -> str:
     """Why a new product cannot be added beside this one."""
-    stem = file_stem(image_name.strip())
+    stem = file_stem(image_name)
     what = f"the image file stem “{stem}”" if stem else "this name and no image file name"
     return f"Product “{product.name}” (id {product.pk}) already has {what}: change that product instead."
 
@@ -401,7 +401,7 @@ def product_check_free(*, name: str, image_name: str, product: Product | None = 
         others = others.exclude(pk=product.pk)
     other = others.first()
     if other is not None:
-        field = "image_name" if file_stem(image_name.strip()) else "name"
+        field = "image_name" if file_stem(image_name) else "name"
         raise ValidationError({field: product_taken_message(other, image_name=image_name)})
 
 
@@ -422,7 +422,7 @@ def product_create(
     )
     if outcome != "created":
         # Added meanwhile by someone else: undo the update.
-        field = "image_name" if file_stem(image_name.strip()) else "name"
+        field = "image_name" if file_stem(image_name) else "name"
         raise ValidationError({field: product_taken_message(product, image_name=image_name)})
     return product
 

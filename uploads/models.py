@@ -233,8 +233,12 @@ def file_stem(name: str) -> str:
 
     In one Unicode form (NFC): a Mac writes the "é" of a file name as an
     "e" and a combining accent, most other systems and typed text as one
-    character, and a photo and its description are one product either way."""
-    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    character, and a photo and its description are one product either way.
+
+    Trimmed of whitespace as a posted ``image_name`` is (``str.strip``): an
+    upload keeps its name as sent, so ``" 006.png "`` is the stem ``006``
+    whichever of the photo and its description arrives first."""
+    base = name.replace("\\", "/").rsplit("/", 1)[-1].strip()
     stem = unicodedata.normalize("NFC", base.rsplit(".", 1)[0] if "." in base else base)
     if len(stem) <= STEM_MAX_LENGTH:
         return stem

@@ -363,6 +363,31 @@ def test_a_description_arriving_after_its_image_links_by_stem(
     assert product.image.original_name == "007.tiff"
 
 
+@pytest.mark.parametrize("image_first", [True, False], ids=["image-first", "description-first"])
+def test_an_upload_named_with_spaces_around_it_links_to_its_product(
+    client: Client, django_capture_on_commit_callbacks: Any, image_first: bool
+) -> None:
+    def upload() -> Any:
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(
+                "/upload/", {"file": SimpleUploadedFile(" 006.png ", corpus.photo_jpeg(300, 200))}
+            )
+
+    fruit = {"name": "Pear", "weight": 3, "image_name": " 006.png "}
+    if image_first:
+        uploaded = upload()
+        client.post("/fruits/", fruit, content_type="application/json")
+    else:
+        client.post("/fruits/", fruit, content_type="application/json")
+        uploaded = upload()
+    assert uploaded.status_code == 201
+    assert uploaded.json()["file"] == " 006.png "  # the name as sent
+    product = Product.objects.get()
+    assert product.image_name == "006.png"
+    assert product.image is not None
+    assert product.image.pk == uploaded.json()["id"]
+
+
 def test_an_upload_without_a_file_gets_400(client: Client) -> None:
     response = client.post("/upload/", {})
     assert response.status_code == 400

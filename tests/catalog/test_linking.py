@@ -319,12 +319,50 @@ def test_a_photo_of_a_stem_two_products_share_shows_on_both(upload: Upload) -> N
 
 @pytest.mark.parametrize(
     ("name", "stem"),
-    [("001.jpeg", "001"), ("001.tar.gz", "001.tar"), ("images/001.TIFF", "001"), ("README", "README")],
+    [
+        ("001.jpeg", "001"),
+        ("001.tar.gz", "001.tar"),
+        ("images/001.TIFF", "001"),
+        ("README", "README"),
+        (" 006.png ", "006"),
+        ("\t006.png", "006"),
+        ("\xa0006.png\xa0", "006"),
+        ("images/ 006.png", "006"),
+        ("006 ", "006"),
+        ("006 .png", "006 "),  # inside the name: kept, as a posted image_name keeps it
+        ("   ", ""),
+        (" .png", ""),
+    ],
 )
 def test_the_stem_is_stored_on_images_and_products_alike(upload: Upload, name: str, stem: str) -> None:
     product, _ = services.product_upsert(name="Thing", weight=1, image_name=name)
     assert product.image_stem == stem
     assert upload(name.rsplit("/", 1)[-1]).name_stem == stem
+
+
+@pytest.mark.parametrize("name", [" 006.png ", "\t006.png", "\xa0006.png\xa0", "images/ 006.png"])
+@pytest.mark.parametrize("image_first", [True, False], ids=["image-first", "description-first"])
+def test_whitespace_around_a_name_does_not_keep_a_photo_from_its_product(
+    upload: Upload, name: str, image_first: bool
+) -> None:
+    if image_first:
+        image = upload(name.rsplit("/", 1)[-1])
+        product, _ = services.product_upsert(name="Pear", weight=3, image_name="006.png")
+    else:
+        product, _ = services.product_upsert(name="Pear", weight=3, image_name="006.png")
+        image = upload(name.rsplit("/", 1)[-1])
+    assert image_of(product) == image
+    # And a post of the description under that name is the same product.
+    again, outcome = services.product_upsert(name="Pear", weight=4, image_name=name)
+    assert (again.pk, outcome) == (product.pk, "updated")
+    assert image_of(again) == image
+
+
+def test_a_name_that_is_only_whitespace_or_an_extension_has_no_stem_and_links_nothing(upload: Upload) -> None:
+    product, _ = services.product_upsert(name="Fig", weight=1, image_name="")
+    for name in ("   ", " .png", "\xa0.png"):
+        assert upload(name).name_stem == ""
+    assert image_of(product) is None
 
 
 def test_a_stem_longer_in_one_unicode_form_fits_its_column_and_still_links(upload: Upload) -> None:

@@ -396,6 +396,27 @@ def test_a_photo_links_to_its_description_whichever_unicode_form_their_names_are
     assert unicodedata.normalize("NFC", cream.image.original_name) == "brûlée.jpg"
 
 
+def test_a_photo_named_with_spaces_around_it_links_to_its_description(tmp_path: Path) -> None:
+    first, second = tmp_path / "first", tmp_path / "second"
+    for folder in (first / "images", first / "descriptions", second / "descriptions"):
+        folder.mkdir(parents=True)
+    (first / "images" / " 006.jpg").write_bytes(corpus.photo_jpeg(90, 60))
+    (first / "images" / "\xa0007.jpg").write_bytes(corpus.photo_jpeg(60, 90))
+    (first / "descriptions" / "006.txt").write_text("Pear\n1 lbs\nGreen.\n")
+    # Delivered apart: linked through the stored stems, not within one run.
+    (second / "descriptions" / "007.txt").write_text("Plum\n1 lbs\nPurple.\n")
+
+    run("import_supplier", str(first), "--no-email", code=0)
+    run("import_supplier", str(second), "--no-email", code=0)
+
+    pear = Product.objects.get(name="Pear")
+    assert pear.image is not None
+    assert pear.image.original_name == " 006.jpg"
+    plum = Product.objects.get(name="Plum")
+    assert plum.image is not None
+    assert plum.image.original_name == "\xa0007.jpg"
+
+
 def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(delivery: Path, settings: Any) -> None:
     settings.IMAGE_MAX_PIXELS = 5_000_000
     (delivery / "descriptions" / "011.txt").unlink()
