@@ -17,6 +17,8 @@ run again after an interrupted run (which records nothing):
   in batches;
 - ``LongStemsApart``: stems cut to their column told apart by a digest of
   the whole, in batches;
+- ``StemsTrimmed``: stems of names with whitespace around them trimmed, in
+  batches;
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
   without blocking reads or writes;
@@ -348,6 +350,45 @@ class LongStemsApart(RunPython):
             )
 
         super().__init__(long_stems_apart, long_stems_cut, atomic=False, elidable=True)
+
+
+# Every character str.strip() trims, for a regex that finds the names it trims.
+_WHITESPACE = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
+
+
+def trimmed_stem(name: str) -> str:
+    """``nfc_stem_apart`` of the name trimmed of whitespace once its folder
+    is gone (``" 006.png "`` → ``006``): uploads.models.file_stem when
+    catalog 0012 / uploads 0013 trimmed the stored stems, kept here as it
+    was then."""
+    return nfc_stem_apart(name.replace("\\", "/").rsplit("/", 1)[-1].strip())
+
+
+class StemsTrimmed(RunPython):
+    """Set each ``target`` stem whose ``source`` name has whitespace at the
+    start or end of its file name (after its folder) to ``trimmed_stem``,
+    in batches (``fill_in_batches``): the only stems trimming may change.
+    For a migration that is not atomic.
+
+    Reversed, those stems are as the release before keeps them
+    (``nfc_stem_apart``): left trimmed, that release would look up a post of
+    ``images/ 006.png`` by `` 006``, miss the product and add a second one."""
+
+    def __init__(self, model: str, *, source: str, target: str) -> None:
+        app_label, model_name = model.split(".")
+        # Spelled out, not \s: PostgreSQL's \s follows the database's locale,
+        # and in C.UTF-8 misses a no-break space.
+        space = f"[{_WHITESPACE}]"
+        rows = models.Q(**{f"{source}__regex": f"(^|[/\\\\]){space}|{space}$"})
+
+        def fill(value: Callable[[str], str]) -> Callable[[Any, BaseDatabaseSchemaEditor], None]:
+            def stems_filled(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+                model = apps.get_model(app_label, model_name)
+                fill_in_batches(model, source=source, target=target, value=value, rows=rows)
+
+            return stems_filled
+
+        super().__init__(fill(trimmed_stem), fill(nfc_stem_apart), atomic=False, elidable=True)
 
 
 class AddIndexConcurrently(AddIndex):

@@ -220,6 +220,57 @@ def test_stems_cut_to_their_column_are_told_apart() -> None:
 
 
 @pytest.mark.django_db(transaction=True)
+def test_stems_kept_with_whitespace_around_their_names_are_trimmed_in_batches_and_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Kept as the names came by the release before: an upload of " 006.png "
+    # was the stem " 006", which no product's trimmed image_name matched.
+    monkeypatch.setattr(migration_operations, "BATCH_SIZE", 2)
+    before = [("catalog", "0011_product_long_stems_apart"), ("uploads", "0012_image_long_stems_apart")]
+    after = [("catalog", "0012_product_stems_trimmed"), ("uploads", "0013_image_stems_trimmed")]
+    changed = [" 006.png ", "images/ 007.png", "C:\\photos\\\u3000008.jpg", "\xa0009\xa0", "   ", " .png"]
+    kept = ["010.png", "011 .png", "a\n b.png", "uploads/012.jpg"]
+    names = changed + kept
+    executor = MigrationExecutor(connection)
+    try:
+        executor.migrate(before)
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
+        for n, name in enumerate(names):
+            stem = migration_operations.nfc_stem_apart(name)
+            OldImage.objects.create(
+                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
+                format="JPEG", width=1, height=1, bytes=1,
+            )  # fmt: skip
+            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+        untrimmed = [migration_operations.nfc_stem_apart(name) for name in names]
+        assert untrimmed[: len(changed)] == [" 006", " 007", "\u3000008", "\xa0009\xa0", "   ", " "]
+
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)
+
+        new = MigrationExecutor(connection).loader.project_state(after).apps
+        images = new.get_model("uploads", "Image").objects.order_by("pk")
+        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        stems = ["006", "007", "008", "009", "", "", "010", "011 ", "a\n b", "012"]
+        assert [file_stem(name) for name in names] == stems
+        assert list(images.values_list("name_stem", flat=True)) == stems
+        assert list(products.values_list("image_stem", flat=True)) == stems
+        # Only the six names with whitespace around them, two at a time.
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert sum('"uploads_image"' in sql for sql in updates) == 3
+        assert sum('"catalog_product"' in sql for sql in updates) == 3
+
+        # Reversed, the release before finds them by its own stems again.
+        MigrationExecutor(connection).migrate(before)
+        assert list(OldImage.objects.order_by("pk").values_list("name_stem", flat=True)) == untrimmed
+        assert list(OldProduct.objects.order_by("pk").values_list("image_stem", flat=True)) == untrimmed
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_stem_fills_go_forwards_in_batches_and_back(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(migration_operations, "BATCH_SIZE", 2)
     before = [("catalog", "0002_username_validator"), ("uploads", "0001_initial")]

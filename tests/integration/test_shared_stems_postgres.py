@@ -9,11 +9,16 @@ import unicodedata
 from typing import Any
 
 import pytest
+from django.apps import apps
 from django.core import checks
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Product
+from core import migration_operations
+from core.migration_operations import StemsTrimmed
 from tests.factories import ProductFactory
 from tests.servers import PostgresServer
 from tests.uploads import corpus
@@ -78,3 +83,24 @@ def test_two_names_that_differ_only_past_the_cut_of_their_stems_are_two_products
     assert [r.status_code for r in fruits + uploads] == [201] * 4
     linked = Product.objects.order_by("pk").values_list("image_name", "image__original_name")
     assert list(linked) == [(name, name) for name in names]
+
+
+def test_the_stems_of_names_with_whitespace_around_them_are_found_and_trimmed(
+    postgres_database: PostgresServer,
+) -> None:
+    # The migration's search of such names is PostgreSQL's regex, not
+    # Python's, and finds a no-break or ideographic space too in C.UTF-8.
+    names = [" 006.png ", "images/\u3000007.png", "C:\\photos\\\xa0008.jpg", "009\t", "010.png", "011 .png"]
+    for n, name in enumerate(names):
+        product = ProductFactory(name=f"Fruit {n}", image_name=name)
+        Product.objects.filter(pk=product.pk).update(image_stem=migration_operations.nfc_stem_apart(name))
+    trim = StemsTrimmed("catalog.Product", source="image_name", target="image_stem")
+
+    with CaptureQueriesContext(connection) as queries:
+        trim.code(apps, None)
+
+    stems = list(Product.objects.order_by("pk").values_list("image_stem", flat=True))
+    assert stems == ["006", "007", "008", "009", "010", "011 "]
+    updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+    assert len(updates) == 1
+    assert updates[0].count(" WHEN ") == 4
