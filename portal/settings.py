@@ -97,6 +97,14 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(f"{var}: {refused}")
         return addresses
 
+    def address(self, var: str, *, default: str) -> str:
+        """One mail address, as ``addresses`` reads each: a sender Django's
+        mail cannot write fails every message as it is sent."""
+        address: str = self.str(var, default=default)
+        if refused := address_refused([address]):
+            raise ImproperlyConfigured(f"{var}: {refused}")
+        return address
+
 
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -398,8 +406,8 @@ EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="automation@example.com")
-SERVER_EMAIL = env.str("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
+DEFAULT_FROM_EMAIL = env.address("DEFAULT_FROM_EMAIL", default="automation@example.com")
+SERVER_EMAIL = env.address("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 REPORT_RECIPIENTS = env.addresses("PORTAL_REPORT_RECIPIENTS", default=["supplier@example.com"])
 
 # --- Health -------------------------------------------------------------------

@@ -312,6 +312,31 @@ def test_a_mail_address_django_cannot_send_to_stops_the_start_naming_the_variabl
     assert str(stopped.value) == f"{variable}: not an email address: {refused} {ADDRESS_FORM}"
 
 
+@pytest.mark.parametrize("variable", ["DEFAULT_FROM_EMAIL", "SERVER_EMAIL"])
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [("automation@example.com,ops@example.com", "'automation@example.com,ops@example.com'"), ("", "''")],
+    ids=["two", "blank"],
+)
+def test_a_sender_django_cannot_write_stops_the_start_naming_the_variable_and_address(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refused: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {variable: value})
+    assert str(stopped.value) == f"{variable}: not an email address: {refused} {ADDRESS_FORM}"
+
+
+def test_a_sender_is_taken_with_or_without_a_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_settings(
+        monkeypatch,
+        {"DEFAULT_FROM_EMAIL": "The Portal <portal@example.com>", "SERVER_EMAIL": "errors@example.com"},
+    )
+    assert (loaded["DEFAULT_FROM_EMAIL"], loaded["SERVER_EMAIL"]) == (
+        "The Portal <portal@example.com>",
+        "errors@example.com",
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "read"),
     [
