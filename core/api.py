@@ -229,9 +229,10 @@ class CursorPagination(pagination.CursorPagination):
         if encoded is None:
             return Keyset()
         try:
-            tokens = parse.parse_qs(
-                b64decode(encoded.encode("ascii")).decode("ascii"), keep_blank_values=True
-            )
+            # validate: without it b64decode drops whatever is not base64, and a
+            # cursor of junk alone would read as the first page.
+            text = b64decode(encoded.encode("ascii"), validate=True).decode("ascii")
+            tokens = parse.parse_qs(text, keep_blank_values=True)
         except ValueError:
             raise exceptions.NotFound(self.invalid_cursor_message) from None
         reverse = tokens.pop("r", ["0"])

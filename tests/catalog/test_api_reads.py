@@ -565,6 +565,11 @@ def _cursor(text: str) -> str:
     [
         pytest.param("not-a-cursor", id="not base64"),
         pytest.param("é", id="not ascii"),
+        # b64decode left to itself drops what is not base64: junk alone would be
+        # the first page, and junk around a cursor the page that cursor names.
+        pytest.param("!!!", id="junk alone"),
+        pytest.param(_cursor("p=2020-05-05&p=7") + "!!!", id="junk after a cursor"),
+        pytest.param("cD0yMDIw.LTA1LTA1JnA9Nw==", id="junk inside a cursor"),
         *(
             pytest.param(_cursor(text), id=text)
             for text in [
