@@ -82,7 +82,11 @@ class PhoneField(serializers.DictField):
         phones = cast(dict[str, str], super().to_internal_value(data))
         if any(holds_null_character(label) for label in phones):  # the child checks the numbers
             raise serializers.ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")
-        return phones
+        try:
+            # Labels as the admin and the imports read them.
+            return {formats.phone_label(label, number): number for label, number in phones.items()}
+        except formats.FormatError as exc:
+            raise serializers.ValidationError(str(exc), code="blank_label") from exc
 
 
 class GivenBooleanField(serializers.BooleanField):

@@ -371,7 +371,7 @@ def parse_phone(value: object) -> dict[str, str]:
             if not isinstance(number, _SCALARS):
                 raise FormatError(f"the phone number for {str(label)[:40]!r} must be text")
             if str(number).strip():
-                labelled[str(label).strip()] = str(number).strip()
+                labelled[phone_label(label, str(number).strip())] = str(number).strip()
         return labelled
     if not isinstance(value, _SCALARS):
         raise FormatError("phone must be text or a mapping of label to number")
@@ -389,11 +389,22 @@ def parse_phone(value: object) -> dict[str, str]:
         if not part:
             continue
         label, sep, number = part.partition(":")
-        if sep and not re.fullmatch(r"[\d\s()+.-]*", label):
-            phones[label.strip()] = number.strip()
+        # Nothing before the colon is a blank label, as "" is in a mapping.
+        if sep and not re.fullmatch(r"[\d\s()+.-]+", label):
+            phones[phone_label(label, number.strip())] = number.strip()
         else:
             phones["office" if "office" not in phones else f"phone{len(phones) + 1}"] = part
     return phones
+
+
+def phone_label(label: object, number: str) -> str:
+    """The label of ``number`` as every path stores it: trimmed of spaces,
+    tabs and line breaks around it. A blank one is refused: it cannot be
+    shown, nor written as ``label: number`` and read back."""
+    text = str(label).strip()
+    if not text:
+        raise FormatError(f"the phone number {quoted(number)} has a blank label")
+    return text
 
 
 def format_phone(phones: Mapping[str, str]) -> str:

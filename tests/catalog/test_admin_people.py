@@ -65,6 +65,8 @@ def test_phones_are_stored_as_numbers_by_label(
         ({"office": ["802-867-5309"]}, "the phone number for &#x27;office&#x27; must be text"),
         ({"office": "8" * 41}, "The &#x27;office&#x27; number is longer than 40 characters."),
         ('{"office": 555', "phone is not valid JSON: &#x27;{&quot;office&quot;: 555&#x27;"),
+        ({" ": "555"}, "the phone number &#x27;555&#x27; has a blank label"),
+        ("office: 555; : 556", "the phone number &#x27;556&#x27; has a blank label"),
     ],
 )
 def test_other_shapes_of_phone_are_refused_with_the_reason(

@@ -209,6 +209,52 @@ def test_a_form_body_sets_the_phone_numbers_it_sends(
     assert Person.objects.get().phone == stored
 
 
+@pytest.mark.parametrize(
+    ("phone", "stored"),
+    [
+        (
+            {" office ": "802-555-0100", "\tcell\n": "802-555-0199"},
+            {"office": "802-555-0100", "cell": "802-555-0199"},
+        ),
+        ({"\u00a0home": "555"}, {"home": "555"}),
+    ],
+    ids=["spaces-tabs-line-breaks", "non-breaking-space"],
+)
+def test_phone_labels_are_trimmed_as_the_admin_and_the_imports_trim_them(
+    staff: APIClient, phone: dict[str, str], stored: dict[str, str]
+) -> None:
+    created = staff.post(LIST, person_payload(phone=phone), format="json")
+    assert created.status_code == 201, created.content
+    patched = staff.patch(detail(created.json()["id"]), {"phone": phone}, format="json")
+    assert patched.status_code == 200, patched.content
+
+    assert created.json()["phone"] == patched.json()["phone"] == stored
+    assert Person.objects.get().phone == stored
+
+
+def test_form_labels_are_trimmed_too(token_client: APIClient) -> None:
+    body = {"name": "Grace Hopper", "username": "ghopper", "phone. office ": "802-555-0100"}
+    response = token_client.post(LIST, body, format="multipart")
+    assert response.status_code == 201, response.content
+    assert Person.objects.get().phone == {"office": "802-555-0100"}
+
+
+@pytest.mark.parametrize("label", ["", "  ", "\n"])
+def test_a_blank_phone_label_is_a_400_saying_so(staff: APIClient, label: str) -> None:
+    person = PersonFactory(phone={"office": "802-867-5309"})
+    phone = {"office": "802-555-0100", label: "802-555-0199"}
+
+    created = staff.post(LIST, person_payload(phone=phone), format="json")
+    patched = staff.patch(detail(person.pk), {"phone": phone}, format="json")
+
+    reason = {"phone": ["the phone number '802-555-0199' has a blank label"]}
+    assert (created.status_code, created.json()) == (400, reason)
+    assert (patched.status_code, patched.json()) == (400, reason)
+    person.refresh_from_db()
+    assert person.phone == {"office": "802-867-5309"}
+    assert Person.objects.count() == 1
+
+
 def test_a_phone_text_that_names_no_number_is_a_400(token_client: APIClient) -> None:
     response = token_client.post(
         LIST, {"name": "G", "username": "g", "phone": '{"office": [1]}'}, format="multipart"

@@ -236,6 +236,19 @@ def test_import_people_refuses_a_person_giving_a_key_twice_importing_nobody(
     assert not Person.objects.exists()
 
 
+def test_import_people_trims_phone_labels_and_refuses_a_blank_one(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([{"name": "Ann", "username": "ann", "phone": {" office ": "555"}}]))
+    run("import_people", str(path))
+    assert Person.objects.get().phone == {"office": "555"}
+
+    path.write_text(json.dumps([{"name": "Ann", "username": "ann", "phone": {"": "556"}}]))
+    with pytest.raises(CommandError) as refused:
+        run("import_people", str(path))
+    assert str(refused.value) == "people.json: person 1: the phone number '556' has a blank label"
+    assert Person.objects.get().phone == {"office": "555"}
+
+
 @pytest.mark.parametrize(
     ("name", "content"),
     [

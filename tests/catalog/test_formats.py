@@ -160,6 +160,9 @@ def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
         (None, {}),
         ({"office": None, "cell": 555}, {"cell": "555"}),
         ('"802-867-5309"', {"office": "802-867-5309"}),
+        ({" office ": "1", "\u00a0cell\n": "2"}, {"office": "1", "cell": "2"}),
+        ("\toffice : 1;  cell\u00a0: 2", {"office": "1", "cell": "2"}),
+        ({"": None, " ": ""}, {}),  # no number, so no label to give it
     ],
 )
 def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
@@ -172,10 +175,22 @@ def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, s
         ("[1, 2, 3]", "phone must be text or a mapping"),
         ('{"office": 555', "phone is not valid JSON"),
         ("[" * 100_000, "nested too deep"),
+        ({"": "555"}, "^the phone number '555' has a blank label$"),
+        ({" \n": "555"}, "^the phone number '555' has a blank label$"),
+        ('{"": "555"}', "^the phone number '555' has a blank label$"),
+        ("office: 555; : 556", "^the phone number '556' has a blank label$"),
     ],
-    ids=["list", "broken-json", "deep-json"],
+    ids=[
+        "list",
+        "broken-json",
+        "deep-json",
+        "empty-label",
+        "blank-label",
+        "empty-label-json",
+        "empty-label-text",
+    ],
 )
-def test_a_phone_text_that_is_no_phones_is_refused_with_the_reason(value: str, reason: str) -> None:
+def test_a_phone_text_that_is_no_phones_is_refused_with_the_reason(value: object, reason: str) -> None:
     with pytest.raises(formats.FormatError, match=reason):
         formats.parse_phone(value)
 
