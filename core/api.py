@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 from urllib import parse
 
+from django.contrib.auth import get_permission_codename
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -302,6 +303,20 @@ class Conflict(exceptions.APIException):
     status_code = status.HTTP_409_CONFLICT
     default_detail = "Another change to the same data was made at the same time; reload it and try again."
     default_code = "conflict"
+
+
+def may_view(user: Any, model: type[Model]) -> bool:
+    """Whether ``user`` may view ``model``'s rows, as Django's admin decides
+    it (``ModelAdmin.has_view_permission``): with the view permission, or the
+    change permission, which includes it. The API asks the same question, so
+    that no one may do in one what the other refuses."""
+    if user is None or not user.is_authenticated:
+        return False
+    opts = model._meta
+    return bool(
+        user.has_perm(f"{opts.app_label}.{get_permission_codename('view', opts)}")
+        or user.has_perm(f"{opts.app_label}.{get_permission_codename('change', opts)}")
+    )
 
 
 class CreatedLocationMixin:

@@ -336,7 +336,8 @@ class ImageAdmin(
         ]
 
     def original_view(self, request: HttpRequest, object_id: int) -> HttpResponseBase:
-        """Download the untouched upload (view permission on images)."""
+        """Download the untouched upload (view or change permission on
+        images: ``core.api.may_view`` asks the same in the API)."""
         if not self.has_view_permission(request):
             raise PermissionDenied
         image = get_object_or_404(Image, pk=object_id)

@@ -19,7 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import CreatedLocationMixin
+from core.api import CreatedLocationMixin, may_view
 from core.limits import RequestTooLarge
 from core.parsers import JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -121,8 +121,7 @@ class ImageUpdateSerializer(serializers.Serializer[Any]):
 
 
 def may_download_original(request: Request | None) -> bool:
-    user = getattr(request, "user", None)
-    return bool(user and user.is_authenticated and user.has_perm("uploads.view_image"))
+    return may_view(getattr(request, "user", None), Image)
 
 
 class ImageSerializer(ImageSummarySerializer):
@@ -380,7 +379,9 @@ class ImageViewSet(
                 OpenApiTypes.BINARY, description="The original as uploaded (embedded storage)."
             ),
             302: OpenApiResponse(description="A short-lived signed URL of the original (S3)."),
-            403: OpenApiResponse(ErrorSerializer, description="No permission to view images."),
+            403: OpenApiResponse(
+                ErrorSerializer, description="Neither the view nor the change permission on images."
+            ),
             404: OpenApiResponse(
                 ErrorSerializer, description="No such image, or its original is missing from the store."
             ),
@@ -395,7 +396,7 @@ class ImageViewSet(
     )
     def original(self, request: Request, pk: str | None = None, **kwargs: Any) -> HttpResponseBase:
         """The untouched upload, metadata and all: only for callers with the
-        view permission on images."""
+        view or the change permission on images (as in the admin)."""
         if not may_download_original(request):
             raise exceptions.PermissionDenied()
         image = self.get_object()

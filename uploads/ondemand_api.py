@@ -3,8 +3,8 @@ rendition on demand (the action itself is ``ImageViewSet.rendition_url``).
 
 Reading an image is public, but every signed URL lets its holder make the
 portal cut one more rendition, so handing them out is kept to authenticated
-callers with the view permission on images; pages get theirs from the
-``{% picture %}`` tag.
+callers with the view (or the change) permission on images; pages get theirs
+from the ``{% picture %}`` tag.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
 
+from core.api import may_view
 from core.renderers import ContentNegotiation
 from core.schema import ErrorSerializer
 from uploads import ondemand
@@ -88,15 +89,17 @@ RESPONSES = {
         'it may: `{"spec": ["why"]}` or `{"format": ["why"]}`.',
     ),
     401: OpenApiResponse(ErrorSerializer, description="Signed URLs are for authenticated callers."),
-    403: OpenApiResponse(ErrorSerializer, description="No view permission on images."),
+    403: OpenApiResponse(
+        ErrorSerializer, description="Neither the view nor the change permission on images."
+    ),
     404: OpenApiResponse(ErrorSerializer, description="No such image."),
 }
 
 
 def rendition_url_response(request: Request, pk: str | None) -> Response:
-    if not request.user.has_perm("uploads.view_image"):
+    if not may_view(request.user, Image):
         raise exceptions.PermissionDenied(
-            "Signed rendition URLs are for callers with the view permission on images."
+            "Signed rendition URLs are for callers with the view or the change permission on images."
         )
     # Not the viewset's get_object(): its filters would read ?format= as the
     # image's own format.

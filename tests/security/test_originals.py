@@ -222,9 +222,11 @@ def test_staff_without_the_view_permission_cannot_download_from_the_admin(
     assert _body(response) != original
 
 
-def test_callers_who_may_change_an_image_but_not_view_it_get_no_hash_error_or_download(
+def test_callers_who_may_change_an_image_may_view_it_and_see_its_hash_error_and_download(
     gps_upload: tuple[Image, bytes],
 ) -> None:
+    # Django's admin counts the change permission as including view: the API
+    # shows such callers what the admin shows them.
     image, _ = gps_upload
     Image.objects.filter(pk=image.pk).update(error="Decoded from /srv/private/secret-path.jpg")
     client = APIClient()
@@ -235,7 +237,34 @@ def test_callers_who_may_change_an_image_but_not_view_it_get_no_hash_error_or_do
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["focal_point"]["x"] == 0.2  # the change was made and answered
-    assert (body["sha256"], body["error"], body["original"]) == (None, None, None)
+    assert (body["sha256"], body["error"]) == (image.sha256, "Decoded from /srv/private/secret-path.jpg")
+    assert body["original"].endswith(f"/api/v1/images/{image.pk}/original/")
+    listed = client.get("/api/v1/images/").json()["results"][0]
+    assert (listed["sha256"], listed["original"]) == (image.sha256, body["original"])
+
+
+@pytest.mark.parametrize(
+    ("codenames", "allowed"),
+    [
+        (("view_image",), True),
+        (("change_image",), True),
+        (("add_image", "delete_image"), False),
+        ((), False),
+    ],
+    ids=["view", "change", "add-and-delete", "none"],
+)
+def test_the_admin_and_the_api_agree_on_who_downloads_an_original(
+    gps_upload: tuple[Image, bytes], codenames: tuple[str, ...], allowed: bool
+) -> None:
+    image, original = gps_upload
+    client = BrowserSessionClient()
+    client.force_login(_user_with("clerk", *codenames, is_staff=True))
+
+    admin = client.get(f"/admin/uploads/image/{image.pk}/original/")
+    api = client.get(f"/api/v1/images/{image.pk}/original/")
+
+    assert (admin.status_code, api.status_code) == ((200, 200) if allowed else (403, 403))
+    assert [_body(admin) == original, _body(api) == original] == [allowed, allowed]
 
 
 def test_only_permitted_callers_see_why_an_image_failed(

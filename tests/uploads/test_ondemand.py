@@ -14,11 +14,13 @@ from typing import Any
 
 import pytest
 import requests
+from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.test import Client
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
+from tests.factories import UserFactory
 from tests.fleet import Servers, fleet, running_servers
 from tests.uploads import corpus
 from uploads import ondemand, processing, sandbox, selectors, services, storage
@@ -744,7 +746,21 @@ def test_signed_urls_are_for_authenticated_callers_with_the_view_permission(
     assert url_of(visitor, image, spec="width-100").status_code == 401
     response = url_of(outsider, image, spec="width-100")
     assert response.status_code == 403
-    assert "view permission on images" in response.json()["detail"]
+    assert response.json()["detail"] == (
+        "Signed rendition URLs are for callers with the view or the change permission on images."
+    )
+
+
+def test_a_caller_who_may_change_images_gets_signed_urls_as_in_the_admin(
+    make_image: Callable[..., Image],
+) -> None:
+    # The admin's change page, which such a caller may open, asks for them.
+    user = UserFactory(username="editor")
+    user.user_permissions.set(Permission.objects.filter(codename="change_image"))
+    client = APIClient()
+    client.force_authenticate(user)
+    response = url_of(client, make_image(), spec="width-100")
+    assert response.status_code == 200, response.content
 
 
 def test_an_unknown_image_is_404_in_the_api(token_client: APIClient) -> None:
