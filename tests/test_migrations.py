@@ -3,7 +3,9 @@ an older release go on writing while the new schema goes in."""
 
 from __future__ import annotations
 
+import contextlib
 import unicodedata
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -29,6 +31,49 @@ from uploads.models import Image, file_stem
 
 APPS = ("catalog", "uploads")
 FIRST_RELEASE = [("catalog", "0001_initial"), ("uploads", "0001_initial")]
+
+
+Migrated = list[tuple[str, str]]
+
+
+@contextlib.contextmanager
+def _migrated_back_to(before: Migrated) -> Iterator[None]:
+    """The schema of the migrations ``before``, for the block; then the
+    latest again."""
+    try:
+        MigrationExecutor(connection).migrate(before)
+        yield
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def _stored_by_the_release_of(
+    before: Migrated, names: list[str], stem: Callable[[str], str] | None
+) -> tuple[Any, Any]:
+    """The Image and Product models of the schema ``before``, with an image
+    and a product of each name stored as that release stores them: their
+    stems as ``stem`` made them (None: a release that kept none)."""
+    old = MigrationExecutor(connection).loader.project_state(before).apps
+    OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
+    for n, name in enumerate(names):
+        image_stem = {} if stem is None else {"name_stem": stem(name)}
+        product_stem = {} if stem is None else {"image_stem": stem(name)}
+        OldImage.objects.create(
+            file=f"originals/{n}.jpg", original_name=name, sha256="0" * 64, format="JPEG",
+            width=1, height=1, bytes=1, **image_stem,
+        )  # fmt: skip
+        OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, **product_stem)
+    return OldImage, OldProduct
+
+
+def _rows_of_the_release_of(after: Migrated) -> tuple[Any, Any]:
+    """The images and the products, in the order stored, as the schema
+    ``after`` has them."""
+    new = MigrationExecutor(connection).loader.project_state(after).apps
+    images = new.get_model("uploads", "Image").objects.order_by("pk")
+    products = new.get_model("catalog", "Product").objects.order_by("pk")
+    return images, products
 
 
 def _loader() -> MigrationLoader:
@@ -186,24 +231,12 @@ def test_stems_cut_to_their_column_are_told_apart() -> None:
         "y" * 238 + "~0123456789abcdef",
         "a\n" + "\u0958" * 128 + ".jpg",  # the API takes a line break inside a name
     ]
-    executor = MigrationExecutor(connection)
-    try:
-        executor.migrate(before)
-        old = MigrationExecutor(connection).loader.project_state(before).apps
-        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
-        for n, name in enumerate(names):
-            stem = migration_operations.nfc_stem(name)
-            OldImage.objects.create(
-                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
-                format="JPEG", width=1, height=1, bytes=1,
-            )  # fmt: skip
-            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+    with _migrated_back_to(before):
+        OldImage, OldProduct = _stored_by_the_release_of(before, names, migration_operations.nfc_stem)
 
         MigrationExecutor(connection).migrate(after)
 
-        new = MigrationExecutor(connection).loader.project_state(after).apps
-        images = new.get_model("uploads", "Image").objects.order_by("pk")
-        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        images, products = _rows_of_the_release_of(after)
         stems = [file_stem(name) for name in names]
         assert len(set(stems)) == 6
         assert list(images.values_list("name_stem", flat=True)) == stems
@@ -214,9 +247,6 @@ def test_stems_cut_to_their_column_are_told_apart() -> None:
         cut = [migration_operations.nfc_stem(name) for name in names]
         assert list(OldImage.objects.order_by("pk").values_list("name_stem", flat=True)) == cut
         assert list(OldProduct.objects.order_by("pk").values_list("image_stem", flat=True)) == cut
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -231,27 +261,15 @@ def test_stems_kept_with_whitespace_around_their_names_are_trimmed_in_batches_an
     changed = [" 006.png ", "images/ 007.png", "C:\\photos\\\u3000008.jpg", "\xa0009\xa0", "   ", " .png"]
     kept = ["010.png", "011 .png", "a\n b.png", "uploads/012.jpg"]
     names = changed + kept
-    executor = MigrationExecutor(connection)
-    try:
-        executor.migrate(before)
-        old = MigrationExecutor(connection).loader.project_state(before).apps
-        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
-        for n, name in enumerate(names):
-            stem = migration_operations.nfc_stem_apart(name)
-            OldImage.objects.create(
-                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
-                format="JPEG", width=1, height=1, bytes=1,
-            )  # fmt: skip
-            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+    with _migrated_back_to(before):
+        OldImage, OldProduct = _stored_by_the_release_of(before, names, migration_operations.nfc_stem_apart)
         untrimmed = [migration_operations.nfc_stem_apart(name) for name in names]
         assert untrimmed[: len(changed)] == [" 006", " 007", "\u3000008", "\xa0009\xa0", "   ", " "]
 
         with CaptureQueriesContext(connection) as queries:
             MigrationExecutor(connection).migrate(after)
 
-        new = MigrationExecutor(connection).loader.project_state(after).apps
-        images = new.get_model("uploads", "Image").objects.order_by("pk")
-        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        images, products = _rows_of_the_release_of(after)
         stems = ["006", "007", "008", "009", "", "", "010", "011 ", "a\n b", "012"]
         assert [file_stem(name) for name in names] == stems
         assert list(images.values_list("name_stem", flat=True)) == stems
@@ -265,9 +283,6 @@ def test_stems_kept_with_whitespace_around_their_names_are_trimmed_in_batches_an
         MigrationExecutor(connection).migrate(before)
         assert list(OldImage.objects.order_by("pk").values_list("name_stem", flat=True)) == untrimmed
         assert list(OldProduct.objects.order_by("pk").values_list("image_stem", flat=True)) == untrimmed
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -276,24 +291,13 @@ def test_the_stem_fills_go_forwards_in_batches_and_back(monkeypatch: pytest.Monk
     before = [("catalog", "0002_username_validator"), ("uploads", "0001_initial")]
     after = [("catalog", "0003_demo_rows_and_image_stem"), ("uploads", "0002_image_stem_demo_indexes")]
     names = ["uploads/042.jpg", "C:\\photos\\Kiwi.Gold.png", "noext", "", ".jpg"]
-    executor = MigrationExecutor(connection)
-    try:
-        executor.migrate(before)
-        old = MigrationExecutor(connection).loader.project_state(before).apps
-        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
-        for n, name in enumerate(names):
-            OldImage.objects.create(
-                file=f"originals/{n}.jpg", original_name=name, sha256="0" * 64, format="JPEG",
-                width=1, height=1, bytes=1,
-            )  # fmt: skip
-            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name)
+    with _migrated_back_to(before):
+        _, OldProduct = _stored_by_the_release_of(before, names, None)
 
         with CaptureQueriesContext(connection) as queries:
             MigrationExecutor(connection).migrate(after)
 
-        new = MigrationExecutor(connection).loader.project_state(after).apps
-        images = new.get_model("uploads", "Image").objects.order_by("pk")
-        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        images, products = _rows_of_the_release_of(after)
         stems = ["042", "Kiwi.Gold", "noext", "", ""]
         assert list(images.values_list("name_stem", flat=True)) == stems
         assert list(products.values_list("image_stem", flat=True)) == stems
@@ -316,9 +320,6 @@ def test_the_stem_fills_go_forwards_in_batches_and_back(monkeypatch: pytest.Monk
         assert not {"name_stem", "is_demo"} & image_columns
         assert not {"image_stem", "is_demo"} & product_columns
         assert list(OldProduct.objects.order_by("pk").values_list("image_name", flat=True)) == names
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -335,25 +336,13 @@ def test_stems_kept_in_another_unicode_form_are_brought_to_one() -> None:
     ]
     # And one NFC makes longer than its column ("क़", U+0958, is two characters in it).
     names = [unicodedata.normalize("NFD", "café.jpg"), "crème.jpg", "042.jpg", "\u0958" * 250 + ".jpg"]
-    executor = MigrationExecutor(connection)
-    try:
-        executor.migrate(before)
-        old = MigrationExecutor(connection).loader.project_state(before).apps
-        OldImage, OldProduct = old.get_model("uploads", "Image"), old.get_model("catalog", "Product")
-        for n, name in enumerate(names):
-            stem = name.rsplit(".", 1)[0]
-            OldImage.objects.create(
-                file=f"originals/{n}.jpg", original_name=name, name_stem=stem, sha256="0" * 64,
-                format="JPEG", width=1, height=1, bytes=1,
-            )  # fmt: skip
-            OldProduct.objects.create(name=f"Fruit {n}", weight=1, image_name=name, image_stem=stem)
+    with _migrated_back_to(before):
+        _stored_by_the_release_of(before, names, lambda name: name.rsplit(".", 1)[0])
 
         with CaptureQueriesContext(connection) as queries:
             MigrationExecutor(connection).migrate(after)
 
-        new = MigrationExecutor(connection).loader.project_state(after).apps
-        images = new.get_model("uploads", "Image").objects.order_by("pk")
-        products = new.get_model("catalog", "Product").objects.order_by("pk")
+        images, products = _rows_of_the_release_of(after)
         stems = ["café", "crème", "042", unicodedata.normalize("NFC", "\u0958" * 250)[:255]]
         assert list(images.values_list("name_stem", flat=True)) == stems
         assert list(products.values_list("image_stem", flat=True)) == stems
@@ -361,6 +350,3 @@ def test_stems_kept_in_another_unicode_form_are_brought_to_one() -> None:
         updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
         assert sum('"uploads_image"' in sql for sql in updates) == 1
         assert sum('"catalog_product"' in sql for sql in updates) == 1
-    finally:
-        executor = MigrationExecutor(connection)
-        executor.migrate(executor.loader.graph.leaf_nodes())
