@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import fcntl
+import hashlib
 import os
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.exceptions import ReadTimeoutError
 from django.db import DEFAULT_DB_ALIAS, OperationalError, connection, connections, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
@@ -211,6 +213,58 @@ def test_a_deletion_holds_its_keys_alone_before_it_asks_which_are_still_used(
         storage.delete_unreferenced(keys)
     assert postgres_locks == sorted(locks.lock_id(f"uploads.object:{key}") for key in keys)
     assert _position(queries, "pg_advisory_xact_lock") < _position(queries, 'FROM "uploads_image"')
+
+
+class _Bucket:
+    """A bucket's client that keeps the keys it is asked to delete."""
+
+    def __init__(self) -> None:
+        self.deleted: list[str] = []
+
+    def delete_object(self, *, Bucket: str, Key: str) -> None:
+        self.deleted.append(Key)
+
+
+# Outside a transaction, as in a request: the test's own would hold the locks.
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_the_bucket_did_not_confirm_holds_its_key_alone_before_it_takes_the_object_back(
+    postgres_locks: list[int], settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An identical upload beside it may have found the object there and be
+    committing its row: asked while that upload shares the key, the check
+    would miss its row and delete its original from under it."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "originals",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+            },
+        },
+    }
+    bucket = _Bucket()
+    monkeypatch.setattr(storage, "_client", lambda *args: bucket)
+
+    def timed_out(key: str, data: bytes, *, sha256: str | None = None) -> str:
+        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+
+    monkeypatch.setattr(storage, "put", timed_out)
+    data = corpus.png()
+    key = storage.original_key(hashlib.sha256(data).hexdigest(), "PNG")
+    with CaptureQueriesContext(connection) as queries, pytest.raises(upload_services.StorageUnavailable):
+        upload_services.image_upload(file=data, original_name="a.png")
+    number = locks.lock_id(f"uploads.object:{key}")
+    assert postgres_locks == [number]
+    shared_released = _position(
+        queries, f"pg_advisory_unlock_shared(column1)) FROM (VALUES (CAST({number} AS"
+    )
+    taken_alone = _position(queries, f"pg_advisory_xact_lock(column1)) FROM (VALUES (CAST({number} AS")
+    assert shared_released < taken_alone < _position(queries, 'FROM "uploads_image"')
+    assert bucket.deleted == [key]  # no row holds it: taken back
 
 
 def test_many_keys_are_taken_in_one_order_a_few_hundred_a_statement(postgres_locks: list[int]) -> None:

@@ -173,19 +173,29 @@ def discard_unconfirmed(key: str) -> None:
     take from under it. What it misses (a store too slow for this request
     too, a write that lands later still) the orphan sweep deletes once
     IMAGE_ORPHAN_GRACE_SECONDS old.
+
+    Made as ``delete_unreferenced`` deletes: once the caller's ``writing``
+    block has let the key go, holding it alone. An identical upload beside
+    this one may have found the object there and be committing its row: the
+    check waits for that row instead of deleting its original from under it.
     """
     store = storage_for(key)
     if not isinstance(store, S3Storage):
         return  # a local write cut short leaves nothing at its key (_local_put)
     timeout = min(DISCARD_TIMEOUT_SECONDS, settings.STORAGE_TIMEOUT_SECONDS)
     prompt = Config(connect_timeout=timeout, read_timeout=timeout, retries={"total_max_attempts": 1})
-    try:
-        if not _referenced({key}):
-            _client(store, "prompt", prompt).delete_object(
-                Bucket=store.bucket_name, Key=store._normalize_name(clean_name(key))
-            )
-    except _DISCARD_FAILURES as exc:
-        logger.warning("unconfirmed write of %s left to the orphan sweep: %s", key, exc)
+
+    def discard() -> None:
+        try:
+            with locks.exclusive(_object_locks({key})):
+                if not _referenced({key}):
+                    _client(store, "prompt", prompt).delete_object(
+                        Bucket=store.bucket_name, Key=store._normalize_name(clean_name(key))
+                    )
+        except _DISCARD_FAILURES as exc:
+            logger.warning("unconfirmed write of %s left to the orphan sweep: %s", key, exc)
+
+    after_writing(discard)
 
 
 def _s3_put_new(store: S3Storage, client: Any, key: str, data: bytes, sha256: str | None) -> str:
