@@ -347,6 +347,20 @@ def _referenced(keys: Iterable[str]) -> set[str]:
     return held
 
 
+def _referenced_or_replaced(keys: Iterable[str]) -> set[str]:
+    """The keys a row points at, or that are replaced renditions still kept:
+    one statement, as a sweep asks it of every batch."""
+    keys = list(keys)
+    # Unordered: a compound statement takes no ORDER BY in its parts.
+    images = models.Image.objects.filter(file__in=keys).order_by().values_list("file", flat=True)
+    return set(
+        images.union(
+            models.Rendition.objects.filter(storage_key__in=keys).order_by().values_list("storage_key"),
+            models.ReplacedObject.objects.filter(key__in=keys).order_by().values_list("key"),
+        )
+    )
+
+
 def _delete(keys: list[str]) -> None:
     """Delete keys of one store, a thousand per request on S3."""
     if not keys:
@@ -363,18 +377,20 @@ def _delete(keys: list[str]) -> None:
         store.delete(key)
 
 
-def delete_unreferenced(keys: set[str]) -> list[str]:
-    """Delete the objects that no image or rendition row points at any more.
-    Within a ``writing`` block, once the block ends (and then nothing is
-    returned)."""
+def delete_unreferenced(keys: set[str], *, sparing_replaced: bool = False) -> list[str]:
+    """Delete the objects that no image or rendition row points at any more,
+    and, ``sparing_replaced``, that are not replaced renditions still kept
+    (ReplacedObject). Within a ``writing`` block, once the block ends (and
+    then nothing is returned)."""
     if not keys:
         return []
     if _writing.depth:
-        after_writing(lambda: delete_unreferenced(keys))
+        after_writing(lambda: delete_unreferenced(keys, sparing_replaced=sparing_replaced))
         return []
     # After the writers of these keys under way: their rows are committed then.
     with locks.exclusive(_object_locks(keys)):
-        gone = sorted(keys - _referenced(keys))
+        held = _referenced_or_replaced(keys) if sparing_replaced else _referenced(keys)
+        gone = sorted(keys - held)
         _delete([k for k in gone if k.startswith(ORIGINALS_PREFIX)])
         _delete([k for k in gone if not k.startswith(ORIGINALS_PREFIX)])
     return gone
@@ -447,19 +463,22 @@ def sweep_orphans(*, grace_seconds: int) -> list[str]:
     them, leaves objects behind; this finds them. The grace period spares
     uploads still in flight; a replaced rendition's object is kept until
     REPLACED_KEEP_SECONDS have passed since it was replaced. Storage is listed in pages and compared with the
-    database a batch at a time.
+    database a batch at a time: each batch with the rows and the replaced
+    renditions as they are then, not as they were when the sweep began (an
+    image processed again while a large store is listed keeps its old
+    renditions' objects as long as any other).
     """
     now = timezone.now()
     cutoff = now - dt.timedelta(seconds=grace_seconds)
-    replaced = models.ReplacedObject.objects
-    replaced.filter(replaced_at__lte=now - dt.timedelta(seconds=REPLACED_KEEP_SECONDS)).delete()
-    kept = set(replaced.values_list("key", flat=True))
+    models.ReplacedObject.objects.filter(
+        replaced_at__lte=now - dt.timedelta(seconds=REPLACED_KEEP_SECONDS)
+    ).delete()
     gone: list[str] = []
     for prefix in (ORIGINALS_PREFIX, RENDITIONS_PREFIX):
         listed = list_objects(storage_for(prefix), prefix)
-        old = (key for key, modified in listed if modified <= cutoff and key not in kept)
+        old = (key for key, modified in listed if modified <= cutoff)
         for batch in _batches(old, BATCH):
-            gone.extend(delete_unreferenced(set(batch)))
+            gone.extend(delete_unreferenced(set(batch), sparing_replaced=True))
     return gone
 
 

@@ -67,6 +67,30 @@ def test_the_orphan_sweep_keeps_every_file_a_row_points_at(commit: Any, media_fi
     assert media_files() == kept
 
 
+def test_renditions_replaced_while_the_orphan_sweep_runs_are_kept_as_long_as_any_other(
+    commit: Any, media_files: Any, monkeypatch: pytest.MonkeyPatch, sweep_after: Any
+) -> None:
+    """The sweep lists a whole store, which takes a while: an image
+    processed again meanwhile lets its old renditions go to be kept for the
+    redirects that may point at them, not to be deleted by the sweep under way."""
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    old = set(image.renditions.values_list("storage_key", flat=True))
+    listing = storage.list_objects
+
+    def listed_while_processed_again(store: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+        if prefix == storage.RENDITIONS_PREFIX:
+            with commit():
+                services.image_reprocess(images=[Image.objects.get(pk=image.pk)], preset="icon")
+        return listing(store, prefix)
+
+    monkeypatch.setattr(storage, "list_objects", listed_while_processed_again)
+    assert storage.sweep_orphans(grace_seconds=0) == []
+    assert old <= media_files()
+    monkeypatch.undo()
+    assert sweep_after(storage.REPLACED_KEEP_SECONDS) == sorted(old)
+
+
 def test_saving_other_fields_does_not_queue_processing(django_capture_on_commit_callbacks: Any) -> None:
     image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
     with django_capture_on_commit_callbacks() as callbacks:
