@@ -140,6 +140,24 @@ def test_files_of_one_stem_are_all_exported_none_overwritten(tmp_path: Path, run
         assert all(abs(a - b) <= 12 for a, b in zip(pixel, colours[source], strict=True)), (exported, pixel)
 
 
+def test_a_file_whose_name_is_whitespace_and_an_extension_is_exported_under_a_name_that_is_not_hidden(
+    tmp_path: Path, run: Any
+) -> None:
+    # Its stem, trimmed, is empty: named after it, the rendition would be
+    # ".jpg", which folders hide and a later import of them skips.
+    folder, export = tmp_path / "in", tmp_path / "out"
+    folder.mkdir()
+    (folder / " .png").write_bytes(corpus._save(corpus.solid((200, 0, 0), (48, 32)), "PNG"))
+    (folder / "\u3000.tiff").write_bytes(corpus._save(corpus.solid((0, 200, 0), (48, 32)), "TIFF"))
+    (folder / " 006.png ").write_bytes(corpus._save(corpus.solid((0, 0, 200), (48, 32)), "PNG"))
+
+    out, err = run("import_images", str(folder), "--preset", "supplier", "--export", str(export))
+
+    assert out.startswith("3 images imported, 0 already there")
+    assert "exported" not in err
+    assert sorted(p.name for p in export.iterdir()) == sorted([" .jpg", "\u3000.jpg", "006.jpg"])
+
+
 def test_files_whose_names_differ_only_in_case_are_exported_for_a_folder_that_ignores_it(
     tmp_path: Path, run: Any
 ) -> None:

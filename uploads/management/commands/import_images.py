@@ -141,7 +141,7 @@ class Command(PortalCommand):
                     self.stderr.write(f"not exported {name}: the same file as {exported[processed.pk]}")
                     continue
                 exported[processed.pk] = name
-                for target, data in services.image_export_files(processed, stem=file_stem(name)):
+                for target, data in services.image_export_files(processed, stem=_export_stem(name)):
                     unique, taken = _unique_name(target, name, written)
                     if taken == target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
@@ -189,6 +189,14 @@ class Command(PortalCommand):
                 + ".",
                 returncode=2,
             )
+
+
+def _export_stem(name: str) -> str:
+    """What the renditions of the file ``name`` are named after: its stem,
+    or, for a name that is only whitespace and an extension (``" .png"``,
+    no stem once trimmed), its untrimmed stem: a rendition named ``.jpg``
+    is hidden by folders and skipped by a later import of them."""
+    return file_stem(name) or name.rsplit(".", 1)[0]
 
 
 def _unique_name(target: str, source: str, written: dict[str, str]) -> tuple[str, str]:
