@@ -229,7 +229,13 @@ def _image_store(image: Image, data: bytes, key: str) -> None:
 
 def _fit_name(name: str, limit: int) -> str:
     """The file name cut to ``limit`` characters, its extension kept (the
-    stem is what suppliers link by; the extension says what the file is)."""
+    stem is what suppliers link by; the extension says what the file is).
+    A name too long is trimmed of whitespace before it is cut: that
+    whitespace is no part of its stem (``models.file_stem``), its last
+    characters are."""
+    if len(name) <= limit:
+        return name
+    name = name.strip()
     if len(name) <= limit:
         return name
     stem, dot, extension = name.rpartition(".")

@@ -365,6 +365,17 @@ def test_a_name_that_is_only_whitespace_or_an_extension_has_no_stem_and_links_no
     assert image_of(product) is None
 
 
+def test_a_name_too_long_to_keep_loses_its_whitespace_before_its_stem(upload: Upload) -> None:
+    # The description's name is trimmed before its column's 255 characters
+    # are counted; the photo's, cut to fit, must lose the same whitespace
+    # first and not the stem's last characters.
+    name = "p" * 251 + ".png"
+    product, _ = services.product_upsert(name="Plum", weight=2, image_name=f"  {name}\t")
+    image = upload(f"\xa0 {name}  ")
+    assert image.original_name == name
+    assert image_of(product) == image
+
+
 def test_a_stem_longer_in_one_unicode_form_fits_its_column_and_still_links(upload: Upload) -> None:
     # NFC writes Devanagari "क़" (U+0958) as two characters: a name of 255
     # would have a stem of 500, which PostgreSQL's column refuses.
