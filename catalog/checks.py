@@ -21,8 +21,8 @@ def check_products_sharing_a_stem(
     app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
 ) -> list[CheckMessage]:
     """A warning for each image file stem that several products share: pairs
-    left from before stems were kept in one Unicode form (docs/stems.md),
-    which staff end by hand."""
+    left from before stems were kept in one Unicode form or trimmed
+    (docs/stems.md), which staff end by hand."""
     messages: list[CheckMessage] = []
     for alias in databases or ():
         products = Product.objects.using(alias).exclude(image_stem="")

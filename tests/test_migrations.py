@@ -15,6 +15,7 @@ from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.operations import AddConstraint, AddField, AddIndex, CreateModel
 from django.test.utils import CaptureQueriesContext
 
+from catalog.checks import check_products_sharing_a_stem
 from catalog.models import Feedback, Person, Product
 from core import migration_operations
 from core.migration_operations import (
@@ -283,6 +284,20 @@ def test_stems_kept_with_whitespace_around_their_names_are_trimmed_in_batches_an
         MigrationExecutor(connection).migrate(before)
         assert list(OldImage.objects.order_by("pk").values_list("name_stem", flat=True)) == untrimmed
         assert list(OldProduct.objects.order_by("pk").values_list("image_stem", flat=True)) == untrimmed
+
+
+@pytest.mark.django_db(transaction=True)
+def test_products_whose_stems_trimming_makes_one_are_named_as_a_pair() -> None:
+    before = [("catalog", "0011_product_long_stems_apart"), ("uploads", "0012_image_long_stems_apart")]
+    after = [("catalog", "0012_product_stems_trimmed"), ("uploads", "0013_image_stems_trimmed")]
+    with _migrated_back_to(before):
+        _stored_by_the_release_of(before, ["images/ 006.png", "006.png"], migration_operations.nfc_stem_apart)
+        assert not check_products_sharing_a_stem(databases=["default"])
+
+        MigrationExecutor(connection).migrate(after)
+
+        [pair] = check_products_sharing_a_stem(databases=["default"])
+        assert pair.msg.endswith("share the image file stem “006”.")
 
 
 @pytest.mark.django_db(transaction=True)
