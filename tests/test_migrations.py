@@ -250,6 +250,11 @@ def test_stems_cut_to_their_column_are_told_apart() -> None:
         assert list(OldProduct.objects.order_by("pk").values_list("image_stem", flat=True)) == cut
 
 
+def test_the_stem_trim_s_whitespace_is_every_character_str_strip_trims() -> None:
+    trimmed = "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
+    assert trimmed == migration_operations.WHITESPACE
+
+
 @pytest.mark.django_db(transaction=True)
 def test_stems_kept_with_whitespace_around_their_names_are_trimmed_in_batches_and_back(
     monkeypatch: pytest.MonkeyPatch,
