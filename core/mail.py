@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import smtplib
 import socket
 import threading
@@ -48,10 +49,23 @@ def address_refused(addresses: Iterable[str]) -> str | None:
             return f"not an email address: {address!r} holds a line break ({ADDRESS_FORM})"
         try:
             sanitize_address(address, "utf-8")
-            validate_email(parseaddr(address)[1])
+            _validate(parseaddr(address)[1])
         except (ValueError, ValidationError):
             return f"not an email address: {address!r} ({ADDRESS_FORM})"
     return None
+
+
+# A host's own name, without a domain (ops@mailhost): mail to it goes out
+# inside a company's network, though Django's validator wants a domain.
+_HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def _validate(address: str) -> None:
+    """``validate_email``, taking a bare host name for the domain too."""
+    local, at, domain = address.rpartition("@")
+    if at and _HOST.fullmatch(domain) and not domain.isdigit():
+        address = f"{local}@localhost"  # the one name the validator takes alone
+    validate_email(address)
 
 
 class RecipientsRefused(smtplib.SMTPRecipientsRefused):

@@ -345,9 +345,11 @@ def test_a_sender_is_taken_with_or_without_a_name(monkeypatch: pytest.MonkeyPatc
             " ops@example.com , On Call <oncall@example.com>",
             [" ops@example.com ", " On Call <oncall@example.com>"],
         ),
+        # A host of the company's network, named without a domain.
+        ("ops@mailhost,On Call <oncall@relay-1>", ["ops@mailhost", "On Call <oncall@relay-1>"]),
         ("", []),
     ],
-    ids=["one", "two", "none"],
+    ids=["one", "two", "bare host names", "none"],
 )
 def test_mail_addresses_separated_by_commas_are_taken(
     monkeypatch: pytest.MonkeyPatch, value: str, read: list[str]
