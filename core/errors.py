@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
+from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -38,9 +39,18 @@ def wants_json(request: HttpRequest) -> bool:
 def error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
     if wants_json(request):
         return JsonResponse({"detail": message}, status=status)
-    return render(
-        request, "error.html", {"status": status, "title": title, "message": message}, status=status
-    )
+    # Drawn without the signed-in user and their pending messages: both are
+    # read from the session, in the database, which may be what failed (a
+    # page that raised here gives the server's bare 500 instead of this one).
+    # The messages wait for the next page.
+    context = {
+        "status": status,
+        "title": title,
+        "message": message,
+        "user": AnonymousUser(),
+        "messages": (),
+    }
+    return render(request, "error.html", context, status=status)
 
 
 def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:

@@ -379,10 +379,7 @@ def test_an_unavailable_storage_gives_a_plain_503_everywhere(
 def test_an_unavailable_database_gives_a_plain_503(
     monkeypatch: pytest.MonkeyPatch, visitor: APIClient
 ) -> None:
-    def away(*args: Any, **kwargs: Any) -> Any:
-        raise OperationalError('could not connect to server: Connection refused\n\tIs "db.internal" running?')
-
-    monkeypatch.setattr(CursorWrapper, "execute", away)
+    _database_away(monkeypatch)
     for url, accept in (
         ("/reviews/", "text/html"),
         ("/api/v1/feedback/", "application/json"),
@@ -394,6 +391,38 @@ def test_an_unavailable_database_gives_a_plain_503(
         assert b"db.internal" not in response.content
         assert b"connect" not in response.content
         assert response["Retry-After"]
+
+
+@pytest.mark.parametrize("url", ["/", "/people/", "/reviews/"])
+def test_an_unavailable_database_gives_a_signed_in_visitor_the_503_page_too(
+    monkeypatch: pytest.MonkeyPatch, staff: APIClient, url: str
+) -> None:
+    # Who they are is in their session, in the database that is away.
+    _database_away(monkeypatch)
+    staff.raise_request_exception = False
+    response = staff.get(url, HTTP_ACCEPT="text/html")
+    assert response.status_code == 503
+    html = response.content.decode()
+    assert "The database is unavailable" in html
+    assert response["Retry-After"]
+    assert "db.internal" not in html
+
+
+def test_a_signed_in_visitor_gets_the_404_page_while_the_database_is_away(
+    monkeypatch: pytest.MonkeyPatch, staff: APIClient
+) -> None:
+    _database_away(monkeypatch)
+    staff.raise_request_exception = False
+    response = staff.get("/nothing-here/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 404
+    assert "There is nothing at this address." in response.content.decode()
+
+
+def _database_away(monkeypatch: pytest.MonkeyPatch) -> None:
+    def away(*args: Any, **kwargs: Any) -> Any:
+        raise OperationalError('could not connect to server: Connection refused\n\tIs "db.internal" running?')
+
+    monkeypatch.setattr(CursorWrapper, "execute", away)
 
 
 # --- Probes under load ----------------------------------------------------------------------
