@@ -13,6 +13,7 @@ from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from kombu.exceptions import OperationalError as BrokerError
 
 # When to try again after a 503 for a dependency that is away.
@@ -60,6 +61,11 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
     allow = ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if m in names)
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        # The form's check (CSRF) is made here, once the method is known to be
+        # one the page takes: a PUT to a form's page, or a POST to a page that
+        # takes no writes, is a 405 saying so, not a 403 saying the form expired.
+        answer = csrf_protect(view) if names - {"GET", "HEAD", "OPTIONS"} else view
+
         @functools.wraps(view)
         def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             if request.method == "OPTIONS":
@@ -69,15 +75,11 @@ def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
                     request, 405, "Method not allowed", f"This page answers {allow}, not {request.method}."
                 )
             else:
-                return view(request, *args, **kwargs)
+                return answer(request, *args, **kwargs)
             response["Allow"] = allow
             return response
 
-        if names <= {"GET", "HEAD", "OPTIONS"}:
-            # A page that takes no writes has no form to protect: a POST to it
-            # is a 405 saying so, not a 403 saying the form expired.
-            checked.csrf_exempt = True  # type: ignore[attr-defined]
-        return checked
+        return csrf_exempt(checked)
 
     return decorate
 

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -122,6 +123,26 @@ def test_a_write_to_a_page_that_takes_none_is_a_405_even_without_a_csrf_cookie(u
     assert response["Allow"] == "GET, HEAD, OPTIONS"
     # A page that takes writes still checks the form first.
     assert browser.post("/reviews/new/", {"title": "Hi"}).status_code == 403
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_a_method_the_form_does_not_take_is_a_405_even_without_a_csrf_cookie(method: str) -> None:
+    browser = Client(enforce_csrf_checks=True)  # no cookie, no token: as a script sends it
+    response = getattr(browser, method)("/reviews/new/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD, POST, OPTIONS"
+    assert f"not {method.upper()}" in response.content.decode()
+
+
+def test_the_form_sent_with_its_token_is_taken_and_without_it_refused() -> None:
+    browser = Client(enforce_csrf_checks=True)
+    form = browser.get("/reviews/new/")
+    review = {"title": "Hi", "name": "Ann", "text": "Fine.", "website": ""}
+    assert browser.post("/reviews/new/", review).status_code == 403
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.content.decode())
+    assert token is not None
+    assert browser.post("/reviews/new/", {**review, "csrfmiddlewaretoken": token[1]}).status_code == 302
+    assert Feedback.objects.count() == 1
 
 
 @pytest.mark.parametrize("url", PAGES)
