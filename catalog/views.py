@@ -156,7 +156,7 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         response = render(
             request,
             "catalog/review_form.html",
-            {**_review_form_context(form), "throttled": wait},
+            {**_review_form_context(form), "throttled": wait, "limit": throttle.limit_text()},
             status=429,
         )
         response["Retry-After"] = str(wait)

@@ -202,6 +202,18 @@ def test_too_many_reviews_from_one_address_are_throttled(
     assert Feedback.objects.count() == 2
 
 
+def test_the_throttled_form_names_the_limit_and_keeps_what_was_typed(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "1/min"})
+    assert client.post(reverse("catalog:review-submit"), review_form()).status_code == 302
+    response = client.post(reverse("catalog:review-submit"), review_form(text="My second thoughts."))
+    assert response.status_code == 429
+    html = response.content.decode()
+    assert "the limit is 1 per minute" in html
+    assert "My second thoughts." in html
+
+
 def test_a_future_date_is_refused(client: Client) -> None:
     future = (dt.date.today() + dt.timedelta(days=30)).isoformat()
     response = client.post(reverse("catalog:review-submit"), review_form(date=future))
