@@ -13,6 +13,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
+from django.views.decorators.vary import vary_on_headers
 from django.views.static import serve
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -73,17 +74,24 @@ def health_ready(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-def health_view(request: HttpRequest) -> JsonResponse:
+@vary_on_headers("Accept")
+def health_view(request: HttpRequest) -> HttpResponse:
     """Staff, or a caller with the health token, get every check with its
-    detail; anyone else the readiness summary."""
+    detail; anyone else the readiness summary. A browser (the footer's
+    Status link) gets them as a page; monitors and scripts, which do not ask
+    for HTML, as JSON."""
     user = getattr(request, "user", None)
-    if not (_bearer_matches(request, settings.HEALTH_TOKEN) or (user and user.is_staff)):
-        return _summary(health.readiness.get())
-    checks = health.run(health.SERVICE_CHECKS + health.SYSTEM_CHECKS)
+    detailed = _bearer_matches(request, settings.HEALTH_TOKEN) or bool(user and user.is_staff)
+    checks = health.run(health.SERVICE_CHECKS + health.SYSTEM_CHECKS) if detailed else health.readiness.get()
     healthy = all(c.ok for c in checks)
+    status = 200 if healthy else 503
+    if "text/html" in request.META.get("HTTP_ACCEPT", ""):
+        context = {"healthy": healthy, "checks": checks, "detailed": detailed}
+        return render(request, "status.html", context, status=status)
+    if not detailed:
+        return _summary(checks)
     return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", "checks": [c.as_dict() for c in checks]},
-        status=200 if healthy else 503,
+        {"status": "ok" if healthy else "unhealthy", "checks": [c.as_dict() for c in checks]}, status=status
     )
 
 

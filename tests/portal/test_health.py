@@ -4,6 +4,7 @@ import contextlib
 import datetime as dt
 import io
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -1569,3 +1570,32 @@ def test_a_claim_that_cannot_be_read_holds_the_check_off_as_another_run_s_withou
     assert code == 1
     assert mail.outbox == []
     assert "left to another run: Error - The file store is unavailable: being handled by another run" in out
+
+
+@pytest.mark.django_db
+def test_a_browser_following_the_status_link_gets_a_page_with_each_check(
+    client: Client, passing: Any, tmp_path: Any
+) -> None:
+    _broken_storage(passing, tmp_path)
+    health.readiness.clear()
+    response = client.get("/health/", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+    assert response.status_code == 503
+    assert response["Content-Type"].startswith("text/html")
+    assert "Accept" in response["Vary"]
+    html = response.content.decode()
+    assert "<html" in html
+    assert re.search(r">database</th>\s*<td>OK</td>", html)
+    assert re.search(r">storage</th>\s*<td>Failing</td>", html)
+    assert "file-not-dir" not in html  # no detail for anyone
+    # Scripts and monitors, which do not ask for HTML, still get JSON.
+    assert client.get("/health/").json()["checks"] == {"database": "ok", "storage": "fail"}
+
+
+@pytest.mark.django_db
+def test_staff_following_the_status_link_see_each_checks_detail(staff_client: Client, passing: Any) -> None:
+    response = staff_client.get("/health/", HTTP_ACCEPT="text/html")
+    assert response.status_code == 200
+    html = response.content.decode()
+    for name in ALL_CHECKS:
+        assert f">{name}</th>" in html
+    assert html.count("<td>OK</td>") == len(ALL_CHECKS)
