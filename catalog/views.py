@@ -29,7 +29,8 @@ PEOPLE_PER_PAGE = 48
 
 @methods("GET")
 def people_directory(request: HttpRequest) -> HttpResponse:
-    query = request.GET.get("q", "")[:100]
+    # Trimmed as the search trims it: spaces alone are no search.
+    query = request.GET.get("q", "").strip()[:100]
     page = Paginator(selectors.people_search(query), PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
     groups = selectors.people_by_department(page.object_list, query=query)
     return render(

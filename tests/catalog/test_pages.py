@@ -52,6 +52,18 @@ def test_the_directory_search_narrows_the_list(client: Client) -> None:
     assert "1 result for" in html
 
 
+def test_the_directory_search_ignores_the_spaces_around_it(client: Client) -> None:
+    PersonFactory(name="Ada Lovelace", username="ada")
+    PersonFactory(name="Blaise Pascal", username="blaise")
+    html = client.get(reverse("catalog:people-directory"), {"q": "   "}).content.decode()
+    assert "Ada Lovelace" in html
+    assert "Blaise Pascal" in html
+    assert "result" not in html  # everyone, as with no search: not "2 results for “   ”"
+    html = client.get(reverse("catalog:people-directory"), {"q": "  lovelace "}).content.decode()
+    assert "1 result for “<bdi>lovelace</bdi>”" in html
+    assert 'value="lovelace"' in html
+
+
 def test_the_directory_is_paginated_keeping_the_search_and_the_grouping(
     client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
