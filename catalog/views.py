@@ -139,6 +139,14 @@ def _review_product_gone(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/review_form.html", {"form": form, "product_gone": True}, status=400)
 
 
+def review_form_expired(request: HttpRequest) -> HttpResponse:
+    """A review sent without its security token (a page left open until its
+    cookie expired): the form again, as typed and with a fresh token, so that
+    sending it once more posts it; HTTP 403."""
+    context = {**_review_form_context(FeedbackForm(request.POST)), "expired": True}
+    return render(request, "catalog/review_form.html", context, status=403)
+
+
 @methods("GET", "POST")
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one

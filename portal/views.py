@@ -19,7 +19,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, 
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from catalog import selectors
-from core.errors import error_response, methods
+from catalog import views as catalog_views
+from core.errors import error_response, methods, wants_json
 from core.net import client_ip, ip_in_networks
 from portal import health
 from uploads import metrics as upload_metrics
@@ -152,7 +153,11 @@ def permission_denied(request: HttpRequest, exception: Exception | None = None) 
 
 def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
     """A form sent without its security token: most often a page left open
-    until its cookie expired, or cookies blocked."""
+    until its cookie expired, or cookies blocked. A review is shown again as
+    typed rather than lost."""
+    match = request.resolver_match
+    if match is not None and match.view_name == "catalog:review-submit" and not wants_json(request):
+        return catalog_views.review_form_expired(request)
     return error_response(
         request,
         403,
