@@ -49,6 +49,9 @@ def validate_no_direction_controls(value: str) -> None:
 
 
 class Person(NullCharactersRefused, models.Model):
+    # What the directory calls the group of people without a department.
+    NO_DEPARTMENT = "Other"
+
     name = models.CharField(max_length=200)
     # Letters, digits and @.+-_ only: it is part of the person's page URL.
     username = models.CharField(max_length=150, unique=True, validators=[UnicodeUsernameValidator()])
@@ -81,6 +84,10 @@ class Person(NullCharactersRefused, models.Model):
 
     def get_absolute_url(self) -> str:
         return reverse("catalog:person-detail", kwargs={"username": self.username})
+
+    @property
+    def department_shown(self) -> str:
+        return self.department or self.NO_DEPARTMENT
 
 
 class Product(NullCharactersRefused, models.Model):

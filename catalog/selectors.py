@@ -35,14 +35,19 @@ def people_search(query: str = "") -> QuerySet[Person]:
     people = people_visible()
     query = query.strip()
     if query:
-        people = people.filter(
+        found = (
             Q(name__icontains=query)
             | Q(username__icontains=query)
             | Q(email__icontains=query)
             | Q(department__icontains=query)
             | Q(role__icontains=query)
         )
-    # People without a department (shown as "Other") come after every department.
+        if query.casefold() in Person.NO_DEPARTMENT.casefold():
+            # The directory shows people without a department under that
+            # name: a search for what it shows finds them.
+            found |= Q(department="")
+        people = people.filter(found)
+    # People without a department (Person.NO_DEPARTMENT) come after every department.
     return people.alias(no_department=Q(department="")).order_by("no_department", "department", "name")
 
 
@@ -68,7 +73,8 @@ def people_by_department(people: Iterable[Person], *, query: str = "") -> list[D
         .annotate(size=Count("pk"))
     )
     return [
-        Department(department or "Other", members, sizes.get(department, 0)) for department, members in groups
+        Department(department or Person.NO_DEPARTMENT, members, sizes.get(department, 0))
+        for department, members in groups
     ]
 
 

@@ -99,6 +99,16 @@ def test_people_without_a_department_are_listed_last_as_other(client: Client) ->
     )
 
 
+def test_a_search_for_other_finds_the_people_without_a_department(client: Client) -> None:
+    PersonFactory(name="Aaron Nodept", department="")
+    PersonFactory(name="Zoe Sales", department="Sales")
+    html = client.get(reverse("catalog:people-directory"), {"q": " oTHer"}).content.decode()
+    assert "1 result for" in html
+    assert "Aaron Nodept" in html
+    assert "Zoe Sales" not in html
+    assert '<bdi>Other</bdi></h2> <p class="count">1 person</p>' in html
+
+
 def test_a_person_page_shows_phones_by_label(client: Client) -> None:
     person = PersonFactory(phone={"office": "802-867-5309", "cell": "802-867-5310"}, role="Lead")
     html = client.get(person.get_absolute_url()).content.decode()
