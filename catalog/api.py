@@ -84,9 +84,9 @@ class PhoneField(serializers.DictField):
             raise serializers.ValidationError(NULL_CHARACTER_MESSAGE, code="null_characters_not_allowed")
         try:
             # Labels as the admin and the imports read them.
-            return {formats.phone_label(label, number): number for label, number in phones.items()}
+            return formats.phones_by_label(phones.items())
         except formats.FormatError as exc:
-            raise serializers.ValidationError(str(exc), code="blank_label") from exc
+            raise serializers.ValidationError(str(exc), code="phone_label") from exc
 
 
 class GivenBooleanField(serializers.BooleanField):

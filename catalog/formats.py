@@ -364,15 +364,15 @@ def parse_phone(value: object) -> dict[str, str]:
     if value is None or value == "":
         return {}
     if isinstance(value, Mapping):
-        labelled = {}
+        labelled: list[tuple[object, str]] = []
         for label, number in value.items():
             if number is None:
                 continue
             if not isinstance(number, _SCALARS):
                 raise FormatError(f"the phone number for {str(label)[:40]!r} must be text")
             if str(number).strip():
-                labelled[phone_label(label, str(number).strip())] = str(number).strip()
-        return labelled
+                labelled.append((label, str(number).strip()))
+        return phones_by_label(labelled)
     if not isinstance(value, _SCALARS):
         raise FormatError("phone must be text or a mapping of label to number")
     text = str(value).strip()
@@ -391,9 +391,15 @@ def parse_phone(value: object) -> dict[str, str]:
         label, sep, number = part.partition(":")
         # Nothing before the colon is a blank label, as "" is in a mapping.
         if sep and not re.fullmatch(r"[\d\s()+.-]+", label):
-            phones[phone_label(label, number.strip())] = number.strip()
+            _add_phone(phones, phone_label(label, number.strip()), number.strip())
+        elif "office" not in phones:
+            phones["office"] = part
         else:
-            phones["office" if "office" not in phones else f"phone{len(phones) + 1}"] = part
+            # A bare number after the first: a label no number has yet.
+            count = len(phones) + 1
+            while f"phone{count}" in phones:
+                count += 1
+            phones[f"phone{count}"] = part
     return phones
 
 
@@ -405,6 +411,22 @@ def phone_label(label: object, number: str) -> str:
     if not text:
         raise FormatError(f"the phone number {quoted(number)} has a blank label")
     return text
+
+
+def phones_by_label(pairs: Iterable[tuple[object, str]]) -> dict[str, str]:
+    """Numbers by their labels as every path stores them (``phone_label``).
+    Two labels that are one once trimmed (``cell`` and `` cell``) are
+    refused: the later number would take the first one's place unseen."""
+    phones: dict[str, str] = {}
+    for label, number in pairs:
+        _add_phone(phones, phone_label(label, number), number)
+    return phones
+
+
+def _add_phone(phones: dict[str, str], label: str, number: str) -> None:
+    if label in phones:
+        raise FormatError(f"the phone label {quoted(label)} is given twice")
+    phones[label] = number
 
 
 def format_phone(phones: Mapping[str, str]) -> str:

@@ -255,6 +255,28 @@ def test_a_blank_phone_label_is_a_400_saying_so(staff: APIClient, label: str) ->
     assert Person.objects.count() == 1
 
 
+@pytest.mark.parametrize("format_", ["json", "multipart"])
+def test_two_labels_that_are_one_once_trimmed_are_a_400_not_a_number_lost(
+    staff: APIClient, format_: str
+) -> None:
+    person = PersonFactory(phone={"office": "802-867-5309"})
+    phone = {"cell": "802-555-0100", " cell": "802-555-0199"}
+    body: dict[str, Any] = {"phone": phone}
+    if format_ == "multipart":
+        body = {f"phone.{label}": number for label, number in phone.items()}
+    payload = {key: value for key, value in person_payload().items() if key != "phone"}
+
+    created = staff.post(LIST, {**payload, **body}, format=format_)
+    patched = staff.patch(detail(person.pk), body, format=format_)
+
+    reason = {"phone": ["the phone label 'cell' is given twice"]}
+    assert (created.status_code, created.json()) == (400, reason)
+    assert (patched.status_code, patched.json()) == (400, reason)
+    person.refresh_from_db()
+    assert person.phone == {"office": "802-867-5309"}
+    assert Person.objects.count() == 1
+
+
 def test_a_phone_text_that_names_no_number_is_a_400(token_client: APIClient) -> None:
     response = token_client.post(
         LIST, {"name": "G", "username": "g", "phone": '{"office": [1]}'}, format="multipart"

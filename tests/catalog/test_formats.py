@@ -163,6 +163,8 @@ def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
         ({" office ": "1", "\u00a0cell\n": "2"}, {"office": "1", "cell": "2"}),
         ("\toffice : 1;  cell\u00a0: 2", {"office": "1", "cell": "2"}),
         ({"": None, " ": ""}, {}),  # no number, so no label to give it
+        # A bare number takes a label no number has yet.
+        ("phone3: 1; office: 2; 555", {"phone3": "1", "office": "2", "phone4": "555"}),
     ],
 )
 def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
@@ -179,6 +181,10 @@ def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, s
         ({" \n": "555"}, "^the phone number '555' has a blank label$"),
         ('{"": "555"}', "^the phone number '555' has a blank label$"),
         ("office: 555; : 556", "^the phone number '556' has a blank label$"),
+        ({"cell": "1", " cell": "2"}, "^the phone label 'cell' is given twice$"),
+        ('{"cell": "1", "cell ": "2"}', "^the phone label 'cell' is given twice$"),
+        ("cell: 1; cell : 2", "^the phone label 'cell' is given twice$"),
+        ("802-555-0100; office: 802-555-0199", "^the phone label 'office' is given twice$"),
     ],
     ids=[
         "list",
@@ -188,6 +194,10 @@ def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, s
         "blank-label",
         "empty-label-json",
         "empty-label-text",
+        "label-twice-once-trimmed",
+        "label-twice-once-trimmed-json",
+        "label-twice-text",
+        "office-twice-text",
     ],
 )
 def test_a_phone_text_that_is_no_phones_is_refused_with_the_reason(value: object, reason: str) -> None:
