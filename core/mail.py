@@ -69,8 +69,11 @@ def _validate(address: str) -> None:
 
 
 class RecipientsRefused(smtplib.SMTPRecipientsRefused):
-    """The server took the message for ``accepted`` and refused the others
-    (``recipients``: address → (code, reply), as smtplib gives them)."""
+    """The server took the message for ``accepted`` (none, when it refused
+    them all) and refused the others (``recipients``: address → (code,
+    reply), as smtplib gives them). Each address is named as the caller gave
+    it, not as it went to the server (a name in MIME words, a domain in
+    punycode)."""
 
     def __init__(self, refused: dict[str, tuple[int, bytes]], accepted: list[str]) -> None:
         super().__init__(refused)
@@ -97,6 +100,22 @@ class MessageTooLarge(smtplib.SMTPException):
         if self.limit:
             text += f", the mail server takes at most {self.limit:,} bytes"
         return text + (f" ({self.reply})" if self.reply else "")
+
+
+class ServerRefused(smtplib.SMTPException):
+    """The mail server answered, refusing ``what`` (the login, the sender,
+    the message) with its reply: smtplib's own errors read as a tuple of
+    the code and the reply's bytes."""
+
+    def __init__(self, server: str, what: str, code: int, reply: bytes | str) -> None:
+        super().__init__(server, what, code, reply)
+        self.server = server
+        self.what = what
+        self.smtp_code = code
+        self.reply = reply
+
+    def __str__(self) -> str:
+        return f"the mail server {self.server} refused {self.what}: {reason(self.smtp_code, self.reply)}"
 
 
 class ServerUnavailable(smtplib.SMTPException):
@@ -223,6 +242,9 @@ class EmailBackend(SMTPEmailBackend):
             f"{self.host}:{self.port}", f"did not take the mail within {self.deadline.limit}"
         )
 
+    def _refused(self, what: str, exc: smtplib.SMTPResponseException) -> ServerRefused:
+        return ServerRefused(f"{self.host}:{self.port}", what, exc.smtp_code, exc.smtp_error)
+
     def _failed(self, exc: OSError) -> ServerUnavailable:
         if self._expired.is_set():
             return self._late()
@@ -238,6 +260,8 @@ class EmailBackend(SMTPEmailBackend):
                 self._socket.close()
             if isinstance(exc, self.AWAY):
                 raise self._failed(exc) from exc
+            if isinstance(exc, smtplib.SMTPAuthenticationError):
+                raise self._refused(f"the login as {self.username}", exc) from exc
             raise
 
     def close(self) -> None:
@@ -260,7 +284,9 @@ class EmailBackend(SMTPEmailBackend):
             return False
         encoding = email_message.encoding or settings.DEFAULT_CHARSET
         from_email = sanitize_address(email_message.from_email, encoding)
-        recipients = [sanitize_address(addr, encoding) for addr in email_message.recipients()]
+        # Each address as it goes to the server, and as the caller gave it.
+        given = {sanitize_address(addr, encoding): addr for addr in email_message.recipients()}
+        recipients = list(given)
         message: Any = email_message.message()
         data = message.as_bytes(linesep="\r\n")
         connection: Any = self.connection
@@ -269,19 +295,30 @@ class EmailBackend(SMTPEmailBackend):
                 # smtplib gives the size in MAIL FROM when the server advertises
                 # a limit (ESMTP SIZE): a message over it is refused before its data.
                 refused = connection.sendmail(from_email, recipients, data)
+            except smtplib.SMTPRecipientsRefused as exc:  # every one of them
+                raise RecipientsRefused(_named(exc.recipients, given), []) from exc
             except (smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
                 # 552: "exceeded storage allocation", the size refusal (RFC 5321).
-                if exc.smtp_code != 552:
-                    raise
-                limit = int(connection.esmtp_features.get("size") or 0) or None
-                raise MessageTooLarge(len(data), limit, reason(exc.smtp_code, exc.smtp_error)) from exc
+                if exc.smtp_code == 552:
+                    limit = int(connection.esmtp_features.get("size") or 0) or None
+                    raise MessageTooLarge(len(data), limit, reason(exc.smtp_code, exc.smtp_error)) from exc
+                if isinstance(exc, smtplib.SMTPSenderRefused):
+                    raise self._refused(f"the sender {email_message.from_email}", exc) from exc
+                raise self._refused("the message", exc) from exc
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise
             return False
         if refused:
-            error = RecipientsRefused(refused, [r for r in recipients if r not in refused])
+            error = RecipientsRefused(
+                _named(refused, given), [given[r] for r in recipients if r not in refused]
+            )
             if not self.fail_silently:
                 raise error
             logger.warning("mail %r: %s", email_message.subject, error)
         return True
+
+
+def _named(refused: dict[str, tuple[int, bytes]], given: dict[str, str]) -> dict[str, tuple[int, bytes]]:
+    """smtplib's refusals keyed by each address as the caller gave it."""
+    return {given.get(address, address): reply for address, reply in refused.items()}

@@ -375,9 +375,12 @@ def _send(
         message.connection = get_connection(deadline=deadline)
         try:
             message.send()
-        except mail.RecipientsRefused as exc:  # taken for the others
+        except mail.RecipientsRefused as exc:  # taken for the others, if any
             logger.error("health alert %s: %s", message.subject, exc)
             outcome.undelivered.append(f"{message.subject}: {exc}")
+            if not exc.accepted:  # mailed to no one: tried again next run
+                _keep(check, to, unsent)
+                continue
         except OSError as exc:  # smtplib's errors included
             logger.error("health alert not mailed: %s: %s", message.subject, exc)
             away = f"{exc or type(exc).__name__}"

@@ -473,6 +473,72 @@ def test_a_report_refused_for_one_recipient_is_not_counted_as_mailed_to_them(
     assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err
 
 
+def test_recipients_the_server_refused_or_took_are_named_as_they_were_given(
+    delivery: Path, settings: Any
+) -> None:
+    # Not as they went on the wire: a display name in MIME words, a domain in punycode.
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(refuse=["bad@xn--bcher-kva.de"]) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        out, err = run(
+            "import_supplier",
+            str(delivery),
+            "--email",
+            "Jürgen Weiß <bad@bücher.de>",
+            "--email",
+            "Grüße <ops@example.com>",
+            code=2,
+        )
+        [message] = smtp.wait_for(1)
+    assert message.envelope_to == ["ops@example.com"]
+    assert out.rstrip().endswith("Report mailed to Grüße <ops@example.com>.")
+    assert "report not mailed to Jürgen Weiß <bad@bücher.de>: 550 5.1.1 No such user here" in err
+
+
+def test_a_report_refused_for_every_recipient_names_each_with_the_servers_reply(
+    delivery: Path, settings: Any
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(refuse=["bad@example.com", "gone@example.com"]) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        out, err = run(
+            "import_supplier", str(delivery), "--email", "bad@example.com", "--email", "gone@example.com"
+        )
+        assert smtp.messages == []
+    assert "Report mailed" not in out
+    assert (
+        "report not mailed to bad@example.com: 550 5.1.1 No such user here; "
+        "not mailed to gone@example.com: 550 5.1.1 No such user here"
+    ) in err
+    assert "b'" not in err
+
+
+def test_a_mail_server_refusing_the_login_or_the_sender_is_named_with_its_reply(
+    delivery: Path, settings: Any
+) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(username="portal", password="right") as smtp:
+        server = f"{smtp.host}:{smtp.port}"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "portal", "wrong"
+        _, err = run("import_supplier", str(delivery), "--email", "buyers@example.com")
+        assert (
+            f"report not mailed: the mail server {server} refused the login as portal: "
+            "535 5.7.8 Authentication credentials invalid"
+        ) in err
+        # No credentials at all: servers that want them refuse the sender.
+        settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "", ""
+        _, err = run("import_supplier", str(delivery), "--email", "buyers@example.com")
+        assert (
+            f"report not mailed: the mail server {server} refused the sender automation@example.com: "
+            "530 5.7.0 Authentication required"
+        ) in err
+        assert smtp.messages == []
+
+
 def test_the_report_mail_reads_right_for_its_recipients(delivery: Path, settings: Any) -> None:
     (delivery / "descriptions" / "011.txt").unlink()
     (delivery / "descriptions" / "012.txt").write_text("梨 Nashi\n30 lbs\nCrisp.\n", encoding="utf-8")

@@ -1368,6 +1368,31 @@ def test_an_alert_the_mail_server_did_not_take_is_tried_again_next_run(reminding
     assert message["subject"] == f"Error - Available memory is less than {10**9}MB"
 
 
+def test_an_alert_refused_for_every_recipient_names_each_and_is_tried_again_next_run(
+    reminding: Any, clock: Any
+) -> None:
+    reminding.EMAIL_BACKEND = "core.mail.EmailBackend"
+    reminding.HEALTH_RECIPIENTS = ["Bereitschaft Müller <oncall@bücher.de>"]
+    reminding.HEALTH_MEMORY_MIN_MB = 10**9
+    subject = f"Error - Available memory is less than {10**9}MB"
+    err = io.StringIO()
+    with SMTPServer(refuse=["oncall@xn--bcher-kva.de"]) as smtp:
+        reminding.EMAIL_HOST, reminding.EMAIL_PORT = smtp.host, smtp.port
+        with pytest.raises(CommandError):
+            call_command("health_check", stdout=io.StringIO(), stderr=err)
+        assert smtp.messages == []
+    assert (
+        f"alert not mailed: {subject}: not mailed to Bereitschaft Müller <oncall@bücher.de>: "
+        "550 5.1.1 No such user here"
+    ) in err.getvalue()
+    with SMTPServer() as smtp:  # the mailbox exists again
+        reminding.EMAIL_HOST, reminding.EMAIL_PORT = smtp.host, smtp.port
+        clock.now += dt.timedelta(minutes=1)
+        run_health_check()
+        [message] = smtp.wait_for(1)
+    assert message["subject"] == subject
+
+
 def test_the_alert_names_its_host_and_what_was_measured(passing: Any) -> None:
     """A fleet's hosts send the same subjects and body: the host, the check
     and what was measured are in headers, as they arrive over SMTP."""

@@ -89,8 +89,9 @@ class Command(PortalCommand):
                         sent = f" Report mailed to {', '.join(recipients)} without the PDF."
                         self.stderr.write(f"report not attached: {outcome.not_attached}")
                         attached = False
-                except mail.RecipientsRefused as exc:  # taken for the others
-                    sent = f" Report mailed to {', '.join(exc.accepted)}."
+                except mail.RecipientsRefused as exc:  # taken for the others, if any
+                    if exc.accepted:
+                        sent = f" Report mailed to {', '.join(exc.accepted)}."
                     self.stderr.write(f"report {exc}")
                     mailed = False
                 except OSError as exc:  # smtplib's errors included
