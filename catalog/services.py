@@ -14,7 +14,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
@@ -785,7 +785,10 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
     """Mail the report with the course's subject and body.
 
     A report larger than the mail server takes is left out: the recipients
-    still learn that the import ran, and where to download the report.
+    still learn that the import ran, and where to download the report. Both
+    tries together get twice EMAIL_TIMEOUT, however slowly the server keeps
+    answering (a read at a time never runs into EMAIL_TIMEOUT), as a health
+    check run's alerts do: past it the import ends saying so.
     """
     day = date or timezone.localdate()
     message = EmailMessage(
@@ -793,6 +796,7 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
         body=REPORT_BODY,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=list(recipients),
+        connection=get_connection(deadline=mail.Deadline.for_a_run()),
     )
     message.attach(f"processed-{day.isoformat()}.pdf", pdf, "application/pdf")
     try:
