@@ -36,9 +36,21 @@ class ReviewDateFormField(forms.DateField):
             raise ValidationError(f"Enter a date in {formats.DATE_FORM} form.", code="invalid") from None
 
 
+class HoneypotField(forms.Field):
+    """Left empty by people (the page hides it); bots that fill every field
+    fill it. It never refuses a value: a limit of length or content would
+    answer a bot with an error where a shorter value is dropped in silence,
+    and so tell it that it was caught. Cleaned to whether it was filled."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, **kwargs)
+
+    def clean(self, value: Any) -> bool:
+        return bool(str(value or "").strip())
+
+
 class FeedbackForm(forms.ModelForm[Feedback]):
-    # Left empty by people (it is hidden); bots that fill every field fill it.
-    website = forms.CharField(required=False, label="Leave this empty", max_length=200)
+    website = HoneypotField(label="Leave this empty")
     date = ReviewDateFormField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today."
     )

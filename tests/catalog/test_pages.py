@@ -195,9 +195,19 @@ def test_the_form_needs_a_csrf_token() -> None:
     assert Feedback.objects.count() == 0
 
 
-def test_a_bot_filling_the_honeypot_saves_nothing(client: Client) -> None:
-    response = client.post(reverse("catalog:review-submit"), review_form(website="http://spam.example"))
+@pytest.mark.parametrize(
+    "website",
+    ["http://spam.example", "http://spam.example/" + "x" * 300, "spam\x00"],
+    ids=["short", "longer-than-any-url-field", "null-character"],
+)
+def test_a_bot_filling_the_honeypot_saves_nothing_and_is_answered_as_a_person(
+    client: Client, website: str
+) -> None:
+    """Whatever fills the field, the answer is the one a review gets, so a
+    bot cannot tell from it that it was caught."""
+    response = client.post(reverse("catalog:review-submit"), review_form(website=website))
     assert response.status_code == 302
+    assert response["Location"] == reverse("catalog:review-list")
     assert Feedback.objects.count() == 0
 
 
