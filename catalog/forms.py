@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from catalog import formats
-from catalog.models import Feedback
+from catalog import formats, selectors
+from catalog.models import Feedback, Product
 from catalog.services import PRODUCT_GONE_MESSAGE
 
 
@@ -72,6 +72,9 @@ class FeedbackForm(forms.ModelForm[Feedback]):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # A product the catalog shows: one it hides has no page to review from.
+        product = cast(forms.ModelChoiceField[Product], self.fields["product"])
+        product.queryset = selectors.products_on_display(with_images=False)
         for name in ("title", "name", "text"):
             self.fields[name].required = True
         # The model's field says min 0 (a positive integer) over the widget's 1.

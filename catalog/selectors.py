@@ -89,14 +89,18 @@ def _products_with_images() -> QuerySet[Product]:
     )
 
 
-def on_display() -> Q:
+def on_display(relation: str = "") -> Q:
     """The products the public catalog shows: the real ones, or the demo ones
-    while the store has none of its own (in the same query, no separate check)."""
-    return Q(is_demo=False) | Q(~Exists(Product.objects.filter(is_demo=False)))
+    while the store has none of its own (in the same query, no separate check).
+    Every public page follows this one rule, for the products it lists, the
+    pages it opens and the products its reviews link to; with ``relation``
+    (``"product__"``), of the product a row points at."""
+    return Q(**{f"{relation}is_demo": False}) | Q(~Exists(Product.objects.filter(is_demo=False)))
 
 
 def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
-    """What the public catalog shows (``on_display``)."""
+    """What the public catalog shows and opens (``on_display``): a product
+    left out has no public page either."""
     products = products_with_images() if with_images else Product.objects.all()
     return products.filter(on_display())
 
@@ -146,7 +150,15 @@ def _feedback_published() -> QuerySet[Feedback]:
 
 
 def feedback_published() -> QuerySet[Feedback]:
-    return feedback_visible().select_related("product").order_by("-date", "-id")
+    """Published reviews, newest first, each with ``product_shown``: whether
+    its product is one the catalog shows, which a page then links to (the
+    review of a demo product the catalog hides names no product)."""
+    return (
+        feedback_visible()
+        .select_related("product")
+        .annotate(product_shown=on_display("product__"))
+        .order_by("-date", "-id")
+    )
 
 
 def feedback_position(review: Feedback, *, of_product: bool = False) -> int:

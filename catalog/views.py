@@ -15,7 +15,7 @@ from django.urls import reverse
 from catalog import selectors, services
 from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
-from catalog.models import Feedback, Product
+from catalog.models import Feedback
 from core.errors import methods
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def product_list(request: HttpRequest) -> HttpResponse:
 
 @methods("GET")
 def product_detail(request: HttpRequest, pk: int) -> HttpResponse:
-    product = get_object_or_404(selectors.products_with_images(), pk=pk)
+    product = get_object_or_404(selectors.products_on_display(), pk=pk)
     reviews = selectors.feedback_published().filter(product=product)
     return render(
         request,
@@ -75,7 +75,9 @@ def review_list(request: HttpRequest) -> HttpResponse:
     reviews = selectors.feedback_published()
     product = None
     if request.GET.get("product"):
-        product = get_object_or_404(Product, pk=_id(request.GET["product"]) or 0)
+        product = get_object_or_404(
+            selectors.products_on_display(with_images=False), pk=_id(request.GET["product"]) or 0
+        )
         reviews = reviews.filter(product=product)
     page = Paginator(reviews, REVIEWS_PER_PAGE).get_page(request.GET.get("page"))
     return render(
@@ -122,9 +124,10 @@ def _review_url(review: Feedback) -> str:
 
 
 def _review_form_context(form: FeedbackForm) -> dict[str, object]:
-    """The form, and the product it reviews when it names one that exists."""
+    """The form, and the product it reviews when it names one the catalog shows."""
     product_id = _id(str(form["product"].value() or ""))
-    product = Product.objects.filter(pk=product_id).first() if product_id is not None else None
+    products = selectors.products_on_display(with_images=False)
+    product = products.filter(pk=product_id).first() if product_id is not None else None
     return {"form": form, "product": product}
 
 

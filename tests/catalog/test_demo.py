@@ -17,6 +17,7 @@ from django.test import Client
 from catalog import services
 from catalog.models import Feedback, Person, Product
 from portal import demo
+from tests.factories import FeedbackFactory
 from tests.uploads import corpus
 from uploads import processing, storage
 from uploads import services as upload_services
@@ -234,3 +235,62 @@ def test_a_demo_loaded_before_automatic_focal_points_gets_them_as_an_upload_does
         call_command("seed_demo", stdout=out)
     assert out.getvalue() == "Demo content is already loaded.\n"
     assert demo_snapshot() == before
+
+
+# --- One rule for every public page ---------------------------------------------
+
+
+@pytest.fixture
+def hidden_demo(db: None) -> Product:
+    """A demo product, hidden since the store has a product of its own."""
+    kiwi = Product.objects.create(name="Demo kiwi", weight=1, image_name="demo-kiwi.jpeg", is_demo=True)
+    Product.objects.create(name="Apple", weight=300, image_name="001.jpeg")
+    return kiwi
+
+
+def test_a_demo_product_has_a_page_while_the_catalog_shows_it(client: Client) -> None:
+    kiwi = Product.objects.create(name="Demo kiwi", weight=1, image_name="demo-kiwi.jpeg", is_demo=True)
+    assert client.get(kiwi.get_absolute_url()).status_code == 200
+    assert client.get("/reviews/", {"product": kiwi.pk}).status_code == 200
+
+
+def test_a_demo_product_the_catalog_hides_has_no_page_nor_list_of_reviews(
+    client: Client, hidden_demo: Product
+) -> None:
+    assert catalog_cards(client) == ["Apple"]
+    assert client.get(hidden_demo.get_absolute_url()).status_code == 404
+    assert client.get("/reviews/", {"product": hidden_demo.pk}).status_code == 404
+
+
+def test_a_demo_product_the_catalog_hides_cannot_be_reviewed(client: Client, hidden_demo: Product) -> None:
+    form = client.get("/reviews/new/", {"product": hidden_demo.pk}).content.decode()
+    assert "Demo kiwi" not in form
+    assert "<h1>Write a review</h1>" in form
+
+    response = client.post(
+        "/reviews/new/",
+        {"title": "Odd", "name": "Ann", "text": "Tart.", "website": "", "product": hidden_demo.pk},
+    )
+
+    assert response.status_code == 400
+    assert "no longer in the catalog" in response.content.decode()
+    assert not Feedback.objects.exists()
+
+
+def test_reviews_link_only_to_products_the_catalog_shows(client: Client, hidden_demo: Product) -> None:
+    apple = Product.objects.get(is_demo=False)
+    FeedbackFactory(title="Tart kiwi", product=hidden_demo, is_demo=True)
+    FeedbackFactory(title="Crisp apple", product=apple)
+
+    html = client.get("/reviews/").content.decode()
+
+    assert "Tart kiwi" in html
+    assert "Crisp apple" in html
+    assert f'href="{apple.get_absolute_url()}"' in html
+    assert hidden_demo.get_absolute_url() not in html
+
+
+def test_staff_still_find_a_hidden_demo_product_in_the_admin(staff: Client, hidden_demo: Product) -> None:
+    html = staff.get("/admin/catalog/product/").content.decode()
+    assert "Demo kiwi" in html
+    assert staff.get(f"/admin/catalog/product/{hidden_demo.pk}/change/").status_code == 200
