@@ -15,7 +15,7 @@ from django.urls import reverse
 from catalog import selectors, services
 from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
-from catalog.models import Feedback
+from catalog.models import Feedback, Product
 from core.errors import methods
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,12 @@ def review_form_expired(request: HttpRequest) -> HttpResponse:
     return render(request, "catalog/review_form.html", context, status=403)
 
 
+def _review_held(request: HttpRequest, product: Product | None) -> HttpResponse:
+    """The answer to a review that waits for a moderator: back to its product's page."""
+    messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
+    return redirect(product.get_absolute_url() if product else "catalog:review-list")
+
+
 @methods("GET", "POST")
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one
@@ -177,10 +183,12 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         if "product" in form.errors:
             return _review_product_gone(request)
         return render(request, "catalog/review_form.html", _review_form_context(form), status=400)
-    if form.is_bot:
-        logger.info("review dropped: honeypot field filled")
-        return redirect("catalog:review-list")
     data = form.cleaned_data
+    if form.is_bot:
+        # Answered as a review held for moderation is: the review never shows,
+        # as one a moderator turned down, and nothing tells the bot why.
+        logger.info("review dropped: honeypot field filled")
+        return _review_held(request, data.get("product"))
     try:
         review = services.feedback_submit(
             title=data["title"],
@@ -196,7 +204,6 @@ def review_submit(request: HttpRequest) -> HttpResponse:
             return _review_product_gone(request)
         raise
     if review.status == Feedback.Status.PENDING:
-        messages.info(request, "Thank you! Your review will appear once a moderator has read it.")
-        return redirect(review.product.get_absolute_url() if review.product else "catalog:review-list")
+        return _review_held(request, review.product)
     messages.success(request, "Thank you! Your review is published.")
     return redirect(_review_url(review))

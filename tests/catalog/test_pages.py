@@ -211,6 +211,26 @@ def test_a_bot_filling_the_honeypot_saves_nothing_and_is_answered_as_a_person(
     assert Feedback.objects.count() == 0
 
 
+def test_a_bot_filling_the_honeypot_is_answered_as_a_review_held_for_moderation(
+    client: Client, settings: Any
+) -> None:
+    """Not with a bare redirect a published or held review never gets: the
+    same page and message as a review that waits for a moderator."""
+    product = ProductFactory()
+    caught = client.post(
+        reverse("catalog:review-submit"), review_form(website="http://spam.example", product=str(product.pk))
+    )
+    caught_page = client.get(caught["Location"]).content.decode()
+    settings.FEEDBACK_MODERATION = True
+    held = client.post(reverse("catalog:review-submit"), review_form(product=str(product.pk)))
+    held_page = client.get(held["Location"]).content.decode()
+
+    assert caught["Location"] == held["Location"] == product.get_absolute_url()
+    assert "once a moderator has read it" in caught_page
+    assert "once a moderator has read it" in held_page
+    assert Feedback.objects.get().status == Feedback.Status.PENDING  # the person's alone
+
+
 def test_reviews_wait_for_moderation_when_it_is_on(client: Client, settings: Any) -> None:
     settings.FEEDBACK_MODERATION = True
     response = client.post(reverse("catalog:review-submit"), review_form(), follow=True)
