@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -13,7 +14,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from catalog import formats
+from catalog import formats, services
 from catalog.models import Feedback, Product
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.uploads import corpus
@@ -325,7 +326,7 @@ def test_the_list_a_cut_fruit_list_points_at_holds_what_it_counts_and_no_demo_pr
 def test_a_list_within_the_limit_has_no_paging_headers(client: Client, list_limit: int) -> None:
     for n in range(3):
         client.post("/fruits/", {**FRUIT, "name": f"Fruit {n}", "image_name": f"{n:03}.jpeg"})
-        client.post("/feedback/", REVIEW, content_type="application/json")
+        client.post("/feedback/", {**REVIEW, "name": f"Reviewer {n}"}, content_type="application/json")
     for url in ("/feedback/", "/fruits/"):
         response = client.get(url)
         assert len(response.json()) == 3
@@ -453,3 +454,38 @@ def test_an_integer_past_64_bits_is_kept_whole(client: Client, number: int) -> N
     response = client.post("/feedback/", body, content_type="application/json")
     assert response.status_code == 201, response.content
     assert Feedback.objects.get().title == str(number)
+
+
+def test_a_review_posted_again_is_answered_with_the_one_held_not_written_twice(client: Client) -> None:
+    """A lab script run again over its folder (after one file failed, say)
+    posts every review a second time: each is held once."""
+    first = client.post("/feedback/", REVIEW, content_type="application/json")
+    again = client.post("/feedback", {**REVIEW, "title": " Great service\n"})
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == first.json()
+    assert Feedback.objects.count() == 1
+
+
+def test_a_review_posted_with_other_line_breaks_is_the_review_held(client: Client) -> None:
+    client.post("/feedback/", {**REVIEW, "feedback": "Good.\nCame back."}, content_type="application/json")
+    again = client.post("/feedback/", {**REVIEW, "feedback": "Good.\r\nCame back.\r\n"})
+    assert again.status_code == 201
+    assert Feedback.objects.get().pk == again.json()["id"]
+
+
+def test_a_review_the_import_holds_is_not_posted_again(client: Client, tmp_path: Path) -> None:
+    (tmp_path / "001.txt").write_text("Great service\nJohn\n2017-12-21\nVery good.")
+    assert services.feedback_import_files([tmp_path / "001.txt"]).created == 1
+    response = client.post("/feedback/", REVIEW, content_type="application/json")
+    assert response.status_code == 201
+    assert Feedback.objects.get().pk == response.json()["id"]
+
+
+def test_reviews_differing_in_any_field_are_each_held(client: Client) -> None:
+    client.post("/feedback/", REVIEW, content_type="application/json")
+    for changed in ({"title": "Great"}, {"name": "Jon"}, {"date": "2017-12-22"}, {"feedback": "Good."}):
+        assert (
+            client.post("/feedback/", {**REVIEW, **changed}, content_type="application/json").status_code
+            == 201
+        )
+    assert Feedback.objects.count() == 5

@@ -4,6 +4,7 @@ passing every post (with a warning) while Redis is away."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable
@@ -25,8 +26,13 @@ API_REVIEW = {"title": "t", "name": "n", "date": "2020-01-01", "text": "x", "rat
 FORM_REVIEW = {**API_REVIEW, "website": ""}
 
 
+# Each lab post a review of its own: one posted again is the review held.
+_lab_numbers = itertools.count()
+
+
 def _lab(address: str) -> int:
-    return APIClient().post("/feedback/", LAB_REVIEW, format="json", REMOTE_ADDR=address).status_code
+    review = {**LAB_REVIEW, "feedback": f"x {next(_lab_numbers)}"}
+    return APIClient().post("/feedback/", review, format="json", REMOTE_ADDR=address).status_code
 
 
 def _api(address: str) -> int:
