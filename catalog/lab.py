@@ -20,6 +20,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
+from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -46,20 +47,39 @@ class TrimmedDateField(ReviewDateField):
     exact = False
 
 
+class LineField(serializers.CharField):
+    """A line of a lab file, trimmed. A file a Windows editor saved as UTF-8
+    starts with a byte order mark, which ``open()`` keeps at the start of the
+    first line (it is no whitespace to ``strip()``): it goes too, as
+    ``import_feedback`` and ``import_supplier`` read the same file, so that a
+    review or product posted is the one they would make of it."""
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if isinstance(data, str):
+            data = data.lstrip().removeprefix("\ufeff")
+        return super().run_validation(data)
+
+
+class ReviewTextLineField(LineField, ReviewTextField):
+    pass
+
+
 class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
-    title = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
-    name = serializers.CharField(max_length=100, allow_blank=True, required=False, default="")
+    title = LineField(max_length=100, allow_blank=True, required=False, default="")
+    name = LineField(max_length=100, allow_blank=True, required=False, default="")
     date = TrimmedDateField(validators=[validate_not_future])
-    feedback = ReviewTextField(source="text", max_length=5000, allow_blank=True, required=False, default="")
+    feedback = ReviewTextLineField(
+        source="text", max_length=5000, allow_blank=True, required=False, default=""
+    )
 
 
 class LabFruitSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
-    name = serializers.CharField(max_length=200)
+    name = LineField(max_length=200)
     weight = WeightField()
-    description = serializers.CharField(allow_blank=True, required=False, default="")
-    image_name = serializers.CharField(max_length=255, allow_blank=True, required=False, default="")
+    description = LineField(allow_blank=True, required=False, default="")
+    image_name = LineField(max_length=255, allow_blank=True, required=False, default="")
 
 
 class LabUploadSerializer(serializers.Serializer[Any]):

@@ -489,3 +489,50 @@ def test_reviews_differing_in_any_field_are_each_held(client: Client) -> None:
             == 201
         )
     assert Feedback.objects.count() == 5
+
+
+BOM = "\ufeff"
+
+
+@pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
+def test_the_byte_order_mark_a_windows_file_starts_with_is_no_part_of_a_review(
+    client: Client, as_json: bool
+) -> None:
+    """A review file saved as UTF-8 by Notepad starts with a byte order mark,
+    which ``open()`` keeps at the start of its first line, the title: it is
+    not stored, as import_feedback reads the same file."""
+    body = {**REVIEW, "title": f"{BOM}Great service\n"}
+    response = (
+        client.post("/feedback/", body, content_type="application/json")
+        if as_json
+        else client.post("/feedback/", body)
+    )
+    assert response.status_code == 201
+    assert response.json()["title"] == "Great service"
+    assert Feedback.objects.get().title == "Great service"
+
+
+def test_a_review_posted_from_a_file_with_a_byte_order_mark_is_the_one_imported(
+    client: Client, tmp_path: Path
+) -> None:
+    (tmp_path / "001.txt").write_bytes(f"{BOM}Great service\r\nJohn\r\n2017-12-21\r\nVery good.".encode())
+    assert services.feedback_import_files([tmp_path / "001.txt"]).created == 1
+    response = client.post(
+        "/feedback/", {**REVIEW, "title": f"{BOM}Great service"}, content_type="application/json"
+    )
+    assert response.status_code == 201
+    assert Feedback.objects.get().pk == response.json()["id"]
+
+
+def test_the_byte_order_mark_a_windows_file_starts_with_is_no_part_of_a_fruit(client: Client) -> None:
+    body = {**FRUIT, "name": f"{BOM}Apple\n", "image_name": "001.jpeg"}
+    response = client.post("/fruits/", body, content_type="application/json")
+    assert response.status_code == 201
+    assert response.json()["name"] == "Apple"
+    assert Product.objects.get().name == "Apple"
+
+
+def test_a_fruit_name_of_a_byte_order_mark_alone_is_a_blank_name(client: Client) -> None:
+    response = client.post("/fruits/", {**FRUIT, "name": BOM}, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {"name": ["This field may not be blank."]}
