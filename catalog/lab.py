@@ -281,7 +281,8 @@ class LabUploadView(LabView):
     def post(self, request: Request) -> Response:
         body = LabUploadSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        image = upload_from_request(request, {**body.validated_data, "preset": "supplier"})
+        # Sent again (an uploader run twice): the image held, with the same 201.
+        image = upload_from_request(request, {**body.validated_data, "preset": "supplier"}, once=True)
         uploaded = {
             "id": image.pk,
             "file": image.original_name,

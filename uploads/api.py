@@ -202,9 +202,19 @@ class ReprocessSerializer(serializers.Serializer[Any]):
     preset = serializers.ChoiceField(choices=sorted(settings.IMAGE_PRESETS), required=False)
 
 
-def upload_from_request(request: Request, data: dict[str, Any]) -> Image:
-    """Run the upload service, turning its refusals into API errors."""
+def upload_from_request(request: Request, data: dict[str, Any], *, once: bool = False) -> Image:
+    """Run the upload service, turning its refusals into API errors. ``once``:
+    the image held already under the name with the same bytes, if there is
+    one (``services.image_upload_once``)."""
     try:
+        if once:
+            image, _ = services.image_upload_once(
+                file=data["file"],
+                original_name=data["file"].name or "",
+                preset=data.get("preset"),
+                user=request.user,
+            )
+            return image
         return services.image_upload(
             file=data["file"],
             original_name=data["file"].name or "",

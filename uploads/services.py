@@ -29,7 +29,7 @@ from django.utils import timezone
 from core import dropfolder, limits, locks
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, processing, sandbox, storage
-from uploads.models import WAITING, Image, Rendition
+from uploads.models import WAITING, Image, Rendition, file_stem
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +154,52 @@ def image_upload(
             # One INSERT, atomic by itself: no BEGIN and COMMIT around it.
             image.save()
     return image
+
+
+def _image_held_as(image: Image) -> Image | None:
+    """The newest usable image of this unsaved one's file-name stem, as
+    products link it, if it is this one already: the same name, bytes and
+    preset."""
+    newest = (
+        Image.objects.filter(name_stem=file_stem(image.original_name), is_demo=False)
+        .exclude(status=Image.Status.FAILED)
+        .order_by("-created_at", "-pk")
+        .first()
+    )
+    if newest is not None and (newest.original_name, newest.sha256, newest.preset) == (
+        image.original_name,
+        image.sha256,
+        image.preset,
+    ):
+        return newest
+    return None
+
+
+def image_upload_once(
+    *,
+    file: IO[bytes] | bytes,
+    original_name: str,
+    preset: str | None = None,
+    user: Any = None,
+) -> tuple[Image, bool]:
+    """``image_upload``, unless the newest image of this file name holds these
+    bytes with this preset already: then that one. Returns (image, created).
+
+    A supplier's uploader run again over its folder adds no image; a new
+    photo under the name, or an old one sent again after another replaced
+    it, is a new image, the one its product links to."""
+    image, data, key = _image_checked(file=file, original_name=original_name, preset=preset, user=user)
+    if held := _image_held_as(image):
+        return held, False
+    with storage.writing({key}):
+        # The same bytes are stored under the same key: one held keeps it.
+        _image_store(image, data, key)
+        # The same upload twice at once: the second waits here, then finds the first.
+        with _dropped_unless_saved(key), locks.serialized(f"uploads.upload:{image.sha256}"):
+            if held := _image_held_as(image):
+                return held, False
+            image.save()
+    return image, True
 
 
 @contextlib.contextmanager

@@ -536,3 +536,47 @@ def test_a_fruit_name_of_a_byte_order_mark_alone_is_a_blank_name(client: Client)
     response = client.post("/fruits/", {**FRUIT, "name": BOM}, content_type="application/json")
     assert response.status_code == 400
     assert response.json() == {"name": ["This field may not be blank."]}
+
+
+def _upload(client: Client, capture: Any, name: str, data: bytes) -> Any:
+    with capture(execute=True):
+        return client.post("/upload/", {"file": SimpleUploadedFile(name, data)})
+
+
+def test_a_photo_uploaded_again_is_answered_with_the_image_held_not_stored_twice(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The image uploader run again over the same folder adds no image: the
+    photo held under the name, with the same bytes, is the answer."""
+    client.post("/fruits/", {"name": "Apple", "weight": 500, "image_name": "001.jpeg"})
+    photo = corpus.photo_jpeg(600, 400)
+    first = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", photo)
+    again = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", photo)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert again.json() == {**first.json(), "status": "ready"}
+    assert Image.objects.count() == 1
+    assert Product.objects.get().image_id == first.json()["id"]
+
+
+def test_a_new_photo_under_a_name_held_is_a_new_image_linked_in_its_place(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    client.post("/fruits/", {"name": "Apple", "weight": 500, "image_name": "001.jpeg"})
+    old, new = corpus.photo_jpeg(600, 400, seed=1), corpus.photo_jpeg(600, 400, seed=2)
+    _upload(client, django_capture_on_commit_callbacks, "001.jpeg", old)
+    replaced = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", new).json()["id"]
+    # The first photo again: the newest of its name is another, so it is the supplier's latest.
+    back = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", old).json()["id"]
+    assert len({replaced, back}) == 2
+    assert Image.objects.count() == 3
+    assert Product.objects.get().image_id == back
+
+
+def test_the_same_photo_under_another_name_is_an_image_of_its_own(
+    client: Client, django_capture_on_commit_callbacks: Any
+) -> None:
+    photo = corpus.photo_jpeg(600, 400)
+    first = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", photo).json()["id"]
+    other = _upload(client, django_capture_on_commit_callbacks, "002.jpeg", photo).json()["id"]
+    assert first != other
+    assert sorted(Image.objects.values_list("original_name", flat=True)) == ["001.jpeg", "002.jpeg"]
