@@ -275,6 +275,10 @@ class PersonAdmin(
 ):
     form = PersonForm
     resource_classes = [PersonResource]
+
+    def view_on_site(self, obj: Person) -> str | None:
+        # An inactive person has no public page: no link to a 404.
+        return obj.get_absolute_url() if obj.is_active else None
     # The formats import_people reads, read as it reads them; an HTML table
     # is for export only.
     import_formats = [PeopleCSV, PeopleTSV, PeopleJSON, PeopleYAML]
@@ -425,6 +429,11 @@ class ProductAdmin(
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
         return super().get_queryset(request).prefetch_related("image__renditions")
+
+    def view_on_site(self, obj: Product) -> str | None:
+        # A demo product the catalog hides has no public page: no link to a 404.
+        shown = selectors.products_on_display(with_images=False).filter(pk=obj.pk).exists()
+        return obj.get_absolute_url() if shown else None
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         """Through the services, as every other path: an image left empty

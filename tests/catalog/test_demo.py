@@ -17,7 +17,7 @@ from django.test import Client
 from catalog import services
 from catalog.models import Feedback, Person, Product
 from portal import demo
-from tests.factories import FeedbackFactory
+from tests.factories import FeedbackFactory, PersonFactory
 from tests.uploads import corpus
 from uploads import processing, storage
 from uploads import services as upload_services
@@ -294,3 +294,17 @@ def test_staff_still_find_a_hidden_demo_product_in_the_admin(staff: Client, hidd
     html = staff.get("/admin/catalog/product/").content.decode()
     assert "Demo kiwi" in html
     assert staff.get(f"/admin/catalog/product/{hidden_demo.pk}/change/").status_code == 200
+
+
+def test_the_admin_links_to_a_public_page_only_where_there_is_one(staff: Client, hidden_demo: Product) -> None:
+    apple = Product.objects.get(is_demo=False)
+    gone = PersonFactory(is_active=False)
+    here = PersonFactory()
+
+    def view_on_site(path: str) -> bool:
+        return "View on site" in staff.get(path).content.decode()
+
+    assert view_on_site(f"/admin/catalog/product/{apple.pk}/change/")
+    assert not view_on_site(f"/admin/catalog/product/{hidden_demo.pk}/change/")
+    assert view_on_site(f"/admin/catalog/person/{here.pk}/change/")
+    assert not view_on_site(f"/admin/catalog/person/{gone.pk}/change/")
