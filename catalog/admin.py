@@ -275,10 +275,6 @@ class PersonAdmin(
 ):
     form = PersonForm
     resource_classes = [PersonResource]
-
-    def view_on_site(self, obj: Person) -> str | None:
-        # An inactive person has no public page: no link to a 404.
-        return obj.get_absolute_url() if obj.is_active else None
     # The formats import_people reads, read as it reads them; an HTML table
     # is for export only.
     import_formats = [PeopleCSV, PeopleTSV, PeopleJSON, PeopleYAML]
@@ -297,6 +293,10 @@ class PersonAdmin(
     list_select_related = ["photo"]
     raw_id_fields = ["photo"]
     readonly_fields = ["is_demo", "created_at", "updated_at"]
+
+    def view_on_site(self, obj: Person) -> str | None:
+        # An inactive person has no public page: no link to a 404.
+        return obj.get_absolute_url() if obj.is_active else None
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Person]:
         return super().get_queryset(request).prefetch_related("photo__renditions")

@@ -296,7 +296,9 @@ def test_staff_still_find_a_hidden_demo_product_in_the_admin(staff: Client, hidd
     assert staff.get(f"/admin/catalog/product/{hidden_demo.pk}/change/").status_code == 200
 
 
-def test_the_admin_links_to_a_public_page_only_where_there_is_one(staff: Client, hidden_demo: Product) -> None:
+def test_the_admin_links_to_a_public_page_only_where_there_is_one(
+    staff: Client, hidden_demo: Product
+) -> None:
     apple = Product.objects.get(is_demo=False)
     gone = PersonFactory(is_active=False)
     here = PersonFactory()
