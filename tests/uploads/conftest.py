@@ -1,11 +1,16 @@
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+import errno
+import os
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 
 from uploads import storage
 from uploads.models import ReplacedObject
@@ -38,3 +43,45 @@ def sweep_after() -> Callable[[float], list[str]]:
         return storage.sweep_orphans(grace_seconds=0)
 
     return sweep
+
+
+class DiskFullStorage(FileSystemStorage):
+    """Local files on a disk that fills up halfway through each write (while
+    ``full``): Django's own write path runs, and the disk answers ENOSPC."""
+
+    full = True
+
+    def _save(self, name: str, content: Any) -> str:
+        if not type(self).full:
+            return super()._save(name, content)
+        return super()._save(name, _HalfWritten(content.read()))
+
+
+class _HalfWritten(ContentFile):
+    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
+        data = self.read()
+        yield data[: len(data) // 2]
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+@contextlib.contextmanager
+def on_a_disk_that_fills_up(settings: Any, alias: str) -> Iterator[type[DiskFullStorage]]:
+    """The store ``alias`` (``default``: renditions; ``originals``) on
+    DiskFullStorage, its disk not full until the caller says so."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        alias: {**settings.STORAGES[alias], "BACKEND": f"{__name__}.DiskFullStorage"},
+    }
+    DiskFullStorage.full = False
+    try:
+        yield DiskFullStorage
+    finally:
+        DiskFullStorage.full = False
+
+
+@pytest.fixture
+def renditions_disk(settings: Any) -> Iterator[type[DiskFullStorage]]:
+    """The renditions' store on a disk that fills up once the test sets
+    ``renditions_disk.full``."""
+    with on_a_disk_that_fills_up(settings, "default") as disk:
+        yield disk

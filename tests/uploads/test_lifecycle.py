@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -14,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.core.files.base import ContentFile
-from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
@@ -24,6 +22,7 @@ from kombu.exceptions import OperationalError
 from PIL import Image as PILImage
 
 from tests.uploads import corpus
+from tests.uploads.conftest import DiskFullStorage, on_a_disk_that_fills_up
 from uploads import dispatch, holders, sandbox, services, storage, tasks
 from uploads.models import Image, Rendition
 from uploads.tasks import sweep_stuck_images
@@ -289,34 +288,11 @@ def originals_away(settings: Any, tmp_path: Path) -> None:
     }
 
 
-class DiskFullStorage(FileSystemStorage):
-    """Local files on a disk that fills up halfway through each write (while
-    ``full``): Django's own write path runs, and the disk answers ENOSPC."""
-
-    full = True
-
-    def _save(self, name: str, content: Any) -> str:
-        if not type(self).full:
-            return super()._save(name, content)
-        return super()._save(name, _HalfWritten(content.read()))
-
-
-class _HalfWritten(ContentFile):
-    def chunks(self, chunk_size: int | None = None) -> Iterator[bytes]:
-        data = self.read()
-        yield data[: len(data) // 2]
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-
 @pytest.fixture
 def disk_full(settings: Any) -> Iterator[type[DiskFullStorage]]:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "originals": {**settings.STORAGES["originals"], "BACKEND": f"{__name__}.DiskFullStorage"},
-    }
-    DiskFullStorage.full = True
-    yield DiskFullStorage
-    DiskFullStorage.full = True
+    with on_a_disk_that_fills_up(settings, "originals") as disk:
+        disk.full = True
+        yield disk
 
 
 def test_a_write_cut_short_by_a_full_disk_leaves_nothing_at_the_key(
