@@ -13,6 +13,8 @@ run again after an interrupted run (which records nothing):
 - ``AddColumn``: ``AddField`` in a short transaction of its own, skipped when
   the column is there;
 - ``fill_in_batches``: a data migration in batches of a transaction each;
+- ``update_in_batches``: rows set to values computed from their own columns,
+  in batches of a transaction each;
 - ``StemsInOneForm``: file-name stems brought to Unicode's composed form,
   in batches;
 - ``LongStemsApart``: stems cut to their column told apart by a digest of
@@ -269,6 +271,38 @@ def fill_in_batches(
                 cursor.execute(sql, params)
         done += len(batch)
         last = batch[-1][0]
+
+
+def update_in_batches(
+    model: type[models.Model],
+    *,
+    rows: models.Q,
+    values: dict[str, Any],
+    batch_size: int | None = None,
+) -> int:
+    """Set ``values`` (expressions of each row's own columns, such as ``F``)
+    on the rows ``rows`` selects, ``batch_size`` rows at a time in
+    primary-key order, each batch in a transaction of its own: a writer
+    waits at most for one batch. ``rows`` should no longer select a row once
+    it is set, so that a run after an interrupted one goes on where it
+    stopped. For a ``RunPython(..., atomic=False)`` of a migration that is
+    not atomic. Returns the number of rows set (``batch_size`` defaults to
+    ``BATCH_SIZE``)."""
+    size = batch_size or BATCH_SIZE
+    manager = model._default_manager
+    done, last = 0, None
+    while True:
+        with transaction.atomic(using=manager.db):
+            page = manager.filter(rows)
+            if last is not None:
+                page = page.filter(pk__gt=last)
+            keys = list(page.order_by("pk").values_list("pk", flat=True)[:size])
+            if not keys:
+                return done
+            # Selected again as it is updated: a row changed meanwhile by a
+            # server that set it already is left as that server set it.
+            done += manager.filter(rows, pk__in=keys).update(**values)
+        last = keys[-1]
 
 
 def nfc_stem(name: str) -> str:

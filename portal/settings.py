@@ -516,6 +516,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": dt.timedelta(seconds=SWEEP_INTERVAL_SECONDS),
         "options": {"expires": SWEEP_INTERVAL_SECONDS, "queue": SCHEDULED_QUEUE},
     },
+    "sweep-moved-crops": {
+        "task": "uploads.tasks.sweep_moved_crops",
+        "schedule": dt.timedelta(seconds=SWEEP_INTERVAL_SECONDS),
+        "options": {"expires": SWEEP_INTERVAL_SECONDS, "queue": SCHEDULED_QUEUE},
+    },
     "sweep-orphan-files": {
         "task": "uploads.tasks.sweep_orphan_files",
         "schedule": crontab(minute=17),

@@ -370,3 +370,61 @@ def test_stems_kept_in_another_unicode_form_are_brought_to_one() -> None:
         updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
         assert sum('"uploads_image"' in sql for sql in updates) == 1
         assert sum('"catalog_product"' in sql for sql in updates) == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_crops_point_is_filled_from_the_point_in_force_in_batches_and_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # What the release before cut the crops of a ready image around: staff's
+    # point, else the estimate (it recut them whenever the point moved).
+    monkeypatch.setattr(migration_operations, "BATCH_SIZE", 2)
+    before = [("catalog", "0012_product_stems_trimmed"), ("uploads", "0013_image_stems_trimmed")]
+    after = [("catalog", "0012_product_stems_trimmed"), ("uploads", "0014_image_crops_point")]
+    points = {
+        "staff.jpg": ("ready", (0.1, 0.8, None), (0.85, 0.2)),
+        "estimate.jpg": ("ready", None, (0.85, 0.2)),
+        "staff-radius.jpg": ("ready", (0.3, 0.4, 0.05), (0.5, 0.5)),
+        "unestimated.jpg": ("ready", None, None),
+        "pending.jpg": ("pending", (0.1, 0.8, None), None),
+        "failed.jpg": ("failed", None, (0.5, 0.5)),
+    }
+    with _migrated_back_to(before):
+        OldImage, _ = _stored_by_the_release_of(before, list(points), migration_operations.trimmed_stem)
+        for name, (status, staff, estimate) in points.items():
+            OldImage.objects.filter(original_name=name).update(
+                status=status,
+                **dict(zip(("focal_x", "focal_y", "focal_radius"), staff or (None,) * 3, strict=True)),
+                **dict(zip(("focal_auto_x", "focal_auto_y"), estimate or (None,) * 2, strict=True)),
+            )
+
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)
+
+        images, _ = _rows_of_the_release_of(after)
+        crops = {
+            row[0]: row[1:]
+            for row in images.values_list("original_name", "crops_x", "crops_y", "crops_radius")
+        }
+        assert crops == {
+            "staff.jpg": (0.1, 0.8, None),
+            "estimate.jpg": (0.85, 0.2, None),
+            "staff-radius.jpg": (0.3, 0.4, 0.05),
+            "unestimated.jpg": (None, None, None),
+            "pending.jpg": (None, None, None),  # its processing records them
+            "failed.jpg": (None, None, None),
+        }
+        # None of them owes a recrop.
+        assert not [image for image in Image.objects.all() if image.crops_outdated]
+        # The three ready rows with a point in force, two at a time.
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert sum('"uploads_image"' in sql for sql in updates) == 2
+
+        MigrationExecutor(connection).migrate(before)
+
+        with connection.cursor() as cursor:
+            columns = {
+                c.name for c in connection.introspection.get_table_description(cursor, "uploads_image")
+            }
+        assert not {"crops_x", "crops_y", "crops_radius"} & columns
+        assert OldImage.objects.count() == len(points)

@@ -7,6 +7,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.http.response import HttpResponseBase
@@ -189,6 +190,18 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
         )
 
 
+def _warn_if_crops_outdated(request: HttpRequest, image_id: int) -> None:
+    """Tell staff when the point they saved is not yet what the crops are
+    cut around (the store was away): saved all the same, cut by the sweep."""
+    image = Image.objects.filter(pk=image_id).first()
+    if image is not None and image.crops_outdated:
+        messages.warning(
+            request,
+            "The focal point was saved, but the cropped renditions could not be cut again now (the "
+            "image store is unavailable); they are cut around it shortly.",
+        )
+
+
 def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | None:
     """A whole (uncropped) rendition of a useful size to click on, from the
     prefetched renditions."""
@@ -272,8 +285,12 @@ class ImageAdmin(
         text = [name for name in ("title", "alt") if name in changed]
         if text:
             obj.save(update_fields=[*text, "updated_at"])
-        if changed & set(FOCAL_FIELDS):
+        # Saved again unchanged, a point whose crops the store refused last
+        # time has them cut now.
+        if changed & set(FOCAL_FIELDS) or obj.crops_outdated:
             services.image_set_focal_point(image=obj, focal_point=form.focal_point())
+            # After the service's own recrop, which runs first once the change commits.
+            transaction.on_commit(lambda: _warn_if_crops_outdated(request, obj.pk))
 
     def delete_model(self, request: HttpRequest, obj: Image) -> None:
         services.image_delete(image=obj)

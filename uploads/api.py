@@ -231,6 +231,16 @@ def upload_from_request(request: Request, data: dict[str, Any], *, once: bool = 
         raise StorageUnavailable(str(exc)) from exc
 
 
+FOCAL_POINT_RESPONSES = {
+    200: OpenApiResponse(ImageSerializer, description="Saved; the cropped renditions are cut around it."),
+    202: OpenApiResponse(
+        ImageSerializer,
+        description="Saved; the cropped renditions could not be cut again now (the image store was "
+        "unavailable) and are cut around it shortly. Until then `renditions` holds the old crops.",
+    ),
+}
+
+
 class ImageFilter(filters.FilterSet):
     format = filters.CharFilter(
         method="by_format",
@@ -328,7 +338,7 @@ class ImageViewSet(
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)
 
-    @extend_schema(request={"application/json": ImageUpdateSerializer}, responses={200: ImageSerializer})
+    @extend_schema(request={"application/json": ImageUpdateSerializer}, responses=FOCAL_POINT_RESPONSES)
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change the focal point (the one field that can be changed)."""
         image = self.get_object()
@@ -338,7 +348,7 @@ class ImageViewSet(
         focal = processing.FocalPoint(point["x"], point["y"], point.get("radius")) if point else None
         return self._set_focal_point(image, focal)
 
-    @extend_schema(request=FocalPointSerializer, responses={200: ImageSerializer})
+    @extend_schema(request=FocalPointSerializer, responses=FOCAL_POINT_RESPONSES)
     @action(
         detail=True,
         methods=["post"],
@@ -363,7 +373,10 @@ class ImageViewSet(
         except DjangoValidationError as exc:
             raise exceptions.ValidationError({"focal_point": exc.messages}) from exc
         image = selectors.images_with_renditions().get(pk=image.pk)
-        return Response(self.get_serializer(image).data)
+        # Saved either way; 202 while the crops are still to be cut again
+        # around it (the store was away): the sweep cuts them shortly.
+        code = status.HTTP_202_ACCEPTED if image.crops_outdated else status.HTTP_200_OK
+        return Response(self.get_serializer(image).data, status=code)
 
     @extend_schema(request=ReprocessSerializer, responses={202: ImageSerializer})
     @action(

@@ -4,7 +4,8 @@ With no broker there is no worker and no Celery beat, so the server process
 (``make run``'s runserver, or gunicorn) does their part: it processes uploads
 on a background thread (see uploads.dispatch) and, at start and every
 SWEEP_INTERVAL_SECONDS, processes again the images an interrupted run left
-behind and deletes orphaned files, and the files of admin imports previewed
+behind, cuts again the crops a focal point's move left uncut (the store was
+away), and deletes orphaned files, and the files of admin imports previewed
 and never confirmed, past their time. Started from portal/wsgi.py when the
 process serves; management commands and tests never start it.
 
@@ -70,6 +71,8 @@ def sweep() -> tuple[int, int]:
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
     imports.sweep_expired()
+    # Last: each image it takes is decoded again, which may take a while.
+    services.image_sweep_moved_crops()
     return stuck, len(orphans)
 
 

@@ -108,6 +108,13 @@ class Image(NullCharactersRefused, models.Model):
     )
     focal_auto_x = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
     focal_auto_y = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
+    # The point the cropped renditions were last cut around (the point in
+    # force then), recorded as they commit. One that differs from the point
+    # in force now owes a recrop: a store that was away when staff moved the
+    # point left it, and the sweep (services.image_sweep_moved_crops) cuts it.
+    crops_x = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
+    crops_y = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
+    crops_radius = models.FloatField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -175,6 +182,24 @@ class Image(NullCharactersRefused, models.Model):
         if self.focal_auto_x is None or self.focal_auto_y is None:
             return None
         return processing.FocalPoint(self.focal_auto_x, self.focal_auto_y)
+
+    @property
+    def focal_point_in_force(self) -> processing.FocalPoint | None:
+        """What crops are cut around: staff's point, else the estimate."""
+        return self.focal_point or self.focal_point_auto
+
+    @property
+    def crops_point(self) -> processing.FocalPoint | None:
+        """The point the cropped renditions were last cut around."""
+        if self.crops_x is None or self.crops_y is None:
+            return None
+        return processing.FocalPoint(self.crops_x, self.crops_y, self.crops_radius)
+
+    @property
+    def crops_outdated(self) -> bool:
+        """Whether the image is ready but its crops were cut around another
+        point than the one in force: they are still to be cut again."""
+        return self.status == self.Status.READY and self.crops_point != self.focal_point_in_force
 
 
 # An image some process is to take up, or has: what the sweep looks after.

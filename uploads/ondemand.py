@@ -291,7 +291,7 @@ def _render(image: Image, spec: Spec, fmt: str) -> processing.Output:
 
 
 def _cut_around(image: Image) -> processing.FocalPoint | None:
-    return image.focal_point or image.focal_point_auto
+    return image.focal_point_in_force
 
 
 def _count(image: Image) -> int:

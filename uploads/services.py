@@ -22,7 +22,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
+from django.db.models.lookups import Exact
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
@@ -486,7 +488,9 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             image.placeholder = result.placeholder
             image.dominant_color = result.dominant_color
             image.focal_auto_x, image.focal_auto_y = result.focal_point.x, result.focal_point.y
-            _recrop_if_moved(image, focal_point)
+            # Cut around staff's point, else around the estimate just made.
+            _crops_cut_around(image, focal_point or result.focal_point)
+            _recrop_if_moved(image)
             image.processing_ms = elapsed
             image.processed_at = timezone.now()
             image.save()
@@ -628,7 +632,10 @@ def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> in
 def image_set_focal_point(*, image: Image, focal_point: processing.FocalPoint | None) -> Image:
     """Set the focal point staff chose, or clear it (None) to go back to the
     automatic estimate. Once this commits, the cropped renditions of a ready
-    image are cut again around it; the others keep their objects.
+    image are cut again around it, unless they already are; the others keep
+    their objects. A store that is away then leaves the crops for the sweep
+    (image_sweep_moved_crops): the point is saved all the same, and setting
+    it again cuts them at once.
 
     Raises ValidationError for a point outside the picture.
     """
@@ -643,56 +650,90 @@ def image_set_focal_point(*, image: Image, focal_point: processing.FocalPoint | 
         # Fills made on demand (uploads.ondemand) were cut around the old
         # point: they are made again on their next request.
         locked.renditions.filter(name__startswith="fill-").delete()
-    if locked.focal_point != before and locked.status == Image.Status.READY:
-        image_id = locked.pk
-        transaction.on_commit(lambda: image_recrop(image_id=image_id))
+    # Compared with what the crops were cut around, not with the point
+    # before: a save whose recrop the store refused is finished by the next.
+    if locked.crops_outdated:
+        _recrop_after_commit(locked.pk)
     return locked
 
 
-def _recrop_if_moved(image: Image, used: processing.FocalPoint | None) -> None:
+def _crops_cut_around(image: Image, point: processing.FocalPoint | None) -> list[str]:
+    """Record on ``image`` that its crops are cut around ``point``; returns
+    the fields to save."""
+    image.crops_x = point.x if point else None
+    image.crops_y = point.y if point else None
+    image.crops_radius = point.radius if point else None
+    return ["crops_x", "crops_y", "crops_radius"]
+
+
+def _recrop_if_moved(image: Image) -> None:
     """The focal point was moved while the crops were being cut around the
     old one: cut them again once the renditions commit."""
-    if image.focal_point != used:
-        image_id = image.pk
-        transaction.on_commit(lambda: image_recrop(image_id=image_id))
+    if image.crops_outdated:
+        _recrop_after_commit(image.pk)
+
+
+def _recrop_after_commit(image_id: int) -> None:
+    """Cut the crops again once the current transaction commits. What is
+    committed by then stands: a store that is away leaves the crops as they
+    were, for the sweep, instead of failing the caller after the fact."""
+
+    def recrop() -> None:
+        try:
+            image_recrop(image_id=image_id)
+        except storage.UNAVAILABLE as exc:
+            logger.warning(
+                "image id=%s: crops left for the sweep, the store is unavailable: %s", image_id, exc
+            )
+
+    transaction.on_commit(recrop)
 
 
 def image_recrop(*, image_id: int) -> Image | None:
     """Cut the cropped renditions of a ready image again around its focal
-    point (set, or estimated when it was processed); the width ladder is left
-    alone. Decoding runs under the same ceiling and time limit as processing;
-    should it fail, the old crops stay and the reason is logged.
+    point in force (set, or estimated when it was processed) and record that
+    point as the crops'; the width ladder is left alone. Decoding runs under
+    the same ceiling and time limit as processing; should it fail, the old
+    crops stay and the reason is logged. Storage errors propagate.
     """
     image = Image.objects.filter(pk=image_id).first()
     if image is None or image.status != Image.Status.READY:
         return image  # a run still to come cuts the crops around the new point
-    preset = preset_get(image.preset)
-    if not preset.crop_names:
-        return image
-    used = image.focal_point or image.focal_point_auto
     try:
-        with image.file.open("rb") as fh:
-            data = fh.read()
-        result = sandbox.process(
-            data,
-            preset,
-            max_pixels=settings.IMAGE_MAX_PIXELS,
-            memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
-            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
-            focal_point=used,
-            crops_only=True,
-            nice=settings.IMAGE_NICE,
+        preset = preset_get(image.preset)
+    except ValidationError:
+        # Removed from the settings since: reprocessing with another preset cuts anew.
+        logger.warning(
+            "image id=%s: crops not remade: its preset %r is no longer known", image_id, image.preset
         )
-    except (
-        processing.ImageRejected,
-        processing.ProcessingError,
-        sandbox.TimedOut,
-        sandbox.OutOfMemory,
-        sandbox.Died,
-    ) as exc:
-        logger.warning("image id=%s: crops not remade: %s", image_id, exc)
         return image
-    keyed = _outputs_keyed(result)
+    used = image.focal_point_in_force
+    keyed: list[tuple[processing.Output, str]] = []
+    if preset.crop_names:
+        try:
+            with image.file.open("rb") as fh:
+                data = fh.read()
+            result = sandbox.process(
+                data,
+                preset,
+                max_pixels=settings.IMAGE_MAX_PIXELS,
+                memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
+                time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+                focal_point=used,
+                crops_only=True,
+                nice=settings.IMAGE_NICE,
+            )
+        except (
+            processing.ImageRejected,
+            processing.ProcessingError,
+            sandbox.TimedOut,
+            sandbox.OutOfMemory,
+            sandbox.Died,
+        ) as exc:
+            logger.warning("image id=%s: crops not remade: %s", image_id, exc)
+            return image
+        keyed = _outputs_keyed(result)
+    # A preset without crops has nothing to cut: the point is recorded alone.
     keys = {key for _, key in keyed}
     with storage.writing(keys):
         rows = _outputs_to_rows(image, keyed)
@@ -703,7 +744,7 @@ def image_recrop(*, image_id: int) -> Image | None:
                     locked is None
                     or locked.status != Image.Status.READY
                     or locked.preset != image.preset
-                    or (locked.focal_point or locked.focal_point_auto) != used
+                    or locked.focal_point_in_force != used
                 ):
                     # Changed meanwhile; whatever changed it cuts the crops anew.
                     transaction.on_commit(lambda: storage.delete_unreferenced(keys))
@@ -712,12 +753,61 @@ def image_recrop(*, image_id: int) -> Image | None:
                 # (signal handler), unless a new row holds the same key.
                 locked.renditions.filter(name__in=preset.crop_names).delete()
                 Rendition.objects.bulk_create(rows)
-                locked.save(update_fields=["updated_at"])
+                locked.save(update_fields=["updated_at", *_crops_cut_around(locked, used)])
         except BaseException:
             storage.delete_unreferenced(keys)
             raise
-    logger.info("image id=%s: %s cut again around %s", image_id, ", ".join(preset.crop_names), used)
+    if preset.crop_names:
+        logger.info("image id=%s: %s cut again around %s", image_id, ", ".join(preset.crop_names), used)
     return locked
+
+
+# The most images a sweep cuts the crops of again: each is decoded anew.
+RECROP_BATCH = 10
+
+
+def _crops_outdated() -> Q:
+    """Ready images whose crops were cut around another point than the one
+    in force (Image.crops_outdated), null-safe: -1 stands for no point, as no
+    coordinate or radius is negative."""
+    none = Value(-1.0)
+    return Q(status=Image.Status.READY) & ~Q(
+        Exact(Coalesce("focal_x", "focal_auto_x", none), Coalesce("crops_x", none))
+        & Exact(Coalesce("focal_y", "focal_auto_y", none), Coalesce("crops_y", none))
+        & Exact(Coalesce("focal_radius", none), Coalesce("crops_radius", none))
+    )
+
+
+def image_sweep_moved_crops() -> int:
+    """Cut again the crops of ready images whose focal point in force moved
+    since they were cut (a store away when staff saved the point), at most
+    RECROP_BATCH a round. Stops at the first storage error: the
+    next round tries again. Returns how many were cut again.
+    """
+    # In no fixed order: an image whose crops cannot be cut now (decoding
+    # out of time) does not keep the others waiting round after round.
+    candidates = list(
+        Image.objects.filter(_crops_outdated(), preset__in=list(settings.IMAGE_PRESETS))
+        .order_by("?")
+        .values_list("pk", flat=True)[:RECROP_BATCH]
+    )
+    done = []
+    for image_id in candidates:
+        try:
+            recropped = image_recrop(image_id=image_id)
+        except storage.UNAVAILABLE as exc:
+            logger.warning("crops of images left for the next sweep, the store is unavailable: %s", exc)
+            break
+        if recropped is not None and not recropped.crops_outdated:
+            done.append(image_id)
+    if candidates:
+        logger.warning(
+            "cut again the crops of %d of %d images whose focal point had moved: %s",
+            len(done),
+            len(candidates),
+            done,
+        )
+    return len(done)
 
 
 def image_export_files(image: Image, *, stem: str | None = None) -> list[tuple[str, bytes]]:

@@ -108,6 +108,12 @@ def sweep_stuck_images() -> int:
 
 
 @shared_task
+def sweep_moved_crops() -> int:
+    """Cut again the crops of images whose focal point moved while the store was away."""
+    return services.image_sweep_moved_crops()
+
+
+@shared_task
 def sweep_orphan_files() -> int:
     """Delete stored objects that no image or rendition points at any more."""
     gone = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)

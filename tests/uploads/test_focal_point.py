@@ -20,7 +20,7 @@ from rest_framework.test import APIClient
 from portal import demo
 from tests.factories import ImageFactory
 from tests.uploads import corpus
-from uploads import processing, services, storage
+from uploads import embedded, processing, sandbox, services, storage, tasks
 from uploads.models import Image, Rendition
 from uploads.processing import FocalPoint, Preset
 
@@ -389,7 +389,8 @@ def test_processing_stores_the_estimate_and_the_api_shows_it_as_automatic(
     assert count_near(thumb, corpus.SUBJECT_RED) / disc_area_in_square(WIDE, SUBJECT_RADIUS, 256) > JPEG_SHARE
 
 
-@pytest.mark.django_db
+# Committed as a request commits: its answer tells whether the crops were cut.
+@pytest.mark.django_db(transaction=True)
 def test_setting_the_point_recuts_only_the_crops(
     marked: Image, token_client: APIClient, commit: Any, media_files: Any, sweep_after: Any
 ) -> None:
@@ -424,7 +425,8 @@ def test_setting_the_point_recuts_only_the_crops(
     assert listed == {default_storage.url(key) for key in thumbs_after}
 
 
-@pytest.mark.django_db
+# Committed as a request commits: its answer tells whether the crops were cut.
+@pytest.mark.django_db(transaction=True)
 def test_clearing_the_point_goes_back_to_the_estimate(
     marked: Image, token_client: APIClient, commit: Any
 ) -> None:
@@ -441,7 +443,8 @@ def test_clearing_the_point_goes_back_to_the_estimate(
     assert count_near(thumb, corpus.MARKER_BLUE) == 0
 
 
-@pytest.mark.django_db
+# Committed as a request commits: its answer tells whether the crops were cut.
+@pytest.mark.django_db(transaction=True)
 def test_the_focal_point_action_sets_the_point(marked: Image, staff: APIClient, commit: Any) -> None:
     with commit():
         response = staff.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
@@ -632,3 +635,160 @@ def test_the_admin_explains_a_bad_point(
     assert "uploads_image_focal_point_valid" not in response.content.decode()
     marked.refresh_from_db()
     assert marked.focal_point is None
+
+
+# --- A point saved while the store cannot take its crops ---------------------------------
+
+
+def thumb_keys(image: Image) -> set[str]:
+    return set(image.renditions.filter(name="thumb").values_list("storage_key", flat=True))
+
+
+def shows_the_marker(image: Image) -> bool:
+    return count_near(stored(thumb_of(image).storage_key), corpus.MARKER_BLUE) > 0
+
+
+# Committed as a request commits: the crops are cut (or not) before the answer.
+@pytest.mark.django_db(transaction=True)
+def test_a_point_saved_while_the_store_is_full_is_kept_and_the_api_says_the_crops_come_later(
+    marked: Image, token_client: APIClient, renditions_disk: Any
+) -> None:
+    before = thumb_keys(marked)
+    renditions_disk.full = True
+    response = token_client.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["focal_point"] == {"x": 0.1, "y": 0.8, "radius": None, "kind": "manual"}
+    # The crops as they are: still the old ones.
+    listed = {r["url"] for r in body["renditions"] if r["name"] == "thumb"}
+    assert listed == {default_storage.url(key) for key in before}
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert image.crops_outdated
+    assert thumb_keys(image) == before
+    assert not shows_the_marker(image)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_saving_the_same_point_again_once_the_store_is_back_cuts_the_crops(
+    marked: Image, token_client: APIClient, renditions_disk: Any
+) -> None:
+    point = {"focal_point": {"x": 0.1, "y": 0.8, "radius": None}}
+    renditions_disk.full = True
+    assert token_client.patch(f"{URL}{marked.pk}/", point, format="json").status_code == 202
+    renditions_disk.full = False
+    again = token_client.patch(f"{URL}{marked.pk}/", point, format="json")
+    assert again.status_code == 200, again.content
+    image = Image.objects.get(pk=marked.pk)
+    assert not image.crops_outdated
+    assert image.crops_point == FocalPoint(*MARKER_AT)
+    assert shows_the_marker(image)
+    listed = {r["url"] for r in again.json()["renditions"] if r["name"] == "thumb"}
+    assert listed == {default_storage.url(key) for key in thumb_keys(image)}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_saves_a_point_while_the_store_is_full_and_says_the_crops_come_later(
+    marked: Image, admin_client: Client, renditions_disk: Any
+) -> None:
+    url = f"/admin/uploads/image/{marked.pk}/change/"
+    form = {**change_form(admin_client, marked), "focal_x": "0.1", "focal_y": "0.8", "focal_radius": ""}
+    warning = "The focal point was saved, but the cropped renditions could not be cut again now"
+    renditions_disk.full = True
+    response = admin_client.post(url, form, follow=True)
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert warning in page
+    assert "was changed successfully" in page
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert image.crops_outdated
+
+    renditions_disk.full = False
+    again = admin_client.post(url, form, follow=True)
+    assert warning not in again.content.decode()
+    image = Image.objects.get(pk=marked.pk)
+    assert not image.crops_outdated
+    assert shows_the_marker(image)
+
+
+@pytest.mark.django_db
+def test_the_sweep_cuts_the_crops_a_full_store_left_around_the_old_point(
+    marked: Image, commit: Any, renditions_disk: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Processing recorded what it cut the crops around: nothing is owed.
+    assert marked.crops_point == marked.focal_point_auto
+    assert services.image_sweep_moved_crops() == 0
+    renditions_disk.full = True
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+    assert "crops left for the sweep" in caplog.text
+    # Still full: left for a later round.
+    assert services.image_sweep_moved_crops() == 0
+    assert Image.objects.get(pk=marked.pk).crops_outdated
+
+    renditions_disk.full = False
+    caplog.clear()
+    with commit():
+        embedded.sweep()  # a round of the embedded set-up's sweeper
+    image = Image.objects.get(pk=marked.pk)
+    assert not image.crops_outdated
+    assert shows_the_marker(image)
+    assert f"cut again the crops of 1 of 1 images whose focal point had moved: [{marked.pk}]" in caplog.text
+    assert tasks.sweep_moved_crops() == 0  # the worker's periodic run finds nothing left
+
+
+@pytest.mark.django_db
+def test_the_sweep_cuts_a_bounded_batch_each_round(
+    marked: Image, commit: Any, renditions_disk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = ImageFactory.create(file=marked_png())
+    with commit():
+        services.image_set_focal_point(image=other, focal_point=FocalPoint(*MARKER_AT))
+    renditions_disk.full = True
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+        # Back to the estimate: owed too, its crops cut around the marker.
+        services.image_set_focal_point(image=other, focal_point=None)
+    assert {i.pk for i in Image.objects.all() if i.crops_outdated} == {marked.pk, other.pk}
+    renditions_disk.full = False
+    monkeypatch.setattr(services, "RECROP_BATCH", 1)
+    assert [services.image_sweep_moved_crops() for _ in range(3)] == [1, 1, 0]
+    assert shows_the_marker(Image.objects.get(pk=marked.pk))
+    assert not shows_the_marker(Image.objects.get(pk=other.pk))
+
+
+@pytest.mark.django_db
+def test_processing_records_the_point_it_cut_the_crops_around() -> None:
+    image: Image = ImageFactory.create(file=marked_png(), processed=False)
+    # Not committed: nothing is cut again after it.
+    done = services.image_process(image_id=image.pk)
+    assert done is not None
+    assert done.crops_point == done.focal_point_auto is not None
+    assert not done.crops_outdated
+    services.image_set_focal_point(image=done, focal_point=FocalPoint(*MARKER_AT, 0.05))
+    redone = services.image_process(image_id=image.pk, force=True)
+    assert redone is not None
+    assert redone.crops_point == FocalPoint(*MARKER_AT, 0.05)
+    assert not redone.crops_outdated
+
+
+@pytest.mark.django_db
+def test_a_point_moved_while_the_image_was_processed_has_the_crops_cut_around_it(
+    commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image: Image = ImageFactory.create(file=marked_png(), processed=False)
+    real = sandbox.process
+
+    def staff_move_it_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not kwargs.get("crops_only"):
+            Image.objects.filter(pk=image.pk).update(focal_x=MARKER_AT[0], focal_y=MARKER_AT[1])
+        return result
+
+    monkeypatch.setattr(sandbox, "process", staff_move_it_meanwhile)
+    with commit():
+        services.image_process(image_id=image.pk)
+    done = Image.objects.get(pk=image.pk)
+    assert done.crops_point == FocalPoint(*MARKER_AT)
+    assert shows_the_marker(done)
