@@ -30,7 +30,7 @@ from django.views.decorators.http import require_POST
 from import_export import resources, widgets
 from import_export.instance_loaders import ModelInstanceLoader
 
-from core import validation
+from core import multipart, validation
 from core.limits import accepts_files
 from core.validation import holds_null_character
 
@@ -356,6 +356,9 @@ class ImportPreviewMixin:
             storage.remove()
 
     def _import_preview(self, request: HttpRequest, **kwargs: Any) -> HttpResponse:
+        sent = multipart.unusable_name(request.FILES.get("import_file"))
+        if request.method == "POST" and sent is not None:
+            return self.import_page_again(request, multipart.unusable_name_message(sent))
         response: HttpResponse = super().import_action(request, **kwargs)  # type: ignore[misc]
         context = getattr(response, "context_data", None) or {}
         form = context.get("form")

@@ -17,7 +17,7 @@ from django.urls import resolve, reverse
 from django.utils.functional import cached_property
 from django.utils.http import escape_leading_slashes
 
-from core import limits
+from core import limits, multipart
 from core.errors import RETRY_AFTER_SECONDS, database_limit, dependency_unavailable, error_response
 
 logger = logging.getLogger(__name__)
@@ -241,6 +241,9 @@ class BodyLimitMiddleware:
         if files and request.content_type == "multipart/form-data":
             # Parse here, before CSRF reads the form, so that a file cut off
             # while it streams is answered with 413 (DRF reuses the parse).
+            # A file whose name Django would drop is kept, for the view to
+            # say why it is refused instead of that no file was sent.
+            multipart.keep_unusable_names(request)
             try:
                 request.POST  # noqa: B018 - reading it parses the body
             except limits.RequestTooLarge as exc:

@@ -16,6 +16,7 @@ from django.template.defaultfilters import filesizeformat
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from core import multipart
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
@@ -68,6 +69,12 @@ class MultipleFileField(forms.FileField):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": UPLOAD_ACCEPT}))
         super().__init__(*args, **kwargs)
+
+    def to_python(self, data: Any) -> Any:
+        sent = multipart.unusable_name(data)
+        if sent is not None:
+            raise ValidationError(multipart.unusable_name_message(sent), code="unusable_name")
+        return super().to_python(data)
 
     def clean(self, data: Any, initial: Any = None) -> list[Any]:
         single = super().clean

@@ -1,0 +1,110 @@
+"""Uploaded files whose names Django's multipart parser would drop.
+
+Django's parser leaves out a file part whose name sanitizes to nothing
+(``..``, ``.``, ``photos/``, control characters alone): the view then sees no
+file and answers that none was sent, though the client sent one and only its
+name was refused. Views that take files parse their body with
+``NameKeepingParser`` instead (``UnusableNameHandler``, put first among the
+upload handlers by ``portal.middleware.BodyLimitMiddleware``): such a file is
+kept under a stand-in name, with the name as sent on it, and
+``unusable_name()`` lets the view refuse it saying why.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, cast
+
+from django.core.files.uploadhandler import FileUploadHandler
+from django.http import HttpRequest
+from django.http.multipartparser import MultiPartParser
+from django.utils.datastructures import MultiValueDict
+from rest_framework import serializers
+
+# The attribute of an uploaded file its refused name rides on.
+_SENT_NAME = "_unusable_name"
+
+
+class NameKeepingParser(MultiPartParser):
+    """Django's parser, which keeps a file whose name it would drop."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Unguessable, so that no file sent under a name of its own is taken for one kept.
+        self._stand_in = f"unusable-name-{secrets.token_hex(8)}"
+        self._sent: dict[str, str] = {}
+
+    def sanitize_file_name(self, file_name: str) -> str | None:
+        sanitized: str | None = super().sanitize_file_name(file_name)
+        if sanitized is not None:
+            return sanitized
+        stand_in = f"{self._stand_in}-{len(self._sent)}"
+        self._sent[stand_in] = file_name
+        return stand_in
+
+    def parse(self) -> tuple[Any, MultiValueDict[str, Any]]:
+        post, files = super().parse()
+        if self._sent:
+            for _, uploads in files.lists():
+                for upload in uploads:
+                    sent = self._sent.get(upload.name)
+                    if sent is not None:
+                        setattr(upload, _SENT_NAME, sent)
+        return post, files
+
+
+class UnusableNameHandler(FileUploadHandler):
+    """Parses the body with ``NameKeepingParser``, which hands each file to
+    the upload handlers after this one. First among them, it is asked first
+    whether it parses the body itself (``handle_raw_input``), under Django's
+    parsing of ``request.POST`` as under DRF's."""
+
+    def handle_raw_input(
+        self,
+        input_data: Any,
+        META: dict[str, Any],
+        content_length: int,
+        boundary: str,
+        encoding: str | None = None,
+    ) -> tuple[Any, MultiValueDict[str, Any]]:
+        request = cast(HttpRequest, self.request)  # installed on one: keep_unusable_names
+        handlers = [handler for handler in request.upload_handlers if handler is not self]
+        return NameKeepingParser(META, input_data, handlers, encoding).parse()
+
+    # Never handed a file: the parser above hands them to the others.
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
+        return raw_data
+
+    def file_complete(self, file_size: int) -> None:
+        return None
+
+
+def keep_unusable_names(request: HttpRequest) -> None:
+    """Have ``request``'s multipart body parsed by ``NameKeepingParser``
+    (before anything reads ``request.POST`` or ``request.FILES``)."""
+    request.upload_handlers.insert(0, UnusableNameHandler(request))
+
+
+def unusable_name(upload: object) -> str | None:
+    """The name as sent of a file kept by ``NameKeepingParser`` for want of
+    a usable one; None for a file with a usable name."""
+    return getattr(upload, _SENT_NAME, None)
+
+
+def unusable_name_message(name: str) -> str:
+    return (
+        f"The file's name {name!r} is not a usable file name: it names no file once its "
+        "folders and control characters are taken out. Send the file under a name such as photo.jpg."
+    )
+
+
+class FileField(serializers.FileField):
+    """DRF's file field, which refuses a file kept for want of a usable name, saying so."""
+
+    default_error_messages = {"unusable_name": "{message}"}
+
+    def to_internal_value(self, data: Any) -> Any:
+        sent = unusable_name(data)
+        if sent is not None:
+            self.fail("unusable_name", message=unusable_name_message(sent))
+        return super().to_internal_value(data)

@@ -1,0 +1,88 @@
+"""A file sent under a name that names no file (``..``, ``photos/``) is
+refused saying so, on every page and endpoint that takes files: not answered
+as if no file had been sent."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.factories import logged_in, staff_with
+from tests.uploads import corpus
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+BOUNDARY = "name-test-boundary"
+# Names Django's parser would drop: a folder, the folder itself, its parent,
+# a path ending in a separator, an entity for "..", a control character alone.
+UNUSABLE = ["..", ".", "photos/", "C:\\photos\\", "&#46;&#46;", "\x07"]
+
+
+def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> bytes:
+    """A multipart body as a client sends it, the file names exactly as given."""
+    parts = [
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    ]
+    for name, (file_name, data) in files.items():
+        head = (
+            f"--{BOUNDARY}\r\n"
+            f'Content-Disposition: form-data; name="{name}"; filename="{file_name}"\r\n'
+            "Content-Type: application/octet-stream\r\n\r\n"
+        )
+        parts.append(head.encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+def post(client: Client, url: str, body: bytes, **extra: Any) -> Any:
+    return client.post(url, body, content_type=f"multipart/form-data; boundary={BOUNDARY}", **extra)
+
+
+def said(name: str) -> str:
+    return f"The file's name {name!r} is not a usable file name"
+
+
+@pytest.mark.parametrize("name", UNUSABLE)
+def test_the_course_upload_says_the_file_s_name_is_refused(client: Client, name: str) -> None:
+    response = post(client, "/upload/", multipart({}, {"file": (name, corpus.jpeg())}))
+    assert response.status_code == 400
+    [message] = response.json()["file"]
+    assert message.startswith(said(name)), message
+    assert Image.objects.count() == 0
+
+
+def test_a_name_with_a_folder_is_taken_by_its_last_part(client: Client) -> None:
+    response = post(client, "/upload/", multipart({}, {"file": ("photos/006.jpg", corpus.jpeg())}))
+    assert response.status_code == 201, response.content
+    assert response.json()["file"] == "006.jpg"
+
+
+@pytest.mark.parametrize("name", ["..", "photos/"])
+def test_the_images_api_says_the_file_s_name_is_refused(token_client: APIClient, name: str) -> None:
+    body = multipart({"preset": "web"}, {"file": (name, corpus.jpeg())})
+    response = post(token_client, "/api/v1/images/", body)
+    assert response.status_code == 400
+    [message] = response.json()["file"]
+    assert message.startswith(said(name)), message
+    assert Image.objects.count() == 0
+
+
+def test_the_admin_s_upload_page_says_the_file_s_name_is_refused() -> None:
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = multipart({"preset": "web"}, {"files": ("..", corpus.jpeg())})
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 400
+    assert "The file&#x27;s name &#x27;..&#x27; is not a usable file name" in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+def test_the_admin_s_import_page_says_the_file_s_name_is_refused() -> None:
+    client = logged_in(staff_with("catalog", "add_person", "change_person", "view_person"))
+    body = multipart({"format": "0", "resource": "0"}, {"import_file": ("..", b"name\nAda\n")})
+    response = post(client, "/admin/catalog/person/import/", body)
+    assert response.status_code == 400
+    assert "The file&#x27;s name &#x27;..&#x27; is not a usable file name" in response.content.decode()
