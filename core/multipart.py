@@ -99,11 +99,17 @@ def unusable_name_message(name: str) -> str:
 
 
 class FileField(serializers.FileField):
-    """DRF's file field, which refuses a file kept for want of a usable name, saying so."""
+    """DRF's file field, which refuses a file kept for want of a usable name,
+    saying so, and takes a file input left empty for no file, as Django's
+    forms do."""
 
     default_error_messages = {"unusable_name": "{message}"}
 
     def to_internal_value(self, data: Any) -> Any:
+        if data == "":
+            # A file input left empty: a browser sends its part with no file
+            # name, which Django reads as a field, "not a file" to DRF.
+            self.fail("required")
         sent = unusable_name(data)
         if sent is not None:
             self.fail("unusable_name", message=unusable_name_message(sent))

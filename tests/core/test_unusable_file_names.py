@@ -55,6 +55,14 @@ def test_the_course_upload_says_the_file_s_name_is_refused(client: Client, name:
     assert Image.objects.count() == 0
 
 
+@pytest.mark.parametrize("url", ["/upload/", "/api/v1/images/"])
+def test_a_file_input_left_empty_is_no_file_sent(token_client: APIClient, url: str) -> None:
+    # What a browser sends for a file input with nothing chosen.
+    response = post(token_client, url, multipart({}, {"file": ("", b"")}))
+    assert response.status_code == 400
+    assert response.json() == {"file": ["No file was submitted."]}
+
+
 def test_a_name_with_a_folder_is_taken_by_its_last_part(client: Client) -> None:
     response = post(client, "/upload/", multipart({}, {"file": ("photos/006.jpg", corpus.jpeg())}))
     assert response.status_code == 201, response.content
