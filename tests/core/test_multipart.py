@@ -1,6 +1,7 @@
-"""A file sent under a name that names no file (``..``, ``photos/``) is
-refused saying so, on every page and endpoint that takes files: not answered
-as if no file had been sent."""
+"""Odd multipart bodies sent to the pages and endpoints that take files: a
+file under a name that names no file (``..``, ``photos/``) is refused saying
+so, not answered as if no file had been sent; an empty file input is no file;
+two files where one is taken are refused, not one of them dropped."""
 
 from __future__ import annotations
 
@@ -22,13 +23,15 @@ BOUNDARY = "name-test-boundary"
 UNUSABLE = ["..", ".", "photos/", "C:\\photos\\", "&#46;&#46;", "\x07"]
 
 
-def multipart(fields: dict[str, str], files: dict[str, tuple[str, bytes]]) -> bytes:
+def multipart(
+    fields: dict[str, str], files: dict[str, tuple[str, bytes]] | list[tuple[str, tuple[str, bytes]]]
+) -> bytes:
     """A multipart body as a client sends it, the file names exactly as given."""
     parts = [
         f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
         for name, value in fields.items()
     ]
-    for name, (file_name, data) in files.items():
+    for name, (file_name, data) in files.items() if isinstance(files, dict) else files:
         head = (
             f"--{BOUNDARY}\r\n"
             f'Content-Disposition: form-data; name="{name}"; filename="{file_name}"\r\n'
@@ -94,3 +97,12 @@ def test_the_admin_s_import_page_says_the_file_s_name_is_refused() -> None:
     response = post(client, "/admin/catalog/person/import/", body)
     assert response.status_code == 400
     assert "The file&#x27;s name &#x27;..&#x27; is not a usable file name" in response.content.decode()
+
+
+@pytest.mark.parametrize("url", ["/upload/", "/api/v1/images/"])
+def test_two_files_where_one_is_taken_are_refused_not_one_dropped(token_client: APIClient, url: str) -> None:
+    body = multipart({}, [("file", ("a.jpg", corpus.jpeg())), ("file", ("b.jpg", corpus.jpeg()))])
+    response = post(token_client, url, body)
+    assert response.status_code == 400
+    assert response.json() == {"file": ["Send one file per request; this one has 2."]}
+    assert Image.objects.count() == 0
