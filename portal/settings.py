@@ -565,7 +565,8 @@ REST_FRAMEWORK = {
         # django-filter's, skipped when no filter is asked for.
         "core.filters.FilterBackend",
         "core.filters.SearchFilter",
-        "rest_framework.filters.OrderingFilter",
+        # DRF's, with the primary key ending the order (core.filters).
+        "core.filters.OrderingFilter",
     ],
     "DEFAULT_SCHEMA_CLASS": "core.schema.ErrorDocumentingAutoSchema",
     "DEFAULT_THROTTLE_RATES": {
