@@ -29,6 +29,8 @@ from django.core.files.uploadhandler import (
 from django.http import HttpRequest
 from rest_framework import exceptions, status
 
+from core import multipart
+
 # Room for the multipart envelope and the small fields around a file.
 ENVELOPE_BYTES = 64 * 1024
 
@@ -116,7 +118,8 @@ class StreamingLimitHandler(FileUploadHandler):
         self.file_bytes += len(raw_data)
         file_limit = settings.IMAGE_MAX_BYTES
         if self.file_bytes > file_limit:
-            raise RequestTooLarge(None, file_limit, what=f"The file {self.file_name!r}")
+            name = multipart.name_as_sent(self.request, self.file_name or "")
+            raise RequestTooLarge(None, file_limit, what=f"The file {name!r}")
         limit = getattr(self.request, "max_body_bytes", None)
         if limit is not None and self.total > limit:
             raise RequestTooLarge(None, limit)

@@ -24,6 +24,8 @@ from rest_framework.utils import html
 
 # The attribute of an uploaded file its refused name rides on.
 _SENT_NAME = "_unusable_name"
+# The attribute of a request the names as sent of its kept files ride on, by stand-in name.
+_SENT_NAMES = "_unusable_names"
 
 
 class NameKeepingParser(MultiPartParser):
@@ -70,7 +72,11 @@ class UnusableNameHandler(FileUploadHandler):
     ) -> tuple[Any, MultiValueDict[str, Any]]:
         request = cast(HttpRequest, self.request)  # installed on one: keep_unusable_names
         handlers = [handler for handler in request.upload_handlers if handler is not self]
-        return NameKeepingParser(META, input_data, handlers, encoding).parse()
+        parser = NameKeepingParser(META, input_data, handlers, encoding)
+        # The handlers are given the stand-in name; one that names the file
+        # (a file over the limit, cut off while it streams) asks for this one.
+        setattr(request, _SENT_NAMES, parser._sent)
+        return parser.parse()
 
     # Never handed a file: the parser above hands them to the others.
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes:
@@ -90,6 +96,14 @@ def unusable_name(upload: object) -> str | None:
     """The name as sent of a file kept by ``NameKeepingParser`` for want of
     a usable one; None for a file with a usable name."""
     return getattr(upload, _SENT_NAME, None)
+
+
+def name_as_sent(request: object, file_name: str) -> str:
+    """The name a file of ``request`` was sent under, as an upload handler
+    should show it: the name as sent for one kept under a stand-in name (the
+    stand-in is the parser's, never the client's), else ``file_name``."""
+    sent: dict[str, str] = getattr(request, _SENT_NAMES, None) or {}
+    return sent.get(file_name, file_name)
 
 
 def unusable_name_message(name: str) -> str:

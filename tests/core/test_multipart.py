@@ -106,3 +106,31 @@ def test_two_files_where_one_is_taken_are_refused_not_one_dropped(token_client: 
     assert response.status_code == 400
     assert response.json() == {"file": ["Send one file per request; this one has 2."]}
     assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize("url", ["/upload/", "/api/v1/images/"])
+def test_a_file_over_the_limit_cut_off_while_it_streams_is_named_as_sent(
+    token_client: APIClient, settings: Any, url: str
+) -> None:
+    settings.IMAGE_MAX_BYTES = 1000
+    body = multipart({}, {"file": ("photos/", b"\xff\xd8" + b"\0" * 2000)})
+    response = post(token_client, url, body)
+    assert response.status_code == 413
+    detail = response.json()["detail"]
+    # The parser's stand-in name is no name the client knows of.
+    assert detail.startswith("The file 'photos/' is larger than the limit"), detail
+    assert "unusable-name" not in detail
+    assert Image.objects.count() == 0
+
+
+def test_the_admin_s_upload_page_names_a_file_over_the_limit_as_sent(settings: Any) -> None:
+    settings.IMAGE_MAX_BYTES = 1000
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = multipart(
+        {"preset": "web"}, [("files", ("a.jpg", corpus.jpeg()[:900])), ("files", ("..", b"\0" * 2000))]
+    )
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 413
+    page = response.content.decode()
+    assert "The file &#x27;..&#x27; is larger than the limit" in page
+    assert "unusable-name" not in page
