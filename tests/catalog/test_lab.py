@@ -580,3 +580,21 @@ def test_the_same_photo_under_another_name_is_an_image_of_its_own(
     other = _upload(client, django_capture_on_commit_callbacks, "002.jpeg", photo).json()["id"]
     assert first != other
     assert sorted(Image.objects.values_list("original_name", flat=True)) == ["001.jpeg", "002.jpeg"]
+
+
+@pytest.mark.parametrize("since", ["failed", "processed with another preset"])
+def test_a_photo_sent_again_once_its_image_changed_is_a_new_image(
+    client: Client, django_capture_on_commit_callbacks: Any, since: str
+) -> None:
+    client.post("/fruits/", {"name": "Apple", "weight": 500, "image_name": "001.jpeg"})
+    photo = corpus.photo_jpeg(600, 400)
+    first = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", photo).json()["id"]
+    if since == "failed":
+        Image.objects.filter(pk=first).update(status=Image.Status.FAILED)
+    else:
+        Image.objects.filter(pk=first).update(preset="web")
+    again = _upload(client, django_capture_on_commit_callbacks, "001.jpeg", photo)
+    assert again.status_code == 201
+    assert again.json()["id"] != first
+    assert Image.objects.count() == 2
+    assert Product.objects.get().image_id == again.json()["id"]
