@@ -686,6 +686,8 @@ def supplier_import(
     ``wait_seconds``, for its images to be ready or failed, so the report has
     their thumbnails. Running it again on the same folder changes nothing.
     Call it outside a transaction: processing starts only after commits.
+    A folder that cannot be listed raises dropfolder.FolderUnreadable before
+    anything is written.
     """
 
     summary = SupplierSummary()

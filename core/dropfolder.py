@@ -39,6 +39,15 @@ TEMPORARY = re.compile(
 _UNPRINTABLE = frozenset({"Cc", "Zl", "Zp"})
 
 
+class FolderUnreadable(Exception):
+    """A folder that cannot be listed (no permission to read it, removed
+    meanwhile): nothing in it can be taken, which the run tells in one line."""
+
+    def __init__(self, folder: Path, exc: OSError) -> None:
+        self.folder = folder
+        super().__init__(f"Cannot read the folder {shown(str(folder))}: {exc.strerror or exc}")
+
+
 @dataclass
 class Listing:
     files: list[Path] = field(default_factory=list)
@@ -76,15 +85,19 @@ def _kind(mode: int) -> str:
 
 def listing(folder: Path, *, now: float | None = None) -> Listing:
     """What an import takes from ``folder`` (sorted by name), and what it
-    leaves out with the reason. An empty listing when there is no folder."""
+    leaves out with the reason. An empty listing when there is no folder;
+    FolderUnreadable when it cannot be listed."""
     found = Listing()
     if not folder.is_dir():
         return found
     settle = settings.IMPORT_SETTLE_SECONDS
     now = time.time() if now is None else now
     inside = folder.resolve()
-    with os.scandir(folder) as entries:
-        names = sorted(entry.name for entry in entries)
+    try:
+        with os.scandir(folder) as entries:
+            names = sorted(entry.name for entry in entries)
+    except OSError as exc:
+        raise FolderUnreadable(folder, exc) from exc
     for name in names:
         if name.startswith("."):
             continue

@@ -321,3 +321,44 @@ def test_a_delivery_photo_written_to_while_it_is_read_is_left_for_the_next_run(
     ), out
     assert "skipped images/001.png: changed while it was being read; left for the next run" in err
     assert not Image.objects.exists()
+
+
+def unreadable(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """``folder`` as one the portal's user may not list (a supplier's upload
+    kept private by its umask): the tests may run as root, which lists any."""
+    scandir = os.scandir
+
+    def refusing(path: Any = ".") -> Any:
+        if os.fspath(path) == os.fspath(folder):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("command", "folder", "unlisted"),
+    [
+        ("import_feedback", "feedback", "feedback"),
+        ("import_images", "icons", "icons"),
+        ("import_supplier", "supplier-data", "supplier-data/images"),
+    ],
+)
+def test_a_folder_that_cannot_be_listed_is_told_in_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, folder: str, unlisted: str
+) -> None:
+    (tmp_path / folder / "descriptions").mkdir(parents=True)
+    (tmp_path / folder / "images").mkdir()
+    (tmp_path / folder / "descriptions" / "001.txt").write_text("Apple\n50 lbs\nRed.\n")
+    (tmp_path / folder / "001.txt").write_text(REVIEW)
+    unreadable(monkeypatch, tmp_path / unlisted)
+    args = ["--no-email"] if command == "import_supplier" else []
+    with pytest.raises(CommandError) as raised:
+        call_command(command, str(tmp_path / folder), *args, stdout=io.StringIO(), stderr=io.StringIO())
+    assert str(raised.value) == (
+        f"Cannot read the folder {tmp_path / unlisted}: Permission denied. Nothing was imported."
+    )
+    assert raised.value.returncode == 1
+    assert not Feedback.objects.exists()
+    assert not Product.objects.exists()

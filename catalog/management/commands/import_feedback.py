@@ -31,7 +31,10 @@ class Command(PortalCommand):
         directory: Path = options["directory"]
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
-        listing = dropfolder.listing(directory)
+        try:
+            listing = dropfolder.listing(directory)
+        except dropfolder.FolderUnreadable as exc:
+            raise CommandError(f"{exc}. Nothing was imported.") from exc
         paths = [path for path in listing.files if path.suffix.lower() == ".txt"]
         skipped = listing.skipped + [
             (path.name, "not a .txt review") for path in listing.files if path.suffix.lower() != ".txt"

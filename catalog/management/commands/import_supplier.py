@@ -10,7 +10,7 @@ from django.utils import timezone
 from tqdm import tqdm
 
 from catalog import selectors, services
-from core import files, mail
+from core import dropfolder, files, mail
 from core.commands import Command as PortalCommand
 
 
@@ -65,7 +65,12 @@ class Command(PortalCommand):
             if (directory / sub).is_dir()
         )
         with tqdm(total=total, unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            summary = services.supplier_import(directory, wait_seconds=options["wait"], progress=bar.update)
+            try:
+                summary = services.supplier_import(
+                    directory, wait_seconds=options["wait"], progress=bar.update
+                )
+            except dropfolder.FolderUnreadable as exc:  # both folders are listed before any write
+                raise CommandError(f"{exc}. Nothing was imported.") from exc
         for name, reason in summary.skipped_files:
             self.stderr.write(f"skipped {name}: {reason}")
         for name, reason in summary.products.rejected + summary.images_rejected + summary.images_failed:

@@ -75,7 +75,10 @@ class Command(PortalCommand):
                 why = exc.strerror or str(exc)
             if why:
                 raise CommandError(f"Cannot make the --export folder {export}: {why}. Nothing was imported.")
-        listing = dropfolder.listing(directory)
+        try:
+            listing = dropfolder.listing(directory)
+        except dropfolder.FolderUnreadable as exc:
+            raise CommandError(f"{exc}. Nothing was imported.") from exc
         paths = listing.files
         images: list[tuple[str, Image]] = []
         created = existing = 0
