@@ -14,9 +14,7 @@ import functools
 import io
 import itertools
 import json
-import os
 import re
-import stat
 import sys
 import unicodedata
 import weakref
@@ -49,11 +47,11 @@ DESCRIPTION_MAX_BYTES = 1024 * 1024
 def read_file(path: Path, limit: int, what: str) -> bytes:
     """The bytes of a delivered file of at most ``limit`` bytes; a larger one
     raises FormatError unread (or, grown meanwhile, after reading only past
-    the limit). ChangedWhileRead when it was written to while it was read,
+    the limit). ChangedWhileRead when it was written to while it was read, or its
+    name no longer leads to a file of its folder (dropfolder.opened),
     OSError when it cannot be read."""
-    with path.open("rb") as fh:
-        before = os.fstat(fh.fileno())
-        if stat.S_ISREG(before.st_mode) and before.st_size > limit:
+    with dropfolder.opened(path) as (fh, before):
+        if before.st_size > limit:
             raise FormatError(f"larger than {limit:,} bytes, the most {what} may take")
         raw = fh.read(limit + 1)
         dropfolder.check_unchanged(path, fh.fileno(), before)

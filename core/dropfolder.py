@@ -12,19 +12,23 @@ passed over without a word, as ``ls`` does; every other file left out is
 named with the reason, either skipped (not meant for the import, or left for
 the next run) or rejected (meant for it and not taken: the run exits 2).
 The wait cannot see a writer that goes on after the listing: the readers
-compare the file as they opened it with the file once read
-(``check_unchanged``), and leave one that changed for the next run.
+open a file as the listing found it or not at all (``opened``), compare
+the file as they opened it with the file once read (``check_unchanged``),
+and leave one that changed for the next run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import stat
 import time
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 
@@ -150,6 +154,36 @@ class ChangedWhileRead(Exception):
     def __init__(self, path: Path) -> None:
         self.path = path
         super().__init__(CHANGED_WHILE_READ)
+
+
+@contextlib.contextmanager
+def opened(path: Path) -> Iterator[tuple[IO[bytes], os.stat_result]]:
+    """A file of a listing, open for reading, and its ``os.fstat``; raises
+    ChangedWhileRead, before a byte is read, when its name no longer leads
+    to a file of the folder (a writer of the folder replaced it after the
+    listing, by a link to a file elsewhere, a named pipe...), so the rules
+    of ``listing`` hold at the moment it is read; the next run's listing
+    names what took its place. Opened without waiting: a named pipe would
+    hang the run for ever, waiting for a writer."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(fd, "rb") as fh:
+        before = os.fstat(fd)
+        try:
+            # The file the name leads to now, without a link: the one open,
+            # in the folder itself, or the name changed since it was opened.
+            target, now = path, path.lstat()
+            if stat.S_ISLNK(now.st_mode):
+                target = path.resolve(strict=True)
+                now = target.lstat()
+        except OSError:
+            raise ChangedWhileRead(path) from None
+        if (
+            not stat.S_ISREG(before.st_mode)
+            or (target != path and target.parent != path.parent.resolve())
+            or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)
+        ):
+            raise ChangedWhileRead(path)
+        yield fh, before
 
 
 def check_unchanged(path: Path, fd: int, before: os.stat_result) -> None:

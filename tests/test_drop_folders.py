@@ -362,3 +362,96 @@ def test_a_folder_that_cannot_be_listed_is_told_in_one_line(
     assert raised.value.returncode == 1
     assert not Feedback.objects.exists()
     assert not Product.objects.exists()
+
+
+def swapped_after_listing(monkeypatch: pytest.MonkeyPatch, name: str, swap: Any) -> None:
+    """The file ``name`` replaced by ``swap(path)`` once an import has listed
+    its folder: what a program writing the folder can do at any moment."""
+    listing = dropfolder.listing
+
+    def then_swapped(folder: Path, **kwargs: Any) -> dropfolder.Listing:
+        found = listing(folder, **kwargs)
+        if (folder / name).exists():
+            (folder / name).unlink()
+            swap(folder / name)
+        return found
+
+    monkeypatch.setattr(dropfolder, "listing", then_swapped)
+
+
+@pytest.mark.django_db
+def test_a_review_swapped_for_a_link_out_of_the_folder_after_listing_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder, secret = tmp_path / "feedback", tmp_path / "secret.txt"
+    folder.mkdir()
+    secret.write_text("Secret\nOps\n2021-02-03\nThe root password.\n")
+    (folder / "001.txt").write_text(REVIEW)
+    (folder / "002.txt").write_text(REVIEW.replace("Fine", "Also fine"))
+    swapped_after_listing(monkeypatch, "001.txt", lambda path: path.symlink_to(secret))
+    code, out, err = run("import_feedback", str(folder))
+    assert code == 0, err
+    assert out.strip() == "1 reviews created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    assert "skipped 001.txt: changed while it was being read; left for the next run" in err
+    assert list(Feedback.objects.values_list("title", flat=True)) == ["Also fine"]
+    # The next run lists the link, and rejects it.
+    monkeypatch.undo()
+    code, _out, err = run("import_feedback", str(folder))
+    assert code == 2
+    assert "rejected 001.txt: a link to a file outside the folder" in err
+    assert not Feedback.objects.filter(title="Secret").exists()
+
+
+@pytest.mark.django_db
+def test_a_photo_swapped_for_a_link_out_of_the_folder_after_listing_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, commit: Any
+) -> None:
+    folder, private = tmp_path / "icons", tmp_path / "private.png"
+    folder.mkdir()
+    private.write_bytes(corpus.png(corpus.quadrants(64, 48)))
+    (folder / "001.png").write_bytes(corpus.png(corpus.quadrants(80, 60)))
+    swapped_after_listing(monkeypatch, "001.png", lambda path: path.symlink_to(private))
+    with commit():
+        code, _out, err = run("import_images", str(folder), "--preset", "icon")
+    assert code == 0, err
+    assert "skipped 001.png: changed while it was being read; left for the next run" in err
+    assert not Image.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("name", ["descriptions/002.txt", "images/001.jpeg"])
+def test_a_delivery_file_swapped_for_a_pipe_after_listing_is_not_waited_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    folder = tmp_path / "supplier-data"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "images").mkdir()
+    (folder / "descriptions" / "001.txt").write_text("Apple\n50 lbs\nRed.\n")
+    (folder / "descriptions" / "002.txt").write_text("Banana\n30 lbs\nYellow.\n")
+    (folder / "images" / "001.jpeg").write_bytes(corpus.jpeg(corpus.quadrants(80, 60)))
+    sub, _, file_name = name.partition("/")
+    listing = dropfolder.listing
+
+    def then_piped(listed: Path, **kwargs: Any) -> dropfolder.Listing:
+        found = listing(listed, **kwargs)
+        if listed.name == sub:
+            (listed / file_name).unlink()
+            os.mkfifo(listed / file_name)  # opened as before, the run would wait for a writer for ever
+        return found
+
+    monkeypatch.setattr(dropfolder, "listing", then_piped)
+    outcome: list[tuple[int, str, str]] = []
+    runner = threading.Thread(
+        target=lambda: outcome.append(run("import_supplier", str(folder), "--no-email", "--wait", "30")),
+        daemon=True,
+    )
+    runner.start()
+    runner.join(20)
+    if runner.is_alive():  # let it go: a writer's open ends the wait
+        with contextlib.suppress(OSError), (folder / name).open("wb"):
+            pass
+        runner.join(60)
+        pytest.fail(f"the import waited on the pipe {name}")
+    code, _out, err = outcome[0]
+    assert code == 0, err
+    assert f"skipped {name}: changed while it was being read; left for the next run" in err

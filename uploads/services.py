@@ -86,11 +86,11 @@ def image_file_read(*, path: Path) -> bytes:
     """The bytes of a file an import takes for an image. One over the byte
     limit raises ImageTooLarge having read no more than the limit: a 3 GB
     file left in a folder was read into memory whole before it was refused.
-    ChangedWhileRead when it was written to while it was read (it is not
-    imported this run); OSError when it cannot be read."""
+    ChangedWhileRead when it was written to while it was read, or its name
+    no longer leads to a file of its folder (dropfolder.opened): it is not
+    imported this run; OSError when it cannot be read."""
     limit = settings.IMAGE_MAX_BYTES
-    with path.open("rb") as fh:
-        before = os.fstat(fh.fileno())
+    with dropfolder.opened(path) as (fh, before):
         if before.st_size > limit:
             raise ImageTooLarge(before.st_size, limit)
         data = fh.read(limit + 1)
