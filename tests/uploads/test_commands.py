@@ -349,3 +349,22 @@ def test_a_rendition_cut_short_by_a_full_disk_is_not_left_in_the_export(
 
     assert "rendition(s) not exported" in str(raised.value)
     assert list(export.iterdir()) == []
+
+
+def test_an_export_folder_that_is_the_folder_imported_is_refused_before_anything_is_imported(
+    icon_delivery: Path, tmp_path: Path
+) -> None:
+    # Written there, the renditions would be imported as photos by the next
+    # run, which would write theirs beside them, and so on at every run.
+    (tmp_path / "link").symlink_to(icon_delivery)
+    before = sorted(p.name for p in icon_delivery.iterdir())
+    for export in (icon_delivery, tmp_path / "link", icon_delivery / "."):
+        with pytest.raises(CommandError) as refused:
+            call_command("import_images", str(icon_delivery), "--export", str(export), stdout=io.StringIO())
+        assert refused.value.returncode == 1
+        assert str(refused.value) == (
+            f"Cannot write the renditions to {export}: it is the folder imported, whose next import "
+            "would take them for photos. Nothing was imported."
+        )
+    assert Image.objects.count() == 0
+    assert sorted(p.name for p in icon_delivery.iterdir()) == before

@@ -66,6 +66,14 @@ class Command(PortalCommand):
             raise CommandError("--jobs must be at least 1.")
         export: Path | None = options["export"]
         if export:
+            with contextlib.suppress(OSError):  # no such folder: not this one
+                if os.path.samefile(export, directory):
+                    # A cron job that runs it again would import them as
+                    # photos, and write theirs beside them, each run.
+                    raise CommandError(
+                        f"Cannot write the renditions to {export}: it is the folder imported, whose "
+                        "next import would take them for photos. Nothing was imported."
+                    )
             # Told before any image is stored, not as a traceback after.
             why = "it is a file" if export.exists() and not export.is_dir() else ""
             try:
