@@ -8,12 +8,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import CommandError, call_command
 from PIL import Image as PILImage
 
 from tests.uploads import corpus
 from uploads import services
-from uploads.models import Image
+from uploads.models import Image, Rendition
 
 pytestmark = pytest.mark.django_db
 
@@ -368,3 +369,39 @@ def test_an_export_folder_that_is_the_folder_imported_is_refused_before_anything
         )
     assert Image.objects.count() == 0
     assert sorted(p.name for p in icon_delivery.iterdir()) == before
+
+
+def test_an_image_whose_renditions_are_missing_from_the_store_is_named_and_the_others_are_exported(
+    tmp_path: Path, run: Any, commit: Any
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(corpus.png(corpus.quadrants(80, 60)))
+    (folder / "b.png").write_bytes(corpus.png(corpus.quadrants(90, 60)))
+    run("import_images", str(folder), "--preset", "icon")
+    # The store lost a's rendition (a bucket restored from an older backup).
+    lost = Image.objects.get(original_name="a.png")
+    for key in Rendition.objects.filter(image=lost).values_list("storage_key", flat=True):
+        default_storage.delete(key)
+    export, err = tmp_path / "out", io.StringIO()
+    with pytest.raises(CommandError) as raised, commit():
+        call_command(
+            "import_images",
+            str(folder),
+            "--preset",
+            "icon",
+            "--export",
+            str(export),
+            stdout=io.StringIO(),
+            stderr=err,
+        )
+    assert raised.value.returncode == 2
+    assert str(raised.value) == "1 rendition(s) not exported."
+    assert (
+        f"not exported a.png: its renditions cannot be read from the file store (No such file or directory); "
+        f"reprocess_images {lost.pk} makes them again"
+    ) in err.getvalue()
+    assert sorted(p.name for p in export.iterdir()) == ["b.jpg"]
+    run("reprocess_images", str(lost.pk))
+    run("import_images", str(folder), "--preset", "icon", "--export", str(tmp_path / "again"))
+    assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["a.jpg", "b.jpg"]

@@ -152,7 +152,16 @@ class Command(PortalCommand):
                     self.stderr.write(f"not exported {name}: the same file as {exported[processed.pk]}")
                     continue
                 exported[processed.pk] = name
-                for target, data in services.image_export_files(processed, stem=_export_stem(name)):
+                try:
+                    renditions = services.image_export_files(processed, stem=_export_stem(name))
+                except OSError as exc:  # lost by the store (a bucket restored from an older backup)
+                    unexported += processed.renditions.count()
+                    self.stderr.write(
+                        f"not exported {name}: its renditions cannot be read from the file store "
+                        f"({exc.strerror or exc}); reprocess_images {processed.pk} makes them again"
+                    )
+                    continue
+                for target, data in renditions:
                     unique, taken = _unique_name(target, name, written)
                     if taken == target:
                         self.stderr.write(f"exported {name} as {unique}: {target} came from another file")
