@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from catalog import selectors, services
 from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
-from core import multipart
+from core.api import FileField
 from core.net import client_ip, ip_in_networks
 from core.parsers import JSONParser
 from core.throttling import ClientRateThrottle
@@ -84,7 +84,7 @@ class LabFruitSerializer(serializers.Serializer[Any]):
 
 
 class LabUploadSerializer(serializers.Serializer[Any]):
-    file = multipart.FileField(allow_empty_file=True)
+    file = FileField(allow_empty_file=True)
 
 
 class LabUploadedSerializer(serializers.Serializer[Any]):

@@ -23,9 +23,11 @@ from django.utils.functional import cached_property
 from rest_framework import exceptions, pagination, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.utils import html
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from core import multipart
 from core.errors import RETRY_AFTER_SECONDS
 
 if TYPE_CHECKING:
@@ -403,3 +405,33 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A dependency away: when to try again, as the middleware's 503s say.
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return response
+
+
+class FileField(serializers.FileField):
+    """DRF's file field, which refuses a file kept for want of a usable name,
+    saying so, takes a file input left empty for no file, as Django's forms
+    do, and refuses several files where it takes one."""
+
+    default_error_messages = {
+        "unusable_name": "{message}",
+        "several": "Send one file per request; this one has {count}.",
+    }
+
+    def get_value(self, dictionary: Any) -> Any:
+        # Every file sent under the field's name, not the last alone: the
+        # others would be dropped while the answer says the upload was taken.
+        if html.is_html_input(dictionary) and len(sent := dictionary.getlist(self.field_name)) > 1:
+            return sent
+        return super().get_value(dictionary)
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, list):
+            self.fail("several", count=len(data))
+        if data == "":
+            # A file input left empty: a browser sends its part with no file
+            # name, which Django reads as a field, "not a file" to DRF.
+            self.fail("required")
+        sent = multipart.unusable_name(data)
+        if sent is not None:
+            self.fail("unusable_name", message=multipart.unusable_name_message(sent))
+        return super().to_internal_value(data)

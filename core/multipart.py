@@ -19,8 +19,6 @@ from django.core.files.uploadhandler import FileUploadHandler
 from django.http import HttpRequest
 from django.http.multipartparser import MultiPartParser
 from django.utils.datastructures import MultiValueDict
-from rest_framework import serializers
-from rest_framework.utils import html
 
 # The attribute of an uploaded file its refused name rides on.
 _SENT_NAME = "_unusable_name"
@@ -111,33 +109,3 @@ def unusable_name_message(name: str) -> str:
         f"The file's name {name!r} is not a usable file name: it names no file once its "
         "folders and control characters are taken out. Send the file under a name such as photo.jpg."
     )
-
-
-class FileField(serializers.FileField):
-    """DRF's file field, which refuses a file kept for want of a usable name,
-    saying so, takes a file input left empty for no file, as Django's forms
-    do, and refuses several files where it takes one."""
-
-    default_error_messages = {
-        "unusable_name": "{message}",
-        "several": "Send one file per request; this one has {count}.",
-    }
-
-    def get_value(self, dictionary: Any) -> Any:
-        # Every file sent under the field's name, not the last alone: the
-        # others would be dropped while the answer says the upload was taken.
-        if html.is_html_input(dictionary) and len(sent := dictionary.getlist(self.field_name)) > 1:
-            return sent
-        return super().get_value(dictionary)
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, list):
-            self.fail("several", count=len(data))
-        if data == "":
-            # A file input left empty: a browser sends its part with no file
-            # name, which Django reads as a field, "not a file" to DRF.
-            self.fail("required")
-        sent = unusable_name(data)
-        if sent is not None:
-            self.fail("unusable_name", message=unusable_name_message(sent))
-        return super().to_internal_value(data)

@@ -19,8 +19,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core import multipart
-from core.api import CreatedLocationMixin, may_view
+from core.api import CreatedLocationMixin, FileField, may_view
 from core.limits import RequestTooLarge
 from core.parsers import JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -188,7 +187,7 @@ class ImageSerializer(ImageSummarySerializer):
 
 
 class ImageUploadSerializer(serializers.Serializer[Any]):
-    file = multipart.FileField(
+    file = FileField(
         allow_empty_file=True,
         help_text="JPEG, PNG, WebP, GIF, TIFF, BMP, HEIC/HEIF or AVIF; checked by content.",
     )
