@@ -112,6 +112,8 @@ class Image(NullCharactersRefused, models.Model):
     # force then), recorded as they commit. One that differs from the point
     # in force now owes a recrop: a store that was away when staff moved the
     # point left it, and the sweep (services.image_sweep_moved_crops) cuts it.
+    # A point decoding refused to cut around is recorded too: refused once,
+    # it would be refused every round (the old crops stay until a reprocess).
     crops_x = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
     crops_y = models.FloatField(null=True, blank=True, editable=False, validators=_UNIT)
     crops_radius = models.FloatField(null=True, blank=True, editable=False)

@@ -694,7 +694,10 @@ def image_recrop(*, image_id: int) -> Image | None:
     point in force (set, or estimated when it was processed) and record that
     point as the crops'; the width ladder is left alone. Decoding runs under
     the same ceiling and time limit as processing; should it fail, the old
-    crops stay and the reason is logged. Storage errors propagate.
+    crops stay, the reason is logged and the point is recorded all the same:
+    what decoding refuses once it refuses again, and the sweep is not to
+    decode it every round (reprocessing the image cuts them). Storage errors
+    propagate.
     """
     image = Image.objects.filter(pk=image_id).first()
     if image is None or image.status != Image.Status.READY:
@@ -730,8 +733,10 @@ def image_recrop(*, image_id: int) -> Image | None:
             sandbox.OutOfMemory,
             sandbox.Died,
         ) as exc:
-            logger.warning("image id=%s: crops not remade: %s", image_id, exc)
-            return image
+            logger.warning(
+                "image id=%s: crops not remade: %s; the old ones stay until it is reprocessed", image_id, exc
+            )
+            return _crops_given_up(image, used)
         keyed = _outputs_keyed(result)
     # A preset without crops has nothing to cut: the point is recorded alone.
     keys = {key for _, key in keyed}
@@ -762,6 +767,22 @@ def image_recrop(*, image_id: int) -> Image | None:
     return locked
 
 
+def _crops_given_up(image: Image, used: processing.FocalPoint | None) -> Image | None:
+    """Record ``used`` as the point of ``image``'s crops, which could not be
+    cut around it, unless the image changed meanwhile (whatever changed it
+    cuts them anew)."""
+    with transaction.atomic():
+        locked = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if (
+            locked is not None
+            and locked.status == Image.Status.READY
+            and locked.preset == image.preset
+            and locked.focal_point_in_force == used
+        ):
+            locked.save(update_fields=_crops_cut_around(locked, used))
+    return locked
+
+
 # The most images a sweep cuts the crops of again: each is decoded anew.
 RECROP_BATCH = 10
 
@@ -784,8 +805,8 @@ def image_sweep_moved_crops() -> int:
     RECROP_BATCH a round. Stops at the first storage error: the
     next round tries again. Returns how many were cut again.
     """
-    # In no fixed order: an image whose crops cannot be cut now (decoding
-    # out of time) does not keep the others waiting round after round.
+    # In no fixed order: an image whose original cannot be read now (which
+    # stops the round) does not keep the others waiting round after round.
     candidates = list(
         Image.objects.filter(_crops_outdated(), preset__in=list(settings.IMAGE_PRESETS))
         .order_by("?")

@@ -792,3 +792,30 @@ def test_a_point_moved_while_the_image_was_processed_has_the_crops_cut_around_it
     done = Image.objects.get(pk=image.pk)
     assert done.crops_point == FocalPoint(*MARKER_AT)
     assert shows_the_marker(done)
+
+
+@pytest.mark.django_db
+def test_crops_that_cannot_be_decoded_again_are_given_up_not_tried_every_round(
+    marked: Image, commit: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What decoding refuses now it refuses in every round of the sweep too
+    # (a lowered pixel ceiling or memory limit, a picture too slow to cut):
+    # the old crops stay, as before the point moved, and no round decodes it again.
+    before = thumb_keys(marked)
+    decodes: list[bool] = []
+
+    def too_slow(*args: Any, **kwargs: Any) -> Any:
+        decodes.append(kwargs.get("crops_only", False))
+        raise sandbox.TimedOut(120)
+
+    monkeypatch.setattr(sandbox, "process", too_slow)
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+    assert decodes == [True]
+    assert "crops not remade: took longer than 120 s" in caplog.text
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert not image.crops_outdated
+    assert thumb_keys(image) == before
+    assert [services.image_sweep_moved_crops() for _ in range(3)] == [0, 0, 0]
+    assert decodes == [True]
