@@ -674,9 +674,12 @@ def _recrop_if_moved(image: Image) -> None:
 
 
 def _recrop_after_commit(image_id: int) -> None:
-    """Cut the crops again once the current transaction commits. What is
-    committed by then stands: a store that is away leaves the crops as they
-    were, for the sweep, instead of failing the caller after the fact."""
+    """Cut the crops again once the current transaction commits, and once
+    the caller's ``storage.writing`` block (processing's) has let its keys
+    go: the new crops' keys taken while those are held could wait in a
+    circle with a deletion. What is committed by then stands: a store that
+    is away leaves the crops as they were, for the sweep, instead of failing
+    the caller after the fact."""
 
     def recrop() -> None:
         try:
@@ -686,7 +689,7 @@ def _recrop_after_commit(image_id: int) -> None:
                 "image id=%s: crops left for the sweep, the store is unavailable: %s", image_id, exc
             )
 
-    transaction.on_commit(recrop)
+    transaction.on_commit(lambda: storage.after_writing(recrop))
 
 
 def image_recrop(*, image_id: int) -> Image | None:

@@ -819,3 +819,33 @@ def test_crops_that_cannot_be_decoded_again_are_given_up_not_tried_every_round(
     assert thumb_keys(image) == before
     assert [services.image_sweep_moved_crops() for _ in range(3)] == [0, 0, 0]
     assert decodes == [True]
+
+
+# Committed for real: the recrop runs as the processing's transaction commits.
+@pytest.mark.django_db(transaction=True)
+def test_the_recrop_a_point_moved_during_processing_owes_waits_for_the_processing_writes_to_end(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Taking the new crops' keys while the renditions' keys are still held
+    # could wait in a circle with a deletion of keys of both (storage.writing).
+    real_process, real_recrop = sandbox.process, services.image_recrop
+    depths: list[int] = []
+
+    def staff_move_it_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        result = real_process(*args, **kwargs)
+        if not kwargs.get("crops_only"):
+            Image.objects.update(focal_x=MARKER_AT[0], focal_y=MARKER_AT[1])
+        return result
+
+    def recrop(**kwargs: Any) -> Image | None:
+        depths.append(storage._writing.depth)
+        return real_recrop(**kwargs)
+
+    monkeypatch.setattr(sandbox, "process", staff_move_it_meanwhile)
+    monkeypatch.setattr(services, "image_recrop", recrop)
+    # Processed as its row commits.
+    image: Image = ImageFactory.create(file=marked_png(), processed=False)
+    assert depths == [0]
+    done = Image.objects.get(pk=image.pk)
+    assert done.crops_point == FocalPoint(*MARKER_AT)
+    assert shows_the_marker(done)
