@@ -705,15 +705,16 @@ def image_recrop(*, image_id: int) -> Image | None:
     image = Image.objects.filter(pk=image_id).first()
     if image is None or image.status != Image.Status.READY:
         return image  # a run still to come cuts the crops around the new point
+    used = image.focal_point_in_force
     try:
         preset = preset_get(image.preset)
     except ValidationError:
-        # Removed from the settings since: reprocessing with another preset cuts anew.
+        # Removed from the settings since: nothing cuts them until the image
+        # is reprocessed with another preset, which cuts anew.
         logger.warning(
             "image id=%s: crops not remade: its preset %r is no longer known", image_id, image.preset
         )
-        return image
-    used = image.focal_point_in_force
+        return _crops_given_up(image, used)
     keyed: list[tuple[processing.Output, str]] = []
     if preset.crop_names:
         try:

@@ -849,3 +849,20 @@ def test_the_recrop_a_point_moved_during_processing_owes_waits_for_the_processin
     done = Image.objects.get(pk=image.pk)
     assert done.crops_point == FocalPoint(*MARKER_AT)
     assert shows_the_marker(done)
+
+
+# Committed as a request commits: its answer tells whether the crops were cut.
+@pytest.mark.django_db(transaction=True)
+def test_a_point_saved_on_an_image_whose_preset_is_gone_is_not_answered_as_cut_later(
+    marked: Image, token_client: APIClient, settings: Any
+) -> None:
+    # No sweep cuts crops of a preset the settings no longer name: the 202
+    # ("the store was unavailable, cut shortly") would promise what never comes.
+    settings.IMAGE_PRESETS = {name: spec for name, spec in settings.IMAGE_PRESETS.items() if name != "web"}
+    before = thumb_keys(marked)
+    response = token_client.post(f"{URL}{marked.pk}/focal-point/", {"x": 0.1, "y": 0.8}, format="json")
+    assert response.status_code == 200, response.content
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert not image.crops_outdated
+    assert thumb_keys(image) == before  # cut anew once reprocessed with a preset there is
