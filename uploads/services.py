@@ -720,6 +720,15 @@ def image_recrop(*, image_id: int) -> Image | None:
         try:
             with image.file.open("rb") as fh:
                 data = fh.read()
+        except FileNotFoundError:
+            # Lost from the store (restored from an older backup, deleted by
+            # hand, or the image deleted meanwhile): asking again will not
+            # bring it back, unlike a store that is briefly away.
+            logger.error(
+                "image id=%s: crops not remade: its original %s is missing", image_id, image.file.name
+            )
+            return _crops_given_up(image, used)
+        try:
             result = sandbox.process(
                 data,
                 preset,

@@ -866,3 +866,23 @@ def test_a_point_saved_on_an_image_whose_preset_is_gone_is_not_answered_as_cut_l
     assert image.focal_point == FocalPoint(*MARKER_AT)
     assert not image.crops_outdated
     assert thumb_keys(image) == before  # cut anew once reprocessed with a preset there is
+
+
+@pytest.mark.django_db
+def test_an_original_lost_from_the_store_is_not_waited_for_as_a_store_away(
+    marked: Image, commit: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Restored from an older backup, deleted by hand: asking again will not
+    # bring it back, and every round of the sweep would stop at it, saying
+    # the store is away.
+    marked.file.storage.delete(marked.file.name)
+    before = thumb_keys(marked)
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+    assert f"image id={marked.pk}: crops not remade: its original" in caplog.text
+    assert "left for the sweep" not in caplog.text
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert not image.crops_outdated
+    assert thumb_keys(image) == before
+    assert services.image_sweep_moved_crops() == 0
