@@ -999,6 +999,22 @@ class S3Server(_Managed):
 # --------------------------------------------------------------------------
 
 
+def trickling_smtp(listener: socket.socket, left: threading.Event | None = None) -> None:
+    """Greets one byte every 0.1 s, each well within any EMAIL_TIMEOUT of the
+    last: a greeting of continuation lines that never ends, for 20 s at most.
+    Sets ``left`` when the client goes away before that."""
+    connection, _ = listener.accept()
+    with connection:
+        for byte in b"220-mail.example.com is slow today\r\n" * 6:
+            try:
+                connection.sendall(bytes([byte]))
+            except OSError:  # the client shut the connection
+                if left is not None:
+                    left.set()
+                return
+            time.sleep(0.1)  # the pace of the trickle, not a synchronisation
+
+
 class ReceivedMessage(EmailMessage):
     """A parsed message plus the SMTP envelope it arrived with."""
 

@@ -24,7 +24,7 @@ from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
-from tests.servers import SMTPServer, free_port
+from tests.servers import SMTPServer, free_port, trickling_smtp
 from tests.uploads import corpus
 from uploads.models import Image
 from uploads.services import image_process
@@ -659,25 +659,12 @@ def test_a_mail_server_that_never_answers_costs_the_import_its_timeout_not_for_e
     assert out.startswith("4 products created")
 
 
-def _trickling_smtp(listener: socket.socket) -> None:
-    """Greets one byte every 0.1 s, a greeting of continuation lines that
-    would take 20 s; stops when the client goes away."""
-    connection, _ = listener.accept()
-    with connection:
-        for byte in b"220-mail.example.com is slow today\r\n" * 6:
-            try:
-                connection.sendall(bytes([byte]))
-            except OSError:  # the client shut the connection
-                return
-            time.sleep(0.1)  # the pace of the trickle, not a synchronisation
-
-
 def test_a_mail_server_that_trickles_is_given_twice_email_timeout_for_the_report(
     delivery: Path, settings: Any
 ) -> None:
     (delivery / "descriptions" / "011.txt").unlink()
     listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=_trickling_smtp, args=(listener,), daemon=True).start()
+    threading.Thread(target=trickling_smtp, args=(listener,), daemon=True).start()
     settings.EMAIL_BACKEND = "core.mail.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
     settings.EMAIL_TIMEOUT = 1  # no read waits that long

@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from portal import health, services, tasks
 from tests.processes import manage_py, portal_env
-from tests.servers import SMTPServer, free_port
+from tests.servers import SMTPServer, free_port, trickling_smtp
 from uploads import holders
 
 ROOT = Path(__file__).resolve().parent.parent.parent
@@ -1528,25 +1528,10 @@ def test_a_mail_server_that_hangs_up_is_named_with_what_it_did(passing: Any) -> 
     assert "NoneType" not in err.getvalue()
 
 
-def _trickling_smtp(listener: socket.socket, left: threading.Event) -> None:
-    """Greets one byte at a time, each well within EMAIL_TIMEOUT of the last,
-    a greeting that never ends (continuation lines), for 20 s at most; sets
-    ``left`` when the client goes away before that."""
-    connection, _ = listener.accept()
-    with connection:
-        for byte in b"220-mail.example.com is slow today\r\n" * 6:
-            try:
-                connection.sendall(bytes([byte]))
-            except OSError:  # the client shut the connection
-                left.set()
-                return
-            time.sleep(0.1)  # the pace of the trickle, not a synchronisation
-
-
 def test_a_mail_server_that_trickles_is_given_twice_email_timeout_for_the_whole_run(passing: Any) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     left = threading.Event()
-    threading.Thread(target=_trickling_smtp, args=(listener, left), daemon=True).start()
+    threading.Thread(target=trickling_smtp, args=(listener, left), daemon=True).start()
     passing.EMAIL_BACKEND = "core.mail.EmailBackend"
     passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
     passing.EMAIL_TIMEOUT = 1  # no read waits that long
