@@ -10,13 +10,13 @@ had read the products committed a reference to a row gone meanwhile: a
 foreign key violation at commit, a server error.
 
 Each test runs the portal's code on threads of their own, each with its own
-connection, and holds one writer after a chosen statement (``Paused``)
-while the image is deleted: the interleaving is forced, not hoped for.
+connection, and holds one writer after a chosen statement (``Paused``, of
+tests/integration/paused.py) while the image is deleted: the interleaving
+is forced, not hoped for.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from io import StringIO
@@ -25,13 +25,13 @@ from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connections
 from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Person, Product
 from tests.factories import ImageFactory, UserFactory, jpeg_bytes
+from tests.integration.paused import PATIENCE, Paused, Writer, lock_waiters
 from tests.servers import PostgresServer
 from uploads import services as upload_services
 from uploads.models import Image
@@ -39,57 +39,6 @@ from uploads.models import Image
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-# Long enough for a loaded machine; a wait that ends by it is a failure.
-PATIENCE = 60
-
-
-class Paused:
-    """Holds a thread after the first statement of its own connection that
-    contains every one of ``words``, until ``go()``."""
-
-    def __init__(self, *words: str) -> None:
-        self.words = words
-        self.reached = threading.Event()
-        self.released = threading.Event()
-
-    def __call__(self, execute: Callable[..., Any], sql: str, params: Any, many: bool, context: Any) -> Any:
-        result = execute(sql, params, many, context)
-        if not self.reached.is_set() and all(word in sql for word in self.words):
-            self.reached.set()
-            assert self.released.wait(PATIENCE), "never released"
-        return result
-
-    def wait(self) -> None:
-        assert self.reached.wait(PATIENCE), f"no statement with {self.words} was run"
-
-    def go(self) -> None:
-        self.released.set()
-
-
-class Writer(threading.Thread):
-    """``call`` on a thread of its own, on the database, held by ``paused``."""
-
-    def __init__(self, server: PostgresServer, paused: Paused, call: Callable[[], Any]) -> None:
-        super().__init__(daemon=True)
-        self.server, self.paused, self.call = server, paused, call
-        self.result: Any = None
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            with self.server.as_default(), connections["default"].execute_wrapper(self.paused):
-                self.result = self.call()
-        except Exception as exc:  # noqa: BLE001 - handed to the test by outcome()
-            self.error = exc
-        finally:
-            self.paused.reached.set()
-
-    def outcome(self) -> Any:
-        self.join(PATIENCE)
-        assert not self.is_alive(), "the writer did not finish"
-        if self.error is not None:
-            raise self.error
-        return self.result
 
 
 def photo(name: str) -> Image:
@@ -119,15 +68,6 @@ def deleted_meanwhile(
     deletion.outcome()
     assert not Image.objects.filter(pk=image.pk).exists()
     return waited
-
-
-def lock_waiters(server: PostgresServer) -> int:
-    with server.connect() as conn:
-        [(count,)] = conn.execute(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-            [server.dbname],
-        ).fetchall()
-    return int(count)
 
 
 def no_dangling_image() -> None:
