@@ -185,6 +185,10 @@ def feedback_submit(
     return feedback
 
 
+# Held by a batch of a review import, shared by each post of a review.
+FEEDBACK_IMPORT_LOCK = "catalog.feedback-import"
+
+
 @transaction.atomic
 def feedback_submit_once(
     *,
@@ -202,6 +206,11 @@ def feedback_submit_once(
         title=title.strip(), name=name.strip(), date=date, text=normalize_newlines(text.strip())
     )
     fingerprint = wanted.compute_fingerprint()
+    # An import's batch checks its fingerprints once, then inserts: a post
+    # between the two, or one that could not see the batch's rows yet, would
+    # add the review again. Posts share the import's lock, so each waits for
+    # the batch under way (not for each other), and a batch for them.
+    locks.hold_shared(FEEDBACK_IMPORT_LOCK)
     # Two posts of one review at once: the second waits, then finds the first.
     locks.hold(f"catalog.feedback:{fingerprint}")
     held = Feedback.objects.filter(fingerprint=fingerprint).order_by("pk").first()
@@ -222,7 +231,6 @@ def feedback_set_status(*, reviews: QuerySet[Feedback], status: str) -> int:
 
 
 IMPORT_BATCH = 1000
-FEEDBACK_IMPORT_LOCK = "catalog.feedback-import"
 # What a review file supplies; status, source and the rest are set here, so
 # only these need checking against the model's rules.
 _IMPORTED_FIELDS = tuple(
@@ -254,7 +262,6 @@ def _review_from_file(raw: bytes, *, status: str) -> Feedback:
     return review
 
 
-@transaction.atomic
 def feedback_import_files(
     paths: Sequence[Path],
     *,
@@ -263,12 +270,14 @@ def feedback_import_files(
     """Import lab-format review files; exact duplicates (in the files or already
     held) are skipped, unreadable files rejected with the reason.
 
-    One transaction: an interrupted import leaves nothing behind, and the
-    database syncs once instead of once a batch. Each batch asks once which of
-    its fingerprints are already held. Two imports at once take turns: the
-    second waits for the first to commit, then skips what it added.
+    A transaction a batch, once its files are read: each asks once which of
+    its fingerprints are already held, and holds ``FEEDBACK_IMPORT_LOCK``
+    alone until it commits, so a review posted meanwhile (which shares the
+    lock) waits for one batch at most, then finds it; a batch waits for the
+    posts under way, then sees them. An interrupted import keeps the batches
+    it committed: run again, it skips them. Two imports at once take turns a
+    batch at a time; each skips what the other added.
     """
-    locks.hold(FEEDBACK_IMPORT_LOCK)
     summary = ImportSummary()
     status = _initial_status()
     seen: set[str] = set()
@@ -292,14 +301,16 @@ def feedback_import_files(
                 continue
             seen.add(review.fingerprint)
             batch.append(review)
-        held = set(
-            Feedback.objects.filter(fingerprint__in=[r.fingerprint for r in batch]).values_list(
-                "fingerprint", flat=True
+        with transaction.atomic():
+            locks.hold(FEEDBACK_IMPORT_LOCK)
+            held = set(
+                Feedback.objects.filter(fingerprint__in=[r.fingerprint for r in batch]).values_list(
+                    "fingerprint", flat=True
+                )
             )
-        )
-        new = [r for r in batch if r.fingerprint not in held]
+            new = [r for r in batch if r.fingerprint not in held]
+            Feedback.objects.bulk_create(new)
         summary.skipped += len(batch) - len(new)
-        Feedback.objects.bulk_create(new)
         summary.created += len(new)
         if progress:
             progress(min(IMPORT_BATCH, len(paths) - start))

@@ -3,6 +3,8 @@
 Two runs of the same import at once (a cron job that overlaps the last one)
 would each find a row missing and each insert it. ``serialized(key)`` makes
 the second wait until the first's transaction ends, then it sees the row.
+``hold_shared(key)`` lets writers that check each their own rows go on side
+by side, while one that checks a batch of everyone's holds ``key`` alone.
 
 ``shared(keys)`` and ``exclusive(keys)`` are the two sides of a
 write-then-reference against a check-then-delete: any number of writers
@@ -16,10 +18,10 @@ COMMITTED (Django's default), so that the statements after the wait see what
 the other transaction committed.
 
 On SQLite the portal's transactions are IMMEDIATE: each takes the database's
-one write lock at BEGIN and holds it until it ends, so ``serialized`` and
-``hold`` have nothing more to take. ``shared`` and ``exclusive`` guard blocks
-that are not one transaction (an object written to a store, then a row
-committed), so there they are OS file locks (``flock``) on files of a folder
+one write lock at BEGIN and holds it until it ends, so ``serialized``,
+``hold`` and ``hold_shared`` have nothing more to take. ``shared`` and
+``exclusive`` guard blocks that are not one transaction (an object written
+to a store, then a row committed), so there they are OS file locks (``flock``) on files of a folder
 beside the database, ``<database>-locks/`` (SQLite means one machine): a key
 locks one of ``LOCK_FILES`` files, chosen by its number, so the folder stays
 that small. Keys that share a file wait for each other now and then, which
@@ -81,12 +83,26 @@ def hold(key: str, *, using: str = DEFAULT_DB_ALIAS) -> None:
     """Wait until no other transaction holds ``key``, then hold it until the
     current transaction ends. Only inside one: outside, the lock would end
     with the statement that took it."""
+    _hold(key, shared=False, using=using)
+
+
+def hold_shared(key: str, *, using: str = DEFAULT_DB_ALIAS) -> None:
+    """``hold``, shared with the other transactions that share ``key``: it
+    waits for a holder of ``key`` (``hold``) only, and a holder waits for
+    every sharer. For writers that need not take turns among themselves, only
+    with one that checks what they all write."""
+    _hold(key, shared=True, using=using)
+
+
+def _hold(key: str, *, shared: bool, using: str) -> None:
+    name = "hold_shared" if shared else "hold"
     connection = connections[using]
     if not connection.in_atomic_block:
-        raise TransactionManagementError("locks.hold() needs a transaction (transaction.atomic).")
+        raise TransactionManagementError(f"locks.{name}() needs a transaction (transaction.atomic).")
     if connection.vendor == "postgresql":
+        function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [lock_id(key)])
+            cursor.execute(f"SELECT {function}(%s)", [lock_id(key)])
     elif connection.vendor != "sqlite":
         raise NotImplementedError(f"No lock for {connection.vendor}.")
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import datetime as dt
 import fcntl
 import hashlib
 import os
@@ -31,6 +32,7 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from catalog import services
+from catalog.models import Feedback
 from core import locks
 from tests.uploads import corpus
 from uploads import services as upload_services
@@ -83,17 +85,32 @@ def test_on_sqlite_there_is_nothing_to_take() -> None:
     assert [q["sql"] for q in queries if "advisory" in q["sql"]] == []
 
 
-def test_outside_a_transaction_the_lock_is_refused() -> None:
+@pytest.mark.parametrize("hold", [locks.hold, locks.hold_shared], ids=["alone", "shared"])
+def test_outside_a_transaction_the_lock_is_refused(hold: Any) -> None:
     """It would end with the statement that took it."""
     assert not connection.in_atomic_block
     with pytest.raises(TransactionManagementError):
-        locks.hold("some key")
+        hold("some key")
 
 
 def test_a_feedback_import_holds_the_feedback_import_lock(postgres_locks: list[int], tmp_path: Path) -> None:
     (tmp_path / "1.txt").write_text("Title\nName\n2021-02-03\nText\n")
     services.feedback_import_files([tmp_path / "1.txt"])
     assert postgres_locks == [locks.lock_id(services.FEEDBACK_IMPORT_LOCK)]
+
+
+def test_a_posted_review_shares_the_feedback_import_lock_then_holds_its_own(
+    postgres_locks: list[int],
+) -> None:
+    """Every post takes the two in this order, and an import's batch the
+    first alone: a post waits for the batch under way, not for other posts."""
+    with CaptureQueriesContext(connection) as queries:
+        services.feedback_submit_once(title="Title", name="Name", date=dt.date(2021, 2, 3), text="Text")
+    fingerprint = Feedback.objects.get().fingerprint
+    assert [q["sql"] for q in queries if "advisory" in q["sql"]] == [
+        f"SELECT pg_advisory_xact_lock_shared({locks.lock_id(services.FEEDBACK_IMPORT_LOCK)})",
+        f"SELECT pg_advisory_xact_lock({locks.lock_id(f'catalog.feedback:{fingerprint}')})",
+    ]
 
 
 def test_writers_of_one_product_take_one_lock(postgres_locks: list[int]) -> None:

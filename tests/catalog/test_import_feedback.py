@@ -1,5 +1,5 @@
 """import_feedback beyond the lab samples (tests/catalog/test_commands.py):
-what it checks, that it is all or nothing, and what starting it costs."""
+what it checks, what an interrupted run keeps, and what starting it costs."""
 
 from __future__ import annotations
 
@@ -61,8 +61,13 @@ def test_a_huge_file_is_rejected_with_the_limit_without_being_read_whole(tmp_pat
     assert Feedback.objects.get().name == "😀" * 100
 
 
-def test_an_import_stopped_halfway_leaves_no_review_behind(tmp_path: Path) -> None:
-    paths = write_reviews(tmp_path, services.IMPORT_BATCH + 10)
+def test_an_import_stopped_halfway_keeps_the_batches_it_finished_and_run_again_adds_the_rest(
+    tmp_path: Path,
+) -> None:
+    """A batch a transaction, so that a review posted meanwhile waits for one
+    batch, not the whole import: the batch under way goes, those before
+    stay, and the next run skips them."""
+    paths = write_reviews(tmp_path, 2 * services.IMPORT_BATCH + 10)
     batches: list[int] = []
 
     def interrupted(done: int) -> None:
@@ -72,8 +77,12 @@ def test_an_import_stopped_halfway_leaves_no_review_behind(tmp_path: Path) -> No
 
     with pytest.raises(KeyboardInterrupt):
         services.feedback_import_files(paths, progress=interrupted)
-    assert batches == [services.IMPORT_BATCH, 10]
-    assert not Feedback.objects.exists()
+    assert batches == [services.IMPORT_BATCH, services.IMPORT_BATCH]
+    assert Feedback.objects.count() == 2 * services.IMPORT_BATCH
+
+    summary = services.feedback_import_files(paths)
+    assert (summary.created, summary.skipped) == (10, 2 * services.IMPORT_BATCH)
+    assert Feedback.objects.values("fingerprint").distinct().count() == 2 * services.IMPORT_BATCH + 10
 
 
 def _in_a_fresh_process(code: str) -> object:
