@@ -196,8 +196,9 @@ def image_upload_once(
     with storage.writing({key}):
         # The same bytes are stored under the same key: one held keeps it.
         _image_store(image, data, key)
-        # The same upload twice at once: the second waits here, then finds the first.
-        with _dropped_unless_saved(key), locks.serialized(f"uploads.upload:{image.sha256}"):
+        # The same upload twice at once, or an import of the same photo (which
+        # takes this key too): the second waits here, then finds the first.
+        with _dropped_unless_saved(key), locks.serialized(_bytes_key(image.preset, image.sha256)):
             if held := _image_held_as(image):
                 return held, False
             image.save()
@@ -292,6 +293,12 @@ def _fit_name(name: str, limit: int) -> str:
     return f"{stem[: limit - len(extension) - 1]}.{extension}"
 
 
+def _bytes_key(preset: str, sha: str) -> str:
+    """The lock of the adders of these bytes with this preset: an import and
+    an upload of one photo at once each wait for the other, then find it."""
+    return f"uploads.image:{preset}:{sha}"
+
+
 def image_import(*, data: bytes, original_name: str, preset: str | None = None) -> tuple[Image, bool]:
     """Upload unless the same bytes were already imported with the same preset.
 
@@ -308,7 +315,7 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
             _image_store(image, data, key)
             # Another import of the same bytes at once (a cron run that overlaps
             # the last one) waits here, then finds this row.
-            with _dropped_unless_saved(key), locks.serialized(f"uploads.image:{preset_name}:{sha}"):
+            with _dropped_unless_saved(key), locks.serialized(_bytes_key(preset_name, sha)):
                 existing = imported.first()
                 if existing is None:
                     image.save()
