@@ -290,7 +290,10 @@ def feedback_import_files(
             except dropfolder.ChangedWhileRead as exc:
                 summary.left.append((path.name, str(exc)))
                 continue
-            except (OSError, formats.FormatError) as exc:
+            except OSError as exc:
+                summary.rejected.append((path.name, f"cannot be read: {exc.strerror or exc}"))
+                continue
+            except formats.FormatError as exc:
                 summary.rejected.append((path.name, str(exc)))
                 continue
             except ValidationError as exc:

@@ -364,6 +364,38 @@ def test_a_folder_that_cannot_be_listed_is_told_in_one_line(
     assert not Product.objects.exists()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize(
+    ("command", "args", "refused", "named"),
+    [
+        ("import_feedback", [], "002.txt", "002.txt"),
+        ("import_images", ["--preset", "icon"], "002.png", "002.png"),
+        ("import_supplier", ["--no-email", "--wait", "30"], "descriptions/002.txt", "descriptions/002.txt"),
+    ],
+)
+def test_a_file_the_import_may_not_open_is_named_in_the_same_words_by_each_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: str, args: list[str], refused: str, named: str
+) -> None:
+    folder = tmp_path / "drop"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "images").mkdir()
+    (folder / "001.txt").write_text(REVIEW)
+    (folder / "002.txt").write_text(REVIEW.replace("Fine", "Also fine"))
+    (folder / "002.png").write_bytes(corpus.png(corpus.quadrants(80, 60)))
+    (folder / "descriptions" / "002.txt").write_text("Apple\n50 lbs\nRed.\n")
+    os_open = os.open
+
+    def refusing(path: Any, *rest: Any, **kwargs: Any) -> int:
+        if os.fspath(path) == os.fspath(folder / refused):
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return os_open(path, *rest, **kwargs)
+
+    monkeypatch.setattr(os, "open", refusing)
+    _code, _out, err = run(command, str(folder), *args)
+    assert f"rejected {named}: cannot be read: Permission denied\n" in err, err
+    assert str(folder) not in err  # one line naming the file, not the errno and its path
+
+
 def swapped_after_listing(monkeypatch: pytest.MonkeyPatch, name: str, swap: Any) -> None:
     """The file ``name`` replaced by ``swap(path)`` once an import has listed
     its folder: what a program writing the folder can do at any moment."""
