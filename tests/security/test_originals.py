@@ -222,6 +222,8 @@ def test_staff_without_the_view_permission_cannot_download_from_the_admin(
     assert _body(response) != original
 
 
+# Real commits: the crops are cut again as the new point commits, before the answer.
+@pytest.mark.django_db(transaction=True)
 def test_callers_who_may_change_an_image_may_view_it_and_see_its_hash_error_and_download(
     gps_upload: tuple[Image, bytes],
 ) -> None:
