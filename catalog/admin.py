@@ -432,8 +432,7 @@ class ProductAdmin(
 
     def view_on_site(self, obj: Product) -> str | None:
         # A demo product the catalog hides has no public page: no link to a 404.
-        shown = selectors.products_on_display(with_images=False).filter(pk=obj.pk).exists()
-        return obj.get_absolute_url() if shown else None
+        return obj.get_absolute_url() if selectors.product_shown(obj) else None
 
     def save_model(self, request: HttpRequest, obj: Product, form: Any, change: bool) -> None:
         """Through the services, as every other path: an image left empty

@@ -11,7 +11,7 @@ from django.db.models import Model, QuerySet
 from django.utils.text import normalize_newlines
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
 from rest_framework.fields import empty
@@ -228,8 +228,9 @@ class WeightFieldSchema(OpenApiSerializerFieldExtension):
 class ProductSerializer(serializers.ModelSerializer[Product]):
     weight = WeightField()
     image = ImageSummarySerializer(read_only=True, allow_null=True)
-    url = serializers.CharField(
-        source="get_absolute_url", read_only=True, help_text="Path of the public page, e.g. `/catalog/1/`."
+    url = serializers.SerializerMethodField(
+        help_text="Path of the public page, e.g. `/catalog/1/`; null for a product the catalog does not "
+        "show (a demo product, once the store has products of its own), which has no page."
     )
 
     class Meta:
@@ -239,6 +240,10 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
             "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_url(self, product: Product) -> str | None:
+        return product.get_absolute_url() if selectors.product_shown(product) else None
 
 
 class ProductFilter(filters.FilterSet):
@@ -264,12 +269,13 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
     ordering_fields = ["name", "weight", "created_at"]
     ordering = ["name"]
     read_fields = (
-        "id", "name", "weight", "description", "image_name", "created_at", "updated_at",
+        "id", "name", "weight", "description", "image_name", "created_at", "updated_at", "shown",
         *summary_fields("image"),
     )  # fmt: skip
 
     def get_queryset(self) -> QuerySet[Product]:
-        return selectors.products_with_images()
+        # Whether each has a public page, for its url (a count leaves it out).
+        return selectors.products_with_images().annotate(shown=selectors.on_display())
 
     def read_related(self, rows: list[dict[str, Any]]) -> RenditionsByImage:
         return rendition_rows(row["image__id"] for row in rows)
@@ -285,7 +291,7 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
                 "description": row["description"],
                 "image_name": row["image_name"],
                 "image": images.summary_of(row, "image"),
-                "url": url(row["id"]),
+                "url": url(row["id"]) if row["shown"] else None,
                 "created_at": text(row["created_at"]),
                 "updated_at": text(row["updated_at"]),
             }

@@ -105,6 +105,15 @@ def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
     return products.filter(on_display())
 
 
+def product_shown(product: Product) -> bool:
+    """Whether the catalog shows ``product``, so that it has a public page:
+    from its ``shown`` annotation (``on_display()``) when it has one."""
+    shown = getattr(product, "shown", None)
+    if shown is None:
+        shown = products_on_display(with_images=False).filter(pk=product.pk).exists()
+    return bool(shown)
+
+
 def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> QuerySet[Product]:
     """The product a write of this name and image file name is about: the one
     with the same file stem, else (without a file name) the same name; demo

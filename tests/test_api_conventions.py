@@ -343,7 +343,8 @@ def test_a_page_s_order_ends_with_the_id_where_rows_may_tie(
     with CaptureQueriesContext(connection) as queries:
         assert visitor.get(url).status_code == 200
     [page] = [q["sql"] for q in queries.captured_queries if " LIMIT " in q["sql"]]
-    assert page.split(" LIMIT ")[0].endswith(ends_with), page
+    # The page's own LIMIT, the last: a subquery of a column may have one.
+    assert page.rpartition(" LIMIT ")[0].endswith(ends_with), page
 
 
 def test_an_order_by_a_field_no_two_rows_share_is_left_as_it_is(visitor: APIClient) -> None:

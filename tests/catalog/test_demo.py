@@ -310,3 +310,31 @@ def test_the_admin_links_to_a_public_page_only_where_there_is_one(
     assert not view_on_site(f"/admin/catalog/product/{hidden_demo.pk}/change/")
     assert view_on_site(f"/admin/catalog/person/{here.pk}/change/")
     assert not view_on_site(f"/admin/catalog/person/{gone.pk}/change/")
+
+
+def test_the_api_gives_a_page_url_only_for_a_product_the_catalog_shows(
+    visitor: Any, staff: Client, hidden_demo: Product
+) -> None:
+    """The API still lists a hidden demo product (``?on_display=false``
+    finds it), but its ``url`` is null, not the path of a 404."""
+    apple = Product.objects.get(is_demo=False)
+
+    listed = {item["name"]: item["url"] for item in visitor.get("/api/v1/products/").json()["results"]}
+    detail = visitor.get(f"/api/v1/products/{hidden_demo.pk}/").json()
+    changed = staff.patch(f"/api/v1/products/{apple.pk}/", {"weight": 301}, format="json").json()
+
+    assert listed == {"Apple": apple.get_absolute_url(), "Demo kiwi": None}
+    assert detail["url"] is None
+    assert changed["url"] == apple.get_absolute_url()
+    assert client_get_ok(visitor, listed["Apple"])
+
+
+def test_a_demo_products_api_url_is_its_page_while_the_catalog_shows_it(visitor: Any) -> None:
+    kiwi = Product.objects.create(name="Demo kiwi", weight=1, image_name="demo-kiwi.jpeg", is_demo=True)
+    body = visitor.get(f"/api/v1/products/{kiwi.pk}/").json()
+    assert body["url"] == kiwi.get_absolute_url()
+    assert client_get_ok(visitor, body["url"])
+
+
+def client_get_ok(client: Any, path: str) -> bool:
+    return bool(client.get(path, HTTP_ACCEPT="text/html").status_code == 200)
