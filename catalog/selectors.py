@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from typing import NamedTuple
 
-from django.db.models import Count, Exists, Prefetch, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from catalog.models import Feedback, Person, Product
 from uploads.models import Image, Rendition, file_stem
@@ -89,13 +89,12 @@ def _products_with_images() -> QuerySet[Product]:
     )
 
 
-def on_display(relation: str = "") -> Q:
+def on_display() -> Q:
     """The products the public catalog shows: the real ones, or the demo ones
     while the store has none of its own (in the same query, no separate check).
     Every public page follows this one rule, for the products it lists, the
-    pages it opens and the products its reviews link to; with ``relation``
-    (``"product__"``), of the product a row points at."""
-    return Q(**{f"{relation}is_demo": False}) | Q(~Exists(Product.objects.filter(is_demo=False)))
+    pages it opens and the products its reviews link to."""
+    return Q(is_demo=False) | Q(~Exists(Product.objects.filter(is_demo=False)))
 
 
 def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
@@ -161,13 +160,11 @@ def _feedback_published() -> QuerySet[Feedback]:
 def feedback_published() -> QuerySet[Feedback]:
     """Published reviews, newest first, each with ``product_shown``: whether
     its product is one the catalog shows, which a page then links to (the
-    review of a demo product the catalog hides names no product)."""
-    return (
-        feedback_visible()
-        .select_related("product")
-        .annotate(product_shown=on_display("product__"))
-        .order_by("-date", "-id")
-    )
+    review of a demo product the catalog hides names no product). Asked by
+    the product's key, a lookup for each row a page shows: a condition on
+    the joined product would keep the join in the count of every review."""
+    shown = Exists(Product.objects.filter(on_display(), pk=OuterRef("product_id")))
+    return feedback_visible().select_related("product").annotate(product_shown=shown).order_by("-date", "-id")
 
 
 def feedback_position(review: Feedback, *, of_product: bool = False) -> int:

@@ -12,7 +12,9 @@ import pytest
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from catalog import services
 from catalog.models import Feedback, Person, Product
@@ -287,6 +289,21 @@ def test_reviews_link_only_to_products_the_catalog_shows(client: Client, hidden_
     assert "Tart kiwi" in html
     assert "Crisp apple" in html
     assert f'href="{apple.get_absolute_url()}"' in html
+    assert hidden_demo.get_absolute_url() not in html
+
+
+def test_counting_the_reviews_reads_their_table_alone(client: Client, hidden_demo: Product) -> None:
+    """Whether a review's product is shown is asked of the rows a page
+    shows, not of every review its count goes through: joined to the
+    products, the count of 100,000 reviews took five times as long (on
+    SQLite, a row lookup per review instead of a covering index)."""
+    FeedbackFactory.create_batch(11, product=hidden_demo)
+    with CaptureQueriesContext(connection) as queries:
+        html = client.get("/reviews/").content.decode()
+    [count] = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"]]
+
+    assert "catalog_product" not in count, count
+    assert "Older" in html  # a second page: the count was used
     assert hidden_demo.get_absolute_url() not in html
 
 
