@@ -818,9 +818,11 @@ def report_build(*, products: Iterable[Product], date: dt.date | None = None) ->
 
 @dataclass(frozen=True)
 class ReportMail:
-    """What report_send mailed: the report attached, or why it is not."""
+    """What report_send mailed: the report attached, or why it is not; and
+    the recipients the server refused, if any (``refused.accepted`` took it)."""
 
     not_attached: str = ""
+    refused: mail.RecipientsRefused | None = None
 
 
 def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None = None) -> ReportMail:
@@ -830,7 +832,9 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
     still learn that the import ran, and where to download the report. Both
     tries together get twice EMAIL_TIMEOUT, however slowly the server keeps
     answering (a read at a time never runs into EMAIL_TIMEOUT), as a health
-    check run's alerts do: past it the import ends saying so.
+    check run's alerts do: past it the import ends saying so. Recipients
+    the server refuses are in the outcome, with whether the report was
+    attached for the others; any other failure to mail raises.
     """
     day = date or timezone.localdate()
     message = EmailMessage(
@@ -843,11 +847,17 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
     message.attach(f"processed-{day.isoformat()}.pdf", pdf, "application/pdf")
     try:
         message.send()
+    except mail.RecipientsRefused as exc:
+        return ReportMail(refused=exc)
     except mail.MessageTooLarge as exc:
         limit = f" ({exc.limit:,} bytes)" if exc.limit else ""
         path = f"{reverse('admin:catalog_product_report')}?date={day.isoformat()}"
         message.body = REPORT_TOO_LARGE_BODY.format(size=len(pdf), limit=limit, path=path)
         message.attachments = []
-        message.send()
+        try:
+            message.send()
+        except mail.RecipientsRefused as refused:
+            # Refused now that the message is small enough to get that far.
+            return ReportMail(not_attached=str(exc), refused=refused)
         return ReportMail(not_attached=str(exc))
     return ReportMail()

@@ -600,6 +600,38 @@ def test_a_report_too_large_for_the_mail_server_is_mailed_without_it_saying_wher
         assert "(552 5.3.4 Message size exceeds fixed maximum message size)" in err
 
 
+@pytest.mark.parametrize("advertised", [True, False], ids=["size-advertised", "refused-after-data"])
+def test_a_report_too_large_and_refused_for_one_recipient_says_both(
+    delivery: Path, settings: Any, advertised: bool
+) -> None:
+    """The mail without the PDF, refused for one recipient: mailed to the
+    other without the PDF, and the run fails for both reasons."""
+    (delivery / "descriptions" / "011.txt").unlink()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(max_message_bytes=20_000, advertise_size=advertised, refuse=["bad@example.com"]) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        with pytest.raises(CommandError) as raised:
+            call_command(
+                "import_supplier",
+                str(delivery),
+                "--email",
+                "bad@example.com",
+                "--email",
+                "ops@example.com",
+                stdout=(out := io.StringIO()),
+                stderr=(err := io.StringIO()),
+            )
+        [message] = smtp.wait_for(1)
+
+    assert message.envelope_to == ["ops@example.com"]
+    assert list(message.iter_attachments()) == []
+    assert out.getvalue().rstrip().endswith("Report mailed to ops@example.com without the PDF.")
+    assert "report not attached: the message is " in err.getvalue()
+    assert "report not mailed to bad@example.com: 550 5.1.1 No such user here" in err.getvalue()
+    assert str(raised.value) == "report not mailed, report too large to attach."
+    assert raised.value.returncode == 2
+
+
 def test_a_description_file_over_the_limit_is_rejected_unread(delivery: Path) -> None:
     with (delivery / "descriptions" / "012.txt").open("wb") as fh:
         fh.write(b"Pear\n100 lbs\n")

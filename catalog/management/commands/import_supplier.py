@@ -89,19 +89,21 @@ class Command(PortalCommand):
             else:
                 try:
                     outcome = services.report_send(pdf=pdf, recipients=recipients, date=today)
-                    sent = f" Report mailed to {', '.join(recipients)}."
-                    if outcome.not_attached:
-                        sent = f" Report mailed to {', '.join(recipients)} without the PDF."
-                        self.stderr.write(f"report not attached: {outcome.not_attached}")
-                        attached = False
-                except mail.RecipientsRefused as exc:  # taken for the others, if any
-                    if exc.accepted:
-                        sent = f" Report mailed to {', '.join(exc.accepted)}."
-                    self.stderr.write(f"report {exc}")
-                    mailed = False
                 except OSError as exc:  # smtplib's errors included
                     self.stderr.write(f"report not mailed: {exc or type(exc).__name__}")
                     mailed = False
+                else:
+                    # Taken for the others, if any, when some were refused.
+                    taken = outcome.refused.accepted if outcome.refused else recipients
+                    if taken:
+                        without = " without the PDF" if outcome.not_attached else ""
+                        sent = f" Report mailed to {', '.join(taken)}{without}."
+                    if outcome.not_attached:
+                        self.stderr.write(f"report not attached: {outcome.not_attached}")
+                        attached = False
+                    if outcome.refused:
+                        self.stderr.write(f"report {outcome.refused}")
+                        mailed = False
         written = True
         if report:  # after the mail: a disk that fills up meanwhile does not stop it
             try:
