@@ -103,9 +103,10 @@ class MessageTooLarge(smtplib.SMTPException):
 
 
 class ServerRefused(smtplib.SMTPException):
-    """The mail server answered, refusing ``what`` (the login, the sender,
-    the message) with its reply: smtplib's own errors read as a tuple of
-    the code and the reply's bytes."""
+    """The mail server answered, refusing ``what`` (the connection, the
+    greeting, the login, the sender, the message) with its reply: smtplib's
+    own errors read as a tuple of the code and the reply's bytes. A server
+    answering 421 is closing the connection instead (ServerUnavailable)."""
 
     def __init__(self, server: str, what: str, code: int, reply: bytes | str) -> None:
         super().__init__(server, what, code, reply)
@@ -173,10 +174,19 @@ def reason(code: int, reply: bytes | str) -> str:
     return f"{code} {text}".strip()
 
 
+# What the server refused, by the error smtplib raises as it opens a session.
+_SESSION_STEPS = {
+    smtplib.SMTPConnectError: "the connection",
+    smtplib.SMTPHeloError: "the greeting (EHLO)",
+}
+
+
 class EmailBackend(SMTPEmailBackend):
     """Django's SMTP backend, raising RecipientsRefused (an OSError, like
     smtplib's errors) when only some recipients were taken,
-    MessageTooLarge when the server does not take a message that large, and
+    MessageTooLarge when the server does not take a message that large,
+    ServerRefused, with its reply in words, when it refuses the connection,
+    the greeting, the login, the sender or the message, and
     ServerUnavailable, naming the server and the time-out, when it cannot be
     reached or stops answering (smtplib says "Connection unexpectedly
     closed: timed out" of a server that never closed anything).
@@ -242,8 +252,13 @@ class EmailBackend(SMTPEmailBackend):
             f"{self.host}:{self.port}", f"did not take the mail within {self.deadline.limit}"
         )
 
-    def _refused(self, what: str, exc: smtplib.SMTPResponseException) -> ServerRefused:
-        return ServerRefused(f"{self.host}:{self.port}", what, exc.smtp_code, exc.smtp_error)
+    def _refused(self, what: str, exc: smtplib.SMTPResponseException) -> smtplib.SMTPException:
+        server = f"{self.host}:{self.port}"
+        if exc.smtp_code == 421:  # "closing the channel": going down or busy, refusing nothing
+            return ServerUnavailable(
+                server, f"closed the connection ({reason(exc.smtp_code, exc.smtp_error)})"
+            )
+        return ServerRefused(server, what, exc.smtp_code, exc.smtp_error)
 
     def _failed(self, exc: OSError) -> ServerUnavailable:
         if self._expired.is_set():
@@ -262,6 +277,10 @@ class EmailBackend(SMTPEmailBackend):
                 raise self._failed(exc) from exc
             if isinstance(exc, smtplib.SMTPAuthenticationError):
                 raise self._refused(f"the login as {self.username}", exc) from exc
+            if isinstance(exc, smtplib.SMTPResponseException):
+                # Its greeting, its answer to ours or to STARTTLS: in words,
+                # not smtplib's tuple of the code and the reply's bytes.
+                raise self._refused(_SESSION_STEPS.get(type(exc), "the session"), exc) from exc
             raise
 
     def close(self) -> None:
@@ -305,6 +324,8 @@ class EmailBackend(SMTPEmailBackend):
                 if isinstance(exc, smtplib.SMTPSenderRefused):
                     raise self._refused(f"the sender {email_message.from_email}", exc) from exc
                 raise self._refused("the message", exc) from exc
+            except smtplib.SMTPResponseException as exc:  # its answer to our greeting
+                raise self._refused(_SESSION_STEPS.get(type(exc), "the session"), exc) from exc
         except smtplib.SMTPException:
             if not self.fail_silently:
                 raise

@@ -711,6 +711,52 @@ def test_a_mail_server_that_trickles_is_given_twice_email_timeout_for_the_report
     assert out.startswith("4 products created")
 
 
+def _scripted_smtp(listener: socket.socket, replies: list[bytes]) -> None:
+    """Answers one client with ``replies``: the greeting, then one for each
+    line the client sends; then hangs up."""
+    connection, _ = listener.accept()
+    with connection, connection.makefile("rb") as lines:
+        connection.sendall(replies[0])
+        for reply in replies[1:]:
+            if not lines.readline():
+                return
+            connection.sendall(reply)
+
+
+@pytest.mark.parametrize(
+    ("replies", "refusal"),
+    [
+        (
+            [b"554 5.3.2 mail.example.com takes no mail\r\n"],
+            "refused the connection: 554 5.3.2 mail.example.com takes no mail",
+        ),
+        (
+            [b"220 hi\r\n", b"550 5.7.1 who?\r\n", b"550 5.7.1 who?\r\n"],
+            "refused the greeting (EHLO): 550 5.7.1 who?",
+        ),
+        (
+            [b"220 hi\r\n", b"250 hi\r\n", b"421 4.3.2 going down\r\n"],
+            "closed the connection (421 4.3.2 going down)",
+        ),
+    ],
+    ids=["greeting", "ehlo", "closing"],
+)
+def test_a_mail_server_refusing_the_session_is_named_with_its_reply_in_plain_words(
+    delivery: Path, settings: Any, replies: list[bytes], refusal: str
+) -> None:
+    """Not smtplib's tuple of the code and the reply's bytes; and a server
+    going down (421) is not said to refuse the sender."""
+    (delivery / "descriptions" / "011.txt").unlink()
+    listener = socket.create_server(("127.0.0.1", 0))
+    threading.Thread(target=_scripted_smtp, args=(listener, replies), daemon=True).start()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    with listener:
+        _, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
+    assert f"report not mailed: the mail server 127.0.0.1:{settings.EMAIL_PORT} {refusal}\n" in err
+    assert "b'" not in err
+
+
 def test_a_photo_far_over_the_byte_limit_is_rejected_without_being_read(
     delivery: Path, settings: Any
 ) -> None:
