@@ -8,7 +8,7 @@ from collections.abc import Iterable
 from itertools import groupby
 from typing import NamedTuple
 
-from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from catalog.models import Feedback, Person, Product
 from uploads.models import Image, Rendition, file_stem
@@ -47,8 +47,15 @@ def people_search(query: str = "") -> QuerySet[Person]:
             # name: a search for what it shows finds them.
             found |= Q(department="")
         people = people.filter(found)
-    # People without a department (Person.NO_DEPARTMENT) come after every department.
-    return people.alias(no_department=Q(department="")).order_by("no_department", "department", "name")
+    # People without a department come after every department, in one group
+    # with those of a department given that name (Person.NO_DEPARTMENT).
+    return people.alias(
+        group=Case(When(_in_no_department(), then=Value(None)), default=F("department"))
+    ).order_by(F("group").asc(nulls_last=True), "name")
+
+
+def _in_no_department() -> Q:
+    return Q(department="") | Q(department=Person.NO_DEPARTMENT)
 
 
 class Department(NamedTuple):
@@ -60,22 +67,22 @@ class Department(NamedTuple):
 def people_by_department(people: Iterable[Person], *, query: str = "") -> list[Department]:
     """A page of the directory (people in ``people_search`` order) grouped by
     department, each with its size across all pages: one query."""
-    groups = [
-        (department, list(members)) for department, members in groupby(people, key=lambda p: p.department)
-    ]
+    groups = [(name, list(members)) for name, members in groupby(people, key=lambda p: p.department_shown)]
     if not groups:
         return []
-    sizes = dict(
+    # By the name each group shows: blank and Person.NO_DEPARTMENT are one.
+    departments = {name for name, _ in groups} | {""}
+    sizes: dict[str, int] = {}
+    for department, size in (
         people_search(query)
-        .filter(department__in=[department for department, _ in groups])
+        .filter(department__in=departments)
         .order_by()
         .values_list("department")
         .annotate(size=Count("pk"))
-    )
-    return [
-        Department(department or Person.NO_DEPARTMENT, members, sizes.get(department, 0))
-        for department, members in groups
-    ]
+    ):
+        name = department or Person.NO_DEPARTMENT
+        sizes[name] = sizes.get(name, 0) + size
+    return [Department(name, members, sizes.get(name, 0)) for name, members in groups]
 
 
 def products_with_images() -> QuerySet[Product]:

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from catalog import views
 from catalog.api import FeedbackThrottle
-from catalog.models import Feedback, Product
+from catalog.models import Feedback, Person, Product
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
 from uploads.models import Image
 
@@ -107,6 +107,18 @@ def test_a_search_for_other_finds_the_people_without_a_department(client: Client
     assert "Aaron Nodept" in html
     assert "Zoe Sales" not in html
     assert '<bdi>Other</bdi></h2> <p class="count">1 person</p>' in html
+
+
+def test_people_of_a_department_named_other_are_listed_with_those_without_one(client: Client) -> None:
+    """One group under the one name, last, not two groups called Other."""
+    PersonFactory(name="Ann Other", department=Person.NO_DEPARTMENT)
+    PersonFactory(name="Bob Nodept", department="")
+    PersonFactory(name="Cy Sales", department="Sales")
+    for query in ["", "other"]:
+        html = client.get(reverse("catalog:people-directory"), {"q": query}).content.decode()
+        heads = re.findall(r'<h2><bdi>([^<]*)</bdi></h2> <p class="count">([^<]*)</p>', html)
+        assert heads == ([("Sales", "1 person")] if not query else []) + [("Other", "2 people")], query
+        assert html.index("Ann Other") < html.index("Bob Nodept")  # by name, as in any group
 
 
 def test_a_person_page_shows_phones_by_label(client: Client) -> None:
