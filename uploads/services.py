@@ -807,6 +807,14 @@ def _crops_given_up(image: Image, used: processing.FocalPoint | None) -> Image |
 RECROP_BATCH = 10
 
 
+def _recrop_budget() -> float:
+    """Seconds a sweep round goes on starting recrops: a quarter of the time
+    limit that bounds a run (the soft one, else the hard one). A recrop the
+    limit cuts off then had three quarters of it to itself, and the embedded
+    sweeper's round ends in time to re-queue stuck uploads and sweep orphans."""
+    return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
+
+
 def _crops_outdated() -> Q:
     """Ready images whose crops were cut around another point than the one
     in force (Image.crops_outdated), null-safe: -1 stands for no point, as no
@@ -819,28 +827,45 @@ def _crops_outdated() -> Q:
     )
 
 
-def image_sweep_moved_crops() -> int:
+def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> int:
     """Cut again the crops of ready images whose focal point in force moved
     since they were cut (a store away when staff saved the point), at most
-    RECROP_BATCH a round. Stops at the first storage error: the
-    next round tries again. Returns how many were cut again.
+    RECROP_BATCH a round, none started once the round's budget is spent
+    (_recrop_budget): the rest wait for the next round. Stops at the first
+    storage error: the next round tries again. ``cut_off_by`` is what the
+    run's time limit raises (Celery's SoftTimeLimitExceeded): the image whose
+    recrop it cuts off is given up, as one whose decoding ran out of time,
+    instead of cutting off every run. Returns how many were cut again.
     """
+    started = time.monotonic()
     # In no fixed order: an image whose original cannot be read now (which
     # stops the round) does not keep the others waiting round after round.
     candidates = list(
-        Image.objects.filter(_crops_outdated(), preset__in=list(settings.IMAGE_PRESETS))
-        .order_by("?")
-        .values_list("pk", flat=True)[:RECROP_BATCH]
+        Image.objects.filter(_crops_outdated(), preset__in=list(settings.IMAGE_PRESETS)).order_by("?")[
+            :RECROP_BATCH
+        ]
     )
     done = []
-    for image_id in candidates:
+    for image in candidates:
+        if time.monotonic() - started >= _recrop_budget():
+            break
         try:
-            recropped = image_recrop(image_id=image_id)
+            recropped = image_recrop(image_id=image.pk)
         except storage.UNAVAILABLE as exc:
             logger.warning("crops of images left for the next sweep, the store is unavailable: %s", exc)
             break
+        except cut_off_by:
+            logger.warning(
+                "image id=%s: crops not remade: cut off by the time limit; the old ones stay until it is "
+                "reprocessed",
+                image.pk,
+            )
+            # Compared with the point in force when the round listed it: one
+            # moved since is cut around by whatever moved it.
+            _crops_given_up(image, image.focal_point_in_force)
+            break
         if recropped is not None and not recropped.crops_outdated:
-            done.append(image_id)
+            done.append(image.pk)
     if candidates:
         logger.warning(
             "cut again the crops of %d of %d images whose focal point had moved: %s",

@@ -9,6 +9,7 @@ import re
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -758,6 +759,43 @@ def test_the_sweep_cuts_a_bounded_batch_each_round(
     assert not shows_the_marker(Image.objects.get(pk=other.pk))
 
 
+class Clock:
+    """A monotonic clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@pytest.mark.django_db
+def test_a_sweep_round_starts_no_recrop_once_its_time_budget_is_spent(
+    marked: Image, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each recrop's decoding may take up to the soft time limit: ten in a
+    # row would outlast the worker's run, and hold up the embedded sweeper's
+    # other chores for twenty minutes.
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 120  # a budget of 30 s a round
+    others = [ImageFactory.create(file=marked_png()) for _ in range(2)]
+    Image.objects.update(focal_x=MARKER_AT[0], focal_y=MARKER_AT[1])
+    clock = Clock()
+    real = services.image_recrop
+    started: list[int] = []
+
+    def taking_20_seconds(*, image_id: int) -> Image | None:
+        started.append(image_id)
+        clock.now += 20
+        return real(image_id=image_id)
+
+    monkeypatch.setattr(services, "time", clock)
+    monkeypatch.setattr(services, "image_recrop", taking_20_seconds)
+    # The first starts at 0 s, the second at 20 s; at 40 s the budget is spent.
+    assert [services.image_sweep_moved_crops() for _ in range(3)] == [2, 1, 0]
+    assert sorted(started) == sorted([marked.pk, *(o.pk for o in others)])
+    assert all(shows_the_marker(image) for image in Image.objects.all())
+
+
 @pytest.mark.django_db
 def test_processing_records_the_point_it_cut_the_crops_around() -> None:
     image: Image = ImageFactory.create(file=marked_png(), processed=False)
@@ -818,6 +856,33 @@ def test_crops_that_cannot_be_decoded_again_are_given_up_not_tried_every_round(
     assert not image.crops_outdated
     assert thumb_keys(image) == before
     assert [services.image_sweep_moved_crops() for _ in range(3)] == [0, 0, 0]
+    assert decodes == [True]
+
+
+@pytest.mark.django_db
+def test_a_recrop_the_workers_time_limit_cuts_off_is_given_up_not_tried_every_run(
+    marked: Image, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # In a worker the run's soft time limit (the same 120 s as decoding's own)
+    # cuts a slow decode off before decoding's own limit does: the image is
+    # as slow to cut as one that ran out of time, and would end every run.
+    before = thumb_keys(marked)
+    Image.objects.filter(pk=marked.pk).update(focal_x=MARKER_AT[0], focal_y=MARKER_AT[1])
+    decodes: list[bool] = []
+
+    def cut_off(*args: Any, **kwargs: Any) -> Any:
+        decodes.append(kwargs.get("crops_only", False))
+        raise SoftTimeLimitExceeded
+
+    monkeypatch.setattr(sandbox, "process", cut_off)
+    assert tasks.sweep_moved_crops() == 0  # ends without an error
+    assert decodes == [True]
+    assert f"image id={marked.pk}: crops not remade: cut off by the time limit" in caplog.text
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert not image.crops_outdated
+    assert thumb_keys(image) == before
+    assert [tasks.sweep_moved_crops() for _ in range(3)] == [0, 0, 0]
     assert decodes == [True]
 
 
