@@ -122,10 +122,9 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         required=False, help_text="Listed in the directory. A new person is active unless told otherwise."
     )
     photo = ImageSummarySerializer(read_only=True, allow_null=True)
-    url = serializers.CharField(
-        source="get_absolute_url",
-        read_only=True,
-        help_text="Path of the public page, e.g. `/people/ghopper/`.",
+    url = serializers.SerializerMethodField(
+        help_text="Path of the public page, e.g. `/people/ghopper/`; null for an inactive person, "
+        "who has no page."
     )
 
     class Meta:
@@ -135,6 +134,10 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
             "is_active", "photo", "url", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_url(self, person: Person) -> str | None:
+        return person.get_absolute_url() if person.is_active else None
 
 
 class PersonFilter(filters.FilterSet):
@@ -184,7 +187,7 @@ class PersonViewSet(CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, v
                 "role": row["role"],
                 "is_active": row["is_active"],
                 "photo": images.summary_of(row, "photo"),
-                "url": url(row["username"]),
+                "url": url(row["username"]) if row["is_active"] else None,
                 "created_at": text(row["created_at"]),
                 "updated_at": text(row["updated_at"]),
             }

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog.models import Person
@@ -146,6 +147,20 @@ def test_staff_see_inactive_people_too(request: pytest.FixtureRequest, persona: 
     assert usernames(client.get(LIST)) == {"here", "gone"}
     assert usernames(client.get(LIST, {"is_active": "false"})) == {"gone"}
     assert client.get(detail(gone.pk)).status_code == 200
+
+
+def test_an_inactive_person_has_no_page_and_so_a_null_url(staff: APIClient) -> None:
+    here = PersonFactory(username="here")
+    gone = PersonFactory(username="gone", is_active=False)
+
+    listed = {row["username"]: row["url"] for row in staff.get(LIST).json()["results"]}
+    assert listed == {"here": "/people/here/", "gone": None}
+    assert staff.get(detail(gone.pk)).json()["url"] is None
+    assert staff.get(detail(here.pk)).json()["url"] == "/people/here/"
+    # The answer to a write is drawn by the serializer: it says the same.
+    assert staff.patch(detail(here.pk), {"is_active": False}, format="json").json()["url"] is None
+    assert staff.patch(detail(gone.pk), {"is_active": True}, format="json").json()["url"] == "/people/gone/"
+    assert Client().get("/people/gone/").status_code == 200
 
 
 def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(
