@@ -266,9 +266,12 @@ def feedback_import_files(
     paths: Sequence[Path],
     *,
     progress: Callable[[int], None] | None = None,
+    summary: ImportSummary | None = None,
 ) -> ImportSummary:
     """Import lab-format review files; exact duplicates (in the files or already
-    held) are skipped, unreadable files rejected with the reason.
+    held) are skipped, unreadable files rejected with the reason. ``summary``
+    is filled as the batches commit: a caller whose run is stopped midway
+    tells from it what was kept.
 
     A transaction a batch, once its files are read: each asks once which of
     its fingerprints are already held, and holds ``FEEDBACK_IMPORT_LOCK``
@@ -278,7 +281,7 @@ def feedback_import_files(
     it committed: run again, it skips them. Two imports at once take turns a
     batch at a time; each skips what the other added.
     """
-    summary = ImportSummary()
+    summary = ImportSummary() if summary is None else summary
     status = _initial_status()
     seen: set[str] = set()
     for start in range(0, len(paths), IMPORT_BATCH):

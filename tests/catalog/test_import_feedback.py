@@ -122,3 +122,33 @@ def test_the_admin_checks_still_see_every_model_admin() -> None:
         registered[1]  # type: ignore[index]
     )
     assert registered[2] == 0  # type: ignore[index]
+
+
+def test_an_interrupted_run_says_what_it_kept_and_exits_130_not_a_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C in the third batch: the two batches before it are kept, which
+    the operator is told along with the rejected file of the first batch,
+    as import_images tells its interruption."""
+    monkeypatch.setattr(services, "IMPORT_BATCH", 3)
+    write_reviews(tmp_path, 8)
+    (tmp_path / "00001.txt").write_text("Title\nName\nnot a date\nText\n")
+    read = services._review_from_file
+
+    def read_then_stop(raw: bytes, *, status: str) -> Feedback:
+        if b"Title 7" in raw:
+            raise KeyboardInterrupt
+        return read(raw, status=status)
+
+    monkeypatch.setattr(services, "_review_from_file", read_then_stop)
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as stopped:
+        call_command("import_feedback", str(tmp_path), stdout=out, stderr=err)
+    assert stopped.value.returncode == 130
+    assert str(stopped.value) == (
+        "Interrupted after 6 of 8 files: 5 reviews created, 0 updated, 0 skipped as duplicates, "
+        "1 rejected. The files after them were not imported; run it again to add them (it skips "
+        "those created)."
+    )
+    assert "rejected 00001.txt: " in err.getvalue()
+    assert Feedback.objects.count() == 5

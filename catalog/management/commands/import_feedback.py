@@ -39,14 +39,33 @@ class Command(PortalCommand):
         skipped = listing.skipped + [
             (path.name, "not a .txt review") for path in listing.files if path.suffix.lower() != ".txt"
         ]
-        with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
-            summary = services.feedback_import_files(paths, progress=bar.update)
-        summary.rejected[:0] = listing.rejected
+        summary = services.ImportSummary(rejected=list(listing.rejected))
+        done = 0
+
+        def progress(files: int) -> None:
+            nonlocal done
+            done += files
+            bar.update(files)
+
+        try:
+            with tqdm(total=len(paths), unit="file", disable=not sys.stderr.isatty(), file=sys.stderr) as bar:
+                services.feedback_import_files(paths, progress=progress, summary=summary)
+        except KeyboardInterrupt:
+            # Each batch commits: those finished stay, and are told.
+            self._tell(skipped + summary.left, summary.rejected)
+            raise CommandError(
+                f"Interrupted after {done} of {len(paths)} files: {summary.line('reviews')} The files "
+                "after them were not imported; run it again to add them (it skips those created).",
+                returncode=130,
+            ) from None
         skipped += summary.left
-        for name, reason in skipped:
-            self.stderr.write(f"skipped {name}: {reason}")
-        for name, reason in summary.rejected:
-            self.stderr.write(f"rejected {name}: {reason}")
+        self._tell(skipped, summary.rejected)
         self.stdout.write(summary.line("reviews"))
         if summary.rejected:
             raise CommandError(f"{len(summary.rejected)} file(s) rejected.", returncode=2)
+
+    def _tell(self, skipped: list[tuple[str, str]], rejected: list[tuple[str, str]]) -> None:
+        for name, reason in skipped:
+            self.stderr.write(f"skipped {name}: {reason}")
+        for name, reason in rejected:
+            self.stderr.write(f"rejected {name}: {reason}")
