@@ -12,9 +12,9 @@ passed over without a word, as ``ls`` does; every other file left out is
 named with the reason, either skipped (not meant for the import, or left for
 the next run) or rejected (meant for it and not taken: the run exits 2).
 The wait cannot see a writer that goes on after the listing: the readers
-open a file as the listing found it or not at all (``opened``), compare
-the file as they opened it with the file once read (``check_unchanged``),
-and leave one that changed for the next run.
+open a file as the listing found it, settled still, or not at all
+(``opened``), compare the file as they opened it with the file once read
+(``check_unchanged``), and leave one that changed for the next run.
 """
 
 from __future__ import annotations
@@ -161,10 +161,12 @@ def opened(path: Path) -> Iterator[tuple[IO[bytes], os.stat_result]]:
     """A file of a listing, open for reading, and its ``os.fstat``; raises
     ChangedWhileRead, before a byte is read, when its name no longer leads
     to a file of the folder (a writer of the folder replaced it after the
-    listing, by a link to a file elsewhere, a named pipe...), so the rules
-    of ``listing`` hold at the moment it is read; the next run's listing
-    names what took its place. Opened without waiting: a named pipe would
-    hang the run for ever, waiting for a writer."""
+    listing, by a link to a file elsewhere, a named pipe...), or when it
+    changed more recently than ``IMPORT_SETTLE_SECONDS`` (written to again
+    after the listing found it settled), so the rules of ``listing`` hold
+    at the moment it is read; the next run's listing names what took its
+    place. Opened without waiting: a named pipe would hang the run for ever,
+    waiting for a writer."""
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     with open(fd, "rb") as fh:
         before = os.fstat(fd)
@@ -182,6 +184,12 @@ def opened(path: Path) -> Iterator[tuple[IO[bytes], os.stat_result]]:
             or (target != path and target.parent != path.parent.resolve())
             or (now.st_dev, now.st_ino) != (before.st_dev, before.st_ino)
         ):
+            raise ChangedWhileRead(path)
+        # Written to since the listing found it settled (an upload started
+        # over it): a writer that pauses while it is read goes unseen by
+        # ``check_unchanged``, so the wait holds now as it did then.
+        settle = settings.IMPORT_SETTLE_SECONDS
+        if settle and abs(time.time() - before.st_mtime) < settle:
             raise ChangedWhileRead(path)
         yield fh, before
 

@@ -487,3 +487,35 @@ def test_a_delivery_file_swapped_for_a_pipe_after_listing_is_not_waited_for(
     code, _out, err = outcome[0]
     assert code == 0, err
     assert f"skipped {name}: changed while it was being read; left for the next run" in err
+
+
+@pytest.mark.django_db
+def test_a_settled_review_written_to_again_after_listing_is_left_for_the_next_run(
+    tmp_path: Path, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait holds when the file is read, not only when it was listed: a
+    supplier's upload that starts over a file the run found settled has
+    written half of it when the import reaches it, and writes no more
+    during the read itself."""
+    settings.IMPORT_SETTLE_SECONDS = 60
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "001.txt").write_text(REVIEW)
+    (folder / "002.txt").write_text(REVIEW.replace("Fine", "Also fine"))
+    for path in folder.iterdir():
+        age(path, 3600)
+    listing = dropfolder.listing
+
+    def then_written(folder: Path, **kwargs: Any) -> dropfolder.Listing:
+        found = listing(folder, **kwargs)
+        with (folder / "001.txt").open("r+") as fh:  # the same file, cut and half written
+            fh.truncate(0)
+            fh.write("Fine\nAnn\n2021-02-03\nGood app")
+        return found
+
+    monkeypatch.setattr(dropfolder, "listing", then_written)
+    code, out, err = run("import_feedback", str(folder))
+    assert code == 0, err
+    assert out.strip() == "1 reviews created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    assert "skipped 001.txt: changed while it was being read; left for the next run" in err
+    assert list(Feedback.objects.values_list("title", flat=True)) == ["Also fine"]
