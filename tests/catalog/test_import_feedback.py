@@ -10,12 +10,15 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import OperationalError
 
 from catalog import services
 from catalog.models import Feedback
+from core import locks
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -152,3 +155,29 @@ def test_an_interrupted_run_says_what_it_kept_and_exits_130_not_a_traceback(
     )
     assert "rejected 00001.txt: " in err.getvalue()
     assert Feedback.objects.count() == 5
+
+
+def test_a_run_the_database_fails_midway_says_what_its_finished_batches_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(services, "IMPORT_BATCH", 2)
+    write_reviews(tmp_path, 5)
+    hold, taken = locks.hold, []
+
+    def hold_then_lost(key: str, **kwargs: Any) -> None:
+        taken.append(key)
+        if len(taken) == 2:
+            raise OperationalError("server closed the connection unexpectedly")
+        hold(key, **kwargs)
+
+    monkeypatch.setattr(locks, "hold", hold_then_lost)
+    err = io.StringIO()
+    with pytest.raises(CommandError) as stopped:
+        call_command("import_feedback", str(tmp_path), stdout=io.StringIO(), stderr=err)
+    assert stopped.value.returncode == 1
+    assert str(stopped.value).startswith("The database is unavailable: server closed the connection")
+    assert (
+        "Stopped after 2 of 5 files: 2 reviews created, 0 updated, 0 skipped as duplicates, "
+        "0 rejected. Those are kept; the next run skips them."
+    ) in err.getvalue()
+    assert Feedback.objects.count() == 2

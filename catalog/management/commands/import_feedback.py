@@ -58,6 +58,15 @@ class Command(PortalCommand):
                 "after them were not imported; run it again to add them (it skips those created).",
                 returncode=130,
             ) from None
+        except Exception:
+            # The database or a file went away: the batches committed stay,
+            # which the one line that tells the fault would not say.
+            if summary.created:
+                self.stderr.write(
+                    f"Stopped after {done} of {len(paths)} files: {summary.line('reviews')} "
+                    "Those are kept; the next run skips them."
+                )
+            raise
         skipped += summary.left
         self._tell(skipped, summary.rejected)
         self.stdout.write(summary.line("reviews"))
