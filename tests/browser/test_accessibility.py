@@ -65,11 +65,11 @@ def demo_site(django_capture_on_commit_callbacks: Any) -> None:
     assert Product.objects.filter(image__isnull=False).exists()
     # What the demo has none of: a person without a photo, a product without
     # a picture, a photo still being processed, a review in a right-to-left
-    # script.
+    # script. The product is one of the demo's: a real one would hide them.
     PersonFactory.create(
         name="Grace Hopper", username="grace", department="Engineering", role="Compiler Lead"
     )
-    ProductFactory.create(name="Bartlett Pears", weight=300)
+    ProductFactory.create(name="Bartlett Pears", weight=300, is_demo=True)
     photo = Person.objects.filter(photo__isnull=False).order_by("-pk").values_list("photo", flat=True).first()
     Image.objects.filter(pk=photo).update(status=Image.Status.PENDING)
     FeedbackFactory.create(title="תפוחים טובים", name="נועה", text="פריכים ומתוקים.", rating=4)
