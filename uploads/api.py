@@ -232,7 +232,12 @@ def upload_from_request(request: Request, data: dict[str, Any], *, once: bool = 
 
 
 FOCAL_POINT_RESPONSES = {
-    200: OpenApiResponse(ImageSerializer, description="Saved; the cropped renditions are cut around it."),
+    200: OpenApiResponse(
+        ImageSerializer,
+        description="Saved; the cropped renditions are cut around it, unless they cannot be (the original "
+        "is missing from the store, the preset is no longer configured, or decoding failed): then the old "
+        "crops stay until the image is reprocessed.",
+    ),
     202: OpenApiResponse(
         ImageSerializer,
         description="Saved; the cropped renditions could not be cut again now (the image store was "

@@ -934,6 +934,24 @@ def test_a_point_saved_on_an_image_whose_preset_is_gone_is_not_answered_as_cut_l
 
 
 @pytest.mark.django_db
+def test_the_schema_tells_a_200_may_leave_the_old_crops(visitor: APIClient) -> None:
+    # A point saved on an image whose crops are given up (original lost,
+    # preset gone, decoding refused) is answered 200: the schema may not
+    # promise that the crops are cut around it.
+    paths = visitor.get("/api/schema/?format=json").json()["paths"]
+    for operation in (
+        paths["/api/v1/images/{id}/"]["patch"],
+        paths["/api/v1/images/{id}/focal-point/"]["post"],
+    ):
+        saved, later = (
+            operation["responses"]["200"]["description"],
+            operation["responses"]["202"]["description"],
+        )
+        assert "the old crops stay until the image is reprocessed" in saved
+        assert "are cut around it shortly" in later
+
+
+@pytest.mark.django_db
 def test_an_original_lost_from_the_store_is_not_waited_for_as_a_store_away(
     marked: Image, commit: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
