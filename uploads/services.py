@@ -370,6 +370,15 @@ def reason_out_of_memory(limit_mb: int) -> str:
     return f"Processing ran out of memory{limit}."
 
 
+def reason_unavailable(what: str, *, tries: int, seconds: int = 0) -> str:
+    """Why an image was given up whose store or database stayed away: in
+    words, never the error's own text, which names internal hosts and paths
+    (it goes to the log)."""
+    over = f" over {max(1, round(seconds / 60))} min" if seconds else ""
+    counted = "1 try" if tries == 1 else f"{tries} tries"
+    return f"Processing was given up: the {what} was unavailable ({counted}{over}). Reprocess the image once it is back."
+
+
 def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
     """Mark the image as being processed; returns (image, whether to go on).
 

@@ -92,7 +92,16 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
         image = services.image_mark_failed(image_id=image_id, reason=services.reason_too_slow(seconds))
     except TRANSIENT as exc:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
-            services.image_mark_failed(image_id=image_id, reason=f"storage or database error: {exc}")
+            logger.warning(
+                "image id=%s: given up, its store or the database is unavailable: %s", image_id, exc
+            )
+            tries = 1 if self.request.is_eager else self.request.retries + 1
+            reason = services.reason_unavailable(
+                "database" if isinstance(exc, DatabaseError) else "image store",
+                tries=tries,
+                seconds=sum(retry_delay(n) for n in range(tries - 1)),
+            )
+            services.image_mark_failed(image_id=image_id, reason=reason)
             return "failed"
         # Best effort: with the database away the retry counts as a death.
         with contextlib.suppress(*TRANSIENT):

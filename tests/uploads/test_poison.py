@@ -14,11 +14,14 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
+from unittest import mock
 
 import psutil
 import pytest
+from botocore.exceptions import EndpointConnectionError
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import OperationalError
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
@@ -156,6 +159,52 @@ def test_a_retried_storage_outage_is_not_counted_as_a_death(commit: Any) -> None
     services.image_process(image_id=image.pk)
     image.refresh_from_db()
     assert (image.status, image.interruptions) == (Image.Status.READY, 0)
+
+
+INTERNAL = "http://10.0.3.7:8333/media/renditions/ab/ab12.webp"
+
+
+@pytest.mark.parametrize(
+    ("error", "what"),
+    [
+        (EndpointConnectionError(endpoint_url=INTERNAL), "image store"),
+        (OperationalError(f"could not connect to server: {INTERNAL}"), "database"),
+    ],
+)
+def test_an_image_given_up_with_its_store_away_says_so_in_words_not_in_the_errors_text(
+    commit: Any, staff: APIClient, monkeypatch: pytest.MonkeyPatch, error: Exception, what: str
+) -> None:
+    """The reason is shown to staff in the admin and the API: what the
+    store's client raised names internal hosts and paths."""
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    monkeypatch.setattr(storage, "put", mock.Mock(side_effect=error))
+    tasks.process_image.push_request(retries=tasks.MAX_RETRIES, is_eager=False)
+    try:
+        assert tasks.process_image.run(image.pk, force=True) == "failed"
+    finally:
+        tasks.process_image.pop_request()
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    assert image.error == (
+        f"Processing was given up: the {what} was unavailable (11 tries over 8 min). "
+        "Reprocess the image once it is back."
+    )
+    shown = staff.get(f"{URL}{image.pk}/").json()["error"]
+    assert shown == image.error
+    assert "10.0.3.7" not in shown
+
+
+def test_an_image_processed_in_the_server_is_given_up_after_one_try_with_its_store_away(
+    commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    monkeypatch.setattr(storage, "put", mock.Mock(side_effect=EndpointConnectionError(endpoint_url=INTERNAL)))
+    tasks.process_image.apply(args=[image.pk], kwargs={"force": True})  # as the embedded server runs it
+    image.refresh_from_db()
+    assert (image.status, image.error) == (
+        Image.Status.FAILED,
+        "Processing was given up: the image store was unavailable (1 try). Reprocess the image once it is back.",
+    )
 
 
 def _forkserver_children() -> list[psutil.Process]:
