@@ -446,8 +446,13 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     rendered = (image.preset, image.file.name)
     try:
         preset = preset_get(image.preset)
-        with image.file.open("rb") as fh:
-            data = fh.read()
+        try:
+            with image.file.open("rb") as fh:
+                data = fh.read()
+        except FileNotFoundError:
+            # Not a store briefly away, which raises other errors: tried
+            # again, it would be missing again.
+            return _image_original_missing(image, started=started)
         focal_point = image.focal_point
         result = sandbox.process(
             data,
@@ -514,6 +519,25 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
                 _image_rekey(image, key=rekeyed, image_format=result.info.format)
     _log(image, "ready", elapsed)
     return image
+
+
+REASON_ORIGINAL_MISSING = (
+    "Processing was given up: the original file is missing from the image store. Upload the image again."
+)
+
+
+def _image_original_missing(image: Image, *, started: float) -> Image | None:
+    """The run's original is not in the store. Unless the image got another
+    file meanwhile (its old one deleted once that committed: the run for the
+    new one processes it), it ends failed at once: lost (restored from an
+    older backup, deleted by hand), it will not come back by itself."""
+    with transaction.atomic():
+        current = Image.objects.select_for_update().filter(pk=image.pk).first()
+        if current is None or current.file.name != image.file.name:
+            return current
+        logger.error("image id=%s: its original %s is missing from the store", image.pk, image.file.name)
+        _set_failed(current, REASON_ORIGINAL_MISSING, elapsed=int((time.monotonic() - started) * 1000))
+    return current
 
 
 def _image_rekey(image: Image, *, key: str, image_format: str) -> None:

@@ -468,6 +468,47 @@ def test_a_run_whose_image_was_deleted_meanwhile_ends_quietly_and_leaves_no_file
     assert media_files() == set()
 
 
+def test_an_image_whose_original_is_missing_from_the_store_ends_failed_at_once_saying_so(
+    commit: Any, staff: Any
+) -> None:
+    """Restored from an older backup, or deleted by hand: tried again (about
+    8 minutes of a worker's retries), it would be missing again."""
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    storage.storage_for(image.file.name).delete(image.file.name)
+    tasks.process_image.push_request(retries=0, is_eager=False)  # a worker's first try
+    try:
+        assert tasks.process_image.run(image.pk, force=True) == "failed"  # no retry raised
+    finally:
+        tasks.process_image.pop_request()
+    image.refresh_from_db()
+    assert (image.status, image.error) == (Image.Status.FAILED, services.REASON_ORIGINAL_MISSING)
+    assert staff.get(f"/api/v1/images/{image.pk}/").json()["error"] == (
+        "Processing was given up: the original file is missing from the image store. Upload the image again."
+    )
+
+
+def test_a_run_whose_image_got_another_file_meanwhile_leaves_it_to_the_run_for_that_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The old original is deleted once the new file commits: the run that
+    finds it gone must not fail the image the other run is processing."""
+    image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")  # pending
+    claim = services._image_claim
+
+    def claimed_then_replaced(**kwargs: Any) -> Any:
+        claimed = claim(**kwargs)
+        new_key = storage.put(storage.original_key("f" * 64, "PNG"), corpus.png())
+        Image.objects.filter(pk=image.pk).update(file=new_key, format="PNG")
+        storage.storage_for(image.file.name).delete(image.file.name)
+        return claimed
+
+    monkeypatch.setattr(services, "_image_claim", claimed_then_replaced)
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert (image.status, image.error) == (Image.Status.PROCESSING, "")
+
+
 def _stored_as_mpo(commit: Any) -> tuple[Image, bytes]:
     """A JPEG carrying a preview, as it was stored before it was read as a
     JPEG: format MPO, its original under a .bin key, its renditions made."""
