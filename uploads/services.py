@@ -399,7 +399,11 @@ def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
                 return image, False
             # Otherwise tried again; a whole worker or server that went away
             # (a deploy, a lost machine) is not the image's fault and not counted.
-        else:
+        elif image.status != Image.Status.PENDING:
+            # Done, and processed again (its file replaced): a fresh count.
+            # A pending one is new (none counted yet) or left so by a try
+            # that found the store away (image_mark_pending): the deaths
+            # before that try still count.
             image.interruptions = 0
         image.status = Image.Status.PROCESSING
         image.attempts += 1

@@ -161,6 +161,25 @@ def test_a_retried_storage_outage_is_not_counted_as_a_death(commit: Any) -> None
     assert (image.status, image.interruptions) == (Image.Status.READY, 0)
 
 
+def test_a_retried_storage_outage_does_not_wipe_out_the_deaths_before_it(
+    commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deaths, a try that found the store away, a third death: given up,
+    not given three more tries."""
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    interrupted(image, deaths=2)
+    services.image_mark_pending(image_id=image.pk)  # the third try found the store away
+    decodes = mock.Mock(side_effect=sandbox.Died(-9))
+    monkeypatch.setattr(sandbox, "process", decodes)
+    services.image_process(image_id=image.pk)
+    image.refresh_from_db()
+    assert (image.status, image.error) == (
+        Image.Status.FAILED,
+        "Processing was given up: the worker processing it died 3 times.",
+    )
+    assert decodes.call_count == 1
+
+
 INTERNAL = "http://10.0.3.7:8333/media/renditions/ab/ab12.webp"
 
 
