@@ -575,6 +575,20 @@ def image_mark_failed(*, image_id: int, reason: str, started: float | None = Non
     return image
 
 
+def image_give_up(*, image_id: int, reason: str) -> Image | None:
+    """End failed the run a task could not finish (out of time, its store
+    away), unless the image is no longer waiting for it: one made ready
+    (by this run, whose error came once its renditions had committed, as
+    the deletion of the original they replaced; or by another run) keeps
+    them, and its status says so."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update().filter(pk=image_id).first()
+        if image is None or image.status not in WAITING:
+            return image
+        _set_failed(image, reason, elapsed=None)
+    return image
+
+
 def image_mark_pending(*, image_id: int) -> None:
     """A try ended without an outcome and will be retried (a storage outage):
     the next try must not count it as a worker that died."""

@@ -89,11 +89,11 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
     except SoftTimeLimitExceeded:
         _, soft_limit = self.request.timelimit or (None, None)
         seconds = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
-        image = services.image_mark_failed(image_id=image_id, reason=services.reason_too_slow(seconds))
+        image = services.image_give_up(image_id=image_id, reason=services.reason_too_slow(seconds))
     except TRANSIENT as exc:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
             logger.warning(
-                "image id=%s: given up, its store or the database is unavailable: %s", image_id, exc
+                "image id=%s: not tried again, its store or the database is unavailable: %s", image_id, exc
             )
             tries = 1 if self.request.is_eager else self.request.retries + 1
             reason = services.reason_unavailable(
@@ -101,8 +101,8 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
                 tries=tries,
                 seconds=sum(retry_delay(n) for n in range(tries - 1)),
             )
-            services.image_mark_failed(image_id=image_id, reason=reason)
-            return "failed"
+            image = services.image_give_up(image_id=image_id, reason=reason)
+            return image.status if image else "missing"
         # Best effort: with the database away the retry counts as a death.
         with contextlib.suppress(*TRANSIENT):
             services.image_mark_pending(image_id=image_id)

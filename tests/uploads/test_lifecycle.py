@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -568,6 +569,34 @@ def test_an_mpo_image_whose_reprocessing_fails_half_way_keeps_its_original_and_l
     image.refresh_from_db()
     assert (image.status, image.format) == (Image.Status.READY, "JPEG")
     assert old_key not in media_files()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_image_made_ready_stays_ready_when_the_deletion_of_what_it_replaced_fails_after(
+    monkeypatch: pytest.MonkeyPatch, media_files: Any
+) -> None:
+    """Run in the server's process (no broker), the store that goes away as
+    the old original is deleted, once the renditions have committed, does
+    not turn the image failed under them. The old object is the orphan
+    sweep's."""
+    image, _ = _stored_as_mpo(contextlib.nullcontext)
+    old_key = image.file.name
+    delete = storage._delete
+
+    def store_away_for_the_old_original(keys: list[str]) -> None:
+        if old_key in keys:
+            raise OSError("the store went away")
+        delete(keys)
+
+    monkeypatch.setattr(storage, "_delete", store_away_for_the_old_original)
+    result = tasks.process_image.apply(args=[image.pk], kwargs={"force": True})
+    assert result.result == "ready"
+    image.refresh_from_db()
+    assert (image.status, image.error, image.format) == (Image.Status.READY, "", "JPEG")
+    assert {r.storage_key for r in image.renditions.all()} <= media_files()
+    assert old_key in media_files()
+    monkeypatch.undo()
+    assert old_key in storage.sweep_orphans(grace_seconds=0)
 
 
 def test_an_mpo_original_another_row_holds_is_kept_when_one_of_them_is_reprocessed(
