@@ -45,9 +45,16 @@ def home(request: HttpRequest) -> HttpResponse:
 
 
 def _bearer_matches(request: HttpRequest, secret: str) -> bool:
+    """The header's bytes (which the server hands on as Latin-1 text) against
+    the secret's UTF-8: compare_digest refuses text past ASCII, and a secret
+    may hold an accent as well as a hostile client's header."""
     header = request.META.get("HTTP_AUTHORIZATION", "")
     scheme, _, token = header.partition(" ")
-    return bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), secret)
+    try:
+        sent = token.strip().encode("latin-1")
+    except UnicodeEncodeError:  # not a header's bytes
+        return False
+    return bool(secret) and scheme.lower() == "bearer" and hmac.compare_digest(sent, secret.encode())
 
 
 def _summary(checks: list[health.Check]) -> JsonResponse:

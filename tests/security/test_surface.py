@@ -214,6 +214,27 @@ def test_metrics_answer_only_to_the_configured_networks_or_the_token(settings: A
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 200
 
 
+@pytest.mark.parametrize(
+    ("path", "setting", "only_with_the_token"),
+    [("/metrics", "METRICS_TOKEN", b"django_http"), ("/health/", "HEALTH_TOKEN", b'"detail"')],
+)
+def test_a_bearer_token_of_any_characters_is_checked_never_a_server_error(
+    settings: Any, path: str, setting: str, only_with_the_token: bytes
+) -> None:
+    """A header's bytes arrive as Latin-1 text: a token with an accent is
+    refused as any wrong one, and a secret with one matches itself sent as
+    UTF-8."""
+    client = Client(raise_request_exception=False)
+    setattr(settings, setting, "scrape-secret")
+    guessed = client.get(path, REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer \u00e9t\u00e9")
+    assert guessed.status_code != 500
+    assert only_with_the_token not in guessed.content
+    setattr(settings, setting, "s\u00e9same")
+    wire = "Bearer s\u00e9same".encode().decode("latin-1")
+    right = client.get(path, REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION=wire)
+    assert only_with_the_token in right.content
+
+
 # --- Bodies bounded before they are read ------------------------------------------------
 
 
