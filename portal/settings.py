@@ -10,6 +10,7 @@ to PostgreSQL, S3, SMTP, Redis and Celery.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import math
 import secrets
 import socket
@@ -85,6 +86,23 @@ class _Env(environ.Env):
                 f"{var} must be a count of at least 1 per s, min, hour or day (as 10/min); it is {shown!r}"
             )
         return f"{int(count)}/{period}"
+
+    def networks(self, var: str, *, default: list[str]) -> list[str]:
+        """IP networks (``10.0.0.0/8``, ``::1/128``) or addresses, separated
+        by commas, each as ``ipaddress.ip_network`` reads it (empty: none).
+        Read only as a request is checked against them, one it cannot read
+        answered that request with a 500 (every scrape of /metrics, every
+        post to /fruits/) instead of stopping the start."""
+        networks = [entry.strip() for entry in self.list(var, default=default)]
+        for entry in networks:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ImproperlyConfigured(
+                    f"{var}: not an IP network or address: {entry!r} "
+                    "(networks separated by commas, such as 10.0.0.0/8,::1/128)"
+                ) from None
+        return networks
 
     def addresses(self, var: str, *, default: list[str]) -> list[str]:
         """Mail addresses separated by commas, each one Django's mail can
@@ -427,11 +445,11 @@ HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
 # /health/ready reuses its answer this long: a storm of probes costs one check.
 HEALTH_READY_CACHE_SECONDS = env.float("PORTAL_HEALTH_READY_CACHE_SECONDS", default=5.0, minimum=0)
 # /metrics answers to these networks, or to a bearer token.
-METRICS_ALLOWED_NETWORKS = env.list("PORTAL_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
+METRICS_ALLOWED_NETWORKS = env.networks("PORTAL_METRICS_ALLOWED_NETWORKS", default=["127.0.0.0/8", "::1/128"])
 # Where the course's /fruits/ and /upload/ take writes without credentials:
 # loopback and the private ranges (the company's own network), not the
 # internet, where anyone could rewrite the catalog. Elsewhere: a token.
-LAB_WRITE_NETWORKS = env.list(
+LAB_WRITE_NETWORKS = env.networks(
     "PORTAL_LAB_WRITE_NETWORKS",
     default=["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"],
 )

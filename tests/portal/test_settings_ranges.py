@@ -287,6 +287,35 @@ def test_a_rate_limit_is_read_as_the_throttles_read_it(
     assert loaded["REST_FRAMEWORK"]["DEFAULT_THROTTLE_RATES"] == {"feedback": read, "lab": read}
 
 
+@pytest.mark.parametrize("variable", ["PORTAL_METRICS_ALLOWED_NETWORKS", "PORTAL_LAB_WRITE_NETWORKS"])
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [("10.0.0.0/8,office", "'office'"), ("10.0.0.0/8;192.168.0.0/16", "'10.0.0.0/8;192.168.0.0/16'")],
+    ids=["a name", "two in one"],
+)
+def test_a_network_the_checks_cannot_read_stops_the_start_naming_the_variable_and_entry(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, refused: str
+) -> None:
+    """Read only as a request was checked against it, it answered every
+    scrape of /metrics or every post to /fruits/ with a 500."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {variable: value})
+    assert str(stopped.value) == (
+        f"{variable}: not an IP network or address: {refused} "
+        "(networks separated by commas, such as 10.0.0.0/8,::1/128)"
+    )
+
+
+def test_networks_are_read_with_the_spaces_around_them_dropped(monkeypatch: pytest.MonkeyPatch) -> None:
+    value = "10.0.0.0/8, 192.0.2.7 ,::1/128"
+    loaded = load_settings(
+        monkeypatch, {"PORTAL_METRICS_ALLOWED_NETWORKS": value, "PORTAL_LAB_WRITE_NETWORKS": value}
+    )
+    assert loaded["METRICS_ALLOWED_NETWORKS"] == ["10.0.0.0/8", "192.0.2.7", "::1/128"]
+    assert loaded["LAB_WRITE_NETWORKS"] == ["10.0.0.0/8", "192.0.2.7", "::1/128"]
+    assert load_settings(monkeypatch, {"PORTAL_LAB_WRITE_NETWORKS": ""})["LAB_WRITE_NETWORKS"] == []
+
+
 ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
 
 
