@@ -238,6 +238,13 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60, minimum=0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # A server that takes the connection and never answers (stuck, or a
+    # proxy before one that is down) would hold a request, a probe or a
+    # health_check run for ever: libpq waits with no limit unless told.
+    # libpq takes 2 s at the least. A connect_timeout in the URL wins.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10, minimum=2)
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------

@@ -405,6 +405,39 @@ def test_a_database_and_a_task_queue_that_are_away_are_alerts(tmp_path: Path) ->
     assert "ok   storage" in done.stdout
 
 
+def test_a_database_that_takes_the_connection_and_never_answers_fails_within_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """A server that is stuck (or a proxy before one that is down) takes the
+    connection and says nothing: without a limit, the run waited on it for
+    ever, a cron run piling up each minute and no alert ever mailed."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel takes connections; no one answers
+        env = {
+            **os.environ,
+            "PORTAL_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{silent.getsockname()[1]}/portal",
+            "DATABASE_CONNECT_TIMEOUT": "2",
+            "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
+            "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
+            "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
+            "PORTAL_HEALTH_RECIPIENTS": "",
+        }
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "manage.py", "health_check"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert "FAIL database: OperationalError" in done.stdout
+    assert "Error - The database is unavailable" in done.stderr
+    assert time.monotonic() - started < 30
+
+
 # --- Probes behind a load balancer ------------------------------------------------
 
 

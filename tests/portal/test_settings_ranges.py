@@ -48,6 +48,8 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         "PORTAL_HEALTH_REMIND_MINUTES must be from 0 to 525600; it is 525601",
     ),
     ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
+    # libpq waits 2 s at the least.
+    ({**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "1"}, "DATABASE_CONNECT_TIMEOUT must be at least 2; it is 1"),
     ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be from 1 to 604800; it is 0"),
     ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "0"}, "PORTAL_STORAGE_TIMEOUT_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MAX_BYTES": "0"}, "PORTAL_IMAGE_MAX_BYTES must be at least 1; it is 0"),
@@ -228,6 +230,13 @@ def test_the_defaults_are_within_their_ranges(monkeypatch: pytest.MonkeyPatch) -
     loaded = load_settings(monkeypatch, POSTGRES)
     assert loaded["ADMIN_LOGIN_MAX_FAILURES"] == 5
     assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 360}
+    assert loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 10
+
+
+def test_a_connect_timeout_in_the_database_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = POSTGRES["DATABASE_URL"] + "?connect_timeout=3"
+    loaded = load_settings(monkeypatch, {"DATABASE_URL": url, "DATABASE_CONNECT_TIMEOUT": "20"})
+    assert int(loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"]) == 3
 
 
 @pytest.mark.parametrize(
