@@ -35,6 +35,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # The built-in types, for annotations inside _Env, whose methods take their names.
 _Int: TypeAlias = int
 _Float: TypeAlias = float
+_Bool: TypeAlias = bool
 
 
 class _Env(environ.Env):
@@ -44,6 +45,22 @@ class _Env(environ.Env):
     something odd much later (a login limit of 0 refuses every admin login).
     The minimum is required, so no number is read without a range.
     """
+
+    ON = frozenset({"true", "yes", "on", "1"})
+    OFF = frozenset({"false", "no", "off", "0"})
+
+    def bool(self, var: str, *, default: _Bool) -> _Bool:
+        """A switch, on or off. django-environ reads any word it does not
+        know as off: ``DJANGO_HTTPS=ture`` would serve the site without
+        secure cookies, HSTS or the HTTPS redirect, without a word."""
+        if var not in self.ENVIRON:
+            return default
+        shown = self.str(var).strip()
+        if shown.lower() in self.ON:
+            return True
+        if shown.lower() in self.OFF:
+            return False
+        raise ImproperlyConfigured(f"{var} must be true or false (or yes/no, on/off, 1/0); it is {shown!r}")
 
     def int(self, var: str, *, default: _Int, minimum: _Int, maximum: _Int | None = None) -> _Int:
         return _Int(self._number(var, _Int, default, minimum, maximum))

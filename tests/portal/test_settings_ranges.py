@@ -325,6 +325,52 @@ def test_networks_are_read_with_the_spaces_around_them_dropped(monkeypatch: pyte
     assert load_settings(monkeypatch, {"PORTAL_LAB_WRITE_NETWORKS": ""})["LAB_WRITE_NETWORKS"] == []
 
 
+SWITCHES = {
+    "DJANGO_DEBUG": "DEBUG",
+    "DJANGO_HTTPS": "HTTPS",
+    "PORTAL_SERVE_MEDIA": "SERVE_MEDIA",
+    "PORTAL_IMAGE_AVIF": "IMAGE_AVIF",
+    "PORTAL_FEEDBACK_MODERATION": "FEEDBACK_MODERATION",
+    "DJANGO_HSTS_INCLUDE_SUBDOMAINS": "SECURE_HSTS_INCLUDE_SUBDOMAINS",
+    "DJANGO_HSTS_PRELOAD": "SECURE_HSTS_PRELOAD",
+    "PORTAL_CSP_REPORT_ONLY": "CSP_REPORT_ONLY",
+}
+
+
+@pytest.mark.parametrize("variable", sorted(SWITCHES))
+@pytest.mark.parametrize("value", ["ture", "enabled", "2", ""])
+def test_a_switch_neither_on_nor_off_stops_the_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    """django-environ reads anything it does not know as off: DJANGO_HTTPS=ture
+    served the site without secure cookies, HSTS or the HTTPS redirect,
+    without a word."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {variable: value})
+    assert str(stopped.value) == (
+        f"{variable} must be true or false (or yes/no, on/off, 1/0); it is {value!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("true", True),
+        (" Yes ", True),
+        ("on", True),
+        ("1", True),
+        ("FALSE", False),
+        ("no", False),
+        ("0", False),
+    ],
+)
+def test_a_switch_is_read_on_or_off(monkeypatch: pytest.MonkeyPatch, value: str, read: bool) -> None:
+    loaded = load_settings(monkeypatch, dict.fromkeys(SWITCHES, value))
+    assert {setting: loaded[setting] for setting in SWITCHES.values()} == dict.fromkeys(
+        SWITCHES.values(), read
+    )
+
+
 ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
 
 
