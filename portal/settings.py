@@ -12,8 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import math
+import re
 import secrets
 import socket
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -87,6 +90,40 @@ class _Env(environ.Env):
         if value < minimum or (maximum is not None and value > maximum):
             raise ImproperlyConfigured(f"{var} must be {valid}; it is {shown}")
         return value
+
+    def db_url(self, var: str, *, default: str) -> dict[str, Any]:
+        return self._url(
+            var, default, self.db_url_config, "ENGINE", "postgres://user:password@host:5432/name"
+        )
+
+    def cache_url(self, var: str, *, default: str) -> dict[str, Any]:
+        return self._url(var, default, self.cache_url_config, "BACKEND", "redis://host:6379/1")
+
+    def email_url(self, var: str, *, default: str) -> dict[str, Any]:
+        return self._url(
+            var, default, self.email_url_config, "EMAIL_BACKEND", "smtp+tls://user:password@host:587"
+        )
+
+    def _url(
+        self, var: str, default: str, parse: Callable[[str], dict[str, Any]], key: str, example: str
+    ) -> dict[str, Any]:
+        """A service's URL, read by django-environ. One it cannot read stopped
+        the start with its own words, naming no variable (``Port could not be
+        cast to integer value as 'abc'``), or a KeyError much later (an
+        unknown scheme, or an empty value, reads as no engine at all)."""
+        value = self.str(var, default=default)
+        try:
+            with warnings.catch_warnings():  # its warning of an unknown scheme shows the password
+                warnings.simplefilter("ignore")
+                config = parse(value)
+        except (ImproperlyConfigured, ValueError) as exc:
+            reason = str(exc)
+        else:
+            if config.get(key):
+                return config
+            reason = f"no scheme it knows, such as {example.partition(':')[0]}"
+        shown = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", value)
+        raise ImproperlyConfigured(f"{var} must be a URL such as {example}; it is {shown!r} ({reason})")
 
     def rate(self, var: str, *, default: str) -> str:
         """A rate limit as the throttles read it: a count of at least 1, per

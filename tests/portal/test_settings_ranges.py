@@ -371,6 +371,62 @@ def test_a_switch_is_read_on_or_off(monkeypatch: pytest.MonkeyPatch, value: str,
     )
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        (
+            "DATABASE_URL",
+            "nonsense",
+            "DATABASE_URL must be a URL such as postgres://user:password@host:5432/name; "
+            "it is 'nonsense' (no scheme it knows, such as postgres)",
+        ),
+        (
+            "DATABASE_URL",
+            "",
+            "DATABASE_URL must be a URL such as postgres://user:password@host:5432/name; "
+            "it is '' (no scheme it knows, such as postgres)",
+        ),
+        (
+            "DATABASE_URL",
+            "postgres://portal:s3cret@db:54o2/portal",
+            "DATABASE_URL must be a URL such as postgres://user:password@host:5432/name; "
+            "it is 'postgres://portal:***@db:54o2/portal' (Port could not be cast to integer value as '54o2')",
+        ),
+        (
+            "EMAIL_URL",
+            "smtp://mail:abc",
+            "EMAIL_URL must be a URL such as smtp+tls://user:password@host:587; "
+            "it is 'smtp://mail:abc' (Port could not be cast to integer value as 'abc')",
+        ),
+        (
+            "EMAIL_URL",
+            "mailto://ops@example.com",
+            "EMAIL_URL must be a URL such as smtp+tls://user:password@host:587; "
+            "it is 'mailto://ops@example.com' (Invalid email schema mailto)",
+        ),
+        (
+            "CACHE_URL",
+            "",
+            "CACHE_URL must be a URL such as redis://host:6379/1; it is '' (no scheme it knows, such as redis)",
+        ),
+        (
+            "CACHE_URL",
+            "rediss//cache:6379/1",
+            "CACHE_URL must be a URL such as redis://host:6379/1; it is 'rediss//cache:6379/1' "
+            "(Invalid cache schema )",
+        ),
+    ],
+)
+def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    """django-environ's own words named no variable, or an unknown scheme
+    read as no engine, a KeyError further on."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {variable: value})
+    assert str(stopped.value) == message
+
+
 ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
 
 
