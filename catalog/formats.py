@@ -428,7 +428,17 @@ def _add_phone(phones: dict[str, str], label: str, number: str) -> None:
 
 
 def format_phone(phones: Mapping[str, str]) -> str:
-    return "; ".join(f"{label}: {number}" for label, number in phones.items())
+    """Phones as labelled text (``office: 802-867-5309; cell: ...``), which
+    ``parse_phone`` reads back, or as JSON where that text would read as
+    other numbers: a label with a colon or of digits alone, a number with a
+    semicolon or a line break. An export imported, or an admin form saved
+    as it was shown, changes nobody's numbers."""
+    text = "; ".join(f"{label}: {number}" for label, number in phones.items())
+    try:
+        same = list(parse_phone(text).items()) == list(phones.items())
+    except FormatError:  # "{x: 1" is broken JSON
+        same = False
+    return text if same else json.dumps(dict(phones), ensure_ascii=False)
 
 
 def _truthy(value: object) -> bool:

@@ -3,6 +3,7 @@ every path stores and the export and the API read, numbers by label."""
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import Any
@@ -113,6 +114,24 @@ def test_the_change_page_shows_the_phones_as_labelled_text(admin_client: Client)
     assert response.status_code == 302
     person.refresh_from_db()
     assert person.phone == {"office": "802-867-5309", "cell": "802-867-5310"}
+
+
+def test_phones_that_labelled_text_would_change_are_shown_and_saved_back_as_json(
+    admin_client: Client,
+) -> None:
+    phones = {"Home: Berlin": "030 1234", "cell": "555; ext 2"}
+    person = PersonFactory(phone=phones)
+    page = admin_client.get(f"/admin/catalog/person/{person.pk}/change/").content.decode()
+    found = re.search(r'name="phone" value="([^"]*)"', page)
+    assert found
+    shown = html.unescape(found.group(1))
+    assert json.loads(shown) == phones
+    response = admin_client.post(
+        f"/admin/catalog/person/{person.pk}/change/", {**form(shown), "username": person.username}
+    )
+    assert response.status_code == 302
+    person.refresh_from_db()
+    assert person.phone == phones
 
 
 def test_a_phone_saved_in_another_shape_is_shown_as_json(admin_client: Client) -> None:

@@ -205,6 +205,38 @@ def test_a_phone_text_that_is_no_phones_is_refused_with_the_reason(value: object
         formats.parse_phone(value)
 
 
+@pytest.mark.parametrize(
+    "phones",
+    [
+        {"office": "802-867-5309", "cell": "802-867-5310"},
+        {"cell": "ext: 12"},
+        {"Home: Berlin": "030 1234"},
+        {"2": "555"},
+        {"1-800": "555"},
+        {"cell": "555; ext 2"},
+        {"cell": "555\n556"},
+        {"{x": "1"},
+        {'"desk"': "1"},
+        {},
+    ],
+    ids=["plain", "colon-in-number", "colon-in-label", "digit-label", "number-like-label",
+         "semicolon-in-number", "line-break-in-number", "brace-label", "quoted-label", "none"],
+)  # fmt: skip
+def test_phones_written_as_text_read_back_as_they_were(phones: dict[str, str]) -> None:
+    # The export's cell and the admin's field: a text that read as other
+    # numbers (or as broken JSON) would change the person on import or save.
+    text = formats.format_phone(phones)
+    assert formats.parse_phone(text) == phones
+    assert list(formats.parse_phone(text)) == list(phones)
+
+
+def test_phones_are_written_as_labelled_text_when_it_reads_back() -> None:
+    assert formats.format_phone({"office": "802-867-5309", "cell": "ext: 12"}) == (
+        "office: 802-867-5309; cell: ext: 12"
+    )
+    assert formats.format_phone({"Home: Berlin": "030 1234"}) == '{"Home: Berlin": "030 1234"}'
+
+
 PEOPLE = [
     {
         "name": "Ada Lovelace",
