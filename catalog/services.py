@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -69,6 +69,9 @@ def image_chosen_check(*, image: Image, field: str = "image") -> None:
 
 # --- People -------------------------------------------------------------------
 
+# What person_upsert did.
+PersonWrite = Literal["created", "updated", "unchanged"]
+
 
 @transaction.atomic
 def person_upsert(
@@ -82,8 +85,10 @@ def person_upsert(
     is_active: bool | None = None,
     photo: Image | None = None,
     is_demo: bool = False,
-) -> tuple[Person, bool]:
-    """Create the person with this username, or update them. Returns (person, created).
+) -> tuple[Person, PersonWrite]:
+    """Create the person with this username, or update them. Returns the
+    person and what was done: created, updated, or nothing (``unchanged``:
+    the person is as given, and keeps their ``updated_at``).
 
     A field left out (None) keeps what the person has, or gets its default
     for a new person: a file that lacks a column does not erase it. A real
@@ -98,6 +103,7 @@ def person_upsert(
     created = person is None
     if person is None:
         person = Person(username=username)
+    stored = _person_state(person)
     person.name = name
     if email is not None:
         person.email = email
@@ -115,23 +121,42 @@ def person_upsert(
             image_chosen_check(image=photo, field="photo")
         person.photo = photo
     person.full_clean()
+    if not created and _person_state(person) == stored:
+        return person, "unchanged"
     person.save()
-    return person, created
+    return person, "created" if created else "updated"
+
+
+def _person_state(person: Person) -> list[Any]:
+    """What a write may change of ``person``; phones in their order, which
+    the pages show them in."""
+    state = []
+    for f in Person._meta.concrete_fields:
+        if f.attname in ("created_at", "updated_at"):
+            continue
+        value = getattr(person, f.attname)
+        state.append(list(value.items()) if isinstance(value, dict) else value)
+    return state
 
 
 def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
+    """An export imported again changes nobody: a person as the file gives
+    them is counted with the duplicates skipped, and keeps their
+    ``updated_at`` (the home page lists the people changed last)."""
     summary = ImportSummary()
     for index, row in enumerate(rows, start=1):
         label = row.get("username") or f"row {index}"
         try:
-            _, created = person_upsert(**row)
+            _, done = person_upsert(**row)
         except ValidationError as exc:
             summary.rejected.append((str(label), _validation_message(exc)))
             continue
-        if created:
+        if done == "created":
             summary.created += 1
-        else:
+        elif done == "updated":
             summary.updated += 1
+        else:
+            summary.skipped += 1
     logger.info("people import: %s", summary.line("people"))
     return summary
 

@@ -284,6 +284,36 @@ def test_export_then_import_people_round_trips(tmp_path: Path, fmt: str) -> None
     assert after == before
 
 
+@pytest.mark.parametrize("fmt", ["csv", "json", "yaml"])
+def test_an_export_imported_again_over_the_same_people_changes_nobody(tmp_path: Path, fmt: str) -> None:
+    Person.objects.create(
+        name="عمر الفاروق 😀",
+        username="omar",
+        email="omar@example.com",
+        phone={"cell": "802-867-5310", "office": "802-867-5309"},
+        department="Engineering",
+        role="x" * 100,
+        is_active=False,
+    )
+    Person.objects.create(name="=1+2", username="eq", role="-lead")
+    exported = tmp_path / f"people.{fmt}"
+    call_command("export_people", "--format", fmt, "--output", str(exported), stderr=io.StringIO())
+    before = list(Person.objects.order_by("username").values())
+
+    summary = run("import_people", str(exported))
+
+    assert summary.strip() == "0 people created, 0 updated, 2 skipped as duplicates, 0 rejected."
+    assert list(Person.objects.order_by("username").values()) == before  # updated_at too
+
+
+def test_an_import_that_only_reorders_the_phones_updates_the_person(tmp_path: Path) -> None:
+    Person.objects.create(name="Ann", username="ann", phone={"office": "1", "cell": "2"})
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([{"name": "Ann", "username": "ann", "phone": {"cell": "2", "office": "1"}}]))
+    assert "0 people created, 1 updated" in run("import_people", str(path))
+    assert list(Person.objects.get().phone) == ["cell", "office"]
+
+
 def test_export_people_writes_a_csv_cell_a_spreadsheet_would_run_as_text_and_import_reads_it_back(
     tmp_path: Path,
 ) -> None:
