@@ -142,10 +142,21 @@ def _person_state(person: Person) -> list[Any]:
 def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
     """An export imported again changes nobody: a person as the file gives
     them is counted with the duplicates skipped, and keeps their
-    ``updated_at`` (the home page lists the people changed last)."""
+    ``updated_at`` (the home page lists the people changed last). A
+    username the file gives again is refused on that row, as the admin's
+    import refuses it: taken, it would replace the first row's person
+    unseen."""
     summary = ImportSummary()
+    rows_by_username: dict[str, int] = {}
     for index, row in enumerate(rows, start=1):
         label = row.get("username") or f"row {index}"
+        username = row.get("username")
+        if username:
+            first = rows_by_username.setdefault(username, index)
+            if first != index:
+                message = f"username: {username} is on row {first} already: a file gives each once."
+                summary.rejected.append((str(label), message))
+                continue
         try:
             _, done = person_upsert(**row)
         except ValidationError as exc:

@@ -441,6 +441,19 @@ def test_a_database_that_is_away_is_one_line_and_exit_1_not_a_traceback(
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
+def test_import_people_refuses_a_username_the_file_gives_again_on_its_row(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text("name,username,role\nAnn,ann,Lead\nBea,bea,\nAnn B,ann,Clerk\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+    assert "rejected ann: username: ann is on row 1 already: a file gives each once." in err.getvalue()
+    assert list(Person.objects.order_by("username").values_list("username", "name", "role")) == [
+        ("ann", "Ann", "Lead"),
+        ("bea", "Bea", ""),
+    ]
+
+
 def test_import_people_refuses_a_pipe_instead_of_waiting_for_ever(tmp_path: Path) -> None:
     pipe = tmp_path / "people.csv"
     os.mkfifo(pipe)
