@@ -23,7 +23,7 @@ from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import Feedback, Person, Product
+from catalog.models import PHONE_NUMBER_MAX_LENGTH, Feedback, Person, Product, phone_too_long_message
 from core import admin_import, spreadsheets
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
@@ -36,8 +36,6 @@ from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimit
 from core.imports import ImportExpired
 from uploads.admin import thumbnail
 
-# As long as the API lets a number be.
-PHONE_NUMBER_MAX_LENGTH = 40
 # The code of the import form's error for a file of no people.
 NO_PEOPLE = "no_people"
 # Characters of a review's text its row in the list shows.
@@ -236,10 +234,7 @@ class PhoneFormField(forms.Field):
             ) from exc
         for label, number in phones.items():
             if len(number) > PHONE_NUMBER_MAX_LENGTH:
-                raise forms.ValidationError(
-                    f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters.",
-                    code="max_length",
-                )
+                raise forms.ValidationError(phone_too_long_message(label), code="max_length")
         return phones
 
 

@@ -22,7 +22,7 @@ from rest_framework.validators import UniqueValidator
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import Feedback, Person, Product, validate_not_future
+from catalog.models import PHONE_NUMBER_MAX_LENGTH, Feedback, Person, Product, validate_not_future
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import FilterBackend, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -113,7 +113,7 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         help_text="Letters (of any script), digits and @ . + - _ only; unique.",
     )
     phone = PhoneField(
-        child=serializers.CharField(max_length=40),
+        child=serializers.CharField(max_length=PHONE_NUMBER_MAX_LENGTH),
         required=False,
         help_text='Numbers by label, e.g. {"office": "802-867-5309"}; a form may send '
         "`phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",

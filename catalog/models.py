@@ -48,6 +48,10 @@ def validate_no_direction_controls(value: str) -> None:
         )
 
 
+# The longest phone number a person has, on every path that writes one.
+PHONE_NUMBER_MAX_LENGTH = 40
+
+
 class Person(NullCharactersRefused, models.Model):
     # What the directory calls the group of people without a department.
     NO_DEPARTMENT = "Other"
@@ -88,6 +92,23 @@ class Person(NullCharactersRefused, models.Model):
     @property
     def department_shown(self) -> str:
         return self.department or self.NO_DEPARTMENT
+
+    def clean(self) -> None:
+        """A number longer than the API and the admin's form take is refused
+        on the imports' roads too: stored, it would make the person's form
+        unsavable and a PUT of what the API gave back a 400."""
+        super().clean()
+        if not isinstance(self.phone, dict):
+            return
+        for label, number in self.phone.items():
+            if isinstance(number, str) and len(number) > PHONE_NUMBER_MAX_LENGTH:
+                raise ValidationError(
+                    {"phone": ValidationError(phone_too_long_message(label), code="max_length")}
+                )
+
+
+def phone_too_long_message(label: str) -> str:
+    return f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters."
 
 
 class Product(NullCharactersRefused, models.Model):

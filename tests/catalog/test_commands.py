@@ -454,6 +454,28 @@ def test_import_people_refuses_a_username_the_file_gives_again_on_its_row(tmp_pa
     ]
 
 
+def test_a_phone_number_longer_than_the_api_and_the_admin_take_is_refused_on_import(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text(
+        json.dumps(
+            [
+                {"name": "Ann", "username": "ann", "phone": {"office": "1" * 40}},
+                {"name": "Bea", "username": "bea", "phone": {"office": "2", "cell": "3" * 41}},
+            ]
+        )
+    )
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+    assert "rejected bea: phone: The 'cell' number is longer than 40 characters." in err.getvalue()
+    assert list(Person.objects.values_list("username", flat=True)) == ["ann"]
+
+    dataset = tablib.Dataset(["Bea", "bea", "cell: " + "3" * 41], headers=["name", "username", "phone"])
+    result = PersonResource().import_data(dataset, dry_run=False)
+    assert result.has_validation_errors()
+    assert list(Person.objects.values_list("username", flat=True)) == ["ann"]
+
+
 def test_import_people_refuses_a_pipe_instead_of_waiting_for_ever(tmp_path: Path) -> None:
     pipe = tmp_path / "people.csv"
     os.mkfifo(pipe)
