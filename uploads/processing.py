@@ -1211,6 +1211,8 @@ def _render(
         # start at the animation's first frame. Reaching it decodes the
         # still, so it is done here, never in a header check.
         frame_box = _to_first_animation_frame(img)
+    elif img.format == "GIF":
+        frame_box = _gif_first_frame_box(img)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)
     if info.format == "JPEG":
         sharp = _jpeg_luma_apart(img, work_stored)
@@ -1255,6 +1257,22 @@ def _png_grey_alpha_as_rgba(img: Image.Image) -> bool:
         and img.format == "PNG"
         and any(t[3] == "LA;16B" for t in img.tile)
     )
+
+
+def _gif_first_frame_box(img: Image.Image) -> tuple[int, int, int, int] | None:
+    """The box a GIF's first frame covers on its screen, not yet decoded;
+    None where it covers the whole screen.
+
+    What the first frame leaves uncovered is transparent in browsers,
+    whatever the file's background colour; Pillow fills it with the
+    palette's first colour (or the frame's transparent one, if any).
+    """
+    extents = img.tile[0].extents if isinstance(img, ImageFile.ImageFile) and len(img.tile) == 1 else None
+    if extents is None:
+        return None
+    x0, y0, x1, y1 = extents
+    box = (max(0, x0), max(0, y0), min(img.width, x1), min(img.height, y1))
+    return None if box == (0, 0, img.width, img.height) else box
 
 
 def _to_first_animation_frame(img: Image.Image) -> tuple[int, int, int, int] | None:

@@ -586,6 +586,35 @@ def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
     return _save(images[0], "GIF", save_all=True, append_images=images[1:], duration=20, loop=0)
 
 
+def gif_first_frame_within(
+    frame: Image.Image, at: tuple[int, int], screen: tuple[int, int] = (80, 60), *, frames: int = 1
+) -> bytes:
+    """A GIF whose logical screen is ``screen`` and whose first frame,
+    ``frame`` (P mode, no transparency), covers just the part of it at
+    ``at``, as gifsicle's --crop-transparency writes them; ``frames`` - 1
+    more frames repeat it. Its background colour is red, which browsers
+    ignore: what no frame covers is transparent."""
+    data = _save(frame, "GIF")
+    flags = data[10]
+    at_descriptor = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    while data[at_descriptor] == 0x21:  # extension blocks, up to the image descriptor
+        at_descriptor += 2
+        while data[at_descriptor]:
+            at_descriptor += 1 + data[at_descriptor]
+        at_descriptor += 1
+    assert data[at_descriptor] == 0x2C, "no image descriptor"
+    patched = bytearray(data)
+    struct.pack_into("<HH", patched, 6, *screen)
+    struct.pack_into("<HH", patched, at_descriptor + 1, *at)
+    # Background: a palette entry set to red, unused by the frame.
+    palette = frame.getpalette() or []
+    index = len(palette) // 3 - 1
+    patched[11] = index
+    patched[13 + 3 * index : 13 + 3 * index + 3] = bytes((255, 0, 0))
+    image_block = bytes(patched[at_descriptor:-1])  # up to the trailer
+    return bytes(patched[:-1]) + image_block * (frames - 1) + b";"
+
+
 def apng_with_default_image(size: tuple[int, int] = (80, 60)) -> bytes:
     """An animated PNG whose first picture, a plain yellow still, is only its
     "default image" for viewers without animation: browsers start at the

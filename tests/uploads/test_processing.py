@@ -748,6 +748,24 @@ def test_an_animated_pngs_first_frame_smaller_than_its_still_shows_none_of_the_s
             assert img.getchannel("A").getpixel((5, 5)) == 0
 
 
+@pytest.mark.parametrize("frames", [1, 3])
+def test_what_a_gifs_first_frame_leaves_of_its_screen_is_transparent_as_browsers_show_it(frames: int) -> None:
+    frame = Image.new("P", (20, 10), 1)
+    frame.putpalette([0, 0, 0, 0, 0, 255, 0, 0, 0, 0, 0, 0])
+    data = corpus.gif_first_frame_within(frame, (40, 30), frames=frames)
+    assert probe(data, max_pixels=50_000_000).frames == frames
+    result = process(data, preset(widths=[80], formats=["png", "webp", "jpeg"]))
+    for output in result.outputs:
+        img = opened(output).convert("RGBA")
+        assert img.size == (80, 60)
+        shown = Image.alpha_composite(Image.new("RGBA", img.size, "white"), img).convert("RGB")
+        assert close_to(shown.getpixel((50, 35)), (0, 0, 255), 12), (output.format, shown.getpixel((50, 35)))
+        # Neither the frame's colours nor the screen's background colour.
+        assert close_to(shown.getpixel((5, 5)), (255, 255, 255), 4), (output.format, shown.getpixel((5, 5)))
+        if output.format in ("png", "webp"):
+            assert img.getchannel("A").getpixel((5, 5)) == 0, output.format
+
+
 def test_an_animated_pngs_half_transparent_first_frame_blends_over_nothing_of_the_still() -> None:
     frame = Image.new("RGBA", (80, 60), (0, 0, 255, 128))
     data = corpus.apng_with_first_frame(frame, (0, 0), over=True)
