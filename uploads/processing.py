@@ -24,6 +24,7 @@ import functools
 import io
 import os
 import warnings
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -343,23 +344,52 @@ MAX_PNG_CHUNKS: Final = 10_000
 MAX_PNG_DATA_CHUNKS: Final = 100_000
 
 
-def _without_png_text(fp: BinaryIO) -> BinaryIO:
+# libpng's default for what a chunk may unpack to: a profile up to this size
+# is honoured, as browsers do, one larger is ignored, as they do.
+MAX_PNG_PROFILE_BYTES: Final = 8_000_000
+
+
+def _png_profile(body: bytes) -> tuple[bool, bytes | None]:
+    """Whether Pillow would refuse this iCCP chunk's data (a profile that
+    unpacks past its 1 MB limit for text, an unknown compression method,
+    no name before it), and the profile browsers would use in its place
+    (None: none)."""
+    name_end = body.find(b"\0")
+    if name_end < 0 or name_end + 1 >= len(body) or body[name_end + 1] != 0:
+        return True, None
+    unpacker = zlib.decompressobj()
+    try:
+        profile = unpacker.decompress(body[name_end + 2 :], MAX_PNG_PROFILE_BYTES)
+    except zlib.error:
+        return False, None  # Pillow takes it for no profile
+    if len(profile) <= PngImagePlugin.MAX_TEXT_CHUNK and not unpacker.unconsumed_tail:
+        return False, None
+    return True, None if unpacker.unconsumed_tail else profile
+
+
+def _png_cleaned(fp: BinaryIO) -> tuple[BinaryIO, bytes | None]:
     """A PNG minus its text chunks (comments, XMP, ImageMagick's raw
-    profiles) when one of them is compressed; else ``fp`` itself, nothing
-    copied.
+    profiles) when one of them is compressed, and minus a colour profile
+    (iCCP) Pillow would refuse; else ``fp`` itself, nothing copied. And the
+    profile so taken out, when browsers would use it.
 
     Pillow refuses a PNG whose text unpacks past 1 MB (a bomb, or the
     notorious bloated Photoshop XMP that ImageMagick hex-encodes), after
     the pixels as well as before them, where browsers show the picture and
-    never unpack the text. None of it reaches a rendition anyway. Only the
-    chunk headers are read to find out; a damaged chunk table ends the
-    search and is left for the reader to judge. A PNG of more chunks than
-    MAX_PNG_CHUNKS besides its pixel data, or MAX_PNG_DATA_CHUNKS of pixel
-    data, is refused on the way.
+    never unpack the text. None of it reaches a rendition anyway. It
+    refuses a profile past 1 MB as well (a printer's, of large tables),
+    which libpng reads up to MAX_PNG_PROFILE_BYTES and otherwise ignores,
+    as it ignores a profile of an unknown compression, showing the picture
+    either way. Only the chunk headers (and a profile's data) are read to
+    find out; a damaged chunk table ends the search and is left for the
+    reader to judge. A PNG of more chunks than MAX_PNG_CHUNKS besides its
+    pixel data, or MAX_PNG_DATA_CHUNKS of pixel data, is refused on the way.
     """
     fp.seek(len(_PNG_SIGNATURE))
+    text_spans: list[tuple[int, int]] = []
     spans: list[tuple[int, int]] = []
-    compressed = False
+    profile: bytes | None = None
+    compressed = profile_seen = False
     others = data_chunks = 0
     while True:
         start = fp.tell()
@@ -385,14 +415,23 @@ def _without_png_text(fp: BinaryIO) -> BinaryIO:
                     code="chunks",
                 )
         if kind in _PNG_TEXT_CHUNKS:
-            spans.append((start, end))
+            text_spans.append((start, end))
             compressed = compressed or kind != b"tEXt"
+        elif kind == b"iCCP":
+            refused, usable = _png_profile(fp.read(length))
+            if refused:
+                spans.append((start, end))
+                # A profile counts before the pixel data only, and the first one.
+                if not data_chunks and not profile_seen:
+                    profile = usable
+            profile_seen = True
         if kind == b"IEND":
             break
         fp.seek(end)
     fp.seek(0)
-    if not compressed:
-        return fp
+    spans = sorted(spans + (text_spans if compressed else []))
+    if not spans:
+        return fp, None
     data = fp.read()
     kept: list[bytes] = []
     at = 0
@@ -400,7 +439,7 @@ def _without_png_text(fp: BinaryIO) -> BinaryIO:
         kept.append(data[at:start])
         at = end
     kept.append(data[at:])
-    return io.BytesIO(b"".join(kept))
+    return io.BytesIO(b"".join(kept)), profile
 
 
 def _formats(allowed_formats: Sequence[str]) -> tuple[str, ...]:
@@ -538,8 +577,9 @@ def _open_checked(
     head = fp.read(64)
     if not head:
         raise ImageRejected("The file is empty.", code="empty")
+    profile = None
     if head.startswith(_PNG_SIGNATURE):
-        fp = _without_png_text(fp)
+        fp, profile = _png_cleaned(fp)
     formats = _formats(allowed_formats)
     allowed_text = ", ".join(formats)
     try:
@@ -568,6 +608,8 @@ def _open_checked(
     except Exception as exc:  # noqa: BLE001 - plugins raise all sorts on bad headers
         raise ImageRejected(f"The image header is corrupt: {exc}", code="corrupt") from None
 
+    if profile is not None:
+        img.info["icc_profile"] = profile
     try:
         width, height = img.size
         if width <= 0 or height <= 0:
@@ -1210,7 +1252,11 @@ def _render(
         # animation (its "default image"), which browsers never show: they
         # start at the animation's first frame. Reaching it decodes the
         # still, so it is done here, never in a header check.
+        icc = img.info.get("icc_profile")
         frame_box = _to_first_animation_frame(img)
+        if icc is not None:
+            # Going back to the still forgets a profile set aside on opening.
+            img.info["icc_profile"] = icc
     elif img.format == "GIF":
         frame_box = _gif_first_frame_box(img)
     _, targets, work_stored = _plan(img.size, orientation, preset, crops_only=crops_only)

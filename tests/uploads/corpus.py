@@ -419,8 +419,26 @@ def adobe_rgb_profile() -> bytes:
     return icc_rgb_profile("Adobe RGB (1998) compatible", ADOBE_RGB_PRIMARIES, 563 / 256)
 
 
-def display_p3_profile() -> bytes:
-    return icc_rgb_profile("Display P3 compatible", DISPLAY_P3_PRIMARIES, "srgb")
+def display_p3_profile(*, padded_to: int = 0) -> bytes:
+    """Display P3; with ``padded_to``, made that many bytes long by a
+    private tag, as the large tables of a printer's profile make it."""
+    profile = icc_rgb_profile("Display P3 compatible", DISPLAY_P3_PRIMARIES, "srgb")
+    if len(profile) >= padded_to:
+        return profile
+    table_end = 128 + 4 + 12 * struct.unpack(">I", profile[128:132])[0]
+    # The new tag's table entry moves every other tag 12 bytes on.
+    tags = [
+        (profile[at : at + 4], *struct.unpack(">II", profile[at + 4 : at + 12]))
+        for at in range(132, table_end, 12)
+    ]
+    body = profile[table_end:]
+    pad = b"data\0\0\0\0\0\0\0\1" + b"\0" * (padded_to - len(profile) - 12 - 12)
+    table = struct.pack(">I", len(tags) + 1) + b"".join(
+        struct.pack(">4sII", sig, offset + 12, size) for sig, offset, size in tags
+    )
+    table += struct.pack(">4sII", b"zPad", table_end + 12 + len(body), len(pad))
+    data = table + body + pad
+    return struct.pack(">I", 128 + len(data)) + profile[4:128] + data
 
 
 def srgb_profile() -> bytes:
@@ -615,11 +633,11 @@ def gif_first_frame_within(
     return bytes(patched[:-1]) + image_block * (frames - 1) + b";"
 
 
-def apng_with_default_image(size: tuple[int, int] = (80, 60)) -> bytes:
-    """An animated PNG whose first picture, a plain yellow still, is only its
-    "default image" for viewers without animation: browsers start at the
-    animation's first frame, the quadrants, then black."""
-    still = solid((255, 255, 0), size)
+def apng_with_default_image(size: tuple[int, int] = (80, 60), still_colour: RGB = (255, 255, 0)) -> bytes:
+    """An animated PNG whose first picture, a plain yellow (``still_colour``)
+    still, is only its "default image" for viewers without animation:
+    browsers start at the animation's first frame, the quadrants, then black."""
+    still = solid(still_colour, size)
     frames = [quadrants(*size), solid((0, 0, 0), size)]
     return png(still, save_all=True, append_images=frames, default_image=True, duration=500)
 
@@ -658,12 +676,14 @@ def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
     return chunks
 
 
-def apng_with_broken_animation(fault: str, size: tuple[int, int] = (80, 60)) -> bytes:
+def apng_with_broken_animation(
+    fault: str, size: tuple[int, int] = (80, 60), still_colour: RGB = (255, 255, 0)
+) -> bytes:
     """:func:`apng_with_default_image` whose animation is broken after its
     whole default image, the yellow still: its frames ``"missing"``, its
     first frame ``"oversized"`` (larger than the canvas) or its first
     frame's data ``"corrupt"``."""
-    data = apng_with_default_image(size)
+    data = apng_with_default_image(size, still_colour)
     chunks = _png_chunks(data)
     first_frame = next(i for i, (kind, _) in enumerate(chunks) if kind == b"fcTL")
     if fault == "missing":

@@ -553,6 +553,45 @@ def test_a_png_gamma_holds_where_its_profile_is_of_another_colour_space(
     assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
 
 
+@pytest.mark.parametrize("megabytes", [2, 7])
+def test_a_png_profile_larger_than_pillow_unpacks_is_honoured_as_browsers_do(megabytes: int) -> None:
+    # libpng reads a profile of up to 8 MB (a printer's, of large tables);
+    # Pillow refuses the whole file past 1 MB.
+    profile = corpus.display_p3_profile(padded_to=megabytes * 1024 * 1024)
+    data = corpus.png_with_profile((220, 60, 40), profile)
+    assert probe(data, max_pixels=50_000_000).format == "PNG"
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    expected = _expected((220, 60, 40), P3_TO_SRGB, functools.partial(_srgb))
+    assert close_to(actual, expected, 3), (actual, expected)
+
+
+def test_a_large_png_profile_is_honoured_on_an_animated_pngs_whole_still() -> None:
+    # The animation is read before the still is gone back to, as a viewer
+    # without animation shows it.
+    iccp = b"P3\0\0" + zlib.compress(corpus.display_p3_profile(padded_to=2 * 1024 * 1024))
+    broken = corpus.apng_with_broken_animation("corrupt", still_colour=(220, 60, 40))
+    data = corpus.with_png_chunk(broken, b"iCCP", iccp, before=b"IDAT")
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (40, 30))
+    expected = _expected((220, 60, 40), P3_TO_SRGB, functools.partial(_srgb))
+    assert close_to(actual, expected, 3), (actual, expected)
+
+
+@pytest.mark.parametrize(
+    "iccp",
+    [
+        b"Huge\0\0" + zlib.compress(corpus.display_p3_profile(padded_to=9 * 1024 * 1024)),
+        b"Unknown method\0\1" + zlib.compress(corpus.display_p3_profile()),
+        b"No name" + zlib.compress(corpus.display_p3_profile()),
+    ],
+    ids=["past 8 MB", "unknown compression", "no name"],
+)
+def test_a_png_profile_libpng_ignores_leaves_the_picture_to_its_gamma(iccp: bytes) -> None:
+    data = corpus.png_with_gamma((128, 128, 128), 1.0, iccp=iccp)  # linear samples
+    assert probe(data, max_pixels=50_000_000).format == "PNG"
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
+
+
 @pytest.mark.parametrize(
     ("profile", "gamma"),
     [(lambda: corpus.icc_gray_profile("Linear grey", 1.0), 0.45455), (corpus.srgb_profile, 1.0)],
