@@ -442,6 +442,45 @@ def _png_cleaned(fp: BinaryIO) -> tuple[BinaryIO, bytes | None]:
     return io.BytesIO(b"".join(kept)), profile
 
 
+_GIF_SIGNATURES: Final = (b"GIF87a", b"GIF89a")
+# A GIF's pixel data and extensions come in sub-blocks of up to 255 bytes,
+# which encoders fill: 25 MB of them is some 100,000. Pillow reads each one
+# in a step of Python: 24 MB of one-byte blocks (a comment) took 10 s to open.
+MAX_GIF_BLOCKS: Final = 500_000
+
+
+def _check_gif_blocks(fp: BinaryIO) -> None:
+    """Refuse a GIF of more than MAX_GIF_BLOCKS sub-blocks, counted from
+    its block structure alone; a damaged structure ends the count and is
+    left for the reader to judge."""
+    fp.seek(0)
+    data = fp.read()
+    fp.seek(0)
+    flags = data[10] if len(data) > 10 else 0
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    blocks = 0
+    with contextlib.suppress(IndexError):
+        while True:
+            kind = data[at]
+            if kind == 0x21:  # an extension: its label, then its sub-blocks
+                at += 2
+            elif kind == 0x2C:  # an image: descriptor, local palette, code size, sub-blocks
+                flags = data[at + 9]
+                at += 11 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            else:  # the trailer, or damage
+                return
+            while size := data[at]:
+                at += size + 1
+                blocks += 1
+                if blocks > MAX_GIF_BLOCKS:
+                    raise ImageRejected(
+                        f"The GIF is split into more than {MAX_GIF_BLOCKS:,} data blocks; "
+                        f"the limit is {MAX_GIF_BLOCKS:,}.",
+                        code="chunks",
+                    )
+            at += 1
+
+
 def _formats(allowed_formats: Sequence[str]) -> tuple[str, ...]:
     Image.init()  # registers every plugin once, so an allowed format is never missed
     return tuple(f.upper() for f in allowed_formats if f.upper() in Image.OPEN)
@@ -580,6 +619,8 @@ def _open_checked(
     profile = None
     if head.startswith(_PNG_SIGNATURE):
         fp, profile = _png_cleaned(fp)
+    elif head.startswith(_GIF_SIGNATURES):
+        _check_gif_blocks(fp)
     formats = _formats(allowed_formats)
     allowed_text = ", ".join(formats)
     try:

@@ -219,6 +219,16 @@ def png_with_split_pixels(count: int, size: tuple[int, int] = (64, 48)) -> bytes
     return data[:cut] + _png_chunk(b"IDAT", b"") * (count - 1) + data[cut:]
 
 
+def gif_with_long_comment(blocks: int) -> bytes:
+    """A small GIF carrying, before its picture, a comment of ``blocks``
+    one-byte sub-blocks (two bytes each), where an encoder writes 255 bytes
+    to a sub-block: every one is a step for a reader."""
+    data = _save(solid(1, (8, 8), "P"), "GIF")
+    flags = data[10]
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return data[:at] + b"!\xfe" + b"\x01c" * blocks + b"\x00" + data[at:]
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 

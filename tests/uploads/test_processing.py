@@ -1259,6 +1259,29 @@ def test_a_png_whose_pixel_data_is_split_into_too_many_chunks_is_refused(
     assert str(caught.value) == "The PNG's pixel data is split into more than 500 chunks; the limit is 500."
 
 
+def test_a_gif_of_a_million_one_byte_blocks_is_refused_naming_the_limit() -> None:
+    data = corpus.gif_with_long_comment(1_000_000)
+    for check in (functools.partial(probe, max_pixels=10_000), functools.partial(process, preset=WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            check(data)
+        assert caught.value.code == "chunks"
+        assert (
+            str(caught.value) == "The GIF is split into more than 500,000 data blocks; the limit is 500,000."
+        )
+
+
+def test_a_gif_at_the_block_limit_is_read_and_one_more_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processing, "MAX_GIF_BLOCKS", 1000)
+    # The picture's own pixel data is one sub-block.
+    data = corpus.gif_with_long_comment(999)
+    assert probe(data, max_pixels=10_000).format == "GIF"
+    result = process(data, preset(widths=[8], formats=["png"]))
+    assert opened(result.outputs[0]).size == (8, 8)
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.gif_with_long_comment(1000), max_pixels=10_000)
+    assert caught.value.code == "chunks"
+
+
 def test_a_png_with_big_text_among_many_chunks_still_loses_its_text() -> None:
     # IHDR, zTXt and IEND, then as many private chunks as the limit leaves.
     data = corpus.png_with_many_chunks(
