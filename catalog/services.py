@@ -695,8 +695,11 @@ REPORT_BODY = (
 REPORT_TOO_LARGE_BODY = (
     "All fruits are uploaded to our website successfully. The detailed list is not attached: "
     "with the report ({size:,} bytes) this email would be larger than the mail server takes{limit}.\n\n"
-    "Staff can download the day's report from the admin: {path}\n"
+    "Staff can download the day's report from the admin{where}\n"
 )
+REPORT_LINK = ": {url}"
+# Without PORTAL_BASE_URL the portal's host is not known: the path alone, said to be one.
+REPORT_PATH_ONLY = ", at this path on the portal's web address: {path}"
 
 
 @dataclass
@@ -891,7 +894,12 @@ def report_send(*, pdf: bytes, recipients: Sequence[str], date: dt.date | None =
     except mail.MessageTooLarge as exc:
         limit = f" ({exc.limit:,} bytes)" if exc.limit else ""
         path = f"{reverse('admin:catalog_product_report')}?date={day.isoformat()}"
-        message.body = REPORT_TOO_LARGE_BODY.format(size=len(pdf), limit=limit, path=path)
+        where = (
+            REPORT_LINK.format(url=settings.BASE_URL + path)
+            if settings.BASE_URL
+            else REPORT_PATH_ONLY.format(path=path)
+        )
+        message.body = REPORT_TOO_LARGE_BODY.format(size=len(pdf), limit=limit, where=where)
         message.attachments = []
         try:
             message.send()

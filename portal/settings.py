@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeAlias
+from urllib.parse import urlsplit
 
 import django_stubs_ext
 import environ
@@ -177,6 +178,39 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(f"{var}: {refused}")
         return address
 
+    def base_url(self, var: str) -> str:
+        """The address the portal is reached at, which the links it mails
+        start with: an http or https URL with a host (a port, and a path if
+        the portal is served under one), without the trailing slash; empty
+        when unset. Anything else (no scheme, a query, a space) would be a
+        broken link in every mail that gives one, found out only by whoever
+        clicks it."""
+        shown = self.str(var, default="").strip()
+        if not shown:
+            return ""
+        try:
+            parts = urlsplit(shown)
+            valid = (
+                parts.scheme in ("http", "https")
+                and bool(parts.hostname)
+                # Raises ValueError for a port that is not a number or out of range.
+                and (parts.port is None or parts.port > 0)
+                # Credentials would be mailed to every recipient.
+                and "@" not in parts.netloc
+                and "?" not in shown
+                and "#" not in shown
+                # urlsplit drops tabs and line breaks without a word.
+                and all(char.isprintable() and not char.isspace() for char in shown)
+            )
+        except ValueError:
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"{var} must be an http or https URL with a host and no query or fragment "
+                f"(as https://portal.example.com); it is {shown!r}"
+            )
+        return shown.rstrip("/")
+
 
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
@@ -210,6 +244,9 @@ CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 LOGIN_REDIRECT_URL = "/admin/"
 ADMINS = [("Admin", addr) for addr in env.addresses("DJANGO_ADMINS", default=[])]
 SITE_NAME = env.str("PORTAL_SITE_NAME", default="The Portal")
+# Where the portal is reached, for the links in what it mails (no request
+# says which host that is); unset, those mails give the path alone and say so.
+BASE_URL = env.base_url("PORTAL_BASE_URL")
 
 INSTALLED_APPS = [
     # The admin without discovery at start-up; see PortalAdminConfig.

@@ -600,6 +600,47 @@ def test_a_report_too_large_for_the_mail_server_is_mailed_without_it_saying_wher
         assert "(552 5.3.4 Message size exceeds fixed maximum message size)" in err
 
 
+def too_large_report_text(settings: Any) -> str:
+    """The body of the mail sent for a report too large for the mail server."""
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    with SMTPServer(max_message_bytes=20_000) as smtp:
+        settings.EMAIL_HOST, settings.EMAIL_PORT = smtp.host, smtp.port
+        outcome = catalog_services.report_send(
+            pdf=b"%PDF" + b"x" * 40_000, recipients=["buyers@example.com"], date=dt.date(2024, 5, 17)
+        )
+        [message] = smtp.wait_for(1)
+    assert outcome.not_attached
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    return str(body.get_content())
+
+
+@pytest.mark.parametrize("base_url", ["https://portal.example.com", "https://example.com:8443/portal"])
+def test_a_report_too_large_for_the_mail_server_links_to_it_on_the_portal_s_address(
+    settings: Any, base_url: str
+) -> None:
+    settings.BASE_URL = base_url
+    text = too_large_report_text(settings)
+    assert (
+        "Staff can download the day's report from the admin: "
+        f"{base_url}/admin/catalog/product/report/?date=2024-05-17\n"
+    ) in text
+
+
+def test_a_report_too_large_for_the_mail_server_gives_its_path_as_one_without_the_portal_s_address(
+    settings: Any,
+) -> None:
+    """With no address to give, the path, saying it is one: a link a mail
+    client could not open would be taken for a broken one."""
+    settings.BASE_URL = ""
+    text = too_large_report_text(settings)
+    assert (
+        "Staff can download the day's report from the admin, at this path on the portal's web address: "
+        "/admin/catalog/product/report/?date=2024-05-17\n"
+    ) in text
+    assert "http" not in text
+
+
 @pytest.mark.parametrize("advertised", [True, False], ids=["size-advertised", "refused-after-data"])
 def test_a_report_too_large_and_refused_for_one_recipient_says_both(
     delivery: Path, settings: Any, advertised: bool

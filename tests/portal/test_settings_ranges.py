@@ -519,3 +519,48 @@ def test_a_process_started_with_a_mail_address_django_cannot_send_to_exits_with_
         "django.core.exceptions.ImproperlyConfigured: PORTAL_HEALTH_RECIPIENTS: not an email address: "
         f"'ops@example.com;oncall@example.com' {ADDRESS_FORM}"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "portal.example.com",
+        "ftp://portal.example.com",
+        "https://",
+        "https:///admin",
+        "https://portal.example.com/?site=1",
+        "https://portal.example.com/#top",
+        "https://portal.example.com:port",
+        "https://user:secret@portal.example.com",
+        "https://portal.example.com/ admin",
+        "https://portal.example.com/\nadmin",
+    ],
+)
+def test_a_base_url_a_mail_client_could_not_open_stops_the_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    """Mailed as the start of a link, it would be found broken only by
+    whoever clicks it."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"PORTAL_BASE_URL": value})
+    assert str(stopped.value) == (
+        "PORTAL_BASE_URL must be an http or https URL with a host and no query or fragment "
+        f"(as https://portal.example.com); it is {value.strip()!r}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "read"),
+    [
+        ("https://portal.example.com", "https://portal.example.com"),
+        (" https://portal.example.com/ ", "https://portal.example.com"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("https://example.com/portal/", "https://example.com/portal"),
+        ("", ""),
+    ],
+    ids=["host", "trailing slash", "port", "path", "unset"],
+)
+def test_a_base_url_is_taken_without_its_trailing_slash(
+    monkeypatch: pytest.MonkeyPatch, value: str, read: str
+) -> None:
+    assert load_settings(monkeypatch, {"PORTAL_BASE_URL": value})["BASE_URL"] == read
