@@ -237,7 +237,9 @@ def feedback_submit_once(
     """``feedback_submit``, unless a review of the same title, name, date and
     text is held already (its fingerprint, as imports match): then that one,
     unchanged. Returns (review, created). A course script run again over its
-    folder, after one of its posts failed, adds each review once."""
+    folder, after one of its posts failed, adds each review once. A demo
+    review is never the one held: ``seed_demo --remove`` would take the
+    post's review away with it."""
     wanted = Feedback(
         title=title.strip(), name=name.strip(), date=date, text=normalize_newlines(text.strip())
     )
@@ -249,7 +251,7 @@ def feedback_submit_once(
     locks.hold_shared(FEEDBACK_IMPORT_LOCK)
     # Two posts of one review at once: the second waits, then finds the first.
     locks.hold(f"catalog.feedback:{fingerprint}")
-    held = Feedback.objects.filter(fingerprint=fingerprint).order_by("pk").first()
+    held = Feedback.objects.filter(fingerprint=fingerprint, is_demo=False).order_by("pk").first()
     if held is not None:
         return held, False
     return feedback_submit(title=title, name=name, date=date, text=text, source=source), True

@@ -481,6 +481,20 @@ def test_a_review_the_import_holds_is_not_posted_again(client: Client, tmp_path:
     assert Feedback.objects.get().pk == response.json()["id"]
 
 
+def test_a_review_held_only_as_a_demo_one_is_posted_as_a_real_review(client: Client) -> None:
+    """``seed_demo --remove`` deletes the demo reviews: a post answered with
+    one would be lost with them."""
+    demo = services.feedback_submit(
+        title="Great service", name="John", date=dt.date(2017, 12, 21), text="Very good.", is_demo=True
+    )
+    first = client.post("/feedback/", REVIEW, content_type="application/json")
+    again = client.post("/feedback/", REVIEW, content_type="application/json")
+    assert (first.status_code, again.status_code) == (201, 201)
+    real = Feedback.objects.get(is_demo=False)
+    assert first.json()["id"] == again.json()["id"] == real.pk != demo.pk
+    assert real.fingerprint == demo.fingerprint
+
+
 def test_reviews_differing_in_any_field_are_each_held(client: Client) -> None:
     client.post("/feedback/", REVIEW, content_type="application/json")
     for changed in ({"title": "Great"}, {"name": "Jon"}, {"date": "2017-12-22"}, {"feedback": "Good."}):
