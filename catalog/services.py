@@ -347,10 +347,11 @@ def feedback_import_files(
             batch.append(review)
         with transaction.atomic():
             locks.hold(FEEDBACK_IMPORT_LOCK)
+            # A demo review is not one held: seed_demo --remove would take it away.
             held = set(
-                Feedback.objects.filter(fingerprint__in=[r.fingerprint for r in batch]).values_list(
-                    "fingerprint", flat=True
-                )
+                Feedback.objects.filter(
+                    fingerprint__in=[r.fingerprint for r in batch], is_demo=False
+                ).values_list("fingerprint", flat=True)
             )
             new = [r for r in batch if r.fingerprint not in held]
             Feedback.objects.bulk_create(new)

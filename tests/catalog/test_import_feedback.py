@@ -3,6 +3,7 @@ what it checks, what an interrupted run keeps, and what starting it costs."""
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -62,6 +63,19 @@ def test_a_huge_file_is_rejected_with_the_limit_without_being_read_whole(tmp_pat
     assert "rejected huge.txt: larger than 65,536 bytes, the most a review file may take" in err.getvalue()
     assert grown_mb < 100
     assert Feedback.objects.get().name == "😀" * 100
+
+
+def test_a_review_held_only_as_a_demo_one_is_imported_as_a_real_review(tmp_path: Path) -> None:
+    """``seed_demo --remove`` deletes the demo reviews: a review skipped as
+    one of them would be lost with them."""
+    [path] = write_reviews(tmp_path, 1)
+    demo = services.feedback_submit(
+        title="Title 0", name="Name", date=dt.date(2021, 2, 3), text="Text 0", is_demo=True
+    )
+    assert services.feedback_import_files([path]).created == 1
+    assert services.feedback_import_files([path]).skipped == 1
+    real = Feedback.objects.get(is_demo=False)
+    assert real.fingerprint == demo.fingerprint
 
 
 def test_an_import_stopped_halfway_keeps_the_batches_it_finished_and_run_again_adds_the_rest(
