@@ -22,16 +22,14 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Coalesce
-from django.db.models.lookups import Exact
+from django.db.models import F, Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
 from core import dropfolder, limits, locks
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, processing, sandbox, storage
-from uploads.models import WAITING, Image, Rendition, file_stem
+from uploads.models import WAITING, Image, Rendition, crops_owed, file_stem
 
 logger = logging.getLogger(__name__)
 
@@ -866,18 +864,6 @@ def _recrop_budget() -> float:
     return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
 
 
-def _crops_outdated() -> Q:
-    """Ready images whose crops were cut around another point than the one
-    in force (Image.crops_outdated), null-safe: -1 stands for no point, as no
-    coordinate or radius is negative."""
-    none = Value(-1.0)
-    return Q(status=Image.Status.READY) & ~Q(
-        Exact(Coalesce("focal_x", "focal_auto_x", none), Coalesce("crops_x", none))
-        & Exact(Coalesce("focal_y", "focal_auto_y", none), Coalesce("crops_y", none))
-        & Exact(Coalesce("focal_radius", none), Coalesce("crops_radius", none))
-    )
-
-
 def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> int:
     """Cut again the crops of ready images whose focal point in force moved
     since they were cut (a store away when staff saved the point), at most
@@ -892,7 +878,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
     # In no fixed order: an image whose original cannot be read now (which
     # stops the round) does not keep the others waiting round after round.
     candidates = list(
-        Image.objects.filter(_crops_outdated(), preset__in=list(settings.IMAGE_PRESETS)).order_by("?")[
+        Image.objects.filter(crops_owed(), preset__in=list(settings.IMAGE_PRESETS)).order_by("?")[
             :RECROP_BATCH
         ]
     )
