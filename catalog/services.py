@@ -750,6 +750,9 @@ def supplier_import(
     """
 
     summary = SupplierSummary()
+    # Every photo imported, by file name; and by stem the one its description
+    # takes (of two photos of one stem, the later upload, as linking has it).
+    imported: list[tuple[str, Image]] = []
     images: dict[str, tuple[str, Image]] = {}
     listed = dropfolder.listing(directory / "descriptions")
     descriptions = listed.files
@@ -780,6 +783,7 @@ def supplier_import(
             else:
                 summary.skipped_files.append((label, str(exc)))
         else:
+            imported.append((path.name, image))
             images[file_stem(path.name)] = (path.name, image)
             summary.images_created += created
             summary.images_existing += not created
@@ -820,8 +824,10 @@ def supplier_import(
                 summary.products.skipped += 1
         if progress:
             progress(1)
-    settled = upload_selectors.images_wait_settled([img.pk for _, img in images.values()], wait_seconds)
-    for file_name, delivered in images.values():
+    # Each photo is waited for and told apart, a second of one stem too: its
+    # failure is the delivery's even where the product shows the other.
+    settled = upload_selectors.images_wait_settled([img.pk for _, img in imported], wait_seconds)
+    for file_name, delivered in imported:
         current = settled.get(delivered.pk)
         if current is None:
             continue

@@ -362,6 +362,19 @@ def test_a_photo_that_fails_processing_is_reported_with_its_reason(delivery: Pat
     assert failed.status == Image.Status.FAILED
 
 
+def test_a_failed_photo_beside_another_of_its_stem_is_reported_and_fails_the_run(delivery: Path) -> None:
+    (delivery / "descriptions" / "011.txt").unlink()  # else the run fails for it anyway
+    (delivery / "images" / "005.jpg").write_bytes(corpus.truncated_jpeg())
+
+    out, err = run("import_supplier", str(delivery), "--no-email")
+
+    assert "5 images imported, 0 already there, 1 failed" in out
+    assert "rejected images/005.jpg: " in err
+    assert Image.objects.get(original_name="005.jpg").status == Image.Status.FAILED
+    # The product shows the photo of its stem that was processed.
+    assert Product.objects.get(name="Kiwifruit").image == Image.objects.get(original_name="005.tiff")
+
+
 def test_one_photo_delivered_under_two_names_shows_on_both_products(delivery: Path) -> None:
     (delivery / "images" / "005.tiff").write_bytes((delivery / "images" / "001.tiff").read_bytes())
     out, _ = run("import_supplier", str(delivery), "--no-email")
