@@ -398,6 +398,13 @@ def _product_save(product: Product, values: Mapping[str, Any]) -> bool:
     return True
 
 
+def _description_text(description: str) -> str:
+    """A description trimmed, with LF line breaks as ``import_supplier``
+    reads a file: a browser sends each line break of the admin's textarea as
+    CRLF, and the same text delivered again would count as a change."""
+    return normalize_newlines(description.strip())
+
+
 def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
     """What a write of this product is matched by, as ``selectors.products_same_as``
     matches it: the image file stem, else the name. Writers of one key take turns
@@ -427,7 +434,7 @@ def product_upsert(
     under its file stem, so a later photo replaces an earlier one. Demo and
     real products never match each other.
     """
-    name, description, image_name = name.strip(), description.strip(), image_name.strip()
+    name, description, image_name = name.strip(), _description_text(description), image_name.strip()
     validation.check_storable(name=name, image_name=image_name)
     # A row not there yet cannot be locked: two writers of the same new
     # product would each create it. They take turns on its key instead.
@@ -549,7 +556,7 @@ def product_update(
     if weight is not None:
         values["weight"] = weight
     if description is not None:
-        values["description"] = description.strip()
+        values["description"] = _description_text(description)
     if image_name is not None:
         values["image_name"] = new_image_name
     if not isinstance(image, _Unset):

@@ -120,6 +120,21 @@ def test_a_photo_chosen_in_the_admin_is_kept(admin_client: Client, photos: dict[
     assert (product.weight, product.image) == (310, photos["studio.png"])
 
 
+def test_a_description_typed_in_the_admin_is_the_one_a_supplier_delivers(admin_client: Client) -> None:
+    # A textarea sends each line break as CRLF; a description file is read with LF.
+    admin_client.post(ADD, form(description="Ripe.\r\nFrom Brazil."))
+    product = Product.objects.get()
+    assert product.description == "Ripe.\nFrom Brazil."
+    admin_client.post(change(product.pk), form(description="Ripe.\r\nFrom Peru.", weight="310"))
+    product.refresh_from_db()
+    assert product.description == "Ripe.\nFrom Peru."
+
+    delivered, outcome = services.product_upsert(
+        name="Mango", weight=310, description="Ripe.\nFrom Peru.", image_name="010.jpeg"
+    )
+    assert (delivered.pk, outcome) == (product.pk, "unchanged")
+
+
 def test_an_invalid_product_is_refused_with_the_form_errors(admin_client: Client) -> None:
     response = admin_client.post(ADD, form(weight="0"))
     assert response.status_code == 200
