@@ -370,7 +370,8 @@ def _png_profile(body: bytes) -> tuple[bool, bytes | None]:
 def _png_cleaned(fp: BinaryIO) -> tuple[BinaryIO, bytes | None]:
     """A PNG minus its text chunks (comments, XMP, ImageMagick's raw
     profiles) when one of them is compressed, and minus a colour profile
-    (iCCP) Pillow would refuse; else ``fp`` itself, nothing copied. And the
+    (iCCP) Pillow would refuse or browsers ignore (all but the first, any
+    after the pixel data); else ``fp`` itself, nothing copied. And the
     profile so taken out, when browsers would use it.
 
     Pillow refuses a PNG whose text unpacks past 1 MB (a bomb, or the
@@ -418,12 +419,15 @@ def _png_cleaned(fp: BinaryIO) -> tuple[BinaryIO, bytes | None]:
             text_spans.append((start, end))
             compressed = compressed or kind != b"tEXt"
         elif kind == b"iCCP":
-            refused, usable = _png_profile(fp.read(length))
-            if refused:
+            if data_chunks or profile_seen:
+                # libpng ignores a profile after the pixel data and all but
+                # the first ("too many profiles"); Pillow would use the last
+                # and unpack each, a step of up to 8 MB per 8 KB chunk.
                 spans.append((start, end))
-                # A profile counts before the pixel data only, and the first one.
-                if not data_chunks and not profile_seen:
-                    profile = usable
+            else:
+                refused, profile = _png_profile(fp.read(length))
+                if refused:
+                    spans.append((start, end))
             profile_seen = True
         if kind == b"IEND":
             break

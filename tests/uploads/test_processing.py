@@ -592,6 +592,40 @@ def test_a_png_profile_libpng_ignores_leaves_the_picture_to_its_gamma(iccp: byte
     assert close_to(actual, (_srgb_encode(128 / 255),) * 3, 2), actual  # 188, as browsers show it
 
 
+def test_a_pngs_first_colour_profile_is_the_one_honoured_as_browsers_do() -> None:
+    # libpng ignores a second iCCP ("too many profiles"); Pillow kept the last.
+    data = corpus.with_png_chunk(
+        corpus.png_with_profile((220, 60, 40), corpus.display_p3_profile()),
+        b"iCCP",
+        b"sRGB\0\0" + zlib.compress(corpus.srgb_profile()),
+        before=b"IDAT",
+    )
+    actual = rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24))
+    expected = _expected((220, 60, 40), P3_TO_SRGB, functools.partial(_srgb))
+    assert close_to(actual, expected, 3), (actual, expected)
+
+
+def test_a_png_of_many_colour_profiles_unpacks_only_its_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each unpacks to 8 MB from 8 KB: a 25 MB upload of them took minutes
+    # to check, all but the first ignored by browsers.
+    unpacked: list[int] = []
+    real = processing._png_profile
+
+    def counted(body: bytes) -> tuple[bool, bytes | None]:
+        unpacked.append(len(body))
+        return real(body)
+
+    monkeypatch.setattr(processing, "_png_profile", counted)
+    bomb = b"Bomb\0\0" + zlib.compress(b"\0" * 7_000_000, 9)
+    data = corpus.png(corpus.solid((220, 60, 40), (64, 48)))
+    for _ in range(50):
+        data = corpus.with_png_chunk(data, b"iCCP", bomb, before=b"IDAT")
+    data = corpus.with_png_chunk(data, b"iCCP", bomb, before=b"IEND")  # after the pixels
+    assert probe(data, max_pixels=50_000_000).format == "PNG"
+    assert len(unpacked) == 1
+    assert rgb_at(opened(process(data, PNG_ONLY).outputs[0]), (32, 24)) == (220, 60, 40)
+
+
 @pytest.mark.parametrize(
     ("profile", "gamma"),
     [(lambda: corpus.icc_gray_profile("Linear grey", 1.0), 0.45455), (corpus.srgb_profile, 1.0)],
