@@ -98,7 +98,20 @@ class _Env(environ.Env):
         )
 
     def cache_url(self, var: str, *, default: str) -> dict[str, Any]:
-        return self._url(var, default, self.cache_url_config, "BACKEND", "redis://host:6379/1")
+        return self._url(var, default, self._cache_url_read, "BACKEND", "redis://host:6379/1")
+
+    def _cache_url_read(self, value: str) -> dict[str, Any]:
+        """django-environ's reading, whose Redis locations it takes as they
+        are: a port that is not a number was found out at the first cache
+        call, as a ValueError answering every throttled request with a 500."""
+        config: dict[str, Any] = self.cache_url_config(value)
+        location = config.get("LOCATION") or []
+        for each in [location] if isinstance(location, str) else location:
+            # Django's Redis cache takes several servers separated so.
+            for server in re.split("[;,]", each):
+                if "://" in server:
+                    _ = urlsplit(server).port  # raises ValueError, naming the port
+        return config
 
     def email_url(self, var: str, *, default: str) -> dict[str, Any]:
         return self._url(

@@ -415,6 +415,19 @@ def test_a_switch_is_read_on_or_off(monkeypatch: pytest.MonkeyPatch, value: str,
             "CACHE_URL must be a URL such as redis://host:6379/1; it is 'rediss//cache:6379/1' "
             "(Invalid cache schema )",
         ),
+        # Taken as it was, it answered every throttled request with a 500.
+        (
+            "CACHE_URL",
+            "redis://:s3cret@cache:63x9/1",
+            "CACHE_URL must be a URL such as redis://host:6379/1; it is 'redis://:***@cache:63x9/1' "
+            "(Port could not be cast to integer value as '63x9')",
+        ),
+        (
+            "CACHE_URL",
+            "redis://cache-1:6379/1,redis://cache-2:99999/1",
+            "CACHE_URL must be a URL such as redis://host:6379/1; "
+            "it is 'redis://cache-1:6379/1,redis://cache-2:99999/1' (Port out of range 0-65535)",
+        ),
     ],
 )
 def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the_password(
