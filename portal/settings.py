@@ -136,7 +136,14 @@ class _Env(environ.Env):
             if config.get(key):
                 return config
             reason = f"no scheme it knows, such as {example.partition(':')[0]}"
-        shown = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", value)
+        # Up to the last @: a password may hold a / or an @ not percent-encoded,
+        # which django-environ then reads as part of a port it names.
+        password = re.search(r"//[^/@:]*:(.*)@", value)
+        shown = value
+        if password and password.group(1):
+            secret = password.group(1)
+            shown = value[: password.start(1)] + "***" + value[password.end(1) :]
+            reason = re.sub(r"'([^']+)'", lambda m: "'***'" if m.group(1) in secret else m.group(0), reason)
         raise ImproperlyConfigured(f"{var} must be a URL such as {example}; it is {shown!r} ({reason})")
 
     def rate(self, var: str, *, default: str) -> str:

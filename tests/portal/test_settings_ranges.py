@@ -428,6 +428,19 @@ def test_a_switch_is_read_on_or_off(monkeypatch: pytest.MonkeyPatch, value: str,
             "CACHE_URL must be a URL such as redis://host:6379/1; "
             "it is 'redis://cache-1:6379/1,redis://cache-2:99999/1' (Port out of range 0-65535)",
         ),
+        # A password holding a slash or an @ that is not percent-encoded.
+        (
+            "DATABASE_URL",
+            "postgres://portal:s3/cr@t@db:5432/portal",
+            "DATABASE_URL must be a URL such as postgres://user:password@host:5432/name; "
+            "it is 'postgres://portal:***@db:5432/portal' (Port could not be cast to integer value as '***')",
+        ),
+        (
+            "EMAIL_URL",
+            "smtp+tls://mailer:p@ss@mail:5x7",
+            "EMAIL_URL must be a URL such as smtp+tls://user:password@host:587; "
+            "it is 'smtp+tls://mailer:***@mail:5x7' (Port could not be cast to integer value as '5x7')",
+        ),
     ],
 )
 def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the_password(
