@@ -454,9 +454,10 @@ MAX_GIF_BLOCKS: Final = 500_000
 
 
 def _check_gif_blocks(fp: BinaryIO) -> None:
-    """Refuse a GIF of more than MAX_GIF_BLOCKS sub-blocks, counted from
-    its block structure alone; a damaged structure ends the count and is
-    left for the reader to judge."""
+    """Refuse a GIF of more than MAX_GIF_BLOCKS blocks (extensions and
+    images, each a step for a reader even with no data, and their
+    sub-blocks), counted from its block structure alone; a damaged
+    structure ends the count and is left for the reader to judge."""
     fp.seek(0)
     data = fp.read()
     fp.seek(0)
@@ -473,15 +474,18 @@ def _check_gif_blocks(fp: BinaryIO) -> None:
                 at += 11 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
             else:  # the trailer, or damage
                 return
-            while size := data[at]:
-                at += size + 1
-                blocks += 1
+            blocks += 1
+            while True:
                 if blocks > MAX_GIF_BLOCKS:
                     raise ImageRejected(
                         f"The GIF is split into more than {MAX_GIF_BLOCKS:,} data blocks; "
                         f"the limit is {MAX_GIF_BLOCKS:,}.",
                         code="chunks",
                     )
+                if not (size := data[at]):
+                    break
+                at += size + 1
+                blocks += 1
             at += 1
 
 

@@ -229,6 +229,15 @@ def gif_with_long_comment(blocks: int) -> bytes:
     return data[:at] + b"!\xfe" + b"\x01c" * blocks + b"\x00" + data[at:]
 
 
+def gif_with_empty_comments(count: int) -> bytes:
+    """A small GIF carrying, before its picture, ``count`` comments of no
+    text (three bytes each): no sub-block, yet each a step for a reader."""
+    data = _save(solid(1, (8, 8), "P"), "GIF")
+    flags = data[10]
+    at = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    return data[:at] + b"!\xfe\x00" * count + data[at:]
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 

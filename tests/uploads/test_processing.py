@@ -1304,15 +1304,24 @@ def test_a_gif_of_a_million_one_byte_blocks_is_refused_naming_the_limit() -> Non
         )
 
 
+def test_a_gif_of_a_million_empty_comments_is_refused_naming_the_limit() -> None:
+    # No data sub-block among them, and some 5 s for the reader at 25 MB.
+    data = corpus.gif_with_empty_comments(1_000_000)
+    with pytest.raises(ImageRejected) as caught:
+        probe(data, max_pixels=10_000)
+    assert caught.value.code == "chunks"
+    assert str(caught.value) == "The GIF is split into more than 500,000 data blocks; the limit is 500,000."
+
+
 def test_a_gif_at_the_block_limit_is_read_and_one_more_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(processing, "MAX_GIF_BLOCKS", 1000)
-    # The picture's own pixel data is one sub-block.
-    data = corpus.gif_with_long_comment(999)
+    # The comment and the picture count, and the picture's pixel data is one sub-block.
+    data = corpus.gif_with_long_comment(997)
     assert probe(data, max_pixels=10_000).format == "GIF"
     result = process(data, preset(widths=[8], formats=["png"]))
     assert opened(result.outputs[0]).size == (8, 8)
     with pytest.raises(ImageRejected) as caught:
-        probe(corpus.gif_with_long_comment(1000), max_pixels=10_000)
+        probe(corpus.gif_with_long_comment(998), max_pixels=10_000)
     assert caught.value.code == "chunks"
 
 
