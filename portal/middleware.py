@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,6 +18,7 @@ from django.utils.http import escape_leading_slashes
 
 from core import limits, multipart
 from core.errors import RETRY_AFTER_SECONDS, database_limit, dependency_unavailable, error_response
+from portal.csp import IMAGE_SOURCE, REPORT_URI
 
 logger = logging.getLogger(__name__)
 
@@ -64,15 +64,6 @@ class ProbeMiddleware:
 # "Select all" box: allowed by its hash alone, not inline script at large.
 _EXPORT_TOGGLE = "'unsafe-hashes' 'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"
 
-# A source an operator may add (PORTAL_CSP_IMG_SOURCES): a host with an
-# optional scheme, port and path. Nothing that could end the directive (``;``,
-# ``,``, spaces) or widen it to every host (``*``, ``https:``). Both are
-# matched whole: ``$`` alone lets a final line break through, which ends the header.
-_SOURCE = re.compile(
-    r"^(?:[a-z][a-z0-9+.-]*://)?(?:\*\.)?[a-z0-9-]+(?:\.[a-z0-9-]+)*(?::(?:\d+|\*))?(?:/[^\s;,'\"]*)?$", re.I
-)
-_REPORT_URI = re.compile(r"^(?:https?://[^\s;,'\"]+|/[^\s;,'\"]*)$")
-
 
 def _origin(url: str) -> str:
     """``scheme://host[:port]`` of an absolute URL (the host alone for one
@@ -90,7 +81,7 @@ def media_origins() -> list[str]:
     sources PORTAL_CSP_IMG_SOURCES adds. Making a URL asks the bucket
     nothing: it is string work on the storage's settings."""
     for source in settings.CSP_IMG_SOURCES:
-        if not _SOURCE.fullmatch(source):
+        if not IMAGE_SOURCE.fullmatch(source):
             raise ImproperlyConfigured(
                 f"PORTAL_CSP_IMG_SOURCES: {source!r} is not an origin such as https://media.example.com"
             )
@@ -133,7 +124,7 @@ def _reporting() -> list[str]:
     uri = settings.CSP_REPORT_URI
     if not uri:
         return []
-    if not _REPORT_URI.fullmatch(uri):
+    if not REPORT_URI.fullmatch(uri):
         raise ImproperlyConfigured(f"PORTAL_CSP_REPORT_URI: {uri!r} is not an http(s) URL or a path")
     return [f"report-uri {uri}"]
 

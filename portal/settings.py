@@ -16,7 +16,8 @@ import re
 import secrets
 import socket
 import warnings
-from collections.abc import Callable
+import zoneinfo
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ from kombu.common import Broadcast
 
 from core.mail import address_refused
 from portal.broker import transport_for
+from portal.csp import IMAGE_SOURCE
+from uploads.processing import OUTPUT_FORMATS
 
 # Lets annotations such as ModelAdmin[Person] run, not only type-check.
 django_stubs_ext.monkeypatch()
@@ -40,6 +43,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 _Int: TypeAlias = int
 _Float: TypeAlias = float
 _Bool: TypeAlias = bool
+_List: TypeAlias = list
 
 
 class _Env(environ.Env):
@@ -162,30 +166,101 @@ class _Env(environ.Env):
             )
         return f"{int(count)}/{period}"
 
-    def networks(self, var: str, *, default: list[str]) -> list[str]:
+    def list(self, var: str, *, default: _List[str]) -> _List[str]:
+        """Entries separated by commas, each without the spaces around it;
+        an empty one (a comma at the end, two in a row) is dropped.
+        django-environ keeps the spaces: ``a.com, b.com`` read as the host
+        ``" b.com"``, which no request matches (each was answered 400)."""
+        return [entry.strip() for entry in super().list(var, default=default) if entry.strip()]
+
+    def entries(
+        self, var: str, *, default: _List[str], valid: Callable[[str], object], what: str, form: str
+    ) -> _List[str]:
+        """A list whose every entry must be ``valid``: the first that is not
+        stops the start naming it, ``what`` it should be and the ``form`` of
+        the whole."""
+        entries = self.list(var, default=default)
+        for entry in entries:
+            if not valid(entry):
+                raise ImproperlyConfigured(f"{var}: not {what}: {entry!r} ({form})")
+        return entries
+
+    def networks(self, var: str, *, default: _List[str]) -> _List[str]:
         """IP networks (``10.0.0.0/8``, ``::1/128``) or addresses, separated
         by commas, each as ``ipaddress.ip_network`` reads it (empty: none).
         Read only as a request is checked against them, one it cannot read
         answered that request with a 500 (every scrape of /metrics, every
         post to /fruits/) instead of stopping the start."""
-        networks = [entry.strip() for entry in self.list(var, default=default)]
-        for entry in networks:
+
+        def network(entry: str) -> _Bool:
             try:
                 ipaddress.ip_network(entry, strict=False)
             except ValueError:
-                raise ImproperlyConfigured(
-                    f"{var}: not an IP network or address: {entry!r} "
-                    "(networks separated by commas, such as 10.0.0.0/8,::1/128)"
-                ) from None
-        return networks
+                return False
+            return True
 
-    def addresses(self, var: str, *, default: list[str]) -> list[str]:
+        return self.entries(
+            var,
+            default=default,
+            valid=network,
+            what="an IP network or address",
+            form="networks separated by commas, such as 10.0.0.0/8,::1/128",
+        )
+
+    def hosts(self, var: str, *, default: _List[str]) -> _List[str]:
+        """Host names as ALLOWED_HOSTS matches them: a name or an address
+        (``[::1]``), ``.example.com`` for a domain and its subdomains, or
+        ``*``. Django compares the Host without its port to each entry
+        whole: one with a scheme, a port or a path matches no request."""
+        return self.entries(
+            var,
+            default=default,
+            valid=_HOST.fullmatch,
+            what="a host name",
+            form="names without a scheme, port or path, separated by commas, such as portal.example.com,.example.org",
+        )
+
+    def origins(self, var: str, *, default: _List[str]) -> _List[str]:
+        """Origins as CSRF_TRUSTED_ORIGINS matches them: a scheme and a
+        host (``*.`` for its subdomains), with a port if not the scheme's
+        own. Without the scheme Django refuses to start (only when its
+        checks run); with a path, an origin never matches a browser's."""
+        return self.entries(
+            var,
+            default=default,
+            valid=_ORIGIN.fullmatch,
+            what="an origin",
+            form="a scheme and a host each, separated by commas, such as https://portal.example.com",
+        )
+
+    def choice(self, var: str, *, default: str, choices: Sequence[str]) -> str:
+        """One of ``choices``, in any case, given back as ``choices`` spells it."""
+        shown = self.str(var, default=default).strip()
+        spelled = {choice.lower(): choice for choice in choices}
+        if shown.lower() not in spelled:
+            raise ImproperlyConfigured(f"{var} must be one of {', '.join(choices)}; it is {shown!r}")
+        return spelled[shown.lower()]
+
+    def time_zone(self, var: str, *, default: str) -> str:
+        """A time zone of the IANA database. Django refuses any other only
+        as its settings load, naming no variable (``Incorrect timezone
+        setting: Mars/Base``); empty reads as UTC, as the C library does."""
+        shown = self.str(var, default=default).strip() or "UTC"
+        try:
+            zoneinfo.ZoneInfo(shown)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ImproperlyConfigured(
+                f"{var} must be a time zone of the IANA database, such as UTC or Europe/Berlin; it is {shown!r}"
+            ) from None
+        return shown
+
+    def addresses(self, var: str, *, default: _List[str]) -> _List[str]:
         """Mail addresses separated by commas, each one Django's mail can
         send to (empty: none). Django's SMTP backend refuses any other only
         as it sends, with a ValueError: the health checks Celery beat sends
         every minute would fail at each run, mailing nothing, as would the
         errors mailed to the admins."""
-        addresses: list[str] = self.list(var, default=default)
+        addresses = self.list(var, default=default)
         if refused := address_refused(addresses):
             raise ImproperlyConfigured(f"{var}: {refused}")
         return addresses
@@ -232,6 +307,14 @@ class _Env(environ.Env):
         return shown.rstrip("/")
 
 
+# A host name or address as Django's host validation reads it (which takes no
+# underscore), an IPv6 address in brackets, or a leading dot for subdomains.
+_HOST = re.compile(r"\*|\.?[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\]", re.IGNORECASE)
+_ORIGIN = re.compile(
+    r"https?://(?:\*\.)?(?:[a-z0-9-]+(?:\.[a-z0-9-]+)*|\[[0-9a-f:.]+\])(?::\d{1,5})?", re.IGNORECASE
+)
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
@@ -257,8 +340,8 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
-CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+ALLOWED_HOSTS = env.hosts("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.origins("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 CSRF_FAILURE_VIEW = "portal.views.csrf_failure"
 # Where a sign-in with no (or a refused) ?next= lands: staff sign in for the admin.
 LOGIN_REDIRECT_URL = "/admin/"
@@ -414,7 +497,9 @@ if USE_S3:
             "querystring_auth": env.bool("AWS_QUERYSTRING_AUTH", default=False),
             "file_overwrite": False,
             "default_acl": None,
-            "addressing_style": env.str("AWS_S3_ADDRESSING_STYLE", default="path"),
+            "addressing_style": env.choice(
+                "AWS_S3_ADDRESSING_STYLE", default="path", choices=("path", "virtual", "auto")
+            ),
             "signature_version": "s3v4",
         },
     }
@@ -494,7 +579,16 @@ IMAGE_NICE = env.int("PORTAL_IMAGE_NICE", default=10, minimum=0, maximum=19)
 # format counts once); a pending image is waited for this long before 202; a
 # rendition taking longer than the time limit to make is given up (503).
 IMAGE_ONDEMAND_MAX_SIZE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_SIZE", default=4000, minimum=1)
-IMAGE_ONDEMAND_FORMATS = env.list("PORTAL_IMAGE_ONDEMAND_FORMATS", default=["webp", "jpeg", "avif", "png"])
+IMAGE_ONDEMAND_FORMATS = [
+    entry.lower()
+    for entry in env.entries(
+        "PORTAL_IMAGE_ONDEMAND_FORMATS",
+        default=["webp", "jpeg", "avif", "png"],
+        valid=lambda entry: entry.lower() in OUTPUT_FORMATS,
+        what="a format renditions are made in",
+        form=f"any of {', '.join(OUTPUT_FORMATS)}, separated by commas",
+    )
+]
 IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20, minimum=1)
 IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0, minimum=0)
 IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30, minimum=1)
@@ -746,7 +840,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "admin:login"
 LANGUAGE_CODE = "en-us"
-TIME_ZONE = env.str("TZ", default="UTC")
+TIME_ZONE = env.time_zone("TZ", default="UTC")
 USE_I18N = True
 USE_TZ = True
 
@@ -795,7 +889,14 @@ SILENCED_SYSTEM_CHECKS = ["security.W005", "security.W021"]
 # from the media storage's origin and these sources too (a second CDN
 # domain); violations are posted to the report URI when one is set.
 CSP_REPORT_ONLY = env.bool("PORTAL_CSP_REPORT_ONLY", default=False)
-CSP_IMG_SOURCES = env.list("PORTAL_CSP_IMG_SOURCES", default=[])
+CSP_IMG_SOURCES = env.entries(
+    "PORTAL_CSP_IMG_SOURCES",
+    default=[],
+    valid=IMAGE_SOURCE.fullmatch,
+    what="a source of images",
+    form="hosts with an optional scheme, port and path, separated by commas, "
+    "such as https://img.example.com,*.cdn.example.net",
+)
 CSP_REPORT_URI = env.str("PORTAL_CSP_REPORT_URI", default="")
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 # How many proxies in front of the portal append to X-Forwarded-For; the
@@ -804,7 +905,7 @@ TRUSTED_PROXY_COUNT = env.int("PORTAL_TRUSTED_PROXY_COUNT", default=0, minimum=0
 
 # --- Logging ------------------------------------------------------------------
 
-LOG_LEVEL = env.str("DJANGO_LOG_LEVEL", default="INFO")
+LOG_LEVEL = env.choice("DJANGO_LOG_LEVEL", default="INFO", choices=_LOG_LEVELS)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
