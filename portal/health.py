@@ -11,6 +11,7 @@ is reused for a few seconds.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import math
@@ -19,9 +20,10 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 from botocore.exceptions import ClientError
@@ -173,12 +175,89 @@ def check_localhost() -> Check:
     )
 
 
-def check_database() -> Check:
-    subject = "Error - The database is unavailable"
+class NoAnswer(Exception):
+    """The database took the connection (or kept it) but did not answer."""
+
+
+@contextlib.contextmanager
+def _cut_after(raw: Any, seconds: float, cut: threading.Event) -> Iterator[None]:
+    """Shuts the socket of the driver's connection ``raw`` down if the block
+    has not ended within ``seconds``: the driver waits on it with no limit,
+    and a server stuck after taking the connection (or a proxy before one
+    that is down) would hold the check for ever. The block's wait then ends
+    at once, as with a server that hung up, and ``cut`` is set. A
+    copy of the descriptor is shut down, never a number the main thread
+    might have closed and the process given to another socket since."""
+    sock = socket.socket(fileno=os.dup(raw.fileno()))
+    done, lock = threading.Event(), threading.Lock()
+
+    def watch() -> None:
+        if done.wait(seconds):
+            return
+        with lock:
+            if not done.is_set():
+                cut.set()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    watcher = threading.Thread(target=watch, name="database-check-bound", daemon=True)
+    watcher.start()
     try:
+        yield
+    finally:
+        with lock:
+            done.set()
+        watcher.join()
+        sock.close()
+
+
+def _database_seconds() -> float:
+    """How long the check waits for an answer: as long as for a connection
+    (DATABASE_CONNECT_TIMEOUT, or the connect_timeout of DATABASE_URL)."""
+    return float(connection.settings_dict.get("OPTIONS", {}).get("connect_timeout") or 10)
+
+
+def _select_one() -> None:
+    if connection.vendor != "postgresql":
+        # A file on this machine: nothing to hang on but its lock, which
+        # has its own timeout.
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        return
+    seconds = _database_seconds()
+    connection.ensure_connection()  # bounded by connect_timeout
+    raw = connection.connection
+    cut = threading.Event()
+    try:
+        # The driver's cursor, not Django's: Django's may first ask a
+        # connection kept from before whether it is usable and, if not,
+        # connect again, to a socket this bound does not cover.
+        with _cut_after(raw, seconds, cut), raw.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    except Exception as exc:
+        # Broken or cut: whatever uses the connection next connects afresh.
+        connection.close()
+        if cut.is_set():
+            raise NoAnswer(f"no answer to SELECT 1 within {seconds:g} s") from exc
+        raise
+
+
+def check_database() -> Check:
+    subject = "Error - The database is unavailable"
+    kept = connection.connection is not None
+    try:
+        try:
+            _select_one()
+        except NoAnswer:
+            raise
+        except Exception:
+            if not kept:
+                raise
+            # A connection kept from before may have been closed by the
+            # server since (a restart, an idle timeout): once more, afresh.
+            _select_one()
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return Check("database", False, f"{type(exc).__name__}: {exc}", subject)
     return Check("database", True, connection.vendor, subject)

@@ -438,6 +438,104 @@ def test_a_database_that_takes_the_connection_and_never_answers_fails_within_its
     assert time.monotonic() - started < 30
 
 
+class StuckPostgres:
+    """A server that completes PostgreSQL's start-up (no TLS, no password)
+    and then takes every query without ever answering: a server stuck
+    after taking the connection, as connect_timeout does not bound."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.received = b""
+        self._sockets: list[socket.socket] = [self.listener]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    @staticmethod
+    def _message(kind: bytes, body: bytes) -> bytes:
+        return kind + (len(body) + 4).to_bytes(4, "big") + body
+
+    def _serve(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                self._sockets.append(client)
+                threading.Thread(target=self._start_up, args=(client,), daemon=True).start()
+
+    def _start_up(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                length = int.from_bytes(client.recv(4, socket.MSG_WAITALL), "big")
+                body = client.recv(length - 4, socket.MSG_WAITALL)
+                if int.from_bytes(body[:4], "big") in (80877103, 80877104):  # SSLRequest, GSSENCRequest
+                    client.sendall(b"N")
+                    continue
+                break
+            parameters = {
+                "server_version": "16.4",
+                "server_encoding": "UTF8",
+                "client_encoding": "UTF8",
+                "DateStyle": "ISO, MDY",
+                "integer_datetimes": "on",
+                "standard_conforming_strings": "on",
+                "TimeZone": "UTC",
+            }
+            client.sendall(
+                self._message(b"R", (0).to_bytes(4, "big"))  # AuthenticationOk
+                + b"".join(
+                    self._message(b"S", name.encode() + b"\0" + value.encode() + b"\0")
+                    for name, value in parameters.items()
+                )
+                + self._message(b"K", (4242).to_bytes(4, "big") + (7).to_bytes(4, "big"))
+                + self._message(b"Z", b"I")  # ready for a query
+            )
+            while chunk := client.recv(65536):
+                self.received += chunk
+
+    def close(self) -> None:
+        for sock in self._sockets:
+            sock.close()
+
+
+def test_a_database_that_connects_and_never_answers_the_query_fails_within_its_timeout(
+    tmp_path: Path,
+) -> None:
+    """connect_timeout bounds the connection alone: a server stuck after
+    taking it held the check's SELECT 1 for ever, the cron run piling up
+    each minute and no alert ever mailed."""
+    stuck = StuckPostgres()
+    env = {
+        **os.environ,
+        "PORTAL_VAR_DIR": str(tmp_path),
+        "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{stuck.port}/portal?sslmode=disable",
+        "DATABASE_CONNECT_TIMEOUT": "2",
+        "TZ": "UTC",
+        "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
+        "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
+        "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
+        "PORTAL_HEALTH_RECIPIENTS": "",
+    }
+    try:
+        started = time.monotonic()
+        done = subprocess.run(
+            [sys.executable, "manage.py", "health_check"],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        took = time.monotonic() - started
+    finally:
+        stuck.close()
+    assert b"SELECT 1" in stuck.received, done.stdout + done.stderr  # connected, then asked
+    assert done.returncode == 1, done.stderr
+    assert "FAIL database: NoAnswer: no answer to SELECT 1 within 2 s" in done.stdout
+    assert "Error - The database is unavailable" in done.stderr
+    assert "ok   storage" in done.stdout
+    assert took < 30
+
+
 # --- Probes behind a load balancer ------------------------------------------------
 
 
