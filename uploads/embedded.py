@@ -67,7 +67,11 @@ os.register_at_fork(after_in_child=_forget)
 def sweep() -> tuple[int, int]:
     """One round: (images re-queued or failed, orphaned objects deleted)."""
     stuck = services.image_sweep_stuck()
-    orphans = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)
+    # A stretch of the store a round, as a worker's run does: a large store
+    # would hold up the round's other chores for as long as it takes to list.
+    orphans = storage.sweep_orphans(
+        grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS, budget_seconds=storage.orphan_sweep_budget()
+    )
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
     imports.sweep_expired()

@@ -28,14 +28,16 @@ import logging
 import os
 import secrets
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.conf import settings
+from django.core.cache import caches
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage, Storage, storages
 from django.db import DatabaseError
@@ -75,6 +77,11 @@ DISCARD_TIMEOUT_SECONDS = 1
 _DISCARD_FAILURES: tuple[type[Exception], ...] = (*UNAVAILABLE, DatabaseError)
 # This thread's S3 clients, by purpose and store (see _client).
 _clients = threading.local()
+
+# Where a bounded orphan sweep stopped (the last key it went past), for the
+# next run to go on from: in the shared cache, which every worker of a fleet
+# reads (Redis), or var/ embedded.
+SWEEP_POSITION_KEY = "uploads.orphan-sweep.after"
 
 # The content type of each stored object, from its key's extension.
 _TYPE_BY_EXTENSION = {ext: ctype for ctype, ext in processing.FORMAT_FILES.values()}
@@ -428,58 +435,153 @@ def replaced_keep(keys: set[str], *, image_id: int) -> None:
         )
 
 
-def list_objects(store: Storage, prefix: str) -> Iterator[tuple[str, dt.datetime]]:
-    """Every key under ``prefix`` with its modification time, listed in pages
-    (S3 gives a thousand keys and their times per request: no request per object)."""
+def list_objects(store: Storage, prefix: str, *, after: str = "") -> Iterator[tuple[str, dt.datetime]]:
+    """Every key under ``prefix`` with its modification time, in key order,
+    those that sort after ``after`` alone. Listed in pages (S3 gives a
+    thousand keys and their times per request: no request per object)."""
     if isinstance(store, S3Storage):
         location = store._normalize_name("")
         strip = len(location) + 1 if location else 0
-        for obj in store.bucket.objects.filter(Prefix=store._normalize_name(prefix)):
-            yield obj.key[strip:], obj.last_modified
+        params = {"Bucket": store.bucket_name, "Prefix": store._normalize_name(prefix)}
+        if after:
+            params["StartAfter"] = store._normalize_name(after)
+        pages = store.connection.meta.client.get_paginator("list_objects_v2").paginate(**params)
+        for page in pages:
+            for obj in page.get("Contents", ()):
+                yield obj["Key"][strip:], obj["LastModified"]
         return
     if isinstance(store, FileSystemStorage):
-        root = store.path("")
-        for folder, _, files in os.walk(store.path(prefix)):
-            for name in files:
-                path = os.path.join(folder, name)
-                key = os.path.relpath(path, root).replace(os.sep, "/")
-                modified = dt.datetime.fromtimestamp(os.stat(path).st_mtime, tz=dt.UTC)
-                yield key, modified
+        yield from _local_objects(store.path(""), prefix, after)
         return
     raise TypeError(f"cannot list a {type(store).__name__}")
 
 
-def _batches(items: Iterable[str], size: int) -> Iterator[list[str]]:
+def _local_objects(root: str, folder: str, after: str) -> Iterator[tuple[str, dt.datetime]]:
+    """The files under ``folder`` (a key prefix ending in ``/``) after
+    ``after``, in the order S3 lists keys: a folder sorts as its name and a
+    slash, and one whose keys all sort before ``after`` is not read."""
+    try:
+        with os.scandir(os.path.join(root, folder)) as listing:
+            entries = [
+                (entry.name + "/" if entry.is_dir(follow_symlinks=False) else entry.name, entry)
+                for entry in listing
+            ]
+    except OSError:
+        return  # gone meanwhile, or unreadable: as os.walk, nothing listed
+    for name, entry in sorted(entries, key=lambda named: named[0]):
+        key = folder + name
+        if name.endswith("/"):
+            if key > after or after.startswith(key):
+                yield from _local_objects(root, key, after)
+        elif key > after and entry.is_file():
+            try:
+                modified = entry.stat().st_mtime
+            except FileNotFoundError:
+                continue  # deleted since it was listed
+            yield key, dt.datetime.fromtimestamp(modified, tz=dt.UTC)
+
+
+T = TypeVar("T")
+
+
+def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
     iterator = iter(items)
     while chunk := list(islice(iterator, size)):
         yield chunk
 
 
-def sweep_orphans(*, grace_seconds: int) -> list[str]:
+def orphan_sweep_budget() -> float:
+    """Seconds a run of the orphan sweep goes on starting batches: a quarter
+    of the time limit that bounds a run (the soft one, else the hard one), as
+    the crops sweep's. The batch under way then has the rest to end in, and
+    the embedded sweeper's round its other chores."""
+    return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
+
+
+def sweep_orphans(
+    *,
+    grace_seconds: int,
+    budget_seconds: float | None = None,
+    cut_off_by: tuple[type[BaseException], ...] = (),
+) -> list[str]:
     """Delete objects no row points at, older than the grace period.
 
     Files are written before their rows commit, so a transaction rolled back
     by its caller, or a worker killed between writing renditions and saving
     them, leaves objects behind; this finds them. The grace period spares
     uploads still in flight; a replaced rendition's object is kept until
-    REPLACED_KEEP_SECONDS have passed since it was replaced. Storage is listed in pages and compared with the
-    database a batch at a time: each batch with the rows and the replaced
+    REPLACED_KEEP_SECONDS have passed since it was replaced. Storage is listed
+    in key order (originals, then renditions) and compared with the database
+    BATCH keys at a time: each batch with the rows and the replaced
     renditions as they are then, not as they were when the sweep began (an
     image processed again while a large store is listed keeps its old
     renditions' objects as long as any other).
+
+    With ``budget_seconds`` a run is one stretch of a store that may be too
+    large to go over within a worker's time limit: it goes on from where the
+    last run stopped (SWEEP_POSITION_KEY in the shared cache), starts no
+    batch once the budget is spent (the first it always does), and saves how
+    far it got after each batch; the run that reaches the last key leaves
+    the next to start from the first again. Cut off by the run's time limit
+    (``cut_off_by``: Celery's SoftTimeLimitExceeded), it ends with what it
+    deleted, and the next run does the batch under way again. Without a
+    budget the whole store is gone over, and the saved position is left as
+    it was. Returns the keys deleted.
     """
+    deadline = None if budget_seconds is None else time.monotonic() + budget_seconds
     now = timezone.now()
     cutoff = now - dt.timedelta(seconds=grace_seconds)
     models.ReplacedObject.objects.filter(
         replaced_at__lte=now - dt.timedelta(seconds=REPLACED_KEEP_SECONDS)
     ).delete()
-    gone: list[str] = []
-    for prefix in (ORIGINALS_PREFIX, RENDITIONS_PREFIX):
-        listed = list_objects(storage_for(prefix), prefix)
-        old = (key for key, modified in listed if modified <= cutoff)
-        for batch in _batches(old, BATCH):
-            gone.extend(delete_unreferenced(set(batch), sparing_replaced=True))
-    return gone
+    bounded = deadline is not None
+    position = caches["shared"]
+    after: str = (position.get(SWEEP_POSITION_KEY) or "") if bounded else ""
+    run = _SweepRun(after)
+    try:
+        for prefix in (ORIGINALS_PREFIX, RENDITIONS_PREFIX):
+            if after > prefix and not after.startswith(prefix):
+                continue  # every key under it sorts before: gone over already
+            listed = list_objects(
+                storage_for(prefix), prefix, after=after if after.startswith(prefix) else ""
+            )
+            for batch in _batches(listed, BATCH):
+                if deadline is not None and run.batches and time.monotonic() >= deadline:
+                    logger.info("orphan sweep: %s; the next run goes on from there", run)
+                    return run.gone
+                old = {key for key, modified in batch if modified <= cutoff}
+                run.gone.extend(delete_unreferenced(old, sparing_replaced=True))
+                run.went_past(batch[-1][0], len(batch))
+                if bounded:
+                    position.set(SWEEP_POSITION_KEY, run.reached, timeout=None)
+    except cut_off_by:
+        logger.warning("orphan sweep cut off by the time limit: %s; the next run goes on from there", run)
+        return run.gone
+    if bounded:
+        position.delete(SWEEP_POSITION_KEY)
+        logger.info("orphan sweep: %s, the last; the next run starts from the first", run)
+    return run.gone
+
+
+class _SweepRun:
+    """How far a run of the orphan sweep got, as its log line tells it."""
+
+    def __init__(self, after: str) -> None:
+        self.after = after
+        self.reached = after
+        self.listed = 0
+        self.batches = 0
+        self.gone: list[str] = []
+
+    def went_past(self, key: str, listed: int) -> None:
+        self.reached = key
+        self.listed += listed
+        self.batches += 1
+
+    def __str__(self) -> str:
+        start = f"after {self.after}" if self.after else "from the first"
+        end = f" to {self.reached}" if self.batches else ""
+        return f"went over {self.listed} objects {start}{end} and deleted {len(self.gone)}"
 
 
 def originals_make_private() -> tuple[int, int]:

@@ -127,7 +127,16 @@ def sweep_moved_crops() -> int:
 @shared_task
 def sweep_orphan_files() -> int:
     """Delete stored objects that no image or rendition points at any more."""
-    gone = storage.sweep_orphans(grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS)
+    # A stretch of the store a run, well within the soft time limit, from
+    # where the last run stopped: a store too large for one run is gone over
+    # in several, not cut off at the same place every time. A store that
+    # hangs long enough for the limit to cut a batch off ends the run too,
+    # without an error: the next run does that batch again.
+    gone = storage.sweep_orphans(
+        grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS,
+        budget_seconds=storage.orphan_sweep_budget(),
+        cut_off_by=(SoftTimeLimitExceeded,),
+    )
     if gone:
         logger.warning("deleted %d orphaned objects", len(gone))
     return len(gone)

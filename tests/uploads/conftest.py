@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from uploads import storage
+from uploads import storage, tasks
 from uploads.models import ReplacedObject
 
 
@@ -85,3 +86,39 @@ def renditions_disk(settings: Any) -> Iterator[type[DiskFullStorage]]:
     ``renditions_disk.full``."""
     with on_a_disk_that_fills_up(settings, "default") as disk:
         yield disk
+
+
+class WorkerRuns:
+    """Runs of the orphan sweep's task as a worker makes them over a store too
+    large for one: each batch takes ``batch_seconds`` (or the next of
+    ``seconds``, while there are some) of a clock that moves only when told
+    to, and one that would end past the soft time limit is cut off by it
+    before it deletes anything, as Celery would cut it off."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch, *, limit: float, batch_seconds: float) -> None:
+        self.now = 0.0
+        self.started = 0.0
+        self.limit = limit
+        self.batch_seconds = batch_seconds
+        self.seconds: list[float] = []
+        real = storage.delete_unreferenced
+
+        def batch(keys: set[str], **kwargs: Any) -> list[str]:
+            self.now += self.seconds.pop(0) if self.seconds else self.batch_seconds
+            if self.now - self.started > self.limit:
+                raise SoftTimeLimitExceeded()
+            return real(keys, **kwargs)
+
+        monkeypatch.setattr(storage, "time", self)
+        monkeypatch.setattr(storage, "delete_unreferenced", batch)
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def run(self) -> int | None:
+        """One run: how many objects it deleted, or None when it failed."""
+        self.started = self.now
+        try:
+            return int(tasks.sweep_orphan_files())
+        except SoftTimeLimitExceeded:
+            return None

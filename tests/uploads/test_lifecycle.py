@@ -78,11 +78,11 @@ def test_renditions_replaced_while_the_orphan_sweep_runs_are_kept_as_long_as_any
     old = set(image.renditions.values_list("storage_key", flat=True))
     listing = storage.list_objects
 
-    def listed_while_processed_again(store: Any, prefix: str) -> Iterator[tuple[str, Any]]:
+    def listed_while_processed_again(store: Any, prefix: str, **kwargs: Any) -> Iterator[tuple[str, Any]]:
         if prefix == storage.RENDITIONS_PREFIX:
             with commit():
                 services.image_reprocess(images=[Image.objects.get(pk=image.pk)], preset="icon")
-        return listing(store, prefix)
+        return listing(store, prefix, **kwargs)
 
     monkeypatch.setattr(storage, "list_objects", listed_while_processed_again)
     assert storage.sweep_orphans(grace_seconds=0) == []
