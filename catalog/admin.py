@@ -23,7 +23,7 @@ from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import PHONE_NUMBER_MAX_LENGTH, Feedback, Person, Product, phone_too_long_message
+from catalog.models import Feedback, Person, Product, validate_phone
 from core import admin_import, spreadsheets
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
@@ -232,9 +232,7 @@ class PhoneFormField(forms.Field):
             raise forms.ValidationError(
                 f"Enter phone numbers by label, e.g. “{PHONE_SHAPE}”: {exc}.", code="invalid"
             ) from exc
-        for label, number in phones.items():
-            if len(number) > PHONE_NUMBER_MAX_LENGTH:
-                raise forms.ValidationError(phone_too_long_message(label), code="max_length")
+        validate_phone(phones)
         return phones
 
 

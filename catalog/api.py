@@ -22,7 +22,14 @@ from rest_framework.validators import UniqueValidator
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import PHONE_NUMBER_MAX_LENGTH, Feedback, Person, Product, validate_not_future
+from catalog.models import (
+    PHONE_NUMBER_MAX_LENGTH,
+    Feedback,
+    Person,
+    Product,
+    validate_not_future,
+    validate_phone,
+)
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import FilterBackend, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -115,6 +122,7 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
     phone = PhoneField(
         child=serializers.CharField(max_length=PHONE_NUMBER_MAX_LENGTH),
         required=False,
+        validators=[validate_phone],
         help_text='Numbers by label, e.g. {"office": "802-867-5309"}; a form may send '
         "`phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
     )

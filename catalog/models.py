@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from django.contrib.auth.validators import UnicodeUsernameValidator
@@ -34,15 +34,17 @@ def validate_not_future(value: dt.date) -> None:
 
 # Marks that reorder how text is shown (embeddings, overrides, isolates):
 # "Great \u202eesaeler ot evorppa" reads "Great approve to release" to a
-# moderator. The plain left-to-right and right-to-left marks stay allowed.
+# moderator, and a person's name written so reads as someone else's in the
+# directory. The plain left-to-right and right-to-left marks stay allowed:
+# they move no letter, and a name mixing scripts may need them.
 DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 
 
-def validate_no_direction_controls(value: str) -> None:
+def validate_no_direction_controls(value: str, *, what: str = "The text") -> None:
     found = DIRECTION_CONTROLS.search(value)
     if found:
         raise ValidationError(
-            f"The text cannot contain the direction control U+{ord(found.group()):04X}, which "
+            f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
             "changes how it reads on screen.",
             code="direction_control",
         )
@@ -52,18 +54,37 @@ def validate_no_direction_controls(value: str) -> None:
 PHONE_NUMBER_MAX_LENGTH = 40
 
 
+def validate_phone(phones: Mapping[Any, Any]) -> None:
+    """What every path that writes a person's phones refuses of them: a
+    number longer than PHONE_NUMBER_MAX_LENGTH, a direction control in a
+    label or a number (the person's page shows both)."""
+    for label, number in phones.items():
+        if isinstance(label, str):
+            validate_no_direction_controls(label, what=f"The phone label {label!r}")
+        if isinstance(number, str):
+            if len(number) > PHONE_NUMBER_MAX_LENGTH:
+                raise ValidationError(phone_too_long_message(label), code="max_length")
+            validate_no_direction_controls(number, what=f"The {label!r} number")
+
+
 class Person(NullCharactersRefused, models.Model):
     # What the directory calls the group of people without a department.
     NO_DEPARTMENT = "Other"
 
-    name = models.CharField(max_length=200)
+    # The text of a person the public pages show is checked as a review's is.
+    name = models.CharField(max_length=200, validators=[validate_no_direction_controls])
     # Letters, digits and @.+-_ only: it is part of the person's page URL.
     username = models.CharField(max_length=150, unique=True, validators=[UnicodeUsernameValidator()])
-    email = models.EmailField(blank=True)
+    # Django's check of an address lets a direction control through in its domain.
+    email = models.EmailField(blank=True, validators=[validate_no_direction_controls])
     # Phone numbers by label, the course's shape: {"office": "802-867-5309"}.
     phone = models.JSONField(default=dict, blank=True)
-    department = models.CharField(max_length=100, blank=True, db_index=True)
-    role = models.CharField(max_length=100, blank=True, db_index=True)
+    department = models.CharField(
+        max_length=100, blank=True, db_index=True, validators=[validate_no_direction_controls]
+    )
+    role = models.CharField(
+        max_length=100, blank=True, db_index=True, validators=[validate_no_direction_controls]
+    )
     photo = models.ForeignKey(
         "uploads.Image",
         null=True,
@@ -94,17 +115,16 @@ class Person(NullCharactersRefused, models.Model):
         return self.department or self.NO_DEPARTMENT
 
     def clean(self) -> None:
-        """A number longer than the API and the admin's form take is refused
-        on the imports' roads too: stored, it would make the person's form
+        """Phones the API and the admin's form refuse are refused on the
+        imports' roads too: stored, they would make the person's form
         unsavable and a PUT of what the API gave back a 400."""
         super().clean()
         if not isinstance(self.phone, dict):
             return
-        for label, number in self.phone.items():
-            if isinstance(number, str) and len(number) > PHONE_NUMBER_MAX_LENGTH:
-                raise ValidationError(
-                    {"phone": ValidationError(phone_too_long_message(label), code="max_length")}
-                )
+        try:
+            validate_phone(self.phone)
+        except ValidationError as exc:
+            raise ValidationError({"phone": exc}) from None
 
 
 def phone_too_long_message(label: str) -> str:

@@ -1,0 +1,127 @@
+"""What the staff directory refuses of a person on every path that writes
+one (the API, the admin's form, ``import_people``, the admin's import), in
+the same words: text that would read otherwise on the person's page."""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import Client
+from rest_framework.test import APIClient
+
+from catalog.models import Person
+from tests.catalog.test_admin_import_text import admin_preview
+from tests.factories import logged_in, staff_with
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/v1/people/"
+ADD = "/admin/catalog/person/add/"
+
+
+@pytest.fixture
+def importer() -> Client:
+    return logged_in(staff_with("catalog", "view_person", "add_person", "change_person"))
+
+
+def person(**fields: Any) -> dict[str, Any]:
+    return {"name": "Grace Hopper", "username": "ghopper", **fields}
+
+
+def admin_form(fields: dict[str, Any]) -> dict[str, str]:
+    phone = fields.get("phone", {})
+    return {
+        **{key: value for key, value in fields.items() if key != "phone"},
+        "phone": json.dumps(phone, ensure_ascii=False),
+        "is_active": "on",
+    }
+
+
+def refusals(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """The refusal of a person of ``fields`` on each path, as each says it
+    (the API's the errors of its body); nobody is stored by any of them."""
+    said: dict[str, Any] = {}
+
+    api = staff.post(API, fields, format="json")
+    assert api.status_code == 400, api.json()
+    said["api"] = api.json()
+
+    form = admin_client.post(ADD, admin_form(fields))
+    assert form.status_code == 200
+    said["admin form"] = html.unescape(form.content.decode())
+
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([fields]))
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+    said["import_people"] = err.getvalue()
+
+    page = admin_preview(importer, "people.json", json.dumps([fields]).encode())
+    assert page.status_code == 400
+    said["admin import"] = html.unescape(page.content.decode())
+
+    assert not Person.objects.exists()
+    return said
+
+
+# --- Direction controls -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "control"),
+    [("name", "\u202e"), ("role", "\u202d"), ("department", "\u2067"), ("email", "\u202b")],
+)
+def test_a_person_whose_text_would_read_as_another_s_is_refused_on_every_path(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, field: str, control: str
+) -> None:
+    # "Grace Hopper" in the directory, for a name of other letters.
+    value = f"grace@exam{control}moc.elp" if field == "email" else f"Grace {control}reppoH"
+    said = refusals(staff, admin_client, importer, tmp_path, person(**{field: value}))
+
+    reason = f"The text cannot contain the direction control U+{ord(control):04X}, which changes how it reads on screen."
+    assert said["api"] == {field: [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: {field}: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        (
+            {"office\u202e": "555"},
+            "The phone label 'office\\u202e' cannot contain the direction control U+202E",
+        ),
+        ({"office": "555\u2066"}, "The 'office' number cannot contain the direction control U+2066"),
+    ],
+)
+def test_a_phone_whose_label_or_number_would_read_otherwise_is_refused_on_every_path(
+    staff: APIClient,
+    admin_client: Client,
+    importer: Client,
+    tmp_path: Path,
+    phone: dict[str, str],
+    reason: str,
+) -> None:
+    said = refusals(staff, admin_client, importer, tmp_path, person(phone=phone))
+
+    assert said["api"] == {"phone": [f"{reason}, which changes how it reads on screen."]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: phone: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
+def test_names_in_right_to_left_scripts_and_their_marks_are_kept(staff: APIClient) -> None:
+    name = "\u05d2\u05e8\u05d9\u05d9\u05e1 \u05d4\u05d5\u05e4\u05e8\u200f (Grace)"  # Hebrew, with a right-to-left mark
+    response = staff.post(API, person(name=name, role="\u0645\u0647\u0646\u062f\u0633\u0629"), format="json")
+    assert response.status_code == 201, response.json()
+    assert Person.objects.get().name == name
