@@ -24,6 +24,7 @@ from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
 from catalog.models import (
     PHONE_NUMBER_MAX_LENGTH,
+    PHONE_NUMBERS_MAX,
     Feedback,
     Person,
     Product,
@@ -123,8 +124,8 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         child=serializers.CharField(max_length=PHONE_NUMBER_MAX_LENGTH),
         required=False,
         validators=[validate_phone],
-        help_text='Numbers by label, e.g. {"office": "802-867-5309"}; a form may send '
-        "`phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
+        help_text=f'Numbers by label (at most {PHONE_NUMBERS_MAX}), e.g. {{"office": "802-867-5309"}}; '
+        "a form may send `phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
     )
     is_active = GivenBooleanField(
         required=False, help_text="Listed in the directory. A new person is active unless told otherwise."

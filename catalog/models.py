@@ -52,12 +52,21 @@ def validate_no_direction_controls(value: str, *, what: str = "The text") -> Non
 
 # The longest phone number a person has, on every path that writes one.
 PHONE_NUMBER_MAX_LENGTH = 40
+# The most phone numbers a person has, on every path that writes them: the
+# person's page lists each, and nobody has use for more.
+PHONE_NUMBERS_MAX = 20
 
 
 def validate_phone(phones: Mapping[Any, Any]) -> None:
-    """What every path that writes a person's phones refuses of them: a
-    number longer than PHONE_NUMBER_MAX_LENGTH, a direction control in a
-    label or a number (the person's page shows both)."""
+    """What every path that writes a person's phones refuses of them: more
+    than PHONE_NUMBERS_MAX numbers, a number longer than
+    PHONE_NUMBER_MAX_LENGTH, a direction control in a label or a number
+    (the person's page shows both)."""
+    if len(phones) > PHONE_NUMBERS_MAX:
+        raise ValidationError(
+            f"A person has at most {PHONE_NUMBERS_MAX} phone numbers, not {len(phones)}.",
+            code="max_phone_numbers",
+        )
     for label, number in phones.items():
         if isinstance(label, str):
             validate_no_direction_controls(label, what=f"The phone label {label!r}")

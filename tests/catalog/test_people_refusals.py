@@ -1,6 +1,7 @@
 """What the staff directory refuses of a person on every path that writes
 one (the API, the admin's form, ``import_people``, the admin's import), in
-the same words: text that would read otherwise on the person's page."""
+the same words: text that would read otherwise on the person's page, more
+phone numbers than anyone has, a number with no finite value for text."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from catalog.models import Person
+from catalog.models import PHONE_NUMBERS_MAX, Person
 from tests.catalog.test_admin_import_text import admin_preview
-from tests.factories import logged_in, staff_with
+from tests.factories import PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
 
@@ -125,3 +126,34 @@ def test_names_in_right_to_left_scripts_and_their_marks_are_kept(staff: APIClien
     response = staff.post(API, person(name=name, role="\u0645\u0647\u0646\u062f\u0633\u0629"), format="json")
     assert response.status_code == 201, response.json()
     assert Person.objects.get().name == name
+
+
+# --- Phone numbers ------------------------------------------------------------
+
+
+def phones(count: int) -> dict[str, str]:
+    return {f"line {n}": f"802-555-{n:04d}" for n in range(1, count + 1)}
+
+
+def test_a_person_has_at_most_so_many_phone_numbers_on_every_path(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path
+) -> None:
+    said = refusals(staff, admin_client, importer, tmp_path, person(phone=phones(PHONE_NUMBERS_MAX + 1)))
+
+    reason = f"A person has at most {PHONE_NUMBERS_MAX} phone numbers, not {PHONE_NUMBERS_MAX + 1}."
+    assert said["api"] == {"phone": [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: phone: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+    allowed = staff.post(API, person(phone=phones(PHONE_NUMBERS_MAX)), format="json")
+    assert allowed.status_code == 201
+    assert len(Person.objects.get().phone) == PHONE_NUMBERS_MAX
+
+
+def test_a_change_that_adds_a_number_past_the_limit_keeps_the_numbers_as_they_were(staff: APIClient) -> None:
+    stored = PersonFactory(phone=phones(PHONE_NUMBERS_MAX))
+    response = staff.patch(f"{API}{stored.pk}/", {"phone": phones(PHONE_NUMBERS_MAX + 1)}, format="json")
+    assert response.status_code == 400
+    stored.refresh_from_db()
+    assert stored.phone == phones(PHONE_NUMBERS_MAX)
