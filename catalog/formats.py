@@ -14,6 +14,7 @@ import functools
 import io
 import itertools
 import json
+import math
 import re
 import sys
 import unicodedata
@@ -315,7 +316,16 @@ def parse_description(raw: bytes) -> DescriptionRecord:
 
 # What a person's field may hold in JSON or YAML: anything else (a list, a
 # mapping, YAML's aliases nested into a billion items) is refused, not printed.
+# A number is taken as the text it reads as (a phone number, an employee
+# number as the username), but one that is no finite number is refused.
 _SCALARS = (str, int, float)
+
+
+def _not_finite(value: object) -> bool:
+    """Whether ``value`` is a number of no text: JSON's ``NaN``, a number
+    past a double's range (``1e400``, ``-1e400``) and YAML's ``.nan`` and
+    ``.inf`` are read as floats that would be stored as "nan" and "inf"."""
+    return isinstance(value, float) and not math.isfinite(value)
 
 
 class _GivenTwice(dict[Any, Any]):
@@ -349,6 +359,8 @@ def _text(row: Mapping[str, Any], key: str, number: int) -> str:
         return ""
     if not isinstance(value, _SCALARS):
         raise FormatError(f"person {number}: {key} must be text, not {type(value).__name__}")
+    if _not_finite(value):
+        raise FormatError(f"person {number}: {key} must be text or a finite number, not {value}")
     return str(value).strip()
 
 
@@ -368,11 +380,17 @@ def parse_phone(value: object) -> dict[str, str]:
                 continue
             if not isinstance(number, _SCALARS):
                 raise FormatError(f"the phone number for {str(label)[:40]!r} must be text")
+            if _not_finite(number):
+                raise FormatError(
+                    f"the phone number for {str(label)[:40]!r} must be text or a finite number, not {number}"
+                )
             if str(number).strip():
                 labelled.append((label, str(number).strip()))
         return phones_by_label(labelled)
     if not isinstance(value, _SCALARS):
         raise FormatError("phone must be text or a mapping of label to number")
+    if _not_finite(value):
+        raise FormatError(f"phone must be text or a mapping of label to number, not {value}")
     text = str(value).strip()
     if text.startswith(("{", "[", '"')):
         try:
@@ -404,7 +422,12 @@ def parse_phone(value: object) -> dict[str, str]:
 def phone_label(label: object, number: str) -> str:
     """The label of ``number`` as every path stores it: trimmed of spaces,
     tabs and line breaks around it. A blank one is refused: it cannot be
-    shown, nor written as ``label: number`` and read back."""
+    shown, nor written as ``label: number`` and read back. Nor is a label of
+    no finite number (YAML's ``.nan``)."""
+    if _not_finite(label):
+        raise FormatError(
+            f"the label of the phone number {quoted(number)} must be text or a finite number, not {label}"
+        )
     text = str(label).strip()
     if not text:
         raise FormatError(f"the phone number {quoted(number)} has a blank label")
@@ -548,7 +571,9 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
             continue
         person[key] = value
         if key not in ("phone", "is_active"):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, _SCALARS)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, _SCALARS) or _not_finite(value)
+            ):
                 person[key] = _text(row, key, number)
             continue
         if not isinstance(value, (list, tuple, Mapping)):

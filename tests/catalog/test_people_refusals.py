@@ -157,3 +157,77 @@ def test_a_change_that_adds_a_number_past_the_limit_keeps_the_numbers_as_they_we
     assert response.status_code == 400
     stored.refresh_from_db()
     assert stored.phone == phones(PHONE_NUMBERS_MAX)
+
+
+# --- Numbers where text goes --------------------------------------------------
+
+NOT_FINITE = {
+    "JSON 1e400 as the name": (
+        "people.json",
+        b'[{"name": 1e400, "username": "ann"}]',
+        "person 1: name must be text or a finite number, not inf",
+    ),
+    "JSON NaN as the role": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "role": NaN}]',
+        "person 1: role must be text or a finite number, not nan",
+    ),
+    "JSON -Infinity as a phone number": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "phone": {"cell": -Infinity}}]',
+        "person 1: the phone number for 'cell' must be text or a finite number, not -inf",
+    ),
+    "JSON NaN as the phone": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "phone": NaN}]',
+        "person 1: phone must be text or a mapping of label to number, not nan",
+    ),
+    "YAML .inf as the department": (
+        "people.yaml",
+        b"- {name: Ann, username: ann, department: .inf}\n",
+        "person 1: department must be text or a finite number, not inf",
+    ),
+    "YAML .nan as a phone label": (
+        "people.yaml",
+        b"- {name: Ann, username: ann, phone: {.nan: 555}}\n",
+        "person 1: the label of the phone number '555' must be text or a finite number, not nan",
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), NOT_FINITE.values(), ids=NOT_FINITE.keys())
+def test_a_number_of_no_finite_value_where_text_goes_is_refused_naming_the_field(
+    importer: Client, tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    """The file is refused whole, as one giving a list there is, by both
+    YAML readers: stored, ``str`` made "inf" or "nan" of it."""
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CommandError) as refused:
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert str(refused.value) == f"{name}: {reason}"
+
+    page = admin_preview(importer, name, content)
+    assert page.status_code == 400
+    assert f"{name}: {reason}" in html.unescape(page.content.decode())
+    assert not Person.objects.exists()
+
+
+def test_a_finite_number_where_text_goes_is_still_the_text_it_reads_as(tmp_path: Path) -> None:
+    path = tmp_path / "people.json"
+    path.write_text('[{"name": "Ann", "username": 1042, "role": 7, "phone": {"office": 8028675309}}]')
+    call_command("import_people", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert list(Person.objects.values_list("username", "role", "phone")) == [
+        ("1042", "7", {"office": "8028675309"})
+    ]
+
+
+@pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
+def test_the_api_refuses_a_number_of_no_finite_value_as_no_json_it_reads(
+    staff: APIClient, number: str
+) -> None:
+    body = f'{{"name": {number}, "username": "ann", "phone": {{"cell": {number}}}}}'
+    response = staff.post(API, body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("JSON parse error - ")
+    assert not Person.objects.exists()
