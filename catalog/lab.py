@@ -109,10 +109,12 @@ class LabWriteAllowed(permissions.BasePermission):
             return True
         if request.user.is_authenticated and request.user.has_perms(perms):
             return True
+        # The setting is named, not its networks: where the suppliers' scripts
+        # run is for the operator to know, not for whoever is refused.
         self.message = (
-            f"Without credentials, {request.path} takes writes only from PORTAL_LAB_WRITE_NETWORKS "
-            f"({', '.join(settings.LAB_WRITE_NETWORKS) or 'none'}); from elsewhere send a token "
-            f"whose user has the permissions {', '.join(perms)}."
+            f"Without credentials, {request.path} takes writes only from the networks set in "
+            f"PORTAL_LAB_WRITE_NETWORKS; from elsewhere send a token whose user has the permissions "
+            f"{', '.join(perms)}."
         )
         return False
 

@@ -428,6 +428,23 @@ def test_from_outside_the_lab_networks_the_catalog_takes_no_anonymous_writes(cli
     assert client.post("/feedback/", REVIEW, REMOTE_ADDR=OUTSIDE).status_code == 201
 
 
+def test_a_refused_anonymous_write_names_the_setting_but_not_the_networks_it_holds(
+    client: Client, settings: Any
+) -> None:
+    # Where the suppliers' scripts run is the operator's to know, not anyone's on the internet.
+    settings.LAB_WRITE_NETWORKS = ["198.51.100.7/32", "10.20.30.0/24"]
+    upload = SimpleUploadedFile("010.png", corpus.png(corpus.quadrants(40, 30)))
+    for refused in (
+        client.post("/fruits/", FRUIT, content_type="application/json", REMOTE_ADDR=OUTSIDE),
+        client.post("/upload/", {"file": upload}, REMOTE_ADDR=OUTSIDE),
+    ):
+        assert refused.status_code == 401
+        detail = refused.json()["detail"]
+        assert "PORTAL_LAB_WRITE_NETWORKS" in detail
+        assert "198.51.100.7" not in detail
+        assert "10.20.30.0" not in detail
+
+
 def test_from_outside_a_token_with_the_permissions_may_write(token_client: Any, commit: Any) -> None:
     written = token_client.post("/fruits/", FRUIT, format="json", REMOTE_ADDR=OUTSIDE)
     assert written.status_code == 201, written.content
