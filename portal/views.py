@@ -103,8 +103,10 @@ def health_view(request: HttpRequest) -> HttpResponse:
     )
 
 
+@never_cache
 def metrics(request: HttpRequest) -> HttpResponse:
-    """Prometheus metrics for the configured networks, or a bearer token."""
+    """Prometheus metrics for the configured networks, or a bearer token.
+    Never kept by a cache: the answer depends on who asks."""
     allowed = ip_in_networks(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
     if not (allowed or _bearer_matches(request, settings.METRICS_TOKEN)):
         return error_response(request, 403, "Forbidden", "Metrics are not served to this address.")

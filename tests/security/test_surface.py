@@ -214,6 +214,23 @@ def test_metrics_answer_only_to_the_configured_networks_or_the_token(settings: A
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 200
 
 
+def test_no_shared_cache_keeps_the_metrics_or_their_refusal(settings: Any) -> None:
+    """Whether /metrics answers depends on who asks (their network, their
+    token): a proxy cache that kept the answer to a scrape from inside would
+    hand it to anyone, and one that kept a refusal would starve the scrape."""
+    settings.METRICS_TOKEN = "scrape-secret"
+    client = Client()
+    answers = [
+        client.get("/metrics"),
+        client.get("/metrics", REMOTE_ADDR="203.0.113.5", HTTP_AUTHORIZATION="Bearer scrape-secret"),
+        client.get("/metrics", REMOTE_ADDR="203.0.113.5"),
+    ]
+    assert [a.status_code for a in answers] == [200, 200, 403]
+    for answer in answers:
+        directives = {d.strip() for d in answer["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, answer["Cache-Control"]
+
+
 @pytest.mark.parametrize(
     ("path", "setting", "only_with_the_token"),
     [("/metrics", "METRICS_TOKEN", b"django_http"), ("/health/", "HEALTH_TOKEN", b'"detail"')],
