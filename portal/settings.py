@@ -518,10 +518,17 @@ else:
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": MEDIA_ROOT, "base_url": MEDIA_URL},
     }
-    # Outside the media root: nothing serves this folder.
+    # Outside the media root: nothing serves this folder. Under it, a proxy
+    # serving the media root (PORTAL_SERVE_MEDIA off) would hand out every original.
+    _originals_root = Path(env.str("PORTAL_ORIGINALS_ROOT", default=str(VAR_DIR / "private")))
+    if _originals_root.resolve().is_relative_to(MEDIA_ROOT.resolve()):
+        raise ImproperlyConfigured(
+            f"PORTAL_ORIGINALS_ROOT must be a folder outside DJANGO_MEDIA_ROOT ({MEDIA_ROOT}), whose files "
+            f"are served to anyone; it is {str(_originals_root)!r}"
+        )
     _originals_storage = {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": Path(env.str("PORTAL_ORIGINALS_ROOT", default=str(VAR_DIR / "private")))},
+        "OPTIONS": {"location": _originals_root},
     }
 
 STORAGES = {

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -21,6 +22,7 @@ from rest_framework.test import APIClient
 
 from tests.conftest import BrowserSessionClient
 from tests.factories import UserFactory
+from tests.portal.test_settings_ranges import load_settings
 from tests.security.conftest import has_gps_or_camera, local_path, urls_in
 from tests.uploads import corpus
 from uploads import services, storage
@@ -361,3 +363,33 @@ def test_a_signed_link_to_an_original_saves_it_under_the_uploaded_name() -> None
     )
     assert query["response-content-disposition"] == ["attachment; filename*=utf-8''%C3%89t%C3%A9.jpg"]
     assert query["response-content-type"] == ["application/octet-stream"]
+
+
+@pytest.mark.parametrize("inside", ["", "private", "nested/private"])
+def test_a_folder_of_originals_inside_the_media_root_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inside: str
+) -> None:
+    """A proxy that serves the media root (PORTAL_SERVE_MEDIA off) would hand
+    out every original kept under it."""
+    media = tmp_path / "media"
+    environment = {
+        "AWS_STORAGE_BUCKET_NAME": "",
+        "DJANGO_MEDIA_ROOT": str(media),
+        "PORTAL_ORIGINALS_ROOT": str(media / inside),
+    }
+    with pytest.raises(ImproperlyConfigured) as refused:
+        load_settings(monkeypatch, environment)
+    assert "PORTAL_ORIGINALS_ROOT" in str(refused.value)
+    assert "DJANGO_MEDIA_ROOT" in str(refused.value)
+
+
+def test_a_folder_of_originals_beside_the_media_root_is_taken(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    environment = {
+        "AWS_STORAGE_BUCKET_NAME": "",
+        "DJANGO_MEDIA_ROOT": str(tmp_path / "media"),
+        "PORTAL_ORIGINALS_ROOT": str(tmp_path / "mediaprivate"),
+    }
+    loaded = load_settings(monkeypatch, environment)
+    assert loaded["STORAGES"]["originals"]["OPTIONS"]["location"] == tmp_path / "mediaprivate"
