@@ -32,7 +32,7 @@ from catalog.models import (
     validate_phone,
 )
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
-from core.filters import FilterBackend, SearchFilter
+from core.filters import BooleanFilter, FilterBackend, FilterSet, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
 from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character
@@ -149,7 +149,7 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         return person.get_absolute_url() if person.is_active else None
 
 
-class PersonFilter(filters.FilterSet):
+class PersonFilter(FilterSet):
     class Meta:
         model = Person
         fields = ["department", "role", "is_active"]
@@ -258,8 +258,8 @@ class ProductSerializer(serializers.ModelSerializer[Product]):
         return product.get_absolute_url() if selectors.product_shown(product) else None
 
 
-class ProductFilter(filters.FilterSet):
-    on_display = filters.BooleanFilter(
+class ProductFilter(FilterSet):
+    on_display = BooleanFilter(
         method="filter_on_display",
         label="true: only the products the public catalog (and `GET /fruits/`) shows; false: only the "
         "others (the demo products, once the store has products of its own).",
@@ -432,7 +432,7 @@ class ReviewDateFilter(filters.DateFilter):
     field_class = ReviewDateFormField
 
 
-class FeedbackFilter(filters.FilterSet):
+class FeedbackFilter(FilterSet):
     date_after = ReviewDateFilter(field_name="date", lookup_expr="gte", exact=True)
     date_before = ReviewDateFilter(field_name="date", lookup_expr="lte", exact=True)
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from django.core.exceptions import FieldDoesNotExist
+from django import forms
+from django.core.exceptions import FieldDoesNotExist, ValidationError
+from django.db import models
 from django.db.models import Model, QuerySet
 from django_filters import rest_framework as django_filters
+from django_filters.widgets import BooleanWidget
 from rest_framework import exceptions, filters
 from rest_framework.request import Request
 
@@ -32,6 +35,70 @@ class FilterBackend(django_filters.DjangoFilterBackend):
         if not any(param.startswith(name) for param in given for name in names):
             return queryset
         return super().filter_queryset(request, queryset, view)
+
+
+# What a yes-or-no filter reads, in any case: the words django-filter's
+# BooleanWidget has always taken, so every link that worked still does.
+BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False}
+
+
+class StrictBooleanWidget(BooleanWidget):
+    """django-filter's, handing on the value as given for the field to read.
+    Its own turns a word it does not know into None, which means "no
+    filter": ``?on_display=yes`` listed every product, demo products
+    included, as if nothing had been asked."""
+
+    def value_from_datadict(self, data: Any, files: Any, name: str) -> Any:
+        return data.get(name)
+
+
+class StrictBooleanField(forms.NullBooleanField):
+    """True, False, or None when the parameter is absent or empty (the
+    browsable API's filter form sends an empty value for "any"); any other
+    value is refused, naming the parameter and the words it takes."""
+
+    # The query parameter, set by FilterSet for the message.
+    parameter = ""
+
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # as the stubs of NullBooleanField
+        if isinstance(value, bool):
+            return value
+        if value is None or value == "":
+            return None
+        read = BOOLEAN_WORDS.get(str(value).lower())
+        if read is None:
+            raise ValidationError(
+                "%(name)s takes true or false (or 1 or 0), not %(value)s.",
+                code="invalid",
+                params={"name": self.parameter or "This filter", "value": repr(str(value)[:40])},
+            )
+        return read
+
+
+class BooleanFilter(django_filters.BooleanFilter):
+    """A yes-or-no filter that refuses a value it cannot read with a 400."""
+
+    field_class = StrictBooleanField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("widget", StrictBooleanWidget)
+        super().__init__(*args, **kwargs)
+
+
+class FilterSet(django_filters.FilterSet):
+    """The API's filter sets: a model's boolean field filters with
+    BooleanFilter, and its refusal names the query parameter."""
+
+    FILTER_DEFAULTS = {
+        **django_filters.FilterSet.FILTER_DEFAULTS,
+        models.BooleanField: {"filter_class": BooleanFilter},
+    }
+
+    def get_form_class(self) -> type[forms.Form]:
+        for name, filter_ in self.filters.items():
+            if isinstance(filter_.field, StrictBooleanField):
+                filter_.field.parameter = name
+        return super().get_form_class()
 
 
 # The words a search may have, in the API and the admin alike: each word is

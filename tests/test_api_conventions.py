@@ -21,12 +21,14 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django_filters import rest_framework as django_filters
 from drf_spectacular.validation import validate_schema
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.models import Feedback
-from core import api
+from core import api, filters
+from portal.urls import router
 from tests.factories import (
     FeedbackFactory,
     ImageFactory,
@@ -164,6 +166,43 @@ def test_a_search_of_too_many_words_is_a_400_naming_the_limit(visitor: APIClient
     assert response.status_code == 400
     assert response.json() == {"search": ["At most 20 words may be searched for; 1000 were given."]}
     assert visitor.get(endpoint, {"search": " ".join(["a"] * 20)}).status_code == 200
+
+
+def boolean_filters() -> list[tuple[str, str, Any]]:
+    """Every yes-or-no filter of the API: (endpoint, parameter, filter)."""
+    found = []
+    for prefix, viewset, _ in router.registry:
+        filterset = getattr(viewset, "filterset_class", None)
+        for name, filter_ in (filterset.base_filters if filterset else {}).items():
+            if isinstance(filter_, django_filters.BooleanFilter):
+                found.append((f"/api/v1/{prefix}/", name, filter_))
+    return found
+
+
+def test_the_api_has_yes_or_no_filters_and_each_is_the_strict_one() -> None:
+    found = {(endpoint, name): type(f) for endpoint, name, f in boolean_filters()}
+
+    assert {("/api/v1/people/", "is_active"), ("/api/v1/products/", "on_display")} <= set(found)
+    assert set(found.values()) == {filters.BooleanFilter}
+
+
+@pytest.mark.parametrize(("endpoint", "parameter"), [(e, p) for e, p, _ in boolean_filters()])
+@pytest.mark.parametrize("value", ["yes", "maybe", "2", "on", " true"])
+def test_a_yes_or_no_filter_refuses_a_value_it_cannot_read_naming_the_words_it_takes(
+    token_client: APIClient, endpoint: str, parameter: str, value: str
+) -> None:
+    response = token_client.get(endpoint, {parameter: value})
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {parameter: [f"{parameter} takes true or false (or 1 or 0), not {value!r}."]}
+
+
+@pytest.mark.parametrize(("endpoint", "parameter"), [(e, p) for e, p, _ in boolean_filters()])
+@pytest.mark.parametrize("value", ["true", "false", "True", "FALSE", "1", "0", ""])
+def test_a_yes_or_no_filter_reads_the_words_it_always_read(
+    token_client: APIClient, endpoint: str, parameter: str, value: str
+) -> None:
+    assert token_client.get(endpoint, {parameter: value}).status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from core.api import CreatedLocationMixin, FileField, may_view
+from core.filters import FilterSet
 from core.limits import RequestTooLarge
 from core.parsers import JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -246,7 +247,7 @@ FOCAL_POINT_RESPONSES = {
 }
 
 
-class ImageFilter(filters.FilterSet):
+class ImageFilter(FilterSet):
     format = filters.CharFilter(
         method="by_format",
         help_text="The original's format, in any case: `jpeg` (or `jpg`), `png`, `webp`, `gif`, `tiff`…",

@@ -180,6 +180,25 @@ def test_products_filter_by_image_name(visitor: APIClient) -> None:
     assert names(visitor.get(LIST, {"image_name": "002.jpeg"})) == ["Banana"]
 
 
+def test_products_filter_by_whether_they_are_on_display(visitor: APIClient) -> None:
+    ProductFactory(name="Apple")
+    ProductFactory(name="Demo pear", is_demo=True)
+
+    assert names(visitor.get(LIST, {"on_display": "true"})) == ["Apple"]
+    assert names(visitor.get(LIST, {"on_display": "0"})) == ["Demo pear"]
+    assert names(visitor.get(LIST, {"on_display": ""})) == ["Apple", "Demo pear"]
+
+
+def test_an_on_display_filter_it_cannot_read_is_a_400_not_every_product(visitor: APIClient) -> None:
+    ProductFactory(name="Apple")
+    ProductFactory(name="Demo pear", is_demo=True)
+
+    response = visitor.get(LIST, {"on_display": "yes"})
+
+    assert response.status_code == 400
+    assert response.json() == {"on_display": ["on_display takes true or false (or 1 or 0), not 'yes'."]}
+
+
 def test_products_search_looks_in_name_and_description(visitor: APIClient) -> None:
     ProductFactory(name="Apple", description="Red and crunchy.")
     ProductFactory(name="Cherry", description="Small and red.")
