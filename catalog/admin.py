@@ -93,7 +93,7 @@ class FeedbackResource(resources.ModelResource):
 class PeopleTextFormat(base_formats.TextFormat):
     """A text format of the people import, whose file is read as
     ``import_people`` reads it (``formats.read_text``): UTF-8 with or without
-    its BOM, or UTF-16 with its BOM; CRLF, CR or LF; anything else refused
+    its BOM, or UTF-16 or UTF-32 with its BOM; CRLF, CR or LF; anything else refused
     saying why (the library took UTF-8 alone). Its bytes are handed over as
     they are, to be decoded here."""
 

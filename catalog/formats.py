@@ -63,35 +63,76 @@ def read_file(path: Path, limit: int, what: str) -> bytes:
 
 def read_text(raw: bytes) -> str:
     """Decode a delivered text file: UTF-8 (with or without BOM), or UTF-16
-    with its BOM (what Windows calls "Unicode"); CRLF or LF. Null characters
-    are refused: no database column takes them, and they mark UTF-16 saved
-    without its BOM."""
+    or UTF-32 with its BOM (what Windows calls "Unicode" is UTF-16); CRLF
+    or LF. Null characters are refused: no database column takes them, and
+    they mark UTF-16 or UTF-32 saved without its BOM."""
     return "".join(text_chunks([raw]))
 
 
-def _not_text(exc: UnicodeDecodeError, offset: int, *, utf16: bool) -> FormatError:
+# A byte order mark names its encoding. UTF-32's LE mark starts with UTF-16's
+# (FF FE), so it is looked for first: a UTF-16 file whose first character
+# is a null character, the only other reading, is refused either way.
+BYTE_ORDER_MARKS = (
+    (codecs.BOM_UTF32_LE, "UTF-32"),
+    (codecs.BOM_UTF32_BE, "UTF-32"),
+    (codecs.BOM_UTF16_LE, "UTF-16"),
+    (codecs.BOM_UTF16_BE, "UTF-16"),
+    (codecs.BOM_UTF8, "UTF-8"),
+)
+# The bytes looked at to tell which encoding without a BOM a file with null
+# characters is in.
+SAMPLE_BYTES = 4096
+
+
+def _encoding_of(head: bytes) -> tuple[str, int]:
+    """The encoding a file starting with ``head`` is read in, and how many
+    bytes of its BOM go before the text is decoded (UTF-16's and UTF-32's
+    decoders read theirs to know the byte order)."""
+    for bom, name in BYTE_ORDER_MARKS:
+        if head.startswith(bom):
+            return name, len(bom) if name == "UTF-8" else 0
+    return "UTF-8", 0
+
+
+def _without_bom(sample: bytes, zeros: int, size: int) -> str | None:
+    """The encoding a file read as UTF-8 that holds null characters looks
+    like it was saved in without its BOM, from its first bytes (``sample``)
+    and how many of its ``size`` bytes are zeros; None when it looks like
+    neither. A UTF-32 unit is a code point of at most 0x10FFFF: its high
+    byte is zero and the next at most 0x10, the way round of its byte
+    order. UTF-16 of Latin text is half zeros."""
+    sample = sample[: len(sample) // 4 * 4]
+    if sample:
+        for high, next_ in ((3, 2), (0, 1)):  # little-endian, big-endian
+            if not any(sample[high::4]) and max(sample[next_::4]) <= 0x10:
+                return "UTF-32"
+    if zeros * 4 >= size:
+        return "UTF-16"
+    return None
+
+
+def _not_text(exc: UnicodeDecodeError, offset: int, *, encoding: str) -> FormatError:
     """The error for bytes that are not text, at ``offset`` plus where in
     what the decoder was given they are."""
-    name = "UTF-16" if utf16 else "UTF-8"
-    return FormatError(f"not {name} text (byte {offset + exc.start}); save the file as UTF-8")
+    return FormatError(f"not {encoding} text (byte {offset + exc.start}); save the file as UTF-8")
 
 
 def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
     """``read_text`` of a file read a chunk at a time, as the chunks come:
     the same text (line breaks as LF), refused with the same message. A null
     character is told at the end, once the whole file has shown whether it
-    is UTF-16 without its BOM (and whether it is text at all)."""
+    is UTF-16 or UTF-32 without its BOM (and whether it is text at all)."""
     source = iter(chunks)
     head = b""
     for chunk in source:  # the first bytes tell the encoding
         head += chunk
-        if len(head) >= 3:
+        if len(head) >= 4:
             break
-    utf16 = head[:2] in (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+    encoding, bom = _encoding_of(head)
     # UTF-8's offsets are told after its BOM, as bytes.decode("utf-8-sig") tells them.
-    bom = 3 if not utf16 and head[:3] == codecs.BOM_UTF8 else 0
-    decoder = codecs.getincrementaldecoder("utf-16" if utf16 else "utf-8")()
+    decoder = codecs.getincrementaldecoder(encoding)()
     head = head[bom:]
+    sample = b""
     fed = zeros = decoded = 0
     null_at: int | None = None
     carry = ""  # a CR that may be the first half of a CRLF
@@ -99,7 +140,9 @@ def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
         try:
             text = decoder.decode(chunk, final=False)
         except UnicodeDecodeError as exc:
-            raise _not_text(exc, fed - len(decoder.getstate()[0]), utf16=utf16) from exc
+            raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding) from exc
+        if len(sample) < SAMPLE_BYTES:
+            sample += chunk[: SAMPLE_BYTES - len(sample)]
         fed += len(chunk)
         zeros += chunk.count(0)
         if null_at is None and "\0" in text:
@@ -113,11 +156,12 @@ def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
     try:
         text = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise _not_text(exc, fed - len(decoder.getstate()[0]), utf16=utf16) from exc
+        raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding) from exc
     if null_at is None and "\0" in text:
         null_at = decoded + text.index("\0")
     if null_at is not None:
-        hint = "; it looks like UTF-16 without a byte order mark" if zeros * 4 >= bom + fed else ""
+        looks = _without_bom(sample, zeros, bom + fed) if encoding == "UTF-8" else None
+        hint = f"; it looks like {looks} without a byte order mark" if looks else ""
         raise FormatError(f"holds a null character (character {null_at + 1}){hint}; save the file as UTF-8")
     text = (carry + text).replace("\r\n", "\n").replace("\r", "\n")
     if text:

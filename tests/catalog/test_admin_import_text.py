@@ -1,6 +1,6 @@
 """The admin's import of people reads a file's text as ``import_people``
-reads it: the same encodings (UTF-8 with or without its BOM, UTF-16 with its
-BOM), the same line ends, an emoji escaped in YAML as JSON escapes it; and it
+reads it: the same encodings (UTF-8 with or without its BOM, UTF-16 or UTF-32
+with its BOM), the same line ends, an emoji escaped in YAML as JSON escapes it; and it
 refuses what the command refuses, in the same words."""
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ ODD_TEXTS = {
     "CSV in UTF-8 with its BOM": ("people.csv", codecs.BOM_UTF8 + CSV.encode()),
     "CSV in UTF-16 LE": ("people.csv", utf16(CSV, "utf-16-le")),
     "CSV in UTF-16 BE": ("people.csv", utf16(CSV, "utf-16-be")),
+    "CSV in UTF-32": ("people.csv", CSV.encode("utf-32")),
     "CSV with CRLF": ("people.csv", CSV.replace("\n", "\r\n").encode()),
     "CSV in UTF-16 with CRLF": ("people.csv", utf16(CSV.replace("\n", "\r\n"), "utf-16-le")),
     "CSV with CR alone": ("people.csv", CSV.replace("\n", "\r").encode()),
@@ -83,6 +84,7 @@ ODD_TEXTS = {
     "YAML in UTF-8 with its BOM": ("people.yaml", codecs.BOM_UTF8 + YAML.encode()),
     "YAML in UTF-16 LE": ("people.yaml", utf16(YAML, "utf-16-le")),
     "YAML in UTF-16 BE": ("people.yaml", utf16(YAML, "utf-16-be")),
+    "YAML in UTF-32 BE": ("people.yaml", codecs.BOM_UTF32_BE + YAML.encode("utf-32-be")),
     "YAML with CRLF": ("people.yaml", YAML.replace("\n", "\r\n").encode()),
 }
 
@@ -111,6 +113,7 @@ NOT_TEXT = {
     "CSV in Latin-1": ("people.csv", CSV.replace(" 😀", "").encode("latin-1")),
     "YAML in Latin-1": ("people.yaml", YAML.replace(" \\ud83d\\ude00", "").encode("latin-1")),
     "CSV in UTF-16 without its BOM": ("people.csv", CSV.encode("utf-16-le")),
+    "CSV in UTF-32 without its BOM": ("people.csv", CSV.encode("utf-32-le")),
     "JSON in UTF-16 cut short": ("people.json", utf16(JSON, "utf-16-le")[:-1]),
     "CSV with a null character": ("people.csv", CSV.replace("Al,", "Al\0,").encode()),
 }

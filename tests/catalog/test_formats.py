@@ -35,6 +35,11 @@ def test_crlf_bom_and_blank_trailing_lines_are_tolerated() -> None:
         (b"\xff\xfeT\x00\x00\xd8", r"not UTF-16 text \(byte 4\)"),
         (b"Title\xe9\nName\n2020-01-01\ntext", r"not UTF-8 text \(byte 5\); save the file as UTF-8"),
         ("Title\nName\n2020-01-01\ntext".encode("utf-16-le"), "looks like UTF-16 without a byte order mark"),
+        ("Title\nName\n2020-01-01\ntext".encode("utf-16-be"), "looks like UTF-16 without a byte order mark"),
+        ("Title\nName\n2020-01-01\ntext".encode("utf-32-le"), "looks like UTF-32 without a byte order mark"),
+        ("Title\nName\n2020-01-01\ntext".encode("utf-32-be"), "looks like UTF-32 without a byte order mark"),
+        # Past the last code point, after UTF-32's BOM.
+        (b"\xff\xfe\x00\x00T\x00\x00\x00\x00\x00\x11\x00", r"not UTF-32 text \(byte 8\)"),
         (b"Title\x00\nName\n2020-01-01\ntext", r"holds a null character \(character 6\); save"),
     ],
 )
@@ -50,6 +55,16 @@ def test_utf16_with_its_byte_order_mark_is_read(codec: str) -> None:
         raw = b"\xfe\xff" + raw
     record = formats.parse_review(raw)
     assert (record.title, record.name, record.text) == ("Tìtle", "Katie", "It’s great")
+
+
+@pytest.mark.parametrize("codec", ["utf-32", "utf-32-be"])
+def test_utf32_with_its_byte_order_mark_is_read_as_utf16_with_its_is(codec: str) -> None:
+    raw = "Tìtle\r\nKatie 😀\r\n2019-12-09\r\nIt’s great".encode(codec)
+    if codec == "utf-32-be":
+        raw = codecs.BOM_UTF32_BE + raw
+    record = formats.parse_review(raw)
+    assert (record.title, record.name, record.text) == ("Tìtle", "Katie 😀", "It’s great")
+    assert "".join(formats.text_chunks([raw[i : i + 1] for i in range(len(raw))])) == formats.read_text(raw)
 
 
 def test_a_supplier_description_reads_name_weight_and_text() -> None:

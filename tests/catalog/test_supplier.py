@@ -719,6 +719,21 @@ def test_a_description_weight_is_read_as_the_endpoints_and_the_admin_read_it(tmp
     assert len(summary.products.rejected) == sum(expected is None for _, expected in cases)
 
 
+def test_a_description_in_utf32_is_read_with_its_byte_order_mark_and_named_without(tmp_path: Path) -> None:
+    (tmp_path / "descriptions").mkdir()
+    (tmp_path / "descriptions" / "020.txt").write_bytes("Pear\r\n100 lbs\r\nJuicy.\r\n".encode("utf-32"))
+    (tmp_path / "descriptions" / "021.txt").write_bytes("Quince\n200 lbs\nHard.\n".encode("utf-32-le"))
+    summary = catalog_services.supplier_import(tmp_path, wait_seconds=0)
+    assert Product.objects.get(name="Pear").description == "Juicy."
+    assert summary.products.rejected == [
+        (
+            "descriptions/021.txt",
+            "holds a null character (character 2); it looks like UTF-32 without a byte order mark; "
+            "save the file as UTF-8",
+        )
+    ]
+
+
 @pytest.fixture
 def silent_smtp(settings: Any) -> Iterator[socket.socket]:
     """A mail server that takes connections and never says a word."""
