@@ -761,6 +761,9 @@ def supplier_import(
     # takes (of two photos of one stem, the later upload, as linking has it).
     imported: list[tuple[str, Image]] = []
     images: dict[str, tuple[str, Image]] = {}
+    # By stem, the name of each photo delivered, imported or not: a product
+    # whose photo was refused is still named by it, as when it was taken.
+    photo_names: dict[str, str] = {}
     listed = dropfolder.listing(directory / "descriptions")
     descriptions = listed.files
     summary.skipped_files += [(f"descriptions/{name}", reason) for name, reason in listed.skipped]
@@ -772,6 +775,7 @@ def supplier_import(
     summary.images_rejected += [(f"images/{name}", reason) for name, reason in listed.rejected]
     for path in listed.files:
         label = f"images/{path.name}"
+        photo_names[file_stem(path.name)] = path.name
         try:
             image, created = upload_services.image_import(
                 data=upload_services.image_file_read(path=path),
@@ -800,7 +804,9 @@ def supplier_import(
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
-        file_name, photo = images.get(file_stem(path.name), (f"{path.stem}.jpeg", None))
+        stem = file_stem(path.name)
+        # Without a photo, the name the course's scripts give it (``001.jpeg``).
+        file_name, photo = images.get(stem, (photo_names.get(stem, f"{path.stem}.jpeg"), None))
         try:
             raw = formats.read_file(path, formats.DESCRIPTION_MAX_BYTES, "a description file")
             record = formats.parse_description(raw)

@@ -456,6 +456,23 @@ def test_a_photo_refused_or_unreadable_is_rejected_and_fails_the_run(delivery: P
     assert Product.objects.get(name="Lemon’s best").image is None
 
 
+def test_a_product_whose_photo_is_refused_is_named_by_the_photo_delivered(tmp_path: Path) -> None:
+    (tmp_path / "descriptions").mkdir()
+    (tmp_path / "images").mkdir()
+    for stem, name in (("020", "Pear"), ("021", "Plum"), ("022", "Quince")):
+        (tmp_path / "descriptions" / f"{stem}.txt").write_text(f"{name}\n1 lbs\nRipe.\n")
+    (tmp_path / "images" / "020.tiff").write_bytes(corpus.garbage())
+    (tmp_path / "images" / "021.png").write_bytes(corpus.garbage())
+
+    summary = catalog_services.supplier_import(tmp_path, wait_seconds=0)
+
+    assert [label for label, _ in summary.images_rejected] == ["images/020.tiff", "images/021.png"]
+    products = dict(Product.objects.values_list("name", "image_name"))
+    # Quince had no photo: the name the course's scripts post for it.
+    assert products == {"Pear": "020.tiff", "Plum": "021.png", "Quince": "022.jpeg"}
+    assert not Product.objects.filter(image__isnull=False).exists()
+
+
 def test_images_still_processing_after_the_wait_fail_the_run(
     delivery: Path, worker_not_running: None
 ) -> None:
