@@ -98,9 +98,13 @@ def supplier_report_pdf(
     date: datetime.date,
     title_prefix: str = DEFAULT_TITLE_PREFIX,
     author: str = DEFAULT_AUTHOR,
+    more: int = 0,
+    more_url: str = "",
 ) -> bytes:
     """Build the supplier report and return the PDF's bytes.
 
+    ``more`` products left out of ``items`` (a report cut short) are said
+    under the title, with ``more_url``, where to see them, when given.
     The output depends only on the arguments: ReportLab's invariant mode drops
     the random document id and the creation date is the report's date.
     """
@@ -111,6 +115,7 @@ def supplier_report_pdf(
     story: list[Flowable] = [
         TextBlock([title], size=20, leading=25, color=INK, bold=True, space_after=4),
         Paragraph(escape(_summary_line(items)), styles["subtitle"]),
+        *([Paragraph(_more_note(len(items), more, more_url), styles["body"])] if more else []),
         HRFlowable(width="100%", thickness=1, color=ACCENT, spaceBefore=2, spaceAfter=14),
     ]
     if not items:
@@ -170,6 +175,19 @@ def _summary_line(items: Sequence[ReportItem]) -> str:
     count = len(items)
     noun = "product" if count == 1 else "products"
     return f"{count} {noun} processed, {sum(i.weight for i in items):,} lbs in total"
+
+
+def _more_note(shown: int, more: int, url: str) -> str:
+    """The markup saying that ``more`` products are not in a report of ``shown``."""
+    those = "1 more product was" if more == 1 else f"{more:,} more products were"
+    note = escape(
+        f"{those} changed that day: this report lists the first {shown:,} by name, "
+        "and its totals count those alone."
+    )
+    if url:
+        href = escape(url, {'"': "&quot;"})
+        note += f' The admin’s list of products shows every one: <a href="{href}" color="#2f6f4e">{escape(url)}</a>'
+    return f"<b>{note}</b>"
 
 
 def _product_cards(items: Sequence[ReportItem], styles: dict[str, ParagraphStyle]) -> list[Flowable]:

@@ -876,8 +876,14 @@ def report_items(products: Iterable[Product]) -> list[reports.ReportItem]:
     return items
 
 
-def report_build(*, products: Iterable[Product], date: dt.date | None = None) -> bytes:
-    return reports.supplier_report_pdf(report_items(products), date=date or timezone.localdate())
+def report_build(
+    *, products: Iterable[Product], date: dt.date | None = None, more: int = 0, more_url: str = ""
+) -> bytes:
+    """The report of ``products``; ``more`` others left out are said, with
+    ``more_url`` (see ``reports.supplier_report_pdf``)."""
+    return reports.supplier_report_pdf(
+        report_items(products), date=date or timezone.localdate(), more=more, more_url=more_url
+    )
 
 
 @dataclass(frozen=True)

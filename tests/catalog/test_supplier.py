@@ -20,10 +20,12 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from pypdf import PdfReader
 
+from catalog import admin as catalog_admin
 from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
+from tests.factories import ProductFactory
 from tests.servers import SMTPServer, free_port, trickling_smtp
 from tests.uploads import corpus
 from uploads.models import Image
@@ -272,6 +274,60 @@ def test_staff_download_the_report_for_a_day_from_the_admin(delivery: Path, admi
     assert "name: Kiwifruit" not in "".join(
         page.extract_text() for page in PdfReader(io.BytesIO(response.content)).pages
     )
+
+
+def pdf_text_and_links(content: bytes) -> tuple[str, list[str]]:
+    pages = PdfReader(io.BytesIO(content)).pages
+    links = [
+        annotation.get_object()["/A"]["/URI"] for page in pages for annotation in page.get("/Annots", [])
+    ]
+    return "".join(page.extract_text() for page in pages), links
+
+
+def test_a_day_report_holds_at_most_its_cap_and_says_how_many_more_changed_and_where(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_admin, "REPORT_MAX_PRODUCTS", 3)
+    for name in ("Elderberry", "Apple", "Date", "Cherry", "Banana"):
+        ProductFactory(name=name)
+    other_day = ProductFactory(name="Fig")
+    Product.objects.filter(pk=other_day.pk).update(updated_at=timezone.now() - dt.timedelta(days=2))
+    today = timezone.localdate().isoformat()
+
+    response = admin_client.get("/admin/catalog/product/report/", {"date": today})
+
+    assert response.status_code == 200
+    text, links = pdf_text_and_links(response.content)
+    assert [
+        name for name in ("Apple", "Banana", "Cherry", "Date", "Elderberry") if f"name: {name}" in text
+    ] == [
+        "Apple",
+        "Banana",
+        "Cherry",
+    ]
+    assert "2 more products were changed that day: this report lists the first 3 by name" in text
+    [link] = set(links)  # one per line the address runs over
+    assert link.startswith("http://testserver/admin/catalog/product/?")
+    listed = admin_client.get(link.removeprefix("http://testserver"))
+    assert listed.status_code == 200
+    assert sorted(p.name for p in listed.context["cl"].queryset) == [
+        "Apple", "Banana", "Cherry", "Date", "Elderberry",
+    ]  # fmt: skip
+
+
+def test_a_day_report_within_its_cap_says_nothing_more(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(catalog_admin, "REPORT_MAX_PRODUCTS", 3)
+    for name in ("Apple", "Banana", "Cherry"):
+        ProductFactory(name=name)
+
+    response = admin_client.get("/admin/catalog/product/report/", {"date": timezone.localdate().isoformat()})
+
+    text, links = pdf_text_and_links(response.content)
+    assert "name: Cherry" in text
+    assert "more product" not in text
+    assert links == []
 
 
 def test_the_report_download_refuses_a_bad_date(admin_client: Client) -> None:
