@@ -10,8 +10,11 @@ class CatalogConfig(AppConfig):
 
     def ready(self) -> None:
         # They import models: only once apps are loaded.
-        from catalog import signal_handlers  # noqa: PLC0415
+        from catalog import selectors, signal_handlers  # noqa: PLC0415
         from catalog.checks import check_products_sharing_a_stem  # noqa: PLC0415
+        from uploads.selectors import image_public_rule_add  # noqa: PLC0415
 
         signal_handlers.register()
+        # A former colleague's portrait is not listed to the public.
+        image_public_rule_add(selectors.image_public)
         checks.register(check_products_sharing_a_stem, checks.Tags.database)

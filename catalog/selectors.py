@@ -104,6 +104,19 @@ def on_display() -> Q:
     return Q(is_demo=False) | Q(~Exists(Product.objects.filter(is_demo=False)))
 
 
+def image_public() -> Q:
+    """The images the public may see (``uploads.selectors.images_visible``):
+    not one whose only use is the photo of an inactive person, whom the
+    directory no longer shows. One a product shows, or an active person's
+    photo too, stays. Three lookups by the image's key, in the same query."""
+    photo_of = Person.objects.filter(photo=OuterRef("pk"))
+    return (
+        ~Q(Exists(photo_of.filter(is_active=False)))
+        | Q(Exists(photo_of.filter(is_active=True)))
+        | Q(Exists(Product.objects.filter(image=OuterRef("pk"))))
+    )
+
+
 def products_on_display(*, with_images: bool = True) -> QuerySet[Product]:
     """What the public catalog shows and opens (``on_display``): a product
     left out has no public page either."""

@@ -525,6 +525,13 @@ def _products_with_images(n: int) -> None:
         ProductFactory(image=image)
 
 
+def _portraits_some_of_former_people(n: int) -> None:
+    """Images the public sees and, as many, some it does not (the photos of
+    inactive people): leaving those out is part of the page's query."""
+    for number, image in enumerate(small_images(2 * n)):
+        PersonFactory(photo=image, is_active=number % 2 == 0)
+
+
 @pytest.mark.parametrize(
     ("url", "make", "limit"),
     [
@@ -532,6 +539,7 @@ def _products_with_images(n: int) -> None:
         ("/api/v1/people/?page_size=50", _people_with_photos, 3),
         ("/api/v1/products/?page_size=50", _products_with_images, 3),
         ("/api/v1/images/?page_size=50", small_images, 3),
+        ("/api/v1/images/?page_size=50", _portraits_some_of_former_people, 3),
     ],
 )
 def test_an_anonymous_page_costs_a_constant_number_of_queries(

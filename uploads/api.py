@@ -284,7 +284,10 @@ class ImageViewSet(
     ordering = ["-created_at", "-id"]
 
     def get_queryset(self) -> QuerySet[Image]:
-        return selectors.images_with_renditions()
+        # An image kept from callers who may not view images (the view or the
+        # change permission, as for originals) is a 404 to them on every
+        # action, as one that does not exist.
+        return selectors.images_visible(staff=may_download_original(self.request))
 
     def get_parsers(self) -> list[parsers.BaseParser]:
         # An upload is a file: a JSON body to create is refused as a media

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 
 from uploads.models import Image, Rendition
 from uploads.ondemand import is_on_demand
@@ -47,6 +47,30 @@ def images_with_renditions() -> QuerySet[Image]:
     return Image.objects.prefetch_related(
         Prefetch("renditions", queryset=Rendition.objects.order_by("width", "format"))
     )
+
+
+# What the apps that use images say the public may see of them (each a
+# condition on Image), registered from their AppConfig.ready(): they know
+# their own rows (the catalog: whose photo an image is), and they import
+# uploads, never the other way.
+_PUBLIC_RULES: list[Callable[[], Q]] = []
+
+
+def image_public_rule_add(rule: Callable[[], Q]) -> None:
+    if rule not in _PUBLIC_RULES:
+        _PUBLIC_RULES.append(rule)
+
+
+def images_visible(*, staff: bool = False) -> QuerySet[Image]:
+    """The images the API lists and opens: every one for ``staff`` (callers
+    who may view images), else those every registered rule lets the public
+    see, in the same query."""
+    images = images_with_renditions()
+    if staff:
+        return images
+    for rule in _PUBLIC_RULES:
+        images = images.filter(rule())
+    return images
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,12 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog.models import Person
-from tests.factories import PersonFactory
+from tests.factories import ImageFactory, PersonFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
 LIST = "/api/v1/people/"
+IMAGES = "/api/v1/images/"
 
 
 def detail(pk: int) -> str:
@@ -172,6 +173,66 @@ def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(
 
     assert response.status_code == 200
     assert usernames(visitor.get(LIST)) == set()
+
+
+def image_ids(response: Any) -> set[int]:
+    assert response.status_code == 200, response.content
+    return {row["id"] for row in response.json()["results"]}
+
+
+@pytest.mark.parametrize("persona", ["visitor", "outsider"])
+def test_a_former_colleagues_portrait_is_neither_listed_nor_shown_to_the_public(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    portrait = ImageFactory(title="Ada", alt="Portrait of Ada", original_name="ada-lovelace.jpg")
+    other = ImageFactory()
+    PersonFactory(username="ada", photo=portrait, is_active=False)
+
+    assert image_ids(client.get(IMAGES)) == {other.pk}
+    assert image_ids(client.get(IMAGES, {"search": "Ada"})) == set()
+    assert client.get(f"{IMAGES}{portrait.pk}/").status_code == 404
+    assert client.get(f"{IMAGES}{other.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_still_see_a_former_colleagues_portrait(request: pytest.FixtureRequest, persona: str) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    portrait = ImageFactory(alt="Portrait of Ada")
+    PersonFactory(username="ada", photo=portrait, is_active=False)
+
+    assert image_ids(client.get(IMAGES)) == {portrait.pk}
+    assert client.get(f"{IMAGES}{portrait.pk}/").json()["alt"] == "Portrait of Ada"
+
+
+def test_a_portrait_with_another_use_stays_public(visitor: APIClient) -> None:
+    """Only an image whose every use is the photo of someone inactive is kept
+    from the public: one a product or an active person shows stays listed."""
+    on_a_product = ImageFactory()
+    PersonFactory(photo=on_a_product, is_active=False)
+    ProductFactory(image=on_a_product)
+    of_a_team = ImageFactory()
+    PersonFactory(photo=of_a_team, is_active=False)
+    PersonFactory(photo=of_a_team)
+    unused = ImageFactory()
+
+    assert image_ids(visitor.get(IMAGES)) == {on_a_product.pk, of_a_team.pk, unused.pk}
+    for image in (on_a_product, of_a_team, unused):
+        assert visitor.get(f"{IMAGES}{image.pk}/").status_code == 200
+
+
+def test_a_portrait_follows_its_person_out_and_back_in(staff: APIClient, visitor: APIClient) -> None:
+    portrait = ImageFactory()
+    person = PersonFactory(username="leaver", photo=portrait)
+    assert image_ids(visitor.get(IMAGES)) == {portrait.pk}
+
+    staff.patch(detail(person.pk), {"is_active": False}, format="json")
+    assert image_ids(visitor.get(IMAGES)) == set()
+    assert visitor.get(f"{IMAGES}{portrait.pk}/").status_code == 404
+
+    staff.patch(detail(person.pk), {"is_active": True}, format="json")
+    assert image_ids(visitor.get(IMAGES)) == {portrait.pk}
+    assert visitor.get(f"{IMAGES}{portrait.pk}/").status_code == 200
 
 
 # --- Validation ---------------------------------------------------------------

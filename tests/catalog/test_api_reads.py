@@ -30,7 +30,7 @@ from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, Produc
 from uploads import rows
 from uploads.api import ImageSerializer
 from uploads.models import Image, Rendition
-from uploads.selectors import images_with_renditions
+from uploads.selectors import images_visible
 
 pytestmark = pytest.mark.django_db
 
@@ -53,6 +53,7 @@ def _content() -> None:
     PersonFactory(username="josé.ñ+1@x", photo=ready, phone={"office": "802-867-5309", "ext": 12})
     PersonFactory(photo=pending, phone={})
     PersonFactory(is_active=False)
+    PersonFactory(is_active=False, photo=ImageFactory(size=(60, 80)))  # a portrait the public is not shown
     PersonFactory()
     apple = ProductFactory(name="Apple", image=ready)
     ProductFactory(name="Banana", image=failed)
@@ -78,7 +79,8 @@ def _expected(endpoint: str, user: Any) -> dict[int, Any]:
     elif endpoint.endswith("products/"):
         serializer = ProductSerializer(products_with_images(), many=True, context={"request": request})
     else:
-        serializer = ImageSerializer(images_with_renditions(), many=True, context={"request": request})
+        images = images_visible(staff=api.may_view(user, Image))
+        serializer = ImageSerializer(images, many=True, context={"request": request})
     rendered = json.loads(JSONRenderer().render(serializer.data))
     return {item["id"]: item for item in rendered}
 
