@@ -13,7 +13,7 @@ from django.http.response import HttpResponseBase
 from django.urls import reverse
 from django_filters import rest_framework as filters
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import exceptions, mixins, parsers, permissions, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
@@ -263,6 +263,17 @@ class ImageFilter(FilterSet):
         return queryset.filter(format={"JPG": "JPEG", "TIF": "TIFF"}.get(wanted, wanted))
 
 
+HIDDEN_FROM_THE_PUBLIC = (
+    "A caller without the view or the change permission on images is not shown an image whose only use "
+    "is the photo of an inactive person (one a product shows, or an active person's photo too, is shown); "
+    "reading it is a 404, as for an image that does not exist. Renditions' files stay public at their URLs."
+)
+
+
+@extend_schema_view(
+    list=extend_schema(description=f"The images, newest first. {HIDDEN_FROM_THE_PUBLIC}"),
+    retrieve=extend_schema(description=f"One image and its renditions. {HIDDEN_FROM_THE_PUBLIC}"),
+)
 class ImageViewSet(
     CreatedLocationMixin,
     RowReadMixin,

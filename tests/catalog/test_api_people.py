@@ -235,6 +235,15 @@ def test_a_portrait_follows_its_person_out_and_back_in(staff: APIClient, visitor
     assert visitor.get(f"{IMAGES}{portrait.pk}/").status_code == 200
 
 
+def test_the_schema_says_whom_the_images_api_does_not_show_a_portrait(visitor: APIClient) -> None:
+    paths = visitor.get("/api/schema/", {"format": "json"}).json()["paths"]
+
+    for path in (IMAGES, IMAGES + "{id}/"):
+        description = paths[path]["get"]["description"]
+        assert "photo of an inactive person" in description
+        assert "stay public" in description
+
+
 # --- Validation ---------------------------------------------------------------
 
 
