@@ -508,9 +508,13 @@ def format_phone(phones: Mapping[str, str]) -> str:
     return text if same else json.dumps(dict(phones), ensure_ascii=False)
 
 
-def _truthy(value: object) -> bool:
+def _truthy(value: object, number: int) -> bool:
     if isinstance(value, bool):
         return value
+    if _not_finite(value):
+        # No word for yes or no: read as yes, "nan" would show a person
+        # the file may have meant to hide.
+        raise FormatError(f"person {number}: is_active must be yes or no, not {value}")
     if not isinstance(value, _SCALARS):
         # A list, mapping or date is never one of the words for no. Not
         # spelt out to check: YAML's aliases make a short file a huge one.
@@ -628,7 +632,7 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
             except FormatError as exc:
                 raise FormatError(f"person {number}: {exc}") from None
         else:
-            person[key] = _truthy(value)  # as people_rows reads it: yes
+            person[key] = _truthy(value, number)  # as people_rows reads it: yes
     return person
 
 
@@ -1393,7 +1397,7 @@ def person_fields(row: Mapping[str, Any], number: int) -> dict[str, Any]:
             raise FormatError(f"person {number}: {exc}") from None
     active = row.get("is_active")
     if active is not None and (not isinstance(active, _SCALARS) or str(active).strip() != ""):
-        person["is_active"] = _truthy(active)
+        person["is_active"] = _truthy(active, number)
     return person
 
 

@@ -231,3 +231,35 @@ def test_the_api_refuses_a_number_of_no_finite_value_as_no_json_it_reads(
     assert response.status_code == 400
     assert response.json()["detail"].startswith("JSON parse error - ")
     assert not Person.objects.exists()
+
+
+NOT_YES_OR_NO = {
+    "JSON NaN": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": NaN}]', "nan"),
+    "JSON 1e400": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": 1e400}]', "inf"),
+    "JSON -Infinity": (
+        "people.json",
+        b'[{"name": "Ann", "username": "ann", "is_active": -Infinity}]',
+        "-inf",
+    ),
+    "YAML .nan": ("people.yaml", b"- {name: Ann, username: ann, is_active: .nan}\n", "nan"),
+    "YAML .inf": ("people.yaml", b"- {name: Ann, username: ann, is_active: .inf}\n", "inf"),
+}
+
+
+@pytest.mark.parametrize(("name", "content", "value"), NOT_YES_OR_NO.values(), ids=NOT_YES_OR_NO.keys())
+def test_a_number_of_no_finite_value_as_is_active_is_refused_naming_the_field(
+    importer: Client, tmp_path: Path, name: str, content: bytes, value: str
+) -> None:
+    """Neither yes nor no: read as yes, it made a person the file may have
+    meant to hide one the directory shows."""
+    reason = f"person 1: is_active must be yes or no, not {value}"
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(CommandError) as refused:
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert str(refused.value) == f"{name}: {reason}"
+
+    page = admin_preview(importer, name, content)
+    assert page.status_code == 400
+    assert f"{name}: {reason}" in html.unescape(page.content.decode())
+    assert not Person.objects.exists()
