@@ -236,6 +236,10 @@ def _select_one() -> None:
         with _cut_after(raw, seconds, cut), raw.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        if cut.is_set():
+            # The answer came as the bound ran out: the socket is shut down
+            # all the same, and the connection can carry no other query.
+            raise NoAnswer(f"no answer to SELECT 1 within {seconds:g} s")
     except Exception as exc:
         # Broken or cut: whatever uses the connection next connects afresh.
         connection.close()

@@ -536,6 +536,56 @@ def test_a_database_that_connects_and_never_answers_the_query_fails_within_its_t
     assert took < 30
 
 
+class AnsweredAsCut:
+    """A driver's connection whose SELECT 1 is answered just as the check's
+    bound runs out: the answer is read once the watcher has shut the socket
+    down, so the query itself raises nothing."""
+
+    def __init__(self) -> None:
+        self.ours, self.server = socket.socketpair()
+        self.closed = False
+
+    def fileno(self) -> int:
+        return self.ours.fileno()
+
+    @contextlib.contextmanager
+    def cursor(self) -> Iterator[Any]:
+        yield self
+
+    def execute(self, sql: str) -> None:
+        pass
+
+    def fetchone(self) -> tuple[int]:
+        self.server.settimeout(10)
+        assert self.server.recv(1) == b""  # the watcher's shutdown
+        return (1,)
+
+
+def test_a_connection_cut_as_its_answer_came_is_not_kept_for_what_follows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The socket shut down once the bound ran out cannot carry another
+    query: were it kept, the next request on the connection would fail."""
+    raw = AnsweredAsCut()
+    closed: list[bool] = []
+    fake = SimpleNamespace(
+        vendor="postgresql",
+        settings_dict={"OPTIONS": {"connect_timeout": 0.2}},
+        connection=raw,
+        ensure_connection=lambda: None,
+        close=lambda: closed.append(True),
+    )
+    monkeypatch.setattr(health, "connection", fake)
+    try:
+        check = health.check_database()
+    finally:
+        raw.ours.close()
+        raw.server.close()
+    assert closed == [True]
+    assert not check.ok
+    assert check.detail == "NoAnswer: no answer to SELECT 1 within 0.2 s"
+
+
 # --- Probes behind a load balancer ------------------------------------------------
 
 
