@@ -1078,9 +1078,22 @@ class _OnceConstructor(yaml.constructor.SafeConstructor):
         yield data
         data.update(self.construct_mapping(node))
 
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> int:
+        # A hexadecimal, binary or sexagesimal number is read whatever its
+        # length, where a decimal one past int()'s limit of digits is
+        # refused: as long, it has no text either, which every field takes
+        # of it. Refused here as that one is (a ValueError), not where the
+        # text is taken, where it would escape as an error of the portal's.
+        value = super().construct_yaml_int(node)
+        str(value)  # ValueError past sys.get_int_max_str_digits()
+        return value
+
 
 _OnceConstructor.add_constructor(  # type: ignore[type-var]  # the stubs know PyYAML's own loaders alone
     "tag:yaml.org,2002:map", _OnceConstructor.construct_yaml_map
+)
+_OnceConstructor.add_constructor(  # type: ignore[type-var]
+    "tag:yaml.org,2002:int", _OnceConstructor.construct_yaml_int
 )
 
 

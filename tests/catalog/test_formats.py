@@ -466,6 +466,18 @@ def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
         (b"people: []\npeople: []\n", "yaml", 'the YAML file names "people" more than once'),
         (b'[{"name": 1' + b"0" * 5000 + b', "username": "a"}]', "json", "a number longer than 4,300 digits"),
         (b"- {name: 1" + b"0" * 5000 + b", username: a}\n", "yaml", "a number longer than 4,300 digits"),
+        # Read whatever their length, as no decimal number is: no text either.
+        (b"- {name: 0x" + b"f" * 5000 + b", username: a}\n", "yaml", "a number longer than 4,300 digits"),
+        (
+            b"- {name: Ada, username: a, is_active: 0b" + b"1" * 20000 + b"}\n",
+            "yaml",
+            "a number longer than 4,300 digits",
+        ),
+        (
+            b"- {name: Ada, username: a, phone: {cell: " + b"59:" * 3000 + b"1}}\n",
+            "yaml",
+            "a number longer than 4,300 digits",
+        ),
         (b"- {name: Ada, username: a, born: 2020-13-45}\n", "yaml", "not valid YAML: month must be in 1..12"),
         (
             b'{"name": "Ada", "username": "ada", "role": NaN}',
@@ -504,6 +516,9 @@ def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
         "yaml-people-twice",
         "json-long-number",
         "yaml-long-number",
+        "yaml-long-hexadecimal-number",
+        "yaml-long-binary-number-as-is-active",
+        "yaml-long-sexagesimal-number-as-a-phone-number",
         "yaml-no-such-date",
         "json-nan-as-text",
         "json-infinity-as-text",
