@@ -23,6 +23,7 @@ from rest_framework.validators import UniqueValidator
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
 from catalog.models import (
+    PHONE_LABEL_MAX_LENGTH,
     PHONE_NUMBER_MAX_LENGTH,
     PHONE_NUMBERS_MAX,
     Feedback,
@@ -124,7 +125,8 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         child=serializers.CharField(max_length=PHONE_NUMBER_MAX_LENGTH),
         required=False,
         validators=[validate_phone],
-        help_text=f'Numbers by label (at most {PHONE_NUMBERS_MAX}), e.g. {{"office": "802-867-5309"}}; '
+        help_text=f"Numbers by label (at most {PHONE_NUMBERS_MAX}, each label at most {PHONE_LABEL_MAX_LENGTH} "
+        'characters), e.g. {"office": "802-867-5309"}; '
         "a form may send `phone.office=802-867-5309`, or `phone=office: 802-867-5309; cell: 802-555-0100`.",
     )
     is_active = GivenBooleanField(

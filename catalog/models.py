@@ -55,13 +55,16 @@ PHONE_NUMBER_MAX_LENGTH = 40
 # The most phone numbers a person has, on every path that writes them: the
 # person's page lists each, and nobody has use for more.
 PHONE_NUMBERS_MAX = 20
+# The longest label of a phone number, as long as a role: without it, each
+# of the twenty could be as long as a request or a file allows.
+PHONE_LABEL_MAX_LENGTH = 100
 
 
 def validate_phone(phones: Mapping[Any, Any]) -> None:
     """What every path that writes a person's phones refuses of them: more
-    than PHONE_NUMBERS_MAX numbers, a number longer than
-    PHONE_NUMBER_MAX_LENGTH, a direction control in a label or a number
-    (the person's page shows both)."""
+    than PHONE_NUMBERS_MAX numbers, a label longer than
+    PHONE_LABEL_MAX_LENGTH, a number longer than PHONE_NUMBER_MAX_LENGTH, a
+    direction control in a label or a number (the person's page shows both)."""
     if len(phones) > PHONE_NUMBERS_MAX:
         raise ValidationError(
             f"A person has at most {PHONE_NUMBERS_MAX} phone numbers, not {len(phones)}.",
@@ -69,6 +72,12 @@ def validate_phone(phones: Mapping[Any, Any]) -> None:
         )
     for label, number in phones.items():
         if isinstance(label, str):
+            if len(label) > PHONE_LABEL_MAX_LENGTH:
+                # Its start alone: the whole would fill the page that refuses it.
+                raise ValidationError(
+                    f"The phone label {label[:40]!r}… is longer than {PHONE_LABEL_MAX_LENGTH} characters.",
+                    code="max_length",
+                )
             validate_no_direction_controls(label, what=f"The phone label {label!r}")
         if isinstance(number, str):
             if len(number) > PHONE_NUMBER_MAX_LENGTH:

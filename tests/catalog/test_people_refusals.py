@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from rest_framework.test import APIClient
 
-from catalog.models import PHONE_NUMBERS_MAX, Person
+from catalog.models import PHONE_LABEL_MAX_LENGTH, PHONE_NUMBERS_MAX, Person
 from tests.catalog.test_admin_import_text import admin_preview
 from tests.factories import PersonFactory, logged_in, staff_with
 
@@ -157,6 +157,26 @@ def test_a_change_that_adds_a_number_past_the_limit_keeps_the_numbers_as_they_we
     assert response.status_code == 400
     stored.refresh_from_db()
     assert stored.phone == phones(PHONE_NUMBERS_MAX)
+
+
+def test_a_phone_label_longer_than_the_limit_is_refused_on_every_path(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path
+) -> None:
+    """Twenty numbers bound nothing if each label may be a megabyte: the
+    person's page lists every one. The refusal shows the label's start."""
+    label = "x" * 5000
+    said = refusals(staff, admin_client, importer, tmp_path, person(phone={label: "555"}))
+
+    reason = f"The phone label {'x' * 40!r}… is longer than {PHONE_LABEL_MAX_LENGTH} characters."
+    assert said["api"] == {"phone": [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: phone: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+    assert label not in said["import_people"]
+
+    longest = {"y" * PHONE_LABEL_MAX_LENGTH: "555"}
+    assert staff.post(API, person(phone=longest), format="json").status_code == 201
+    assert Person.objects.get().phone == longest
 
 
 # --- Numbers where text goes --------------------------------------------------
