@@ -376,26 +376,30 @@ def _existing_parent(path: Path) -> Path:
     return path
 
 
+def health_check_run(tmp_path: Path, *, timeout: float = 120, **env: str) -> subprocess.CompletedProcess[str]:
+    """``manage.py health_check`` as cron runs it, with ``env`` (the servers
+    it checks), the machine's own thresholds let pass and no alert mailed."""
+    return manage_py(
+        "health_check",
+        env={
+            **os.environ,
+            "PORTAL_VAR_DIR": str(tmp_path),
+            "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
+            "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
+            "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
+            "PORTAL_HEALTH_RECIPIENTS": "",
+            **env,
+        },
+        timeout=timeout,
+    )
+
+
 def test_a_database_and_a_task_queue_that_are_away_are_alerts(tmp_path: Path) -> None:
     """The command as cron runs it, against servers that do not answer."""
-    env = {
-        **os.environ,
-        "PORTAL_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
-        "CELERY_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
-        "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
-        "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
-        "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
-        "PORTAL_HEALTH_RECIPIENTS": "",
-    }
-    done = subprocess.run(
-        [sys.executable, "manage.py", "health_check"],
-        check=False,
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    done = health_check_run(
+        tmp_path,
+        DATABASE_URL=f"postgres://portal:x@127.0.0.1:{free_port()}/portal",
+        CELERY_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0",
     )
     assert done.returncode == 1, done.stderr
     assert "FAIL database: OperationalError" in done.stdout
@@ -412,25 +416,12 @@ def test_a_database_that_takes_the_connection_and_never_answers_fails_within_its
     connection and says nothing: without a limit, the run waited on it for
     ever, a cron run piling up each minute and no alert ever mailed."""
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel takes connections; no one answers
-        env = {
-            **os.environ,
-            "PORTAL_VAR_DIR": str(tmp_path),
-            "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{silent.getsockname()[1]}/portal",
-            "DATABASE_CONNECT_TIMEOUT": "2",
-            "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
-            "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
-            "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
-            "PORTAL_HEALTH_RECIPIENTS": "",
-        }
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "manage.py", "health_check"],
-            check=False,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+        done = health_check_run(
+            tmp_path,
             timeout=60,
+            DATABASE_URL=f"postgres://portal:x@127.0.0.1:{silent.getsockname()[1]}/portal",
+            DATABASE_CONNECT_TIMEOUT="2",
         )
     assert done.returncode == 1, done.stderr
     assert "FAIL database: OperationalError" in done.stdout
@@ -503,27 +494,14 @@ def test_a_database_that_connects_and_never_answers_the_query_fails_within_its_t
     taking it held the check's SELECT 1 for ever, the cron run piling up
     each minute and no alert ever mailed."""
     stuck = StuckPostgres()
-    env = {
-        **os.environ,
-        "PORTAL_VAR_DIR": str(tmp_path),
-        "DATABASE_URL": f"postgres://portal:x@127.0.0.1:{stuck.port}/portal?sslmode=disable",
-        "DATABASE_CONNECT_TIMEOUT": "2",
-        "TZ": "UTC",
-        "PORTAL_HEALTH_CPU_MAX_PERCENT": "100",
-        "PORTAL_HEALTH_DISK_MIN_PERCENT": "0",
-        "PORTAL_HEALTH_MEMORY_MIN_MB": "0",
-        "PORTAL_HEALTH_RECIPIENTS": "",
-    }
     try:
         started = time.monotonic()
-        done = subprocess.run(
-            [sys.executable, "manage.py", "health_check"],
-            check=False,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
+        done = health_check_run(
+            tmp_path,
             timeout=60,
+            DATABASE_URL=f"postgres://portal:x@127.0.0.1:{stuck.port}/portal?sslmode=disable",
+            DATABASE_CONNECT_TIMEOUT="2",
+            TZ="UTC",
         )
         took = time.monotonic() - started
     finally:
