@@ -165,6 +165,10 @@ def phone_text(phone: Any) -> Any:
 
 
 class PersonViewSet(CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Person]):
+    """The people of the directory. Only active people are shown to a caller
+    who may not change people; writes need the model's add, change or
+    delete permission."""
+
     serializer_class = PersonSerializer
     filterset_class = PersonFilter
     search_fields = ["name", "username", "email", "department", "role"]
@@ -277,6 +281,9 @@ class ProductFilter(FilterSet):
 
 
 class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[Product]):
+    """The products of the catalog. Reads are open; writes need the model's
+    add, change or delete permission."""
+
     serializer_class = ProductSerializer
     filterset_class = ProductFilter
     search_fields = ["name", "description", "image_name"]
@@ -451,6 +458,11 @@ class FeedbackCursorPagination(CursorPagination):
 class FeedbackViewSet(
     CreatedLocationMixin, ConcurrentWritesMixin, RowReadMixin, viewsets.ModelViewSet[Feedback]
 ):
+    """Reviews of the products. Anyone may submit one (at a limited rate);
+    only published reviews are shown to a caller who may not change reviews,
+    and changing one (moderation) or deleting it needs the model's change or
+    delete permission."""
+
     permission_classes = [ModelPermissionsOrCreate]
     filterset_class = FeedbackFilter
     search_fields = ["title", "name", "text"]

@@ -7,6 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import get_doc
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -42,6 +43,16 @@ class ErrorDocumentingAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, plus the error responses each operation can
     give, so that clients (and schema-driven fuzzers) see every status code
     documented. The default schema class of every view (settings)."""
+
+    def get_description(self) -> str:  # type: ignore[override]  # as drf-spectacular's own
+        """The action's docstring, else the view class's own. drf-spectacular
+        falls back on the first docstring up the class hierarchy, which for a
+        viewset built of mixins is a mixin's note on how it works (say
+        ``CreatedLocationMixin``'s on ``Location``), shown as the description
+        of every operation the view does not document."""
+        action = getattr(self.view, getattr(self.view, "action", self.method.lower()), None)
+        view_class = type(self.view)
+        return get_doc(action) or (get_doc(view_class) if view_class.__dict__.get("__doc__") else "")
 
     def _error_codes(self) -> list[str]:
         codes = ["401", "429"]

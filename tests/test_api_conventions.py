@@ -4,6 +4,7 @@ schema and its local Swagger UI."""
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import re
@@ -22,11 +23,14 @@ from django.core.management import call_command
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_filters import rest_framework as django_filters
+from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
+from rest_framework import routers, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from catalog.models import Feedback
+from catalog.api import PersonViewSet, ProductSerializer
+from catalog.models import Feedback, Product
 from core import api, filters
 from portal.urls import router
 from tests.factories import (
@@ -620,6 +624,42 @@ def test_the_schema_documents_the_error_responses(visitor: APIClient) -> None:
     assert {"401", "403", "404"} <= set(paths["/api/v1/people/{id}/"]["delete"]["responses"])
     assert {"400", "413", "415"} <= set(paths["/api/v1/images/"]["post"]["responses"])
     assert "404" in paths["/api/v1/products/"]["get"]["responses"]
+
+
+def test_no_operation_is_described_by_a_docstring_of_a_class_its_view_is_built_on(
+    visitor: APIClient,
+) -> None:
+    document = json.loads(visitor.get("/api/schema/", {"format": "json"}).content)
+    inherited = {
+        inspect.cleandoc(base.__doc__)
+        for _, viewset, _ in router.registry
+        for base in viewset.__mro__[1:]
+        if base.__doc__
+    }
+    descriptions = {
+        (method, path): operation.get("description", "")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    assert not {key: text for key, text in descriptions.items() if text in inherited}
+    assert descriptions[("post", "/api/v1/people/")] == inspect.cleandoc(PersonViewSet.__doc__ or "")
+
+
+def test_a_view_without_a_docstring_of_its_own_has_no_description() -> None:
+    """Not the docstring of a mixin it is built on."""
+
+    class Undocumented(api.CreatedLocationMixin, viewsets.ModelViewSet[Product]):
+        queryset = Product.objects.all()
+        serializer_class = ProductSerializer
+
+    undocumented = routers.SimpleRouter()
+    undocumented.register("undocumented", Undocumented, basename="undocumented")
+    document = SchemaGenerator(patterns=undocumented.urls).get_schema(request=None, public=True)
+
+    operations = [op for operations in document["paths"].values() for op in operations.values()]
+    assert len(operations) == 6
+    assert all(not op.get("description") for op in operations)
 
 
 def test_the_schema_marks_open_exactly_the_operations_an_anonymous_caller_may_use(visitor: APIClient) -> None:

@@ -282,6 +282,10 @@ class ImageViewSet(
     mixins.DestroyModelMixin,
     viewsets.GenericViewSet[Image],
 ):
+    """Uploaded images and the renditions made of them. An upload needs the
+    model's add permission, a deletion its delete permission, and a change
+    (the focal point, reprocessing) its change permission."""
+
     serializer_class = ImageSerializer
     # JSON for the focal point (an object); uploads are multipart.
     parser_classes = [parsers.MultiPartParser, parsers.FormParser, JSONParser]
