@@ -131,7 +131,7 @@ class NoPeople(Exception):
 def people_of(dataset: Any) -> Any:
     """The dataset of the people a file's rows give, each read with
     ``formats.person_fields`` as ``import_people`` reads it: the same values
-    (trimmed, is_active's words for no) stored alike. A row the command
+    (trimmed, is_active's words for yes and no) stored alike. A row the command
     refuses refuses the file, in its words."""
     if not len(dataset):
         return dataset  # the header alone: its columns are checked as they are

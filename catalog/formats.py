@@ -467,11 +467,14 @@ def phone_label(label: object, number: str) -> str:
     """The label of ``number`` as every path stores it: trimmed of spaces,
     tabs and line breaks around it. A blank one is refused: it cannot be
     shown, nor written as ``label: number`` and read back. Nor is a label of
-    no finite number (YAML's ``.nan``)."""
+    no finite number (YAML's ``.nan``), nor a null one (YAML's ``~``)."""
     if _not_finite(label):
         raise FormatError(
             f"the label of the phone number {quoted(number)} must be text or a finite number, not {label}"
         )
+    if label is None:
+        # YAML's ~ or null as a key: it would be stored as the text "None".
+        raise FormatError(f"the label of the phone number {quoted(number)} must be text, not null")
     text = str(label).strip()
     if not text:
         raise FormatError(f"the phone number {quoted(number)} has a blank label")
@@ -508,18 +511,37 @@ def format_phone(phones: Mapping[str, str]) -> str:
     return text if same else json.dumps(dict(phones), ensure_ascii=False)
 
 
+# The words of a file's is_active, in any case. Any other is refused: read
+# as yes, a typo meant for no ("of", "ture") would show a person the file
+# meant to hide. A blank cell is neither: it leaves what is stored alone.
+_YES_WORDS = ("yes", "y", "true", "on", "1")
+_NO_WORDS = ("no", "n", "false", "off", "0")
+_YES_OR_NO = f"yes or no ({', '.join(_YES_WORDS)}; {', '.join(_NO_WORDS)})"
+
+
 def _truthy(value: object, number: int) -> bool:
+    """Person ``number``'s is_active as a file gives it: a boolean, one of
+    the words for yes or no, or the number 1 or 0."""
     if isinstance(value, bool):
         return value
-    if _not_finite(value):
-        # No word for yes or no: read as yes, "nan" would show a person
-        # the file may have meant to hide.
-        raise FormatError(f"person {number}: is_active must be yes or no, not {value}")
     if not isinstance(value, _SCALARS):
-        # A list, mapping or date is never one of the words for no. Not
-        # spelt out to check: YAML's aliases make a short file a huge one.
+        # A list, mapping or date: named by its type, not spelt out (YAML's
+        # aliases make a short file a huge one).
+        raise FormatError(f"person {number}: is_active must be {_YES_OR_NO}, not {type(value).__name__}")
+    if _not_finite(value):
+        raise FormatError(f"person {number}: is_active must be {_YES_OR_NO}, not {value}")
+    if isinstance(value, str):
+        word = value.strip().lower()
+    elif value in (0, 1):
+        word = str(int(value))  # JSON's 1.0 as 1
+    else:
+        word = str(value)
+    if word in _YES_WORDS:
         return True
-    return str(value).strip().lower() not in {"0", "false", "no", "n", "off", ""}
+    if word in _NO_WORDS or word == "":
+        return False
+    shown = quoted(value.strip()) if isinstance(value, str) else word
+    raise FormatError(f"person {number}: is_active must be {_YES_OR_NO}, not {shown}")
 
 
 def parse_people(raw: bytes, fmt: str) -> list[dict[str, Any]]:
@@ -632,7 +654,7 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
             except FormatError as exc:
                 raise FormatError(f"person {number}: {exc}") from None
         else:
-            person[key] = _truthy(value, number)  # as people_rows reads it: yes
+            _truthy(value, number)  # refused, as people_rows refuses it
     return person
 
 
@@ -1392,7 +1414,7 @@ def person_fields(row: Mapping[str, Any], number: int) -> dict[str, Any]:
     as ``services.person_upsert`` takes them: text trimmed of spaces, tabs
     and line breaks around it (a non-breaking space too), a name and a
     username always (blank when the row lacks them), phones by label, and
-    is_active yes unless one of the words for no.
+    is_active one of the words for yes or no (another is refused).
 
     Only what the file carries: a column or key it lacks (the course's CSV
     has no email) leaves the stored value alone, as does a blank is_active

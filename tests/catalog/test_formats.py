@@ -827,7 +827,7 @@ def test_a_long_json_value_is_put_together_once_per_doubling_not_once_per_piece(
     assert builds < 40, f"{builds:,} times for {len(raw) // 100:,} pieces"
 
 
-def test_a_yaml_is_active_made_of_aliases_is_not_spelt_out() -> None:
+def test_a_yaml_is_active_made_of_aliases_is_refused_without_being_spelt_out() -> None:
     # Six lines that name a list of a list ... of ten each: spelt out (to
     # look for "no" or "off") it is megabytes, and each further line ten
     # times more, from a file of a few hundred bytes.
@@ -840,7 +840,11 @@ def test_a_yaml_is_active_made_of_aliases_is_not_spelt_out() -> None:
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert people == [{**ADA, "is_active": True}]
+    # Refused by its type alone: a list is not a word for yes or no.
+    assert (
+        people
+        == "person 1: is_active must be yes or no (yes, y, true, on, 1; no, n, false, off, 0), not list"
+    )
     assert peak < 50 * len(raw) + 200_000, f"peak {peak:,} bytes"
 
 

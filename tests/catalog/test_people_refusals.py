@@ -17,7 +17,7 @@ from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog.models import PHONE_LABEL_MAX_LENGTH, PHONE_NUMBERS_MAX, Person
-from tests.catalog.test_admin_import_text import admin_preview
+from tests.catalog.test_admin_import_text import admin_import, admin_preview, command_import
 from tests.factories import PersonFactory, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -212,6 +212,16 @@ NOT_FINITE = {
         b"- {name: Ann, username: ann, phone: {.nan: 555}}\n",
         "person 1: the label of the phone number '555' must be text or a finite number, not nan",
     ),
+    "YAML ~ as a phone label": (
+        "people.yaml",
+        b"- {name: Ann, username: ann, phone: {~: 555}}\n",
+        "person 1: the label of the phone number '555' must be text, not null",
+    ),
+    "YAML null as a phone label": (
+        "people.yaml",
+        b"- name: Ann\n  username: ann\n  phone:\n    cell: 556\n    null: 555\n",
+        "person 1: the label of the phone number '555' must be text, not null",
+    ),
 }
 
 
@@ -253,7 +263,16 @@ def test_the_api_refuses_a_number_of_no_finite_value_as_no_json_it_reads(
     assert not Person.objects.exists()
 
 
+YES_OR_NO = "yes or no (yes, y, true, on, 1; no, n, false, off, 0)"
 NOT_YES_OR_NO = {
+    "a CSV word for neither": ("people.csv", b"name,username,is_active\nAnn,ann,maybe\n", "'maybe'"),
+    "a CSV typo of true": ("people.csv", b"name,username,is_active\nAnn,ann, Ture \n", "'Ture'"),
+    "a CSV nan": ("people.csv", b"name,username,is_active\nAnn,ann,nan\n", "'nan'"),
+    "a CSV f": ("people.csv", b"name,username,is_active\nAnn,ann,f\n", "'f'"),
+    "a JSON 2": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": 2}]', "2"),
+    "a JSON 0.5": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": 0.5}]', "0.5"),
+    "a JSON list": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": ["no"]}]', "list"),
+    "a YAML date": ("people.yaml", b"- {name: Ann, username: ann, is_active: 2024-01-02}\n", "date"),
     "JSON NaN": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": NaN}]', "nan"),
     "JSON 1e400": ("people.json", b'[{"name": "Ann", "username": "ann", "is_active": 1e400}]', "inf"),
     "JSON -Infinity": (
@@ -267,12 +286,12 @@ NOT_YES_OR_NO = {
 
 
 @pytest.mark.parametrize(("name", "content", "value"), NOT_YES_OR_NO.values(), ids=NOT_YES_OR_NO.keys())
-def test_a_number_of_no_finite_value_as_is_active_is_refused_naming_the_field(
+def test_an_is_active_neither_yes_nor_no_is_refused_naming_the_field_and_its_words(
     importer: Client, tmp_path: Path, name: str, content: bytes, value: str
 ) -> None:
-    """Neither yes nor no: read as yes, it made a person the file may have
-    meant to hide one the directory shows."""
-    reason = f"person 1: is_active must be yes or no, not {value}"
+    """Read as yes, a typo meant for no made a person the file meant to hide
+    one the directory shows."""
+    reason = f"person 1: is_active must be {YES_OR_NO}, not {value}"
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(CommandError) as refused:
@@ -283,3 +302,49 @@ def test_a_number_of_no_finite_value_as_is_active_is_refused_naming_the_field(
     assert page.status_code == 400
     assert f"{name}: {reason}" in html.unescape(page.content.decode())
     assert not Person.objects.exists()
+
+
+YES_AND_NO = {
+    "yes": True, " YES ": True, "y": True, "True": True, "on": True, "1": True,
+    "no": False, "N": False, "FALSE": False, " off ": False, "0": False,
+}  # fmt: skip
+
+
+@pytest.mark.parametrize(("word", "active"), YES_AND_NO.items(), ids=YES_AND_NO.keys())
+def test_each_word_for_yes_or_no_is_read_as_before_on_both_paths(
+    importer: Client, tmp_path: Path, word: str, active: bool
+) -> None:
+    content = f"name,username,is_active\nAnn,ann,{word}\n".encode()
+    command_import(tmp_path, "people.csv", content)
+    assert list(Person.objects.values_list("is_active", flat=True)) == [active]
+
+    Person.objects.all().delete()
+    admin_import(importer, "people.csv", content)
+    assert list(Person.objects.values_list("is_active", flat=True)) == [active]
+
+
+@pytest.mark.parametrize(
+    ("value", "active"),
+    [
+        ("true", True),
+        ("false", False),
+        ("1", True),
+        ("0", False),
+        ("1.0", True),
+        ("0.0", False),
+        ('" no "', False),
+    ],
+)
+def test_a_json_boolean_or_the_number_1_or_0_is_read_as_yes_or_no(
+    tmp_path: Path, value: str, active: bool
+) -> None:
+    command_import(
+        tmp_path, "people.json", f'[{{"name": "Ann", "username": "ann", "is_active": {value}}}]'.encode()
+    )
+    assert list(Person.objects.values_list("is_active", flat=True)) == [active]
+
+
+def test_a_blank_is_active_leaves_the_stored_value_alone(tmp_path: Path) -> None:
+    PersonFactory(username="ann", is_active=False)
+    command_import(tmp_path, "people.csv", b"name,username,is_active\nAnn,ann,  \n")
+    assert list(Person.objects.values_list("is_active", flat=True)) == [False]
