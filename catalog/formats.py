@@ -111,10 +111,27 @@ def _without_bom(sample: bytes, zeros: int, size: int) -> str | None:
     return None
 
 
-def _not_text(exc: UnicodeDecodeError, offset: int, *, encoding: str) -> FormatError:
+def _not_text(
+    exc: UnicodeDecodeError, offset: int, *, encoding: str, read: tuple[bytes, int, int, bytes] | None = None
+) -> FormatError:
     """The error for bytes that are not text, at ``offset`` plus where in
-    what the decoder was given they are."""
-    return FormatError(f"not {encoding} text (byte {offset + exc.start}); save the file as UTF-8")
+    what the decoder was given they are. ``read``, for UTF-8: the sample of
+    the bytes decoded before, how many of them are zeros and how many they
+    are, and the bytes given since. What came before the fault may name the
+    encoding without a BOM the file is in: a name with an accent (``E9 00``)
+    is where UTF-8's reading of UTF-16 stops, before any null character."""
+    at = offset + exc.start
+    looks = None
+    if read is not None:
+        sample, zeros, fed, given = read
+        # Before the fault alone: a file of another kind (an image) may
+        # hold many zeros past its first bytes, which are not text.
+        given = given[: max(at - fed, 0)]
+        zeros += given.count(0)
+        if zeros:
+            looks = _without_bom((sample + given)[: min(at, SAMPLE_BYTES)], zeros, at)
+    hint = f"; it looks like {looks} without a byte order mark" if looks else ""
+    return FormatError(f"not {encoding} text (byte {at}){hint}; save the file as UTF-8")
 
 
 def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
@@ -140,7 +157,8 @@ def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
         try:
             text = decoder.decode(chunk, final=False)
         except UnicodeDecodeError as exc:
-            raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding) from exc
+            read = (sample, zeros, fed, chunk) if encoding == "UTF-8" else None
+            raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding, read=read) from exc
         if len(sample) < SAMPLE_BYTES:
             sample += chunk[: SAMPLE_BYTES - len(sample)]
         fed += len(chunk)
@@ -156,7 +174,8 @@ def text_chunks(chunks: Iterable[bytes]) -> Iterator[str]:
     try:
         text = decoder.decode(b"", final=True)
     except UnicodeDecodeError as exc:
-        raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding) from exc
+        read = (sample, zeros, fed, b"") if encoding == "UTF-8" else None
+        raise _not_text(exc, fed - len(decoder.getstate()[0]), encoding=encoding, read=read) from exc
     if null_at is None and "\0" in text:
         null_at = decoded + text.index("\0")
     if null_at is not None:

@@ -48,6 +48,33 @@ def test_a_broken_review_file_says_why(raw: bytes, reason: str) -> None:
         formats.parse_review(raw)
 
 
+@pytest.mark.parametrize(
+    ("codec", "looks"),
+    [("utf-16-le", "UTF-16"), ("utf-16-be", "UTF-16"), ("utf-32-le", "UTF-32"), ("utf-32-be", "UTF-32")],
+)
+@pytest.mark.parametrize("chunk", [None, 1, 5])
+def test_a_file_without_its_byte_order_mark_is_named_when_a_letter_of_it_is_not_utf8(
+    codec: str, looks: str, chunk: int | None
+) -> None:
+    """A name with an accent is where UTF-8's reading of UTF-16 or UTF-32
+    stops (``é`` is ``E9 00``), before any null character is told: the file
+    is named all the same, whole or read a chunk at a time."""
+    raw = "Title\nJosé\n2020-01-01\ntext".encode(codec)
+    chunks = [raw] if chunk is None else [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
+    with pytest.raises(formats.FormatError) as refused:
+        "".join(formats.text_chunks(chunks))
+    assert str(refused.value).startswith("not UTF-8 text (byte ")
+    assert str(refused.value).endswith(
+        f"; it looks like {looks} without a byte order mark; save the file as UTF-8"
+    )
+
+
+def test_latin1_is_refused_without_naming_another_encoding() -> None:
+    with pytest.raises(formats.FormatError) as refused:
+        formats.read_text("Title\nJosé\n2020-01-01\ntext".encode("latin-1"))
+    assert str(refused.value) == "not UTF-8 text (byte 9); save the file as UTF-8"
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
 def test_utf16_with_its_byte_order_mark_is_read(codec: str) -> None:
     raw = "Tìtle\r\nKatie\r\n2019-12-09\r\nIt’s great".encode(codec)
