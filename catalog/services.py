@@ -773,6 +773,8 @@ def supplier_import(
     listed = dropfolder.listing(directory / "images")
     summary.skipped_files += [(f"images/{name}", reason) for name, reason in listed.skipped]
     summary.images_rejected += [(f"images/{name}", reason) for name, reason in listed.rejected]
+    for name, _ in listed.rejected:  # left out as found (a link to nothing): delivered all the same
+        photo_names[file_stem(name)] = name
     for path in listed.files:
         label = f"images/{path.name}"
         photo_names[file_stem(path.name)] = path.name

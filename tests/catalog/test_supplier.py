@@ -529,6 +529,25 @@ def test_a_product_whose_photo_is_refused_is_named_by_the_photo_delivered(tmp_pa
     assert not Product.objects.filter(image__isnull=False).exists()
 
 
+def test_a_product_whose_photo_the_listing_refuses_is_named_by_the_photo_delivered(tmp_path: Path) -> None:
+    """A photo left out as it is found (a link to nothing, or to a file
+    outside the folder) is delivered as much as one refused once read."""
+    (tmp_path / "descriptions").mkdir()
+    (tmp_path / "images").mkdir()
+    for stem, name in (("023", "Rhubarb"), ("024", "Sloe")):
+        (tmp_path / "descriptions" / f"{stem}.txt").write_text(f"{name}\n1 lbs\nRipe.\n")
+    (tmp_path / "images" / "023.png").symlink_to(tmp_path / "gone.png")
+    outside = tmp_path / "elsewhere.webp"
+    outside.write_bytes(corpus.garbage())
+    (tmp_path / "images" / "024.webp").symlink_to(outside)
+
+    summary = catalog_services.supplier_import(tmp_path, wait_seconds=0)
+
+    assert [label for label, _ in summary.images_rejected] == ["images/023.png", "images/024.webp"]
+    products = dict(Product.objects.values_list("name", "image_name"))
+    assert products == {"Rhubarb": "023.png", "Sloe": "024.webp"}
+
+
 def test_images_still_processing_after_the_wait_fail_the_run(
     delivery: Path, worker_not_running: None
 ) -> None:
