@@ -225,12 +225,9 @@ NOT_FINITE = {
 }
 
 
-@pytest.mark.parametrize(("name", "content", "reason"), NOT_FINITE.values(), ids=NOT_FINITE.keys())
-def test_a_number_of_no_finite_value_where_text_goes_is_refused_naming_the_field(
-    importer: Client, tmp_path: Path, name: str, content: bytes, reason: str
-) -> None:
-    """The file is refused whole, as one giving a list there is, by both
-    YAML readers: stored, ``str`` made "inf" or "nan" of it."""
+def assert_file_refused(importer: Client, tmp_path: Path, name: str, content: bytes, reason: str) -> None:
+    """``import_people`` and the admin's import both refuse the file ``name``
+    of ``content`` whole, in the same words, storing nobody."""
     path = tmp_path / name
     path.write_bytes(content)
     with pytest.raises(CommandError) as refused:
@@ -241,6 +238,15 @@ def test_a_number_of_no_finite_value_where_text_goes_is_refused_naming_the_field
     assert page.status_code == 400
     assert f"{name}: {reason}" in html.unescape(page.content.decode())
     assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(("name", "content", "reason"), NOT_FINITE.values(), ids=NOT_FINITE.keys())
+def test_a_number_of_no_finite_value_where_text_goes_is_refused_naming_the_field(
+    importer: Client, tmp_path: Path, name: str, content: bytes, reason: str
+) -> None:
+    """The file is refused whole, as one giving a list there is, by both
+    YAML readers: stored, ``str`` made "inf" or "nan" of it."""
+    assert_file_refused(importer, tmp_path, name, content, reason)
 
 
 def test_a_finite_number_where_text_goes_is_still_the_text_it_reads_as(tmp_path: Path) -> None:
@@ -292,16 +298,7 @@ def test_an_is_active_neither_yes_nor_no_is_refused_naming_the_field_and_its_wor
     """Read as yes, a typo meant for no made a person the file meant to hide
     one the directory shows."""
     reason = f"person 1: is_active must be {YES_OR_NO}, not {value}"
-    path = tmp_path / name
-    path.write_bytes(content)
-    with pytest.raises(CommandError) as refused:
-        call_command("import_people", str(path), stdout=io.StringIO(), stderr=io.StringIO())
-    assert str(refused.value) == f"{name}: {reason}"
-
-    page = admin_preview(importer, name, content)
-    assert page.status_code == 400
-    assert f"{name}: {reason}" in html.unescape(page.content.decode())
-    assert not Person.objects.exists()
+    assert_file_refused(importer, tmp_path, name, content, reason)
 
 
 YES_AND_NO = {
