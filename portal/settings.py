@@ -436,9 +436,31 @@ else:
     # proxy before one that is down) would hold a request, a probe or a
     # health_check run for ever: libpq waits with no limit unless told.
     # libpq takes 2 s at the least. A connect_timeout in the URL wins.
-    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+    _database_options = DATABASES["default"].setdefault("OPTIONS", {})
+    _database_options.setdefault(
         "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10, minimum=2)
     )
+    # Once connected, a server whose packets stop coming (a firewall that
+    # drops them, its machine frozen or gone) sends no reset either: the
+    # kernel retransmits a query for some 15 minutes before it gives up, and
+    # Django's check of a kept connection at the start of each request is a
+    # query. tcp_user_timeout gives up on what was sent and not acknowledged
+    # within the bound; the keepalives find the same on a connection waiting
+    # for an answer or kept between requests. A live server's kernel
+    # acknowledges both however long its query runs, so no query is cut for
+    # being long, as a statement_timeout would cut it (which would bound
+    # nothing here anyway: the server is the one that keeps it). A server
+    # process stuck on a machine that still answers is not seen by either.
+    # Each of these in the URL wins.
+    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=20, minimum=1)
+    for _option, _value in {
+        "keepalives": 1,
+        "keepalives_idle": _network_timeout,
+        "keepalives_interval": max(1, _network_timeout // 3),
+        "keepalives_count": 3,  # where the system has no tcp_user_timeout
+        "tcp_user_timeout": _network_timeout * 1000,
+    }.items():
+        _database_options.setdefault(_option, _value)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache --------------------------------------------------------------------

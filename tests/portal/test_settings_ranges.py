@@ -50,6 +50,7 @@ REFUSED: list[tuple[dict[str, str], str]] = [
     ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
     # libpq waits 2 s at the least.
     ({**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "1"}, "DATABASE_CONNECT_TIMEOUT must be at least 2; it is 1"),
+    ({**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "0"}, "DATABASE_NETWORK_TIMEOUT must be at least 1; it is 0"),
     ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be from 1 to 604800; it is 0"),
     ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "0"}, "PORTAL_STORAGE_TIMEOUT_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MAX_BYTES": "0"}, "PORTAL_IMAGE_MAX_BYTES must be at least 1; it is 0"),
@@ -231,12 +232,35 @@ def test_the_defaults_are_within_their_ranges(monkeypatch: pytest.MonkeyPatch) -
     assert loaded["ADMIN_LOGIN_MAX_FAILURES"] == 5
     assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 360}
     assert loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 10
+    assert loaded["DATABASES"]["default"]["OPTIONS"]["tcp_user_timeout"] == 20_000
 
 
 def test_a_connect_timeout_in_the_database_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
     url = POSTGRES["DATABASE_URL"] + "?connect_timeout=3"
     loaded = load_settings(monkeypatch, {"DATABASE_URL": url, "DATABASE_CONNECT_TIMEOUT": "20"})
     assert int(loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"]) == 3
+
+
+def test_the_network_timeout_sets_the_tcp_user_timeout_and_the_keepalives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    loaded = load_settings(monkeypatch, {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "30"})
+    options = loaded["DATABASES"]["default"]["OPTIONS"]
+    assert {key: value for key, value in options.items() if key != "connect_timeout"} == {
+        "keepalives": 1,
+        "keepalives_idle": 30,
+        "keepalives_interval": 10,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 30_000,
+    }
+
+
+def test_a_keepalive_or_tcp_user_timeout_in_the_database_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = POSTGRES["DATABASE_URL"] + "?tcp_user_timeout=5000&keepalives_idle=7"
+    loaded = load_settings(monkeypatch, {"DATABASE_URL": url, "DATABASE_NETWORK_TIMEOUT": "30"})
+    options = loaded["DATABASES"]["default"]["OPTIONS"]
+    assert (int(options["tcp_user_timeout"]), int(options["keepalives_idle"])) == (5000, 7)
+    assert options["keepalives_interval"] == 10
 
 
 @pytest.mark.parametrize(
