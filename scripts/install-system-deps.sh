@@ -19,8 +19,9 @@ declare -A PROBES=(
     [fonts-noto-color-emoji]="/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf"
     [fonts-symbola]="/usr/share/fonts/truetype/ancient-scripts/Symbola_hint.ttf"
     [wrk]="/usr/bin/wrk"
+    [iproute2]="/usr/sbin/tc /sbin/tc"
 )
-ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-noto-color-emoji fonts-symbola wrk)
+ORDER=(postgresql redis-server chromium poppler-utils fonts-dejavu-core fonts-noto-ui-core fonts-wqy-microhei fonts-noto-color-emoji fonts-symbola wrk iproute2)
 
 is_installed() {
     local pkg="$1" probe
