@@ -462,3 +462,34 @@ def test_an_admin_page_asked_for_an_empty_field_to_name_its_choice_by_is_a_bad_r
     assert admin_client.get(address, {"_to_field": "", "_popup": "1"}).status_code == 400
     assert admin_client.post(address, {"_to_field": "", "_popup": "1"}).status_code == 400
     assert admin_client.get(f"/admin/{model}/add/", {"_to_field": ""}).status_code == 400
+
+
+def test_ensure_admin_takes_an_empty_username_as_unset(
+    default_admin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As an empty PORTAL_ADMIN_PASSWORD is: a line `PORTAL_ADMIN_USERNAME=` left in a .env file.
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", "")
+    assert "user 'admin'" in ensure_admin()
+    assert get_user_model().objects.get(username="admin").is_superuser
+
+
+@pytest.mark.parametrize(
+    ("username", "reason"),
+    [
+        ("chief of staff", "Enter a valid username."),
+        ("c" * 151, "Ensure this value has at most 150 characters (it has 151)."),
+    ],
+)
+def test_ensure_admin_refuses_a_username_the_account_cannot_have(
+    default_admin: Path, monkeypatch: pytest.MonkeyPatch, username: str, reason: str
+) -> None:
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", username)
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "a-long-secret-42")
+    out = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("ensure_admin", stdout=out)
+    assert refused.value.returncode == 1
+    assert str(refused.value).startswith("PORTAL_ADMIN_USERNAME is refused, nothing was changed: ")
+    assert reason in str(refused.value)
+    assert out.getvalue() == ""
+    assert not get_user_model().objects.exists()

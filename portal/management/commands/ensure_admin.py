@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
+from django.db import models
 from django.urls import reverse
 
 from core.commands import Command as PortalCommand
@@ -40,11 +41,23 @@ class Command(PortalCommand):
         parser.add_argument("--port", type=int, default=8000, help="Port the portal is served on.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        username = os.environ.get("PORTAL_ADMIN_USERNAME", "admin")
+        # Empty is unset, for both: a line `PORTAL_ADMIN_USERNAME=` left in a .env file.
+        username = os.environ.get("PORTAL_ADMIN_USERNAME", "") or "admin"
         chosen = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         kept = settings.VAR_DIR / "admin_password"
         url = admin_url(options["host"], options["port"])
         users = get_user_model()
+        # The rules of the account's form: a name with a space, or too long
+        # for its column, was refused by no one on SQLite, and by PostgreSQL
+        # with a traceback.
+        field = users._meta.get_field(users.USERNAME_FIELD)
+        try:
+            if isinstance(field, models.Field):
+                field.clean(username, None)
+        except ValidationError as exc:
+            raise CommandError(
+                f"PORTAL_ADMIN_USERNAME is refused, nothing was changed: {' '.join(exc.messages)}"
+            ) from exc
         user = users.objects.filter(username=username).first()
         password = chosen or (kept.read_text().strip() if kept.exists() else "")
         if user is not None and user.has_usable_password() and not chosen:
