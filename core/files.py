@@ -58,6 +58,10 @@ def write_replacing(path: Path, data: bytes) -> None:
     disk) leaves the previous file whole instead of truncated."""
     if not path.parent.is_dir():
         raise NotWritten(path, f"no folder {path.parent}")
+    # Told before a name is made beside it, which a path of no name (``.``,
+    # ``/``, or an empty ``-o ''``) has not.
+    if path.is_dir():
+        raise NotWritten(path, "it is a folder")
     temporary = _temporary(path)
     try:
         # Created as any new file is (the umask applies); a file it replaces

@@ -594,3 +594,9 @@ def test_a_people_file_written_to_while_it_is_read_is_not_imported(tmp_path: Pat
         assert not Person.objects.exists()
     else:  # seen on the read that imports: the people read before are kept
         assert raised.value.returncode == 2
+
+
+@pytest.mark.parametrize("output", ["", ".", "/"])
+def test_an_export_to_a_folder_says_so(output: str) -> None:
+    with pytest.raises(CommandError, match=r"^Cannot write .*: it is a folder\.$"):
+        call_command("export_people", "-o", output, stderr=io.StringIO())
