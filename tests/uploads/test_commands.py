@@ -265,6 +265,18 @@ def test_reprocess_images_can_pick_failed_ones(run: Any, tmp_path: Path) -> None
     assert set(Image.objects.values_list("status", flat=True)) == {"ready"}
 
 
+def test_reprocess_images_refuses_ids_no_image_has_and_queues_nothing(run: Any, tmp_path: Path) -> None:
+    (tmp_path / "a.jpg").write_bytes(corpus.jpeg())
+    run("import_images", str(tmp_path))
+    a = Image.objects.get()
+    with pytest.raises(CommandError) as refused:
+        run("reprocess_images", str(a.pk), str(a.pk + 1), str(a.pk + 7), "--preset", "icon")
+    assert refused.value.returncode == 1
+    assert str(refused.value) == f"No image has the id {a.pk + 1} or {a.pk + 7}. Nothing was queued."
+    a.refresh_from_db()
+    assert (a.preset, a.status) == ("web", "ready")
+
+
 def test_reprocess_images_can_switch_the_preset_of_the_images_it_picks(run: Any, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(corpus.jpeg(corpus.quadrants(800, 600)))
     (tmp_path / "b.png").write_bytes(corpus.png(corpus.quadrants(800, 600)))

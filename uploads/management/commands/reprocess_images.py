@@ -28,6 +28,11 @@ class Command(PortalCommand):
         images = Image.objects.order_by("pk")
         if options["ids"]:
             images = images.filter(pk__in=options["ids"])
+            # A mistyped id was passed over: "0 images queued", exit 0.
+            found = set(images.values_list("pk", flat=True))
+            if missing := sorted(set(options["ids"]) - found):
+                named = ", ".join(map(str, missing[:-1])) + " or " if len(missing) > 1 else ""
+                raise CommandError(f"No image has the id {named}{missing[-1]}. Nothing was queued.")
         if options["status"]:
             images = images.filter(status=options["status"])
         ids: list[int] = []
