@@ -584,15 +584,15 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
         return texts[-1]
 
     try:
-        if fmt == "csv":
-            yield from _csv_people(_lines(texts[0]))
+        if fmt in ("csv", "tsv"):
+            yield from _csv_people(_lines(texts[0]), delimiter="\t" if fmt == "tsv" else ",")
         elif fmt == "json":
             yield from _document_people(_json_rows(texts[0]), fmt)
         elif fmt == "yaml":
             rows = _yaml_rows(texts[0], None if isinstance(chunks, Iterator) else again)
             yield from _document_people(rows, fmt)
         else:
-            raise FormatError(f"unknown format {fmt!r}; use csv, json or yaml")
+            raise FormatError(f"unknown format {fmt!r}; use csv, tsv, json or yaml")
     except FormatError:
         # Told first, as when the file was decoded whole before parsing:
         # bytes further on that are not text.
@@ -729,11 +729,14 @@ def check_table_header(text: str, delimiter: str) -> None:
     _check_header(fieldnames, kind)
 
 
-def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
-    reader = csv.DictReader(lines)
+def _csv_people(lines: Iterator[str], *, delimiter: str) -> Iterator[dict[str, Any]]:
+    """The people of a CSV file, or with ``delimiter`` a tab, of a TSV file
+    (the admin's export offers both)."""
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    reader = csv.DictReader(lines, delimiter=delimiter)
     fault: FormatError | None = None
     try:
-        _check_header(reader.fieldnames, "CSV")
+        _check_header(reader.fieldnames, kind)
         for number, row in enumerate(reader, start=1):
             if fault is not None:
                 continue
@@ -748,7 +751,7 @@ def _csv_people(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
                 continue
             yield person
     except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
-        raise FormatError(f"not valid CSV (line {reader.line_num}): {exc}") from exc
+        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
     if fault is not None:
         raise fault
 

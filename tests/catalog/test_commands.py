@@ -350,6 +350,40 @@ def test_a_username_that_cannot_be_a_url_is_rejected_on_import(tmp_path: Path) -
     assert list(Person.objects.values_list("username", flat=True)) == ["ok"]
 
 
+@pytest.mark.parametrize(("name", "options"), [("people.tsv", []), ("people.txt", ["--format", "tsv"])])
+def test_import_people_reads_a_tsv_file_as_the_admin_import_does(
+    tmp_path: Path, name: str, options: list[str]
+) -> None:
+    path = tmp_path / name
+    path.write_text(PEOPLE_CSV.replace(",", "\t"), encoding="utf-8")
+    assert run("import_people", str(path), *options).strip() == (
+        "2 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    )
+    ada = Person.objects.get(username="afernandez")
+    assert (ada.name, ada.phone, ada.role) == (
+        "Ada Fernández",
+        {"office": "802-867-5309", "cell": "802-867-5310"},
+        "Lead",
+    )
+
+
+def test_import_people_names_a_tsv_header_that_lacks_a_column_as_tsv(tmp_path: Path) -> None:
+    path = tmp_path / "people.tsv"
+    path.write_text("name\tuser\nAnn\tann\n", encoding="utf-8")
+    with pytest.raises(CommandError, match=r"^people\.tsv: the TSV header lacks username$"):
+        run("import_people", str(path))
+    assert not Person.objects.exists()
+
+
+def test_the_admin_tsv_export_imported_by_import_people_changes_nobody(tmp_path: Path) -> None:
+    Person.objects.create(name="Ada", username="ada", phone={"office": "1", "cell": "2"}, department="Eng")
+    path = tmp_path / "people.tsv"
+    path.write_text(PersonResource().export().tsv, encoding="utf-8")
+    assert run("import_people", str(path)).strip() == (
+        "0 people created, 0 updated, 1 skipped as duplicates, 0 rejected."
+    )
+
+
 def test_the_admin_import_export_resource_round_trips_phones() -> None:
 
     Person.objects.create(name="Ada", username="ada", phone={"office": "1", "cell": "2"}, department="Eng")

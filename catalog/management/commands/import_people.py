@@ -21,15 +21,16 @@ CHUNK_BYTES = 256 * 1024
 
 class Command(PortalCommand):
     help = (
-        "Create or update people from a CSV, JSON or YAML file (matched by username). "
-        "CSV header: name,username,phone,department,role (extra columns allowed). Fields the "
+        "Create or update people from a CSV, TSV, JSON or YAML file (matched by username). "
+        "CSV header: name,username,phone,department,role (extra columns allowed; a TSV's the "
+        "same, separated by tabs). Fields the "
         "file does not carry (a missing column, a blank is_active cell) are left as they are."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("file", type=Path)
         parser.add_argument(
-            "--format", choices=["csv", "json", "yaml"], help="Default: from the file's extension."
+            "--format", choices=["csv", "tsv", "json", "yaml"], help="Default: from the file's extension."
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
