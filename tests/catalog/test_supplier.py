@@ -932,3 +932,15 @@ def test_a_photo_far_over_the_byte_limit_is_rejected_without_being_read(
         tracemalloc.stop()
     assert "rejected images/020.jpg: The file is 209,715,200 bytes; the limit is 1,048,576 bytes" in err
     assert peak < 50 * 1024 * 1024, f"{peak:,} bytes allocated"
+
+
+@pytest.mark.parametrize("wait", ["-5", "nan", "inf", "1e400"])
+def test_import_supplier_refuses_a_wait_that_is_no_number_of_seconds_before_importing(
+    delivery: Path, wait: str
+) -> None:
+    # A negative wait gave up at once, and NaN or infinity waited for ever.
+    with pytest.raises(
+        CommandError, match=rf"--wait: must be a number of seconds, 0 or more; it is '{wait}'"
+    ):
+        call_command("import_supplier", str(delivery), "--no-email", "--wait", wait, stdout=io.StringIO())
+    assert not Product.objects.exists()

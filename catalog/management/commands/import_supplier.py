@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ class Command(PortalCommand):
         )
         parser.add_argument(
             "--wait",
-            type=float,
+            type=_seconds,
             default=services.SUPPLIER_WAIT_SECONDS,
             metavar="SECONDS",
             help="How long to wait for the images to be processed before reporting "
@@ -128,3 +130,15 @@ class Command(PortalCommand):
             problems.append("report not written")
         if problems:
             raise CommandError(", ".join(problems) + ".", returncode=2)
+
+
+def _seconds(value: str) -> float:
+    """A wait of ``--wait``: a negative one gave up at once, and NaN or
+    infinity (``float`` reads both) waited for ever."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more; it is {value!r}")
+    return seconds
