@@ -485,19 +485,35 @@ def parse_phone(value: object) -> dict[str, str]:
 def phone_label(label: object, number: str) -> str:
     """The label of ``number`` as every path stores it: trimmed of spaces,
     tabs and line breaks around it. A blank one is refused: it cannot be
-    shown, nor written as ``label: number`` and read back. Nor is a label of
-    no finite number (YAML's ``.nan``), nor a null one (YAML's ``~``)."""
-    if _not_finite(label):
+    shown, nor written as ``label: number`` and read back. So is a label
+    that is not text, which only a YAML file gives (a key of JSON is text):
+    YAML reads an unquoted ``yes``, ``on`` or ``no`` as a boolean, ``~`` as
+    null, ``2024-01-02`` as a date and ``1:30`` as the number 90, which
+    would be stored as "True", "None" or "90", not the label the file shows."""
+    if not isinstance(label, str):
         raise FormatError(
-            f"the label of the phone number {quoted(number)} must be text or a finite number, not {label}"
+            f"the label of the phone number {quoted(number)} must be text, not {_read_as(label)}: quote it"
         )
-    if label is None:
-        # YAML's ~ or null as a key: it would be stored as the text "None".
-        raise FormatError(f"the label of the phone number {quoted(number)} must be text, not null")
-    text = str(label).strip()
+    text = label.strip()
     if not text:
         raise FormatError(f"the phone number {quoted(number)} has a blank label")
     return text
+
+
+def _read_as(value: object) -> str:
+    """``value``, which is not text, as a refusal names it: by its type
+    alone when it is no scalar, not spelt out (YAML's aliases make a short
+    file a huge one)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        words = "yes, on or true" if value else "no, off or false"
+        return f"{str(value).lower()} (as YAML reads an unquoted {words})"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    if isinstance(value, dt.date):
+        return f"the date {value.isoformat()}"
+    return type(value).__name__
 
 
 def phones_by_label(pairs: Iterable[tuple[object, str]]) -> dict[str, str]:

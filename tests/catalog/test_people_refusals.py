@@ -210,19 +210,47 @@ NOT_FINITE = {
     "YAML .nan as a phone label": (
         "people.yaml",
         b"- {name: Ann, username: ann, phone: {.nan: 555}}\n",
-        "person 1: the label of the phone number '555' must be text or a finite number, not nan",
-    ),
-    "YAML ~ as a phone label": (
-        "people.yaml",
-        b"- {name: Ann, username: ann, phone: {~: 555}}\n",
-        "person 1: the label of the phone number '555' must be text, not null",
-    ),
-    "YAML null as a phone label": (
-        "people.yaml",
-        b"- name: Ann\n  username: ann\n  phone:\n    cell: 556\n    null: 555\n",
-        "person 1: the label of the phone number '555' must be text, not null",
+        "person 1: the label of the phone number '555' must be text, not the number nan: quote it",
     ),
 }
+
+# A phone label YAML reads as no text: stored, ``str`` made another label of
+# it than the file shows ("True", "None", "90").
+NOT_TEXT_LABELS = {
+    "yes": ("{yes: 555}", "true (as YAML reads an unquoted yes, on or true)"),
+    "On": ("{On: 555}", "true (as YAML reads an unquoted yes, on or true)"),
+    "true": ("{true: 555}", "true (as YAML reads an unquoted yes, on or true)"),
+    "no": ("{no: 555}", "false (as YAML reads an unquoted no, off or false)"),
+    "off": ("{cell: 556, off: 555}", "false (as YAML reads an unquoted no, off or false)"),
+    "~": ("{~: 555}", "null"),
+    "null": ("\n    cell: 556\n    null: 555", "null"),
+    "a number": ("{2: 555}", "the number 2"),
+    "a number of minutes": ("{1:30: 555}", "the number 90"),
+    "a hexadecimal number": ("{0x1F: 555}", "the number 31"),
+    "a date": ("{2024-01-02: 555}", "the date 2024-01-02"),
+}
+
+
+@pytest.mark.parametrize(("phone", "label"), NOT_TEXT_LABELS.values(), ids=NOT_TEXT_LABELS.keys())
+def test_a_yaml_phone_label_that_is_not_text_is_refused_saying_to_quote_it(
+    importer: Client, tmp_path: Path, phone: str, label: str
+) -> None:
+    content = f"- name: Ann\n  username: ann\n  phone: {phone}\n".encode()
+    reason = f"person 1: the label of the phone number '555' must be text, not {label}: quote it"
+    assert_file_refused(importer, tmp_path, "people.yaml", content, reason)
+
+
+def test_a_quoted_yaml_phone_label_is_the_text_it_shows_on_both_paths(
+    importer: Client, tmp_path: Path
+) -> None:
+    content = b"- {name: Ann, username: ann, phone: {'yes': 555, \"~\": 556, '1:30': 557}}\n"
+    phone = {"yes": "555", "~": "556", "1:30": "557"}
+    command_import(tmp_path, "people.yaml", content)
+    assert list(Person.objects.values_list("phone", flat=True)) == [phone]
+
+    Person.objects.all().delete()
+    admin_import(importer, "people.yaml", content)
+    assert list(Person.objects.values_list("phone", flat=True)) == [phone]
 
 
 def assert_file_refused(importer: Client, tmp_path: Path, name: str, content: bytes, reason: str) -> None:
