@@ -36,6 +36,7 @@ from core.admin_filters import KnownValuesFilter, TypedValuesFilter
 from core.admin_import import ABSENT, BatchedModelResource, ImportPreviewMixin, dataset_of_rows
 from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
+from core.quoting import quoted
 from uploads.admin import thumbnail
 
 # The code of the import form's error for a file of no people.
@@ -497,7 +498,7 @@ class ProductAdmin(
             day = formats.parse_date(raw)
         except formats.FormatError:
             return HttpResponseBadRequest(
-                f"date must be {formats.DATE_FORM}, got {formats.quoted(raw)}", content_type="text/plain"
+                f"date must be {formats.DATE_FORM}, got {quoted(raw)}", content_type="text/plain"
             )
         changed = selectors.products_with_images().filter(updated_at__date=day)
         products = list(changed.order_by("name")[: REPORT_MAX_PRODUCTS + 1])

@@ -27,6 +27,7 @@ from typing import Any
 import yaml
 
 from core import dropfolder, spreadsheets
+from core.quoting import quoted
 
 PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
 PEOPLE_EXTRA_FIELDS = ("email", "is_active")
@@ -206,25 +207,6 @@ class ReviewRecord:
 # all of them alike. The API, whose schema says ``format: date`` (RFC 3339's
 # full-date), takes it ``exact``: the ten characters of ``2024-01-02`` alone.
 DATE_FORM = "YYYY-MM-DD"
-
-
-# How much of a refused value an error quotes: a line of a megabyte quoted
-# whole made an error as long, on the page and in the log.
-QUOTED = 60
-
-
-def quoted(value: object) -> str:
-    """``value`` as an error quotes it (its repr), cut to ``QUOTED``
-    characters with the length it had: a text's own characters, or those of
-    the repr of anything else (a list or mapping of a JSON body)."""
-    if isinstance(value, str):
-        if len(value) > QUOTED:
-            return f"{value[:QUOTED]!r}… ({len(value):,} characters)"
-        return repr(value)
-    shown = repr(value)
-    if len(shown) > QUOTED:
-        return f"{shown[:QUOTED]}… ({len(shown):,} characters)"
-    return shown
 
 
 def parse_date(value: str, *, exact: bool = False) -> dt.date:
@@ -442,10 +424,10 @@ def parse_phone(value: object) -> dict[str, str]:
             if number is None:
                 continue
             if not isinstance(number, _SCALARS):
-                raise FormatError(f"the phone number for {str(label)[:40]!r} must be text")
+                raise FormatError(f"the phone number for {quoted(str(label))} must be text")
             if _not_finite(number):
                 raise FormatError(
-                    f"the phone number for {str(label)[:40]!r} must be text or a finite number, not {number}"
+                    f"the phone number for {quoted(str(label))} must be text or a finite number, not {number}"
                 )
             if str(number).strip():
                 labelled.append((label, str(number).strip()))
@@ -459,7 +441,7 @@ def parse_phone(value: object) -> dict[str, str]:
         try:
             return parse_phone(json.loads(text))
         except json.JSONDecodeError as exc:
-            raise FormatError(f"phone is not valid JSON: {text[:80]!r}") from exc
+            raise FormatError(f"phone is not valid JSON: {quoted(text)}") from exc
         except RecursionError:
             raise FormatError("phone is not valid JSON: nested too deep") from None
     phones: dict[str, str] = {}

@@ -21,6 +21,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import normalize_newlines
 
+from core.quoting import quoted
 from core.validation import NullCharactersRefused
 from uploads.models import STEM_MAX_LENGTH, file_stem
 
@@ -75,7 +76,7 @@ def validate_phone(phones: Mapping[Any, Any]) -> None:
             if len(label) > PHONE_LABEL_MAX_LENGTH:
                 # Its start alone: the whole would fill the page that refuses it.
                 raise ValidationError(
-                    f"The phone label {label[:40]!r}… is longer than {PHONE_LABEL_MAX_LENGTH} characters.",
+                    f"The phone label {quoted(label)} is longer than {PHONE_LABEL_MAX_LENGTH} characters.",
                     code="max_length",
                 )
             validate_no_direction_controls(label, what=f"The phone label {label!r}")

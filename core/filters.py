@@ -13,6 +13,8 @@ from django_filters.widgets import BooleanWidget
 from rest_framework import exceptions, filters
 from rest_framework.request import Request
 
+from core.quoting import quoted
+
 if TYPE_CHECKING:
     from rest_framework.views import APIView
 
@@ -70,7 +72,7 @@ class StrictBooleanField(forms.NullBooleanField):
             raise ValidationError(
                 "%(name)s takes true or false (or 1 or 0), not %(value)s.",
                 code="invalid",
-                params={"name": self.parameter or "This filter", "value": repr(str(value)[:40])},
+                params={"name": self.parameter or "This filter", "value": quoted(str(value))},
             )
         return read
 

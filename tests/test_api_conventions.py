@@ -202,6 +202,19 @@ def test_a_yes_or_no_filter_refuses_a_value_it_cannot_read_naming_the_words_it_t
 
 
 @pytest.mark.parametrize(("endpoint", "parameter"), [(e, p) for e, p, _ in boolean_filters()])
+def test_a_yes_or_no_filter_quotes_a_long_value_cut_with_its_length(
+    token_client: APIClient, endpoint: str, parameter: str
+) -> None:
+    """Its start alone would read as the whole of what was sent."""
+    value = "yes" * 300
+    response = token_client.get(endpoint, {parameter: value})
+
+    assert response.status_code == 400, response.content
+    quoted = f"{value[:60]!r}… (900 characters)"
+    assert response.json() == {parameter: [f"{parameter} takes true or false (or 1 or 0), not {quoted}."]}
+
+
+@pytest.mark.parametrize(("endpoint", "parameter"), [(e, p) for e, p, _ in boolean_filters()])
 @pytest.mark.parametrize("value", ["true", "false", "True", "FALSE", "1", "0", ""])
 def test_a_yes_or_no_filter_reads_the_words_it_always_read(
     token_client: APIClient, endpoint: str, parameter: str, value: str

@@ -34,6 +34,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.urls import reverse
 
+from core.quoting import quoted
 from uploads import processing, sandbox, services, storage
 from uploads.models import Image, Rendition
 
@@ -158,7 +159,7 @@ def parse_spec(text: str) -> Spec:
     match = _SPEC.match(text)
     if match is None:
         raise SpecInvalid(
-            f"Unknown size {text[:40]!r}: use fill-WxH (cropped around the focal point), width-W or "
+            f"Unknown size {quoted(text)}: use fill-WxH (cropped around the focal point), width-W or "
             f"max-WxH (fitted inside), with whole numbers of pixels and no leading zeros."
         )
     if match["width"]:
@@ -193,7 +194,7 @@ def parse_format(text: str) -> str:
     fmt = "jpeg" if fmt == "jpg" else fmt
     if fmt not in formats():
         raise SpecInvalid(
-            f"Unknown format {text[:20]!r}: renditions on demand are made as {', '.join(formats())}."
+            f"Unknown format {quoted(text)}: renditions on demand are made as {', '.join(formats())}."
         )
     return fmt
 

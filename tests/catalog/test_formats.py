@@ -160,8 +160,9 @@ def test_a_refused_weight_is_told_the_rule_it_broke(value: str, message: str) ->
         (formats.parse_weight, "+" + "5" * 50_000 + " kg"),
         (formats.parse_weight, "1_000" * 10_000),
         (formats.parse_date, "2024-01-02" * 10_000),
+        (formats.parse_phone, '{"office": "' + "5" * 10_000),
     ],
-    ids=["weight", "weight with separators", "date"],
+    ids=["weight", "weight with separators", "date", "phone of JSON"],
 )
 def test_a_long_refused_value_is_quoted_cut_with_its_length(
     read: Callable[[str], object], value: str
@@ -171,6 +172,13 @@ def test_a_long_refused_value_is_quoted_cut_with_its_length(
     message = str(refused.value)
     assert len(message) < 200
     assert f"{value[:60]!r}… ({len(value):,} characters)" in message
+
+
+def test_the_long_label_of_a_refused_phone_number_is_quoted_cut_with_its_length() -> None:
+    label = "cell" * 1000
+    with pytest.raises(formats.FormatError) as refused:
+        formats.parse_phone({label: ["555"]})
+    assert str(refused.value) == f"the phone number for {label[:60]!r}… (4,000 characters) must be text"
 
 
 @pytest.mark.parametrize("value", [[1] * 100_000, {"lbs": "5" * 100_000}], ids=["list", "mapping"])

@@ -167,7 +167,7 @@ def test_a_phone_label_longer_than_the_limit_is_refused_on_every_path(
     label = "x" * 5000
     said = refusals(staff, admin_client, importer, tmp_path, person(phone={label: "555"}))
 
-    reason = f"The phone label {'x' * 40!r}… is longer than {PHONE_LABEL_MAX_LENGTH} characters."
+    reason = f"The phone label {'x' * 60!r}… (5,000 characters) is longer than {PHONE_LABEL_MAX_LENGTH} characters."
     assert said["api"] == {"phone": [reason]}
     assert reason in said["admin form"]
     assert f"rejected ghopper: phone: {reason}" in said["import_people"]

@@ -95,6 +95,18 @@ def test_a_malformed_spec_is_refused_with_the_forms_allowed(text: str) -> None:
         ondemand.parse_spec(text)
 
 
+@pytest.mark.parametrize(
+    ("read", "text"),
+    [(ondemand.parse_spec, "fill-" + "9x" * 500), (ondemand.parse_format, "png" * 400)],
+    ids=["size", "format"],
+)
+def test_a_long_refused_spec_is_quoted_cut_with_its_length(read: Callable[[str], object], text: str) -> None:
+    """Its start alone would read as the whole of what was asked for."""
+    with pytest.raises(ondemand.SpecInvalid) as refused:
+        read(text)
+    assert f"{text[:60]!r}… ({len(text):,} characters):" in str(refused.value)
+
+
 def test_a_size_over_the_limit_is_refused_naming_the_limit(settings: Any) -> None:
     settings.IMAGE_ONDEMAND_MAX_SIZE = 2000
     assert ondemand.parse_spec("fill-2000x10").width == 2000
