@@ -825,6 +825,10 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 _JSON_DECODER = json.JSONDecoder(object_pairs_hook=_json_object)
 _JSON_NOT_SPACE = re.compile(r"[^ \t\n\r]")
+# A string, skipped whole (digits in it are no number), or a number as the
+# decoder reads it: ``int()`` makes it of its integer part alone, and
+# ``float()`` of one with a fraction or an exponent.
+_JSON_TOKEN = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(?P<integer>-?(?:0|[1-9][0-9]*))(?P<rest>[.eE])?')
 # How close to the end of what has been read a fault of a value may be and
 # still be the value cut short there ("tru", "-Infinit", "\u00").
 _JSON_CUT = 16
@@ -876,6 +880,20 @@ class _JsonReader:
         column = at - last if last >= 0 else self._base + at - self._line_start + 1
         return FormatError(f"not valid JSON: {message}: line {line} column {column} (char {self._base + at})")
 
+    def _too_long_error(self, exc: ValueError) -> FormatError:
+        """The refusal of a number the decoder found but ``int()`` would not
+        read (past ``sys.get_int_max_str_digits()``), told where the number
+        starts: the decoder's ValueError tells no place, and the value being
+        read (a whole person, or the file's one list) starts elsewhere.
+        Where no such number is found, no place is told rather than one that
+        is not the number's."""
+        limit = sys.get_int_max_str_digits()
+        for token in _JSON_TOKEN.finditer(self._buffer, self._at):
+            number = token["integer"]
+            if number and not token["rest"] and len(number.lstrip("-")) > limit > 0:
+                return self.error(_too_long(exc), token.start())
+        return FormatError(f"not valid JSON: {_too_long(exc)}")
+
     def peek(self, *, space: bool = False) -> str:
         """The next character but spaces ("" at the end); with ``space``, the
         next character."""
@@ -903,7 +921,7 @@ class _JsonReader:
                 if self._eof or not cut:
                     raise self.error(exc.msg, exc.pos) from None
             except ValueError as exc:
-                raise self.error(_too_long(exc)) from None
+                raise self._too_long_error(exc) from None
             else:
                 # A number at the end may go on ("1" of "1.5e3").
                 if self._eof or end <= len(self._buffer) - 3:

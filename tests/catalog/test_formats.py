@@ -842,6 +842,33 @@ def test_a_large_yaml_people_file_is_read_in_little_memory(again: bool) -> None:
     assert peak < len(raw) / 2, f"peak {peak:,} bytes"
 
 
+TOO_LONG = b"9" * 5000  # past int()'s 4,300 digits
+
+
+@pytest.mark.parametrize(
+    ("before", "number", "after"),
+    [
+        (b'[{"name": "Ann", "username": "ann"},\n {"name": "Bob", "username": ', TOO_LONG, b"}]"),
+        (b'{"people": [\n  {"name": "Bob", "username": ', b"-" + TOO_LONG, b"}]}"),
+        (b'{"name": "Ann",\n "username": ', TOO_LONG, b"}"),
+        # Digits, and a quote escaped, in a string before it are no number.
+        (b'[{"name": "Bob \\" ' + TOO_LONG + b'",\n  "role": 1.5e3, "username": ', TOO_LONG, b"}]"),
+    ],
+    ids=["second person", "people of an object", "one person", "after a string of digits"],
+)
+def test_a_json_number_too_long_to_read_is_placed_where_it_starts(
+    before: bytes, number: bytes, after: bytes
+) -> None:
+    """Not where the value it is in starts: a whole person, or the file's list."""
+    raw = before + number + after
+    line, column = before.count(b"\n") + 1, len(before) - before.rfind(b"\n")
+    reason = (
+        f"not valid JSON: a number longer than 4,300 digits: line {line} column {column} (char {len(before)})"
+    )
+    for size in (len(raw), 1000, 7):
+        assert people_in_pieces(raw, size, "json") == reason
+
+
 def test_a_long_json_value_is_put_together_once_per_doubling_not_once_per_piece(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -277,6 +277,14 @@ def test_a_number_of_no_finite_value_where_text_goes_is_refused_naming_the_field
     assert_file_refused(importer, tmp_path, name, content, reason)
 
 
+def test_a_json_number_too_long_to_read_is_refused_naming_its_line_and_column(
+    importer: Client, tmp_path: Path
+) -> None:
+    content = b'[{"name": "Ann", "username": "ann"},\n {"name": "Bob", "username": ' + b"9" * 5000 + b"}]"
+    reason = "not valid JSON: a number longer than 4,300 digits: line 2 column 30 (char 66)"
+    assert_file_refused(importer, tmp_path, "people.json", content, reason)
+
+
 def test_a_finite_number_where_text_goes_is_still_the_text_it_reads_as(tmp_path: Path) -> None:
     path = tmp_path / "people.json"
     path.write_text('[{"name": "Ann", "username": 1042, "role": 7, "phone": {"office": 8028675309}}]')
