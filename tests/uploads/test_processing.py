@@ -605,6 +605,36 @@ def test_a_pngs_first_colour_profile_is_the_one_honoured_as_browsers_do() -> Non
     assert close_to(actual, expected, 3), (actual, expected)
 
 
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+def _png_profile_where(*chunks: bytes) -> bytes:
+    """A 64x48 RGB PNG of (220, 60, 40) with a Display P3 profile, its
+    ``IDAT`` and ``iCCP`` chunks in the order ``chunks`` gives them."""
+    body = {
+        b"IDAT": zlib.compress((b"\0" + bytes((220, 60, 40)) * 64) * 48),
+        b"iCCP": b"P3\0\0" + zlib.compress(corpus.display_p3_profile()),
+    }
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 64, 48, 8, 2, 0, 0, 0))
+        + b"".join(_png_chunk(kind, body[kind]) for kind in chunks)
+        + _png_chunk(b"IEND", b"")
+    )
+
+
+def test_a_small_png_colour_profile_after_the_pixel_data_is_ignored_as_browsers_do() -> None:
+    # The PNG specification puts iCCP before the first IDAT; libpng ignores
+    # one after it ("out of place"), where Pillow applies it on loading.
+    honoured = rgb_at(opened(process(_png_profile_where(b"iCCP", b"IDAT"), PNG_ONLY).outputs[0]), (32, 24))
+    expected = _expected((220, 60, 40), P3_TO_SRGB, functools.partial(_srgb))
+    assert close_to(honoured, expected, 3), (honoured, expected)  # in its place, it changes the colours
+
+    late = rgb_at(opened(process(_png_profile_where(b"IDAT", b"iCCP"), PNG_ONLY).outputs[0]), (32, 24))
+    assert late == (220, 60, 40)
+
+
 def test_a_png_of_many_colour_profiles_unpacks_only_its_first(monkeypatch: pytest.MonkeyPatch) -> None:
     # Each unpacks to 8 MB from 8 KB: a 25 MB upload of them took minutes
     # to check, all but the first ignored by browsers.
