@@ -188,6 +188,9 @@ CUT_LIST_HEADERS = [
 class LabFeedbackView(LabView):
     public_page = "catalog:review-list"
     api_list = "feedback-cursor"
+    # The published ones: a caller who may moderate reviews sees the others
+    # there too, which this list neither shows nor counts.
+    api_list_query = "?status=published"
 
     @extend_schema(
         responses=LabFeedbackSerializer(many=True),

@@ -288,9 +288,23 @@ def test_a_feedback_list_past_the_limit_has_the_newest_and_says_where_the_rest_a
     assert response["X-Total-Count"] == "5"
     url, rel = response["Link"].split("; ")
     assert rel == 'rel="alternate"'
-    assert url == "<http://testserver/api/v1/feedback/cursor/>"
+    assert url == "<http://testserver/api/v1/feedback/cursor/?status=published>"
     walked = client.get(url.strip("<>")).json()["results"]
     assert [r["date"] for r in walked] == [f"2024-01-0{day}" for day in range(5, 0, -1)]
+
+
+def test_the_list_a_cut_feedback_list_points_at_holds_what_it_counts_for_a_moderator_too(
+    client: Client, token_client: Any, list_limit: int
+) -> None:
+    for day in range(1, 6):
+        client.post("/feedback/", {**REVIEW, "date": f"2024-01-0{day}"}, content_type="application/json")
+    hidden = Feedback.objects.create(title="Spam", date=dt.date(2024, 1, 9), status=Feedback.Status.HIDDEN)
+    # A token that may moderate reviews sees hidden ones in the API's lists.
+    response = token_client.get("/feedback/")
+    assert hidden.pk not in {r["id"] for r in response.json()}
+    walked = token_client.get(response["Link"].split(";")[0].strip("<>")).json()["results"]
+    assert len(walked) == int(response["X-Total-Count"]) == 5
+    assert hidden.pk not in {r["id"] for r in walked}
 
 
 def test_a_fruit_list_past_the_limit_has_the_newest_in_the_order_they_were_added(
