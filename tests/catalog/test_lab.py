@@ -539,6 +539,48 @@ def test_reviews_differing_in_any_field_are_each_held(client: Client) -> None:
 BOM = "\ufeff"
 
 
+# What ``requests.post(url, data=...)`` sends for the lines of a review file
+# saved as Latin-1 and read as bytes: "Café" is 43 61 66 E9, no UTF-8.
+LATIN_1_FORM = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"title=Caf%E9&name=Ann&date=2017-12-21&feedback=Good.",
+        b"title=Great&name=Ann&date=2017-12-21&feedback=Tr%E8s+bon.",
+    ],
+    ids=["title", "feedback"],
+)
+def test_a_form_value_that_is_not_utf8_is_refused_naming_its_field(client: Client, body: bytes) -> None:
+    response = client.post("/feedback/", body, content_type=LATIN_1_FORM)
+    assert response.status_code == 400
+    field = "title" if b"Caf" in body else "feedback"
+    assert response.json() == {field: ["Not UTF-8 text; send the text as UTF-8."]}
+    assert not Feedback.objects.exists()
+
+
+def test_a_form_body_of_bytes_that_are_not_utf8_is_refused(client: Client) -> None:
+    response = client.post("/fruits/", "name=Café&weight=5".encode("latin-1"), content_type=LATIN_1_FORM)
+    assert response.status_code == 400
+    assert "not UTF-8 text" in response.json()["detail"]
+    assert not Product.objects.exists()
+
+
+def test_a_replacement_character_sent_as_utf8_is_kept(client: Client) -> None:
+    body = b"title=%EF%BF%BD&name=Ann&date=2017-12-21&feedback=Good."
+    response = client.post("/feedback/", body, content_type=LATIN_1_FORM)
+    assert response.status_code == 201
+    assert response.json()["title"] == "\ufffd"
+
+
+def test_a_form_in_latin1_that_says_so_is_read(client: Client) -> None:
+    body = b"title=Caf%E9&name=Ann&date=2017-12-21&feedback=Good."
+    response = client.post("/feedback/", body, content_type=f"{LATIN_1_FORM}; charset=latin-1")
+    assert response.status_code == 201
+    assert response.json()["title"] == "Café"
+
+
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
 def test_the_byte_order_mark_a_windows_file_starts_with_is_no_part_of_a_review(
     client: Client, as_json: bool
