@@ -517,3 +517,11 @@ def test_the_schema_gives_a_review_date_and_its_filters_as_full_dates(visitor: A
     assert (review["type"], review["format"]) == ("string", "date")
     for name in ("date_after", "date_before"):
         assert parameters[name] == {"type": "string", "format": "date"}
+
+
+def test_a_review_posted_as_a_form_in_latin1_is_refused_naming_the_field_not_stored_garbled() -> None:
+    body = b"title=Caf%E9&name=Ada&date=2024-05-01&text=Crisp."  # "Café" saved as Latin-1
+    response = APIClient().post(LIST, body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.json() == {"title": ["Not UTF-8 text; send the text as UTF-8."]}
+    assert not Feedback.objects.exists()
