@@ -151,9 +151,10 @@ def phone_too_long_message(label: str) -> str:
 
 
 class Product(NullCharactersRefused, models.Model):
-    name = models.CharField(max_length=200)
+    # Shown in the catalog, on the product's page and in the supplier report.
+    name = models.CharField(max_length=200, validators=[validate_no_direction_controls])
     weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
-    description = models.TextField(blank=True)
+    description = models.TextField(blank=True, validators=[validate_no_direction_controls])
     # The file name the supplier used; links the product to its image.
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
     # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are

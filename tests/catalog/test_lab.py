@@ -685,3 +685,19 @@ def test_a_photo_sent_again_once_its_image_changed_is_a_new_image(
     assert again.json()["id"] != first
     assert Image.objects.count() == 2
     assert Product.objects.get().image_id == again.json()["id"]
+
+
+@pytest.mark.parametrize("field", ["name", "description"])
+def test_a_fruit_whose_text_holds_a_direction_control_is_refused_naming_it(
+    client: Client, token_client: Any, field: str
+) -> None:
+    # "Apple \u202eegnaro" shows in the catalog and its report as "Apple orange".
+    fruit = {**FRUIT, field: "Apple \u202eegnaro"}
+    reason = "The text cannot contain the direction control U+202E, which changes how it reads on screen."
+    response = client.post("/fruits/", fruit, content_type="application/json")
+    assert response.status_code == 400
+    assert response.json() == {field: [reason]}
+    response = token_client.post("/api/v1/products/", fruit, format="json")
+    assert response.status_code == 400
+    assert response.json() == {field: [reason]}
+    assert not Product.objects.exists()

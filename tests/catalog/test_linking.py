@@ -194,6 +194,19 @@ def test_deleting_the_photo_a_product_shows_gives_it_the_one_before(
     assert image_of(product) is None
 
 
+def test_a_product_kept_from_before_a_rule_of_its_text_still_gets_the_photo_before_when_one_goes(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    product, older, newer = two_photos(upload, "020")
+    # Written before products refused direction controls: a relink changes
+    # its image alone, and is no moment to refuse the rest of it.
+    Product.objects.filter(pk=product.pk).update(name="Apple \u202eegnaro")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=newer)
+    assert image_of(product) == older
+
+
 def test_a_failed_photo_processed_again_is_shown_again(
     upload: Upload, django_capture_on_commit_callbacks: Any
 ) -> None:
