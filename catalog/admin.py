@@ -34,7 +34,7 @@ from core.admin_delete import CountedDeleteMixin
 from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import KnownValuesFilter, TypedValuesFilter
 from core.admin_import import ABSENT, BatchedModelResource, ImportPreviewMixin, dataset_of_rows
-from core.admin_limits import DateHierarchyMixin, IndexOrderedMixin, SearchLimitMixin
+from core.admin_limits import DateHierarchyMixin, FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from core.quoting import quoted
 from uploads.admin import thumbnail
@@ -268,6 +268,7 @@ class PersonForm(forms.ModelForm[Person]):
 
 @admin.register(Person)
 class PersonAdmin(
+    FilterLimitMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
     CountedDeleteMixin,
@@ -418,7 +419,12 @@ class ProductForm(forms.ModelForm[Product]):
 
 @admin.register(Product)
 class ProductAdmin(
-    EstimatedCountMixin, SearchLimitMixin, ValidSelectionMixin, CountedDeleteMixin, admin.ModelAdmin[Product]
+    EstimatedCountMixin,
+    FilterLimitMixin,
+    SearchLimitMixin,
+    ValidSelectionMixin,
+    CountedDeleteMixin,
+    admin.ModelAdmin[Product],
 ):
     form = ProductForm
     list_display = ["image_thumbnail", "name", "weight", "image_name", "is_demo", "updated_at"]
@@ -548,6 +554,7 @@ class FeedbackAdmin(
     IndexOrderedMixin,
     EstimatedCountMixin,
     DateDrillDownMixin,
+    FilterLimitMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
     CountedDeleteMixin,

@@ -10,9 +10,10 @@ from urllib.parse import urlencode
 from django.conf import settings
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import SEARCH_VAR, ChangeList
-from django.core.exceptions import FieldDoesNotExist
-from django.db import connections
+from django.core.exceptions import EmptyResultSet, FieldDoesNotExist, FullResultSet
+from django.db import NotSupportedError, connections
 from django.db.models import OrderBy, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.utils.text import smart_split
 from django.utils.timezone import make_aware
@@ -45,6 +46,66 @@ class SearchLimitMixin:
                 return error_response(request, 400, "Bad request", refused)
         response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
         return response
+
+
+# Lookups no list takes from its address: each database reads a pattern its
+# own way and fails on one it cannot read (SQLite's with Python's error, a
+# 503; PostgreSQL's with a DataError, a 500), and no link of the admin
+# filters by one.
+PATTERN_LOOKUPS = frozenset({"regex", "iregex"})
+# The integers a column holds (a signed 64-bit one): SQLite's driver cannot
+# send a larger one at all.
+INTEGER_BOUND = 2**63
+
+
+def unrunnable_filter(queryset: QuerySet[Any]) -> str | None:
+    """Why no database runs the statement of ``queryset``, when its filters
+    fail only once it is made or sent; else None.
+
+    Django checks a filter's value as it builds the query, but not a number
+    past any column's in ``pk__in`` or a relation's lookup (``?photo=10**20``),
+    a year no date has (``?created_at__year=99999``, ``10**20``) or a range
+    of one value (``?pk__range=1``): each failed as the page was drawn."""
+    try:
+        _, params = queryset.query.get_compiler(queryset.db).as_sql()
+    except (EmptyResultSet, FullResultSet):
+        return None  # a condition nothing (or everything) meets: the statement is sound
+    except (ValueError, TypeError, IndexError, OverflowError, NotSupportedError) as exc:
+        return f"the filter cannot be applied ({type(exc).__name__})"
+    for value in params:
+        if isinstance(value, int) and not -INTEGER_BOUND <= value < INTEGER_BOUND:
+            return f"a number past any column's: {value}"
+    return None
+
+
+class CheckedFilterChangeList(ChangeList):
+    """A list whose filters from its address no database can run (see
+    ``unrunnable_filter``) is refused as the admin refuses any filter it
+    cannot apply (``?e=1``), in the list and in the export page that takes
+    the list's filters."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> Any:
+        queryset = super().get_queryset(request, exclude_parameters)
+        refused = unrunnable_filter(queryset)
+        if refused is not None:
+            raise IncorrectLookupParameters(refused)
+        return queryset
+
+
+class FilterLimitMixin:
+    """For a ModelAdmin: its list refuses a filter by a pattern (400, as a
+    lookup the admin does not allow) and one no database can run (see
+    CheckedFilterChangeList)."""
+
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+        if lookup.rsplit(LOOKUP_SEP, 1)[-1] in PATTERN_LOOKUPS:
+            return False
+        allowed: bool = super().lookup_allowed(lookup, value, request)  # type: ignore[misc]
+        return allowed
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        changelist: type[ChangeList] = super().get_changelist(request, **kwargs)  # type: ignore[misc]
+        return mixed(CheckedFilterChangeList, changelist)
 
 
 DRILL_DOWN_PARTS = ("year", "month", "day")

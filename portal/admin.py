@@ -26,7 +26,7 @@ from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
-from core.admin_limits import SearchLimitMixin
+from core.admin_limits import FilterLimitMixin, SearchLimitMixin
 
 # As much of a key as pages show: enough to tell two tokens apart.
 KEY_PREFIX_LENGTH = 6
@@ -47,7 +47,7 @@ if admin.site.is_registered(TokenProxy):
 
 
 @admin.register(TokenProxy)
-class TokenAdmin(SearchLimitMixin, StockTokenAdmin):
+class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
     list_display = ("prefix", "user", "created")
     readonly_fields = ("prefix", "created")
 
@@ -152,11 +152,11 @@ class LabelledSplitDateTime(AdminSplitDateTime):
 
 
 @admin.register(User)
-class UserAdmin(SearchLimitMixin, auth_admin.UserAdmin[User]):
+class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
     # A user's last login and joining date: the only date and time a page edits.
     formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
 
 
 @admin.register(Group)
-class GroupAdmin(SearchLimitMixin, auth_admin.GroupAdmin):
+class GroupAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.GroupAdmin):
     pass

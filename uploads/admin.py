@@ -21,7 +21,7 @@ from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_filters import KnownValuesFilter
-from core.admin_limits import IndexOrderedMixin, SearchLimitMixin
+from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.limits import accepts_files
 from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
@@ -230,6 +230,7 @@ def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | Non
 class ImageAdmin(
     IndexOrderedMixin,
     EstimatedCountMixin,
+    FilterLimitMixin,
     SearchLimitMixin,
     ValidSelectionMixin,
     CountedDeleteMixin,
