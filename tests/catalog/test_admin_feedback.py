@@ -641,3 +641,47 @@ def test_the_walk_of_the_dates_ends_where_a_date_past_9999_has_five_digits(
         sqlite.set_progress_handler(None, 0)
 
     assert found == list(Feedback.objects.dates("date", kind))
+
+
+@pytest.mark.parametrize(
+    ("changelist", "make", "action"),
+    [
+        (REVIEWS, FeedbackFactory, "export_admin_action"),
+        (REVIEWS, FeedbackFactory, "publish"),
+        (REVIEWS, FeedbackFactory, "delete_selected"),
+        ("/admin/catalog/person/", PersonFactory, "delete_selected"),
+        ("/admin/catalog/product/", ProductFactory, "delete_selected"),
+    ],
+)
+def test_an_action_on_rows_all_deleted_meanwhile_says_so_and_does_nothing(
+    admin_client: Client, changelist: str, make: Any, action: str
+) -> None:
+    """Another admin deleted every selected row while the list was open:
+    the export led to a page refusing its own address (400), and a deletion
+    asked to confirm the deletion of nothing."""
+    rows = [make(), make()]
+    kept = make()
+    selected = [str(row.pk) for row in rows]
+    type(kept).objects.filter(pk__in=selected).delete()
+
+    response = admin_client.post(changelist, {"action": action, "_selected_action": selected}, follow=True)
+
+    assert response.redirect_chain == [(changelist, 302)]
+    told = [str(m) for m in response.context["messages"]]
+    assert any("meanwhile" in line and "nothing was done" in line for line in told), told
+    assert type(kept).objects.filter(pk=kept.pk).exists()
+
+
+def test_an_action_on_rows_some_deleted_meanwhile_acts_on_the_others(admin_client: Client) -> None:
+    gone, left = (
+        FeedbackFactory(status=Feedback.Status.HIDDEN),
+        FeedbackFactory(status=Feedback.Status.HIDDEN),
+    )
+    selected = [str(gone.pk), str(left.pk)]
+    gone.delete()
+
+    response = admin_client.post(REVIEWS, {"action": "publish", "_selected_action": selected}, follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == ["1 review(s) published."]
+    left.refresh_from_db()
+    assert left.status == Feedback.Status.PUBLISHED

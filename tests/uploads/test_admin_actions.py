@@ -23,6 +23,25 @@ def test_an_action_on_ids_that_are_not_ids_is_a_bad_request(admin_client: Client
     assert response.status_code == 400
 
 
+def test_reprocessing_images_all_deleted_meanwhile_says_so(admin_client: Client, commit: Any) -> None:
+    image = ImageFactory(size=(64, 48))
+    selected = [str(image.pk)]
+    with commit():
+        image.delete()
+
+    response = admin_client.post(
+        "/admin/uploads/image/?status=ready",
+        {"action": "reprocess", "_selected_action": selected},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [("/admin/uploads/image/?status=ready", 302)]
+    assert [str(m) for m in response.context["messages"]] == [
+        "The selected images are no longer in the list (deleted, or changed out of its filters, meanwhile): "
+        "nothing was done."
+    ]
+
+
 def test_deleting_more_images_than_are_listed_counts_their_renditions_too(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch, commit: Any
 ) -> None:
