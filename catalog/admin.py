@@ -475,9 +475,7 @@ class ProductAdmin(
         services.product_delete(product=obj)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> None:
-        # Through the service, one by one in one order: two bulk deletions never wait on each other.
-        for product in queryset.order_by("pk"):
-            services.product_delete(product=product)
+        services.product_delete_many(products=queryset)
 
     @admin.display(description="Image")
     def image_thumbnail(self, product: Product) -> str:

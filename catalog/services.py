@@ -676,6 +676,32 @@ def product_delete(*, product: Product) -> None:
         locked.delete()
 
 
+# Products one bulk deletion locks and deletes by one statement each.
+DELETE_BATCH = 1000
+
+
+@transaction.atomic
+def product_delete_many(*, products: QuerySet[Product]) -> int:
+    """Delete these products as ``product_delete`` deletes one, a batch at a
+    time, all in one transaction; returns how many were deleted.
+
+    Each batch's rows are locked, in the order of their keys, before the
+    deletion gathers the reviews to detach: a review written meanwhile is
+    detached too, and two bulk deletions of the same rows take their turns
+    instead of deadlocking. One
+    product at a time took three statements each: 10,000 products outlasted
+    the web server's time limit for a request, cut off with some deleted."""
+    ids = list(products.order_by("pk").values_list("pk", flat=True))
+    deleted = 0
+    for start in range(0, len(ids), DELETE_BATCH):
+        batch = Product.objects.select_for_update().filter(pk__in=ids[start : start + DELETE_BATCH])
+        locked = list(batch.order_by("pk").values_list("pk", flat=True))
+        if locked:  # else deleted meanwhile: nothing left to do
+            _, by_model = Product.objects.filter(pk__in=locked).delete()
+            deleted += by_model.get(Product._meta.label, 0)
+    return deleted
+
+
 # --- Demo content ---------------------------------------------------------------
 
 
