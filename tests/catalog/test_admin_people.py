@@ -14,6 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
+from catalog import services
 from catalog.models import Person
 from tests.factories import PersonFactory
 
@@ -204,3 +205,19 @@ def test_the_filtered_and_searched_people_list_reads_each_person_once_without_di
     list_reads = [q["sql"] for q in ran if '"catalog_person"."username"' in q["sql"]]
     assert list_reads
     assert not [sql for sql in list_reads if "DISTINCT" in sql]
+
+
+def test_a_demo_person_changed_in_the_admin_is_made_real_and_kept_by_seed_demo_remove(
+    admin_client: Client,
+) -> None:
+    """As a real import of their username makes them real, and a change to a
+    demo product does: the person staff edited is no longer the demo's to take."""
+    demo = PersonFactory(is_demo=True, username="ghopper")
+
+    response = admin_client.post(f"{CHANGELIST}{demo.pk}/change/", form(""))
+
+    assert response.status_code == 302
+    demo.refresh_from_db()
+    assert (demo.is_demo, demo.role) == (False, "Admiral")
+    services.demo_remove()
+    assert Person.objects.filter(pk=demo.pk).exists()
