@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from django.contrib.auth.models import AnonymousUser
 from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from kombu.exceptions import OperationalError as BrokerError
@@ -54,20 +55,20 @@ def error_response(request: HttpRequest, status: int, title: str, message: str) 
     return render(request, "error.html", context, status=status)
 
 
-def methods(*allowed: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+def methods(*allowed: str) -> Callable[[Callable[..., HttpResponseBase]], Callable[..., HttpResponseBase]]:
     """A page answers ``allowed`` (HEAD with GET), OPTIONS with the list, and
     anything else with 405 naming them, on the error page."""
     names = {*allowed, *(("HEAD",) if "GET" in allowed else ()), "OPTIONS"}
     allow = ", ".join(m for m in ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS") if m in names)
 
-    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    def decorate(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
         # The form's check (CSRF) is made here, once the method is known to be
         # one the page takes: a PUT to a form's page, or a POST to a page that
         # takes no writes, is a 405 saying so, not a 403 saying the form expired.
         answer = csrf_protect(view) if names - {"GET", "HEAD", "OPTIONS"} else view
 
         @functools.wraps(view)
-        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             if request.method == "OPTIONS":
                 response = HttpResponse()
             elif request.method not in names:

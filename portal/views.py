@@ -70,12 +70,14 @@ def _summary(checks: list[health.Check]) -> JsonResponse:
 
 
 @never_cache
+@methods("GET")
 def health_live(request: HttpRequest) -> JsonResponse:
     """The process answers. Touches nothing, so it cannot fail under load."""
     return JsonResponse({"status": "ok"})
 
 
 @never_cache
+@methods("GET")
 def health_ready(request: HttpRequest) -> JsonResponse:
     """The database and the storage answer (cheap reads, reused for a few seconds)."""
     return _summary(health.readiness.get())
@@ -83,6 +85,7 @@ def health_ready(request: HttpRequest) -> JsonResponse:
 
 @never_cache
 @vary_on_headers("Accept")
+@methods("GET")
 def health_view(request: HttpRequest) -> HttpResponse:
     """Staff, or a caller with the health token, get every check with its
     detail; anyone else the readiness summary. A browser (the footer's
@@ -104,6 +107,7 @@ def health_view(request: HttpRequest) -> HttpResponse:
 
 
 @never_cache
+@methods("GET")
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics for the configured networks, or a bearer token.
     Never kept by a cache: the answer depends on who asks."""
@@ -125,6 +129,7 @@ def _metrics_registry() -> CollectorRegistry:
     return registry
 
 
+@methods("GET")
 def media(request: HttpRequest, path: str) -> HttpResponseBase:
     """Renditions served by the portal itself (embedded set-up, no bucket).
 

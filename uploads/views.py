@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.http.response import HttpResponseBase
-from django.views.decorators.http import require_safe
 
-from core.errors import wants_json
+from core.errors import methods, wants_json
 from uploads import ondemand, storage
 
 # The rendition behind a signed URL changes only when its image is processed
@@ -35,7 +34,8 @@ def _refuse(
     return response
 
 
-@require_safe
+# Not a form: a write is a 405 naming what it takes, not a 403 for a form's token.
+@methods("GET")
 def rendition(request: HttpRequest, signature: str, image_id: str, spec: str, fmt: str) -> HttpResponseBase:
     """Redirect to the rendition, or make it first (then answer its bytes)."""
     # The signature is checked on the text as it came: nothing is parsed or
@@ -77,6 +77,7 @@ def rendition(request: HttpRequest, signature: str, image_id: str, spec: str, fm
     return response
 
 
+@methods("GET")
 def unsigned(request: HttpRequest, rest: str = "") -> HttpResponse:
     return _refuse(
         request,

@@ -125,6 +125,39 @@ def test_a_write_to_a_page_that_takes_none_is_a_405_even_without_a_csrf_cookie(u
     assert browser.post("/reviews/new/", {"title": "Hi"}).status_code == 403
 
 
+# Addresses served without signing in that are not pages of the catalog: the
+# probes, the metrics, the media files, the renditions made on demand.
+READ_ONLY = [
+    "/health/",
+    "/health/live",
+    "/health/ready",
+    "/metrics",
+    "/media/renditions/ab/abcdef.webp",
+    "/img/sig/1/fill-480x320/webp/",
+    "/img/incomplete",
+]
+
+
+@pytest.mark.parametrize("method", ["post", "put", "delete", "patch"])
+@pytest.mark.parametrize("url", READ_ONLY)
+def test_a_write_to_an_address_that_takes_none_is_a_405_naming_the_methods_it_takes(
+    url: str, method: str
+) -> None:
+    script = Client(enforce_csrf_checks=True)  # no cookie, no token: as a script sends it
+    response = getattr(script, method)(url)
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert f"answers GET, HEAD, OPTIONS, not {method.upper()}" in response.content.decode()
+
+
+@pytest.mark.parametrize("url", READ_ONLY)
+def test_options_on_an_address_that_takes_no_writes_lists_its_methods_alone(client: Client, url: str) -> None:
+    response = client.options(url)
+    assert response.status_code == 200
+    assert response["Allow"] == "GET, HEAD, OPTIONS"
+    assert response.content == b""
+
+
 @pytest.mark.parametrize("method", ["put", "delete", "patch"])
 def test_a_method_the_form_does_not_take_is_a_405_even_without_a_csrf_cookie(method: str) -> None:
     browser = Client(enforce_csrf_checks=True)  # no cookie, no token: as a script sends it
