@@ -48,10 +48,13 @@ def people_search(query: str = "") -> QuerySet[Person]:
             found |= Q(department="")
         people = people.filter(found)
     # People without a department come after every department, in one group
-    # with those of a department given that name (Person.NO_DEPARTMENT).
+    # with those of a department given that name (Person.NO_DEPARTMENT). The
+    # key last: people of one department and name would otherwise come in
+    # any order the database likes, another for each page, and a page of the
+    # directory repeat one of them and leave out another.
     return people.alias(
         group=Case(When(_in_no_department(), then=Value(None)), default=F("department"))
-    ).order_by(F("group").asc(nulls_last=True), "name")
+    ).order_by(F("group").asc(nulls_last=True), "name", "pk")
 
 
 def _in_no_department() -> Q:
