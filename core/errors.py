@@ -14,6 +14,7 @@ from django.db import DatabaseError, DataError, IntegrityError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from kombu.exceptions import OperationalError as BrokerError
 
@@ -30,15 +31,22 @@ def wants_json(request: HttpRequest) -> bool:
     """The API, the course's endpoints, and clients that ask for JSON rather
     than HTML get JSON; everyone else the error page."""
     accept = request.META.get("HTTP_ACCEPT", "")
-    path = request.path
-    return (
-        path.startswith(JSON_PREFIXES)
-        or path in JSON_PATHS
-        or ("application/json" in accept and "text/html" not in accept)
-    )
+    return _json_by_address(request) or ("application/json" in accept and "text/html" not in accept)
 
 
 def error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
+    response = _error_response(request, status, title, message)
+    if not _json_by_address(request):
+        # Chosen by the Accept header: a cache keeps the page and the JSON apart.
+        patch_vary_headers(response, ("Accept",))
+    return response
+
+
+def _json_by_address(request: HttpRequest) -> bool:
+    return request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS
+
+
+def _error_response(request: HttpRequest, status: int, title: str, message: str) -> HttpResponse:
     if wants_json(request):
         return JsonResponse({"detail": message}, status=status)
     # Drawn without the signed-in user and their pending messages: both are

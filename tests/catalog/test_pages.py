@@ -576,6 +576,22 @@ def test_an_unknown_page_gets_the_sites_404_page(client: Client) -> None:
     assert "Page not found" in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    ("method", "url"), [("get", "/no/such/page/"), ("get", "/catalog/0/"), ("put", "/catalog/")]
+)
+def test_an_error_answered_as_a_page_or_as_json_by_what_the_client_accepts_varies_by_accept(
+    client: Client, method: str, url: str
+) -> None:
+    """A cache in front of the portal keeps the page and the JSON apart:
+    a script's JSON error is not what the next browser is shown."""
+    page = getattr(client, method)(url, HTTP_ACCEPT="text/html")
+    script = getattr(client, method)(url, HTTP_ACCEPT="application/json")
+    assert page["Content-Type"].startswith("text/html")
+    assert script["Content-Type"] == "application/json"
+    assert "Accept" in page["Vary"]
+    assert "Accept" in script["Vary"]
+
+
 def test_an_unknown_api_url_gets_a_json_404(client: Client) -> None:
     response = client.get("/api/v1/nothing-here/")
     assert response.status_code == 404
