@@ -262,6 +262,17 @@ def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch: pytest
     assert "'chief'" in out.getvalue()
 
 
+def _assert_ensure_admin_refuses(variable: str, reason: str) -> None:
+    """ensure_admin stops with exit 1 naming the variable and the rule, and prints nothing."""
+    out = io.StringIO()
+    with pytest.raises(CommandError) as refused:
+        call_command("ensure_admin", stdout=out)
+    assert refused.value.returncode == 1
+    assert str(refused.value).startswith(f"{variable} is refused, nothing was changed: ")
+    assert reason in str(refused.value)
+    assert out.getvalue() == ""
+
+
 @pytest.mark.parametrize(
     ("username", "password", "reason"),
     [
@@ -275,13 +286,7 @@ def test_ensure_admin_refuses_a_chosen_password_the_validators_refuse(
 ) -> None:
     monkeypatch.setenv("PORTAL_ADMIN_USERNAME", username)
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", password)
-    out = io.StringIO()
-    with pytest.raises(CommandError) as refused:
-        call_command("ensure_admin", stdout=out)
-    assert refused.value.returncode == 1
-    assert str(refused.value).startswith("PORTAL_ADMIN_PASSWORD is refused, nothing was changed: ")
-    assert reason in str(refused.value)
-    assert out.getvalue() == ""
+    _assert_ensure_admin_refuses("PORTAL_ADMIN_PASSWORD", reason)
     assert not get_user_model().objects.filter(username=username).exists()
 
 
@@ -518,11 +523,5 @@ def test_ensure_admin_refuses_a_username_the_account_cannot_have(
 ) -> None:
     monkeypatch.setenv("PORTAL_ADMIN_USERNAME", username)
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "a-long-secret-42")
-    out = io.StringIO()
-    with pytest.raises(CommandError) as refused:
-        call_command("ensure_admin", stdout=out)
-    assert refused.value.returncode == 1
-    assert str(refused.value).startswith("PORTAL_ADMIN_USERNAME is refused, nothing was changed: ")
-    assert reason in str(refused.value)
-    assert out.getvalue() == ""
+    _assert_ensure_admin_refuses("PORTAL_ADMIN_USERNAME", reason)
     assert not get_user_model().objects.exists()
