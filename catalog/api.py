@@ -364,6 +364,7 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
             weight=data.get("weight"),
             description=data.get("description"),
             image_name=data.get("image_name"),
+            precondition=lambda locked: self.check_if_match(locked.pk),
         )
 
     def perform_destroy(self, instance: Product) -> None:

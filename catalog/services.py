@@ -528,8 +528,11 @@ def product_update(
     description: str | None = None,
     image_name: str | None = None,
     image: Image | _Unset | None = UNSET,
+    precondition: Callable[[Product], None] | None = None,
 ) -> Product:
     """Change the product with this id; arguments left out stay as they are.
+    ``precondition`` is called with the product once its row is locked, before
+    any change: it raises to refuse the change (the API's ``If-Match``).
 
     A new image file stem without an explicit image re-links the product to
     the newest image of that stem (none until it is uploaded). A write here
@@ -551,6 +554,8 @@ def product_update(
     new_name, new_image_name = final(Product.objects.get(pk=product_id))
     locks.hold(_product_key(name=new_name, image_name=new_image_name, is_demo=False))
     product = Product.objects.select_for_update().get(pk=product_id)
+    if precondition is not None:
+        precondition(product)
     new_name, new_image_name = final(product)
     product_check_free(name=new_name, image_name=new_image_name, product=product)
     values: dict[str, Any] = {"is_demo": False}

@@ -307,6 +307,18 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+class PreconditionFailed(exceptions.APIException):
+    """A conditional write (``If-Match``) of a row that is no longer as the
+    client read it (HTTP 412)."""
+
+    status_code = status.HTTP_412_PRECONDITION_FAILED
+    default_detail = (
+        "If-Match names no ETag this object has now: it changed since it was read. "
+        "Read it again (GET) and send the change with its new ETag."
+    )
+    default_code = "precondition_failed"
+
+
 def may_view(user: Any, model: type[Model]) -> bool:
     """Whether ``user`` may view ``model``'s rows, as Django's admin decides
     it (``ModelAdmin.has_view_permission``): with the view permission, or the
@@ -341,7 +353,7 @@ class ConcurrentWritesMixin:
       IMMEDIATE transactions serialize writers) and applies only the fields
       it was sent, so a concurrent update of other fields is not overwritten
       with what was read before it, and a row deleted meanwhile answers 404
-      instead of being written back.
+      instead of being written back. An ``If-Match`` is checked then too.
     - A unique value taken by another request between validation and the
       write is refused as validation would have refused it (400 naming the
       field), not as a database error.
@@ -356,6 +368,11 @@ class ConcurrentWritesMixin:
             current = type(stale)._default_manager.select_for_update().filter(pk=stale.pk).first()
             if current is None:
                 raise exceptions.NotFound()
+            # A view with conditional writes (core.reads.RowReadMixin) checks
+            # If-Match against the row now locked, not the one read before.
+            check = getattr(self, "check_if_match", None)
+            if check is not None:
+                check(current.pk)
             serializer.instance = current
             self._save(serializer)
 

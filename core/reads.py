@@ -1,5 +1,6 @@
 """Fast reads for the API: list and retrieve answered from ``values()`` rows,
-with conditional GET (an ETag over the rows, ``304`` before any JSON is made)."""
+with conditional GET (an ETag over the rows, ``304`` before any JSON is made),
+and writes conditional on that ETag (``If-Match``, else ``412``)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from urllib.parse import quote
 import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db.models import QuerySet
+from django.db import transaction
+from django.db.models import Model, QuerySet
 from django.http import Http404
 from django.urls import reverse
 from django.utils import timezone
@@ -25,8 +27,8 @@ from rest_framework import pagination, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import COUNT_HEADER, COUNT_TTL_SECONDS, LARGE_COUNT, Pagination
-from core.schema import ErrorDocumentingAutoSchema
+from core.api import COUNT_HEADER, COUNT_TTL_SECONDS, LARGE_COUNT, Pagination, PreconditionFailed
+from core.schema import ErrorDocumentingAutoSchema, ErrorSerializer
 
 # Part of every ETag: bumped when a representation changes for the same rows.
 REPRESENTATION_VERSION = "1"
@@ -134,6 +136,18 @@ _ETAG = OpenApiParameter(
     description="Tag of this answer, for `If-None-Match`; it differs between callers who see different "
     "rows or fields.",
 )
+_IF_MATCH = OpenApiParameter(
+    "If-Match",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="The `ETag` of the object as read (`GET`): the change is made only if the object is still "
+    "so, else `412 Precondition Failed` and nothing is written. `*`: any.",
+)
+_PRECONDITION_FAILED = OpenApiResponse(
+    ErrorSerializer,
+    description="`If-Match` names no `ETag` the object has now: it changed since it was read; nothing "
+    "was written.",
+)
 _COUNT_CACHED_FOR = OpenApiParameter(
     COUNT_HEADER,
     OpenApiTypes.INT,
@@ -151,6 +165,13 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
     def _conditional(self) -> bool:
         return self.method == "GET" and getattr(self.view, "action", None) in {"list", "retrieve", "cursor"}
 
+    def _conditional_write(self) -> bool:
+        return self.method in {"PUT", "PATCH", "DELETE"} and getattr(self.view, "action", None) in {
+            "update",
+            "partial_update",
+            "destroy",
+        }
+
     def get_paginated_name(self, serializer_name: str) -> str:
         # A cursor page has no count: a component of its own, not the numbered page's.
         if isinstance(self._get_paginator(), pagination.CursorPagination):
@@ -163,6 +184,8 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
             parameters += [_IF_NONE_MATCH, _ETAG]
             if self._is_list_view() and isinstance(self._get_paginator(), Pagination):
                 parameters.append(_COUNT_CACHED_FOR)
+        if self._conditional_write():
+            parameters.append(_IF_MATCH)
         return parameters
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
@@ -172,6 +195,8 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
                 description="The `ETag` sent in `If-None-Match` still holds; no body."
             )
             responses["304"] = self._get_response_for_code(not_modified, "304", direction=direction)
+        if self._conditional_write():
+            responses["412"] = self._get_response_for_code(_PRECONDITION_FAILED, "412", direction=direction)
         return dict(sorted(responses.items()))
 
 
@@ -184,6 +209,13 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
     the two on every endpoint). A client that sends back the ETag it got
     (``If-None-Match``) gets ``304 Not Modified`` with no body, decided before
     any row is turned into JSON.
+
+    A change or a deletion that sends that ETag back in ``If-Match`` is made
+    only if the row still has it, checked with the row locked, else ``412``:
+    two clients that read the same row and both change it cannot overwrite
+    each other unseen. ``update`` checks by ``core.api.ConcurrentWritesMixin``
+    (or, where a service writes, by a precondition it calls with the row
+    locked); ``destroy`` checks here.
     """
 
     schema = ConditionalReadSchema()
@@ -291,6 +323,44 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         if isinstance(paginator, Pagination) and COUNT_HEADER not in response:
             response[COUNT_HEADER] = str(paginator.count_cached_for)
         return response
+
+    def _current_tag(self, pk: Any) -> str | None:
+        """The ETag ``retrieve`` would answer this caller for the row now."""
+        queryset = self.filter_queryset(self.get_queryset())
+        rows = list(self._values(queryset.filter(pk=pk))[:2])
+        if len(rows) != 1:
+            return None
+        return self._tag(rows, self.read_related(rows))
+
+    # --- Conditional writes -----------------------------------------------------
+
+    def check_if_match(self, pk: Any) -> None:
+        """``412`` unless ``If-Match`` is absent, ``*``, or names the row's
+        current ETag (a strong comparison: a weak tag never matches). Call it
+        with the row locked, in the transaction that writes it."""
+        header = self.request.headers.get("If-Match")
+        if header is None:
+            return
+        tags = parse_etags(header)
+        if "*" in tags:
+            return
+        current = self._current_tag(pk)
+        if current is None or current not in tags:
+            raise PreconditionFailed()
+
+    def lock_and_check_if_match(self, instance: Model) -> None:
+        """Lock the row (for the rest of the transaction) and check ``If-Match``."""
+        if "If-Match" not in self.request.headers:
+            return
+        list(type(instance)._default_manager.select_for_update().filter(pk=instance.pk).values_list("pk"))
+        self.check_if_match(instance.pk)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        with transaction.atomic():
+            self.lock_and_check_if_match(instance)
+            self.perform_destroy(instance)  # type: ignore[attr-defined]  # DestroyModelMixin's
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         queryset = self.filter_queryset(self.get_queryset())

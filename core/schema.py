@@ -15,7 +15,7 @@ from rest_framework.request import Request
 
 
 class ErrorSerializer(serializers.Serializer[Any]):
-    """The body of every request-level error (401, 403, 404, 405, 409, 413, 415, 429)."""
+    """The body of every request-level error (401, 403, 404, 405, 409, 412, 413, 415, 429)."""
 
     detail = serializers.CharField(help_text="What went wrong, in words.")
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import FileResponse, Http404, HttpResponseRedirect
 from django.http.response import HttpResponseBase
@@ -370,7 +371,7 @@ class ImageViewSet(
         body.is_valid(raise_exception=True)
         point = body.validated_data["focal_point"]
         focal = processing.FocalPoint(point["x"], point["y"], point.get("radius")) if point else None
-        return self._set_focal_point(image, focal)
+        return self._set_focal_point(image, focal, conditional=True)
 
     @extend_schema(request=FocalPointSerializer, responses=FOCAL_POINT_RESPONSES)
     @action(
@@ -391,9 +392,16 @@ class ImageViewSet(
         body.is_valid(raise_exception=True)
         return self._set_focal_point(image, body.to_point())
 
-    def _set_focal_point(self, image: Image, focal: processing.FocalPoint | None) -> Response:
+    def _set_focal_point(
+        self, image: Image, focal: processing.FocalPoint | None, *, conditional: bool = False
+    ) -> Response:
+        """``conditional``: on the image's own address, where ``If-Match`` holds
+        its ETag (checked with the row locked)."""
         try:
-            services.image_set_focal_point(image=image, focal_point=focal)
+            with transaction.atomic():
+                if conditional:
+                    self.lock_and_check_if_match(image)
+                services.image_set_focal_point(image=image, focal_point=focal)
         except DjangoValidationError as exc:
             raise exceptions.ValidationError({"focal_point": exc.messages}) from exc
         image = selectors.images_with_renditions().get(pk=image.pk)
