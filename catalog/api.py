@@ -31,6 +31,7 @@ from catalog.models import (
     Product,
     validate_not_future,
     validate_phone,
+    validate_username_not_dots,
 )
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import BooleanFilter, FilterBackend, FilterSet, SearchFilter
@@ -118,8 +119,12 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
     username = serializers.CharField(
         max_length=150,
-        validators=[_username_characters, UniqueValidator(queryset=Person.objects.all())],
-        help_text="Letters (of any script), digits and @ . + - _ only; unique.",
+        validators=[
+            _username_characters,
+            validate_username_not_dots,
+            UniqueValidator(queryset=Person.objects.all()),
+        ],
+        help_text="Letters (of any script), digits and @ . + - _ only, not `.` or `..`; unique.",
     )
     phone = PhoneField(
         child=serializers.CharField(max_length=PHONE_NUMBER_MAX_LENGTH),

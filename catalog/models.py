@@ -86,14 +86,28 @@ def validate_phone(phones: Mapping[Any, Any]) -> None:
             validate_no_direction_controls(number, what=f"The {label!r} number")
 
 
+def validate_username_not_dots(value: str) -> None:
+    """Refuse the usernames ``.`` and ``..``, which the username rule allows:
+    a browser resolves the person's page, ``/people/./`` or ``/people/../``,
+    to the directory or the home page, so the person would have none."""
+    if value in {".", ".."}:
+        raise ValidationError(
+            f"A username cannot be {value!r}: a browser takes the address of the person's page "
+            f"(/people/{value}/) for another page.",
+            code="dot_username",
+        )
+
+
 class Person(NullCharactersRefused, models.Model):
     # What the directory calls the group of people without a department.
     NO_DEPARTMENT = "Other"
 
     # The text of a person the public pages show is checked as a review's is.
     name = models.CharField(max_length=200, validators=[validate_no_direction_controls])
-    # Letters, digits and @.+-_ only: it is part of the person's page URL.
-    username = models.CharField(max_length=150, unique=True, validators=[UnicodeUsernameValidator()])
+    # Letters, digits and @.+-_ only, and not "." or "..": it is part of the person's page URL.
+    username = models.CharField(
+        max_length=150, unique=True, validators=[UnicodeUsernameValidator(), validate_username_not_dots]
+    )
     # Django's check of an address lets a direction control through in its domain.
     email = models.EmailField(blank=True, validators=[validate_no_direction_controls])
     # Phone numbers by label, the course's shape: {"office": "802-867-5309"}.

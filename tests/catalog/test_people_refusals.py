@@ -1,7 +1,8 @@
 """What the staff directory refuses of a person on every path that writes
 one (the API, the admin's form, ``import_people``, the admin's import), in
-the same words: text that would read otherwise on the person's page, more
-phone numbers than anyone has, a number with no finite value for text."""
+the same words: a username whose page a browser cannot reach, text that
+would read otherwise on the person's page, more phone numbers than anyone
+has, a number with no finite value for text."""
 
 from __future__ import annotations
 
@@ -72,6 +73,50 @@ def refusals(
 
     assert not Person.objects.exists()
     return said
+
+
+# --- Usernames ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("username", [".", ".."])
+def test_a_username_of_dots_alone_whose_page_no_browser_reaches_is_refused_on_every_path(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, username: str
+) -> None:
+    """Django's username rule allows "." and "..": the directory would link
+    /people/./ and /people/../, which browsers read as /people/ and /."""
+    said = refusals(staff, admin_client, importer, tmp_path, person(username=username))
+
+    reason = (
+        f"A username cannot be {username!r}: a browser takes the address of the person's page "
+        f"(/people/{username}/) for another page."
+    )
+    assert said["api"] == {"username": [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected {username}: username: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
+def test_a_person_changed_to_a_username_of_dots_alone_keeps_their_username(
+    staff: APIClient, admin_client: Client
+) -> None:
+    stored = PersonFactory(username="ghopper")
+
+    api = staff.patch(f"{API}{stored.pk}/", {"username": ".."}, format="json")
+    form = admin_client.post(f"/admin/catalog/person/{stored.pk}/change/", admin_form(person(username=".")))
+
+    assert api.status_code == 400
+    assert "A username cannot be '..'" in api.json()["username"][0]
+    assert form.status_code == 200
+    assert "A username cannot be '.'" in html.unescape(form.content.decode())
+    stored.refresh_from_db()
+    assert stored.username == "ghopper"
+
+
+def test_usernames_with_dots_among_other_characters_are_kept(staff: APIClient) -> None:
+    for username in ("...", ".grace", "g.hopper", "hopper."):
+        response = staff.post(API, person(username=username), format="json")
+        assert response.status_code == 201, response.json()
+    assert Person.objects.count() == 4
 
 
 # --- Direction controls -------------------------------------------------------
