@@ -298,12 +298,13 @@ class PersonAdmin(
     readonly_fields = ["is_demo", "created_at", "updated_at"]
 
     def save_model(self, request: HttpRequest, obj: Person, form: Any, change: bool) -> None:
-        """A change makes a demo person real, as a real import of their
-        username does (``person_upsert``) and a change to a demo product:
-        ``seed_demo --remove`` keeps the person staff edited."""
+        """A change goes through ``services.person_update``, as the API's
+        does, which makes a demo person real: ``seed_demo --remove`` keeps
+        the person staff edited."""
         if change:
-            obj.is_demo = False
-        super().save_model(request, obj, form, change)
+            services.person_update(person=obj)
+        else:
+            super().save_model(request, obj, form, change)
 
     def view_on_site(self, obj: Person) -> str | None:
         # An inactive person has no public page: no link to a 404.

@@ -151,6 +151,10 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
+    def update(self, instance: Person, validated_data: dict[str, Any]) -> Person:
+        # As the admin's change: a demo person changed becomes real.
+        return services.person_update(person=instance, values=validated_data)
+
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_url(self, person: Person) -> str | None:
         return person.get_absolute_url() if person.is_active else None

@@ -235,7 +235,10 @@ class Feedback(NullCharactersRefused, models.Model):
     )
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PUBLISHED, db_index=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.WEB)
-    # Loaded by `seed_demo`, taken out again by `seed_demo --remove`.
+    # Loaded by `seed_demo`, taken out again by `seed_demo --remove`. A
+    # moderator's change leaves a demo review one, unlike a person's or a
+    # product's: its words stay an invented customer's, which kept would
+    # stand among the real reviews as real.
     is_demo = models.BooleanField(default=False, db_default=False)
     # Hash of title, name, date and text: how imports recognise a review they already hold.
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)

@@ -127,6 +127,27 @@ def person_upsert(
     return person, "created" if created else "updated"
 
 
+@transaction.atomic
+def person_update(*, person: Person, values: Mapping[str, Any] | None = None) -> Person:
+    """Save a change to ``person`` (the admin's form, the API's PUT and
+    PATCH): ``values`` set on them and checked as the model checks them, the
+    other fields as they are (a form sets and checks its values itself).
+
+    A change is a real write, as a real import of their username is
+    (``person_upsert``): a demo person becomes real, so ``seed_demo --remove``
+    keeps the person staff edited, with the edits.
+    """
+    values = dict(values or {})
+    for key, value in values.items():
+        setattr(person, key, value)
+    person.is_demo = False
+    # The fields written, not the others: a person stored before a rule of
+    # their text would make every change of another field fail.
+    person.full_clean(exclude=[f.name for f in Person._meta.fields if f.name not in values])
+    person.save()
+    return person
+
+
 def _person_state(person: Person) -> list[Any]:
     """What a write may change of ``person``; phones in their order, which
     the pages show them in."""

@@ -16,6 +16,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
+from catalog import services
 from catalog.admin import FeedbackAdmin
 from catalog.models import Feedback
 from core import admin_dates
@@ -685,3 +686,22 @@ def test_an_action_on_rows_some_deleted_meanwhile_acts_on_the_others(admin_clien
     assert [str(m) for m in response.context["messages"]] == ["1 review(s) published."]
     left.refresh_from_db()
     assert left.status == Feedback.Status.PUBLISHED
+
+
+def test_a_demo_review_a_moderator_changes_or_publishes_in_the_admin_stays_demo(admin_client: Client) -> None:
+    """As through the API: moderating an invented review makes it no real
+    customer's, and ``seed_demo --remove`` takes it with the rest."""
+    edited = FeedbackFactory(is_demo=True, title="Old", date=dt.date(2023, 5, 2))
+    published = FeedbackFactory(is_demo=True, status=Feedback.Status.PENDING)
+    fields = {"title": "New", "name": edited.name, "text": edited.text, "status": edited.status}
+
+    changed = admin_client.post(f"{REVIEWS}{edited.pk}/change/", {**fields, "date": "2023-05-02"})
+    acted = admin_client.post(REVIEWS, {"action": "publish", "_selected_action": [str(published.pk)]})
+
+    assert (changed.status_code, acted.status_code) == (302, 302)
+    edited.refresh_from_db()
+    published.refresh_from_db()
+    assert (edited.is_demo, edited.title) == (True, "New")
+    assert (published.is_demo, published.status) == (True, Feedback.Status.PUBLISHED)
+    services.demo_remove()
+    assert not Feedback.objects.filter(pk__in=[edited.pk, published.pk]).exists()

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from catalog import services
 from catalog.api import FeedbackThrottle, FeedbackViewSet
 from catalog.models import Feedback, Product
 from tests.factories import FeedbackFactory, ProductFactory
@@ -133,6 +134,27 @@ def test_staff_and_tokens_with_permissions_edit_and_delete_feedback(
 
 
 # --- Visibility and moderation ------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_a_demo_review_a_moderator_changes_stays_demo_and_goes_with_seed_demo_remove(
+    staff: APIClient, method: str
+) -> None:
+    """Unlike a person or a product: a review is its writer's words, and a
+    moderator who corrects or publishes an invented one makes it no real
+    customer's. Kept, it would stand among the real reviews as one."""
+    demo = FeedbackFactory(is_demo=True, title="Old", status=Feedback.Status.PENDING)
+    body = {"title": "New", "status": "published"}
+    if method == "put":
+        body = review_payload(**body)
+
+    response = getattr(staff, method)(detail(demo.pk), body, format="json")
+
+    assert response.status_code == 200, response.json()
+    demo.refresh_from_db()
+    assert (demo.is_demo, demo.title, demo.status) == (True, "New", Feedback.Status.PUBLISHED)
+    services.demo_remove()
+    assert not Feedback.objects.filter(pk=demo.pk).exists()
 
 
 def test_visitors_see_only_published_feedback(visitor: APIClient) -> None:

@@ -9,6 +9,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from catalog import services
 from catalog.models import Person
 from tests.factories import ImageFactory, PersonFactory, ProductFactory
 
@@ -466,3 +467,21 @@ def test_people_are_listed_by_department_then_name_and_order_on_request(visitor:
     assert order() == ["a", "c", "b"]
     assert order(ordering="name") == ["c", "b", "a"]
     assert order(ordering="-username") == ["c", "b", "a"]
+
+
+@pytest.mark.parametrize("method", ["patch", "put"])
+def test_a_demo_person_changed_through_the_api_is_made_real_and_kept_by_seed_demo_remove(
+    staff: APIClient, method: str
+) -> None:
+    """As a change in the admin makes them real: the person staff edited is
+    no longer the demo's to take, with the edits."""
+    demo = PersonFactory(is_demo=True, username="ghopper", role="Commodore")
+    body = {"role": "Admiral"} if method == "patch" else person_payload(role="Admiral")
+
+    response = getattr(staff, method)(detail(demo.pk), body, format="json")
+
+    assert response.status_code == 200, response.json()
+    demo.refresh_from_db()
+    assert (demo.is_demo, demo.role) == (False, "Admiral")
+    services.demo_remove()
+    assert Person.objects.filter(pk=demo.pk).exists()
