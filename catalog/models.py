@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import re
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -22,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from core.quoting import quoted
-from core.validation import NullCharactersRefused
+from core.validation import NullCharactersRefused, validate_no_direction_controls
 from uploads.models import STEM_MAX_LENGTH, file_stem
 
 
@@ -31,24 +30,6 @@ def validate_not_future(value: dt.date) -> None:
     day past the server's today."""
     if value > timezone.localdate() + dt.timedelta(days=1):
         raise ValidationError("The date cannot be in the future.", code="future")
-
-
-# Marks that reorder how text is shown (embeddings, overrides, isolates):
-# "Great \u202eesaeler ot evorppa" reads "Great approve to release" to a
-# moderator, and a person's name written so reads as someone else's in the
-# directory. The plain left-to-right and right-to-left marks stay allowed:
-# they move no letter, and a name mixing scripts may need them.
-DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
-
-
-def validate_no_direction_controls(value: str, *, what: str = "The text") -> None:
-    found = DIRECTION_CONTROLS.search(value)
-    if found:
-        raise ValidationError(
-            f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
-            "changes how it reads on screen.",
-            code="direction_control",
-        )
 
 
 # The longest phone number a person has, on every path that writes one.

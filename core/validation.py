@@ -1,4 +1,5 @@
-"""Checks every model of the portal makes in ``full_clean()``."""
+"""Checks the portal's models make in ``full_clean()``: every model's, and
+those of the text several apps show."""
 
 from __future__ import annotations
 
@@ -90,3 +91,21 @@ class NullCharactersRefused:
                 errors[field.name] = [error]
         if errors:
             raise ValidationError(errors)
+
+
+# Marks that reorder how text is shown (embeddings, overrides, isolates):
+# "Great \u202eesaeler ot evorppa" reads "Great approve to release" to a
+# moderator, a person's name written so reads as someone else's in the
+# directory, and an image's title as another in the admin. The plain left-to-right and right-to-left marks stay allowed:
+# they move no letter, and a name mixing scripts may need them.
+DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def validate_no_direction_controls(value: str, *, what: str = "The text") -> None:
+    found = DIRECTION_CONTROLS.search(value)
+    if found:
+        raise ValidationError(
+            f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
+            "changes how it reads on screen.",
+            code="direction_control",
+        )

@@ -23,6 +23,7 @@ from core.admin_delete import CountedDeleteMixin
 from core.admin_filters import KnownValuesFilter
 from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.limits import accepts_files
+from core.validation import validate_no_direction_controls
 from uploads import ondemand, processing, selectors, services
 from uploads.api import original_response
 from uploads.models import ATTENTION_ORDER, Image, Rendition, attention_order
@@ -89,8 +90,11 @@ class ImageUploadForm(forms.Form):
         label="Images", help_text=f"One or more files: {UPLOAD_FORMATS}."
     )
     preset = forms.ChoiceField(choices=[])
-    title = forms.CharField(max_length=200, required=False)
-    alt = forms.CharField(max_length=300, required=False, label="Alt text")
+    # Refused on their fields, as the change form refuses them, not on each file.
+    title = forms.CharField(max_length=200, required=False, validators=[validate_no_direction_controls])
+    alt = forms.CharField(
+        max_length=300, required=False, label="Alt text", validators=[validate_no_direction_controls]
+    )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -26,6 +26,7 @@ from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
+from core.validation import validate_no_direction_controls
 from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
@@ -196,8 +197,21 @@ class ImageUploadSerializer(serializers.Serializer[Any]):
     preset = serializers.ChoiceField(
         choices=sorted(settings.IMAGE_PRESETS), default=settings.IMAGE_DEFAULT_PRESET
     )
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-    alt = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    # Refused before the file is read, as the model refuses them.
+    title = serializers.CharField(
+        max_length=200,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_direction_controls],
+    )
+    alt = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_direction_controls],
+    )
 
 
 class ReprocessSerializer(serializers.Serializer[Any]):

@@ -22,7 +22,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from core.expressions import IsDistinctFrom
-from core.validation import NullCharactersRefused
+from core.validation import NullCharactersRefused, validate_no_direction_controls
 from uploads import processing
 from uploads.originals import get_originals_storage
 
@@ -75,8 +75,10 @@ class Image(NullCharactersRefused, models.Model):
     name_stem = models.CharField(
         max_length=STEM_MAX_LENGTH, blank=True, default="", db_default="", editable=False
     )
-    title = models.CharField(max_length=200, blank=True)
-    alt = models.CharField(max_length=300, blank=True)
+    # Shown in the admin and, as alt text, on every page that shows the
+    # image: checked as the text of a person, a product or a review is.
+    title = models.CharField(max_length=200, blank=True, validators=[validate_no_direction_controls])
+    alt = models.CharField(max_length=300, blank=True, validators=[validate_no_direction_controls])
     preset = models.CharField(max_length=32, default="web")
     sha256 = models.CharField(max_length=64, db_index=True)
     format = models.CharField(max_length=10)

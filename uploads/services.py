@@ -700,8 +700,11 @@ def image_set_focal_point(*, image: Image, focal_point: processing.FocalPoint | 
     locked.focal_x = focal_point.x if focal_point else None
     locked.focal_y = focal_point.y if focal_point else None
     locked.focal_radius = focal_point.radius if focal_point else None
-    locked.full_clean(exclude=["file"])
-    locked.save(update_fields=["focal_x", "focal_y", "focal_radius", "updated_at"])
+    # The fields written, not the others: an image kept from before a rule
+    # of its text (direction controls) would refuse every point.
+    written = ["focal_x", "focal_y", "focal_radius"]
+    locked.full_clean(exclude=[f.name for f in Image._meta.fields if f.name not in written])
+    locked.save(update_fields=[*written, "updated_at"])
     if locked.focal_point != before:
         # Fills made on demand (uploads.ondemand) were cut around the old
         # point: they are made again on their next request.

@@ -1,0 +1,117 @@
+"""What an image's title and alt text refuse on every path that writes them
+(the API's upload, the admin's upload and change forms, the upload service),
+in the words a person's, a product's or a review's text is refused in: a
+direction control, which makes the text read otherwise on screen."""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.factories import ImageFactory
+from tests.uploads import corpus
+from uploads import processing, services
+from uploads.models import Image
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/v1/images/"
+ADMIN_UPLOAD = "/admin/uploads/image/upload/"
+
+CONTROLS = [("title", "\u202e"), ("alt", "\u2066"), ("title", "\u202a"), ("alt", "\u2069")]
+
+
+def reason(control: str) -> str:
+    return f"The text cannot contain the direction control U+{ord(control):04X}, which changes how it reads on screen."
+
+
+def text_with(control: str) -> str:
+    # "Ripe pears" on screen, for other words.
+    return f"Ripe {control}sraep"
+
+
+@pytest.mark.parametrize(("field", "control"), CONTROLS)
+def test_an_upload_through_the_api_whose_text_would_read_otherwise_is_refused(
+    token_client: APIClient, field: str, control: str
+) -> None:
+    response = token_client.post(
+        API,
+        {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), field: text_with(control)},
+        format="multipart",
+    )
+
+    assert response.status_code == 400
+    assert response.json() == {field: [reason(control)]}
+    assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize(("field", "control"), CONTROLS)
+def test_an_upload_in_the_admin_whose_text_would_read_otherwise_is_refused_on_its_field(
+    admin_client: Client, field: str, control: str
+) -> None:
+    response = admin_client.post(
+        ADMIN_UPLOAD,
+        {
+            "files": [SimpleUploadedFile("pear.jpg", corpus.jpeg())],
+            "preset": "web",
+            field: text_with(control),
+        },
+    )
+
+    assert response.status_code == 400
+    assert response.context["form"].errors == {field: [reason(control)]}
+    assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize(("field", "control"), CONTROLS)
+def test_a_change_in_the_admin_whose_text_would_read_otherwise_is_refused_and_changes_nothing(
+    admin_client: Client, field: str, control: str
+) -> None:
+    image = ImageFactory(title="Pears", alt="Ripe pears", processed=False)
+    fields = {"title": image.title, "alt": image.alt, field: text_with(control)}
+
+    response = admin_client.post(f"/admin/uploads/image/{image.pk}/change/", fields)
+
+    assert response.status_code == 200
+    assert reason(control) in html.unescape(response.content.decode())
+    image.refresh_from_db()
+    assert (image.title, image.alt) == ("Pears", "Ripe pears")
+
+
+@pytest.mark.parametrize(("field", "control"), CONTROLS)
+def test_the_upload_service_refuses_such_text_as_every_path_does(field: str, control: str) -> None:
+    """The road of everything else that uploads (the demo content, scripts)."""
+    with pytest.raises(ValidationError) as refused:
+        services.image_upload(file=corpus.jpeg(), original_name="pear.jpg", **{field: text_with(control)})
+
+    assert refused.value.message_dict == {field: [reason(control)]}
+    assert not Image.objects.exists()
+
+
+def test_alt_text_in_right_to_left_scripts_and_their_marks_is_kept(token_client: APIClient) -> None:
+    alt = "\u05d0\u05d2\u05e1\u05d9\u05dd \u05d1\u05e9\u05dc\u05d9\u05dd\u200f (pears)"  # Hebrew, with a right-to-left mark
+    response = token_client.post(
+        API, {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), "alt": alt}, format="multipart"
+    )
+
+    assert response.status_code == 201, response.json()
+    assert Image.objects.get().alt == alt
+
+
+def test_an_image_stored_with_such_text_before_the_rule_still_takes_a_focal_point(commit: Any) -> None:
+    """The point is what is written: the text it did not touch is no reason
+    to refuse it (the admin's form, which shows the text, asks for it fixed)."""
+    image = ImageFactory(alt="Ripe pears")
+    Image.objects.filter(pk=image.pk).update(alt=text_with("\u202e"))
+
+    with commit():
+        services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.2, 0.3, None))
+
+    image.refresh_from_db()
+    assert (image.focal_x, image.focal_y) == (0.2, 0.3)
