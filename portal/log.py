@@ -1,8 +1,14 @@
-"""Filters of the portal's logging configuration (settings.LOGGING)."""
+"""Filters and handlers of the portal's logging configuration (settings.LOGGING)."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
+
+from django.core.mail import get_connection
+from django.utils.log import AdminEmailHandler as DjangoAdminEmailHandler
+
+from core import mail
 
 
 class DisallowedHostAsWarning(logging.Filter):
@@ -33,3 +39,19 @@ class DisallowedHostAsWarning(logging.Filter):
         if len(text) <= cls.SHOWN:
             return text
         return f"{text[: cls.SHOWN]}… ({len(text):,} characters)"
+
+
+class AdminEmailHandler(DjangoAdminEmailHandler):
+    """Django's mail of an error to ADMINS, within twice EMAIL_TIMEOUT.
+
+    The mail goes out in the thread that logged the error: a request's, a
+    task's. EMAIL_TIMEOUT bounds each read from the server alone, so a server
+    answering a byte at a time would hold that request or task for as long as
+    it trickles; past the deadline the mail is dropped (fail_silently, as
+    Django has it) and the thread goes on.
+    """
+
+    def connection(self) -> Any:
+        return get_connection(
+            backend=self.email_backend, fail_silently=True, deadline=mail.Deadline.for_a_run()
+        )

@@ -948,7 +948,7 @@ LOGGING = {
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain"},
         "mail_admins": {
-            "class": "django.utils.log.AdminEmailHandler",
+            "class": "portal.log.AdminEmailHandler",
             "level": "ERROR",
             "filters": ["require_debug_false"],
         },

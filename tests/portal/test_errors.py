@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import io
 import logging
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -18,6 +21,7 @@ from django.core import mail
 from django.test import Client
 
 from catalog import selectors
+from tests.servers import trickling_smtp
 from uploads import dispatch
 
 pytestmark = pytest.mark.django_db
@@ -93,6 +97,26 @@ def test_an_upload_that_could_not_be_handed_to_the_broker_is_mailed_to_the_admin
     assert "image 41 left pending for the sweep" in message.subject
     assert "RuntimeError\ncould not reach db-7.internal:5432" in message.body
     assert "in _explode" in message.body  # the traceback
+
+
+@pytest.mark.usefixtures("production")
+def test_a_mail_server_that_trickles_holds_a_failed_request_twice_email_timeout_at_most(
+    monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    listener = socket.create_server(("127.0.0.1", 0))
+    left = threading.Event()
+    threading.Thread(target=trickling_smtp, args=(listener, left), daemon=True).start()
+    settings.EMAIL_BACKEND = "core.mail.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
+    settings.EMAIL_TIMEOUT = 1  # no read waits that long
+    monkeypatch.setattr(selectors, "feedback_published", _explode)
+    started = time.monotonic()
+    with listener:
+        response = Client(raise_request_exception=False).get("/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 500
+    assert time.monotonic() - started < 10  # the trickle alone would take 20 s
+    assert left.wait(timeout=30), "the request kept reading the trickle"
 
 
 def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
