@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import caches
 from django.core.mail import get_connection
 from django.utils.log import AdminEmailHandler as DjangoAdminEmailHandler
+from django_stubs_ext import StrOrPromise
 
 from core import mail
 
@@ -42,7 +46,19 @@ class DisallowedHostAsWarning(logging.Filter):
 
 
 class AdminEmailHandler(DjangoAdminEmailHandler):
-    """Django's mail of an error to ADMINS, within twice EMAIL_TIMEOUT.
+    """Django's mail of an error to ADMINS, once per ``interval`` for the same
+    error, within twice EMAIL_TIMEOUT.
+
+    A storm of one failure (the database away for every request, a store
+    that fails every image of an import) would mail each occurrence: hundreds
+    of the same traceback in a few minutes, burying any other error, and
+    each costing the thread that logged it a wait on the mail server. The
+    same error is the same logger, message and exception raised at the same
+    line (a request's status too); the first of its occurrences in an
+    interval is mailed, the others are counted across the processes (in the
+    shared cache) and its next mail says how many there were. The log keeps
+    every one. A cache that cannot be asked costs the throttle, never the
+    mail.
 
     The mail goes out in the thread that logged the error: a request's, a
     task's. EMAIL_TIMEOUT bounds each read from the server alone, so a server
@@ -51,7 +67,56 @@ class AdminEmailHandler(DjangoAdminEmailHandler):
     Django has it) and the thread goes on.
     """
 
+    def __init__(self, *args: Any, interval: float = 600, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.interval = interval
+        self._note = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not settings.ADMINS:
+            return
+        key = _error_key(record)
+        held = 0
+        try:
+            shared = caches["shared"]
+            if not shared.add(key, True, timeout=self.interval):
+                shared.add(f"{key}:held", 0, timeout=None)
+                shared.incr(f"{key}:held")
+                return
+            held = shared.get(f"{key}:held") or 0
+            if held:
+                shared.delete(f"{key}:held")
+        except Exception:  # noqa: BLE001, S110 - the mail matters more than its throttle
+            pass
+        every = f"{self.interval / 60:g} minutes" if self.interval >= 60 else f"{self.interval:g} seconds"
+        self._note = f"This error is mailed at most once every {every}; the log has every one.\n"
+        if held:
+            self._note += f"It occurred {held:,} more time(s) since its last mail, not mailed.\n"
+        try:
+            super().emit(record)
+        finally:
+            self._note = ""
+
+    def send_mail(self, subject: StrOrPromise, message: StrOrPromise, *args: Any, **kwargs: Any) -> None:
+        super().send_mail(subject, f"{self._note}\n{message}" if self._note else message, *args, **kwargs)
+
     def connection(self) -> Any:
         return get_connection(
             backend=self.email_backend, fail_silently=True, deadline=mail.Deadline.for_a_run()
         )
+
+
+def _error_key(record: logging.LogRecord) -> str:
+    """The shared cache's key of an error: its logger, message (before its
+    arguments: an image's id, a request's path), status, and the exception's
+    type and the line that raised it."""
+    parts = [record.name, str(record.msg), str(getattr(record, "status_code", ""))]
+    if record.exc_info and record.exc_info[0] is not None:
+        parts.append(record.exc_info[0].__qualname__)
+        tb = record.exc_info[2]
+        while tb is not None and tb.tb_next is not None:
+            tb = tb.tb_next
+        if tb is not None:
+            parts.append(f"{tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}")
+    digest = hashlib.blake2b("\0".join(parts).encode(errors="replace"), digest_size=16).hexdigest()
+    return f"admin-mail:{digest}"

@@ -119,6 +119,41 @@ def test_a_mail_server_that_trickles_holds_a_failed_request_twice_email_timeout_
     assert left.wait(timeout=30), "the request kept reading the trickle"
 
 
+def _mail_admins_handler() -> logging.Handler:
+    [handler] = [h for h in logging.getLogger("django.request").handlers if h.name == "mail_admins"]
+    return handler
+
+
+def _explode_elsewhere(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("another failure")
+
+
+@pytest.mark.usefixtures("production")
+def test_a_storm_of_one_error_is_mailed_once_per_interval_with_how_often_it_occurred(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_mail_admins_handler(), "interval", 2)
+    monkeypatch.setattr(selectors, "feedback_published", _explode)
+    client = Client(raise_request_exception=False)
+    for _ in range(20):
+        assert client.get("/", HTTP_ACCEPT="text/html").status_code == 500
+    [first] = _mailed_to_admins()
+    assert "This error is mailed at most once every 2 seconds" in first.body
+    assert "RuntimeError at /\ncould not reach db-7.internal:5432" in first.body
+
+    # Another error in the meantime is mailed: it is not the same one.
+    monkeypatch.setattr(selectors, "feedback_published", _explode_elsewhere)
+    assert client.get("/", HTTP_ACCEPT="text/html").status_code == 500
+    assert len(_mailed_to_admins()) == 2
+
+    time.sleep(2.2)  # the interval is over
+    monkeypatch.setattr(selectors, "feedback_published", _explode)
+    assert client.get("/", HTTP_ACCEPT="text/html").status_code == 500
+    *_, again = _mailed_to_admins()
+    assert len(_mailed_to_admins()) == 3
+    assert "It occurred 19 more time(s) since its last mail, not mailed." in again.body
+
+
 def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
     settings.DEBUG = True
     settings.ADMINS = [("Ops", ADMIN)]
