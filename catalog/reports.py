@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import io
+import itertools
 import logging
 import math
 import warnings
@@ -29,6 +30,7 @@ from reportlab.lib.enums import TA_CENTER, TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import cm, inch
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfgen.canvas import Canvas
 from reportlab.platypus import (
     CondPageBreak,
@@ -64,6 +66,13 @@ CARDS_PER_ROW = 2
 CHART_BARS_PER_PAGE = 30
 CHART_BAR_PITCH = 16  # points of height per bar, gap included
 CHART_LABEL_CHARS = 32
+# Room right of the plot for the value printed after the longest bar.
+CHART_RIGHT = 28
+# The narrowest plot: the names beside the bars take a third of the width at most.
+CHART_MIN_PLOT_WIDTH = FRAME_WIDTH * 2 / 3 - CHART_RIGHT
+CHART_AXIS_LABEL_SIZE = 8
+# The least space between two labels of the weight axis.
+CHART_AXIS_LABEL_GAP = 4
 
 INK = colors.HexColor("#1f2933")
 MUTED = colors.HexColor("#616e7c")
@@ -317,7 +326,7 @@ def _charts(items: Sequence[ReportItem], fonts: Fonts, styles: dict[str, Paragra
 
     Every chart shares one scale so bars compare across pages.
     """
-    scale_max, step = _nice_scale(max((i.weight for i in items), default=0))
+    scale_max, step = _nice_scale(max((i.weight for i in items), default=0), fonts.primary(bold=False))
     chunks = [items[i : i + CHART_BARS_PER_PAGE] for i in range(0, len(items), CHART_BARS_PER_PAGE)]
     flowables: list[Flowable] = []
     for number, chunk in enumerate(chunks):
@@ -361,7 +370,7 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: Fonts, scale_max: float, step
     labels = [report_text.fit(shorten(i.name, CHART_LABEL_CHARS), size=label_size, width=room) for i in chunk]
     label_width = max(label.width for label in labels)
     left = label_width + 12
-    bottom, top, right = 40, 16, 28
+    bottom, top, right = 40, 16, CHART_RIGHT
     plot_height = CHART_BAR_PITCH * len(chunk)
     drawing = Drawing(FRAME_WIDTH, bottom + plot_height + top)
 
@@ -389,7 +398,7 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: Fonts, scale_max: float, step
     chart.valueAxis.valueMax = scale_max
     chart.valueAxis.valueStep = step
     chart.valueAxis.labels.fontName = regular
-    chart.valueAxis.labels.fontSize = 8
+    chart.valueAxis.labels.fontSize = CHART_AXIS_LABEL_SIZE
     chart.valueAxis.labelTextFormat = _thousands
     chart.valueAxis.strokeColor = MUTED
     chart.valueAxis.visibleGrid = True
@@ -429,17 +438,26 @@ def _bar_chart(chunk: Sequence[ReportItem], fonts: Fonts, scale_max: float, step
     return BarChart(drawing, placed)
 
 
-def _nice_scale(maximum: int) -> tuple[float, float]:
-    """An axis end and step of 1, 2, 2.5 or 5 x 10ⁿ giving about five gridlines."""
+def _nice_scale(maximum: int, font: str) -> tuple[float, float]:
+    """An axis end and step of 1, 2, 2.5 or 5 x 10ⁿ giving about five
+    gridlines: fewer where the labels in ``font`` of five would run into each
+    other on the narrowest plot (long names), as billions of pounds do."""
     if maximum <= 0:
         return 1, 1
     raw = maximum / 5
     magnitude = 10 ** math.floor(math.log10(raw))
-    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
-    step = max(step, 1)  # weights are whole pounds
-    # Headroom so the value printed after the longest bar stays inside the plot.
-    end = math.ceil(maximum * 1.08 / step) * step
-    return end, step
+    steps = (m * magnitude * 10**k for k in itertools.count() for m in (1, 2, 2.5, 5))
+    for candidate in steps:
+        if candidate < raw:
+            continue
+        step = max(candidate, 1)  # weights are whole pounds
+        # Headroom so the value printed after the longest bar stays inside the plot.
+        end = math.ceil(maximum * 1.08 / step) * step
+        # The widest label is the end's, centred on its tick as each is.
+        widest = pdfmetrics.stringWidth(_thousands(end), font, CHART_AXIS_LABEL_SIZE)
+        if CHART_MIN_PLOT_WIDTH * step / end >= widest + CHART_AXIS_LABEL_GAP:
+            return end, step
+    raise AssertionError("unreachable: one step is the whole axis")  # pragma: no cover
 
 
 def _thousands(value: float) -> str:

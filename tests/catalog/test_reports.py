@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ import pytest
 from PIL import Image, ImageDraw
 from pypdf import PdfReader
 from pypdf.generic import DictionaryObject
+from reportlab.pdfbase import pdfmetrics
 
 from catalog import report_text, reports
 from catalog.reports import ReportItem, report_title, supplier_report_pdf
@@ -533,3 +535,22 @@ def test_a_chart_label_is_cut_before_an_emoji_not_inside_it(emoji: str, artifact
     assert text.count(emoji) == 2  # whole in the card and the table
     # One picture: the emoji's, not another one that its first part shows.
     assert image_count(pdf) == 1
+
+
+@pytest.mark.parametrize("heaviest", [7, 1_200, 98_765, 4_321_000, 1_000_000_000, 2_147_483_647])
+def test_the_weight_axis_labels_never_overlap_however_heavy_the_products(heaviest: int) -> None:
+    fonts = report_text.fonts()
+    items = [ReportItem("W" * 200, heaviest, None), ReportItem("Fig", 1, None)]
+    scale_max, step = reports._nice_scale(heaviest, fonts.primary(bold=False))
+    flowable = reports._bar_chart(items, fonts, scale_max, step)
+    [chart] = [shape for shape in flowable.drawing.contents if hasattr(shape, "valueAxis")]
+    ticks = [step * n for n in range(int(scale_max / step) + 1)]
+    assert ticks[-1] == scale_max
+    size = chart.valueAxis.labels.fontSize
+    spacing = chart.width * step / scale_max
+    for low, high in itertools.pairwise(ticks):
+        # Each label is centred on its tick: half of each between two ticks.
+        low_half = pdfmetrics.stringWidth(reports._thousands(low), fonts.primary(bold=False), size) / 2
+        high_half = pdfmetrics.stringWidth(reports._thousands(high), fonts.primary(bold=False), size) / 2
+        assert low_half + high_half + 2 <= spacing, (low, high)
+    assert scale_max >= heaviest * 1.08  # room for the value printed after the longest bar
