@@ -118,9 +118,18 @@ class _Env(environ.Env):
         return config
 
     def email_url(self, var: str, *, default: str) -> dict[str, Any]:
-        return self._url(
+        """django-environ's reading, whose query (``?timeout=5``) goes into
+        OPTIONS, which no mail setting is made of: refused, rather than
+        dropped without a word."""
+        config = self._url(
             var, default, self.email_url_config, "EMAIL_BACKEND", "smtp+tls://user:password@host:587"
         )
+        if options := config.get("OPTIONS"):
+            names = ", ".join(sorted(str(name).lower() for name in options))
+            raise ImproperlyConfigured(
+                f"{var} takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
+            )
+        return config
 
     def _url(
         self, var: str, default: str, parse: Callable[[str], dict[str, Any]], key: str, example: str
@@ -659,11 +668,13 @@ EMAIL_BACKEND = {"django.core.mail.backends.smtp.EmailBackend": "core.mail.Email
 )
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
-EMAIL_PORT = int(_email.get("EMAIL_PORT") or 25)
 EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
 EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
 EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
 EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+# Without a port, implicit TLS (smtp+ssl) takes the port for it (465, RFC
+# 8314): on 25 the server's plain greeting failed every handshake.
+EMAIL_PORT = int(_email.get("EMAIL_PORT") or (465 if EMAIL_USE_SSL else 25))
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1)
 DEFAULT_FROM_EMAIL = env.address("DEFAULT_FROM_EMAIL", default="automation@example.com")
 SERVER_EMAIL = env.address("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)

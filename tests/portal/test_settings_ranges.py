@@ -477,6 +477,45 @@ def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the
     assert str(stopped.value) == message
 
 
+@pytest.mark.parametrize(
+    ("url", "port", "ssl", "tls"),
+    [
+        ("smtp://mail.example.com", 25, False, False),
+        ("smtp+tls://u:p@mail.example.com", 25, False, True),
+        ("smtp+ssl://u:p@mail.example.com", 465, True, False),  # implicit TLS: never on 25
+        ("smtp+ssl://u:p@mail.example.com:2465", 2465, True, False),
+    ],
+)
+def test_an_email_url_without_a_port_takes_the_port_of_its_kind_of_connection(
+    monkeypatch: pytest.MonkeyPatch, url: str, port: int, ssl: bool, tls: bool
+) -> None:
+    loaded = load_settings(monkeypatch, {"EMAIL_URL": url})
+    assert (loaded["EMAIL_PORT"], loaded["EMAIL_USE_SSL"], loaded["EMAIL_USE_TLS"]) == (port, ssl, tls)
+
+
+@pytest.mark.parametrize(
+    ("url", "names"),
+    [
+        ("smtp://mail.example.com:25?timeout=5", "timeout"),
+        (
+            "smtp+ssl://u:s3cret@mail.example.com?ssl_keyfile=k.pem&ssl_certfile=c.pem",
+            "ssl_certfile, ssl_keyfile",
+        ),
+    ],
+)
+def test_an_email_url_with_options_in_its_query_stops_the_start_rather_than_dropping_them(
+    monkeypatch: pytest.MonkeyPatch, url: str, names: str
+) -> None:
+    """django-environ reads them into OPTIONS, which no mail setting is made
+    of: a time-out given so was 30 s all the same."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"EMAIL_URL": url})
+    assert str(stopped.value) == (
+        f"EMAIL_URL takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
+    )
+    assert "s3cret" not in str(stopped.value)
+
+
 ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
 
 
