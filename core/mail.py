@@ -23,7 +23,9 @@ from email.utils import parseaddr
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
+from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.mail.backends.console import EmailBackend as ConsoleEmailBackend
+from django.core.mail.backends.filebased import EmailBackend as DjangoFileEmailBackend
 from django.core.mail.backends.smtp import EmailBackend as SMTPEmailBackend
 from django.core.mail.message import EmailMessage, sanitize_address
 from django.core.validators import validate_email
@@ -343,3 +345,39 @@ class EmailBackend(SMTPEmailBackend):
 def _named(refused: dict[str, tuple[int, bytes]], given: dict[str, str]) -> dict[str, tuple[int, bytes]]:
     """smtplib's refusals keyed by each address as the caller gave it."""
     return {given.get(address, address): reply for address, reply in refused.items()}
+
+
+class MailNotWritten(OSError):
+    """The file backend's folder cannot be written to: ``why``, in Django's words."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(why)
+        self.why = why
+
+    def __str__(self) -> str:
+        return f"mail cannot be written: {self.why}"
+
+
+class FileEmailBackend(DjangoFileEmailBackend):
+    """Django's file backend (``filemail://``, the default), whose folder that
+    cannot be written to (not a folder, not ours, on a disk mounted
+    read-only) is a :class:`MailNotWritten`, an OSError as a mail server that
+    is away raises, when a message is to be written. Django raises
+    ImproperlyConfigured as the connection is made, which no caller of a
+    mail expects: a health check run or a supplier import ended in a
+    traceback, its alerts or its report unsaid, and an error meant for the
+    admins was lost with a traceback of its own."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.unwritable: str | None = None
+        try:
+            super().__init__(*args, **kwargs)
+        except ImproperlyConfigured as exc:
+            self.unwritable = str(exc)
+            kwargs.pop("file_path", None)
+            ConsoleEmailBackend.__init__(self, *args, **{**kwargs, "stream": None})
+
+    def open(self) -> bool | None:
+        if self.unwritable is not None:
+            raise MailNotWritten(self.unwritable)
+        return super().open()

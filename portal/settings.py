@@ -662,10 +662,13 @@ ADMIN_LOGIN_MAX_FAILURES_PER_ADDRESS = env.int(
 # --- Email --------------------------------------------------------------------
 
 _email = env.email_url("EMAIL_URL", default="filemail://")
-# SMTP through the portal's backend, which reports recipients the server refused.
-EMAIL_BACKEND = {"django.core.mail.backends.smtp.EmailBackend": "core.mail.EmailBackend"}.get(
-    _email["EMAIL_BACKEND"], _email["EMAIL_BACKEND"]
-)
+# SMTP through the portal's backend, which reports recipients the server
+# refused; files through one that reports a folder it cannot write to as it
+# writes, as a mail server that is away.
+EMAIL_BACKEND = {
+    "django.core.mail.backends.smtp.EmailBackend": "core.mail.EmailBackend",
+    "django.core.mail.backends.filebased.EmailBackend": "core.mail.FileEmailBackend",
+}.get(_email["EMAIL_BACKEND"], _email["EMAIL_BACKEND"])
 EMAIL_FILE_PATH = _email.get("EMAIL_FILE_PATH") or str(VAR_DIR / "mail")
 EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
 EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""

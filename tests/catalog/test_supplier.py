@@ -91,6 +91,21 @@ def test_a_clean_delivery_exits_zero_and_a_mail_outage_loses_only_the_mail(
     assert "Report mailed" not in out
 
 
+def test_a_mail_folder_that_cannot_be_written_is_a_report_not_mailed_not_a_traceback(
+    delivery: Path, settings: Any, tmp_path: Path
+) -> None:
+    (tmp_path / "mail").write_text("not a folder")
+    settings.EMAIL_BACKEND = "core.mail.FileEmailBackend"
+    settings.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
+    assert out.startswith("4 products created")
+    assert (
+        "report not mailed: mail cannot be written: Path for saving email messages exists, "
+        f"but is not a directory: {tmp_path / 'mail'}"
+    ) in err
+    assert "Report mailed" not in out
+
+
 def test_a_supplier_import_is_logged_in_one_line(delivery: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level("INFO", logger="catalog"):
         out, _ = run("import_supplier", str(delivery), "--no-email")

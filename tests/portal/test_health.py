@@ -127,6 +127,32 @@ def test_a_mail_server_that_does_not_answer_is_waited_for_once_not_once_per_aler
     assert len(not_mailed) == 3  # none lost without a word
 
 
+def test_a_mail_folder_that_cannot_be_written_loses_no_alert_without_a_word(
+    passing: Any, tmp_path: Path
+) -> None:
+    """The default backend writes mail to var/mail: a file in its place (or a
+    folder of another user) was a traceback, every alert of the run unsaid."""
+    (tmp_path / "mail").write_text("not a folder")
+    passing.EMAIL_BACKEND = "core.mail.FileEmailBackend"
+    passing.EMAIL_FILE_PATH = str(tmp_path / "mail")
+    passing.HEALTH_DISK_MIN_PERCENT = 101.0
+    passing.HEALTH_MEMORY_MIN_MB = 10**9
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.raises(CommandError) as failed:
+        call_command("health_check", stdout=out, stderr=err)
+    assert failed.value.returncode == 1
+    assert out.getvalue().count("FAIL") == 2
+    not_mailed = [line for line in err.getvalue().splitlines() if line.startswith("alert not mailed:")]
+    assert len(not_mailed) == 2
+    assert all(
+        line.endswith(
+            "mail cannot be written: Path for saving email messages exists, "
+            f"but is not a directory: {tmp_path / 'mail'}"
+        )
+        for line in not_mailed
+    ), not_mailed
+
+
 def test_a_threshold_is_quoted_as_set(passing: Any) -> None:
     passing.HEALTH_DISK_MIN_PERCENT = 100.5
     code, _ = run_health_check()

@@ -494,6 +494,20 @@ def test_an_email_url_without_a_port_takes_the_port_of_its_kind_of_connection(
 
 
 @pytest.mark.parametrize(
+    ("url", "backend"),
+    [
+        ("smtp://mail.example.com", "core.mail.EmailBackend"),
+        ("filemail://", "core.mail.FileEmailBackend"),
+        ("consolemail://", "django.core.mail.backends.console.EmailBackend"),
+    ],
+)
+def test_mail_by_smtp_and_to_files_goes_through_the_portal_s_backends(
+    monkeypatch: pytest.MonkeyPatch, url: str, backend: str
+) -> None:
+    assert load_settings(monkeypatch, {"EMAIL_URL": url})["EMAIL_BACKEND"] == backend
+
+
+@pytest.mark.parametrize(
     ("url", "names"),
     [
         ("smtp://mail.example.com:25?timeout=5", "timeout"),
