@@ -97,8 +97,9 @@ class ReportItem:
 
 
 def report_title(date: datetime.date, title_prefix: str = DEFAULT_TITLE_PREFIX) -> str:
-    """``Processed Update on March 01, 2023``: the day is zero-padded (``Month DD, YYYY``)."""
-    return f"{title_prefix} {date:%B %d, %Y}"
+    """``Processed Update on March 01, 2023``: the day is zero-padded (``Month DD, YYYY``),
+    the year too (``%Y`` writes the year 99 as ``99``)."""
+    return f"{title_prefix} {date:%B %d}, {date.year:04d}"
 
 
 def supplier_report_pdf(
@@ -466,7 +467,7 @@ def _thousands(value: float) -> str:
 
 def _page_decorator(fonts: Fonts, title: str, date: datetime.date) -> Callable[[Canvas, object], None]:
     """Draw the footer of every page and pin the PDF's dates to the report's date."""
-    stamp = f"D:{date:%Y%m%d}000000+00'00'"
+    stamp = f"D:{date.year:04d}{date:%m%d}000000+00'00'"  # four digits of year, as a PDF date has
     footer = report_text.line(f"Online Fruit Store \N{EM DASH} {report_text.isolate(title)}", size=8)
 
     def decorate(canvas: Canvas, doc: object) -> None:

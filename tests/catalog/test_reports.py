@@ -113,6 +113,25 @@ def test_the_metadata_carries_title_and_author() -> None:
     assert meta.author == "Online Fruit Store"
 
 
+@pytest.mark.parametrize("day", [dt.date(99, 3, 4), dt.date(1, 1, 1), dt.date(9999, 12, 31)])
+def test_a_year_of_fewer_than_four_digits_is_written_with_four_in_the_title_and_the_dates(
+    day: dt.date,
+) -> None:
+    """The admin's day report takes any date: ``0099-03-04`` was titled
+    "March 04, 99", and its PDF dates (``D:990304…``) read as no date."""
+    pdf = supplier_report_pdf(fruits(), date=day)
+    title = f"Processed Update on {day:%B %d}, {day.year:04d}"
+    assert report_title(day) == title
+    assert title in text_of(pdf)
+    meta = PdfReader(io.BytesIO(pdf)).metadata
+    assert meta is not None
+    assert meta.title == title
+    assert meta.creation_date is not None
+    assert meta.creation_date.date() == day
+    assert meta.modification_date is not None
+    assert meta.modification_date.date() == day
+
+
 def test_the_same_input_gives_the_same_bytes() -> None:
     assert supplier_report_pdf(fruits(), date=DATE) == supplier_report_pdf(fruits(), date=DATE)
 
