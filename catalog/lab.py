@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import authentication, exceptions, parsers, permissions, serializers, status, throttling
+from rest_framework import authentication, exceptions, permissions, serializers, status, throttling
 from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -30,7 +30,7 @@ from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
 from core.api import FileField
 from core.net import client_ip, ip_in_networks
-from core.parsers import FormParser, JSONParser
+from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
 
@@ -129,7 +129,7 @@ class LabView(APIView):
     authentication_classes = [authentication.TokenAuthentication]
     permission_classes = [LabWriteAllowed]
     write_permissions: tuple[str, ...] = ()
-    parser_classes = [JSONParser, FormParser, parsers.MultiPartParser]
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
     public_page = "home"
     api_list: str  # the URL name of the API list a cut-short GET points at
     api_list_query = ""  # and its query, so that it lists the same rows
@@ -271,7 +271,7 @@ class LabFruitsView(LabView):
 class LabUploadView(LabView):
     public_page = "catalog:product-list"
     write_permissions = ("uploads.add_image",)
-    parser_classes = [parsers.MultiPartParser, FormParser]
+    parser_classes = [MultiPartParser, FormParser]
     file_actions = frozenset({"post"})
 
     serializer_class = LabUploadSerializer

@@ -42,6 +42,19 @@ def error_response(request: HttpRequest, status: int, title: str, message: str) 
     return response
 
 
+def field_error_response(request: HttpRequest, field: str | None, message: str) -> HttpResponse:
+    """A 400 for one field of a form (None: the form): ``{field: [message]}``
+    in JSON, as the API's own validation errors are, or the error page."""
+    if field is None or not wants_json(request):
+        return error_response(
+            request, 400, "Bad request", message if field is None else f"{field}: {message}"
+        )
+    response = JsonResponse({field: [message]}, status=400)
+    if not _json_by_address(request):
+        patch_vary_headers(response, ("Accept",))
+    return response
+
+
 def _json_by_address(request: HttpRequest) -> bool:
     return request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS
 

@@ -8,6 +8,12 @@ name was refused. Views that take files parse their body with
 upload handlers by ``portal.middleware.BodyLimitMiddleware``): such a file is
 kept under a stand-in name, with the name as sent on it, and
 ``unusable_name()`` lets the view refuse it saying why.
+
+Django reads a text field's bytes that are not text in the form's charset as
+U+FFFD: a script posting the lines of a file saved as Latin-1 got a review
+stored with "Caf\ufffd" in it. ``NameKeepingParser`` refuses such a field
+instead (``NotText``), as ``core.parsers.FormParser`` refuses it in a plain
+form, with the same message.
 """
 
 from __future__ import annotations
@@ -15,8 +21,9 @@ from __future__ import annotations
 import secrets
 from typing import Any, cast
 
+from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest
+from django.http import HttpRequest, QueryDict
 from django.http.multipartparser import MultiPartParser
 from django.utils.datastructures import MultiValueDict
 
@@ -26,16 +33,39 @@ _SENT_NAME = "_unusable_name"
 _SENT_NAMES = "_unusable_names"
 
 
-class NameKeepingParser(MultiPartParser):
-    """Django's parser, which keeps a file whose name it would drop."""
+class NotText(ValueError):
+    """A field of a form, or its name (``field`` None), that is not text in
+    the form's charset."""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, field: str | None, encoding: str) -> None:
+        self.field = field
+        name = encoding.upper()
+        if field is None:
+            self.message = f"A field name of the form is not {name} text; send it as {name}."
+        else:
+            self.message = f"Not {name} text; send the text as {name}."
+        super().__init__(self.message if field is None else f"{field}: {self.message}")
+
+
+class NameKeepingParser(MultiPartParser):
+    """Django's parser, which keeps a file whose name it would drop and
+    refuses a text field that is not text in the form's charset."""
+
+    def __init__(
+        self, META: dict[str, Any], input_data: Any, upload_handlers: Any, encoding: str | None = None
+    ) -> None:
+        super().__init__(META, input_data, upload_handlers, encoding)
         # Unguessable, so that no file sent under a name of its own is taken for one kept.
         self._stand_in = f"unusable-name-{secrets.token_hex(8)}"
         self._sent: dict[str, str] = {}
+        # Django decodes with errors="replace", which leaves no trace of the
+        # bytes it replaced. Read as Latin-1, each byte is one character:
+        # parse() has the bytes back and decodes them in the form's charset.
+        self._text_encoding = encoding or settings.DEFAULT_CHARSET
+        self._encoding = "latin-1"
 
     def sanitize_file_name(self, file_name: str) -> str | None:
+        file_name = file_name.encode("latin-1").decode(self._text_encoding, errors="replace")
         sanitized: str | None = super().sanitize_file_name(file_name)
         if sanitized is not None:
             return sanitized
@@ -44,14 +74,39 @@ class NameKeepingParser(MultiPartParser):
         return stand_in
 
     def parse(self) -> tuple[Any, MultiValueDict[str, Any]]:
-        post, files = super().parse()
-        if self._sent:
-            for _, uploads in files.lists():
+        read_post, read_files = super().parse()
+        try:
+            post = QueryDict(mutable=True)
+            for key, values in read_post.lists():
+                field = self._text(key, None)
+                post.setlist(field, [self._text(value, field) for value in values])
+            post._mutable = False
+            files: MultiValueDict[str, Any] = MultiValueDict()
+            for key, uploads in read_files.lists():
+                files.setlist(self._text(key, None), uploads)
+        except NotText:
+            # Closed as Django's parser closes them on an error: the request
+            # closes only the files it is given.
+            for _, uploads in read_files.lists():
                 for upload in uploads:
-                    sent = self._sent.get(upload.name)
-                    if sent is not None:
-                        setattr(upload, _SENT_NAME, sent)
+                    upload.close()
+            raise
+        for field, uploads in files.lists():
+            for upload in uploads:
+                if hasattr(upload, "field_name"):
+                    upload.field_name = field
+                sent = self._sent.get(upload.name)
+                if sent is not None:
+                    setattr(upload, _SENT_NAME, sent)
         return post, files
+
+    def _text(self, read: str, field: str | None) -> str:
+        """``read`` (as Latin-1) decoded in the form's charset: NotText if it
+        is not text in it, for ``field`` (None: a field's name)."""
+        try:
+            return read.encode("latin-1").decode(self._text_encoding)
+        except UnicodeDecodeError:
+            raise NotText(field, self._text_encoding) from None
 
 
 class UnusableNameHandler(FileUploadHandler):

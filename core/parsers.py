@@ -24,8 +24,11 @@ from urllib.parse import parse_qsl
 import orjson
 from django.conf import settings
 from django.http import QueryDict
+from django.http.multipartparser import MultiPartParserError
 from rest_framework import parsers
-from rest_framework.exceptions import ParseError, ValidationError
+from rest_framework.exceptions import APIException, ParseError, ValidationError
+
+from core import multipart
 
 MAX_DEPTH: Final = 32
 _TOO_DEEP: Final = f"JSON parse error - nested more than {MAX_DEPTH} levels deep; the limit is {MAX_DEPTH}."
@@ -103,7 +106,6 @@ class FormParser(parsers.FormParser):
 def _refuse_undecoded(text: str, encoding: str) -> None:
     """A 400 naming the first field of the form ``text`` whose value is not
     text in ``encoding`` once its escapes are read; nothing if none is."""
-    name = encoding.upper()
     pairs = parse_qsl(
         text,
         keep_blank_values=True,
@@ -113,6 +115,33 @@ def _refuse_undecoded(text: str, encoding: str) -> None:
     )
     for key, value in pairs:
         if _UNDECODED.search(key):
-            raise ParseError(f"A field name of the form is not {name} text; send it as {name}.")
+            raise refusal(multipart.NotText(None, encoding))
         if _UNDECODED.search(value):
-            raise ValidationError({key: [f"Not {name} text; send the text as {name}."]})
+            raise refusal(multipart.NotText(key, encoding))
+
+
+def refusal(exc: multipart.NotText) -> APIException:
+    """The 400 for a form's field, or field name, that is not text."""
+    if exc.field is None:
+        return ParseError(exc.message)
+    return ValidationError({exc.field: [exc.message]})
+
+
+class MultiPartParser(parsers.MultiPartParser):
+    """DRF's multipart parser with the project's (``NameKeepingParser``):
+    a text field that is not text in the form's charset is a 400 naming it,
+    as in a plain form, not a value stored with U+FFFD."""
+
+    def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None) -> Any:
+        parser_context = parser_context or {}
+        request = parser_context["request"]
+        encoding = parser_context.get("encoding", settings.DEFAULT_CHARSET)
+        meta = request.META.copy()
+        meta["CONTENT_TYPE"] = media_type
+        try:
+            data, files = multipart.NameKeepingParser(meta, stream, request.upload_handlers, encoding).parse()
+        except MultiPartParserError as exc:
+            raise ParseError(f"Multipart form parse error - {exc}") from exc
+        except multipart.NotText as exc:
+            raise refusal(exc) from exc
+        return parsers.DataAndFiles(data, files)

@@ -17,7 +17,13 @@ from django.utils.functional import cached_property
 from django.utils.http import escape_leading_slashes
 
 from core import limits, multipart
-from core.errors import RETRY_AFTER_SECONDS, database_limit, dependency_unavailable, error_response
+from core.errors import (
+    RETRY_AFTER_SECONDS,
+    database_limit,
+    dependency_unavailable,
+    error_response,
+    field_error_response,
+)
 from portal.csp import IMAGE_SOURCE, REPORT_URI
 
 logger = logging.getLogger(__name__)
@@ -239,6 +245,9 @@ class BodyLimitMiddleware:
                 request.POST  # noqa: B018 - reading it parses the body
             except limits.RequestTooLarge as exc:
                 return self._too_large(request, exc)
+            except multipart.NotText as exc:
+                # Refused as the API's parser refuses it: DRF reuses this parse.
+                return field_error_response(request, exc.field, exc.message)
         return None
 
     def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:

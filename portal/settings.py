@@ -821,11 +821,11 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [
         "rest_framework.permissions.DjangoModelPermissionsOrAnonReadOnly",
     ],
-    # orjson, and a bound on nesting; forms in their encoding alone (core.parsers).
+    # orjson, and a bound on nesting; forms, multipart too, in their encoding alone (core.parsers).
     "DEFAULT_PARSER_CLASSES": [
         "core.parsers.JSONParser",
         "core.parsers.FormParser",
-        "rest_framework.parsers.MultiPartParser",
+        "core.parsers.MultiPartParser",
     ],
     "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "PAGE_SIZE": 20,

@@ -23,7 +23,7 @@ from rest_framework.response import Response
 from core.api import CreatedLocationMixin, FileField, may_view
 from core.filters import FilterSet
 from core.limits import RequestTooLarge
-from core.parsers import FormParser, JSONParser
+from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from core.validation import validate_no_direction_controls
@@ -303,7 +303,7 @@ class ImageViewSet(
 
     serializer_class = ImageSerializer
     # JSON for the focal point (an object); uploads are multipart.
-    parser_classes = [parsers.MultiPartParser, FormParser, JSONParser]
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
     file_actions = frozenset({"create"})
     # ``?format=`` filters by the image's format here, as on its url action;
     # the response's format is chosen by the Accept header alone.
@@ -324,7 +324,7 @@ class ImageViewSet(
         # type (415), not read as fields.
         method = (self.request.method or "").lower() if self.request else ""
         if getattr(self, "action_map", {}).get(method) == "create":
-            return [parsers.MultiPartParser(), FormParser()]
+            return [MultiPartParser(), FormParser()]
         return super().get_parsers()
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> tuple[Any, str]:
@@ -393,7 +393,7 @@ class ImageViewSet(
         methods=["post"],
         url_path="focal-point",
         url_name="focal-point",
-        parser_classes=[JSONParser, FormParser, parsers.MultiPartParser],
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
         # Moving a focal point changes an image: the change permission, not add.
         permission_classes=[permissions.IsAuthenticated],
     )
@@ -428,7 +428,7 @@ class ImageViewSet(
     @action(
         detail=True,
         methods=["post"],
-        parser_classes=[JSONParser, FormParser, parsers.MultiPartParser],
+        parser_classes=[JSONParser, FormParser, MultiPartParser],
         # Reprocessing changes an image: the change permission, not add.
         permission_classes=[permissions.IsAuthenticated],
     )

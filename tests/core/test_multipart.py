@@ -11,6 +11,7 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
+from catalog.models import Feedback
 from tests.factories import logged_in, staff_with
 from tests.uploads import corpus
 from uploads.models import Image
@@ -24,20 +25,29 @@ UNUSABLE = ["..", ".", "photos/", "C:\\photos\\", "&#46;&#46;", "\x07"]
 
 
 def multipart(
-    fields: dict[str, str], files: dict[str, tuple[str, bytes]] | list[tuple[str, tuple[str, bytes]]]
+    fields: dict[str, str | bytes],
+    files: dict[str, tuple[str | bytes, bytes]] | list[tuple[str, tuple[str | bytes, bytes]]],
 ) -> bytes:
-    """A multipart body as a client sends it, the file names exactly as given."""
+    """A multipart body as a client sends it, the values and file names
+    exactly as given (bytes as they are, text as UTF-8)."""
+
+    def raw(text: str | bytes) -> bytes:
+        return text if isinstance(text, bytes) else text.encode()
+
     parts = [
-        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        + raw(value)
+        + b"\r\n"
         for name, value in fields.items()
     ]
     for name, (file_name, data) in files.items() if isinstance(files, dict) else files:
         head = (
-            f"--{BOUNDARY}\r\n"
-            f'Content-Disposition: form-data; name="{name}"; filename="{file_name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
+            f"--{BOUNDARY}\r\n".encode()
+            + f'Content-Disposition: form-data; name="{name}"; filename="'.encode()
+            + raw(file_name)
+            + b'"\r\nContent-Type: application/octet-stream\r\n\r\n'
         )
-        parts.append(head.encode() + data + b"\r\n")
+        parts.append(head + data + b"\r\n")
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
@@ -134,3 +144,61 @@ def test_the_admin_s_upload_page_names_a_file_over_the_limit_as_sent(settings: A
     page = response.content.decode()
     assert "The file &#x27;..&#x27; is larger than the limit" in page
     assert "unusable-name" not in page
+
+
+# "Café" as a file saved as Latin-1 holds it: 43 61 66 E9, no UTF-8.
+LATIN_1_CAFE = "Café".encode("latin-1")
+NOT_UTF8 = ["Not UTF-8 text; send the text as UTF-8."]
+
+
+def review(**fields: str | bytes) -> dict[str, str | bytes]:
+    return {"title": "Great", "name": "Ann", "date": "2017-12-21", "feedback": "Good.", **fields}
+
+
+@pytest.mark.parametrize("field", ["title", "feedback"])
+def test_a_course_review_s_text_that_is_not_utf8_is_refused_naming_its_field(
+    client: Client, field: str
+) -> None:
+    response = post(client, "/feedback/", multipart(review(**{field: LATIN_1_CAFE}), {}))
+    assert response.status_code == 400
+    assert response.json() == {field: NOT_UTF8}
+    assert not Feedback.objects.exists()
+
+
+def test_an_api_review_s_text_that_is_not_utf8_is_refused_naming_its_field(client: Client) -> None:
+    body = multipart(
+        {"title": LATIN_1_CAFE, "name": "Ann", "date": "2017-12-21", "text": "Good.", "rating": "5"}, {}
+    )
+    response = post(client, "/api/v1/feedback/", body)
+    assert response.status_code == 400
+    assert response.json() == {"title": NOT_UTF8}
+    assert not Feedback.objects.exists()
+
+
+def test_an_image_s_title_that_is_not_utf8_is_refused_naming_its_field(token_client: APIClient) -> None:
+    body = multipart({"title": LATIN_1_CAFE}, {"file": ("a.jpg", corpus.jpeg())})
+    response = post(token_client, "/api/v1/images/", body)
+    assert response.status_code == 400
+    assert response.json() == {"title": NOT_UTF8}
+    assert Image.objects.count() == 0
+
+
+def test_the_admin_s_upload_page_names_a_field_that_is_not_utf8() -> None:
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = multipart({"preset": b"w\xe9b"}, {"files": ("a.jpg", corpus.jpeg())})
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 400
+    assert "preset: Not UTF-8 text; send the text as UTF-8." in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+def test_a_replacement_character_and_accents_sent_as_utf8_are_kept(
+    client: Client, token_client: APIClient
+) -> None:
+    reviewed = post(client, "/feedback/", multipart(review(title="Caf\ufffd", feedback="Très bon."), {}))
+    assert reviewed.status_code == 201, reviewed.content
+    assert Feedback.objects.values_list("title", "text").get() == ("Caf\ufffd", "Très bon.")
+    body = multipart({"title": "Café \ufffd"}, {"file": ("Café.jpg", corpus.jpeg())})
+    uploaded = post(token_client, "/api/v1/images/", body)
+    assert uploaded.status_code == 201, uploaded.content
+    assert Image.objects.values_list("title", "original_name").get() == ("Café \ufffd", "Café.jpg")
