@@ -13,7 +13,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.core.management import CommandError, call_command
+from django.core.management import CommandError, call_command, load_command_class
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
@@ -260,6 +260,20 @@ def test_ensure_admin_takes_credentials_from_the_environment(monkeypatch: pytest
     assert user.is_superuser
     assert user.check_password("a-long-secret-42")
     assert "'chief'" in out.getvalue()
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1", "http"])
+def test_ensure_admin_refuses_a_port_no_server_listens_on(
+    port: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    command = load_command_class("portal", "ensure_admin")
+    command._called_from_command_line = True  # as manage.py runs it: argparse's exit
+    parser = command.create_parser("manage.py", "ensure_admin")
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["--port", port])
+    assert refused.value.code == 2
+    assert f"argument --port: must be a port from 1 to 65535; it is '{port}'" in capsys.readouterr().err
+    assert parser.parse_args(["--port", "65535"]).port == 65535
 
 
 def _assert_ensure_admin_refuses(variable: str, reason: str) -> None:

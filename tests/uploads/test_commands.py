@@ -417,3 +417,16 @@ def test_an_image_whose_renditions_are_missing_from_the_store_is_named_and_the_o
     run("reprocess_images", str(lost.pk))
     run("import_images", str(folder), "--preset", "icon", "--export", str(tmp_path / "again"))
     assert sorted(p.name for p in (tmp_path / "again").iterdir()) == ["a.jpg", "b.jpg"]
+
+
+def test_import_images_refuses_an_empty_export_folder_before_importing(
+    icon_delivery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What `--export "$OUT"` passes with OUT unset: the current folder got the renditions.
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    with pytest.raises(CommandError, match="argument --export: is empty; give the folder"):
+        call_command("import_images", str(icon_delivery), "--export", "", stdout=io.StringIO())
+    assert list(here.iterdir()) == []
+    assert not Image.objects.exists()

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import os
 import secrets
 from typing import Any
@@ -28,6 +29,18 @@ def admin_url(host: str, port: int) -> str:
     return f"http://{host}:{port}{reverse('admin:index')}"
 
 
+def _port(value: str) -> int:
+    """A port of ``--port``: 99999 was taken, and the admin's address
+    printed with it one no browser opens."""
+    try:
+        port = int(value)
+    except ValueError:
+        port = 0
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535; it is {value!r}")
+    return port
+
+
 class Command(PortalCommand):
     help = (
         "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
@@ -38,7 +51,7 @@ class Command(PortalCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Host the portal is served on.")
-        parser.add_argument("--port", type=int, default=8000, help="Port the portal is served on.")
+        parser.add_argument("--port", type=_port, default=8000, help="Port the portal is served on.")
 
     def handle(self, *args: Any, **options: Any) -> None:
         # Empty is unset, for both: a line `PORTAL_ADMIN_USERNAME=` left in a .env file.

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -30,6 +31,14 @@ def _cores() -> int:
         return os.cpu_count() or 1
 
 
+def _folder(value: str) -> Path:
+    """A folder of ``--export``: an empty one (``"$OUT"`` with OUT unset in a
+    script) was the current folder, which got the renditions."""
+    if not value:
+        raise argparse.ArgumentTypeError("is empty; give the folder to write the renditions to")
+    return Path(value)
+
+
 class Command(PortalCommand):
     help = (
         "Upload every file in DIR as an image with the given preset (files that are not "
@@ -49,7 +58,7 @@ class Command(PortalCommand):
         parser.add_argument(
             "--preset", default=settings.IMAGE_DEFAULT_PRESET, choices=sorted(settings.IMAGE_PRESETS)
         )
-        parser.add_argument("--export", type=Path, metavar="DIR", help="Also write the renditions here.")
+        parser.add_argument("--export", type=_folder, metavar="DIR", help="Also write the renditions here.")
         parser.add_argument(
             "--jobs",
             type=int,
