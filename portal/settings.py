@@ -460,8 +460,10 @@ else:
     # being long, as a statement_timeout would cut it (which would bound
     # nothing here anyway: the server is the one that keeps it). A server
     # process stuck on a machine that still answers is not seen by either.
-    # Each of these in the URL wins.
-    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=20, minimum=1)
+    # Each of these in the URL wins. The kernel takes a keepalive's idle time
+    # and interval up to 32,767 s: past that libpq cannot set them, and every
+    # connection would fail.
+    _network_timeout = env.int("DATABASE_NETWORK_TIMEOUT", default=20, minimum=1, maximum=32_767)
     for _option, _value in {
         "keepalives": 1,
         "keepalives_idle": _network_timeout,

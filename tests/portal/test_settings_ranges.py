@@ -50,7 +50,16 @@ REFUSED: list[tuple[dict[str, str], str]] = [
     ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
     # libpq waits 2 s at the least.
     ({**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "1"}, "DATABASE_CONNECT_TIMEOUT must be at least 2; it is 1"),
-    ({**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "0"}, "DATABASE_NETWORK_TIMEOUT must be at least 1; it is 0"),
+    (
+        {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "0"},
+        "DATABASE_NETWORK_TIMEOUT must be from 1 to 32767; it is 0",
+    ),
+    # The most seconds the kernel takes for a keepalive's idle time or
+    # interval: past it libpq cannot set them and every connection fails.
+    (
+        {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "32768"},
+        "DATABASE_NETWORK_TIMEOUT must be from 1 to 32767; it is 32768",
+    ),
     ({"PORTAL_ORIGINAL_URL_SECONDS": "0"}, "PORTAL_ORIGINAL_URL_SECONDS must be from 1 to 604800; it is 0"),
     ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "0"}, "PORTAL_STORAGE_TIMEOUT_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_IMAGE_MAX_BYTES": "0"}, "PORTAL_IMAGE_MAX_BYTES must be at least 1; it is 0"),
