@@ -277,6 +277,19 @@ def test_reprocess_images_refuses_ids_no_image_has_and_queues_nothing(run: Any, 
     assert (a.preset, a.status) == ("web", "ready")
 
 
+def test_reprocess_images_names_an_id_past_any_column_s_as_no_image_s(run: Any, tmp_path: Path) -> None:
+    """The database's driver cannot send such a number: it was a traceback."""
+    (tmp_path / "a.jpg").write_bytes(corpus.jpeg())
+    run("import_images", str(tmp_path))
+    a = Image.objects.get()
+    with pytest.raises(CommandError) as refused:
+        run("reprocess_images", str(a.pk), str(10**20), "-5")
+    assert refused.value.returncode == 1
+    assert str(refused.value) == f"No image has the id -5 or {10**20}. Nothing was queued."
+    a.refresh_from_db()
+    assert a.status == "ready"
+
+
 def test_reprocess_images_can_switch_the_preset_of_the_images_it_picks(run: Any, tmp_path: Path) -> None:
     (tmp_path / "a.jpg").write_bytes(corpus.jpeg(corpus.quadrants(800, 600)))
     (tmp_path / "b.png").write_bytes(corpus.png(corpus.quadrants(800, 600)))

@@ -11,6 +11,9 @@ from uploads import services
 from uploads.management.commands import _unqueued
 from uploads.models import Image
 
+# The keys of a signed 64-bit column.
+ID_BOUND = 2**63
+
 
 class Command(PortalCommand):
     help = (
@@ -27,7 +30,9 @@ class Command(PortalCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         images = Image.objects.order_by("pk")
         if options["ids"]:
-            images = images.filter(pk__in=options["ids"])
+            # A number past any key's is no image's id: it is not sent (the
+            # database's driver cannot send it), only named below.
+            images = images.filter(pk__in=[pk for pk in options["ids"] if -ID_BOUND <= pk < ID_BOUND])
             # A mistyped id was passed over: "0 images queued", exit 0.
             found = set(images.values_list("pk", flat=True))
             if missing := sorted(set(options["ids"]) - found):
