@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 
@@ -366,6 +366,46 @@ def parse_description(raw: bytes) -> DescriptionRecord:
 _SCALARS = (str, int, float)
 
 
+_Number = TypeVar("_Number", int, float)
+
+
+class _WrittenInt(int):
+    """A number of a file whose text is not the one Python makes of it: its
+    text is the file's, as written (``_as_written``)."""
+
+    written: str
+
+    def __str__(self) -> str:
+        return self.written
+
+
+class _WrittenFloat(float):
+    """As ``_WrittenInt``, of a number with a fraction."""
+
+    written: str
+
+    def __str__(self) -> str:
+        return self.written
+
+
+def _as_written(value: _Number, text: str) -> _Number:
+    """``value``, read from ``text``, whose text is ``text`` where Python
+    would make another of it: YAML reads an unquoted ``0201234567`` as an
+    octal number (33896823), drops the ``+`` of ``+447700900123``, and YAML
+    and JSON the zeros of ``867.5300``; each field of a person takes a
+    number as text, which would be another than the file shows. A number of
+    no finite value keeps its own, which is refused."""
+    if isinstance(value, bool) or str(value) == text or _not_finite(value):
+        return value
+    if isinstance(value, int):
+        whole = _WrittenInt(value)
+        whole.written = text
+        return whole
+    fraction = _WrittenFloat(value)
+    fraction.written = text
+    return fraction
+
+
 def _not_finite(value: object) -> bool:
     """Whether ``value`` is a number of no text: JSON's ``NaN``, a number
     past a double's range (``1e400``, ``-1e400``) and YAML's ``.nan`` and
@@ -492,7 +532,7 @@ def _read_as(value: object) -> str:
         words = "yes, on or true" if value else "no, off or false"
         return f"{str(value).lower()} (as YAML reads an unquoted {words})"
     if isinstance(value, int | float):
-        return f"the number {value}"
+        return f"the number {value!r}"  # as YAML reads it (``1:30`` is 90), not as written
     if isinstance(value, dt.date):
         return f"the date {value.isoformat()}"
     return type(value).__name__
@@ -823,7 +863,9 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return mapping
 
 
-_JSON_DECODER = json.JSONDecoder(object_pairs_hook=_json_object)
+_JSON_DECODER = json.JSONDecoder(
+    object_pairs_hook=_json_object, parse_float=lambda text: _as_written(float(text), text)
+)
 _JSON_NOT_SPACE = re.compile(r"[^ \t\n\r]")
 # A string, skipped whole (digits in it are no number), or a number as the
 # decoder reads it: ``int()`` makes it of its integer part alone, and
@@ -1146,7 +1188,10 @@ class _OnceConstructor(yaml.constructor.SafeConstructor):
         # text is taken, where it would escape as an error of the portal's.
         value = super().construct_yaml_int(node)
         str(value)  # ValueError past sys.get_int_max_str_digits()
-        return value
+        return _as_written(value, node.value)
+
+    def construct_yaml_float(self, node: yaml.ScalarNode) -> float:
+        return _as_written(super().construct_yaml_float(node), node.value)
 
 
 _OnceConstructor.add_constructor(  # type: ignore[type-var]  # the stubs know PyYAML's own loaders alone
@@ -1154,6 +1199,9 @@ _OnceConstructor.add_constructor(  # type: ignore[type-var]  # the stubs know Py
 )
 _OnceConstructor.add_constructor(  # type: ignore[type-var]
     "tag:yaml.org,2002:int", _OnceConstructor.construct_yaml_int
+)
+_OnceConstructor.add_constructor(  # type: ignore[type-var]
+    "tag:yaml.org,2002:float", _OnceConstructor.construct_yaml_float
 )
 
 

@@ -339,6 +339,44 @@ def test_a_finite_number_where_text_goes_is_still_the_text_it_reads_as(tmp_path:
     ]
 
 
+YAML_NUMBERS = (
+    b"- name: 0755\n  username: 0123\n"
+    b"  phone: {office: 0201234567, cell: +447700900123, desk: 867.5300, fax: 1_000, home: 8028675309}\n"
+)
+
+
+@pytest.mark.parametrize("path", ["command", "admin"])
+def test_a_yaml_number_where_text_goes_is_the_text_the_file_shows(
+    importer: Client, tmp_path: Path, yaml_reader: str, path: str
+) -> None:
+    """Not the number YAML reads: an octal 33896823 of ``0201234567``, the
+    ``+`` dropped, the zeros of a fraction dropped."""
+    if path == "command":
+        command_import(tmp_path, "people.yaml", YAML_NUMBERS)
+    else:
+        admin_import(importer, "people.yaml", YAML_NUMBERS)
+    assert list(Person.objects.values_list("name", "username", "phone")) == [
+        (
+            "0755",
+            "0123",
+            {
+                "office": "0201234567",
+                "cell": "+447700900123",
+                "desk": "867.5300",
+                "fax": "1_000",
+                "home": "8028675309",
+            },
+        )
+    ]
+
+
+def test_a_json_number_with_a_fraction_where_text_goes_is_the_text_the_file_shows(tmp_path: Path) -> None:
+    command_import(
+        tmp_path, "people.json", b'[{"name": "Ann", "username": "ann", "phone": {"desk": 867.5300}}]'
+    )
+    assert list(Person.objects.values_list("phone", flat=True)) == [{"desk": "867.5300"}]
+
+
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
 def test_the_api_refuses_a_number_of_no_finite_value_as_no_json_it_reads(
     staff: APIClient, number: str
