@@ -525,6 +525,18 @@ def test_ensure_admin_takes_an_empty_username_as_unset(
     assert get_user_model().objects.get(username="admin").is_superuser
 
 
+def test_ensure_admin_finds_the_account_of_a_username_written_in_another_unicode_form(
+    default_admin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The account stores its name in NFKC, as the login form reads it:
+    looked up as written, the second run created it again, a traceback."""
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", "\uff43\uff48\uff49\uff45\uff46")  # "chief", full-width
+    first, second = ensure_admin(), ensure_admin()
+    assert "created: http://127.0.0.1:8000/admin/  user 'chief'  password" in first
+    assert "exists: http://127.0.0.1:8000/admin/  user 'chief'  password" in second
+    assert list(get_user_model().objects.values_list("username", flat=True)) == ["chief"]
+
+
 @pytest.mark.parametrize(
     ("username", "reason"),
     [

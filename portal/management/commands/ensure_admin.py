@@ -54,12 +54,15 @@ class Command(PortalCommand):
         parser.add_argument("--port", type=_port, default=8000, help="Port the portal is served on.")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        users = get_user_model()
         # Empty is unset, for both: a line `PORTAL_ADMIN_USERNAME=` left in a .env file.
-        username = os.environ.get("PORTAL_ADMIN_USERNAME", "") or "admin"
+        # As the account stores it and the login form reads it (NFKC): found
+        # by the name it was created with (a full-width "chief" is "chief"), and
+        # held to the rules as stored (a ligature is two or three letters).
+        username = users.normalize_username(os.environ.get("PORTAL_ADMIN_USERNAME", "") or "admin")
         chosen = os.environ.get("PORTAL_ADMIN_PASSWORD", "")
         kept = settings.VAR_DIR / "admin_password"
         url = admin_url(options["host"], options["port"])
-        users = get_user_model()
         # The rules of the account's form: a name with a space, or too long
         # for its column, was refused by no one on SQLite, and by PostgreSQL
         # with a traceback.
