@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import normalize_newlines
@@ -734,13 +734,21 @@ def product_delete_many(*, products: QuerySet[Product]) -> int:
 @transaction.atomic
 def demo_remove() -> dict[str, int]:
     """Delete every demo row: reviews, products, people and their images (with
-    their files, through the images' own delete path). Real rows stay."""
+    their files, through the images' own delete path). Real rows stay, and
+    so does a demo image one of them shows."""
     removed = {
         "reviews": Feedback.objects.filter(is_demo=True).delete()[0],
         "products": Product.objects.filter(is_demo=True).delete()[0],
         "people": Person.objects.filter(is_demo=True).delete()[0],
         "images": 0,
     }
+    # A demo image a real row shows (the photo of a demo person staff made
+    # real in the admin or by an import) is that row's now: kept, as real,
+    # rather than taken from the person the removal keeps.
+    Image.objects.filter(is_demo=True).filter(
+        Q(pk__in=Person.objects.filter(is_demo=False).values("photo"))
+        | Q(pk__in=Product.objects.filter(is_demo=False).values("image"))
+    ).update(is_demo=False)
     for image in Image.objects.filter(is_demo=True):
         upload_services.image_delete(image=image)
         removed["images"] += 1

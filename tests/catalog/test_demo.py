@@ -177,6 +177,31 @@ def test_a_real_import_of_a_demo_username_makes_that_person_real(seeded: str) ->
     assert (person.name, person.is_demo) == ("Ada Real", False)
 
 
+def test_seed_demo_remove_keeps_the_photo_of_a_demo_person_made_real(
+    seeded: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The person is kept with what staff saw of them: their photo, which
+    no demo row shows any more, is theirs now."""
+    username = demo.PEOPLE[0]["username"]
+    services.person_upsert(username=username, name="Ada Real", department="Engineering")
+    photo = Person.objects.get(username=username).photo
+    assert photo is not None
+    assert photo.is_demo
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--remove", stdout=out)
+
+    assert out.getvalue().strip() == "Demo content removed: 5 people, 6 products, 6 reviews, 11 images."
+    person = Person.objects.get(username=username)
+    assert person.photo == photo
+    photo.refresh_from_db()
+    assert not photo.is_demo
+    assert photo.file.storage.exists(photo.file.name)
+    assert all(default_storage.exists(r.storage_key) for r in photo.renditions.all())
+    assert not Image.objects.filter(is_demo=True).exists()
+
+
 def thumb_key(image: Image) -> str:
     return image.renditions.get(name="thumb", format="jpeg").storage_key
 
