@@ -97,6 +97,14 @@ class FormParser(parsers.FormParser):
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError(f"The form is not {name} text (byte {exc.start}); send it as {name}.") from exc
+        except UnicodeError as exc:  # a codec's own refusal, of no place (IDNA's)
+            raise ParseError(f"The form is not {name} text; send it as {name}.") from exc
+        except LookupError as exc:
+            # A codec Python has, but of bytes to bytes or text to text
+            # (base64, rot13): Django takes the charset, which names one.
+            raise ParseError(
+                f"The form's charset {encoding!r} is no text encoding; send the form as UTF-8."
+            ) from exc
         data = QueryDict(raw, encoding=encoding)
         if any("\ufffd" in key or any("\ufffd" in v for v in values) for key, values in data.lists()):
             _refuse_undecoded(text, encoding)

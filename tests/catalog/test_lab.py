@@ -581,6 +581,28 @@ def test_a_form_in_latin1_that_says_so_is_read(client: Client) -> None:
     assert response.json()["title"] == "Café"
 
 
+@pytest.mark.parametrize(
+    ("charset", "reason"),
+    [
+        # Python has codecs of these names, of bytes to bytes or text to text.
+        ("base64", "The form's charset 'base64' is no text encoding; send the form as UTF-8."),
+        ("rot13", "The form's charset 'rot13' is no text encoding; send the form as UTF-8."),
+        # A codec whose refusal is no UnicodeDecodeError.
+        ("idna", "The form is not IDNA text; send it as IDNA."),
+    ],
+)
+@pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/"])
+def test_a_form_in_a_charset_that_reads_no_text_is_a_400_saying_so(
+    client: Client, url: str, charset: str, reason: str
+) -> None:
+    body = b"title=Dr.xn--ab-&name=Ann&date=2017-12-21&feedback=Good"
+    # generic(): the test client's post() would encode the body in the charset itself.
+    response = client.generic("POST", url, body, content_type=f"{LATIN_1_FORM}; charset={charset}")
+    assert response.status_code == 400
+    assert response.json() == {"detail": reason}
+    assert not Feedback.objects.exists()
+
+
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "form"])
 def test_the_byte_order_mark_a_windows_file_starts_with_is_no_part_of_a_review(
     client: Client, as_json: bool
