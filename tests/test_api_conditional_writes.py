@@ -23,7 +23,7 @@ REVIEWS = "/api/v1/feedback/{}/"
 
 # (path, factory, a change to send, another change made by someone else)
 CHANGES = [
-    (PEOPLE, PersonFactory, {"role": "Lead"}, {"department": "Sales"}),
+    (PEOPLE, PersonFactory, {"role": "Lead"}, {"department": "Moved meanwhile"}),
     (PRODUCTS, ProductFactory, {"weight": 7}, {"description": "Changed meanwhile."}),
     (IMAGES, ImageFactory, {"focal_point": {"x": 0.2, "y": 0.3}}, {"title": "Retitled meanwhile"}),
     (REVIEWS, FeedbackFactory, {"status": "hidden"}, {"title": "Retitled meanwhile"}),
