@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -24,7 +25,7 @@ from core.api import CreatedLocationMixin, FileField, may_view
 from core.filters import FilterSet
 from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser, MultiPartParser
-from core.reads import RowReadMixin, datetime_formatter, url_maker
+from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from core.validation import validate_no_direction_controls
 from uploads import ondemand_api, processing, selectors, services, storage
@@ -262,6 +263,19 @@ FOCAL_POINT_RESPONSES = {
 }
 
 
+class ImageSchema(ConditionalReadSchema):
+    """The PATCH body is read whole (``ImageUpdateSerializer`` without
+    ``partial=True``), so ``focal_point`` is required in it. drf-spectacular
+    takes every PATCH body for a partial one, as DRF's ``partial_update``
+    reads it, and would list nothing as required."""
+
+    def resolve_serializer(self, serializer: Any, direction: Any, bypass_extensions: bool = False) -> Any:
+        if self.method == "PATCH" and direction == "request" and getattr(serializer, "partial", False):
+            serializer = copy.copy(serializer)  # not the instance the caller holds
+            serializer.partial = False
+        return super().resolve_serializer(serializer, direction, bypass_extensions)
+
+
 class ImageFilter(FilterSet):
     format = filters.CharFilter(
         method="by_format",
@@ -301,6 +315,7 @@ class ImageViewSet(
     model's add permission, a deletion its delete permission, and a change
     (the focal point, reprocessing) its change permission."""
 
+    schema = ImageSchema()
     serializer_class = ImageSerializer
     # JSON for the focal point (an object); uploads are multipart.
     parser_classes = [MultiPartParser, FormParser, JSONParser]
