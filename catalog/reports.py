@@ -110,11 +110,13 @@ def supplier_report_pdf(
     author: str = DEFAULT_AUTHOR,
     more: int = 0,
     more_url: str = "",
+    more_were: str = "changed that day",
 ) -> bytes:
     """Build the supplier report and return the PDF's bytes.
 
     ``more`` products left out of ``items`` (a report cut short) are said
-    under the title, with ``more_url``, where to see them, when given.
+    under the title, as ``more_were`` (what was done to them), with
+    ``more_url``, where to see them, when given.
     The output depends only on the arguments: ReportLab's invariant mode drops
     the random document id and the creation date is the report's date.
     """
@@ -125,7 +127,7 @@ def supplier_report_pdf(
     story: list[Flowable] = [
         TextBlock([title], size=20, leading=25, color=INK, bold=True, space_after=4),
         Paragraph(escape(_summary_line(items)), styles["subtitle"]),
-        *([Paragraph(_more_note(len(items), more, more_url), styles["body"])] if more else []),
+        *([Paragraph(_more_note(len(items), more, more_were, more_url), styles["body"])] if more else []),
         HRFlowable(width="100%", thickness=1, color=ACCENT, spaceBefore=2, spaceAfter=14),
     ]
     if not items:
@@ -187,12 +189,12 @@ def _summary_line(items: Sequence[ReportItem]) -> str:
     return f"{count} {noun} processed, {sum(i.weight for i in items):,} lbs in total"
 
 
-def _more_note(shown: int, more: int, url: str) -> str:
-    """The markup saying that ``more`` products are not in a report of ``shown``."""
+def _more_note(shown: int, more: int, were: str, url: str) -> str:
+    """The markup saying that ``more`` products, ``were`` (changed, processed),
+    are not in a report of ``shown``."""
     those = "1 more product was" if more == 1 else f"{more:,} more products were"
     note = escape(
-        f"{those} changed that day: this report lists the first {shown:,} by name, "
-        "and its totals count those alone."
+        f"{those} {were}: this report lists the first {shown:,} by name, and its totals count those alone."
     )
     if url:
         href = escape(url, {'"': "&quot;"})

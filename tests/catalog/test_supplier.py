@@ -20,7 +20,6 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from pypdf import PdfReader
 
-from catalog import admin as catalog_admin
 from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
@@ -302,7 +301,7 @@ def pdf_text_and_links(content: bytes) -> tuple[str, list[str]]:
 def test_a_day_report_holds_at_most_its_cap_and_says_how_many_more_changed_and_where(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog_admin, "REPORT_MAX_PRODUCTS", 3)
+    monkeypatch.setattr(catalog_services, "REPORT_MAX_PRODUCTS", 3)
     for name in ("Elderberry", "Apple", "Date", "Cherry", "Banana"):
         ProductFactory(name=name)
     other_day = ProductFactory(name="Fig")
@@ -333,7 +332,7 @@ def test_a_day_report_holds_at_most_its_cap_and_says_how_many_more_changed_and_w
 def test_a_day_report_within_its_cap_says_nothing_more(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(catalog_admin, "REPORT_MAX_PRODUCTS", 3)
+    monkeypatch.setattr(catalog_services, "REPORT_MAX_PRODUCTS", 3)
     for name in ("Apple", "Banana", "Cherry"):
         ProductFactory(name=name)
 
@@ -342,6 +341,41 @@ def test_a_day_report_within_its_cap_says_nothing_more(
     text, links = pdf_text_and_links(response.content)
     assert "name: Cherry" in text
     assert "more product" not in text
+    assert links == []
+
+
+def test_a_supplier_report_holds_at_most_its_cap_and_says_how_many_more_were_processed(
+    delivery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    monkeypatch.setattr(catalog_services, "REPORT_MAX_PRODUCTS", 2)
+    settings.BASE_URL = "https://portal.example.com"
+    report = tmp_path / "processed.pdf"
+
+    run("import_supplier", str(delivery), "--no-email", "--report", str(report))
+
+    text, links = pdf_text_and_links(report.read_bytes())
+    names = sorted(Product.objects.values_list("name", flat=True))
+    assert len(names) == 4
+    assert [name for name in names if f"name: {name}" in text] == names[:2]
+    assert "2 more products were processed by this import: this report lists the first 2 by name" in text
+    [link] = set(links)  # one per line the address runs over
+    assert link == (
+        "https://portal.example.com/admin/catalog/product/"
+        f"?updated_at__date={timezone.localdate().isoformat()}"
+    )
+
+
+def test_a_supplier_report_without_the_portals_address_says_how_many_more_without_a_link(
+    delivery: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    monkeypatch.setattr(catalog_services, "REPORT_MAX_PRODUCTS", 3)
+    settings.BASE_URL = ""
+    report = tmp_path / "processed.pdf"
+
+    run("import_supplier", str(delivery), "--no-email", "--report", str(report))
+
+    text, links = pdf_text_and_links(report.read_bytes())
+    assert "1 more product was processed by this import: this report lists the first 3 by name" in text
     assert links == []
 
 

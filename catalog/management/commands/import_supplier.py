@@ -83,7 +83,15 @@ class Command(PortalCommand):
             )
         products = selectors.products_with_images().filter(pk__in=[p.pk for p in summary.processed])
         today = timezone.localdate()
-        pdf = services.report_build(products=products.order_by("name"), date=today)
+        # Where the admin lists the day's changes, for a delivery larger than a
+        # report holds; the host is known only from PORTAL_BASE_URL.
+        listed = settings.BASE_URL + services.report_changed_on(today) if settings.BASE_URL else ""
+        pdf = services.report_build(
+            products=products.order_by("name"),
+            date=today,
+            more_were="processed by this import",
+            more_url=listed,
+        )
         sent, mailed, attached = "", True, True
         if not options["no_email"]:
             if not recipients:
