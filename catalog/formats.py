@@ -479,7 +479,8 @@ def parse_phone(value: object) -> dict[str, str]:
     text = str(value).strip()
     if text.startswith(("{", "[", '"')):
         try:
-            return parse_phone(json.loads(text))
+            # The decoder of the JSON files: a number is the text the cell shows.
+            return parse_phone(_JSON_DECODER.decode(text))
         except json.JSONDecodeError as exc:
             raise FormatError(f"phone is not valid JSON: {quoted(text)}") from exc
         except RecursionError:

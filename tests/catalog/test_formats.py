@@ -210,6 +210,8 @@ def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
         (None, {}),
         ({"office": None, "cell": 555}, {"cell": "555"}),
         ('"802-867-5309"', {"office": "802-867-5309"}),
+        # A number of JSON is the text it shows, as in a JSON file.
+        ('{"desk": 867.5300, "fax": 1e3}', {"desk": "867.5300", "fax": "1e3"}),
         ({" office ": "1", "\u00a0cell\n": "2"}, {"office": "1", "cell": "2"}),
         ("\toffice : 1;  cell\u00a0: 2", {"office": "1", "cell": "2"}),
         ({"": None, " ": ""}, {}),  # no number, so no label to give it

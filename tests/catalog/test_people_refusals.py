@@ -377,6 +377,21 @@ def test_a_json_number_with_a_fraction_where_text_goes_is_the_text_the_file_show
     assert list(Person.objects.values_list("phone", flat=True)) == [{"desk": "867.5300"}]
 
 
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("people.csv", b'name,username,phone\nAnn,ann,"{""desk"": 867.5300}"\n'),
+        ("people.tsv", b'name\tusername\tphone\nAnn\tann\t{"desk": 867.5300}\n'),
+    ],
+)
+def test_a_json_number_with_a_fraction_in_a_phone_cell_is_the_text_the_cell_shows(
+    tmp_path: Path, name: str, content: bytes
+) -> None:
+    """As a JSON file's: a cell's JSON is read by the same rule."""
+    command_import(tmp_path, name, content)
+    assert list(Person.objects.values_list("phone", flat=True)) == [{"desk": "867.5300"}]
+
+
 @pytest.mark.parametrize("number", ["1e400", "-1e400", "NaN", "Infinity"])
 def test_the_api_refuses_a_number_of_no_finite_value_as_no_json_it_reads(
     staff: APIClient, number: str
