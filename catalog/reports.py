@@ -198,7 +198,7 @@ def _more_note(shown: int, more: int, were: str, url: str) -> str:
     )
     if url:
         href = escape(url, {'"': "&quot;"})
-        note += f' The admin’s list of products shows every one: <a href="{href}" color="#2f6f4e">{escape(url)}</a>'
+        note += f' The admin lists the products changed that day: <a href="{href}" color="#2f6f4e">{escape(url)}</a>'
     return f"<b>{note}</b>"
 
 
