@@ -22,10 +22,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 import os
 import warnings
 import zlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any, BinaryIO, Final, cast
@@ -39,7 +40,9 @@ from PIL import (
     ImageDraw,
     ImageFile,
     ImageFilter,
+    ImageMath,
     PngImagePlugin,
+    TiffImagePlugin,
     UnidentifiedImageError,
 )
 
@@ -1004,13 +1007,91 @@ def _to_basic_mode(img: Image.Image) -> Image.Image:
             return img.point(lambda v: v * (1 / 256)).convert("L")
         return img.convert("L")
     if mode == "F":
-        _low, high = img.getextrema()
-        if isinstance(high, (int, float)) and high <= 1.0:
-            return img.point(lambda v: v * 255).convert("L")  # normalised floats
-        return img.convert("L")
+        return _float_to_grey(img, _stated_sample_range(img))
     if mode in ("La", "RGBa"):
         return img.convert(mode.upper())
     return img.convert("RGBA" if "A" in mode else "RGB")
+
+
+# An IEEE 754 single's exponent bits: all set, the value is an infinity or NaN.
+_FLOAT_EXPONENT: Final = 0x7F800000
+# SMinSampleValue and SMaxSampleValue: the range a TIFF states its samples span.
+_TIFF_SMIN_SAMPLE_VALUE: Final = 340
+_TIFF_SMAX_SAMPLE_VALUE: Final = 341
+# Samples looked at together for NaN and infinities: each part costs a few
+# integer copies of itself (some 16 MB), not of the whole picture.
+_FLOAT_PART_PIXELS: Final = 1 << 20
+
+
+def _float_to_grey(img: Image.Image, stated: tuple[float, float] | None) -> Image.Image:
+    """Bring 32-bit float samples (mode F) to 8 bits.
+
+    Floats in [0, 1] are the convention GIMP and ImageMagick read them by:
+    0 black, 1 white. Files beyond it follow none (linear HDR, or 0..255
+    and 0..65535 as tools that keep integer scales write): they span the
+    range the file states, if it does, else 0 up to their own brightest
+    sample. Black stays black, and none comes out all white or all black.
+    NaN (no data) is black, infinities black or white; none of them
+    counts towards the scale.
+    """
+    mean = img.resize((1, 1), Image.Resampling.BOX).getpixel((0, 0))
+    # A single NaN or infinity makes the mean one: one cheap pass tells
+    # whether the samples need looking at one by one.
+    finite = isinstance(mean, float) and math.isfinite(mean)
+    if finite:
+        high = _brightest(img)
+    else:
+        high = max((_brightest(part) for _, part, _ in _finite_parts(img)), default=0.0)
+    scale, offset = 255.0, 0.0
+    if high > 1.0:
+        low, top = stated if stated is not None else (0.0, high)
+        scale = 255 / (top - low)
+        offset = -low * scale
+    if finite:
+        return img.point(lambda v: v * scale + offset).convert("L")
+    grey = Image.new("L", img.size)
+    for corner, part, infinite in _finite_parts(img):
+        piece = part.point(lambda v: v * scale + offset).convert("L")
+        piece.paste(255, mask=infinite)
+        grey.paste(piece, corner)
+    return grey
+
+
+def _brightest(img: Image.Image) -> float:
+    high = img.getextrema()[1]
+    return float(high) if isinstance(high, (int, float)) else 0.0
+
+
+def _finite_parts(img: Image.Image) -> Iterator[tuple[tuple[int, int], Image.Image, Image.Image]]:
+    """Bands of rows of ``img`` (mode F), each with where it starts, its NaN
+    and infinities at 0, and a mask of its positive infinities."""
+    rows = max(1, _FLOAT_PART_PIXELS // img.width)
+    for top in range(0, img.height, rows):
+        part = img.crop((0, top, img.width, min(img.height, top + rows)))
+        bits = Image.frombytes("I", part.size, part.tobytes())  # the same 32 bits, as integers
+        special = ImageMath.lambda_eval(
+            lambda e: ((e["a"] & _FLOAT_EXPONENT) == _FLOAT_EXPONENT) * 255, a=bits
+        )
+        infinite = ImageMath.lambda_eval(lambda e: (e["a"] == _FLOAT_EXPONENT) * 255, a=bits)
+        part.paste(0.0, mask=special.convert("L"))
+        yield (0, top), part, infinite.convert("L")
+
+
+def _stated_sample_range(img: Image.Image) -> tuple[float, float] | None:
+    """The range a TIFF says its float samples span, when it says one that
+    can scale them (the tags hold one value per sample: grey has one)."""
+    if not isinstance(img, TiffImagePlugin.TiffImageFile) or _TIFF_SMAX_SAMPLE_VALUE not in img.tag_v2:
+        return None
+
+    def first(value: object) -> float:
+        value = value[0] if isinstance(value, tuple) and value else value
+        return float(value) if isinstance(value, (int, float)) else math.nan
+
+    low = first(img.tag_v2.get(_TIFF_SMIN_SAMPLE_VALUE, 0.0))
+    high = first(img.tag_v2[_TIFF_SMAX_SAMPLE_VALUE])
+    if not (math.isfinite(low) and math.isfinite(high) and high > low):
+        return None
+    return low, high
 
 
 # Built once: profiles are read-only once made and cheap to share between threads.

@@ -612,6 +612,14 @@ def tiff_float(size: tuple[int, int] = (64, 48)) -> bytes:
     return _save(Image.new("F", size, 0.5), "TIFF")
 
 
+def tiff_float_columns(samples: Sequence[float], *, stated: tuple[float, float] | None = None) -> bytes:
+    """A float grey TIFF of 16 px wide columns, one per sample, left to
+    right; ``stated`` written as its SMinSampleValue and SMaxSampleValue."""
+    rows = np.repeat(np.array([samples], dtype=np.float32), 16, axis=1).repeat(16, axis=0)
+    tags = {} if stated is None else {340: stated[0], 341: stated[1]}
+    return _save(Image.fromarray(rows), "TIFF", tiffinfo=tags)
+
+
 def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
     """Many tiny frames; the first one is red so tests can tell it apart."""
     palette = [255, 0, 0] + [v for i in range(1, 256) for v in (0, i, 255 - i)]

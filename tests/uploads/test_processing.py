@@ -10,9 +10,10 @@ import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import blurhash
+import numpy as np
 import pytest
 from PIL import (
     GifImagePlugin,
@@ -745,6 +746,76 @@ def test_every_input_mode_becomes_sensible_8_bit_output(
             assert abs(got - want) <= 12, (pixel, expected)
     jpeg_output = opened(only(result, "w64", "jpeg"))
     assert jpeg_output.mode == "RGB"
+
+
+def grey_columns(data: bytes) -> list[int]:
+    """The grey of each 16 px column of a ``corpus.tiff_float_columns`` TIFF
+    once processed, taken at its middle."""
+    (output,) = process(data, Preset("m", widths=(1024,), formats=("png",))).outputs
+    grey = opened(output).convert("L")
+    assert grey.size == (output.width, 16)
+    return [int(cast(int, grey.getpixel((x, 8)))) for x in range(8, grey.width, 16)]
+
+
+NAN = float("nan")
+INF = float("inf")
+
+
+def test_a_float_tiff_within_0_and_1_is_read_as_0_black_and_1_white() -> None:
+    # Scaled by 255 and cut to whole levels (0.25 is 63.75, so 63), never by
+    # their own brightest sample nor by a stated range: within [0, 1] floats
+    # read as they always have.
+    for stated in (None, (0.0, 4095.0)):
+        data = corpus.tiff_float_columns([0.0, 0.25, 0.5, 1.0], stated=stated)
+        assert grey_columns(data) == [0, 63, 127, 255]
+        data = corpus.tiff_float_columns([0.0, 0.25, 0.5], stated=stated)
+        assert grey_columns(data) == [0, 63, 127]
+
+
+@pytest.mark.parametrize(
+    "full", [4.0, 255.0, 65535.0, 1e30], ids=["HDR", "8-bit scale", "16-bit scale", "huge"]
+)
+def test_a_float_tiff_beyond_1_spans_0_to_its_brightest_sample(full: float) -> None:
+    samples = [0.0, full / 4, full / 2, full]
+    assert grey_columns(corpus.tiff_float_columns(samples)) == [0, 63, 127, 255]
+
+
+def test_a_float_tiff_beyond_1_spans_the_range_it_states() -> None:
+    data = corpus.tiff_float_columns([0.0, 1000.0, 2000.0], stated=(0.0, 4000.0))
+    assert grey_columns(data) == [0, 63, 127]
+    data = corpus.tiff_float_columns([100.0, 1100.0, 2100.0, 4100.0, 5000.0], stated=(100.0, 4100.0))
+    assert grey_columns(data) == [0, 63, 127, 255, 255]
+
+
+@pytest.mark.parametrize(
+    ("samples", "expected"),
+    [
+        ([NAN, 0.5, INF, -INF, 1.0], [0, 127, 255, 0, 255]),
+        ([0.5, NAN, 1.0], [127, 0, 255]),
+        ([0.0, 500.0, INF, 1000.0, NAN, -INF], [0, 127, 255, 255, 0, 0]),
+        ([NAN, NAN], [0, 0]),
+    ],
+    ids=["within 0 and 1", "NaN after the first", "beyond 1", "NaN alone"],
+)
+def test_nan_is_black_and_infinities_the_ends_without_moving_the_scale(
+    samples: list[float], expected: list[int]
+) -> None:
+    assert grey_columns(corpus.tiff_float_columns(samples)) == expected
+
+
+def test_nan_and_infinities_are_found_in_every_part_of_a_tall_float_picture(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Looked for a few rows at a time: a NaN or infinity in the last rows
+    # counts as much as one in the first.
+    monkeypatch.setattr(processing, "_FLOAT_PART_PIXELS", 64 * 3)
+    rows = np.array([[0.0, 10.0, 20.0, 40.0]] * 9 + [[NAN, INF, -INF, 40.0]], dtype=np.float32)
+    data = io.BytesIO()
+    Image.fromarray(rows.repeat(16, axis=0).repeat(16, axis=1)).save(data, "TIFF")
+    result = process(data.getvalue(), Preset("m", widths=(64,), formats=("png",)))
+    output = opened(only(result, "w64", "png")).convert("L")
+    assert [output.getpixel((x, 8)) for x in range(8, 64, 16)] == [0, 63, 127, 255]
+    assert [output.getpixel((x, 152)) for x in range(8, 64, 16)] == [0, 255, 0, 255]
 
 
 @pytest.mark.parametrize(
