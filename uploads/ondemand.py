@@ -276,9 +276,27 @@ def _preset_for(image: Image, spec: Spec, fmt: str) -> processing.Preset:
 
 def _render(image: Image, spec: Spec, fmt: str) -> processing.Output:
     """Decode the original (under the memory ceiling and a time limit, never
-    in the web process itself) and encode the one rendition."""
-    with image.file.open("rb") as fh:
-        data = fh.read()
+    in the web process itself) and encode the one rendition.
+
+    Raises Gone when the original is missing from the store (restored from
+    an older backup, deleted by hand): asking again will not bring it back,
+    unlike a store that is briefly away (503)."""
+    try:
+        with image.file.open("rb") as fh:
+            data = fh.read()
+    except FileNotFoundError as exc:
+        now = Image.objects.filter(pk=image.pk).values_list("file", flat=True).first()
+        if now is None:
+            raise Gone(f"Image {image.pk} no longer exists.") from exc
+        if now != image.file.name:
+            # Its original moved to another key meanwhile (services._image_rekey),
+            # the old one deleted once that committed: there now.
+            raise NotReady(f"The original of image {image.pk} moved meanwhile.") from exc
+        logger.error("image id=%s: its original %s is missing from the store", image.pk, image.file.name)
+        raise Gone(
+            f"The original of image {image.pk} is missing from the image store; no renditions are made "
+            f"from it until it is uploaded again."
+        ) from exc
     result = sandbox.process(
         data,
         _preset_for(image, spec, fmt),

@@ -468,6 +468,23 @@ def test_a_deleted_image_is_404(client: Client, make_image: Callable[..., Image]
     assert f"no image {image_id}" in response.content.decode()
 
 
+def test_an_image_whose_original_is_lost_from_the_store_is_404_saying_so_not_a_store_to_retry(
+    client: Client, make_image: Callable[..., Image], media_files: Any
+) -> None:
+    image = make_image()
+    image.file.delete(save=False)  # restored from an older backup, deleted by hand
+    files = media_files()
+    path = ondemand.url_path(image.pk, "width-100", "webp")
+    for _ in range(2):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert "Retry-After" not in response
+        assert f"original of image {image.pk} is missing" in response.content.decode()
+    assert not image.renditions.filter(name="width-100").exists()
+    assert media_files() == files
+    assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
+
+
 def test_a_rendition_that_cannot_be_made_is_a_503_and_leaves_nothing(
     client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any
 ) -> None:
