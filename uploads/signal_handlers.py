@@ -12,6 +12,7 @@ one round of statements and store requests, not one per rendition.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,8 @@ from django.db.models.signals import post_delete, post_init, post_save
 
 from uploads import dispatch, storage
 from uploads.models import Image, Rendition
+
+logger = logging.getLogger(__name__)
 
 
 def remember_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
@@ -54,7 +57,17 @@ class _Released:
 
     def run(self) -> None:
         self.done = True
-        storage.released(images=self.images, files=self.files, renditions=self.renditions)
+        try:
+            storage.released(images=self.images, files=self.files, renditions=self.renditions)
+        except storage.UNAVAILABLE as exc:
+            # The rows are gone, as asked: a store away now does not undo
+            # that, nor may it turn the answer into "try again". The objects
+            # no row points at any more are the orphan sweep's.
+            logger.warning(
+                "file store unavailable: the objects deleted rows let go (images %s) are left to the orphan sweep: %s",
+                sorted(self.images | set(self.renditions)),
+                exc,
+            )
 
 
 def _release(model: type[Any], add: Callable[[_Released], None]) -> None:

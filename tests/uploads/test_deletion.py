@@ -11,6 +11,7 @@ from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
 from tests.factories import ImageFactory
+from tests.uploads import corpus
 from uploads import services, storage
 from uploads.models import Image, Rendition, ReplacedObject
 
@@ -153,3 +154,38 @@ def test_keeping_an_image_outside_a_transaction_is_refused_as_it_would_keep_noth
 
     with pytest.raises(TransactionManagementError, match=r"needs a transaction \(transaction.atomic\)"):
         services.image_keep(image_id=image.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_with_the_store_away_is_done_and_said_so_its_objects_left_to_the_sweep(
+    token_client: Any, admin_client: Any, monkeypatch: pytest.MonkeyPatch, media_files: Any
+) -> None:
+    """The rows are gone once the deletion commits: a store away then is no
+    reason to answer "try again" (a retry would find nothing to delete)."""
+    by_api, by_admin = (
+        services.image_upload(file=corpus.photo_jpeg(320 + n, 240), original_name=f"{n}.jpg")
+        for n in range(2)
+    )
+    files = media_files()
+
+    def away(keys: list[str]) -> None:
+        raise OSError(5, "Input/output error")
+
+    real = storage._delete
+    monkeypatch.setattr(storage, "_delete", away)
+    response = token_client.delete(f"/api/v1/images/{by_api.pk}/")
+    assert response.status_code == 204, response.content
+    selection = {
+        "action": "delete_selected",
+        "_selected_action": [str(by_admin.pk)],
+        "post": "yes",
+        "rows": "1",
+    }
+    response = admin_client.post("/admin/uploads/image/", selection)
+    assert response.status_code == 302, response.content
+    assert not Image.objects.exists()
+    assert media_files() == files
+
+    monkeypatch.setattr(storage, "_delete", real)
+    storage.sweep_orphans(grace_seconds=0)
+    assert media_files() == set()
