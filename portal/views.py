@@ -24,7 +24,7 @@ from core.errors import error_response, methods, wants_json
 from core.net import client_ip, ip_in_networks
 from portal import health
 from uploads import metrics as upload_metrics
-from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES
+from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES, object_content_type
 
 HOME_REVIEWS = 5
 HOME_PEOPLE = 6
@@ -148,6 +148,7 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
         raise Http404 from exc
     if isinstance(response, FileResponse):
         response["Cache-Control"] = IMMUTABLE
+        response["Content-Type"] = object_content_type(path) or response["Content-Type"]
     return response
 
 

@@ -87,6 +87,13 @@ SWEEP_POSITION_KEY = "uploads.orphan-sweep.after"
 _TYPE_BY_EXTENSION = {ext: ctype for ctype, ext in processing.FORMAT_FILES.values()}
 
 
+def object_content_type(key: str) -> str | None:
+    """The content type of the object at ``key``, from its extension (the
+    formats renditions and originals are stored in), whatever the machine's
+    own list of types knows: a fresh one (no /etc/mime.types) knows no WebP."""
+    return _TYPE_BY_EXTENSION.get(key.rsplit(".", 1)[-1].lower())
+
+
 def storage_for(key: str) -> Storage:
     return storages[ORIGINALS] if key.startswith(ORIGINALS_PREFIX) else storages["default"]
 
@@ -648,7 +655,7 @@ class MediaS3Storage(S3Storage):
             params.setdefault("CacheControl", IMMUTABLE)
         elif name.startswith(ORIGINALS_PREFIX):
             params.setdefault("CacheControl", PRIVATE_IMMUTABLE)
-        content_type = _TYPE_BY_EXTENSION.get(name.rsplit(".", 1)[-1].lower())
-        if content_type:
-            params.setdefault("ContentType", content_type)
+        known = object_content_type(name)
+        if known:
+            params.setdefault("ContentType", known)
         return params

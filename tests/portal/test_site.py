@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import io
+import mimetypes
 import os
 import re
 import socket
@@ -17,8 +18,9 @@ from django.core.management import CommandError, call_command, load_command_clas
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
-from tests.factories import FeedbackFactory
+from tests.factories import FeedbackFactory, ImageFactory
 from uploads.models import Image, Rendition
+from uploads.storage import IMMUTABLE
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -499,6 +501,22 @@ def test_a_media_address_too_long_for_any_file_is_not_found(client: Client, sett
 
     # Longer than the file system takes: no such file, not a file store that is down (503).
     assert client.get(f"/media/{path}").status_code == 404
+
+
+def test_media_files_carry_their_formats_content_type_on_a_machine_that_lists_no_types(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh machine (a slim container) has no /etc/mime.types, and Python's
+    own list knows no WebP: its renditions went out as application/octet-stream."""
+    image = ImageFactory(size=(700, 500), preset="web")
+    monkeypatch.setattr(mimetypes, "guess_type", mimetypes.MimeTypes(filenames=()).guess_type)
+    renditions = list(image.renditions.all())
+    assert {r.format for r in renditions} >= {"webp", "jpeg"}
+    for rendition in renditions:
+        response = client.get(rendition.url)
+        assert response.status_code == 200
+        assert response["Content-Type"] == rendition.content_type, rendition.url
+        assert response["Cache-Control"] == IMMUTABLE
 
 
 @pytest.mark.parametrize("page", ["change", "delete", "history"])
