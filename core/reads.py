@@ -252,11 +252,11 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         switch = getattr(negotiator_settings, "URL_FORMAT_OVERRIDE", None)
         if switch:
             ignored.add(switch)
+        # By name, each with its values in the order given: a filter given
+        # twice reads the last one, so ``rating=1&rating=5`` and
+        # ``rating=5&rating=1`` count different rows.
         params = sorted(
-            (name, value)
-            for name, values in self.request.query_params.lists()
-            if name not in ignored
-            for value in values
+            (name, tuple(values)) for name, values in self.request.query_params.lists() if name not in ignored
         )
         view = type(self)
         return repr((view.__module__, view.__qualname__, tuple(self.read_variant()), params))

@@ -409,6 +409,21 @@ def test_a_count_is_kept_apart_per_caller_and_filter(
     assert (response.json()["count"], response["Count-Cached-For"]) == (2, "1")
 
 
+def test_a_count_is_kept_apart_for_a_parameter_given_twice_in_another_order(
+    visitor: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A filter given twice reads its last value: rating=1&rating=5 lists the fives.
+    monkeypatch.setattr(api, "LARGE_COUNT", 1)
+    FeedbackFactory.create_batch(2, rating=5)
+    FeedbackFactory(rating=1)
+
+    def count(query: str) -> int:
+        return int(visitor.get(f"/api/v1/feedback/?{query}").json()["count"])
+
+    assert count("rating=1&rating=5") == 2
+    assert count("rating=5&rating=1") == 1
+
+
 def _clock(at: float) -> Any:
     """A stand-in for the ``time`` module, stopped at ``at``."""
     return type("Clock", (), {"time": staticmethod(lambda: at)})
