@@ -87,13 +87,33 @@ class BooleanFilter(django_filters.BooleanFilter):
         super().__init__(*args, **kwargs)
 
 
+class IntegerFilter(django_filters.NumberFilter):
+    """A number filter of a whole-number field, that refuses a fraction
+    (400, "Enter a whole number."). django-filter's reads a decimal, which
+    the lookup then cuts down: ``?rating=1.5`` listed the reviews rated 1."""
+
+    field_class = forms.IntegerField
+
+
 class FilterSet(django_filters.FilterSet):
     """The API's filter sets: a model's boolean field filters with
-    BooleanFilter, and its refusal names the query parameter."""
+    BooleanFilter, and its refusal names the query parameter; a whole-number
+    field with IntegerFilter."""
 
     FILTER_DEFAULTS = {
         **django_filters.FilterSet.FILTER_DEFAULTS,
         models.BooleanField: {"filter_class": BooleanFilter},
+        # Each integer field django-filter names (the others inherit from one).
+        **{
+            field: {"filter_class": IntegerFilter}
+            for field in (
+                models.AutoField,
+                models.IntegerField,
+                models.SmallIntegerField,
+                models.PositiveIntegerField,
+                models.PositiveSmallIntegerField,
+            )
+        },
     }
 
     def get_form_class(self) -> type[forms.Form]:

@@ -397,6 +397,18 @@ def test_feedback_filters_by_rating_and_date(visitor: APIClient) -> None:
     assert titles(visitor.get(LIST, {"rating": 5, "date_after": "2024-01-01"})) == {"New five"}
 
 
+def test_a_rating_filter_with_a_fraction_is_refused_not_cut_down(visitor: APIClient) -> None:
+    FeedbackFactory(title="One", rating=1)
+    FeedbackFactory(title="Two", rating=2)
+
+    response = visitor.get(LIST, {"rating": "1.5"})
+
+    # Read as 1 it listed the ones, as if asked for them.
+    assert response.status_code == 400
+    assert response.json() == {"rating": ["Enter a whole number."]}
+    assert titles(visitor.get(LIST, {"rating": "2.0"})) == {"Two"}
+
+
 def test_feedback_filters_by_product(visitor: APIClient) -> None:
     apple = ProductFactory(name="Apple")
     FeedbackFactory(title="About apples", product=apple)
