@@ -15,7 +15,7 @@ from django.contrib.auth import get_permission_codename
 from django.core.cache import cache
 from django.core.exceptions import EmptyResultSet, ObjectDoesNotExist, PermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.core.paginator import Page, Paginator
+from django.core.paginator import InvalidPage, Page, Paginator
 from django.db import IntegrityError, transaction
 from django.db.models import Model, Q, QuerySet
 from django.http import Http404
@@ -29,6 +29,7 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import multipart
 from core.errors import RETRY_AFTER_SECONDS
+from core.quoting import quoted
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -131,6 +132,17 @@ class Pagination(pagination.PageNumberPagination):
     # Set by a view that reads its pages as rows (core.reads.RowReadMixin).
     row_fields: Sequence[str] | None = None
     count_key: str | None = None
+
+    def get_page_number(self, request: Request, paginator: Paginator) -> Any:
+        """The page asked for, or a 404 that names it and the pages there are
+        (DRF's says "Invalid page." alone, whatever the page)."""
+        number = super().get_page_number(request, paginator)
+        try:
+            return paginator.validate_number(number)
+        except InvalidPage:
+            raise exceptions.NotFound(
+                f"There is no page {quoted(str(number))}: the pages are numbered 1 to {paginator.num_pages}."
+            ) from None
 
     # DRF calls django_paginator_class(queryset, page_size): a method, to pass the fields on.
     def django_paginator_class(self, object_list: Any, per_page: int) -> RowsPaginator:  # type: ignore[override]

@@ -413,13 +413,23 @@ def test_an_order_by_a_field_no_two_rows_share_is_left_as_it_is(visitor: APIClie
     assert "," not in order, order  # the username alone
 
 
-def test_a_page_past_the_end_is_a_404(visitor: APIClient) -> None:
+def test_a_page_past_the_end_is_a_404_naming_the_last_page(visitor: APIClient) -> None:
     FeedbackFactory.create_batch(3)
 
-    response = visitor.get("/api/v1/feedback/", {"page": 999})
+    response = visitor.get("/api/v1/feedback/", {"page": 999, "page_size": 2})
 
     assert response.status_code == 404
-    assert "detail" in response.json()
+    assert response.json() == {"detail": "There is no page '999': the pages are numbered 1 to 2."}
+
+
+@pytest.mark.parametrize("page", ["0", "-1", "1.5", "two"])
+def test_a_page_that_is_not_a_number_from_1_is_a_404_saying_so(visitor: APIClient, page: str) -> None:
+    FeedbackFactory()
+
+    response = visitor.get("/api/v1/feedback/", {"page": page})
+
+    assert response.status_code == 404
+    assert response.json() == {"detail": f"There is no page '{page}': the pages are numbered 1 to 1."}
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
