@@ -33,6 +33,25 @@ _SENT_NAME = "_unusable_name"
 _SENT_NAMES = "_unusable_names"
 
 
+# The types of body Django reads as a form itself (``request.POST``).
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def charset_refusal(encoding: str) -> str | None:
+    """Why a form in the charset ``encoding`` cannot be read, or None if it
+    can. Django takes any charset Python has a codec of, but reads a form
+    only in one of bytes to text that can mark a byte it cannot read
+    (``errors="replace"``): not base64 or rot13 (bytes to bytes, text to
+    text), nor IDNA (no such marking), which failed with a traceback."""
+    try:
+        b"\xff".decode(encoding, "replace")
+    except (LookupError, UnicodeError):
+        return (
+            f"The form's charset {encoding!r} is no text encoding a form is read in; send the form as UTF-8."
+        )
+    return None
+
+
 class NotText(ValueError):
     """A field of a form, or its name (``field`` None), that is not text in
     the form's charset."""
@@ -105,7 +124,7 @@ class NameKeepingParser(MultiPartParser):
         is not text in it, for ``field`` (None: a field's name)."""
         try:
             return read.encode("latin-1").decode(self._text_encoding)
-        except UnicodeDecodeError:
+        except UnicodeError:  # UnicodeDecodeError, or a codec's own refusal
             raise NotText(field, self._text_encoding) from None
 
 

@@ -92,19 +92,19 @@ class FormParser(parsers.FormParser):
     def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None) -> Any:
         encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         name = encoding.upper()
+        # Django takes any charset Python has a codec of (base64, rot13).
+        # Refused before (portal.middleware.BodyLimitMiddleware), and here for
+        # a parse of no request that passed it.
+        unreadable = multipart.charset_refusal(encoding)
+        if unreadable is not None:
+            raise ParseError(unreadable)
         raw = stream.read()
         try:
             text = raw.decode(encoding)
         except UnicodeDecodeError as exc:
             raise ParseError(f"The form is not {name} text (byte {exc.start}); send it as {name}.") from exc
-        except UnicodeError as exc:  # a codec's own refusal, of no place (IDNA's)
+        except UnicodeError as exc:  # a codec's own refusal, of no place
             raise ParseError(f"The form is not {name} text; send it as {name}.") from exc
-        except LookupError as exc:
-            # A codec Python has, but of bytes to bytes or text to text
-            # (base64, rot13): Django takes the charset, which names one.
-            raise ParseError(
-                f"The form's charset {encoding!r} is no text encoding; send the form as UTF-8."
-            ) from exc
         data = QueryDict(raw, encoding=encoding)
         if any("\ufffd" in key or any("\ufffd" in v for v in values) for key, values in data.lists()):
             _refuse_undecoded(text, encoding)

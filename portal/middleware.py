@@ -224,6 +224,12 @@ class BodyLimitMiddleware:
                 "Length required",
                 "Send the body with a Content-Length header; a chunked body is not read.",
             )
+        if request.content_type in multipart.FORM_TYPES and request.encoding:
+            # Checked before anything reads the form (CSRF, the admin's
+            # views, the API's parsers), each of which failed on such a one.
+            unreadable = multipart.charset_refusal(request.encoding)
+            if unreadable is not None:
+                return error_response(request, 400, "Bad request", unreadable)
         return self.get_response(request)
 
     def process_view(

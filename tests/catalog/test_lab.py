@@ -584,11 +584,17 @@ def test_a_form_in_latin1_that_says_so_is_read(client: Client) -> None:
 @pytest.mark.parametrize(
     ("charset", "reason"),
     [
-        # Python has codecs of these names, of bytes to bytes or text to text.
-        ("base64", "The form's charset 'base64' is no text encoding; send the form as UTF-8."),
-        ("rot13", "The form's charset 'rot13' is no text encoding; send the form as UTF-8."),
-        # A codec whose refusal is no UnicodeDecodeError.
-        ("idna", "The form is not IDNA text; send it as IDNA."),
+        # Python has codecs of these names, of bytes to bytes or text to text,
+        # or that cannot mark a byte they do not read.
+        (
+            "base64",
+            "The form's charset 'base64' is no text encoding a form is read in; send the form as UTF-8.",
+        ),
+        (
+            "rot13",
+            "The form's charset 'rot13' is no text encoding a form is read in; send the form as UTF-8.",
+        ),
+        ("idna", "The form's charset 'idna' is no text encoding a form is read in; send the form as UTF-8."),
     ],
 )
 @pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/"])

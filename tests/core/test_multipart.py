@@ -202,3 +202,47 @@ def test_a_replacement_character_and_accents_sent_as_utf8_are_kept(
     uploaded = post(token_client, "/api/v1/images/", body)
     assert uploaded.status_code == 201, uploaded.content
     assert Image.objects.values_list("title", "original_name").get() == ("Café \ufffd", "Café.jpg")
+
+
+def charset_refused(charset: str) -> str:
+    return f"The form&#x27;s charset &#x27;{charset}&#x27; is no text encoding a form is read in"
+
+
+# Codecs Python has that read no form: of bytes to bytes (base64), of text to
+# text (rot13), or that cannot mark a byte they do not read (IDNA).
+NO_FORM_CHARSETS = ["base64", "rot13", "idna"]
+
+
+@pytest.mark.parametrize("charset", NO_FORM_CHARSETS)
+@pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/", "/upload/", "/api/v1/images/"])
+def test_a_multipart_form_in_a_charset_that_reads_no_form_is_a_400_saying_so(
+    token_client: APIClient, url: str, charset: str
+) -> None:
+    body = multipart(review(title="Dr.xn--ab-"), {"file": ("a.jpg", corpus.jpeg())})
+    content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+    response = token_client.generic("POST", url, body, content_type=content_type)
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": f"The form's charset '{charset}' is no text encoding a form is read in; "
+        "send the form as UTF-8."
+    }
+    assert not Feedback.objects.exists()
+    assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize("charset", NO_FORM_CHARSETS)
+@pytest.mark.parametrize("as_multipart", [True, False], ids=["multipart", "urlencoded"])
+def test_the_admin_s_pages_say_a_form_in_a_charset_that_reads_no_form_is_refused(
+    charset: str, as_multipart: bool
+) -> None:
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    if as_multipart:
+        body = multipart({"preset": "web"}, {"files": ("a.jpg", corpus.jpeg())})
+        content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+    else:
+        body, content_type = b"preset=web", f"application/x-www-form-urlencoded; charset={charset}"
+    for url in ["/admin/uploads/image/upload/", "/admin/uploads/image/"]:
+        response = client.generic("POST", url, body, content_type=content_type)
+        assert response.status_code == 400, (url, response.status_code)
+        assert charset_refused(charset) in response.content.decode()
+    assert Image.objects.count() == 0
