@@ -79,7 +79,10 @@ class AdminEmailHandler(DjangoAdminEmailHandler):
         held = 0
         try:
             shared = caches["shared"]
-            if not shared.add(key, True, timeout=self.interval):
+            # Not added: mailed in this interval, or the cache is away (a
+            # Redis that is away answers each call its fallback: nothing
+            # added, nothing found), when every error is mailed.
+            if not shared.add(key, True, timeout=self.interval) and shared.get(key) is not None:
                 shared.add(f"{key}:held", 0, timeout=None)
                 shared.incr(f"{key}:held")
                 return

@@ -21,7 +21,7 @@ from django.core import mail
 from django.test import Client
 
 from catalog import selectors
-from tests.servers import trickling_smtp
+from tests.servers import free_port, trickling_smtp
 from uploads import dispatch
 
 pytestmark = pytest.mark.django_db
@@ -152,6 +152,24 @@ def test_a_storm_of_one_error_is_mailed_once_per_interval_with_how_often_it_occu
     *_, again = _mailed_to_admins()
     assert len(_mailed_to_admins()) == 3
     assert "It occurred 19 more time(s) since its last mail, not mailed." in again.body
+
+
+@pytest.mark.usefixtures("production")
+def test_every_error_is_mailed_while_the_shared_cache_is_away(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Redis that is away answers each call its fallback (an add that adds
+    # nothing): the errors are mailed unthrottled, not taken as mailed already.
+    away = {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    settings.CACHES = {**settings.CACHES, "shared": {**away, "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    monkeypatch.setattr(selectors, "feedback_published", _explode)
+    client = Client(raise_request_exception=False)
+    for _ in range(3):
+        assert client.get("/", HTTP_ACCEPT="text/html").status_code == 500
+
+    mailed = _mailed_to_admins()
+    assert len(mailed) == 3
+    assert all("RuntimeError at /" in m.body for m in mailed)
 
 
 def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
