@@ -23,7 +23,7 @@ from django.utils.cache import patch_vary_headers
 from django.utils.http import RFC3986_SUBDELIMS, parse_etags
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
-from rest_framework import pagination, status, viewsets
+from rest_framework import exceptions, pagination, status, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -143,6 +143,14 @@ _IF_MATCH = OpenApiParameter(
     description="The `ETag` of the object as read (`GET`): the change is made only if the object is still "
     "so, else `412 Precondition Failed` and nothing is written. `*`: any.",
 )
+_IF_MATCH_FORM = (
+    'If-Match is "*" or a list of ETags, each in double quotes as an ETag header gives it '
+    '(e.g. "1a2b"); nothing was written.'
+)
+_BAD_IF_MATCH = OpenApiResponse(
+    ErrorSerializer,
+    description="`If-Match` is neither `*` nor a list of quoted `ETag`s; nothing was written.",
+)
 _PRECONDITION_FAILED = OpenApiResponse(
     ErrorSerializer,
     description="`If-Match` names no `ETag` the object has now: it changed since it was read; nothing "
@@ -197,6 +205,8 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
             responses["304"] = self._get_response_for_code(not_modified, "304", direction=direction)
         if self._conditional_write():
             responses["412"] = self._get_response_for_code(_PRECONDITION_FAILED, "412", direction=direction)
+            if "400" not in responses:  # a deletion, which takes no body
+                responses["400"] = self._get_response_for_code(_BAD_IF_MATCH, "400", direction=direction)
         return dict(sorted(responses.items()))
 
 
@@ -344,6 +354,11 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         tags = parse_etags(header)
         if "*" in tags:
             return
+        if len(tags) != sum(1 for member in header.split(",") if member.strip()):
+            # A tag without its quotes (copied from a body, or unquoted by a
+            # client) names no ETag: a 412 saying the row changed would have
+            # the client read it again and send it so again, for ever.
+            raise exceptions.ParseError(_IF_MATCH_FORM)
         current = self._current_tag(pk)
         if current is None or current not in tags:
             raise PreconditionFailed()

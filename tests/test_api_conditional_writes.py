@@ -151,7 +151,31 @@ def test_the_schema_documents_if_match_and_412_on_changes_and_deletions(visitor:
         for method in methods:
             operation = schema["paths"][path][method]
             assert "412" in operation["responses"], (path, method)
+            assert "400" in operation["responses"], (path, method)  # an If-Match of no ETags
             headers = [p["name"] for p in operation["parameters"] if p["in"] == "header"]
             assert headers == ["If-Match"], (path, method)
     reads = schema["paths"]["/api/v1/people/{id}/"]["get"]
     assert "412" not in reads["responses"]
+
+
+@pytest.mark.parametrize("header", ["abc123", "W/abc", '"ok", abc123', "'abc123'"])
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_an_if_match_that_is_no_list_of_etags_is_a_400_saying_so_not_a_412(
+    token_client: APIClient, header: str, method: str
+) -> None:
+    # A tag sent without its quotes names no ETag: a 412 saying the row
+    # changed since it was read would have the client read it again and
+    # send it again, unquoted again, for ever.
+    person = PersonFactory(role="Engineer")
+    url = PEOPLE.format(person.pk)
+    tag_of(token_client, url)
+
+    send = getattr(token_client, method)
+    response = send(url, {"role": "Lead"}, format="json", HTTP_IF_MATCH=header)
+
+    assert response.status_code == 400, response.content
+    assert response.json() == {
+        "detail": 'If-Match is "*" or a list of ETags, each in double quotes as an ETag '
+        'header gives it (e.g. "1a2b"); nothing was written.'
+    }
+    assert Person.objects.values_list("role", flat=True).get(pk=person.pk) == "Engineer"
