@@ -14,16 +14,26 @@ U+FFFD: a script posting the lines of a file saved as Latin-1 got a review
 stored with "Caf\ufffd" in it. ``NameKeepingParser`` refuses such a field
 instead (``NotText``), as ``core.parsers.FormParser`` refuses it in a plain
 form, with the same message.
+
+Django reads a part's headers as UTF-8 and leaves out a part whose
+Content-Disposition is not: a field under a name saved as Latin-1 was
+dropped, a file under such a name answered as if no file had been sent. A
+name sent RFC 2231-encoded (``filename*=UTF-8''...``) it reads with U+FFFD
+for what is not text in the charset it names. ``NameKeepingParser`` reads
+each part's headers as they stream in (``DispositionCheck``) and refuses a
+field name or a file name that is not text (``NotText``), quoting it.
 """
 
 from __future__ import annotations
 
+import codecs
 import secrets
-from typing import Any, cast
+from email.message import Message
+from typing import Any, Final, cast
 
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler
-from django.http import HttpRequest, QueryDict
+from django.http import HttpRequest, QueryDict, multipartparser
 from django.http.multipartparser import MultiPartParser
 from django.utils.datastructures import MultiValueDict
 
@@ -53,17 +63,33 @@ def charset_refusal(encoding: str) -> str | None:
 
 
 class NotText(ValueError):
-    """A field of a form, or its name (``field`` None), that is not text in
-    the form's charset."""
+    """A field of a form, the name of a field or the name of a file that is
+    not text in the charset it is read in: ``field`` is the field the 400
+    names (None: the form's)."""
 
-    def __init__(self, field: str | None, encoding: str) -> None:
+    def __init__(self, field: str | None, message: str) -> None:
         self.field = field
+        self.message = message
+        super().__init__(message if field is None else f"{field}: {message}")
+
+    @classmethod
+    def value(cls, field: str, encoding: str) -> NotText:
         name = encoding.upper()
-        if field is None:
-            self.message = f"A field name of the form is not {name} text; send it as {name}."
-        else:
-            self.message = f"Not {name} text; send the text as {name}."
-        super().__init__(self.message if field is None else f"{field}: {self.message}")
+        return cls(field, f"Not {name} text; send the text as {name}.")
+
+    @classmethod
+    def field_name(cls, shown: str, encoding: str, why: str | None = None) -> NotText:
+        """``shown``: the name as read, U+FFFD for what is not text; ``why``
+        it is refused, if not for being no text in ``encoding``."""
+        name = encoding.upper()
+        return cls(None, f"The field name {shown!r} is {why or f'not {name} text'}; send the name as {name}.")
+
+    @classmethod
+    def file_name(cls, field: str, shown: str, encoding: str, why: str | None = None) -> NotText:
+        name = encoding.upper()
+        return cls(
+            field, f"The file's name {shown!r} is {why or f'not {name} text'}; send the name as {name}."
+        )
 
 
 class NameKeepingParser(MultiPartParser):
@@ -82,6 +108,10 @@ class NameKeepingParser(MultiPartParser):
         # parse() has the bytes back and decodes them in the form's charset.
         self._text_encoding = encoding or settings.DEFAULT_CHARSET
         self._encoding = "latin-1"
+        # Django's parser reads the body from _input_data, split at the
+        # boundary it has checked (_boundary, not in django-stubs).
+        boundary: bytes = self._boundary  # type: ignore[attr-defined]
+        self._input_data = DispositionCheck(input_data, boundary, self._text_encoding)
 
     def sanitize_file_name(self, file_name: str) -> str | None:
         file_name = file_name.encode("latin-1").decode(self._text_encoding, errors="replace")
@@ -122,10 +152,138 @@ class NameKeepingParser(MultiPartParser):
     def _text(self, read: str, field: str | None) -> str:
         """``read`` (as Latin-1) decoded in the form's charset: NotText if it
         is not text in it, for ``field`` (None: a field's name)."""
+        sent = read.encode("latin-1")
         try:
-            return read.encode("latin-1").decode(self._text_encoding)
+            return sent.decode(self._text_encoding)
         except UnicodeError:  # UnicodeDecodeError, or a codec's own refusal
-            raise NotText(field, self._text_encoding) from None
+            if field is None:
+                raise NotText.field_name(_shown(sent, self._text_encoding), self._text_encoding) from None
+            raise NotText.value(field, self._text_encoding) from None
+
+
+# The blank line that ends a part's headers, and how far into a part
+# Django's parser looks for it (not in django-stubs).
+_HEADERS_END: Final = b"\r\n\r\n"
+_HEADERS_MAX: Final[int] = multipartparser.MAX_TOTAL_HEADER_SIZE  # type: ignore[attr-defined]
+
+
+class DispositionCheck:
+    """A multipart body, read through for Django's parser: the
+    Content-Disposition of each part is checked as its headers stream past
+    (``disposition_check``), before the parser would drop the part or read
+    its names with U+FFFD.
+
+    The parts are found as Django's parser finds them: each starts after a
+    ``--boundary`` (the first at the start of the body) and its headers end at
+    the first blank line within its first _HEADERS_MAX bytes."""
+
+    def __init__(self, stream: Any, boundary: bytes, encoding: str) -> None:
+        self._stream = stream
+        self._separator = b"--" + boundary
+        self._encoding = encoding
+        self._in_headers = True
+        self._unread = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data: bytes = self._stream.read(size)
+        self._unread = self._scan(self._unread + data)
+        return data
+
+    def _scan(self, data: bytes) -> bytes:
+        """Checks the headers of each part that ``data`` holds whole; the
+        bytes to look at again with the next read."""
+        while True:
+            separator = data.find(self._separator)
+            if self._in_headers:
+                bound = min(_HEADERS_MAX, len(data) if separator == -1 else separator)
+                end = data.find(_HEADERS_END, 0, bound)
+                if end != -1:
+                    disposition_check(data[:end], self._encoding)
+                    self._in_headers = False
+                    data = data[end + len(_HEADERS_END) :]
+                    continue
+                if separator == -1 and len(data) < _HEADERS_MAX:
+                    return data  # the blank line may come with the next read
+                self._in_headers = False  # none: Django's parser reads no headers either
+            if separator == -1:
+                # A separator may start in these last bytes.
+                return data[max(0, len(data) - len(self._separator) + 1) :]
+            data = data[separator + len(self._separator) :]
+            self._in_headers = True
+
+
+def disposition_check(headers: bytes, encoding: str) -> None:
+    """NotText if the Content-Disposition among a part's ``headers`` gives a
+    field name or a file name that is not text: as bytes, in UTF-8 (Django
+    reads headers in it) or in the form's ``encoding``; RFC 2231-encoded, in
+    the charset it names."""
+    for line in headers.split(b"\r\n"):
+        # As Latin-1, each byte is one character: the names' bytes are had back.
+        message = Message()
+        try:
+            message["content-type"] = line.decode("latin-1")
+            (main, _), *params = message.get_params() or [("", "")]
+        except ValueError:
+            continue  # a header Django's parser skips too
+        header, colon, _ = main.lower().partition(":")
+        sent = dict(params)
+        if header != "content-disposition" or not colon or "name" not in sent:
+            continue  # no field: Django's parser leaves the part out
+        field, why = _name(sent["name"], encoding)
+        if why:
+            raise NotText.field_name(field.strip(), encoding, why)
+        if "filename" in sent:
+            file_name, why = _name(sent["filename"], encoding)
+            if why:
+                raise NotText.file_name(field.strip(), file_name, encoding, why)
+        if not _is_text(line, "utf-8"):
+            # Django's parser leaves out the part for a byte anywhere in it.
+            raise NotText(
+                field.strip(), "The part's Content-Disposition is not UTF-8 text; send it as UTF-8."
+            )
+
+
+def _name(value: str | tuple[str, str, str], encoding: str) -> tuple[str, str | None]:
+    """A name of a Content-Disposition (read as Latin-1) as a person reads it,
+    U+FFFD for what is not text, and why it is refused (None: it is text)."""
+    if not isinstance(value, tuple):
+        sent = value.encode("latin-1")
+        for charset in dict.fromkeys(["utf-8", encoding]):
+            if not _is_text(sent, charset):
+                return _shown(sent, charset), f"not {charset.upper()} text"
+        return sent.decode(encoding), None
+    # RFC 2231: charset'language'percent-escapes, the escapes read as Latin-1.
+    charset, _, text = value
+    sent = text.encode("latin-1")
+    if charset == "":
+        return text, None  # Django's parser reads it as Latin-1: always text
+    charset = charset or "us-ascii"
+    try:
+        codecs.lookup(charset)
+    except LookupError:  # Django's parser leaves out the part
+        return _shown(sent, encoding), f"in a charset of no known name ({charset!r})"
+    try:
+        return sent.decode(charset), None
+    except UnicodeError:
+        return _shown(sent, charset), f"not {charset.upper()} text"
+    except LookupError:  # a codec of no text (base64): Django's parser reads it as Latin-1
+        return text, None
+
+
+def _is_text(sent: bytes, encoding: str) -> bool:
+    try:
+        sent.decode(encoding)
+    except UnicodeError:
+        return False
+    return True
+
+
+def _shown(sent: bytes, encoding: str) -> str:
+    """``sent`` as a person reads it, U+FFFD for what is not text."""
+    try:
+        return sent.decode(encoding, errors="replace")
+    except UnicodeError:  # a codec that refuses even so (IDNA)
+        return sent.decode("utf-8", errors="replace")
 
 
 class UnusableNameHandler(FileUploadHandler):

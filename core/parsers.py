@@ -123,13 +123,14 @@ def _refuse_undecoded(text: str, encoding: str) -> None:
     )
     for key, value in pairs:
         if _UNDECODED.search(key):
-            raise refusal(multipart.NotText(None, encoding))
+            shown = key.encode(encoding, errors="surrogateescape").decode(encoding, errors="replace")
+            raise refusal(multipart.NotText.field_name(shown, encoding))
         if _UNDECODED.search(value):
-            raise refusal(multipart.NotText(key, encoding))
+            raise refusal(multipart.NotText.value(key, encoding))
 
 
 def refusal(exc: multipart.NotText) -> APIException:
-    """The 400 for a form's field, or field name, that is not text."""
+    """The 400 for a form's field, field name or file name that is not text."""
     if exc.field is None:
         return ParseError(exc.message)
     return ValidationError({exc.field: [exc.message]})
@@ -138,7 +139,8 @@ def refusal(exc: multipart.NotText) -> APIException:
 class MultiPartParser(parsers.MultiPartParser):
     """DRF's multipart parser with the project's (``NameKeepingParser``):
     a text field that is not text in the form's charset is a 400 naming it,
-    as in a plain form, not a value stored with U+FFFD."""
+    as in a plain form, not a value stored with U+FFFD; a field name or a
+    file name that is not text is a 400 quoting it, not a part left out."""
 
     def parse(self, stream: IO[bytes], media_type: str | None = None, parser_context: Any = None) -> Any:
         parser_context = parser_context or {}

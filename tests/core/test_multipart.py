@@ -230,6 +230,57 @@ def test_a_multipart_form_in_a_charset_that_reads_no_form_is_a_400_saying_so(
     assert Image.objects.count() == 0
 
 
+def disposed(*parts: tuple[bytes, bytes]) -> bytes:
+    """A multipart body of parts given by their Content-Disposition's
+    parameters and their data, both bytes exactly as sent."""
+    body = b"".join(
+        f"--{BOUNDARY}\r\nContent-Disposition: form-data; ".encode() + params + b"\r\n\r\n" + data + b"\r\n"
+        for params, data in parts
+    )
+    return body + f"--{BOUNDARY}--\r\n".encode()
+
+
+def a_jpeg(params: bytes = b'name="file"; filename="a.jpg"') -> tuple[bytes, bytes]:
+    return params, corpus.jpeg()
+
+
+# A field whose name is "Café" saved as Latin-1: Django's parser dropped the part.
+LATIN_1_NAMED = (b'name="' + LATIN_1_CAFE + b'"', b"x")
+NAME_NOT_UTF8 = "The field name 'Caf\ufffd' is not UTF-8 text; send the name as UTF-8."
+
+
+def fields(**values: str | bytes) -> list[tuple[bytes, bytes]]:
+    return [
+        (f'name="{name}"'.encode(), value if isinstance(value, bytes) else value.encode())
+        for name, value in values.items()
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        ("/feedback/", disposed(*fields(**review()), LATIN_1_NAMED)),
+        (
+            "/api/v1/feedback/",
+            disposed(
+                *fields(title="Great", name="Ann", date="2017-12-21", text="Good.", rating="5"), LATIN_1_NAMED
+            ),
+        ),
+        ("/api/v1/images/", disposed(LATIN_1_NAMED, a_jpeg())),
+        ("/upload/", disposed(LATIN_1_NAMED, a_jpeg())),
+    ],
+    ids=["course review", "api review", "images api", "course upload"],
+)
+def test_a_field_name_that_is_not_utf8_is_refused_quoting_it(
+    token_client: APIClient, url: str, body: bytes
+) -> None:
+    response = post(token_client, url, body)
+    assert response.status_code == 400, response.content
+    assert response.json() == {"detail": NAME_NOT_UTF8}
+    assert not Feedback.objects.exists()
+    assert Image.objects.count() == 0
+
+
 @pytest.mark.parametrize("charset", NO_FORM_CHARSETS)
 @pytest.mark.parametrize("as_multipart", [True, False], ids=["multipart", "urlencoded"])
 def test_the_admin_s_pages_say_a_form_in_a_charset_that_reads_no_form_is_refused(
@@ -246,3 +297,55 @@ def test_the_admin_s_pages_say_a_form_in_a_charset_that_reads_no_form_is_refused
         assert response.status_code == 400, (url, response.status_code)
         assert charset_refused(charset) in response.content.decode()
     assert Image.objects.count() == 0
+
+
+def test_a_plain_form_s_field_name_that_is_not_utf8_is_quoted_as_well(client: Client) -> None:
+    body = b"title=Great&name=Ann&date=2017-12-21&feedback=Good.&Caf%E9=x"
+    response = client.post("/feedback/", body, content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400
+    assert response.json() == {"detail": NAME_NOT_UTF8}
+    assert not Feedback.objects.exists()
+
+
+def test_the_admin_s_upload_page_quotes_a_field_name_that_is_not_utf8() -> None:
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = disposed(*fields(preset="web"), LATIN_1_NAMED, a_jpeg(b'name="files"; filename="a.jpg"'))
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 400
+    assert "The field name &#x27;Caf\ufffd&#x27; is not UTF-8 text" in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+FILE_NAME_NOT_UTF8 = "The file's name 'Caf\ufffd.jpg' is not UTF-8 text; send the name as UTF-8."
+
+
+@pytest.mark.parametrize(
+    "params",
+    [b'name="file"; filename="Caf\xe9.jpg"', b"name=\"file\"; filename*=UTF-8''Caf%E9.jpg"],
+    ids=["as bytes", "rfc 2231"],
+)
+@pytest.mark.parametrize("url", ["/upload/", "/api/v1/images/"])
+def test_a_file_name_that_is_not_utf8_is_refused_quoting_it(
+    token_client: APIClient, url: str, params: bytes
+) -> None:
+    response = post(token_client, url, disposed(a_jpeg(params)))
+    assert response.status_code == 400, response.content
+    assert response.json() == {"file": [FILE_NAME_NOT_UTF8]}
+    assert Image.objects.count() == 0
+
+
+def test_the_admin_s_upload_page_quotes_a_file_name_that_is_not_utf8() -> None:
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = disposed(*fields(preset="web"), a_jpeg(b'name="files"; filename="Caf\xe9.jpg"'))
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "files: The file&#x27;s name &#x27;Caf\ufffd.jpg&#x27; is not UTF-8 text" in page
+    assert Image.objects.count() == 0
+
+
+def test_a_file_name_sent_rfc_2231_encoded_is_read(token_client: APIClient) -> None:
+    body = disposed(a_jpeg(b"name=\"file\"; filename*=UTF-8''Caf%C3%A9 %E2%82%AC.jpg"))
+    response = post(token_client, "/api/v1/images/", body)
+    assert response.status_code == 201, response.content
+    assert Image.objects.values_list("original_name", flat=True).get() == "Café €.jpg"
