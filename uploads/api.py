@@ -124,6 +124,18 @@ class ImageUpdateSerializer(serializers.Serializer[Any]):
     )
 
 
+# For the schema alone: the view reads a form with ImageUpdateSerializer too,
+# which takes a nested serializer's fields from a form under dotted names.
+class ImageUpdateFormSerializer(serializers.Serializer[Any]):
+    """The focal point as a form: its fields under dotted names
+    (`focal_point.x`). A form cannot send null: to go back to the automatic
+    estimate, send `{"focal_point": null}` as JSON."""
+
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        point = FocalPointSerializer().get_fields()
+        return {f"focal_point.{name}": field for name, field in point.items() if not field.read_only}
+
+
 def may_download_original(request: Request | None) -> bool:
     return may_view(getattr(request, "user", None), Image)
 
@@ -392,7 +404,14 @@ class ImageViewSet(
     def perform_destroy(self, instance: Image) -> None:
         services.image_delete(image=instance)
 
-    @extend_schema(request={"application/json": ImageUpdateSerializer}, responses=FOCAL_POINT_RESPONSES)
+    @extend_schema(
+        request={
+            "application/json": ImageUpdateSerializer,
+            "application/x-www-form-urlencoded": ImageUpdateFormSerializer,
+            "multipart/form-data": ImageUpdateFormSerializer,
+        },
+        responses=FOCAL_POINT_RESPONSES,
+    )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change the focal point (the one field that can be changed)."""
         image = self.get_object()
