@@ -530,16 +530,17 @@ def original_response(image: Image) -> HttpResponseBase:
     url = storage.original_url(key, expires=settings.ORIGINAL_URL_SECONDS, filename=filename)
     response: HttpResponseBase
     if url:
+        # One HEAD first: a link to a lost object would be answered by the
+        # bucket, with its own XML 404, out of the portal's hands. A store
+        # that is away raises here (503).
+        if not image.file.storage.exists(key):
+            raise _original_missing(image, key)
         response = HttpResponseRedirect(url)
     else:
         try:
             opened = image.file.open("rb")
         except FileNotFoundError as exc:
-            # Lost from the store (restored from an older backup, deleted by
-            # hand): asking again will not bring it back, unlike a store
-            # that is briefly away (503).
-            logger.error("image id=%s: original %s missing from the store", image.pk, key)
-            raise Http404(f"The original of image {image.pk} is missing from the image store.") from exc
+            raise _original_missing(image, key) from exc
         response = FileResponse(
             opened,
             as_attachment=True,
@@ -550,3 +551,11 @@ def original_response(image: Image) -> HttpResponseBase:
         )
     response["Cache-Control"] = "private, no-store"
     return response
+
+
+def _original_missing(image: Image, key: str) -> Http404:
+    """An original lost from the store (restored from an older backup,
+    deleted by hand): asking again will not bring it back, unlike a store
+    that is briefly away (503)."""
+    logger.error("image id=%s: original %s missing from the store", image.pk, key)
+    return Http404(f"The original of image {image.pk} is missing from the image store.")

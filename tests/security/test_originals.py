@@ -365,6 +365,21 @@ def test_a_signed_link_to_an_original_saves_it_under_the_uploaded_name() -> None
     assert query["response-content-type"] == ["application/octet-stream"]
 
 
+def test_an_original_in_a_bucket_that_is_away_is_a_503_to_try_again_not_a_link(
+    gps_upload: tuple[Image, bytes], signed_originals: None, staff: APIClient
+) -> None:
+    """Uploaded first, then its bucket is one that refuses connections: the
+    link is signed only once the bucket says it holds the object."""
+    image, _ = gps_upload
+    api = staff.get(f"/api/v1/images/{image.pk}/original/")
+    admin = staff.get(f"/admin/uploads/image/{image.pk}/original/")
+    for response in (api, admin):
+        assert response.status_code == 503
+        assert response["Retry-After"]
+        assert "Location" not in response
+    assert api.json()["detail"] == "The file store is unavailable; please try again shortly."
+
+
 @pytest.mark.parametrize("inside", ["", "private", "nested/private"])
 def test_a_folder_of_originals_inside_the_media_root_stops_the_start(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inside: str

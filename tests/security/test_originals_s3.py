@@ -137,3 +137,31 @@ def test_a_signed_link_saves_the_original_under_its_uploaded_name_as_the_local_d
             # Saved, never shown: the upload was never checked for what a browser might make of it.
             assert response.headers["Content-Disposition"] == disposition
             assert response.headers["Content-Type"] == "application/octet-stream"
+
+
+def test_an_original_lost_from_the_bucket_is_not_found_rather_than_a_link_to_the_buckets_404(
+    s3: S3Server, buckets: tuple[str, str], token_client: APIClient, staff: APIClient, commit: Any
+) -> None:
+    """Deleted by hand, or a restore of an older backup: the portal says so,
+    as it does for a local original, instead of signing a link the bucket
+    answers with its own XML."""
+    _, private = buckets
+    with commit():
+        response = token_client.post(
+            "/api/v1/images/",
+            {"file": SimpleUploadedFile("trip.jpg", corpus.jpeg_with_metadata((400, 300)))},
+            format="multipart",
+        )
+    image = Image.objects.get(pk=response.json()["id"])
+    s3.client().delete_object(Bucket=private, Key=image.file.name)
+
+    api = staff.get(f"/api/v1/images/{image.pk}/original/")
+    admin = staff.get(f"/admin/uploads/image/{image.pk}/original/")
+
+    assert (api.status_code, api["Content-Type"]) == (404, "application/json")
+    assert api.json()["detail"] == f"The original of image {image.pk} is missing from the image store."
+    assert "Location" not in api
+    assert "Retry-After" not in api
+    assert admin.status_code == 404
+    assert "Location" not in admin
+    assert "There is nothing at this address." in admin.content.decode()
