@@ -729,7 +729,7 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Past the soft limit an image ends failed ("took longer than 120 s"); it also
 # bounds decoding where no worker runs (embedded, commands): the child is killed.
-# 0: no soft limit, the hard one alone.
+# 0: no soft limit, the hard one alone (which then bounds that decoding).
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120, minimum=0)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180, minimum=1)
 if CELERY_TASK_SOFT_TIME_LIMIT >= CELERY_TASK_TIME_LIMIT:

@@ -442,6 +442,13 @@ def image_count_death(*, image_id: int) -> None:
     )
 
 
+def _decoding_time_limit() -> float:
+    """Seconds a decoding child may run where no Celery worker bounds the run
+    (embedded, commands): the soft limit, else (0: none) the hard one, which
+    no pool process is there to be killed at."""
+    return settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT
+
+
 def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     started = time.monotonic()
     limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
@@ -461,7 +468,7 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             preset,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             memory_limit_mb=limit_mb,
-            time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT if time_limit else None,
+            time_limit=_decoding_time_limit() if time_limit else None,
             focal_point=focal_point,
             nice=settings.IMAGE_NICE,
         )
@@ -793,7 +800,7 @@ def image_recrop(*, image_id: int) -> Image | None:
                 preset,
                 max_pixels=settings.IMAGE_MAX_PIXELS,
                 memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
-                time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT,
+                time_limit=_decoding_time_limit(),
                 focal_point=used,
                 crops_only=True,
                 nice=settings.IMAGE_NICE,

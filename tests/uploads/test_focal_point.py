@@ -969,6 +969,27 @@ def test_crops_that_cannot_be_decoded_again_are_given_up_not_tried_every_round(
 
 
 @pytest.mark.django_db
+def test_with_no_soft_time_limit_a_recrop_is_bounded_by_the_hard_one(
+    marked: Image, commit: Any, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 0 leaves the hard limit alone, not none at all: a decode that never
+    # ended would hold the embedded sweeper for good.
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    settings.CELERY_TASK_TIME_LIMIT = 180
+    limits: list[float | None] = []
+    real = sandbox.process
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        limits.append(kwargs["time_limit"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sandbox, "process", timed)
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+    assert limits == [180]
+
+
+@pytest.mark.django_db
 def test_a_recrop_the_workers_time_limit_cuts_off_is_given_up_not_tried_every_run(
     marked: Image, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -331,6 +331,20 @@ def test_an_image_over_the_time_limit_is_stopped_and_ends_failed(
     assert _forkserver_children() == []  # the decoder was killed, not left running
 
 
+def test_with_no_soft_time_limit_the_hard_one_stops_a_decoder_run_outside_a_worker(
+    commit: Any, settings: Any, big_flat_png: bytes
+) -> None:
+    """A soft limit of 0 leaves the hard one alone: outside a worker, where
+    no pool process is killed at it, it bounds the decoding child itself
+    instead of letting one that never ends hold the server's only thread."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    settings.CELERY_TASK_TIME_LIMIT = 0.1
+    image = upload(commit, big_flat_png)
+    assert image.status == Image.Status.FAILED
+    assert image.error == "Processing took longer than 0.1 s and was stopped."
+    assert _forkserver_children() == []
+
+
 def test_a_decoder_that_never_ends_is_killed_at_the_time_limit_not_waited_for(big_flat_png: bytes) -> None:
     """A decode stuck for good (here: a decoder stopped as soon as it starts)
     does not hold its caller past the time limit."""
