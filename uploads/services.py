@@ -672,10 +672,15 @@ def _log(image: Image, outcome: str, elapsed: int | None) -> None:
 
 def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> int:
     """Queue images for processing again (optionally with another preset),
-    each with a fresh count of tries; processing starts once each commits."""
+    each with a fresh count of tries; processing starts once each commits.
+    An image deleted since the caller read it is passed over, not counted."""
     count = 0
     for image in images:
         with transaction.atomic():
+            # Locked, so that a deletion cannot come between the check and
+            # the write (which would find no row to update).
+            if not Image.objects.select_for_update().filter(pk=image.pk).exists():
+                continue
             fields = ["status", "error", "interruptions", "holder", "updated_at"]
             if preset:
                 preset_get(preset)

@@ -263,6 +263,24 @@ def test_reprocess_makes_the_same_renditions_again_without_duplicates(
     assert Image.objects.get().attempts == 2
 
 
+def test_reprocessing_an_image_deleted_meanwhile_is_a_404_not_the_database_away(
+    token_client: APIClient, uploaded: Any, commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image_id = uploaded(corpus.photo_jpeg(900, 600)).json()["id"]
+    reprocess = services.image_reprocess
+
+    def deleted_first(*, images: Any, preset: str | None = None) -> int:
+        with commit():
+            Image.objects.get(pk=image_id).delete()  # by another request, after this one found it
+        return reprocess(images=images, preset=preset)
+
+    monkeypatch.setattr(services, "image_reprocess", deleted_first)
+    with commit():
+        response = token_client.post(f"{URL}{image_id}/reprocess/", {}, format="json")
+    assert response.status_code == 404, response.content
+    assert not Image.objects.exists()
+
+
 def test_reprocess_with_another_preset_replaces_the_renditions(
     token_client: APIClient, uploaded: Any, commit: Any, media_files: Any, sweep_after: Any
 ) -> None:

@@ -22,6 +22,7 @@ from django.test import RequestFactory
 from kombu.exceptions import OperationalError
 from PIL import Image as PILImage
 
+from tests.factories import ImageFactory
 from tests.uploads import corpus
 from tests.uploads.conftest import DiskFullStorage, on_a_disk_that_fills_up
 from uploads import dispatch, holders, sandbox, services, storage, tasks
@@ -89,6 +90,16 @@ def test_renditions_replaced_while_the_orphan_sweep_runs_are_kept_as_long_as_any
     assert old <= media_files()
     monkeypatch.undo()
     assert sweep_after(storage.REPLACED_KEEP_SECONDS) == sorted(old)
+
+
+def test_reprocessing_passes_over_the_images_deleted_meanwhile(commit: Any) -> None:
+    """A long run of reprocess_images, or an admin action, goes on with the
+    others when staff delete one of its images meanwhile."""
+    gone, kept = ImageFactory.create(processed=False), ImageFactory.create(processed=False)
+    Image.objects.filter(pk=gone.pk).delete()
+    with commit():
+        assert services.image_reprocess(images=[gone, kept]) == 1
+    assert list(Image.objects.values_list("pk", "status")) == [(kept.pk, Image.Status.READY)]
 
 
 def test_saving_other_fields_does_not_queue_processing(django_capture_on_commit_callbacks: Any) -> None:
