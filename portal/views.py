@@ -9,7 +9,14 @@ import posixpath
 
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotModified,
+    JsonResponse,
+)
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
@@ -146,7 +153,8 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
         if exc.errno != errno.ENAMETOOLONG:
             raise
         raise Http404 from exc
-    if isinstance(response, FileResponse):
+    # A 304 too: it carries what its 200 would (RFC 9110, 15.4.5).
+    if isinstance(response, FileResponse | HttpResponseNotModified):
         response["Cache-Control"] = IMMUTABLE
         response["Content-Type"] = object_content_type(path) or response["Content-Type"]
     return response

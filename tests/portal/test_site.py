@@ -519,6 +519,23 @@ def test_media_files_carry_their_formats_content_type_on_a_machine_that_lists_no
         assert response["Cache-Control"] == IMMUTABLE
 
 
+def test_a_rendition_revalidated_is_still_cached_for_a_year(client: Client, settings: Any) -> None:
+    """A 304 carries the Cache-Control its 200 would (RFC 9110, 15.4.5): a
+    cache that asks again after a restart or an eviction is told anew that
+    the rendition never changes."""
+    folder = Path(settings.MEDIA_ROOT) / "renditions" / "ab"
+    folder.mkdir(parents=True)
+    (folder / "abcdef.webp").write_bytes(b"RIFF")
+    url = "/media/renditions/ab/abcdef.webp"
+    first = client.get(url)
+    assert first.status_code == 200
+    assert first["Cache-Control"] == IMMUTABLE
+
+    again = client.get(url, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+    assert again.status_code == 304
+    assert again["Cache-Control"] == IMMUTABLE
+
+
 @pytest.mark.parametrize("page", ["change", "delete", "history"])
 @pytest.mark.parametrize("model", ["catalog/feedback", "auth/user"])
 def test_an_admin_page_asked_for_an_empty_field_to_name_its_choice_by_is_a_bad_request(
