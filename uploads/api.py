@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from django.conf import settings
@@ -116,12 +117,33 @@ def focal_point_data(image: Image) -> dict[str, Any] | None:
     return {"x": point.x, "y": point.y, "radius": point.radius, "kind": kind}
 
 
+# The title and alt text, which a PATCH does not change, are refused by name
+# in its body: a 200 that moved the point and dropped them would read as done.
+TEXT_NOT_CHANGED_HERE = "Set at upload and changed in the admin; a PATCH here changes the focal point alone."
+
+
 class ImageUpdateSerializer(serializers.Serializer[Any]):
     focal_point = FocalPointSerializer(
         allow_null=True,
         help_text="The subject's position (coordinates of the displayed image), or null to go back to "
         "the automatic estimate. Only the cropped renditions are made again.",
     )
+
+    def to_internal_value(self, data: Any) -> Any:
+        refused = {
+            name: [TEXT_NOT_CHANGED_HERE]
+            for name in ("title", "alt")
+            if isinstance(data, Mapping) and name in data
+        }
+        try:
+            value = super().to_internal_value(data)
+        except serializers.ValidationError as exc:
+            if refused and isinstance(exc.detail, dict):
+                raise serializers.ValidationError({**exc.detail, **refused}) from exc
+            raise
+        if refused:
+            raise serializers.ValidationError(refused)
+        return value
 
 
 # For the schema alone: the view reads a form with ImageUpdateSerializer too,
@@ -413,7 +435,9 @@ class ImageViewSet(
         responses=FOCAL_POINT_RESPONSES,
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        """Change the focal point (the one field that can be changed)."""
+        """Change the focal point (the one field that can be changed: a body
+        naming the title or the alt text, set at upload and changed in the
+        admin, is refused whole)."""
         image = self.get_object()
         body = ImageUpdateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

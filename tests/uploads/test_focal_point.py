@@ -509,6 +509,27 @@ def test_a_patch_without_a_focal_point_changes_nothing_and_says_why(
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("field", ["title", "alt"])
+def test_a_patch_that_would_change_the_text_is_refused_whole_not_half_made(
+    marked: Image, token_client: APIClient, field: str
+) -> None:
+    # The title and alt text are set at upload and changed in the admin: a
+    # 200 that moved the point and dropped the text would read as both done.
+    body = {"focal_point": {"x": 0.2, "y": 0.3}, field: "New"}
+    response = token_client.patch(f"{URL}{marked.pk}/", body, format="json")
+    assert response.status_code == 400
+    assert "admin" in response.json()[field][0]
+    assert "focal_point" not in response.json()
+    image = Image.objects.get(pk=marked.pk)
+    assert (image.focal_point, getattr(image, field)) == (None, getattr(marked, field))
+
+    # Without a point, the answer names both what is missing and what is refused.
+    alone = token_client.patch(f"{URL}{marked.pk}/", {field: "New"}, format="json")
+    assert alone.status_code == 400
+    assert set(alone.json()) == {"focal_point", field}
+
+
+@pytest.mark.django_db
 def test_a_point_set_before_processing_is_used_by_it(commit: Any) -> None:
     image: Image = ImageFactory.create(file=marked_png(), processed=False)
     services.image_set_focal_point(image=image, focal_point=FocalPoint(*MARKER_AT))
