@@ -14,6 +14,7 @@ from urllib.parse import quote
 import orjson
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.files.storage import storages
 from django.db import transaction
 from django.db.models import Model, QuerySet
 from django.http import Http404
@@ -210,6 +211,17 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
         return dict(sorted(responses.items()))
 
 
+def _media_base() -> str:
+    """Where the media store's URLs point now. Representations show
+    rendition URLs made from it, so the same rows read from a store moved
+    elsewhere (a CDN's domain, a bucket instead of local files) are another
+    answer, not a 304 that keeps the old URLs."""
+    return storages["default"].url(_MEDIA_PROBE)
+
+
+_MEDIA_PROBE = "probe"
+
+
 class RowReadMixin(viewsets.GenericViewSet[Any]):
     """``list`` and ``retrieve`` answered from ``values()`` rows instead of model
     instances run through DRF serializers, with an ETag over those rows.
@@ -277,6 +289,7 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             REPRESENTATION_VERSION,
             request.build_absolute_uri(),
             getattr(request, "accepted_media_type", ""),
+            _media_base(),
             list(self.read_variant()),
             extra,
             rows,

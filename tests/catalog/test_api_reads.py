@@ -357,6 +357,30 @@ def test_a_tag_is_keyed_by_the_sites_secret(visitor: APIClient, settings: Any) -
     assert again["ETag"] == tag  # servers sharing the secret agree
 
 
+@pytest.mark.parametrize("endpoint", ["/api/v1/people/", "/api/v1/products/", "/api/v1/images/"])
+def test_a_media_store_moved_changes_the_tags_of_what_shows_rendition_urls(
+    visitor: APIClient, settings: Any, endpoint: str
+) -> None:
+    """The same rows read from a store moved elsewhere (a CDN's domain, a
+    bucket instead of local files) give other rendition URLs: a client that
+    revalidates gets them, not a 304 that keeps the old ones."""
+    _content()
+    before = visitor.get(endpoint)
+    assert "/media/renditions/" in before.content.decode()
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            **settings.STORAGES["default"],
+            "OPTIONS": {**settings.STORAGES["default"]["OPTIONS"], "base_url": "https://cdn.example.com/m/"},
+        },
+    }
+
+    after = visitor.get(endpoint, HTTP_IF_NONE_MATCH=before["ETag"])
+    assert after.status_code == 200
+    assert "https://cdn.example.com/m/renditions/" in after.content.decode()
+    assert visitor.get(endpoint, HTTP_IF_NONE_MATCH=after["ETag"]).status_code == 304
+
+
 def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None:
     review = FeedbackFactory()
 
