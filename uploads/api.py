@@ -310,10 +310,15 @@ class ImageSchema(ConditionalReadSchema):
         return super().resolve_serializer(serializer, direction, bypass_extensions)
 
 
+# What files and people call a format, by the name Pillow gives it.
+FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF"}
+
+
 class ImageFilter(FilterSet):
     format = filters.CharFilter(
         method="by_format",
-        help_text="The original's format, in any case: `jpeg` (or `jpg`), `png`, `webp`, `gif`, `tiff`…",
+        help_text="The original's format, in any case: `jpeg` (or `jpg`), `png`, `webp`, `gif`, `tiff`, "
+        "`heif` (or `heic`)…",
     )
 
     class Meta:
@@ -321,9 +326,10 @@ class ImageFilter(FilterSet):
         fields = ["status", "preset", "format"]
 
     def by_format(self, queryset: QuerySet[Image], name: str, value: str) -> QuerySet[Image]:
-        # Stored as Pillow names them (JPEG, PNG): an exact match keeps the index.
+        # Stored as Pillow names them (JPEG, PNG, HEIF for a phone's .heic):
+        # an exact match keeps the index.
         wanted = value.strip().upper()
-        return queryset.filter(format={"JPG": "JPEG", "TIF": "TIFF"}.get(wanted, wanted))
+        return queryset.filter(format=FORMAT_ALIASES.get(wanted, wanted))
 
 
 HIDDEN_FROM_THE_PUBLIC = (

@@ -397,6 +397,19 @@ def test_images_can_be_filtered_by_format_with_counts_kept_apart(
     assert listed(format="jpg") == listed(format=" Jpeg ") == ("application/json", 1, ["JPEG"])
 
 
+@pytest.mark.parametrize("asked", ["heic", "HEIF", "heif"])
+def test_a_phones_heic_photo_is_found_by_the_name_its_files_carry(
+    token_client: APIClient, uploaded: Any, asked: str
+) -> None:
+    # Pillow calls the format of a phone's .heic file HEIF, as it is stored.
+    uploaded(corpus.jpeg(), "a.jpg")
+    photo = uploaded(corpus.png(), "IMG_0001.HEIC").json()
+    Image.objects.filter(pk=photo["id"]).update(format="HEIF")
+
+    found = token_client.get(URL, {"format": asked}).json()
+    assert [r["id"] for r in found["results"]] == [photo["id"]]
+
+
 def test_images_can_be_filtered_by_status(token_client: APIClient, uploaded: Any) -> None:
     uploaded(corpus.jpeg(), "ok.jpg")
     Image.objects.update(status=Image.Status.FAILED, error="x")
