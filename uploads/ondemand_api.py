@@ -34,7 +34,10 @@ SPEC_HELP = (
     "IMAGE_ONDEMAND_MAX_SIZE px (default 4000); at most IMAGE_ONDEMAND_MAX_PER_IMAGE (default 20) "
     "sizes-and-formats made per image."
 )
-FORMAT_HELP = "One of IMAGE_ONDEMAND_FORMATS (default webp, jpeg, avif, png); `jpg` means jpeg."
+FORMAT_HELP = (
+    "One of IMAGE_ONDEMAND_FORMATS (default webp, jpeg, avif, png); `jpg` means jpeg. Without it: webp, or "
+    "the first of those formats when webp is not among them."
+)
 
 
 class _NoFormatOverride:
@@ -49,9 +52,16 @@ class ImageFormatNegotiation(ContentNegotiation):
     settings = _NoFormatOverride()  # type: ignore[assignment]
 
 
+def default_format() -> str:
+    """WebP where it is made on demand, else the first format that is: a
+    caller naming none is never refused for one it did not ask for."""
+    made = ondemand.formats()
+    return "webp" if "webp" in made else made[0]
+
+
 class RenditionUrlQuerySerializer(serializers.Serializer[Any]):
     spec = serializers.CharField(max_length=40, help_text=SPEC_HELP)
-    format = serializers.CharField(max_length=10, default="webp", help_text=FORMAT_HELP)
+    format = serializers.CharField(max_length=10, default=default_format, help_text=FORMAT_HELP)
 
     def validate_spec(self, value: str) -> ondemand.Spec:
         try:

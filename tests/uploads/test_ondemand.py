@@ -728,6 +728,17 @@ def test_the_api_spells_the_format_and_defaults_to_webp(
     assert url_of(staff, image, spec="width-3000").json()["width"] == 1200  # not upscaled
 
 
+def test_without_webp_among_the_formats_the_api_defaults_to_the_first_one_made(
+    staff: APIClient, make_image: Callable[..., Image], settings: Any
+) -> None:
+    # A caller that names no format is not refused for one it never asked for.
+    image = make_image()
+    settings.IMAGE_ONDEMAND_FORMATS = ["JPEG", "png"]
+    response = url_of(staff, image, spec="width-300")
+    assert response.status_code == 200, response.content
+    assert response.json()["format"] == "jpeg"
+
+
 @pytest.mark.parametrize(
     ("query", "field", "words"),
     [
