@@ -14,6 +14,7 @@ from django.contrib.auth.models import Permission
 from django.core.cache import caches
 from django.db import connection
 from django.test import override_settings
+from django.urls import get_resolver
 from django.utils.crypto import get_random_string
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -24,6 +25,14 @@ from tests.servers import RedisServer
 from uploads import holders
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _urls_as_configured() -> None:
+    """The URLconf is read once, when first used, with the settings of that
+    moment: read under a test's changed setting (an absolute MEDIA_URL), its
+    routes would hold for every test after it."""
+    assert get_resolver().url_patterns
 
 
 @pytest.fixture(autouse=True)
