@@ -224,6 +224,17 @@ class ImageSerializer(ImageSummarySerializer):
         return request.build_absolute_uri(reverse("image-original", args=[image.pk]))
 
 
+def _optional_text(max_length: int) -> serializers.CharField:
+    """A text of an upload, checked by the rules of the image's field."""
+    return serializers.CharField(
+        max_length=max_length,
+        required=False,
+        allow_blank=True,
+        default="",
+        validators=[validate_no_direction_controls],
+    )
+
+
 class ImageUploadSerializer(serializers.Serializer[Any]):
     file = FileField(
         allow_empty_file=True,
@@ -233,20 +244,8 @@ class ImageUploadSerializer(serializers.Serializer[Any]):
         choices=sorted(settings.IMAGE_PRESETS), default=settings.IMAGE_DEFAULT_PRESET
     )
     # Refused before the file is read, as the model refuses them.
-    title = serializers.CharField(
-        max_length=200,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=[validate_no_direction_controls],
-    )
-    alt = serializers.CharField(
-        max_length=300,
-        required=False,
-        allow_blank=True,
-        default="",
-        validators=[validate_no_direction_controls],
-    )
+    title = _optional_text(200)
+    alt = _optional_text(300)
 
 
 class ReprocessSerializer(serializers.Serializer[Any]):
