@@ -24,6 +24,7 @@ import functools
 import io
 import math
 import os
+import re
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -449,6 +450,72 @@ def _png_cleaned(fp: BinaryIO) -> tuple[BinaryIO, bytes | None]:
     return io.BytesIO(b"".join(kept)), profile
 
 
+_JPEG_SIGNATURE: Final = b"\xff\xd8\xff"
+# A real JPEG has a few dozen marker segments before its first scan (a few
+# hundred with a large ICC profile or XMP split over many), and encoders put
+# at most a handful of fill bytes (0xFF) before a marker. Pillow reads each
+# segment, and each byte of fill or of junk between segments, in a step of
+# Python: 24 MB of empty comments, or of fill, took 9 to 14 s to open.
+MAX_JPEG_SEGMENTS: Final = 10_000
+MAX_JPEG_FILL_BYTES: Final = 100_000
+# Markers that stand alone, with no length after them, as Pillow reads them.
+_JPEG_STANDALONE: Final = frozenset({0xC8, *range(0xD0, 0xDA), *range(0xF0, 0xFE)})
+_JPEG_START_OF_SCAN: Final = 0xDA
+_JPEG_FILL: Final = re.compile(rb"\xff+")
+
+
+def _check_jpeg_markers(fp: BinaryIO) -> None:
+    """Refuse a JPEG of more than MAX_JPEG_SEGMENTS marker segments before
+    its first scan, or of more than MAX_JPEG_FILL_BYTES bytes of fill and
+    junk between them, walked as Pillow's reader walks them; a marker the
+    reader would not take ends the walk and is left for it to judge."""
+    fp.seek(0)
+    data = fp.getvalue() if isinstance(fp, io.BytesIO) else fp.read()
+    fp.seek(0)
+    at = len(b"\xff\xd8")
+    segments = skipped = 0
+    while at < len(data):
+        if data[at] != 0xFF:
+            # Junk before the next marker, skipped a byte at a time.
+            found = data.find(b"\xff", at)
+            end = found if found >= 0 else len(data)
+            skipped += end - at
+            at = end
+        else:
+            fill = _JPEG_FILL.match(data, at)
+            end = fill.end() if fill else at + 1
+            skipped += end - at - 1  # every 0xFF but the marker's own
+            at = end - 1
+            if at + 1 >= len(data):
+                return
+            code = data[at + 1]
+            if code == _JPEG_START_OF_SCAN:
+                return
+            if code == 0x00:  # a stuffed 0xFF: junk too
+                skipped += 2
+                at += 2
+            elif code in _JPEG_STANDALONE:
+                segments += 1
+                at += 2
+            elif code >= 0xC0:
+                segments += 1
+                at += 2 + max(2, int.from_bytes(data[at + 2 : at + 4], "big"))
+            else:
+                return
+        if segments > MAX_JPEG_SEGMENTS:
+            raise ImageRejected(
+                f"The JPEG has more than {MAX_JPEG_SEGMENTS:,} marker segments before its image data; "
+                f"the limit is {MAX_JPEG_SEGMENTS:,}.",
+                code="chunks",
+            )
+        if skipped > MAX_JPEG_FILL_BYTES:
+            raise ImageRejected(
+                f"The JPEG has more than {MAX_JPEG_FILL_BYTES:,} bytes of fill or junk between its "
+                f"markers; the limit is {MAX_JPEG_FILL_BYTES:,}.",
+                code="chunks",
+            )
+
+
 _GIF_SIGNATURES: Final = (b"GIF87a", b"GIF89a")
 # A GIF's pixel data and extensions come in sub-blocks of up to 255 bytes,
 # which encoders fill: 25 MB of them is some 100,000. Pillow reads each one
@@ -632,6 +699,8 @@ def _open_checked(
         fp, profile = _png_cleaned(fp)
     elif head.startswith(_GIF_SIGNATURES):
         _check_gif_blocks(fp)
+    elif head.startswith(_JPEG_SIGNATURE):
+        _check_jpeg_markers(fp)
     formats = _formats(allowed_formats)
     allowed_text = ", ".join(formats)
     try:

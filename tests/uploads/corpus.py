@@ -238,6 +238,22 @@ def gif_with_empty_comments(count: int) -> bytes:
     return data[:at] + b"!\xfe\x00" * count + data[at:]
 
 
+def jpeg_with_empty_comments(count: int) -> bytes:
+    """The quadrant JPEG carrying, before its other segments, ``count``
+    comments of no text (four bytes each): 6 million in 24 MB, where a real
+    JPEG has a few dozen segments, each a step for a reader."""
+    data = jpeg()
+    return data[:2] + b"\xff\xfe\x00\x02" * count + data[2:]
+
+
+def jpeg_with_fill(count: int) -> bytes:
+    """The quadrant JPEG with ``count`` fill bytes (0xFF) before its first
+    segment's marker, which the format allows any number of, and which a
+    reader walks one by one."""
+    data = jpeg()
+    return data[:2] + b"\xff" * count + data[2:]
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 
@@ -958,6 +974,9 @@ SAMPLES: tuple[Sample, ...] = (
         "ok",
     ),
     Sample("png_many_chunks", "chunks.png", lambda: png_with_many_chunks(20_000), "rejected", "chunks"),
+    Sample(
+        "jpeg_many_segments", "segments.jpg", lambda: jpeg_with_empty_comments(20_000), "rejected", "chunks"
+    ),
     Sample("png_bad_header_checksum", "crc.png", png_bad_header_checksum, "rejected", "corrupt"),
     Sample("tiff_lab", "lab.tif", tiff_unreadable, "rejected", "corrupt"),
     Sample("cmyk_jpeg", "print.jpg", cmyk_jpeg, "ok"),

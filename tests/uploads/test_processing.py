@@ -1426,6 +1426,42 @@ def test_a_gif_at_the_block_limit_is_read_and_one_more_is_refused(monkeypatch: p
     assert caught.value.code == "chunks"
 
 
+def test_a_jpeg_of_millions_of_empty_segments_is_refused_naming_the_limit() -> None:
+    # Some 12 s for the reader at 24 MB, in the request that uploads it.
+    data = corpus.jpeg_with_empty_comments(6_000_000)
+    for check in (functools.partial(probe, max_pixels=10_000), functools.partial(process, preset=WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            check(data)
+        assert caught.value.code == "chunks"
+        assert str(caught.value) == (
+            "The JPEG has more than 10,000 marker segments before its image data; the limit is 10,000."
+        )
+
+
+def test_a_jpeg_at_the_segment_limit_is_read_and_one_more_is_refused() -> None:
+    # The quadrant JPEG's own segments before its scan (APP0, DQT x2, SOF0, DHT x4) count.
+    own = processing.MAX_JPEG_SEGMENTS - 8
+    data = corpus.jpeg_with_empty_comments(own)
+    assert probe(data, max_pixels=10_000).format == "JPEG"
+    result = process(data, preset(widths=[80], formats=["png"]))
+    assert close_to(rgb_at(opened(result.outputs[0]), (10, 10)), corpus.TOP_LEFT, 12)
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.jpeg_with_empty_comments(own + 1), max_pixels=10_000)
+    assert caught.value.code == "chunks"
+
+
+def test_a_jpeg_of_megabytes_of_fill_before_a_marker_is_refused_naming_the_limit() -> None:
+    data = corpus.jpeg_with_fill(24_000_000)
+    with pytest.raises(ImageRejected) as caught:
+        probe(data, max_pixels=10_000)
+    assert caught.value.code == "chunks"
+    assert str(caught.value) == (
+        "The JPEG has more than 100,000 bytes of fill or junk between its markers; the limit is 100,000."
+    )
+    # A few fill bytes, as encoders may write them, are read as ever.
+    assert probe(corpus.jpeg_with_fill(processing.MAX_JPEG_FILL_BYTES), max_pixels=10_000).format == "JPEG"
+
+
 def test_a_png_with_big_text_among_many_chunks_still_loses_its_text() -> None:
     # IHDR, zTXt and IEND, then as many private chunks as the limit leaves.
     data = corpus.png_with_many_chunks(
