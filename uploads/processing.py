@@ -25,12 +25,13 @@ import io
 import math
 import os
 import re
+import struct
 import warnings
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, fields
-from typing import Any, BinaryIO, Final, cast
+from typing import Any, BinaryIO, Final, Literal, cast
 
 import blurhash
 import pillow_heif
@@ -516,6 +517,61 @@ def _check_jpeg_markers(fp: BinaryIO) -> None:
             )
 
 
+_TIFF_BIG_HEADERS: Final = (b"II+\0", b"MM\0+")
+# A real TIFF page has a few dozen tags, and its picture a few thousand
+# strips or tiles at most (one row a strip, or 256 px tiles, at 50 MP).
+# Pillow reads every tag of every page it walks (each a step of Python)
+# and makes a tile for every strip of each: 24 MB of pages of tags took
+# 30 s to open, and of strips over 100 MB of memory.
+MAX_TIFF_TAGS: Final = 100_000
+MAX_TIFF_STRIPS: Final = 200_000
+_TIFF_STRIP_OFFSETS: Final = 273
+_TIFF_TILE_OFFSETS: Final = 324
+
+
+def _check_tiff_directories(fp: BinaryIO) -> None:
+    """Refuse a TIFF whose pages (as many as _count_frames walks) hold
+    more than MAX_TIFF_TAGS tags, or more than MAX_TIFF_STRIPS strips or
+    tiles, counted from its directories alone; a damaged chain of them
+    ends the count and is left for the reader to judge."""
+    fp.seek(0)
+    data = fp.getvalue() if isinstance(fp, io.BytesIO) else fp.read()
+    fp.seek(0)
+    order: Literal["little", "big"] = "little" if data[:2] == b"II" else "big"
+    prefix = "<" if order == "little" else ">"
+    if data[:4] in _TIFF_BIG_HEADERS:  # BigTIFF: 8-byte counts and offsets
+        count_size, offset_size, entry = 8, 8, struct.Struct(prefix + "HHQ8x")
+    else:
+        count_size, offset_size, entry = 2, 4, struct.Struct(prefix + "HHL4x")
+    offset = int.from_bytes(data[offset_size : 2 * offset_size], order)
+    seen: set[int] = set()
+    tags = strips = 0
+    while offset and offset not in seen and len(seen) <= MAX_FRAMES:
+        seen.add(offset)
+        start = offset + count_size
+        claimed = int.from_bytes(data[offset:start], order)
+        count = min(claimed, max(0, len(data) - start) // entry.size)
+        tags += count
+        if tags > MAX_TIFF_TAGS:
+            raise ImageRejected(
+                f"The TIFF's pages have more than {MAX_TIFF_TAGS:,} tags; the limit is {MAX_TIFF_TAGS:,}.",
+                code="chunks",
+            )
+        end = start + count * entry.size
+        for tag, _kind, values in entry.iter_unpack(data[start:end]):
+            if tag in (_TIFF_STRIP_OFFSETS, _TIFF_TILE_OFFSETS):
+                strips += values
+        if strips > MAX_TIFF_STRIPS:
+            raise ImageRejected(
+                f"The TIFF's pages are split into more than {MAX_TIFF_STRIPS:,} strips or tiles; "
+                f"the limit is {MAX_TIFF_STRIPS:,}.",
+                code="chunks",
+            )
+        if count < claimed:
+            return
+        offset = int.from_bytes(data[end : end + offset_size], order)
+
+
 _GIF_SIGNATURES: Final = (b"GIF87a", b"GIF89a")
 # A GIF's pixel data and extensions come in sub-blocks of up to 255 bytes,
 # which encoders fill: 25 MB of them is some 100,000. Pillow reads each one
@@ -701,6 +757,8 @@ def _open_checked(
         _check_gif_blocks(fp)
     elif head.startswith(_JPEG_SIGNATURE):
         _check_jpeg_markers(fp)
+    elif head.startswith(_TIFF_HEADERS + _TIFF_BIG_HEADERS):
+        _check_tiff_directories(fp)
     formats = _formats(allowed_formats)
     allowed_text = ", ".join(formats)
     try:

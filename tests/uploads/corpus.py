@@ -254,6 +254,42 @@ def jpeg_with_fill(count: int) -> bytes:
     return data[:2] + b"\xff" * count + data[2:]
 
 
+def tiff_with_many_tags(pages: int, tags: int) -> bytes:
+    """A TIFF of ``pages`` grey 1x1 pages sharing one pixel, each page's
+    directory carrying ``tags`` tags in all (private ones past the nine a
+    picture needs), where a real page has a few dozen."""
+    picture = [(256, 1), (257, 1), (258, 8), (259, 1), (262, 1), (273, 8), (277, 1), (278, 1), (279, 1)]
+    entries = sorted(picture + [(40000 + i, 7) for i in range(tags - len(picture))])
+    out = bytearray(b"II*\0" + struct.pack("<I", 10) + b"\x80\0")
+    for page in range(pages):
+        out += struct.pack("<H", len(entries))
+        for tag, value in entries:
+            kind = 4 if tag in (273, 279) else 3  # LONG offsets and counts, else SHORT
+            out += struct.pack("<HHI", tag, kind, 1) + struct.pack(
+                "<I" if kind == 4 else "<HH", value, *([0] if kind == 3 else [])
+            )
+        out += struct.pack("<I", len(out) + 4 if page < pages - 1 else 0)
+    return bytes(out)
+
+
+def tiff_with_many_strips(count: int) -> bytes:
+    """A grey 1x1 TIFF whose one page lists ``count`` strips, all the same
+    byte: a reader makes a tile of each."""
+    tags = [(256, 3, 1), (257, 3, 1), (258, 3, 8), (259, 3, 1), (262, 3, 1), (273, 4, 0), (277, 3, 1)]
+    tags += [(278, 3, 1), (279, 4, 0)]
+    offsets_at = 8 + 2 + 12 * len(tags) + 4
+    counts_at = offsets_at + 4 * count
+    pixel_at = counts_at + 4 * count
+    out = bytearray(b"II*\0" + struct.pack("<IH", 8, len(tags)))
+    for tag, kind, value in tags:
+        if tag in (273, 279):
+            out += struct.pack("<HHII", tag, kind, count, offsets_at if tag == 273 else counts_at)
+        else:
+            out += struct.pack("<HHIHH", tag, kind, 1, value, 0)
+    out += struct.pack("<I", 0) + struct.pack("<I", pixel_at) * count + struct.pack("<I", 1) * count
+    return bytes(out + b"\x80")
+
+
 # --------------------------------------------------------------------------
 # Polyglots
 

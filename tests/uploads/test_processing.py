@@ -1462,6 +1462,41 @@ def test_a_jpeg_of_megabytes_of_fill_before_a_marker_is_refused_naming_the_limit
     assert probe(corpus.jpeg_with_fill(processing.MAX_JPEG_FILL_BYTES), max_pixels=10_000).format == "JPEG"
 
 
+def test_a_tiff_of_pages_of_many_tags_is_refused_naming_the_limit() -> None:
+    # At 24 MB (4,000 pages of 500 tags) some 30 s for the reader, in the
+    # request that uploads it; 210 such pages already pass the limit.
+    data = corpus.tiff_with_many_tags(210, 500)
+    for check in (functools.partial(probe, max_pixels=10_000), functools.partial(process, preset=WEB)):
+        with pytest.raises(ImageRejected) as caught:
+            check(data)
+        assert caught.value.code == "chunks"
+        assert str(caught.value) == "The TIFF's pages have more than 100,000 tags; the limit is 100,000."
+
+
+def test_a_tiff_at_the_tag_limit_is_read_and_one_more_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(processing, "MAX_TIFF_TAGS", 1000)
+    data = corpus.tiff_with_many_tags(50, 20)
+    assert probe(data, max_pixels=10_000).frames == 50
+    assert opened(process(data, preset(widths=[8], formats=["png"])).outputs[0]).size == (1, 1)
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.tiff_with_many_tags(51, 20), max_pixels=10_000)
+    assert caught.value.code == "chunks"
+
+
+def test_a_tiff_of_millions_of_strips_is_refused_naming_the_limit() -> None:
+    data = corpus.tiff_with_many_strips(300_000)
+    with pytest.raises(ImageRejected) as caught:
+        probe(data, max_pixels=10_000)
+    assert caught.value.code == "chunks"
+    assert str(caught.value) == (
+        "The TIFF's pages are split into more than 200,000 strips or tiles; the limit is 200,000."
+    )
+    result = process(
+        corpus.tiff_with_many_strips(processing.MAX_TIFF_STRIPS), preset(widths=[8], formats=["png"])
+    )
+    assert opened(result.outputs[0]).getpixel((0, 0)) == (128, 128, 128)
+
+
 def test_a_png_with_big_text_among_many_chunks_still_loses_its_text() -> None:
     # IHDR, zTXt and IEND, then as many private chunks as the limit leaves.
     data = corpus.png_with_many_chunks(
