@@ -323,9 +323,15 @@ def check_broker() -> Check:
     subject = "Error - The task queue is unavailable"
     if not settings.BROKER_CONFIGURED:
         return Check("broker", True, "none configured: tasks run in-process", subject)
+    # The worker's connection waits on Redis with no limit once connected (a
+    # BRPOP is meant to block); a Redis stuck after taking the connection (or
+    # a proxy before one that is down) would hold the check for ever, so this
+    # one gives up on a read as on a connect.
+    seconds = settings.CELERY_BROKER_CONNECTION_TIMEOUT
+    bounded = {"socket_timeout": seconds, "socket_connect_timeout": seconds}
     try:
-        with app.connection_for_write() as conn:
-            conn.ensure_connection(max_retries=1, timeout=2)
+        with app.connection_for_write(transport_options=bounded) as conn:
+            conn.ensure_connection(max_retries=1, timeout=seconds)
     except Exception as exc:  # noqa: BLE001 - any failure means unhealthy
         return Check("broker", False, f"{type(exc).__name__}: {exc}", subject)
     return Check("broker", True, "reachable", subject)

@@ -455,6 +455,25 @@ def test_a_database_that_takes_the_connection_and_never_answers_fails_within_its
     assert time.monotonic() - started < 30
 
 
+def test_a_task_queue_that_takes_the_connection_and_never_answers_fails_within_seconds(
+    tmp_path: Path,
+) -> None:
+    """A Redis that is stuck (or a proxy before one that is down) takes the
+    connection and never answers its PING: the broker check waited on it
+    for ever, holding the cron run, beat's run and the staff's /health/
+    page, and no alert was mailed."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel takes connections; no one answers
+        started = time.monotonic()
+        done = health_check_run(
+            tmp_path, timeout=60, CELERY_BROKER_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        )
+    assert done.returncode == 1, done.stderr
+    assert "FAIL broker:" in done.stdout
+    assert "Error - The task queue is unavailable" in done.stderr
+    assert "ok   database" in done.stdout
+    assert time.monotonic() - started < 30
+
+
 class StuckPostgres:
     """A server that completes PostgreSQL's start-up (no TLS, no password)
     and then takes every query without ever answering: a server stuck
