@@ -28,6 +28,8 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 from kombu.common import Broadcast
+from kombu.transport import resolve_transport
+from kombu.utils.url import parse_url
 
 from core.mail import address_refused
 from portal.broker import transport_for
@@ -130,6 +132,40 @@ class _Env(environ.Env):
                 f"{var} takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
             )
         return config
+
+    def broker_url(self, var: str) -> str:
+        """The task queue's URL (empty: none, tasks run in-process), or
+        several separated by ``;`` (failover), as kombu reads it. One it
+        cannot read was taken as it was: the web processes failed to publish
+        every upload (left pending, a traceback each in the log), the worker
+        failed to start, and the broker check failed, each in kombu's words
+        naming no variable (``Port could not be cast to integer value``);
+        one without its scheme went to a RabbitMQ, kombu's default."""
+        if not self.str(var, default=""):
+            return ""
+        self._url(var, "", self._broker_url_read, "transport", "redis://host:6379/0")
+        value: str = self.str(var)
+        return value
+
+    @staticmethod
+    def _broker_url_read(value: str) -> dict[str, Any]:
+        transport = ""
+        for url in value.split(";"):
+            try:
+                parts = parse_url(url.strip())
+            except (KeyError, TypeError) as exc:  # an option of its query kombu does not know
+                raise ValueError(f"{type(exc).__name__}: {exc}") from None
+            transport = parts["transport"]
+            if not transport:
+                return {}
+            try:
+                resolve_transport(transport)
+            except (KeyError, ImportError):
+                raise ValueError(f"no such transport: {transport}") from None
+            database = parts["virtual_host"]
+            if transport in ("redis", "rediss") and database and not database.isdigit():
+                raise ValueError(f"the Redis database must be a number, not {database!r}")
+        return {"transport": transport}
 
     def _url(
         self, var: str, default: str, parse: Callable[[str], dict[str, Any]], key: str, example: str
@@ -714,10 +750,11 @@ METRICS_TOKEN = env.str("PORTAL_METRICS_TOKEN", default="")
 
 # --- Celery -------------------------------------------------------------------
 
-BROKER_CONFIGURED = bool(env.str("CELERY_BROKER_URL", default=""))
+_broker_url = env.broker_url("CELERY_BROKER_URL")
+BROKER_CONFIGURED = bool(_broker_url)
 # No broker: run tasks in-process (after commit; on a background thread when
 # serving, see uploads.dispatch), and the server sweeps (uploads.embedded).
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or "memory://localhost/"
+CELERY_BROKER_URL = _broker_url or "memory://localhost/"
 # On Redis, a worker that loses it reconnects whatever it was doing (portal.broker).
 CELERY_BROKER_TRANSPORT = transport_for(CELERY_BROKER_URL)
 CELERY_TASK_ALWAYS_EAGER = not BROKER_CONFIGURED

@@ -474,6 +474,39 @@ def test_a_switch_is_read_on_or_off(monkeypatch: pytest.MonkeyPatch, value: str,
             "EMAIL_URL must be a URL such as smtp+tls://user:password@host:587; "
             "it is 'smtp+tls://mailer:***@mail:5x7' (Port could not be cast to integer value as '5x7')",
         ),
+        # Taken as they were, each failed every publish, the worker's start
+        # and the broker check in kombu's words, naming no variable.
+        (
+            "CELERY_BROKER_URL",
+            "redis://:s3cret@redis:63x9/0",
+            "CELERY_BROKER_URL must be a URL such as redis://host:6379/0; it is 'redis://:***@redis:63x9/0' "
+            "(Port could not be cast to integer value as '63x9')",
+        ),
+        (
+            "CELERY_BROKER_URL",
+            "redis://redis-1:6379/0;redis://redis-2:99999/0",
+            "CELERY_BROKER_URL must be a URL such as redis://host:6379/0; "
+            "it is 'redis://redis-1:6379/0;redis://redis-2:99999/0' (Port out of range 0-65535)",
+        ),
+        # Without its scheme, kombu sent the tasks to a RabbitMQ on "sense".
+        (
+            "CELERY_BROKER_URL",
+            "nonsense",
+            "CELERY_BROKER_URL must be a URL such as redis://host:6379/0; "
+            "it is 'nonsense' (no scheme it knows, such as redis)",
+        ),
+        (
+            "CELERY_BROKER_URL",
+            "reddis://redis:6379/0",
+            "CELERY_BROKER_URL must be a URL such as redis://host:6379/0; "
+            "it is 'reddis://redis:6379/0' (no such transport: reddis)",
+        ),
+        (
+            "CELERY_BROKER_URL",
+            "redis://redis:6379/tasks",
+            "CELERY_BROKER_URL must be a URL such as redis://host:6379/0; "
+            "it is 'redis://redis:6379/tasks' (the Redis database must be a number, not 'tasks')",
+        ),
     ],
 )
 def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the_password(
@@ -484,6 +517,26 @@ def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the
     with pytest.raises(ImproperlyConfigured) as stopped:
         load_settings(monkeypatch, {variable: value})
     assert str(stopped.value) == message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis.internal:6379/0",
+        "redis://:p@ss@redis.internal:6379",
+        "rediss://redis.internal:6380/0?ssl_cert_reqs=required",
+        "redis://redis-1:6379/0;redis://redis-2:6379/0",
+        "amqp://guest:guest@rabbit:5672//",
+    ],
+)
+def test_a_broker_url_kombu_reads_is_taken_as_it_is(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    loaded = load_settings(monkeypatch, {"CELERY_BROKER_URL": url})
+    assert (loaded["CELERY_BROKER_URL"], loaded["BROKER_CONFIGURED"]) == (url, True)
+
+
+def test_no_broker_url_runs_the_tasks_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_settings(monkeypatch, {"CELERY_BROKER_URL": ""})
+    assert (loaded["BROKER_CONFIGURED"], loaded["CELERY_TASK_ALWAYS_EAGER"]) == (False, True)
 
 
 @pytest.mark.parametrize(
