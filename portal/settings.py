@@ -133,6 +133,16 @@ class _Env(environ.Env):
             )
         return config
 
+    def folder(self, var: str, *, default: Path) -> Path:
+        """A folder; empty reads as the default, and a relative path from
+        beside manage.py, where the default ``var/`` is. Read from the folder
+        the process started in, the web server, the worker and cron (each
+        started in a folder of its own) kept a database, media and a secret
+        key each, or checked another disk's free space; empty was that
+        folder itself."""
+        shown = self.str(var, default="").strip()
+        return BASE_DIR / shown if shown else default
+
     def broker_url(self, var: str) -> str:
         """The task queue's URL (empty: none, tasks run in-process), or
         several separated by ``;`` (failover), as kombu reads it. One it
@@ -362,7 +372,7 @@ _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 env = _Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
-VAR_DIR = Path(env.str("PORTAL_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = env.folder("PORTAL_VAR_DIR", default=BASE_DIR / "var")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
 # Behind TLS in production: secure cookies, HSTS and the HTTPS redirect.
@@ -534,11 +544,11 @@ CACHES["shared"] = (
 # --- Files --------------------------------------------------------------------
 
 STATIC_URL = "/static/"
-STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = env.folder("DJANGO_STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STATICFILES_DIRS = [BASE_DIR / "static"]
 WHITENOISE_USE_FINDERS = True
 MEDIA_URL = env.str("DJANGO_MEDIA_URL", default="/media/")
-MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
+MEDIA_ROOT = env.folder("DJANGO_MEDIA_ROOT", default=VAR_DIR / "media")
 
 AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="")
 USE_S3 = bool(AWS_STORAGE_BUCKET_NAME)
@@ -589,7 +599,7 @@ else:
     }
     # Outside the media root: nothing serves this folder. Under it, a proxy
     # serving the media root (PORTAL_SERVE_MEDIA off) would hand out every original.
-    _originals_root = Path(env.str("PORTAL_ORIGINALS_ROOT", default=str(VAR_DIR / "private")))
+    _originals_root = env.folder("PORTAL_ORIGINALS_ROOT", default=VAR_DIR / "private")
     if _originals_root.resolve().is_relative_to(MEDIA_ROOT.resolve()):
         raise ImproperlyConfigured(
             f"PORTAL_ORIGINALS_ROOT must be a folder outside DJANGO_MEDIA_ROOT ({MEDIA_ROOT}), whose files "
@@ -726,7 +736,7 @@ REPORT_RECIPIENTS = env.addresses("PORTAL_REPORT_RECIPIENTS", default=["supplier
 HEALTH_CPU_MAX_PERCENT = env.float("PORTAL_HEALTH_CPU_MAX_PERCENT", default=80.0, minimum=0, maximum=100)
 HEALTH_DISK_MIN_PERCENT = env.float("PORTAL_HEALTH_DISK_MIN_PERCENT", default=20.0, minimum=0, maximum=100)
 HEALTH_MEMORY_MIN_MB = env.int("PORTAL_HEALTH_MEMORY_MIN_MB", default=500, minimum=0)
-HEALTH_DISK_PATH = env.str("PORTAL_HEALTH_DISK_PATH", default="/")
+HEALTH_DISK_PATH = str(env.folder("PORTAL_HEALTH_DISK_PATH", default=Path("/")))
 HEALTH_RECIPIENTS = env.addresses("PORTAL_HEALTH_RECIPIENTS", default=["admin@example.com"])
 # A check that stays failed is mailed again this often, and once when it
 # passes again (0: at every run, and nothing more, as the course's script).

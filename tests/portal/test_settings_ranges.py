@@ -519,6 +519,42 @@ def test_a_url_that_cannot_be_read_stops_the_start_naming_the_variable_never_the
     assert str(stopped.value) == message
 
 
+# Each folder the settings read, the setting it makes, and where it is by default.
+FOLDERS = [
+    ("PORTAL_VAR_DIR", "VAR_DIR", ROOT / "var"),
+    ("DJANGO_STATIC_ROOT", "STATIC_ROOT", ROOT / "staticfiles"),
+    ("DJANGO_MEDIA_ROOT", "MEDIA_ROOT", ROOT / "var" / "media"),
+    ("PORTAL_HEALTH_DISK_PATH", "HEALTH_DISK_PATH", Path("/")),
+]
+
+
+@pytest.mark.parametrize(("variable", "setting", "default"), FOLDERS)
+def test_a_folder_set_empty_is_the_default_not_the_folder_the_process_started_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, setting: str, default: Path
+) -> None:
+    """Read as ".", the web server, the worker and cron (each started in a
+    folder of its own) kept a database, media and a secret key each, or
+    checked the free space of another disk."""
+    monkeypatch.chdir(tmp_path)
+    assert Path(load_settings(monkeypatch, {variable: ""})[setting]) == default
+
+
+@pytest.mark.parametrize(("variable", "setting", "default"), FOLDERS)
+def test_a_relative_folder_is_read_from_beside_manage_py_whichever_folder_the_process_started_in(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, variable: str, setting: str, default: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert Path(load_settings(monkeypatch, {variable: "data/here"})[setting]) == ROOT / "data" / "here"
+
+
+def test_the_originals_folder_relative_is_read_from_beside_manage_py(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    loaded = load_settings(monkeypatch, {"PORTAL_ORIGINALS_ROOT": "private"})
+    assert loaded["STORAGES"]["originals"]["OPTIONS"]["location"] == ROOT / "private"
+
+
 @pytest.mark.parametrize(
     "url",
     [
