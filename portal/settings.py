@@ -726,7 +726,9 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 # Without a port, implicit TLS (smtp+ssl) takes the port for it (465, RFC
 # 8314): on 25 the server's plain greeting failed every handshake.
 EMAIL_PORT = int(_email.get("EMAIL_PORT") or (465 if EMAIL_USE_SSL else 25))
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1)
+# At most an hour: a server slower than that is away, and past what a
+# socket's time-out takes every mail failed with an OverflowError.
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30, minimum=1, maximum=3600)
 DEFAULT_FROM_EMAIL = env.address("DEFAULT_FROM_EMAIL", default="automation@example.com")
 SERVER_EMAIL = env.address("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 REPORT_RECIPIENTS = env.addresses("PORTAL_REPORT_RECIPIENTS", default=["supplier@example.com"])
