@@ -19,9 +19,10 @@ Django reads a part's headers as UTF-8 and leaves out a part whose
 Content-Disposition is not: a field under a name saved as Latin-1 was
 dropped, a file under such a name answered as if no file had been sent. A
 name sent RFC 2231-encoded (``filename*=UTF-8''...``) it reads with U+FFFD
-for what is not text in the charset it names. ``NameKeepingParser`` reads
-each part's headers as they stream in (``DispositionCheck``) and refuses a
-field name or a file name that is not text (``NotText``), quoting it.
+for what is not text in the charset it names, and for a letter sent as it is
+instead of percent-encoded. ``NameKeepingParser`` reads each part's headers
+as they stream in (``DispositionCheck``) and refuses a field name or a file
+name that is not text (``NotText``), quoting it.
 """
 
 from __future__ import annotations
@@ -78,17 +79,24 @@ class NotText(ValueError):
         return cls(field, f"Not {name} text; send the text as {name}.")
 
     @classmethod
-    def field_name(cls, shown: str, encoding: str, why: str | None = None) -> NotText:
+    def field_name(cls, shown: str, encoding: str, why: str | None = None, how: str | None = None) -> NotText:
         """``shown``: the name as read, U+FFFD for what is not text; ``why``
-        it is refused, if not for being no text in ``encoding``."""
-        name = encoding.upper()
-        return cls(None, f"The field name {shown!r} is {why or f'not {name} text'}; send the name as {name}.")
-
-    @classmethod
-    def file_name(cls, field: str, shown: str, encoding: str, why: str | None = None) -> NotText:
+        it is refused, if not for being no text in ``encoding``; ``how`` to
+        send it, if not as text in ``encoding``."""
         name = encoding.upper()
         return cls(
-            field, f"The file's name {shown!r} is {why or f'not {name} text'}; send the name as {name}."
+            None,
+            f"The field name {shown!r} is {why or f'not {name} text'}; send the name as {how or name}.",
+        )
+
+    @classmethod
+    def file_name(
+        cls, field: str, shown: str, encoding: str, why: str | None = None, how: str | None = None
+    ) -> NotText:
+        name = encoding.upper()
+        return cls(
+            field,
+            f"The file's name {shown!r} is {why or f'not {name} text'}; send the name as {how or name}.",
         )
 
 
@@ -218,56 +226,89 @@ def disposition_check(headers: bytes, encoding: str) -> None:
     reads headers in it) or in the form's ``encoding``; RFC 2231-encoded, in
     the charset it names."""
     for line in headers.split(b"\r\n"):
-        # As Latin-1, each byte is one character: the names' bytes are had back.
-        message = Message()
-        try:
-            message["content-type"] = line.decode("latin-1")
-            (main, _), *params = message.get_params() or [("", "")]
-        except ValueError:
+        # Read as Django's parser reads it, as UTF-8: read otherwise, a name
+        # would not be cut where its parser cuts it (the UTF-8 of "à" ends
+        # in a byte that is a space in Latin-1, which an unquoted name lost).
+        # A line that is not UTF-8 its parser skips: read as Latin-1, each
+        # byte one character, the names' bytes are had back to quote them.
+        utf8 = _is_text(line, "utf-8")
+        read_as = "utf-8" if utf8 else "latin-1"
+        read = _params(line, read_as)
+        if read is None:
             continue  # a header Django's parser skips too
-        header, colon, _ = main.lower().partition(":")
-        sent = dict(params)
-        if header != "content-disposition" or not colon or "name" not in sent:
+        header, sent = read
+        if header != "content-disposition" or "name" not in sent:
             continue  # no field: Django's parser leaves the part out
-        field, why = _name(sent["name"], encoding)
+        # The bytes as sent, each a character, for the letters sent as they
+        # are in an RFC 2231 value (which the line as UTF-8 hides).
+        as_bytes = sent if not utf8 or line.isascii() else (_params(line, "latin-1") or ("", {}))[1]
+        field, why, how = _name(sent["name"], as_bytes.get("name"), encoding, read_as)
         if why:
-            raise NotText.field_name(field.strip(), encoding, why)
+            raise NotText.field_name(field.strip(), encoding, why, how)
         if "filename" in sent:
-            file_name, why = _name(sent["filename"], encoding)
+            file_name, why, how = _name(sent["filename"], as_bytes.get("filename"), encoding, read_as)
             if why:
-                raise NotText.file_name(field.strip(), file_name, encoding, why)
-        if not _is_text(line, "utf-8"):
+                raise NotText.file_name(field.strip(), file_name, encoding, why, how)
+        if not utf8:
             # Django's parser leaves out the part for a byte anywhere in it.
             raise NotText(
                 field.strip(), "The part's Content-Disposition is not UTF-8 text; send it as UTF-8."
             )
 
 
-def _name(value: str | tuple[str, str, str], encoding: str) -> tuple[str, str | None]:
-    """A name of a Content-Disposition (read as Latin-1) as a person reads it,
-    U+FFFD for what is not text, and why it is refused (None: it is text)."""
+def _params(line: bytes, read_as: str) -> tuple[str, dict[str, Any]] | None:
+    """A header ``line`` read as ``read_as``: its name (in lower case, empty
+    if it has none) and its parameters, as Django's parser reads them; None
+    for a line it skips."""
+    message = Message()
+    try:
+        message["content-type"] = line.decode(read_as)
+        (main, _), *params = message.get_params() or [("", "")]
+    except ValueError:
+        return None
+    header, colon, _ = main.lower().partition(":")
+    return (header if colon else ""), dict(params)
+
+
+# Why a name sent RFC 2231-encoded with letters past ASCII as they are is refused.
+_NOT_ESCAPED: Final = "not percent-encoded, as a name*= or filename*= value must be"
+
+
+def _name(
+    value: str | tuple[str, str, str], as_bytes: Any, encoding: str, read_as: str
+) -> tuple[str, str | None, str | None]:
+    """A name of a Content-Disposition (its line read as ``read_as``) as a
+    person reads it, U+FFFD for what is not text, why it is refused (None:
+    it is text) and how to send it instead (None: as text in ``encoding``).
+    ``as_bytes``: the same name, its line read as Latin-1."""
     if not isinstance(value, tuple):
-        sent = value.encode("latin-1")
+        sent = value.encode(read_as)
         for charset in dict.fromkeys(["utf-8", encoding]):
             if not _is_text(sent, charset):
-                return _shown(sent, charset), f"not {charset.upper()} text"
-        return sent.decode(encoding), None
+                return _shown(sent, charset), f"not {charset.upper()} text", None
+        return sent.decode(encoding), None, None
     # RFC 2231: charset'language'percent-escapes, the escapes read as Latin-1.
     charset, _, text = value
-    sent = text.encode("latin-1")
     if charset == "":
-        return text, None  # Django's parser reads it as Latin-1: always text
+        return text, None, None  # Django's parser takes it as read: always text
     charset = charset or "us-ascii"
+    # Django's parser reads each character as the byte of its number (one
+    # past Latin-1 as the text of its escape, \u20ac): right for escapes,
+    # wrong for a letter sent as it is ("é" read as the byte E9, no UTF-8).
+    read = text.encode("raw-unicode-escape")
+    sent = as_bytes[2].encode("latin-1") if isinstance(as_bytes, tuple) else read
     try:
         codecs.lookup(charset)
     except LookupError:  # Django's parser leaves out the part
-        return _shown(sent, encoding), f"in a charset of no known name ({charset!r})"
+        return _shown(sent, encoding), f"in a charset of no known name ({charset!r})", None
+    if sent != read:
+        return _shown(sent, charset), _NOT_ESCAPED, f"{charset.upper()}, each byte past ASCII as %XX"
     try:
-        return sent.decode(charset), None
+        return sent.decode(charset), None, None
     except UnicodeError:
-        return _shown(sent, charset), f"not {charset.upper()} text"
-    except LookupError:  # a codec of no text (base64): Django's parser reads it as Latin-1
-        return text, None
+        return _shown(sent, charset), f"not {charset.upper()} text", None
+    except LookupError:  # a codec of no text (base64): Django's parser takes it as read
+        return text, None, None
 
 
 def _is_text(sent: bytes, encoding: str) -> bool:

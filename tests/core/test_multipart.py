@@ -349,3 +349,55 @@ def test_a_file_name_sent_rfc_2231_encoded_is_read(token_client: APIClient) -> N
     response = post(token_client, "/api/v1/images/", body)
     assert response.status_code == 201, response.content
     assert Image.objects.values_list("original_name", flat=True).get() == "Café €.jpg"
+
+
+@pytest.mark.parametrize(
+    ("params", "kept"),
+    [
+        ('name="file"; filename=Voilà.jpg'.encode(), "Voilà.jpg"),
+        ('name="file"; filename=Voilà'.encode(), "Voilà"),
+        ('name="file"; filename=ĠÅ'.encode(), "ĠÅ"),
+    ],
+    ids=["unquoted", "unquoted, a in a grave accent last", "unquoted, two such letters last"],
+)
+def test_a_utf8_file_name_sent_unquoted_is_read_as_django_reads_it(
+    token_client: APIClient, params: bytes, kept: str
+) -> None:
+    # The UTF-8 of à and Å ends in bytes that, read one by one, are spaces
+    # (U+00A0, U+0085): the name is read as Django reads it, whole.
+    response = post(token_client, "/api/v1/images/", disposed(a_jpeg(params)))
+    assert response.status_code == 201, response.content
+    assert Image.objects.values_list("original_name", flat=True).get() == kept
+
+
+def not_escaped(name: str) -> str:
+    return (
+        f"{name} is not percent-encoded, as a name*= or filename*= value must be; "
+        "send the name as UTF-8, each byte past ASCII as %XX."
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "said"),
+    [
+        (
+            "name=\"file\"; filename*=UTF-8''Café.jpg".encode(),
+            {"file": [not_escaped("The file's name 'Café.jpg'")]},
+        ),
+        (
+            "name=\"file\"; filename*=UTF-8''€.jpg".encode(),
+            {"file": [not_escaped("The file's name '€.jpg'")]},
+        ),
+        ("name*=UTF-8''Café; filename=\"a.jpg\"".encode(), {"detail": not_escaped("The field name 'Café'")}),
+    ],
+    ids=["file name", "file name past Latin-1", "field name"],
+)
+def test_a_name_sent_rfc_2231_encoded_without_its_escapes_is_refused_quoting_it(
+    token_client: APIClient, params: bytes, said: dict[str, Any]
+) -> None:
+    # Django's parser read the name's letters past ASCII as U+FFFD (or as
+    # "u20ac" for the euro sign) and kept the file under that name.
+    response = post(token_client, "/api/v1/images/", disposed(a_jpeg(params)))
+    assert response.status_code == 400, response.content
+    assert response.json() == said
+    assert Image.objects.count() == 0
