@@ -153,9 +153,11 @@ def media(request: HttpRequest, path: str) -> HttpResponseBase:
         if exc.errno != errno.ENAMETOOLONG:
             raise
         raise Http404 from exc
-    # A 304 too: it carries what its 200 would (RFC 9110, 15.4.5).
+    # A 304 too: it carries the Cache-Control its 200 would (RFC 9110,
+    # 15.4.5), but no Content-Type: it has no body (Django takes it off).
     if isinstance(response, FileResponse | HttpResponseNotModified):
         response["Cache-Control"] = IMMUTABLE
+    if isinstance(response, FileResponse):
         response["Content-Type"] = object_content_type(path) or response["Content-Type"]
     return response
 

@@ -536,6 +536,24 @@ def test_a_rendition_revalidated_is_still_cached_for_a_year(client: Client, sett
     assert again["Cache-Control"] == IMMUTABLE
 
 
+@pytest.mark.parametrize("name", ["abcdef.webp", "notes.txt"], ids=["rendition", "a file of no image format"])
+def test_a_media_file_s_304_carries_no_content_type(client: Client, settings: Any, name: str) -> None:
+    """A 304 has no body, so no type (Django takes it off): one set on it
+    anew failed with a 500 for a file whose extension names no format of
+    the store's, left under renditions/ by hand."""
+    folder = Path(settings.MEDIA_ROOT) / "renditions" / "ab"
+    folder.mkdir(parents=True)
+    (folder / name).write_bytes(b"RIFF")
+    url = f"/media/renditions/ab/{name}"
+    first = client.get(url)
+    assert first.status_code == 200
+
+    again = client.get(url, HTTP_IF_MODIFIED_SINCE=first["Last-Modified"])
+    assert again.status_code == 304
+    assert again["Cache-Control"] == IMMUTABLE
+    assert "Content-Type" not in again
+
+
 @pytest.mark.parametrize("page", ["change", "delete", "history"])
 @pytest.mark.parametrize("model", ["catalog/feedback", "auth/user"])
 def test_an_admin_page_asked_for_an_empty_field_to_name_its_choice_by_is_a_bad_request(
