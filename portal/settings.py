@@ -675,6 +675,12 @@ IMAGE_ONDEMAND_FORMATS = [
         form=f"any of {', '.join(OUTPUT_FORMATS)}, separated by commas",
     )
 ]
+if not IMAGE_ONDEMAND_FORMATS:
+    # Pages and the rendition URL endpoint fall back on the first of them.
+    raise ImproperlyConfigured(
+        "PORTAL_IMAGE_ONDEMAND_FORMATS: names no format; renditions on demand are made in at least one "
+        f"(any of {', '.join(OUTPUT_FORMATS)}, separated by commas)"
+    )
 IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20, minimum=1)
 IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0, minimum=0)
 IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30, minimum=1)

@@ -992,3 +992,15 @@ def test_an_entry_a_list_cannot_take_stops_the_start_naming_the_variable_and_ent
 def test_a_host_written_as_a_domain_an_address_or_any_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     value = ".example.com,10.0.0.5,[::1],[2001:db8::1],Portal.Example.com,*"
     assert load_settings(monkeypatch, {"DJANGO_ALLOWED_HOSTS": value})["ALLOWED_HOSTS"] == value.split(",")
+
+
+@pytest.mark.parametrize("value", ["", " , "], ids=["empty", "commas alone"])
+def test_on_demand_formats_naming_none_stop_the_start(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    # With none, every page showing a picture and every rendition URL asked
+    # for without a format failed with a 500 (the first format, of none).
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"PORTAL_IMAGE_ONDEMAND_FORMATS": value})
+    assert str(stopped.value) == (
+        "PORTAL_IMAGE_ONDEMAND_FORMATS: names no format; renditions on demand are made in at least one "
+        "(any of jpeg, webp, avif, png, separated by commas)"
+    )
