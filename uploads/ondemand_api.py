@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils.cache import patch_vary_headers
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import exceptions, generics, serializers
@@ -133,7 +134,7 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
     ):
         raise exceptions.ValidationError({"spec": [str(ondemand.OverLimit(image.pk, limit))]})
     width, height = spec.size((image.width, image.height))
-    return Response(
+    response = Response(
         {
             "url": request.build_absolute_uri(ondemand.url_path(image.pk, spec, fmt)),
             "spec": spec.name,
@@ -143,3 +144,8 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
             "made": made,
         }
     )
+    # Handed to permitted callers alone: a shared cache that kept it would
+    # give anyone asking the same address a URL that makes renditions.
+    response["Cache-Control"] = "private, no-store"
+    patch_vary_headers(response, ("Authorization", "Cookie"))
+    return response

@@ -719,6 +719,22 @@ def test_the_api_hands_a_signed_url_to_a_permitted_caller(
     assert url_of(token_client, image, spec="fill-480x320", format="webp").json()["made"] is True
 
 
+def test_no_shared_cache_keeps_a_signed_url_handed_to_a_permitted_caller(
+    token_client: APIClient, staff: APIClient, make_image: Callable[..., Image]
+) -> None:
+    """Only permitted callers are handed signed URLs: a proxy cache that kept
+    one answer would hand the URL (and the power to make renditions) to
+    anyone asking the same address."""
+    image = make_image()
+    for caller in (token_client, staff):
+        response = url_of(caller, image, spec="width-100")
+        assert response.status_code == 200, response.content
+        directives = {d.strip() for d in response["Cache-Control"].split(",")}
+        assert {"private", "no-store"} <= directives, response["Cache-Control"]
+        varies = {v.strip().lower() for v in response["Vary"].split(",")}
+        assert {"authorization", "cookie"} <= varies, response["Vary"]
+
+
 def test_the_api_spells_the_format_and_defaults_to_webp(
     staff: APIClient, make_image: Callable[..., Image]
 ) -> None:
