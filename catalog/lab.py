@@ -29,7 +29,7 @@ from catalog import selectors, services
 from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
 from core.api import FileField
-from core.net import client_ip, ip_in_networks
+from core.net import UNTRUSTED_PROXY, client_in_networks, through_untrusted_proxy
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.throttling import ClientRateThrottle
 from uploads.api import upload_from_request
@@ -105,7 +105,7 @@ class LabWriteAllowed(permissions.BasePermission):
         perms = getattr(view, "write_permissions", ())
         if request.method in permissions.SAFE_METHODS or not perms:
             return True
-        if ip_in_networks(client_ip(request), settings.LAB_WRITE_NETWORKS):
+        if client_in_networks(request, settings.LAB_WRITE_NETWORKS):
             return True
         if request.user.is_authenticated and request.user.has_perms(perms):
             return True
@@ -116,6 +116,8 @@ class LabWriteAllowed(permissions.BasePermission):
             f"PORTAL_LAB_WRITE_NETWORKS; from elsewhere send a token whose user has the permissions "
             f"{', '.join(perms)}."
         )
+        if through_untrusted_proxy(request):
+            self.message += f" {UNTRUSTED_PROXY}."
         return False
 
 

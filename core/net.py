@@ -58,3 +58,37 @@ def ip_in_networks(address: str, networks: Iterable[str]) -> bool:
     except ValueError:
         return False
     return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+
+
+# Headers a proxy adds on the way to gunicorn (docs/deploy.md, "Behind a proxy").
+_FORWARDING_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED")
+
+# Said to a client refused by address while its request came through a proxy
+# that is not counted as trusted.
+UNTRUSTED_PROXY = (
+    "This request came through a proxy that PORTAL_TRUSTED_PROXY_COUNT does not count as trusted, "
+    "so the client's address is not known and no network is trusted for it"
+)
+
+
+def through_untrusted_proxy(request: HttpRequest) -> bool:
+    """Whether the request says it came through a proxy while none is
+    counted as trusted: its peer is then the proxy (often on loopback or the
+    private network), not the client."""
+    return settings.TRUSTED_PROXY_COUNT <= 0 and any(
+        request.META.get(header, "").strip() for header in _FORWARDING_HEADERS
+    )
+
+
+def client_in_networks(request: HttpRequest, networks: Iterable[str]) -> bool:
+    """Whether the client is in one of ``networks``, for what is granted by
+    address (the metrics, the course's writes).
+
+    Never for a request through a proxy not counted as trusted: with nginx
+    in front of gunicorn on the same host or network and
+    PORTAL_TRUSTED_PROXY_COUNT left at 0, every client on the internet
+    would have the proxy's address, and with it the grant. Throttles and
+    lockouts still count such requests by the peer address (``client_ip``)."""
+    if through_untrusted_proxy(request):
+        return False
+    return ip_in_networks(client_ip(request), networks)

@@ -28,7 +28,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from catalog import selectors
 from catalog import views as catalog_views
 from core.errors import error_response, methods, wants_json
-from core.net import client_ip, ip_in_networks
+from core.net import UNTRUSTED_PROXY, client_in_networks, through_untrusted_proxy
 from portal import health
 from uploads import metrics as upload_metrics
 from uploads.storage import IMMUTABLE, PUBLIC_PREFIXES, object_content_type
@@ -118,9 +118,12 @@ def health_view(request: HttpRequest) -> HttpResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """Prometheus metrics for the configured networks, or a bearer token.
     Never kept by a cache: the answer depends on who asks."""
-    allowed = ip_in_networks(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
+    allowed = client_in_networks(request, settings.METRICS_ALLOWED_NETWORKS)
     if not (allowed or _bearer_matches(request, settings.METRICS_TOKEN)):
-        return error_response(request, 403, "Forbidden", "Metrics are not served to this address.")
+        message = "Metrics are not served to this address."
+        if through_untrusted_proxy(request):
+            message = f"{UNTRUSTED_PROXY}; send the metrics token."
+        return error_response(request, 403, "Forbidden", message)
     return HttpResponse(generate_latest(_metrics_registry()), content_type=CONTENT_TYPE_LATEST)
 
 

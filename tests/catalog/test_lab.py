@@ -469,6 +469,37 @@ def test_from_outside_a_token_with_the_permissions_may_write(token_client: Any, 
     assert Product.objects.get().image == Image.objects.get()
 
 
+def test_behind_a_proxy_not_counted_as_trusted_the_proxys_address_grants_no_writes(
+    client: Client, settings: Any
+) -> None:
+    """nginx in the private network in front of gunicorn, PORTAL_TRUSTED_PROXY_COUNT
+    left at 0: every request comes from the proxy's address, which is in the
+    lab networks; the client on the internet behind it must not write."""
+    proxy = "10.0.0.2"
+    upload = SimpleUploadedFile("010.png", corpus.png(corpus.quadrants(40, 30)))
+    through = {"REMOTE_ADDR": proxy, "HTTP_X_FORWARDED_FOR": OUTSIDE}
+    for refused in (
+        client.post("/fruits/", FRUIT, content_type="application/json", **through),
+        client.post("/upload/", {"file": upload}, **through),
+    ):
+        assert refused.status_code == 401
+        detail = refused.json()["detail"]
+        assert "PORTAL_TRUSTED_PROXY_COUNT" in detail
+    assert not Product.objects.exists()
+    assert not Image.objects.exists()
+    # Counted as trusted, the proxy names the client: one in the office writes.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client.post("/fruits/", FRUIT, content_type="application/json", **through).status_code == 401
+    office = {"REMOTE_ADDR": proxy, "HTTP_X_FORWARDED_FOR": "192.168.1.20"}
+    assert client.post("/fruits/", FRUIT, content_type="application/json", **office).status_code == 201
+    # A script on the proxy's own network, straight to gunicorn, still writes.
+    settings.TRUSTED_PROXY_COUNT = 0
+    direct = client.post(
+        "/fruits/", {**FRUIT, "image_name": "011.jpeg"}, content_type="application/json", REMOTE_ADDR=proxy
+    )
+    assert direct.status_code == 201
+
+
 def test_the_lab_networks_are_a_setting(client: Client, settings: Any) -> None:
     settings.LAB_WRITE_NETWORKS = ["203.0.113.0/24"]
     assert (

@@ -214,6 +214,26 @@ def test_metrics_answer_only_to_the_configured_networks_or_the_token(settings: A
     assert client.get("/metrics", REMOTE_ADDR="203.0.113.5").status_code == 200
 
 
+def test_behind_a_proxy_not_counted_as_trusted_loopback_grants_no_metrics(settings: Any) -> None:
+    """nginx on the same host as gunicorn, PORTAL_TRUSTED_PROXY_COUNT left at
+    0: every request comes from 127.0.0.1. A client on the internet behind
+    the proxy must not read the metrics; the scrape's token still does."""
+    client = Client()
+    through = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": "203.0.113.5"}
+    refused = client.get("/metrics", **through)
+    assert refused.status_code == 403
+    assert b"django_http" not in refused.content
+    assert b"PORTAL_TRUSTED_PROXY_COUNT" in refused.content
+    settings.METRICS_TOKEN = "scrape-secret"
+    assert client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret", **through).status_code == 200
+    # Counted as trusted, the proxy names the client: one inside is served.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client.get("/metrics", **through).status_code == 403
+    assert (
+        client.get("/metrics", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 200
+    )
+
+
 def test_no_shared_cache_keeps_the_metrics_or_their_refusal(settings: Any) -> None:
     """Whether /metrics answers depends on who asks (their network, their
     token): a proxy cache that kept the answer to a scrape from inside would
