@@ -537,7 +537,7 @@ class ImageViewSet(
         except Http404 as exc:  # its file lost: said in words (a bare 404 says "no such image")
             raise exceptions.NotFound(str(exc)) from exc
 
-    @extend_schema(parameters=ondemand_api.PARAMETERS, responses=ondemand_api.RESPONSES)
+    @extend_schema(responses=ondemand_api.RESPONSES)
     @action(
         detail=True,
         methods=["get"],
@@ -545,6 +545,7 @@ class ImageViewSet(
         url_name="rendition-url",
         permission_classes=[permissions.IsAuthenticated],
         content_negotiation_class=ondemand_api.ImageFormatNegotiation,
+        schema=ondemand_api.RenditionUrlSchema(),
     )
     def rendition_url(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """A signed URL of a rendition of any size within the limits, made on

@@ -21,7 +21,7 @@ from rest_framework.settings import api_settings
 
 from core.api import may_view
 from core.renderers import ContentNegotiation
-from core.schema import ErrorSerializer
+from core.schema import ErrorDocumentingAutoSchema, ErrorSerializer
 from uploads import ondemand
 from uploads.models import Image, Rendition
 
@@ -86,18 +86,44 @@ class RenditionUrlSerializer(serializers.Serializer[Any]):
     made = serializers.BooleanField(help_text="Whether it exists already (the URL then redirects at once).")
 
 
-PARAMETERS = [
-    OpenApiParameter("spec", OpenApiTypes.STR, required=True, pattern=SPEC_PATTERN, description=SPEC_HELP),
-    OpenApiParameter(
-        "format", OpenApiTypes.STR, enum=["webp", "jpeg", "avif", "png"], description=FORMAT_HELP
-    ),
-]
+class RenditionUrlInvalidSerializer(serializers.Serializer[Any]):
+    spec = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Why the size is refused: malformed, over the limits, or one more than the image may have.",
+    )
+    format = serializers.ListField(
+        child=serializers.CharField(), required=False, help_text="Why the format is refused."
+    )
+    detail = serializers.CharField(
+        required=False, help_text="Why no size of this image is signed: it failed to process."
+    )
+
+
+def parameters() -> list[OpenApiParameter]:
+    return [
+        OpenApiParameter(
+            "spec", OpenApiTypes.STR, required=True, pattern=SPEC_PATTERN, description=SPEC_HELP
+        ),
+        OpenApiParameter("format", OpenApiTypes.STR, enum=ondemand.formats(), description=FORMAT_HELP),
+    ]
+
+
+class RenditionUrlSchema(ErrorDocumentingAutoSchema):
+    """The parameters are made with the schema, not at import: the formats
+    it offers are those IMAGE_ONDEMAND_FORMATS names, as the endpoint takes."""
+
+    def get_override_parameters(self) -> list[Any]:
+        return [*super().get_override_parameters(), *parameters()]
+
+
 RESPONSES = {
     200: RenditionUrlSerializer,
     400: OpenApiResponse(
-        OpenApiTypes.OBJECT,
+        RenditionUrlInvalidSerializer,
         description="A size or format outside the limits, or the image has as many renditions on demand as "
-        'it may: `{"spec": ["why"]}` or `{"format": ["why"]}`.',
+        'it may: `{"spec": ["why"]}` or `{"format": ["why"]}`; or the image failed to process, and nothing '
+        'is made of it until it is reprocessed: `{"detail": "why"}`.',
     ),
     401: OpenApiResponse(ErrorSerializer, description="Signed URLs are for authenticated callers."),
     403: OpenApiResponse(

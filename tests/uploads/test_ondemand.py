@@ -798,6 +798,38 @@ def test_no_url_is_signed_for_an_image_that_failed(
     )
 
 
+def url_operation(client: APIClient) -> Any:
+    return client.get("/api/schema/", {"format": "json"}).json()["paths"]["/api/v1/images/{id}/url/"]["get"]
+
+
+def test_the_schema_offers_the_formats_of_the_settings(visitor: APIClient, settings: Any) -> None:
+    def offered() -> list[str]:
+        [parameter] = [p for p in url_operation(visitor)["parameters"] if p["name"] == "format"]
+        return list(parameter["schema"]["enum"])
+
+    assert offered() == ["avif", "jpeg", "png", "webp"]
+    settings.IMAGE_ONDEMAND_FORMATS = ["JPEG", "png"]
+    assert offered() == ["jpeg", "png"]
+
+
+def test_the_schema_describes_the_refusal_of_an_image_that_failed(
+    visitor: APIClient, token_client: APIClient, make_image: Callable[..., Image]
+) -> None:
+    documented = url_operation(visitor)["responses"]["400"]
+    component = documented["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    properties = visitor.get("/api/schema/", {"format": "json"}).json()["components"]["schemas"][component][
+        "properties"
+    ]
+    assert properties["detail"]["type"] == "string"
+    assert properties["spec"]["type"] == properties["format"]["type"] == "array"
+    assert "failed" in documented["description"]
+    image = make_image()
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    refused = url_of(token_client, image, spec="width-100")
+    assert refused.status_code == 400
+    assert set(refused.json()) <= set(properties)
+
+
 def test_signed_urls_are_for_authenticated_callers_with_the_view_permission(
     visitor: APIClient, outsider: APIClient, make_image: Callable[..., Image]
 ) -> None:
