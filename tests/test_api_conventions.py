@@ -172,6 +172,65 @@ def test_a_search_of_too_many_words_is_a_400_naming_the_limit(visitor: APIClient
     assert visitor.get(endpoint, {"search": " ".join(["a"] * 20)}).status_code == 200
 
 
+ROW_FACTORIES: dict[str, Callable[[], Any]] = {
+    "/api/v1/people/": PersonFactory,
+    "/api/v1/feedback/": FeedbackFactory,
+    "/api/v1/products/": ProductFactory,
+    "/api/v1/images/": lambda: ImageFactory(size=(64, 48)),
+}
+# What a list would refuse (400) or leave the row out of, per endpoint.
+LIST_ONLY_QUERIES: dict[str, list[dict[str, str]]] = {
+    "/api/v1/people/": [{"is_active": "yes"}, {"is_active": "false"}],
+    "/api/v1/feedback/": [{"rating": "1.5"}, {"source": "nowhere"}],
+    "/api/v1/products/": [{"on_display": "maybe"}, {"image_name": "nothing-by-this-name.png"}],
+    "/api/v1/images/": [{"status": "lost"}, {"format": "bmp"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "query"),
+    [
+        (endpoint, query)
+        for endpoint in ENDPOINTS
+        for query in [
+            {"search": "a " * 1000},
+            {"search": "nothing-has-these-words"},
+            {"ordering": "no-such-field"},
+            *LIST_ONLY_QUERIES[endpoint],
+        ]
+    ],
+)
+def test_a_detail_is_the_row_whatever_the_lists_parameters_say(
+    token_client: APIClient, endpoint: str, query: dict[str, str]
+) -> None:
+    """Filters, search and order pick rows of a list; an address names its
+    row. What a caller may not see is left out before (get_queryset)."""
+    path = f"{endpoint}{ROW_FACTORIES[endpoint]().pk}/"
+
+    response = token_client.get(path, query)
+
+    assert response.status_code == 200, response.content
+    assert response.json() == token_client.get(path).json()
+
+
+def test_a_row_hidden_from_a_caller_stays_a_404_whatever_the_query(visitor: APIClient) -> None:
+    gone = PersonFactory(is_active=False)
+
+    for query in [{}, {"is_active": "false"}, {"search": gone.username}]:
+        assert visitor.get(f"/api/v1/people/{gone.pk}/", query).status_code == 404
+
+
+def test_the_actions_and_writes_on_a_row_ignore_the_lists_parameters(token_client: APIClient) -> None:
+    image = ImageFactory(size=(64, 48))
+    person = PersonFactory()
+
+    original = token_client.get(f"/api/v1/images/{image.pk}/original/", {"status": "lost", "search": "x"})
+    deleted = token_client.delete(f"/api/v1/people/{person.pk}/?is_active=false")
+
+    assert original.status_code == 200, original.content
+    assert deleted.status_code == 204, deleted.content
+
+
 def boolean_filters() -> list[tuple[str, str, Any]]:
     """Every yes-or-no filter of the API: (endpoint, parameter, filter)."""
     found = []

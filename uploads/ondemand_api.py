@@ -138,8 +138,8 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
         raise exceptions.PermissionDenied(
             "Signed rendition URLs are for callers with the view or the change permission on images."
         )
-    # Not the viewset's get_object(): its filters would read ?format= as the
-    # image's own format.
+    # Any image: a caller past the check above sees every one
+    # (selectors.images_visible), and needs none of its renditions here.
     image = generics.get_object_or_404(Image.objects.all(), pk=pk)
     if image.status == Image.Status.FAILED:
         # Its URL would only answer 404: nothing is made from an image that failed.
