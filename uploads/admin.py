@@ -9,7 +9,7 @@ from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, QueryDict
 from django.http.response import HttpResponseBase
 from django.shortcuts import get_object_or_404, render
 from django.template.defaultfilters import filesizeformat
@@ -22,6 +22,7 @@ from core.admin_counts import EstimatedCountMixin
 from core.admin_delete import CountedDeleteMixin
 from core.admin_filters import KnownValuesFilter
 from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
+from core.errors import error_response
 from core.limits import accepts_files
 from core.validation import validate_no_direction_controls
 from uploads import ondemand, processing, selectors, services
@@ -370,7 +371,12 @@ class ImageAdmin(
         if not self.has_view_permission(request):
             raise PermissionDenied
         image = get_object_or_404(Image, pk=object_id)
-        return original_response(image)
+        try:
+            return original_response(image)
+        except Http404 as exc:
+            # Its file lost: said in words, as in the API (the generic page
+            # says there is nothing at this address, which there is).
+            return error_response(request, 404, "Original missing", str(exc))
 
     @admin.display(description="Rendition URL")
     def rendition_url(self, image: Image) -> str:

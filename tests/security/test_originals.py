@@ -180,6 +180,24 @@ def test_an_original_missing_from_the_store_is_not_found_rather_than_a_store_to_
     assert admin.status_code == 404
 
 
+def test_the_admin_says_an_original_is_missing_from_the_store_not_that_the_page_is(
+    gps_upload: tuple[Image, bytes], staff: APIClient
+) -> None:
+    image, _ = gps_upload
+    storages["originals"].delete(image.file.name)
+
+    page = staff.get(f"/admin/uploads/image/{image.pk}/original/", HTTP_ACCEPT="text/html")
+    unknown = staff.get("/admin/uploads/image/999999/original/", HTTP_ACCEPT="text/html")
+
+    assert page.status_code == 404
+    assert page["Content-Type"].startswith("text/html")
+    text = page.content.decode()
+    assert f"The original of image {image.pk} is missing from the image store." in text
+    assert "There is nothing at this address." not in text
+    assert unknown.status_code == 404
+    assert "There is nothing at this address." in unknown.content.decode()
+
+
 def test_the_admin_change_page_links_the_download_not_a_media_url(
     gps_upload: tuple[Image, bytes], staff: APIClient
 ) -> None:
