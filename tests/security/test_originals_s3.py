@@ -164,4 +164,4 @@ def test_an_original_lost_from_the_bucket_is_not_found_rather_than_a_link_to_the
     assert "Retry-After" not in api
     assert admin.status_code == 404
     assert "Location" not in admin
-    assert "There is nothing at this address." in admin.content.decode()
+    assert f"The original of image {image.pk} is missing from the image store." in admin.content.decode()
