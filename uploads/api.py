@@ -118,11 +118,22 @@ def focal_point_data(image: Image) -> dict[str, Any] | None:
 
 
 # The title and alt text, which a PATCH does not change, are refused by name
-# in its body: a 200 that moved the point and dropped them would read as done.
+# in its body when they differ from the image's: a 200 that moved the point
+# and dropped them would read as done. Sent as they are (a client sending back
+# the representation it read), they change nothing and pass.
 TEXT_NOT_CHANGED_HERE = "Set at upload and changed in the admin; a PATCH here changes the focal point alone."
 
 
+def _sent(data: Mapping[str, Any], name: str) -> list[Any]:
+    """Every value of ``name`` in a body: a form may repeat it."""
+    getlist = getattr(data, "getlist", None)
+    return list(getlist(name)) if getlist is not None else [data[name]]
+
+
 class ImageUpdateSerializer(serializers.Serializer[Any]):
+    """Read with the image as its instance: the title and alt text it holds
+    are the ones a body may repeat."""
+
     focal_point = FocalPointSerializer(
         allow_null=True,
         help_text="The subject's position (coordinates of the displayed image), or null to go back to "
@@ -133,7 +144,9 @@ class ImageUpdateSerializer(serializers.Serializer[Any]):
         refused = {
             name: [TEXT_NOT_CHANGED_HERE]
             for name in ("title", "alt")
-            if isinstance(data, Mapping) and name in data
+            if isinstance(data, Mapping)
+            and name in data
+            and any(value != getattr(self.instance, name, None) for value in _sent(data, name))
         }
         try:
             value = super().to_internal_value(data)
@@ -441,10 +454,10 @@ class ImageViewSet(
     )
     def partial_update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         """Change the focal point (the one field that can be changed: a body
-        naming the title or the alt text, set at upload and changed in the
-        admin, is refused whole)."""
+        changing the title or the alt text, set at upload and changed in the
+        admin, is refused whole; one repeating them as they are is not)."""
         image = self.get_object()
-        body = ImageUpdateSerializer(data=request.data)
+        body = ImageUpdateSerializer(image, data=request.data)
         body.is_valid(raise_exception=True)
         point = body.validated_data["focal_point"]
         focal = processing.FocalPoint(point["x"], point["y"], point.get("radius")) if point else None

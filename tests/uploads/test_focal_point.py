@@ -530,6 +530,36 @@ def test_a_patch_that_would_change_the_text_is_refused_whole_not_half_made(
 
 
 @pytest.mark.django_db
+def test_a_patch_sending_back_the_image_it_read_moves_the_point(
+    marked: Image, token_client: APIClient
+) -> None:
+    # A client sends back the representation it read with the point moved:
+    # its title and alt text, unchanged, change nothing and are no reason to refuse.
+    Image.objects.filter(pk=marked.pk).update(title="Harbour", alt="Boats in the harbour")
+    body = token_client.get(f"{URL}{marked.pk}/").json()
+    body["focal_point"] = {"x": 0.2, "y": 0.3}
+    response = token_client.patch(f"{URL}{marked.pk}/", body, format="json")
+    assert response.status_code in (200, 202), response.json()
+    image = Image.objects.get(pk=marked.pk)
+    assert (image.focal_point, image.title, image.alt) == (
+        FocalPoint(0.2, 0.3),
+        "Harbour",
+        "Boats in the harbour",
+    )
+
+    # A form repeating them as they are is read the same way; one changing either is refused.
+    form = {"focal_point.x": "0.4", "focal_point.y": "0.6", "title": "Harbour", "alt": "Boats in the harbour"}
+    assert token_client.patch(f"{URL}{marked.pk}/", form, format="multipart").status_code in (200, 202)
+    changed = token_client.patch(
+        f"{URL}{marked.pk}/", {**form, "focal_point.x": "0.9", "alt": "Boats"}, format="multipart"
+    )
+    assert changed.status_code == 400
+    assert set(changed.json()) == {"alt"}
+    image.refresh_from_db()
+    assert (image.focal_point, image.alt) == (FocalPoint(0.4, 0.6), "Boats in the harbour")
+
+
+@pytest.mark.django_db
 def test_a_point_set_before_processing_is_used_by_it(commit: Any) -> None:
     image: Image = ImageFactory.create(file=marked_png(), processed=False)
     services.image_set_focal_point(image=image, focal_point=FocalPoint(*MARKER_AT))
