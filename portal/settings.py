@@ -490,10 +490,12 @@ else:
     # A server that takes the connection and never answers (stuck, or a
     # proxy before one that is down) would hold a request, a probe or a
     # health_check run for ever: libpq waits with no limit unless told.
-    # libpq takes 2 s at the least. A connect_timeout in the URL wins.
+    # libpq takes 2 s at the least, and reads it as a C int: past
+    # 2,147,483,647 it refuses the value and every connection fails. A
+    # connect_timeout in the URL wins.
     _database_options = DATABASES["default"].setdefault("OPTIONS", {})
     _database_options.setdefault(
-        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10, minimum=2)
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10, minimum=2, maximum=2_147_483_647)
     )
     # Once connected, a server whose packets stop coming (a firewall that
     # drops them, its machine frozen or gone) sends no reset either: the

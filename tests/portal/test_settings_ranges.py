@@ -48,8 +48,16 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         "PORTAL_HEALTH_REMIND_MINUTES must be from 0 to 525600; it is 525601",
     ),
     ({**POSTGRES, "DATABASE_CONN_MAX_AGE": "-1"}, "DATABASE_CONN_MAX_AGE must be at least 0; it is -1"),
-    # libpq waits 2 s at the least.
-    ({**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "1"}, "DATABASE_CONNECT_TIMEOUT must be at least 2; it is 1"),
+    # libpq waits 2 s at the least, and reads the value as a C int: past its
+    # largest it refuses it and every connection fails.
+    (
+        {**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "1"},
+        "DATABASE_CONNECT_TIMEOUT must be from 2 to 2147483647; it is 1",
+    ),
+    (
+        {**POSTGRES, "DATABASE_CONNECT_TIMEOUT": "2147483648"},
+        "DATABASE_CONNECT_TIMEOUT must be from 2 to 2147483647; it is 2147483648",
+    ),
     (
         {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "0"},
         "DATABASE_NETWORK_TIMEOUT must be from 1 to 32767; it is 0",
