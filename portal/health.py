@@ -116,7 +116,13 @@ def _disk_paths() -> list[Path]:
     """``HEALTH_DISK_PATH``, and each other disk the portal writes to: the
     local stores and an SQLite database (the embedded set-up's var/), one
     path per filesystem."""
-    candidates = [Path(settings.HEALTH_DISK_PATH)]
+    configured = Path(settings.HEALTH_DISK_PATH)
+    if not configured.exists():
+        # A typo in it: measured on the nearest folder above, the check
+        # would pass on the room of another disk, perhaps, than the one meant.
+        # (The stores' folders below are made on their first write.)
+        raise FileNotFoundError(f"the folder {configured} of PORTAL_HEALTH_DISK_PATH does not exist")
+    candidates = [configured]
     for alias in ("default", "originals"):
         store = storages[alias]
         if isinstance(store, FileSystemStorage):

@@ -395,6 +395,22 @@ def test_the_disk_the_portal_writes_to_is_checked_too(passing: Any, monkeypatch:
     assert [m.subject for m in mail.outbox] == ["Error - Available disk space is less than 20%"]
 
 
+def test_a_disk_path_that_does_not_exist_fails_the_check_naming_it(passing: Any, tmp_path: Path) -> None:
+    """A typo: measured on the nearest folder above it, the check passed on
+    the room of a disk that was perhaps not the one meant."""
+    missing = tmp_path / "srv" / "dta"
+    passing.HEALTH_DISK_PATH = str(missing)
+    passing.HEALTH_DISK_MIN_PERCENT = 20.0
+    code, out = run_health_check()
+    assert code == 1
+    assert (
+        f"FAIL disk: not measured: FileNotFoundError: the folder {missing} of PORTAL_HEALTH_DISK_PATH "
+        "does not exist"
+    ) in out
+    assert "of disk free on" not in out  # no other folder's room given instead
+    assert [m.subject for m in mail.outbox] == ["Error - Available disk space is less than 20%"]
+
+
 def _existing_parent(path: Path) -> Path:
     path = path.resolve()
     while not path.exists():
