@@ -284,10 +284,13 @@ def feedback_set_status(*, reviews: QuerySet[Feedback], status: str) -> int:
 
     The reviews stay a query, a subquery of the one UPDATE: as a list of ids,
     a selection of every review was more values than SQLite takes in one
-    statement ("too many SQL variables"), answered as an outage."""
+    statement ("too many SQL variables"), answered as an outage. An UPDATE
+    leaves ``auto_now`` alone: each review changed is dated here, as a save
+    would date it."""
     if status not in Feedback.Status.values:
         raise ValidationError({"status": f"Unknown status {status!r}."})
-    return Feedback.objects.filter(pk__in=reviews.values("pk")).exclude(status=status).update(status=status)
+    changed = Feedback.objects.filter(pk__in=reviews.values("pk")).exclude(status=status)
+    return changed.update(status=status, updated_at=timezone.now())
 
 
 IMPORT_BATCH = 1000

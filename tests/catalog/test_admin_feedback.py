@@ -174,6 +174,26 @@ def test_publishing_the_selected_reviews(admin_client: Client) -> None:
     assert statuses == {waiting.pk: "published", hidden.pk: "published", left.pk: "pending"}
 
 
+def test_a_review_published_or_hidden_in_bulk_is_dated_as_changed(admin_client: Client) -> None:
+    """As a review changed on its page: its ``updated_at`` (the API's and the
+    change page's) is the time it was published or hidden, not its last save
+    before that."""
+    before = timezone.now() - dt.timedelta(days=3)
+    waiting = FeedbackFactory(status=Feedback.Status.PENDING)
+    shown = FeedbackFactory(status=Feedback.Status.PUBLISHED)
+    kept = FeedbackFactory(status=Feedback.Status.HIDDEN)
+    Feedback.objects.update(updated_at=before)
+
+    admin_client.post(REVIEWS, {"action": "publish", "_selected_action": [str(waiting.pk)]})
+    admin_client.post(REVIEWS, {"action": "hide", "_selected_action": [str(shown.pk), str(kept.pk)]})
+
+    updated = dict(Feedback.objects.values_list("pk", "updated_at"))
+    assert updated[waiting.pk] > before
+    assert updated[shown.pk] > before
+    # Hidden already: not changed, so not dated anew.
+    assert updated[kept.pk] == before
+
+
 def _listed(client: Client, **query: str) -> set[str]:
     response = client.get(REVIEWS, query)
     assert response.status_code == 200
