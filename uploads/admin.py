@@ -444,7 +444,9 @@ class ImageAdmin(
         if not request.user.has_perm("uploads.add_image"):
             raise PermissionDenied
         can_view = self.has_view_or_change_permission(request)
-        form = ImageUploadForm(request.POST or None, request.FILES or None)
+        # Bound on any POST, an empty one too: its refusal says what it lacks.
+        posted = request.method == "POST"
+        form = ImageUploadForm(request.POST, request.FILES) if posted else ImageUploadForm()
         status = 200
         if request.method == "POST" and form.is_valid():
             done, refused = 0, []

@@ -51,3 +51,19 @@ def test_staff_who_may_see_images_go_back_to_the_list(commit: Any) -> None:
     assert f'href="{IMAGES}"' in page
     response = upload(client, commit)
     assert response["Location"] == IMAGES
+
+
+def test_an_upload_of_an_empty_form_is_refused_saying_what_it_lacks() -> None:
+    """A POST of no fields at all (no file, no preset) is refused as one of
+    a preset without a file: on the page, each field saying what it needs.
+    The form was read as never sent, and the 400 said nothing."""
+    client = logged_in(staff_with("uploads", "add_image", username="uploader"))
+
+    response = client.post(UPLOAD, {})
+
+    assert response.status_code == 400
+    errors = response.context["form"].errors
+    assert errors["files"] == ["This field is required."]
+    assert errors["preset"] == ["This field is required."]
+    assert 'class="errorlist' in response.content.decode()
+    assert not Image.objects.exists()
