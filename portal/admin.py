@@ -153,8 +153,29 @@ class LabelledSplitDateTime(AdminSplitDateTime):
 
 @admin.register(User)
 class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
+    """Staff who may edit users, but are no superusers, neither make anyone
+    a superuser nor change, set the password of, or delete one: Django
+    lets them, and so lets them log in as a superuser, as a token made for
+    one would let them act as one through the API."""
+
     # A user's last login and joining date: the only date and time a page edits.
     formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fields = tuple(super().get_readonly_fields(request, obj))
+        return fields if request.user.is_superuser else (*fields, "is_superuser")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # The password page asks this too.
+        return super().has_change_permission(request, obj) and self._may_touch(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # "Delete selected" asks this of each user it would delete.
+        return super().has_delete_permission(request, obj) and self._may_touch(request, obj)
+
+    @staticmethod
+    def _may_touch(request: HttpRequest, obj: Any) -> bool:
+        return obj is None or not obj.is_superuser or request.user.is_superuser
 
 
 @admin.register(Group)
