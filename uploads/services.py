@@ -633,25 +633,57 @@ def image_take_over(*, image_id: int) -> str | None:
         return "requeued"
 
 
-def image_sweep_stuck() -> int:
+def image_sweep_stuck(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> int:
     """Take over every image whose work was lost (image_take_over): at once
     where its holder process on this host is gone or the broker never took
-    its task, else once it has waited
-    IMAGE_STUCK_AFTER_SECONDS. Returns how many images it re-queued or failed.
+    its task, else once it has waited IMAGE_STUCK_AFTER_SECONDS.
+
+    None is taken over once the round's budget is spent (_sweep_budget): a
+    broker back after a long outage leaves thousands of images to queue
+    again, each a round trip to it (a slow one while it is still away), and
+    the rest wait for the next round. The oldest go first, and an image taken
+    over is touched, so the next round goes on with the others. ``cut_off_by``
+    is what the run's time limit raises (Celery's SoftTimeLimitExceeded): the
+    run ends with what it did, without an error; the image it was taking over
+    is taken over by a later round. Returns how many images it re-queued or
+    failed.
     """
-    candidates = Image.objects.filter(status__in=WAITING).filter(
-        Q(updated_at__lt=_stuck_before())
-        | Q(holder__startswith=holders.this_host())
-        | Q(holder=holders.UNQUEUED)
+    started = time.monotonic()
+    candidates = list(
+        Image.objects.filter(status__in=WAITING)
+        .filter(
+            Q(updated_at__lt=_stuck_before())
+            | Q(holder__startswith=holders.this_host())
+            | Q(holder=holders.UNQUEUED)
+        )
+        .order_by("updated_at", "pk")
+        .only("pk", "holder", "updated_at")
     )
     outcomes: dict[str | None, list[int]] = {}
-    for image in candidates.only("pk", "holder", "updated_at"):
-        if _abandoned(image, _stuck_before()):
-            outcomes.setdefault(image_take_over(image_id=image.pk), []).append(image.pk)
+    gone_over = 0
+    stopped = ""
+    try:
+        for image in candidates:
+            # The first always: a round that did nothing would leave the next the same.
+            if gone_over and time.monotonic() - started >= _sweep_budget():
+                stopped = "its time was spent"
+                break
+            if _abandoned(image, _stuck_before()):
+                outcomes.setdefault(image_take_over(image_id=image.pk), []).append(image.pk)
+            gone_over += 1
+    except cut_off_by:
+        stopped = "cut off by the time limit"
     if requeued := outcomes.get("requeued"):
         logger.warning("re-queued %d images whose processing was lost: %s", len(requeued), requeued)
     if failed := outcomes.get("failed"):
         logger.warning("gave up on %d images whose worker kept dying: %s", len(failed), failed)
+    if stopped:
+        logger.warning(
+            "stuck images: %s after going over %d of %d; the next round goes on with the rest",
+            stopped,
+            gone_over,
+            len(candidates),
+        )
     return len(outcomes.get("requeued", ())) + len(outcomes.get("failed", ()))
 
 
@@ -871,11 +903,12 @@ def _crops_given_up(image: Image, used: processing.FocalPoint | None) -> Image |
 RECROP_BATCH = 10
 
 
-def _recrop_budget() -> float:
-    """Seconds a sweep round goes on starting recrops: a quarter of the time
-    limit that bounds a run (the soft one, else the hard one). A recrop the
-    limit cuts off then had three quarters of it to itself, and the embedded
-    sweeper's round ends in time to re-queue stuck uploads and sweep orphans."""
+def _sweep_budget() -> float:
+    """Seconds a sweep round goes on starting its work (taking over stuck
+    images, recrops): a quarter of the time limit that bounds a run (the soft
+    one, else the hard one), as the orphan sweep's. The step the limit cuts
+    off then had three quarters of it to itself, and the embedded sweeper's
+    round ends in time for its other chores."""
     return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
 
 
@@ -883,7 +916,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
     """Cut again the crops of ready images whose focal point in force moved
     since they were cut (a store away when staff saved the point), at most
     RECROP_BATCH a round, none started once the round's budget is spent
-    (_recrop_budget): the rest wait for the next round. Stops at the first
+    (_sweep_budget): the rest wait for the next round. Stops at the first
     storage error: the next round tries again. ``cut_off_by`` is what the
     run's time limit raises (Celery's SoftTimeLimitExceeded): the image whose
     recrop it cuts off is given up, as one whose decoding ran out of time,
@@ -899,7 +932,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
     )
     done = []
     for image in candidates:
-        if time.monotonic() - started >= _recrop_budget():
+        if time.monotonic() - started >= _sweep_budget():
             break
         try:
             recropped = image_recrop(image_id=image.pk)

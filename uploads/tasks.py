@@ -113,7 +113,10 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
 @shared_task
 def sweep_stuck_images() -> int:
     """Queue again the images left pending/processing too long (a lost task)."""
-    return services.image_sweep_stuck()
+    # As many as fit in a quarter of the soft time limit, the oldest first;
+    # the limit cutting a run off ends it without an error: the next run goes
+    # on with the rest.
+    return services.image_sweep_stuck(cut_off_by=(SoftTimeLimitExceeded,))
 
 
 @shared_task

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import hashlib
 import io
 import json
@@ -13,12 +14,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.management import call_command
 from django.db import connection, transaction
 from django.test import RequestFactory
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 from PIL import Image as PILImage
 
@@ -270,6 +273,93 @@ def test_work_held_by_a_process_that_is_gone_is_taken_over_at_once(commit: Any, 
     assert (held.status, held.interruptions) == (Image.Status.READY, 0)
     assert held.holder == holders.mine()
     assert Image.objects.get(pk=alive.pk).status == Image.Status.PENDING  # still in hand
+
+
+class Clock:
+    """A clock that moves only when told to."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def left_unqueued(count: int) -> list[int]:
+    """``count`` uploads of a broker outage: pending, their tasks never taken,
+    an hour ago."""
+    Image.objects.bulk_create(
+        Image(
+            file=f"originals/{n:02d}/{n:064d}.jpg",
+            sha256=f"{n:064d}",
+            format="JPEG",
+            width=1,
+            height=1,
+            bytes=1,
+            holder=holders.UNQUEUED,
+        )
+        for n in range(count)
+    )
+    Image.objects.update(updated_at=timezone.now() - dt.timedelta(hours=1))
+    return list(Image.objects.order_by("pk").values_list("pk", flat=True))
+
+
+def taken_over_in(monkeypatch: pytest.MonkeyPatch, clock: Clock, seconds: float) -> list[int]:
+    """The images the sweep takes over from now on, each taking ``seconds``
+    of ``clock`` (a round trip to a broker that is slow)."""
+    taken: list[int] = []
+    real = services.image_take_over
+
+    def slow(*, image_id: int) -> str | None:
+        taken.append(image_id)
+        clock.now += seconds
+        return real(image_id=image_id)
+
+    monkeypatch.setattr(services, "time", clock)
+    monkeypatch.setattr(services, "image_take_over", slow)
+    return taken
+
+
+def test_a_sweep_run_takes_over_what_fits_in_its_time_and_the_next_goes_on_with_the_rest(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # After a long broker outage, taking each of its uploads over all in one
+    # run would outlast the worker's time limit: every run cut off at the same
+    # place, with a traceback.
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 120  # a budget of 30 s a run
+    stuck = left_unqueued(12)
+    taken = taken_over_in(monkeypatch, Clock(), 10)
+    assert [sweep_stuck_images() for _ in range(5)] == [3, 3, 3, 3, 0]
+    assert sorted(taken) == stuck  # each once
+    assert not Image.objects.filter(holder=holders.UNQUEUED).exists()
+    assert (
+        "stuck images: its time was spent after going over 3 of 12; the next round goes on with the rest"
+        in caplog.text
+    )
+
+
+def test_a_sweep_run_the_time_limit_cuts_off_ends_without_an_error_and_the_next_goes_on(
+    settings: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 120
+    stuck = left_unqueued(5)
+    clock = Clock()
+    taken = taken_over_in(monkeypatch, clock, 1)
+    slow = services.image_take_over
+
+    def cut_off_at_the_third(*, image_id: int) -> str | None:
+        if len(taken) == 2:
+            taken.append(image_id)
+            raise SoftTimeLimitExceeded()
+        return slow(image_id=image_id)
+
+    monkeypatch.setattr(services, "image_take_over", cut_off_at_the_third)
+    assert sweep_stuck_images() == 2  # ended, not failed
+    assert "stuck images: cut off by the time limit after going over 2 of 5" in caplog.text
+    assert Image.objects.filter(holder=holders.UNQUEUED).count() == 3  # the one cut off too
+    assert sweep_stuck_images() == 3
+    assert sorted(set(taken)) == stuck
+    assert not Image.objects.filter(holder=holders.UNQUEUED).exists()
 
 
 def test_an_import_run_again_finishes_what_a_killed_run_held(
