@@ -38,6 +38,7 @@ from uploads import processing
 
 __all__ = [
     "Died",
+    "NotStarted",
     "OutOfMemory",
     "Stopped",
     "TimedOut",
@@ -85,6 +86,17 @@ class Died(Exception):
     def __init__(self, exitcode: int | None) -> None:
         super().__init__(f"the process decoding the image died (exit code {exitcode})")
         self.exitcode = exitcode
+
+
+class NotStarted(OSError):
+    """The decoding child could not be started: this machine is short of
+    processes (EAGAIN), of memory for the fork (ENOMEM) or of file
+    descriptors, or its fork server died trying. The machine's trouble, not
+    the image's, and likely gone a while later: an OSError, so that what
+    tries again later when the store is briefly away does so here too."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(f"could not start the process to decode the image: {cause or type(cause).__name__}")
 
 
 class Stopped(BaseException):
@@ -231,12 +243,15 @@ def process(
     """``processing.process`` under the ceiling and the time limit, in a child
     whose CPU priority is lowered by ``nice`` (0 to 19; 0 leaves it as is).
 
-    Raises what ``processing.process`` raises, and OutOfMemory, TimedOut or
-    Died. Whatever interrupts the wait (Celery's SoftTimeLimitExceeded) kills
-    the child on its way out.
+    Raises what ``processing.process`` raises, and OutOfMemory, TimedOut,
+    Died or NotStarted. Whatever interrupts the wait (Celery's
+    SoftTimeLimitExceeded) kills the child on its way out.
     """
     options: dict[str, Any] = {"focal_point": focal_point, "crops_only": crops_only}
-    receiver, sender = _context.Pipe(duplex=False)
+    try:
+        receiver, sender = _context.Pipe(duplex=False)
+    except OSError as exc:  # out of file descriptors
+        raise NotStarted(exc) from exc
     child = _context.Process(
         target=_child,
         args=(sender, data, preset, max_pixels, memory_limit_mb, nice, options),
@@ -254,16 +269,17 @@ def process(
             with _children_allowed():
                 child.authkey = os.urandom(32)
                 child.start()
-        except (EOFError, OSError):
+        except (EOFError, OSError) as exc:
             # The fork server went with a Ctrl-C sent to the process group;
             # the main thread, interrupted by the same signal, stops the
             # children a moment later. Until then this is no failure of the
-            # image (a broken pipe would have marked it failed).
+            # image (a broken pipe would have marked it failed). Otherwise
+            # the machine could not fork (or the fork server died of it).
             sender.close()
             receiver.close()
             if _children.stopping or _children.stopped.wait(FORK_SERVER_GONE_WAIT_SECONDS):
                 raise Stopped from None
-            raise
+            raise NotStarted(exc) from exc
         _children.running.add(child)
     sender.close()
     try:

@@ -368,13 +368,37 @@ def reason_out_of_memory(limit_mb: int) -> str:
     return f"Processing ran out of memory{limit}."
 
 
+def _tries(tries: int, seconds: int) -> str:
+    over = f" over {max(1, round(seconds / 60))} min" if seconds else ""
+    counted = "1 try" if tries == 1 else f"{tries} tries"
+    return f"{counted}{over}"
+
+
 def reason_unavailable(what: str, *, tries: int, seconds: int = 0) -> str:
     """Why an image was given up whose store or database stayed away: in
     words, never the error's own text, which names internal hosts and paths
     (it goes to the log)."""
-    over = f" over {max(1, round(seconds / 60))} min" if seconds else ""
-    counted = "1 try" if tries == 1 else f"{tries} tries"
-    return f"Processing was given up: the {what} was unavailable ({counted}{over}). Reprocess the image once it is back."
+    return f"Processing was given up: the {what} was unavailable ({_tries(tries, seconds)}). Reprocess the image once it is back."
+
+
+def reason_not_started(*, tries: int, seconds: int = 0) -> str:
+    """Why an image was given up whose decoding child the worker's machine
+    could not start (sandbox.NotStarted): short of processes or memory."""
+    return (
+        f"Processing was given up: the worker could not start the process to decode it "
+        f"({_tries(tries, seconds)}); its machine was short of processes or memory. Reprocess the image "
+        f"once it has room."
+    )
+
+
+def reason_database_error(kind: str, *, tries: int, seconds: int = 0) -> str:
+    """Why an image was given up whose work the database answered with an
+    error other than being away (a value it refuses, a constraint broken):
+    the error's kind, never its text, which may hold the values."""
+    return (
+        f"Processing was given up: the database answered with an error ({kind}; {_tries(tries, seconds)}). "
+        f"Reprocess the image once that is fixed."
+    )
 
 
 def _image_claim(*, image_id: int, force: bool) -> tuple[Image | None, bool]:
@@ -776,6 +800,13 @@ def _recrop_if_moved(image: Image) -> None:
         _recrop_after_commit(image.pk)
 
 
+def _away(exc: BaseException) -> str:
+    """What a recrop that will be tried again (storage.UNAVAILABLE) found away."""
+    if isinstance(exc, sandbox.NotStarted):
+        return "no process to decode it could be started"
+    return "the store is unavailable"
+
+
 def _recrop_after_commit(image_id: int) -> None:
     """Cut the crops again once the current transaction commits, and once
     the caller's ``storage.writing`` block (processing's) has let its keys
@@ -788,9 +819,7 @@ def _recrop_after_commit(image_id: int) -> None:
         try:
             image_recrop(image_id=image_id)
         except storage.UNAVAILABLE as exc:
-            logger.warning(
-                "image id=%s: crops left for the sweep, the store is unavailable: %s", image_id, exc
-            )
+            logger.warning("image id=%s: crops left for the sweep, %s: %s", image_id, _away(exc), exc)
 
     transaction.on_commit(lambda: storage.after_writing(recrop))
 
@@ -937,7 +966,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
         try:
             recropped = image_recrop(image_id=image.pk)
         except storage.UNAVAILABLE as exc:
-            logger.warning("crops of images left for the next sweep, the store is unavailable: %s", exc)
+            logger.warning("crops of images left for the next sweep, %s: %s", _away(exc), exc)
             break
         except cut_off_by:
             logger.warning(

@@ -17,14 +17,21 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.worker import state as worker_state
 from celery.worker.request import Request
 from django.conf import settings
-from django.db import DatabaseError, close_old_connections
+from django.db import DatabaseError, DataError, IntegrityError, OperationalError, close_old_connections
 
-from uploads import services, storage
+from uploads import sandbox, services, storage
 
 logger = logging.getLogger(__name__)
 
-# Errors worth another try: the storage or the database was briefly away.
+# Errors worth another try: the storage or the database was briefly away
+# (OperationalError: a lost connection, a failover), the machine could not
+# start the decoding child (sandbox.NotStarted, an OSError), or the database
+# answered with an error of another kind that a deploy may be about to mend
+# (ProgrammingError: a column the code reads before its migration has run).
 TRANSIENT: tuple[type[Exception], ...] = (*storage.UNAVAILABLE, DatabaseError)
+# Database errors that come back on every try: a value the database refuses,
+# a constraint broken. The image is given up at once.
+REFUSED: tuple[type[Exception], ...] = (DataError, IntegrityError)
 # Tries again after 1, 2, 4 … seconds, at most RETRY_MAX_DELAY apart: about
 # 8 minutes in all, so that a store's or a database's failover (minutes, not
 # seconds) does not fail the images uploaded during it.
@@ -90,17 +97,16 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
         _, soft_limit = self.request.timelimit or (None, None)
         seconds = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
         image = services.image_give_up(image_id=image_id, reason=services.reason_too_slow(seconds))
+    except REFUSED as exc:
+        logger.exception("image id=%s: not tried again, the database refused its work", image_id)
+        reason = services.reason_database_error(type(exc).__name__, tries=1)
+        image = services.image_give_up(image_id=image_id, reason=reason)
+        return image.status if image else "missing"
     except TRANSIENT as exc:
         if self.request.is_eager or self.request.retries >= MAX_RETRIES:
-            logger.warning(
-                "image id=%s: not tried again, its store or the database is unavailable: %s", image_id, exc
-            )
+            logger.warning("image id=%s: not tried again: %s", image_id, exc)
             tries = 1 if self.request.is_eager else self.request.retries + 1
-            reason = services.reason_unavailable(
-                "database" if isinstance(exc, DatabaseError) else "image store",
-                tries=tries,
-                seconds=sum(retry_delay(n) for n in range(tries - 1)),
-            )
+            reason = _reason_given_up(exc, tries=tries, seconds=sum(retry_delay(n) for n in range(tries - 1)))
             image = services.image_give_up(image_id=image_id, reason=reason)
             return image.status if image else "missing"
         # Best effort: with the database away the retry counts as a death.
@@ -108,6 +114,17 @@ def process_image(self, image_id: int, force: bool = False) -> str:  # type: ign
             services.image_mark_pending(image_id=image_id)
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries)) from exc
     return image.status if image else "missing"
+
+
+def _reason_given_up(exc: Exception, *, tries: int, seconds: int) -> str:
+    """Why an image is given up whose tries all ended in ``exc`` (TRANSIENT)."""
+    if isinstance(exc, sandbox.NotStarted):
+        return services.reason_not_started(tries=tries, seconds=seconds)
+    if isinstance(exc, OperationalError):
+        return services.reason_unavailable("database", tries=tries, seconds=seconds)
+    if isinstance(exc, DatabaseError):
+        return services.reason_database_error(type(exc).__name__, tries=tries, seconds=seconds)
+    return services.reason_unavailable("image store", tries=tries, seconds=seconds)
 
 
 @shared_task

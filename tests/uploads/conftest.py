@@ -13,7 +13,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
-from uploads import storage, tasks
+from uploads import sandbox, storage, tasks
 from uploads.models import ReplacedObject
 
 
@@ -122,3 +122,14 @@ class WorkerRuns:
             return int(tasks.sweep_orphan_files())
         except SoftTimeLimitExceeded:
             return None
+
+
+@pytest.fixture
+def no_process_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The machine is out of processes: each fork fails with EAGAIN."""
+
+    def refused(self: Any) -> None:
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+
+    monkeypatch.setattr(type(sandbox._context.Process(target=print)), "start", refused)
+    monkeypatch.setattr(sandbox, "FORK_SERVER_GONE_WAIT_SECONDS", 0)

@@ -813,6 +813,22 @@ def test_the_admin_saves_a_point_while_the_store_is_full_and_says_the_crops_come
 
 
 @pytest.mark.django_db
+def test_crops_no_decoder_could_be_started_for_are_left_for_the_sweep_saying_so(
+    marked: Image, commit: Any, caplog: pytest.LogCaptureFixture, no_process_can_start: None
+) -> None:
+    before = thumb_keys(marked)
+    with commit():
+        services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
+    assert services.image_sweep_moved_crops() == 0
+    assert "crops left for the sweep, no process to decode it could be started" in caplog.text
+    assert "crops of images left for the next sweep, no process to decode it could be started" in caplog.text
+    assert "the store is unavailable" not in caplog.text
+    image = Image.objects.get(pk=marked.pk)
+    assert image.crops_outdated  # cut by a later round
+    assert thumb_keys(image) == before
+
+
+@pytest.mark.django_db
 def test_the_sweep_cuts_the_crops_a_full_store_left_around_the_old_point(
     marked: Image, commit: Any, renditions_disk: Any, caplog: pytest.LogCaptureFixture
 ) -> None:

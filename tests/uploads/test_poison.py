@@ -19,15 +19,15 @@ from unittest import mock
 import psutil
 import pytest
 from botocore.exceptions import EndpointConnectionError
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Retry, SoftTimeLimitExceeded
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import OperationalError
+from django.db import DataError, IntegrityError, OperationalError, ProgrammingError
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from tests.uploads import corpus
 from uploads import dispatch, embedded, processing, sandbox, services, storage, tasks
-from uploads.models import Image
+from uploads.models import Image, Rendition
 
 pytestmark = pytest.mark.django_db
 
@@ -224,6 +224,99 @@ def test_an_image_processed_in_the_server_is_given_up_after_one_try_with_its_sto
         Image.Status.FAILED,
         "Processing was given up: the image store was unavailable (1 try). Reprocess the image once it is back.",
     )
+
+
+def run_in_a_worker(image: Image, *, retries: int) -> tuple[str, mock.Mock]:
+    """The task's try ``retries + 1`` as a worker runs it: what it returned,
+    and its call to retry (none made, as no broker is there to take it)."""
+    retry = mock.Mock(side_effect=Retry())
+    with mock.patch.object(tasks.process_image, "retry", retry):
+        tasks.process_image.push_request(retries=retries, is_eager=False)
+        try:
+            status = tasks.process_image.run(image.pk, force=True)
+        except Retry:
+            status = "retried"
+        finally:
+            tasks.process_image.pop_request()
+    return status, retry
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        DataError("value too long for type character varying(7): 'rgb(10.0.3.7)'"),
+        IntegrityError('new row violates check constraint "uploads_image_focal_in_frame"'),
+    ],
+)
+def test_an_image_the_database_refuses_to_store_ends_failed_at_once_saying_so(
+    commit: Any, monkeypatch: pytest.MonkeyPatch, error: Exception
+) -> None:
+    """Refused once, it is refused every time: the eight minutes of tries an
+    outage gets would change nothing, and it was no outage."""
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    monkeypatch.setattr(Rendition.objects, "bulk_create", mock.Mock(side_effect=error))
+    status, retry = run_in_a_worker(image, retries=0)
+    assert status == "failed"
+    retry.assert_not_called()
+    image.refresh_from_db()
+    assert image.error == (
+        f"Processing was given up: the database answered with an error ({type(error).__name__}; 1 try). "
+        "Reprocess the image once that is fixed."
+    )
+    tasks.process_image.apply(args=[image.pk], kwargs={"force": True})  # as the embedded server runs it
+    image.refresh_from_db()
+    assert image.error.startswith(
+        f"Processing was given up: the database answered with an error ({type(error).__name__}; 1 try)."
+    )
+
+
+def test_an_image_the_database_answers_with_another_error_is_tried_again_and_given_up_saying_so(
+    commit: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A column the code reads before its migration has run is mended by the
+    deploy under way: tried again as an outage is, but not called one."""
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    monkeypatch.setattr(
+        Rendition.objects, "bulk_create", mock.Mock(side_effect=ProgrammingError("column does not exist"))
+    )
+    assert run_in_a_worker(image, retries=0)[0] == "retried"
+    assert run_in_a_worker(image, retries=tasks.MAX_RETRIES)[0] == "failed"
+    image.refresh_from_db()
+    assert image.error == (
+        "Processing was given up: the database answered with an error (ProgrammingError; 11 tries over 8 min). "
+        "Reprocess the image once that is fixed."
+    )
+
+
+@pytest.mark.usefixtures("no_process_can_start")
+def test_a_decoder_the_machine_cannot_start_is_tried_again_and_given_up_saying_so(commit: Any) -> None:
+    image = upload(commit, corpus.jpeg(), "a.jpg")
+    assert image.error == (  # run in this process: one try
+        "Processing was given up: the worker could not start the process to decode it (1 try); its machine "
+        "was short of processes or memory. Reprocess the image once it has room."
+    )
+    assert run_in_a_worker(image, retries=0)[0] == "retried"
+    assert run_in_a_worker(image, retries=tasks.MAX_RETRIES)[0] == "failed"
+    image.refresh_from_db()
+    assert image.error == (
+        "Processing was given up: the worker could not start the process to decode it (11 tries over 8 min); "
+        "its machine was short of processes or memory. Reprocess the image once it has room."
+    )
+    assert "unavailable" not in image.error
+
+
+@pytest.mark.usefixtures("no_process_can_start")
+def test_a_decoder_that_cannot_start_is_an_os_error_that_says_so(big_flat_png: bytes) -> None:
+    """An OSError, so that what tries again when the store is away does here too."""
+    with pytest.raises(sandbox.NotStarted, match="could not start the process to decode the image") as caught:
+        sandbox.process(
+            big_flat_png,
+            processing.Preset("small", widths=(64,)),
+            max_pixels=50_000_000,
+            memory_limit_mb=1024,
+            time_limit=5,
+        )
+    assert isinstance(caught.value, OSError)
 
 
 def _forkserver_children() -> list[psutil.Process]:
