@@ -440,7 +440,8 @@ def image_process(*, image_id: int, force: bool = False, time_limit: bool = True
 
     The image is decoded under the memory ceiling and, unless the caller
     enforces its own (a Celery worker's soft time limit: ``time_limit=False``),
-    the time limit; see uploads.sandbox. Storage and database errors propagate
+    the time limit (_decoding_time_limit), counted from the start of the run;
+    see uploads.sandbox. Storage and database errors propagate
     so the task can retry; an image that cannot be decoded, or that runs out of
     memory or time, ends ``failed`` with the reason, its original kept.
     """
@@ -466,16 +467,31 @@ def image_count_death(*, image_id: int) -> None:
     )
 
 
+# What a run keeps of the hard time limit, when no soft one is set, for what
+# follows a decoding child stopped at its own limit: killing and reaping it,
+# and recording the image failed, a transaction that may wait for a row lock
+# or for the database to be connected to again (DATABASE_CONNECT_TIMEOUT,
+# 10 s by default). At most a quarter of the hard limit, however short that is.
+HARD_LIMIT_MARGIN_SECONDS = 15
+
+
 def _decoding_time_limit() -> float:
-    """Seconds a decoding child may run where no Celery worker bounds the run
-    (embedded, commands): the soft limit, else (0: none) the hard one, which
-    no pool process is there to be killed at."""
-    return settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT
+    """Seconds a run may take to decode an image where no Celery soft time
+    limit stops it (embedded, commands, a worker whose soft limit is 0): the
+    soft limit, else the hard one less HARD_LIMIT_MARGIN_SECONDS. In a worker
+    the hard limit kills the pool process: an image stopped there would be
+    counted as its worker dying, and end failed as "died 3 times" after three
+    runs of the whole hard limit, rather than as too slow after one."""
+    if soft := settings.CELERY_TASK_SOFT_TIME_LIMIT:
+        return float(soft)
+    hard = settings.CELERY_TASK_TIME_LIMIT
+    return hard - min(HARD_LIMIT_MARGIN_SECONDS, hard / 4)
 
 
 def _image_render(image: Image, *, time_limit: bool) -> Image | None:
     started = time.monotonic()
     limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
+    limit = _decoding_time_limit() if time_limit else None
     rendered = (image.preset, image.file.name)
     try:
         preset = preset_get(image.preset)
@@ -492,14 +508,17 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             preset,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             memory_limit_mb=limit_mb,
-            time_limit=_decoding_time_limit() if time_limit else None,
+            # What is left of the run's limit once the original is read: a
+            # worker's hard limit counts from the start of the run too.
+            time_limit=None if limit is None else max(limit - (time.monotonic() - started), 0.001),
             focal_point=focal_point,
             nice=settings.IMAGE_NICE,
         )
     except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
     except sandbox.TimedOut as exc:
-        return image_mark_failed(image_id=image.pk, reason=reason_too_slow(exc.seconds), started=started)
+        reason = reason_too_slow(exc.seconds if limit is None else limit)
+        return image_mark_failed(image_id=image.pk, reason=reason, started=started)
     except sandbox.OutOfMemory:
         return image_mark_failed(image_id=image.pk, reason=reason_out_of_memory(limit_mb), started=started)
     keyed = _outputs_keyed(result)

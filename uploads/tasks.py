@@ -89,14 +89,18 @@ class ProcessImageRequest(Request):
     Request=ProcessImageRequest,
 )
 def process_image(self, image_id: int, force: bool = False) -> str:  # type: ignore[no-untyped-def]
+    _, soft_limit = self.request.timelimit or (None, None)
+    soft_limit = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
     try:
         # A worker's own soft time limit interrupts the wait (and the decoding
-        # child goes with it); run eagerly, the service enforces the limit.
-        image = services.image_process(image_id=image_id, force=force, time_limit=self.request.is_eager)
+        # child goes with it). Run eagerly, or in a worker without a soft
+        # limit, the service enforces the limit: there, a little under the
+        # hard one, which would kill the pool process (a death, not too slow).
+        image = services.image_process(
+            image_id=image_id, force=force, time_limit=self.request.is_eager or not soft_limit
+        )
     except SoftTimeLimitExceeded:
-        _, soft_limit = self.request.timelimit or (None, None)
-        seconds = soft_limit or self.soft_time_limit or settings.CELERY_TASK_SOFT_TIME_LIMIT
-        image = services.image_give_up(image_id=image_id, reason=services.reason_too_slow(seconds))
+        image = services.image_give_up(image_id=image_id, reason=services.reason_too_slow(soft_limit))
     except REFUSED as exc:
         logger.exception("image id=%s: not tried again, the database refused its work", image_id)
         reason = services.reason_database_error(type(exc).__name__, tries=1)

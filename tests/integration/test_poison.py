@@ -109,20 +109,65 @@ def test_an_image_over_the_soft_time_limit_fails_with_the_limit_named(portal: Fl
 def test_an_image_whose_worker_is_killed_every_time_fails_after_the_set_number_of_tries(
     portal: Fleet, poison: bytes
 ) -> None:
-    """With no soft limit, the hard time limit kills the pool process outright;
-    the worker's main process counts the death, the sweep finds the image
-    abandoned and re-queues it, until the last allowed death, when it gives up
-    instead."""
-    limits = {"CELERY_TASK_TIME_LIMIT": "1", "CELERY_TASK_SOFT_TIME_LIMIT": "0"}
+    """With no soft limit, the hard time limit kills a pool process that is
+    stuck (stopped here, as one hung in a call that never returns); the
+    worker's main process counts the death, the sweep finds the image
+    abandoned and re-queues it, until the last allowed death, when it gives
+    up instead."""
+    limits = {"CELERY_TASK_TIME_LIMIT": "3", "CELERY_TASK_SOFT_TIME_LIMIT": "0"}
     with worker(portal, beat=True, PORTAL_IMAGE_MAX_ATTEMPTS="2", **limits) as celery:
         poisoned = upload(portal, poison, "deadly.png")
+        stopped: set[int] = set()
+        deadline = time.monotonic() + 60
+        while tries(portal, poisoned)[0] not in {"ready", "failed"}:
+            assert time.monotonic() < deadline, f"still {tries(portal, poisoned)} after {len(stopped)} stops"
+            # The pool process decoding it (the fork server's parent), not
+            # the beat process beside it.
+            for decoder in _decoders(celery):
+                with contextlib.suppress(psutil.Error):
+                    fork_server = decoder.parent()
+                    pool_process = fork_server.parent() if fork_server else None
+                    if pool_process and pool_process.pid not in stopped:
+                        pool_process.suspend()
+                        stopped.add(pool_process.pid)
+            time.sleep(0.01)
         [image] = portal.wait_for_images([poisoned], timeout=60)
         assert (image["status"], image["error"]) == (
             "failed",
             "Processing was given up: the worker processing it died 2 times.",
         )
         assert tries(portal, poisoned) == ("failed", 2, 2)
-        assert celery.log_since_start().count("Hard time limit (1") == 2
+        assert celery.log_since_start().count("Hard time limit (3") == 2
+
+
+def test_with_no_soft_time_limit_a_slow_image_ends_too_slow_before_the_hard_one(
+    portal: Fleet, poison: bytes
+) -> None:
+    """The decoder is stopped a margin before the hard limit (a quarter of
+    one this short): the image ends failed as too slow after one try, not
+    killed with its pool process at the hard limit three times and ended as
+    "died 3 times"."""
+    # Stopped at 6 s: the 2 s left cover, on a busy test machine, what the
+    # run did before its decode began and what it does after.
+    limits = {"CELERY_TASK_TIME_LIMIT": "8", "CELERY_TASK_SOFT_TIME_LIMIT": "0"}
+    with worker(portal, **limits) as celery:
+        poisoned = upload(portal, poison, "slow.png")
+        deadline = time.monotonic() + 60
+        while (state := tries(portal, poisoned))[0] not in {"ready", "failed"}:
+            assert time.monotonic() < deadline, (
+                f"still {state}: killed at the hard limit, not stopped before it"
+            )
+            for decoder in _decoders(celery):  # a decode that never ends
+                with contextlib.suppress(psutil.Error):
+                    decoder.suspend()
+            time.sleep(0.01)
+        [image] = portal.wait_for_images([poisoned], timeout=60)
+        assert (image["status"], image["error"]) == (
+            "failed",
+            "Processing took longer than 6 s and was stopped.",
+        )
+        assert tries(portal, poisoned) == ("failed", 1, 0)
+        assert "Hard time limit" not in celery.log_since_start()
 
 
 def test_an_image_over_the_memory_ceiling_fails_and_the_worker_goes_on(

@@ -434,7 +434,42 @@ def test_with_no_soft_time_limit_the_hard_one_stops_a_decoder_run_outside_a_work
     settings.CELERY_TASK_TIME_LIMIT = 0.1
     image = upload(commit, big_flat_png)
     assert image.status == Image.Status.FAILED
-    assert image.error == "Processing took longer than 0.1 s and was stopped."
+    # A quarter of a hard limit this short is kept for recording the outcome.
+    assert image.error == "Processing took longer than 0.075 s and was stopped."
+    assert _forkserver_children() == []
+
+
+def test_in_a_worker_with_no_soft_time_limit_a_slow_image_ends_too_slow_before_the_hard_one(
+    settings: Any, big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hard limit kills the pool process, which counts as its death: a
+    slow image would end "died 3 times" after three runs of the whole limit.
+    Its decoder is stopped a margin before it instead, and the image ends
+    failed as too slow, the true reason, after one."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    settings.CELERY_TASK_TIME_LIMIT = 0.4  # the decoder is stopped at 0.3 s
+    # As a worker started with these settings binds the task (this process
+    # bound it under the settings of whichever test came first).
+    monkeypatch.setattr(tasks.process_image, "soft_time_limit", 0)
+    image = services.image_upload(file=big_flat_png, original_name="slow.png")  # not committed: pending
+
+    def hard_limit(signum: int, frame: Any) -> None:
+        raise AssertionError("the run went on until the hard time limit")
+
+    previous = signal.signal(signal.SIGALRM, hard_limit)
+    # Well past 0.4 s, not a measure of speed: a decoder that is never
+    # stopped meets it.
+    signal.setitimer(signal.ITIMER_REAL, 10)
+    tasks.process_image.push_request(is_eager=False, timelimit=(None, None))
+    try:
+        with each_decoder(lambda child: child.suspend()):  # a decode that never ends
+            assert tasks.process_image.run(image.pk) == "failed"
+    finally:
+        tasks.process_image.pop_request()
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    image.refresh_from_db()
+    assert (image.error, image.interruptions) == ("Processing took longer than 0.3 s and was stopped.", 0)
     assert _forkserver_children() == []
 
 
