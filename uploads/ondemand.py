@@ -467,7 +467,7 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
     except (processing.ImageRejected, processing.ProcessingError) as exc:
         # The image's fault, not the moment's: the same request would fail
         # again, so it is refused (and not tried again) rather than retried.
-        logger.warning("image id=%s: %s.%s not made: %s", image.pk, spec.name, fmt, exc)
+        logger.warning("image id=%s: %s.%s not made: %s", image.pk, spec.name, fmt, processing.logged(exc))
         message = f"{spec.name}.{fmt} cannot be made of image {image.pk}; ask for another size or format."
         cache.set(_unmakeable_key(image, spec, fmt), message, timeout=_UNMAKEABLE_SECONDS)
         raise Unmakeable(message) from exc

@@ -62,6 +62,7 @@ __all__ = [
     "crop_box",
     "estimate_focal_point",
     "extension",
+    "logged",
     "probe",
     "process",
 ]
@@ -147,16 +148,49 @@ class ImageRejected(Exception):
 
     ``code`` is one of ``"empty"``, ``"format"``, ``"pixels"``,
     ``"frames"``, ``"chunks"``, ``"dimensions"`` or ``"corrupt"``.
+    ``message`` is a fixed reason, fit for the uploader; ``detail`` is the
+    reader's own words (offsets, buffers, codecs), for the log only.
     """
 
-    def __init__(self, message: str, *, code: str) -> None:
+    def __init__(self, message: str, *, code: str, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.code = code
+        self.detail = detail
 
 
 class ProcessingError(Exception):
-    """The header looked fine but the image could not be decoded or rendered."""
+    """The header looked fine but the image could not be decoded or rendered.
+
+    Its message is a fixed reason; ``detail`` is the decoder's own words,
+    for the log only.
+    """
+
+    def __init__(self, message: str, *, detail: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.detail = detail
+
+
+def logged(exc: BaseException) -> str:
+    """``exc`` as the log shows it: its message, and the reader's own words
+    where it kept them (an answer or a stored reason has the message alone)."""
+    detail = getattr(exc, "detail", "")
+    return f"{exc} ({detail})" if detail else str(exc)
+
+
+def _detail(exc: BaseException) -> str:
+    """A reader's exception as the log shows it."""
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _truncated(exc: BaseException) -> bool:
+    """Whether a reader failed for the file ending early, which its own
+    words say in as many ways as there are readers."""
+    text = str(exc).lower()
+    return isinstance(exc, EOFError) or any(
+        words in text for words in ("truncated", "end of file", "too small", "premature end")
+    )
 
 
 @dataclass(frozen=True)
@@ -628,9 +662,11 @@ def _describe_unknown(head: bytes) -> str:
     return "not a recognised image"
 
 
-def _unreadable_format(fp: BinaryIO, head: bytes, formats: Sequence[str]) -> tuple[str, str] | None:
+def _unreadable_format(
+    fp: BinaryIO, head: bytes, formats: Sequence[str]
+) -> tuple[str, Exception | None] | None:
     """The accepted format whose signature the file starts with, although it
-    could not be opened, and the reason that format's reader gave."""
+    could not be opened, and what that format's reader raised."""
     for fmt in formats:
         factory, accept = Image.OPEN[fmt]
         claimed = accept(head[:16]) if accept is not None else False
@@ -641,9 +677,18 @@ def _unreadable_format(fp: BinaryIO, head: bytes, formats: Sequence[str]) -> tup
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 factory(fp, "").close()
-        except Exception as exc:  # noqa: BLE001 - only its wording is wanted
-            return fmt, str(exc)
-        return fmt, ""
+        except Exception as exc:  # noqa: BLE001 - only what it says is wanted
+            return fmt, exc
+        return fmt, None
+    return None
+
+
+def _claimed_format(head: bytes, formats: Sequence[str]) -> str | None:
+    """The accepted format whose signature the file starts with."""
+    for fmt in formats:
+        accept = Image.OPEN[fmt][1]
+        if accept is not None and accept(head[:16]) is True:
+            return fmt
     return None
 
 
@@ -774,18 +819,24 @@ def _open_checked(
     except UnidentifiedImageError:
         unreadable = _unreadable_format(fp, head, formats)
         if unreadable is not None:
-            fmt, reason = unreadable
+            fmt, error = unreadable
+            if error is not None and _truncated(error):
+                raise ImageRejected(
+                    f"The {fmt} file is truncated.", code="corrupt", detail=_detail(error)
+                ) from None
             raise ImageRejected(
-                f"The {fmt} file is damaged or uses a variant that cannot be read"
-                + (f": {reason}." if reason else "."),
+                f"The {fmt} file is damaged or uses a variant that cannot be read.",
                 code="corrupt",
+                detail=_detail(error) if error is not None else "",
             ) from None
         raise ImageRejected(
             f"Unsupported file type ({_describe_unknown(head)}); allowed formats are {allowed_text}.",
             code="format",
         ) from None
     except Exception as exc:  # noqa: BLE001 - plugins raise all sorts on bad headers
-        raise ImageRejected(f"The image header is corrupt: {exc}", code="corrupt") from None
+        fmt = _claimed_format(head, formats) or "image"
+        damage = "is truncated" if _truncated(exc) else "has a damaged header"
+        raise ImageRejected(f"The {fmt} file {damage}.", code="corrupt", detail=_detail(exc)) from None
 
     if profile is not None:
         img.info["icc_profile"] = profile
@@ -802,7 +853,10 @@ def _open_checked(
             if frames > 1 and img.format != "HEIF":
                 img.seek(0)
         except Exception as exc:  # noqa: BLE001 - same as for the header
-            raise ImageRejected(f"The image frames are corrupt: {exc}", code="corrupt") from None
+            damage = "is truncated" if _truncated(exc) else "has damaged frames"
+            raise ImageRejected(
+                f"The {img.format or 'image'} file {damage}.", code="corrupt", detail=_detail(exc)
+            ) from None
         if frames > MAX_FRAMES:
             raise ImageRejected(
                 f"The image has more than {MAX_FRAMES:,} frames; the limit is {MAX_FRAMES:,}.", code="frames"
@@ -841,7 +895,9 @@ def probe(
     except ImageRejected:
         raise
     except Exception as exc:  # noqa: BLE001 - the contract is "ImageRejected only"
-        raise ImageRejected(f"The image header could not be read: {exc}", code="corrupt") from None
+        raise ImageRejected(
+            "The image header could not be read.", code="corrupt", detail=_detail(exc)
+        ) from None
     img.close()
     return info
 
@@ -1906,6 +1962,9 @@ def process(
     except (ImageRejected, ProcessingError):
         raise
     except Exception as exc:
-        raise ProcessingError(f"The image could not be decoded: {exc or type(exc).__name__}") from exc
+        damage = "is truncated" if _truncated(exc) else "has damaged pixel data"
+        raise ProcessingError(
+            f"The image could not be decoded: the {info.format} file {damage}.", detail=_detail(exc)
+        ) from exc
     finally:
         img.close()

@@ -306,9 +306,10 @@ def process(
     if kind == "memory":
         raise OutOfMemory(memory_limit_mb)
     if kind == "rejected":
-        message, code = payload
-        raise processing.ImageRejected(message, code=code)
-    raise processing.ProcessingError(payload)
+        message, code, detail = payload
+        raise processing.ImageRejected(message, code=code, detail=detail)
+    message, detail = payload
+    raise processing.ProcessingError(message, detail=detail)
 
 
 def _child(
@@ -338,9 +339,12 @@ def _child(
     except OutOfMemory:
         outcome = ("memory", None)
     except processing.ImageRejected as exc:
-        outcome = ("rejected", (exc.message, exc.code))
+        outcome = ("rejected", (exc.message, exc.code, exc.detail))
+    except processing.ProcessingError as exc:
+        outcome = ("error", (exc.message, exc.detail))
     except Exception as exc:  # noqa: BLE001 - anything else is the image failing, said in words
-        outcome = ("error", str(exc) or type(exc).__name__)
+        # Its own text names internals: the log has it, the reason does not.
+        outcome = ("error", ("The image could not be processed.", f"{type(exc).__name__}: {exc}"))
     del data
     try:
         sender.send(outcome)

@@ -234,6 +234,8 @@ def _image_checked(
     try:
         info = processing.probe(data, max_pixels=settings.IMAGE_MAX_PIXELS)
     except processing.ImageRejected as exc:
+        if exc.detail:
+            logger.info("upload of %r refused: %s", original_name, processing.logged(exc))
         raise ImageInvalid(str(exc), code=exc.code) from exc
     if received is not None and received.size == len(data):
         sha = received.sha256
@@ -514,7 +516,11 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             focal_point=focal_point,
             nice=settings.IMAGE_NICE,
         )
-    except (processing.ImageRejected, processing.ProcessingError, ValidationError) as exc:
+    except (processing.ImageRejected, processing.ProcessingError) as exc:
+        if exc.detail:  # the decoder's own words: for the log, not the reason staff see
+            logger.warning("image id=%s failed: %s", image.pk, processing.logged(exc))
+        return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
+    except ValidationError as exc:
         return image_mark_failed(image_id=image.pk, reason=str(exc), started=started)
     except sandbox.TimedOut as exc:
         reason = reason_too_slow(exc.seconds if limit is None else limit)
@@ -898,7 +904,9 @@ def image_recrop(*, image_id: int) -> Image | None:
             sandbox.Died,
         ) as exc:
             logger.warning(
-                "image id=%s: crops not remade: %s; the old ones stay until it is reprocessed", image_id, exc
+                "image id=%s: crops not remade: %s; the old ones stay until it is reprocessed",
+                image_id,
+                processing.logged(exc),
             )
             return _crops_given_up(image, used)
         keyed = _outputs_keyed(result)

@@ -1291,3 +1291,35 @@ def heic_primary_second(size: tuple[int, int] = (80, 60)) -> bytes:
     buffer = io.BytesIO()
     container.save(buffer, quality=95, primary_index=1)
     return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------
+# Fuzzed files
+
+
+def fuzzed(data: bytes, *, seed: str, flips: int = 6) -> list[tuple[str, bytes]]:
+    """``data`` cut short at a few points and with a few bits flipped in its
+    first 400 bytes (where the headers are), each variant named; the same
+    ``seed`` gives the same variants."""
+    rng = random.Random(seed)
+    size = len(data)
+    variants = [(f"cut-{cut}", data[:cut]) for cut in (12, 30, size // 4, size // 2, size - 10)]
+    for number in range(flips):
+        flipped = bytearray(data)
+        for _ in range(4):
+            flipped[rng.randrange(8, min(size, 400))] ^= 1 << rng.randrange(8)
+        variants.append((f"flip-{number}", bytes(flipped)))
+    return variants
+
+
+# Readers of every accepted format, each with its own words for damage.
+FUZZ_BASES: dict[str, Callable[[], bytes]] = {
+    "jpeg": lambda: jpeg(quadrants()),
+    "png": lambda: png(quadrants()),
+    "gif": lambda: gif_animated(3),
+    "webp": webp,
+    "tiff": lambda: oriented_tiff(1),
+    "bmp": bmp,
+    "heic": heic_rotated_p3,
+    "avif": avif_rotated_p3,
+}

@@ -353,7 +353,9 @@ def test_a_file_that_fails_to_decode_ends_failed_with_its_original_kept(
     assert response.status_code == 201  # the header passed: accepted, then processed
     image = Image.objects.get()
     assert image.status == Image.Status.FAILED
-    assert image.error.startswith("The image could not be decoded")
+    assert image.error == "The image could not be decoded: the JPEG file " + (
+        "is truncated." if build is corpus.truncated_jpeg else "has damaged pixel data."
+    )
     with image.file.storage.open(image.file.name, "rb") as kept:
         assert kept.read() == data  # the original is kept whole, for staff to see and reprocess
     assert image.renditions.count() == 0
@@ -361,6 +363,61 @@ def test_a_file_that_fails_to_decode_ends_failed_with_its_original_kept(
     detail = token_client.get(f"{URL}{image.pk}/").json()
     assert (detail["status"], detail["renditions"]) == ("failed", [])
     assert detail["error"] == image.error
+
+
+# What a reader's own words bring along: codecs, offsets, buffers, errno,
+# tracebacks, paths, chunk names, addresses.
+READER_WORDS = (
+    "codec",
+    "position",
+    "offset",
+    "buffer",
+    "unpack",
+    "Errno",
+    "Traceback",
+    "0x",
+    "b'",
+    "/",
+    "chunk",
+    "broken",
+    "not processed",
+    "Invalid input",
+    "Failed to",
+    "decoder",
+    "Missing",
+)
+
+
+@pytest.mark.parametrize("fmt", sorted(corpus.FUZZ_BASES))
+def test_a_damaged_file_is_refused_or_fails_with_a_fixed_reason_not_its_readers_words(
+    uploaded: Any, token_client: APIClient, fmt: str
+) -> None:
+    for variant, data in corpus.fuzzed(corpus.FUZZ_BASES[fmt](), seed=fmt):
+        response = uploaded(data, f"fuzzed.{fmt}")
+        if response.status_code == 400:
+            [said] = response.json()["file"]
+        else:
+            assert response.status_code == 201, (variant, response.content)
+            said = token_client.get(f"{URL}{response.json()['id']}/").json()["error"] or ""
+            assert said == (Image.objects.get(pk=response.json()["id"]).error or "")
+        assert not [words for words in READER_WORDS if words in said], (variant, said)
+
+
+def test_the_readers_words_for_a_refused_or_failed_file_go_to_the_log_with_its_name_or_id(
+    uploaded: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level("INFO", logger="uploads.services")
+    refused = uploaded(corpus.heic_rotated_p3()[:30], "cut.heic")
+    assert refused.json() == {"file": ["The HEIF file is truncated."]}
+    [logged] = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert logged.startswith("upload of 'cut.heic' refused: The HEIF file is truncated. (")
+
+    caplog.clear()
+    failed = uploaded(corpus.truncated_jpeg(), "cut.jpg")
+    image = Image.objects.get(pk=failed.json()["id"])
+    assert image.error == "The image could not be decoded: the JPEG file is truncated."
+    [logged] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert logged.startswith(f"image id={image.pk} failed: {image.error} (OSError: image file is truncated")
 
 
 def test_an_image_that_failed_after_a_good_run_lists_none_of_that_runs_renditions(

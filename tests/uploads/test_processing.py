@@ -1306,7 +1306,7 @@ def test_refusals_say_what_the_file_looked_like(name: str, words: str) -> None:
 @pytest.mark.parametrize(
     ("data", "start"),
     [
-        (corpus.png_bad_header_checksum, "The PNG file is damaged or uses a variant that cannot be read: "),
+        (corpus.png_bad_header_checksum, "The PNG file is damaged or uses a variant that cannot be read."),
         *(
             (functools.partial(corpus.tiff_unreadable, kind), "The TIFF file is damaged or uses a variant")
             for kind in ("lab", "cmyk", "scrgb", "grey16")
@@ -1322,6 +1322,15 @@ def test_a_file_of_an_accepted_format_that_cannot_be_read_is_not_called_another_
         assert caught.value.code == "corrupt"
         assert str(caught.value).startswith(start), caught.value
         assert "Unsupported" not in str(caught.value)
+
+
+def test_a_readers_own_words_are_kept_for_the_log_and_left_out_of_the_message() -> None:
+    with pytest.raises(ImageRejected) as caught:
+        probe(corpus.heic_rotated_p3()[:30], max_pixels=50_000_000)
+    assert (str(caught.value), caught.value.code) == ("The HEIF file is truncated.", "corrupt")
+    assert caught.value.detail
+    assert caught.value.detail not in str(caught.value)
+    assert processing.logged(caught.value) == f"The HEIF file is truncated. ({caught.value.detail})"
 
 
 def test_a_file_of_no_accepted_format_is_called_an_unsupported_type() -> None:
