@@ -64,7 +64,8 @@ class JSONParser(parsers.JSONParser):
                 raise ParseError(_TOO_DEEP) from exc
             raise ParseError(f"JSON parse error - {exc}") from exc
         except (UnicodeError, LookupError) as exc:
-            raise ParseError(f"JSON parse error - {exc}") from exc
+            # The codec's own words name bytes and offsets, not what to do.
+            raise ParseError(f"JSON parse error - the body is not text in its charset {encoding!r}.") from exc
         if depth_over(data, MAX_DEPTH):
             raise ParseError(_TOO_DEEP)
         if _LONG_DIGITS.search(raw):

@@ -144,6 +144,18 @@ def test_broken_json_gets_400(client: Client) -> None:
     assert "JSON parse error" in response.json()["detail"]
 
 
+@pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/"])
+def test_json_that_is_not_text_in_its_charset_gets_400_saying_so_not_in_the_codecs_words(
+    client: Client, url: str
+) -> None:
+    body = json.dumps({**REVIEW, "name": "Zoë"}, ensure_ascii=False).encode()
+    # generic(): the test client's post() would encode the body in the charset itself.
+    response = client.generic("POST", url, body, content_type="application/json; charset=ascii")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "JSON parse error - the body is not text in its charset 'ascii'."}
+    assert not Feedback.objects.exists()
+
+
 @pytest.mark.parametrize("url", ["/feedback/", "/api/v1/feedback/", "/fruits/"])
 def test_json_nested_past_the_limit_gets_400_not_a_crash(client: Client, url: str) -> None:
     # Deep enough for the standard library's decoder to run out of stack.
