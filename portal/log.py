@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 from typing import Any
@@ -83,12 +84,13 @@ class AdminEmailHandler(DjangoAdminEmailHandler):
             # Redis that is away answers each call its fallback: nothing
             # added, nothing found), when every error is mailed.
             if not shared.add(key, True, timeout=self.interval) and shared.get(key) is not None:
-                shared.add(f"{key}:held", 0, timeout=None)
-                shared.incr(f"{key}:held")
+                _count(shared, f"{key}:held")
                 return
             held = shared.get(f"{key}:held") or 0
             if held:
-                shared.delete(f"{key}:held")
+                # Taken off what was read, not deleted: an error another
+                # worker counts meanwhile stays counted for the next mail.
+                shared.decr(f"{key}:held", held)
         except Exception:  # noqa: BLE001, S110 - the mail matters more than its throttle
             pass
         every = f"{self.interval / 60:g} minutes" if self.interval >= 60 else f"{self.interval:g} seconds"
@@ -107,6 +109,18 @@ class AdminEmailHandler(DjangoAdminEmailHandler):
         return get_connection(
             backend=self.email_backend, fail_silently=True, deadline=mail.Deadline.for_a_run()
         )
+
+
+def _count(shared: Any, key: str) -> None:
+    """One more error held back under ``key``. Not counted if the cache
+    fails meanwhile: it is held back all the same, as mailed already."""
+    with contextlib.suppress(Exception):
+        if shared.add(key, 1, timeout=None):
+            return
+        try:
+            shared.incr(key)
+        except ValueError:  # gone since the add (cleared, culled): counted anew
+            shared.add(key, 1, timeout=None)
 
 
 def _error_key(record: logging.LogRecord) -> str:

@@ -11,16 +11,18 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from celery import current_app
 from django.core import mail
+from django.core.cache import caches
 from django.test import Client
 
 from catalog import selectors
+from portal.log import AdminEmailHandler, _error_key
 from tests.servers import free_port, trickling_smtp
 from uploads import dispatch
 
@@ -170,6 +172,72 @@ def test_every_error_is_mailed_while_the_shared_cache_is_away(
     mailed = _mailed_to_admins()
     assert len(mailed) == 3
     assert all("RuntimeError at /" in m.body for m in mailed)
+
+
+def _record() -> logging.LogRecord:
+    return logging.LogRecord("portal.test", logging.ERROR, __file__, 1, "the store failed", None, None)
+
+
+def _interleaved(monkeypatch: pytest.MonkeyPatch, method: str, held: str, then: Callable[[], None]) -> None:
+    """Runs ``then`` once, right after the shared cache's ``method`` has
+    answered for the key ``held``: another worker's turn in between."""
+    shared = caches["shared"]
+    original = getattr(shared, method)
+    pending = [then]
+
+    def interleaved(key: str, *args: Any, **kwargs: Any) -> Any:
+        answer = original(key, *args, **kwargs)
+        if key == held and pending:
+            pending.pop()()
+        return answer
+
+    monkeypatch.setattr(shared, method, interleaved)
+
+
+@pytest.mark.usefixtures("production")
+def test_an_error_counted_while_a_new_interval_reads_the_count_is_kept_for_the_next_mail(
+    shared_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = AdminEmailHandler(), AdminEmailHandler()
+    key = _error_key(_record())
+    caches["shared"].set(f"{key}:held", 3, timeout=None)  # held back in the interval before
+
+    # The first worker starts an interval and reads the 3; the second counts one more.
+    _interleaved(monkeypatch, "get", f"{key}:held", lambda: second.emit(_record()))
+    first.emit(_record())
+    monkeypatch.undo()
+
+    caches["shared"].delete(key)  # the interval is over
+    second.emit(_record())
+    [mailed, again] = _mailed_to_admins()
+    assert "It occurred 3 more time(s) since its last mail, not mailed." in mailed.body
+    assert "It occurred 1 more time(s) since its last mail, not mailed." in again.body
+
+
+@pytest.mark.usefixtures("production")
+def test_an_error_counted_while_a_new_interval_begins_is_not_mailed(
+    shared_cache: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = AdminEmailHandler(), AdminEmailHandler()
+    key = _error_key(_record())
+    caches["shared"].set(key, True, timeout=600)
+    caches["shared"].set(f"{key}:held", 3, timeout=None)
+
+    def interval_over_and_first_worker_mails() -> None:
+        caches["shared"].delete(key)
+        first.emit(_record())
+
+    # The second worker finds the interval running, and the first begins the next before it counts.
+    _interleaved(monkeypatch, "add", f"{key}:held", interval_over_and_first_worker_mails)
+    second.emit(_record())
+    monkeypatch.undo()
+
+    [mailed] = _mailed_to_admins()
+    assert "It occurred 3 more time(s) since its last mail, not mailed." in mailed.body
+    caches["shared"].delete(key)
+    first.emit(_record())
+    *_, again = _mailed_to_admins()
+    assert "It occurred 1 more time(s) since its last mail, not mailed." in again.body
 
 
 def test_nothing_is_mailed_while_debugging(settings: Any) -> None:
