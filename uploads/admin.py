@@ -202,15 +202,26 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
         )
 
 
-def _warn_if_crops_outdated(request: HttpRequest, image_id: int) -> None:
-    """Tell staff when the point they saved is not yet what the crops are
-    cut around (the store was away): saved all the same, cut by the sweep."""
+def _warn_if_crops_outdated(request: HttpRequest, image_id: int, *, recrop_owed: bool) -> None:
+    """Tell staff when the point they saved is not what the crops are cut
+    around: the store was away (saved all the same, cut by the sweep), or
+    the image's preset is no longer configured (nothing cuts them until the
+    image is reprocessed with a preset there is)."""
     image = Image.objects.filter(pk=image_id).first()
-    if image is not None and image.crops_outdated:
+    if image is None:
+        return
+    if image.crops_outdated:
         messages.warning(
             request,
             "The focal point was saved, but the cropped renditions could not be cut again now (the "
             "image store is unavailable); they are cut around it shortly.",
+        )
+    elif recrop_owed and image.preset not in settings.IMAGE_PRESETS:
+        messages.warning(
+            request,
+            "The focal point was saved, but the cropped renditions were not cut again: the image's "
+            f"preset {image.preset!r} is no longer configured; reprocess the image with a preset to "
+            "remake its crops.",
         )
 
 
@@ -301,9 +312,11 @@ class ImageAdmin(
         # Saved again unchanged, a point whose crops the store refused last
         # time has them cut now.
         if changed & set(FOCAL_FIELDS) or obj.crops_outdated:
-            services.image_set_focal_point(image=obj, focal_point=form.focal_point())
+            saved = services.image_set_focal_point(image=obj, focal_point=form.focal_point())
+            # Whether the service asked for the crops to be cut once the change commits.
+            owed = saved.crops_outdated
             # After the service's own recrop, which runs first once the change commits.
-            transaction.on_commit(lambda: _warn_if_crops_outdated(request, obj.pk))
+            transaction.on_commit(lambda: _warn_if_crops_outdated(request, obj.pk, recrop_owed=owed))
 
     def delete_model(self, request: HttpRequest, obj: Image) -> None:
         services.image_delete(image=obj)

@@ -1131,6 +1131,32 @@ def test_a_point_saved_on_an_image_whose_preset_is_gone_is_not_answered_as_cut_l
     assert thumb_keys(image) == before  # cut anew once reprocessed with a preset there is
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_saves_a_point_on_an_image_whose_preset_is_gone_and_says_the_crops_were_not_cut(
+    marked: Image, admin_client: Client, settings: Any
+) -> None:
+    url = f"/admin/uploads/image/{marked.pk}/change/"
+    form = {**change_form(admin_client, marked), "focal_x": "0.1", "focal_y": "0.8", "focal_radius": ""}
+    settings.IMAGE_PRESETS = {name: spec for name, spec in settings.IMAGE_PRESETS.items() if name != "web"}
+    before = thumb_keys(marked)
+    response = admin_client.post(url, form, follow=True)
+    assert response.status_code == 200
+    shown = [(m.level_tag, str(m)) for m in response.context["messages"]]
+    assert (
+        "warning",
+        "The focal point was saved, but the cropped renditions were not cut again: the image's preset "
+        "'web' is no longer configured; reprocess the image with a preset to remake its crops.",
+    ) in shown
+    assert "image store is unavailable" not in response.content.decode()
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert thumb_keys(image) == before
+
+    # Saved again unchanged, nothing is owed: the warning is not repeated.
+    again = admin_client.post(url, form, follow=True)
+    assert "no longer configured" not in again.content.decode()
+
+
 @pytest.mark.django_db
 def test_the_schema_tells_a_200_may_leave_the_old_crops(visitor: APIClient) -> None:
     # A point saved on an image whose crops are given up (original lost,
