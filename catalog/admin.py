@@ -579,9 +579,14 @@ class FeedbackAdmin(
         return self.has_view_permission(request)
 
     def _set_status(self, request: HttpRequest, queryset: QuerySet[Feedback], status: str) -> None:
-        changed = services.feedback_set_status(reviews=queryset, status=status)
-        label = Feedback.Status(status).label.lower()
-        self.message_user(request, f"{changed} review(s) {label}.", messages.SUCCESS)
+        label = Feedback.Status(status).label
+        changed = services.feedback_set_status(
+            reviews=queryset,
+            status=status,
+            user_id=request.user.pk,
+            change_message=f"{label} by bulk action",
+        )
+        self.message_user(request, f"{changed} review(s) {label.lower()}.", messages.SUCCESS)
 
     @admin.action(description="Publish selected reviews", permissions=["change"])
     def publish(self, request: HttpRequest, queryset: QuerySet[Feedback]) -> None:

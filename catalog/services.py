@@ -13,6 +13,7 @@ from typing import Any, Literal
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
@@ -279,18 +280,46 @@ def feedback_submit_once(
     return feedback_submit(title=title, name=name, date=date, text=text, source=source), True
 
 
-def feedback_set_status(*, reviews: QuerySet[Feedback], status: str) -> int:
-    """Publish or hide reviews in bulk; returns how many changed.
+# Reviews published or hidden per statement: their ids are values of the
+# UPDATE, well within the 999 that Django counts on SQLite taking.
+STATUS_BATCH = 500
 
-    The reviews stay a query, a subquery of the one UPDATE: as a list of ids,
-    a selection of every review was more values than SQLite takes in one
+
+@transaction.atomic
+def feedback_set_status(
+    *, reviews: QuerySet[Feedback], status: str, user_id: int | None = None, change_message: str = ""
+) -> int:
+    """Publish or hide reviews in bulk; returns how many changed. With
+    ``user_id``, each review changed gets an entry in its admin history
+    saying ``change_message``; one already so is left alone, without one.
+
+    The reviews are taken a batch at a time, in the order of their ids, each
+    batch locked, updated by its ids and logged: an UPDATE of the selection
+    as one subquery could not tell which rows it changed, and a selection of
+    every review as one list of ids was more values than SQLite takes in one
     statement ("too many SQL variables"), answered as an outage. An UPDATE
     leaves ``auto_now`` alone: each review changed is dated here, as a save
     would date it."""
     if status not in Feedback.Status.values:
         raise ValidationError({"status": f"Unknown status {status!r}."})
-    changed = Feedback.objects.filter(pk__in=reviews.values("pk")).exclude(status=status)
-    return changed.update(status=status, updated_at=timezone.now())
+    to_change = (
+        Feedback.objects.filter(pk__in=reviews.values("pk"))
+        .exclude(status=status)
+        .select_for_update()
+        .only("pk", "title")  # what the history names a review by
+        .order_by("pk")
+    )
+    now = timezone.now()
+    changed = 0
+    after = 0
+    while batch := list(to_change.filter(pk__gt=after)[:STATUS_BATCH]):
+        after = batch[-1].pk
+        changed += Feedback.objects.filter(pk__in=[review.pk for review in batch]).update(
+            status=status, updated_at=now
+        )
+        if user_id is not None:
+            LogEntry.objects.log_actions(user_id, batch, CHANGE, change_message)
+    return changed
 
 
 IMPORT_BATCH = 1000

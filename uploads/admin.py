@@ -518,7 +518,11 @@ class ImageAdmin(
             response.status_code = 400
             return response
         # Without the list's prefetched renditions: reprocessing reads none.
-        count = services.image_reprocess(images=list(queryset.prefetch_related(None)))
+        count = services.image_reprocess(
+            images=list(queryset.prefetch_related(None)),
+            user_id=request.user.pk,
+            change_message="Reprocessed by bulk action",
+        )
         self.message_user(request, f"{count} image(s) queued for processing.", messages.SUCCESS)
         return None
 

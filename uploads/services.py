@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.db import connection, transaction
@@ -751,29 +752,48 @@ def _log(image: Image, outcome: str, elapsed: int | None) -> None:
     )
 
 
-def image_reprocess(*, images: Iterable[Image], preset: str | None = None) -> int:
+def image_reprocess(
+    *,
+    images: Iterable[Image],
+    preset: str | None = None,
+    user_id: int | None = None,
+    change_message: str = "",
+) -> int:
     """Queue images for processing again (optionally with another preset),
     each with a fresh count of tries; processing starts once each commits.
-    An image deleted since the caller read it is passed over, not counted."""
+    An image deleted since the caller read it is passed over, not counted.
+
+    With ``user_id``, each image queued gets an entry in its admin history
+    saying ``change_message``, written together at the end (a few
+    statements, not one per image), those queued before a failure included.
+    Without it nothing is kept of the images queued: a command's run may
+    queue any number."""
     count = 0
-    for image in images:
-        with transaction.atomic():
-            # Locked, so that a deletion cannot come between the check and
-            # the write (which would find no row to update).
-            if not Image.objects.select_for_update().filter(pk=image.pk).exists():
-                continue
-            fields = ["status", "error", "interruptions", "holder", "updated_at"]
-            if preset:
-                preset_get(preset)
-                image.preset = preset
-                fields.append("preset")
-            image.status = Image.Status.PENDING
-            image.error = ""
-            image.interruptions = 0
-            image.holder = holders.mine()
-            image.save(update_fields=fields)
-            dispatch.process_after_commit(image_id=image.pk, force=True)
-        count += 1
+    queued: list[Image] = []
+    try:
+        for image in images:
+            with transaction.atomic():
+                # Locked, so that a deletion cannot come between the check and
+                # the write (which would find no row to update).
+                if not Image.objects.select_for_update().filter(pk=image.pk).exists():
+                    continue
+                fields = ["status", "error", "interruptions", "holder", "updated_at"]
+                if preset:
+                    preset_get(preset)
+                    image.preset = preset
+                    fields.append("preset")
+                image.status = Image.Status.PENDING
+                image.error = ""
+                image.interruptions = 0
+                image.holder = holders.mine()
+                image.save(update_fields=fields)
+                dispatch.process_after_commit(image_id=image.pk, force=True)
+            count += 1
+            if user_id is not None:
+                queued.append(image)
+    finally:
+        if user_id is not None and queued:
+            LogEntry.objects.log_actions(user_id, queued, CHANGE, change_message)
     return count
 
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from core import admin_delete
 from tests.factories import ImageFactory
 from uploads import admin as uploads_admin
+from uploads import services
 from uploads.admin import ImageAdmin
 from uploads.models import Image, Rendition
 
@@ -97,3 +101,37 @@ def test_more_images_than_are_reprocessed_at_a_time_are_refused_pointing_to_the_
     assert set(Image.objects.values_list("status", flat=True)) == {Image.Status.READY}
     one = {**selection, "_selected_action": [str(two_images[0].pk)]}
     assert admin_client.post("/admin/uploads/image/", one).status_code == 302
+
+
+def history(image: Image) -> list[tuple[str, int, str]]:
+    return [
+        (entry.user.username, entry.action_flag, entry.get_change_message())
+        for entry in LogEntry.objects.filter(object_id=str(image.pk))
+    ]
+
+
+def test_images_reprocessed_in_bulk_have_it_in_their_history_written_at_once(admin_client: Client) -> None:
+    images = [ImageFactory.create(size=(64, 48)) for _ in range(3)]
+    left = ImageFactory.create(size=(64, 48))
+    selection = {"action": "reprocess", "_selected_action": [str(image.pk) for image in images]}
+
+    with CaptureQueriesContext(connection) as queries:
+        assert admin_client.post("/admin/uploads/image/", selection).status_code == 302
+
+    for image in images:
+        assert history(image) == [("admin", CHANGE, "Reprocessed by bulk action")]
+    assert history(left) == []
+    logged = [q["sql"] for q in queries if q["sql"].startswith('INSERT INTO "django_admin_log"')]
+    assert len(logged) == 1
+
+
+def test_an_image_deleted_before_it_is_reprocessed_has_no_entry(admin_user: Any, commit: Any) -> None:
+    gone, kept = (ImageFactory.create(size=(64, 48)) for _ in range(2))
+    with commit():
+        Image.objects.filter(pk=gone.pk).delete()
+
+    count = services.image_reprocess(images=[gone, kept], user_id=admin_user.pk, change_message="Reprocessed")
+
+    assert count == 1
+    assert LogEntry.objects.filter(object_id=str(kept.pk), change_message="Reprocessed").exists()
+    assert not LogEntry.objects.filter(object_id=str(gone.pk)).exists()
