@@ -16,8 +16,9 @@ from typing import Any
 from django.contrib import admin, messages
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import admin as auth_admin
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.db import models
+from django.db.models import Q
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -151,19 +152,76 @@ class LabelledSplitDateTime(AdminSplitDateTime):
     template_name = "admin/widgets/split_datetime_labelled.html"
 
 
+def permissions_of(user: Any) -> models.QuerySet[Permission]:
+    """The permissions ``user`` holds, their own and their groups' (as
+    Django's ModelBackend reads them, superusers apart)."""
+    return Permission.objects.filter(Q(user=user) | Q(group__user=user))
+
+
+def groups_within(permissions: models.QuerySet[Permission]) -> models.QuerySet[Group]:
+    """The groups each of whose permissions is one of ``permissions``."""
+    return Group.objects.exclude(permissions__in=Permission.objects.exclude(pk__in=permissions.values("pk")))
+
+
+def _offer_only(field: Any, choices: models.QuerySet[Any], refusal: str) -> None:
+    """Restrict a form's many-to-many ``field`` to ``choices``: a forged
+    choice from outside them is refused, saying ``refusal``."""
+    field.queryset = choices
+    field.error_messages = {**field.error_messages, "invalid_choice": refusal}
+
+
+PERMISSION_REFUSED = (
+    "You may grant only permissions you hold yourself: %(value)s is not one of them, "
+    "nor one this already has."
+)
+GROUP_REFUSED = (
+    "You may add only groups each of whose permissions you hold yourself: %(value)s is not one of them, "
+    "nor one this user is already in."
+)
+
+
 @admin.register(User)
 class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
     """Staff who may edit users, but are no superusers, neither make anyone
     a superuser nor change, set the password of, or delete one: Django
     lets them, and so lets them log in as a superuser, as a token made for
-    one would let them act as one through the API."""
+    one would let them act as one through the API.
+
+    Nor do they grant more than they hold: a permission they do not hold, or
+    a group with one, is not offered (and refused if posted); a user keeps
+    the ones they already have. Their own permissions, groups and staff
+    status they cannot change at all, not even to what they hold."""
 
     # A user's last login and joining date: the only date and time a page edits.
     formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
-        return fields if request.user.is_superuser else (*fields, "is_superuser")
+        if request.user.is_superuser:
+            return fields
+        if obj is not None and obj.pk == request.user.pk:
+            return (*fields, "is_staff", "is_superuser", "groups", "user_permissions")
+        return (*fields, "is_superuser")
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.user.is_superuser:
+            return form
+        # The form's class is made for this request: its fields are its own.
+        fields = form.base_fields
+        held = permissions_of(request.user)
+        if "user_permissions" in fields:
+            offered = Q(pk__in=held.values("pk"))
+            if obj is not None:
+                offered |= Q(pk__in=obj.user_permissions.values("pk"))
+            choices = Permission.objects.filter(offered).select_related("content_type")
+            _offer_only(fields["user_permissions"], choices, PERMISSION_REFUSED)
+        if "groups" in fields:
+            offered = Q(pk__in=groups_within(held).values("pk"))
+            if obj is not None:
+                offered |= Q(pk__in=obj.groups.values("pk"))
+            _offer_only(fields["groups"], Group.objects.filter(offered), GROUP_REFUSED)
+        return form
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The password page asks this too.
@@ -180,4 +238,18 @@ class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
 
 @admin.register(Group)
 class GroupAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.GroupAdmin):
-    pass
+    """Staff who may edit groups, but are no superusers, give a group only
+    permissions they hold themselves, as on a user's page: a group of their
+    own would otherwise hand them any permission. A group keeps the ones it
+    already has."""
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, change=change, **kwargs)
+        if request.user.is_superuser or "permissions" not in form.base_fields:
+            return form
+        offered = Q(pk__in=permissions_of(request.user).values("pk"))
+        if obj is not None:
+            offered |= Q(pk__in=obj.permissions.values("pk"))
+        choices = Permission.objects.filter(offered).select_related("content_type")
+        _offer_only(form.base_fields["permissions"], choices, PERMISSION_REFUSED)
+        return form

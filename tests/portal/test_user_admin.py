@@ -1,6 +1,7 @@
-"""Users in the admin: staff who may edit users never take over a
-superuser's account, nor make anyone one, as tokens keep a superuser's
-access theirs (``test_token_admin``)."""
+"""Users and groups in the admin: staff who may edit users never take over
+a superuser's account, nor make anyone one, as tokens keep a superuser's
+access theirs (``test_token_admin``); nor do they grant, to others or to a
+group, more than they hold, nor change what they hold themselves."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Group, Permission
 
 from tests.factories import UserFactory, logged_in
 
@@ -47,6 +48,7 @@ def change_form(user: Any, **changed: Any) -> dict[str, Any]:
         "date_joined_0": user.date_joined.strftime("%Y-%m-%d"),
         "date_joined_1": user.date_joined.strftime("%H:%M:%S"),
         "user_permissions": [str(pk) for pk in user.user_permissions.values_list("pk", flat=True)],
+        "groups": [str(pk) for pk in user.groups.values_list("pk", flat=True)],
         **changed,
     }
     return {name: value for name, value in fields.items() if value not in ("", [])}
@@ -120,3 +122,210 @@ def test_a_superuser_edits_superusers_and_makes_others_superusers(boss: Any) -> 
     assert other.is_superuser
     assert boss.first_name == "Big"
     assert boss.check_password("n3w pass phrase!")
+
+
+# --- Granting no more than one holds ----------------------------------------
+
+
+def perm(codename: str) -> Permission:
+    return Permission.objects.get(codename=codename)
+
+
+@pytest.fixture
+def moderators() -> Group:
+    """A group of a permission the clerk holds."""
+    group = Group.objects.create(name="moderators")
+    group.permissions.set([perm("change_feedback")])
+    return group
+
+
+@pytest.fixture
+def owners() -> Group:
+    """A group of a permission the clerk holds and one they do not."""
+    group = Group.objects.create(name="owners")
+    group.permissions.set([perm("change_feedback"), perm("delete_product")])
+    return group
+
+
+@pytest.fixture
+def moderating_clerk(clerk: Any, moderators: Group) -> Any:
+    """The clerk, who may also moderate reviews (through a group)."""
+    clerk.groups.add(moderators)
+    return clerk
+
+
+def refusals(response: Any) -> dict[str, list[str]]:
+    assert response.status_code == 200, response.status_code
+    return dict(response.context["adminform"].form.errors)
+
+
+def test_staff_who_may_edit_users_are_offered_only_the_permissions_and_groups_they_hold(
+    moderating_clerk: Any, owners: Group, moderators: Group
+) -> None:
+    other: Any = UserFactory(username="other")
+    page = logged_in(moderating_clerk).get(f"{USERS}{other.pk}/change/")
+
+    fields = page.context["adminform"].form.fields
+    held = {"change_feedback", "view_user", "add_user", "change_user", "delete_user"}
+    assert {p.codename for p in fields["user_permissions"].queryset} == held
+    assert list(fields["groups"].queryset) == [moderators]
+
+
+def test_staff_who_may_edit_users_grant_what_they_hold(moderating_clerk: Any, moderators: Group) -> None:
+    other: Any = UserFactory(username="other")
+    granted = change_form(
+        other, user_permissions=[str(perm("change_feedback").pk)], groups=[str(moderators.pk)]
+    )
+
+    response = logged_in(moderating_clerk).post(f"{USERS}{other.pk}/change/", granted)
+
+    assert response.status_code == 302
+    assert other.has_perm("catalog.change_feedback")
+    assert list(other.groups.all()) == [moderators]
+
+
+@pytest.mark.parametrize(
+    ("field", "refusal"),
+    [
+        ("user_permissions", "You may grant only permissions you hold yourself"),
+        ("groups", "You may add only groups each of whose permissions you hold yourself"),
+    ],
+)
+def test_a_forged_grant_of_more_than_they_hold_is_refused_and_nothing_is_saved(
+    moderating_clerk: Any, owners: Group, field: str, refusal: str
+) -> None:
+    other: Any = UserFactory(username="other")
+    forged = {"user_permissions": [str(perm("delete_product").pk)], "groups": [str(owners.pk)]}[field]
+
+    response = logged_in(moderating_clerk).post(
+        f"{USERS}{other.pk}/change/", change_form(other, first_name="X", **{field: forged})
+    )
+
+    assert any(refusal in error for error in refusals(response)[field])
+    other = get_user_model().objects.get(pk=other.pk)
+    assert other.first_name != "X"
+    assert not other.has_perm("catalog.delete_product")
+    assert not other.groups.exists()
+
+
+def test_staff_who_may_edit_users_change_nothing_of_what_they_hold_themselves(
+    moderating_clerk: Any, moderators: Group, owners: Group
+) -> None:
+    client = logged_in(moderating_clerk)
+    url = f"{USERS}{moderating_clerk.pk}/change/"
+    page = client.get(url)
+    for field in ("is_staff", "is_superuser", "groups", "user_permissions"):
+        assert field not in page.context["adminform"].form.fields
+    held = set(moderating_clerk.user_permissions.all())
+    everything = [str(pk) for pk in Permission.objects.values_list("pk", flat=True)]
+
+    # Neither more (posted anyway) nor less: the boxes are not theirs to tick.
+    more = change_form(
+        moderating_clerk, is_superuser="on", groups=[str(owners.pk)], user_permissions=everything
+    )
+    less = change_form(moderating_clerk, is_staff="", groups=[], user_permissions=[], first_name="X")
+    for form in (more, less):
+        assert client.post(url, form).status_code == 302
+
+    me = get_user_model().objects.get(pk=moderating_clerk.pk)
+    assert me.first_name == "X"
+    assert (me.is_staff, me.is_superuser) == (True, False)
+    assert set(me.user_permissions.all()) == held
+    assert list(me.groups.all()) == [moderators]
+
+
+def test_a_user_keeps_the_permissions_and_groups_they_had_that_the_staff_editing_them_lacks(
+    moderating_clerk: Any, owners: Group
+) -> None:
+    other: Any = UserFactory(username="other")
+    other.user_permissions.add(perm("delete_product"))
+    other.groups.add(owners)
+
+    response = logged_in(moderating_clerk).post(
+        f"{USERS}{other.pk}/change/", change_form(other, first_name="X")
+    )
+
+    assert response.status_code == 302
+    other = get_user_model().objects.get(pk=other.pk)
+    assert other.first_name == "X"
+    assert list(other.user_permissions.all()) == [perm("delete_product")]
+    assert list(other.groups.all()) == [owners]
+
+
+def test_a_superuser_grants_any_permission_and_group_to_anyone_themselves_included(
+    boss: Any, owners: Group
+) -> None:
+    other: Any = UserFactory(username="other")
+    client = logged_in(boss)
+    everything = [str(pk) for pk in Permission.objects.values_list("pk", flat=True)]
+
+    for user in (other, boss):
+        granted = change_form(user, user_permissions=everything, groups=[str(owners.pk)])
+        assert client.post(f"{USERS}{user.pk}/change/", granted).status_code == 302
+
+    for user in (other, boss):
+        assert user.user_permissions.count() == len(everything)
+        assert list(user.groups.all()) == [owners]
+
+
+GROUPS = "/admin/auth/group/"
+
+
+@pytest.fixture
+def group_clerk(moderators: Group) -> Any:
+    """A staff member who may edit groups and moderate reviews, in one of the groups."""
+    user = UserFactory(username="group-clerk", is_staff=True)
+    user.user_permissions.set(
+        Permission.objects.filter(content_type__app_label="auth", codename__endswith="_group")
+    )
+    user.groups.add(moderators)
+    return user
+
+
+def group_form(group: Group, permissions: list[Permission]) -> dict[str, Any]:
+    return {"name": group.name, "permissions": [str(p.pk) for p in permissions]}
+
+
+def test_staff_who_may_edit_groups_give_a_group_only_permissions_they_hold(
+    group_clerk: Any, moderators: Group
+) -> None:
+    client = logged_in(group_clerk)
+    url = f"{GROUPS}{moderators.pk}/change/"
+    offered = client.get(url).context["adminform"].form.fields["permissions"].queryset
+    assert perm("delete_product") not in offered
+
+    forged = client.post(url, group_form(moderators, [perm("change_feedback"), perm("delete_product")]))
+    assert any(
+        "You may grant only permissions you hold yourself" in e for e in refusals(forged)["permissions"]
+    )
+    assert list(moderators.permissions.all()) == [perm("change_feedback")]
+    assert not get_user_model().objects.get(pk=group_clerk.pk).has_perm("catalog.delete_product")
+
+    made = client.post(f"{GROUPS}add/", group_form(Group(name="new"), [perm("delete_product")]))
+    assert "You may grant only permissions you hold yourself" in str(refusals(made)["permissions"])
+    assert not Group.objects.filter(name="new").exists()
+
+    allowed = client.post(url, group_form(moderators, [perm("change_feedback"), perm("view_group")]))
+    assert allowed.status_code == 302
+    assert set(moderators.permissions.all()) == {perm("change_feedback"), perm("view_group")}
+
+
+def test_a_group_keeps_the_permissions_it_had_that_the_staff_editing_it_lacks(
+    group_clerk: Any, owners: Group
+) -> None:
+    url = f"{GROUPS}{owners.pk}/change/"
+    kept = [perm("change_feedback"), perm("delete_product")]
+
+    response = logged_in(group_clerk).post(url, {**group_form(owners, kept), "name": "proprietors"})
+
+    assert response.status_code == 302
+    owners.refresh_from_db()
+    assert owners.name == "proprietors"
+    assert set(owners.permissions.all()) == set(kept)
+
+
+def test_a_superuser_gives_a_group_any_permission(boss: Any, moderators: Group) -> None:
+    url = f"{GROUPS}{moderators.pk}/change/"
+    response = logged_in(boss).post(url, group_form(moderators, [perm("delete_product")]))
+    assert response.status_code == 302
+    assert list(moderators.permissions.all()) == [perm("delete_product")]
