@@ -185,7 +185,8 @@ class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
     """Staff who may edit users, but are no superusers, neither make anyone
     a superuser nor change, set the password of, or delete one: Django
     lets them, and so lets them log in as a superuser, as a token made for
-    one would let them act as one through the API.
+    one would let them act as one through the API. Nor do they any of that
+    to a user holding a permission they do not hold.
 
     Nor do they grant more than they hold: a permission they do not hold, or
     a group with one, is not offered (and refused if posted); a user keeps
@@ -233,7 +234,14 @@ class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
 
     @staticmethod
     def _may_touch(request: HttpRequest, obj: Any) -> bool:
-        return obj is None or not obj.is_superuser or request.user.is_superuser
+        """A superuser is the extreme case: whoever could set the password
+        of a user holding a permission they lack (or their address, where a
+        reset goes) could log in as them and use it."""
+        if obj is None or request.user.is_superuser:
+            return True
+        if obj.is_superuser:
+            return False
+        return not permissions_of(obj).exclude(pk__in=permissions_of(request.user).values("pk")).exists()
 
 
 @admin.register(Group)
