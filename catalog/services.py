@@ -26,6 +26,7 @@ from django.utils.text import normalize_newlines
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product
 from core import dropfolder, locks, mail, validation
+from core.quoting import quoted
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -904,11 +905,27 @@ def supplier_import(
             summary.images_existing += not created
         if progress:
             progress(1)
+    # By stem, the description that gives its product: ``001.txt`` and
+    # ``001.TXT`` (or ``café.txt`` in both Unicode forms) are two files but
+    # one product, which the second replaced unseen, each run again.
+    described_by: dict[str, str] = {}
     for path in descriptions:
         if path.suffix.lower() != ".txt":
             summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
             continue
         stem = file_stem(path.name)
+        first = described_by.setdefault(stem, path.name)
+        if first != path.name:
+            summary.products.rejected.append(
+                (
+                    f"descriptions/{path.name}",
+                    f"its product (stem {quoted(stem)}) is described by descriptions/{first} already: "
+                    "a delivery describes each product once",
+                )
+            )
+            if progress:
+                progress(1)
+            continue
         # Without a photo, the name the course's scripts give it (``001.jpeg``).
         file_name, photo = images.get(stem, (photo_names.get(stem, f"{path.stem}.jpeg"), None))
         try:

@@ -491,6 +491,32 @@ def test_one_photo_delivered_under_two_names_shows_on_both_products(delivery: Pa
     assert kiwi.image == apple.image
 
 
+def test_a_second_description_of_one_stem_is_rejected_not_taken_over_the_first(tmp_path: Path) -> None:
+    """``001.txt`` and ``001.TXT`` (or ``café.txt`` in both Unicode forms)
+    are two files on Linux but describe one product: the second replaced
+    the first unseen, and each run flipped the product between the two."""
+    (tmp_path / "descriptions").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "descriptions" / "001.TXT").write_text("Pear\n200 lbs\nGreen.\n")
+    (tmp_path / "descriptions" / "001.txt").write_text("Apple\n100 lbs\nRed.\n")
+    (tmp_path / "descriptions" / "002.txt").write_text("Plum\n50 lbs\nPurple.\n")
+    (tmp_path / "images" / "001.jpg").write_bytes(corpus.photo_jpeg(90, 60))
+
+    out, err = run("import_supplier", str(tmp_path), "--no-email")
+
+    assert out.startswith("2 products created, 0 updated, 0 unchanged, 1 rejected;")
+    assert (
+        "rejected descriptions/001.txt: its product (stem '001') is described by "
+        "descriptions/001.TXT already: a delivery describes each product once" in err
+    )
+    assert dict(Product.objects.values_list("name", "weight")) == {"Pear": 200, "Plum": 50}
+    assert Product.objects.get(name="Pear").image is not None
+
+    out, _ = run("import_supplier", str(tmp_path), "--no-email")
+
+    assert out.startswith("0 products created, 0 updated, 2 unchanged, 1 rejected;")
+
+
 def test_a_photo_links_to_its_description_whichever_unicode_form_their_names_are_in(tmp_path: Path) -> None:
     # A Mac writes "é" in a file name as "e" and a combining accent (NFD);
     # most other systems, and a typed name, as one character (NFC).
