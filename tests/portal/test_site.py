@@ -5,6 +5,7 @@ import mimetypes
 import os
 import re
 import socket
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -348,6 +349,43 @@ def test_ensure_admin_never_prints_a_password_it_did_not_set(default_admin: Path
     assert "password '" not in text
     assert get_user_model().objects.get(username="admin").check_password("chosen-by-hand-77")
     assert not default_admin.exists()
+
+
+def test_ensure_admin_keeps_the_password_it_generates_private_from_the_first_byte(
+    default_admin: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Written with the umask's mode, then made private, the file was
+    readable by every local user until the chmod, and for good when the run
+    stopped between (here: a chmod that never comes)."""
+    default_admin.write_text("")  # left empty by an earlier run: a password is generated into it
+    default_admin.chmod(0o644)
+    monkeypatch.setattr(Path, "chmod", lambda self, mode, **kwargs: None)
+    umask = os.umask(0o022)
+    try:
+        text = ensure_admin()
+    finally:
+        os.umask(umask)
+    assert stat.S_IMODE(default_admin.stat().st_mode) == 0o600
+    assert f"password {default_admin.read_text()!r}" in text
+
+
+def test_ensure_admin_that_cannot_keep_its_password_says_so_in_one_line_and_makes_no_account(
+    settings: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PORTAL_ADMIN_USERNAME", raising=False)
+    monkeypatch.delenv("PORTAL_ADMIN_PASSWORD", raising=False)
+    settings.VAR_DIR = tmp_path / "var"
+    settings.VAR_DIR.write_text("a file where the folder goes")
+    with pytest.raises(CommandError) as refused:
+        ensure_admin()
+    assert refused.value.returncode == 1
+    assert str(refused.value).startswith(
+        f"Cannot keep the admin's password in {settings.VAR_DIR / 'admin_password'}: "
+    )
+    assert str(refused.value).endswith(
+        "; nothing was changed. Set PORTAL_ADMIN_PASSWORD, or PORTAL_VAR_DIR to a folder it can write to."
+    )
+    assert not get_user_model().objects.filter(username="admin").exists()
 
 
 def test_ensure_admin_makes_an_existing_plain_user_an_admin(default_admin: Path) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +40,18 @@ def _port(value: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port from 1 to 65535; it is {value!r}")
     return port
+
+
+def _keep(path: Path, password: str) -> None:
+    """Write the generated password to ``path``, readable by this user
+    alone from its first byte: written with the umask's mode, then made
+    private, it was readable by every local user until then, and for good
+    when the run stopped between."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fd, 0o600)  # a file there already (left empty) keeps its mode otherwise
+        fh.write(password)
 
 
 class Command(PortalCommand):
@@ -92,9 +105,13 @@ class Command(PortalCommand):
             return
         if not password:
             password = secrets.token_urlsafe(12)
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            kept.write_text(password)
-            kept.chmod(0o600)
+            try:
+                _keep(kept, password)
+            except OSError as exc:  # a file where the folder goes, a read-only disk
+                raise CommandError(
+                    f"Cannot keep the admin's password in {kept}: {exc.strerror or exc}; nothing was "
+                    "changed. Set PORTAL_ADMIN_PASSWORD, or PORTAL_VAR_DIR to a folder it can write to."
+                ) from exc
         # The validators judge it against the account it is for (a password
         # like the user name is refused); a generated one passes them.
         try:
