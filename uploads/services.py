@@ -304,10 +304,12 @@ def image_import(*, data: bytes, original_name: str, preset: str | None = None) 
     """Upload unless the same bytes were already imported with the same preset.
 
     Returns (image, created); re-running an import therefore changes nothing.
+    A demo image of the same bytes is not one imported: ``seed_demo --remove``
+    would take it away (as ``image_upload_once`` never holds one either).
     """
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     sha = hashlib.sha256(data).hexdigest()
-    imported = Image.objects.filter(sha256=sha, preset=preset_name).order_by("pk")
+    imported = Image.objects.filter(sha256=sha, preset=preset_name, is_demo=False).order_by("pk")
     existing = imported.first()
     if existing is None:
         image, data, key = _image_checked(file=data, original_name=original_name, preset=preset_name)

@@ -202,6 +202,37 @@ def test_seed_demo_remove_keeps_the_photo_of_a_demo_person_made_real(
     assert not Image.objects.filter(is_demo=True).exists()
 
 
+def test_a_demo_photo_imported_as_a_real_one_is_a_real_image_that_the_removal_keeps(
+    seeded: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A photo of the demo dropped into a folder (downloaded from the admin,
+    say) was counted "already there": the import took the demo image for
+    it, which ``seed_demo --remove`` then deleted."""
+    demo_photo = Image.objects.filter(is_demo=True).order_by("pk").first()
+    assert demo_photo is not None
+    with demo_photo.file.open("rb") as fh:
+        data = fh.read()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image, created = upload_services.image_import(
+            data=data, original_name="mine.jpg", preset=demo_photo.preset
+        )
+    assert created
+    assert (image.pk != demo_photo.pk, image.is_demo) == (True, False)
+    # Run again, it finds its own image, not the demo's.
+    assert upload_services.image_import(data=data, original_name="mine.jpg", preset=demo_photo.preset) == (
+        image,
+        False,
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--remove", stdout=io.StringIO())
+
+    image.refresh_from_db()
+    assert image.file.storage.exists(image.file.name)
+    assert not Image.objects.filter(pk=demo_photo.pk).exists()
+
+
 def thumb_key(image: Image) -> str:
     return image.renditions.get(name="thumb", format="jpeg").storage_key
 
