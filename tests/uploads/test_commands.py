@@ -245,6 +245,39 @@ def test_import_images_twice_changes_nothing(icon_delivery: Path, run: Any) -> N
     assert Image.objects.count() == 2
 
 
+@pytest.mark.parametrize("export", [False, True])
+def test_an_image_deleted_while_the_import_runs_is_named_not_a_traceback(
+    tmp_path: Path, run: Any, monkeypatch: pytest.MonkeyPatch, export: bool
+) -> None:
+    """Staff deleting in the admin a photo the import has just stored: the
+    run read it back for its outcome and stopped on a traceback, the other
+    images imported and untold."""
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.jpg").write_bytes(corpus.photo_jpeg(90, 60))
+    (folder / "b.jpg").write_bytes(corpus.photo_jpeg(60, 90))
+    imported = services.image_import
+
+    def deleted_once_stored(**kwargs: Any) -> tuple[Image, bool]:
+        image, created = imported(**kwargs)
+        if kwargs["original_name"] == "a.jpg":
+            Image.objects.filter(pk=image.pk).delete()
+        return image, created
+
+    monkeypatch.setattr(services, "image_import", deleted_once_stored)
+    args = ["--export", str(tmp_path / "out")] if export else []
+
+    out, err = run("import_images", str(folder), *args)
+
+    assert out.startswith("2 images imported, 0 already there, 0 files skipped, 1 deleted meanwhile")
+    assert "deleted a.jpg: the image was deleted while the import ran; the next run imports it again" in err
+    assert list(Image.objects.values_list("original_name", "status")) == [("b.jpg", "ready")]
+    if export:
+        exported = [p.name for p in (tmp_path / "out").iterdir()]
+        assert exported
+        assert all(name.startswith("b-") for name in exported)
+
+
 def test_an_image_import_is_logged_in_one_line(
     run: Any, icon_delivery: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -142,16 +142,24 @@ class Command(PortalCommand):
                 "the others are processed by the next sweep.",
                 returncode=130,
             ) from None
-        failed = unexported = 0
+        failed = unexported = deleted = 0
         written: dict[str, str] = {}  # folded name (_folded): the name written
         exported: dict[int, str] = {}  # image id: the file it was exported for
         for name, image in images:
+            processed: Image | None
             if export:
                 # Export needs the files now, not when a worker gets to them.
-                processed = services.image_process(image_id=image.pk) or image
+                processed = services.image_process(image_id=image.pk)
             elif here:
-                processed = Image.objects.get(pk=image.pk)
+                processed = Image.objects.filter(pk=image.pk).first()
             else:
+                continue
+            if processed is None:
+                # Deleted (from the admin, say) since this run stored it.
+                deleted += 1
+                self.stderr.write(
+                    f"deleted {name}: the image was deleted while the import ran; the next run imports it again"
+                )
                 continue
             if processed.status == Image.Status.FAILED:
                 failed += 1
@@ -194,6 +202,7 @@ class Command(PortalCommand):
         summary = (
             f"{created} images imported, {existing} already there, {len(skipped)} files skipped"
             + (f", {len(rejected)} rejected" if rejected else "")
+            + (f", {deleted} deleted meanwhile" if deleted else "")
             + (f", {failed} failed" if failed else "")
             + (f", {unexported} renditions not exported" if unexported else "")
             + (f", {_unqueued.left_pending(unqueued)}" if unqueued else "")
