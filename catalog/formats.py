@@ -349,11 +349,11 @@ def parse_description(raw: bytes) -> DescriptionRecord:
         raise FormatError(f"expected at least 2 lines (name, weight), found {len(lines)}")
     if not lines[0]:
         raise FormatError("line 1 (the product name) is blank")
-    return DescriptionRecord(
-        name=lines[0],
-        weight=parse_weight(lines[1]),
-        description="\n".join(lines[2:]).strip(),
-    )
+    try:
+        weight = parse_weight(lines[1])
+    except FormatError as exc:
+        raise FormatError(f"line 2: {exc}") from exc
+    return DescriptionRecord(name=lines[0], weight=weight, description="\n".join(lines[2:]).strip())
 
 
 # --- People -------------------------------------------------------------------

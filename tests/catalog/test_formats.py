@@ -100,6 +100,25 @@ def test_a_supplier_description_reads_name_weight_and_text() -> None:
 
 
 @pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"Apple\nheavy\nRed.", "line 2: weight must be a whole number of lbs, got 'heavy'"),
+        (b"Apple\n0 lbs\nRed.", "line 2: weight must be at least 1 lb"),
+        (b"Apple\n3000000000 lbs\n", "line 2: weight must be at most 2,147,483,647 lbs"),
+        (
+            b"Apple\n1,000 lbs",
+            "line 2: weight must be a whole number of lbs without separators, got '1,000 lbs'",
+        ),
+    ],
+)
+def test_a_description_s_weight_refused_names_its_line(raw: bytes, reason: str) -> None:
+    # As a review's date refused names line 3, and a blank name line 1.
+    with pytest.raises(formats.FormatError) as refused:
+        formats.parse_description(raw)
+    assert str(refused.value) == reason
+
+
+@pytest.mark.parametrize(
     ("value", "weight"),
     [
         (500, 500),

@@ -120,7 +120,7 @@ def test_a_supplier_delivery_becomes_linked_products_and_a_mailed_report(deliver
         "0 failed, 2 files skipped."
     )
     assert "skipped images/LICENSE" in err
-    assert "rejected descriptions/011.txt: weight must be a whole number" in err
+    assert "rejected descriptions/011.txt: line 2: weight must be a whole number" in err
     apple = Product.objects.select_related("image").get(name="Apple")
     assert (apple.weight, apple.image_name) == (500, "001.tiff")
     assert apple.image is not None
@@ -867,8 +867,8 @@ def test_a_weight_past_the_most_a_product_holds_is_a_rejected_description(delive
     (delivery / "descriptions" / "012.txt").write_text(f"Pear\n{'9' * 5000} lbs\nHeavy.\n")
     (delivery / "descriptions" / "013.txt").write_text("Quince\n2147483648 lbs\nHeavy.\n")
     _, err = run("import_supplier", str(delivery), "--no-email")
-    assert "rejected descriptions/012.txt: weight must be at most 2,147,483,647 lbs" in err
-    assert "rejected descriptions/013.txt: weight must be at most 2,147,483,647 lbs" in err
+    assert "rejected descriptions/012.txt: line 2: weight must be at most 2,147,483,647 lbs" in err
+    assert "rejected descriptions/013.txt: line 2: weight must be at most 2,147,483,647 lbs" in err
     assert not Product.objects.filter(name__in=["Pear", "Quince"]).exists()
     assert Product.objects.filter(name="Lemon’s best").exists()
 
