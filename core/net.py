@@ -16,21 +16,43 @@ def client_ip(request: HttpRequest) -> str:
     each appends the address it received the request from, so the client is
     the entry that the outermost trusted proxy wrote. Entries to its left were
     sent by the client itself and are ignored. With no trusted proxy (the
-    default) the header is ignored and the peer address is the client.
+    default) the header is ignored and the peer address is the client. An
+    entry that is no address leaves the peer address (the proxy's) to count
+    by.
     """
     remote = request.META.get("REMOTE_ADDR") or "unknown"
+    entry = _trusted_entry(request)
+    return remote if entry is None else (_address(entry) or remote)
+
+
+def _trusted_entry(request: HttpRequest) -> str | None:
+    """The ``X-Forwarded-For`` entry the outermost trusted proxy wrote ("" if
+    the header holds none); None with no trusted proxy or no header."""
     count = settings.TRUSTED_PROXY_COUNT
     forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
     if count <= 0 or not forwarded:
-        return remote
+        return None
     hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-    if not hops:
-        return remote
-    candidate = hops[-min(count, len(hops))]
+    return hops[-min(count, len(hops))] if hops else ""
+
+
+def _address(entry: str) -> str | None:
+    """The address an ``X-Forwarded-For`` entry gives, None if it gives
+    none. Some proxies write the client's port after it
+    (``203.0.113.5:4711``, ``[2001:db8::5]:4711``)."""
+    host = entry
+    if entry.startswith("["):
+        inside, bracket, port = entry[1:].partition("]")
+        if bracket and (not port or (port[:1] == ":" and port[1:].isdigit())):
+            host = inside
+    elif entry.count(":") == 1:
+        before, _, port = entry.partition(":")
+        if port.isdigit():
+            host = before
     try:
-        return str(ipaddress.ip_address(candidate))
+        return str(ipaddress.ip_address(host))
     except ValueError:
-        return remote
+        return None
 
 
 def address_block(address: str) -> str:
@@ -88,7 +110,13 @@ def client_in_networks(request: HttpRequest, networks: Iterable[str]) -> bool:
     in front of gunicorn on the same host or network and
     PORTAL_TRUSTED_PROXY_COUNT left at 0, every client on the internet
     would have the proxy's address, and with it the grant. Throttles and
-    lockouts still count such requests by the peer address (``client_ip``)."""
+    lockouts still count such requests by the peer address (``client_ip``).
+    Nor for one whose trusted proxy wrote no address for the client."""
     if through_untrusted_proxy(request):
+        return False
+    entry = _trusted_entry(request)
+    if entry is not None and _address(entry) is None:
+        # The client is unknown, not the proxy: the peer address is the
+        # proxy's, often on loopback or the private network.
         return False
     return ip_in_networks(client_ip(request), networks)

@@ -234,6 +234,40 @@ def test_behind_a_proxy_not_counted_as_trusted_loopback_grants_no_metrics(settin
     )
 
 
+@pytest.mark.parametrize("count", [1, 2])
+@pytest.mark.parametrize("entry", ["unknown", "_hidden", "203.0.113.5:4711", "[2001:db8::5]:4711", ""])
+def test_a_trusted_proxys_entry_that_is_no_address_grants_nothing_by_the_proxys_address(
+    client: Client, settings: Any, count: int, entry: str
+) -> None:
+    """nginx on the same host as gunicorn, counted as trusted: the client is
+    the entry it wrote. One that is no address (a proxy writing "unknown",
+    an obfuscated name, or the address with its port) does not make the
+    client the proxy, on loopback, with the metrics and the course's
+    writes granted to it."""
+    settings.TRUSTED_PROXY_COUNT = count
+    # With two, the inner proxy wrote the outer one's address after it.
+    hops = [entry, "10.0.0.3"] if count == 2 else [entry]
+    # "" stands for a header of no entry at all.
+    through = {"REMOTE_ADDR": "127.0.0.1", "HTTP_X_FORWARDED_FOR": ", ".join(hops) if entry else ","}
+
+    metrics = client.get("/metrics", **through)
+    fruit = client.post("/fruits/", {"name": "Quince"}, content_type="application/json", **through)
+
+    assert metrics.status_code == 403
+    assert b"django_http" not in metrics.content
+    assert fruit.status_code == 401, fruit.content
+
+
+def test_a_trusted_proxys_entry_with_its_port_is_the_clients_address(settings: Any) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    factory = RequestFactory()
+    for entry, address in [("203.0.113.5:4711", "203.0.113.5"), ("[2001:db8::5]:4711", "2001:db8::5")]:
+        request = factory.get("/", REMOTE_ADDR="127.0.0.1", HTTP_X_FORWARDED_FOR=entry)
+        assert client_ip(request) == address
+    inside = client_ip(factory.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="127.0.0.1:4711"))
+    assert inside == "127.0.0.1"
+
+
 def test_no_shared_cache_keeps_the_metrics_or_their_refusal(settings: Any) -> None:
     """Whether /metrics answers depends on who asks (their network, their
     token): a proxy cache that kept the answer to a scrape from inside would
