@@ -296,9 +296,14 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
 
     def _tag(self, rows: Any, related: Any, *extra: Any) -> str:
         request = self.request
+        # A list's query picks its rows and its links; a row's address
+        # answers the row whatever its query (filter_queryset), so the query
+        # is no part of its tag: else a change sent with the tag of the row
+        # read with a cache buster on its address would be refused as stale.
+        uri = request.build_absolute_uri(request.path if self.detail else None)
         return etag_for(
             REPRESENTATION_VERSION,
-            request.build_absolute_uri(),
+            uri,
             getattr(request, "accepted_media_type", ""),
             _media_base(),
             list(self.read_variant()),
