@@ -150,12 +150,14 @@ class _Env(environ.Env):
         every upload (left pending, a traceback each in the log), the worker
         failed to start, and the broker check failed, each in kombu's words
         naming no variable (``Port could not be cast to integer value``);
-        one without its scheme went to a RabbitMQ, kombu's default."""
-        if not self.str(var, default=""):
+        one without its scheme went to a RabbitMQ, kombu's default. Each is
+        given without the spaces around it, as it is checked: kombu keeps
+        them, and reads " redis://b:6379/0" as Redis on localhost with the
+        database "b:6379/0"."""
+        if not self.str(var, default="").strip():
             return ""
         self._url(var, "", self._broker_url_read, "transport", "redis://host:6379/0")
-        value: str = self.str(var)
-        return value
+        return ";".join(url.strip() for url in self.str(var).split(";"))
 
     @staticmethod
     def _broker_url_read(value: str) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Connection
+from kombu.utils.url import parse_url
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = ROOT / "portal" / "settings.py"
@@ -579,6 +581,26 @@ def test_the_originals_folder_relative_is_read_from_beside_manage_py(
 def test_a_broker_url_kombu_reads_is_taken_as_it_is(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
     loaded = load_settings(monkeypatch, {"CELERY_BROKER_URL": url})
     assert (loaded["CELERY_BROKER_URL"], loaded["BROKER_CONFIGURED"]) == (url, True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://redis-1:6379/0; redis://redis-2:6379/0",
+        " redis://redis-1:6379/0 ;\tredis://redis-2:6379/0 ",
+    ],
+)
+def test_broker_urls_with_spaces_around_them_are_each_read_as_checked(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    """Each URL is checked without the spaces around it; kombu keeps them,
+    and reads " redis://redis-2:6379/0" as Redis on localhost with the
+    database "redis-2:6379/0": the failover would have failed."""
+    loaded = load_settings(monkeypatch, {"CELERY_BROKER_URL": url})
+    connection = Connection(loaded["CELERY_BROKER_URL"])
+    read = [(parse_url(alt)["hostname"], parse_url(alt)["virtual_host"]) for alt in connection.alt]
+    assert read == [("redis-1", "0"), ("redis-2", "0")]
+    assert connection.hostname == "redis-1"
 
 
 def test_no_broker_url_runs_the_tasks_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
