@@ -871,11 +871,13 @@ def _recrop_after_commit(image_id: int) -> None:
     transaction.on_commit(lambda: storage.after_writing(recrop))
 
 
-def image_recrop(*, image_id: int) -> Image | None:
+def image_recrop(*, image_id: int, run_started: float | None = None) -> Image | None:
     """Cut the cropped renditions of a ready image again around its focal
     point in force (set, or estimated when it was processed) and record that
     point as the crops'; the width ladder is left alone. Decoding runs under
-    the same ceiling and time limit as processing; should it fail, the old
+    the same ceiling and time limit as processing, counted from
+    ``run_started`` (``time.monotonic()``) for a run that did other work
+    first (a sweep's round), as a worker's limits count; should it fail, the old
     crops stay, the reason is logged and the point is recorded all the same:
     what decoding refuses once it refuses again, and the sweep is not to
     decode it every round (reprocessing the image cuts them). Storage errors
@@ -907,13 +909,17 @@ def image_recrop(*, image_id: int) -> Image | None:
                 "image id=%s: crops not remade: its original %s is missing", image_id, image.file.name
             )
             return _crops_given_up(image, used)
+        limit = _decoding_time_limit()
+        if run_started is not None:
+            # What is left of it: a worker's limits count from the start of the run.
+            limit = max(limit - (time.monotonic() - run_started), 0.001)
         try:
             result = sandbox.process(
                 data,
                 preset,
                 max_pixels=settings.IMAGE_MAX_PIXELS,
                 memory_limit_mb=settings.IMAGE_MEMORY_LIMIT_MB,
-                time_limit=_decoding_time_limit(),
+                time_limit=limit,
                 focal_point=used,
                 crops_only=True,
                 nice=settings.IMAGE_NICE,
@@ -1013,7 +1019,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
         if time.monotonic() - started >= _sweep_budget():
             break
         try:
-            recropped = image_recrop(image_id=image.pk)
+            recropped = image_recrop(image_id=image.pk, run_started=started)
         except storage.UNAVAILABLE as exc:
             logger.warning("crops of images left for the next sweep, %s: %s", _away(exc), exc)
             break

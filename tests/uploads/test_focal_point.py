@@ -959,10 +959,10 @@ def test_a_sweep_round_starts_no_recrop_once_its_time_budget_is_spent(
     real = services.image_recrop
     started: list[int] = []
 
-    def taking_20_seconds(*, image_id: int) -> Image | None:
+    def taking_20_seconds(*, image_id: int, **kwargs: Any) -> Image | None:
         started.append(image_id)
         clock.now += 20
-        return real(image_id=image_id)
+        return real(image_id=image_id, **kwargs)
 
     monkeypatch.setattr(services, "time", clock)
     monkeypatch.setattr(services, "image_recrop", taking_20_seconds)
@@ -1055,6 +1055,33 @@ def test_with_no_soft_time_limit_a_recrop_is_bounded_by_the_hard_one(
     with commit():
         services.image_set_focal_point(image=marked, focal_point=FocalPoint(*MARKER_AT))
     assert limits == [165]
+
+
+@pytest.mark.django_db
+def test_with_no_soft_time_limit_a_sweeps_recrop_is_stopped_before_the_hard_limit_of_the_run(
+    marked: Image, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hard limit counts from the start of the sweep's run: a recrop
+    started 40 s into it may decode for what is left short of the margin,
+    not for the whole 165 s, which would take the run past the hard limit
+    and the pool process down with it."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    settings.CELERY_TASK_TIME_LIMIT = 180  # a budget of 45 s a round
+    ImageFactory.create(file=marked_png())
+    Image.objects.update(focal_x=MARKER_AT[0], focal_y=MARKER_AT[1])
+    clock = Clock()
+    limits: list[float] = []
+    real = sandbox.process
+
+    def taking_40_seconds(*args: Any, **kwargs: Any) -> Any:
+        limits.append(kwargs["time_limit"])
+        clock.now += 40
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(services, "time", clock)
+    monkeypatch.setattr(sandbox, "process", taking_40_seconds)
+    assert services.image_sweep_moved_crops() == 2
+    assert limits == [165, 125]
 
 
 @pytest.mark.django_db
