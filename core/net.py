@@ -75,11 +75,17 @@ def address_block(address: str) -> str:
 
 
 def ip_in_networks(address: str, networks: Iterable[str]) -> bool:
+    """Whether ``address`` is in one of ``networks``. An IPv4 address written
+    as IPv6 (``::ffff:127.0.0.1``, as a socket open to both gives an IPv4
+    client) is in the IPv4 networks too, as ``address_block`` reads it."""
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(ip in ipaddress.ip_network(net, strict=False) for net in networks)
+    forms = [ip]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        forms.append(ip.ipv4_mapped)
+    return any(form in ipaddress.ip_network(net, strict=False) for net in networks for form in forms)
 
 
 # Headers a proxy adds on the way to gunicorn (docs/deploy.md, "Behind a proxy").

@@ -268,6 +268,18 @@ def test_a_trusted_proxys_entry_with_its_port_is_the_clients_address(settings: A
     assert inside == "127.0.0.1"
 
 
+def test_an_ipv4_address_written_as_ipv6_is_in_the_ipv4_networks(client: Client, settings: Any) -> None:
+    """A server or proxy listening on both IPv6 and IPv4 on one socket
+    (gunicorn bound to [::], HAProxy's v4v6) gives an IPv4 client as
+    ::ffff:127.0.0.1: the scrape from the machine itself is the loopback."""
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:203.0.113.5").status_code == 403
+    settings.TRUSTED_PROXY_COUNT = 1
+    office = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "::ffff:192.168.1.20"}
+    written = client.post("/fruits/", {"name": "Quince"}, content_type="application/json", **office)
+    assert written.status_code != 401, written.content
+
+
 def test_no_shared_cache_keeps_the_metrics_or_their_refusal(settings: Any) -> None:
     """Whether /metrics answers depends on who asks (their network, their
     token): a proxy cache that kept the answer to a scrape from inside would
