@@ -25,7 +25,7 @@ from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMi
 from core.errors import error_response
 from core.limits import accepts_files
 from core.validation import validate_no_direction_controls
-from uploads import ondemand, processing, selectors, services
+from uploads import ondemand, processing, selectors, services, storage
 from uploads.api import original_response
 from uploads.models import ATTENTION_ORDER, Image, Rendition, attention_order
 from uploads.ondemand import is_on_demand
@@ -202,14 +202,25 @@ class RenditionInline(admin.TabularInline[Rendition, Image]):
         )
 
 
-def _warn_if_crops_outdated(request: HttpRequest, image_id: int, *, recrop_owed: bool) -> None:
+def _crop_rows(image: Image) -> set[int]:
+    """The ids of ``image``'s cropped renditions: a recrop replaces them."""
+    preset = services.presets().get(image.preset)
+    names = preset.crop_names if preset else ()
+    return set(image.renditions.filter(name__in=names).values_list("pk", flat=True)) if names else set()
+
+
+def _warn_if_crops_outdated(
+    request: HttpRequest, image_id: int, *, recrop_owed: bool, crops_before: set[int]
+) -> None:
     """Tell staff when the point they saved is not what the crops are cut
     around: the store was away (saved all the same, cut by the sweep), or
-    the image's preset is no longer configured (nothing cuts them until the
-    image is reprocessed with a preset there is)."""
+    the recrop was given up, the old crops kept (nothing cuts them until the
+    image is reprocessed): its preset is no longer configured, its original
+    is missing from the store, or decoding it again was refused."""
     image = Image.objects.filter(pk=image_id).first()
     if image is None:
         return
+    not_cut = "The focal point was saved, but the cropped renditions were not cut again"
     if image.crops_outdated:
         messages.warning(
             request,
@@ -219,10 +230,22 @@ def _warn_if_crops_outdated(request: HttpRequest, image_id: int, *, recrop_owed:
     elif recrop_owed and image.preset not in settings.IMAGE_PRESETS:
         messages.warning(
             request,
-            "The focal point was saved, but the cropped renditions were not cut again: the image's "
-            f"preset {image.preset!r} is no longer configured; reprocess the image with a preset to "
-            "remake its crops.",
+            f"{not_cut}: the image's preset {image.preset!r} is no longer configured; reprocess the "
+            "image with a preset to remake its crops.",
         )
+    elif recrop_owed and crops_before and crops_before <= _crop_rows(image):
+        if _original_lost(image):
+            why = "its original is missing from the image store; upload the image again"
+        else:
+            why = "the image could not be decoded again (the log says why); reprocess it"
+        messages.warning(request, f"{not_cut}: {why} to remake its crops.")
+
+
+def _original_lost(image: Image) -> bool:
+    try:
+        return not image.file.name or not image.file.storage.exists(image.file.name)
+    except storage.UNAVAILABLE:  # away now: what was lost is not known
+        return False
 
 
 def _editor_rendition(image: Image, cropped: tuple[str, ...]) -> Rendition | None:
@@ -312,11 +335,14 @@ class ImageAdmin(
         # Saved again unchanged, a point whose crops the store refused last
         # time has them cut now.
         if changed & set(FOCAL_FIELDS) or obj.crops_outdated:
+            crops = _crop_rows(obj)
             saved = services.image_set_focal_point(image=obj, focal_point=form.focal_point())
             # Whether the service asked for the crops to be cut once the change commits.
             owed = saved.crops_outdated
             # After the service's own recrop, which runs first once the change commits.
-            transaction.on_commit(lambda: _warn_if_crops_outdated(request, obj.pk, recrop_owed=owed))
+            transaction.on_commit(
+                lambda: _warn_if_crops_outdated(request, obj.pk, recrop_owed=owed, crops_before=crops)
+            )
 
     def delete_model(self, request: HttpRequest, obj: Image) -> None:
         services.image_delete(image=obj)

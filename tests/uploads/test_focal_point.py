@@ -1184,6 +1184,53 @@ def test_the_admin_saves_a_point_on_an_image_whose_preset_is_gone_and_says_the_c
     assert "no longer configured" not in again.content.decode()
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("cause", ["original lost", "decoding refused"])
+def test_the_admin_says_the_crops_were_not_cut_when_they_are_given_up(
+    marked: Image, admin_client: Client, monkeypatch: pytest.MonkeyPatch, cause: str
+) -> None:
+    """Given up as for a preset no longer configured, the crops stay around
+    the old point: "changed successfully" alone would read as done."""
+    url = f"/admin/uploads/image/{marked.pk}/change/"
+    form = {**change_form(admin_client, marked), "focal_x": "0.1", "focal_y": "0.8", "focal_radius": ""}
+    if cause == "original lost":
+        marked.file.storage.delete(marked.file.name)
+        said = "its original is missing from the image store"
+    else:
+
+        def too_slow(*args: Any, **kwargs: Any) -> Any:
+            raise sandbox.TimedOut(120)
+
+        monkeypatch.setattr(sandbox, "process", too_slow)
+        said = "could not be decoded again"
+    before = thumb_keys(marked)
+
+    response = admin_client.post(url, form, follow=True)
+
+    assert response.status_code == 200
+    [(level, shown)] = [
+        (m.level_tag, str(m)) for m in response.context["messages"] if m.level_tag != "success"
+    ]
+    assert level == "warning"
+    assert shown.startswith("The focal point was saved, but the cropped renditions were not cut again")
+    assert said in shown
+    assert "image store is unavailable" not in shown
+    image = Image.objects.get(pk=marked.pk)
+    assert image.focal_point == FocalPoint(*MARKER_AT)
+    assert thumb_keys(image) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_admin_says_nothing_more_when_the_crops_are_cut(marked: Image, admin_client: Client) -> None:
+    url = f"/admin/uploads/image/{marked.pk}/change/"
+    form = {**change_form(admin_client, marked), "focal_x": "0.1", "focal_y": "0.8", "focal_radius": ""}
+
+    response = admin_client.post(url, form, follow=True)
+
+    assert [m.level_tag for m in response.context["messages"]] == ["success"]
+    assert shows_the_marker(Image.objects.get(pk=marked.pk))
+
+
 @pytest.mark.django_db
 def test_the_schema_tells_a_200_may_leave_the_old_crops(visitor: APIClient) -> None:
     # A point saved on an image whose crops are given up (original lost,
