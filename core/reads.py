@@ -383,10 +383,11 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         tags = parse_etags(header)
         if "*" in tags:
             return
-        if len(tags) != sum(1 for member in header.split(",") if member.strip()):
+        if not tags or len(tags) != sum(1 for member in header.split(",") if member.strip()):
             # A tag without its quotes (copied from a body, or unquoted by a
-            # client) names no ETag: a 412 saying the row changed would have
-            # the client read it again and send it so again, for ever.
+            # client), or none at all (an empty header, a tag the client
+            # never kept), names no ETag: a 412 saying the row changed would
+            # have the client read it again and send it so again, for ever.
             raise exceptions.ParseError(_IF_MATCH_FORM)
         current = self._current_tag(pk)
         if current is None or current not in tags:
