@@ -275,6 +275,7 @@ class LabUploadView(LabView):
     write_permissions = ("uploads.add_image",)
     parser_classes = [MultiPartParser, FormParser]
     file_actions = frozenset({"post"})
+    file_fields = frozenset({"file"})
 
     serializer_class = LabUploadSerializer
 

@@ -1,7 +1,8 @@
 """How large a request body may be, decided before it is read.
 
 Views that take files say so with ``accepts_files`` (function views) or a
-``file_actions`` class attribute (DRF views: the actions that take a file).
+``file_actions`` class attribute (DRF views: the actions that take a file,
+and ``file_fields`` the fields they take it in).
 Every other view gets ``MAX_BODY_BYTES``. The limit is checked from
 ``Content-Length`` before anything parses the body, and again while file
 parts stream in, so a body that lies about its length is cut off too.
@@ -64,6 +65,12 @@ def accepts_files(view: V | None = None, *, max_files: int = 1) -> Any:
         return func
 
     return mark(view) if view is not None else mark
+
+
+def upload_file_fields(view_func: Callable[..., Any]) -> frozenset[str]:
+    """The fields a DRF view takes its files in (its ``file_fields``)."""
+    cls = getattr(view_func, "cls", None)
+    return frozenset(getattr(cls, "file_fields", ()))
 
 
 def upload_files_allowed(view_func: Callable[..., Any], method: str) -> int:

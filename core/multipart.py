@@ -68,15 +68,28 @@ class NotText(ValueError):
     not text in the charset it is read in: ``field`` is the field the 400
     names (None: the form's)."""
 
-    def __init__(self, field: str | None, message: str) -> None:
+    def __init__(self, field: str | None, message: str, *, of_value: bool = False) -> None:
         self.field = field
         self.message = message
+        # The field's value is refused (not its name, nor a file's name).
+        self.of_value = of_value
         super().__init__(message if field is None else f"{field}: {message}")
 
     @classmethod
     def value(cls, field: str, encoding: str) -> NotText:
         name = encoding.upper()
-        return cls(field, f"Not {name} text; send the text as {name}.")
+        return cls(field, f"Not {name} text; send the text as {name}.", of_value=True)
+
+    def as_file(self) -> NotText:
+        """The refusal of a value sent in a field that takes a file: a part
+        with no file name (``curl -F "file=<photo.jpg"``, ``filename=""``) is
+        read as a text field, and a photo's bytes are no text. The way out is
+        a file name, not UTF-8."""
+        return NotText(
+            self.field,
+            "This part has no file name, so it was read as text, and it is not text. "
+            'Send the file as a file, with its name (filename="photo.jpg").',
+        )
 
     @classmethod
     def field_name(cls, shown: str, encoding: str, why: str | None = None, how: str | None = None) -> NotText:

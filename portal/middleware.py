@@ -252,6 +252,8 @@ class BodyLimitMiddleware:
             except limits.RequestTooLarge as exc:
                 return self._too_large(request, exc)
             except multipart.NotText as exc:
+                if exc.of_value and exc.field in limits.upload_file_fields(view_func):
+                    exc = exc.as_file()
                 # Refused as the API's parser refuses it: DRF reuses this parse.
                 return field_error_response(request, exc.field, exc.message)
         return None

@@ -372,6 +372,7 @@ class ImageViewSet(
     # JSON for the focal point (an object); uploads are multipart.
     parser_classes = [MultiPartParser, FormParser, JSONParser]
     file_actions = frozenset({"create"})
+    file_fields = frozenset({"file"})
     # ``?format=`` filters by the image's format here, as on its url action;
     # the response's format is chosen by the Accept header alone.
     content_negotiation_class = ondemand_api.ImageFormatNegotiation

@@ -401,3 +401,26 @@ def test_a_name_sent_rfc_2231_encoded_without_its_escapes_is_refused_quoting_it(
     assert response.status_code == 400, response.content
     assert response.json() == said
     assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(("url", "as_staff"), [("/upload/", False), ("/api/v1/images/", True)])
+@pytest.mark.parametrize("file_name", [None, ""], ids=["no-filename", "empty-filename"])
+def test_a_photo_sent_as_a_text_field_is_told_to_go_as_a_file_not_as_utf8_text(
+    client: Client, token_client: APIClient, url: str, as_staff: bool, file_name: str | None
+) -> None:
+    """``curl -F "file=<photo.jpg"``, or a part with ``filename=""``: Django
+    reads a part with no file name as a text field, and a photo's bytes are
+    no text; the way out is a file name, not UTF-8."""
+    name = "" if file_name is None else f'; filename="{file_name}"'
+    body = (
+        f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"{name}\r\n'
+        "Content-Type: image/jpeg\r\n\r\n".encode()
+        + corpus.jpeg()
+        + f"\r\n--{BOUNDARY}--\r\n".encode()
+    )
+    response = post(token_client if as_staff else client, url, body)
+    assert response.status_code == 400
+    [message] = response.json()["file"]
+    assert "file name" in message, message
+    assert "send the text as UTF-8" not in message
+    assert Image.objects.count() == 0
