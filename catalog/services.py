@@ -245,6 +245,60 @@ def feedback_submit(
     return feedback
 
 
+# A review the public form sends again within this many seconds (a second
+# click on "Send" while the first is on its way) is the one it sent first.
+FORM_RESENT_SECONDS = 600
+
+
+@transaction.atomic
+def feedback_submit_from_form(
+    *,
+    title: str,
+    name: str,
+    date: dt.date | None = None,
+    text: str,
+    rating: int | None = None,
+    product: Product | None = None,
+) -> tuple[Feedback, bool]:
+    """``feedback_submit`` from the public form, unless the form sent the same
+    review (as imports match it, of the same product and rating) in the last
+    ``FORM_RESENT_SECONDS``: then that one, unchanged (one a moderator hid
+    is no match). Returns (review, created). A double click on "Send" posts
+    one review."""
+    date = date or timezone.localdate()
+    wanted = Feedback(
+        title=title.strip(), name=name.strip(), date=date, text=normalize_newlines(text.strip())
+    )
+    fingerprint = wanted.compute_fingerprint()
+    # Both clicks at once: the second waits here, then finds the first.
+    locks.hold(f"catalog.feedback:{fingerprint}")
+    held = (
+        Feedback.objects.filter(
+            fingerprint=fingerprint,
+            product=product,
+            rating=rating,
+            source=Feedback.Source.WEB,
+            is_demo=False,
+            created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
+        )
+        .exclude(status=Feedback.Status.HIDDEN)
+        .order_by("pk")
+        .first()
+    )
+    if held is not None:
+        return held, False
+    review = feedback_submit(
+        title=title,
+        name=name,
+        date=date,
+        text=text,
+        rating=rating,
+        product=product,
+        source=Feedback.Source.WEB,
+    )
+    return review, True
+
+
 # Held by a batch of a review import, shared by each post of a review.
 FEEDBACK_IMPORT_LOCK = "catalog.feedback-import"
 

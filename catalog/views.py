@@ -190,14 +190,14 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         logger.info("review dropped: honeypot field filled")
         return _review_held(request, data.get("product"))
     try:
-        review = services.feedback_submit(
+        # Sent again by a second click: the review the first one posted.
+        review, _ = services.feedback_submit_from_form(
             title=data["title"],
             name=data["name"],
             date=data["date"],
             text=data["text"],
             rating=data.get("rating"),
             product=data.get("product"),
-            source=Feedback.Source.WEB,
         )
     except ValidationError as exc:
         if "product" in getattr(exc, "error_dict", {}):  # deleted since the form checked it

@@ -299,3 +299,43 @@ def test_the_review_form_reads_a_date_as_every_path_does(
     else:
         assert response.status_code == 302, response.content.decode()[:2000]
         assert Feedback.objects.get().date == day
+
+
+@pytest.mark.parametrize("moderated", [False, True], ids=["published", "moderated"])
+def test_a_review_sent_twice_by_a_second_click_is_posted_once(
+    client: Client, settings: Any, moderated: bool
+) -> None:
+    """A second click on "Send" while the first is on its way sends the form
+    again: the visitor lands where the first put them, and one review is kept."""
+    settings.FEEDBACK_MODERATION = moderated
+    product = ProductFactory()
+    sent = {**FORM, "product": str(product.pk)}
+    first = client.post(reverse("catalog:review-submit"), sent)
+    again = client.post(reverse("catalog:review-submit"), sent)
+    assert first.status_code == again.status_code == 302
+    assert again["Location"] == first["Location"]
+    assert Feedback.objects.count() == 1
+
+
+def test_the_same_words_are_a_review_of_their_own_for_another_product_rating_or_later(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    product = ProductFactory()
+    client.post(reverse("catalog:review-submit"), FORM)
+    client.post(reverse("catalog:review-submit"), {**FORM, "product": str(product.pk)})
+    client.post(reverse("catalog:review-submit"), {**FORM, "rating": "5"})
+    assert Feedback.objects.count() == 3
+    later = timezone.now() + dt.timedelta(seconds=services.FORM_RESENT_SECONDS + 1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    client.post(reverse("catalog:review-submit"), FORM)
+    assert Feedback.objects.count() == 4
+
+
+def test_a_review_hidden_by_a_moderator_is_not_the_one_a_form_sent_again_lands_on(client: Client) -> None:
+    client.post(reverse("catalog:review-submit"), FORM)
+    Feedback.objects.update(status=Feedback.Status.HIDDEN)
+    client.post(reverse("catalog:review-submit"), FORM)
+    assert list(Feedback.objects.values_list("status", flat=True).order_by("pk")) == [
+        Feedback.Status.HIDDEN,
+        Feedback.Status.PUBLISHED,
+    ]

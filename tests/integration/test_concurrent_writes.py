@@ -267,15 +267,16 @@ def test_products_posted_or_changed_at_once_to_one_stem_leave_one_product_with_i
 # --- Reviews of a product being deleted ---------------------------------------------
 
 
-def review_form_post(portal: Fleet, product: int, title: str) -> Callable[[], requests.Response]:
-    """The public review form, as a browser sends it."""
+def review_form_post(portal: Fleet, product: int, title: str, name: str) -> Callable[[], requests.Response]:
+    """The public review form, as a browser sends it (each by another
+    ``name``: the same review sent again is the one posted first)."""
     session = requests.Session()
     session.get(f"{portal.web_url}/reviews/new/?product={product}", timeout=60)
     form = {
         "csrfmiddlewaretoken": session.cookies["csrftoken"],
         "product": str(product),
         "title": title,
-        "name": "Bo",
+        "name": name,
         "text": "Sweet and fresh.",
         "rating": "5",
     }
@@ -295,7 +296,9 @@ def test_reviews_posted_while_their_product_is_deleted_are_kept_or_refused_namin
         ).json()
         body = {"title": title, "name": "Bo", "text": "Good fruit.", "rating": 5, "product": product["id"]}
         api_post = lambda: requests.post(f"{portal.web_url}/api/v1/feedback/", json=body, timeout=60)  # noqa: B023, E731 - run in this round
-        calls = [api_post] * 10 + [review_form_post(portal, product["id"], title) for _ in range(5)]
+        calls = [api_post] * 10 + [
+            review_form_post(portal, product["id"], title, f"Bo {n}") for n in range(5)
+        ]
         calls.append(lambda: portal.api("DELETE", f"/api/v1/products/{product['id']}/"))  # noqa: B023 - run in this round
 
         *reviews, deleted = at_once(calls)
