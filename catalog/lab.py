@@ -107,15 +107,24 @@ class LabWriteAllowed(permissions.BasePermission):
             return True
         if client_in_networks(request, settings.LAB_WRITE_NETWORKS):
             return True
-        if request.user.is_authenticated and request.user.has_perms(perms):
+        user = request.user
+        if user.is_authenticated and user.has_perms(perms):
             return True
         # The setting is named, not its networks: where the suppliers' scripts
         # run is for the operator to know, not for whoever is refused.
-        self.message = (
-            f"Without credentials, {request.path} takes writes only from the networks set in "
-            f"PORTAL_LAB_WRITE_NETWORKS; from elsewhere send a token whose user has the permissions "
-            f"{', '.join(perms)}."
-        )
+        if user.is_authenticated:
+            lacking = [perm for perm in perms if not user.has_perm(perm)]
+            self.message = (
+                f"From outside the networks set in PORTAL_LAB_WRITE_NETWORKS, {request.path} takes "
+                f"writes from a token whose user has the permissions {', '.join(perms)}; this token's "
+                f"user {user.get_username()!r} lacks {', '.join(lacking)}."
+            )
+        else:
+            self.message = (
+                f"Without credentials, {request.path} takes writes only from the networks set in "
+                f"PORTAL_LAB_WRITE_NETWORKS; from elsewhere send a token whose user has the permissions "
+                f"{', '.join(perms)}."
+            )
         if through_untrusted_proxy(request):
             self.message += f" {UNTRUSTED_PROXY}."
         return False

@@ -11,12 +11,15 @@ from typing import Any
 import jsonschema
 import jsonschema_rs
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from rest_framework.authtoken.models import Token
 
 from catalog import formats, services
 from catalog.models import Feedback, Product
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
+from tests.factories import UserFactory
 from tests.uploads import corpus
 from uploads.models import Image
 
@@ -469,6 +472,25 @@ def test_a_refused_anonymous_write_names_the_setting_but_not_the_networks_it_hol
         assert "PORTAL_LAB_WRITE_NETWORKS" in detail
         assert "198.51.100.7" not in detail
         assert "10.20.30.0" not in detail
+
+
+def test_from_outside_a_token_without_the_permissions_is_told_which_its_user_lacks(client: Client) -> None:
+    user = UserFactory(username="reader")
+    user.user_permissions.set(Permission.objects.filter(codename="add_product"))
+    token = Token.objects.create(user=user)
+    refused = client.post(
+        "/fruits/",
+        FRUIT,
+        content_type="application/json",
+        REMOTE_ADDR=OUTSIDE,
+        HTTP_AUTHORIZATION=f"Token {token.key}",
+    )
+    assert refused.status_code == 403  # credentials sent, and taken
+    detail = refused.json()["detail"]
+    assert not detail.startswith("Without credentials"), detail
+    # The one it lacks, not the one it has.
+    assert detail.endswith("user 'reader' lacks catalog.change_product."), detail
+    assert not Product.objects.exists()
 
 
 def test_from_outside_a_token_with_the_permissions_may_write(token_client: Any, commit: Any) -> None:
