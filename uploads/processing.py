@@ -1164,6 +1164,16 @@ def estimate_focal_point(img: Image.Image) -> FocalPoint:
 def _to_basic_mode(img: Image.Image) -> Image.Image:
     """Bring any decoded mode to L, LA, RGB, RGBA or CMYK (8 bits per channel)."""
     mode = img.mode
+    signed = _signed_sample_bits(img)
+    if signed == 8 and mode == "L":
+        # Pillow reads signed bytes as they are stored: -1 as 255, so the
+        # darkest half came out brightest. Flipping the top bit puts
+        # -128..127 at 0..255 in order.
+        return img.point(lambda v: v ^ 0x80)
+    if signed == 16 and mode == "I":
+        # Read signed: -32768..32767 spans black to white, 0 mid grey, by
+        # its top byte as unsigned 16-bit samples are.
+        return img.point(lambda v: v * (1 / 256) + 128).convert("L")
     if mode in ("L", "LA", "RGB", "RGBA", "CMYK"):
         if mode in ("L", "RGB") and img.has_transparency_data:
             return img.convert("LA" if mode == "L" else "RGBA")
@@ -1194,6 +1204,22 @@ def _to_basic_mode(img: Image.Image) -> Image.Image:
     if mode in ("La", "RGBa"):
         return img.convert(mode.upper())
     return img.convert("RGBA" if "A" in mode else "RGB")
+
+
+def _signed_sample_bits(img: Image.Image) -> int | None:
+    """The bits per sample of a TIFF whose samples are signed integers of 8
+    or 16 bits (SampleFormat 2; Pillow reads them as grey only). Signed
+    32-bit samples are what Pillow writes for any of its own "I" pictures,
+    whose samples run from 0 up: they stay read as other 32-bit ones."""
+    if not isinstance(img, TiffImagePlugin.TiffImageFile):
+        return None
+    sample_format = img.tag_v2.get(TiffImagePlugin.SAMPLEFORMAT, (1,))
+    bits = img.tag_v2.get(TiffImagePlugin.BITSPERSAMPLE, (1,))
+    if not (isinstance(sample_format, tuple) and isinstance(bits, tuple) and sample_format and bits):
+        return None
+    if set(sample_format) != {2} or not isinstance(bits[0], int) or bits[0] not in (8, 16):
+        return None
+    return bits[0]
 
 
 # An IEEE 754 single's exponent bits: all set, the value is an infinity or NaN.

@@ -672,6 +672,17 @@ def tiff_float_columns(samples: Sequence[float], *, stated: tuple[float, float] 
     return _save(Image.fromarray(rows), "TIFF", tiffinfo=tags)
 
 
+def tiff_integer_columns(samples: Sequence[int], *, bits: Literal[8, 16], signed: bool) -> bytes:
+    """An integer grey TIFF of 16 px wide columns, one per sample, left to
+    right; ``signed`` written as SampleFormat 2, as scientific and medical
+    tools store samples around 0."""
+    dtype = {8: np.int8 if signed else np.uint8, 16: np.dtype("<i2" if signed else "<u2")}[bits]
+    rows = np.repeat(np.array([samples], dtype=dtype), 16, axis=1).repeat(16, axis=0)
+    mode = "L" if bits == 8 else "I;16"
+    img = Image.frombytes(mode, (rows.shape[1], rows.shape[0]), rows.tobytes())
+    return _save(img, "TIFF", tiffinfo={339: 2} if signed else {})
+
+
 def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
     """Many tiny frames; the first one is red so tests can tell it apart."""
     palette = [255, 0, 0] + [v for i in range(1, 256) for v in (0, i, 255 - i)]

@@ -818,6 +818,25 @@ def test_nan_and_infinities_are_found_in_every_part_of_a_tall_float_picture(
     assert [output.getpixel((x, 152)) for x in range(8, 64, 16)] == [0, 255, 0, 255]
 
 
+def test_a_signed_8_bit_tiff_spans_black_at_its_lowest_to_white_at_its_highest() -> None:
+    # Stored as bytes, -1 is 255: read as unsigned the darkest samples came
+    # out brightest.
+    data = corpus.tiff_integer_columns([-128, -64, -1, 0, 63, 127], bits=8, signed=True)
+    assert grey_columns(data) == [0, 64, 127, 128, 191, 255]
+
+
+def test_a_signed_16_bit_tiff_spans_black_at_its_lowest_to_white_at_its_highest() -> None:
+    data = corpus.tiff_integer_columns([-32768, -16384, -1, 0, 16384, 32767], bits=16, signed=True)
+    assert grey_columns(data) == [0, 64, 127, 128, 192, 255]
+
+
+def test_unsigned_integer_tiffs_keep_their_top_byte() -> None:
+    data = corpus.tiff_integer_columns([0, 64, 127, 128, 255], bits=8, signed=False)
+    assert grey_columns(data) == [0, 64, 127, 128, 255]
+    data = corpus.tiff_integer_columns([0, 16384, 32767, 32768, 65535], bits=16, signed=False)
+    assert grey_columns(data) == [0, 64, 127, 128, 255]
+
+
 @pytest.mark.parametrize(
     "name",
     [
