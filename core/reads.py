@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
@@ -211,12 +212,28 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
         return dict(sorted(responses.items()))
 
 
-def _media_base() -> str:
+def _media_base(windows_back: int = 0) -> Any:
     """Where the media store's URLs point now. Representations show
     rendition URLs made from it, so the same rows read from a store moved
     elsewhere (a CDN's domain, a bucket instead of local files) are another
-    answer, not a 304 that keeps the old URLs."""
-    return storages["default"].url(_MEDIA_PROBE)
+    answer, not a 304 that keeps the old URLs.
+
+    A bucket whose URLs are signed (``AWS_QUERYSTRING_AUTH``) signs each one
+    anew, with the time it was made: the URL without its query names the
+    store, and the signature no longer changes the tag on every read. It
+    still has to change before the URLs a client keeps expire: answers say
+    ``no-cache`` (no ``max-age``: each use of a kept answer asks first), and
+    the tag holds the half of the links' lifetime the answer was made in, so
+    a 304 only ever confirms URLs with at least half their lifetime left;
+    after that the client gets the body again, freshly signed.
+    ``windows_back`` names an earlier half (for ``If-Match``)."""
+    storage = storages["default"]
+    url = storage.url(_MEDIA_PROBE)
+    expire = getattr(storage, "querystring_expire", None)
+    if not getattr(storage, "querystring_auth", False) or "?" not in url or not isinstance(expire, int):
+        return url
+    window = max(1, expire // 2)
+    return (url.partition("?")[0], expire, int(time.time() // window) - windows_back)
 
 
 _MEDIA_PROBE = "probe"
@@ -294,7 +311,7 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         view = type(self)
         return repr((view.__module__, view.__qualname__, tuple(self.read_variant()), params))
 
-    def _tag(self, rows: Any, related: Any, *extra: Any) -> str:
+    def _tag(self, rows: Any, related: Any, *extra: Any, windows_back: int = 0) -> str:
         request = self.request
         # A list's query picks its rows and its links; a row's address
         # answers the row whatever its query (filter_queryset), so the query
@@ -305,7 +322,7 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             REPRESENTATION_VERSION,
             uri,
             getattr(request, "accepted_media_type", ""),
-            _media_base(),
+            _media_base(windows_back),
             list(self.read_variant()),
             extra,
             rows,
@@ -319,6 +336,8 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             response = build()
         response["ETag"] = tag
         # Revalidate every time (cheap: a 304); answers differ per caller.
+        # No max-age: signed rendition URLs are kept only while the tag
+        # holds, which ends before they expire (see _media_base).
         response["Cache-Control"] = "private, no-cache"
         patch_vary_headers(response, ("Authorization", "Cookie"))
         return response
@@ -363,13 +382,19 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             response[COUNT_HEADER] = str(paginator.count_cached_for)
         return response
 
-    def _current_tag(self, pk: Any) -> str | None:
-        """The ETag ``retrieve`` would answer this caller for the row now."""
+    def _current_tags(self, pk: Any) -> Sequence[str]:
+        """The ETag ``retrieve`` would answer this caller for the row now,
+        and, where rendition URLs are signed, the one it answered in the
+        half of their lifetime before: the row is as read all the same."""
         queryset = self.filter_queryset(self.get_queryset())
         rows = list(self._values(queryset.filter(pk=pk))[:2])
         if len(rows) != 1:
-            return None
-        return self._tag(rows, self.read_related(rows))
+            return []
+        related = self.read_related(rows)
+        tags = [self._tag(rows, related)]
+        if isinstance(_media_base(), tuple):
+            tags.append(self._tag(rows, related, windows_back=1))
+        return tags
 
     # --- Conditional writes -----------------------------------------------------
 
@@ -389,8 +414,7 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             # never kept), names no ETag: a 412 saying the row changed would
             # have the client read it again and send it so again, for ever.
             raise exceptions.ParseError(_IF_MATCH_FORM)
-        current = self._current_tag(pk)
-        if current is None or current not in tags:
+        if not any(tag in tags for tag in self._current_tags(pk)):
             raise PreconditionFailed()
 
     def lock_and_check_if_match(self, instance: Model) -> None:

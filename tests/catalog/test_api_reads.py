@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import botocore.auth
 import pytest
 from django.contrib.auth.models import AnonymousUser
 from django.db import connection
@@ -24,7 +25,7 @@ from rest_framework.test import APIClient
 from catalog.api import FeedbackSerializer, FeedbackViewSet, PersonSerializer, ProductSerializer
 from catalog.models import Feedback, Person, Product
 from catalog.selectors import feedback_visible, people_visible, products_with_images
-from core import api
+from core import api, reads
 from core.renderers import JSONRenderer
 from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
 from uploads import rows
@@ -379,6 +380,109 @@ def test_a_media_store_moved_changes_the_tags_of_what_shows_rendition_urls(
     assert after.status_code == 200
     assert "https://cdn.example.com/m/renditions/" in after.content.decode()
     assert visitor.get(endpoint, HTTP_IF_NONE_MATCH=after["ETag"]).status_code == 304
+
+
+def _signed_media(settings: Any, bucket: str = "media") -> None:
+    """Rendition URLs signed for an hour, as with ``AWS_QUERYSTRING_AUTH``."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+                "querystring_auth": True,
+                "querystring_expire": 3600,
+                "addressing_style": "path",
+                "signature_version": "s3v4",
+            },
+        },
+    }
+
+
+def _signing_at(monkeypatch: pytest.MonkeyPatch, at: float) -> None:
+    """The tags' and the signatures' clocks, both stopped at ``at``."""
+    monkeypatch.setattr(reads, "time", _clock(at))
+    monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda: dt.datetime.fromtimestamp(at, dt.UTC))
+
+
+@pytest.mark.parametrize("endpoint", ["/api/v1/people/", "/api/v1/products/", "/api/v1/images/"])
+def test_signed_rendition_urls_change_the_tag_only_before_they_expire(
+    visitor: APIClient, settings: Any, monkeypatch: pytest.MonkeyPatch, endpoint: str
+) -> None:
+    """Each read signs the URLs anew: the tag stays while the rows and the
+    store do, so a client revalidating gets a 304, but only for URLs with
+    half their hour left, never for ones about to expire."""
+    _content()
+    _signed_media(settings)
+    start = 1_800_000_000.0  # the start of a half hour
+    _signing_at(monkeypatch, start)
+    first = visitor.get(endpoint)
+    _signing_at(monkeypatch, start + 60)
+    again = visitor.get(endpoint)
+    detail = visitor.get(f"{endpoint}{first.json()['results'][0]['id']}/")
+    _signing_at(monkeypatch, start + 1799)
+    not_modified = visitor.get(endpoint, HTTP_IF_NONE_MATCH=first["ETag"])
+    detail_again = visitor.get(f"{endpoint}{detail.json()['id']}/", HTTP_IF_NONE_MATCH=detail["ETag"])
+    _signing_at(monkeypatch, start + 1800)
+    later = visitor.get(endpoint, HTTP_IF_NONE_MATCH=first["ETag"])
+
+    assert "X-Amz-Signature=" in first.content.decode()
+    assert first.content != again.content  # signed at another time
+    assert again["ETag"] == first["ETag"]
+    assert again["Cache-Control"] == "private, no-cache"
+    assert (not_modified.status_code, not_modified.content) == (304, b"")
+    assert detail_again.status_code == 304
+    assert later.status_code == 200
+    assert later["ETag"] != first["ETag"]
+    assert "X-Amz-Date=20270115T083000Z" in later.content.decode()
+
+
+def test_with_signed_urls_a_change_of_the_rows_or_the_store_still_changes_the_tag(
+    visitor: APIClient, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = ProductFactory(image=ImageFactory(size=(64, 48))).image
+    assert image is not None
+    _signed_media(settings)
+    _signing_at(monkeypatch, 1_800_000_000.0)
+    url = f"/api/v1/images/{image.pk}/"
+    before = visitor.get(url)
+
+    Image.objects.filter(pk=image.pk).update(alt="New")
+    changed = visitor.get(url, HTTP_IF_NONE_MATCH=before["ETag"])
+    _signed_media(settings, bucket="elsewhere")
+    moved = visitor.get(url, HTTP_IF_NONE_MATCH=changed["ETag"])
+
+    assert changed.status_code == 200
+    assert changed["ETag"] != before["ETag"]
+    assert moved.status_code == 200
+    assert "/elsewhere/renditions/" in moved.content.decode()
+
+
+def test_with_signed_urls_a_change_sent_with_a_tag_of_the_half_hour_before_is_made(
+    token_client: APIClient, settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If-Match asks whether the row is as read: a tag that changed only as
+    the URLs' signing moved on still says so, for the links' lifetime (one
+    older is refused as any stale tag is: the client reads again)."""
+    product = ProductFactory(image=ImageFactory(size=(64, 48)))
+    _signed_media(settings)
+    start = 1_800_000_000.0
+    _signing_at(monkeypatch, start + 1000)
+    url = f"/api/v1/products/{product.pk}/"
+    read = token_client.get(url)
+    _signing_at(monkeypatch, start + 1800 + 1000)
+    changed = token_client.patch(url, {"weight": 7}, format="json", HTTP_IF_MATCH=read["ETag"])
+    read_again = token_client.get(url)
+    _signing_at(monkeypatch, start + 3 * 1800 + 1000)
+    stale = token_client.patch(url, {"weight": 8}, format="json", HTTP_IF_MATCH=read_again["ETag"])
+
+    assert changed.status_code == 200, changed.content
+    assert stale.status_code == 412
+    assert Product.objects.get(pk=product.pk).weight == 7
 
 
 def test_if_none_match_star_is_a_304_for_what_exists(visitor: APIClient) -> None:
