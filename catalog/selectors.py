@@ -109,14 +109,15 @@ def on_display() -> Q:
 
 def image_public() -> Q:
     """The images the public may see (``uploads.selectors.images_visible``):
-    not one whose only use is the photo of an inactive person, whom the
-    directory no longer shows. One a product shows, or an active person's
-    photo too, stays. Three lookups by the image's key, in the same query."""
-    photo_of = Person.objects.filter(photo=OuterRef("pk"))
-    return (
-        ~Q(Exists(photo_of.filter(is_active=False)))
-        | Q(Exists(photo_of.filter(is_active=True)))
-        | Q(Exists(Product.objects.filter(image=OuterRef("pk"))))
+    those the catalog shows, a product's picture or an active person's
+    photo. Not one whose only use is the photo of an inactive person, whom
+    the directory no longer shows, nor one tied to nothing: an upload not
+    yet linked (a supplier's photo posted before its description, a file
+    put in through the admin or the API for later) is no one's to show yet;
+    it becomes public as a product or a person takes it. Two lookups by the
+    image's key, in the same query."""
+    return Q(Exists(Person.objects.filter(photo=OuterRef("pk"), is_active=True))) | Q(
+        Exists(Product.objects.filter(image=OuterRef("pk")))
     )
 
 

@@ -345,8 +345,10 @@ class ImageFilter(FilterSet):
 
 
 HIDDEN_FROM_THE_PUBLIC = (
-    "A caller without the view or the change permission on images is not shown an image whose only use "
-    "is the photo of an inactive person (one a product shows, or an active person's photo too, is shown); "
+    "A caller without the view or the change permission on images is shown only the images the catalog "
+    "shows: a product's picture or an active person's photo. Not an image whose only use is the photo of "
+    "an inactive person, nor one tied to no product and no person (an upload not yet linked, such as a "
+    "supplier's photo posted to /upload/ before its description: it is shown once its product exists); "
     "reading it is a 404, as for an image that does not exist. Renditions' files stay public at their URLs."
 )
 

@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Person
-from tests.factories import ImageFactory, PersonFactory, ProductFactory
+from tests.factories import ImageFactory, PersonFactory, ProductFactory, jpeg_bytes
 
 pytestmark = pytest.mark.django_db
 
@@ -189,6 +190,7 @@ def test_a_former_colleagues_portrait_is_neither_listed_nor_shown_to_the_public(
     portrait = ImageFactory(title="Ada", alt="Portrait of Ada", original_name="ada-lovelace.jpg")
     other = ImageFactory()
     PersonFactory(username="ada", photo=portrait, is_active=False)
+    ProductFactory(image=other)
 
     assert image_ids(client.get(IMAGES)) == {other.pk}
     assert image_ids(client.get(IMAGES, {"search": "Ada"})) == set()
@@ -215,11 +217,57 @@ def test_a_portrait_with_another_use_stays_public(visitor: APIClient) -> None:
     of_a_team = ImageFactory()
     PersonFactory(photo=of_a_team, is_active=False)
     PersonFactory(photo=of_a_team)
-    unused = ImageFactory()
 
-    assert image_ids(visitor.get(IMAGES)) == {on_a_product.pk, of_a_team.pk, unused.pk}
-    for image in (on_a_product, of_a_team, unused):
+    assert image_ids(visitor.get(IMAGES)) == {on_a_product.pk, of_a_team.pk}
+    for image in (on_a_product, of_a_team):
         assert visitor.get(f"{IMAGES}{image.pk}/").status_code == 200
+
+
+@pytest.mark.parametrize("persona", ["visitor", "outsider"])
+def test_an_image_tied_to_nothing_is_neither_listed_nor_shown_to_the_public(
+    request: pytest.FixtureRequest, persona: str
+) -> None:
+    """An upload no product or person shows yet is no one's to show: its
+    title, alt text and renditions' addresses stay with staff."""
+    client: APIClient = request.getfixturevalue(persona)
+    unused = ImageFactory(title="Draft", alt="Not yet announced")
+    shown = ImageFactory()
+    ProductFactory(image=shown)
+
+    assert image_ids(client.get(IMAGES)) == {shown.pk}
+    assert image_ids(client.get(IMAGES, {"search": "announced"})) == set()
+    assert client.get(f"{IMAGES}{unused.pk}/").status_code == 404
+
+
+@pytest.mark.parametrize("persona", ["staff", "token_client"])
+def test_staff_see_an_image_tied_to_nothing(request: pytest.FixtureRequest, persona: str) -> None:
+    client: APIClient = request.getfixturevalue(persona)
+    unused = ImageFactory(alt="Not yet announced")
+
+    assert image_ids(client.get(IMAGES)) == {unused.pk}
+    assert client.get(f"{IMAGES}{unused.pk}/").json()["alt"] == "Not yet announced"
+
+
+def test_a_suppliers_photo_posted_before_its_description_turns_public_once_linked(
+    client: Client, visitor: APIClient, django_capture_on_commit_callbacks: Any
+) -> None:
+    """The course's uploaders post the photos first: each is stored, and
+    shown to the public with the product its description makes."""
+    with django_capture_on_commit_callbacks(execute=True):
+        uploaded = client.post("/upload/", {"file": SimpleUploadedFile("001.jpeg", jpeg_bytes())})
+    assert uploaded.status_code == 201
+    image_id = uploaded.json()["id"]
+    assert image_ids(visitor.get(IMAGES)) == set()
+
+    described = client.post(
+        "/fruits/",
+        {"name": "Apple", "weight": 500, "image_name": "001.jpeg"},
+        content_type="application/json",
+    )
+
+    assert described.status_code == 201
+    assert image_ids(visitor.get(IMAGES)) == {image_id}
+    assert visitor.get(f"{IMAGES}{image_id}/").status_code == 200
 
 
 def test_a_portrait_follows_its_person_out_and_back_in(staff: APIClient, visitor: APIClient) -> None:
@@ -242,6 +290,7 @@ def test_the_schema_says_whom_the_images_api_does_not_show_a_portrait(visitor: A
     for path in (IMAGES, IMAGES + "{id}/"):
         description = paths[path]["get"]["description"]
         assert "photo of an inactive person" in description
+        assert "tied to no product and no person" in description
         assert "stay public" in description
 
 

@@ -145,6 +145,7 @@ def test_only_permitted_callers_see_what_fetches_an_original(
     visitor: APIClient, token_client: APIClient
 ) -> None:
     image = ImageFactory(size=(64, 48))
+    ProductFactory(image=image)
 
     anonymous = visitor.get(f"/api/v1/images/{image.pk}/")
     permitted = token_client.get(f"/api/v1/images/{image.pk}/")

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from tests.conftest import BrowserSessionClient
-from tests.factories import UserFactory
+from tests.factories import ProductFactory, UserFactory
 from tests.portal.test_settings_ranges import load_settings
 from tests.security.conftest import has_gps_or_camera, local_path, urls_in
 from tests.uploads import corpus
@@ -44,6 +44,7 @@ def gps_upload(token_client: APIClient, commit: Any) -> tuple[Image, bytes]:
     assert response.status_code == 201, response.content
     image = Image.objects.get(pk=response.json()["id"])
     assert image.status == Image.Status.READY
+    ProductFactory(name="Holiday", image=image)  # shown by the catalog: the public reads it
     return image, data
 
 

@@ -15,6 +15,7 @@ from PIL import Image as PILImage
 from rest_framework.test import APIClient
 
 from core import api, limits
+from tests.factories import ProductFactory
 from tests.uploads import corpus
 from uploads import services, storage
 from uploads.models import Image, Rendition, ReplacedObject
@@ -236,8 +237,8 @@ def test_the_users_file_name_never_becomes_a_path(uploaded: Any, media_files: An
 def test_reading_images_asks_the_storage_nothing(
     uploaded: Any, visitor: APIClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    uploaded(corpus.jpeg(), "a.jpg")
-    uploaded(corpus.png(), "b.png")
+    for response in (uploaded(corpus.jpeg(), "a.jpg"), uploaded(corpus.png(), "b.png")):
+        ProductFactory(image_id=response.json()["id"])  # shown by the catalog, so public
 
     def forbidden(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("storage was asked at render time")

@@ -21,7 +21,7 @@ from PIL import ImageDraw
 from rest_framework.test import APIClient
 
 from portal import demo
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, ProductFactory
 from tests.uploads import corpus
 from uploads import embedded, processing, sandbox, services, storage, tasks
 from uploads.models import Image, Rendition, crops_owed
@@ -383,6 +383,7 @@ def test_processing_stores_the_estimate_and_the_api_shows_it_as_automatic(
 ) -> None:
     assert (marked.focal_auto_x, marked.focal_auto_y) == pytest.approx(SUBJECT_AT, abs=0.04)
     assert marked.focal_x is None
+    ProductFactory(image=marked)  # shown by the catalog, so public
     body = visitor.get(f"{URL}{marked.pk}/").json()
     assert body["focal_point"]["kind"] == "auto"
     assert (body["focal_point"]["x"], body["focal_point"]["y"]) == pytest.approx(SUBJECT_AT, abs=0.04)
