@@ -17,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
+from tests.factories import ProductFactory
 from tests.security.conftest import has_gps_or_camera
 from tests.servers import S3Server
 from tests.uploads import corpus
@@ -79,6 +80,8 @@ def test_anonymous_reads_of_an_original_are_refused_and_of_a_rendition_allowed(
     head = s3.client().head_object(Bucket=private, Key=key)
     assert head["CacheControl"].startswith("private")
 
+    with commit():
+        ProductFactory(name="Holiday", image=image)  # shown by the catalog: the public reads it
     renditions = APIClient().get(f"/api/v1/images/{image.pk}/").json()["renditions"]
     assert renditions
     for rendition in renditions:
