@@ -37,7 +37,7 @@ from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPaginati
 from core.filters import BooleanFilter, FilterBackend, FilterSet, SearchFilter
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
-from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character
+from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character, validate_text
 from uploads.api import ImageSummarySerializer
 from uploads.rows import ImageRows, RenditionsByImage, rendition_rows, summary_fields
 
@@ -120,6 +120,7 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
     username = serializers.CharField(
         max_length=150,
         validators=[
+            validate_text,
             _username_characters,
             validate_username_not_dots,
             UniqueValidator(queryset=Person.objects.all()),

@@ -25,9 +25,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
+from django.core.exceptions import ValidationError
 
 from core import dropfolder, spreadsheets
 from core.quoting import quoted
+from core.validation import validate_text
 
 PEOPLE_FIELDS = ("name", "username", "phone", "department", "role")
 PEOPLE_EXTRA_FIELDS = ("email", "is_active")
@@ -232,12 +234,26 @@ def parse_review(raw: bytes) -> ReviewRecord:
     if len(lines) < 3:
         raise FormatError(f"expected at least 3 lines (title, name, date), found {len(lines)}")
     title, name, date_text = (line.strip() for line in lines[:3])
+    _check_line(title, 1, "the title")
+    _check_line(name, 2, "the reviewer's name")
     try:
         date = parse_date(date_text)
     except FormatError as exc:
         raise FormatError(f"line 3 is {exc}") from exc
+    for number, line in enumerate(lines[3:], start=4):
+        _check_line(line, number, "the text", multiline=True)
     text = "\n".join(lines[3:]).strip()
     return ReviewRecord(title=title, name=name, date=date, text=text)
+
+
+def _check_line(line: str, number: int, what: str, *, multiline: bool = False) -> None:
+    """Refuse line ``number`` of a file if it holds a character its text may
+    not (``validate_text``), saying which line: the model would name only
+    the field."""
+    try:
+        validate_text(line, what=f"line {number} ({what})", multiline=multiline)
+    except ValidationError as exc:
+        raise FormatError(" ".join(exc.messages)) from None
 
 
 # --- Supplier descriptions ----------------------------------------------------
@@ -349,6 +365,9 @@ def parse_description(raw: bytes) -> DescriptionRecord:
         raise FormatError(f"expected at least 2 lines (name, weight), found {len(lines)}")
     if not lines[0]:
         raise FormatError("line 1 (the product name) is blank")
+    _check_line(lines[0], 1, "the product name")
+    for number, line in enumerate(lines[2:], start=3):
+        _check_line(line, number, "the description", multiline=True)
     try:
         weight = parse_weight(lines[1])
     except FormatError as exc:

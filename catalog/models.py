@@ -21,7 +21,7 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from core.quoting import quoted
-from core.validation import NullCharactersRefused, validate_no_direction_controls
+from core.validation import NullCharactersRefused, validate_text, validate_text_lines
 from uploads.models import STEM_MAX_LENGTH, file_stem
 
 
@@ -60,11 +60,11 @@ def validate_phone(phones: Mapping[Any, Any]) -> None:
                     f"The phone label {quoted(label)} is longer than {PHONE_LABEL_MAX_LENGTH} characters.",
                     code="max_length",
                 )
-            validate_no_direction_controls(label, what=f"The phone label {label!r}")
+            validate_text(label, what=f"The phone label {label!r}")
         if isinstance(number, str):
             if len(number) > PHONE_NUMBER_MAX_LENGTH:
                 raise ValidationError(phone_too_long_message(label), code="max_length")
-            validate_no_direction_controls(number, what=f"The {label!r} number")
+            validate_text(number, what=f"The {label!r} number")
 
 
 def validate_username_not_dots(value: str) -> None:
@@ -84,21 +84,19 @@ class Person(NullCharactersRefused, models.Model):
     NO_DEPARTMENT = "Other"
 
     # The text of a person the public pages show is checked as a review's is.
-    name = models.CharField(max_length=200, validators=[validate_no_direction_controls])
+    name = models.CharField(max_length=200, validators=[validate_text])
     # Letters, digits and @.+-_ only, and not "." or "..": it is part of the person's page URL.
     username = models.CharField(
-        max_length=150, unique=True, validators=[UnicodeUsernameValidator(), validate_username_not_dots]
+        max_length=150,
+        unique=True,
+        validators=[validate_text, UnicodeUsernameValidator(), validate_username_not_dots],
     )
     # Django's check of an address lets a direction control through in its domain.
-    email = models.EmailField(blank=True, validators=[validate_no_direction_controls])
+    email = models.EmailField(blank=True, validators=[validate_text])
     # Phone numbers by label, the course's shape: {"office": "802-867-5309"}.
     phone = models.JSONField(default=dict, blank=True)
-    department = models.CharField(
-        max_length=100, blank=True, db_index=True, validators=[validate_no_direction_controls]
-    )
-    role = models.CharField(
-        max_length=100, blank=True, db_index=True, validators=[validate_no_direction_controls]
-    )
+    department = models.CharField(max_length=100, blank=True, db_index=True, validators=[validate_text])
+    role = models.CharField(max_length=100, blank=True, db_index=True, validators=[validate_text])
     photo = models.ForeignKey(
         "uploads.Image",
         null=True,
@@ -147,9 +145,9 @@ def phone_too_long_message(label: str) -> str:
 
 class Product(NullCharactersRefused, models.Model):
     # Shown in the catalog, on the product's page and in the supplier report.
-    name = models.CharField(max_length=200, validators=[validate_no_direction_controls])
+    name = models.CharField(max_length=200, validators=[validate_text])
     weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
-    description = models.TextField(blank=True, validators=[validate_no_direction_controls])
+    description = models.TextField(blank=True, validators=[validate_text_lines])
     # The file name the supplier used; links the product to its image.
     image_name = models.CharField(max_length=255, blank=True, db_index=True)
     # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are
@@ -202,12 +200,10 @@ class Feedback(NullCharactersRefused, models.Model):
         API = "api", "API"
         IMPORT = "import", "Import"
 
-    title = models.CharField(max_length=100, blank=True, validators=[validate_no_direction_controls])
-    name = models.CharField(
-        "reviewer name", max_length=100, blank=True, validators=[validate_no_direction_controls]
-    )
+    title = models.CharField(max_length=100, blank=True, validators=[validate_text])
+    name = models.CharField("reviewer name", max_length=100, blank=True, validators=[validate_text])
     date = models.DateField(validators=[validate_not_future])
-    text = models.TextField(blank=True, validators=[MaxLengthValidator(5000), validate_no_direction_controls])
+    text = models.TextField(blank=True, validators=[MaxLengthValidator(5000), validate_text_lines])
     rating = models.PositiveSmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(5)]
     )

@@ -99,13 +99,41 @@ class NullCharactersRefused:
 # directory, and an image's title as another in the admin. The plain left-to-right and right-to-left marks stay allowed:
 # they move no letter, and a name mixing scripts may need them.
 DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+# The control characters (C0, DEL and C1): shown as nothing, as a box or as
+# a break of the line depending on where the text goes (a page, the admin,
+# a PDF report, a terminal), so that text holding one reads as other text;
+# PostgreSQL stores no U+0000 at all. Text of several lines keeps its tabs
+# and line breaks.
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
+CONTROL_CHARACTERS_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
-def validate_no_direction_controls(value: str, *, what: str = "The text") -> None:
-    found = DIRECTION_CONTROLS.search(value)
-    if found:
+def validate_text(value: str, *, what: str = "The text", multiline: bool = False) -> None:
+    """Refuse a character that makes text read otherwise than it is: a
+    direction control, or a control character (but a tab or a line break in
+    text of several lines, ``multiline``). The refusal names the character
+    as U+XXXX and says what holds it (``what``; the field is named by the
+    key the error is given under)."""
+    if found := DIRECTION_CONTROLS.search(value):
         raise ValidationError(
             f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
             "changes how it reads on screen.",
             code="direction_control",
         )
+    controls = CONTROL_CHARACTERS_BUT_LINE_BREAKS if multiline else CONTROL_CHARACTERS
+    if found := controls.search(value):
+        allowed = " (tabs and line breaks are allowed)" if multiline else ""
+        raise ValidationError(
+            f"{what} cannot contain the control character U+{ord(found.group()):04X}{allowed}.",
+            code="control_character",
+        )
+
+
+def validate_text_lines(value: str) -> None:
+    """``validate_text`` of text of several lines (a review, a description)."""
+    validate_text(value, multiline=True)
+
+
+# The name the fields' validator had when it refused direction controls
+# alone: the migrations of then name it.
+validate_no_direction_controls = validate_text

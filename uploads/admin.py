@@ -24,7 +24,7 @@ from core.admin_filters import KnownValuesFilter
 from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.errors import error_response
 from core.limits import accepts_files
-from core.validation import validate_no_direction_controls
+from core.validation import validate_text
 from uploads import ondemand, processing, selectors, services, storage
 from uploads.api import original_response
 from uploads.models import ATTENTION_ORDER, Image, Rendition, attention_order
@@ -92,10 +92,8 @@ class ImageUploadForm(forms.Form):
     )
     preset = forms.ChoiceField(choices=[])
     # Refused on their fields, as the change form refuses them, not on each file.
-    title = forms.CharField(max_length=200, required=False, validators=[validate_no_direction_controls])
-    alt = forms.CharField(
-        max_length=300, required=False, label="Alt text", validators=[validate_no_direction_controls]
-    )
+    title = forms.CharField(max_length=200, required=False, validators=[validate_text])
+    alt = forms.CharField(max_length=300, required=False, label="Alt text", validators=[validate_text])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

@@ -28,7 +28,7 @@ from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
-from core.validation import validate_no_direction_controls
+from core.validation import validate_text
 from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
@@ -244,7 +244,7 @@ def _optional_text(max_length: int) -> serializers.CharField:
         required=False,
         allow_blank=True,
         default="",
-        validators=[validate_no_direction_controls],
+        validators=[validate_text],
     )
 
 

@@ -22,7 +22,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from core.expressions import IsDistinctFrom
-from core.validation import NullCharactersRefused, validate_no_direction_controls
+from core.validation import NullCharactersRefused, validate_text
 from uploads import processing
 from uploads.originals import get_originals_storage
 
@@ -77,8 +77,8 @@ class Image(NullCharactersRefused, models.Model):
     )
     # Shown in the admin and, as alt text, on every page that shows the
     # image: checked as the text of a person, a product or a review is.
-    title = models.CharField(max_length=200, blank=True, validators=[validate_no_direction_controls])
-    alt = models.CharField(max_length=300, blank=True, validators=[validate_no_direction_controls])
+    title = models.CharField(max_length=200, blank=True, validators=[validate_text])
+    alt = models.CharField(max_length=300, blank=True, validators=[validate_text])
     preset = models.CharField(max_length=32, default="web")
     sha256 = models.CharField(max_length=64, db_index=True)
     format = models.CharField(max_length=10)

@@ -466,6 +466,61 @@ def test_a_review_that_would_read_otherwise_on_screen_is_refused_on_every_path(
     assert not Feedback.objects.exists()
 
 
+@pytest.mark.parametrize(
+    ("field", "line", "value", "code"),
+    [
+        ("title", 1, "Great\x1b[2Jservice", "001B"),
+        ("name", 2, "Ann\x7f", "007F"),
+        ("title", 1, "Great\tservice", "0009"),
+        ("text", 4, "Fine\x0c and dandy.", "000C"),
+        ("text", 4, "Fine\x9b and dandy.", "009B"),
+    ],
+)
+def test_a_review_holding_a_control_character_is_refused_on_every_path_naming_it(
+    client: Any, tmp_path: Any, field: str, line: int, value: str, code: str
+) -> None:
+    review = {"title": "T", "name": "Ann", "text": "Fine.", field: value}
+    lines = " (tabs and line breaks are allowed)" if field == "text" else ""
+    reason = f"The text cannot contain the control character U+{code}{lines}."
+
+    api = client.post("/api/v1/feedback/", review, content_type="application/json")
+    assert api.status_code == 400
+    assert api.json() == {field: [reason]}
+    sent = {
+        "title": review["title"],
+        "name": review["name"],
+        "date": "2020-01-01",
+        "feedback": review["text"],
+    }
+    lab = client.post("/feedback/", sent, content_type="application/json")
+    assert lab.status_code == 400
+    assert lab.json() == {"feedback" if field == "text" else field: [reason]}
+    form = client.post("/reviews/new/", {**review, "rating": 5})
+    assert form.status_code == 400
+    assert reason in form.content.decode()
+    (tmp_path / "1.txt").write_text(f"{review['title']}\n{review['name']}\n2020-01-01\n{review['text']}\n")
+    err = io.StringIO()
+    with pytest.raises(CommandError):
+        call_command("import_feedback", str(tmp_path), stdout=io.StringIO(), stderr=err)
+    what = {"title": "the title", "name": "the reviewer's name", "text": "the text"}[field]
+    assert f"rejected 1.txt: line {line} ({what}) cannot contain the control character U+{code}{lines}." in (
+        err.getvalue()
+    )
+    assert not Feedback.objects.exists()
+
+
+def test_a_review_s_text_keeps_its_tabs_and_line_breaks(client: Any, tmp_path: Any) -> None:
+    text = "Fine:\n\tcrisp,\r\n\tsweet."
+    api = client.post("/api/v1/feedback/", {"title": "T", "text": text}, content_type="application/json")
+    assert api.status_code == 201, api.json()
+    (tmp_path / "1.txt").write_text("T2\nAnn\n2020-01-01\nFine:\n\tcrisp.\n")
+    call_command("import_feedback", str(tmp_path), stdout=io.StringIO(), stderr=io.StringIO())
+    assert sorted(Feedback.objects.values_list("text", flat=True)) == [
+        "Fine:\n\tcrisp,\n\tsweet.",
+        "Fine:\n\tcrisp.",
+    ]
+
+
 def test_right_to_left_text_and_its_marks_are_kept(client: Any) -> None:
     title = "\u05e9\u05d9\u05e8\u05d5\u05ea \u05de\u05e6\u05d5\u05d9\u05df\u200f!"  # Hebrew, with a right-to-left mark
     response = client.post(

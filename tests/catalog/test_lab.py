@@ -780,6 +780,37 @@ def test_a_photo_sent_again_once_its_image_changed_is_a_new_image(
     assert Product.objects.get().image_id == again.json()["id"]
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("name", "App\x08le", "0008"),
+        ("name", "Apple\nPie", "000A"),
+        ("description", "Ripe\x1b[8m, hidden.", "001B"),
+        ("description", "Ripe\x85.", "0085"),
+    ],
+)
+def test_a_fruit_whose_text_holds_a_control_character_is_refused_naming_it(
+    client: Client, token_client: Any, field: str, value: str, code: str
+) -> None:
+    fruit = {**FRUIT, field: value}
+    lines = " (tabs and line breaks are allowed)" if field == "description" else ""
+    reason = f"The text cannot contain the control character U+{code}{lines}."
+    for response in (
+        client.post("/fruits/", fruit, content_type="application/json"),
+        token_client.post("/api/v1/products/", fruit, format="json"),
+    ):
+        assert response.status_code == 400
+        assert response.json() == {field: [reason]}
+    assert not Product.objects.exists()
+
+
+def test_a_fruit_s_description_keeps_its_tabs_and_line_breaks(client: Client) -> None:
+    fruit = {**FRUIT, "description": "Ripe:\n\tsweet,\n\tcrisp."}
+    response = client.post("/fruits/", fruit, content_type="application/json")
+    assert response.status_code == 201, response.json()
+    assert Product.objects.get().description == "Ripe:\n\tsweet,\n\tcrisp."
+
+
 @pytest.mark.parametrize("field", ["name", "description"])
 def test_a_fruit_whose_text_holds_a_direction_control_is_refused_naming_it(
     client: Client, token_client: Any, field: str

@@ -119,6 +119,72 @@ def test_usernames_with_dots_among_other_characters_are_kept(staff: APIClient) -
     assert Person.objects.count() == 4
 
 
+# --- Control characters -------------------------------------------------------
+
+# A null character is refused on each path before its text is read
+# (tests/security/test_null_characters.py).
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "code"),
+    [
+        ("name", "Grace\tHopper", "0009"),
+        ("role", "Rear\nAdmiral", "000A"),
+        ("department", "Navy\x1b[31m", "001B"),
+        ("name", "Grace\x7fHopper", "007F"),
+        ("role", "Adm\x85iral", "0085"),
+        ("department", "Na\x9fvy", "009F"),
+    ],
+)
+def test_a_person_whose_text_holds_a_control_character_is_refused_on_every_path_naming_it(
+    staff: APIClient,
+    admin_client: Client,
+    importer: Client,
+    tmp_path: Path,
+    field: str,
+    value: str,
+    code: str,
+) -> None:
+    said = refusals(staff, admin_client, importer, tmp_path, person(**{field: value}))
+
+    reason = f"The text cannot contain the control character U+{code}."
+    assert said["api"] == {field: [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: {field}: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
+def test_a_username_holding_a_control_character_is_refused_naming_it(staff: APIClient) -> None:
+    response = staff.post(API, person(username="gra\x85ce"), format="json")
+
+    assert response.status_code == 400
+    assert "The text cannot contain the control character U+0085." in response.json()["username"]
+    assert not Person.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("phone", "reason"),
+    [
+        ({"off\x1bice": "555"}, "The phone label 'off\\x1bice' cannot contain the control character U+001B."),
+        ({"office": "555\x07"}, "The 'office' number cannot contain the control character U+0007."),
+    ],
+)
+def test_a_phone_whose_label_or_number_holds_a_control_character_is_refused_on_every_path(
+    staff: APIClient,
+    admin_client: Client,
+    importer: Client,
+    tmp_path: Path,
+    phone: dict[str, str],
+    reason: str,
+) -> None:
+    said = refusals(staff, admin_client, importer, tmp_path, person(phone=phone))
+
+    assert said["api"] == {"phone": [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: phone: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
 # --- Direction controls -------------------------------------------------------
 
 

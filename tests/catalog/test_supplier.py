@@ -152,6 +152,30 @@ def test_the_supplier_rendition_is_an_rgb_jpeg_of_the_tiff(delivery: Path, setti
         assert (img.format, img.mode, img.size) == ("JPEG", "RGB", (600, 400))
 
 
+def test_a_description_holding_a_control_character_is_rejected_naming_its_file_and_line(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "supplier-data"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "images").mkdir()
+    (folder / "descriptions" / "001.txt").write_text("Apple\n500 lbs\nRipe.\n\tCrisp\x0c and sweet.\n")
+    (folder / "descriptions" / "002.txt").write_text("Pe\x07ar\n300 lbs\nRipe.\n")
+    (folder / "descriptions" / "003.txt").write_text("Plum\n100 lbs\nRipe.\nSweet\tand crisp.\n")
+
+    out, err = run("import_supplier", str(folder), "--no-email")
+
+    assert out.startswith("1 products created, 0 updated, 0 unchanged, 2 rejected")
+    assert (
+        "rejected descriptions/001.txt: line 4 (the description) cannot contain the control character "
+        "U+000C (tabs and line breaks are allowed)." in err
+    )
+    assert (
+        "rejected descriptions/002.txt: line 1 (the product name) cannot contain the control character U+0007."
+        in err
+    )
+    assert list(Product.objects.values_list("name", "description")) == [("Plum", "Ripe.\nSweet\tand crisp.")]
+
+
 def test_importing_the_same_delivery_again_changes_nothing(delivery: Path) -> None:
     run("import_supplier", str(delivery), "--no-email")
     before = list(Product.objects.order_by("pk").values())

@@ -122,3 +122,24 @@ def test_a_file_name_longer_in_one_unicode_form_is_stored_and_linked(
 
     assert (fruit.status_code, upload.status_code) == (201, 201)
     assert Product.objects.get().image == Image.objects.get()
+
+
+@pytest.mark.parametrize(
+    ("url", "body", "field"),
+    [
+        ("/fruits/", {"name": "Apple", "weight": "500", "description": "Ripe\0."}, "description"),
+        ("/feedback/", {"title": "T\0", "name": "Ann", "date": "2020-01-01", "feedback": "Fine."}, "title"),
+        ("/api/v1/people/", {"name": "Ada", "username": "ada\0"}, "username"),
+        ("/api/v1/people/", {"name": "Ada\x07", "username": "ada"}, "name"),
+    ],
+    ids=["fruit", "review", "username", "bell"],
+)
+def test_a_control_character_in_a_posted_text_is_refused_naming_the_field(
+    staff: Client, url: str, body: dict[str, str], field: str
+) -> None:
+    response = staff.post(url, body, content_type="application/json")
+
+    assert response.status_code == 400
+    assert field in response.json()
+    assert not Person.objects.exists()
+    assert not Product.objects.exists()

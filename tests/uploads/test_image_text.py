@@ -1,7 +1,8 @@
 """What an image's title and alt text refuse on every path that writes them
 (the API's upload, the admin's upload and change forms, the upload service),
 in the words a person's, a product's or a review's text is refused in: a
-direction control, which makes the text read otherwise on screen."""
+direction control, which makes the text read otherwise on screen, or a
+control character, which shows as nothing or as another character."""
 
 from __future__ import annotations
 
@@ -115,3 +116,49 @@ def test_an_image_stored_with_such_text_before_the_rule_still_takes_a_focal_poin
 
     image.refresh_from_db()
     assert (image.focal_x, image.focal_y) == (0.2, 0.3)
+
+
+# --- Control characters -------------------------------------------------------
+
+CONTROL_CHARACTERS = [
+    ("title", "\x07", "0007"),
+    ("alt", "\n", "000A"),
+    ("alt", "\x7f", "007F"),
+    ("title", "\x9d", "009D"),
+]
+
+
+def control_reason(code: str) -> str:
+    return f"The text cannot contain the control character U+{code}."
+
+
+@pytest.mark.parametrize(("field", "control", "code"), CONTROL_CHARACTERS)
+def test_an_image_whose_text_holds_a_control_character_is_refused_on_every_path_naming_it(
+    token_client: APIClient, admin_client: Client, field: str, control: str, code: str
+) -> None:
+    text = f"Ripe{control}pears"
+    api = token_client.post(
+        API, {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), field: text}, format="multipart"
+    )
+    assert api.status_code == 400
+    assert api.json() == {field: [control_reason(code)]}
+
+    upload = admin_client.post(
+        ADMIN_UPLOAD, {"files": [SimpleUploadedFile("pear.jpg", corpus.jpeg())], "preset": "web", field: text}
+    )
+    assert upload.status_code == 400
+    assert upload.context["form"].errors == {field: [control_reason(code)]}
+
+    with pytest.raises(ValidationError) as refused:
+        services.image_upload(file=corpus.jpeg(), original_name="pear.jpg", **{field: text})
+    assert refused.value.message_dict == {field: [control_reason(code)]}
+    assert not Image.objects.exists()
+
+    image = ImageFactory(title="Pears", alt="Ripe pears", processed=False)
+    change = admin_client.post(
+        f"/admin/uploads/image/{image.pk}/change/", {"title": image.title, "alt": image.alt, field: text}
+    )
+    assert change.status_code == 200
+    assert control_reason(code) in html.unescape(change.content.decode())
+    image.refresh_from_db()
+    assert (image.title, image.alt) == ("Pears", "Ripe pears")
