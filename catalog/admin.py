@@ -23,7 +23,7 @@ from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import Feedback, Person, Product, validate_phone
+from catalog.models import Feedback, Person, Product, normal_username, validate_phone
 from core import admin_import, spreadsheets
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
@@ -131,12 +131,14 @@ def people_of(dataset: Any) -> Any:
     # People without a key (``[{}]``) make a dataset without columns, whose
     # rows are no mappings: each is a person of no fields.
     rows = dataset.dict if dataset.headers else [{} for _ in range(len(dataset))]
-    return dataset_of_rows(
-        [
-            formats.person_fields({key: value for key, value in row.items() if value is not ABSENT}, number)
-            for number, row in enumerate(rows, start=1)
-        ]
-    )
+    people = [
+        formats.person_fields({key: value for key, value in row.items() if value is not ABSENT}, number)
+        for number, row in enumerate(rows, start=1)
+    ]
+    for person in people:
+        # Composed, as stored: the person is looked up by it.
+        person["username"] = normal_username(person["username"])
+    return dataset_of_rows(people)
 
 
 class PeopleTableFormat(PeopleTextFormat):

@@ -18,7 +18,6 @@ from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.utils import html
-from rest_framework.validators import UniqueValidator
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
@@ -29,6 +28,8 @@ from catalog.models import (
     Feedback,
     Person,
     Product,
+    normal_username,
+    username_clash_check,
     validate_not_future,
     validate_phone,
     validate_username_not_dots,
@@ -115,16 +116,29 @@ def _username_characters(value: str) -> None:
     UnicodeUsernameValidator()(value)
 
 
+class UsernameField(serializers.CharField):
+    """A username composed (``normal_username``) before it is checked, as
+    the model keeps it: its checks and the row written see the one form."""
+
+    def to_internal_value(self, data: Any) -> str:
+        return normal_username(super().to_internal_value(data))
+
+
+class UsernameFree:
+    """Refuse a username another person has (``username_clash_check``)."""
+
+    requires_context = True
+
+    def __call__(self, value: str, field: serializers.Field[Any, Any, Any, Any]) -> None:
+        person = field.parent.instance if field.parent is not None else None
+        username_clash_check(value, person_pk=getattr(person, "pk", None))
+
+
 class PersonSerializer(serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
-    username = serializers.CharField(
+    username = UsernameField(
         max_length=150,
-        validators=[
-            validate_text,
-            _username_characters,
-            validate_username_not_dots,
-            UniqueValidator(queryset=Person.objects.all()),
-        ],
+        validators=[validate_text, _username_characters, validate_username_not_dots, UsernameFree()],
         help_text="Letters (of any script), digits and @ . + - _ only, not `.` or `..`; unique.",
     )
     phone = PhoneField(

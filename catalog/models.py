@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import unicodedata
 from collections.abc import Collection, Mapping
 from typing import Any
 
@@ -21,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from core.quoting import quoted
-from core.validation import NullCharactersRefused, validate_text, validate_text_lines
+from core.validation import NullCharactersRefused, unstorable, validate_text, validate_text_lines
 from uploads.models import STEM_MAX_LENGTH, file_stem
 
 
@@ -79,6 +80,37 @@ def validate_username_not_dots(value: str) -> None:
         )
 
 
+def normal_username(value: str) -> str:
+    """A username in the one form it is stored and looked up in: Unicode's
+    composed form (NFC). "José" typed as "e" and a combining accent and as
+    "é" looks the same on every page, so it is one username."""
+    return unicodedata.normalize("NFC", value)
+
+
+def username_clash_check(username: str, *, person_pk: int | None = None) -> None:
+    """Refuse ``username`` if a person other than ``person_pk`` has it, in
+    its composed form (NFC) or decomposed (NFD): a username kept from before
+    they were stored composed is found too, which would read as this one.
+    A username no column stores is left to the checks that refuse it: the
+    query itself would fail."""
+    if unstorable(username):
+        return
+    composed = normal_username(username)
+    forms = {composed, unicodedata.normalize("NFD", composed)}
+    others = Person.objects.filter(username__in=forms)
+    if person_pk is not None:
+        others = others.exclude(pk=person_pk)
+    other = others.order_by("pk").first()
+    if other is None:
+        return
+    stored = "" if other.username == composed else f", stored as {other.username!a}"
+    raise ValidationError(
+        f"The username {composed!r} is taken by {other.name} (person {other.pk}{stored}): "
+        "usernames that read the same are one, whichever Unicode form they are written in.",
+        code="unique",
+    )
+
+
 class Person(NullCharactersRefused, models.Model):
     # What the directory calls the group of people without a department.
     NO_DEPARTMENT = "Other"
@@ -86,6 +118,7 @@ class Person(NullCharactersRefused, models.Model):
     # The text of a person the public pages show is checked as a review's is.
     name = models.CharField(max_length=200, validators=[validate_text])
     # Letters, digits and @.+-_ only, and not "." or "..": it is part of the person's page URL.
+    # Stored composed (NFC), and refused if another reads the same (``clean_fields``, ``validate_unique``).
     username = models.CharField(
         max_length=150,
         unique=True,
@@ -125,6 +158,33 @@ class Person(NullCharactersRefused, models.Model):
     @property
     def department_shown(self) -> str:
         return self.department or self.NO_DEPARTMENT
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        """The username is checked, and kept, composed (``normal_username``)
+        on every path that writes it (each cleans the person first; the API's
+        field composes it before its own checks): decomposed, "José" holds a
+        combining accent, which is no letter to the username's rule, and
+        Hangul decomposed is other letters that read the same."""
+        if isinstance(self.username, str) and not (exclude and "username" in exclude):
+            self.username = normal_username(self.username)
+        super().clean_fields(exclude)
+
+    def validate_unique(self, exclude: Collection[str] | None = None) -> None:
+        """A username another person has is refused naming them
+        (``username_clash_check``), not in Django's words, which name no one."""
+        errors: dict[str, Any] = {}
+        if not (exclude and "username" in exclude) and isinstance(self.username, str):
+            try:
+                username_clash_check(self.username, person_pk=self.pk)
+            except ValidationError as exc:
+                errors["username"] = exc.error_list
+                exclude = {*(exclude or ()), "username"}
+        try:
+            super().validate_unique(exclude)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def clean(self) -> None:
         """Phones the API and the admin's form refuse are refused on the

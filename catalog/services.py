@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from catalog import formats, reports, selectors
-from catalog.models import Feedback, Person, Product
+from catalog.models import Feedback, Person, Product, normal_username
 from core import dropfolder, locks, mail, validation
 from core.quoting import quoted
 from uploads import selectors as upload_selectors
@@ -99,6 +99,8 @@ def person_upsert(
     content never deletes them.
     """
     validation.check_storable(username=username)
+    # Looked up as stored: a file's "José" finds the person whichever form it is typed in.
+    username = normal_username(username)
     # A row not there yet is not locked by select_for_update: two imports
     # at once (a cron run that overlaps the last) would each insert it.
     locks.hold(f"catalog.person:{username}")
@@ -176,6 +178,9 @@ def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
         label = row.get("username") or f"row {index}"
         username = row.get("username")
         if username:
+            # Composed, as person_upsert looks it up: "José" twice, typed
+            # two ways, is one person given twice.
+            username = normal_username(username)
             first = rows_by_username.setdefault(username, index)
             if first != index:
                 message = f"username: {username} is on row {first} already: a file gives each once."

@@ -15,7 +15,7 @@ from django.urls import reverse
 from catalog import selectors, services
 from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
-from catalog.models import Feedback, Product
+from catalog.models import Feedback, Product, normal_username
 from core.errors import methods
 
 logger = logging.getLogger(__name__)
@@ -42,7 +42,17 @@ def people_directory(request: HttpRequest) -> HttpResponse:
 
 @methods("GET")
 def person_detail(request: HttpRequest, username: str) -> HttpResponse:
-    person = get_object_or_404(selectors.people_visible(), username=username)
+    """The person's page. Its address in another Unicode form of the
+    username than the stored, composed one (``normal_username``: "José"
+    typed with a combining accent) redirects, permanently, to the person's
+    own address: one page, one address. A username kept in another form
+    (two that read the same, left apart when usernames were composed) is
+    found as it is."""
+    people = selectors.people_visible()
+    composed = normal_username(username)
+    if composed != username and not people.filter(username=username).exists():
+        return redirect("catalog:person-detail", username=composed, permanent=True)
+    person = get_object_or_404(people, username=username)
     return render(request, "catalog/person_detail.html", {"person": person})
 
 

@@ -428,3 +428,44 @@ def test_the_crops_point_is_filled_from_the_point_in_force_in_batches_and_back(
             }
         assert not {"crops_x", "crops_y", "crops_radius"} & columns
         assert OldImage.objects.count() == len(points)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_usernames_are_stored_composed_and_two_that_become_one_are_left_apart_and_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = [("catalog", "0015_person_username_not_dots")]
+    after = [("catalog", "0016_usernames_composed_text_controls")]
+    usernames = [
+        "ghopper",
+        "jos\u00e9",  # composed already: keeps it
+        "jose\u0301",  # reads as the one before
+        "\u1100\u1161\u11ab",  # Hangul as its letters, which no one has composed
+        "\u212bngstrom",  # the angstrom sign, which NFC writes as "Å"
+        "A\u030angstrom",  # "Å" decomposed: the same once composed, after the one before
+        "ne\u0301",  # decomposed, before the composed one
+        "n\u00e9",
+    ]
+    with _migrated_back_to(before):
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldPerson = old.get_model("catalog", "Person")
+        pks = [OldPerson.objects.create(name=f"Person {n}", username=u).pk for n, u in enumerate(usernames)]
+
+        MigrationExecutor(connection).migrate(after)
+
+        stored = dict(Person.objects.values_list("pk", "username"))
+        assert [stored[pk] for pk in pks] == [
+            "ghopper",
+            "jos\u00e9",
+            "jose\u0301",
+            "\uac04",
+            "\u00c5ngstrom",
+            "A\u030angstrom",
+            "ne\u0301",
+            "n\u00e9",
+        ]
+        printed = capsys.readouterr().out
+        assert f"Person {pks[2]}'s username 'jose\\u0301' reads as person {pks[1]}'s, 'jos\\xe9'" in printed
+        assert f"Person {pks[5]}'s username 'A\\u030angstrom' reads as person {pks[4]}'s" in printed
+        assert f"Person {pks[6]}'s username 'ne\\u0301' reads as person {pks[7]}'s" in printed
+        assert printed.count("left as it is; change one of them.") == 3

@@ -133,7 +133,7 @@ def test_a_username_taken_between_validation_and_the_write_is_a_400_on_the_field
     response = token_client.post("/api/v1/people/", {"name": "C", "username": "race"}, format="json")
 
     assert response.status_code == 400, response.content
-    assert "unique" in response.json()["username"][0]
+    assert "The username 'race' is taken by " in response.json()["username"][0]
     assert list(Person.objects.values_list("pk", flat=True)) == [taken[0].pk]
 
 

@@ -119,6 +119,139 @@ def test_usernames_with_dots_among_other_characters_are_kept(staff: APIClient) -
     assert Person.objects.count() == 4
 
 
+# --- Usernames in one Unicode form ---------------------------------------------
+
+# "José" typed with a combining accent, and Hangul typed as its letters (jamo):
+# each reads as its composed form (NFC) on every page.
+JOSE_DECOMPOSED, JOSE = "jose\u0301", "jos\u00e9"
+HANGUL_DECOMPOSED, HANGUL = "\u1100\u1161\u11ab", "\uac04"
+
+
+@pytest.mark.parametrize(
+    ("typed", "stored"), [(JOSE_DECOMPOSED, JOSE), (HANGUL_DECOMPOSED, HANGUL)], ids=["accent", "hangul"]
+)
+def test_a_username_typed_decomposed_is_stored_composed_on_every_path(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, typed: str, stored: str
+) -> None:
+    assert typed != stored
+    fields = person(username=typed)
+
+    api = staff.post(API, fields, format="json")
+    assert api.status_code == 201, api.json()
+    assert api.json()["username"] == stored
+    assert list(Person.objects.values_list("username", flat=True)) == [stored]
+    Person.objects.all().delete()
+
+    form = admin_client.post(ADD, admin_form(fields))
+    assert form.status_code == 302, html.unescape(form.content.decode())
+    assert list(Person.objects.values_list("username", flat=True)) == [stored]
+    Person.objects.all().delete()
+
+    command_import(tmp_path, "people.json", json.dumps([fields]).encode())
+    assert list(Person.objects.values_list("username", flat=True)) == [stored]
+    Person.objects.all().delete()
+
+    admin_import(importer, "people.json", json.dumps([fields]).encode())
+    assert list(Person.objects.values_list("username", flat=True)) == [stored]
+
+
+def test_a_new_username_that_reads_as_another_s_is_refused_naming_them(
+    staff: APIClient, admin_client: Client
+) -> None:
+    kim = PersonFactory(name="Kim Gan", username=HANGUL)
+    fields = person(username=HANGUL_DECOMPOSED)
+
+    api = staff.post(API, fields, format="json")
+    form = admin_client.post(ADD, admin_form(fields))
+
+    reason = (
+        f"The username {HANGUL!r} is taken by Kim Gan (person {kim.pk}): usernames that read the same "
+        "are one, whichever Unicode form they are written in."
+    )
+    assert api.status_code == 400
+    assert api.json() == {"username": [reason]}
+    assert form.status_code == 200
+    assert reason in html.unescape(form.content.decode())
+    assert list(Person.objects.values_list("username", flat=True)) == [HANGUL]
+
+
+def test_a_change_to_a_username_that_reads_as_another_s_is_refused(staff: APIClient) -> None:
+    PersonFactory(name="José Ruiz", username=JOSE)
+    other = PersonFactory(username="ghopper")
+
+    response = staff.patch(f"{API}{other.pk}/", {"username": JOSE_DECOMPOSED}, format="json")
+
+    assert response.status_code == 400
+    assert "is taken by José Ruiz" in response.json()["username"][0]
+    other.refresh_from_db()
+    assert other.username == "ghopper"
+
+
+def test_a_username_kept_decomposed_from_before_is_found_by_a_new_one_that_reads_the_same(
+    staff: APIClient,
+) -> None:
+    kim = PersonFactory(name="Kim Gan", username="kgan")
+    Person.objects.filter(pk=kim.pk).update(username=HANGUL_DECOMPOSED)
+
+    response = staff.post(API, person(username=HANGUL), format="json")
+
+    assert response.status_code == 400
+    assert response.json()["username"] == [
+        f"The username {HANGUL!r} is taken by Kim Gan (person {kim.pk}, stored as "
+        f"{HANGUL_DECOMPOSED!a}): usernames that read the same are one, whichever Unicode form "
+        "they are written in."
+    ]
+
+
+def test_an_import_finds_the_person_by_their_username_typed_decomposed(
+    tmp_path: Path, importer: Client
+) -> None:
+    jose = PersonFactory(name="José Ruiz", username=JOSE, email="jose@example.com", role="Chef")
+
+    command_import(
+        tmp_path, "people.json", json.dumps([person(username=JOSE_DECOMPOSED, role="Cook")]).encode()
+    )
+    assert list(Person.objects.values_list("pk", "username", "role")) == [(jose.pk, JOSE, "Cook")]
+
+    admin_import(
+        importer, "people.json", json.dumps([person(username=JOSE_DECOMPOSED, role="Baker")]).encode()
+    )
+    assert list(Person.objects.values_list("pk", "username", "role")) == [(jose.pk, JOSE, "Baker")]
+
+
+def test_a_file_giving_a_username_twice_in_two_forms_is_refused_on_the_second_row(tmp_path: Path) -> None:
+    rows = [person(username=JOSE, name="José Ruiz"), person(username=JOSE_DECOMPOSED, name="Other")]
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps(rows))
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+
+    assert f"username: {JOSE} is on row 1 already" in err.getvalue()
+    assert list(Person.objects.values_list("name", flat=True)) == ["José Ruiz"]
+
+
+def test_the_person_s_page_at_the_decomposed_address_redirects_to_their_own(client: Client) -> None:
+    PersonFactory(username=JOSE)
+
+    response = client.get("/people/jose%CC%81/")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/people/jos%C3%A9/"
+    assert client.get(response["Location"]).status_code == 200
+
+
+def test_a_person_kept_with_a_decomposed_username_is_found_at_their_own_address(client: Client) -> None:
+    kim = PersonFactory(username="kgan")
+    Person.objects.filter(pk=kim.pk).update(username=HANGUL_DECOMPOSED)
+
+    response = client.get(kim.get_absolute_url().replace("kgan", HANGUL_DECOMPOSED))
+
+    assert response.status_code == 200
+    assert response.context["person"] == kim
+
+
 # --- Control characters -------------------------------------------------------
 
 # A null character is refused on each path before its text is read
