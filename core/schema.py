@@ -6,12 +6,19 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 from rest_framework.request import Request
+
+
+class StaffSessionScheme(SessionScheme):
+    """The session cookie, as for DRF's own session authentication."""
+
+    target_class = "core.authentication.StaffSessionAuthentication"
 
 
 class ErrorSerializer(serializers.Serializer[Any]):

@@ -212,10 +212,11 @@ def token_client(db: None) -> APIClient:
 
 @pytest.fixture
 def outsider(db: None) -> APIClient:
-    """Logged in, but with no permissions at all."""
+    """Signed in, with a token, but with no permissions at all (a session is
+    staff's: core.authentication)."""
     user = UserFactory(username="outsider")
     client = APIClient()
-    client.force_login(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     return client
 
 

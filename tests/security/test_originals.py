@@ -253,7 +253,7 @@ def test_callers_who_may_change_an_image_may_view_it_and_see_its_hash_error_and_
     image, _ = gps_upload
     Image.objects.filter(pk=image.pk).update(error="Decoded from /srv/private/secret-path.jpg")
     client = APIClient()
-    client.force_login(_user_with("editor", "change_image"))
+    client.force_login(_user_with("editor", "change_image", is_staff=True))
     response = client.patch(
         f"/api/v1/images/{image.pk}/", {"focal_point": {"x": 0.2, "y": 0.3}}, format="json"
     )

@@ -26,7 +26,7 @@ from django.test import Client, RequestFactory
 from rest_framework.test import APIClient
 
 from catalog.lab import LabThrottle
-from catalog.models import Feedback
+from catalog.models import Feedback, Product
 from core.net import client_ip
 from portal import health
 from tests.uploads import corpus
@@ -434,6 +434,24 @@ def test_session_writes_to_the_api_need_the_csrf_token(staff_user: Any) -> None:
     browser.cookies["csrftoken"] = "a" * 32
     allowed = browser.post("/api/v1/feedback/", body, format="json", HTTP_X_CSRFTOKEN="a" * 32)
     assert allowed.status_code == 201
+
+
+def test_a_session_kept_after_the_staff_status_is_removed_writes_nothing(staff_user: Any) -> None:
+    """A session is an admin sign-in, for staff only: taking the staff
+    status closes the admin to a browser still signed in, and the API's
+    writes with it (a token is what a caller who is not staff writes with)."""
+    browser = APIClient()
+    browser.force_login(staff_user)
+    staff_user.is_staff = False
+    staff_user.save(update_fields=["is_staff"])
+    body = {"name": "Apple", "weight": 3, "description": "Red.", "image_name": "apple.jpg"}
+
+    refused = browser.post("/api/v1/products/", body, format="json")
+
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "Authentication credentials were not provided."
+    assert not Product.objects.exists()
+    assert browser.get("/admin/").status_code == 302  # to the sign-in page
 
 
 # --- No internals in answers --------------------------------------------------------------
