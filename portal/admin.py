@@ -19,6 +19,7 @@ from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
 from django.db import models
 from django.db.models import Q
+from django.db.models.constants import LOOKUP_SEP
 from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -60,6 +61,15 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         """Staff see (and so may delete, one by one or in bulk) their own token only."""
         tokens = super().get_queryset(request)
         return tokens if request.user.is_superuser else tokens.filter(user_id=request.user.pk)
+
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+        """No filtering by key (the token's pk too): Django allows any filter
+        on a model's own fields, and a list filtered by a key's first
+        characters says whether a token has them, which gives the whole key
+        away a character at a time."""
+        if lookup.split(LOOKUP_SEP, 1)[0] in {"key", "pk"}:
+            return False
+        return super().lookup_allowed(lookup, value, request)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return ("user",) if obj is None else ("prefix", "user", "created")

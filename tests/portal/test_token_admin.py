@@ -46,6 +46,19 @@ def test_keys_are_not_listed_nor_shown_on_a_token_s_page(boss: Any, boss_token: 
     assert client.get(f"{TOKENS}{boss.pk}/change/").status_code == 302  # "does not exist"
 
 
+@pytest.mark.parametrize("lookup", ["key__startswith", "key__gt", "key", "pk__startswith", "key__in"])
+def test_the_list_cannot_be_filtered_by_key_to_read_it_a_character_at_a_time(boss: Any, lookup: str) -> None:
+    """Filtered by a key's first characters, the list would say whether a
+    token has them, and so give away its key one character at a time."""
+    other = UserFactory(username="service")
+    token = Token.objects.create(user=other)
+
+    response = logged_in(boss).get(TOKENS, {lookup: token.key[:10] if lookup != "key__gt" else "0"})
+
+    assert response.status_code == 400
+    assert "service" not in response.content.decode()
+
+
 def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Token) -> None:
     response = logged_in(boss).get(f"/admin/auth/user/{boss.pk}/delete/")
     assert response.status_code == 200
