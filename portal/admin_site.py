@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
 from django.utils.text import smart_split
 
-from core.errors import error_response
+from core.errors import error_response, methods
 from core.filters import too_many_search_terms
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -36,6 +36,15 @@ class PortalAdminSite(admin.AdminSite):
             return response
 
         return cast("View", checked)
+
+    # The stubs say a TemplateResponse; Django's answers a redirect (?next=) too.
+    def logout(  # type: ignore[override]
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponseBase:
+        """Signing out is the form's POST (a link would let any page sign
+        staff out); anything else is a 405 saying so, on the site's error
+        page: Django's is empty, a blank page for a bookmark of the address."""
+        return methods("POST")(super().logout)(request, extra_context)
 
     def autocomplete_view(self, request: HttpRequest) -> HttpResponse:
         """The search of a link's choice (a product for a review, a user for

@@ -42,6 +42,7 @@ from django.core.cache import caches
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from core.errors import methods
 from core.net import address_block, client_ip
 from core.throttling import seconds_until
 
@@ -136,6 +137,8 @@ def attempt_counts(request: HttpRequest, username: str) -> list[AttemptCount]:
     ]
 
 
+# Django's sign-in takes a PUT as a POST (with no form: a 200 saying the fields are required).
+@methods("GET", "POST")
 def throttled_login(request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
     if request.method != "POST":
         return admin.site.login(request, extra_context)

@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command, load_command_clas
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
-from tests.factories import FeedbackFactory, ImageFactory
+from tests.factories import FeedbackFactory, ImageFactory, UserFactory, logged_in
 from uploads.models import Image, Rendition
 from uploads.storage import IMMUTABLE
 
@@ -165,6 +165,30 @@ def test_options_on_an_address_that_takes_no_writes_lists_its_methods_alone(clie
 def test_a_method_the_form_does_not_take_is_a_405_even_without_a_csrf_cookie(method: str) -> None:
     browser = Client(enforce_csrf_checks=True)  # no cookie, no token: as a script sends it
     response = getattr(browser, method)("/reviews/new/")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, HEAD, POST, OPTIONS"
+    assert f"not {method.upper()}" in response.content.decode()
+
+
+def test_a_link_to_the_admin_s_sign_out_is_a_405_saying_how_to_sign_out() -> None:
+    """Signing out is a form's POST (a link would let any page sign staff
+    out): a bookmark of it got an empty page."""
+    browser = logged_in(UserFactory(username="boss", is_staff=True, is_superuser=True))
+    response = browser.get("/admin/logout/")
+    assert response.status_code == 405
+    assert response["Allow"] == "POST, OPTIONS"
+    assert "This page answers POST, OPTIONS, not GET." in response.content.decode()
+    assert "<html" in response.content.decode()
+    assert browser.get("/admin/").status_code == 200  # still signed in
+    assert browser.post("/admin/logout/").status_code == 200
+    assert browser.get("/admin/").status_code == 302
+
+
+@pytest.mark.parametrize("method", ["put", "delete", "patch"])
+def test_a_method_the_admin_s_sign_in_does_not_take_is_a_405(method: str) -> None:
+    """A PUT was read as a sign-in with nothing filled in: a 200 saying the
+    fields are required."""
+    response = getattr(Client(), method)("/admin/login/")
     assert response.status_code == 405
     assert response["Allow"] == "GET, HEAD, POST, OPTIONS"
     assert f"not {method.upper()}" in response.content.decode()
