@@ -43,7 +43,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.errors import methods
-from core.net import address_block, client_ip
+from core.net import address_block, client_ip, through_untrusted_proxy
 from core.throttling import seconds_until
 
 
@@ -158,16 +158,23 @@ def throttled_login(request: HttpRequest, extra_context: dict[str, Any] | None =
 
 def _locked_out(request: HttpRequest, count: AttemptCount, failures: int, seconds: int) -> HttpResponse:
     minutes = math.ceil(seconds / 60)
+    message = (
+        f"{failures} failed attempts {count.whose} (the limit is {count.limit}). "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
+    )
+    if through_untrusted_proxy(request):
+        # The address counted is the proxy's (docs/deploy.md): "your address" would be untrue.
+        message += (
+            " This request came through a proxy that PORTAL_TRUSTED_PROXY_COUNT does not count as "
+            "trusted: the proxy's address is every client's, and so is this lockout."
+        )
     response = render(
         request,
         "error.html",
         {
             "status": 429,
             "title": "Too many failed logins",
-            "message": (
-                f"{failures} failed attempts {count.whose} (the limit is {count.limit}). "
-                f"Try again in {minutes} minute{'s' if minutes != 1 else ''}."
-            ),
+            "message": message,
         },
         status=429,
     )

@@ -301,3 +301,31 @@ def test_signing_in_never_locks_the_account_whatever_its_window_s_end_reads_as(
     for count in attempt_counts(RequestFactory().post("/admin/login/"), "boss"):
         caches["shared"].set(f"{count.key}:ends", ends, timeout=600)
     assert [_login("boss", RIGHT).status_code for _ in range(4)] == [302] * 4
+
+
+@pytest.mark.django_db
+def test_a_lockout_through_a_proxy_not_counted_as_trusted_says_it_is_the_proxy_s_address(
+    settings: Any,
+) -> None:
+    """Behind a proxy PORTAL_TRUSTED_PROXY_COUNT does not count, every
+    client has the proxy's address: the refusal says so, and names the
+    setting, instead of blaming the address of whoever is refused."""
+    settings.TRUSTED_PROXY_COUNT = 0
+    settings.ADMIN_LOGIN_MAX_FAILURES = 1
+    get_user_model().objects.create_superuser("boss", "boss@example.com", RIGHT)
+    through_proxy = {"REMOTE_ADDR": "10.0.0.1", "HTTP_X_FORWARDED_FOR": "198.51.100.7"}
+    browser = Client()
+    browser.post("/admin/login/", {"username": "boss", "password": "wrong"}, **through_proxy)
+
+    refused = browser.post("/admin/login/", {"username": "boss", "password": RIGHT}, **through_proxy)
+
+    assert refused.status_code == 429
+    text = refused.content.decode()
+    assert "1 failed attempts for this account from your address (the limit is 1)" in text
+    assert "PORTAL_TRUSTED_PROXY_COUNT" in text
+    assert "the proxy&#x27;s address is every client&#x27;s" in text
+    # Straight from the client, the address is the client's own.
+    _login("chief", "wrong", address="203.0.113.9")
+    direct = _login("chief", "wrong", address="203.0.113.9")
+    assert direct.status_code == 429
+    assert "PORTAL_TRUSTED_PROXY_COUNT" not in direct.content.decode()
