@@ -177,7 +177,8 @@ def test_a_filter_by_a_number_past_any_column_s_is_refused_as_any_bad_filter(
     assert (response.status_code, response["Location"]) == (302, f"{changelist}?e=1")
 
 
-@pytest.mark.parametrize("changelist", registered_lists())
+# The tokens' list takes no filter by its key (its pk) at all (test_token_admin).
+@pytest.mark.parametrize("changelist", [c for c in registered_lists() if "/tokenproxy/" not in c])
 def test_a_filter_by_a_range_of_one_value_is_refused_as_any_bad_filter(
     admin_client: Client, changelist: str
 ) -> None:
