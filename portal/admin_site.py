@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
 from django.contrib import admin
-from django.contrib.admin.exceptions import DisallowedModelAdminToField
+from django.contrib.admin.exceptions import DisallowedModelAdminLookup, DisallowedModelAdminToField
 from django.contrib.admin.options import TO_FIELD_VAR
 from django.http import HttpRequest, HttpResponse
 from django.http.response import HttpResponseBase
@@ -17,6 +18,11 @@ from core.errors import error_response, methods
 from core.filters import too_many_search_terms
 
 View = TypeVar("View", bound=Callable[..., Any])
+
+# How Django words a filter a list does not take (django.contrib.admin.views.main).
+REFUSED_FILTER = re.compile(r"Filtering by (.+) not allowed", re.DOTALL)
+# As much of a refused filter's name as the refusal repeats.
+SHOWN_FILTER_LENGTH = 100
 
 
 class PortalAdminSite(admin.AdminSite):
@@ -32,7 +38,10 @@ class PortalAdminSite(admin.AdminSite):
             to_field = request.POST.get(TO_FIELD_VAR, request.GET.get(TO_FIELD_VAR))
             if to_field == "":
                 raise DisallowedModelAdminToField("The field name in _to_field is empty.")
-            response: HttpResponseBase = inner(request, *args, **kwargs)
+            try:
+                response: HttpResponseBase = inner(request, *args, **kwargs)
+            except DisallowedModelAdminLookup as exc:
+                return _refused_filter(request, exc)
             return response
 
         return cast("View", checked)
@@ -55,3 +64,20 @@ class PortalAdminSite(admin.AdminSite):
         if refused:
             return error_response(request, 400, "Bad request", refused)
         return super().autocomplete_view(request)
+
+
+def _refused_filter(request: HttpRequest, exc: DisallowedModelAdminLookup) -> HttpResponse:
+    """A filter written into a list's address that the list does not take,
+    named: Django's 400 said only that the request could not be understood."""
+    match = REFUSED_FILTER.fullmatch(str(exc))
+    if match is None:
+        raise exc
+    name = match.group(1)
+    if len(name) > SHOWN_FILTER_LENGTH:
+        name = f"{name[:SHOWN_FILTER_LENGTH]}…"
+    return error_response(
+        request,
+        400,
+        "Bad request",
+        f"This list cannot be filtered by {name}: it takes the filters its side bar offers, and its search.",
+    )

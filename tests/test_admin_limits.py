@@ -221,6 +221,24 @@ def test_a_filter_by_a_pattern_is_refused(admin_client: Client, changelist: str,
         assert response.status_code == 400, pattern
 
 
+@pytest.mark.parametrize(
+    ("changelist", "lookup"),
+    [
+        ("/admin/catalog/feedback/", "pk__regex"),
+        ("/admin/catalog/feedback/", "product__name"),
+        ("/admin/authtoken/tokenproxy/", "key__startswith"),
+    ],
+)
+def test_a_filter_the_list_does_not_take_is_refused_naming_it(
+    admin_client: Client, changelist: str, lookup: str
+) -> None:
+    """The 400 said only that the request could not be understood."""
+    response = admin_client.get(changelist, {lookup: "a"})
+
+    assert response.status_code == 400
+    assert f"This list cannot be filtered by {lookup}" in response.content.decode()
+
+
 def test_the_export_of_a_filter_no_database_can_run_is_refused_as_any_bad_filter(
     admin_client: Client,
 ) -> None:
