@@ -50,6 +50,18 @@ class FeedbackThrottle(ClientRateThrottle):
 
     scope = "feedback"
 
+    def note_sent(self, sent: str, *, seconds: int) -> None:
+        """Keep for ``seconds`` that the client ``allow_request`` counted sent
+        the review ``sent`` (a key of it): one cache write, no query."""
+        key = getattr(self, "key", None)
+        if key is not None:  # None for a client the throttle does not count
+            self.cache.set(f"{key}:sent:{sent}", True, timeout=seconds)
+
+    def has_sent(self, sent: str) -> bool:
+        """Whether this client sent the review ``sent`` lately (``note_sent``)."""
+        key = getattr(self, "key", None)
+        return key is not None and bool(self.cache.get(f"{key}:sent:{sent}"))
+
 
 class ModelPermissionsOrCreate(permissions.DjangoModelPermissionsOrAnonReadOnly):
     """Reads and creates are open; changes need the model permission."""

@@ -255,6 +255,60 @@ def feedback_submit(
 FORM_RESENT_SECONDS = 600
 
 
+def _form_fingerprint(*, title: str, name: str, date: dt.date, text: str) -> str:
+    wanted = Feedback(
+        title=title.strip(), name=name.strip(), date=date, text=normalize_newlines(text.strip())
+    )
+    return wanted.compute_fingerprint()
+
+
+def feedback_form_key(
+    *,
+    title: str,
+    name: str,
+    date: dt.date | None = None,
+    text: str,
+    rating: int | None = None,
+    product: Product | None = None,
+) -> str:
+    """What tells a review sent by the public form from another, as
+    ``feedback_submit_from_form`` matches it: its fingerprint, product and
+    rating. Computed without a query."""
+    fingerprint = _form_fingerprint(title=title, name=name, date=date or timezone.localdate(), text=text)
+    return f"{fingerprint}:{product.pk if product else ''}:{rating or ''}"
+
+
+@transaction.atomic
+def feedback_sent_from_form(
+    *,
+    title: str,
+    name: str,
+    date: dt.date | None = None,
+    text: str,
+    rating: int | None = None,
+    product: Product | None = None,
+) -> Feedback | None:
+    """The same review (as ``feedback_submit_from_form`` matches it) sent by
+    the public form in the last ``FORM_RESENT_SECONDS``, if any; one being
+    posted meanwhile is waited for."""
+    fingerprint = _form_fingerprint(title=title, name=name, date=date or timezone.localdate(), text=text)
+    # Both clicks at once: the second waits here, then finds the first.
+    locks.hold(f"catalog.feedback:{fingerprint}")
+    return (
+        Feedback.objects.filter(
+            fingerprint=fingerprint,
+            product=product,
+            rating=rating,
+            source=Feedback.Source.WEB,
+            is_demo=False,
+            created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
+        )
+        .exclude(status=Feedback.Status.HIDDEN)
+        .order_by("pk")
+        .first()
+    )
+
+
 @transaction.atomic
 def feedback_submit_from_form(
     *,
@@ -271,24 +325,8 @@ def feedback_submit_from_form(
     is no match). Returns (review, created). A double click on "Send" posts
     one review."""
     date = date or timezone.localdate()
-    wanted = Feedback(
-        title=title.strip(), name=name.strip(), date=date, text=normalize_newlines(text.strip())
-    )
-    fingerprint = wanted.compute_fingerprint()
-    # Both clicks at once: the second waits here, then finds the first.
-    locks.hold(f"catalog.feedback:{fingerprint}")
-    held = (
-        Feedback.objects.filter(
-            fingerprint=fingerprint,
-            product=product,
-            rating=rating,
-            source=Feedback.Source.WEB,
-            is_demo=False,
-            created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
-        )
-        .exclude(status=Feedback.Status.HIDDEN)
-        .order_by("pk")
-        .first()
+    held = feedback_sent_from_form(
+        title=title, name=name, date=date, text=text, rating=rating, product=product
     )
     if held is not None:
         return held, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from urllib.parse import urlencode
 
 from django.contrib import messages
@@ -169,7 +170,8 @@ def _review_held(request: HttpRequest, product: Product | None) -> HttpResponse:
 @methods("GET", "POST")
 def review_submit(request: HttpRequest) -> HttpResponse:
     """Post/redirect/get: a valid review redirects to the list; an invalid one
-    is shown again with its errors and HTTP 400; too many posts get 429."""
+    is shown again with its errors and HTTP 400; too many posts get 429,
+    unless one sends again a review the client posted lately."""
     if request.method != "POST":
         # "Review this product" on a product's page links here with ?product=ID.
         form = FeedbackForm(initial={"product": request.GET.get("product", "")})
@@ -180,6 +182,11 @@ def review_submit(request: HttpRequest) -> HttpResponse:
     form = FeedbackForm(request.POST)
     throttle = FeedbackThrottle()
     if not throttle.allow_request(request, None):  # type: ignore[arg-type]
+        # A second click on "Send" of a review this client posted: where the
+        # first click put them, though it comes over the limit. Nothing new.
+        sent = _review_sent_before(form, throttle)
+        if sent is not None:
+            return _review_taken(request, sent)
         wait = int(throttle.wait() or 60)
         response = render(
             request,
@@ -199,21 +206,49 @@ def review_submit(request: HttpRequest) -> HttpResponse:
         # as one a moderator turned down, and nothing tells the bot why.
         logger.info("review dropped: honeypot field filled")
         return _review_held(request, data.get("product"))
+    review_data = _review_data(form)
+    # Noted before it is posted: a second click that arrives meanwhile, over
+    # the limit, waits for this post and lands on its review.
+    throttle.note_sent(services.feedback_form_key(**review_data), seconds=services.FORM_RESENT_SECONDS)
     try:
         # Sent again by a second click: the review the first one posted.
-        review, _ = services.feedback_submit_from_form(
-            title=data["title"],
-            name=data["name"],
-            date=data["date"],
-            text=data["text"],
-            rating=data.get("rating"),
-            product=data.get("product"),
-        )
+        review, _ = services.feedback_submit_from_form(**review_data)
     except ValidationError as exc:
         if "product" in getattr(exc, "error_dict", {}):  # deleted since the form checked it
             return _review_product_gone(request)
         raise
+    return _review_taken(request, review)
+
+
+def _review_data(form: FeedbackForm) -> dict[str, Any]:
+    """A valid form's review, as the services take it."""
+    data = form.cleaned_data
+    return {
+        "title": data["title"],
+        "name": data["name"],
+        "date": data["date"],
+        "text": data["text"],
+        "rating": data.get("rating"),
+        "product": data.get("product"),
+    }
+
+
+def _review_taken(request: HttpRequest, review: Feedback) -> HttpResponse:
+    """The answer to a review posted: where it shows, or its product's page
+    while it waits for a moderator."""
     if review.status == Feedback.Status.PENDING:
         return _review_held(request, review.product)
     messages.success(request, "Thank you! Your review is published.")
     return redirect(_review_url(review))
+
+
+def _review_sent_before(form: FeedbackForm, throttle: FeedbackThrottle) -> Feedback | None:
+    """The review a throttled post sends again, when this client posted it
+    lately and it stands: the form is read (as the 429's page reads it
+    anyway) and the database asked only for a review the client sent."""
+    if not form.is_valid() or form.is_bot:
+        return None
+    review_data = _review_data(form)
+    if not throttle.has_sent(services.feedback_form_key(**review_data)):
+        return None
+    return services.feedback_sent_from_form(**review_data)

@@ -16,6 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from catalog import services, views
+from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback
 from portal import demo
@@ -314,6 +315,56 @@ def test_a_review_sent_twice_by_a_second_click_is_posted_once(
     again = client.post(reverse("catalog:review-submit"), sent)
     assert first.status_code == again.status_code == 302
     assert again["Location"] == first["Location"]
+    assert Feedback.objects.count() == 1
+
+
+@pytest.mark.parametrize("moderated", [False, True], ids=["published", "moderated"])
+def test_a_second_click_over_the_limit_lands_where_the_first_did(
+    client: Client, settings: Any, monkeypatch: pytest.MonkeyPatch, moderated: bool
+) -> None:
+    """The first click was the last post the limit let through: the second
+    is answered as the first was, not with "Please wait", and posts nothing."""
+    settings.FEEDBACK_MODERATION = moderated
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "1/min"})
+    sent = {**FORM, "product": str(ProductFactory().pk)}
+    first = client.post(reverse("catalog:review-submit"), sent)
+    again = client.post(reverse("catalog:review-submit"), sent)
+    assert first.status_code == again.status_code == 302
+    assert again["Location"] == first["Location"]
+    assert Feedback.objects.count() == 1
+
+
+def test_a_client_over_the_limit_posts_no_other_review(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "1/min"})
+    assert client.post(reverse("catalog:review-submit"), FORM).status_code == 302
+    for other in ({**FORM, "text": "Still good, and cheap."}, {**FORM, "rating": "5"}):
+        response = client.post(reverse("catalog:review-submit"), other)
+        assert response.status_code == 429
+        assert "Please wait" in response.content.decode()
+    assert Feedback.objects.count() == 1
+
+
+def test_a_client_over_the_limit_is_not_sent_to_a_review_another_client_posted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "1/min"})
+    url = reverse("catalog:review-submit")
+    assert Client().post(url, FORM, REMOTE_ADDR="203.0.113.7").status_code == 302
+    other = Client()
+    assert other.post(url, {**FORM, "title": "Mine"}, REMOTE_ADDR="203.0.113.8").status_code == 302
+    assert other.post(url, FORM, REMOTE_ADDR="203.0.113.8").status_code == 429
+    assert Feedback.objects.count() == 2
+
+
+def test_a_second_click_over_the_limit_on_a_review_hidden_since_is_refused(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FeedbackThrottle, "THROTTLE_RATES", {"feedback": "1/min"})
+    client.post(reverse("catalog:review-submit"), FORM)
+    Feedback.objects.update(status=Feedback.Status.HIDDEN)
+    assert client.post(reverse("catalog:review-submit"), FORM).status_code == 429
     assert Feedback.objects.count() == 1
 
 
