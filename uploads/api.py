@@ -175,6 +175,10 @@ def may_download_original(request: Request | None) -> bool:
     return may_view(getattr(request, "user", None), Image)
 
 
+def may_delete(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.has_perm("uploads.delete_image"))
+
+
 class ImageSerializer(ImageSummarySerializer):
     renditions = RenditionSerializer(many=True, read_only=True)
     sha256 = serializers.SerializerMethodField(
@@ -349,7 +353,8 @@ HIDDEN_FROM_THE_PUBLIC = (
     "shows: a product's picture or an active person's photo. Not an image whose only use is the photo of "
     "an inactive person, nor one tied to no product and no person (an upload not yet linked, such as a "
     "supplier's photo posted to /upload/ before its description: it is shown once its product exists); "
-    "reading it is a 404, as for an image that does not exist. Renditions' files stay public at their URLs."
+    "reading it is a 404, as for an image that does not exist (a caller with the delete permission "
+    "on images still deletes it). Renditions' files stay public at their URLs."
 )
 
 
@@ -386,8 +391,12 @@ class ImageViewSet(
     def get_queryset(self) -> QuerySet[Image]:
         # An image kept from callers who may not view images (the view or the
         # change permission, as for originals) is a 404 to them on every
-        # action, as one that does not exist.
-        return selectors.images_visible(staff=may_download_original(self.request))
+        # action, as one that does not exist. But a deletion, to a caller
+        # who may delete images (an uploader's token, which may add and
+        # delete them without viewing them): its mistaken upload, tied to
+        # nothing yet, is still its to delete.
+        deleting = self.action == "destroy" and may_delete(getattr(self.request, "user", None))
+        return selectors.images_visible(staff=deleting or may_download_original(self.request))
 
     def get_parsers(self) -> list[parsers.BaseParser]:
         # An upload is a file: a JSON body to create is refused as a media

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Person
-from tests.factories import ImageFactory, PersonFactory, ProductFactory, jpeg_bytes
+from tests.factories import ImageFactory, PersonFactory, ProductFactory, UserFactory, jpeg_bytes
+from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
 
@@ -246,6 +248,28 @@ def test_staff_see_an_image_tied_to_nothing(request: pytest.FixtureRequest, pers
 
     assert image_ids(client.get(IMAGES)) == {unused.pk}
     assert client.get(f"{IMAGES}{unused.pk}/").json()["alt"] == "Not yet announced"
+
+
+def test_a_caller_who_may_delete_images_deletes_one_the_public_is_not_shown() -> None:
+    """An uploader's token may add and delete images without viewing them:
+    the upload it sent by mistake, tied to nothing yet, or the photo of a
+    former colleague, is still its to delete, not a 404."""
+    user = UserFactory(username="uploader")
+    user.user_permissions.set(
+        Permission.objects.filter(
+            content_type__app_label="uploads", codename__in=["add_image", "delete_image"]
+        )
+    )
+    client = APIClient()
+    client.force_login(user)
+    unused = ImageFactory()
+    portrait = ImageFactory()
+    PersonFactory(photo=portrait, is_active=False)
+
+    assert client.get(f"{IMAGES}{unused.pk}/").status_code == 404  # still not shown to it
+    for image in (unused, portrait):
+        assert client.delete(f"{IMAGES}{image.pk}/").status_code == 204
+    assert not Image.objects.filter(pk__in=[unused.pk, portrait.pk]).exists()
 
 
 def test_a_suppliers_photo_posted_before_its_description_turns_public_once_linked(
