@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
@@ -287,26 +289,36 @@ def feedback_sent_from_form(
     text: str,
     rating: int | None = None,
     product: Product | None = None,
+    sender: str = "",
 ) -> Feedback | None:
     """The same review (as ``feedback_submit_from_form`` matches it) sent by
-    the public form in the last ``FORM_RESENT_SECONDS``, if any; one being
-    posted meanwhile is waited for."""
+    the public form in the last ``FORM_RESENT_SECONDS`` from the browser
+    ``sender`` names, if any; one being posted meanwhile is waited for.
+    Without a sender, the first of the same words from any browser."""
     fingerprint = _form_fingerprint(title=title, name=name, date=date or timezone.localdate(), text=text)
     # Both clicks at once: the second waits here, then finds the first.
     locks.hold(f"catalog.feedback:{fingerprint}")
-    return (
-        Feedback.objects.filter(
-            fingerprint=fingerprint,
-            product=product,
-            rating=rating,
-            source=Feedback.Source.WEB,
-            is_demo=False,
-            created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
-        )
-        .exclude(status=Feedback.Status.HIDDEN)
-        .order_by("pk")
-        .first()
-    )
+    sent = Feedback.objects.filter(
+        fingerprint=fingerprint,
+        product=product,
+        rating=rating,
+        source=Feedback.Source.WEB,
+        is_demo=False,
+        created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
+    ).exclude(status=Feedback.Status.HIDDEN)
+    if not sender:
+        return sent.order_by("pk").first()
+    # The review this browser posted, which the shared cache remembers (set
+    # before the lock is let go, so the second click finds it).
+    pk = caches["shared"].get(_form_sent_key(sender, fingerprint, product, rating))
+    return sent.filter(pk=pk).first() if isinstance(pk, int) else None
+
+
+def _form_sent_key(sender: str, fingerprint: str, product: Product | None, rating: int | None) -> str:
+    """The shared cache's key for a review a browser sent from the form: a
+    hash, so that no cookie's secret is written anywhere."""
+    payload = "\x1f".join([sender, fingerprint, str(product.pk if product else ""), str(rating or "")])
+    return "catalog.review-form-sent:" + hashlib.sha256(payload.encode()).hexdigest()
 
 
 @transaction.atomic
@@ -318,15 +330,20 @@ def feedback_submit_from_form(
     text: str,
     rating: int | None = None,
     product: Product | None = None,
+    sender: str = "",
 ) -> tuple[Feedback, bool]:
     """``feedback_submit`` from the public form, unless the form sent the same
     review (as imports match it, of the same product and rating) in the last
     ``FORM_RESENT_SECONDS``: then that one, unchanged (one a moderator hid
     is no match). Returns (review, created). A double click on "Send" posts
-    one review."""
+    one review.
+
+    ``sender`` tells the browser that sends it (its security cookie's
+    secret, which both clicks carry): the same words sent from another
+    browser, two visitors' "Great!", are a review of their own."""
     date = date or timezone.localdate()
     held = feedback_sent_from_form(
-        title=title, name=name, date=date, text=text, rating=rating, product=product
+        title=title, name=name, date=date, text=text, rating=rating, product=product, sender=sender
     )
     if held is not None:
         return held, False
@@ -339,6 +356,11 @@ def feedback_submit_from_form(
         product=product,
         source=Feedback.Source.WEB,
     )
+    if sender:
+        fingerprint = _form_fingerprint(title=title, name=name, date=date, text=text)
+        caches["shared"].set(
+            _form_sent_key(sender, fingerprint, product, rating), review.pk, FORM_RESENT_SECONDS
+        )
     return review, True
 
 

@@ -184,7 +184,7 @@ def review_submit(request: HttpRequest) -> HttpResponse:
     if not throttle.allow_request(request, None):  # type: ignore[arg-type]
         # A second click on "Send" of a review this client posted: where the
         # first click put them, though it comes over the limit. Nothing new.
-        sent = _review_sent_before(form, throttle)
+        sent = _review_sent_before(request, form, throttle)
         if sent is not None:
             return _review_taken(request, sent)
         wait = int(throttle.wait() or 60)
@@ -212,7 +212,7 @@ def review_submit(request: HttpRequest) -> HttpResponse:
     throttle.note_sent(services.feedback_form_key(**review_data), seconds=services.FORM_RESENT_SECONDS)
     try:
         # Sent again by a second click: the review the first one posted.
-        review, _ = services.feedback_submit_from_form(**review_data)
+        review, _ = services.feedback_submit_from_form(**review_data, sender=_review_sender(request))
     except ValidationError as exc:
         if "product" in getattr(exc, "error_dict", {}):  # deleted since the form checked it
             return _review_product_gone(request)
@@ -242,7 +242,9 @@ def _review_taken(request: HttpRequest, review: Feedback) -> HttpResponse:
     return redirect(_review_url(review))
 
 
-def _review_sent_before(form: FeedbackForm, throttle: FeedbackThrottle) -> Feedback | None:
+def _review_sent_before(
+    request: HttpRequest, form: FeedbackForm, throttle: FeedbackThrottle
+) -> Feedback | None:
     """The review a throttled post sends again, when this client posted it
     lately and it stands: the form is read (as the 429's page reads it
     anyway) and the database asked only for a review the client sent."""
@@ -251,4 +253,11 @@ def _review_sent_before(form: FeedbackForm, throttle: FeedbackThrottle) -> Feedb
     review_data = _review_data(form)
     if not throttle.has_sent(services.feedback_form_key(**review_data)):
         return None
-    return services.feedback_sent_from_form(**review_data)
+    return services.feedback_sent_from_form(**review_data, sender=_review_sender(request))
+
+
+def _review_sender(request: HttpRequest) -> str:
+    """The browser a review comes from: its security cookie's secret, which
+    both clicks of a double click carry and another visitor's browser does
+    not. Set by the CSRF middleware, which refuses a post without it."""
+    return request.META.get("CSRF_COOKIE") or ""

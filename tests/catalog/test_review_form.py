@@ -390,3 +390,31 @@ def test_a_review_hidden_by_a_moderator_is_not_the_one_a_form_sent_again_lands_o
         Feedback.Status.HIDDEN,
         Feedback.Status.PUBLISHED,
     ]
+
+
+def _browser() -> Client:
+    """A visitor's browser, which opened the form (and so holds its security
+    cookie) before sending it, checked as a real browser's post is."""
+    browser = Client(enforce_csrf_checks=True)
+    browser.get(reverse("catalog:review-submit"))
+    return browser
+
+
+def _send(browser: Client, data: dict[str, str]) -> Any:
+    token = browser.cookies["csrftoken"].value
+    return browser.post(reverse("catalog:review-submit"), {**data, "csrfmiddlewaretoken": token})
+
+
+def test_two_visitors_who_write_the_same_short_review_post_one_each() -> None:
+    """Two Anns' "Great!" of one product at one rating within
+    minutes is two reviews: a second click is one browser sending its form
+    again, not another visitor's."""
+    product = ProductFactory()
+    short = {**FORM, "title": "Great!", "text": "Great!", "product": str(product.pk)}
+    first, second = _browser(), _browser()
+
+    assert _send(first, short).status_code == 302
+    assert _send(first, short).status_code == 302  # its second click
+    assert _send(second, short).status_code == 302
+
+    assert Feedback.objects.count() == 2
