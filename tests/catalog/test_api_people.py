@@ -9,6 +9,7 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
+from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog import services
@@ -261,7 +262,7 @@ def test_a_caller_who_may_delete_images_deletes_one_the_public_is_not_shown() ->
         )
     )
     client = APIClient()
-    client.force_login(user)
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
     unused = ImageFactory()
     portrait = ImageFactory()
     PersonFactory(photo=portrait, is_active=False)
