@@ -412,6 +412,30 @@ def test_ensure_admin_that_cannot_keep_its_password_says_so_in_one_line_and_make
     assert not get_user_model().objects.filter(username="admin").exists()
 
 
+@pytest.mark.parametrize(
+    ("leave", "reason"),
+    [
+        (lambda path: path.mkdir(), "Is a directory"),
+        (lambda path: path.write_bytes(b"\xff\xfe secret"), "not UTF-8 text"),
+    ],
+    ids=["folder", "not-text"],
+)
+def test_ensure_admin_that_cannot_read_the_kept_password_says_so_in_one_line_and_makes_no_account(
+    default_admin: Path, leave: Any, reason: str
+) -> None:
+    """A folder or another user's file where the password is kept (one
+    written by a run as root) ended in a traceback."""
+    leave(default_admin)
+    with pytest.raises(CommandError) as refused:
+        ensure_admin()
+    assert refused.value.returncode == 1
+    assert str(refused.value) == (
+        f"Cannot read the admin's password kept in {default_admin}: {reason}; nothing was changed. "
+        "Remove it (a password is generated again), or set PORTAL_ADMIN_PASSWORD."
+    )
+    assert not get_user_model().objects.filter(username="admin").exists()
+
+
 def test_ensure_admin_makes_an_existing_plain_user_an_admin(default_admin: Path) -> None:
     get_user_model().objects.create_user("admin", "a@example.com", "plain-user-pass-99")
     text = ensure_admin()

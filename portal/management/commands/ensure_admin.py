@@ -54,6 +54,20 @@ def _keep(path: Path, password: str) -> None:
         fh.write(password)
 
 
+def _kept_password(path: Path) -> str:
+    """The password kept in ``path`` by an earlier run, "" if none is kept."""
+    if not path.exists():
+        return ""
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:  # a folder there, another user's file, not text
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else "not UTF-8 text"
+        raise CommandError(
+            f"Cannot read the admin's password kept in {path}: {reason}; nothing was changed. "
+            "Remove it (a password is generated again), or set PORTAL_ADMIN_PASSWORD."
+        ) from exc
+
+
 class Command(PortalCommand):
     help = (
         "Make sure an admin account exists. Credentials come from PORTAL_ADMIN_USERNAME / "
@@ -88,7 +102,7 @@ class Command(PortalCommand):
                 f"PORTAL_ADMIN_USERNAME is refused, nothing was changed: {' '.join(exc.messages)}"
             ) from exc
         user = users.objects.filter(username=username).first()
-        password = chosen or (kept.read_text().strip() if kept.exists() else "")
+        password = chosen or _kept_password(kept)
         if user is not None and user.has_usable_password() and not chosen:
             # Its password is whoever set it last: printed only if it is the one kept here.
             promoted = self._make_admin(user)
