@@ -212,11 +212,12 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
         return dict(sorted(responses.items()))
 
 
-def _media_base(windows_back: int = 0) -> Any:
-    """Where the media store's URLs point now. Representations show
-    rendition URLs made from it, so the same rows read from a store moved
-    elsewhere (a CDN's domain, a bucket instead of local files) are another
-    answer, not a 304 that keeps the old URLs.
+def _media_base() -> tuple[Any, int | None]:
+    """Where the media store's URLs point now, and the window of time their
+    signatures were made in (None where they are not signed).
+    Representations show rendition URLs made from it, so the same rows read
+    from a store moved elsewhere (a CDN's domain, a bucket instead of local
+    files) are another answer, not a 304 that keeps the old URLs.
 
     A bucket whose URLs are signed (``AWS_QUERYSTRING_AUTH``) signs each one
     anew, with the time it was made: the URL without its query names the
@@ -225,15 +226,24 @@ def _media_base(windows_back: int = 0) -> Any:
     ``no-cache`` (no ``max-age``: each use of a kept answer asks first), and
     the tag holds the half of the links' lifetime the answer was made in, so
     a 304 only ever confirms URLs with at least half their lifetime left;
-    after that the client gets the body again, freshly signed.
-    ``windows_back`` names an earlier half (for ``If-Match``)."""
+    after that the client gets the body again, freshly signed."""
     storage = storages["default"]
     url = storage.url(_MEDIA_PROBE)
     expire = getattr(storage, "querystring_expire", None)
     if not getattr(storage, "querystring_auth", False) or "?" not in url or not isinstance(expire, int):
-        return url
+        return url, None
     window = max(1, expire // 2)
-    return (url.partition("?")[0], expire, int(time.time() // window) - windows_back)
+    return (url.partition("?")[0], expire), int(time.time() // window)
+
+
+# Between a tag's hash of the rows and the window its URLs were signed in.
+_WINDOW_MARK = "-"
+
+
+def _as_read(tag: str) -> str:
+    """What of a tag says the rows are as read: all of it but the window
+    its rendition URLs were signed in, which a change does not ask about."""
+    return tag.partition(_WINDOW_MARK)[0] + '"' if _WINDOW_MARK in tag else tag
 
 
 _MEDIA_PROBE = "probe"
@@ -311,23 +321,27 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         view = type(self)
         return repr((view.__module__, view.__qualname__, tuple(self.read_variant()), params))
 
-    def _tag(self, rows: Any, related: Any, *extra: Any, windows_back: int = 0) -> str:
+    def _tag(self, rows: Any, related: Any, *extra: Any) -> str:
         request = self.request
         # A list's query picks its rows and its links; a row's address
         # answers the row whatever its query (filter_queryset), so the query
         # is no part of its tag: else a change sent with the tag of the row
         # read with a cache buster on its address would be refused as stale.
         uri = request.build_absolute_uri(request.path if self.detail else None)
-        return etag_for(
+        base, window = _media_base()
+        tag = etag_for(
             REPRESENTATION_VERSION,
             uri,
             getattr(request, "accepted_media_type", ""),
-            _media_base(windows_back),
+            base,
             list(self.read_variant()),
             extra,
             rows,
             related,
         )
+        # The window stands apart, after the hash: a change (If-Match) asks
+        # whether the row is as read, however long ago its URLs were signed.
+        return tag if window is None else f'{tag[:-1]}{_WINDOW_MARK}{window}"'
 
     def _conditional(self, tag: str, build: Callable[[], Response]) -> Response:
         if etag_matches(self.request, tag):
@@ -382,19 +396,13 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             response[COUNT_HEADER] = str(paginator.count_cached_for)
         return response
 
-    def _current_tags(self, pk: Any) -> Sequence[str]:
-        """The ETag ``retrieve`` would answer this caller for the row now,
-        and, where rendition URLs are signed, the one it answered in the
-        half of their lifetime before: the row is as read all the same."""
+    def _current_tag(self, pk: Any) -> str | None:
+        """The ETag ``retrieve`` would answer this caller for the row now."""
         queryset = self.filter_queryset(self.get_queryset())
         rows = list(self._values(queryset.filter(pk=pk))[:2])
         if len(rows) != 1:
-            return []
-        related = self.read_related(rows)
-        tags = [self._tag(rows, related)]
-        if isinstance(_media_base(), tuple):
-            tags.append(self._tag(rows, related, windows_back=1))
-        return tags
+            return None
+        return self._tag(rows, self.read_related(rows))
 
     # --- Conditional writes -----------------------------------------------------
 
@@ -414,7 +422,8 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
             # never kept), names no ETag: a 412 saying the row changed would
             # have the client read it again and send it so again, for ever.
             raise exceptions.ParseError(_IF_MATCH_FORM)
-        if not any(tag in tags for tag in self._current_tags(pk)):
+        current = self._current_tag(pk)
+        if current is None or _as_read(current) not in {_as_read(tag) for tag in tags}:
             raise PreconditionFailed()
 
     def lock_and_check_if_match(self, instance: Model) -> None:
