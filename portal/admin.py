@@ -206,6 +206,17 @@ class UserAdmin(FilterLimitMixin, SearchLimitMixin, auth_admin.UserAdmin[User]):
     # A user's last login and joining date: the only date and time a page edits.
     formfield_overrides = {models.DateTimeField: {"widget": LabelledSplitDateTime}}
 
+    def lookup_allowed(self, lookup: str, value: Any, request: HttpRequest | None = None) -> bool:
+        """No filtering by a user's token: Django allows a filter on a field
+        of a related row it reaches in one step, and a list of users
+        filtered by their token's first characters
+        (``?auth_token__key__startswith=``) says whose key begins so, which
+        gives away anyone's key, a superuser's too, a character at a time
+        to whoever may view users. Django refuses the password's own."""
+        if lookup.split(LOOKUP_SEP, 1)[0] == "auth_token":
+            return False
+        return super().lookup_allowed(lookup, value, request)
+
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fields = tuple(super().get_readonly_fields(request, obj))
         if request.user.is_superuser:

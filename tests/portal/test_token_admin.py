@@ -59,6 +59,27 @@ def test_the_list_cannot_be_filtered_by_key_to_read_it_a_character_at_a_time(bos
     assert "service" not in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "lookup",
+    ["auth_token__key__startswith", "auth_token__pk__startswith", "auth_token", "auth_token__key__gt"],
+)
+def test_the_users_list_cannot_be_filtered_by_token_to_read_a_key_a_character_at_a_time(
+    boss: Any, boss_token: Token, lookup: str
+) -> None:
+    """Filtered by their token's first characters, the list of users would
+    say whose key begins so, and so give away a superuser's key to staff
+    who may only view users."""
+    viewer = staff_with("auth", "view_user")
+    value = (
+        "0" if lookup.endswith("__gt") else boss_token.key if lookup == "auth_token" else boss_token.key[:3]
+    )
+
+    response = logged_in(viewer).get("/admin/auth/user/", {lookup: value})
+
+    assert response.status_code == 400
+    assert f"/admin/auth/user/{boss.pk}/change/" not in response.content.decode()
+
+
 def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Token) -> None:
     response = logged_in(boss).get(f"/admin/auth/user/{boss.pk}/delete/")
     assert response.status_code == 200
