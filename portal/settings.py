@@ -860,6 +860,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=17),
         "options": {"expires": 3600, "queue": SCHEDULED_QUEUE},
     },
+    # Daily, at 03:43 UTC (beat's time zone, whatever TZ says).
+    "clear-expired-sessions": {
+        "task": "portal.tasks.clear_expired_sessions",
+        "schedule": crontab(minute=43, hour=3),
+        "options": {"expires": 86_400, "queue": SCHEDULED_QUEUE},
+    },
     "health-check": {
         "task": "portal.tasks.health_check",
         "schedule": crontab(minute="*"),

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 
+from core import sessions
 from portal import health, services
 
 
@@ -21,3 +23,13 @@ def health_check_host() -> list[str]:
     """The system checks (CPU, disk, memory, localhost) of the host that runs
     it: beat sends it to every worker (settings.HOSTS_QUEUE)."""
     return [check.name for check in services.health_alert(checks=health.SYSTEM_CHECKS).failed]
+
+
+@shared_task
+def clear_expired_sessions() -> int:
+    """Delete the expired sessions, daily from Celery beat (Django deletes a
+    session only when its visitor signs out)."""
+    # A batch at a time, for a quarter of the soft time limit: a backlog
+    # larger than that is gone over in the next days' runs.
+    deleted, _ = sessions.clear_expired(budget_seconds=sessions.budget(), cut_off_by=(SoftTimeLimitExceeded,))
+    return deleted

@@ -6,7 +6,8 @@ on a background thread (see uploads.dispatch) and, at start and every
 SWEEP_INTERVAL_SECONDS, processes again the images an interrupted run left
 behind, cuts again the crops a focal point's move left uncut (the store was
 away), and deletes orphaned files, and the files of admin imports previewed
-and never confirmed, past their time. Started from portal/wsgi.py when the
+and never confirmed, past their time; at start and once a day, it clears
+the expired sessions. Started from portal/wsgi.py when the
 process serves; management commands and tests never start it.
 
 Several server processes on one machine (gunicorn's workers) share the
@@ -26,15 +27,22 @@ from typing import IO
 from django.conf import settings
 from django.db import close_old_connections
 
-from core import imports
+from core import imports, sessions
 from uploads import dispatch, services, storage
 
 logger = logging.getLogger(__name__)
 
 
+# How often the expired sessions are cleared, as beat's daily run.
+SESSIONS_INTERVAL_SECONDS = 86_400
+
+
 class _State:
     started = False
     lock = threading.Lock()
+    # When the expired sessions are next cleared (time.monotonic()): at the
+    # first round, then a day after a run that cleared them all.
+    sessions_due = float("-inf")
 
 
 _state = _State()
@@ -75,9 +83,20 @@ def sweep() -> tuple[int, int]:
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
     imports.sweep_expired()
+    _clear_expired_sessions()
     # Last: each image it takes is decoded again, which may take a while.
     services.image_sweep_moved_crops()
     return stuck, len(orphans)
+
+
+def _clear_expired_sessions() -> None:
+    now = time.monotonic()
+    if now < _state.sessions_due:
+        return
+    _, done = sessions.clear_expired(budget_seconds=sessions.budget())
+    # A backlog larger than a round's budget goes on at the next round.
+    if done:
+        _state.sessions_due = now + SESSIONS_INTERVAL_SECONDS
 
 
 def _leader_lock() -> IO[bytes] | None:

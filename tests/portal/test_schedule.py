@@ -18,9 +18,13 @@ from uploads import tasks
 def period_seconds(schedule: dt.timedelta | crontab) -> float:
     if isinstance(schedule, dt.timedelta):
         return schedule.total_seconds()
-    # The entries here fire at some minutes of every hour of every day.
-    assert len(schedule.hour) == 24
+    # The entries here fire at some minutes of every hour, or once a day,
+    # every day.
     assert len(schedule.day_of_week) == 7
+    if len(schedule.hour) == 1:
+        assert len(schedule.minute) == 1
+        return 86_400
+    assert len(schedule.hour) == 24
     return 3600 / len(schedule.minute)
 
 
