@@ -34,14 +34,6 @@ KEEP_NOTHING = {
 }
 
 
-def budget() -> float:
-    """Seconds a run goes on starting batches: a quarter of the time limit
-    that bounds a run (the soft one, else the hard one), as the other sweeps'.
-    The batch under way then has the rest to end in, and the embedded
-    sweeper's round its other chores."""
-    return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
-
-
 def clear_expired(
     *,
     budget_seconds: float | None = None,

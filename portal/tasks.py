@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from core import sessions
+from core import sessions, sweeps
 from portal import health, services
 
 
@@ -31,5 +31,5 @@ def clear_expired_sessions() -> int:
     session only when its visitor signs out)."""
     # A batch at a time, for a quarter of the soft time limit: a backlog
     # larger than that is gone over in the next days' runs.
-    deleted, _ = sessions.clear_expired(budget_seconds=sessions.budget(), cut_off_by=(SoftTimeLimitExceeded,))
+    deleted, _ = sessions.clear_expired(budget_seconds=sweeps.budget(), cut_off_by=(SoftTimeLimitExceeded,))
     return deleted

@@ -27,7 +27,7 @@ from typing import IO
 from django.conf import settings
 from django.db import close_old_connections
 
-from core import imports, sessions
+from core import imports, sessions, sweeps
 from uploads import dispatch, services, storage
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def sweep() -> tuple[int, int]:
     # A stretch of the store a round, as a worker's run does: a large store
     # would hold up the round's other chores for as long as it takes to list.
     orphans = storage.sweep_orphans(
-        grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS, budget_seconds=storage.orphan_sweep_budget()
+        grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS, budget_seconds=sweeps.budget()
     )
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
@@ -93,7 +93,7 @@ def _clear_expired_sessions() -> None:
     now = time.monotonic()
     if now < _state.sessions_due:
         return
-    _, done = sessions.clear_expired(budget_seconds=sessions.budget())
+    _, done = sessions.clear_expired(budget_seconds=sweeps.budget())
     # A backlog larger than a round's budget goes on at the next round.
     if done:
         _state.sessions_due = now + SESSIONS_INTERVAL_SECONDS

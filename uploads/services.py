@@ -27,7 +27,7 @@ from django.db.models import F, Q
 from django.db.transaction import TransactionManagementError
 from django.utils import timezone
 
-from core import dropfolder, limits, locks
+from core import dropfolder, limits, locks, sweeps
 from core.errors import DependencyUnavailable
 from uploads import dispatch, holders, processing, sandbox, storage
 from uploads.models import WAITING, Image, Rendition, crops_owed, file_stem
@@ -690,7 +690,7 @@ def image_sweep_stuck(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> in
     where its holder process on this host is gone or the broker never took
     its task, else once it has waited IMAGE_STUCK_AFTER_SECONDS.
 
-    None is taken over once the round's budget is spent (_sweep_budget): a
+    None is taken over once the round's budget is spent (sweeps.budget): a
     broker back after a long outage leaves thousands of images to queue
     again, each a round trip to it (a slow one while it is still away), and
     the rest wait for the next round. The oldest go first, and an image taken
@@ -717,7 +717,7 @@ def image_sweep_stuck(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> in
     try:
         for image in candidates:
             # The first always: a round that did nothing would leave the next the same.
-            if gone_over and time.monotonic() - started >= _sweep_budget():
+            if gone_over and time.monotonic() - started >= sweeps.budget():
                 stopped = "its time was spent"
                 break
             if _abandoned(image, _stuck_before()):
@@ -987,20 +987,11 @@ def _crops_given_up(image: Image, used: processing.FocalPoint | None) -> Image |
 RECROP_BATCH = 10
 
 
-def _sweep_budget() -> float:
-    """Seconds a sweep round goes on starting its work (taking over stuck
-    images, recrops): a quarter of the time limit that bounds a run (the soft
-    one, else the hard one), as the orphan sweep's. The step the limit cuts
-    off then had three quarters of it to itself, and the embedded sweeper's
-    round ends in time for its other chores."""
-    return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
-
-
 def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ()) -> int:
     """Cut again the crops of ready images whose focal point in force moved
     since they were cut (a store away when staff saved the point), at most
     RECROP_BATCH a round, none started once the round's budget is spent
-    (_sweep_budget): the rest wait for the next round. Stops at the first
+    (sweeps.budget): the rest wait for the next round. Stops at the first
     storage error: the next round tries again. ``cut_off_by`` is what the
     run's time limit raises (Celery's SoftTimeLimitExceeded): the image whose
     recrop it cuts off is given up, as one whose decoding ran out of time,
@@ -1016,7 +1007,7 @@ def image_sweep_moved_crops(*, cut_off_by: tuple[type[BaseException], ...] = ())
     )
     done = []
     for image in candidates:
-        if time.monotonic() - started >= _sweep_budget():
+        if time.monotonic() - started >= sweeps.budget():
             break
         try:
             recropped = image_recrop(image_id=image.pk, run_started=started)

@@ -497,14 +497,6 @@ def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def orphan_sweep_budget() -> float:
-    """Seconds a run of the orphan sweep goes on starting batches: a quarter
-    of the time limit that bounds a run (the soft one, else the hard one), as
-    the crops sweep's. The batch under way then has the rest to end in, and
-    the embedded sweeper's round its other chores."""
-    return (settings.CELERY_TASK_SOFT_TIME_LIMIT or settings.CELERY_TASK_TIME_LIMIT) / 4
-
-
 def sweep_orphans(
     *,
     grace_seconds: int,

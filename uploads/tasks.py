@@ -19,6 +19,7 @@ from celery.worker.request import Request
 from django.conf import settings
 from django.db import DatabaseError, DataError, IntegrityError, OperationalError, close_old_connections
 
+from core import sweeps
 from uploads import sandbox, services, storage
 
 logger = logging.getLogger(__name__)
@@ -158,7 +159,7 @@ def sweep_orphan_files() -> int:
     # without an error: the next run does that batch again.
     gone = storage.sweep_orphans(
         grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS,
-        budget_seconds=storage.orphan_sweep_budget(),
+        budget_seconds=sweeps.budget(),
         cut_off_by=(SoftTimeLimitExceeded,),
     )
     if gone:
