@@ -22,7 +22,8 @@ import logging
 import os
 import threading
 import time
-from typing import IO
+from collections.abc import Callable
+from typing import IO, TypeVar
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -73,20 +74,42 @@ os.register_at_fork(after_in_child=_forget)
 
 
 def sweep() -> tuple[int, int]:
-    """One round: (images re-queued or failed, orphaned objects deleted)."""
-    stuck = services.image_sweep_stuck()
+    """One round: (images re-queued or failed, orphaned objects deleted).
+
+    A chore that fails (the orphan sweep listing a store that is away) is
+    logged and the round goes on with the others: the chores after it would
+    otherwise wait as long as it fails, the expired sessions, which are in
+    the database, among them.
+    """
+    stuck = _chore("stuck images' sweep", services.image_sweep_stuck, 0)
     # A stretch of the store a round, as a worker's run does: a large store
     # would hold up the round's other chores for as long as it takes to list.
-    orphans = storage.sweep_orphans(
-        grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS, budget_seconds=sweeps.budget()
+    orphans: list[str] = _chore(
+        "orphaned objects' sweep",
+        lambda: storage.sweep_orphans(
+            grace_seconds=settings.IMAGE_ORPHAN_GRACE_SECONDS, budget_seconds=sweeps.budget()
+        ),
+        [],
     )
     if orphans:
         logger.warning("deleted %d orphaned objects", len(orphans))
-    imports.sweep_expired()
-    _clear_expired_sessions()
+    _chore("import files' sweep", imports.sweep_expired, 0)
+    _chore("expired sessions' sweep", _clear_expired_sessions, None)
     # Last: each image it takes is decoded again, which may take a while.
-    services.image_sweep_moved_crops()
+    _chore("moved crops' sweep", services.image_sweep_moved_crops, 0)
     return stuck, len(orphans)
+
+
+_T = TypeVar("_T")
+
+
+def _chore(name: str, run: Callable[[], _T], failed: _T) -> _T:
+    """``run()``, or ``failed`` once the exception it raised is logged."""
+    try:
+        return run()
+    except Exception:
+        logger.exception("the %s failed; the round goes on with its other chores", name)
+        return failed
 
 
 def _clear_expired_sessions() -> None:

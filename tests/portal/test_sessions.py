@@ -154,3 +154,25 @@ def test_cached_database_sessions_are_cleared_from_the_table(settings: Any) -> N
 
     assert tasks.clear_expired_sessions.apply().get() == 1
     assert keys() == {live.session_key}
+
+
+def test_a_round_whose_orphan_sweep_fails_still_clears_them_and_does_its_other_chores(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The store away for a day: the orphan sweep, which lists it, fails each
+    # round; the sessions, in the database, are no reason to wait for it.
+    def store_away(**kwargs: Any) -> list[str]:
+        raise OSError("the store is away")
+
+    recropped: list[bool] = []
+    monkeypatch.setattr(embedded.storage, "sweep_orphans", store_away)
+    monkeypatch.setattr(embedded.services, "image_sweep_moved_crops", lambda: recropped.append(True) or 0)
+    session(expires_in=-dt.timedelta(seconds=1))
+    live = session(expires_in=dt.timedelta(days=14))
+
+    assert embedded.sweep() == (0, 0)
+
+    assert keys() == {live.session_key}
+    assert recropped == [True]
+    assert "the orphaned objects' sweep failed" in caplog.text
+    assert "the store is away" in caplog.text
