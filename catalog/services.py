@@ -28,7 +28,7 @@ from django.utils.text import normalize_newlines
 from catalog import formats, reports, selectors
 from catalog.models import Feedback, Person, Product, normal_username
 from core import dropfolder, locks, mail, validation
-from core.quoting import quoted
+from core.quoting import printed, quoted
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 from uploads.models import Image, file_stem
@@ -177,7 +177,9 @@ def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
     summary = ImportSummary()
     rows_by_username: dict[str, int] = {}
     for index, row in enumerate(rows, start=1):
-        label = row.get("username") or f"row {index}"
+        # Printed, as the command prints it: a username the row is refused
+        # for may hold a terminal's escape or a line break.
+        label = printed(str(row.get("username") or f"row {index}"))
         username = row.get("username")
         if username:
             # Composed, as person_upsert looks it up: "José" twice, typed
@@ -185,13 +187,13 @@ def people_import(rows: Iterable[Mapping[str, Any]]) -> ImportSummary:
             username = normal_username(username)
             first = rows_by_username.setdefault(username, index)
             if first != index:
-                message = f"username: {username} is on row {first} already: a file gives each once."
-                summary.rejected.append((str(label), message))
+                message = f"username: {printed(username)} is on row {first} already: a file gives each once."
+                summary.rejected.append((label, message))
                 continue
         try:
             _, done = person_upsert(**row)
         except ValidationError as exc:
-            summary.rejected.append((str(label), _validation_message(exc)))
+            summary.rejected.append((label, _validation_message(exc)))
             continue
         if done == "created":
             summary.created += 1

@@ -32,6 +32,8 @@ from typing import IO
 
 from django.conf import settings
 
+from core.quoting import printed
+
 # Temporary files of uploads and editors: renamed or deleted once the work is
 # done (a browser's or FTP client's .part, WinSCP's .filepart, Chrome's
 # .crdownload, Office's ~$lock, an editor's backup~).
@@ -62,11 +64,7 @@ class Listing:
 def shown(name: str) -> str:
     """A file name on one line as it can be printed and logged: bytes that
     are not UTF-8 as ``\\xff``, control characters escaped (``\\n``)."""
-    text = os.fsencode(name).decode("utf-8", "backslashreplace")
-    return "".join(
-        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNPRINTABLE else ch
-        for ch in text
-    )
+    return printed(os.fsencode(name).decode("utf-8", "backslashreplace"))
 
 
 def _name_problem(name: str) -> str | None:

@@ -296,6 +296,35 @@ def test_a_username_holding_a_control_character_is_refused_naming_it(staff: APIC
 
 
 @pytest.mark.parametrize(
+    ("username", "shown"),
+    [
+        # A terminal's escape: it would set the title of the window the
+        # import runs in, and hide what follows.
+        ("gh\x1b]0;done\x07", "gh\\x1b]0;done\\x07"),
+        # A line break would make a line of the output look like another's.
+        ("gh\nrejected nobody", "gh\\nrejected nobody"),
+        ("gh\u2028x", "gh\\u2028x"),
+        ("gh\ud800", "gh\\ud800"),
+    ],
+)
+def test_import_people_names_a_row_by_its_username_with_what_would_not_print_escaped(
+    tmp_path: Path, username: str, shown: str
+) -> None:
+    path = tmp_path / "people.json"
+    path.write_text(json.dumps([person(username=username), person(username=username)]))
+    err = io.StringIO()
+
+    with pytest.raises(CommandError, match="2 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith(f"rejected {shown}: username: ")
+    assert lines[1].startswith(f"rejected {shown}: username: ")
+    assert all(line.isprintable() for line in lines)
+
+
+@pytest.mark.parametrize(
     ("phone", "reason"),
     [
         ({"off\x1bice": "555"}, "The phone label 'off\\x1bice' cannot contain the control character U+001B."),
