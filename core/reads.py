@@ -100,9 +100,8 @@ def _tag_key(secret: str) -> bytes:
     return hashlib.blake2b(secret.encode(), digest_size=32, person=b"portal.etag").digest()
 
 
-def etag_for(*parts: Any) -> str:
-    """A strong tag over what a representation is made of: the rows as the
-    database returned them, and whatever else changes the body.
+def digest_of(*parts: Any, size: int = 16) -> str:
+    """A hash (hex) of what a representation is made of, for its tag.
 
     The rows hold columns a caller may not see (an image's sha256, its
     error), so the hash is keyed with the site's secret: otherwise anyone
@@ -110,8 +109,7 @@ def etag_for(*parts: Any) -> str:
     hidden one, and learn whether the guess was right. Every server of a
     fleet shares the secret, so they all give the same tag."""
     raw = orjson.dumps(parts, default=str, option=orjson.OPT_NON_STR_KEYS)
-    digest = hashlib.blake2b(raw, digest_size=16, key=_tag_key(settings.SECRET_KEY))
-    return '"' + digest.hexdigest() + '"'
+    return hashlib.blake2b(raw, digest_size=size, key=_tag_key(settings.SECRET_KEY)).hexdigest()
 
 
 def etag_matches(request: Request, tag: str) -> bool:
@@ -236,14 +234,20 @@ def _media_base() -> tuple[Any, int | None]:
     return (url.partition("?")[0], expire), int(time.time() // window)
 
 
-# Between a tag's hash of the rows and the window its URLs were signed in.
+# A tag is "<rows>.<answer>" or "<rows>.<answer>-<window>": the hash of the
+# rows, the hash of what else made the answer (its address, its media type,
+# the media store, the caller's variant), and the window its URLs were
+# signed in (signed media URLs alone).
+_ANSWER_MARK = "."
 _WINDOW_MARK = "-"
 
 
 def _as_read(tag: str) -> str:
-    """What of a tag says the rows are as read: all of it but the window
-    its rendition URLs were signed in, which a change does not ask about."""
-    return tag.partition(_WINDOW_MARK)[0] + '"' if _WINDOW_MARK in tag else tag
+    """What of a tag says the rows are as read: its hash of the rows, not
+    what else made that answer, which a change does not ask about: the row
+    read at ``/people/1.json``, with ``Accept: application/json; indent=2``
+    or in the browsable API is the row a change of ``/people/1/`` finds."""
+    return tag.partition(_ANSWER_MARK)[0] + '"' if _ANSWER_MARK in tag else tag
 
 
 _MEDIA_PROBE = "probe"
@@ -329,19 +333,15 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         # read with a cache buster on its address would be refused as stale.
         uri = request.build_absolute_uri(request.path if self.detail else None)
         base, window = _media_base()
-        tag = etag_for(
-            REPRESENTATION_VERSION,
-            uri,
-            getattr(request, "accepted_media_type", ""),
-            base,
-            list(self.read_variant()),
-            extra,
-            rows,
-            related,
+        # Apart: a change (If-Match) asks whether the row is as read, not
+        # at which address, in which format or how long ago its URLs were
+        # signed (see _as_read); a 304 (If-None-Match) asks all of it.
+        read = digest_of(REPRESENTATION_VERSION, extra, rows, related)
+        answer = digest_of(
+            uri, getattr(request, "accepted_media_type", ""), base, list(self.read_variant()), size=8
         )
-        # The window stands apart, after the hash: a change (If-Match) asks
-        # whether the row is as read, however long ago its URLs were signed.
-        return tag if window is None else f'{tag[:-1]}{_WINDOW_MARK}{window}"'
+        tag = f"{read}{_ANSWER_MARK}{answer}"
+        return f'"{tag}"' if window is None else f'"{tag}{_WINDOW_MARK}{window}"'
 
     def _conditional(self, tag: str, build: Callable[[], Response]) -> Response:
         if etag_matches(self.request, tag):
