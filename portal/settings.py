@@ -20,7 +20,7 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import django_stubs_ext
 import environ
@@ -131,6 +131,15 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(
                 f"{var} takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
             )
+        if config["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
+            # The folder as written: django-environ drops its first slash and
+            # reads the first name of a relative one as a host, so that
+            # filemail:///srv/mail wrote to srv/mail under the folder each
+            # process started in. A relative one is read from beside
+            # manage.py, as every other folder is; none is var/mail.
+            parts = urlsplit(self.str(var, default=default))
+            folder = unquote(parts.netloc + parts.path)
+            config["EMAIL_FILE_PATH"] = str(BASE_DIR / folder) if folder else ""
         return config
 
     def folder(self, var: str, *, default: Path) -> Path:

@@ -639,6 +639,32 @@ def test_mail_by_smtp_and_to_files_goes_through_the_portal_s_backends(
 
 
 @pytest.mark.parametrize(
+    ("url", "folder"),
+    [
+        ("filemail:///srv/portal/mail", "/srv/portal/mail"),
+        ("filemail:/srv/portal/mail", "/srv/portal/mail"),
+        ("filemail://var/outbox", str(ROOT / "var" / "outbox")),
+        ("filemail:///srv/mail%20box", "/srv/mail box"),
+    ],
+)
+def test_mail_to_files_goes_to_the_folder_the_url_names_whichever_folder_a_process_starts_in(
+    monkeypatch: pytest.MonkeyPatch, url: str, folder: str
+) -> None:
+    """django-environ drops the folder's first slash, and reads the first
+    name of a relative one as a host: ``filemail:///srv/portal/mail`` wrote
+    to ``srv/portal/mail`` under the folder each process started in (cron's
+    alerts in one place, the worker's in another), ``filemail://var/outbox``
+    to ``outbox``."""
+    monkeypatch.chdir("/")
+    assert load_settings(monkeypatch, {"EMAIL_URL": url})["EMAIL_FILE_PATH"] == folder
+
+
+def test_mail_to_files_without_a_folder_goes_to_var_mail(monkeypatch: pytest.MonkeyPatch) -> None:
+    loaded = load_settings(monkeypatch, {"EMAIL_URL": "filemail://"})
+    assert loaded["EMAIL_FILE_PATH"] == str(loaded["VAR_DIR"] / "mail")
+
+
+@pytest.mark.parametrize(
     ("url", "names"),
     [
         ("smtp://mail.example.com:25?timeout=5", "timeout"),
