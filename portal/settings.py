@@ -142,6 +142,18 @@ class _Env(environ.Env):
             config["EMAIL_FILE_PATH"] = str(BASE_DIR / folder) if folder else ""
         return config
 
+    def line(self, var: str, *, default: str) -> str:
+        """A text of one line (a name), without the spaces around it: one
+        read from a file ends in a line break, which a mail header it goes
+        into cannot hold (every mail failed as it was sent). A line break or
+        another control character within it stops the start."""
+        shown = self.str(var, default=default).strip()
+        if not shown.isprintable():
+            raise ImproperlyConfigured(
+                f"{var} must be a name on one line, without control characters; it is {shown!r}"
+            )
+        return shown
+
     def folder(self, var: str, *, default: Path) -> Path:
         """A folder; empty reads as the default, and a relative path from
         beside manage.py, where the default ``var/`` is. Read from the folder
@@ -763,7 +775,7 @@ HEALTH_RECIPIENTS = env.addresses("PORTAL_HEALTH_RECIPIENTS", default=["admin@ex
 # passes again (0: at every run, and nothing more, as the course's script).
 HEALTH_REMIND_MINUTES = env.int("PORTAL_HEALTH_REMIND_MINUTES", default=0, minimum=0, maximum=525_600)
 # The host named in the alerts: a fleet's hosts all send the same subjects.
-HEALTH_HOST = env.str("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
+HEALTH_HOST = env.line("PORTAL_HEALTH_HOST", default="") or socket.gethostname()
 # /health/ shows every check's detail to staff and to callers with this token.
 HEALTH_TOKEN = env.str("PORTAL_HEALTH_TOKEN", default="")
 # /health/ready reuses its answer this long: a storm of probes costs one check.

@@ -687,6 +687,26 @@ def test_an_email_url_with_options_in_its_query_stops_the_start_rather_than_drop
     assert "s3cret" not in str(stopped.value)
 
 
+def test_the_host_the_alerts_name_is_read_without_the_line_break_a_file_leaves_after_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A value read from a file (a mounted ConfigMap, ``$(cat /etc/hostname)``)
+    ends in a line break, which a mail header cannot hold: every alert's
+    sending failed with a traceback, none mailed."""
+    assert load_settings(monkeypatch, {"PORTAL_HEALTH_HOST": " web-2\n"})["HEALTH_HOST"] == "web-2"
+
+
+@pytest.mark.parametrize("value", ["web\n2", "web\x0b2", "web\x1b2"])
+def test_a_host_for_the_alerts_with_a_control_character_stops_the_start_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"PORTAL_HEALTH_HOST": value})
+    assert str(stopped.value) == (
+        f"PORTAL_HEALTH_HOST must be a name on one line, without control characters; it is {value!r}"
+    )
+
+
 ADDRESS_FORM = "(one address each, such as name@example.com or Name <name@example.com>)"
 
 
