@@ -259,6 +259,29 @@ def test_anonymous_callers_see_only_names_and_ok_or_fail(client: Client, passing
 
 
 @pytest.mark.django_db
+def test_an_unhealthy_answer_is_neither_logged_nor_mailed_to_the_admins_as_a_server_error(
+    client: Client, staff_client: Client, passing: Any, tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The 503 is the answer asked for: Django logged each as an error and
+    mailed it to ADMINS ("Service Unavailable: /health/ready", nothing of
+    which check failed), a load balancer probing every few seconds through
+    an outage an error line a probe. What failed is logged as the readiness
+    check's warning, and mailed as the health alerts."""
+    passing.DEBUG = False
+    passing.ADMINS = [("Ops", "ops@example.com")]
+    passing.HEALTH_READY_CACHE_SECONDS = 0
+    _broken_storage(passing, tmp_path)
+    answers = [Client().get(url) for url in ("/health/ready", "/health/ready", "/health/")]
+    answers.append(staff_client.get("/health/"))
+    answers.append(staff_client.get("/health/", HTTP_ACCEPT="text/html"))
+
+    assert [answer.status_code for answer in answers] == [503] * 5
+    assert mail.outbox == []
+    assert not [r.getMessage() for r in caplog.records if r.name == "django.request"]
+    assert "readiness: storage failed: " in caplog.text
+
+
+@pytest.mark.django_db
 def test_readiness_does_not_fail_because_the_machine_is_busy(
     client: Client, passing: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
