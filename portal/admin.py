@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
@@ -29,6 +30,7 @@ from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from core.admin_limits import FilterLimitMixin, SearchLimitMixin
+from core.errors import error_response
 
 # As much of a key as pages show: enough to tell two tokens apart.
 KEY_PREFIX_LENGTH = 6
@@ -116,6 +118,8 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
     def changelist_view(
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
+        if IS_POPUP_VAR in request.GET:
+            return _popup_refused(request)
         return self._show_new_key(request, super().changelist_view(request, extra_context))
 
     def changeform_view(
@@ -125,6 +129,8 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         form_url: str = "",
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        if IS_POPUP_VAR in request.GET or IS_POPUP_VAR in request.POST:
+            return _popup_refused(request)
         return self._show_new_key(
             request, super().changeform_view(request, object_id, form_url, extra_context)
         )
@@ -146,6 +152,20 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
                     messages.SUCCESS,
                 )
         return response
+
+
+def _popup_refused(request: HttpRequest) -> HttpResponse:
+    """A pop-up hands the page that opened it each row's primary key, and a
+    token's is its key: the list would give every key it shows away, and an
+    add the new key besides the page that shows it once. No record links to
+    a token, so no page opens one to choose it."""
+    return error_response(
+        request,
+        400,
+        "Bad request",
+        "Tokens open in no pop-up: nothing links to a token, and a pop-up would hand its key to the page "
+        "that opened it. Open the list of tokens without _popup.",
+    )
 
 
 for stock in (User, Group):

@@ -80,6 +80,35 @@ def test_the_users_list_cannot_be_filtered_by_token_to_read_a_key_a_character_at
     assert f"/admin/auth/user/{boss.pk}/change/" not in response.content.decode()
 
 
+@pytest.mark.parametrize(
+    "query",
+    [{"_popup": "1"}, {"_popup": "1", "_to_field": "key"}],
+    ids=["popup", "popup naming the key"],
+)
+def test_the_list_opened_as_a_popup_gives_no_key_away(boss: Any, query: dict[str, str]) -> None:
+    """A pop-up's list hands each row's primary key to the page that opened
+    it, and a token's is its key: every user's, to a superuser."""
+    other = UserFactory(username="service")
+    token = Token.objects.create(user=other)
+
+    response = logged_in(boss).get(TOKENS, query)
+
+    assert response.status_code == 400
+    assert token.key not in response.content.decode()
+    assert "pop-up" in response.content.decode()
+
+
+def test_a_token_made_in_a_popup_is_refused_and_not_made(boss: Any) -> None:
+    """Made in a pop-up, the key would go back to the opener as its choice,
+    in the page's data, beside the page that shows it once."""
+    other = UserFactory(username="service")
+
+    response = logged_in(boss).post(f"{ADD}?_popup=1", {"user": other.pk, "_popup": "1"})
+
+    assert response.status_code == 400
+    assert not Token.objects.filter(user=other).exists()
+
+
 def test_a_user_s_delete_page_does_not_show_their_key(boss: Any, boss_token: Token) -> None:
     response = logged_in(boss).get(f"/admin/auth/user/{boss.pk}/delete/")
     assert response.status_code == 200
