@@ -19,7 +19,7 @@ from django.core.management import CommandError, call_command, load_command_clas
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
-from tests.factories import FeedbackFactory, ImageFactory, UserFactory, logged_in
+from tests.factories import FeedbackFactory, ImageFactory, ProductFactory, UserFactory, logged_in
 from uploads.models import Image, Rendition
 from uploads.storage import IMMUTABLE
 
@@ -653,6 +653,34 @@ def test_an_admin_page_asked_for_an_empty_field_to_name_its_choice_by_is_a_bad_r
     assert admin_client.get(address, {"_to_field": "", "_popup": "1"}).status_code == 400
     assert admin_client.post(address, {"_to_field": "", "_popup": "1"}).status_code == 400
     assert admin_client.get(f"/admin/{model}/add/", {"_to_field": ""}).status_code == 400
+
+
+@pytest.mark.parametrize(
+    "page", ["", "add/", "{pk}/change/", "{pk}/delete/"], ids=["list", "add", "change", "delete"]
+)
+@pytest.mark.parametrize(
+    ("model", "relation"),
+    [
+        ("auth/user", "auth_token"),
+        ("auth/user", "logentry"),
+        ("catalog/product", "reviews"),
+        # A field of its own that no link points at, refused by Django, is named too.
+        ("auth/user", "password"),
+    ],
+)
+def test_an_admin_page_asked_to_name_its_choice_by_a_relation_from_another_model_is_a_bad_request(
+    admin_client: Client, admin_user: Any, model: str, relation: str, page: str
+) -> None:
+    """A related model's link to this one is no field of this one a pop-up
+    can name its choice by: Django looked for the primary key flag it has
+    not (a 500). The refusal names the field."""
+    pk = admin_user.pk if model == "auth/user" else ProductFactory().pk
+    address = f"/admin/{model}/{page.format(pk=pk)}"
+
+    response = admin_client.get(address, {"_to_field": relation, "_popup": "1"})
+
+    assert response.status_code == 400
+    assert f"_to_field={relation}" in response.content.decode()
 
 
 def test_ensure_admin_takes_an_empty_username_as_unset(
