@@ -28,6 +28,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from core import multipart
+from core.authentication import set_aside_session
 from core.errors import RETRY_AFTER_SECONDS
 from core.quoting import quoted
 
@@ -425,6 +426,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         exc = exceptions.Throttled(wait, detail=f"Too many requests from this client: the limit is {limits}.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
+    elif (
+        isinstance(exc, exceptions.NotAuthenticated)
+        and "request" in context
+        and (why := set_aside_session(context["request"]._request))
+    ):
+        exc = exceptions.NotAuthenticated(why)
     elif isinstance(exc, exceptions.ValidationError) and isinstance(exc.detail, list):
         # Raised with a bare message (DRF's search filter, on a null
         # character): an object like every other error body, not a list.

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.core.files.storage import storages
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import OperationalError
@@ -29,6 +30,7 @@ from catalog.lab import LabThrottle
 from catalog.models import Feedback, Product
 from core.net import client_ip
 from portal import health
+from tests.factories import ProductFactory, UserFactory
 from tests.uploads import corpus
 from uploads import services
 from uploads.models import Image
@@ -449,9 +451,34 @@ def test_a_session_kept_after_the_staff_status_is_removed_writes_nothing(staff_u
     refused = browser.post("/api/v1/products/", body, format="json")
 
     assert refused.status_code == 401
-    assert refused.json()["detail"] == "Authentication credentials were not provided."
+    # Told why, not that it sent no credentials: its cookie went with the post.
+    detail = refused.json()["detail"]
+    assert "staff" in detail
+    assert "Authorization: Token" in detail
     assert not Product.objects.exists()
     assert browser.get("/admin/").status_code == 302  # to the sign-in page
+
+
+@pytest.mark.parametrize("method", ["patch", "delete"])
+def test_a_session_of_a_user_who_is_not_staff_is_told_why_its_change_is_refused(method: str) -> None:
+    user = UserFactory(username="former")
+    user.user_permissions.set(Permission.objects.filter(codename__in=["change_product", "delete_product"]))
+    product = ProductFactory()
+    browser = APIClient()
+    browser.force_login(user)
+
+    refused = getattr(browser, method)(f"/api/v1/products/{product.pk}/", {"weight": 9}, format="json")
+
+    assert refused.status_code == 401
+    assert refused.json()["detail"].startswith("The session of 'former' writes nothing here:")
+    assert Product.objects.get(pk=product.pk).weight == product.weight
+
+
+def test_a_caller_with_no_session_nor_token_is_told_no_credentials_were_sent(visitor: APIClient) -> None:
+    refused = visitor.post("/api/v1/products/", {"name": "Apple", "weight": 3}, format="json")
+
+    assert refused.status_code == 401
+    assert refused.json()["detail"] == "Authentication credentials were not provided."
 
 
 # --- No internals in answers --------------------------------------------------------------
