@@ -11,6 +11,7 @@ from typing import NamedTuple
 from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Value, When
 
 from catalog.models import Feedback, Person, Product
+from core.filters import search_text
 from uploads.models import Image, Rendition, file_stem
 
 _RENDITIONS = Rendition.objects.order_by("width", "format")
@@ -33,7 +34,7 @@ def _people_visible(staff: bool) -> QuerySet[Person]:
 
 def people_search(query: str = "") -> QuerySet[Person]:
     people = people_visible()
-    query = query.strip()
+    query = search_text(query).strip()
     if query:
         found = (
             Q(name__icontains=query)

@@ -18,6 +18,7 @@ from catalog.api import FeedbackThrottle
 from catalog.forms import FeedbackForm
 from catalog.models import Feedback, Product, normal_username
 from core.errors import methods
+from core.filters import search_text
 
 logger = logging.getLogger(__name__)
 
@@ -30,8 +31,9 @@ PEOPLE_PER_PAGE = 48
 
 @methods("GET")
 def people_directory(request: HttpRequest) -> HttpResponse:
-    # Trimmed as the search trims it: spaces alone are no search.
-    query = request.GET.get("q", "").strip()[:100]
+    # Composed and trimmed as the search reads it (the box shows what was
+    # searched for): spaces alone are no search.
+    query = search_text(request.GET.get("q", "")).strip()[:100]
     page = Paginator(selectors.people_search(query), PEOPLE_PER_PAGE).get_page(request.GET.get("page"))
     groups = selectors.people_by_department(page.object_list, query=query)
     return render(

@@ -21,14 +21,16 @@ from django_stubs_ext import StrOrPromise
 
 from core.admin_counts import EstimatedCountPaginator
 from core.errors import error_response
-from core.filters import MAX_SEARCH_TERMS, too_many_search_terms
+from core.filters import MAX_SEARCH_TERMS, search_text, too_many_search_terms
 
 
 class SearchLimitMixin:
     """For a ModelAdmin: a search of more than MAX_SEARCH_TERMS words is a 400
     naming the limit, as in the API. The admin tests every searched field for
     each word, and SQLite refuses the query of a thousand words ("Expression
-    tree is too large"), which the site would answer as an outage."""
+    tree is too large"), which the site would answer as an outage. The search
+    is composed as the API's is (``search_text``), in the list and in the
+    search of a link's choice (autocomplete) alike."""
 
     search_help_text: ClassVar[StrOrPromise | None] = (
         f"Every word must be found in one of the searched fields; at most {MAX_SEARCH_TERMS} words "
@@ -46,6 +48,14 @@ class SearchLimitMixin:
                 return error_response(request, 400, "Bad request", refused)
         response: HttpResponse = super().changelist_view(request, extra_context)  # type: ignore[misc]
         return response
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        results: tuple[QuerySet[Any], bool] = super().get_search_results(  # type: ignore[misc]
+            request, queryset, search_text(search_term)
+        )
+        return results
 
 
 # Lookups no list takes from its address: each database reads a pattern its

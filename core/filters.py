@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
@@ -137,13 +138,23 @@ def too_many_search_terms(count: int) -> str | None:
     return None
 
 
+def search_text(value: str) -> str:
+    """A search in Unicode's composed form (NFC): the form usernames are
+    stored in, and the one pages and keyboards send text in nearly always.
+    "José" typed as "e" and a combining accent (as a Mac may send it) reads
+    as the "José" stored, but as typed it is other characters, and a search
+    of it finds nothing."""
+    return unicodedata.normalize("NFC", value)
+
+
 class SearchFilter(filters.SearchFilter):
-    """DRF's, with a bound on the words of a search (MAX_SEARCH_TERMS)."""
+    """DRF's, with a bound on the words of a search (MAX_SEARCH_TERMS), and
+    each word composed (``search_text``)."""
 
     search_description = f"Words to find in the searched fields, at most {MAX_SEARCH_TERMS}; each must match."
 
     def get_search_terms(self, request: Request) -> list[str]:
-        terms = list(super().get_search_terms(request))
+        terms = [search_text(term) for term in super().get_search_terms(request)]
         refused = too_many_search_terms(len(terms))
         if refused:
             raise exceptions.ValidationError({self.search_param: [refused]})

@@ -18,6 +18,7 @@ from core.admin_limits import (
     IndexOrderedMixin,
     OpenEndedDrillDownChangeList,
 )
+from tests.factories import PersonFactory, ProductFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +64,21 @@ def test_a_phrase_in_quotes_counts_as_one_word_as_the_search_reads_it(admin_clie
 def test_the_search_box_states_the_limit(admin_client: Client, settings: Any) -> None:
     page = admin_client.get("/admin/catalog/product/").content.decode()
     assert "at most 20 words" in page
+
+
+def test_the_admin_search_typed_decomposed_finds_the_name_stored_composed(admin_client: Client) -> None:
+    PersonFactory(username="jos\u00e9", name="Jos\u00e9 Mart\u00ednez")
+    PersonFactory(username="jose", name="Jose Other")
+
+    page = admin_client.get("/admin/catalog/person/", {"q": "Jose\u0301"}).content.decode()
+    assert "Jos\u00e9 Mart\u00ednez" in page
+    assert "Jose Other" not in page
+    # The search of a link's choice (autocomplete) reads it as the list does.
+    search = {"app_label": "catalog", "model_name": "feedback", "field_name": "product"}
+    ProductFactory(name="Cr\u00e8me")
+    ProductFactory(name="Creme")
+    found = admin_client.get("/admin/autocomplete/", {**search, "term": "Cre\u0300me"}).json()
+    assert [choice["text"] for choice in found["results"]] == ["Cr\u00e8me"]
 
 
 def lists_with_a_date_hierarchy() -> list[tuple[str, str]]:

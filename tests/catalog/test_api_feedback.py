@@ -433,6 +433,14 @@ def test_feedback_search_looks_in_title_name_and_text(visitor: APIClient) -> Non
     assert titles(visitor.get(LIST, {"search": "mango"})) == {"Mango madness", "Other", "Third"}
 
 
+def test_feedback_search_typed_decomposed_finds_the_words_stored_composed(visitor: APIClient) -> None:
+    FeedbackFactory(title="Caf\u00e9", name="Zo\u00eb", text="plain")
+    FeedbackFactory(title="Cafe", name="Zoe", text="plain")
+
+    assert titles(visitor.get(LIST, {"search": "cafe\u0301"})) == {"Caf\u00e9"}
+    assert titles(visitor.get(LIST, {"search": "Zoe\u0308"})) == {"Caf\u00e9"}
+
+
 def test_feedback_is_newest_first_and_orders_on_request(visitor: APIClient) -> None:
     FeedbackFactory(title="B", date=dt.date(2024, 2, 1), rating=1)
     FeedbackFactory(title="C", date=dt.date(2024, 3, 1), rating=3)

@@ -530,6 +530,21 @@ def test_people_search_ignores_case_beyond_english_letters(visitor: APIClient, c
     assert "Александра Иванова" in page
 
 
+def test_people_search_typed_decomposed_finds_the_name_stored_composed(
+    visitor: APIClient, client: Any
+) -> None:
+    # "José" stored composed; searched for as a Mac may type it, "e" and a combining accent.
+    PersonFactory(username="jos\u00e9", name="Jos\u00e9 Mart\u00ednez")
+    PersonFactory(username="jose", name="Jose Other")
+
+    assert usernames(visitor.get(LIST, {"search": "Jose\u0301"})) == {"jos\u00e9"}
+    assert usernames(visitor.get(LIST, {"search": "Marti\u0301nez"})) == {"jos\u00e9"}
+    page = client.get("/people/", {"q": "Jose\u0301"}).content.decode()
+    assert "Jos\u00e9 Mart\u00ednez" in page
+    assert "Jose Other" not in page
+    assert "1 result for \u201c<bdi>Jos\u00e9</bdi>\u201d" in page
+
+
 def test_people_are_listed_by_department_then_name_and_order_on_request(visitor: APIClient) -> None:
     PersonFactory(username="b", name="Bea", department="Sales")
     PersonFactory(username="a", name="Zed", department="Engineering")

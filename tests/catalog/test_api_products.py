@@ -208,6 +208,13 @@ def test_products_search_looks_in_name_and_description(visitor: APIClient) -> No
     assert names(visitor.get(LIST, {"search": "banana"})) == ["Banana"]
 
 
+def test_products_search_typed_decomposed_finds_the_name_stored_composed(visitor: APIClient) -> None:
+    ProductFactory(name="Cr\u00e8me br\u00fbl\u00e9e", description="Sweet.")
+    ProductFactory(name="Creme", description="Plain.")
+
+    assert names(visitor.get(LIST, {"search": "cre\u0300me"})) == ["Cr\u00e8me br\u00fbl\u00e9e"]
+
+
 def test_products_are_listed_by_name_and_order_on_request(visitor: APIClient) -> None:
     ProductFactory(name="Cherry", weight=10)
     ProductFactory(name="Apple", weight=500)
