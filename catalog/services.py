@@ -279,7 +279,14 @@ def feedback_form_key(
     ``feedback_submit_from_form`` matches it: its fingerprint, product and
     rating. Computed without a query."""
     fingerprint = _form_fingerprint(title=title, name=name, date=date or timezone.localdate(), text=text)
-    return f"{fingerprint}:{product.pk if product else ''}:{rating or ''}"
+    return ":".join(_form_match(fingerprint, product, rating))
+
+
+def _form_match(fingerprint: str, product: Product | None, rating: int | None) -> tuple[str, str, str]:
+    """The parts of a review sent by the public form that tell it from
+    another (``feedback_sent_from_form`` filters by them), as the keys of it
+    write them: ``feedback_form_key`` and ``_form_sent_key``."""
+    return fingerprint, str(product.pk if product else ""), str(rating or "")
 
 
 @transaction.atomic
@@ -319,7 +326,7 @@ def feedback_sent_from_form(
 def _form_sent_key(sender: str, fingerprint: str, product: Product | None, rating: int | None) -> str:
     """The shared cache's key for a review a browser sent from the form: a
     hash, so that no cookie's secret is written anywhere."""
-    payload = "\x1f".join([sender, fingerprint, str(product.pk if product else ""), str(rating or "")])
+    payload = "\x1f".join([sender, *_form_match(fingerprint, product, rating)])
     return "catalog.review-form-sent:" + hashlib.sha256(payload.encode()).hexdigest()
 
 

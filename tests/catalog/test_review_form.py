@@ -4,6 +4,7 @@ review, marked; "today" is the site's local date everywhere."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterator
 from html import unescape
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from django.core.cache import caches
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -418,3 +420,22 @@ def test_two_visitors_who_write_the_same_short_review_post_one_each() -> None:
     assert _send(second, short).status_code == 302
 
     assert Feedback.objects.count() == 2
+
+
+@pytest.mark.parametrize("with_product", [False, True], ids=["of the store", "of a product"])
+def test_the_keys_a_form_sent_review_is_remembered_by_keep_their_shape(with_product: bool) -> None:
+    """Keys the shared cache holds for ``FORM_RESENT_SECONDS``: written
+    otherwise by a new release, a second click just after it would post the
+    review again."""
+    product = ProductFactory() if with_product else None
+    rating = 4 if with_product else None
+    words = {"title": "Good", "name": "Ann", "text": "Fine.", "rating": rating, "product": product}
+
+    review, created = services.feedback_submit_from_form(**words, sender="secret")
+
+    assert created
+    match = [review.fingerprint, str(product.pk) if product else "", str(rating or "")]
+    assert services.feedback_form_key(**words) == ":".join(match)
+    payload = "\x1f".join(["secret", *match]).encode()
+    key = "catalog.review-form-sent:" + hashlib.sha256(payload).hexdigest()
+    assert caches["shared"].get(key) == review.pk
