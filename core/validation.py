@@ -106,14 +106,21 @@ DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # and line breaks.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 CONTROL_CHARACTERS_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# Unicode's line and paragraph separators: no control characters, but a
+# break of the line, as a line feed is, to much that reads text (Python's
+# splitlines, editors): refused in text of one line as a line feed is.
+LINE_SEPARATORS = re.compile("[\u2028\u2029]")
 
 
 def validate_text(value: str, *, what: str = "The text", multiline: bool = False) -> None:
     """Refuse a character that makes text read otherwise than it is: a
     direction control, or a control character (but a tab or a line break in
-    text of several lines, ``multiline``). The refusal names the character
-    as U+XXXX and says what holds it (``what``; the field is named by the
-    key the error is given under)."""
+    text of several lines, ``multiline``), or a line or paragraph separator
+    in text of one line. The refusal names the character as U+XXXX and says
+    what holds it (``what``; the field is named by the key the error is
+    given under). Around text of one line the forms, the API and the imports
+    trim these first (they trim whatever Python calls a space), so that a
+    line break pasted with a cell is left out, not refused."""
     if found := DIRECTION_CONTROLS.search(value):
         raise ValidationError(
             f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
@@ -126,6 +133,10 @@ def validate_text(value: str, *, what: str = "The text", multiline: bool = False
         raise ValidationError(
             f"{what} cannot contain the control character U+{ord(found.group()):04X}{allowed}.",
             code="control_character",
+        )
+    if not multiline and (found := LINE_SEPARATORS.search(value)):
+        raise ValidationError(
+            f"{what} cannot contain the line break U+{ord(found.group()):04X}.", code="line_break"
         )
 
 

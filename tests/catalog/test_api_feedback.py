@@ -529,6 +529,18 @@ def test_a_review_s_text_keeps_its_tabs_and_line_breaks(client: Any, tmp_path: A
     ]
 
 
+def test_a_review_s_text_keeps_unicode_s_line_breaks_its_title_refuses(client: Any) -> None:
+    text = "Fine:\u2028crisp.\u2029Sweet."
+    api = client.post("/api/v1/feedback/", {"title": "T", "text": text}, content_type="application/json")
+    assert api.status_code == 201, api.json()
+    assert Feedback.objects.get().text == text
+    title = client.post(
+        "/api/v1/feedback/", {"title": "Fine\u2028crisp", "text": "Ok."}, content_type="application/json"
+    )
+    assert title.status_code == 400
+    assert title.json() == {"title": ["The text cannot contain the line break U+2028."]}
+
+
 def test_right_to_left_text_and_its_marks_are_kept(client: Any) -> None:
     title = "\u05e9\u05d9\u05e8\u05d5\u05ea \u05de\u05e6\u05d5\u05d9\u05df\u200f!"  # Hebrew, with a right-to-left mark
     response = client.post(

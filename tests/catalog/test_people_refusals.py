@@ -287,6 +287,31 @@ def test_a_person_whose_text_holds_a_control_character_is_refused_on_every_path_
     assert reason in said["admin import"]
 
 
+@pytest.mark.parametrize(("value", "code"), [("Grace\u2028Hopper", "2028"), ("Grace\u2029Hopper", "2029")])
+def test_a_person_whose_name_breaks_its_line_with_a_separator_is_refused_on_every_path_naming_it(
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, value: str, code: str
+) -> None:
+    """Unicode's line and paragraph separators break a line as a line feed
+    does, which a name of one line refuses."""
+    said = refusals(staff, admin_client, importer, tmp_path, person(name=value))
+
+    reason = f"The text cannot contain the line break U+{code}."
+    assert said["api"] == {"name": [reason]}
+    assert reason in said["admin form"]
+    assert f"rejected ghopper: name: {reason}" in said["import_people"]
+    assert reason in said["admin import"]
+
+
+@pytest.mark.parametrize("space", ["\t", "\r\n", "\v", "\f", "\x85", "\u2028", "\u2029"])
+def test_breaks_and_spaces_around_a_name_are_trimmed_not_refused(staff: APIClient, space: str) -> None:
+    """What a pasted cell brings around a name (its line break, a tab) is no
+    part of it: left out, as spaces are, where inside it is refused."""
+    response = staff.post(API, person(name=f"{space}Grace Hopper{space}"), format="json")
+
+    assert response.status_code == 201, response.json()
+    assert Person.objects.get().name == "Grace Hopper"
+
+
 def test_a_username_holding_a_control_character_is_refused_naming_it(staff: APIClient) -> None:
     response = staff.post(API, person(username="gra\x85ce"), format="json")
 
