@@ -165,8 +165,13 @@ def test_a_round_whose_orphan_sweep_fails_still_clears_them_and_does_its_other_c
         raise OSError("the store is away")
 
     recropped: list[bool] = []
+
+    def recrop() -> int:
+        recropped.append(True)
+        return 0
+
     monkeypatch.setattr(embedded.storage, "sweep_orphans", store_away)
-    monkeypatch.setattr(embedded.services, "image_sweep_moved_crops", lambda: recropped.append(True) or 0)
+    monkeypatch.setattr(embedded.services, "image_sweep_moved_crops", recrop)
     session(expires_in=-dt.timedelta(seconds=1))
     live = session(expires_in=dt.timedelta(days=14))
 
