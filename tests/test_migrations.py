@@ -469,3 +469,30 @@ def test_usernames_are_stored_composed_and_two_that_become_one_are_left_apart_an
         assert f"Person {pks[5]}'s username 'A\\u030angstrom' reads as person {pks[4]}'s" in printed
         assert f"Person {pks[6]}'s username 'ne\\u0301' reads as person {pks[7]}'s" in printed
         assert printed.count("left as it is; change one of them.") == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_username_longer_than_its_column_once_composed_is_left_as_it_is_and_named(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """NFC writes U+0958 as two characters: 76 of them compose to 152, past
+    the column's 150, which PostgreSQL refuses (SQLite stores any length)."""
+    before = [("catalog", "0015_person_username_not_dots")]
+    after = [("catalog", "0016_usernames_composed_text_controls")]
+    too_long = "\u0958" * 76
+    fits = "\u0958" * 75
+    with _migrated_back_to(before):
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldPerson = old.get_model("catalog", "Person")
+        long_pk = OldPerson.objects.create(name="Long", username=too_long).pk
+        fits_pk = OldPerson.objects.create(name="Fits", username=fits).pk
+
+        MigrationExecutor(connection).migrate(after)
+
+        stored = dict(Person.objects.values_list("pk", "username"))
+        assert stored[long_pk] == too_long
+        assert stored[fits_pk] == unicodedata.normalize("NFC", fits)
+        assert len(stored[fits_pk]) == 150
+        printed = capsys.readouterr().out
+        assert f"Person {long_pk}'s username {too_long!a} is 152 characters long composed" in printed
+        assert printed.count("left as it is; change it.") == 1

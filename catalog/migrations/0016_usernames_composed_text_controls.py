@@ -14,13 +14,23 @@ def usernames_composed(apps, schema_editor):
     """Store each username composed (NFC), as the portal now writes and looks
     them up. Two that become one are not merged: the username already
     composed keeps it (else the first person stored), and the other is left
-    as it is and named, for staff to change one of them."""
+    as it is and named, for staff to change one of them. Nor is one whose
+    composed form is longer than the column holds (NFC lengthens some
+    characters, U+0958 to two): PostgreSQL would refuse the update and stop
+    the migration; it is left as it is and named too."""
     Person = apps.get_model("catalog", "Person")
+    max_length = Person._meta.get_field("username").max_length
     # Only a username past printable ASCII has another form.
     rows = Person.objects.filter(username__regex=r"[^ -~]").order_by("pk").values_list("pk", "username")
     for pk, username in list(rows):
         composed = unicodedata.normalize("NFC", username)
         if composed == username:
+            continue
+        if len(composed) > max_length:
+            sys.stdout.write(
+                f"\n  Person {pk}'s username {username!a} is {len(composed)} characters long composed, "
+                f"more than the {max_length} a username holds: left as it is; change it."
+            )
             continue
         holder = Person.objects.filter(username=composed).values_list("pk", flat=True).first()
         if holder is not None:
