@@ -103,40 +103,47 @@ DIRECTION_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
 # a break of the line depending on where the text goes (a page, the admin,
 # a PDF report, a terminal), so that text holding one reads as other text;
 # PostgreSQL stores no U+0000 at all. Text of several lines keeps its tabs
-# and line breaks.
+# and its line breaks LF and CR.
 CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f]")
 CONTROL_CHARACTERS_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
-# Unicode's line and paragraph separators: no control characters, but a
-# break of the line, as a line feed is, to much that reads text (Python's
-# splitlines, editors): refused in text of one line as a line feed is.
+# Unicode's own line breaks, which are no control characters: a browser
+# shows a name holding one on two lines. Text of several lines refuses
+# them too, as it does the NEXT LINE control (U+0085): the pages, the
+# reports and the exports break lines at LF (and CR) alone, so that such a
+# break shows in some places and not in others.
 LINE_SEPARATORS = re.compile("[\u2028\u2029]")
+_SEPARATOR_NAMES = {"\u2028": "line separator", "\u2029": "paragraph separator"}
+LINE_BREAKS_ALLOWED = " (tabs and the line breaks LF and CR are allowed)"
 
 
 def validate_text(value: str, *, what: str = "The text", multiline: bool = False) -> None:
     """Refuse a character that makes text read otherwise than it is: a
-    direction control, or a control character (but a tab or a line break in
-    text of several lines, ``multiline``), or a line or paragraph separator
-    in text of one line. The refusal names the character as U+XXXX and says
-    what holds it (``what``; the field is named by the key the error is
-    given under). Around text of one line the forms, the API and the imports
-    trim these first (they trim whatever Python calls a space), so that a
-    line break pasted with a cell is left out, not refused."""
+    direction control, a control character or a line or paragraph separator
+    (but a tab, LF or CR in text of several lines, ``multiline``). The
+    refusal names the character as U+XXXX and says what holds it (``what``;
+    the field is named by the key the error is given under). Around text of
+    one line the forms, the API and the imports trim these first (they trim
+    whatever Python calls a space), so that a line break pasted with a cell
+    is left out, not refused."""
     if found := DIRECTION_CONTROLS.search(value):
         raise ValidationError(
             f"{what} cannot contain the direction control U+{ord(found.group()):04X}, which "
             "changes how it reads on screen.",
             code="direction_control",
         )
+    allowed = LINE_BREAKS_ALLOWED if multiline else ""
     controls = CONTROL_CHARACTERS_BUT_LINE_BREAKS if multiline else CONTROL_CHARACTERS
     if found := controls.search(value):
-        allowed = " (tabs and line breaks are allowed)" if multiline else ""
         raise ValidationError(
             f"{what} cannot contain the control character U+{ord(found.group()):04X}{allowed}.",
             code="control_character",
         )
-    if not multiline and (found := LINE_SEPARATORS.search(value)):
+    if found := LINE_SEPARATORS.search(value):
+        separator = found.group()
+        why = allowed or ", which breaks it into two lines on screen"
         raise ValidationError(
-            f"{what} cannot contain the line break U+{ord(found.group()):04X}.", code="line_break"
+            f"{what} cannot contain the {_SEPARATOR_NAMES[separator]} U+{ord(separator):04X}{why}.",
+            code="line_separator",
         )
 
 

@@ -780,21 +780,27 @@ def test_a_photo_sent_again_once_its_image_changed_is_a_new_image(
     assert Product.objects.get().image_id == again.json()["id"]
 
 
+BREAKS = "(tabs and the line breaks LF and CR are allowed)"
+ON_TWO_LINES = "which breaks it into two lines on screen"
+
+
 @pytest.mark.parametrize(
-    ("field", "value", "code"),
+    ("field", "value", "refused"),
     [
-        ("name", "App\x08le", "0008"),
-        ("name", "Apple\nPie", "000A"),
-        ("description", "Ripe\x1b[8m, hidden.", "001B"),
-        ("description", "Ripe\x85.", "0085"),
+        ("name", "App\x08le", "the control character U+0008."),
+        ("name", "Apple\nPie", "the control character U+000A."),
+        ("name", "Pear\u2028Ripe", f"the line separator U+2028, {ON_TWO_LINES}."),
+        ("name", "Pear\u2029Ripe", f"the paragraph separator U+2029, {ON_TWO_LINES}."),
+        ("description", "Ripe\x1b[8m, hidden.", f"the control character U+001B {BREAKS}."),
+        ("description", "Ripe\x85.", f"the control character U+0085 {BREAKS}."),
+        ("description", "Ripe\u2028.", f"the line separator U+2028 {BREAKS}."),
     ],
 )
 def test_a_fruit_whose_text_holds_a_control_character_is_refused_naming_it(
-    client: Client, token_client: Any, field: str, value: str, code: str
+    client: Client, token_client: Any, field: str, value: str, refused: str
 ) -> None:
     fruit = {**FRUIT, field: value}
-    lines = " (tabs and line breaks are allowed)" if field == "description" else ""
-    reason = f"The text cannot contain the control character U+{code}{lines}."
+    reason = f"The text cannot contain {refused}"
     for response in (
         client.post("/fruits/", fruit, content_type="application/json"),
         token_client.post("/api/v1/products/", fruit, format="json"),

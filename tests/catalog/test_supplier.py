@@ -167,7 +167,7 @@ def test_a_description_holding_a_control_character_is_rejected_naming_its_file_a
     assert out.startswith("1 products created, 0 updated, 0 unchanged, 2 rejected")
     assert (
         "rejected descriptions/001.txt: line 4 (the description) cannot contain the control character "
-        "U+000C (tabs and line breaks are allowed)." in err
+        "U+000C (tabs and the line breaks LF and CR are allowed)." in err
     )
     assert (
         "rejected descriptions/002.txt: line 1 (the product name) cannot contain the control character U+0007."
