@@ -208,8 +208,10 @@ class Product(NullCharactersRefused, models.Model):
     name = models.CharField(max_length=200, validators=[validate_text])
     weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
     description = models.TextField(blank=True, validators=[validate_text_lines])
-    # The file name the supplier used; links the product to its image.
-    image_name = models.CharField(max_length=255, blank=True, db_index=True)
+    # The file name the supplier used; links the product to its image. An
+    # upload's name loses its control characters (Django's parser takes out
+    # what does not print), so a name holding one would never link.
+    image_name = models.CharField(max_length=255, blank=True, db_index=True, validators=[validate_text])
     # file_stem(image_name), kept on save: ``001.jpeg`` and ``001.tiff`` are
     # the same product, and linking is an indexed equality with Image.name_stem.
     image_stem = models.CharField(

@@ -6,9 +6,12 @@ import io
 from typing import Any
 
 import pytest
+from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from django.test import Client
 from rest_framework.test import APIClient
 
+from catalog import services
 from catalog.models import Product
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.factories import ProductFactory
@@ -382,3 +385,28 @@ def test_a_demo_product_cannot_be_given_the_file_stem_of_a_real_one(
     assert Product.objects.filter(
         pk=demo_product.pk, is_demo=True, image_stem=demo_product.image_stem
     ).exists()
+
+
+def test_a_file_name_holding_a_control_character_is_refused_on_change_and_in_the_admin(
+    staff: APIClient, admin_client: Client
+) -> None:
+    # An upload of "010\x1b.jpeg" is stored as "010.jpeg": the product would never link.
+    reason = "The text cannot contain the control character U+001B."
+    product = ProductFactory(name="Mango", image_name="010.jpeg")
+
+    patched = staff.patch(detail(product.pk), {"image_name": "010\x1b.jpeg"}, format="json")
+    assert patched.status_code == 400
+    assert patched.json() == {"image_name": [reason]}
+
+    changed = admin_client.post(
+        f"/admin/catalog/product/{product.pk}/change/",
+        {"name": "Mango", "weight": "300", "description": "", "image_name": "010\x1b.jpeg", "image": ""},
+    )
+    assert changed.status_code == 200
+    assert changed.context["adminform"].form.errors == {"image_name": [reason]}
+
+    with pytest.raises(ValidationError) as refused:
+        services.product_upsert(name="Kiwi", weight=100, image_name="011\x1b.jpeg")
+    assert refused.value.message_dict == {"image_name": [reason]}
+
+    assert list(Product.objects.values_list("image_name", flat=True)) == ["010.jpeg"]

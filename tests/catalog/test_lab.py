@@ -791,6 +791,14 @@ ON_TWO_LINES = "which breaks it into two lines on screen"
         ("name", "Apple\nPie", "the control character U+000A."),
         ("name", "Pear\u2028Ripe", f"the line separator U+2028, {ON_TWO_LINES}."),
         ("name", "Pear\u2029Ripe", f"the paragraph separator U+2029, {ON_TWO_LINES}."),
+        # An upload's name loses them: the product would never link to its photo.
+        ("image_name", "a\x1b.jpg", "the control character U+001B."),
+        ("image_name", "a\u2028.jpg", f"the line separator U+2028, {ON_TWO_LINES}."),
+        (
+            "image_name",
+            "a\u202egpj.jpg",
+            "the direction control U+202E, which changes how it reads on screen.",
+        ),
         ("description", "Ripe\x1b[8m, hidden.", f"the control character U+001B {BREAKS}."),
         ("description", "Ripe\x85.", f"the control character U+0085 {BREAKS}."),
         ("description", "Ripe\u2028.", f"the line separator U+2028 {BREAKS}."),
