@@ -292,7 +292,7 @@ def test_a_person_whose_text_holds_a_control_character_is_refused_on_every_path_
     [("Grace\u2028Hopper", "line separator U+2028"), ("Grace\u2029Hopper", "paragraph separator U+2029")],
 )
 def test_a_person_whose_name_breaks_its_line_with_a_separator_is_refused_on_every_path_naming_it(
-    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, value: str, code: str
+    staff: APIClient, admin_client: Client, importer: Client, tmp_path: Path, value: str, named: str
 ) -> None:
     """Unicode's line and paragraph separators break a line as a line feed
     does, which a name of one line refuses."""
