@@ -131,13 +131,21 @@ class _Env(environ.Env):
             raise ImproperlyConfigured(
                 f"{var} takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
             )
+        parts = urlsplit(self.str(var, default=default))
+        if parts.scheme == "smtps":
+            # django-environ reads it as STARTTLS, on port 25 without one
+            # given: on 465 the client waited for a plain greeting while the
+            # server waited for the TLS handshake, and every mail failed as a
+            # server that did not answer. It names TLS from the start, as curl
+            # and mail clients read it.
+            config.pop("EMAIL_USE_TLS", None)
+            config["EMAIL_USE_SSL"] = True
         if config["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
             # The folder as written: django-environ drops its first slash and
             # reads the first name of a relative one as a host, so that
             # filemail:///srv/mail wrote to srv/mail under the folder each
             # process started in. A relative one is read from beside
             # manage.py, as every other folder is; none is var/mail.
-            parts = urlsplit(self.str(var, default=default))
             folder = unquote(parts.netloc + parts.path)
             config["EMAIL_FILE_PATH"] = str(BASE_DIR / folder) if folder else ""
         return config

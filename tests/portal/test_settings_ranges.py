@@ -6,10 +6,13 @@ variable, the value and the range, instead of doing something odd much later
 from __future__ import annotations
 
 import ast
+import contextlib
 import os
 import runpy
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +20,8 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Connection
 from kombu.utils.url import parse_url
+
+from core.mail import EmailBackend
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SETTINGS = ROOT / "portal" / "settings.py"
@@ -615,6 +620,9 @@ def test_no_broker_url_runs_the_tasks_in_process(monkeypatch: pytest.MonkeyPatch
         ("smtp+tls://u:p@mail.example.com", 25, False, True),
         ("smtp+ssl://u:p@mail.example.com", 465, True, False),  # implicit TLS: never on 25
         ("smtp+ssl://u:p@mail.example.com:2465", 2465, True, False),
+        # As curl and mail clients read it: TLS from the start, not STARTTLS on 25.
+        ("smtps://u:p@mail.example.com", 465, True, False),
+        ("smtps://u:p@mail.example.com:2465", 2465, True, False),
     ],
 )
 def test_an_email_url_without_a_port_takes_the_port_of_its_kind_of_connection(
@@ -622,6 +630,40 @@ def test_an_email_url_without_a_port_takes_the_port_of_its_kind_of_connection(
 ) -> None:
     loaded = load_settings(monkeypatch, {"EMAIL_URL": url})
     assert (loaded["EMAIL_PORT"], loaded["EMAIL_USE_SSL"], loaded["EMAIL_USE_TLS"]) == (port, ssl, tls)
+
+
+def test_mail_to_an_smtps_url_opens_with_the_tls_handshake_not_waiting_for_a_greeting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Read as STARTTLS, the client waited for the plain greeting a server
+    on 465 never sends, and every mail failed as a server that did not
+    answer within EMAIL_TIMEOUT."""
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        loaded = load_settings(monkeypatch, {"EMAIL_URL": f"smtps://127.0.0.1:{port}"})
+        backend = EmailBackend(
+            host=loaded["EMAIL_HOST"],
+            port=loaded["EMAIL_PORT"],
+            use_tls=loaded["EMAIL_USE_TLS"],
+            use_ssl=loaded["EMAIL_USE_SSL"],
+            timeout=5,
+        )
+        client = threading.Thread(target=_open, args=(backend,))
+        client.start()
+        connection, _ = listener.accept()
+        with connection:
+            connection.settimeout(3)
+            try:
+                first = connection.recv(1)
+            except TimeoutError:
+                first = b""
+        client.join(10)
+    assert first == b"\x16"  # a TLS handshake record, the client's hello
+
+
+def _open(backend: EmailBackend) -> None:
+    with contextlib.suppress(OSError):
+        backend.open()
 
 
 @pytest.mark.parametrize(
