@@ -140,6 +140,15 @@ class _Env(environ.Env):
             # and mail clients read it.
             config.pop("EMAIL_USE_TLS", None)
             config["EMAIL_USE_SSL"] = True
+        if config["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+            # Django logs in only with both: with one alone it sent as no one,
+            # and a server that wants a login refused every sender.
+            user, password = config.get("EMAIL_HOST_USER"), config.get("EMAIL_HOST_PASSWORD")
+            if bool(user) != bool(password):
+                has = "a password and no user" if password else "a user and no password"
+                raise ImproperlyConfigured(
+                    f"{var} must give both a user and a password to log in with, or neither; it has {has}"
+                )
         if config["EMAIL_BACKEND"] == "django.core.mail.backends.filebased.EmailBackend":
             # The folder as written: django-environ drops its first slash and
             # reads the first name of a relative one as a host, so that

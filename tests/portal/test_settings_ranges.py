@@ -667,6 +667,41 @@ def _open(backend: EmailBackend) -> None:
 
 
 @pytest.mark.parametrize(
+    ("url", "has"),
+    [
+        ("smtp://:s3cret@mail.example.com", "a password and no user"),
+        ("smtp+tls://mailer@mail.example.com:587", "a user and no password"),
+        ("smtp+tls://mailer:@mail.example.com:587", "a user and no password"),
+    ],
+)
+def test_an_email_url_with_a_user_or_a_password_alone_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, url: str, has: str
+) -> None:
+    """Django logs in only with both: with one alone the portal sent as no
+    one, and a server that wants a login refused every sender."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"EMAIL_URL": url})
+    assert str(stopped.value) == (
+        f"EMAIL_URL must give both a user and a password to log in with, or neither; it has {has}"
+    )
+    assert "s3cret" not in str(stopped.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "credentials"),
+    [
+        ("smtp://mail.example.com", ("", "")),
+        ("smtp+tls://mailer:s3cret@mail.example.com", ("mailer", "s3cret")),
+    ],
+)
+def test_an_email_url_with_both_a_user_and_a_password_or_neither_is_taken(
+    monkeypatch: pytest.MonkeyPatch, url: str, credentials: tuple[str, str]
+) -> None:
+    loaded = load_settings(monkeypatch, {"EMAIL_URL": url})
+    assert (loaded["EMAIL_HOST_USER"], loaded["EMAIL_HOST_PASSWORD"]) == credentials
+
+
+@pytest.mark.parametrize(
     ("url", "backend"),
     [
         ("smtp://mail.example.com", "core.mail.EmailBackend"),
