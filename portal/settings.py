@@ -20,7 +20,7 @@ import zoneinfo
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeAlias
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import django_stubs_ext
 import environ
@@ -121,17 +121,21 @@ class _Env(environ.Env):
 
     def email_url(self, var: str, *, default: str) -> dict[str, Any]:
         """django-environ's reading, whose query (``?timeout=5``) goes into
-        OPTIONS, which no mail setting is made of: refused, rather than
-        dropped without a word."""
+        OPTIONS, which no mail setting is made of, or into the switches
+        (``?email_use_tls=false`` turned STARTTLS on): refused, rather than
+        dropped or misread without a word."""
         config = self._url(
             var, default, self.email_url_config, "EMAIL_BACKEND", "smtp+tls://user:password@host:587"
         )
-        if options := config.get("OPTIONS"):
-            names = ", ".join(sorted(str(name).lower() for name in options))
-            raise ImproperlyConfigured(
-                f"{var} takes no options in its query; it has {names} (the time-out is EMAIL_TIMEOUT)"
-            )
         parts = urlsplit(self.str(var, default=default))
+        if parts.query:
+            names = ", ".join(
+                sorted({name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)})
+            )
+            raise ImproperlyConfigured(
+                f"{var} takes no options in its query; it has {names or parts.query} "
+                "(the time-out is EMAIL_TIMEOUT)"
+            )
         if parts.scheme == "smtps":
             # django-environ reads it as STARTTLS, on port 25 without one
             # given: on 465 the client waited for a plain greeting while the

@@ -749,6 +749,10 @@ def test_mail_to_files_without_a_folder_goes_to_var_mail(monkeypatch: pytest.Mon
             "smtp+ssl://u:s3cret@mail.example.com?ssl_keyfile=k.pem&ssl_certfile=c.pem",
             "ssl_certfile, ssl_keyfile",
         ),
+        # Read into the switches, where "false" is a word, and so true.
+        ("smtp://mail.example.com?email_use_tls=false", "email_use_tls"),
+        # An option without a value django-environ dropped as none at all.
+        ("smtp://mail.example.com?timeout", "timeout"),
     ],
 )
 def test_an_email_url_with_options_in_its_query_stops_the_start_rather_than_dropping_them(
