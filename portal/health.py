@@ -22,6 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +63,19 @@ def _shown(value: float, *, up: bool) -> str:
     return f"{tenths / 10:.1f}".removesuffix(".0")
 
 
+def _given(limit: float) -> str:
+    """A limit as the setting gave it, without a trailing .0: formatted with
+    :g, to six digits, a limit of 99.99996% showed as 100%, one no usage is
+    over, 99.99995% as 99.9999% and 0.00001% as 1e-05%."""
+    return f"{Decimal(repr(limit)).normalize():f}"
+
+
 def _cpu_subject() -> str:
-    return f"Error - CPU usage is over {settings.HEALTH_CPU_MAX_PERCENT:g}%"
+    return f"Error - CPU usage is over {_given(settings.HEALTH_CPU_MAX_PERCENT)}%"
 
 
 def _disk_subject() -> str:
-    return f"Error - Available disk space is less than {settings.HEALTH_DISK_MIN_PERCENT:g}%"
+    return f"Error - Available disk space is less than {_given(settings.HEALTH_DISK_MIN_PERCENT)}%"
 
 
 def _memory_subject() -> str:
@@ -100,7 +108,7 @@ def check_cpu() -> Check:
     return Check(
         "cpu",
         usage <= limit,
-        f"CPU usage {_shown(usage, up=True)}% (limit {limit:g}%)",
+        f"CPU usage {_shown(usage, up=True)}% (limit {_given(limit)}%)",
         _cpu_subject(),
     )
 
@@ -151,7 +159,7 @@ def check_disk() -> Check:
     return Check(
         "disk",
         free >= limit,
-        f"{_shown(free, up=False)}% of disk free on {path} (minimum {limit:g}%)",
+        f"{_shown(free, up=False)}% of disk free on {path} (minimum {_given(limit)}%)",
         _disk_subject(),
     )
 

@@ -160,6 +160,30 @@ def test_a_threshold_is_quoted_as_set(passing: Any) -> None:
     assert [m.subject for m in mail.outbox] == ["Error - Available disk space is less than 100.5%"]
 
 
+@pytest.mark.parametrize(
+    ("limit", "usage", "shown"),
+    [
+        (99.99996, 100.0, "99.99996"),  # not 100%, which no usage is over
+        (0.00001, 0.5, "0.00001"),  # not 1e-05%
+    ],
+)
+def test_a_threshold_of_many_digits_is_quoted_with_all_of_them(
+    passing: Any, monkeypatch: pytest.MonkeyPatch, limit: float, usage: float, shown: str
+) -> None:
+    monkeypatch.setattr(psutil, "cpu_percent", lambda interval=None: usage)
+    monkeypatch.setattr(health.shutil, "disk_usage", lambda path: DiskUsage(10**8, 2_000, 10**8 - 2_000))
+    passing.HEALTH_CPU_MAX_PERCENT = limit
+    passing.HEALTH_DISK_MIN_PERCENT = 99.99995  # not 99.9999%
+    code, out = run_health_check()
+    assert code == 1
+    assert sorted(m.subject for m in mail.outbox) == [
+        "Error - Available disk space is less than 99.99995%",
+        f"Error - CPU usage is over {shown}%",
+    ]
+    assert f"(limit {shown}%)" in out
+    assert "(minimum 99.99995%)" in out
+
+
 def test_default_thresholds_give_the_courses_exact_subjects(
     settings: Any, monkeypatch: pytest.MonkeyPatch, db: None
 ) -> None:
