@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import authentication, exceptions, permissions, serializers, status, throttling
+from rest_framework import exceptions, permissions, serializers, status, throttling
 from rest_framework.fields import empty
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -29,6 +29,7 @@ from catalog import selectors, services
 from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
 from core.api import FileField
+from core.authentication import TokenAuthentication
 from core.net import UNTRUSTED_PROXY, client_in_networks, through_untrusted_proxy
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.throttling import ClientRateThrottle
@@ -137,7 +138,7 @@ LIST_LIMIT = 1000
 
 class LabView(APIView):
     # A token, never a session: the endpoints stay free of CSRF checks.
-    authentication_classes = [authentication.TokenAuthentication]
+    authentication_classes = [TokenAuthentication]
     permission_classes = [LabWriteAllowed]
     write_permissions: tuple[str, ...] = ()
     parser_classes = [JSONParser, FormParser, MultiPartParser]

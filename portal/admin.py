@@ -3,7 +3,8 @@
 A key is a password: DRF's own token admin lists every key to whoever may
 view tokens, and lets whoever may add one make it for any user, a superuser
 included, then act as them through the API. Here a key is shown once, to the
-one who made it; staff make tokens for themselves, superusers for anyone.
+one who made it, and the database keeps only its digest (portal.tokens);
+staff make tokens for themselves, superusers for anyone.
 
 Users and groups keep Django's pages, held to the search limit of every
 other list (core.admin_limits).
@@ -11,6 +12,7 @@ other list (core.admin_limits).
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.contrib import admin, messages
@@ -25,21 +27,46 @@ from django.forms import ModelChoiceField
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils.crypto import salted_hmac
 from django.utils.html import format_html
 from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from core.admin_limits import FilterLimitMixin, SearchLimitMixin
 from core.errors import error_response
+from core.authentication import KEY_PREFIX_LENGTH
+from portal import tokens
 
-# As much of a key as pages show: enough to tell two tokens apart.
-KEY_PREFIX_LENGTH = 6
 # Where a new key waits, in its maker's session, for the next page to show it.
 NEW_KEY_SESSION_KEY = "portal.new_token_key"
 
 
 def key_prefix(token: Token) -> str:
+    """The start of a token's key, which its stored form keeps as it is."""
     return f"{token.key[:KEY_PREFIX_LENGTH]}…" if token.key else ""
+
+
+def _key_pad(nonce: str) -> bytes:
+    """Bytes to seal a key with (32, more than its 20), from the secret key
+    and ``nonce``: a pad used once, for a nonce is."""
+    return salted_hmac(NEW_KEY_SESSION_KEY, nonce, algorithm="sha256").digest()
+
+
+def seal_key(key: str) -> dict[str, str]:
+    """``key`` as its maker's session keeps it until the next page: sealed
+    with the secret key, since a session is a row of the database (or an
+    entry of the cache), and a key copied from there, or from a backup,
+    before that page read it would work."""
+    nonce = secrets.token_hex(16)
+    sealed = bytes(a ^ b for a, b in zip(bytes.fromhex(key), _key_pad(nonce), strict=False))
+    return {"nonce": nonce, "sealed": sealed.hex()}
+
+
+def unseal_key(kept: dict[str, str]) -> str:
+    if "sealed" not in kept:  # kept as it was, by an older release
+        return kept["key"]
+    sealed = bytes.fromhex(kept["sealed"])
+    return bytes(a ^ b for a, b in zip(sealed, _key_pad(kept["nonce"]), strict=False)).hex()
 
 
 # DRF names a token by its key, and the admin names objects in breadcrumbs,
@@ -97,13 +124,20 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
             return False
         return obj is None or request.user.is_superuser or obj.user_id == request.user.pk
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        """A new token gets its key here; the key waits on the object for
+        response_add, and the table keeps its digest (DRF's Token.save would
+        store the key itself)."""
+        obj.new_key = tokens.token_issue(token=obj)
+
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
     ) -> HttpResponse:
-        """The new key waits in its maker's session, kept on the server, for the
-        page the add leads to: a message added here would ride the redirect in
-        the messages cookie, through every proxy and cookie jar on the way."""
-        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), "key": obj.key}
+        """The new key waits in its maker's session, kept on the server and
+        sealed (seal_key), for the page the add leads to: a message added
+        here would ride the redirect in the messages cookie, through every
+        proxy and cookie jar on the way."""
+        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), **seal_key(obj.new_key)}
         return super().response_add(request, obj, post_url_continue)
 
     def response_post_save_add(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
@@ -147,7 +181,7 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
                     format_html(
                         "The key of {}: <code>{}</code>. Copy it now: it is not shown again.",
                         new["user"],
-                        new["key"],
+                        unseal_key(new),
                     ),
                     messages.SUCCESS,
                 )

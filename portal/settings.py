@@ -460,6 +460,9 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Before rest_framework.authtoken: of two apps with a command of one
+    # name, Django runs the first one's, and drf_create_token is the portal's.
+    "portal",
     "rest_framework",
     "rest_framework.authtoken",
     "django_filters",
@@ -469,7 +472,6 @@ INSTALLED_APPS = [
     "django_prometheus",
     "uploads",
     "catalog",
-    "portal",
 ]
 
 MIDDLEWARE = [
@@ -924,7 +926,8 @@ CELERY_BEAT_SCHEDULE = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's, by a key's digest: the table holds no key.
+        "core.authentication.TokenAuthentication",
         # Staff only, as the admin that signs them in.
         "core.authentication.StaffSessionAuthentication",
     ],

@@ -16,11 +16,10 @@ from django.db import connection
 from django.test import override_settings
 from django.urls import get_resolver
 from django.utils.crypto import get_random_string
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from portal import cache as portal_cache
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_key
 from tests.servers import RedisServer
 from uploads import holders
 
@@ -204,9 +203,9 @@ def token_client(db: None) -> APIClient:
     """An external tool with an API token and the model permissions."""
     user = UserFactory(username="integration-bot")
     user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"]))
-    token = Token.objects.create(user=user)
+    key = api_key(user)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 
@@ -216,7 +215,7 @@ def outsider(db: None) -> APIClient:
     staff's: core.authentication)."""
     user = UserFactory(username="outsider")
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key(user)}")
     return client
 
 

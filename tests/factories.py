@@ -13,6 +13,7 @@ from django.test import Client
 from PIL import Image as PILImage
 
 from catalog.models import Feedback, Person, Product
+from portal.tokens import token_create
 from uploads import services as upload_services
 from uploads.models import Image
 
@@ -121,6 +122,14 @@ def staff_with(app_label: str, *codenames: str, username: str = "clerk") -> Any:
         Permission.objects.filter(content_type__app_label=app_label, codename__in=codenames)
     )
     return user
+
+
+def api_key(user: Any) -> str:
+    """The key of a new API token of ``user``, made as the portal makes one
+    (the database keeps its digest; DRF's ``Token.objects.create()`` would
+    store a key that does not authenticate)."""
+    _, key = token_create(user=user)
+    return key
 
 
 def logged_in(user: Any) -> Client:

@@ -116,9 +116,9 @@ class Fleet:
         self.manage("media_bucket_policy", "--apply")
         script = (
             "from django.contrib.auth.models import User;"
-            "from rest_framework.authtoken.models import Token;"
+            "from portal.tokens import token_create;"
             "u = User.objects.create_superuser('fleet', 'fleet@example.com', 'fleet-pass-123');"
-            "print(Token.objects.create(user=u).key)"
+            "print(token_create(user=u)[1])"
         )
         self.token = self.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
         return self

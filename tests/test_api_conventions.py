@@ -26,7 +26,6 @@ from django_filters import rest_framework as django_filters
 from drf_spectacular.generators import SchemaGenerator
 from drf_spectacular.validation import validate_schema
 from rest_framework import routers, viewsets
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog.api import PersonViewSet, ProductSerializer
@@ -39,6 +38,7 @@ from tests.factories import (
     PersonFactory,
     ProductFactory,
     UserFactory,
+    api_key,
     jpeg_bytes,
 )
 from uploads.models import Image
@@ -507,13 +507,13 @@ def _perms(*codenames: str) -> list[Permission]:
 def test_a_valid_token_authenticates_writes(visitor: APIClient) -> None:
     user = UserFactory(username="tool")
     user.user_permissions.add(*_perms("add_product"))
-    token = Token.objects.create(user=user)
+    key = api_key(user)
 
     response = visitor.post(
         "/api/v1/products/",
         {"name": "Kiwi", "weight": 80},
         format="json",
-        HTTP_AUTHORIZATION=f"Token {token.key}",
+        HTTP_AUTHORIZATION=f"Token {key}",
     )
 
     assert response.status_code == 201, response.content
@@ -536,10 +536,10 @@ def test_drf_create_token_issues_the_key_a_tool_writes_with(visitor: APIClient) 
 def test_a_token_only_grants_the_permissions_of_its_user(visitor: APIClient) -> None:
     user = UserFactory(username="reader")
     user.user_permissions.add(*_perms("add_product"))
-    token = Token.objects.create(user=user)
+    key = api_key(user)
     product = ProductFactory()
 
-    response = visitor.delete(f"/api/v1/products/{product.pk}/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = visitor.delete(f"/api/v1/products/{product.pk}/", HTTP_AUTHORIZATION=f"Token {key}")
 
     assert response.status_code == 403
 
@@ -564,9 +564,9 @@ def test_another_authorization_scheme_is_treated_as_anonymous(visitor: APIClient
 
 def test_a_token_of_an_inactive_user_is_a_401(visitor: APIClient) -> None:
     user = UserFactory(username="former", is_active=False)
-    token = Token.objects.create(user=user)
+    key = api_key(user)
 
-    response = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION=f"Token {token.key}")
+    response = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION=f"Token {key}")
 
     assert response.status_code == 401
 

@@ -26,7 +26,6 @@ from django.core import signals
 from django.db import close_old_connections
 from django.db.models import Model
 from hypothesis import HealthCheck, settings
-from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -37,7 +36,7 @@ from schemathesis.specs.openapi.checks import (
 from catalog.api import FeedbackThrottle
 from catalog.models import Feedback, Person, Product
 from portal.wsgi import application
-from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory, UserFactory
+from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory, UserFactory, api_key
 from uploads.models import Image
 
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", application).include(
@@ -99,8 +98,7 @@ def auth_headers(request: pytest.FixtureRequest, db: None) -> dict[str, str]:
         return {}
     user = UserFactory(username="fuzzer")
     user.user_permissions.set(Permission.objects.filter(content_type__app_label__in=["catalog", "uploads"]))
-    token = Token.objects.create(user=user)
-    return {"Authorization": f"Token {token.key}"}
+    return {"Authorization": f"Token {api_key(user)}"}
 
 
 def aim_at_a_row(case: Any) -> None:

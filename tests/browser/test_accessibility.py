@@ -21,11 +21,10 @@ from django.contrib.auth.models import Group, Permission, User
 from django.core.management import call_command
 from django.test import RequestFactory
 from playwright.sync_api import Browser, Page, ViewportSize, expect
-from rest_framework.authtoken.models import Token
 
 from catalog.models import Person, Product
 from tests.browser.conftest import Browsing
-from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
+from tests.factories import FeedbackFactory, PersonFactory, ProductFactory, api_key
 from uploads.models import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -357,7 +356,7 @@ def admin_content(ready_image: Callable[..., Image]) -> dict[str, Any]:
     FeedbackFactory.create(title="Crunchy", product=product, rating=4)
     FeedbackFactory.create(title="Too sweet", rating=2)
     boss = get_user_model().objects.create_superuser("boss", "boss@example.com", ADMIN_PASSWORD)
-    Token.objects.create(user=boss)
+    api_key(boss)
     editors = Group.objects.create(name="Editors")
     editors.permissions.set(Permission.objects.filter(codename__endswith="_product"))
     return {"person": person, "product": product, "photo": photo, "boss": boss}

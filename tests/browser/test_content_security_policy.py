@@ -15,11 +15,10 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from playwright.sync_api import FilePayload, expect
-from rest_framework.authtoken.models import Token
 
 from catalog.models import Product
 from tests.browser.conftest import Browsing
-from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
+from tests.factories import FeedbackFactory, PersonFactory, ProductFactory, api_key
 from uploads.models import Image
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -38,7 +37,7 @@ def content(ready_image: Callable[..., Image]) -> dict[str, Any]:
     )
     FeedbackFactory.create(title="Crunchy", product=product, rating=4)
     boss = get_user_model().objects.create_superuser("boss", "boss@example.com", PASSWORD)
-    Token.objects.create(user=boss)
+    api_key(boss)
     return {"person": person, "product": product, "boss": boss}
 
 

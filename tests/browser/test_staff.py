@@ -14,11 +14,10 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from playwright.sync_api import Browser, FilePayload, Locator, Page, Route, expect
 from pypdf import PdfReader
-from rest_framework.authtoken.models import Token
 
 from catalog.models import Person, Product
 from tests.browser.conftest import DESKTOP, TIMEOUT_MS, Browsing
-from tests.factories import FeedbackFactory, PersonFactory, jpeg_bytes
+from tests.factories import FeedbackFactory, PersonFactory, api_key, jpeg_bytes
 from tests.uploads import corpus
 from uploads import services
 from uploads.models import Image
@@ -426,7 +425,7 @@ def test_change_lists_wrap_long_values_in_columns_of_bounded_width(
     PersonFactory.create(name=UNBROKEN[:200], username="longname", email=UNBROKEN[:60] + "@example.com")
     FeedbackFactory.create(title="Long unbroken", text="y" * 5000, product=product)
     image = ready_image(UNBROKEN[:250] + ".jpg")
-    Token.objects.create(user=get_user_model().objects.create_user("u" * 150, password=PASSWORD))
+    api_key(get_user_model().objects.create_user("u" * 150, password=PASSWORD))
     page = browsing.page
     _log_in(browsing, superuser)
     for path in (

@@ -9,12 +9,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from catalog import services
 from catalog.models import Person
-from tests.factories import ImageFactory, PersonFactory, ProductFactory, UserFactory, jpeg_bytes
+from tests.factories import ImageFactory, PersonFactory, ProductFactory, UserFactory, api_key, jpeg_bytes
 from uploads.models import Image
 
 pytestmark = pytest.mark.django_db
@@ -262,7 +261,7 @@ def test_a_caller_who_may_delete_images_deletes_one_the_public_is_not_shown() ->
         )
     )
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_key(user)}")
     unused = ImageFactory()
     portrait = ImageFactory()
     PersonFactory(photo=portrait, is_active=False)

@@ -14,12 +14,11 @@ import pytest
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
-from rest_framework.authtoken.models import Token
 
 from catalog import formats, services
 from catalog.models import Feedback, Product
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
-from tests.factories import UserFactory
+from tests.factories import UserFactory, api_key
 from tests.uploads import corpus
 from uploads.models import Image
 
@@ -477,13 +476,13 @@ def test_a_refused_anonymous_write_names_the_setting_but_not_the_networks_it_hol
 def test_from_outside_a_token_without_the_permissions_is_told_which_its_user_lacks(client: Client) -> None:
     user = UserFactory(username="reader")
     user.user_permissions.set(Permission.objects.filter(codename="add_product"))
-    token = Token.objects.create(user=user)
+    key = api_key(user)
     refused = client.post(
         "/fruits/",
         FRUIT,
         content_type="application/json",
         REMOTE_ADDR=OUTSIDE,
-        HTTP_AUTHORIZATION=f"Token {token.key}",
+        HTTP_AUTHORIZATION=f"Token {key}",
     )
     assert refused.status_code == 403  # credentials sent, and taken
     detail = refused.json()["detail"]

@@ -68,9 +68,9 @@ class Embedded:
         self.manage("migrate", "--no-input")
         script = (
             "from django.contrib.auth.models import User;"
-            "from rest_framework.authtoken.models import Token;"
+            "from portal.tokens import token_create;"
             "u = User.objects.create_superuser('admin', 'admin@example.com', 'embedded-pass-123');"
-            "print(Token.objects.create(user=u).key)"
+            "print(token_create(user=u)[1])"
         )
         self.token = self.manage("shell", "-c", script).strip().splitlines()[-1]
 

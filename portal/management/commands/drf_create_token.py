@@ -1,0 +1,50 @@
+"""DRF's command of the same name (the portal's app comes first in
+INSTALLED_APPS), making the token through portal.tokens: DRF's stores the
+key as it is, and prints the key of a token the user already has, which the
+database no longer holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.management.base import CommandError, CommandParser
+
+from core.commands import Command as PortalCommand
+from portal import tokens
+
+
+class Command(PortalCommand):
+    help = (
+        "Make an API token for a user and print its key, this once: the database keeps only a digest "
+        "of it. A user has one token: with --reset, a new one replaces it (its key stops working)."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("username", type=str)
+        parser.add_argument(
+            "-r",
+            "--reset",
+            action="store_true",
+            dest="reset_token",
+            help="Replace the user's token, if any, with a new one.",
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        username = options["username"]
+        users = get_user_model()._default_manager
+        try:
+            user = users.get_by_natural_key(username)
+        except users.model.DoesNotExist:
+            raise CommandError(f"Cannot create the Token: user {username} does not exist") from None
+        try:
+            make = tokens.token_replace if options["reset_token"] else tokens.token_create
+            _, key = make(user=user)
+        except ValidationError:  # the user has a token: DRF's printed its key, which is not kept
+            raise CommandError(
+                f"User {username} has a token already, whose key is not kept: "
+                "--reset replaces it with a new one."
+            ) from None
+        # DRF's line: scripts read the key from it.
+        self.stdout.write(f"Generated token {key} for user {username}")
