@@ -20,7 +20,11 @@ class PortalConfig(AppConfig):
     verbose_name = "Portal"
 
     def ready(self) -> None:
+        # It imports models: only once apps are loaded.
+        from portal import signal_handlers  # noqa: PLC0415
+
         connection_created.connect(sqlite.unicode_like, dispatch_uid="portal.sqlite_unicode_like")
+        signal_handlers.register()
 
 
 class PortalAdminConfig(SimpleAdminConfig):

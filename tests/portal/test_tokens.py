@@ -1,6 +1,6 @@
 """API tokens whose keys a copy of the database does not give away: the
-table holds a digest of each key, and every way of making a token gives its
-key once."""
+table holds a digest of each key, every way of making a token gives its key
+once, and a password change cuts the user's token off."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.contrib.auth.hashers import make_password
 from django.contrib.sessions.models import Session
 from django.core.management import CommandError, call_command
 from django.db import connection
@@ -24,6 +25,9 @@ from core.authentication import stored_key
 from tests.factories import UserFactory, api_key, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
+
+PASSWORD = "an-old-Passphrase-42"
+NEW_PASSWORD = "a-new-Passphrase-43"
 
 
 def status_with(key: str) -> int:
@@ -159,6 +163,126 @@ def test_the_command_replaces_a_token_with_reset(flag: str) -> None:
 def test_the_command_names_a_user_it_does_not_know() -> None:
     with pytest.raises(CommandError, match="user ghost does not exist"):
         call_command("drf_create_token", "ghost", stdout=io.StringIO())
+
+
+# --- A password change cuts a token off ----------------------------------------
+
+
+def by_set_password(user: Any) -> None:
+    user.set_password(NEW_PASSWORD)
+    user.save()
+
+
+def by_set_password_saving_it_alone(user: Any) -> None:
+    user.set_password(NEW_PASSWORD)
+    user.save(update_fields=["password"])
+
+
+def by_the_changepassword_command(user: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("getpass.getpass", lambda prompt="": NEW_PASSWORD)
+    call_command("changepassword", user.username, stdout=io.StringIO())
+
+
+def by_the_admin(user: Any) -> None:
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    response = logged_in(boss).post(
+        f"/admin/auth/user/{user.pk}/password/",
+        {"password1": NEW_PASSWORD, "password2": NEW_PASSWORD, "usable_password": "true"},
+    )
+    assert response["Location"] == f"/admin/auth/user/{user.pk}/change/"
+
+
+def by_the_admin_disabling_password_sign_in(user: Any) -> None:
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    response = logged_in(boss).post(
+        f"/admin/auth/user/{user.pk}/password/", {"usable_password": "false", "unset-password": "1"}
+    )
+    assert response["Location"] == f"/admin/auth/user/{user.pk}/change/"
+
+
+def by_the_password_change_page(user: Any) -> None:
+    response = logged_in(user).post(
+        "/admin/password_change/",
+        {"old_password": PASSWORD, "new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD},
+    )
+    assert response["Location"] == "/admin/password_change/done/"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        by_set_password,
+        by_set_password_saving_it_alone,
+        by_the_changepassword_command,
+        by_the_admin,
+        by_the_admin_disabling_password_sign_in,
+        by_the_password_change_page,
+    ],
+)
+def test_a_password_change_deletes_the_user_s_token(change: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    user = UserFactory(username="leaked", is_staff=True, password=PASSWORD)
+    key = api_key(user)
+    other = api_key(UserFactory(username="bystander"))
+
+    if change is by_the_changepassword_command:
+        change(user, monkeypatch)
+    else:
+        change(user)
+
+    assert not Token.objects.filter(user=user).exists()
+    assert status_with(key) == 401
+    assert status_with(other) == 200
+
+
+def test_other_saves_of_a_user_keep_their_token() -> None:
+    user = UserFactory(username="tool", password=PASSWORD)
+    key = api_key(user)
+    user.first_name = "Tool"
+    user.save()
+    user.last_login = timezone.now()
+    user.save(update_fields=["last_login"])
+    assert status_with(key) == 200
+
+
+def test_a_user_without_a_password_keeps_their_token_through_other_saves() -> None:
+    """A user the API alone uses may have no usable password: the check for
+    a password disabled on a save reads the one stored before."""
+    user = UserFactory(username="bot")
+    user.set_unusable_password()
+    user.save()
+    key = api_key(user)
+    user.first_name = "Bot"
+    user.save()
+    assert status_with(key) == 200
+
+
+def test_the_hash_upgraded_at_a_login_is_no_password_change(settings: Any) -> None:
+    """Django upgrades a password's hash at a login (every release makes its
+    hasher slower): the token stays."""
+    settings.PASSWORD_HASHERS = [
+        "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+        "django.contrib.auth.hashers.MD5PasswordHasher",
+    ]
+    user = UserFactory(username="staffer", is_staff=True)
+    type(user).objects.filter(pk=user.pk).update(password=make_password(PASSWORD, hasher="md5"))
+    key = api_key(user)
+
+    assert Client().login(username="staffer", password=PASSWORD)
+
+    user.refresh_from_db()
+    assert user.password.startswith("pbkdf2_sha256$")
+    assert status_with(key) == 200
+
+
+def test_a_token_of_a_user_made_inactive_is_refused_and_works_again_once_active() -> None:
+    user = UserFactory(username="away")
+    key = api_key(user)
+    user.is_active = False
+    user.save()
+    assert status_with(key) == 401
+    user.is_active = True
+    user.save()
+    assert status_with(key) == 200
 
 
 # --- The migration ---------------------------------------------------------------
