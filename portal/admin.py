@@ -33,8 +33,8 @@ from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from core.admin_limits import FilterLimitMixin, SearchLimitMixin
-from core.errors import error_response
 from core.authentication import KEY_PREFIX_LENGTH
+from core.errors import error_response
 from portal import tokens
 
 # Where a new key waits, in its maker's session, for the next page to show it.
