@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.core.files.storage import storages
 from PIL import Image as PILImage
 from PIL import ImageChops
 from playwright.sync_api import expect
@@ -589,3 +590,32 @@ def test_on_a_tablet_a_products_name_keeps_a_readable_column_beside_its_picture(
     assert picture is not None
     assert title["x"] > picture["x"] + picture["width"], "the name is no longer beside the picture"
     assert title["width"] >= 256, f"the name has a column {title['width']}px wide"
+
+
+@pytest.mark.parametrize("kind", ["product", "person"])
+def test_a_picture_whose_files_are_lost_never_widens_a_phone_screen(
+    browsing: Browsing, kind: str, products: dict[str, Product], people: dict[str, Person]
+) -> None:
+    """A broken <img> is no longer a picture that shrinks to its column: it
+    is as wide as its width attribute (the rendition's, up to 1600 px) and
+    would take the page's one column with it."""
+    image = products["apple"].image if kind == "product" else people["ada"].photo
+    assert image is not None
+    for rendition in image.renditions.all():
+        storages["default"].delete(rendition.storage_key)
+    path = products["apple"].get_absolute_url() if kind == "product" else "/people/ada/"
+    page = browsing.page
+    page.set_viewport_size({"width": PHONE[0], "height": PHONE[1]})
+    response = page.goto(browsing.base_url + path)
+    assert response is not None
+    assert response.ok
+    page.wait_for_function("() => [...document.images].every(img => img.complete)")
+    # The browser says the files are missing: that is the case under test.
+    lost = [error for error in browsing.console_errors if "status of 404" in error]
+    assert lost, "the picture's files were still served"
+    browsing.console_errors[:] = [error for error in browsing.console_errors if error not in lost]
+    browsing.shot("phone")
+    widths = page.evaluate(
+        "() => ({scroll: document.scrollingElement.scrollWidth, inner: window.innerWidth})"
+    )
+    assert widths["scroll"] <= widths["inner"], f"{path} scrolls sideways on a phone: {widths}"
