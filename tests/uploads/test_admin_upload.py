@@ -3,6 +3,7 @@ them: it leads them only where they may go."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -67,3 +68,24 @@ def test_an_upload_of_an_empty_form_is_refused_saying_what_it_lacks() -> None:
     assert errors["preset"] == ["This field is required."]
     assert 'class="errorlist' in response.content.decode()
     assert not Image.objects.exists()
+
+
+def test_the_upload_form_is_laid_out_as_the_admin_lays_out_a_form() -> None:
+    """Each field's label in the column of labels beside its box, as on every
+    change form (with the admin's form styles, which the page did not load),
+    and its help where the box's aria-describedby says it is: the page named
+    an id no element had, so a screen reader read no help."""
+    client = logged_in(staff_with("uploads", "add_image", username="uploader"))
+    page = client.get(UPLOAD).content.decode()
+    assert re.search(r'<link rel="stylesheet" href="[^"]*/admin/css/forms\.css"', page), "no form styles"
+    form = page[page.index('id="image-upload-form"') :]
+    form = form[: form.index("</form>")]
+
+    for name in ("files", "preset", "title", "alt"):
+        assert re.search(rf'<div class="flex-container">\s*<label for="id_{name}"', form), name
+    described = re.findall(r'aria-describedby="([^"]+)"', form)
+    assert described, "no field is described by its help"
+    for ids in described:
+        for named in ids.split():
+            assert f'id="{named}"' in form, f"aria-describedby names {named}, which no element has"
+    assert 'id="id_files_helptext"' in form
