@@ -375,6 +375,28 @@ def test_staff_get_a_signed_rendition_url_from_the_images_page(
     expect(page.locator(".field-rendition_url .help")).to_contain_text("1 made so far")
 
 
+@pytest.mark.parametrize("width", [1280, 375])
+def test_the_rendition_url_generators_help_lines_up_under_its_boxes(
+    browsing: Browsing, superuser: Any, ready_image: Callable[..., Image], width: int
+) -> None:
+    """Django indents the help of a box that follows its label by the width
+    of the labels' column; the generator's boxes sit in a value's place, and
+    so does its help: it was pushed 170 px to the right of them, on a phone
+    into a strip of a few words a line."""
+    image = ready_image("harbour.jpg", color=(40, 110, 170))
+    page = browsing.page
+    page.set_viewport_size({"width": width, "height": 900})
+    _log_in(browsing, superuser)
+    browsing.visit(f"/admin/uploads/image/{image.pk}/change/", f"image-change-{width}")
+    generator = page.locator("[data-rendition-url]")
+    boxes = generator.locator(".rendition-url-form").bounding_box()
+    help_text = generator.locator(".help").bounding_box()
+    assert boxes is not None
+    assert help_text is not None
+    assert abs(help_text["x"] - boxes["x"]) <= 1, f"help at {help_text['x']}, its boxes at {boxes['x']}"
+    assert help_text["width"] >= boxes["width"] - 1, f"help {help_text['width']} px wide under {boxes}"
+
+
 def test_a_long_name_without_spaces_wraps_in_the_admin_instead_of_widening_the_page(
     browsing: Browsing, superuser: Any
 ) -> None:
