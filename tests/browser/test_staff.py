@@ -397,6 +397,23 @@ def test_the_rendition_url_generators_help_lines_up_under_its_boxes(
     assert help_text["width"] >= boxes["width"] - 1, f"help {help_text['width']} px wide under {boxes}"
 
 
+def test_a_persons_phone_numbers_show_whole_in_their_box(browsing: Browsing, superuser: Any) -> None:
+    """Their labelled text, three numbers long, in a box as wide as a name's
+    showed the first one and a half: the rest was cut off at its edge."""
+    person = PersonFactory.create(
+        name="Ada Lovelace",
+        username="ada",
+        phone={"office": "802-867-5309", "cell": "802-555-0142", "home": "802-555-0199"},
+    )
+    page = browsing.page
+    _log_in(browsing, superuser)
+    browsing.visit(f"/admin/catalog/person/{person.pk}/change/", "person-change")
+    box = page.get_by_label("Phone")
+    expect(box).to_have_value("office: 802-867-5309; cell: 802-555-0142; home: 802-555-0199")
+    hidden = box.evaluate("input => input.scrollWidth - input.clientWidth")
+    assert hidden <= 0, f"{hidden} px of the numbers cut off"
+
+
 def test_a_long_name_without_spaces_wraps_in_the_admin_instead_of_widening_the_page(
     browsing: Browsing, superuser: Any
 ) -> None:
