@@ -12,7 +12,7 @@ from django.utils.text import normalize_newlines
 from django_filters import rest_framework as filters
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
-from rest_framework import exceptions, permissions, serializers, status, throttling, viewsets
+from rest_framework import exceptions, serializers, status, throttling, viewsets
 from rest_framework.decorators import action
 from rest_framework.fields import empty
 from rest_framework.request import Request
@@ -36,6 +36,7 @@ from catalog.models import (
 )
 from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import BooleanFilter, FilterBackend, FilterSet, SearchFilter
+from core.permissions import ModelPermissions
 from core.reads import RowReadMixin, datetime_formatter, url_maker
 from core.throttling import ClientRateThrottle
 from core.validation import NULL_CHARACTER_MESSAGE, holds_null_character, validate_text
@@ -63,7 +64,7 @@ class FeedbackThrottle(ClientRateThrottle):
         return key is not None and bool(self.cache.get(f"{key}:sent:{sent}"))
 
 
-class ModelPermissionsOrCreate(permissions.DjangoModelPermissionsOrAnonReadOnly):
+class ModelPermissionsOrCreate(ModelPermissions):
     """Reads and creates are open; changes need the model permission."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
@@ -398,7 +399,7 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
             if outcome != "created" and not request.user.has_perm("catalog.change_product"):
                 raise exceptions.PermissionDenied(
                     f"Product {product.pk} has this image file stem (or name); "
-                    "changing it needs the permission to change products."
+                    "changing it needs the permission to change products (catalog.change_product)."
                 )
         serializer.instance = product
         created = outcome == "created"

@@ -33,7 +33,10 @@ _INVALID = OpenApiResponse(
 )
 _ERRORS: dict[str, OpenApiResponse] = {
     "401": OpenApiResponse(ErrorSerializer, description="The token is invalid, or a write needs one."),
-    "403": OpenApiResponse(ErrorSerializer, description="No permission for this change (or no CSRF token)."),
+    "403": OpenApiResponse(
+        ErrorSerializer,
+        description="No permission for this change, which names the one lacking (or no CSRF token).",
+    ),
     "404": OpenApiResponse(ErrorSerializer, description="No such object, or no such page."),
     "409": OpenApiResponse(
         ErrorSerializer, description="Another change to the same data was made at the same time; retry."

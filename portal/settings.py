@@ -932,7 +932,8 @@ REST_FRAMEWORK = {
         "core.authentication.StaffSessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": [
-        "rest_framework.permissions.DjangoModelPermissionsOrAnonReadOnly",
+        # DRF's DjangoModelPermissionsOrAnonReadOnly, whose 403 names the permission lacking.
+        "core.permissions.ModelPermissions",
     ],
     # orjson, and a bound on nesting; forms, multipart too, in their encoding alone (core.parsers).
     "DEFAULT_PARSER_CLASSES": [

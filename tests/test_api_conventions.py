@@ -544,6 +544,85 @@ def test_a_token_only_grants_the_permissions_of_its_user(visitor: APIClient) -> 
     assert response.status_code == 403
 
 
+# (a write, the permission it needs, a permission of the same model the caller holds)
+REFUSED_WRITES = [
+    ("post", "/api/v1/people/", "catalog.add_person", "view_person"),
+    ("patch", "/api/v1/people/{person}/", "catalog.change_person", "view_person"),
+    ("delete", "/api/v1/feedback/{review}/", "catalog.delete_feedback", "change_feedback"),
+    ("put", "/api/v1/products/{product}/", "catalog.change_product", "add_product"),
+    ("post", "/api/v1/images/", "uploads.add_image", "view_image"),
+    ("patch", "/api/v1/images/{image}/", "uploads.change_image", "add_image"),
+    ("post", "/api/v1/images/{image}/focal-point/", "uploads.change_image", "add_image"),
+    ("post", "/api/v1/images/{image}/reprocess/", "uploads.change_image", "add_image"),
+]
+
+
+@pytest.mark.parametrize("session", [True, False], ids=["staff-session", "token"])
+@pytest.mark.parametrize(("method", "path", "needed", "held"), REFUSED_WRITES)
+def test_a_write_refused_for_want_of_a_model_permission_names_it(
+    visitor: APIClient, session: bool, method: str, path: str, needed: str, held: str
+) -> None:
+    """Staff whose change is refused learn which permission to ask for, not
+    DRF's bare "You do not have permission to perform this action." alone."""
+    user = UserFactory(username="clerk", is_staff=session)
+    user.user_permissions.add(*_perms(held))
+    if session:
+        visitor.force_login(user)
+    else:
+        visitor.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+    rows = {
+        "person": PersonFactory().pk,
+        "review": FeedbackFactory().pk,
+        "product": ProductFactory().pk,
+        "image": ImageFactory(processed=False).pk,
+    }
+
+    response = getattr(visitor, method)(path.format(**rows), {}, format="json")
+
+    assert response.status_code == 403, response.content
+    assert response.json() == {"detail": f"This needs the permission {needed}."}
+
+
+@pytest.mark.parametrize(
+    ("path", "needed", "hidden"),
+    [
+        ("/api/v1/people/{}/", "catalog.change_person", lambda: PersonFactory(is_active=False)),
+        ("/api/v1/feedback/{}/", "catalog.change_feedback", lambda: FeedbackFactory(status="hidden")),
+    ],
+)
+def test_a_refusal_naming_a_permission_tells_nothing_of_the_rows_and_404s_stay(
+    visitor: APIClient, path: str, needed: str, hidden: Callable[[], Any]
+) -> None:
+    """Checked of the model before any row is looked up: the refusal is the
+    same for a row the caller is shown, one kept from it and one that does
+    not exist; a caller who holds the permission gets the 404 of a row that
+    does not exist."""
+    user = UserFactory(username="clerk")
+    user.user_permissions.add(*_perms("view_person", "view_feedback"))
+    visitor.force_authenticate(user)
+    kept = hidden()
+    assert visitor.get(path.format(kept.pk)).status_code == 404
+
+    answers = [visitor.patch(path.format(pk), {}, format="json") for pk in (kept.pk, kept.pk + 1000)]
+
+    assert [(a.status_code, a.json()) for a in answers] == [
+        (403, {"detail": f"This needs the permission {needed}."})
+    ] * 2
+    user.user_permissions.add(*_perms(needed.partition(".")[2]))
+    visitor.force_authenticate(type(user).objects.get(pk=user.pk))  # its permissions read anew
+    assert visitor.patch(path.format(kept.pk + 1000), {}, format="json").status_code == 404
+
+
+def test_an_anonymous_write_is_still_asked_for_credentials(visitor: APIClient) -> None:
+    image = ImageFactory(processed=False)
+
+    for response in [
+        visitor.patch(f"/api/v1/people/{PersonFactory().pk}/", {}, format="json"),
+        visitor.post(f"/api/v1/images/{image.pk}/reprocess/", {}, format="json"),
+    ]:
+        assert response.status_code == 401, response.content
+
+
 @pytest.mark.parametrize("header", ["Token not-a-real-key", "Token ", "Token a b", "token lowercase-key"])
 def test_a_bad_token_is_a_401_even_on_reads(visitor: APIClient, header: str) -> None:
     response = visitor.get("/api/v1/people/", HTTP_AUTHORIZATION=header)

@@ -26,6 +26,7 @@ from core.api import CreatedLocationMixin, FileField, may_view
 from core.filters import FilterSet
 from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser, MultiPartParser
+from core.permissions import ModelChangePermissions
 from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, url_maker
 from core.schema import ErrorSerializer
 from core.validation import validate_text
@@ -483,12 +484,10 @@ class ImageViewSet(
         url_name="focal-point",
         parser_classes=[JSONParser, FormParser, MultiPartParser],
         # Moving a focal point changes an image: the change permission, not add.
-        permission_classes=[permissions.IsAuthenticated],
+        permission_classes=[ModelChangePermissions],
     )
     def focal_point(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
         """Set the focal point; the cropped renditions are cut again around it."""
-        if not request.user.has_perm("uploads.change_image"):
-            raise exceptions.PermissionDenied()
         image = self.get_object()
         body = FocalPointSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -518,11 +517,9 @@ class ImageViewSet(
         methods=["post"],
         parser_classes=[JSONParser, FormParser, MultiPartParser],
         # Reprocessing changes an image: the change permission, not add.
-        permission_classes=[permissions.IsAuthenticated],
+        permission_classes=[ModelChangePermissions],
     )
     def reprocess(self, request: Request, pk: str | None = None, **kwargs: Any) -> Response:
-        if not request.user.has_perm("uploads.change_image"):
-            raise exceptions.PermissionDenied()
         image = self.get_object()
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
