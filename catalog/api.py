@@ -401,6 +401,7 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
                     f"Product {product.pk} has this image file stem (or name); "
                     "changing it needs the permission to change products (catalog.change_product)."
                 )
+            self.note_written(product.pk)
         serializer.instance = product
         created = outcome == "created"
         return Response(
@@ -412,14 +413,17 @@ class ProductViewSet(CreatedLocationMixin, RowReadMixin, viewsets.ModelViewSet[P
     def perform_update(self, serializer: ProductSerializer) -> None:  # type: ignore[override]
         product = cast(Product, serializer.instance)  # DRF sets it for updates
         data = serializer.validated_data
-        serializer.instance = services.product_update(
-            product_id=product.pk,
-            name=data.get("name"),
-            weight=data.get("weight"),
-            description=data.get("description"),
-            image_name=data.get("image_name"),
-            precondition=lambda locked: self.check_if_match(locked.pk),
-        )
+        # One transaction: the row stays locked until its tag is read.
+        with transaction.atomic():
+            serializer.instance = services.product_update(
+                product_id=product.pk,
+                name=data.get("name"),
+                weight=data.get("weight"),
+                description=data.get("description"),
+                image_name=data.get("image_name"),
+                precondition=lambda locked: self.check_if_match(locked.pk),
+            )
+            self.note_written(product.pk)
 
     def perform_destroy(self, instance: Product) -> None:
         services.product_delete(product=instance)
@@ -568,12 +572,14 @@ class FeedbackViewSet(
 
     def perform_create(self, serializer: FeedbackSerializer) -> None:  # type: ignore[override]
         data = serializer.validated_data
-        serializer.instance = services.feedback_submit(
-            title=data.get("title", ""),
-            name=data.get("name", ""),
-            date=data.get("date"),
-            text=data.get("text", ""),
-            rating=data.get("rating"),
-            product=data.get("product"),
-            source=Feedback.Source.API,
-        )
+        with transaction.atomic():
+            serializer.instance = services.feedback_submit(
+                title=data.get("title", ""),
+                name=data.get("name", ""),
+                date=data.get("date"),
+                text=data.get("text", ""),
+                rating=data.get("rating"),
+                product=data.get("product"),
+                source=Feedback.Source.API,
+            )
+            self.note_written(serializer.instance.pk)

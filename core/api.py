@@ -370,10 +370,14 @@ class ConcurrentWritesMixin:
     - A unique value taken by another request between validation and the
       write is refused as validation would have refused it (400 naming the
       field), not as a database error.
+    - A view with conditional writes (``core.reads.RowReadMixin``) answers
+      with the ETag of the row written, read in the same transaction.
     """
 
     def perform_create(self, serializer: serializers.BaseSerializer[Any]) -> None:
-        self._save(serializer)
+        with transaction.atomic():
+            self._save(serializer)
+            self._note_written(serializer)
 
     def perform_update(self, serializer: serializers.BaseSerializer[Any]) -> None:
         stale = cast(Model, serializer.instance)  # DRF sets it for updates
@@ -388,6 +392,12 @@ class ConcurrentWritesMixin:
                 check(current.pk)
             serializer.instance = current
             self._save(serializer)
+            self._note_written(serializer)
+
+    def _note_written(self, serializer: serializers.BaseSerializer[Any]) -> None:
+        note = getattr(self, "note_written", None)
+        if note is not None:
+            note(cast(Model, serializer.instance).pk)
 
     def _save(self, serializer: serializers.BaseSerializer[Any]) -> None:
         try:

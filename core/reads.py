@@ -156,6 +156,15 @@ _PRECONDITION_FAILED = OpenApiResponse(
     description="`If-Match` names no `ETag` the object has now: it changed since it was read; nothing "
     "was written.",
 )
+_WRITTEN_ETAG = OpenApiParameter(
+    "ETag",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    response=["200", "201", "202"],
+    description="The `ETag` a `GET` of the object answered would give this caller now: send it in the "
+    "`If-Match` of the next change, with no `GET` between. Absent where the caller may not read the "
+    "object (a review held for moderation).",
+)
 _COUNT_CACHED_FOR = OpenApiParameter(
     COUNT_HEADER,
     OpenApiTypes.INT,
@@ -194,6 +203,8 @@ class ConditionalReadSchema(ErrorDocumentingAutoSchema):
                 parameters.append(_COUNT_CACHED_FOR)
         if self._conditional_write():
             parameters.append(_IF_MATCH)
+        if self.method in {"POST", "PUT", "PATCH"}:  # each answers the object it wrote
+            parameters.append(_WRITTEN_ETAG)
         return parameters
 
     def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
@@ -251,6 +262,11 @@ def _as_read(tag: str) -> str:
 
 
 _MEDIA_PROBE = "probe"
+
+
+def lock_row(model: type[Model], pk: Any) -> None:
+    """Lock the row for the rest of the transaction (``SELECT … FOR UPDATE``)."""
+    list(model._default_manager.select_for_update().filter(pk=pk).values_list("pk"))
 
 
 class RowReadMixin(viewsets.GenericViewSet[Any]):
@@ -325,13 +341,17 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         view = type(self)
         return repr((view.__module__, view.__qualname__, tuple(self.read_variant()), params))
 
-    def _tag(self, rows: Any, related: Any, *extra: Any) -> str:
+    def _tag(self, rows: Any, related: Any, *extra: Any, path: str | None = None) -> str:
+        """``path``: the address of the row read, where it is not the request's
+        (the answer of a write, see ``note_written``)."""
         request = self.request
         # A list's query picks its rows and its links; a row's address
         # answers the row whatever its query (filter_queryset), so the query
         # is no part of its tag: else a change sent with the tag of the row
         # read with a cache buster on its address would be refused as stale.
-        uri = request.build_absolute_uri(request.path if self.detail else None)
+        if path is None and self.detail:
+            path = request.path
+        uri = request.build_absolute_uri(path)
         base, window = _media_base()
         # Apart: a change (If-Match) asks whether the row is as read, not
         # at which address, in which format or how long ago its URLs were
@@ -430,8 +450,58 @@ class RowReadMixin(viewsets.GenericViewSet[Any]):
         """Lock the row (for the rest of the transaction) and check ``If-Match``."""
         if "If-Match" not in self.request.headers:
             return
-        list(type(instance)._default_manager.select_for_update().filter(pk=instance.pk).values_list("pk"))
+        lock_row(type(instance), instance.pk)
         self.check_if_match(instance.pk)
+
+    # --- Tags of writes -----------------------------------------------------------
+
+    # The ETag of the row a write answers with (note_written), sent with that answer.
+    written_tag: str | None = None
+
+    def _row_path(self, pk: Any) -> str:
+        """The address a GET of the row reads: the request's own for a change
+        sent to it (``/people/1.json`` included), else the row's detail (the
+        ``Location`` of a creation, the image an action of it changes)."""
+        if self.action in {"update", "partial_update"}:
+            return self.request.path
+        return self.reverse_action("detail", args=[pk])
+
+    def note_written(self, pk: Any) -> None:
+        """Keep, for the answer of a write that returns the row ``pk``, the
+        ETag a GET of the row would answer this caller now: a client making
+        several conditional writes in a row needs no GET between them. None
+        where the caller may not read the row (a review the public posts is
+        held for moderation): a GET would be a 404.
+
+        Call it in the transaction that wrote the row, after the write and
+        with the row still locked (or not yet committed): the tag is then of
+        the row the answer shows, not of a change another request made since,
+        which an ``If-Match`` with it would overwrite unseen."""
+        rows = list(self._values(self.get_queryset().filter(pk=pk))[:2])
+        if len(rows) != 1:
+            self.written_tag = None
+            return
+        self.written_tag = self._tag(rows, self.read_related(rows), path=self._row_path(pk))
+
+    def note_written_row(self, row: dict[str, Any], related: Any) -> None:
+        """``note_written`` for a row answered as it is in hand (``read_fields``
+        of a row just written, which no one else has changed yet), not read
+        back: the tag is of the answer's row, as a GET would read it, while
+        the caller may read it."""
+        if not self.get_queryset().filter(pk=row["id"]).exists():
+            self.written_tag = None
+            return
+        self.written_tag = self._tag([row], related, path=self._row_path(row["id"]))
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if (
+            self.written_tag is not None
+            and status.is_success(response.status_code)
+            and "ETag" not in response
+        ):
+            response["ETag"] = self.written_tag
+        return response
 
     def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()

@@ -10,9 +10,11 @@ from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import get_doc
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.request import Request
+
+from core.api import CreatedLocationMixin
 
 
 class StaffSessionScheme(SessionScheme):
@@ -48,6 +50,15 @@ _ERRORS: dict[str, OpenApiResponse] = {
     "429": OpenApiResponse(ErrorSerializer, description="Too many requests; see `Retry-After`."),
 }
 
+_LOCATION = OpenApiParameter(
+    "Location",
+    OpenApiTypes.URI,
+    OpenApiParameter.HEADER,
+    response=["201"],
+    required=True,
+    description="The address of the new object in the API.",
+)
+
 
 class ErrorDocumentingAutoSchema(AutoSchema):
     """drf-spectacular's AutoSchema, plus the error responses each operation can
@@ -76,6 +87,13 @@ class ErrorDocumentingAutoSchema(AutoSchema):
         if has_body:
             codes += ["409", "413", "415"]
         return codes
+
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        creates = self.method == "POST" and getattr(self.view, "action", None) == "create"
+        if creates and isinstance(self.view, CreatedLocationMixin):
+            parameters.append(_LOCATION)
+        return parameters
 
     def get_auth(self) -> list[dict[str, Any]]:
         """The operation's security, with ``{}`` (no credentials) where the

@@ -27,7 +27,7 @@ from core.filters import FilterSet
 from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.permissions import ModelChangePermissions
-from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, url_maker
+from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, lock_row, url_maker
 from core.schema import ErrorSerializer
 from core.validation import validate_text
 from uploads import ondemand_api, processing, selectors, services, storage
@@ -450,8 +450,12 @@ class ImageViewSet(
         upload.is_valid(raise_exception=True)
         image = upload_from_request(request, dict(upload.validated_data))
         # Just written, with no renditions yet: answered from the row in hand
-        # as reads answer from rows (the same representation), not read back.
-        [body] = self.represent_rows([{name: getattr(image, name) for name in IMAGE_FIELDS}], {})
+        # as reads answer from rows (the same representation), not read back
+        # (where tasks run in the process, it may be processed already: the
+        # answer and its tag are of the upload, and a GET gives the rest).
+        row = {name: getattr(image, name) for name in IMAGE_FIELDS}
+        [body] = self.represent_rows([row], {})
+        self.note_written_row(row, {image.pk: []})  # no renditions, as rendition_rows reads none
         return Response(body, status=status.HTTP_201_CREATED, headers=self.get_success_headers(body))
 
     def perform_destroy(self, instance: Image) -> None:
@@ -505,11 +509,22 @@ class ImageViewSet(
                 services.image_set_focal_point(image=image, focal_point=focal)
         except DjangoValidationError as exc:
             raise exceptions.ValidationError({"focal_point": exc.messages}) from exc
-        image = selectors.images_with_renditions().get(pk=image.pk)
+        image, body = self._written(image.pk)
         # Saved either way; 202 while the crops are still to be cut again
         # around it (the store was away): the sweep cuts them shortly.
         code = status.HTTP_202_ACCEPTED if image.crops_outdated else status.HTTP_200_OK
-        return Response(self.get_serializer(image).data, status=code)
+        return Response(body, status=code)
+
+    def _written(self, pk: int) -> tuple[Image, dict[str, Any]]:
+        """The image as a write left it, and its representation, read with its
+        row locked, as its tag for the answer: another change cannot come
+        between the two (core.reads.RowReadMixin.note_written)."""
+        with transaction.atomic():
+            lock_row(Image, pk)
+            image = selectors.images_with_renditions().get(pk=pk)
+            body = self.get_serializer(image).data
+            self.note_written(pk)
+        return image, body
 
     @extend_schema(request=ReprocessSerializer, responses={202: ImageSerializer})
     @action(
@@ -524,8 +539,8 @@ class ImageViewSet(
         body = ReprocessSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         services.image_reprocess(images=[image], preset=body.validated_data.get("preset"))
-        image = selectors.images_with_renditions().get(pk=image.pk)
-        return Response(self.get_serializer(image).data, status=status.HTTP_202_ACCEPTED)
+        _, written = self._written(image.pk)
+        return Response(written, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(
         responses={
