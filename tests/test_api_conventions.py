@@ -569,7 +569,7 @@ def test_a_write_refused_for_want_of_a_model_permission_names_it(
     if session:
         visitor.force_login(user)
     else:
-        visitor.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=user).key}")
+        visitor.credentials(HTTP_AUTHORIZATION=f"Token {api_key(user)}")
     rows = {
         "person": PersonFactory().pk,
         "review": FeedbackFactory().pk,
