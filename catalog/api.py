@@ -196,6 +196,9 @@ class PersonSerializer(serializers.ModelSerializer[Person]):
         ]  # fmt: skip
         read_only_fields = ["created_at", "updated_at"]
 
+    def create(self, validated_data: dict[str, Any]) -> Person:
+        return services.person_create(values=validated_data)
+
     def update(self, instance: Person, validated_data: dict[str, Any]) -> Person:
         # As the admin's change: a demo person changed becomes real.
         return services.person_update(person=instance, values=validated_data)
@@ -488,6 +491,9 @@ class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
             "source", "created_at", "updated_at",
         ]  # fmt: skip
         read_only_fields = ["status", "source", "created_at", "updated_at"]
+
+    def update(self, instance: Feedback, validated_data: dict[str, Any]) -> Feedback:
+        return services.feedback_update(review=instance, values=validated_data)
 
 
 class FeedbackModerationSerializer(FeedbackSerializer):

@@ -22,7 +22,14 @@ from django.utils import timezone
 from django.utils.text import normalize_newlines
 
 from core.quoting import quoted
-from core.validation import NullCharactersRefused, unstorable, validate_text, validate_text_lines
+from core.validation import (
+    NullCharactersRefused,
+    TextComposed,
+    composed,
+    unstorable,
+    validate_text,
+    validate_text_lines,
+)
 from uploads.models import STEM_MAX_LENGTH, file_stem
 
 
@@ -111,9 +118,13 @@ def username_clash_check(username: str, *, person_pk: int | None = None) -> None
     )
 
 
-class Person(NullCharactersRefused, models.Model):
+class Person(TextComposed, NullCharactersRefused, models.Model):
     # What the directory calls the group of people without a department.
     NO_DEPARTMENT = "Other"
+    # Stored composed (NFC), as the username is: a search, the directory's
+    # groups by department and its order by name read them so. The phones
+    # are kept as given: digits and a few words of label, searched by no one.
+    composed_fields = ("name", "email", "department", "role")
 
     # The text of a person the public pages show is checked as a review's is.
     name = models.CharField(max_length=200, validators=[validate_text])
@@ -203,7 +214,11 @@ def phone_too_long_message(label: str) -> str:
     return f"The {label!r} number is longer than {PHONE_NUMBER_MAX_LENGTH} characters."
 
 
-class Product(NullCharactersRefused, models.Model):
+class Product(TextComposed, NullCharactersRefused, models.Model):
+    # Stored composed (NFC); the file name is kept as the supplier wrote it,
+    # and its stem composed (``file_stem``).
+    composed_fields = ("name", "description")
+
     # Shown in the catalog, on the product's page and in the supplier report.
     name = models.CharField(max_length=200, validators=[validate_text])
     weight = models.PositiveIntegerField(help_text="Weight in lbs.", validators=[MinValueValidator(1)])
@@ -251,7 +266,7 @@ class Product(NullCharactersRefused, models.Model):
         return reverse("catalog:product-detail", kwargs={"pk": self.pk})
 
 
-class Feedback(NullCharactersRefused, models.Model):
+class Feedback(TextComposed, NullCharactersRefused, models.Model):
     class Status(models.TextChoices):
         PUBLISHED = "published", "Published"
         PENDING = "pending", "Pending moderation"
@@ -261,6 +276,8 @@ class Feedback(NullCharactersRefused, models.Model):
         WEB = "web", "Web form"
         API = "api", "API"
         IMPORT = "import", "Import"
+
+    composed_fields = ("title", "name", "text")
 
     title = models.CharField(max_length=100, blank=True, validators=[validate_text])
     name = models.CharField("reviewer name", max_length=100, blank=True, validators=[validate_text])
@@ -320,6 +337,9 @@ class Feedback(NullCharactersRefused, models.Model):
 
     def compute_fingerprint(self) -> str:
         """The one definition of "the same review"; bulk imports, which skip
-        save(), call it too."""
-        payload = "\x1f".join([self.title, self.name, str(self.date), self.text])
+        save(), call it too. Of the text composed, as it is stored: a review
+        sent again from a Mac, its accents decomposed, is the one held."""
+        payload = "\x1f".join(
+            [composed(self.title), composed(self.name), str(self.date), composed(self.text)]
+        )
         return hashlib.sha256(payload.encode()).hexdigest()

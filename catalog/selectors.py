@@ -12,6 +12,7 @@ from django.db.models import Case, Count, Exists, F, OuterRef, Prefetch, Q, Quer
 
 from catalog.models import Feedback, Person, Product
 from core.filters import search_text
+from core.validation import composed
 from uploads.models import Image, Rendition, file_stem
 
 _RENDITIONS = Rendition.objects.order_by("width", "format")
@@ -156,7 +157,8 @@ def products_same_as(*, name: str, image_name: str, is_demo: bool = False) -> Qu
             .alias(same_name=Q(image_name=image_name))
             .order_by("-same_name", "pk")
         )
-    return products.filter(name=name.strip(), image_stem="").order_by("pk")
+    # Composed, as names are stored.
+    return products.filter(name=composed(name.strip()), image_stem="").order_by("pk")
 
 
 def image_latest_for(image_name: str, *, is_demo: bool = False) -> Image | None:

@@ -135,6 +135,16 @@ def person_upsert(
 
 
 @transaction.atomic
+def person_create(*, values: Mapping[str, Any]) -> Person:
+    """A new person (the API's POST), checked as the model checks them: their
+    text is stored as every other path stores it (composed)."""
+    person = Person(**values)
+    person.full_clean()
+    person.save()
+    return person
+
+
+@transaction.atomic
 def person_update(*, person: Person, values: Mapping[str, Any] | None = None) -> Person:
     """Save a change to ``person`` (the admin's form, the API's PUT and
     PATCH): ``values`` set on them and checked as the model checks them, the
@@ -252,6 +262,20 @@ def feedback_submit(
     feedback.full_clean(exclude=["fingerprint"])
     feedback.save()
     return feedback
+
+
+@transaction.atomic
+def feedback_update(*, review: Feedback, values: Mapping[str, Any]) -> Feedback:
+    """Save a moderator's change to ``review`` (the API's PUT and PATCH):
+    ``values`` set on it and checked as the model checks them (its text
+    composed, as every path stores it), the other fields as they are."""
+    for key, value in values.items():
+        setattr(review, key, value)
+    # The fields written, not the others: a review stored before a rule of
+    # its text would make every change of its status fail.
+    review.full_clean(exclude=[f.name for f in Feedback._meta.fields if f.name not in values])
+    review.save()
+    return review
 
 
 # A review the public form sends again within this many seconds (a second
@@ -452,16 +476,18 @@ def feedback_set_status(
 
 
 IMPORT_BATCH = 1000
-# What a review file supplies; status, source and the rest are set here, so
-# only these need checking against the model's rules.
-_IMPORTED_FIELDS = tuple(
-    f for f in Feedback._meta.concrete_fields if f.name in ("title", "name", "date", "text")
+# What a review file does not supply: status, source and the rest are set
+# here, so only the others need checking against the model's rules.
+_NOT_IMPORTED = tuple(
+    f.name for f in Feedback._meta.concrete_fields if f.name not in ("title", "name", "date", "text")
 )
 
 
 def _review_from_file(raw: bytes, *, status: str) -> Feedback:
-    """A review read from a lab-format file, checked as full_clean() would
-    check what the file supplies; raises FormatError or ValidationError."""
+    """A review read from a lab-format file, checked, and its text composed,
+    as full_clean() would do of what the file supplies (the import inserts
+    in bulk, which saves nothing through full_clean()); raises FormatError
+    or ValidationError."""
     record = formats.parse_review(raw)
     review = Feedback(
         title=record.title,
@@ -471,14 +497,7 @@ def _review_from_file(raw: bytes, *, status: str) -> Feedback:
         status=status,
         source=Feedback.Source.IMPORT,
     )
-    errors: dict[str, list[str]] = {}
-    for model_field in _IMPORTED_FIELDS:
-        try:
-            model_field.clean(getattr(review, model_field.attname), review)
-        except ValidationError as exc:
-            errors[model_field.name] = exc.messages
-    if errors:
-        raise ValidationError(errors)
+    review.clean_fields(exclude=_NOT_IMPORTED)
     review.fingerprint = review.compute_fingerprint()
     return review
 
@@ -586,9 +605,17 @@ def _product_save(product: Product, values: Mapping[str, Any]) -> bool:
 
 def _description_text(description: str) -> str:
     """A description trimmed, with LF line breaks as ``import_supplier``
-    reads a file: a browser sends each line break of the admin's textarea as
-    CRLF, and the same text delivered again would count as a change."""
-    return normalize_newlines(description.strip())
+    reads a file, and composed as it is stored (``Product.composed_fields``):
+    a browser sends each line break of the admin's textarea as CRLF, a Mac's
+    file an accent apart from its letter, and the same text delivered again
+    would count as a change."""
+    return validation.composed(normalize_newlines(description.strip()))
+
+
+def _product_name(name: str) -> str:
+    """A name trimmed and composed as it is stored and matched: the same
+    name sent again, its accents decomposed, is the same product, unchanged."""
+    return validation.composed(name.strip())
 
 
 def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
@@ -596,7 +623,9 @@ def _product_key(*, name: str, image_name: str, is_demo: bool) -> str:
     matches it: the image file stem, else the name. Writers of one key take turns
     on it (``core.locks``)."""
     stem = file_stem(image_name)
-    return _stem_key(stem, is_demo=is_demo) if stem else f"catalog.product:{is_demo}:name:{name.strip()}"
+    return (
+        _stem_key(stem, is_demo=is_demo) if stem else f"catalog.product:{is_demo}:name:{_product_name(name)}"
+    )
 
 
 def _stem_key(stem: str, *, is_demo: bool) -> str:
@@ -620,7 +649,7 @@ def product_upsert(
     under its file stem, so a later photo replaces an earlier one. Demo and
     real products never match each other.
     """
-    name, description, image_name = name.strip(), _description_text(description), image_name.strip()
+    name, description, image_name = _product_name(name), _description_text(description), image_name.strip()
     validation.check_storable(name=name, image_name=image_name)
     # A row not there yet cannot be locked: two writers of the same new
     # product would each create it. They take turns on its key instead.
@@ -728,7 +757,7 @@ def product_update(
 
     def final(product: Product) -> tuple[str, str]:
         return (
-            product.name if name is None else name.strip(),
+            product.name if name is None else _product_name(name),
             product.image_name if image_name is None else image_name.strip(),
         )
 

@@ -211,6 +211,11 @@ class BatchedModelResource(resources.ModelResource):
         header, ``{}``) before the model's check, where it is refused."""
         if instance.pk is None:
             return False
+        # Compared as it would be stored: a file's text decomposed (a Mac's)
+        # is the text the object holds composed, and the row unchanged.
+        compose_text = getattr(instance, "compose_text", None)
+        if compose_text is not None:
+            compose_text()
         return bool(super().skip_row(instance, original, row, import_validation_errors))
 
     def get_diff_class(self) -> Any:

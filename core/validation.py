@@ -1,11 +1,12 @@
 """Checks the portal's models make in ``full_clean()``: every model's, and
-those of the text several apps show."""
+those of the text several apps show; and the one form text is stored in."""
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Collection, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from django.core.exceptions import ValidationError
 
@@ -91,6 +92,41 @@ class NullCharactersRefused:
                 errors[field.name] = [error]
         if errors:
             raise ValidationError(errors)
+
+
+def composed(value: str) -> str:
+    """Text in Unicode's composed form (NFC), the form the portal stores
+    text in and reads a search in (``core.filters.search_text``): "José"
+    from a Mac's file or keyboard is "e" and a combining accent, which
+    reads the same but is other characters to a search, a sort or a
+    comparison."""
+    return unicodedata.normalize("NFC", value)
+
+
+class TextComposed:
+    """Model mixin: ``clean_fields()`` stores the text of the fields named
+    in ``composed_fields`` composed (``composed``), before the fields'
+    checks, so that a length is counted as stored (NFC writes a few
+    characters as two). Every path that writes a row cleans it first (the
+    services, the admin's forms, the imports): here it is composed once
+    for them all. A field left out of the cleaning (``exclude``) is left as
+    it is: a row kept from before stays writable by a change of another
+    field. Not for text whose bytes matter (a file's name, a key, a token)."""
+
+    composed_fields: ClassVar[tuple[str, ...]] = ()
+
+    def compose_text(self, exclude: Collection[str] | None = None) -> None:
+        """Compose the text of ``composed_fields``, but those in ``exclude``."""
+        for name in self.composed_fields:
+            if exclude and name in exclude:
+                continue
+            value = getattr(self, name)
+            if isinstance(value, str):
+                setattr(self, name, composed(value))
+
+    def clean_fields(self, exclude: Collection[str] | None = None) -> None:
+        self.compose_text(exclude)
+        super().clean_fields(exclude)  # type: ignore[misc]
 
 
 # Marks that reorder how text is shown (embeddings, overrides, isolates):

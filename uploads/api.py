@@ -29,7 +29,7 @@ from core.parsers import FormParser, JSONParser, MultiPartParser
 from core.permissions import ModelChangePermissions
 from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, lock_row, url_maker
 from core.schema import ErrorSerializer
-from core.validation import validate_text
+from core.validation import composed, validate_text
 from uploads import ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
@@ -131,6 +131,12 @@ def _sent(data: Mapping[str, Any], name: str) -> list[Any]:
     return list(getlist(name)) if getlist is not None else [data[name]]
 
 
+def _as_stored(value: Any) -> Any:
+    """A title or alt text sent as the image stores it (composed): sent back
+    as it was uploaded, decomposed, it is the text the image holds."""
+    return composed(value) if isinstance(value, str) else value
+
+
 class ImageUpdateSerializer(serializers.Serializer[Any]):
     """Read with the image as its instance: the title and alt text it holds
     are the ones a body may repeat."""
@@ -147,7 +153,7 @@ class ImageUpdateSerializer(serializers.Serializer[Any]):
             for name in ("title", "alt")
             if isinstance(data, Mapping)
             and name in data
-            and any(value != getattr(self.instance, name, None) for value in _sent(data, name))
+            and any(_as_stored(value) != getattr(self.instance, name, None) for value in _sent(data, name))
         }
         try:
             value = super().to_internal_value(data)

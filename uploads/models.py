@@ -22,7 +22,7 @@ from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from core.expressions import IsDistinctFrom
-from core.validation import NullCharactersRefused, validate_text
+from core.validation import NullCharactersRefused, TextComposed, validate_text
 from uploads import processing
 from uploads.originals import get_originals_storage
 
@@ -58,7 +58,7 @@ def crops_owed() -> Q:
     )
 
 
-class Image(NullCharactersRefused, models.Model):
+class Image(TextComposed, NullCharactersRefused, models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
         PROCESSING = "processing", "Processing"
@@ -75,6 +75,10 @@ class Image(NullCharactersRefused, models.Model):
     name_stem = models.CharField(
         max_length=STEM_MAX_LENGTH, blank=True, default="", db_default="", editable=False
     )
+    # Stored composed (NFC), as the text of a person, a product or a review
+    # is; the file's name is kept as it came, and its stem composed.
+    composed_fields = ("title", "alt")
+
     # Shown in the admin and, as alt text, on every page that shows the
     # image: checked as the text of a person, a product or a review is.
     title = models.CharField(max_length=200, blank=True, validators=[validate_text])

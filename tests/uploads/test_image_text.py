@@ -7,6 +7,7 @@ control character, which shows as nothing or as another character."""
 from __future__ import annotations
 
 import html
+import unicodedata
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from rest_framework.test import APIClient
 
 from tests.factories import ImageFactory
 from tests.uploads import corpus
+from tests.uploads.test_focal_point import change_form
 from uploads import processing, services
 from uploads.models import Image
 
@@ -162,3 +164,65 @@ def test_an_image_whose_text_holds_a_control_character_is_refused_on_every_path_
     assert control_reason(code) in html.unescape(change.content.decode())
     image.refresh_from_db()
     assert (image.title, image.alt) == ("Pears", "Ripe pears")
+
+
+# --- Stored composed ----------------------------------------------------------
+
+TITLE = "Poires m\u00fbres"
+ALT = "Des poires m\u00fbres, cueillies \u00e0 la main"
+
+
+def nfd(text: str) -> str:
+    """The text as a Mac sends it: each accent apart from its letter."""
+    decomposed = unicodedata.normalize("NFD", text)
+    assert decomposed != text
+    return decomposed
+
+
+def test_an_image_s_text_is_stored_composed_on_every_path_that_writes_it(
+    token_client: APIClient, admin_client: Client
+) -> None:
+    api = token_client.post(
+        API,
+        {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), "title": nfd(TITLE), "alt": nfd(ALT)},
+        format="multipart",
+    )
+    assert api.status_code == 201, api.json()
+    upload = admin_client.post(
+        ADMIN_UPLOAD,
+        {
+            "files": [SimpleUploadedFile("pear.jpg", corpus.jpeg(seed=2))],
+            "preset": "web",
+            "title": nfd(TITLE),
+            "alt": nfd(ALT),
+        },
+    )
+    assert upload.status_code == 302
+    services.image_upload(file=corpus.jpeg(seed=3), original_name="pear.jpg", title=nfd(TITLE), alt=nfd(ALT))
+    changed = ImageFactory(title="Pears", alt="Ripe pears", processed=False)
+    change = admin_client.post(
+        f"/admin/uploads/image/{changed.pk}/change/",
+        {**change_form(admin_client, changed), "title": nfd(TITLE), "alt": nfd(ALT)},
+    )
+    assert change.status_code == 302, change.content.decode()[:3000]
+
+    assert set(Image.objects.values_list("title", "alt")) == {(TITLE, ALT)}
+    assert Image.objects.count() == 4
+    found = token_client.get(API, {"search": "m\u00fbres"}).json()["results"]
+    assert len(found) == 4
+
+
+def test_a_patch_sending_back_the_text_as_it_was_uploaded_decomposed_changes_the_point(
+    token_client: APIClient,
+) -> None:
+    image = ImageFactory(title=TITLE, alt=ALT)
+
+    response = token_client.patch(
+        f"{API}{image.pk}/",
+        {"title": nfd(TITLE), "alt": nfd(ALT), "focal_point": {"x": 0.2, "y": 0.3}},
+        format="json",
+    )
+
+    assert response.status_code == 202, response.json()
+    image.refresh_from_db()
+    assert (image.focal_x, image.focal_y, image.title) == (0.2, 0.3, TITLE)
