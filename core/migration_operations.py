@@ -21,6 +21,8 @@ run again after an interrupted run (which records nothing):
   the whole, in batches;
 - ``StemsTrimmed``: stems of names with whitespace around them trimmed, in
   batches;
+- ``TextInOneForm``: text stored in Unicode's composed form, in batches, a
+  value too long for its field composed left and named;
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
   without blocking reads or writes;
@@ -33,11 +35,15 @@ operation does.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import operator
+import sys
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, cast
 
+from django.core.validators import MaxLengthValidator
 from django.db import DatabaseError, NotSupportedError, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.backends.base.schema import BaseDatabaseSchemaEditor
@@ -428,6 +434,98 @@ class StemsTrimmed(RunPython):
             return stems_filled
 
         super().__init__(fill(trimmed_stem), fill(nfc_stem_apart), atomic=False, elidable=True)
+
+
+# A character past printable ASCII, tabs and line breaks: only text holding
+# one may have another Unicode form. Spelled with the characters themselves,
+# which PostgreSQL's and Python's patterns read alike.
+_PAST_ASCII: Final = "[^\t\n\r -~]"
+
+
+def _length_limit(field: models.Field[Any, Any]) -> int | None:
+    """The most characters a field takes: its column's, or its check's (a
+    review's text)."""
+    limits = [v.limit_value for v in field.validators if isinstance(v, MaxLengthValidator)]
+    return min(limits) if limits else None
+
+
+def _start(value: str) -> str:
+    return f"{value[:40]!a}{'…' if len(value) > 40 else ''}"
+
+
+def compose_in_batches(
+    model: type[models.Model],
+    *,
+    fields: Sequence[str],
+    derived: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    batch_size: int | None = None,
+) -> int:
+    """Store the text of ``fields`` composed (NFC) on every row,
+    ``batch_size`` rows at a time in primary-key order, each batch in a
+    transaction of its own. A value that composed is longer than its field
+    takes (NFC writes a few characters as two: U+0958 is U+0915 U+093C) is
+    left as it is and named on the standard output, for staff to shorten.
+    ``derived`` gives the values that follow from a row's text (a review's
+    fingerprint), set where they differ. Returns the number of rows
+    changed (``batch_size`` defaults to ``BATCH_SIZE``)."""
+    size = batch_size or BATCH_SIZE
+    manager = model._default_manager
+    meta = model._meta
+    pk = meta.pk.attname
+    limits = {name: _length_limit(cast(models.Field, meta.get_field(name))) for name in fields}
+    rows = functools.reduce(operator.or_, [models.Q(**{f"{name}__regex": _PAST_ASCII}) for name in fields])
+    done, last = 0, None
+    while True:
+        with transaction.atomic(using=manager.db):
+            page = manager.filter(rows)
+            if last is not None:
+                page = page.filter(pk__gt=last)
+            batch = list(page.order_by("pk").values()[:size])
+            if not batch:
+                return done
+            for row in batch:
+                changes: dict[str, Any] = {}
+                for name in fields:
+                    value = row[name]
+                    composed = unicodedata.normalize("NFC", value)
+                    if composed == value:
+                        continue
+                    limit = limits[name]
+                    if limit is not None and len(composed) > limit:
+                        sys.stdout.write(
+                            f"\n  {meta.object_name} {row[pk]}'s {name} {_start(value)} is "
+                            f"{len(composed)} characters composed, over the {limit} it takes: "
+                            "left as it is; shorten it."
+                        )
+                        continue
+                    changes[name] = composed
+                if derived is not None:
+                    after = derived({**row, **changes})
+                    changes.update({key: value for key, value in after.items() if row[key] != value})
+                if changes:
+                    done += manager.filter(pk=row[pk]).update(**changes)
+        last = batch[-1][pk]
+
+
+class TextInOneForm(RunPython):
+    """Store the text of ``fields`` composed, as the models now store it
+    (``core.validation.TextComposed``), in batches (``compose_in_batches``).
+    Reversed, nothing changes: the release before reads composed text as
+    it reads any. For a migration that is not atomic."""
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        fields: Sequence[str],
+        derived: Callable[[Mapping[str, Any]], Mapping[str, Any]] | None = None,
+    ) -> None:
+        app_label, model_name = model.split(".")
+
+        def text_in_one_form(apps: Any, schema_editor: BaseDatabaseSchemaEditor) -> None:
+            compose_in_batches(apps.get_model(app_label, model_name), fields=fields, derived=derived)
+
+        super().__init__(text_in_one_form, RunPython.noop, atomic=False, elidable=True)
 
 
 class AddIndexConcurrently(AddIndex):

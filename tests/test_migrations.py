@@ -496,3 +496,76 @@ def test_a_username_longer_than_its_column_once_composed_is_left_as_it_is_and_na
         printed = capsys.readouterr().out
         assert f"Person {long_pk}'s username {too_long!a} is 152 characters long composed" in printed
         assert printed.count("left as it is; change it.") == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_text_is_stored_composed_in_batches_and_a_value_too_long_composed_is_left_and_named(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(migration_operations, "BATCH_SIZE", 2)
+    before = [
+        ("catalog", "0016_usernames_composed_text_controls"),
+        ("uploads", "0016_image_text_direction_controls"),
+    ]
+    after = [("catalog", "0018_text_composed"), ("uploads", "0017_image_text_composed")]
+    # NFC writes Devanagari "क़" (U+0958) as two characters.
+    too_long = "\u0958" * 101
+    with _migrated_back_to(before):
+        old = MigrationExecutor(connection).loader.project_state(before).apps
+        OldPerson, OldProduct = old.get_model("catalog", "Person"), old.get_model("catalog", "Product")
+        OldFeedback, OldImage = old.get_model("catalog", "Feedback"), old.get_model("uploads", "Image")
+        people = [
+            OldPerson.objects.create(username=f"p{n}", name=name, department=department).pk
+            for n, (name, department) in enumerate(
+                [("Jose\u0301", "Cafe\u0301"), ("Ada", "Sales"), ("Zoe\u0308", "Caf\u00e9")]
+            )
+        ]
+        products = [
+            OldProduct.objects.create(name=name, weight=1, description=description).pk
+            for name, description in [("Pin\u0303a", "Su\u0302re.\nRipe."), (too_long, "Ripe\u0301.")]
+        ]
+        review = OldFeedback.objects.create(
+            title="Tre\u0300s bon",
+            name="Jose\u0301",
+            date="2024-05-01",
+            text="De\u0301ja\u0300 vu.",
+            fingerprint="x",
+        )
+        image = OldImage.objects.create(
+            file="originals/0.jpg", original_name="pe\u0301che.jpg", sha256="0" * 64, format="JPEG",
+            width=1, height=1, bytes=1, title="Pe\u0302che", alt="\u0958" * 151,
+        )  # fmt: skip
+
+        with CaptureQueriesContext(connection) as queries:
+            MigrationExecutor(connection).migrate(after)
+
+        assert [Person.objects.values_list("name", "department").get(pk=pk) for pk in people] == [
+            ("Jos\u00e9", "Caf\u00e9"),
+            ("Ada", "Sales"),
+            ("Zo\u00eb", "Caf\u00e9"),
+        ]
+        assert [Product.objects.values_list("name", "description").get(pk=pk) for pk in products] == [
+            ("Pi\u00f1a", "S\u00fbre.\nRipe."),
+            (too_long, "Rip\u00e9."),
+        ]
+        stored = Feedback.objects.get(pk=review.pk)
+        assert (stored.title, stored.name, stored.text) == (
+            "Tr\u00e8s bon",
+            "Jos\u00e9",
+            "D\u00e9j\u00e0 vu.",
+        )
+        assert stored.fingerprint == stored.compute_fingerprint()
+        kept = Image.objects.get(pk=image.pk)
+        # The file's name is kept as it came.
+        assert (kept.title, kept.alt, kept.original_name) == ("P\u00eache", "\u0958" * 151, "pe\u0301che.jpg")
+        printed = capsys.readouterr().out
+        assert f"Product {products[1]}'s name '\\u0958\\u0958" in printed
+        assert "is 202 characters composed, over the 200 it takes: left as it is; shorten it." in printed
+        assert f"Image {image.pk}'s alt '\\u0958" in printed
+        assert printed.count("left as it is; shorten it.") == 2
+        # The people with text past ASCII, two at a time, and only those changed written.
+        updates = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+        assert sum('"catalog_person"' in sql for sql in updates) == 2
+        assert sum('"catalog_product"' in sql for sql in updates) == 2
+        assert sum('"catalog_feedback"' in sql for sql in updates) == 1
+        assert sum('"uploads_image"' in sql for sql in updates) == 1
