@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import re
+import unicodedata
 from collections.abc import Callable
 from typing import Any
 
@@ -163,6 +164,20 @@ def test_the_command_replaces_a_token_with_reset(flag: str) -> None:
 def test_the_command_names_a_user_it_does_not_know() -> None:
     with pytest.raises(CommandError, match="user ghost does not exist"):
         call_command("drf_create_token", "ghost", stdout=io.StringIO())
+
+
+@pytest.mark.parametrize("typed", ["NFD", "NFKD"])
+def test_the_command_finds_a_user_by_the_name_as_typed_in_another_unicode_form(typed: str) -> None:
+    """A username is stored as the login form reads it (NFKC): "José" typed
+    with a combining accent, as a Mac's terminal may send it, is that user."""
+    user = UserFactory(username="Jos\u00e9")
+    out = io.StringIO()
+
+    call_command("drf_create_token", unicodedata.normalize(typed, "Jos\u00e9"), stdout=out)
+
+    [key] = re.findall(r"Generated token ([0-9a-f]{40}) for user", out.getvalue())
+    assert Token.objects.get().user == user
+    assert status_with(key) == 200
 
 
 # --- A password change cuts a token off ----------------------------------------

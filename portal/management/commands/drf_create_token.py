@@ -34,10 +34,15 @@ class Command(PortalCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         username = options["username"]
         users = get_user_model()._default_manager
-        try:
-            user = users.get_by_natural_key(username)
-        except users.model.DoesNotExist:
-            raise CommandError(f"Cannot create the Token: user {username} does not exist") from None
+        # As typed, else as accounts store a username and the login form reads
+        # it (NFKC): "José" typed with a combining accent is that user.
+        found = (
+            users.filter(**{users.model.USERNAME_FIELD: username}).first()
+            or users.filter(**{users.model.USERNAME_FIELD: users.model.normalize_username(username)}).first()
+        )
+        if found is None:
+            raise CommandError(f"Cannot create the Token: user {username} does not exist")
+        user = found
         try:
             make = tokens.token_replace if options["reset_token"] else tokens.token_create
             _, key = make(user=user)
