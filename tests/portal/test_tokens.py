@@ -289,6 +289,30 @@ def test_the_hash_upgraded_at_a_login_is_no_password_change(settings: Any) -> No
     assert status_with(key) == 200
 
 
+def test_ensure_admin_run_again_with_the_same_chosen_password_keeps_the_admin_s_token(
+    monkeypatch: pytest.MonkeyPatch, settings: Any, tmp_path: Any
+) -> None:
+    """``make run`` runs ensure_admin at each start: a PORTAL_ADMIN_PASSWORD the
+    admin has already is no change of it, and their token stays; another one
+    is, and cuts it off."""
+    settings.VAR_DIR = tmp_path
+    monkeypatch.setenv("PORTAL_ADMIN_USERNAME", "chief")
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", PASSWORD)
+    call_command("ensure_admin", stdout=io.StringIO())
+    admin = UserFactory._meta.model.objects.get(username="chief")
+    key = api_key(admin)
+
+    call_command("ensure_admin", stdout=io.StringIO())
+    kept = status_with(key)
+    monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", NEW_PASSWORD)
+    call_command("ensure_admin", stdout=io.StringIO())
+
+    assert kept == 200
+    assert status_with(key) == 401
+    admin.refresh_from_db()
+    assert admin.check_password(NEW_PASSWORD)
+
+
 def test_a_token_of_a_user_made_inactive_is_refused_and_works_again_once_active() -> None:
     user = UserFactory(username="away")
     key = api_key(user)

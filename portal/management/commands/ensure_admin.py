@@ -137,7 +137,10 @@ class Command(PortalCommand):
             users.objects.create_superuser(username=username, email=ADMIN_EMAIL, password=password)
             state = "created"
         else:
-            user.set_password(password)
+            # Set again, the password it has would count as changed, and cut
+            # the admin's API token off (portal.signal_handlers) at each run.
+            if not user.check_password(password):
+                user.set_password(password)
             self._make_admin(user)
             user.save()
             state = "updated"
