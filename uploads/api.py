@@ -573,7 +573,10 @@ class ImageViewSet(
         """The untouched upload, metadata and all: only for callers with the
         view or the change permission on images (as in the admin)."""
         if not may_download_original(request):
-            raise exceptions.PermissionDenied()
+            raise exceptions.PermissionDenied(
+                "The original of an image is for callers with the view or the change permission on "
+                "images (uploads.view_image or uploads.change_image)."
+            )
         image = self.get_object()
         try:
             return original_response(image)

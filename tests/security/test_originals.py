@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from tests.conftest import BrowserSessionClient
-from tests.factories import ProductFactory, UserFactory
+from tests.factories import ImageFactory, ProductFactory, UserFactory
 from tests.portal.test_settings_ranges import load_settings
 from tests.security.conftest import has_gps_or_camera, local_path, urls_in
 from tests.uploads import corpus
@@ -126,6 +126,19 @@ def test_guessable_urls_of_the_original_return_nothing(
         assert response.status_code == 404, url
         assert _body(response) != original
     assert visitor.get(f"/api/v1/images/{image.pk}/original/").status_code == 401
+
+
+def test_a_caller_refused_an_original_is_told_which_permissions_it_takes(outsider: APIClient) -> None:
+    """As the signed rendition URLs say it: staff refused learn what to ask for."""
+    image = ImageFactory(size=(64, 48))
+
+    response = outsider.get(f"/api/v1/images/{image.pk}/original/")
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": "The original of an image is for callers with the view or the change permission on "
+        "images (uploads.view_image or uploads.change_image)."
+    }
 
 
 def test_staff_with_the_view_permission_download_the_untouched_original(
