@@ -8,10 +8,12 @@ the apps are loaded.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Any
 
 from django.http import HttpRequest
-from rest_framework import authentication
+from django.utils.translation import gettext_lazy as _
+from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 
 # Where a request keeps the name of a signed-in user whose session was set aside.
@@ -23,6 +25,8 @@ _SET_ASIDE = "portal_session_set_aside"
 KEY_PREFIX_LENGTH = 8
 # The length of a key and of its stored form: DRF's column.
 KEY_LENGTH = 40
+# What every key is: DRF's generate_key writes 20 random bytes in hex.
+KEY_SHAPE = re.compile(r"[0-9a-f]{40}")
 
 
 def stored_key(key: str) -> str:
@@ -42,6 +46,11 @@ class TokenAuthentication(authentication.TokenAuthentication):
     use what they read."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
+        """A key of another shape is no key, refused without a query: its
+        first characters go into the lookup as they are, and PostgreSQL
+        cannot even compare text holding a null character (a 500)."""
+        if not KEY_SHAPE.fullmatch(key):
+            raise exceptions.AuthenticationFailed(_("Invalid token."))
         return super().authenticate_credentials(stored_key(key))
 
 

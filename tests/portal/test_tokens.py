@@ -20,9 +20,10 @@ from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.test import APIClient
 
-from core.authentication import stored_key
+from core.authentication import TokenAuthentication, stored_key
 from tests.factories import UserFactory, api_key, logged_in, staff_with
 
 pytestmark = pytest.mark.django_db
@@ -115,6 +116,27 @@ def test_only_the_key_itself_authenticates(sent: Callable[[str], str]) -> None:
     give away every token again."""
     key = api_key(UserFactory())
     assert status_with(key) == 200
+    assert status_with(sent(key)) == 401
+
+
+@pytest.mark.parametrize(
+    "sent",
+    [
+        pytest.param(lambda key: key[:7] + "\0" + key[8:], id="a null character"),
+        pytest.param(lambda key: key + "0", id="a character too many"),
+        pytest.param(lambda key: key[:-1] + "g", id="a letter past hex"),
+        pytest.param(lambda key: key[:8] + "%" + key[9:], id="a pattern's wildcard"),
+    ],
+)
+def test_a_key_of_another_shape_is_refused_without_a_query(
+    sent: Callable[[str], str], django_assert_num_queries: Any
+) -> None:
+    """Its first characters would go into the lookup as they are: a null
+    character there is a 500 on PostgreSQL."""
+    key = api_key(UserFactory())
+
+    with django_assert_num_queries(0), pytest.raises(AuthenticationFailed, match="Invalid token"):
+        TokenAuthentication().authenticate_credentials(sent(key))
     assert status_with(sent(key)) == 401
 
 
