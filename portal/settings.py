@@ -145,6 +145,7 @@ class _Env(environ.Env):
             config.pop("EMAIL_USE_TLS", None)
             config["EMAIL_USE_SSL"] = True
         if config["EMAIL_BACKEND"] == "django.core.mail.backends.smtp.EmailBackend":
+            self._email_port_check(var, parts.scheme, config)
             # Django logs in only with both: with one alone it sent as no one,
             # and a server that wants a login refused every sender.
             user, password = config.get("EMAIL_HOST_USER"), config.get("EMAIL_HOST_PASSWORD")
@@ -162,6 +163,27 @@ class _Env(environ.Env):
             folder = unquote(parts.netloc + parts.path)
             config["EMAIL_FILE_PATH"] = str(BASE_DIR / folder) if folder else ""
         return config
+
+    @staticmethod
+    def _email_port_check(var: str, scheme: str, config: dict[str, Any]) -> None:
+        """Port 587 takes STARTTLS, 465 TLS from the start (RFC 8314): the
+        other kind on either failed every mail, an alert's with it, and only
+        when one was sent. smtps:// on 587 mailed as STARTTLS before smtps://
+        meant TLS from the start."""
+        port = config.get("EMAIL_PORT")
+        if config.get("EMAIL_USE_SSL") and port == 587:
+            raise ImproperlyConfigured(
+                f"{var} opens TLS from the start ({scheme}://) on port 587, where a mail server takes "
+                f"STARTTLS: write smtp+tls:// for port 587, or {scheme}:// on port 465"
+            )
+        if not config.get("EMAIL_USE_SSL") and port == 465:
+            starttls = config.get("EMAIL_USE_TLS")
+            how = "upgrades with STARTTLS" if starttls else "speaks plain SMTP"
+            other = f", or {scheme}:// on port 587" if starttls else ""
+            raise ImproperlyConfigured(
+                f"{var} {how} ({scheme}://) on port 465, where a mail server opens with TLS: "
+                f"write smtps:// for port 465{other}"
+            )
 
     def line(self, var: str, *, default: str) -> str:
         """A text of one line (a name), without the spaces around it: one

@@ -1161,3 +1161,49 @@ def test_on_demand_formats_naming_none_stop_the_start(monkeypatch: pytest.Monkey
         "PORTAL_IMAGE_ONDEMAND_FORMATS: names no format; renditions on demand are made in at least one "
         "(any of jpeg, webp, avif, png, separated by commas)"
     )
+
+
+@pytest.mark.parametrize(
+    ("url", "refusal"),
+    [
+        (
+            "smtps://u:p@mail.example.com:587",
+            "EMAIL_URL opens TLS from the start (smtps://) on port 587, where a mail server takes "
+            "STARTTLS: write smtp+tls:// for port 587, or smtps:// on port 465",
+        ),
+        (
+            "smtp+ssl://u:p@mail.example.com:587",
+            "EMAIL_URL opens TLS from the start (smtp+ssl://) on port 587, where a mail server takes "
+            "STARTTLS: write smtp+tls:// for port 587, or smtp+ssl:// on port 465",
+        ),
+        (
+            "smtp+tls://u:p@mail.example.com:465",
+            "EMAIL_URL upgrades with STARTTLS (smtp+tls://) on port 465, where a mail server opens "
+            "with TLS: write smtps:// for port 465, or smtp+tls:// on port 587",
+        ),
+        (
+            "smtp://mail.example.com:465",
+            "EMAIL_URL speaks plain SMTP (smtp://) on port 465, where a mail server opens "
+            "with TLS: write smtps:// for port 465",
+        ),
+    ],
+)
+def test_an_email_url_whose_tls_is_not_the_one_its_port_speaks_stops_the_start(
+    monkeypatch: pytest.MonkeyPatch, url: str, refusal: str
+) -> None:
+    """Port 587 takes STARTTLS and 465 TLS from the start (RFC 8314): the
+    other kind on either failed every mail, the alerts' with it, and only
+    when one was sent. smtps:// on 587 was STARTTLS before smtps:// meant
+    TLS from the start, so a setting that mailed stopped mailing."""
+    with pytest.raises(ImproperlyConfigured) as stopped:
+        load_settings(monkeypatch, {"EMAIL_URL": url})
+    assert str(stopped.value) == refusal
+
+
+@pytest.mark.parametrize(
+    "url", ["smtp+tls://u:p@mail.example.com:587", "smtps://u:p@mail.example.com:465", "smtp://mail:587"]
+)
+def test_an_email_url_whose_tls_is_the_one_its_port_speaks_is_taken(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    assert load_settings(monkeypatch, {"EMAIL_URL": url})["EMAIL_PORT"] in (465, 587)
