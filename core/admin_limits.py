@@ -21,7 +21,7 @@ from django_stubs_ext import StrOrPromise
 
 from core.admin_counts import EstimatedCountPaginator
 from core.errors import error_response
-from core.filters import MAX_SEARCH_TERMS, search_text, too_many_search_terms
+from core.filters import MAX_SEARCH_TERMS, search_forms, too_many_search_terms
 
 
 class SearchLimitMixin:
@@ -29,7 +29,7 @@ class SearchLimitMixin:
     naming the limit, as in the API. The admin tests every searched field for
     each word, and SQLite refuses the query of a thousand words ("Expression
     tree is too large"), which the site would answer as an outage. The search
-    is composed as the API's is (``search_text``), in the list and in the
+    is composed as the API's is (``search_forms``), in the list and in the
     search of a link's choice (autocomplete) alike."""
 
     search_help_text: ClassVar[StrOrPromise | None] = (
@@ -52,10 +52,13 @@ class SearchLimitMixin:
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        results: tuple[QuerySet[Any], bool] = super().get_search_results(  # type: ignore[misc]
-            request, queryset, search_text(search_term)
-        )
-        return results
+        """The search composed, and decomposed too where that differs
+        (``search_forms``): file names are kept as they came."""
+        found, duplicates = queryset.none(), False
+        for form in search_forms(search_term):
+            rows, spawned = super().get_search_results(request, queryset, form)  # type: ignore[misc]
+            found, duplicates = found | rows, duplicates or spawned
+        return found, duplicates
 
 
 # Lookups no list takes from its address: each database reads a pattern its

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import operator
 import unicodedata
+from functools import reduce
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from django import forms
@@ -147,9 +149,23 @@ def search_text(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+def search_forms(value: str) -> list[str]:
+    """The forms a word of a search is looked for in: composed
+    (``search_text``), as text is stored, and decomposed too where that
+    differs, as file names are kept as they came (a Mac's "Café.jpg" holds
+    "e" and a combining accent), which a search of the word composed alone
+    found in neither form."""
+    forms = [search_text(value)]
+    decomposed = unicodedata.normalize("NFD", value)
+    if decomposed != forms[0]:
+        forms.append(decomposed)
+    return forms
+
+
 class SearchFilter(filters.SearchFilter):
     """DRF's, with a bound on the words of a search (MAX_SEARCH_TERMS), and
-    each word composed (``search_text``)."""
+    each word composed (``search_text``), and decomposed too
+    (``search_forms``)."""
 
     search_description = f"Words to find in the searched fields, at most {MAX_SEARCH_TERMS}; each must match."
 
@@ -159,6 +175,28 @@ class SearchFilter(filters.SearchFilter):
         if refused:
             raise exceptions.ValidationError({self.search_param: [refused]})
         return terms
+
+    def filter_queryset(self, request: Request, queryset: QuerySet[Any], view: APIView) -> QuerySet[Any]:
+        """DRF's, each word found in any searched field in any of its forms."""
+        search_fields = self.get_search_fields(view, request)
+        search_terms = self.get_search_terms(request)
+        if not search_fields or not search_terms:
+            return queryset
+        lookups = [self.construct_search(str(field), queryset) for field in search_fields]
+        base = queryset
+        queryset = queryset.filter(
+            *(
+                reduce(
+                    operator.or_,
+                    (models.Q(**{lookup: form}) for lookup in lookups for form in search_forms(term)),
+                )
+                for term in search_terms
+            )
+        )
+        if self.must_call_distinct(queryset, search_fields):
+            # As DRF: each row once, however many related rows matched.
+            queryset = base.filter(models.Exists(queryset.filter(pk=models.OuterRef("pk"))))
+        return queryset
 
 
 class OrderingFilter(filters.OrderingFilter):

@@ -292,3 +292,21 @@ def test_a_product_posted_decomposed_is_the_product_of_that_name(staff: APIClien
 
     assert response.status_code == 200, response.json()
     assert list(Product.objects.values_list("pk", "weight")) == [(product.pk, 7)]
+
+
+def test_a_file_name_kept_decomposed_is_found_by_a_search_in_either_form(
+    visitor: APIClient, admin_client: Client
+) -> None:
+    """File names are kept as they came: a Mac's "Café.jpg" holds "e" and a
+    combining accent. A search read composed alone found it in neither
+    form, not even pasted from the Mac's own listing."""
+    mac = nfd("Caf\u00e9")
+    product = ProductFactory(name="Coffee", image_name=f"{mac}.jpg")
+    ProductFactory(name="Tea", image_name="Cafe.jpg")
+
+    for typed in ("Caf\u00e9", mac):
+        found = visitor.get(PRODUCTS, {"search": typed}).json()["results"]
+        assert [row["id"] for row in found] == [product.pk], typed
+        page = admin_client.get("/admin/catalog/product/", {"q": typed}).content.decode()
+        assert "Coffee" in page, typed
+        assert "Tea" not in page, typed
