@@ -866,9 +866,12 @@ def product_relink(*, product_ids: Iterable[int]) -> int:
 
     For products whose image has failed (a broken later upload never hides
     the photo before it) or has been deleted (the one before it shows again).
+    A product without a stem is left as it is: it has nothing to relink by,
+    and the image it shows was chosen for it (in the admin, through the API).
     """
     changed = 0
-    for product in Product.objects.select_for_update().filter(pk__in=list(product_ids)):
+    products = Product.objects.select_for_update().filter(pk__in=list(product_ids)).exclude(image_stem="")
+    for product in products:
         newest = _image_latest_kept(product.image_name, is_demo=product.is_demo)
         changed += _product_save(product, {"image": newest})
     return changed

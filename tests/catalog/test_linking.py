@@ -283,6 +283,38 @@ def test_an_explicit_image_is_kept_whatever_the_name(upload: Upload) -> None:
     assert image_of(product) == chosen
 
 
+@pytest.mark.parametrize("image_name", ["", ".jpeg"])
+def test_relinking_leaves_a_product_without_a_stem_the_photo_chosen_for_it(
+    upload: Upload, image_name: str
+) -> None:
+    # Attached in the admin or through the API: no stem to relink it by.
+    chosen = upload("studio-shot.png")
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name=image_name)
+    services.product_update(product_id=product.pk, image=chosen)
+
+    assert services.product_relink(product_ids=Product.objects.values_list("pk", flat=True)) == 0
+
+    assert image_of(product) == chosen
+
+
+def test_a_chosen_photo_that_fails_and_is_processed_again_is_shown_again_without_a_stem(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
+    chosen = upload("studio-shot.png")
+    product, _ = services.product_upsert(name="Apple", weight=500, image_name="")
+    services.product_update(product_id=product.pk, image=chosen)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        image_mark_failed(image_id=chosen.pk, reason="Processing ran out of memory.")
+    # Shown as "No photo" while it has failed, and kept for when it is processed again.
+    assert image_of(product) == chosen
+    with django_capture_on_commit_callbacks(execute=True):
+        image_reprocess(images=Image.objects.filter(pk=chosen.pk))
+
+    assert Image.objects.get(pk=chosen.pk).status == Image.Status.READY
+    assert image_of(product) == chosen
+
+
 # --- Products that share a stem ----------------------------------------------------
 
 CAFE = "café.jpeg"
