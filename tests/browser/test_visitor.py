@@ -598,7 +598,8 @@ def test_a_picture_whose_files_are_lost_never_widens_a_phone_screen(
 ) -> None:
     """A broken <img> is no longer a picture that shrinks to its column: it
     is as wide as its width attribute (the rendition's, up to 1600 px) and
-    would take the page's one column with it."""
+    would take the page's one column with it. It shows as the "No photo" box
+    of a product without a picture, not as a broken image over its placeholder."""
     image = products["apple"].image if kind == "product" else people["ada"].photo
     assert image is not None
     for rendition in image.renditions.all():
@@ -610,6 +611,9 @@ def test_a_picture_whose_files_are_lost_never_widens_a_phone_screen(
     assert response is not None
     assert response.ok
     page.wait_for_function("() => [...document.images].every(img => img.complete)")
+    expect(page.locator('.picture-missing[data-status="lost"]')).to_have_text("No photo")
+    broken = page.evaluate("() => [...document.images].filter(img => !img.naturalWidth).length")
+    assert broken == 0, f"{path} shows a broken image"
     # The browser says the files are missing: that is the case under test.
     lost = [error for error in browsing.console_errors if "status of 404" in error]
     assert lost, "the picture's files were still served"

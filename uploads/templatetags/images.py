@@ -153,5 +153,7 @@ def picture(
         height=height,
         loading="eager" if eager else "lazy",
         style=_placeholder_style(image, width, height),
+        # What uploads/picture.js puts in the picture's place if its file is lost.
+        no_photo=NO_PHOTO,
     )
     return render_to_string("uploads/picture.html", context)
