@@ -88,16 +88,19 @@ def _is_reverse_relation(model: type[Model] | None, name: str) -> bool:
         return False  # Django refuses it itself
 
 
+def _shown(name: str) -> str:
+    """A name a refusal quotes, cut short as a page quotes it."""
+    return f"{name[:SHOWN_FILTER_LENGTH]}…" if len(name) > SHOWN_FILTER_LENGTH else name
+
+
 def _refused_to_field(request: HttpRequest, name: str) -> HttpResponse:
     """A pop-up's field the page may not name its choice by, named:
     Django's 400 said only that the request could not be understood."""
-    if len(name) > SHOWN_FILTER_LENGTH:
-        name = f"{name[:SHOWN_FILTER_LENGTH]}…"
     return error_response(
         request,
         400,
         "Bad request",
-        f"This page cannot name its choice by _to_field={name}: a pop-up names a row by its primary key, "
+        f"This page cannot name its choice by _to_field={_shown(name)}: a pop-up names a row by its primary key, "
         "or by a field of its own that a link of another model points at.",
     )
 
@@ -108,12 +111,9 @@ def _refused_filter(request: HttpRequest, exc: DisallowedModelAdminLookup) -> Ht
     match = REFUSED_FILTER.fullmatch(str(exc))
     if match is None:
         raise exc
-    name = match.group(1)
-    if len(name) > SHOWN_FILTER_LENGTH:
-        name = f"{name[:SHOWN_FILTER_LENGTH]}…"
     return error_response(
         request,
         400,
         "Bad request",
-        f"This list cannot be filtered by {name}: it takes the filters its side bar offers, and its search.",
+        f"This list cannot be filtered by {_shown(match.group(1))}: it takes the filters its side bar offers, and its search.",
     )

@@ -255,6 +255,20 @@ def test_a_filter_the_list_does_not_take_is_refused_naming_it(
     assert f"This list cannot be filtered by {lookup}" in response.content.decode()
 
 
+@pytest.mark.parametrize("parameter", ["filter", "_to_field"])
+def test_a_refused_name_is_quoted_cut_short(admin_client: Client, parameter: str) -> None:
+    """A page quotes a hundred characters of a name sent a thousand long."""
+    name = "product__name__" + "n" * 1000
+    query = {name: "a"} if parameter == "filter" else {"_to_field": name}
+
+    response = admin_client.get("/admin/catalog/feedback/", query)
+
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert f"{name[:100]}…" in page
+    assert name[:101] not in page
+
+
 def test_the_export_of_a_filter_no_database_can_run_is_refused_as_any_bad_filter(
     admin_client: Client,
 ) -> None:
