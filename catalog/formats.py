@@ -510,9 +510,14 @@ def parse_phone(value: object) -> dict[str, str]:
         if not part:
             continue
         label, sep, number = part.partition(":")
+        number = number.strip()
         # Nothing before the colon is a blank label, as "" is in a mapping.
         if sep and not re.fullmatch(r"[\d\s()+.-]+", label):
-            _add_phone(phones, phone_label(label, number.strip()), number.strip())
+            # A label with nothing after it is no phone, as in a mapping:
+            # kept as a blank number, a JSON export imported again dropped
+            # it, and the API refused the person sent back as it gave them.
+            if number:
+                _add_phone(phones, phone_label(label, number), number)
         elif "office" not in phones:
             phones["office"] = part
         else:

@@ -48,6 +48,7 @@ def form(phone: Any) -> dict[str, str]:
         ("office: 555; cell: 556", {"office": "555", "cell": "556"}),
         ("802-555-1234", {"office": "802-555-1234"}),
         ({"office": 8028675309, "fax": ""}, {"office": "8028675309"}),
+        ("office: 8028675309; fax:", {"office": "8028675309"}),
         ("", {}),
     ],
 )

@@ -234,6 +234,9 @@ def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
         ({" office ": "1", "\u00a0cell\n": "2"}, {"office": "1", "cell": "2"}),
         ("\toffice : 1;  cell\u00a0: 2", {"office": "1", "cell": "2"}),
         ({"": None, " ": ""}, {}),  # no number, so no label to give it
+        # As in a mapping: a label with no number after it is no phone.
+        ("office: 1; fax: ; cell:", {"office": "1"}),
+        ("fax:", {}),
         # A bare number takes a label no number has yet.
         ("phone3: 1; office: 2; 555", {"phone3": "1", "office": "2", "phone4": "555"}),
     ],
