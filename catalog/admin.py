@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import unicodedata
 from typing import Any
 
 import tablib
@@ -11,7 +12,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import models
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.urls import path
 from django.utils import timezone
@@ -23,7 +24,7 @@ from import_export.formats import base_formats
 
 from catalog import formats, selectors, services
 from catalog.forms import ReviewDateFormField
-from catalog.models import Feedback, Person, Product, normal_username, validate_phone
+from catalog.models import Feedback, Person, Product, normal_username, username_taken, validate_phone
 from core import admin_import, spreadsheets
 from core.admin_actions import ValidSelectionMixin
 from core.admin_counts import EstimatedCountMixin
@@ -35,6 +36,7 @@ from core.admin_import import ABSENT, BatchedModelResource, ImportPreviewMixin, 
 from core.admin_limits import DateHierarchyMixin, FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.imports import ImportExpired
 from core.quoting import quoted
+from core.validation import unstorable
 from uploads.admin import thumbnail
 
 # The code of the import form's error for a file of no people.
@@ -60,8 +62,41 @@ class PhoneWidget(widgets.Widget):
             return json.dumps(value)
 
 
+def _column(dataset: Any, header: str) -> list[Any]:
+    """The values of a dataset's column, none if it has no such column."""
+    return list(dataset[header]) if header in (dataset.headers or ()) else []
+
+
 class PersonResource(BatchedModelResource):
     phone = fields.Field(attribute="phone", column_name="phone", widget=PhoneWidget())
+
+    def before_import(self, dataset: Any, **kwargs: Any) -> None:
+        """The people kept with a username decomposed (NFD) that a username
+        of the file, composed, reads as, read in a few queries: the rows
+        are checked without asking the database about unique values, and
+        the loader finds a person by the composed form alone."""
+        super().before_import(dataset, **kwargs)
+        usernames = {u for u in _column(dataset, "username") if isinstance(u, str) and not unstorable(u)}
+        decomposed = list({unicodedata.normalize("NFD", u) for u in usernames} - usernames)
+        self.kept_decomposed: dict[str, Person] = {}
+        for start in range(0, len(decomposed), admin_import.KEYS_PER_QUERY):
+            chunk = decomposed[start : start + admin_import.KEYS_PER_QUERY]
+            for person in Person.objects.filter(username__in=chunk):
+                self.kept_decomposed[person.username] = person
+
+    def validate_instance(
+        self, instance: Model, import_validation_errors: Any = None, validate_unique: bool = True
+    ) -> None:
+        """A new person whose username reads as one kept decomposed is
+        refused naming them, as ``import_people`` and the API refuse it
+        (``username_clash_check``)."""
+        errors = dict(import_validation_errors or {})
+        username = getattr(instance, "username", None)
+        if instance.pk is None and isinstance(username, str) and "username" not in errors:
+            other = self.kept_decomposed.get(unicodedata.normalize("NFD", username))
+            if other is not None:
+                errors["username"] = [username_taken(username, other)]
+        super().validate_instance(instance, errors, validate_unique)
 
     class Meta:
         model = Person

@@ -108,11 +108,16 @@ def username_clash_check(username: str, *, person_pk: int | None = None) -> None
     if person_pk is not None:
         others = others.exclude(pk=person_pk)
     other = others.order_by("pk").first()
-    if other is None:
-        return
-    stored = "" if other.username == composed else f", stored as {other.username!a}"
-    raise ValidationError(
-        f"The username {composed!r} is taken by {other.name} (person {other.pk}{stored}): "
+    if other is not None:
+        raise username_taken(composed, other)
+
+
+def username_taken(username: str, other: Person) -> ValidationError:
+    """The refusal of ``username`` (composed) because ``other`` has it, in
+    that form or another."""
+    stored = "" if other.username == username else f", stored as {other.username!a}"
+    return ValidationError(
+        f"The username {username!r} is taken by {other.name} (person {other.pk}{stored}): "
         "usernames that read the same are one, whichever Unicode form they are written in.",
         code="unique",
     )

@@ -203,6 +203,33 @@ def test_a_username_kept_decomposed_from_before_is_found_by_a_new_one_that_reads
     ]
 
 
+def test_an_import_of_a_new_username_that_reads_as_one_kept_decomposed_is_refused_naming_them(
+    tmp_path: Path, importer: Client
+) -> None:
+    # The import finds no one by the composed form, so the person would be
+    # new: a second person whose username reads the same as Kim's.
+    kim = PersonFactory(name="Kim Gan", username="kgan")
+    Person.objects.filter(pk=kim.pk).update(username=HANGUL_DECOMPOSED)
+    content = json.dumps([person(username=HANGUL, name="Other")]).encode()
+    reason = (
+        f"The username {HANGUL!r} is taken by Kim Gan (person {kim.pk}, stored as "
+        f"{HANGUL_DECOMPOSED!a}): usernames that read the same are one, whichever Unicode form "
+        "they are written in."
+    )
+
+    path = tmp_path / "people.json"
+    path.write_bytes(content)
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 row"):
+        call_command("import_people", str(path), stdout=io.StringIO(), stderr=err)
+    assert reason in err.getvalue()
+
+    page = admin_preview(importer, "people.json", content)
+    assert page.status_code == 400
+    assert reason in html.unescape(page.content.decode())
+    assert list(Person.objects.values_list("username", "name")) == [(HANGUL_DECOMPOSED, "Kim Gan")]
+
+
 def test_an_import_finds_the_person_by_their_username_typed_decomposed(
     tmp_path: Path, importer: Client
 ) -> None:
