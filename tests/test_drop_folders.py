@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -209,29 +210,24 @@ def test_a_link_is_followed_to_a_file_of_the_same_folder_only(tmp_path: Path, se
 
 @contextlib.contextmanager
 def appended_while_read(path: Path) -> Iterator[threading.Event]:
-    """A program that goes on writing ``path`` after an import listed it: from
-    the moment this process has the file open, a byte at a time until it is
-    closed. The event is set once the writer has written to it."""
-    wrote, done = threading.Event(), threading.Event()
+    """A program that goes on writing ``path`` after an import listed it: a
+    byte lands once the import has the file open and has read it, before it
+    checks the file is as it was. Put there, not by a thread racing the
+    read: on a loaded machine the read of a few milliseconds was over before
+    such a thread saw the file open. The event is set once the byte is
+    written; were the import to check nothing, it stays unset."""
+    wrote = threading.Event()
+    check = dropfolder.check_unchanged
 
-    def is_open() -> bool:
-        return any(os.path.realpath(fd.path) == str(path) for fd in os.scandir("/proc/self/fd"))
-
-    def writer() -> None:
-        while not done.is_set() and not is_open():
-            pass
-        with path.open("ab", buffering=0) as fh:
-            while not done.is_set() and is_open():
+    def written_to_then_checked(checked: Path, fd: int, before: os.stat_result) -> None:
+        if os.path.realpath(checked) == os.path.realpath(path) and not wrote.is_set():
+            with path.open("ab", buffering=0) as fh:
                 fh.write(b"\n")
-                wrote.set()
+            wrote.set()
+        check(checked, fd, before)
 
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
+    with mock.patch.object(dropfolder, "check_unchanged", written_to_then_checked):
         yield wrote
-    finally:
-        done.set()
-        thread.join()
 
 
 def big_photo(path: Path) -> None:
