@@ -27,6 +27,7 @@ import os
 import resource
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
@@ -247,6 +248,11 @@ def process(
     Died or NotStarted. Whatever interrupts the wait (Celery's
     SoftTimeLimitExceeded) kills the child on its way out.
     """
+    # The limit counts from this call: waiting for another thread's start,
+    # and starting the child (the fork server's own first start with it,
+    # seconds on a busy machine), are part of it, as they are of a worker's
+    # hard limit.
+    deadline = time.monotonic() + time_limit if time_limit and time_limit > 0 else None
     options: dict[str, Any] = {"focal_point": focal_point, "crops_only": crops_only}
     try:
         receiver, sender = _context.Pipe(duplex=False)
@@ -284,7 +290,7 @@ def process(
     sender.close()
     try:
         # poll() also returns when the child dies: recv() then finds EOF.
-        if not receiver.poll(time_limit if time_limit and time_limit > 0 else None):
+        if not receiver.poll(None if deadline is None else max(deadline - time.monotonic(), 0)):
             raise TimedOut(time_limit or 0)
         try:
             kind, payload = receiver.recv()

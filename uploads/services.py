@@ -450,12 +450,14 @@ def image_process(*, image_id: int, force: bool = False, time_limit: bool = True
     so the task can retry; an image that cannot be decoded, or that runs out of
     memory or time, ends ``failed`` with the reason, its original kept.
     """
+    # A worker's hard limit counts from the start of the task: the claim too.
+    run_started = time.monotonic()
     while True:
         image, claimed = _image_claim(image_id=image_id, force=force)
         if image is None or not claimed:
             return image
         try:
-            return _image_render(image, time_limit=time_limit)
+            return _image_render(image, time_limit=time_limit, run_started=run_started)
         except sandbox.Died as exc:
             # The next claim gives up at the cap.
             logger.warning("image id=%s: %s", image_id, exc)
@@ -493,7 +495,7 @@ def _decoding_time_limit() -> float:
     return hard - min(HARD_LIMIT_MARGIN_SECONDS, hard / 4)
 
 
-def _image_render(image: Image, *, time_limit: bool) -> Image | None:
+def _image_render(image: Image, *, time_limit: bool, run_started: float) -> Image | None:
     started = time.monotonic()
     limit_mb = settings.IMAGE_MEMORY_LIMIT_MB
     limit = _decoding_time_limit() if time_limit else None
@@ -513,9 +515,8 @@ def _image_render(image: Image, *, time_limit: bool) -> Image | None:
             preset,
             max_pixels=settings.IMAGE_MAX_PIXELS,
             memory_limit_mb=limit_mb,
-            # What is left of the run's limit once the original is read: a
-            # worker's hard limit counts from the start of the run too.
-            time_limit=None if limit is None else max(limit - (time.monotonic() - started), 0.001),
+            # What is left of the run's limit once claimed and read.
+            time_limit=None if limit is None else max(limit - (time.monotonic() - run_started), 0.001),
             focal_point=focal_point,
             nice=settings.IMAGE_NICE,
         )

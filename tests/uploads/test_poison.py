@@ -12,6 +12,7 @@ import contextlib
 import resource
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 from unittest import mock
@@ -498,6 +499,92 @@ def test_a_decoder_that_never_ends_is_killed_at_the_time_limit_not_waited_for(bi
         for child in left:
             child.kill()
     assert left == []  # killed by the caller
+
+
+class _RecordedWaits:
+    """A decoding child's end of the pipe that notes how long each wait for
+    its answer may last."""
+
+    def __init__(self, receiver: Any, waits: list[float | None]) -> None:
+        self._receiver, self._waits = receiver, waits
+
+    def poll(self, timeout: float | None = None) -> bool:
+        self._waits.append(timeout)
+        result: bool = self._receiver.poll(timeout)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._receiver, name)
+
+
+@contextlib.contextmanager
+def waits_for_decoders() -> Iterator[list[float | None]]:
+    """The longest each wait for a decoding child's answer may last."""
+    waits: list[float | None] = []
+    pipe = sandbox._context.Pipe
+
+    def recorded(duplex: bool = True) -> tuple[Any, Any]:
+        receiver, sender = pipe(duplex=duplex)
+        return _RecordedWaits(receiver, waits), sender
+
+    with mock.patch.object(sandbox._context, "Pipe", recorded):
+        yield waits
+
+
+def test_the_time_limit_counts_the_start_of_the_decoder(big_flat_png: bytes) -> None:
+    """Starting the child (the fork server's own first start with it, which
+    takes seconds on a busy machine) is part of the limit: waiting the whole
+    limit after it ran a worker past its hard limit."""
+    allowed = sandbox._children_allowed
+
+    @contextlib.contextmanager
+    def slow_start() -> Iterator[None]:
+        time.sleep(0.5)
+        with allowed():
+            yield
+
+    with (
+        mock.patch.object(sandbox, "_children_allowed", slow_start),
+        waits_for_decoders() as waits,
+        each_decoder(lambda child: child.suspend()),
+        pytest.raises(sandbox.TimedOut),
+    ):
+        sandbox.process(
+            big_flat_png,
+            processing.Preset("small", widths=(64,)),
+            max_pixels=50_000_000,
+            memory_limit_mb=1024,
+            time_limit=0.6,
+        )
+    [wait] = waits
+    assert wait is not None
+    assert wait <= 0.1
+    assert _forkserver_children() == []
+
+
+def test_in_a_worker_with_no_soft_time_limit_the_claim_counts_towards_the_limit(
+    settings: Any, big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hard limit counts from the task's start: a claim that waited for
+    the row's lock or the database leaves the decoder less time."""
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 0
+    settings.CELERY_TASK_TIME_LIMIT = 2  # the run is stopped at 1.5 s
+    image = services.image_upload(file=big_flat_png, original_name="slow.png")  # not committed: pending
+    claim = services._image_claim
+
+    def slow_claim(**kwargs: Any) -> Any:
+        time.sleep(1)
+        return claim(**kwargs)
+
+    monkeypatch.setattr(services, "_image_claim", slow_claim)
+    with waits_for_decoders() as waits, each_decoder(lambda child: child.suspend()):
+        services.image_process(image_id=image.pk)
+    [wait] = waits
+    assert wait is not None
+    assert wait <= 0.5
+    image.refresh_from_db()
+    assert image.error == "Processing took longer than 1.5 s and was stopped."
+    assert _forkserver_children() == []
 
 
 def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
