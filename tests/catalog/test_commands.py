@@ -14,6 +14,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import tablib
@@ -23,6 +24,7 @@ from django.core.management import CommandError, call_command
 from catalog import services
 from catalog.admin import PersonResource
 from catalog.models import Feedback, Person
+from core import dropfolder
 from tests.factories import FeedbackFactory
 from tests.processes import manage_py
 from tests.servers import free_port
@@ -602,32 +604,63 @@ def test_a_fault_at_the_end_of_a_large_people_file_leaves_everyone_as_they_were(
     assert not Person.objects.exists()
 
 
-def test_a_people_file_written_to_while_it_is_read_is_not_imported(tmp_path: Path) -> None:
-    path = tmp_path / "people.csv"
-    big_people_csv(path, people=200, padding=100_000)  # 20 MB: read for a while
-    done = threading.Event()
+@contextlib.contextmanager
+def appended_before_check(path: Path, *, check: int) -> Iterator[threading.Event]:
+    """A program still writing ``path`` while the import reads it: a line
+    lands once the import has read the file, just before its ``check``-th
+    check that the file is as it was (1: after the read that checks the
+    file, 2: after the read that imports it). Put there, not by a thread
+    racing the read: on a loaded machine the read was over before such a
+    thread saw the file open. The event is set once the line is written;
+    were the import to check less often, it stays unset."""
+    wrote = threading.Event()
+    check_unchanged = dropfolder.check_unchanged
+    seen = 0
 
-    def writer() -> None:
-        # A program still writing the file: it appends once the import has it open.
-        while not done.is_set():
-            if any(os.path.realpath(fd.path) == str(path) for fd in os.scandir("/proc/self/fd")):
+    def written_to_then_checked(checked: Path, fd: int, before: os.stat_result) -> None:
+        nonlocal seen
+        if os.path.realpath(checked) == os.path.realpath(path):
+            seen += 1
+            if seen == check:
                 with path.open("a", encoding="utf-8") as fh:
                     fh.write("Late,late,,,\n")
-                return
+                wrote.set()
+        check_unchanged(checked, fd, before)
 
-    thread = threading.Thread(target=writer, daemon=True)
-    thread.start()
-    try:
-        with pytest.raises(CommandError, match=r"changed while it was being read") as raised:
-            run("import_people", str(path))
-    finally:
-        done.set()
-        thread.join()
-    if raised.value.returncode == 1:  # seen on the read that checks the file, before any write
-        assert "nothing was imported" in str(raised.value)
-        assert not Person.objects.exists()
-    else:  # seen on the read that imports: the people read before are kept
-        assert raised.value.returncode == 2
+    with mock.patch.object(dropfolder, "check_unchanged", written_to_then_checked):
+        yield wrote
+
+
+def test_a_people_file_written_to_while_it_is_read_is_not_imported(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE_CSV, encoding="utf-8")
+    out = io.StringIO()
+    with appended_before_check(path, check=1) as wrote, pytest.raises(CommandError) as raised:
+        call_command("import_people", str(path), stdout=out, stderr=io.StringIO())
+    assert wrote.is_set()
+    assert raised.value.returncode == 1
+    assert str(raised.value) == (
+        f"Cannot read {path}: it changed while it was being read; nothing was imported. "
+        "Run the import again once the file is written."
+    )
+    assert out.getvalue() == ""
+    assert not Person.objects.exists()
+
+
+def test_a_people_file_written_to_while_it_is_imported_keeps_the_people_read_before(tmp_path: Path) -> None:
+    path = tmp_path / "people.csv"
+    path.write_text(PEOPLE_CSV, encoding="utf-8")
+    out = io.StringIO()
+    with appended_before_check(path, check=2) as wrote, pytest.raises(CommandError) as raised:
+        call_command("import_people", str(path), stdout=out, stderr=io.StringIO())
+    assert wrote.is_set()
+    assert raised.value.returncode == 2
+    assert str(raised.value) == (
+        f"{path} changed while it was being read: the people above were read before it did. "
+        "Run the import again once the file is written."
+    )
+    assert out.getvalue().strip() == "2 people created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    assert sorted(Person.objects.values_list("username", flat=True)) == ["afernandez", "kmensah"]
 
 
 @pytest.mark.parametrize("output", ["", ".", "/"])
