@@ -15,11 +15,13 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.constants import LOOKUP_SEP
@@ -77,8 +79,20 @@ if admin.site.is_registered(TokenProxy):
     admin.site.unregister(TokenProxy)
 
 
+class TokenForm(forms.ModelForm[Any]):
+    def clean(self) -> dict[str, Any]:
+        """The user's row locked before the check that they have no token:
+        the admin's transaction keeps the lock until the save, and another
+        add for them waits, then finds this token (portal.tokens)."""
+        data = super().clean() or {}
+        if data.get("user") is not None:
+            tokens.token_owner_lock(user_id=data["user"].pk)
+        return data
+
+
 @admin.register(TokenProxy)
 class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
+    form = TokenForm
     list_display = ("prefix", "user", "created")
     readonly_fields = ("prefix", "created")
 
@@ -165,9 +179,11 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
     ) -> HttpResponse:
         if IS_POPUP_VAR in request.GET or IS_POPUP_VAR in request.POST:
             return _popup_refused(request)
-        return self._show_new_key(
-            request, super().changeform_view(request, object_id, form_url, extra_context)
-        )
+        try:
+            response = super().changeform_view(request, object_id, form_url, extra_context)
+        except ValidationError as exc:  # token_issue's: a token made meanwhile by a writer that took no lock
+            return error_response(request, 409, "Conflict", f"{' '.join(exc.messages)} Nothing was added.")
+        return self._show_new_key(request, response)
 
     def _show_new_key(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         """A page fetched and about to be rendered shows the key waiting in

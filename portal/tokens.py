@@ -11,20 +11,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from rest_framework.authtoken.models import Token
 
 from core.authentication import stored_key
 
 
+def token_owner_lock(*, user_id: Any) -> None:
+    """Lock the user's row for the rest of the transaction: writers of one
+    user's token take turns. Else two, each finding no token (or deleting
+    the one there), both insert one on PostgreSQL, and the second breaks
+    the one-token-a-user constraint (SQLite's IMMEDIATE transactions take
+    turns already)."""
+    users = Token._meta.get_field("user").related_model._default_manager
+    list(users.select_for_update().filter(pk=user_id).values_list("pk"))
+
+
 @transaction.atomic
 def token_issue(*, token: Token) -> str:
     """Save the new ``token`` with a new key's stored form, and return the
-    key: nothing else holds it."""
+    key: nothing else holds it. A user who has a token already (made
+    meanwhile too, by a writer that took no lock) is a ValidationError."""
     key = Token.generate_key()
     token.key = stored_key(key)
+    token_owner_lock(user_id=token.user_id)
     token.full_clean()
-    token.save(force_insert=True)
+    try:
+        with transaction.atomic():
+            token.save(force_insert=True)
+    except IntegrityError:
+        raise ValidationError(
+            f"{token.user} has a token already, made meanwhile, whose key is not kept.", code="unique"
+        ) from None
     return key
 
 
@@ -38,6 +57,7 @@ def token_create(*, user: Any) -> tuple[Token, str]:
 def token_replace(*, user: Any) -> tuple[Token, str]:
     """A new token of ``user`` in place of the one they have, if any, whose
     key stops working."""
+    token_owner_lock(user_id=user.pk)
     token_revoke(user=user)
     return token_create(user=user)
 

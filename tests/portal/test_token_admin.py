@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 
 from core.authentication import stored_key
 from tests.factories import UserFactory, api_key, logged_in, staff_with
+from tests.portal.test_tokens import another_token_made_meanwhile
 
 pytestmark = pytest.mark.django_db
 
@@ -172,6 +173,23 @@ def test_staff_who_may_only_add_tokens_see_the_new_key_on_the_add_page() -> None
     response = client.post(ADD, {"user": clerk.pk}, follow=True)
     assert response.redirect_chain == [(ADD, 302)]
     assert Token.objects.get(user=clerk).key == stored_key(shown_key(response))
+
+
+def test_a_token_made_for_the_user_meanwhile_is_a_409_saying_so(
+    boss: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the form's check that the user has no token and the insert,
+    a writer that takes no lock made one: the add is refused, naming the
+    user, not a server error."""
+    clerk = staff_with("authtoken")
+    other = another_token_made_meanwhile(monkeypatch, clerk)
+
+    response = logged_in(boss).post(ADD, {"user": clerk.pk})
+
+    assert response.status_code == 409
+    assert "clerk has a token already" in response.content.decode()
+    # Nothing of its own. (The other token, made here in its transaction, went back with it.)
+    assert not Token.objects.exclude(pk=other.pk).exists()
 
 
 def test_staff_cannot_make_a_token_for_someone_else(boss: Any) -> None:

@@ -183,6 +183,36 @@ def test_the_command_replaces_a_token_with_reset(flag: str) -> None:
     assert Token.objects.count() == 1
 
 
+def another_token_made_meanwhile(monkeypatch: pytest.MonkeyPatch, user: Any) -> Token:
+    """A token of ``user`` put in the table just before the one being made,
+    as a writer that takes no lock (a shell's ``Token.objects.create()``)
+    does between the check that the user has none and the insert."""
+    other = Token(user=user, key=stored_key(Token.generate_key()))
+    save = Token.save
+
+    def other_first(self: Token, *args: Any, **kwargs: Any) -> None:
+        if not Token.objects.filter(pk=other.pk).exists():
+            Token.objects.bulk_create([other])
+        save(self, *args, **kwargs)
+
+    monkeypatch.setattr(Token, "save", other_first)
+    return other
+
+
+@pytest.mark.parametrize("flags", [[], ["--reset"]])
+def test_the_command_refuses_a_user_given_a_token_meanwhile_saying_so(
+    monkeypatch: pytest.MonkeyPatch, flags: list[str]
+) -> None:
+    user = UserFactory(username="tool")
+    other = another_token_made_meanwhile(monkeypatch, user)
+
+    with pytest.raises(CommandError, match="tool"):
+        call_command("drf_create_token", "tool", *flags, stdout=io.StringIO())
+
+    # Nothing of its own. (The other token, made here in its transaction, went back with it.)
+    assert not Token.objects.exclude(pk=other.pk).exists()
+
+
 def test_the_command_names_a_user_it_does_not_know() -> None:
     with pytest.raises(CommandError, match="user ghost does not exist"):
         call_command("drf_create_token", "ghost", stdout=io.StringIO())

@@ -47,6 +47,11 @@ class Command(PortalCommand):
             make = tokens.token_replace if options["reset_token"] else tokens.token_create
             _, key = make(user=user)
         except ValidationError:  # the user has a token: DRF's printed its key, which is not kept
+            if options["reset_token"]:  # made by a writer that took no lock, since the old one went
+                raise CommandError(
+                    f"User {username} was given another token meanwhile, whose key is not kept; "
+                    "nothing was changed: run the command again to replace it."
+                ) from None
             raise CommandError(
                 f"User {username} has a token already, whose key is not kept: "
                 "--reset replaces it with a new one."
