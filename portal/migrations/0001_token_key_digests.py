@@ -1,4 +1,5 @@
 import hashlib
+import re
 import sys
 
 from django.db import migrations
@@ -6,6 +7,7 @@ from django.db import migrations
 # As core.authentication.stored_key makes it now, copied: a migration keeps
 # doing what it did when it was written.
 KEY_PREFIX_LENGTH = 8
+KEY_SHAPE = re.compile(r"[0-9a-f]{40}")
 
 
 def stored_key(key):
@@ -18,8 +20,23 @@ def keys_to_digests(apps, schema_editor):
     away. The row is kept (its user and when it was made); only its key
     column, the primary key, changes."""
     Token = apps.get_model("authtoken", "Token")
+    refused = []
     for key in list(Token.objects.values_list("key", flat=True)):
-        Token.objects.filter(key=key).update(key=stored_key(key))
+        if KEY_SHAPE.fullmatch(key):
+            Token.objects.filter(key=key).update(key=stored_key(key))
+        else:
+            refused.append(key)
+    # A key set by hand, not one DRF makes (40 hex digits): the portal
+    # refuses every other shape, so kept it would work no more, and stand
+    # in the way of the user's new token.
+    if refused:
+        gone = Token.objects.filter(key__in=refused)
+        users = ", ".join(sorted(str(name) for name in gone.values_list("user__username", flat=True)))
+        gone.delete()
+        sys.stdout.write(
+            f"\n  API tokens deleted, their keys set by hand, not made by DRF, and no longer taken: "
+            f"those of {users}; make them new ones."
+        )
 
 
 def delete_tokens(apps, schema_editor):

@@ -402,6 +402,30 @@ def test_the_migration_stores_a_plain_key_s_digest_and_the_key_still_works() -> 
 
 
 @pytest.mark.django_db(transaction=True)
+def test_the_migration_deletes_a_token_whose_key_the_portal_would_not_take_saying_so(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A key set by hand (``Token.objects.create(key=...)``), not one DRF
+    makes: kept as its digest, it would be refused whatever is sent, and
+    the user's one token, in the way of a new one."""
+    made = UserFactory(username="made-by-drf")
+    chosen = UserFactory(username="chosen-by-hand")
+    MigrationExecutor(connection).migrate([("portal", None)])
+    try:
+        kept = Token.objects.create(user=made)
+        Token.objects.create(user=chosen, key="CI-Token-For-The-Nightly-Run")
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+    assert list(Token.objects.values_list("user__username", flat=True)) == ["made-by-drf"]
+    assert authenticated_as(kept.key) == "made-by-drf"
+    out = capsys.readouterr().out
+    assert "API tokens deleted, their keys set by hand, not made by DRF" in out
+    assert "those of chosen-by-hand;" in out
+
+
+@pytest.mark.django_db(transaction=True)
 def test_the_migration_taken_back_deletes_the_tokens_whose_keys_it_cannot_give_back() -> None:
     """The release before looked a key up as sent: a stored form left in the
     table would be a key there."""
