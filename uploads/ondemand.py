@@ -422,9 +422,7 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
         return Made(existing)
     image = _wait_ready(image_id)
     check_size(spec, (image.width, image.height))
-    failed = cache.get(_unmakeable_key(image, spec, fmt))
-    if failed is not None:
-        raise Unmakeable(failed)
+    _refuse_if_unmakeable(image, spec, fmt)
     limit = settings.IMAGE_ONDEMAND_TIME_LIMIT_SECONDS
     claim_key = f"ondemand:{image_id}:{spec.name}:{fmt}"
     claim = uuid.uuid4().hex
@@ -447,12 +445,22 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
         existing = _find(image_id, spec, fmt)
         if existing is not None:
             return Made(existing)
+        # The request whose claim this waited for may have found that the
+        # image cannot give it: every request that waited would otherwise
+        # decode the original again in turn.
+        _refuse_if_unmakeable(image, spec, fmt)
         if _count(image) >= max_per_image():
             raise OverLimit(image_id, max_per_image())
         return _make(image, spec, fmt)
     finally:
         if cache.get(claim_key) == claim:
             cache.delete(claim_key)
+
+
+def _refuse_if_unmakeable(image: Image, spec: Spec, fmt: str) -> None:
+    failed = cache.get(_unmakeable_key(image, spec, fmt))
+    if failed is not None:
+        raise Unmakeable(failed)
 
 
 def _unmakeable_key(image: Image, spec: Spec, fmt: str) -> str:

@@ -693,6 +693,39 @@ def test_a_request_finding_the_rendition_being_made_waits_for_it_instead_of_maki
     assert renders == ["on-demand width-300"]  # the other request's, once
 
 
+def test_a_request_that_waited_for_a_make_that_failed_for_good_is_refused_without_decoding_again(
+    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Requests that came while the first one decoded wait for it: when it
+    finds the image cannot give the rendition, they are refused as it was,
+    not each in turn handed the claim to decode the original again."""
+    image = make_image()
+    claim = f"ondemand:{image.pk}:width-300:webp"
+    cache.set(claim, "another request", 60)
+    calls: list[str] = []
+
+    def refused(data: bytes, preset: processing.Preset, **kwargs: Any) -> processing.Result:
+        calls.append(preset.name)
+        raise processing.ProcessingError("encoding error 5: Image size exceeds WebP limit of 16383 pixels")
+
+    monkeypatch.setattr(sandbox, "process", refused)
+    pauses: list[float] = []
+
+    def the_other_request_fails(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:  # it finds the rendition cannot be made, and lets its claim go
+            with pytest.raises(ondemand.Unmakeable):
+                ondemand._make(image, ondemand.Spec("width", 300), "webp")
+            cache.delete(claim)
+
+    monkeypatch.setattr(ondemand, "_pause", the_other_request_fails)
+    response = client.get(ondemand.url_path(image.pk, "width-300", "webp"))
+    assert response.status_code == 422, response.content
+    assert f"width-300.webp cannot be made of image {image.pk}" in response.content.decode()
+    assert calls == ["on-demand width-300"]  # the other request's decode alone
+    assert cache.get(claim) is None
+
+
 # --- The API hands out the URLs -------------------------------------------------
 
 
