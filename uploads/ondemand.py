@@ -413,8 +413,8 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
 
     Concurrent first requests make it once: one of them claims the making (a
     cache entry, shared by every web process when CACHE_URL is set), the
-    others wait for its row; the unique constraint keeps one row whatever
-    happens. Raises Gone (404), NotReady (202), OverLimit (403), SpecInvalid
+    others wait for its row (Busy if it gives up without one); the unique
+    constraint keeps one row whatever happens. Raises Gone (404), NotReady (202), OverLimit (403), SpecInvalid
     (403: outside the limits for this image), Unmakeable (422) or Busy (503).
     """
     existing = _find(image_id, spec, fmt)
@@ -428,12 +428,14 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
     claim = uuid.uuid4().hex
     deadline = time.monotonic() + limit + _CLAIM_MARGIN_SECONDS
     delay = 0.05
+    waited = False
     while not cache.add(claim_key, claim, timeout=limit + _CLAIM_MARGIN_SECONDS):
         if cache.get(claim_key) is None:
             # No claim to wait for: it lapsed just now, or the cache is away
             # (and its add says no). Made here; the unique constraint keeps one row.
             break
         # Someone else is making it: wait for their row (or their claim to lapse).
+        waited = True
         _pause(delay)
         delay = min(delay * 2, _POLL_MAX_SECONDS)
         existing = _find(image_id, spec, fmt)
@@ -451,6 +453,14 @@ def rendition_get_or_make(*, image_id: int, spec: Spec, fmt: str) -> Made:
         _refuse_if_unmakeable(image, spec, fmt)
         if _count(image) >= max_per_image():
             raise OverLimit(image_id, max_per_image())
+        if waited:
+            # The request waited for gave up (out of time or memory, a store
+            # away) or was cut off: made now, on top of the wait, this one
+            # would hold its web worker past the server's timeout. The next
+            # request makes it.
+            raise Busy(
+                f"{spec.name}.{fmt} of image {image_id} could not be made just now; try again shortly."
+            )
         return _make(image, spec, fmt)
     finally:
         if cache.get(claim_key) == claim:

@@ -726,6 +726,35 @@ def test_a_request_that_waited_for_a_make_that_failed_for_good_is_refused_withou
     assert cache.get(claim) is None
 
 
+def test_a_request_that_waited_for_a_make_that_gave_up_answers_503_rather_than_making_it_past_its_time(
+    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, renders: list[str]
+) -> None:
+    """The request it waited for ran out of time (or memory) and let its claim
+    go with no rendition: made now, on top of the time already waited, it
+    would hold its web worker past the server's timeout and be killed."""
+    image = make_image()
+    claim = f"ondemand:{image.pk}:width-300:webp"
+    cache.set(claim, "another request", 60)
+    pauses: list[float] = []
+
+    def the_other_request_gives_up(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 2:
+            cache.delete(claim)
+
+    monkeypatch.setattr(ondemand, "_pause", the_other_request_gives_up)
+    path = ondemand.url_path(image.pk, "width-300", "webp")
+    response = client.get(path)
+    assert response.status_code == 503, response.content
+    assert response["Retry-After"] == "10"
+    assert "try again shortly" in response.content.decode()
+    assert renders == []
+    assert not image.renditions.filter(name="width-300").exists()
+    assert cache.get(claim) is None  # the next request makes it
+    assert client.get(path).status_code == 200
+    assert renders == ["on-demand width-300"]
+
+
 # --- The API hands out the URLs -------------------------------------------------
 
 
