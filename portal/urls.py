@@ -49,8 +49,7 @@ urlpatterns = [
 ]
 
 if settings.SERVE_MEDIA:
-    prefix = settings.MEDIA_URL.lstrip("/")
-    urlpatterns.append(re_path(rf"^{prefix}(?P<path>.*)$", views.media, name="media"))
+    urlpatterns.append(views.media_route(settings.MEDIA_URL))
 
 handler400 = "portal.views.bad_request"
 handler403 = "portal.views.permission_denied"

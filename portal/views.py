@@ -6,7 +6,9 @@ import errno
 import hmac
 import os
 import posixpath
+import re
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import TooManyFieldsSent, TooManyFilesSent
@@ -20,6 +22,7 @@ from django.http import (
 )
 from django.http.response import HttpResponseBase
 from django.shortcuts import render
+from django.urls import URLPattern, re_path
 from django.views.decorators.cache import never_cache
 from django.views.decorators.vary import vary_on_headers
 from django.views.static import serve
@@ -156,6 +159,15 @@ def _metrics_registry() -> CollectorRegistry:
     MultiProcessCollector(registry)
     upload_metrics.register(registry)
     return registry
+
+
+def media_route(media_url: str) -> URLPattern:
+    """The address the portal serves media at: MEDIA_URL's path, as written.
+    An absolute MEDIA_URL (a CDN that fetches them from the portal) is
+    answered at its path, and the path's characters are matched as they are,
+    not read as a pattern's ("+", ".", "(")."""
+    prefix = re.escape(urlsplit(media_url).path.lstrip("/"))
+    return re_path(rf"^{prefix}(?P<path>.*)$", media, name="media")
 
 
 @methods("GET")

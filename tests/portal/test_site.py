@@ -19,6 +19,8 @@ from django.core.management import CommandError, call_command, load_command_clas
 from django.test import Client
 
 from catalog.models import Feedback, Person, Product
+from portal import urls as portal_urls
+from portal import views
 from tests.factories import FeedbackFactory, ImageFactory, ProductFactory, UserFactory, logged_in
 from uploads.models import Image, Rendition
 from uploads.storage import IMMUTABLE
@@ -718,3 +720,28 @@ def test_ensure_admin_refuses_a_username_the_account_cannot_have(
     monkeypatch.setenv("PORTAL_ADMIN_PASSWORD", "a-long-secret-42")
     _assert_ensure_admin_refuses("PORTAL_ADMIN_USERNAME", reason)
     assert not get_user_model().objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("media_url", "address"),
+    [
+        ("https://cdn.example.com/assets/", "/assets/renditions/ab/abcdef.webp"),
+        ("/media+v2/", "/media+v2/renditions/ab/abcdef.webp"),
+        ("/media.v2/", "/media.v2/renditions/ab/abcdef.webp"),
+    ],
+    ids=["absolute, behind a CDN", "a plus sign", "a dot"],
+)
+def test_media_are_served_at_the_path_of_the_media_url(
+    client: Client, settings: Any, media_url: str, address: str
+) -> None:
+    """A CDN in front of the portal fetches media from the path of an absolute
+    MEDIA_URL; a path's own characters are matched as written."""
+    folder = Path(settings.MEDIA_ROOT) / "renditions" / "ab"
+    folder.mkdir(parents=True)
+    (folder / "abcdef.webp").write_bytes(b"RIFF")
+    settings.ROOT_URLCONF = (views.media_route(media_url), *portal_urls.urlpatterns)
+    response = client.get(address)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/webp"
+    if media_url == "/media.v2/":  # a dot, not any character
+        assert client.get(address.replace(".v2", "xv2")).status_code == 404
