@@ -15,12 +15,13 @@ and a run starts none once its budget is spent: the next run goes on.
 from __future__ import annotations
 
 import logging
-import time
 from importlib import import_module
 
 from django.conf import settings
 from django.contrib.sessions.backends.db import SessionStore as DatabaseStore
 from django.utils import timezone
+
+from core import sweeps
 
 logger = logging.getLogger(__name__)
 
@@ -56,24 +57,13 @@ def clear_expired(
         store.clear_expired()
         return 0, True
     model = store.get_model_class()
-    now = timezone.now()
-    expired = model.objects.filter(expire_date__lt=now)
-    started = time.monotonic()
-    deleted = 0
-    try:
-        while True:
-            keys = list(expired.values_list("pk", flat=True)[:batch_size])
-            if keys:
-                # Expired again: a session saved since the keys were read is kept.
-                deleted += expired.filter(pk__in=keys).delete()[0]
-            if len(keys) < batch_size:
-                break
-            if budget_seconds is not None and time.monotonic() - started >= budget_seconds:
-                logger.info("cleared %d expired sessions; more remain, the next run goes on", deleted)
-                return deleted, False
-    except cut_off_by:
-        logger.info("cleared %d expired sessions before the time limit; the next run goes on", deleted)
-        return deleted, False
-    if deleted:
-        logger.info("cleared %d expired sessions", deleted)
-    return deleted, True
+    # Expired again at each batch: a session saved since its key was read is kept.
+    expired = model.objects.filter(expire_date__lt=timezone.now())
+    return sweeps.delete_in_batches(
+        expired,
+        name="expired sessions",
+        logger=logger,
+        budget_seconds=budget_seconds,
+        batch_size=batch_size,
+        cut_off_by=cut_off_by,
+    )
