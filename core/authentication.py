@@ -7,11 +7,14 @@ the apps are loaded.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 from typing import Any
 
+from django.conf import settings
 from django.http import HttpRequest
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
@@ -40,10 +43,34 @@ def stored_key(key: str) -> str:
     return key[:KEY_PREFIX_LENGTH] + digest[: KEY_LENGTH - KEY_PREFIX_LENGTH]
 
 
+def token_max_age() -> dt.timedelta | None:
+    """How long a token works after it is made (API_TOKEN_MAX_AGE_DAYS), or
+    None: for ever."""
+    days = settings.API_TOKEN_MAX_AGE_DAYS
+    return dt.timedelta(days=days) if days else None
+
+
+def token_expiry(created: dt.datetime) -> dt.datetime | None:
+    """When a token made at ``created`` stops working, or None: never."""
+    max_age = token_max_age()
+    return None if max_age is None else created + max_age
+
+
+def token_expired(expiry: dt.datetime) -> str:
+    """Why a token past ``expiry`` is refused, and how its user gets another:
+    a client told only "Invalid token." would be sent looking for a typo."""
+    return (
+        f"The token expired on {expiry.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC: a token works for "
+        f"{settings.API_TOKEN_MAX_AGE_DAYS} days after it is made. For a new one, staff delete the expired "
+        "token in the admin (Tokens) and add another; anyone else asks an administrator "
+        "(manage.py drf_create_token --reset <username>)."
+    )
+
+
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's, looking a key up by its stored form: the table holds no key.
     A key looked up as sent (DRF's way) would let whoever read the table
-    use what they read."""
+    use what they read. A token past its expiry (token_expiry) is refused."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         """A key of another shape is no key, refused without a query: its
@@ -51,7 +78,11 @@ class TokenAuthentication(authentication.TokenAuthentication):
         cannot even compare text holding a null character (a 500)."""
         if not KEY_SHAPE.fullmatch(key):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        return super().authenticate_credentials(stored_key(key))
+        user, token = super().authenticate_credentials(stored_key(key))
+        expiry = token_expiry(token.created)
+        if expiry is not None and expiry <= timezone.now():
+            raise exceptions.AuthenticationFailed(token_expired(expiry))
+        return user, token
 
 
 class StaffSessionAuthentication(authentication.SessionAuthentication):

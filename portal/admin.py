@@ -18,6 +18,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IS_POPUP_VAR
+from django.contrib.admin.utils import display_for_value
 from django.contrib.admin.widgets import AdminSplitDateTime
 from django.contrib.auth import admin as auth_admin
 from django.contrib.auth.models import Group, Permission, User
@@ -35,7 +36,7 @@ from rest_framework.authtoken.admin import TokenAdmin as StockTokenAdmin
 from rest_framework.authtoken.models import Token, TokenProxy
 
 from core.admin_limits import FilterLimitMixin, SearchLimitMixin
-from core.authentication import KEY_PREFIX_LENGTH
+from core.authentication import KEY_PREFIX_LENGTH, token_expiry
 from core.errors import error_response
 from portal import tokens
 
@@ -93,12 +94,20 @@ class TokenForm(forms.ModelForm[Any]):
 @admin.register(TokenProxy)
 class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
     form = TokenForm
-    list_display = ("prefix", "user", "created")
-    readonly_fields = ("prefix", "created")
+    list_display = ("prefix", "user", "created", "expires")
+    readonly_fields = ("prefix", "created", "expires")
 
     @admin.display(description="Key")
     def prefix(self, token: Token) -> str:
         return key_prefix(token)
+
+    @admin.display(description="Expires", ordering="created")
+    def expires(self, token: Token) -> str:
+        """When the token stops working (PORTAL_API_TOKEN_MAX_AGE_DAYS after
+        it was made): one past it is refused.
+        Formatted here, as the list formats a date: a token's page shows a
+        method's value as it is."""
+        return display_for_value(token_expiry(token.created), "never")
 
     def get_queryset(self, request: HttpRequest) -> models.QuerySet[Any]:
         """Staff see (and so may delete, one by one or in bulk) their own token only."""
@@ -115,7 +124,7 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         return super().lookup_allowed(lookup, value, request)
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
-        return ("user",) if obj is None else ("prefix", "user", "created")
+        return ("user",) if obj is None else ("prefix", "user", "created", "expires")
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {"user": request.user.pk}

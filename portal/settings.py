@@ -946,6 +946,11 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API ----------------------------------------------------------------------
 
+# Days an API token works after it is made; then it is refused (401). 0:
+# tokens never expire. At most ten years: longer
+# is as good as never, which 0 says, and a number of many digits would
+# overflow the date it is added to.
+API_TOKEN_MAX_AGE_DAYS = env.int("PORTAL_API_TOKEN_MAX_AGE_DAYS", default=0, minimum=0, maximum=3650)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # DRF's, by a key's digest: the table holds no key.

@@ -149,6 +149,16 @@ REFUSED: list[tuple[dict[str, str], str]] = [
     ({"PORTAL_IMPORT_SETTLE_SECONDS": "-1"}, "PORTAL_IMPORT_SETTLE_SECONDS must be at least 0; it is -1"),
     ({"DJANGO_HSTS_SECONDS": "-1"}, "DJANGO_HSTS_SECONDS must be at least 0; it is -1"),
     ({"PORTAL_TRUSTED_PROXY_COUNT": "-1"}, "PORTAL_TRUSTED_PROXY_COUNT must be at least 0; it is -1"),
+    (
+        {"PORTAL_API_TOKEN_MAX_AGE_DAYS": "-1"},
+        "PORTAL_API_TOKEN_MAX_AGE_DAYS must be from 0 to 3650; it is -1",
+    ),
+    # Past ten years a token is as good as one that never expires (0), and
+    # a number of many digits would overflow the date it is added to (a 500).
+    (
+        {"PORTAL_API_TOKEN_MAX_AGE_DAYS": "1" + "0" * 20},
+        f"PORTAL_API_TOKEN_MAX_AGE_DAYS must be from 0 to 3650; it is 1{'0' * 20}",
+    ),
     # Not a number at all.
     ({"PORTAL_IMAGE_NICE": "high"}, "PORTAL_IMAGE_NICE must be a whole number, from 0 to 19; it is 'high'"),
     (
@@ -190,6 +200,8 @@ ACCEPTED: list[tuple[dict[str, str], str, Any]] = [
     ({"PORTAL_IMAGE_MEMORY_LIMIT_MB": "0"}, "IMAGE_MEMORY_LIMIT_MB", 0),
     ({"PORTAL_IMAGE_NICE": "0"}, "IMAGE_NICE", 0),
     ({"PORTAL_SWEEP_INTERVAL_SECONDS": "86400"}, "SWEEP_INTERVAL_SECONDS", 86400),
+    ({"PORTAL_API_TOKEN_MAX_AGE_DAYS": "0"}, "API_TOKEN_MAX_AGE_DAYS", 0),
+    ({"PORTAL_API_TOKEN_MAX_AGE_DAYS": "3650"}, "API_TOKEN_MAX_AGE_DAYS", 3650),
     ({"PORTAL_IMAGE_NICE": " 19 "}, "IMAGE_NICE", 19),
     ({"PORTAL_HEALTH_CPU_MAX_PERCENT": "100"}, "HEALTH_CPU_MAX_PERCENT", 100.0),
     ({"PORTAL_HEALTH_DISK_MIN_PERCENT": "0"}, "HEALTH_DISK_MIN_PERCENT", 0.0),
