@@ -70,7 +70,8 @@ def token_expired(expiry: dt.datetime) -> str:
 class TokenAuthentication(authentication.TokenAuthentication):
     """DRF's, looking a key up by its stored form: the table holds no key.
     A key looked up as sent (DRF's way) would let whoever read the table
-    use what they read. A token past its expiry (token_expiry) is refused."""
+    use what they read. A token past its expiry (token_expiry) is refused,
+    until the daily sweep deletes it."""
 
     def authenticate_credentials(self, key: str) -> tuple[Any, Any]:
         """A key of another shape is no key, refused without a query: its

@@ -104,7 +104,7 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
     @admin.display(description="Expires", ordering="created")
     def expires(self, token: Token) -> str:
         """When the token stops working (PORTAL_API_TOKEN_MAX_AGE_DAYS after
-        it was made): one past it is refused.
+        it was made): one past it is refused until the daily sweep deletes it.
         Formatted here, as the list formats a date: a token's page shows a
         method's value as it is."""
         return display_for_value(token_expiry(token.created), "never")

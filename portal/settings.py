@@ -932,6 +932,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(minute=43, hour=3),
         "options": {"expires": 86_400, "queue": SCHEDULED_QUEUE},
     },
+    # Daily, at 03:47 UTC: a run of its own, with a time limit of its own.
+    "clear-expired-tokens": {
+        "task": "portal.tasks.clear_expired_tokens",
+        "schedule": crontab(minute=47, hour=3),
+        "options": {"expires": 86_400, "queue": SCHEDULED_QUEUE},
+    },
     "health-check": {
         "task": "portal.tasks.health_check",
         "schedule": crontab(minute="*"),
@@ -946,8 +952,8 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- API ----------------------------------------------------------------------
 
-# Days an API token works after it is made; then it is refused (401). 0:
-# tokens never expire. At most ten years: longer
+# Days an API token works after it is made; then it is refused (401) and the
+# daily sweep deletes it. 0: tokens never expire. At most ten years: longer
 # is as good as never, which 0 says, and a number of many digits would
 # overflow the date it is added to.
 API_TOKEN_MAX_AGE_DAYS = env.int("PORTAL_API_TOKEN_MAX_AGE_DAYS", default=0, minimum=0, maximum=3650)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from core import sessions, sweeps
+from core import sessions, sweeps, tokens
 from portal import health, services
 
 
@@ -32,4 +32,13 @@ def clear_expired_sessions() -> int:
     # A batch at a time, for a quarter of the soft time limit: a backlog
     # larger than that is gone over in the next days' runs.
     deleted, _ = sessions.clear_expired(budget_seconds=sweeps.budget(), cut_off_by=(SoftTimeLimitExceeded,))
+    return deleted
+
+
+@shared_task
+def clear_expired_tokens() -> int:
+    """Delete the API tokens past PORTAL_API_TOKEN_MAX_AGE_DAYS, daily from
+    Celery beat (the authentication refuses them meanwhile)."""
+    # As the sessions: a batch at a time, for a quarter of the soft time limit.
+    deleted, _ = tokens.clear_expired(budget_seconds=sweeps.budget(), cut_off_by=(SoftTimeLimitExceeded,))
     return deleted

@@ -7,7 +7,7 @@ SWEEP_INTERVAL_SECONDS, processes again the images an interrupted run left
 behind, cuts again the crops a focal point's move left uncut (the store was
 away), and deletes orphaned files, and the files of admin imports previewed
 and never confirmed, past their time; at start and once a day, it clears
-the expired sessions. Started from portal/wsgi.py when the
+the expired sessions and API tokens. Started from portal/wsgi.py when the
 process serves; management commands and tests never start it.
 
 Several server processes on one machine (gunicorn's workers) share the
@@ -28,22 +28,24 @@ from typing import IO, TypeVar
 from django.conf import settings
 from django.db import close_old_connections
 
-from core import imports, sessions, sweeps
+from core import imports, sessions, sweeps, tokens
 from uploads import dispatch, services, storage
 
 logger = logging.getLogger(__name__)
 
 
-# How often the expired sessions are cleared, as beat's daily run.
-SESSIONS_INTERVAL_SECONDS = 86_400
+# How often the expired sessions and API tokens are cleared, as beat's daily runs.
+DAILY_SECONDS = 86_400
 
 
 class _State:
     started = False
     lock = threading.Lock()
-    # When the expired sessions are next cleared (time.monotonic()): at the
-    # first round, then a day after a run that cleared them all.
+    # When the expired sessions, and the expired tokens, are next cleared
+    # (time.monotonic()): at the first round, then a day after a run that
+    # cleared them all.
     sessions_due = float("-inf")
+    tokens_due = float("-inf")
 
 
 _state = _State()
@@ -95,6 +97,7 @@ def sweep() -> tuple[int, int]:
         logger.warning("deleted %d orphaned objects", len(orphans))
     _chore("import files' sweep", imports.sweep_expired, 0)
     _chore("expired sessions' sweep", _clear_expired_sessions, None)
+    _chore("expired tokens' sweep", _clear_expired_tokens, None)
     # Last: each image it takes is decoded again, which may take a while.
     _chore("moved crops' sweep", services.image_sweep_moved_crops, 0)
     return stuck, len(orphans)
@@ -119,7 +122,16 @@ def _clear_expired_sessions() -> None:
     _, done = sessions.clear_expired(budget_seconds=sweeps.budget())
     # A backlog larger than a round's budget goes on at the next round.
     if done:
-        _state.sessions_due = now + SESSIONS_INTERVAL_SECONDS
+        _state.sessions_due = now + DAILY_SECONDS
+
+
+def _clear_expired_tokens() -> None:
+    now = time.monotonic()
+    if now < _state.tokens_due:
+        return
+    _, done = tokens.clear_expired(budget_seconds=sweeps.budget())
+    if done:
+        _state.tokens_due = now + DAILY_SECONDS
 
 
 def _leader_lock() -> IO[bytes] | None:

@@ -1,20 +1,27 @@
 """API tokens that expire: with PORTAL_API_TOKEN_MAX_AGE_DAYS set, a token
-older than that is refused, saying so and how to get another, and the
-admin shows when each expires. Unset (0), tokens work for ever, as before."""
+older than that is refused, saying so and how to get another, the admin
+shows when each expires, and the daily sweeps delete the expired ones. Unset
+(0), tokens work for ever, as before."""
 
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from typing import Any
 
 import pytest
+from celery.schedules import crontab
 from django.conf import settings as django_settings
+from django.db.models import QuerySet
 from django.utils import formats, timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from core import tokens
+from portal import tasks
 from portal.tokens import token_replace
 from tests.factories import UserFactory, api_key, logged_in, staff_with
+from uploads import embedded
 
 pytestmark = pytest.mark.django_db
 
@@ -32,9 +39,20 @@ def read_with(key: str) -> Any:
     return APIClient().get("/api/v1/people/", HTTP_AUTHORIZATION=f"Token {key}")
 
 
+def holders() -> set[str]:
+    """Whose tokens the table keeps."""
+    return set(Token.objects.values_list("user__username", flat=True))
+
+
 @pytest.fixture
 def ninety_days(settings: Any) -> None:
     settings.API_TOKEN_MAX_AGE_DAYS = 90
+
+
+@pytest.fixture(autouse=True)
+def _tokens_due_at_the_next_round(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whatever round of the sweeper another test ran.
+    monkeypatch.setattr(embedded._state, "tokens_due", float("-inf"))
 
 
 # --- The authentication ----------------------------------------------------------
@@ -126,3 +144,94 @@ def test_the_admin_shows_tokens_that_never_expire_as_such() -> None:
 
     assert '<td class="field-expires">never</td>' in listing
     assert '<div class="readonly">never</div>' in page
+
+
+# --- The sweeps ------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_daily_run_deletes_the_expired_tokens_and_keeps_the_live_ones() -> None:
+    token_of("old-tool", age=dt.timedelta(days=90, seconds=1))
+    live = token_of("new-tool", age=dt.timedelta(days=89))
+
+    assert tasks.clear_expired_tokens.apply().get() == 1
+
+    assert holders() == {"new-tool"}
+    assert read_with(live).status_code == 200
+
+
+def test_with_no_maximum_age_the_daily_run_deletes_nothing_and_asks_nothing(
+    django_assert_num_queries: Any,
+) -> None:
+    token_of("old-tool", age=dt.timedelta(days=3650))
+
+    with django_assert_num_queries(0):
+        assert tasks.clear_expired_tokens.apply().get() == 0
+
+    assert holders() == {"old-tool"}
+
+
+def test_beat_runs_it_once_a_day_on_the_scheduled_queue() -> None:
+    entry = django_settings.CELERY_BEAT_SCHEDULE["clear-expired-tokens"]
+    assert entry["task"] == tasks.clear_expired_tokens.name
+    schedule = entry["schedule"]
+    assert isinstance(schedule, crontab)
+    assert (len(schedule.minute), len(schedule.hour), len(schedule.day_of_week)) == (1, 1, 7)
+    assert entry["options"] == {"expires": 86_400, "queue": django_settings.SCHEDULED_QUEUE}
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_a_round_of_the_embedded_sweeper_clears_them_then_waits_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    token_of("old-tool", age=dt.timedelta(days=91))
+    token_of("new-tool", age=dt.timedelta(days=1))
+
+    embedded.sweep()
+    assert holders() == {"new-tool"}
+
+    token_of("later-tool", age=dt.timedelta(days=91))
+    embedded.sweep()  # the next round, a minute on: not due yet
+    assert holders() == {"new-tool", "later-tool"}
+
+    a_day_on = embedded.time.monotonic() + 86_400
+    monkeypatch.setattr(embedded.time, "monotonic", lambda: a_day_on)
+    embedded.sweep()
+    assert holders() == {"new-tool"}
+
+
+_names = itertools.count()
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_a_backlog_is_deleted_in_batches_and_a_run_past_its_budget_leaves_the_rest() -> None:
+    for _ in range(5):
+        token_of(f"old-{next(_names)}", age=dt.timedelta(days=400))
+    token_of("new-tool", age=dt.timedelta(days=1))
+
+    # A budget spent at once: the first batch, then the next run goes on.
+    assert tokens.clear_expired(batch_size=2, budget_seconds=0) == (2, False)
+    assert len(holders()) == 4
+    assert tokens.clear_expired(batch_size=2) == (3, True)
+    assert holders() == {"new-tool"}
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_a_run_cut_off_by_the_time_limit_keeps_what_it_deleted(monkeypatch: pytest.MonkeyPatch) -> None:
+    for _ in range(3):
+        token_of(f"old-{next(_names)}", age=dt.timedelta(days=400))
+
+    class CutOff(Exception):
+        pass
+
+    delete = QuerySet.delete
+    calls = itertools.count()
+
+    def cut_off_second(self: QuerySet[Any]) -> Any:
+        if next(calls) == 1:
+            raise CutOff
+        return delete(self)
+
+    monkeypatch.setattr(QuerySet, "delete", cut_off_second)
+    assert tokens.clear_expired(batch_size=2, cut_off_by=(CutOff,)) == (2, False)
+    assert len(holders()) == 1
