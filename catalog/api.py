@@ -34,7 +34,7 @@ from catalog.models import (
     validate_phone,
     validate_username_not_dots,
 )
-from core.api import ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
+from core.api import ComposedTextSerializer, ConcurrentWritesMixin, CreatedLocationMixin, CursorPagination
 from core.filters import BooleanFilter, FilterBackend, FilterSet, SearchFilter
 from core.permissions import ModelPermissions
 from core.reads import RowReadMixin, datetime_formatter, url_maker
@@ -164,7 +164,7 @@ class UsernameFree:
         username_clash_check(value, person_pk=getattr(person, "pk", None))
 
 
-class PersonSerializer(serializers.ModelSerializer[Person]):
+class PersonSerializer(ComposedTextSerializer, serializers.ModelSerializer[Person]):
     # The username is part of the person's page URL, so no "/" or spaces.
     username = UsernameField(
         max_length=150,
@@ -300,7 +300,7 @@ class WeightFieldSchema(OpenApiSerializerFieldExtension):
         }
 
 
-class ProductSerializer(serializers.ModelSerializer[Product]):
+class ProductSerializer(ComposedTextSerializer, serializers.ModelSerializer[Product]):
     weight = WeightField()
     image = ImageSummarySerializer(read_only=True, allow_null=True)
     url = serializers.SerializerMethodField(
@@ -474,7 +474,7 @@ class ProductIdField(serializers.PrimaryKeyRelatedField[Product]):
         return super().to_internal_value(data)
 
 
-class FeedbackSerializer(serializers.ModelSerializer[Feedback]):
+class FeedbackSerializer(ComposedTextSerializer, serializers.ModelSerializer[Feedback]):
     serializer_field_mapping = {
         **serializers.ModelSerializer.serializer_field_mapping,
         models.TextField: ReviewTextField,

@@ -28,7 +28,7 @@ from rest_framework.views import APIView
 from catalog import selectors, services
 from catalog.api import ReviewDateField, ReviewTextField, WeightField
 from catalog.models import Feedback, validate_not_future
-from core.api import FileField
+from core.api import ComposedText, FileField
 from core.authentication import TokenAuthentication
 from core.net import UNTRUSTED_PROXY, client_in_networks, through_untrusted_proxy
 from core.parsers import FormParser, JSONParser, MultiPartParser
@@ -62,14 +62,19 @@ class LineField(serializers.CharField):
         return super().run_validation(data)
 
 
-class ReviewTextLineField(LineField, ReviewTextField):
+class TextLineField(ComposedText, LineField):
+    """A line of text the model stores composed, composed before its checks
+    (``ComposedText``); a file's name is a ``LineField``, kept as sent."""
+
+
+class ReviewTextLineField(ComposedText, LineField, ReviewTextField):
     pass
 
 
 class LabFeedbackSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
-    title = LineField(max_length=100, allow_blank=True, required=False, default="")
-    name = LineField(max_length=100, allow_blank=True, required=False, default="")
+    title = TextLineField(max_length=100, allow_blank=True, required=False, default="")
+    name = TextLineField(max_length=100, allow_blank=True, required=False, default="")
     date = TrimmedDateField(validators=[validate_not_future])
     feedback = ReviewTextLineField(
         source="text", max_length=5000, allow_blank=True, required=False, default=""
@@ -78,9 +83,9 @@ class LabFeedbackSerializer(serializers.Serializer[Any]):
 
 class LabFruitSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField(read_only=True)
-    name = LineField(max_length=200)
+    name = TextLineField(max_length=200)
     weight = WeightField()
-    description = LineField(allow_blank=True, required=False, default="")
+    description = TextLineField(allow_blank=True, required=False, default="")
     image_name = LineField(max_length=255, allow_blank=True, required=False, default="")
 
 

@@ -31,6 +31,7 @@ from core import multipart
 from core.authentication import set_aside_session
 from core.errors import RETRY_AFTER_SECONDS
 from core.quoting import quoted
+from core.validation import composed
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -481,3 +482,49 @@ class FileField(serializers.FileField):
         if sent is not None:
             self.fail("unusable_name", message=multipart.unusable_name_message(sent))
         return super().to_internal_value(data)
+
+
+class ComposedText:
+    """Serializer field mixin: the text sent, composed (``composed``) as the
+    model stores it, before the field's checks. Its length is counted as
+    stored: "é" sent decomposed is two characters, and a name that fits its
+    column composed was refused as too long, while the imports, which
+    compose first, took it."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        value = super().to_internal_value(data)  # type: ignore[misc]
+        return composed(value) if isinstance(value, str) else value
+
+
+class ComposedCharField(ComposedText, serializers.CharField):
+    """Text of a field the model stores composed, in a serializer of no model."""
+
+
+# Each field class's composing one, made once.
+_COMPOSING: dict[type[Any], type[Any]] = {}
+
+
+def composed_field_class(field_class: type[Any]) -> type[Any]:
+    """``field_class`` (a text field, or an email one) that composes the text
+    it is sent."""
+    if issubclass(field_class, ComposedText):
+        return field_class
+    if field_class not in _COMPOSING:
+        _COMPOSING[field_class] = type(f"Composed{field_class.__name__}", (ComposedText, field_class), {})
+    return _COMPOSING[field_class]
+
+
+# ModelSerializer mixin: the fields it makes of the text its model stores
+# composed (``TextComposed.composed_fields``) compose it before their
+# checks, as the model would after them. Said here, not in a docstring,
+# which the schema would take for each serializer's description.
+class ComposedTextSerializer:
+    Meta: Any
+
+    def build_standard_field(self, field_name: str, model_field: Any) -> tuple[type[Any], dict[str, Any]]:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)  # type: ignore[misc]
+        if field_name in getattr(self.Meta.model, "composed_fields", ()) and issubclass(
+            field_class, serializers.CharField
+        ):
+            field_class = composed_field_class(field_class)
+        return field_class, kwargs

@@ -22,7 +22,7 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api import CreatedLocationMixin, FileField, may_view
+from core.api import ComposedCharField, CreatedLocationMixin, FileField, may_view
 from core.filters import FilterSet
 from core.limits import RequestTooLarge
 from core.parsers import FormParser, JSONParser, MultiPartParser
@@ -249,8 +249,9 @@ class ImageSerializer(ImageSummarySerializer):
 
 
 def _optional_text(max_length: int) -> serializers.CharField:
-    """A text of an upload, checked by the rules of the image's field."""
-    return serializers.CharField(
+    """A text of an upload, checked by the rules of the image's field, and
+    composed first, as the image stores it."""
+    return ComposedCharField(
         max_length=max_length,
         required=False,
         allow_blank=True,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 import unicodedata
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -310,3 +311,80 @@ def test_a_file_name_kept_decomposed_is_found_by_a_search_in_either_form(
         page = admin_client.get("/admin/catalog/product/", {"q": typed}).content.decode()
         assert "Coffee" in page, typed
         assert "Tea" not in page, typed
+
+
+# --- Lengths, counted composed ------------------------------------------------
+
+LONG_FEEDBACK = {"title": "Good", "name": "Ann", "date": "2024-05-01", "text": "Fine."}
+
+
+def accented(length: int) -> str:
+    """``length`` accented letters sent decomposed: twice as many characters
+    as the text stored."""
+    return nfd("\u00e9" * length)
+
+
+def field_limit(limit: int) -> str:
+    """DRF's words for a field's ``max_length``."""
+    return f"Ensure this field has no more than {limit} characters."
+
+
+def value_limit(limit: int) -> str:
+    """Django's, for a text one character over it: a form's field, or the
+    model's own validator (a review's text), which the API runs too."""
+    return f"Ensure this value has at most {limit} characters (it has {limit + 1})."
+
+
+# Each text field with a limit, the model it is stored in, the limit and
+# its refusal: every path counts a text as it is stored, composed.
+API_LIMITS = [
+    (PEOPLE, Person, {"username": "jm", "name": "Ann"}, "name", 200, field_limit),
+    (PEOPLE, Person, {"username": "jm", "name": "Ann"}, "department", 100, field_limit),
+    (PEOPLE, Person, {"username": "jm", "name": "Ann"}, "role", 100, field_limit),
+    (PEOPLE, Person, {"name": "Ann"}, "username", 150, field_limit),
+    (PRODUCTS, Product, {"name": "Pear", "weight": 5}, "name", 200, field_limit),
+    (FEEDBACK, Feedback, LONG_FEEDBACK, "title", 100, field_limit),
+    (FEEDBACK, Feedback, LONG_FEEDBACK, "name", 100, field_limit),
+    (FEEDBACK, Feedback, LONG_FEEDBACK, "text", 5000, value_limit),
+]
+
+
+@pytest.mark.parametrize(("address", "model", "body", "field", "limit", "refusal"), API_LIMITS)
+def test_the_api_counts_a_decomposed_text_as_long_as_it_is_stored(
+    staff: APIClient,
+    address: str,
+    model: type[Person],
+    body: dict[str, object],
+    field: str,
+    limit: int,
+    refusal: Callable[[int], str],
+) -> None:
+    over = staff.post(address, {**body, field: accented(limit + 1)}, format="json")
+    assert over.status_code == 400
+    assert over.json() == {field: [refusal(limit)]}
+    assert not model.objects.exists()
+
+    response = staff.post(address, {**body, field: accented(limit)}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert getattr(model.objects.get(), field) == "\u00e9" * limit
+
+
+@pytest.mark.parametrize(("address", "body", "field", "limit"), [
+    ("/feedback/", {**LONG_FEEDBACK, "feedback": "Fine."}, "title", 100),
+    ("/feedback/", {**LONG_FEEDBACK, "feedback": "Fine."}, "name", 100),
+    ("/feedback/", {**LONG_FEEDBACK, "feedback": "Fine."}, "feedback", 5000),
+    ("/fruits/", {"name": "Pear", "weight": 5}, "name", 200),
+])  # fmt: skip
+def test_the_course_endpoints_count_a_decomposed_text_as_long_as_it_is_stored(
+    client: Client, address: str, body: dict[str, object], field: str, limit: int
+) -> None:
+    over = client.post(address, {**body, field: accented(limit + 1)}, content_type="application/json")
+    assert over.status_code == 400
+    assert over.json() == {field: [field_limit(limit)]}
+
+    response = client.post(address, {**body, field: accented(limit)}, content_type="application/json")
+
+    assert response.status_code == 201, response.json()
+    row = Feedback.objects.get() if address == "/feedback/" else Product.objects.get()
+    assert getattr(row, "text" if field == "feedback" else field) == "\u00e9" * limit

@@ -226,3 +226,37 @@ def test_a_patch_sending_back_the_text_as_it_was_uploaded_decomposed_changes_the
     assert response.status_code == 202, response.json()
     image.refresh_from_db()
     assert (image.focal_x, image.focal_y, image.title) == (0.2, 0.3, TITLE)
+
+
+# --- Lengths, counted composed ------------------------------------------------
+
+LIMITS = [("title", 200), ("alt", 300)]
+
+
+def accented(length: int) -> str:
+    """``length`` accented letters sent decomposed: twice as many characters
+    as the text stored."""
+    return nfd("\u00e9" * length)
+
+
+@pytest.mark.parametrize(("field", "limit"), LIMITS)
+def test_an_upload_through_the_api_counts_a_decomposed_text_as_long_as_it_is_stored(
+    token_client: APIClient, field: str, limit: int
+) -> None:
+    over = token_client.post(
+        API,
+        {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), field: accented(limit + 1)},
+        format="multipart",
+    )
+    assert over.status_code == 400
+    assert over.json() == {field: [f"Ensure this field has no more than {limit} characters."]}
+    assert not Image.objects.exists()
+
+    response = token_client.post(
+        API,
+        {"file": SimpleUploadedFile("pear.jpg", corpus.jpeg()), field: accented(limit)},
+        format="multipart",
+    )
+
+    assert response.status_code == 201, response.json()
+    assert getattr(Image.objects.get(), field) == "\u00e9" * limit
