@@ -34,6 +34,7 @@ from core.admin_export import ExportSelectionMixin, StreamedExportMixin
 from core.admin_filters import KnownValuesFilter, TypedValuesFilter
 from core.admin_import import ABSENT, BatchedModelResource, ImportPreviewMixin, dataset_of_rows
 from core.admin_limits import DateHierarchyMixin, FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
+from core.forms import ComposedCharField, ComposedTextForm
 from core.imports import ImportExpired
 from core.quoting import quoted
 from core.validation import unstorable
@@ -286,8 +287,14 @@ def _check_chosen_image(form: forms.ModelForm[Any], field: str) -> None:
             form.add_error(None, exc)
 
 
-class PersonForm(forms.ModelForm[Person]):
+class PersonForm(ComposedTextForm, forms.ModelForm[Person]):
     phone = PhoneFormField(required=False)
+
+    class Meta:
+        # The username is kept composed by the model's own check
+        # (``normal_username``), not among its ``composed_fields``: composed
+        # here too, before its length is counted.
+        field_classes = {"username": ComposedCharField}
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -433,7 +440,7 @@ class WeightFormField(forms.IntegerField):
             raise forms.ValidationError(f"The {exc}.", code="invalid") from exc
 
 
-class ProductForm(forms.ModelForm[Product]):
+class ProductForm(ComposedTextForm, forms.ModelForm[Product]):
     weight = WeightFormField()
 
     def clean(self) -> dict[str, Any]:
@@ -575,6 +582,10 @@ class ReviewDateListFilter(admin.DateFieldListFilter):
         return super().queryset(request, queryset)
 
 
+class FeedbackAdminForm(ComposedTextForm, forms.ModelForm[Feedback]):
+    """A review as the admin changes it, its text composed before its checks."""
+
+
 @admin.register(Feedback)
 class FeedbackAdmin(
     DateHierarchyMixin,
@@ -589,6 +600,7 @@ class FeedbackAdmin(
     ExportActionMixin,
     admin.ModelAdmin[Feedback],
 ):
+    form = FeedbackAdminForm
     resource_classes = [FeedbackResource]
     list_display = ["review", "name", "date", "rating", "status", "source", "product"]
     list_filter = ["status", "source", ("rating", RatingFilter), ("date", ReviewDateListFilter), "is_demo"]

@@ -10,6 +10,7 @@ from django.utils import timezone
 from catalog import formats, selectors
 from catalog.models import Feedback, Product
 from catalog.services import PRODUCT_GONE_MESSAGE
+from core.forms import ComposedTextForm
 
 
 class ReviewDateFormField(forms.DateField):
@@ -49,7 +50,7 @@ class HoneypotField(forms.Field):
         return bool(str(value or "").strip())
 
 
-class FeedbackForm(forms.ModelForm[Feedback]):
+class FeedbackForm(ComposedTextForm, forms.ModelForm[Feedback]):
     website = HoneypotField(label="Leave this empty")
     date = ReviewDateFormField(
         required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Defaults to today."

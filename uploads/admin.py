@@ -23,6 +23,7 @@ from core.admin_delete import CountedDeleteMixin
 from core.admin_filters import KnownValuesFilter
 from core.admin_limits import FilterLimitMixin, IndexOrderedMixin, SearchLimitMixin
 from core.errors import error_response
+from core.forms import ComposedCharField, ComposedTextForm
 from core.limits import accepts_files
 from core.validation import validate_text
 from uploads import ondemand, processing, selectors, services, storage
@@ -92,8 +93,8 @@ class ImageUploadForm(forms.Form):
     )
     preset = forms.ChoiceField(choices=[])
     # Refused on their fields, as the change form refuses them, not on each file.
-    title = forms.CharField(max_length=200, required=False, validators=[validate_text])
-    alt = forms.CharField(max_length=300, required=False, label="Alt text", validators=[validate_text])
+    title = ComposedCharField(max_length=200, required=False, validators=[validate_text])
+    alt = ComposedCharField(max_length=300, required=False, label="Alt text", validators=[validate_text])
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -105,7 +106,7 @@ class ImageUploadForm(forms.Form):
 FOCAL_FIELDS = ("focal_x", "focal_y", "focal_radius")
 
 
-class ImageChangeForm(forms.ModelForm[Image]):
+class ImageChangeForm(ComposedTextForm, forms.ModelForm[Image]):
     """Title, alt text and the focal point; the editor fills the point's
     fields when staff click on the picture."""
 

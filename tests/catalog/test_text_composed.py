@@ -388,3 +388,68 @@ def test_the_course_endpoints_count_a_decomposed_text_as_long_as_it_is_stored(
     assert response.status_code == 201, response.json()
     row = Feedback.objects.get() if address == "/feedback/" else Product.objects.get()
     assert getattr(row, "text" if field == "feedback" else field) == "\u00e9" * limit
+
+
+@pytest.mark.parametrize(("field", "limit"), [("title", 100), ("name", 100), ("text", 5000)])
+def test_the_review_form_counts_a_decomposed_text_as_long_as_it_is_stored(
+    client: Client, field: str, limit: int
+) -> None:
+    form = {"title": "Good", "name": "Ann", "rating": "4", "text": "Fine.", "website": ""}
+    over = client.post(reverse("catalog:review-submit"), {**form, field: accented(limit + 1)})
+    assert over.status_code == 400
+    assert over.context["form"].errors == {field: [value_limit(limit)]}
+    assert not Feedback.objects.exists()
+
+    response = client.post(reverse("catalog:review-submit"), {**form, field: accented(limit)})
+
+    assert response.status_code == 302
+    assert getattr(Feedback.objects.get(), field) == "\u00e9" * limit
+
+
+PERSON_FORM = {"name": "Ann", "username": "ann", "email": "", "phone": "", "department": "", "role": ""}
+PRODUCT_FORM = {"name": "Pear", "weight": "5", "description": "", "image_name": "", "image": ""}
+REVIEW_FORM = {
+    "title": "Good",
+    "name": "Ann",
+    "date": "2024-05-01",
+    "text": "Fine.",
+    "rating": "",
+    "product": "",
+}
+
+ADMIN_LIMITS = [
+    ("person", PersonFactory, PERSON_FORM, "name", 200),
+    ("person", PersonFactory, PERSON_FORM, "department", 100),
+    ("person", PersonFactory, PERSON_FORM, "role", 100),
+    ("person", PersonFactory, PERSON_FORM, "username", 150),
+    ("product", ProductFactory, PRODUCT_FORM, "name", 200),
+    ("feedback", FeedbackFactory, {**REVIEW_FORM, "status": "published"}, "title", 100),
+    ("feedback", FeedbackFactory, {**REVIEW_FORM, "status": "published"}, "name", 100),
+    ("feedback", FeedbackFactory, {**REVIEW_FORM, "status": "published"}, "text", 5000),
+]
+
+
+@pytest.mark.parametrize(("model", "factory", "form", "field", "limit"), ADMIN_LIMITS)
+def test_the_admin_s_change_form_counts_a_decomposed_text_as_long_as_it_is_stored(
+    admin_client: Client,
+    model: str,
+    factory: type[PersonFactory],
+    form: dict[str, str],
+    field: str,
+    limit: int,
+) -> None:
+    row = factory()
+    address = f"/admin/catalog/{model}/{row.pk}/change/"
+    before = getattr(row, field)
+
+    over = admin_client.post(address, {**form, field: accented(limit + 1)})
+    assert over.status_code == 200
+    assert over.context["adminform"].form.errors == {field: [value_limit(limit)]}
+    row.refresh_from_db()
+    assert getattr(row, field) == before
+
+    response = admin_client.post(address, {**form, field: accented(limit)})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    row.refresh_from_db()
+    assert getattr(row, field) == "\u00e9" * limit

@@ -260,3 +260,53 @@ def test_an_upload_through_the_api_counts_a_decomposed_text_as_long_as_it_is_sto
 
     assert response.status_code == 201, response.json()
     assert getattr(Image.objects.get(), field) == "\u00e9" * limit
+
+
+@pytest.mark.parametrize(("field", "limit"), LIMITS)
+def test_an_upload_in_the_admin_counts_a_decomposed_text_as_long_as_it_is_stored(
+    admin_client: Client, field: str, limit: int
+) -> None:
+    over = admin_client.post(
+        ADMIN_UPLOAD,
+        {
+            "files": [SimpleUploadedFile("pear.jpg", corpus.jpeg())],
+            "preset": "web",
+            field: accented(limit + 1),
+        },
+    )
+    assert over.status_code == 400
+    assert over.context["form"].errors == {
+        field: [f"Ensure this value has at most {limit} characters (it has {limit + 1})."]
+    }
+    assert not Image.objects.exists()
+
+    response = admin_client.post(
+        ADMIN_UPLOAD,
+        {"files": [SimpleUploadedFile("pear.jpg", corpus.jpeg())], "preset": "web", field: accented(limit)},
+    )
+
+    assert response.status_code == 302
+    assert getattr(Image.objects.get(), field) == "\u00e9" * limit
+
+
+@pytest.mark.parametrize(("field", "limit"), LIMITS)
+def test_a_change_in_the_admin_counts_a_decomposed_text_as_long_as_it_is_stored(
+    admin_client: Client, field: str, limit: int
+) -> None:
+    image = ImageFactory(title="Pears", alt="Ripe pears", processed=False)
+    address = f"/admin/uploads/image/{image.pk}/change/"
+    form = change_form(admin_client, image)
+
+    over = admin_client.post(address, {**form, field: accented(limit + 1)})
+    assert over.status_code == 200
+    assert over.context["adminform"].form.errors == {
+        field: [f"Ensure this value has at most {limit} characters (it has {limit + 1})."]
+    }
+    image.refresh_from_db()
+    assert (image.title, image.alt) == ("Pears", "Ripe pears")
+
+    response = admin_client.post(address, {**form, field: accented(limit)})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    image.refresh_from_db()
+    assert getattr(image, field) == "\u00e9" * limit
