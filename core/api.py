@@ -435,6 +435,8 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         limits = " and ".join(context["request"].throttled_limits)
         wait = getattr(exc, "wait", None)
         exc = exceptions.Throttled(wait, detail=f"Too many requests from this client: the limit is {limits}.")
+    elif isinstance(exc, exceptions.UnsupportedMediaType) and "request" in context:
+        exc = _unsupported_media_type(context["request"])
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied()
     elif (
@@ -452,6 +454,19 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         # A dependency away: when to try again, as the middleware's 503s say.
         response.headers.setdefault("Retry-After", str(RETRY_AFTER_SECONDS))
     return response
+
+
+def _unsupported_media_type(request: Request) -> exceptions.UnsupportedMediaType:
+    """A 415 naming the content types the view reads, not only the one sent:
+    a script posting ``data=json.dumps(...)`` sends none, and DRF's
+    'Unsupported media type "" in request.' left it to guess what would do."""
+    sent = request.content_type.split(";", 1)[0].strip()
+    what = f"the content type {quoted(sent)}" if sent else "no Content-Type"
+    accepted = list(dict.fromkeys(parser.media_type for parser in request.parsers or ()))
+    choice = " or ".join([", ".join(accepted[:-1]), accepted[-1]] if len(accepted) > 1 else accepted)
+    return exceptions.UnsupportedMediaType(
+        sent, detail=f"The body was sent with {what}; send it as {choice}."
+    )
 
 
 class FileField(serializers.FileField):

@@ -134,6 +134,34 @@ def test_bad_feedback_gets_400_with_drf_style_messages(
     assert Feedback.objects.count() == 0
 
 
+@pytest.mark.parametrize(
+    ("content_type", "sent"), [("", "no Content-Type"), ("text/plain", "the content type 'text/plain'")]
+)
+def test_a_body_of_a_type_not_read_gets_415_naming_the_types_that_are(
+    client: Client, content_type: str, sent: str
+) -> None:
+    """A script posting ``data=json.dumps(review)`` sends no content type:
+    the answer says which would do, not only that this one does not."""
+    response = client.generic("POST", "/feedback/", json.dumps(REVIEW).encode(), content_type=content_type)
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": f"The body was sent with {sent}; send it as application/json, "
+        "application/x-www-form-urlencoded or multipart/form-data."
+    }
+    assert not Feedback.objects.exists()
+
+
+def test_an_upload_of_a_type_not_read_gets_415_naming_the_types_that_are(client: Client) -> None:
+    response = client.post("/upload/", {"file": "aGVsbG8="}, content_type="application/json")
+
+    assert response.status_code == 415
+    assert response.json() == {
+        "detail": "The body was sent with the content type 'application/json'; send it as "
+        "multipart/form-data or application/x-www-form-urlencoded."
+    }
+
+
 def test_a_missing_date_gets_400(client: Client) -> None:
     data = {k: v for k, v in REVIEW.items() if k != "date"}
     response = client.post("/feedback/", data, content_type="application/json")
