@@ -31,7 +31,7 @@ from core import multipart
 from core.authentication import set_aside_session
 from core.errors import RETRY_AFTER_SECONDS
 from core.quoting import quoted
-from core.validation import composed
+from core.validation import composed, composing
 
 if TYPE_CHECKING:
     from rest_framework.views import APIView
@@ -515,20 +515,6 @@ class ComposedCharField(ComposedText, serializers.CharField):
     """Text of a field the model stores composed, in a serializer of no model."""
 
 
-# Each field class's composing one, made once.
-_COMPOSING: dict[type[Any], type[Any]] = {}
-
-
-def composed_field_class(field_class: type[Any]) -> type[Any]:
-    """``field_class`` (a text field, or an email one) that composes the text
-    it is sent."""
-    if issubclass(field_class, ComposedText):
-        return field_class
-    if field_class not in _COMPOSING:
-        _COMPOSING[field_class] = type(f"Composed{field_class.__name__}", (ComposedText, field_class), {})
-    return _COMPOSING[field_class]
-
-
 # ModelSerializer mixin: the fields it makes of the text its model stores
 # composed (``TextComposed.composed_fields``) compose it before their
 # checks, as the model would after them. Said here, not in a docstring,
@@ -541,5 +527,5 @@ class ComposedTextSerializer:
         if field_name in getattr(self.Meta.model, "composed_fields", ()) and issubclass(
             field_class, serializers.CharField
         ):
-            field_class = composed_field_class(field_class)
+            field_class = composing(ComposedText, field_class)
         return field_class, kwargs

@@ -6,7 +6,7 @@ from typing import Any
 
 from django import forms
 
-from core.validation import composed
+from core.validation import composed, composing
 
 
 class ComposedText:
@@ -23,20 +23,6 @@ class ComposedText:
 
 class ComposedCharField(ComposedText, forms.CharField):
     """Text of a field the model stores composed, in a form of no model."""
-
-
-# Each field class's composing one, made once.
-_COMPOSING: dict[type[Any], type[Any]] = {}
-
-
-def composed_field_class(field_class: type[Any]) -> type[Any]:
-    """``field_class`` (a text field, or an email one) that composes the text
-    it is given."""
-    if issubclass(field_class, ComposedText):
-        return field_class
-    if field_class not in _COMPOSING:
-        _COMPOSING[field_class] = type(f"Composed{field_class.__name__}", (ComposedText, field_class), {})
-    return _COMPOSING[field_class]
 
 
 class ComposedTextForm:
@@ -56,4 +42,4 @@ class ComposedTextForm:
             field = self.fields.get(name)
             if isinstance(field, forms.CharField):
                 # Each form holds its own copy of its fields.
-                field.__class__ = composed_field_class(type(field))
+                field.__class__ = composing(ComposedText, type(field))

@@ -103,6 +103,20 @@ def composed(value: str) -> str:
     return unicodedata.normalize("NFC", value)
 
 
+_COMPOSING: dict[tuple[type[Any], type[Any]], type[Any]] = {}
+
+
+def composing(mixin: type[Any], field_class: type[Any]) -> type[Any]:
+    """``field_class`` with ``mixin``, a form's or a serializer's field
+    mixin that composes the text it is given, before it: one class for each
+    field class, made once."""
+    if issubclass(field_class, mixin):
+        return field_class
+    if (mixin, field_class) not in _COMPOSING:
+        _COMPOSING[mixin, field_class] = type(f"Composed{field_class.__name__}", (mixin, field_class), {})
+    return _COMPOSING[mixin, field_class]
+
+
 class TextComposed:
     """Model mixin: ``clean_fields()`` stores the text of the fields named
     in ``composed_fields`` composed (``composed``), before the fields'
