@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import csv
 import io
 import json
 import unicodedata
@@ -196,7 +195,7 @@ class PeopleTableFormat(PeopleTextFormat):
         # A cell the export marked as text for a spreadsheet is read as it
         # was stored, as import_people reads it.
         dataset = tablib.Dataset()
-        for number, row in enumerate(csv.reader(io.StringIO(text), delimiter=delimiter)):
+        for number, (_, row) in enumerate(formats.table_records(io.StringIO(text), delimiter=delimiter)):
             if number == 0:
                 dataset.headers = row
             elif row:

@@ -648,7 +648,7 @@ def people_rows(chunks: Iterable[bytes], fmt: str) -> Iterator[dict[str, Any]]:
 
     try:
         if fmt in ("csv", "tsv"):
-            yield from _csv_people(_lines(texts[0]), delimiter="\t" if fmt == "tsv" else ",")
+            yield from _csv_people(texts[0], delimiter="\t" if fmt == "tsv" else ",")
         elif fmt == "json":
             yield from _document_people(_json_rows(texts[0]), fmt)
         elif fmt == "yaml":
@@ -697,16 +697,10 @@ def too_many_rows(max_rows: int) -> FormatError:
 def table_rows_over(text: str, delimiter: str, max_rows: int) -> bool:
     """Whether a CSV or TSV file's text holds more than ``max_rows`` rows
     besides its header (blank lines aside, as tablib reads it), found by
-    reading no more than one past them. A file the reading cannot take (a
-    field over ``csv.field_size_limit()``) is refused as ``import_people``
-    refuses it: the table's own reading named no more than the exception."""
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-    records = (row for row in reader if row)
-    try:
-        return sum(1 for _ in itertools.islice(records, max_rows + 2)) > max_rows + 1
-    except csv.Error as exc:
-        kind = "TSV" if delimiter == "\t" else "CSV"
-        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
+    reading no more than one past them. A file the reading cannot take is
+    refused as ``import_people`` refuses it (``table_records``)."""
+    records = (cells for _, cells in table_records(io.StringIO(text), delimiter=delimiter) if cells)
+    return sum(1 for _ in itertools.islice(records, max_rows + 2)) > max_rows + 1
 
 
 def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
@@ -740,20 +734,138 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
     return person
 
 
-def _lines(text: Iterable[str]) -> Iterator[str]:
-    """The lines of text that comes in pieces, each with its LF."""
-    pending: list[str] = []  # a line in pieces: joined once, however many
-    for piece in text:
-        *lines, rest = piece.split("\n")
-        if lines:
-            lines[0] = "".join([*pending, lines[0]])
-            pending = []
-            for line in lines:
-                yield line + "\n"
+# The most characters a row of a CSV or TSV file may hold, its line break
+# aside (a quoted field across lines counts with its row): the longest row of
+# people is a few hundred; Python's reader alone takes a field of 131,072
+# and a row of any length, gathered whole before it is refused.
+TABLE_ROW_MAX_CHARS = 1024 * 1024
+# Past this, a field is refused as its row is: by length, before the reader.
+csv.field_size_limit(max(csv.field_size_limit(), TABLE_ROW_MAX_CHARS + 1))
+_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')
+
+
+class _TableLines:
+    """The lines of a table's text that comes in pieces, each with its LF,
+    for ``csv.reader``: counted as the file's lines, and those of a row
+    kept until the next row starts (``start``). A row longer than
+    ``TABLE_ROW_MAX_CHARS`` is refused as soon as it is found to be, a
+    line of it not gathered past them (a file of one 200 MB line)."""
+
+    def __init__(self, text: Iterable[str], kind: str, delimiter: str) -> None:
+        self._pieces = iter(text)
+        self._ready: collections.deque[str] = collections.deque()
+        self._pending: list[str] = []  # a line in pieces: joined once, however many
+        self._pending_chars = 0
+        self._ended = False
+        self.kind, self.delimiter = kind, delimiter
+        self.number = 0  # the file's line last given to the reader
+        self.row_start = 1
+        self.row: list[str] = []
+        self._row_chars = 0
+
+    def start(self) -> None:
+        """A row starts with the next line."""
+        self.row_start, self.row, self._row_chars = self.number + 1, [], 0
+
+    def __iter__(self) -> Iterator[str]:
+        return self
+
+    def __next__(self) -> str:
+        while not self._ready and not self._ended:
+            self._read()
+        if not self._ready:
+            raise StopIteration
+        line = self._ready.popleft()
+        self.number += 1
+        self.row.append(line)
+        self._row_chars += len(line)
+        if self._row_chars - line.endswith("\n") > TABLE_ROW_MAX_CHARS:
+            raise self.too_long()
+        return line
+
+    def _read(self) -> None:
+        piece = next(self._pieces, None)
+        if piece is None:
+            self._ended = True
+            if self._pending:
+                self._ready.append("".join(self._pending))
+            return
+        *whole, rest = piece.split("\n")
+        if whole:
+            whole[0] = "".join([*self._pending, whole[0]])
+            self._ready.extend(line + "\n" for line in whole)
+            self._pending, self._pending_chars = [], 0
         if rest:
-            pending.append(rest)
-    if pending:
-        yield "".join(pending)
+            self._pending.append(rest)
+            self._pending_chars += len(rest)
+            if self._pending_chars > TABLE_ROW_MAX_CHARS:
+                # Longer than any row may be: read no further; its row is refused.
+                self._ready.append("".join(self._pending)[: TABLE_ROW_MAX_CHARS + 1])
+                self._pending, self._ended = [], True
+
+    def error(self, line: int, message: str) -> FormatError:
+        return FormatError(f"not valid {self.kind} (line {line}): {message}")
+
+    def quote_opened(self) -> int | None:
+        """The line of the quote that opens the field the row's lines so far
+        leave open, if one does."""
+        text, at = "".join(self.row), 0
+        while at < len(text):
+            if text[at] == '"':
+                quoted = _QUOTED.match(text, at)
+                if quoted is None:
+                    return self.row_start + text.count("\n", 0, at)
+                at = quoted.end()
+            ends = [i for i in (text.find(self.delimiter, at), text.find("\n", at)) if i >= 0]
+            at = min(ends, default=len(text)) + 1
+        return None
+
+    def too_long(self) -> FormatError:
+        message = f"the row is longer than {TABLE_ROW_MAX_CHARS:,} characters, the most a row may hold"
+        opened = self.quote_opened()
+        if opened is not None:
+            where = "there" if opened == self.row_start else f"on line {opened}"
+            message += f"; the quoted field that opens {where} runs past it: is its closing quote missing?"
+        return self.error(self.row_start, message)
+
+    def not_read(self, exc: csv.Error) -> FormatError:
+        """The refusal of the fault ``csv.reader`` found in the row."""
+        opened = self.quote_opened()
+        if "unexpected end of data" in str(exc) and opened is not None:
+            return self.error(
+                opened,
+                "the quoted field that opens there is never closed, so the rest of the file would be "
+                'read as that field; close it (a quote within a quoted field is written twice: "")',
+            )
+        if "expected after" in str(exc):
+            return self.error(
+                self.number,
+                "text after the quote that closes a field; a quote within a quoted field is written "
+                'twice (""), and a field with a quote inside is quoted whole',
+            )
+        return self.error(self.number, str(exc))
+
+
+def table_records(text: Iterable[str], *, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """The rows of a CSV file's text (or with ``delimiter`` a tab, a TSV
+    file's), in pieces as they come, each with the line of the file it
+    starts on; a blank line is a row of no cells. Read strictly: a quote
+    never closed (which Python's reader takes as a field holding the rest of
+    the file), text after a closing quote (``"Ann"x``, read as ``Annx``) and
+    a row longer than ``TABLE_ROW_MAX_CHARS`` raise FormatError naming the
+    file's line where the fault is: counted as the file's lines, which a
+    quoted field across lines makes more than the rows."""
+    lines = _TableLines(text, "TSV" if delimiter == "\t" else "CSV", delimiter)
+    reader = csv.reader(lines, delimiter=delimiter, strict=True)
+    while True:
+        lines.start()
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise lines.not_read(exc) from exc
+        yield lines.row_start, cells
 
 
 def csv_header(name: str | None) -> str:
@@ -783,38 +895,39 @@ def check_table_header(text: str, delimiter: str) -> None:
     """That a CSV or TSV file's text names, on its first line, the columns
     every person needs, as ``import_people`` checks a CSV's: an empty file
     or a header that lacks one is refused in its words."""
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
-    try:
-        fieldnames = reader.fieldnames
-    except csv.Error as exc:
-        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
-    _check_header(fieldnames, kind)
+    first = next(table_records(io.StringIO(text), delimiter=delimiter), None)
+    _check_header(None if first is None else first[1], "TSV" if delimiter == "\t" else "CSV")
 
 
-def _csv_people(lines: Iterator[str], *, delimiter: str) -> Iterator[dict[str, Any]]:
+def _csv_people(text: Iterable[str], *, delimiter: str) -> Iterator[dict[str, Any]]:
     """The people of a CSV file, or with ``delimiter`` a tab, of a TSV file
-    (the admin's export offers both)."""
-    kind = "TSV" if delimiter == "\t" else "CSV"
-    reader = csv.DictReader(lines, delimiter=delimiter)
+    (the admin's export offers both): each row's cells by the header's
+    columns, a cell past them left out, one a short row lacks not given."""
+    records = table_records(text, delimiter=delimiter)
+    first = next(records, None)
+    header = [] if first is None else [csv_header(name) for name in first[1]]
+    _check_header(None if first is None else header, "TSV" if delimiter == "\t" else "CSV")
     fault: FormatError | None = None
-    try:
-        _check_header(reader.fieldnames, kind)
-        for number, row in enumerate(reader, start=1):
-            if fault is not None:
-                continue
-            try:
-                # A cell the admin's export marked as text for a spreadsheet: as it was stored.
-                cells = {csv_header(k): spreadsheets.read_text(v) for k, v in row.items()}
-                person = person_fields(cells, number)
-            except FormatError as exc:
-                # A fault of the CSV itself further on is told first, as
-                # when every row was read before any was checked.
-                fault = exc
-                continue
-            yield person
-    except csv.Error as exc:  # e.g. a field over csv.field_size_limit()
-        raise FormatError(f"not valid {kind} (line {reader.line_num}): {exc}") from exc
+    number = 0
+    for _, cells in records:
+        if not cells or fault is not None:
+            continue
+        number += 1
+        try:
+            # A cell the admin's export marked as text for a spreadsheet: as it was stored.
+            # A cell past the header's columns is left out; one a short row lacks is blank.
+            row = {
+                key: spreadsheets.read_text(value)
+                for key, value in itertools.zip_longest(header, cells)
+                if key is not None
+            }
+            person = person_fields(row, number)
+        except FormatError as exc:
+            # A fault of the CSV itself further on is told first, as
+            # when every row was read before any was checked.
+            fault = exc
+            continue
+        yield person
     if fault is not None:
         raise fault
 

@@ -349,6 +349,125 @@ def test_a_csv_without_username_column_is_refused() -> None:
         formats.parse_people(b"name,department\nAda,Eng\n", "csv")
 
 
+UNCLOSED = "the quoted field that opens there is never closed"
+AFTER_QUOTE = "text after the quote that closes a field"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        # Read leniently, the rest of the file was Ann's department.
+        (b'name,username,department\nAnn,ann,"Sales\nBob,bob,Ops\nCy,cy,Ops\n', f"(line 2): {UNCLOSED}"),
+        (b'name,username,department\n"Ann,ann,Sales\nBob,bob,Ops', f"(line 2): {UNCLOSED}"),
+        # Lines of a quoted field before it are counted as the file's lines.
+        (
+            b'name,username,department\nAnn,ann,"Sales\nEast"\nBob,bob,"Ops\nCy,cy,Ops\n',
+            f"(line 4): {UNCLOSED}",
+        ),
+        # Left open on the second line of a row, it is told there.
+        (
+            b'name,username,department,role\nAnn,ann,"Sales\nEast","Chef\nBob,bob,Ops,Cook\n',
+            f"(line 3): {UNCLOSED}",
+        ),
+        # Read leniently, "Ann"x was Annx.
+        (b'name,username\n"Ann"x,ann\n', f"(line 2): {AFTER_QUOTE}"),
+        (b'name,username,department\nAnn,ann,"Sales\nEast"\n"Bob" ,bob,Ops\n', f"(line 4): {AFTER_QUOTE}"),
+        (b'name,username,department\nAnn,ann,"Sales\n\nEast"x\n', f"(line 4): {AFTER_QUOTE}"),
+        (b'name,"user"name\nAnn,ann\n', f"(line 1): {AFTER_QUOTE}"),
+    ],
+    ids=[
+        "unclosed",
+        "unclosed-at-end",
+        "unclosed-after-lines",
+        "unclosed-in-a-row",
+        "after",
+        "after-lines",
+        "after-in-a-row",
+        "after-in-header",
+    ],
+)
+def test_a_csv_quote_that_does_not_end_its_field_is_refused_naming_the_files_line(
+    raw: bytes, reason: str
+) -> None:
+    with pytest.raises(formats.FormatError, match=f"^not valid CSV {re.escape(reason)}"):
+        formats.parse_people(raw, "csv")
+
+
+def test_a_tsv_quote_never_closed_is_refused_naming_tsv() -> None:
+    with pytest.raises(formats.FormatError, match=re.escape(f"not valid TSV (line 2): {UNCLOSED}")):
+        formats.parse_people(b'name\tusername\n"Ann\tann\nBob\tbob\n', "tsv")
+
+
+def test_quoted_fields_across_lines_and_quotes_written_twice_are_read() -> None:
+    raw = b'name,username,department\n"Ann ""The Chef""",ann,"Sales\n\nEast"\nBob,bob,\n'
+    assert [p["department"] for p in formats.parse_people(raw, "csv")] == ["Sales\n\nEast", ""]
+
+
+ROW_LIMIT = 1_048_576
+
+
+def test_a_csv_row_of_the_most_characters_a_row_holds_is_read() -> None:
+    name = "A" * (ROW_LIMIT - len(",ann"))  # past the 131,072 of Python's reader
+    (person,) = formats.parse_people(f"name,username\n{name},ann\n".encode(), "csv")
+    assert person["name"] == name
+
+
+@pytest.mark.parametrize(
+    ("row", "reason"),
+    [
+        (
+            "A" * (ROW_LIMIT - len(",ann") + 1) + ",ann",
+            "(line 3): the row is longer than 1,048,576 characters",
+        ),
+        # A quoted field across lines counts as its row, told where the row starts.
+        ('Ann,"' + ("x" * 1000 + "\n") * 1100 + '"', "(line 3): the row is longer than 1,048,576 characters"),
+    ],
+    ids=["one-line", "lines"],
+)
+def test_a_csv_row_longer_than_a_row_holds_is_refused_naming_the_limit_and_line(
+    row: str, reason: str
+) -> None:
+    raw = f"name,username\nBob,bob\n{row}\nCy,cy\n".encode()
+    with pytest.raises(formats.FormatError, match=f"^not valid CSV {re.escape(reason)}"):
+        formats.parse_people(raw, "csv")
+
+
+@pytest.mark.parametrize(
+    ("row", "where"),
+    [('Ann,"ann', "opens there"), ('Ann,"two\nlines","ann', "opens on line 4")],
+    ids=["on-its-line", "further-on"],
+)
+def test_a_quote_left_open_past_the_rows_limit_is_named_with_its_line(row: str, where: str) -> None:
+    raw = f"name,username\nBob,bob\n{row}\n".encode() + b"Cy,cy\n" * 200_000
+    with pytest.raises(formats.FormatError) as refused:
+        formats.parse_people(raw, "csv")
+    assert str(refused.value) == (
+        "not valid CSV (line 3): the row is longer than 1,048,576 characters, the most a row may hold; "
+        f"the quoted field that {where} runs past it: is its closing quote missing?"
+    )
+
+
+def test_a_huge_csv_line_is_refused_without_holding_it() -> None:
+    piece = b"x" * (256 * 1024)
+
+    def pieces() -> Iterator[bytes]:
+        yield b"name,username\n"
+        for _ in range(800):  # 200 MB on one line
+            yield piece
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(formats.FormatError) as refused:
+            list(formats.people_rows(pieces(), "csv"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value).startswith(
+        "not valid CSV (line 2): the row is longer than 1,048,576 characters"
+    )
+    assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
 def test_a_json_that_is_not_a_list_of_people_is_refused() -> None:
     with pytest.raises(formats.FormatError, match="list of people"):
         formats.parse_people(b'"just a string"', "json")
@@ -368,7 +487,11 @@ def _laughs(levels: int) -> bytes:
         (_laughs(9), "yaml", "person 1: name must be text, not list"),
         (b'[{"name": "Ada", "username": "ada", "phone": {"office": ["1", "2"]}}]', "json", "must be text"),
         (b"[" * 100_000 + b"]" * 100_000, "json", "nested too deep"),
-        (b"name,username\n" + b"x" * 200_000 + b",y\n", "csv", "field larger than field limit (131072)"),
+        (
+            b"name,username\n" + b"x" * 1_100_000 + b",y\n",
+            "csv",
+            "(line 2): the row is longer than 1,048,576 characters",
+        ),
     ],
     ids=["yaml-aliases", "nested-phone", "deep-json", "huge-csv-field"],
 )
@@ -423,9 +546,9 @@ def test_people_read_a_byte_at_a_time_are_those_read_whole(raw: bytes) -> None:
 
 
 def test_a_fault_of_the_csv_further_on_is_told_before_a_bad_row() -> None:
-    raw = b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 200_000 + b"\n"
+    raw = b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 1_100_000 + b"\n"
     with pytest.raises(
-        formats.FormatError, match=r"^not valid CSV \(line 2\): field larger than field limit"
+        formats.FormatError, match=r"^not valid CSV \(line 3\): the row is longer than 1,048,576 characters"
     ):
         list(formats.people_rows([raw[i : i + 1000] for i in range(0, len(raw), 1000)], "csv"))
 
