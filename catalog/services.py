@@ -1027,12 +1027,12 @@ def supplier_import(
     # By stem, the name of each photo delivered, imported or not: a product
     # whose photo was refused is still named by it, as when it was taken.
     photo_names: dict[str, str] = {}
-    listed = dropfolder.listing(directory / "descriptions")
+    listed = dropfolder.listing(directory / "descriptions", suffix=".txt", what="description")
     descriptions = listed.files
     summary.skipped_files += [(f"descriptions/{name}", reason) for name, reason in listed.skipped]
     summary.products.rejected += [(f"descriptions/{name}", reason) for name, reason in listed.rejected]
     # A file a description names by its stem was meant as that product's photo.
-    described = {file_stem(p.name) for p in descriptions if p.suffix.lower() == ".txt"}
+    described = {file_stem(p.name) for p in descriptions}
     listed = dropfolder.listing(directory / "images")
     summary.skipped_files += [(f"images/{name}", reason) for name, reason in listed.skipped]
     summary.images_rejected += [(f"images/{name}", reason) for name, reason in listed.rejected]
@@ -1070,9 +1070,6 @@ def supplier_import(
     # one product, which the second replaced unseen, each run again.
     described_by: dict[str, str] = {}
     for path in descriptions:
-        if path.suffix.lower() != ".txt":
-            summary.skipped_files.append((f"descriptions/{path.name}", "not a .txt description"))
-            continue
         stem = file_stem(path.name)
         first = described_by.setdefault(stem, path.name)
         if first != path.name:

@@ -9,8 +9,9 @@ followed only to a file of the same folder, since a link planted in a drop
 folder would otherwise publish any file the portal can read. Hidden files
 (``.DS_Store``, ``._photo.jpg``, an uploader's ``.photo.jpg.XXXXXX``) are
 passed over without a word, as ``ls`` does; every other file left out is
-named with the reason, either skipped (not meant for the import, or left for
-the next run) or rejected (meant for it and not taken: the run exits 2).
+named with the reason, either skipped (not meant for the import, such as a
+file of another suffix than the import reads, or left for the next run) or
+rejected (meant for it and not taken: the run exits 2).
 The wait cannot see a writer that goes on after the listing: the readers
 open a file as the listing found it, settled still, or not at all
 (``opened``), compare the file as they opened it with the file once read
@@ -85,10 +86,13 @@ def _kind(mode: int) -> str:
     return "a device"
 
 
-def listing(folder: Path, *, now: float | None = None) -> Listing:
+def listing(folder: Path, *, now: float | None = None, suffix: str = "", what: str = "") -> Listing:
     """What an import takes from ``folder`` (sorted by name), and what it
-    leaves out with the reason. An empty listing when there is no folder;
-    FolderUnreadable when it cannot be listed."""
+    leaves out with the reason. With ``suffix``, the files of that suffix
+    (in any case) alone: another file (``Thumbs.db``, ``notes.docx``) is
+    skipped as "not a .txt review" (``what`` being "review"). An empty
+    listing when there is no folder; FolderUnreadable when it cannot be
+    listed."""
     found = Listing()
     if not folder.is_dir():
         return found
@@ -127,6 +131,9 @@ def listing(folder: Path, *, now: float | None = None) -> Listing:
             continue
         if not stat.S_ISREG(info.st_mode):
             found.rejected.append((label, f"cannot be read: {_kind(info.st_mode)}, not a file"))
+            continue
+        if suffix and path.suffix.lower() != suffix:
+            found.skipped.append((label, f"not a {suffix} {what}"))
             continue
         age = now - info.st_mtime
         if settle and abs(age) < settle:

@@ -137,6 +137,55 @@ def test_import_supplier_takes_the_delivery_and_names_everything_else(tmp_path: 
     assert photo.original_name == "001.jpeg"
 
 
+def desk_litter(folder: Path) -> None:
+    """What a desktop and a hand leave beside the .txt files of a folder."""
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (folder / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1")
+    (folder / "notes.docx").write_bytes(b"PK\x03\x04")
+    (folder / "001.txt~").write_text("an editor's backup")
+    (folder / "old").mkdir()
+    (folder / "old" / "009.txt").write_text("not read")
+
+
+DESK_LITTER = [  # by name, as the folder is read
+    ("001.txt~", "a temporary file of an upload or an editor"),
+    ("Thumbs.db", "not a .txt {what}"),
+    ("notes.docx", "not a .txt {what}"),
+    ("old", "a folder (folders in it are not read)"),
+]
+
+
+@pytest.mark.django_db
+def test_import_feedback_skips_the_litter_beside_the_reviews_each_in_a_line(tmp_path: Path) -> None:
+    folder = tmp_path / "feedback"
+    folder.mkdir()
+    (folder / "001.txt").write_text(REVIEW)
+    desk_litter(folder)
+    code, out, err = run("import_feedback", str(folder))
+    assert code == 0, err  # nothing failed
+    assert out.strip() == "1 reviews created, 0 updated, 0 skipped as duplicates, 0 rejected."
+    lines = err.splitlines()
+    assert lines == [f"skipped {name}: {reason.format(what='review')}" for name, reason in DESK_LITTER]
+    assert list(Feedback.objects.values_list("title", flat=True)) == ["Fine"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_import_supplier_skips_the_litter_beside_the_descriptions_each_in_a_line(tmp_path: Path) -> None:
+    folder = tmp_path / "supplier-data"
+    (folder / "descriptions").mkdir(parents=True)
+    (folder / "descriptions" / "001.txt").write_text("Apple\n50 lbs\nRed.\n")
+    desk_litter(folder / "descriptions")
+    code, out, err = run("import_supplier", str(folder), "--no-email", "--wait", "30")
+    assert code == 0, err  # nothing failed
+    assert out.startswith("1 products created, 0 updated, 0 unchanged, 0 rejected; 0 images imported")
+    assert out.rstrip().endswith("4 files skipped."), out
+    lines = err.splitlines()
+    assert lines == [
+        f"skipped descriptions/{name}: {reason.format(what='description')}" for name, reason in DESK_LITTER
+    ]
+    assert list(Product.objects.values_list("name", flat=True)) == ["Apple"]
+
+
 def age(path: Path, seconds: float) -> None:
     then = time.time() - seconds
     os.utime(path, (then, then))

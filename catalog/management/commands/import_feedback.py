@@ -32,13 +32,10 @@ class Command(PortalCommand):
         if not directory.is_dir():
             raise CommandError(f"{directory} is not a directory.")
         try:
-            listing = dropfolder.listing(directory)
+            listing = dropfolder.listing(directory, suffix=".txt", what="review")
         except dropfolder.FolderUnreadable as exc:
             raise CommandError(f"{exc}. Nothing was imported.") from exc
-        paths = [path for path in listing.files if path.suffix.lower() == ".txt"]
-        skipped = listing.skipped + [
-            (path.name, "not a .txt review") for path in listing.files if path.suffix.lower() != ".txt"
-        ]
+        paths, skipped = listing.files, listing.skipped
         summary = services.ImportSummary(rejected=list(listing.rejected))
         done = 0
 
