@@ -40,11 +40,19 @@ run: demo
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
 	$(BIN)/python manage.py runserver --noreload $(HOST):$(PORT)
 
+# A setting as the portal reads it, from the environment or .env (a value the
+# settings refuse stops here, with their message).
+setting = $(BIN)/python -c 'import os; os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings"); \
+	from django.conf import settings; print(settings.$(1))'
+
 ## make serve: gunicorn with several workers (run `make migrate` first, once per release)
+# Its --timeout is PORTAL_WEB_TIMEOUT_SECONDS, which the settings check the
+# longest wait of a rendition on demand against.
 serve: $(VENV)/.runtime
 	$(BIN)/python manage.py collectstatic --no-input --verbosity 0
-	$(BIN)/gunicorn portal.wsgi:application --bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) \
-		--access-logfile - --timeout 60 --max-requests 2000 --max-requests-jitter 200
+	timeout=$$($(call setting,WEB_TIMEOUT_SECONDS)) && exec $(BIN)/gunicorn portal.wsgi:application \
+		--bind $(HOST):$(PORT) --workers $(WEB_CONCURRENCY) --access-logfile - --timeout "$$timeout" \
+		--max-requests 2000 --max-requests-jitter 200
 
 ## make worker: a Celery worker with the beat schedule (needs CELERY_BROKER_URL);
 ## `make worker BEAT=no` on every other worker host, as one beat runs the schedule

@@ -754,6 +754,29 @@ if not IMAGE_ONDEMAND_FORMATS:
 IMAGE_ONDEMAND_MAX_PER_IMAGE = env.int("PORTAL_IMAGE_ONDEMAND_MAX_PER_IMAGE", default=20, minimum=1)
 IMAGE_ONDEMAND_WAIT_SECONDS = env.float("PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS", default=2.0, minimum=0)
 IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = env.int("PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS", default=30, minimum=1)
+# How long the request making a rendition holds its claim past the time limit
+# (to store and record it): requests for the same one wait for it as long,
+# then answer 503.
+IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS = env.int(
+    "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS", default=15, minimum=0
+)
+# How long the web server lets a request run before it kills its worker
+# (gunicorn's --timeout, which `make serve` takes from here): the client gets
+# a dropped connection, not the portal's 503.
+WEB_TIMEOUT_SECONDS = env.int("PORTAL_WEB_TIMEOUT_SECONDS", default=60, minimum=1)
+# A request for a rendition on demand waits for its image to be ready, then
+# for the request making it (a request that made it took no longer).
+_ondemand_longest = (
+    IMAGE_ONDEMAND_WAIT_SECONDS + IMAGE_ONDEMAND_TIME_LIMIT_SECONDS + IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS
+)
+if _ondemand_longest >= WEB_TIMEOUT_SECONDS:
+    raise ImproperlyConfigured(
+        "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS + PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS + "
+        "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS, the longest a request for a rendition on demand may "
+        f"take, must be less than PORTAL_WEB_TIMEOUT_SECONDS ({WEB_TIMEOUT_SECONDS}), after which the web "
+        f"server kills its worker; it is {IMAGE_ONDEMAND_WAIT_SECONDS:g} + {IMAGE_ONDEMAND_TIME_LIMIT_SECONDS} "
+        f"+ {IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS} = {_ondemand_longest:g}"
+    )
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A body for an endpoint that takes no file is refused above this size (413),

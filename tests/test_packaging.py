@@ -72,3 +72,44 @@ def test_of_the_workers_one_runs_the_beat_schedule_and_the_others_do_not() -> No
         assert "--concurrency=${CELERY_CONCURRENCY:-2}" in run
     assert "--beat" in runs["worker-beat"]
     assert "--beat" not in runs["worker"]
+
+
+def _serve_started(tmp_path: Path, **environment: str) -> subprocess.CompletedProcess[str]:
+    """``make serve`` past collecting the static files, gunicorn's command
+    echoed rather than run."""
+    collect, _, start = _make_dry_run("serve").partition("\n")
+    assert "collectstatic" in collect
+    assert ".venv/bin/gunicorn portal.wsgi:application" in start
+    read = {name: value for name, value in os.environ.items() if not name.startswith(("PORTAL_", "DJANGO_"))}
+    return subprocess.run(
+        ["sh", "-c", start.replace(".venv/bin/gunicorn", "echo")],
+        cwd=ROOT,
+        env={
+            **read,
+            "DJANGO_SECRET_KEY": "a-key-for-the-test",
+            "PORTAL_VAR_DIR": str(tmp_path),
+            **environment,
+        },
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_make_serve_gives_gunicorn_the_web_timeout_of_the_settings(tmp_path: Path) -> None:
+    assert " --timeout 60 " in _serve_started(tmp_path).stdout
+    started = _serve_started(
+        tmp_path, PORTAL_WEB_TIMEOUT_SECONDS="90", PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS="60"
+    )
+    assert started.returncode == 0, started.stderr
+    assert " --timeout 90 " in started.stdout
+
+
+def test_make_serve_starts_no_gunicorn_whose_timeout_cuts_a_rendition_on_demand(tmp_path: Path) -> None:
+    started = _serve_started(tmp_path, PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS="45")
+    assert started.returncode != 0
+    assert "portal.wsgi" not in started.stdout
+    assert (
+        "must be less than PORTAL_WEB_TIMEOUT_SECONDS (60), after which the web server kills its worker; "
+        "it is 2 + 45 + 15 = 62"
+    ) in started.stderr

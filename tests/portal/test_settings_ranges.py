@@ -103,6 +103,11 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         {"PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "0"},
         "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS must be at least 1; it is 0",
     ),
+    (
+        {"PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS": "-1"},
+        "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS must be at least 0; it is -1",
+    ),
+    ({"PORTAL_WEB_TIMEOUT_SECONDS": "0"}, "PORTAL_WEB_TIMEOUT_SECONDS must be at least 1; it is 0"),
     ({"PORTAL_MAX_BODY_BYTES": "0"}, "PORTAL_MAX_BODY_BYTES must be at least 1; it is 0"),
     ({"PORTAL_ADMIN_LOGIN_MAX_FAILURES": "0"}, "PORTAL_ADMIN_LOGIN_MAX_FAILURES must be at least 1; it is 0"),
     (
@@ -188,6 +193,26 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         {"CELERY_TASK_SOFT_TIME_LIMIT": "180", "CELERY_TASK_TIME_LIMIT": "180"},
         "CELERY_TASK_SOFT_TIME_LIMIT must be less than CELERY_TASK_TIME_LIMIT (180), or 0 for none; it is 180",
     ),
+    # A request for a rendition on demand that may wait past the web
+    # server's timeout: its worker is killed, the client's connection dropped.
+    (
+        {"PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "45"},
+        "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS + PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS + "
+        "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS, the longest a request for a rendition on demand may "
+        "take, must be less than PORTAL_WEB_TIMEOUT_SECONDS (60), after which the web server kills its "
+        "worker; it is 2 + 45 + 15 = 62",
+    ),
+    (
+        {
+            "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS": "0",
+            "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS": "0",
+            "PORTAL_WEB_TIMEOUT_SECONDS": "30",
+        },
+        "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS + PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS + "
+        "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS, the longest a request for a rendition on demand may "
+        "take, must be less than PORTAL_WEB_TIMEOUT_SECONDS (30), after which the web server kills its "
+        "worker; it is 0 + 30 + 0 = 30",
+    ),
 ]
 
 # (environment, setting, its value): the edges of each range, and 0 where it turns a feature off.
@@ -209,6 +234,18 @@ ACCEPTED: list[tuple[dict[str, str], str, Any]] = [
     ({"PORTAL_IMAGE_STUCK_AFTER_SECONDS": "0"}, "IMAGE_STUCK_AFTER_SECONDS", 0),
     ({"CELERY_TASK_SOFT_TIME_LIMIT": "0", "CELERY_TASK_TIME_LIMIT": "1"}, "CELERY_TASK_SOFT_TIME_LIMIT", 0),
     ({"CELERY_TASK_SOFT_TIME_LIMIT": "179"}, "CELERY_TASK_SOFT_TIME_LIMIT", 179),
+    ({"PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS": "0"}, "IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS", 0),
+    # The longest wait of a rendition on demand just under the web server's timeout.
+    (
+        {"PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "42", "PORTAL_IMAGE_ONDEMAND_WAIT_SECONDS": "2.5"},
+        "IMAGE_ONDEMAND_TIME_LIMIT_SECONDS",
+        42,
+    ),
+    (
+        {"PORTAL_WEB_TIMEOUT_SECONDS": "120", "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "90"},
+        "WEB_TIMEOUT_SECONDS",
+        120,
+    ),
     (
         {"CELERY_TASK_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "8"},
         "CELERY_BROKER_TRANSPORT_OPTIONS",
@@ -269,6 +306,7 @@ def test_the_defaults_are_within_their_ranges(monkeypatch: pytest.MonkeyPatch) -
         monkeypatch.delenv(name, raising=False)
     loaded = load_settings(monkeypatch, POSTGRES)
     assert loaded["ADMIN_LOGIN_MAX_FAILURES"] == 5
+    assert (loaded["IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS"], loaded["WEB_TIMEOUT_SECONDS"]) == (15, 60)
     assert loaded["CELERY_BROKER_TRANSPORT_OPTIONS"] == {"visibility_timeout": 360}
     assert loaded["DATABASES"]["default"]["OPTIONS"]["connect_timeout"] == 10
     assert loaded["DATABASES"]["default"]["OPTIONS"]["tcp_user_timeout"] == 20_000

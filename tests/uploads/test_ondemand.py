@@ -755,6 +755,38 @@ def test_a_request_that_waited_for_a_make_that_gave_up_answers_503_rather_than_m
     assert renders == ["on-demand width-300"]
 
 
+def test_a_claim_is_held_and_waited_for_the_time_limit_and_the_margin_of_the_settings(
+    make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, settings: Any
+) -> None:
+    """What the settings check against the web server's timeout is what a
+    request waits: the time limit and the claim margin they set."""
+    settings.IMAGE_ONDEMAND_TIME_LIMIT_SECONDS = 7
+    settings.IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS = 3
+    image = make_image()
+    held: list[float] = []
+    real_add = cache.add
+
+    def add(key: str, value: Any, timeout: float, **kwargs: Any) -> bool:
+        held.append(timeout)
+        return bool(real_add(key, value, timeout=timeout, **kwargs))
+
+    monkeypatch.setattr(cache, "add", add)
+    ondemand.rendition_get_or_make(image_id=image.pk, spec=ondemand.Spec("width", 300), fmt="webp")
+    assert held == [10]
+
+    cache.set(f"ondemand:{image.pk}:width-200:webp", "another request", 60)
+    now = [0.0]
+    monkeypatch.setattr(ondemand, "time", type("Clock", (), {"monotonic": staticmethod(lambda: now[0])}))
+
+    def waits(seconds: float) -> None:
+        now[0] += seconds
+
+    monkeypatch.setattr(ondemand, "_pause", waits)
+    with pytest.raises(ondemand.Busy, match="still being made"):
+        ondemand.rendition_get_or_make(image_id=image.pk, spec=ondemand.Spec("width", 200), fmt="webp")
+    assert 10 < now[0] <= 10.5
+
+
 # --- The API hands out the URLs -------------------------------------------------
 
 
