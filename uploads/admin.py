@@ -422,7 +422,7 @@ class ImageAdmin(
         generator for any other size (static script; asks the API)."""
         if not image.pk:
             return "—"
-        made = [r for r in image.renditions.all() if is_on_demand(r.name)]
+        made = ondemand.made(image)
         links = format_html_join(
             "",
             '<li><a href="{}">{} {}</a> ({}×{})</li>',

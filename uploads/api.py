@@ -30,7 +30,7 @@ from core.permissions import ModelChangePermissions
 from core.reads import ConditionalReadSchema, RowReadMixin, datetime_formatter, lock_row, url_maker
 from core.schema import ErrorSerializer
 from core.validation import composed, validate_text
-from uploads import ondemand_api, processing, selectors, services, storage
+from uploads import ondemand, ondemand_api, processing, selectors, services, storage
 from uploads.models import Image, Rendition
 from uploads.rows import IMAGE_FIELDS, ImageRows, RenditionsByImage, rendition_rows
 
@@ -214,9 +214,10 @@ class ImageSerializer(ImageSummarySerializer):
 
     def to_representation(self, instance: Image) -> dict[str, Any]:
         data: dict[str, Any] = super().to_representation(instance)
-        if instance.status == Image.Status.FAILED:
-            # What an earlier run made is no longer served (uploads.ondemand).
-            data["renditions"] = []
+        # What an earlier run made is not listed once it is no longer served:
+        # nothing of a failed image, nothing made on demand of an image
+        # being processed again (the run's end deletes them).
+        data["renditions"] = [r for r in data["renditions"] if ondemand.listed(instance.status, r["name"])]
         return data
 
     def _private(self) -> bool:

@@ -19,6 +19,7 @@ docs/deploy.md, "Renditions on demand: the cost model".
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import logging
 import re
 import time
@@ -316,10 +317,27 @@ def _count(image: Image) -> int:
 
 
 def _find(image_id: int, spec: Spec, fmt: str) -> Rendition | None:
-    """The rendition, unless its image has failed since (it is kept for a
-    reprocess, but no longer shown, as the API shows none)."""
+    """The rendition, while its image is ready. One queued or being processed
+    again has those of the run before (cut from an original since replaced,
+    perhaps), which this run's end deletes; one that failed keeps them for a
+    reprocess. Neither shows them (see listed)."""
     renditions = Rendition.objects.filter(image_id=image_id, name=spec.name, format=fmt)
-    return renditions.exclude(image__status=Image.Status.FAILED).first()
+    return renditions.filter(image__status=Image.Status.READY).first()
+
+
+def listed(status: str, name: str) -> bool:
+    """Whether a rendition of an image in this status is served, and so
+    listed: none of a failed image, none made on demand of an image being
+    processed (again), as _find finds them."""
+    if status == Image.Status.FAILED:
+        return False
+    return status == Image.Status.READY or not is_on_demand(name)
+
+
+def made(image: Image) -> list[Rendition]:
+    """The image's renditions on demand that are served, of its renditions
+    (prefetched or not)."""
+    return [r for r in image.renditions.all() if is_on_demand(r.name) and listed(image.status, r.name)]
 
 
 @transaction.atomic
@@ -331,15 +349,21 @@ def _record(
     output: processing.Output,
     key: str,
     cut_around: processing.FocalPoint | None,
+    processed_at: datetime.datetime | None,
 ) -> Rendition:
-    """The row of a rendition just stored; the one already there if another
-    request recorded it first. The image row is locked, so the count of its
-    on-demand renditions cannot be passed by requests for different sizes."""
+    """The row of a rendition just stored, cut from the image as processed at
+    ``processed_at``; the one already there if another request recorded it
+    first. The image row is locked, so the count of its on-demand renditions
+    cannot be passed by requests for different sizes."""
     image = Image.objects.select_for_update().filter(pk=image_id).first()
     if image is None:
         raise Gone(f"Image {image_id} no longer exists.")
     if image.status != Image.Status.READY:
         raise NotReady(f"Image {image_id} is being processed again.")
+    if image.processed_at != processed_at:
+        # A run that ended meanwhile deleted the renditions of the image as
+        # this was cut from it (its original may have been replaced).
+        raise NotReady(f"Image {image_id} was processed again while this was cut; it is cut anew next time.")
     if spec.op == "fill" and _cut_around(image) != cut_around:
         # Staff moved the focal point while this was cut around the old one.
         raise NotReady(f"The focal point of image {image_id} moved; it is cut again on the next request.")
@@ -510,7 +534,13 @@ def _make(image: Image, spec: Spec, fmt: str) -> Made:
         storage.put(key, output.data)
         try:
             rendition = _record(
-                image_id=image.pk, spec=spec, fmt=fmt, output=output, key=key, cut_around=_cut_around(image)
+                image_id=image.pk,
+                spec=spec,
+                fmt=fmt,
+                output=output,
+                key=key,
+                cut_around=_cut_around(image),
+                processed_at=image.processed_at,
             )
         except BaseException:
             storage.delete_unreferenced({key})

@@ -23,7 +23,7 @@ from core.api import may_view
 from core.renderers import ContentNegotiation
 from core.schema import ErrorDocumentingAutoSchema, ErrorSerializer
 from uploads import ondemand
-from uploads.models import Image, Rendition
+from uploads.models import Image
 
 SPEC_PATTERN = (
     r"^(fill-[1-9][0-9]{0,5}x[1-9][0-9]{0,5}|max-[1-9][0-9]{0,5}x[1-9][0-9]{0,5}|width-[1-9][0-9]{0,5})$"
@@ -83,7 +83,10 @@ class RenditionUrlSerializer(serializers.Serializer[Any]):
     format = serializers.CharField()
     width = serializers.IntegerField(help_text="The rendition's width, known beforehand.")
     height = serializers.IntegerField(help_text="The rendition's height, known beforehand.")
-    made = serializers.BooleanField(help_text="Whether it exists already (the URL then redirects at once).")
+    made = serializers.BooleanField(
+        help_text="Whether it exists already (the URL then redirects at once); never while the image is "
+        "processed (again): it is made anew once the image is ready."
+    )
 
 
 class RenditionUrlInvalidSerializer(serializers.Serializer[Any]):
@@ -154,10 +157,10 @@ def rendition_url_response(request: Request, pk: str | None) -> Response:
         ondemand.check_size(spec, (image.width, image.height))
     except ondemand.SpecInvalid as exc:
         raise exceptions.ValidationError({"spec": [str(exc)]}) from exc
-    made = Rendition.objects.filter(image=image, name=spec.name, format=fmt).exists()
-    if not made and Rendition.objects.filter(ondemand.on_demand_names(), image=image).count() >= (
-        limit := ondemand.max_per_image()
-    ):
+    # Those of an image being processed again are not counted: its run's end deletes them.
+    made_before = ondemand.made(image)
+    made = any(r.name == spec.name and r.format == fmt for r in made_before)
+    if not made and len(made_before) >= (limit := ondemand.max_per_image()):
         raise exceptions.ValidationError({"spec": [str(ondemand.OverLimit(image.pk, limit))]})
     width, height = spec.size((image.width, image.height))
     response = Response(

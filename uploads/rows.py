@@ -16,7 +16,7 @@ from typing import Any, cast
 
 from django.core.files.storage import Storage, storages
 
-from uploads import processing, selectors
+from uploads import ondemand, processing, selectors
 from uploads.models import Image, Rendition
 
 # What an image summary (a person's photo, a product's picture) shows.
@@ -30,7 +30,6 @@ IMAGE_FIELDS = (
 # What rendition_rows reads, in this order (RenditionRow unpacks it).
 _RENDITION_FIELDS = ("name", "format", "width", "height", "bytes", "storage_key", "image_id")
 _READY = Image.Status.READY.value
-_FAILED = Image.Status.FAILED.value
 # Each image's renditions, as rendition_rows reads them.
 RenditionsByImage = dict[int, list[tuple[Any, ...]]]
 
@@ -210,9 +209,9 @@ class ImageRows:
                     "bytes": r[4],
                     "url": urls(r[5]),
                 }
-                # A failed image's renditions (of an earlier run) are not
-                # served, so not listed; see ImageSerializer.
-                for r in (self.renditions.get(pk, []) if image["status"] != _FAILED else [])
+                # Those of an earlier run no longer served are not listed; see ImageSerializer.
+                for r in self.renditions.get(pk, [])
+                if ondemand.listed(image["status"], r[0])
             ],
             "original": original_url(pk) if private else None,
             "created_at": datetime_text(image["created_at"]),

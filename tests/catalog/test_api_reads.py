@@ -50,6 +50,12 @@ def _content() -> None:
     pending = ImageFactory(size=(80, 60), processed=False)
     failed = ImageFactory(size=(90, 60), processed=False)
     Image.objects.filter(pk=failed.pk).update(status=Image.Status.FAILED, error="Truncated file")
+    # Processed again: what the run before made on demand is not served.
+    again = ImageFactory(size=(120, 80))
+    again.renditions.create(
+        name="width-50", format="webp", width=50, height=33, bytes=9, storage_key="k.webp"
+    )
+    Image.objects.filter(pk=again.pk).update(status=Image.Status.PROCESSING)
     Image.objects.filter(pk=ready.pk).update(focal_x=0.25, focal_y=0.75, focal_radius=0.1)
     PersonFactory(username="josé.ñ+1@x", photo=ready, phone={"office": "802-867-5309", "ext": 12})
     PersonFactory(photo=pending, phone={})

@@ -629,6 +629,111 @@ def test_reprocessing_drops_them_and_the_next_request_makes_them_again(
     assert renders.count("on-demand width-300") == 2
 
 
+@pytest.fixture
+def reprocessed(
+    client: Client, make_image: Callable[..., Image], django_capture_on_commit_callbacks: Any
+) -> Callable[[str], tuple[Image, str, Callable[[], None]]]:
+    """An image with a rendition made on demand, queued for processing again
+    (then in the status asked for), its run yet to come: the path of that
+    rendition, and what runs it."""
+
+    def make(status: str) -> tuple[Image, str, Callable[[], None]]:
+        image = make_image()
+        path = ondemand.url_path(image.pk, "width-300", "webp")
+        assert client.get(path).status_code == 200
+        with django_capture_on_commit_callbacks(execute=False) as queued:
+            services.image_reprocess(images=[image])
+        Image.objects.filter(pk=image.pk).update(status=status)
+        image.refresh_from_db()
+        assert image.renditions.filter(name="width-300").exists()  # until the run ends
+
+        def run() -> None:
+            with django_capture_on_commit_callbacks(execute=True):
+                for callback in queued:
+                    callback()
+
+        return image, path, run
+
+    return make
+
+
+@pytest.mark.parametrize("status", [Image.Status.PENDING, Image.Status.PROCESSING])
+def test_an_image_being_processed_again_is_202_not_a_redirect_to_what_the_run_before_made(
+    client: Client, reprocessed: Callable[..., Any], settings: Any, status: str, renders: list[str]
+) -> None:
+    """Its renditions on demand are of the run before (of an original since
+    replaced, perhaps) until this run ends and deletes them."""
+    settings.IMAGE_ONDEMAND_WAIT_SECONDS = 0
+    _, path, _ = reprocessed(status)
+    response = client.get(path)
+    assert response.status_code == 202, response.content
+    assert response["Retry-After"] == "5"
+    assert response["Cache-Control"] == "no-store"
+    assert "still being processed" in response.content.decode()
+    assert renders == ["on-demand width-300"]  # the first request's, before
+
+
+def test_a_request_waiting_for_an_image_processed_again_gets_a_rendition_of_the_new_run(
+    client: Client, reprocessed: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, renders: list[str]
+) -> None:
+    image, path, run = reprocessed(Image.Status.PROCESSING)
+    before = image.renditions.get(name="width-300")
+    monkeypatch.setattr(ondemand, "_pause", lambda seconds: run())  # the run ends while it waits
+    response = client.get(path)
+    assert response.status_code == 200, response.content
+    [made] = image.renditions.filter(name="width-300")
+    assert made.pk != before.pk
+    assert renders == ["on-demand width-300"] * 2
+    assert client.get(path)["Location"] == made.url
+
+
+def test_a_rendition_cut_while_its_image_was_processed_again_is_not_kept(
+    make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, commit: Any, media_files: Any
+) -> None:
+    """Cut from what the image was before the run that ended meanwhile, which
+    deleted the renditions on demand of its time: recorded now, it would be
+    served as of the image the run made."""
+    image = make_image()
+    real_render = ondemand._render
+
+    def render_while_reprocessed(image: Image, spec: ondemand.Spec, fmt: str) -> processing.Output:
+        output = real_render(image, spec, fmt)
+        with commit():
+            services.image_reprocess(images=[image])
+        assert Image.objects.get(pk=image.pk).status == Image.Status.READY
+        return output
+
+    monkeypatch.setattr(ondemand, "_render", render_while_reprocessed)
+    with pytest.raises(ondemand.NotReady, match="processed again"):
+        ondemand.rendition_get_or_make(image_id=image.pk, spec=ondemand.Spec("width", 300), fmt="webp")
+    assert not image.renditions.filter(name="width-300").exists()
+    assert media_files() == {image.file.name, *image.renditions.values_list("storage_key", flat=True)}
+
+
+def test_the_api_presents_none_of_them_as_made_while_the_image_is_processed_again(
+    token_client: APIClient, reprocessed: Callable[..., Any], settings: Any
+) -> None:
+    image, _, run = reprocessed(Image.Status.PROCESSING)
+    settings.IMAGE_ONDEMAND_MAX_PER_IMAGE = 1  # the one made before is gone once the run ends
+    body = url_of(token_client, image, spec="width-300", format="webp").json()
+    assert body["made"] is False
+    assert url_of(token_client, image, spec="width-301", format="webp").status_code == 200
+    detail = token_client.get(f"/api/v1/images/{image.pk}/").json()
+    assert [r for r in detail["renditions"] if r["name"] == "width-300"] == []
+    assert detail["renditions"]  # the preset's, as before
+    run()
+    assert url_of(token_client, image, spec="width-300", format="webp").json()["made"] is False
+
+
+def test_the_admin_lists_none_of_them_as_made_while_the_image_is_processed_again(
+    admin_client: Client, reprocessed: Callable[..., Any]
+) -> None:
+    image, path, _ = reprocessed(Image.Status.PENDING)
+    page = admin_client.get(f"/admin/uploads/image/{image.pk}/change/").content.decode()
+    assert "0 made so far" in page
+    assert path not in page
+
+
 # --- Once, however many ask -----------------------------------------------------
 # Concurrent requests on a real fleet (PostgreSQL, Redis, S3, several gunicorn
 # workers) are at the end of this file; the in-memory SQLite of unit tests
@@ -682,7 +787,13 @@ def test_a_request_finding_the_rendition_being_made_waits_for_it_instead_of_maki
             output = ondemand._render(image, spec, "webp")
             key = storage.put(storage.rendition_key(output.data, output.extension), output.data)
             ondemand._record(
-                image_id=image.pk, spec=spec, fmt="webp", output=output, key=key, cut_around=None
+                image_id=image.pk,
+                spec=spec,
+                fmt="webp",
+                output=output,
+                key=key,
+                cut_around=None,
+                processed_at=image.processed_at,
             )
 
     monkeypatch.setattr(ondemand, "_pause", the_other_request_finishes)
