@@ -61,9 +61,9 @@ def token_expired(expiry: dt.datetime) -> str:
     a client told only "Invalid token." would be sent looking for a typo."""
     return (
         f"The token expired on {expiry.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC: a token works for "
-        f"{settings.API_TOKEN_MAX_AGE_DAYS} days after it is made. For a new one, staff delete the expired "
-        "token in the admin (Tokens) and add another; anyone else asks an administrator "
-        "(manage.py drf_create_token --reset <username>)."
+        f"{settings.API_TOKEN_MAX_AGE_DAYS} days after it is made. For a new one in its place, staff add "
+        "another in the admin (Tokens → Add); anyone else asks an administrator "
+        "(manage.py drf_create_token <username>)."
     )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db.models import QuerySet
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -20,6 +21,15 @@ from core.authentication import token_max_age
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+
+
+def expired() -> QuerySet[Token]:
+    """The tokens expired by now, as core.authentication refuses them: none
+    when tokens never expire (API_TOKEN_MAX_AGE_DAYS is 0)."""
+    max_age = token_max_age()
+    if max_age is None:
+        return Token.objects.none()
+    return Token.objects.filter(created__lte=timezone.now() - max_age)
 
 
 def clear_expired(
@@ -32,12 +42,10 @@ def clear_expired(
     none, without a query, when tokens never expire (API_TOKEN_MAX_AGE_DAYS
     is 0). A run that spends ``budget_seconds``, or that one of
     ``cut_off_by`` stops, leaves the rest to the next run."""
-    max_age = token_max_age()
-    if max_age is None:
+    if token_max_age() is None:
         return 0, True
-    expired = Token.objects.filter(created__lte=timezone.now() - max_age)
     return sweeps.delete_in_batches(
-        expired,
+        expired(),
         name="expired API tokens",
         logger=logger,
         budget_seconds=budget_seconds,

@@ -90,6 +90,14 @@ class TokenForm(forms.ModelForm[Any]):
             tokens.token_owner_lock(user_id=data["user"].pk)
         return data
 
+    def validate_unique(self) -> None:
+        """A user whose token has expired may have another: token_issue
+        replaces it, under the lock clean() took."""
+        user = self.cleaned_data.get("user")
+        if user is not None and tokens.token_expired_of(user_id=user.pk):
+            return
+        super().validate_unique()
+
 
 @admin.register(TokenProxy)
 class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
@@ -151,7 +159,7 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         """A new token gets its key here; the key waits on the object for
         response_add, and the table keeps its digest (DRF's Token.save would
         store the key itself)."""
-        obj.new_key = tokens.token_issue(token=obj)
+        obj.issued = tokens.token_issue(token=obj)
 
     def response_add(
         self, request: HttpRequest, obj: Any, post_url_continue: str | None = None
@@ -160,7 +168,8 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         sealed (seal_key), for the page the add leads to: a message added
         here would ride the redirect in the messages cookie, through every
         proxy and cookie jar on the way."""
-        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), **seal_key(obj.new_key)}
+        issued = obj.issued
+        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), **seal_key(issued.key)}
         return super().response_add(request, obj, post_url_continue)
 
     def response_post_save_add(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
@@ -201,15 +210,12 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         if request.method == "GET" and isinstance(response, TemplateResponse) and not response.is_rendered:
             new = request.session.pop(NEW_KEY_SESSION_KEY, None)
             if new:
-                self.message_user(
-                    request,
-                    format_html(
-                        "The key of {}: <code>{}</code>. Copy it now: it is not shown again.",
-                        new["user"],
-                        unseal_key(new),
-                    ),
-                    messages.SUCCESS,
+                message = format_html(
+                    "The key of {}: <code>{}</code>. Copy it now: it is not shown again.",
+                    new["user"],
+                    unseal_key(new),
                 )
+                self.message_user(request, message, messages.SUCCESS)
         return response
 
 

@@ -9,13 +9,27 @@ this module and need none of the health checks'."""
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import QuerySet
 from rest_framework.authtoken.models import Token
 
-from core.authentication import stored_key
+from core import tokens as expiring
+from core.authentication import stored_key, token_expiry
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A token just made: its key, which nothing else holds, when it was
+    made, and when it stops working (None: never)."""
+
+    key: str
+    created: dt.datetime
+    expires: dt.datetime | None
 
 
 def token_owner_lock(*, user_id: Any) -> None:
@@ -28,14 +42,28 @@ def token_owner_lock(*, user_id: Any) -> None:
     list(users.select_for_update().filter(pk=user_id).values_list("pk"))
 
 
+def _expired_token_of(*, user_id: Any) -> QuerySet[Token]:
+    """The user's token if it has expired: refused as it is sent, it is no
+    token to keep from a new one, though the daily sweep has not deleted it
+    yet."""
+    return expiring.expired().filter(user_id=user_id)
+
+
+def token_expired_of(*, user_id: Any) -> bool:
+    """Whether the user's token has expired (a new one would replace it)."""
+    return _expired_token_of(user_id=user_id).exists()
+
+
 @transaction.atomic
-def token_issue(*, token: Token) -> str:
-    """Save the new ``token`` with a new key's stored form, and return the
-    key: nothing else holds it. A user who has a token already (made
-    meanwhile too, by a writer that took no lock) is a ValidationError."""
+def token_issue(*, token: Token) -> Issued:
+    """Save the new ``token`` with a new key's stored form, in place of the
+    user's token if that has expired. A user who has a live token (made
+    meanwhile too, by a writer that took no lock) is a ValidationError.
+    After the lock: of two at once, the later finds the earlier's token."""
     key = Token.generate_key()
     token.key = stored_key(key)
     token_owner_lock(user_id=token.user_id)
+    _expired_token_of(user_id=token.user_id).delete()
     token.full_clean()
     try:
         with transaction.atomic():
@@ -44,17 +72,16 @@ def token_issue(*, token: Token) -> str:
         raise ValidationError(
             f"{token.user} has a token already, made meanwhile, whose key is not kept.", code="unique"
         ) from None
-    return key
+    return Issued(key=key, created=token.created, expires=token_expiry(token.created))
 
 
-def token_create(*, user: Any) -> tuple[Token, str]:
-    """A new token of ``user`` (who has none), and its key."""
-    token = Token(user=user)
-    return token, token_issue(token=token)
+def token_create(*, user: Any) -> Issued:
+    """A new token of ``user`` (who has none, or an expired one)."""
+    return token_issue(token=Token(user=user))
 
 
 @transaction.atomic
-def token_replace(*, user: Any) -> tuple[Token, str]:
+def token_replace(*, user: Any) -> Issued:
     """A new token of ``user`` in place of the one they have, if any, whose
     key stops working."""
     token_owner_lock(user_id=user.pk)

@@ -128,8 +128,7 @@ def api_key(user: Any) -> str:
     """The key of a new API token of ``user``, made as the portal makes one
     (the database keeps its digest; DRF's ``Token.objects.create()`` would
     store a key that does not authenticate)."""
-    _, key = token_create(user=user)
-    return key
+    return token_create(user=user).key
 
 
 def logged_in(user: Any) -> Client:

@@ -118,7 +118,7 @@ class Fleet:
             "from django.contrib.auth.models import User;"
             "from portal.tokens import token_create;"
             "u = User.objects.create_superuser('fleet', 'fleet@example.com', 'fleet-pass-123');"
-            "print(token_create(user=u)[1])"
+            "print(token_create(user=u).key)"
         )
         self.token = self.manage("shell", "-c", script).stdout.strip().splitlines()[-1]
         return self

@@ -70,7 +70,7 @@ class Embedded:
             "from django.contrib.auth.models import User;"
             "from portal.tokens import token_create;"
             "u = User.objects.create_superuser('admin', 'admin@example.com', 'embedded-pass-123');"
-            "print(token_create(user=u)[1])"
+            "print(token_create(user=u).key)"
         )
         self.token = self.manage("shell", "-c", script).strip().splitlines()[-1]
 

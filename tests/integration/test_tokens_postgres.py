@@ -10,14 +10,16 @@ that nothing stood in the way of once the first was done.
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import re
 import time
 from typing import Any
 
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.test import Client
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from core.authentication import stored_key
@@ -31,12 +33,29 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 INSERTED = ('INSERT INTO "authtoken_token"',)
 
 
-def reset(username: str) -> Any:
+def issue(username: str, *flags: str) -> Any:
     def run() -> str:
         out = io.StringIO()
-        call_command("drf_create_token", username, "--reset", stdout=out)
+        call_command("drf_create_token", username, *flags, stdout=out, stderr=io.StringIO())
         [key] = re.findall(r"Generated token ([0-9a-f]{40}) for user", out.getvalue())
         return key
+
+    return run
+
+
+def reset(username: str) -> Any:
+    return issue(username, "--reset")
+
+
+def refusal(call: Any) -> Any:
+    """``call``, which is to be refused: what the refusal says."""
+
+    def run() -> str:
+        try:
+            call()
+        except CommandError as exc:
+            return str(exc)
+        raise AssertionError("not refused")
 
     return run
 
@@ -90,4 +109,28 @@ def test_a_token_added_in_the_admin_while_the_command_makes_one_is_a_form_error(
 
     assert response.status_code == 200, response.content
     assert "Token with this User already exists." in response.content.decode()
+    assert list(Token.objects.values_list("key", flat=True)) == [stored_key(made)]
+
+
+@pytest.mark.parametrize("second", ["command", "admin"])
+def test_two_new_tokens_at_once_for_a_user_whose_token_expired_give_one_and_the_later_is_refused(
+    postgres_database: PostgresServer, settings: Any, second: str
+) -> None:
+    """The first deletes the expired token and inserts its own; the later,
+    waiting on the user's row, finds that one live, as it would one at a
+    time."""
+    settings.API_TOKEN_MAX_AGE_DAYS = 90
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    user = UserFactory(username="tool")
+    issue("tool")()
+    Token.objects.update(created=timezone.now() - dt.timedelta(days=91))
+    later = refusal(issue("tool")) if second == "command" else admin_add(boss, user)
+
+    made, refused = meet(postgres_database, issue("tool"), later)
+
+    if second == "command":
+        assert "User tool has a token already" in refused
+    else:
+        assert refused.status_code == 200, refused.content
+        assert "Token with this User already exists." in refused.content.decode()
     assert list(Token.objects.values_list("key", flat=True)) == [stored_key(made)]

@@ -6,20 +6,24 @@ shows when each expires, and the daily sweeps delete the expired ones. Unset
 from __future__ import annotations
 
 import datetime as dt
+import io
 import itertools
+import re
 from typing import Any
 
 import pytest
 from celery.schedules import crontab
 from django.conf import settings as django_settings
+from django.core.management import CommandError, call_command
 from django.db.models import QuerySet
 from django.utils import formats, timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core import tokens
+from core.authentication import stored_key
 from portal import tasks
-from portal.tokens import token_replace
+from portal.tokens import token_create, token_replace
 from tests.factories import UserFactory, api_key, logged_in, staff_with
 from uploads import embedded
 
@@ -77,8 +81,8 @@ def test_a_token_older_than_the_maximum_age_is_refused_saying_it_expired_and_how
     detail = response.json()["detail"]
     assert detail.startswith(f"The token expired on {expiry.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC: ")
     assert "a token works for 90 days after it is made" in detail
-    assert "delete the expired token in the admin (Tokens) and add another" in detail
-    assert "manage.py drf_create_token --reset <username>" in detail
+    assert "staff add another in the admin (Tokens → Add)" in detail
+    assert "manage.py drf_create_token <username>)" in detail
 
 
 @pytest.mark.usefixtures("ninety_days")
@@ -110,7 +114,7 @@ def test_a_new_token_in_place_of_an_expired_one_works() -> None:
     old = token_of("tool", age=dt.timedelta(days=100))
     assert read_with(old).status_code == 401
 
-    _, new = token_replace(user=Token.objects.get().user)
+    new = token_replace(user=Token.objects.get().user).key
 
     assert read_with(new).status_code == 200
 
@@ -235,3 +239,83 @@ def test_a_run_cut_off_by_the_time_limit_keeps_what_it_deleted(monkeypatch: pyte
     monkeypatch.setattr(QuerySet, "delete", cut_off_second)
     assert tokens.clear_expired(batch_size=2, cut_off_by=(CutOff,)) == (2, False)
     assert len(holders()) == 1
+
+
+# --- A new token in place of an expired one -----------------------------------
+
+
+def issued_by_the_command(username: str) -> tuple[str, str, str]:
+    """What ``drf_create_token username`` prints: the key its stdout gives,
+    then its stdout and its stderr."""
+    out, err = io.StringIO(), io.StringIO()
+    call_command("drf_create_token", username, stdout=out, stderr=err)
+    [key] = re.findall(rf"^Generated token ([0-9a-f]{{40}}) for user {username}$", out.getvalue(), re.M)
+    return key, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_command_gives_a_user_whose_token_expired_a_new_one_without_reset() -> None:
+    """Refused until the daily sweep deleted it, the expired token stood in
+    the way of the new one its 401 told the user to get."""
+    old = token_of("tool", age=dt.timedelta(days=90, seconds=1))
+
+    new, _, _ = issued_by_the_command("tool")
+
+    assert read_with(new).status_code == 200
+    assert read_with(old).status_code == 401
+    assert holders() == {"tool"}
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_command_still_refuses_a_user_whose_token_is_live() -> None:
+    key = token_of("tool", age=dt.timedelta(days=89, hours=23))
+
+    with pytest.raises(CommandError, match="has a token already"):
+        call_command("drf_create_token", "tool", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert read_with(key).status_code == 200
+
+
+def added_in_the_admin(user: Any) -> Any:
+    """The page a superuser's add of a token for ``user`` leads to."""
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+    client = logged_in(boss)
+    added = client.post(f"{TOKENS}add/", {"user": user.pk})
+    assert added.status_code == 302, added.content.decode()
+    return client.get(added["Location"])
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_admin_adds_a_token_in_place_of_an_expired_one() -> None:
+    old = token_of("tool", age=dt.timedelta(days=90, seconds=1))
+
+    page = added_in_the_admin(Token.objects.get().user).content.decode()
+
+    [new] = re.findall(r"<code>([0-9a-f]{40})</code>", page)
+    assert read_with(new).status_code == 200
+    assert read_with(old).status_code == 401
+    assert Token.objects.filter(user__username="tool").count() == 1
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_admin_still_refuses_a_user_whose_token_is_live() -> None:
+    key = token_of("tool", age=dt.timedelta(days=89, hours=23))
+    boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
+
+    response = logged_in(boss).post(f"{TOKENS}add/", {"user": Token.objects.get().user.pk})
+
+    assert response.status_code == 200
+    assert "Token with this User already exists." in response.content.decode()
+    assert read_with(key).status_code == 200
+
+
+@pytest.mark.parametrize("days", [0, 90])
+def test_the_issued_token_says_its_key_when_it_was_made_and_when_it_expires(settings: Any, days: int) -> None:
+    settings.API_TOKEN_MAX_AGE_DAYS = days
+
+    issued = token_create(user=UserFactory(username="tool"))
+
+    token = Token.objects.get()
+    assert token.key == stored_key(issued.key)
+    assert issued.created == token.created
+    assert issued.expires == (token.created + dt.timedelta(days=days) if days else None)

@@ -18,7 +18,8 @@ from portal import tokens
 class Command(PortalCommand):
     help = (
         "Make an API token for a user and print its key, this once: the database keeps only a digest "
-        "of it. A user has one token: with --reset, a new one replaces it (its key stops working)."
+        "of it. A user has one token: with --reset, a new one replaces it (its key stops working); "
+        "an expired one is replaced without."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,7 +46,7 @@ class Command(PortalCommand):
         user = found
         try:
             make = tokens.token_replace if options["reset_token"] else tokens.token_create
-            _, key = make(user=user)
+            issued = make(user=user)
         except ValidationError:  # the user has a token: DRF's printed its key, which is not kept
             if options["reset_token"]:  # made by a writer that took no lock, since the old one went
                 raise CommandError(
@@ -57,4 +58,4 @@ class Command(PortalCommand):
                 "--reset replaces it with a new one."
             ) from None
         # DRF's line: scripts read the key from it.
-        self.stdout.write(f"Generated token {key} for user {username}")
+        self.stdout.write(f"Generated token {issued.key} for user {username}")
