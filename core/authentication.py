@@ -56,11 +56,16 @@ def token_expiry(created: dt.datetime) -> dt.datetime | None:
     return None if max_age is None else created + max_age
 
 
+def utc_minute(moment: dt.datetime) -> str:
+    """``moment`` as an expiry is told outside a page: in UTC, to the minute."""
+    return f"{moment.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC"
+
+
 def token_expired(expiry: dt.datetime) -> str:
     """Why a token past ``expiry`` is refused, and how its user gets another:
     a client told only "Invalid token." would be sent looking for a typo."""
     return (
-        f"The token expired on {expiry.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC: a token works for "
+        f"The token expired on {utc_minute(expiry)}: a token works for "
         f"{settings.API_TOKEN_MAX_AGE_DAYS} days after it is made. For a new one in its place, staff add "
         "another in the admin (Tokens → Add); anyone else asks an administrator "
         "(manage.py drf_create_token <username>)."

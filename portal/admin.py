@@ -12,6 +12,7 @@ other list (core.admin_limits).
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from typing import Any
 
@@ -169,7 +170,11 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
         here would ride the redirect in the messages cookie, through every
         proxy and cookie jar on the way."""
         issued = obj.issued
-        request.session[NEW_KEY_SESSION_KEY] = {"user": str(obj.user), **seal_key(issued.key)}
+        request.session[NEW_KEY_SESSION_KEY] = {
+            "user": str(obj.user),
+            **seal_key(issued.key),
+            "expires": issued.expires and issued.expires.isoformat(),
+        }
         return super().response_add(request, obj, post_url_continue)
 
     def response_post_save_add(self, request: HttpRequest, obj: Any) -> HttpResponseRedirect:
@@ -215,6 +220,9 @@ class TokenAdmin(FilterLimitMixin, SearchLimitMixin, StockTokenAdmin):
                     new["user"],
                     unseal_key(new),
                 )
+                if new.get("expires"):  # none kept by an older release, nor when tokens never expire
+                    expires = dt.datetime.fromisoformat(new["expires"])
+                    message = format_html("{} It expires on {}.", message, display_for_value(expires, ""))
                 self.message_user(request, message, messages.SUCCESS)
         return response
 

@@ -276,6 +276,28 @@ def test_the_command_still_refuses_a_user_whose_token_is_live() -> None:
     assert read_with(key).status_code == 200
 
 
+@pytest.mark.usefixtures("ninety_days")
+def test_the_command_says_on_stderr_when_the_new_key_expires_and_prints_the_key_alone_on_stdout() -> None:
+    """A script that captures stdout still reads DRF's line, and nothing else."""
+    UserFactory(username="tool")
+
+    key, out, err = issued_by_the_command("tool")
+
+    expiry = Token.objects.get().created + dt.timedelta(days=90)
+    assert out == f"Generated token {key} for user tool\n"
+    assert f"expires on {expiry.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" in err
+    assert "90 days" in err
+
+
+def test_with_no_maximum_age_the_command_says_nothing_of_an_expiry() -> None:
+    UserFactory(username="tool")
+
+    key, out, err = issued_by_the_command("tool")
+
+    assert out == f"Generated token {key} for user tool\n"
+    assert err == ""
+
+
 def added_in_the_admin(user: Any) -> Any:
     """The page a superuser's add of a token for ``user`` leads to."""
     boss = UserFactory(username="boss", is_staff=True, is_superuser=True)
@@ -307,6 +329,22 @@ def test_the_admin_still_refuses_a_user_whose_token_is_live() -> None:
     assert response.status_code == 200
     assert "Token with this User already exists." in response.content.decode()
     assert read_with(key).status_code == 200
+
+
+@pytest.mark.usefixtures("ninety_days")
+def test_the_admin_s_message_with_the_new_key_says_when_it_expires() -> None:
+    page = added_in_the_admin(UserFactory(username="tool")).content.decode()
+
+    expiry = Token.objects.get(user__username="tool").created + dt.timedelta(days=90)
+    shown = formats.localize(timezone.template_localtime(expiry))
+    assert f"Copy it now: it is not shown again. It expires on {shown}." in page
+
+
+def test_with_no_maximum_age_the_admin_s_message_says_nothing_of_an_expiry() -> None:
+    page = added_in_the_admin(UserFactory(username="tool")).content.decode()
+
+    assert "Copy it now: it is not shown again.</li>" in page
+    assert "expires on" not in page
 
 
 @pytest.mark.parametrize("days", [0, 90])

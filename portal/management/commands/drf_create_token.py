@@ -7,10 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.management.base import CommandError, CommandParser
 
+from core.authentication import utc_minute
 from core.commands import Command as PortalCommand
 from portal import tokens
 
@@ -57,5 +59,10 @@ class Command(PortalCommand):
                 f"User {username} has a token already, whose key is not kept: "
                 "--reset replaces it with a new one."
             ) from None
-        # DRF's line: scripts read the key from it.
+        # DRF's line, alone on stdout: scripts read the key from it.
         self.stdout.write(f"Generated token {issued.key} for user {username}")
+        if issued.expires is not None:
+            self.stderr.write(
+                f"The token expires on {utc_minute(issued.expires)}, {settings.API_TOKEN_MAX_AGE_DAYS} days "
+                "after it was made (PORTAL_API_TOKEN_MAX_AGE_DAYS)."
+            )
