@@ -15,23 +15,26 @@ a terminal reaches the process that decides, not the decoders behind it.
 
 Like ``uploads.processing``, this module knows nothing of Django: the child
 imports only ``uploads.processing`` (and Pillow), and everything it needs
-comes in as arguments.
+comes in as arguments, but for the image, which comes through a pipe of its
+own within the time limit.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import multiprocessing
 import os
 import resource
+import select
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 from multiprocessing.process import AuthenticationString  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, NoReturn
 
 from PIL import Image
 
@@ -230,6 +233,42 @@ def _decode(
         raise
 
 
+def _remaining(deadline: float | None) -> float | None:
+    return None if deadline is None else max(deadline - time.monotonic(), 0)
+
+
+def _write(fd: int, data: bytes, deadline: float | None) -> bool:
+    """Write ``data`` to the pipe ``fd`` as its reader takes it, until the
+    deadline: False when it passed first. Raises BrokenPipeError when the
+    reader is gone."""
+    os.set_blocking(fd, False)
+    writable = select.poll()
+    writable.register(fd, select.POLLOUT)
+    sent = 0
+    with memoryview(data) as view:
+        while True:
+            with contextlib.suppress(BlockingIOError):
+                sent += os.write(fd, view[sent:])
+            if sent == len(view):
+                return True
+            # A deadline already passed leaves one try: a small image fits
+            # in the pipe whatever its reader does.
+            remaining = _remaining(deadline)
+            if remaining == 0:
+                return False
+            if not writable.poll(None if remaining is None else math.ceil(remaining * 1000)):
+                return False
+
+
+def _died(child: multiprocessing.process.BaseProcess) -> NoReturn:
+    """Raise for a child that ended without an answer: Stopped when
+    stop_children() killed it, else Died."""
+    child.join()
+    if _children.stopping:
+        raise Stopped from None
+    raise Died(child.exitcode) from None
+
+
 def process(
     data: bytes,
     preset: processing.Preset,
@@ -254,58 +293,68 @@ def process(
     # hard limit.
     deadline = time.monotonic() + time_limit if time_limit and time_limit > 0 else None
     options: dict[str, Any] = {"focal_point": focal_point, "crops_only": crops_only}
-    try:
-        receiver, sender = _context.Pipe(duplex=False)
-    except OSError as exc:  # out of file descriptors
-        raise NotStarted(exc) from exc
-    child = _context.Process(
-        target=_child,
-        args=(sender, data, preset, max_pixels, memory_limit_mb, nice, options),
-        name="image-decoder",
-        daemon=True,
-    )
-    # One start at a time: _children_allowed() changes this process's
-    # multiprocessing state, and stop_children() must see every child.
-    with _children.lock:
-        if _children.stopping:
-            sender.close()
-            receiver.close()
-            raise Stopped
+    with contextlib.ExitStack() as fds:
         try:
-            with _children_allowed():
-                child.authkey = os.urandom(32)
-                child.start()
-        except (EOFError, OSError) as exc:
-            # The fork server went with a Ctrl-C sent to the process group;
-            # the main thread, interrupted by the same signal, stops the
-            # children a moment later. Until then this is no failure of the
-            # image (a broken pipe would have marked it failed). Otherwise
-            # the machine could not fork (or the fork server died of it).
-            sender.close()
-            receiver.close()
-            if _children.stopping or _children.stopped.wait(FORK_SERVER_GONE_WAIT_SECONDS):
-                raise Stopped from None
+            receiver, sender = _context.Pipe(duplex=False)
+            fds.callback(receiver.close)
+            fds.callback(sender.close)
+            reader, writer = os.pipe()
+        except OSError as exc:  # out of file descriptors
             raise NotStarted(exc) from exc
-        _children.running.add(child)
-    sender.close()
-    try:
-        # poll() also returns when the child dies: recv() then finds EOF.
-        if not receiver.poll(None if deadline is None else max(deadline - time.monotonic(), 0)):
-            raise TimedOut(time_limit or 0)
-        try:
-            kind, payload = receiver.recv()
-        except EOFError:
-            child.join()
-            if _children.stopping:
-                raise Stopped from None
-            raise Died(child.exitcode) from None
-    finally:
-        if child.is_alive():
-            child.kill()
-        child.join()
-        receiver.close()
+        fds.callback(os.close, writer)
+        image = Connection(reader, writable=False)
+        fds.callback(image.close)
+        # The image has a pipe of its own, written below: in the arguments,
+        # start() would write it to the child whole, blocking until the child
+        # had read it, holding the lock and heedless of the time limit.
+        child = _context.Process(
+            target=_child,
+            args=(sender, image, len(data), preset, max_pixels, memory_limit_mb, nice, options),
+            name="image-decoder",
+            daemon=True,
+        )
+        # One start at a time: _children_allowed() changes this process's
+        # multiprocessing state, and stop_children() must see every child.
         with _children.lock:
-            _children.running.discard(child)
+            if _children.stopping:
+                raise Stopped
+            try:
+                with _children_allowed():
+                    child.authkey = os.urandom(32)
+                    child.start()
+            except (EOFError, OSError) as exc:
+                # The fork server went with a Ctrl-C sent to the process group;
+                # the main thread, interrupted by the same signal, stops the
+                # children a moment later. Until then this is no failure of the
+                # image (a broken pipe would have marked it failed). Otherwise
+                # the machine could not fork (or the fork server died of it).
+                if _children.stopping or _children.stopped.wait(FORK_SERVER_GONE_WAIT_SECONDS):
+                    raise Stopped from None
+                raise NotStarted(exc) from exc
+            _children.running.add(child)
+        # The child has its ends now: a child that dies is seen by the
+        # ends left here (a broken pipe, an end of file).
+        sender.close()
+        image.close()
+        try:
+            try:
+                handed_over = _write(writer, data, deadline)
+            except BrokenPipeError:
+                _died(child)
+            # poll() also returns when the child dies: recv() then finds EOF.
+            if not handed_over or not receiver.poll(_remaining(deadline)):
+                raise TimedOut(time_limit or 0)
+            try:
+                kind, payload = receiver.recv()
+            except EOFError:
+                _died(child)
+        finally:
+            if child.is_alive():
+                child.kill()
+            child.join()
+            child.close()
+            with _children.lock:
+                _children.running.discard(child)
     if kind == "ok":
         result: processing.Result = payload
         return result
@@ -320,7 +369,8 @@ def process(
 
 def _child(
     sender: Connection,
-    data: bytes,
+    image: Connection,
+    size: int,
     preset: processing.Preset,
     max_pixels: int,
     memory_limit_mb: int,
@@ -332,6 +382,16 @@ def _child(
     # its children itself (stop_children), and tells an interruption from a
     # crash only if they do not die of the signal first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Read first, as the parent waits on it, and before the ceiling: the
+    # image counts against it all the same once it is set (RLIMIT_DATA weighs
+    # the whole data segment at each allocation), and one larger than the
+    # ceiling then fails in the decode, as running out of memory, not here
+    # with nothing to say so.
+    with open(image.fileno(), "rb", closefd=False) as stream:
+        data = stream.read(size)
+    image.close()
+    if len(data) < size:
+        return  # the parent is gone, or gave up on this child
     _limit_memory(memory_limit_mb)
     if nice > 0:
         # Before any thread starts: the encoders' threads inherit it.

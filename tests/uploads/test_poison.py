@@ -9,11 +9,14 @@ tests/integration/test_poison.py proves the same on Celery workers.
 from __future__ import annotations
 
 import contextlib
+import itertools
+import multiprocessing.forkserver
 import resource
 import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from multiprocessing import spawn
 from typing import Any
 from unittest import mock
 
@@ -474,17 +477,32 @@ def test_in_a_worker_with_no_soft_time_limit_a_slow_image_ends_too_slow_before_t
     assert _forkserver_children() == []
 
 
+@contextlib.contextmanager
+def net_under_a_hang(what: str) -> Iterator[None]:
+    """Fail, saying ``what`` waited, should the block not end within 60 s: a
+    net under a hang, not a measure of speed."""
+
+    def stuck(signum: int, frame: Any) -> None:
+        raise AssertionError(f"{what} waited for good")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.setitimer(signal.ITIMER_REAL, 60)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def test_a_decoder_that_never_ends_is_killed_at_the_time_limit_not_waited_for(big_flat_png: bytes) -> None:
     """A decode stuck for good (here: a decoder stopped as soon as it starts)
     does not hold its caller past the time limit."""
-
-    def stuck(signum: int, frame: Any) -> None:
-        raise AssertionError("the caller waited for a decoder that never ends")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.setitimer(signal.ITIMER_REAL, 60)  # a net under a hang, not a measure of speed
     try:
-        with each_decoder(lambda child: child.suspend()), pytest.raises(sandbox.TimedOut):
+        with (
+            net_under_a_hang("the caller of a decoder that never ends"),
+            each_decoder(lambda child: child.suspend()),
+            pytest.raises(sandbox.TimedOut),
+        ):
             sandbox.process(
                 big_flat_png,
                 processing.Preset("small", widths=(64,)),
@@ -493,8 +511,6 @@ def test_a_decoder_that_never_ends_is_killed_at_the_time_limit_not_waited_for(bi
                 time_limit=0.2,
             )
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
         left = _forkserver_children()
         for child in left:
             child.kill()
@@ -608,6 +624,187 @@ def test_a_workers_soft_time_limit_stops_the_decoding_child_with_the_wait(
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert _forkserver_children() == []  # the decoder was killed, not left running
+
+
+# --- Handing the image over -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def large_original() -> bytes:
+    """32 MB, far more than a pipe holds: written only as its reader takes it
+    in. The decoders these tests start never decode it."""
+    return bytes(32 * 1024 * 1024)
+
+
+@pytest.fixture
+def open_fds() -> Callable[[], int]:
+    """How many files this process has open, the fork server's own ends
+    (open for good once it runs) already among them."""
+    multiprocessing.forkserver.ensure_running()
+    return psutil.Process().num_fds
+
+
+@contextlib.contextmanager
+def decoders_stalled_as_they_start(count: int | None = None) -> Iterator[None]:
+    """The first ``count`` decoding children started within the block (every
+    one, by default) stall as they start, before they read anything they
+    were sent (tests/uploads/stalled_decoder.py); the others run."""
+    prepared = spawn.get_preparation_data
+    stalls = itertools.count()
+
+    def stalling(name: str) -> dict[str, Any]:
+        data: dict[str, Any] = prepared(name)
+        if count is None or next(stalls) < count:
+            data.pop("init_main_from_path", None)
+            data["init_main_from_name"] = "tests.uploads.stalled_decoder"
+        return data
+
+    with mock.patch.object(spawn, "get_preparation_data", stalling):
+        yield
+
+
+def decode(data: bytes, *, time_limit: float | None) -> processing.Result:
+    return sandbox.process(
+        data,
+        processing.Preset("small", widths=(64,)),
+        max_pixels=50_000_000,
+        memory_limit_mb=1024,
+        time_limit=time_limit,
+    )
+
+
+class Decoding(threading.Thread):
+    """A decode in a thread of its own, and how it ended."""
+
+    def __init__(self, data: bytes, *, time_limit: float | None) -> None:
+        super().__init__(daemon=True)
+        self.data, self.time_limit = data, time_limit
+        self.raised: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            decode(self.data, time_limit=self.time_limit)
+        except BaseException as exc:  # noqa: BLE001 - what it raised is what the test looks at
+            self.raised = exc
+
+
+def wait_for_a_decoder() -> None:
+    """Until a decoding child runs (a minute at most)."""
+    deadline = time.monotonic() + 60
+    while not _forkserver_children():
+        assert time.monotonic() < deadline, "no decoder was started"
+        time.sleep(0.01)
+
+
+def test_a_decoder_that_stalls_before_taking_in_its_image_is_killed_at_the_time_limit(
+    large_original: bytes, open_fds: Callable[[], int]
+) -> None:
+    """The image is handed over within the time limit: a child that does not
+    read it held its caller, and every other start, for as long as it stalled."""
+    before = open_fds()
+    with (
+        net_under_a_hang("the caller of a decoder that never read its image"),
+        decoders_stalled_as_they_start(),
+        pytest.raises(sandbox.TimedOut, match=r"took longer than 1 s"),
+    ):
+        decode(large_original, time_limit=1)
+    assert _forkserver_children() == []  # killed by the caller
+    assert open_fds() == before
+
+
+def test_a_decoder_starts_while_another_is_being_handed_its_image(
+    large_original: bytes, open_fds: Callable[[], int]
+) -> None:
+    """One start at a time, but not one hand-over: a decoder slow to read a
+    large original does not hold up the others (import_images runs one a core)."""
+    before = open_fds()
+    with decoders_stalled_as_they_start(count=1):
+        stalled = Decoding(large_original, time_limit=None)
+        stalled.start()
+        try:
+            wait_for_a_decoder()
+            with net_under_a_hang("a start behind another decoder's hand-over"):
+                result = decode(corpus.jpeg(), time_limit=None)
+        finally:
+            for child in _forkserver_children():
+                child.kill()
+            stalled.join()
+    assert {output.width for output in result.outputs} == {64}
+    assert isinstance(stalled.raised, sandbox.Died)
+    assert _forkserver_children() == []
+    assert open_fds() == before
+
+
+def test_stopping_the_children_stops_a_decoder_being_handed_its_image(
+    large_original: bytes, open_fds: Callable[[], int]
+) -> None:
+    """A Ctrl-C in import_images does not wait for a hand-over to end: the
+    decoder is killed and its caller raises Stopped, with no time limit."""
+    before = open_fds()
+    with decoders_stalled_as_they_start():
+        stalled = Decoding(large_original, time_limit=None)
+        stalled.start()
+        try:
+            wait_for_a_decoder()
+            with net_under_a_hang("stop_children() behind a decoder's hand-over"):
+                sandbox.stop_children()
+                stalled.join()
+        finally:
+            for child in _forkserver_children():
+                child.kill()
+            stalled.join()
+            sandbox.resume_children()
+    assert isinstance(stalled.raised, sandbox.Stopped)
+    assert _forkserver_children() == []
+    assert open_fds() == before
+
+
+def test_a_decoder_that_dies_taking_in_its_image_is_a_decoder_that_died(
+    large_original: bytes, open_fds: Callable[[], int]
+) -> None:
+    """Not a decoder the machine could not start (it was started), which is
+    tried again as the machine's trouble."""
+    before = open_fds()
+    with (
+        net_under_a_hang("the caller of a decoder killed before it read its image"),
+        decoders_stalled_as_they_start(),
+        every_decoder_killed() as killed,
+        pytest.raises(sandbox.Died) as died,
+    ):
+        decode(large_original, time_limit=None)
+    assert killed
+    assert died.value.exitcode == -signal.SIGKILL
+    assert open_fds() == before
+
+
+@pytest.mark.usefixtures("no_process_can_start")
+def test_a_decoder_that_cannot_start_leaves_no_file_open(
+    big_flat_png: bytes, open_fds: Callable[[], int]
+) -> None:
+    before = open_fds()
+    with pytest.raises(sandbox.NotStarted):
+        decode(big_flat_png, time_limit=5)
+    assert open_fds() == before
+
+
+def test_a_decoder_asked_for_while_the_children_are_stopped_is_not_started_and_leaves_no_file_open(
+    big_flat_png: bytes, open_fds: Callable[[], int]
+) -> None:
+    before = open_fds()
+    sandbox.stop_children()
+    try:
+        with pytest.raises(sandbox.Stopped):
+            decode(big_flat_png, time_limit=5)
+    finally:
+        sandbox.resume_children()
+    assert _forkserver_children() == []
+    assert open_fds() == before
+
+
+def test_a_decoded_image_leaves_no_file_open(big_flat_png: bytes, open_fds: Callable[[], int]) -> None:
+    before = open_fds()
+    assert {output.width for output in decode(big_flat_png, time_limit=None).outputs} == {64}
+    assert open_fds() == before
 
 
 # --- Priority ---------------------------------------------------------------------
