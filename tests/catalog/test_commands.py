@@ -10,7 +10,6 @@ import resource
 import signal
 import sys
 import threading
-import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
@@ -515,18 +514,25 @@ def test_a_phone_number_longer_than_the_api_and_the_admin_take_is_refused_on_imp
 def test_import_people_refuses_a_pipe_instead_of_waiting_for_ever(tmp_path: Path) -> None:
     pipe = tmp_path / "people.csv"
     os.mkfifo(pipe)
+    run_over, writer_came = threading.Event(), threading.Event()
 
-    def writer_after_a_while() -> None:
-        # Lets a run that waits on the pipe go on (and fail the test) instead of hanging.
-        time.sleep(3)
-        with contextlib.suppress(OSError):  # nobody reading: the run did not wait
-            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+    def writer_if_the_run_waits() -> None:
+        # Lets a run that waits on the pipe go on (and fail the test) instead
+        # of hanging; a minute, far more than any run takes to refuse it.
+        if not run_over.wait(60):
+            writer_came.set()
+            with contextlib.suppress(OSError):
+                os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
 
-    threading.Thread(target=writer_after_a_while, daemon=True).start()
-    started = time.monotonic()
-    with pytest.raises(CommandError, match=r"Cannot read .*people\.csv: not a regular file"):
-        run("import_people", str(pipe))
-    assert time.monotonic() - started < 2
+    writer = threading.Thread(target=writer_if_the_run_waits, daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(CommandError, match=r"Cannot read .*people\.csv: not a regular file"):
+            run("import_people", str(pipe))
+    finally:
+        run_over.set()
+        writer.join()
+    assert not writer_came.is_set()
 
 
 def big_people_csv(path: Path, *, people: int, padding: int) -> None:
