@@ -102,8 +102,8 @@ def test_a_kept_connection_the_server_has_closed_since_is_replaced(
     again on a new connection instead of failing once."""
     pid = _backend_pid(database)
     with postgres.connect() as other:
-        other.execute("SELECT pg_terminate_backend(%s)", [pid])
-    time.sleep(0.2)
+        # Waits (up to a minute) until the process has ended, its socket closed with it.
+        assert other.execute("SELECT pg_terminate_backend(%s, 60000)", [pid]).fetchone() == (True,)
 
     check = health.check_database()
 
