@@ -376,7 +376,7 @@ def test_an_image_deleted_while_its_renditions_are_committed_goes_with_them(work
     assert sql(portal, "SELECT count(*) FROM uploads_image WHERE id = %s", image_id) == [(0,)]
     assert sql(portal, "SELECT count(*) FROM uploads_rendition WHERE image_id = %s", image_id) == [(0,)]
     # Its objects went once the deletion committed.
-    wait_for(portal, "the objects go", lambda: portal.bucket_keys() == before, timeout=10)
+    wait_for(portal, "the objects go", lambda: portal.bucket_keys() == before)
 
 
 def test_a_photo_uploaded_again_while_its_first_copy_is_deleted_keeps_its_original(worker: Fleet) -> None:
