@@ -741,7 +741,8 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
 TABLE_ROW_MAX_CHARS = 1024 * 1024
 # Past this, a field is refused as its row is: by length, before the reader.
 csv.field_size_limit(max(csv.field_size_limit(), TABLE_ROW_MAX_CHARS + 1))
-_QUOTED = re.compile(r'"[^"]*(?:""[^"]*)*"')
+# Possessive: a quote written twice ("") is never taken as the field's end.
+_QUOTED = re.compile(r'"[^"]*+(?:""[^"]*+)*+"')
 
 
 class _TableLines:

@@ -359,6 +359,8 @@ AFTER_QUOTE = "text after the quote that closes a field"
         # Read leniently, the rest of the file was Ann's department.
         (b'name,username,department\nAnn,ann,"Sales\nBob,bob,Ops\nCy,cy,Ops\n', f"(line 2): {UNCLOSED}"),
         (b'name,username,department\n"Ann,ann,Sales\nBob,bob,Ops', f"(line 2): {UNCLOSED}"),
+        # A quote written twice within it ends no field.
+        (b'name,username\n"Ann ""The Chef"" Smith,ann\nBob,bob\n', f"(line 2): {UNCLOSED}"),
         # Lines of a quoted field before it are counted as the file's lines.
         (
             b'name,username,department\nAnn,ann,"Sales\nEast"\nBob,bob,"Ops\nCy,cy,Ops\n',
@@ -378,6 +380,7 @@ AFTER_QUOTE = "text after the quote that closes a field"
     ids=[
         "unclosed",
         "unclosed-at-end",
+        "unclosed-with-quotes-written-twice",
         "unclosed-after-lines",
         "unclosed-in-a-row",
         "after",
