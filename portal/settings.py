@@ -630,7 +630,8 @@ AWS_PRIVATE_BUCKET_NAME = env.str("AWS_PRIVATE_BUCKET_NAME", default="") or AWS_
 # How long a signed link to an original stays valid.
 ORIGINAL_URL_SECONDS = env.int("PORTAL_ORIGINAL_URL_SECONDS", default=300, minimum=1, maximum=604_800)
 # How long S3 may take to connect or to answer, per try (two tries): well
-# under gunicorn's --timeout, so a hung store is a 503, not a killed worker.
+# under gunicorn's --timeout (checked below), so a hung store is a 503, not a
+# killed worker.
 STORAGE_TIMEOUT_SECONDS = env.int("PORTAL_STORAGE_TIMEOUT_SECONDS", default=10, minimum=1)
 
 if USE_S3:
@@ -777,6 +778,36 @@ if _ondemand_longest >= WEB_TIMEOUT_SECONDS:
         f"server kills its worker; it is {IMAGE_ONDEMAND_WAIT_SECONDS:g} + {IMAGE_ONDEMAND_TIME_LIMIT_SECONDS} "
         f"+ {IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS} = {_ondemand_longest:g}"
     )
+# What else a request may wait on before its 503, each within the web
+# server's timeout: a store that hangs, two tries and the delete that takes
+# back what it may have kept (at most 2 s); a kept PostgreSQL connection whose
+# network stopped, then a fresh connection's attempt.
+_web_waits: list[tuple[str, str, float]] = []
+if USE_S3:
+    _web_waits.append(
+        (
+            "2 * PORTAL_STORAGE_TIMEOUT_SECONDS + 2, the longest a request waits on a store that hangs",
+            f"2 * {STORAGE_TIMEOUT_SECONDS} + 2",
+            STORAGE_TIMEOUT_SECONDS * 2 + 2,
+        )
+    )
+if "tcp_user_timeout" in DATABASES["default"].get("OPTIONS", {}):
+    _network_seconds = int(DATABASES["default"]["OPTIONS"]["tcp_user_timeout"]) / 1000
+    _connect_seconds = int(DATABASES["default"]["OPTIONS"]["connect_timeout"])
+    _web_waits.append(
+        (
+            "DATABASE_NETWORK_TIMEOUT + DATABASE_CONNECT_TIMEOUT (or DATABASE_URL's tcp_user_timeout, in ms, "
+            "and connect_timeout), the longest a request waits on a database whose network stopped",
+            f"{_network_seconds:g} + {_connect_seconds}",
+            _network_seconds + _connect_seconds,
+        )
+    )
+for _what, _sum, _seconds in _web_waits:
+    if _seconds >= WEB_TIMEOUT_SECONDS:
+        raise ImproperlyConfigured(
+            f"{_what}, must be less than PORTAL_WEB_TIMEOUT_SECONDS ({WEB_TIMEOUT_SECONDS}), after which the "
+            f"web server kills its worker; it is {_sum} = {_seconds:g}"
+        )
 # Uploads above this size are streamed to a temp file rather than held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
 # A body for an endpoint that takes no file is refused above this size (413),

@@ -213,6 +213,30 @@ REFUSED: list[tuple[dict[str, str], str]] = [
         "take, must be less than PORTAL_WEB_TIMEOUT_SECONDS (30), after which the web server kills its "
         "worker; it is 0 + 30 + 0 = 30",
     ),
+    # A request waiting on a store that hangs, or on a database whose network
+    # stopped, past the web server's timeout: killed before its 503.
+    (
+        {"AWS_STORAGE_BUCKET_NAME": "media", "PORTAL_STORAGE_TIMEOUT_SECONDS": "29"},
+        "2 * PORTAL_STORAGE_TIMEOUT_SECONDS + 2, the longest a request waits on a store that hangs, must be "
+        "less than PORTAL_WEB_TIMEOUT_SECONDS (60), after which the web server kills its worker; it is "
+        "2 * 29 + 2 = 60",
+    ),
+    (
+        {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "45", "DATABASE_CONNECT_TIMEOUT": "15"},
+        "DATABASE_NETWORK_TIMEOUT + DATABASE_CONNECT_TIMEOUT (or DATABASE_URL's tcp_user_timeout, in ms, and "
+        "connect_timeout), the longest a request waits on a database whose network stopped, must be less than "
+        "PORTAL_WEB_TIMEOUT_SECONDS (60), after which the web server kills its worker; it is 45 + 15 = 60",
+    ),
+    (
+        {
+            "DATABASE_URL": POSTGRES["DATABASE_URL"] + "?tcp_user_timeout=20500",
+            "PORTAL_WEB_TIMEOUT_SECONDS": "30",
+            "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "10",
+        },
+        "DATABASE_NETWORK_TIMEOUT + DATABASE_CONNECT_TIMEOUT (or DATABASE_URL's tcp_user_timeout, in ms, and "
+        "connect_timeout), the longest a request waits on a database whose network stopped, must be less than "
+        "PORTAL_WEB_TIMEOUT_SECONDS (30), after which the web server kills its worker; it is 20.5 + 10 = 30.5",
+    ),
 ]
 
 # (environment, setting, its value): the edges of each range, and 0 where it turns a feature off.
@@ -245,6 +269,28 @@ ACCEPTED: list[tuple[dict[str, str], str, Any]] = [
         {"PORTAL_WEB_TIMEOUT_SECONDS": "120", "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "90"},
         "WEB_TIMEOUT_SECONDS",
         120,
+    ),
+    # The waits on a store and on a database just under the web server's timeout;
+    # without S3 or PostgreSQL there are none to check.
+    (
+        {"AWS_STORAGE_BUCKET_NAME": "media", "PORTAL_STORAGE_TIMEOUT_SECONDS": "28"},
+        "STORAGE_TIMEOUT_SECONDS",
+        28,
+    ),
+    ({"PORTAL_STORAGE_TIMEOUT_SECONDS": "300"}, "STORAGE_TIMEOUT_SECONDS", 300),
+    (
+        {**POSTGRES, "DATABASE_NETWORK_TIMEOUT": "45", "DATABASE_CONNECT_TIMEOUT": "14"},
+        "WEB_TIMEOUT_SECONDS",
+        60,
+    ),
+    (
+        {
+            "PORTAL_WEB_TIMEOUT_SECONDS": "20",
+            "PORTAL_IMAGE_ONDEMAND_TIME_LIMIT_SECONDS": "5",
+            "PORTAL_IMAGE_ONDEMAND_CLAIM_MARGIN_SECONDS": "5",
+        },
+        "WEB_TIMEOUT_SECONDS",
+        20,
     ),
     (
         {"CELERY_TASK_TIME_LIMIT": "600", "CELERY_VISIBILITY_TIMEOUT": "8"},
@@ -280,7 +326,10 @@ def load_settings(monkeypatch: pytest.MonkeyPatch, environment: dict[str, str]) 
 
 
 def test_each_number_read_from_the_environment_is_refused_out_of_its_range_here() -> None:
-    assert numbers_read() == {name for environment, _ in REFUSED for name in environment} - {"DATABASE_URL"}
+    assert numbers_read() == {name for environment, _ in REFUSED for name in environment} - {
+        "DATABASE_URL",
+        "AWS_STORAGE_BUCKET_NAME",
+    }
 
 
 @pytest.mark.parametrize(("environment", "message"), REFUSED, ids=[shown(env) for env, _ in REFUSED])
