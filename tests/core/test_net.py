@@ -71,3 +71,37 @@ def test_a_client_seen_through_a_dual_stack_socket_is_in_its_ipv4_network(
     assert posted.status_code == 201, posted.content
     assert client.get("/metrics", REMOTE_ADDR="::ffff:127.0.0.1").status_code == 200
     assert client.post("/fruits/", FRUIT, REMOTE_ADDR="::ffff:203.0.113.9").status_code == 401
+
+
+@pytest.mark.parametrize(
+    "entry", ["unknown", "203.0.113.9:port", "[2001:db8::7]:x", "[2001:db8::7]x80", "host.example:80"]
+)
+def test_an_entry_of_the_trusted_proxy_that_names_no_address_leaves_the_proxy_s_to_count_by(
+    settings: Any, entry: str
+) -> None:
+    """Throttles and the lockout count such a request by the peer's address
+    (docs/deploy.md), not by the address part of an entry read half right."""
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client_ip(_through_proxy(entry)) == PROXY
+
+
+def test_with_fewer_entries_than_trusted_proxies_the_first_entry_is_the_client(settings: Any) -> None:
+    """A count set higher than the proxies there are: the leftmost entry is
+    the client's, not a server error."""
+    settings.TRUSTED_PROXY_COUNT = 2
+    assert client_ip(_through_proxy("203.0.113.9")) == "203.0.113.9"
+
+
+def test_an_empty_entry_is_none_a_proxy_wrote(settings: Any) -> None:
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client_ip(_through_proxy("198.51.100.1, 203.0.113.9, ")) == "203.0.113.9"
+
+
+def test_a_request_that_says_it_came_through_a_proxy_by_forwarded_alone_is_granted_nothing_by_address(
+    settings: Any,
+) -> None:
+    """RFC 7239's ``Forwarded`` says so as ``X-Forwarded-For`` does."""
+    request = RequestFactory().get("/", REMOTE_ADDR=PROXY, HTTP_FORWARDED="for=203.0.113.9")
+    assert client_ip(request) == PROXY
+    assert not client_in_networks(request, settings.LAB_WRITE_NETWORKS)
+    assert client_in_networks(RequestFactory().get("/", REMOTE_ADDR=PROXY), settings.LAB_WRITE_NETWORKS)
