@@ -18,7 +18,8 @@ from rest_framework.test import APIClient
 from catalog.api import FeedbackThrottle
 from catalog.lab import LabThrottle
 from catalog.models import Feedback
-from core.throttling import ClientRateThrottle
+from core.throttling import ClientRateThrottle, seconds_until
+from tests.factories import UserFactory, api_key
 from tests.servers import free_port
 
 LAB_REVIEW = {"title": "t", "name": "n", "date": "2020-01-01", "feedback": "x"}
@@ -227,3 +228,35 @@ def test_a_post_that_finds_a_window_ending_and_another_opening_counts_in_the_new
     monkeypatch.setattr(backend, "add", add_with_rival)
     assert _lab("203.0.113.7") == 429
     assert calls == ["found", "rival"]
+
+
+@pytest.mark.django_db
+def test_a_signed_in_client_is_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The limit is an anonymous client's: one with a token is not counted,
+    nor counted with every other signed-in client under one key."""
+    _limit(monkeypatch, FeedbackThrottle, "feedback", "1/min")
+    for username in ("ann", "bob"):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Token {api_key(UserFactory(username=username))}")
+        statuses = [
+            client.post("/api/v1/feedback/", API_REVIEW, format="json", REMOTE_ADDR="203.0.113.7").status_code
+            for _ in range(2)
+        ]
+        assert statuses == [201, 201]
+    assert _api("203.0.113.7") == 201
+    assert _api("203.0.113.7") == 429
+
+
+@pytest.mark.parametrize(
+    ("ends", "wait"),
+    [
+        (1_000_002.5, 3),  # a part of a second is waited whole
+        (1_000_000.0, 1),  # ending now: a client told 0 would come back at once
+        (999_990.0, 1),
+        (1_000_000.0 + 3600, 60),  # never longer than the period
+        (True, 60),  # no number, though Python counts it one
+        (None, 60),
+    ],
+)
+def test_a_refusal_waits_from_one_second_to_the_period_until_the_window_ends(ends: Any, wait: int) -> None:
+    assert seconds_until(ends, 1_000_000.0, 60) == wait
