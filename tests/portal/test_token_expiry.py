@@ -164,6 +164,19 @@ def test_the_daily_run_deletes_the_expired_tokens_and_keeps_the_live_ones() -> N
     assert read_with(live).status_code == 200
 
 
+@pytest.mark.usefixtures("ninety_days")
+def test_a_token_refused_at_the_very_moment_it_expires_is_deleted_then_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = token_of("tool", age=dt.timedelta(0))
+    now = Token.objects.get().created + dt.timedelta(days=90)
+    monkeypatch.setattr(timezone, "now", lambda: now)
+
+    assert read_with(key).status_code == 401
+    assert tasks.clear_expired_tokens.apply().get() == 1
+    assert holders() == set()
+
+
 def test_with_no_maximum_age_the_daily_run_deletes_nothing_and_asks_nothing(
     django_assert_num_queries: Any,
 ) -> None:
