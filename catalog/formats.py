@@ -741,6 +741,14 @@ def _document_person(row: Mapping[str, Any], number: int) -> dict[str, Any]:
 TABLE_ROW_MAX_CHARS = 1024 * 1024
 # Past this, a field is refused as its row is: by length, before the reader.
 csv.field_size_limit(max(csv.field_size_limit(), TABLE_ROW_MAX_CHARS + 1))
+
+
+def _longer_than_a_row(what: str) -> str:
+    """The refusal of ``what`` (a CSV or TSV row, a value of a JSON file
+    read whole) past ``TABLE_ROW_MAX_CHARS``, in the words of each."""
+    return f"{what} is longer than {TABLE_ROW_MAX_CHARS:,} characters, the most a row may hold"
+
+
 # Possessive: a quote written twice ("") is never taken as the field's end.
 _QUOTED = re.compile(r'"[^"]*+(?:""[^"]*+)*+"')
 
@@ -822,7 +830,7 @@ class _TableLines:
         return None
 
     def too_long(self) -> FormatError:
-        message = f"the row is longer than {TABLE_ROW_MAX_CHARS:,} characters, the most a row may hold"
+        message = _longer_than_a_row("the row")
         opened = self.quote_opened()
         if opened is not None:
             where = "there" if opened == self.row_start else f"on line {opened}"
@@ -988,6 +996,17 @@ def _too_long(exc: ValueError) -> str:
 # The keys of a file's mapping that can matter: the list of people, or the
 # fields of the one person it is.
 _DOCUMENT_KEYS = frozenset({"people", *PEOPLE_FIELDS, *PEOPLE_EXTRA_FIELDS})
+# The most of a JSON file's text its reader is given at a time: a text
+# given whole (the admin's) is read as a file read a chunk at a time, a
+# value longer than a row may be found to be without reading it whole.
+_DOCUMENT_PIECE_CHARS = 64 * 1024
+
+
+def _in_pieces(text: Iterable[str]) -> Iterator[str]:
+    """``text`` in pieces of at most ``_DOCUMENT_PIECE_CHARS``."""
+    for piece in text:
+        for start in range(0, len(piece), _DOCUMENT_PIECE_CHARS):
+            yield piece[start : start + _DOCUMENT_PIECE_CHARS]
 
 
 # --- People in JSON -----------------------------------------------------------
@@ -1021,7 +1040,7 @@ class _JsonReader:
     (line, column and character of the whole text)."""
 
     def __init__(self, text: Iterator[str]) -> None:
-        self._text = text
+        self._text = _in_pieces(text)
         self._buffer = ""
         self._at = 0  # where the reader is in the buffer
         self._base = 0  # characters of the text before the buffer
@@ -1092,18 +1111,29 @@ class _JsonReader:
         self._at += 1
 
     def value(self) -> object:
-        """The next value, read whole."""
+        """The next value, read whole. One longer than ``TABLE_ROW_MAX_CHARS``
+        (a person, or a value of the file's object) is refused where it
+        starts, found without reading it whole: what is read of it at most
+        doubles until it is found longer, as a CSV row is refused."""
         self.peek()
         while True:
             try:
                 value, end = _JSON_DECODER.raw_decode(self._buffer, self._at)
             except json.JSONDecodeError as exc:
-                cut = exc.pos >= len(self._buffer) - _JSON_CUT or exc.msg.startswith("Unterminated string")
+                unterminated = exc.msg.startswith("Unterminated string")
+                cut = exc.pos >= len(self._buffer) - _JSON_CUT or unterminated
+                # Where the decoder stopped (a string left open runs to the end
+                # of what has been read): further on than a row may hold, the
+                # value is too long, whatever comes after.
+                if (len(self._buffer) if unterminated else exc.pos) - self._at > TABLE_ROW_MAX_CHARS:
+                    raise self.error(_longer_than_a_row("the value")) from None
                 if self._eof or not cut:
                     raise self.error(exc.msg, exc.pos) from None
             except ValueError as exc:
                 raise self._too_long_error(exc) from None
             else:
+                if end - self._at > TABLE_ROW_MAX_CHARS:
+                    raise self.error(_longer_than_a_row("the value"))
                 # A number at the end may go on ("1" of "1.5e3").
                 if self._eof or end <= len(self._buffer) - 3:
                     self._at = end

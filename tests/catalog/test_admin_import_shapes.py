@@ -333,6 +333,30 @@ def test_a_table_with_a_row_past_the_most_a_row_holds_is_refused_naming_the_limi
     assert not Person.objects.exists()
 
 
+LONG_NAME = b"A" + b"x" * 1_100_000
+
+
+def test_a_json_person_past_the_most_a_row_holds_is_refused_naming_the_limit_and_where_it_starts(
+    importer: Client, tmp_path: Path
+) -> None:
+    name = "people.json"
+    content = b'[{"name": "Bob", "username": "bob"},\n {"name": "' + LONG_NAME + b'", "username": "ann"}]'
+    with pytest.raises(CommandError) as refused:
+        command_import(tmp_path, name, content)
+    assert str(refused.value).startswith(
+        "people.json: not valid JSON: the value is longer than 1,048,576 characters, the most a row may hold"
+        ": line 2 column 2 (char 38)"
+    )
+
+    page = admin_preview(importer, name, content)
+
+    assert page.status_code == 400
+    text = html.unescape(page.content.decode())
+    assert str(refused.value) in text
+    assert not confirm_data(page.content.decode())
+    assert not Person.objects.exists()
+
+
 @pytest.mark.parametrize("name", ["people.csv", "people.tsv"])
 def test_a_field_past_pythons_csv_field_limit_is_read_within_a_rows_limit(
     importer: Client, tmp_path: Path, name: str

@@ -471,6 +471,67 @@ def test_a_huge_csv_line_is_refused_without_holding_it() -> None:
     assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
 
 
+# A JSON value read whole, as (the file before it, its text before and after
+# the characters that make it as long as asked, the file after it).
+LONG_VALUES = {
+    "json item": ('[{"name": "Ann", "username": "ann"},\n ', '{"username": "bob", "notes": "', '"}', "]"),
+    "json people of an object": ('{"people": [\n  ', '{"username": "bob", "notes": "', '"}', "]}"),
+    "json one person": ('{"name": "Bob",\n "username": "bob",\n "notes": ', '"', '"', "}"),
+}
+
+
+def long_value(shape: str, chars: int) -> tuple[bytes, str]:
+    """A file of ``shape`` whose value read whole is ``chars`` long, and
+    where that value starts as its format tells a place."""
+    before, head, tail, after = LONG_VALUES[shape]
+    raw = (before + head + "x" * (chars - len(head) - len(tail)) + tail + after).encode()
+    line, column = before.count("\n") + 1, len(before) - before.rfind("\n")
+    return raw, f": line {line} column {column} (char {len(before)})"
+
+
+@pytest.mark.parametrize("shape", LONG_VALUES)
+def test_a_json_value_of_the_most_characters_a_row_holds_is_read(shape: str) -> None:
+    raw, _ = long_value(shape, ROW_LIMIT)
+    for size in (64 * 1024, len(raw)):
+        people = people_in_pieces(raw, size, "json")
+        assert isinstance(people, list), people
+        assert "bob" in [person["username"] for person in people]
+
+
+@pytest.mark.parametrize("shape", LONG_VALUES)
+def test_a_json_value_longer_than_a_row_holds_is_refused_naming_the_limit_and_where_it_starts(
+    shape: str,
+) -> None:
+    raw, where = long_value(shape, ROW_LIMIT + 1)
+    reason = "not valid JSON: the value is longer than 1,048,576 characters, the most a row may hold"
+    for size in (64 * 1024, len(raw)):
+        refused = people_in_pieces(raw, size, "json")
+        assert isinstance(refused, str), "read"
+        assert refused.startswith(reason + where), refused
+
+
+def huge_value() -> Iterator[bytes]:
+    """A JSON file of two people, the second's notes 200 MB on one line."""
+    yield b'[{"name": "Ann", "username": "ann"},\n {"name": "Bob", "notes": "'
+    for _ in range(800):
+        yield b"y" * (256 * 1024)
+
+
+def test_a_huge_json_value_is_refused_without_holding_it() -> None:
+    tracemalloc.start()
+    try:
+        with pytest.raises(formats.FormatError) as refused:
+            list(formats.people_rows(huge_value(), "json"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value).startswith(
+        "not valid JSON: the value is longer than 1,048,576 characters, the most a row may hold"
+        ": line 2 column 2 (char 38)"
+    )
+    assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
 def test_a_json_that_is_not_a_list_of_people_is_refused() -> None:
     with pytest.raises(formats.FormatError, match="list of people"):
         formats.parse_people(b'"just a string"', "json")
