@@ -274,10 +274,10 @@ class ImageAdmin(
     CountedDeleteMixin,
     admin.ModelAdmin[Image],
 ):
+    # No preset: it is a filter, and on the image's page; the width goes to the name.
     list_display = [
         "preview",
         "__str__",
-        "preset",
         "status",
         "dimensions",
         "size",

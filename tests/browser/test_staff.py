@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from celery import current_app
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.utils import timezone
 from playwright.sync_api import Browser, FilePayload, Locator, Page, Route, expect
 from pypdf import PdfReader
@@ -458,8 +459,9 @@ def test_change_lists_wrap_long_values_in_columns_of_bounded_width(
 ) -> None:
     """A 200-character name, an unbroken email or file name, a user's long
     name and a 5,000-character review each wrap in a column of bounded width
-    (or, the review's text, are cut short) instead of widening the list until
-    it scrolls in its box; the whole value is a click away."""
+    (or, the review's text and the columns that describe a row, are cut short
+    with an ellipsis) instead of widening the list until it scrolls in its
+    box; the whole value is a click away."""
     product = Product.objects.create(name=UNBROKEN[:200], weight=3, image_name=UNBROKEN[:251] + ".jpg")
     PersonFactory.create(name=UNBROKEN[:200], username="longname", email=UNBROKEN[:60] + "@example.com")
     FeedbackFactory.create(title="Long unbroken", text="y" * 5000, product=product)
@@ -480,7 +482,8 @@ def test_change_lists_wrap_long_values_in_columns_of_bounded_width(
                 columns: [...document.querySelectorAll('#result_list thead th')].map(
                     th => [th.textContent.trim(), Math.round(th.getBoundingClientRect().width)]),
                 clipped: [...document.querySelectorAll('#result_list td, #result_list tbody th')]
-                    .filter(cell => cell.scrollWidth > cell.clientWidth + 1)
+                    .filter(cell => cell.scrollWidth > cell.clientWidth + 1
+                        && getComputedStyle(cell).textOverflow !== 'ellipsis')
                     .map(cell => cell.className),
             })"""
         )
@@ -536,3 +539,109 @@ def test_on_a_tablet_a_change_list_has_the_width_beside_the_sidebar_and_its_titl
             and tools["top"] < title["bottom"]
         )
         assert not overlap, f"the buttons cover the title on {path}: {title} {tools}"
+
+
+# Values as long as real ones get: a double-barrelled name, a work address
+# of a department's subdomain, a product's full name as the supplier sends
+# it, a camera's file name with the shot's description.
+LONG_PEOPLE = [
+    (
+        "Maximiliana Featherstonehaugh-Wolfeschlegel",
+        "maximiliana.featherstonehaugh-wolfeschlegel",
+        "Research and Development, Advanced Materials",
+        "Senior Principal Customer Success Engineering Manager",
+    ),
+    (
+        "Bartholomew Aloysius Montgomery-Fitzwilliam III",
+        "bartholomew.montgomery-fitzwilliam",
+        "International Logistics and Supply Chain Operations",
+        "Regional Director of Strategic Partnerships and Alliances",
+    ),
+    (
+        "Anastasia Konstantinovna Rimsky-Korsakova",
+        "anastasia.rimsky-korsakova",
+        "Quality Assurance and Regulatory Compliance",
+        "Lead Environmental Health and Safety Coordinator",
+    ),
+]
+LONG_PRODUCTS = [
+    "Organic Cold-Pressed Extra Virgin Olive Oil from the Hills of Tuscany, 750 ml Glass Bottle",
+    "Hand-Harvested Wild Blueberries from the Coast of Maine, Frozen at Peak Ripeness, Family Pack",
+    "Stone-Ground Whole Wheat Sourdough Bread with Sunflower, Pumpkin and Flax Seeds, Sliced",
+]
+
+
+def test_change_lists_fit_beside_the_open_sidebar_at_1280px(
+    browsing: Browsing, superuser: Any, ready_image: Callable[..., Image]
+) -> None:
+    """On a laptop's screen, 1280 by 800, with the navigation sidebar open,
+    every change list with several rows of long values fits in its box: no
+    column out of sight at its edge, none to scroll sideways to. What a row
+    leaves out or cuts short, its page shows whole."""
+    images = [
+        ready_image(f"{name.lower().replace(',', '').replace(' ', '-')}-front-view-on-white.jpg", alt=name)
+        for name in LONG_PRODUCTS
+    ]
+    for (name, username, department, role), photo in zip(LONG_PEOPLE, images, strict=True):
+        PersonFactory.create(
+            photo=photo,
+            name=name,
+            username=username,
+            email=f"{username}@research-development.example-corporation.com",
+            department=department,
+            role=role,
+        )
+        user = get_user_model().objects.create_user(
+            username,
+            email=f"{username}@research-development.example-corporation.com",
+            first_name=name.split()[0],
+            last_name=name.split(maxsplit=1)[1],
+            password=PASSWORD,
+        )
+        api_key(user)
+    for index, (name, image) in enumerate(zip(LONG_PRODUCTS, images, strict=True)):
+        product = Product.objects.create(
+            name=name, weight=750 + index, image=image, image_name=image.original_name
+        )
+        FeedbackFactory.create(
+            title="Arrived on time and tasted exactly as described on the label",
+            name="Bartholomew Montgomery-Fitzwilliam",
+            text="The bottle was well packed and the oil was fresh and peppery. " * 20,
+            product=product,
+        )
+    Group.objects.create(name="Regional Directors of Strategic Partnerships and Alliances")
+    page = browsing.page
+    page.set_viewport_size({"width": 1280, "height": 800})
+    _log_in(browsing, superuser)
+    for path in (
+        "/admin/catalog/person/",
+        "/admin/catalog/product/",
+        "/admin/catalog/feedback/",
+        "/admin/uploads/image/",
+        "/admin/authtoken/tokenproxy/",
+        "/admin/auth/user/",
+        "/admin/auth/group/",
+    ):
+        browsing.visit(path, "sidebar-open")
+        expect(page.locator("#nav-sidebar")).to_be_visible()
+        expect(page.locator("#result_list tbody tr")).not_to_have_count(0)
+        box = page.evaluate(
+            """() => {
+                const results = document.querySelector('#changelist-form .results');
+                return {
+                    scroll: results.scrollWidth,
+                    client: results.clientWidth,
+                    columns: [...document.querySelectorAll('#result_list thead th')].map(
+                        th => [th.innerText.trim(), Math.round(th.getBoundingClientRect().width)]),
+                };
+            }"""
+        )
+        assert box["scroll"] <= box["client"], (
+            f"{path}: the list is {box['scroll']}px wide in a box of {box['client']}px: {box['columns']}"
+        )
+
+    # What a row's columns leave out or cut short, its page shows whole.
+    person = Person.objects.get(username=LONG_PEOPLE[0][1])
+    browsing.visit(f"/admin/catalog/person/{person.pk}/change/", "person-whole")
+    expect(page.get_by_label("Email")).to_have_value(person.email)
+    expect(page.get_by_label("Role")).to_have_value(LONG_PEOPLE[0][3])
