@@ -26,6 +26,8 @@ run again after an interrupted run (which records nothing):
 - ``AddIndexConcurrently``: the index built without blocking writes;
 - ``AddCheckConstraint``: the constraint checked against existing rows
   without blocking reads or writes;
+- ``AddUniqueConstraintConcurrently``: a unique constraint whose index is
+  built without blocking writes;
 - ``AddTrigramIndexConcurrently``: on PostgreSQL only, a trigram index for
   searches of a word inside a text, built without blocking writes.
 
@@ -623,6 +625,81 @@ class AddCheckConstraint(AddConstraint):
         if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
             with transaction.atomic(using=schema_editor.connection.alias):
                 super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class AddUniqueConstraintConcurrently(AddConstraint):
+    """``AddConstraint`` of a unique constraint of columns whose index, on
+    PostgreSQL, is built concurrently (writes go on meanwhile, where a plain
+    build blocks them for all of it), then made the constraint, which locks
+    the table only for that instant. The migration must not be atomic. A run
+    after an interrupted one builds again an index a build cut short left
+    invalid, and makes the constraint of one it finds built."""
+
+    def __init__(self, model_name: str, constraint: models.UniqueConstraint) -> None:
+        self.fields: tuple[str, ...] = tuple(constraint.fields)
+        if not self.fields or constraint != models.UniqueConstraint(fields=self.fields, name=constraint.name):
+            raise ValueError(
+                f"{constraint.name}: only a unique constraint of plain columns is built concurrently."
+            )
+        super().__init__(model_name, constraint)
+
+    def database_forwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
+            return
+        if not _postgresql(schema_editor.connection):
+            if not _present(schema_editor, self.constraint.name, _constraints, model):
+                with transaction.atomic(using=schema_editor.connection.alias):
+                    super().database_forwards(app_label, schema_editor, from_state, to_state)
+            return
+        _outside_a_transaction(schema_editor, self)
+        quote = schema_editor.quote_name
+        table, name = quote(model._meta.db_table), quote(self.constraint.name)
+        if not schema_editor.collect_sql and _pg_constraint_present(
+            schema_editor, model._meta.db_table, self.constraint.name
+        ):
+            return
+        if schema_editor.collect_sql or _pg_index_wanted(schema_editor, self.constraint.name):
+            columns = ", ".join(quote(model._meta.get_field(field).column) for field in self.fields)
+            schema_editor.execute(
+                f"CREATE UNIQUE INDEX CONCURRENTLY {name} ON {table} ({columns})", params=None
+            )
+        schema_editor.execute(
+            f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}", params=None
+        )
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
+            return
+        if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
+            with transaction.atomic(using=schema_editor.connection.alias):
+                super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+    def describe(self) -> str:
+        return f"{super().describe()} concurrently"
+
+
+def _pg_constraint_present(schema_editor: BaseDatabaseSchemaEditor, table: str, name: str) -> bool:
+    """Whether ``table`` has a constraint (not an index alone) named ``name``."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_constraint WHERE conname = %s AND conrelid = to_regclass(%s)",
+            [name, schema_editor.quote_name(table)],
+        )
+        return cursor.fetchone() is not None
 
 
 # Django's ``icontains`` on PostgreSQL compares UPPER(column::text): the index

@@ -23,6 +23,7 @@ from core.migration_operations import (
     AddColumn,
     AddIndexConcurrently,
     AddTrigramIndexConcurrently,
+    AddUniqueConstraintConcurrently,
     RestoreDatabaseDefaults,
 )
 from tests.factories import FeedbackFactory, PersonFactory, ProductFactory
@@ -187,7 +188,7 @@ def _ours() -> list[tuple[tuple[str, str], Any]]:
 
 def test_migrations_build_indexes_and_check_constraints_on_existing_tables_without_blocking() -> None:
     # On a table created in an earlier migration (a year of rows, servers
-    # serving), an index or a check is built without holding a lock for its
+    # serving), an index, a check or a unique constraint is built without holding a lock for its
     # whole run, in a migration that is not atomic, and a column such a
     # migration adds can be added again after an interruption.
     offenders = []
@@ -206,10 +207,24 @@ def test_migrations_build_indexes_and_check_constraints_on_existing_tables_witho
             ):
                 offenders.append(f"{name}: use AddCheckConstraint")
             elif (
-                isinstance(op, AddIndexConcurrently | AddCheckConstraint | AddTrigramIndexConcurrently)
+                isinstance(op, AddConstraint)
+                and isinstance(op.constraint, models.UniqueConstraint)
+                and not isinstance(op, AddUniqueConstraintConcurrently)
+            ):
+                offenders.append(f"{name}: use AddUniqueConstraintConcurrently")
+            elif (
+                isinstance(
+                    op,
+                    AddIndexConcurrently
+                    | AddCheckConstraint
+                    | AddUniqueConstraintConcurrently
+                    | AddTrigramIndexConcurrently,
+                )
                 and migration.atomic
             ):
                 offenders.append(f"{name}: the migration must say atomic = False")
+            elif isinstance(op, AddField) and op.field.unique:
+                offenders.append(f"{name}: add the column, then AddUniqueConstraintConcurrently")
             elif isinstance(op, AddField) and not isinstance(op, AddColumn) and not migration.atomic:
                 offenders.append(f"{name}: use AddColumn in a migration that is not atomic")
     assert offenders == []
