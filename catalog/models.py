@@ -303,12 +303,19 @@ class Feedback(TextComposed, NullCharactersRefused, models.Model):
     is_demo = models.BooleanField(default=False, db_default=False)
     # Hash of title, name, date and text: how imports recognise a review they already hold.
     fingerprint = models.CharField(max_length=64, db_index=True, editable=False)
+    # Of a review the public form sent: hash of its browser's security cookie
+    # secret with its fingerprint, product and rating, one review's at most, so
+    # that the form sent twice (a double click on "Send") holds one review.
+    form_digest = models.CharField(max_length=64, null=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-date", "-id"]
         verbose_name_plural = "feedback"
+        constraints = [
+            models.UniqueConstraint(fields=["form_digest"], name="catalog_feedback_form_digest_unique"),
+        ]
         indexes = [
             models.Index(fields=["status", "-date", "-id"]),
             # The list of every status (moderators, token clients), walked by date and id.

@@ -15,11 +15,10 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.core.cache import caches
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
 from django.core.mail import EmailMessage, get_connection
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
@@ -236,12 +235,14 @@ def feedback_submit(
     product: Product | None = None,
     source: str = Feedback.Source.WEB,
     is_demo: bool = False,
+    form_digest: str | None = None,
 ) -> Feedback:
     """A new review, published at once or pending, as the moderation setting says.
 
     The product is locked until the review commits: a deletion of it waits,
     then finds the review to detach. One deleted before is a ValidationError
-    on ``product``.
+    on ``product``. A ``form_digest`` another review holds is an
+    IntegrityError (``feedback_submit_from_form``).
     """
     if (
         product is not None
@@ -258,8 +259,10 @@ def feedback_submit(
         product=product,
         source=source,
         status=_initial_status(),
+        form_digest=form_digest,
     )
-    feedback.full_clean(exclude=["fingerprint"])
+    # The digest's uniqueness is the database's to hold, at the insert.
+    feedback.full_clean(exclude=["fingerprint", "form_digest"])
     feedback.save()
     return feedback
 
@@ -308,9 +311,29 @@ def feedback_form_key(
 
 def _form_match(fingerprint: str, product: Product | None, rating: int | None) -> tuple[str, str, str]:
     """The parts of a review sent by the public form that tell it from
-    another (``feedback_sent_from_form`` filters by them), as the keys of it
-    write them: ``feedback_form_key`` and ``_form_sent_key``."""
+    another (``_form_sent`` filters by them), as the keys of it write them:
+    ``feedback_form_key`` and ``_form_digest``."""
     return fingerprint, str(product.pk if product else ""), str(rating or "")
+
+
+def _form_digest(sender: str, fingerprint: str, product: Product | None, rating: int | None) -> str:
+    """``Feedback.form_digest`` of a review sent by the public form: a hash,
+    so that no cookie's secret is written anywhere."""
+    payload = "\x1f".join([sender, *_form_match(fingerprint, product, rating)])
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _form_sent(fingerprint: str, product: Product | None, rating: int | None) -> QuerySet[Feedback]:
+    """The reviews of these parts the public form sent in the last
+    ``FORM_RESENT_SECONDS`` that stand (one a moderator hid is no match)."""
+    return Feedback.objects.filter(
+        fingerprint=fingerprint,
+        product=product,
+        rating=rating,
+        source=Feedback.Source.WEB,
+        is_demo=False,
+        created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
+    ).exclude(status=Feedback.Status.HIDDEN)
 
 
 @transaction.atomic
@@ -331,27 +354,10 @@ def feedback_sent_from_form(
     fingerprint = _form_fingerprint(title=title, name=name, date=date or timezone.localdate(), text=text)
     # Both clicks at once: the second waits here, then finds the first.
     locks.hold(f"catalog.feedback:{fingerprint}")
-    sent = Feedback.objects.filter(
-        fingerprint=fingerprint,
-        product=product,
-        rating=rating,
-        source=Feedback.Source.WEB,
-        is_demo=False,
-        created_at__gte=timezone.now() - dt.timedelta(seconds=FORM_RESENT_SECONDS),
-    ).exclude(status=Feedback.Status.HIDDEN)
+    sent = _form_sent(fingerprint, product, rating)
     if not sender:
         return sent.order_by("pk").first()
-    # The review this browser posted, which the shared cache remembers (set
-    # before the lock is let go, so the second click finds it).
-    pk = caches["shared"].get(_form_sent_key(sender, fingerprint, product, rating))
-    return sent.filter(pk=pk).first() if isinstance(pk, int) else None
-
-
-def _form_sent_key(sender: str, fingerprint: str, product: Product | None, rating: int | None) -> str:
-    """The shared cache's key for a review a browser sent from the form: a
-    hash, so that no cookie's secret is written anywhere."""
-    payload = "\x1f".join([sender, *_form_match(fingerprint, product, rating)])
-    return "catalog.review-form-sent:" + hashlib.sha256(payload.encode()).hexdigest()
+    return sent.filter(form_digest=_form_digest(sender, fingerprint, product, rating)).first()
 
 
 @transaction.atomic
@@ -369,18 +375,24 @@ def feedback_submit_from_form(
     review (as imports match it, of the same product and rating) in the last
     ``FORM_RESENT_SECONDS``: then that one, unchanged (one a moderator hid
     is no match). Returns (review, created). A double click on "Send" posts
-    one review.
+    one review, whether the shared cache is there or not.
 
     ``sender`` tells the browser that sends it (its security cookie's
     secret, which both clicks carry): the same words sent from another
-    browser, two visitors' "Great!", are a review of their own."""
+    browser, two visitors' "Great!", are a review of their own. The review
+    keeps a digest of it with its words (``Feedback.form_digest``), which
+    the database holds to one review: a second post that did not wait for
+    the first (``locks``) finds it all the same."""
     date = date or timezone.localdate()
     held = feedback_sent_from_form(
         title=title, name=name, date=date, text=text, rating=rating, product=product, sender=sender
     )
     if held is not None:
         return held, False
-    review = feedback_submit(
+    fingerprint = _form_fingerprint(title=title, name=name, date=date, text=text)
+    digest = _form_digest(sender, fingerprint, product, rating) if sender else None
+    submit = functools.partial(
+        feedback_submit,
         title=title,
         name=name,
         date=date,
@@ -388,13 +400,22 @@ def feedback_submit_from_form(
         rating=rating,
         product=product,
         source=Feedback.Source.WEB,
+        form_digest=digest,
     )
-    if sender:
-        fingerprint = _form_fingerprint(title=title, name=name, date=date, text=text)
-        caches["shared"].set(
-            _form_sent_key(sender, fingerprint, product, rating), review.pk, FORM_RESENT_SECONDS
-        )
-    return review, True
+    try:
+        with transaction.atomic():
+            return submit(), True
+    except IntegrityError:
+        if digest is None or not Feedback.objects.filter(form_digest=digest).exists():
+            raise
+    # The digest is held: by the first click's review, committed meanwhile, or
+    # by one that is no match any more (hidden since, older than the window,
+    # changed by a moderator), which gives it up to this one.
+    held = _form_sent(fingerprint, product, rating).filter(form_digest=digest).first()
+    if held is not None:
+        return held, False
+    Feedback.objects.filter(form_digest=digest).update(form_digest=None)
+    return submit(), True
 
 
 # Held by a batch of a review import, shared by each post of a review.

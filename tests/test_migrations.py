@@ -563,7 +563,8 @@ def test_text_is_stored_composed_in_batches_and_a_value_too_long_composed_is_lef
             ("Pi\u00f1a", "S\u00fbre.\nRipe."),
             (too_long, "Rip\u00e9."),
         ]
-        stored = Feedback.objects.get(pk=review.pk)
+        # The columns of the schema ``after``: those of later migrations are not there yet.
+        stored = Feedback.objects.only("title", "name", "date", "text", "fingerprint").get(pk=review.pk)
         assert (stored.title, stored.name, stored.text) == (
             "Tr\u00e8s bon",
             "Jos\u00e9",

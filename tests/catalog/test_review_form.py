@@ -23,6 +23,7 @@ from catalog.forms import FeedbackForm
 from catalog.models import Feedback
 from portal import demo
 from tests.factories import FeedbackFactory, ProductFactory
+from tests.servers import free_port
 
 pytestmark = pytest.mark.django_db
 
@@ -422,11 +423,77 @@ def test_two_visitors_who_write_the_same_short_review_post_one_each() -> None:
     assert Feedback.objects.count() == 2
 
 
+@pytest.mark.parametrize("moderated", [False, True], ids=["published", "moderated"])
+def test_a_second_click_is_posted_once_while_the_shared_cache_is_away(settings: Any, moderated: bool) -> None:
+    """A fleet whose Redis is down: the first click's review is recognised
+    by the database alone, and another browser's same words are still theirs."""
+    settings.FEEDBACK_MODERATION = moderated
+    away = {"BACKEND": "portal.cache.ResilientRedisCache", "LOCATION": f"redis://127.0.0.1:{free_port()}/0"}
+    settings.CACHES = {**settings.CACHES, "shared": {**away, "OPTIONS": {"socket_connect_timeout": 0.2}}}
+    caches["shared"].set("probe", True)
+    assert caches["shared"].get("probe") is None  # away indeed
+    short = {**FORM, "title": "Great!", "text": "Great!", "product": str(ProductFactory().pk)}
+    first, other = _browser(), _browser()
+
+    sent = _send(first, short)
+    again = _send(first, short)
+    assert sent.status_code == again.status_code == 302
+    assert again["Location"] == sent["Location"]
+    assert _send(other, short).status_code == 302
+
+    assert Feedback.objects.count() == 2
+
+
+def test_a_second_post_that_did_not_wait_for_the_first_finds_its_review(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two clicks at once, the second's look taken before the first's review
+    committed: the database's unique digest gives the second the first's."""
+    words = {"title": "Good", "name": "Ann", "text": "Fine.", "rating": 4, "product": ProductFactory()}
+    review, created = services.feedback_submit_from_form(**words, sender="secret")
+    monkeypatch.setattr(services, "feedback_sent_from_form", lambda **_: None)
+
+    again, created_again = services.feedback_submit_from_form(**words, sender="secret")
+
+    assert (created, created_again) == (True, False)
+    assert again == review
+    assert Feedback.objects.count() == 1
+
+
+def _hidden(review: Feedback) -> None:
+    Feedback.objects.filter(pk=review.pk).update(status=Feedback.Status.HIDDEN)
+
+
+def _older_than_the_window(review: Feedback) -> None:
+    before = timezone.now() - dt.timedelta(seconds=services.FORM_RESENT_SECONDS + 1)
+    Feedback.objects.filter(pk=review.pk).update(created_at=before)
+
+
+@pytest.mark.parametrize("since", [_hidden, _older_than_the_window], ids=["hidden", "older"])
+def test_a_browser_s_review_that_is_no_match_any_more_gives_way_to_its_words_sent_again(
+    since: Any,
+) -> None:
+    """Its digest goes to the new review, which a second click then lands on."""
+    words = {"title": "Good", "name": "Ann", "text": "Fine.", "rating": 4, "product": ProductFactory()}
+    first, _ = services.feedback_submit_from_form(**words, sender="secret")
+    since(first)
+
+    second, created = services.feedback_submit_from_form(**words, sender="secret")
+    again, created_again = services.feedback_submit_from_form(**words, sender="secret")
+
+    assert (created, created_again) == (True, False)
+    assert second != first
+    assert again == second
+    first.refresh_from_db()
+    assert first.form_digest is None
+    assert Feedback.objects.count() == 2
+
+
 @pytest.mark.parametrize("with_product", [False, True], ids=["of the store", "of a product"])
-def test_the_keys_a_form_sent_review_is_remembered_by_keep_their_shape(with_product: bool) -> None:
-    """Keys the shared cache holds for ``FORM_RESENT_SECONDS``: written
-    otherwise by a new release, a second click just after it would post the
-    review again."""
+def test_the_digests_a_form_sent_review_is_recognised_by_keep_their_shape(with_product: bool) -> None:
+    """The digest a review keeps, and the key the throttle notes it by:
+    written otherwise by a new release, a second click just after it would
+    post the review again."""
     product = ProductFactory() if with_product else None
     rating = 4 if with_product else None
     words = {"title": "Good", "name": "Ann", "text": "Fine.", "rating": rating, "product": product}
@@ -437,5 +504,4 @@ def test_the_keys_a_form_sent_review_is_remembered_by_keep_their_shape(with_prod
     match = [review.fingerprint, str(product.pk) if product else "", str(rating or "")]
     assert services.feedback_form_key(**words) == ":".join(match)
     payload = "\x1f".join(["secret", *match]).encode()
-    key = "catalog.review-form-sent:" + hashlib.sha256(payload).hexdigest()
-    assert caches["shared"].get(key) == review.pk
+    assert review.form_digest == hashlib.sha256(payload).hexdigest()

@@ -7,6 +7,7 @@ interleaving is forced, not hoped for."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -75,3 +76,13 @@ def lock_waiters(server: PostgresServer) -> int:
             [server.dbname],
         ).fetchall()
     return int(count)
+
+
+def waiting(server: PostgresServer, *writers: Writer) -> list[bool]:
+    """Once each of ``writers`` has either ended or waits for a lock, which
+    of them wait."""
+    deadline = time.monotonic() + PATIENCE
+    while lock_waiters(server) < sum(writer.is_alive() for writer in writers):
+        assert time.monotonic() < deadline, "a writer neither ended nor waited"
+        time.sleep(0.01)
+    return [writer.is_alive() for writer in writers]

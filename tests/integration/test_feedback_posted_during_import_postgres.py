@@ -16,7 +16,6 @@ a chosen statement (``Paused``) while the other runs.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from django.test import Client
 
 from catalog import services
 from catalog.models import Feedback
-from tests.integration.paused import PATIENCE, Paused, Writer, lock_waiters
+from tests.integration.paused import PATIENCE, Paused, Writer, waiting
 from tests.servers import PostgresServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -55,16 +54,6 @@ def folder(tmp_path: Path) -> Path:
     (tmp_path / "001.txt").write_text("Great service\nJohn\n2017-12-21\nVery good.\n")
     (tmp_path / "002.txt").write_text("Fresh fruit\nMary\n2017-12-22\nLovely.\n")
     return tmp_path
-
-
-def waiting(server: PostgresServer, *writers: Writer) -> list[bool]:
-    """Once each of ``writers`` has either ended or waits for a lock, which
-    of them wait."""
-    deadline = time.monotonic() + PATIENCE
-    while lock_waiters(server) < sum(writer.is_alive() for writer in writers):
-        assert time.monotonic() < deadline, "a writer neither ended nor waited"
-        time.sleep(0.01)
-    return [writer.is_alive() for writer in writers]
 
 
 def held_once() -> Feedback:

@@ -28,6 +28,8 @@ from tests.servers import PostgresServer
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+# The unique constraint catalog.0019 makes of an index built concurrently.
+UNIQUE_DIGEST = "catalog_feedback_form_digest_unique"
 PAUSE = 4242  # the advisory lock a fill's UPDATE waits on, while the test holds it
 # The columns of uploads_image in the first release, as its servers insert them.
 FIRST_RELEASE_IMAGE = (
@@ -205,9 +207,11 @@ def test_an_index_build_cut_short_is_built_again_and_indexes_and_checks_go_in_wi
     portal = Portal(postgres, "indexes", tmp_path)
     shown = {
         name: portal.run("manage.py", "sqlmigrate", *name.split(".")).stdout
-        for name in ("catalog.0007", "uploads.0005", "uploads.0002")
+        for name in ("catalog.0007", "catalog.0019", "uploads.0005", "uploads.0002")
     }
     assert "CREATE INDEX CONCURRENTLY" in shown["catalog.0007"]
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in shown["catalog.0019"]
+    assert "UNIQUE USING INDEX" in shown["catalog.0019"]
     assert shown["uploads.0002"].count("CREATE INDEX CONCURRENTLY") == 3
     assert "NOT VALID" in shown["uploads.0005"]
     assert "VALIDATE CONSTRAINT" in shown["uploads.0005"]
@@ -219,6 +223,12 @@ def test_an_index_build_cut_short_is_built_again_and_indexes_and_checks_go_in_wi
         conn.execute(
             "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'catalog_feedback_date_idx'::regclass"
         )
+        # A unique index so left, not yet made the constraint.
+        conn.execute(f"ALTER TABLE catalog_feedback DROP CONSTRAINT {UNIQUE_DIGEST}")
+        conn.execute(f"CREATE UNIQUE INDEX {UNIQUE_DIGEST} ON catalog_feedback (form_digest)")
+        conn.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = %s::regclass", [UNIQUE_DIGEST]
+        )
         conn.execute("DELETE FROM django_migrations WHERE app = 'catalog' AND name >= '0007'")
 
     portal.run("manage.py", "migrate", "--no-input")
@@ -228,3 +238,10 @@ def test_an_index_build_cut_short_is_built_again_and_indexes_and_checks_go_in_wi
             "SELECT indisvalid FROM pg_index WHERE indexrelid = 'catalog_feedback_date_idx'::regclass"
         ).fetchone()
     assert valid == (True,)
+    with portal.connect() as conn:
+        made = conn.execute(
+            "SELECT c.contype, i.indisvalid FROM pg_constraint c JOIN pg_index i ON i.indexrelid = c.conindid"
+            " WHERE c.conname = %s",
+            [UNIQUE_DIGEST],
+        ).fetchall()
+    assert made == [("u", True)]
