@@ -17,13 +17,13 @@ from typing import Any, Final
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
-from django.db import models
+from django.db import models, router, transaction
 from django.db.models import Case, F, Q, Value, When
 from django.db.models.functions import Coalesce
 
 from core.expressions import IsDistinctFrom
 from core.validation import NullCharactersRefused, TextComposed, validate_text
-from uploads import processing
+from uploads import holders, processing
 from uploads.originals import get_originals_storage
 
 _UNIT = [MinValueValidator(0.0), MaxValueValidator(1.0)]
@@ -176,6 +176,10 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
             ),
         ]
 
+    # The key of the original the last save replaced, or None: the post_save
+    # handler processes the new one and deletes the old (uploads.signal_handlers).
+    replaced_file: str | None = None
+
     def __str__(self) -> str:
         return self.title or self.original_name or f"Image {self.pk}"
 
@@ -184,7 +188,51 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
         update_fields = kwargs.get("update_fields")
         if update_fields is not None and "original_name" in update_fields:
             kwargs["update_fields"] = {*update_fields, "name_stem"}
-        super().save(*args, **kwargs)
+        self.replaced_file = None
+        if (
+            self.pk is None
+            or kwargs.get("force_insert")
+            or (update_fields is not None and "file" not in update_fields)
+        ):
+            super().save(*args, **kwargs)
+            return
+        if self.file and not getattr(self.file, "_committed", True):
+            # Stored now, as the field would store it, for the key the row
+            # is to hold; before the row is locked, so a slow store holds no lock.
+            self.file.save(self.file.name or "", self.file.file, save=False)
+        using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
+        # As the row's own save would, without a savepoint of its own.
+        with transaction.atomic(using=using, savepoint=False):
+            stored = (
+                type(self)
+                ._base_manager.using(using)
+                .select_for_update()
+                .filter(pk=self.pk)
+                .values_list("file", flat=True)
+                .first()
+            )
+            if stored is not None and stored != self.file.name:
+                self.replaced_file = stored
+                # Its renditions, placeholder, colour and estimated focal
+                # point are of the old picture: none is served from now on.
+                # The renditions' objects are kept a while, as a run keeps
+                # those it replaces (uploads.storage.released).
+                self.renditions.all().delete()
+                self.placeholder = self.dominant_color = ""
+                self.focal_auto_x = self.focal_auto_y = None
+                changed = [*self.requeue(), "placeholder", "dominant_color", "focal_auto_x", "focal_auto_y"]
+                if update_fields is not None:
+                    kwargs["update_fields"] = {*kwargs["update_fields"], *changed}
+            super().save(*args, **kwargs)
+
+    def requeue(self) -> list[str]:
+        """Put the image back to wait for a run of its own, with a fresh
+        count of tries, as this process's work; returns the fields set."""
+        self.status = self.Status.PENDING
+        self.error = ""
+        self.interruptions = 0
+        self.holder = holders.mine()
+        return ["status", "error", "interruptions", "holder", "updated_at"]
 
     @property
     def stem(self) -> str:

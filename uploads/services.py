@@ -780,16 +780,12 @@ def image_reprocess(
                 # the write (which would find no row to update).
                 if not Image.objects.select_for_update().filter(pk=image.pk).exists():
                     continue
-                fields = ["status", "error", "interruptions", "holder", "updated_at"]
+                fields = []
                 if preset:
                     preset_get(preset)
                     image.preset = preset
                     fields.append("preset")
-                image.status = Image.Status.PENDING
-                image.error = ""
-                image.interruptions = 0
-                image.holder = holders.mine()
-                image.save(update_fields=fields)
+                image.save(update_fields=[*image.requeue(), *fields])
                 dispatch.process_after_commit(image_id=image.pk, force=True)
             count += 1
             if user_id is not None:

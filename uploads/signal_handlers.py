@@ -1,10 +1,12 @@
 """Side effects of saving and deleting images, wired from UploadsConfig.ready().
 
-Saving an image whose file is new or changed queues its processing once the
-transaction commits (sent to a broker once the request that saved it has been
-answered); deleting an image deletes its objects once the deletion commits
-(unless another row still points at the same key). A rendition replaced while
-its image stays keeps its object for a while (uploads.storage.released).
+Saving an image whose file is new or changed (Image.save puts one changed
+back to pending) queues its processing once the transaction commits (sent to
+a broker once the request that saved it has been answered), and the old
+original goes then (unless another row holds it); deleting an image deletes
+its objects once the deletion commits (unless another row still points at
+the same key). A rendition replaced while its image stays keeps its object
+for a while (uploads.storage.released).
 
 The rows a transaction deletes let their objects go together once it commits:
 one round of statements and store requests, not one per rendition.
@@ -19,7 +21,7 @@ from typing import Any
 
 from django.core.signals import request_finished, request_started
 from django.db import connections, router, transaction
-from django.db.models.signals import post_delete, post_init, post_save
+from django.db.models.signals import post_delete, post_save
 
 from uploads import dispatch, storage
 from uploads.models import Image, Rendition
@@ -27,23 +29,18 @@ from uploads.models import Image, Rendition
 logger = logging.getLogger(__name__)
 
 
-def remember_file(sender: type[Image], instance: Image, **kwargs: Any) -> None:
-    instance._loaded_file = instance.file.name if instance.pk else None  # type: ignore[attr-defined]
-
-
 def queue_processing(
     sender: type[Image], instance: Image, created: bool, raw: bool = False, **kwargs: Any
 ) -> None:
     if raw:
         return
-    previous = getattr(instance, "_loaded_file", None)
-    current = instance.file.name
-    instance._loaded_file = current  # type: ignore[attr-defined]
-    if not created and previous == current:
+    # Found by the save against the stored row, which it put back to pending.
+    replaced = instance.replaced_file
+    if not created and replaced is None:
         return
     dispatch.process_after_commit(image_id=instance.pk, force=not created)
-    if previous and previous != current:
-        transaction.on_commit(lambda: storage.delete_unreferenced({previous}))
+    if replaced:
+        transaction.on_commit(lambda: storage.delete_unreferenced({replaced}))
 
 
 @dataclass
@@ -112,7 +109,6 @@ def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs
 
 
 def register() -> None:
-    post_init.connect(remember_file, sender=Image, dispatch_uid="uploads.remember_file")
     post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
     post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
     post_delete.connect(delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file")

@@ -16,6 +16,7 @@ import pytest
 import requests
 from django.contrib.auth.models import Permission
 from django.core.cache import cache
+from django.core.files.base import ContentFile
 from django.test import Client
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
@@ -24,7 +25,7 @@ from tests.factories import UserFactory
 from tests.fleet import Servers, fleet, running_servers
 from tests.uploads import corpus
 from uploads import ondemand, processing, sandbox, selectors, services, storage
-from uploads.models import Image, Rendition
+from uploads.models import Image, Rendition, ReplacedObject
 from uploads.templatetags import images
 
 pytestmark = pytest.mark.django_db
@@ -732,6 +733,86 @@ def test_the_admin_lists_none_of_them_as_made_while_the_image_is_processed_again
     page = admin_client.get(f"/admin/uploads/image/{image.pk}/change/").content.decode()
     assert "0 made so far" in page
     assert path not in page
+
+
+def replace_file(image: Image, data: bytes, how: str) -> None:
+    """Give the image another original by a save of its own, as code outside
+    the services might (a shell, an admin form)."""
+    if how == "saved through the field":
+        image.file.save("replacement.jpg", ContentFile(data))
+        return
+    image.file = ContentFile(data, name="replacement.jpg")  # type: ignore[assignment]
+    if how == "assigned":
+        image.save()
+    else:
+        image.save(update_fields=["file"])
+
+
+@pytest.mark.parametrize("how", ["assigned", "saved through the field", "assigned and saved alone"])
+def test_an_image_whose_file_is_replaced_serves_nothing_of_the_old_picture_until_its_run_ends(
+    client: Client,
+    token_client: APIClient,
+    make_image: Callable[..., Image],
+    django_capture_on_commit_callbacks: Any,
+    settings: Any,
+    media_files: Any,
+    renders: list[str],
+    how: str,
+) -> None:
+    settings.IMAGE_ONDEMAND_WAIT_SECONDS = 0
+    image = make_image(corpus.photo_jpeg(1200, 900))
+    path = ondemand.url_path(image.pk, "width-300", "webp")
+    assert client.get(path).status_code == 200
+    old = set(image.renditions.values_list("storage_key", flat=True))
+    old_original = image.file.name
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        replace_file(Image.objects.get(pk=image.pk), corpus.photo_jpeg(600, 800, seed=3), how)
+    image.refresh_from_db()
+    assert image.status == Image.Status.PENDING
+    assert (image.placeholder, image.dominant_color) == ("", "")  # both of the old picture
+    response = client.get(path)
+    assert response.status_code == 202, response.content
+    assert "still being processed" in response.content.decode()
+    assert client.get(ondemand.url_path(image.pk, "width-200", "webp")).status_code == 202
+    assert renders == ["on-demand width-300"]  # nothing cut meanwhile, of either original
+    detail = token_client.get(f"/api/v1/images/{image.pk}/").json()
+    assert (detail["status"], detail["src"], detail["renditions"]) == ("pending", None, [])
+    assert url_of(token_client, image, spec="width-300", format="webp").json()["made"] is False
+    page = images.picture(selectors.images_with_renditions().get(pk=image.pk))
+    assert not [key for key in old if key in page]
+    assert "Image processing" in page
+    with django_capture_on_commit_callbacks(execute=True):
+        for callback in queued:
+            callback()
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY
+    assert (image.width, image.height) == (600, 800)
+    response = client.get(path)
+    assert response.status_code == 200  # made now, of the new original
+    assert decoded(response.content).size == (300, 400)
+    # The old renditions are kept for the redirects cached to them, then swept.
+    assert old <= set(ReplacedObject.objects.values_list("key", flat=True))
+    assert old_original not in media_files()
+
+
+def test_a_save_that_keeps_the_file_keeps_the_image_ready_and_its_renditions(
+    client: Client, make_image: Callable[..., Image], django_capture_on_commit_callbacks: Any
+) -> None:
+    image = make_image()
+    path = ondemand.url_path(image.pk, "width-300", "webp")
+    assert client.get(path).status_code == 200
+    before = list(image.renditions.values_list("pk", "storage_key"))
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        edited = Image.objects.get(pk=image.pk)
+        edited.title = "A new title"
+        edited.save()
+    assert queued == []
+    image.refresh_from_db()
+    assert (image.status, image.title) == (Image.Status.READY, "A new title")
+    assert image.placeholder
+    assert list(image.renditions.values_list("pk", "storage_key")) == before
+    assert client.get(path).status_code == 302
+    assert not ReplacedObject.objects.exists()
 
 
 # --- Once, however many ask -----------------------------------------------------
