@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import namedtuple
 from collections.abc import Iterator
 from pathlib import Path
@@ -505,17 +504,16 @@ def test_a_database_that_takes_the_connection_and_never_answers_fails_within_its
     connection and says nothing: without a limit, the run waited on it for
     ever, a cron run piling up each minute and no alert ever mailed."""
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel takes connections; no one answers
-        started = time.monotonic()
         done = health_check_run(
             tmp_path,
-            timeout=60,
+            timeout=120,  # a run that waits on for ever fails the test here
             DATABASE_URL=f"postgres://portal:x@127.0.0.1:{silent.getsockname()[1]}/portal",
             DATABASE_CONNECT_TIMEOUT="2",
         )
     assert done.returncode == 1, done.stderr
-    assert "FAIL database: OperationalError" in done.stdout
+    # libpq's words for giving up on connect_timeout, the limit the portal sets.
+    assert "FAIL database: OperationalError: connection timeout expired" in done.stdout
     assert "Error - The database is unavailable" in done.stderr
-    assert time.monotonic() - started < 30
 
 
 def test_a_task_queue_that_takes_the_connection_and_never_answers_fails_within_seconds(
@@ -526,15 +524,16 @@ def test_a_task_queue_that_takes_the_connection_and_never_answers_fails_within_s
     for ever, holding the cron run, beat's run and the staff's /health/
     page, and no alert was mailed."""
     with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel takes connections; no one answers
-        started = time.monotonic()
         done = health_check_run(
-            tmp_path, timeout=60, CELERY_BROKER_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+            tmp_path,
+            timeout=120,  # a run that waits on for ever fails the test here
+            CELERY_BROKER_URL=f"redis://127.0.0.1:{silent.getsockname()[1]}/0",
         )
     assert done.returncode == 1, done.stderr
-    assert "FAIL broker:" in done.stdout
+    # redis-py's words for a read that ran into its socket_timeout, the limit the check sets.
+    assert "FAIL broker: OperationalError: Timeout reading from socket" in done.stdout
     assert "Error - The task queue is unavailable" in done.stderr
     assert "ok   database" in done.stdout
-    assert time.monotonic() - started < 30
 
 
 class StuckPostgres:
@@ -603,23 +602,21 @@ def test_a_database_that_connects_and_never_answers_the_query_fails_within_its_t
     each minute and no alert ever mailed."""
     stuck = StuckPostgres()
     try:
-        started = time.monotonic()
         done = health_check_run(
             tmp_path,
-            timeout=60,
+            timeout=120,  # a run that waits on for ever fails the test here
             DATABASE_URL=f"postgres://portal:x@127.0.0.1:{stuck.port}/portal?sslmode=disable",
             DATABASE_CONNECT_TIMEOUT="2",
             TZ="UTC",
         )
-        took = time.monotonic() - started
     finally:
         stuck.close()
     assert b"SELECT 1" in stuck.received, done.stdout + done.stderr  # connected, then asked
     assert done.returncode == 1, done.stderr
+    # Said only of a query the check's own bound cut off.
     assert "FAIL database: NoAnswer: no answer to SELECT 1 within 2 s" in done.stdout
     assert "Error - The database is unavailable" in done.stderr
     assert "ok   storage" in done.stdout
-    assert took < 30
 
 
 class AnsweredAsCut:
@@ -1718,9 +1715,10 @@ def test_an_alert_goes_out_when_what_was_mailed_cannot_be_kept(
     assert [m.subject for m in mail.outbox] == [f"Error - Available memory is less than {10**9}MB"] * 2
 
 
-def _stalling_smtp(listener: socket.socket) -> None:
+def _stalling_smtp(listener: socket.socket, left: threading.Event) -> None:
     """Answers like a mail server until it has the message, then says
-    nothing more (a relay stuck on its queue)."""
+    nothing more (a relay stuck on its queue). Sets ``left`` when the client
+    hangs up on it; after two minutes it hangs up itself."""
     connection, _ = listener.accept()
     with connection, connection.makefile("rb") as lines:
         connection.sendall(b"220 mail.example.com ESMTP\r\n")
@@ -1728,7 +1726,12 @@ def _stalling_smtp(listener: socket.socket) -> None:
         for line in lines:
             if in_data:
                 if line == b".\r\n":
-                    time.sleep(5)  # the message is in; its reply never comes
+                    # The message is in; its reply never comes.
+                    connection.settimeout(120)
+                    with contextlib.suppress(OSError):
+                        while connection.recv(4096):
+                            pass
+                        left.set()
                     return
                 continue
             if line.upper().startswith(b"DATA"):
@@ -1740,17 +1743,17 @@ def _stalling_smtp(listener: socket.socket) -> None:
 
 def test_a_mail_server_that_stops_answering_mid_message_is_named_with_the_time_out(passing: Any) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
-    server = threading.Thread(target=_stalling_smtp, args=(listener,), daemon=True)
+    left = threading.Event()
+    server = threading.Thread(target=_stalling_smtp, args=(listener, left), daemon=True)
     server.start()
     passing.EMAIL_BACKEND = "core.mail.EmailBackend"
     passing.EMAIL_HOST, passing.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
     passing.EMAIL_TIMEOUT = 1
     passing.HEALTH_MEMORY_MIN_MB = 10**9
     err = io.StringIO()
-    started = time.monotonic()
     with listener, pytest.raises(CommandError):
         call_command("health_check", stdout=io.StringIO(), stderr=err)
-    assert time.monotonic() - started < 10
+    assert left.wait(timeout=30), "the run did not hang up on the server"
     port = passing.EMAIL_PORT
     assert (
         f"alert not mailed: Error - Available memory is less than {10**9}MB: "
