@@ -4,7 +4,6 @@ import datetime as dt
 import io
 import socket
 import threading
-import time
 import tracemalloc
 import unicodedata
 from collections.abc import Iterator
@@ -27,6 +26,7 @@ from tests.catalog.weights import TOO_HEAVY, WEIGHTS
 from tests.factories import ProductFactory
 from tests.servers import SMTPServer, free_port, trickling_smtp
 from tests.uploads import corpus
+from uploads import selectors as upload_selectors
 from uploads.models import Image
 from uploads.services import image_process
 
@@ -451,11 +451,19 @@ def worker_not_running() -> Iterator[None]:
 
 
 def test_the_import_leaves_processing_to_the_worker_and_reports_what_is_not_done(
-    delivery: Path, worker_not_running: None
+    delivery: Path, worker_not_running: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = time.monotonic()
+    waits: list[float] = []
+    wait_settled = upload_selectors.images_wait_settled
+
+    def waited(ids: list[int], timeout: float) -> dict[int, Image]:
+        waits.append(timeout)
+        # No worker comes: a wait past a minute fails the test below, not ten minutes on.
+        return wait_settled(ids, min(timeout, 60))
+
+    monkeypatch.setattr(upload_selectors, "images_wait_settled", waited)
     out, err = run("import_supplier", str(delivery), "--no-email", "--wait", "0.5")
-    assert time.monotonic() - started < 30
+    assert waits == [0.5]  # --wait, not the default of SUPPLIER_WAIT_SECONDS
     assert out.startswith(
         "4 products created, 0 updated, 0 unchanged, 1 rejected; 4 images imported, 0 already there, "
         "0 failed, 4 still processing, 2 files skipped."
@@ -940,10 +948,9 @@ def test_a_mail_server_that_never_answers_costs_the_import_its_timeout_not_for_e
     delivery: Path, silent_smtp: socket.socket
 ) -> None:
     (delivery / "descriptions" / "011.txt").unlink()
-    started = time.monotonic()
     out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com", code=2)
-    assert time.monotonic() - started < 30
     port = silent_smtp.getsockname()[1]
+    # The read's own time-out, not the report's deadline of twice EMAIL_TIMEOUT.
     assert (
         f"report not mailed: the mail server 127.0.0.1:{port} did not answer within 1 s (EMAIL_TIMEOUT)"
         in err
@@ -956,14 +963,15 @@ def test_a_mail_server_that_trickles_is_given_twice_email_timeout_for_the_report
 ) -> None:
     (delivery / "descriptions" / "011.txt").unlink()
     listener = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=trickling_smtp, args=(listener,), daemon=True).start()
+    left = threading.Event()
+    threading.Thread(target=trickling_smtp, args=(listener, left), daemon=True).start()
     settings.EMAIL_BACKEND = "core.mail.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", listener.getsockname()[1]
     settings.EMAIL_TIMEOUT = 1  # no read waits that long
-    started = time.monotonic()
     with listener:
         out, err = run("import_supplier", str(delivery), "--email", "supplier@example.com")
-    assert time.monotonic() - started < 15  # the trickle alone would take 20 s
+    # Set only by a client that hangs up before the trickle ends (20 s of it).
+    assert left.wait(timeout=30), "the import kept reading the trickle"
     assert (
         f"report not mailed: the mail server 127.0.0.1:{settings.EMAIL_PORT} "
         "did not take the mail within 2 s (twice EMAIL_TIMEOUT)"
