@@ -90,6 +90,8 @@ def main() -> None:
         django.setup()
         seen["long"] = request("SELECT pg_backend_pid() FROM pg_sleep(%s)", [LONG_QUERY_SECONDS])
         seen["kept"] = request("SELECT pg_backend_pid()")
+        # What the kept connection was made with, as libpq has it.
+        seen["parameters"] = connection.connection.info.get_parameters()
         signal.signal(signal.SIGALRM, _raise_hung)
         cut()
         signal.alarm(PATIENCE)
