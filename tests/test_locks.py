@@ -85,7 +85,9 @@ def test_on_sqlite_there_is_nothing_to_take() -> None:
     assert [q["sql"] for q in queries if "advisory" in q["sql"]] == []
 
 
-@pytest.mark.parametrize("hold", [locks.hold, locks.hold_shared], ids=["alone", "shared"])
+@pytest.mark.parametrize(
+    "hold", [locks.hold, locks.hold_shared, locks.hold_expression], ids=["alone", "shared", "expression"]
+)
 def test_outside_a_transaction_the_lock_is_refused(hold: Any) -> None:
     """It would end with the statement that took it."""
     assert not connection.in_atomic_block
@@ -220,6 +222,43 @@ def test_the_shared_keys_are_released_when_the_block_fails(postgres_locks: list[
     with CaptureQueriesContext(connection) as queries, pytest.raises(RuntimeError), locks.shared(["k"]):
         raise RuntimeError
     assert _lock_calls(queries, "pg_advisory_unlock_shared") == [locks.lock_id("k")]
+
+
+def _failing(message: str) -> Any:
+    def function(number: int) -> None:
+        raise RuntimeError(message)
+
+    return function
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_shared_keys_are_released_when_their_take_fails(postgres_locks: list[int]) -> None:
+    """A statement that fails may have taken some of its keys first, and a
+    session's lock outlives the statement that took it."""
+    connection.connection.create_function("pg_advisory_lock_shared", 1, _failing("cut off"))
+    with (
+        CaptureQueriesContext(connection) as queries,
+        pytest.raises(OperationalError),
+        locks.shared(["k", "j"]),
+    ):
+        pytest.fail("the block ran without its keys")
+    assert _lock_calls(queries, "pg_advisory_unlock_shared") == sorted(
+        [locks.lock_id("k"), locks.lock_id("j")]
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_session_whose_shared_keys_cannot_be_released_is_closed(
+    postgres_locks: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its locks end with it: left open, it would keep them for ever, and
+    every deletion of those keys would wait for it."""
+    closed = threading.Event()
+    monkeypatch.setattr(connection, "close", closed.set)
+    connection.connection.create_function("pg_advisory_unlock_shared", 1, _failing("cut off"))
+    with locks.shared(["k"]):
+        assert not closed.is_set()
+    assert closed.is_set()
 
 
 def test_a_deletion_holds_its_keys_alone_before_it_asks_which_are_still_used(
@@ -562,3 +601,32 @@ def test_on_a_sqlite_file_a_take_in_the_files_order_waits_as_long_as_it_must(
         assert not taken.done()
         fcntl.flock(fd, fcntl.LOCK_UN)
         assert taken.result(timeout=30) == "done"
+
+
+def _open_here(path: Path) -> int:
+    """How many descriptors of this process are open on the file."""
+    return sum(1 for fd in Path("/proc/self/fd").iterdir() if os.path.realpath(fd) == os.path.realpath(path))
+
+
+def test_on_a_sqlite_file_a_take_given_up_leaves_its_file_closed(
+    impatient_sqlite_file: tuple[str, Path],
+) -> None:
+    """A process that gives up takes now and then would otherwise run out of
+    descriptors, one for each take given up."""
+    alias, folder = impatient_sqlite_file
+    first, later = _keys_in_two_files()
+    with locks.shared([first], using=alias):
+        pass  # the file exists
+    path = _lock_file(folder, first)
+    try:
+        with _other_open(path) as fd:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            with (
+                pytest.raises(OperationalError, match="gave up the lock file"),
+                locks.shared([later], using=alias),
+                locks.exclusive([first], using=alias),
+            ):
+                pytest.fail("the block ran without its keys")
+            assert _open_here(path) == 1  # the other's own
+    finally:
+        connections[alias].close()
