@@ -5,9 +5,11 @@ two files where one is taken are refused, not one of them dropped."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.uploadhandler import FileUploadHandler
 from django.test import Client
 from rest_framework.test import APIClient
 
@@ -424,3 +426,109 @@ def test_a_photo_sent_as_a_text_field_is_told_to_go_as_a_file_not_as_utf8_text(
     assert "file name" in message, message
     assert "send the text as UTF-8" not in message
     assert Image.objects.count() == 0
+
+
+# How much of a body Django's parser reads at a time (its upload handlers' chunk size).
+READ = FileUploadHandler.chunk_size
+
+
+def test_a_field_name_that_is_not_utf8_is_refused_wherever_a_read_of_the_body_cuts_its_part(
+    token_client: APIClient,
+) -> None:
+    """The headers of a part are checked as they stream past: one whose
+    boundary or headers come in two reads is checked as one that comes in
+    one."""
+    before = disposed(a_jpeg()).removesuffix(f"--{BOUNDARY}--\r\n".encode())
+    part = disposed(LATIN_1_NAMED)
+    headers = len(part) - len(b"x\r\n--" + BOUNDARY.encode() + b"--\r\n")
+    for cut in range(1, headers):
+        # The jpeg's end padded for the read to end ``cut`` bytes into the part.
+        padding = READ - cut - len(before)
+        file = (b'name="file"; filename="a.jpg"', corpus.jpeg() + b"\0" * padding)
+        body = disposed(file, LATIN_1_NAMED)
+        assert body[READ - cut : READ] == part[:cut]
+        response = post(token_client, "/api/v1/images/", body)
+        assert (response.status_code, response.json()) == (400, {"detail": NAME_NOT_UTF8}), cut
+    assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "charset", "said"),
+    [
+        (
+            b'name="file"; filename="a.jpg"; size="\xe9"',
+            "utf-8",
+            "The part's Content-Disposition is not UTF-8 text; send it as UTF-8.",
+        ),
+        (
+            b"name=\"file\"; filename*=x-unknown''a.jpg",
+            "utf-8",
+            "The file's name 'a.jpg' is in a charset of no known name ('x-unknown'); send the name as UTF-8.",
+        ),
+        (
+            'name="file"; filename="Café.jpg"'.encode(),
+            "us-ascii",
+            "The file's name 'Caf\ufffd\ufffd.jpg' is not US-ASCII text; send the name as US-ASCII.",
+        ),
+        (
+            b"name=\"file\"; filename*=idna''%FF.jpg",
+            "utf-8",
+            "The file's name '\ufffd.jpg' is not IDNA text; send the name as UTF-8.",
+        ),
+    ],
+    ids=["a byte elsewhere", "a charset of no name", "text not in the form's charset", "not idna"],
+)
+def test_a_content_disposition_django_would_drop_or_misread_is_refused_naming_why(
+    token_client: APIClient, params: bytes, charset: str, said: str
+) -> None:
+    content_type = f"multipart/form-data; boundary={BOUNDARY}; charset={charset}"
+    response = token_client.generic(
+        "POST", "/api/v1/images/", disposed(a_jpeg(params)), content_type=content_type
+    )
+    assert response.status_code == 400, response.content
+    assert response.json() == {"file": [said]}
+    assert Image.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("parts", "kept"),
+    [
+        ([a_jpeg(b'filename="b.jpg"'), a_jpeg()], "a.jpg"),
+        ([a_jpeg(b"name=\"file\"; filename*=base64''YWJj.jpg")], "YWJj.jpg"),
+    ],
+    ids=["a part of no field", "a charset of no text"],
+)
+def test_a_part_django_reads_as_it_is_is_read_so(
+    token_client: APIClient, parts: list[tuple[bytes, bytes]], kept: str
+) -> None:
+    """A part that names no field Django's parser leaves out; a name in a
+    codec of no text (base64) it takes as sent."""
+    response = post(token_client, "/api/v1/images/", disposed(*parts))
+    assert response.status_code == 201, response.content
+    assert Image.objects.values_list("original_name", flat=True).get() == kept
+
+
+def test_the_admin_s_upload_page_names_a_refused_file_by_its_own_name_not_another_s() -> None:
+    """Each file kept under a stand-in name has its own: the first of two
+    is not told by the name the second was sent under."""
+    client = logged_in(staff_with("uploads", "add_image", "view_image", username="uploader"))
+    body = multipart(
+        {"preset": "web"}, [("files", ("..", corpus.jpeg())), ("files", ("photos/", corpus.jpeg()))]
+    )
+    response = post(client, "/admin/uploads/image/upload/", body)
+    assert response.status_code == 400
+    assert "The file&#x27;s name &#x27;..&#x27; is not a usable file name" in response.content.decode()
+    assert Image.objects.count() == 0
+
+
+def test_a_form_refused_for_a_field_not_utf8_leaves_no_temporary_file_of_its_files(
+    token_client: APIClient, settings: Any, tmp_path: Path
+) -> None:
+    """The parser closes what it read of the files, as Django's does on an
+    error: the request closes only the files it is given."""
+    settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # each file streamed to a temporary file
+    body = multipart({"title": LATIN_1_CAFE}, {"file": ("a.jpg", corpus.jpeg())})
+    response = post(token_client, "/api/v1/images/", body)
+    assert response.json() == {"title": NOT_UTF8}
+    assert list(tmp_path.iterdir()) == []
