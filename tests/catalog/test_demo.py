@@ -202,6 +202,32 @@ def test_seed_demo_remove_keeps_the_photo_of_a_demo_person_made_real(
     assert not Image.objects.filter(is_demo=True).exists()
 
 
+def test_seed_demo_remove_keeps_the_image_of_a_demo_product_staff_changed_keeping_it(
+    seeded: str, django_capture_on_commit_callbacks: Any
+) -> None:
+    """A demo product changed in the admin, its image left as chosen, is real
+    with the image it showed, which is its own now."""
+    product = Product.objects.filter(is_demo=True, image__isnull=False).order_by("pk").first()
+    assert product is not None
+    image = product.image
+    assert image is not None
+    assert image.is_demo
+    services.product_update(product_id=product.pk, weight=product.weight + 1, image=image)
+
+    out = io.StringIO()
+    with django_capture_on_commit_callbacks(execute=True):
+        call_command("seed_demo", "--remove", stdout=out)
+
+    assert out.getvalue().strip() == "Demo content removed: 6 people, 5 products, 6 reviews, 11 images."
+    product.refresh_from_db()
+    assert (product.is_demo, product.image) == (False, image)
+    image.refresh_from_db()
+    assert not image.is_demo
+    assert image.file.storage.exists(image.file.name)
+    assert all(default_storage.exists(r.storage_key) for r in image.renditions.all())
+    assert not Image.objects.filter(is_demo=True).exists()
+
+
 def test_a_demo_photo_imported_as_a_real_one_is_a_real_image_that_the_removal_keeps(
     seeded: str, django_capture_on_commit_callbacks: Any
 ) -> None:
