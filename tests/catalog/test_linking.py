@@ -11,13 +11,14 @@ from typing import Any
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from catalog import selectors, services
-from catalog.models import Product
+from catalog.models import Person, Product
 from tests.factories import ImageFactory
 from tests.uploads import corpus
 from uploads.models import Image, Rendition
@@ -500,3 +501,21 @@ def _link_an_image() -> None:
 )
 def test_linking_and_sweep_lookups_use_an_index(lookup: Callable[[], Any], index: str) -> None:
     assert index in query_plan(lookup)
+
+
+def test_an_image_deleted_since_it_was_chosen_is_refused_on_its_field_and_nothing_is_written() -> None:
+    """A write that would point a person or a product at an image deleted
+    meanwhile is refused in words on its field, not failed as it commits."""
+    photo, image = ImageFactory(original_name="face.jpeg"), ImageFactory(original_name="plum.jpeg")
+    image_delete(image=photo)
+    image_delete(image=image)
+
+    with pytest.raises(ValidationError) as person_refused:
+        services.person_upsert(username="ada", name="Ada", photo=photo)
+    with pytest.raises(ValidationError) as product_refused:
+        services.product_upsert(name="Plum", weight=100, image_name="plum.jpeg", image=image)
+
+    assert person_refused.value.message_dict == {"photo": [services.IMAGE_GONE_MESSAGE]}
+    assert product_refused.value.message_dict == {"image": [services.IMAGE_GONE_MESSAGE]}
+    assert not Person.objects.exists()
+    assert not Product.objects.exists()
