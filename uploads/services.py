@@ -503,6 +503,8 @@ def _image_render(image: Image, *, time_limit: bool, run_started: float) -> Imag
     try:
         preset = preset_get(image.preset)
         try:
+            if not image.file:  # cleared by a save of its row: none to read
+                raise FileNotFoundError
             with image.file.open("rb") as fh:
                 data = fh.read()
         except FileNotFoundError:

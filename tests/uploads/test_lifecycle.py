@@ -590,6 +590,24 @@ def test_an_image_whose_original_is_missing_from_the_store_ends_failed_at_once_s
     )
 
 
+def test_an_image_whose_file_is_cleared_by_a_save_of_its_row_ends_failed_saying_so(
+    commit: Any, media_files: Any
+) -> None:
+    """A shell's ``image.file = None; image.save()``: its run has no original
+    to read, and ends the image failed, not stuck processing."""
+    with commit():
+        image = services.image_upload(file=corpus.jpeg(), original_name="a.jpg")
+    old = image.file.name
+    with commit():
+        cleared = Image.objects.get(pk=image.pk)
+        cleared.file = None  # type: ignore[assignment]
+        cleared.save()
+    image.refresh_from_db()
+    assert (image.status, image.error) == (Image.Status.FAILED, services.REASON_ORIGINAL_MISSING)
+    assert not image.renditions.exists()
+    assert old not in media_files()
+
+
 def test_a_run_whose_image_got_another_file_meanwhile_leaves_it_to_the_run_for_that_file(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
