@@ -604,6 +604,8 @@ class ImageViewSet(
 def original_response(image: Image) -> HttpResponseBase:
     """A signed redirect to the original in a bucket, or its bytes streamed."""
     key = image.file.name or ""
+    if not key:  # its file cleared by a save of its row
+        raise _original_missing(image, key)
     filename = image.original_name or key.rsplit("/", 1)[-1]
     url = storage.original_url(key, expires=settings.ORIGINAL_URL_SECONDS, filename=filename)
     response: HttpResponseBase

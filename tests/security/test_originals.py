@@ -194,6 +194,25 @@ def test_an_original_missing_from_the_store_is_not_found_rather_than_a_store_to_
     assert admin.status_code == 404
 
 
+def test_an_image_whose_file_is_cleared_by_a_save_of_its_row_has_no_original_to_give(
+    gps_upload: tuple[Image, bytes], token_client: APIClient, staff: APIClient, commit: Any
+) -> None:
+    """A shell's ``image.file = None; image.save()``: asked for its original,
+    the API and the admin say it is missing, as of one lost from the store."""
+    image, _ = gps_upload
+    with commit():
+        image.file = None  # type: ignore[assignment]
+        image.save()
+
+    response = token_client.get(f"/api/v1/images/{image.pk}/original/")
+    page = staff.get(f"/admin/uploads/image/{image.pk}/original/", HTTP_ACCEPT="text/html")
+
+    assert response.status_code == 404
+    assert response.json()["detail"] == f"The original of image {image.pk} is missing from the image store."
+    assert page.status_code == 404
+    assert f"The original of image {image.pk} is missing from the image store." in page.content.decode()
+
+
 def test_the_admin_says_an_original_is_missing_from_the_store_not_that_the_page_is(
     gps_upload: tuple[Image, bytes], staff: APIClient
 ) -> None:
