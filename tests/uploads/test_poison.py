@@ -404,6 +404,24 @@ def test_the_same_image_under_a_higher_ceiling_is_processed(
     assert upload(commit, big_flat_png).status == Image.Status.READY
 
 
+@pytest.mark.parametrize(
+    ("cause", "exhausted"),
+    [
+        (MemoryError(), True),
+        # Under RLIMIT_DATA a thread's stack can be the allocation that fails.
+        (RuntimeError("can't start new thread"), True),
+        (RuntimeError("dictionary changed size during iteration"), False),
+        (OSError("decoder error -2"), False),
+    ],
+)
+def test_a_failure_caused_by_the_ceiling_is_told_from_any_other(
+    cause: BaseException, exhausted: bool
+) -> None:
+    wrapped = processing.ProcessingError("The image could not be processed.")
+    wrapped.__cause__ = cause  # as processing wraps what it cannot name
+    assert sandbox.exhausted_memory(wrapped) is exhausted
+
+
 def test_an_image_over_a_pixel_limit_lowered_since_its_upload_is_refused_by_its_decoder(
     commit: Any, settings: Any
 ) -> None:
