@@ -323,6 +323,29 @@ def test_a_decoder_that_cannot_start_is_an_os_error_that_says_so(big_flat_png: b
     assert isinstance(caught.value, OSError)
 
 
+def test_a_decoder_whose_start_fails_as_the_children_are_stopped_is_stopped_not_unstartable(
+    big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Ctrl-C takes the fork server with it as a start is under way: the
+    start fails, then the main thread stops the children. The image is left
+    for the sweep (Stopped), not recorded as one the machine could not start."""
+    stopping = threading.Thread(target=sandbox.stop_children)
+
+    def gone(self: Any) -> None:
+        stopping.start()  # waits for the lock this start holds, having said it stops
+        raise EOFError
+
+    monkeypatch.setattr(type(sandbox._context.Process(target=print)), "start", gone)
+    # Generous: the stop comes from a thread that runs at once.
+    monkeypatch.setattr(sandbox, "FORK_SERVER_GONE_WAIT_SECONDS", 60)
+    try:
+        with pytest.raises(sandbox.Stopped):
+            decode(big_flat_png, time_limit=5)
+    finally:
+        stopping.join()
+        sandbox.resume_children()
+
+
 def _forkserver_children() -> list[psutil.Process]:
     """The decoding children: forked by the fork server, our own child."""
     found = []
