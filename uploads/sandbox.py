@@ -100,7 +100,9 @@ class NotStarted(OSError):
     tries again later when the store is briefly away does so here too."""
 
     def __init__(self, cause: BaseException) -> None:
-        super().__init__(f"could not start the process to decode the image: {cause or type(cause).__name__}")
+        super().__init__(
+            f"could not start the process to decode the image: {str(cause) or type(cause).__name__}"
+        )
 
 
 class Stopped(BaseException):

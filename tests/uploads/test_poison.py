@@ -323,6 +323,22 @@ def test_a_decoder_that_cannot_start_is_an_os_error_that_says_so(big_flat_png: b
     assert isinstance(caught.value, OSError)
 
 
+def test_a_decoder_whose_fork_server_died_says_what_failed_when_it_gave_no_words(
+    big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fork server gone (not with a Ctrl-C) ends the start in an EOFError
+    of no text: the log names it rather than ending on a colon."""
+
+    def gone(self: Any) -> None:
+        raise EOFError
+
+    monkeypatch.setattr(type(sandbox._context.Process(target=print)), "start", gone)
+    monkeypatch.setattr(sandbox, "FORK_SERVER_GONE_WAIT_SECONDS", 0)
+    with pytest.raises(sandbox.NotStarted) as caught:
+        decode(big_flat_png, time_limit=5)
+    assert str(caught.value) == "could not start the process to decode the image: EOFError"
+
+
 def test_a_decoder_whose_start_fails_as_the_children_are_stopped_is_stopped_not_unstartable(
     big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
