@@ -864,6 +864,15 @@ def test_a_decoded_image_leaves_no_file_open(big_flat_png: bytes, open_fds: Call
     assert open_fds() == before
 
 
+def test_a_decoder_that_ended_is_no_longer_among_the_children_to_stop(big_flat_png: bytes) -> None:
+    """A worker decodes for weeks: each ended child is let go, not kept on
+    the list stop_children() goes through."""
+    decode(big_flat_png, time_limit=None)
+    with pytest.raises(sandbox.TimedOut), each_decoder(lambda child: child.suspend()):
+        decode(big_flat_png, time_limit=0.2)
+    assert sandbox._children.running == set()
+
+
 # --- Priority ---------------------------------------------------------------------
 
 
