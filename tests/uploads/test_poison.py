@@ -702,22 +702,27 @@ def open_fds() -> Callable[[], int]:
 
 
 @contextlib.contextmanager
-def decoders_stalled_as_they_start(count: int | None = None) -> Iterator[None]:
+def decoders_started_from(main: str, count: int | None = None) -> Iterator[None]:
     """The first ``count`` decoding children started within the block (every
-    one, by default) stall as they start, before they read anything they
-    were sent (tests/uploads/stalled_decoder.py); the others run."""
+    one, by default) run the module ``main`` as they start, before they read
+    anything they were sent; the others run as they are."""
     prepared = spawn.get_preparation_data
-    stalls = itertools.count()
+    started = itertools.count()
 
-    def stalling(name: str) -> dict[str, Any]:
+    def from_main(name: str) -> dict[str, Any]:
         data: dict[str, Any] = prepared(name)
-        if count is None or next(stalls) < count:
+        if count is None or next(started) < count:
             data.pop("init_main_from_path", None)
-            data["init_main_from_name"] = "tests.uploads.stalled_decoder"
+            data["init_main_from_name"] = main
         return data
 
-    with mock.patch.object(spawn, "get_preparation_data", stalling):
+    with mock.patch.object(spawn, "get_preparation_data", from_main):
         yield
+
+
+def decoders_stalled_as_they_start(count: int | None = None) -> contextlib.AbstractContextManager[None]:
+    """Decoding children that stall as they start (tests/uploads/stalled_decoder.py)."""
+    return decoders_started_from("tests.uploads.stalled_decoder", count)
 
 
 def decode(data: bytes, *, time_limit: float | None) -> processing.Result:
@@ -862,6 +867,20 @@ def test_a_decoded_image_leaves_no_file_open(big_flat_png: bytes, open_fds: Call
     before = open_fds()
     assert {output.width for output in decode(big_flat_png, time_limit=None).outputs} == {64}
     assert open_fds() == before
+
+
+def test_a_decode_failing_in_words_of_its_own_is_told_in_fixed_words_and_its_own_kept_for_the_log(
+    big_flat_png: bytes,
+) -> None:
+    """What processing does not name may give internals away (paths, the
+    library's state): the reason shown says only that it failed."""
+    with (
+        decoders_started_from("tests.uploads.broken_decoder"),
+        pytest.raises(processing.ProcessingError) as caught,
+    ):
+        decode(big_flat_png, time_limit=None)
+    assert caught.value.message == "The image could not be processed."
+    assert caught.value.detail == "KeyError: '/srv/portal/secret-path'"
 
 
 def test_a_decoder_that_ended_is_no_longer_among_the_children_to_stop(big_flat_png: bytes) -> None:
