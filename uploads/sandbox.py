@@ -25,6 +25,7 @@ import contextlib
 import ctypes
 import math
 import multiprocessing
+import multiprocessing.forkserver
 import os
 import resource
 import select
@@ -187,10 +188,20 @@ def _children_allowed() -> Iterator[None]:
 def _die_with_parent() -> None:
     """Be killed when the fork server exits, which it does once the process
     that asked for this child is gone (killed at a Celery hard time limit, say):
-    an orphaned decode must not run on unbounded."""
+    an orphaned decode must not run on unbounded.
+
+    The fork server exits when every copy of its caller's end of the pipe
+    that keeps it running is closed, and it hands a copy to each child it
+    forks: kept open here, it would keep the server running, and so this
+    child, for as long as this child runs."""
     with contextlib.suppress(OSError, AttributeError):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    server: Any = multiprocessing.forkserver._forkserver  # type: ignore[attr-defined]
+    alive, server._forkserver_alive_fd = server._forkserver_alive_fd, None
+    if alive is not None:
+        with contextlib.suppress(OSError):
+            os.close(alive)
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

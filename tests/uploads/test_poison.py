@@ -11,12 +11,16 @@ from __future__ import annotations
 import contextlib
 import itertools
 import multiprocessing.forkserver
+import os
 import resource
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from multiprocessing import spawn
+from pathlib import Path
 from typing import Any
 from unittest import mock
 
@@ -890,6 +894,37 @@ def test_a_decoder_that_ended_is_no_longer_among_the_children_to_stop(big_flat_p
     with pytest.raises(sandbox.TimedOut), each_decoder(lambda child: child.suspend()):
         decode(big_flat_png, time_limit=0.2)
     assert sandbox._children.running == set()
+
+
+def test_a_decoder_dies_with_the_process_that_asked_for_it(tmp_path: Path) -> None:
+    """A worker's pool process killed at the hard time limit takes its
+    decoder with it: an orphaned decode must not run on unbounded."""
+    started = tmp_path / "decoding"
+    caller = subprocess.Popen(
+        [sys.executable, "-m", "tests.uploads.orphaned_decoder"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DECODER_STARTED_FILE": str(started)},
+    )
+    decoder: psutil.Process | None = None
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert caller.poll() is None, "the caller ended before its decoder ran"
+            assert time.monotonic() < deadline, "no decoder ran"
+            time.sleep(0.05)
+        decoder = psutil.Process(int(started.read_text()))
+        caller.kill()
+        caller.wait()
+        deadline = time.monotonic() + 60
+        while decoder.is_running() and decoder.status() != psutil.STATUS_ZOMBIE:
+            assert time.monotonic() < deadline, "the decoder outlived its caller"
+            time.sleep(0.05)
+    finally:
+        caller.kill()
+        caller.wait()
+        if decoder is not None:
+            with contextlib.suppress(psutil.Error):
+                decoder.kill()
 
 
 # --- Priority ---------------------------------------------------------------------
