@@ -887,6 +887,17 @@ def test_a_decode_failing_in_words_of_its_own_is_told_in_fixed_words_and_its_own
     assert caught.value.detail == "KeyError: '/srv/portal/secret-path'"
 
 
+def test_a_pool_process_marked_daemonic_starts_a_decoder_and_stays_marked(
+    big_flat_png: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Billiard marks Celery's pool processes daemonic, which multiprocessing
+    allows no children: the mark is lifted for the start alone."""
+    config = multiprocessing.current_process()._config  # type: ignore[attr-defined]
+    monkeypatch.setitem(config, "daemon", True)
+    assert {output.width for output in decode(big_flat_png, time_limit=None).outputs} == {64}
+    assert config["daemon"] is True
+
+
 def test_a_decoder_that_ended_is_no_longer_among_the_children_to_stop(big_flat_png: bytes) -> None:
     """A worker decodes for weeks: each ended child is let go, not kept on
     the list stop_children() goes through."""
