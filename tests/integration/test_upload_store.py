@@ -91,6 +91,46 @@ def test_a_key_already_taken_is_never_overwritten(s3: S3Server, bucket: str) -> 
     assert _body(s3, bucket, key) == b"first"
 
 
+def _conflicting_puts(monkeypatch: pytest.MonkeyPatch, count: int) -> list[str]:
+    """The first ``count`` PutObjects are answered as while another request
+    writes the same key (409 ConditionalRequestConflict), without reaching
+    the bucket; the S3 operations sent are recorded by name."""
+    sent: list[str] = []
+    call = BaseClient._make_api_call
+
+    def conflicting(client: BaseClient, operation: str, params: Any) -> Any:
+        sent.append(operation)
+        if operation == "PutObject" and sent.count("PutObject") <= count:
+            error = {
+                "Error": {"Code": "ConditionalRequestConflict", "Message": "a write of the key is under way"}
+            }
+            raise ClientError(error, operation)  # type: ignore[arg-type]
+        return call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", conflicting)
+    return sent
+
+
+def test_a_put_that_meets_a_write_of_its_key_under_way_asks_again_once_it_is_settled(
+    s3: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _conflicting_puts(monkeypatch, 1)
+    key = "renditions/00/contended.webp"
+    assert storage.put(key, b"bytes") == key
+    assert sent == ["PutObject", "PutObject"]
+    assert _body(s3, bucket, key) == b"bytes"
+
+
+def test_a_put_that_meets_a_write_of_its_key_under_way_twice_fails_saying_so(
+    s3: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _conflicting_puts(monkeypatch, 2)
+    with pytest.raises(ClientError, match="ConditionalRequestConflict"):
+        storage.put("renditions/00/contended.webp", b"bytes")
+    assert sent == ["PutObject", "PutObject"]
+    assert _keys(s3, bucket) == set()
+
+
 def test_the_bucket_refuses_bytes_that_do_not_match_their_hash(s3: S3Server, bucket: str) -> None:
     data = corpus.jpeg()
     wrong = hashlib.sha256(data + b"altered").hexdigest()
