@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
+from botocore.config import Config
 from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
@@ -189,3 +190,43 @@ def test_a_deletion_with_the_store_away_is_done_and_said_so_its_objects_left_to_
     monkeypatch.setattr(storage, "_delete", real)
     storage.sweep_orphans(grace_seconds=0)
     assert media_files() == set()
+
+
+def test_an_unconfirmed_write_is_taken_back_in_one_prompt_request_however_long_a_store_may_take(
+    settings: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Made before the caller answers: one try of DISCARD_TIMEOUT_SECONDS to
+    connect and as many to be answered, not the store's own two tries of
+    STORAGE_TIMEOUT_SECONDS."""
+    settings.STORAGE_TIMEOUT_SECONDS = 10
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": "originals",
+                "endpoint_url": "http://127.0.0.1:9",
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+            },
+        },
+    }
+    configs: list[Config] = []
+    deleted: list[str] = []
+
+    class Bucket:
+        def delete_object(self, *, Bucket: str, Key: str) -> None:
+            deleted.append(Key)
+
+    def client(store: Any, purpose: str, config: Config) -> Bucket:
+        configs.append(config)
+        return Bucket()
+
+    monkeypatch.setattr(storage, "_client", client)
+    key = storage.original_key("a" * 64, "PNG")
+    storage.discard_unconfirmed(key)
+    assert deleted == [key]
+    [config] = configs
+    assert (config.connect_timeout, config.read_timeout) == (1, 1)
+    assert config.retries == {"total_max_attempts": 1}
