@@ -256,6 +256,23 @@ def test_an_original_left_in_the_public_media_by_an_older_release_is_moved_once(
     assert storage.originals_make_private() == (0, 1)
 
 
+def test_a_move_of_an_original_cut_short_after_its_copy_is_finished_by_the_next_run_with_no_second_copy(
+    settings: Any, commit: Any
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.jpeg_with_metadata(), original_name="old.jpg")
+    public, private = storages["default"], storages["originals"]
+    data = private.open(image.file.name).read()
+    public.save(image.file.name, ContentFile(data))  # copied, not yet deleted from the public store
+
+    assert storage.originals_make_private() == (1, 0)
+    assert not public.exists(image.file.name)
+    folder = Path(settings.STORAGES["originals"]["OPTIONS"]["location"])
+    assert [str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file()] == [
+        image.file.name
+    ]
+
+
 def _user_with(username: str, *codenames: str, is_staff: bool = False) -> Any:
     user = UserFactory(username=username, is_staff=is_staff)
     user.user_permissions.set(
