@@ -273,6 +273,25 @@ def test_a_move_of_an_original_cut_short_after_its_copy_is_finished_by_the_next_
     ]
 
 
+def test_moving_originals_to_a_private_store_that_is_the_public_one_deletes_none(
+    settings: Any, commit: Any
+) -> None:
+    """A store shared by both (a bucket with originals under originals/):
+    the original found in the "public" store is the private one."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "originals": {
+            **settings.STORAGES["originals"],
+            "OPTIONS": {**settings.STORAGES["originals"]["OPTIONS"], "location": settings.MEDIA_ROOT},
+        },
+    }
+    with commit():
+        image = services.image_upload(file=corpus.jpeg_with_metadata(), original_name="only.jpg")
+
+    assert storage.originals_make_private() == (0, 1)
+    assert storages["originals"].exists(image.file.name)
+
+
 def _user_with(username: str, *codenames: str, is_staff: bool = False) -> Any:
     user = UserFactory(username=username, is_staff=is_staff)
     user.user_permissions.set(
