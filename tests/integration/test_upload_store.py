@@ -6,6 +6,7 @@ be written takes its object with it."""
 from __future__ import annotations
 
 import hashlib
+import mimetypes
 import os
 import signal
 import threading
@@ -129,6 +130,31 @@ def test_a_put_that_meets_a_write_of_its_key_under_way_twice_fails_saying_so(
         storage.put("renditions/00/contended.webp", b"bytes")
     assert sent == ["PutObject", "PutObject"]
     assert _keys(s3, bucket) == set()
+
+
+def test_an_object_is_sent_with_its_format_s_type_on_a_machine_whose_list_of_types_lacks_it(
+    s3: S3Server, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fresh machine (no /etc/mime.types) knows no WebP or AVIF: the type
+    comes from the formats renditions are stored in, not from that list (a
+    bucket serves an object with the type it was sent with)."""
+    monkeypatch.setattr(mimetypes, "guess_type", lambda *args, **kwargs: (None, None))
+    sent: dict[str, str] = {}
+    call = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation: str, params: Any) -> Any:
+        if operation == "PutObject":
+            sent[params["Key"]] = params.get("ContentType", "")
+        return call(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    for key in ("renditions/00/typed.webp", "renditions/00/typed.avif", "originals/00/typed.jpg"):
+        storage.put(key, b"bytes")
+    assert sent == {
+        "renditions/00/typed.webp": "image/webp",
+        "renditions/00/typed.avif": "image/avif",
+        "originals/00/typed.jpg": "image/jpeg",
+    }
 
 
 def test_the_bucket_refuses_bytes_that_do_not_match_their_hash(s3: S3Server, bucket: str) -> None:
