@@ -580,7 +580,27 @@ class AddIndexConcurrently(AddIndex):
         return f"{super().describe()} concurrently"
 
 
-class AddCheckConstraint(AddConstraint):
+class _ConstraintDroppedIfThere(AddConstraint):
+    """``AddConstraint`` whose going back drops the constraint, in a
+    transaction of its own, only where it is there (an interrupted run may
+    have added none)."""
+
+    def database_backwards(
+        self,
+        app_label: str,
+        schema_editor: BaseDatabaseSchemaEditor,
+        from_state: ProjectState,
+        to_state: ProjectState,
+    ) -> None:
+        model = _allowed_model(self, app_label, schema_editor, to_state)
+        if model is None:
+            return
+        if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
+            with transaction.atomic(using=schema_editor.connection.alias):
+                super().database_backwards(app_label, schema_editor, from_state, to_state)
+
+
+class AddCheckConstraint(_ConstraintDroppedIfThere):
     """``AddConstraint`` of a check that on PostgreSQL is added ``NOT VALID``
     (new rows are checked at once; the table is locked only for that instant)
     and then validated against the existing rows in a step that blocks neither
@@ -612,22 +632,8 @@ class AddCheckConstraint(AddConstraint):
             )
         schema_editor.execute(f"ALTER TABLE {table} VALIDATE CONSTRAINT {name}", params=None)
 
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _allowed_model(self, app_label, schema_editor, to_state)
-        if model is None:
-            return
-        if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
-            with transaction.atomic(using=schema_editor.connection.alias):
-                super().database_backwards(app_label, schema_editor, from_state, to_state)
 
-
-class AddUniqueConstraintConcurrently(AddConstraint):
+class AddUniqueConstraintConcurrently(_ConstraintDroppedIfThere):
     """``AddConstraint`` of a unique constraint of columns whose index, on
     PostgreSQL, is built concurrently (writes go on meanwhile, where a plain
     build blocks them for all of it), then made the constraint, which locks
@@ -673,20 +679,6 @@ class AddUniqueConstraintConcurrently(AddConstraint):
         schema_editor.execute(
             f"ALTER TABLE {table} ADD CONSTRAINT {name} UNIQUE USING INDEX {name}", params=None
         )
-
-    def database_backwards(
-        self,
-        app_label: str,
-        schema_editor: BaseDatabaseSchemaEditor,
-        from_state: ProjectState,
-        to_state: ProjectState,
-    ) -> None:
-        model = _allowed_model(self, app_label, schema_editor, to_state)
-        if model is None:
-            return
-        if _present(schema_editor, self.constraint.name, _constraints, model, collected=True):
-            with transaction.atomic(using=schema_editor.connection.alias):
-                super().database_backwards(app_label, schema_editor, from_state, to_state)
 
     def describe(self) -> str:
         return f"{super().describe()} concurrently"
