@@ -132,6 +132,10 @@ def test_formats_are_those_of_the_settings(settings: Any) -> None:
         ("width-3000", (1200, 900), (1200, 900)),
         ("max-300x300", (1200, 900), (300, 225)),
         ("max-4000x4000", (1200, 900), (1200, 900)),
+        # A sliver keeps one pixel of its thin side, as processing makes it.
+        ("width-1", (4000, 10), (1, 1)),
+        ("max-10x10", (4000, 10), (10, 1)),
+        ("fill-4000x1", (100, 100), (100, 1)),
     ],
 )
 def test_the_size_is_known_beforehand_and_never_beyond_the_source(
