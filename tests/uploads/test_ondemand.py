@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import requests
 from django.contrib.auth.models import Permission
+from django.core import signing
 from django.core.cache import cache
 from django.core.files.base import ContentFile
 from django.test import Client
@@ -169,6 +170,18 @@ def test_a_signature_depends_on_the_secret_key_and_survives_its_rotation(setting
     assert ondemand.signature_valid(before, "1", "width-640", "webp")  # the old key, among the fallbacks
     settings.SECRET_KEY_FALLBACKS = []
     assert not ondemand.signature_valid(before, "1", "width-640", "webp")
+
+
+def test_a_signature_the_portal_makes_for_anything_else_is_no_signature_here() -> None:
+    """Salted: the same text signed elsewhere in the portal (unsalted, or
+    under another salt) signs no rendition."""
+    message = "42/fill-480x320/webp"
+    for signer in (signing.Signer(), signing.Signer(salt="elsewhere")):
+        elsewhere = signer.sign(message).rsplit(":", 1)[1]
+        assert not ondemand.signature_valid(elsewhere, "42", "fill-480x320", "webp")
+    assert ondemand.signature_valid(
+        ondemand.signature(42, "fill-480x320", "webp"), "42", "fill-480x320", "webp"
+    )
 
 
 @pytest.mark.parametrize(
