@@ -503,19 +503,29 @@ def test_an_image_whose_original_is_lost_from_the_store_is_404_saying_so_not_a_s
     assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
 
 
-def test_a_rendition_that_cannot_be_made_is_a_503_and_leaves_nothing(
-    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any
+@pytest.mark.parametrize(
+    "gave_up",
+    [sandbox.TimedOut(30), sandbox.OutOfMemory(512), sandbox.Died(-9)],
+    ids=["out of time", "out of memory", "killed"],
+)
+def test_a_rendition_that_cannot_be_made_now_is_a_503_and_leaves_nothing(
+    client: Client,
+    make_image: Callable[..., Image],
+    monkeypatch: pytest.MonkeyPatch,
+    media_files: Any,
+    gave_up: Exception,
 ) -> None:
     image = make_image()
     files = media_files()
 
-    def too_slow(*args: Any, **kwargs: Any) -> processing.Result:
-        raise sandbox.TimedOut(30)
+    def gives_up(*args: Any, **kwargs: Any) -> processing.Result:
+        raise gave_up
 
-    monkeypatch.setattr(sandbox, "process", too_slow)
+    monkeypatch.setattr(sandbox, "process", gives_up)
     response = client.get(ondemand.url_path(image.pk, "width-100", "webp"))
     assert response.status_code == 503
     assert response["Retry-After"] == "10"
+    assert "could not be made now; try again shortly" in response.content.decode()
     assert not image.renditions.filter(name="width-100").exists()
     assert media_files() == files
     assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
