@@ -531,8 +531,24 @@ def test_a_rendition_that_cannot_be_made_now_is_a_503_and_leaves_nothing(
     assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
 
 
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        processing.ProcessingError(
+            "The image could not be encoded.", detail="encoding error 5: Image size exceeds WebP limit"
+        ),
+        processing.ImageRejected(
+            "The image could not be read.", code="corrupt", detail="WebP chunk too large"
+        ),
+    ],
+    ids=["encoder", "decoder"],
+)
 def test_a_rendition_the_image_cannot_give_is_refused_for_good_not_retried(
-    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, media_files: Any
+    client: Client,
+    make_image: Callable[..., Image],
+    monkeypatch: pytest.MonkeyPatch,
+    media_files: Any,
+    refusal: Exception,
 ) -> None:
     image = make_image()
     files = media_files()
@@ -540,9 +556,17 @@ def test_a_rendition_the_image_cannot_give_is_refused_for_good_not_retried(
 
     def refused(data: bytes, preset: processing.Preset, **kwargs: Any) -> processing.Result:
         calls.append(preset.name)
-        raise processing.ProcessingError("encoding error 5: Image size exceeds WebP limit of 16383 pixels")
+        raise refusal
+
+    remembered: list[tuple[str, float]] = []
+    real_set = cache.set
+
+    def remember(key: str, value: Any, timeout: float, **kwargs: Any) -> None:
+        remembered.append((key, timeout))
+        real_set(key, value, timeout=timeout, **kwargs)
 
     monkeypatch.setattr(sandbox, "process", refused)
+    monkeypatch.setattr(cache, "set", remember)
     path = ondemand.url_path(image.pk, "width-100", "webp")
     for _ in range(3):
         response = client.get(path)
@@ -551,11 +575,38 @@ def test_a_rendition_the_image_cannot_give_is_refused_for_good_not_retried(
         assert f"width-100.webp cannot be made of image {image.pk}" in response.content.decode()
         assert "WebP" not in response.content.decode()  # no decoder's text in the answer
     assert calls == ["on-demand width-100"]  # remembered: the original is not decoded again
+    assert [timeout for _, timeout in remembered] == [3600]  # for an hour, as docs/deploy.md says
     assert not image.renditions.filter(name="width-100").exists()
     assert media_files() == files
-    # Another size of the same image is still tried.
+    # Another size or format of the same image is still tried.
     assert client.get(ondemand.url_path(image.pk, "width-101", "webp")).status_code == 422
-    assert len(calls) == 2
+    assert client.get(ondemand.url_path(image.pk, "width-100", "png")).status_code == 422
+    assert len(calls) == 3
+
+
+def test_a_rendition_refused_for_good_is_tried_again_once_its_image_is_reprocessed(
+    client: Client, make_image: Callable[..., Image], monkeypatch: pytest.MonkeyPatch, commit: Any
+) -> None:
+    image = make_image()
+    calls: list[str] = []
+    real = sandbox.process
+
+    def refused_on_demand(data: bytes, preset: processing.Preset, **kwargs: Any) -> processing.Result:
+        if not preset.name.startswith("on-demand"):
+            return real(data, preset, **kwargs)  # the reprocess's own renditions
+        calls.append(preset.name)
+        raise processing.ProcessingError("The image could not be encoded.")
+
+    monkeypatch.setattr(sandbox, "process", refused_on_demand)
+    path = ondemand.url_path(image.pk, "width-100", "webp")
+    assert [client.get(path).status_code for _ in range(2)] == [422, 422]
+    assert calls == ["on-demand width-100"]
+    with commit():
+        services.image_reprocess(images=[image])
+    image.refresh_from_db()
+    assert image.status == Image.Status.READY, image.error
+    assert client.get(path).status_code == 422
+    assert calls == ["on-demand width-100"] * 2  # decoded afresh, not refused from memory
 
 
 # --- Limits --------------------------------------------------------------------
