@@ -487,9 +487,10 @@ def test_a_deleted_image_is_404(client: Client, make_image: Callable[..., Image]
 
 
 def test_an_image_whose_original_is_lost_from_the_store_is_404_saying_so_not_a_store_to_retry(
-    client: Client, make_image: Callable[..., Image], media_files: Any
+    client: Client, make_image: Callable[..., Image], media_files: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     image = make_image()
+    original = image.file.name
     image.file.delete(save=False)  # restored from an older backup, deleted by hand
     files = media_files()
     path = ondemand.url_path(image.pk, "width-100", "webp")
@@ -498,9 +499,48 @@ def test_an_image_whose_original_is_lost_from_the_store_is_404_saying_so_not_a_s
         assert response.status_code == 404
         assert "Retry-After" not in response
         assert f"original of image {image.pk} is missing" in response.content.decode()
+    logged = [
+        r.getMessage() for r in caplog.records if r.levelname == "ERROR" and r.name == "uploads.ondemand"
+    ]
+    assert logged == [f"image id={image.pk}: its original {original} is missing from the store"] * 2
     assert not image.renditions.filter(name="width-100").exists()
     assert media_files() == files
     assert cache.get(f"ondemand:{image.pk}:width-100:webp") is None  # the claim is released
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "refusal", "answer"),
+    [
+        ("moved", ondemand.NotReady, "moved meanwhile"),  # services._image_rekey, then its old key deleted
+        ("deleted", ondemand.Gone, "no longer exists"),
+    ],
+)
+def test_an_original_gone_from_under_a_make_is_told_apart_from_one_lost_from_the_store(
+    make_image: Callable[..., Image],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    meanwhile: str,
+    refusal: type[Exception],
+    answer: str,
+) -> None:
+    """Only an original the image's row still names is missing from the
+    store: one moved to another key is there (asked again, 202), one whose
+    image was deleted is not to be looked for."""
+    image = make_image()
+    real_render = ondemand._render
+
+    def gone_meanwhile(image: Image, spec: ondemand.Spec, fmt: str) -> processing.Output:
+        if meanwhile == "moved":
+            Image.objects.filter(pk=image.pk).update(file="originals/elsewhere.jpg")
+        else:
+            Image.objects.filter(pk=image.pk).delete()
+        image.file.storage.delete(image.file.name)
+        return real_render(image, spec, fmt)
+
+    monkeypatch.setattr(ondemand, "_render", gone_meanwhile)
+    with pytest.raises(refusal, match=answer):
+        ondemand.rendition_get_or_make(image_id=image.pk, spec=ondemand.Spec("width", 100), fmt="webp")
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]
 
 
 @pytest.mark.parametrize(
