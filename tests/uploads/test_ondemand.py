@@ -669,6 +669,33 @@ def test_an_image_has_at_most_the_cap_of_on_demand_renditions(
     assert len(renders) == 2
 
 
+def test_the_cap_holds_against_another_size_recorded_while_this_one_was_made(
+    make_image: Callable[..., Image], settings: Any, monkeypatch: pytest.MonkeyPatch, media_files: Any
+) -> None:
+    """Both counted under the cap when they started: the one recorded second
+    is refused, and its object goes with it."""
+    settings.IMAGE_ONDEMAND_MAX_PER_IMAGE = 1
+    image = make_image()
+    real_render = ondemand._render
+    rival = ondemand.Spec("width", 200)
+    started: list[bool] = []
+
+    def render_while_another_size_is_recorded(
+        image: Image, spec: ondemand.Spec, fmt: str
+    ) -> processing.Output:
+        output = real_render(image, spec, fmt)
+        if not started:  # once: the rival's own make comes through here too
+            started.append(True)
+            ondemand.rendition_get_or_make(image_id=image.pk, spec=rival, fmt=fmt)
+        return output
+
+    monkeypatch.setattr(ondemand, "_render", render_while_another_size_is_recorded)
+    with pytest.raises(ondemand.OverLimit, match="already has 1 renditions made on demand"):
+        ondemand.rendition_get_or_make(image_id=image.pk, spec=ondemand.Spec("width", 100), fmt="webp")
+    assert [r.name for r in ondemand.made(image)] == ["width-200"]
+    assert media_files() == {image.file.name, *image.renditions.values_list("storage_key", flat=True)}
+
+
 def test_a_url_signed_before_the_limits_were_lowered_is_refused_with_them(
     client: Client, make_image: Callable[..., Image], settings: Any
 ) -> None:
