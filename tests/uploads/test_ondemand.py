@@ -696,6 +696,20 @@ def test_the_cap_holds_against_another_size_recorded_while_this_one_was_made(
     assert media_files() == {image.file.name, *image.renditions.values_list("storage_key", flat=True)}
 
 
+@pytest.mark.parametrize("preset", ["icon", "removed from the settings since"])
+def test_a_rendition_is_cut_from_the_displayed_image_whatever_its_preset(
+    client: Client, commit: Any, preset: str
+) -> None:
+    """The icon preset turns its own renditions a quarter; a preset no longer
+    in the settings leaves the default qualities."""
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(1200, 900), original_name="p.jpg", preset="icon")
+    Image.objects.filter(pk=image.pk).update(preset=preset)
+    response = client.get(ondemand.url_path(image.pk, "width-300", "jpeg"))
+    assert response.status_code == 200, response.content
+    assert decoded(response.content).size == (300, 225)
+
+
 def test_a_url_signed_before_the_limits_were_lowered_is_refused_with_them(
     client: Client, make_image: Callable[..., Image], settings: Any
 ) -> None:
