@@ -329,6 +329,8 @@ def test_a_fill_keeps_the_focal_point_in_frame(client: Client, make_image: Calla
     # The 600x600 square around (720, 480) is the right part: white below, green above.
     assert made.getpixel((80, 90)) == corpus.BOTTOM_RIGHT
     assert made.getpixel((80, 10)) == corpus.TOP_RIGHT
+    # Cut, not squeezed: its x=40 is x=440 of the picture (squeezed whole, x=320, on the left).
+    assert made.getpixel((40, 90)) == corpus.BOTTOM_RIGHT
     services.image_set_focal_point(image=image, focal_point=processing.FocalPoint(0.05, 0.2))
     response = client.get(ondemand.url_path(image.pk, "fill-101x100", "png"))
     left = decoded(response.content).convert("RGB")
