@@ -1183,12 +1183,14 @@ def test_no_shared_cache_keeps_a_signed_url_handed_to_a_permitted_caller(
 
 
 def test_the_api_spells_the_format_and_defaults_to_webp(
-    staff: APIClient, make_image: Callable[..., Image]
+    staff: APIClient, make_image: Callable[..., Image], settings: Any
 ) -> None:
     image = make_image()
     assert url_of(staff, image, spec="width-300", format="jpg").json()["format"] == "jpeg"
     assert url_of(staff, image, spec="width-300").json()["format"] == "webp"
     assert url_of(staff, image, spec="width-3000").json()["width"] == 1200  # not upscaled
+    settings.IMAGE_ONDEMAND_FORMATS = ["png", "webp"]
+    assert url_of(staff, image, spec="width-300").json()["format"] == "webp"  # wherever it is listed
 
 
 def test_without_webp_among_the_formats_the_api_defaults_to_the_first_one_made(
@@ -1227,9 +1229,10 @@ def test_the_api_says_when_the_image_has_all_it_may_have(
     made = url_of(token_client, image, spec="width-100").json()["url"]
     client.get(made.removeprefix("http://testserver"))
     assert url_of(token_client, image, spec="width-100").status_code == 200  # that one is made
-    response = url_of(token_client, image, spec="width-101")
-    assert response.status_code == 400
-    assert "the most one image may have" in response.json()["spec"][0]
+    for other in ({"spec": "width-101"}, {"spec": "width-100", "format": "jpeg"}):  # a format is one too
+        response = url_of(token_client, image, **other)
+        assert response.status_code == 400
+        assert "the most one image may have" in response.json()["spec"][0]
 
 
 def test_no_url_is_signed_for_an_image_that_failed(
