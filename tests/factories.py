@@ -136,3 +136,27 @@ def logged_in(user: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+# Where no S3 server listens: enough to make and sign URLs, which need only
+# the keys; a request to it is refused at once.
+NO_S3_SERVER = "http://127.0.0.1:9"
+
+
+def s3_store(settings: Any, alias: str = "default", *, bucket: str = "media", **options: Any) -> None:
+    """Make the ``alias`` store a bucket of an S3 server that is not there,
+    with the given options of django-storages' S3 storage beside its own."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        alias: {
+            "BACKEND": "uploads.storage.MediaS3Storage",
+            "OPTIONS": {
+                "bucket_name": bucket,
+                "endpoint_url": NO_S3_SERVER,
+                "access_key": "key",
+                "secret_key": "secret-key",
+                "region_name": "us-east-1",
+                **options,
+            },
+        },
+    }

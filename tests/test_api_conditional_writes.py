@@ -23,6 +23,7 @@ from tests.factories import (
     ProductFactory,
     UserFactory,
     jpeg_bytes,
+    s3_store,
 )
 from uploads.api import ImageViewSet
 from uploads.models import Image
@@ -392,23 +393,13 @@ def test_a_write_s_tag_is_of_its_answer_s_form_and_of_the_half_hour_of_its_signe
     URLs are signed, the half of their lifetime the answer was made in."""
     person = PersonFactory(photo=ImageFactory(size=(64, 48)))
     url = PEOPLE.format(person.pk)
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "media",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-                "querystring_auth": True,
-                "querystring_expire": 3600,
-                "addressing_style": "path",
-                "signature_version": "s3v4",
-            },
-        },
-    }
+    s3_store(
+        settings,
+        querystring_auth=True,
+        querystring_expire=3600,
+        addressing_style="path",
+        signature_version="s3v4",
+    )
     start = 1_800_000_000.0  # the start of a half hour
     _tags_at(monkeypatch, start + 60)
 

@@ -34,6 +34,7 @@ from django.test.utils import CaptureQueriesContext
 from catalog import services
 from catalog.models import Feedback
 from core import locks
+from tests.factories import NO_S3_SERVER, s3_store
 from tests.uploads import corpus
 from uploads import services as upload_services
 from uploads import storage
@@ -289,24 +290,12 @@ def test_an_upload_the_bucket_did_not_confirm_holds_its_key_alone_before_it_take
     """An identical upload beside it may have found the object there and be
     committing its row: asked while that upload shares the key, the check
     would miss its row and delete its original from under it."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "originals": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "originals",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-            },
-        },
-    }
+    s3_store(settings, "originals", bucket="originals")
     bucket = _Bucket()
     monkeypatch.setattr(storage, "_client", lambda *args: bucket)
 
     def timed_out(key: str, data: bytes, *, sha256: str | None = None) -> str:
-        raise ReadTimeoutError(endpoint_url="http://127.0.0.1:9")
+        raise ReadTimeoutError(endpoint_url=NO_S3_SERVER)
 
     monkeypatch.setattr(storage, "put", timed_out)
     data = corpus.png()

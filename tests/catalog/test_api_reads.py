@@ -27,7 +27,7 @@ from catalog.models import Feedback, Person, Product
 from catalog.selectors import feedback_visible, people_visible, products_with_images
 from core import api, reads
 from core.renderers import JSONRenderer
-from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory
+from tests.factories import FeedbackFactory, ImageFactory, PersonFactory, ProductFactory, s3_store
 from uploads import rows
 from uploads.api import ImageSerializer
 from uploads.models import Image, Rendition
@@ -175,22 +175,7 @@ def test_only_permitted_callers_see_what_fetches_an_original(
 )
 def test_rendition_urls_are_the_storages_own(settings: Any, options: dict[str, Any]) -> None:
     image = ImageFactory(size=(700, 500))
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "media",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-                "querystring_auth": False,
-                "addressing_style": "path",
-                **options,
-            },
-        },
-    }
+    s3_store(settings, querystring_auth=False, addressing_style="path", **options)
     renditions = list(Rendition.objects.filter(image=image))
     url = rows.rendition_url_maker()
 
@@ -199,20 +184,7 @@ def test_rendition_urls_are_the_storages_own(settings: Any, options: dict[str, A
 
 
 def test_signed_rendition_urls_are_left_to_the_storage(settings: Any) -> None:
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "media",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-                "querystring_auth": True,
-            },
-        },
-    }
+    s3_store(settings, querystring_auth=True)
 
     url = rows.rendition_url_maker()("renditions/ab/abc.webp")
 
@@ -391,23 +363,14 @@ def test_a_media_store_moved_changes_the_tags_of_what_shows_rendition_urls(
 
 def _signed_media(settings: Any, bucket: str = "media") -> None:
     """Rendition URLs signed for an hour, as with ``AWS_QUERYSTRING_AUTH``."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": bucket,
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-                "querystring_auth": True,
-                "querystring_expire": 3600,
-                "addressing_style": "path",
-                "signature_version": "s3v4",
-            },
-        },
-    }
+    s3_store(
+        settings,
+        bucket=bucket,
+        querystring_auth=True,
+        querystring_expire=3600,
+        addressing_style="path",
+        signature_version="s3v4",
+    )
 
 
 def _signing_at(monkeypatch: pytest.MonkeyPatch, at: float) -> None:

@@ -21,7 +21,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from tests.conftest import BrowserSessionClient
-from tests.factories import ImageFactory, ProductFactory, UserFactory
+from tests.factories import ImageFactory, ProductFactory, UserFactory, s3_store
 from tests.portal.test_settings_ranges import load_settings
 from tests.security.conftest import has_gps_or_camera, local_path, urls_in
 from tests.uploads import corpus
@@ -419,22 +419,14 @@ def test_links_to_originals_are_signed_short_lived_and_never_on_the_public_domai
 def signed_originals(settings: Any) -> None:
     """Originals in a bucket, their links signed on the spot (no server:
     signing needs only the keys), lasting an hour unless asked otherwise."""
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "originals": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "private",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret",
-                "region_name": "us-east-1",
-                "querystring_auth": True,
-                "querystring_expire": 3600,
-                "signature_version": "s3v4",
-            },
-        },
-    }
+    s3_store(
+        settings,
+        "originals",
+        bucket="private",
+        querystring_auth=True,
+        querystring_expire=3600,
+        signature_version="s3v4",
+    )
 
 
 @pytest.mark.usefixtures("signed_originals")

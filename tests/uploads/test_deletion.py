@@ -11,7 +11,7 @@ from django.db import connection, transaction
 from django.db.transaction import TransactionManagementError
 from django.test.utils import CaptureQueriesContext
 
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, s3_store
 from tests.uploads import corpus
 from uploads import services, storage
 from uploads.models import Image, Rendition, ReplacedObject
@@ -199,19 +199,7 @@ def test_an_unconfirmed_write_is_taken_back_in_one_prompt_request_however_long_a
     connect and as many to be answered, not the store's own two tries of
     STORAGE_TIMEOUT_SECONDS."""
     settings.STORAGE_TIMEOUT_SECONDS = 10
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "originals": {
-            "BACKEND": "uploads.storage.MediaS3Storage",
-            "OPTIONS": {
-                "bucket_name": "originals",
-                "endpoint_url": "http://127.0.0.1:9",
-                "access_key": "key",
-                "secret_key": "secret-key",
-                "region_name": "us-east-1",
-            },
-        },
-    }
+    s3_store(settings, "originals", bucket="originals")
     configs: list[Config] = []
     deleted: list[str] = []
 
