@@ -643,13 +643,13 @@ def test_change_lists_fit_beside_the_open_sidebar_at_1280px(
     # A cell cut short shows its whole value when pointed at; one that fits
     # (the window grown since) shows none.
     browsing.visit("/admin/catalog/person/", "people-list")
-    role = page.locator("#result_list tbody tr", has_text=LONG_PEOPLE[0][0]).locator("td.field-role")
-    role.hover()
-    expect(role).to_have_attribute("title", LONG_PEOPLE[0][3])
+    cell = page.locator("#result_list tbody tr", has_text=LONG_PEOPLE[0][0]).locator("td.field-role")
+    cell.hover()
+    expect(cell).to_have_attribute("title", LONG_PEOPLE[0][3])
     page.set_viewport_size({"width": 3200, "height": 800})
     page.locator("#result_list thead").hover()
-    role.hover()
-    expect(role).not_to_have_attribute("title", re.compile(".*"))
+    cell.hover()
+    expect(cell).not_to_have_attribute("title", re.compile(".*"))
     page.set_viewport_size({"width": 1280, "height": 800})
 
     # What a row's columns leave out or cut short, its page shows whole.
