@@ -182,6 +182,30 @@ def test_a_round_of_the_embedded_sweeper_goes_over_a_stretch_of_the_store(
     assert all(_there(key) for key in store.live)
 
 
+def test_an_orphan_goes_once_its_grace_period_has_passed_and_a_replaced_object_once_its_hour_has() -> None:
+    """An object a minute younger than the grace period may be an upload whose
+    row is still to commit, and stays; one a minute older goes. A replaced
+    rendition's object stays while a redirect to it may still be cached,
+    REPLACED_KEEP_SECONDS from when it was replaced, whatever its own age."""
+    older = _put(_key(storage.ORIGINALS_PREFIX, 1), age=3600 + 60)
+    younger = _put(_key(storage.ORIGINALS_PREFIX, 2), age=3600 - 60)
+    original = _put(_key(storage.ORIGINALS_PREFIX, 3))
+    image = Image.objects.create(file=original, sha256="0" * 64, format="JPEG", width=1, height=1, bytes=1)
+    now = timezone.now()
+    kept_over, still_kept = _put(_key(storage.RENDITIONS_PREFIX, 4)), _put(_key(storage.RENDITIONS_PREFIX, 5))
+    for key, seconds in (
+        (kept_over, storage.REPLACED_KEEP_SECONDS + 60),
+        (still_kept, storage.REPLACED_KEEP_SECONDS - 60),
+    ):
+        ReplacedObject.objects.create(
+            key=key, image_id=image.pk, replaced_at=now - dt.timedelta(seconds=seconds)
+        )
+
+    assert sorted(storage.sweep_orphans(grace_seconds=3600)) == sorted([older, kept_over])
+    assert all(_there(key) for key in (younger, original, still_kept))
+    assert list(ReplacedObject.objects.values_list("key", flat=True)) == [still_kept]
+
+
 def test_the_local_store_is_listed_in_key_order_from_where_it_is_asked() -> None:
     # A folder sorts as its name and a slash, as S3 sorts the keys in it.
     names = ("ab/x.webp", "ab.webp", "a/b.webp", "b.webp", "ab/y/z.webp")
