@@ -10,15 +10,19 @@ inserting rows while a rolling upgrade migrates (docs/deploy.md).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import unicodedata
+from collections.abc import Iterator
 from typing import Any, Final
 
 from django.conf import settings
+from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models, router, transaction
 from django.db.models import Case, F, Q, Value, When
+from django.db.models.fields.files import FieldFile
 from django.db.models.functions import Coalesce
 
 from core.expressions import IsDistinctFrom
@@ -58,6 +62,42 @@ def crops_owed() -> Q:
     )
 
 
+class OriginalFile(FieldFile):
+    """An image's original. Given content (``image.file.save(name, content)``,
+    or ``image.file = File(...)`` and a save of the row), it is checked and
+    stored as an upload is: under the key of its bytes, whatever name it was
+    given, and the image's columns that describe its file are set from it
+    (uploads.services.image_file_storing)."""
+
+    instance: Image
+
+    @contextlib.contextmanager
+    def storing(self, content: File) -> Iterator[None]:
+        """Store ``content`` as this file, for the row saved inside the block."""
+        # Imported on use: the services import this module.
+        from uploads import services  # noqa: PLC0415
+
+        with services.image_file_storing(image=self.instance, content=content) as key:
+            self.name = key
+            self._committed = True
+            yield
+
+    def save(self, name: str | None, content: File, save: bool = True) -> None:
+        with self.storing(content):
+            if save:
+                self.instance.save()
+
+
+class OriginalFileField(models.FileField):
+    attr_class = OriginalFile
+
+    def deconstruct(self) -> Any:
+        # A FileField to migrations: only its files' Python behaves otherwise,
+        # of which the table and the migrations' models know nothing.
+        name, _, args, kwargs = super().deconstruct()
+        return name, "django.db.models.FileField", args, kwargs
+
+
 class Image(TextComposed, NullCharactersRefused, models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -68,7 +108,7 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
     # Server-made, content-addressed key of the original; the user's file name
     # is data (original_name), never part of a path. Originals live in the
     # private store: no public URL ever reaches them.
-    file = models.FileField(max_length=255, storage=get_originals_storage)
+    file = OriginalFileField(max_length=255, storage=get_originals_storage)
     original_name = models.CharField(max_length=255, blank=True)
     # file_stem(original_name), kept on save: products link to images by an
     # indexed equality on it instead of matching names in Python.
@@ -179,6 +219,9 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
     # The key of the original the last save replaced, or None: the post_save
     # handler processes the new one and deletes the old (uploads.signal_handlers).
     replaced_file: str | None = None
+    # What is read from the original when it is stored (OriginalFile): a
+    # save that gives the image another file writes them with it.
+    DESCRIBED_BY_FILE: Final = ("sha256", "bytes", "format", "width", "height", "frames")
 
     def __str__(self) -> str:
         return self.title or self.original_name or f"Image {self.pk}"
@@ -196,10 +239,19 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
         ):
             super().save(*args, **kwargs)
             return
-        if self.file and not getattr(self.file, "_committed", True):
-            # Stored now, as the field would store it, for the key the row
-            # is to hold; before the row is locked, so a slow store holds no lock.
-            self.file.save(self.file.name or "", self.file.file, save=False)
+        if isinstance(self.file, OriginalFile) and not self.file._committed:
+            # Checked and stored now as an upload is, under the key of its
+            # bytes, for the row saved inside the block; before the row is
+            # locked, so a slow store holds no lock.
+            with self.file.storing(self.file.file):
+                self._save_file(*args, **kwargs)
+            return
+        self._save_file(*args, **kwargs)
+
+    def _save_file(self, *args: Any, **kwargs: Any) -> None:
+        """Save the row, which may hold another file than the one stored:
+        then the image is pending again, nothing of the old file kept."""
+        update_fields = kwargs.get("update_fields")
         using = kwargs.get("using") or router.db_for_write(type(self), instance=self)
         # As the row's own save would, without a savepoint of its own.
         with transaction.atomic(using=using, savepoint=False):
@@ -220,7 +272,11 @@ class Image(TextComposed, NullCharactersRefused, models.Model):
                 self.renditions.all().delete()
                 self.placeholder = self.dominant_color = ""
                 self.focal_auto_x = self.focal_auto_y = None
-                changed = [*self.requeue(), "placeholder", "dominant_color", "focal_auto_x", "focal_auto_y"]
+                changed = [
+                    *self.requeue(),
+                    *self.DESCRIBED_BY_FILE,
+                    *("placeholder", "dominant_color", "focal_auto_x", "focal_auto_y"),
+                ]
                 if update_fields is not None:
                     kwargs["update_fields"] = {*kwargs["update_fields"], *changed}
             super().save(*args, **kwargs)

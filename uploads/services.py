@@ -229,6 +229,28 @@ def _image_checked(
     file's name); nothing stored yet."""
     preset_name = preset or settings.IMAGE_DEFAULT_PRESET
     preset_get(preset_name)
+    image = Image(
+        original_name=_fit_name(original_name.replace("\\", "/").rsplit("/", 1)[-1], 255),
+        title=title[:200],
+        alt=alt[:300],
+        preset=preset_name,
+        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
+        holder=holders.mine(),
+    )
+    data, key = _image_file_read(image, file)
+    # Nothing an upload sets can break the table's constraints (they bound the
+    # focal point, unset here) and its uploader is the caller the request
+    # authenticated: neither is asked of the database again.
+    image.full_clean(exclude=["file", "uploaded_by"], validate_constraints=False)
+    image.file.name = key
+    return image, data, key
+
+
+def _image_file_read(image: Image, file: IO[bytes] | bytes) -> tuple[bytes, str]:
+    """Read and check a file to be the image's original, and set the
+    image's columns that describe it (Image.DESCRIBED_BY_FILE). Returns its
+    bytes and the key it is stored under; raises ImageTooLarge or
+    ImageInvalid."""
     # Hashed as it arrived when it is an upload its handler left untouched.
     received = limits.received_digest(file)
     data = _read_limited(file)
@@ -236,32 +258,36 @@ def _image_checked(
         info = processing.probe(data, max_pixels=settings.IMAGE_MAX_PIXELS)
     except processing.ImageRejected as exc:
         if exc.detail:
-            logger.info("upload of %r refused: %s", original_name, processing.logged(exc))
+            logger.info("upload of %r refused: %s", image.original_name, processing.logged(exc))
         raise ImageInvalid(str(exc), code=exc.code) from exc
     if received is not None and received.size == len(data):
-        sha = received.sha256
+        image.sha256 = received.sha256
     else:
-        sha = hashlib.sha256(data).hexdigest()
-    image = Image(
-        original_name=_fit_name(original_name.replace("\\", "/").rsplit("/", 1)[-1], 255),
-        title=title[:200],
-        alt=alt[:300],
-        preset=preset_name,
-        sha256=sha,
-        format=info.format,
-        width=info.width,
-        height=info.height,
-        frames=info.frames,
-        bytes=len(data),
-        uploaded_by=user if getattr(user, "is_authenticated", False) else None,
-        holder=holders.mine(),
-    )
-    # Nothing an upload sets can break the table's constraints (they bound the
-    # focal point, unset here) and its uploader is the caller the request
-    # authenticated: neither is asked of the database again.
-    image.full_clean(exclude=["file", "uploaded_by"], validate_constraints=False)
-    key = image.file.name = storage.original_key(sha, info.format)
-    return image, data, key
+        image.sha256 = hashlib.sha256(data).hexdigest()
+    image.bytes = len(data)
+    image.format, image.width, image.height, image.frames = info.format, info.width, info.height, info.frames
+    return data, storage.original_key(image.sha256, info.format)
+
+
+@contextlib.contextmanager
+def image_file_storing(*, image: Image, content: IO[bytes]) -> Iterator[str]:
+    """Around giving an image its original by a save of its row
+    (``Image.save``, ``OriginalFile.save``): ``content`` is checked and
+    stored as an upload is, under the key of its bytes (yielded), and the
+    image's columns that describe its file are set from it.
+
+    The row saved inside the block commits (in autocommit) before a
+    deletion of the key may run (``storage.writing``); a block that fails
+    lets the object go unless a row holds it. One stored for a row that is
+    not saved, or rolled back later, is under the originals' prefix, where
+    the orphan sweep deletes it once IMAGE_ORPHAN_GRACE_SECONDS old.
+    """
+    data, key = _image_file_read(image, content)
+    with storage.writing({key}):
+        _image_store(image, data, key)
+        del data
+        with _dropped_unless_saved(key):
+            yield key
 
 
 def _image_store(image: Image, data: bytes, key: str) -> None:

@@ -137,6 +137,90 @@ def test_replacing_the_file_reprocesses_and_removes_the_old_files(
     assert {image.file.name} | set(image.renditions.values_list("storage_key", flat=True)) == media_files()
 
 
+def replace_file(image: Image, data: bytes, how: str) -> None:
+    """Give the image another original by a save of its own, as a shell might."""
+    if how == "saved through the field":
+        image.file.save("replacement.png", ContentFile(data))
+        return
+    image.file = ContentFile(data, name="replacement.png")  # type: ignore[assignment]
+    if how == "assigned":
+        image.save()
+    else:
+        image.save(update_fields=["file"])
+
+
+REPLACING = ["assigned", "saved through the field", "assigned and saved alone"]
+
+
+def replace_then_roll_back(image_id: int, data: bytes, how: str) -> None:
+    with transaction.atomic():
+        replace_file(Image.objects.get(pk=image_id), data, how)
+        raise RuntimeError("the caller changed its mind")
+
+
+@pytest.mark.parametrize("how", REPLACING)
+def test_a_replacement_rolled_back_leaves_its_file_to_the_orphan_sweep(
+    commit: Any, media_files: Any, token_client: Any, how: str
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    kept = media_files()
+    with pytest.raises(RuntimeError):
+        replace_then_roll_back(image.pk, corpus.png(corpus.quadrants(320, 240)), how)
+    assert len(media_files() - kept) == 1  # stored before the row was locked
+    assert storage.sweep_orphans(grace_seconds=3600) == []  # too young: may be a save in flight
+    assert len(storage.sweep_orphans(grace_seconds=0)) == 1
+    assert media_files() == kept
+    response = token_client.get(f"/api/v1/images/{image.pk}/original/")
+    assert response.status_code == 200
+    assert hashlib.sha256(b"".join(response.streaming_content)).hexdigest() == image.sha256
+
+
+@pytest.mark.parametrize("how", REPLACING)
+def test_a_replacement_describes_the_new_file_in_its_own_save(
+    django_capture_on_commit_callbacks: Any, commit: Any, how: str
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    data = corpus.gif_animated(frames=3, size=(320, 240))
+    with django_capture_on_commit_callbacks(execute=False):  # its run, which measures again, waits
+        replace_file(Image.objects.get(pk=image.pk), data, how)
+    image.refresh_from_db()
+    sha = hashlib.sha256(data).hexdigest()
+    assert image.status == Image.Status.PENDING
+    assert (image.sha256, image.bytes, image.format) == (sha, len(data), "GIF")
+    assert (image.width, image.height, image.frames) == (320, 240, 3)
+    # Under the key an upload of the same bytes takes, where the sweep looks.
+    assert image.file.name == storage.original_key(sha, "GIF")
+    held, created = services.image_upload_once(file=data, original_name="a.jpg")
+    assert (held.pk, created) == (image.pk, False)
+
+
+@pytest.mark.parametrize("how", REPLACING)
+def test_a_replacement_that_is_no_image_is_refused_as_an_upload_leaving_all_as_it_was(
+    commit: Any, media_files: Any, how: str
+) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    kept, row = media_files(), Image.objects.values().get(pk=image.pk)
+    with commit(), pytest.raises(services.ImageInvalid, match="Unsupported file type"):
+        replace_file(Image.objects.get(pk=image.pk), b"plain text, not a picture", how)
+    assert Image.objects.values().get(pk=image.pk) == row
+    assert media_files() == kept
+
+
+def test_a_save_that_keeps_the_file_keeps_what_describes_it(commit: Any) -> None:
+    with commit():
+        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    described = ("sha256", "bytes", "format", "width", "height", "frames", "file", "status")
+    before = Image.objects.values_list(*described).get(pk=image.pk)
+    for update_fields in (None, ["title"]):
+        edited = Image.objects.get(pk=image.pk)
+        edited.title = "A new title"
+        edited.save(update_fields=update_fields)
+    assert Image.objects.values_list(*described).get(pk=image.pk) == before
+
+
 def test_fixture_loading_does_not_trigger_processing(
     tmp_path: Path, django_capture_on_commit_callbacks: Any
 ) -> None:
