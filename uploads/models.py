@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import unicodedata
-from collections.abc import Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar, Final
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.core.files.base import File
 from django.core.files.storage import default_storage
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -70,14 +71,18 @@ class OriginalFile(FieldFile):
     (uploads.services.image_file_storing)."""
 
     instance: Image
+    # How content is checked and stored (a context manager yielding its key):
+    # uploads.services.image_file_storing, which uses this module, set by
+    # uploads.signal_handlers.register() as the app is ready.
+    store: ClassVar[Callable[..., contextlib.AbstractContextManager[str]] | None] = None
 
     @contextlib.contextmanager
     def storing(self, content: File) -> Iterator[None]:
         """Store ``content`` as this file, for the row saved inside the block."""
-        # Imported on use: the services import this module.
-        from uploads import services  # noqa: PLC0415
-
-        with services.image_file_storing(image=self.instance, content=content) as key:
+        store = type(self).store
+        if store is None:
+            raise ImproperlyConfigured("an image's original is stored once the uploads app is ready")
+        with store(image=self.instance, content=content) as key:
             self.name = key
             self._committed = True
             yield

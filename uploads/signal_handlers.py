@@ -1,5 +1,8 @@
 """Side effects of saving and deleting images, wired from UploadsConfig.ready().
 
+A file given to an image by a save of its row is checked and stored as an
+upload is (uploads.models.OriginalFile, by uploads.services).
+
 Saving an image whose file is new or changed (Image.save puts one changed
 back to pending) queues its processing once the transaction commits (sent to
 a broker once the request that saved it has been answered), and the old
@@ -23,8 +26,8 @@ from django.core.signals import request_finished, request_started
 from django.db import connections, router, transaction
 from django.db.models.signals import post_delete, post_save
 
-from uploads import dispatch, storage
-from uploads.models import Image, Rendition
+from uploads import dispatch, services, storage
+from uploads.models import Image, OriginalFile, Rendition
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +112,7 @@ def delete_rendition_file(sender: type[Rendition], instance: Rendition, **kwargs
 
 
 def register() -> None:
+    OriginalFile.store = services.image_file_storing
     post_save.connect(queue_processing, sender=Image, dispatch_uid="uploads.queue_processing")
     post_delete.connect(delete_image_file, sender=Image, dispatch_uid="uploads.delete_image_file")
     post_delete.connect(delete_rendition_file, sender=Rendition, dispatch_uid="uploads.delete_rendition_file")
