@@ -643,6 +643,20 @@ def png_gray(size: tuple[int, int] = (64, 48)) -> bytes:
     return png(Image.new("L", size, 90))
 
 
+def png_gray_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    """8-bit grey: left half 7, transparent by tRNS; right half 200, opaque."""
+    img = Image.new("L", size, 7)
+    img.paste(200, (size[0] // 2, 0, size[0], size[1]))
+    return png(img, transparency=7)
+
+
+def png_rgb_transparent(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Truecolour: left half red, transparent by tRNS; right half green, opaque."""
+    img = Image.new("RGB", size, (255, 0, 0))
+    img.paste((0, 200, 0), (size[0] // 2, 0, size[0], size[1]))
+    return png(img, transparency=(255, 0, 0))
+
+
 def png_bilevel(size: tuple[int, int] = (64, 48)) -> bytes:
     img = Image.new("1", size, 1)
     img.paste(0, (0, 0, size[0] // 2, size[1]))
@@ -1054,6 +1068,8 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("png_la", "gray-alpha.png", png_la, "ok"),
     Sample("png_rgba", "alpha.png", png_rgba, "ok"),
     Sample("png_gray", "gray.png", png_gray, "ok"),
+    Sample("png_gray_transparent", "gray-keyed.png", png_gray_transparent, "ok"),
+    Sample("png_rgb_transparent", "keyed.png", png_rgb_transparent, "ok"),
     Sample("png_bilevel", "bilevel.png", png_bilevel, "ok"),
     Sample("png_bilevel_transparent", "bilevel-alpha.png", png_bilevel_transparent, "ok"),
     Sample("tiff_int32", "int.tif", tiff_int32, "ok"),
