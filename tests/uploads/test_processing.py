@@ -1091,14 +1091,16 @@ def test_outputs_know_their_content_type_and_extension() -> None:
 
 
 def test_qualities_come_from_the_preset() -> None:
+    formats = ("jpeg", "webp", "avif")
     low = process(
         photo_jpeg(400, 300),
-        Preset("l", widths=(400,), formats=("jpeg", "webp"), jpeg_quality=30, webp_quality=30),
+        Preset("l", widths=(400,), formats=formats, jpeg_quality=30, webp_quality=30, avif_quality=30),
     )
     high = process(
         photo_jpeg(400, 300),
-        Preset("h", widths=(400,), formats=("jpeg", "webp"), jpeg_quality=95, webp_quality=95),
+        Preset("h", widths=(400,), formats=formats, jpeg_quality=95, webp_quality=95, avif_quality=95),
     )
+    assert [o.format for o in low.outputs] == list(formats)
     for a, b in zip(low.outputs, high.outputs, strict=True):
         assert len(a.data) < len(b.data) / 2, a.format
 
