@@ -697,6 +697,14 @@ def tiff_integer_columns(samples: Sequence[int], *, bits: Literal[8, 16], signed
     return _save(img, "TIFF", tiffinfo={339: 2} if signed else {})
 
 
+def tiff_int32_columns(samples: Sequence[int]) -> bytes:
+    """A 32-bit integer grey TIFF of 16 px wide columns, one per sample,
+    left to right, as Pillow writes any of its "I" pictures (signed samples,
+    which here run from 0 up)."""
+    rows = np.repeat(np.array([samples], dtype="<i4"), 16, axis=1).repeat(16, axis=0)
+    return _save(Image.frombytes("I", (rows.shape[1], rows.shape[0]), rows.tobytes()), "TIFF")
+
+
 def gif_animated(frames: int = 1000, size: tuple[int, int] = (16, 16)) -> bytes:
     """Many tiny frames; the first one is red so tests can tell it apart."""
     palette = [255, 0, 0] + [v for i in range(1, 256) for v in (0, i, 255 - i)]

@@ -841,6 +841,12 @@ def test_unsigned_integer_tiffs_keep_their_top_byte() -> None:
     assert grey_columns(data) == [0, 64, 127, 128, 255]
 
 
+def test_a_32_bit_integer_tiff_of_16_bit_samples_keeps_their_top_byte() -> None:
+    # Samples up to 255 are taken as they are (the corpus's tiff_int32).
+    data = corpus.tiff_int32_columns([0, 16384, 32767, 32768, 65535])
+    assert grey_columns(data) == [0, 64, 127, 128, 255]
+
+
 @pytest.mark.parametrize(
     "name",
     [
