@@ -35,6 +35,21 @@ def full_decode_resized(data: bytes, size: tuple[int, int]) -> Image.Image:
         return img.convert("RGB").resize(size, Image.Resampling.LANCZOS)
 
 
+def assert_quadrants(output: Output) -> None:
+    """``output`` shows ``corpus.quadrants`` upright, each in its colour."""
+    with Image.open(io.BytesIO(output.data)) as img:
+        shown = img.convert("RGB")
+    for (fx, fy), color in (
+        ((0.25, 0.25), corpus.TOP_LEFT),
+        ((0.75, 0.25), corpus.TOP_RIGHT),
+        ((0.25, 0.75), corpus.BOTTOM_LEFT),
+        ((0.75, 0.75), corpus.BOTTOM_RIGHT),
+    ):
+        pixel = shown.getpixel((int(fx * shown.width), int(fy * shown.height)))
+        assert isinstance(pixel, tuple)
+        assert max(abs(p - c) for p, c in zip(pixel, color, strict=True)) <= 12, (fx, fy, pixel)
+
+
 def test_the_working_picture_has_the_detail_of_a_full_decode() -> None:
     data = corpus.photo_jpeg(*SIZE)
     reference = full_decode_resized(data, WORK)
@@ -90,17 +105,19 @@ def test_exif_orientation_is_applied_on_the_sharp_path() -> None:
     data = corpus.jpeg(upright.transpose(Image.Transpose.ROTATE_90), quality=95, exif=exif.tobytes())
     rendition = only(process(data, WEB), "w1600", "jpeg")
     assert (rendition.width, rendition.height) == WORK
-    with Image.open(io.BytesIO(rendition.data)) as img:
-        shown = img.convert("RGB")
-        for (fx, fy), color in (
-            ((0.25, 0.25), corpus.TOP_LEFT),
-            ((0.75, 0.25), corpus.TOP_RIGHT),
-            ((0.25, 0.75), corpus.BOTTOM_LEFT),
-            ((0.75, 0.75), corpus.BOTTOM_RIGHT),
-        ):
-            pixel = shown.getpixel((int(fx * shown.width), int(fy * shown.height)))
-            assert isinstance(pixel, tuple)
-            assert max(abs(p - c) for p, c in zip(pixel, color, strict=True)) <= 12, (fx, fy, pixel)
+    assert_quadrants(rendition)
+
+
+def test_a_jpeg_coded_in_rgb_keeps_its_colours_where_the_luma_would_go_apart() -> None:
+    # An Adobe marker of transform 0 (Photoshop's, Pillow's keep_rgb) says
+    # the samples are red, green and blue: there is no luma to decode apart.
+    picture = corpus.quadrants(*SIZE)
+    data = corpus.jpeg(picture, quality=95, keep_rgb=True)
+    with Image.open(io.BytesIO(data)) as img:
+        assert (img.mode, img.info.get("adobe_transform")) == ("RGB", 0)
+    rendition = only(process(data, WEB), "w1600", "jpeg")
+    assert (rendition.width, rendition.height) == WORK
+    assert_quadrants(rendition)
 
 
 def test_a_file_object_gives_the_same_renditions_as_bytes() -> None:
