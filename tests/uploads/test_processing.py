@@ -8,7 +8,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, cast
 
@@ -1633,6 +1633,23 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale(decoded: list[tuple[str, tuple
     # Never whole in colour: the luma alone (1 byte a pixel) at full size, for
     # detail, and the colour at 1/4 scale, half of 1600 px being all 4:2:0 keeps.
     assert set(decoded) == {("L", (4000, 3000)), ("YCbCr", (1000, 750))}
+    assert only(result, "w1600", "jpeg").height == 1200
+
+
+@pytest.mark.parametrize(
+    ("mode", "data"),
+    [
+        ("L", lambda: corpus.jpeg(Image.new("L", (4000, 3000), 128))),
+        ("CMYK", lambda: corpus.cmyk_jpeg(size=(4000, 3000))),
+    ],
+    ids=["grey", "cmyk"],
+)
+def test_a_large_jpeg_with_no_luma_to_take_apart_is_decoded_at_reduced_scale(
+    decoded: list[tuple[str, tuple[int, int]]], mode: str, data: Callable[[], bytes]
+) -> None:
+    result = process(data(), WEB)
+    # libjpeg's 1/2 scale: the largest reduction that leaves 1600 px.
+    assert set(decoded) == {(mode, (2000, 1500))}
     assert only(result, "w1600", "jpeg").height == 1200
 
 
