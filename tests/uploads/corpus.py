@@ -745,6 +745,12 @@ def gif_first_frame_within(
     return bytes(patched[:-1]) + image_block * (frames - 1) + b";"
 
 
+def apng(size: tuple[int, int] = (80, 60)) -> bytes:
+    """An animated PNG whose first frame is its picture, as most are (no
+    default image): the quadrants, then black."""
+    return png(quadrants(*size), save_all=True, append_images=[solid((0, 0, 0), size)], duration=500)
+
+
 def apng_with_default_image(size: tuple[int, int] = (80, 60), still_colour: RGB = (255, 255, 0)) -> bytes:
     """An animated PNG whose first picture, a plain yellow (``still_colour``)
     still, is only its "default image" for viewers without animation:

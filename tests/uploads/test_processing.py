@@ -932,6 +932,13 @@ def test_an_animated_png_shows_its_first_frame_not_its_still_for_old_viewers(
         assert_upright(opened(output))
 
 
+def test_an_animated_png_whose_picture_is_its_first_frame_shows_that_frame() -> None:
+    result = process(corpus.apng(), preset(widths=[80], formats=["png", "webp"]))
+    assert result.info.frames == 2
+    for output in result.outputs:
+        assert_upright(opened(output))
+
+
 @pytest.mark.parametrize("mode", ["RGB", "L", "RGBA"])
 def test_an_animated_pngs_first_frame_smaller_than_its_still_shows_none_of_the_still(mode: str) -> None:
     frame = Image.new(mode, (20, 10), "blue")
