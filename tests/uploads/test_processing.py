@@ -1581,6 +1581,18 @@ def test_file_objects_work_as_sources(tmp_path: Path) -> None:
     assert process(io.BytesIO(corpus.png()), WEB).outputs
 
 
+def test_a_consumed_stream_is_held_to_every_header_limit(tmp_path: Path) -> None:
+    # Pillow rewinds a stream itself: the checks before it must as well.
+    path = tmp_path / "upload.bin"
+    path.write_bytes(corpus.jpeg_with_fill(processing.MAX_JPEG_FILL_BYTES + 1))
+    for check in (functools.partial(probe, max_pixels=10_000), functools.partial(process, preset=WEB)):
+        with path.open("rb") as fp:
+            fp.read()  # read to its end (hashed, say)
+            with pytest.raises(ImageRejected) as caught:
+                check(fp)
+        assert caught.value.code == "chunks"
+
+
 # --------------------------------------------------------------------------
 # Presets
 
