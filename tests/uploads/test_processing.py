@@ -196,6 +196,31 @@ def test_a_rendition_too_tall_for_a_codec_is_made_at_the_largest_size_it_takes(
         assert opened(output).size == (output.width, output.height)
 
 
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"fit": [20000, 100]}, ("fit", 16383, 82)),
+        ({"size": [20000, 50]}, ("icon", 16383, 41)),
+        ({"size": [20000, 50], "crop": True}, ("icon", 16383, 41)),
+    ],
+)
+def test_a_fit_or_size_too_wide_for_webp_is_made_at_the_largest_size_it_takes(
+    options: dict[str, object], expected: tuple[str, int, int]
+) -> None:
+    data = corpus.png(Image.new("L", (20000, 100), 128))
+    (output,) = process(data, preset(formats=["webp"], **options)).outputs
+    assert (output.name, output.width, output.height) == expected
+    assert opened(output).size == expected[1:]
+
+
+def test_a_width_of_a_sliver_keeps_one_pixel_of_its_thin_side() -> None:
+    data = corpus.png(Image.new("L", (4000, 3), 128))  # 0.24 px high at 320, 0.45 px at 600
+    result = process(data, preset(widths=[320], fit=[600, 400], formats=["png"]))
+    assert [(o.name, o.width, o.height) for o in result.outputs] == [("w320", 320, 1), ("fit", 600, 1)]
+    for output in result.outputs:
+        assert opened(output).size == (output.width, output.height)
+
+
 def test_icon_preset_rotates_clockwise_then_resizes_to_exactly_128() -> None:
     # Icon deliveries arrive turned a quarter counter-clockwise.
     result = process(corpus.icon_tiff(), DEFAULT_PRESETS["icon"])
