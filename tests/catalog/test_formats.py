@@ -584,6 +584,17 @@ def test_a_delivered_file_over_its_limit_is_refused_unread(tmp_path: Path) -> No
     assert bytes_read() - before < 64 * 1024
 
 
+def test_a_delivered_file_of_its_limit_exactly_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "001.txt"
+    path.write_bytes(b"x" * 1000)
+    assert formats.read_file(path, 1000, "a review file") == b"x" * 1000
+    path.write_bytes(b"x" * 1001)
+    with pytest.raises(
+        formats.FormatError, match=r"^larger than 1,000 bytes, the most a review file may take$"
+    ):
+        formats.read_file(path, 1000, "a review file")
+
+
 @pytest.mark.parametrize(
     "raw",
     [
