@@ -75,6 +75,18 @@ def test_latin1_is_refused_without_naming_another_encoding() -> None:
     assert str(refused.value) == "not UTF-8 text (byte 9); save the file as UTF-8"
 
 
+@pytest.mark.parametrize("chunk", [None, 1, 7])
+def test_a_file_of_another_kind_is_not_named_as_text_without_its_byte_order_mark(chunk: int | None) -> None:
+    """An image dropped among the reviews holds many zeros past its first
+    bytes, which are not UTF-8: the zeros after the fault do not make it
+    look like UTF-16."""
+    raw = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(500)
+    chunks = [raw] if chunk is None else [raw[i : i + chunk] for i in range(0, len(raw), chunk)]
+    with pytest.raises(formats.FormatError) as refused:
+        "".join(formats.text_chunks(chunks))
+    assert str(refused.value) == "not UTF-8 text (byte 0); save the file as UTF-8"
+
+
 @pytest.mark.parametrize("codec", ["utf-16", "utf-16-be"])
 def test_utf16_with_its_byte_order_mark_is_read(codec: str) -> None:
     raw = "Tìtle\r\nKatie\r\n2019-12-09\r\nIt’s great".encode(codec)
