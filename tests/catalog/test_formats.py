@@ -131,6 +131,48 @@ def test_a_description_s_weight_refused_names_its_line(raw: bytes, reason: str) 
 
 
 @pytest.mark.parametrize(
+    ("parse", "raw", "reason"),
+    [
+        (
+            formats.parse_review,
+            b"Title\nName\r\n\r\n",
+            "expected at least 3 lines (title, name, date), found 2",
+        ),
+        (formats.parse_description, b"Apple\n\n", "expected at least 2 lines (name, weight), found 1"),
+        (formats.parse_description, b"\n500 lbs\nRed.", "line 1 (the product name) is blank"),
+        (
+            formats.parse_description,
+            b"Apple\x07\n500 lbs\n",
+            "line 1 (the product name) cannot contain the control character U+0007.",
+        ),
+        (
+            formats.parse_description,
+            b"Apple\n500 lbs\nRed.\n\x07\n",
+            "line 4 (the description) cannot contain the control character U+0007 "
+            "(tabs and the line breaks LF and CR are allowed).",
+        ),
+        (
+            formats.parse_review,
+            b"Title\nName\n2020-01-01\nGood.\nBad\x1b",
+            "line 5 (the text) cannot contain the control character U+001B "
+            "(tabs and the line breaks LF and CR are allowed).",
+        ),
+    ],
+)
+def test_a_review_or_description_refused_names_the_line_and_the_rule(
+    parse: Callable[[bytes], object], raw: bytes, reason: str
+) -> None:
+    with pytest.raises(formats.FormatError) as refused:
+        parse(raw)
+    assert str(refused.value) == reason
+
+
+def test_a_tab_in_the_text_of_a_review_or_description_is_kept() -> None:
+    assert formats.parse_review(b"Title\nName\n2020-01-01\nSize:\t10").text == "Size:\t10"
+    assert formats.parse_description(b"Apple\n500 lbs\nSize:\t10").description == "Size:\t10"
+
+
+@pytest.mark.parametrize(
     ("value", "weight"),
     [
         (500, 500),
