@@ -293,6 +293,8 @@ def test_a_short_refused_weight_of_no_text_is_quoted_whole() -> None:
         ("fax:", {}),
         # A bare number takes a label no number has yet.
         ("phone3: 1; office: 2; 555", {"phone3": "1", "office": "2", "phone4": "555"}),
+        # Digits before a colon are no label: a number with its extension.
+        ("802-867-5309: 12", {"office": "802-867-5309: 12"}),
     ],
 )
 def test_phones_are_read_as_labels_to_numbers(value: object, phones: dict[str, str]) -> None:
@@ -806,6 +808,11 @@ def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
             "person 1: the phone number for 'cell' must be text or a finite number, not -inf",
         ),
         (
+            b'[{"name": "Ada", "username": "a", "phone": NaN}]',
+            "json",
+            "person 1: phone must be text or a mapping of label to number, not nan",
+        ),
+        (
             b"- {name: Ada, username: a, role: .inf}\n",
             "yaml",
             "person 1: role must be text or a finite number, not inf",
@@ -834,6 +841,7 @@ def test_json_and_yaml_people_come_in_every_shape_they_came_in_whole(
         "json-nan-as-text",
         "json-infinity-as-text",
         "json-infinity-as-a-phone-number",
+        "json-nan-as-the-phone",
         "yaml-infinity-as-text",
     ],
 )
