@@ -395,6 +395,12 @@ def test_people_survive_a_dump_and_parse_round_trip(fmt: str) -> None:
     assert formats.parse_people(text.encode(), fmt) == PEOPLE
 
 
+@pytest.mark.parametrize(("written", "active"), [("1.0", True), ("0.0", False), ("1", True), ("0", False)])
+def test_a_json_is_active_of_one_or_zero_with_a_fraction_is_yes_or_no(written: str, active: bool) -> None:
+    raw = f'[{{"name": "Ada", "username": "ada", "is_active": {written}}}]'.encode()
+    assert formats.parse_people(raw, "json") == [{**ADA, "is_active": active}]
+
+
 def test_the_csv_header_is_the_courses_with_extra_columns_after() -> None:
     header = formats.dump_people(PEOPLE, "csv").splitlines()[0]
     assert header.startswith("name,username,phone,department,role")
