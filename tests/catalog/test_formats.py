@@ -667,8 +667,19 @@ def test_a_delivered_file_of_its_limit_exactly_is_read(tmp_path: Path) -> None:
         codecs.BOM_UTF8 + b"name,username\nAda,ada\xff\n",
         b"name,username\nAda,ada,\0\n" + b"x" * 10,
         b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 200_000 + b"\n",
+        # Read whole, the bytes that are not text are told before the CSV's fault.
+        b'name,username\n"Ada"x,ada\nKofi,kofi\n\xff\n',
     ],
-    ids=["crlf-in-quotes", "utf8-bom", "utf16", "cut-character", "not-utf8", "null", "fault-order"],
+    ids=[
+        "crlf-in-quotes",
+        "utf8-bom",
+        "utf16",
+        "cut-character",
+        "not-utf8",
+        "null",
+        "fault-order",
+        "csv-fault-before-bytes-not-text",
+    ],
 )
 def test_people_read_a_byte_at_a_time_are_those_read_whole(raw: bytes) -> None:
     def outcome(chunks: list[bytes]) -> object:
