@@ -614,12 +614,17 @@ def _laughs(levels: int) -> bytes:
         (b'[{"name": "Ada", "username": "ada", "phone": {"office": ["1", "2"]}}]', "json", "must be text"),
         (b"[" * 100_000 + b"]" * 100_000, "json", "nested too deep"),
         (
+            b"- name: " + b"[" * 5_000 + b"]" * 5_000 + b"\n  username: a\n",
+            "yaml",
+            "not valid YAML: nested too deep",
+        ),
+        (
             b"name,username\n" + b"x" * 1_100_000 + b",y\n",
             "csv",
             "(line 2): the row is longer than 1,048,576 characters",
         ),
     ],
-    ids=["yaml-aliases", "nested-phone", "deep-json", "huge-csv-field"],
+    ids=["yaml-aliases", "nested-phone", "deep-json", "deep-yaml", "huge-csv-field"],
 )
 def test_people_files_that_are_not_text_where_text_belongs_are_refused(
     raw: bytes, fmt: str, reason: str
