@@ -401,6 +401,12 @@ def test_a_json_is_active_of_one_or_zero_with_a_fraction_is_yes_or_no(written: s
     assert formats.parse_people(raw, "json") == [{**ADA, "is_active": active}]
 
 
+@pytest.mark.parametrize("fmt", ["json", "yaml"])
+def test_false_where_text_goes_in_a_json_or_yaml_people_file_is_blank(fmt: str) -> None:
+    raw = b'[{"name": "Ada", "username": "ada", "department": false, "role": null}]'
+    assert formats.parse_people(raw, fmt) == [{**ADA, "department": "", "role": ""}]
+
+
 def test_the_csv_header_is_the_courses_with_extra_columns_after() -> None:
     header = formats.dump_people(PEOPLE, "csv").splitlines()[0]
     assert header.startswith("name,username,phone,department,role")
