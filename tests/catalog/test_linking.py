@@ -117,6 +117,16 @@ def test_linking_an_older_image_again_does_not_take_the_newer_one_away(upload: U
     assert image_of(product) == newer
 
 
+def test_linking_the_image_a_product_shows_again_changes_nothing(upload: Upload) -> None:
+    # The day's report lists the products changed that day (updated_at).
+    product, _ = services.product_upsert(name="Fig", weight=60, image_name="013.jpeg")
+    image = upload("013.jpeg")
+    linked = Product.objects.get(pk=product.pk)
+    assert linked.image == image
+    assert services.product_link_image(image=image) == 0
+    assert Product.objects.get(pk=product.pk).updated_at == linked.updated_at
+
+
 def test_a_failed_image_is_not_linked(upload: Upload, django_capture_on_commit_callbacks: Any) -> None:
     good = upload("015.jpeg")
     with django_capture_on_commit_callbacks(execute=True):
