@@ -12,6 +12,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.core.exceptions import ValidationError
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
@@ -228,6 +229,13 @@ def test_publishing_the_selected_reviews(admin_client: Client) -> None:
     assert "2 review(s) published." in response.content.decode()
     statuses = dict(Feedback.objects.values_list("pk", "status"))
     assert statuses == {waiting.pk: "published", hidden.pk: "published", left.pk: "pending"}
+
+
+def test_a_status_reviews_do_not_have_is_refused_in_bulk_changing_none() -> None:
+    review = FeedbackFactory(status=Feedback.Status.PENDING)
+    with pytest.raises(ValidationError, match="Unknown status 'archived'"):
+        services.feedback_set_status(reviews=Feedback.objects.all(), status="archived")
+    assert Feedback.objects.get(pk=review.pk).status == Feedback.Status.PENDING
 
 
 def test_a_review_published_or_hidden_in_bulk_is_dated_as_changed(admin_client: Client) -> None:
