@@ -219,6 +219,18 @@ def test_staff_hide_a_review_and_visitors_stop_seeing_it(staff: APIClient, visit
     assert visitor.get(detail(review.pk)).status_code == 404
 
 
+def test_staff_hide_a_review_stored_before_a_rule_of_its_text_and_keep_its_text(staff: APIClient) -> None:
+    review = FeedbackFactory(title="Rude")
+    # Stored before text refused control characters: the hiding checks the status alone.
+    Feedback.objects.filter(pk=review.pk).update(title="Rude\x07")
+
+    response = staff.patch(detail(review.pk), {"status": "hidden"}, format="json")
+
+    assert response.status_code == 200, response.content
+    review.refresh_from_db()
+    assert (review.status, review.title) == ("hidden", "Rude\x07")
+
+
 def test_staff_cannot_set_an_unknown_status(staff: APIClient) -> None:
     review = FeedbackFactory()
 
