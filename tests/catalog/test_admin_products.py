@@ -232,6 +232,17 @@ def test_a_product_changed_to_a_file_stem_taken_meanwhile_is_refused_by_the_serv
     assert (apple.image_name, apple.weight) == ("011.jpeg", 500)
 
 
+def test_a_product_paired_before_with_another_of_its_file_stem_stays_editable() -> None:
+    """A change that keeps what the product is matched by makes no new pair:
+    two products of one stem from before the check are each still changed."""
+    services.product_create(name="Mango", weight=300, image_name="010.jpeg")
+    apple = services.product_create(name="Apple", weight=500, image_name="011.jpeg")
+    Product.objects.filter(pk=apple.pk).update(image_name="010.png", image_stem="010")
+    services.product_update(product_id=apple.pk, image_name=" 010.png ", weight=510)
+    apple.refresh_from_db()
+    assert (apple.image_name, apple.weight) == ("010.png", 510)
+
+
 @pytest.mark.parametrize(("weight", "expected"), [*WEIGHTS, (TOO_HEAVY, None)])
 def test_a_weight_typed_in_the_admin_is_read_as_every_other_path_reads_it(
     admin_client: Client, weight: str, expected: int | None
