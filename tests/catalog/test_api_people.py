@@ -179,6 +179,18 @@ def test_staff_deactivate_a_person_and_visitors_stop_seeing_them(
     assert usernames(visitor.get(LIST)) == set()
 
 
+def test_staff_deactivate_a_person_stored_before_a_rule_of_their_text_keeping_it(staff: APIClient) -> None:
+    person = PersonFactory(username="leaver")
+    # Stored before text refused control characters: the change checks is_active alone.
+    Person.objects.filter(pk=person.pk).update(role="Chef\x07")
+
+    response = staff.patch(detail(person.pk), {"is_active": False}, format="json")
+
+    assert response.status_code == 200, response.content
+    person.refresh_from_db()
+    assert (person.is_active, person.role) == (False, "Chef\x07")
+
+
 def image_ids(response: Any) -> set[int]:
     assert response.status_code == 200, response.content
     return {row["id"] for row in response.json()["results"]}
