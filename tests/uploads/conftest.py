@@ -14,7 +14,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import FileSystemStorage
 
 from uploads import sandbox, storage, tasks
-from uploads.models import ReplacedObject
+from uploads.models import Image, ReplacedObject
 
 
 @pytest.fixture
@@ -133,3 +133,19 @@ def no_process_can_start(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(type(sandbox._context.Process(target=print)), "start", refused)
     monkeypatch.setattr(sandbox, "FORK_SERVER_GONE_WAIT_SECONDS", 0)
+
+
+def replace_file(image: Image, data: bytes, how: str) -> None:
+    """Give the image another original by a save of its own, as code outside
+    the services might (a shell, an admin form), in one of the REPLACING ways."""
+    if how == "saved through the field":
+        image.file.save("replacement.jpg", ContentFile(data))
+        return
+    image.file = ContentFile(data, name="replacement.jpg")  # type: ignore[assignment]
+    if how == "assigned":
+        image.save()
+    else:
+        image.save(update_fields=["file"])
+
+
+REPLACING = ["assigned", "saved through the field", "assigned and saved alone"]

@@ -27,7 +27,7 @@ from PIL import Image as PILImage
 
 from tests.factories import ImageFactory
 from tests.uploads import corpus
-from tests.uploads.conftest import DiskFullStorage, on_a_disk_that_fills_up
+from tests.uploads.conftest import REPLACING, DiskFullStorage, on_a_disk_that_fills_up, replace_file
 from uploads import dispatch, holders, sandbox, services, storage, tasks
 from uploads.models import Image, Rendition
 from uploads.tasks import sweep_stuck_images
@@ -137,19 +137,11 @@ def test_replacing_the_file_reprocesses_and_removes_the_old_files(
     assert {image.file.name} | set(image.renditions.values_list("storage_key", flat=True)) == media_files()
 
 
-def replace_file(image: Image, data: bytes, how: str) -> None:
-    """Give the image another original by a save of its own, as a shell might."""
-    if how == "saved through the field":
-        image.file.save("replacement.png", ContentFile(data))
-        return
-    image.file = ContentFile(data, name="replacement.png")  # type: ignore[assignment]
-    if how == "assigned":
-        image.save()
-    else:
-        image.save(update_fields=["file"])
-
-
-REPLACING = ["assigned", "saved through the field", "assigned and saved alone"]
+@pytest.fixture
+def uploaded(commit: Any) -> Image:
+    """A photo uploaded in a transaction of its own, committed."""
+    with commit():
+        return services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
 
 
 def replace_then_roll_back(image_id: int, data: bytes, how: str) -> None:
@@ -160,10 +152,9 @@ def replace_then_roll_back(image_id: int, data: bytes, how: str) -> None:
 
 @pytest.mark.parametrize("how", REPLACING)
 def test_a_replacement_rolled_back_leaves_its_file_to_the_orphan_sweep(
-    commit: Any, media_files: Any, token_client: Any, how: str
+    uploaded: Image, media_files: Any, token_client: Any, how: str
 ) -> None:
-    with commit():
-        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    image = uploaded
     kept = media_files()
     with pytest.raises(RuntimeError):
         replace_then_roll_back(image.pk, corpus.png(corpus.quadrants(320, 240)), how)
@@ -178,10 +169,9 @@ def test_a_replacement_rolled_back_leaves_its_file_to_the_orphan_sweep(
 
 @pytest.mark.parametrize("how", REPLACING)
 def test_a_replacement_describes_the_new_file_in_its_own_save(
-    django_capture_on_commit_callbacks: Any, commit: Any, how: str
+    django_capture_on_commit_callbacks: Any, uploaded: Image, how: str
 ) -> None:
-    with commit():
-        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    image = uploaded
     data = corpus.gif_animated(frames=3, size=(320, 240))
     with django_capture_on_commit_callbacks(execute=False):  # its run, which measures again, waits
         replace_file(Image.objects.get(pk=image.pk), data, how)
@@ -198,10 +188,9 @@ def test_a_replacement_describes_the_new_file_in_its_own_save(
 
 @pytest.mark.parametrize("how", REPLACING)
 def test_a_replacement_that_is_no_image_is_refused_as_an_upload_leaving_all_as_it_was(
-    commit: Any, media_files: Any, how: str
+    commit: Any, uploaded: Image, media_files: Any, how: str
 ) -> None:
-    with commit():
-        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+    image = uploaded
     kept, row = media_files(), Image.objects.values().get(pk=image.pk)
     with commit(), pytest.raises(services.ImageInvalid, match="Unsupported file type"):
         replace_file(Image.objects.get(pk=image.pk), b"plain text, not a picture", how)
@@ -209,9 +198,8 @@ def test_a_replacement_that_is_no_image_is_refused_as_an_upload_leaving_all_as_i
     assert media_files() == kept
 
 
-def test_a_save_that_keeps_the_file_keeps_what_describes_it(commit: Any) -> None:
-    with commit():
-        image = services.image_upload(file=corpus.photo_jpeg(800, 600), original_name="a.jpg")
+def test_a_save_that_keeps_the_file_keeps_what_describes_it(uploaded: Image) -> None:
+    image = uploaded
     described = ("sha256", "bytes", "format", "width", "height", "frames", "file", "status")
     before = Image.objects.values_list(*described).get(pk=image.pk)
     for update_fields in (None, ["title"]):

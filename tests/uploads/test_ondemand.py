@@ -17,7 +17,6 @@ import requests
 from django.contrib.auth.models import Permission
 from django.core import signing
 from django.core.cache import cache
-from django.core.files.base import ContentFile
 from django.test import Client
 from PIL import Image as PILImage
 from rest_framework.test import APIClient
@@ -25,6 +24,7 @@ from rest_framework.test import APIClient
 from tests.factories import UserFactory
 from tests.fleet import Servers, fleet, running_servers
 from tests.uploads import corpus
+from tests.uploads.conftest import REPLACING, replace_file
 from uploads import ondemand, processing, sandbox, selectors, services, storage
 from uploads.models import Image, Rendition, ReplacedObject
 from uploads.templatetags import images
@@ -896,20 +896,7 @@ def test_the_admin_lists_none_of_them_as_made_while_the_image_is_processed_again
     assert path not in page
 
 
-def replace_file(image: Image, data: bytes, how: str) -> None:
-    """Give the image another original by a save of its own, as code outside
-    the services might (a shell, an admin form)."""
-    if how == "saved through the field":
-        image.file.save("replacement.jpg", ContentFile(data))
-        return
-    image.file = ContentFile(data, name="replacement.jpg")  # type: ignore[assignment]
-    if how == "assigned":
-        image.save()
-    else:
-        image.save(update_fields=["file"])
-
-
-@pytest.mark.parametrize("how", ["assigned", "saved through the field", "assigned and saved alone"])
+@pytest.mark.parametrize("how", REPLACING)
 def test_an_image_whose_file_is_replaced_serves_nothing_of_the_old_picture_until_its_run_ends(
     client: Client,
     token_client: APIClient,
