@@ -108,6 +108,16 @@ def test_posting_the_description_again_keeps_the_newest_image(upload: Upload) ->
     assert (again.pk, again.image, outcome) == (product.pk, newest, "unchanged")
 
 
+def test_a_description_posted_again_keeps_the_photo_it_was_given_when_none_has_its_stem(
+    upload: Upload,
+) -> None:
+    photo = upload("pear-on-white.jpeg")  # delivered with it, named otherwise
+    product, _ = services.product_upsert(name="Pear", weight=180, image_name="014.jpeg", image=photo)
+    assert product.image == photo
+    again, outcome = services.product_upsert(name="Pear", weight=190, image_name="014.jpeg")
+    assert (again.pk, image_of(again), outcome) == (product.pk, photo, "updated")
+
+
 def test_linking_an_older_image_again_does_not_take_the_newer_one_away(upload: Upload) -> None:
     older = upload("012.jpeg")
     newer = upload("012.jpeg")
