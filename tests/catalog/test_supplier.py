@@ -23,11 +23,12 @@ from catalog import services as catalog_services
 from catalog.models import Product
 from portal.celery import app
 from tests.catalog.weights import TOO_HEAVY, WEIGHTS
-from tests.factories import ProductFactory
+from tests.factories import ImageFactory, ProductFactory
 from tests.servers import SMTPServer, free_port, trickling_smtp
 from tests.uploads import corpus
 from uploads import selectors as upload_selectors
-from uploads.models import Image
+from uploads import storage
+from uploads.models import Image, Rendition
 from uploads.services import image_process
 
 LAB = Path(__file__).resolve().parent.parent / "data" / "lab"
@@ -293,6 +294,24 @@ def test_a_thumbnail_lost_from_the_store_leaves_a_gap_not_a_crash(delivery: Path
     pages = "".join(page.extract_text() for page in PdfReader(report).pages)
     assert "Apple" in pages
     assert "(no image)" in pages
+
+
+def test_a_report_shows_the_rendition_nearest_600_pixels_wide_of_those_a_pdf_takes() -> None:
+    """Of a photo's renditions the report embeds the one nearest a page's
+    600 px in a format a PDF takes (JPEG, PNG, WebP), never an AVIF."""
+    image = ImageFactory(size=(1600, 1200))
+    image.renditions.all().delete()
+    for name, fmt, width in (("a", "avif", 600), ("b", "webp", 300), ("c", "jpeg", 640), ("d", "png", 1200)):
+        key = f"renditions/report/{name}.{fmt}"
+        storage.put(key, f"{fmt} {width}".encode())
+        Rendition.objects.create(
+            image=image, name=f"w{width}", format=fmt, width=width, height=width, bytes=8, storage_key=key
+        )
+    product = ProductFactory.create(image=image)
+
+    [item] = catalog_services.report_items([product])
+
+    assert item.thumbnail == b"jpeg 640"
 
 
 def test_staff_download_the_report_for_a_day_from_the_admin(delivery: Path, admin_client: Client) -> None:
