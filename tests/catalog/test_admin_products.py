@@ -333,3 +333,15 @@ def test_deleting_thousands_of_products_takes_a_few_statements_not_some_for_each
     review.refresh_from_db()
     assert review.product is None  # the review stays, no longer tied to it
     assert len(queries) < 100
+
+
+def test_a_bulk_deletion_counts_the_products_of_every_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(services, "DELETE_BATCH", 2)
+    for n in range(5):
+        ProductFactory(name=f"Fruit {n}")
+    kept = ProductFactory(name="Kept")
+
+    deleted = services.product_delete_many(products=Product.objects.exclude(pk=kept.pk))
+
+    assert deleted == 5
+    assert list(Product.objects.values_list("pk", flat=True)) == [kept.pk]
