@@ -73,6 +73,20 @@ def test_an_update_of_a_row_deleted_meanwhile_is_a_404_and_brings_nothing_back(
     assert not model.objects.filter(pk=row.pk).exists()
 
 
+def test_a_deletion_of_a_product_deleted_meanwhile_is_done_and_deletes_nothing_else(
+    token_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two deletions of one product at once: the second finds its row gone
+    once it is locked, and has nothing left to do."""
+    product, other = ProductFactory(), ProductFactory()
+    meanwhile(monkeypatch, ProductViewSet, lambda r: Product.objects.filter(pk=r.pk).delete())
+
+    response = token_client.delete(f"/api/v1/products/{product.pk}/")
+
+    assert response.status_code == 204, response.content
+    assert list(Product.objects.values_list("pk", flat=True)) == [other.pk]
+
+
 @pytest.mark.parametrize(
     ("viewset", "factory", "path", "sent", "other"),
     [
