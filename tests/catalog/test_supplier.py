@@ -592,6 +592,23 @@ def test_a_photo_links_to_its_description_whichever_unicode_form_their_names_are
     assert unicodedata.normalize("NFC", cream.image.original_name) == "brûlée.jpg"
 
 
+def test_of_two_photos_of_one_stem_the_product_shows_the_later_upload(tmp_path: Path) -> None:
+    """As linking has it: the newest photo of a stem is the one shown, so
+    the product shows what a later upload, or a deletion, leaves it."""
+    (tmp_path / "descriptions").mkdir()
+    (tmp_path / "images").mkdir()
+    (tmp_path / "descriptions" / "030.txt").write_text("Quince\n1 lbs\nYellow.\n")
+    (tmp_path / "images" / "030.jpg").write_bytes(corpus.photo_jpeg(90, 60))
+    (tmp_path / "images" / "030.png").write_bytes(corpus.png(corpus.solid(color=(20, 160, 40))))
+
+    catalog_services.supplier_import(tmp_path, wait_seconds=0)
+
+    later = Image.objects.get(original_name="030.png")
+    assert later.pk > Image.objects.get(original_name="030.jpg").pk  # uploaded in the folder's order
+    quince = Product.objects.get(name="Quince")
+    assert (quince.image, quince.image_name) == (later, "030.png")
+
+
 def test_a_photo_named_with_spaces_around_it_links_to_its_description(tmp_path: Path) -> None:
     first, second = tmp_path / "first", tmp_path / "second"
     for folder in (first / "images", first / "descriptions", second / "descriptions"):
