@@ -27,6 +27,7 @@ from tests.factories import ImageFactory, ProductFactory
 from tests.servers import SMTPServer, free_port, trickling_smtp
 from tests.uploads import corpus
 from uploads import selectors as upload_selectors
+from uploads import services as upload_services
 from uploads import storage
 from uploads.models import Image, Rendition
 from uploads.services import image_process
@@ -607,6 +608,26 @@ def test_of_two_photos_of_one_stem_the_product_shows_the_later_upload(tmp_path: 
     assert later.pk > Image.objects.get(original_name="030.jpg").pk  # uploaded in the folder's order
     quince = Product.objects.get(name="Quince")
     assert (quince.image, quince.image_name) == (later, "030.png")
+
+
+def test_a_photo_deleted_while_the_import_waits_for_it_is_neither_failed_nor_processing(
+    delivery: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Staff may delete a photo from the admin in the minutes the import
+    waits: it is no longer the delivery's to report on."""
+    (delivery / "descriptions" / "011.txt").unlink()
+    wait = upload_selectors.images_wait_settled
+
+    def delete_one_then_wait(ids: list[int], timeout: float) -> dict[int, Image]:
+        upload_services.image_delete(image=Image.objects.get(original_name="010.jpg"))
+        return wait(ids, timeout)
+
+    monkeypatch.setattr(upload_selectors, "images_wait_settled", delete_one_then_wait)
+
+    summary = catalog_services.supplier_import(delivery, wait_seconds=0)
+
+    assert (summary.images_created, summary.images_failed, summary.images_unsettled) == (4, [], [])
+    assert not Image.objects.filter(original_name="010.jpg").exists()
 
 
 def test_a_photo_named_with_spaces_around_it_links_to_its_description(tmp_path: Path) -> None:
