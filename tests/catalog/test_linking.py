@@ -263,7 +263,9 @@ def test_the_supplier_sees_their_latest_photo_through_the_course_endpoints(
 # --- Demo and real never mix ------------------------------------------------------
 
 
-def test_demo_and_real_products_never_match_or_link_each_other(upload: Upload) -> None:
+def test_demo_and_real_products_never_match_or_link_each_other(
+    upload: Upload, django_capture_on_commit_callbacks: Any
+) -> None:
     demo_image = upload("020.jpeg")
     Image.objects.filter(pk=demo_image.pk).update(is_demo=True)
     demo, _ = services.product_upsert(
@@ -278,6 +280,11 @@ def test_demo_and_real_products_never_match_or_link_each_other(upload: Upload) -
     assert image_of(demo) == demo_image
     demo.refresh_from_db()
     assert (demo.name, demo.weight) == ("Demo fig", 10)
+    # Its photo gone, the demo product is relinked among the demo images alone.
+    with django_capture_on_commit_callbacks(execute=True):
+        image_delete(image=demo_image)
+    assert image_of(demo) is None
+    assert image_of(real) == real_image
 
 
 # --- Edits by id ------------------------------------------------------------------
