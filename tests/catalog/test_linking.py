@@ -311,6 +311,21 @@ def test_an_explicit_image_is_kept_whatever_the_name(upload: Upload) -> None:
     assert image_of(product) == chosen
 
 
+def test_relinking_counts_every_product_it_changes(upload: Upload) -> None:
+    plum, _ = services.product_upsert(name="Plum", weight=10, image_name="031.jpeg")
+    pear, _ = services.product_upsert(name="Pear", weight=20, image_name="032.jpeg")
+    upload("031.jpeg")
+    upload("032.jpeg")
+    unchanged, _ = services.product_upsert(name="Fig", weight=30, image_name="033.jpeg")
+    # Failed, its failure not yet handed on to the products showing it.
+    Image.objects.update(status=Image.Status.FAILED)
+
+    ids = [plum.pk, pear.pk, unchanged.pk]
+    assert services.product_relink(product_ids=ids) == 2
+
+    assert (image_of(plum), image_of(pear)) == (None, None)
+
+
 @pytest.mark.parametrize("image_name", ["", ".jpeg"])
 def test_relinking_leaves_a_product_without_a_stem_the_photo_chosen_for_it(
     upload: Upload, image_name: str
