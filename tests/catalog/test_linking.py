@@ -4,6 +4,7 @@ lookups behind it are indexed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import unicodedata
 from collections.abc import Callable
@@ -16,6 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
 from catalog import selectors, services
 from catalog.models import Person, Product
@@ -125,6 +127,19 @@ def test_linking_an_older_image_again_does_not_take_the_newer_one_away(upload: U
     assert product.image == newer
     assert services.product_link_image(image=older) == 0
     assert image_of(product) == newer
+
+
+def test_a_product_given_a_photo_by_its_upload_is_dated_as_changed(upload: Upload) -> None:
+    # The day's report lists the products changed that day (updated_at).
+    product, _ = services.product_upsert(name="Date", weight=20, image_name="034.jpeg")
+    yesterday = timezone.now() - dt.timedelta(days=1)
+    Product.objects.filter(pk=product.pk).update(updated_at=yesterday)
+
+    image = upload("034.jpeg")
+
+    linked = Product.objects.get(pk=product.pk)
+    assert linked.image == image
+    assert linked.updated_at > yesterday
 
 
 def test_linking_the_image_a_product_shows_again_changes_nothing(upload: Upload) -> None:
