@@ -315,6 +315,21 @@ def test_a_report_shows_the_rendition_nearest_600_pixels_wide_of_those_a_pdf_tak
     assert item.thumbnail == b"jpeg 640"
 
 
+@pytest.mark.parametrize("status", [Image.Status.PENDING, Image.Status.PROCESSING, Image.Status.FAILED])
+def test_a_report_shows_no_rendition_of_a_photo_not_ready(status: str) -> None:
+    """A photo processed again keeps the renditions of its run before until
+    the new ones are made, cut from what it was (its original replaced,
+    perhaps): the report shows none of them, as /img/ and the API do not."""
+    image = ImageFactory(size=(1600, 1200))
+    assert image.renditions.exists()
+    Image.objects.filter(pk=image.pk).update(status=status)
+    product = ProductFactory.create(image=image)
+
+    [item] = catalog_services.report_items([Product.objects.select_related("image").get(pk=product.pk)])
+
+    assert (item.name, item.thumbnail) == (product.name, None)
+
+
 def test_staff_download_the_report_for_a_day_from_the_admin(delivery: Path, admin_client: Client) -> None:
     run("import_supplier", str(delivery), "--no-email")
     today = timezone.localdate()
