@@ -917,8 +917,10 @@ def product_delete(*, product: Product) -> None:
         locked.delete()
 
 
-# Products one bulk deletion locks and deletes by one statement each.
-DELETE_BATCH = 1000
+# Products one bulk deletion locks and deletes by one statement each: their
+# ids are values of the statement, well within the 999 that Django counts on
+# SQLite taking (a thousand were "too many SQL variables").
+DELETE_BATCH = 500
 
 
 @transaction.atomic
