@@ -496,7 +496,10 @@ def feedback_set_status(
     return changed
 
 
-IMPORT_BATCH = 1000
+# Review files imported per transaction: their fingerprints are values of
+# the statement that finds those held, well within the 999 that Django counts
+# on SQLite taking (a thousand were "too many SQL variables").
+IMPORT_BATCH = 500
 # What a review file does not supply: status, source and the rest are set
 # here, so only the others need checking against the model's rules.
 _NOT_IMPORTED = tuple(

@@ -8,14 +8,16 @@ import io
 import json
 import os
 import resource
+import sqlite3
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import OperationalError
+from django.db import OperationalError, connection
 
 from catalog import services
 from catalog.models import Feedback
@@ -100,6 +102,22 @@ def test_an_import_stopped_halfway_keeps_the_batches_it_finished_and_run_again_a
     summary = services.feedback_import_files(paths)
     assert (summary.created, summary.skipped) == (10, 2 * services.IMPORT_BATCH)
     assert Feedback.objects.values("fingerprint").distinct().count() == 2 * services.IMPORT_BATCH + 10
+
+
+@pytest.mark.skipif(connection.vendor != "sqlite", reason="a limit of SQLite's")
+def test_an_import_of_reviews_past_sqlite_s_limit_on_values_adds_them_all(
+    tmp_path: Path, sqlite_limit: Callable[[int, int], None]
+) -> None:
+    """SQLite takes a bounded number of values in one statement: lowered
+    here to the 999 Django counts on, 1,100 files stand for a folder past
+    it. A batch of 1,000 fingerprints was refused as "too many SQL variables"."""
+    sqlite_limit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999)
+    paths = write_reviews(tmp_path, 1100)
+
+    summary = services.feedback_import_files(paths)
+
+    assert (summary.created, summary.skipped, summary.rejected) == (1100, 0, [])
+    assert Feedback.objects.count() == 1100
 
 
 def _in_a_fresh_process(code: str) -> object:
