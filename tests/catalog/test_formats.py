@@ -412,9 +412,44 @@ def test_the_csv_header_is_the_courses_with_extra_columns_after() -> None:
     assert header.startswith("name,username,phone,department,role")
 
 
-def test_a_csv_without_username_column_is_refused() -> None:
-    with pytest.raises(formats.FormatError, match="username"):
-        formats.parse_people(b"name,department\nAda,Eng\n", "csv")
+def test_a_csv_header_names_its_columns_in_any_case_with_spaces_around_them() -> None:
+    raw = b" Name ,USERNAME,\tRole\nAda,ada,Lead\n"
+    assert formats.parse_people(raw, "csv") == [{"name": "Ada", "username": "ada", "role": "Lead"}]
+    formats.check_table_header(raw.decode(), ",")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"", "the CSV file is empty"),
+        (b"name,department\nAda,Eng\n", "the CSV header lacks username"),
+        (b"username,department\nada,Eng\n", "the CSV header lacks name"),
+        # A blank first line is the header still, not an empty file.
+        (b"\nname,username\nAda,ada\n", "the CSV header lacks name, username"),
+        # The later column would take the place of the first unseen.
+        (b"name,username, Name\nAda,ada,Bea\n", "the CSV header names name twice"),
+        (
+            b"phone,name,username,PHONE,username\n1,Ada,ada,2,ada\n",
+            "the CSV header names phone, username twice",
+        ),
+    ],
+    ids=["empty", "no-username", "no-name", "blank-first-line", "name-twice", "two-twice"],
+)
+def test_a_csv_header_that_does_not_name_each_column_a_person_needs_once_is_refused(
+    raw: bytes, reason: str
+) -> None:
+    for refused in (
+        lambda: formats.parse_people(raw, "csv"),
+        lambda: formats.check_table_header(raw.decode(), ","),
+    ):
+        with pytest.raises(formats.FormatError, match=f"^{re.escape(reason)}$"):
+            refused()
+
+
+def test_a_csv_column_no_import_reads_may_come_twice() -> None:
+    raw = b"name,username,notes,Notes\nAda,ada,one,two\n"
+    assert formats.parse_people(raw, "csv") == [ADA]
+    formats.check_table_header(raw.decode(), ",")
 
 
 UNCLOSED = "the quoted field that opens there is never closed"
