@@ -739,6 +739,16 @@ def test_people_read_a_byte_at_a_time_are_those_read_whole(raw: bytes) -> None:
     assert outcome([raw[i : i + 3] for i in range(0, len(raw), 3)]) == whole
 
 
+def test_a_blank_csv_line_is_no_person_and_people_are_numbered_past_it() -> None:
+    raw = b"name,username,is_active\n\nAda,ada,yes\n\n\nBea,bea,maybe\n"
+    with pytest.raises(formats.FormatError, match=r"^person 2: is_active must be yes or no"):
+        formats.parse_people(raw, "csv")
+    assert formats.parse_people(raw.replace(b"maybe", b"no"), "csv") == [
+        {**ADA, "is_active": True},
+        {"name": "Bea", "username": "bea", "is_active": False},
+    ]
+
+
 def test_a_fault_of_the_csv_further_on_is_told_before_a_bad_row() -> None:
     raw = b"name,username,phone\nAda,ada,{nope\nKofi,kofi," + b"1" * 1_100_000 + b"\n"
     with pytest.raises(
