@@ -613,6 +613,17 @@ def test_a_json_value_longer_than_a_row_holds_is_refused_naming_the_limit_and_wh
         assert refused.startswith(reason + where), refused
 
 
+def test_a_json_value_of_the_most_characters_cut_short_by_the_end_is_refused_as_json_loads_refuses_it() -> (
+    None
+):
+    raw, _ = long_value("json item", ROW_LIMIT + 2)
+    text = raw.decode()[: -len('"}]')]  # a string of the item's ROW_LIMIT characters left open
+    with pytest.raises(json.JSONDecodeError) as raised:
+        json.loads(text)
+    for size in (64 * 1024, len(raw)):
+        assert people_in_pieces(text.encode(), size, "json") == f"not valid JSON: {raised.value}"
+
+
 def huge_value() -> Iterator[bytes]:
     """A JSON file of two people, the second's notes 200 MB on one line."""
     yield b'[{"name": "Ann", "username": "ann"},\n {"name": "Bob", "notes": "'
@@ -1079,6 +1090,8 @@ def test_a_fault_of_the_file_further_on_is_told_before_a_key_given_twice(
         "[1,]",
         "[] []",
         "[-Infinit]",
+        # A byte order mark is read as the file's encoding once, not twice.
+        "\ufeff\ufeff[]",
         '[{"name": "' + "x" * 300 + '"}, {"name": "' + "y" * 300,
     ],
 )
