@@ -911,7 +911,7 @@ def check_table_header(text: str, delimiter: str) -> None:
 def _csv_people(text: Iterable[str], *, delimiter: str) -> Iterator[dict[str, Any]]:
     """The people of a CSV file, or with ``delimiter`` a tab, of a TSV file
     (the admin's export offers both): each row's cells by the header's
-    columns, a cell past them left out, one a short row lacks not given."""
+    columns, a cell past them left out, one a short row lacks blank."""
     records = table_records(text, delimiter=delimiter)
     first = next(records, None)
     header = [] if first is None else [csv_header(name) for name in first[1]]

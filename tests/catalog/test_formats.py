@@ -750,6 +750,14 @@ def test_people_read_a_byte_at_a_time_are_those_read_whole(raw: bytes) -> None:
     assert outcome([raw[i : i + 3] for i in range(0, len(raw), 3)]) == whole
 
 
+def test_a_short_csv_row_is_blank_in_the_columns_it_lacks_and_a_cell_past_them_left_out() -> None:
+    raw = b"name,username,email,role\nAda,ada\nBea,bea,bea@example.com,Chef,extra\n"
+    assert formats.parse_people(raw, "csv") == [
+        {**ADA, "email": "", "role": ""},
+        {"name": "Bea", "username": "bea", "email": "bea@example.com", "role": "Chef"},
+    ]
+
+
 def test_a_blank_csv_line_is_no_person_and_people_are_numbered_past_it() -> None:
     raw = b"name,username,is_active\n\nAda,ada,yes\n\n\nBea,bea,maybe\n"
     with pytest.raises(formats.FormatError, match=r"^person 2: is_active must be yes or no"):
