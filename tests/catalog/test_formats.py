@@ -646,6 +646,26 @@ def test_a_huge_json_value_is_refused_without_holding_it() -> None:
     assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
 
 
+def test_a_json_fault_far_from_the_end_of_a_huge_file_is_refused_without_holding_the_rest() -> None:
+    def huge_file() -> Iterator[bytes]:
+        yield b'[{"name": "Ann",, "username": "ann"},\n {"name": "Bob", "notes": "'
+        for _ in range(128):
+            yield b"y" * (256 * 1024)
+        yield b'"}]'
+
+    tracemalloc.start()
+    try:
+        with pytest.raises(formats.FormatError) as refused:
+            list(formats.people_rows(huge_file(), "json"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert str(refused.value) == (
+        "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 17 (char 16)"
+    )
+    assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
+
+
 def test_a_json_that_is_not_a_list_of_people_is_refused() -> None:
     with pytest.raises(formats.FormatError, match="list of people"):
         formats.parse_people(b'"just a string"', "json")
