@@ -1120,6 +1120,8 @@ def test_a_fault_of_the_file_further_on_is_told_before_a_key_given_twice(
         "[-Infinit]",
         # A byte order mark is read as the file's encoding once, not twice.
         "\ufeff\ufeff[]",
+        # Past the text read first, a line break is the first character of what is read next.
+        "[" + " " * 5000 + "\n  1 2]",
         '[{"name": "' + "x" * 300 + '"}, {"name": "' + "y" * 300,
     ],
 )
