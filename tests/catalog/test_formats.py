@@ -1117,6 +1117,8 @@ def test_a_fault_of_the_file_further_on_is_told_before_a_key_given_twice(
         '[{"name": "\\u00"}]',
         "[1,]",
         "[] []",
+        "1 2",
+        '{"name": "Ada", "username": "ada"} []',
         "[-Infinit]",
         # A byte order mark is read as the file's encoding once, not twice.
         "\ufeff\ufeff[]",
