@@ -1112,6 +1112,7 @@ def test_a_fault_of_the_file_further_on_is_told_before_a_key_given_twice(
         '[\n  {"name": "Ada",\n   "username": "ada"}\n  {}]',
         '{"name": "Ada",}',
         '{"name" "Ada"}',
+        '{"name": "Ada" "username": "ada"}',
         '{"people": [1 2]}',
         '[{"name": "Ada\n"}]',
         '[{"name": "\\u00"}]',
