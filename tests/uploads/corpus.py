@@ -678,6 +678,17 @@ def tiff_float(size: tuple[int, int] = (64, 48)) -> bytes:
     return _save(Image.new("F", size, 0.5), "TIFF")
 
 
+def tiff_grey_premultiplied(size: tuple[int, int] = (64, 48)) -> bytes:
+    """Grey 128, left half fully transparent, its alpha stored associated
+    (premultiplied, ExtraSamples 1), which Pillow reads as mode La."""
+    img = Image.new("LA", size, (128, 255))
+    img.paste((0, 0), (0, 0, size[0] // 2, size[1]))
+    data = _save(img, "TIFF")
+    unassociated = struct.pack("<HHIH", 338, 3, 1, 2)  # ExtraSamples: one, unassociated alpha
+    assert data.count(unassociated) == 1
+    return data.replace(unassociated, struct.pack("<HHIH", 338, 3, 1, 1))
+
+
 def tiff_float_columns(samples: Sequence[float], *, stated: tuple[float, float] | None = None) -> bytes:
     """A float grey TIFF of 16 px wide columns, one per sample, left to
     right; ``stated`` written as its SMinSampleValue and SMaxSampleValue."""
@@ -1088,6 +1099,7 @@ SAMPLES: tuple[Sample, ...] = (
     Sample("png_bilevel_transparent", "bilevel-alpha.png", png_bilevel_transparent, "ok"),
     Sample("tiff_int32", "int.tif", tiff_int32, "ok"),
     Sample("tiff_float", "float.tif", tiff_float, "ok"),
+    Sample("tiff_grey_premultiplied", "grey-premultiplied.tif", tiff_grey_premultiplied, "ok"),
     Sample("gif_animated", "anim.gif", gif_animated, "ok"),
     Sample("apng_with_default_image", "anim.png", apng_with_default_image, "ok"),
     *(

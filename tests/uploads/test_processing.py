@@ -757,6 +757,8 @@ MODE_CASES = [
     ("png_16bit_gray_transparent", (60, 5), (156, 156, 156, 255)),
     ("tiff_int32", (5, 5), (200, 200, 200, 255)),
     ("tiff_float", (5, 5), (128, 128, 128, 255)),
+    ("tiff_grey_premultiplied", (5, 5), (None, None, None, 0)),
+    ("tiff_grey_premultiplied", (60, 5), (128, 128, 128, 255)),
     ("cmyk_jpeg", (5, 5), (255, 0, 0, 255)),
 ]
 
