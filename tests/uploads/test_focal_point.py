@@ -138,6 +138,16 @@ def test_an_icon_preset_given_a_crop_keeps_the_point_through_its_rotation() -> N
     assert count_near(output(centred, "icon"), corpus.MARKER_BLUE) == 0
 
 
+def test_the_estimate_of_a_turning_preset_is_given_where_the_subject_is_displayed() -> None:
+    """Turned a quarter clockwise, the subject at (0.85, 0.2) is at (0.8,
+    0.85) of the icon: the estimate is made there, and handed back in the
+    picture as displayed, where every focal point is given."""
+    icon = Preset("icon", rotate=90, size=(128, 128), crop=True, formats=("png",))
+    result = processing.process(subject_png(), icon)
+    assert (result.focal_point.x, result.focal_point.y) == pytest.approx(SUBJECT_AT, abs=0.04)
+    assert square_shows(output(result, "icon"), corpus.SUBJECT_RED, SUBJECT_RADIUS) > 0.85
+
+
 def test_a_fill_of_any_shape_keeps_the_estimated_subject() -> None:
     """A wide fill (3:2) cut from a tall picture whose subject is near its bottom."""
     fill = Preset("fill", size=(480, 320), crop=True, formats=("png",))
