@@ -567,9 +567,31 @@ def png_with_gamma(
 def cmyk_jpeg(
     color: tuple[int, int, int, int] = (0, 255, 255, 0),
     size: tuple[int, int] = (64, 48),
+    profile: bytes | None = None,
 ) -> bytes:
-    """A CMYK JPEG (pure red by default) without a profile: none can be built here."""
-    return jpeg(solid(color, size, "CMYK"), quality=95)
+    """A CMYK JPEG (pure red by default), without a profile unless given one."""
+    params = {} if profile is None else {"icc_profile": profile}
+    return jpeg(solid(color, size, "CMYK"), quality=95, **params)
+
+
+def cmyk_profile_of_one_grey() -> bytes:
+    """A CMYK profile by which every ink, and the paper, print one dark grey:
+    a table of two points a side (lut16, A2B0) to XYZ, the same at every
+    corner. Real printing profiles are megabytes of such tables; only a
+    conversion through this one gives grey."""
+    grey = [round(v * 0.2 * 32768) for v in _D50]
+    table = (
+        b"mft2\0\0\0\0"
+        + struct.pack(">4B", 4, 3, 2, 0)  # in, out, grid points, padding
+        + b"".join(_s15f16(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+        + struct.pack(">2H", 2, 2)  # entries of the input and output curves
+        + struct.pack(">8H", *[0, 65535] * 4)
+        + struct.pack(">48H", *grey * 16)
+        + struct.pack(">6H", *[0, 65535] * 3)
+    )
+    return _icc_profile(
+        b"CMYK", [(b"desc", _desc_tag("One grey")), (b"wtpt", _xyz_tag(_D50)), (b"A2B0", table)]
+    )
 
 
 # --------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from PIL import (
     GifImagePlugin,
     Image,
     ImageChops,
+    ImageCms,
     ImageDraw,
     ImageFile,
     ImageOps,
@@ -716,6 +717,23 @@ def test_cmyk_jpeg_becomes_an_rgb_jpeg() -> None:
         img = opened(output)
         assert img.mode == "RGB"
         assert close_to(rgb_at(img, (32, 24)), (255, 0, 0), 12)
+
+
+def test_a_cmyk_jpeg_is_converted_by_its_own_profile() -> None:
+    profile = corpus.cmyk_profile_of_one_grey()
+    transform = ImageCms.buildTransform(
+        ImageCms.ImageCmsProfile(io.BytesIO(profile)),
+        ImageCms.createProfile("sRGB"),
+        "CMYK",
+        "RGB",
+        renderingIntent=ImageCms.Intent.PERCEPTUAL,
+    )
+    reference = ImageCms.applyTransform(Image.new("CMYK", (1, 1), (0, 255, 255, 0)), transform)
+    assert reference is not None
+    grey = rgb_at(reference, (0, 0))
+    assert not close_to(grey, (255, 0, 0), 100)  # so the check below can fail
+    result = process(corpus.cmyk_jpeg((0, 255, 255, 0), profile=profile), PNG_ONLY)
+    assert close_to(rgb_at(opened(result.outputs[0]), (32, 24)), grey, 3)
 
 
 @pytest.mark.parametrize("name", ["adobe_rgb_jpeg", "display_p3_png", "srgb_jpeg", "jpeg_with_metadata"])
