@@ -126,10 +126,13 @@ def test_thumbnail_is_exactly_256_square(web_result: Result) -> None:
         assert opened(output).size == (256, 256) == (output.width, output.height)
 
 
-def test_thumbnail_is_a_centre_cover_crop_of_a_wide_image() -> None:
-    # Three vertical bands: only the middle one may survive a centred square crop.
+@pytest.mark.parametrize("tall", [False, True], ids=["wide", "tall"])
+def test_thumbnail_is_a_centre_cover_crop_of_a_wide_or_tall_image(tall: bool) -> None:
+    # Three bands across the longer side: only the middle one may survive a
+    # centred square crop, not even a pixel of either other one.
     img = Image.new("RGB", (900, 300), (0, 0, 255))
     img.paste((255, 0, 0), (300, 0, 600, 300))
+    img = img.transpose(Image.Transpose.TRANSPOSE) if tall else img
     result = process(corpus.png(img), preset(thumbnail=256, formats=["png"]))
     thumb = opened(only(result, "thumb", "png"))
     assert thumb.size == (256, 256)
