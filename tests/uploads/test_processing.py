@@ -1389,6 +1389,11 @@ def test_refusals_say_what_the_file_looked_like(name: str, words: str) -> None:
         probe(corpus.SAMPLES_BY_NAME[name].build(), max_pixels=50_000_000)
 
 
+def test_a_drawing_after_blank_lines_is_still_called_a_drawing() -> None:
+    with pytest.raises(ImageRejected, match="an SVG drawing"):
+        probe(b"\n\t <svg xmlns='http://www.w3.org/2000/svg'/>", max_pixels=50_000_000)
+
+
 @pytest.mark.parametrize(
     ("data", "start"),
     [
