@@ -553,6 +553,19 @@ def test_a_quote_left_open_past_the_rows_limit_is_named_with_its_line(row: str, 
     )
 
 
+def _refused_with_peak(pieces: Iterator[bytes], kind: str) -> tuple[formats.FormatError, int]:
+    """The refusal of a people file read in ``pieces`` and the most memory
+    reading it took."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(formats.FormatError) as refused:
+            list(formats.people_rows(pieces, kind))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return refused.value, peak
+
+
 def test_a_huge_csv_line_is_refused_without_holding_it() -> None:
     piece = b"x" * (256 * 1024)
 
@@ -561,16 +574,8 @@ def test_a_huge_csv_line_is_refused_without_holding_it() -> None:
         for _ in range(800):  # 200 MB on one line
             yield piece
 
-    tracemalloc.start()
-    try:
-        with pytest.raises(formats.FormatError) as refused:
-            list(formats.people_rows(pieces(), "csv"))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(refused.value).startswith(
-        "not valid CSV (line 2): the row is longer than 1,048,576 characters"
-    )
+    refused, peak = _refused_with_peak(pieces(), "csv")
+    assert str(refused).startswith("not valid CSV (line 2): the row is longer than 1,048,576 characters")
     assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
 
 
@@ -632,14 +637,8 @@ def huge_value() -> Iterator[bytes]:
 
 
 def test_a_huge_json_value_is_refused_without_holding_it() -> None:
-    tracemalloc.start()
-    try:
-        with pytest.raises(formats.FormatError) as refused:
-            list(formats.people_rows(huge_value(), "json"))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(refused.value).startswith(
+    refused, peak = _refused_with_peak(huge_value(), "json")
+    assert str(refused).startswith(
         "not valid JSON: the value is longer than 1,048,576 characters, the most a row may hold"
         ": line 2 column 2 (char 38)"
     )
@@ -653,14 +652,8 @@ def test_a_json_fault_far_from_the_end_of_a_huge_file_is_refused_without_holding
             yield b"y" * (256 * 1024)
         yield b'"}]'
 
-    tracemalloc.start()
-    try:
-        with pytest.raises(formats.FormatError) as refused:
-            list(formats.people_rows(huge_file(), "json"))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert str(refused.value) == (
+    refused, peak = _refused_with_peak(huge_file(), "json")
+    assert str(refused) == (
         "not valid JSON: Expecting property name enclosed in double quotes: line 1 column 17 (char 16)"
     )
     assert peak < 16 * 1024 * 1024, f"peak {peak:,} bytes"
